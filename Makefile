@@ -1,0 +1,49 @@
+# ION Ops. `make run` starts the whole system locally; `make test` runs every test.
+# Both set up what is missing first: .venv with the pinned packages, redis-server via apt.
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint fmt bench tf-fmt clean setup redis
+
+setup: $(STAMP) redis
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed (Python 3.11)"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $(STAMP)
+
+redis:
+	@command -v redis-server >/dev/null || { \
+	  echo "installing redis-server with apt"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq redis-server >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq >/dev/null && $$SUDO apt-get install -y -qq redis-server >/dev/null; }; \
+	  command -v redis-server >/dev/null || { echo "could not install redis-server"; exit 1; }; }
+
+run: setup
+	$(PY) -m devtools.stack
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+fmt: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+tf-fmt:
+	terraform fmt -recursive terraform
+
+bench: setup
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache .ruff_cache

@@ -1,0 +1,87 @@
+"""Start the Firestore and Pub/Sub emulators (from the gcloud CLI) and Redis, on given ports."""
+
+from __future__ import annotations
+
+import shutil
+import urllib.request
+from pathlib import Path
+from typing import TextIO
+
+from devtools.processes import ManagedProcess, wait_until_http, wait_until_port
+
+GCLOUD_HINT = (
+    "The gcloud CLI is needed for the Firestore and Pub/Sub emulators. Install the Google Cloud "
+    "CLI (https://cloud.google.com/sdk/docs/install) with its components "
+    "cloud-firestore-emulator and pubsub-emulator, and a Java runtime (JRE 11 or newer)."
+)
+REDIS_HINT = "redis-server is needed: `sudo apt-get install -y redis-server` (make does this for you)."
+
+
+class MissingTool(RuntimeError):
+    pass
+
+
+def require(tool: str, hint: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise MissingTool(f"{tool} not found. {hint}")
+    return path
+
+
+def start_firestore(
+    port: int, *, log_dir: Path | None = None, echo: TextIO | None = None, timeout: float = 90
+) -> ManagedProcess:
+    gcloud = require("gcloud", GCLOUD_HINT)
+    proc = ManagedProcess(
+        "firestore",
+        [gcloud, "emulators", "firestore", "start", f"--host-port=127.0.0.1:{port}", "--quiet"],
+        log_dir=log_dir,
+        echo=echo,
+    )
+    wait_until_http(f"http://127.0.0.1:{port}/", proc, timeout)
+    return proc
+
+
+def start_pubsub(
+    port: int, project: str, *, log_dir: Path | None = None, echo: TextIO | None = None, timeout: float = 90
+) -> ManagedProcess:
+    gcloud = require("gcloud", GCLOUD_HINT)
+    proc = ManagedProcess(
+        "pubsub",
+        [
+            gcloud,
+            "beta",
+            "emulators",
+            "pubsub",
+            "start",
+            f"--host-port=127.0.0.1:{port}",
+            f"--project={project}",
+            "--quiet",
+        ],
+        log_dir=log_dir,
+        echo=echo,
+    )
+    wait_until_http(f"http://127.0.0.1:{port}/", proc, timeout)
+    return proc
+
+
+def start_redis(
+    port: int, *, log_dir: Path | None = None, echo: TextIO | None = None, timeout: float = 20
+) -> ManagedProcess:
+    server = require("redis-server", REDIS_HINT)
+    proc = ManagedProcess(
+        "redis",
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        log_dir=log_dir,
+        echo=echo,
+    )
+    wait_until_port(port, proc, timeout)
+    return proc
+
+
+def reset_firestore(host: str, project: str) -> None:
+    """Delete every document in the emulator's default database."""
+    request = urllib.request.Request(
+        f"http://{host}/emulator/v1/projects/{project}/databases/(default)/documents", method="DELETE"
+    )
+    urllib.request.urlopen(request, timeout=10).close()

@@ -1,0 +1,57 @@
+"""Create the topology's topics, dead-letter topics and push subscriptions on the Pub/Sub emulator,
+pushing to the local functions at the same path they are pushed to when deployed."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+from shared.topology import Topology
+
+
+def push_endpoint(base_url: str, project: str, topic: str) -> str:
+    return f"{base_url}/projects/{project}/topics/{topic}"
+
+
+def create_topics_and_subscriptions(
+    topo: Topology, project: str, base_url_of: Callable[[str], str]
+) -> list[tuple[str, str]]:
+    """Idempotent. ``base_url_of(capability)`` is where that capability is served.
+
+    Returns (subscription, push endpoint) pairs.
+    """
+    from google.api_core.exceptions import AlreadyExists
+    from google.cloud import pubsub_v1
+    from google.protobuf import duration_pb2
+
+    publisher = pubsub_v1.PublisherClient()
+    subscriber = pubsub_v1.SubscriberClient()
+    created: list[tuple[str, str]] = []
+    try:
+        for topic_name, topic in topo.topics.items():
+            for name in (topic_name, f"{topic_name}-dead-letter"):
+                with contextlib.suppress(AlreadyExists):
+                    publisher.create_topic(name=publisher.topic_path(project, name))
+            for fn_name, fn in topo.subscribers(topic_name).items():
+                endpoint = push_endpoint(base_url_of(fn.capability), project, topic_name)
+                subscription = subscriber.subscription_path(project, f"{topic_name}-to-{fn_name}")
+                request = {
+                    "name": subscription,
+                    "topic": publisher.topic_path(project, topic_name),
+                    "push_config": {"push_endpoint": endpoint},
+                    "ack_deadline_seconds": topic.ack_deadline_seconds,
+                    "retry_policy": {
+                        "minimum_backoff": duration_pb2.Duration(seconds=1),
+                        "maximum_backoff": duration_pb2.Duration(seconds=60),
+                    },
+                    "dead_letter_policy": {
+                        "dead_letter_topic": publisher.topic_path(project, f"{topic_name}-dead-letter"),
+                        "max_delivery_attempts": topic.max_delivery_attempts,
+                    },
+                }
+                with contextlib.suppress(AlreadyExists):
+                    subscriber.create_subscription(request=request)
+                created.append((subscription, endpoint))
+    finally:
+        subscriber.close()
+    return created

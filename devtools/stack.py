@@ -1,0 +1,156 @@
+"""`make run`: the whole of ION Ops locally, on real parts.
+
+Starts the Firestore and Pub/Sub emulators (gcloud CLI), Redis, every capability in
+topology.yaml under functions-framework on its port, creates the topics and push subscriptions
+pointing at the local functions, runs a local scheduler firing topology.yaml's cron schedules,
+prints what runs where and then a line with `ready`. SIGINT or SIGTERM stops everything.
+Every part's output goes to the terminal with a `[part]` prefix and to `.run/logs/<part>.log`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from devtools.emulators import MissingTool, start_firestore, start_pubsub, start_redis
+from devtools.processes import ManagedProcess, port_open, python, wait_until_http
+from devtools.pubsub_setup import create_topics_and_subscriptions
+from devtools.scheduler import LocalScheduler
+from shared.topology import ROOT, topology
+
+LOG_DIR = Path(os.environ.get("ION_RUN_DIR", ROOT / ".run")) / "logs"
+
+
+def env_port(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def say(message: str) -> None:
+    sys.stdout.write(f"[stack] {message}\n")
+    sys.stdout.flush()
+
+
+def main() -> int:
+    started_at = time.monotonic()
+    project = os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "ion-ops-local")
+    firestore_port = env_port("ION_FIRESTORE_PORT", 8681)
+    pubsub_port = env_port("ION_PUBSUB_PORT", 8682)
+    redis_port = env_port("ION_REDIS_PORT", 6380)
+    topo = topology()
+    capabilities = sorted({fn.capability for fn in topo.functions.values()})
+    ports = {cap: topo.capabilities[cap].local_port() for cap in capabilities}
+
+    busy = [p for p in [firestore_port, pubsub_port, redis_port, *ports.values()] if port_open(p)]
+    if busy:
+        say(f"ports already in use: {busy}; stop what holds them or set the port variables (README)")
+        return 1
+
+    os.environ.update(
+        {
+            "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{firestore_port}",
+            "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{pubsub_port}",
+            "REDIS_URL": os.environ.get("REDIS_URL", f"redis://127.0.0.1:{redis_port}/0"),
+        }
+    )
+    for cap, port in ports.items():
+        os.environ.setdefault(f"ION_{cap.upper()}_URL", f"http://127.0.0.1:{port}")
+
+    processes: list[ManagedProcess] = []
+    stopping = threading.Event()
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    scheduler: LocalScheduler | None = None
+    try:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        # The emulators and Redis start together; each wait is bounded.
+        starters = [
+            lambda: start_firestore(firestore_port, log_dir=LOG_DIR, echo=sys.stdout),
+            lambda: start_pubsub(pubsub_port, project, log_dir=LOG_DIR, echo=sys.stdout),
+            lambda: start_redis(redis_port, log_dir=LOG_DIR, echo=sys.stdout),
+        ]
+        errors: list[BaseException] = []
+
+        def run(starter):  # type: ignore[no-untyped-def]
+            try:
+                processes.append(starter())
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(s,)) for s in starters]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+
+        for cap, port in ports.items():
+            processes.append(
+                ManagedProcess(
+                    cap,
+                    [python(), "-m", "devtools.serve", cap, "--port", str(port)],
+                    log_dir=LOG_DIR,
+                    echo=sys.stdout,
+                    cwd=ROOT,
+                    env={"PYTHONUNBUFFERED": "1"},
+                )
+            )
+        for cap, port in ports.items():
+            proc = next(p for p in processes if p.name == cap)
+            wait_until_http(f"http://127.0.0.1:{port}/", proc, 60)
+
+        subscriptions = create_topics_and_subscriptions(
+            topo, project, lambda cap: f"http://127.0.0.1:{ports[cap]}"
+        )
+        scheduler = LocalScheduler(
+            topo.schedules,
+            lambda fn: f"http://127.0.0.1:{ports[topo.functions[fn].capability]}",
+            lambda line: say(f"scheduler: {line}"),
+        )
+        threading.Thread(target=scheduler.run, name="scheduler", daemon=True).start()
+
+        rows = [
+            ("firestore emulator", f"127.0.0.1:{firestore_port}"),
+            ("pubsub emulator", f"127.0.0.1:{pubsub_port}"),
+            ("redis", f"127.0.0.1:{redis_port}"),
+        ]
+        for cap, port in ports.items():
+            names = ", ".join(n for n in topo.functions_of(cap))
+            rows.append((f"{cap} ({names})", f"http://127.0.0.1:{port}"))
+        for sub, endpoint in subscriptions:
+            rows.append((f"push {sub.rsplit('/', 1)[1]}", endpoint))
+        for name, schedule in topo.schedules.items():
+            rows.append((f"schedule {name}", f"{schedule.cron} -> {schedule.function}{schedule.path}"))
+        width = max(len(r[0]) for r in rows)
+        for label, where in rows:
+            say(f"{label.ljust(width)}  {where}")
+        say(f"logs in {LOG_DIR}")
+        say(f"ready in {time.monotonic() - started_at:.1f}s (Ctrl-C stops everything)")
+
+        while not stopping.wait(1.0):
+            for proc in processes:
+                if not proc.alive():
+                    say(proc.describe_failure())
+                    return 1
+        return 0
+    except MissingTool as exc:
+        say(str(exc))
+        return 1
+    finally:
+        if scheduler is not None:
+            scheduler.stop()
+        for proc in reversed(processes):
+            proc.stop()
+        say("stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

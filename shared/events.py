@@ -1,0 +1,89 @@
+"""Decode a Pub/Sub CloudEvent into a typed message, in one place.
+
+Python-docs-samples convention: raise to retry, return to drop. A message that can never be
+processed (not JSON, wrong shape, too old) is dropped with a log line saying why, because
+retrying it would only fill the dead-letter topic with the same failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared.clock import utcnow
+from shared.logging import get_logger
+from shared.settings import get_settings
+
+M = TypeVar("M", bound=BaseModel)
+log = get_logger("events")
+
+
+class PubSubDelivery(BaseModel, Generic[M]):
+    """One delivered Pub/Sub message with its decoded, validated body."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str = Field(min_length=1)
+    message_id: str
+    topic: str | None
+    publish_time: datetime
+    attributes: dict[str, str]
+    body: M
+
+
+def topic_from_source(source: str | None) -> str | None:
+    """``//pubsub.googleapis.com/projects/P/topics/T`` (or a push path ending so) → ``T``."""
+    if source and "/topics/" in source:
+        return source.rsplit("/topics/", 1)[1].split("/", 1)[0] or None
+    return None
+
+
+def decode_pubsub(
+    event: Any, model: type[M], *, max_age: timedelta | None = None
+) -> PubSubDelivery[M] | None:
+    """The typed message of a Pub/Sub CloudEvent, or None when it is to be dropped."""
+    event_id = str(event["id"])
+    data = event.data if isinstance(event.data, dict) else {}
+    message = data.get("message") or {}
+    try:
+        raw = base64.b64decode(message.get("data") or "", validate=True)
+    except (binascii.Error, ValueError):
+        log.error("dropping event: message data is not base64", extra={"event_id": event_id})
+        return None
+    try:
+        body = model.model_validate_json(raw)
+    except ValidationError as exc:
+        log.error(
+            "dropping event: message body does not match %s",
+            model.__name__,
+            extra={"event_id": event_id, "errors": exc.errors(include_url=False, include_input=False)},
+        )
+        return None
+    publish_time = _parse_time(message.get("publishTime") or message.get("publish_time") or event["time"])
+    limit = max_age or timedelta(seconds=get_settings().max_event_age_seconds)
+    age = utcnow() - publish_time
+    if age > limit:
+        log.warning(
+            "dropping event older than %ss",
+            int(limit.total_seconds()),
+            extra={"event_id": event_id, "age_seconds": age.total_seconds()},
+        )
+        return None
+    return PubSubDelivery[model](  # type: ignore[valid-type]
+        event_id=event_id,
+        message_id=str(message.get("messageId") or message.get("message_id") or event_id),
+        topic=topic_from_source(event["source"]),
+        publish_time=publish_time,
+        attributes=dict(message.get("attributes") or {}),
+        body=body,
+    )
+
+
+def _parse_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))

@@ -1,0 +1,203 @@
+"""One HTTP shape for every function: routing by path and method, bounded JSON bodies, and
+errors as problem+json (RFC 9457) that say what was wrong and what is allowed.
+
+Bad input never becomes a 500: it is a ``Problem`` with a 4xx status. Only a bug in our own
+code reaches the 500 handler, which logs it with its trace.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import flask
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+
+from shared.logging import get_logger, parse_trace_header, reset_trace, set_trace
+from shared.settings import get_settings
+
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[..., Any]
+
+PROBLEM_JSON = "application/problem+json"
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+log = get_logger("http")
+
+
+class Problem(Exception):
+    """An error answer: raise it anywhere below a handler to stop and answer with it."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra
+
+    def to_response(self, instance: str | None = None) -> flask.Response:
+        body: dict[str, Any] = {
+            "type": "about:blank",
+            "title": _TITLES.get(self.status, "Error"),
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        if self.errors:
+            body["errors"] = self.errors
+        body.update(self.extra)
+        response = flask.Response(json.dumps(body), status=self.status, mimetype=PROBLEM_JSON)
+        for key, value in self.headers.items():
+            response.headers[key] = value
+        return response
+
+
+def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic errors as ``[{"field": "a.b", "message": ..., "type": ...}]`` without echoing input."""
+    errors = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = ".".join(str(part) for part in err["loc"]) or "body"
+        errors.append({"field": loc, "message": err["msg"], "type": err["type"]})
+    return errors
+
+
+def read_body(request: flask.Request, *, max_bytes: int | None = None) -> bytes:
+    """The raw body, refusing more than ``max_bytes`` (413) without reading it all."""
+    limit = max_bytes or get_settings().max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise Problem(413, f"Body of {request.content_length} bytes exceeds the limit of {limit} bytes.")
+    data = request.get_data(cache=True)
+    if len(data) > limit:
+        raise Problem(413, f"Body exceeds the limit of {limit} bytes.")
+    return data
+
+
+def read_json(request: flask.Request, model: type[M], *, max_bytes: int | None = None) -> M:
+    """Parse and validate a JSON body: 415 wrong type, 413 too big, 400 not JSON, 422 invalid."""
+    mimetype = request.mimetype
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise Problem(
+            415,
+            f"Content-Type {mimetype or '(none)'} is not supported here; send application/json.",
+            allowed=["application/json"],
+        )
+    data = read_body(request, max_bytes=max_bytes)
+    try:
+        return model.model_validate_json(data)
+    except ValidationError as exc:
+        errors = validation_errors(exc)
+        if any(e["type"] == "json_invalid" for e in errors):
+            raise Problem(400, "Body is not valid JSON.", errors=errors) from None
+        raise Problem(422, "Body does not match the expected shape.", errors=errors) from None
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
+    if isinstance(payload, BaseModel):
+        text = payload.model_dump_json()
+    else:
+        text = json.dumps(payload, default=_json_default)
+    response = flask.Response(text, status=status, mimetype="application/json")
+    if headers:
+        for key, value in headers.items():
+            response.headers[key] = value
+    return response
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+class Api:
+    """A small path router for one HTTP function, on werkzeug's routing (already loaded by Flask).
+
+    Handlers take the Flask request and the path's variables and return a ``flask.Response``,
+    a pydantic model or a JSON-serialisable value (answered with 200).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._map = Map(strict_slashes=False, merge_slashes=True)
+        self._handlers: dict[str, Handler] = {}
+        self._adapter = None
+        self._log = get_logger(name)
+
+    def route(self, path: str, methods: Iterable[str] = ("GET",)) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            endpoint = f"{handler.__module__}.{handler.__qualname__}"
+            self._map.add(Rule(path, endpoint=endpoint, methods=list(methods)))
+            self._handlers[endpoint] = handler
+            self._adapter = None
+            return handler
+
+        return register
+
+    def __call__(self, request: flask.Request) -> flask.Response:
+        token = set_trace(
+            parse_trace_header(
+                request.headers.get("traceparent"), request.headers.get("X-Cloud-Trace-Context")
+            )
+        )
+        try:
+            return self._dispatch(request)
+        finally:
+            reset_trace(token)
+
+    def _dispatch(self, request: flask.Request) -> flask.Response:
+        if self._adapter is None:
+            self._adapter = self._map.bind("localhost")
+        try:
+            endpoint, args = self._adapter.match(request.path, request.method)
+        except NotFound:
+            problem = Problem(404, f"No resource at {request.path}.", paths=self.paths())
+            return problem.to_response(request.path)
+        except MethodNotAllowed as exc:
+            allowed = sorted(exc.valid_methods or [])
+            return Problem(
+                405,
+                f"{request.method} is not allowed on {request.path}; use {', '.join(allowed)}.",
+                headers={"Allow": ", ".join(allowed)},
+                allowed=allowed,
+            ).to_response(request.path)
+        try:
+            result = self._handlers[endpoint](request, **args)
+        except Problem as problem:
+            return problem.to_response(request.path)
+        except Exception:  # noqa: BLE001 - a bug of ours: logged, answered 500
+            self._log.exception("unhandled error in %s %s", request.method, request.path)
+            return Problem(500, "Internal error; it has been logged.").to_response(request.path)
+        if isinstance(result, flask.Response):
+            return result
+        return json_response(result)
+
+    def paths(self) -> list[str]:
+        return sorted({rule.rule for rule in self._map.iter_rules()})

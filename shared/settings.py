@@ -1,0 +1,36 @@
+"""Platform-wide settings, read from the environment once per process.
+
+Each capability keeps its own settings model next to its code; this one holds what every
+function shares. Tests call ``get_settings.cache_clear()`` after changing the environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    project: str = Field(
+        default="ion-ops-local",
+        validation_alias=AliasChoices("GOOGLE_CLOUD_PROJECT", "GCP_PROJECT"),
+        min_length=1,
+    )
+    region: str = Field(default="us-central1", validation_alias="FUNCTION_REGION")
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    # Largest request body any HTTP function reads; larger bodies get 413 before parsing.
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, validation_alias="ION_MAX_BODY_BYTES")
+    # Pub/Sub events older than this are dropped instead of processed (stale retries).
+    max_event_age_seconds: int = Field(default=3600, gt=0, validation_alias="ION_MAX_EVENT_AGE_SECONDS")
+    log_level: str = Field(default="INFO", validation_alias="ION_LOG_LEVEL")
+    # Bound on a blocking publish; Cloud Functions throttle CPU after the response, so we wait.
+    publish_timeout_seconds: float = Field(default=10.0, gt=0, validation_alias="ION_PUBLISH_TIMEOUT_SECONDS")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,120 @@
+"""The deployment topology (``topology.yaml``) as validated models.
+
+Terraform reads the same file with ``yamldecode``; the local stack and the tests read it here.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ROOT = Path(__file__).resolve().parent.parent
+TOPOLOGY_FILE = ROOT / "topology.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Capability(_Strict):
+    port: int = Field(gt=0, lt=65536)
+    port_env: str
+
+    def local_port(self) -> int:
+        return int(os.environ.get(self.port_env, self.port))
+
+
+class Function(_Strict):
+    capability: str
+    trigger: Literal["http", "pubsub"]
+    description: str = ""
+    topic: str | None = None
+    public: bool = False
+    memory: str = "256Mi"
+    cpu: str = "1"
+    timeout_seconds: int = Field(default=60, gt=0, le=3600)
+    min_instances: int = Field(default=0, ge=0)
+    max_instances: int = Field(default=10, ge=1)
+    concurrency: int = Field(default=1, ge=1, le=1000)
+    roles: list[str] = []
+    # Environment variable name -> Secret Manager secret id.
+    secrets: dict[str, str] = {}
+    env: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _topic_matches_trigger(self) -> Function:
+        if (self.trigger == "pubsub") != (self.topic is not None):
+            raise ValueError("a pubsub function needs `topic`; an http function must not have one")
+        if self.min_instances > self.max_instances:
+            raise ValueError("min_instances exceeds max_instances")
+        return self
+
+
+class Topic(_Strict):
+    description: str = ""
+    max_delivery_attempts: int = Field(default=10, ge=5, le=100)
+    ack_deadline_seconds: int = Field(default=60, ge=10, le=600)
+    message_retention: str = "86400s"
+
+
+class Schedule(_Strict):
+    function: str
+    cron: str
+    time_zone: str = "Etc/UTC"
+    path: str = "/"
+    body: dict[str, Any] = {}
+    description: str = ""
+    attempt_deadline: str = "180s"
+
+
+class TtlPolicy(_Strict):
+    collection: str
+    field: str
+
+
+class Topology(_Strict):
+    capabilities: dict[str, Capability]
+    functions: dict[str, Function]
+    topics: dict[str, Topic]
+    schedules: dict[str, Schedule]
+    ttl_policies: list[TtlPolicy] = []
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Topology:
+        for name, fn in self.functions.items():
+            if fn.capability not in self.capabilities:
+                raise ValueError(f"function {name}: unknown capability {fn.capability!r}")
+            if fn.topic is not None and fn.topic not in self.topics:
+                raise ValueError(f"function {name}: unknown topic {fn.topic!r}")
+        for name, schedule in self.schedules.items():
+            target = self.functions.get(schedule.function)
+            if target is None or target.trigger != "http":
+                raise ValueError(f"schedule {name}: {schedule.function!r} is not an http function")
+        ports = [c.port for c in self.capabilities.values()]
+        if len(ports) != len(set(ports)):
+            raise ValueError("two capabilities share a port")
+        return self
+
+    def functions_of(self, capability: str) -> dict[str, Function]:
+        return {n: f for n, f in self.functions.items() if f.capability == capability}
+
+    def subscribers(self, topic: str) -> dict[str, Function]:
+        return {n: f for n, f in self.functions.items() if f.topic == topic}
+
+
+def load_topology(path: Path = TOPOLOGY_FILE) -> Topology:
+    raw = yaml.safe_load(path.read_text())
+    # YAML writes an empty mapping as {} but a missing section as None.
+    for section in ("functions", "topics", "schedules"):
+        raw[section] = raw.get(section) or {}
+    return Topology.model_validate(raw)
+
+
+@lru_cache(maxsize=1)
+def topology() -> Topology:
+    return load_topology()

@@ -1,0 +1,219 @@
+# ION Ops on Google Cloud: every function, topic, push subscription and schedule comes from
+# ../topology.yaml, the same file `make run` reads, so the two cannot drift apart.
+
+locals {
+  topology  = yamldecode(file("${path.module}/../topology.yaml"))
+  functions = coalesce(local.topology.functions, {})
+  topics    = coalesce(local.topology.topics, {})
+  schedules = coalesce(local.topology.schedules, {})
+  ttl       = coalesce(local.topology.ttl_policies, [])
+  # Every topic gets a dead-letter topic; a push subscription moves a message there after
+  # max_delivery_attempts, so no retry is unbounded.
+  dead_letter_topics = { for name, _ in local.topics : name => "${name}-dead-letter" }
+}
+
+resource "google_project_service" "apis" {
+  for_each = toset([
+    "cloudfunctions.googleapis.com",
+    "run.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "artifactregistry.googleapis.com",
+    "pubsub.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "firestore.googleapis.com",
+    "secretmanager.googleapis.com",
+    "monitoring.googleapis.com",
+    "iam.googleapis.com",
+  ])
+  service            = each.value
+  disable_on_destroy = false
+}
+
+data "google_project" "this" {}
+
+# --- Source: one archive of the repository's runtime code, shared by every function ----------
+
+resource "google_storage_bucket" "sources" {
+  name                        = "${var.project_id}-ion-ops-sources"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  lifecycle_rule {
+    condition { age = 30 }
+    action { type = "Delete" }
+  }
+}
+
+data "archive_file" "source" {
+  type        = "zip"
+  source_dir  = "${path.module}/.."
+  output_path = "${path.module}/.build/source.zip"
+  excludes = [
+    ".git", ".git/**", ".venv", ".venv/**", ".run", ".run/**", "terraform", "terraform/**",
+    "tests", "tests/**", "bench", "bench/**", "devtools", "devtools/**", "**/__pycache__/**",
+    ".ci", ".ci/**", "requirements-dev.txt", "outbox", "outbox/**",
+  ]
+}
+
+resource "google_storage_bucket_object" "source" {
+  # Content-addressed name: a new archive means a new object and a redeploy.
+  name   = "source-${data.archive_file.source.output_md5}.zip"
+  bucket = google_storage_bucket.sources.name
+  source = data.archive_file.source.output_path
+}
+
+# --- Secrets ----------------------------------------------------------------------------------
+
+resource "google_secret_manager_secret" "secrets" {
+  for_each  = toset(var.secret_ids)
+  secret_id = each.value
+  replication {
+    auto {}
+  }
+  depends_on = [google_project_service.apis]
+}
+
+# --- Functions --------------------------------------------------------------------------------
+
+module "function" {
+  source   = "./modules/function"
+  for_each = local.functions
+
+  project_id      = var.project_id
+  region          = var.region
+  name            = replace(each.key, "_", "-")
+  entry_point     = each.key
+  description     = try(each.value.description, "")
+  source_bucket   = google_storage_bucket.sources.name
+  source_object   = google_storage_bucket_object.source.name
+  public          = try(each.value.public, false)
+  memory          = try(each.value.memory, "256Mi")
+  cpu             = try(each.value.cpu, "1")
+  timeout_seconds = try(each.value.timeout_seconds, 60)
+  min_instances   = try(each.value.min_instances, 0)
+  max_instances   = try(each.value.max_instances, 10)
+  concurrency     = try(each.value.concurrency, 1)
+  roles           = try(each.value.roles, [])
+  secrets         = try(each.value.secrets, {})
+  env = merge(var.function_env, try(each.value.env, {}), {
+    GOOGLE_CLOUD_PROJECT = var.project_id
+    FUNCTION_REGION      = var.region
+  })
+
+  pubsub_topic          = try(each.value.topic, null)
+  pubsub_topic_id       = try(google_pubsub_topic.topics[each.value.topic].id, null)
+  dead_letter_topic_id  = try(google_pubsub_topic.dead_letter[each.value.topic].id, null)
+  max_delivery_attempts = try(local.topics[each.value.topic].max_delivery_attempts, 10)
+  ack_deadline_seconds  = try(local.topics[each.value.topic].ack_deadline_seconds, 60)
+  push_service_account  = google_service_account.push.email
+  scheduler_invoker     = contains([for s in values(local.schedules) : s.function], each.key) ? google_service_account.scheduler.email : null
+
+  depends_on = [google_project_service.apis, google_secret_manager_secret.secrets]
+}
+
+# --- Pub/Sub ----------------------------------------------------------------------------------
+
+resource "google_pubsub_topic" "topics" {
+  for_each                   = local.topics
+  name                       = each.key
+  message_retention_duration = try(each.value.message_retention, "86400s")
+  depends_on                 = [google_project_service.apis]
+}
+
+resource "google_pubsub_topic" "dead_letter" {
+  for_each                   = local.dead_letter_topics
+  name                       = each.value
+  message_retention_duration = "604800s"
+}
+
+# Dead letters are kept 7 days for inspection and replay.
+resource "google_pubsub_subscription" "dead_letter" {
+  for_each                   = local.dead_letter_topics
+  name                       = "${each.value}-hold"
+  topic                      = google_pubsub_topic.dead_letter[each.key].id
+  message_retention_duration = "604800s"
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+# Identity of the push subscriptions (OIDC tokens to the event functions).
+resource "google_service_account" "push" {
+  account_id   = "ion-ops-push"
+  display_name = "ION Ops Pub/Sub push"
+}
+
+# Pub/Sub's service agent mints the OIDC tokens and forwards dead letters.
+locals {
+  pubsub_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+resource "google_service_account_iam_member" "push_token_creator" {
+  service_account_id = google_service_account.push.name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = local.pubsub_agent
+}
+
+resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
+  for_each = local.dead_letter_topics
+  topic    = google_pubsub_topic.dead_letter[each.key].name
+  role     = "roles/pubsub.publisher"
+  member   = local.pubsub_agent
+}
+
+# --- Scheduler --------------------------------------------------------------------------------
+
+resource "google_service_account" "scheduler" {
+  account_id   = "ion-ops-scheduler"
+  display_name = "ION Ops Cloud Scheduler"
+}
+
+resource "google_cloud_scheduler_job" "jobs" {
+  for_each         = local.schedules
+  name             = each.key
+  description      = try(each.value.description, "")
+  schedule         = each.value.cron
+  time_zone        = var.scheduler_time_zone_override != "" ? var.scheduler_time_zone_override : try(each.value.time_zone, "Etc/UTC")
+  attempt_deadline = try(each.value.attempt_deadline, "180s")
+  region           = var.region
+
+  retry_config {
+    retry_count          = 2
+    min_backoff_duration = "10s"
+    max_backoff_duration = "60s"
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = "${module.function[each.value.function].url}${try(each.value.path, "/")}"
+    body        = base64encode(jsonencode(try(each.value.body, {})))
+    headers     = { "Content-Type" = "application/json" }
+    oidc_token {
+      service_account_email = google_service_account.scheduler.email
+      audience              = module.function[each.value.function].url
+    }
+  }
+  depends_on = [google_project_service.apis]
+}
+
+# --- Firestore --------------------------------------------------------------------------------
+
+resource "google_firestore_database" "default" {
+  name                    = "(default)"
+  location_id             = var.firestore_location
+  type                    = "FIRESTORE_NATIVE"
+  concurrency_mode        = "OPTIMISTIC"
+  deletion_policy         = "ABANDON"
+  delete_protection_state = "DELETE_PROTECTION_ENABLED"
+  depends_on              = [google_project_service.apis]
+}
+
+# TTL policies: Firestore deletes documents after the timestamp in `field` (within ~24 h).
+resource "google_firestore_field" "ttl" {
+  for_each   = { for policy in local.ttl : "${policy.collection}.${policy.field}" => policy }
+  database   = google_firestore_database.default.name
+  collection = each.value.collection
+  field      = each.value.field
+  ttl_config {}
+  # TTL fields are never queried: skip their single-field indexes.
+  index_config {}
+}

@@ -1,0 +1,112 @@
+variable "project_id" { type = string }
+variable "region" { type = string }
+
+variable "name" {
+  description = "Function (and Cloud Run service) name."
+  type        = string
+}
+
+variable "entry_point" {
+  description = "Entry point exported by main.py."
+  type        = string
+}
+
+variable "description" {
+  type    = string
+  default = ""
+}
+
+variable "source_bucket" { type = string }
+variable "source_object" { type = string }
+
+variable "public" {
+  description = "Allow unauthenticated invocation (the function checks API keys itself)."
+  type        = bool
+  default     = false
+}
+
+variable "memory" {
+  type    = string
+  default = "256Mi"
+}
+
+variable "cpu" {
+  type    = string
+  default = "1"
+}
+
+variable "timeout_seconds" {
+  type    = number
+  default = 60
+}
+
+variable "min_instances" {
+  type    = number
+  default = 0
+}
+
+variable "max_instances" {
+  type    = number
+  default = 10
+}
+
+variable "concurrency" {
+  description = "Requests one instance serves at once (more than 1 needs cpu >= 1)."
+  type        = number
+  default     = 1
+}
+
+variable "roles" {
+  description = "Project roles of the function's own service account (least privilege)."
+  type        = list(string)
+  default     = []
+}
+
+variable "secrets" {
+  description = "Environment variable name => Secret Manager secret id (latest version)."
+  type        = map(string)
+  default     = {}
+}
+
+variable "env" {
+  type    = map(string)
+  default = {}
+}
+
+variable "pubsub_topic" {
+  description = "For event functions: the topic whose push subscription feeds this function."
+  type        = string
+  default     = null
+}
+
+variable "pubsub_topic_id" {
+  type    = string
+  default = null
+}
+
+variable "dead_letter_topic_id" {
+  type    = string
+  default = null
+}
+
+variable "max_delivery_attempts" {
+  type    = number
+  default = 10
+}
+
+variable "ack_deadline_seconds" {
+  type    = number
+  default = 60
+}
+
+variable "push_service_account" {
+  description = "Service account whose OIDC token the push subscription presents."
+  type        = string
+  default     = null
+}
+
+variable "scheduler_invoker" {
+  description = "Service account of Cloud Scheduler jobs that call this function, if any."
+  type        = string
+  default     = null
+}

@@ -1,0 +1,22 @@
+terraform {
+  required_version = ">= 1.6"
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = "~> 6.0"
+    }
+    archive = {
+      source  = "hashicorp/archive"
+      version = "~> 2.4"
+    }
+  }
+  # Configure the state bucket at init: terraform init -backend-config="bucket=<state bucket>"
+  backend "gcs" {
+    prefix = "ion-ops"
+  }
+}
+
+provider "google" {
+  project = var.project_id
+  region  = var.region
+}

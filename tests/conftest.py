@@ -1,0 +1,154 @@
+"""Session fixtures: the Firestore and Pub/Sub emulators and Redis on free ports, started only
+when a test asks for them and stopped at the end; per-test isolation of settings, clients and
+clock; Firestore reset between tests through the emulator's DELETE endpoint."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# Before anything reads settings: a project of the tests' own, never a real one.
+os.environ["GOOGLE_CLOUD_PROJECT"] = "ion-ops-test"
+for _var in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "REDIS_URL", "ION_API_KEYS"):
+    os.environ.pop(_var, None)
+
+from devtools.emulators import reset_firestore, start_firestore, start_pubsub, start_redis  # noqa: E402
+from devtools.processes import ManagedProcess, free_port, python, wait_until_http  # noqa: E402
+from shared import clock, firestore, pubsub  # noqa: E402
+from shared import redis as shared_redis  # noqa: E402
+from shared.settings import get_settings  # noqa: E402
+from shared.topology import ROOT  # noqa: E402
+
+PROJECT = "ion-ops-test"
+LOG_DIR = ROOT / ".run" / "test-logs"
+
+
+def _reset_caches() -> None:
+    get_settings.cache_clear()
+    firestore.reset_clients()
+    pubsub.reset_clients()
+    shared_redis.reset_clients()
+
+
+@pytest.fixture(autouse=True)
+def _isolated() -> Iterator[None]:
+    """Each test starts from the environment as the session left it and the real clock."""
+    saved_env = dict(os.environ)
+    _reset_caches()
+    saved_clock = clock.get_clock()
+    yield
+    clock.set_clock(saved_clock)
+    os.environ.clear()
+    os.environ.update(saved_env)
+    _reset_caches()
+
+
+@dataclass(frozen=True)
+class Emulators:
+    firestore_host: str
+    pubsub_host: str
+    project: str = PROJECT
+
+
+@pytest.fixture(scope="session")
+def emulators() -> Iterator[Emulators]:
+    fs_port, ps_port = free_port(), free_port()
+    started: list[ManagedProcess] = []
+    errors: list[BaseException] = []
+
+    def start(fn: Callable[[], ManagedProcess]) -> None:
+        try:
+            started.append(fn())
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=start, args=(lambda: start_firestore(fs_port, log_dir=LOG_DIR),)),
+        threading.Thread(target=start, args=(lambda: start_pubsub(ps_port, PROJECT, log_dir=LOG_DIR),)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    try:
+        if errors:
+            raise errors[0]
+        os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{fs_port}"
+        os.environ["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{ps_port}"
+        yield Emulators(f"127.0.0.1:{fs_port}", f"127.0.0.1:{ps_port}")
+    finally:
+        for proc in started:
+            proc.stop()
+
+
+@pytest.fixture
+def fs(emulators: Emulators):  # type: ignore[no-untyped-def]
+    """A Firestore client on an emptied emulator database."""
+    reset_firestore(emulators.firestore_host, emulators.project)
+    _reset_caches()
+    return firestore.get_firestore()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    port = free_port()
+    proc = start_redis(port, log_dir=LOG_DIR)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    """REDIS_URL set for this test, on an emptied Redis."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server)
+    client.flushall()
+    client.close()
+    os.environ["REDIS_URL"] = redis_server
+    _reset_caches()
+    return redis_server
+
+
+@dataclass
+class LiveCapability:
+    url: str
+    process: ManagedProcess
+
+
+@pytest.fixture
+def serve_capability(emulators: Emulators) -> Iterator[Callable[..., LiveCapability]]:
+    """Serve a capability under functions-framework over real HTTP, with this test's environment."""
+    running: list[ManagedProcess] = []
+
+    def serve(capability: str, env: dict[str, str] | None = None) -> LiveCapability:
+        port = free_port()
+        proc = ManagedProcess(
+            f"{capability}-{port}",
+            [python(), "-m", "devtools.serve", capability, "--port", str(port)],
+            env={"PYTHONUNBUFFERED": "1", **(env or {})},
+            log_dir=LOG_DIR,
+            cwd=ROOT,
+        )
+        running.append(proc)
+        wait_until_http(f"http://127.0.0.1:{port}/", proc, 60)
+        return LiveCapability(f"http://127.0.0.1:{port}", proc)
+
+    yield serve
+    for proc in running:
+        proc.stop()
+
+
+def fixture_source(name: str) -> str:
+    return str(Path(__file__).parent / "fixtures" / name)
+
+
+sys.path.insert(0, str(ROOT))

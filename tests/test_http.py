@@ -1,0 +1,84 @@
+"""The common HTTP shape, driven through functions-framework's real app."""
+
+from __future__ import annotations
+
+import json
+
+import functions_framework
+import pytest
+
+from tests.conftest import fixture_source
+
+
+@pytest.fixture
+def client():  # type: ignore[no-untyped-def]
+    app = functions_framework.create_app("sample_http", fixture_source("sample_functions.py"), "http")
+    return app.test_client()
+
+
+def test_valid_body_is_parsed_and_answered(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.post("/orders", json={"item": "tea", "quantity": 2})
+    assert response.status_code == 200
+    assert response.get_json() == {"item": "tea", "quantity": 2}
+
+
+def test_malformed_json_is_400_problem(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.post("/orders", data="{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    body = response.get_json()
+    assert body["status"] == 400
+    assert body["title"] == "Bad Request"
+    assert body["instance"] == "/orders"
+
+
+def test_invalid_fields_are_422_naming_each_field(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.post("/orders", json={"item": "", "quantity": 50})
+    assert response.status_code == 422
+    fields = {e["field"] for e in response.get_json()["errors"]}
+    assert fields == {"item", "quantity"}
+
+
+def test_wrong_content_type_is_415_naming_the_allowed_one(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.post("/orders", data="item=tea", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415
+    assert response.get_json()["allowed"] == ["application/json"]
+
+
+def test_body_over_the_limit_is_413(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from shared.settings import get_settings
+
+    monkeypatch.setenv("ION_MAX_BODY_BYTES", "64")
+    get_settings.cache_clear()
+    response = client.post("/orders", json={"item": "x" * 100, "quantity": 1})
+    assert response.status_code == 413
+    assert "64" in response.get_json()["detail"]
+
+
+def test_wrong_method_is_405_with_allow_header(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.put("/orders/7")
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) >= {"GET", "DELETE"}
+    assert "PUT" in response.get_json()["detail"]
+
+
+def test_unknown_path_is_404_listing_paths(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/nope")
+    assert response.status_code == 404
+    assert "/orders" in response.get_json()["paths"]
+
+
+def test_problem_raised_in_a_handler_keeps_its_status(client) -> None:  # type: ignore[no-untyped-def]
+    assert client.get("/orders/missing").status_code == 404
+    assert client.get("/orders/42").get_json() == {"id": "42"}
+
+
+def test_a_bug_is_a_logged_500_with_trace(client, capsys) -> None:  # type: ignore[no-untyped-def]
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    response = client.get("/crash", headers={"traceparent": f"00-{trace}-00f067aa0ba902b7-01"})
+    assert response.status_code == 500
+    assert "a bug" not in response.get_data(as_text=True)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    error = next(line for line in lines if line["severity"] == "ERROR")
+    assert error["logging.googleapis.com/trace"] == f"projects/ion-ops-test/traces/{trace}"
+    assert "RuntimeError: a bug" in error["stack_trace"]

@@ -1,0 +1,150 @@
+"""topology.yaml, main.py and the Terraform agree: every entry point is deployed with the right
+trigger, every schedule is a valid cron on an HTTP function, and the HCL is well formed."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+import subprocess
+from pathlib import Path
+
+import hcl2
+import pytest
+from croniter import croniter
+
+from shared.topology import ROOT, load_topology
+
+TERRAFORM = ROOT / "terraform"
+DECORATOR_TRIGGER = {"http": "http", "cloud_event": "pubsub"}
+
+
+def exported_entry_points() -> dict[str, str]:
+    """Entry points main.py defines, with the trigger their functions-framework decorator implies."""
+    tree = ast.parse((ROOT / "main.py").read_text())
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            for decorator in node.decorator_list:
+                if (
+                    isinstance(decorator, ast.Attribute)
+                    and isinstance(decorator.value, ast.Name)
+                    and decorator.value.id == "functions_framework"
+                    and decorator.attr in DECORATOR_TRIGGER
+                ):
+                    found[node.name] = DECORATOR_TRIGGER[decorator.attr]
+    return found
+
+
+def _unquote(value):  # type: ignore[no-untyped-def]
+    """python-hcl2 keeps HCL's quotes on labels and string literals; drop them for comparison."""
+    if isinstance(value, dict):
+        return {_unquote(k): _unquote(v) for k, v in value.items() if not k.startswith("__")}
+    if isinstance(value, list):
+        return [_unquote(v) for v in value]
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def load_hcl(path: Path) -> dict:
+    with path.open() as handle:
+        return _unquote(hcl2.load(handle))
+
+
+def test_topology_validates() -> None:
+    topo = load_topology()
+    assert topo.capabilities["routing"].port == 8081
+    assert topo.capabilities["reports"].port == 8088
+
+
+def test_main_exports_exactly_the_topology_functions_with_matching_triggers() -> None:
+    topo = load_topology()
+    exported = exported_entry_points()
+    assert set(exported) == set(topo.functions)
+    for name, trigger in exported.items():
+        assert topo.functions[name].trigger == trigger, name
+
+
+def test_main_entry_points_are_importable_and_callable() -> None:
+    import importlib
+
+    main = importlib.import_module("main")
+    for name in load_topology().functions:
+        assert callable(getattr(main, name))
+
+
+def test_schedules_are_valid_crons_on_http_functions() -> None:
+    topo = load_topology()
+    for name, schedule in topo.schedules.items():
+        assert croniter.is_valid(schedule.cron), name
+        assert topo.functions[schedule.function].trigger == "http"
+
+
+def test_invalid_topology_is_refused_naming_the_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "topology.yaml"
+    bad.write_text(
+        "capabilities: {routing: {port: 1, port_env: X}}\n"
+        "functions: {route: {capability: routing, trigger: pubsub}}\n"
+        "topics: {}\nschedules: {}\n"
+    )
+    with pytest.raises(ValueError, match="needs `topic`"):
+        load_topology(bad)
+
+
+@pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform CLI not installed")
+def test_terraform_is_formatted() -> None:
+    result = subprocess.run(
+        ["terraform", "fmt", "-check", "-recursive", "-diff", str(TERRAFORM)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_terraform_reads_the_topology_file_and_deploys_every_function_through_the_module() -> None:
+    main_tf = load_hcl(TERRAFORM / "main.tf")
+    locals_block = {k: v for block in main_tf["locals"] for k, v in block.items()}
+    assert "../topology.yaml" in locals_block["topology"]
+    assert "yamldecode" in locals_block["topology"]
+    module = next(m["function"] for m in main_tf["module"] if "function" in m)
+    assert module["source"] == "./modules/function"
+    assert module["for_each"] == "${local.functions}"
+    assert module["entry_point"] == "${each.key}"
+
+
+def test_module_arguments_match_the_module_variables() -> None:
+    main_tf = load_hcl(TERRAFORM / "main.tf")
+    module = next(m["function"] for m in main_tf["module"] if "function" in m)
+    passed = set(module) - {"source", "for_each", "depends_on", "count", "providers"}
+    variables = load_hcl(TERRAFORM / "modules" / "function" / "variables.tf")
+    declared = {name for block in variables["variable"] for name in block}
+    assert passed <= declared, passed - declared
+    required = {
+        name for block in variables["variable"] for name, spec in block.items() if "default" not in spec
+    }
+    assert required <= passed, required - passed
+
+
+def test_every_pubsub_function_gets_a_dead_lettered_push_subscription() -> None:
+    module_tf = load_hcl(TERRAFORM / "modules" / "function" / "main.tf")
+    subscriptions = [
+        r["google_pubsub_subscription"]["push"]
+        for r in module_tf["resource"]
+        if "google_pubsub_subscription" in r
+    ]
+    assert len(subscriptions) == 1
+    sub = subscriptions[0]
+    assert "/projects/${var.project_id}/topics/${var.pubsub_topic}" in sub["push_config"][0]["push_endpoint"]
+    assert sub["dead_letter_policy"][0]["max_delivery_attempts"] == "${var.max_delivery_attempts}"
+
+
+def test_schedules_and_ttl_policies_come_from_the_topology() -> None:
+    main_tf = load_hcl(TERRAFORM / "main.tf")
+    resources = {}
+    for block in main_tf["resource"]:
+        for kind, named in block.items():
+            for name, body in named.items():
+                resources[(kind, name)] = body
+    assert resources[("google_cloud_scheduler_job", "jobs")]["for_each"] == "${local.schedules}"
+    assert "local.ttl" in resources[("google_firestore_field", "ttl")]["for_each"]
