@@ -5,3 +5,15 @@ cold start pays only for its own code.
 """
 
 from __future__ import annotations
+
+# Pattern for every entry point (keep them this thin):
+#
+#   @functions_framework.http
+#   def route(request: flask.Request) -> flask.Response:
+#       from functions.routing.main import handle
+#       return handle(request)
+#
+#   @functions_framework.cloud_event
+#   def fan_out_alerts(event: CloudEvent) -> None:
+#       from functions.fanout.main import handle_event
+#       handle_event(event)

@@ -1,0 +1,1 @@
+"""ION Ops capabilities, one package per deployed function family."""
