@@ -34,8 +34,18 @@ def say(message: str) -> None:
     sys.stdout.flush()
 
 
+def stop_with_parent() -> None:
+    """`make run` is our parent: if it is killed (SIGTERM to make), stop too instead of lingering."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def main() -> int:
     started_at = time.monotonic()
+    stop_with_parent()
     project = os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "ion-ops-local")
     firestore_port = env_port("ION_FIRESTORE_PORT", 8681)
     pubsub_port = env_port("ION_PUBSUB_PORT", 8682)
