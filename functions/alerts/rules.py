@@ -1,0 +1,347 @@
+"""Alert rules: the YAML format (CONTRACTS.md "Alert rules"), validated with pydantic at load.
+
+A rules file is ``{"rules": [rule, ...]}``. Every rule has ``name``, ``metric``, ``agg``,
+``window``, ``for``, ``severity``, optional ``match``, ``group_by``, ``labels``, ``annotations``
+(``summary``, ``runbook``). ``kind`` (default ``threshold``) chooses the condition:
+
+- ``threshold``: ``op``, ``threshold``; optional ``clear_threshold`` (hysteresis), ``ratio``.
+- ``absence``: fires when a series seen within ``lookback`` has had no point for ``window``.
+- ``anomaly``: the streaming detector (``detector.py``) over ``step``-sized points of ``history``.
+- ``trend``: change between the window now and the window ``over`` ago, ``op`` ``threshold``.
+- ``slo_burn_rate``: multiwindow, multi-burn-rate alerts on an error ``ratio`` against ``objective``.
+
+Errors name the rule (by its ``name`` or position) and the field, e.g.
+``rule 'api-p95-high' (rules[3]): field 'threshold': Input should be a valid number``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.yaml"
+
+Agg = Literal["count", "sum", "rate", "avg", "min", "max", "p50", "p90", "p95", "p99"]
+Op = Literal[">", "<", ">=", "<="]
+Severity = Literal["critical", "high", "medium", "low"]
+
+_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_UNITS = (7 * 86400, 86400, 3600, 60, 1)
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``90s``, ``5m``, ``1h30m``, ``3d``, ``1w``, a number of seconds, or a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("a duration is like 30s, 5m, 1h, 3d or 1w")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return timedelta(seconds=value)
+    if not isinstance(value, str):
+        raise ValueError("a duration is like 30s, 5m, 1h, 3d or 1w")
+    text = value.strip()
+    match = _DURATION.match(text)
+    if not text or match is None:
+        raise ValueError(f"{value!r} is not a duration; write it like 30s, 5m, 1h30m, 3d or 1w")
+    return timedelta(seconds=sum(int(part or 0) * unit for part, unit in zip(match.groups(), _UNITS)))
+
+
+def format_duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds == 0:
+        return "0s"
+    parts = []
+    for suffix, unit in zip("wdhms", _UNITS):
+        count, seconds = divmod(seconds, unit)
+        if count:
+            parts.append(f"{count}{suffix}")
+    return "".join(parts)
+
+
+Duration = Annotated[
+    timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
+]
+
+
+def _runbook(value: Any) -> Any:
+    if isinstance(value, str):
+        return [line.strip() for line in value.splitlines() if line.strip()]
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Annotations(BaseModel):
+    """``summary`` (one line, may use {value}, {threshold} and {labels}), ``runbook`` steps, and any
+    other string annotations (``description``, ``dashboard``...)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    summary: str = Field(min_length=1)
+    runbook: Annotated[list[str], BeforeValidator(_runbook)] = []
+
+    @model_validator(mode="after")
+    def _extras_are_strings(self) -> Annotations:
+        for key, value in (self.model_extra or {}).items():
+            if not isinstance(value, str):
+                raise ValueError(f"annotation {key!r} must be a string")
+        return self
+
+    def extra(self) -> dict[str, str]:
+        return {k: str(v) for k, v in (self.model_extra or {}).items()}
+
+
+class Selector(_Strict):
+    """A part of the series of a metric: label equality ``match`` and labels that must be set
+    (``present``, e.g. ``error.type``: any value, but not empty)."""
+
+    metric: str | None = Field(default=None, description="defaults to the rule's metric")
+    match: dict[str, str] = {}
+    present: list[str] = []
+
+
+class Ratio(_Strict):
+    """``numerator`` / ``denominator``, both aggregated with the rule's ``agg`` (usually count).
+
+    The error rate is ``{numerator: {present: [error.type]}}`` over all requests of the metric:
+    OpenTelemetry's HTTP conventions set ``error.type`` on every failed request (5xx status
+    code or an exception), so no status code arithmetic is needed.
+    """
+
+    numerator: Selector
+    denominator: Selector = Selector()
+
+
+class _Rule(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+    metric: str = Field(min_length=1)
+    agg: Agg = "avg"
+    window: Duration = timedelta(minutes=5)
+    for_: Duration = Field(default=timedelta(0), alias="for")
+    keep_firing_for: Duration = timedelta(0)
+    severity: Severity
+    match: dict[str, str] = {}
+    group_by: list[str] = []
+    labels: dict[str, str] = {}
+    annotations: Annotations
+    enabled: bool = True
+
+    @field_validator("window")
+    @classmethod
+    def _window_positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("window must be longer than 0s")
+        return value
+
+    def fingerprint(self, labels: dict[str, str]) -> str:
+        """Stable id of one alert (this rule, one label set) across its whole life."""
+        text = json.dumps([self.name, sorted(labels.items())], separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def metrics(self) -> set[str]:
+        """Every metric this rule reads (for evaluate-on-ingest)."""
+        return {self.metric}
+
+
+def compare(value: float, op: str, threshold: float) -> bool:
+    if op == ">":
+        return value > threshold
+    if op == ">=":
+        return value >= threshold
+    if op == "<":
+        return value < threshold
+    return value <= threshold
+
+
+class ThresholdRule(_Rule):
+    kind: Literal["threshold"] = "threshold"
+    op: Op
+    threshold: float
+    clear_threshold: float | None = Field(
+        default=None,
+        description="hysteresis: once firing, clear only beyond this bound (below it for > and >=)",
+    )
+    ratio: Ratio | None = None
+
+    @model_validator(mode="after")
+    def _hysteresis_on_the_clear_side(self) -> ThresholdRule:
+        if self.clear_threshold is not None:
+            if self.op in (">", ">=") and self.clear_threshold > self.threshold:
+                raise ValueError("clear_threshold must not exceed threshold when op is > or >=")
+            if self.op in ("<", "<=") and self.clear_threshold < self.threshold:
+                raise ValueError("clear_threshold must not be below threshold when op is < or <=")
+        return self
+
+    def metrics(self) -> set[str]:
+        found = {self.metric}
+        if self.ratio:
+            found |= {s.metric for s in (self.ratio.numerator, self.ratio.denominator) if s.metric}
+        return found
+
+
+class AbsenceRule(_Rule):
+    """Fires for each label set seen within ``lookback`` that has had no point for ``window``."""
+
+    kind: Literal["absence"]
+    agg: Agg = "count"
+    lookback: Duration = timedelta(hours=1)
+
+    @model_validator(mode="after")
+    def _lookback_longer(self) -> AbsenceRule:
+        if self.lookback <= self.window:
+            raise ValueError("lookback must be longer than window")
+        return self
+
+
+class AnomalyRule(_Rule):
+    """A learned baseline per series: points of ``step`` over ``history`` through the detector."""
+
+    kind: Literal["anomaly"]
+    step: Duration | None = Field(default=timedelta(minutes=5), description="None: raw points")
+    history: Duration = timedelta(days=7)
+    direction: Literal["both", "up", "down"] = "both"
+    sensitivity: float = Field(default=1.0, gt=0.1, le=10, description="> 1 alerts more, < 1 less")
+
+
+class TrendRule(_Rule):
+    """Rate of change: the window now against the window ``over`` ago; ``change`` relative
+    (fraction, 0.5 = +50%) or absolute (units per hour)."""
+
+    kind: Literal["trend"]
+    over: Duration = timedelta(minutes=30)
+    change: Literal["relative", "absolute"] = "relative"
+    op: Op
+    threshold: float
+
+
+class BurnWindow(_Strict):
+    long: Duration
+    short: Duration
+    factor: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _short_shorter(self) -> BurnWindow:
+        if self.short >= self.long:
+            raise ValueError("short must be shorter than long")
+        return self
+
+
+DEFAULT_BURN_WINDOWS = (
+    BurnWindow(long=timedelta(hours=1), short=timedelta(minutes=5), factor=14.4),
+    BurnWindow(long=timedelta(hours=6), short=timedelta(minutes=30), factor=6),
+    BurnWindow(long=timedelta(days=3), short=timedelta(hours=6), factor=1),
+)
+
+
+class SloBurnRateRule(_Rule):
+    """SRE workbook multiwindow, multi-burn-rate alert: fires when, for any pair, the error
+    ratio over both the long and the short window exceeds ``factor`` × (1 − objective)."""
+
+    kind: Literal["slo_burn_rate"]
+    agg: Agg = "count"
+    objective: float = Field(gt=0, lt=1)
+    ratio: Ratio
+    burn_windows: list[BurnWindow] = Field(default=list(DEFAULT_BURN_WINDOWS), min_length=1)
+
+    def metrics(self) -> set[str]:
+        return {self.metric} | {s.metric for s in (self.ratio.numerator, self.ratio.denominator) if s.metric}
+
+
+Rule = Annotated[
+    ThresholdRule | AbsenceRule | AnomalyRule | TrendRule | SloBurnRateRule,
+    Field(discriminator="kind"),
+]
+_RULE = TypeAdapter(Rule)
+KINDS = ("threshold", "absence", "anomaly", "trend", "slo_burn_rate")
+
+
+class RulesError(ValueError):
+    """A rules file that cannot be used; ``errors`` lists each problem with rule and field."""
+
+    def __init__(self, source: str, errors: list[dict[str, str]]) -> None:
+        self.source = source
+        self.errors = errors
+        lines = [f"{e['rule']}: field '{e['field']}': {e['message']}" for e in errors]
+        super().__init__(f"invalid rules in {source}:\n  " + "\n  ".join(lines))
+
+
+def parse_rules(raw: Any, source: str = "rules") -> list[Any]:
+    """Validate a loaded YAML document; raises RulesError naming each rule and field."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("rules"), list):
+        raise RulesError(
+            source, [{"rule": "(file)", "field": "rules", "message": "needs a top-level `rules:` list"}]
+        )
+    rules: list[Any] = []
+    errors: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for index, item in enumerate(raw["rules"]):
+        name = item.get("name") if isinstance(item, dict) else None
+        where = f"rule {name!r} (rules[{index}])" if name else f"rules[{index}]"
+        if isinstance(item, dict) and "kind" not in item:
+            item = {**item, "kind": "threshold"}
+        try:
+            rule = _RULE.validate_python(item)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False, include_input=False):
+                loc = [str(p) for p in err["loc"]]
+                if loc and loc[0] in KINDS:  # the discriminator's tag, not a field
+                    loc = loc[1:]
+                errors.append({"rule": where, "field": ".".join(loc) or "kind", "message": err["msg"]})
+            continue
+        if rule.name in seen:
+            errors.append({"rule": where, "field": "name", "message": f"duplicate rule name {rule.name!r}"})
+        seen.add(rule.name)
+        rules.append(rule)
+    if errors:
+        raise RulesError(source, errors)
+    return rules
+
+
+def load_rules(path: str | Path | None = None) -> list[Any]:
+    """Rules from ``path``, else ``ION_RULES_FILE``, else the default rules.yaml."""
+    target = Path(path or os.environ.get("ION_RULES_FILE") or DEFAULT_RULES_FILE)
+    try:
+        raw = yaml.safe_load(target.read_text())
+    except OSError as exc:
+        raise RulesError(str(target), [{"rule": "(file)", "field": "path", "message": str(exc)}]) from None
+    except yaml.YAMLError as exc:
+        raise RulesError(str(target), [{"rule": "(file)", "field": "yaml", "message": str(exc)}]) from None
+    return [r for r in parse_rules(raw, str(target)) if r.enabled]
+
+
+@lru_cache(maxsize=4)
+def _cached(path: str, mtime: float) -> tuple[Any, ...]:
+    return tuple(load_rules(path))
+
+
+def active_rules() -> list[Any]:
+    """The enabled rules of the configured file, re-read when the file changes."""
+    target = str(Path(os.environ.get("ION_RULES_FILE") or DEFAULT_RULES_FILE))
+    try:
+        mtime = os.stat(target).st_mtime
+    except OSError:
+        mtime = 0.0
+    return list(_cached(target, mtime))
