@@ -6,6 +6,10 @@ cold start pays only for its own code.
 
 from __future__ import annotations
 
+import flask
+import functions_framework
+from cloudevents.http import CloudEvent
+
 # Pattern for every entry point (keep them this thin):
 #
 #   @functions_framework.http
@@ -17,3 +21,17 @@ from __future__ import annotations
 #   def fan_out_alerts(event: CloudEvent) -> None:
 #       from functions.fanout.main import handle_event
 #       handle_event(event)
+
+
+@functions_framework.cloud_event
+def fan_out_alerts(event: CloudEvent) -> None:
+    from functions.fanout.main import handle_event
+
+    handle_event(event)
+
+
+@functions_framework.http
+def manage_alerts(request: flask.Request) -> flask.Response:
+    from functions.fanout.main import handle
+
+    return handle(request)

@@ -1,0 +1,1 @@
+"""Notification channels, one per file, all behind ``channels.base.Channel``."""

@@ -1,0 +1,109 @@
+"""Email over SMTP (smtplib): a multipart/alternative mail with a plain-text part and an HTML
+part rendered by Jinja2 (autoescaped), to ``ALERT_EMAIL_TO`` (comma-separated) from
+``ALERT_EMAIL_FROM``. ``SMTP_STARTTLS`` and ``SMTP_USER``/``SMTP_PASSWORD`` when the relay needs
+them. 4xx SMTP replies and connection failures are retried; 5xx replies are not.
+
+The Message-ID is derived from the notification id, so a mail resent after a crash between the
+SMTP ``DATA`` and our bookkeeping carries the same Message-ID and mail clients thread it as one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from email.message import EmailMessage
+from email.utils import formatdate
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from functions.fanout.channels.base import DeliveryError, Retrier
+from functions.fanout.models import Notification, iso, summary_of, value_text
+from functions.fanout.settings import FanoutSettings
+
+if TYPE_CHECKING:
+    import jinja2
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+@lru_cache(maxsize=1)
+def templates() -> jinja2.Environment:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=jinja2.select_autoescape(["html", "j2"], default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(summary_of=summary_of, value_text=value_text, iso=iso)
+    return env
+
+
+def render(name: str, **context: Any) -> tuple[str, str]:
+    """(text, html) from ``<name>.txt.j2`` and ``<name>.html.j2``."""
+    env = templates()
+    return env.get_template(f"{name}.txt.j2").render(**context), env.get_template(f"{name}.html.j2").render(
+        **context
+    )
+
+
+class EmailChannel:
+    name = "email"
+
+    def __init__(self, settings: FanoutSettings) -> None:
+        if not settings.email_configured:
+            raise ValueError("email needs SMTP_HOST and ALERT_EMAIL_TO")
+        self.settings = settings
+        self.recipients = [r.strip() for r in str(settings.alert_email_to).split(",") if r.strip()]
+
+    def send(self, notification: Notification, retrier: Retrier) -> dict[str, Any]:
+        text, html = render(
+            "alert",
+            notification=notification,
+            silences_url=self.settings.public_url.rstrip("/") + "/v1/silences",
+            dashboard_url=self.settings.dashboard_url,
+        )
+        return self.send_mail(notification.title(), text, html, notification.notification_id, retrier)
+
+    def send_mail(self, subject: str, text: str, html: str, key: str, retrier: Retrier) -> dict[str, Any]:
+        message = EmailMessage()
+        message["Subject"] = subject
+        message["From"] = self.settings.alert_email_from
+        message["To"] = ", ".join(self.recipients)
+        message["Date"] = formatdate(usegmt=True)
+        domain = self.settings.alert_email_from.rsplit("@", 1)[-1] or "ion-ops"
+        message["Message-ID"] = f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
+        message.set_content(text)
+        message.add_alternative(html, subtype="html")
+        retrier.call("smtp send", lambda: self._send(message))
+        return {"message_id": message["Message-ID"], "to": self.recipients}
+
+    def _send(self, message: EmailMessage) -> None:
+        import smtplib
+
+        settings = self.settings
+        try:
+            with smtplib.SMTP(
+                str(settings.smtp_host), settings.smtp_port, timeout=settings.request_timeout_seconds
+            ) as smtp:
+                if settings.smtp_starttls:
+                    smtp.starttls()
+                if settings.smtp_user and settings.smtp_password:
+                    smtp.login(settings.smtp_user, settings.smtp_password)
+                refused = smtp.send_message(message, to_addrs=self.recipients)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            raise DeliveryError(
+                f"SMTP refused every recipient: {exc.recipients}",
+                retryable=all(400 <= c < 500 for c in codes),
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            raise DeliveryError(
+                f"SMTP answered {exc.smtp_code} {exc.smtp_error!r}", retryable=400 <= exc.smtp_code < 500
+            ) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise DeliveryError(f"SMTP failed: {exc}", retryable=True) from None
+        if refused:
+            raise DeliveryError(f"SMTP refused some recipients: {refused}", retryable=False)

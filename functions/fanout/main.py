@@ -1,0 +1,133 @@
+"""The fan-out capability's entry points: ``handle_event`` for the ``alerts`` topic and ``handle``
+for its HTTP function (silence API, the flush tick, the daily digest)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import flask
+from pydantic import BaseModel, ConfigDict
+
+from functions.fanout import silences
+from shared.clock import utcnow
+from shared.events import decode_pubsub
+from shared.http import Api, Problem, json_response, read_json
+from shared.logging import get_logger
+from shared.messages import AlertTransition
+
+api = Api("fanout")
+log = get_logger("fanout")
+
+
+def handle_event(event: Any) -> None:
+    """One alert transition from Pub/Sub: raise to retry, return to drop (or when done)."""
+    from functions.fanout.pipeline import handle_transition
+
+    delivery = decode_pubsub(event, AlertTransition)
+    if delivery is None:
+        return
+    handle_transition(delivery.body)
+
+
+def handle(request: flask.Request) -> flask.Response:
+    return api(request)
+
+
+@api.route("/health")
+def health(_request: flask.Request) -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@api.route("/v1/silences", methods=["POST"])
+def create_silence(request: flask.Request) -> flask.Response:
+    body = read_json(request, silences.SilenceIn)
+    silence = silences.create(body)
+    log.info(
+        "silence created",
+        extra={
+            "silence_id": silence.id,
+            "created_by": silence.created_by,
+            "ends_at": silence.ends_at.isoformat(),
+        },
+    )
+    return json_response(
+        silence.to_api(utcnow()), status=201, headers={"Location": f"/v1/silences/{silence.id}"}
+    )
+
+
+@api.route("/v1/silences", methods=["GET"])
+def list_silences(request: flask.Request) -> list[dict[str, Any]]:
+    state = request.args.get("state")
+    if state is not None and state not in silences.STATES:
+        raise Problem(
+            422,
+            f"state {state!r} is not one of {', '.join(silences.STATES)}.",
+            errors=[{"field": "state", "message": "unknown state"}],
+            allowed=list(silences.STATES),
+        )
+    now = utcnow()
+    return [s.to_api(now) for s in silences.list_all(state)]  # type: ignore[arg-type]
+
+
+@api.route("/v1/silences/<silence_id>", methods=["GET"])
+def get_silence(_request: flask.Request, silence_id: str) -> dict[str, Any]:
+    silence = silences.get(_checked_id(silence_id))
+    if silence is None:
+        raise Problem(404, f"No silence with id {silence_id}.")
+    return silence.to_api(utcnow())
+
+
+@api.route("/v1/silences/<silence_id>", methods=["DELETE"])
+def expire_silence(_request: flask.Request, silence_id: str) -> dict[str, Any]:
+    silence = silences.expire(_checked_id(silence_id))
+    if silence is None:
+        raise Problem(404, f"No silence with id {silence_id}.")
+    log.info("silence expired", extra={"silence_id": silence.id})
+    return silence.to_api(utcnow())
+
+
+def _checked_id(silence_id: str) -> str:
+    if not (0 < len(silence_id) <= 64) or not all(c.isalnum() or c == "-" for c in silence_id):
+        raise Problem(404, f"No silence with id {silence_id[:64]}; ids are UUIDs.")
+    return silence_id
+
+
+@api.route("/v1/flush", methods=["POST"])
+def flush_tick(_request: flask.Request) -> dict[str, Any]:
+    """The scheduler's tick (every minute): due groups, repeats, flapping releases, re-drives."""
+    from functions.fanout.pipeline import tick
+
+    return tick()
+
+
+class DigestRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    date: date | None = None
+
+
+@api.route("/v1/digest", methods=["POST"])
+def digest(request: flask.Request) -> dict[str, Any]:
+    """Send the digest of ``date`` (default: the UTC day before the scheduled time)."""
+    from functions.fanout.channels.base import DeliveryFailed
+    from functions.fanout.digest import send_digest
+
+    body = read_json(request, DigestRequest) if request.get_data(cache=True) else DigestRequest()
+    day = body.date or (_scheduled_time(request) - timedelta(days=1)).date()
+    try:
+        return send_digest(day)
+    except DeliveryFailed as exc:
+        raise Problem(
+            503, f"The digest could not be mailed: {exc.reason}", headers={"Retry-After": "60"}
+        ) from None
+
+
+def _scheduled_time(request: flask.Request) -> datetime:
+    header = request.headers.get("X-CloudScheduler-ScheduleTime")
+    if header:
+        try:
+            return datetime.fromisoformat(header.replace("Z", "+00:00")).astimezone(UTC)
+        except ValueError:
+            raise Problem(400, "X-CloudScheduler-ScheduleTime is not an RFC 3339 time.") from None
+    return utcnow()

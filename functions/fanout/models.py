@@ -1,0 +1,76 @@
+"""What fan-out hands to a channel: one notification of one group, with the alerts it announces."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from shared.messages import AlertTransition, Severity
+
+NotificationKind = Literal["notify", "repeat"]
+
+
+class Notification(BaseModel):
+    """One notification of a group to every channel of its route.
+
+    ``notify`` announces the transitions collected since the group's last notification (each
+    transition is in exactly one notify); ``repeat`` re-announces alerts still firing after the
+    route's repeat interval. ``notification_id`` is the exactly-once key per channel.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    notification_id: str
+    kind: NotificationKind
+    group_id: str
+    group_labels: dict[str, str]
+    severity: Severity
+    mention: str | None = None
+    alerts: list[AlertTransition]
+    created_at: AwareDatetime
+
+    @property
+    def firing(self) -> list[AlertTransition]:
+        return [a for a in self.alerts if a.state == "firing"]
+
+    @property
+    def resolved(self) -> list[AlertTransition]:
+        return [a for a in self.alerts if a.state == "resolved"]
+
+    def title(self) -> str:
+        parts = [f"[{self.severity.upper()}]"]
+        if self.kind == "repeat":
+            parts.append("STILL FIRING")
+        elif self.firing and self.resolved:
+            parts.append(f"FIRING:{len(self.firing)} RESOLVED:{len(self.resolved)}")
+        elif self.firing:
+            parts.append(f"FIRING:{len(self.firing)}" if len(self.firing) > 1 else "FIRING")
+        else:
+            parts.append(f"RESOLVED:{len(self.resolved)}" if len(self.resolved) > 1 else "RESOLVED")
+        rules = sorted({a.rule for a in self.alerts})
+        parts.append(", ".join(rules))
+        where = ", ".join(f"{k}={v}" for k, v in self.group_labels.items() if v and k != "rule")
+        if where:
+            parts.append(f"({where})")
+        return " ".join(parts)
+
+
+def summary_of(alert: AlertTransition) -> str:
+    return (
+        alert.annotations.get("summary") or f"{alert.rule}: {alert.metric} {alert.op or ''} {alert.threshold}"
+    )
+
+
+def value_text(alert: AlertTransition) -> str:
+    if alert.value is None:
+        return "n/a"
+    value = f"{alert.value:.4g}"
+    if alert.threshold is not None:
+        return f"{value} ({alert.op or 'vs'} threshold {alert.threshold:.4g})"
+    return value
+
+
+def iso(moment: datetime | None) -> str:
+    return moment.isoformat().replace("+00:00", "Z") if moment else ""

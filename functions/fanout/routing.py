@@ -1,0 +1,144 @@
+"""The routing configuration (routing.yaml): channels and timing per severity, grouping labels,
+inhibition rules, flapping detection and digest channels, validated when loaded."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from functions.fanout.matchers import LABEL_NAME, Matcher, alert_labels, matches_all
+from shared.messages import AlertTransition, Severity
+
+ChannelName = Literal["pagerduty", "slack", "email", "log"]
+SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low")
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(value: object) -> timedelta:
+    """``"1h30m"``, ``"5m"``, ``"0s"`` (or seconds as a number) → timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return timedelta(seconds=value)
+    text = str(value).strip()
+    match = _DURATION.match(text)
+    if not text or match is None:
+        raise ValueError(f"{value!r} is not a duration like 30s, 5m, 1h30m")
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Route(_Strict):
+    channels: list[ChannelName] = Field(min_length=1)
+    mention: str | None = None
+    group_wait: Duration = timedelta(seconds=30)
+    group_interval: Duration = timedelta(minutes=5)
+    repeat_interval: Duration = timedelta(hours=4)
+
+    @model_validator(mode="after")
+    def _sane(self) -> Route:
+        if len(set(self.channels)) != len(self.channels):
+            raise ValueError("channels must not repeat")
+        if self.group_interval <= timedelta(0):
+            raise ValueError("group_interval must be positive")
+        if self.repeat_interval < self.group_interval:
+            raise ValueError("repeat_interval must be at least group_interval")
+        return self
+
+
+class InhibitRule(_Strict):
+    source_matchers: list[Matcher] = Field(min_length=1)
+    target_matchers: list[Matcher] = Field(min_length=1)
+    equal: list[Annotated[str, Field(pattern=LABEL_NAME)]] = []
+
+    def inhibits(self, source: dict[str, str], target: dict[str, str]) -> bool:
+        return (
+            matches_all(self.source_matchers, source)
+            and matches_all(self.target_matchers, target)
+            and all(source.get(name, "") == target.get(name, "") for name in self.equal)
+        )
+
+
+class Flapping(_Strict):
+    transitions: int = Field(default=4, ge=2, le=100)
+    window: Duration = timedelta(minutes=10)
+    hold: Duration = timedelta(minutes=10)
+
+
+class Digest(_Strict):
+    channels: list[ChannelName] = ["email"]
+
+
+class RoutingConfig(_Strict):
+    group_by: list[Annotated[str, Field(pattern=LABEL_NAME)]] = ["rule", "service", "region"]
+    severities: dict[Severity, Route]
+    inhibit_rules: list[InhibitRule] = []
+    flapping: Flapping = Flapping()
+    digest: Digest = Digest()
+
+    @model_validator(mode="after")
+    def _every_severity_routed(self) -> RoutingConfig:
+        missing = [s for s in SEVERITIES if s not in self.severities]
+        if missing:
+            raise ValueError(f"severities must route every severity; missing: {', '.join(missing)}")
+        return self
+
+    def route(self, severity: Severity) -> Route:
+        return self.severities[severity]
+
+    def group_labels(self, transition: AlertTransition) -> dict[str, str]:
+        labels = alert_labels(transition)
+        return {name: labels.get(name, "") for name in self.group_by}
+
+    def group_id(self, transition: AlertTransition) -> str:
+        """One group per severity (its route) and values of the ``group_by`` labels."""
+        labels = self.group_labels(transition)
+        key = "\x00".join([transition.severity, *(f"{k}={labels[k]}" for k in self.group_by)])
+        return f"{transition.severity}-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+
+
+class RoutingError(ValueError):
+    pass
+
+
+def load_routing(path: Path) -> RoutingConfig:
+    """Read and validate a routing file; errors name the file and the fields at fault."""
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise RoutingError(f"cannot read routing file {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise RoutingError(f"routing file {path} is not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise RoutingError(f"routing file {path} must be a mapping with `severities:`")
+    try:
+        return RoutingConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'file'}: {err['msg']}"
+            for err in exc.errors(include_url=False, include_input=False)
+        )
+        raise RoutingError(f"routing file {path} is invalid: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_routing() -> RoutingConfig:
+    from functions.fanout.settings import get_fanout_settings
+
+    return load_routing(get_fanout_settings().routing_file)

@@ -1,0 +1,86 @@
+"""Settings of the fan-out capability, read from the environment once per process.
+
+The channel variables are the project's contract (CONTRACTS.md, "Alert channels"): a channel
+whose variables are unset is not configured, and its notifications go to the log channel (JSON
+log line and a file in the outbox folder) instead.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ROUTING_FILE = Path(__file__).resolve().parent / "routing.yaml"
+
+
+class FanoutSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # Slack (slack-sdk WebClient, chat.postMessage / chat.update).
+    slack_bot_token: str | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    slack_channel: str | None = Field(default=None, validation_alias="SLACK_CHANNEL")
+    slack_api_base_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_BASE_URL")
+    # PagerDuty Events API v2.
+    pagerduty_routing_key: str | None = Field(default=None, validation_alias="PAGERDUTY_ROUTING_KEY")
+    pagerduty_events_url: str = Field(
+        default="https://events.pagerduty.com/v2/enqueue", validation_alias="PAGERDUTY_EVENTS_URL"
+    )
+    # Email over SMTP.
+    smtp_host: str | None = Field(default=None, validation_alias="SMTP_HOST")
+    smtp_port: int = Field(default=587, gt=0, lt=65536, validation_alias="SMTP_PORT")
+    smtp_user: str | None = Field(default=None, validation_alias="SMTP_USER")
+    smtp_password: str | None = Field(default=None, validation_alias="SMTP_PASSWORD")
+    smtp_starttls: bool = Field(default=False, validation_alias="SMTP_STARTTLS")
+    alert_email_from: str = Field(default="ion-ops@localhost", validation_alias="ALERT_EMAIL_FROM")
+    alert_email_to: str | None = Field(default=None, validation_alias="ALERT_EMAIL_TO")
+
+    # Where the log channel writes one JSON file per notification; empty disables the files.
+    outbox_dir: str = Field(default="outbox", validation_alias="ION_FANOUT_OUTBOX")
+    routing_file: Path = Field(default=DEFAULT_ROUTING_FILE, validation_alias="ION_FANOUT_ROUTING_FILE")
+    # Deliveries that kept failing are published here with the reason.
+    dead_letter_topic: str = Field(
+        default="alert-deliveries-dead-letter", validation_alias="ION_FANOUT_DEAD_LETTER_TOPIC"
+    )
+    # Retry bounds per channel delivery: attempts per vendor call, and total time for the delivery.
+    max_attempts: int = Field(default=4, ge=1, le=10, validation_alias="ION_FANOUT_MAX_ATTEMPTS")
+    retry_budget_seconds: float = Field(
+        default=20.0, gt=0, le=300, validation_alias="ION_FANOUT_RETRY_BUDGET_SECONDS"
+    )
+    backoff_base_seconds: float = Field(
+        default=0.5, gt=0, le=30, validation_alias="ION_FANOUT_BACKOFF_BASE_SECONDS"
+    )
+    backoff_max_seconds: float = Field(
+        default=8.0, gt=0, le=120, validation_alias="ION_FANOUT_BACKOFF_MAX_SECONDS"
+    )
+    request_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, validation_alias="ION_FANOUT_TIMEOUT_SECONDS"
+    )
+    # Links in notifications: this function's public URL (silence API) and the dashboards.
+    public_url: str = Field(default="http://127.0.0.1:8084", validation_alias="ION_FANOUT_PUBLIC_URL")
+    dashboard_url: str = Field(
+        default="http://127.0.0.1:8088/dashboards/overview", validation_alias="ION_DASHBOARD_URL"
+    )
+    # A batch whose channels are not all delivered after this long is re-driven by the flush tick.
+    redrive_after_seconds: int = Field(
+        default=120, ge=10, validation_alias="ION_FANOUT_REDRIVE_AFTER_SECONDS"
+    )
+
+    @property
+    def slack_configured(self) -> bool:
+        return bool(self.slack_bot_token and self.slack_channel)
+
+    @property
+    def pagerduty_configured(self) -> bool:
+        return bool(self.pagerduty_routing_key)
+
+    @property
+    def email_configured(self) -> bool:
+        return bool(self.smtp_host and self.alert_email_to)
+
+
+@lru_cache(maxsize=1)
+def get_fanout_settings() -> FanoutSettings:
+    return FanoutSettings()

@@ -1,0 +1,165 @@
+"""Silences, as Alertmanager's API v2 has them: matchers, a start, an end, an author and a comment.
+
+A silence is ``pending`` before ``startsAt``, ``active`` from ``startsAt`` until ``endsAt`` and
+``expired`` after. An active silence mutes every alert whose labels satisfy all its matchers.
+Expiring one (DELETE) sets its end to now; a pending silence expired this way never starts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from functions.fanout.matchers import Matcher, matches_all
+from shared.clock import utcnow
+from shared.firestore import get_firestore
+
+COLLECTION = "fanout_silences"
+KEEP_EXPIRED = timedelta(days=7)
+MAX_DURATION = timedelta(days=365)
+SilenceState = Literal["active", "pending", "expired"]
+STATES: tuple[SilenceState, ...] = ("active", "pending", "expired")
+
+
+class SilenceIn(BaseModel):
+    """``POST /v1/silences`` body."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    matchers: list[Matcher] = Field(min_length=1, max_length=20)
+    starts_at: AwareDatetime | None = Field(default=None, alias="startsAt")
+    ends_at: AwareDatetime = Field(alias="endsAt")
+    created_by: str = Field(alias="createdBy", min_length=1, max_length=200)
+    comment: str = Field(min_length=1, max_length=2000)
+
+    @model_validator(mode="after")
+    def _sane(self) -> SilenceIn:
+        if all(m.matches_value("") for m in self.matchers):
+            raise ValueError(
+                "at least one matcher must not match the empty string, or the silence would mute everything"
+            )
+        start = self.starts_at or utcnow()
+        if self.ends_at <= start:
+            raise ValueError("endsAt must be after startsAt (or after now when startsAt is omitted)")
+        if self.ends_at <= utcnow():
+            raise ValueError("endsAt is in the past; a silence must end in the future")
+        if self.ends_at - start > MAX_DURATION:
+            raise ValueError("a silence may last at most 365 days")
+        return self
+
+
+class Silence(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str
+    matchers: list[Matcher]
+    starts_at: AwareDatetime = Field(alias="startsAt")
+    ends_at: AwareDatetime = Field(alias="endsAt")
+    created_by: str = Field(alias="createdBy")
+    comment: str
+    updated_at: AwareDatetime = Field(alias="updatedAt")
+
+    def state(self, now: datetime) -> SilenceState:
+        if now < self.starts_at:
+            return "pending"
+        if now < self.ends_at:
+            return "active"
+        return "expired"
+
+    def mutes(self, labels: dict[str, str], now: datetime) -> bool:
+        return self.state(now) == "active" and matches_all(self.matchers, labels)
+
+    def to_api(self, now: datetime) -> dict[str, Any]:
+        body = self.model_dump(mode="json", by_alias=True)
+        body["status"] = {"state": self.state(now)}
+        return body
+
+
+def _store(silence: Silence) -> dict[str, Any]:
+    return {
+        **silence.model_dump(mode="json", by_alias=True),
+        # Native timestamps so that Firestore can range-query and expire them.
+        "endsAt": silence.ends_at,
+        "startsAt": silence.starts_at,
+        "expire_at": silence.ends_at + KEEP_EXPIRED,
+    }
+
+
+def _load(raw: dict[str, Any]) -> Silence:
+    return Silence.model_validate({k: v for k, v in raw.items() if k != "expire_at"})
+
+
+def create(body: SilenceIn) -> Silence:
+    now = utcnow()
+    silence = Silence(
+        id=str(uuid.uuid4()),
+        matchers=body.matchers,
+        starts_at=body.starts_at or now,
+        ends_at=body.ends_at,
+        created_by=body.created_by,
+        comment=body.comment,
+        updated_at=now,
+    )
+    get_firestore().collection(COLLECTION).document(silence.id).create(_store(silence))
+    return silence
+
+
+def get(silence_id: str) -> Silence | None:
+    snapshot = get_firestore().collection(COLLECTION).document(silence_id).get()
+    return _load(snapshot.to_dict()) if snapshot.exists else None
+
+
+def list_all(state: SilenceState | None = None) -> list[Silence]:
+    now = utcnow()
+    found = [_load(s.to_dict()) for s in get_firestore().collection(COLLECTION).stream()]
+    if state is not None:
+        found = [s for s in found if s.state(now) == state]
+    return sorted(found, key=lambda s: (s.starts_at, s.id))
+
+
+def expire(silence_id: str) -> Silence | None:
+    """End a silence now (idempotent: an expired silence is returned as it is)."""
+    from google.cloud import firestore
+
+    client = get_firestore()
+    ref = client.collection(COLLECTION).document(silence_id)
+
+    @firestore.transactional
+    def run(transaction: firestore.Transaction) -> Silence | None:
+        snapshot = ref.get(transaction=transaction)
+        if not snapshot.exists:
+            return None
+        silence = _load(snapshot.to_dict())
+        now = utcnow()
+        if silence.state(now) == "expired":
+            return silence
+        update: dict[str, Any] = {"ends_at": now, "updated_at": now}
+        if silence.state(now) == "pending":
+            update["starts_at"] = now
+        expired = silence.model_copy(update=update)
+        transaction.set(ref, _store(expired))
+        return expired
+
+    return run(client.transaction())
+
+
+def active(now: datetime) -> list[Silence]:
+    """Silences active at ``now`` (ends in the future, started)."""
+    query = get_firestore().collection(COLLECTION).where(filter=_field_filter("endsAt", ">", now))
+    return [s for s in (_load(d.to_dict()) for d in query.stream()) if s.state(now) == "active"]
+
+
+def silenced_by(labels: dict[str, str], silences: list[Silence], now: datetime) -> str | None:
+    for silence in silences:
+        if silence.mutes(labels, now):
+            return silence.id
+    return None
+
+
+def _field_filter(field: str, op: str, value: Any) -> Any:
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    return FieldFilter(field, op, value)
