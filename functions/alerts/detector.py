@@ -8,7 +8,7 @@ Every decision uses only the points seen so far. Per point:
 2. **Signal** — the value itself, or, when the data has it, its residual against the same time
    one day or one week earlier (median of the last few periods, ±1 point). Seasonality is
    detected from the data: a period is used only when it shrinks the robust spread by a third.
-3. **Robust z-score** — against the median and the MAD (scaled to σ) of the preceding reference
+3. **Robust z-score** — against the median and the MAD (scaled to sigma) of the preceding reference
    window, with floors for flat-lines and integer counts.
 4. **Two triggers** — a *spike* (one point's |z|) and a *shift* (the median z of the last few
    points: level shifts, drifts, outages). Each threshold is the larger of a fixed floor and a
@@ -350,7 +350,7 @@ def detect(times: list[datetime], values: list[float], config: DetectorConfig | 
     """Run the detector over a whole series (tuning and tests); episodes by point index."""
     detector = AnomalyDetector(config)
     episodes: list[Episode] = []
-    for i, (t, v) in enumerate(zip(times, values)):
+    for i, (t, v) in enumerate(zip(times, values, strict=False)):
         d = detector.update(t, v)
         if d.started:
             episodes.append(Episode(start=i, end=None))

@@ -64,7 +64,9 @@ def parse_duration(value: Any) -> timedelta:
     match = _DURATION.match(text)
     if not text or match is None:
         raise ValueError(f"{value!r} is not a duration; write it like 30s, 5m, 1h30m, 3d or 1w")
-    return timedelta(seconds=sum(int(part or 0) * unit for part, unit in zip(match.groups(), _UNITS)))
+    return timedelta(
+        seconds=sum(int(part or 0) * unit for part, unit in zip(match.groups(), _UNITS, strict=False))
+    )
 
 
 def format_duration(delta: timedelta) -> str:
@@ -72,7 +74,7 @@ def format_duration(delta: timedelta) -> str:
     if seconds == 0:
         return "0s"
     parts = []
-    for suffix, unit in zip("wdhms", _UNITS):
+    for suffix, unit in zip("wdhms", _UNITS, strict=False):
         count, seconds = divmod(seconds, unit)
         if count:
             parts.append(f"{count}{suffix}")
@@ -258,7 +260,7 @@ DEFAULT_BURN_WINDOWS = (
 
 class SloBurnRateRule(_Rule):
     """SRE workbook multiwindow, multi-burn-rate alert: fires when, for any pair, the error
-    ratio over both the long and the short window exceeds ``factor`` × (1 − objective)."""
+    ratio over both the long and the short window exceeds ``factor`` * (1 - objective)."""
 
     kind: Literal["slo_burn_rate"]
     agg: Agg = "count"

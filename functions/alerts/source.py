@@ -124,9 +124,9 @@ class ReplaySource:
             groups.setdefault(key, []).append((raw.times[lo:hi], raw.values[lo:hi]))
         out: list[SeriesData] = []
         for key, parts in groups.items():
-            labels = {k: v for k, v in zip(query.group_by, key) if v}
+            labels = {k: v for k, v in zip(query.group_by, key, strict=False) if v}
             if query.step == 0:
-                merged = sorted(p for times, values in parts for p in zip(times, values))
+                merged = sorted(p for times, values in parts for p in zip(times, values, strict=False))
                 out.append(SeriesData(labels, [(datetime.fromtimestamp(t, UTC), v) for t, v in merged]))
                 continue
             if query.step is None:
@@ -139,7 +139,7 @@ class ReplaySource:
                 continue
             buckets: dict[int, list[float]] = {}
             for times, values in parts:
-                for t, v in zip(times, values):
+                for t, v in zip(times, values, strict=False):
                     buckets.setdefault(int(t // query.step), []).append(v)
             points = []
             for index in sorted(buckets):
@@ -155,6 +155,6 @@ class ReplaySource:
         points: list[tuple[float, float]] = []
         for raw in self._series.get(metric, []):
             lo, hi = bisect.bisect_right(raw.times, s), bisect.bisect_right(raw.times, e)
-            points.extend(zip(raw.times[lo:hi], raw.values[lo:hi]))
+            points.extend(zip(raw.times[lo:hi], raw.values[lo:hi], strict=False))
         points.sort()
         return [(datetime.fromtimestamp(t, UTC), v) for t, v in points]

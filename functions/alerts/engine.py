@@ -1,0 +1,289 @@
+"""One evaluation cycle: rules → observations (through a MetricSource) → state machine → transitions.
+
+The same ``Evaluator`` runs in production (query API, Firestore, Pub/Sub) and in the backtest
+and tuning (replay source, in-memory store, transitions collected): only the three objects
+passed in differ.
+
+Quiet series cost one read: the states of a rule are read once per cycle (one query) and the
+state machine is run on that snapshot; only when it decides a change is the change made inside
+a transaction that reads the state again and decides again.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from functions.alerts.detector import AnomalyDetector, DetectorConfig
+from functions.alerts.rules import (
+    AbsenceRule,
+    AnomalyRule,
+    Ratio,
+    SloBurnRateRule,
+    ThresholdRule,
+    TrendRule,
+    compare,
+)
+from functions.alerts.source import MetricSource, Query, SeriesData
+from functions.alerts.state import AlertState, Observation, StateStore, step
+from shared.logging import get_logger
+from shared.messages import AlertTransition
+
+log = get_logger("alerts.engine")
+Key = tuple[tuple[str, str], ...]
+
+
+def _key(labels: dict[str, str]) -> Key:
+    return tuple(sorted(labels.items()))
+
+
+def _last_value(series: SeriesData) -> float | None:
+    return series.points[-1][1] if series.points else None
+
+
+@dataclass
+class CycleResult:
+    evaluated_at: datetime
+    rules: int = 0
+    series: int = 0
+    transitions: list[AlertTransition] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Tracked:
+    detector: AnomalyDetector
+    last: datetime | None = None
+    active: bool = False
+    value: float | None = None
+    threshold: float | None = None
+
+
+class DetectorCache:
+    """The anomaly detectors of this process, per rule and label set. A warm instance feeds each
+    detector only the points it has not seen; a cold one rebuilds it from ``history``."""
+
+    def __init__(self) -> None:
+        self._tracked: dict[tuple[str, Key], _Tracked] = {}
+
+    def get(self, rule: AnomalyRule, labels: dict[str, str]) -> _Tracked:
+        key = (rule.name, _key(labels))
+        tracked = self._tracked.get(key)
+        if tracked is None:
+            config = DetectorConfig(direction=rule.direction, sensitivity=rule.sensitivity)
+            tracked = self._tracked[key] = _Tracked(AnomalyDetector(config))
+        return tracked
+
+    def last_seen(self, rule: AnomalyRule) -> datetime | None:
+        times = [t.last for (name, _), t in self._tracked.items() if name == rule.name and t.last]
+        return min(times) if times else None
+
+
+class Evaluator:
+    def __init__(
+        self,
+        source: MetricSource,
+        store: StateStore,
+        publish: Callable[[AlertTransition], None] | None = None,
+        detectors: DetectorCache | None = None,
+    ) -> None:
+        self.source = source
+        self.store = store
+        self.publish = publish
+        self.detectors = detectors or DetectorCache()
+
+    # -- the cycle ------------------------------------------------------------------------------
+    def run(self, rules: Iterable[Any], now: datetime) -> CycleResult:
+        result = CycleResult(evaluated_at=now)
+        for rule in rules:
+            result.rules += 1
+            try:
+                observations = self.observe(rule, now)
+                result.series += len(observations)
+                result.transitions.extend(self.apply(rule, observations, now))
+            except Exception as exc:  # noqa: BLE001 - one rule's failure must not stop the others
+                log.exception("rule %s failed", rule.name, extra={"rule": rule.name})
+                result.errors[rule.name] = f"{type(exc).__name__}: {exc}"
+        return result
+
+    def apply(self, rule: Any, observations: list[Observation], now: datetime) -> list[AlertTransition]:
+        snapshot = self.store.snapshot(rule.name)
+        by_fp = {rule.fingerprint(o.labels): o for o in observations}
+        moved: list[AlertTransition] = []
+        for fingerprint in set(by_fp) | {
+            fp for fp, s in snapshot.items() if s.state in ("pending", "firing")
+        }:
+            obs = by_fp.get(fingerprint)
+            prior = snapshot.get(fingerprint)
+            new, _ = step(rule, prior, obs, now)
+            if new is None:
+                continue
+
+            def compute(
+                fresh: AlertState | None, obs: Observation | None = obs
+            ) -> tuple[AlertState | None, AlertTransition | None]:
+                return step(rule, fresh, obs, now)
+
+            transition = self.store.apply(fingerprint, compute)
+            if transition is not None:
+                moved.append(transition)
+                if self.publish is not None:
+                    self.publish(transition)
+        return moved
+
+    # -- observations per kind -------------------------------------------------------------------
+    def observe(self, rule: Any, now: datetime) -> list[Observation]:
+        if isinstance(rule, ThresholdRule):
+            return self._threshold(rule, now)
+        if isinstance(rule, AbsenceRule):
+            return self._absence(rule, now)
+        if isinstance(rule, AnomalyRule):
+            return self._anomaly(rule, now)
+        if isinstance(rule, TrendRule):
+            return self._trend(rule, now)
+        if isinstance(rule, SloBurnRateRule):
+            return self._burn_rate(rule, now)
+        raise TypeError(f"unknown rule kind {type(rule).__name__}")
+
+    def values(self, rule: Any, start: datetime, end: datetime) -> dict[Key, tuple[dict[str, str], float]]:
+        """The rule's value per label set over ``(start, end]`` (a ratio when the rule has one)."""
+        ratio: Ratio | None = getattr(rule, "ratio", None)
+        if ratio is None:
+            series = self.source.fetch(self._query(rule, rule.metric, rule.match, [], start, end))
+            return {_key(s.labels): (s.labels, v) for s in series if (v := _last_value(s)) is not None}
+        return self._ratio(rule, ratio, start, end)
+
+    def _query(
+        self, rule: Any, metric: str, match: dict[str, str], extra: list[str], start: datetime, end: datetime
+    ) -> Query:
+        return Query(
+            metric=metric,
+            agg=rule.agg,
+            start=start,
+            end=end,
+            labels={**rule.match, **match},
+            group_by=tuple(dict.fromkeys([*rule.group_by, *extra])),
+        )
+
+    def _selected(self, rule: Any, selector: Any, start: datetime, end: datetime) -> dict[Key, float]:
+        series = self.source.fetch(
+            self._query(rule, selector.metric or rule.metric, selector.match, selector.present, start, end)
+        )
+        totals: dict[Key, float] = {}
+        for s in series:
+            value = _last_value(s)
+            if value is None or any(not s.labels.get(name) for name in selector.present):
+                continue
+            key = _key({k: v for k, v in s.labels.items() if k in rule.group_by})
+            totals[key] = totals.get(key, 0.0) + value
+        return totals
+
+    def _ratio(
+        self, rule: Any, ratio: Ratio, start: datetime, end: datetime
+    ) -> dict[Key, tuple[dict[str, str], float]]:
+        numerators = self._selected(rule, ratio.numerator, start, end)
+        denominators = self._selected(rule, ratio.denominator, start, end)
+        return {
+            key: (dict(key), numerators.get(key, 0.0) / total)
+            for key, total in denominators.items()
+            if total > 0
+        }
+
+    def _threshold(self, rule: ThresholdRule, now: datetime) -> list[Observation]:
+        out = []
+        for labels, value in self.values(rule, now - rule.window, now).values():
+            active = compare(value, rule.op, rule.threshold)
+            hold = (
+                not active
+                and rule.clear_threshold is not None
+                and not compare(value, "<=" if rule.op in (">", ">=") else ">=", rule.clear_threshold)
+            )
+            out.append(Observation(labels, value, active, rule.threshold, hold))
+        return out
+
+    def _absence(self, rule: AbsenceRule, now: datetime) -> list[Observation]:
+        known = self.values(rule, now - rule.lookback, now)
+        recent = self.values(rule, now - rule.window, now)
+        out = []
+        for key, (labels, seen) in known.items():
+            if seen <= 0:
+                continue
+            count = recent.get(key, (labels, 0.0))[1]
+            out.append(Observation(labels, count, count <= 0, 0.0))
+        return out
+
+    def _trend(self, rule: TrendRule, now: datetime) -> list[Observation]:
+        current = self.values(rule, now - rule.window, now)
+        before = self.values(rule, now - rule.over - rule.window, now - rule.over)
+        out = []
+        for key, (labels, value) in current.items():
+            if key not in before:
+                continue
+            old = before[key][1]
+            if rule.change == "relative":
+                if old == 0:
+                    continue
+                change = (value - old) / abs(old)
+            else:
+                change = (value - old) / (rule.over.total_seconds() / 3600)
+            out.append(Observation(labels, change, compare(change, rule.op, rule.threshold), rule.threshold))
+        return out
+
+    def _burn_rate(self, rule: SloBurnRateRule, now: datetime) -> list[Observation]:
+        budget = 1 - rule.objective
+        cache: dict[timedelta, dict[Key, tuple[dict[str, str], float]]] = {}
+
+        def burn(span: timedelta) -> dict[Key, tuple[dict[str, str], float]]:
+            if span not in cache:
+                cache[span] = self._ratio(rule, rule.ratio, now - span, now)
+            return cache[span]
+
+        observed: dict[Key, Observation] = {}
+        for pair in rule.burn_windows:
+            longs, shorts = burn(pair.long), burn(pair.short)
+            for key, (labels, ratio) in longs.items():
+                long_rate = ratio / budget
+                short_rate = shorts.get(key, (labels, 0.0))[1] / budget
+                fires = long_rate > pair.factor and short_rate > pair.factor
+                obs = observed.get(key)
+                if obs is None or (fires and not obs.active):
+                    observed[key] = Observation(labels, long_rate, fires, pair.factor)
+                elif not obs.active:
+                    obs.value = max(obs.value or 0.0, long_rate)
+        return list(observed.values())
+
+    def _anomaly(self, rule: AnomalyRule, now: datetime) -> list[Observation]:
+        step_seconds = int(rule.step.total_seconds()) if rule.step else 0
+        oldest = now - rule.history
+        seen = self.detectors.last_seen(rule)
+        start = max(oldest, seen) if seen else oldest
+        query = Query(
+            metric=rule.metric,
+            agg=rule.agg,
+            start=start,
+            end=now,
+            step=step_seconds,
+            labels=dict(rule.match),
+            group_by=tuple(rule.group_by),
+        )
+        out = []
+        for series in self.source.fetch(query):
+            tracked = self.detectors.get(rule, series.labels)
+            for at, value in series.points:
+                if tracked.last is not None and at <= tracked.last:
+                    continue
+                if step_seconds and at + timedelta(seconds=step_seconds) > now:
+                    break  # the step still filling up is decided at the next evaluation
+                if not math.isfinite(value):
+                    continue
+                decision = tracked.detector.update(at, value)
+                tracked.last = at
+                tracked.active = decision.anomalous
+                tracked.value = value
+                tracked.threshold = decision.threshold
+            if tracked.last is not None:
+                out.append(Observation(series.labels, tracked.value, tracked.active, tracked.threshold))
+        return out
