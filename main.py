@@ -35,3 +35,24 @@ def manage_alerts(request: flask.Request) -> flask.Response:
     from functions.fanout.main import handle
 
     return handle(request)
+
+
+@functions_framework.http
+def ingest(request: flask.Request) -> flask.Response:
+    from functions.ingestion.main import handle
+
+    return handle(request)
+
+
+@functions_framework.cloud_event
+def ingest_pubsub(event: CloudEvent) -> None:
+    from functions.ingestion.main import handle_event
+
+    handle_event(event)
+
+
+@functions_framework.http
+def route(request: flask.Request) -> flask.Response:
+    from functions.routing.service import handle
+
+    return handle(request)

@@ -1,0 +1,309 @@
+"""The ingestion function: OTLP/HTTP ``POST /v1/metrics``, ``GET /v1/query``, the scheduled
+collector ``POST /v1/collect`` and ``GET /health`` (entry point ``ingest``), and OTLP batches from
+Pub/Sub topic ``metrics`` (entry point ``ingest_pubsub``)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import flask
+from pydantic import ValidationError
+
+from functions.ingestion.aggregate import Batch
+from functions.ingestion.otlp import (
+    PROTOBUF_TYPES,
+    aggregate,
+    content_hash,
+    decode_request,
+    decompress,
+)
+from functions.ingestion.settings import get_ingestion_settings
+from functions.ingestion.writer import (
+    CardinalityExceeded,
+    StoreOutcome,
+    enforce_cardinality,
+    span,
+    store_batch,
+)
+from shared.clock import utcnow
+from shared.http import Api, Problem, json_response, read_body, validation_errors
+from shared.logging import get_logger
+from shared.metrics.query import AGGREGATIONS, MetricQuery, QueryError, run_query
+from shared.settings import get_settings
+
+api = Api("ingestion")
+log = get_logger("ingestion")
+
+
+@dataclass
+class IngestResult:
+    batch: Batch
+    outcome: StoreOutcome
+
+    @property
+    def rejected(self) -> int:
+        return self.batch.rejected_count
+
+
+def ingest_payload(payload: bytes, content_type: str | None) -> IngestResult:
+    """Decode, check, aggregate and store one OTLP payload exactly once, then announce it.
+
+    Raises ``Problem`` (bad input, nothing stored), ``CardinalityExceeded`` (nothing accepted) or
+    a Firestore/Pub/Sub error (transient: the caller retries; applied chunks are not re-applied).
+    """
+    settings = get_ingestion_settings()
+    started = time.perf_counter()
+    request = decode_request(payload, content_type)
+    batch = aggregate(
+        request,
+        now_ns=int(utcnow().timestamp() * 1e9),
+        max_age_s=settings.max_age_seconds,
+        max_future_s=settings.max_future_seconds,
+    )
+    if batch.series:
+        enforce_cardinality(batch)
+        if batch.accepted == 0:
+            over = {m: n for (m, reason), n in batch.rejected.items() if reason.startswith("series limit")}
+            if over:
+                raise CardinalityExceeded(over, settings.max_series_per_metric)
+    batch_id = content_hash(payload)
+    outcome = store_batch(batch, batch_id)
+    if outcome.written and settings.updates_topic:
+        _announce(batch, outcome)
+    log.info(
+        "metric batch stored",
+        extra={
+            "batch_id": batch_id,
+            "accepted_points": batch.accepted,
+            "rejected_points": batch.rejected_count,
+            "series": len(batch.series),
+            "chunks": outcome.chunks,
+            "duplicate_chunks": outcome.duplicate_chunks,
+            "documents_written": outcome.documents_written,
+            "seconds": round(time.perf_counter() - started, 4),
+        },
+    )
+    return IngestResult(batch, outcome)
+
+
+def _announce(batch: Batch, outcome: StoreOutcome) -> None:
+    from shared.messages import MetricsIngested
+    from shared.pubsub import publish
+
+    start, end = span(batch)
+    publish(
+        get_ingestion_settings().updates_topic,
+        MetricsIngested(batch_id=outcome.batch_id, metrics=outcome.written, start=start, end=end),
+    )
+
+
+# --- HTTP -------------------------------------------------------------------------------------
+
+
+def _transient(exc: Exception) -> bool:
+    from google.api_core import exceptions as gexc
+
+    return isinstance(exc, gexc.GoogleAPICallError | gexc.RetryError | TimeoutError | ConnectionError)
+
+
+@api.route("/v1/metrics", methods=["POST"])
+def post_metrics(request: flask.Request) -> flask.Response:
+    limit = get_settings().max_body_bytes
+    body = decompress(read_body(request), request.headers.get("Content-Encoding"), limit)
+    try:
+        result = ingest_payload(body, request.headers.get("Content-Type"))
+    except CardinalityExceeded as exc:
+        raise Problem(
+            413,
+            f"Refused: {exc}. Drop high-cardinality attributes or raise ION_METRICS_MAX_SERIES_PER_METRIC.",
+            metrics=sorted(exc.metrics),
+            limit=exc.limit,
+        ) from None
+    except Exception as exc:
+        if _transient(exc):
+            log.warning("metric batch not stored, the exporter will retry: %s", exc)
+            raise Problem(503, "Storage is unavailable; retry later.", headers={"Retry-After": "5"}) from None
+        raise
+    return _otlp_response(request, result.batch)
+
+
+def _otlp_response(request: flask.Request, batch: Batch) -> flask.Response:
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsPartialSuccess,
+        ExportMetricsServiceResponse,
+    )
+
+    rejected = batch.rejected_count
+    message = batch.rejection_message() if rejected else ""
+    if request.mimetype in PROTOBUF_TYPES:
+        response = ExportMetricsServiceResponse()
+        if rejected:
+            response.partial_success.CopyFrom(
+                ExportMetricsPartialSuccess(rejected_data_points=rejected, error_message=message)
+            )
+        return flask.Response(response.SerializeToString(), status=200, mimetype="application/x-protobuf")
+    payload: dict[str, Any] = {}
+    if rejected:
+        payload["partialSuccess"] = {"rejectedDataPoints": rejected, "errorMessage": message}
+        payload["rejections"] = [
+            {"metric": metric, "reason": reason, "points": n}
+            for (metric, reason), n in sorted(batch.rejected.items())
+        ]
+    return json_response(payload)
+
+
+QUERY_PARAMS = ("metric", "agg", "start", "end", "step", "by", "resolution")
+
+
+@api.route("/v1/query", methods=["GET"])
+def get_query(request: flask.Request) -> flask.Response:
+    args = request.args
+    unknown = sorted(k for k in args if k not in QUERY_PARAMS and not k.startswith("label."))
+    if unknown:
+        raise Problem(
+            422,
+            f"Unknown query parameter(s): {', '.join(unknown)}.",
+            errors=[{"field": k, "message": "unknown parameter"} for k in unknown],
+            allowed=[*QUERY_PARAMS, "label.<name>"],
+        )
+    missing = [k for k in ("metric", "agg", "start", "end") if not args.get(k)]
+    if missing:
+        raise Problem(
+            422,
+            f"Missing query parameter(s): {', '.join(missing)}.",
+            errors=[{"field": k, "message": "required"} for k in missing],
+        )
+    raw: dict[str, Any] = {
+        "metric": args["metric"],
+        "agg": args["agg"],
+        "start": _rfc3339(args["start"], "start"),
+        "end": _rfc3339(args["end"], "end"),
+        "labels": {k[len("label.") :]: v for k, v in args.items() if k.startswith("label.")},
+        "group_by": [k.strip() for k in args.get("by", "").split(",") if k.strip()],
+    }
+    if args.get("step"):
+        raw["step"] = args["step"]
+    if args.get("resolution"):
+        raw["resolution"] = args["resolution"]
+    try:
+        query = MetricQuery.model_validate(raw)
+    except ValidationError as exc:
+        errors = validation_errors(exc)
+        extra: dict[str, Any] = {}
+        if any(e["field"] == "agg" for e in errors):
+            extra["allowed"] = list(AGGREGATIONS)
+        raise Problem(422, "Query parameters are invalid.", errors=errors, **extra) from None
+    try:
+        result = run_query(query)
+    except QueryError as exc:
+        raise Problem(422, str(exc), errors=[{"field": "step", "message": str(exc)}]) from None
+    return json_response(
+        {
+            "metric": result.metric,
+            "agg": result.agg,
+            "resolution": result.resolution,
+            "series": [
+                {"labels": s.labels, "points": [[_format_time(t), v] for t, v in s.points]}
+                for s in result.series
+            ],
+        }
+    )
+
+
+def _rfc3339(value: str, name: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "+"))
+    except ValueError:
+        raise Problem(
+            422,
+            f"{name} must be an RFC 3339 time like 2026-01-01T12:00:00Z.",
+            errors=[{"field": name, "message": "not an RFC 3339 time"}],
+        ) from None
+    if parsed.tzinfo is None:
+        raise Problem(
+            422,
+            f"{name} needs a time zone (Z or an offset).",
+            errors=[{"field": name, "message": "time zone missing"}],
+        )
+    return parsed
+
+
+def _format_time(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+@api.route("/v1/collect", methods=["POST"])
+def post_collect(request: flask.Request) -> dict[str, Any]:
+    from functions.ingestion.collector import collect
+
+    try:
+        return collect().model_dump()
+    except Exception as exc:
+        if _transient(exc):
+            log.warning("collector run failed, the next schedule retries: %s", exc)
+            raise Problem(503, f"Cloud Monitoring or storage unavailable: {exc}.") from None
+        raise
+
+
+@api.route("/health", methods=["GET"])
+def health(request: flask.Request) -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def handle(request: flask.Request) -> flask.Response:
+    return api(request)
+
+
+# --- Pub/Sub ----------------------------------------------------------------------------------
+
+
+def handle_event(event: Any) -> None:
+    """One OTLP batch from topic ``metrics``: raise to retry (storage), return to drop (bad input)."""
+    event_id = str(event["id"])
+    data = event.data if isinstance(event.data, dict) else {}
+    message = data.get("message") or {}
+    attributes: dict[str, str] = dict(message.get("attributes") or {})
+    try:
+        payload = base64.b64decode(message.get("data") or "", validate=True)
+    except (binascii.Error, ValueError):
+        log.error("dropping metric batch: message data is not base64", extra={"event_id": event_id})
+        return
+    published = message.get("publishTime") or message.get("publish_time") or event["time"]
+    if published:
+        at = (
+            published
+            if isinstance(published, datetime)
+            else datetime.fromisoformat(str(published).replace("Z", "+00:00"))
+        )
+        age = utcnow() - at
+        if age > timedelta(seconds=get_settings().max_event_age_seconds):
+            log.warning("dropping metric batch older than the event age limit", extra={"event_id": event_id})
+            return
+    content_type = attributes.get("content_type") or attributes.get("Content-Type")
+    if not content_type:
+        content_type = "application/json" if payload[:1] in (b"{", b" ", b"\n") else "application/x-protobuf"
+    encoding = attributes.get("content_encoding")
+    try:
+        body = decompress(payload, encoding, get_settings().max_body_bytes * 8)
+        result = ingest_payload(body, content_type)
+    except Problem as problem:
+        log.error(
+            "dropping metric batch that can never be stored: %s",
+            problem.detail,
+            extra={"event_id": event_id, "status": problem.status},
+        )
+        return
+    except CardinalityExceeded as exc:
+        log.error("dropping metric batch: %s", exc, extra={"event_id": event_id})
+        return
+    if result.rejected:
+        log.warning(
+            "metric batch partly refused: %s",
+            result.batch.rejection_message(),
+            extra={"event_id": event_id, "rejected_points": result.rejected},
+        )
