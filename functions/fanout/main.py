@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import flask
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from functions.fanout import silences
 from shared.clock import utcnow
@@ -102,9 +102,9 @@ def flush_tick(_request: flask.Request) -> dict[str, Any]:
 
 
 class DigestRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    date: date | None = None
+    day: date | None = Field(default=None, alias="date")
 
 
 @api.route("/v1/digest", methods=["POST"])
@@ -114,7 +114,7 @@ def digest(request: flask.Request) -> dict[str, Any]:
     from functions.fanout.digest import send_digest
 
     body = read_json(request, DigestRequest) if request.get_data(cache=True) else DigestRequest()
-    day = body.date or (_scheduled_time(request) - timedelta(days=1)).date()
+    day = body.day or (_scheduled_time(request) - timedelta(days=1)).date()
     try:
         return send_digest(day)
     except DeliveryFailed as exc:

@@ -1,0 +1,123 @@
+"""Exactly once per transition and channel through functions-framework, bounded retries that
+honour 429 + Retry-After, and dead letters for a channel that keeps failing, on the emulators."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from tests.fanout.conftest import Fanout, make_transition
+
+pytestmark = pytest.mark.emulators
+
+
+def test_a_critical_transition_pages_and_posts_once_under_triple_redelivery(fanout: Fanout) -> None:
+    firing = make_transition(severity="critical")
+    for _ in range(3):
+        assert fanout.push(firing, message_id="m-1") == 200
+    assert len(fanout.slack.top_level()) == 1
+    assert [e["event_action"] for e in fanout.pagerduty.events] == ["trigger"]
+    assert fanout.pagerduty.events[0]["dedup_key"] == firing.fingerprint
+    assert fanout.smtp.mails == []  # critical routes to PagerDuty and Slack only
+    # The same transition published again under another message id is still one notification.
+    assert fanout.push(firing, message_id="m-2") == 200
+    assert len(fanout.slack.messages) == 1
+    assert len(fanout.pagerduty.events) == 1
+
+
+def test_a_high_transition_goes_to_slack_and_email_once(fanout: Fanout) -> None:
+    clock = fanout.freeze()
+    high = make_transition(rule="error-rate", severity="high", at=clock.now())
+    for _ in range(3):
+        assert fanout.push(high) == 200
+    assert fanout.slack.messages == []  # high waits group_wait (10 s) for more of its group
+    clock.advance(timedelta(seconds=11))
+    fanout.tick()
+    fanout.tick()
+    assert len(fanout.slack.top_level()) == 1
+    assert len(fanout.smtp.mails) == 1
+    assert fanout.pagerduty.events == []
+
+
+def test_concurrent_deliveries_of_one_message_notify_once(fanout: Fanout) -> None:
+    firing = make_transition(severity="critical", rule="redis-unavailable")
+    statuses: list[int] = []
+    barrier = threading.Barrier(3)
+    fanout.app("fan_out_alerts", "cloudevent")  # built once, before the threads share it
+
+    def deliver() -> None:
+        barrier.wait()
+        statuses.append(fanout.push(firing, message_id="same"))
+
+    threads = [threading.Thread(target=deliver) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Pub/Sub redelivers whatever was not acked, until acked.
+    for _ in range(10):
+        if fanout.push(firing, message_id="same") == 200:
+            break
+    assert len(statuses) == 3
+    assert 200 in statuses  # the one that claimed the work acked; others answered 500 to retry or acked
+    assert len(fanout.slack.messages) == 1
+    assert len(fanout.pagerduty.events) == 1
+
+
+def test_slack_429_is_retried_after_retry_after(fanout: Fanout) -> None:
+    fanout.slack.ratelimit_next = 1
+    fanout.slack.retry_after = 1
+    assert fanout.push(make_transition(severity="critical")) == 200
+    calls = [c for c in fanout.slack.calls if c[1] == "chat.postMessage"]
+    assert [c[2] for c in calls] == [429, 200]
+    assert calls[1][0] - calls[0][0] >= 1.0  # waited as Slack asked
+    assert len(fanout.slack.messages) == 1
+
+
+def test_a_channel_that_keeps_failing_is_dead_lettered_and_the_others_still_deliver(fanout: Fanout) -> None:
+    fanout.slack.fail_with = "internal_error"  # every call answers 500
+    firing = make_transition(severity="critical")
+    assert fanout.push(firing) == 200  # acked: nothing left to retry
+    assert len(fanout.pagerduty.events) == 1
+    assert fanout.slack.messages == []
+    attempts = [c for c in fanout.slack.calls if c[1] == "chat.postMessage"]
+    assert 1 < len(attempts) <= 4  # retried, and bounded
+    dead = fanout.dead_letters(expect=1)
+    assert len(dead) == 1
+    assert dead[0]["attributes"]["channel"] == "slack"
+    assert dead[0]["data"]["channel"] == "slack"
+    assert "500" in dead[0]["data"]["reason"]
+    assert dead[0]["data"]["transition_ids"] == [firing.transition_id]
+    # Redelivery after the dead letter sends nothing more, anywhere.
+    fanout.slack.fail_with = None
+    assert fanout.push(firing) == 200
+    assert fanout.slack.messages == []
+    assert len(fanout.pagerduty.events) == 1
+
+
+def test_an_error_that_is_not_worth_retrying_is_dead_lettered_at_once(fanout: Fanout) -> None:
+    fanout.pagerduty.routing_key = "another-key"  # PagerDuty answers 400 Invalid routing key
+    assert fanout.push(make_transition(severity="critical")) == 200
+    assert len(fanout.pagerduty.rejected) == 1  # one attempt only
+    dead = fanout.dead_letters(expect=1)
+    assert dead[0]["data"]["channel"] == "pagerduty"
+    assert "not retryable" in dead[0]["data"]["reason"]
+    assert len(fanout.slack.messages) == 1
+
+
+def test_without_credentials_notifications_go_to_the_log_and_outbox(fanout: Fanout, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.fanout.conftest import reset_fanout_caches
+
+    for var in ("SLACK_BOT_TOKEN", "PAGERDUTY_ROUTING_KEY", "SMTP_HOST"):
+        monkeypatch.delenv(var)
+    reset_fanout_caches()
+    firing = make_transition(severity="critical")
+    for _ in range(3):
+        assert fanout.push(firing) == 200
+    records = fanout.outbox_records()
+    assert sorted(r["instead_of"] for r in records) == ["pagerduty", "slack"]
+    assert all(r["notification"]["alerts"][0]["transition_id"] == firing.transition_id for r in records)
+    assert fanout.slack.calls == []
+    assert fanout.pagerduty.events == []
