@@ -107,7 +107,9 @@ def _poisson(rng: random.Random, lam: float) -> int:
         k += 1
 
 
-def _inject(values: list[float], kind: str, at: int, scale: float, interval: int, rng: random.Random) -> None:
+def _inject(  # noqa: PLR0917
+    values: list[float], kind: str, at: int, scale: float, interval: int, rng: random.Random
+) -> None:
     n = len(values)
     hour = max(1, round(3600 / interval))
     sign = rng.choice([1, -1])
@@ -182,7 +184,11 @@ def generate(count: int = 60, seed: int = 7) -> list[Labelled]:
 # -- detectors ---------------------------------------------------------------------------------------
 def run_detector(series: Labelled, config: DetectorConfig | None = None) -> list[int]:
     detector = AnomalyDetector(config)
-    return [i for i, (t, v) in enumerate(zip(series.times, series.values)) if detector.update(t, v).started]
+    return [
+        i
+        for i, (t, v) in enumerate(zip(series.times, series.values, strict=False))
+        if detector.update(t, v).started
+    ]
 
 
 def run_static_3sigma(series: Labelled) -> list[int]:
@@ -216,7 +222,7 @@ class Score:
         windows = series.windows()
         self.windows += len(windows)
         self.alerts += len(starts)
-        for (lo, hi), onset in zip(windows, series.onsets):
+        for (lo, hi), onset in zip(windows, series.onsets, strict=False):
             self.perfect += _sigmoid(-1.0)
             inside = [s for s in starts if lo <= s <= hi]
             if inside:
@@ -260,7 +266,8 @@ def quality(count: int = 60, seed: int = 7, verbose: bool = False) -> dict[str, 
         static.add(series, run_static_3sigma(series))
         if verbose:
             print(
-                f"  {series.name:24s} onsets={series.onsets} {series.kinds} windows={series.windows()} alerts={starts}"
+                f"  {series.name:24s} onsets={series.onsets} {series.kinds} "
+                f"windows={series.windows()} alerts={starts}"
             )
     return {"anomaly detector": ours.summary(), "static 3-sigma": static.summary()}
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import math
 import sys
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from functions.alerts.rules import AnomalyRule, Annotations, ThresholdRule
+from functions.alerts.rules import Annotations, AnomalyRule, ThresholdRule
 from functions.alerts.source import ReplaySource
 
 METRIC = "backtest"
@@ -82,7 +83,7 @@ def read_csv(path: str) -> tuple[list[datetime], list[float], list[str]]:
 
 
 def median_interval(times: Sequence[datetime]) -> timedelta:
-    gaps = sorted((b - a).total_seconds() for a, b in zip(times, times[1:], strict=False) if b > a)
+    gaps = sorted((b - a).total_seconds() for a, b in itertools.pairwise(times) if b > a)
     return timedelta(seconds=gaps[len(gaps) // 2] if gaps else 60)
 
 

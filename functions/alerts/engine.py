@@ -104,7 +104,7 @@ class Evaluator:
                 observations = self.observe(rule, now)
                 result.series += len(observations)
                 result.transitions.extend(self.apply(rule, observations, now))
-            except Exception as exc:  # noqa: BLE001 - one rule's failure must not stop the others
+            except Exception as exc:
                 log.exception("rule %s failed", rule.name, extra={"rule": rule.name})
                 result.errors[rule.name] = f"{type(exc).__name__}: {exc}"
         return result
@@ -156,7 +156,38 @@ class Evaluator:
             return {_key(s.labels): (s.labels, v) for s in series if (v := _last_value(s)) is not None}
         return self._ratio(rule, ratio, start, end)
 
-    def _query(
+    def history(
+        self, rule: Any, start: datetime, end: datetime, step: int
+    ) -> list[tuple[dict[str, str], list[tuple[datetime, float]]]]:
+        """The rule's value per label set and step over ``(start, end]`` (tuning)."""
+        ratio: Ratio | None = getattr(rule, "ratio", None)
+
+        def fetch(selector: Any) -> dict[Key, dict[datetime, float]]:
+            metric = selector.metric or rule.metric if selector else rule.metric
+            match = selector.match if selector else {}
+            present = selector.present if selector else []
+            query = self._query(rule, metric, match, present, start, end)
+            query = Query(query.metric, query.agg, start, end, step, query.labels, query.group_by)
+            totals: dict[Key, dict[datetime, float]] = {}
+            for s in self.source.fetch(query):
+                if any(not s.labels.get(name) for name in present):
+                    continue
+                key = _key({k: v for k, v in s.labels.items() if k in rule.group_by})
+                bucket = totals.setdefault(key, {})
+                for at, value in s.points:
+                    bucket[at] = bucket.get(at, 0.0) + value
+            return totals
+
+        if ratio is None:
+            return [(dict(k), sorted(points.items())) for k, points in fetch(None).items()]
+        numerators, denominators = fetch(ratio.numerator), fetch(ratio.denominator)
+        out = []
+        for key, totals in denominators.items():
+            num = numerators.get(key, {})
+            out.append((dict(key), [(t, num.get(t, 0.0) / d) for t, d in sorted(totals.items()) if d > 0]))
+        return out
+
+    def _query(  # noqa: PLR0917 - mirrors Query's fields
         self, rule: Any, metric: str, match: dict[str, str], extra: list[str], start: datetime, end: datetime
     ) -> Query:
         return Query(

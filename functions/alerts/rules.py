@@ -302,10 +302,9 @@ def parse_rules(raw: Any, source: str = "rules") -> list[Any]:
     for index, item in enumerate(raw["rules"]):
         name = item.get("name") if isinstance(item, dict) else None
         where = f"rule {name!r} (rules[{index}])" if name else f"rules[{index}]"
-        if isinstance(item, dict) and "kind" not in item:
-            item = {**item, "kind": "threshold"}
+        data = {**item, "kind": "threshold"} if isinstance(item, dict) and "kind" not in item else item
         try:
-            rule = _RULE.validate_python(item)
+            rule = _RULE.validate_python(data)
         except ValidationError as exc:
             for err in exc.errors(include_url=False, include_input=False):
                 loc = [str(p) for p in err["loc"]]

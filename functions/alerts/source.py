@@ -18,8 +18,10 @@ import bisect
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
+
+FINE_RETENTION = timedelta(hours=71)
 
 
 @dataclass(frozen=True)
@@ -47,15 +49,20 @@ class QueryApiSource:
     """The metric pipeline's query API (``shared.metrics.query.run_query``)."""
 
     def fetch(self, query: Query) -> list[SeriesData]:
-        from shared.metrics.query import MetricQuery, run_query  # type: ignore[import-not-found]
+        from shared.metrics.query import MetricQuery, run_query
 
+        step = 60 if query.step == 0 else query.step
+        start = query.start
+        if step is not None and step < 3600 and query.end - start > FINE_RETENTION:
+            # Steps under an hour are served from minute rollups, kept 72 h: ask for what exists.
+            start = query.end - FINE_RETENTION
         result = run_query(
             MetricQuery(
                 metric=query.metric,
                 agg=query.agg,
-                start=query.start,
+                start=start,
                 end=query.end,
-                step=60 if query.step == 0 else query.step,
+                step=step,
                 labels=dict(query.labels),
                 group_by=list(query.group_by),
             )
