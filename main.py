@@ -56,3 +56,17 @@ def route(request: flask.Request) -> flask.Response:
     from functions.routing.service import handle
 
     return handle(request)
+
+
+@functions_framework.http
+def evaluate_alerts(request: flask.Request) -> flask.Response:
+    from functions.alerts.main import handle
+
+    return handle(request)
+
+
+@functions_framework.cloud_event
+def evaluate_alerts_on_ingest(event: CloudEvent) -> None:
+    from functions.alerts.main import handle_event
+
+    handle_event(event)
