@@ -275,7 +275,8 @@ def _apply_chunk(
         fresh = time.monotonic() - REFRESH_SECONDS
         registered = 0
         for series in chunk:
-            if _known_series.get(series.sid, -1.0) > fresh:
+            refreshed = _known_series.get(series.sid)
+            if refreshed is not None and refreshed > fresh:
                 continue
             parent = client.collection(METRICS).document(metric_id(series.metric)).collection(SERIES)
             transaction.set(
