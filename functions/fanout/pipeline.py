@@ -155,7 +155,7 @@ def ingest(transition: AlertTransition, now: datetime, routing: RoutingConfig) -
             transition.transition_id,
             transition.fingerprint,
             outcome,
-            extra={"group_id": group_id, "state": transition.state, "severity": transition.severity},
+            extra={"group_id": group_id, "state": transition.state, "alert_severity": transition.severity},
         )
         return group
 

@@ -32,7 +32,7 @@ def templates() -> jinja2.Environment:
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        autoescape=jinja2.select_autoescape(["html", "j2"], default_for_string=True),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2", "html"), default=False),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

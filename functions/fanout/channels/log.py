@@ -36,7 +36,7 @@ class LogChannel:
             extra={
                 "notification_id": notification.notification_id,
                 "instead_of": self.instead_of,
-                "severity": notification.severity,
+                "alert_severity": notification.severity,
                 "fingerprints": [a.fingerprint for a in notification.alerts],
             },
         )

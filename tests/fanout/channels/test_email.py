@@ -1,0 +1,76 @@
+"""The email channel: real mail over SMTP to aiosmtpd, HTML and text parts."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+import pytest
+
+from functions.fanout.channels.base import DeliveryFailed, Retrier
+from functions.fanout.channels.email import EmailChannel
+from functions.fanout.models import Notification
+from functions.fanout.settings import FanoutSettings
+from tests.fanout.conftest import make_transition
+from tests.fanout.standins import SmtpServer
+
+
+def channel_for(smtp: SmtpServer) -> EmailChannel:
+    os.environ.update(
+        {
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(smtp.port),
+            "ALERT_EMAIL_FROM": "ion-ops@example.com",
+            "ALERT_EMAIL_TO": "oncall@example.com, sre@example.com",
+        }
+    )
+    return EmailChannel(FanoutSettings())
+
+
+def retrier() -> Retrier:
+    return Retrier(max_attempts=3, budget_seconds=5, base_delay=0.01, max_delay=0.05)
+
+
+def test_alert_mail_has_text_and_html_parts(smtp: SmtpServer) -> None:
+    alert = make_transition(rule="error-rate", severity="high", value=0.012, threshold=0.005)
+    alert = alert.model_copy(update={"annotations": {"summary": "Error rate <high> & rising"}})
+    notification = Notification(
+        notification_id="n-mail",
+        kind="notify",
+        group_id="g",
+        group_labels={"rule": "error-rate", "service": "persona-router", "region": "us-central1"},
+        severity="high",
+        alerts=[alert],
+        created_at=datetime.now(UTC),
+    )
+    channel_for(smtp).send(notification, retrier())
+    [mail] = smtp.mails
+    assert smtp.envelopes == [("ion-ops@example.com", ["oncall@example.com", "sre@example.com"])]
+    assert mail["Subject"].startswith("[HIGH] FIRING error-rate")
+    assert mail.get_content_type() == "multipart/alternative"
+    text = mail.get_body(("plain",)).get_content()
+    html = mail.get_body(("html",)).get_content()
+    assert "Error rate <high> & rising" in text
+    assert "Error rate &lt;high&gt; &amp; rising" in html  # escaped in HTML
+    assert "0.012 (> threshold 0.005)" in text
+    assert "<li>Check the error dashboard</li>" in html
+    assert "1. Check the error dashboard" in text
+
+
+def test_a_refused_recipient_is_not_retried(smtp: SmtpServer) -> None:
+    smtp.refuse = True
+    channel = channel_for(smtp)
+    notification = Notification(
+        notification_id="n",
+        kind="notify",
+        group_id="g",
+        group_labels={},
+        severity="high",
+        alerts=[make_transition(severity="high")],
+        created_at=datetime.now(UTC),
+    )
+    r = retrier()
+    with pytest.raises(DeliveryFailed, match="not retryable"):
+        channel.send(notification, r)
+    assert r.attempts == 1
+    assert smtp.mails == []

@@ -1,0 +1,78 @@
+"""The PagerDuty channel against the Events API v2 stand-in."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+import pytest
+
+from functions.fanout.channels.base import DeliveryFailed, Retrier
+from functions.fanout.channels.pagerduty import PagerDutyChannel
+from functions.fanout.models import Notification
+from functions.fanout.settings import FanoutSettings
+from tests.fanout.conftest import make_transition
+from tests.fanout.standins import PagerDutyStandIn
+
+
+def channel_for(pd: PagerDutyStandIn, key: str | None = None) -> PagerDutyChannel:
+    os.environ.update({"PAGERDUTY_ROUTING_KEY": key or pd.routing_key, "PAGERDUTY_EVENTS_URL": pd.url})
+    return PagerDutyChannel(FanoutSettings())
+
+
+def retrier() -> Retrier:
+    return Retrier(max_attempts=3, budget_seconds=5, base_delay=0.01, max_delay=0.05)
+
+
+def notification(*alerts, kind="notify") -> Notification:  # type: ignore[no-untyped-def]
+    return Notification(
+        notification_id="n1",
+        kind=kind,
+        group_id="g1",
+        group_labels={},
+        severity="critical",
+        alerts=list(alerts),
+        created_at=datetime.now(UTC),
+    )
+
+
+def test_trigger_then_resolve_share_the_fingerprint_as_dedup_key(pagerduty: PagerDutyStandIn) -> None:
+    channel = channel_for(pagerduty)
+    firing = make_transition(severity="critical", value=0.31)
+    channel.send(notification(firing), retrier())
+    channel.send(notification(make_transition(severity="critical", state="resolved")), retrier())
+    trigger, resolve = pagerduty.events
+    assert trigger["event_action"] == "trigger"
+    assert trigger["dedup_key"] == resolve["dedup_key"] == firing.fingerprint
+    assert trigger["payload"]["severity"] == "critical"
+    assert trigger["payload"]["source"] == "persona-router"
+    assert "p95-latency on persona-router" in trigger["payload"]["summary"]
+    assert trigger["payload"]["custom_details"]["runbook"] == firing.runbook
+    assert resolve == {
+        "routing_key": pagerduty.routing_key,
+        "event_action": "resolve",
+        "dedup_key": firing.fingerprint,
+    }
+
+
+def test_severities_map_to_pagerduty_severities(pagerduty: PagerDutyStandIn) -> None:
+    channel = channel_for(pagerduty)
+    for ours, theirs in [("high", "error"), ("medium", "warning"), ("low", "info")]:
+        channel.send(notification(make_transition(severity=ours)), retrier())
+        assert pagerduty.events[-1]["payload"]["severity"] == theirs
+
+
+def test_an_invalid_event_is_not_retried(pagerduty: PagerDutyStandIn) -> None:
+    channel = channel_for(pagerduty, key="not-the-key")
+    with pytest.raises(DeliveryFailed, match="Invalid routing key"):
+        channel.send(notification(make_transition()), retrier())
+    assert len(pagerduty.rejected) == 1
+
+
+def test_server_errors_are_retried_within_the_bound(pagerduty: PagerDutyStandIn) -> None:
+    channel = channel_for(pagerduty)
+    pagerduty.fail_status = 503
+    r = retrier()
+    with pytest.raises(DeliveryFailed, match="503"):
+        channel.send(notification(make_transition()), r)
+    assert r.attempts == 3
