@@ -1,0 +1,148 @@
+"""Feedback ("was this persona helpful?") in Firestore, aggregated per persona and per arm.
+
+One document per request id (``routing_feedback/{request_id}``) and one running total per persona
+and per experiment arm (``routing_feedback_stats/persona:Lua``, ``.../arm:EXP:ARM``), written in
+one transaction: a repeated submission changes nothing, a changed answer moves the totals by the
+difference, so totals always equal the sum of the stored answers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.clock import utcnow
+from shared.firestore import get_firestore
+
+FEEDBACK_COLLECTION = "routing_feedback"
+STATS_COLLECTION = "routing_feedback_stats"
+
+
+class FeedbackRecord(BaseModel):
+    """A stored answer, as in Firestore."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    request_id: str
+    helpful: bool
+    rating: int | None = Field(default=None, ge=1, le=5)
+    comment: str | None = None
+    persona: str
+    resonance_key: str
+    weights_version: int
+    experiment: str | None = None
+    arm: str | None = None
+    user_id: str | None = None
+    issued_at: datetime
+    received_at: datetime
+    updated_at: datetime
+
+
+class Totals(BaseModel):
+    """A running total of feedback for one persona or one arm, as in Firestore."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    scope: Literal["persona", "arm"]
+    name: str
+    experiment: str | None = None
+    helpful: int = 0
+    not_helpful: int = 0
+    rating_sum: int = 0
+    rating_count: int = 0
+    updated_at: datetime | None = None
+
+    def view(self) -> dict[str, object]:
+        answers = self.helpful + self.not_helpful
+        return {
+            "helpful": self.helpful,
+            "not_helpful": self.not_helpful,
+            "answers": answers,
+            "helpful_rate": round(self.helpful / answers, 4) if answers else None,
+            "ratings": self.rating_count,
+            "mean_rating": round(self.rating_sum / self.rating_count, 3) if self.rating_count else None,
+        }
+
+
+def persona_totals_id(persona: str) -> str:
+    return f"persona:{persona}"
+
+
+def arm_totals_id(experiment: str, arm: str) -> str:
+    return f"arm:{experiment}:{arm}"
+
+
+Outcome = Literal["created", "updated", "unchanged"]
+
+
+def store_feedback(record: FeedbackRecord) -> tuple[Outcome, Totals]:
+    """Store one answer and move the totals; returns the outcome and the persona's new totals."""
+    from google.cloud import firestore
+
+    client = get_firestore()
+    feedback_ref = client.collection(FEEDBACK_COLLECTION).document(record.request_id)
+    totals_refs = {
+        persona_totals_id(record.persona): Totals(scope="persona", name=record.persona),
+    }
+    if record.experiment and record.arm:
+        totals_refs[arm_totals_id(record.experiment, record.arm)] = Totals(
+            scope="arm", name=record.arm, experiment=record.experiment
+        )
+
+    @firestore.transactional
+    def apply(transaction: firestore.Transaction) -> tuple[Outcome, Totals]:
+        snapshot = feedback_ref.get(transaction=transaction)
+        totals: dict[str, Totals] = {}
+        for doc_id, empty in totals_refs.items():
+            doc = client.collection(STATS_COLLECTION).document(doc_id).get(transaction=transaction)
+            totals[doc_id] = Totals.model_validate(doc.to_dict()) if doc.exists else empty.model_copy()
+        previous = FeedbackRecord.model_validate(snapshot.to_dict()) if snapshot.exists else None
+        persona_totals = totals[persona_totals_id(record.persona)]
+        if previous is not None and (previous.helpful, previous.rating, previous.comment) == (
+            record.helpful,
+            record.rating,
+            record.comment,
+        ):
+            return "unchanged", persona_totals
+        now = utcnow()
+        for doc_id, total in totals.items():
+            if previous is not None:
+                _apply(total, previous, -1)
+            _apply(total, record, +1)
+            total.updated_at = now
+            transaction.set(client.collection(STATS_COLLECTION).document(doc_id), total.model_dump())
+        stored = record.model_copy(update={"received_at": previous.received_at}) if previous else record
+        transaction.set(feedback_ref, stored.model_dump())
+        return ("updated" if previous else "created"), persona_totals
+
+    return apply(client.transaction())
+
+
+def _apply(total: Totals, record: FeedbackRecord, sign: int) -> None:
+    if record.helpful:
+        total.helpful += sign
+    else:
+        total.not_helpful += sign
+    if record.rating is not None:
+        total.rating_sum += sign * record.rating
+        total.rating_count += sign
+
+
+def read_totals() -> list[Totals]:
+    return [
+        Totals.model_validate(doc.to_dict())
+        for doc in get_firestore().collection(STATS_COLLECTION).stream(timeout=5)
+    ]
+
+
+def read_arm_totals(experiment: str, arms: list[str]) -> dict[str, Totals]:
+    client = get_firestore()
+    refs = [client.collection(STATS_COLLECTION).document(arm_totals_id(experiment, arm)) for arm in arms]
+    found: dict[str, Totals] = {}
+    for doc in client.get_all(refs, timeout=5):
+        if doc.exists:
+            totals = Totals.model_validate(doc.to_dict())
+            found[totals.name] = totals
+    return found
