@@ -203,7 +203,11 @@ class FirestoreStateStore:
         self.client = get_firestore()
 
     def snapshot(self, rule: str) -> dict[str, AlertState]:
-        docs = self.client.collection(STATES_COLLECTION).where("rule", "==", rule).stream()
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        docs = (
+            self.client.collection(STATES_COLLECTION).where(filter=FieldFilter("rule", "==", rule)).stream()
+        )
         return {doc.id: AlertState.model_validate(doc.to_dict()) for doc in docs}
 
     def all_states(self) -> list[AlertState]:
@@ -240,7 +244,13 @@ class FirestoreStateStore:
         return run(self.client.transaction())
 
     def unpublished(self, older_than: datetime) -> list[AlertTransition]:
-        docs = self.client.collection(OUTBOX_COLLECTION).where("published", "==", False).stream()
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        docs = (
+            self.client.collection(OUTBOX_COLLECTION)
+            .where(filter=FieldFilter("published", "==", False))
+            .stream()
+        )
         out = []
         for doc in docs:
             data = doc.to_dict()
