@@ -54,7 +54,7 @@ log = get_logger("telemetry")
 
 
 class TelemetrySettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     # Off: metrics are still aggregated (cheap) but batches are dropped instead of published.
     enabled: bool = Field(default=True, validation_alias="ION_METRICS_ENABLED")
