@@ -44,7 +44,8 @@ def test_anomaly_backtest_finds_injected_anomalies_with_timestamps_as_written(tm
     assert starts[0] == ts[1500].strftime("%Y-%m-%dT%H:%M:%SZ")
     shift_start = ts[2300].strftime("%Y-%m-%dT%H:%M:%SZ")
     assert shift_start <= starts[1] <= ts[2310].strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert alerts[0]["end"] is not None and alerts[0]["end"] > starts[0]
+    assert alerts[0]["end"] is not None
+    assert alerts[0]["end"] > starts[0]
 
 
 def test_anomaly_backtest_stays_quiet_on_clean_noise(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -62,7 +63,8 @@ def test_each_decision_uses_only_rows_before_it(tmp_path) -> None:  # type: igno
     write_csv(full, ts, values)
     write_csv(cut, ts[:1201], values[:1201])  # ends at the spike
     first = backtest("--csv", str(full))["alerts"]
-    assert first and backtest("--csv", str(cut))["alerts"][0]["start"] == first[0]["start"]
+    assert first
+    assert backtest("--csv", str(cut))["alerts"][0]["start"] == first[0]["start"]
 
 
 def test_threshold_backtest_with_for_and_unsorted_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -81,9 +83,12 @@ def test_bad_input_exits_2_with_a_message(tmp_path) -> None:  # type: ignore[no-
     bad = tmp_path / "bad.csv"
     bad.write_text("time,val\n1,2\n")
     proc = run("functions.alerts.backtest", "--csv", str(bad))
-    assert proc.returncode == 2 and "timestamp and value" in proc.stderr and proc.stdout == ""
+    assert proc.returncode == 2
+    assert "timestamp and value" in proc.stderr
+    assert proc.stdout == ""
     proc = run("functions.alerts.backtest", "--csv", str(tmp_path / "missing.csv"))
-    assert proc.returncode == 2 and "cannot read" in proc.stderr
+    assert proc.returncode == 2
+    assert "cannot read" in proc.stderr
     bad.write_text("timestamp,value\nyesterday,2\n")
     assert "not a timestamp" in run("functions.alerts.backtest", "--csv", str(bad)).stderr
 
@@ -97,13 +102,18 @@ def test_tune_cli_recommends_sigma_thresholds_with_backtests(tmp_path) -> None: 
     assert proc.returncode == 0, proc.stderr
     rec = json.loads(proc.stdout)["recommendations"][0]
     stats = rec["stats"]
-    assert stats["outliers"] >= 1 and abs(stats["mean"] - 36.4) < 0.5 and abs(stats["std"] - 4.2) < 0.4
-    assert stats["p95"] < stats["p99"] < 60 and 0 < stats["stability"] <= 100
+    assert stats["outliers"] >= 1
+    assert abs(stats["mean"] - 36.4) < 0.5
+    assert abs(stats["std"] - 4.2) < 0.4
+    assert stats["p95"] < stats["p99"] < 60
+    assert 0 < stats["stability"] <= 100
     low, high, critical = (rec["thresholds"][k] for k in ("low", "high", "critical"))
-    assert abs(critical - (stats["mean"] + 3 * stats["std"])) < 1e-9 and low < high < critical
+    assert abs(critical - (stats["mean"] + 3 * stats["std"])) < 1e-9
+    assert low < high < critical
     tests = rec["backtests"]
     # Lower thresholds fire at least as often and as long; the critical one almost never holds 10m.
     assert tests["low"]["alerts"] >= tests["high"]["alerts"] >= tests["critical"]["alerts"]
     assert tests["low"]["firing_seconds"] > tests["critical"]["firing_seconds"]
-    assert tests["low"]["alerts"] > 0 and rec["window"] == "5m"
+    assert tests["low"]["alerts"] > 0
+    assert rec["window"] == "5m"
     assert timedelta(seconds=tests["low"]["longest_seconds"]) >= timedelta(minutes=10)

@@ -3,6 +3,7 @@ clock, two evaluations racing, and transitions published to the emulator's `aler
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from datetime import timedelta
@@ -61,11 +62,14 @@ def test_threshold_state_machine_for_keep_firing_and_hysteresis(fs) -> None:  # 
     ]
     assert seen == [(3, "pending", "firing"), (8, "firing", "resolved")]
     outbox = [d.to_dict() for d in fs.collection(OUTBOX_COLLECTION).stream()]
-    assert len(outbox) == 2 and {d["transition"]["state"] for d in outbox} == {"firing", "resolved"}
+    assert len(outbox) == 2
+    assert {d["transition"]["state"] for d in outbox} == {"firing", "resolved"}
     firing = AlertTransition.model_validate(
         next(d for d in outbox if d["transition"]["state"] == "firing")["transition"]
     )
-    assert firing.starts_at == T0 + 3 * M and firing.value == 12 and firing.threshold == 10
+    assert firing.starts_at == T0 + 3 * M
+    assert firing.value == 12
+    assert firing.threshold == 10
     assert firing.annotations["summary"] == "value 12"
     assert firing.transition_id == f"{firing.fingerprint}-1"
 
@@ -155,7 +159,9 @@ def test_trend_fires_on_fast_relative_growth(fs) -> None:  # type: ignore[no-unt
     evaluator = Evaluator(minutes(values), FirestoreStateStore())
     assert evaluator.run([r], T0 + 39 * M).transitions == []
     moved = evaluator.run([r], T0 + 50 * M).transitions
-    assert moved and moved[0].state == "firing" and moved[0].value > 0.5
+    assert moved
+    assert moved[0].state == "firing"
+    assert moved[0].value > 0.5
 
 
 def test_slo_burn_rate_needs_both_windows_over(fs) -> None:  # type: ignore[no-untyped-def]
@@ -173,7 +179,8 @@ def test_slo_burn_rate_needs_both_windows_over(fs) -> None:  # type: ignore[no-u
     source.add("m", {}, zip([t + timedelta(seconds=1) for t in ts[30:60]] * 31, [1.0] * 930, strict=True))
     evaluator = Evaluator(source, FirestoreStateStore())
     fired = evaluator.run([r], T0 + 50 * M).transitions
-    assert [t.state for t in fired] == ["firing"] and fired[0].threshold == 14.4
+    assert [t.state for t in fired] == ["firing"]
+    assert fired[0].threshold == 14.4
     # At minute 70 the 1h window is still over 14.4x, the 5m window is clean: resolved.
     assert [t.state for t in evaluator.run([r], T0 + 70 * M).transitions] == ["resolved"]
 
@@ -193,6 +200,7 @@ def test_anomaly_rule_learns_and_fires_on_a_level_shift() -> None:
 
 
 def test_transitions_are_published_to_the_alerts_topic(fs, emulators) -> None:  # type: ignore[no-untyped-def]
+    from google.api_core.exceptions import AlreadyExists
     from google.cloud import pubsub_v1
 
     from functions.alerts.main import _publisher
@@ -200,10 +208,8 @@ def test_transitions_are_published_to_the_alerts_topic(fs, emulators) -> None:  
     publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
     topic = publisher.topic_path(emulators.project, "alerts")
     sub = subscriber.subscription_path(emulators.project, f"alerts-test-{time.monotonic_ns()}")
-    try:
+    with contextlib.suppress(AlreadyExists):
         publisher.create_topic(name=topic)
-    except Exception:  # noqa: BLE001 - exists from an earlier test
-        pass
     subscriber.create_subscription(name=sub, topic=topic)
     try:
         r = rule(op=">", threshold=10, window="1m", severity="critical", labels={"team": "sre"})
@@ -228,7 +234,8 @@ def test_transitions_are_published_to_the_alerts_topic(fs, emulators) -> None:  
         ]
         assert received[0].fingerprint == received[1].fingerprint
         assert received[0].transition_id != received[1].transition_id
-        assert received[0].labels == {"team": "sre"} and received[0].severity == "critical"
+        assert received[0].labels == {"team": "sre"}
+        assert received[0].severity == "critical"
         assert all(d.to_dict()["published"] for d in fs.collection(OUTBOX_COLLECTION).stream())
     finally:
         subscriber.delete_subscription(subscription=sub)

@@ -49,13 +49,16 @@ def test_errors_name_rule_and_field() -> None:
     assert ("rule 'bad-threshold' (rules[1])", "threshold") in found
     assert ("rule 'bad-window' (rules[2])", "window") in found
     assert ("rule 'bad-kind' (rules[3])", "kind") in found
-    assert ("rules[4]", "name") in found and ("rules[4]", "op") in found
+    assert ("rules[4]", "name") in found
+    assert ("rules[4]", "op") in found
     assert ("rule 'good' (rules[5])", "name") in found  # duplicate
     assert any(
         e["rule"].startswith("rule 'hyst'") and "clear_threshold" in e["message"] for e in caught.value.errors
     )
     message = str(caught.value)
-    assert "test.yaml" in message and "bad-window" in message and "5 minutes" in message
+    assert "test.yaml" in message
+    assert "bad-window" in message
+    assert "5 minutes" in message
 
 
 def test_missing_fields_per_kind_are_reported() -> None:
@@ -74,7 +77,7 @@ def test_durations() -> None:
     assert parse_duration("3d") == timedelta(days=3)
     assert parse_duration(45) == timedelta(seconds=45)
     for bad in ("", "5x", "-1m", True):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="duration"):
             parse_duration(bad)
 
 
@@ -88,5 +91,5 @@ def test_rules_file_from_environment(tmp_path, monkeypatch) -> None:  # type: ig
     path.write_text(
         "rules:\n  - {name: broken, metric: m, op: '>', severity: low, annotations: {summary: s}}\n"
     )
-    with pytest.raises(RulesError, match="broken.*threshold"):
+    with pytest.raises(RulesError, match=r"broken.*threshold"):
         load_rules()
