@@ -91,7 +91,6 @@ class RoutingService:
         )
         self._persona_attrs = {p: (("persona", p),) for p in PERSONAS}
         self._source_attrs = {s: (("source", s),) for s in ("given", "inferred")}
-        self._health_cache: tuple[float, dict[str, Any]] | None = None
         # Warm-up: the tables above are every decision; L1 takes what other instances cached.
         self.warmed_items = self.cache.warm(self.settings.warm_items)
         log.info(
@@ -242,9 +241,6 @@ class RoutingService:
     # Health ------------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        now = time.monotonic()
-        if self._health_cache and now - self._health_cache[0] < 2:
-            return self._health_cache[1]
         redis_check = _check_redis()
         firestore_check = _check_firestore()
         degraded = (redis_check["configured"] and not redis_check["ok"]) or not firestore_check["ok"]
@@ -269,7 +265,6 @@ class RoutingService:
                 "failed_batches": self.telemetry.failed_batches,
             },
         }
-        self._health_cache = (now, report)
         return report
 
 
@@ -312,6 +307,13 @@ def get_service() -> RoutingService:
     if _service is None:
         _service = RoutingService()
     return _service
+
+
+def install_service(service: RoutingService) -> RoutingService:
+    """Serve with this instance state (tests hand in one whose metrics they collect)."""
+    global _service
+    _service = service
+    return service
 
 
 def reset_service() -> None:

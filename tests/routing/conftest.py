@@ -52,3 +52,58 @@ def make_client() -> Callable[..., Any]:
 @pytest.fixture
 def client(make_client: Callable[..., Any]) -> Any:
     return make_client()
+
+
+class MetricsSink:
+    """Collects the metric batches the routing function would publish, decoded."""
+
+    def __init__(self) -> None:
+        self.payloads: list[bytes] = []
+
+    def publish(self, payload: bytes) -> None:
+        self.payloads.append(payload)
+
+    def points(self, name: str) -> list[tuple[dict[str, Any], Any]]:
+        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+        found = []
+        for payload in self.payloads:
+            request = ExportMetricsServiceRequest.FromString(payload)
+            for scope in request.resource_metrics[0].scope_metrics:
+                for metric in scope.metrics:
+                    if metric.name != name:
+                        continue
+                    kind = metric.WhichOneof("data")
+                    for point in getattr(metric, kind).data_points:
+                        labels = {
+                            kv.key: getattr(kv.value, kv.value.WhichOneof("value")) for kv in point.attributes
+                        }
+                        value = (
+                            point.count
+                            if kind == "exponential_histogram"
+                            else getattr(point, point.WhichOneof("value"))
+                        )
+                        found.append((labels, value))
+        return found
+
+    def total(self, name: str, **labels: Any) -> float:
+        return sum(v for got, v in self.points(name) if all(got.get(k) == w for k, w in labels.items()))
+
+
+@pytest.fixture
+def collected(make_client: Callable[..., Any]) -> Callable[..., tuple[Any, Any, MetricsSink]]:
+    """(client, service, sink): the function with its metric batches collected in ``sink``.
+
+    ``service.telemetry.flush()`` ships the current batch into the sink."""
+    from functions.routing.metrics import RoutingMetrics
+    from functions.routing.service import RoutingService, install_service
+    from shared.telemetry import Telemetry, TelemetrySettings
+
+    def make(**env: str) -> tuple[Any, Any, MetricsSink]:
+        client = make_client(**env)
+        sink = MetricsSink()
+        telemetry = Telemetry("routing", publish=sink.publish, settings=TelemetrySettings(enabled=True))
+        service = install_service(RoutingService(metrics=RoutingMetrics(telemetry)))
+        return client, service, sink
+
+    return make
