@@ -74,3 +74,11 @@ def value_text(alert: AlertTransition) -> str:
 
 def iso(moment: datetime | None) -> str:
     return moment.isoformat().replace("+00:00", "Z") if moment else ""
+
+
+def doc_id(key: str) -> str:
+    """A Firestore document id for an arbitrary key (fingerprints and transition ids may hold
+    ``/``, which Firestore reads as a path); hashed, which also spreads writes across the keyspace."""
+    import hashlib
+
+    return hashlib.sha256(key.encode()).hexdigest()[:40]

@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from functions.fanout import silences as silence_store
 from functions.fanout.delivery import NOTIFICATIONS, deliver, store_notification
 from functions.fanout.matchers import alert_labels
-from functions.fanout.models import Notification
+from functions.fanout.models import Notification, doc_id
 from functions.fanout.routing import RoutingConfig, get_routing
 from functions.fanout.settings import get_fanout_settings
 from shared.clock import utcnow
@@ -90,8 +90,8 @@ def ingest(transition: AlertTransition, now: datetime, routing: RoutingConfig) -
     client = get_firestore()
     group_id = routing.group_id(transition)
     route = routing.route(transition.severity)
-    tref = client.collection(TRANSITIONS).document(transition.transition_id)
-    aref = client.collection(ALERTS).document(transition.fingerprint)
+    tref = client.collection(TRANSITIONS).document(doc_id(transition.transition_id))
+    aref = client.collection(ALERTS).document(doc_id(transition.fingerprint))
     gref = client.collection(GROUPS).document(group_id)
 
     @firestore.transactional
@@ -245,12 +245,12 @@ class _Plan(BaseModel):
 
 def _plan(group: GroupRecord, now: datetime, routing: RoutingConfig) -> _Plan:
     client = get_firestore()
-    snaps = client.get_all([client.collection(TRANSITIONS).document(t) for t in group.pending])
-    transitions = {s.id: AlertTransition.model_validate(s.to_dict()["transition"]) for s in snaps if s.exists}
-    alert_snaps = client.get_all(
-        [client.collection(ALERTS).document(t.fingerprint) for t in transitions.values()]
-    )
-    alerts = {s.id: AlertRecord.model_validate(s.to_dict()) for s in alert_snaps if s.exists}
+    snaps = client.get_all([client.collection(TRANSITIONS).document(doc_id(t)) for t in group.pending])
+    loaded = [AlertTransition.model_validate(s.to_dict()["transition"]) for s in snaps if s.exists]
+    transitions = {t.transition_id: t for t in loaded}
+    alert_snaps = client.get_all([client.collection(ALERTS).document(doc_id(t.fingerprint)) for t in loaded])
+    records = [AlertRecord.model_validate(s.to_dict()) for s in alert_snaps if s.exists]
+    alerts = {a.fingerprint: a for a in records}
     latest: dict[str, AlertTransition] = {}
     for tid in group.pending:
         t = transitions.get(tid)
@@ -308,7 +308,7 @@ def _commit(tx: Any, group: GroupRecord, plan: _Plan, now: datetime, routing: Ro
     firing = set(group.firing)
     for item in plan.items:
         tx.update(
-            _col(TRANSITIONS).document(item["transition_id"]),
+            _col(TRANSITIONS).document(doc_id(item["transition_id"])),
             {
                 "outcome": item["outcome"],
                 "reason": item["reason"],
@@ -317,10 +317,10 @@ def _commit(tx: Any, group: GroupRecord, plan: _Plan, now: datetime, routing: Ro
         )
     for t in plan.notify:
         firing.add(t.fingerprint) if t.state == "firing" else firing.discard(t.fingerprint)
-        tx.update(_col(ALERTS).document(t.fingerprint), {"notified_state": t.state, "muted": None})
+        tx.update(_col(ALERTS).document(doc_id(t.fingerprint)), {"notified_state": t.state, "muted": None})
     for item in plan.items:
         if item["outcome"] == "muted":
-            tx.update(_col(ALERTS).document(item["fingerprint"]), {"muted": item["reason"]})
+            tx.update(_col(ALERTS).document(doc_id(item["fingerprint"])), {"muted": item["reason"]})
     group.pending = []
     group.next_flush_at = None
     if plan.notify:
@@ -343,7 +343,7 @@ def handle_transition(transition: AlertTransition) -> list[str]:
     group = ingest(transition, now, routing)
     if group.next_flush_at is not None and group.next_flush_at <= now:
         flush(group.group_id, now, routing)
-    stored = _col(TRANSITIONS).document(transition.transition_id).get().to_dict() or {}
+    stored = _col(TRANSITIONS).document(doc_id(transition.transition_id)).get().to_dict() or {}
     notification_id = stored.get("notification_id")
     if notification_id:
         deliver(notification_id)
@@ -401,7 +401,7 @@ def release_holds(now: datetime, routing: RoutingConfig) -> list[str]:
 
         @firestore.transactional
         def run(tx: firestore.Transaction, alert: AlertRecord = alert, gref: Any = gref) -> bool:
-            aref = _col(ALERTS).document(alert.fingerprint)
+            aref = _col(ALERTS).document(doc_id(alert.fingerprint))
             current = AlertRecord.model_validate(aref.get(transaction=tx).to_dict())
             gsnap = gref.get(transaction=tx)
             if not current.held or not gsnap.exists:
@@ -409,7 +409,9 @@ def release_holds(now: datetime, routing: RoutingConfig) -> list[str]:
             group = GroupRecord.model_validate(gsnap.to_dict())
             _enqueue(group, current.latest.transition_id, now, timedelta(0), timedelta(0))
             tx.update(aref, {"held": False})
-            tx.update(_col(TRANSITIONS).document(current.latest.transition_id), {"outcome": "pending"})
+            tx.update(
+                _col(TRANSITIONS).document(doc_id(current.latest.transition_id)), {"outcome": "pending"}
+            )
             tx.set(gref, {**group.model_dump(mode="python"), "expire_at": now + KEEP})
             return True
 
@@ -439,7 +441,7 @@ def requeue_unmuted(now: datetime, routing: RoutingConfig) -> list[str]:
         def run(
             tx: firestore.Transaction, alert: AlertRecord = alert, gref: Any = gref, route: Any = route
         ) -> bool:
-            aref = _col(ALERTS).document(alert.fingerprint)
+            aref = _col(ALERTS).document(doc_id(alert.fingerprint))
             current = AlertRecord.model_validate(aref.get(transaction=tx).to_dict())
             gsnap = gref.get(transaction=tx)
             if not current.muted or current.state != "firing" or not gsnap.exists:
@@ -464,7 +466,7 @@ def repeat(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
     group = GroupRecord.model_validate(gref.get().to_dict())
     if group.repeat_at is None or group.repeat_at > now:
         return None
-    snaps = client.get_all([client.collection(ALERTS).document(fp) for fp in group.firing])
+    snaps = client.get_all([client.collection(ALERTS).document(doc_id(fp)) for fp in group.firing])
     alerts = [AlertRecord.model_validate(s.to_dict()) for s in snaps if s.exists]
     firing = firing_alerts()
     active = silence_store.active(now)

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from functions.fanout.channels.base import DeliveryError, Retrier, parse_retry_after
-from functions.fanout.models import Notification, iso, summary_of, value_text
+from functions.fanout.models import Notification, doc_id, iso, summary_of, value_text
 from functions.fanout.settings import FanoutSettings
+from shared.clock import utcnow
 from shared.firestore import get_firestore
 from shared.logging import get_logger
 from shared.messages import AlertTransition
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from slack_sdk import WebClient
 
 THREADS = "fanout_slack_threads"
+KEEP = timedelta(days=30)
 MESSAGES = "fanout_slack_messages"
 EMOJI = {
     "critical": ":red_circle:",
@@ -40,6 +43,7 @@ log = get_logger("fanout.slack")
 
 
 class ThreadRef(BaseModel):
+    fingerprint: str
     channel: str
     ts: str
     message_id: str
@@ -156,9 +160,11 @@ class SlackChannel:
         stored = doc.get().to_dict()
         if not stored:
             return
-        alerts = {fp: AlertTransition.model_validate(raw) for fp, raw in (stored.get("alerts") or {}).items()}
+        alerts = {
+            key: AlertTransition.model_validate(raw) for key, raw in (stored.get("alerts") or {}).items()
+        }
         for alert in resolved:
-            alerts[alert.fingerprint] = alert
+            alerts[doc_id(alert.fingerprint)] = alert
         ordered = list(alerts.values())
         parent = Notification.model_validate({**stored["notification"], "alerts": ordered})
         blocks = render_blocks(parent, ordered, self.settings, mention=None)
@@ -167,7 +173,7 @@ class SlackChannel:
             "slack chat.update",
             lambda: self._api("chat_update", channel=ref.channel, ts=ref.ts, text=text, blocks=blocks),
         )
-        doc.update({"alerts": {fp: a.model_dump(mode="json") for fp, a in alerts.items()}})
+        doc.update({"alerts": {key: a.model_dump(mode="json") for key, a in alerts.items()}})
 
     def _api(self, method: str, **kwargs: Any) -> Any:
         from slack_sdk.errors import SlackApiError, SlackRequestError
@@ -193,11 +199,12 @@ class SlackChannel:
         if not fingerprints:
             return {}
         client = get_firestore()
-        refs = [client.collection(THREADS).document(fp) for fp in dict.fromkeys(fingerprints)]
+        refs = [client.collection(THREADS).document(doc_id(fp)) for fp in dict.fromkeys(fingerprints)]
         found: dict[str, ThreadRef] = {}
         for snapshot in client.get_all(refs):
             if snapshot.exists:
-                found[snapshot.id] = ThreadRef.model_validate(snapshot.to_dict())
+                ref = ThreadRef.model_validate(snapshot.to_dict())
+                found[ref.fingerprint] = ref
         return found
 
     def _remember(self, notification: Notification, ts: str, alerts: list[AlertTransition]) -> None:
@@ -211,13 +218,19 @@ class SlackChannel:
                 "channel": self.channel_id,
                 "ts": ts,
                 "notification": notification.model_dump(mode="json", exclude={"alerts"}),
-                "alerts": {a.fingerprint: a.model_dump(mode="json") for a in alerts},
+                "alerts": {doc_id(a.fingerprint): a.model_dump(mode="json") for a in alerts},
+                "expire_at": utcnow() + KEEP,
             },
         )
         for alert in alerts:
             batch.set(
-                client.collection(THREADS).document(alert.fingerprint),
-                ThreadRef(channel=self.channel_id, ts=ts, message_id=message_id).model_dump(),
+                client.collection(THREADS).document(doc_id(alert.fingerprint)),
+                {
+                    **ThreadRef(
+                        fingerprint=alert.fingerprint, channel=self.channel_id, ts=ts, message_id=message_id
+                    ).model_dump(),
+                    "expire_at": utcnow() + KEEP,
+                },
             )
         batch.commit()
 
