@@ -7,7 +7,7 @@ Every decision uses only the points seen so far. Per point:
    same defaults suit 1-minute and 30-minute series.
 2. **Signal** — the value itself, or, when the data has it, its residual against the same time
    one day or one week earlier (median of the last few periods, ±1 point). Seasonality is
-   detected from the data: a period is used only when it shrinks the robust spread by a third.
+   detected from the data: a period is used only when it shrinks the robust spread by a fifth.
 3. **Robust z-score** — against the median and the MAD (scaled to sigma) of the preceding reference
    window, with floors for flat-lines and integer counts.
 4. **Two triggers** — a *spike* (one point's |z|) and a *shift* (the median z of the last few
@@ -46,12 +46,12 @@ class DetectorConfig:
     cooldown_points: tuple[int, int] = (100, 600)
     spike_floor: float = 6.0
     shift_floor: float = 3.5
-    score_quantile: float = 0.995
-    spike_factor: float = 1.5
-    shift_factor: float = 1.5
+    score_quantile: float = 0.999
+    spike_factor: float = 1.3
+    shift_factor: float = 1.3
     score_memory: int = 4000
     seasonal: bool = True
-    seasonal_gain: float = 0.67
+    seasonal_gain: float = 0.8
     seasonal_periods: int = 4
 
 
@@ -184,7 +184,7 @@ class AnomalyDetector:
         return sample[len(sample) // 2]
 
     def _check_seasonality(self) -> None:
-        """Use the period (day or week) that shrinks the robust spread the most, if by a third."""
+        """Use the period (day or week) that shrinks the robust spread the most, if by a fifth."""
         assert self._spans is not None
         spans = self._spans
         values = list(self._values)
