@@ -15,6 +15,10 @@ from typing import Any
 
 from shared.metrics.sketch import MAPPING, Sketch
 
+_MIN_POSITIVE = MAPPING.min_possible
+_MULTIPLIER = MAPPING._multiplier  # LogarithmicMapping: key = ceil(log2(v) * multiplier)
+_log, _ceil = math.log, math.ceil
+
 NANOS = 1_000_000_000
 MINUTE_NANOS = 60 * NANOS
 
@@ -43,7 +47,13 @@ class Cell:
         if t >= self.last_t:
             self.last = value
             self.last_t = t
-        self.sketch.add(value)
+        if value > _MIN_POSITIVE:
+            # ddsketch's LogarithmicMapping.key, inlined (same formula, same keys).
+            key = int(_ceil(_log(value, 2) * _MULTIPLIER))
+            pos = self.sketch.pos
+            pos[key] = pos.get(key, 0.0) + 1.0
+        else:
+            self.sketch.add(value)
 
     def add_increment(self, delta: float, t: int) -> None:
         """A sum's increment: one data point whose value is the increment."""

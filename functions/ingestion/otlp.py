@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf.message import DecodeError
 
 from functions.ingestion.aggregate import (
+    MINUTE_NANOS,
     Batch,
+    Cell,
     CumulativePoint,
     MetricInfo,
     SeriesBatch,
@@ -201,7 +203,16 @@ class _Aggregator:
 
 
 def _attrs(dp: Any) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((kv.key, _any_value(kv.value)) for kv in dp.attributes))
+    out = []
+    for kv in dp.attributes:
+        value = kv.value
+        if value.WhichOneof("value") == "string_value":
+            out.append((kv.key, value.string_value))
+        else:
+            out.append((kv.key, _any_value(value)))
+    if len(out) > 1:
+        out.sort()
+    return tuple(out)
 
 
 def _stream_id(metric: str, resource_key: str, scope_key: str, attrs: tuple[tuple[str, str], ...]) -> str:
@@ -271,7 +282,12 @@ def _count_points(metric: Any) -> int:
 def _gauge(
     agg: _Aggregator, name: str, points: Any, resource_labels: tuple[tuple[str, str], ...], kind: str
 ) -> None:
+    # The hot path (one raw sample per point): locals only, no per-point allocation but the labels.
     batch = agg.batch
+    oldest, newest = agg.oldest, agg.newest
+    isfinite = math.isfinite
+    accepted = 0
+    min_t, max_t = batch.min_t or newest, batch.max_t
     for dp in points:
         if dp.flags & NO_RECORDED_VALUE:
             continue
@@ -281,8 +297,8 @@ def _gauge(
             continue
         value = dp.as_double if which == "as_double" else float(dp.as_int)
         t = dp.time_unix_nano
-        problem = agg.check_time(t)
-        if problem is None and not math.isfinite(value):
+        problem = None if oldest <= t <= newest else agg.check_time(t)
+        if problem is None and not isfinite(value):
             problem = f"value is {value} (NaN and infinities are refused)"
         series = agg.series(name, kind, resource_labels, _attrs(dp)) if problem is None else None
         if isinstance(series, str):
@@ -290,10 +306,20 @@ def _gauge(
         if problem is not None or series is None:
             batch.reject(name, problem or "refused")
             continue
-        series.cell(t).add(value, t)
+        minute = t // MINUTE_NANOS
+        cell = series.minutes.get(minute)
+        if cell is None:
+            cell = series.minutes[minute] = Cell()
+        cell.add(value, t)
         series.points += 1
-        batch.accepted += 1
-        batch.saw(t)
+        accepted += 1
+        if t < min_t:  # noqa: PLR1730 - hot path, faster than min()
+            min_t = t
+        if t > max_t:  # noqa: PLR1730
+            max_t = t
+    if accepted:
+        batch.accepted += accepted
+        batch.min_t, batch.max_t = min_t, max_t
 
 
 def _temporality_problem(temporality: int) -> str | None:
