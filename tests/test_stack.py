@@ -3,13 +3,16 @@ listening after SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
 import subprocess
 import threading
 import time
+import urllib.parse
 import urllib.request
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -27,6 +30,7 @@ def test_stack_starts_everything_prints_ready_and_stops_clean(tmp_path) -> None:
         "ION_PUBSUB_PORT": str(free_port()),
         "ION_REDIS_PORT": str(free_port()),
         "GOOGLE_CLOUD_PROJECT": "ion-ops-stack-test",
+        "ION_METRICS_FLUSH_SECONDS": "1",
     }
     for var in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "REDIS_URL"):
         env.pop(var, None)
@@ -49,7 +53,7 @@ def test_stack_starts_everything_prints_ready_and_stops_clean(tmp_path) -> None:
     seen: list[str] = []
     try:
         deadline = time.monotonic() + 180
-        while not any("ready" in line for line in seen):
+        while not any(line.startswith("[stack] ready") for line in seen):
             assert proc.poll() is None, "".join(seen[-30:])
             assert time.monotonic() < deadline, "no `ready` within 180 s:\n" + "".join(seen[-30:])
             try:
@@ -63,6 +67,10 @@ def test_stack_starts_everything_prints_ready_and_stops_clean(tmp_path) -> None:
             assert f"http://127.0.0.1:{ports[cap]}" in output
             urllib.request.urlopen(f"http://127.0.0.1:{ports[cap]}/health", timeout=5).close()
         assert (tmp_path / "logs" / "redis.log").exists()
+        if {"routing", "ingestion"} <= serving:
+            routed_requests_reach_the_query_api(
+                f"http://127.0.0.1:{ports['routing']}", f"http://127.0.0.1:{ports['ingestion']}"
+            )
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
@@ -77,3 +85,42 @@ def test_stack_starts_everything_prints_ready_and_stops_clean(tmp_path) -> None:
         if port_open(p)
     ]
     assert listening == []
+
+
+def routed_requests_reach_the_query_api(routing: str, ingestion: str) -> None:
+    """routing -> Pub/Sub `metrics` -> ingest_pubsub -> Firestore -> GET /v1/query, within a minute."""
+    started = datetime.now(UTC) - timedelta(minutes=1)
+
+    def route(key: str) -> None:
+        request = urllib.request.Request(
+            f"{routing}/v2/route",
+            data=json.dumps({"resonance_key": key}).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(request, timeout=10).close()
+
+    for _ in range(5):
+        route("calm-flowing-seek_advice")
+    time.sleep(1.5)
+    route("urgent-burst-planning")  # the request after the flush interval ships the batch
+    deadline = time.monotonic() + 60
+    count = 0.0
+    while time.monotonic() < deadline:
+        params = urllib.parse.urlencode(
+            {
+                "metric": "http.server.request.duration",
+                "agg": "count",
+                "start": started.isoformat(),
+                "end": (datetime.now(UTC) + timedelta(minutes=1)).isoformat(),
+                "label.service": "routing",
+                "label.http.route": "/v2/route",
+            }
+        )
+        with urllib.request.urlopen(f"{ingestion}/v1/query?{params}", timeout=10) as response:
+            body = json.load(response)
+        count = sum(point[1] for series in body["series"] for point in series["points"])
+        if count >= 6:
+            break
+        time.sleep(1)
+    assert count == 6, body
