@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.clock import utcnow
 from shared.firestore import get_firestore
 
+# Firestore calls give up after a few seconds: a user is waiting (default retries run 60 s).
+CALL_TIMEOUT_SECONDS = 3.0
+
 FEEDBACK_COLLECTION = "routing_feedback"
 STATS_COLLECTION = "routing_feedback_stats"
 
@@ -79,9 +82,11 @@ Outcome = Literal["created", "updated", "unchanged"]
 
 def store_feedback(record: FeedbackRecord) -> tuple[Outcome, Totals]:
     """Store one answer and move the totals; returns the outcome and the persona's new totals."""
+    from google.api_core.exceptions import GoogleAPIError
     from google.cloud import firestore
 
     client = get_firestore()
+    bounded = _bounded_retry()
     feedback_ref = client.collection(FEEDBACK_COLLECTION).document(record.request_id)
     totals_refs = {
         persona_totals_id(record.persona): Totals(scope="persona", name=record.persona),
@@ -93,10 +98,10 @@ def store_feedback(record: FeedbackRecord) -> tuple[Outcome, Totals]:
 
     @firestore.transactional
     def apply(transaction: firestore.Transaction) -> tuple[Outcome, Totals]:
-        snapshot = feedback_ref.get(transaction=transaction)
+        snapshot = feedback_ref.get(transaction=transaction, **bounded)
         totals: dict[str, Totals] = {}
         for doc_id, empty in totals_refs.items():
-            doc = client.collection(STATS_COLLECTION).document(doc_id).get(transaction=transaction)
+            doc = client.collection(STATS_COLLECTION).document(doc_id).get(transaction=transaction, **bounded)
             totals[doc_id] = Totals.model_validate(doc.to_dict()) if doc.exists else empty.model_copy()
         previous = FeedbackRecord.model_validate(snapshot.to_dict()) if snapshot.exists else None
         persona_totals = totals[persona_totals_id(record.persona)]
@@ -117,7 +122,25 @@ def store_feedback(record: FeedbackRecord) -> tuple[Outcome, Totals]:
         transaction.set(feedback_ref, stored.model_dump())
         return ("updated" if previous else "created"), persona_totals
 
-    return apply(client.transaction())
+    # BeginTransaction retries for 60 s whatever we ask, so a bounded read first finds out
+    # whether Firestore answers at all.
+    feedback_ref.get(**bounded)
+    try:
+        return apply(client.transaction(max_attempts=3))
+    except ValueError as exc:
+        # The transactional wrapper hides a failed first read behind "cannot be rolled back".
+        if isinstance(exc.__context__, GoogleAPIError):
+            raise exc.__context__ from None
+        raise
+
+
+def _bounded_retry() -> dict[str, object]:
+    from google.api_core.retry import Retry
+
+    return {
+        "retry": Retry(initial=0.1, maximum=1.0, multiplier=2.0, timeout=CALL_TIMEOUT_SECONDS),
+        "timeout": CALL_TIMEOUT_SECONDS,
+    }
 
 
 def _apply(total: Totals, record: FeedbackRecord, sign: int) -> None:
@@ -133,7 +156,7 @@ def _apply(total: Totals, record: FeedbackRecord, sign: int) -> None:
 def read_totals() -> list[Totals]:
     return [
         Totals.model_validate(doc.to_dict())
-        for doc in get_firestore().collection(STATS_COLLECTION).stream(timeout=5)
+        for doc in get_firestore().collection(STATS_COLLECTION).stream(**_bounded_retry())
     ]
 
 
@@ -141,7 +164,7 @@ def read_arm_totals(experiment: str, arms: list[str]) -> dict[str, Totals]:
     client = get_firestore()
     refs = [client.collection(STATS_COLLECTION).document(arm_totals_id(experiment, arm)) for arm in arms]
     found: dict[str, Totals] = {}
-    for doc in client.get_all(refs, timeout=5):
+    for doc in client.get_all(refs, **_bounded_retry()):
         if doc.exists:
             totals = Totals.model_validate(doc.to_dict())
             found[totals.name] = totals
