@@ -2,8 +2,9 @@
 metric store, through google-cloud-monitoring's ``MetricServiceClient.list_time_series``.
 
 Each run (``POST /v1/collect``, every minute) collects whole minutes from a cursor
-(``metric_collector/state``) up to ``now - 3 min`` (Monitoring's ingestion delay), at most 30 minutes
-at a time. Every minute becomes one OTLP batch, built deterministically (series and points sorted),
+(``metric_collector/state``) up to ``now - 3 min`` (Monitoring's ingestion delay), at most
+``ION_COLLECTOR_MAX_CATCH_UP_SECONDS`` (30 minutes) at a time. Every minute becomes one OTLP
+batch, built deterministically (series and points sorted),
 and goes through the same ingestion path as any exporter's batch: its content hash makes a second
 run over the same minute (an overlapping or retried run) a no-op. The cursor moves only after a
 minute is stored.
@@ -46,7 +47,6 @@ log = get_logger("ingestion.collector")
 
 STATE = ("metric_collector", "state")
 DELAY = timedelta(minutes=3)
-MAX_CATCH_UP = timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -221,11 +221,12 @@ def collect(now: datetime | None = None) -> CollectResult:
     filters = [(s, f) for s in SOURCES if (f := _filter(s, run_services, sql_instances))]
     now = now or utcnow()
     target = (now - DELAY).replace(second=0, microsecond=0)
+    catch_up = timedelta(seconds=settings.collector_max_catch_up_seconds)
     state_ref = get_firestore().collection(STATE[0]).document(STATE[1])
     snapshot = state_ref.get()
     cursor: datetime = (snapshot.to_dict() or {}).get("cursor") if snapshot.exists else None  # type: ignore[assignment]
-    if cursor is None or cursor < target - MAX_CATCH_UP:
-        cursor = max(cursor or target - timedelta(minutes=1), target - MAX_CATCH_UP)
+    if cursor is None or cursor < target - catch_up:
+        cursor = max(cursor or target - timedelta(minutes=1), target - catch_up)
     if not filters or cursor >= target:
         return CollectResult(minutes=0, points=0, rejected=0, cursor=cursor, sources=len(filters))
 

@@ -38,8 +38,9 @@ class IngestionSettings(BaseSettings):
     collector_project: str | None = Field(default=None, validation_alias="ION_COLLECTOR_PROJECT")
     collector_run_services: str = Field(default="", validation_alias="ION_COLLECTOR_RUN_SERVICES")
     collector_sql_instances: str = Field(default="", validation_alias="ION_COLLECTOR_SQL_INSTANCES")
-    collector_lookback_seconds: int = Field(
-        default=300, ge=60, validation_alias="ION_COLLECTOR_LOOKBACK_SECONDS"
+    # Longest stretch of minutes one run catches up on after a pause (older minutes are skipped).
+    collector_max_catch_up_seconds: int = Field(
+        default=1800, ge=60, le=86_400, validation_alias="ION_COLLECTOR_MAX_CATCH_UP_SECONDS"
     )
     monitoring_endpoint: str | None = Field(default=None, validation_alias="ION_MONITORING_ENDPOINT")
 
