@@ -176,7 +176,9 @@ def _exp_key(scale: int, index: int) -> int:
     (base^index, base^(index+1)] with base = 2^(2^-scale)."""
     cached = _exp_key_cache.get((scale, index))
     if cached is None:
-        middle = 2.0 ** ((index + 0.5) * 2.0**-scale)
+        # Clamped to the float range: at negative scales a large index is beyond any double.
+        exponent = min(1023.0, max(-1074.0, (index + 0.5) * 2.0**-scale))
+        middle = 2.0**exponent
         cached = MAPPING.key(middle)
         if len(_exp_key_cache) < 200_000:
             _exp_key_cache[(scale, index)] = cached

@@ -265,3 +265,24 @@ def test_rollup_documents_have_hashed_ids_and_ttl(client, store) -> None:  # typ
     assert len({i[:8] for i in ids}) == len(ids)  # ids start with a hash, never a timestamp
     assert all(isinstance(d.to_dict()["sk"], bytes) for d in docs)
     assert base64.b64encode(docs[0].to_dict()["sk"])
+
+
+def test_extreme_but_valid_exponential_buckets_do_not_break_the_request(client, store) -> None:  # type: ignore[no-untyped-def]
+    from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
+
+    from tests.ingestion.otlp_builders import ns
+
+    point = m.ExponentialHistogramDataPoint(
+        time_unix_nano=ns(T0),
+        count=3,
+        sum=1e300,
+        scale=-10,
+        positive=m.ExponentialHistogramDataPoint.Buckets(offset=5, bucket_counts=[1, 2]),
+    )
+    metric = m.Metric(
+        name="wide",
+        exponential_histogram=m.ExponentialHistogram(aggregation_temporality=1, data_points=[point]),
+    )
+    response = client.post("/v1/metrics", data=request([metric]).SerializeToString(), content_type=PB)
+    assert response.status_code == 200
+    assert total("wide") == 3
