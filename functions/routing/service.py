@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import flask
+import orjson
 from pydantic import ValidationError
 
 from functions.routing.auth import ApiKeyGuard
@@ -41,7 +42,7 @@ from functions.routing.models import (
     V1RouteRequest,
 )
 from functions.routing.recommend import recommend
-from shared.http import Api, Problem, json_response, read_json, validation_errors
+from shared.http import Api, Problem, read_json, validation_errors
 from shared.logging import get_logger
 from shared.redis import get_redis
 from shared.settings import get_settings
@@ -266,6 +267,15 @@ class RoutingService:
             },
         }
         return report
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
+    """As shared.http.json_response, with orjson: answers carry ~2 KB of prompts, and json.dumps
+    of them was a tenth of the request's own cost."""
+    response = flask.Response(orjson.dumps(payload), status=status, mimetype="application/json")
+    if headers:
+        response.headers.update(headers)
+    return response
 
 
 def _item_problem(status: int, detail: str, errors: list[dict[str, Any]]) -> dict[str, Any]:
