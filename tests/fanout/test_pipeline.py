@@ -204,3 +204,23 @@ def test_low_goes_to_the_log_only(fanout: Fanout) -> None:
     [record] = fanout.outbox_records()
     assert record["instead_of"] is None
     assert record["notification"]["severity"] == "low"
+
+
+def test_a_notification_left_unfinished_by_a_dead_instance_is_redriven_by_the_tick(fanout: Fanout) -> None:
+    from functions.fanout import pipeline
+    from functions.fanout.routing import get_routing
+
+    clock = fanout.freeze()
+    transition = make_transition(severity="critical", at=clock.now())
+    # An instance ingests and flushes, then dies before delivering.
+    pipeline.ingest(transition, clock.now(), get_routing())
+    notification_id = pipeline.flush(get_routing().group_id(transition), clock.now(), get_routing())
+    assert notification_id is not None
+    assert fanout.slack.messages == []
+    clock.advance(timedelta(minutes=1))
+    assert fanout.tick()["redriven"] == []  # not yet: it may still be in flight
+    clock.advance(timedelta(minutes=2))
+    assert fanout.tick()["redriven"] == [notification_id]
+    assert len(fanout.slack.messages) == 1
+    assert len(fanout.pagerduty.events) == 1
+    assert fanout.tick()["redriven"] == []  # complete now
