@@ -83,7 +83,7 @@ def ingest_payload(payload: bytes, content_type: str | None) -> IngestResult:
             "rejected_points": batch.rejected_count,
             "series": len(batch.series),
             "chunks": outcome.chunks,
-            "duplicate_chunks": outcome.duplicate_chunks,
+            "duplicate_series": outcome.duplicate_series,
             "documents_written": outcome.documents_written,
             "seconds": round(time.perf_counter() - started, 4),
         },

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Monitoring's ingestion delay (collector.DELAY) plus the minute being collected and a run's length.
+COLLECTOR_DELAY_SECONDS = 5 * 60
 
 
 class IngestionSettings(BaseSettings):
@@ -19,12 +22,28 @@ class IngestionSettings(BaseSettings):
     # Writer shards per series and bucket: concurrent batches of one hot series spread over this
     # many documents (each kept under ~1 write/s); the query merges them.
     write_shards: int = Field(default=4, ge=1, le=64, validation_alias="ION_METRICS_WRITE_SHARDS")
-    # Points older than this are refused (minute rollups would already be expired).
-    max_age_seconds: int = Field(default=72 * 3600, gt=0, validation_alias="ION_METRICS_MAX_AGE_SECONDS")
+    # The lateness allowance: points older than this are refused. It is also what lets the
+    # downsampler fold an hour from its minute rollups exactly once: an hour is folded only after
+    # it closed more than this (plus the fold grace) ago, so no point can still land in it. It must
+    # cover the collector's catch-up (checked below) and should cover Pub/Sub redeliveries
+    # (ION_MAX_EVENT_AGE_SECONDS, 1 h); it stays well under the minute rollups' 72 h retention so
+    # that the minutes still exist when their hour is folded.
+    max_age_seconds: int = Field(
+        default=2 * 3600, gt=0, le=24 * 3600, validation_alias="ION_METRICS_MAX_AGE_SECONDS"
+    )
     # Points further ahead than this (clock skew) are refused.
     max_future_seconds: int = Field(default=600, ge=0, validation_alias="ION_METRICS_MAX_FUTURE_SECONDS")
-    # How long an applied batch is remembered, so a retry of the same payload is not counted twice.
-    batch_memory_days: int = Field(default=3, gt=0, validation_alias="ION_METRICS_BATCH_MEMORY_DAYS")
+    # Margin the downsampler waits beyond the lateness allowance before folding an hour. An ingest
+    # checks a point's age when the request arrives and commits up to a function timeout (120 s)
+    # later; the grace covers that and clock skew between instances.
+    fold_grace_seconds: int = Field(
+        default=300, ge=0, le=3600, validation_alias="ION_METRICS_FOLD_GRACE_SECONDS"
+    )
+    # Series one downsampler run folds at most (each: two small queries, its minutes read, one
+    # write per closed hour); the next run resumes where this one stopped.
+    downsample_max_series: int = Field(
+        default=2000, ge=1, le=100_000, validation_alias="ION_METRICS_DOWNSAMPLE_MAX_SERIES"
+    )
     # How long the last value of a cumulative stream is kept without news from that stream.
     stream_memory_days: int = Field(default=8, gt=0, validation_alias="ION_METRICS_STREAM_MEMORY_DAYS")
     # Firestore writes per transaction (a batch is applied in chunks of whole series).
@@ -43,6 +62,24 @@ class IngestionSettings(BaseSettings):
         default=1800, ge=60, le=86_400, validation_alias="ION_COLLECTOR_MAX_CATCH_UP_SECONDS"
     )
     monitoring_endpoint: str | None = Field(default=None, validation_alias="ION_MONITORING_ENDPOINT")
+
+    @model_validator(mode="after")
+    def _lateness_covers_the_collector(self) -> IngestionSettings:
+        # The collector writes minutes up to its catch-up plus Monitoring's 3-minute delay (and the
+        # minute itself) in the past; a lateness allowance shorter than that would refuse them.
+        oldest = self.collector_max_catch_up_seconds + COLLECTOR_DELAY_SECONDS
+        if oldest > self.max_age_seconds:
+            raise ValueError(
+                f"ION_METRICS_MAX_AGE_SECONDS ({self.max_age_seconds}) must be at least "
+                f"ION_COLLECTOR_MAX_CATCH_UP_SECONDS + {COLLECTOR_DELAY_SECONDS} ({oldest}): "
+                "the collector's points would be refused as late"
+            )
+        return self
+
+    @property
+    def fold_delay_seconds(self) -> int:
+        """How long after an hour closes the downsampler may fold it."""
+        return self.max_age_seconds + self.fold_grace_seconds
 
     @staticmethod
     def split(value: str) -> list[str]:

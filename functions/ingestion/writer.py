@@ -2,22 +2,32 @@
 
 A batch is identified by ``batch_id`` (the SHA-256 of the decoded payload, so an exporter's retry
 of the same payload or a Pub/Sub redelivery has the same id). Its series are split into chunks of
-at most ``ION_METRICS_TXN_WRITES`` document writes (whole series, in sid order, so the split is the
-same on every attempt). Each chunk is one Firestore transaction that
+at most ``ION_METRICS_TXN_WRITES`` document writes (whole series). Each chunk is one Firestore
+transaction that
 
-1. reads the chunk's marker ``metric_batches/{hash(batch_id, chunk)}``: present means applied
-   before, and the chunk is skipped;
-2. reads the cumulative streams' last points and turns cumulative points into increments;
-3. reads the minute and hour rollups of this writer shard, merges the batch's cells into them;
-4. writes the rollups, the streams' states, new series and metric registry entries, and the marker.
+1. reads every document the chunk may write: the minute rollups of this writer shard for each
+   series' minutes and the cumulative streams' last points;
+2. skips each series whose documents already list the batch in ``applied`` (a retry or
+   redelivery: that series was applied before, all of it, by an earlier transaction);
+3. turns cumulative points into increments and merges the batch's cells into the minute rollups;
+4. writes the rollups and stream states, each listing the batch in ``applied``, and new series
+   and metric registry entries.
+
+So the record that a batch was applied lives in the documents it changed, written in the same
+transaction: no marker document per chunk (one write fewer per transaction), and the check is per
+series, so it holds however a retry splits the batch into chunks. A series' entries are kept while
+a retry could still be accepted: a retry's points are refused once older than the lateness
+allowance (``ION_METRICS_MAX_AGE_SECONDS``), and a minute is not written after that either.
+
+Hour rollups are not written here: the downsampler (``downsample.py``) folds closed hours from the
+minute rollups, once the lateness allowance guarantees no point can land in them any more.
 
 Either all of a chunk is written or none of it; a failure raises, the caller's retry re-applies only
-the chunks without a marker. Nothing is counted twice.
+the series not yet applied. Nothing is counted twice.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -31,8 +41,7 @@ from shared.clock import utcnow
 from shared.firestore import get_firestore
 from shared.logging import get_logger
 from shared.metrics.store import (
-    BATCHES,
-    HOURS,
+    APPLIED,
     METRICS,
     MINUTES,
     RETENTION,
@@ -67,8 +76,8 @@ class CardinalityExceeded(Exception):
 class StoreOutcome:
     batch_id: str
     chunks: int = 0
-    applied_chunks: int = 0
-    duplicate_chunks: int = 0
+    applied_series: int = 0
+    duplicate_series: int = 0
     documents_written: int = 0
     written: dict[str, list[dict[str, str]]] = field(default_factory=dict)
 
@@ -123,19 +132,23 @@ def enforce_cardinality(batch: Batch) -> None:
 # --- chunks -----------------------------------------------------------------------------------
 
 
-def _cost(series: SeriesBatch) -> int:
+def _minutes(series: SeriesBatch) -> set[int]:
+    """Every minute the series may write: its cells' and its cumulative points'."""
     minutes = set(series.minutes)
     for points in series.streams.values():
         minutes.update(_minute_of(p.time) for p in points)
-    hours = {m // 60 for m in minutes}
-    return len(minutes) + len(hours) + len(series.streams) + 1
+    return minutes
+
+
+def _cost(series: SeriesBatch) -> int:
+    return len(_minutes(series)) + len(series.streams) + 1
 
 
 def chunk_series(all_series: Iterable[SeriesBatch], max_writes: int) -> list[list[SeriesBatch]]:
     chunks: list[list[SeriesBatch]] = []
     current: list[SeriesBatch] = []
     used = 0
-    budget = max_writes - 1 - 8  # the marker and a few metric registry entries
+    budget = max_writes - 8  # room for a few metric registry entries
     for series in sorted(all_series, key=lambda s: s.sid):
         cost = _cost(series)
         if current and used + cost > budget:
@@ -148,8 +161,34 @@ def chunk_series(all_series: Iterable[SeriesBatch], max_writes: int) -> list[lis
     return chunks
 
 
-def marker_id(batch_id: str, chunk: int) -> str:
-    return hashlib.sha256(f"{batch_id}:{chunk}".encode()).hexdigest()[:40]
+# 96 bits of the batch's hash: unique among the batches one document sees within the lateness
+# allowance, and short, since a hot minute rollup lists every batch that wrote it.
+TOKEN_CHARS = 24
+
+
+def applied_token(batch_id: str) -> str:
+    return batch_id[:TOKEN_CHARS]
+
+
+def _entry(token: str, until: int) -> str:
+    """An ``applied`` entry: the batch and the end (epoch s) of the series' latest minute in it."""
+    return f"{token}@{until}"
+
+
+def _lists(doc: dict[str, Any] | None, token: str) -> bool:
+    prefix = token + "@"
+    return any(entry.startswith(prefix) for entry in (doc or {}).get(APPLIED) or ())
+
+
+def _kept(doc: dict[str, Any] | None, oldest: int) -> list[str]:
+    """The entries of ``doc`` a retry could still need: a retry of a batch whose latest point is
+    older than the lateness allowance has every point refused, so its entry can go."""
+    kept = []
+    for entry in (doc or {}).get(APPLIED) or ():
+        _, _, until = entry.partition("@")
+        if until.isdigit() and int(until) >= oldest:
+            kept.append(entry)
+    return kept
 
 
 def shard_of(batch_id: str, shards: int) -> int:
@@ -169,20 +208,20 @@ def store_batch(batch: Batch, batch_id: str) -> StoreOutcome:
     chunks = chunk_series(all_series, settings.max_writes_per_transaction)
     outcome.chunks = len(chunks)
     shard = shard_of(batch_id, settings.write_shards)
-    for index, chunk in enumerate(chunks):
-        result = _apply_chunk(batch, chunk, marker_id(batch_id, index), batch_id, shard)
-        if result is None:
-            outcome.duplicate_chunks += 1
-            for series in chunk:
-                outcome.written.setdefault(series.metric, []).append(series.labels)
-            continue
-        outcome.applied_chunks += 1
+    for chunk in chunks:
+        result = _apply_chunk(batch, chunk, batch_id, shard)
+        outcome.applied_series += len(chunk) - len(result.duplicates)
+        outcome.duplicate_series += len(result.duplicates)
         outcome.documents_written += result.writes
         for metric, reason in result.refused:
             batch.reject(metric, reason)
             batch.accepted -= 1
         for metric, labels in result.written:
             outcome.written.setdefault(metric, []).append(labels)
+        for series in chunk:
+            if series.sid in result.duplicates:
+                # Announced again: the first announcement may have failed after the write.
+                outcome.written.setdefault(series.metric, []).append(series.labels)
         now = time.monotonic()
         for series in chunk:
             _known_series[series.sid] = _known_series.get(series.sid) or now
@@ -195,123 +234,120 @@ class _ChunkResult:
     writes: int = 0
     refused: list[tuple[str, str]] = field(default_factory=list)  # (metric, reason)
     written: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    duplicates: set[str] = field(default_factory=set)  # sids applied by an earlier delivery
     metrics_registered: set[str] = field(default_factory=set)
 
 
-def _apply_chunk(
-    batch: Batch, chunk: list[SeriesBatch], marker: str, batch_id: str, shard: int
-) -> _ChunkResult | None:
+def _apply_chunk(batch: Batch, chunk: list[SeriesBatch], batch_id: str, shard: int) -> _ChunkResult:
     from google.cloud import firestore
 
     settings = get_ingestion_settings()
     client = get_firestore()
-    marker_ref = client.collection(BATCHES).document(marker)
+    token = applied_token(batch_id)
     stream_refs = {
         stream: client.collection(STREAMS).document(stream) for series in chunk for stream in series.streams
     }
+    # Every minute rollup each series may write (cumulative points may turn out refused, but the
+    # document is read either way: it may list this batch).
+    minute_refs: dict[str, dict[int, Any]] = {}
+    for series in chunk:
+        parent = client.collection(METRICS).document(metric_id(series.metric)).collection(MINUTES)
+        minute_refs[series.sid] = {
+            minute: parent.document(rollup_id(series.sid, _dt(minute * 60), shard))
+            for minute in sorted(_minutes(series))
+        }
+    all_refs = list(stream_refs.values()) + [ref for refs in minute_refs.values() for ref in refs.values()]
 
     @firestore.transactional
-    def apply(transaction: Any) -> _ChunkResult | None:
+    def apply(transaction: Any) -> _ChunkResult:
         result = _ChunkResult()
-        if marker_ref.get(transaction=transaction).exists:
-            return None
         now = utcnow()
-        states: dict[str, dict[str, Any] | None] = dict.fromkeys(stream_refs)
-        if stream_refs:
-            for snap in client.get_all(list(stream_refs.values()), transaction=transaction):
-                if snap.exists:
-                    states[snap.id] = snap.to_dict()
-        # Cells per series, minute and hour, with cumulative increments resolved.
-        planned: list[tuple[SeriesBatch, str, int, Cell]] = []
-        new_states: dict[str, dict[str, Any]] = {}
+        # Entries older than the lateness allowance (and the grace for clock skew) are dropped.
+        oldest = int(now.timestamp()) - settings.fold_delay_seconds
+        docs: dict[str, dict[str, Any]] = {}
+        for snap in client.get_all(all_refs, transaction=transaction):
+            if snap.exists:
+                docs[snap.reference.path] = snap.to_dict() or {}
+        writes: list[tuple[Any, dict[str, Any]]] = []
         for series in chunk:
-            cells, stream_states, refused = resolve(series, states, _minute_of)
-            new_states.update(stream_states)
+            refs = minute_refs[series.sid]
+            own = [docs.get(ref.path) for ref in refs.values()]
+            own += [docs.get(stream_refs[stream].path) for stream in series.streams]
+            if any(_lists(doc, token) for doc in own):
+                result.duplicates.add(series.sid)
+                continue
+            states = {stream: docs.get(stream_refs[stream].path) for stream in series.streams}
+            cells, new_states, refused = resolve(series, states, _minute_of)
             result.refused.extend((series.metric, reason) for reason in refused)
-            hours: dict[int, Cell] = {}
-            for minute, cell in cells.items():
-                if not cell.count:
-                    continue
-                planned.append((series, MINUTES, minute * 60, cell))
-                hour_cell = hours.get(minute // 60)
-                if hour_cell is None:
-                    hours[minute // 60] = cell.copy()
-                else:
-                    hour_cell.merge(cell)
-            for hour, cell in hours.items():
-                planned.append((series, HOURS, hour * 3600, cell))
-            if hours:
+            minutes = [m for m, cell in cells.items() if cell.count]
+            if not minutes and not new_states:
+                continue
+            entry = _entry(token, (max(_minutes(series)) + 1) * 60)
+            for minute in sorted(minutes):
+                ref = refs[minute]
+                stored = docs.get(ref.path)
+                merged = Cell.from_fields(stored) if stored else Cell()
+                merged.merge(cells[minute])
+                bucket = _dt(minute * 60)
+                doc = {
+                    "metric": series.metric,
+                    "sid": series.sid,
+                    "labels": series.labels,
+                    "kind": series.kind,
+                    "t": bucket,
+                    "shard": shard,
+                    "expire_at": bucket + RETENTION["minute"],
+                    APPLIED: [*_kept(stored, oldest), entry],
+                    **merged.to_fields(),
+                }
+                writes.append((ref, doc))
+            stream_expiry = now + timedelta(days=settings.stream_memory_days)
+            for stream, state in new_states.items():
+                stored = docs.get(stream_refs[stream].path)
+                writes.append(
+                    (
+                        stream_refs[stream],
+                        {**state, "expire_at": stream_expiry, APPLIED: [*_kept(stored, oldest), entry]},
+                    )
+                )
+            if minutes:
                 result.written.append((series.metric, series.labels))
-        refs = []
-        for series, collection, start, _cell in planned:
-            parent = client.collection(METRICS).document(metric_id(series.metric)).collection(collection)
-            refs.append(parent.document(rollup_id(series.sid, _dt(start), shard)))
-        existing: dict[str, dict[str, Any]] = {}
-        if refs:
-            for snap in client.get_all(refs, transaction=transaction):
-                if snap.exists:
-                    existing[snap.reference.path] = snap.to_dict() or {}
-        # Writes.
-        for ref, (series, collection, start, cell) in zip(refs, planned, strict=True):
-            stored = existing.get(ref.path)
-            merged = Cell.from_fields(stored) if stored else Cell()
-            merged.merge(cell)
-            resolution = "minute" if collection == MINUTES else "hour"
-            bucket = _dt(start)
-            doc = {
-                "metric": series.metric,
-                "sid": series.sid,
-                "labels": series.labels,
-                "kind": series.kind,
-                "t": bucket,
-                "shard": shard,
-                "expire_at": bucket + RETENTION[resolution],
-                **merged.to_fields(),
-            }
-            transaction.set(ref, doc)
-        stream_expiry = now + timedelta(days=settings.stream_memory_days)
-        for stream, state in new_states.items():
-            transaction.set(stream_refs[stream], {**state, "expire_at": stream_expiry})
         fresh = time.monotonic() - REFRESH_SECONDS
-        registered = 0
         for series in chunk:
             refreshed = _known_series.get(series.sid)
             if refreshed is not None and refreshed > fresh:
                 continue
             parent = client.collection(METRICS).document(metric_id(series.metric)).collection(SERIES)
-            transaction.set(
-                parent.document(series.sid),
-                {
-                    "metric": series.metric,
-                    "labels": series.labels,
-                    "kind": series.kind,
-                    "last_seen": now,
-                    "expire_at": now + SERIES_RETENTION,
-                },
+            writes.append(
+                (
+                    parent.document(series.sid),
+                    {
+                        "metric": series.metric,
+                        "labels": series.labels,
+                        "kind": series.kind,
+                        "last_seen": now,
+                        "expire_at": now + SERIES_RETENTION,
+                    },
+                )
             )
-            registered += 1
         for name in sorted({s.metric for s in chunk} - _known_metrics):
             info = batch.metrics.get(name)
-            transaction.set(
-                client.collection(METRICS).document(metric_id(name)),
-                {
-                    "name": name,
-                    "kind": info.kind if info else "gauge",
-                    "unit": info.unit if info else "",
-                    "description": info.description if info else "",
-                    "updated": now,
-                },
+            writes.append(
+                (
+                    client.collection(METRICS).document(metric_id(name)),
+                    {
+                        "name": name,
+                        "kind": info.kind if info else "gauge",
+                        "unit": info.unit if info else "",
+                        "description": info.description if info else "",
+                        "updated": now,
+                    },
+                )
             )
             result.metrics_registered.add(name)
-        transaction.set(
-            marker_ref,
-            {
-                "batch_id": batch_id,
-                "applied_at": now,
-                "expire_at": now + timedelta(days=settings.batch_memory_days),
-            },
-        )
-        result.writes = len(refs) + len(new_states) + registered + len(result.metrics_registered) + 1
+        for ref, doc in writes:
+            transaction.set(ref, doc)
+        result.writes = len(writes)
         return result
 
     return apply(client.transaction(max_attempts=8))

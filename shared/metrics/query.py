@@ -12,7 +12,10 @@ Semantics:
   ``[start, end)``; with ``step``, to the step ``i`` whose ``[start + i*step, start + (i+1)*step)``
   holds its start. Each point is labelled with its step's start (the window's start without step).
 - Resolution: minute rollups when the window starts within the last 72 h (their retention),
-  hourly rollups otherwise (then ``step`` must be at least 3600 s).
+  hourly rollups otherwise (then ``step`` must be at least 3600 s). Hours the downsampler has not
+  folded yet (the last few: an hour is folded once the lateness allowance has passed) are read
+  from their minute rollups, each counted in its hour's bucket, so an hour-resolution answer is
+  the same before and after the fold.
 - ``labels`` are equality filters; the output series keep the filter labels and ``group_by``
   labels, and every other label is aggregated away (counts and sums added, minima/maxima taken,
   sketches merged).
@@ -36,7 +39,15 @@ from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from shared.clock import utcnow
 from shared.metrics.sketch import Sketch
-from shared.metrics.store import RESOLUTION_SECONDS, RETENTION, SUMMARY_FIELDS, rollups
+from shared.metrics.store import (
+    RESOLUTION_SECONDS,
+    RETENTION,
+    SUMMARY_FIELDS,
+    bucket_start,
+    folded_until,
+    hour_ceil,
+    rollups,
+)
 
 Agg = Literal["count", "sum", "rate", "avg", "min", "max", "p50", "p90", "p95", "p99"]
 AGGREGATIONS: tuple[str, ...] = ("count", "sum", "rate", "avg", "min", "max", "p50", "p90", "p95", "p99")
@@ -140,8 +151,6 @@ class _Group:
 
 def run_query(query: MetricQuery) -> QueryResult:
     """Answer ``query`` from the Firestore rollups (see the module docstring for semantics)."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
     resolution = choose_resolution(query)
     bucket = RESOLUTION_SECONDS[resolution]
     if query.step is not None and query.step < bucket:
@@ -154,32 +163,42 @@ def run_query(query: MetricQuery) -> QueryResult:
     window_seconds = (query.end - query.start).total_seconds()
     step_seconds = float(query.step) if query.step else window_seconds
 
-    stream = (
-        rollups(query.metric, resolution)
-        .where(filter=FieldFilter("t", ">=", query.start))
-        .where(filter=FieldFilter("t", "<", query.end))
-    )
-    if not wants_sketch:
-        stream = stream.select(SUMMARY_FIELDS)
+    # (rollups, whether each is counted in the bucket of its hour): the folded hours, and for an
+    # hour-resolution window the minutes of hours not folded yet.
+    sources: list[tuple[Any, bool]] = []
+    if resolution == "hour":
+        folded = folded_until(query.metric, utcnow())
+        if query.start < folded:
+            hours = _range(rollups(query.metric, "hour"), query.start, min(query.end, folded))
+            sources.append((hours, False))
+        # The hours whose start lies in [start, end), read from [their start, the next hour).
+        low, high = max(folded, hour_ceil(query.start)), hour_ceil(query.end)
+        if low < high:
+            sources.append((_range(rollups(query.metric, "minute"), low, high), True))
+    else:
+        sources.append((_range(rollups(query.metric, resolution), query.start, query.end), False))
 
     groups: dict[tuple[tuple[str, str], ...], _Group] = {}
-    for snapshot in stream.stream():
-        doc = snapshot.to_dict() or {}
-        labels: dict[str, str] = doc.get("labels") or {}
-        if any(labels.get(k) != v for k, v in query.labels.items()):
-            continue
-        kept = {k: labels[k] for k in keep if k in labels}
-        key = tuple(sorted(kept.items()))
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = _Group(kept)
-        offset = (doc["t"] - query.start).total_seconds()
-        index = int(offset // query.step) if query.step else 0
-        acc = group.steps.get(index)
-        if acc is None:
-            acc = group.steps[index] = _Acc()
-        sketch = Sketch.from_bytes(doc["sk"]) if wants_sketch and doc.get("sk") else None
-        acc.add(doc, sketch)
+    for source, by_hour in sources:
+        stream = source if wants_sketch else source.select(SUMMARY_FIELDS)
+        for snapshot in stream.stream():
+            doc = snapshot.to_dict() or {}
+            labels: dict[str, str] = doc.get("labels") or {}
+            if any(labels.get(k) != v for k, v in query.labels.items()):
+                continue
+            kept = {k: labels[k] for k in keep if k in labels}
+            key = tuple(sorted(kept.items()))
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _Group(kept)
+            at = bucket_start(doc["t"], "hour") if by_hour else doc["t"]
+            offset = (at - query.start).total_seconds()
+            index = int(offset // query.step) if query.step else 0
+            acc = group.steps.get(index)
+            if acc is None:
+                acc = group.steps[index] = _Acc()
+            sketch = Sketch.from_bytes(doc["sk"]) if wants_sketch and doc.get("sk") else None
+            acc.add(doc, sketch)
 
     n_steps = math.ceil(window_seconds / query.step) if query.step else 1
     fill_zero = query.agg in ("count", "sum", "rate")
@@ -200,3 +219,11 @@ def run_query(query: MetricQuery) -> QueryResult:
                 points.append((step_start, value))
         series.append(Series(labels=group.labels, points=points))
     return QueryResult(metric=query.metric, agg=query.agg, series=series, resolution=resolution)
+
+
+def _range(collection: Any, start: datetime, end: datetime) -> Any:
+    """Rollups whose bucket starts in ``[start, end)``: a range on ``t``, which Firestore's
+    automatic single-field index serves."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    return collection.where(filter=FieldFilter("t", ">=", start)).where(filter=FieldFilter("t", "<", end))

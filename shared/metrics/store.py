@@ -5,13 +5,20 @@
     metrics/{metric_id}                      name, kind, unit, description, updated
     metrics/{metric_id}/metric_series/{sid}  labels, first_seen, expire_at (90 d after refresh)
     metrics/{metric_id}/metric_minutes/{id}  one minute rollup of one series from one writer shard
-    metrics/{metric_id}/metric_hours/{id}    the same per hour
-    metric_batches/{marker}                  applied batch chunks (exactly-once), expire_at
+    metrics/{metric_id}/metric_hours/{id}    one hour rollup of one series, folded from its minutes
+    metric_folds/{metric_id}                 the downsampler's watermark and cursor for the metric
     metric_streams/{stream}                  last cumulative value per OTLP stream, expire_at
 
 A rollup holds ``count``, ``sum``, ``min``, ``max``, ``last`` (and ``last_t``), ``sk`` (the
 compressed DDSketch, see ``sketch.py``), ``labels``, ``sid``, ``kind``, ``t`` (bucket start),
-``shard`` and ``expire_at`` (TTL: minutes 72 h, hours 90 days after the bucket).
+``shard`` and ``expire_at`` (TTL: minutes 72 h, hours 90 days after the bucket). Minute rollups
+and stream states also hold ``applied``: the batches applied to them (exactly-once, see the
+ingestion writer).
+
+Hours are not written by ingestion: the downsampler folds the minute rollups of each closed hour
+into one hour rollup per series, and advances the metric's ``folded_until`` once every series is
+folded. Readers take hours before ``folded_until`` from ``metric_hours`` and later hours from
+``metric_minutes`` (``folded_until``), so an hour is never counted twice nor missed.
 
 Ids: ``metric_id`` and ``sid`` are hashes, and a rollup id starts with its ``sid``, so ids are
 never monotonic. A rollup is sharded by writer (``shard`` = hash of the batch mod
@@ -31,8 +38,10 @@ METRICS = "metrics"
 SERIES = "metric_series"
 MINUTES = "metric_minutes"
 HOURS = "metric_hours"
-BATCHES = "metric_batches"
 STREAMS = "metric_streams"
+FOLDS = "metric_folds"
+# Field of minute rollups and stream states listing the batches applied to them.
+APPLIED = "applied"
 
 Resolution = Literal["minute", "hour"]
 RESOLUTION_SECONDS: dict[str, int] = {"minute": 60, "hour": 3600}
@@ -69,8 +78,44 @@ def bucket_start(at: datetime, resolution: str) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % seconds, UTC)
 
 
+def hour_ceil(at: datetime) -> datetime:
+    start = bucket_start(at, "hour")
+    return start if start == at else start + timedelta(hours=1)
+
+
 def rollup_id(sid: str, start: datetime, shard: int) -> str:
-    return f"{sid}-{int(start.timestamp())}-{shard}"
+    # Epoch seconds have 10 digits until 2286, so ids of one series sort by time: a series' rollups
+    # over [a, b) are the ids in [rollup_prefix(sid, a), rollup_prefix(sid, b)).
+    return f"{rollup_prefix(sid, start)}-{shard}"
+
+
+def rollup_prefix(sid: str, start: datetime) -> str:
+    return f"{sid}-{int(start.timestamp())}"
+
+
+def sid_of(rollup: str) -> str:
+    return rollup.split("-", 1)[0]
+
+
+def complete_minutes_since(now: datetime) -> datetime:
+    """The first hour whose minute rollups are all still retained (not yet due for TTL)."""
+    return hour_ceil(now - RETENTION["minute"])
+
+
+def folded_until(metric: str, now: datetime) -> datetime:
+    """Hours before this are in ``metric_hours``; later ones only in ``metric_minutes``.
+
+    Before the downsampler's first pass over a metric, the hours whose minutes are all retained
+    are read from minutes (a metric written since hour rollups stopped being written inline has
+    no hour rollups yet), older hours from whatever hour rollups exist."""
+    from shared.firestore import get_firestore
+
+    snapshot = get_firestore().collection(FOLDS).document(metric_id(metric)).get(field_paths=["folded_until"])
+    if snapshot.exists:
+        value = (snapshot.to_dict() or {}).get("folded_until")
+        if isinstance(value, datetime):
+            return value
+    return complete_minutes_since(now)
 
 
 def metric_ref(metric: str):  # type: ignore[no-untyped-def]

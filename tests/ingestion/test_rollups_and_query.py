@@ -43,7 +43,7 @@ def only(result):  # type: ignore[no-untyped-def]
     return result.series[0].points[0][1]
 
 
-def test_gauge_points_become_minute_and_hour_rollups_with_exact_stats_and_sketch(client, store) -> None:  # type: ignore[no-untyped-def]
+def test_gauge_points_become_minute_rollups_with_exact_stats_and_sketch(client, store) -> None:  # type: ignore[no-untyped-def]
     rng = random.Random(7)
     values = [round(rng.lognormvariate(3, 0.8), 3) for _ in range(3000)]
     points = [(T0 + timedelta(seconds=i % 180), v, {"endpoint": "/v2/route"}) for i, v in enumerate(values)]
@@ -54,11 +54,10 @@ def test_gauge_points_become_minute_and_hour_rollups_with_exact_stats_and_sketch
     minutes = list(metric_ref("route.latency").collection(MINUTES).stream())
     hours = list(metric_ref("route.latency").collection(HOURS).stream())
     assert len(minutes) == 3  # 180 s of points: three minute rollups, not 3000 documents
-    assert len(hours) == 1
+    assert hours == []  # hours are folded from minutes by the downsampler, later
     doc = minutes[0].to_dict()
     assert doc["labels"] == {"service": "route", "region": "us-central1", "endpoint": "/v2/route"}
     assert doc["expire_at"] == doc["t"] + timedelta(hours=72)
-    assert hours[0].to_dict()["expire_at"] == hours[0].to_dict()["t"] + timedelta(days=90)
     assert sum(d.to_dict()["count"] for d in minutes) == 3000
 
     assert only(q("route.latency", "count")) == 3000
