@@ -16,6 +16,7 @@ Pub/Sub emulator runs here, and a publish happens once per 10 s anyway.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import random
 import re
@@ -121,18 +122,24 @@ def bench_memory(n: int) -> None:
         for body in chunk:
             client.post("/v2/route", json=body)
 
-    run(bodies[: n // 4])  # warm: L1 fills to its bound, metric series exist
+    # Warm-up fills every bounded structure: L1 (1,500 items), pydantic-core's JSON string cache
+    # (16,384 strings), metric series. After it, traced memory must stay flat.
+    # Traced from the start: cache entries made before tracing and replaced after would show as growth.
     tracemalloc.start()
-    run(bodies[n // 4 : n // 2])
-    first = tracemalloc.take_snapshot()
-    run(bodies[n // 2 :])
-    second = tracemalloc.take_snapshot()
+    warm = n // 2
+    run(bodies[:warm])
+    window = (n - warm) // 3
+    growth: list[float] = []
+    for index in range(3):
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        run(bodies[warm + index * window : warm + (index + 1) * window])
+        gc.collect()
+        growth.append((tracemalloc.get_traced_memory()[0] - before) / window)
     tracemalloc.stop()
-    growth = sum(stat.size_diff for stat in second.compare_to(first, "filename"))
-    per_request = growth / (n - n // 2)
     print(
-        f"memory: {growth / 1024:+.1f} KiB over the last {n - n // 2:,} requests after warm-up "
-        f"({per_request:+.2f} bytes/request; L1 is bounded at 1,500 items, distinct messages each time)"
+        f"memory after {warm:,} warm-up requests (distinct users and messages), traced growth per request "
+        f"in 3 windows of {window:,}: " + ", ".join(f"{g:+.2f} B" for g in growth)
     )
 
 
@@ -192,7 +199,7 @@ def wrk(
     return figures
 
 
-def bench_http(duration: int, connections: int) -> None:
+def bench_http(duration: int, connections: int, rounds: int) -> None:
     wrk_bin = ensure_wrk()
     if wrk_bin is None:
         print("HTTP part skipped: wrk is not installed (Debian: `sudo apt-get install -y wrk`).")
@@ -203,22 +210,36 @@ def bench_http(duration: int, connections: int) -> None:
         tmp_dir = Path(tmp)
         (tmp_dir / "bare.py").write_text(BARE_SOURCE)
         results: dict[str, dict[str, float]] = {}
-        for kind, path, body in (
+        targets = (
             ("bare handler", "/", ROUTE_BODY),
             ("POST /v2/route (key)", "/v2/route", ROUTE_BODY),
             ("POST /v2/route (message, L1 hit)", "/v2/route", MESSAGE_BODY),
-        ):
-            port = free_port()
-            proc = serve("bare" if kind == "bare handler" else "routing", port, tmp_dir)
-            try:
-                results[kind] = wrk(
-                    wrk_bin, f"http://127.0.0.1:{port}{path}", body, duration, connections, tmp_dir
-                )
-            finally:
-                proc.terminate()
-                proc.wait(timeout=15)
+        )
+        # Rounds interleave the targets so that a burst of load from elsewhere on a shared machine
+        # hits them alike; each target keeps its best round.
+        for _round in range(rounds):
+            for kind, path, body in targets:
+                port = free_port()
+                proc = serve("bare" if kind == "bare handler" else "routing", port, tmp_dir)
+                try:
+                    figures = wrk(
+                        wrk_bin,
+                        f"http://127.0.0.1:{port}{path}",
+                        body,
+                        duration=duration,
+                        connections=connections,
+                        script_dir=tmp_dir,
+                    )
+                finally:
+                    proc.terminate()
+                    proc.wait(timeout=15)
+                if kind not in results or figures["rps"] > results[kind]["rps"]:
+                    results[kind] = figures
     bare = results["bare handler"]["rps"]
-    print(f"HTTP under wrk (-t1 -c{connections}, {duration}s, loopback, functions-framework gunicorn):")
+    print(
+        f"HTTP under wrk (-t1 -c{connections}, {duration}s, loopback, functions-framework gunicorn, "
+        f"best of {rounds} interleaved rounds):"
+    )
     header = ("target", "req/s", "p50 ms", "p90 ms", "p99 ms", "vs bare", "non-2xx")
     print(f"  {header[0]:36} " + " ".join(f"{h:>8}" for h in header[1:]))
     nan = float("nan")
@@ -235,9 +256,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--decisions", type=int, default=300_000)
-    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--requests", type=int, default=60_000)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-http", action="store_true")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
@@ -245,7 +267,7 @@ def main() -> None:
     bench_handler(min(args.requests, 50_000))
     bench_memory(args.requests)
     if not args.no_http:
-        bench_http(args.duration, args.connections)
+        bench_http(args.duration, args.connections, args.rounds)
 
 
 if __name__ == "__main__":
