@@ -1,6 +1,7 @@
 """The ingestion function: OTLP/HTTP ``POST /v1/metrics``, ``GET /v1/query``, the scheduled
-collector ``POST /v1/collect`` and ``GET /health`` (entry point ``ingest``), and OTLP batches from
-Pub/Sub topic ``metrics`` (entry point ``ingest_pubsub``)."""
+collector ``POST /v1/collect``, the scheduled downsampler ``POST /v1/downsample`` and
+``GET /health`` (entry point ``ingest``), and OTLP batches from Pub/Sub topic ``metrics`` (entry
+point ``ingest_pubsub``)."""
 
 from __future__ import annotations
 
@@ -247,6 +248,20 @@ def post_collect(request: flask.Request) -> dict[str, Any]:
         if _transient(exc):
             log.warning("collector run failed, the next schedule retries: %s", exc)
             raise Problem(503, f"Cloud Monitoring or storage unavailable: {exc}.") from None
+        raise
+
+
+@api.route("/v1/downsample", methods=["POST"])
+def post_downsample(request: flask.Request) -> dict[str, Any]:
+    from functions.ingestion.downsample import downsample
+
+    try:
+        return downsample().model_dump(mode="json")
+    except Exception as exc:
+        if _transient(exc):
+            # Folding is idempotent and resumes from its cursor: the next schedule finishes it.
+            log.warning("downsample run failed, the next schedule resumes it: %s", exc)
+            raise Problem(503, f"Storage unavailable: {exc}.") from None
         raise
 
 

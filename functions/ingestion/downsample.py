@@ -1,0 +1,296 @@
+"""The downsampler (``POST /v1/downsample``, scheduled every 5 minutes): folds the minute rollups of
+every closed hour into one hour rollup per series, as Prometheus/Thanos compaction does with
+blocks, so that ingestion writes one document per series and minute instead of two.
+
+When an hour may be folded
+    Ingestion refuses points older than the lateness allowance (``ION_METRICS_MAX_AGE_SECONDS``),
+    so once an hour closed more than that ago, plus ``ION_METRICS_FOLD_GRACE_SECONDS`` (a request
+    accepted just in time commits up to a function timeout later), its minute rollups can no
+    longer change. Hours before ``cutoff = floor_hour(now - lateness - grace)`` are foldable.
+
+Exactly once, idempotent
+    A fold recomputes an hour rollup from the hour's minute rollups (all shards) and *sets* it
+    under a fixed id (``{sid}-{hour}-0``); it never adds to what is there. Folding twice writes the
+    same document, so a crash, an overlapping run or a re-run cannot count anything twice. Any
+    other hour rollup of that series and hour (the sharded ones ingestion wrote inline before this
+    downsampler existed) is deleted in the same transaction, replaced by the recompute.
+
+Watermark
+    ``metric_folds/{metric_id}.folded_until`` (W): hours before W are complete in
+    ``metric_hours``; the query reads later hours from ``metric_minutes``. A pass folds
+    ``[W, target)`` series by series (series found in name order among the minute rollups: a
+    rollup id starts with its series id) and moves W to ``target`` only in the transaction that
+    writes the last series, so readers never see a half-folded hour.
+
+Bounded, resumable
+    One run folds at most ``ION_METRICS_DOWNSAMPLE_MAX_SERIES`` series; every transaction
+    (at most ``ION_METRICS_TXN_WRITES`` writes) also stores the pass's ``cursor`` (last series
+    folded) and ``target``, so the next run, or the one after a crash, resumes after the cursor.
+    Each commit first checks that the pass it belongs to is still the current one, so two
+    overlapping runs cannot move the watermark backwards.
+
+Retention
+    Minutes live 72 h, so the downsampler must not stop for longer than ~70 h. On a metric's first
+    pass W starts at the oldest hour whose minutes are all retained plus a margin
+    (``MIGRATION_MARGIN``): older hours keep the hour rollups that ingestion wrote inline before.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from functions.ingestion.aggregate import Cell
+from functions.ingestion.settings import get_ingestion_settings
+from shared.clock import utcnow
+from shared.firestore import get_firestore
+from shared.logging import get_logger
+from shared.metrics.store import (
+    FOLDS,
+    HOURS,
+    METRICS,
+    MINUTES,
+    RETENTION,
+    bucket_start,
+    complete_minutes_since,
+    rollup_id,
+    rollup_prefix,
+    sid_of,
+)
+
+log = get_logger("ingestion.downsample")
+
+# On a metric's first pass, hours are folded from this long after the oldest fully retained one,
+# so that a long first pass (bounded runs) finishes before TTL starts deleting that hour's minutes.
+MIGRATION_MARGIN = timedelta(hours=6)
+FOLD_SHARD = 0
+# A series id is fixed-length hex and a rollup id is "{sid}-...": "{sid}~" sorts after every
+# rollup of the series and before the next series' first one.
+_PAST_SERIES = "~"
+
+
+class DownsampleResult(BaseModel):
+    cutoff: datetime  # hours starting before this were foldable in this run
+    metrics: int  # metrics looked at
+    metrics_advanced: int  # metrics whose watermark moved to the cutoff in this run
+    series: int  # series folded
+    hours_written: int  # hour rollups written
+    documents_written: int  # every write: hour rollups, replaced inline hour rollups, fold states
+    complete: bool  # every metric folded up to the cutoff (False: the next run resumes)
+
+
+class _Superseded(Exception):
+    """Another run moved this metric's pass on; this run leaves the metric to it."""
+
+
+@dataclass
+class _Pass:
+    metric: str
+    metric_doc: str
+    folded_until: datetime
+    target: datetime
+    cursor: str
+    existed: bool
+    writes: list[tuple[str, Any, dict[str, Any] | None]] = field(default_factory=list)  # (op, ref, doc)
+    series: int = 0
+    hours: int = 0
+    documents: int = 0
+
+
+def cutoff_at(now: datetime) -> datetime:
+    """Hours starting before this can no longer receive points (see the module docstring)."""
+    delay = timedelta(seconds=get_ingestion_settings().fold_delay_seconds)
+    return bucket_start(now - delay, "hour")
+
+
+def downsample() -> DownsampleResult:
+    """One bounded run over every metric (see the module docstring)."""
+    settings = get_ingestion_settings()
+    client = get_firestore()
+    started = time.perf_counter()
+    now = utcnow()
+    cutoff = cutoff_at(now)
+    budget = settings.downsample_max_series
+    metrics = advanced = series = hours = documents = 0
+    complete = True
+    for snapshot in client.collection(METRICS).select(["name"]).stream():
+        name = (snapshot.to_dict() or {}).get("name")
+        if not isinstance(name, str):
+            continue
+        metrics += 1
+        state = _start(name, snapshot.id, now, cutoff)
+        if state is None:
+            continue
+        if budget <= 0:
+            complete = False
+            continue
+        try:
+            done = _fold_metric(state, budget, settings.max_writes_per_transaction)
+        except _Superseded:
+            log.info("metric is being folded by another run", extra={"metric": name})
+            complete = False
+            done = False
+        budget -= state.series
+        series += state.series
+        hours += state.hours
+        documents += state.documents
+        if done:
+            advanced += 1
+        else:
+            complete = False
+    result = DownsampleResult(
+        cutoff=cutoff,
+        metrics=metrics,
+        metrics_advanced=advanced,
+        series=series,
+        hours_written=hours,
+        documents_written=documents,
+        complete=complete,
+    )
+    log.info(
+        "downsample run",
+        extra={**result.model_dump(mode="json"), "seconds": round(time.perf_counter() - started, 3)},
+    )
+    return result
+
+
+def _start(metric: str, metric_doc: str, now: datetime, cutoff: datetime) -> _Pass | None:
+    """The metric's pass to work on, or None when it is folded up to the cutoff."""
+    snapshot = get_firestore().collection(FOLDS).document(metric_doc).get()
+    doc = snapshot.to_dict() or {} if snapshot.exists else {}
+    folded = doc.get("folded_until")
+    if not isinstance(folded, datetime):
+        folded = min(cutoff, complete_minutes_since(now) + MIGRATION_MARGIN)
+    target = doc.get("target")
+    if isinstance(target, datetime):  # a pass a previous run did not finish
+        return _Pass(metric, metric_doc, folded, target, str(doc.get("cursor") or ""), snapshot.exists)
+    if folded >= cutoff and snapshot.exists:
+        return None
+    return _Pass(metric, metric_doc, folded, max(folded, cutoff), "", snapshot.exists)
+
+
+def _fold_metric(state: _Pass, budget: int, max_writes: int) -> bool:
+    """Fold series after the cursor until the budget is spent (False) or the pass is done (True)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+    from google.cloud.firestore_v1.field_path import FieldPath
+
+    client = get_firestore()
+    parent = client.collection(METRICS).document(state.metric_doc)
+    minutes, hours = parent.collection(MINUTES), parent.collection(HOURS)
+    name = FieldPath.document_id()
+    while True:
+        if state.target <= state.folded_until:
+            found = []  # nothing to fold (first pass of an idle metric): just record the watermark
+        else:
+            query = minutes.order_by(name).limit(1).select(["sid"])
+            if state.cursor:
+                after = minutes.document(state.cursor + _PAST_SERIES)
+                query = query.where(filter=FieldFilter(name, ">", after))
+            found = list(query.stream())
+        if not found:
+            _commit(state, finished=True)
+            return True
+        if state.series >= budget:
+            _commit(state, finished=False)
+            return False
+        sid = sid_of(found[0].id)
+        writes = _fold_series(minutes, hours, sid, state.folded_until, state.target)
+        if state.writes and len(state.writes) + len(writes) > max_writes - 1:
+            _commit(state, finished=False)
+        state.writes.extend(writes)
+        state.hours += sum(1 for op, _, _ in writes if op == "set")
+        state.series += 1
+        state.cursor = sid
+
+
+def _fold_series(
+    minutes: Any, hours: Any, sid: str, start: datetime, end: datetime
+) -> list[tuple[str, Any, dict[str, Any] | None]]:
+    """The hour rollups of ``sid`` over ``[start, end)`` recomputed from its minute rollups, and
+    deletes of any other hour rollup of those hours (inline writes from before the downsampler)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+    from google.cloud.firestore_v1.field_path import FieldPath
+
+    name = FieldPath.document_id()
+
+    def between(collection: Any) -> Any:
+        # A series' rollups over [start, end) by id: no composite index needed (see store.rollup_id).
+        low = collection.document(rollup_prefix(sid, start))
+        high = collection.document(rollup_prefix(sid, end))
+        above = collection.where(filter=FieldFilter(name, ">=", low))
+        return above.where(filter=FieldFilter(name, "<", high))
+
+    cells: dict[datetime, Cell] = {}
+    about: dict[str, Any] = {}
+    for snapshot in between(minutes).stream():
+        doc = snapshot.to_dict() or {}
+        hour = bucket_start(doc["t"], "hour")
+        cell = cells.get(hour)
+        if cell is None:
+            cell = cells[hour] = Cell()
+        cell.merge(Cell.from_fields(doc))
+        about = doc
+    writes: list[tuple[str, Any, dict[str, Any] | None]] = []
+    kept: set[str] = set()
+    for hour in sorted(cells):
+        ref = hours.document(rollup_id(sid, hour, FOLD_SHARD))
+        kept.add(ref.id)
+        writes.append(
+            (
+                "set",
+                ref,
+                {
+                    "metric": about.get("metric"),
+                    "sid": sid,
+                    "labels": about.get("labels") or {},
+                    "kind": about.get("kind"),
+                    "t": hour,
+                    "shard": FOLD_SHARD,
+                    "expire_at": hour + RETENTION["hour"],
+                    **cells[hour].to_fields(),
+                },
+            )
+        )
+    for snapshot in between(hours).select(["t"]).stream():
+        if snapshot.id not in kept:
+            writes.append(("delete", snapshot.reference, None))
+    return writes
+
+
+def _commit(state: _Pass, *, finished: bool) -> None:
+    """Write the pending hour rollups with the pass's progress, if the pass is still current."""
+    from google.cloud import firestore
+
+    client = get_firestore()
+    ref = client.collection(FOLDS).document(state.metric_doc)
+    if finished:
+        progress: dict[str, Any] = {"folded_until": state.target, "target": None, "cursor": None}
+    else:
+        progress = {"folded_until": state.folded_until, "target": state.target, "cursor": state.cursor}
+
+    @firestore.transactional
+    def commit(transaction: Any) -> None:
+        snapshot = ref.get(transaction=transaction)
+        doc = snapshot.to_dict() or {} if snapshot.exists else {}
+        if snapshot.exists != state.existed or (
+            snapshot.exists
+            and (
+                doc.get("folded_until") != state.folded_until or doc.get("target") not in (None, state.target)
+            )
+        ):
+            raise _Superseded(state.metric)
+        for op, target, body in state.writes:
+            if op == "set":
+                transaction.set(target, body)
+            else:
+                transaction.delete(target)
+        transaction.set(ref, {"metric": state.metric, **progress, "updated": utcnow()})
+
+    commit(client.transaction(max_attempts=5))
+    state.documents += len(state.writes) + 1
+    state.writes = []
+    state.existed = True
