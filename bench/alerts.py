@@ -237,6 +237,7 @@ def _inject(  # noqa: PLR0917
     n = len(values)
     hour = max(1, round(3600 / interval))
     level, spread = _local_level(values, at, 12 * hour)
+    spread = max(spread, 0.5 * shape.scale)  # flat series have no spread: size by resolution
     if kind in ("spike", "surge"):
         length = rng.randint(1, 3) if kind == "spike" else rng.randint(hour, 6 * hour)
         if shape.multiplicative:

@@ -46,6 +46,12 @@ class DetectorConfig:
     cooldown_points: tuple[int, int] = (100, 600)
     spike_floor: float = 6.0
     shift_floor: float = 3.5
+    # A sustained change too small to stand out point by point (a surge inside heavy-tailed
+    # traffic, a ramp): the median z over a few hours.
+    level_seconds: float = 3 * 3600.0
+    level_points: tuple[int, int] = (8, 36)
+    level_floor: float = 1.5
+    level_factor: float = 1.3
     score_quantile: float = 0.999
     spike_factor: float = 1.3
     shift_factor: float = 1.3
@@ -121,10 +127,42 @@ class _Spans:
     interval: float
     reference: int
     shift: int
+    level: int
     warmup: int
     cooldown: int
     day: int
     week: int
+
+
+class _Transform:
+    """Log scale for positive right-skewed data (bytes, counts, latencies): a burst of x10 and a
+    drop to a tenth weigh the same, and heavy tails stop dominating the spread. Chosen once, from
+    the warm-up points."""
+
+    def __init__(self, offset: float | None) -> None:
+        self.offset = offset  # None: identity
+
+    @classmethod
+    def choose(cls, values: list[float], quantum: float) -> _Transform:
+        ordered = sorted(values)
+        n = len(ordered)
+        low, q50, high = ordered[n // 100], ordered[n // 2], ordered[min(n - 1, (99 * n) // 100)]
+        if ordered[0] < 0 or high <= q50:
+            return cls(None)
+        if (high - q50) <= 3.0 * (q50 - low):  # roughly symmetric: keep the raw scale
+            return cls(None)
+        step = quantum if math.isfinite(quantum) else 0.0
+        return cls(max(0.5 * q50, step, 1e-6 * high, 1e-12))
+
+    def __call__(self, value: float) -> float:
+        if self.offset is None:
+            return value
+        return math.log(max(value, 0.0) + self.offset)
+
+    def inverse(self, value: float) -> float:
+        if self.offset is None:
+            return value
+        return math.exp(min(value, 700.0)) - self.offset
 
 
 class AnomalyDetector:
@@ -136,18 +174,27 @@ class AnomalyDetector:
         self.last_time: datetime | None = None
         self._gaps: list[float] = []
         self._spans: _Spans | None = None
-        self._values: deque[float] = deque(maxlen=40000)
+        self._transform: _Transform | None = None
+        self._pending: list[tuple[float, float]] = []  # (seconds, raw) until the scale is chosen
+        # Transformed values by time slot (timestamp / interval): seasonal look-ups stay aligned
+        # when rows are missing or timestamps jitter, which index arithmetic would not.
+        self._slots: dict[int, float] = {}
+        self._slot_order: deque[int] = deque()
         self._reference: _SortedWindow | None = None
         self._recent_z: deque[float] = deque()
+        self._level_z: _SortedWindow | None = None
         self._spike_scores = _SortedWindow(self.config.score_memory)
         self._shift_scores = _SortedWindow(self.config.score_memory)
+        self._level_scores = _SortedWindow(self.config.score_memory)
         self._period = 0
+        self._processed = 0
         self._next_season_check = 0
         self._in_episode = False
         self._last_start = -(10**9)
         self._calm = 0
         self._quantum = math.inf
-        self._abs_level = _SortedWindow(512)
+        self._last_raw: float | None = None
+        self._mean_dev = 0.0
 
     # -- set-up -------------------------------------------------------------------------------
     def _spans_from(self, interval: float) -> _Spans:
@@ -158,6 +205,7 @@ class AnomalyDetector:
             interval=interval,
             reference=_clamp(c.reference_seconds / interval, c.reference_points),
             shift=_clamp(c.shift_seconds / interval, c.shift_points),
+            level=_clamp(c.level_seconds / interval, c.level_points),
             warmup=_clamp(c.warmup_seconds / interval, c.warmup_points),
             cooldown=_clamp(c.cooldown_seconds / interval, c.cooldown_points),
             day=day,
@@ -169,15 +217,14 @@ class AnomalyDetector:
         return self._spans
 
     # -- seasonality --------------------------------------------------------------------------
-    def _seasonal_expected(self, period: int) -> float | None:
-        values, n = self._values, len(self._values)
-        sample: list[float] = []
-        for k in range(1, self.config.seasonal_periods + 1):
-            base = n - k * period
-            for offset in (-1, 0, 1):
-                idx = base + offset
-                if 0 <= idx < n:
-                    sample.append(values[idx])
+    def _seasonal_expected(self, slot: int, period: int) -> float | None:
+        slots = self._slots
+        sample = [
+            slots[s]
+            for k in range(1, self.config.seasonal_periods + 1)
+            for o in (-1, 0, 1)
+            if (s := slot - k * period + o) in slots
+        ]
         if len(sample) < 6:
             return None
         sample.sort()
@@ -187,14 +234,15 @@ class AnomalyDetector:
         """Use the period (day or week) that shrinks the robust spread the most, if by a fifth."""
         assert self._spans is not None
         spans = self._spans
-        values = list(self._values)
-        n = len(values)
-        candidates = [p for p in (spans.day, spans.week) if p >= 12 and n >= 3 * p]
+        order = list(self._slot_order)
+        n = len(order)
+        candidates = [p for p in (spans.day, spans.week) if p >= 12 and order[-1] - order[0] >= 3 * p]
         if not candidates:
             return
-        span = min(n, 4 * spans.week if spans.week * 3 <= n else 6 * spans.day)
-        start = n - span
+        span = 4 * spans.week if order[-1] - order[0] >= 3 * spans.week else 6 * spans.day
+        recent = [s for s in order if s > order[-1] - span]
         ref = spans.reference
+        slots = self._slots
 
         def robust_spread(residuals: list[float]) -> float:
             residuals.sort()
@@ -203,24 +251,20 @@ class AnomalyDetector:
             return devs[len(devs) // 2] + 1e-12
 
         # Baseline spread: against a trailing median of the reference window (the non-seasonal model).
-        stride = max(1, span // 600)
+        stride = max(1, len(recent) // 600)
         plain: list[float] = []
-        for t in range(max(start, ref), n, stride):
-            window = sorted(values[t - ref : t])
-            plain.append(values[t] - window[len(window) // 2])
+        for i in range(max(n - len(recent), ref), n, stride):
+            window = sorted(slots[s] for s in order[i - ref : i])
+            plain.append(slots[order[i]] - window[len(window) // 2])
         if len(plain) < 30:
             return
         best, best_spread = 0, robust_spread(plain)
         for period in candidates:
             res: list[float] = []
-            for t in range(max(start, 2 * period + 1), n, stride):
-                sample = sorted(
-                    values[t - k * period + o]
-                    for k in range(1, self.config.seasonal_periods + 1)
-                    for o in (-1, 0, 1)
-                    if t - k * period + o >= 0
-                )
-                res.append(values[t] - sample[len(sample) // 2])
+            for s in recent[::stride]:
+                expected = self._seasonal_expected(s, period)
+                if expected is not None:
+                    res.append(slots[s] - expected)
             if len(res) < 30:
                 continue
             spread = robust_spread(res)
@@ -233,21 +277,14 @@ class AnomalyDetector:
     def _rebuild_reference(self) -> None:
         assert self._spans is not None
         window = _SortedWindow(self._spans.reference)
-        values = list(self._values)
-        n = len(values)
-        for t in range(max(0, n - self._spans.reference), n):
+        for s in list(self._slot_order)[-self._spans.reference :]:
             if self._period:
-                sample = sorted(
-                    values[t - k * self._period + o]
-                    for k in range(1, self.config.seasonal_periods + 1)
-                    for o in (-1, 0, 1)
-                    if 0 <= t - k * self._period + o < n
-                )
-                if len(sample) < 6:
+                expected = self._seasonal_expected(s, self._period)
+                if expected is None:
                     continue
-                window.push(values[t] - sample[len(sample) // 2])
+                window.push(self._slots[s] - expected)
             else:
-                window.push(values[t])
+                window.push(self._slots[s])
         self._reference = window
 
     # -- the decision -------------------------------------------------------------------------
@@ -261,45 +298,85 @@ class AnomalyDetector:
             if len(self._gaps) >= 10:
                 ordered = sorted(self._gaps)
                 self._spans = self._spans_from(ordered[len(ordered) // 2])
-                self._reference = _SortedWindow(self._spans.reference)
-                self._rebuild_reference()
         self.last_time = at
         self.n += 1
         # The smallest non-zero step between distinct values: integer counts have quantum 1.
-        if self._values and value != self._values[-1]:
-            self._quantum = min(self._quantum, abs(value - self._values[-1]))
-        self._abs_level.push(abs(value))
-
-        signal = value
-        expected_offset = 0.0
-        if self._spans is not None and self._period:
-            seasonal = self._seasonal_expected(self._period)
-            if seasonal is not None:
-                signal = value - seasonal
-                expected_offset = seasonal
-        self._values.append(value)
-        decision = Decision(False, False, 0.0, value, None, None)
-        spans, ref = self._spans, self._reference
-        if spans is None or ref is None:
+        if self._last_raw is not None and value != self._last_raw:
+            self._quantum = min(self._quantum, abs(value - self._last_raw))
+        self._last_raw = value
+        seconds = at.timestamp()
+        spans = self._spans
+        if spans is None or self._transform is None:
+            self._pending.append((seconds, value))
+            if spans is None or self.n < spans.warmup:
+                return Decision(False, False, 0.0, value, None, None)
+            # Warm-up done: choose the scale, then learn from the warm-up points as if they had
+            # been scored all along (no alerts: the warm-up decides nothing).
+            self._transform = _Transform.choose([v for _, v in self._pending], self._quantum)
+            self._reference = _SortedWindow(spans.reference)
+            for t, v in self._pending:
+                decision = self._process(self._slot(t), v, live=False)
+            self._pending.clear()
             return decision
+        return self._process(self._slot(seconds), value, live=True)
 
+    def _slot(self, seconds: float) -> int:
+        assert self._spans is not None
+        slot = round(seconds / self._spans.interval)
+        if self._slot_order and slot <= self._slot_order[-1]:
+            slot = self._slot_order[-1] + 1  # two rows in one interval: keep both, in order
+        return slot
+
+    def _process(self, slot: int, raw: float, live: bool) -> Decision:
+        assert self._spans is not None
+        assert self._transform is not None
+        assert self._reference is not None
+        spans, ref = self._spans, self._reference
+        y = self._transform(raw)
+        signal, offset = y, 0.0
+        if self._period:
+            seasonal = self._seasonal_expected(slot, self._period)
+            if seasonal is not None:
+                signal, offset = y - seasonal, seasonal
+        self._slots[slot] = y
+        self._slot_order.append(slot)
+        keep = 4 * spans.week + 2 if self.config.seasonal else spans.reference + 2
+        while len(self._slot_order) > keep:
+            del self._slots[self._slot_order.popleft()]
+        self._processed += 1
+        decision = Decision(False, False, 0.0, raw, None, None)
         if len(ref) >= max(10, spans.reference // 4):
-            decision = self._decide(signal, expected_offset, spans, ref)
+            decision = self._decide(signal, offset, raw, live)
         ref.push(signal)
-        if self.config.seasonal and self.n >= self._next_season_check and self.n >= 3 * spans.day:
-            self._next_season_check = self.n + max(spans.day // 2, 24)
+        seen = self._slot_order[-1] - self._slot_order[0]
+        if self.config.seasonal and self._processed >= self._next_season_check and seen >= 3 * spans.day:
+            self._next_season_check = self._processed + max(spans.day // 2, 24)
             self._check_seasonality()
         return decision
 
     def _spread(self, ref: _SortedWindow, center: float) -> float:
+        assert self._transform is not None
         mad = 1.4826 * ref.mad(center)
-        mean_dev = 1.2533 * ref.mean_abs_dev(center)
-        floor = 0.0 if math.isinf(self._quantum) else 0.5 * self._quantum
-        level = self._abs_level.median()
-        return max(mad, 0.25 * mean_dev, floor, 0.001 * level, 1e-9)
+        # The mean absolute deviation only matters where the MAD collapses (mostly-flat series);
+        # refreshed every few points, it is the costliest term.
+        if self._processed % 8 == 0 or not self._mean_dev:
+            self._mean_dev = 1.2533 * ref.mean_abs_dev(center)
+        transform = self._transform
+        if transform.offset is None:
+            floor = 0.0 if math.isinf(self._quantum) else 0.5 * self._quantum
+            level = 0.001 * abs(center)
+        else:
+            # A quantum in raw units is a step of quantum / (x + offset) on the log scale.
+            base = max(transform.inverse(center), 0.0) + transform.offset
+            floor = 0.0 if math.isinf(self._quantum) else 0.5 * self._quantum / base
+            level = 0.001
+        return max(mad, 0.25 * self._mean_dev, floor, level, 1e-9)
 
-    def _decide(self, signal: float, offset: float, spans: _Spans, ref: _SortedWindow) -> Decision:
-        c = self.config
+    def _decide(self, signal: float, offset: float, raw: float, live: bool) -> Decision:
+        assert self._spans is not None
+        assert self._reference is not None
+        assert self._transform is not None
+        c, spans, ref = self.config, self._spans, self._reference
         center = ref.median()
         spread = self._spread(ref, center)
         z = (signal - center) / spread
@@ -312,7 +389,10 @@ class AnomalyDetector:
             self._recent_z.popleft()
         ordered = sorted(self._recent_z)
         shift_z = ordered[len(ordered) // 2]
-        spike, shift = abs(z), abs(shift_z)
+        if self._level_z is None:
+            self._level_z = _SortedWindow(spans.level)
+        self._level_z.push(z)
+        spike, shift, level = abs(z), abs(shift_z), abs(self._level_z.median())
 
         def bar(scores: _SortedWindow, floor: float, factor: float) -> float:
             learned = factor * scores.quantile(c.score_quantile) if len(scores) >= 50 else 0.0
@@ -320,22 +400,30 @@ class AnomalyDetector:
 
         spike_bar = bar(self._spike_scores, c.spike_floor, c.spike_factor)
         shift_bar = bar(self._shift_scores, c.shift_floor, c.shift_factor)
-        hit = spike > spike_bar or (len(self._recent_z) >= spans.shift and shift > shift_bar)
+        level_bar = bar(self._level_scores, c.level_floor, c.level_factor)
+        hit = (
+            spike > spike_bar
+            or (len(self._recent_z) >= spans.shift and shift > shift_bar)
+            or (len(self._level_z) >= spans.level and level > level_bar)
+        )
         started = False
         if self._in_episode:
-            if spike > 0.5 * spike_bar or shift > 0.5 * shift_bar:
+            if spike > 0.5 * spike_bar or shift > 0.5 * shift_bar or level > 0.5 * level_bar:
                 self._calm = 0
             else:
                 self._calm += 1
                 if self._calm >= spans.shift:
                     self._in_episode = False
-        elif hit and self.n > spans.warmup and self.n - self._last_start > spans.cooldown:
-            self._in_episode, started, self._last_start, self._calm = True, True, self.n, 0
+        elif live and hit and self.n > spans.warmup and self._processed - self._last_start > spans.cooldown:
+            self._in_episode, started, self._last_start, self._calm = True, True, self._processed, 0
         if not self._in_episode:
             self._spike_scores.push(spike)
             self._shift_scores.push(shift)
-        threshold = center + offset + math.copysign(spike_bar * spread, z or 1.0)
-        return Decision(self._in_episode, started, z, signal + offset, center + offset, threshold)
+            self._level_scores.push(level)
+        inverse = self._transform.inverse
+        expected = inverse(center + offset)
+        threshold = inverse(center + offset + math.copysign(spike_bar * spread, z or 1.0))
+        return Decision(self._in_episode, started, z, raw, expected, threshold)
 
 
 @dataclass
