@@ -51,10 +51,10 @@ class DetectorConfig:
     level_seconds: float = 3 * 3600.0
     level_points: tuple[int, int] = (8, 36)
     level_floor: float = 1.5
-    level_factor: float = 1.3
-    score_quantile: float = 0.999
-    spike_factor: float = 1.3
-    shift_factor: float = 1.3
+    level_factor: float = 1.2
+    score_quantile: float = 0.995
+    spike_factor: float = 1.2
+    shift_factor: float = 1.2
     score_memory: int = 4000
     seasonal: bool = True
     seasonal_gain: float = 0.8
@@ -245,10 +245,12 @@ class AnomalyDetector:
         slots = self._slots
 
         def robust_spread(residuals: list[float]) -> float:
+            # The 90th percentile of the deviations, not their median: a narrow daily peak covers
+            # well under half of the day, and the median alone would not see it.
             residuals.sort()
             med = residuals[len(residuals) // 2]
             devs = sorted(abs(r - med) for r in residuals)
-            return devs[len(devs) // 2] + 1e-12
+            return devs[(9 * len(devs)) // 10] + 1e-12
 
         # Baseline spread: against a trailing median of the reference window (the non-seasonal model).
         stride = max(1, len(recent) // 600)
