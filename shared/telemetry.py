@@ -10,8 +10,10 @@ Pub/Sub topic ``metrics`` with the attribute ``content_type=application/x-protob
 metric ingestion (``ingest_pubsub``) decodes. Counters are delta monotonic Sums, durations and
 other distributions delta ExponentialHistograms at scale 6 (bucket bounds 2^(1/64) ≈ 1.09%
 apart, so any value inside a bucket is within 0.55% of the bucket's midpoint), gauges last-value
-Gauges. A failed publish is logged and its batch merged back into the next one (bounded by
-``ION_METRICS_MAX_PENDING_SERIES``); it never fails the caller's request.
+Gauges. A failed publish is logged and the very same bytes are published again at the next flush
+(at most ``ION_METRICS_MAX_UNSENT_BATCHES`` kept): a publish that timed out may still have been
+delivered, and ingestion deduplicates a batch by its content hash, so resending identical bytes
+can never count twice where merging into a new batch would. It never fails the caller's request.
 
     telemetry = get_telemetry("routing")
     requests = telemetry.counter("ion.cache.requests", "{request}", "Cache lookups")
@@ -61,6 +63,7 @@ class TelemetrySettings(BaseSettings):
     flush_seconds: float = Field(default=10.0, gt=0, validation_alias="ION_METRICS_FLUSH_SECONDS")
     max_series: int = Field(default=2000, ge=1, validation_alias="ION_METRICS_MAX_SERIES")
     max_pending_series: int = Field(default=8000, ge=1, validation_alias="ION_METRICS_MAX_PENDING_SERIES")
+    max_unsent_batches: int = Field(default=6, ge=1, validation_alias="ION_METRICS_MAX_UNSENT_BATCHES")
     topic: str = Field(default="metrics", validation_alias="ION_METRICS_TOPIC")
     publish_timeout_seconds: float = Field(
         default=3.0, gt=0, validation_alias="ION_METRICS_PUBLISH_TIMEOUT_SECONDS"
@@ -86,10 +89,6 @@ class _Sum:
         self.start = start
         self.value: float = 0
 
-    def merge(self, other: _Sum) -> None:
-        self.start = min(self.start, other.start)
-        self.value += other.value
-
 
 class _Gauge:
     __slots__ = ("start", "time", "value")
@@ -98,10 +97,6 @@ class _Gauge:
         self.start = start
         self.time = start
         self.value: float = 0
-
-    def merge(self, other: _Gauge) -> None:
-        # ``self`` is the newer batch: its value stands.
-        self.start = min(self.start, other.start)
 
 
 class _Histogram:
@@ -130,17 +125,6 @@ class _Histogram:
             self.negative[index] = self.negative.get(index, 0) + 1
         else:
             self.zero += 1
-
-    def merge(self, other: _Histogram) -> None:
-        self.start = min(self.start, other.start)
-        self.count += other.count
-        self.sum += other.sum
-        self.min = min(self.min, other.min)
-        self.max = max(self.max, other.max)
-        self.zero += other.zero
-        for mine, theirs in ((self.positive, other.positive), (self.negative, other.negative)):
-            for index, count in theirs.items():
-                mine[index] = mine.get(index, 0) + count
 
 
 _Accumulator = _Sum | _Gauge | _Histogram
@@ -230,6 +214,9 @@ class Telemetry:
         self.dropped_series = 0
         self.published_batches = 0
         self.failed_batches = 0
+        self.dropped_batches = 0
+        # Encoded batches whose publish failed, oldest first; resent byte for byte.
+        self._unsent: list[bytes] = []
 
     # Instruments -------------------------------------------------------------------------------
 
@@ -271,7 +258,7 @@ class Telemetry:
     def due(self) -> bool:
         now = self._monotonic()
         if now >= self._next_flush:
-            return bool(self._series)
+            return bool(self._series) or bool(self._unsent)
         return len(self._series) >= self.settings.max_series and now >= self._size_flush_after
 
     def maybe_flush(self) -> bool | None:
@@ -281,42 +268,41 @@ class Telemetry:
         return self.flush()
 
     def flush(self) -> bool:
-        """Publish the current batch now. On failure the batch is kept for the next flush."""
+        """Publish the current batch (after any unsent ones) now; False when a publish failed."""
         if not self._flushing.acquire(blocking=False):
             return False  # another thread is flushing this very batch
         try:
             with self._lock:
                 batch, self._series = self._series, {}
                 self._next_flush = self._monotonic() + self.settings.flush_seconds
-            if not batch or not self.settings.enabled:
+            if not self.settings.enabled:
                 return True
-            try:
-                payload = self.encode(batch).SerializeToString()
-                self._publish(payload)
-            except Exception as exc:  # noqa: BLE001 - metrics must never fail the request
-                self._restore(batch)
-                self.failed_batches += 1
-                log.warning(
-                    "metrics publish failed; batch kept for the next flush",
-                    extra={"error": repr(exc), "series": len(batch), "service": self.service_name},
-                )
-                return False
-            self.published_batches += 1
+            if batch:
+                self._unsent.append(self.encode(batch).SerializeToString())
+                if len(self._unsent) > self.settings.max_unsent_batches:
+                    self._unsent.pop(0)
+                    self.dropped_batches += 1
+                    log.error("metrics batch dropped: too many unsent", extra={"service": self.service_name})
+            while self._unsent:
+                try:
+                    self._publish(self._unsent[0])
+                except Exception as exc:  # noqa: BLE001 - metrics must never fail the request
+                    self.failed_batches += 1
+                    with self._lock:
+                        self._size_flush_after = self._monotonic() + self.settings.flush_seconds
+                    log.warning(
+                        "metrics publish failed; batch kept to be resent as is",
+                        extra={"error": repr(exc), "unsent": len(self._unsent), "service": self.service_name},
+                    )
+                    return False
+                self._unsent.pop(0)
+                self.published_batches += 1
             return True
         finally:
             self._flushing.release()
 
-    def _restore(self, batch: dict[tuple[str, Attributes], _Accumulator]) -> None:
-        with self._lock:
-            self._size_flush_after = self._monotonic() + self.settings.flush_seconds
-            for key, old in batch.items():
-                current = self._series.get(key)
-                if current is not None:
-                    current.merge(old)  # type: ignore[arg-type]
-                elif len(self._series) < self.settings.max_pending_series:
-                    self._series[key] = old
-                else:
-                    self.dropped_series += 1
+    def unsent_batches(self) -> int:
+        return len(self._unsent)
 
     def _publish_to_pubsub(self, payload: bytes) -> None:
         from shared.pubsub import get_publisher, topic_path

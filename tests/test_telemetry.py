@@ -148,12 +148,14 @@ def test_a_full_batch_flushes_before_its_time() -> None:
     assert len(decode(sent[0])["c"].sum.data_points) == 3
 
 
-def test_a_failed_publish_keeps_the_batch_and_merges_it_into_the_next() -> None:
-    outcomes: list[bool] = [False, True]
+def test_a_failed_publish_is_resent_byte_for_byte_before_the_next_batch() -> None:
+    outcomes: list[bool] = [False, True, True]
     sent: list[bytes] = []
+    failed: list[bytes] = []
 
     def flaky(payload: bytes) -> None:
         if not outcomes.pop(0):
+            failed.append(payload)
             raise TimeoutError("pubsub down")
         sent.append(payload)
 
@@ -170,23 +172,48 @@ def test_a_failed_publish_keeps_the_batch_and_merges_it_into_the_next() -> None:
     assert telemetry.maybe_flush() is None  # backs off: not retried on the very next request
     clock.now += 11
     assert telemetry.maybe_flush() is True
-    metrics = decode(sent[0])
-    assert metrics["c"].sum.data_points[0].as_int == 7
-    assert metrics["h"].exponential_histogram.data_points[0].count == 2
+    # The failed batch again, identical (ingestion deduplicates by content), then the new one.
+    assert sent[0] == failed[0]
+    assert decode(sent[0])["c"].sum.data_points[0].as_int == 3
+    assert decode(sent[1])["c"].sum.data_points[0].as_int == 4
+    assert decode(sent[1])["h"].exponential_histogram.data_points[0].count == 1
+    assert telemetry.unsent_batches() == 0
 
 
-def test_pending_series_are_bounded_while_publishing_fails() -> None:
+def test_a_publish_that_timed_out_after_delivery_is_resent_identically() -> None:
+    delivered: list[bytes] = []
+    attempts = iter([True, False])
+
+    def times_out_once(payload: bytes) -> None:
+        delivered.append(payload)  # the server got it...
+        if next(attempts, False):
+            raise TimeoutError("...but the answer was lost")
+
+    telemetry, _, clock = make(publish=times_out_once)
+    telemetry.counter("c").add(5)
+    clock.now += 11
+    assert telemetry.maybe_flush() is False
+    clock.now += 11
+    assert telemetry.maybe_flush() is True
+    assert len(delivered) == 2
+    assert delivered[0] == delivered[1]  # one content hash: stored once by ingestion
+
+
+def test_unsent_batches_and_pending_series_are_bounded_while_publishing_fails() -> None:
     def down(_payload: bytes) -> None:
         raise ConnectionError("down")
 
-    telemetry, _, clock = make(publish=down, max_series=1000, max_pending_series=5)
+    telemetry, _, clock = make(publish=down, max_series=1000, max_pending_series=5, max_unsent_batches=2)
     counter = telemetry.counter("c")
     for i in range(20):
         counter.add(1, (("i", i),))
-    clock.now += 11
-    telemetry.maybe_flush()
-    assert telemetry.series_count() == 5
     assert telemetry.dropped_series == 15
+    for _ in range(4):
+        clock.now += 11
+        counter.add(1)
+        telemetry.maybe_flush()
+    assert telemetry.unsent_batches() == 2
+    assert telemetry.dropped_batches == 2
 
 
 def test_disabled_metrics_are_dropped_not_published() -> None:
