@@ -52,8 +52,11 @@ class DetectorConfig:
     level_points: tuple[int, int] = (8, 36)
     level_floor: float = 1.5
     level_factor: float = 1.2
+    # Spikes are single points, so their bar sits at the very end of the score distribution;
+    # shift and level scores are medians (smooth), a lower quantile holds them.
+    spike_quantile: float = 0.999
     score_quantile: float = 0.995
-    spike_factor: float = 1.2
+    spike_factor: float = 1.3
     shift_factor: float = 1.2
     score_memory: int = 4000
     seasonal: bool = True
@@ -396,13 +399,13 @@ class AnomalyDetector:
         self._level_z.push(z)
         spike, shift, level = abs(z), abs(shift_z), abs(self._level_z.median())
 
-        def bar(scores: _SortedWindow, floor: float, factor: float) -> float:
-            learned = factor * scores.quantile(c.score_quantile) if len(scores) >= 50 else 0.0
+        def bar(scores: _SortedWindow, floor: float, factor: float, quantile: float) -> float:
+            learned = factor * scores.quantile(quantile) if len(scores) >= 50 else 0.0
             return max(floor, learned) / c.sensitivity
 
-        spike_bar = bar(self._spike_scores, c.spike_floor, c.spike_factor)
-        shift_bar = bar(self._shift_scores, c.shift_floor, c.shift_factor)
-        level_bar = bar(self._level_scores, c.level_floor, c.level_factor)
+        spike_bar = bar(self._spike_scores, c.spike_floor, c.spike_factor, c.spike_quantile)
+        shift_bar = bar(self._shift_scores, c.shift_floor, c.shift_factor, c.score_quantile)
+        level_bar = bar(self._level_scores, c.level_floor, c.level_factor, c.score_quantile)
         hit = (
             spike > spike_bar
             or (len(self._recent_z) >= spans.shift and shift > shift_bar)

@@ -1,0 +1,104 @@
+"""The anomaly detector on its own: behaviour that a careless change would break."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import datetime
+
+from functions.alerts.detector import AnomalyDetector, DetectorConfig, detect
+from tests.alerts.helpers import noise, times
+
+
+def starts(ts: list[datetime], values: list[float], config: DetectorConfig | None = None) -> list[int]:
+    return [e.start for e in detect(ts, values, config)]
+
+
+def heavy_tailed(n: int, seed: int) -> list[float]:
+    """Network-like bytes: log-normal around 1e6 with frequent bursts up to ~10x (not incidents)."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        value = 1e6 * math.exp(rng.gauss(0, 0.5))
+        if rng.random() < 0.03:
+            value *= 1 + min(rng.paretovariate(1.5), 8.0)
+        out.append(round(value))
+    return out
+
+
+def seasonal_traffic(n: int, seed: int, interval: int) -> list[float]:
+    """Requests per step: a daily cycle (night at a fifth of the day peak) with Poisson-like noise."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        hour = (i * interval / 3600) % 24
+        mean = 400 * (0.2 + 0.8 * max(0.0, math.sin(math.pi * (hour - 6) / 16)))
+        out.append(float(max(0, round(rng.gauss(mean, math.sqrt(mean) + 0.05 * mean)))))
+    return out
+
+
+def test_finds_a_persistent_level_shift_once() -> None:
+    values = noise(3000, seed=31) + [v + 8 for v in noise(1500, seed=32)]  # 4 sigma, stays
+    found = starts(times(4500, 300), values)
+    assert len(found) == 1, found
+    assert 3000 <= found[0] <= 3036  # within 3 hours of the change
+
+
+def test_finds_a_spike_in_heavy_tailed_data_but_not_its_ordinary_bursts() -> None:
+    values = heavy_tailed(4000, seed=41)
+    values[3000] = 60 * 1e6  # 60x the level; ordinary bursts reach ~10x
+    found = starts(times(4000, 300), values)
+    assert 3000 in found, found
+    assert len(found) <= 2, found  # the 120 ordinary bursts raise the bar instead of paging
+
+
+def test_quiet_on_clean_seasonal_traffic() -> None:
+    for interval, days in ((300, 14), (1800, 40)):
+        n = days * 86400 // interval
+        assert starts(times(n, interval), seasonal_traffic(n, seed=interval, interval=interval)) == []
+
+
+def test_seasonal_dip_found_with_rows_missing() -> None:
+    interval, n = 600, 14 * 144
+    values = seasonal_traffic(n, seed=5, interval=interval)
+    onset = 10 * 144 + 80  # mid-day on day 10: traffic stops for 3 hours
+    for i in range(onset, onset + 18):
+        values[i] = 0.0
+    rng = random.Random(6)
+    keep = [i for i in range(n) if i == onset or rng.random() > 0.03]  # 3% of rows lost
+    ts, kept = times(n, interval), [values[i] for i in keep]
+    found = starts([ts[i] for i in keep], kept)
+    position = keep.index(onset)
+    assert any(position <= s <= position + 12 for s in found), (position, found)
+
+
+def test_log_scale_only_for_skewed_positive_data() -> None:
+    skewed, symmetric = AnomalyDetector(), AnomalyDetector()
+    for t, a, b in zip(times(400, 300), heavy_tailed(400, seed=1), noise(400, seed=2), strict=True):
+        skewed.update(t, a)
+        symmetric.update(t, b)
+    assert skewed._transform is not None
+    assert skewed._transform.offset is not None
+    assert symmetric._transform is not None
+    assert symmetric._transform.offset is None
+
+
+def test_no_lookahead_decisions_identical_on_a_truncated_file() -> None:
+    values = heavy_tailed(3000, seed=51)
+    for i in range(2000, 3000):
+        values[i] *= 4  # a surge, so the cut lands inside an episode
+    ts = times(3000, 300)
+    full, cut = AnomalyDetector(), AnomalyDetector()
+    whole = [full.update(t, v) for t, v in zip(ts, values, strict=True)]
+    for end in (2005, 2400):
+        cut = AnomalyDetector()
+        part = [cut.update(t, v) for t, v in zip(ts[:end], values[:end], strict=True)]
+        assert part == whole[:end]
+    assert any(d.started for d in whole[2000:2100])
+
+
+def test_cooldown_one_alert_per_episode() -> None:
+    values = noise(3000, seed=61)
+    for i in range(2000, 2012):
+        values[i] += 40  # one hour of trouble: one alert, not twelve
+    assert starts(times(3000, 300), values) == [2000]
