@@ -3,18 +3,23 @@
 Every decision uses only the points seen so far. Per point:
 
 1. **Sampling interval** — the median gap of the first timestamps; every span below (reference
-   window, shift run, warm-up, cooldown, seasonal period) is converted to points with it, so the
-   same defaults suit 1-minute and 30-minute series.
-2. **Signal** — the value itself, or, when the data has it, its residual against the same time
-   one day or one week earlier (median of the last few periods, ±1 point). Seasonality is
-   detected from the data: a period is used only when it shrinks the robust spread by a fifth.
-3. **Robust z-score** — against the median and the MAD (scaled to sigma) of the preceding reference
+   window, shift and level runs, warm-up, cooldown, seasonal period) is converted to points with
+   it, so the same defaults suit 1-minute and 30-minute series.
+2. **Scale** — chosen once at the end of the warm-up: log(x + c) for positive, right-skewed data
+   (bytes, counts, latencies; c = half the median or the quantum), the raw value otherwise. The
+   warm-up points are then scored (without alerting) so the learned bars start full.
+3. **Signal** — the value itself, or, when the data has it, its residual against the same time
+   slot one day or one week earlier (median of the last few periods, ±1 slot). Slots come from the
+   timestamps, so missing rows and jitter keep the alignment. A period is used only when it shrinks
+   the 90th percentile of the residual deviations by a fifth.
+4. **Robust z-score** — against the median and the MAD (scaled to sigma) of the preceding reference
    window, with floors for flat-lines and integer counts.
-4. **Two triggers** — a *spike* (one point's |z|) and a *shift* (the median z of the last few
-   points: level shifts, drifts, outages). Each threshold is the larger of a fixed floor and a
-   multiple of a high quantile of the scores of *normal* points seen so far, so a spiky series
-   raises its own bar and a calm one keeps a low one.
-5. **Episodes** — consecutive anomalous points are one alert (start .. end); no new alert starts
+5. **Three triggers** — a *spike* (one point's |z|), a *shift* (the median z of the last ~30 min)
+   and a *level* (the median z of the last ~3 h: surges, ramps and outages hidden in heavy tails).
+   Each bar is the larger of a fixed floor and a multiple of a high quantile of the scores of
+   *normal* points seen so far (99.9th for spikes, 99.5th for the smoother medians), so a spiky
+   series raises its own bar and a calm one keeps a low one.
+6. **Episodes** — consecutive anomalous points are one alert (start .. end); no new alert starts
    within the cooldown after the last one began; nothing is decided during the warm-up.
 """
 
