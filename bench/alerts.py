@@ -4,7 +4,7 @@ the anomaly detector against a static 3-sigma rule on a labelled synthetic set.
     .venv/bin/python bench/alerts.py            # both parts
     .venv/bin/python bench/alerts.py --quality  # only the detection quality
     .venv/bin/python bench/alerts.py --speed    # only the timing
-    .venv/bin/python bench/alerts.py --quality --quick --split tuning   # while tuning
+    .venv/bin/python bench/alerts.py --quality --quick --split tuning   # while tuning (small)
 
 The generated set imitates cloud-monitoring exports and is calibrated so that a static 3-sigma
 rule scores strongly negative, as it does on real data: heavy-tailed noise, bursts, scheduled jobs
