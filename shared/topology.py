@@ -35,6 +35,9 @@ class Function(_Strict):
     description: str = ""
     topic: str | None = None
     public: bool = False
+    # IAM members allowed to invoke a non-public function besides the scheduler and push accounts,
+    # e.g. "serviceAccount:otel-collector@P.iam.gserviceaccount.com".
+    invokers: list[str] = []
     memory: str = "256Mi"
     cpu: str = "1"
     timeout_seconds: int = Field(default=60, gt=0, le=3600)

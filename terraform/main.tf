@@ -86,6 +86,7 @@ module "function" {
   source_bucket   = google_storage_bucket.sources.name
   source_object   = google_storage_bucket_object.source.name
   public          = try(each.value.public, false)
+  invokers        = concat(try(each.value.invokers, []), lookup(var.extra_invokers, each.key, []))
   memory          = try(each.value.memory, "256Mi")
   cpu             = try(each.value.cpu, "1")
   timeout_seconds = try(each.value.timeout_seconds, 60)

@@ -32,3 +32,9 @@ variable "secret_ids" {
   type        = list(string)
   default     = ["ion-api-keys", "slack-bot-token", "pagerduty-routing-key", "smtp-password"]
 }
+
+variable "extra_invokers" {
+  description = "Entry point => IAM members that may invoke it, e.g. OTLP senders of `ingest`."
+  type        = map(list(string))
+  default     = {}
+}

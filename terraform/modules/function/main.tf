@@ -76,6 +76,14 @@ resource "google_cloud_run_service_iam_member" "public" {
   member   = "allUsers"
 }
 
+resource "google_cloud_run_service_iam_member" "invokers" {
+  for_each = toset(var.invokers)
+  location = var.region
+  service  = google_cloudfunctions2_function.function.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = each.value
+}
+
 resource "google_cloud_run_service_iam_member" "scheduler" {
   count    = var.scheduler_invoker != null ? 1 : 0
   location = var.region

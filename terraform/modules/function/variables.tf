@@ -25,6 +25,12 @@ variable "public" {
   default     = false
 }
 
+variable "invokers" {
+  description = "IAM members allowed to invoke the function (besides scheduler and push accounts)."
+  type        = list(string)
+  default     = []
+}
+
 variable "memory" {
   type    = string
   default = "256Mi"
