@@ -16,7 +16,15 @@ import threading
 import time
 from pathlib import Path
 
-from devtools.emulators import MissingTool, start_firestore, start_pubsub, start_redis
+from devtools.emulators import (
+    GCLOUD_HINT,
+    REDIS_HINT,
+    MissingTool,
+    require,
+    start_firestore,
+    start_pubsub,
+    start_redis,
+)
 from devtools.processes import ManagedProcess, port_open, python, wait_until_http
 from devtools.pubsub_setup import create_topics_and_subscriptions
 from devtools.scheduler import LocalScheduler
@@ -50,6 +58,16 @@ def main() -> int:
     firestore_port = env_port("ION_FIRESTORE_PORT", 8681)
     pubsub_port = env_port("ION_PUBSUB_PORT", 8682)
     redis_port = env_port("ION_REDIS_PORT", 6380)
+    missing = []
+    for tool, hint in (("gcloud", GCLOUD_HINT), ("java", GCLOUD_HINT), ("redis-server", REDIS_HINT)):
+        try:
+            require(tool, hint)
+        except MissingTool as exc:
+            missing.append(str(exc))
+    if missing:
+        for line in missing:
+            say(line)
+        return 1
     topo = topology()
     capabilities = sorted({fn.capability for fn in topo.functions.values()})
     ports = {cap: topo.capabilities[cap].local_port() for cap in capabilities}

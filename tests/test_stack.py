@@ -124,3 +124,31 @@ def routed_requests_reach_the_query_api(routing: str, ingestion: str) -> None:
             break
         time.sleep(1)
     assert count == 6, body
+
+
+def test_stack_names_what_to_install_when_gcloud_is_missing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(python())
+    env = {
+        **os.environ,
+        "PATH": str(bin_dir),  # no gcloud, no redis-server
+        "ION_RUN_DIR": str(tmp_path),
+        "ION_FIRESTORE_PORT": str(free_port()),
+        "ION_PUBSUB_PORT": str(free_port()),
+        "ION_REDIS_PORT": str(free_port()),
+    }
+    result = subprocess.run(
+        [python(), "-m", "devtools.stack"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "gcloud not found" in result.stdout
+    assert "cloud-firestore-emulator" in result.stdout
+    assert "redis-server not found" in result.stdout
+    assert "ready" not in result.stdout
