@@ -1,6 +1,6 @@
 """The downsampler (``POST /v1/downsample``, scheduled every 5 minutes): folds the minute rollups of
-every closed hour into one hour rollup per series, as Prometheus/Thanos compaction does with
-blocks, so that ingestion writes one document per series and minute instead of two.
+every closed hour into one hour rollup per bucket of series, as Prometheus/Thanos compaction does
+with blocks, so that ingestion writes one document per bucket and minute instead of two.
 
 When an hour may be folded
     Ingestion refuses points older than the lateness allowance (``ION_METRICS_MAX_AGE_SECONDS``),
@@ -9,30 +9,30 @@ When an hour may be folded
     longer change. Hours before ``cutoff = floor_hour(now - lateness - grace)`` are foldable.
 
 Exactly once, idempotent
-    A fold recomputes an hour rollup from the hour's minute rollups (all shards) and *sets* it
-    under a fixed id (``{sid}-{hour}-0``); it never adds to what is there. Folding twice writes the
-    same document, so a crash, an overlapping run or a re-run cannot count anything twice. Any
-    other hour rollup of that series and hour (the sharded ones ingestion wrote inline before this
-    downsampler existed) is deleted in the same transaction, replaced by the recompute.
+    A fold recomputes a bucket's hour rollup from the hour's minute rollups of that bucket (all
+    shards, every series in them) and *sets* it under a fixed id (``{bucket key}-{hour}-0``); it
+    never adds to what is there. Folding twice writes the same document, so a crash, an
+    overlapping run or a re-run cannot count anything twice.
 
 Watermark
     ``metric_folds/{metric_id}.folded_until`` (W): hours before W are complete in
     ``metric_hours``; the query reads later hours from ``metric_minutes``. A pass folds
-    ``[W, target)`` series by series (series found in name order among the minute rollups: a
-    rollup id starts with its series id) and moves W to ``target`` only in the transaction that
-    writes the last series, so readers never see a half-folded hour.
+    ``[W, target)`` bucket by bucket (buckets found in key order among the minute rollups: a
+    rollup id starts with its bucket key) and moves W to ``target`` only in the transaction that
+    writes the last bucket, so readers never see a half-folded hour.
 
 Bounded, resumable
-    One run folds at most ``ION_METRICS_DOWNSAMPLE_MAX_SERIES`` series; every transaction
-    (at most ``ION_METRICS_TXN_WRITES`` writes) also stores the pass's ``cursor`` (last series
-    folded) and ``target``, so the next run, or the one after a crash, resumes after the cursor.
-    Each commit first checks that the pass it belongs to is still the current one, so two
-    overlapping runs cannot move the watermark backwards.
+    One run folds at most ``ION_METRICS_DOWNSAMPLE_MAX_SERIES`` series, in whole buckets; every
+    transaction (at most ``ION_METRICS_TXN_WRITES`` writes and ``TXN_ROLLUPS`` hour rollups)
+    also stores the pass's ``cursor`` (last bucket folded whole) and ``target``, so the next run,
+    or the one after a crash, resumes after the cursor (a bucket folded in part is folded again:
+    it is a recompute). Each commit first checks that the pass it belongs to is still the current
+    one, so two overlapping runs cannot move the watermark backwards.
 
 Retention
     Minutes live 72 h, so the downsampler must not stop for longer than ~70 h. On a metric's first
     pass W starts at the oldest hour whose minutes are all retained plus a margin
-    (``MIGRATION_MARGIN``): older hours keep the hour rollups that ingestion wrote inline before.
+    (``FIRST_PASS_MARGIN``), so that a long first pass finishes before TTL deletes those minutes.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from pydantic import BaseModel
 
 from functions.ingestion.aggregate import Cell
 from functions.ingestion.settings import get_ingestion_settings
+from functions.ingestion.writer import TXN_ROLLUPS
 from shared.clock import utcnow
 from shared.firestore import get_firestore
 from shared.logging import get_logger
@@ -55,31 +56,34 @@ from shared.metrics.store import (
     METRICS,
     MINUTES,
     RETENTION,
+    SERIES_MAP,
+    SKETCHES,
+    bucket_key_of,
     bucket_start,
     complete_minutes_since,
+    entries,
     rollup_id,
     rollup_prefix,
-    sid_of,
 )
 
 log = get_logger("ingestion.downsample")
 
 # On a metric's first pass, hours are folded from this long after the oldest fully retained one,
 # so that a long first pass (bounded runs) finishes before TTL starts deleting that hour's minutes.
-MIGRATION_MARGIN = timedelta(hours=6)
+FIRST_PASS_MARGIN = timedelta(hours=6)
 FOLD_SHARD = 0
-# A series id is fixed-length hex and a rollup id is "{sid}-...": "{sid}~" sorts after every
-# rollup of the series and before the next series' first one.
-_PAST_SERIES = "~"
+# A bucket key is fixed-length hex and a rollup id is "{key}-...": "{key}~" sorts after every
+# rollup of the bucket and before the next bucket's first one.
+_PAST_BUCKET = "~"
 
 
 class DownsampleResult(BaseModel):
     cutoff: datetime  # hours starting before this were foldable in this run
     metrics: int  # metrics looked at
     metrics_advanced: int  # metrics whose watermark moved to the cutoff in this run
-    series: int  # series folded
-    hours_written: int  # hour rollups written
-    documents_written: int  # every write: hour rollups, replaced inline hour rollups, fold states
+    series: int  # series folded (in whole buckets)
+    hours_written: int  # hour rollups written (one per bucket and hour)
+    documents_written: int  # every write: hour rollups and fold states
     complete: bool  # every metric folded up to the cutoff (False: the next run resumes)
 
 
@@ -95,7 +99,7 @@ class _Pass:
     target: datetime
     cursor: str
     existed: bool
-    writes: list[tuple[str, Any, dict[str, Any] | None]] = field(default_factory=list)  # (op, ref, doc)
+    writes: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)  # (ref, hour rollup)
     series: int = 0
     hours: int = 0
     documents: int = 0
@@ -164,7 +168,7 @@ def _start(metric: str, metric_doc: str, now: datetime, cutoff: datetime) -> _Pa
     doc = snapshot.to_dict() or {} if snapshot.exists else {}
     folded = doc.get("folded_until")
     if not isinstance(folded, datetime):
-        folded = min(cutoff, complete_minutes_since(now) + MIGRATION_MARGIN)
+        folded = min(cutoff, complete_minutes_since(now) + FIRST_PASS_MARGIN)
     target = doc.get("target")
     if isinstance(target, datetime):  # a pass a previous run did not finish
         return _Pass(metric, metric_doc, folded, target, str(doc.get("cursor") or ""), snapshot.exists)
@@ -174,7 +178,7 @@ def _start(metric: str, metric_doc: str, now: datetime, cutoff: datetime) -> _Pa
 
 
 def _fold_metric(state: _Pass, budget: int, max_writes: int) -> bool:
-    """Fold series after the cursor until the budget is spent (False) or the pass is done (True)."""
+    """Fold buckets after the cursor until the budget is spent (False) or the pass is done (True)."""
     from google.cloud.firestore_v1.base_query import FieldFilter
     from google.cloud.firestore_v1.field_path import FieldPath
 
@@ -182,13 +186,14 @@ def _fold_metric(state: _Pass, budget: int, max_writes: int) -> bool:
     parent = client.collection(METRICS).document(state.metric_doc)
     minutes, hours = parent.collection(MINUTES), parent.collection(HOURS)
     name = FieldPath.document_id()
+    per_commit = min(max_writes - 1, TXN_ROLLUPS)
     while True:
         if state.target <= state.folded_until:
             found = []  # nothing to fold (first pass of an idle metric): just record the watermark
         else:
-            query = minutes.order_by(name).limit(1).select(["sid"])
+            query = minutes.order_by(name).limit(1).select(["t"])
             if state.cursor:
-                after = minutes.document(state.cursor + _PAST_SERIES)
+                after = minutes.document(state.cursor + _PAST_BUCKET)
                 query = query.where(filter=FieldFilter(name, ">", after))
             found = list(query.stream())
         if not found:
@@ -197,68 +202,68 @@ def _fold_metric(state: _Pass, budget: int, max_writes: int) -> bool:
         if state.series >= budget:
             _commit(state, finished=False)
             return False
-        sid = sid_of(found[0].id)
-        writes = _fold_series(minutes, hours, sid, state.folded_until, state.target)
-        if state.writes and len(state.writes) + len(writes) > max_writes - 1:
-            _commit(state, finished=False)
-        state.writes.extend(writes)
-        state.hours += sum(1 for op, _, _ in writes if op == "set")
-        state.series += 1
-        state.cursor = sid
+        key = bucket_key_of(found[0].id)
+        writes, series = _fold_bucket(minutes, hours, key, state.folded_until, state.target)
+        for write in writes:
+            # A commit before the bucket is done keeps the cursor on the previous bucket, so a
+            # crash has the whole bucket folded again (a recompute, the same documents).
+            if len(state.writes) >= per_commit:
+                _commit(state, finished=False)
+            state.writes.append(write)
+        state.hours += len(writes)
+        state.series += series
+        state.cursor = key
 
 
-def _fold_series(
-    minutes: Any, hours: Any, sid: str, start: datetime, end: datetime
-) -> list[tuple[str, Any, dict[str, Any] | None]]:
-    """The hour rollups of ``sid`` over ``[start, end)`` recomputed from its minute rollups, and
-    deletes of any other hour rollup of those hours (inline writes from before the downsampler)."""
+def _fold_bucket(
+    minutes: Any, hours: Any, key: str, start: datetime, end: datetime
+) -> tuple[list[tuple[Any, dict[str, Any]]], int]:
+    """The hour rollups of bucket ``key`` over ``[start, end)`` recomputed from its minute rollups
+    (all shards), and how many series they hold."""
     from google.cloud.firestore_v1.base_query import FieldFilter
     from google.cloud.firestore_v1.field_path import FieldPath
 
     name = FieldPath.document_id()
-
-    def between(collection: Any) -> Any:
-        # A series' rollups over [start, end) by id: no composite index needed (see store.rollup_id).
-        low = collection.document(rollup_prefix(sid, start))
-        high = collection.document(rollup_prefix(sid, end))
-        above = collection.where(filter=FieldFilter(name, ">=", low))
-        return above.where(filter=FieldFilter(name, "<", high))
-
-    cells: dict[datetime, Cell] = {}
-    about: dict[str, Any] = {}
-    for snapshot in between(minutes).stream():
+    # A bucket's rollups over [start, end) by id: no composite index needed (see store.rollup_id).
+    low = minutes.document(rollup_prefix(key, start))
+    high = minutes.document(rollup_prefix(key, end))
+    query = minutes.where(filter=FieldFilter(name, ">=", low)).where(filter=FieldFilter(name, "<", high))
+    cells: dict[datetime, dict[str, Cell]] = {}
+    about: dict[datetime, dict[str, Any]] = {}  # hour -> metric and bucket
+    meta: dict[str, dict[str, Any]] = {}  # sid -> labels and kind
+    for snapshot in query.stream():
         doc = snapshot.to_dict() or {}
         hour = bucket_start(doc["t"], "hour")
-        cell = cells.get(hour)
-        if cell is None:
-            cell = cells[hour] = Cell()
-        cell.merge(Cell.from_fields(doc))
-        about = doc
-    writes: list[tuple[str, Any, dict[str, Any] | None]] = []
-    kept: set[str] = set()
+        by_series = cells.setdefault(hour, {})
+        about[hour] = {"metric": doc.get("metric"), "bucket": doc.get("bucket")}
+        for sid, summary, sketch in entries(doc):
+            cell = by_series.get(sid)
+            if cell is None:
+                cell = by_series[sid] = Cell()
+            cell.merge(Cell.from_fields({**summary, "sk": sketch}))
+            meta[sid] = {"labels": summary.get("labels") or {}, "kind": summary.get("kind")}
+    writes: list[tuple[Any, dict[str, Any]]] = []
     for hour in sorted(cells):
-        ref = hours.document(rollup_id(sid, hour, FOLD_SHARD))
-        kept.add(ref.id)
+        summaries: dict[str, Any] = {}
+        sketches: dict[str, Any] = {}
+        for sid, cell in cells[hour].items():
+            fields = cell.to_fields()
+            sketches[sid] = fields.pop("sk")
+            summaries[sid] = {**meta[sid], **fields}
         writes.append(
             (
-                "set",
-                ref,
+                hours.document(rollup_id(key, hour, FOLD_SHARD)),
                 {
-                    "metric": about.get("metric"),
-                    "sid": sid,
-                    "labels": about.get("labels") or {},
-                    "kind": about.get("kind"),
+                    **about[hour],
                     "t": hour,
                     "shard": FOLD_SHARD,
                     "expire_at": hour + RETENTION["hour"],
-                    **cells[hour].to_fields(),
+                    SERIES_MAP: summaries,
+                    SKETCHES: sketches,
                 },
             )
         )
-    for snapshot in between(hours).select(["t"]).stream():
-        if snapshot.id not in kept:
-            writes.append(("delete", snapshot.reference, None))
-    return writes
+    return writes, len(meta)
 
 
 def _commit(state: _Pass, *, finished: bool) -> None:
@@ -283,11 +288,8 @@ def _commit(state: _Pass, *, finished: bool) -> None:
             )
         ):
             raise _Superseded(state.metric)
-        for op, target, body in state.writes:
-            if op == "set":
-                transaction.set(target, body)
-            else:
-                transaction.delete(target)
+        for target, body in state.writes:
+            transaction.set(target, body)
         transaction.set(ref, {"metric": state.metric, **progress, "updated": utcnow()})
 
     commit(client.transaction(max_attempts=5))

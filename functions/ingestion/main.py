@@ -27,7 +27,7 @@ from functions.ingestion.settings import get_ingestion_settings
 from functions.ingestion.writer import (
     CardinalityExceeded,
     StoreOutcome,
-    enforce_cardinality,
+    register_series,
     span,
     store_batch,
 )
@@ -66,8 +66,9 @@ def ingest_payload(payload: bytes, content_type: str | None) -> IngestResult:
         max_age_s=settings.max_age_seconds,
         max_future_s=settings.max_future_seconds,
     )
+    registry_writes = 0
     if batch.series:
-        enforce_cardinality(batch)
+        registry_writes = register_series(batch)
         if batch.accepted == 0:
             over = {m: n for (m, reason), n in batch.rejected.items() if reason.startswith("series limit")}
             if over:
@@ -86,6 +87,7 @@ def ingest_payload(payload: bytes, content_type: str | None) -> IngestResult:
             "chunks": outcome.chunks,
             "duplicate_series": outcome.duplicate_series,
             "documents_written": outcome.documents_written,
+            "registry_writes": registry_writes,
             "seconds": round(time.perf_counter() - started, 4),
         },
     )

@@ -19,7 +19,14 @@ class IngestionSettings(BaseSettings):
     max_series_per_metric: int = Field(
         default=2000, gt=0, validation_alias="ION_METRICS_MAX_SERIES_PER_METRIC"
     )
-    # Writer shards per series and bucket: concurrent batches of one hot series spread over this
+    # Series per bucket: a rollup document holds one bucket of a metric's series, so a request
+    # writes one document per bucket and minute instead of one per series. A series' entry is
+    # ~0.1 KB of summary and labels plus its sketch (~1.5 KB compressed for a latency distribution
+    # over three decades, ~2 KB for an hour): 100 series keep a document near 200-400 KB, with
+    # room under Firestore's 1 MiB for sketches several times wider. Series are assigned to a
+    # bucket once, at registration; changing this affects only series registered afterwards.
+    bucket_series: int = Field(default=100, ge=1, le=200, validation_alias="ION_METRICS_BUCKET_SERIES")
+    # Writer shards per bucket and minute: concurrent batches touching one bucket spread over this
     # many documents (each kept under ~1 write/s); the query merges them.
     write_shards: int = Field(default=4, ge=1, le=64, validation_alias="ION_METRICS_WRITE_SHARDS")
     # The lateness allowance: points older than this are refused. It is also what lets the
@@ -39,14 +46,14 @@ class IngestionSettings(BaseSettings):
     fold_grace_seconds: int = Field(
         default=300, ge=0, le=3600, validation_alias="ION_METRICS_FOLD_GRACE_SECONDS"
     )
-    # Series one downsampler run folds at most (each: two small queries, its minutes read, one
-    # write per closed hour); the next run resumes where this one stopped.
+    # Series one downsampler run folds at most, counted by whole buckets (each bucket: one small
+    # query, its minutes read, one write per closed hour); the next run resumes after it.
     downsample_max_series: int = Field(
         default=2000, ge=1, le=100_000, validation_alias="ION_METRICS_DOWNSAMPLE_MAX_SERIES"
     )
     # How long the last value of a cumulative stream is kept without news from that stream.
     stream_memory_days: int = Field(default=8, gt=0, validation_alias="ION_METRICS_STREAM_MEMORY_DAYS")
-    # Firestore writes per transaction (a batch is applied in chunks of whole series).
+    # Firestore writes per transaction (a batch is applied in chunks, see the writer).
     max_writes_per_transaction: int = Field(
         default=400, ge=10, le=500, validation_alias="ION_METRICS_TXN_WRITES"
     )

@@ -1,33 +1,44 @@
-"""Apply a ``Batch`` to the metric store exactly once.
+"""Register new series in their buckets, and apply a ``Batch`` to the metric store exactly once.
 
-A batch is identified by ``batch_id`` (the SHA-256 of the decoded payload, so an exporter's retry
-of the same payload or a Pub/Sub redelivery has the same id). Its series are split into chunks of
-at most ``ION_METRICS_TXN_WRITES`` document writes (whole series). Each chunk is one Firestore
-transaction that
+Registration (``register_series``, before anything is applied): series not known to this
+instance are looked up in the registry (``metric_series``), which gives their bucket; new ones
+past the per-metric series limit are refused, the others are registered in one transaction per
+metric that assigns each to the metric's open bucket (``bucket_open``/``bucket_fill`` on the
+metric document), opening the next one once ``ION_METRICS_BUCKET_SERIES`` are in it. A series
+keeps its bucket for as long as its registry entry lives (90 days after it was last seen, so
+longer than any of its rollups). A registry entry is refreshed once a day.
 
-1. reads every document the chunk may write: the minute rollups of this writer shard for each
-   series' minutes and the cumulative streams' last points;
-2. skips each series whose documents already list the batch in ``applied`` (a retry or
-   redelivery: that series was applied before, all of it, by an earlier transaction);
-3. turns cumulative points into increments and merges the batch's cells into the minute rollups;
-4. writes the rollups and stream states, each listing the batch in ``applied``, and new series
-   and metric registry entries.
+Applying: a batch is identified by ``batch_id`` (the SHA-256 of the decoded payload, so an
+exporter's retry of the same payload or a Pub/Sub redelivery has the same id). It is cut into
+units, each applied whole by one transaction and recognised whole on a retry:
 
-So the record that a batch was applied lives in the documents it changed, written in the same
-transaction: no marker document per chunk (one write fewer per transaction), and the check is per
-series, so it holds however a retry splits the batch into chunks. A series' entries are kept while
-a retry could still be accepted: a retry's points are refused once older than the lateness
+- a *cells unit*: the batch's gauge, delta and histogram cells of one bucket and minute, that is
+  one rollup document (this writer shard's); it is applied iff that document lists the batch in
+  ``applied``, an entry written in the same transaction as the cells (a series of a retry that
+  the document does not hold at all was not in the applied unit, and is applied then);
+- a *stream unit*: the cumulative points of one series, turned into increments against its
+  streams' last points (``metric_streams``) and merged into the bucket's rollups; it is applied
+  iff one of its stream states lists the batch, written in the same transaction.
+
+A retry carries the same units or fewer points in them (points that became late are refused),
+never a point an applied unit did not carry, so these checks hold however a retry splits the
+batch into transactions. Units are packed into transactions of at most
+``ION_METRICS_TXN_WRITES`` writes and ``TXN_ROLLUPS`` rollup documents (a commit carries at most
+10 MiB). Each transaction reads every document it may write, skips the units already applied,
+merges the others' cells into the bucket documents and writes them. An entry is kept while a
+retry could still be accepted: a retry's points are refused once older than the lateness
 allowance (``ION_METRICS_MAX_AGE_SECONDS``), and a minute is not written after that either.
 
 Hour rollups are not written here: the downsampler (``downsample.py``) folds closed hours from the
 minute rollups, once the lateness allowance guarantees no point can land in them any more.
 
-Either all of a chunk is written or none of it; a failure raises, the caller's retry re-applies only
-the series not yet applied. Nothing is counted twice.
+Either all of a transaction is written or none of it; a failure raises, the caller's retry
+re-applies only the units not yet applied. Nothing is counted twice.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -46,20 +57,24 @@ from shared.metrics.store import (
     MINUTES,
     RETENTION,
     SERIES,
+    SERIES_MAP,
     SERIES_RETENTION,
+    SKETCHES,
     STREAMS,
+    bucket_key,
     metric_id,
     rollup_id,
 )
 
 log = get_logger("ingestion.writer")
 
-# Process caches: series known to exist in the registry (sid -> monotonic time of the refresh)
-# and metrics already registered. A registry entry is refreshed (and its TTL pushed back) once a
-# day per instance.
-_known_series: dict[str, float] = {}
-_known_metrics: set[str] = set()
+# Process cache: sid -> (its bucket, monotonic time it was read from or written to the registry).
+# An entry older than a day is looked up again, and the registry entry refreshed if due.
+_known_series: dict[str, tuple[int, float]] = {}
 REFRESH_SECONDS = 86_400.0
+# Rollup documents per transaction: a commit carries at most 10 MiB and a bucket document is kept
+# well under Firestore's 1 MiB per document, so 8 leave room for the stream states beside them.
+TXN_ROLLUPS = 8
 
 
 class CardinalityExceeded(Exception):
@@ -84,7 +99,6 @@ class StoreOutcome:
 
 def reset_caches() -> None:
     _known_series.clear()
-    _known_metrics.clear()
 
 
 def _minute_of(t: int) -> int:
@@ -95,67 +109,203 @@ def _dt(epoch_seconds: int) -> datetime:
     return datetime.fromtimestamp(epoch_seconds, UTC)
 
 
-# --- cardinality ------------------------------------------------------------------------------
+# --- registration -----------------------------------------------------------------------------
 
 
-def enforce_cardinality(batch: Batch) -> None:
-    """Refuse the points of new series past ``ION_METRICS_MAX_SERIES_PER_METRIC`` per metric."""
-    limit = get_ingestion_settings().max_series_per_metric
+def register_series(batch: Batch) -> int:
+    """Know the bucket of every series of ``batch``: look up the ones this instance does not know,
+    refuse new series past ``ION_METRICS_MAX_SERIES_PER_METRIC`` per metric, register the others in
+    their buckets, and refresh registry entries last seen more than a day ago. Returns the number
+    of registry writes."""
+    settings = get_ingestion_settings()
+    limit = settings.max_series_per_metric
     client = get_firestore()
+    stale = time.monotonic() - REFRESH_SECONDS
     by_metric: dict[str, list[SeriesBatch]] = {}
     for series in batch.series.values():
-        if series.sid not in _known_series:
+        known = _known_series.get(series.sid)
+        if known is None or known[1] <= stale:
             by_metric.setdefault(series.metric, []).append(series)
+    now = utcnow()
+    writes = 0
     for metric, unknown in by_metric.items():
         parent = client.collection(METRICS).document(metric_id(metric)).collection(SERIES)
         refs = [parent.document(s.sid) for s in unknown]
-        existing = {snap.id for snap in client.get_all(refs, field_paths=["metric"]) if snap.exists}
-        now = time.monotonic()
-        for sid in existing:
-            _known_series.setdefault(sid, now)
-        new = sorted((s for s in unknown if s.sid not in existing), key=lambda s: s.sid)
-        if not new:
-            continue
-        count = int(parent.count().get()[0][0].value)
-        room = max(0, limit - count)
-        for series in new[room:]:
-            del batch.series[series.sid]
-            batch.accepted -= series.points
-            batch.reject(
-                metric,
-                f"series limit reached: {metric} has {count} series, the limit is {limit} "
-                "(ION_METRICS_MAX_SERIES_PER_METRIC)",
-                series.points,
+        found = {
+            snap.id: snap.to_dict() or {}
+            for snap in client.get_all(refs, field_paths=["bucket", "last_seen"])
+            if snap.exists
+        }
+        read_at = time.monotonic()
+        refresh = []
+        new = []
+        for series in unknown:
+            doc = found.get(series.sid)
+            if doc is None or not isinstance(doc.get("bucket"), int):
+                # Never registered, or its entry expired (silent for 90 days, so is every rollup
+                # of it): registered afresh, in whichever bucket is open.
+                _known_series.pop(series.sid, None)
+                new.append(series)
+                continue
+            _known_series[series.sid] = (doc["bucket"], read_at)
+            last_seen = doc.get("last_seen")
+            if not isinstance(last_seen, datetime) or now - last_seen >= timedelta(seconds=REFRESH_SECONDS):
+                refresh.append(parent.document(series.sid))
+        new.sort(key=lambda s: s.sid)
+        if new:
+            count = int(parent.count().get()[0][0].value)
+            room = max(0, limit - count)
+            for series in new[room:]:
+                del batch.series[series.sid]
+                batch.accepted -= series.points
+                batch.reject(
+                    metric,
+                    f"series limit reached: {metric} has {count} series, the limit is {limit} "
+                    "(ION_METRICS_MAX_SERIES_PER_METRIC)",
+                    series.points,
+                )
+            if new[:room]:
+                writes += _register(batch, metric, new[:room])
+        for start in range(0, len(refresh), settings.max_writes_per_transaction):
+            # A refresh only pushes the TTL back: merged, so the bucket and labels stay as they are.
+            write = client.batch()
+            for ref in refresh[start : start + settings.max_writes_per_transaction]:
+                write.set(ref, {"last_seen": now, "expire_at": now + SERIES_RETENTION}, merge=True)
+            write.commit()
+        writes += len(refresh)
+    return writes
+
+
+def _register(batch: Batch, metric: str, new: list[SeriesBatch]) -> int:
+    """Register ``new`` series of ``metric`` in the metric's open bucket(s), in transactions that
+    read and move the metric's bucket state, so that concurrent registrations never overfill a
+    bucket, and a series registered meanwhile by another instance keeps the bucket it got."""
+    from google.cloud import firestore
+
+    settings = get_ingestion_settings()
+    client = get_firestore()
+    metric_doc = client.collection(METRICS).document(metric_id(metric))
+    parent = metric_doc.collection(SERIES)
+    info = batch.metrics.get(metric)
+    size = settings.max_writes_per_transaction - 1
+    writes = 0
+    for start in range(0, len(new), size):
+        part = new[start : start + size]
+        refs = {series.sid: parent.document(series.sid) for series in part}
+
+        @firestore.transactional
+        def register(
+            transaction: Any, part: list[SeriesBatch] = part, refs: dict[str, Any] = refs
+        ) -> tuple[dict[str, int], int]:
+            snaps = {
+                snap.reference.path: snap.to_dict() or {}
+                for snap in client.get_all([metric_doc, *refs.values()], transaction=transaction)
+                if snap.exists
+            }
+            state = snaps.get(metric_doc.path, {})
+            open_bucket = int(state.get("bucket_open") or 0)
+            fill = int(state.get("bucket_fill") or 0)
+            now = utcnow()
+            assigned: dict[str, int] = {}
+            written = 0
+            for series in part:
+                existing = snaps.get(refs[series.sid].path, {}).get("bucket")
+                if isinstance(existing, int):
+                    assigned[series.sid] = existing
+                    continue
+                if fill >= settings.bucket_series:
+                    open_bucket, fill = open_bucket + 1, 0
+                fill += 1
+                written += 1
+                assigned[series.sid] = open_bucket
+                transaction.set(
+                    refs[series.sid],
+                    {
+                        "metric": series.metric,
+                        "labels": series.labels,
+                        "kind": series.kind,
+                        "bucket": open_bucket,
+                        "last_seen": now,
+                        "expire_at": now + SERIES_RETENTION,
+                    },
+                )
+            about = {"kind": info.kind, "unit": info.unit, "description": info.description} if info else {}
+            transaction.set(
+                metric_doc,
+                {"name": metric, **about, "updated": now, "bucket_open": open_bucket, "bucket_fill": fill},
+                merge=True,
             )
+            return assigned, written + 1
+
+        assigned, written = register(client.transaction(max_attempts=8))
+        registered_at = time.monotonic()
+        for sid, bucket in assigned.items():
+            _known_series[sid] = (bucket, registered_at)
+        writes += written
+    return writes
 
 
-# --- chunks -----------------------------------------------------------------------------------
+def bucket_of(sid: str) -> int:
+    known = _known_series.get(sid)
+    if known is None:
+        raise LookupError(f"series {sid} is not registered: register_series(batch) comes first")
+    return known[0]
 
 
-def _minutes(series: SeriesBatch) -> set[int]:
-    """Every minute the series may write: its cells' and its cumulative points'."""
-    minutes = set(series.minutes)
-    for points in series.streams.values():
-        minutes.update(_minute_of(p.time) for p in points)
-    return minutes
+# --- units and chunks -------------------------------------------------------------------------
 
 
-def _cost(series: SeriesBatch) -> int:
-    return len(_minutes(series)) + len(series.streams) + 1
+@dataclass
+class _Unit:
+    """What one transaction applies whole, and a retry recognises whole (module docstring)."""
+
+    key: str  # the bucket's key
+    bucket: int
+    series: list[SeriesBatch]  # a cells unit: those with cells in its minute; a stream unit: one
+    minutes: list[int]  # the rollup documents (minutes) it may write
+    stream: bool
+
+    @property
+    def streams(self) -> list[str]:
+        return [stream for series in self.series for stream in series.streams] if self.stream else []
 
 
-def chunk_series(all_series: Iterable[SeriesBatch], max_writes: int) -> list[list[SeriesBatch]]:
-    chunks: list[list[SeriesBatch]] = []
-    current: list[SeriesBatch] = []
-    used = 0
-    budget = max_writes - 8  # room for a few metric registry entries
-    for series in sorted(all_series, key=lambda s: s.sid):
-        cost = _cost(series)
-        if current and used + cost > budget:
+def _units(batch: Batch) -> list[_Unit]:
+    cells: dict[tuple[str, int], _Unit] = {}
+    streams: list[_Unit] = []
+    for series in batch.series.values():
+        bucket = bucket_of(series.sid)
+        key = bucket_key(series.metric, bucket)
+        for minute in series.minutes:
+            unit = cells.get((key, minute))
+            if unit is None:
+                unit = cells[(key, minute)] = _Unit(key, bucket, [], [minute], stream=False)
+            unit.series.append(series)
+        if series.streams:
+            minutes = sorted({_minute_of(p.time) for points in series.streams.values() for p in points})
+            streams.append(_Unit(key, bucket, [series], minutes, stream=True))
+    units = list(cells.values()) + streams
+    # Units of one bucket and minute next to each other, so that they share their documents.
+    units.sort(key=lambda u: (u.key, u.minutes[0], u.stream, u.series[0].sid))
+    return units
+
+
+def chunk_units(units: Iterable[_Unit], max_writes: int, max_rollups: int = TXN_ROLLUPS) -> list[list[_Unit]]:
+    chunks: list[list[_Unit]] = []
+    current: list[_Unit] = []
+    docs: set[tuple[str, int]] = set()
+    writes = 0
+    for unit in units:
+        new_docs = {(unit.key, minute) for minute in unit.minutes} - docs
+        cost = len(new_docs) + len(unit.streams)
+        if current and (writes + cost > max_writes or len(docs) + len(new_docs) > max_rollups):
             chunks.append(current)
-            current, used = [], 0
-        current.append(series)
-        used += cost
+            current, docs, writes = [], set(), 0
+            new_docs = {(unit.key, minute) for minute in unit.minutes}
+            cost = len(new_docs) + len(unit.streams)
+        current.append(unit)
+        docs |= new_docs
+        writes += cost
     if current:
         chunks.append(current)
     return chunks
@@ -171,7 +321,7 @@ def applied_token(batch_id: str) -> str:
 
 
 def _entry(token: str, until: int) -> str:
-    """An ``applied`` entry: the batch and the end (epoch s) of the series' latest minute in it."""
+    """An ``applied`` entry: the batch and the end (epoch s) of the latest minute it wrote there."""
     return f"{token}@{until}"
 
 
@@ -199,33 +349,32 @@ def shard_of(batch_id: str, shards: int) -> int:
 
 
 def store_batch(batch: Batch, batch_id: str) -> StoreOutcome:
-    """Write ``batch`` (already checked for cardinality) once; raises on failure (retry safe)."""
+    """Write ``batch`` (its series registered by ``register_series``) once; raises on failure
+    (retry safe)."""
     settings = get_ingestion_settings()
     outcome = StoreOutcome(batch_id=batch_id)
-    all_series = [s for s in batch.series.values() if s.minutes or s.streams]
-    if not all_series:
+    units = _units(batch)
+    if not units:
         return outcome
-    chunks = chunk_series(all_series, settings.max_writes_per_transaction)
+    chunks = chunk_units(units, settings.max_writes_per_transaction)
     outcome.chunks = len(chunks)
     shard = shard_of(batch_id, settings.write_shards)
+    applied: dict[str, SeriesBatch] = {}
+    duplicates: dict[str, SeriesBatch] = {}
     for chunk in chunks:
-        result = _apply_chunk(batch, chunk, batch_id, shard)
-        outcome.applied_series += len(chunk) - len(result.duplicates)
-        outcome.duplicate_series += len(result.duplicates)
+        result = _apply_chunk(chunk, batch_id, shard)
         outcome.documents_written += result.writes
         for metric, reason in result.refused:
             batch.reject(metric, reason)
             batch.accepted -= 1
-        for metric, labels in result.written:
-            outcome.written.setdefault(metric, []).append(labels)
-        for series in chunk:
-            if series.sid in result.duplicates:
-                # Announced again: the first announcement may have failed after the write.
-                outcome.written.setdefault(series.metric, []).append(series.labels)
-        now = time.monotonic()
-        for series in chunk:
-            _known_series[series.sid] = _known_series.get(series.sid) or now
-        _known_metrics.update(result.metrics_registered)
+        applied.update((s.sid, s) for s in result.written)
+        duplicates.update((s.sid, s) for s in result.duplicates)
+    outcome.applied_series = len(applied)
+    outcome.duplicate_series = len(duplicates.keys() - applied.keys())
+    # Duplicates are announced again: the first announcement may have failed after the write.
+    for sid in sorted(applied.keys() | duplicates.keys()):
+        series = applied.get(sid) or duplicates[sid]
+        outcome.written.setdefault(series.metric, []).append(series.labels)
     return outcome
 
 
@@ -233,30 +382,49 @@ def store_batch(batch: Batch, batch_id: str) -> StoreOutcome:
 class _ChunkResult:
     writes: int = 0
     refused: list[tuple[str, str]] = field(default_factory=list)  # (metric, reason)
-    written: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-    duplicates: set[str] = field(default_factory=set)  # sids applied by an earlier delivery
-    metrics_registered: set[str] = field(default_factory=set)
+    written: list[SeriesBatch] = field(default_factory=list)  # series with cells applied
+    duplicates: list[SeriesBatch] = field(default_factory=list)  # in units applied before
 
 
-def _apply_chunk(batch: Batch, chunk: list[SeriesBatch], batch_id: str, shard: int) -> _ChunkResult:
+@dataclass
+class _Rollup:
+    """A bucket document being rewritten: the cells added to it, and whether it gets an entry."""
+
+    ref: Any
+    unit: _Unit
+    minute: int
+    cells: dict[str, tuple[SeriesBatch, Cell]] = field(default_factory=dict)
+    entry: str | None = None
+
+    def add(self, series: SeriesBatch, cell: Cell) -> None:
+        if not cell.count:
+            return
+        held = self.cells.get(series.sid)
+        if held is None:
+            held = self.cells[series.sid] = (series, Cell())
+        held[1].merge(cell)
+
+
+def _apply_chunk(chunk: list[_Unit], batch_id: str, shard: int) -> _ChunkResult:
     from google.cloud import firestore
 
     settings = get_ingestion_settings()
     client = get_firestore()
     token = applied_token(batch_id)
     stream_refs = {
-        stream: client.collection(STREAMS).document(stream) for series in chunk for stream in series.streams
+        stream: client.collection(STREAMS).document(stream) for unit in chunk for stream in unit.streams
     }
-    # Every minute rollup each series may write (cumulative points may turn out refused, but the
-    # document is read either way: it may list this batch).
-    minute_refs: dict[str, dict[int, Any]] = {}
-    for series in chunk:
-        parent = client.collection(METRICS).document(metric_id(series.metric)).collection(MINUTES)
-        minute_refs[series.sid] = {
-            minute: parent.document(rollup_id(series.sid, _dt(minute * 60), shard))
-            for minute in sorted(_minutes(series))
-        }
-    all_refs = list(stream_refs.values()) + [ref for refs in minute_refs.values() for ref in refs.values()]
+    # Every rollup a unit may write (cumulative points may turn out refused, but the document is
+    # read either way: a cells unit's may list this batch).
+    rollup_refs: dict[tuple[str, int], Any] = {}
+    for unit in chunk:
+        parent = client.collection(METRICS).document(metric_id(unit.series[0].metric)).collection(MINUTES)
+        for minute in unit.minutes:
+            if (unit.key, minute) not in rollup_refs:
+                rollup_refs[(unit.key, minute)] = parent.document(
+                    rollup_id(unit.key, _dt(minute * 60), shard)
+                )
+    all_refs = list(stream_refs.values()) + list(rollup_refs.values())
 
     @firestore.transactional
     def apply(transaction: Any) -> _ChunkResult:
@@ -268,39 +436,46 @@ def _apply_chunk(batch: Batch, chunk: list[SeriesBatch], batch_id: str, shard: i
         for snap in client.get_all(all_refs, transaction=transaction):
             if snap.exists:
                 docs[snap.reference.path] = snap.to_dict() or {}
+        rollups: dict[tuple[str, int], _Rollup] = {}
+
+        def rollup(unit: _Unit, minute: int) -> _Rollup:
+            found = rollups.get((unit.key, minute))
+            if found is None:
+                found = rollups[(unit.key, minute)] = _Rollup(rollup_refs[(unit.key, minute)], unit, minute)
+            return found
+
         writes: list[tuple[Any, dict[str, Any]]] = []
-        for series in chunk:
-            refs = minute_refs[series.sid]
-            own = [docs.get(ref.path) for ref in refs.values()]
-            own += [docs.get(stream_refs[stream].path) for stream in series.streams]
-            if any(_lists(doc, token) for doc in own):
-                result.duplicates.add(series.sid)
+        for unit in chunk:
+            if not unit.stream:
+                minute = unit.minutes[0]
+                stored = docs.get(rollup_refs[(unit.key, minute)].path)
+                target = rollup(unit, minute)
+                fresh = unit.series
+                if _lists(stored, token):
+                    # Applied before. A series absent from the document was not in that unit
+                    # (its points were refused then, e.g. by the series limit): it is applied now.
+                    present = (stored or {}).get(SERIES_MAP) or {}
+                    fresh = [series for series in unit.series if series.sid not in present]
+                    result.duplicates.extend(series for series in unit.series if series.sid in present)
+                else:
+                    target.entry = _entry(token, (minute + 1) * 60)
+                for series in fresh:
+                    target.add(series, series.minutes[minute])
+                result.written.extend(fresh)
                 continue
+            series = unit.series[0]
             states = {stream: docs.get(stream_refs[stream].path) for stream in series.streams}
-            cells, new_states, refused = resolve(series, states, _minute_of)
-            result.refused.extend((series.metric, reason) for reason in refused)
-            minutes = [m for m, cell in cells.items() if cell.count]
-            if not minutes and not new_states:
+            if any(_lists(state, token) for state in states.values()):
+                result.duplicates.append(series)
                 continue
-            entry = _entry(token, (max(_minutes(series)) + 1) * 60)
-            for minute in sorted(minutes):
-                ref = refs[minute]
-                stored = docs.get(ref.path)
-                merged = Cell.from_fields(stored) if stored else Cell()
-                merged.merge(cells[minute])
-                bucket = _dt(minute * 60)
-                doc = {
-                    "metric": series.metric,
-                    "sid": series.sid,
-                    "labels": series.labels,
-                    "kind": series.kind,
-                    "t": bucket,
-                    "shard": shard,
-                    "expire_at": bucket + RETENTION["minute"],
-                    APPLIED: [*_kept(stored, oldest), entry],
-                    **merged.to_fields(),
-                }
-                writes.append((ref, doc))
+            # Only the cumulative points: the series' other cells are its cells units' business.
+            cells, new_states, refused = resolve(dataclasses.replace(series, minutes={}), states, _minute_of)
+            result.refused.extend((series.metric, reason) for reason in refused)
+            for minute, cell in cells.items():
+                rollup(unit, minute).add(series, cell)
+            if any(cell.count for cell in cells.values()):
+                result.written.append(series)
+            entry = _entry(token, (unit.minutes[-1] + 1) * 60)
             stream_expiry = now + timedelta(days=settings.stream_memory_days)
             for stream, state in new_states.items():
                 stored = docs.get(stream_refs[stream].path)
@@ -310,41 +485,37 @@ def _apply_chunk(batch: Batch, chunk: list[SeriesBatch], batch_id: str, shard: i
                         {**state, "expire_at": stream_expiry, APPLIED: [*_kept(stored, oldest), entry]},
                     )
                 )
-            if minutes:
-                result.written.append((series.metric, series.labels))
-        fresh = time.monotonic() - REFRESH_SECONDS
-        for series in chunk:
-            refreshed = _known_series.get(series.sid)
-            if refreshed is not None and refreshed > fresh:
+        for target in rollups.values():
+            if not target.cells and target.entry is None:
                 continue
-            parent = client.collection(METRICS).document(metric_id(series.metric)).collection(SERIES)
+            stored = docs.get(target.ref.path) or {}
+            summaries: dict[str, Any] = dict(stored.get(SERIES_MAP) or {})
+            sketches: dict[str, Any] = dict(stored.get(SKETCHES) or {})
+            for sid, (series, cell) in target.cells.items():
+                merged = Cell()
+                if sid in summaries:
+                    merged = Cell.from_fields({**summaries[sid], "sk": sketches.get(sid)})
+                merged.merge(cell)
+                fields = merged.to_fields()
+                sketches[sid] = fields.pop("sk")
+                summaries[sid] = {"labels": series.labels, "kind": series.kind, **fields}
+            at = _dt(target.minute * 60)
+            entries = _kept(stored, oldest) + ([target.entry] if target.entry else [])
             writes.append(
                 (
-                    parent.document(series.sid),
+                    target.ref,
                     {
-                        "metric": series.metric,
-                        "labels": series.labels,
-                        "kind": series.kind,
-                        "last_seen": now,
-                        "expire_at": now + SERIES_RETENTION,
+                        "metric": target.unit.series[0].metric,
+                        "bucket": target.unit.bucket,
+                        "t": at,
+                        "shard": shard,
+                        "expire_at": at + RETENTION["minute"],
+                        APPLIED: entries,
+                        SERIES_MAP: summaries,
+                        SKETCHES: sketches,
                     },
                 )
             )
-        for name in sorted({s.metric for s in chunk} - _known_metrics):
-            info = batch.metrics.get(name)
-            writes.append(
-                (
-                    client.collection(METRICS).document(metric_id(name)),
-                    {
-                        "name": name,
-                        "kind": info.kind if info else "gauge",
-                        "unit": info.unit if info else "",
-                        "description": info.description if info else "",
-                        "updated": now,
-                    },
-                )
-            )
-            result.metrics_registered.add(name)
         for ref, doc in writes:
             transaction.set(ref, doc)
         result.writes = len(writes)

@@ -44,6 +44,7 @@ from shared.metrics.store import (
     RETENTION,
     SUMMARY_FIELDS,
     bucket_start,
+    entries,
     folded_until,
     hour_ceil,
     rollups,
@@ -180,25 +181,27 @@ def run_query(query: MetricQuery) -> QueryResult:
 
     groups: dict[tuple[tuple[str, str], ...], _Group] = {}
     for source, by_hour in sources:
+        # A rollup holds a bucket of series: each is filtered and grouped on its own labels.
         stream = source if wants_sketch else source.select(SUMMARY_FIELDS)
         for snapshot in stream.stream():
             doc = snapshot.to_dict() or {}
-            labels: dict[str, str] = doc.get("labels") or {}
-            if any(labels.get(k) != v for k, v in query.labels.items()):
-                continue
-            kept = {k: labels[k] for k in keep if k in labels}
-            key = tuple(sorted(kept.items()))
-            group = groups.get(key)
-            if group is None:
-                group = groups[key] = _Group(kept)
             at = bucket_start(doc["t"], "hour") if by_hour else doc["t"]
             offset = (at - query.start).total_seconds()
             index = int(offset // query.step) if query.step else 0
-            acc = group.steps.get(index)
-            if acc is None:
-                acc = group.steps[index] = _Acc()
-            sketch = Sketch.from_bytes(doc["sk"]) if wants_sketch and doc.get("sk") else None
-            acc.add(doc, sketch)
+            for _, summary, sketch_bytes in entries(doc):
+                labels: dict[str, str] = summary.get("labels") or {}
+                if any(labels.get(k) != v for k, v in query.labels.items()):
+                    continue
+                kept = {k: labels[k] for k in keep if k in labels}
+                key = tuple(sorted(kept.items()))
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = _Group(kept)
+                acc = group.steps.get(index)
+                if acc is None:
+                    acc = group.steps[index] = _Acc()
+                sketch = Sketch.from_bytes(sketch_bytes) if wants_sketch and sketch_bytes else None
+                acc.add(summary, sketch)
 
     n_steps = math.ceil(window_seconds / query.step) if query.step else 1
     fill_zero = query.agg in ("count", "sum", "rate")

@@ -2,37 +2,42 @@
 
 ::
 
-    metrics/{metric_id}                      name, kind, unit, description, updated
-    metrics/{metric_id}/metric_series/{sid}  labels, first_seen, expire_at (90 d after refresh)
-    metrics/{metric_id}/metric_minutes/{id}  one minute rollup of one series from one writer shard
-    metrics/{metric_id}/metric_hours/{id}    one hour rollup of one series, folded from its minutes
+    metrics/{metric_id}                      name, kind, unit, description, updated,
+                                             bucket_open, bucket_fill (series bucket assignment)
+    metrics/{metric_id}/metric_series/{sid}  metric, labels, kind, bucket, last_seen, expire_at
+    metrics/{metric_id}/metric_minutes/{id}  one minute of one bucket of series, one writer shard
+    metrics/{metric_id}/metric_hours/{id}    one hour of one bucket, folded from its minutes
     metric_folds/{metric_id}                 the downsampler's watermark and cursor for the metric
     metric_streams/{stream}                  last cumulative value per OTLP stream, expire_at
 
-A rollup holds ``count``, ``sum``, ``min``, ``max``, ``last`` (and ``last_t``), ``sk`` (the
-compressed DDSketch, see ``sketch.py``), ``labels``, ``sid``, ``kind``, ``t`` (bucket start),
-``shard`` and ``expire_at`` (TTL: minutes 72 h, hours 90 days after the bucket). Minute rollups
-and stream states also hold ``applied``: the batches applied to them (exactly-once, see the
-ingestion writer).
+Buckets: every series of a metric is assigned, once, when it is registered, to a numbered bucket
+of at most ``ION_METRICS_BUCKET_SERIES`` series (filled in registration order). A rollup document
+holds one bucket for one minute (or hour): ``series`` maps each series id present to its summary
+(``labels``, ``kind``, ``count``, ``sum``, ``min``, ``max``, ``last``, ``last_t``) and ``sk`` maps
+it to its compressed DDSketch (``sketch.py``), kept apart so that queries without percentiles
+read no sketch bytes. Besides: ``metric``, ``bucket``, ``t`` (bucket start), ``shard`` and
+``expire_at`` (TTL: minutes 72 h, hours 90 days after ``t``). Minute rollups and stream states
+also hold ``applied``: the batches applied to them (exactly-once, see the ingestion writer). So a
+request writes one document per bucket and minute, however many series of the bucket it touches.
 
 Hours are not written by ingestion: the downsampler folds the minute rollups of each closed hour
-into one hour rollup per series, and advances the metric's ``folded_until`` once every series is
+into one hour rollup per bucket, and advances the metric's ``folded_until`` once every bucket is
 folded. Readers take hours before ``folded_until`` from ``metric_hours`` and later hours from
-``metric_minutes`` (``folded_until``), so an hour is never counted twice nor missed.
+``metric_minutes``, so an hour is never counted twice nor missed.
 
-Ids: ``metric_id`` and ``sid`` are hashes, and a rollup id starts with its ``sid``, so ids are
-never monotonic. A rollup is sharded by writer (``shard`` = hash of the batch mod
-``ION_METRICS_WRITE_SHARDS``) so that concurrent writers of the same hot series spread over
-several documents; readers merge the shards. The only range query is on ``t`` inside one
-metric's subcollection, which Firestore's automatic single-field index serves.
+Ids: ``metric_id``, ``sid`` and the bucket key are hashes, and a rollup id starts with its bucket
+key, so ids are never monotonic. A rollup is sharded by writer (``shard`` = hash of the batch mod
+``ION_METRICS_WRITE_SHARDS``) so that concurrent writers of one bucket spread over several
+documents; readers merge the shards. The only range query is on ``t`` inside one metric's
+subcollection, which Firestore's automatic single-field index serves.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 METRICS = "metrics"
 SERIES = "metric_series"
@@ -42,6 +47,9 @@ STREAMS = "metric_streams"
 FOLDS = "metric_folds"
 # Field of minute rollups and stream states listing the batches applied to them.
 APPLIED = "applied"
+# Fields of a rollup: series id -> summary, and series id -> compressed sketch.
+SERIES_MAP = "series"
+SKETCHES = "sk"
 
 Resolution = Literal["minute", "hour"]
 RESOLUTION_SECONDS: dict[str, int] = {"minute": 60, "hour": 3600}
@@ -50,8 +58,8 @@ RETENTION: dict[str, timedelta] = {"minute": timedelta(hours=72), "hour": timede
 SERIES_RETENTION = timedelta(days=90)
 
 Kind = Literal["gauge", "sum", "histogram"]
-# Fields of a rollup that every aggregation except percentiles needs (the sketch is skipped).
-SUMMARY_FIELDS = ["sid", "labels", "kind", "t", "count", "sum", "min", "max", "last", "last_t"]
+# Fields of a rollup that every aggregation except percentiles needs (the sketches are skipped).
+SUMMARY_FIELDS = ["t", SERIES_MAP]
 
 
 def _digest(text: str, size: int = 20) -> str:
@@ -83,18 +91,30 @@ def hour_ceil(at: datetime) -> datetime:
     return start if start == at else start + timedelta(hours=1)
 
 
-def rollup_id(sid: str, start: datetime, shard: int) -> str:
-    # Epoch seconds have 10 digits until 2286, so ids of one series sort by time: a series' rollups
-    # over [a, b) are the ids in [rollup_prefix(sid, a), rollup_prefix(sid, b)).
-    return f"{rollup_prefix(sid, start)}-{shard}"
+def bucket_key(metric: str, bucket: int) -> str:
+    """Id prefix of a bucket's rollups: a hash, so a metric's buckets spread over the key space."""
+    return _digest(f"{metric}\x1d{bucket}", 24)
 
 
-def rollup_prefix(sid: str, start: datetime) -> str:
-    return f"{sid}-{int(start.timestamp())}"
+def rollup_id(key: str, start: datetime, shard: int) -> str:
+    # Epoch seconds have 10 digits until 2286, so ids of one bucket sort by time: a bucket's
+    # rollups over [a, b) are the ids in [rollup_prefix(key, a), rollup_prefix(key, b)).
+    return f"{rollup_prefix(key, start)}-{shard}"
 
 
-def sid_of(rollup: str) -> str:
+def rollup_prefix(key: str, start: datetime) -> str:
+    return f"{key}-{int(start.timestamp())}"
+
+
+def bucket_key_of(rollup: str) -> str:
     return rollup.split("-", 1)[0]
+
+
+def entries(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], bytes | None]]:
+    """``(sid, summary, sketch bytes or None)`` of every series in a rollup document."""
+    sketches: dict[str, bytes] = doc.get(SKETCHES) or {}
+    for sid, summary in (doc.get(SERIES_MAP) or {}).items():
+        yield sid, summary, sketches.get(sid)
 
 
 def complete_minutes_since(now: datetime) -> datetime:
@@ -106,8 +126,7 @@ def folded_until(metric: str, now: datetime) -> datetime:
     """Hours before this are in ``metric_hours``; later ones only in ``metric_minutes``.
 
     Before the downsampler's first pass over a metric, the hours whose minutes are all retained
-    are read from minutes (a metric written since hour rollups stopped being written inline has
-    no hour rollups yet), older hours from whatever hour rollups exist."""
+    are read from minutes, and older hours from ``metric_hours`` (where a metric has none yet)."""
     from shared.firestore import get_firestore
 
     snapshot = get_firestore().collection(FOLDS).document(metric_id(metric)).get(field_paths=["folded_until"])

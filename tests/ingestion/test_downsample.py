@@ -16,7 +16,7 @@ from functions.ingestion import downsample as ds
 from functions.ingestion.settings import IngestionSettings, get_ingestion_settings
 from shared.clock import get_clock
 from shared.metrics.query import MetricQuery, run_query
-from shared.metrics.store import FOLDS, HOURS, MINUTES, metric_id, metric_ref, rollup_id, series_id
+from shared.metrics.store import FOLDS, HOURS, MINUTES, entries, metric_id, metric_ref
 from tests.ingestion.conftest import NOW
 from tests.ingestion.otlp_builders import exact_quantile, gauge, request
 
@@ -72,7 +72,23 @@ def hour_query(agg: str, **kw) -> dict[tuple[str, datetime], float]:  # type: ig
 
 
 def hour_docs(store) -> list[dict]:  # type: ignore[no-untyped-def]
+    """The hour rollup documents (one per bucket and hour)."""
     return [d.to_dict() for d in metric_ref("lat").collection(HOURS).stream()]
+
+
+def hour_rollups(store) -> list[dict]:  # type: ignore[no-untyped-def]
+    """Every series' hour rollup, out of the bucket documents that hold them."""
+    return [
+        {**summary, "sk": sketch, "t": doc["t"], "expire_at": doc["expire_at"], "shard": doc["shard"]}
+        for doc in hour_docs(store)
+        for _, summary, sketch in entries(doc)
+    ]
+
+
+def one_series_per_bucket(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Buckets of one series: the runs and transactions below are cut at bucket boundaries."""
+    monkeypatch.setenv("ION_METRICS_BUCKET_SERIES", "1")
+    get_ingestion_settings.cache_clear()
 
 
 def folded_until(store) -> datetime | None:  # type: ignore[no-untyped-def]
@@ -94,11 +110,15 @@ def test_hours_are_folded_exactly_and_queries_answer_the_same_before_and_after(c
     assert result.cutoff == H12
     assert result.complete
     assert result.series == len(ENDPOINTS)
-    assert result.hours_written == 2 * len(ENDPOINTS)  # hours 10 and 11; 12 is not closed long enough
-    assert result.documents_written == 2 * len(ENDPOINTS) + 1  # + the metric's watermark
+    # The five series are one bucket: one hour rollup per hour (10 and 11; 12 is not closed long
+    # enough), holding all five series.
+    assert result.hours_written == 2
+    assert result.documents_written == 2 + 1  # + the metric's watermark
     assert folded_until(store) == H12
 
-    docs = hour_docs(store)
+    assert [len(d["series"]) for d in hour_docs(store)] == [len(ENDPOINTS)] * 2
+    docs = hour_rollups(store)
+    assert len(docs) == 2 * len(ENDPOINTS)
     assert {d["t"] for d in docs} == {H10, H11}
     for doc in docs:
         values = raw[doc["labels"]["endpoint"]][doc["t"]]
@@ -165,6 +185,7 @@ def test_rerunning_is_a_no_op(client, store) -> None:  # type: ignore[no-untyped
 def test_a_bounded_run_resumes_where_it_stopped_and_queries_stay_exact_meanwhile(  # type: ignore[no-untyped-def]
     client, store, monkeypatch
 ) -> None:
+    one_series_per_bucket(monkeypatch)
     raw = load(client)
     expected = hour_query("count")
     monkeypatch.setenv("ION_METRICS_DOWNSAMPLE_MAX_SERIES", "2")
@@ -179,6 +200,7 @@ def test_a_bounded_run_resumes_where_it_stopped_and_queries_stay_exact_meanwhile
     assert [r.series for r in runs] == [2, 2, 1]
     assert folded_until(store) == H12
     assert len(hour_docs(store)) == 2 * len(ENDPOINTS)
+    assert len(hour_rollups(store)) == 2 * len(ENDPOINTS)
     assert hour_query("count") == expected
     assert sum(expected.values()) == sum(len(v) for hours in raw.values() for v in hours.values())
 
@@ -186,10 +208,11 @@ def test_a_bounded_run_resumes_where_it_stopped_and_queries_stay_exact_meanwhile
 def test_a_crash_mid_run_is_finished_by_the_next_run_without_double_counting(  # type: ignore[no-untyped-def]
     client, store, monkeypatch
 ) -> None:
+    one_series_per_bucket(monkeypatch)
     load(client)
     expected = hour_query("sum")
-    # Transactions of at most 10 writes (four series' two hours each); the second transaction,
-    # the fifth series and the watermark, fails (storage went away).
+    # Transactions of at most 8 hour rollups (four buckets' two hours each); the second
+    # transaction, the fifth bucket and the watermark, fails (storage went away).
     monkeypatch.setenv("ION_METRICS_TXN_WRITES", "10")
     get_ingestion_settings.cache_clear()
     real_commit = ds._commit
@@ -217,7 +240,7 @@ def test_a_crash_mid_run_is_finished_by_the_next_run_without_double_counting(  #
     assert finished.complete
     assert finished.series == 1  # resumed after the cursor, not from the start
     assert folded_until(store) == H12
-    assert len(hour_docs(store)) == 2 * len(ENDPOINTS)
+    assert len(hour_rollups(store)) == 2 * len(ENDPOINTS)
     assert hour_query("sum") == pytest.approx(expected, rel=1e-12)
 
 
@@ -252,20 +275,6 @@ def test_a_lateness_allowance_shorter_than_the_collector_reaches_back_is_refused
         {"ION_METRICS_MAX_AGE_SECONDS": 900, "ION_COLLECTOR_MAX_CATCH_UP_SECONDS": 300}
     )
     assert ok.fold_delay_seconds == 900 + 300
-
-
-def test_hour_rollups_written_inline_before_the_downsampler_are_replaced_not_added(client, store) -> None:  # type: ignore[no-untyped-def]
-    raw = load(client)
-    sid = series_id("lat", {"service": "route", "region": "us-central1", "endpoint": "/e0"})
-    legacy = metric_ref("lat").collection(HOURS).document(rollup_id(sid, H10, 3))
-    legacy.set(
-        {"sid": sid, "labels": {"endpoint": "/e0"}, "kind": "gauge", "t": H10, "count": 7.0, "sum": 1.0}
-    )
-    get_clock().set(AFTER)  # type: ignore[attr-defined]
-    result = ds.downsample()
-    assert result.documents_written == 2 * len(ENDPOINTS) + 1 + 1  # + the legacy rollup deleted
-    assert not legacy.get().exists
-    assert hour_query("count")[("/e0", H10)] == len(raw["/e0"][H10])
 
 
 def test_a_retry_after_part_of_the_batch_became_late_is_still_counted_once(

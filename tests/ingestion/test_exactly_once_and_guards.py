@@ -90,7 +90,9 @@ def test_a_failure_between_chunks_is_retried_without_double_counting(client, sto
 
     from functions.ingestion import writer
 
-    monkeypatch.setenv("ION_METRICS_TXN_WRITES", "20")  # many series -> several transactions
+    # 40 series in buckets of 4 over 3 minutes: 30 rollup documents, 8 per transaction.
+    monkeypatch.setenv("ION_METRICS_BUCKET_SERIES", "4")
+    monkeypatch.setenv("ION_METRICS_TXN_WRITES", "20")
     points = [(T0 + timedelta(minutes=i % 3), 1.0, {"endpoint": f"/e{i % 40}"}) for i in range(400)]
     body = request([gauge("chunked", points)]).SerializeToString()
     real_apply = writer._apply_chunk
@@ -115,7 +117,8 @@ def test_a_failure_between_chunks_is_retried_without_double_counting(client, sto
     # No marker documents: each rollup lists the one batch that wrote it, in the same transaction.
     assert [c.id for c in store.collections()] == ["metrics"]
     rollups = list(metric_ref("chunked").collection(MINUTES).stream())
-    assert len(rollups) == 120  # 40 series x 3 minutes
+    assert len(rollups) == 30  # 10 buckets x 3 minutes
+    assert {len(r.to_dict()["series"]) for r in rollups} == {4}
     assert {len(r.to_dict()["applied"]) for r in rollups} == {1}
 
 
@@ -258,15 +261,19 @@ def test_every_stored_batch_is_announced_on_metric_updates(client, store, emulat
         subscriber.close()
 
 
-def test_rollup_documents_have_hashed_ids_and_ttl(client, store) -> None:  # type: ignore[no-untyped-def]
+def test_rollup_documents_have_hashed_ids_and_ttl(client, store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ION_METRICS_BUCKET_SERIES", "1")  # three series, three buckets
     assert (
         client.post("/v1/metrics", data=batch_of(30).SerializeToString(), content_type=PB).status_code == 200
     )
     docs = list(metric_ref("lat").collection(MINUTES).stream())
     ids = sorted(d.id for d in docs)
+    assert len(ids) == 3
     assert len({i[:8] for i in ids}) == len(ids)  # ids start with a hash, never a timestamp
-    assert all(isinstance(d.to_dict()["sk"], bytes) for d in docs)
-    assert base64.b64encode(docs[0].to_dict()["sk"])
+    for doc in docs:
+        body = doc.to_dict()
+        assert body["expire_at"] == body["t"] + timedelta(hours=72)
+        assert all(isinstance(sk, bytes) and base64.b64encode(sk) for sk in body["sk"].values())
 
 
 def test_extreme_but_valid_exponential_buckets_do_not_break_the_request(client, store) -> None:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from shared.metrics.query import MetricQuery, QueryError, run_query
-from shared.metrics.store import HOURS, MINUTES, metric_ref
+from shared.metrics.store import HOURS, MINUTES, entries, metric_ref
 from tests.ingestion.conftest import NOW
 from tests.ingestion.otlp_builders import (
     CUMULATIVE,
@@ -56,9 +56,11 @@ def test_gauge_points_become_minute_rollups_with_exact_stats_and_sketch(client, 
     assert len(minutes) == 3  # 180 s of points: three minute rollups, not 3000 documents
     assert hours == []  # hours are folded from minutes by the downsampler, later
     doc = minutes[0].to_dict()
-    assert doc["labels"] == {"service": "route", "region": "us-central1", "endpoint": "/v2/route"}
+    ((_, rollup, sketch),) = entries(doc)  # the bucket holds the one series
+    assert rollup["labels"] == {"service": "route", "region": "us-central1", "endpoint": "/v2/route"}
+    assert isinstance(sketch, bytes)
     assert doc["expire_at"] == doc["t"] + timedelta(hours=72)
-    assert sum(d.to_dict()["count"] for d in minutes) == 3000
+    assert sum(r["count"] for d in minutes for _, r, _ in entries(d.to_dict())) == 3000
 
     assert only(q("route.latency", "count")) == 3000
     assert only(q("route.latency", "sum")) == pytest.approx(sum(values), rel=1e-12)
