@@ -6,12 +6,14 @@ point, as a producer sends raw measurements), in requests of 100,000 points, eac
 100 series over one minute.
 
 Writes are measured, not planned: every request goes through the real ingestion path
-(``ingest_payload``: decode, aggregate, series limit, exactly-once store) into a Firestore
-emulator, then the downsampler folds the hour, and every write of every commit is counted at the
-Firestore client (rollups, stream states, registry entries, fold states, anything). The hour
+(``ingest_payload``: decode, aggregate, series registration and limit, exactly-once store) into a
+Firestore emulator, then the downsampler folds the hour, and every write of every commit is
+counted at the Firestore client (rollups, stream states, registry entries, fold states,
+anything). The 100 series are one bucket, so a request writes one rollup document. The hour
 fold's writes are reported amortised over this bench's points and over an hour at the goal load
 (100,000 points/s). Percentiles are checked from the stored minute sketches (serialized, merged)
-and from the folded hour rollups read back through the query API.
+and from the folded hour rollups read back through the query API. The stored size of the bucket
+documents (Firestore's own size rules) is reported against its 1 MiB limit.
 
     .venv/bin/python bench/ingest.py   # starts a Firestore emulator unless FIRESTORE_EMULATOR_HOST is set
 """
@@ -171,6 +173,12 @@ def main() -> None:
             "<= 0.001000 (1/1,000)",
             at_goal <= GOALS["writes_per_point"],
         ),
+        (
+            "bucket document size, minute / hour (100 series)",
+            f"{store['minute_bytes'] / 1024:,.0f} KiB / {store['hour_bytes'] / 1024:,.0f} KiB",
+            "< 1,024 KiB",
+            max(store["minute_bytes"], store["hour_bytes"]) < 1024 * 1024,
+        ),
         ("hour rollups: count, sum exact (query)", str(store["hours_exact"]), "True", store["hours_exact"]),
         (
             "max percentile error per series, hour rollups",
@@ -191,6 +199,29 @@ def main() -> None:
     print(
         f"(fold amortised at the goal load: {store['fold_writes']} writes per hour over "
         f"{goal_hour_points:,} points = {fold_at_goal:.2e}/point)"
+    )
+
+
+def firestore_size(value: Any) -> int:
+    """Stored size of a value by Firestore's rules (strings and names: UTF-8 bytes + 1; numbers,
+    timestamps: 8; maps: their keys and values)."""
+    if isinstance(value, dict):
+        return sum(len(k.encode()) + 1 + firestore_size(v) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(firestore_size(v) for v in value)
+    if isinstance(value, str):
+        return len(value.encode()) + 1
+    if isinstance(value, bytes):
+        return len(value)
+    if value is None or isinstance(value, bool):
+        return 1
+    return 8
+
+
+def _largest_document(collection: Any) -> int:
+    return max(
+        len(snapshot.reference.path.encode()) + 1 + 32 + firestore_size(snapshot.to_dict() or {})
+        for snapshot in collection.stream()
     )
 
 
@@ -240,6 +271,7 @@ def _measure_store(payloads: list[bytes]) -> dict[str, Any]:
     from functions.ingestion.main import ingest_payload
     from shared.clock import FrozenClock, set_clock
     from shared.metrics.query import MetricQuery, run_query
+    from shared.metrics.store import rollups
 
     start = datetime.fromtimestamp(T0 / 1e9, UTC)
     clock = FrozenClock(start + timedelta(minutes=11))  # just after the last request's minute
@@ -268,6 +300,8 @@ def _measure_store(payloads: list[bytes]) -> dict[str, Any]:
     count = run_query(MetricQuery(metric=metric, agg="count", **window)).series[0].points[0][1]
     total = run_query(MetricQuery(metric=metric, agg="sum", **window)).series[0].points[0][1]
     return {
+        "minute_bytes": _largest_document(rollups(metric, "minute")),
+        "hour_bytes": _largest_document(rollups(metric, "hour")),
         "ingest_writes": ingest_writes,
         "registry_writes": registry,
         "steady_writes": sum(per_request[1:]),

@@ -21,10 +21,10 @@ class IngestionSettings(BaseSettings):
     )
     # Series per bucket: a rollup document holds one bucket of a metric's series, so a request
     # writes one document per bucket and minute instead of one per series. A series' entry is
-    # ~0.1 KB of summary and labels plus its sketch (~1.5 KB compressed for a latency distribution
-    # over three decades, ~2 KB for an hour): 100 series keep a document near 200-400 KB, with
-    # room under Firestore's 1 MiB for sketches several times wider. Series are assigned to a
-    # bucket once, at registration; changing this affects only series registered afterwards.
+    # ~0.1 KB of summary and labels plus its sketch (~1.2-1.8 KB compressed for values spread
+    # over four decades, ~4.3 KB for a lognormal over eleven): 100 series keep a document under
+    # ~450 KB, well within Firestore's 1 MiB. Series are assigned to a bucket once, at
+    # registration; changing this affects only series registered afterwards.
     bucket_series: int = Field(default=100, ge=1, le=200, validation_alias="ION_METRICS_BUCKET_SERIES")
     # Writer shards per bucket and minute: concurrent batches touching one bucket spread over this
     # many documents (each kept under ~1 write/s); the query merges them.
