@@ -80,12 +80,18 @@ class TtlPolicy(_Strict):
     field: str
 
 
+class IndexExemption(_Strict):
+    collection: str
+    field: str
+
+
 class Topology(_Strict):
     capabilities: dict[str, Capability]
     functions: dict[str, Function]
     topics: dict[str, Topic]
     schedules: dict[str, Schedule]
     ttl_policies: list[TtlPolicy] = []
+    index_exemptions: list[IndexExemption] = []
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Topology:

@@ -7,6 +7,7 @@ locals {
   topics    = coalesce(local.topology.topics, {})
   schedules = coalesce(local.topology.schedules, {})
   ttl       = coalesce(local.topology.ttl_policies, [])
+  no_index  = try(coalesce(local.topology.index_exemptions, []), [])
   # Every topic gets a dead-letter topic; a push subscription moves a message there after
   # max_delivery_attempts, so no retry is unbounded.
   dead_letter_topics = { for name, _ in local.topics : name => "${name}-dead-letter" }
@@ -216,5 +217,14 @@ resource "google_firestore_field" "ttl" {
   field      = each.value.field
   ttl_config {}
   # TTL fields are never queried: skip their single-field indexes.
+  index_config {}
+}
+
+# Fields never queried (large maps): no single-field index, so a write is not ~2,000 index writes.
+resource "google_firestore_field" "no_index" {
+  for_each   = { for f in local.no_index : "${f.collection}.${f.field}" => f }
+  database   = google_firestore_database.default.name
+  collection = each.value.collection
+  field      = each.value.field
   index_config {}
 }

@@ -148,3 +148,16 @@ def test_schedules_and_ttl_policies_come_from_the_topology() -> None:
                 resources[(kind, name)] = body
     assert resources[("google_cloud_scheduler_job", "jobs")]["for_each"] == "${local.schedules}"
     assert "local.ttl" in resources[("google_firestore_field", "ttl")]["for_each"]
+    assert "local.no_index" in resources[("google_firestore_field", "no_index")]["for_each"]
+
+
+def test_index_exemptions_name_fields_the_metric_store_writes() -> None:
+    from shared.metrics import store
+
+    written = {
+        store.MINUTES: {store.SERIES_MAP, store.SKETCHES, store.APPLIED},
+        store.HOURS: {store.SERIES_MAP, store.SKETCHES},
+        store.STREAMS: {store.APPLIED},
+    }
+    for exemption in load_topology().index_exemptions:
+        assert exemption.field in written[exemption.collection], exemption
