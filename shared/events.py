@@ -22,6 +22,19 @@ M = TypeVar("M", bound=BaseModel)
 log = get_logger("events")
 
 
+class PubSubMessage(BaseModel):
+    """One delivered Pub/Sub message, its data still raw bytes (for bodies that are not JSON)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str = Field(min_length=1)
+    message_id: str
+    topic: str | None
+    publish_time: datetime
+    attributes: dict[str, str]
+    data: bytes
+
+
 class PubSubDelivery(BaseModel, Generic[M]):
     """One delivered Pub/Sub message with its decoded, validated body."""
 
@@ -42,10 +55,9 @@ def topic_from_source(source: str | None) -> str | None:
     return None
 
 
-def decode_pubsub(
-    event: Any, model: type[M], *, max_age: timedelta | None = None
-) -> PubSubDelivery[M] | None:
-    """The typed message of a Pub/Sub CloudEvent, or None when it is to be dropped."""
+def read_pubsub(event: Any, *, max_age: timedelta | None = None) -> PubSubMessage | None:
+    """The raw message of a Pub/Sub CloudEvent, or None when it is to be dropped (not base64,
+    older than ``max_age``, default ``ION_MAX_EVENT_AGE_SECONDS``)."""
     event_id = str(event["id"])
     data = event.data if isinstance(event.data, dict) else {}
     message = data.get("message") or {}
@@ -53,15 +65,6 @@ def decode_pubsub(
         raw = base64.b64decode(message.get("data") or "", validate=True)
     except (binascii.Error, ValueError):
         log.error("dropping event: message data is not base64", extra={"event_id": event_id})
-        return None
-    try:
-        body = model.model_validate_json(raw)
-    except ValidationError as exc:
-        log.error(
-            "dropping event: message body does not match %s",
-            model.__name__,
-            extra={"event_id": event_id, "errors": exc.errors(include_url=False, include_input=False)},
-        )
         return None
     publish_time = _parse_time(message.get("publishTime") or message.get("publish_time") or event["time"])
     limit = max_age or timedelta(seconds=get_settings().max_event_age_seconds)
@@ -73,12 +76,41 @@ def decode_pubsub(
             extra={"event_id": event_id, "age_seconds": age.total_seconds()},
         )
         return None
-    return PubSubDelivery[model](  # type: ignore[valid-type]
+    return PubSubMessage(
         event_id=event_id,
         message_id=str(message.get("messageId") or message.get("message_id") or event_id),
         topic=topic_from_source(event["source"]),
         publish_time=publish_time,
         attributes=dict(message.get("attributes") or {}),
+        data=raw,
+    )
+
+
+def decode_pubsub(
+    event: Any, model: type[M], *, max_age: timedelta | None = None
+) -> PubSubDelivery[M] | None:
+    """The typed JSON message of a Pub/Sub CloudEvent, or None when it is to be dropped."""
+    message = read_pubsub(event, max_age=max_age)
+    if message is None:
+        return None
+    try:
+        body = model.model_validate_json(message.data)
+    except ValidationError as exc:
+        log.error(
+            "dropping event: message body does not match %s",
+            model.__name__,
+            extra={
+                "event_id": message.event_id,
+                "errors": exc.errors(include_url=False, include_input=False),
+            },
+        )
+        return None
+    return PubSubDelivery[model](  # type: ignore[valid-type]
+        event_id=message.event_id,
+        message_id=message.message_id,
+        topic=message.topic,
+        publish_time=message.publish_time,
+        attributes=message.attributes,
         body=body,
     )
 

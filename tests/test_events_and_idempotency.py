@@ -11,7 +11,7 @@ from cloudevents.http import CloudEvent
 from pydantic import BaseModel
 
 from shared.clock import FrozenClock, set_clock
-from shared.events import decode_pubsub, topic_from_source
+from shared.events import decode_pubsub, read_pubsub, topic_from_source
 from shared.idempotency import InFlight, once
 from tests.conftest import fixture_source
 from tests.pubsub_helpers import push_envelope
@@ -46,6 +46,16 @@ def test_decode_gives_a_typed_delivery() -> None:
     assert delivery.body == Greeting(name="ada")
     assert delivery.topic == "greetings"
     assert delivery.attributes == {"k": "v"}
+
+
+def test_a_binary_body_is_read_raw_for_its_own_decoder() -> None:
+    message = read_pubsub(cloud_event(push_envelope(b"\x0a\x00protobuf", attributes={"content_type": "x"})))
+    assert message is not None
+    assert message.data == b"\x0a\x00protobuf"
+    assert message.attributes == {"content_type": "x"}
+    broken = push_envelope(b"x")
+    broken["message"]["data"] = "not base64!"
+    assert read_pubsub(cloud_event(broken)) is None
 
 
 @pytest.mark.parametrize("body", [b"not json", {"nom": "ada"}, {"name": 5}])

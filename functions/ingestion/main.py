@@ -5,11 +5,9 @@ point ``ingest_pubsub``)."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import flask
@@ -281,26 +279,12 @@ def handle(request: flask.Request) -> flask.Response:
 
 def handle_event(event: Any) -> None:
     """One OTLP batch from topic ``metrics``: raise to retry (storage), return to drop (bad input)."""
-    event_id = str(event["id"])
-    data = event.data if isinstance(event.data, dict) else {}
-    message = data.get("message") or {}
-    attributes: dict[str, str] = dict(message.get("attributes") or {})
-    try:
-        payload = base64.b64decode(message.get("data") or "", validate=True)
-    except (binascii.Error, ValueError):
-        log.error("dropping metric batch: message data is not base64", extra={"event_id": event_id})
+    from shared.events import read_pubsub
+
+    message = read_pubsub(event)
+    if message is None:
         return
-    published = message.get("publishTime") or message.get("publish_time") or event["time"]
-    if published:
-        at = (
-            published
-            if isinstance(published, datetime)
-            else datetime.fromisoformat(str(published).replace("Z", "+00:00"))
-        )
-        age = utcnow() - at
-        if age > timedelta(seconds=get_settings().max_event_age_seconds):
-            log.warning("dropping metric batch older than the event age limit", extra={"event_id": event_id})
-            return
+    event_id, attributes, payload = message.event_id, message.attributes, message.data
     content_type = attributes.get("content_type") or attributes.get("Content-Type")
     if not content_type:
         content_type = "application/json" if payload[:1] in (b"{", b" ", b"\n") else "application/x-protobuf"
