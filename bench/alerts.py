@@ -27,6 +27,7 @@ import math
 import random
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -48,6 +49,10 @@ class Labelled:
     onsets: list[int] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
     times: list[datetime] = field(default_factory=list)
+
+    @property
+    def family(self) -> str:
+        return self.name.split("-")[1]
 
     def windows(self) -> list[tuple[int, int]]:
         if not self.onsets:
@@ -406,12 +411,14 @@ class Score:
     false_alerts: int = 0
     delays: list[float] = field(default_factory=list)
     perfect: float = 0.0
+    missed: Counter[str] = field(default_factory=Counter)  # missed windows by incident kind
+    false_by_family: Counter[str] = field(default_factory=Counter)
 
     def add(self, series: Labelled, starts: list[int]) -> None:
         windows = series.windows()
         self.windows += len(windows)
         self.alerts += len(starts)
-        for (lo, hi), onset in zip(windows, series.onsets, strict=False):
+        for (lo, hi), onset, kind in zip(windows, series.onsets, series.kinds, strict=False):
             self.perfect += _sigmoid(-1.0)
             inside = [s for s in starts if lo <= s <= hi]
             if inside:
@@ -421,8 +428,10 @@ class Score:
                 self.delays.append((inside[0] - onset) * series.interval / 60)
             else:
                 self.raw -= 1
+                self.missed[kind] += 1
         outside = [s for s in starts if not any(lo <= s <= hi for lo, hi in windows)]
         self.false_alerts += len(outside)
+        self.false_by_family[series.family] += len(outside)
         self.raw -= FP_COST * len(outside)
 
     @property
@@ -481,6 +490,10 @@ def quality(
                     f"  {series.name:24s} n={len(series.values)} onsets={series.onsets} {series.kinds} "
                     f"windows={series.windows()} alerts={starts}"
                 )
+    if verbose:
+        for name, score in scores.items():
+            print(f"  {name}: missed windows by kind {dict(score.missed.most_common())}")
+            print(f"  {name}: false alerts by family {dict(score.false_by_family.most_common())}")
     return {name: score.summary(len(data)) for name, score in scores.items()}
 
 

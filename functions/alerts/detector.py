@@ -67,6 +67,11 @@ class DetectorConfig:
     seasonal: bool = True
     seasonal_gain: float = 0.8
     seasonal_periods: int = 4
+    # Heavy tails: the spike bar is also at least the 99.9th percentile of normal spike scores plus
+    # tail_gain x its distance from the 99th. A light tail has the two close together (the bar
+    # stays at spike_factor x the 99.9th); a heavy one, whose 99.9th rests on a handful of bursts,
+    # has a long gap, and the next burst would overshoot the few seen so far.
+    tail_gain: float = 1.0
 
 
 @dataclass
@@ -409,6 +414,10 @@ class AnomalyDetector:
             return max(floor, learned) / c.sensitivity
 
         spike_bar = bar(self._spike_scores, c.spike_floor, c.spike_factor, c.spike_quantile)
+        if c.tail_gain and len(self._spike_scores) >= 50:
+            q999 = self._spike_scores.quantile(c.spike_quantile)
+            q99 = self._spike_scores.quantile(0.99)
+            spike_bar = max(spike_bar, (q999 + c.tail_gain * (q999 - q99)) / c.sensitivity)
         shift_bar = bar(self._shift_scores, c.shift_floor, c.shift_factor, c.score_quantile)
         level_bar = bar(self._level_scores, c.level_floor, c.level_factor, c.score_quantile)
         hit = (
