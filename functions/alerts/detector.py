@@ -18,7 +18,8 @@ Every decision uses only the points seen so far. Per point:
    and a *level* (the median z of the last ~3 h: surges, ramps and outages hidden in heavy tails).
    Each bar is the larger of a fixed floor and a multiple of a high quantile of the scores of
    *normal* points seen so far (99.9th for spikes, 99.5th for the smoother medians), so a spiky
-   series raises its own bar and a calm one keeps a low one.
+   series raises its own bar and a calm one keeps a low one; the spike bar also grows with the
+   gap between the 99th and the 99.9th percentile (a heavy tail).
 6. **Episodes** — consecutive anomalous points are one alert (start .. end); no new alert starts
    within the cooldown after the last one began; nothing is decided during the warm-up.
 """
