@@ -22,9 +22,7 @@ M = TypeVar("M", bound=BaseModel)
 log = get_logger("events")
 
 
-class PubSubMessage(BaseModel):
-    """One delivered Pub/Sub message, its data still raw bytes (for bodies that are not JSON)."""
-
+class _Envelope(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     event_id: str = Field(min_length=1)
@@ -32,19 +30,17 @@ class PubSubMessage(BaseModel):
     topic: str | None
     publish_time: datetime
     attributes: dict[str, str]
+
+
+class PubSubMessage(_Envelope):
+    """One delivered Pub/Sub message, its data still raw bytes (for bodies that are not JSON)."""
+
     data: bytes
 
 
-class PubSubDelivery(BaseModel, Generic[M]):
+class PubSubDelivery(_Envelope, Generic[M]):
     """One delivered Pub/Sub message with its decoded, validated body."""
 
-    model_config = ConfigDict(frozen=True)
-
-    event_id: str = Field(min_length=1)
-    message_id: str
-    topic: str | None
-    publish_time: datetime
-    attributes: dict[str, str]
     body: M
 
 
@@ -105,14 +101,8 @@ def decode_pubsub(
             },
         )
         return None
-    return PubSubDelivery[model](  # type: ignore[valid-type]
-        event_id=message.event_id,
-        message_id=message.message_id,
-        topic=message.topic,
-        publish_time=message.publish_time,
-        attributes=message.attributes,
-        body=body,
-    )
+    envelope = message.model_dump(exclude={"data"})
+    return PubSubDelivery[model](**envelope, body=body)  # type: ignore[valid-type]
 
 
 def _parse_time(value: Any) -> datetime:
