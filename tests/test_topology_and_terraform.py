@@ -161,3 +161,11 @@ def test_index_exemptions_name_fields_the_metric_store_writes() -> None:
     }
     for exemption in load_topology().index_exemptions:
         assert exemption.field in written[exemption.collection], exemption
+
+
+def test_every_secret_a_function_reads_is_created_by_terraform() -> None:
+    variables = load_hcl(TERRAFORM / "variables.tf")
+    secret_ids = next(block["secret_ids"] for block in variables["variable"] if "secret_ids" in block)
+    created = set(secret_ids["default"])
+    for name, fn in load_topology().functions.items():
+        assert set(fn.secrets.values()) <= created, name
