@@ -73,6 +73,20 @@ class DetectorConfig:
     # stays at spike_factor x the 99.9th); a heavy one, whose 99.9th rests on a handful of bursts,
     # has a long gap, and the next burst would overshoot the few seen so far.
     tail_gain: float = 1.0
+    # Long-horizon shift: the median of the last hours against the median of the days before them
+    # (signals are seasonal residuals when a period is in use, so the two are aligned). A shift of
+    # x1.6-2 in noisy traffic is under one point-level sigma and no 3-hour median clears its bar,
+    # but the median of ~100 points moves by many times its own wander. So its scale is not the
+    # point spread but the spread of that very difference over the series' own history: the bar
+    # is a multiple of a high quantile of past |difference| (normal points only), at least
+    # long_floor standard errors of such a difference in white noise. long_seconds = 0 turns it off.
+    long_seconds: float = 8 * 3600.0
+    long_points: tuple[int, int] = (12, 96)
+    long_reference_seconds: float = 3 * 86400.0
+    long_reference_points: tuple[int, int] = (72, 864)
+    long_floor: float = 4.0
+    long_factor: float = 1.2
+    long_quantile: float = 0.995
 
 
 @dataclass
@@ -97,12 +111,15 @@ class _SortedWindow:
         self.fifo: deque[float] = deque()
         self.sorted: list[float] = []
 
-    def push(self, value: float) -> None:
+    def push(self, value: float) -> float | None:
+        """Add a value; returns the one that fell out of the window, if any."""
         self.fifo.append(value)
         bisect.insort(self.sorted, value)
         if len(self.fifo) > self.size:
             old = self.fifo.popleft()
             del self.sorted[bisect.bisect_left(self.sorted, old)]
+            return old
+        return None
 
     def __len__(self) -> int:
         return len(self.fifo)
@@ -146,6 +163,8 @@ class _Spans:
     cooldown: int
     day: int
     week: int
+    long: int
+    long_reference: int
 
 
 class _Transform:
@@ -200,6 +219,9 @@ class AnomalyDetector:
         self._spike_scores = _SortedWindow(self.config.score_memory)
         self._shift_scores = _SortedWindow(self.config.score_memory)
         self._level_scores = _SortedWindow(self.config.score_memory)
+        self._long_scores = _SortedWindow(self.config.score_memory)
+        self._long_recent: _SortedWindow | None = None
+        self._long_reference: _SortedWindow | None = None
         self._period = 0
         self._processed = 0
         self._next_season_check = 0
@@ -224,6 +246,8 @@ class AnomalyDetector:
             cooldown=_clamp(c.cooldown_seconds / interval, c.cooldown_points),
             day=day,
             week=7 * day,
+            long=_clamp(c.long_seconds / interval, c.long_points) if c.long_seconds else 0,
+            long_reference=_clamp(c.long_reference_seconds / interval, c.long_reference_points),
         )
 
     @property
@@ -302,6 +326,31 @@ class AnomalyDetector:
             else:
                 window.push(self._slots[s])
         self._reference = window
+        self._rebuild_long()
+
+    def _rebuild_long(self) -> None:
+        """Refill the long-horizon windows with the signal of the current model (raw or residual)."""
+        assert self._spans is not None
+        spans = self._spans
+        if not spans.long:
+            return
+        self._long_recent = _SortedWindow(spans.long)
+        self._long_reference = _SortedWindow(spans.long_reference)
+        for s in list(self._slot_order)[-(spans.long + spans.long_reference) :]:
+            value = self._slots[s]
+            if self._period:
+                expected = self._seasonal_expected(s, self._period)
+                if expected is None:
+                    continue
+                value -= expected
+            self._push_long(value)
+
+    def _push_long(self, signal: float) -> None:
+        assert self._long_recent is not None
+        assert self._long_reference is not None
+        left = self._long_recent.push(signal)
+        if left is not None:
+            self._long_reference.push(left)
 
     # -- the decision -------------------------------------------------------------------------
     def update(self, at: datetime, value: float) -> Decision:
@@ -330,6 +379,9 @@ class AnomalyDetector:
             # been scored all along (no alerts: the warm-up decides nothing).
             self._transform = _Transform.choose([v for _, v in self._pending], self._quantum)
             self._reference = _SortedWindow(spans.reference)
+            if spans.long:
+                self._long_recent = _SortedWindow(spans.long)
+                self._long_reference = _SortedWindow(spans.long_reference)
             for t, v in self._pending:
                 decision = self._process(self._slot(t), v, live=False)
             self._pending.clear()
@@ -364,6 +416,8 @@ class AnomalyDetector:
         if len(ref) >= max(10, spans.reference // 4):
             decision = self._decide(signal, offset, raw, live)
         ref.push(signal)
+        if spans.long:
+            self._push_long(signal)
         seen = self._slot_order[-1] - self._slot_order[0]
         if self.config.seasonal and self._processed >= self._next_season_check and seen >= 3 * spans.day:
             self._next_season_check = self._processed + max(spans.day // 2, 24)
@@ -419,16 +473,36 @@ class AnomalyDetector:
             q999 = self._spike_scores.quantile(c.spike_quantile)
             q99 = self._spike_scores.quantile(0.99)
             spike_bar = max(spike_bar, (q999 + c.tail_gain * (q999 - q99)) / c.sensitivity)
+        long_score, long_bar = 0.0, math.inf
+        recent, longer = self._long_recent, self._long_reference
+        if recent is not None and longer is not None and len(longer) >= spans.long_reference // 2:
+            difference = recent.median() - longer.median()
+            if c.direction == "up":
+                difference = max(difference, 0.0)
+            elif c.direction == "down":
+                difference = min(difference, 0.0)
+            long_score = abs(difference)
+            # Past differences are strongly autocorrelated: a day of them before the bar is trusted.
+            if len(self._long_scores) >= spans.reference:
+                learned = c.long_factor * self._long_scores.quantile(c.long_quantile)
+                # The floor is in standard errors of a median difference of white noise with the
+                # point spread: a short history of calm differences must not set a hair trigger.
+                error = 1.2533 * spread * math.sqrt(1 / spans.long + 1 / spans.long_reference)
+                long_bar = max(c.long_floor * error, learned) / c.sensitivity
         shift_bar = bar(self._shift_scores, c.shift_floor, c.shift_factor, c.score_quantile)
         level_bar = bar(self._level_scores, c.level_floor, c.level_factor, c.score_quantile)
         hit = (
             spike > spike_bar
             or (len(self._recent_z) >= spans.shift and shift > shift_bar)
             or (len(self._level_z) >= spans.level and level > level_bar)
+            or long_score > long_bar
         )
         started = False
         if self._in_episode:
-            if spike > 0.5 * spike_bar or shift > 0.5 * shift_bar or level > 0.5 * level_bar:
+            # A long shift holds its episode until the longer reference absorbs it (days), so it
+            # pages once and its points stay out of the learned bars.
+            holding = long_score > 0.5 * long_bar
+            if spike > 0.5 * spike_bar or shift > 0.5 * shift_bar or level > 0.5 * level_bar or holding:
                 self._calm = 0
             else:
                 self._calm += 1
@@ -440,6 +514,8 @@ class AnomalyDetector:
             self._spike_scores.push(spike)
             self._shift_scores.push(shift)
             self._level_scores.push(level)
+            if recent is not None and longer is not None and len(longer) >= spans.long_reference // 2:
+                self._long_scores.push(long_score)
         inverse = self._transform.inverse
         expected = inverse(center + offset)
         threshold = inverse(center + offset + math.copysign(spike_bar * spread, z or 1.0))

@@ -125,3 +125,24 @@ def test_spike_bar_rises_with_a_heavy_tail_only() -> None:
             assert sorted(x / y for x, y in tail)[len(tail) // 2] > 1.05
         else:
             assert all(x == y for x, y in tail)
+
+
+def test_long_horizon_finds_a_small_sustained_shift_in_heavy_tailed_data() -> None:
+    # x1.6 in log-normal traffic with sigma 0.5 (under one point-level sigma, plus bursts): no single
+    # point and no 3-hour median stands out, but the median of the last hours against the days
+    # before does. Without the long-horizon trigger this shift goes unseen.
+    ts = times(4000, 300)
+    for seed in (1, 2, 7):
+        calm = heavy_tailed(4000, seed)
+        shifted = [v * (1.6 if i >= 2500 else 1.0) for i, v in enumerate(calm)]
+        found = starts(ts, shifted)
+        assert len(found) == 1, (seed, found)
+        assert 2500 <= found[0] < 2600, (seed, found)
+        assert starts(ts, shifted, DetectorConfig(long_seconds=0)) == []
+        assert starts(ts, calm) == []  # the same data without the shift stays quiet
+
+
+def test_long_horizon_quiet_on_clean_noise() -> None:
+    # Two months at 30 min, ten days at 5 min: the long windows are full and the bar is learned.
+    for seed, interval in ((31, 300), (32, 600), (33, 1800)):
+        assert starts(times(3000, interval), noise(3000, seed=seed)) == []
