@@ -241,7 +241,10 @@ class FirestoreStateStore:
                 )
             return moved
 
-        return run(self.client.transaction())
+        # The scheduled cycle and on-ingest evaluations race for the same alerts by design; a few
+        # more attempts than the client's 5 keep a busy moment from dropping a transition to the
+        # next cycle.
+        return run(self.client.transaction(max_attempts=12))
 
     def unpublished(self, older_than: datetime) -> list[AlertTransition]:
         from google.cloud.firestore_v1.base_query import FieldFilter
