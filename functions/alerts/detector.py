@@ -29,7 +29,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -526,8 +526,6 @@ class AnomalyDetector:
 class Episode:
     start: int
     end: int | None
-    peak: float = 0.0
-    indices: list[int] = field(default_factory=list)
 
 
 def detect(times: list[datetime], values: list[float], config: DetectorConfig | None = None) -> list[Episode]:
@@ -538,9 +536,6 @@ def detect(times: list[datetime], values: list[float], config: DetectorConfig | 
         d = detector.update(t, v)
         if d.started:
             episodes.append(Episode(start=i, end=None))
-        if episodes and episodes[-1].end is None:
-            if d.anomalous:
-                episodes[-1].peak = max(episodes[-1].peak, abs(d.score))
-            else:
-                episodes[-1].end = i
+        if episodes and episodes[-1].end is None and not d.anomalous:
+            episodes[-1].end = i
     return episodes

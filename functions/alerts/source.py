@@ -155,13 +155,3 @@ class ReplaySource:
                     points.append((datetime.fromtimestamp(index * query.step, UTC), value))
             out.append(SeriesData(labels, points))
         return out
-
-    def raw_points(self, metric: str, start: datetime, end: datetime) -> list[tuple[datetime, float]]:
-        """Every raw point of ``metric`` in ``(start, end]`` (the replay's own fast path)."""
-        s, e = start.timestamp(), end.timestamp()
-        points: list[tuple[float, float]] = []
-        for raw in self._series.get(metric, []):
-            lo, hi = bisect.bisect_right(raw.times, s), bisect.bisect_right(raw.times, e)
-            points.extend(zip(raw.times[lo:hi], raw.values[lo:hi], strict=False))
-        points.sort()
-        return [(datetime.fromtimestamp(t, UTC), v) for t, v in points]
