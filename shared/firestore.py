@@ -6,13 +6,18 @@ never touches Firestore never imports it.
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
     from google.cloud import firestore
+
+T = TypeVar("T")
 
 
 @lru_cache(maxsize=1)
@@ -25,3 +30,41 @@ def get_firestore() -> firestore.Client:
 def reset_clients() -> None:
     """Forget cached clients (tests switch emulators and projects between sessions)."""
     get_firestore.cache_clear()
+
+
+def run_transaction(
+    work: Callable[[firestore.Transaction], T],
+    *,
+    client: firestore.Client | None = None,
+    rounds: int = 6,
+    attempts_per_round: int = 3,
+    base_delay: float = 0.025,
+    max_delay: float = 0.8,
+) -> T:
+    """Run ``work(transaction)`` in a Firestore transaction, bounded retries on contention.
+
+    Within a round the client retries an aborted commit at once, keeping the transaction's place
+    in line (what Firestore in the cloud honours). Between rounds we sleep with full jitter: the
+    emulator's locks can livelock a handful of writers retrying in lockstep, and instances racing
+    for one document in the cloud behave better spread out too. At most ``rounds`` times
+    ``attempts_per_round`` attempts; then the last ``Aborted`` is raised (callers retry the event).
+    """
+    from google.api_core.exceptions import Aborted
+    from google.cloud import firestore
+
+    transactional = firestore.transactional(work)
+    client = client or get_firestore()
+    last: Aborted | None = None
+    for round_ in range(rounds):
+        if round_:
+            time.sleep(random.uniform(0, min(max_delay, base_delay * 2**round_)))
+        try:
+            return transactional(client.transaction(max_attempts=attempts_per_round))
+        except Aborted as exc:  # aborted on a read inside the transaction
+            last = exc
+        except ValueError as exc:  # the client's "failed to commit in N attempts"
+            if not isinstance(exc.__cause__, Aborted):
+                raise
+            last = exc.__cause__
+    assert last is not None
+    raise last

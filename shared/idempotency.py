@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from shared.clock import utcnow
-from shared.firestore import get_firestore
+from shared.firestore import get_firestore, run_transaction
 
 COLLECTION = "idempotency"
 
@@ -53,7 +53,6 @@ def once(
     client = get_firestore()
     ref = client.collection(COLLECTION).document(marker_id(scope, key))
 
-    @firestore.transactional
     def claim(transaction: firestore.Transaction) -> bool:
         now = utcnow()
         snapshot = ref.get(transaction=transaction)
@@ -71,7 +70,7 @@ def once(
         )
         return True
 
-    first = claim(client.transaction())
+    first = run_transaction(claim)
     if not first:
         yield False
         return

@@ -8,14 +8,16 @@ Per rule and label set (one *alert*, identified by its fingerprint)::
     resolved ──active──▶ pending / firing (a new episode)            │  keep it firing)
 
 Only ``firing`` and ``resolved`` are published (as ``AlertTransition``). ``step`` is pure: the
-same function decides in production (inside a Firestore transaction) and in the backtest (in
+same function decides in production (a conditional Firestore write) and in the backtest (in
 memory). A transition's id is ``<fingerprint>-<sequence>``: two evaluations that race from the
-same stored state compute the same id, and the transaction lets only one of them commit it.
+same stored state compute the same id, and the write's precondition lets only one commit it.
 """
 
 from __future__ import annotations
 
+import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +30,8 @@ from shared.messages import AlertTransition
 State = Literal["inactive", "pending", "firing", "resolved"]
 STATES_COLLECTION = "alert_states"
 OUTBOX_COLLECTION = "alert_transitions"
+# Bounded retries for an alert that racing evaluations keep changing.
+APPLY_ROUNDS = 12
 
 
 class AlertState(BaseModel):
@@ -217,20 +221,32 @@ class FirestoreStateStore:
         ]
 
     def apply(self, fingerprint: str, compute: Compute) -> AlertTransition | None:
-        from google.cloud import firestore
+        from google.api_core.exceptions import AlreadyExists, FailedPrecondition, NotFound
 
         ref = self.client.collection(STATES_COLLECTION).document(fingerprint)
         outbox = self.client.collection(OUTBOX_COLLECTION)
-
-        @firestore.transactional
-        def run(tx: firestore.Transaction) -> AlertTransition | None:
-            snap = ref.get(transaction=tx)
+        # Optimistic concurrency, not a read-write transaction: read, decide, then write the state
+        # only if it is still the version we read (create only if still absent), together with the
+        # transition, in one atomic batch. A racer that lost re-reads and decides again, so two
+        # evaluations never commit the same transition. Transactions hold read locks, and the
+        # emulator breaks the deadlock of two writers of one document only by a 2 s lock timeout.
+        for round_ in range(APPLY_ROUNDS):
+            if round_:
+                time.sleep(random.uniform(0, min(0.5, 0.01 * 2**round_)))
+            snap = ref.get()
             prior = AlertState.model_validate(snap.to_dict()) if snap.exists else None
             new, moved = compute(prior)
+            if new is None and moved is None:
+                return None
+            batch = self.client.batch()
             if new is not None:
-                tx.set(ref, new.model_dump())
+                if snap.exists:
+                    guard = self.client.write_option(last_update_time=snap.update_time)
+                    batch.update(ref, new.model_dump(), option=guard)
+                else:
+                    batch.create(ref, new.model_dump())
             if moved is not None:
-                tx.set(
+                batch.create(
                     outbox.document(moved.transition_id),
                     {
                         "transition": moved.model_dump(mode="json"),
@@ -239,12 +255,12 @@ class FirestoreStateStore:
                         "expire_at": moved.evaluated_at + timedelta(days=30),
                     },
                 )
+            try:
+                batch.commit()
+            except (FailedPrecondition, AlreadyExists, NotFound):
+                continue  # someone else moved this alert first
             return moved
-
-        # The scheduled cycle and on-ingest evaluations race for the same alerts by design; a few
-        # more attempts than the client's 5 keep a busy moment from dropping a transition to the
-        # next cycle.
-        return run(self.client.transaction(max_attempts=12))
+        raise RuntimeError(f"alert {fingerprint} kept changing under {APPLY_ROUNDS} evaluations")
 
     def unpublished(self, older_than: datetime) -> list[AlertTransition]:
         from google.cloud.firestore_v1.base_query import FieldFilter

@@ -32,7 +32,7 @@ from functions.fanout.models import Notification, doc_id
 from functions.fanout.routing import RoutingConfig, get_routing
 from functions.fanout.settings import get_fanout_settings
 from shared.clock import utcnow
-from shared.firestore import get_firestore
+from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
 from shared.messages import AlertTransition, Severity
 
@@ -94,7 +94,6 @@ def ingest(transition: AlertTransition, now: datetime, routing: RoutingConfig) -
     aref = client.collection(ALERTS).document(doc_id(transition.fingerprint))
     gref = client.collection(GROUPS).document(group_id)
 
-    @firestore.transactional
     def run(tx: firestore.Transaction) -> GroupRecord:
         tsnap, asnap, gsnap = (ref.get(transaction=tx) for ref in (tref, aref, gref))
         group = (
@@ -159,7 +158,7 @@ def ingest(transition: AlertTransition, now: datetime, routing: RoutingConfig) -
         )
         return group
 
-    return run(client.transaction())
+    return run_transaction(run)
 
 
 def _enqueue(
@@ -220,7 +219,6 @@ def flush(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
             return None
         plan = _plan(group, now, routing)
 
-        @firestore.transactional
         def run(tx: firestore.Transaction, group: GroupRecord = group, plan: _Plan = plan) -> str | None:
             current = GroupRecord.model_validate(gref.get(transaction=tx).to_dict())
             if current.pending != group.pending:
@@ -228,7 +226,7 @@ def flush(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
             return _commit(tx, current, plan, now, routing)
 
         try:
-            return run(client.transaction())
+            return run_transaction(run)
         except _Changed:
             continue
     raise RuntimeError(f"group {group_id} kept changing while being flushed")
@@ -399,7 +397,6 @@ def release_holds(now: datetime, routing: RoutingConfig) -> list[str]:
             continue
         gref = client.collection(GROUPS).document(alert.group_id)
 
-        @firestore.transactional
         def run(tx: firestore.Transaction, alert: AlertRecord = alert, gref: Any = gref) -> bool:
             aref = _col(ALERTS).document(doc_id(alert.fingerprint))
             current = AlertRecord.model_validate(aref.get(transaction=tx).to_dict())
@@ -415,7 +412,7 @@ def release_holds(now: datetime, routing: RoutingConfig) -> list[str]:
             tx.set(gref, {**group.model_dump(mode="python"), "expire_at": now + KEEP})
             return True
 
-        if run(client.transaction()):
+        if run_transaction(run):
             released.append(alert.fingerprint)
     return released
 
@@ -437,7 +434,6 @@ def requeue_unmuted(now: datetime, routing: RoutingConfig) -> list[str]:
         gref = client.collection(GROUPS).document(alert.group_id)
         route = routing.route(alert.severity)
 
-        @firestore.transactional
         def run(
             tx: firestore.Transaction, alert: AlertRecord = alert, gref: Any = gref, route: Any = route
         ) -> bool:
@@ -452,7 +448,7 @@ def requeue_unmuted(now: datetime, routing: RoutingConfig) -> list[str]:
             tx.set(gref, {**group.model_dump(mode="python"), "expire_at": now + KEEP})
             return True
 
-        if run(client.transaction()):
+        if run_transaction(run):
             requeued.append(alert.fingerprint)
     return requeued
 
@@ -478,7 +474,6 @@ def repeat(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
     ]
     route = routing.route(group.severity)
 
-    @firestore.transactional
     def run(tx: firestore.Transaction) -> str | None:
         current = GroupRecord.model_validate(gref.get(transaction=tx).to_dict())
         if current.repeat_at is None or current.repeat_at > now:
@@ -502,4 +497,4 @@ def repeat(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
         tx.set(gref, {**current.model_dump(mode="python"), "expire_at": now + KEEP})
         return notification_id
 
-    return run(client.transaction())
+    return run_transaction(run)

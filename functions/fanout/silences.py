@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from functions.fanout.matchers import Matcher, matches_all
 from shared.clock import utcnow
-from shared.firestore import get_firestore
+from shared.firestore import get_firestore, run_transaction
 
 COLLECTION = "fanout_silences"
 KEEP_EXPIRED = timedelta(days=7)
@@ -127,7 +127,6 @@ def expire(silence_id: str) -> Silence | None:
     client = get_firestore()
     ref = client.collection(COLLECTION).document(silence_id)
 
-    @firestore.transactional
     def run(transaction: firestore.Transaction) -> Silence | None:
         snapshot = ref.get(transaction=transaction)
         if not snapshot.exists:
@@ -143,7 +142,7 @@ def expire(silence_id: str) -> Silence | None:
         transaction.set(ref, _store(expired))
         return expired
 
-    return run(client.transaction())
+    return run_transaction(run)
 
 
 def active(now: datetime) -> list[Silence]:

@@ -48,7 +48,7 @@ from functions.ingestion.aggregate import Cell
 from functions.ingestion.settings import get_ingestion_settings
 from functions.ingestion.writer import TXN_ROLLUPS
 from shared.clock import utcnow
-from shared.firestore import get_firestore
+from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
 from shared.metrics.store import (
     FOLDS,
@@ -268,7 +268,6 @@ def _fold_bucket(
 
 def _commit(state: _Pass, *, finished: bool) -> None:
     """Write the pending hour rollups with the pass's progress, if the pass is still current."""
-    from google.cloud import firestore
 
     client = get_firestore()
     ref = client.collection(FOLDS).document(state.metric_doc)
@@ -277,7 +276,6 @@ def _commit(state: _Pass, *, finished: bool) -> None:
     else:
         progress = {"folded_until": state.folded_until, "target": state.target, "cursor": state.cursor}
 
-    @firestore.transactional
     def commit(transaction: Any) -> None:
         snapshot = ref.get(transaction=transaction)
         doc = snapshot.to_dict() or {} if snapshot.exists else {}
@@ -292,7 +290,7 @@ def _commit(state: _Pass, *, finished: bool) -> None:
             transaction.set(target, body)
         transaction.set(ref, {"metric": state.metric, **progress, "updated": utcnow()})
 
-    commit(client.transaction(max_attempts=5))
+    run_transaction(commit)
     state.documents += len(state.writes) + 1
     state.writes = []
     state.existed = True

@@ -49,7 +49,7 @@ from functions.ingestion.aggregate import MINUTE_NANOS, NANOS, Batch, Cell, Seri
 from functions.ingestion.cumulative import resolve
 from functions.ingestion.settings import get_ingestion_settings
 from shared.clock import utcnow
-from shared.firestore import get_firestore
+from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
 from shared.metrics.store import (
     APPLIED,
@@ -180,7 +180,6 @@ def _register(batch: Batch, metric: str, new: list[SeriesBatch]) -> int:
     """Register ``new`` series of ``metric`` in the metric's open bucket(s), in transactions that
     read and move the metric's bucket state, so that concurrent registrations never overfill a
     bucket, and a series registered meanwhile by another instance keeps the bucket it got."""
-    from google.cloud import firestore
 
     settings = get_ingestion_settings()
     client = get_firestore()
@@ -193,7 +192,6 @@ def _register(batch: Batch, metric: str, new: list[SeriesBatch]) -> int:
         part = new[start : start + size]
         refs = {series.sid: parent.document(series.sid) for series in part}
 
-        @firestore.transactional
         def register(
             transaction: Any, part: list[SeriesBatch] = part, refs: dict[str, Any] = refs
         ) -> tuple[dict[str, int], int]:
@@ -237,7 +235,7 @@ def _register(batch: Batch, metric: str, new: list[SeriesBatch]) -> int:
             )
             return assigned, written + 1
 
-        assigned, written = register(client.transaction(max_attempts=8))
+        assigned, written = run_transaction(register)
         registered_at = time.monotonic()
         for sid, bucket in assigned.items():
             _known_series[sid] = (bucket, registered_at)
@@ -406,7 +404,6 @@ class _Rollup:
 
 
 def _apply_chunk(chunk: list[_Unit], batch_id: str, shard: int) -> _ChunkResult:
-    from google.cloud import firestore
 
     settings = get_ingestion_settings()
     client = get_firestore()
@@ -426,7 +423,6 @@ def _apply_chunk(chunk: list[_Unit], batch_id: str, shard: int) -> _ChunkResult:
                 )
     all_refs = list(stream_refs.values()) + list(rollup_refs.values())
 
-    @firestore.transactional
     def apply(transaction: Any) -> _ChunkResult:
         result = _ChunkResult()
         now = utcnow()
@@ -521,7 +517,7 @@ def _apply_chunk(chunk: list[_Unit], batch_id: str, shard: int) -> _ChunkResult:
         result.writes = len(writes)
         return result
 
-    return apply(client.transaction(max_attempts=8))
+    return run_transaction(apply)
 
 
 def span(batch: Batch) -> tuple[datetime, datetime]:

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.clock import utcnow
-from shared.firestore import get_firestore
+from shared.firestore import get_firestore, run_transaction
 
 # Firestore calls give up after a few seconds: a user is waiting (default retries run 60 s).
 CALL_TIMEOUT_SECONDS = 3.0
@@ -96,7 +96,6 @@ def store_feedback(record: FeedbackRecord) -> tuple[Outcome, Totals]:
             scope="arm", name=record.arm, experiment=record.experiment
         )
 
-    @firestore.transactional
     def apply(transaction: firestore.Transaction) -> tuple[Outcome, Totals]:
         snapshot = feedback_ref.get(transaction=transaction, **bounded)
         totals: dict[str, Totals] = {}
@@ -126,7 +125,7 @@ def store_feedback(record: FeedbackRecord) -> tuple[Outcome, Totals]:
     # whether Firestore answers at all.
     feedback_ref.get(**bounded)
     try:
-        return apply(client.transaction(max_attempts=3))
+        return run_transaction(apply, rounds=2)
     except ValueError as exc:
         # The transactional wrapper hides a failed first read behind "cannot be rolled back".
         if isinstance(exc.__context__, GoogleAPIError):
