@@ -32,6 +32,11 @@ def reset_clients() -> None:
     get_firestore.cache_clear()
 
 
+def backoff(round_: int, base_delay: float, max_delay: float) -> None:
+    """Sleep before retry round ``round_`` (1, 2, ...): full jitter, capped."""
+    time.sleep(random.uniform(0, min(max_delay, base_delay * 2**round_)))
+
+
 def run_transaction(
     work: Callable[[firestore.Transaction], T],
     *,
@@ -57,7 +62,7 @@ def run_transaction(
     last: Aborted | None = None
     for round_ in range(rounds):
         if round_:
-            time.sleep(random.uniform(0, min(max_delay, base_delay * 2**round_)))
+            backoff(round_, base_delay, max_delay)
         try:
             return transactional(client.transaction(max_attempts=attempts_per_round))
         except Aborted as exc:  # aborted on a read inside the transaction

@@ -15,9 +15,7 @@ same stored state compute the same id, and the write's precondition lets only on
 
 from __future__ import annotations
 
-import random
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -223,6 +221,8 @@ class FirestoreStateStore:
     def apply(self, fingerprint: str, compute: Compute) -> AlertTransition | None:
         from google.api_core.exceptions import AlreadyExists, FailedPrecondition, NotFound
 
+        from shared.firestore import backoff
+
         ref = self.client.collection(STATES_COLLECTION).document(fingerprint)
         outbox = self.client.collection(OUTBOX_COLLECTION)
         # Optimistic concurrency, not a read-write transaction: read, decide, then write the state
@@ -232,7 +232,7 @@ class FirestoreStateStore:
         # emulator breaks the deadlock of two writers of one document only by a 2 s lock timeout.
         for round_ in range(APPLY_ROUNDS):
             if round_:
-                time.sleep(random.uniform(0, min(0.5, 0.01 * 2**round_)))
+                backoff(round_, base_delay=0.01, max_delay=0.5)
             snap = ref.get()
             prior = AlertState.model_validate(snap.to_dict()) if snap.exists else None
             new, moved = compute(prior)
