@@ -21,7 +21,9 @@ Every decision uses only the points seen so far. Per point:
    series raises its own bar and a calm one keeps a low one; the spike bar also grows with the
    gap between the 99th and the 99.9th percentile (a heavy tail).
 6. **Episodes** — consecutive anomalous points are one alert (start .. end); no new alert starts
-   within the cooldown after the last one began; nothing is decided during the warm-up.
+   within the cooldown after the last one began, unless it is much stronger (score over bar) than
+   the strongest point of the last episode: a real outage right after a weak false alert still
+   pages. Nothing is decided during the warm-up.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class DetectorConfig:
     spike_quantile: float = 0.999
     score_quantile: float = 0.995
     spike_factor: float = 1.3
-    shift_factor: float = 1.2
+    shift_factor: float = 1.7
     score_memory: int = 4000
     seasonal: bool = True
     seasonal_gain: float = 0.8
@@ -87,6 +89,10 @@ class DetectorConfig:
     long_floor: float = 4.0
     long_factor: float = 1.2
     long_quantile: float = 0.995
+    # Escalation: within the cooldown, an anomaly whose strength (score over bar) exceeds
+    # escalation x the strongest point of the last episode starts a new alert. 0 = off.
+    escalation: float = 1.5
+    escalation_floor: float = 1.5
 
 
 @dataclass
@@ -97,6 +103,8 @@ class Decision:
     value: float
     expected: float | None
     threshold: float | None
+    # At the start of an episode: the triggers over their bars ("spike", "shift", "level", "long").
+    triggers: tuple[str, ...] = ()
 
 
 def _clamp(value: float, bounds: tuple[int, int]) -> int:
@@ -228,6 +236,7 @@ class AnomalyDetector:
         self._in_episode = False
         self._last_start = -(10**9)
         self._calm = 0
+        self._episode_peak = 0.0
         self._quantum = math.inf
         self._last_raw: float | None = None
         self._mean_dev = 0.0
@@ -491,25 +500,37 @@ class AnomalyDetector:
                 long_bar = max(c.long_floor * error, learned) / c.sensitivity
         shift_bar = bar(self._shift_scores, c.shift_floor, c.shift_factor, c.score_quantile)
         level_bar = bar(self._level_scores, c.level_floor, c.level_factor, c.score_quantile)
-        hit = (
-            spike > spike_bar
-            or (len(self._recent_z) >= spans.shift and shift > shift_bar)
-            or (len(self._level_z) >= spans.level and level > level_bar)
-            or long_score > long_bar
-        )
+        shift_ready = len(self._recent_z) >= spans.shift
+        level_ready = len(self._level_z) >= spans.level
+        # Each trigger's strength: its score over its bar (> 1 is a hit).
+        strengths = {
+            "spike": spike / spike_bar,
+            "shift": shift / shift_bar if shift_ready else 0.0,
+            "level": level / level_bar if level_ready else 0.0,
+            "long": long_score / long_bar,
+        }
+        strength = max(strengths.values())
+        hit = strength > 1.0
         started = False
+        cooled = self._processed - self._last_start > spans.cooldown
+        escalated = (
+            c.escalation > 0
+            and not cooled
+            and strength > max(c.escalation_floor, c.escalation * self._episode_peak)
+        )
         if self._in_episode:
-            # A long shift holds its episode until the longer reference absorbs it (days), so it
-            # pages once and its points stay out of the learned bars.
-            holding = long_score > 0.5 * long_bar
-            if spike > 0.5 * spike_bar or shift > 0.5 * shift_bar or level > 0.5 * level_bar or holding:
+            self._episode_peak = max(self._episode_peak, strength)
+            # Any trigger above half its bar holds the episode; a long shift so holds it until the
+            # longer reference absorbs it (days): it pages once and its points stay out of the bars.
+            if strength > 0.5:
                 self._calm = 0
             else:
                 self._calm += 1
                 if self._calm >= spans.shift:
                     self._in_episode = False
-        elif live and hit and self.n > spans.warmup and self._processed - self._last_start > spans.cooldown:
+        elif live and hit and self.n > spans.warmup and (cooled or escalated):
             self._in_episode, started, self._last_start, self._calm = True, True, self._processed, 0
+            self._episode_peak = strength
         if not self._in_episode:
             self._spike_scores.push(spike)
             self._shift_scores.push(shift)
@@ -519,7 +540,8 @@ class AnomalyDetector:
         inverse = self._transform.inverse
         expected = inverse(center + offset)
         threshold = inverse(center + offset + math.copysign(spike_bar * spread, z or 1.0))
-        return Decision(self._in_episode, started, z, raw, expected, threshold)
+        triggers = tuple(name for name, over in strengths.items() if over > 1.0) if started else ()
+        return Decision(self._in_episode, started, z, raw, expected, threshold, triggers)
 
 
 @dataclass

@@ -311,6 +311,14 @@ class Evaluator:
                 if not math.isfinite(value):
                     continue
                 decision = tracked.detector.update(at, value)
+                if decision.started:
+                    # Why the detector spoke up: the trace an on-call engineer tunes by.
+                    log.info(
+                        "anomaly in %s started at %s",
+                        rule.name,
+                        at.isoformat(),
+                        extra={"rule": rule.name, "labels": series.labels, "triggers": decision.triggers},
+                    )
                 tracked.last = at
                 tracked.active = decision.anomalous
                 tracked.value = value

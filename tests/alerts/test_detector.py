@@ -146,3 +146,40 @@ def test_long_horizon_quiet_on_clean_noise() -> None:
     # Two months at 30 min, ten days at 5 min: the long windows are full and the bar is learned.
     for seed, interval in ((31, 300), (32, 600), (33, 1800)):
         assert starts(times(3000, interval), noise(3000, seed=seed)) == []
+
+
+def test_a_much_stronger_anomaly_breaks_through_the_cooldown() -> None:
+    values = noise(3000, seed=61)
+    values[2000] += 14  # a blip just over the bar: an alert, most likely a false one
+    for i in range(2100, 2112):
+        values[i] += 60  # two hours later, an outage-sized change inside the one-day cooldown
+    ts = times(3000, 300)
+    assert starts(ts, values) == [2000, 2100]
+    # Without escalation the cooldown would have swallowed the real incident.
+    assert starts(ts, values, DetectorConfig(escalation=0)) == [2000]
+
+
+def test_an_episode_that_merely_recurs_stays_in_its_cooldown() -> None:
+    values = noise(3000, seed=61)
+    for start in (2000, 2100):
+        for i in range(start, start + 6):
+            values[i] += 40  # the same trouble twice: it does not page twice within the cooldown
+    assert starts(times(3000, 300), values) == [2000]
+
+
+def started_triggers(ts: list[datetime], values: list[float]) -> list[tuple[str, ...]]:
+    detector = AnomalyDetector()
+    return [d.triggers for t, v in zip(ts, values, strict=True) if (d := detector.update(t, v)).started]
+
+
+def test_a_start_names_the_triggers_that_crossed_their_bars() -> None:
+    ts = times(3000, 300)
+    spiky = noise(3000, seed=61)
+    spiky[2000] += 40  # one point: only the spike trigger can see it
+    assert started_triggers(ts, spiky) == [("spike",)]
+    shifted = noise(3000, seed=31)
+    for i in range(2000, 3000):
+        shifted[i] += 8  # 4 sigma and staying: the run triggers, no single point stands out
+    (first,) = started_triggers(ts, shifted)
+    assert first
+    assert "spike" not in first
