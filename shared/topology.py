@@ -75,6 +75,12 @@ class Schedule(_Strict):
     attempt_deadline: str = "180s"
 
 
+def _seconds(duration: str) -> float:
+    if not duration.endswith("s"):
+        raise ValueError(f"duration {duration!r} must be in seconds, like 90s")
+    return float(duration[:-1])
+
+
 class TtlPolicy(_Strict):
     collection: str
     field: str
@@ -104,6 +110,22 @@ class Topology(_Strict):
             target = self.functions.get(schedule.function)
             if target is None or target.trigger != "http":
                 raise ValueError(f"schedule {name}: {schedule.function!r} is not an http function")
+            deadline = _seconds(schedule.attempt_deadline)
+            if deadline > target.timeout_seconds:
+                # The scheduler would keep waiting after the function was stopped, then retry
+                # a run that may still be writing.
+                raise ValueError(
+                    f"schedule {name}: attempt_deadline {schedule.attempt_deadline} exceeds "
+                    f"{schedule.function}'s timeout_seconds {target.timeout_seconds}"
+                )
+        for name, fn in self.functions.items():
+            ack_deadline = self.topics[fn.topic].ack_deadline_seconds if fn.topic is not None else None
+            if ack_deadline is not None and ack_deadline < fn.timeout_seconds:
+                # Pub/Sub would redeliver a message its first delivery is still working on.
+                raise ValueError(
+                    f"function {name}: topic {fn.topic}'s ack_deadline_seconds {ack_deadline} "
+                    f"is below its timeout_seconds {fn.timeout_seconds}"
+                )
         ports = [c.port for c in self.capabilities.values()]
         if len(ports) != len(set(ports)):
             raise ValueError("two capabilities share a port")

@@ -4,6 +4,7 @@ clock; Firestore reset between tests through the emulator's DELETE endpoint."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
@@ -23,7 +24,7 @@ from devtools.processes import ManagedProcess, free_port, python, wait_until_htt
 from shared import clock, firestore, pubsub  # noqa: E402
 from shared import redis as shared_redis  # noqa: E402
 from shared.settings import get_settings  # noqa: E402
-from shared.topology import ROOT  # noqa: E402
+from shared.topology import ROOT, load_topology  # noqa: E402
 
 PROJECT = "ion-ops-test"
 LOG_DIR = ROOT / ".run" / "test-logs"
@@ -89,10 +90,31 @@ def emulators() -> Iterator[Emulators]:
 
 @pytest.fixture
 def fs(emulators: Emulators):  # type: ignore[no-untyped-def]
-    """A Firestore client on an emptied emulator database."""
+    """A Firestore client on an emptied emulator database. After the test, every collection that
+    holds a document with ``expire_at`` must have a TTL policy in topology.yaml, or that field
+    would never delete anything."""
     reset_firestore(emulators.firestore_host, emulators.project)
     _reset_caches()
-    return firestore.get_firestore()
+    client = firestore.get_firestore()
+    yield client
+    ttl_collections = {policy.collection for policy in load_topology().ttl_policies}
+    without_policy = sorted(set(_collections_with_field(client, "expire_at")) - ttl_collections)
+    assert not without_policy, (
+        f"documents with expire_at but no TTL policy in topology.yaml: {without_policy}"
+    )
+
+
+def _collections_with_field(client, field: str, parent=None, depth: int = 0) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """Collection ids (at any depth) holding a document with ``field``; a bounded sample per
+    collection is enough, since a collection's documents share their writer."""
+    collections = client.collections() if parent is None else parent.collections()
+    for collection in collections:
+        sample = list(itertools.islice(collection.list_documents(page_size=20), 20))
+        if any(field in (snap.to_dict() or {}) for snap in client.get_all(sample)):
+            yield collection.id
+        if depth < 2:
+            for ref in sample[:5]:
+                yield from _collections_with_field(client, field, ref, depth + 1)
 
 
 @pytest.fixture(scope="session")

@@ -65,7 +65,9 @@ def test_stack_starts_everything_prints_ready_and_stops_clean(tmp_path) -> None:
             assert port_open(int(env[port_var]))
         for cap in serving:
             assert f"http://127.0.0.1:{ports[cap]}" in output
-            urllib.request.urlopen(f"http://127.0.0.1:{ports[cap]}/health", timeout=5).close()
+            # The first request imports the capability (entry points import lazily): on a loaded
+            # machine that alone can take several seconds.
+            urllib.request.urlopen(f"http://127.0.0.1:{ports[cap]}/health", timeout=60).close()
         assert (tmp_path / "logs" / "redis.log").exists()
         if {"routing", "ingestion"} <= serving:
             routed_requests_reach_the_query_api(

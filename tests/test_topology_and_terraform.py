@@ -169,3 +169,48 @@ def test_every_secret_a_function_reads_is_created_by_terraform() -> None:
     created = set(secret_ids["default"])
     for name, fn in load_topology().functions.items():
         assert set(fn.secrets.values()) <= created, name
+
+
+def _topology_text(**overrides: str) -> str:
+    timeout = overrides.get("timeout", "120")
+    return (
+        "capabilities: {alerts: {port: 1, port_env: X}}\n"
+        f"functions:\n  job: {{capability: alerts, trigger: http, timeout_seconds: {timeout}}}\n"
+        f"  consume: {{capability: alerts, trigger: pubsub, topic: t, timeout_seconds: {timeout}}}\n"
+        f"topics: {{t: {{ack_deadline_seconds: {overrides.get('ack', '120')}}}}}\n"
+        f"schedules: {{tick: {{function: job, cron: '* * * * *', attempt_deadline: {overrides.get('deadline', '90s')}}}}}\n"
+    )
+
+
+def test_timeouts_that_agree_load(tmp_path: Path) -> None:
+    good = tmp_path / "topology.yaml"
+    good.write_text(_topology_text())
+    assert load_topology(good).schedules["tick"].attempt_deadline == "90s"
+
+
+def test_a_schedule_waiting_longer_than_its_function_runs_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "topology.yaml"
+    bad.write_text(_topology_text(deadline="300s"))
+    with pytest.raises(
+        ValueError, match="schedule tick: attempt_deadline 300s exceeds job's timeout_seconds 120"
+    ):
+        load_topology(bad)
+
+
+def test_a_push_ack_deadline_shorter_than_its_function_timeout_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "topology.yaml"
+    bad.write_text(_topology_text(ack="60"))
+    with pytest.raises(ValueError, match="function consume: topic t's ack_deadline_seconds 60 is below"):
+        load_topology(bad)
+
+
+def test_every_pair_in_the_real_topology_agrees() -> None:
+    """load_topology checks the pairs; this says which ones exist so a new entry is covered."""
+    topo = load_topology()
+    for name, schedule in topo.schedules.items():
+        assert (
+            float(schedule.attempt_deadline.rstrip("s")) <= topo.functions[schedule.function].timeout_seconds
+        ), name
+    for name, fn in topo.functions.items():
+        if fn.topic is not None:
+            assert topo.topics[fn.topic].ack_deadline_seconds >= fn.timeout_seconds, name
