@@ -27,7 +27,7 @@ from devtools.emulators import (
 )
 from devtools.processes import ManagedProcess, port_open, python, wait_until_http
 from devtools.pubsub_setup import create_topics_and_subscriptions
-from devtools.scheduler import LocalScheduler
+from devtools.scheduler import LocalScheduler, SchedulerApiStandIn
 from shared.topology import ROOT, topology
 
 LOG_DIR = Path(os.environ.get("ION_RUN_DIR", ROOT / ".run")) / "logs"
@@ -58,6 +58,7 @@ def main() -> int:
     firestore_port = env_port("ION_FIRESTORE_PORT", 8681)
     pubsub_port = env_port("ION_PUBSUB_PORT", 8682)
     redis_port = env_port("ION_REDIS_PORT", 6380)
+    scheduler_api_port = env_port("ION_SCHEDULER_API_PORT", 8683)
     missing = []
     for tool, hint in (("gcloud", GCLOUD_HINT), ("java", GCLOUD_HINT), ("redis-server", REDIS_HINT)):
         try:
@@ -72,7 +73,11 @@ def main() -> int:
     capabilities = sorted({fn.capability for fn in topo.functions.values()})
     ports = {cap: topo.capabilities[cap].local_port() for cap in capabilities}
 
-    busy = [p for p in [firestore_port, pubsub_port, redis_port, *ports.values()] if port_open(p)]
+    busy = [
+        p
+        for p in [firestore_port, pubsub_port, redis_port, scheduler_api_port, *ports.values()]
+        if port_open(p)
+    ]
     if busy:
         say(f"ports already in use: {busy}; stop what holds them or set the port variables (README)")
         return 1
@@ -96,6 +101,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     scheduler: LocalScheduler | None = None
+    scheduler_api: SchedulerApiStandIn | None = None
     try:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         # The emulators and Redis start together; each wait is bounded.
@@ -120,6 +126,17 @@ def main() -> int:
         if errors:
             raise errors[0]
 
+        # The scheduler exists before the functions so that its Cloud Scheduler API stand-in's
+        # address is in their environment; it fires only once everything is up.
+        scheduler = LocalScheduler(
+            topo.schedules,
+            lambda fn: f"http://127.0.0.1:{ports[topo.functions[fn].capability]}",
+            lambda line: say(f"scheduler: {line}"),
+        )
+        scheduler_api = SchedulerApiStandIn(
+            scheduler, project, os.environ.get("FUNCTION_REGION", "us-central1"), scheduler_api_port
+        ).start()
+        os.environ.setdefault("ION_SCHEDULER_API_URL", scheduler_api.url)
         for cap, port in ports.items():
             processes.append(
                 ManagedProcess(
@@ -138,17 +155,13 @@ def main() -> int:
         subscriptions = create_topics_and_subscriptions(
             topo, project, lambda cap: f"http://127.0.0.1:{ports[cap]}"
         )
-        scheduler = LocalScheduler(
-            topo.schedules,
-            lambda fn: f"http://127.0.0.1:{ports[topo.functions[fn].capability]}",
-            lambda line: say(f"scheduler: {line}"),
-        )
         threading.Thread(target=scheduler.run, name="scheduler", daemon=True).start()
 
         rows = [
             ("firestore emulator", f"127.0.0.1:{firestore_port}"),
             ("pubsub emulator", f"127.0.0.1:{pubsub_port}"),
             ("redis", f"127.0.0.1:{redis_port}"),
+            ("cloud scheduler api (stand-in)", scheduler_api.url),
         ]
         for cap, port in ports.items():
             names = ", ".join(n for n in topo.functions_of(cap))
@@ -175,6 +188,8 @@ def main() -> int:
     finally:
         if scheduler is not None:
             scheduler.stop()
+        if scheduler_api is not None:
+            scheduler_api.stop()
         for proc in reversed(processes):
             proc.stop()
         say("stopped")

@@ -8,6 +8,7 @@ code reaches the 500 handler, which logs it with its trace.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -167,10 +168,41 @@ class Api:
                 request.headers.get("traceparent"), request.headers.get("X-Cloud-Trace-Context")
             )
         )
+        started = time.monotonic()
         try:
-            return self._dispatch(request)
+            response = self._dispatch(request)
+            if response.status_code < 300:
+                self._heartbeat(request, response.status_code, time.monotonic() - started)
+            return response
         finally:
             reset_trace(token)
+
+    def _heartbeat(self, request: flask.Request, status: int, duration: float) -> None:
+        """A scheduled job of this capability succeeded: record it for the dead man's switch.
+        Failing to record is logged, not answered: the job did its work, and the switch will
+        notice the missing record if it keeps failing."""
+        from shared import heartbeats
+
+        job = heartbeats.scheduled_job(self.name, request.headers.get(heartbeats.JOB_HEADER))
+        if job is None:
+            return
+        from shared.clock import utcnow
+
+        try:
+            heartbeats.record_success(
+                heartbeats.Heartbeat(
+                    job=job,
+                    capability=self.name,
+                    last_success_at=utcnow(),
+                    scheduled_for=heartbeats.parse_schedule_time(
+                        request.headers.get(heartbeats.SCHEDULE_TIME_HEADER)
+                    ),
+                    duration_seconds=round(duration, 3),
+                    status=status,
+                )
+            )
+        except Exception:  # noqa: BLE001 - see the docstring
+            self._log.exception("recording the heartbeat of job %s failed", job, extra={"job": job})
 
     def _dispatch(self, request: flask.Request) -> flask.Response:
         if self._adapter is None:

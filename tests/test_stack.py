@@ -69,6 +69,14 @@ def test_stack_starts_everything_prints_ready_and_stops_clean(tmp_path) -> None:
             # machine that alone can take several seconds.
             urllib.request.urlopen(f"http://127.0.0.1:{ports[cap]}/health", timeout=60).close()
         assert (tmp_path / "logs" / "redis.log").exists()
+        if "alerts" in serving:
+            # The dead man's switch reads the local scheduler through the Cloud Scheduler API stand-in.
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{ports['alerts']}/v1/schedules", timeout=60
+            ) as answer:
+                schedules = json.load(answer)
+            assert schedules["scheduler_api"] == "ok"
+            assert {j["job"] for j in schedules["jobs"]} == set(topo.schedules)
         if {"routing", "ingestion"} <= serving:
             routed_requests_reach_the_query_api(
                 f"http://127.0.0.1:{ports['routing']}", f"http://127.0.0.1:{ports['ingestion']}"

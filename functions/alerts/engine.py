@@ -15,12 +15,13 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from functions.alerts.detector import AnomalyDetector, DetectorConfig
 from functions.alerts.rules import (
     AbsenceRule,
     AnomalyRule,
+    HeartbeatRule,
     Ratio,
     SloBurnRateRule,
     ThresholdRule,
@@ -82,6 +83,12 @@ class DetectorCache:
         return min(times) if times else None
 
 
+class JobObserver(Protocol):
+    """Observations of the scheduled jobs for heartbeat rules (``jobs.JobWatch`` in production)."""
+
+    def observe(self, rule: HeartbeatRule, now: datetime) -> list[Observation]: ...
+
+
 class Evaluator:
     def __init__(
         self,
@@ -89,11 +96,13 @@ class Evaluator:
         store: StateStore,
         publish: Callable[[AlertTransition], None] | None = None,
         detectors: DetectorCache | None = None,
+        jobs: JobObserver | None = None,
     ) -> None:
         self.source = source
         self.store = store
         self.publish = publish
         self.detectors = detectors or DetectorCache()
+        self.jobs = jobs
 
     # -- the cycle ------------------------------------------------------------------------------
     def run(self, rules: Iterable[Any], now: datetime) -> CycleResult:
@@ -146,6 +155,9 @@ class Evaluator:
             return self._trend(rule, now)
         if isinstance(rule, SloBurnRateRule):
             return self._burn_rate(rule, now)
+        if isinstance(rule, HeartbeatRule):
+            # Replays and backtests have no scheduled jobs: the rule observes nothing there.
+            return self.jobs.observe(rule, now) if self.jobs is not None else []
         raise TypeError(f"unknown rule kind {type(rule).__name__}")
 
     def values(self, rule: Any, start: datetime, end: datetime) -> dict[Key, tuple[dict[str, str], float]]:

@@ -22,10 +22,11 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import flask
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from functions.alerts.engine import CycleResult, DetectorCache, Evaluator
+from functions.alerts.jobs import JobWatch
 from functions.alerts.rules import RulesError, active_rules
 from shared.clock import utcnow
 from shared.http import Api, Problem, read_json
@@ -46,6 +47,16 @@ class AlertSettings(BaseSettings):
         default=60, gt=0, validation_alias="ION_ALERTS_REPUBLISH_AFTER_SECONDS"
     )
     tuning_days: float = Field(default=7.0, gt=0, le=90, validation_alias="ION_ALERTS_TUNING_DAYS")
+    # The Cloud Scheduler API for the jobs' dead man's switch: its default endpoint when deployed;
+    # a stand-in's URL locally (`make run` starts one); unset locally: heartbeats alone.
+    scheduler_api_url: str | None = Field(default=None, validation_alias="ION_SCHEDULER_API_URL")
+    scheduler_location: str | None = Field(default=None, validation_alias="ION_SCHEDULER_LOCATION")
+    deployed: bool = Field(default=False, validation_alias="K_SERVICE")
+
+    @field_validator("deployed", mode="before")
+    @classmethod
+    def _any_service_name(cls, value: object) -> bool:
+        return bool(value)
 
 
 @lru_cache(maxsize=1)
@@ -93,6 +104,19 @@ def _publisher(store: Any) -> Any:
     return send
 
 
+@lru_cache(maxsize=1)
+def job_watch() -> JobWatch:
+    from functions.alerts.jobs import CloudSchedulerJobs, JobWatch
+    from shared.settings import get_settings
+
+    config = settings()
+    scheduler = None
+    if config.scheduler_api_url or config.deployed:
+        location = config.scheduler_location or get_settings().region
+        scheduler = CloudSchedulerJobs(get_settings().project, location, config.scheduler_api_url)
+    return JobWatch(scheduler)
+
+
 def evaluate(rule_names: set[str] | None = None, metrics: set[str] | None = None) -> CycleResult:
     from functions.alerts.source import QueryApiSource
     from functions.alerts.state import FirestoreStateStore
@@ -107,7 +131,7 @@ def evaluate(rule_names: set[str] | None = None, metrics: set[str] | None = None
         for r in _rules()
         if (rule_names is None or r.name in rule_names) and (metrics is None or r.metrics() & metrics)
     ]
-    result = Evaluator(QueryApiSource(), store, send, _detectors).run(rules, now)
+    result = Evaluator(QueryApiSource(), store, send, _detectors, job_watch()).run(rules, now)
     log.info(
         "evaluated %d rules, %d series, %d transitions",
         result.rules,
@@ -192,6 +216,44 @@ def latest_recommendations(request: flask.Request) -> dict[str, Any]:
     if not snap.exists:
         raise Problem(404, "No recommendations yet; POST /v1/tune (scheduled daily) writes them.")
     return dict(snap.to_dict())
+
+
+@api.route("/v1/schedules", methods=["GET"])
+def list_schedules(request: flask.Request) -> dict[str, Any]:
+    """Each scheduled job's last success and whether the dead man's switch counts it overdue."""
+    from functions.alerts.rules import HeartbeatRule
+
+    watch = job_watch()
+    now = utcnow()
+    factors = [r.factor for r in _rules() if isinstance(r, HeartbeatRule)]
+    factor = min(factors) if factors else None
+    jobs = []
+    for status in watch.statuses(now):
+        seen = status.scheduler
+        jobs.append(
+            {
+                "job": status.job,
+                "function": status.function,
+                "interval_seconds": status.interval.total_seconds(),
+                "last_success_at": status.last_success_at.isoformat() if status.last_success_at else None,
+                "counted_from": status.counted_from.isoformat(),
+                "intervals_since_success": round(status.overdue_ratio, 3),
+                "overdue": factor is not None and status.overdue_ratio > factor,
+                "scheduler": None
+                if seen is None
+                else {
+                    "state": seen.state,
+                    "last_attempt_at": seen.last_attempt_at.isoformat() if seen.last_attempt_at else None,
+                    "last_attempt_ok": seen.last_attempt_ok,
+                    "message": seen.message,
+                },
+            }
+        )
+    if watch.scheduler is None:
+        scheduler_api = "not configured: local run, heartbeats only"
+    else:
+        scheduler_api = f"unreachable: {watch.scheduler_error}" if watch.scheduler_error else "ok"
+    return {"evaluated_at": now.isoformat(), "factor": factor, "scheduler_api": scheduler_api, "jobs": jobs}
 
 
 @api.route("/health", methods=["GET"])

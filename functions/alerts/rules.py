@@ -272,12 +272,25 @@ class SloBurnRateRule(_Rule):
         return {self.metric} | {s.metric for s in (self.ratio.numerator, self.ratio.denominator) if s.metric}
 
 
+class HeartbeatRule(_Rule):
+    """The scheduled jobs' dead man's switch: fires for each job of topology.yaml without a
+    success for ``factor`` times its cron interval (``functions/alerts/jobs.py``). It reads the
+    jobs' heartbeats, not a metric."""
+
+    kind: Literal["heartbeat"]
+    metric: str = "scheduler.job.heartbeat"
+    factor: float = Field(default=2.0, ge=1.0, description="intervals without success before firing")
+
+    def metrics(self) -> set[str]:
+        return set()
+
+
 Rule = Annotated[
-    ThresholdRule | AbsenceRule | AnomalyRule | TrendRule | SloBurnRateRule,
+    ThresholdRule | AbsenceRule | AnomalyRule | TrendRule | SloBurnRateRule | HeartbeatRule,
     Field(discriminator="kind"),
 ]
 _RULE = TypeAdapter(Rule)
-KINDS = ("threshold", "absence", "anomaly", "trend", "slo_burn_rate")
+KINDS = ("threshold", "absence", "anomaly", "trend", "slo_burn_rate", "heartbeat")
 
 
 class RulesError(ValueError):

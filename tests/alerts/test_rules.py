@@ -14,7 +14,7 @@ BASE = {"metric": "m", "severity": "high", "annotations": {"summary": "s"}}
 def test_default_rules_cover_the_seeds_low_tier_and_the_slo() -> None:
     rules = {r.name: r for r in load_rules()}
     kinds = {r.kind for r in rules.values()}
-    assert kinds == {"threshold", "absence", "anomaly", "trend", "slo_burn_rate"}
+    assert kinds == {"threshold", "absence", "anomaly", "trend", "slo_burn_rate", "heartbeat"}
     severities = {r.severity for r in rules.values()}
     assert severities == {"critical", "high", "medium", "low"}
     assert rules["latency-p95-high"].threshold == 0.1

@@ -1,0 +1,75 @@
+"""Heartbeats of the scheduled jobs: each job's last success, written by the job's own function.
+
+Every HTTP function answers Cloud Scheduler through ``shared.http.Api``; when a request names a
+job of topology.yaml (``X-CloudScheduler-JobName``) served by that capability and the answer is a
+success, the job's document in ``job_heartbeats`` records it. The alert evaluator's dead man's
+switch reads these records (and the Cloud Scheduler API's view of each job) to notice a job that
+has stopped succeeding.
+
+One small document per job, overwritten in place: no TTL, nothing grows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+HEARTBEATS = "job_heartbeats"
+JOB_HEADER = "X-CloudScheduler-JobName"
+SCHEDULE_TIME_HEADER = "X-CloudScheduler-ScheduleTime"
+
+
+class Heartbeat(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    job: str
+    capability: str
+    last_success_at: AwareDatetime
+    scheduled_for: AwareDatetime | None = None
+    duration_seconds: float
+    status: int
+
+
+def scheduled_job(capability: str, job_name: str | None) -> str | None:
+    """The job's name when it is a schedule of topology.yaml served by ``capability``, else None
+    (a header naming anything else is ignored, so no caller can invent jobs)."""
+    if not job_name or len(job_name) > 200:
+        return None
+    from shared.topology import topology
+
+    topo = topology()
+    schedule = topo.schedules.get(job_name)
+    if schedule is None or topo.functions[schedule.function].capability != capability:
+        return None
+    return job_name
+
+
+def parse_schedule_time(value: str | None) -> datetime | None:
+    """Cloud Scheduler's RFC 3339 schedule time; anything unparsable is None, never an error."""
+    if not value or len(value) > 64:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def record_success(heartbeat: Heartbeat) -> None:
+    from shared.firestore import get_firestore
+
+    get_firestore().collection(HEARTBEATS).document(heartbeat.job).set(heartbeat.model_dump(mode="python"))
+
+
+def read_heartbeats() -> dict[str, Heartbeat]:
+    from shared.firestore import get_firestore
+
+    found: dict[str, Heartbeat] = {}
+    for snapshot in get_firestore().collection(HEARTBEATS).stream():
+        data = snapshot.to_dict() or {}
+        try:
+            found[snapshot.id] = Heartbeat.model_validate(data)
+        except ValueError:
+            continue  # a record of an older shape: the next success overwrites it
+    return found
