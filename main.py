@@ -70,3 +70,17 @@ def evaluate_alerts_on_ingest(event: CloudEvent) -> None:
     from functions.alerts.main import handle_event
 
     handle_event(event)
+
+
+@functions_framework.cloud_event
+def store_dead_letters(event: CloudEvent) -> None:
+    from functions.deadletters.main import handle_event
+
+    handle_event(event)
+
+
+@functions_framework.http
+def manage_dead_letters(request: flask.Request) -> flask.Response:
+    from functions.deadletters.main import handle
+
+    return handle(request)

@@ -52,6 +52,25 @@ def create_topics_and_subscriptions(
                 with contextlib.suppress(AlreadyExists):
                     subscriber.create_subscription(request=request)
                 created.append((subscription, endpoint))
+            # Dead letters are pushed to the sink with retries but no dead-letter policy of their
+            # own: a message the sink cannot store stays on the topic (7 days) and is retried.
+            dead_letter_topic = f"{topic_name}-dead-letter"
+            for fn_name, fn in topo.dead_letter_sinks().items():
+                endpoint = push_endpoint(base_url_of(fn.capability), project, dead_letter_topic)
+                subscription = subscriber.subscription_path(project, f"{dead_letter_topic}-to-{fn_name}")
+                request = {
+                    "name": subscription,
+                    "topic": publisher.topic_path(project, dead_letter_topic),
+                    "push_config": {"push_endpoint": endpoint},
+                    "ack_deadline_seconds": topic.ack_deadline_seconds,
+                    "retry_policy": {
+                        "minimum_backoff": duration_pb2.Duration(seconds=1),
+                        "maximum_backoff": duration_pb2.Duration(seconds=600),
+                    },
+                }
+                with contextlib.suppress(AlreadyExists):
+                    subscriber.create_subscription(request=request)
+                created.append((subscription, endpoint))
     finally:
         subscriber.close()
     return created

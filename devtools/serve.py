@@ -53,10 +53,11 @@ def build_app(capability: str) -> CapabilityApp:
                 raise SystemExit(f"{capability}: more than one HTTP entry point cannot share a local port")
             http_app = functions_framework.create_app(target=name, source=source, signature_type="http")
         else:
-            assert fn.topic is not None
-            event_apps[fn.topic] = functions_framework.create_app(
-                target=name, source=source, signature_type="cloudevent"
-            )
+            app = functions_framework.create_app(target=name, source=source, signature_type="cloudevent")
+            topics = list(topology().dead_letter_topics().values()) if fn.dead_letters else [fn.topic]
+            for topic in topics:
+                assert topic is not None
+                event_apps[topic] = app
     if http_app is None and not event_apps:
         raise SystemExit(f"{capability}: no entry points in topology.yaml")
     return CapabilityApp(http_app, event_apps)

@@ -34,6 +34,9 @@ class Function(_Strict):
     trigger: Literal["http", "pubsub"]
     description: str = ""
     topic: str | None = None
+    # A pubsub function with `dead_letters: true` (and no `topic`) is pushed every topic's
+    # dead-letter topic `<topic>-dead-letter`.
+    dead_letters: bool = False
     public: bool = False
     # IAM members allowed to invoke a non-public function besides the scheduler and push accounts,
     # e.g. "serviceAccount:otel-collector@P.iam.gserviceaccount.com".
@@ -51,8 +54,12 @@ class Function(_Strict):
 
     @model_validator(mode="after")
     def _topic_matches_trigger(self) -> Function:
-        if (self.trigger == "pubsub") != (self.topic is not None):
-            raise ValueError("a pubsub function needs `topic`; an http function must not have one")
+        if (self.trigger == "pubsub") != (self.topic is not None or self.dead_letters):
+            raise ValueError(
+                "a pubsub function needs `topic` (or `dead_letters`); an http function must not have one"
+            )
+        if self.topic is not None and self.dead_letters:
+            raise ValueError("a function takes either `topic` or `dead_letters`, not both")
         if self.min_instances > self.max_instances:
             raise ValueError("min_instances exceeds max_instances")
         return self
@@ -136,6 +143,13 @@ class Topology(_Strict):
 
     def subscribers(self, topic: str) -> dict[str, Function]:
         return {n: f for n, f in self.functions.items() if f.topic == topic}
+
+    def dead_letter_topics(self) -> dict[str, str]:
+        """Each topic's dead-letter topic, by topic."""
+        return {name: f"{name}-dead-letter" for name in self.topics}
+
+    def dead_letter_sinks(self) -> dict[str, Function]:
+        return {n: f for n, f in self.functions.items() if f.dead_letters}
 
 
 def load_topology(path: Path = TOPOLOGY_FILE) -> Topology:

@@ -101,6 +101,7 @@ module "function" {
     FUNCTION_REGION      = var.region
   })
 
+  receives_dead_letters = try(each.value.dead_letters, false)
   pubsub_topic          = try(each.value.topic, null)
   pubsub_topic_id       = try(google_pubsub_topic.topics[each.value.topic].id, null)
   dead_letter_topic_id  = try(google_pubsub_topic.dead_letter[each.value.topic].id, null)
@@ -133,6 +134,42 @@ resource "google_pubsub_subscription" "dead_letter" {
   name                       = "${each.value}-hold"
   topic                      = google_pubsub_topic.dead_letter[each.key].id
   message_retention_duration = "604800s"
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+# Every dead letter is pushed to the dead-letter sink (topology: `dead_letters: true`), which
+# stores it, alerts and can re-drive it. No dead-letter policy here: a message the sink cannot
+# store stays on its topic (7 days) and is retried with backoff.
+locals {
+  dead_letter_sinks = [for name, fn in local.functions : name if try(fn.dead_letters, false)]
+  dead_letter_pushes = {
+    for pair in setproduct(local.dead_letter_sinks, keys(local.topics)) :
+    "${pair[1]}-dead-letter-to-${pair[0]}" => { sink = pair[0], topic = pair[1] }
+  }
+}
+
+resource "google_pubsub_subscription" "dead_letter_push" {
+  for_each                   = local.dead_letter_pushes
+  name                       = each.key
+  topic                      = google_pubsub_topic.dead_letter[each.value.topic].id
+  ack_deadline_seconds       = try(local.topics[each.value.topic].ack_deadline_seconds, 60)
+  message_retention_duration = "604800s"
+
+  push_config {
+    push_endpoint = "${module.function[each.value.sink].url}/projects/${var.project_id}/topics/${each.value.topic}-dead-letter"
+    oidc_token {
+      service_account_email = google_service_account.push.email
+      audience              = module.function[each.value.sink].url
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "1s"
+    maximum_backoff = "600s"
+  }
+
   expiration_policy {
     ttl = ""
   }

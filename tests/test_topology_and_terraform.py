@@ -214,3 +214,31 @@ def test_every_pair_in_the_real_topology_agrees() -> None:
     for name, fn in topo.functions.items():
         if fn.topic is not None:
             assert topo.topics[fn.topic].ack_deadline_seconds >= fn.timeout_seconds, name
+
+
+def test_every_dead_letter_topic_is_pushed_to_the_dead_letter_sink() -> None:
+    topo = load_topology()
+    assert list(topo.dead_letter_sinks()) == ["store_dead_letters"]
+    main_tf = load_hcl(TERRAFORM / "main.tf")
+    pushes = next(
+        body
+        for block in main_tf["resource"]
+        for kind, named in block.items()
+        if kind == "google_pubsub_subscription"
+        for name, body in named.items()
+        if name == "dead_letter_push"
+    )
+    assert pushes["for_each"] == "${local.dead_letter_pushes}"
+    assert "dead_letter_policy" not in pushes  # a sink that dead-letters would lose the letter
+    assert "oidc_token" in pushes["push_config"][0]
+
+
+def test_a_function_takes_a_topic_or_the_dead_letters_not_both(tmp_path: Path) -> None:
+    bad = tmp_path / "topology.yaml"
+    bad.write_text(
+        "capabilities: {d: {port: 1, port_env: X}}\n"
+        "functions: {sink: {capability: d, trigger: pubsub, topic: t, dead_letters: true}}\n"
+        "topics: {t: {}}\nschedules: {}\n"
+    )
+    with pytest.raises(ValueError, match="either `topic` or `dead_letters`"):
+        load_topology(bad)

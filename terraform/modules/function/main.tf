@@ -93,7 +93,7 @@ resource "google_cloud_run_service_iam_member" "scheduler" {
 }
 
 resource "google_cloud_run_service_iam_member" "push" {
-  count    = local.is_event ? 1 : 0
+  count    = local.is_event || var.receives_dead_letters ? 1 : 0
   location = var.region
   service  = google_cloudfunctions2_function.function.service_config[0].service
   role     = "roles/run.invoker"

@@ -116,3 +116,9 @@ variable "scheduler_invoker" {
   type        = string
   default     = null
 }
+
+variable "receives_dead_letters" {
+  description = "Pushed from every dead-letter topic (subscriptions made by the root module): the push identity may invoke it."
+  type        = bool
+  default     = false
+}

@@ -1,0 +1,111 @@
+"""Handlers of the dead-letter store (entry points in /main.py).
+
+Pub/Sub (``store_dead_letters``, pushed from every ``<topic>-dead-letter`` topic): store the
+message once, then raise its alert once. Raise to retry (Firestore or Pub/Sub failing); a
+dead letter is never dropped for its age.
+
+HTTP (``manage_dead_letters``): ``GET /v1/dead-letters[?topic=&state=&limit=]``,
+``GET /v1/dead-letters/{id}``, ``POST /v1/dead-letters/{id}/redrive``, ``GET /health``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any, Literal
+
+import flask
+from pydantic import BaseModel, Field, ValidationError
+
+from functions.deadletters import store
+from shared.clock import utcnow
+from shared.http import Api, Problem, validation_errors
+from shared.logging import get_logger
+
+api = Api("deadletters")
+log = get_logger("deadletters")
+# A dead letter is old by nature: the usual stale-event cut-off must not drop it.
+NEVER_TOO_OLD = timedelta(days=3650)
+LETTER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def handle_event(event: Any) -> None:
+    from shared.events import read_pubsub
+
+    message = read_pubsub(event, max_age=NEVER_TOO_OLD)
+    if message is None:
+        return
+    try:
+        letter = store.from_message(message, utcnow())
+    except ValueError as exc:
+        log.error(
+            "dropping a push that is not from a dead-letter topic: %s", exc, extra={"topic": message.topic}
+        )
+        return
+    stored = store.store(letter)
+    log.error(
+        "dead letter from %s stored: %s",
+        stored.topic,
+        stored.reason,
+        extra={"dead_letter_id": stored.id, "topic": stored.topic, "attempts": stored.delivery_attempts},
+    )
+    store.alert(stored)
+
+
+def handle(request: flask.Request) -> flask.Response:
+    return api(request)
+
+
+class ListQuery(BaseModel):
+    topic: str | None = Field(default=None, max_length=255)
+    state: Literal["stored", "redriven"] | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+def _summary(letter: store.DeadLetter) -> dict[str, Any]:
+    return letter.model_dump(mode="json", exclude={"data_base64"})
+
+
+@api.route("/v1/dead-letters", methods=["GET"])
+def list_dead_letters(request: flask.Request) -> dict[str, Any]:
+    try:
+        query = ListQuery.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        raise Problem(422, "Invalid query parameters.", errors=validation_errors(exc)) from None
+    letters = store.listing(query.topic, query.state, query.limit)
+    return {"dead_letters": [_summary(letter) for letter in letters]}
+
+
+def _known_shape(letter_id: str) -> str:
+    if not LETTER_ID.fullmatch(letter_id):
+        raise Problem(404, f"No dead letter {letter_id[:64]!r}: ids are Pub/Sub message ids.")
+    return letter_id
+
+
+@api.route("/v1/dead-letters/<letter_id>", methods=["GET"])
+def get_dead_letter(request: flask.Request, letter_id: str) -> dict[str, Any]:
+    letter = store.get(_known_shape(letter_id))
+    if letter is None:
+        raise Problem(404, f"No dead letter {letter_id}.")
+    return letter.model_dump(mode="json")
+
+
+@api.route("/v1/dead-letters/<letter_id>/redrive", methods=["POST"])
+def redrive_dead_letter(request: flask.Request, letter_id: str) -> dict[str, Any]:
+    from shared.topology import topology
+
+    topo = topology()
+    redrivable = {name for name in topo.topics if topo.subscribers(name)}
+    try:
+        letter = store.redrive(_known_shape(letter_id), utcnow(), redrivable)
+    except store.NotRedrivable as exc:
+        raise Problem(409, str(exc), allowed=sorted(redrivable)) from None
+    if letter is None:
+        raise Problem(404, f"No dead letter {letter_id}.")
+    log.info("re-drove dead letter %s to %s", letter.id, letter.topic, extra={"dead_letter_id": letter.id})
+    return _summary(letter)
+
+
+@api.route("/health", methods=["GET"])
+def health(request: flask.Request) -> dict[str, str]:
+    return {"status": "ok"}
