@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
@@ -90,7 +91,7 @@ def decode_pubsub(
     if message is None:
         return None
     try:
-        body = model.model_validate_json(message.data)
+        body = _tolerant(model, message.data)
     except ValidationError as exc:
         log.error(
             "dropping event: message body does not match %s",
@@ -103,6 +104,22 @@ def decode_pubsub(
         return None
     envelope = message.model_dump(exclude={"data"})
     return PubSubDelivery[model](**envelope, body=body)  # type: ignore[valid-type]
+
+
+def _tolerant(model: type[M], data: bytes) -> M:
+    """Validate a message body, ignoring top-level fields this version does not know: a producer
+    deployed before its consumers may add fields (producers stay strict, consumers tolerant)."""
+    try:
+        raw = json.loads(data)
+    except ValueError:
+        return model.model_validate_json(data)  # raises the usual json_invalid error
+    if isinstance(raw, dict) and model.model_config.get("extra") == "forbid":
+        known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            log.info("ignoring unknown fields", extra={"model": model.__name__, "fields": unknown[:20]})
+            return model.model_validate_json(json.dumps({k: v for k, v in raw.items() if k in known}))
+    return model.model_validate_json(data)
 
 
 def _parse_time(value: Any) -> datetime:

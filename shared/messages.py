@@ -17,8 +17,13 @@ SEVERITY_ORDER: dict[str, int] = {"critical": 0, "high": 1, "medium": 2, "low": 
 
 
 class _Message(BaseModel):
+    """Producers build messages strictly (an unknown field is an error); consumers read them
+    tolerantly (``shared.events.decode_pubsub`` ignores fields they do not know), so a producer
+    may be deployed before its consumers. ``schema_version`` rises when a field changes meaning;
+    adding a field keeps it."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
-    schema_version: Literal[1] = 1
+    schema_version: int = Field(default=1, ge=1)
 
 
 class MetricsIngested(_Message):

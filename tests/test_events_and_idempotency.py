@@ -48,6 +48,35 @@ def test_decode_gives_a_typed_delivery() -> None:
     assert delivery.attributes == {"k": "v"}
 
 
+def test_a_newer_producers_fields_are_ignored_and_a_producer_stays_strict() -> None:
+    from shared.messages import AlertTransition
+
+    now = datetime.now(UTC)
+    transition = AlertTransition(
+        transition_id="t1",
+        fingerprint="f1",
+        rule="r",
+        kind="threshold",
+        state="firing",
+        previous_state="pending",
+        severity="high",
+        metric="m",
+        starts_at=now,
+        evaluated_at=now,
+    )
+    newer = {**transition.model_dump(mode="json"), "schema_version": 2, "escalation_policy": "follow-the-sun"}
+    delivery = decode_pubsub(cloud_event(push_envelope(newer)), AlertTransition)
+    assert delivery is not None
+    assert delivery.body.schema_version == 2
+    assert delivery.body.model_dump(exclude={"schema_version"}) == transition.model_dump(
+        exclude={"schema_version"}
+    )
+    with pytest.raises(ValueError, match="escalation_policy"):
+        AlertTransition(**{**transition.model_dump(), "escalation_policy": "x"})
+    missing = {k: v for k, v in newer.items() if k != "severity"}
+    assert decode_pubsub(cloud_event(push_envelope(missing)), AlertTransition) is None
+
+
 def test_a_binary_body_is_read_raw_for_its_own_decoder() -> None:
     message = read_pubsub(cloud_event(push_envelope(b"\x0a\x00protobuf", attributes={"content_type": "x"})))
     assert message is not None
