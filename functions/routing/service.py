@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from functions.routing.auth import ApiKeyGuard
 from functions.routing.cache import TwoTierCache, content_key
-from functions.routing.config import RoutingSettings, get_routing_settings, load_weight_config
+from functions.routing.config import load_weight_config
 from functions.routing.engine import (
     INTENTS,
     PACES,
@@ -42,6 +42,7 @@ from functions.routing.models import (
     V1RouteRequest,
 )
 from functions.routing.recommend import recommend
+from functions.routing.settings import RoutingSettings, get_routing_settings
 from shared.http import Api, Problem, read_json, validation_errors
 from shared.logging import get_logger
 from shared.redis import get_redis
