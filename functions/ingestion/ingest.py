@@ -35,7 +35,7 @@ class IngestResult:
 def ingest_payload(payload: bytes, content_type: str | None) -> IngestResult:
     """Decode, check, aggregate and store one OTLP payload exactly once, then announce it.
 
-    Raises ``Problem`` (bad input, nothing stored), ``CardinalityExceeded`` (nothing accepted) or
+    Raises ``RejectedPayload`` (bad input, nothing stored), ``CardinalityExceeded`` (nothing accepted) or
     a Firestore/Pub/Sub error (transient: the caller retries; applied chunks are not re-applied).
     """
     settings = get_ingestion_settings()

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from functions.ingestion.aggregate import Batch
 from functions.ingestion.ingest import ingest_payload
-from functions.ingestion.otlp import PROTOBUF_TYPES, decompress
+from functions.ingestion.otlp import PROTOBUF_TYPES, RejectedPayload, decompress
 from functions.ingestion.writer import CardinalityExceeded
 from shared.http import Api, Problem, json_response, read_body, validation_errors
 from shared.logging import get_logger
@@ -21,6 +21,7 @@ from shared.metrics.query import AGGREGATIONS, MetricQuery, QueryError, run_quer
 from shared.settings import get_settings
 
 api = Api("ingestion")
+REJECTED_STATUS = {"malformed": 400, "too_large": 413, "unsupported": 415}
 log = get_logger("ingestion")
 
 
@@ -33,9 +34,11 @@ def _transient(exc: Exception) -> bool:
 @api.route("/v1/metrics", methods=["POST"])
 def post_metrics(request: flask.Request) -> flask.Response:
     limit = get_settings().max_body_bytes
-    body = decompress(read_body(request), request.headers.get("Content-Encoding"), limit)
     try:
+        body = decompress(read_body(request), request.headers.get("Content-Encoding"), limit)
         result = ingest_payload(body, request.headers.get("Content-Type"))
+    except RejectedPayload as exc:
+        raise _rejected(exc) from None
     except CardinalityExceeded as exc:
         raise Problem(
             413,
@@ -49,6 +52,11 @@ def post_metrics(request: flask.Request) -> flask.Response:
             raise Problem(503, "Storage is unavailable; retry later.", headers={"Retry-After": "5"}) from None
         raise
     return _otlp_response(request, result.batch)
+
+
+def _rejected(exc: RejectedPayload) -> Problem:
+    extra = {"allowed": exc.allowed} if exc.allowed is not None else {}
+    return Problem(REJECTED_STATUS[exc.reason], exc.detail, **extra)
 
 
 def _otlp_response(request: flask.Request, batch: Batch) -> flask.Response:
@@ -210,11 +218,11 @@ def handle_event(event: Any) -> None:
     try:
         body = decompress(payload, encoding, get_settings().max_body_bytes * 8)
         result = ingest_payload(body, content_type)
-    except Problem as problem:
+    except RejectedPayload as exc:
         log.error(
             "dropping metric batch that can never be stored: %s",
-            problem.detail,
-            extra={"event_id": event_id, "status": problem.status},
+            exc.detail,
+            extra={"event_id": event_id, "status": REJECTED_STATUS[exc.reason]},
         )
         return
     except CardinalityExceeded as exc:
