@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from functions.fanout.channels.base import DeliveryFailed
 from functions.fanout.delivery import new_retrier
 from functions.fanout.pipeline import TRANSITIONS
-from functions.fanout.routing import get_routing
+from functions.fanout.routes import get_routing
 from functions.fanout.settings import get_fanout_settings
 from shared.firestore import get_firestore
 from shared.idempotency import once

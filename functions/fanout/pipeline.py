@@ -29,7 +29,7 @@ from functions.fanout import silences as silence_store
 from functions.fanout.delivery import NOTIFICATIONS, deliver, store_notification
 from functions.fanout.matchers import alert_labels
 from functions.fanout.models import Notification, doc_id
-from functions.fanout.routing import RoutingConfig, get_routing
+from functions.fanout.routes import RoutingConfig, get_routing
 from functions.fanout.settings import get_fanout_settings
 from shared.clock import utcnow
 from shared.firestore import get_firestore, run_transaction
