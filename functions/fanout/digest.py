@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from functions.fanout.channels.base import DeliveryFailed
 from functions.fanout.delivery import new_retrier
-from functions.fanout.pipeline import TRANSITIONS
+from functions.fanout.records import TRANSITIONS, field_filter
 from functions.fanout.routes import get_routing
 from functions.fanout.settings import get_fanout_settings
 from shared.firestore import get_firestore
@@ -55,13 +55,11 @@ class Digest(BaseModel):
 
 def collect(day: date) -> Digest:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
     query = (
         get_firestore()
         .collection(TRANSITIONS)
-        .where(filter=FieldFilter("received_at", ">=", start))
-        .where(filter=FieldFilter("received_at", "<", start + timedelta(days=1)))
+        .where(filter=field_filter("received_at", ">=", start))
+        .where(filter=field_filter("received_at", "<", start + timedelta(days=1)))
     )
     entries = [
         DigestEntry(

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from functions.fanout.channels.base import DeliveryError, Retrier, parse_retry_after
 from functions.fanout.models import Notification, doc_id, iso, summary_of, value_text
+from functions.fanout.records import KEEP
+from functions.fanout.records import SLACK_MESSAGES as MESSAGES
+from functions.fanout.records import SLACK_THREADS as THREADS
 from functions.fanout.settings import FanoutSettings
 from shared.clock import utcnow
 from shared.firestore import get_firestore
@@ -28,9 +30,6 @@ from shared.messages import AlertTransition
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
-THREADS = "fanout_slack_threads"
-KEEP = timedelta(days=30)
-MESSAGES = "fanout_slack_messages"
 EMOJI = {
     "critical": ":red_circle:",
     "high": ":large_orange_circle:",
