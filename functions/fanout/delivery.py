@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from functions.fanout.channels.base import Channel, DeliveryFailed, Retrier
+from functions.fanout.channels.base import DeliveryFailed, Retrier
+from functions.fanout.channels.registry import build_channel
 from functions.fanout.models import Notification
 from functions.fanout.records import NOTIFICATIONS
 from functions.fanout.settings import FanoutSettings, get_fanout_settings
@@ -43,25 +44,6 @@ class DeadLetter(BaseModel):
     fingerprints: list[str]
     transition_ids: list[str]
     notification: Notification
-
-
-def build_channel(name: str, settings: FanoutSettings) -> Channel:
-    """The channel called ``name``, or the log channel standing in when it is not configured."""
-    if name == "slack" and settings.slack_configured:
-        from functions.fanout.channels.slack import SlackChannel
-
-        return SlackChannel(settings)
-    if name == "pagerduty" and settings.pagerduty_configured:
-        from functions.fanout.channels.pagerduty import PagerDutyChannel
-
-        return PagerDutyChannel(settings)
-    if name == "email" and settings.email_configured:
-        from functions.fanout.channels.email import EmailChannel
-
-        return EmailChannel(settings)
-    from functions.fanout.channels.log import LogChannel
-
-    return LogChannel(settings.outbox_dir, instead_of=None if name == "log" else name)
 
 
 def new_retrier(settings: FanoutSettings) -> Retrier:

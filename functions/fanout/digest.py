@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from functions.fanout.channels.base import DeliveryFailed
+from functions.fanout.channels.registry import configured
 from functions.fanout.delivery import new_retrier
 from functions.fanout.records import TRANSITIONS, field_filter
 from functions.fanout.routes import get_routing
@@ -96,7 +97,7 @@ def _send(name: str, digest: Digest, settings: Any) -> str:
         "dashboard_url": settings.dashboard_url,
     }
     text, html = render("digest", **context)
-    if name == "email" and settings.email_configured:
+    if name == "email" and configured("email", settings):
         try:
             EmailChannel(settings).send_mail(
                 digest.subject(), text, html, f"digest-{digest.day.isoformat()}", new_retrier(settings)
