@@ -29,11 +29,13 @@ run: setup
 
 test: setup
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(PY) -m pytest
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 
 fmt: $(STAMP)
 	$(PY) -m ruff check --fix .

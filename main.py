@@ -53,7 +53,7 @@ def ingest_pubsub(event: CloudEvent) -> None:
 
 @functions_framework.http
 def route(request: flask.Request) -> flask.Response:
-    from functions.routing.service import handle
+    from functions.routing.main import handle
 
     return handle(request)
 

@@ -268,7 +268,7 @@ def measure_store(payloads: list[bytes]) -> dict[str, Any]:
 
 def _measure_store(payloads: list[bytes]) -> dict[str, Any]:
     from functions.ingestion.downsample import downsample
-    from functions.ingestion.main import ingest_payload
+    from functions.ingestion.ingest import ingest_payload
     from shared.clock import FrozenClock, set_clock
     from shared.metrics.query import MetricQuery, run_query
     from shared.metrics.store import rollups

@@ -84,4 +84,5 @@ def reset_firestore(host: str, project: str) -> None:
     request = urllib.request.Request(
         f"http://{host}/emulator/v1/projects/{project}/databases/(default)/documents", method="DELETE"
     )
-    urllib.request.urlopen(request, timeout=10).close()
+    # Generous: the first call to a freshly started emulator on a loaded machine can take a while.
+    urllib.request.urlopen(request, timeout=60).close()

@@ -12,13 +12,15 @@ after the other channels finish, so Pub/Sub redelivers and only the unfinished c
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from functions.fanout.channels.base import Channel, DeliveryFailed, Retrier
+from functions.fanout.channels.base import DeliveryFailed, Retrier
+from functions.fanout.channels.registry import build_channel
 from functions.fanout.models import Notification
+from functions.fanout.records import NOTIFICATIONS
 from functions.fanout.settings import FanoutSettings, get_fanout_settings
 from shared.clock import utcnow
 from shared.firestore import get_firestore
@@ -26,8 +28,6 @@ from shared.idempotency import once
 from shared.logging import get_logger
 from shared.pubsub import publish
 
-NOTIFICATIONS = "fanout_notifications"
-KEEP = timedelta(days=30)
 Outcome = Literal["delivered", "dead-lettered", "duplicate"]
 log = get_logger("fanout.delivery")
 
@@ -44,25 +44,6 @@ class DeadLetter(BaseModel):
     fingerprints: list[str]
     transition_ids: list[str]
     notification: Notification
-
-
-def build_channel(name: str, settings: FanoutSettings) -> Channel:
-    """The channel called ``name``, or the log channel standing in when it is not configured."""
-    if name == "slack" and settings.slack_configured:
-        from functions.fanout.channels.slack import SlackChannel
-
-        return SlackChannel(settings)
-    if name == "pagerduty" and settings.pagerduty_configured:
-        from functions.fanout.channels.pagerduty import PagerDutyChannel
-
-        return PagerDutyChannel(settings)
-    if name == "email" and settings.email_configured:
-        from functions.fanout.channels.email import EmailChannel
-
-        return EmailChannel(settings)
-    from functions.fanout.channels.log import LogChannel
-
-    return LogChannel(settings.outbox_dir, instead_of=None if name == "log" else name)
 
 
 def new_retrier(settings: FanoutSettings) -> Retrier:
@@ -169,21 +150,3 @@ def deliver(notification_id: str) -> dict[str, str]:
         raise errors[0]
     ref.update({"complete": True})
     return outcomes
-
-
-def store_notification(
-    transaction: Any, notification: Notification, channels: list[str], items: list[dict[str, Any]]
-) -> None:
-    now = utcnow()
-    transaction.set(
-        get_firestore().collection(NOTIFICATIONS).document(notification.notification_id),
-        {
-            "notification": notification.model_dump(mode="json"),
-            "channels": channels,
-            "items": items,
-            "deliveries": {},
-            "complete": False,
-            "created_at": now,
-            "expire_at": now + KEEP,
-        },
-    )

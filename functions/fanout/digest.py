@@ -11,9 +11,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from functions.fanout.channels.base import DeliveryFailed
+from functions.fanout.channels.registry import configured
 from functions.fanout.delivery import new_retrier
-from functions.fanout.pipeline import TRANSITIONS
-from functions.fanout.routing import get_routing
+from functions.fanout.records import TRANSITIONS, field_filter
+from functions.fanout.routes import get_routing
 from functions.fanout.settings import get_fanout_settings
 from shared.firestore import get_firestore
 from shared.idempotency import once
@@ -55,13 +56,11 @@ class Digest(BaseModel):
 
 def collect(day: date) -> Digest:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
     query = (
         get_firestore()
         .collection(TRANSITIONS)
-        .where(filter=FieldFilter("received_at", ">=", start))
-        .where(filter=FieldFilter("received_at", "<", start + timedelta(days=1)))
+        .where(filter=field_filter("received_at", ">=", start))
+        .where(filter=field_filter("received_at", "<", start + timedelta(days=1)))
     )
     entries = [
         DigestEntry(
@@ -98,7 +97,7 @@ def _send(name: str, digest: Digest, settings: Any) -> str:
         "dashboard_url": settings.dashboard_url,
     }
     text, html = render("digest", **context)
-    if name == "email" and settings.email_configured:
+    if name == "email" and configured("email", settings):
         try:
             EmailChannel(settings).send_mail(
                 digest.subject(), text, html, f"digest-{digest.day.isoformat()}", new_retrier(settings)

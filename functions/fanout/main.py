@@ -96,7 +96,7 @@ def _checked_id(silence_id: str) -> str:
 @api.route("/v1/flush", methods=["POST"])
 def flush_tick(_request: flask.Request) -> dict[str, Any]:
     """The scheduler's tick (every minute): due groups, repeats, flapping releases, re-drives."""
-    from functions.fanout.pipeline import tick
+    from functions.fanout.ticks import tick
 
     return tick()
 

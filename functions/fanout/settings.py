@@ -68,18 +68,6 @@ class FanoutSettings(BaseSettings):
         default=120, ge=10, validation_alias="ION_FANOUT_REDRIVE_AFTER_SECONDS"
     )
 
-    @property
-    def slack_configured(self) -> bool:
-        return bool(self.slack_bot_token and self.slack_channel)
-
-    @property
-    def pagerduty_configured(self) -> bool:
-        return bool(self.pagerduty_routing_key)
-
-    @property
-    def email_configured(self) -> bool:
-        return bool(self.smtp_host and self.alert_email_to)
-
 
 @lru_cache(maxsize=1)
 def get_fanout_settings() -> FanoutSettings:

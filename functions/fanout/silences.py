@@ -14,11 +14,11 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from functions.fanout.matchers import Matcher, matches_all
+from functions.fanout.records import KEEP_EXPIRED_SILENCE, field_filter
+from functions.fanout.records import SILENCES as COLLECTION
 from shared.clock import utcnow
 from shared.firestore import get_firestore, run_transaction
 
-COLLECTION = "fanout_silences"
-KEEP_EXPIRED = timedelta(days=7)
 MAX_DURATION = timedelta(days=365)
 SilenceState = Literal["active", "pending", "expired"]
 STATES: tuple[SilenceState, ...] = ("active", "pending", "expired")
@@ -84,7 +84,7 @@ def _store(silence: Silence) -> dict[str, Any]:
         # Native timestamps so that Firestore can range-query and expire them.
         "endsAt": silence.ends_at,
         "startsAt": silence.starts_at,
-        "expire_at": silence.ends_at + KEEP_EXPIRED,
+        "expire_at": silence.ends_at + KEEP_EXPIRED_SILENCE,
     }
 
 
@@ -147,7 +147,7 @@ def expire(silence_id: str) -> Silence | None:
 
 def active(now: datetime) -> list[Silence]:
     """Silences active at ``now`` (ends in the future, started)."""
-    query = get_firestore().collection(COLLECTION).where(filter=_field_filter("endsAt", ">", now))
+    query = get_firestore().collection(COLLECTION).where(filter=field_filter("endsAt", ">", now))
     return [s for s in (_load(d.to_dict()) for d in query.stream()) if s.state(now) == "active"]
 
 
@@ -156,9 +156,3 @@ def silenced_by(labels: dict[str, str], silences: list[Silence], now: datetime) 
         if silence.mutes(labels, now):
             return silence.id
     return None
-
-
-def _field_filter(field: str, op: str, value: Any) -> Any:
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    return FieldFilter(field, op, value)

@@ -212,7 +212,7 @@ def collect(now: datetime | None = None) -> CollectResult:
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
     from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
 
-    from functions.ingestion.main import ingest_payload
+    from functions.ingestion.ingest import ingest_payload
 
     settings = get_ingestion_settings()
     project = settings.collector_project or get_settings().project

@@ -5,8 +5,6 @@ point ``ingest_pubsub``)."""
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,96 +12,17 @@ import flask
 from pydantic import ValidationError
 
 from functions.ingestion.aggregate import Batch
-from functions.ingestion.otlp import (
-    PROTOBUF_TYPES,
-    aggregate,
-    content_hash,
-    decode_request,
-    decompress,
-)
-from functions.ingestion.settings import get_ingestion_settings
-from functions.ingestion.writer import (
-    CardinalityExceeded,
-    StoreOutcome,
-    register_series,
-    span,
-    store_batch,
-)
-from shared.clock import utcnow
+from functions.ingestion.ingest import ingest_payload
+from functions.ingestion.otlp import PROTOBUF_TYPES, RejectedPayload, decompress
+from functions.ingestion.writer import CardinalityExceeded
 from shared.http import Api, Problem, json_response, read_body, validation_errors
 from shared.logging import get_logger
 from shared.metrics.query import AGGREGATIONS, MetricQuery, QueryError, run_query
 from shared.settings import get_settings
 
 api = Api("ingestion")
+REJECTED_STATUS = {"malformed": 400, "too_large": 413, "unsupported": 415}
 log = get_logger("ingestion")
-
-
-@dataclass
-class IngestResult:
-    batch: Batch
-    outcome: StoreOutcome
-
-    @property
-    def rejected(self) -> int:
-        return self.batch.rejected_count
-
-
-def ingest_payload(payload: bytes, content_type: str | None) -> IngestResult:
-    """Decode, check, aggregate and store one OTLP payload exactly once, then announce it.
-
-    Raises ``Problem`` (bad input, nothing stored), ``CardinalityExceeded`` (nothing accepted) or
-    a Firestore/Pub/Sub error (transient: the caller retries; applied chunks are not re-applied).
-    """
-    settings = get_ingestion_settings()
-    started = time.perf_counter()
-    request = decode_request(payload, content_type)
-    batch = aggregate(
-        request,
-        now_ns=int(utcnow().timestamp() * 1e9),
-        max_age_s=settings.max_age_seconds,
-        max_future_s=settings.max_future_seconds,
-    )
-    registry_writes = 0
-    if batch.series:
-        registry_writes = register_series(batch)
-        if batch.accepted == 0:
-            over = {m: n for (m, reason), n in batch.rejected.items() if reason.startswith("series limit")}
-            if over:
-                raise CardinalityExceeded(over, settings.max_series_per_metric)
-    batch_id = content_hash(payload)
-    outcome = store_batch(batch, batch_id)
-    if outcome.written and settings.updates_topic:
-        _announce(batch, outcome)
-    log.info(
-        "metric batch stored",
-        extra={
-            "batch_id": batch_id,
-            "accepted_points": batch.accepted,
-            "rejected_points": batch.rejected_count,
-            "series": len(batch.series),
-            "chunks": outcome.chunks,
-            "duplicate_series": outcome.duplicate_series,
-            "documents_written": outcome.documents_written,
-            "registry_writes": registry_writes,
-            "seconds": round(time.perf_counter() - started, 4),
-        },
-    )
-    return IngestResult(batch, outcome)
-
-
-def _announce(batch: Batch, outcome: StoreOutcome) -> None:
-    from shared.messages import MetricsIngested
-    from shared.pubsub import publish
-
-    start, end = span(batch)
-    publish(
-        get_ingestion_settings().updates_topic,
-        MetricsIngested(batch_id=outcome.batch_id, metrics=outcome.written, start=start, end=end),
-    )
-
-
-# --- HTTP -------------------------------------------------------------------------------------
 
 
 def _transient(exc: Exception) -> bool:
@@ -115,9 +34,11 @@ def _transient(exc: Exception) -> bool:
 @api.route("/v1/metrics", methods=["POST"])
 def post_metrics(request: flask.Request) -> flask.Response:
     limit = get_settings().max_body_bytes
-    body = decompress(read_body(request), request.headers.get("Content-Encoding"), limit)
     try:
+        body = decompress(read_body(request), request.headers.get("Content-Encoding"), limit)
         result = ingest_payload(body, request.headers.get("Content-Type"))
+    except RejectedPayload as exc:
+        raise _rejected(exc) from None
     except CardinalityExceeded as exc:
         raise Problem(
             413,
@@ -131,6 +52,11 @@ def post_metrics(request: flask.Request) -> flask.Response:
             raise Problem(503, "Storage is unavailable; retry later.", headers={"Retry-After": "5"}) from None
         raise
     return _otlp_response(request, result.batch)
+
+
+def _rejected(exc: RejectedPayload) -> Problem:
+    extra = {"allowed": exc.allowed} if exc.allowed is not None else {}
+    return Problem(REJECTED_STATUS[exc.reason], exc.detail, **extra)
 
 
 def _otlp_response(request: flask.Request, batch: Batch) -> flask.Response:
@@ -292,11 +218,11 @@ def handle_event(event: Any) -> None:
     try:
         body = decompress(payload, encoding, get_settings().max_body_bytes * 8)
         result = ingest_payload(body, content_type)
-    except Problem as problem:
+    except RejectedPayload as exc:
         log.error(
             "dropping metric batch that can never be stored: %s",
-            problem.detail,
-            extra={"event_id": event_id, "status": problem.status},
+            exc.detail,
+            extra={"event_id": event_id, "status": REJECTED_STATUS[exc.reason]},
         )
         return
     except CardinalityExceeded as exc:

@@ -14,7 +14,7 @@ import json
 import math
 import zlib
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from google.protobuf.message import DecodeError
 
@@ -28,11 +28,28 @@ from functions.ingestion.aggregate import (
     explicit_buckets_sketch,
     exponential_buckets_sketch,
 )
-from shared.http import Problem
 from shared.metrics.store import series_id
 
 if TYPE_CHECKING:
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+
+class RejectedPayload(ValueError):
+    """A payload that can never be stored: ``malformed`` (400), ``too_large`` (413) or
+    ``unsupported`` (415, with what is ``allowed``)."""
+
+    def __init__(
+        self,
+        reason: Literal["malformed", "too_large", "unsupported"],
+        detail: str,
+        *,
+        allowed: list[str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+        self.allowed = allowed
+
 
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
 JSON_TYPES = ("application/json",)
@@ -54,19 +71,21 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     if encoding in ("", "identity"):
         return body
     if encoding not in ("gzip", "x-gzip", "deflate"):
-        raise Problem(
-            415, f"Content-Encoding {encoding} is not supported.", allowed=["gzip", "deflate", "identity"]
+        raise RejectedPayload(
+            "unsupported",
+            f"Content-Encoding {encoding} is not supported.",
+            allowed=["gzip", "deflate", "identity"],
         )
     wbits = 16 + zlib.MAX_WBITS if encoding != "deflate" else zlib.MAX_WBITS
     inflater = zlib.decompressobj(wbits)
     try:
         data = inflater.decompress(body, limit + 1)
     except zlib.error as exc:
-        raise Problem(400, f"Body is not valid {encoding}: {exc}.") from None
+        raise RejectedPayload("malformed", f"Body is not valid {encoding}: {exc}.") from None
     if len(data) > limit or inflater.unconsumed_tail:
-        raise Problem(413, f"Decompressed body exceeds the limit of {limit} bytes.")
+        raise RejectedPayload("too_large", f"Decompressed body exceeds the limit of {limit} bytes.")
     if not inflater.eof:
-        raise Problem(400, f"Body is truncated {encoding} data.")
+        raise RejectedPayload("malformed", f"Body is truncated {encoding} data.")
     return data
 
 
@@ -79,14 +98,14 @@ def decode_request(body: bytes, content_type: str | None) -> ExportMetricsServic
         try:
             request = ExportMetricsServiceRequest.FromString(body)
         except (DecodeError, ValueError, RecursionError) as exc:
-            raise Problem(
-                400, f"Body is not a valid OTLP ExportMetricsServiceRequest protobuf: {exc}."
+            raise RejectedPayload(
+                "malformed", f"Body is not a valid OTLP ExportMetricsServiceRequest protobuf: {exc}."
             ) from None
         return request
     if mimetype in JSON_TYPES:
         return decode_json(body)
-    raise Problem(
-        415,
+    raise RejectedPayload(
+        "unsupported",
         f"Content-Type {mimetype or '(none)'} is not supported; send OTLP as "
         "application/x-protobuf or application/json.",
         allowed=["application/x-protobuf", "application/json"],
@@ -100,14 +119,16 @@ def decode_json(body: bytes) -> ExportMetricsServiceRequest:
     try:
         document = json.loads(body)
     except (ValueError, RecursionError) as exc:
-        raise Problem(400, f"Body is not valid JSON: {exc}.") from None
+        raise RejectedPayload("malformed", f"Body is not valid JSON: {exc}.") from None
     if not isinstance(document, dict):
-        raise Problem(400, "OTLP JSON must be an object with `resourceMetrics`.")
+        raise RejectedPayload("malformed", "OTLP JSON must be an object with `resourceMetrics`.")
     _drop_exemplars(document)
     try:
         return ParseDict(document, ExportMetricsServiceRequest(), ignore_unknown_fields=True)
     except (ParseError, ValueError, TypeError, RecursionError) as exc:
-        raise Problem(400, f"Body is not a valid OTLP JSON ExportMetricsServiceRequest: {exc}.") from None
+        raise RejectedPayload(
+            "malformed", f"Body is not a valid OTLP JSON ExportMetricsServiceRequest: {exc}."
+        ) from None
 
 
 def _drop_exemplars(node: Any) -> None:

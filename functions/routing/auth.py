@@ -22,9 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import flask
-
-from shared.http import Problem
 from shared.logging import get_logger
 from shared.redis import get_redis
 
@@ -57,6 +54,25 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
 return {allowed, tostring(retry), tostring(tokens)}
 """
+
+
+class AccessDenied(Exception):
+    """No valid API key: the answer is 401 with ``headers``."""
+
+    def __init__(self, detail: str, headers: dict[str, str]) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
+
+
+class RateLimited(Exception):
+    """The key's bucket is empty: the answer is 429 with ``headers``, retry in ``retry_after`` s."""
+
+    def __init__(self, detail: str, headers: dict[str, str], retry_after: int) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +116,14 @@ class ApiKeyGuard:
         return bool(self._keys)
 
     def authenticate(self, presented: str | None) -> str:
-        """The bucket id of a valid key; raises 401 otherwise."""
+        """The bucket id of a valid key; raises ``AccessDenied`` otherwise."""
         candidate = (presented or "").encode()
         valid = False
         for key in self._keys:  # every key compared, whatever matched before
             valid |= hmac.compare_digest(candidate, key)
         if not valid:
             self._metrics.rejected.add(1, (("reason", "api_key"),))
-            raise Problem(
-                401,
+            raise AccessDenied(
                 "A valid API key is required in the X-API-Key header."
                 if presented
                 else "Missing X-API-Key header.",
@@ -116,16 +131,16 @@ class ApiKeyGuard:
             )
         return hashlib.sha256(candidate).hexdigest()[:24]
 
-    def check(self, request: flask.Request) -> dict[str, str]:
-        """Headers to add to the answer; raises 401 or 429 as a Problem."""
-        bucket = self.authenticate(request.headers.get("X-API-Key"))
+    def check(self, presented: str | None) -> dict[str, str]:
+        """Headers to add to the answer for the ``X-API-Key`` presented; raises ``AccessDenied``
+        or ``RateLimited``."""
+        bucket = self.authenticate(presented)
         verdict = self._take(bucket)
         headers = {"RateLimit-Limit": str(self._burst), "RateLimit-Remaining": str(int(verdict.remaining))}
         if not verdict.allowed:
             self._metrics.rejected.add(1, (("reason", "rate_limit"),))
             retry = max(1, math.ceil(verdict.retry_after))
-            raise Problem(
-                429,
+            raise RateLimited(
                 f"Rate limit of {self._rate:g} requests/s (burst {self._burst}) exceeded for this key; "
                 f"retry in {retry} s.",
                 headers={**headers, "Retry-After": str(retry)},

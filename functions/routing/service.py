@@ -1,4 +1,5 @@
-"""The routing function: its state (built once per instance) and its HTTP API.
+"""The routing service: what an instance builds once (decision tables, caches, bandit, guards,
+metrics) and the decisions it answers with. Knows nothing of HTTP; ``main.py`` serves it.
 
 Request path of ``POST /v2/route`` with a key: parse JSON (pydantic), one dict lookup for the key,
 one for the decision (precomputed per weight set), a signed request id, the user prompt, JSON out,
@@ -11,13 +12,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import flask
-import orjson
-from pydantic import ValidationError
-
 from functions.routing.auth import ApiKeyGuard
 from functions.routing.cache import TwoTierCache, content_key
-from functions.routing.config import RoutingSettings, get_routing_settings, load_weight_config
+from functions.routing.config import load_weight_config
 from functions.routing.engine import (
     INTENTS,
     PACES,
@@ -27,31 +24,40 @@ from functions.routing.engine import (
     InvalidKey,
     ResonanceKey,
     parse_key,
-    persona_profiles,
     user_prompt,
 )
 from functions.routing.experiment import Bandit
 from functions.routing.ids import RequestIds
 from functions.routing.inference import Inference, infer
 from functions.routing.metrics import RoutingMetrics, get_metrics, reset_metrics
-from functions.routing.models import (
-    BulkRequest,
-    FeedbackRequest,
-    RecommendRequest,
-    RouteRequest,
-    V1RouteRequest,
-)
+from functions.routing.models import RouteRequest
+from functions.routing.probes import check_firestore, check_redis
 from functions.routing.recommend import recommend
-from shared.http import Api, Problem, read_json, validation_errors
+from functions.routing.settings import RoutingSettings, get_routing_settings
 from shared.logging import get_logger
-from shared.redis import get_redis
 from shared.settings import get_settings
 
 log = get_logger("routing")
-api = Api("routing")
 
-_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _ALL_PARTS = ["tone", "pace", "intent"]
+KEY_PARTS = {"tone": list(TONES), "pace": list(PACES), "intent": list(INTENTS)}
+
+
+class RejectedKey(ValueError):
+    """A resonance key that does not parse: ``detail`` names it, ``errors`` say which part."""
+
+    def __init__(self, raw: str, exc: InvalidKey) -> None:
+        self.detail = f"resonance_key {raw!r} is not valid: {exc}."
+        super().__init__(self.detail)
+        self.errors = exc.errors
+
+
+def item_error(status: int, detail: str, errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """One failed item of a bulk answer."""
+    error: dict[str, Any] = {"status": status, "detail": detail}
+    if errors:
+        error["errors"] = errors
+    return error
 
 
 class RoutingService:
@@ -112,12 +118,7 @@ class RoutingService:
         try:
             return parse_key(raw)
         except InvalidKey as exc:
-            raise Problem(
-                422,
-                f"resonance_key {raw!r} is not valid: {exc}.",
-                errors=exc.errors,
-                allowed={"tone": list(TONES), "pace": list(PACES), "intent": list(INTENTS)},
-            ) from None
+            raise RejectedKey(raw, exc) from None
 
     def infer_cached(self, message: str, endpoint: str) -> Inference:
         cache_key = content_key(message)
@@ -185,15 +186,8 @@ class RoutingService:
         inference = self.infer_cached(body.message, endpoint)
         return self.decide(inference.key, inference, body)
 
-    def bulk(self, body: BulkRequest) -> dict[str, Any]:
-        requests: list[RouteRequest | dict[str, Any]] = []
-        for raw in body.items:
-            try:
-                requests.append(RouteRequest.model_validate(raw))
-            except ValidationError as exc:
-                requests.append(
-                    _item_problem(422, "Item does not match the route body.", validation_errors(exc))
-                )
+    def bulk(self, requests: list[RouteRequest | dict[str, Any]], *, include_prompts: bool) -> dict[str, Any]:
+        """Route each request; an item that failed to parse comes as its ``item_error``."""
         # Messages to infer: one L1 pass and one MGET for the lot, then one pipelined write.
         wanted = {
             content_key(r.message): r.message
@@ -212,17 +206,15 @@ class RoutingService:
             try:
                 if request.resonance_key is not None:
                     result = self.decide(
-                        self.parse(request.resonance_key), None, request, include_prompt=body.include_prompts
+                        self.parse(request.resonance_key), None, request, include_prompt=include_prompts
                     )
                 else:
                     assert request.message is not None
                     inference = Inference.from_dict(inferences[content_key(request.message)])
-                    result = self.decide(
-                        inference.key, inference, request, include_prompt=body.include_prompts
-                    )
-            except Problem as problem:
-                error = _item_problem(problem.status, problem.detail, problem.errors or [])
-                items.append({"index": index, "status": problem.status, "error": error})
+                    result = self.decide(inference.key, inference, request, include_prompt=include_prompts)
+            except RejectedKey as rejected:
+                error = item_error(422, rejected.detail, rejected.errors)
+                items.append({"index": index, "status": 422, "error": error})
                 continue
             items.append({"index": index, "status": 200, "result": result})
         failed = sum(1 for item in items if item["status"] != 200)
@@ -242,8 +234,8 @@ class RoutingService:
     # Health ------------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        redis_check = _check_redis()
-        firestore_check = _check_firestore()
+        redis_check = check_redis()
+        firestore_check = check_firestore()
         degraded = (redis_check["configured"] and not redis_check["ok"]) or not firestore_check["ok"]
         self.metrics.l2_available.set(1 if redis_check["ok"] else 0)
         report = {
@@ -269,46 +261,6 @@ class RoutingService:
         return report
 
 
-def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
-    """As shared.http.json_response, with orjson: answers carry ~2 KB of prompts, and json.dumps
-    of them was a tenth of the request's own cost."""
-    response = flask.Response(orjson.dumps(payload), status=status, mimetype="application/json")
-    if headers:
-        response.headers.update(headers)
-    return response
-
-
-def _item_problem(status: int, detail: str, errors: list[dict[str, Any]]) -> dict[str, Any]:
-    problem: dict[str, Any] = {"status": status, "detail": detail}
-    if errors:
-        problem["errors"] = errors
-    return problem
-
-
-def _check_redis() -> dict[str, Any]:
-    client = get_redis()
-    if client is None:
-        return {"configured": False, "ok": False, "detail": "REDIS_URL unset: no L2 cache, local rate limits"}
-    started = time.perf_counter()
-    try:
-        client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means unreachable
-        return {"configured": True, "ok": False, "error": type(exc).__name__, "detail": str(exc)[:200]}
-    return {"configured": True, "ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
-
-
-def _check_firestore() -> dict[str, Any]:
-    started = time.perf_counter()
-    try:
-        from functions.routing.feedback import STATS_COLLECTION
-        from shared.firestore import get_firestore
-
-        get_firestore().collection(STATS_COLLECTION).limit(1).get(timeout=2)
-    except Exception as exc:  # noqa: BLE001 - any failure means unreachable
-        return {"ok": False, "error": type(exc).__name__, "detail": str(exc)[:200]}
-    return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
-
-
 _service: RoutingService | None = None
 
 
@@ -332,129 +284,3 @@ def reset_service() -> None:
     _service = None
     get_routing_settings.cache_clear()
     reset_metrics()
-
-
-# HTTP ------------------------------------------------------------------------------------------
-
-
-@api.route("/v2/route", methods=["POST"])
-def route_v2(request: flask.Request) -> flask.Response:
-    return json_response(get_service().route(read_json(request, RouteRequest), "route"))
-
-
-@api.route("/v1/route", methods=["POST"])
-def route_v1(request: flask.Request) -> flask.Response:
-    service = get_service()
-    result = service.route(read_json(request, V1RouteRequest), "v1")
-    primary = result["primary_persona"]
-    body = {
-        "content": (
-            f"Routed to {primary} (confidence {result['confidence']:.2f}, runner-up "
-            f"{result['secondary_persona']}) for {result['resonance_key']}."
-        ),
-        "persona_used": primary,
-        "resonance_key": result["resonance_key"],
-        "confidence": result["confidence"],
-        "metadata": {
-            "request_id": result["request_id"],
-            "secondary_persona": result["secondary_persona"],
-            "scores": result["scores"],
-            "inferred": result["inferred"],
-            "reasoning": result["reasoning"],
-            "prompt": result["prompt"],
-            "weights": result["weights"],
-            "experiment": result["experiment"],
-            "note": "content is the routing summary; send metadata.prompt to the model for the answer",
-        },
-    }
-    return json_response(
-        body, headers={"Deprecation": "true", "Link": '</v2/route>; rel="successor-version"'}
-    )
-
-
-@api.route("/v2/bulk", methods=["POST"])
-def bulk(request: flask.Request) -> flask.Response:
-    return json_response(get_service().bulk(read_json(request, BulkRequest)))
-
-
-@api.route("/v2/recommend", methods=["POST"])
-def recommend_v2(request: flask.Request) -> flask.Response:
-    return json_response(get_service().recommend(read_json(request, RecommendRequest).scenario))
-
-
-@api.route("/v2/personas", methods=["GET"])
-def personas(_request: flask.Request) -> flask.Response:
-    service = get_service()
-    return json_response(
-        {
-            "personas": persona_profiles(),
-            "tie_order": list(PERSONAS),
-            "resonance_key": {"tones": TONES, "paces": PACES, "intents": INTENTS},
-            "weights": {
-                "version": service.config.version,
-                "default": service.config.default,
-                "sets": {name: ws.weights.model_dump() for name, ws in service.config.weight_sets.items()},
-            },
-            "experiment": (
-                {
-                    "name": service.bandit.name,
-                    "arms": service.bandit.arms,
-                    "posteriors": service.bandit.posteriors(),
-                }
-                if service.bandit
-                else None
-            ),
-        }
-    )
-
-
-@api.route("/v2/feedback", methods=["POST"])
-def feedback(request: flask.Request) -> flask.Response:
-    from functions.routing.feedback_api import submit_feedback
-
-    return submit_feedback(get_service(), read_json(request, FeedbackRequest))
-
-
-@api.route("/v2/feedback/summary", methods=["GET"])
-def feedback_summary(_request: flask.Request) -> flask.Response:
-    from functions.routing.feedback_api import summarise_feedback
-
-    return summarise_feedback(get_service())
-
-
-@api.route("/health", methods=["GET"])
-def health(_request: flask.Request) -> flask.Response:
-    return json_response(get_service().health())
-
-
-_KNOWN_ROUTES = frozenset(api.paths())
-
-
-def handle(request: flask.Request) -> flask.Response:
-    """The ``route`` entry point: API keys, the API, then request metrics and a due metrics flush."""
-    started = time.perf_counter()
-    service = get_service()
-    path = request.path
-    extra_headers = None
-    if service.guard.enabled and path != "/health":
-        try:
-            extra_headers = service.guard.check(request)
-        except Problem as problem:
-            response = problem.to_response(path)
-        else:
-            response = api(request)
-    else:
-        response = api(request)
-    if extra_headers:
-        response.headers.update(extra_headers)
-    route = path.rstrip("/") or "/"
-    method = request.method if request.method in _METHODS else "_OTHER"
-    attributes: tuple[tuple[str, str | int], ...] = (
-        ("http.request.method", method),
-        ("http.response.status_code", response.status_code),
-    )
-    if route in _KNOWN_ROUTES:
-        attributes = (("http.route", route), *attributes)
-    service.metrics.request_duration.record(time.perf_counter() - started, attributes)
-    service.telemetry.maybe_flush()
-    return response

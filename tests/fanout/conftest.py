@@ -28,7 +28,7 @@ DEAD_LETTER_TOPIC = "alert-deliveries-dead-letter"
 
 
 def reset_fanout_caches() -> None:
-    from functions.fanout.routing import get_routing
+    from functions.fanout.routes import get_routing
     from functions.fanout.settings import get_fanout_settings
 
     get_fanout_settings.cache_clear()

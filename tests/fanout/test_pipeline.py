@@ -208,7 +208,7 @@ def test_low_goes_to_the_log_only(fanout: Fanout) -> None:
 
 def test_a_notification_left_unfinished_by_a_dead_instance_is_redriven_by_the_tick(fanout: Fanout) -> None:
     from functions.fanout import pipeline
-    from functions.fanout.routing import get_routing
+    from functions.fanout.routes import get_routing
 
     clock = fanout.freeze()
     transition = make_transition(severity="critical", at=clock.now())

@@ -14,7 +14,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 
 from functions.ingestion import downsample as ds
 from functions.ingestion import writer
-from functions.ingestion.main import ingest_payload
+from functions.ingestion.ingest import ingest_payload
 from functions.ingestion.settings import get_ingestion_settings
 from shared.clock import get_clock
 from shared.metrics.query import MetricQuery, run_query

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from functions.fanout.channels.base import DeliveryError, Retrier
+from functions.fanout.channels.registry import register, require
 from functions.fanout.models import Notification, iso, summary_of, value_text
 from functions.fanout.settings import FanoutSettings
 
@@ -49,12 +50,12 @@ def render(name: str, **context: Any) -> tuple[str, str]:
     )
 
 
+@register("email", requires=("smtp_host", "alert_email_to"))
 class EmailChannel:
     name = "email"
 
     def __init__(self, settings: FanoutSettings) -> None:
-        if not settings.email_configured:
-            raise ValueError("email needs SMTP_HOST and ALERT_EMAIL_TO")
+        require("email", settings)
         self.settings = settings
         self.recipients = [r.strip() for r in str(settings.alert_email_to).split(",") if r.strip()]
 

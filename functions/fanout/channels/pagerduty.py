@@ -12,6 +12,7 @@ import urllib.request
 from typing import Any
 
 from functions.fanout.channels.base import DeliveryError, Retrier, parse_retry_after
+from functions.fanout.channels.registry import register, require
 from functions.fanout.models import Notification, iso, summary_of, value_text
 from functions.fanout.settings import FanoutSettings
 from shared.messages import AlertTransition
@@ -63,12 +64,12 @@ def event_for(alert: AlertTransition, settings: FanoutSettings, *, repeat: bool 
     }
 
 
+@register("pagerduty", requires=("pagerduty_routing_key",))
 class PagerDutyChannel:
     name = "pagerduty"
 
     def __init__(self, settings: FanoutSettings) -> None:
-        if not settings.pagerduty_configured:
-            raise ValueError("PagerDuty needs PAGERDUTY_ROUTING_KEY")
+        require("pagerduty", settings)
         self.settings = settings
 
     def send(self, notification: Notification, retrier: Retrier) -> dict[str, Any]:

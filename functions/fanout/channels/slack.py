@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from functions.fanout.channels.base import DeliveryError, Retrier, parse_retry_after
+from functions.fanout.channels.registry import register, require
 from functions.fanout.models import Notification, doc_id, iso, summary_of, value_text
+from functions.fanout.records import KEEP
+from functions.fanout.records import SLACK_MESSAGES as MESSAGES
+from functions.fanout.records import SLACK_THREADS as THREADS
 from functions.fanout.settings import FanoutSettings
 from shared.clock import utcnow
 from shared.firestore import get_firestore
@@ -28,9 +31,6 @@ from shared.messages import AlertTransition
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
-THREADS = "fanout_slack_threads"
-KEEP = timedelta(days=30)
-MESSAGES = "fanout_slack_messages"
 EMOJI = {
     "critical": ":red_circle:",
     "high": ":large_orange_circle:",
@@ -53,12 +53,12 @@ def message_doc_id(channel: str, ts: str) -> str:
     return hashlib.sha256(f"{channel}:{ts}".encode()).hexdigest()[:32]
 
 
+@register("slack", requires=("slack_bot_token", "slack_channel"))
 class SlackChannel:
     name = "slack"
 
     def __init__(self, settings: FanoutSettings, client: WebClient | None = None) -> None:
-        if not settings.slack_configured:
-            raise ValueError("Slack needs SLACK_BOT_TOKEN and SLACK_CHANNEL")
+        require("slack", settings)
         self.settings = settings
         self.channel_id = str(settings.slack_channel)
         if client is None:

@@ -1,22 +1,34 @@
-"""``POST /v2/feedback`` and ``GET /v2/feedback/summary``: Firestore is touched only here."""
+"""Feedback use cases: record an answer to a routing decision, summarise the totals.
+
+They take what they need (request ids, weight config, bandit, metrics), not the routing service,
+and raise domain errors the handler turns into answers.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import flask
-
 from functions.routing.engine import PERSONAS
 from functions.routing.feedback import FeedbackRecord, Totals, read_totals, store_feedback
 from functions.routing.models import FeedbackRequest, FeedbackResponse
 from shared.clock import utcnow
-from shared.http import Problem, json_response
 from shared.logging import get_logger
 
 if TYPE_CHECKING:
-    from functions.routing.service import RoutingService
+    from functions.routing.config import WeightConfig
+    from functions.routing.experiment import Bandit
+    from functions.routing.ids import RequestIds
+    from functions.routing.metrics import RoutingMetrics
 
 log = get_logger("routing.feedback")
+
+
+class UnknownRequestId(Exception):
+    """The request id was not issued by this service (or was altered)."""
+
+
+class FeedbackStoreUnavailable(Exception):
+    """Firestore could not be reached; nothing was recorded."""
 
 
 def _store_errors() -> tuple[type[BaseException], ...]:
@@ -26,26 +38,22 @@ def _store_errors() -> tuple[type[BaseException], ...]:
     return (GoogleAPIError, GoogleAuthError)
 
 
-def _unavailable(exc: BaseException) -> Problem:
+def _unavailable(exc: BaseException) -> FeedbackStoreUnavailable:
     log.error("feedback store unavailable", extra={"error": repr(exc)})
-    return Problem(
-        503,
-        "The feedback store is unavailable; nothing was recorded. Retry later.",
-        headers={"Retry-After": "5"},
-    )
+    return FeedbackStoreUnavailable(repr(exc))
 
 
-def submit_feedback(service: RoutingService, body: FeedbackRequest) -> flask.Response:
-    issued = service.ids.verify(body.request_id)
+def submit_feedback(
+    body: FeedbackRequest,
+    *,
+    ids: RequestIds,
+    config: WeightConfig,
+    metrics: RoutingMetrics,
+    bandit: Bandit | None,
+) -> FeedbackResponse:
+    issued = ids.verify(body.request_id)
     if issued is None:
-        raise Problem(
-            422,
-            "request_id is not one this service issued; send the request_id of a routing answer.",
-            errors=[
-                {"field": "request_id", "message": "unknown or altered request id", "type": "request_id"}
-            ],
-        )
-    config = service.config
+        raise UnknownRequestId(body.request_id)
     arm = experiment = None
     if (
         issued.arm_index is not None
@@ -74,43 +82,40 @@ def submit_feedback(service: RoutingService, body: FeedbackRequest) -> flask.Res
         outcome, totals = store_feedback(record)
     except _store_errors() as exc:
         raise _unavailable(exc) from None
-    service.metrics.feedback.add(
-        1, (("persona", issued.persona), ("helpful", body.helpful), ("outcome", outcome))
-    )
-    if service.bandit is not None and arm is not None and outcome != "unchanged":
-        service.bandit.refresh_now()
-    answer = FeedbackResponse(
+    metrics.feedback.add(1, (("persona", issued.persona), ("helpful", body.helpful), ("outcome", outcome)))
+    if bandit is not None and arm is not None and outcome != "unchanged":
+        bandit.refresh_now()
+    return FeedbackResponse(
         request_id=body.request_id,
         outcome=outcome,
         persona=issued.persona,
         arm=arm,
         persona_satisfaction=totals.view(),
     )
-    return json_response(answer, status=201 if outcome == "created" else 200)
 
 
-def summarise_feedback(service: RoutingService) -> flask.Response:
+def summarise_feedback(config: WeightConfig, bandit: Bandit | None) -> dict[str, Any]:
     try:
         totals = read_totals()
     except _store_errors() as exc:
         raise _unavailable(exc) from None
     personas: dict[str, Any] = {p: Totals(scope="persona", name=p).view() for p in PERSONAS}
     arms: dict[str, Any] = {}
-    experiment = config_experiment = service.config.experiment
+    experiment = config.experiment
     for total in totals:
         if total.scope == "persona" and total.name in personas:
             personas[total.name] = total.view()
         elif total.scope == "arm" and experiment and total.experiment == experiment.name:
             arms[total.name] = total.view()
     body: dict[str, Any] = {"personas": personas, "experiment": None}
-    if config_experiment is not None:
-        posteriors = service.bandit.posteriors() if service.bandit else {}
+    if experiment is not None:
+        posteriors = bandit.posteriors() if bandit else {}
         body["experiment"] = {
-            "name": config_experiment.name,
-            "active": service.bandit is not None,
+            "name": experiment.name,
+            "active": bandit is not None,
             "arms": {
                 arm: {**arms.get(arm, Totals(scope="arm", name=arm).view()), "posterior": posteriors.get(arm)}
-                for arm in config_experiment.arms
+                for arm in experiment.arms
             },
         }
-    return json_response(body)
+    return body

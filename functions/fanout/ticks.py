@@ -1,0 +1,182 @@
+"""The fan-out's time-driven jobs, run by the flush tick (Cloud Scheduler, every minute): due
+groups, repeats, flapping holds released, alerts whose silence or inhibition ended, notifications
+an instance left unfinished. Safe to run twice at once and to retry.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from functions.fanout import silences as silence_store
+from functions.fanout.delivery import deliver
+from functions.fanout.models import Notification, doc_id
+from functions.fanout.pipeline import firing_alerts, flush
+from functions.fanout.policy import enqueue, mute_reason
+from functions.fanout.records import (
+    ALERTS,
+    GROUPS,
+    NOTIFICATIONS,
+    TRANSITIONS,
+    AlertRecord,
+    GroupRecord,
+    group_document,
+    store_notification,
+)
+from functions.fanout.records import collection as _col
+from functions.fanout.records import field_filter as _field_filter
+from functions.fanout.routes import RoutingConfig, get_routing
+from functions.fanout.settings import get_fanout_settings
+from shared.clock import utcnow
+from shared.firestore import get_firestore, run_transaction
+from shared.logging import get_logger
+
+log = get_logger("fanout.ticks")
+
+
+def tick() -> dict[str, Any]:
+    """Everything time-driven; safe to run twice at once and to retry."""
+    routing = get_routing()
+    now = utcnow()
+    report: dict[str, Any] = {
+        "released": release_holds(now, routing),
+        "unmuted": requeue_unmuted(now, routing),
+    }
+    flushed = []
+    due = _col(GROUPS).where(filter=_field_filter("next_flush_at", "<=", now)).stream()
+    for snapshot in due:
+        nid = flush(snapshot.id, now, routing)
+        if nid:
+            flushed.append(nid)
+    repeats = []
+    for snapshot in _col(GROUPS).where(filter=_field_filter("repeat_at", "<=", now)).stream():
+        nid = repeat(snapshot.id, now, routing)
+        if nid:
+            repeats.append(nid)
+    errors = 0
+    stale = now - timedelta(seconds=get_fanout_settings().redrive_after_seconds)
+    unfinished = _col(NOTIFICATIONS).where(filter=_field_filter("complete", "==", False)).stream()
+    redrive = [s.id for s in unfinished if s.to_dict()["created_at"] <= stale]
+    for nid in [*flushed, *repeats, *redrive]:
+        try:
+            deliver(nid)
+        except Exception:  # one notification's trouble must not stop the tick
+            errors += 1
+            log.exception("delivery of %s failed; the next tick re-drives it", nid)
+    report.update(flushed=flushed, repeats=repeats, redriven=redrive, errors=errors)
+    return report
+
+
+def release_holds(now: datetime, routing: RoutingConfig) -> list[str]:
+    """Alerts held open by flapping that have been quiet for `hold`: their resolve goes out now."""
+    from google.cloud import firestore
+
+    client = get_firestore()
+    released = []
+    for snapshot in _col(ALERTS).where(filter=_field_filter("held", "==", True)).stream():
+        alert = AlertRecord.model_validate(snapshot.to_dict())
+        if not alert.changes or max(alert.changes) + routing.flapping.hold > now:
+            continue
+        gref = client.collection(GROUPS).document(alert.group_id)
+
+        def run(tx: firestore.Transaction, alert: AlertRecord = alert, gref: Any = gref) -> bool:
+            aref = _col(ALERTS).document(doc_id(alert.fingerprint))
+            current = AlertRecord.model_validate(aref.get(transaction=tx).to_dict())
+            gsnap = gref.get(transaction=tx)
+            if not current.held or not gsnap.exists:
+                return False
+            group = GroupRecord.model_validate(gsnap.to_dict())
+            enqueue(group, current.latest.transition_id, now, timedelta(0), timedelta(0))
+            tx.update(aref, {"held": False})
+            tx.update(
+                _col(TRANSITIONS).document(doc_id(current.latest.transition_id)), {"outcome": "pending"}
+            )
+            tx.set(gref, group_document(group, now))
+            return True
+
+        if run_transaction(run):
+            released.append(alert.fingerprint)
+    return released
+
+
+def requeue_unmuted(now: datetime, routing: RoutingConfig) -> list[str]:
+    """Firing alerts muted when they fired whose silence or inhibition has ended: notify them now."""
+    from google.cloud import firestore
+
+    client = get_firestore()
+    firing = firing_alerts()
+    candidates = [a for a in firing if a.muted and a.notified_state != "firing" and not a.held]
+    if not candidates:
+        return []
+    active = silence_store.active(now)
+    requeued = []
+    for alert in candidates:
+        if mute_reason(alert.latest, alert.labels, firing, active, routing, now):
+            continue
+        gref = client.collection(GROUPS).document(alert.group_id)
+        route = routing.route(alert.severity)
+
+        def run(
+            tx: firestore.Transaction, alert: AlertRecord = alert, gref: Any = gref, route: Any = route
+        ) -> bool:
+            aref = _col(ALERTS).document(doc_id(alert.fingerprint))
+            current = AlertRecord.model_validate(aref.get(transaction=tx).to_dict())
+            gsnap = gref.get(transaction=tx)
+            if not current.muted or current.state != "firing" or not gsnap.exists:
+                return False
+            group = GroupRecord.model_validate(gsnap.to_dict())
+            enqueue(group, current.latest.transition_id, now, timedelta(0), route.group_interval)
+            tx.update(aref, {"muted": None})
+            tx.set(gref, group_document(group, now))
+            return True
+
+        if run_transaction(run):
+            requeued.append(alert.fingerprint)
+    return requeued
+
+
+def repeat(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
+    """Re-notify a group's alerts still firing after `repeat_interval` (not muted now)."""
+    from google.cloud import firestore
+
+    client = get_firestore()
+    gref = client.collection(GROUPS).document(group_id)
+    group = GroupRecord.model_validate(gref.get().to_dict())
+    if group.repeat_at is None or group.repeat_at > now:
+        return None
+    snaps = client.get_all([client.collection(ALERTS).document(doc_id(fp)) for fp in group.firing])
+    alerts = [AlertRecord.model_validate(s.to_dict()) for s in snaps if s.exists]
+    firing = firing_alerts()
+    active = silence_store.active(now)
+    still = [
+        a.latest
+        for a in alerts
+        if (a.state == "firing" or a.held)
+        and not mute_reason(a.latest, a.labels, firing, active, routing, now)
+    ]
+    route = routing.route(group.severity)
+
+    def run(tx: firestore.Transaction) -> str | None:
+        current = GroupRecord.model_validate(gref.get(transaction=tx).to_dict())
+        if current.repeat_at is None or current.repeat_at > now:
+            return None
+        notification_id = None
+        if still:
+            current.seq += 1
+            notification_id = f"{group_id}-r{current.seq}"
+            notification = Notification(
+                notification_id=notification_id,
+                kind="repeat",
+                group_id=group_id,
+                group_labels=current.labels,
+                severity=current.severity,
+                mention=route.mention,
+                alerts=still,
+                created_at=now,
+            )
+            store_notification(tx, notification, list(route.channels), [])
+        current.repeat_at = now + route.repeat_interval if current.firing else None
+        tx.set(gref, group_document(current, now))
+        return notification_id
+
+    return run_transaction(run)

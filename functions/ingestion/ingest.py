@@ -1,0 +1,86 @@
+"""The ingestion use case: one OTLP payload decoded, checked, aggregated and stored exactly once,
+then announced. Serves the HTTP and Pub/Sub handlers and the collector alike."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from functions.ingestion.aggregate import Batch
+from functions.ingestion.otlp import aggregate, content_hash, decode_request
+from functions.ingestion.settings import get_ingestion_settings
+from functions.ingestion.writer import (
+    CardinalityExceeded,
+    StoreOutcome,
+    register_series,
+    span,
+    store_batch,
+)
+from shared.clock import utcnow
+from shared.logging import get_logger
+
+log = get_logger("ingestion")
+
+
+@dataclass
+class IngestResult:
+    batch: Batch
+    outcome: StoreOutcome
+
+    @property
+    def rejected(self) -> int:
+        return self.batch.rejected_count
+
+
+def ingest_payload(payload: bytes, content_type: str | None) -> IngestResult:
+    """Decode, check, aggregate and store one OTLP payload exactly once, then announce it.
+
+    Raises ``RejectedPayload`` (bad input, nothing stored), ``CardinalityExceeded`` (nothing accepted) or
+    a Firestore/Pub/Sub error (transient: the caller retries; applied chunks are not re-applied).
+    """
+    settings = get_ingestion_settings()
+    started = time.perf_counter()
+    request = decode_request(payload, content_type)
+    batch = aggregate(
+        request,
+        now_ns=int(utcnow().timestamp() * 1e9),
+        max_age_s=settings.max_age_seconds,
+        max_future_s=settings.max_future_seconds,
+    )
+    registry_writes = 0
+    if batch.series:
+        registry_writes = register_series(batch)
+        if batch.accepted == 0:
+            over = {m: n for (m, reason), n in batch.rejected.items() if reason.startswith("series limit")}
+            if over:
+                raise CardinalityExceeded(over, settings.max_series_per_metric)
+    batch_id = content_hash(payload)
+    outcome = store_batch(batch, batch_id)
+    if outcome.written and settings.updates_topic:
+        _announce(batch, outcome)
+    log.info(
+        "metric batch stored",
+        extra={
+            "batch_id": batch_id,
+            "accepted_points": batch.accepted,
+            "rejected_points": batch.rejected_count,
+            "series": len(batch.series),
+            "chunks": outcome.chunks,
+            "duplicate_series": outcome.duplicate_series,
+            "documents_written": outcome.documents_written,
+            "registry_writes": registry_writes,
+            "seconds": round(time.perf_counter() - started, 4),
+        },
+    )
+    return IngestResult(batch, outcome)
+
+
+def _announce(batch: Batch, outcome: StoreOutcome) -> None:
+    from shared.messages import MetricsIngested
+    from shared.pubsub import publish
+
+    start, end = span(batch)
+    publish(
+        get_ingestion_settings().updates_topic,
+        MetricsIngested(batch_id=outcome.batch_id, metrics=outcome.written, start=start, end=end),
+    )

@@ -1,0 +1,208 @@
+"""HTTP handlers of the routing function (entry point ``route``): parse, call the routing
+service, answer. API keys and the rate limit are checked before the API; every request is measured.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import flask
+import orjson
+from pydantic import ValidationError
+
+from functions.routing.auth import AccessDenied, RateLimited
+from functions.routing.engine import INTENTS, PACES, PERSONAS, TONES, persona_profiles
+from functions.routing.feedback_service import FeedbackStoreUnavailable, UnknownRequestId
+from functions.routing.models import (
+    BulkRequest,
+    FeedbackRequest,
+    RecommendRequest,
+    RouteRequest,
+    V1RouteRequest,
+)
+from functions.routing.service import KEY_PARTS, RejectedKey, RoutingService, get_service, item_error
+from shared.http import Api, Problem, read_json, validation_errors
+from shared.http import json_response as shared_json_response
+
+api = Api("routing")
+
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
+    """As shared.http.json_response, with orjson: answers carry ~2 KB of prompts, and json.dumps
+    of them was a tenth of the request's own cost."""
+    response = flask.Response(orjson.dumps(payload), status=status, mimetype="application/json")
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def _route(service: RoutingService, body: RouteRequest, endpoint: str) -> dict[str, Any]:
+    try:
+        return service.route(body, endpoint)
+    except RejectedKey as rejected:
+        raise Problem(422, rejected.detail, errors=rejected.errors, allowed=KEY_PARTS) from None
+
+
+def _feedback_unavailable() -> Problem:
+    return Problem(
+        503,
+        "The feedback store is unavailable; nothing was recorded. Retry later.",
+        headers={"Retry-After": "5"},
+    )
+
+
+@api.route("/v2/route", methods=["POST"])
+def route_v2(request: flask.Request) -> flask.Response:
+    return json_response(_route(get_service(), read_json(request, RouteRequest), "route"))
+
+
+@api.route("/v1/route", methods=["POST"])
+def route_v1(request: flask.Request) -> flask.Response:
+    service = get_service()
+    result = _route(service, read_json(request, V1RouteRequest), "v1")
+    primary = result["primary_persona"]
+    body = {
+        "content": (
+            f"Routed to {primary} (confidence {result['confidence']:.2f}, runner-up "
+            f"{result['secondary_persona']}) for {result['resonance_key']}."
+        ),
+        "persona_used": primary,
+        "resonance_key": result["resonance_key"],
+        "confidence": result["confidence"],
+        "metadata": {
+            "request_id": result["request_id"],
+            "secondary_persona": result["secondary_persona"],
+            "scores": result["scores"],
+            "inferred": result["inferred"],
+            "reasoning": result["reasoning"],
+            "prompt": result["prompt"],
+            "weights": result["weights"],
+            "experiment": result["experiment"],
+            "note": "content is the routing summary; send metadata.prompt to the model for the answer",
+        },
+    }
+    return json_response(
+        body, headers={"Deprecation": "true", "Link": '</v2/route>; rel="successor-version"'}
+    )
+
+
+@api.route("/v2/bulk", methods=["POST"])
+def bulk(request: flask.Request) -> flask.Response:
+    body = read_json(request, BulkRequest)
+    requests: list[RouteRequest | dict[str, Any]] = []
+    for raw in body.items:
+        try:
+            requests.append(RouteRequest.model_validate(raw))
+        except ValidationError as exc:
+            requests.append(item_error(422, "Item does not match the route body.", validation_errors(exc)))
+    return json_response(get_service().bulk(requests, include_prompts=body.include_prompts))
+
+
+@api.route("/v2/recommend", methods=["POST"])
+def recommend_v2(request: flask.Request) -> flask.Response:
+    return json_response(get_service().recommend(read_json(request, RecommendRequest).scenario))
+
+
+@api.route("/v2/personas", methods=["GET"])
+def personas(_request: flask.Request) -> flask.Response:
+    service = get_service()
+    return json_response(
+        {
+            "personas": persona_profiles(),
+            "tie_order": list(PERSONAS),
+            "resonance_key": {"tones": TONES, "paces": PACES, "intents": INTENTS},
+            "weights": {
+                "version": service.config.version,
+                "default": service.config.default,
+                "sets": {name: ws.weights.model_dump() for name, ws in service.config.weight_sets.items()},
+            },
+            "experiment": (
+                {
+                    "name": service.bandit.name,
+                    "arms": service.bandit.arms,
+                    "posteriors": service.bandit.posteriors(),
+                }
+                if service.bandit
+                else None
+            ),
+        }
+    )
+
+
+@api.route("/v2/feedback", methods=["POST"])
+def feedback(request: flask.Request) -> flask.Response:
+    from functions.routing.feedback_service import submit_feedback
+
+    body = read_json(request, FeedbackRequest)
+    service = get_service()
+    try:
+        answer = submit_feedback(
+            body, ids=service.ids, config=service.config, metrics=service.metrics, bandit=service.bandit
+        )
+    except UnknownRequestId:
+        raise Problem(
+            422,
+            "request_id is not one this service issued; send the request_id of a routing answer.",
+            errors=[
+                {"field": "request_id", "message": "unknown or altered request id", "type": "request_id"}
+            ],
+        ) from None
+    except FeedbackStoreUnavailable:
+        raise _feedback_unavailable() from None
+    return shared_json_response(answer, status=201 if answer.outcome == "created" else 200)
+
+
+@api.route("/v2/feedback/summary", methods=["GET"])
+def feedback_summary(_request: flask.Request) -> flask.Response:
+    from functions.routing.feedback_service import summarise_feedback
+
+    service = get_service()
+    try:
+        return shared_json_response(summarise_feedback(service.config, service.bandit))
+    except FeedbackStoreUnavailable:
+        raise _feedback_unavailable() from None
+
+
+@api.route("/health", methods=["GET"])
+def health(_request: flask.Request) -> flask.Response:
+    return json_response(get_service().health())
+
+
+_KNOWN_ROUTES = frozenset(api.paths())
+
+
+def handle(request: flask.Request) -> flask.Response:
+    """The ``route`` entry point: API keys, the API, then request metrics and a due metrics flush."""
+    started = time.perf_counter()
+    service = get_service()
+    path = request.path
+    extra_headers = None
+    if service.guard.enabled and path != "/health":
+        try:
+            extra_headers = service.guard.check(request.headers.get("X-API-Key"))
+        except AccessDenied as denied:
+            response = Problem(401, denied.detail, headers=denied.headers).to_response(path)
+        except RateLimited as limited:
+            response = Problem(
+                429, limited.detail, headers=limited.headers, retry_after=limited.retry_after
+            ).to_response(path)
+        else:
+            response = api(request)
+    else:
+        response = api(request)
+    if extra_headers:
+        response.headers.update(extra_headers)
+    route = path.rstrip("/") or "/"
+    method = request.method if request.method in _METHODS else "_OTHER"
+    attributes: tuple[tuple[str, str | int], ...] = (
+        ("http.request.method", method),
+        ("http.response.status_code", response.status_code),
+    )
+    if route in _KNOWN_ROUTES:
+        attributes = (("http.route", route), *attributes)
+    service.metrics.request_duration.record(time.perf_counter() - started, attributes)
+    service.telemetry.maybe_flush()
+    return response
