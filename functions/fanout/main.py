@@ -17,17 +17,29 @@ from shared.logging import get_logger
 from shared.messages import AlertTransition
 
 api = Api("fanout")
+NEVER_TOO_OLD = timedelta(days=3650)
 log = get_logger("fanout")
 
 
 def handle_event(event: Any) -> None:
     """One alert transition from Pub/Sub: raise to retry, return to drop (or when done)."""
+    from functions.fanout.models import mark_late
     from functions.fanout.pipeline import handle_transition
+    from shared.settings import get_settings
 
-    delivery = decode_pubsub(event, AlertTransition)
+    # No age limit here: a transition is never dropped for being old, only marked late.
+    delivery = decode_pubsub(event, AlertTransition, max_age=NEVER_TOO_OLD)
     if delivery is None:
         return
-    handle_transition(delivery.body)
+    transition = delivery.body
+    age = utcnow() - delivery.publish_time
+    if age > timedelta(seconds=get_settings().max_event_age_seconds):
+        log.warning(
+            "delivering a late transition",
+            extra={"transition_id": transition.transition_id, "age_seconds": age.total_seconds()},
+        )
+        transition = mark_late(transition, age)
+    handle_transition(transition)
 
 
 def handle(request: flask.Request) -> flask.Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
@@ -55,6 +55,15 @@ class Notification(BaseModel):
         if where:
             parts.append(f"({where})")
         return " ".join(parts)
+
+
+def mark_late(alert: AlertTransition, age: timedelta) -> AlertTransition:
+    """A transition delivered long after it was published (an outage of ours or of Pub/Sub) is
+    still sent, saying so: a late page beats a lost one."""
+    minutes = max(1, round(age.total_seconds() / 60))
+    note = f"LATE: published {minutes} min before it could be delivered"
+    summary = f"[LATE {minutes} min] {summary_of(alert)}"
+    return alert.model_copy(update={"annotations": {**alert.annotations, "summary": summary, "late": note}})
 
 
 def summary_of(alert: AlertTransition) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -50,3 +50,18 @@ def test_two_instances_and_triple_redelivery_send_one_message_per_channel(
     assert [e["event_action"] for e in fanout.pagerduty.events] == ["trigger"]
     # The silence API is served by the same capability.
     assert requests.get(f"{second.url}/v1/silences", timeout=5).json() == []
+
+
+def test_a_transition_published_hours_ago_is_delivered_marked_late(fanout: Fanout) -> None:
+    transition = make_transition(severity="critical", rule=f"late-{uuid.uuid4().hex[:6]}")
+    envelope = push_envelope(
+        transition.model_dump(mode="json"),
+        message_id=uuid.uuid4().hex,
+        publish_time=datetime.now(UTC) - timedelta(hours=3),
+    )
+    status = fanout.app("fan_out_alerts", "cloudevent").post(PUSH_PATH, json=envelope).status_code
+    assert status == 200
+    assert len(fanout.slack.messages) == 1
+    assert "[LATE 180 min]" in fanout.slack.messages[0].all_text()
+    assert [e["event_action"] for e in fanout.pagerduty.events] == ["trigger"]
+    assert fanout.pagerduty.events[0]["payload"]["summary"].startswith("[LATE 180 min]")
