@@ -46,8 +46,9 @@ def once(
     *,
     lease: timedelta = timedelta(minutes=5),
     keep: timedelta = timedelta(days=7),
-) -> Iterator[bool]:
-    """``with once("fanout", event_id) as first: if not first: return`` — first is False when done before."""
+) -> Iterator[Claim]:
+    """``with once("fanout", event_id) as first: if not first: return`` — first is false when done
+    before; ``first.settle()`` makes the work done even if what follows it fails."""
     from google.cloud import firestore
 
     client = get_firestore()
@@ -70,13 +71,34 @@ def once(
         )
         return True
 
-    first = run_transaction(claim)
-    if not first:
-        yield False
+    if not run_transaction(claim):
+        yield Claim(ref, first=False)
         return
+    held = Claim(ref, first=True)
     try:
-        yield True
+        yield held
     except BaseException:
-        ref.delete()
+        if not held.settled:
+            ref.delete()
         raise
-    ref.update({"state": "done"})
+    if not held.settled:
+        ref.update({"state": "done"})
+
+
+class Claim:
+    """What ``once`` yields: true for the first claimant. ``settle()`` marks the work done at
+    once, for work that cannot be taken back (a message a vendor accepted): whatever fails after
+    it, the claim is not released, so a retry does not do the work again."""
+
+    def __init__(self, ref: object, *, first: bool) -> None:
+        self._ref = ref
+        self.first = first
+        self.settled = not first
+
+    def __bool__(self) -> bool:
+        return self.first
+
+    def settle(self) -> None:
+        if not self.settled:
+            self._ref.update({"state": "done"})  # type: ignore[attr-defined]
+            self.settled = True

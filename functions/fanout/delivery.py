@@ -65,6 +65,8 @@ def deliver_one(name: str, notification: Notification, settings: FanoutSettings)
         outcome: Outcome
         try:
             receipt = channel.send(notification, retrier)
+            # The vendor has it: from here no failure of ours may release the claim and resend.
+            first.settle()
             outcome = "delivered"
             record = {
                 "status": outcome,
@@ -100,6 +102,7 @@ def deliver_one(name: str, notification: Notification, settings: FanoutSettings)
                 dead,
                 attributes={"channel": name, "notification_id": notification.notification_id},
             )
+            first.settle()
             outcome = "dead-lettered"
             record = {"status": outcome, "at": utcnow(), "attempts": exc.attempts, "reason": exc.reason}
             log.error(

@@ -121,3 +121,72 @@ def test_without_credentials_notifications_go_to_the_log_and_outbox(fanout: Fano
     assert all(r["notification"]["alerts"][0]["transition_id"] == firing.transition_id for r in records)
     assert fanout.slack.calls == []
     assert fanout.pagerduty.events == []
+
+
+class _RecordsFailOnce:
+    """Firestore as delivery.py sees it, except that the first write of each channel's delivery
+    record fails as an outage would: the vendor has already accepted the message by then."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+        self.failed: set[str] = set()
+
+    def collection(self, name: str) -> object:
+        from functions.fanout.records import NOTIFICATIONS
+
+        collection = self.real.collection(name)  # type: ignore[attr-defined]
+        return _Collection(collection, self.failed) if name == NOTIFICATIONS else collection
+
+
+class _Collection:
+    def __init__(self, real: object, failed: set[str]) -> None:
+        self.real, self.failed = real, failed
+
+    def document(self, doc_id: str) -> object:
+        return _Document(self.real.document(doc_id), self.failed)  # type: ignore[attr-defined]
+
+
+class _Document:
+    def __init__(self, real: object, failed: set[str]) -> None:
+        self.real, self.failed = real, failed
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+    def update(self, fields: dict[str, object]) -> object:
+        from google.api_core.exceptions import ServiceUnavailable
+
+        records = [k for k in fields if k.startswith("deliveries.") and k not in self.failed]
+        if records:
+            self.failed.update(records)
+            raise ServiceUnavailable("injected: Firestore unavailable after the send")
+        return self.real.update(fields)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("severity", ["critical", "high"])
+def test_a_send_the_vendor_accepted_is_not_repeated_when_our_record_of_it_fails(
+    fanout: Fanout, monkeypatch, severity: str
+) -> None:  # type: ignore[no-untyped-def]
+    from functions.fanout import delivery
+    from shared.firestore import get_firestore
+
+    failing = _RecordsFailOnce(get_firestore())
+    monkeypatch.setattr(delivery, "get_firestore", lambda: failing)
+    clock = fanout.freeze()
+    firing = make_transition(severity=severity, at=clock.now())
+    first = fanout.push(firing, message_id="m-1")
+    if severity == "high":
+        assert first == 200  # held for the group wait; the tick delivers it
+        clock.advance(timedelta(seconds=11))
+        assert fanout.http().post("/v1/flush").status_code in (200, 503)
+    else:
+        assert first >= 500  # Pub/Sub must redeliver: our bookkeeping failed
+    assert failing.failed  # the record write did fail after the send
+    for _ in range(3):  # redeliveries and ticks, as Pub/Sub and the scheduler would
+        fanout.push(firing, message_id="m-1")
+        fanout.http().post("/v1/flush")
+    assert len(fanout.slack.messages) == 1
+    if severity == "critical":
+        assert [e["event_action"] for e in fanout.pagerduty.events] == ["trigger"]
+    else:
+        assert len(fanout.smtp.mails) == 1
