@@ -156,7 +156,7 @@ def test_concurrent_deliveries_run_the_work_once(fs) -> None:  # type: ignore[no
     assert len(runs) == 1
     assert outcomes.count("first") == 1
     with once("race", "event-1") as first:
-        assert first is False
+        assert not first
 
 
 @pytest.mark.emulators
@@ -179,4 +179,4 @@ def test_an_expired_lease_is_taken_over(fs) -> None:  # type: ignore[no-untyped-
         pass
     clock.advance(timedelta(minutes=6))
     with once("crash", "e") as first:
-        assert first is True
+        assert first
