@@ -6,9 +6,29 @@ cold start pays only for its own code.
 
 from __future__ import annotations
 
+import importlib
+import os
+
 import flask
 import functions_framework
 from cloudevents.http import CloudEvent
+
+# Deployed (Cloud Run sets K_SERVICE, functions-framework FUNCTION_TARGET), a function whose
+# settings are incomplete stops here, at start, with a message naming the variables, instead of
+# serving while it pretends. Each capability's check lives in its settings module.
+DEPLOYMENT_CHECKS = {
+    "fan_out_alerts": "functions.fanout.settings",
+    "manage_alerts": "functions.fanout.settings",
+}
+
+
+def _check_deployment() -> None:
+    module = DEPLOYMENT_CHECKS.get(os.environ.get("FUNCTION_TARGET", ""))
+    if os.environ.get("K_SERVICE") and module:
+        importlib.import_module(module).check_deployment()
+
+
+_check_deployment()
 
 # Pattern for every entry point (keep them this thin):
 #

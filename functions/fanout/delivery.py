@@ -28,7 +28,8 @@ from shared.idempotency import once
 from shared.logging import get_logger
 from shared.pubsub import publish
 
-Outcome = Literal["delivered", "dead-lettered", "duplicate"]
+# "logged_instead": a local run without the channel's settings wrote it to the log and outbox.
+Outcome = Literal["delivered", "logged_instead", "dead-lettered", "duplicate"]
 log = get_logger("fanout.delivery")
 
 
@@ -67,7 +68,7 @@ def deliver_one(name: str, notification: Notification, settings: FanoutSettings)
             receipt = channel.send(notification, retrier)
             # The vendor has it: from here no failure of ours may release the claim and resend.
             first.settle()
-            outcome = "delivered"
+            outcome = "logged_instead" if getattr(channel, "instead_of", None) else "delivered"
             record = {
                 "status": outcome,
                 "at": utcnow(),
@@ -75,7 +76,8 @@ def deliver_one(name: str, notification: Notification, settings: FanoutSettings)
                 "receipt": str(receipt)[:1000],
             }
             log.info(
-                "delivered %s to %s",
+                "%s %s to %s",
+                outcome,
                 notification.notification_id,
                 name,
                 extra={

@@ -67,6 +67,51 @@ class FanoutSettings(BaseSettings):
     redrive_after_seconds: int = Field(
         default=120, ge=10, validation_alias="ION_FANOUT_REDRIVE_AFTER_SECONDS"
     )
+    # Set by Cloud Run for a deployed function: then nothing may stand in for a channel.
+    k_service: str | None = Field(default=None, validation_alias="K_SERVICE")
+
+    @property
+    def deployed(self) -> bool:
+        return bool(self.k_service)
+
+
+LOOPBACK = ("://127.", "://localhost", "://[::1]", "://0.0.0.0")
+
+
+def deployment_problems(settings: FanoutSettings, channels: set[str]) -> list[str]:
+    """What a deployed fan-out lacks: each routed channel's unset variables, and links that
+    would point at a loopback address."""
+    from functions.fanout.channels.registry import missing_settings
+
+    problems = []
+    for name in sorted(channels - {"log"}):
+        missing = missing_settings(name, settings)
+        if missing:
+            problems.append(f"channel {name} is routed to but {', '.join(missing)} is not set")
+    for variable, url in (
+        ("ION_FANOUT_PUBLIC_URL", settings.public_url),
+        ("ION_DASHBOARD_URL", settings.dashboard_url),
+    ):
+        if any(marker in url for marker in LOOPBACK):
+            problems.append(f"{variable} is {url}: links in notifications would point at a loopback address")
+    return problems
+
+
+def check_deployment() -> None:
+    """Deployed (``K_SERVICE`` set), refuse to start without every routed channel's settings,
+    naming the variables; locally the log channel stands in, recorded as ``logged_instead``."""
+    from functions.fanout.routes import get_routing
+
+    settings = get_fanout_settings()
+    if not settings.deployed:
+        return
+    routing = get_routing()
+    channels = {c for route in routing.severities.values() for c in route.channels} | set(
+        routing.digest.channels
+    )
+    problems = deployment_problems(settings, channels)
+    if problems:
+        raise SystemExit("fan-out cannot start: " + "; ".join(problems))
 
 
 @lru_cache(maxsize=1)

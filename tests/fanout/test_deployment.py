@@ -1,0 +1,96 @@
+"""No silent channel: deployed, fan-out refuses to start without a routed channel's settings or
+with loopback links; locally the log channel stands in and says so (``logged_instead``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from shared.topology import ROOT
+
+CHANNELS = {
+    "SLACK_BOT_TOKEN": "xoxb-1",
+    "SLACK_CHANNEL": "C0ALERTS",
+    "PAGERDUTY_ROUTING_KEY": "R0UTINGKEY",
+    "SMTP_HOST": "smtp.example.com",
+    "ALERT_EMAIL_TO": "oncall@example.com",
+    "ION_FANOUT_PUBLIC_URL": "https://fan-out.example.com",
+    "ION_DASHBOARD_URL": "https://reports.example.com/dashboards/overview",
+}
+
+
+def start(target: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Import main.py as functions-framework does at a deployed function's start."""
+    clean = {k: v for k, v in os.environ.items() if k not in CHANNELS and k != "K_SERVICE"}
+    return subprocess.run(
+        [sys.executable, "-c", "import main"],
+        cwd=ROOT,
+        env={**clean, "FUNCTION_TARGET": target, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("target", ["fan_out_alerts", "manage_alerts"])
+def test_deployed_without_channel_settings_refuses_to_start_naming_them(target: str) -> None:
+    started = start(target, K_SERVICE="fan-out-alerts")
+    assert started.returncode != 0
+    for variable in (
+        "SLACK_BOT_TOKEN",
+        "SLACK_CHANNEL",
+        "PAGERDUTY_ROUTING_KEY",
+        "SMTP_HOST",
+        "ALERT_EMAIL_TO",
+    ):
+        assert variable in started.stderr
+    assert "ION_FANOUT_PUBLIC_URL is http://127.0.0.1:8084" in started.stderr
+
+
+def test_deployed_with_every_setting_starts() -> None:
+    started = start("fan_out_alerts", K_SERVICE="fan-out-alerts", **CHANNELS)
+    assert started.returncode == 0, started.stderr
+
+
+def test_one_missing_variable_is_named_alone() -> None:
+    partial = {k: v for k, v in CHANNELS.items() if k != "SLACK_CHANNEL"}
+    started = start("fan_out_alerts", K_SERVICE="fan-out-alerts", **partial)
+    assert started.returncode != 0
+    assert "channel slack is routed to but SLACK_CHANNEL is not set" in started.stderr
+    assert "PAGERDUTY" not in started.stderr
+
+
+def test_locally_the_same_settings_start_and_other_functions_are_not_checked() -> None:
+    assert start("fan_out_alerts").returncode == 0
+    assert start("route", K_SERVICE="route").returncode == 0
+
+
+@pytest.mark.emulators
+def test_a_local_stand_in_is_recorded_as_logged_instead_never_delivered(fs, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import functions_framework
+
+    from functions.fanout.records import NOTIFICATIONS
+    from tests.fanout.conftest import PUSH_PATH, make_transition
+    from tests.pubsub_helpers import push_envelope
+
+    for variable in CHANNELS:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("ION_FANOUT_OUTBOX", str(tmp_path))
+    app = functions_framework.create_app("fan_out_alerts", str(ROOT / "main.py"), "cloudevent").test_client()
+    firing = make_transition(severity="critical")
+    assert app.post(PUSH_PATH, json=push_envelope(firing.model_dump(mode="json"))).status_code == 200
+    records = [s.to_dict() for s in fs.collection(NOTIFICATIONS).stream()]
+    assert len(records) == 1
+    deliveries = records[0]["deliveries"]
+    assert {name: d["status"] for name, d in deliveries.items()} == {
+        "pagerduty": "logged_instead",
+        "slack": "logged_instead",
+    }
+    assert sorted(p.name.rsplit("-", 1)[1] for p in tmp_path.glob("*.json")) == [
+        "pagerduty.json",
+        "slack.json",
+    ]
