@@ -50,6 +50,9 @@ class Function(_Strict):
     roles: list[str] = []
     # Environment variable name -> Secret Manager secret id.
     secrets: dict[str, str] = {}
+    # Plain settings Terraform supplies from its validated variables (terraform/main.tf:
+    # local.deploy_settings), e.g. SLACK_CHANNEL.
+    settings_from: list[str] = []
     env: dict[str, str] = {}
 
     @model_validator(mode="after")

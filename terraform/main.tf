@@ -75,6 +75,20 @@ resource "google_secret_manager_secret" "secrets" {
 
 # --- Functions --------------------------------------------------------------------------------
 
+# The plain settings a function may take with `settings_from` in topology.yaml.
+locals {
+  deploy_settings = {
+    SLACK_CHANNEL         = var.alert_channels.slack_channel
+    SMTP_HOST             = var.alert_channels.smtp_host
+    SMTP_PORT             = tostring(var.alert_channels.smtp_port)
+    SMTP_STARTTLS         = var.alert_channels.smtp_port == 465 ? "false" : "true"
+    ALERT_EMAIL_FROM      = var.alert_channels.alert_email_from
+    ALERT_EMAIL_TO        = var.alert_channels.alert_email_to
+    ION_FANOUT_PUBLIC_URL = var.public_urls.fanout
+    ION_DASHBOARD_URL     = var.public_urls.dashboards
+  }
+}
+
 module "function" {
   source   = "./modules/function"
   for_each = local.functions
@@ -97,6 +111,8 @@ module "function" {
   roles           = try(each.value.roles, [])
   secrets         = try(each.value.secrets, {})
   env = merge(var.function_env, try(each.value.env, {}), {
+    for name in try(each.value.settings_from, []) : name => local.deploy_settings[name]
+    }, {
     GOOGLE_CLOUD_PROJECT = var.project_id
     FUNCTION_REGION      = var.region
   })

@@ -38,3 +38,46 @@ variable "extra_invokers" {
   type        = map(list(string))
   default     = {}
 }
+
+# Plain (non-secret) settings that functions need when deployed: each function lists the ones
+# it needs under `settings_from` in topology.yaml. A deployed fan-out without its channel
+# settings refuses to start, so these are required and checked here first.
+variable "alert_channels" {
+  description = "Alert channel settings of the fan-out functions (tokens and keys are secrets)."
+  type = object({
+    slack_channel    = string
+    smtp_host        = string
+    smtp_port        = number
+    alert_email_from = string
+    alert_email_to   = string
+  })
+  validation {
+    condition     = can(regex("^[CG][A-Z0-9]{8,}$", var.alert_channels.slack_channel))
+    error_message = "alert_channels.slack_channel must be a Slack channel id (C... or G...), not a name."
+  }
+  validation {
+    condition     = var.alert_channels.smtp_port > 0 && var.alert_channels.smtp_port < 65536
+    error_message = "alert_channels.smtp_port must be a TCP port (587 for STARTTLS, 465 for TLS)."
+  }
+  validation {
+    condition = alltrue([
+      for address in concat([var.alert_channels.alert_email_from], split(",", var.alert_channels.alert_email_to)) :
+      can(regex("^[^@\\s,]+@[^@\\s,]+\\.[^@\\s,]+$", trimspace(address)))
+    ])
+    error_message = "alert_channels.alert_email_from and alert_email_to (comma-separated) must be email addresses."
+  }
+}
+
+variable "public_urls" {
+  description = "Public HTTPS base URLs for links in notifications: the fan-out API (silences) and the dashboards."
+  type = object({
+    fanout     = string
+    dashboards = string
+  })
+  validation {
+    condition = alltrue([
+      for url in values(var.public_urls) : can(regex("^https://", url)) && !can(regex("://(127\\.|localhost|0\\.0\\.0\\.0|\\[::1\\])", url))
+    ])
+    error_message = "public_urls must be https:// addresses that people can open, never loopback."
+  }
+}

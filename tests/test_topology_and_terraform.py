@@ -242,3 +242,51 @@ def test_a_function_takes_a_topic_or_the_dead_letters_not_both(tmp_path: Path) -
     )
     with pytest.raises(ValueError, match="either `topic` or `dead_letters`"):
         load_topology(bad)
+
+
+def _deploy_settings() -> set[str]:
+    main_tf = load_hcl(TERRAFORM / "main.tf")
+    for block in main_tf["locals"]:
+        if "deploy_settings" in block:
+            return set(block["deploy_settings"])
+    raise AssertionError("terraform/main.tf has no local.deploy_settings")
+
+
+def test_every_setting_a_function_takes_from_terraform_exists_there() -> None:
+    offered = _deploy_settings()
+    for name, fn in load_topology().functions.items():
+        assert set(fn.settings_from) <= offered, (name, set(fn.settings_from) - offered)
+
+
+def test_a_deployed_fan_out_gets_every_variable_its_routed_channels_require() -> None:
+    """What check_deployment would refuse to start without is supplied by Terraform."""
+    from functions.fanout.channels.registry import kinds
+    from functions.fanout.routes import load_routing
+    from functions.fanout.settings import DEFAULT_ROUTING_FILE, FanoutSettings
+
+    routing = load_routing(DEFAULT_ROUTING_FILE)
+    routed = {c for route in routing.severities.values() for c in route.channels} | set(
+        routing.digest.channels
+    )
+    fields = FanoutSettings.model_fields
+    for name, fn in load_topology().functions_of("fanout").items():
+        supplied = set(fn.secrets) | set(fn.settings_from)
+        for channel in routed - {"log"}:
+            for field in kinds()[channel].requires:
+                assert fields[field].validation_alias in supplied, (
+                    name,
+                    channel,
+                    fields[field].validation_alias,
+                )
+        assert {"ION_FANOUT_PUBLIC_URL", "ION_DASHBOARD_URL"} <= supplied
+
+
+def test_channel_and_link_variables_are_validated_in_terraform() -> None:
+    variables = {
+        name: spec
+        for block in load_hcl(TERRAFORM / "variables.tf")["variable"]
+        for name, spec in block.items()
+    }
+    for name in ("alert_channels", "public_urls"):
+        assert "default" not in variables[name], name  # required: a deploy must say them
+        assert variables[name]["validation"], name
