@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", validation_alias="ION_LOG_LEVEL")
     # Bound on a blocking publish; Cloud Functions throttle CPU after the response, so we wait.
     publish_timeout_seconds: float = Field(default=10.0, gt=0, validation_alias="ION_PUBLISH_TIMEOUT_SECONDS")
+    # /health answers from a probe of the dependencies at most this old.
+    health_cache_seconds: float = Field(
+        default=5.0, ge=0, le=300, validation_alias="ION_HEALTH_CACHE_SECONDS"
+    )
 
 
 @lru_cache(maxsize=1)

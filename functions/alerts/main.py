@@ -29,7 +29,7 @@ from functions.alerts.engine import CycleResult, DetectorCache, Evaluator
 from functions.alerts.jobs import JobWatch
 from functions.alerts.rules import RulesError, active_rules
 from shared.clock import utcnow
-from shared.http import Api, Problem, read_json
+from shared.http import Api, Problem, json_response, read_json
 from shared.logging import get_logger
 from shared.messages import AlertTransition, MetricsIngested
 
@@ -256,9 +256,19 @@ def list_schedules(request: flask.Request) -> dict[str, Any]:
     return {"evaluated_at": now.isoformat(), "factor": factor, "scheduler_api": scheduler_api, "jobs": jobs}
 
 
+@lru_cache(maxsize=1)
+def _health() -> Any:
+    from shared.health import store_and_topic
+
+    return store_and_topic("alerts", lambda: settings().topic)
+
+
 @api.route("/health", methods=["GET"])
-def health(request: flask.Request) -> dict[str, Any]:
-    return {"status": "ok", "rules": len(_rules())}
+def health(request: flask.Request) -> flask.Response:
+    from shared.health import status_code
+
+    report = {**_health().report(), "rules": len(_rules())}
+    return json_response(report, status_code(report))
 
 
 def handle(request: flask.Request) -> flask.Response:

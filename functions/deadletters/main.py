@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any, Literal
 
 import flask
@@ -19,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from functions.deadletters import store
 from shared.clock import utcnow
-from shared.http import Api, Problem, validation_errors
+from shared.http import Api, Problem, json_response, validation_errors
 from shared.logging import get_logger
 
 api = Api("deadletters")
@@ -106,6 +107,16 @@ def redrive_dead_letter(request: flask.Request, letter_id: str) -> dict[str, Any
     return _summary(letter)
 
 
+@lru_cache(maxsize=1)
+def _health() -> Any:
+    from shared.health import store_and_topic
+
+    return store_and_topic("deadletters", lambda: "alerts")
+
+
 @api.route("/health", methods=["GET"])
-def health(request: flask.Request) -> dict[str, str]:
-    return {"status": "ok"}
+def health(request: flask.Request) -> flask.Response:
+    from shared.health import status_code
+
+    report = _health().report()
+    return json_response(report, status_code(report))

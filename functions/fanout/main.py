@@ -4,6 +4,7 @@ for its HTTP function (silence API, the flush tick, the daily digest)."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import flask
@@ -46,9 +47,20 @@ def handle(request: flask.Request) -> flask.Response:
     return api(request)
 
 
+@lru_cache(maxsize=1)
+def _health() -> Any:
+    from functions.fanout.settings import get_fanout_settings
+    from shared.health import store_and_topic
+
+    return store_and_topic("fanout", lambda: get_fanout_settings().dead_letter_topic)
+
+
 @api.route("/health")
-def health(_request: flask.Request) -> dict[str, str]:
-    return {"status": "ok"}
+def health(_request: flask.Request) -> flask.Response:
+    from shared.health import status_code
+
+    report = _health().report()
+    return json_response(report, status_code(report))
 
 
 @api.route("/v1/silences", methods=["POST"])

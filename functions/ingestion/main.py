@@ -6,6 +6,7 @@ point ``ingest_pubsub``)."""
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import flask
@@ -191,9 +192,20 @@ def post_downsample(request: flask.Request) -> dict[str, Any]:
         raise
 
 
+@lru_cache(maxsize=1)
+def _health() -> Any:
+    from functions.ingestion.settings import get_ingestion_settings
+    from shared.health import store_and_topic
+
+    return store_and_topic("ingestion", lambda: get_ingestion_settings().updates_topic)
+
+
 @api.route("/health", methods=["GET"])
-def health(request: flask.Request) -> dict[str, str]:
-    return {"status": "ok"}
+def health(request: flask.Request) -> flask.Response:
+    from shared.health import status_code
+
+    report = _health().report()
+    return json_response(report, status_code(report))
 
 
 def handle(request: flask.Request) -> flask.Response:

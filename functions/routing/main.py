@@ -168,7 +168,10 @@ def feedback_summary(_request: flask.Request) -> flask.Response:
 
 @api.route("/health", methods=["GET"])
 def health(_request: flask.Request) -> flask.Response:
-    return json_response(get_service().health())
+    from shared.health import status_code
+
+    report = get_service().health()
+    return json_response(report, status_code(report))
 
 
 _KNOWN_ROUTES = frozenset(api.paths())

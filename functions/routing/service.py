@@ -31,9 +31,9 @@ from functions.routing.ids import RequestIds
 from functions.routing.inference import Inference, infer
 from functions.routing.metrics import RoutingMetrics, get_metrics, reset_metrics
 from functions.routing.models import RouteRequest
-from functions.routing.probes import check_firestore, check_redis
 from functions.routing.recommend import recommend
 from functions.routing.settings import RoutingSettings, get_routing_settings
+from shared.health import HealthCheck, Probe, firestore_probe, pubsub_probe, redis_probe
 from shared.logging import get_logger
 from shared.settings import get_settings
 
@@ -73,6 +73,7 @@ class RoutingService:
         self.default_table = self.tables[self.config.default]
         self.metrics = metrics or get_metrics()
         self.telemetry = self.metrics.telemetry
+        self.health_check = HealthCheck("routing", self._probes, get_settings().health_cache_seconds)
         self.cache = TwoTierCache(
             self.metrics,
             l1_max_items=self.settings.l1_max_items,
@@ -233,30 +234,30 @@ class RoutingService:
 
     # Health ------------------------------------------------------------------------------------
 
+    def _probes(self) -> list[Probe | None]:
+        probes: list[Probe | None] = [firestore_probe(), redis_probe()]
+        if self.telemetry.settings.enabled:
+            probes.append(pubsub_probe(self.telemetry.settings.topic))
+        return probes
+
     def health(self) -> dict[str, Any]:
-        redis_check = check_redis()
-        firestore_check = check_firestore()
-        degraded = (redis_check["configured"] and not redis_check["ok"]) or not firestore_check["ok"]
-        self.metrics.l2_available.set(1 if redis_check["ok"] else 0)
-        report = {
-            "status": "degraded" if degraded else "ok",
-            "service": "routing",
-            "checks": {"redis": redis_check, "firestore": firestore_check},
-            "serving": {
-                "routing": True,
-                "cache_l1_items": self.cache.l1_size(),
-                "cache_l2": "on"
-                if self.cache.l2_available()
-                else ("down" if redis_check["configured"] else "off"),
-                "feedback": firestore_check["ok"],
-            },
-            "weights": {"version": self.config.version, "default": self.config.default},
-            "experiment": self.bandit.name if self.bandit else None,
-            "metrics": {
-                "pending_series": self.telemetry.series_count(),
-                "published_batches": self.telemetry.published_batches,
-                "failed_batches": self.telemetry.failed_batches,
-            },
+        report = dict(self.health_check.report())
+        checks = report["checks"]
+        redis_check = checks.get("redis")
+        l2_up = bool(redis_check and redis_check["ok"])
+        self.metrics.l2_available.set(1 if l2_up else 0)
+        report["serving"] = {
+            "routing": True,
+            "cache_l1_items": self.cache.l1_size(),
+            "cache_l2": "on" if self.cache.l2_available() else ("down" if redis_check else "off"),
+            "feedback": checks["firestore"]["ok"],
+        }
+        report["weights"] = {"version": self.config.version, "default": self.config.default}
+        report["experiment"] = self.bandit.name if self.bandit else None
+        report["metrics"] = {
+            "pending_series": self.telemetry.series_count(),
+            "published_batches": self.telemetry.published_batches,
+            "failed_batches": self.telemetry.failed_batches,
         }
         return report
 
