@@ -30,7 +30,7 @@ class AnomalyParams:
     max_weeks: int = 8
     z: float = 4.0
     floor_share: float = 0.1
-    min_change: float = 5.0
+    min_change: float = 2.0
     min_ratio: float = 1.2
     top_skus: int = 3
 

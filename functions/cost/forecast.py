@@ -34,7 +34,7 @@ class ForecastParams:
     weeks: int = 4
     level_days: int = 7
     fixed_tolerance: float = 0.02
-    settle_days: int = 1
+    settle_days: int = 3
     band_days: int = 14
     z: float = 1.645
     level_share: float = 0.25
@@ -145,7 +145,7 @@ def forecast_month(
 
     by_service: dict[str, float] = {}
     fixed_remaining = usage_remaining = 0.0
-    actual_to_date = 0.0
+    actual_to_date = unsettled_expected = 0.0
     for svc in services:
         svc_fixed = sum(v for (s, _), v in fixed.items() if s == svc)
         model = models[svc]
@@ -155,9 +155,10 @@ def forecast_month(
         for d in elapsed:
             if d > settled_until:
                 expected = model.predict(d, settled_until)
-                arrived = usage[svc].get(d, 0.0)
-                if expected is not None and expected > arrived:
-                    estimate += expected - arrived
+                expected_total = svc_fixed + (expected or 0.0)
+                unsettled_expected += expected_total
+                arrived = float(history[d].by_service.get(svc, 0)) if d in history else 0.0
+                estimate += max(0.0, expected_total - arrived)
         svc_usage = 0.0
         for d in remaining_days:
             expected = model.predict(d, settled_until)
@@ -178,7 +179,8 @@ def forecast_month(
     else:
         relative = p.z * sigma * math.sqrt(1.0 / n + p.level_share) + abs(bias)
         spread = max(relative, p.min_band) * usage_remaining + p.min_band * fixed_remaining
-        spread += max(0.0, unknown - usage_remaining - fixed_remaining) * 0.5
+        # Rows still to land for the unsettled days: as uncertain as a day's prediction.
+        spread += p.z * max(sigma, p.min_band) * unsettled_expected
         method = "weekday"
     return Forecast(
         total=total,
