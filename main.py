@@ -70,3 +70,17 @@ def evaluate_alerts_on_ingest(event: CloudEvent) -> None:
     from functions.alerts.main import handle_event
 
     handle_event(event)
+
+
+@functions_framework.http
+def snapshot_cost(request: flask.Request) -> flask.Response:
+    from functions.cost.main import handle
+
+    return handle(request)
+
+
+@functions_framework.cloud_event
+def snapshot_cost_budget(event: CloudEvent) -> None:
+    from functions.cost.main import handle_budget_event
+
+    handle_budget_event(event)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -199,7 +200,7 @@ def _row(  # noqa: PLR0917 - one export row's columns
     return {
         "billing_account_id": "0A1B2C-3D4E5F-6A7B8C",
         "service": {"id": sku.service_id, "description": sku.service},
-        "sku": {"id": f"{abs(hash(sku.sku)) % 10**12:012d}", "description": sku.sku},
+        "sku": {"id": f"{zlib.crc32(sku.sku.encode()):012d}", "description": sku.sku},
         "usage_start_time": _ts(start),
         "usage_end_time": _ts(end),
         "project": {"id": "ion-mentoring-prod", "name": "ION Mentoring"},
