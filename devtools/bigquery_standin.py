@@ -21,7 +21,7 @@ import json
 import re
 import threading
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -306,6 +306,28 @@ def serve(standin: StandIn, port: int) -> ThreadingHTTPServer:
     return httpd
 
 
+LOCAL_TABLE = "{project}.billing.gcp_billing_export_v1_LOCAL"
+
+
+def start_standin(port: int, project: str, *, log_dir: Path, echo: Any = None) -> tuple[Any, dict[str, str]]:
+    """For `make run`: the stand-in as a child process serving a generated export of the last 62
+    days, and the environment that points the cost function at it."""
+    from devtools.processes import ManagedProcess, python, wait_until_port
+    from shared.topology import ROOT
+
+    table = LOCAL_TABLE.format(project=project)
+    proc = ManagedProcess(
+        "bigquery",
+        [python(), "-m", "devtools.bigquery_standin", "--port", str(port), "--table", table],
+        log_dir=log_dir,
+        echo=echo,
+        cwd=ROOT,
+        env={"PYTHONUNBUFFERED": "1"},
+    )
+    wait_until_port(port, proc, 60)
+    return proc, {"ION_COST_BILLING_TABLE": table, "ION_COST_BIGQUERY_ENDPOINT": f"http://127.0.0.1:{port}"}
+
+
 def load_rows(path: Path) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
@@ -323,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rows:
         rows = load_rows(args.rows)
     else:
-        today = date.today()
+        today = datetime.now(UTC).date()
         rows = generate(today - timedelta(days=args.generate_days), today).rows
     standin = StandIn(args.table.split(".", 1)[0], Table(args.table, rows))
     httpd = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)

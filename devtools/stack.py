@@ -58,6 +58,7 @@ def main() -> int:
     firestore_port = env_port("ION_FIRESTORE_PORT", 8681)
     pubsub_port = env_port("ION_PUBSUB_PORT", 8682)
     redis_port = env_port("ION_REDIS_PORT", 6380)
+    bigquery_port = env_port("ION_BIGQUERY_PORT", 8690)
     missing = []
     for tool, hint in (("gcloud", GCLOUD_HINT), ("java", GCLOUD_HINT), ("redis-server", REDIS_HINT)):
         try:
@@ -73,6 +74,8 @@ def main() -> int:
     ports = {cap: topo.capabilities[cap].local_port() for cap in capabilities}
 
     busy = [p for p in [firestore_port, pubsub_port, redis_port, *ports.values()] if port_open(p)]
+    if "cost" in ports and "ION_COST_BILLING_TABLE" not in os.environ and port_open(bigquery_port):
+        busy.append(bigquery_port)
     if busy:
         say(f"ports already in use: {busy}; stop what holds them or set the port variables (README)")
         return 1
@@ -120,6 +123,13 @@ def main() -> int:
         if errors:
             raise errors[0]
 
+        if "cost" in ports and "ION_COST_BILLING_TABLE" not in os.environ:
+            # The cost capability reads a generated billing export from a BigQuery stand-in.
+            from devtools.bigquery_standin import start_standin
+
+            bigquery, bigquery_env = start_standin(bigquery_port, project, log_dir=LOG_DIR, echo=sys.stdout)
+            processes.append(bigquery)
+            os.environ.update(bigquery_env)
         for cap, port in ports.items():
             processes.append(
                 ManagedProcess(
@@ -150,6 +160,8 @@ def main() -> int:
             ("pubsub emulator", f"127.0.0.1:{pubsub_port}"),
             ("redis", f"127.0.0.1:{redis_port}"),
         ]
+        if os.environ.get("ION_COST_BIGQUERY_ENDPOINT"):
+            rows.append(("bigquery stand-in", os.environ["ION_COST_BIGQUERY_ENDPOINT"]))
         for cap, port in ports.items():
             names = ", ".join(n for n in topo.functions_of(cap))
             rows.append((f"{cap} ({names})", f"http://127.0.0.1:{port}"))

@@ -209,7 +209,9 @@ def _public(event: dict[str, Any]) -> dict[str, Any]:
 
 
 @api.route("/health")
-def health(_request: flask.Request) -> flask.Response:
+def health(request: flask.Request) -> flask.Response:
+    """Settings and price table load, and which billing source is used; ``?deep=true`` also reads
+    the store and queries the billing source for yesterday (slower: not for liveness probes)."""
     from shared.http import json_response
 
     settings = get_cost_settings()
@@ -219,13 +221,24 @@ def health(_request: flask.Request) -> flask.Response:
         source = {"name": "file (local fallback)", "path": settings.billing_file}
     else:
         source = {"name": None, "note": "no billing source configured; snapshots answer 503"}
+    body: dict[str, Any] = {"status": "ok", "source": source}
     try:
-        _store().snapshot(None)
+        from functions.cost.usage import load_prices
+
+        prices = load_prices(settings.prices_file)
+        body["prices_effective_from"] = prices.table_for(utcnow().date()).effective_from.isoformat()
+        if request.args.get("deep") == "true":
+            _store().snapshot(None)
+            body["store"] = "ok"
+            if source["name"] is not None:
+                from functions.cost.sources import billing_source
+
+                yesterday = utcnow().date() - timedelta(days=1)
+                body["source"]["rows_yesterday"] = len(billing_source(settings).rows(yesterday, yesterday))  # type: ignore[union-attr]
     except Exception as exc:  # noqa: BLE001 - reported as unhealthy
-        return json_response(
-            {"status": "unhealthy", "store": f"{type(exc).__name__}: {exc}", "source": source}, 503
-        )
-    return json_response({"status": "ok", "store": "ok", "source": source})
+        body.update(status="unhealthy", error=f"{type(exc).__name__}: {exc}")
+        return json_response(body, 503)
+    return json_response(body)
 
 
 def handle_budget_event(event: Any) -> None:

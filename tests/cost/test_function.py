@@ -353,7 +353,10 @@ def test_http_api_and_budget_notifications(fs, emulators, serve_capability, bigq
         "cost",
         {"ION_COST_BILLING_TABLE": TABLE, "ION_COST_BIGQUERY_ENDPOINT": bigquery.endpoint},  # type: ignore[attr-defined]
     )
-    assert requests.get(f"{live.url}/health", timeout=30).json()["source"]["name"] == "bigquery"
+    deep = requests.get(f"{live.url}/health", params={"deep": "true"}, timeout=60).json()
+    assert deep["source"]["name"] == "bigquery"
+    assert deep["store"] == "ok"
+    assert deep["source"]["rows_yesterday"] > 0
     assert requests.get(f"{live.url}/v1/cost", timeout=30).status_code == 404
 
     answer = requests.post(f"{live.url}/", timeout=120)
