@@ -74,8 +74,8 @@ def main() -> int:
     ports = {cap: topo.capabilities[cap].local_port() for cap in capabilities}
 
     busy = [p for p in [firestore_port, pubsub_port, redis_port, *ports.values()] if port_open(p)]
-    if "cost" in ports and "ION_COST_BILLING_TABLE" not in os.environ and port_open(bigquery_port):
-        busy.append(bigquery_port)
+    if "cost" in ports and "ION_COST_BILLING_TABLE" not in os.environ:
+        busy += [p for p in (bigquery_port, env_port("ION_RECOMMENDER_PORT", 8691)) if port_open(p)]
     if busy:
         say(f"ports already in use: {busy}; stop what holds them or set the port variables (README)")
         return 1
@@ -124,12 +124,18 @@ def main() -> int:
             raise errors[0]
 
         if "cost" in ports and "ION_COST_BILLING_TABLE" not in os.environ:
-            # The cost capability reads a generated billing export from a BigQuery stand-in.
-            from devtools.bigquery_standin import start_standin
+            # The cost capability reads a generated billing export and recommendations from stand-ins.
+            from devtools.bigquery_standin import start_cost_standins
 
-            bigquery, bigquery_env = start_standin(bigquery_port, project, log_dir=LOG_DIR, echo=sys.stdout)
-            processes.append(bigquery)
-            os.environ.update(bigquery_env)
+            standins, standin_env = start_cost_standins(
+                bigquery_port,
+                env_port("ION_RECOMMENDER_PORT", 8691),
+                project,
+                log_dir=LOG_DIR,
+                echo=sys.stdout,
+            )
+            processes.extend(standins)
+            os.environ.update(standin_env)
         for cap, port in ports.items():
             processes.append(
                 ManagedProcess(
@@ -160,8 +166,12 @@ def main() -> int:
             ("pubsub emulator", f"127.0.0.1:{pubsub_port}"),
             ("redis", f"127.0.0.1:{redis_port}"),
         ]
-        if os.environ.get("ION_COST_BIGQUERY_ENDPOINT"):
-            rows.append(("bigquery stand-in", os.environ["ION_COST_BIGQUERY_ENDPOINT"]))
+        for label, var in (
+            ("bigquery stand-in", "ION_COST_BIGQUERY_ENDPOINT"),
+            ("recommender stand-in", "ION_COST_RECOMMENDER_ENDPOINT"),
+        ):
+            if os.environ.get(var):
+                rows.append((label, os.environ[var]))
         for cap, port in ports.items():
             names = ", ".join(n for n in topo.functions_of(cap))
             rows.append((f"{cap} ({names})", f"http://127.0.0.1:{port}"))

@@ -79,7 +79,23 @@ def _service() -> Any:
         now=utcnow,
         metrics=StoreMetrics(),
         prices=load_prices(settings.prices_file),
+        opportunities=_opportunities(settings),
     )
+
+
+def _opportunities(settings: Any) -> Any:
+    if not settings.recommender_enabled():
+        return None
+    from functions.cost import recommendations
+    from shared.settings import get_settings
+
+    names = recommendations.parents(
+        settings.recommender_project or get_settings().project,
+        [loc.strip() for loc in settings.recommender_locations.split(",") if loc.strip()],
+        settings.billing_account,
+    )
+    client = recommendations.recommender_client(settings.recommender_endpoint)
+    return lambda: recommendations.list_opportunities(client, names)
 
 
 def handle(request: flask.Request) -> flask.Response:

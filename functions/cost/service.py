@@ -49,6 +49,7 @@ class CostService:
     now: Callable[[], datetime]
     metrics: Metrics | None = None
     prices: PriceFile | None = None
+    opportunities: Callable[[], Any] | None = None
 
     @property
     def currency(self) -> str:
@@ -109,6 +110,7 @@ class CostService:
         doc["late_restatements"] = late
         doc["generated_at"] = now.isoformat()
         doc.update(self._usage_figures(snapshot, as_of, now))
+        doc["opportunities"] = self._opportunities()
         doc["notices"] = self._announce(snapshot, as_of, now, settled_before)
         self.store.put_snapshot(as_of, doc)
         log.info(
@@ -116,6 +118,16 @@ class CostService:
             extra={"as_of": as_of.isoformat(), "mtd": snapshot.month_to_date.total, "rows": len(rows)},
         )
         return doc
+
+    def _opportunities(self) -> dict[str, Any]:
+        """Savings opportunities; a Recommender failure is reported in the snapshot, not fatal."""
+        if self.opportunities is None:
+            return {"items": None, "total_monthly_saving": None, "note": "Recommender API not configured"}
+        try:
+            return self.opportunities().model_dump(mode="json")
+        except Exception as exc:  # noqa: BLE001 - the snapshot stands without them; said in it
+            log.warning("recommender API failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+            return {"items": None, "total_monthly_saving": None, "note": f"Recommender API failed: {exc}"}
 
     def _usage_figures(self, snapshot: Any, as_of: date, now: datetime) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -43,6 +43,14 @@ class CostSettings(BaseSettings):
     anomaly_min_change: float = Field(default=2.0, ge=0, validation_alias="ION_COST_ANOMALY_MIN_CHANGE")
     anomaly_z: float = Field(default=4.0, gt=0, validation_alias="ION_COST_ANOMALY_Z")
 
+    # Recommender API (savings opportunities): on when deployed or when an endpoint is given.
+    recommender_endpoint: str | None = Field(default=None, validation_alias="ION_COST_RECOMMENDER_ENDPOINT")
+    recommender_project: str | None = Field(default=None, validation_alias="ION_COST_RECOMMENDER_PROJECT")
+    recommender_locations: str = Field(
+        default="us-central1,europe-west1,asia-southeast1", validation_alias="ION_COST_RECOMMENDER_LOCATIONS"
+    )
+    billing_account: str | None = Field(default=None, validation_alias="ION_COST_BILLING_ACCOUNT")
+
     prices_file: Path = Field(default=DEFAULT_PRICES_FILE, validation_alias="ION_COST_PRICES_FILE")
     # The label routing puts on its request metrics for the customer (issue 12); absent until then.
     customer_label: str = Field(default="customer", validation_alias="ION_COST_CUSTOMER_LABEL")
@@ -55,6 +63,9 @@ class CostSettings(BaseSettings):
         if value is not None and value.count(".") != 2:
             raise ValueError("ION_COST_BILLING_TABLE must be project.dataset.table")
         return value
+
+    def recommender_enabled(self) -> bool:
+        return bool(self.recommender_endpoint or os.environ.get("K_SERVICE"))
 
     def check_deployed(self) -> None:
         if os.environ.get("K_SERVICE") and not self.billing_table:
