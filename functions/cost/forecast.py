@@ -129,6 +129,11 @@ def forecast_month(
     first, last = month_start(as_of), month_end(as_of)
     elapsed = days_between(first, as_of)
     remaining_days = days_between(as_of + timedelta(days=1), last) if as_of < last else []
+    known_days = sorted(d for d in history if d <= as_of)
+    if len(known_days) < p.level_days + p.settle_days:
+        return _run_rate(
+            history, known_days, elapsed=elapsed, remaining_days=remaining_days, first=first, last=last
+        )
     fixed = split_fixed(history, as_of, p)
     services = sorted({svc for d in history.values() for svc in d.by_service})
 
@@ -175,7 +180,7 @@ def forecast_month(
     if sigma is None:
         # Too little history to measure the method's error: say so with a wide band.
         spread = 0.5 * unknown
-        method = "run-rate (little history)"
+        method = "weekday (too little history to measure the band: half the remainder)"
     else:
         relative = p.z * sigma * math.sqrt(1.0 / n + p.level_share) + abs(bias)
         spread = max(relative, p.min_band) * usage_remaining + p.min_band * fixed_remaining
@@ -195,6 +200,42 @@ def forecast_month(
         by_service=by_service,
         method=method,
         relative_error_sigma=sigma,
+    )
+
+
+def _run_rate(
+    history: Mapping[date, DayCost],
+    known_days: list[date],
+    *,
+    elapsed: list[date],
+    remaining_days: list[date],
+    first: date,
+    last: date,
+) -> Forecast:
+    """Too little history for the weekday model: the mean day so far for each day left, with a
+    band of half the remaining amount (said in ``method``)."""
+    by_service: dict[str, float] = {}
+    services = sorted({svc for d in known_days for svc in history[d].by_service})
+    actual_to_date = 0.0
+    for svc in services:
+        actual = sum(float(history[d].by_service.get(svc, 0)) for d in elapsed if d in history)
+        mean_day = sum(float(history[d].by_service.get(svc, 0)) for d in known_days) / len(known_days)
+        actual_to_date += actual
+        by_service[svc] = actual + mean_day * len(remaining_days)
+    total = sum(by_service.values())
+    remaining = total - actual_to_date
+    return Forecast(
+        total=total,
+        low=max(actual_to_date, total - 0.5 * remaining),
+        high=total + 0.5 * remaining,
+        actual_to_date=actual_to_date,
+        remaining=remaining,
+        fixed_remaining=0.0,
+        usage_remaining=remaining,
+        days_elapsed=len(elapsed),
+        days_in_month=(last - first).days + 1,
+        by_service=by_service,
+        method="run-rate (little history)",
     )
 
 

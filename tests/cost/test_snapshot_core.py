@@ -233,3 +233,12 @@ def test_late_rows_change_the_day_they_belong_to(tmp_path: Path) -> None:
     assert len(before.daily) == 3
     assert before.daily[1].total == 0
     assert (date(2026, 11, 12) - timedelta(days=2)) == before.daily[0].date
+
+
+def test_a_new_export_forecasts_by_run_rate_and_says_so() -> None:
+    rows = load_rows([row(f"2026-11-0{d}", "Cloud Run", 10) for d in range(1, 4)])
+    fc = snapshot_from_rows(rows, date(2026, 11, 3)).forecast_month_end
+    assert fc.method.startswith("run-rate")
+    assert fc.total == 300
+    assert fc.low == 165
+    assert fc.high == 435
