@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from functions.cost.billing import BillingRow
@@ -58,8 +58,6 @@ class DayCost:
 
 def day_end(day: date) -> datetime:
     """The first instant after ``day`` (UTC)."""
-    from datetime import UTC
-
     return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
 
 
