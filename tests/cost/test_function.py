@@ -424,3 +424,22 @@ def _fresh_cost_clients() -> Iterator[None]:
     set_clock(previous)
     yield
     cost_main.reset()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _emulator_answers(emulators) -> None:  # type: ignore[no-untyped-def]
+    """A freshly started Firestore emulator on a loaded machine can take longer than the `fs`
+    fixture's 10 s to answer its first reset: wait for it once, boundedly, before the first test."""
+    import time
+    import urllib.request
+
+    url = f"http://{emulators.firestore_host}/emulator/v1/projects/{emulators.project}/databases/(default)/documents"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=30).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
