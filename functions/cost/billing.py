@@ -76,7 +76,7 @@ class BillingRow(BaseModel):
     service: Described
     sku: Described
     usage_start_time: datetime
-    usage_end_time: datetime
+    usage_end_time: datetime | None = None
     location: Location = Location()
     cost: Decimal
     currency: str = Field(pattern=r"^[A-Z]{3}$")
@@ -114,6 +114,14 @@ class BillingRow(BaseModel):
     def _null_list(cls, value: Any) -> Any:
         return [] if value is None else value
 
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _label_map(cls, value: Any) -> Any:
+        # The export writes labels as [{key, value}]; a {key: value} map means the same.
+        if isinstance(value, Mapping):
+            return [{"key": k, "value": v} for k, v in value.items()]
+        return value
+
     @field_validator("location", "invoice", mode="before")
     @classmethod
     def _null_record(cls, value: Any) -> Any:
@@ -121,7 +129,7 @@ class BillingRow(BaseModel):
 
     @model_validator(mode="after")
     def _order(self) -> BillingRow:
-        if self.usage_end_time < self.usage_start_time:
+        if self.usage_end_time is not None and self.usage_end_time < self.usage_start_time:
             raise ValueError("usage_end_time is before usage_start_time")
         return self
 

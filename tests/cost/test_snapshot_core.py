@@ -242,3 +242,11 @@ def test_a_new_export_forecasts_by_run_rate_and_says_so() -> None:
     assert fc.total == 300
     assert fc.low == 165
     assert fc.high == 435
+
+
+def test_labels_as_a_map_and_a_missing_end_are_read() -> None:
+    raw = row("2026-11-02", "Cloud Run", 1.5) | {"labels": {"app": "ion"}}
+    del raw["usage_end_time"]
+    (parsed,) = load_rows([raw])
+    assert parsed.label("app") == "ion"
+    assert parsed.net_cost == Decimal("1.5")
