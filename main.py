@@ -104,3 +104,17 @@ def manage_dead_letters(request: flask.Request) -> flask.Response:
     from functions.deadletters.main import handle
 
     return handle(request)
+
+
+@functions_framework.http
+def snapshot_cost(request: flask.Request) -> flask.Response:
+    from functions.cost.main import handle
+
+    return handle(request)
+
+
+@functions_framework.cloud_event
+def snapshot_cost_budget(event: CloudEvent) -> None:
+    from functions.cost.main import handle_budget_event
+
+    handle_budget_event(event)

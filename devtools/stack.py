@@ -59,6 +59,7 @@ def main() -> int:
     pubsub_port = env_port("ION_PUBSUB_PORT", 8682)
     redis_port = env_port("ION_REDIS_PORT", 6380)
     scheduler_api_port = env_port("ION_SCHEDULER_API_PORT", 8683)
+    bigquery_port = env_port("ION_BIGQUERY_PORT", 8690)
     missing = []
     for tool, hint in (("gcloud", GCLOUD_HINT), ("java", GCLOUD_HINT), ("redis-server", REDIS_HINT)):
         try:
@@ -78,6 +79,8 @@ def main() -> int:
         for p in [firestore_port, pubsub_port, redis_port, scheduler_api_port, *ports.values()]
         if port_open(p)
     ]
+    if "cost" in ports and "ION_COST_BILLING_TABLE" not in os.environ:
+        busy += [p for p in (bigquery_port, env_port("ION_RECOMMENDER_PORT", 8691)) if port_open(p)]
     if busy:
         say(f"ports already in use: {busy}; stop what holds them or set the port variables (README)")
         return 1
@@ -137,6 +140,19 @@ def main() -> int:
             scheduler, project, os.environ.get("FUNCTION_REGION", "us-central1"), scheduler_api_port
         ).start()
         os.environ.setdefault("ION_SCHEDULER_API_URL", scheduler_api.url)
+        if "cost" in ports and "ION_COST_BILLING_TABLE" not in os.environ:
+            # The cost capability reads a generated billing export and recommendations from stand-ins.
+            from devtools.bigquery_standin import start_cost_standins
+
+            standins, standin_env = start_cost_standins(
+                bigquery_port,
+                env_port("ION_RECOMMENDER_PORT", 8691),
+                project,
+                log_dir=LOG_DIR,
+                echo=sys.stdout,
+            )
+            processes.extend(standins)
+            os.environ.update(standin_env)
         for cap, port in ports.items():
             processes.append(
                 ManagedProcess(
@@ -163,6 +179,12 @@ def main() -> int:
             ("redis", f"127.0.0.1:{redis_port}"),
             ("cloud scheduler api (stand-in)", scheduler_api.url),
         ]
+        for label, var in (
+            ("bigquery stand-in", "ION_COST_BIGQUERY_ENDPOINT"),
+            ("recommender stand-in", "ION_COST_RECOMMENDER_ENDPOINT"),
+        ):
+            if os.environ.get(var):
+                rows.append((label, os.environ[var]))
         for cap, port in ports.items():
             names = ", ".join(n for n in topo.functions_of(cap))
             rows.append((f"{cap} ({names})", f"http://127.0.0.1:{port}"))

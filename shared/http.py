@@ -19,6 +19,7 @@ from werkzeug.routing import Map, Rule
 
 from shared.logging import get_logger, parse_trace_header, reset_trace, set_trace
 from shared.settings import get_settings
+from shared.validation import validation_errors
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[..., Any]
@@ -77,15 +78,6 @@ class Problem(Exception):
         for key, value in self.headers.items():
             response.headers[key] = value
         return response
-
-
-def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    """Pydantic errors as ``[{"field": "a.b", "message": ..., "type": ...}]`` without echoing input."""
-    errors = []
-    for err in exc.errors(include_url=False, include_input=False):
-        loc = ".".join(str(part) for part in err["loc"]) or "body"
-        errors.append({"field": loc, "message": err["msg"], "type": err["type"]})
-    return errors
 
 
 def read_body(request: flask.Request, *, max_bytes: int | None = None) -> bytes:

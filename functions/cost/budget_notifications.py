@@ -1,0 +1,144 @@
+"""GCP Budget notifications (the programmatic notifications of Cloud Billing budgets), taken from
+a push subscription on the ``budget-notifications`` topic.
+
+The documented payload (schema version 1.0): a JSON body with ``budgetDisplayName``,
+``costAmount``, ``costIntervalStart``, ``budgetAmount``, ``budgetAmountType``, ``currencyCode``
+and, once a threshold is passed, ``alertThresholdExceeded`` (actual) or
+``forecastThresholdExceeded`` (forecast) as fractions (0.9 = 90%); attributes
+``billingAccountId``, ``budgetId`` and ``schemaVersion``. Budgets send one several times a day,
+with or without a threshold.
+
+Each message is handled once (idempotency marker on its message id); the latest figures per budget
+and month are kept; a threshold exceeded becomes the same once-per-month crossing the daily
+snapshot announces (``crossing/YYYY-MM/actual-90``), whichever source sees it first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from functions.cost.budget import Threshold, crossing_severity
+from functions.cost.store import CostStore
+from shared.logging import get_logger
+from shared.messages import AlertTransition
+from shared.notices import notice_transition
+
+log = get_logger("cost.budget")
+SUPPORTED_SCHEMA = "1.0"
+
+
+class BudgetAttributes(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    billingAccountId: str = Field(min_length=1)
+    budgetId: str = Field(min_length=1)
+    schemaVersion: Literal["1.0"]
+
+
+class BudgetNotification(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    budgetDisplayName: str
+    costAmount: Decimal
+    costIntervalStart: datetime
+    budgetAmount: Decimal
+    budgetAmountType: str | None = None
+    currencyCode: str = Field(pattern=r"^[A-Z]{3}$")
+    alertThresholdExceeded: float | None = Field(default=None, ge=0)
+    forecastThresholdExceeded: float | None = Field(default=None, ge=0)
+
+    def month(self) -> str:
+        # The interval starts at midnight in the billing account's time zone (UTC-12..UTC+14):
+        # 14 hours later it is that month's first day everywhere.
+        return (self.costIntervalStart + timedelta(hours=14)).strftime("%Y-%m")
+
+
+def parse(attributes: dict[str, str], data: bytes) -> tuple[BudgetAttributes, BudgetNotification] | str:
+    """The typed message, or why it cannot be used (the caller drops it)."""
+    try:
+        attrs = BudgetAttributes.model_validate(attributes)
+    except ValidationError as exc:
+        return f"attributes: {exc.errors(include_url=False, include_input=False)}"
+    try:
+        body = BudgetNotification.model_validate_json(data)
+    except ValidationError as exc:
+        return f"body: {exc.errors(include_url=False, include_input=False)}"
+    return attrs, body
+
+
+def record(
+    attrs: BudgetAttributes,
+    body: BudgetNotification,
+    *,
+    message_id: str,
+    published_at: datetime,
+    store: CostStore,
+    publish: Callable[[AlertTransition], Any],
+    now: datetime,
+) -> list[str]:
+    """Keep the figures and announce an exceeded threshold once per month; the keys announced."""
+    month = body.month()
+    store.put_budget_notification(
+        f"{attrs.budgetId}/{month}",
+        {
+            "budget_id": attrs.budgetId,
+            "billing_account_id": attrs.billingAccountId,
+            "name": body.budgetDisplayName,
+            "month": month,
+            "cost": str(body.costAmount),
+            "budget": str(body.budgetAmount),
+            "currency": body.currencyCode,
+            "alert_threshold_exceeded": body.alertThresholdExceeded,
+            "forecast_threshold_exceeded": body.forecastThresholdExceeded,
+            "message_id": message_id,
+            "published_at": published_at,
+        },
+    )
+    announced = []
+    for kind, fraction in (
+        ("actual", body.alertThresholdExceeded),
+        ("forecast", body.forecastThresholdExceeded),
+    ):
+        if fraction is None:
+            continue
+        threshold = Threshold(kind, round(fraction * 100))  # type: ignore[arg-type]
+        key = f"crossing/{month}/{threshold.key}"
+        severity = crossing_severity(threshold)
+        used = float(body.costAmount / body.budgetAmount * 100) if body.budgetAmount else 0.0
+        claim = {
+            "kind": "crossing",
+            "date": published_at.date().isoformat(),
+            "month": month,
+            "threshold": threshold.key,
+            "value_pct": used,
+            "severity": severity,
+            "source": f"budget {attrs.budgetId}",
+        }
+        if not store.claim_event(key, claim):
+            continue
+        publish(
+            notice_transition(
+                notice_id=f"cost/{key}",
+                source="cost",
+                name="budget-threshold",
+                severity=severity,
+                summary=(
+                    f"Budget '{body.budgetDisplayName}': {kind} cost passed {threshold.percent}% "
+                    f"({body.costAmount} of {body.budgetAmount} {body.currencyCode}) for {month}"
+                ),
+                at=now,
+                labels={"month": month, "threshold": threshold.key},
+                annotations={"budget_id": attrs.budgetId, "billing_account_id": attrs.billingAccountId},
+                value=used,
+                threshold=float(threshold.percent),
+                metric="cost.budget.used_pct" if kind == "actual" else "cost.budget.forecast_pct",
+            )
+        )
+        store.mark_published(key)
+        announced.append(key)
+    return announced

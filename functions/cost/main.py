@@ -1,0 +1,290 @@
+"""HTTP and Pub/Sub handlers of the cost capability (entry points in /main.py).
+
+HTTP (``snapshot_cost``; locally every path of the capability's port, 8086):
+
+- ``POST /`` or ``POST /v1/cost/snapshot`` — the daily run (Cloud Scheduler). Body optional:
+  ``{"date": "YYYY-MM-DD"}`` (default yesterday, UTC). Answers the stored snapshot.
+- ``GET /v1/cost?date=YYYY-MM-DD&days=N`` — the snapshot of ``date`` (default the latest) and the
+  daily series of the ``N`` days up to it (default 30, at most 400) from the stored days.
+- ``GET /v1/cost/forecast`` — the latest month-end forecast with its band, budget use and savings.
+- ``GET /v1/cost/anomalies?days=N`` — anomalies announced over the last ``N`` days (default 35).
+- ``GET /health`` — checks the store answers and says which billing source is configured.
+
+Pub/Sub (``snapshot_cost_budget``, push subscription on ``budget-notifications``): GCP Budget
+notifications, each handled once; a malformed one is dropped with a log line saying why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from datetime import date, timedelta
+from functools import lru_cache
+from typing import Any
+
+import flask
+from pydantic import BaseModel
+
+from functions.cost.settings import get_cost_settings
+from shared.clock import utcnow
+from shared.http import Api, Problem, read_body, read_json
+from shared.logging import get_logger
+from shared.messages import AlertTransition
+
+api = Api("cost")
+log = get_logger("cost")
+MAX_DAYS = 400
+
+
+class RunBody(BaseModel):
+    date: dt.date | None = None
+
+
+def _publish(transition: AlertTransition) -> None:
+    from shared.notices import publish_notice
+
+    publish_notice(transition)
+
+
+@lru_cache(maxsize=1)
+def _store() -> Any:
+    from functions.cost.store import FirestoreCostStore
+
+    return FirestoreCostStore(keep_days=get_cost_settings().keep_days)
+
+
+def reset() -> None:
+    """Forget cached clients and settings (tests change the environment between cases)."""
+    _store.cache_clear()
+    get_cost_settings.cache_clear()
+
+
+def _service() -> Any:
+    from functions.cost.service import CostService
+    from functions.cost.sources import billing_source
+    from functions.cost.usage import StoreMetrics, load_prices
+
+    settings = get_cost_settings()
+    source = billing_source(settings)
+    if source is None:
+        raise Problem(
+            503,
+            "No billing source is configured: set ION_COST_BILLING_TABLE (the Cloud Billing export table) "
+            "or, locally, ION_COST_BILLING_FILE (a JSON-lines export).",
+        )
+    return CostService(
+        settings=settings,
+        source=source,
+        store=_store(),
+        publish=_publish,
+        now=utcnow,
+        metrics=StoreMetrics(),
+        prices=load_prices(settings.prices_file),
+        opportunities=_opportunities(settings),
+    )
+
+
+def _opportunities(settings: Any) -> Any:
+    if not settings.recommender_enabled():
+        return None
+    from functions.cost import recommendations
+    from shared.settings import get_settings
+
+    names = recommendations.parents(
+        settings.recommender_project or get_settings().project,
+        [loc.strip() for loc in settings.recommender_locations.split(",") if loc.strip()],
+        settings.billing_account,
+    )
+    client = recommendations.recommender_client(settings.recommender_endpoint)
+    return lambda: recommendations.list_opportunities(client, names)
+
+
+def handle(request: flask.Request) -> flask.Response:
+    return api(request)
+
+
+def _parse_run_body(request: flask.Request) -> RunBody:
+    if not read_body(request):
+        return RunBody()
+    return read_json(request, RunBody)
+
+
+@api.route("/", methods=["POST"])
+@api.route("/v1/cost/snapshot", methods=["POST"])
+def run_snapshot(request: flask.Request) -> dict[str, Any]:
+    from functions.cost.billing import BadRows
+    from functions.cost.service import CurrencyMismatch
+
+    body = _parse_run_body(request)
+    today = utcnow().date()
+    if body.date is not None and body.date >= today:
+        raise Problem(
+            422,
+            f"date {body.date} is not a past day; snapshots are of whole days up to yesterday "
+            f"({today - timedelta(days=1)}).",
+        )
+    service = _service()
+    try:
+        return service.run(body.date)
+    except BadRows as exc:
+        log.error(
+            "billing export rows rejected", extra={"rejected": [r.model_dump() for r in exc.rejected[:50]]}
+        )
+        raise Problem(
+            502,
+            f"The billing export returned {len(exc.rejected)} unreadable rows of {exc.total}; "
+            "nothing was stored.",
+            errors=[{"row": r.row, "errors": r.errors} for r in exc.rejected[:50]],
+        ) from None
+    except CurrencyMismatch as exc:
+        raise Problem(502, str(exc)) from None
+
+
+def _date_arg(request: flask.Request, name: str) -> date | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise Problem(422, f"{name}={raw!r} is not a date; use YYYY-MM-DD.") from None
+
+
+def _int_arg(request: flask.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Problem(422, f"{name}={raw!r} is not a whole number; allowed {low}..{high}.") from None
+    if not low <= value <= high:
+        raise Problem(422, f"{name}={value} is out of range; allowed {low}..{high}.")
+    return value
+
+
+@api.route("/v1/cost")
+def get_cost(request: flask.Request) -> dict[str, Any]:
+    from functions.cost.ledger import money
+    from functions.cost.store import day_from_doc
+
+    as_of = _date_arg(request, "date")
+    days = _int_arg(request, "days", 30, 1, MAX_DAYS)
+    store = _store()
+    snapshot = store.snapshot(as_of)
+    if snapshot is None:
+        what = f"for {as_of}" if as_of else "yet"
+        raise Problem(404, f"No cost snapshot {what}; POST /v1/cost/snapshot makes one.")
+    last = date.fromisoformat(snapshot["as_of"])
+    stored = store.days(last - timedelta(days=days - 1), last)
+    series = []
+    for doc in stored.values():
+        cost = day_from_doc(doc)
+        series.append(
+            {
+                "date": doc["date"],
+                "total": money(cost.total),
+                "credits": money(cost.credits),
+                "by_service": {k: money(v) for k, v in sorted(cost.by_service.items())},
+                "revision": doc.get("revision"),
+                "settled": doc.get("settled"),
+            }
+        )
+    return {"snapshot": snapshot, "series": series, "days": days}
+
+
+@api.route("/v1/cost/forecast")
+def get_forecast(request: flask.Request) -> dict[str, Any]:
+    snapshot = _store().snapshot(_date_arg(request, "date"))
+    if snapshot is None:
+        raise Problem(404, "No cost snapshot yet; POST /v1/cost/snapshot makes one.")
+    return {
+        "as_of": snapshot["as_of"],
+        "currency": snapshot["currency"],
+        "month_to_date": snapshot["month_to_date"]["total"],
+        "forecast_month_end": snapshot["forecast_month_end"],
+        "budget": snapshot["budget"],
+        "savings": snapshot["savings"],
+        "today": snapshot.get("today"),
+    }
+
+
+@api.route("/v1/cost/anomalies")
+def get_anomalies(request: flask.Request) -> dict[str, Any]:
+    days = _int_arg(request, "days", 35, 1, MAX_DAYS)
+    since = utcnow().date() - timedelta(days=days)
+    store = _store()
+    return {
+        "since": since.isoformat(),
+        "anomalies": [_public(e) for e in store.events("anomaly", since)],
+        "crossings": [_public(e) for e in store.events("crossing", since)],
+    }
+
+
+def _public(event: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in event.items() if k not in {"expire_at"}}
+
+
+@api.route("/health")
+def health(request: flask.Request) -> flask.Response:
+    """Settings and price table load, and which billing source is used; ``?deep=true`` also reads
+    the store and queries the billing source for yesterday (slower: not for liveness probes)."""
+    from shared.http import json_response
+
+    settings = get_cost_settings()
+    if settings.billing_table:
+        source = {"name": "bigquery", "table": settings.billing_table, "endpoint": settings.bigquery_endpoint}
+    elif settings.billing_file:
+        source = {"name": "file (local fallback)", "path": settings.billing_file}
+    else:
+        source = {"name": None, "note": "no billing source configured; snapshots answer 503"}
+    body: dict[str, Any] = {"status": "ok", "source": source}
+    try:
+        from functions.cost.usage import load_prices
+
+        prices = load_prices(settings.prices_file)
+        body["prices_effective_from"] = prices.table_for(utcnow().date()).effective_from.isoformat()
+        if request.args.get("deep") == "true":
+            _store().snapshot(None)
+            body["store"] = "ok"
+            if source["name"] is not None:
+                from functions.cost.sources import billing_source
+
+                yesterday = utcnow().date() - timedelta(days=1)
+                body["source"]["rows_yesterday"] = len(billing_source(settings).rows(yesterday, yesterday))  # type: ignore[union-attr]
+    except Exception as exc:  # noqa: BLE001 - reported as unhealthy
+        body.update(status="unhealthy", error=f"{type(exc).__name__}: {exc}")
+        return json_response(body, 503)
+    return json_response(body)
+
+
+def handle_budget_event(event: Any) -> None:
+    """One GCP Budget notification: raise to retry, return to drop (or when done)."""
+    from functions.cost import budget_notifications
+    from shared.events import read_pubsub
+    from shared.idempotency import once
+
+    message = read_pubsub(event, max_age=timedelta(days=2))
+    if message is None:
+        return
+    parsed = budget_notifications.parse(message.attributes, message.data)
+    if isinstance(parsed, str):
+        log.error("dropping budget notification: %s", parsed, extra={"message_id": message.message_id})
+        return
+    attrs, body = parsed
+    with once("cost-budget", message.message_id) as first:
+        if not first:
+            log.info("budget notification already handled", extra={"message_id": message.message_id})
+            return
+        announced = budget_notifications.record(
+            attrs,
+            body,
+            message_id=message.message_id,
+            published_at=message.publish_time,
+            store=_store(),
+            publish=_publish,
+            now=utcnow(),
+        )
+        log.info(
+            "budget notification recorded",
+            extra={"budget_id": attrs.budgetId, "cost": str(body.costAmount), "announced": announced},
+        )

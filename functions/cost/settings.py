@@ -1,0 +1,82 @@
+"""Settings of the cost capability, read from the environment once per process.
+
+Deployed (``K_SERVICE`` set) the function needs the billing export table; without it it refuses
+to start naming the variable. Locally, without a table, it reads the billing file named by
+``ION_COST_BILLING_FILE`` (labelled as a local fallback in every snapshot) or has no billing
+source at all (``/health`` says so and the snapshot run answers 503).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PRICES_FILE = Path(__file__).resolve().parent / "prices.yaml"
+
+
+class MissingSetting(RuntimeError):
+    """A deployed function lacks a setting it needs."""
+
+
+class CostSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # The Cloud Billing export table, ``project.dataset.gcp_billing_export_v1_XXXXXX``.
+    billing_table: str | None = Field(default=None, validation_alias="ION_COST_BILLING_TABLE")
+    # The BigQuery REST endpoint; set locally to the stand-in (devtools/bigquery_standin.py).
+    bigquery_endpoint: str | None = Field(default=None, validation_alias="ION_COST_BIGQUERY_ENDPOINT")
+    bigquery_location: str | None = Field(default=None, validation_alias="ION_COST_BIGQUERY_LOCATION")
+    # Local fallback: a JSON-lines billing export (the CLI's file form).
+    billing_file: str | None = Field(default=None, validation_alias="ION_COST_BILLING_FILE")
+
+    # The currency budgets are set in; an export in another currency is refused, not mixed.
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$", validation_alias="ION_COST_CURRENCY")
+    budget: float = Field(default=3000.0, gt=0, validation_alias="ION_COST_BUDGET")
+    target: float = Field(default=1800.0, gt=0, validation_alias="ION_COST_TARGET")
+    window_days: int = Field(default=35, ge=7, le=90, validation_alias="ION_COST_WINDOW_DAYS")
+    restate_days: int = Field(default=3, ge=1, le=14, validation_alias="ION_COST_RESTATE_DAYS")
+    keep_days: int = Field(default=400, ge=35, validation_alias="ION_COST_KEEP_DAYS")
+    anomaly_min_change: float = Field(default=2.0, ge=0, validation_alias="ION_COST_ANOMALY_MIN_CHANGE")
+    anomaly_z: float = Field(default=4.0, gt=0, validation_alias="ION_COST_ANOMALY_Z")
+
+    # Recommender API (savings opportunities): on when deployed or when an endpoint is given.
+    recommender_endpoint: str | None = Field(default=None, validation_alias="ION_COST_RECOMMENDER_ENDPOINT")
+    recommender_project: str | None = Field(default=None, validation_alias="ION_COST_RECOMMENDER_PROJECT")
+    recommender_locations: str = Field(
+        default="us-central1,europe-west1,asia-southeast1", validation_alias="ION_COST_RECOMMENDER_LOCATIONS"
+    )
+    billing_account: str | None = Field(default=None, validation_alias="ION_COST_BILLING_ACCOUNT")
+
+    prices_file: Path = Field(default=DEFAULT_PRICES_FILE, validation_alias="ION_COST_PRICES_FILE")
+    # The label routing puts on its request metrics for the customer (issue 12); absent until then.
+    customer_label: str = Field(default="customer", validation_alias="ION_COST_CUSTOMER_LABEL")
+    routing_service: str = Field(default="routing", validation_alias="ION_COST_ROUTING_SERVICE")
+    dashboard_url: str | None = Field(default=None, validation_alias="ION_COST_DASHBOARD_URL")
+
+    @field_validator("billing_table")
+    @classmethod
+    def _table(cls, value: str | None) -> str | None:
+        if value is not None and value.count(".") != 2:
+            raise ValueError("ION_COST_BILLING_TABLE must be project.dataset.table")
+        return value
+
+    def recommender_enabled(self) -> bool:
+        return bool(self.recommender_endpoint or os.environ.get("K_SERVICE"))
+
+    def check_deployed(self) -> None:
+        if os.environ.get("K_SERVICE") and not self.billing_table:
+            raise MissingSetting(
+                "ION_COST_BILLING_TABLE is not set: the deployed cost function reads the Cloud Billing "
+                "export table (project.dataset.gcp_billing_export_v1_XXXXXX)"
+            )
+
+
+@lru_cache(maxsize=1)
+def get_cost_settings() -> CostSettings:
+    settings = CostSettings()
+    settings.check_deployed()
+    return settings

@@ -1,0 +1,268 @@
+"""Live usage from the metric store: today's cost before the export has it, and routed requests
+for the cost per request and per customer.
+
+Today's estimate multiplies usage by the dated price table (``prices.yaml``):
+
+- Cloud Run: instance time from ``cloudrun.container.instance.count`` (hourly average x 3,600 s;
+  the collector copies it from Cloud Monitoring) x (vCPU and GiB per instance) x price per second,
+  plus ``cloudrun.request.count`` x the request price;
+- Cloud SQL: the minutes in which ``cloudsql.cpu.utilization`` has samples (the instance was up)
+  x its vCPU and memory hourly prices (doubled for high availability);
+- Memorystore: the metric store has no Memorystore series, so instances are counted as up for
+  the whole time elapsed; the estimate says so in ``basis``.
+
+Routed requests are the count of ``http.server.request.duration`` samples the routing function
+records (label ``service`` = routing), every route but ``/health``. Per customer, their split by
+the ``customer`` label, which routing adds once issue 12 lands; until then the answer says the
+label is absent instead of guessing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+from pydantic import BaseModel, Field
+
+REQUEST_METRIC = "http.server.request.duration"
+INSTANCE_METRIC = "cloudrun.container.instance.count"
+RUN_REQUESTS_METRIC = "cloudrun.request.count"
+SQL_UP_METRIC = "cloudsql.cpu.utilization"
+NOT_REQUESTS = {"/health"}
+
+
+class RunPrices(BaseModel):
+    vcpu_second: float = Field(ge=0)
+    gib_second: float = Field(ge=0)
+    million_requests: float = Field(ge=0)
+
+
+class SqlPrices(BaseModel):
+    vcpu_hour: float = Field(ge=0)
+    gib_hour: float = Field(ge=0)
+
+
+class MemorystorePrices(BaseModel):
+    standard_gb_hour: float = Field(ge=0)
+    basic_gb_hour: float | None = Field(default=None, ge=0)
+
+
+class PriceTable(BaseModel):
+    effective_from: date
+    source: str
+    cloud_run: RunPrices
+    cloud_sql: SqlPrices
+    memorystore: MemorystorePrices
+
+
+class RunResources(BaseModel):
+    vcpu_per_instance: float = Field(gt=0)
+    gib_per_instance: float = Field(gt=0)
+
+
+class SqlInstance(BaseModel):
+    database: str
+    vcpus: float = Field(gt=0)
+    gib: float = Field(gt=0)
+    high_availability: bool = False
+
+
+class RedisInstance(BaseModel):
+    instance: str
+    tier: str = "standard"
+    capacity_gb: float = Field(gt=0)
+
+
+class Resources(BaseModel):
+    cloud_run: RunResources
+    cloud_sql: list[SqlInstance] = []
+    memorystore: list[RedisInstance] = []
+
+
+class PriceFile(BaseModel):
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    tables: list[PriceTable] = Field(min_length=1)
+    resources: Resources
+
+    def table_for(self, day: date) -> PriceTable:
+        dated = [t for t in self.tables if t.effective_from <= day]
+        if not dated:
+            earliest = min(t.effective_from for t in self.tables)
+            raise ValueError(f"no price table is in effect on {day} (earliest {earliest})")
+        return max(dated, key=lambda t: t.effective_from)
+
+
+def load_prices(path: Path) -> PriceFile:
+    with path.open(encoding="utf-8") as handle:
+        return PriceFile.model_validate(yaml.safe_load(handle))
+
+
+class Metrics(Protocol):
+    """The metric store, as far as cost reads it (``shared.metrics.query.run_query``)."""
+
+    def query(
+        self,
+        metric: str,
+        agg: str,
+        start: datetime,
+        end: datetime,
+        *,
+        step: int | None = None,
+        labels: dict[str, str] | None = None,
+        group_by: list[str] | None = None,
+    ) -> list[Any]: ...
+
+
+class StoreMetrics:
+    """The metric store in-process, through the query API's own code."""
+
+    def query(
+        self,
+        metric: str,
+        agg: str,
+        start: datetime,
+        end: datetime,
+        *,
+        step: int | None = None,
+        labels: dict[str, str] | None = None,
+        group_by: list[str] | None = None,
+    ) -> list[Any]:
+        from shared.metrics.query import MetricQuery, run_query
+
+        result = run_query(
+            MetricQuery(
+                metric=metric,
+                agg=agg,  # type: ignore[arg-type]
+                start=start,
+                end=end,
+                step=step,
+                labels=labels or {},
+                group_by=group_by or [],
+            )
+        )
+        return result.series
+
+
+class LiveEstimate(BaseModel):
+    date: date
+    until: datetime
+    total: float
+    by_service: dict[str, float]
+    basis: dict[str, str]
+    prices_effective_from: date
+    label: str = "estimate: live usage x list prices (not billed figures)"
+
+
+def _sum_points(series: list[Any]) -> float:
+    return sum(float(value) for s in series for _, value in s.points)
+
+
+def estimate_today(metrics: Metrics, prices: PriceFile, now: datetime) -> LiveEstimate:
+    """Today's cost so far (UTC day of ``now``) from live usage."""
+    day = now.date()
+    start = datetime.combine(day, time(0), tzinfo=UTC)
+    table = prices.table_for(day)
+    res = prices.resources
+    end = max(now, start + timedelta(minutes=1))
+    by_service: dict[str, float] = {}
+    basis: dict[str, str] = {}
+
+    hourly = metrics.query(INSTANCE_METRIC, "avg", start, end, step=3600)
+    instance_seconds = _sum_points(hourly) * 3600
+    requests = _sum_points(metrics.query(RUN_REQUESTS_METRIC, "sum", start, end))
+    run_cost = (
+        instance_seconds
+        * (
+            res.cloud_run.vcpu_per_instance * table.cloud_run.vcpu_second
+            + res.cloud_run.gib_per_instance * table.cloud_run.gib_second
+        )
+        + requests / 1e6 * table.cloud_run.million_requests
+    )
+    by_service["Cloud Run"] = run_cost
+    basis["Cloud Run"] = f"{instance_seconds:.0f} instance-seconds, {requests:.0f} requests"
+
+    sql_cost = 0.0
+    minutes_seen = []
+    for inst in res.cloud_sql:
+        series = metrics.query(
+            SQL_UP_METRIC, "count", start, end, step=60, labels={"database": inst.database}
+        )
+        minutes = sum(1 for s in series for _, v in s.points if float(v) > 0)
+        factor = 2 if inst.high_availability else 1
+        sql_cost += (
+            minutes
+            / 60
+            * factor
+            * (inst.vcpus * table.cloud_sql.vcpu_hour + inst.gib * table.cloud_sql.gib_hour)
+        )
+        minutes_seen.append(f"{inst.database} up {minutes} min")
+    if res.cloud_sql:
+        by_service["Cloud SQL"] = sql_cost
+        basis["Cloud SQL"] = ", ".join(minutes_seen)
+
+    if res.memorystore:
+        hours = (end - start).total_seconds() / 3600
+        redis_cost = 0.0
+        for inst in res.memorystore:
+            price = table.memorystore.standard_gb_hour
+            if inst.tier == "basic" and table.memorystore.basic_gb_hour is not None:
+                price = table.memorystore.basic_gb_hour
+            redis_cost += inst.capacity_gb * hours * price
+        by_service["Cloud Memorystore for Redis"] = redis_cost
+        basis["Cloud Memorystore for Redis"] = (
+            f"assumed up {hours:.2f} h (no Memorystore metrics in the store)"
+        )
+
+    return LiveEstimate(
+        date=day,
+        until=end,
+        total=round(sum(by_service.values()), 2),
+        by_service={k: round(v, 2) for k, v in by_service.items()},
+        basis=basis,
+        prices_effective_from=table.effective_from,
+    )
+
+
+class RequestCounts(BaseModel):
+    total: float
+    by_customer: dict[str, float] | None
+    unattributed: float = 0.0
+    customer_note: str | None = None
+
+
+def routed_requests(
+    metrics: Metrics, start: datetime, end: datetime, *, service: str, customer_label: str
+) -> RequestCounts:
+    """Requests the routing function served in ``[start, end)``, and per customer if labelled."""
+    series = metrics.query(
+        REQUEST_METRIC,
+        "count",
+        start,
+        end,
+        labels={"service": service},
+        group_by=["http.route", customer_label],
+    )
+    total = 0.0
+    by_customer: dict[str, float] = {}
+    unattributed = 0.0
+    for s in series:
+        if s.labels.get("http.route") in NOT_REQUESTS:
+            continue
+        count = sum(float(v) for _, v in s.points)
+        total += count
+        customer = s.labels.get(customer_label)
+        if customer:
+            by_customer[customer] = by_customer.get(customer, 0.0) + count
+        else:
+            unattributed += count
+    if not by_customer:
+        return RequestCounts(
+            total=total,
+            by_customer=None,
+            unattributed=unattributed,
+            customer_note=f"no request carries the '{customer_label}' label yet (routing adds it with "
+            "customer API keys); cost per customer is not computed rather than guessed",
+        )
+    return RequestCounts(total=total, by_customer=by_customer, unattributed=unattributed)

@@ -1,0 +1,83 @@
+"""GCP Budget notifications: the documented payload, and one crossing per month whichever source
+(the daily snapshot or the budget) sees it first."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+from functions.cost import budget_notifications
+from functions.cost.service import CostService
+from functions.cost.settings import CostSettings
+from functions.cost.sources import MemoryBillingSource, rows_from_dicts
+from functions.cost.store import MemoryCostStore
+
+NOW = datetime(2026, 11, 19, 9, tzinfo=UTC)
+ATTRS = {"billingAccountId": "0A1B2C-3D4E5F-6A7B8C", "budgetId": "b-1", "schemaVersion": "1.0"}
+
+
+def payload(**extra: object) -> bytes:
+    return json.dumps(
+        {
+            "budgetDisplayName": "ION monthly",
+            "costAmount": 1620.0,
+            "costIntervalStart": "2026-11-01T08:00:00Z",
+            "budgetAmount": 3000.0,
+            "budgetAmountType": "SPECIFIED_AMOUNT",
+            "currencyCode": "USD",
+            **extra,
+        }
+    ).encode()
+
+
+def test_documented_payload_parses_and_bad_ones_say_why() -> None:
+    attrs, body = budget_notifications.parse(ATTRS, payload(alertThresholdExceeded=0.5))  # type: ignore[misc]
+    assert attrs.budgetId == "b-1"
+    assert body.alertThresholdExceeded == 0.5
+    assert body.month() == "2026-11"
+    # an account in UTC+9 starts its month at 15:00 UTC the day before
+    assert (
+        budget_notifications.parse(ATTRS, payload(costIntervalStart="2026-10-31T15:00:00Z"))[1].month()
+        == "2026-11"
+    )  # type: ignore[index,union-attr]
+    assert "schemaVersion" in budget_notifications.parse({**ATTRS, "schemaVersion": "2.0"}, payload())  # type: ignore[operator]
+    assert "costAmount" in budget_notifications.parse(ATTRS, b'{"budgetDisplayName": "x"}')  # type: ignore[operator]
+
+
+def test_one_crossing_per_month_across_the_snapshot_and_the_budget() -> None:
+    store = MemoryCostStore()
+    published: list = []
+    rows = rows_from_dicts(
+        [
+            {
+                "service": {"description": "Cloud Run"},
+                "sku": {"description": "CPU"},
+                "usage_start_time": f"2026-11-{d:02d}T00:00:00Z",
+                "usage_end_time": f"2026-11-{d:02d}T01:00:00Z",
+                "cost": "90",
+                "currency": "USD",
+            }
+            for d in range(1, 19)
+        ]
+    )
+    service = CostService(CostSettings(), MemoryBillingSource(rows), store, published.append, lambda: NOW)
+    service.run(date(2026, 11, 18))  # 1,620 of 3,000: actual-50 (and forecast 90%: nothing more)
+    assert [t.labels["threshold"] for t in published] == ["actual-50"]
+
+    def deliver(fraction: float, message_id: str) -> list[str]:
+        attrs, body = budget_notifications.parse(ATTRS, payload(alertThresholdExceeded=fraction))  # type: ignore[misc]
+        return budget_notifications.record(
+            attrs,
+            body,
+            message_id=message_id,
+            published_at=NOW,
+            store=store,
+            publish=published.append,
+            now=NOW,
+        )
+
+    assert deliver(0.5, "m-1") == []  # the snapshot announced it already
+    assert deliver(1.0, "m-2") == ["crossing/2026-11/actual-100"]
+    assert deliver(1.0, "m-3") == []
+    assert [t.severity for t in published] == ["medium", "high"]
+    assert float(store.budget_notifications()[0]["cost"]) == 1620

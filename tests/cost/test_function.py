@@ -1,0 +1,445 @@
+"""The cost function on the emulators, with the real BigQuery client at the BigQuery stand-in:
+restatement, late rows, credits, currency, notices on the alerts topic, thresholds once per month,
+budget notifications redelivered, bad rows rejected, the HTTP API."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import requests
+
+from devtools.bigquery_standin import StandIn, Table, serve
+from devtools.billing_export import Spike, generate
+from functions.cost import main as cost_main
+from functions.cost.service import CostService, CurrencyMismatch
+from functions.cost.settings import CostSettings
+from functions.cost.sources import BigQueryBillingSource, MemoryBillingSource, rows_from_dicts
+from functions.cost.store import FirestoreCostStore, MemoryCostStore
+from shared.clock import FrozenClock, set_clock
+from shared.messages import AlertTransition
+
+pytestmark = pytest.mark.emulators
+
+TABLE = "billing-admin.billing.gcp_billing_export_v1_0A1B2C"
+AS_OF = date(2026, 11, 18)
+NOW = datetime(2026, 11, 19, 9, 0, tzinfo=UTC)
+
+
+def row(day: date, service: str, cost: str, *, credits: list | None = None, currency: str = "USD",
+        export: datetime | None = None, sku: str = "usage") -> dict[str, Any]:  # fmt: skip
+    start = datetime(day.year, day.month, day.day, 1, tzinfo=UTC)
+    return {
+        "service": {"description": service},
+        "sku": {"description": f"{service} {sku}"},
+        "usage_start_time": start.isoformat(),
+        "usage_end_time": (start + timedelta(hours=1)).isoformat(),
+        "location": {"region": "us-central1"},
+        "cost": Decimal(cost),
+        "currency": currency,
+        "credits": credits or [],
+        "invoice": {"month": start.strftime("%Y%m")},
+        "labels": [],
+        "export_time": (export or start + timedelta(hours=3)).isoformat(),
+    }
+
+
+def subscribe(topic: str) -> str:
+    """A fresh pull subscription on ``topic`` (created on the emulator if needed)."""
+    import contextlib
+    import time
+
+    from google.api_core.exceptions import AlreadyExists
+    from google.cloud import pubsub_v1
+
+    project = os.environ["GOOGLE_CLOUD_PROJECT"]
+    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    with contextlib.suppress(AlreadyExists):
+        publisher.create_topic(name=publisher.topic_path(project, topic))
+    sub = subscriber.subscription_path(project, f"{topic}-cost-{time.monotonic_ns()}")
+    subscriber.create_subscription(name=sub, topic=publisher.topic_path(project, topic))
+    return sub
+
+
+def pull_all(subscription: str, quiet_seconds: float = 3.0) -> list[Any]:
+    """Every message on ``subscription`` until none arrives for ``quiet_seconds``."""
+    import time
+
+    from google.cloud import pubsub_v1
+
+    subscriber = pubsub_v1.SubscriberClient()
+    messages: list[Any] = []
+    quiet_until = time.monotonic() + quiet_seconds
+    while time.monotonic() < quiet_until:
+        response = subscriber.pull(request={"subscription": subscription, "max_messages": 50}, timeout=5)
+        if response.received_messages:
+            subscriber.acknowledge(
+                request={
+                    "subscription": subscription,
+                    "ack_ids": [m.ack_id for m in response.received_messages],
+                }
+            )
+            messages += [m.message for m in response.received_messages]
+            quiet_until = time.monotonic() + quiet_seconds
+    return messages
+
+
+class Published:
+    def __init__(self) -> None:
+        self.items: list[AlertTransition] = []
+
+    def __call__(self, transition: AlertTransition) -> None:
+        self.items.append(transition)
+
+
+@pytest.fixture
+def bigquery() -> Iterator[StandIn]:
+    from devtools.processes import free_port
+
+    standin = StandIn("billing-admin", Table(TABLE, []), clock=lambda: NOW)
+    httpd = serve(standin, free_port())
+    standin.endpoint = f"http://127.0.0.1:{httpd.server_address[1]}"  # type: ignore[attr-defined]
+    yield standin
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def service_for(standin: StandIn, store: Any, published: Published, **settings: Any) -> CostService:
+    return CostService(
+        settings=CostSettings(**settings),
+        source=BigQueryBillingSource(TABLE, endpoint=standin.endpoint),  # type: ignore[attr-defined]
+        store=store,
+        publish=published,
+        now=lambda: NOW,
+    )
+
+
+def test_bigquery_source_restates_late_rows_and_credits_exactly(fs, bigquery: StandIn) -> None:  # type: ignore[no-untyped-def]
+    base = generate(date(2026, 9, 1), AS_OF, hours=24, seed=4, late_share=0.0).rows
+    bigquery.table = Table(TABLE, base)
+    store = FirestoreCostStore(fs, now=lambda: NOW)
+    published = Published()
+    first = service_for(bigquery, store, published).run(AS_OF)
+    assert first["source"] == {"name": "bigquery", "fallback": False, "rows": first["source"]["rows"]}
+    assert first["restated"][-3:] == ["2026-11-16", "2026-11-17", "2026-11-18"]
+    mtd = first["month_to_date"]["total"]
+    # the query the stand-in saw: standard SQL, typed named parameters, the 35-day window
+    body = bigquery.requests[-1]["body"]
+    assert body["useLegacySql"] is False
+    params = {p["name"]: p["parameterValue"]["value"] for p in body["queryParameters"]}
+    assert params["since"].startswith("2026-10-15")
+    assert params["until"].startswith("2026-11-19")
+
+    # A late credit for a settled day (Nov 10) and a late row for yesterday land.
+    late = [
+        row(date(2026, 11, 10), "Cloud SQL", "0", credits=[{"name": "CUD", "amount": Decimal("-3.333333")}]),
+        row(AS_OF, "Cloud Run", "10.005"),
+    ]
+    bigquery.table = Table(TABLE, base + late)
+    second = service_for(bigquery, store, published).run(AS_OF)
+    assert second["month_to_date"]["total"] == pytest.approx(mtd - 3.333333 + 10.005, abs=0.006)
+    assert [r["date"] for r in second["late_restatements"]] == ["2026-11-10"]
+    stored = store.days(date(2026, 11, 10), date(2026, 11, 10))[date(2026, 11, 10)]
+    assert stored["revision"] == 2
+    before = Decimal(first_day_total(first, "2026-11-10"))
+    assert Decimal(stored["total"]) == pytest.approx(before - Decimal("3.333333"), abs=Decimal("0.005"))
+    # sums are exact decimals: the stored day is the exact sum of its rows
+    exact = sum(
+        (Decimal(str(r["cost"])) + sum((Decimal(str(c["amount"])) for c in r["credits"]), Decimal(0)))
+        for r in base + late
+        if r["usage_start_time"].startswith("2026-11-10")
+    )
+    assert Decimal(stored["total"]) == exact
+
+
+def first_day_total(snapshot: dict, day: str) -> str:
+    return str(next(d["total"] for d in snapshot["daily"] if d["date"] == day))
+
+
+def test_rows_not_landed_yet_are_not_served_and_count_when_they_land(fs, bigquery: StandIn) -> None:  # type: ignore[no-untyped-def]
+    rows = [row(AS_OF, "Cloud Run", "5"), row(AS_OF, "Cloud Run", "7", export=NOW + timedelta(hours=5))]
+    bigquery.table = Table(TABLE, rows)
+    store = MemoryCostStore()
+    snap = service_for(bigquery, store, Published()).run(AS_OF)
+    assert snap["month_to_date"]["total"] == 5
+    bigquery.clock = lambda: NOW + timedelta(days=1)
+    assert service_for(bigquery, store, Published()).run(AS_OF)["month_to_date"]["total"] == 12
+
+
+def test_bad_rows_and_foreign_currency_store_nothing(fs, bigquery: StandIn) -> None:  # type: ignore[no-untyped-def]
+    from functions.cost.billing import BadRows
+
+    bad = row(AS_OF, "Cloud Run", "1")
+    bad["usage_end_time"] = "2026-11-01T00:00:00+00:00"
+    bigquery.table = Table(TABLE, [row(AS_OF, "Cloud Run", "1"), bad])
+    store = MemoryCostStore()
+    with pytest.raises(BadRows) as info:
+        service_for(bigquery, store, Published()).run(AS_OF)
+    assert [r.row for r in info.value.rejected] == [2]
+    bigquery.table = Table(TABLE, [row(AS_OF, "Cloud Run", "1", currency="EUR")])
+    with pytest.raises(CurrencyMismatch, match="EUR"):
+        service_for(bigquery, store, Published()).run(AS_OF)
+    assert store.day_docs == {}
+    assert store.snapshots == {}
+    snap = service_for(bigquery, store, Published(), ION_COST_CURRENCY="EUR").run(AS_OF)
+    assert snap["currency"] == "EUR"
+
+
+def test_thresholds_are_announced_once_per_month(fs) -> None:  # type: ignore[no-untyped-def]
+    store = FirestoreCostStore(fs, now=lambda: NOW)
+    published = Published()
+    rows = rows_from_dicts([row(date(2026, 11, d), "Cloud Run", "100") for d in range(1, 19)])
+    service = CostService(
+        settings=CostSettings(),
+        source=MemoryBillingSource(rows),
+        store=store,
+        publish=published,
+        now=lambda: NOW,
+    )
+    snap = service.run(AS_OF)  # 1,800 of 3,000 (60%); forecast 3,000 (100%)
+    assert snap["budget"]["crossed"] == ["actual-50", "forecast-100"]
+    keys = sorted(snap["notices"]["crossings"])
+    assert keys == ["crossing/2026-11/actual-50", "crossing/2026-11/forecast-100"]
+    severities = {t.labels["threshold"]: t.severity for t in published.items}
+    assert severities == {"actual-50": "medium", "forecast-100": "high"}
+    service.run(AS_OF)
+    service.run(AS_OF - timedelta(days=1))
+    assert len(published.items) == 2
+    # a new month announces afresh
+    december = rows_from_dicts([row(date(2026, 12, d), "Cloud Run", "100") for d in range(1, 17)])
+    service.source = MemoryBillingSource(december)
+    service.run(date(2026, 12, 16))
+    assert len([t for t in published.items if t.labels["month"] == "2026-12"]) == 2
+
+
+def test_a_publish_that_fails_is_published_by_the_next_run(fs) -> None:  # type: ignore[no-untyped-def]
+    store = FirestoreCostStore(fs, now=lambda: NOW)
+    rows = rows_from_dicts([row(date(2026, 11, d), "Cloud Run", "100") for d in range(1, 19)])
+    calls: list[AlertTransition] = []
+
+    def failing(transition: AlertTransition) -> None:
+        raise RuntimeError("pubsub down")
+
+    service = CostService(CostSettings(), MemoryBillingSource(rows), store, failing, lambda: NOW)
+    with pytest.raises(RuntimeError):
+        service.run(AS_OF)
+    service.publish = calls.append
+    service.run(AS_OF)
+    assert sorted(t.labels["threshold"] for t in calls) == ["actual-50", "forecast-100"]
+
+
+def test_anomaly_is_published_once_with_service_cost_expected_and_skus(fs, emulators) -> None:  # type: ignore[no-untyped-def]
+    raw = generate(
+        date(2026, 9, 1), AS_OF, hours=24, seed=9, late_share=0.0, spikes=[Spike(AS_OF, "Cloud Run")]
+    ).rows
+    subscription = subscribe("alerts")
+    service = CostService(
+        settings=CostSettings(),
+        source=MemoryBillingSource(rows_from_dicts(raw)),
+        store=FirestoreCostStore(fs, now=lambda: NOW),
+        publish=cost_main._publish,
+        now=lambda: NOW,
+    )
+    snap = service.run(AS_OF)
+    assert snap["notices"]["anomalies"] == ["anomaly/2026-11-18/Cloud Run"]
+    service.run(AS_OF)
+    messages = [m for m in pull_all(subscription) if json.loads(m.data)["rule"] == "cost-cost-anomaly"]
+    assert len(messages) == 1
+    notice = AlertTransition.model_validate_json(messages[0].data)
+    assert notice.severity == "medium"
+    assert notice.labels["service"] == "Cloud Run"
+    assert float(notice.annotations["cost"]) > 2.5 * float(notice.annotations["expected"])
+    assert "CPU Allocation Time" in notice.annotations["top_skus"]
+
+
+def test_cost_per_request_and_missing_customer_label(fs) -> None:  # type: ignore[no-untyped-def]
+    from functions.cost.settings import DEFAULT_PRICES_FILE
+    from functions.cost.usage import load_prices
+
+    class FakeSeries:
+        def __init__(self, labels: dict[str, str], value: float) -> None:
+            self.labels = labels
+            self.points = [(NOW, value)]
+
+    class Metrics:
+        def __init__(self, with_customers: bool) -> None:
+            self.with_customers = with_customers
+
+        def query(self, metric: str, agg: str, start: datetime, end: datetime, **kw: Any) -> list:
+            if metric == "http.server.request.duration":
+                if self.with_customers:
+                    return [
+                        FakeSeries({"http.route": "/v2/route", "customer": "acme"}, 3000),
+                        FakeSeries({"http.route": "/v2/route", "customer": "globex"}, 1000),
+                        FakeSeries({"http.route": "/health", "customer": "acme"}, 999),
+                    ]
+                return [
+                    FakeSeries({"http.route": "/v2/route"}, 4000),
+                    FakeSeries({"http.route": "/health"}, 50),
+                ]
+            if metric == "cloudrun.container.instance.count":
+                return [FakeSeries({}, 2.0)]
+            return []
+
+    rows = rows_from_dicts([row(date(2026, 11, d), "Cloud Run", "10") for d in range(1, 19)])
+    for with_customers, expect in ((False, None), (True, {"acme": 135.0, "globex": 45.0})):
+        service = CostService(
+            CostSettings(), MemoryBillingSource(rows), MemoryCostStore(), Published(), lambda: NOW,
+            metrics=Metrics(with_customers), prices=load_prices(DEFAULT_PRICES_FILE),
+        )  # fmt: skip
+        snap = service.run(AS_OF)
+        assert snap["per_request"]["requests"] == 4000
+        assert snap["per_request"]["cost_per_request"] == pytest.approx(180 / 4000)
+        if expect is None:
+            assert snap["per_customer"]["customers"] is None
+            assert "customer" in snap["per_customer"]["note"]
+        else:
+            assert {k: v["cost"] for k, v in snap["per_customer"]["customers"].items()} == expect
+        today = snap["today"]
+        assert today["label"].startswith("estimate")
+        # 2 instances x 9 h x (1 vCPU x 0.000024 + 0.5 GiB x 0.0000025) per second
+        assert today["by_service"]["Cloud Run"] == pytest.approx(
+            2 * 3600 * (0.000024 + 0.5 * 0.0000025), abs=0.01
+        )
+
+
+# --- over HTTP, functions-framework, emulators -------------------------------------------------
+
+
+def push(url: str, topic: str, data: bytes, attributes: dict[str, str], message_id: str) -> requests.Response:
+    body = {
+        "message": {
+            "data": base64.b64encode(data).decode(),
+            "attributes": attributes,
+            "messageId": message_id,
+            "publishTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        },
+        "subscription": "projects/ion-ops-test/subscriptions/budget-push",
+    }
+    return requests.post(f"{url}/projects/ion-ops-test/topics/{topic}", json=body, timeout=30)
+
+
+BUDGET_ATTRS = {"billingAccountId": "0A1B2C-3D4E5F-6A7B8C", "budgetId": "b-123", "schemaVersion": "1.0"}
+
+
+def budget_body(**extra: Any) -> bytes:
+    now = datetime.now(UTC)
+    body = {
+        "budgetDisplayName": "ION monthly",
+        "costAmount": 2712.5,
+        "costIntervalStart": now.replace(day=1, hour=8, minute=0, second=0, microsecond=0).isoformat(),
+        "budgetAmount": 3000.0,
+        "budgetAmountType": "SPECIFIED_AMOUNT",
+        "currencyCode": "USD",
+        **extra,
+    }
+    return json.dumps(body).encode()
+
+
+def test_http_api_and_budget_notifications(fs, emulators, serve_capability, bigquery: StandIn) -> None:  # type: ignore[no-untyped-def]
+    today = datetime.now(UTC).date()
+    yesterday = today - timedelta(days=1)
+    rows = generate(today - timedelta(days=70), yesterday, hours=24, seed=2, late_share=0.0).rows
+    bigquery.table = Table(TABLE, rows)
+    bigquery.clock = lambda: datetime.now(UTC)
+    subscription = subscribe("alerts")
+    live = serve_capability(
+        "cost",
+        {"ION_COST_BILLING_TABLE": TABLE, "ION_COST_BIGQUERY_ENDPOINT": bigquery.endpoint},  # type: ignore[attr-defined]
+    )
+    deep = requests.get(f"{live.url}/health", params={"deep": "true"}, timeout=60).json()
+    assert deep["source"]["name"] == "bigquery"
+    assert deep["store"] == "ok"
+    assert deep["source"]["rows_yesterday"] > 0
+    assert requests.get(f"{live.url}/v1/cost", timeout=30).status_code == 404
+
+    answer = requests.post(f"{live.url}/", timeout=120)
+    assert answer.status_code == 200, answer.text
+    snap = answer.json()
+    assert snap["as_of"] == yesterday.isoformat()
+    assert snap["per_customer"]["customers"] is None
+
+    got = requests.get(f"{live.url}/v1/cost", params={"days": 7}, timeout=30).json()
+    assert got["snapshot"]["as_of"] == yesterday.isoformat()
+    assert [d["date"] for d in got["series"]][-1] == yesterday.isoformat()
+    assert len(got["series"]) == 7
+    forecast = requests.get(f"{live.url}/v1/cost/forecast", timeout=30).json()
+    assert forecast["forecast_month_end"]["low"] <= forecast["forecast_month_end"]["total"]
+    assert requests.get(f"{live.url}/v1/cost/anomalies", timeout=30).json()["anomalies"] == []
+
+    for bad in ({"date": "2026-02-30"}, {"date": today.isoformat()}):
+        problem = requests.post(f"{live.url}/v1/cost/snapshot", json=bad, timeout=30)
+        assert problem.status_code == 422, problem.text
+    assert requests.get(f"{live.url}/v1/cost", params={"days": "x"}, timeout=30).status_code == 422
+    assert requests.get(f"{live.url}/v1/cost", params={"days": 401}, timeout=30).status_code == 422
+    assert requests.get(f"{live.url}/v1/cost", params={"date": "soon"}, timeout=30).status_code == 422
+    assert requests.delete(f"{live.url}/v1/cost", timeout=30).status_code == 405
+
+    # Budget notifications: 90% actual, delivered twice, and again under a new message id.
+    data = budget_body(alertThresholdExceeded=0.9)
+    for message_id in ("m-1", "m-1", "m-2"):
+        assert push(live.url, "budget-notifications", data, BUDGET_ATTRS, message_id).status_code < 300
+    # Malformed ones are dropped (acknowledged), not retried forever.
+    assert push(live.url, "budget-notifications", b"not json", BUDGET_ATTRS, "m-3").status_code < 300
+    assert push(live.url, "budget-notifications", data, {"budgetId": "b-123"}, "m-4").status_code < 300
+    crossing = [
+        AlertTransition.model_validate_json(m.data)
+        for m in pull_all(subscription)
+        if json.loads(m.data)["rule"] == "cost-budget-threshold"
+        and json.loads(m.data)["labels"]["threshold"] == "actual-90"
+    ]
+    assert len(crossing) == 1
+    assert crossing[0].severity == "medium"
+    listed = requests.get(f"{live.url}/v1/cost/anomalies", timeout=30).json()["crossings"]
+    assert any(c["threshold"] == "actual-90" and c["source"] == "budget b-123" for c in listed)
+
+
+def test_missing_source_answers_503_and_deployed_needs_the_table(fs, serve_capability) -> None:  # type: ignore[no-untyped-def]
+    live = serve_capability("cost", {})
+    health = requests.get(f"{live.url}/health", timeout=30)
+    assert health.status_code == 200, health.text
+    assert health.json()["source"]["name"] is None
+    answer = requests.post(f"{live.url}/", timeout=30)
+    assert answer.status_code == 503
+    assert "ION_COST_BILLING_TABLE" in answer.json()["detail"]
+    os.environ["K_SERVICE"] = "snapshot-cost"
+    from functions.cost.settings import MissingSetting, get_cost_settings
+
+    get_cost_settings.cache_clear()
+    with pytest.raises(MissingSetting, match="ION_COST_BILLING_TABLE"):
+        get_cost_settings()
+    get_cost_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cost_clients() -> Iterator[None]:
+    cost_main.reset()
+    previous = set_clock(FrozenClock(datetime.now(UTC)))
+    set_clock(previous)
+    yield
+    cost_main.reset()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _emulator_answers(emulators) -> None:  # type: ignore[no-untyped-def]
+    """A freshly started Firestore emulator on a loaded machine can take longer than the `fs`
+    fixture's 10 s to answer its first reset: wait for it once, boundedly, before the first test."""
+    import time
+    import urllib.request
+
+    url = f"http://{emulators.firestore_host}/emulator/v1/projects/{emulators.project}/databases/(default)/documents"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=30).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
