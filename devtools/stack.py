@@ -51,6 +51,21 @@ def stop_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def cloudrun_standin(port: int, project: str) -> ManagedProcess:
+    """The Cloud Run Admin API v2 stand-in, serving the services of the scaling rules."""
+    from functions.scaling.rules import active_rules
+
+    services = [f"--service={region}/{rules.service}" for region, rules in active_rules().regions.items()]
+    return ManagedProcess(
+        "cloudrun-standin",
+        [python(), "-m", "devtools.cloudrun_standin", "--port", str(port), "--project", project, *services],
+        log_dir=LOG_DIR,
+        echo=sys.stdout,
+        cwd=ROOT,
+        env={"PYTHONUNBUFFERED": "1"},
+    )
+
+
 def main() -> int:
     started_at = time.monotonic()
     stop_with_parent()
@@ -72,7 +87,10 @@ def main() -> int:
     capabilities = sorted({fn.capability for fn in topo.functions.values()})
     ports = {cap: topo.capabilities[cap].local_port() for cap in capabilities}
 
-    busy = [p for p in [firestore_port, pubsub_port, redis_port, *ports.values()] if port_open(p)]
+    cloudrun_port = env_port("ION_CLOUDRUN_STANDIN_PORT", 8091)
+    busy = [
+        p for p in [firestore_port, pubsub_port, redis_port, cloudrun_port, *ports.values()] if port_open(p)
+    ]
     if busy:
         say(f"ports already in use: {busy}; stop what holds them or set the port variables (README)")
         return 1
@@ -86,6 +104,8 @@ def main() -> int:
     )
     for cap, port in ports.items():
         os.environ.setdefault(f"ION_{cap.upper()}_URL", f"http://127.0.0.1:{port}")
+    # Scaling applies through a local Cloud Run Admin API v2 stand-in (still dry-run by default).
+    os.environ.setdefault("ION_SCALING_CLOUDRUN_ENDPOINT", f"http://127.0.0.1:{cloudrun_port}")
 
     processes: list[ManagedProcess] = []
     stopping = threading.Event()
@@ -120,6 +140,8 @@ def main() -> int:
         if errors:
             raise errors[0]
 
+        if "scaling" in ports:
+            processes.append(cloudrun_standin(cloudrun_port, project))
         for cap, port in ports.items():
             processes.append(
                 ManagedProcess(
@@ -150,6 +172,8 @@ def main() -> int:
             ("pubsub emulator", f"127.0.0.1:{pubsub_port}"),
             ("redis", f"127.0.0.1:{redis_port}"),
         ]
+        if "scaling" in ports:
+            rows.append(("cloud run admin stand-in", f"http://127.0.0.1:{cloudrun_port}"))
         for cap, port in ports.items():
             names = ", ".join(n for n in topo.functions_of(cap))
             rows.append((f"{cap} ({names})", f"http://127.0.0.1:{port}"))

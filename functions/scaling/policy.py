@@ -50,6 +50,16 @@ DEFAULT_FORECAST = ForecastConfig()
 DEFAULT_POLICY = PolicyConfig()
 
 
+class Recommendation(BaseModel):
+    at: AwareDatetime
+    min: int
+
+
+class PendingForecast(BaseModel):
+    made_at: AwareDatetime
+    point: float
+
+
 class ScalingState(BaseModel):
     """What a region's decisions carry from one to the next (stored in Firestore per region)."""
 
@@ -58,8 +68,8 @@ class ScalingState(BaseModel):
     previous_min: int | None = None
     previous_max: int | None = None
     changed_at: AwareDatetime | None = None
-    recommendations: list[tuple[AwareDatetime, int]] = []
-    pending: list[tuple[AwareDatetime, float]] = []  # forecasts whose hour is not over yet
+    recommendations: list[Recommendation] = []
+    pending: list[PendingForecast] = []  # forecasts whose hour is not over yet
     errors: list[float] = []  # log(realised peak / forecast peak), newest last
 
 
@@ -116,14 +126,14 @@ def decide(
     config: PolicyConfig = DEFAULT_POLICY,
 ) -> tuple[Decision, ScalingState]:
     errors = list(state.errors)
-    pending: list[tuple[datetime, float]] = []
-    for made_at, point in state.pending:
-        if made_at + HOUR <= at:
-            error = realised_error(made_at, point, history.recent, forecast_config)
+    pending: list[PendingForecast] = []
+    for item in state.pending:
+        if item.made_at + HOUR <= at:
+            error = realised_error(item.made_at, item.point, history.recent, forecast_config)
             if error is not None:
                 errors.append(error)
         else:
-            pending.append((made_at, point))
+            pending.append(item)
     errors = errors[-forecast_config.max_errors :]
 
     fc = forecast(history, at, zone, errors, forecast_config)
@@ -136,8 +146,8 @@ def decide(
     else:
         bound_by = "forecast"
 
-    recommendations = [(t, v) for t, v in state.recommendations if t > at - config.stabilisation]
-    recommendations.append((at, desired))
+    recommendations = [r for r in state.recommendations if r.at > at - config.stabilisation]
+    recommendations.append(Recommendation(at=at, min=desired))
     current = state.min_instances
     new_min = desired
     if current is not None:
@@ -146,8 +156,8 @@ def decide(
             if not forced and current > 0 and (desired - current) / current <= config.tolerance:
                 new_min, bound_by = current, "tolerance"
         elif desired < current:
-            window_full = any(t <= at - config.stabilisation for t, _ in state.recommendations)
-            stabilised = max(v for _, v in recommendations)
+            window_full = any(r.at <= at - config.stabilisation for r in state.recommendations)
+            stabilised = max(r.min for r in recommendations)
             step_floor = math.ceil(current * (1 - config.max_step_down))
             if current > bounds.high:
                 new_min, bound_by = bounds.high, "rule-max"
@@ -181,7 +191,7 @@ def decide(
             new_max = state.max_instances
 
     changed = (new_min, new_max) != (state.min_instances, state.max_instances)
-    pending.append((at, fc.point))
+    pending.append(PendingForecast(made_at=at, point=fc.point))
     new_state = ScalingState(
         min_instances=new_min,
         max_instances=new_max,

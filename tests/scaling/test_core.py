@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from functions.scaling.forecast import HOUR, MINUTE, ForecastConfig, History, drop_outages, forecast
-from functions.scaling.policy import Capacity, ScalingState, decide, learn_capacity
+from functions.scaling.policy import Capacity, Recommendation, ScalingState, decide, learn_capacity
 from functions.scaling.replay import Replayer, Trace
 from functions.scaling.rules import Bounds, RulesError, active_rules, parse_rules
 from functions.scaling.synthetic import TraceSpec, generate
@@ -179,7 +179,9 @@ def test_guard_holds_and_reverts_a_recent_scale_down() -> None:
     state = ScalingState(
         min_instances=20, max_instances=1000, previous_min=40, previous_max=1000, changed_at=at - 10 * MINUTE
     )
-    state = state.model_copy(update={"recommendations": [(at - k * 5 * MINUTE, 3) for k in range(1, 8)]})
+    state = state.model_copy(
+        update={"recommendations": [Recommendation(at=at - k * 5 * MINUTE, min=3) for k in range(1, 8)]}
+    )
     calm, _ = _decide(_steady(100, at), at, state)
     assert calm.min_instances < 20
     reverted, _ = _decide(_steady(100, at), at, state, guard=("error-rate-critical",))
