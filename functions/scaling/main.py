@@ -7,7 +7,7 @@
   decisions.
 - ``POST /v1/capacity/run`` — the daily capacity job (daily peaks kept without TTL, 30/90/365-day
   forecasts); ``GET /v1/capacity`` — the latest capacity forecast per region.
-- ``GET /v1/rules`` — the loaded time-of-day rules. ``GET /health``.
+- ``GET /v1/rules`` — the loaded time-of-day rules. ``GET /health[?deep=true]``.
 """
 
 from __future__ import annotations
@@ -193,19 +193,22 @@ def rules(request: flask.Request) -> dict[str, Any]:
 
 @api.route("/health", methods=["GET"])
 def health(request: flask.Request) -> flask.Response:
-    from shared.firestore import get_firestore
-
+    """Rules and settings load (what every decision needs); ``?deep=true`` also reads Firestore."""
     checks: dict[str, str] = {}
     try:
         checks["rules"] = f"{len(_rules().regions)} regions"
     except RulesError as exc:
         checks["rules"] = f"invalid: {exc}"
-    try:
-        get_firestore().collection("scaling_state").limit(1).get(timeout=5)
-        checks["firestore"] = "ok"
-    except Exception as exc:  # noqa: BLE001 - reported as unhealthy
-        checks["firestore"] = f"unreachable: {type(exc).__name__}"
-    healthy = checks["firestore"] == "ok" and not checks["rules"].startswith("invalid")
+    checks["mode"] = "dry-run" if get_scaling_settings().effective_dry_run else "apply"
+    if request.args.get("deep") == "true":
+        from shared.firestore import get_firestore
+
+        try:
+            get_firestore().collection("scaling_state").limit(1).get(timeout=5)
+            checks["firestore"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported as unhealthy
+            checks["firestore"] = f"unreachable: {type(exc).__name__}"
+    healthy = not checks["rules"].startswith("invalid") and checks.get("firestore", "ok") == "ok"
     return json_response(
         {"status": "ok" if healthy else "unhealthy", "checks": checks}, status=200 if healthy else 503
     )

@@ -257,7 +257,7 @@ def test_http_on_the_emulators(fs, emulators, serve_capability, standin) -> None
     bad = requests.post(f"{live.url}/", json={"regions": ["mars"]}, timeout=10)
     assert bad.status_code == 422
     assert requests.post(f"{live.url}/", json={"region": "x"}, timeout=10).status_code == 422
-    assert requests.get(f"{live.url}/health", timeout=10).json()["status"] == "ok"
+    assert requests.get(f"{live.url}/health?deep=true", timeout=30).json()["checks"]["firestore"] == "ok"
 
 
 def test_firestore_store_one_decision_per_slot(fs) -> None:  # type: ignore[no-untyped-def]
