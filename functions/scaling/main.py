@@ -158,7 +158,10 @@ def run_capacity(request: flask.Request) -> dict[str, Any]:
     now = utcnow()
     today = now.date()
     start = datetime.combine(today - timedelta(days=89), datetime.min.time(), tzinfo=UTC)
-    hourly = QueryApiHistory(settings.route_service).hourly_requests(start, start + timedelta(days=89))
+    services = {region: region_rules.service for region, region_rules in rules.regions.items()}
+    hourly = QueryApiHistory(settings.route_service).hourly_requests(
+        start, start + timedelta(days=89), services
+    )
     store = FirestoreCapacityStore()
     out = {}
     for region, region_rules in rules.regions.items():

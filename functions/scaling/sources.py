@@ -46,8 +46,18 @@ class QueryApiHistory:
         self.route_service = route_service
 
     def _series(
-        self, metric: str, agg: str, start: datetime, end: datetime, *, step: int, labels: dict[str, str]
+        self,
+        metric: str,
+        agg: str,
+        start: datetime,
+        end: datetime,
+        *,
+        step: int,
+        labels: dict[str, str],
+        services: Mapping[str, str] | None = None,
     ) -> dict[str, dict[datetime, float]]:
+        """Per region: step start -> value. With ``services``, only each region's own Cloud Run
+        service counts (the region also runs other services, ION Ops' own functions among them)."""
         from shared.metrics.query import MetricQuery, QueryError, run_query
 
         try:
@@ -59,7 +69,7 @@ class QueryApiHistory:
                     end=end,
                     step=step,
                     labels=labels,
-                    group_by=["region"],
+                    group_by=["region", "service"] if services is not None else ["region"],
                 )
             )
         except QueryError as exc:
@@ -68,17 +78,21 @@ class QueryApiHistory:
         out: dict[str, dict[datetime, float]] = {}
         for series in result.series:
             region = series.labels.get("region", "")
+            if services is not None and series.labels.get("service") != services.get(region):
+                continue
             points = out.setdefault(region, {})
             for at, value in series.points:
                 points[at] = points.get(at, 0.0) + value
         return out
 
-    def hourly_requests(self, start: datetime, end: datetime) -> dict[str, dict[datetime, float]]:
+    def hourly_requests(
+        self, start: datetime, end: datetime, services: Mapping[str, str]
+    ) -> dict[str, dict[datetime, float]]:
         """Per region: UTC hour -> mean requests per minute (the larger of the two sources)."""
         route = self._series(
             ROUTE_METRIC, "count", start, end, step=3600, labels={"service": self.route_service}
         )
-        run = self._series(CLOUD_RUN_REQUESTS, "sum", start, end, step=3600, labels={})
+        run = self._series(CLOUD_RUN_REQUESTS, "sum", start, end, step=3600, labels={}, services=services)
         return {
             region: {
                 hour: total / 60
@@ -96,11 +110,19 @@ class QueryApiHistory:
         recent_start = now - RECENT_MINUTES * MINUTE
         route = {"service": self.route_service}
         hourly_route = self._series(ROUTE_METRIC, "count", start_hour, end_hour, step=3600, labels=route)
-        hourly_run = self._series(CLOUD_RUN_REQUESTS, "sum", start_hour, end_hour, step=3600, labels={})
+        hourly_run = self._series(
+            CLOUD_RUN_REQUESTS, "sum", start_hour, end_hour, step=3600, labels={}, services=services
+        )
         minute_route = self._series(ROUTE_METRIC, "count", recent_start, now, step=60, labels=route)
-        minute_run = self._series(CLOUD_RUN_REQUESTS, "sum", recent_start, now, step=60, labels={})
-        instances = self._series(CLOUD_RUN_INSTANCES, "avg", start_hour, end_hour, step=3600, labels={})
-        cpu = self._series(CLOUD_RUN_CPU, "avg", start_hour, end_hour, step=3600, labels={})
+        minute_run = self._series(
+            CLOUD_RUN_REQUESTS, "sum", recent_start, now, step=60, labels={}, services=services
+        )
+        instances = self._series(
+            CLOUD_RUN_INSTANCES, "avg", start_hour, end_hour, step=3600, labels={}, services=services
+        )
+        cpu = self._series(
+            CLOUD_RUN_CPU, "avg", start_hour, end_hour, step=3600, labels={}, services=services
+        )
         out: dict[str, RegionInputs] = {}
         for region in regions:
             hourly = _larger(hourly_route.get(region, {}), hourly_run.get(region, {}))

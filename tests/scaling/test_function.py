@@ -258,6 +258,14 @@ def test_http_on_the_emulators(fs, emulators, serve_capability, standin) -> None
     assert bad.status_code == 422
     assert requests.post(f"{live.url}/", json={"region": "x"}, timeout=10).status_code == 422
     assert requests.get(f"{live.url}/health?deep=true", timeout=30).json()["checks"]["firestore"] == "ok"
+    # The capacity job with no history: every horizon says so; the forecast is kept and served.
+    job = requests.post(f"{live.url}/v1/capacity/run", timeout=60)
+    assert job.status_code == 200, job.text
+    us_capacity = job.json()["regions"]["us-central1"]
+    assert [h["enough_history"] for h in us_capacity["horizons"]] == [False, False, False]
+    assert "history too short: 0 days" in us_capacity["horizons"][0]["note"]
+    served = requests.get(f"{live.url}/v1/capacity", timeout=30).json()["regions"]
+    assert set(served) == {"us-central1", "europe-west1", "asia-southeast1"}
 
 
 def test_firestore_store_one_decision_per_slot(fs) -> None:  # type: ignore[no-untyped-def]

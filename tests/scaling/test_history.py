@@ -47,13 +47,26 @@ def test_history_from_routing_and_cloud_run_metrics(fs, emulators) -> None:  # t
         for t in minutes
     ]
     eu = request(eu_metrics, service="routing", region="europe-west1")
-    for batch in (us, eu):
+    # Another Cloud Run service in the same region is not the persona service's load.
+    other = request(
+        [counter("cloudrun.request.count", [(t, 5000.0, {"response_code_class": "2xx"}) for t in minutes])],
+        service="ingest",
+        region="us-central1",
+    )
+    for batch in (us, eu, other):
         answer = client.post(
             "/v1/metrics", data=batch.SerializeToString(), content_type="application/x-protobuf"
         )
         assert answer.status_code == 200, answer.data
     inputs = QueryApiHistory("routing").inputs(
-        ["us-central1", "europe-west1", "asia-southeast1"], {}, NOW, days=14
+        ["us-central1", "europe-west1", "asia-southeast1"],
+        {
+            "us-central1": "persona-router",
+            "europe-west1": "persona-router",
+            "asia-southeast1": "persona-router",
+        },
+        NOW,
+        days=14,
     )
     us_history = inputs["us-central1"].history
     last = NOW.replace(second=0) - timedelta(minutes=1)
