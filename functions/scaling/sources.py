@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from functions.scaling.forecast import HOUR, MINUTE, RECENT_MINUTES, History, floor_hour, floor_minute
+from functions.scaling.forecast import MINUTE, RECENT_MINUTES, History, floor_hour, floor_minute
 from shared.logging import get_logger
 
 log = get_logger("scaling.sources")
@@ -188,6 +188,3 @@ class MemoryGuard:
 
     def firing(self, region: str, rules: Iterable[str]) -> list[str]:
         return sorted(self.by_region.get(region, []))
-
-
-__all__ = ["HOUR", "FirestoreGuard", "MemoryGuard", "MemoryHistory", "QueryApiHistory", "RegionInputs"]
