@@ -118,3 +118,10 @@ def snapshot_cost_budget(event: CloudEvent) -> None:
     from functions.cost.main import handle_budget_event
 
     handle_budget_event(event)
+
+
+@functions_framework.http
+def adjust_scaling(request: flask.Request) -> flask.Response:
+    from functions.scaling.main import handle
+
+    return handle(request)

@@ -51,6 +51,21 @@ def stop_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def cloudrun_standin(port: int, project: str) -> ManagedProcess:
+    """The Cloud Run Admin API v2 stand-in, serving the services of the scaling rules."""
+    from functions.scaling.rules import active_rules
+
+    services = [f"--service={region}/{rules.service}" for region, rules in active_rules().regions.items()]
+    return ManagedProcess(
+        "cloudrun-standin",
+        [python(), "-m", "devtools.cloudrun_standin", "--port", str(port), "--project", project, *services],
+        log_dir=LOG_DIR,
+        echo=sys.stdout,
+        cwd=ROOT,
+        env={"PYTHONUNBUFFERED": "1"},
+    )
+
+
 def main() -> int:
     started_at = time.monotonic()
     stop_with_parent()
@@ -74,9 +89,10 @@ def main() -> int:
     capabilities = sorted({fn.capability for fn in topo.functions.values()})
     ports = {cap: topo.capabilities[cap].local_port() for cap in capabilities}
 
+    cloudrun_port = env_port("ION_CLOUDRUN_STANDIN_PORT", 8091)
     busy = [
         p
-        for p in [firestore_port, pubsub_port, redis_port, scheduler_api_port, *ports.values()]
+        for p in [firestore_port, pubsub_port, redis_port, scheduler_api_port, cloudrun_port, *ports.values()]
         if port_open(p)
     ]
     if "cost" in ports and "ION_COST_BILLING_TABLE" not in os.environ:
@@ -94,6 +110,8 @@ def main() -> int:
     )
     for cap, port in ports.items():
         os.environ.setdefault(f"ION_{cap.upper()}_URL", f"http://127.0.0.1:{port}")
+    # Scaling applies through a local Cloud Run Admin API v2 stand-in (still dry-run by default).
+    os.environ.setdefault("ION_SCALING_CLOUDRUN_ENDPOINT", f"http://127.0.0.1:{cloudrun_port}")
 
     processes: list[ManagedProcess] = []
     stopping = threading.Event()
@@ -153,6 +171,8 @@ def main() -> int:
             )
             processes.extend(standins)
             os.environ.update(standin_env)
+        if "scaling" in ports:
+            processes.append(cloudrun_standin(cloudrun_port, project))
         for cap, port in ports.items():
             processes.append(
                 ManagedProcess(
@@ -185,6 +205,8 @@ def main() -> int:
         ):
             if os.environ.get(var):
                 rows.append((label, os.environ[var]))
+        if "scaling" in ports:
+            rows.append(("cloud run admin stand-in", f"http://127.0.0.1:{cloudrun_port}"))
         for cap, port in ports.items():
             names = ", ".join(n for n in topo.functions_of(cap))
             rows.append((f"{cap} ({names})", f"http://127.0.0.1:{port}"))

@@ -1,0 +1,225 @@
+"""HTTP handlers of scaling adjustment (entry point ``adjust_scaling`` in /main.py).
+
+- ``POST /`` or ``POST /v1/scaling/run`` — one decision per region (Cloud Scheduler, every
+  5 minutes). Body optional: ``{"regions": [names], "dry_run": true}`` (dry_run can only force a
+  dry run). Answers the decisions; 503 when applying failed for a region (the scheduler retries).
+- ``GET /v1/scaling[?region=NAME]`` — per region: current settings, the forecast and the last
+  decisions.
+- ``POST /v1/capacity/run`` — the daily capacity job (daily peaks kept without TTL, 30/90/365-day
+  forecasts); ``GET /v1/capacity`` — the latest capacity forecast per region.
+- ``GET /v1/rules`` — the loaded time-of-day rules. ``GET /health[?deep=true]``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import flask
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.scaling.rules import RulesError, RuleSet, active_rules
+from functions.scaling.settings import get_scaling_settings
+from functions.scaling.store import DecisionRecord
+from shared.clock import utcnow
+from shared.http import Api, Problem, json_response, read_json
+from shared.logging import get_logger
+
+api = Api("scaling")
+log = get_logger("scaling")
+
+
+class RunBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    regions: list[str] | None = Field(default=None, description="only these regions (default: all)")
+    dry_run: bool = Field(default=False, description="record without applying, whatever the settings")
+
+
+def _rules() -> RuleSet:
+    try:
+        return active_rules()
+    except RulesError as exc:
+        log.error("scaling rules file is invalid", extra={"errors": exc.errors})
+        raise
+
+
+def _announce(record: DecisionRecord) -> None:
+    from functions.scaling.service import notice_for
+    from shared.notices import publish_notice
+
+    try:
+        publish_notice(notice_for(record))
+    except Exception:
+        log.exception("publishing the scale-change notice failed", extra={"region": record.decision.region})
+
+
+@api.route("/", methods=["POST"])
+@api.route("/v1/scaling/run", methods=["POST"])
+def run(request: flask.Request) -> flask.Response:
+    from functions.scaling.cloudrun import CloudRunScaler
+    from functions.scaling.service import run_cycle
+    from functions.scaling.sources import FirestoreGuard, QueryApiHistory
+    from functions.scaling.store import FirestoreDecisionStore
+    from shared.settings import get_settings
+
+    body = read_json(request, RunBody) if request.get_data(cache=True).strip() else RunBody()
+    rules = _rules()
+    unknown = sorted(set(body.regions or []) - set(rules.regions))
+    if unknown:
+        raise Problem(422, f"Unknown region(s) {', '.join(unknown)}.", allowed=sorted(rules.regions))
+    settings = get_scaling_settings()
+    dry_run = body.dry_run or settings.effective_dry_run
+    scaler = None
+    if not dry_run:
+        scaler = CloudRunScaler(
+            get_settings().project,
+            settings.cloudrun_endpoint,
+            settings.apply_level,
+            settings.apply_timeout_seconds,
+        )
+    result = run_cycle(
+        at=utcnow(),
+        rules=rules,
+        settings=settings,
+        history=QueryApiHistory(settings.route_service),
+        guard=FirestoreGuard(),
+        store=FirestoreDecisionStore(),
+        scaler=scaler,
+        announce=_announce,
+        regions=body.regions,
+    )
+    payload = {
+        "dry_run": dry_run,
+        "decisions": [record.model_dump(mode="json") for record in result.records],
+        "skipped": result.skipped,
+        "failed": result.failed,
+    }
+    return json_response(payload, status=503 if result.failed else 200)
+
+
+@api.route("/v1/scaling", methods=["GET"])
+def current(request: flask.Request) -> dict[str, Any]:
+    from functions.scaling.store import FirestoreDecisionStore
+
+    rules = _rules()
+    wanted = request.args.get("region")
+    if wanted is not None and wanted not in rules.regions:
+        raise Problem(404, f"No region {wanted!r}.", allowed=sorted(rules.regions))
+    store = FirestoreDecisionStore()
+    regions = {}
+    for region in [wanted] if wanted else list(rules.regions):
+        stored = store.load(region)
+        last = stored.recent[0] if stored.recent else None
+        regions[region] = {
+            "service": rules.regions[region].service,
+            "time_zone": rules.regions[region].time_zone,
+            "min_instances": stored.state.min_instances,
+            "max_instances": stored.state.max_instances,
+            "changed_at": stored.state.changed_at,
+            "bounds_now": rules.bounds(region, utcnow()).model_dump(),
+            "forecast": last.decision.forecast.model_dump() if last else None,
+            "capacity": last.decision.capacity.model_dump() if last else None,
+            "last_decisions": [
+                {
+                    "at": r.decision.at,
+                    "min_instances": r.decision.min_instances,
+                    "max_instances": r.decision.max_instances,
+                    "previous_min": r.decision.previous_min,
+                    "previous_max": r.decision.previous_max,
+                    "desired_min": r.decision.desired_min,
+                    "bound_by": r.decision.bound_by,
+                    "rule": r.decision.rule,
+                    "guard_firing": r.decision.guard_firing,
+                    "outcome": r.outcome,
+                    "error": r.error,
+                    "monthly_cost_change_usd": r.monthly_cost_change_usd,
+                }
+                for r in stored.recent
+            ],
+        }
+    return {"dry_run": get_scaling_settings().effective_dry_run, "regions": regions}
+
+
+@api.route("/v1/capacity/run", methods=["POST"])
+def run_capacity(request: flask.Request) -> dict[str, Any]:
+    """The daily capacity job: fold complete days of the metric store into daily peaks (idempotent
+    upserts of the last 90 days), then forecast each region's 30/90/365 days from all of them."""
+    from datetime import timedelta
+
+    from functions.scaling.capacity import DailyPeak, daily_peaks, forecast_capacity
+    from functions.scaling.policy import learn_capacity
+    from functions.scaling.sources import QueryApiHistory
+    from functions.scaling.store import FirestoreCapacityStore
+
+    rules = _rules()
+    settings = get_scaling_settings()
+    now = utcnow()
+    today = now.date()
+    start = datetime.combine(today - timedelta(days=89), datetime.min.time(), tzinfo=UTC)
+    services = {region: region_rules.service for region, region_rules in rules.regions.items()}
+    hourly = QueryApiHistory(settings.route_service).hourly_requests(
+        start, start + timedelta(days=89), services
+    )
+    store = FirestoreCapacityStore()
+    out = {}
+    for region, region_rules in rules.regions.items():
+        series = hourly.get(region, {})
+        peaks = [
+            peak
+            for offset in range(89)
+            if (peak := daily_peaks(region, series, start.date() + timedelta(days=offset))) is not None
+        ]
+        store.save_peaks(peaks)
+        history = [DailyPeak.model_validate(doc) for doc in store.peaks(region)]
+        capacity = learn_capacity([], region_rules.capacity_rpm or settings.default_capacity_rpm)
+        forecast = forecast_capacity(
+            region, history, today, capacity_rpm=capacity.rpm, instance_hour_usd=settings.instance_hour_usd
+        ).model_dump(mode="json")
+        store.save_forecast(region, {**forecast, "computed_at": now.isoformat()})
+        out[region] = forecast
+    return {"regions": out}
+
+
+@api.route("/v1/capacity", methods=["GET"])
+def capacity(request: flask.Request) -> dict[str, Any]:
+    from functions.scaling.store import FirestoreCapacityStore
+
+    return {"regions": FirestoreCapacityStore().forecasts()}
+
+
+@api.route("/v1/rules", methods=["GET"])
+def rules(request: flask.Request) -> dict[str, Any]:
+    return _rules().model_dump()
+
+
+@api.route("/health", methods=["GET"])
+def health(request: flask.Request) -> flask.Response:
+    """Rules and settings load (what every decision needs); ``?deep=true`` also reads Firestore."""
+    checks: dict[str, str] = {}
+    try:
+        checks["rules"] = f"{len(_rules().regions)} regions"
+    except RulesError as exc:
+        checks["rules"] = f"invalid: {exc}"
+    checks["mode"] = "dry-run" if get_scaling_settings().effective_dry_run else "apply"
+    if request.args.get("deep") == "true":
+        from shared.firestore import get_firestore
+
+        try:
+            get_firestore().collection("scaling_state").limit(1).get(timeout=5)
+            checks["firestore"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported as unhealthy
+            checks["firestore"] = f"unreachable: {type(exc).__name__}"
+    healthy = not checks["rules"].startswith("invalid") and checks.get("firestore", "ok") == "ok"
+    return json_response(
+        {"status": "ok" if healthy else "unhealthy", "checks": checks}, status=200 if healthy else 503
+    )
+
+
+def handle(request: flask.Request) -> flask.Response:
+    return api(request)
+
+
+if os.environ.get("K_SERVICE"):
+    get_scaling_settings()  # a deployed function missing a setting it needs refuses to start

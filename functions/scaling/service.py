@@ -1,0 +1,161 @@
+"""One scaling cycle over every region of the rule set: read, decide, apply (or record as a dry
+run), store, announce. Knows nothing of HTTP; the ports make it testable in memory."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from functions.scaling.forecast import ForecastConfig
+from functions.scaling.policy import Decision, PolicyConfig, decide, learn_capacity
+from functions.scaling.rules import RuleSet
+from functions.scaling.settings import ScalingSettings
+from functions.scaling.sources import GuardSource, HistorySource
+from functions.scaling.store import DecisionRecord, DecisionStore, Outcome
+from shared.logging import get_logger
+
+log = get_logger("scaling")
+HOURS_PER_MONTH = 730
+SLOT = timedelta(minutes=5)
+
+
+class Scaler:
+    """What applying needs (``CloudRunScaler`` in production)."""
+
+    def apply(self, region: str, service: str, min_instances: int, max_instances: int) -> Any: ...
+
+
+@dataclass
+class CycleResult:
+    records: list[DecisionRecord]
+    skipped: list[str]  # regions whose slot was already decided
+    failed: list[str]
+
+
+def slot_of(at: datetime) -> str:
+    seconds = math.floor(at.timestamp() / SLOT.total_seconds()) * SLOT.total_seconds()
+    return datetime.fromtimestamp(seconds, at.tzinfo).strftime("%Y%m%dT%H%MZ")
+
+
+def monthly_cost_change(decision: Decision, price: float) -> float:
+    """Min instances are billed around the clock: the change of min times a month of hours."""
+    before = decision.previous_min if decision.previous_min is not None else decision.min_instances
+    return round((decision.min_instances - before) * HOURS_PER_MONTH * price, 2)
+
+
+def run_cycle(
+    *,
+    at: datetime,
+    rules: RuleSet,
+    settings: ScalingSettings,
+    history: HistorySource,
+    guard: GuardSource,
+    store: DecisionStore,
+    scaler: Scaler | None,
+    announce: Callable[[DecisionRecord], None],
+    regions: list[str] | None = None,
+) -> CycleResult:
+    chosen = [r for r in rules.regions if regions is None or r in regions]
+    policy = PolicyConfig(
+        headroom=settings.headroom,
+        tolerance=settings.tolerance,
+        stabilisation=timedelta(minutes=settings.stabilisation_minutes),
+    )
+    forecast_config = ForecastConfig()
+    started = time.perf_counter()
+    inputs = history.inputs(
+        chosen, {r: rules.regions[r].service for r in chosen}, at, forecast_config.history_days
+    )
+    result = CycleResult([], [], [])
+    slot = slot_of(at)
+    for region in chosen:
+        region_rules = rules.regions[region]
+        stored = store.load(region)
+        if stored.last_slot == slot and stored.last_outcome != "failed":
+            result.skipped.append(region)
+            continue
+        data = inputs[region]
+        capacity = learn_capacity(
+            data.capacity_samples, region_rules.capacity_rpm or settings.default_capacity_rpm
+        )
+        decision, state = decide(
+            region=region,
+            at=at,
+            history=data.history,
+            state=stored.state,
+            bounds=rules.bounds(region, at),
+            capacity=capacity,
+            zone=region_rules.zone,
+            guard_firing=guard.firing(region, settings.guard_rule_names),
+            forecast_config=forecast_config,
+            config=policy,
+        )
+        outcome: Outcome = "dry-run"
+        error = None
+        if scaler is not None:
+            try:
+                applied = scaler.apply(
+                    region, region_rules.service, decision.min_instances, decision.max_instances
+                )
+                outcome = applied.outcome
+            except Exception as exc:  # noqa: BLE001 - recorded, reported, retried next cycle
+                outcome, error = "failed", f"{type(exc).__name__}: {exc}"
+                # The service keeps its old values: so does the state, and the next run retries.
+                state = stored.state
+                result.failed.append(region)
+        record = DecisionRecord(
+            decision=decision,
+            slot=slot,
+            service=region_rules.service,
+            outcome=outcome,
+            error=error,
+            monthly_cost_change_usd=monthly_cost_change(decision, settings.instance_hour_usd),
+            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        if not store.commit(region, record, state, timedelta(days=settings.decisions_ttl_days)):
+            result.skipped.append(region)
+            continue
+        log.info(
+            "scaling decision %s: min %s -> %s, max %s -> %s (%s)",
+            region,
+            decision.previous_min,
+            decision.min_instances,
+            decision.previous_max,
+            decision.max_instances,
+            outcome,
+            extra={"decision": record.model_dump(mode="json")},
+        )
+        if decision.changed and outcome != "failed":
+            announce(record)
+        result.records.append(record)
+    return result
+
+
+def notice_for(record: DecisionRecord) -> Any:
+    from shared.notices import notice_transition
+
+    d = record.decision
+    verb = "would set" if record.outcome == "dry-run" else "set"
+    summary = (
+        f"Scaling {verb} {d.region}/{record.service} min instances {d.previous_min} -> {d.min_instances}, "
+        f"max {d.previous_max} -> {d.max_instances} (forecast peak {d.forecast.point:.0f}/min, "
+        f"upper {d.forecast.upper:.0f}/min, bound by {d.bound_by}"
+        + (f" rule {d.rule}" if d.rule else "")
+        + f"; {record.monthly_cost_change_usd:+.2f} USD/month)"
+    )
+    return notice_transition(
+        notice_id=f"scaling/{d.region}/{record.slot}",
+        source="scaling",
+        name="scale-change",
+        severity="low",
+        summary=summary,
+        at=d.at,
+        labels={"region": d.region, "service": record.service, "outcome": record.outcome},
+        value=float(d.min_instances),
+        threshold=float(d.previous_min) if d.previous_min is not None else None,
+        metric="scaling.min_instances",
+    )

@@ -1,0 +1,190 @@
+"""Ports the decision reads through: the request history and capacity samples of each region
+(from the metric store via the query API), and the rollback triggers that are firing (from the
+alert states the alert evaluation keeps). Each port is a small Protocol with a production
+implementation here and an in-memory one for tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from functions.scaling.forecast import MINUTE, RECENT_MINUTES, History, floor_hour, floor_minute
+from shared.logging import get_logger
+
+log = get_logger("scaling.sources")
+
+ROUTE_METRIC = "http.server.request.duration"  # routing's own requests (a histogram: count = requests)
+CLOUD_RUN_REQUESTS = "cloudrun.request.count"  # collected from Cloud Monitoring (a sum per minute)
+CLOUD_RUN_INSTANCES = "cloudrun.container.instance.count"
+CLOUD_RUN_CPU = "cloudrun.container.cpu.utilization"
+
+
+@dataclass
+class RegionInputs:
+    history: History
+    capacity_samples: list[tuple[float, float, float]] = field(default_factory=list)
+
+
+class HistorySource(Protocol):
+    def inputs(
+        self, regions: Iterable[str], services: Mapping[str, str], at: datetime, days: int
+    ) -> dict[str, RegionInputs]: ...
+
+
+class GuardSource(Protocol):
+    def firing(self, region: str, rules: Iterable[str]) -> list[str]: ...
+
+
+class QueryApiHistory:
+    """Six queries for every region at once (grouped by region): hourly and per-minute request
+    counts from routing's metric and the Cloud Run collector (the larger of the two per step, as
+    either can lag or be missing), hourly instances and CPU for learning the capacity."""
+
+    def __init__(self, route_service: str) -> None:
+        self.route_service = route_service
+
+    def _series(
+        self,
+        metric: str,
+        agg: str,
+        start: datetime,
+        end: datetime,
+        *,
+        step: int,
+        labels: dict[str, str],
+        services: Mapping[str, str] | None = None,
+    ) -> dict[str, dict[datetime, float]]:
+        """Per region: step start -> value. With ``services``, only each region's own Cloud Run
+        service counts (the region also runs other services, ION Ops' own functions among them)."""
+        from shared.metrics.query import MetricQuery, QueryError, run_query
+
+        try:
+            result = run_query(
+                MetricQuery(
+                    metric=metric,
+                    agg=agg,
+                    start=start,
+                    end=end,
+                    step=step,
+                    labels=labels,
+                    group_by=["region", "service"] if services is not None else ["region"],
+                )
+            )
+        except QueryError as exc:
+            log.warning("query failed", extra={"metric": metric, "error": str(exc)})
+            return {}
+        out: dict[str, dict[datetime, float]] = {}
+        for series in result.series:
+            region = series.labels.get("region", "")
+            if services is not None and series.labels.get("service") != services.get(region):
+                continue
+            points = out.setdefault(region, {})
+            for at, value in series.points:
+                points[at] = points.get(at, 0.0) + value
+        return out
+
+    def hourly_requests(
+        self, start: datetime, end: datetime, services: Mapping[str, str]
+    ) -> dict[str, dict[datetime, float]]:
+        """Per region: UTC hour -> mean requests per minute (the larger of the two sources)."""
+        route = self._series(
+            ROUTE_METRIC, "count", start, end, step=3600, labels={"service": self.route_service}
+        )
+        run = self._series(CLOUD_RUN_REQUESTS, "sum", start, end, step=3600, labels={}, services=services)
+        return {
+            region: {
+                hour: total / 60
+                for hour, total in _larger(route.get(region, {}), run.get(region, {})).items()
+            }
+            for region in {*route, *run}
+        }
+
+    def inputs(
+        self, regions: Iterable[str], services: Mapping[str, str], at: datetime, days: int
+    ) -> dict[str, RegionInputs]:
+        end_hour = floor_hour(at)
+        start_hour = end_hour - timedelta(days=days)
+        now = floor_minute(at)
+        recent_start = now - RECENT_MINUTES * MINUTE
+        route = {"service": self.route_service}
+        hourly_route = self._series(ROUTE_METRIC, "count", start_hour, end_hour, step=3600, labels=route)
+        hourly_run = self._series(
+            CLOUD_RUN_REQUESTS, "sum", start_hour, end_hour, step=3600, labels={}, services=services
+        )
+        minute_route = self._series(ROUTE_METRIC, "count", recent_start, now, step=60, labels=route)
+        minute_run = self._series(
+            CLOUD_RUN_REQUESTS, "sum", recent_start, now, step=60, labels={}, services=services
+        )
+        instances = self._series(
+            CLOUD_RUN_INSTANCES, "avg", start_hour, end_hour, step=3600, labels={}, services=services
+        )
+        cpu = self._series(
+            CLOUD_RUN_CPU, "avg", start_hour, end_hour, step=3600, labels={}, services=services
+        )
+        out: dict[str, RegionInputs] = {}
+        for region in regions:
+            hourly = _larger(hourly_route.get(region, {}), hourly_run.get(region, {}))
+            hourly_rpm = {hour: total / 60 for hour, total in hourly.items() if total > 0}
+            recent = _larger(minute_route.get(region, {}), minute_run.get(region, {}))
+            seen = sorted([*hourly_rpm, *(m for m, v in recent.items() if v > 0)])
+            samples = [
+                (hourly_rpm[hour], instances[region][hour], cpu[region][hour])
+                for hour in hourly_rpm
+                if hour in instances.get(region, {}) and hour in cpu.get(region, {})
+            ]
+            out[region] = RegionInputs(
+                history=History(hourly=hourly_rpm, recent=recent, first_seen=seen[0] if seen else None),
+                capacity_samples=samples,
+            )
+        return out
+
+
+def _larger(a: Mapping[datetime, float], b: Mapping[datetime, float]) -> dict[datetime, float]:
+    return {key: max(a.get(key, 0.0), b.get(key, 0.0)) for key in {*a, *b}}
+
+
+class MemoryHistory:
+    def __init__(self, inputs: dict[str, RegionInputs]) -> None:
+        self.data = inputs
+
+    def inputs(
+        self, regions: Iterable[str], services: Mapping[str, str], at: datetime, days: int
+    ) -> dict[str, RegionInputs]:
+        return {
+            r: self.data.get(r, RegionInputs(History(hourly={}, recent={}, first_seen=None))) for r in regions
+        }
+
+
+class FirestoreGuard:
+    """Rollback triggers from the alert evaluation's own states (collection ``alert_states``):
+    a trigger counts when its rule is firing for this region or for no region in particular."""
+
+    COLLECTION = "alert_states"
+
+    def firing(self, region: str, rules: Iterable[str]) -> list[str]:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        from shared.firestore import get_firestore
+
+        wanted = set(rules)
+        if not wanted:
+            return []
+        found = []
+        query = get_firestore().collection(self.COLLECTION).where(filter=FieldFilter("state", "==", "firing"))
+        for doc in query.stream():
+            data = doc.to_dict() or {}
+            rule = data.get("rule")
+            labels = data.get("labels") or {}
+            if rule in wanted and labels.get("region", region) == region:
+                found.append(f"{rule}[{labels['region']}]" if "region" in labels else str(rule))
+        return sorted(set(found))
+
+
+class MemoryGuard:
+    def __init__(self, firing: dict[str, list[str]] | None = None) -> None:
+        self.by_region = firing or {}
+
+    def firing(self, region: str, rules: Iterable[str]) -> list[str]:
+        return sorted(self.by_region.get(region, []))

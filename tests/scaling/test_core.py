@@ -1,0 +1,301 @@
+"""The pure decision core: forecast, rules, bounds, cooldown, tolerance, guard, DST, capacity."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from functions.scaling.forecast import HOUR, MINUTE, ForecastConfig, History, drop_outages, forecast
+from functions.scaling.policy import Capacity, Recommendation, ScalingState, decide, learn_capacity
+from functions.scaling.replay import Replayer, Trace
+from functions.scaling.rules import Bounds, RulesError, active_rules, parse_rules
+from functions.scaling.synthetic import TraceSpec, generate
+
+UTCZ = ZoneInfo("UTC")
+T0 = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def history_of(minutes: list[datetime], requests: list[float], at: datetime) -> History:
+    """Hourly means and peaks of the served minutes before ``at``, and its last 130 minutes."""
+    trace = Trace(minutes=minutes, requests=requests, zone=UTCZ)
+    replayer = Replayer(trace, 100.0)
+    replayer._close_hours(at)
+    recent = {m: r for m, r in zip(minutes, requests, strict=True) if at - 130 * MINUTE <= m < at}
+    return History(
+        hourly=replayer.hourly, recent=recent, first_seen=minutes[0], hourly_peak=replayer.hourly_peak
+    )
+
+
+def realised_peak(minutes: list[datetime], requests: list[float], at: datetime) -> float:
+    return max(r for m, r in zip(minutes, requests, strict=True) if at <= m < at + HOUR)
+
+
+def test_forecast_follows_daily_and_weekly_seasonality() -> None:
+    minutes, requests = generate(
+        TraceSpec(days=21, bursts_per_week=0, outage=None, long_gaps=[], gap_share=0)
+    )
+    errors = []
+    for day in (15, 16, 19, 20):  # weekdays and a weekend
+        for hour in (3, 8, 12, 17, 21):
+            at = T0 + timedelta(days=day, hours=hour)
+            fc = forecast(history_of(minutes, requests, at), at, UTCZ, [], ForecastConfig())
+            assert fc.method == "seasonal"
+            errors.append(abs(math.log(fc.point / realised_peak(minutes, requests, at))))
+    # Night (300/min) and day (3000/min) peaks are a decade apart; the forecast is within ~20%.
+    assert sorted(errors)[len(errors) // 2] < 0.12
+    assert max(errors) < 0.45
+
+
+def test_weekend_forecast_uses_weekends() -> None:
+    minutes, requests = generate(
+        TraceSpec(days=21, bursts_per_week=0, outage=None, long_gaps=[], gap_share=0)
+    )
+    saturday_noon = T0 + timedelta(days=19, hours=12)
+    friday_noon = saturday_noon - timedelta(days=1)
+    sat = forecast(history_of(minutes, requests, saturday_noon), saturday_noon, UTCZ, [], ForecastConfig())
+    fri = forecast(history_of(minutes, requests, friday_noon), friday_noon, UTCZ, [], ForecastConfig())
+    assert sat.point < 0.75 * fri.point
+    assert 6 not in sat.lags_days or 1 not in sat.lags_days  # never Friday's noon for a Saturday
+
+
+def test_fallback_under_two_days_and_without_data() -> None:
+    minutes, requests = generate(TraceSpec(days=3, bursts_per_week=0, outage=None, long_gaps=[], gap_share=0))
+    at = T0 + timedelta(days=1, hours=10)
+    fc = forecast(history_of(minutes, requests, at), at, UTCZ, [], ForecastConfig())
+    assert fc.method == "fallback"
+    assert fc.upper >= fc.point * 1.4
+    empty = forecast(History(hourly={}, recent={}, first_seen=None), at, UTCZ, [], ForecastConfig())
+    assert empty.method == "no-data"
+    assert empty.upper == 0
+
+
+def test_outage_does_not_teach_a_quiet_hour() -> None:
+    spec = TraceSpec(days=16, bursts_per_week=0, outage=None, long_gaps=[], gap_share=0, noise=0.0)
+    minutes, requests = generate(spec)
+    at = T0 + timedelta(days=15, hours=11, minutes=30)
+    clean = forecast(history_of(minutes, requests, at), at, UTCZ, [], ForecastConfig())
+    # An outage from 09:00 to 14:00 one day and one week before: zero rows, or no rows at all.
+    broken = list(requests)
+    for index, minute in enumerate(minutes):
+        for day in (1, 7):
+            if (
+                at - timedelta(days=day, hours=2, minutes=30)
+                <= minute
+                < at + timedelta(hours=2, minutes=30) - timedelta(days=day)
+            ):
+                broken[index] = 0.0
+    hit = forecast(history_of(minutes, broken, at), at, UTCZ, [], ForecastConfig())
+    assert hit.point == pytest.approx(clean.point, rel=0.15)
+    assert drop_outages({T0 + k * MINUTE: 0.0 for k in range(10)}, 10) == {}
+    assert len(drop_outages({T0 + k * MINUTE: 0.0 for k in range(9)}, 10)) == 9
+
+
+def _bounds(low: int = 0, high: int = 1000, rule: str | None = None) -> Bounds:
+    return Bounds(low=low, high=high, rule=rule)
+
+
+def _steady(rpm: float, at: datetime, days: int = 15) -> History:
+    hourly = {at.replace(minute=0) - k * HOUR: rpm for k in range(1, days * 24)}
+    recent = {at - k * MINUTE: rpm for k in range(1, 131)}
+    return History(hourly=hourly, recent=recent, first_seen=at - timedelta(days=days))
+
+
+def _decide(
+    history: History,
+    at: datetime,
+    state: ScalingState,
+    bounds: Bounds | None = None,
+    guard: tuple[str, ...] = (),
+):
+    return decide(
+        region="r",
+        at=at,
+        history=history,
+        state=state,
+        bounds=bounds or _bounds(),
+        capacity=Capacity(rpm=100, source="configured"),
+        zone=UTCZ,
+        guard_firing=guard,
+    )
+
+
+def test_desired_min_formula_and_bounds() -> None:
+    at = T0 + timedelta(days=5, hours=12)
+    decision, _ = _decide(_steady(1000, at), at, ScalingState())
+    # Flat 1000/min: upper band = point x default band 1.3 = 1.25 x 1000 x 1.3; x 1.2 headroom / 100.
+    assert decision.forecast.method == "seasonal"
+    assert decision.desired_min == math.ceil(decision.forecast.upper / 100 * 1.2)
+    assert decision.bound_by == "forecast"
+    low, _ = _decide(_steady(10, at), at, ScalingState(), _bounds(low=4, high=150, rule="morning-peak"))
+    assert (low.min_instances, low.max_instances, low.bound_by, low.rule) == (
+        4,
+        150,
+        "rule-min",
+        "morning-peak",
+    )
+    high, _ = _decide(_steady(100_000, at), at, ScalingState(), _bounds(low=2, high=80))
+    assert (high.min_instances, high.max_instances, high.bound_by) == (80, 80, "rule-max")
+
+
+def test_scale_up_at_once_scale_down_after_stabilisation_by_half() -> None:
+    at = T0 + timedelta(days=5, hours=12)
+    decision, state = _decide(_steady(1000, at), at, ScalingState())
+    start = decision.min_instances
+    high, state = _decide(_steady(4000, at + 5 * MINUTE), at + 5 * MINUTE, state)
+    assert high.min_instances > start
+    assert high.changed  # up at once
+    peak = high.min_instances
+    seen = []
+    for step in range(2, 30):
+        now = at + 5 * step * MINUTE
+        decision, state = _decide(_steady(100, now), now, state)
+        seen.append((step, decision.min_instances, decision.bound_by))
+    first_drop = next(s for s, value, _ in seen if value < peak)
+    assert (first_drop - 1) * 5 >= 30  # 30 minutes of lower forecasts first
+    values = [peak] + [v for _, v, _ in seen]
+    assert all(b >= math.ceil(a / 2) for a, b in itertools.pairwise(values))  # at most half a step
+    assert values[-1] < peak / 4
+
+
+def test_tolerance_ignores_small_changes() -> None:
+    at = T0 + timedelta(days=5, hours=12)
+    decision, state = _decide(_steady(1000, at), at, ScalingState())
+    current = decision.min_instances
+    assert current >= 10
+    state = state.model_copy(update={"min_instances": current - 1})
+    again, _ = _decide(_steady(1000, at + 5 * MINUTE), at + 5 * MINUTE, state)
+    assert again.min_instances == current - 1
+    assert again.bound_by == "tolerance"
+    forced, _ = _decide(_steady(1000, at + 5 * MINUTE), at + 5 * MINUTE, state, _bounds(low=current))
+    assert forced.min_instances == current  # a rule floor is applied whatever the tolerance
+
+
+def test_guard_holds_and_reverts_a_recent_scale_down() -> None:
+    at = T0 + timedelta(days=5, hours=12)
+    state = ScalingState(
+        min_instances=20, max_instances=1000, previous_min=40, previous_max=1000, changed_at=at - 10 * MINUTE
+    )
+    state = state.model_copy(
+        update={"recommendations": [Recommendation(at=at - k * 5 * MINUTE, min=3) for k in range(1, 8)]}
+    )
+    calm, _ = _decide(_steady(100, at), at, state)
+    assert calm.min_instances < 20
+    reverted, _ = _decide(_steady(100, at), at, state, guard=("error-rate-critical",))
+    assert (reverted.min_instances, reverted.bound_by) == (40, "guard-revert")
+    assert reverted.guard_firing == ["error-rate-critical"]
+    old = state.model_copy(update={"changed_at": at - 3 * HOUR})
+    held, _ = _decide(_steady(100, at), at, old, guard=("latency-p95-high",))
+    assert (held.min_instances, held.bound_by) == (20, "guard-hold")
+
+
+def test_rules_in_local_time_across_dst() -> None:
+    ruleset = active_rules()
+    # Brussels moves from UTC+1 to UTC+2 on 2026-03-29: 08:00 local is 07:00 UTC, then 06:00 UTC.
+    before = datetime(2026, 3, 28, 7, 15, tzinfo=UTC)
+    after = datetime(2026, 3, 30, 6, 15, tzinfo=UTC)
+    assert ruleset.bounds("europe-west1", before).rule == "morning-peak"
+    assert ruleset.bounds("europe-west1", after).rule == "morning-peak"
+    assert ruleset.bounds("europe-west1", after + HOUR).rule is None
+    assert ruleset.bounds("europe-west1", after + HOUR).low == 1  # EU floor 1, not the seeds' 2
+    assert ruleset.bounds("us-central1", datetime(2026, 3, 30, 13, 15, tzinfo=UTC)).rule == "morning-peak"
+    # Chicago falls back on 2026-11-01: 08:00 local is 14:00 UTC after it.
+    assert ruleset.bounds("us-central1", datetime(2026, 11, 2, 14, 30, tzinfo=UTC)).rule == "morning-peak"
+
+
+def test_forecast_lags_follow_local_days_across_dst() -> None:
+    zone = ZoneInfo("Europe/Brussels")
+    at = datetime(2026, 3, 30, 7, 30, tzinfo=UTC)  # 09:30 local, the day after the change
+    hourly = {}
+    for day in range(1, 15):
+        for hour in range(24):
+            local = datetime(2026, 3, 30, hour, tzinfo=zone) - timedelta(days=day)
+            local = local.replace(tzinfo=None).replace(tzinfo=zone)
+            hourly[local.astimezone(UTC)] = 5000.0 if hour == 10 else 500.0
+    history = History(hourly=hourly, recent={}, first_seen=at - timedelta(days=15))
+    fc = forecast(history, at, zone, [], ForecastConfig())
+    # 09:00-11:00 local holds the 10:00 peak only if lags are counted in local days.
+    assert fc.hourly_mean == pytest.approx(5000.0)
+
+
+def test_bad_rules_are_rejected_naming_rule_and_field() -> None:
+    with pytest.raises(RulesError) as bad:
+        parse_rules(
+            {
+                "regions": {
+                    "eu": {
+                        "time_zone": "Europe/Brussels",
+                        "rules": [
+                            {"name": "ok", "start": "08:00", "end": "09:00", "min": 1, "max": 5},
+                            {"name": "lunch", "start": "12:75", "end": "13:00", "min": 1, "max": 5},
+                            {"name": "upside-down", "start": "17:00", "end": "18:00", "min": 9, "max": 3},
+                        ],
+                    },
+                    "us": {"time_zone": "Mars/Olympus"},
+                }
+            }
+        )
+    text = "\n".join(bad.value.errors)
+    assert "region 'eu' rule 'lunch' (rules[1]) field 'start'" in text
+    assert "rule 'upside-down' (rules[2])" in text
+    assert "above max" in text
+    assert "region 'us' field 'time_zone'" in text
+    with pytest.raises(RulesError, match="field 'floor'"):
+        parse_rules({"regions": {"eu": {"time_zone": "UTC", "floor": -1}}})
+    with pytest.raises(RulesError, match="days"):
+        parse_rules(
+            {
+                "regions": {
+                    "eu": {
+                        "time_zone": "UTC",
+                        "rules": [
+                            {
+                                "name": "x",
+                                "start": "01:00",
+                                "end": "02:00",
+                                "days": ["funday"],
+                                "min": 0,
+                                "max": 1,
+                            }
+                        ],
+                    }
+                }
+            }
+        )
+
+
+def test_rule_wrapping_midnight_belongs_to_its_start_day() -> None:
+    ruleset = parse_rules(
+        {
+            "regions": {
+                "r": {
+                    "time_zone": "UTC",
+                    "rules": [
+                        {
+                            "name": "late",
+                            "start": "22:00",
+                            "end": "02:00",
+                            "days": ["fri"],
+                            "min": 3,
+                            "max": 9,
+                        }
+                    ],
+                }
+            }
+        }
+    )
+    friday = datetime(2026, 3, 6, tzinfo=UTC)
+    assert ruleset.bounds("r", friday + timedelta(hours=23)).rule == "late"
+    assert ruleset.bounds("r", friday + timedelta(hours=25)).rule == "late"  # Saturday 01:00
+    assert ruleset.bounds("r", friday + timedelta(hours=1)).rule is None  # Friday 01:00: Thursday's
+
+
+def test_capacity_learned_near_the_cpu_target_else_default() -> None:
+    samples = [(6000.0, 10.0, 0.65)] * 12 + [(100.0, 10.0, 0.05)] * 30
+    learned = learn_capacity(samples, default_rpm=999)
+    assert learned.source == "learned"
+    assert learned.rpm == pytest.approx(600)
+    assert learn_capacity(samples[:5], default_rpm=999).rpm == 999

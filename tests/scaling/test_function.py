@@ -1,0 +1,293 @@
+"""The function on real parts: the Cloud Run Admin API stand-in through the real google-cloud-run
+client, the Firestore and Pub/Sub emulators, functions-framework over HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from google.api_core.exceptions import AlreadyExists, BadRequest, NotFound
+
+from devtools.cloudrun_standin import CloudRunState, serve
+from devtools.processes import free_port
+from functions.scaling.cloudrun import CloudRunScaler, LiveScaling
+from functions.scaling.forecast import HOUR, MINUTE, History
+from functions.scaling.rules import parse_rules
+from functions.scaling.service import notice_for, run_cycle
+from functions.scaling.settings import ScalingSettings
+from functions.scaling.sources import MemoryGuard, MemoryHistory, RegionInputs
+from functions.scaling.store import FirestoreDecisionStore, MemoryDecisionStore
+from shared import clock
+
+PROJECT = "ion-ops-test"
+AT = datetime(2026, 11, 30, 14, 2, tzinfo=UTC)  # 08:02 in Chicago
+
+
+@pytest.fixture
+def standin() -> Iterator[tuple[str, CloudRunState]]:
+    state = CloudRunState(PROJECT)
+    for region in ("us-central1", "europe-west1", "asia-southeast1"):
+        state.add_service(region, "persona-router")
+    port = free_port()
+    server = serve(port, state)
+    yield f"http://127.0.0.1:{port}", state
+    server.shutdown()
+    server.server_close()
+
+
+def test_apply_only_on_change_and_idempotent(standin: tuple[str, CloudRunState]) -> None:
+    endpoint, state = standin
+    scaler = CloudRunScaler(PROJECT, endpoint)
+    assert scaler.read("us-central1", "persona-router") == LiveScaling(0, 100, '"1"')
+    first = scaler.apply("us-central1", "persona-router", 4, 150)
+    assert first.outcome == "applied"
+    assert (first.after.min_instances, first.after.max_instances) == (4, 150)
+    again = scaler.apply("us-central1", "persona-router", 4, 150)
+    assert again.outcome == "unchanged"
+    assert len(state.requests) == 1  # the second call sent nothing
+    sent = state.requests[0]
+    assert sent["update_mask"] == ["scaling.min_instance_count", "scaling.max_instance_count"]
+    assert sent["body"]["etag"] == '"1"'
+    service = state.services[f"projects/{PROJECT}/locations/us-central1/services/persona-router"]
+    assert service["scaling"] == {"minInstanceCount": 4, "maxInstanceCount": 150}
+    assert service["template"]["scaling"]["minInstanceCount"] == 0  # no new revision asked for
+    assert service["generation"] == "2"
+
+
+def test_template_level_and_rejected_requests(standin: tuple[str, CloudRunState]) -> None:
+    endpoint, state = standin
+    template = CloudRunScaler(PROJECT, endpoint, level="template")
+    assert template.apply("europe-west1", "persona-router", 1, 80).outcome == "applied"
+    assert state.requests[-1]["update_mask"] == [
+        "template.scaling.min_instance_count",
+        "template.scaling.max_instance_count",
+    ]
+    with pytest.raises(BadRequest, match="must not exceed"):
+        CloudRunScaler(PROJECT, endpoint).apply("europe-west1", "persona-router", 9, 3)
+    with pytest.raises(BadRequest, match="between 0 and 1000"):
+        CloudRunScaler(PROJECT, endpoint).apply("europe-west1", "persona-router", 1, 5000)
+    with pytest.raises(NotFound):
+        CloudRunScaler(PROJECT, endpoint).read("us-east1", "persona-router")
+
+
+def test_standin_checks_masks_and_etags(standin: tuple[str, CloudRunState]) -> None:
+    endpoint, _ = standin
+    url = f"{endpoint}/v2/projects/{PROJECT}/locations/us-central1/services/persona-router"
+    bad_mask = requests.patch(url, params={"updateMask": "uid"}, json={"uid": "x"}, timeout=5)
+    assert bad_mask.status_code == 400
+    assert "not a mutable field" in bad_mask.json()["error"]["message"]
+    no_mask = requests.patch(url, json={"scaling": {"minInstanceCount": 1}}, timeout=5)
+    assert no_mask.status_code == 400
+    assert "template is required" in no_mask.json()["error"]["message"]
+    stale = requests.patch(
+        url,
+        params={"updateMask": "scaling.minInstanceCount"},
+        json={"etag": '"0"', "scaling": {"minInstanceCount": 1}},
+        timeout=5,
+    )
+    assert stale.status_code == 409
+    other = requests.patch(
+        url,
+        params={"updateMask": "scaling.minInstanceCount"},
+        json={"name": "projects/x/locations/y/services/z"},
+        timeout=5,
+    )
+    assert other.status_code == 400
+
+
+RULES = parse_rules(
+    {
+        "regions": {
+            "us-central1": {
+                "time_zone": "America/Chicago",
+                "floor": 2,
+                "max_instances": 100,
+                "rules": [{"name": "morning-peak", "start": "08:00", "end": "09:00", "min": 4, "max": 150}],
+            },
+            "europe-west1": {"time_zone": "Europe/Brussels", "floor": 1, "max_instances": 100},
+        }
+    }
+)
+
+
+def busy_history(rpm: float, at: datetime) -> History:
+    hourly = {at.replace(minute=0) - k * HOUR: rpm for k in range(1, 15 * 24)}
+    recent = {at.replace(second=0) - k * MINUTE: rpm for k in range(1, 131)}
+    return History(hourly=hourly, recent=recent, first_seen=at - timedelta(days=15))
+
+
+def cycle(
+    at: datetime,
+    store: MemoryDecisionStore,
+    scaler: CloudRunScaler | None,
+    guard: MemoryGuard | None = None,
+    rpm: float = 60_000.0,
+):
+    announced = []
+    history = MemoryHistory(
+        {
+            "us-central1": RegionInputs(busy_history(rpm, at)),
+            "europe-west1": RegionInputs(busy_history(rpm / 10, at)),
+        }
+    )
+    settings = ScalingSettings(ION_SCALING_CAPACITY_RPM=2000.0)
+    result = run_cycle(
+        at=at, rules=RULES, settings=settings, history=history, guard=guard or MemoryGuard(),
+        store=store, scaler=scaler, announce=announced.append,
+    )  # fmt: skip
+    return result, announced
+
+
+def test_cycle_applies_records_and_announces(standin: tuple[str, CloudRunState]) -> None:
+    endpoint, state = standin
+    store = MemoryDecisionStore()
+    scaler = CloudRunScaler(PROJECT, endpoint)
+    result, announced = cycle(AT, store, scaler)
+    by_region = {r.decision.region: r for r in result.records}
+    us = by_region["us-central1"]
+    # Flat 60,000/min: peak factor at its floor 1.05, default band 1.3, 2,000/min per instance,
+    # headroom 1.2: ceil(60,000 x 1.05 x 1.3 / 2,000 x 1.2) = ceil(49.1) = 50 instances.
+    assert us.decision.min_instances == 50
+    assert us.decision.max_instances == 150
+    assert us.decision.rule == "morning-peak"
+    assert us.outcome == "applied"
+    assert us.monthly_cost_change_usd == 0.0  # first decision: nothing to compare with
+    live = state.services[f"projects/{PROJECT}/locations/us-central1/services/persona-router"]["scaling"]
+    assert live == {"minInstanceCount": 50, "maxInstanceCount": 150}
+    assert {r.decision.region for r in announced} == {"us-central1", "europe-west1"}
+    # The same slot again: nothing decided, nothing sent.
+    again, _ = cycle(AT + timedelta(minutes=1), store, scaler)
+    assert again.skipped == ["us-central1", "europe-west1"]
+    assert len(state.requests) == 2
+    # Five minutes later, same load: decided, unchanged, not sent, not announced.
+    later, quiet = cycle(AT + timedelta(minutes=5), store, scaler)
+    assert [r.outcome for r in later.records] == ["unchanged", "unchanged"]
+    assert quiet == []
+    assert len(state.requests) == 2
+
+
+def test_guard_reverts_a_scale_down_and_failures_keep_the_state(standin: tuple[str, CloudRunState]) -> None:
+    endpoint, state = standin
+    store = MemoryDecisionStore()
+    scaler = CloudRunScaler(PROJECT, endpoint)
+    cycle(AT, store, scaler)
+    at = AT
+    for _ in range(8):  # load drops: after 30 minutes the min comes down, by half at most
+        at += timedelta(minutes=5)
+        cycle(at, store, scaler, rpm=6_000.0)
+    lowered = store.load("us-central1").state.min_instances
+    assert lowered is not None
+    assert lowered < 50
+    at += timedelta(minutes=5)
+    result, _ = cycle(
+        at, store, scaler, guard=MemoryGuard({"us-central1": ["error-rate-critical"]}), rpm=6_000.0
+    )
+    us = next(r for r in result.records if r.decision.region == "us-central1")
+    assert us.decision.bound_by == "guard-revert"
+    assert us.decision.min_instances > lowered
+    assert us.decision.guard_firing == ["error-rate-critical"]
+    # Applying fails (the service is gone): recorded as failed, the state keeps the old values.
+    del state.services[f"projects/{PROJECT}/locations/europe-west1/services/persona-router"]
+    before = store.load("europe-west1").state
+    failed, _ = cycle(at + timedelta(minutes=5), store, scaler, rpm=600_000.0)
+    assert failed.failed == ["europe-west1"]
+    assert store.load("europe-west1").state == before
+    assert store.load("europe-west1").last_outcome == "failed"
+
+
+def test_dry_run_records_without_applying(standin: tuple[str, CloudRunState]) -> None:
+    _, state = standin
+    store = MemoryDecisionStore()
+    result, announced = cycle(AT, store, None)
+    assert {r.outcome for r in result.records} == {"dry-run"}
+    assert state.requests == []
+    notice = notice_for(announced[0])
+    assert notice.severity == "low"
+    assert "would set" in notice.annotations["summary"]
+    assert notice.labels["source"] == "scaling"
+
+
+def test_http_on_the_emulators(fs, emulators, serve_capability, standin) -> None:  # type: ignore[no-untyped-def]
+    from google.cloud import pubsub_v1
+
+    endpoint, state = standin
+    publisher = pubsub_v1.PublisherClient()
+    subscriber = pubsub_v1.SubscriberClient()
+    topic = publisher.topic_path(PROJECT, "alerts")
+    subscription = subscriber.subscription_path(PROJECT, f"scaling-test-{free_port()}")
+    with contextlib.suppress(AlreadyExists):  # made by another test
+        publisher.create_topic(name=topic)
+    subscriber.create_subscription(name=subscription, topic=topic)
+    # A firing rollback trigger for Europe, as the alert evaluation stores it.
+    fs.collection("alert_states").document("f1").set(
+        {"rule": "latency-p95-high", "state": "firing", "labels": {"region": "europe-west1"}}
+    )
+    live = serve_capability(
+        "scaling", {"ION_SCALING_DRY_RUN": "false", "ION_SCALING_CLOUDRUN_ENDPOINT": endpoint}
+    )
+    answer = requests.post(f"{live.url}/", timeout=60)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["dry_run"] is False
+    decisions = {d["decision"]["region"]: d for d in body["decisions"]}
+    assert set(decisions) == {"us-central1", "europe-west1", "asia-southeast1"}
+    # No traffic recorded: the floors of the packaged rules, applied to the stand-in.
+    assert decisions["us-central1"]["decision"]["forecast"]["method"] == "no-data"
+    assert decisions["us-central1"]["decision"]["min_instances"] >= 2
+    assert decisions["europe-west1"]["decision"]["guard_firing"] == ["latency-p95-high[europe-west1]"]
+    assert decisions["us-central1"]["outcome"] == "applied"
+    us_live = state.services[f"projects/{PROJECT}/locations/us-central1/services/persona-router"]["scaling"]
+    assert us_live["minInstanceCount"] == decisions["us-central1"]["decision"]["min_instances"]
+    again = requests.post(f"{live.url}/v1/scaling/run", json={}, timeout=60).json()
+    assert sorted(again["skipped"]) == ["asia-southeast1", "europe-west1", "us-central1"]
+    view = requests.get(f"{live.url}/v1/scaling", timeout=30).json()
+    assert view["regions"]["us-central1"]["min_instances"] == us_live["minInstanceCount"]
+    assert view["regions"]["us-central1"]["last_decisions"][0]["outcome"] == "applied"
+    stored = list(fs.collection("scaling_decisions").stream())
+    assert len(stored) == 3
+    assert all("expire_at" in doc.to_dict() for doc in stored)
+    pulled = subscriber.pull(subscription=subscription, max_messages=10, timeout=20)
+    notices = [json.loads(m.message.data) for m in pulled.received_messages]
+    assert any(n["labels"].get("source") == "scaling" and n["severity"] == "low" for n in notices)
+    assert requests.get(f"{live.url}/v1/scaling?region=mars", timeout=10).status_code == 404
+    bad = requests.post(f"{live.url}/", json={"regions": ["mars"]}, timeout=10)
+    assert bad.status_code == 422
+    assert requests.post(f"{live.url}/", json={"region": "x"}, timeout=10).status_code == 422
+    assert requests.get(f"{live.url}/health?deep=true", timeout=30).json()["checks"]["firestore"] == "ok"
+    # The capacity job with no history: every horizon says so; the forecast is kept and served.
+    job = requests.post(f"{live.url}/v1/capacity/run", timeout=60)
+    assert job.status_code == 200, job.text
+    us_capacity = job.json()["regions"]["us-central1"]
+    assert [h["enough_history"] for h in us_capacity["horizons"]] == [False, False, False]
+    assert "history too short: 0 days" in us_capacity["horizons"][0]["note"]
+    served = requests.get(f"{live.url}/v1/capacity", timeout=30).json()["regions"]
+    assert set(served) == {"us-central1", "europe-west1", "asia-southeast1"}
+
+
+def test_firestore_store_one_decision_per_slot(fs) -> None:  # type: ignore[no-untyped-def]
+    clock.set_clock(clock.FrozenClock(AT))
+    store = FirestoreDecisionStore()
+    history = MemoryHistory({"us-central1": RegionInputs(busy_history(6000.0, AT))})
+    settings = ScalingSettings(ION_SCALING_CAPACITY_RPM=2000.0)
+    kwargs = {
+        "rules": RULES,
+        "settings": settings,
+        "history": history,
+        "guard": MemoryGuard(),
+        "scaler": None,
+        "announce": lambda r: None,
+        "regions": ["us-central1"],
+    }
+    first = run_cycle(at=AT, store=store, **kwargs)
+    second = run_cycle(at=AT + timedelta(seconds=30), store=store, **kwargs)
+    assert len(first.records) == 1
+    assert second.skipped == ["us-central1"]
+    third = run_cycle(at=AT + timedelta(minutes=5), store=store, **kwargs)
+    assert len(third.records) == 1
+    loaded = store.load("us-central1")
+    assert [r.slot for r in loaded.recent] == ["20261130T1405Z", "20261130T1400Z"]
+    assert len(loaded.state.recommendations) == 2

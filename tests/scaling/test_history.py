@@ -1,0 +1,81 @@
+"""The function's history comes from the real metric store: OTLP batches stored by the real
+ingestion entry point (in process, Firestore emulator), read back through the query API."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime, timedelta
+
+import functions_framework
+
+from functions.scaling.sources import QueryApiHistory
+from shared.clock import FrozenClock, set_clock
+from shared.topology import ROOT
+from tests.ingestion.otlp_builders import counter, histogram, request
+
+NOW = datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC)
+
+
+def test_history_from_routing_and_cloud_run_metrics(fs, emulators) -> None:  # type: ignore[no-untyped-def]
+    from google.api_core.exceptions import AlreadyExists
+    from google.cloud import pubsub_v1
+
+    publisher = pubsub_v1.PublisherClient()
+    for name in ("metric-updates", "metrics"):
+        with contextlib.suppress(AlreadyExists):
+            publisher.create_topic(name=publisher.topic_path(emulators.project, name))
+    set_clock(FrozenClock(NOW))
+    client = functions_framework.create_app("ingest", str(ROOT / "main.py"), "http").test_client()
+    start = NOW.replace(minute=0, second=0) - timedelta(hours=2)
+    minutes = [start + timedelta(minutes=k, seconds=30) for k in range(120)]
+    # US: the collector's Cloud Run request counts, 100 + k per minute (a delta sum per minute).
+    run = counter(
+        "cloudrun.request.count",
+        [(t, 100.0 + k, {"response_code_class": "2xx"}) for k, t in enumerate(minutes)],
+    )
+    us = request([run], service="persona-router", region="us-central1")
+    # EU: routing's own request histogram, 40 requests a minute.
+    eu_metrics = [
+        histogram(
+            "http.server.request.duration",
+            t,
+            [0.01, 0.1],
+            [30, 10, 0],
+            total=1.0,
+            labels={"http.route": "/v2/route"},
+        )
+        for t in minutes
+    ]
+    eu = request(eu_metrics, service="routing", region="europe-west1")
+    # Another Cloud Run service in the same region is not the persona service's load.
+    other = request(
+        [counter("cloudrun.request.count", [(t, 5000.0, {"response_code_class": "2xx"}) for t in minutes])],
+        service="ingest",
+        region="us-central1",
+    )
+    for batch in (us, eu, other):
+        answer = client.post(
+            "/v1/metrics", data=batch.SerializeToString(), content_type="application/x-protobuf"
+        )
+        assert answer.status_code == 200, answer.data
+    inputs = QueryApiHistory("routing").inputs(
+        ["us-central1", "europe-west1", "asia-southeast1"],
+        {
+            "us-central1": "persona-router",
+            "europe-west1": "persona-router",
+            "asia-southeast1": "persona-router",
+        },
+        NOW,
+        days=14,
+    )
+    us_history = inputs["us-central1"].history
+    last = NOW.replace(second=0) - timedelta(minutes=1)
+    assert us_history.recent[last] == 100.0 + 119
+    assert us_history.recent[last - timedelta(minutes=60)] == 100.0 + 59
+    # Complete hours as mean requests per minute: 10:00-11:00 holds k = 0..59.
+    assert us_history.hourly[start] == sum(100.0 + k for k in range(60)) / 60
+    assert us_history.first_seen == start
+    eu_history = inputs["europe-west1"].history
+    assert eu_history.recent[last] == 40.0
+    assert eu_history.hourly[start + timedelta(hours=1)] == 40.0
+    assert inputs["asia-southeast1"].history.first_seen is None
