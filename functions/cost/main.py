@@ -224,37 +224,42 @@ def _public(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in event.items() if k not in {"expire_at"}}
 
 
+@lru_cache(maxsize=1)
+def _health() -> Any:
+    from shared.health import store_and_topic
+
+    return store_and_topic("cost", lambda: "alerts")
+
+
 @api.route("/health")
 def health(request: flask.Request) -> flask.Response:
-    """Settings and price table load, and which billing source is used; ``?deep=true`` also reads
-    the store and queries the billing source for yesterday (slower: not for liveness probes)."""
+    """Firestore and the alerts topic probed (cached a few seconds), the price table loads, and
+    which billing source is configured."""
+    from shared.health import status_code
     from shared.http import json_response
 
     settings = get_cost_settings()
     if settings.billing_table:
-        source = {"name": "bigquery", "table": settings.billing_table, "endpoint": settings.bigquery_endpoint}
+        source = {"name": "bigquery", "table": settings.billing_table}
     elif settings.billing_file:
-        source = {"name": "file (local fallback)", "path": settings.billing_file}
+        source = {"name": "file (local fallback)"}
     else:
         source = {"name": None, "note": "no billing source configured; snapshots answer 503"}
-    body: dict[str, Any] = {"status": "ok", "source": source}
+    report = dict(_health().report())
+    checks = dict(report["checks"])
     try:
         from functions.cost.usage import load_prices
 
         prices = load_prices(settings.prices_file)
-        body["prices_effective_from"] = prices.table_for(utcnow().date()).effective_from.isoformat()
-        if request.args.get("deep") == "true":
-            _store().snapshot(None)
-            body["store"] = "ok"
-            if source["name"] is not None:
-                from functions.cost.sources import billing_source
-
-                yesterday = utcnow().date() - timedelta(days=1)
-                body["source"]["rows_yesterday"] = len(billing_source(settings).rows(yesterday, yesterday))  # type: ignore[union-attr]
-    except Exception as exc:  # noqa: BLE001 - reported as unhealthy
-        body.update(status="unhealthy", error=f"{type(exc).__name__}: {exc}")
-        return json_response(body, 503)
-    return json_response(body)
+        effective = prices.table_for(utcnow().date()).effective_from.isoformat()
+        checks["prices"] = {"ok": True, "effective_from": effective}
+    except Exception as exc:
+        log.exception("price table does not load")
+        checks["prices"] = {"ok": False, "error": type(exc).__name__}
+    report.update(checks=checks, source=source)
+    if not all(c["ok"] for c in checks.values()):
+        report["status"] = "degraded"
+    return json_response(report, status_code(report))
 
 
 def handle_budget_event(event: Any) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import flask
@@ -194,27 +195,29 @@ def rules(request: flask.Request) -> dict[str, Any]:
     return _rules().model_dump()
 
 
+@lru_cache(maxsize=1)
+def _health() -> Any:
+    from shared.health import store_and_topic
+
+    return store_and_topic("scaling", lambda: "alerts")
+
+
 @api.route("/health", methods=["GET"])
 def health(request: flask.Request) -> flask.Response:
-    """Rules and settings load (what every decision needs); ``?deep=true`` also reads Firestore."""
-    checks: dict[str, str] = {}
-    try:
-        checks["rules"] = f"{len(_rules().regions)} regions"
-    except RulesError as exc:
-        checks["rules"] = f"invalid: {exc}"
-    checks["mode"] = "dry-run" if get_scaling_settings().effective_dry_run else "apply"
-    if request.args.get("deep") == "true":
-        from shared.firestore import get_firestore
+    """Firestore and the alerts topic probed (cached a few seconds), and the rules load."""
+    from shared.health import status_code
 
-        try:
-            get_firestore().collection("scaling_state").limit(1).get(timeout=5)
-            checks["firestore"] = "ok"
-        except Exception as exc:  # noqa: BLE001 - reported as unhealthy
-            checks["firestore"] = f"unreachable: {type(exc).__name__}"
-    healthy = not checks["rules"].startswith("invalid") and checks.get("firestore", "ok") == "ok"
-    return json_response(
-        {"status": "ok" if healthy else "unhealthy", "checks": checks}, status=200 if healthy else 503
-    )
+    report = dict(_health().report())
+    checks = dict(report["checks"])
+    try:
+        checks["rules"] = {"ok": True, "regions": len(_rules().regions)}
+    except RulesError:
+        log.exception("scaling rules do not load")
+        checks["rules"] = {"ok": False, "error": "RulesError"}
+    report.update(checks=checks, mode="dry-run" if get_scaling_settings().effective_dry_run else "apply")
+    if not all(c["ok"] for c in checks.values()):
+        report["status"] = "degraded"
+    return json_response(report, status_code(report))
 
 
 def handle(request: flask.Request) -> flask.Response:
