@@ -35,7 +35,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
 
 from functions.ingestion.aggregate import Cell
-from functions.ingestion.otlp import aggregate, decode_request
+from functions.ingestion.otlp import decode_request
+from functions.ingestion.points import aggregate
 
 SERIES = 100
 SAMPLES = 1_000_000

@@ -7,7 +7,8 @@ import time
 from dataclasses import dataclass
 
 from functions.ingestion.aggregate import Batch
-from functions.ingestion.otlp import aggregate, content_hash, decode_request
+from functions.ingestion.otlp import content_hash, decode_request
+from functions.ingestion.points import aggregate
 from functions.ingestion.settings import get_ingestion_settings
 from functions.ingestion.writer import (
     CardinalityExceeded,
