@@ -9,14 +9,9 @@ from dataclasses import dataclass
 from functions.ingestion.aggregate import Batch
 from functions.ingestion.otlp import content_hash, decode_request
 from functions.ingestion.points import aggregate
+from functions.ingestion.series_registry import CardinalityExceeded, register_series
 from functions.ingestion.settings import get_ingestion_settings
-from functions.ingestion.writer import (
-    CardinalityExceeded,
-    StoreOutcome,
-    register_series,
-    span,
-    store_batch,
-)
+from functions.ingestion.writer import StoreOutcome, span, store_batch
 from shared.clock import utcnow
 from shared.logging import get_logger
 

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from functions.ingestion.aggregate import Batch
 from functions.ingestion.ingest import ingest_payload
 from functions.ingestion.otlp import PROTOBUF_TYPES, RejectedPayload, decompress
-from functions.ingestion.writer import CardinalityExceeded
+from functions.ingestion.series_registry import CardinalityExceeded
 from shared.http import Api, Problem, json_response, read_body, validation_errors
 from shared.logging import get_logger
 from shared.metrics.query import AGGREGATIONS, MetricQuery, QueryError, run_query
