@@ -102,7 +102,7 @@ def main() -> None:
     for batch in batches:
         for sid, series in batch.series.items():
             for cell in series.minutes.values():
-                stored = Cell.from_fields(cell.to_fields())
+                stored = Cell.from_entry(*cell.to_entry(series.labels, series.kind))
                 merged.setdefault(sid, Cell()).merge(stored)
     labels_of = {sid: s.labels for b in batches for sid, s in b.series.items()}
     worst = 0.0

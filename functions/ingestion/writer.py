@@ -47,12 +47,12 @@ from shared.metrics.store import (
     APPLIED,
     METRICS,
     MINUTES,
-    RETENTION,
     SERIES_MAP,
     SKETCHES,
     STREAMS,
     bucket_key,
     metric_id,
+    rollup_document,
     rollup_id,
 )
 
@@ -321,28 +321,22 @@ def _apply_chunk(chunk: list[_Unit], batch_id: str, shard: int) -> _ChunkResult:
             for sid, (series, cell) in target.cells.items():
                 merged = Cell()
                 if sid in summaries:
-                    merged = Cell.from_fields({**summaries[sid], "sk": sketches.get(sid)})
+                    merged = Cell.from_entry(summaries[sid], sketches.get(sid))
                 merged.merge(cell)
-                fields = merged.to_fields()
-                sketches[sid] = fields.pop("sk")
-                summaries[sid] = {"labels": series.labels, "kind": series.kind, **fields}
+                summaries[sid], sketches[sid] = merged.to_entry(series.labels, series.kind)
             at = _dt(target.minute * 60)
             entries = _kept(stored, oldest) + ([target.entry] if target.entry else [])
-            writes.append(
-                (
-                    target.ref,
-                    {
-                        "metric": target.unit.series[0].metric,
-                        "bucket": target.unit.bucket,
-                        "t": at,
-                        "shard": shard,
-                        "expire_at": at + RETENTION["minute"],
-                        APPLIED: entries,
-                        SERIES_MAP: summaries,
-                        SKETCHES: sketches,
-                    },
-                )
+            document = rollup_document(
+                target.unit.series[0].metric,
+                target.unit.bucket,
+                at,
+                shard,
+                "minute",
+                summaries,
+                sketches,
+                applied=entries,
             )
+            writes.append((target.ref, document))
         for ref, doc in writes:
             transaction.set(ref, doc)
         result.writes = len(writes)
