@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.metrics.sketch import MAPPING, Sketch
@@ -289,3 +290,9 @@ class Batch:
         if not self.min_t or t < self.min_t:
             self.min_t = t
         self.max_t = max(self.max_t, t)
+
+    def span(self) -> tuple[datetime, datetime]:
+        """The times of its first and last accepted points."""
+        return datetime.fromtimestamp(self.min_t / NANOS, UTC), datetime.fromtimestamp(
+            self.max_t / NANOS, UTC
+        )

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from functions.ingestion.aggregate import MINUTE_NANOS, NANOS, Batch, Cell, SeriesBatch
+from functions.ingestion.aggregate import MINUTE_NANOS, Batch, Cell, SeriesBatch
 from functions.ingestion.cumulative import resolve
 from functions.ingestion.series_registry import bucket_of
 from functions.ingestion.settings import get_ingestion_settings
@@ -343,10 +343,3 @@ def _apply_chunk(chunk: list[_Unit], batch_id: str, shard: int) -> _ChunkResult:
         return result
 
     return run_transaction(apply)
-
-
-def span(batch: Batch) -> tuple[datetime, datetime]:
-    return (
-        datetime.fromtimestamp(batch.min_t / NANOS, UTC),
-        datetime.fromtimestamp(batch.max_t / NANOS, UTC),
-    )
