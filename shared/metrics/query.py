@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
@@ -52,7 +52,7 @@ from shared.metrics.store import (
 )
 
 Agg = Literal["count", "sum", "rate", "avg", "min", "max", "p50", "p90", "p95", "p99"]
-AGGREGATIONS: tuple[str, ...] = ("count", "sum", "rate", "avg", "min", "max", "p50", "p90", "p95", "p99")
+AGGREGATIONS: tuple[str, ...] = get_args(Agg)
 QUANTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 MAX_POINTS = 11_000
 
