@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.clock import utcnow
+from shared.clock import parse_rfc3339, utcnow
 from shared.logging import get_logger
 from shared.settings import get_settings
 
@@ -108,4 +108,4 @@ def decode_pubsub(
 def _parse_time(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parse_rfc3339(str(value))

@@ -15,6 +15,7 @@ from functions.ingestion.aggregate import Batch
 from functions.ingestion.ingest import ingest_payload
 from functions.ingestion.otlp import PROTOBUF_TYPES, RejectedPayload, decompress
 from functions.ingestion.series_registry import CardinalityExceeded
+from shared.clock import format_rfc3339, parse_rfc3339
 from shared.http import Api, Problem, json_response, read_body, validation_errors
 from shared.logging import get_logger
 from shared.metrics.query import AGGREGATIONS, MetricQuery, QueryError, run_query
@@ -144,7 +145,7 @@ def get_query(request: flask.Request) -> flask.Response:
 
 def _rfc3339(value: str, name: str) -> datetime:
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "+"))
+        parsed = parse_rfc3339(value)
     except ValueError:
         raise Problem(
             422,
@@ -161,7 +162,7 @@ def _rfc3339(value: str, name: str) -> datetime:
 
 
 def _format_time(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
+    return format_rfc3339(at)
 
 
 @api.route("/v1/collect", methods=["POST"])
