@@ -1,4 +1,5 @@
-"""Replay a ``timestamp,value`` CSV through the alert engine (CONTRACTS.md "Backtest").
+"""Replay a ``timestamp,value`` CSV through the alert engine (a public contract: its command line
+and output are checked from outside).
 
     python -m functions.alerts.backtest --csv FILE [--detector anomaly|threshold] [options]
 

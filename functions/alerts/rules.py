@@ -1,4 +1,4 @@
-"""Alert rules: the YAML format (CONTRACTS.md "Alert rules"), validated with pydantic at load.
+"""Alert rules: the YAML format (a public contract), validated with pydantic at load.
 
 A rules file is ``{"rules": [rule, ...]}``. Every rule has ``name``, ``metric``, ``agg``,
 ``window``, ``for``, ``severity``, optional ``match``, ``group_by``, ``labels``, ``annotations``
