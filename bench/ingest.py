@@ -35,7 +35,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
 
 from functions.ingestion.aggregate import Cell
-from functions.ingestion.otlp import aggregate, decode_request
+from functions.ingestion.otlp import decode_request
+from functions.ingestion.points import aggregate
 
 SERIES = 100
 SAMPLES = 1_000_000
@@ -101,7 +102,7 @@ def main() -> None:
     for batch in batches:
         for sid, series in batch.series.items():
             for cell in series.minutes.values():
-                stored = Cell.from_fields(cell.to_fields())
+                stored = Cell.from_entry(*cell.to_entry(series.labels, series.kind))
                 merged.setdefault(sid, Cell()).merge(stored)
     labels_of = {sid: s.labels for b in batches for sid, s in b.series.items()}
     worst = 0.0

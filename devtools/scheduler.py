@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
+from shared.clock import format_rfc3339
 from shared.topology import Schedule
 
 
@@ -56,7 +57,7 @@ class LocalScheduler:
                 "User-Agent": "Google-Cloud-Scheduler",
                 "X-CloudScheduler": "true",
                 "X-CloudScheduler-JobName": name,
-                "X-CloudScheduler-ScheduleTime": scheduled.isoformat().replace("+00:00", "Z"),
+                "X-CloudScheduler-ScheduleTime": format_rfc3339(scheduled),
             },
         )
         try:

@@ -49,3 +49,21 @@ def set_clock(clock: Clock) -> Clock:
 
 def utcnow() -> datetime:
     return _clock.now()
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """A time as RFC 3339 writes it (``Z``/``z`` or an offset; a ``+`` that a query string decoded to
+    a space is read as ``+``). The result is naive when the text names no time zone: callers decide
+    whether that is an error or UTC. Raises ``ValueError`` for anything else."""
+    raw = text.strip()
+    if raw[-1:] in ("Z", "z"):
+        raw = raw[:-1] + "+00:00"
+    time_at = raw.find("T")
+    if time_at > 0:  # only an offset after the time can have lost its '+'
+        raw = raw[:time_at] + raw[time_at:].replace(" ", "+")
+    return datetime.fromisoformat(raw)
+
+
+def format_rfc3339(at: datetime) -> str:
+    """``2026-01-01T12:00:00Z`` for UTC, the offset otherwise."""
+    return at.isoformat().replace("+00:00", "Z")

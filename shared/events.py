@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.clock import utcnow
+from shared.clock import parse_rfc3339, utcnow
 from shared.logging import get_logger
 from shared.settings import get_settings
 
@@ -125,4 +125,4 @@ def _tolerant(model: type[M], data: bytes) -> M:
 def _parse_time(value: Any) -> datetime:
     if isinstance(value, datetime):
         return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parse_rfc3339(str(value))

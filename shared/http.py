@@ -8,8 +8,10 @@ code reaches the 500 handler, which logs it with its trace.
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import flask
@@ -78,6 +80,31 @@ class Problem(Exception):
         for key, value in self.headers.items():
             response.headers[key] = value
         return response
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A Google API call that failed, a retry given up, a timeout or a lost connection: the same
+    request may succeed later."""
+    from google.api_core import exceptions as gexc
+
+    return isinstance(exc, gexc.GoogleAPICallError | gexc.RetryError | TimeoutError | ConnectionError)
+
+
+@contextmanager
+def unavailable_when_transient(
+    detail: str, *, logger: logging.Logger, message: str, retry_after: int | None = None
+) -> Iterator[None]:
+    """A transient error (``is_transient``) inside the block answers 503 with ``detail`` (which may
+    name the error as ``{exc}``) and ``Retry-After`` when given, after logging ``message`` with it
+    as a warning; any other error passes through."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_transient(exc):
+            raise
+        logger.warning(message, exc)
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+        raise Problem(503, detail.format(exc=exc), headers=headers) from None
 
 
 def read_body(request: flask.Request, *, max_bytes: int | None = None) -> bytes:

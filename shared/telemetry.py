@@ -25,31 +25,37 @@ can never count twice where merging into a new batch would. It never fails the c
 from __future__ import annotations
 
 import atexit
-import math
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.logging import get_logger
+from shared.otlp_metrics import (
+    SCALE,
+    Accumulator,
+    Attributes,
+    AttrValue,
+    GaugeAccumulator,
+    HistogramAccumulator,
+    Kind,
+    SumAccumulator,
+    encode_request,
+    map_to_index,
+)
 from shared.settings import get_settings
+
+__all__ = ["SCALE", "AttrValue", "Attributes", "Telemetry", "TelemetrySettings", "map_to_index"]
 
 if TYPE_CHECKING:
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-AttrValue = str | int | float | bool
-Attributes = tuple[tuple[str, AttrValue], ...]
 Publisher = Callable[[bytes], None]
-Kind = Literal["sum", "histogram", "gauge"]
-
-SCALE = 6
-MAX_BUCKETS = 4096  # a wider spread is exported at a coarser scale (never happens for latencies)
-_SCALE_FACTOR = math.ldexp(1.0 / math.log(2), SCALE)
 CONTENT_TYPE = "application/x-protobuf"
 
 log = get_logger("telemetry")
@@ -70,66 +76,6 @@ class TelemetrySettings(BaseSettings):
     )
 
 
-def map_to_index(value: float) -> int:
-    """Index of the bucket (base^i, base^(i+1)] holding ``value`` > 0, base = 2^(2^-SCALE).
-
-    As the OpenTelemetry spec's logarithm mapping: exact powers of two go to the bucket below,
-    computed from the exponent because log() may round them either way.
-    """
-    mantissa, exponent = math.frexp(value)
-    if mantissa == 0.5:
-        return ((exponent - 1) << SCALE) - 1
-    return math.floor(math.log(value) * _SCALE_FACTOR)
-
-
-class _Sum:
-    __slots__ = ("start", "value")
-
-    def __init__(self, start: int) -> None:
-        self.start = start
-        self.value: float = 0
-
-
-class _Gauge:
-    __slots__ = ("start", "time", "value")
-
-    def __init__(self, start: int) -> None:
-        self.start = start
-        self.time = start
-        self.value: float = 0
-
-
-class _Histogram:
-    __slots__ = ("count", "max", "min", "negative", "positive", "start", "sum", "zero")
-
-    def __init__(self, start: int) -> None:
-        self.start = start
-        self.count = 0
-        self.sum = 0.0
-        self.min = math.inf
-        self.max = -math.inf
-        self.zero = 0
-        self.positive: dict[int, int] = {}
-        self.negative: dict[int, int] = {}
-
-    def record(self, value: float) -> None:
-        self.count += 1
-        self.sum += value
-        self.min = min(self.min, value)
-        self.max = max(self.max, value)
-        if value > 0:
-            index = map_to_index(value)
-            self.positive[index] = self.positive.get(index, 0) + 1
-        elif value < 0:
-            index = map_to_index(-value)
-            self.negative[index] = self.negative.get(index, 0) + 1
-        else:
-            self.zero += 1
-
-
-_Accumulator = _Sum | _Gauge | _Histogram
-
-
 class Instrument:
     __slots__ = ("_telemetry", "description", "kind", "name", "unit")
 
@@ -147,12 +93,9 @@ class Counter(Instrument):
     def add(self, value: float = 1, attributes: Attributes = ()) -> None:
         telemetry = self._telemetry
         with telemetry._lock:
-            acc = telemetry._series.get((self.name, attributes))
-            if acc is None:
-                acc = telemetry._new_series(self.name, attributes, _Sum)
-                if acc is None:
-                    return
-            acc.value += value  # type: ignore[union-attr]
+            acc = telemetry._accumulator(self.name, attributes, SumAccumulator)
+            if acc is not None:
+                acc.value += value
 
 
 class Histogram(Instrument):
@@ -161,12 +104,9 @@ class Histogram(Instrument):
     def record(self, value: float, attributes: Attributes = ()) -> None:
         telemetry = self._telemetry
         with telemetry._lock:
-            acc = telemetry._series.get((self.name, attributes))
-            if acc is None:
-                acc = telemetry._new_series(self.name, attributes, _Histogram)
-                if acc is None:
-                    return
-            acc.record(value)  # type: ignore[union-attr]
+            acc = telemetry._accumulator(self.name, attributes, HistogramAccumulator)
+            if acc is not None:
+                acc.record(value)
 
 
 class Gauge(Instrument):
@@ -175,16 +115,14 @@ class Gauge(Instrument):
     def set(self, value: float, attributes: Attributes = ()) -> None:
         telemetry = self._telemetry
         with telemetry._lock:
-            acc = telemetry._series.get((self.name, attributes))
-            if acc is None:
-                acc = telemetry._new_series(self.name, attributes, _Gauge)
-                if acc is None:
-                    return
-            acc.value = value  # type: ignore[union-attr]
-            acc.time = time.time_ns()  # type: ignore[union-attr]
+            acc = telemetry._accumulator(self.name, attributes, GaugeAccumulator)
+            if acc is not None:
+                acc.value = value
+                acc.time = time.time_ns()
 
 
 _I = TypeVar("_I", bound=Instrument)
+_A = TypeVar("_A", SumAccumulator, GaugeAccumulator, HistogramAccumulator)
 
 
 class Telemetry:
@@ -208,7 +146,7 @@ class Telemetry:
         self._lock = threading.Lock()
         self._flushing = threading.Lock()
         self._instruments: dict[str, Instrument] = {}
-        self._series: dict[tuple[str, Attributes], _Accumulator] = {}
+        self._series: dict[tuple[str, Attributes], Accumulator] = {}
         self._next_flush = monotonic() + self.settings.flush_seconds
         self._size_flush_after = 0.0  # after a failed publish, a full batch waits like a due one
         self.dropped_series = 0
@@ -239,15 +177,17 @@ class Telemetry:
         self._instruments[name] = instrument
         return instrument
 
-    def _new_series(
-        self, name: str, attributes: Attributes, factory: type[_Accumulator]
-    ) -> _Accumulator | None:
-        """Called with the lock held. None when the pending batch is at its bound (counted)."""
-        if len(self._series) >= self.settings.max_pending_series:
-            self.dropped_series += 1
-            return None
-        acc = factory(time.time_ns())
-        self._series[(name, attributes)] = acc
+    def _accumulator(self, name: str, attributes: Attributes, factory: type[_A]) -> _A | None:
+        """Called with the lock held: the series' accumulator, made on first use; None when the
+        pending batch is at its bound (counted)."""
+        acc = self._series.get((name, attributes))
+        if acc is None:
+            if len(self._series) >= self.settings.max_pending_series:
+                self.dropped_series += 1
+                return None
+            acc = self._series[(name, attributes)] = factory(time.time_ns())
+        # One name is one kind of instrument (checked when it is made), so one kind of accumulator.
+        assert isinstance(acc, factory)
         return acc
 
     # Flushing ----------------------------------------------------------------------------------
@@ -312,123 +252,16 @@ class Telemetry:
 
     # Encoding ----------------------------------------------------------------------------------
 
-    def encode(self, batch: dict[tuple[str, Attributes], _Accumulator]) -> ExportMetricsServiceRequest:
-        from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-            ExportMetricsServiceRequest,
+    def encode(self, batch: dict[tuple[str, Attributes], Accumulator]) -> ExportMetricsServiceRequest:
+        resource: Attributes = (
+            ("service.name", self.service_name),
+            ("service.instance.id", self.instance_id),
+            ("cloud.provider", "gcp"),
+            ("cloud.platform", "gcp_cloud_functions"),
+            ("cloud.region", self.region),
         )
-        from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
-        from opentelemetry.proto.metrics.v1 import metrics_pb2 as pb
-        from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-
-        now = time.time_ns()
-        delta = pb.AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
-        request = ExportMetricsServiceRequest()
-        resource_metrics = request.resource_metrics.add()
-        resource_metrics.resource.CopyFrom(
-            Resource(
-                attributes=_key_values(
-                    (
-                        ("service.name", self.service_name),
-                        ("service.instance.id", self.instance_id),
-                        ("cloud.provider", "gcp"),
-                        ("cloud.platform", "gcp_cloud_functions"),
-                        ("cloud.region", self.region),
-                    )
-                )
-            )
-        )
-        scope_metrics = resource_metrics.scope_metrics.add()
-        scope_metrics.scope.CopyFrom(InstrumentationScope(name="ion-ops.shared.telemetry", version="1"))
-        by_name: dict[str, list[tuple[Attributes, _Accumulator]]] = {}
-        for (name, attributes), acc in batch.items():
-            by_name.setdefault(name, []).append((attributes, acc))
-        for name, series in by_name.items():
-            instrument = self._instruments[name]
-            metric = scope_metrics.metrics.add(
-                name=name, unit=instrument.unit, description=instrument.description
-            )
-            if instrument.kind == "sum":
-                metric.sum.aggregation_temporality = delta
-                metric.sum.is_monotonic = True
-                for attributes, acc in series:
-                    point = metric.sum.data_points.add(start_time_unix_nano=acc.start, time_unix_nano=now)
-                    _set_number(point, acc.value)  # type: ignore[union-attr]
-                    point.attributes.extend(_key_values(attributes))
-            elif instrument.kind == "gauge":
-                for attributes, acc in series:
-                    point = metric.gauge.data_points.add(
-                        start_time_unix_nano=acc.start,
-                        time_unix_nano=acc.time,  # type: ignore[union-attr]
-                    )
-                    _set_number(point, acc.value)  # type: ignore[union-attr]
-                    point.attributes.extend(_key_values(attributes))
-            else:
-                metric.exponential_histogram.aggregation_temporality = delta
-                for attributes, acc in series:
-                    _encode_histogram(
-                        metric.exponential_histogram.data_points.add(),
-                        acc,  # type: ignore[arg-type]
-                        now,
-                    )
-                    metric.exponential_histogram.data_points[-1].attributes.extend(_key_values(attributes))
-        return request
-
-
-def _set_number(point: object, value: float) -> None:
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 2**62):
-        point.as_int = int(value)  # type: ignore[attr-defined]
-    else:
-        point.as_double = float(value)  # type: ignore[attr-defined]
-
-
-def _encode_histogram(point: object, acc: _Histogram, now: int) -> None:
-    p = point
-    p.start_time_unix_nano = acc.start  # type: ignore[attr-defined]
-    p.time_unix_nano = now  # type: ignore[attr-defined]
-    p.count = acc.count  # type: ignore[attr-defined]
-    p.sum = acc.sum  # type: ignore[attr-defined]
-    if acc.count:
-        p.min = acc.min  # type: ignore[attr-defined]
-        p.max = acc.max  # type: ignore[attr-defined]
-    p.zero_count = acc.zero  # type: ignore[attr-defined]
-    scale, positive, negative = SCALE, acc.positive, acc.negative
-    while _span(positive) > MAX_BUCKETS or _span(negative) > MAX_BUCKETS:
-        scale -= 1
-        positive, negative = _downscale(positive), _downscale(negative)
-    p.scale = scale  # type: ignore[attr-defined]
-    for buckets, target in ((positive, p.positive), (negative, p.negative)):  # type: ignore[attr-defined]
-        if buckets:
-            low, high = min(buckets), max(buckets)
-            target.offset = low
-            target.bucket_counts.extend(buckets.get(i, 0) for i in range(low, high + 1))
-
-
-def _span(buckets: dict[int, int]) -> int:
-    return max(buckets) - min(buckets) + 1 if buckets else 0
-
-
-def _downscale(buckets: dict[int, int]) -> dict[int, int]:
-    merged: dict[int, int] = {}
-    for index, count in buckets.items():
-        merged[index >> 1] = merged.get(index >> 1, 0) + count
-    return merged
-
-
-def _key_values(attributes: Attributes) -> list[object]:
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-
-    values = []
-    for key, value in attributes:
-        if isinstance(value, bool):
-            any_value = AnyValue(bool_value=value)
-        elif isinstance(value, int):
-            any_value = AnyValue(int_value=value)
-        elif isinstance(value, float):
-            any_value = AnyValue(double_value=value)
-        else:
-            any_value = AnyValue(string_value=str(value))
-        values.append(KeyValue(key=key, value=any_value))
-    return values
+        metrics = {name: (i.kind, i.unit, i.description) for name, i in self._instruments.items()}
+        return encode_request(resource, ("ion-ops.shared.telemetry", "1"), metrics, batch, time.time_ns())
 
 
 _names: set[str] = set()

@@ -82,3 +82,22 @@ def test_a_bug_is_a_logged_500_with_trace(client, capsys) -> None:  # type: igno
     error = next(line for line in lines if line["severity"] == "ERROR")
     assert error["logging.googleapis.com/trace"] == f"projects/ion-ops-test/traces/{trace}"
     assert "RuntimeError: a bug" in error["stack_trace"]
+
+
+def test_a_transient_error_becomes_503_and_anything_else_passes_through() -> None:
+    import logging
+
+    from shared.http import Problem, unavailable_when_transient
+
+    log = logging.getLogger("test")
+    store_down = unavailable_when_transient("Store down: {exc}.", logger=log, message="%s", retry_after=5)
+    with pytest.raises(Problem) as caught, store_down:
+        raise TimeoutError("read timed out")
+    assert caught.value.status == 503
+    assert caught.value.detail == "Store down: read timed out."
+    assert caught.value.headers == {"Retry-After": "5"}
+    with (
+        pytest.raises(ValueError, match="a bug"),
+        unavailable_when_transient("Down.", logger=log, message="%s"),
+    ):
+        raise ValueError("a bug")

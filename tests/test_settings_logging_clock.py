@@ -73,3 +73,20 @@ def test_the_clock_is_injectable() -> None:
     assert utcnow() == datetime(2026, 3, 1, 0, 3, tzinfo=UTC)
     with pytest.raises(ValueError, match="aware"):
         FrozenClock(datetime(2026, 3, 1))
+
+
+def test_rfc3339_parsing_and_formatting_in_one_place() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from shared.clock import format_rfc3339, parse_rfc3339
+
+    noon = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert parse_rfc3339("2026-01-01T12:00:00Z") == noon
+    assert parse_rfc3339(" 2026-01-01T12:00:00z ") == noon
+    # A query string decodes the offset's '+' to a space.
+    assert parse_rfc3339("2026-01-01T14:00:00 02:00") == noon
+    assert parse_rfc3339("2026-01-01 12:00").tzinfo is None  # the caller decides
+    assert format_rfc3339(noon) == "2026-01-01T12:00:00Z"
+    assert format_rfc3339(noon.astimezone(timezone(timedelta(hours=2)))) == "2026-01-01T14:00:00+02:00"
+    with pytest.raises(ValueError):  # noqa: PT011 - datetime's own message
+        parse_rfc3339("yesterday")

@@ -1,4 +1,5 @@
-"""Replay a ``timestamp,value`` CSV through the alert engine (CONTRACTS.md "Backtest").
+"""Replay a ``timestamp,value`` CSV through the alert engine (a public contract: its command line
+and output are checked from outside).
 
     python -m functions.alerts.backtest --csv FILE [--detector anomaly|threshold] [options]
 
@@ -29,6 +30,7 @@ from typing import Any
 
 from functions.alerts.rules import Annotations, AnomalyRule, ThresholdRule
 from functions.alerts.source import ReplaySource
+from shared.clock import parse_rfc3339
 
 METRIC = "backtest"
 
@@ -45,7 +47,7 @@ def parse_time(text: str) -> datetime:
         number = None
     if number is not None and math.isfinite(number):
         return datetime.fromtimestamp(number / 1000 if number > 1e11 else number, UTC)
-    parsed = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    parsed = parse_rfc3339(raw)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 

@@ -1,4 +1,4 @@
-"""Alert rules: the YAML format (CONTRACTS.md "Alert rules"), validated with pydantic at load.
+"""Alert rules: the YAML format (a public contract), validated with pydantic at load.
 
 A rules file is ``{"rules": [rule, ...]}``. Every rule has ``name``, ``metric``, ``agg``,
 ``window``, ``for``, ``severity``, optional ``match``, ``group_by``, ``labels``, ``annotations``
@@ -38,11 +38,12 @@ from pydantic import (
     model_validator,
 )
 
+from shared.messages import Severity
+from shared.metrics.query import Agg
+
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.yaml"
 
-Agg = Literal["count", "sum", "rate", "avg", "min", "max", "p50", "p90", "p95", "p99"]
 Op = Literal[">", "<", ">=", "<="]
-Severity = Literal["critical", "high", "medium", "low"]
 
 _DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _UNITS = (7 * 86400, 86400, 3600, 60, 1)

@@ -11,7 +11,7 @@ import flask
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.fanout import silences
-from shared.clock import utcnow
+from shared.clock import parse_rfc3339, utcnow
 from shared.events import decode_pubsub
 from shared.http import Api, Problem, json_response, read_json
 from shared.logging import get_logger
@@ -151,7 +151,7 @@ def _scheduled_time(request: flask.Request) -> datetime:
     header = request.headers.get("X-CloudScheduler-ScheduleTime")
     if header:
         try:
-            return datetime.fromisoformat(header.replace("Z", "+00:00")).astimezone(UTC)
+            return parse_rfc3339(header).astimezone(UTC)
         except ValueError:
             raise Problem(400, "X-CloudScheduler-ScheduleTime is not an RFC 3339 time.") from None
     return utcnow()

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from shared.clock import format_rfc3339
 from shared.messages import AlertTransition, Severity
 
 NotificationKind = Literal["notify", "repeat"]
@@ -82,7 +83,7 @@ def value_text(alert: AlertTransition) -> str:
 
 
 def iso(moment: datetime | None) -> str:
-    return moment.isoformat().replace("+00:00", "Z") if moment else ""
+    return format_rfc3339(moment) if moment else ""
 
 
 def doc_id(key: str) -> str:

@@ -8,7 +8,7 @@ import re
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -17,7 +17,7 @@ from functions.fanout.matchers import LABEL_NAME, Matcher, alert_labels, matches
 from shared.messages import AlertTransition, Severity
 
 ChannelName = Literal["pagerduty", "slack", "email", "log"]
-SEVERITIES: tuple[Severity, ...] = ("critical", "high", "medium", "low")
+SEVERITIES: tuple[Severity, ...] = get_args(Severity)
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 

@@ -1,6 +1,6 @@
 """Settings of the fan-out capability, read from the environment once per process.
 
-The channel variables are the project's contract (CONTRACTS.md, "Alert channels"): a channel
+The channel variables are a public contract (their names are checked from outside): a channel
 whose variables are unset is not configured, and its notifications go to the log channel (JSON
 log line and a file in the outbox folder) instead.
 """

@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.metrics.sketch import MAPPING, Sketch
+from shared.metrics.store import Summary, series_entry
 
 _MIN_POSITIVE = MAPPING.min_possible
 _MULTIPLIER = MAPPING._multiplier  # LogarithmicMapping: key = ceil(log2(v) * multiplier)
@@ -101,27 +103,27 @@ class Cell:
         clone.sketch = self.sketch.copy()
         return clone
 
-    def to_fields(self) -> dict[str, Any]:
-        return {
-            "count": self.count,
-            "sum": self.sum,
-            "min": self.min if math.isfinite(self.min) else None,
-            "max": self.max if math.isfinite(self.max) else None,
-            "last": self.last,
-            "last_t": self.last_t,
-            "sk": self.sketch.to_bytes(),
-        }
+    def to_entry(self, labels: dict[str, str], kind: str) -> tuple[dict[str, Any], bytes]:
+        """The series' entry in a rollup's ``series`` map, and its sketch's bytes."""
+        summary = Summary(
+            count=self.count,
+            sum=self.sum,
+            min=self.min if math.isfinite(self.min) else None,
+            max=self.max if math.isfinite(self.max) else None,
+            last=self.last,
+            last_t=self.last_t,
+        )
+        return series_entry(labels, kind, summary), self.sketch.to_bytes()
 
     @classmethod
-    def from_fields(cls, doc: dict[str, Any]) -> Cell:
+    def from_entry(cls, entry: dict[str, Any], sketch: bytes | None) -> Cell:
+        stored = Summary.of(entry)
         cell = cls()
-        cell.count = float(doc.get("count") or 0.0)
-        cell.sum = float(doc.get("sum") or 0.0)
-        cell.min = math.inf if doc.get("min") is None else float(doc["min"])
-        cell.max = -math.inf if doc.get("max") is None else float(doc["max"])
-        cell.last = float(doc.get("last") or 0.0)
-        cell.last_t = int(doc.get("last_t", -1))
-        cell.sketch = Sketch.from_bytes(doc.get("sk") or b"")
+        cell.count, cell.sum = stored.count, stored.sum
+        cell.min = math.inf if stored.min is None else stored.min
+        cell.max = -math.inf if stored.max is None else stored.max
+        cell.last, cell.last_t = stored.last, stored.last_t
+        cell.sketch = Sketch.from_bytes(sketch or b"")
         return cell
 
 
@@ -288,3 +290,9 @@ class Batch:
         if not self.min_t or t < self.min_t:
             self.min_t = t
         self.max_t = max(self.max_t, t)
+
+    def span(self) -> tuple[datetime, datetime]:
+        """The times of its first and last accepted points."""
+        return datetime.fromtimestamp(self.min_t / NANOS, UTC), datetime.fromtimestamp(
+            self.max_t / NANOS, UTC
+        )

@@ -55,13 +55,11 @@ from shared.metrics.store import (
     HOURS,
     METRICS,
     MINUTES,
-    RETENTION,
-    SERIES_MAP,
-    SKETCHES,
     bucket_key_of,
     bucket_start,
     complete_minutes_since,
     entries,
+    rollup_document,
     rollup_id,
     rollup_prefix,
 )
@@ -240,29 +238,18 @@ def _fold_bucket(
             cell = by_series.get(sid)
             if cell is None:
                 cell = by_series[sid] = Cell()
-            cell.merge(Cell.from_fields({**summary, "sk": sketch}))
+            cell.merge(Cell.from_entry(summary, sketch))
             meta[sid] = {"labels": summary.get("labels") or {}, "kind": summary.get("kind")}
     writes: list[tuple[Any, dict[str, Any]]] = []
     for hour in sorted(cells):
         summaries: dict[str, Any] = {}
         sketches: dict[str, Any] = {}
         for sid, cell in cells[hour].items():
-            fields = cell.to_fields()
-            sketches[sid] = fields.pop("sk")
-            summaries[sid] = {**meta[sid], **fields}
-        writes.append(
-            (
-                hours.document(rollup_id(key, hour, FOLD_SHARD)),
-                {
-                    **about[hour],
-                    "t": hour,
-                    "shard": FOLD_SHARD,
-                    "expire_at": hour + RETENTION["hour"],
-                    SERIES_MAP: summaries,
-                    SKETCHES: sketches,
-                },
-            )
+            summaries[sid], sketches[sid] = cell.to_entry(meta[sid]["labels"], meta[sid]["kind"])
+        document = rollup_document(
+            about[hour]["metric"], about[hour]["bucket"], hour, FOLD_SHARD, "hour", summaries, sketches
         )
+        writes.append((hours.document(rollup_id(key, hour, FOLD_SHARD)), document))
     return writes, len(meta)
 
 

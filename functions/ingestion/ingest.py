@@ -7,15 +7,11 @@ import time
 from dataclasses import dataclass
 
 from functions.ingestion.aggregate import Batch
-from functions.ingestion.otlp import aggregate, content_hash, decode_request
+from functions.ingestion.otlp import content_hash, decode_request
+from functions.ingestion.points import aggregate
+from functions.ingestion.series_registry import CardinalityExceeded, register_series
 from functions.ingestion.settings import get_ingestion_settings
-from functions.ingestion.writer import (
-    CardinalityExceeded,
-    StoreOutcome,
-    register_series,
-    span,
-    store_batch,
-)
+from functions.ingestion.writer import StoreOutcome, store_batch
 from shared.clock import utcnow
 from shared.logging import get_logger
 
@@ -79,7 +75,7 @@ def _announce(batch: Batch, outcome: StoreOutcome) -> None:
     from shared.messages import MetricsIngested
     from shared.pubsub import publish
 
-    start, end = span(batch)
+    start, end = batch.span()
     publish(
         get_ingestion_settings().updates_topic,
         MetricsIngested(batch_id=outcome.batch_id, metrics=outcome.written, start=start, end=end),

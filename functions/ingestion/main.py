@@ -15,8 +15,16 @@ from pydantic import ValidationError
 from functions.ingestion.aggregate import Batch
 from functions.ingestion.ingest import ingest_payload
 from functions.ingestion.otlp import PROTOBUF_TYPES, RejectedPayload, decompress
-from functions.ingestion.writer import CardinalityExceeded
-from shared.http import Api, Problem, json_response, read_body, validation_errors
+from functions.ingestion.series_registry import CardinalityExceeded
+from shared.clock import format_rfc3339, parse_rfc3339
+from shared.http import (
+    Api,
+    Problem,
+    json_response,
+    read_body,
+    unavailable_when_transient,
+    validation_errors,
+)
 from shared.logging import get_logger
 from shared.metrics.query import AGGREGATIONS, MetricQuery, QueryError, run_query
 from shared.settings import get_settings
@@ -26,32 +34,28 @@ REJECTED_STATUS = {"malformed": 400, "too_large": 413, "unsupported": 415}
 log = get_logger("ingestion")
 
 
-def _transient(exc: Exception) -> bool:
-    from google.api_core import exceptions as gexc
-
-    return isinstance(exc, gexc.GoogleAPICallError | gexc.RetryError | TimeoutError | ConnectionError)
-
-
 @api.route("/v1/metrics", methods=["POST"])
 def post_metrics(request: flask.Request) -> flask.Response:
     limit = get_settings().max_body_bytes
-    try:
-        body = decompress(read_body(request), request.headers.get("Content-Encoding"), limit)
-        result = ingest_payload(body, request.headers.get("Content-Type"))
-    except RejectedPayload as exc:
-        raise _rejected(exc) from None
-    except CardinalityExceeded as exc:
-        raise Problem(
-            413,
-            f"Refused: {exc}. Drop high-cardinality attributes or raise ION_METRICS_MAX_SERIES_PER_METRIC.",
-            metrics=sorted(exc.metrics),
-            limit=exc.limit,
-        ) from None
-    except Exception as exc:
-        if _transient(exc):
-            log.warning("metric batch not stored, the exporter will retry: %s", exc)
-            raise Problem(503, "Storage is unavailable; retry later.", headers={"Retry-After": "5"}) from None
-        raise
+    with unavailable_when_transient(
+        "Storage is unavailable; retry later.",
+        logger=log,
+        message="metric batch not stored, the exporter will retry: %s",
+        retry_after=5,
+    ):
+        try:
+            body = decompress(read_body(request), request.headers.get("Content-Encoding"), limit)
+            result = ingest_payload(body, request.headers.get("Content-Type"))
+        except RejectedPayload as exc:
+            raise _rejected(exc) from None
+        except CardinalityExceeded as exc:
+            raise Problem(
+                413,
+                f"Refused: {exc}. Drop high-cardinality attributes or raise "
+                "ION_METRICS_MAX_SERIES_PER_METRIC.",
+                metrics=sorted(exc.metrics),
+                limit=exc.limit,
+            ) from None
     return _otlp_response(request, result.batch)
 
 
@@ -145,7 +149,7 @@ def get_query(request: flask.Request) -> flask.Response:
 
 def _rfc3339(value: str, name: str) -> datetime:
     try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "+"))
+        parsed = parse_rfc3339(value)
     except ValueError:
         raise Problem(
             422,
@@ -162,34 +166,32 @@ def _rfc3339(value: str, name: str) -> datetime:
 
 
 def _format_time(at: datetime) -> str:
-    return at.isoformat().replace("+00:00", "Z")
+    return format_rfc3339(at)
 
 
 @api.route("/v1/collect", methods=["POST"])
 def post_collect(request: flask.Request) -> dict[str, Any]:
     from functions.ingestion.collector import collect
 
-    try:
+    with unavailable_when_transient(
+        "Cloud Monitoring or storage unavailable: {exc}.",
+        logger=log,
+        message="collector run failed, the next schedule retries: %s",
+    ):
         return collect().model_dump()
-    except Exception as exc:
-        if _transient(exc):
-            log.warning("collector run failed, the next schedule retries: %s", exc)
-            raise Problem(503, f"Cloud Monitoring or storage unavailable: {exc}.") from None
-        raise
 
 
 @api.route("/v1/downsample", methods=["POST"])
 def post_downsample(request: flask.Request) -> dict[str, Any]:
     from functions.ingestion.downsample import downsample
 
-    try:
+    # Folding is idempotent and resumes from its cursor: the next schedule finishes it.
+    with unavailable_when_transient(
+        "Storage unavailable: {exc}.",
+        logger=log,
+        message="downsample run failed, the next schedule resumes it: %s",
+    ):
         return downsample().model_dump(mode="json")
-    except Exception as exc:
-        if _transient(exc):
-            # Folding is idempotent and resumes from its cursor: the next schedule finishes it.
-            log.warning("downsample run failed, the next schedule resumes it: %s", exc)
-            raise Problem(503, f"Storage unavailable: {exc}.") from None
-        raise
 
 
 @lru_cache(maxsize=1)

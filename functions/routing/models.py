@@ -115,14 +115,6 @@ class RouteResponse(BaseModel):
     experiment: ExperimentOut | None
 
 
-class V1RouteResponse(BaseModel):
-    content: str
-    persona_used: str
-    resonance_key: str
-    confidence: float
-    metadata: dict[str, Any]
-
-
 class FeedbackResponse(BaseModel):
     request_id: str
     outcome: Literal["created", "updated", "unchanged"]

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
@@ -43,6 +43,7 @@ from shared.metrics.store import (
     RESOLUTION_SECONDS,
     RETENTION,
     SUMMARY_FIELDS,
+    Summary,
     bucket_start,
     entries,
     folded_until,
@@ -51,7 +52,7 @@ from shared.metrics.store import (
 )
 
 Agg = Literal["count", "sum", "rate", "avg", "min", "max", "p50", "p90", "p95", "p99"]
-AGGREGATIONS: tuple[str, ...] = ("count", "sum", "rate", "avg", "min", "max", "p50", "p90", "p95", "p99")
+AGGREGATIONS: tuple[str, ...] = get_args(Agg)
 QUANTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 MAX_POINTS = 11_000
 
@@ -111,15 +112,14 @@ class _Acc:
     seen: bool = False
 
     def add(self, doc: dict[str, Any], sketch: Sketch | None) -> None:
-        count = float(doc.get("count") or 0.0)
-        total = float(doc.get("sum") or 0.0)
-        self.count += count
-        self.sum += total
-        self.rate_num += total if doc.get("kind") == "sum" else count
-        if doc.get("min") is not None:
-            self.min = min(self.min, float(doc["min"]))
-        if doc.get("max") is not None:
-            self.max = max(self.max, float(doc["max"]))
+        summary = Summary.of(doc)
+        self.count += summary.count
+        self.sum += summary.sum
+        self.rate_num += summary.sum if doc.get("kind") == "sum" else summary.count
+        if summary.min is not None:
+            self.min = min(self.min, summary.min)
+        if summary.max is not None:
+            self.max = max(self.max, summary.max)
         if sketch is not None:
             if self.sketch is None:
                 self.sketch = Sketch()

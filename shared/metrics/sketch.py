@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Iterable
 
 from ddsketch import DDSketch
 from ddsketch.mapping import LogarithmicMapping
@@ -48,10 +47,6 @@ class Sketch:
             self.neg[key] = self.neg.get(key, 0.0) + weight
         else:
             self.zero += weight
-
-    def add_many(self, values: Iterable[float]) -> None:
-        for value in values:
-            self.add(value)
 
     def merge(self, other: Sketch) -> None:
         pos, neg = self.pos, self.neg

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -115,6 +116,70 @@ def entries(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], bytes | 
     sketches: dict[str, bytes] = doc.get(SKETCHES) or {}
     for sid, summary in (doc.get(SERIES_MAP) or {}).items():
         yield sid, summary, sketches.get(sid)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The numbers of one series in a rollup (its entry in ``series``, beside labels and kind)."""
+
+    count: float = 0.0
+    sum: float = 0.0
+    min: float | None = None
+    max: float | None = None
+    last: float = 0.0
+    last_t: int = -1
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "sum": self.sum,
+            "min": self.min,
+            "max": self.max,
+            "last": self.last,
+            "last_t": self.last_t,
+        }
+
+    @classmethod
+    def of(cls, entry: Mapping[str, Any]) -> Summary:
+        return cls(
+            count=float(entry.get("count") or 0.0),
+            sum=float(entry.get("sum") or 0.0),
+            min=None if entry.get("min") is None else float(entry["min"]),
+            max=None if entry.get("max") is None else float(entry["max"]),
+            last=float(entry.get("last") or 0.0),
+            last_t=int(entry.get("last_t", -1)),
+        )
+
+
+def series_entry(labels: Mapping[str, str], kind: str, summary: Summary) -> dict[str, Any]:
+    """One series' entry in a rollup's ``series`` map."""
+    return {"labels": dict(labels), "kind": kind, **summary.fields()}
+
+
+def rollup_document(  # noqa: PLR0917 - the fields of a rollup document
+    metric: str | None,
+    bucket: int | None,
+    start: datetime,
+    shard: int,
+    resolution: Resolution,
+    summaries: dict[str, Any],
+    sketches: dict[str, Any],
+    applied: list[str] | None = None,
+) -> dict[str, Any]:
+    """A minute or hour rollup as stored, kept ``RETENTION[resolution]`` after ``start``;
+    ``applied`` (minute rollups only) lists the batches applied to it."""
+    doc: dict[str, Any] = {
+        "metric": metric,
+        "bucket": bucket,
+        "t": start,
+        "shard": shard,
+        "expire_at": start + RETENTION[resolution],
+    }
+    if applied is not None:
+        doc[APPLIED] = applied
+    doc[SERIES_MAP] = summaries
+    doc[SKETCHES] = sketches
+    return doc
 
 
 def complete_minutes_since(now: datetime) -> datetime:

@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
+
+from shared.otlp_metrics import key_values
 
 DELTA = m.AGGREGATION_TEMPORALITY_DELTA
 CUMULATIVE = m.AGGREGATION_TEMPORALITY_CUMULATIVE
@@ -19,18 +21,7 @@ def ns(at: datetime) -> int:
 
 
 def attrs(labels: dict[str, Any]) -> list[KeyValue]:
-    out = []
-    for key, value in labels.items():
-        if isinstance(value, bool):
-            any_value = AnyValue(bool_value=value)
-        elif isinstance(value, int):
-            any_value = AnyValue(int_value=value)
-        elif isinstance(value, float):
-            any_value = AnyValue(double_value=value)
-        else:
-            any_value = AnyValue(string_value=str(value))
-        out.append(KeyValue(key=key, value=any_value))
-    return out
+    return key_values(tuple(labels.items()))
 
 
 def request(

@@ -13,7 +13,7 @@ import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 
 from functions.ingestion import downsample as ds
-from functions.ingestion import writer
+from functions.ingestion import series_registry
 from functions.ingestion.ingest import ingest_payload
 from functions.ingestion.settings import get_ingestion_settings
 from shared.clock import get_clock
@@ -130,7 +130,7 @@ def test_a_series_keeps_its_bucket(client, store, monkeypatch) -> None:  # type:
 
     # Another instance (nothing cached), another bound, two days later: the known series stay in
     # their buckets (their registry entries refreshed, not reassigned), the new one joins bucket 1.
-    writer.reset_caches()
+    series_registry.reset_caches()
     bucket_size(monkeypatch, 50)
     later = NOW + timedelta(days=2)
     get_clock().set(later)  # type: ignore[attr-defined]
@@ -306,10 +306,12 @@ def test_a_series_registered_meanwhile_by_another_instance_keeps_its_bucket(
     before = registry("lat")
     # This instance saw none of them, and registers them (its lookup raced the other's writes):
     # the transaction finds them registered and takes their buckets, writing only the metric.
-    writer.reset_caches()
+    series_registry.reset_caches()
     stale = [SeriesBatch("lat", sid, doc["labels"], "gauge") for sid, doc in before.items()]
-    assert writer._register(Batch(), "lat", stale) == 1
-    assert {sid: writer.bucket_of(sid) for sid in before} == {sid: d["bucket"] for sid, d in before.items()}
+    assert series_registry._register(Batch(), "lat", stale) == 1
+    assert {sid: series_registry.bucket_of(sid) for sid in before} == {
+        sid: d["bucket"] for sid, d in before.items()
+    }
     assert registry("lat") == before
     state = metric_ref("lat").get().to_dict()
     assert (state["bucket_open"], state["bucket_fill"]) == (1, 1)

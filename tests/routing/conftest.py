@@ -20,7 +20,8 @@ REPO_REFERENCE = ROOT / "functions" / "routing" / "persona_routing.json"
 
 
 def load_reference() -> dict[str, Any]:
-    """The project's reference data (../shared when present, else the copy the function ships)."""
+    """The project's reference data (the product folder beside the repository when present, else
+    the copy the function ships)."""
     path = SHARED_REFERENCE if SHARED_REFERENCE.exists() else REPO_REFERENCE
     return json.loads(Path(path).read_text())
 

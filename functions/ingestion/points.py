@@ -1,0 +1,291 @@
+"""A decoded OTLP request aggregated into a ``Batch``: every data point checked and refused one
+by one with a reason, gauges kept as raw samples, sums and histograms through one loop with a
+small adapter per point shape (``shapes.py``).
+
+OpenTelemetry mapping: resource attribute ``service.name`` becomes label ``service`` and
+``cloud.region`` label ``region``; other resource attributes identify the stream (for cumulative
+sums and histograms) but are not labels; data point attributes become labels.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+from functions.ingestion.aggregate import (
+    MINUTE_NANOS,
+    Batch,
+    Cell,
+    MetricInfo,
+    SeriesBatch,
+)
+from functions.ingestion.shapes import (
+    CUMULATIVE,
+    DELTA,
+    ExpHistogramShape,
+    HistogramShape,
+    Shape,
+    SumShape,
+)
+from shared.metrics.store import series_id
+
+if TYPE_CHECKING:
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+RESOURCE_LABELS = {"service.name": "service", "cloud.region": "region"}
+NO_RECORDED_VALUE = 1
+MAX_NAME = 255
+MAX_LABEL_KEY = 128
+MAX_LABEL_VALUE = 1024
+
+
+def _any_value(value: Any) -> str:
+    kind = value.WhichOneof("value")
+    if kind == "string_value":
+        return str(value.string_value)
+    if kind is None:
+        return ""
+    if kind == "bool_value":
+        return "true" if value.bool_value else "false"
+    if kind == "int_value":
+        return str(value.int_value)
+    if kind == "double_value":
+        return repr(value.double_value)
+    if kind == "bytes_value":
+        return base64.b64encode(value.bytes_value).decode()
+    return json.dumps(_any_json(value), sort_keys=True)
+
+
+def _any_json(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return [_any_json(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return {kv.key: _any_json(kv.value) for kv in value.kvlist_value.values}
+    return _any_value(value)
+
+
+class _Aggregator:
+    def __init__(self, batch: Batch, now_ns: int, max_age_s: int, max_future_s: int) -> None:
+        self.batch = batch
+        self.oldest = now_ns - max_age_s * 1_000_000_000
+        self.newest = now_ns + max_future_s * 1_000_000_000
+        self._series: dict[tuple[Any, ...], SeriesBatch | str] = {}
+
+    def check_time(self, t: int) -> str | None:
+        if t <= 0:
+            return "time_unix_nano is missing"
+        if t < self.oldest:
+            return "point is older than the accepted age (ION_METRICS_MAX_AGE_SECONDS)"
+        if t > self.newest:
+            return "point is ahead of the clock by more than ION_METRICS_MAX_FUTURE_SECONDS"
+        return None
+
+    def series(
+        self,
+        metric: str,
+        kind: str,
+        resource_labels: tuple[tuple[str, str], ...],
+        attrs: tuple[tuple[str, str], ...],
+    ) -> SeriesBatch | str:
+        """The series of these labels, or the reason its labels are refused."""
+        key = (metric, kind, resource_labels, attrs)
+        found = self._series.get(key)
+        if found is not None:
+            return found
+        labels = dict(resource_labels)
+        labels.update(attrs)
+        problem = None
+        for k, v in labels.items():
+            if not k or len(k) > MAX_LABEL_KEY:
+                problem = f"label key {k[:40]!r} must be 1-{MAX_LABEL_KEY} characters"
+            elif len(v) > MAX_LABEL_VALUE:
+                problem = f"label {k} is longer than {MAX_LABEL_VALUE} characters"
+        if problem is not None:
+            self._series[key] = problem
+            return problem
+        sid = series_id(metric, labels)
+        series = self.batch.series.get(sid)
+        if series is None:
+            series = self.batch.series[sid] = SeriesBatch(metric=metric, sid=sid, labels=labels, kind=kind)
+        self._series[key] = series
+        return series
+
+
+def _attrs(dp: Any) -> tuple[tuple[str, str], ...]:
+    out = []
+    for kv in dp.attributes:
+        value = kv.value
+        if value.WhichOneof("value") == "string_value":
+            out.append((kv.key, value.string_value))
+        else:
+            out.append((kv.key, _any_value(value)))
+    if len(out) > 1:
+        out.sort()
+    return tuple(out)
+
+
+def _stream_id(metric: str, resource_key: str, scope_key: str, attrs: tuple[tuple[str, str], ...]) -> str:
+    text = "\x1d".join((metric, resource_key, scope_key, repr(attrs)))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def aggregate(
+    request: ExportMetricsServiceRequest, *, now_ns: int, max_age_s: int, max_future_s: int
+) -> Batch:
+    """Every data point of ``request`` into a ``Batch``; refused points are counted with reasons."""
+    batch = Batch()
+    agg = _Aggregator(batch, now_ns, max_age_s, max_future_s)
+    for rm in request.resource_metrics:
+        resource_attrs = sorted((kv.key, _any_value(kv.value)) for kv in rm.resource.attributes)
+        resource_labels = tuple(
+            sorted((RESOURCE_LABELS[k], v) for k, v in resource_attrs if k in RESOURCE_LABELS)
+        )
+        resource_key = repr(resource_attrs)
+        for sm in rm.scope_metrics:
+            scope_key = f"{sm.scope.name}\x1e{sm.scope.version}"
+            for metric in sm.metrics:
+                _metric(agg, metric, resource_labels, resource_key, scope_key)
+    return batch
+
+
+def _metric(
+    agg: _Aggregator,
+    metric: Any,
+    resource_labels: tuple[tuple[str, str], ...],
+    resource_key: str,
+    scope_key: str,
+) -> None:
+    batch = agg.batch
+    name: str = metric.name
+    shape = metric.WhichOneof("data")
+    if not name or len(name) > MAX_NAME:
+        batch.reject(name[:60], f"metric name must be 1-{MAX_NAME} characters", _count_points(metric))
+        return
+    if shape == "gauge":
+        _gauge(agg, name, metric.gauge.data_points, resource_labels, "gauge")
+        batch.metrics.setdefault(name, MetricInfo(name, "gauge", metric.unit, metric.description))
+    elif shape == "sum":
+        data = metric.sum
+        if data.aggregation_temporality == CUMULATIVE and not data.is_monotonic:
+            # An up-down counter's cumulative value is a level (connections, queue depth): a gauge.
+            _gauge(agg, name, data.data_points, resource_labels, "gauge")
+        else:
+            sums = SumShape(bool(data.is_monotonic), data.aggregation_temporality)
+            _points(agg, name, data, sums, resource_labels, resource_key, scope_key)
+        kind = "sum" if metric.sum.is_monotonic or metric.sum.aggregation_temporality == DELTA else "gauge"
+        batch.metrics.setdefault(name, MetricInfo(name, kind, metric.unit, metric.description))
+    elif shape == "histogram":
+        _points(agg, name, metric.histogram, HistogramShape(), resource_labels, resource_key, scope_key)
+        batch.metrics.setdefault(name, MetricInfo(name, "histogram", metric.unit, metric.description))
+    elif shape == "exponential_histogram":
+        _points(
+            agg,
+            name,
+            metric.exponential_histogram,
+            ExpHistogramShape(),
+            resource_labels,
+            resource_key,
+            scope_key,
+        )
+        batch.metrics.setdefault(name, MetricInfo(name, "histogram", metric.unit, metric.description))
+    elif shape == "summary":
+        batch.reject(
+            name,
+            "Summary is not supported (its quantiles cannot be merged); export a histogram",
+            len(metric.summary.data_points),
+        )
+    # A metric with no data at all carries no points: nothing to store or refuse.
+
+
+def _count_points(metric: Any) -> int:
+    shape = metric.WhichOneof("data")
+    return len(getattr(metric, shape).data_points) if shape else 0
+
+
+def _gauge(
+    agg: _Aggregator, name: str, points: Any, resource_labels: tuple[tuple[str, str], ...], kind: str
+) -> None:
+    # The hot path (one raw sample per point): locals only, no per-point allocation but the labels.
+    batch = agg.batch
+    oldest, newest = agg.oldest, agg.newest
+    isfinite = math.isfinite
+    accepted = 0
+    min_t, max_t = batch.min_t or newest, batch.max_t
+    for dp in points:
+        if dp.flags & NO_RECORDED_VALUE:
+            continue
+        which = dp.WhichOneof("value")
+        if which is None:
+            batch.reject(name, "data point has no value")
+            continue
+        value = dp.as_double if which == "as_double" else float(dp.as_int)
+        t = dp.time_unix_nano
+        problem = None if oldest <= t <= newest else agg.check_time(t)
+        if problem is None and not isfinite(value):
+            problem = f"value is {value} (NaN and infinities are refused)"
+        series = agg.series(name, kind, resource_labels, _attrs(dp)) if problem is None else None
+        if isinstance(series, str):
+            problem = series
+        if problem is not None or series is None:
+            batch.reject(name, problem or "refused")
+            continue
+        minute = t // MINUTE_NANOS
+        cell = series.minutes.get(minute)
+        if cell is None:
+            cell = series.minutes[minute] = Cell()
+        cell.add(value, t)
+        series.points += 1
+        accepted += 1
+        if t < min_t:  # noqa: PLR1730 - hot path, faster than min()
+            min_t = t
+        if t > max_t:  # noqa: PLR1730
+            max_t = t
+    if accepted:
+        batch.accepted += accepted
+        batch.min_t, batch.max_t = min_t, max_t
+
+
+def _temporality_problem(temporality: int) -> str | None:
+    if temporality in (DELTA, CUMULATIVE):
+        return None
+    return "aggregation_temporality must be DELTA (1) or CUMULATIVE (2)"
+
+
+def _points(  # noqa: PLR0917 - one signature for every point shape
+    agg: _Aggregator,
+    name: str,
+    data: Any,
+    shape: Shape,
+    resource_labels: tuple[tuple[str, str], ...],
+    resource_key: str,
+    scope_key: str,
+) -> None:
+    """Every point of a sum, histogram or exponential histogram: checked, then added to its
+    minute's cell (delta) or kept for its stream (cumulative)."""
+    batch = agg.batch
+    temporality = data.aggregation_temporality
+    bad_temporality = _temporality_problem(temporality)
+    for dp in data.data_points:
+        if dp.flags & NO_RECORDED_VALUE:
+            continue
+        t = dp.time_unix_nano
+        problem = bad_temporality or agg.check_time(t) or shape.problem(dp)
+        attrs = _attrs(dp)
+        series = agg.series(name, shape.kind, resource_labels, attrs) if problem is None else None
+        if isinstance(series, str):
+            problem = series
+        if problem is not None or series is None:
+            batch.reject(name, problem or "refused")
+            continue
+        if temporality == DELTA:
+            shape.add(series.cell(t), dp, t)
+        else:
+            stream = _stream_id(name, resource_key, scope_key, attrs)
+            series.streams.setdefault(stream, []).append(shape.cumulative(dp, t))
+        series.points += 1
+        batch.accepted += 1
+        batch.saw(t)

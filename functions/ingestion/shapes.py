@@ -1,0 +1,177 @@
+"""One adapter per OTLP point shape that is aggregated by time (sum, histogram, exponential
+histogram): what refuses a point, how a delta point goes into its minute's cell, and what a
+cumulative point keeps for its stream. ``points._points`` is the one loop that uses them."""
+
+from __future__ import annotations
+
+import math
+from itertools import pairwise
+from typing import Any, Protocol
+
+from functions.ingestion.aggregate import (
+    Cell,
+    CumulativePoint,
+    explicit_buckets_sketch,
+    exponential_buckets_sketch,
+)
+
+DELTA, CUMULATIVE = 1, 2
+MIN_EXP_SCALE, MAX_EXP_SCALE = -10, 20
+
+
+def _optional(dp: Any, field: str) -> float | None:
+    return float(getattr(dp, field)) if dp.HasField(field) else None
+
+
+def _finite_problem(total: float | None, minimum: float | None, maximum: float | None) -> str | None:
+    for label, value in (("sum", total), ("min", minimum), ("max", maximum)):
+        if value is not None and not math.isfinite(value):
+            return f"{label} is {value} (NaN and infinities are refused)"
+    if minimum is not None and maximum is not None and minimum > maximum:
+        return "min is greater than max"
+    return None
+
+
+def _histogram_problem(  # noqa: PLR0917
+    count: int,
+    total: float | None,
+    minimum: float | None,
+    maximum: float | None,
+    bounds: tuple[float, ...],
+    buckets: tuple[int, ...],
+) -> str | None:
+    problem = _finite_problem(total, minimum, maximum)
+    if problem:
+        return problem
+    if buckets and len(buckets) != len(bounds) + 1:
+        return f"{len(buckets)} bucket_counts for {len(bounds)} explicit_bounds (needs bounds + 1)"
+    if any(not math.isfinite(b) for b in bounds) or any(b >= c for b, c in pairwise(bounds)):
+        return "explicit_bounds must be finite and strictly increasing"
+    if buckets and sum(buckets) != count:
+        return f"bucket_counts add up to {sum(buckets)} but count is {count}"
+    return None
+
+
+class Shape(Protocol):
+    """What one kind of OTLP point adds to the loop in ``_points``."""
+
+    kind: str  # the series kind it is stored as
+
+    def problem(self, dp: Any) -> str | None:
+        """Why the point is refused (after the checks every point gets), or None."""
+
+    def add(self, cell: Cell, dp: Any, t: int) -> None:
+        """A delta point into the minute's cell."""
+
+    def cumulative(self, dp: Any, t: int) -> CumulativePoint:
+        """A cumulative point, resolved against the stream's previous one when stored."""
+
+
+def _value(dp: Any) -> float:
+    return dp.as_double if dp.WhichOneof("value") == "as_double" else float(dp.as_int)
+
+
+class SumShape:
+    kind = "sum"
+
+    def __init__(self, monotonic: bool, temporality: int) -> None:
+        self.monotonic = monotonic
+        self.temporality = temporality
+
+    def problem(self, dp: Any) -> str | None:
+        if dp.WhichOneof("value") is None:
+            return "data point has no value"
+        value = _value(dp)
+        if not math.isfinite(value):
+            return f"value is {value} (NaN and infinities are refused)"
+        if self.monotonic and value < 0:
+            return (
+                "negative increment of a monotonic sum"
+                if self.temporality == DELTA
+                else "negative cumulative value of a monotonic sum"
+            )
+        return None
+
+    def add(self, cell: Cell, dp: Any, t: int) -> None:
+        cell.add_increment(_value(dp), t)
+
+    def cumulative(self, dp: Any, t: int) -> CumulativePoint:
+        return CumulativePoint(shape="sum", start=dp.start_time_unix_nano, time=t, value=_value(dp))
+
+
+def _extremes(dp: Any) -> tuple[float | None, float | None, float | None]:
+    return _optional(dp, "sum"), _optional(dp, "min"), _optional(dp, "max")
+
+
+class HistogramShape:
+    kind = "histogram"
+
+    def problem(self, dp: Any) -> str | None:
+        total, minimum, maximum = _extremes(dp)
+        return _histogram_problem(
+            dp.count, total, minimum, maximum, tuple(dp.explicit_bounds), tuple(dp.bucket_counts)
+        )
+
+    def add(self, cell: Cell, dp: Any, t: int) -> None:
+        total, minimum, maximum = _extremes(dp)
+        keyed = explicit_buckets_sketch(tuple(dp.explicit_bounds), tuple(dp.bucket_counts), minimum, maximum)
+        cell.add_distribution(dp.count, total or 0.0, minimum, maximum, keyed, t)
+
+    def cumulative(self, dp: Any, t: int) -> CumulativePoint:
+        total, minimum, maximum = _extremes(dp)
+        return CumulativePoint(
+            shape="histogram",
+            start=dp.start_time_unix_nano,
+            time=t,
+            count=dp.count,
+            total=total,
+            minimum=minimum,
+            maximum=maximum,
+            bounds=tuple(dp.explicit_bounds),
+            buckets=tuple(dp.bucket_counts),
+        )
+
+
+def _exp_buckets(dp: Any) -> tuple[tuple[int, tuple[int, ...]], tuple[int, tuple[int, ...]]]:
+    return (
+        (int(dp.positive.offset), tuple(dp.positive.bucket_counts)),
+        (int(dp.negative.offset), tuple(dp.negative.bucket_counts)),
+    )
+
+
+class ExpHistogramShape:
+    kind = "histogram"
+
+    def problem(self, dp: Any) -> str | None:
+        problem = _finite_problem(*_extremes(dp))
+        if problem is None and not MIN_EXP_SCALE <= dp.scale <= MAX_EXP_SCALE:
+            problem = f"scale {dp.scale} is outside {MIN_EXP_SCALE}..{MAX_EXP_SCALE}"
+        if problem is None:
+            positive, negative = _exp_buckets(dp)
+            counted = dp.zero_count + sum(positive[1]) + sum(negative[1])
+            if counted != dp.count:
+                problem = f"zero_count and bucket_counts add up to {counted} but count is {dp.count}"
+        return problem
+
+    def add(self, cell: Cell, dp: Any, t: int) -> None:
+        total, minimum, maximum = _extremes(dp)
+        positive, negative = _exp_buckets(dp)
+        keyed = exponential_buckets_sketch(dp.scale, dp.zero_count, positive, negative)
+        cell.add_distribution(dp.count, total or 0.0, minimum, maximum, keyed, t)
+
+    def cumulative(self, dp: Any, t: int) -> CumulativePoint:
+        total, minimum, maximum = _extremes(dp)
+        positive, negative = _exp_buckets(dp)
+        return CumulativePoint(
+            shape="exp_histogram",
+            start=dp.start_time_unix_nano,
+            time=t,
+            count=dp.count,
+            total=total,
+            minimum=minimum,
+            maximum=maximum,
+            scale=dp.scale,
+            zero_count=dp.zero_count,
+            positive=positive,
+            negative=negative,
+        )
