@@ -1,9 +1,13 @@
 """In-process metrics under OpenTelemetry names, shipped in batches as one OTLP request.
 
-Why not the OpenTelemetry SDK: its periodic reader flushes from a background thread, and Cloud
-Functions throttle the CPU outside requests, so such a thread may never run. Here the aggregator
-is plain data guarded by a lock; ``maybe_flush()`` is called at the end of a request and ships
-the batch when it is older than ``ION_METRICS_FLUSH_SECONDS`` or holds too many series.
+Three things ship a batch, so none is stranded: ``maybe_flush()`` at the end of a request (when
+the batch is older than ``ION_METRICS_FLUSH_SECONDS`` or holds too many series); a daemon thread
+that does the same every second between requests (Cloud Functions throttle the CPU outside
+requests, so this thread runs only where the platform gives the instance CPU: always-allocated
+CPU, a busy instance, the seconds after a response); and a final flush when the process exits
+(Cloud Run sends SIGTERM before stopping an instance; the functions-framework worker then exits
+through ``atexit``, and a process that takes SIGTERM in its main thread gets a handler that flushes
+first). Plain data under a lock, not the OpenTelemetry SDK, whose reader only has the thread.
 
 A batch is one ``ExportMetricsServiceRequest`` (opentelemetry-proto messages) published to the
 Pub/Sub topic ``metrics`` with the attribute ``content_type=application/x-protobuf``, which
@@ -25,6 +29,8 @@ can never count twice where merging into a new batch would. It never fails the c
 from __future__ import annotations
 
 import atexit
+import os
+import signal
 import threading
 import time
 import uuid
@@ -74,6 +80,8 @@ class TelemetrySettings(BaseSettings):
     publish_timeout_seconds: float = Field(
         default=3.0, gt=0, validation_alias="ION_METRICS_PUBLISH_TIMEOUT_SECONDS"
     )
+    # The flushing thread between requests (off: only requests and the exit flush ship batches).
+    background_flush: bool = Field(default=True, validation_alias="ION_METRICS_BACKGROUND_FLUSH")
 
 
 class Instrument:
@@ -143,7 +151,8 @@ class Telemetry:
         self.instance_id = uuid.uuid4().hex
         self._publish = publish or self._publish_to_pubsub
         self._monotonic = monotonic
-        self._lock = threading.Lock()
+        # Re-entrant: a SIGTERM handler flushing in the main thread may interrupt a recording.
+        self._lock = threading.RLock()
         self._flushing = threading.Lock()
         self._instruments: dict[str, Instrument] = {}
         self._series: dict[tuple[str, Attributes], Accumulator] = {}
@@ -155,6 +164,8 @@ class Telemetry:
         self.dropped_batches = 0
         # Encoded batches whose publish failed, oldest first; resent byte for byte.
         self._unsent: list[bytes] = []
+        self._flusher: threading.Thread | None = None
+        self._stopping = threading.Event()
 
     # Instruments -------------------------------------------------------------------------------
 
@@ -241,6 +252,27 @@ class Telemetry:
         finally:
             self._flushing.release()
 
+    def start_background_flush(self) -> None:
+        """Ship due batches from a daemon thread, waking every second (or every flush interval
+        when shorter), so a batch waits at most the interval plus a second when the CPU allows."""
+        if self._flusher is not None or not self.settings.background_flush:
+            return
+        self._flusher = threading.Thread(
+            target=self._flush_loop, name=f"telemetry-{self.service_name}", daemon=True
+        )
+        self._flusher.start()
+
+    def _flush_loop(self) -> None:
+        wake = min(1.0, self.settings.flush_seconds)
+        while not self._stopping.wait(wake):
+            try:
+                self.maybe_flush()
+            except Exception:
+                log.exception("background metrics flush failed", extra={"service": self.service_name})
+
+    def stop_background_flush(self) -> None:
+        self._stopping.set()
+
     def unsent_batches(self) -> int:
         return len(self._unsent)
 
@@ -269,16 +301,49 @@ _names: set[str] = set()
 
 @cache
 def get_telemetry(service_name: str) -> Telemetry:
-    """The process's aggregator for ``service_name``; flushed once more at interpreter exit."""
+    """The process's aggregator for ``service_name``: flushed by a background thread, and once
+    more at exit or SIGTERM."""
     telemetry = Telemetry(service_name)
     atexit.register(telemetry.flush)
     _names.add(service_name)
+    telemetry.start_background_flush()
+    _flush_on_sigterm()
     return telemetry
+
+
+def _flush_all() -> None:
+    for name in list(_names):
+        get_telemetry(name).flush()
+
+
+def _flush_on_sigterm() -> None:
+    """Flush before the previous SIGTERM behaviour. Only the main thread may set a handler; a
+    worker that first meets telemetry in a request thread relies on its exit's ``atexit``."""
+    global _sigterm_installed
+    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def flush_then_continue(signum: int, frame: object) -> None:
+        _flush_all()
+        if callable(previous):
+            previous(signum, frame)
+        elif previous != signal.SIG_IGN:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, flush_then_continue)
+    _sigterm_installed = True
+
+
+_sigterm_installed = False
 
 
 def reset_telemetry() -> None:
     """Drop every aggregator without flushing (tests change settings between cases)."""
     for name in list(_names):
-        atexit.unregister(get_telemetry(name).flush)
+        telemetry = get_telemetry(name)
+        telemetry.stop_background_flush()
+        atexit.unregister(telemetry.flush)
     _names.clear()
     get_telemetry.cache_clear()
