@@ -70,3 +70,10 @@ def evaluate_alerts_on_ingest(event: CloudEvent) -> None:
     from functions.alerts.main import handle_event
 
     handle_event(event)
+
+
+@functions_framework.http
+def score_health(request: flask.Request) -> flask.Response:
+    from functions.health.main import handle
+
+    return handle(request)
