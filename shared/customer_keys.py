@@ -68,3 +68,12 @@ def matches(presented: str, key_hash: str) -> bool:
 
 def cache_key(key_id: str) -> str:
     return f"{CACHE_PREFIX}{key_id}"
+
+
+# Routing's per-customer metrics, read by the health capability (metric names and their labels).
+# Counter: requests by ``customer``, ``feature`` (route_key, route_message, recommend, bulk,
+# feedback, other) and ``outcome`` (ok, client_error, rate_limited, server_error).
+CUSTOMER_REQUESTS_METRIC = "ion.routing.customer.requests"
+# Counter: feedback answers by ``customer`` and ``answer`` (helpful, not_helpful, rating_1..5,
+# nps_0..10): one feedback request adds one to each answer it carries.
+CUSTOMER_FEEDBACK_METRIC = "ion.routing.customer.feedback"

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import time
+from datetime import date, timedelta
 from typing import Any
 
 import flask
@@ -168,3 +169,147 @@ def import_events(request: flask.Request, customer_id: str) -> flask.Response:
         )
         return json_response(body, status=409)
     return json_response(body, status=201 if counts["created"] else 200)
+
+
+# Scores ------------------------------------------------------------------------------------------
+
+
+def _config():  # type: ignore[no-untyped-def]
+    from functions.health.config import config_from
+
+    return config_from(get_health_settings().config_file)
+
+
+def _date_arg(request: flask.Request, name: str) -> date | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise Problem(
+            422,
+            f"{name} {raw!r} is not a date; use YYYY-MM-DD.",
+            errors=[{"field": name, "message": "YYYY-MM-DD"}],
+        ) from None
+
+
+@api.route("/v1/health/run", methods=["POST"])
+def run(request: flask.Request) -> dict[str, Any]:
+    """Score every customer as of the start of ``?as_of=`` (default: today, UTC), i.e. on the
+    data of the days before it. What the daily schedule calls; safe to repeat."""
+    from functions.health.run import run_health
+    from functions.health.store import FirestoreHealthStore
+    from functions.health.usage import MetricUsage
+    from shared.clock import utcnow
+    from shared.notices import publish_notice
+
+    today = utcnow().date()
+    as_of = _date_arg(request, "as_of") or today
+    if as_of > today + timedelta(days=1):
+        raise Problem(422, f"as_of {as_of} is in the future; the run scores days that have ended.")
+    publish = publish_notice if get_health_settings().publish_actions else None
+    summary = run_health(
+        as_of, cfg=_config(), usage_source=MetricUsage(), store=FirestoreHealthStore(), publish=publish
+    )
+    return summary.model_dump(mode="json")
+
+
+def _view(customer: Any, state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": customer.id,
+        "name": customer.name,
+        "plan": customer.plan,
+        "segment": customer.segment,
+        "score": state.get("score"),
+        "category": state.get("category"),
+        "as_of": state.get("as_of"),
+    }
+
+
+@api.route("/v1/health/customers", methods=["GET"])
+def scored_customers(request: flask.Request) -> dict[str, Any]:
+    limit = _limit_arg(request)
+    customers = registry.list_customers(
+        category=_category_arg(request), limit=limit, after=request.args.get("after")
+    )
+    return {
+        "customers": [_view(c, c.health.model_dump() if c.health else {}) for c in customers],
+        "next": customers[-1].id if len(customers) == limit else None,
+    }
+
+
+@api.route("/v1/health/customers/<customer_id>", methods=["GET"])
+def customer_health(request: flask.Request, customer_id: str) -> dict[str, Any]:
+    """Score, components (score, weight, inputs), missing signals, what moved it, history and
+    action states. 404 until the customer has been scored once."""
+    from functions.health.store import FirestoreHealthStore
+
+    customer = _existing_customer(customer_id)
+    store = FirestoreHealthStore()
+    state = store.get_doc("customers", customer.id) or {}
+    health = state.get("health") or {}
+    if not health.get("as_of"):
+        raise Problem(
+            404, f"Customer {customer_id!r} has not been scored yet; POST /v1/health/run scores now."
+        )
+    days = _days_arg(request)
+    as_of = date.fromisoformat(health["as_of"])
+    history = store.history(customer.id, as_of, days)
+    return {
+        **_view(customer, health),
+        "components": health.get("components", {}),
+        "missing": health.get("missing", []),
+        "previous": health.get("previous"),
+        "movers": health.get("movers", []),
+        "actions": {
+            name: {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in value.items()}
+            for name, value in (health.get("actions") or {}).items()
+        },
+        "history": [
+            {
+                "as_of": h["as_of"],
+                "score": h["score"],
+                "category": h["category"],
+                "actions_fired": h.get("actions_fired", []),
+            }
+            for h in history
+        ],
+    }
+
+
+def _days_arg(request: flask.Request) -> int:
+    raw = request.args.get("days", "30")
+    if not raw.isdigit() or not 1 <= int(raw) <= 400:
+        raise Problem(
+            422,
+            f"days {raw!r} must be a whole number from 1 to 400.",
+            errors=[{"field": "days", "message": "1..400"}],
+        )
+    return int(raw)
+
+
+@api.route("/v1/health/personas", methods=["GET"])
+def personas(request: flask.Request) -> dict[str, Any]:
+    """Weekly persona satisfaction and drift tests for the last ``?weeks=`` (default 4) weeks."""
+    from functions.health.run import last_complete_week
+    from functions.health.store import DRIFT_COLLECTION, PERSONAS_COLLECTION, FirestoreHealthStore
+    from shared.clock import utcnow
+
+    raw = request.args.get("weeks", "4")
+    if not raw.isdigit() or not 1 <= int(raw) <= 52:
+        raise Problem(
+            422,
+            f"weeks {raw!r} must be a whole number from 1 to 52.",
+            errors=[{"field": "weeks", "message": "1..52"}],
+        )
+    latest = last_complete_week(utcnow().date())
+    ids = [(latest - timedelta(weeks=i)).isoformat() for i in range(int(raw))]
+    store = FirestoreHealthStore()
+    found = store.get_docs(PERSONAS_COLLECTION, ids)
+    drift = store.get_docs(DRIFT_COLLECTION, ["expected", "baseline"])
+    return {
+        "expected_mix": _config().personas.expected_mix,
+        "weeks": [found[i] for i in ids if i in found],
+        "drift_state": drift,
+    }

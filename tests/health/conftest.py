@@ -26,3 +26,41 @@ def make_customer(client: Any, customer_id: str = "acme", **extra: Any) -> dict[
     response = client.post("/v1/customers", json=body)
     assert response.status_code in (200, 201), response.get_json()
     return response.get_json()
+
+
+@pytest.fixture
+def alerts_inbox(emulators):  # type: ignore[no-untyped-def]
+    """The alerts topic on the Pub/Sub emulator with a pull subscription; yields a function that
+    drains what was published since."""
+    import contextlib
+    import json
+    import time
+
+    from google.api_core.exceptions import AlreadyExists
+    from google.cloud import pubsub_v1
+
+    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    topic = publisher.topic_path(emulators.project, "alerts")
+    with contextlib.suppress(AlreadyExists):
+        publisher.create_topic(name=topic)
+    subscription = subscriber.subscription_path(emulators.project, f"health-{time.monotonic_ns()}")
+    subscriber.create_subscription(name=subscription, topic=topic)
+
+    def drain(settle: float = 1.0) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + settle
+        while time.monotonic() < deadline:
+            response = subscriber.pull(request={"subscription": subscription, "max_messages": 100}, timeout=5)
+            if response.received_messages:
+                subscriber.acknowledge(
+                    request={
+                        "subscription": subscription,
+                        "ack_ids": [m.ack_id for m in response.received_messages],
+                    }
+                )
+                found.extend(json.loads(m.message.data) for m in response.received_messages)
+                deadline = time.monotonic() + settle
+        return found
+
+    yield drain
+    subscriber.delete_subscription(subscription=subscription)

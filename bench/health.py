@@ -1,0 +1,281 @@
+"""Customer health bench: the daily run over 10,000 customers (time, Firestore reads per customer,
+queries for usage), and drift detection power at 1,000 and 100,000 routed requests a day against
+a fixed ±5-point band, side by side in one run.
+
+    .venv/bin/python bench/health.py                  # everything (starts a Firestore emulator)
+    .venv/bin/python bench/health.py --customers 2000 --trials 100
+
+Scoring runs the very code of POST /v1/health/run (``run_health``) twice: on memory (the pure
+cost of scoring) and on the Firestore emulator (customers, events, states and daily records
+read and written for real). Usage comes from memory in both: the metric-store side is three
+queries for all customers together, whose document reads are estimated from the store's layout
+and printed as an estimate. Drift power: a week of traffic (7 times requests/day) drawn from the
+expected mix with d points moved from Elro to Lua, many trials per d; the multinomial is drawn
+as a chain of binomials in their normal approximation (every count here is over 1,000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("ION_LOG_LEVEL", "WARNING")
+
+AS_OF = date(2026, 11, 30)
+FEATURES = ["route_key", "route_message", "recommend", "bulk", "feedback"]
+
+
+def synthetic_customers(n: int, seed: int = 1):  # type: ignore[no-untyped-def]
+    """Customers, their usage and events: a spread of healthy, fading and new customers."""
+    from functions.health.models import Customer, PaymentEvent, TicketEvent
+    from functions.health.scoring import Usage
+
+    rng = random.Random(seed)
+    customers, usage, events = [], {}, {}
+    for i in range(n):
+        cid = f"c{i:05d}"
+        age = rng.choice([3, 10, 40, 200, 400, 700])
+        customers.append(
+            Customer(
+                id=cid,
+                name=f"Customer {i}",
+                plan="pro",
+                created_at=datetime(2026, 11, 30, tzinfo=UTC) - timedelta(days=age),
+            )
+        )
+        vigour = rng.random()
+        per_day = 10 ** (1 + 2.5 * vigour)
+        active = max(0, min(28, int(rng.gauss(28 * vigour, 4))))
+        daily = {AS_OF - timedelta(days=d): per_day for d in rng.sample(range(1, 29), active)}
+        daily.update(
+            {
+                AS_OF - timedelta(days=d): per_day * rng.uniform(0.7, 1.6)
+                for d in range(29, 57)
+                if rng.random() < 0.8
+            }
+        )
+        used = rng.sample(FEATURES, rng.randint(1, 5))
+        total = per_day * active
+        bad = rng.betavariate(1, 30)
+        usage[cid] = Usage(
+            daily=daily,
+            features={f: total / len(used) for f in used},
+            outcomes={
+                "ok": total * (1 - bad),
+                "client_error": total * bad * 0.7,
+                "rate_limited": total * bad * 0.3,
+            },
+            feedback={
+                "helpful": rng.randint(0, 40),
+                "not_helpful": rng.randint(0, 10),
+                "rating_4": rng.randint(0, 5),
+            },
+        )
+        mine = []
+        if rng.random() < 0.3:
+            mine.append(
+                TicketEvent(
+                    type="ticket",
+                    event_id=f"{cid}-t",
+                    at=datetime(2026, 11, 20, tzinfo=UTC),
+                    ticket_id="T1",
+                    status="open",
+                    priority=rng.choice(["low", "normal", "high"]),
+                )
+            )
+        if rng.random() < 0.5:
+            mine.append(
+                PaymentEvent(
+                    type="payment",
+                    event_id=f"{cid}-p",
+                    at=datetime(2026, 11, 1, tzinfo=UTC),
+                    invoice_id="I1",
+                    status=rng.choice(["paid", "paid", "paid", "overdue", "failed"]),
+                )
+            )
+        if mine:
+            events[cid] = mine
+    return customers, usage, events
+
+
+def bench_memory(n: int) -> dict[str, float]:
+    from functions.health.config import load_config
+    from functions.health.run import run_health
+    from functions.health.settings import DEFAULT_CONFIG_FILE
+    from functions.health.store import MemoryHealthStore
+    from functions.health.usage import MemoryUsage
+
+    cfg = load_config(DEFAULT_CONFIG_FILE)
+    customers, usage, events = synthetic_customers(n)
+    store = MemoryHealthStore(customer_list=customers, events=events)
+    started = time.perf_counter()
+    summary = run_health(AS_OF, cfg=cfg, usage_source=MemoryUsage(usage=usage), store=store, publish=None)
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "per_customer_ms": 1000 * seconds / n,
+        "categories": summary.categories,
+        "fired": summary.actions_fired,
+    }  # type: ignore[dict-item]
+
+
+def bench_firestore(n: int) -> dict[str, object]:
+    from devtools.emulators import start_firestore
+    from devtools.processes import free_port
+
+    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "ion-ops-bench")
+    emulator = None
+    if not os.environ.get("FIRESTORE_EMULATOR_HOST"):
+        port = free_port()
+        emulator = start_firestore(port, log_dir=ROOT / ".run" / "bench-logs")
+        os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{port}"
+    try:
+        return _bench_firestore(n)
+    finally:
+        if emulator is not None:
+            emulator.stop()
+
+
+def _bench_firestore(n: int) -> dict[str, object]:
+    from functions.health.config import load_config
+    from functions.health.registry import EVENTS_COLLECTION, _event_doc, event_doc_id
+    from functions.health.run import run_health
+    from functions.health.settings import DEFAULT_CONFIG_FILE
+    from functions.health.store import FirestoreHealthStore
+    from functions.health.usage import MemoryUsage
+    from shared.customer_keys import CUSTOMERS_COLLECTION
+    from shared.firestore import get_firestore
+
+    cfg = load_config(DEFAULT_CONFIG_FILE)
+    customers, usage, events = synthetic_customers(n)
+    client = get_firestore()
+    started = time.perf_counter()
+    batch, pending = client.batch(), 0
+    for customer in customers:
+        batch.set(client.collection(CUSTOMERS_COLLECTION).document(customer.id), customer.model_dump())
+        pending += 1
+        for event in events.get(customer.id, []):
+            batch.set(
+                client.collection(EVENTS_COLLECTION).document(event_doc_id(customer.id, event.event_id)),
+                _event_doc(customer.id, event),
+            )
+            pending += 1
+        if pending >= 400:
+            batch.commit()
+            batch, pending = client.batch(), 0
+    if pending:
+        batch.commit()
+    load_seconds = time.perf_counter() - started
+    results = {}
+    for label, day in (("first run", AS_OF), ("re-run, same day", AS_OF)):
+        store = FirestoreHealthStore()
+        source = MemoryUsage(usage=usage)
+        started = time.perf_counter()
+        summary = run_health(day, cfg=cfg, usage_source=source, store=store, publish=None)
+        seconds = time.perf_counter() - started
+        results[label] = {
+            "seconds": seconds,
+            "per_customer_ms": 1000 * seconds / n,
+            "reads_per_customer": summary.reads_per_customer,
+            "usage_queries": summary.usage_queries,
+        }
+    events_total = sum(len(v) for v in events.values())
+    return {"load_seconds": load_seconds, "events": events_total, "runs": results}
+
+
+def metric_reads_estimate(n: int, combos: float = 6.0, bucket_series: int = 100) -> dict[str, float]:
+    """Rollup documents the three usage queries read (an estimate from the store's layout): each
+    query reads every rollup of its metric in its window; a rollup holds one bucket of series."""
+    request_series = n * combos
+    feedback_series = n * 3
+    hours_56, hours_28 = 56 * 24, 28 * 24
+    request_buckets = math.ceil(request_series / bucket_series)
+    feedback_buckets = math.ceil(feedback_series / bucket_series)
+    docs = request_buckets * (hours_56 + hours_28) + feedback_buckets * hours_28
+    return {"series": request_series + feedback_series, "rollup_docs": docs, "per_customer": docs / n}
+
+
+# Drift power -------------------------------------------------------------------------------------
+
+
+def draw_week(mix: dict[str, float], n: int, rng: random.Random) -> dict[str, int]:
+    counts, left, share_left = {}, n, 1.0
+    names = list(mix)
+    for name in names[:-1]:
+        p = min(1.0, mix[name] / share_left) if share_left > 0 else 0.0
+        mean, sd = left * p, math.sqrt(max(left * p * (1 - p), 0.0))
+        value = max(0, min(left, round(rng.gauss(mean, sd))))
+        counts[name] = value
+        left -= value
+        share_left -= mix[name]
+    counts[names[-1]] = left
+    return counts
+
+
+def bench_power(trials: int) -> list[tuple[int, float, dict[str, float], dict[str, float]]]:
+    from functions.health.config import load_config
+    from functions.health.personas import band_alert, drift_vs_expected
+    from functions.health.settings import DEFAULT_CONFIG_FILE
+
+    cfg = load_config(DEFAULT_CONFIG_FILE).personas
+    expected = dict(cfg.expected_mix)
+    rng = random.Random(3)
+    rows = []
+    for per_day in (1_000, 100_000):
+        for shift in (0, 1, 2, 3, 4, 5, 6, 8, 10):
+            mix = {**expected, "Lua": expected["Lua"] + shift / 100, "Elro": expected["Elro"] - shift / 100}
+            ours = band = 0
+            for _ in range(trials):
+                week = draw_week(mix, 7 * per_day, rng)
+                ours += drift_vs_expected(week, cfg).drift
+                band += band_alert(week, expected, 0.05)
+            rows.append((per_day, shift, {"ours": ours / trials}, {"band": band / trials}))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--trials", type=int, default=300)
+    parser.add_argument("--no-firestore", action="store_true")
+    args = parser.parse_args()
+    n = args.customers
+
+    print(f"== scoring {n:,} customers (run_health, usage from memory)")
+    memory = bench_memory(n)
+    print(f"memory store:    {memory['seconds']:.2f} s, {memory['per_customer_ms']:.3f} ms/customer")
+    print(f"  categories {memory['categories']}  actions fired {memory['fired']}")
+    if not args.no_firestore:
+        fs = bench_firestore(n)
+        print(
+            f"firestore emulator: loaded {n:,} customers, {fs['events']:,} events "
+            f"in {fs['load_seconds']:.1f} s"
+        )
+        for label, r in fs["runs"].items():  # type: ignore[attr-defined]
+            print(
+                f"  {label:18s} {r['seconds']:.2f} s, {r['per_customer_ms']:.3f} ms/customer, "
+                f"{r['reads_per_customer']:.3f} Firestore reads/customer, {r['usage_queries']} usage queries"
+            )
+    estimate = metric_reads_estimate(n)
+    print(
+        f"metric store (estimate, not measured): {estimate['series']:,.0f} customer series -> "
+        f"{estimate['rollup_docs']:,.0f} rollup documents read by the usage queries "
+        f"({estimate['per_customer']:.1f} per customer), whatever the number of signals"
+    )
+    print()
+    print(f"== drift detection power ({args.trials} simulated weeks per cell; d points moved Elro -> Lua)")
+    print("requests/day  shift   chi2+JS (ours)   ±5-point band")
+    for per_day, shift, ours, band in bench_power(args.trials):
+        print(f"{per_day:>12,}  {shift:>4}pt   {ours['ours']:>14.0%}   {band['band']:>13.0%}")
+
+
+if __name__ == "__main__":
+    main()
