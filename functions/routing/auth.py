@@ -9,6 +9,15 @@ The rate limit is a token bucket per key (``ION_RATE_LIMIT_PER_SECOND`` refill,
 instances, timed by Redis's own clock. Redis down: each instance keeps a local bucket with the
 same numbers (a looser limit, but never an outage). Redis keys name a hash of the API key, never
 the key itself.
+
+Customer keys (``ion_<key_id>_<secret>``, issued by the health capability; format, hash and
+collection in ``shared.customer_keys``) are accepted beside ``ION_API_KEYS``, also when those are
+unset: looked up by key id in an in-process TTL cache (L1), then Redis (L2), then Firestore, and
+checked by SHA-256 in constant time. Unknown and revoked keys are cached too, so a flood of bad
+keys costs one Firestore read per key id and TTL. A revoked key is refused within
+``ION_CUSTOMER_KEY_CACHE_SECONDS`` (30 s; the health capability deletes the Redis entry on
+revocation, so only L1 may still hold it; 60 s at worst if an instance re-filled Redis from a read
+that raced the revocation). Each customer key has its own rate-limit bucket.
 """
 
 from __future__ import annotations
@@ -23,7 +32,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import flask
+import orjson
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared import customer_keys as ck
 from shared.http import Problem
 from shared.logging import get_logger
 from shared.redis import get_redis
@@ -59,6 +72,112 @@ return {allowed, tostring(retry), tostring(tokens)}
 """
 
 
+class CustomerKeySettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    enabled: bool = Field(default=True, validation_alias="ION_CUSTOMER_KEYS")
+    cache_seconds: float = Field(
+        default=30.0, gt=0, le=300, validation_alias="ION_CUSTOMER_KEY_CACHE_SECONDS"
+    )
+    cache_items: int = Field(default=20_000, ge=1, validation_alias="ION_CUSTOMER_KEY_CACHE_ITEMS")
+
+
+class KeyStoreUnavailable(Exception):
+    """Neither cache knew the key and Firestore did not answer."""
+
+
+class CustomerKeys:
+    """Customer key id -> (customer id or "" when unknown or revoked, key hash), cached."""
+
+    def __init__(
+        self,
+        settings: CustomerKeySettings,
+        *,
+        redis_client: Callable[[], redis.Redis | None] = get_redis,
+        fetch: Callable[[str], tuple[str, str]] | None = None,
+    ) -> None:
+        from cachetools import TTLCache
+
+        self._ttl = settings.cache_seconds
+        self._l1: TTLCache[str, tuple[str, str]] = TTLCache(settings.cache_items, settings.cache_seconds)
+        self._lock = threading.Lock()
+        self._redis_client = redis_client
+        self._fetch = fetch or _fetch_from_firestore
+
+    def resolve(self, presented: str) -> str | None:
+        """The customer id of a valid, unrevoked customer key; None otherwise."""
+        key_id = ck.key_id_of(presented)
+        if key_id is None:
+            return None
+        with self._lock:
+            entry = self._l1.get(key_id)
+        if entry is None:
+            entry = self._from_l2(key_id)
+            if entry is None:
+                entry = self._fetch(key_id)
+                self._to_l2(key_id, entry)
+            with self._lock:
+                self._l1[key_id] = entry
+        customer, key_hash = entry
+        return customer if customer and ck.matches(presented, key_hash) else None
+
+    def _from_l2(self, key_id: str) -> tuple[str, str] | None:
+        client = self._redis_client()
+        if client is None:
+            return None
+        try:
+            raw = client.get(ck.cache_key(key_id))
+        except Exception:  # noqa: BLE001 - a cache: fall through to Firestore
+            return None
+        if raw is None:
+            return None
+        value = orjson.loads(raw)
+        return str(value["c"]), str(value["h"])
+
+    def _to_l2(self, key_id: str, entry: tuple[str, str]) -> None:
+        client = self._redis_client()
+        if client is None:
+            return
+        try:
+            client.set(
+                ck.cache_key(key_id), orjson.dumps({"c": entry[0], "h": entry[1]}), ex=math.ceil(self._ttl)
+            )
+        except Exception:  # noqa: BLE001 - a cache: the next lookup reads Firestore again
+            return
+
+
+def _fetch_from_firestore(key_id: str) -> tuple[str, str]:
+    from google.api_core.exceptions import GoogleAPIError
+    from google.api_core.retry import Retry
+    from google.auth.exceptions import GoogleAuthError
+
+    from shared.firestore import get_firestore
+
+    try:
+        snapshot = (
+            get_firestore()
+            .collection(ck.KEYS_COLLECTION)
+            .document(key_id)
+            .get(retry=Retry(initial=0.05, maximum=0.5, timeout=2.0), timeout=2.0)
+        )
+    except (GoogleAPIError, GoogleAuthError) as exc:
+        raise KeyStoreUnavailable(repr(exc)) from exc
+    if not snapshot.exists:
+        return "", ""
+    record = ck.CustomerKeyRecord.model_validate(snapshot.to_dict())
+    return ("" if record.revoked_at else record.customer_id), record.key_hash
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What the guard decided for one request: headers to add, the customer (when a customer key
+    was used, also on a 429) and the problem to answer instead of serving (401, 429, 503)."""
+
+    headers: dict[str, str]
+    customer: str | None = None
+    problem: Problem | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     allowed: bool
@@ -83,6 +202,7 @@ class ApiKeyGuard:
         burst: int,
         metrics: RoutingMetrics,
         redis_client: Callable[[], redis.Redis | None] = get_redis,
+        customer_keys: CustomerKeys | None = None,
     ) -> None:
         self._keys = [key.encode() for key in keys]
         self._rate = rate
@@ -94,6 +214,10 @@ class ApiKeyGuard:
         self._lock = threading.Lock()
         self._redis_down_until = 0.0
         self.retry_seconds = 5.0
+        settings = CustomerKeySettings()
+        self.customer_keys = customer_keys or (
+            CustomerKeys(settings, redis_client=redis_client) if settings.enabled else None
+        )
 
     @property
     def enabled(self) -> bool:
@@ -117,8 +241,49 @@ class ApiKeyGuard:
         return hashlib.sha256(candidate).hexdigest()[:24]
 
     def check(self, request: flask.Request) -> dict[str, str]:
-        """Headers to add to the answer; raises 401 or 429 as a Problem."""
-        bucket = self.authenticate(request.headers.get("X-API-Key"))
+        """Headers to add to the answer; raises 401 or 429 as a Problem (operator keys only)."""
+        return self._limit(self.authenticate(request.headers.get("X-API-Key")))
+
+    def applies(self, request: flask.Request) -> bool:
+        """Whether the request must pass :meth:`admit`: operator keys are configured, or it
+        presents a customer key (an open API still attributes and limits customer traffic)."""
+        if self._keys:
+            return True
+        presented = request.headers.get("X-API-Key")
+        return bool(presented and self.customer_keys and presented.startswith(ck.KEY_PREFIX))
+
+    def admit(self, request: flask.Request) -> Admission:
+        """Authenticate (operator or customer key) and rate-limit one request, without raising."""
+        presented = request.headers.get("X-API-Key")
+        customer = None
+        try:
+            if presented and self.customer_keys is not None and presented.startswith(ck.KEY_PREFIX):
+                try:
+                    customer = self.customer_keys.resolve(presented)
+                except KeyStoreUnavailable as exc:
+                    log.error("customer key store unavailable", extra={"error": str(exc)})
+                    return Admission(
+                        {},
+                        None,
+                        Problem(
+                            503, "Cannot check the API key now; retry shortly.", headers={"Retry-After": "2"}
+                        ),
+                    )
+                if customer is None:
+                    self._metrics.rejected.add(1, (("reason", "api_key"),))
+                    raise Problem(
+                        401,
+                        "This customer API key is unknown or revoked.",
+                        headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'},
+                    )
+                bucket = "customer:" + presented[len(ck.KEY_PREFIX) : len(ck.KEY_PREFIX) + ck.KEY_ID_HEX]
+            else:
+                bucket = self.authenticate(presented)
+            return Admission(self._limit(bucket), customer)
+        except Problem as problem:
+            return Admission(problem.headers, customer, problem)
+
+    def _limit(self, bucket: str) -> dict[str, str]:
         verdict = self._take(bucket)
         headers = {"RateLimit-Limit": str(self._burst), "RateLimit-Remaining": str(int(verdict.remaining))}
         if not verdict.allowed:

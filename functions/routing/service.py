@@ -436,13 +436,11 @@ def handle(request: flask.Request) -> flask.Response:
     service = get_service()
     path = request.path
     extra_headers = None
-    if service.guard.enabled and path != "/health":
-        try:
-            extra_headers = service.guard.check(request)
-        except Problem as problem:
-            response = problem.to_response(path)
-        else:
-            response = api(request)
+    customer = None
+    if path != "/health" and service.guard.applies(request):
+        admission = service.guard.admit(request)
+        extra_headers, customer = admission.headers, admission.customer
+        response = admission.problem.to_response(path) if admission.problem else api(request)
     else:
         response = api(request)
     if extra_headers:
@@ -456,5 +454,7 @@ def handle(request: flask.Request) -> flask.Response:
     if route in _KNOWN_ROUTES:
         attributes = (("http.route", route), *attributes)
     service.metrics.request_duration.record(time.perf_counter() - started, attributes)
+    if customer is not None:
+        service.metrics.count_customer_request(customer, request, response)
     service.telemetry.maybe_flush()
     return response
