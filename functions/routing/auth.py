@@ -96,10 +96,11 @@ class CustomerKeys:
         redis_client: Callable[[], redis.Redis | None] = get_redis,
         fetch: Callable[[str], tuple[str, str]] | None = None,
     ) -> None:
-        from cachetools import TTLCache
-
         self._ttl = settings.cache_seconds
-        self._l1: TTLCache[str, tuple[str, str]] = TTLCache(settings.cache_items, settings.cache_seconds)
+        self._max_items = settings.cache_items
+        # key id -> (customer or "", key hash, monotonic expiry); a plain dict: one lookup and
+        # one comparison on the hot path (insertion order makes the oldest entry the first).
+        self._l1: dict[str, tuple[str, str, float]] = {}
         self._lock = threading.Lock()
         self._redis_client = redis_client
         self._fetch = fetch or _fetch_from_firestore
@@ -109,16 +110,20 @@ class CustomerKeys:
         key_id = ck.key_id_of(presented)
         if key_id is None:
             return None
-        with self._lock:
-            entry = self._l1.get(key_id)
-        if entry is None:
+        cached = self._l1.get(key_id)
+        if cached is not None and cached[2] > time.monotonic():
+            customer, key_hash = cached[0], cached[1]
+        else:
             entry = self._from_l2(key_id)
             if entry is None:
                 entry = self._fetch(key_id)
                 self._to_l2(key_id, entry)
+            customer, key_hash = entry
             with self._lock:
-                self._l1[key_id] = entry
-        customer, key_hash = entry
+                self._l1.pop(key_id, None)
+                if len(self._l1) >= self._max_items:
+                    del self._l1[next(iter(self._l1))]
+                self._l1[key_id] = (customer, key_hash, time.monotonic() + self._ttl)
         return customer if customer and ck.matches(presented, key_hash) else None
 
     def _from_l2(self, key_id: str) -> tuple[str, str] | None:
