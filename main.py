@@ -122,6 +122,11 @@ def snapshot_cost_budget(event: CloudEvent) -> None:
 
 @functions_framework.http
 def adjust_scaling(request: flask.Request) -> flask.Response:
-    from functions.scaling.main import handle
+    pass
+
+
+@functions_framework.http
+def score_health(request: flask.Request) -> flask.Response:
+    from functions.health.main import handle
 
     return handle(request)

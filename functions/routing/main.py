@@ -11,7 +11,7 @@ import flask
 import orjson
 from pydantic import ValidationError
 
-from functions.routing.auth import AccessDenied, RateLimited
+from functions.routing.auth import AccessDenied, KeyStoreUnavailable, RateLimited
 from functions.routing.engine import INTENTS, PACES, PERSONAS, TONES, persona_profiles
 from functions.routing.feedback_service import FeedbackStoreUnavailable, UnknownRequestId
 from functions.routing.models import (
@@ -24,8 +24,10 @@ from functions.routing.models import (
 from functions.routing.service import KEY_PARTS, RejectedKey, RoutingService, get_service, item_error
 from shared.http import Api, Problem, read_json, validation_errors
 from shared.http import json_response as shared_json_response
+from shared.logging import get_logger
 
 api = Api("routing")
+log = get_logger("routing")
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 
@@ -183,14 +185,22 @@ def handle(request: flask.Request) -> flask.Response:
     service = get_service()
     path = request.path
     extra_headers = None
-    if service.guard.enabled and path != "/health":
+    customer: str | None = None
+    presented = request.headers.get("X-API-Key")
+    if path != "/health" and service.guard.applies(presented):
         try:
-            extra_headers = service.guard.check(request.headers.get("X-API-Key"))
+            extra_headers, customer = service.guard.admit(presented)
         except AccessDenied as denied:
             response = Problem(401, denied.detail, headers=denied.headers).to_response(path)
         except RateLimited as limited:
+            customer = limited.customer
             response = Problem(
                 429, limited.detail, headers=limited.headers, retry_after=limited.retry_after
+            ).to_response(path)
+        except KeyStoreUnavailable:
+            log.exception("customer key store unavailable")
+            response = Problem(
+                503, "Cannot check the API key now; retry shortly.", headers={"Retry-After": "2"}
             ).to_response(path)
         else:
             response = api(request)
@@ -207,5 +217,9 @@ def handle(request: flask.Request) -> flask.Response:
     if route in _KNOWN_ROUTES:
         attributes = (("http.route", route), *attributes)
     service.metrics.request_duration.record(time.perf_counter() - started, attributes)
+    if customer is not None:
+        service.metrics.count_customer_request(
+            customer, path, request.get_data(cache=True), response.status_code
+        )
     service.telemetry.maybe_flush()
     return response

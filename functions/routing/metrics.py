@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import orjson
+
+from shared.customer_keys import CUSTOMER_FEEDBACK_METRIC, CUSTOMER_REQUESTS_METRIC
 from shared.telemetry import Telemetry, get_telemetry, reset_telemetry
 
 SERVICE_NAME = "routing"
@@ -40,6 +43,55 @@ class RoutingMetrics:
         self.rejected = telemetry.counter(
             "ion.routing.rejected", "{request}", "Requests refused by API key checks or rate limits."
         )
+        # Per-customer usage for customer health; `customer` is bounded by the registry (only
+        # authenticated customer keys are counted, ids are short and validated at issue).
+        self.customer_requests = telemetry.counter(
+            CUSTOMER_REQUESTS_METRIC, "{request}", "Requests by customer key, feature and outcome."
+        )
+        self.customer_feedback = telemetry.counter(
+            CUSTOMER_FEEDBACK_METRIC, "{answer}", "Feedback answers by customer: helpful, rating, NPS."
+        )
+
+    def count_customer_request(self, customer: str, path: str, body_bytes: bytes, status: int) -> None:
+        """One request made with a customer's key: its feature, its outcome, and for feedback the
+        answer (bounded labels only)."""
+        outcome = (
+            "ok"
+            if status < 400
+            else "rate_limited"
+            if status == 429
+            else "client_error"
+            if status < 500
+            else "server_error"
+        )
+        feature = _FEATURES.get(path.rstrip("/"), "other")
+        body: dict[str, object] = {}
+        if feature in ("route", "feedback"):
+            try:
+                parsed = orjson.loads(body_bytes)
+                body = parsed if isinstance(parsed, dict) else {}
+            except orjson.JSONDecodeError:
+                body = {}
+        if feature == "route":
+            feature = "route_key" if body.get("resonance_key") is not None else "route_message"
+        self.customer_requests.add(1, (("customer", customer), ("feature", feature), ("outcome", outcome)))
+        if feature == "feedback" and status == 201:  # a new answer (a repeated one is 200)
+            answers = ["helpful" if body.get("helpful") else "not_helpful"]
+            for field, low, high in (("rating", 1, 5), ("nps", 0, 10)):
+                value = body.get(field)
+                if isinstance(value, int) and low <= value <= high:
+                    answers.append(f"{field}_{value}")
+            for answer in answers:
+                self.customer_feedback.add(1, (("customer", customer), ("answer", answer)))
+
+
+_FEATURES = {
+    "/v2/route": "route",
+    "/v1/route": "route",
+    "/v2/bulk": "bulk",
+    "/v2/recommend": "recommend",
+    "/v2/feedback": "feedback",
+}
 
 
 _metrics: RoutingMetrics | None = None

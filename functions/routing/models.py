@@ -76,6 +76,9 @@ class FeedbackRequest(BaseModel):
     rating: int | None = Field(default=None, ge=1, le=5)
     comment: str | None = Field(default=None, max_length=2000)
     user_id: str | None = Field(default=None, min_length=1, max_length=200)
+    nps: int | None = Field(
+        default=None, ge=0, le=10, description="optional NPS answer, counted per customer"
+    )
 
 
 class Prompt(BaseModel):

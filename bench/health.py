@@ -1,0 +1,377 @@
+"""Customer health bench: the daily run over 10,000 customers (time, Firestore reads per customer,
+queries for usage), and drift detection power at 1,000 and 100,000 routed requests a day against
+a fixed ±5-point band, side by side in one run.
+
+    .venv/bin/python bench/health.py                  # everything (starts a Firestore emulator)
+    .venv/bin/python bench/health.py --customers 2000 --trials 100
+
+Scoring runs the very code of POST /v1/health/run (``run_health``) twice: on memory (the pure
+cost of scoring) and on the Firestore emulator (customers, events, states and daily records
+read and written for real). Usage comes from memory in both: the metric-store side is three
+queries for all customers together, whose document reads are estimated from the store's layout
+and printed as an estimate. Drift power: a week of traffic (7 times requests/day) drawn from the
+expected mix with d points moved from Elro to Lua, many trials per d; the multinomial is drawn
+as a chain of binomials in their normal approximation (every count here is over 1,000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("ION_LOG_LEVEL", "WARNING")
+
+AS_OF = date(2026, 11, 30)
+FEATURES = ["route_key", "route_message", "recommend", "bulk", "feedback"]
+
+
+def synthetic_customers(n: int, seed: int = 1):  # type: ignore[no-untyped-def]
+    """Customers, their usage and events: a spread of healthy, fading and new customers."""
+    from functions.health.models import Customer, PaymentEvent, TicketEvent
+    from functions.health.scoring import Usage
+
+    rng = random.Random(seed)
+    customers, usage, events = [], {}, {}
+    for i in range(n):
+        cid = f"c{i:05d}"
+        age = rng.choice([3, 10, 40, 200, 400, 700])
+        customers.append(
+            Customer(
+                id=cid,
+                name=f"Customer {i}",
+                plan="pro",
+                created_at=datetime(2026, 11, 30, tzinfo=UTC) - timedelta(days=age),
+            )
+        )
+        vigour = rng.random()
+        per_day = 10 ** (1 + 2.5 * vigour)
+        active = max(0, min(28, int(rng.gauss(28 * vigour, 4))))
+        daily = {AS_OF - timedelta(days=d): per_day for d in rng.sample(range(1, 29), active)}
+        daily.update(
+            {
+                AS_OF - timedelta(days=d): per_day * rng.uniform(0.7, 1.6)
+                for d in range(29, 57)
+                if rng.random() < 0.8
+            }
+        )
+        used = rng.sample(FEATURES, rng.randint(1, 5))
+        total = per_day * active
+        bad = rng.betavariate(1, 30)
+        usage[cid] = Usage(
+            daily=daily,
+            features={f: total / len(used) for f in used},
+            outcomes={
+                "ok": total * (1 - bad),
+                "client_error": total * bad * 0.7,
+                "rate_limited": total * bad * 0.3,
+            },
+            feedback={
+                "helpful": rng.randint(0, 40),
+                "not_helpful": rng.randint(0, 10),
+                "rating_4": rng.randint(0, 5),
+            },
+        )
+        mine = []
+        if rng.random() < 0.3:
+            mine.append(
+                TicketEvent(
+                    type="ticket",
+                    event_id=f"{cid}-t",
+                    at=datetime(2026, 11, 20, tzinfo=UTC),
+                    ticket_id="T1",
+                    status="open",
+                    priority=rng.choice(["low", "normal", "high"]),
+                )
+            )
+        if rng.random() < 0.5:
+            mine.append(
+                PaymentEvent(
+                    type="payment",
+                    event_id=f"{cid}-p",
+                    at=datetime(2026, 11, 1, tzinfo=UTC),
+                    invoice_id="I1",
+                    status=rng.choice(["paid", "paid", "paid", "overdue", "failed"]),
+                )
+            )
+        if mine:
+            events[cid] = mine
+    return customers, usage, events
+
+
+def bench_memory(n: int) -> dict[str, float]:
+    from functions.health.config import load_config
+    from functions.health.run import run_health
+    from functions.health.settings import DEFAULT_CONFIG_FILE
+    from functions.health.store import MemoryHealthStore
+    from functions.health.usage import MemoryUsage
+
+    cfg = load_config(DEFAULT_CONFIG_FILE)
+    customers, usage, events = synthetic_customers(n)
+    store = MemoryHealthStore(customer_list=customers, events=events)
+    started = time.perf_counter()
+    summary = run_health(AS_OF, cfg=cfg, usage_source=MemoryUsage(usage=usage), store=store, publish=None)
+    seconds = time.perf_counter() - started
+    return {
+        "seconds": seconds,
+        "per_customer_ms": 1000 * seconds / n,
+        "categories": summary.categories,
+        "fired": summary.actions_fired,
+    }  # type: ignore[dict-item]
+
+
+def bench_firestore(n: int) -> dict[str, object]:
+    from devtools.emulators import start_firestore
+    from devtools.processes import free_port
+
+    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "ion-ops-bench")
+    emulator = None
+    if not os.environ.get("FIRESTORE_EMULATOR_HOST"):
+        port = free_port()
+        emulator = start_firestore(port, log_dir=ROOT / ".run" / "bench-logs")
+        os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{port}"
+    try:
+        return _bench_firestore(n)
+    finally:
+        if emulator is not None:
+            emulator.stop()
+
+
+def _bench_firestore(n: int) -> dict[str, object]:
+    from functions.health.config import load_config
+    from functions.health.registry import EVENTS_COLLECTION, _event_doc, event_doc_id
+    from functions.health.run import run_health
+    from functions.health.settings import DEFAULT_CONFIG_FILE
+    from functions.health.store import FirestoreHealthStore
+    from functions.health.usage import MemoryUsage
+    from shared.customer_keys import CUSTOMERS_COLLECTION
+    from shared.firestore import get_firestore
+
+    cfg = load_config(DEFAULT_CONFIG_FILE)
+    customers, usage, events = synthetic_customers(n)
+    client = get_firestore()
+    started = time.perf_counter()
+    batch, pending = client.batch(), 0
+    for customer in customers:
+        batch.set(client.collection(CUSTOMERS_COLLECTION).document(customer.id), customer.model_dump())
+        pending += 1
+        for event in events.get(customer.id, []):
+            batch.set(
+                client.collection(EVENTS_COLLECTION).document(event_doc_id(customer.id, event.event_id)),
+                _event_doc(customer.id, event),
+            )
+            pending += 1
+        if pending >= 400:
+            batch.commit()
+            batch, pending = client.batch(), 0
+    if pending:
+        batch.commit()
+    load_seconds = time.perf_counter() - started
+    results = {}
+    for label, day in (("first run", AS_OF), ("re-run, same day", AS_OF)):
+        store = FirestoreHealthStore()
+        source = MemoryUsage(usage=usage)
+        started = time.perf_counter()
+        summary = run_health(day, cfg=cfg, usage_source=source, store=store, publish=None)
+        seconds = time.perf_counter() - started
+        results[label] = {
+            "seconds": seconds,
+            "per_customer_ms": 1000 * seconds / n,
+            "reads_per_customer": summary.reads_per_customer,
+            "usage_queries": summary.usage_queries,
+        }
+    events_total = sum(len(v) for v in events.values())
+    return {"load_seconds": load_seconds, "events": events_total, "runs": results}
+
+
+def metric_reads_estimate(n: int, combos: float = 6.0, bucket_series: int = 100) -> dict[str, float]:
+    """Rollup documents the three usage queries read (an estimate from the store's layout): each
+    query reads every rollup of its metric in its window; a rollup holds one bucket of series."""
+    request_series = n * combos
+    feedback_series = n * 3
+    hours_56, hours_28 = 56 * 24, 28 * 24
+    request_buckets = math.ceil(request_series / bucket_series)
+    feedback_buckets = math.ceil(feedback_series / bucket_series)
+    docs = request_buckets * (hours_56 + hours_28) + feedback_buckets * hours_28
+    return {"series": request_series + feedback_series, "rollup_docs": docs, "per_customer": docs / n}
+
+
+# Routing hot path -------------------------------------------------------------------------------
+
+
+def bench_routing_keys(requests: int, rounds: int = 7) -> dict[str, float]:
+    """POST /v2/route through routing's real entry point in-process (functions-framework's app,
+    no network), per request: open API without a key, an operator key (ION_API_KEYS), and a
+    customer key warm in L1 (the key record comes from memory here, as after the first lookup;
+    Redis off, so each rate-limit bucket is the local one in the keyed cases). The variants take
+    turns in every round and each keeps its best round, so a busy machine hurts them alike."""
+    import functions_framework
+
+    os.environ.update(
+        {
+            "ION_METRICS_ENABLED": "false",
+            "ION_CACHE_WARM_ITEMS": "0",
+            "ION_RATE_LIMIT_PER_SECOND": "1000000",
+            "ION_RATE_LIMIT_BURST": "1000000",
+        }
+    )
+    os.environ.pop("REDIS_URL", None)
+    from functions.routing.auth import CustomerKeys, CustomerKeySettings
+    from functions.routing.service import RoutingService, install_service, reset_service
+    from functions.routing.settings import get_routing_settings
+    from shared.customer_keys import hash_key, new_key
+
+    key_id, customer_key = new_key()
+    records = {key_id: ("acme", hash_key(customer_key))}
+    body = b'{"resonance_key": "calm-flowing-seek-advice", "user_id": "bench-user"}'
+    client = functions_framework.create_app("route", str(ROOT / "main.py"), "http").test_client()
+    variants = {}
+    for label, operator_keys, header in (
+        ("open, no key", "", None),
+        ("operator key", "operator-key-0123456789", "operator-key-0123456789"),
+        ("customer key", "operator-key-0123456789", customer_key),
+        ("customer key, open API", "", customer_key),
+    ):
+        os.environ["ION_API_KEYS"] = operator_keys
+        get_routing_settings.cache_clear()
+        service = RoutingService()
+        service.guard.customer_keys = CustomerKeys(
+            CustomerKeySettings(), redis_client=lambda: None, fetch=records.__getitem__
+        )
+        headers = {"Content-Type": "application/json", **({"X-API-Key": header} if header else {})}
+        variants[label] = (service, headers)
+    best = dict.fromkeys(variants, math.inf)
+    for _ in range(rounds):
+        for label, (service, headers) in variants.items():
+            install_service(service)
+            assert client.post("/v2/route", data=body, headers=headers).status_code == 200
+            started = time.perf_counter()
+            for _ in range(requests):
+                client.post("/v2/route", data=body, headers=headers)
+            best[label] = min(best[label], (time.perf_counter() - started) / requests)
+    # What a key adds, alone: the guard's decision and the customer counters, in a tight loop.
+    from werkzeug.test import EnvironBuilder
+
+    added: dict[str, float] = {}
+    for label, (service, headers) in variants.items():
+        request = EnvironBuilder(path="/v2/route", method="POST", data=body, headers=headers).get_request()
+        install_service(service)
+        guard, metrics = service.guard, service.metrics
+        loops = 20_000
+        fastest = math.inf
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(loops):
+                presented = request.headers.get("X-API-Key")
+                if guard.applies(presented):
+                    _headers, customer = guard.admit(presented)
+                    if customer is not None:
+                        metrics.count_customer_request(
+                            customer, request.path, request.get_data(cache=True), 200
+                        )
+            fastest = min(fastest, (time.perf_counter() - started) / loops)
+        added[f"{label} (guard + counters)"] = fastest * 1e6
+    os.environ.pop("ION_API_KEYS", None)
+    reset_service()
+    return {**{label: seconds * 1e6 for label, seconds in best.items()}, **added}
+
+
+# Drift power -------------------------------------------------------------------------------------
+
+
+def draw_week(mix: dict[str, float], n: int, rng: random.Random) -> dict[str, int]:
+    counts, left, share_left = {}, n, 1.0
+    names = list(mix)
+    for name in names[:-1]:
+        p = min(1.0, mix[name] / share_left) if share_left > 0 else 0.0
+        mean, sd = left * p, math.sqrt(max(left * p * (1 - p), 0.0))
+        value = max(0, min(left, round(rng.gauss(mean, sd))))
+        counts[name] = value
+        left -= value
+        share_left -= mix[name]
+    counts[names[-1]] = left
+    return counts
+
+
+def bench_power(trials: int) -> list[tuple[int, float, dict[str, float], dict[str, float]]]:
+    from functions.health.config import load_config
+    from functions.health.personas import band_alert, drift_vs_expected
+    from functions.health.settings import DEFAULT_CONFIG_FILE
+
+    cfg = load_config(DEFAULT_CONFIG_FILE).personas
+    expected = dict(cfg.expected_mix)
+    rng = random.Random(3)
+    rows = []
+    for per_day in (1_000, 100_000):
+        for shift in (0, 1, 2, 3, 4, 5, 6, 8, 10):
+            mix = {**expected, "Lua": expected["Lua"] + shift / 100, "Elro": expected["Elro"] - shift / 100}
+            ours = band = 0
+            for _ in range(trials):
+                week = draw_week(mix, 7 * per_day, rng)
+                ours += drift_vs_expected(week, cfg).drift
+                band += band_alert(week, expected, 0.05)
+            rows.append((per_day, shift, {"ours": ours / trials}, {"band": band / trials}))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--trials", type=int, default=300)
+    parser.add_argument(
+        "--firestore-customers",
+        type=int,
+        default=2_000,
+        help="customers for the emulator run (the slow part; reads per customer do not depend on it)",
+    )
+    parser.add_argument("--no-firestore", action="store_true")
+    args = parser.parse_args()
+    n = args.customers
+
+    print(f"== scoring {n:,} customers (run_health, usage from memory)")
+    memory = bench_memory(n)
+    print(f"memory store:    {memory['seconds']:.2f} s, {memory['per_customer_ms']:.3f} ms/customer")
+    print(f"  categories {memory['categories']}  actions fired {memory['fired']}")
+    if not args.no_firestore:
+        n_fs = args.firestore_customers
+        fs = bench_firestore(n_fs)
+        print(
+            f"firestore emulator: loaded {n_fs:,} customers, {fs['events']:,} events "
+            f"in {fs['load_seconds']:.1f} s"
+        )
+        for label, r in fs["runs"].items():  # type: ignore[attr-defined]
+            print(
+                f"  {label:18s} {r['seconds']:.2f} s, {r['per_customer_ms']:.3f} ms/customer, "
+                f"{r['reads_per_customer']:.3f} Firestore reads/customer, {r['usage_queries']} usage queries"
+            )
+    estimate = metric_reads_estimate(n)
+    print(
+        f"metric store (estimate, not measured): {estimate['series']:,.0f} customer series -> "
+        f"{estimate['rollup_docs']:,.0f} rollup documents read by the usage queries "
+        f"({estimate['per_customer']:.1f} per customer), whatever the number of signals"
+    )
+    print()
+    print("== routing hot path: POST /v2/route in-process, best of 7 interleaved rounds x 500 requests")
+    timings = bench_routing_keys(500)
+    base = timings["open, no key"]
+    for label, micros in timings.items():
+        if "guard" in label:
+            print(f"  {label:43s} {micros:8.2f} us/request")
+        else:
+            print(f"  {label:43s} {micros:8.1f} us/request  ({micros / base:.3f}x the open API)")
+    print()
+    print(f"== drift detection power ({args.trials} simulated weeks per cell; d points moved Elro -> Lua)")
+    print("requests/day  shift   chi2+JS (ours)   ±5-point band")
+    for per_day, shift, ours, band in bench_power(args.trials):
+        print(f"{per_day:>12,}  {shift:>4}pt   {ours['ours']:>14.0%}   {band['band']:>13.0%}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""The customer registry in Firestore: customers, their API keys (hashes only) and imported
+ticket, payment and NPS events. Knows nothing of HTTP.
+
+::
+
+    customers/{id}               id, name, plan, segment, contact, created_at, health (latest)
+    customer_keys/{key_id}       customer_id, key_hash, created_at, revoked_at
+    customer_events/{hash}       customer_id, event_id, type, at, the event's fields, expire_at
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import TypeAdapter
+
+from functions.health.models import (
+    Customer,
+    CustomerIn,
+    Event,
+    KeyIssued,
+    KeyView,
+)
+from shared.clock import utcnow
+from shared.customer_keys import (
+    CUSTOMERS_COLLECTION,
+    KEYS_COLLECTION,
+    CustomerKeyRecord,
+    cache_key,
+    hash_key,
+    new_key,
+)
+from shared.firestore import get_firestore, run_transaction
+from shared.logging import get_logger
+
+EVENTS_COLLECTION = "customer_events"
+# Imported events are kept this long (Firestore TTL on expire_at); scoring looks back 180 days.
+EVENT_RETENTION = timedelta(days=400)
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+log = get_logger("health.registry")
+
+Outcome = Literal["created", "unchanged", "conflict"]
+
+
+class Conflict(Exception):
+    """A write that would change what is stored under an id that must not change."""
+
+
+def _customers() -> Any:
+    return get_firestore().collection(CUSTOMERS_COLLECTION)
+
+
+# Customers ---------------------------------------------------------------------------------------
+
+
+def create_customer(body: CustomerIn) -> tuple[Customer, bool]:
+    """Create the customer; the same body again returns the stored one (created False), a
+    different body under an existing id raises :class:`Conflict`."""
+    from google.cloud import firestore
+
+    ref = _customers().document(body.id)
+
+    def work(transaction: firestore.Transaction) -> tuple[Customer, bool]:
+        snapshot = ref.get(transaction=transaction)
+        if snapshot.exists:
+            stored = Customer.model_validate(snapshot.to_dict())
+            if CustomerIn.model_validate(stored.model_dump(include=set(CustomerIn.model_fields))) == body:
+                return stored, False
+            raise Conflict(f"customer {body.id} exists with other details")
+        customer = Customer(**body.model_dump(), created_at=utcnow())
+        transaction.set(ref, customer.model_dump(mode="python"))
+        return customer, True
+
+    return run_transaction(work)
+
+
+def get_customer(customer_id: str) -> Customer | None:
+    snapshot = _customers().document(customer_id).get()
+    return Customer.model_validate(snapshot.to_dict()) if snapshot.exists else None
+
+
+def list_customers(
+    *, category: str | None = None, limit: int = 100, after: str | None = None
+) -> list[Customer]:
+    """Customers in id order, optionally of one health category, ``limit`` after id ``after``."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    # Ordered by document id (= customer id): an equality filter with that order is served by
+    # the automatic single-field index, where ordering by a field would need a composite index.
+    query = _customers()
+    if category is not None:
+        query = query.where(filter=FieldFilter("health.category", "==", category))
+    query = query.order_by("__name__")
+    if after:
+        query = query.start_after({"__name__": _customers().document(after)})
+    return [Customer.model_validate(doc.to_dict()) for doc in query.limit(limit).stream()]
+
+
+def all_customers() -> list[Customer]:
+    """Every customer (the daily run): one streamed query."""
+    return [Customer.model_validate(doc.to_dict()) for doc in _customers().stream()]
+
+
+# Keys --------------------------------------------------------------------------------------------
+
+
+def issue_key(customer_id: str) -> KeyIssued:
+    key_id, api_key = new_key()
+    record = CustomerKeyRecord(
+        key_id=key_id, customer_id=customer_id, key_hash=hash_key(api_key), created_at=utcnow()
+    )
+    # create(): a key id collision (48 random bits) fails loudly instead of overwriting a key.
+    get_firestore().collection(KEYS_COLLECTION).document(key_id).create(record.model_dump())
+    log.info("customer key issued", extra={"customer_id": customer_id, "key_id": key_id})
+    return KeyIssued(key_id=key_id, api_key=api_key, customer_id=customer_id, created_at=record.created_at)
+
+
+def list_keys(customer_id: str) -> list[KeyView]:
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    docs = (
+        get_firestore()
+        .collection(KEYS_COLLECTION)
+        .where(filter=FieldFilter("customer_id", "==", customer_id))
+        .stream()
+    )
+    keys = [KeyView.model_validate(doc.to_dict()) for doc in docs]
+    return sorted(keys, key=lambda key: key.created_at)
+
+
+def revoke_key(customer_id: str, key_id: str) -> KeyView | None:
+    """Mark the key revoked (idempotent) and drop routing's shared cache entry; None if the key
+    is not this customer's."""
+    from google.cloud import firestore
+
+    ref = get_firestore().collection(KEYS_COLLECTION).document(key_id)
+
+    def work(transaction: firestore.Transaction) -> KeyView | None:
+        snapshot = ref.get(transaction=transaction)
+        if not snapshot.exists:
+            return None
+        record = CustomerKeyRecord.model_validate(snapshot.to_dict())
+        if record.customer_id != customer_id:
+            return None
+        if record.revoked_at is None:
+            record = record.model_copy(update={"revoked_at": utcnow()})
+            transaction.update(ref, {"revoked_at": record.revoked_at})
+        return KeyView.model_validate(record.model_dump())
+
+    view = run_transaction(work)
+    if view is not None:
+        _forget_cached_key(key_id)
+        log.info("customer key revoked", extra={"customer_id": customer_id, "key_id": key_id})
+    return view
+
+
+def _forget_cached_key(key_id: str) -> None:
+    """Routing instances cache key records in Redis too; deleting the entry bounds the time a
+    revoked key still works by their in-process TTL alone."""
+    from shared.redis import get_redis
+
+    client = get_redis()
+    if client is None:
+        return
+    try:
+        client.delete(cache_key(key_id))
+    except Exception as exc:  # noqa: BLE001 - the Redis entry expires on its own TTL anyway
+        log.warning("could not drop the cached key record", extra={"key_id": key_id, "error": repr(exc)})
+
+
+# Events ------------------------------------------------------------------------------------------
+
+
+def event_doc_id(customer_id: str, event_id: str) -> str:
+    return hashlib.sha256(f"{customer_id}\x00{event_id}".encode()).hexdigest()[:40]
+
+
+def _event_doc(customer_id: str, event: Event) -> dict[str, Any]:
+    return {
+        **event.model_dump(mode="python"),
+        "customer_id": customer_id,
+        "expire_at": event.at + EVENT_RETENTION,
+    }
+
+
+def _same(stored: dict[str, Any], event: Event) -> bool:
+    try:
+        return EVENT_ADAPTER.validate_python(_strip(stored)) == event
+    except ValueError:
+        return False
+
+
+def _strip(stored: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in stored.items() if k not in ("customer_id", "expire_at")}
+
+
+def import_events(customer_id: str, events: Iterable[Event]) -> list[tuple[str, Outcome]]:
+    """Store each event once: ``(event_id, outcome)`` in input order. An event id seen before
+    with the same content is ``unchanged``; with other content, ``conflict`` (never overwritten).
+    A batch repeating one event id counts its first occurrence."""
+    from google.api_core.exceptions import AlreadyExists
+    from google.api_core.exceptions import Conflict as GrpcConflict
+
+    client = get_firestore()
+    collection = client.collection(EVENTS_COLLECTION)
+    unique: dict[str, Event] = {}
+    for event in events:
+        unique.setdefault(event.event_id, event)
+    refs = {event_id: collection.document(event_doc_id(customer_id, event_id)) for event_id in unique}
+    existing = {doc.id: doc.to_dict() for doc in client.get_all(list(refs.values())) if doc.exists}
+    outcomes: dict[str, Outcome] = {}
+    fresh: list[str] = []
+    for event_id, event in unique.items():
+        stored = existing.get(refs[event_id].id)
+        if stored is None:
+            fresh.append(event_id)
+        else:
+            outcomes[event_id] = "unchanged" if _same(stored, event) else "conflict"
+    if fresh:
+        batch = client.batch()
+        for event_id in fresh:
+            batch.create(refs[event_id], _event_doc(customer_id, unique[event_id]))
+        try:
+            batch.commit()
+            outcomes.update(dict.fromkeys(fresh, "created"))
+        except (AlreadyExists, GrpcConflict):
+            # Another import raced us on one of them: the batch wrote nothing; one by one.
+            for event_id in fresh:
+                try:
+                    refs[event_id].create(_event_doc(customer_id, unique[event_id]))
+                    outcomes[event_id] = "created"
+                except (AlreadyExists, GrpcConflict):
+                    stored = refs[event_id].get().to_dict() or {}
+                    outcomes[event_id] = "unchanged" if _same(stored, unique[event_id]) else "conflict"
+    return [(event_id, outcomes[event_id]) for event_id in unique]
+
+
+def events_since(since: datetime) -> dict[str, list[Event]]:
+    """Every imported event at or after ``since``, by customer: one streamed query for all."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    found: dict[str, list[Event]] = defaultdict(list)
+    docs = get_firestore().collection(EVENTS_COLLECTION).where(filter=FieldFilter("at", ">=", since)).stream()
+    for doc in docs:
+        data = doc.to_dict() or {}
+        found[data["customer_id"]].append(EVENT_ADAPTER.validate_python(_strip(data)))
+    return dict(found)

@@ -1,0 +1,152 @@
+"""The daily run on the emulators: Firestore store, notices on the Pub/Sub emulator, usage from
+memory (the metric-store path is tested end to end with routing in test_routing_usage.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from functions.health import registry
+from functions.health.config import load_config
+from functions.health.models import CustomerIn, PaymentEvent
+from functions.health.personas import Answer
+from functions.health.run import run_health
+from functions.health.scoring import Usage
+from functions.health.settings import DEFAULT_CONFIG_FILE
+from functions.health.store import FirestoreHealthStore
+from functions.health.usage import MemoryUsage
+from shared import clock
+from shared.notices import publish_notice
+
+pytestmark = pytest.mark.emulators
+
+CFG = load_config(DEFAULT_CONFIG_FILE)
+AS_OF = date(2026, 11, 30)
+FEATURES = {"route_key": 10, "route_message": 10, "recommend": 3, "bulk": 1, "feedback": 2}
+
+
+def busy(as_of: date, days: int = 28, per_day: float = 100) -> Usage:
+    return Usage(
+        daily={as_of - timedelta(days=i): per_day for i in range(1, days + 1)}
+        | {as_of - timedelta(days=i): per_day for i in range(29, 57)},
+        features=dict(FEATURES),
+        outcomes={"ok": 990, "client_error": 10},
+        feedback={"helpful": 30, "not_helpful": 5, "rating_5": 10},
+    )
+
+
+def _create(customer_id: str, created: datetime, email: str | None = "csm@example.com") -> None:
+    previous = clock.set_clock(clock.FrozenClock(created))
+    try:
+        registry.create_customer(
+            CustomerIn(id=customer_id, name=customer_id.title(), contact={"email": email} if email else None)
+        )  # type: ignore[arg-type]
+    finally:
+        clock.set_clock(previous)
+
+
+def test_run_scores_stores_fires_once_and_explains_moves(fs, alerts_inbox) -> None:  # type: ignore[no-untyped-def]
+    old = datetime(2025, 1, 1, tzinfo=UTC)
+    _create("thriving", old)
+    _create("fading", old)
+    _create("fresh", datetime(2026, 11, 27, tzinfo=UTC))
+    registry.import_events(
+        "fading",
+        [
+            PaymentEvent(
+                type="payment",
+                event_id="p1",
+                at=datetime(2026, 11, 20, tzinfo=UTC),
+                invoice_id="I1",
+                status="failed",
+            )
+        ],
+    )
+    source = MemoryUsage(
+        usage={
+            "thriving": busy(AS_OF),
+            "fading": Usage(
+                daily={AS_OF - timedelta(days=i): 2 for i in range(1, 4)}
+                | {AS_OF - timedelta(days=i): 100 for i in range(29, 57)},
+                features={"route_key": 6},
+                outcomes={"ok": 3, "server_error": 3},
+            ),
+        }
+    )
+    summary = run_health(
+        AS_OF, cfg=CFG, usage_source=source, store=FirestoreHealthStore(), publish=publish_notice
+    )
+    assert summary.customers == 3
+    assert summary.categories == {"healthy": 1, "at_risk": 0, "churn_risk": 2}
+    assert summary.actions_fired == {
+        "retention_campaign": 1,
+        "training_outreach": 1,
+        "education_campaign": 1,
+        "onboarding_checkin": 1,
+    }
+    assert summary.reads_per_customer == pytest.approx(4 / 3, abs=1e-3)  # the customers and one event
+
+    thriving = fs.collection("customers").document("thriving").get().to_dict()["health"]
+    assert thriving["category"] == "healthy"
+    assert set(thriving["components"]) == {"engagement", "adoption", "api_health", "feedback"}
+    assert thriving["missing"] == ["tickets", "payment"]
+    fading = fs.collection("customers").document("fading").get().to_dict()["health"]
+    assert fading["components"]["payment"]["score"] == 60
+    assert fs.collection("health_scores").document("fading:2026-11-30").get().exists
+
+    notices = alerts_inbox()
+    assert sorted((n["labels"]["customer"], n["labels"]["action"]) for n in notices) == [
+        ("fading", "education_campaign"),
+        ("fading", "retention_campaign"),
+        ("fading", "training_outreach"),
+        ("fresh", "onboarding_checkin"),
+    ]
+    assert {n["severity"] for n in notices} == {"low"}
+    assert notices[0]["annotations"]["contact_email"] == "csm@example.com"
+
+    again = run_health(
+        AS_OF, cfg=CFG, usage_source=source, store=FirestoreHealthStore(), publish=publish_notice
+    )
+    assert again.actions_fired == {}
+    assert alerts_inbox() == []
+    rerun = fs.collection("customers").document("thriving").get().to_dict()["health"]
+    assert rerun["score"] == thriving["score"]
+
+    next_day = AS_OF + timedelta(days=1)
+    source.usage["thriving"] = Usage(
+        daily={next_day - timedelta(days=i): 100 for i in range(1, 7)}
+        | {next_day - timedelta(days=i): 100 for i in range(29, 57)},
+        features=dict(FEATURES),
+        outcomes={"ok": 600},
+        feedback={"helpful": 30, "not_helpful": 5, "rating_5": 10},
+    )
+    run_health(next_day, cfg=CFG, usage_source=source, store=FirestoreHealthStore(), publish=publish_notice)
+    moved = fs.collection("customers").document("thriving").get().to_dict()["health"]
+    assert moved["previous"]["score"] == thriving["score"]
+    assert moved["movers"][0]["component"] == "engagement"
+    assert "active_days 28 -> 6" in moved["movers"][0]["reason"]
+
+
+def test_persona_week_and_drift_notice_once_per_episode(fs, alerts_inbox) -> None:  # type: ignore[no-untyped-def]
+    live = {"Lua": 2500, "Elro": 2500, "Riri": 2500, "Nana": 2500}
+    monday = date(2026, 11, 23)
+    weeks = {monday - timedelta(weeks=i): dict(live) for i in range(1, 5)}
+    weeks[monday] = {"Lua": 4000, "Elro": 1000, "Riri": 2500, "Nana": 2500}
+    answers = [
+        (monday + timedelta(days=1), Answer(persona="Lua", helpful=i % 4 != 0, rating=4)) for i in range(40)
+    ]
+    source = MemoryUsage(weeks=weeks, answers=answers)
+    store = FirestoreHealthStore()
+    summary = run_health(AS_OF, cfg=CFG, usage_source=source, store=store, publish=publish_notice)
+    assert summary.personas_week == monday
+    assert summary.drift == ["expected", "baseline"]
+    stored = fs.collection("health_personas").document("2026-11-23").get().to_dict()
+    lua = next(s for s in stored["satisfaction"] if s["persona"] == "Lua")
+    assert lua["answers"] == 40
+    assert lua["helpful_share"] == 0.75
+    notices = alerts_inbox()
+    assert sorted(n["labels"]["against"] for n in notices) == ["baseline", "expected"]
+    assert {n["severity"] for n in notices} == {"medium"}
+    run_health(AS_OF + timedelta(days=1), cfg=CFG, usage_source=source, store=store, publish=publish_notice)
+    assert alerts_inbox() == []

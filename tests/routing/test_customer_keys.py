@@ -1,0 +1,140 @@
+"""Routing accepts customer keys (issued by the health capability) beside ION_API_KEYS, limits
+each key, refuses revoked ones within the cache TTL, and counts requests under the customer,
+which the health run then reads back from the metric store."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from functions.health import registry
+from functions.health.models import CustomerIn
+from shared.customer_keys import CUSTOMER_FEEDBACK_METRIC, CUSTOMER_REQUESTS_METRIC, cache_key
+
+pytestmark = pytest.mark.emulators
+
+ROUTE = {"resonance_key": "calm-flowing-seek-advice"}
+
+
+@pytest.fixture(autouse=True)
+def _quiet_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ION_METRICS_FLUSH_SECONDS", "3600")
+    monkeypatch.setenv("ION_CACHE_WARM_ITEMS", "0")
+
+
+def _issue(customer_id: str = "acme") -> str:
+    registry.create_customer(CustomerIn(id=customer_id, name=customer_id))
+    return registry.issue_key(customer_id).api_key
+
+
+def test_open_api_attributes_customer_traffic_and_refuses_unknown_customer_keys(
+    fs, redis_url, collected
+) -> None:  # type: ignore[no-untyped-def]
+    key = _issue()
+    client, service, sink = collected()
+    assert client.post("/v2/route", json=ROUTE, headers={"X-API-Key": key}).status_code == 200
+    assert (
+        client.post("/v2/route", json={"message": "how do I start?"}, headers={"X-API-Key": key}).status_code
+        == 200
+    )
+    assert (
+        client.post(
+            "/v2/route", json={"resonance_key": "calm-flowing-nope"}, headers={"X-API-Key": key}
+        ).status_code
+        == 422
+    )
+    assert client.post("/v2/route", json=ROUTE).status_code == 200  # open: no key still served
+    forged = key[:-4] + "AAAA"
+    assert client.post("/v2/route", json=ROUTE, headers={"X-API-Key": forged}).status_code == 401
+    unknown = "ion_0123456789ab_" + "A" * 43
+    assert client.post("/v2/route", json=ROUTE, headers={"X-API-Key": unknown}).status_code == 401
+    service.telemetry.flush()
+    assert sink.total(CUSTOMER_REQUESTS_METRIC, customer="acme", feature="route_key", outcome="ok") == 1
+    assert sink.total(CUSTOMER_REQUESTS_METRIC, customer="acme", feature="route_message", outcome="ok") == 1
+    assert (
+        sink.total(CUSTOMER_REQUESTS_METRIC, customer="acme", feature="route_key", outcome="client_error")
+        == 1
+    )
+    assert sink.total(CUSTOMER_REQUESTS_METRIC) == 3  # the anonymous and refused requests are nobody's
+    import redis
+
+    assert redis.Redis.from_url(redis_url).get(cache_key(key[4:16])) is not None  # L2 filled
+
+
+def test_operator_and_customer_keys_side_by_side_with_a_limit_per_key(fs, redis_url, collected) -> None:  # type: ignore[no-untyped-def]
+    first, second = _issue("acme"), _issue("beta")
+    client, service, sink = collected(
+        ION_API_KEYS="operator-key", ION_RATE_LIMIT_BURST="2", ION_RATE_LIMIT_PER_SECOND="0.01"
+    )
+    assert client.post("/v2/route", json=ROUTE).status_code == 401
+    assert client.post("/v2/route", json=ROUTE, headers={"X-API-Key": "operator-key"}).status_code == 200
+    statuses = [
+        client.post("/v2/route", json=ROUTE, headers={"X-API-Key": first}).status_code for _ in range(3)
+    ]
+    assert statuses == [200, 200, 429]
+    assert client.post("/v2/route", json=ROUTE, headers={"X-API-Key": second}).status_code == 200
+    service.telemetry.flush()
+    assert sink.total(CUSTOMER_REQUESTS_METRIC, customer="acme", outcome="rate_limited") == 1
+    assert sink.total(CUSTOMER_REQUESTS_METRIC, customer="beta", outcome="ok") == 1
+
+
+def test_revoked_keys_are_refused_within_the_cache_ttl(fs, redis_url, make_client) -> None:  # type: ignore[no-untyped-def]
+    key = _issue()
+    client = make_client(ION_CUSTOMER_KEY_CACHE_SECONDS="1")
+    assert client.post("/v2/route", json=ROUTE, headers={"X-API-Key": key}).status_code == 200
+    registry.revoke_key("acme", key[4:16])
+    import redis
+
+    assert redis.Redis.from_url(redis_url).get(cache_key(key[4:16])) is None  # revocation cleared L2
+    time.sleep(1.2)
+    assert client.post("/v2/route", json=ROUTE, headers={"X-API-Key": key}).status_code == 401
+
+
+def test_customer_keys_work_without_redis(fs, make_client) -> None:  # type: ignore[no-untyped-def]
+    key = _issue()
+    client = make_client()
+    for _ in range(3):
+        assert client.post("/v2/route", json=ROUTE, headers={"X-API-Key": key}).status_code == 200
+
+
+def test_a_routed_request_shows_up_in_the_customers_usage_and_score(fs, collected, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Routing's batch stored by ingestion, read back by the health run's usage source."""
+    monkeypatch.setenv("ION_METRICS_UPDATES_TOPIC", "")  # no alert evaluation on ingest here
+    from functions.health.config import load_config
+    from functions.health.run import run_health
+    from functions.health.settings import DEFAULT_CONFIG_FILE
+    from functions.health.store import FirestoreHealthStore
+    from functions.health.usage import MetricUsage
+    from functions.ingestion.main import ingest_payload
+    from shared.clock import utcnow
+    from shared.telemetry import CONTENT_TYPE
+
+    key = _issue()
+    client, service, sink = collected()
+    routed = client.post("/v2/route", json=ROUTE, headers={"X-API-Key": key}).get_json()
+    client.post("/v2/recommend", json={"scenario": "I need a plan for my week"}, headers={"X-API-Key": key})
+    answer = {"request_id": routed["request_id"], "helpful": True, "rating": 5, "nps": 9}
+    assert client.post("/v2/feedback", json=answer, headers={"X-API-Key": key}).status_code == 201
+    assert (
+        client.post("/v2/feedback", json=answer, headers={"X-API-Key": key}).status_code == 200
+    )  # not recounted
+    service.telemetry.flush()
+    assert sink.total(CUSTOMER_FEEDBACK_METRIC, customer="acme") == 3  # helpful, rating_5, nps_9
+    for payload in sink.payloads:
+        ingest_payload(payload, CONTENT_TYPE)
+
+    tomorrow = utcnow().date() + timedelta(days=1)
+    usage = MetricUsage().customers_usage(tomorrow, 28)["acme"]
+    assert usage.daily == {utcnow().date(): 4}
+    assert usage.features == {"route_key": 1, "recommend": 1, "feedback": 2}
+    assert usage.feedback == {"helpful": 1, "rating_5": 1, "nps_9": 1}
+    cfg = load_config(DEFAULT_CONFIG_FILE)
+    source = MetricUsage()
+    summary = run_health(tomorrow, cfg=cfg, usage_source=source, store=FirestoreHealthStore(), publish=None)
+    assert summary.usage_queries == 4  # three for every customer's usage, one for the persona mix
+    health: dict[str, Any] = fs.collection("customers").document("acme").get().to_dict()["health"]
+    assert health["components"]["adoption"]["inputs"]["used"] == ["route_key", "recommend", "feedback"]
+    assert health["components"]["feedback"]["inputs"]["nps"] == 100.0
