@@ -155,8 +155,26 @@ class Topology(_Strict):
         return {n: f for n, f in self.functions.items() if f.dead_letters}
 
 
+class _NoDuplicateKeys(yaml.SafeLoader):
+    """YAML keeps the last of two equal keys silently; here a repeated key is an error (an
+    attempt deadline written twice must not quietly win or lose)."""
+
+
+def _mapping_without_duplicates(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise ValueError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node)
+
+
+_NoDuplicateKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
 def load_topology(path: Path = TOPOLOGY_FILE) -> Topology:
-    raw = yaml.safe_load(path.read_text())
+    raw = yaml.load(path.read_text(), Loader=_NoDuplicateKeys)
     # YAML writes an empty mapping as {} but a missing section as None.
     for section in ("functions", "topics", "schedules"):
         raw[section] = raw.get(section) or {}

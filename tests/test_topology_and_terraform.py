@@ -290,3 +290,16 @@ def test_channel_and_link_variables_are_validated_in_terraform() -> None:
     for name in ("alert_channels", "public_urls"):
         assert "default" not in variables[name], name  # required: a deploy must say them
         assert variables[name]["validation"], name
+
+
+def test_a_key_written_twice_is_refused_naming_its_line(tmp_path: Path) -> None:
+    bad = tmp_path / "topology.yaml"
+    bad.write_text(
+        "capabilities: {a: {port: 1, port_env: X}}\n"
+        "functions:\n  job: {capability: a, trigger: http, timeout_seconds: 60}\n"
+        "topics: {}\n"
+        "schedules:\n  tick:\n    function: job\n    cron: '* * * * *'\n"
+        "    attempt_deadline: 30s\n    attempt_deadline: 300s\n"
+    )
+    with pytest.raises(ValueError, match="duplicate key 'attempt_deadline' at line 10"):
+        load_topology(bad)
