@@ -265,9 +265,7 @@ def test_a_deployed_fan_out_gets_every_variable_its_routed_channels_require() ->
     from functions.fanout.settings import DEFAULT_ROUTING_FILE, FanoutSettings
 
     routing = load_routing(DEFAULT_ROUTING_FILE)
-    routed = {c for route in routing.severities.values() for c in route.channels} | set(
-        routing.digest.channels
-    )
+    routed = routing.all_channels()
     fields = FanoutSettings.model_fields
     for name, fn in load_topology().functions_of("fanout").items():
         supplied = set(fn.secrets) | set(fn.settings_from)

@@ -36,6 +36,7 @@ from shared.clock import utcnow
 from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
 from shared.messages import AlertTransition
+from shared.notices import NOTICE_KIND
 
 log = get_logger("fanout.pipeline")
 
@@ -169,7 +170,10 @@ def _commit(tx: Any, group: GroupRecord, plan: Plan, now: datetime, routing: Rou
             alerts=plan.notify,
             created_at=now,
         )
-        store_notification(tx, notification, list(route.channels), plan.items)
+        notices_only = all(t.kind == NOTICE_KIND for t in plan.notify)
+        store_notification(
+            tx, notification, routing.channels(group.severity, notices=notices_only), plan.items
+        )
     firing = set(group.firing)
     for item in plan.items:
         tx.update(
@@ -181,8 +185,13 @@ def _commit(tx: Any, group: GroupRecord, plan: Plan, now: datetime, routing: Rou
             },
         )
     for t in plan.notify:
-        firing.add(t.fingerprint) if t.state == "firing" else firing.discard(t.fingerprint)
-        tx.update(_col(ALERTS).document(doc_id(t.fingerprint)), {"notified_state": t.state, "muted": None})
+        # A notice is told once: it never stays firing, so it is never repeated or held.
+        lasting = t.state == "firing" and t.kind != NOTICE_KIND
+        firing.add(t.fingerprint) if lasting else firing.discard(t.fingerprint)
+        tx.update(
+            _col(ALERTS).document(doc_id(t.fingerprint)),
+            {"notified_state": "firing" if lasting else "resolved", "muted": None},
+        )
     for item in plan.items:
         if item["outcome"] == "muted":
             tx.update(_col(ALERTS).document(doc_id(item["fingerprint"])), {"muted": item["reason"]})

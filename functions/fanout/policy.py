@@ -22,6 +22,7 @@ from functions.fanout.records import AlertRecord, GroupRecord, Outcome
 from functions.fanout.routes import Flapping, RoutingConfig
 from functions.fanout.silences import Silence, silenced_by
 from shared.messages import AlertTransition
+from shared.notices import NOTICE_KIND
 
 
 def admit(
@@ -43,7 +44,8 @@ def admit(
         fingerprint=transition.fingerprint,
         group_id=group_id,
         severity=transition.severity,
-        state=transition.state,
+        # A notice does not stay firing: it neither repeats nor inhibits other alerts.
+        state="resolved" if transition.kind == NOTICE_KIND else transition.state,
         labels=alert_labels(transition),
         latest=transition,
         changes=changes,

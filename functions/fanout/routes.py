@@ -91,6 +91,10 @@ class RoutingConfig(_Strict):
     inhibit_rules: list[InhibitRule] = []
     flapping: Flapping = Flapping()
     digest: Digest = Digest()
+    # Notices (one-off events: a scale change, a cost anomaly, a success action, a dead letter)
+    # go to these channels by severity instead of the severity's own; they are sent once, never
+    # repeated. Unset severities use the severity's channels.
+    notices: dict[Severity, Annotated[list[ChannelName], Field(min_length=1)]] = {}
 
     @model_validator(mode="after")
     def _every_severity_routed(self) -> RoutingConfig:
@@ -101,6 +105,16 @@ class RoutingConfig(_Strict):
 
     def route(self, severity: Severity) -> Route:
         return self.severities[severity]
+
+    def channels(self, severity: Severity, *, notices: bool) -> list[str]:
+        if notices and severity in self.notices:
+            return list(self.notices[severity])
+        return list(self.severities[severity].channels)
+
+    def all_channels(self) -> set[str]:
+        """Every channel some notification may go to (what a deployment must configure)."""
+        found = {c for route in self.severities.values() for c in route.channels}
+        return found | {c for channels in self.notices.values() for c in channels} | set(self.digest.channels)
 
     def group_labels(self, transition: AlertTransition) -> dict[str, str]:
         labels = alert_labels(transition)

@@ -105,11 +105,7 @@ def check_deployment() -> None:
     settings = get_fanout_settings()
     if not settings.deployed:
         return
-    routing = get_routing()
-    channels = {c for route in routing.severities.values() for c in route.channels} | set(
-        routing.digest.channels
-    )
-    problems = deployment_problems(settings, channels)
+    problems = deployment_problems(settings, get_routing().all_channels())
     if problems:
         raise SystemExit("fan-out cannot start: " + "; ".join(problems))
 
