@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-FINE_RETENTION = timedelta(hours=71)
+from shared.metrics.store import RETENTION
+
+# Minute rollups are kept RETENTION["minute"]; an hour less, so the oldest asked for still exists.
+FINE_RETENTION = RETENTION["minute"] - timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class QueryApiSource:
         step = 60 if query.step == 0 else query.step
         start = query.start
         if step is not None and step < 3600 and query.end - start > FINE_RETENTION:
-            # Steps under an hour are served from minute rollups, kept 72 h: ask for what exists.
+            # Steps under an hour are served from minute rollups: ask for what exists.
             start = query.end - FINE_RETENTION
         result = run_query(
             MetricQuery(
