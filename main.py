@@ -70,3 +70,10 @@ def evaluate_alerts_on_ingest(event: CloudEvent) -> None:
     from functions.alerts.main import handle_event
 
     handle_event(event)
+
+
+@functions_framework.http
+def mail_reports(request: flask.Request) -> flask.Response:
+    from functions.reports.main import handle
+
+    return handle(request)
