@@ -13,7 +13,9 @@ old. Nothing here is a second copy of the store format: it builds the writer's `
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from functions.ingestion.aggregate import NANOS, Batch, MetricInfo, SeriesBatch
 from shared.metrics.sketch import Sketch
@@ -91,8 +93,54 @@ class MetricHistory:
         if not self.batch.series:
             return
         register_series(self.batch)
-        digest = hashlib.sha256(f"history-{id(self)}-{self.batches}".encode()).hexdigest()
+        # A fresh id per batch: ids are how the writer recognises a retried batch.
+        digest = hashlib.sha256(f"history-{uuid.uuid4()}".encode()).hexdigest()
         store_batch(self.batch, digest)
         self.batches += 1
         self.batch = Batch()
         self._minutes.clear()
+
+
+def fold_as_of(now: datetime) -> int:
+    """Run the downsampler as it would have run at ``now`` until it has nothing left to fold
+    (history older than the 72 h of minute rollups is only readable once folded into hours).
+    Returns the hour rollups written."""
+    from functions.ingestion.downsample import downsample
+    from shared import clock
+
+    previous = clock.set_clock(clock.FrozenClock(now))
+    try:
+        written = 0
+        for _ in range(1000):
+            result = downsample()
+            written += result.hours_written
+            if result.complete:
+                return written
+        raise RuntimeError("the downsampler did not finish in 1000 runs")
+    finally:
+        clock.set_clock(previous)
+
+
+def write_history(
+    start: datetime, end: datetime, minute_of: Callable[[MetricHistory, datetime], None], *, every: int = 1
+) -> None:
+    """Write ``[start, end)`` day by day, calling ``minute_of(history, minute)`` for every
+    ``every``-th minute, and fold each day as the downsampler would have a few hours later, so
+    the whole span is readable at both resolutions."""
+    from functions.ingestion.settings import get_ingestion_settings
+
+    # Folding as of day_end + delay folds exactly the hours before day_end: the next day's
+    # first hour stays open until its minutes are written.
+    delay = timedelta(seconds=get_ingestion_settings().fold_delay_seconds)
+    day_start = start
+    while day_start < end:
+        day_end = min(end, day_start + timedelta(days=1))
+        history = MetricHistory()
+        minute = day_start
+        while minute < day_end:
+            minute_of(history, minute)
+            history.maybe_flush()
+            minute += timedelta(minutes=every)
+        history.flush()
+        fold_as_of(day_end + delay)
+        day_start = day_end

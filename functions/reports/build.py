@@ -319,7 +319,7 @@ class PanelBuilder:
             label = s.labels.get(panel.by, "(none)")
             for _, v in s.points:
                 by_label[label] = v if panel.query.agg not in ADDITIVE else by_label[label] + v
-        total = sum(by_label.values()) if panel.query.agg in ("count", "sum") else None
+        total = sum(by_label.values()) if by_label and panel.query.agg in ("count", "sum") else None
         rows = []
         for label, value in sorted(by_label.items(), key=lambda kv: (-kv[1], kv[0])):
             band = panel.row_bands.get(label, panel.band)

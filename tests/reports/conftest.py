@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from functions.reports import panels, render
+from devtools.emulators import reset_firestore
+from functions.reports import panels, render, report
 from functions.reports.main import dashboard_cache
 from functions.reports.settings import get_reports_settings
 from shared import clock
@@ -20,12 +22,32 @@ NOW = datetime(2026, 11, 18, 12, 0, 30, tzinfo=UTC)
 def _reports_isolated() -> Iterator[None]:
     get_reports_settings.cache_clear()
     panels.load_catalog.cache_clear()
+    report.load_audiences.cache_clear()
     dashboard_cache.clear()
     yield
     get_reports_settings.cache_clear()
     panels.load_catalog.cache_clear()
     dashboard_cache.clear()
     render.templates.cache_clear()
+
+
+@pytest.fixture
+def fs(emulators):  # type: ignore[no-untyped-def]
+    """The suite's ``fs``, patient with an emulator still warming up on a loaded machine (its
+    first reset can take longer than the suite's 10 s)."""
+    from shared import firestore
+    from tests.conftest import _reset_caches
+
+    for attempt in range(6):
+        try:
+            reset_firestore(emulators.firestore_host, emulators.project)
+            break
+        except OSError:
+            if attempt == 5:
+                raise
+            time.sleep(2)
+    _reset_caches()
+    return firestore.get_firestore()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ def live(fs, serve_capability):  # type: ignore[no-untyped-def]
 def test_every_dashboard_in_every_format(live) -> None:
     index = requests.get(f"{live.url}/dashboards?format=json", timeout=10).json()
     names = [d["name"] for d in index["dashboards"]]
-    assert names == ["overview", "performance", "reliability", "cache", "infrastructure"]
+    assert names == ["overview", "performance", "reliability", "cache", "infrastructure", "quality"]
     for name in names:
         for fmt, media in (
             ("html", "text/html"),
@@ -63,7 +63,11 @@ def test_accept_header_chooses_the_format(live) -> None:
         ("/dashboards/overview?window=2h", 422, ["1h", "24h", "7d"]),
         ("/dashboards/overview?format=pdf", 422, ["html", "json", "markdown", "text"]),
         ("/dashboards/overview?region=mars-north1", 422, ["us-central1", "europe-west1", "asia-southeast1"]),
-        ("/dashboards/costs", 404, ["overview", "performance", "reliability", "cache", "infrastructure"]),
+        (
+            "/dashboards/costs",
+            404,
+            ["overview", "performance", "reliability", "cache", "infrastructure", "quality"],
+        ),
     ],
 )
 def test_bad_parameters_are_4xx_listing_what_is_allowed(
