@@ -186,6 +186,7 @@ class PanelBuilder:
                 step=self.step if stepped else None,
                 labels=labels,
                 group_by=[g for g in group_by if g not in labels],
+                resolution="hour" if self.step >= 3600 else "auto",
             )
         )
 
@@ -223,7 +224,14 @@ class PanelBuilder:
         assert panel.query is not None
         labels = {"region": self.region} if self.region else {}
         result = self.metrics.query(
-            MetricQuery(metric=panel.query.metric, agg="count", start=self.start, end=self.end, labels=labels)
+            MetricQuery(
+                metric=panel.query.metric,
+                agg="count",
+                start=self.start,
+                end=self.end,
+                labels=labels,
+                resolution="hour" if self.step >= 3600 else "auto",
+            )
         )
         return any(v > 0 for s in result.series for _, v in s.points)
 
