@@ -85,21 +85,28 @@ def root(_request: flask.Request) -> flask.Response:
 
 
 @api.route("/health")
-def health(_request: flask.Request) -> flask.Response:
-    """Checks what serving needs: the panel definitions load and Firestore answers a read."""
-    from shared.firestore import get_firestore
-
+def health(request: flask.Request) -> flask.Response:
+    """Checks what serving needs: the panel and audience definitions load and the mail mode;
+    with ``?deep=true`` also that Firestore answers a read (kept out of the liveness probe: a
+    cold instance's first Firestore call pays the client's import and connection)."""
     settings = get_reports_settings()
     checks: dict[str, Any] = {}
     try:
-        checks["dashboards"] = {"ok": True, "count": len(catalog().dashboards)}
+        checks["definitions"] = {
+            "ok": True,
+            "dashboards": len(catalog().dashboards),
+            "audiences": len(audiences().audiences),
+        }
     except Exception as exc:  # noqa: BLE001 - reported, not raised
-        checks["dashboards"] = {"ok": False, "error": str(exc)}
-    try:
-        list(get_firestore().collection("report_runs").limit(1).stream(timeout=5))
-        checks["firestore"] = {"ok": True}
-    except Exception as exc:  # noqa: BLE001
-        checks["firestore"] = {"ok": False, "error": type(exc).__name__}
+        checks["definitions"] = {"ok": False, "error": str(exc)}
+    if request.args.get("deep") == "true":
+        from shared.firestore import get_firestore
+
+        try:
+            list(get_firestore().collection("report_runs").limit(1).stream(timeout=5))
+            checks["firestore"] = {"ok": True}
+        except Exception as exc:  # noqa: BLE001
+            checks["firestore"] = {"ok": False, "error": type(exc).__name__}
     checks["mail"] = {
         "ok": True,
         "mode": "smtp" if settings.mail_configured else "outbox (local fallback: reports are not mailed)",
