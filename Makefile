@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt bench tf-fmt clean setup redis
+.PHONY: run test lint fmt bench tf-fmt clean setup redis chromium
 
 setup: $(STAMP) redis
 
@@ -24,10 +24,19 @@ redis:
 	  { $$SUDO apt-get update -qq >/dev/null && $$SUDO apt-get install -y -qq redis-server >/dev/null; }; \
 	  command -v redis-server >/dev/null || { echo "could not install redis-server"; exit 1; }; }
 
+# Headless Chromium from the system packages, for the dashboard page tests.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium with apt"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -qq >/dev/null && $$SUDO apt-get install -y -qq chromium >/dev/null; }; \
+	  command -v chromium >/dev/null || { echo "could not install chromium"; exit 1; }; }
+
 run: setup
 	$(PY) -m devtools.stack
 
-test: setup
+test: setup chromium
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(PY) -m pytest

@@ -122,11 +122,20 @@ def snapshot_cost_budget(event: CloudEvent) -> None:
 
 @functions_framework.http
 def adjust_scaling(request: flask.Request) -> flask.Response:
-    pass
+    from functions.scaling.main import handle
+
+    return handle(request)
 
 
 @functions_framework.http
 def score_health(request: flask.Request) -> flask.Response:
     from functions.health.main import handle
+
+    return handle(request)
+
+
+@functions_framework.http
+def mail_reports(request: flask.Request) -> flask.Response:
+    from functions.reports.main import handle
 
     return handle(request)

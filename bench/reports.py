@@ -1,0 +1,216 @@
+"""Reports bench: dashboard render time per format and window over a week of metric history,
+Firestore reads per render, and the weekly report's build time and size.
+
+    .venv/bin/python bench/reports.py            # the whole bench (a few minutes: it writes history)
+    .venv/bin/python bench/reports.py --quick    # 12 hours of history, 1h and 24h windows only
+
+History, written through the ingestion writer and folded by the downsampler as in production:
+the last 24 h at every minute (what the 1h and 24h windows read), the six days before at one
+minute in ten (folded into hours, what the 7d window reads), 3 regions x 2 status codes of
+request latency, 4 cache series, instance and lag gauges. Reads are counted by wrapping the
+Firestore client's stream/get calls (documents returned), here only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from statistics import median
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+REGIONS = {"us-central1": 0.020, "europe-west1": 0.030, "asia-southeast1": 0.040}
+
+
+class ReadCounter:
+    def __init__(self) -> None:
+        self.documents = 0
+
+    def install(self) -> None:
+        from google.cloud.firestore_v1 import client, document, query
+
+        counter = self
+        original_stream = query.Query.stream
+        original_get = document.DocumentReference.get
+        original_get_all = client.Client.get_all
+
+        def stream(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            for snapshot in original_stream(self, *args, **kwargs):
+                counter.documents += 1
+                yield snapshot
+
+        def get(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            counter.documents += 1
+            return original_get(self, *args, **kwargs)
+
+        def get_all(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            for snapshot in original_get_all(self, *args, **kwargs):
+                counter.documents += 1
+                yield snapshot
+
+        query.Query.stream = stream  # type: ignore[method-assign]
+        document.DocumentReference.get = get  # type: ignore[method-assign]
+        client.Client.get_all = get_all  # type: ignore[method-assign]
+
+
+def minute_of(history, minute: datetime) -> None:  # type: ignore[no-untyped-def]
+    hour = minute.hour + minute.minute / 60
+    load = 1.0 + 0.6 * max(0.0, 1 - abs(hour - 15) / 9)  # a daily shape
+    for region, latency in REGIONS.items():
+        base = {"service": "routing", "region": region, "http.route": "/v2/route"}
+        history.observe_weighted(
+            "http.server.request.duration",
+            {**base, "http.response.status_code": "200"},
+            minute,
+            [latency * 0.8, latency, latency * 1.3, latency * 2.5],
+            250 * load,
+        )
+        history.observe_weighted(
+            "http.server.request.duration", {**base, "http.response.status_code": "503"}, minute, [0.4], 0.5
+        )
+        cache = {"region": region, "endpoint": "route"}
+        for tier, result, n in (
+            ("l1", "hit", 640),
+            ("l1", "miss", 360),
+            ("l2", "hit", 320),
+            ("l2", "miss", 40),
+        ):
+            history.increment(
+                "ion.cache.requests", {**cache, "tier": tier, "result": result}, minute, n * load
+            )
+        history.gauge("cloudrun.container.instance.count", {"region": region, "state": "active"}, minute, 9)
+        history.gauge("cloudsql.replication.lag", {"region": region, "database": "p:ion"}, minute, 0.04)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+
+    from devtools.emulators import start_firestore
+    from devtools.processes import free_port
+
+    port = free_port()
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-reports-"))
+    emulator = start_firestore(port, log_dir=log_dir)
+    os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{port}"
+    os.environ["GOOGLE_CLOUD_PROJECT"] = "ion-ops-bench"
+    os.environ["ION_LOG_LEVEL"] = "WARNING"
+    try:
+        run(args.quick)
+    finally:
+        emulator.stop()
+
+
+def run(quick: bool) -> None:
+    from devtools.metric_history import write_history
+    from functions.reports.build import build_dashboard
+    from functions.reports.mail import render_report
+    from functions.reports.panels import load_catalog
+    from functions.reports.period import Period
+    from functions.reports.render import FORMATS, render_view
+    from functions.reports.report import build_report, load_audiences
+    from functions.reports.settings import get_reports_settings
+    from functions.reports.source import FirestoreAlertSource, StoreMetricSource
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    started = time.perf_counter()
+    recent = now - timedelta(hours=12 if quick else 24)
+    if not quick:
+        write_history(now - timedelta(days=7), recent, minute_of, every=10)
+    write_history(recent, now + timedelta(minutes=1), minute_of, every=1)
+    print(f"history written and folded in {time.perf_counter() - started:.1f} s")
+
+    counter = ReadCounter()
+    counter.install()
+    catalog = load_catalog()
+    windows = ["1h", "24h"] if quick else ["1h", "24h", "7d"]
+    print()
+    print(
+        f"{'dashboard':<15}{'window':<8}{'build ms':>10}{'reads':>8}"
+        + "".join(f"{f + ' ms':>12}" for f in FORMATS)
+        + f"{'html KB':>9}"
+    )
+    worst = 0.0
+    for name, dashboard in catalog.dashboards.items():
+        for window in windows:
+            builds, reads = [], 0
+            for _ in range(3):
+                before = counter.documents
+                t0 = time.perf_counter()
+                view = build_dashboard(
+                    dashboard,
+                    StoreMetricSource(),
+                    FirestoreAlertSource(),
+                    window=window,
+                    region=None,
+                    now=now,
+                )
+                builds.append(time.perf_counter() - t0)
+                reads = counter.documents - before
+            renders = {}
+            html_size = 0
+            for fmt in FORMATS:
+                timings = []
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    body = render_view(view, fmt, catalog)
+                    timings.append(time.perf_counter() - t0)
+                renders[fmt] = median(timings)
+                if fmt == "html":
+                    html_size = len(body.encode())
+            total = median(builds) + renders["html"]
+            worst = max(worst, total)
+            print(
+                f"{name:<15}{window:<8}{median(builds) * 1000:>10.0f}{reads:>8}"
+                + "".join(f"{renders[f] * 1000:>12.2f}" for f in FORMATS)
+                + f"{html_size / 1024:>9.1f}"
+            )
+    print(
+        f"\nslowest uncached dashboard (build + html): {worst * 1000:.0f} ms; a cached one is a dict lookup"
+    )
+
+    settings = get_reports_settings()
+    audiences = load_audiences(settings.audiences_file, settings.dashboards_file)
+    end = now.replace(minute=0)
+    period = Period(
+        kind="week",
+        label="bench",
+        time_zone="Etc/UTC",
+        start=end - timedelta(days=7),
+        end=end,
+        previous_label="before",
+        previous_start=end - timedelta(days=14),
+        previous_end=end - timedelta(days=7),
+    )
+    print()
+    print(
+        f"{'report':<14}{'build ms':>10}{'reads':>8}{'render ms':>11}"
+        f"{'html KB':>9}{'images KB':>11}{'total KB':>10}"
+    )
+    for name, audience in audiences.audiences.items():
+        before = counter.documents
+        t0 = time.perf_counter()
+        report = build_report(audience, period, catalog, StoreMetricSource(), FirestoreAlertSource(), now=now)
+        built = time.perf_counter() - t0
+        reads = counter.documents - before
+        t0 = time.perf_counter()
+        rendered = render_report(report, settings)
+        rendering = time.perf_counter() - t0
+        html_kb = len(rendered.html.encode()) / 1024
+        images_kb = sum(len(i) for i in rendered.images.values()) / 1024
+        print(
+            f"{name:<14}{built * 1000:>10.0f}{reads:>8}{rendering * 1000:>11.0f}"
+            f"{html_kb:>9.1f}{images_kb:>11.1f}"
+            f"{rendered.size_bytes / 1024:>10.1f}"
+        )
+    print("(report render includes the first matplotlib import for the first audience)")
+
+
+if __name__ == "__main__":
+    main()

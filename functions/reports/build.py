@@ -1,0 +1,502 @@
+"""Panel data: a panel definition plus a window becomes a ``PanelView`` (value, status, series,
+rows, alerts), and a dashboard a ``DashboardView``. Pure over the two ports of ``source.py``;
+every output format (HTML, JSON, Markdown, text, the weekly report's tables and PNG charts) is
+rendered from these views.
+
+The JSON of ``DashboardView`` is the documented dashboard API (``schema_version`` changes only
+with an incompatible change).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel
+
+from functions.reports.panels import (
+    ADDITIVE,
+    STEPS,
+    WINDOWS,
+    Band,
+    Dashboard,
+    Panel,
+    Status,
+)
+from functions.reports.source import ActiveAlert, AlertSource, MetricSource, Transition
+from shared.metrics.query import MetricQuery, QueryResult
+
+SCHEMA_VERSION = 1
+SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+STATUS_ORDER: dict[str, int] = {"breach": 0, "warning": 1, "no_data": 2, "ok": 3, "info": 4}
+
+
+class SeriesView(BaseModel):
+    label: str
+    points: list[tuple[AwareDatetime, float]]
+
+
+class RowView(BaseModel):
+    label: str
+    value: float | None
+    text: str
+    status: Status = "info"
+    share: float | None = None
+
+
+class AlertView(BaseModel):
+    rule: str
+    kind: str
+    severity: str
+    labels: dict[str, str]
+    since: AwareDatetime | None
+    value: float | None
+    threshold: float | None
+
+
+class IncidentView(BaseModel):
+    rule: str
+    severity: str
+    labels: dict[str, str]
+    started: AwareDatetime
+    ended: AwareDatetime | None
+    duration_seconds: float
+    ongoing: bool
+    summary: str
+
+
+class PanelView(BaseModel):
+    id: str
+    title: str
+    kind: str
+    description: str = ""
+    unit: str
+    target: str = ""
+    status: Status
+    value: float | None = None
+    text: str = ""
+    band: Band | None = None
+    series: list[SeriesView] = []
+    rows: list[RowView] = []
+    alerts: list[AlertView] = []
+    incidents: list[IncidentView] = []
+    note: str = ""
+
+
+class DashboardView(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    name: str
+    title: str
+    description: str
+    window: str
+    region: str | None
+    start: AwareDatetime
+    end: AwareDatetime
+    step_seconds: int
+    refresh_seconds: int
+    generated_at: AwareDatetime
+    status: Status
+    panels: list[PanelView]
+
+
+# -- formatting ------------------------------------------------------------------------------------
+
+
+def format_value(value: float | None, unit: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "no data"
+    if unit == "percent":
+        pct = value * 100
+        if pct >= 99.0 and pct < 100.0:
+            return f"{pct:.3f}%"
+        return f"{pct:.2f}%" if pct < 10 else f"{pct:.1f}%"
+    if unit == "seconds":
+        if abs(value) < 1.0:
+            ms = value * 1000
+            return f"{ms:.2f} ms" if ms < 10 else f"{ms:.1f} ms"
+        return f"{value:.2f} s"
+    if unit == "per_second":
+        return f"{value:,.0f}/s" if value >= 100 else f"{value:.2f}/s"
+    if unit == "instances":
+        return f"{value:.1f}"
+    if unit == "ratio":
+        return f"{value:.3f}"
+    return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 100 else f"{value:,.2f}"
+
+
+def worst(statuses: list[str]) -> Status:
+    graded = [s for s in statuses if s != "info"]
+    if not graded:
+        return "info"
+    return min(graded, key=lambda s: STATUS_ORDER[s])  # type: ignore[return-value]
+
+
+# -- windows ---------------------------------------------------------------------------------------
+
+
+def dashboard_window(window: str, now: datetime) -> tuple[datetime, datetime, int]:
+    """``(start, end, step)`` of a dashboard window ending with the step that holds ``now``."""
+    step = STEPS[window]
+    epoch = int(now.timestamp())
+    end = datetime.fromtimestamp(epoch - epoch % step + step, UTC)
+    return end - timedelta(seconds=WINDOWS[window]), end, step
+
+
+# -- panels ----------------------------------------------------------------------------------------
+
+
+class PanelBuilder:
+    """Builds panel views over one window ``[start, end)`` charted in steps of ``step`` seconds."""
+
+    def __init__(
+        self,
+        metrics: MetricSource,
+        alerts: AlertSource,
+        *,
+        start: datetime,
+        end: datetime,
+        step: int,
+        region: str | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.alerts = alerts
+        self.start, self.end, self.step = start, end, step
+        self.region = region
+        self.now = now or end
+        self._active: list[ActiveAlert] | None = None
+        self._transitions: list[Transition] | None = None
+
+    # queries -----------------------------------------------------------------------------------
+    def _query(
+        self, panel: Panel, *, agg: str | None = None, stepped: bool, group_by: list[str]
+    ) -> QueryResult:
+        assert panel.query is not None
+        labels = dict(panel.query.match)
+        if self.region:
+            labels["region"] = self.region
+        return self.metrics.query(
+            MetricQuery(
+                metric=panel.query.metric,
+                agg=agg or panel.query.agg,  # type: ignore[arg-type]
+                start=self.start,
+                end=self.end,
+                step=self.step if stepped else None,
+                labels=labels,
+                group_by=[g for g in group_by if g not in labels],
+                resolution="hour" if self.step >= 3600 else "auto",
+            )
+        )
+
+    def _step_scale(self, panel: Panel) -> float:
+        return self.step / 60.0 if panel.transform == "per_minute" else 1.0
+
+    def _additive_series(self, panel: Panel, result: QueryResult, keep: Any = None) -> dict[datetime, float]:
+        """Sum per step over the series ``keep`` accepts (all by default)."""
+        totals: dict[datetime, float] = defaultdict(float)
+        scale = self._step_scale(panel)
+        for series in result.series:
+            if keep is not None and not keep(series.labels):
+                continue
+            for at, value in series.points:
+                totals[at] += value / scale
+        return dict(sorted(totals.items()))
+
+    def _ratio(self, panel: Panel, result: QueryResult) -> tuple[float | None, list[tuple[datetime, float]]]:
+        assert panel.ratio is not None
+        ratio = panel.ratio
+        num = self._additive_series(panel, result, ratio.numerator.matches)
+        den = self._additive_series(panel, result, ratio.denominator.matches)
+        points = []
+        for at, total in den.items():
+            if total > 0:
+                share = num.get(at, 0.0) / total
+                points.append((at, 1.0 - share if ratio.complement else share))
+        den_total = sum(den.values())
+        if den_total <= 0:
+            return None, points
+        share = sum(num.values()) / den_total
+        return (1.0 - share if ratio.complement else share), points
+
+    def _has_data(self, panel: Panel) -> bool:
+        assert panel.query is not None
+        labels = {"region": self.region} if self.region else {}
+        result = self.metrics.query(
+            MetricQuery(
+                metric=panel.query.metric,
+                agg="count",
+                start=self.start,
+                end=self.end,
+                labels=labels,
+                resolution="hour" if self.step >= 3600 else "auto",
+            )
+        )
+        return any(v > 0 for s in result.series for _, v in s.points)
+
+    def _figure(self, panel: Panel) -> tuple[float | None, list[tuple[datetime, float]]]:
+        """The window's value and its series per step (all series of the panel together)."""
+        assert panel.query is not None
+        agg = panel.query.agg
+        if panel.ratio is not None:
+            result = self._query(panel, stepped=True, group_by=panel.needed_labels())
+            return self._ratio(panel, result)
+        if agg in ADDITIVE:
+            result = self._query(panel, stepped=True, group_by=[])
+            totals = self._additive_series(panel, result)
+            points = list(totals.items())
+            if not result.series:
+                # No series matches the filter: zero if the metric has data in the window (no L2
+                # lookup failed), no data if it has none at all.
+                if panel.query.match and self._has_data(panel):
+                    return 0.0, []
+                return None, []
+            if agg == "rate" or panel.transform == "per_minute":
+                steps = max(1, math.ceil((self.end - self.start).total_seconds() / self.step))
+                return sum(totals.values()) / steps, points
+            return sum(totals.values()), points
+        stepped = self._query(panel, stepped=True, group_by=[])
+        points = [p for s in stepped.series for p in s.points]
+        whole = self._query(panel, stepped=False, group_by=[])
+        values = [v for s in whole.series for _, v in s.points]
+        return (values[0] if values else None), points
+
+    def _status(self, panel: Panel, value: float | None) -> Status:
+        if panel.band is None:
+            return "info" if value is not None else "no_data"
+        return panel.band.status(value)
+
+    def build(self, panel: Panel) -> PanelView:
+        base: dict[str, Any] = {
+            "id": panel.id,
+            "title": panel.title,
+            "kind": panel.kind,
+            "description": panel.description,
+            "unit": panel.unit,
+            "target": panel.target,
+            "band": panel.band,
+        }
+        if panel.kind == "stat":
+            value, points = self._figure(panel)
+            series = [SeriesView(label=panel.title, points=points)] if points else []
+            return PanelView(
+                **base,
+                status=self._status(panel, value),
+                value=value,
+                text=format_value(value, panel.unit),
+                series=series,
+            )
+        if panel.kind == "timeseries":
+            return self._timeseries(panel, base)
+        if panel.kind == "breakdown":
+            return self._breakdown(panel, base)
+        if panel.kind == "distribution":
+            return self._distribution(panel, base)
+        if panel.kind == "alerts":
+            return self._alerts(panel, base)
+        return self._incidents(panel, base)
+
+    def _timeseries(self, panel: Panel, base: dict[str, Any]) -> PanelView:
+        assert panel.query is not None
+        value, overall = self._figure(panel)
+        series: list[SeriesView] = []
+        if panel.by:
+            result = self._query(panel, stepped=True, group_by=[panel.by])
+            scale = self._step_scale(panel)
+            for s in result.series:
+                label = s.labels.get(panel.by, "(none)")
+                series.append(SeriesView(label=label, points=[(t, v / scale) for t, v in s.points]))
+            series.sort(key=lambda s: s.label)
+        elif overall:
+            series = [SeriesView(label=panel.title, points=overall)]
+        return PanelView(
+            **base,
+            status=self._status(panel, value),
+            value=value,
+            text=format_value(value, panel.unit),
+            series=series,
+        )
+
+    def _breakdown(self, panel: Panel, base: dict[str, Any]) -> PanelView:
+        assert panel.query is not None
+        assert panel.by
+        result = self._query(panel, stepped=False, group_by=[panel.by])
+        by_label: dict[str, float] = defaultdict(float)
+        for s in result.series:
+            label = s.labels.get(panel.by, "(none)")
+            for _, v in s.points:
+                by_label[label] = v if panel.query.agg not in ADDITIVE else by_label[label] + v
+        total = sum(by_label.values()) if by_label and panel.query.agg in ("count", "sum") else None
+        rows = []
+        for label, value in sorted(by_label.items(), key=lambda kv: (-kv[1], kv[0])):
+            band = panel.row_bands.get(label, panel.band)
+            status: Status = band.status(value) if band else "info"
+            share = value / total if total else None
+            rows.append(
+                RowView(
+                    label=label, value=value, text=format_value(value, panel.unit), status=status, share=share
+                )
+            )
+        status = (
+            worst([r.status for r in rows])
+            if rows
+            else ("no_data" if panel.band or panel.row_bands else "info")
+        )
+        note = "" if rows else "No data in this window."
+        return PanelView(
+            **base,
+            status=status,
+            rows=rows,
+            note=note,
+            value=total,
+            text=format_value(total, panel.unit) if total is not None else "",
+        )
+
+    def _distribution(self, panel: Panel, base: dict[str, Any]) -> PanelView:
+        rows = []
+        for agg in panel.aggs:
+            result = self._query(panel, agg=agg, stepped=False, group_by=[])
+            values = [v for s in result.series for _, v in s.points]
+            value = values[0] if values else None
+            rows.append(RowView(label=agg, value=value, text=format_value(value, panel.unit)))
+        has_data = any(r.value is not None for r in rows)
+        return PanelView(
+            **base,
+            status="info" if has_data else "no_data",
+            rows=rows,
+            note="" if has_data else "No data in this window.",
+        )
+
+    def _in_region(self, labels: dict[str, str]) -> bool:
+        return not self.region or labels.get("region") in (None, self.region)
+
+    def _alerts(self, panel: Panel, base: dict[str, Any]) -> PanelView:
+        if self._active is None:
+            self._active = self.alerts.active()
+        chosen = [
+            a
+            for a in self._active
+            if (not panel.alert_kinds or a.kind in panel.alert_kinds)
+            and (not panel.severities or a.severity in panel.severities)
+            and a.kind != "notice"
+            and self._in_region(a.labels)
+        ]
+        chosen.sort(key=lambda a: (SEVERITY_ORDER.get(a.severity, 9), a.rule))
+        views = [
+            AlertView(
+                rule=a.rule,
+                kind=a.kind,
+                severity=a.severity,
+                labels=a.labels,
+                since=a.firing_since,
+                value=a.value,
+                threshold=a.threshold,
+            )
+            for a in chosen
+        ]
+        status: Status = "ok"
+        if any(a.severity in ("critical", "high") for a in chosen):
+            status = "breach"
+        elif chosen:
+            status = "warning"
+        return PanelView(
+            **base,
+            status=status,
+            value=float(len(views)),
+            text=f"{len(views)} firing",
+            alerts=views,
+            note="" if views else "No alert is firing.",
+        )
+
+    def incidents(self, severities: list[str] | None = None) -> list[IncidentView]:
+        """Firing episodes overlapping the window: a firing transition and the resolve that
+        follows it (same fingerprint); still open ones are ongoing at ``now``."""
+        if self._transitions is None:
+            self._transitions = self.alerts.transitions(self.start, self.end)
+        by_alert: dict[str, list[Transition]] = defaultdict(list)
+        for t in self._transitions:
+            if (
+                t.kind != "notice"
+                and (not severities or t.severity in severities)
+                and self._in_region(t.labels)
+            ):
+                by_alert[t.fingerprint].append(t)
+        out: list[IncidentView] = []
+        for transitions in by_alert.values():
+            transitions.sort(key=lambda t: (t.evaluated_at, t.state != "firing"))
+            opened: Transition | None = None
+            for t in transitions:
+                if t.state == "firing":
+                    if opened is None:
+                        opened = t
+                    continue
+                if opened is not None:
+                    out.append(self._incident(opened, t.ends_at or t.evaluated_at))
+                    opened = None
+            if opened is not None:
+                out.append(self._incident(opened, None))
+        kept = [i for i in out if i.started < self.end and (i.ended is None or i.ended > self.start)]
+        kept.sort(key=lambda i: i.started, reverse=True)
+        return kept
+
+    def _incident(self, opened: Transition, ended: datetime | None) -> IncidentView:
+        until = ended or self.now
+        return IncidentView(
+            rule=opened.rule,
+            severity=opened.severity,
+            labels=opened.labels,
+            started=opened.starts_at,
+            ended=ended,
+            duration_seconds=max(0.0, (until - opened.starts_at).total_seconds()),
+            ongoing=ended is None,
+            summary=opened.annotations.get("summary", opened.rule),
+        )
+
+    def _incidents(self, panel: Panel, base: dict[str, Any]) -> PanelView:
+        found = self.incidents(panel.severities or None)
+        status: Status = "ok"
+        if any(i.ongoing for i in found):
+            status = "breach"
+        elif found:
+            status = "warning"
+        return PanelView(
+            **base,
+            status=status,
+            value=float(len(found)),
+            text=f"{len(found)} incident{'s' if len(found) != 1 else ''}",
+            incidents=found,
+            note="" if found else "No incident in this window.",
+        )
+
+
+def build_dashboard(
+    dashboard: Dashboard,
+    metrics: MetricSource,
+    alerts: AlertSource,
+    *,
+    window: str,
+    region: str | None,
+    now: datetime,
+) -> DashboardView:
+    from functions.reports.source import MemoisedMetricSource
+
+    start, end, step = dashboard_window(window, now)
+    builder = PanelBuilder(
+        MemoisedMetricSource(metrics), alerts, start=start, end=end, step=step, region=region, now=now
+    )
+    panels = [builder.build(panel) for panel in dashboard.panels]
+    return DashboardView(
+        name=dashboard.name,
+        title=dashboard.title,
+        description=dashboard.description,
+        window=window,
+        region=region,
+        start=start,
+        end=end,
+        step_seconds=step,
+        refresh_seconds=dashboard.refresh_seconds,
+        generated_at=now,
+        status=worst([p.status for p in panels]),
+        panels=panels,
+    )

@@ -1,0 +1,178 @@
+"""A report as mail: an HTML part (inline CSS, tables, PNG charts inline by Content-ID, readable
+with images off: every figure is in the tables and every image has alt text) beside a plain-text
+part, sent over SMTP with STARTTLS and a verified certificate, never in the clear."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import formatdate
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from functions.reports.render import duration, status_label
+from functions.reports.report import Report
+from functions.reports.settings import ReportsSettings
+
+if TYPE_CHECKING:
+    import jinja2
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+class MailError(Exception):
+    """The relay could not take the mail; ``retryable`` when a later attempt may succeed."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+@dataclass
+class RenderedReport:
+    subject: str
+    html: str
+    text: str
+    images: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def size_bytes(self) -> int:
+        return len(self.html.encode()) + sum(len(i) for i in self.images.values())
+
+
+@lru_cache(maxsize=1)
+def templates() -> jinja2.Environment:
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def period_text(report: Report) -> str:
+    tz = ZoneInfo(report.period.time_zone)
+    start = report.period.start.astimezone(tz)
+    last_day = (report.period.end.astimezone(tz)).date().toordinal() - 1
+    from datetime import date
+
+    end_day = date.fromordinal(last_day)
+    name = "week" if report.period.kind == "week" else "month"
+    span = f"{start:%a %d %b %Y} to {end_day:%a %d %b %Y}"
+    return f"{name} {report.period.label}, {span} ({report.period.time_zone})"
+
+
+def render_report(report: Report, settings: ReportsSettings) -> RenderedReport:
+    from functions.reports.charts import line_png
+
+    tz = ZoneInfo(report.period.time_zone)
+
+    def local(at: datetime) -> str:
+        return at.astimezone(tz).strftime("%a %d %b %H:%M %Z")
+
+    context = {
+        "report": report,
+        "period_text": period_text(report),
+        "status_label": status_label,
+        "duration": duration,
+        "local": local,
+        "public_url": settings.public_url.rstrip("/"),
+    }
+    env = templates()
+    html = env.get_template("report.html.j2").render(**context)
+    text = env.get_template("report.txt.j2").render(**context)
+    images = {
+        section.chart.cid: line_png(section.chart.panel, f"{section.chart.title} ({report.period.label})")
+        for section in report.sections
+        if section.chart is not None
+    }
+    subject = f"{report.title}: {report.period.label} [{status_label(report.status)}]"
+    return RenderedReport(subject=subject, html=html, text=text, images=images)
+
+
+def build_message(
+    rendered: RenderedReport,
+    *,
+    report_id: str,
+    sender: str,
+    recipients: list[str],
+    sent_at: datetime,
+    resend: int = 0,
+) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = rendered.subject
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Date"] = formatdate(sent_at.timestamp(), usegmt=True)
+    domain = sender.rsplit("@", 1)[-1] or "ion-ops"
+    # Stable per report (and resend): a mail re-sent after a crash threads as the same message.
+    key = f"{report_id}/{resend}"
+    message["Message-ID"] = f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
+    message["X-ION-Report"] = report_id
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    html_part = message.get_payload()[1]  # type: ignore[index]
+    for cid, png in rendered.images.items():
+        html_part.add_related(png, maintype="image", subtype="png", cid=f"<{cid}>", filename=f"{cid}.png")
+    return message
+
+
+def send(message: EmailMessage, recipients: list[str], settings: ReportsSettings) -> None:
+    """STARTTLS with certificate and host name verified (the system CAs, plus
+    ``ION_REPORTS_SMTP_CA_FILE``); login when a password is set. Raises ``MailError``."""
+    import smtplib
+    import ssl
+
+    context = ssl.create_default_context()
+    if settings.smtp_ca_file:
+        context.load_verify_locations(cafile=settings.smtp_ca_file)
+    try:
+        with smtplib.SMTP(
+            str(settings.smtp_host), settings.smtp_port, timeout=settings.smtp_timeout_seconds
+        ) as smtp:
+            smtp.ehlo()
+            if not smtp.has_extn("starttls"):
+                raise MailError(
+                    f"{settings.smtp_host} does not offer STARTTLS; reports are not sent in the clear",
+                    retryable=False,
+                )
+            smtp.starttls(context=context)
+            smtp.ehlo()
+            if settings.smtp_password:
+                smtp.login(settings.smtp_user or settings.mail_from, settings.smtp_password)
+            refused = smtp.send_message(message, to_addrs=recipients)
+    except MailError:
+        raise
+    except ssl.SSLError as exc:
+        raise MailError(f"TLS with {settings.smtp_host} failed: {exc}", retryable=False) from None
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = [code for code, _ in exc.recipients.values()]
+        raise MailError(
+            f"every recipient refused: {exc.recipients}", retryable=all(400 <= c < 500 for c in codes)
+        ) from None
+    except smtplib.SMTPResponseException as exc:
+        raise MailError(
+            f"SMTP answered {exc.smtp_code} {exc.smtp_error!r}", retryable=400 <= exc.smtp_code < 500
+        ) from None
+    except (smtplib.SMTPException, OSError) as exc:
+        raise MailError(f"SMTP failed: {exc}", retryable=True) from None
+    if refused:
+        raise MailError(f"some recipients refused: {refused}", retryable=False)
+
+
+def write_outbox(message: EmailMessage, report_id: str, settings: ReportsSettings) -> str | None:
+    """The local fallback without ``SMTP_HOST``: the mail as an .eml file (not mailed)."""
+    if not settings.outbox_dir:
+        return None
+    folder = Path(settings.outbox_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{report_id}.eml"
+    path.write_bytes(bytes(message))
+    return str(path)

@@ -1,0 +1,393 @@
+"""The reports capability's HTTP function ``mail_reports``: the dashboards, the report API (what
+the scheduler's weekly jobs call) and the report archive."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+import flask
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from functions.reports.panels import WINDOWS, Catalog, load_catalog
+from functions.reports.render import FORMATS, MEDIA_TYPES
+from functions.reports.settings import deployed, get_reports_settings
+from shared.clock import utcnow
+from shared.http import Api, Problem, json_response, read_json, validation_errors
+from shared.logging import get_logger
+
+if TYPE_CHECKING:
+    from functions.reports.report import Audiences
+
+api = Api("reports")
+log = get_logger("reports")
+
+# Accept media types → format, for clients that negotiate instead of ?format=.
+ACCEPTED = {
+    "text/html": "html",
+    "application/json": "json",
+    "text/markdown": "markdown",
+    "text/plain": "text",
+}
+
+
+def handle(request: flask.Request) -> flask.Response:
+    return api(request)
+
+
+def catalog() -> Catalog:
+    return load_catalog(get_reports_settings().dashboards_file)
+
+
+def choose_format(request: flask.Request) -> str:
+    fmt = request.args.get("format")
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise Problem(422, f"format {fmt!r} is not one of {', '.join(FORMATS)}.", allowed=list(FORMATS))
+        return fmt
+    best = request.accept_mimetypes.best_match(list(ACCEPTED), default="text/html")
+    return ACCEPTED.get(best or "text/html", "html")
+
+
+class _DashboardCache:
+    """Rendered dashboards per (name, window, region, format), each kept for its dashboard's
+    refresh interval: a page reloaded by its meta refresh, or by many people, reads once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, ...], tuple[float, str]] = {}
+
+    def get(self, key: tuple[str, ...], now: float) -> str | None:
+        with self._lock:
+            hit = self._entries.get(key)
+            if hit is None or hit[0] <= now:
+                return None
+            return hit[1]
+
+    def put(self, key: tuple[str, ...], body: str, expires: float) -> None:
+        with self._lock:
+            if len(self._entries) > 500:
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > expires - 3600}
+            self._entries[key] = (expires, body)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+dashboard_cache = _DashboardCache()
+
+
+@api.route("/")
+def root(_request: flask.Request) -> flask.Response:
+    return flask.redirect("/dashboards", code=302)
+
+
+@api.route("/health")
+def health(request: flask.Request) -> flask.Response:
+    """Checks what serving needs: the panel and audience definitions load and the mail mode;
+    with ``?deep=true`` also that Firestore answers a read (kept out of the liveness probe: a
+    cold instance's first Firestore call pays the client's import and connection)."""
+    settings = get_reports_settings()
+    checks: dict[str, Any] = {}
+    try:
+        checks["definitions"] = {
+            "ok": True,
+            "dashboards": len(catalog().dashboards),
+            "audiences": len(audiences().audiences),
+        }
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        checks["definitions"] = {"ok": False, "error": str(exc)}
+    if request.args.get("deep") == "true":
+        from shared.firestore import get_firestore
+
+        try:
+            list(get_firestore().collection("report_runs").limit(1).stream(timeout=5))
+            checks["firestore"] = {"ok": True}
+        except Exception as exc:  # noqa: BLE001
+            checks["firestore"] = {"ok": False, "error": type(exc).__name__}
+    checks["mail"] = {
+        "ok": True,
+        "mode": "smtp" if settings.mail_configured else "outbox (local fallback: reports are not mailed)",
+    }
+    healthy = all(c["ok"] for c in checks.values())
+    return flask.Response(
+        flask.json.dumps({"status": "ok" if healthy else "unhealthy", "checks": checks}),
+        status=200 if healthy else 503,
+        mimetype="application/json",
+    )
+
+
+@api.route("/dashboards")
+def dashboards_index(request: flask.Request) -> flask.Response:
+    from functions.reports.render import render_index
+
+    fmt = choose_format(request)
+    return flask.Response(render_index(catalog(), fmt), mimetype=MEDIA_TYPES[fmt])
+
+
+@api.route("/dashboards/<name>")
+def dashboard(request: flask.Request, name: str) -> flask.Response:
+    from functions.reports.build import build_dashboard
+    from functions.reports.render import render_view
+    from functions.reports.source import FirestoreAlertSource, StoreMetricSource
+
+    cat = catalog()
+    if name not in cat.dashboards:
+        raise Problem(404, f"No dashboard {name!r}.", allowed=list(cat.dashboards))
+    fmt = choose_format(request)
+    window = request.args.get("window", "1h")
+    if window not in WINDOWS:
+        raise Problem(422, f"window {window!r} is not one of {', '.join(WINDOWS)}.", allowed=list(WINDOWS))
+    region = request.args.get("region") or None
+    if region is not None and region not in cat.regions:
+        raise Problem(422, f"region {region!r} is not one of {', '.join(cat.regions)}.", allowed=cat.regions)
+    definition = cat.dashboards[name]
+    now = utcnow()
+    key = (name, window, region or "", fmt)
+    settings = get_reports_settings()
+    body = dashboard_cache.get(key, now.timestamp()) if settings.cache_dashboards else None
+    cache_state = "hit"
+    if body is None:
+        cache_state = "miss"
+        view = build_dashboard(
+            definition, StoreMetricSource(), FirestoreAlertSource(), window=window, region=region, now=now
+        )
+        body = render_view(view, fmt, cat)
+        if settings.cache_dashboards:
+            dashboard_cache.put(key, body, now.timestamp() + definition.refresh_seconds)
+    response = flask.Response(body, mimetype=MEDIA_TYPES[fmt])
+    response.headers["Cache-Control"] = f"max-age={definition.refresh_seconds}"
+    response.headers["Vary"] = "Accept"
+    response.headers["X-Cache"] = cache_state
+    if fmt == "html":
+        # Self-contained: nothing may load from elsewhere (styles inline, no script).
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'"
+        )
+    return response
+
+
+# -- reports ---------------------------------------------------------------------------------------
+
+
+class ReportRequest(BaseModel):
+    """Optional JSON body (the scheduler's jobs send one); query parameters say the same."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    period: Literal["week", "month"] = "week"
+    week: str | None = None
+    month: str | None = None
+    time_zone: str | None = None
+    resend: bool = False
+
+
+def audiences() -> Audiences:
+    from functions.reports.report import load_audiences
+
+    settings = get_reports_settings()
+    loaded = load_audiences(settings.audiences_file, settings.dashboards_file)
+    if deployed():
+        missing = [f"ION_REPORTS_TO_{a.name.upper()}" for a in loaded.audiences.values() if not a.mail_to()]
+        if missing:
+            raise RuntimeError(f"reports: deployed without recipients; set {', '.join(missing)}")
+    return loaded
+
+
+def _report_request(request: flask.Request) -> ReportRequest:
+    body: dict[str, Any] = {}
+    if request.content_length or request.data:
+        body = read_json(request, ReportRequest).model_dump(exclude_unset=True)
+    for key in ("period", "week", "month", "time_zone", "resend"):
+        if key in request.args:
+            body[key] = request.args[key]
+    try:
+        return ReportRequest.model_validate(body)
+    except ValidationError as exc:
+        raise Problem(422, "Report parameters are not valid.", errors=validation_errors(exc)) from None
+
+
+def _reference_time(request: flask.Request) -> datetime:
+    """When the scheduler meant the job to run (its retries keep naming the same period)."""
+    scheduled = request.headers.get("X-CloudScheduler-ScheduleTime")
+    if scheduled:
+        try:
+            return datetime.fromisoformat(scheduled.replace("Z", "+00:00"))
+        except ValueError:
+            raise Problem(400, f"X-CloudScheduler-ScheduleTime {scheduled!r} is not RFC 3339.") from None
+    return utcnow()
+
+
+@api.route("/v1/reports/<audience>", methods=["POST"])
+def mail_report(request: flask.Request, audience: str) -> flask.Response:
+    from functions.reports import archive, period
+    from functions.reports.mail import MailError, build_message, render_report, send, write_outbox
+    from functions.reports.report import build_report, report_id
+    from functions.reports.source import FirestoreAlertSource, StoreMetricSource
+
+    settings = get_reports_settings()
+    known = audiences()
+    spec = known.audiences.get(audience)
+    if spec is None:
+        raise Problem(404, f"No audience {audience!r}.", allowed=list(known.audiences))
+    params = _report_request(request)
+    zone_name = params.time_zone or spec.time_zone or settings.time_zone
+    reference = _reference_time(request)
+    try:
+        if params.week:
+            chosen = period.week(params.week, zone_name)
+        elif params.month:
+            chosen = period.month(params.month, zone_name)
+        elif params.period == "month":
+            chosen = period.last_full_month(reference, zone_name)
+        else:
+            chosen = period.last_full_week(reference, zone_name)
+    except period.PeriodError as exc:
+        raise Problem(422, str(exc)) from None
+    now = utcnow()
+    if chosen.end > now:
+        raise Problem(
+            422,
+            f"{chosen.kind} {chosen.label} ({zone_name}) is not over yet; it ends {chosen.end.isoformat()}.",
+        )
+    recipients = spec.mail_to()
+    if settings.mail_configured and not recipients:
+        raise Problem(
+            422,
+            f"No recipients for {audience}: set ION_REPORTS_TO_{audience.upper()} "
+            "or list them in the audiences file.",
+        )
+    run_id = report_id(audience, chosen)
+    claimed = archive.claim(
+        run_id,
+        now=now,
+        lease=timedelta(seconds=settings.claim_lease_seconds),
+        resend=params.resend,
+        meta={"id": run_id, "audience": audience, "period": chosen.model_dump(mode="json")},
+    )
+    if claimed.outcome == "sent":
+        existing = claimed.existing or {}
+        sent_at = existing.get("sent_at")
+        return json_response(
+            {
+                "id": run_id,
+                "mailed": False,
+                "reason": f"already mailed{' at ' + sent_at.isoformat() if sent_at else ''}; "
+                "?resend=true mails it again",
+                "url": f"/v1/reports/{run_id}",
+            }
+        )
+    if claimed.outcome == "busy":
+        raise Problem(409, f"Report {run_id} is being built and mailed by another instance; retry later.")
+
+    report = build_report(spec, chosen, catalog(), StoreMetricSource(), FirestoreAlertSource(), now=now)
+    rendered = render_report(report, settings)
+    message = build_message(
+        rendered,
+        report_id=run_id,
+        sender=settings.mail_from,
+        recipients=recipients,
+        sent_at=now,
+        resend=claimed.resend,
+    )
+    archived = {
+        "subject": rendered.subject,
+        "status": report.status,
+        "empty": report.empty,
+        "html": rendered.html,
+        "text": rendered.text,
+        "images": rendered.images,
+        "size_bytes": rendered.size_bytes,
+        "recipients": recipients,
+        "message_id": message["Message-ID"],
+    }
+    if settings.mail_configured:
+        try:
+            send(message, recipients, settings)
+        except MailError as exc:
+            archive.finish(run_id, claimed.token, {**archived, "state": "failed", "error": str(exc)})
+            log.error(
+                "report not mailed", extra={"report": run_id, "error": str(exc), "retryable": exc.retryable}
+            )
+            raise Problem(502, f"Report {run_id} was not mailed: {exc}", retryable=exc.retryable) from None
+        delivery = "smtp"
+    else:
+        write_outbox(message, run_id, settings)
+        delivery = "outbox"
+    finished = archive.finish(
+        run_id, claimed.token, {**archived, "state": "sent", "delivery": delivery, "sent_at": utcnow()}
+    )
+    log.info(
+        "report mailed"
+        if delivery == "smtp"
+        else "report written to the outbox (SMTP_HOST unset: not mailed)",
+        extra={
+            "report": run_id,
+            "delivery": delivery,
+            "recipients": len(recipients),
+            "bytes": rendered.size_bytes,
+        },
+    )
+    return json_response(
+        {
+            "id": run_id,
+            "mailed": delivery == "smtp",
+            "delivery": delivery,
+            "recipients": recipients,
+            "message_id": message["Message-ID"],
+            "period": chosen.model_dump(mode="json"),
+            "status": report.status,
+            "empty": report.empty,
+            "size_bytes": rendered.size_bytes,
+            "html_bytes": len(rendered.html.encode()),
+            "images": len(rendered.images),
+            "resend": claimed.resend,
+            "recorded": finished,
+            "url": f"/v1/reports/{run_id}",
+        },
+        status=201,
+    )
+
+
+@api.route("/v1/reports")
+def list_reports(request: flask.Request) -> dict[str, Any]:
+    from functions.reports import archive
+
+    try:
+        limit = int(request.args.get("limit", "50"))
+    except ValueError:
+        raise Problem(422, "limit must be an integer from 1 to 500.") from None
+    if not 1 <= limit <= 500:
+        raise Problem(422, "limit must be an integer from 1 to 500.")
+    audience = request.args.get("audience")
+    rows = archive.list_runs(limit, audience)
+    for row in rows:
+        row["url"] = f"/v1/reports/{row.get('id')}"
+    return {"reports": rows}
+
+
+@api.route("/v1/reports/<run_id>")
+def get_report(request: flask.Request, run_id: str) -> flask.Response:
+    import base64
+
+    from functions.reports import archive
+
+    doc = archive.get_run(run_id)
+    if doc is None or "html" not in doc:
+        raise Problem(404, f"No archived report {run_id!r}; GET /v1/reports lists them.")
+    if request.args.get("format") == "json":
+        summary = {k: doc.get(k) for k in [*archive.SUMMARY_FIELDS, "message_id", "text"]}
+        return json_response(summary)
+    if request.args.get("format") == "text":
+        return flask.Response(doc.get("text", ""), mimetype="text/plain")
+    html: str = doc["html"]
+    # The mail's cid: images, inlined so the archived page stands alone in a browser.
+    for cid, png in (doc.get("images") or {}).items():
+        html = html.replace(f"cid:{cid}", "data:image/png;base64," + base64.b64encode(png).decode())
+    response = flask.Response(html, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+    )
+    return response

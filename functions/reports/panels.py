@@ -1,0 +1,227 @@
+"""Panels as data: the dashboards' definitions (``dashboards.yaml``), validated at load.
+
+A panel names a metric query for the common query API (``shared.metrics.query``), how its
+answer becomes a figure (aggregation, an optional ratio of two label selections, a transform),
+the unit it is shown in, the target it is held to and its status bands. Dashboards and weekly
+reports are both built from these definitions: a report section names dashboard panels, never
+a query of its own.
+
+Status bands: ``better: lower`` means a value at or below ``ok`` is ok, above ``breach`` is a
+breach, and in between a warning (``better: higher`` mirrors it). ``ok == breach`` leaves no
+warning band. A panel without a band is informational.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.metrics.query import AGGREGATIONS, QUANTILES
+
+DEFAULT_DASHBOARDS_FILE = Path(__file__).resolve().parent / "dashboards.yaml"
+
+Status = Literal["ok", "warning", "breach", "no_data", "info"]
+Unit = Literal["percent", "seconds", "per_second", "count", "ratio", "instances"]
+PanelKind = Literal["stat", "timeseries", "breakdown", "distribution", "alerts", "incidents"]
+WINDOWS: dict[str, int] = {"1h": 3600, "24h": 86_400, "7d": 604_800}
+# Step of the charted series per window: 60 points an hour, 24 a day, 168 a week. Windows charted
+# by the hour read hour rollups (and the minutes of the hours not folded yet): a day costs ~24
+# documents per bucket and query instead of 1,440.
+STEPS: dict[str, int] = {"1h": 60, "24h": 3600, "7d": 3600}
+ADDITIVE = ("count", "sum", "rate")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Selector(_Strict):
+    """Which series of a query count: every condition given must hold (``any``: one of them).
+    ``match``: label equals one of the values; ``range``: label read as a number lies in
+    ``[low, high]``; ``present``: label set and not empty."""
+
+    match: dict[str, str | list[str]] = {}
+    range: dict[str, tuple[float, float]] = {}
+    present: list[str] = []
+    any: list[Selector] = []
+
+    def label_names(self) -> set[str]:
+        names = set(self.match) | set(self.range) | set(self.present)
+        for sub in self.any:
+            names |= sub.label_names()
+        return names
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        for key, wanted in self.match.items():
+            allowed = [wanted] if isinstance(wanted, str) else wanted
+            if labels.get(key) not in allowed:
+                return False
+        for key, (low, high) in self.range.items():
+            try:
+                number = float(labels.get(key, ""))
+            except ValueError:
+                return False
+            if not low <= number <= high:
+                return False
+        if any(not labels.get(key) for key in self.present):
+            return False
+        return not self.any or any(sub.matches(labels) for sub in self.any)
+
+
+class Ratio(_Strict):
+    """numerator / denominator over the series of one count or sum query; ``complement``
+    gives 1 - that (availability from the server-error share)."""
+
+    numerator: Selector
+    denominator: Selector = Selector()
+    complement: bool = False
+
+
+class Band(_Strict):
+    better: Literal["lower", "higher"]
+    ok: float
+    breach: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Band:
+        if self.better == "lower" and self.breach < self.ok:
+            raise ValueError("better: lower needs breach >= ok")
+        if self.better == "higher" and self.breach > self.ok:
+            raise ValueError("better: higher needs breach <= ok")
+        return self
+
+    def status(self, value: float | None) -> Status:
+        if value is None:
+            return "no_data"
+        if self.better == "lower":
+            if value <= self.ok:
+                return "ok"
+            return "breach" if value > self.breach else "warning"
+        if value >= self.ok:
+            return "ok"
+        return "breach" if value < self.breach else "warning"
+
+
+class PanelQuery(_Strict):
+    metric: str = Field(min_length=1)
+    agg: str
+    match: dict[str, str] = {}
+    group_by: list[str] = []
+
+    @model_validator(mode="after")
+    def _agg(self) -> PanelQuery:
+        if self.agg not in AGGREGATIONS:
+            raise ValueError(f"agg {self.agg!r} is not one of {', '.join(AGGREGATIONS)}")
+        return self
+
+
+class Panel(_Strict):
+    id: str = Field(pattern=r"^[a-z0-9_]+$")
+    title: str
+    kind: PanelKind
+    description: str = ""
+    query: PanelQuery | None = None
+    ratio: Ratio | None = None
+    # distribution: one row per aggregation of the same metric.
+    aggs: list[str] = []
+    # per_minute: a gauge's samples summed per step, divided by the minutes in the step (the
+    # total of a per-minute gauge across series, such as instances across revisions).
+    transform: Literal["none", "per_minute"] = "none"
+    unit: Unit = "count"
+    target: str = ""
+    band: Band | None = None
+    # breakdown rows with a band of their own (regional latency targets).
+    row_bands: dict[str, Band] = {}
+    # breakdown: the label whose values are the rows; timeseries: one line per value.
+    by: str | None = None
+    # alerts / incidents: severities shown, and alert kinds (anomaly panels).
+    severities: list[str] = []
+    alert_kinds: list[str] = []
+    chart: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Panel:
+        metric_kinds = ("stat", "timeseries", "breakdown", "distribution")
+        if self.kind in metric_kinds and self.query is None:
+            raise ValueError(f"a {self.kind} panel needs a query")
+        if self.kind not in metric_kinds and self.query is not None:
+            raise ValueError(f"a {self.kind} panel reads the alert states, not a query")
+        if self.ratio is not None and self.query is not None and self.query.agg not in ("count", "sum"):
+            raise ValueError("a ratio needs agg count or sum")
+        if self.kind in ("breakdown",) and not self.by:
+            raise ValueError("a breakdown panel needs `by` (the label of its rows)")
+        if self.kind == "distribution":
+            bad = [a for a in self.aggs if a not in QUANTILES and a not in ("avg", "min", "max")]
+            if not self.aggs or bad:
+                raise ValueError("a distribution panel needs aggs among avg, min, max, p50, p90, p95, p99")
+        if self.row_bands and self.kind != "breakdown":
+            raise ValueError("row_bands only apply to a breakdown panel")
+        return self
+
+    def needed_labels(self) -> list[str]:
+        """Labels the query must keep apart: the ratio's selectors and the panel's rows."""
+        names: set[str] = set(self.query.group_by) if self.query else set()
+        if self.ratio is not None:
+            names |= self.ratio.numerator.label_names() | self.ratio.denominator.label_names()
+        if self.by:
+            names.add(self.by)
+        return sorted(names)
+
+    def metrics(self) -> list[str]:
+        return [self.query.metric] if self.query else []
+
+
+class Dashboard(_Strict):
+    name: str
+    title: str
+    description: str = ""
+    refresh_seconds: int = Field(default=300, ge=10, le=3600)
+    panels: list[Panel]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Dashboard:
+        ids = [p.id for p in self.panels]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"panel ids repeat: {', '.join(dupes)}")
+        return self
+
+    def panel(self, panel_id: str) -> Panel:
+        for panel in self.panels:
+            if panel.id == panel_id:
+                return panel
+        raise KeyError(f"{self.name} has no panel {panel_id!r}")
+
+
+class Catalog(_Strict):
+    regions: list[str]
+    dashboards: dict[str, Dashboard]
+
+    def panel(self, ref: str) -> tuple[Dashboard, Panel]:
+        """``dashboard.panel`` → its definitions (how reports name panels)."""
+        name, _, panel_id = ref.partition(".")
+        if name not in self.dashboards:
+            raise KeyError(f"no dashboard {name!r} (known: {', '.join(self.dashboards)})")
+        dashboard = self.dashboards[name]
+        return dashboard, dashboard.panel(panel_id)
+
+    def metrics(self) -> set[str]:
+        return {m for d in self.dashboards.values() for p in d.panels for m in p.metrics()}
+
+
+def parse_catalog(data: dict[str, Any]) -> Catalog:
+    dashboards = {
+        name: Dashboard.model_validate({"name": name, **body})
+        for name, body in (data.get("dashboards") or {}).items()
+    }
+    return Catalog(regions=data.get("regions") or [], dashboards=dashboards)
+
+
+@lru_cache(maxsize=4)
+def load_catalog(path: Path = DEFAULT_DASHBOARDS_FILE) -> Catalog:
+    with open(path, encoding="utf-8") as handle:
+        return parse_catalog(yaml.safe_load(handle) or {})

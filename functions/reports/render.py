@@ -1,0 +1,216 @@
+"""A ``DashboardView`` in the four formats: one self-contained HTML page (inline CSS, SVG charts,
+meta refresh, no script and no external request), the documented JSON, Markdown and plain text.
+Status is always written as a word beside its colour."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from functions.reports.build import DashboardView, PanelView, format_value
+from functions.reports.panels import WINDOWS, Catalog
+
+if TYPE_CHECKING:
+    import jinja2
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+FORMATS = ("html", "json", "markdown", "text")
+MEDIA_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "json": "application/json",
+    "markdown": "text/markdown; charset=utf-8",
+    "text": "text/plain; charset=utf-8",
+}
+STATUS_LABELS = {"ok": "OK", "warning": "WARNING", "breach": "BREACH", "no_data": "NO DATA", "info": "INFO"}
+
+
+def status_label(status: str) -> str:
+    return STATUS_LABELS.get(status, status.upper())
+
+
+def iso(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC") if at else ""
+
+
+def duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def labels_text(labels: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "all"
+
+
+@lru_cache(maxsize=1)
+def templates() -> jinja2.Environment:
+    import jinja2
+
+    from functions.reports import svg
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html.j2",), default=False),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+    def chart(panel: PanelView) -> str:
+        threshold = panel.band.ok if panel.band else None
+        return svg.line_chart(panel.series, panel.unit, f"{panel.title} over the window", threshold=threshold)
+
+    def last_text(panel: PanelView, label: str) -> str:
+        for series in panel.series:
+            if series.label == label and series.points:
+                return "latest " + format_value(series.points[-1][1], panel.unit)
+        return "no data"
+
+    env.globals.update(
+        status_label=status_label,
+        iso=iso,
+        duration=duration,
+        labels_text=labels_text,
+        chart=chart,
+        legend=svg.legend,
+        last_text=last_text,
+        format_value=format_value,
+    )
+    return env
+
+
+def render_html(view: DashboardView, catalog: Catalog) -> str:
+    return (
+        templates()
+        .get_template("dashboard.html.j2")
+        .render(
+            view=view,
+            dashboards=[(name, d.title) for name, d in catalog.dashboards.items()],
+            windows=list(WINDOWS),
+            regions=catalog.regions,
+        )
+    )
+
+
+def _panel_lines(panel: PanelView, *, markdown: bool) -> list[str]:
+    lines: list[str] = []
+    dash = "- " if markdown else "  "
+    head = (
+        f"{panel.title}: {panel.text} [{status_label(panel.status)}]"
+        if panel.text
+        else (f"{panel.title} [{status_label(panel.status)}]")
+    )
+    lines.append(f"### {head}" if markdown else head)
+    if panel.target:
+        lines.append(f"Target: {panel.target}")
+    if panel.kind == "timeseries" and len(panel.series) > 1:
+        for series in panel.series:
+            if series.points:
+                latest = format_value(series.points[-1][1], panel.unit)
+                lines.append(f"{dash}{series.label}: latest {latest}")
+    if panel.rows:
+        if markdown:
+            lines += ["", "| name | value | share | status |", "|---|---:|---:|---|"]
+            for row in panel.rows:
+                share = f"{row.share * 100:.2f}%" if row.share is not None else ""
+                lines.append(f"| {row.label} | {row.text} | {share} | {status_label(row.status)} |")
+            lines.append("")
+        else:
+            width = max(len(r.label) for r in panel.rows)
+            for row in panel.rows:
+                share = f"  {row.share * 100:6.2f}%" if row.share is not None else ""
+                lines.append(f"  {row.label.ljust(width)}  {row.text:>12}{share}  {status_label(row.status)}")
+    for alert in panel.alerts:
+        lines.append(
+            f"{dash}{alert.severity.upper()} {alert.rule} ({labels_text(alert.labels)}) "
+            f"since {iso(alert.since)}"
+        )
+    for incident in panel.incidents:
+        lines.append(
+            f"{dash}{incident.severity.upper()} {incident.summary}: {iso(incident.started)}, "
+            f"{duration(incident.duration_seconds)}{' (ongoing)' if incident.ongoing else ''}"
+        )
+    if panel.note:
+        lines.append(panel.note)
+    lines.append("")
+    return lines
+
+
+def render_markdown(view: DashboardView) -> str:
+    lines = [
+        f"# {view.title} [{status_label(view.status)}]",
+        "",
+        f"{view.description}",
+        "",
+        f"Window {view.window} ({iso(view.start)} to {iso(view.end)}), region {view.region or 'all'}, "
+        f"generated {iso(view.generated_at)}.",
+        "",
+    ]
+    for panel in view.panels:
+        lines += _panel_lines(panel, markdown=True)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_text(view: DashboardView) -> str:
+    title = f"{view.title.upper()} [{status_label(view.status)}]"
+    lines = [
+        title,
+        "=" * len(title),
+        f"window {view.window}: {iso(view.start)} to {iso(view.end)}; region {view.region or 'all'}",
+        "",
+    ]
+    for panel in view.panels:
+        lines += _panel_lines(panel, markdown=False)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def render_view(view: DashboardView, fmt: str, catalog: Catalog) -> str:
+    if fmt == "html":
+        return render_html(view, catalog)
+    if fmt == "json":
+        return view.model_dump_json()
+    if fmt == "markdown":
+        return render_markdown(view)
+    return render_text(view)
+
+
+def index_payload(catalog: Catalog, base: str = "/dashboards") -> dict[str, Any]:
+    return {
+        "dashboards": [
+            {
+                "name": name,
+                "title": d.title,
+                "description": d.description,
+                "refresh_seconds": d.refresh_seconds,
+                "panels": [p.id for p in d.panels],
+                "url": f"{base}/{name}",
+            }
+            for name, d in catalog.dashboards.items()
+        ],
+        "formats": list(FORMATS),
+        "windows": list(WINDOWS),
+        "regions": catalog.regions,
+    }
+
+
+def render_index(catalog: Catalog, fmt: str) -> str:
+    payload = index_payload(catalog)
+    if fmt == "json":
+        import json
+
+        return json.dumps(payload)
+    if fmt == "html":
+        return templates().get_template("index.html.j2").render(index=payload)
+    bullet = "- " if fmt == "markdown" else "  "
+    lines = ["# Dashboards" if fmt == "markdown" else "DASHBOARDS", ""]
+    for d in payload["dashboards"]:
+        lines.append(f"{bullet}{d['title']} ({d['url']}): {d['description']}")
+    lines += ["", f"Formats: {', '.join(FORMATS)}; windows: {', '.join(WINDOWS)}."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,359 @@
+"""The weekly (or monthly) report of one audience: its sections (``audiences.yaml``) filled from
+the dashboards' panel definitions over the period and the period before it, each figure with its
+change. Pure over the ports of ``source.py``; rendering and mail are in ``mail.py``."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from functions.reports.build import (
+    STATUS_ORDER,
+    IncidentView,
+    PanelBuilder,
+    PanelView,
+    format_value,
+    worst,
+)
+from functions.reports.panels import Catalog, Status
+from functions.reports.period import Period
+from functions.reports.source import AlertSource, MemoisedMetricSource, MetricSource
+
+Direction = Literal["better", "worse", "same", "new", "none"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IncidentSpec(_Strict):
+    severities: list[str] = ["critical", "high"]
+
+
+class SectionSpec(_Strict):
+    id: str
+    title: str
+    figures: list[str] = []
+    tables: list[str] = []
+    chart: str | None = None
+    error_budget: str | None = None
+    incidents: IncidentSpec | None = None
+    # Data from a capability not built yet: said plainly instead of an empty table.
+    pending: str = ""
+
+    def refs(self) -> list[str]:
+        return [
+            *self.figures,
+            *self.tables,
+            *([self.chart] if self.chart else []),
+            *([self.error_budget] if self.error_budget else []),
+        ]
+
+
+class AudienceSpec(_Strict):
+    name: str
+    title: str
+    recipients: list[str] = []
+    time_zone: str | None = None
+    sections: list[SectionSpec]
+
+    def mail_to(self) -> list[str]:
+        """``ION_REPORTS_TO_<AUDIENCE>`` (comma-separated) when set, else the YAML list."""
+        override = os.environ.get(f"ION_REPORTS_TO_{self.name.upper()}")
+        if override is not None:
+            return [r.strip() for r in override.split(",") if r.strip()]
+        return list(self.recipients)
+
+
+class Audiences(_Strict):
+    audiences: dict[str, AudienceSpec]
+
+    def check_against(self, catalog: Catalog) -> Audiences:
+        for audience in self.audiences.values():
+            for section in audience.sections:
+                for ref in section.refs():
+                    try:
+                        catalog.panel(ref)
+                    except KeyError as exc:
+                        raise ValueError(f"{audience.name}.{section.id}: {exc.args[0]}") from None
+        return self
+
+
+def parse_audiences(data: dict, catalog: Catalog) -> Audiences:
+    audiences = {
+        name: AudienceSpec.model_validate({"name": name, **body})
+        for name, body in (data.get("audiences") or {}).items()
+    }
+    return Audiences(audiences=audiences).check_against(catalog)
+
+
+@lru_cache(maxsize=4)
+def load_audiences(path: Path, dashboards_file: Path) -> Audiences:
+    """The audiences file, checked against the dashboards it names panels of."""
+    from functions.reports.panels import load_catalog
+
+    with open(path, encoding="utf-8") as handle:
+        return parse_audiences(yaml.safe_load(handle) or {}, load_catalog(dashboards_file))
+
+
+# -- the report ------------------------------------------------------------------------------------
+
+
+class Figure(BaseModel):
+    ref: str
+    title: str
+    unit: str
+    target: str
+    status: Status
+    value: float | None
+    text: str
+    previous: float | None
+    previous_text: str
+    change: str
+    direction: Direction
+
+
+class TableRow(BaseModel):
+    label: str
+    text: str
+    share: float | None
+    previous_share: float | None
+    change: str
+    status: Status
+
+
+class Table(BaseModel):
+    ref: str
+    title: str
+    unit: str
+    rows: list[TableRow]
+    note: str = ""
+
+
+class Chart(BaseModel):
+    ref: str
+    cid: str
+    title: str
+    alt: str
+    panel: PanelView
+
+
+class Section(BaseModel):
+    id: str
+    title: str
+    status: Status
+    figures: list[Figure] = []
+    tables: list[Table] = []
+    incidents: list[IncidentView] | None = None
+    incidents_previous: int | None = None
+    chart: Chart | None = None
+    pending: str = ""
+
+
+class Report(BaseModel):
+    id: str
+    audience: str
+    title: str
+    period: Period
+    generated_at: AwareDatetime
+    status: Status
+    sections: list[Section]
+    empty: bool = Field(description="no metric data at all in the period")
+
+
+def change_of(
+    unit: str, value: float | None, previous: float | None, better: str | None
+) -> tuple[str, Direction]:
+    """Week-over-week change: points for percentages, relative change otherwise."""
+    if value is None:
+        return "no data this period", "none"
+    if previous is None:
+        return "no data the period before", "new"
+    delta = value - previous
+    if unit == "percent":
+        text = f"{delta * 100:+.2f} pts" if abs(delta) >= 0.00005 else "unchanged"
+    elif previous == 0:
+        text = "unchanged" if value == 0 else f"{format_value(value, unit)} from 0"
+    else:
+        relative = delta / abs(previous)
+        text = f"{relative * 100:+.1f}%" if abs(relative) >= 0.0005 else "unchanged"
+    if text == "unchanged" or better is None:
+        return text, "same" if text == "unchanged" else "none"
+    improved = delta < 0 if better == "lower" else delta > 0
+    return text, "better" if improved else "worse"
+
+
+def _figure(ref: str, now: PanelView, before: PanelView) -> Figure:
+    better = now.band.better if now.band else None
+    change, direction = change_of(now.unit, now.value, before.value, better)
+    return Figure(
+        ref=ref,
+        title=now.title,
+        unit=now.unit,
+        target=now.target,
+        status=now.status,
+        value=now.value,
+        text=now.text,
+        previous=before.value,
+        previous_text=before.text,
+        change=change,
+        direction=direction,
+    )
+
+
+def _table(ref: str, now: PanelView, before: PanelView) -> Table:
+    previous = {r.label: r for r in before.rows}
+    rows = []
+    for row in now.rows:
+        old = previous.get(row.label)
+        if row.share is not None:
+            old_share = old.share if old else None
+            change, _ = change_of("percent", row.share, old_share, None)
+        else:
+            old_value = old.value if old else None
+            change, _ = change_of(now.unit, row.value, old_value, None)
+            old_share = None
+        rows.append(
+            TableRow(
+                label=row.label,
+                text=row.text,
+                share=row.share,
+                previous_share=old_share,
+                change=change,
+                status=row.status,
+            )
+        )
+    return Table(ref=ref, title=now.title, unit=now.unit, rows=rows, note=now.note)
+
+
+def _alt(panel: PanelView, period: Period) -> str:
+    parts = []
+    for series in panel.series:
+        values = [v for _, v in series.points]
+        if values:
+            parts.append(
+                f"{series.label} from {format_value(min(values), panel.unit)} "
+                f"to {format_value(max(values), panel.unit)}"
+            )
+    return f"{panel.title}, {period.label}: " + ("; ".join(parts) if parts else "no data")
+
+
+def report_id(audience: str, period: Period) -> str:
+    return f"{audience}-{period.label}"
+
+
+def build_report(
+    audience: AudienceSpec,
+    period: Period,
+    catalog: Catalog,
+    metrics: MetricSource,
+    alerts: AlertSource,
+    *,
+    now: AwareDatetime,
+) -> Report:
+    step = 3600 if period.kind == "week" else 86_400
+    current = PanelBuilder(
+        MemoisedMetricSource(metrics), alerts, start=period.start, end=period.end, step=step, now=now
+    )
+    before = PanelBuilder(
+        MemoisedMetricSource(metrics),
+        alerts,
+        start=period.previous_start,
+        end=period.previous_end,
+        step=step,
+        now=now,
+    )
+    views: dict[str, tuple[PanelView, PanelView]] = {}
+
+    def both(ref: str) -> tuple[PanelView, PanelView]:
+        if ref not in views:
+            _, panel = catalog.panel(ref)
+            views[ref] = (current.build(panel), before.build(panel))
+        return views[ref]
+
+    sections = []
+    for spec in audience.sections:
+        figures = [_figure(ref, *both(ref)) for ref in spec.figures]
+        if spec.error_budget:
+            figures.append(_error_budget(spec.error_budget, *both(spec.error_budget)))
+        tables = [_table(ref, *both(ref)) for ref in spec.tables]
+        incidents = incidents_before = None
+        if spec.incidents is not None:
+            incidents = current.incidents(spec.incidents.severities)
+            incidents_before = len(before.incidents(spec.incidents.severities))
+        chart = None
+        if spec.chart:
+            panel = both(spec.chart)[0]
+            if any(s.points for s in panel.series):
+                chart = Chart(
+                    ref=spec.chart,
+                    cid=f"{spec.id}-chart",
+                    title=panel.title,
+                    alt=_alt(panel, period),
+                    panel=panel,
+                )
+        statuses = [f.status for f in figures] + [r.status for t in tables for r in t.rows]
+        if incidents:
+            statuses.append("warning")
+        sections.append(
+            Section(
+                id=spec.id,
+                title=spec.title,
+                status=worst(statuses) if statuses else "info",
+                figures=figures,
+                tables=tables,
+                incidents=incidents,
+                incidents_previous=incidents_before,
+                chart=chart,
+                pending=spec.pending,
+            )
+        )
+    has_data = any(
+        view.value is not None or view.rows or any(s.points for s in view.series)
+        for view, _ in views.values()
+        if view.kind not in ("alerts", "incidents")
+    )
+    return Report(
+        id=report_id(audience.name, period),
+        audience=audience.name,
+        title=audience.title,
+        period=period,
+        generated_at=now,
+        status=min((s.status for s in sections), key=lambda s: STATUS_ORDER[s]) if sections else "info",
+        sections=sections,
+        empty=not has_data,
+    )
+
+
+def _error_budget(ref: str, now: PanelView, before: PanelView) -> Figure:
+    """Share of the availability objective's error budget the period used (100% = all of it)."""
+    objective = now.band.ok if now.band else 0.9995
+    budget = 1 - objective
+
+    def used(value: float | None) -> float | None:
+        return None if value is None else (1 - value) / budget
+
+    value, previous = used(now.value), used(before.value)
+    change, direction = change_of("percent", value, previous, "lower")
+    status: Status = (
+        "no_data" if value is None else ("ok" if value <= 0.5 else "warning" if value <= 1 else "breach")
+    )
+    return Figure(
+        ref=ref,
+        title="Error budget used",
+        unit="percent",
+        target=f"at most 100% of the {objective * 100:.2f}% objective's budget "
+        f"({budget * 100:.2f}% of requests)",
+        status=status,
+        value=value,
+        text=format_value(value, "percent") if value is not None else "no data",
+        previous=previous,
+        previous_text=format_value(previous, "percent") if previous is not None else "no data",
+        change=change,
+        direction=direction,
+    )

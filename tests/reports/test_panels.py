@@ -1,0 +1,87 @@
+"""The panel definitions: they load, every panel reads a metric something emits with labels its
+producer sets, and the seeds' contradictions are resolved as the README says."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from functions.reports.panels import DEFAULT_DASHBOARDS_FILE, Catalog, load_catalog, parse_catalog
+from tests.reports.emitted import LABELS, emitted_metric_names, routing_metric_names
+
+
+def test_five_dashboards_as_the_seeds_list_them() -> None:
+    catalog = load_catalog()
+    seeds = ["overview", "performance", "reliability", "cache", "infrastructure"]
+    assert list(catalog.dashboards)[:5] == seeds
+    assert list(catalog.dashboards)[5:] == ["quality"]  # the report's business figures
+    assert catalog.dashboards["overview"].refresh_seconds == 300
+    assert catalog.dashboards["performance"].refresh_seconds == 60
+
+
+def unemitted(catalog: Catalog) -> list[str]:
+    """What panels read that no producer emits: metrics, and labels a metric's producer never sets."""
+    emitted = emitted_metric_names()
+    problems = []
+    for dashboard in catalog.dashboards.values():
+        for panel in dashboard.panels:
+            for metric in panel.metrics():
+                where = f"{dashboard.name}.{panel.id}"
+                if metric not in emitted or metric not in LABELS:
+                    problems.append(f"{where} reads {metric}, which nothing emits")
+                    continue
+                used = set(panel.needed_labels()) | set(panel.query.match if panel.query else {})
+                if not used <= LABELS[metric]:
+                    problems.append(
+                        f"{where} uses labels {sorted(used - LABELS[metric])} that {metric} lacks"
+                    )
+    return problems
+
+
+def test_every_panel_reads_an_emitted_metric_with_labels_its_producer_sets() -> None:
+    assert "http.server.request.duration" in routing_metric_names()  # the parser finds names
+    assert set(LABELS) <= emitted_metric_names()
+    assert unemitted(load_catalog()) == []
+
+
+def test_a_panel_on_a_metric_nobody_emits_is_caught() -> None:
+    data = yaml.safe_load(DEFAULT_DASHBOARDS_FILE.read_text())
+    # system.cpu.utilization is what the alert rules read, but no producer here emits it.
+    data["dashboards"]["overview"]["panels"][0]["query"] = {"metric": "system.cpu.utilization", "agg": "avg"}
+    data["dashboards"]["overview"]["panels"][0].pop("ratio")
+    data["dashboards"]["cache"]["panels"][0]["ratio"]["numerator"] = {"match": {"cache.tier": "l1"}}
+    assert unemitted(parse_catalog(data)) == [
+        "overview.availability reads system.cpu.utilization, which nothing emits",
+        "cache.combined_hit uses labels ['cache.tier'] that ion.cache.requests lacks",
+    ]
+
+
+def test_contradictions_resolved() -> None:
+    catalog = load_catalog()
+    cache = catalog.dashboards["cache"].panel("combined_hit")
+    assert cache.band is not None
+    assert cache.band.status(0.90) == "ok"  # "80-85%" is a floor, not a ceiling
+    assert cache.band.status(0.82) == "ok"
+    availability = catalog.dashboards["overview"].panel("availability")
+    assert availability.ratio is not None
+    assert availability.ratio.complement
+    assert availability.band is not None
+    assert availability.band.status(0.9995) == "ok"
+    assert availability.band.status(0.9994) == "warning"
+    assert availability.band.status(0.998) == "breach"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"kind": "stat"}, "needs a query"),
+        ({"query": {"metric": "m", "agg": "median"}}, "agg"),
+        ({"band": {"better": "lower", "ok": 0.2, "breach": 0.1}}, "breach >= ok"),
+    ],
+)
+def test_bad_definitions_are_refused_with_the_reason(change: dict, message: str) -> None:
+    panel = {"id": "p", "title": "P", "kind": "stat", "query": {"metric": "m", "agg": "count"}, **change}
+    if change == {"kind": "stat"}:
+        panel.pop("query")
+    with pytest.raises(ValueError, match=message):
+        parse_catalog({"regions": [], "dashboards": {"d": {"title": "D", "panels": [panel]}}})
