@@ -88,7 +88,8 @@ class MetricHistory:
             self.flush()
 
     def flush(self) -> None:
-        from functions.ingestion.writer import register_series, store_batch
+        from functions.ingestion.series_registry import register_series
+        from functions.ingestion.writer import store_batch
 
         if not self.batch.series:
             return
