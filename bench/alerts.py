@@ -27,7 +27,7 @@ import math
 import random
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -542,18 +542,141 @@ def speed(sizes: tuple[int, ...] = (100, 1_000, 10_000), cycles: int = 3) -> lis
     return out
 
 
+def _deep_size(root: object) -> int:
+    """Bytes held by an object graph (each object counted once): the detector's state."""
+    seen: set[int] = set()
+    stack = [root]
+    total = 0
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen or isinstance(obj, type):
+            continue
+        seen.add(id(obj))
+        total += sys.getsizeof(obj)
+        if isinstance(obj, dict):
+            stack.extend(obj.keys())
+            stack.extend(obj.values())
+        elif isinstance(obj, list | tuple | set | frozenset | deque):
+            stack.extend(obj)
+        elif hasattr(obj, "__dict__"):
+            stack.append(vars(obj))
+    return total
+
+
+def _seasonal_counts(n: int, interval: int, seed: int) -> list[float]:
+    """Request counts per step with a daily cycle, Poisson-like noise and a few bursts."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        hour = (i * interval / 3600) % 24
+        mean = 400 * (0.2 + 0.8 * max(0.0, math.sin(math.pi * (hour - 6) / 16)))
+        value = rng.gauss(mean, math.sqrt(mean) + 0.05 * mean) * (3 if rng.random() < 0.005 else 1)
+        out.append(float(max(0, round(value))))
+    return out
+
+
+def detector_cost(days: tuple[int, ...] = (1, 7, 28, 60), interval: int = 300) -> list[dict[str, float]]:
+    """Per series: the time to rebuild a detector from history (a cold instance), the time of one
+    more point (a warm one: mean and the worst of 300, which includes the periodic seasonality
+    check), and the state kept, after ``days`` of 5-minute points."""
+    out = []
+    for span in days:
+        n = span * 86400 // interval
+        values = _seasonal_counts(n + 300, interval, seed=span)
+        ts = [T0 + timedelta(seconds=interval * i) for i in range(n + 300)]
+        detector = AnomalyDetector()
+        # CPU time of this process: what an instance spends, whatever else shares the machine.
+        started = time.process_time()
+        for t, v in zip(ts[:n], values[:n], strict=True):
+            detector.update(t, v)
+        rebuild = time.process_time() - started
+        each = []
+        for t, v in zip(ts[n:], values[n:], strict=True):
+            started = time.process_time()
+            detector.update(t, v)
+            each.append(time.process_time() - started)
+        out.append(
+            {
+                "days": span,
+                "points": n,
+                "rebuild_s": rebuild,
+                "update_us": 1e6 * sum(each) / len(each),
+                "update_max_us": 1e6 * max(each),
+                "state_kb": _deep_size(detector) / 1024,
+            }
+        )
+    return out
+
+
+def anomaly_cycle(
+    sizes: tuple[int, ...] = (100, 1_000), cycles: int = 3, days: int = 7
+) -> list[tuple[int, float]]:
+    """Seconds per evaluation cycle of an anomaly rule (5-minute steps, one detector per series)
+    on a warm instance: every detector already holds ``days`` of history and takes one new step
+    per cycle. The detectors are copies of one warmed detector (building 1,000 from scratch is
+    the cold case, ``rebuild_s`` above per series)."""
+    import copy
+
+    from functions.alerts.engine import DetectorCache, Evaluator
+    from functions.alerts.rules import parse_rules
+    from functions.alerts.source import ReplaySource
+    from functions.alerts.state import MemoryStateStore
+
+    rule = parse_rules(
+        {
+            "rules": [
+                {
+                    "name": "bench-anomaly",
+                    "kind": "anomaly",
+                    "metric": "m",
+                    "agg": "avg",
+                    "step": "5m",
+                    "history": f"{days}d",
+                    "group_by": ["series"],
+                    "severity": "low",
+                    "annotations": {"summary": "{value}"},
+                }
+            ]
+        }
+    )[0]
+    interval = 300
+    n = days * 86400 // interval
+    values = _seasonal_counts(n + cycles, interval, seed=11)
+    ts = [T0 + timedelta(seconds=interval * i) for i in range(n + cycles)]
+    warm = AnomalyDetector()
+    for t, v in zip(ts[:n], values[:n], strict=True):
+        warm.update(t, v)
+    out = []
+    for size in sizes:
+        source = ReplaySource()
+        cache = DetectorCache()
+        for s in range(size):
+            labels = {"series": str(s)}
+            tracked = cache.get(rule, labels)
+            tracked.detector, tracked.last = copy.deepcopy(warm), ts[n - 1]
+            source.add("m", labels, list(zip(ts[n:], values[n:], strict=True)))
+        evaluator = Evaluator(source, MemoryStateStore(), detectors=cache)
+        started = time.process_time()
+        for c in range(cycles):
+            evaluator.run([rule], ts[n + c] + timedelta(seconds=interval + 1))
+        out.append((size, (time.process_time() - started) / cycles))
+        del cache, evaluator
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quality", action="store_true")
     parser.add_argument("--speed", action="store_true")
+    parser.add_argument("--cost", action="store_true", help="only the detector's cost and state")
     parser.add_argument("--quick", action="store_true", help="16 shorter series per split")
     parser.add_argument("--split", choices=[*SPLITS, "both"], default="both")
     parser.add_argument("--series", type=int, default=48, help="series per split")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
-    both = not (args.quality or args.speed)
+    both = not (args.quality or args.speed or args.cost)
     if args.quality or both:
         count, max_rows = (16, 4000) if args.quick else (args.series, 17280)
         for split, seed in SPLITS.items():
@@ -575,6 +698,22 @@ def main() -> None:
             print(
                 f"  {size:>6} series  {seconds * 1000:9.1f} ms/cycle  {per:6.1f} us/series"
                 f"  (x{ratio:.2f} of linear)"
+            )
+    if args.cost or both:
+        print("anomaly detector per series (5-minute daily-seasonal counts; CPU time):")
+        for row in detector_cost():
+            print(
+                f"  {row['days']:>3} days ({row['points']:>6} points): rebuild {row['rebuild_s']:6.2f} s"
+                f"  ({1e6 * row['rebuild_s'] / row['points']:5.0f} us/point)"
+                f"  update {row['update_us']:6.0f} us (worst of 300: {row['update_max_us'] / 1000:6.1f} ms)"
+                f"  state {row['state_kb']:7.0f} KiB"
+            )
+        print(
+            "anomaly rule, evaluation time per cycle on a warm instance (one new 5-minute step per series):"
+        )
+        for size, seconds in anomaly_cycle():
+            print(
+                f"  {size:>6} series  {seconds * 1000:9.1f} ms/cycle  {seconds / size * 1e6:6.1f} us/series"
             )
 
 

@@ -11,7 +11,9 @@ Every decision uses only the points seen so far. Per point:
 3. **Signal** — the value itself, or, when the data has it, its residual against the same time
    slot one day or one week earlier (median of the last few periods, ±1 slot). Slots come from the
    timestamps, so missing rows and jitter keep the alignment. A period is used only when it shrinks
-   the 90th percentile of the residual deviations by a fifth.
+   the 90th percentile of the residual deviations by a fifth. When the model changes (a period
+   adopted or dropped) the reference and the learned bars are rebuilt from the kept history under
+   the new model.
 4. **Robust z-score** — against the median and the MAD (scaled to sigma) of the preceding reference
    window, with floors for flat-lines and integer counts.
 5. **Three triggers** — a *spike* (one point's |z|), a *shift* (the median z of the last ~30 min)
@@ -50,7 +52,7 @@ class DetectorConfig:
     shift_points: tuple[int, int] = (3, 8)
     warmup_seconds: float = 86400.0
     warmup_points: tuple[int, int] = (150, 600)
-    cooldown_seconds: float = 86400.0
+    cooldown_seconds: float = 43200.0
     cooldown_points: tuple[int, int] = (100, 600)
     spike_floor: float = 6.0
     shift_floor: float = 3.5
@@ -75,6 +77,10 @@ class DetectorConfig:
     # stays at spike_factor x the 99.9th); a heavy one, whose 99.9th rests on a handful of bursts,
     # has a long gap, and the next burst would overshoot the few seen so far.
     tail_gain: float = 1.0
+    # The spike bar's quantile is never above the 3rd largest normal score: on a short history
+    # (hourly series, the first days of any) the 99.9th percentile is the maximum, which one
+    # stray point sets, and every later spike had to beat it by the tail gap too.
+    spike_min_rank: int = 3
     # Long-horizon shift: the median of the last hours against the median of the days before them
     # (signals are seasonal residuals when a period is in use, so the two are aligned). A shift of
     # x1.6-2 in noisy traffic is under one point-level sigma and no 3-hour median clears its bar,
@@ -136,9 +142,11 @@ class _SortedWindow:
         s, n = self.sorted, len(self.sorted)
         return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
 
-    def quantile(self, q: float) -> float:
+    def quantile(self, q: float, min_rank: int = 1) -> float:
+        """The q-quantile, but never above the ``min_rank``-th largest value: with few values a
+        high quantile is the maximum, which one stray point sets."""
         s = self.sorted
-        return s[min(len(s) - 1, int(q * len(s)))]
+        return s[max(0, min(len(s) - 1, int(q * len(s)), len(s) - min_rank))]
 
     def mad(self, center: float) -> float:
         """Median absolute deviation, by merging the two sides of the sorted list (O(n))."""
@@ -302,9 +310,14 @@ class AnomalyDetector:
         # Baseline spread: against a trailing median of the reference window (the non-seasonal model).
         stride = max(1, len(recent) // 600)
         plain: list[float] = []
-        for i in range(max(n - len(recent), ref), n, stride):
-            window = sorted(slots[s] for s in order[i - ref : i])
-            plain.append(slots[order[i]] - window[len(window) // 2])
+        first = max(n - len(recent), ref)
+        window = _SortedWindow(ref)  # slides over the span: one insertion per point, no re-sorting
+        for s in order[first - ref : first]:
+            window.push(slots[s])
+        for i in range(first, n):
+            if (i - first) % stride == 0:
+                plain.append(slots[order[i]] - window.sorted[len(window) // 2])
+            window.push(slots[order[i]])
         if len(plain) < 30:
             return
         best, best_spread = 0, robust_spread(plain)
@@ -324,35 +337,54 @@ class AnomalyDetector:
             self._rebuild_reference()
 
     def _rebuild_reference(self) -> None:
+        """The model changed (a period adopted or dropped): the reference window, the long-horizon
+        windows and the learned bars are rebuilt from the kept history under the new model. Bars
+        learned under the old one would be wrong: before a daily period is adopted the daily peak
+        scores as an anomaly every day, and those scores would hold every bar far too high."""
         assert self._spans is not None
-        window = _SortedWindow(self._spans.reference)
-        for s in list(self._slot_order)[-self._spans.reference :]:
+        spans, c = self._spans, self.config
+        history: list[float] = []
+        for s in list(self._slot_order)[-(c.score_memory + spans.reference) :]:
             if self._period:
                 expected = self._seasonal_expected(s, self._period)
                 if expected is None:
                     continue
-                window.push(self._slots[s] - expected)
+                history.append(self._slots[s] - expected)
             else:
-                window.push(self._slots[s])
+                history.append(self._slots[s])
+        window = _SortedWindow(spans.reference)
+        self._spike_scores = _SortedWindow(c.score_memory)
+        self._shift_scores = _SortedWindow(c.score_memory)
+        self._level_scores = _SortedWindow(c.score_memory)
+        self._long_scores = _SortedWindow(c.score_memory)
+        recent_z: deque[float] = deque(maxlen=spans.shift)
+        level_z = _SortedWindow(spans.level)
+        if spans.long:
+            self._long_recent = _SortedWindow(spans.long)
+            self._long_reference = _SortedWindow(spans.long_reference)
+        mean_dev = 0.0
+        for i, signal in enumerate(history):
+            if len(window) >= max(10, spans.reference // 4):
+                center = window.median()
+                if i % 8 == 0 or not mean_dev:
+                    mean_dev = 1.2533 * window.mean_abs_dev(center)
+                z = self._directed((signal - center) / self._spread_of(window, center, mean_dev))
+                recent_z.append(z)
+                level_z.push(z)
+                self._spike_scores.push(abs(z))
+                if len(recent_z) >= spans.shift:
+                    self._shift_scores.push(abs(sorted(recent_z)[len(recent_z) // 2]))
+                if len(level_z) >= spans.level:
+                    self._level_scores.push(abs(level_z.median()))
+                long_score = self._long_difference()
+                if long_score is not None:
+                    self._long_scores.push(long_score)
+            window.push(signal)
+            if spans.long:
+                self._push_long(signal)
         self._reference = window
-        self._rebuild_long()
-
-    def _rebuild_long(self) -> None:
-        """Refill the long-horizon windows with the signal of the current model (raw or residual)."""
-        assert self._spans is not None
-        spans = self._spans
-        if not spans.long:
-            return
-        self._long_recent = _SortedWindow(spans.long)
-        self._long_reference = _SortedWindow(spans.long_reference)
-        for s in list(self._slot_order)[-(spans.long + spans.long_reference) :]:
-            value = self._slots[s]
-            if self._period:
-                expected = self._seasonal_expected(s, self._period)
-                if expected is None:
-                    continue
-                value -= expected
-            self._push_long(value)
+        self._recent_z = deque(recent_z)
+        self._level_z = level_z if len(level_z) else None
 
     def _push_long(self, signal: float) -> None:
         assert self._long_recent is not None
@@ -434,12 +466,15 @@ class AnomalyDetector:
         return decision
 
     def _spread(self, ref: _SortedWindow, center: float) -> float:
-        assert self._transform is not None
-        mad = 1.4826 * ref.mad(center)
         # The mean absolute deviation only matters where the MAD collapses (mostly-flat series);
         # refreshed every few points, it is the costliest term.
         if self._processed % 8 == 0 or not self._mean_dev:
             self._mean_dev = 1.2533 * ref.mean_abs_dev(center)
+        return self._spread_of(ref, center, self._mean_dev)
+
+    def _spread_of(self, ref: _SortedWindow, center: float, mean_dev: float) -> float:
+        assert self._transform is not None
+        mad = 1.4826 * ref.mad(center)
         transform = self._transform
         if transform.offset is None:
             floor = 0.0 if math.isinf(self._quantum) else 0.5 * self._quantum
@@ -449,7 +484,21 @@ class AnomalyDetector:
             base = max(transform.inverse(center), 0.0) + transform.offset
             floor = 0.0 if math.isinf(self._quantum) else 0.5 * self._quantum / base
             level = 0.001
-        return max(mad, 0.25 * self._mean_dev, floor, level, 1e-9)
+        return max(mad, 0.25 * mean_dev, floor, level, 1e-9)
+
+    def _directed(self, value: float) -> float:
+        if self.config.direction == "up":
+            return max(value, 0.0)
+        if self.config.direction == "down":
+            return min(value, 0.0)
+        return value
+
+    def _long_difference(self) -> float | None:
+        """|median of the last hours - median of the days before|, once the longer one is half full."""
+        recent, longer = self._long_recent, self._long_reference
+        if recent is None or longer is None or len(longer) < self._spans.long_reference // 2:  # type: ignore[union-attr]
+            return None
+        return abs(self._directed(recent.median() - longer.median()))
 
     def _decide(self, signal: float, offset: float, raw: float, live: bool) -> Decision:
         assert self._spans is not None
@@ -458,11 +507,7 @@ class AnomalyDetector:
         c, spans, ref = self.config, self._spans, self._reference
         center = ref.median()
         spread = self._spread(ref, center)
-        z = (signal - center) / spread
-        if c.direction == "up":
-            z = max(z, 0.0)
-        elif c.direction == "down":
-            z = min(z, 0.0)
+        z = self._directed((signal - center) / spread)
         self._recent_z.append(z)
         if len(self._recent_z) > spans.shift:
             self._recent_z.popleft()
@@ -473,31 +518,25 @@ class AnomalyDetector:
         self._level_z.push(z)
         spike, shift, level = abs(z), abs(shift_z), abs(self._level_z.median())
 
-        def bar(scores: _SortedWindow, floor: float, factor: float, quantile: float) -> float:
-            learned = factor * scores.quantile(quantile) if len(scores) >= 50 else 0.0
+        def bar(scores: _SortedWindow, floor: float, factor: float, quantile: float, rank: int = 1) -> float:
+            learned = factor * scores.quantile(quantile, rank) if len(scores) >= 50 else 0.0
             return max(floor, learned) / c.sensitivity
 
-        spike_bar = bar(self._spike_scores, c.spike_floor, c.spike_factor, c.spike_quantile)
+        spike_bar = bar(self._spike_scores, c.spike_floor, c.spike_factor, c.spike_quantile, c.spike_min_rank)
         if c.tail_gain and len(self._spike_scores) >= 50:
-            q999 = self._spike_scores.quantile(c.spike_quantile)
+            q999 = self._spike_scores.quantile(c.spike_quantile, c.spike_min_rank)
             q99 = self._spike_scores.quantile(0.99)
             spike_bar = max(spike_bar, (q999 + c.tail_gain * (q999 - q99)) / c.sensitivity)
-        long_score, long_bar = 0.0, math.inf
-        recent, longer = self._long_recent, self._long_reference
-        if recent is not None and longer is not None and len(longer) >= spans.long_reference // 2:
-            difference = recent.median() - longer.median()
-            if c.direction == "up":
-                difference = max(difference, 0.0)
-            elif c.direction == "down":
-                difference = min(difference, 0.0)
-            long_score = abs(difference)
-            # Past differences are strongly autocorrelated: a day of them before the bar is trusted.
-            if len(self._long_scores) >= spans.reference:
-                learned = c.long_factor * self._long_scores.quantile(c.long_quantile)
-                # The floor is in standard errors of a median difference of white noise with the
-                # point spread: a short history of calm differences must not set a hair trigger.
-                error = 1.2533 * spread * math.sqrt(1 / spans.long + 1 / spans.long_reference)
-                long_bar = max(c.long_floor * error, learned) / c.sensitivity
+        long_bar = math.inf
+        long_difference = self._long_difference()
+        long_score = long_difference or 0.0
+        # Past differences are strongly autocorrelated: a day of them before the bar is trusted.
+        if long_difference is not None and len(self._long_scores) >= spans.reference:
+            learned = c.long_factor * self._long_scores.quantile(c.long_quantile)
+            # The floor is in standard errors of a median difference of white noise with the
+            # point spread: a short history of calm differences must not set a hair trigger.
+            error = 1.2533 * spread * math.sqrt(1 / spans.long + 1 / spans.long_reference)
+            long_bar = max(c.long_floor * error, learned) / c.sensitivity
         shift_bar = bar(self._shift_scores, c.shift_floor, c.shift_factor, c.score_quantile)
         level_bar = bar(self._level_scores, c.level_floor, c.level_factor, c.score_quantile)
         shift_ready = len(self._recent_z) >= spans.shift
@@ -535,7 +574,7 @@ class AnomalyDetector:
             self._spike_scores.push(spike)
             self._shift_scores.push(shift)
             self._level_scores.push(level)
-            if recent is not None and longer is not None and len(longer) >= spans.long_reference // 2:
+            if long_difference is not None:
                 self._long_scores.push(long_score)
         inverse = self._transform.inverse
         expected = inverse(center + offset)
