@@ -235,34 +235,29 @@ class RequestCounts(BaseModel):
 def routed_requests(
     metrics: Metrics, start: datetime, end: datetime, *, service: str, customer_label: str
 ) -> RequestCounts:
-    """Requests the routing function served in ``[start, end)``, and per customer if labelled."""
+    """Requests the routing function served in ``[start, end)`` (its request-duration histogram),
+    and per customer (routing's counter of requests made with a customer's key, labelled with the
+    customer); the rest were made with operator keys or none."""
+    from shared.customer_keys import CUSTOMER_REQUESTS_METRIC
+
     series = metrics.query(
-        REQUEST_METRIC,
-        "count",
-        start,
-        end,
-        labels={"service": service},
-        group_by=["http.route", customer_label],
+        REQUEST_METRIC, "count", start, end, labels={"service": service}, group_by=["http.route"]
     )
-    total = 0.0
+    total = sum(
+        float(v) for s in series if s.labels.get("http.route") not in NOT_REQUESTS for _, v in s.points
+    )
     by_customer: dict[str, float] = {}
-    unattributed = 0.0
-    for s in series:
-        if s.labels.get("http.route") in NOT_REQUESTS:
-            continue
-        count = sum(float(v) for _, v in s.points)
-        total += count
+    for s in metrics.query(CUSTOMER_REQUESTS_METRIC, "sum", start, end, labels={}, group_by=[customer_label]):
         customer = s.labels.get(customer_label)
         if customer:
-            by_customer[customer] = by_customer.get(customer, 0.0) + count
-        else:
-            unattributed += count
+            by_customer[customer] = by_customer.get(customer, 0.0) + sum(float(v) for _, v in s.points)
+    unattributed = max(0.0, total - sum(by_customer.values()))
     if not by_customer:
         return RequestCounts(
             total=total,
             by_customer=None,
             unattributed=unattributed,
-            customer_note=f"no request carries the '{customer_label}' label yet (routing adds it with "
-            "customer API keys); cost per customer is not computed rather than guessed",
+            customer_note="no request was made with a customer API key in this window; cost per "
+            "customer is not computed rather than guessed",
         )
     return RequestCounts(total=total, by_customer=by_customer, unattributed=unattributed)

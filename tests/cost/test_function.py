@@ -273,16 +273,12 @@ def test_cost_per_request_and_missing_customer_label(fs) -> None:  # type: ignor
 
         def query(self, metric: str, agg: str, start: datetime, end: datetime, **kw: Any) -> list:
             if metric == "http.server.request.duration":
-                if self.with_customers:
-                    return [
-                        FakeSeries({"http.route": "/v2/route", "customer": "acme"}, 3000),
-                        FakeSeries({"http.route": "/v2/route", "customer": "globex"}, 1000),
-                        FakeSeries({"http.route": "/health", "customer": "acme"}, 999),
-                    ]
                 return [
                     FakeSeries({"http.route": "/v2/route"}, 4000),
                     FakeSeries({"http.route": "/health"}, 50),
                 ]
+            if metric == "ion.routing.customer.requests" and self.with_customers:
+                return [FakeSeries({"customer": "acme"}, 3000), FakeSeries({"customer": "globex"}, 1000)]
             if metric == "cloudrun.container.instance.count":
                 return [FakeSeries({}, 2.0)]
             return []
