@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 import flask
@@ -84,39 +85,39 @@ def root(_request: flask.Request) -> flask.Response:
     return flask.redirect("/dashboards", code=302)
 
 
+@lru_cache(maxsize=1)
+def _health() -> Any:
+    from shared.health import HealthCheck, firestore_probe
+
+    return HealthCheck("reports", lambda: [firestore_probe()])
+
+
 @api.route("/health")
 def health(request: flask.Request) -> flask.Response:
-    """Checks what serving needs: the panel and audience definitions load and the mail mode;
-    with ``?deep=true`` also that Firestore answers a read (kept out of the liveness probe: a
-    cold instance's first Firestore call pays the client's import and connection)."""
+    """Firestore probed (cached a few seconds), the panel and audience definitions load, and the
+    mail mode."""
+    from shared.health import status_code
+
     settings = get_reports_settings()
-    checks: dict[str, Any] = {}
+    report = dict(_health().report())
+    checks = dict(report["checks"])
     try:
         checks["definitions"] = {
             "ok": True,
             "dashboards": len(catalog().dashboards),
             "audiences": len(audiences().audiences),
         }
-    except Exception as exc:  # noqa: BLE001 - reported, not raised
-        checks["definitions"] = {"ok": False, "error": str(exc)}
-    if request.args.get("deep") == "true":
-        from shared.firestore import get_firestore
-
-        try:
-            list(get_firestore().collection("report_runs").limit(1).stream(timeout=5))
-            checks["firestore"] = {"ok": True}
-        except Exception as exc:  # noqa: BLE001
-            checks["firestore"] = {"ok": False, "error": type(exc).__name__}
+    except Exception as exc:
+        log.exception("report definitions do not load")
+        checks["definitions"] = {"ok": False, "error": type(exc).__name__}
     checks["mail"] = {
         "ok": True,
         "mode": "smtp" if settings.mail_configured else "outbox (local fallback: reports are not mailed)",
     }
-    healthy = all(c["ok"] for c in checks.values())
-    return flask.Response(
-        flask.json.dumps({"status": "ok" if healthy else "unhealthy", "checks": checks}),
-        status=200 if healthy else 503,
-        mimetype="application/json",
-    )
+    report["checks"] = checks
+    if not all(c["ok"] for c in checks.values()):
+        report["status"] = "degraded"
+    return flask.Response(flask.json.dumps(report), status=status_code(report), mimetype="application/json")
 
 
 @api.route("/dashboards")
