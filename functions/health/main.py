@@ -4,8 +4,8 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 
 import flask
@@ -32,26 +32,20 @@ def handle(request: flask.Request) -> flask.Response:
     return api(request)
 
 
+@lru_cache(maxsize=1)
+def _health() -> Any:
+    from shared.health import store_and_topic
+
+    return store_and_topic("health", lambda: "alerts")
+
+
 @api.route("/health")
 def health(_request: flask.Request) -> flask.Response:
-    """Liveness with a real Firestore read: the capability is useless without its store."""
-    started = time.perf_counter()
-    try:
-        from shared.customer_keys import CUSTOMERS_COLLECTION
-        from shared.firestore import get_firestore
+    """Firestore and the alerts topic (actions are notices) probed, cached a few seconds."""
+    from shared.health import status_code
 
-        get_firestore().collection(CUSTOMERS_COLLECTION).limit(1).get(timeout=3)
-    except Exception as exc:  # noqa: BLE001 - any failure means the store is unreachable
-        body = {
-            "status": "degraded",
-            "service": "health",
-            "checks": {"firestore": {"ok": False, "error": type(exc).__name__}},
-        }
-        return json_response(body, status=503)
-    latency = round((time.perf_counter() - started) * 1000, 2)
-    return json_response(
-        {"status": "ok", "service": "health", "checks": {"firestore": {"ok": True, "latency_ms": latency}}}
-    )
+    report = _health().report()
+    return json_response(report, status=status_code(report))
 
 
 # Customers ---------------------------------------------------------------------------------------
