@@ -216,6 +216,8 @@ def handle(request: flask.Request) -> flask.Response:
     )
     if route in _KNOWN_ROUTES:
         attributes = (("http.route", route), *attributes)
+    if response.status_code >= 500:  # OpenTelemetry HTTP: error.type is the status code on a 5xx
+        attributes = (*attributes, ("error.type", str(response.status_code)))
     service.metrics.request_duration.record(time.perf_counter() - started, attributes)
     if customer is not None:
         service.metrics.count_customer_request(

@@ -1,0 +1,107 @@
+"""The metric catalogue (``catalogue.yaml`` beside this module): every metric a producer emits,
+its kind, unit, labels and producers, and the rates derived from them.
+
+Readers check what they ask for with :func:`check`; a problem list is empty when every metric
+and label is emitted by some producer::
+
+    check("ion.cache.requests", {"tier": "l1", "result": "hit"})  # []
+    check("system.cpu.utilization", ["service"])  # ["unknown metric 'system.cpu.utilization' ..."]
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+CATALOGUE_FILE = Path(__file__).resolve().parent / "catalogue.yaml"
+
+Kind = Literal["counter", "histogram", "gauge"]
+Producer = Literal["routing", "collector"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Label(_Strict):
+    meaning: str = Field(min_length=1)
+    values: list[str] | None = Field(default=None, description="the allowed values, where bounded")
+    optional: bool = Field(default=False, description="set on some points only")
+
+
+class Metric(_Strict):
+    kind: Kind
+    unit: str = Field(min_length=1)
+    producers: list[Producer] = Field(min_length=1)
+    meaning: str = Field(min_length=1)
+    labels: dict[str, Label]
+
+
+class RatePart(_Strict):
+    metric: str
+    match: dict[str, str] = {}
+
+
+class Rate(_Strict):
+    meaning: str = Field(min_length=1)
+    numerator: RatePart
+    denominator: RatePart
+
+
+class Catalogue(_Strict):
+    metrics: dict[str, Metric]
+    rates: dict[str, Rate] = {}
+
+    def check(self, metric: str, labels: Iterable[str] | Mapping[str, str] = ()) -> list[str]:
+        """Problems with reading ``metric`` with ``labels`` (names, or name -> value to check the
+        value too): an unknown metric, a label its producers never set, a value outside the
+        label's allowed set. Empty when the read can find data."""
+        spec = self.metrics.get(metric)
+        if spec is None:
+            near = difflib.get_close_matches(metric, list(self.metrics), n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            return [f"unknown metric {metric!r}: no producer emits it{hint}"]
+        problems: list[str] = []
+        values = labels if isinstance(labels, Mapping) else dict.fromkeys(labels)
+        for name, value in values.items():
+            label = spec.labels.get(name)
+            if label is None:
+                known = ", ".join(sorted(spec.labels))
+                problems.append(
+                    f"metric {metric!r} has no label {name!r} ({'/'.join(spec.producers)} sets: {known})"
+                )
+            elif value is not None and label.values is not None and value not in label.values:
+                problems.append(
+                    f"metric {metric!r} label {name!r} is never {value!r} (values: {', '.join(label.values)})"
+                )
+        return problems
+
+    def check_rate(self, rate: str) -> list[str]:
+        spec = self.rates.get(rate)
+        if spec is None:
+            return [f"unknown rate {rate!r} (known: {', '.join(sorted(self.rates))})"]
+        return [
+            *self.check(spec.numerator.metric, spec.numerator.match),
+            *self.check(spec.denominator.metric, spec.denominator.match),
+        ]
+
+    def produced_by(self, producer: str) -> dict[str, Metric]:
+        return {name: m for name, m in self.metrics.items() if producer in m.producers}
+
+
+@cache
+def load_catalogue(path: Path = CATALOGUE_FILE) -> Catalogue:
+    raw = yaml.safe_load(path.read_text())
+    # `x-...` keys hold YAML anchors shared by several metrics; they are not metrics.
+    return Catalogue.model_validate({k: v for k, v in raw.items() if not k.startswith("x-")})
+
+
+def check(metric: str, labels: Iterable[str] | Mapping[str, str] = ()) -> list[str]:
+    """Problems reading ``metric`` with ``labels`` from the default catalogue ([] when fine)."""
+    return load_catalogue().check(metric, labels)
