@@ -32,7 +32,9 @@ def test_a_down_dependency_is_503_by_class_name_only_and_cached() -> None:
     assert status_code(HealthCheck("t", lambda: [Probe("ok", lambda: None)], 0).report()) == 200
 
 
-@pytest.mark.parametrize("capability", ["ingestion", "alerts", "fanout", "deadletters", "cost", "scaling", "reports", "health"])
+@pytest.mark.parametrize(
+    "capability", ["ingestion", "alerts", "fanout", "deadletters", "cost", "scaling", "reports", "health"]
+)
 def test_health_probes_the_real_dependencies(capability: str, fs, emulators, serve_capability) -> None:  # type: ignore[no-untyped-def]
     from devtools.pubsub_setup import create_topics_and_subscriptions
     from shared.topology import load_topology
