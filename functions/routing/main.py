@@ -91,9 +91,22 @@ def route_v1(request: flask.Request) -> flask.Response:
     )
 
 
+def _charge_items(request: flask.Request, items: int) -> None:
+    """Each item of a bulk request costs a rate-limit token, as a request of its own would."""
+    guard = get_service().guard
+    presented = request.headers.get("X-API-Key")
+    if not guard.applies(presented):
+        return
+    try:
+        guard.charge_items(presented, items)
+    except RateLimited as limited:
+        raise Problem(429, limited.detail, headers=limited.headers, retry_after=limited.retry_after) from None
+
+
 @api.route("/v2/bulk", methods=["POST"])
 def bulk(request: flask.Request) -> flask.Response:
     body = read_json(request, BulkRequest)
+    _charge_items(request, len(body.items))
     requests: list[RouteRequest | dict[str, Any]] = []
     for raw in body.items:
         try:
