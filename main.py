@@ -123,7 +123,9 @@ def snapshot_cost_budget(event: CloudEvent) -> None:
 
 @functions_framework.http
 def adjust_scaling(request: flask.Request) -> flask.Response:
-    pass
+    from functions.scaling.main import handle
+
+    return handle(request)
 
 
 @functions_framework.http
