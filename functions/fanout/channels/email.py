@@ -50,6 +50,12 @@ def render(name: str, **context: Any) -> tuple[str, str]:
     )
 
 
+def header_line(value: str) -> str:
+    """A value (labels, annotations) on one header line: a CR or LF would start another header
+    (``Bcc:``), and the email package refuses it outright, which retried the send forever."""
+    return " ".join(value.splitlines()).strip()
+
+
 @register("email", requires=("smtp_host", "alert_email_to"))
 class EmailChannel:
     name = "email"
@@ -70,7 +76,7 @@ class EmailChannel:
 
     def send_mail(self, subject: str, text: str, html: str, key: str, retrier: Retrier) -> dict[str, Any]:
         message = EmailMessage()
-        message["Subject"] = subject
+        message["Subject"] = header_line(subject)
         message["From"] = self.settings.alert_email_from
         message["To"] = ", ".join(self.recipients)
         message["Date"] = formatdate(usegmt=True)
