@@ -19,6 +19,7 @@ from cloudevents.http import CloudEvent
 DEPLOYMENT_CHECKS = {
     "fan_out_alerts": "functions.fanout.settings",
     "manage_alerts": "functions.fanout.settings",
+    "route": "functions.routing.settings",
 }
 
 

@@ -107,15 +107,63 @@ def unavailable_when_transient(
         raise Problem(503, detail.format(exc=exc), headers=headers) from None
 
 
+_BODY_KEY = "ion.body"
+
+
+class _BoundedStream:
+    """A request body stream that yields at most ``cap`` bytes, then ends."""
+
+    def __init__(self, raw: Any, cap: int) -> None:
+        self._raw = raw
+        self._left = cap
+
+    def read(self, size: int | None = -1) -> bytes:
+        want = self._left if size is None or size < 0 else min(size, self._left)
+        parts: list[bytes] = []
+        while want > 0:  # a stream's read(n) may return less than n before its end
+            part = self._raw.read(min(want, 64 * 1024))
+            if not part:
+                break
+            parts.append(part)
+            want -= len(part)
+            self._left -= len(part)
+        return b"".join(parts)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self.read(size)
+
+
+def bound_body(request: flask.Request, *, max_bytes: int | None = None) -> None:
+    """Let nothing read more than the limit + 1 bytes of this request's body, whoever reads it:
+    a chunked body has no Content-Length to refuse it by, and functions-framework reads the rest
+    of every body into memory after the answer."""
+    if isinstance(request.stream, _BoundedStream):
+        return
+    limit = max_bytes or get_settings().max_body_bytes
+    request.stream = _BoundedStream(request.stream, limit + 1)  # type: ignore[misc]
+
+
 def read_body(request: flask.Request, *, max_bytes: int | None = None) -> bytes:
-    """The raw body, refusing more than ``max_bytes`` (413) without reading it all."""
+    """The raw body, refusing more than ``max_bytes`` (413) without reading it all, chunked or
+    not. Read bodies only through here, never with ``request.get_data``."""
     limit = max_bytes or get_settings().max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise Problem(413, f"Body of {request.content_length} bytes exceeds the limit of {limit} bytes.")
-    data = request.get_data(cache=True)
+    data = request.environ.get(_BODY_KEY)
+    if data is None:
+        bound_body(request, max_bytes=limit)
+        data = request.stream.read(limit + 1)
+        request.environ[_BODY_KEY] = data
     if len(data) > limit:
         raise Problem(413, f"Body exceeds the limit of {limit} bytes.")
     return data
+
+
+def body_read_so_far(request: flask.Request) -> bytes:
+    """The body as ``read_body`` read it, or nothing if no handler read it (an answer given
+    before the body was needed must not read the body afterwards)."""
+    data: bytes | None = request.environ.get(_BODY_KEY)
+    return data if data is not None else b""
 
 
 def read_json(request: flask.Request, model: type[M], *, max_bytes: int | None = None) -> M:
@@ -188,6 +236,7 @@ class Api:
             )
         )
         started = time.monotonic()
+        bound_body(request)
         try:
             response = self._dispatch(request)
             if response.status_code < 300:

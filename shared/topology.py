@@ -48,6 +48,8 @@ class Function(_Strict):
     max_instances: int = Field(default=10, ge=1)
     concurrency: int = Field(default=1, ge=1, le=1000)
     roles: list[str] = []
+    # Topics the function publishes to: roles/pubsub.publisher on each topic, not the project.
+    publishes: list[str] = []
     # Environment variable name -> Secret Manager secret id.
     secrets: dict[str, str] = {}
     # Plain settings Terraform supplies from its validated variables (terraform/main.tf:
@@ -116,6 +118,9 @@ class Topology(_Strict):
                 raise ValueError(f"function {name}: unknown capability {fn.capability!r}")
             if fn.topic is not None and fn.topic not in self.topics:
                 raise ValueError(f"function {name}: unknown topic {fn.topic!r}")
+            for topic in fn.publishes:
+                if topic not in self.topics:
+                    raise ValueError(f"function {name}: publishes to unknown topic {topic!r}")
         for name, schedule in self.schedules.items():
             target = self.functions.get(schedule.function)
             if target is None or target.trigger != "http":

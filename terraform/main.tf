@@ -109,6 +109,7 @@ module "function" {
   max_instances   = try(each.value.max_instances, 10)
   concurrency     = try(each.value.concurrency, 1)
   roles           = try(each.value.roles, [])
+  publishes       = [for topic in try(each.value.publishes, []) : google_pubsub_topic.topics[topic].name]
   secrets         = try(each.value.secrets, {})
   env = merge(var.function_env, try(each.value.env, {}), {
     for name in try(each.value.settings_from, []) : name => local.deploy_settings[name]

@@ -6,7 +6,10 @@ import json
 
 import functions_framework
 import pytest
+import requests
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
+from shared.settings import get_settings
 from tests.conftest import fixture_source
 
 
@@ -101,3 +104,54 @@ def test_a_transient_error_becomes_503_and_anything_else_passes_through() -> Non
         unavailable_when_transient("Down.", logger=log, message="%s"),
     ):
         raise ValueError("a bug")
+
+
+class _EndlessBody:
+    """A chunked request body of ``total`` bytes made on demand, counting what the server read."""
+
+    def __init__(self, total: int) -> None:
+        self.remaining = total
+        self.read_bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        self.remaining -= size
+        self.read_bytes += size
+        return b"x" * size
+
+
+def test_a_chunked_body_over_the_limit_is_413_without_being_read_whole(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ION_MAX_BODY_BYTES", str(64 * 1024))
+    get_settings.cache_clear()
+    body = _EndlessBody(20 * 1024 * 1024)
+    # As a server hands over a chunked body: no Content-Length, the stream ends where the body does.
+    environ = EnvironBuilder("/orders", method="POST", content_type="application/json").get_environ()
+    environ.pop("CONTENT_LENGTH", None)
+    environ.update({"wsgi.input": body, "wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"})
+    app_iter, status, _ = run_wsgi_app(client.application, environ)
+    assert status.startswith("413")
+    assert json.loads(b"".join(app_iter))["detail"] == f"Body exceeds the limit of {64 * 1024} bytes."
+    assert body.read_bytes <= 64 * 1024 + 1
+
+
+@pytest.mark.parametrize(
+    ("capability", "path", "content_type"),
+    [("routing", "/v2/route", "application/json"), ("ingestion", "/v1/metrics", "application/x-protobuf")],
+)
+def test_a_live_function_answers_413_to_a_20_mib_chunked_body(  # type: ignore[no-untyped-def]
+    capability: str, path: str, content_type: str, fs, serve_capability
+) -> None:
+    live = serve_capability(capability, {"ION_MAX_BODY_BYTES": str(64 * 1024)})
+    sent = 0
+
+    def chunks():  # type: ignore[no-untyped-def]
+        nonlocal sent
+        for _ in range(320):  # 20 MiB in 64 KiB chunks, no Content-Length: sent chunked
+            sent += 64 * 1024
+            yield b"x" * (64 * 1024)
+
+    response = requests.post(
+        f"{live.url}{path}", data=chunks(), headers={"Content-Type": content_type}, timeout=60
+    )
+    assert response.status_code == 413
+    assert response.json()["detail"] == f"Body exceeds the limit of {64 * 1024} bytes."

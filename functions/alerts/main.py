@@ -29,7 +29,7 @@ from functions.alerts.engine import CycleResult, DetectorCache, Evaluator
 from functions.alerts.jobs import JobWatch
 from functions.alerts.rules import RulesError, active_rules
 from shared.clock import utcnow
-from shared.http import Api, Problem, json_response, read_json
+from shared.http import Api, Problem, json_response, read_body, read_json
 from shared.logging import get_logger
 from shared.messages import AlertTransition, MetricsIngested
 
@@ -155,7 +155,7 @@ def _summary(result: CycleResult) -> dict[str, Any]:
 @api.route("/", methods=["POST"])
 @api.route("/v1/evaluate", methods=["POST"])
 def evaluate_cycle(request: flask.Request) -> dict[str, Any]:
-    body = read_json(request, EvaluateBody) if request.get_data(cache=True) else EvaluateBody()
+    body = read_json(request, EvaluateBody) if read_body(request) else EvaluateBody()
     names = set(body.rules) if body.rules is not None else None
     if names is not None:
         known = {r.name for r in _rules()}

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from functions.fanout import silences
 from shared.clock import parse_rfc3339, utcnow
 from shared.events import decode_pubsub
-from shared.http import Api, Problem, json_response, read_json
+from shared.http import Api, Problem, json_response, read_body, read_json
 from shared.logging import get_logger
 from shared.messages import AlertTransition
 
@@ -137,7 +137,7 @@ def digest(request: flask.Request) -> dict[str, Any]:
     from functions.fanout.channels.base import DeliveryFailed
     from functions.fanout.digest import send_digest
 
-    body = read_json(request, DigestRequest) if request.get_data(cache=True) else DigestRequest()
+    body = read_json(request, DigestRequest) if read_body(request) else DigestRequest()
     day = body.day or (_scheduled_time(request) - timedelta(days=1)).date()
     try:
         return send_digest(day)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,7 +34,10 @@ class FanoutSettings(BaseSettings):
     smtp_port: int = Field(default=587, gt=0, lt=65536, validation_alias="SMTP_PORT")
     smtp_user: str | None = Field(default=None, validation_alias="SMTP_USER")
     smtp_password: str | None = Field(default=None, validation_alias="SMTP_PASSWORD")
-    smtp_starttls: bool = Field(default=False, validation_alias="SMTP_STARTTLS")
+    # Unset: STARTTLS when deployed, plain SMTP locally (aiosmtpd); port 465 is implicit TLS.
+    # The certificate is always verified (the system CAs, or SMTP_CA_FILE for a private CA).
+    smtp_starttls: bool | None = Field(default=None, validation_alias="SMTP_STARTTLS")
+    smtp_ca_file: str | None = Field(default=None, validation_alias="SMTP_CA_FILE")
     alert_email_from: str = Field(default="ion-ops@localhost", validation_alias="ALERT_EMAIL_FROM")
     alert_email_to: str | None = Field(default=None, validation_alias="ALERT_EMAIL_TO")
 
@@ -73,6 +77,13 @@ class FanoutSettings(BaseSettings):
     @property
     def deployed(self) -> bool:
         return bool(self.k_service)
+
+    @property
+    def smtp_tls(self) -> Literal["implicit", "starttls", "none"]:
+        if self.smtp_port == 465:
+            return "implicit"
+        starttls = self.deployed if self.smtp_starttls is None else self.smtp_starttls
+        return "starttls" if starttls else "none"
 
 
 LOOPBACK = ("://127.", "://localhost", "://[::1]", "://0.0.0.0")

@@ -46,23 +46,25 @@ if TYPE_CHECKING:
 
 log = get_logger("routing.auth")
 
-# KEYS[1] bucket; ARGV rate (tokens/s), burst. Returns {allowed 0|1, retry_after_s, tokens_left}.
+# KEYS[1] bucket; ARGV rate (tokens/s), burst, cost (tokens taken, 1 unless given).
+# Returns {allowed 0|1, retry_after_s, tokens_left}.
 TOKEN_BUCKET_LUA = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3]) or 1
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(state[1]) or burst
 local ts = tonumber(state[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 local allowed = 0
 local retry = 0
-if tokens >= 1 then
-  tokens = tokens - 1
+if tokens >= cost then
+  tokens = tokens - cost
   allowed = 1
 else
-  retry = (1 - tokens) / rate
+  retry = (cost - tokens) / rate
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
@@ -277,35 +279,55 @@ class ApiKeyGuard:
                 "This customer API key is unknown or revoked.",
                 headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'},
             )
-        bucket = "customer:" + presented[len(ck.KEY_PREFIX) : len(ck.KEY_PREFIX) + ck.KEY_ID_HEX]
         try:
-            return self._limit(bucket), customer
+            return self._limit(self.bucket_of(presented)), customer
         except RateLimited as limited:
             limited.customer = customer
             raise
 
-    def _limit(self, bucket: str) -> dict[str, str]:
-        verdict = self._take(bucket)
+    def bucket_of(self, presented: str | None) -> str:
+        """The rate-limit bucket of a key that :meth:`admit` accepted."""
+        if presented and self.customer_keys is not None and presented.startswith(ck.KEY_PREFIX):
+            return "customer:" + presented[len(ck.KEY_PREFIX) : len(ck.KEY_PREFIX) + ck.KEY_ID_HEX]
+        return hashlib.sha256((presented or "").encode()).hexdigest()[:24]
+
+    def charge_items(self, presented: str | None, items: int) -> dict[str, str]:
+        """A request of ``items`` items costs one token per item: take the ``items`` - 1 not
+        taken when :meth:`admit` accepted the key; raises ``RateLimited``."""
+        if items > self._burst:
+            self._metrics.rejected.add(1, (("reason", "rate_limit"),))
+            raise RateLimited(
+                f"This request of {items} items costs {items} rate-limit tokens, more than the burst "
+                f"of {self._burst}; "
+                f"send at most {self._burst} items per request.",
+                headers={"RateLimit-Limit": str(self._burst)},
+                retry_after=0,
+            )
+        return self._limit(self.bucket_of(presented), items - 1) if items > 1 else {}
+
+    def _limit(self, bucket: str, cost: int = 1) -> dict[str, str]:
+        verdict = self._take(bucket, cost)
         headers = {"RateLimit-Limit": str(self._burst), "RateLimit-Remaining": str(int(verdict.remaining))}
         if not verdict.allowed:
             self._metrics.rejected.add(1, (("reason", "rate_limit"),))
             retry = max(1, math.ceil(verdict.retry_after))
             raise RateLimited(
-                f"Rate limit of {self._rate:g} requests/s (burst {self._burst}) exceeded for this key; "
+                f"Rate limit of {self._rate:g} tokens/s (burst {self._burst}; one token per request, "
+                f"one per item of a bulk request) exceeded for this key; "
                 f"retry in {retry} s.",
                 headers={**headers, "Retry-After": str(retry)},
                 retry_after=retry,
             )
         return headers
 
-    def _take(self, bucket: str) -> Verdict:
+    def _take(self, bucket: str, cost: int = 1) -> Verdict:
         client = self._redis_client() if time.monotonic() >= self._redis_down_until else None
         if client is not None:
             try:
                 if self._script is None:
                     self._script = client.register_script(TOKEN_BUCKET_LUA)
                 allowed, retry, left = self._script(
-                    keys=[f"ion:routing:ratelimit:{bucket}"], args=[self._rate, self._burst]
+                    keys=[f"ion:routing:ratelimit:{bucket}"], args=[self._rate, self._burst, cost]
                 )
                 return Verdict(bool(int(allowed)), float(retry), float(left))
             except Exception as exc:  # noqa: BLE001 - redis errors: fall back to a local bucket
@@ -314,9 +336,9 @@ class ApiKeyGuard:
                     "rate limit store unavailable; limiting per instance",
                     extra={"error": repr(exc), "retry_seconds": self.retry_seconds},
                 )
-        return self._take_local(bucket)
+        return self._take_local(bucket, cost)
 
-    def _take_local(self, bucket: str) -> Verdict:
+    def _take_local(self, bucket: str, cost: int = 1) -> Verdict:
         now = time.monotonic()
         with self._lock:
             state = self._local.get(bucket)
@@ -324,7 +346,7 @@ class ApiKeyGuard:
                 state = self._local[bucket] = _LocalBucket(float(self._burst), now)
             state.tokens = min(self._burst, state.tokens + (now - state.stamp) * self._rate)
             state.stamp = now
-            if state.tokens >= 1:
-                state.tokens -= 1
+            if state.tokens >= cost:
+                state.tokens -= cost
                 return Verdict(True, 0.0, state.tokens)
-            return Verdict(False, (1 - state.tokens) / self._rate, state.tokens)
+            return Verdict(False, (cost - state.tokens) / self._rate, state.tokens)

@@ -22,7 +22,7 @@ from functions.routing.models import (
     V1RouteRequest,
 )
 from functions.routing.service import KEY_PARTS, RejectedKey, RoutingService, get_service, item_error
-from shared.http import Api, Problem, read_json, validation_errors
+from shared.http import Api, Problem, body_read_so_far, bound_body, read_json, validation_errors
 from shared.http import json_response as shared_json_response
 from shared.logging import get_logger
 
@@ -91,9 +91,22 @@ def route_v1(request: flask.Request) -> flask.Response:
     )
 
 
+def _charge_items(request: flask.Request, items: int) -> None:
+    """Each item of a bulk request costs a rate-limit token, as a request of its own would."""
+    guard = get_service().guard
+    presented = request.headers.get("X-API-Key")
+    if not guard.applies(presented):
+        return
+    try:
+        guard.charge_items(presented, items)
+    except RateLimited as limited:
+        raise Problem(429, limited.detail, headers=limited.headers, retry_after=limited.retry_after) from None
+
+
 @api.route("/v2/bulk", methods=["POST"])
 def bulk(request: flask.Request) -> flask.Response:
     body = read_json(request, BulkRequest)
+    _charge_items(request, len(body.items))
     requests: list[RouteRequest | dict[str, Any]] = []
     for raw in body.items:
         try:
@@ -182,6 +195,7 @@ _KNOWN_ROUTES = frozenset(api.paths())
 def handle(request: flask.Request) -> flask.Response:
     """The ``route`` entry point: API keys, the API, then request metrics and a due metrics flush."""
     started = time.perf_counter()
+    bound_body(request)
     service = get_service()
     path = request.path
     extra_headers = None
@@ -221,7 +235,7 @@ def handle(request: flask.Request) -> flask.Response:
     service.metrics.request_duration.record(time.perf_counter() - started, attributes)
     if customer is not None:
         service.metrics.count_customer_request(
-            customer, path, request.get_data(cache=True), response.status_code
+            customer, path, body_read_so_far(request), response.status_code
         )
     service.telemetry.maybe_flush()
     return response

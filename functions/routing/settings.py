@@ -14,8 +14,10 @@ from functions.routing.config import DEFAULT_WEIGHTS_FILE
 class RoutingSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    # Comma-separated API keys; empty means the API is open (the local default).
+    # Comma-separated API keys; empty means the API is open (the local default; refused when
+    # deployed unless ION_ALLOW_OPEN_API=true says the open API is meant).
     api_keys: str = Field(default="", validation_alias="ION_API_KEYS")
+    allow_open_api: bool = Field(default=False, validation_alias="ION_ALLOW_OPEN_API")
     rate_limit_per_second: float = Field(default=50.0, gt=0, validation_alias="ION_RATE_LIMIT_PER_SECOND")
     rate_limit_burst: int = Field(default=100, ge=1, validation_alias="ION_RATE_LIMIT_BURST")
     weights_file: Path = Field(default=DEFAULT_WEIGHTS_FILE, validation_alias="ION_ROUTING_WEIGHTS_FILE")
@@ -36,6 +38,32 @@ class RoutingSettings(BaseSettings):
 
     def api_key_list(self) -> list[str]:
         return [key.strip() for key in self.api_keys.split(",") if key.strip()]
+
+    def deployment_problems(self) -> list[str]:
+        """What a deployed routing function must not start with, naming each variable: an API
+        left open by mistake or a request id anyone could forge."""
+        problems: list[str] = []
+        entries = self.api_keys.split(",") if self.api_keys else []
+        if any(not entry.strip() for entry in entries):
+            problems.append(
+                "ION_API_KEYS has a blank entry (an empty key between, before or after commas); "
+                "list only non-empty keys"
+            )
+        elif not entries and not self.allow_open_api:
+            problems.append(
+                "ION_API_KEYS is empty, which leaves the API open; set the keys, or "
+                "ION_ALLOW_OPEN_API=true if an open API is meant"
+            )
+        if not self.request_id_secret.strip():
+            problems.append("ION_REQUEST_ID_SECRET is empty; request ids (and feedback) would be forgeable")
+        return problems
+
+
+def check_deployment() -> None:
+    """Deployed (``K_SERVICE`` set), refuse to start on any of ``deployment_problems``."""
+    problems = get_routing_settings().deployment_problems()
+    if problems:
+        raise SystemExit("routing cannot start: " + "; ".join(problems))
 
 
 @lru_cache(maxsize=1)

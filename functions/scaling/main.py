@@ -24,7 +24,7 @@ from functions.scaling.rules import RulesError, RuleSet, active_rules
 from functions.scaling.settings import get_scaling_settings
 from functions.scaling.store import DecisionRecord
 from shared.clock import utcnow
-from shared.http import Api, Problem, json_response, read_json
+from shared.http import Api, Problem, json_response, read_body, read_json
 from shared.logging import get_logger
 
 api = Api("scaling")
@@ -65,7 +65,7 @@ def run(request: flask.Request) -> flask.Response:
     from functions.scaling.store import FirestoreDecisionStore
     from shared.settings import get_settings
 
-    body = read_json(request, RunBody) if request.get_data(cache=True).strip() else RunBody()
+    body = read_json(request, RunBody) if read_body(request).strip() else RunBody()
     rules = _rules()
     unknown = sorted(set(body.regions or []) - set(rules.regions))
     if unknown:

@@ -66,7 +66,7 @@ def test_one_missing_variable_is_named_alone() -> None:
 
 def test_locally_the_same_settings_start_and_other_functions_are_not_checked() -> None:
     assert start("fan_out_alerts").returncode == 0
-    assert start("route", K_SERVICE="route").returncode == 0
+    assert start("ingest", K_SERVICE="ingest").returncode == 0  # route has checks of its own
 
 
 @pytest.mark.emulators

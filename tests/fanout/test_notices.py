@@ -29,7 +29,7 @@ def test_a_low_notice_goes_to_slack_once_and_is_never_repeated(fanout: Fanout) -
     clock.advance(timedelta(seconds=31))  # the low route's group wait
     fanout.tick()
     assert len(fanout.slack.top_level()) == 1
-    assert "min instances 2 -> 4" in fanout.slack.top_level()[0].all_text()
+    assert "min instances 2 -&gt; 4" in fanout.slack.top_level()[0].all_text()
     assert fanout.pagerduty.events == []
     clock.advance(timedelta(hours=25))  # past the low route's repeat interval
     fanout.tick()

@@ -65,3 +65,31 @@ def test_rate_limit_falls_back_to_a_local_bucket_when_redis_is_down(make_client:
         client.post("/v2/route", json=ROUTE, headers={"X-API-Key": "alpha"}).status_code for _ in range(3)
     ]
     assert statuses == [200, 200, 429]
+
+
+@pytest.mark.redis
+def test_a_bulk_request_costs_one_token_per_item(make_client: Any, redis_url: str) -> None:
+    env = {"ION_API_KEYS": "alpha", "ION_RATE_LIMIT_BURST": "10", "ION_RATE_LIMIT_PER_SECOND": "0.01"}
+    client = make_client(**env)
+    key = {"X-API-Key": "alpha"}
+    assert client.post("/v2/bulk", json={"items": [ROUTE] * 4}, headers=key).status_code == 200
+    assert client.post("/v2/bulk", json={"items": [ROUTE] * 4}, headers=key).status_code == 200
+    # 8 of 10 tokens spent: a bulk of 4 more is refused, and the bucket (in Redis, seen by another
+    # instance) still has the 2 left for single requests.
+    refused = client.post("/v2/bulk", json={"items": [ROUTE] * 4}, headers=key)
+    assert refused.status_code == 429
+    assert "one per item" in refused.get_json()["detail"]
+    other_instance = make_client(**env)
+    statuses = [other_instance.post("/v2/route", json=ROUTE, headers=key).status_code for _ in range(2)]
+    assert statuses == [200, 429]  # the refused bulk's admission took one of the two
+
+
+@pytest.mark.redis
+def test_a_bulk_larger_than_the_burst_is_refused_saying_how_many_items_fit(
+    make_client: Any, redis_url: str
+) -> None:
+    client = make_client(ION_API_KEYS="alpha", ION_RATE_LIMIT_BURST="5", ION_RATE_LIMIT_PER_SECOND="1")
+    refused = client.post("/v2/bulk", json={"items": [ROUTE] * 6}, headers={"X-API-Key": "alpha"})
+    assert refused.status_code == 429
+    assert "send at most 5 items per request" in refused.get_json()["detail"]
+    assert "Retry-After" not in refused.headers

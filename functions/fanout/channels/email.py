@@ -1,7 +1,10 @@
 """Email over SMTP (smtplib): a multipart/alternative mail with a plain-text part and an HTML
 part rendered by Jinja2 (autoescaped), to ``ALERT_EMAIL_TO`` (comma-separated) from
-``ALERT_EMAIL_FROM``. ``SMTP_STARTTLS`` and ``SMTP_USER``/``SMTP_PASSWORD`` when the relay needs
-them. 4xx SMTP replies and connection failures are retried; 5xx replies are not.
+``ALERT_EMAIL_FROM``. TLS with a verified certificate when deployed (STARTTLS, or implicit TLS
+on port 465; ``SMTP_STARTTLS`` overrides, ``SMTP_CA_FILE`` names a private CA), and
+``SMTP_USER``/``SMTP_PASSWORD`` when the relay needs them. 4xx SMTP replies and connection
+failures are retried; 5xx replies, a certificate that does not verify and a server without
+STARTTLS are not.
 
 The Message-ID is derived from the notification id, so a mail resent after a crash between the
 SMTP ``DATA`` and our bookkeeping carries the same Message-ID and mail clients thread it as one.
@@ -50,6 +53,12 @@ def render(name: str, **context: Any) -> tuple[str, str]:
     )
 
 
+def header_line(value: str) -> str:
+    """A value (labels, annotations) on one header line: a CR or LF would start another header
+    (``Bcc:``), and the email package refuses it outright, which retried the send forever."""
+    return " ".join(value.splitlines()).strip()
+
+
 @register("email", requires=("smtp_host", "alert_email_to"))
 class EmailChannel:
     name = "email"
@@ -70,7 +79,7 @@ class EmailChannel:
 
     def send_mail(self, subject: str, text: str, html: str, key: str, retrier: Retrier) -> dict[str, Any]:
         message = EmailMessage()
-        message["Subject"] = subject
+        message["Subject"] = header_line(subject)
         message["From"] = self.settings.alert_email_from
         message["To"] = ", ".join(self.recipients)
         message["Date"] = formatdate(usegmt=True)
@@ -83,17 +92,37 @@ class EmailChannel:
 
     def _send(self, message: EmailMessage) -> None:
         import smtplib
+        import ssl
 
         settings = self.settings
+        tls = settings.smtp_tls
+        context = ssl.create_default_context(cafile=settings.smtp_ca_file)
+        host = str(settings.smtp_host)
+        timeout = settings.request_timeout_seconds
         try:
-            with smtplib.SMTP(
-                str(settings.smtp_host), settings.smtp_port, timeout=settings.request_timeout_seconds
+            with (
+                smtplib.SMTP_SSL(host, settings.smtp_port, timeout=timeout, context=context)
+                if tls == "implicit"
+                else smtplib.SMTP(host, settings.smtp_port, timeout=timeout)
             ) as smtp:
-                if settings.smtp_starttls:
-                    smtp.starttls()
+                if tls == "starttls":
+                    smtp.starttls(context=context)
                 if settings.smtp_user and settings.smtp_password:
                     smtp.login(settings.smtp_user, settings.smtp_password)
                 refused = smtp.send_message(message, to_addrs=self.recipients)
+        except ssl.SSLCertVerificationError as exc:
+            # Not a passing fault: the same certificate will fail the same way on every retry.
+            raise DeliveryError(
+                f"SMTP server {host}:{settings.smtp_port} presented a certificate that does not "
+                f"verify ({exc.verify_message}); nothing was sent",
+                retryable=False,
+            ) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            raise DeliveryError(
+                f"SMTP server {host}:{settings.smtp_port} does not offer STARTTLS ({exc}); nothing is "
+                "sent in clear",
+                retryable=False,
+            ) from None
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             raise DeliveryError(

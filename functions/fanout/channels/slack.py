@@ -238,14 +238,24 @@ class SlackChannel:
 # --- rendering -------------------------------------------------------------------------------
 
 
+def escape_mrkdwn(text: str) -> str:
+    """A value shown as itself in mrkdwn: Slack reads ``<...>`` as mentions (``<!channel>``,
+    ``<@U123>``) and links, so ``&``, ``<`` and ``>`` are sent as Slack documents it."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def fallback_text(notification: Notification, alerts: list[AlertTransition], mention: str | None) -> str:
     head = notification.title() if notification.kind == "repeat" else _title_for(notification, alerts)
+    head = escape_mrkdwn(head)  # the text is mrkdwn too (notifications, clients without blocks)
     lines = [f"{mention} {head}" if mention else head]
-    lines += [f"• {a.state.upper()}: {summary_of(a)} — {value_text(a)}" for a in alerts]
+    lines += [
+        f"• {a.state.upper()}: {escape_mrkdwn(summary_of(a))} — {escape_mrkdwn(value_text(a))}"
+        for a in alerts
+    ]
     return _clip("\n".join(lines), 3000)
 
 
@@ -278,14 +288,20 @@ def render_blocks(
         blocks.append(
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": _clip(f"{state} {summary_of(alert)}", 3000)},
+                "text": {
+                    "type": "mrkdwn",
+                    "text": _clip(f"{state} {escape_mrkdwn(summary_of(alert))}", 3000),
+                },
                 "fields": [
-                    {"type": "mrkdwn", "text": f"*Severity*\n{alert.severity}"},
-                    {"type": "mrkdwn", "text": f"*Value*\n{value_text(alert)}"},
-                    {"type": "mrkdwn", "text": f"*Service*\n{alert.labels.get('service', '-')}"},
-                    {"type": "mrkdwn", "text": f"*Region*\n{alert.labels.get('region', '-')}"},
+                    {"type": "mrkdwn", "text": f"*Severity*\n{escape_mrkdwn(alert.severity)}"},
+                    {"type": "mrkdwn", "text": f"*Value*\n{escape_mrkdwn(value_text(alert))}"},
+                    {
+                        "type": "mrkdwn",
+                        "text": f"*Service*\n{escape_mrkdwn(alert.labels.get('service', '-'))}",
+                    },
+                    {"type": "mrkdwn", "text": f"*Region*\n{escape_mrkdwn(alert.labels.get('region', '-'))}"},
                     {"type": "mrkdwn", "text": f"*Started*\n{iso(alert.starts_at)}"},
-                    {"type": "mrkdwn", "text": f"*Rule*\n`{alert.rule}`"},
+                    {"type": "mrkdwn", "text": f"*Rule*\n`{escape_mrkdwn(alert.rule)}`"},
                 ],
             }
         )
@@ -299,7 +315,7 @@ def render_blocks(
                 }
             )
         elif alert.runbook:
-            steps = "\n".join(f"{i}. {step}" for i, step in enumerate(alert.runbook, 1))
+            steps = "\n".join(f"{i}. {escape_mrkdwn(step)}" for i, step in enumerate(alert.runbook, 1))
             blocks.append(
                 {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*Runbook*\n{steps}", 3000)}}
             )
@@ -332,6 +348,7 @@ def render_blocks(
         ", ".join(f'{{"name": "{k}", "value": "{v}"}}' for k, v in notification.group_labels.items() if v)
         or f'{{"name": "rule", "value": "{first.rule}"}}'
     )
+    matchers = escape_mrkdwn(matchers)
     blocks.append(
         {
             "type": "context",

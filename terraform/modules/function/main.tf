@@ -19,6 +19,13 @@ resource "google_project_iam_member" "roles" {
   member   = "serviceAccount:${google_service_account.function.email}"
 }
 
+resource "google_pubsub_topic_iam_member" "publishes" {
+  for_each = toset(var.publishes)
+  topic    = each.value
+  role     = "roles/pubsub.publisher"
+  member   = "serviceAccount:${google_service_account.function.email}"
+}
+
 resource "google_secret_manager_secret_iam_member" "secrets" {
   for_each  = var.secrets
   secret_id = each.value

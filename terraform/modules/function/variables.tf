@@ -68,6 +68,12 @@ variable "roles" {
   default     = []
 }
 
+variable "publishes" {
+  description = "Topic names the function may publish to (roles/pubsub.publisher on each topic, not the project)."
+  type        = list(string)
+  default     = []
+}
+
 variable "secrets" {
   description = "Environment variable name => Secret Manager secret id (latest version)."
   type        = map(string)

@@ -59,7 +59,7 @@ def test_firing_message_has_what_the_responder_needs(fs, slack: SlackStandIn) ->
     assert "CRITICAL" in message.blocks[0]["text"]["text"]
     assert "<!subteam^S1|@oncall>" in text  # the route's mention
     assert "p95-latency on persona-router in us-central1" in text  # summary
-    assert "0.31 (> threshold 0.2)" in text  # value against threshold
+    assert "0.31 (&gt; threshold 0.2)" in text  # value against threshold (">" escaped for mrkdwn)
     assert "1. Check the error dashboard" in text  # runbook steps
     buttons = next(b for b in message.blocks if b["type"] == "actions")["elements"]
     assert {b["url"] for b in buttons} == {
