@@ -27,50 +27,55 @@ def create_topics_and_subscriptions(
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
     created: list[tuple[str, str]] = []
+
+    def push(topic: str, fn_name: str, capability: str, ack_deadline: int, **policy: object) -> None:
+        endpoint = push_endpoint(base_url_of(capability), project, topic)
+        subscription = subscriber.subscription_path(project, f"{topic}-to-{fn_name}")
+        request = {
+            "name": subscription,
+            "topic": publisher.topic_path(project, topic),
+            "push_config": {"push_endpoint": endpoint},
+            "ack_deadline_seconds": ack_deadline,
+            **policy,
+        }
+        with contextlib.suppress(AlreadyExists):
+            subscriber.create_subscription(request=request)
+        created.append((subscription, endpoint))
+
+    def backoff(max_seconds: int) -> dict[str, object]:
+        return {
+            "minimum_backoff": duration_pb2.Duration(seconds=1),
+            "maximum_backoff": duration_pb2.Duration(seconds=max_seconds),
+        }
+
     try:
         for topic_name, topic in topo.topics.items():
-            for name in (topic_name, f"{topic_name}-dead-letter"):
+            dead_letter_topic = f"{topic_name}-dead-letter"
+            for name in (topic_name, dead_letter_topic):
                 with contextlib.suppress(AlreadyExists):
                     publisher.create_topic(name=publisher.topic_path(project, name))
             for fn_name, fn in topo.subscribers(topic_name).items():
-                endpoint = push_endpoint(base_url_of(fn.capability), project, topic_name)
-                subscription = subscriber.subscription_path(project, f"{topic_name}-to-{fn_name}")
-                request = {
-                    "name": subscription,
-                    "topic": publisher.topic_path(project, topic_name),
-                    "push_config": {"push_endpoint": endpoint},
-                    "ack_deadline_seconds": topic.ack_deadline_seconds,
-                    "retry_policy": {
-                        "minimum_backoff": duration_pb2.Duration(seconds=1),
-                        "maximum_backoff": duration_pb2.Duration(seconds=60),
-                    },
-                    "dead_letter_policy": {
-                        "dead_letter_topic": publisher.topic_path(project, f"{topic_name}-dead-letter"),
+                push(
+                    topic_name,
+                    fn_name,
+                    fn.capability,
+                    topic.ack_deadline_seconds,
+                    retry_policy=backoff(60),
+                    dead_letter_policy={
+                        "dead_letter_topic": publisher.topic_path(project, dead_letter_topic),
                         "max_delivery_attempts": topic.max_delivery_attempts,
                     },
-                }
-                with contextlib.suppress(AlreadyExists):
-                    subscriber.create_subscription(request=request)
-                created.append((subscription, endpoint))
+                )
             # Dead letters are pushed to the sink with retries but no dead-letter policy of their
             # own: a message the sink cannot store stays on the topic (7 days) and is retried.
-            dead_letter_topic = f"{topic_name}-dead-letter"
             for fn_name, fn in topo.dead_letter_sinks().items():
-                endpoint = push_endpoint(base_url_of(fn.capability), project, dead_letter_topic)
-                subscription = subscriber.subscription_path(project, f"{dead_letter_topic}-to-{fn_name}")
-                request = {
-                    "name": subscription,
-                    "topic": publisher.topic_path(project, dead_letter_topic),
-                    "push_config": {"push_endpoint": endpoint},
-                    "ack_deadline_seconds": topic.ack_deadline_seconds,
-                    "retry_policy": {
-                        "minimum_backoff": duration_pb2.Duration(seconds=1),
-                        "maximum_backoff": duration_pb2.Duration(seconds=600),
-                    },
-                }
-                with contextlib.suppress(AlreadyExists):
-                    subscriber.create_subscription(request=request)
-                created.append((subscription, endpoint))
+                push(
+                    dead_letter_topic,
+                    fn_name,
+                    fn.capability,
+                    topic.ack_deadline_seconds,
+                    retry_policy=backoff(600),
+                )
     finally:
         subscriber.close()
     return created

@@ -239,7 +239,7 @@ class Api:
         bound_body(request)
         try:
             response = self._dispatch(request)
-            if response.status_code < 300:
+            if response.status_code < 300 and request.headers.get("X-CloudScheduler-JobName"):
                 self._heartbeat(request, response.status_code, time.monotonic() - started)
             return response
         finally:
