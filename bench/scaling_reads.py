@@ -1,0 +1,143 @@
+"""The scaling decision with its reads, as the function runs it: 14 days of history for 3 regions
+in a Firestore emulator (written through the ingestion writer and folded by the downsampler, so
+the query API reads hourly rollups for the 14 days and minute rollups for the last two hours),
+then ``run_cycle`` with the production ports (``QueryApiHistory``, ``FirestoreGuard``,
+``FirestoreDecisionStore``) in dry-run. Measured: a cold run in a fresh process (imports, clients,
+first reads: the unflattering case) and warm runs, one per 5-minute slot.
+
+    .venv/bin/python bench/scaling_reads.py    # starts a Firestore emulator unless one is set
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+REGIONS = {"us-central1": 1.0, "europe-west1": 0.6, "asia-southeast1": 0.3}
+SERVICE = "persona-router"
+AT = datetime(2026, 3, 16, 13, 2, 10, tzinfo=UTC)
+DAYS = 14
+CAPACITY_RPM = 200.0
+
+
+def load(region_scale: float, minute: datetime) -> float:
+    """Requests per minute: a daily and weekly cycle (busy 08-18 UTC, quieter weekends)."""
+    hour = minute.hour + minute.minute / 60
+    daily = 0.25 + 0.75 * max(0.0, math.sin(math.pi * (hour - 6) / 14)) if 6 <= hour <= 20 else 0.25
+    weekly = 0.6 if minute.weekday() >= 5 else 1.0
+    return 3000.0 * region_scale * daily * weekly
+
+
+def write_history() -> None:
+    """Every 5th minute (carrying 5 minutes of requests) up to the last 3 hours, then every minute:
+    the hourly rollups hold the same totals, written in a fifth of the time."""
+    from devtools.metric_history import MetricHistory, write_history
+
+    def writer(every: int) -> Callable[[MetricHistory, datetime], None]:
+        return lambda history, minute: minute_of(history, minute, every)
+
+    def minute_of(history: MetricHistory, minute: datetime, every: int) -> None:
+        for region, scale in REGIONS.items():
+            rpm = load(scale, minute) * every
+            labels = {"region": region, "service": SERVICE}
+            history.increment("cloudrun.request.count", {**labels, "response_code_class": "2xx"}, minute, rpm)
+            instances = max(1.0, math.ceil(rpm / every / CAPACITY_RPM))
+            cpu = 0.65 * rpm / every / (instances * CAPACITY_RPM)
+            history.gauge("cloudrun.container.instance.count", labels, minute, instances)
+            history.gauge("cloudrun.container.cpu.utilization", labels, minute, cpu)
+
+    start = (AT - timedelta(days=DAYS)).replace(minute=0, second=0, microsecond=0)
+    recent = AT.replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    write_history(start, recent, writer(5), every=5)
+    write_history(recent, AT.replace(second=0, microsecond=0), writer(1))
+
+
+def cycle(at: datetime) -> tuple[float, int]:
+    """One scheduled run as the function makes it, dry-run; returns its seconds and decisions."""
+    from functions.scaling.rules import active_rules
+    from functions.scaling.service import run_cycle
+    from functions.scaling.settings import get_scaling_settings
+    from functions.scaling.sources import FirestoreGuard, QueryApiHistory
+    from functions.scaling.store import FirestoreDecisionStore
+    from shared.clock import FrozenClock, set_clock
+
+    set_clock(FrozenClock(at))  # the store's retention windows are relative to "now"
+    started = time.perf_counter()
+    settings = get_scaling_settings()
+    result = run_cycle(
+        at=at,
+        rules=active_rules(),
+        settings=settings,
+        history=QueryApiHistory(settings.route_service),
+        guard=FirestoreGuard(),
+        store=FirestoreDecisionStore(),
+        scaler=None,
+        announce=lambda record: None,
+    )
+    return time.perf_counter() - started, len(result.records)
+
+
+def cold_run(at: datetime) -> tuple[float, float]:
+    """A fresh interpreter: (seconds from process start to the end of the run, the run alone)."""
+    code = (
+        "import time; t0 = time.perf_counter()\n"
+        "from datetime import datetime\n"
+        "import bench.scaling_reads as b\n"
+        f"seconds, n = b.cycle(datetime.fromisoformat({at.isoformat()!r}))\n"
+        "assert n == 3, n\n"
+        "print(time.perf_counter() - t0, seconds)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=os.environ, capture_output=True, text=True, check=True
+    )
+    total, run = out.stdout.split()[-2:]
+    return float(total), float(run)
+
+
+def measure() -> None:
+    from devtools.emulators import start_firestore
+    from devtools.processes import free_port
+
+    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "ion-ops-bench")
+    os.environ["ION_METRICS_UPDATES_TOPIC"] = ""
+    os.environ["ION_SCALING_DRY_RUN"] = "true"
+    emulator = None
+    if not os.environ.get("FIRESTORE_EMULATOR_HOST"):
+        port = free_port()
+        emulator = start_firestore(port, log_dir=ROOT / ".run" / "bench-logs")
+        os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{port}"
+    try:
+        if "--reuse" not in sys.argv:  # --reuse: the emulator at FIRESTORE_EMULATOR_HOST has it
+            started = time.perf_counter()
+            write_history()
+            seconds = time.perf_counter() - started
+            print(f"History: {DAYS} d x 3 regions x 3 metrics written and folded in {seconds:.0f} s")
+        cold_total, cold_run_only = cold_run(AT)
+        warm = []
+        for k in range(1, 11):
+            seconds, decided = cycle(AT + timedelta(minutes=5 * k))
+            assert decided == 3, decided
+            warm.append(seconds)
+        print(
+            f"Decision for 3 regions with its reads (6 queries over {DAYS} d of hourly rollups, guard, "
+            f"3 Firestore transactions, dry-run): warm median {statistics.median(warm):.2f} s, "
+            f"max {max(warm):.2f} s over {len(warm)} slots; cold process {cold_run_only:.2f} s "
+            f"({cold_total:.2f} s with the imports) (goal < 2 s)"
+        )
+    finally:
+        if emulator is not None:
+            emulator.stop()
+
+
+if __name__ == "__main__":
+    measure()
