@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -46,14 +45,21 @@ def _rules() -> RuleSet:
         raise
 
 
-def _announce(record: DecisionRecord) -> None:
-    from functions.scaling.service import notice_for
+def _publish(notice: Any) -> None:
+    """A notice that cannot be published is logged, not retried: the decision or forecast it
+    announces is already stored and visible through the API."""
     from shared.notices import publish_notice
 
     try:
-        publish_notice(notice_for(record))
+        publish_notice(notice)
     except Exception:
-        log.exception("publishing the scale-change notice failed", extra={"region": record.decision.region})
+        log.exception("publishing a scaling notice failed", extra={"notice": notice.rule})
+
+
+def _announce(record: DecisionRecord) -> None:
+    from functions.scaling.service import notice_for
+
+    _publish(notice_for(record))
 
 
 @api.route("/", methods=["POST"])
@@ -145,42 +151,22 @@ def current(request: flask.Request) -> dict[str, Any]:
 
 @api.route("/v1/capacity/run", methods=["POST"])
 def run_capacity(request: flask.Request) -> dict[str, Any]:
-    """The daily capacity job: fold complete days of the metric store into daily peaks (idempotent
-    upserts of the last 90 days), then forecast each region's 30/90/365 days from all of them."""
-    from datetime import timedelta
-
-    from functions.scaling.capacity import DailyPeak, daily_peaks, forecast_capacity
-    from functions.scaling.policy import learn_capacity
+    """The daily capacity job (schedule ``scaling-capacity``): daily peaks kept, 30/90/365-day
+    forecasts stored and returned; a ceiling the forecast outgrows is announced as a notice."""
+    from functions.scaling.service import run_capacity_job
     from functions.scaling.sources import QueryApiHistory
     from functions.scaling.store import FirestoreCapacityStore
 
-    rules = _rules()
     settings = get_scaling_settings()
-    now = utcnow()
-    today = now.date()
-    start = datetime.combine(today - timedelta(days=89), datetime.min.time(), tzinfo=UTC)
-    services = {region: region_rules.service for region, region_rules in rules.regions.items()}
-    hourly = QueryApiHistory(settings.route_service).hourly_requests(
-        start, start + timedelta(days=89), services
+    forecasts = run_capacity_job(
+        now=utcnow(),
+        rules=_rules(),
+        settings=settings,
+        history=QueryApiHistory(settings.route_service),
+        store=FirestoreCapacityStore(),
+        announce=_publish,
     )
-    store = FirestoreCapacityStore()
-    out = {}
-    for region, region_rules in rules.regions.items():
-        series = hourly.get(region, {})
-        peaks = [
-            peak
-            for offset in range(89)
-            if (peak := daily_peaks(region, series, start.date() + timedelta(days=offset))) is not None
-        ]
-        store.save_peaks(peaks)
-        history = [DailyPeak.model_validate(doc) for doc in store.peaks(region)]
-        capacity = learn_capacity([], region_rules.capacity_rpm or settings.default_capacity_rpm)
-        forecast = forecast_capacity(
-            region, history, today, capacity_rpm=capacity.rpm, instance_hour_usd=settings.instance_hour_usd
-        ).model_dump(mode="json")
-        store.save_forecast(region, {**forecast, "computed_at": now.isoformat()})
-        out[region] = forecast
-    return {"regions": out}
+    return {"regions": {region: f.model_dump(mode="json") for region, f in forecasts.items()}}
 
 
 @api.route("/v1/capacity", methods=["GET"])

@@ -122,6 +122,11 @@ class RegionRules(BaseModel):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
 
+    @property
+    def ceiling(self) -> int:
+        """The most instances any hour allows (a peak rule may allow more than the base max)."""
+        return max([self.max_instances, *(rule.max for rule in self.rules)])
+
 
 class Bounds(BaseModel):
     """What the rules allow at one instant: min instances at least ``low``, at most ``high``."""

@@ -137,3 +137,21 @@ class FirestoreCapacityStore:
 
     def forecasts(self) -> dict[str, dict[str, Any]]:
         return {doc.id: doc.to_dict() for doc in self.client.collection(CAPACITY_COLLECTION).stream()}
+
+
+class MemoryCapacityStore:
+    """The capacity store in memory, for replay and tests."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, dict[str, Any]] = {}
+        self.saved: dict[str, dict[str, Any]] = {}
+
+    def save_peaks(self, peaks: list[Any]) -> None:
+        for peak in peaks:
+            self.kept[f"{peak.region}-{peak.date.isoformat()}"] = peak.model_dump(mode="json")
+
+    def peaks(self, region: str) -> list[dict[str, Any]]:
+        return [doc for doc in self.kept.values() if doc["region"] == region]
+
+    def save_forecast(self, region: str, forecast: dict[str, Any]) -> None:
+        self.saved[region] = forecast

@@ -64,3 +64,95 @@ def test_daily_peak_from_hourly_means() -> None:
     assert peak.peak_rpm == 123
     assert peak.hours == 24
     assert daily_peaks("r", hourly, date(2026, 3, 5)) is None
+
+
+class GrowingHistory:
+    """Hourly means growing 2% a day: 120 days of history reach past the metric store's 90."""
+
+    def __init__(self, base: float) -> None:
+        self.base = base
+        self.calls: list[tuple[datetime, datetime]] = []
+
+    def hourly_requests(self, start, end, services):  # type: ignore[no-untyped-def]
+        self.calls.append((start, end))
+        out: dict[str, dict[datetime, float]] = {}
+        hour = start
+        while hour < end:
+            day = (hour.date() - START).days
+            if day < 0:  # no traffic before START
+                hour += timedelta(hours=1)
+                continue
+            load = self.base * 1.02**day * (1.0 if 8 <= hour.hour < 18 else 0.3)
+            for region in services:
+                out.setdefault(region, {})[hour] = load
+            hour += timedelta(hours=1)
+        return out
+
+
+def test_capacity_job_keeps_peaks_and_announces_an_outgrown_ceiling() -> None:
+    from functions.scaling.rules import RuleSet
+    from functions.scaling.service import run_capacity_job
+    from functions.scaling.settings import ScalingSettings
+    from functions.scaling.store import MemoryCapacityStore
+
+    rules = RuleSet.model_validate(
+        {
+            "regions": {
+                "small": {"time_zone": "UTC", "floor": 1, "max_instances": 10, "capacity_rpm": 100},
+                "large": {
+                    "time_zone": "UTC",
+                    "floor": 1,
+                    "max_instances": 10,
+                    "capacity_rpm": 100,
+                    "rules": [{"name": "peak", "start": "08:00", "end": "18:00", "min": 1, "max": 1000}],
+                },
+            }
+        }
+    )
+    store = MemoryCapacityStore()
+    history = GrowingHistory(base=400.0)
+    notices: list = []
+    first_run = datetime(2026, 1, 15, 4, 15, tzinfo=UTC)  # 10 days after the first traffic
+    run_capacity_job(
+        now=first_run,
+        rules=rules,
+        settings=ScalingSettings(),
+        history=history,
+        store=store,
+        announce=notices.append,
+    )
+    assert not notices  # 10 days of history forecast nothing, so nothing is announced
+    assert len(store.peaks("small")) == 10
+    later = datetime(2026, 5, 6, 4, 15, tzinfo=UTC)  # 121 days after the first traffic
+    forecasts = run_capacity_job(
+        now=later,
+        rules=rules,
+        settings=ScalingSettings(),
+        history=history,
+        store=store,
+        announce=notices.append,
+    )
+    # Peaks outlive the store's 90 days: the first run's days are still there.
+    assert len(store.peaks("small")) == 10 + 89
+    assert min(doc["date"] for doc in store.peaks("small")) == START.isoformat()
+    assert store.saved["small"]["computed_at"] == later.isoformat()
+    thirty = {h.horizon_days: h for h in forecasts["small"].horizons}[30]
+    assert thirty.enough_history
+    assert thirty.instances_needed_high is not None
+    assert thirty.instances_needed_high > 10
+    # Only the region whose ceiling (its peak rule's max 1000) is outgrown is announced, per horizon.
+    announced = [(n.labels["region"], n.labels["horizon"]) for n in notices]
+    assert ("small", "30d") in announced
+    assert all(region == "small" for region, _ in announced)
+    assert all(n.severity == "low" for n in notices)
+    # A re-run the same month announces the same notices (fan-out sends each id once).
+    again: list = []
+    run_capacity_job(
+        now=later + timedelta(hours=2),
+        rules=rules,
+        settings=ScalingSettings(),
+        history=history,
+        store=store,
+        announce=again.append,
+    )
+    assert [n.transition_id for n in again] == [n.transition_id for n in notices[-len(again) :]]
