@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt bench tf-fmt clean setup redis chromium
+.PHONY: run demo test lint fmt bench tf-fmt clean setup redis chromium
 
 setup: $(STAMP) redis
 
@@ -35,6 +35,11 @@ chromium:
 
 run: setup
 	$(PY) -m devtools.stack
+
+# Traffic through the running stack (started here unless `make run` already runs): dashboards,
+# an alert and a report within minutes.
+demo: setup
+	$(PY) -m devtools.demo
 
 test: setup chromium
 	$(PY) -m ruff check .

@@ -147,9 +147,14 @@ def notice_for(record: DecisionRecord) -> Any:
 
     d = record.decision
     verb = "would set" if record.outcome == "dry-run" else "set"
+
+    def before(value: int | None) -> str:
+        return "unset" if value is None else str(value)
+
     summary = (
-        f"Scaling {verb} {d.region}/{record.service} min instances {d.previous_min} -> {d.min_instances}, "
-        f"max {d.previous_max} -> {d.max_instances} (forecast peak {d.forecast.point:.0f}/min, "
+        f"Scaling {verb} {d.region}/{record.service} min instances {before(d.previous_min)} -> "
+        f"{d.min_instances}, max {before(d.previous_max)} -> {d.max_instances} "
+        f"(forecast peak {d.forecast.point:.0f}/min, "
         f"upper {d.forecast.upper:.0f}/min, bound by {d.bound_by}"
         + (f" rule {d.rule}" if d.rule else "")
         + f"; {record.monthly_cost_change_usd:+.2f} USD/month)"

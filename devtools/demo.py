@@ -1,0 +1,320 @@
+"""`make demo`: realistic traffic through the running local stack, so a newcomer sees live
+dashboards, an alert and a report within minutes of a fresh clone.
+
+It starts `make run`'s stack itself unless one already answers on the routing port, then, every
+few seconds until Ctrl-C (or ``--minutes``):
+- routes requests through ``POST /v2/route``: some with a demo customer's own API key (created
+  through the health API), some without (the local stack runs in open mode);
+- sends the persona service's OTLP/HTTP metrics for three regions, as its OpenTelemetry SDK would:
+  request latency histograms and status codes with a daily shape compressed into
+  ``--day-minutes`` minutes;
+- now and then (every ``--breach-every`` minutes, for 4 minutes) slows one region down past the
+  100 ms P95 target, which fires ``latency-p95-high``: fan-out writes it to the outbox (or Slack
+  and mail when configured);
+- after the first alert, asks the reports function to mail the engineering report now (written to
+  ``outbox/reports`` as an ``.eml`` without ``SMTP_HOST``).
+
+    python -m devtools.demo [--minutes 10] [--day-minutes 12] [--breach-every 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from devtools.processes import port_open, python
+from shared.topology import ROOT, topology
+
+REGIONS = {"us-central1": 1.0, "europe-west1": 0.6, "asia-southeast1": 0.35}
+TONES = [
+    "frustrated",
+    "playful",
+    "anxious",
+    "analytical",
+    "calm",
+    "curious",
+    "urgent",
+    "confused",
+    "collaborative",
+]
+PACES = ["burst", "flowing", "contemplative", "medium"]
+INTENTS = ["seek_advice", "problem_solving", "learning", "validation", "planning", "reflection"]
+MESSAGES = [
+    "I'm stuck on this bug and getting frustrated, can you help me fix it?",
+    "Can you explain how recursion works? I want to learn the basics.",
+    "We need to coordinate the team on the launch plan for next week.",
+    "Please analyse this data and tell me what the numbers say.",
+]
+BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0]  # the SDK's defaults, in s
+TICK_SECONDS = 5.0
+
+
+def say(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+def url_of(capability: str) -> str:
+    return f"http://127.0.0.1:{topology().capabilities[capability].local_port()}"
+
+
+def call(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, json.loads(raw)
+        except ValueError:
+            return exc.code, raw.decode(errors="replace")
+
+
+def daily_shape(elapsed: float, day_minutes: float) -> float:
+    """0.2 at night to 1.0 at the afternoon peak, one compressed day every ``day_minutes``."""
+    hour = (elapsed / 60 / day_minutes * 24 + 8) % 24  # the demo starts at 08:00
+    return 0.2 + 0.8 * max(0.0, math.sin(math.pi * (hour - 6) / 16)) if 6 <= hour <= 22 else 0.2
+
+
+def breaching(elapsed: float, every_minutes: float) -> bool:
+    """A 4-minute breach starting one minute in, then every ``every_minutes``."""
+    if not every_minutes or elapsed < 60:
+        return False
+    return (elapsed - 60) % (every_minutes * 60) < 240
+
+
+def histogram_point(latencies: list[float], start_ns: int, end_ns: int, attributes: dict[str, Any]) -> dict:
+    counts = [0] * (len(BOUNDS) + 1)
+    for value in latencies:
+        counts[next((k for k, bound in enumerate(BOUNDS) if value <= bound), len(BOUNDS))] += 1
+    return {
+        "startTimeUnixNano": str(start_ns),
+        "timeUnixNano": str(end_ns),
+        "count": str(len(latencies)),
+        "sum": sum(latencies),
+        "min": min(latencies),
+        "max": max(latencies),
+        "bucketCounts": [str(c) for c in counts],
+        "explicitBounds": BOUNDS,
+        "attributes": [
+            {"key": key, "value": {"intValue": str(v)} if isinstance(v, int) else {"stringValue": v}}
+            for key, v in attributes.items()
+        ],
+    }
+
+
+def otlp_batch(
+    rng: random.Random, shape: float, slow_region: str | None, start_ns: int, end_ns: int
+) -> bytes:
+    """One export of the persona service in each region: latency histograms per status code."""
+    resources = []
+    for region, scale in REGIONS.items():
+        requests = max(1, int(rng.gauss(60 * scale * shape, 3)))
+        median = 0.09 if region == slow_region else 0.035  # a P95 near 160 ms: high, not critical
+        latencies = [rng.lognormvariate(math.log(median), 0.35) for _ in range(requests)]
+        errors = sum(1 for _ in range(requests) if rng.random() < 0.002)
+        points = [histogram_point(latencies[errors:], start_ns, end_ns, {"http.response.status_code": 200})]
+        if errors:
+            points.append(
+                histogram_point(latencies[:errors], start_ns, end_ns, {"http.response.status_code": 503})
+            )
+        resources.append(
+            {
+                "resource": {
+                    "attributes": [
+                        {"key": "service.name", "value": {"stringValue": "persona-router"}},
+                        {"key": "cloud.region", "value": {"stringValue": region}},
+                    ]
+                },
+                "scopeMetrics": [
+                    {
+                        "scope": {"name": "ion-mentoring"},
+                        "metrics": [
+                            {
+                                "name": "http.server.request.duration",
+                                "unit": "s",
+                                "histogram": {"aggregationTemporality": 1, "dataPoints": points},
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+    return json.dumps({"resourceMetrics": resources}).encode()
+
+
+def route_body(rng: random.Random) -> dict[str, str]:
+    if rng.random() < 0.5:
+        return {"resonance_key": f"{rng.choice(TONES)}-{rng.choice(PACES)}-{rng.choice(INTENTS)}"}
+    return {"message": rng.choice(MESSAGES), "user_id": f"demo-user-{rng.randrange(40)}"}
+
+
+def customer_key() -> str | None:
+    """A demo customer and a fresh key of its own (the key is shown once)."""
+    health = url_of("health")
+    status, answer = call(
+        "POST",
+        f"{health}/v1/customers",
+        {"id": "demo-acme", "name": "Acme (demo)", "plan": "pro", "contact": {"email": "csm@example.com"}},
+    )
+    if status not in (200, 201):
+        say(f"could not create the demo customer ({status}: {answer}); routing without a customer key")
+        return None
+    status, answer = call("POST", f"{health}/v1/customers/demo-acme/keys", {})
+    return str(answer["api_key"]) if status == 201 else None
+
+
+class StackProcess:
+    """`make run`'s stack in the background, its output in .run/logs/demo-stack.log."""
+
+    def __init__(self) -> None:
+        log_dir = Path(os.environ.get("ION_RUN_DIR", ROOT / ".run")) / "logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / "demo-stack.log"
+        self.proc = subprocess.Popen(
+            [python(), "-m", "devtools.stack"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.ready = threading.Event()
+        threading.Thread(target=self._copy, daemon=True).start()
+
+    def _copy(self) -> None:
+        assert self.proc.stdout is not None
+        with self.log_path.open("a") as log:
+            for line in self.proc.stdout:
+                log.write(line)
+                log.flush()
+                if "ready in" in line:
+                    self.ready.set()
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.ready.wait(1.0):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the stack did not start; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def outbox_alerts(folder: Path, since: float) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.json") if p.stat().st_mtime >= since and "digest" not in p.name)
+
+
+def run(args: argparse.Namespace) -> int:
+    stack = None
+    if not port_open(topology().capabilities["routing"].local_port()):
+        say("starting the local stack (make run); its output goes to .run/logs/demo-stack.log")
+        stack = StackProcess()
+        stack.wait_ready(300)
+    stopping = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    try:
+        return drive(args, stopping)
+    finally:
+        if stack is not None:
+            say("stopping the stack")
+            stack.stop()
+
+
+def drive(args: argparse.Namespace, stopping: threading.Event) -> int:
+    rng = random.Random(args.seed)
+    routing, ingestion, reports = url_of("routing"), url_of("ingestion"), url_of("reports")
+    key = customer_key()
+    say(f"dashboards: {reports}/dashboards (overview: {reports}/dashboards/overview)")
+    say(f"alerts: {url_of('alerts')}/v1/alerts · outbox: {ROOT / 'outbox'} · Ctrl-C stops")
+    started = time.monotonic()
+    last_ns = time.time_ns()
+    outbox = Path(os.environ.get("ION_FANOUT_OUTBOX", ROOT / "outbox"))
+    seen_alert = reported = False
+    routed = {"with key": 0, "without key": 0}
+    while not stopping.wait(TICK_SECONDS):
+        elapsed = time.monotonic() - started
+        if args.minutes and elapsed > args.minutes * 60:
+            break
+        slow = "europe-west1" if breaching(elapsed, args.breach_every) else None
+        now_ns = time.time_ns()
+        batch = otlp_batch(rng, daily_shape(elapsed, args.day_minutes), slow, last_ns, now_ns)
+        status, answer = call_raw(f"{ingestion}/v1/metrics", batch)
+        if status >= 300:
+            say(f"ingestion answered {status}: {answer}")
+        last_ns = now_ns
+        for _ in range(max(1, int(8 * daily_shape(elapsed, args.day_minutes)))):
+            with_key = key is not None and rng.random() < 0.6
+            headers = {"X-API-Key": key} if with_key and key else {}
+            status, _answer = call("POST", f"{routing}/v2/route", route_body(rng), headers)
+            if status == 200:
+                routed["with key" if with_key else "without key"] += 1
+        if not seen_alert and (alerts := outbox_alerts(outbox, started)):
+            seen_alert = True
+            say(f"first alert after {elapsed:.0f} s: {alerts[0]}")
+        if seen_alert and not reported:
+            reported = True
+            status, answer = call("POST", f"{reports}/v1/reports/engineering", {})
+            if status == 201 and answer.get("delivery") == "outbox":
+                say(
+                    f"engineering report {answer['id']}: {ROOT / 'outbox' / 'reports' / answer['id']}.eml "
+                    f"(no SMTP_HOST: written, not mailed) and {reports}/v1/reports/{answer['id']}"
+                )
+            else:
+                say(f"engineering report ({status}): {json.dumps(answer)[:300]}")
+        if int(elapsed) % 60 < TICK_SECONDS:
+            state = f"slowing {slow} down (a breach)" if slow else "normal"
+            say(
+                f"{elapsed / 60:.0f} min: routed {routed['with key']} with a customer key, "
+                f"{routed['without key']} without; latency {state}"
+            )
+    return 0
+
+
+def call_raw(url: str, body: bytes) -> tuple[int, str]:
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--minutes", type=float, default=0, help="stop after this long (default: Ctrl-C)")
+    parser.add_argument("--day-minutes", type=float, default=12, help="minutes per compressed day")
+    parser.add_argument("--breach-every", type=float, default=8, help="minutes between breaches (0: none)")
+    parser.add_argument("--seed", type=int, default=7)
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
