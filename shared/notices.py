@@ -7,6 +7,10 @@ A notice has no lasting condition to resolve, so it is published as ``firing`` w
 stable for the event it announces (for example ``scaling/us-central1/2026-11-30T08:00Z``): a
 redelivered or re-run job then publishes the same transition id and fan-out's exactly-once
 records keep it to one message per channel.
+
+A notice meant for one person as well as the team (a success action for the customer's success
+manager) names them in the annotation ``RECIPIENT_ANNOTATION``; fan-out mails it there too when
+its routing says so (``notices_mail_recipient``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,14 @@ from datetime import datetime
 from shared.messages import AlertTransition, Severity
 
 NOTICE_KIND = "notice"
+RECIPIENT_ANNOTATION = "contact_email"
+
+
+def recipient_of(transition: AlertTransition) -> str | None:
+    """The address a notice names for itself, if it is a notice and names one."""
+    if transition.kind != NOTICE_KIND:
+        return None
+    return transition.annotations.get(RECIPIENT_ANNOTATION) or None
 
 
 def notice_transition(

@@ -170,10 +170,7 @@ def _commit(tx: Any, group: GroupRecord, plan: Plan, now: datetime, routing: Rou
             alerts=plan.notify,
             created_at=now,
         )
-        notices_only = all(t.kind == NOTICE_KIND for t in plan.notify)
-        store_notification(
-            tx, notification, routing.channels(group.severity, notices=notices_only), plan.items
-        )
+        store_notification(tx, notification, routing.channels_for(group.severity, plan.notify), plan.items)
     firing = set(group.firing)
     for item in plan.items:
         tx.update(

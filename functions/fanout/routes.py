@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from functions.fanout.matchers import LABEL_NAME, Matcher, alert_labels, matches_all
 from shared.messages import AlertTransition, Severity
+from shared.notices import NOTICE_KIND, recipient_of
 
 ChannelName = Literal["pagerduty", "slack", "email", "log"]
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)
@@ -95,6 +96,9 @@ class RoutingConfig(_Strict):
     # go to these channels by severity instead of the severity's own; they are sent once, never
     # repeated. Unset severities use the severity's channels.
     notices: dict[Severity, Annotated[list[ChannelName], Field(min_length=1)]] = {}
+    # A notice naming its own recipient (a success action names the customer's success manager)
+    # is also mailed to that address, beside its severity's notice channels.
+    notices_mail_recipient: bool = False
 
     @model_validator(mode="after")
     def _every_severity_routed(self) -> RoutingConfig:
@@ -111,10 +115,25 @@ class RoutingConfig(_Strict):
             return list(self.notices[severity])
         return list(self.severities[severity].channels)
 
+    def channels_for(self, severity: Severity, transitions: list[AlertTransition]) -> list[str]:
+        """The channels of one notification: notices-only notifications use the notice routes,
+        plus email when a notice names its recipient and the routing mails them."""
+        notices_only = all(t.kind == NOTICE_KIND for t in transitions)
+        found = self.channels(severity, notices=notices_only)
+        if self.notices_mail_recipient and "email" not in found and any(map(recipient_of, transitions)):
+            found.append("email")
+        return found
+
     def all_channels(self) -> set[str]:
         """Every channel some notification may go to (what a deployment must configure)."""
         found = {c for route in self.severities.values() for c in route.channels}
-        return found | {c for channels in self.notices.values() for c in channels} | set(self.digest.channels)
+        mailed = {"email"} if self.notices_mail_recipient else set()
+        return (
+            found
+            | {c for channels in self.notices.values() for c in channels}
+            | set(self.digest.channels)
+            | mailed
+        )
 
     def group_labels(self, transition: AlertTransition) -> dict[str, str]:
         labels = alert_labels(transition)

@@ -58,3 +58,45 @@ def test_a_critical_notice_inhibits_nothing(fanout: Fanout) -> None:
     fanout.tick()
     assert len(fanout.slack.top_level()) == 2
     assert len(fanout.smtp.mails) == 1
+
+
+def test_a_success_action_is_mailed_to_its_success_manager_and_posted_once(fanout: Fanout) -> None:
+    clock = fanout.freeze()
+
+    def action(customer: str, email: str) -> object:
+        return notice_transition(
+            notice_id=f"health/{customer}/training_outreach/2026-03-02",
+            source="health",
+            name="training-outreach",
+            severity="low",
+            summary=f"{customer}: low engagement, offer training",
+            at=clock.now(),
+            labels={"customer": customer, "action": "training_outreach"},
+            annotations={"contact_email": email, "contact_name": "Dana"},
+        )
+
+    first = action("acme", "dana@acme-success.example")
+    for _ in range(2):  # redelivered
+        assert fanout.push(first, message_id="h-1") == 200  # type: ignore[arg-type]
+    # An address that is not one plain address is never put on the envelope.
+    assert fanout.push(action("globex", "x@y.example>, all@corp.example"), message_id="h-2") == 200  # type: ignore[arg-type]
+    clock.advance(timedelta(seconds=31))  # the low route's group wait
+    fanout.tick()
+    fanout.tick()
+    assert len(fanout.slack.top_level()) == 1  # one group: both actions in one message
+    assert len(fanout.smtp.mails) == 1
+    recipients = fanout.smtp.envelopes[0][1]
+    assert "dana@acme-success.example" in recipients
+    assert {"oncall@example.com", "sre@example.com"} <= set(recipients)
+    assert not any("corp.example" in r for r in recipients)
+    assert "acme: low engagement" in fanout.smtp.mails[0].get_body(("plain",)).get_content()
+
+
+def test_a_low_alert_with_a_contact_annotation_is_not_mailed(fanout: Fanout) -> None:
+    clock = fanout.freeze()
+    alert = make_transition(rule="queue-depth", severity="low", at=clock.now())
+    alert = alert.model_copy(update={"annotations": {**alert.annotations, "contact_email": "a@b.example"}})
+    assert fanout.push(alert) == 200
+    clock.advance(timedelta(seconds=31))
+    fanout.tick()
+    assert fanout.smtp.mails == []  # only notices name recipients; a low alert goes to the log

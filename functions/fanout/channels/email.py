@@ -13,6 +13,7 @@ SMTP ``DATA`` and our bookkeeping carries the same Message-ID and mail clients t
 from __future__ import annotations
 
 import hashlib
+import re
 from email.message import EmailMessage
 from email.utils import formatdate
 from functools import lru_cache
@@ -23,6 +24,7 @@ from functions.fanout.channels.base import DeliveryError, Retrier
 from functions.fanout.channels.registry import register, require
 from functions.fanout.models import Notification, iso, summary_of, value_text
 from functions.fanout.settings import FanoutSettings
+from shared.notices import recipient_of
 
 if TYPE_CHECKING:
     import jinja2
@@ -53,6 +55,11 @@ def render(name: str, **context: Any) -> tuple[str, str]:
     )
 
 
+def valid_address(address: str) -> bool:
+    """One plain address (what the producers validate too): anything else is not mailed."""
+    return bool(re.fullmatch(r"[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+", address)) and len(address) <= 254
+
+
 def header_line(value: str) -> str:
     """A value (labels, annotations) on one header line: a CR or LF would start another header
     (``Bcc:``), and the email package refuses it outright, which retried the send forever."""
@@ -75,22 +82,29 @@ class EmailChannel:
             silences_url=self.settings.public_url.rstrip("/") + "/v1/silences",
             dashboard_url=self.settings.dashboard_url,
         )
-        return self.send_mail(notification.title(), text, html, notification.notification_id, retrier)
+        # A notice naming its recipient (a success manager) is mailed to them beside the team.
+        named = [r for r in dict.fromkeys(map(recipient_of, notification.alerts)) if r and valid_address(r)]
+        return self.send_mail(
+            notification.title(), text, html, notification.notification_id, retrier, also=named
+        )
 
-    def send_mail(self, subject: str, text: str, html: str, key: str, retrier: Retrier) -> dict[str, Any]:
+    def send_mail(
+        self, subject: str, text: str, html: str, key: str, retrier: Retrier, *, also: list[str] | None = None
+    ) -> dict[str, Any]:
+        recipients = list(dict.fromkeys([*self.recipients, *(also or [])]))
         message = EmailMessage()
         message["Subject"] = header_line(subject)
         message["From"] = self.settings.alert_email_from
-        message["To"] = ", ".join(self.recipients)
+        message["To"] = ", ".join(recipients)
         message["Date"] = formatdate(usegmt=True)
         domain = self.settings.alert_email_from.rsplit("@", 1)[-1] or "ion-ops"
         message["Message-ID"] = f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
         message.set_content(text)
         message.add_alternative(html, subtype="html")
-        retrier.call("smtp send", lambda: self._send(message))
-        return {"message_id": message["Message-ID"], "to": self.recipients}
+        retrier.call("smtp send", lambda: self._send(message, recipients))
+        return {"message_id": message["Message-ID"], "to": recipients}
 
-    def _send(self, message: EmailMessage) -> None:
+    def _send(self, message: EmailMessage, recipients: list[str]) -> None:
         import smtplib
         import ssl
 
@@ -109,7 +123,7 @@ class EmailChannel:
                     smtp.starttls(context=context)
                 if settings.smtp_user and settings.smtp_password:
                     smtp.login(settings.smtp_user, settings.smtp_password)
-                refused = smtp.send_message(message, to_addrs=self.recipients)
+                refused = smtp.send_message(message, to_addrs=recipients)
         except ssl.SSLCertVerificationError as exc:
             # Not a passing fault: the same certificate will fail the same way on every retry.
             raise DeliveryError(
