@@ -105,18 +105,11 @@ def cold_run(at: datetime) -> tuple[float, float]:
 
 
 def measure() -> None:
-    from devtools.emulators import start_firestore
-    from devtools.processes import free_port
+    from devtools.emulators import firestore_for_bench
 
-    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "ion-ops-bench")
     os.environ["ION_METRICS_UPDATES_TOPIC"] = ""
     os.environ["ION_SCALING_DRY_RUN"] = "true"
-    emulator = None
-    if not os.environ.get("FIRESTORE_EMULATOR_HOST"):
-        port = free_port()
-        emulator = start_firestore(port, log_dir=ROOT / ".run" / "bench-logs")
-        os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{port}"
-    try:
+    with firestore_for_bench(ROOT / ".run" / "bench-logs"):
         if "--reuse" not in sys.argv:  # --reuse: the emulator at FIRESTORE_EMULATOR_HOST has it
             started = time.perf_counter()
             write_history()
@@ -134,9 +127,6 @@ def measure() -> None:
             f"max {max(warm):.2f} s over {len(warm)} slots; cold process {cold_run_only:.2f} s "
             f"({cold_total:.2f} s with the imports) (goal < 2 s)"
         )
-    finally:
-        if emulator is not None:
-            emulator.stop()
 
 
 if __name__ == "__main__":

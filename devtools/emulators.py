@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -40,6 +43,26 @@ def start_firestore(
     )
     wait_until_http(f"http://127.0.0.1:{port}/", proc, timeout)
     return proc
+
+
+@contextlib.contextmanager
+def firestore_for_bench(log_dir: Path) -> Iterator[str]:
+    """The emulator at ``FIRESTORE_EMULATOR_HOST`` when one is set (a bench re-run over data it
+    keeps), else a fresh one on a free port for the ``with`` block. Yields the host."""
+    from devtools.processes import free_port
+
+    os.environ.setdefault("GOOGLE_CLOUD_PROJECT", "ion-ops-bench")
+    if os.environ.get("FIRESTORE_EMULATOR_HOST"):
+        yield os.environ["FIRESTORE_EMULATOR_HOST"]
+        return
+    port = free_port()
+    emulator = start_firestore(port, log_dir=log_dir)
+    os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{port}"
+    try:
+        yield os.environ["FIRESTORE_EMULATOR_HOST"]
+    finally:
+        del os.environ["FIRESTORE_EMULATOR_HOST"]
+        emulator.stop()
 
 
 def start_pubsub(
