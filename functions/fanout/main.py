@@ -1,5 +1,5 @@
 """The fan-out capability's entry points: ``handle_event`` for the ``alerts`` topic and ``handle``
-for its HTTP function (silence API, the flush tick, the daily digest)."""
+for its HTTP function (group timers, silence API, the flush tick, the daily digest)."""
 
 from __future__ import annotations
 

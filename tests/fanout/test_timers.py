@@ -215,3 +215,18 @@ def test_a_live_queue_delivers_medium_within_its_group_wait_with_no_tick(
     finally:
         served.stop()
         standin.close()
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"group_id": "medium-../../x", "due_at": "2026-01-01T00:00:00Z"}, "group_id"),
+        ({"group_id": "medium-" + "a" * 24, "due_at": "2026-01-01T00:00:00"}, "due_at"),  # no time zone
+        ({"group_id": "medium-" + "a" * 24, "due_at": "2026-01-01T00:00:00Z", "extra": 1}, "extra"),
+    ],
+)
+def test_a_bad_timer_body_is_a_422_naming_the_field(fanout: Fanout, body: dict, field: str) -> None:  # type: ignore[type-arg]
+    answer = fanout.http().post("/v1/flush/group", json=body)
+    assert answer.status_code == 422, answer.get_data(as_text=True)
+    assert field in json.dumps(answer.get_json()["errors"])
+    assert fanout.slack.messages == []
