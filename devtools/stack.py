@@ -95,6 +95,11 @@ def main() -> int:
         for p in [firestore_port, pubsub_port, redis_port, scheduler_api_port, cloudrun_port, *ports.values()]
         if port_open(p)
     ]
+    # Fan-out's group timers go through a Cloud Tasks API stand-in unless a queue is configured.
+    cloudtasks_port = env_port("ION_CLOUDTASKS_PORT", 8692)
+    local_queue = "fanout" in ports and "ION_FANOUT_TASKS_QUEUE" not in os.environ
+    if local_queue and port_open(cloudtasks_port):
+        busy.append(cloudtasks_port)
     if "cost" in ports and "ION_COST_BILLING_TABLE" not in os.environ:
         busy += [p for p in (bigquery_port, env_port("ION_RECOMMENDER_PORT", 8691)) if port_open(p)]
     if busy:
@@ -173,6 +178,19 @@ def main() -> int:
             os.environ.update(standin_env)
         if "scaling" in ports:
             processes.append(cloudrun_standin(cloudrun_port, project))
+        if local_queue:
+            from devtools.cloudtasks_standin import start_fanout_queue
+
+            queue_proc, queue_env = start_fanout_queue(
+                cloudtasks_port,
+                project,
+                os.environ.get("FUNCTION_REGION", "us-central1"),
+                f"http://127.0.0.1:{ports['fanout']}",
+                log_dir=LOG_DIR,
+                echo=sys.stdout,
+            )
+            processes.append(queue_proc)
+            os.environ.update(queue_env)
         for cap, port in ports.items():
             processes.append(
                 ManagedProcess(
@@ -207,6 +225,8 @@ def main() -> int:
                 rows.append((label, os.environ[var]))
         if "scaling" in ports:
             rows.append(("cloud run admin stand-in", f"http://127.0.0.1:{cloudrun_port}"))
+        if local_queue:
+            rows.append(("cloud tasks stand-in (fan-out timers)", f"http://127.0.0.1:{cloudtasks_port}"))
         for cap, port in ports.items():
             names = ", ".join(n for n in topo.functions_of(cap))
             rows.append((f"{cap} ({names})", f"http://127.0.0.1:{port}"))

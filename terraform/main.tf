@@ -86,6 +86,10 @@ locals {
     ALERT_EMAIL_TO        = var.alert_channels.alert_email_to
     ION_FANOUT_PUBLIC_URL = var.public_urls.fanout
     ION_DASHBOARD_URL     = var.public_urls.dashboards
+    # Fan-out's group timers (fanout_timers.tf).
+    ION_FANOUT_TASKS_QUEUE           = google_cloud_tasks_queue.fanout_timers.id
+    ION_FANOUT_FLUSH_URL             = local.fanout_flush_url
+    ION_FANOUT_TASKS_SERVICE_ACCOUNT = google_service_account.fanout_tasks.email
   }
 }
 

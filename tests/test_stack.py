@@ -31,6 +31,7 @@ def test_stack_starts_everything_prints_ready_and_stops_clean(tmp_path) -> None:
         "ION_PUBSUB_PORT": str(free_port()),
         "ION_REDIS_PORT": str(free_port()),
         "ION_CLOUDRUN_STANDIN_PORT": str(free_port()),
+        "ION_CLOUDTASKS_PORT": str(free_port()),
         "GOOGLE_CLOUD_PROJECT": "ion-ops-stack-test",
         "ION_METRICS_FLUSH_SECONDS": "1",
     }
@@ -98,6 +99,7 @@ def test_stack_starts_everything_prints_ready_and_stops_clean(tmp_path) -> None:
             int(env["ION_PUBSUB_PORT"]),
             int(env["ION_REDIS_PORT"]),
             int(env["ION_CLOUDRUN_STANDIN_PORT"]),
+            int(env["ION_CLOUDTASKS_PORT"]),
         ]
         if port_open(p)
     ]

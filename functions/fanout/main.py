@@ -1,14 +1,15 @@
 """The fan-out capability's entry points: ``handle_event`` for the ``alerts`` topic and ``handle``
-for its HTTP function (silence API, the flush tick, the daily digest)."""
+for its HTTP function (group timers, silence API, the flush tick, the daily digest)."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 import flask
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from functions.fanout import silences
 from shared.clock import parse_rfc3339, utcnow
@@ -119,10 +120,38 @@ def _checked_id(silence_id: str) -> str:
 
 @api.route("/v1/flush", methods=["POST"])
 def flush_tick(_request: flask.Request) -> dict[str, Any]:
-    """The scheduler's tick (every minute): due groups, repeats, flapping releases, re-drives."""
+    """The scheduler's tick (every minute), the timers' safety net: due groups, repeats, flapping
+    releases, re-drives."""
     from functions.fanout.ticks import tick
 
     return tick()
+
+
+class FlushGroupRequest(BaseModel):
+    """What a group's timer task posts (``timers.flush_body``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group_id: str = Field(pattern=r"^(critical|high|medium|low)-[0-9a-f]{24}$")
+    due_at: AwareDatetime
+
+
+@api.route("/v1/flush/group", methods=["POST"])
+def flush_group(request: flask.Request) -> dict[str, Any]:
+    """One group's timer (Cloud Tasks, at the due time): flush it if due, send its repeat if due.
+    Early: 409 with Retry-After and nothing done (Cloud Tasks retries with the queue's backoff)."""
+    from functions.fanout.ticks import NotDueYet
+    from functions.fanout.ticks import flush_group as flush_one
+
+    body = read_json(request, FlushGroupRequest)
+    try:
+        return flush_one(body.group_id, body.due_at)
+    except NotDueYet as exc:
+        raise Problem(
+            409,
+            f"Not due yet: {exc}. Nothing was flushed.",
+            headers={"Retry-After": str(max(1, math.ceil(exc.seconds)))},
+        ) from None
 
 
 class DigestRequest(BaseModel):

@@ -4,9 +4,10 @@ Every write is in a transaction, so a retry or a second instance never sees half
 records are in ``records.py``). A transition is added to its group's pending list; the group is
 flushed (one notification) when ``next_flush_at`` has come: at once for a new group with
 ``group_wait: 0`` (so a critical alert is sent from the Pub/Sub handler itself), otherwise by the
-flush tick (Cloud Scheduler, every minute), which also sends repeats, releases flapping holds,
-re-notifies alerts whose silence or inhibition ended and re-drives notifications an instance left
-unfinished.
+group's timer (``timers.py``: a Cloud Tasks task at the due time calling ``/v1/flush/group``).
+The flush tick (Cloud Scheduler, every minute) is the safety net of the timers; it also releases
+flapping holds, re-notifies alerts whose silence or inhibition ended and re-drives notifications an
+instance left unfinished.
 """
 
 from __future__ import annotations
@@ -207,14 +208,22 @@ def _commit(tx: Any, group: GroupRecord, plan: Plan, now: datetime, routing: Rou
 
 def handle_transition(transition: AlertTransition) -> list[str]:
     """Ingest, flush the group if due, deliver what announces this transition. Idempotent."""
+    from functions.fanout.timers import arm_group, arm_stored_group
+
     routing = get_routing()
     now = utcnow()
     group = ingest(transition, now, routing)
-    if group.next_flush_at is not None and group.next_flush_at <= now:
+    flushed = group.next_flush_at is not None and group.next_flush_at <= now
+    if flushed:
         flush(group.group_id, now, routing)
     stored = _col(TRANSITIONS).document(doc_id(transition.transition_id)).get().to_dict() or {}
     notification_id = stored.get("notification_id")
     if notification_id:
         deliver(notification_id)
-        return [notification_id]
-    return []
+    # After the delivery, so arming never delays a page: the group's next flush and its repeat.
+    # A redelivery arms again, which the timer's name makes a no-op (or repairs a failed arm).
+    if flushed:
+        arm_stored_group(group.group_id, now)
+    else:
+        arm_group(group, now)
+    return [notification_id] if notification_id else []

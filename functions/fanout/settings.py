@@ -71,6 +71,22 @@ class FanoutSettings(BaseSettings):
     redrive_after_seconds: int = Field(
         default=120, ge=10, validation_alias="ION_FANOUT_REDRIVE_AFTER_SECONDS"
     )
+    # Precise group timers (group_wait, group_interval, repeat_interval): one Cloud Tasks task per
+    # group and due time, calling manage_alerts' POST /v1/flush/group at that time. Deployed, all
+    # three are required; locally, without a queue, the minute flush tick alone serves the timers.
+    tasks_queue: str | None = Field(
+        default=None,
+        pattern=r"^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/locations/[a-z0-9-]+/queues/[A-Za-z0-9-]{1,100}$",
+        validation_alias="ION_FANOUT_TASKS_QUEUE",
+    )
+    flush_url: str | None = Field(
+        default=None, pattern=r"^https?://[^/\s]+/\S*$", validation_alias="ION_FANOUT_FLUSH_URL"
+    )
+    tasks_service_account: str | None = Field(
+        default=None, pattern=r"^[^@\s]+@[^@\s]+$", validation_alias="ION_FANOUT_TASKS_SERVICE_ACCOUNT"
+    )
+    # The Cloud Tasks API endpoint; set only for a local stand-in (plain HTTP, no credentials).
+    tasks_endpoint: str | None = Field(default=None, validation_alias="ION_FANOUT_TASKS_ENDPOINT")
     # Set by Cloud Run for a deployed function: then nothing may stand in for a channel.
     k_service: str | None = Field(default=None, validation_alias="K_SERVICE")
 
@@ -105,6 +121,36 @@ def deployment_problems(settings: FanoutSettings, channels: set[str]) -> list[st
     ):
         if any(marker in url for marker in LOOPBACK):
             problems.append(f"{variable} is {url}: links in notifications would point at a loopback address")
+    return problems + timer_problems(settings)
+
+
+def timer_problems(settings: FanoutSettings) -> list[str]:
+    """What deployed group timers lack: without them medium waits for the minute tick."""
+    problems = [
+        f"{variable} is not set: group timers need {what}"
+        for variable, value, what in (
+            (
+                "ION_FANOUT_TASKS_QUEUE",
+                settings.tasks_queue,
+                "a Cloud Tasks queue (projects/P/locations/L/queues/Q)",
+            ),
+            ("ION_FANOUT_FLUSH_URL", settings.flush_url, "the https URL of manage_alerts' /v1/flush/group"),
+            (
+                "ION_FANOUT_TASKS_SERVICE_ACCOUNT",
+                settings.tasks_service_account,
+                "the service account of the tasks' OIDC token",
+            ),
+        )
+        if not value
+    ]
+    for variable, url in (
+        ("ION_FANOUT_FLUSH_URL", settings.flush_url),
+        ("ION_FANOUT_TASKS_ENDPOINT", settings.tasks_endpoint),
+    ):
+        if url and any(marker in url for marker in LOOPBACK):
+            problems.append(f"{variable} is {url}: a deployed fan-out cannot be reached there")
+    if settings.flush_url and not settings.flush_url.startswith("https://"):
+        problems.append(f"ION_FANOUT_FLUSH_URL is {settings.flush_url}: it must be the function's https URL")
     return problems
 
 

@@ -1,6 +1,8 @@
-"""The fan-out's time-driven jobs, run by the flush tick (Cloud Scheduler, every minute): due
-groups, repeats, flapping holds released, alerts whose silence or inhibition ended, notifications
-an instance left unfinished. Safe to run twice at once and to retry.
+"""The fan-out's time-driven jobs. ``flush_group``: one group's precise timer (a Cloud Tasks task
+at its due time). ``tick``: the flush tick (Cloud Scheduler, every minute), the timers' safety net
+(any group past due, any repeat past due), flapping holds released, alerts whose silence or
+inhibition ended, notifications an instance left unfinished. Both are safe to run twice at once
+and to retry.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from functions.fanout.records import collection as _col
 from functions.fanout.records import field_filter as _field_filter
 from functions.fanout.routes import RoutingConfig, get_routing
 from functions.fanout.settings import get_fanout_settings
+from functions.fanout.timers import arm_stored_group
 from shared.clock import utcnow
 from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
@@ -63,8 +66,59 @@ def tick() -> dict[str, Any]:
         except Exception:  # one notification's trouble must not stop the tick
             errors += 1
             log.exception("delivery of %s failed; the next tick re-drives it", nid)
+    # Whatever the tick flushed has new due times (group_interval, repeat): arm their timers.
+    for group_id in sorted({_group_of(nid) for nid in [*flushed, *repeats]}):
+        arm_stored_group(group_id, now)
     report.update(flushed=flushed, repeats=repeats, redriven=redrive, errors=errors)
     return report
+
+
+def _group_of(notification_id: str) -> str:
+    return notification_id.rsplit("-", 1)[0]  # <group>-n<seq> or <group>-r<seq>
+
+
+class NotDueYet(Exception):
+    """A group timer fired before its due time (beyond the clock tolerance): try again later."""
+
+    def __init__(self, due_at: datetime, now: datetime) -> None:
+        super().__init__(f"the timer is due at {due_at.isoformat()}, it is {now.isoformat()}")
+        self.seconds = (due_at - now).total_seconds()
+
+
+# Clocks of Cloud Tasks and of this instance may differ by this much: an earlier call is refused.
+CLOCK_TOLERANCE = timedelta(seconds=1)
+
+
+def flush_group(group_id: str, due_at: datetime) -> dict[str, Any]:
+    """One group's timer (a Cloud Tasks task at ``due_at``): flush its pending transitions and
+    send its repeat if due, deliver them, arm its next timers. Safe to call twice (the second
+    finds nothing due) and early (``NotDueYet``, nothing done)."""
+    routing = get_routing()
+    now = utcnow()
+    if due_at - now > CLOCK_TOLERANCE:
+        raise NotDueYet(due_at, now)
+    now = max(now, due_at)
+    notifications = [nid for nid in (flush(group_id, now, routing), repeat(group_id, now, routing)) if nid]
+    errors = 0
+    for nid in notifications:
+        try:
+            deliver(nid)
+        except Exception:  # as in the tick: the re-drive finishes it
+            errors += 1
+            log.exception("delivery of %s failed; the flush tick re-drives it", nid)
+    armed = arm_stored_group(group_id, now)
+    log.info(
+        "group timer of %s: %d notification(s)",
+        group_id,
+        len(notifications),
+        extra={"group_id": group_id, "notifications": notifications},
+    )
+    return {
+        "group_id": group_id,
+        "notifications": notifications,
+        "errors": errors,
+        "armed": [a.isoformat() for a in armed],
+    }
 
 
 def release_holds(now: datetime, routing: RoutingConfig) -> list[str]:
@@ -141,7 +195,10 @@ def repeat(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
 
     client = get_firestore()
     gref = client.collection(GROUPS).document(group_id)
-    group = GroupRecord.model_validate(gref.get().to_dict())
+    snapshot = gref.get()
+    if not snapshot.exists:
+        return None
+    group = GroupRecord.model_validate(snapshot.to_dict())
     if group.repeat_at is None or group.repeat_at > now:
         return None
     snaps = client.get_all([client.collection(ALERTS).document(doc_id(fp)) for fp in group.firing])

@@ -30,9 +30,11 @@ DEAD_LETTER_TOPIC = "alert-deliveries-dead-letter"
 def reset_fanout_caches() -> None:
     from functions.fanout.routes import get_routing
     from functions.fanout.settings import get_fanout_settings
+    from functions.fanout.timers import reset_timers
 
     get_fanout_settings.cache_clear()
     get_routing.cache_clear()
+    reset_timers()
 
 
 def make_transition(

@@ -68,6 +68,7 @@ class SlackMessage:
     thread_ts: str | None = None
     reply_broadcast: bool = False
     updates: list[dict[str, Any]] = field(default_factory=list)
+    received_at: float = field(default_factory=time.monotonic)  # for the benches' latencies
 
     def all_text(self) -> str:
         return json.dumps({"text": self.text, "blocks": self.blocks})
@@ -209,6 +210,7 @@ class PagerDutyStandIn(_Server):
         super().__init__(_PagerDutyHandler)
         self.routing_key = routing_key
         self.events: list[dict[str, Any]] = []
+        self.received_at: list[float] = []  # monotonic time of each accepted event (benches)
         self.rejected: list[dict[str, Any]] = []
         self.fail_status: int | None = None
 
@@ -268,6 +270,7 @@ class _PagerDutyHandler(_Handler):
                 pd.rejected.append(event)
             else:
                 pd.events.append(event)
+                pd.received_at.append(time.monotonic())
         if errors:
             self._answer(
                 400, {"status": "invalid event", "message": "Event object is invalid", "errors": errors}

@@ -19,12 +19,20 @@ CHANNELS = {
     "ALERT_EMAIL_TO": "oncall@example.com",
     "ION_FANOUT_PUBLIC_URL": "https://fan-out.example.com",
     "ION_DASHBOARD_URL": "https://reports.example.com/dashboards/overview",
+    "ION_FANOUT_TASKS_QUEUE": "projects/ion-ops-prod/locations/us-central1/queues/fanout-timers",
+    "ION_FANOUT_FLUSH_URL": "https://manage-alerts-123456789.us-central1.run.app/v1/flush/group",
+    "ION_FANOUT_TASKS_SERVICE_ACCOUNT": "ion-ops-fanout-tasks@ion-ops-prod.iam.gserviceaccount.com",
 }
+TIMER_SETTINGS = ("ION_FANOUT_TASKS_QUEUE", "ION_FANOUT_FLUSH_URL", "ION_FANOUT_TASKS_SERVICE_ACCOUNT")
 
 
 def start(target: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Import main.py as functions-framework does at a deployed function's start."""
-    clean = {k: v for k, v in os.environ.items() if k not in CHANNELS and k != "K_SERVICE"}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in CHANNELS and k not in ("K_SERVICE", "ION_FANOUT_TASKS_ENDPOINT")
+    }
     return subprocess.run(
         [sys.executable, "-c", "import main"],
         cwd=ROOT,
@@ -62,6 +70,28 @@ def test_one_missing_variable_is_named_alone() -> None:
     assert started.returncode != 0
     assert "channel slack is routed to but SLACK_CHANNEL is not set" in started.stderr
     assert "PAGERDUTY" not in started.stderr
+
+
+@pytest.mark.parametrize("target", ["fan_out_alerts", "manage_alerts"])
+@pytest.mark.parametrize("missing", TIMER_SETTINGS)
+def test_deployed_without_a_timer_setting_refuses_to_start_naming_it(target: str, missing: str) -> None:
+    partial = {k: v for k, v in CHANNELS.items() if k != missing}
+    started = start(target, K_SERVICE=target.replace("_", "-"), **partial)
+    assert started.returncode != 0
+    assert f"{missing} is not set: group timers need" in started.stderr
+    assert all(other not in started.stderr for other in TIMER_SETTINGS if other != missing)
+
+
+def test_deployed_timers_refuse_a_loopback_flush_url_or_api_endpoint() -> None:
+    started = start(
+        "manage_alerts",
+        K_SERVICE="manage-alerts",
+        **(CHANNELS | {"ION_FANOUT_FLUSH_URL": "http://127.0.0.1:8084/v1/flush/group"}),
+        ION_FANOUT_TASKS_ENDPOINT="http://localhost:8692",
+    )
+    assert started.returncode != 0
+    assert "ION_FANOUT_FLUSH_URL is http://127.0.0.1:8084/v1/flush/group" in started.stderr
+    assert "ION_FANOUT_TASKS_ENDPOINT is http://localhost:8692" in started.stderr
 
 
 def test_locally_the_same_settings_start_and_other_functions_are_not_checked() -> None:
