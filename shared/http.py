@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
 import flask
@@ -203,6 +204,24 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def scheduled_time(request: flask.Request) -> datetime | None:
+    """When Cloud Scheduler meant this run (``X-CloudScheduler-ScheduleTime``, UTC), None when the
+    header is absent; a value that is no such time is 400 naming the header, never a 500."""
+    from shared import heartbeats
+
+    value = request.headers.get(heartbeats.SCHEDULE_TIME_HEADER)
+    if not value:
+        return None
+    try:
+        return heartbeats.read_schedule_time(value)
+    except ValueError as exc:
+        raise Problem(
+            400,
+            f"{heartbeats.SCHEDULE_TIME_HEADER} {exc}; send an RFC 3339 time with a zone, "
+            "e.g. 2026-03-02T08:00:00Z.",
+        ) from None
 
 
 class Api:

@@ -3,7 +3,7 @@ for its HTTP function (silence API, the flush tick, the daily digest)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -11,9 +11,9 @@ import flask
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.fanout import silences
-from shared.clock import parse_rfc3339, utcnow
+from shared.clock import utcnow
 from shared.events import decode_pubsub
-from shared.http import Api, Problem, json_response, read_body, read_json
+from shared.http import Api, Problem, json_response, read_body, read_json, scheduled_time
 from shared.logging import get_logger
 from shared.messages import AlertTransition
 
@@ -148,10 +148,4 @@ def digest(request: flask.Request) -> dict[str, Any]:
 
 
 def _scheduled_time(request: flask.Request) -> datetime:
-    header = request.headers.get("X-CloudScheduler-ScheduleTime")
-    if header:
-        try:
-            return parse_rfc3339(header).astimezone(UTC)
-        except ValueError:
-            raise Problem(400, "X-CloudScheduler-ScheduleTime is not an RFC 3339 time.") from None
-    return utcnow()
+    return scheduled_time(request) or utcnow()
