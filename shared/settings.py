@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     health_cache_seconds: float = Field(
         default=5.0, ge=0, le=300, validation_alias="ION_HEALTH_CACHE_SECONDS"
     )
+    # Probe rounds /health may start per minute on one instance (beyond: the last report).
+    health_max_probes_per_minute: int = Field(
+        default=30, ge=1, le=6000, validation_alias="ION_HEALTH_MAX_PROBES_PER_MINUTE"
+    )
 
 
 @lru_cache(maxsize=1)
