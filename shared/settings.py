@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     )
     region: str = Field(default="us-central1", validation_alias="FUNCTION_REGION")
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    # PEM of the CA that signed the Redis server's TLS certificate (a rediss:// REDIS_URL);
+    # deployed, Memorystore's per-instance server CA.
+    redis_ca_cert: str | None = Field(default=None, validation_alias="REDIS_CA_CERT")
     # Largest request body any HTTP function reads; larger bodies get 413 before parsing.
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, validation_alias="ION_MAX_BODY_BYTES")
     # Pub/Sub events older than this are dropped instead of processed (stale retries).
