@@ -320,3 +320,10 @@ class Api:
 
     def paths(self) -> list[str]:
         return sorted({rule.rule for rule in self._map.iter_rules()})
+
+    def routes(self) -> list[tuple[str, list[str]]]:
+        """Every route as (path rule, methods), e.g. ("/v1/reports/<audience>", ["POST"])."""
+        return sorted(
+            (rule.rule, sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}))
+            for rule in self._map.iter_rules()
+        )
