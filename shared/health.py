@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from shared.http import Problem
 from shared.logging import get_logger
 
 log = get_logger("health")
@@ -71,15 +70,13 @@ def redis_probe() -> Probe | None:
     return Probe("redis", check)
 
 
-class HealthBusy(Problem):
-    """No report to give yet and no probe may start now: answered 429 with ``Retry-After``."""
+class HealthBusy(Exception):
+    """No report to give yet and no probe may start now: ``shared.http.Api`` answers it 429 with
+    ``Retry-After`` (this module stays free of the HTTP layer)."""
 
     def __init__(self, retry_after: int) -> None:
-        super().__init__(
-            429,
-            "No health report yet and the per-instance probe limit is reached; retry shortly.",
-            headers={"Retry-After": str(retry_after)},
-        )
+        super().__init__("No health report yet and the per-instance probe limit is reached; retry shortly.")
+        self.retry_after = retry_after
 
 
 class HealthCheck:

@@ -311,7 +311,12 @@ class Api:
             result = self._handlers[endpoint](request, **args)
         except Problem as problem:
             return problem.to_response(request.path)
-        except Exception:  # noqa: BLE001 - a bug of ours: logged, answered 500
+        except Exception as exc:  # noqa: BLE001 - a bug of ours: logged, answered 500
+            from shared.health import HealthBusy
+
+            if isinstance(exc, HealthBusy):
+                headers = {"Retry-After": str(exc.retry_after)}
+                return Problem(429, str(exc), headers=headers).to_response(request.path)
             self._log.exception("unhandled error in %s %s", request.method, request.path)
             return Problem(500, "Internal error; it has been logged.").to_response(request.path)
         if isinstance(result, flask.Response):
