@@ -5,16 +5,28 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# checkov in a virtualenv of its own: its pins (cachetools<6) conflict with the runtime's.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: run demo test lint fmt bench tf-fmt clean setup redis chromium
+.PHONY: run demo test lint fmt bench tf-fmt clean setup redis chromium checkov
 
-setup: $(STAMP) redis
+setup: $(STAMP) $(CHECKOV_STAMP) redis
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed (Python 3.11)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $(STAMP)
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $(CHECKOV_STAMP)
+
+# checkov over terraform/, offline: zero failures beyond terraform/checkov-allowlist.yaml.
+checkov: $(STAMP) $(CHECKOV_STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_terraform_security.py -k checkov
 
 redis:
 	@command -v redis-server >/dev/null || { \
@@ -46,7 +58,7 @@ test: setup chromium
 	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(PY) -m pytest
 
-lint: $(STAMP)
+lint: $(STAMP) checkov
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache --no-logo
@@ -62,4 +74,4 @@ bench: setup
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) .run .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .run .pytest_cache .ruff_cache

@@ -63,9 +63,17 @@ def read_pubsub(event: Any, *, max_age: timedelta | None = None) -> PubSubMessag
     except (binascii.Error, ValueError):
         log.error("dropping event: message data is not base64", extra={"event_id": event_id})
         return None
-    publish_time = _parse_time(message.get("publishTime") or message.get("publish_time") or event["time"])
-    limit = max_age or timedelta(seconds=get_settings().max_event_age_seconds)
-    age = utcnow() - publish_time
+    try:
+        publish_time = _parse_time(message.get("publishTime") or message.get("publish_time") or event["time"])
+        limit = max_age or timedelta(seconds=get_settings().max_event_age_seconds)
+        age = utcnow() - publish_time
+    except (ValueError, TypeError, OverflowError):
+        # No usable publish time (not RFC 3339, no zone, out of range): never processable.
+        log.error(
+            "dropping event: its publish time is not an RFC 3339 time with a zone",
+            extra={"event_id": event_id},
+        )
+        return None
     if age > limit:
         log.warning(
             "dropping event older than %ss",
@@ -73,14 +81,22 @@ def read_pubsub(event: Any, *, max_age: timedelta | None = None) -> PubSubMessag
             extra={"event_id": event_id, "age_seconds": age.total_seconds()},
         )
         return None
-    return PubSubMessage(
-        event_id=event_id,
-        message_id=str(message.get("messageId") or message.get("message_id") or event_id),
-        topic=topic_from_source(event["source"]),
-        publish_time=publish_time,
-        attributes=dict(message.get("attributes") or {}),
-        data=raw,
-    )
+    try:
+        return PubSubMessage(
+            event_id=event_id,
+            message_id=str(message.get("messageId") or message.get("message_id") or event_id),
+            topic=topic_from_source(event["source"]),
+            publish_time=publish_time,
+            attributes=dict(message.get("attributes") or {}),
+            data=raw,
+        )
+    except (ValidationError, TypeError, ValueError) as exc:
+        # An envelope no delivery can fix (no event id, attributes that are not strings).
+        log.error(
+            "dropping event: its envelope is malformed",
+            extra={"event_id": event_id, "errors": str(exc)[:500]},
+        )
+        return None
 
 
 def decode_pubsub(

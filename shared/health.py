@@ -70,27 +70,88 @@ def redis_probe() -> Probe | None:
     return Probe("redis", check)
 
 
+class HealthBusy(Exception):
+    """No report to give yet and no probe may start now: ``shared.http.Api`` answers it 429 with
+    ``Retry-After`` (this module stays free of the HTTP layer)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("No health report yet and the per-instance probe limit is reached; retry shortly.")
+        self.retry_after = retry_after
+
+
 class HealthCheck:
+    """Probes on demand, bounded per instance: a report younger than ``ttl_seconds`` is answered
+    from memory; a caller arriving while a probe runs gets the last report at once instead of
+    queueing behind it; and at most ``max_probes_per_minute`` probe rounds start (a bucket of
+    ``PROBE_BURST``), so even with no cache a flood of /health cannot become a flood on
+    Firestore, Pub/Sub or Redis. Beyond the limit the last report is answered; only before the
+    first report has been made is the answer 429 with Retry-After."""
+
+    PROBE_BURST = 3
+
     def __init__(
-        self, service: str, probes: Callable[[], Iterable[Probe | None]], ttl_seconds: float = 5.0
+        self,
+        service: str,
+        probes: Callable[[], Iterable[Probe | None]],
+        ttl_seconds: float | None = None,
+        max_probes_per_minute: int | None = None,
     ) -> None:
+        from shared.settings import get_settings
+
+        settings = get_settings()
         self.service = service
         self.probes = probes
-        self.ttl_seconds = ttl_seconds
+        self.ttl_seconds = settings.health_cache_seconds if ttl_seconds is None else ttl_seconds
+        per_minute = max_probes_per_minute or settings.health_max_probes_per_minute
+        self._refill_per_second = per_minute / 60.0
+        self._tokens = float(self.PROBE_BURST)
+        self._refilled_at = time.monotonic()
         self._cached: tuple[float, dict[str, Any]] | None = None
-        self._lock = threading.Lock()
+        self._probing = threading.Lock()
+        self._bucket = threading.Lock()
 
     def report(self) -> dict[str, Any]:
-        """``{"status": "ok"|"degraded", "service", "checks": {name: {"ok", "latency_ms"|"error"}}}``."""
-        with self._lock:
-            now = time.monotonic()
-            if self._cached is not None and now - self._cached[0] < self.ttl_seconds:
-                return self._cached[1]
+        """``{"status": "ok"|"degraded", "service", "checks": {name: {"ok", "latency_ms"|"error"}}}``.
+        Raises ``HealthBusy`` only when there is no report yet and none may be made now."""
+        cached = self._cached
+        if cached is not None and time.monotonic() - cached[0] < self.ttl_seconds:
+            return cached[1]
+        if not self._probing.acquire(blocking=False):
+            return self._last_or_busy()
+        try:
+            cached = self._cached  # another caller may have just probed
+            if cached is not None and time.monotonic() - cached[0] < self.ttl_seconds:
+                return cached[1]
+            if not self._take_token():
+                return self._last_or_busy()
             checks = {probe.name: self._run(probe) for probe in self.probes() if probe is not None}
             ok = all(c["ok"] for c in checks.values())
             report = {"status": "ok" if ok else "degraded", "service": self.service, "checks": checks}
-            self._cached = (now, report)
+            self._cached = (time.monotonic(), report)
             return report
+        finally:
+            self._probing.release()
+
+    def _last_or_busy(self) -> dict[str, Any]:
+        cached = self._cached
+        if cached is None:
+            raise HealthBusy(self.retry_after_seconds())
+        return cached[1]
+
+    def _take_token(self) -> bool:
+        with self._bucket:
+            now = time.monotonic()
+            elapsed = now - self._refilled_at
+            self._tokens = min(float(self.PROBE_BURST), self._tokens + elapsed * self._refill_per_second)
+            self._refilled_at = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+    def retry_after_seconds(self) -> int:
+        """Seconds until a probe may start again (at least 1)."""
+        return max(1, int(1 / self._refill_per_second + 0.999))
 
     def _run(self, probe: Probe) -> dict[str, Any]:
         started = time.perf_counter()

@@ -11,9 +11,11 @@ One small document per job, overwritten in place: no TTL, nothing grows.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from shared.clock import parse_rfc3339
 
 HEARTBEATS = "job_heartbeats"
 JOB_HEADER = "X-CloudScheduler-JobName"
@@ -45,15 +47,42 @@ def scheduled_job(capability: str, job_name: str | None) -> str | None:
     return job_name
 
 
+# Cloud Scheduler's schedule times are near now; anything outside these years is not one of its
+# values, and a far-off time would overflow the arithmetic of whoever reads it (UTC conversion,
+# a day before, a period's end) or Firestore's timestamp encoding.
+EARLIEST_SCHEDULE_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_SCHEDULE_TIME = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def read_schedule_time(value: str) -> datetime:
+    """Cloud Scheduler's RFC 3339 schedule time as an aware UTC datetime. Raises ``ValueError``
+    saying what is wrong: not RFC 3339, no time zone, or outside 2000-2099."""
+    if len(value) > 64:
+        raise ValueError("is longer than any RFC 3339 time")
+    try:
+        parsed = parse_rfc3339(value)
+    except (ValueError, IndexError):
+        raise ValueError("is not an RFC 3339 time") from None
+    if parsed.tzinfo is None:
+        raise ValueError("names no time zone (end it with Z or an offset)")
+    try:
+        in_utc = parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside 2000-2099") from None
+    if not EARLIEST_SCHEDULE_TIME <= in_utc < LATEST_SCHEDULE_TIME:
+        raise ValueError("is outside 2000-2099")
+    return in_utc
+
+
 def parse_schedule_time(value: str | None) -> datetime | None:
-    """Cloud Scheduler's RFC 3339 schedule time; anything unparsable is None, never an error."""
-    if not value or len(value) > 64:
+    """The schedule time for a heartbeat record: anything unusable is None, never an error (the
+    job did its work; its record must not be lost to a header)."""
+    if not value:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return read_schedule_time(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is not None else None
 
 
 def record_success(heartbeat: Heartbeat) -> None:

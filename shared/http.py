@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar
 
 import flask
@@ -205,6 +206,24 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def scheduled_time(request: flask.Request) -> datetime | None:
+    """When Cloud Scheduler meant this run (``X-CloudScheduler-ScheduleTime``, UTC), None when the
+    header is absent; a value that is no such time is 400 naming the header, never a 500."""
+    from shared import heartbeats
+
+    value = request.headers.get(heartbeats.SCHEDULE_TIME_HEADER)
+    if not value:
+        return None
+    try:
+        return heartbeats.read_schedule_time(value)
+    except ValueError as exc:
+        raise Problem(
+            400,
+            f"{heartbeats.SCHEDULE_TIME_HEADER} {exc}; send an RFC 3339 time with a zone, "
+            "e.g. 2026-03-02T08:00:00Z.",
+        ) from None
+
+
 class Api:
     """A small path router for one HTTP function, on werkzeug's routing (already loaded by Flask).
 
@@ -292,7 +311,12 @@ class Api:
             result = self._handlers[endpoint](request, **args)
         except Problem as problem:
             return problem.to_response(request.path)
-        except Exception:  # noqa: BLE001 - a bug of ours: logged, answered 500
+        except Exception as exc:  # noqa: BLE001 - a bug of ours: logged, answered 500
+            from shared.health import HealthBusy
+
+            if isinstance(exc, HealthBusy):
+                headers = {"Retry-After": str(exc.retry_after)}
+                return Problem(429, str(exc), headers=headers).to_response(request.path)
             self._log.exception("unhandled error in %s %s", request.method, request.path)
             return Problem(500, "Internal error; it has been logged.").to_response(request.path)
         if isinstance(result, flask.Response):
@@ -301,3 +325,10 @@ class Api:
 
     def paths(self) -> list[str]:
         return sorted({rule.rule for rule in self._map.iter_rules()})
+
+    def routes(self) -> list[tuple[str, list[str]]]:
+        """Every route as (path rule, methods), e.g. ("/v1/reports/<audience>", ["POST"])."""
+        return sorted(
+            (rule.rule, sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}))
+            for rule in self._map.iter_rules()
+        )

@@ -15,15 +15,20 @@ if TYPE_CHECKING:
 @lru_cache(maxsize=1)
 def get_redis() -> redis.Redis | None:
     """The configured Redis, or None when ``REDIS_URL`` is unset."""
-    url = get_settings().redis_url
+    settings = get_settings()
+    url = settings.redis_url
     if not url:
         return None
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
+    tls: dict[str, str] = {}
+    if url.startswith("rediss://") and settings.redis_ca_cert:
+        tls["ssl_ca_data"] = settings.redis_ca_cert
     return redis.Redis.from_url(
         url,
+        **tls,
         socket_connect_timeout=0.25,
         socket_timeout=0.25,
         health_check_interval=30,

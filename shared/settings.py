@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     )
     region: str = Field(default="us-central1", validation_alias="FUNCTION_REGION")
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    # PEM of the CA that signed the Redis server's TLS certificate (a rediss:// REDIS_URL);
+    # deployed, Memorystore's per-instance server CA.
+    redis_ca_cert: str | None = Field(default=None, validation_alias="REDIS_CA_CERT")
     # Largest request body any HTTP function reads; larger bodies get 413 before parsing.
     max_body_bytes: int = Field(default=4 * 1024 * 1024, gt=0, validation_alias="ION_MAX_BODY_BYTES")
     # Pub/Sub events older than this are dropped instead of processed (stale retries).
@@ -32,6 +35,10 @@ class Settings(BaseSettings):
     # /health answers from a probe of the dependencies at most this old.
     health_cache_seconds: float = Field(
         default=5.0, ge=0, le=300, validation_alias="ION_HEALTH_CACHE_SECONDS"
+    )
+    # Probe rounds /health may start per minute on one instance (beyond: the last report).
+    health_max_probes_per_minute: int = Field(
+        default=30, ge=1, le=6000, validation_alias="ION_HEALTH_MAX_PROBES_PER_MINUTE"
     )
 
 

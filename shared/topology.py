@@ -48,7 +48,8 @@ class Function(_Strict):
     max_instances: int = Field(default=10, ge=1)
     concurrency: int = Field(default=1, ge=1, le=1000)
     roles: list[str] = []
-    # Topics the function publishes to: roles/pubsub.publisher on each topic, not the project.
+    # Topics (or a topic's "<topic>-dead-letter") the function publishes to:
+    # roles/pubsub.publisher on each topic, never on the project.
     publishes: list[str] = []
     # Environment variable name -> Secret Manager secret id.
     secrets: dict[str, str] = {}
@@ -119,7 +120,9 @@ class Topology(_Strict):
             if fn.topic is not None and fn.topic not in self.topics:
                 raise ValueError(f"function {name}: unknown topic {fn.topic!r}")
             for topic in fn.publishes:
-                if topic not in self.topics:
+                # A topic of the topology, or one's dead-letter topic (fan-out dead-letters a
+                # delivery that kept failing itself).
+                if topic not in self.topics and topic.removesuffix("-dead-letter") not in self.topics:
                     raise ValueError(f"function {name}: publishes to unknown topic {topic!r}")
         for name, schedule in self.schedules.items():
             target = self.functions.get(schedule.function)

@@ -25,6 +25,8 @@ resource "google_project_service" "apis" {
     "secretmanager.googleapis.com",
     "monitoring.googleapis.com",
     "iam.googleapis.com",
+    "compute.googleapis.com",
+    "redis.googleapis.com",
   ])
   service            = each.value
   disable_on_destroy = false
@@ -34,12 +36,23 @@ data "google_project" "this" {}
 
 # --- Source: one archive of the repository's runtime code, shared by every function ----------
 
+# Private by construction: IAM only (no ACLs) and public access refused whatever IAM says.
 resource "google_storage_bucket" "sources" {
   name                        = "${var.project_id}-ion-ops-sources"
   location                    = var.region
   uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  versioning {
+    enabled = true
+  }
   lifecycle_rule {
     condition { age = 30 }
+    action { type = "Delete" }
+  }
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = 7
+    }
     action { type = "Delete" }
   }
 }
@@ -49,7 +62,7 @@ data "archive_file" "source" {
   source_dir  = "${path.module}/.."
   output_path = "${path.module}/.build/source.zip"
   excludes = [
-    ".git", ".git/**", ".venv", ".venv/**", ".run", ".run/**", "terraform", "terraform/**",
+    ".git", ".git/**", ".venv", ".venv/**", ".venv-checkov", ".venv-checkov/**", ".run", ".run/**", "terraform", "terraform/**",
     "tests", "tests/**", "bench", "bench/**", "devtools", "devtools/**", "**/__pycache__/**",
     ".ci", ".ci/**", "requirements-dev.txt", "outbox", "outbox/**",
   ]
@@ -113,11 +126,27 @@ module "function" {
   max_instances   = try(each.value.max_instances, 10)
   concurrency     = try(each.value.concurrency, 1)
   roles           = try(each.value.roles, [])
-  publishes       = [for topic in try(each.value.publishes, []) : google_pubsub_topic.topics[topic].name]
-  secrets         = try(each.value.secrets, {})
+  # The public function's Firestore role has no delete (terraform/iam.tf); all are conditioned
+  # on the one database.
+  datastore_role     = try(each.value.public, false) ? google_project_iam_custom_role.public_datastore.id : null
+  firestore_database = google_firestore_database.default.name
+  ingress            = contains(var.load_balanced_functions, each.key) ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
+  # A topic of the topology or one's dead-letter topic; topic-scoped, never project-wide.
+  publishes = [
+    for topic in try(each.value.publishes, []) :
+    try(google_pubsub_topic.topics[topic].name, google_pubsub_topic.dead_letter[trimsuffix(topic, "-dead-letter")].name)
+  ]
+  secrets = merge(try(each.value.secrets, {}), contains(var.redis_functions, each.key) ? {
+    REDIS_URL = google_secret_manager_secret.redis_url.secret_id
+  } : {})
+  vpc_network    = contains(var.redis_functions, each.key) ? google_compute_network.private.id : null
+  vpc_subnetwork = contains(var.redis_functions, each.key) ? google_compute_subnetwork.functions.id : null
   env = merge(var.function_env, try(each.value.env, {}), {
     for name in try(each.value.settings_from, []) : name => local.deploy_settings[name]
-    }, {
+    }, contains(var.redis_functions, each.key) ? {
+    # Memorystore's per-instance server CA (public data): the client verifies the TLS chain.
+    REDIS_CA_CERT = google_redis_instance.cache.server_ca_certs[0].cert
+    } : {}, {
     GOOGLE_CLOUD_PROJECT = var.project_id
     FUNCTION_REGION      = var.region
   })
@@ -131,7 +160,11 @@ module "function" {
   push_service_account  = google_service_account.push.email
   scheduler_invoker     = contains([for s in values(local.schedules) : s.function], each.key) ? google_service_account.scheduler.email : null
 
-  depends_on = [google_project_service.apis, google_secret_manager_secret.secrets]
+  depends_on = [
+    google_project_service.apis,
+    google_secret_manager_secret.secrets,
+    google_secret_manager_secret_version.redis_url,
+  ]
 }
 
 # --- Pub/Sub ----------------------------------------------------------------------------------
@@ -257,14 +290,23 @@ resource "google_cloud_scheduler_job" "jobs" {
 
 # --- Firestore --------------------------------------------------------------------------------
 
+# Point-in-time recovery keeps 7 days of versions (any minute, e.g. before a bad write); the
+# daily backups keep whole-database copies for var.firestore_backup_retention.
 resource "google_firestore_database" "default" {
-  name                    = "(default)"
-  location_id             = var.firestore_location
-  type                    = "FIRESTORE_NATIVE"
-  concurrency_mode        = "OPTIMISTIC"
-  deletion_policy         = "ABANDON"
-  delete_protection_state = "DELETE_PROTECTION_ENABLED"
-  depends_on              = [google_project_service.apis]
+  name                              = "(default)"
+  location_id                       = var.firestore_location
+  type                              = "FIRESTORE_NATIVE"
+  concurrency_mode                  = "OPTIMISTIC"
+  point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED"
+  deletion_policy                   = "ABANDON"
+  delete_protection_state           = "DELETE_PROTECTION_ENABLED"
+  depends_on                        = [google_project_service.apis]
+}
+
+resource "google_firestore_backup_schedule" "daily" {
+  database  = google_firestore_database.default.name
+  retention = var.firestore_backup_retention
+  daily_recurrence {}
 }
 
 # TTL policies: Firestore deletes documents after the timestamp in `field` (within ~24 h).

@@ -81,3 +81,44 @@ variable "public_urls" {
     error_message = "public_urls must be https:// addresses that people can open, never loopback."
   }
 }
+
+variable "load_balanced_functions" {
+  description = "Entry points (never `route`, which is public) that take requests from an external HTTPS load balancer besides internal traffic (ALLOW_INTERNAL_AND_GCLB), e.g. manage_alerts or mail_reports behind IAP; all others are internal only."
+  type        = list(string)
+  default     = []
+}
+
+variable "redis_functions" {
+  description = "Entry points that use Memorystore for Redis: Direct VPC egress, REDIS_URL from Secret Manager, the server CA."
+  type        = list(string)
+  default     = ["route"]
+}
+
+variable "redis" {
+  description = "Memorystore for Redis: tier (STANDARD_HA replicates across zones) and size."
+  type = object({
+    tier           = string
+    memory_size_gb = number
+  })
+  default = { tier = "STANDARD_HA", memory_size_gb = 1 }
+  validation {
+    condition     = contains(["BASIC", "STANDARD_HA"], var.redis.tier)
+    error_message = "redis.tier must be BASIC or STANDARD_HA."
+  }
+}
+
+variable "functions_subnet_cidr" {
+  description = "Private range of the subnetwork whose addresses the functions' Direct VPC egress uses."
+  type        = string
+  default     = "10.8.0.0/24"
+}
+
+variable "firestore_backup_retention" {
+  description = "How long each daily Firestore backup is kept (daily backups: at most 7 days)."
+  type        = string
+  default     = "604800s"
+  validation {
+    condition     = try(tonumber(trimsuffix(var.firestore_backup_retention, "s")) <= 604800 && endswith(var.firestore_backup_retention, "s"), false)
+    error_message = "firestore_backup_retention must be seconds like 604800s, at most 7 days for a daily schedule."
+  }
+}

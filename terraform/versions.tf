@@ -2,8 +2,9 @@ terraform {
   required_version = ">= 1.6"
   required_providers {
     google = {
-      source  = "hashicorp/google"
-      version = "~> 6.0"
+      source = "hashicorp/google"
+      # 7.21: Direct VPC egress on google_cloudfunctions2_function.
+      version = ">= 7.21, < 8.0"
     }
     archive = {
       source  = "hashicorp/archive"

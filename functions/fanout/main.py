@@ -4,7 +4,7 @@ for its HTTP function (group timers, silence API, the flush tick, the daily dige
 from __future__ import annotations
 
 import math
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -12,9 +12,9 @@ import flask
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from functions.fanout import silences
-from shared.clock import parse_rfc3339, utcnow
+from shared.clock import utcnow
 from shared.events import decode_pubsub
-from shared.http import Api, Problem, json_response, read_body, read_json
+from shared.http import Api, Problem, json_response, read_body, read_json, scheduled_time
 from shared.logging import get_logger
 from shared.messages import AlertTransition
 
@@ -177,10 +177,4 @@ def digest(request: flask.Request) -> dict[str, Any]:
 
 
 def _scheduled_time(request: flask.Request) -> datetime:
-    header = request.headers.get("X-CloudScheduler-ScheduleTime")
-    if header:
-        try:
-            return parse_rfc3339(header).astimezone(UTC)
-        except ValueError:
-            raise Problem(400, "X-CloudScheduler-ScheduleTime is not an RFC 3339 time.") from None
-    return utcnow()
+    return scheduled_time(request) or utcnow()

@@ -15,7 +15,7 @@ from functions.reports.panels import WINDOWS, Catalog, load_catalog
 from functions.reports.render import FORMATS, MEDIA_TYPES
 from functions.reports.settings import deployed, get_reports_settings
 from shared.clock import utcnow
-from shared.http import Api, Problem, json_response, read_json, validation_errors
+from shared.http import Api, Problem, json_response, read_json, scheduled_time, validation_errors
 from shared.logging import get_logger
 
 if TYPE_CHECKING:
@@ -212,13 +212,7 @@ def _report_request(request: flask.Request) -> ReportRequest:
 
 def _reference_time(request: flask.Request) -> datetime:
     """When the scheduler meant the job to run (its retries keep naming the same period)."""
-    scheduled = request.headers.get("X-CloudScheduler-ScheduleTime")
-    if scheduled:
-        try:
-            return datetime.fromisoformat(scheduled.replace("Z", "+00:00"))
-        except ValueError:
-            raise Problem(400, f"X-CloudScheduler-ScheduleTime {scheduled!r} is not RFC 3339.") from None
-    return utcnow()
+    return scheduled_time(request) or utcnow()
 
 
 @api.route("/v1/reports/<audience>", methods=["POST"])

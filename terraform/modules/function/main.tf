@@ -5,6 +5,9 @@
 
 locals {
   is_event = var.pubsub_topic != null
+  # Firestore roles are bound per database (an IAM condition), every other role on the project.
+  datastore_roles = [for role in var.roles : role if startswith(role, "roles/datastore.")]
+  project_roles   = [for role in var.roles : role if !startswith(role, "roles/datastore.")]
 }
 
 resource "google_service_account" "function" {
@@ -13,10 +16,24 @@ resource "google_service_account" "function" {
 }
 
 resource "google_project_iam_member" "roles" {
-  for_each = toset(var.roles)
+  for_each = toset(local.project_roles)
   project  = var.project_id
   role     = each.value
   member   = "serviceAccount:${google_service_account.function.email}"
+}
+
+# Firestore access on the one database the function uses and no other; `datastore_role`, when
+# given, replaces the topology's datastore role (the public function gets a role without delete).
+resource "google_project_iam_member" "datastore" {
+  count   = length(local.datastore_roles) > 0 ? 1 : 0
+  project = var.project_id
+  role    = coalesce(var.datastore_role, local.datastore_roles[0])
+  member  = "serviceAccount:${google_service_account.function.email}"
+  condition {
+    title       = "only-database-${var.firestore_database}"
+    description = "Firestore access limited to the database ${var.firestore_database}."
+    expression  = "resource.name == \"projects/${var.project_id}/databases/${var.firestore_database}\""
+  }
 }
 
 resource "google_pubsub_topic_iam_member" "publishes" {
@@ -57,9 +74,22 @@ resource "google_cloudfunctions2_function" "function" {
     max_instance_count               = var.max_instances
     max_instance_request_concurrency = var.concurrency
     service_account_email            = google_service_account.function.email
-    ingress_settings                 = "ALLOW_ALL"
-    all_traffic_on_latest_revision   = true
-    environment_variables            = var.env
+    # Only the public function takes requests from the internet; every other one only from
+    # the VPC, Pub/Sub push and Cloud Scheduler (and a load balancer where asked), each request
+    # still needing run.invoker.
+    ingress_settings               = var.public ? "ALLOW_ALL" : var.ingress
+    all_traffic_on_latest_revision = true
+    environment_variables          = var.env
+
+    # Direct VPC egress (no connector) to private addresses only, e.g. Memorystore for Redis.
+    direct_vpc_egress = var.vpc_subnetwork != null ? "VPC_EGRESS_PRIVATE_RANGES_ONLY" : null
+    dynamic "direct_vpc_network_interface" {
+      for_each = var.vpc_subnetwork != null ? [var.vpc_subnetwork] : []
+      content {
+        network    = var.vpc_network
+        subnetwork = direct_vpc_network_interface.value
+      }
+    }
 
     dynamic "secret_environment_variables" {
       for_each = var.secrets

@@ -68,6 +68,40 @@ variable "roles" {
   default     = []
 }
 
+variable "datastore_role" {
+  description = "Firestore role bound instead of the topology's roles/datastore.* role (null: the topology's)."
+  type        = string
+  default     = null
+}
+
+variable "firestore_database" {
+  description = "The Firestore database the function may use (its Firestore role is conditioned on it)."
+  type        = string
+  default     = "(default)"
+}
+
+variable "ingress" {
+  description = "Ingress of a non-public function: internal only, or internal and an external load balancer."
+  type        = string
+  default     = "ALLOW_INTERNAL_ONLY"
+  validation {
+    condition     = contains(["ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.ingress)
+    error_message = "ingress must be ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB; only a public function takes ALLOW_ALL."
+  }
+}
+
+variable "vpc_network" {
+  description = "VPC network id for Direct VPC egress (with vpc_subnetwork), e.g. to reach Memorystore."
+  type        = string
+  default     = null
+}
+
+variable "vpc_subnetwork" {
+  description = "Subnetwork id for Direct VPC egress; null: no VPC egress."
+  type        = string
+  default     = null
+}
+
 variable "publishes" {
   description = "Topic names the function may publish to (roles/pubsub.publisher on each topic, not the project)."
   type        = list(string)
