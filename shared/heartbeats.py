@@ -33,9 +33,10 @@ class Heartbeat(BaseModel):
     status: int
 
 
-def scheduled_job(capability: str, job_name: str | None) -> str | None:
-    """The job's name when it is a schedule of topology.yaml served by ``capability``, else None
-    (a header naming anything else is ignored, so no caller can invent jobs)."""
+def scheduled_job(capability: str, job_name: str | None, path: str | None = None) -> str | None:
+    """The job's name when it is a schedule of topology.yaml served by ``capability`` (and, given
+    ``path``, called on the job's own path), else None: a header naming anything else, or sent
+    with some other request (``GET /v1/rules`` naming ``evaluate-alerts``), is no heartbeat."""
     if not job_name or len(job_name) > 200:
         return None
     from shared.topology import topology
@@ -43,6 +44,8 @@ def scheduled_job(capability: str, job_name: str | None) -> str | None:
     topo = topology()
     schedule = topo.schedules.get(job_name)
     if schedule is None or topo.functions[schedule.function].capability != capability:
+        return None
+    if path is not None and path.rstrip("/") != schedule.path.rstrip("/"):
         return None
     return job_name
 

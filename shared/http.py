@@ -270,8 +270,8 @@ class Api:
         notice the missing record if it keeps failing."""
         from shared import heartbeats
 
-        job = heartbeats.scheduled_job(self.name, request.headers.get(heartbeats.JOB_HEADER))
-        if job is None:
+        job = heartbeats.scheduled_job(self.name, request.headers.get(heartbeats.JOB_HEADER), request.path)
+        if job is None or request.method != "POST":
             return
         from shared.clock import utcnow
 

@@ -51,7 +51,7 @@ def test_a_bad_schedule_time_still_records_the_heartbeat_without_it(fs, value: s
 
     app = flask.Flask("t")
     headers = {"X-CloudScheduler-JobName": "evaluate-alerts", "X-CloudScheduler-ScheduleTime": value}
-    with app.test_request_context("/v1/rules", method="GET", headers=headers):
+    with app.test_request_context("/", method="POST", headers=headers):
         assert handle(flask.request).status_code == 200
     beat = read_heartbeats()["evaluate-alerts"]
     assert beat.scheduled_for is None
@@ -70,3 +70,12 @@ def test_handlers_that_use_the_schedule_time_answer_400_for_a_bad_one(fs, serve_
             assert "X-CloudScheduler-ScheduleTime" in response.json()["detail"]
     assert fs.collection("report_runs").limit(1).get() == []
     assert fs.collection("fanout_digests").limit(1).get() == []
+
+
+def test_a_job_is_only_its_own_path() -> None:
+    from shared.topology import topology
+
+    path = topology().schedules["evaluate-alerts"].path
+    assert scheduled_job("alerts", "evaluate-alerts", path) == "evaluate-alerts"
+    assert scheduled_job("alerts", "evaluate-alerts", path.rstrip("/") + "/") == "evaluate-alerts"
+    assert scheduled_job("alerts", "evaluate-alerts", "/v1/rules") is None

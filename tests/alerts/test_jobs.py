@@ -174,7 +174,11 @@ def test_a_scheduled_success_writes_the_heartbeat_and_nothing_else_does(fs) -> N
 
             return handle(request).status_code
 
+    # Its own path (the evaluation, POST /) writes the heartbeat; a success elsewhere naming the
+    # job does not: an invoker cannot keep a dead job looking alive.
     assert call("/v1/rules", **{"X-CloudScheduler-JobName": "evaluate-alerts"}) == 200
+    assert read_heartbeats() == {}
+    assert call("/", method="POST", **{"X-CloudScheduler-JobName": "evaluate-alerts"}) == 200
     assert call("/v1/nothing", **{"X-CloudScheduler-JobName": "ingestion-collect"}) == 404
     assert (
         call("/v1/rules", **{"X-CloudScheduler-JobName": "ingestion-collect"}) == 200
