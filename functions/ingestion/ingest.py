@@ -42,6 +42,8 @@ def ingest_payload(payload: bytes, content_type: str | None) -> IngestResult:
         now_ns=int(utcnow().timestamp() * 1e9),
         max_age_s=settings.max_age_seconds,
         max_future_s=settings.max_future_seconds,
+        max_attributes=settings.max_attributes_per_point,
+        max_label_value=settings.max_label_value_length,
     )
     registry_writes = 0
     if batch.series:

@@ -39,7 +39,9 @@ RESOURCE_LABELS = {"service.name": "service", "cloud.region": "region"}
 NO_RECORDED_VALUE = 1
 MAX_NAME = 255
 MAX_LABEL_KEY = 128
-MAX_LABEL_VALUE = 1024
+# Defaults of ION_METRICS_MAX_LABEL_VALUE_LENGTH and ION_METRICS_MAX_ATTRIBUTES_PER_POINT.
+MAX_LABEL_VALUE = 256
+MAX_ATTRIBUTES = 16
 
 
 def _any_value(value: Any) -> str:
@@ -69,10 +71,20 @@ def _any_json(value: Any) -> Any:
 
 
 class _Aggregator:
-    def __init__(self, batch: Batch, now_ns: int, max_age_s: int, max_future_s: int) -> None:
+    def __init__(  # noqa: PLR0917 - the batch and its limits
+        self,
+        batch: Batch,
+        now_ns: int,
+        max_age_s: int,
+        max_future_s: int,
+        max_attributes: int = MAX_ATTRIBUTES,
+        max_label_value: int = MAX_LABEL_VALUE,
+    ) -> None:
         self.batch = batch
         self.oldest = now_ns - max_age_s * 1_000_000_000
         self.newest = now_ns + max_future_s * 1_000_000_000
+        self.max_attributes = max_attributes
+        self.max_label_value = max_label_value
         self._series: dict[tuple[Any, ...], SeriesBatch | str] = {}
 
     def check_time(self, t: int) -> str | None:
@@ -99,11 +111,21 @@ class _Aggregator:
         labels = dict(resource_labels)
         labels.update(attrs)
         problem = None
+        if len(attrs) > self.max_attributes:
+            problem = (
+                f"{len(attrs)} attributes on a data point, at most {self.max_attributes} "
+                "(ION_METRICS_MAX_ATTRIBUTES_PER_POINT)"
+            )
         for k, v in labels.items():
+            if problem is not None:
+                break
             if not k or len(k) > MAX_LABEL_KEY:
                 problem = f"label key {k[:40]!r} must be 1-{MAX_LABEL_KEY} characters"
-            elif len(v) > MAX_LABEL_VALUE:
-                problem = f"label {k} is longer than {MAX_LABEL_VALUE} characters"
+            elif len(v) > self.max_label_value:
+                problem = (
+                    f"label {k[:40]} is {len(v)} characters long, at most {self.max_label_value} "
+                    "(ION_METRICS_MAX_LABEL_VALUE_LENGTH)"
+                )
         if problem is not None:
             self._series[key] = problem
             return problem
@@ -134,11 +156,17 @@ def _stream_id(metric: str, resource_key: str, scope_key: str, attrs: tuple[tupl
 
 
 def aggregate(
-    request: ExportMetricsServiceRequest, *, now_ns: int, max_age_s: int, max_future_s: int
+    request: ExportMetricsServiceRequest,
+    *,
+    now_ns: int,
+    max_age_s: int,
+    max_future_s: int,
+    max_attributes: int = MAX_ATTRIBUTES,
+    max_label_value: int = MAX_LABEL_VALUE,
 ) -> Batch:
     """Every data point of ``request`` into a ``Batch``; refused points are counted with reasons."""
     batch = Batch()
-    agg = _Aggregator(batch, now_ns, max_age_s, max_future_s)
+    agg = _Aggregator(batch, now_ns, max_age_s, max_future_s, max_attributes, max_label_value)
     for rm in request.resource_metrics:
         resource_attrs = sorted((kv.key, _any_value(kv.value)) for kv in rm.resource.attributes)
         resource_labels = tuple(
