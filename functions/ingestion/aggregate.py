@@ -221,7 +221,7 @@ def exponential_buckets_sketch(
 # --- the batch --------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class CumulativePoint:
     """One cumulative data point of one stream, to be turned into an increment in the transaction."""
 
@@ -241,7 +241,7 @@ class CumulativePoint:
     negative: tuple[int, tuple[int, ...]] = (0, ())
 
 
-@dataclass
+@dataclass(slots=True)
 class SeriesBatch:
     metric: str
     sid: str
