@@ -627,6 +627,9 @@ class _emulator:
             )
             os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{port}"
         reset_firestore(os.environ["FIRESTORE_EMULATOR_HOST"], os.environ["GOOGLE_CLOUD_PROJECT"])
+        from shared import firestore
+
+        firestore.reset_clients()  # a client of an emulator stopped earlier in the run would linger
 
     def __exit__(self, *exc: object) -> None:
         return None
