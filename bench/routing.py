@@ -9,8 +9,15 @@ settings), under wrk on loopback, in the same run.
 Goals (issue 3): /v2/route at >= 80% of the bare handler's requests/s; decision p99 <= 20 µs;
 memory per request does not grow with traffic. wrk comes from Debian (`apt-get install -y wrk`);
 when it is missing and we are root, the bench installs it, otherwise it says so and skips HTTP.
-Metrics are aggregated as in production but not published (ION_METRICS_ENABLED=false): no
-Pub/Sub emulator runs here, and a publish happens once per 10 s anyway.
+
+HTTP targets, each at 8 and 32 wrk connections and as a ratio of the bare handler in the same run:
+
+- the open path: no API key, metrics aggregated but not published (ION_METRICS_ENABLED=false);
+- the production path: ION_API_KEYS set and an operator key presented, then a customer key
+  issued through the real customer key code (``shared.customer_keys``, its record in a Firestore
+  emulator as the health capability stores it); the per-key rate limit in a real redis-server
+  (its Lua token bucket on every request; the limit set high so that nothing is refused); metrics
+  on, flushed by the background thread to the ``metrics`` topic of a Pub/Sub emulator.
 """
 
 from __future__ import annotations
@@ -27,10 +34,13 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ION_METRICS_ENABLED", "false")
+PROJECT = "ion-ops-bench"
+OPERATOR_KEY = "bench-operator-key-0123456789abcdef"
 os.environ.setdefault("ION_LOG_LEVEL", "WARNING")
 
 BARE_SOURCE = """
@@ -157,9 +167,11 @@ def ensure_wrk() -> str | None:
     return None
 
 
-def serve(kind: str, port: int, source_dir: Path) -> subprocess.Popen[bytes]:
+def serve(
+    kind: str, port: int, source_dir: Path, env_extra: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Serve under functions-framework's gunicorn application, exactly like devtools.serve."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
     if kind == "routing":
         argv = [sys.executable, "-m", "devtools.serve", "routing", "--port", str(port)]
     else:
@@ -178,15 +190,23 @@ def serve(kind: str, port: int, source_dir: Path) -> subprocess.Popen[bytes]:
 
 
 def wrk(
-    wrk_bin: str, url: str, body: str, *, duration: int, connections: int, script_dir: Path
+    wrk_bin: str,
+    url: str,
+    body: str,
+    *,
+    duration: int,
+    connections: int,
+    script_dir: Path,
+    api_key: str | None = None,
 ) -> dict[str, float]:
     script = script_dir / "post.lua"
     escaped = body.replace("\\", "\\\\").replace("'", "\\'")
-    script.write_text(
-        f"wrk.method = 'POST'\nwrk.body = '{escaped}'\nwrk.headers['Content-Type'] = 'application/json'\n"
-    )
+    lua = f"wrk.method = 'POST'\nwrk.body = '{escaped}'\nwrk.headers['Content-Type'] = 'application/json'\n"
+    if api_key:
+        lua += f"wrk.headers['X-API-Key'] = '{api_key}'\n"
+    script.write_text(lua)
     argv = [wrk_bin, "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url]
-    subprocess.run([*argv[:3], "-d2s", *argv[4:]], check=True, capture_output=True)  # warm-up
+    warm = subprocess.run([*argv[:3], "-d2s", *argv[4:]], check=True, capture_output=True, text=True).stdout
     out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
     figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
     for pct in ("50", "75", "90", "99"):
@@ -196,59 +216,242 @@ def wrk(
             figures[f"p{pct}"] = value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     figures["non2xx"] = float(errors.group(1)) if errors else 0.0
+    figures["requests"] = sum(
+        float(found.group(1)) for text in (warm, out) if (found := re.search(r"(\d+) requests in", text))
+    )  # warm-up included
     return figures
 
 
-def bench_http(duration: int, connections: int, rounds: int) -> None:
+def ready(url: str, body: str, api_key: str | None, timeout: float = 90) -> None:
+    """The target answers 200 (the key accepted, the path warm) before wrk starts."""
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json", **({"X-API-Key": api_key} if api_key else {})}
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(
+                urllib.request.Request(url, data=body.encode(), headers=headers), timeout=10
+            ) as answer:
+                if answer.status == 200:
+                    return
+        except urllib.error.HTTPError as exc:
+            last = f"{exc.code} {exc.read()[:200]!r}"
+            if exc.code in (401, 403, 422):
+                break
+        except OSError as exc:
+            last = repr(exc)
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} never answered 200 (last: {last})")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (routing flushes its metrics, as on Cloud Run), then SIGKILL if it lingers."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+class ProductionBackends:
+    """A Firestore and a Pub/Sub emulator and a redis-server, a customer key issued, the
+    ``metrics`` topic created: what the production path of ``route`` talks to."""
+
+    def __init__(self) -> None:
+        from devtools.emulators import start_firestore, start_pubsub, start_redis
+        from devtools.processes import free_port
+
+        log_dir = ROOT / ".run" / "bench-logs"
+        self.processes = []
+        fs_port, ps_port, redis_port = free_port(), free_port(), free_port()
+        self.processes.append(start_redis(redis_port, log_dir=log_dir))
+        self.processes.append(start_firestore(fs_port, log_dir=log_dir))
+        self.processes.append(start_pubsub(ps_port, PROJECT, log_dir=log_dir))
+        self.env = {
+            "GOOGLE_CLOUD_PROJECT": PROJECT,
+            "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{fs_port}",
+            "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{ps_port}",
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        }
+        saved = {k: os.environ.get(k) for k in self.env}
+        os.environ.update(self.env)
+        try:
+            self.customer_key = self._issue_customer_key()
+            self._create_topic("metrics")
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        self.redis_url = self.env["REDIS_URL"]
+
+    @staticmethod
+    def _issue_customer_key() -> str:
+        """As the health capability issues one: ``new_key``, only its hash stored."""
+        from google.cloud import firestore
+
+        from shared.clock import utcnow
+        from shared.customer_keys import KEYS_COLLECTION, CustomerKeyRecord, hash_key, new_key
+
+        key_id, api_key = new_key()
+        record = CustomerKeyRecord(
+            key_id=key_id, customer_id="bench-customer", key_hash=hash_key(api_key), created_at=utcnow()
+        )
+        firestore.Client(project=PROJECT).collection(KEYS_COLLECTION).document(key_id).create(
+            record.model_dump()
+        )
+        return api_key
+
+    @staticmethod
+    def _create_topic(name: str) -> None:
+        from google.cloud import pubsub_v1
+
+        publisher = pubsub_v1.PublisherClient()
+        publisher.create_topic(name=publisher.topic_path(PROJECT, name))
+
+    def published_messages(self) -> int:
+        """Messages on ``metrics`` (through a subscription made before the runs)."""
+        from google.cloud import pubsub_v1
+
+        os.environ.update(self.env)
+        subscriber = pubsub_v1.SubscriberClient()
+        path = subscriber.subscription_path(PROJECT, "bench-metrics")
+        total = 0
+        while True:
+            response = subscriber.pull(subscription=path, max_messages=1000, timeout=10)
+            if not response.received_messages:
+                return total
+            total += len(response.received_messages)
+            subscriber.acknowledge(subscription=path, ack_ids=[m.ack_id for m in response.received_messages])
+
+    def subscribe(self) -> None:
+        from google.cloud import pubsub_v1
+
+        os.environ.update(self.env)
+        subscriber = pubsub_v1.SubscriberClient()
+        subscriber.create_subscription(
+            name=subscriber.subscription_path(PROJECT, "bench-metrics"),
+            topic=f"projects/{PROJECT}/topics/metrics",
+        )
+
+    def redis_calls(self, command: str) -> int:
+        import redis
+
+        stats = redis.Redis.from_url(self.redis_url).info("commandstats")
+        return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+
+
+def bench_http(duration: int, connection_counts: list[int], rounds: int, production: bool) -> None:
     wrk_bin = ensure_wrk()
     if wrk_bin is None:
         print("HTTP part skipped: wrk is not installed (Debian: `sudo apt-get install -y wrk`).")
         return
     from devtools.processes import free_port
 
+    backends = ProductionBackends() if production else None
+    try:
+        _bench_http(wrk_bin, free_port, duration, connection_counts, rounds, backends)
+    finally:
+        if backends is not None:
+            backends.stop()
+
+
+def _bench_http(  # noqa: PLR0917 - the runs and their table
+    wrk_bin: str,
+    free_port: Any,
+    duration: int,
+    connection_counts: list[int],
+    rounds: int,
+    backends: ProductionBackends | None,
+) -> None:
+    open_env = {"ION_METRICS_ENABLED": "false", "ION_API_KEYS": ""}
+    targets: list[tuple[str, str, str, dict[str, str] | None, str | None]] = [
+        ("bare handler", "/", ROUTE_BODY, None, None),
+        ("open: /v2/route (key)", "/v2/route", ROUTE_BODY, open_env, None),
+        ("open: /v2/route (message, L1 hit)", "/v2/route", MESSAGE_BODY, open_env, None),
+    ]
+    if backends is not None:
+        backends.subscribe()
+        production_env = {
+            **backends.env,
+            "ION_API_KEYS": OPERATOR_KEY,
+            "ION_REQUEST_ID_SECRET": "bench-request-id-secret",
+            # Every request takes a token in Redis; high enough that none is refused.
+            "ION_RATE_LIMIT_PER_SECOND": "1000000",
+            "ION_RATE_LIMIT_BURST": "1000000",
+            "ION_METRICS_ENABLED": "true",
+            "ION_METRICS_BACKGROUND_FLUSH": "true",
+        }
+        targets += [
+            ("production: operator key", "/v2/route", ROUTE_BODY, production_env, OPERATOR_KEY),
+            ("production: customer key", "/v2/route", ROUTE_BODY, production_env, backends.customer_key),
+        ]
+        evals_before = backends.redis_calls("evalsha")
+    results: dict[tuple[int, str], dict[str, float]] = {}
+    requests_sent = 0
     with tempfile.TemporaryDirectory() as tmp:
         tmp_dir = Path(tmp)
         (tmp_dir / "bare.py").write_text(BARE_SOURCE)
-        results: dict[str, dict[str, float]] = {}
-        targets = (
-            ("bare handler", "/", ROUTE_BODY),
-            ("POST /v2/route (key)", "/v2/route", ROUTE_BODY),
-            ("POST /v2/route (message, L1 hit)", "/v2/route", MESSAGE_BODY),
-        )
         # Rounds interleave the targets so that a burst of load from elsewhere on a shared machine
         # hits them alike; each target keeps its best round.
         for _round in range(rounds):
-            for kind, path, body in targets:
-                port = free_port()
-                proc = serve("bare" if kind == "bare handler" else "routing", port, tmp_dir)
-                try:
-                    figures = wrk(
-                        wrk_bin,
-                        f"http://127.0.0.1:{port}{path}",
-                        body,
-                        duration=duration,
-                        connections=connections,
-                        script_dir=tmp_dir,
-                    )
-                finally:
-                    proc.terminate()
-                    proc.wait(timeout=15)
-                if kind not in results or figures["rps"] > results[kind]["rps"]:
-                    results[kind] = figures
-    bare = results["bare handler"]["rps"]
-    print(
-        f"HTTP under wrk (-t1 -c{connections}, {duration}s, loopback, functions-framework gunicorn, "
-        f"best of {rounds} interleaved rounds):"
-    )
-    header = ("target", "req/s", "p50 ms", "p90 ms", "p99 ms", "vs bare", "non-2xx")
-    print(f"  {header[0]:36} " + " ".join(f"{h:>8}" for h in header[1:]))
-    nan = float("nan")
-    for kind, fig in results.items():
-        cells = [f"{fig['rps']:8,.0f}"] + [f"{fig.get(p, nan):8.2f}" for p in ("p50", "p90", "p99")]
-        cells += [f"{fig['rps'] / bare:8.0%}", f"{fig['non2xx']:8.0f}"]
-        print(f"  {kind:36} " + " ".join(cells))
-    ratio = results["POST /v2/route (key)"]["rps"] / bare
-    print(f"  /v2/route / bare = {ratio:.0%} (goal >= 80%)")
+            for connections in connection_counts:
+                for kind, path, body, env, api_key in targets:
+                    port = free_port()
+                    proc = serve("bare" if env is None else "routing", port, tmp_dir, env)
+                    try:
+                        ready(f"http://127.0.0.1:{port}{path}", body, api_key)
+                        figures = wrk(
+                            wrk_bin,
+                            f"http://127.0.0.1:{port}{path}",
+                            body,
+                            duration=duration,
+                            connections=connections,
+                            script_dir=tmp_dir,
+                            api_key=api_key,
+                        )
+                    finally:
+                        stop(proc)
+                    if api_key:
+                        requests_sent += int(figures["requests"]) + 1  # + the readiness check
+                    key = (connections, kind)
+                    if key not in results or figures["rps"] > results[key]["rps"]:
+                        results[key] = figures
+    for connections in connection_counts:
+        bare = results[(connections, "bare handler")]["rps"]
+        print(
+            f"HTTP under wrk (-t1 -c{connections}, {duration}s, loopback, functions-framework gunicorn, "
+            f"best of {rounds} interleaved rounds):"
+        )
+        header = ("target", "req/s", "p50 ms", "p90 ms", "p99 ms", "vs bare", "non-2xx")
+        print(f"  {header[0]:36} " + " ".join(f"{h:>8}" for h in header[1:]))
+        nan = float("nan")
+        for (conns, kind), fig in results.items():
+            if conns != connections:
+                continue
+            cells = [f"{fig['rps']:8,.0f}"] + [f"{fig.get(p, nan):8.2f}" for p in ("p50", "p90", "p99")]
+            cells += [f"{fig['rps'] / bare:8.0%}", f"{fig['non2xx']:8.0f}"]
+            print(f"  {kind:36} " + " ".join(cells))
+        for kind in [t[0] for t in targets[1:] if t[2] == ROUTE_BODY]:
+            ratio = results[(connections, kind)]["rps"] / bare
+            print(f"  {kind} / bare = {ratio:.2f} (goal >= 0.80) {'ok' if ratio >= 0.8 else 'MISSED'}")
+    if backends is not None:
+        evals = backends.redis_calls("evalsha") - evals_before
+        published = backends.published_messages()
+        print(
+            f"production path checks: {evals:,} rate-limit scripts run in Redis for {requests_sent:,} "
+            f"keyed requests (warm-ups and readiness checks included); {published:,} metric batches "
+            "published to the Pub/Sub emulator's metrics topic"
+        )
 
 
 def main() -> None:
@@ -258,16 +461,20 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=300_000)
     parser.add_argument("--requests", type=int, default=60_000)
     parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--connections", default="8,32", help="comma-separated wrk connection counts")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--no-http", action="store_true")
+    parser.add_argument("--no-production", action="store_true", help="HTTP: the open path only")
+    parser.add_argument("--http-only", action="store_true")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
-    bench_decisions(args.decisions)
-    bench_handler(min(args.requests, 50_000))
-    bench_memory(args.requests)
+    if not args.http_only:
+        bench_decisions(args.decisions)
+        bench_handler(min(args.requests, 50_000))
+        bench_memory(args.requests)
     if not args.no_http:
-        bench_http(args.duration, args.connections, args.rounds)
+        counts = [int(c) for c in args.connections.split(",") if c.strip()]
+        bench_http(args.duration, counts, args.rounds, production=not args.no_production)
 
 
 if __name__ == "__main__":

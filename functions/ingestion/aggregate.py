@@ -28,9 +28,12 @@ MINUTE_NANOS = 60 * NANOS
 class Cell:
     """The rollup of one series over one bucket, as accumulated in memory or read back."""
 
-    __slots__ = ("count", "last", "last_t", "max", "min", "sketch", "sum")
+    __slots__ = ("count", "last", "last_t", "max", "min", "points", "sketch", "sum")
 
     def __init__(self) -> None:
+        # Data points added in memory (a histogram point is one point of many observations): what
+        # is reported refused if the cell cannot be written. Not stored.
+        self.points = 0
         self.count = 0.0
         self.sum = 0.0
         self.min = math.inf
@@ -40,6 +43,7 @@ class Cell:
         self.sketch = Sketch()
 
     def add(self, value: float, t: int) -> None:
+        self.points += 1
         self.count += 1.0
         self.sum += value
         if value < self.min:  # noqa: PLR1730 - hot path, faster than min()
@@ -73,6 +77,7 @@ class Cell:
         """A histogram's observations: exact count and sum, buckets already in sketch keys."""
         if count <= 0:
             return
+        self.points += 1
         self.count += count
         self.sum += total
         lo = minimum if minimum is not None else _sketch_bound(keyed, low=True)
@@ -87,6 +92,7 @@ class Cell:
         self.sketch.merge(keyed)
 
     def merge(self, other: Cell) -> None:
+        self.points += other.points
         self.count += other.count
         self.sum += other.sum
         self.min = min(self.min, other.min)
@@ -98,6 +104,7 @@ class Cell:
 
     def copy(self) -> Cell:
         clone = Cell()
+        clone.points = self.points
         clone.count, clone.sum, clone.min, clone.max = self.count, self.sum, self.min, self.max
         clone.last, clone.last_t = self.last, self.last_t
         clone.sketch = self.sketch.copy()
@@ -214,7 +221,7 @@ def exponential_buckets_sketch(
 # --- the batch --------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class CumulativePoint:
     """One cumulative data point of one stream, to be turned into an increment in the transaction."""
 
@@ -234,7 +241,7 @@ class CumulativePoint:
     negative: tuple[int, tuple[int, ...]] = (0, ())
 
 
-@dataclass
+@dataclass(slots=True)
 class SeriesBatch:
     metric: str
     sid: str

@@ -3,7 +3,10 @@ then announced. Serves the HTTP and Pub/Sub handlers and the collector alike."""
 
 from __future__ import annotations
 
+import gc
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from functions.ingestion.aggregate import Batch
@@ -28,6 +31,36 @@ class IngestResult:
         return self.batch.rejected_count
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Aggregation allocates a few small objects per point that all live until the batch is
+    stored: the cycle collector would walk them again and again (it cost ~40% of the time in the
+    bench) and find nothing, as they hold no cycles. Reference counting still frees everything;
+    collection resumes after (process-wide, so a concurrent request merely runs without it too)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def decode_and_aggregate(payload: bytes, content_type: str | None, now_ns: int) -> Batch:
+    """The CPU part of an ingest: the payload decoded, every point checked and aggregated."""
+    settings = get_ingestion_settings()
+    with _no_cycle_collection():
+        request = decode_request(payload, content_type)
+        return aggregate(
+            request,
+            now_ns=now_ns,
+            max_age_s=settings.max_age_seconds,
+            max_future_s=settings.max_future_seconds,
+            max_attributes=settings.max_attributes_per_point,
+            max_label_value=settings.max_label_value_length,
+        )
+
+
 def ingest_payload(payload: bytes, content_type: str | None) -> IngestResult:
     """Decode, check, aggregate and store one OTLP payload exactly once, then announce it.
 
@@ -36,13 +69,7 @@ def ingest_payload(payload: bytes, content_type: str | None) -> IngestResult:
     """
     settings = get_ingestion_settings()
     started = time.perf_counter()
-    request = decode_request(payload, content_type)
-    batch = aggregate(
-        request,
-        now_ns=int(utcnow().timestamp() * 1e9),
-        max_age_s=settings.max_age_seconds,
-        max_future_s=settings.max_future_seconds,
-    )
+    batch = decode_and_aggregate(payload, content_type, int(utcnow().timestamp() * 1e9))
     registry_writes = 0
     if batch.series:
         registry_writes = register_series(batch)

@@ -5,7 +5,7 @@ point ``ingest_pubsub``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -16,7 +16,8 @@ from functions.ingestion.aggregate import Batch
 from functions.ingestion.ingest import ingest_payload
 from functions.ingestion.otlp import PROTOBUF_TYPES, RejectedPayload, decompress
 from functions.ingestion.series_registry import CardinalityExceeded
-from shared.clock import format_rfc3339, parse_rfc3339
+from functions.ingestion.settings import QUERY_PAST_DAYS, get_ingestion_settings
+from shared.clock import format_rfc3339, parse_rfc3339, utcnow
 from shared.http import (
     Api,
     Problem,
@@ -118,6 +119,7 @@ def get_query(request: flask.Request) -> flask.Response:
         "labels": {k[len("label.") :]: v for k, v in args.items() if k.startswith("label.")},
         "group_by": [k.strip() for k in args.get("by", "").split(",") if k.strip()],
     }
+    _check_window(raw["start"], raw["end"], get_ingestion_settings().query_max_window_days)
     if args.get("step"):
         raw["step"] = args["step"]
     if args.get("resolution"):
@@ -131,9 +133,9 @@ def get_query(request: flask.Request) -> flask.Response:
             extra["allowed"] = list(AGGREGATIONS)
         raise Problem(422, "Query parameters are invalid.", errors=errors, **extra) from None
     try:
-        result = run_query(query)
+        result = run_query(query, max_series=get_ingestion_settings().query_max_series)
     except QueryError as exc:
-        raise Problem(422, str(exc), errors=[{"field": "step", "message": str(exc)}]) from None
+        raise Problem(422, str(exc), errors=[{"field": exc.field, "message": str(exc)}]) from None
     return json_response(
         {
             "metric": result.metric,
@@ -145,6 +147,35 @@ def get_query(request: flask.Request) -> flask.Response:
             ],
         }
     )
+
+
+# How far ahead of the clock a query may end (clock skew, a dashboard's "now + a little").
+QUERY_FUTURE = timedelta(days=1)
+
+
+def _check_window(start: datetime, end: datetime, max_days: int) -> None:
+    """Times within the data that can exist, a window at most ``ION_QUERY_MAX_WINDOW_DAYS`` long."""
+    now = utcnow()
+    earliest, latest = now - timedelta(days=QUERY_PAST_DAYS), now + QUERY_FUTURE
+    allowed = {
+        "earliest": format_rfc3339(earliest),
+        "latest": format_rfc3339(latest),
+        "max_window_days": max_days,
+    }
+    for name, at in (("start", start), ("end", end)):
+        if not earliest <= at <= latest:
+            detail = (
+                f"{name} {format_rfc3339(at)} is out of range: times from {allowed['earliest']} "
+                f"({QUERY_PAST_DAYS} days ago: nothing older is kept) to {allowed['latest']} "
+                "(a day ahead) are allowed."
+            )
+            raise Problem(422, detail, errors=[{"field": name, "message": "out of range"}], allowed=allowed)
+    if end - start > timedelta(days=max_days):
+        detail = (
+            f"The window is {(end - start).total_seconds() / 86400:.1f} days long; at most "
+            f"{max_days} days (ION_QUERY_MAX_WINDOW_DAYS)."
+        )
+        raise Problem(422, detail, errors=[{"field": "start", "message": "window too long"}], allowed=allowed)
 
 
 def _rfc3339(value: str, name: str) -> datetime:
@@ -196,7 +227,6 @@ def post_downsample(request: flask.Request) -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def _health() -> Any:
-    from functions.ingestion.settings import get_ingestion_settings
     from shared.health import store_and_topic
 
     return store_and_topic("ingestion", lambda: get_ingestion_settings().updates_topic)

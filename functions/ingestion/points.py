@@ -39,7 +39,9 @@ RESOURCE_LABELS = {"service.name": "service", "cloud.region": "region"}
 NO_RECORDED_VALUE = 1
 MAX_NAME = 255
 MAX_LABEL_KEY = 128
-MAX_LABEL_VALUE = 1024
+# Defaults of ION_METRICS_MAX_LABEL_VALUE_LENGTH and ION_METRICS_MAX_ATTRIBUTES_PER_POINT.
+MAX_LABEL_VALUE = 256
+MAX_ATTRIBUTES = 16
 
 
 def _any_value(value: Any) -> str:
@@ -69,10 +71,20 @@ def _any_json(value: Any) -> Any:
 
 
 class _Aggregator:
-    def __init__(self, batch: Batch, now_ns: int, max_age_s: int, max_future_s: int) -> None:
+    def __init__(  # noqa: PLR0917 - the batch and its limits
+        self,
+        batch: Batch,
+        now_ns: int,
+        max_age_s: int,
+        max_future_s: int,
+        max_attributes: int = MAX_ATTRIBUTES,
+        max_label_value: int = MAX_LABEL_VALUE,
+    ) -> None:
         self.batch = batch
         self.oldest = now_ns - max_age_s * 1_000_000_000
         self.newest = now_ns + max_future_s * 1_000_000_000
+        self.max_attributes = max_attributes
+        self.max_label_value = max_label_value
         self._series: dict[tuple[Any, ...], SeriesBatch | str] = {}
 
     def check_time(self, t: int) -> str | None:
@@ -82,6 +94,23 @@ class _Aggregator:
             return "point is older than the accepted age (ION_METRICS_MAX_AGE_SECONDS)"
         if t > self.newest:
             return "point is ahead of the clock by more than ION_METRICS_MAX_FUTURE_SECONDS"
+        return None
+
+    def label_problem(self, labels: dict[str, str], attrs: tuple[tuple[str, str], ...]) -> str | None:
+        """Why a point with these labels (``attrs`` its own attributes) is refused, or None."""
+        if len(attrs) > self.max_attributes:
+            return (
+                f"{len(attrs)} attributes on a data point, at most {self.max_attributes} "
+                "(ION_METRICS_MAX_ATTRIBUTES_PER_POINT)"
+            )
+        for k, v in labels.items():
+            if not k or len(k) > MAX_LABEL_KEY:
+                return f"label key {k[:40]!r} must be 1-{MAX_LABEL_KEY} characters"
+            if len(v) > self.max_label_value:
+                return (
+                    f"label {k[:40]} is {len(v)} characters long, at most {self.max_label_value} "
+                    "(ION_METRICS_MAX_LABEL_VALUE_LENGTH)"
+                )
         return None
 
     def series(
@@ -98,12 +127,7 @@ class _Aggregator:
             return found
         labels = dict(resource_labels)
         labels.update(attrs)
-        problem = None
-        for k, v in labels.items():
-            if not k or len(k) > MAX_LABEL_KEY:
-                problem = f"label key {k[:40]!r} must be 1-{MAX_LABEL_KEY} characters"
-            elif len(v) > MAX_LABEL_VALUE:
-                problem = f"label {k} is longer than {MAX_LABEL_VALUE} characters"
+        problem = self.label_problem(labels, attrs)
         if problem is not None:
             self._series[key] = problem
             return problem
@@ -119,8 +143,11 @@ def _attrs(dp: Any) -> tuple[tuple[str, str], ...]:
     out = []
     for kv in dp.attributes:
         value = kv.value
-        if value.WhichOneof("value") == "string_value":
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
             out.append((kv.key, value.string_value))
+        elif kind == "int_value":  # e.g. http.response.status_code, as the SDKs send it
+            out.append((kv.key, str(value.int_value)))
         else:
             out.append((kv.key, _any_value(value)))
     if len(out) > 1:
@@ -134,11 +161,17 @@ def _stream_id(metric: str, resource_key: str, scope_key: str, attrs: tuple[tupl
 
 
 def aggregate(
-    request: ExportMetricsServiceRequest, *, now_ns: int, max_age_s: int, max_future_s: int
+    request: ExportMetricsServiceRequest,
+    *,
+    now_ns: int,
+    max_age_s: int,
+    max_future_s: int,
+    max_attributes: int = MAX_ATTRIBUTES,
+    max_label_value: int = MAX_LABEL_VALUE,
 ) -> Batch:
     """Every data point of ``request`` into a ``Batch``; refused points are counted with reasons."""
     batch = Batch()
-    agg = _Aggregator(batch, now_ns, max_age_s, max_future_s)
+    agg = _Aggregator(batch, now_ns, max_age_s, max_future_s, max_attributes, max_label_value)
     for rm in request.resource_metrics:
         resource_attrs = sorted((kv.key, _any_value(kv.value)) for kv in rm.resource.attributes)
         resource_labels = tuple(
@@ -255,7 +288,41 @@ def _temporality_problem(temporality: int) -> str | None:
     return "aggregation_temporality must be DELTA (1) or CUMULATIVE (2)"
 
 
-def _points(  # noqa: PLR0917 - one signature for every point shape
+# Process cache of what a point's identity resolves to, so that the series an SDK exports every
+# minute cost one lookup each after the first export: (metric, kind, resource key, scope key,
+# attributes) -> (series id, labels, the reason its labels are refused or None, stream id). Valid
+# for one pair of label limits (the settings); bounded (cleared when full: ~1.5 KB per entry).
+_identities: dict[tuple[Any, ...], tuple[str, dict[str, str], str | None, str]] = {}
+_identity_limits: list[int] = [0, 0]
+IDENTITY_CACHE_SIZE = 20_000
+
+
+def _identity(
+    agg: _Aggregator,
+    key: tuple[Any, ...],
+    resource_labels: tuple[tuple[str, str], ...],
+) -> tuple[str, dict[str, str], str | None, str]:
+    metric, _, resource_key, scope_key, attrs = key
+    if (
+        _identity_limits != [agg.max_attributes, agg.max_label_value]
+        or len(_identities) >= IDENTITY_CACHE_SIZE
+    ):
+        _identities.clear()
+        _identity_limits[:] = [agg.max_attributes, agg.max_label_value]
+    labels = dict(resource_labels)
+    labels.update(attrs)
+    problem = agg.label_problem(labels, attrs)
+    found = (
+        series_id(metric, labels),
+        labels,
+        problem,
+        _stream_id(metric, resource_key, scope_key, attrs),
+    )
+    _identities[key] = found
+    return found
+
+
+def _points(  # noqa: PLR0917 - one signature for every point shape; the hot loop's locals
     agg: _Aggregator,
     name: str,
     data: Any,
@@ -267,25 +334,56 @@ def _points(  # noqa: PLR0917 - one signature for every point shape
     """Every point of a sum, histogram or exponential histogram: checked, then added to its
     minute's cell (delta) or kept for its stream (cumulative)."""
     batch = agg.batch
+    series_of = batch.series
     temporality = data.aggregation_temporality
     bad_temporality = _temporality_problem(temporality)
+    cumulative = temporality == CUMULATIVE
+    kind = shape.kind
+    oldest, newest = agg.oldest, agg.newest
+    identities = _identities
+    accepted = 0
+    min_t, max_t = batch.min_t, batch.max_t
     for dp in data.data_points:
         if dp.flags & NO_RECORDED_VALUE:
             continue
         t = dp.time_unix_nano
-        problem = bad_temporality or agg.check_time(t) or shape.problem(dp)
-        attrs = _attrs(dp)
-        series = agg.series(name, shape.kind, resource_labels, attrs) if problem is None else None
-        if isinstance(series, str):
-            problem = series
-        if problem is not None or series is None:
-            batch.reject(name, problem or "refused")
+        problem = bad_temporality or (None if oldest <= t <= newest else agg.check_time(t))
+        point: Any = None
+        if problem is None:
+            if cumulative:
+                point = shape.checked(dp, t)
+                if isinstance(point, str):
+                    problem = point
+            else:
+                problem = shape.problem(dp)
+        if problem is not None:
+            batch.reject(name, problem)
             continue
-        if temporality == DELTA:
-            shape.add(series.cell(t), dp, t)
+        key = (name, kind, resource_key, scope_key, _attrs(dp))
+        found = identities.get(key)
+        if found is None:
+            found = _identity(agg, key, resource_labels)
+        sid, labels, problem, stream = found
+        if problem is not None:
+            batch.reject(name, problem)
+            continue
+        series = series_of.get(sid)
+        if series is None:
+            series = series_of[sid] = SeriesBatch(metric=name, sid=sid, labels=labels, kind=kind)
+        if cumulative:
+            points = series.streams.get(stream)
+            if points is None:
+                series.streams[stream] = [point]
+            else:
+                points.append(point)
         else:
-            stream = _stream_id(name, resource_key, scope_key, attrs)
-            series.streams.setdefault(stream, []).append(shape.cumulative(dp, t))
+            shape.add(series.cell(t), dp, t)
         series.points += 1
-        batch.accepted += 1
-        batch.saw(t)
+        accepted += 1
+        if not min_t or t < min_t:
+            min_t = t
+        if t > max_t:  # noqa: PLR1730 - hot path, faster than max()
+            max_t = t
+    if accepted:
+        batch.accepted += accepted
+        batch.min_t, batch.max_t = min_t, max_t

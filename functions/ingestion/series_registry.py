@@ -1,25 +1,40 @@
-"""The series registry: which bucket each series of a metric is in, and the per-metric series limit.
+"""The series registry: which bucket each series of a metric is in, the per-metric series limit
+and the per-service metric name limit.
 
-Registration (``register_series``, before anything is applied): series not known to this
-instance are looked up in the registry (``metric_series``), which gives their bucket; new ones
-past the per-metric series limit are refused, the others are registered in one transaction per
-metric that assigns each to the metric's open bucket (``bucket_open``/``bucket_fill`` on the
-metric document), opening the next one once ``ION_METRICS_BUCKET_SERIES`` are in it. A series
-keeps its bucket for as long as its registry entry lives (90 days after it was last seen, so
-longer than any of its rollups). A registry entry is refreshed once a day.
+Registration (``register_series``, before anything is applied): the metric names of each service
+not admitted by this instance within a day are admitted against
+``ION_METRICS_MAX_METRICS_PER_SERVICE`` (``metric_services/{service}``); series not known to this
+instance are looked up in the registry (``metric_series``), which gives their bucket; new ones are
+registered, while the metric stays within ``ION_METRICS_MAX_SERIES_PER_METRIC``, in the metric's
+open bucket (``bucket_open``/``bucket_fill``/``series_count`` on the metric document), opening the
+next one once ``ION_METRICS_BUCKET_SERIES`` are in it. Both are decided on what was read and
+committed only if the documents are unchanged (optimistic concurrency), so concurrent instances
+never pass a limit nor overfill a bucket. A series keeps its bucket for as long as its registry
+entry lives (90 days after it was last seen, so longer than any of its rollups). A registry entry
+is refreshed once a day.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
+
+from google.api_core.exceptions import Aborted
 
 from functions.ingestion.aggregate import Batch, SeriesBatch
 from functions.ingestion.settings import get_ingestion_settings
 from shared.clock import utcnow
-from shared.firestore import get_firestore, run_transaction
-from shared.metrics.store import METRICS, SERIES, SERIES_RETENTION, metric_id
+from shared.firestore import backoff, get_firestore
+from shared.metrics.store import METRICS, SERIES, SERIES_RETENTION, document_size, metric_id
+
+# metric_services/{hash(service)}: service, metrics {name: last seen}, updated. The per-service
+# metric name limit (ION_METRICS_MAX_METRICS_PER_SERVICE).
+SERVICES = "metric_services"
+COMMIT_ROUNDS = 12
+T = TypeVar("T")
 
 # Process cache: sid -> (its bucket, monotonic time it was read from or written to the registry).
 # An entry older than a day is looked up again, and the registry entry refreshed if due.
@@ -39,16 +54,30 @@ class CardinalityExceeded(Exception):
 
 def reset_caches() -> None:
     _known_series.clear()
+    _known_metrics.clear()
+
+
+# Process cache of the (service, metric) pairs admitted by the per-service metric limit:
+# pair -> monotonic time it was admitted or refreshed (refreshed daily, like series).
+_known_metrics: dict[tuple[str, str], float] = {}
+_KNOWN_METRICS_MAX = 100_000
+
+
+def service_id(service: str) -> str:
+    return hashlib.blake2b(service.encode(), digest_size=10).hexdigest()
 
 
 def register_series(batch: Batch) -> int:
-    """Know the bucket of every series of ``batch``: look up the ones this instance does not know,
-    refuse new series past ``ION_METRICS_MAX_SERIES_PER_METRIC`` per metric, register the others in
-    their buckets, and refresh registry entries last seen more than a day ago. Returns the number
-    of registry writes."""
+    """Know the bucket of every series of ``batch``: refuse metrics past
+    ``ION_METRICS_MAX_METRICS_PER_SERVICE`` names per service, look up the series this instance
+    does not know, register new ones in their buckets while the metric stays within
+    ``ION_METRICS_MAX_SERIES_PER_METRIC`` (checked inside the registering transaction, so that
+    concurrent instances never overfill it), and refresh registry entries last seen more than a
+    day ago. Refused series leave the batch, their points counted refused. Returns the number of
+    registry writes."""
     settings = get_ingestion_settings()
-    limit = settings.max_series_per_metric
     client = get_firestore()
+    writes = _admit_metrics(batch)
     stale = time.monotonic() - REFRESH_SECONDS
     by_metric: dict[str, list[SeriesBatch]] = {}
     for series in batch.series.values():
@@ -56,7 +85,6 @@ def register_series(batch: Batch) -> int:
         if known is None or known[1] <= stale:
             by_metric.setdefault(series.metric, []).append(series)
     now = utcnow()
-    writes = 0
     for metric, unknown in by_metric.items():
         parent = client.collection(METRICS).document(metric_id(metric)).collection(SERIES)
         refs = [parent.document(s.sid) for s in unknown]
@@ -82,19 +110,7 @@ def register_series(batch: Batch) -> int:
                 refresh.append(parent.document(series.sid))
         new.sort(key=lambda s: s.sid)
         if new:
-            count = int(parent.count().get()[0][0].value)
-            room = max(0, limit - count)
-            for series in new[room:]:
-                del batch.series[series.sid]
-                batch.accepted -= series.points
-                batch.reject(
-                    metric,
-                    f"series limit reached: {metric} has {count} series, the limit is {limit} "
-                    "(ION_METRICS_MAX_SERIES_PER_METRIC)",
-                    series.points,
-                )
-            if new[:room]:
-                writes += _register(batch, metric, new[:room])
+            writes += _register(batch, metric, new)
         for start in range(0, len(refresh), settings.max_writes_per_transaction):
             # A refresh only pushes the TTL back: merged, so the bucket and labels stay as they are.
             write = client.batch()
@@ -105,38 +121,143 @@ def register_series(batch: Batch) -> int:
     return writes
 
 
+def _drop(batch: Batch, series: SeriesBatch, reason: str) -> None:
+    if batch.series.pop(series.sid, None) is None:
+        return
+    batch.accepted -= series.points
+    batch.reject(series.metric, reason, series.points)
+
+
+def _admit_metrics(batch: Batch) -> int:
+    """Refuse the series of metric names a service may not add (past
+    ``ION_METRICS_MAX_METRICS_PER_SERVICE``): one transaction per service with names this instance
+    has not admitted within a day, on ``metric_services/{service}`` (names with their last sight;
+    names silent for 90 days give their place back). Returns the writes."""
+    limit = get_ingestion_settings().max_metrics_per_service
+    stale = time.monotonic() - REFRESH_SECONDS
+    wanted: dict[str, set[str]] = {}
+    for series in batch.series.values():
+        pair = (series.labels.get("service", ""), series.metric)
+        seen = _known_metrics.get(pair)
+        if seen is None or seen <= stale:
+            wanted.setdefault(pair[0], set()).add(series.metric)
+    if not wanted:
+        return 0
+    client = get_firestore()
+    writes = 0
+    refused: dict[tuple[str, str], str] = {}
+    for service, names in sorted(wanted.items()):
+        ref = client.collection(SERVICES).document(service_id(service))
+
+        def admit(
+            ref: Any = ref, service: str = service, names: set[str] = names
+        ) -> tuple[Any, tuple[list[str], list[str], int, int]]:
+            snap = ref.get()
+            held: dict[str, Any] = dict((snap.to_dict() or {}).get("metrics") or {}) if snap.exists else {}
+            now = utcnow()
+            admitted, over = [], []
+            changed = False
+            for name in sorted(names):
+                if name not in held and len(held) >= limit:
+                    # Names silent longer than the series retention hold no data any more.
+                    cutoff = now - SERIES_RETENTION
+                    held = {n: at for n, at in held.items() if isinstance(at, datetime) and at >= cutoff}
+                seen = held.get(name)
+                if seen is not None or len(held) < limit:
+                    if not isinstance(seen, datetime) or now - seen >= timedelta(seconds=REFRESH_SECONDS):
+                        held[name] = now
+                        changed = True
+                    admitted.append(name)
+                else:
+                    over.append(name)
+            write = None
+            if changed:
+                write = client.batch()
+                fields = {"service": service, "metrics": held, "updated": now}
+                _put(client, write, ref, snap, fields)
+            return write, (admitted, over, len(held), 1 if changed else 0)
+
+        admitted, over, count, written = _commit_if_unchanged(admit)
+        writes += written
+        at = time.monotonic()
+        if len(_known_metrics) > _KNOWN_METRICS_MAX:
+            _known_metrics.clear()
+        for name in admitted:
+            _known_metrics[(service, name)] = at
+        for name in over:
+            refused[(service, name)] = (
+                f"metric limit reached: service {service or '(no service.name)'} has {count} metric "
+                f"names, the limit is {limit} (ION_METRICS_MAX_METRICS_PER_SERVICE)"
+            )
+    if refused:
+        for series in list(batch.series.values()):
+            reason = refused.get((series.labels.get("service", ""), series.metric))
+            if reason is not None:
+                _drop(batch, series, reason)
+    return writes
+
+
 def _register(batch: Batch, metric: str, new: list[SeriesBatch]) -> int:
     """Register ``new`` series of ``metric`` in the metric's open bucket(s), in transactions that
-    read and move the metric's bucket state, so that concurrent registrations never overfill a
-    bucket, and a series registered meanwhile by another instance keeps the bucket it got."""
+    read and move the metric's bucket state and series count, so that concurrent registrations
+    never overfill a bucket nor pass the series limit, and a series registered meanwhile by
+    another instance keeps the bucket it got. Series past the limit leave the batch, refused."""
 
     settings = get_ingestion_settings()
+    limit = settings.max_series_per_metric
     client = get_firestore()
     metric_doc = client.collection(METRICS).document(metric_id(metric))
     parent = metric_doc.collection(SERIES)
     info = batch.metrics.get(metric)
     size = settings.max_writes_per_transaction - 1
     writes = 0
-    for start in range(0, len(new), size):
-        part = new[start : start + size]
+    now = utcnow()
+    admissible = []
+    for series in new:
+        entry = _entry(series, 0, now)
+        entry_bytes = document_size(parent.document(series.sid).path, entry)
+        if entry_bytes > settings.max_document_bytes:
+            _drop(
+                batch,
+                series,
+                f"the series' registry entry would be {entry_bytes:,} bytes, over "
+                f"ION_METRICS_MAX_DOCUMENT_BYTES ({settings.max_document_bytes:,}); send shorter labels",
+            )
+        else:
+            admissible.append(series)
+    for start in range(0, len(admissible), size):
+        part = admissible[start : start + size]
         refs = {series.sid: parent.document(series.sid) for series in part}
 
         def register(
-            transaction: Any, part: list[SeriesBatch] = part, refs: dict[str, Any] = refs
-        ) -> tuple[dict[str, int], int]:
-            snaps = {
-                snap.reference.path: snap.to_dict() or {}
-                for snap in client.get_all([metric_doc, *refs.values()], transaction=transaction)
-                if snap.exists
-            }
-            state = snaps.get(metric_doc.path, {})
+            part: list[SeriesBatch] = part, refs: dict[str, Any] = refs
+        ) -> tuple[Any, tuple[dict[str, int], list[SeriesBatch], int, int]]:
+            snaps = {snap.reference.path: snap for snap in client.get_all([metric_doc, *refs.values()])}
+            state_snap = snaps[metric_doc.path]
+            state = (state_snap.to_dict() or {}) if state_snap.exists else {}
+            docs = {path: snap.to_dict() or {} for path, snap in snaps.items() if snap.exists}
             open_bucket = int(state.get("bucket_open") or 0)
             fill = int(state.get("bucket_fill") or 0)
+            fresh = [s for s in part if not isinstance(docs.get(refs[s.sid].path, {}).get("bucket"), int)]
+            # The count kept on the metric document moves only with that document's version:
+            # two instances cannot both take the last places (the later commit finds the document
+            # changed and decides again on the new count). It only ever overstates (entries
+            # expire by TTL unseen), so it is recounted before refusing; what the recount misses
+            # was committed after our read, and so fails our commit.
+            count = state.get("series_count")
+            if not isinstance(count, int) or count + len(fresh) > limit:
+                count = int(parent.count().get()[0][0].value)
+            room = max(0, limit - count)
+            over = fresh[room:]
+            over_sids = {s.sid for s in over}
             now = utcnow()
             assigned: dict[str, int] = {}
             written = 0
+            write = client.batch()
             for series in part:
-                existing = snaps.get(refs[series.sid].path, {}).get("bucket")
+                if series.sid in over_sids:
+                    continue
+                existing = docs.get(refs[series.sid].path, {}).get("bucket")
                 if isinstance(existing, int):
                     assigned[series.sid] = existing
                     continue
@@ -145,31 +266,76 @@ def _register(batch: Batch, metric: str, new: list[SeriesBatch]) -> int:
                 fill += 1
                 written += 1
                 assigned[series.sid] = open_bucket
-                transaction.set(
-                    refs[series.sid],
-                    {
-                        "metric": series.metric,
-                        "labels": series.labels,
-                        "kind": series.kind,
-                        "bucket": open_bucket,
-                        "last_seen": now,
-                        "expire_at": now + SERIES_RETENTION,
-                    },
-                )
+                # Created, not set: an entry someone registered meanwhile fails the commit.
+                write.create(refs[series.sid], _entry(series, open_bucket, now))
+            if not written:
+                return None, (assigned, over, 0, count)
             about = {"kind": info.kind, "unit": info.unit, "description": info.description} if info else {}
-            transaction.set(
-                metric_doc,
-                {"name": metric, **about, "updated": now, "bucket_open": open_bucket, "bucket_fill": fill},
-                merge=True,
-            )
-            return assigned, written + 1
+            fields = {
+                "name": metric,
+                **about,
+                "updated": now,
+                "bucket_open": open_bucket,
+                "bucket_fill": fill,
+                "series_count": count + written,
+            }
+            _put(client, write, metric_doc, state_snap, fields)
+            return write, (assigned, over, written + 1, count)
 
-        assigned, written = run_transaction(register)
+        assigned, over, written, count = _commit_if_unchanged(register)
         registered_at = time.monotonic()
         for sid, bucket in assigned.items():
             _known_series[sid] = (bucket, registered_at)
+        for series in over:
+            _drop(
+                batch,
+                series,
+                f"series limit reached: {metric} has {count} series, the limit is {limit} "
+                "(ION_METRICS_MAX_SERIES_PER_METRIC)",
+            )
         writes += written
     return writes
+
+
+def _put(client: Any, write: Any, ref: Any, snap: Any, fields: dict[str, Any]) -> None:
+    """Write ``fields`` to ``ref`` in ``write`` only if it is still as ``snap`` read it."""
+    if snap.exists:
+        write.update(ref, fields, option=client.write_option(last_update_time=snap.update_time))
+    else:
+        write.create(ref, fields)
+
+
+def _commit_if_unchanged(decide: Callable[[], tuple[Any, T]]) -> T:
+    """Optimistic concurrency instead of a read-write transaction: ``decide`` reads, decides and
+    returns a write batch guarded by what it read (or None: nothing to write) with its result;
+    a batch whose documents changed meanwhile fails and everything is decided again. Transactions
+    hold read locks, and concurrent registrations of one metric would wait on each other's
+    (the emulator breaks such a deadlock only by a lock timeout)."""
+    from google.api_core.exceptions import AlreadyExists, FailedPrecondition, NotFound
+
+    for round_ in range(COMMIT_ROUNDS):
+        if round_:
+            backoff(round_, base_delay=0.01, max_delay=0.5)
+        write, result = decide()
+        if write is None:
+            return result
+        try:
+            write.commit()
+        except (FailedPrecondition, AlreadyExists, NotFound):
+            continue
+        return result
+    raise Aborted(f"registry still contended after {COMMIT_ROUNDS} rounds; the caller retries")
+
+
+def _entry(series: SeriesBatch, bucket: int, now: datetime) -> dict[str, Any]:
+    return {
+        "metric": series.metric,
+        "labels": series.labels,
+        "kind": series.kind,
+        "bucket": bucket,
+        "last_seen": now,
+        "expire_at": now + SERIES_RETENTION,
+    }
 
 
 def bucket_of(sid: str) -> int:

@@ -9,6 +9,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Monitoring's ingestion delay (collector.DELAY) plus the minute being collected and a run's length.
 COLLECTOR_DELAY_SECONDS = 5 * 60
+# How far back a query may reach: the hour rollups' 90-day retention and a week (nothing is older).
+QUERY_PAST_DAYS = 97
 
 
 class IngestionSettings(BaseSettings):
@@ -19,6 +21,31 @@ class IngestionSettings(BaseSettings):
     max_series_per_metric: int = Field(
         default=2000, gt=0, validation_alias="ION_METRICS_MAX_SERIES_PER_METRIC"
     )
+    # Distinct metric names one service (resource `service.name`; "" when absent) may send; names
+    # not seen for 90 days give their place back. A new name past it is refused naming the service.
+    max_metrics_per_service: int = Field(
+        default=500, gt=0, le=2000, validation_alias="ION_METRICS_MAX_METRICS_PER_SERVICE"
+    )
+    # Attributes one data point may carry (each becomes a label); a point with more is refused.
+    max_attributes_per_point: int = Field(
+        default=16, ge=1, le=128, validation_alias="ION_METRICS_MAX_ATTRIBUTES_PER_POINT"
+    )
+    # Characters of one label value (attribute or resource); a point with a longer one is refused.
+    max_label_value_length: int = Field(
+        default=256, ge=1, le=4096, validation_alias="ION_METRICS_MAX_LABEL_VALUE_LENGTH"
+    )
+    # Stored size (Firestore's size rules) a rollup, stream state or registry document may reach;
+    # a point that would push one past it is refused in `partialSuccess` instead of failing the
+    # write (Firestore's own limit is 1 MiB = 1,048,576 bytes, minus room for the estimate).
+    max_document_bytes: int = Field(
+        default=900_000, ge=10_000, le=1_000_000, validation_alias="ION_METRICS_MAX_DOCUMENT_BYTES"
+    )
+    # `GET /v1/query`: the longest window (days; the hour rollups are kept 90) and the most series
+    # one answer may hold. Times must lie within QUERY_PAST_DAYS before and a day after the clock.
+    query_max_window_days: int = Field(
+        default=92, ge=1, le=QUERY_PAST_DAYS, validation_alias="ION_QUERY_MAX_WINDOW_DAYS"
+    )
+    query_max_series: int = Field(default=1000, ge=1, le=100_000, validation_alias="ION_QUERY_MAX_SERIES")
     # Series per bucket: a rollup document holds one bucket of a metric's series, so a request
     # writes one document per bucket and minute instead of one per series. A series' entry is
     # ~0.1 KB of summary and labels plus its sketch (~1.2-1.8 KB compressed for values spread

@@ -32,6 +32,20 @@ def _finite_problem(total: float | None, minimum: float | None, maximum: float |
     return None
 
 
+# Explicit bounds seen, and whether they are valid: an SDK sends the same few bounds on every point.
+_bounds_checked: dict[tuple[float, ...], bool] = {}
+
+
+def _bounds_valid(bounds: tuple[float, ...]) -> bool:
+    valid = _bounds_checked.get(bounds)
+    if valid is None:
+        valid = all(math.isfinite(b) for b in bounds) and all(b < c for b, c in pairwise(bounds))
+        if len(_bounds_checked) >= 1000:
+            _bounds_checked.clear()
+        _bounds_checked[bounds] = valid
+    return valid
+
+
 def _histogram_problem(  # noqa: PLR0917
     count: int,
     total: float | None,
@@ -45,7 +59,7 @@ def _histogram_problem(  # noqa: PLR0917
         return problem
     if buckets and len(buckets) != len(bounds) + 1:
         return f"{len(buckets)} bucket_counts for {len(bounds)} explicit_bounds (needs bounds + 1)"
-    if any(not math.isfinite(b) for b in bounds) or any(b >= c for b, c in pairwise(bounds)):
+    if not _bounds_valid(bounds):
         return "explicit_bounds must be finite and strictly increasing"
     if buckets and sum(buckets) != count:
         return f"bucket_counts add up to {sum(buckets)} but count is {count}"
@@ -65,6 +79,9 @@ class Shape(Protocol):
 
     def cumulative(self, dp: Any, t: int) -> CumulativePoint:
         """A cumulative point, resolved against the stream's previous one when stored."""
+
+    def checked(self, dp: Any, t: int) -> CumulativePoint | str:
+        """``cumulative(dp, t)``, or why the point is refused (``problem``), reading it once."""
 
 
 def _value(dp: Any) -> float:
@@ -98,6 +115,15 @@ class SumShape:
     def cumulative(self, dp: Any, t: int) -> CumulativePoint:
         return CumulativePoint(shape="sum", start=dp.start_time_unix_nano, time=t, value=_value(dp))
 
+    def checked(self, dp: Any, t: int) -> CumulativePoint | str:
+        which = dp.WhichOneof("value")
+        if which is None:
+            return "data point has no value"
+        value = dp.as_double if which == "as_double" else float(dp.as_int)
+        if not math.isfinite(value) or (self.monotonic and value < 0):
+            return self.problem(dp) or "refused"
+        return CumulativePoint(shape="sum", start=dp.start_time_unix_nano, time=t, value=value)
+
 
 def _extremes(dp: Any) -> tuple[float | None, float | None, float | None]:
     return _optional(dp, "sum"), _optional(dp, "min"), _optional(dp, "max")
@@ -129,6 +155,28 @@ class HistogramShape:
             maximum=maximum,
             bounds=tuple(dp.explicit_bounds),
             buckets=tuple(dp.bucket_counts),
+        )
+
+    def checked(self, dp: Any, t: int) -> CumulativePoint | str:
+        has = dp.HasField
+        total = float(dp.sum) if has("sum") else None
+        minimum = float(dp.min) if has("min") else None
+        maximum = float(dp.max) if has("max") else None
+        bounds, buckets = tuple(dp.explicit_bounds), tuple(dp.bucket_counts)
+        count = dp.count
+        problem = _histogram_problem(count, total, minimum, maximum, bounds, buckets)
+        if problem is not None:
+            return problem
+        return CumulativePoint(
+            shape="histogram",
+            start=dp.start_time_unix_nano,
+            time=t,
+            count=count,
+            total=total,
+            minimum=minimum,
+            maximum=maximum,
+            bounds=bounds,
+            buckets=buckets,
         )
 
 
@@ -175,3 +223,6 @@ class ExpHistogramShape:
             positive=positive,
             negative=negative,
         )
+
+    def checked(self, dp: Any, t: int) -> CumulativePoint | str:
+        return self.problem(dp) or self.cumulative(dp, t)

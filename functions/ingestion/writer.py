@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from google.api_core.exceptions import InvalidArgument
+
 from functions.ingestion.aggregate import MINUTE_NANOS, Batch, Cell, SeriesBatch
 from functions.ingestion.cumulative import resolve
 from functions.ingestion.series_registry import bucket_of
@@ -51,9 +53,11 @@ from shared.metrics.store import (
     SKETCHES,
     STREAMS,
     bucket_key,
+    document_size,
     metric_id,
     rollup_document,
     rollup_id,
+    stored_size,
 )
 
 log = get_logger("ingestion.writer")
@@ -191,11 +195,17 @@ def store_batch(batch: Batch, batch_id: str) -> StoreOutcome:
     applied: dict[str, SeriesBatch] = {}
     duplicates: dict[str, SeriesBatch] = {}
     for chunk in chunks:
-        result = _apply_chunk(chunk, batch_id, shard)
+        try:
+            result = _apply_chunk(chunk, batch_id, shard)
+        except InvalidArgument as exc:
+            # Firestore refuses what it will always refuse (a document over its size, a value it
+            # cannot store): a retry cannot help, so the chunk's points are refused, not retried.
+            log.error("Firestore refused a chunk of a metric batch: %s", exc, extra={"batch_id": batch_id})
+            result = _ChunkResult(refused=_refuse_chunk(chunk, f"Firestore refused the write: {_short(exc)}"))
         outcome.documents_written += result.writes
-        for metric, reason in result.refused:
-            batch.reject(metric, reason)
-            batch.accepted -= 1
+        for metric, reason, points in result.refused:
+            batch.reject(metric, reason, points)
+            batch.accepted -= points
         applied.update((s.sid, s) for s in result.written)
         duplicates.update((s.sid, s) for s in result.duplicates)
     outcome.applied_series = len(applied)
@@ -207,10 +217,33 @@ def store_batch(batch: Batch, batch_id: str) -> StoreOutcome:
     return outcome
 
 
+def _short(exc: Exception) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    return message if len(message) <= 200 else message[:200] + "..."
+
+
+def _unit_points(unit: _Unit) -> int:
+    if unit.stream:
+        return sum(len(points) for points in unit.series[0].streams.values())
+    minute = unit.minutes[0]
+    return sum(series.minutes[minute].points for series in unit.series if minute in series.minutes)
+
+
+def _refuse_chunk(chunk: list[_Unit], reason: str) -> list[tuple[str, str, int]]:
+    return [(unit.series[0].metric, reason, n) for unit in chunk if (n := _unit_points(unit))]
+
+
+def _too_large(what: str, size: int, limit: int) -> str:
+    return (
+        f"{what} would grow to {size:,} bytes, over ION_METRICS_MAX_DOCUMENT_BYTES ({limit:,}); "
+        "send fewer or shorter labels, or fewer histogram buckets"
+    )
+
+
 @dataclass
 class _ChunkResult:
     writes: int = 0
-    refused: list[tuple[str, str]] = field(default_factory=list)  # (metric, reason)
+    refused: list[tuple[str, str, int]] = field(default_factory=list)  # (metric, reason, points)
     written: list[SeriesBatch] = field(default_factory=list)  # series with cells applied
     duplicates: list[SeriesBatch] = field(default_factory=list)  # in units applied before
 
@@ -237,6 +270,7 @@ class _Rollup:
 def _apply_chunk(chunk: list[_Unit], batch_id: str, shard: int) -> _ChunkResult:
 
     settings = get_ingestion_settings()
+    max_bytes = settings.max_document_bytes
     client = get_firestore()
     token = applied_token(batch_id)
     stream_refs = {
@@ -264,6 +298,7 @@ def _apply_chunk(chunk: list[_Unit], batch_id: str, shard: int) -> _ChunkResult:
             if snap.exists:
                 docs[snap.reference.path] = snap.to_dict() or {}
         rollups: dict[tuple[str, int], _Rollup] = {}
+        refused_sids: set[str] = set()
 
         def rollup(unit: _Unit, minute: int) -> _Rollup:
             found = rollups.get((unit.key, minute))
@@ -297,33 +332,32 @@ def _apply_chunk(chunk: list[_Unit], batch_id: str, shard: int) -> _ChunkResult:
                 continue
             # Only the cumulative points: the series' other cells are its cells units' business.
             cells, new_states, refused = resolve(dataclasses.replace(series, minutes={}), states, _minute_of)
-            result.refused.extend((series.metric, reason) for reason in refused)
+            entry = _entry(token, (unit.minutes[-1] + 1) * 60)
+            stream_expiry = now + timedelta(days=settings.stream_memory_days)
+            state_writes = []
+            for stream, state in new_states.items():
+                stored = docs.get(stream_refs[stream].path)
+                doc = {**state, "expire_at": stream_expiry, APPLIED: [*_kept(stored, oldest), entry]}
+                state_writes.append((stream_refs[stream], doc))
+            largest = max((document_size(ref.path, doc) for ref, doc in state_writes), default=0)
+            if largest > max_bytes:
+                # The stream's state (its last point, buckets and all) cannot be stored: every
+                # point of the unit is refused, and the stream stays as it was.
+                reason = _too_large("the stream state of a cumulative point", largest, max_bytes)
+                result.refused.append((series.metric, reason, _unit_points(unit)))
+                continue
+            result.refused.extend((series.metric, reason, 1) for reason in refused)
             for minute, cell in cells.items():
                 rollup(unit, minute).add(series, cell)
             if any(cell.count for cell in cells.values()):
                 result.written.append(series)
-            entry = _entry(token, (unit.minutes[-1] + 1) * 60)
-            stream_expiry = now + timedelta(days=settings.stream_memory_days)
-            for stream, state in new_states.items():
-                stored = docs.get(stream_refs[stream].path)
-                writes.append(
-                    (
-                        stream_refs[stream],
-                        {**state, "expire_at": stream_expiry, APPLIED: [*_kept(stored, oldest), entry]},
-                    )
-                )
+            writes.extend(state_writes)
         for target in rollups.values():
             if not target.cells and target.entry is None:
                 continue
             stored = docs.get(target.ref.path) or {}
             summaries: dict[str, Any] = dict(stored.get(SERIES_MAP) or {})
             sketches: dict[str, Any] = dict(stored.get(SKETCHES) or {})
-            for sid, (series, cell) in target.cells.items():
-                merged = Cell()
-                if sid in summaries:
-                    merged = Cell.from_entry(summaries[sid], sketches.get(sid))
-                merged.merge(cell)
-                summaries[sid], sketches[sid] = merged.to_entry(series.labels, series.kind)
             at = _dt(target.minute * 60)
             entries = _kept(stored, oldest) + ([target.entry] if target.entry else [])
             document = rollup_document(
@@ -336,10 +370,36 @@ def _apply_chunk(chunk: list[_Unit], batch_id: str, shard: int) -> _ChunkResult:
                 sketches,
                 applied=entries,
             )
+            # Each series' entry is added while the document stays within the size limit; the
+            # points of one that would push it past are refused (the others are still written).
+            size = document_size(target.ref.path, document)
+            for sid, (series, cell) in sorted(target.cells.items()):
+                merged = Cell()
+                if sid in summaries:
+                    merged = Cell.from_entry(summaries[sid], sketches.get(sid))
+                merged.merge(cell)
+                summary, sketch = merged.to_entry(series.labels, series.kind)
+                key = len(sid.encode()) + 1
+                grown = size + key * 2 + stored_size(summary) + len(sketch)
+                if sid in summaries:
+                    grown -= key * 2 + stored_size(summaries[sid]) + stored_size(sketches.get(sid) or b"")
+                if grown > max_bytes:
+                    reason = _too_large(
+                        f"the minute rollup of {series.metric} (bucket {target.unit.bucket})",
+                        grown,
+                        max_bytes,
+                    )
+                    result.refused.append((series.metric, reason, cell.points))
+                    refused_sids.add(sid)
+                    continue
+                summaries[sid], sketches[sid] = summary, sketch
+                size = grown
             writes.append((target.ref, document))
         for ref, doc in writes:
             transaction.set(ref, doc)
         result.writes = len(writes)
+        if refused_sids:
+            result.written = [series for series in result.written if series.sid not in refused_sids]
         return result
 
     return run_transaction(apply)

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
@@ -57,8 +57,18 @@ QUANTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.9
 MAX_POINTS = 11_000
 
 
+# Times a query may name: anything outside cannot hold data and would overflow date arithmetic.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 class QueryError(ValueError):
-    """A query that cannot be answered as asked (the HTTP API answers it 422)."""
+    """A query that cannot be answered as asked (the HTTP API answers it 422), naming the
+    parameter at fault in ``field``."""
+
+    def __init__(self, message: str, field: str = "step") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class MetricQuery(BaseModel):
@@ -73,6 +83,12 @@ class MetricQuery(BaseModel):
 
     @model_validator(mode="after")
     def _window(self) -> MetricQuery:
+        for name, at in (("start", self.start), ("end", self.end)):
+            if not EARLIEST <= at < LATEST:
+                raise ValueError(
+                    f"{name} {at.isoformat()} is out of range: times from {EARLIEST:%Y-%m-%d} "
+                    f"to before {LATEST:%Y-%m-%d} are allowed"
+                )
         if self.end <= self.start:
             raise ValueError("end must be after start")
         if self.step is not None:
@@ -150,8 +166,9 @@ class _Group:
     steps: dict[int, _Acc] = field(default_factory=dict)
 
 
-def run_query(query: MetricQuery) -> QueryResult:
-    """Answer ``query`` from the Firestore rollups (see the module docstring for semantics)."""
+def run_query(query: MetricQuery, *, max_series: int | None = None) -> QueryResult:
+    """Answer ``query`` from the Firestore rollups (see the module docstring for semantics); a
+    ``QueryError`` when the answer would hold more than ``max_series`` series."""
     resolution = choose_resolution(query)
     bucket = RESOLUTION_SECONDS[resolution]
     if query.step is not None and query.step < bucket:
@@ -196,6 +213,12 @@ def run_query(query: MetricQuery) -> QueryResult:
                 key = tuple(sorted(kept.items()))
                 group = groups.get(key)
                 if group is None:
+                    if max_series is not None and len(groups) >= max_series:
+                        raise QueryError(
+                            f"the query matches more than {max_series} series, the most one answer "
+                            "holds: filter with label.<name>=<value> or group by fewer labels",
+                            field="by",
+                        )
                     group = groups[key] = _Group(kept)
                 acc = group.steps.get(index)
                 if acc is None:

@@ -214,3 +214,31 @@ def rollups(metric: str, resolution: str):  # type: ignore[no-untyped-def]
 
 def series_collection(metric: str):  # type: ignore[no-untyped-def]
     return metric_ref(metric).collection(SERIES)
+
+
+# --- stored size ------------------------------------------------------------------------------
+
+# Firestore's own limit on one document (1 MiB).
+FIRESTORE_MAX_DOCUMENT_BYTES = 1_048_576
+
+
+def stored_size(value: Any) -> int:
+    """Stored size of a field value by Firestore's size rules: strings and map keys are their
+    UTF-8 bytes + 1, bytes their length, numbers and timestamps 8, null and booleans 1, maps and
+    arrays the sum of their parts."""
+    if isinstance(value, str):
+        return len(value.encode()) + 1
+    if isinstance(value, dict):
+        return sum(len(k.encode()) + 1 + stored_size(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return sum(stored_size(v) for v in value)
+    if isinstance(value, bytes):
+        return len(value)
+    if value is None or isinstance(value, bool):
+        return 1
+    return 8
+
+
+def document_size(path: str, fields: dict[str, Any]) -> int:
+    """Stored size of a document: its name (the path's UTF-8 bytes + 16), its fields, and 32."""
+    return len(path.encode()) + 16 + stored_size(fields) + 32

@@ -84,10 +84,11 @@ def minute_docs(metric: str) -> list[dict[str, Any]]:
 def test_a_request_over_many_series_of_one_metric_writes_one_document_per_bucket(  # type: ignore[no-untyped-def]
     client, store, commits
 ) -> None:
-    # First sight: 100 registry entries and the metric (with its bucket state), and one rollup.
+    # First sight: 100 registry entries, the metric (with its bucket state), the service's metric
+    # names (the per-service limit), and one rollup.
     mark = commits.writes
     post(client, [gauge("lat", one_minute(100))])
-    assert commits.since(mark) == 100 + 1 + 1
+    assert commits.since(mark) == 100 + 1 + 1 + 1
     # Known series: one document for 100 series (a different batch, maybe another shard).
     mark = commits.writes
     post(client, [gauge("lat", one_minute(100, value=2.0))])
@@ -305,10 +306,10 @@ def test_a_series_registered_meanwhile_by_another_instance_keeps_its_bucket(
     post(client, [gauge("lat", one_minute(3))])
     before = registry("lat")
     # This instance saw none of them, and registers them (its lookup raced the other's writes):
-    # the transaction finds them registered and takes their buckets, writing only the metric.
+    # the registration finds them registered and takes their buckets, writing nothing.
     series_registry.reset_caches()
     stale = [SeriesBatch("lat", sid, doc["labels"], "gauge") for sid, doc in before.items()]
-    assert series_registry._register(Batch(), "lat", stale) == 1
+    assert series_registry._register(Batch(), "lat", stale) == 0
     assert {sid: series_registry.bucket_of(sid) for sid in before} == {
         sid: d["bucket"] for sid, d in before.items()
     }
