@@ -30,6 +30,7 @@ from pydantic import BaseModel
 
 from functions.alerts.backtest import CsvError, median_interval, read_csv, replay
 from functions.alerts.rules import Annotations, ThresholdRule, format_duration
+from shared.metrics.query import quantile
 
 
 class Stats(BaseModel):
@@ -65,19 +66,12 @@ class Recommendation(BaseModel):
     backtests: dict[str, Backtest]
 
 
-def _percentile(ordered: Sequence[float], q: float) -> float:
-    rank = q * (len(ordered) - 1)
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
 def baseline(values: Sequence[float]) -> Stats:
     if not values:
         raise ValueError("no points to compute a baseline from")
     ordered = sorted(values)
-    median = _percentile(ordered, 0.5)
-    mad = _percentile(sorted(abs(v - median) for v in ordered), 0.5) * 1.4826
+    median = quantile(ordered, 0.5)
+    mad = quantile(sorted(abs(v - median) for v in ordered), 0.5) * 1.4826
     kept = [v for v in ordered if abs(v - median) <= 5 * mad] if mad > 0 else list(ordered)
     mean = math.fsum(kept) / len(kept)
     std = math.sqrt(math.fsum((v - mean) ** 2 for v in kept) / max(1, len(kept) - 1))
@@ -89,8 +83,8 @@ def baseline(values: Sequence[float]) -> Stats:
         outliers=len(ordered) - len(kept),
         mean=mean,
         std=std,
-        p95=_percentile(kept, 0.95),
-        p99=_percentile(kept, 0.99),
+        p95=quantile(kept, 0.95),
+        p99=quantile(kept, 0.99),
         min=ordered[0],
         max=ordered[-1],
         stability=round(stability, 1),
