@@ -1,10 +1,6 @@
 """Panel data: a panel definition plus a window becomes a ``PanelView`` (value, status, series,
-rows, alerts), and a dashboard a ``DashboardView``. Pure over the two ports of ``source.py``;
-every output format (HTML, JSON, Markdown, text, the weekly report's tables and PNG charts) is
-rendered from these views.
-
-The JSON of ``DashboardView`` is the documented dashboard API (``schema_version`` changes only
-with an incompatible change).
+rows, alerts), and a dashboard a ``DashboardView`` (the views are in ``views.py``). Pure over the
+two ports of ``source.py``.
 """
 
 from __future__ import annotations
@@ -14,123 +10,21 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel
-
-from functions.reports.panels import (
-    ADDITIVE,
-    STEPS,
-    WINDOWS,
-    Band,
-    Dashboard,
-    Panel,
-    Status,
-)
+from functions.reports.panels import ADDITIVE, STEPS, WINDOWS, Dashboard, Panel, Status
 from functions.reports.source import ActiveAlert, AlertSource, MetricSource, Transition
+from functions.reports.views import (
+    AlertView,
+    DashboardView,
+    IncidentView,
+    PanelView,
+    RowView,
+    SeriesView,
+    format_value,
+    worst,
+)
 from shared.metrics.query import MetricQuery, QueryResult
 
-SCHEMA_VERSION = 1
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
-STATUS_ORDER: dict[str, int] = {"breach": 0, "warning": 1, "no_data": 2, "ok": 3, "info": 4}
-
-
-class SeriesView(BaseModel):
-    label: str
-    points: list[tuple[AwareDatetime, float]]
-
-
-class RowView(BaseModel):
-    label: str
-    value: float | None
-    text: str
-    status: Status = "info"
-    share: float | None = None
-
-
-class AlertView(BaseModel):
-    rule: str
-    kind: str
-    severity: str
-    labels: dict[str, str]
-    since: AwareDatetime | None
-    value: float | None
-    threshold: float | None
-
-
-class IncidentView(BaseModel):
-    rule: str
-    severity: str
-    labels: dict[str, str]
-    started: AwareDatetime
-    ended: AwareDatetime | None
-    duration_seconds: float
-    ongoing: bool
-    summary: str
-
-
-class PanelView(BaseModel):
-    id: str
-    title: str
-    kind: str
-    description: str = ""
-    unit: str
-    target: str = ""
-    status: Status
-    value: float | None = None
-    text: str = ""
-    band: Band | None = None
-    series: list[SeriesView] = []
-    rows: list[RowView] = []
-    alerts: list[AlertView] = []
-    incidents: list[IncidentView] = []
-    note: str = ""
-
-
-class DashboardView(BaseModel):
-    schema_version: int = SCHEMA_VERSION
-    name: str
-    title: str
-    description: str
-    window: str
-    region: str | None
-    start: AwareDatetime
-    end: AwareDatetime
-    step_seconds: int
-    refresh_seconds: int
-    generated_at: AwareDatetime
-    status: Status
-    panels: list[PanelView]
-
-
-# -- formatting ------------------------------------------------------------------------------------
-
-
-def format_value(value: float | None, unit: str) -> str:
-    if value is None or not math.isfinite(value):
-        return "no data"
-    if unit == "percent":
-        pct = value * 100
-        if pct >= 99.0 and pct < 100.0:
-            return f"{pct:.3f}%"
-        return f"{pct:.2f}%" if pct < 10 else f"{pct:.1f}%"
-    if unit == "seconds":
-        if abs(value) < 1.0:
-            ms = value * 1000
-            return f"{ms:.2f} ms" if ms < 10 else f"{ms:.1f} ms"
-        return f"{value:.2f} s"
-    if unit == "per_second":
-        return f"{value:,.0f}/s" if value >= 100 else f"{value:.2f}/s"
-    if unit == "instances":
-        return f"{value:.1f}"
-    if unit == "ratio":
-        return f"{value:.3f}"
-    return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 100 else f"{value:,.2f}"
-
-
-def worst(statuses: list[str]) -> Status:
-    graded = [s for s in statuses if s != "info"]
-    if not graded:
-        return "info"
-    return min(graded, key=lambda s: STATUS_ORDER[s])  # type: ignore[return-value]
 
 
 # -- windows ---------------------------------------------------------------------------------------

@@ -12,17 +12,11 @@ from typing import Literal
 import yaml
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from functions.reports.build import (
-    STATUS_ORDER,
-    IncidentView,
-    PanelBuilder,
-    PanelView,
-    format_value,
-    worst,
-)
+from functions.reports.build import PanelBuilder
 from functions.reports.panels import Catalog, Status
 from functions.reports.period import Period
 from functions.reports.source import AlertSource, MemoisedMetricSource, MetricSource
+from functions.reports.views import STATUS_ORDER, IncidentView, PanelView, format_value, worst
 
 Direction = Literal["better", "worse", "same", "new", "none"]
 

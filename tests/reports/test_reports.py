@@ -15,12 +15,13 @@ import requests
 
 from devtools.metric_history import write_history
 from devtools.processes import free_port
-from functions.reports.build import PanelBuilder, format_value
+from functions.reports.build import PanelBuilder
 from functions.reports.panels import load_catalog
 from functions.reports.period import last_full_week
 from functions.reports.report import build_report, load_audiences
 from functions.reports.settings import get_reports_settings
 from functions.reports.source import FirestoreAlertSource, StoreMetricSource
+from functions.reports.views import format_value
 from tests.reports.smtp import SmtpServer
 from tests.reports.traffic import Expected, one_minute
 
