@@ -10,10 +10,10 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from functions.reports.incidents import episodes, firing_alerts
 from functions.reports.panels import ADDITIVE, STEPS, WINDOWS, Dashboard, Panel, Status
 from functions.reports.source import ActiveAlert, AlertSource, MetricSource, Transition
 from functions.reports.views import (
-    AlertView,
     DashboardView,
     IncidentView,
     PanelView,
@@ -23,9 +23,6 @@ from functions.reports.views import (
     worst,
 )
 from shared.metrics.query import MetricQuery, QueryResult
-
-SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
-
 
 # -- windows ---------------------------------------------------------------------------------------
 
@@ -262,37 +259,16 @@ class PanelBuilder:
             note="" if has_data else "No data in this window.",
         )
 
-    def _in_region(self, labels: dict[str, str]) -> bool:
-        return not self.region or labels.get("region") in (None, self.region)
-
     def _alerts(self, panel: Panel, base: dict[str, Any]) -> PanelView:
         if self._active is None:
             self._active = self.alerts.active()
-        chosen = [
-            a
-            for a in self._active
-            if (not panel.alert_kinds or a.kind in panel.alert_kinds)
-            and (not panel.severities or a.severity in panel.severities)
-            and a.kind != "notice"
-            and self._in_region(a.labels)
-        ]
-        chosen.sort(key=lambda a: (SEVERITY_ORDER.get(a.severity, 9), a.rule))
-        views = [
-            AlertView(
-                rule=a.rule,
-                kind=a.kind,
-                severity=a.severity,
-                labels=a.labels,
-                since=a.firing_since,
-                value=a.value,
-                threshold=a.threshold,
-            )
-            for a in chosen
-        ]
+        views = firing_alerts(
+            self._active, kinds=panel.alert_kinds, severities=panel.severities, region=self.region
+        )
         status: Status = "ok"
-        if any(a.severity in ("critical", "high") for a in chosen):
+        if any(a.severity in ("critical", "high") for a in views):
             status = "breach"
-        elif chosen:
+        elif views:
             status = "warning"
         return PanelView(
             **base,
@@ -304,47 +280,16 @@ class PanelBuilder:
         )
 
     def incidents(self, severities: list[str] | None = None) -> list[IncidentView]:
-        """Firing episodes overlapping the window: a firing transition and the resolve that
-        follows it (same fingerprint); still open ones are ongoing at ``now``."""
+        """Firing episodes overlapping the window (see ``incidents.episodes``)."""
         if self._transitions is None:
             self._transitions = self.alerts.transitions(self.start, self.end)
-        by_alert: dict[str, list[Transition]] = defaultdict(list)
-        for t in self._transitions:
-            if (
-                t.kind != "notice"
-                and (not severities or t.severity in severities)
-                and self._in_region(t.labels)
-            ):
-                by_alert[t.fingerprint].append(t)
-        out: list[IncidentView] = []
-        for transitions in by_alert.values():
-            transitions.sort(key=lambda t: (t.evaluated_at, t.state != "firing"))
-            opened: Transition | None = None
-            for t in transitions:
-                if t.state == "firing":
-                    if opened is None:
-                        opened = t
-                    continue
-                if opened is not None:
-                    out.append(self._incident(opened, t.ends_at or t.evaluated_at))
-                    opened = None
-            if opened is not None:
-                out.append(self._incident(opened, None))
-        kept = [i for i in out if i.started < self.end and (i.ended is None or i.ended > self.start)]
-        kept.sort(key=lambda i: i.started, reverse=True)
-        return kept
-
-    def _incident(self, opened: Transition, ended: datetime | None) -> IncidentView:
-        until = ended or self.now
-        return IncidentView(
-            rule=opened.rule,
-            severity=opened.severity,
-            labels=opened.labels,
-            started=opened.starts_at,
-            ended=ended,
-            duration_seconds=max(0.0, (until - opened.starts_at).total_seconds()),
-            ongoing=ended is None,
-            summary=opened.annotations.get("summary", opened.rule),
+        return episodes(
+            self._transitions,
+            start=self.start,
+            end=self.end,
+            now=self.now,
+            severities=severities,
+            region=self.region,
         )
 
     def _incidents(self, panel: Panel, base: dict[str, Any]) -> PanelView:
