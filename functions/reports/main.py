@@ -19,7 +19,7 @@ from shared.http import Api, Problem, json_response, read_json, validation_error
 from shared.logging import get_logger
 
 if TYPE_CHECKING:
-    from functions.reports.report import Audiences
+    from functions.reports.audiences import Audiences
 
 api = Api("reports")
 log = get_logger("reports")
@@ -186,7 +186,7 @@ class ReportRequest(BaseModel):
 
 
 def audiences() -> Audiences:
-    from functions.reports.report import load_audiences
+    from functions.reports.audiences import load_audiences
 
     settings = get_reports_settings()
     loaded = load_audiences(settings.audiences_file, settings.dashboards_file)
