@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from functions.reports.panels import Catalog
+from functions.reports.settings import ReportsSettings
 
 
 class _Strict(BaseModel):
@@ -85,3 +86,14 @@ def load_audiences(path: Path, dashboards_file: Path) -> Audiences:
 
     with open(path, encoding="utf-8") as handle:
         return parse_audiences(yaml.safe_load(handle) or {}, load_catalog(dashboards_file))
+
+
+def configured_audiences(settings: ReportsSettings, *, deployed: bool) -> Audiences:
+    """The settings' audiences file; a deployed function refuses to run with an audience nobody
+    would receive (naming the variables to set)."""
+    loaded = load_audiences(settings.audiences_file, settings.dashboards_file)
+    if deployed:
+        missing = [f"ION_REPORTS_TO_{a.name.upper()}" for a in loaded.audiences.values() if not a.mail_to()]
+        if missing:
+            raise RuntimeError(f"reports: deployed without recipients; set {', '.join(missing)}")
+    return loaded
