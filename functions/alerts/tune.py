@@ -29,7 +29,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from functions.alerts.backtest import CsvError, median_interval, read_csv, replay
-from functions.alerts.rules import Annotations, ThresholdRule, format_duration
+from functions.alerts.durations import format_duration
+from functions.alerts.rules import Annotations, ThresholdRule
 from shared.metrics.query import quantile
 
 
@@ -208,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rules", help="rules file (default ION_RULES_FILE or the bundled rules.yaml)")
     args = p.parse_args(argv)
     from functions.alerts.backtest import _logs_to_stderr
-    from functions.alerts.rules import load_rules, parse_duration
+    from functions.alerts.durations import parse_duration
+    from functions.alerts.rules import load_rules
 
     _logs_to_stderr()
     try:
