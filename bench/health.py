@@ -36,7 +36,7 @@ FEATURES = ["route_key", "route_message", "recommend", "bulk", "feedback"]
 def synthetic_customers(n: int, seed: int = 1):  # type: ignore[no-untyped-def]
     """Customers, their usage and events: a spread of healthy, fading and new customers."""
     from functions.health.models import Customer, PaymentEvent, TicketEvent
-    from functions.health.scoring import Usage
+    from functions.health.signals import Usage
 
     rng = random.Random(seed)
     customers, usage, events = [], {}, {}
