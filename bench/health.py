@@ -223,7 +223,7 @@ def bench_routing_keys(requests: int, rounds: int = 7) -> dict[str, float]:
         }
     )
     os.environ.pop("REDIS_URL", None)
-    from functions.routing.auth import CustomerKeys, CustomerKeySettings
+    from functions.routing.customer_keys import CustomerKeys, CustomerKeySettings
     from functions.routing.service import RoutingService, install_service, reset_service
     from functions.routing.settings import get_routing_settings
     from shared.customer_keys import hash_key, new_key
