@@ -23,12 +23,14 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from devtools import standin_http
 from devtools.billing_export import generate
+from devtools.standin_http import JsonHandler
 
 DEFAULT_PAGE = 5000
 
@@ -215,20 +217,7 @@ def page(job: dict[str, Any], token: str | None, size: int | None, int64_ts: boo
     return body
 
 
-class Handler(BaseHTTPRequestHandler):
-    server: Any
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(JsonHandler):
     def _json(self) -> dict[str, Any]:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
@@ -267,7 +256,7 @@ class Handler(BaseHTTPRequestHandler):
                 answer = page(job, None, body.get("maxResults"), int64)
                 answer["kind"] = "bigquery#queryResponse"
                 answer["queryId"] = job["jobReference"]["jobId"]
-                self._send(200, answer)
+                self.send_json(200, answer)
             elif method == "POST" and kind == "jobs" and job_id is None:
                 body = self._json()
                 with standin.lock:
@@ -277,20 +266,20 @@ class Handler(BaseHTTPRequestHandler):
                     raise BigQueryError(400, "invalid", "Required parameter is missing: configuration.query")
                 ref = body.get("jobReference") or {}
                 job = standin.new_job(project, config, ref.get("jobId"), ref.get("location"))
-                self._send(200, {k: v for k, v in job.items() if not k.startswith("_")})
+                self.send_json(200, {k: v for k, v in job.items() if not k.startswith("_")})
             elif method == "GET" and job_id is not None:
                 job = standin.jobs.get(job_id)
                 if job is None:
                     raise BigQueryError(404, "notFound", f"Not found: Job {project}:{job_id}")
                 if kind == "jobs":
-                    self._send(200, {k: v for k, v in job.items() if not k.startswith("_")})
+                    self.send_json(200, {k: v for k, v in job.items() if not k.startswith("_")})
                 else:
                     size = int(query["maxResults"]) if "maxResults" in query else None
-                    self._send(200, page(job, query.get("pageToken"), size, int64_ts))
+                    self.send_json(200, page(job, query.get("pageToken"), size, int64_ts))
             else:
                 raise BigQueryError(405, "notImplemented", f"{method} {url.path} is not served here")
         except BigQueryError as exc:
-            self._send(exc.status, exc.body())
+            self.send_json(exc.status, exc.body())
 
     def do_GET(self) -> None:
         self._route("GET")
@@ -300,10 +289,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def serve(standin: StandIn, port: int) -> ThreadingHTTPServer:
-    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    httpd.standin = standin  # type: ignore[attr-defined]
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd
+    return standin_http.serve(Handler, port, standin=standin)
 
 
 LOCAL_TABLE = "{project}.billing.gcp_billing_export_v1_LOCAL"
@@ -363,16 +349,8 @@ def main(argv: list[str] | None = None) -> int:
         today = datetime.now(UTC).date()
         rows = generate(today - timedelta(days=args.generate_days), today).rows
     standin = StandIn(args.table.split(".", 1)[0], Table(args.table, rows))
-    httpd = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    httpd.standin = standin  # type: ignore[attr-defined]
-    print(f"bigquery stand-in serving {args.table} ({len(rows)} rows) on 127.0.0.1:{args.port}", flush=True)
-    try:
-        httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        httpd.server_close()
-    return 0
+    banner = f"bigquery stand-in serving {args.table} ({len(rows)} rows) on 127.0.0.1:{args.port}"
+    return standin_http.serve_until_interrupted(Handler, args.port, banner, standin=standin)
 
 
 if __name__ == "__main__":
