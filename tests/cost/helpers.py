@@ -6,6 +6,8 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
+from tests.pubsub_helpers import pull_acknowledged
+
 TABLE = "billing-admin.billing.gcp_billing_export_v1_0A1B2C"
 NOW = datetime(2026, 11, 19, 9, 0, tzinfo=UTC)
 
@@ -29,22 +31,6 @@ def subscribe(topic: str) -> str:
 
 def pull_all(subscription: str, quiet_seconds: float = 3.0) -> list[Any]:
     """Every message on ``subscription`` until none arrives for ``quiet_seconds``."""
-    import time
-
     from google.cloud import pubsub_v1
 
-    subscriber = pubsub_v1.SubscriberClient()
-    messages: list[Any] = []
-    quiet_until = time.monotonic() + quiet_seconds
-    while time.monotonic() < quiet_until:
-        response = subscriber.pull(request={"subscription": subscription, "max_messages": 50}, timeout=5)
-        if response.received_messages:
-            subscriber.acknowledge(
-                request={
-                    "subscription": subscription,
-                    "ack_ids": [m.ack_id for m in response.received_messages],
-                }
-            )
-            messages += [m.message for m in response.received_messages]
-            quiet_until = time.monotonic() + quiet_seconds
-    return messages
+    return pull_acknowledged(pubsub_v1.SubscriberClient(), subscription, quiet_seconds=quiet_seconds)
