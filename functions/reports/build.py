@@ -265,19 +265,8 @@ class PanelBuilder:
         views = firing_alerts(
             self._active, kinds=panel.alert_kinds, severities=panel.severities, region=self.region
         )
-        status: Status = "ok"
-        if any(a.severity in ("critical", "high") for a in views):
-            status = "breach"
-        elif views:
-            status = "warning"
-        return PanelView(
-            **base,
-            status=status,
-            value=float(len(views)),
-            text=f"{len(views)} firing",
-            alerts=views,
-            note="" if views else "No alert is firing.",
-        )
+        urgent = any(a.severity in ("critical", "high") for a in views)
+        return _listing(base, len(views), urgent, f"{len(views)} firing", "No alert is firing.", alerts=views)
 
     def incidents(self, severities: list[str] | None = None) -> list[IncidentView]:
         """Firing episodes overlapping the window (see ``incidents.episodes``)."""
@@ -294,19 +283,20 @@ class PanelBuilder:
 
     def _incidents(self, panel: Panel, base: dict[str, Any]) -> PanelView:
         found = self.incidents(panel.severities or None)
-        status: Status = "ok"
-        if any(i.ongoing for i in found):
-            status = "breach"
-        elif found:
-            status = "warning"
-        return PanelView(
-            **base,
-            status=status,
-            value=float(len(found)),
-            text=f"{len(found)} incident{'s' if len(found) != 1 else ''}",
-            incidents=found,
-            note="" if found else "No incident in this window.",
-        )
+        text = f"{len(found)} incident{'s' if len(found) != 1 else ''}"
+        urgent = any(i.ongoing for i in found)
+        return _listing(base, len(found), urgent, text, "No incident in this window.", incidents=found)
+
+
+def _listing(
+    base: dict[str, Any], count: int, urgent: bool, text: str, empty_note: str, **items: Any
+) -> PanelView:
+    """A panel listing alerts or incidents: breach when one is urgent, warning when there are any,
+    ok when there are none."""
+    status: Status = "breach" if urgent else "warning" if count else "ok"
+    return PanelView(
+        **base, status=status, value=float(count), text=text, note="" if count else empty_note, **items
+    )
 
 
 def build_dashboard(
