@@ -22,7 +22,7 @@ import os
 import random
 import sys
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,83 +30,10 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ION_LOG_LEVEL", "WARNING")
 
 AS_OF = date(2026, 11, 30)
-FEATURES = ["route_key", "route_message", "recommend", "bulk", "feedback"]
-
-
-def synthetic_customers(n: int, seed: int = 1):  # type: ignore[no-untyped-def]
-    """Customers, their usage and events: a spread of healthy, fading and new customers."""
-    from functions.health.models import Customer, PaymentEvent, TicketEvent
-    from functions.health.scoring import Usage
-
-    rng = random.Random(seed)
-    customers, usage, events = [], {}, {}
-    for i in range(n):
-        cid = f"c{i:05d}"
-        age = rng.choice([3, 10, 40, 200, 400, 700])
-        customers.append(
-            Customer(
-                id=cid,
-                name=f"Customer {i}",
-                plan="pro",
-                created_at=datetime(2026, 11, 30, tzinfo=UTC) - timedelta(days=age),
-            )
-        )
-        vigour = rng.random()
-        per_day = 10 ** (1 + 2.5 * vigour)
-        active = max(0, min(28, int(rng.gauss(28 * vigour, 4))))
-        daily = {AS_OF - timedelta(days=d): per_day for d in rng.sample(range(1, 29), active)}
-        daily.update(
-            {
-                AS_OF - timedelta(days=d): per_day * rng.uniform(0.7, 1.6)
-                for d in range(29, 57)
-                if rng.random() < 0.8
-            }
-        )
-        used = rng.sample(FEATURES, rng.randint(1, 5))
-        total = per_day * active
-        bad = rng.betavariate(1, 30)
-        usage[cid] = Usage(
-            daily=daily,
-            features={f: total / len(used) for f in used},
-            outcomes={
-                "ok": total * (1 - bad),
-                "client_error": total * bad * 0.7,
-                "rate_limited": total * bad * 0.3,
-            },
-            feedback={
-                "helpful": rng.randint(0, 40),
-                "not_helpful": rng.randint(0, 10),
-                "rating_4": rng.randint(0, 5),
-            },
-        )
-        mine = []
-        if rng.random() < 0.3:
-            mine.append(
-                TicketEvent(
-                    type="ticket",
-                    event_id=f"{cid}-t",
-                    at=datetime(2026, 11, 20, tzinfo=UTC),
-                    ticket_id="T1",
-                    status="open",
-                    priority=rng.choice(["low", "normal", "high"]),
-                )
-            )
-        if rng.random() < 0.5:
-            mine.append(
-                PaymentEvent(
-                    type="payment",
-                    event_id=f"{cid}-p",
-                    at=datetime(2026, 11, 1, tzinfo=UTC),
-                    invoice_id="I1",
-                    status=rng.choice(["paid", "paid", "paid", "overdue", "failed"]),
-                )
-            )
-        if mine:
-            events[cid] = mine
-    return customers, usage, events
 
 
 def bench_memory(n: int) -> dict[str, float]:
+    from devtools.customer_history import synthetic_customers
     from functions.health.config import load_config
     from functions.health.run import run_health
     from functions.health.settings import DEFAULT_CONFIG_FILE
@@ -114,7 +41,7 @@ def bench_memory(n: int) -> dict[str, float]:
     from functions.health.usage import MemoryUsage
 
     cfg = load_config(DEFAULT_CONFIG_FILE)
-    customers, usage, events = synthetic_customers(n)
+    customers, usage, events = synthetic_customers(n, AS_OF)
     store = MemoryHealthStore(customer_list=customers, events=events)
     started = time.perf_counter()
     summary = run_health(AS_OF, cfg=cfg, usage_source=MemoryUsage(usage=usage), store=store, publish=None)
@@ -145,6 +72,7 @@ def bench_firestore(n: int) -> dict[str, object]:
 
 
 def _bench_firestore(n: int) -> dict[str, object]:
+    from devtools.customer_history import synthetic_customers
     from functions.health.config import load_config
     from functions.health.registry import EVENTS_COLLECTION, _event_doc, event_doc_id
     from functions.health.run import run_health
@@ -155,7 +83,7 @@ def _bench_firestore(n: int) -> dict[str, object]:
     from shared.firestore import get_firestore
 
     cfg = load_config(DEFAULT_CONFIG_FILE)
-    customers, usage, events = synthetic_customers(n)
+    customers, usage, events = synthetic_customers(n, AS_OF)
     client = get_firestore()
     started = time.perf_counter()
     batch, pending = client.batch(), 0
@@ -223,7 +151,7 @@ def bench_routing_keys(requests: int, rounds: int = 7) -> dict[str, float]:
         }
     )
     os.environ.pop("REDIS_URL", None)
-    from functions.routing.auth import CustomerKeys, CustomerKeySettings
+    from functions.routing.customer_keys import CustomerKeys, CustomerKeySettings
     from functions.routing.service import RoutingService, install_service, reset_service
     from functions.routing.settings import get_routing_settings
     from shared.customer_keys import hash_key, new_key

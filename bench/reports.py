@@ -109,12 +109,13 @@ def main() -> None:
 
 def run(quick: bool) -> None:
     from devtools.metric_history import write_history
+    from functions.reports.audiences import load_audiences
     from functions.reports.build import build_dashboard
     from functions.reports.mail import render_report
     from functions.reports.panels import load_catalog
     from functions.reports.period import Period
     from functions.reports.render import FORMATS, render_view
-    from functions.reports.report import build_report, load_audiences
+    from functions.reports.report import build_report
     from functions.reports.settings import get_reports_settings
     from functions.reports.source import FirestoreAlertSource, StoreMetricSource
 

@@ -23,12 +23,14 @@ import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from devtools import standin_http
 from devtools.billing_export import generate
+from devtools.standin_http import JsonHandler
 
 DEFAULT_PAGE = 5000
 
@@ -215,20 +217,7 @@ def page(job: dict[str, Any], token: str | None, size: int | None, int64_ts: boo
     return body
 
 
-class Handler(BaseHTTPRequestHandler):
-    server: Any
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(JsonHandler):
     def _json(self) -> dict[str, Any]:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
@@ -267,7 +256,7 @@ class Handler(BaseHTTPRequestHandler):
                 answer = page(job, None, body.get("maxResults"), int64)
                 answer["kind"] = "bigquery#queryResponse"
                 answer["queryId"] = job["jobReference"]["jobId"]
-                self._send(200, answer)
+                self.send_json(200, answer)
             elif method == "POST" and kind == "jobs" and job_id is None:
                 body = self._json()
                 with standin.lock:
@@ -277,20 +266,20 @@ class Handler(BaseHTTPRequestHandler):
                     raise BigQueryError(400, "invalid", "Required parameter is missing: configuration.query")
                 ref = body.get("jobReference") or {}
                 job = standin.new_job(project, config, ref.get("jobId"), ref.get("location"))
-                self._send(200, {k: v for k, v in job.items() if not k.startswith("_")})
+                self.send_json(200, {k: v for k, v in job.items() if not k.startswith("_")})
             elif method == "GET" and job_id is not None:
                 job = standin.jobs.get(job_id)
                 if job is None:
                     raise BigQueryError(404, "notFound", f"Not found: Job {project}:{job_id}")
                 if kind == "jobs":
-                    self._send(200, {k: v for k, v in job.items() if not k.startswith("_")})
+                    self.send_json(200, {k: v for k, v in job.items() if not k.startswith("_")})
                 else:
                     size = int(query["maxResults"]) if "maxResults" in query else None
-                    self._send(200, page(job, query.get("pageToken"), size, int64_ts))
+                    self.send_json(200, page(job, query.get("pageToken"), size, int64_ts))
             else:
                 raise BigQueryError(405, "notImplemented", f"{method} {url.path} is not served here")
         except BigQueryError as exc:
-            self._send(exc.status, exc.body())
+            self.send_json(exc.status, exc.body())
 
     def do_GET(self) -> None:
         self._route("GET")
@@ -300,47 +289,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def serve(standin: StandIn, port: int) -> ThreadingHTTPServer:
-    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    httpd.standin = standin  # type: ignore[attr-defined]
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd
-
-
-LOCAL_TABLE = "{project}.billing.gcp_billing_export_v1_LOCAL"
-
-
-def start_cost_standins(
-    bigquery_port: int, recommender_port: int, project: str, *, log_dir: Path, echo: Any = None
-) -> tuple[list[Any], dict[str, str]]:
-    """For `make run`: this stand-in serving a generated export of the last 62 days and the
-    Recommender stand-in, as child processes, and the environment pointing the cost function at
-    them."""
-    from devtools.processes import ManagedProcess, python, wait_until_port
-    from shared.topology import ROOT
-
-    table = LOCAL_TABLE.format(project=project)
-    commands = {
-        "bigquery": (bigquery_port, ["devtools.bigquery_standin", "--table", table]),
-        "recommender": (recommender_port, ["devtools.recommender_standin", "--project", project]),
-    }
-    procs = []
-    for name, (port, args) in commands.items():
-        proc = ManagedProcess(
-            name,
-            [python(), "-m", *args, "--port", str(port)],
-            log_dir=log_dir,
-            echo=echo,
-            cwd=ROOT,
-            env={"PYTHONUNBUFFERED": "1"},
-        )
-        procs.append(proc)
-        wait_until_port(port, proc, 60)
-    env = {
-        "ION_COST_BILLING_TABLE": table,
-        "ION_COST_BIGQUERY_ENDPOINT": f"http://127.0.0.1:{bigquery_port}",
-        "ION_COST_RECOMMENDER_ENDPOINT": f"http://127.0.0.1:{recommender_port}",
-    }
-    return procs, env
+    return standin_http.serve(Handler, port, standin=standin)
 
 
 def load_rows(path: Path) -> list[dict[str, Any]]:
@@ -363,16 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         today = datetime.now(UTC).date()
         rows = generate(today - timedelta(days=args.generate_days), today).rows
     standin = StandIn(args.table.split(".", 1)[0], Table(args.table, rows))
-    httpd = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    httpd.standin = standin  # type: ignore[attr-defined]
-    print(f"bigquery stand-in serving {args.table} ({len(rows)} rows) on 127.0.0.1:{args.port}", flush=True)
-    try:
-        httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        httpd.server_close()
-    return 0
+    banner = f"bigquery stand-in serving {args.table} ({len(rows)} rows) on 127.0.0.1:{args.port}"
+    return standin_http.serve_until_interrupted(Handler, args.port, banner, standin=standin)
 
 
 if __name__ == "__main__":

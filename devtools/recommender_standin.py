@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from devtools import standin_http
+from devtools.standin_http import JsonHandler
 
 KNOWN = {
     "google.run.service.CostRecommender": "project",
@@ -88,23 +90,10 @@ def sample(project: str, billing_account: str | None = None) -> dict[str, list[d
     return out
 
 
-class Handler(BaseHTTPRequestHandler):
-    server: Any
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _send(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(JsonHandler):
     def _error(self, status: int, message: str) -> None:
         code = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 405: "UNIMPLEMENTED"}[status]
-        self._send(status, {"error": {"code": status, "message": message, "status": code}})
+        self.send_json(status, {"error": {"code": status, "message": message, "status": code}})
 
     def do_GET(self) -> None:
         url = urlparse(self.path)
@@ -143,7 +132,7 @@ class Handler(BaseHTTPRequestHandler):
         body: dict[str, Any] = {"recommendations": page}
         if start + size < len(items):
             body["nextPageToken"] = str(start + size)
-        self._send(200, body)
+        self.send_json(200, body)
 
     def do_POST(self) -> None:
         self._error(405, "only recommendations.list is served here")
@@ -158,11 +147,7 @@ def _int_enums(rec: dict[str, Any]) -> dict[str, Any]:
 
 
 def serve(data: dict[str, list[dict[str, Any]]], port: int) -> ThreadingHTTPServer:
-    httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    httpd.data = data  # type: ignore[attr-defined]
-    httpd.requests = []  # type: ignore[attr-defined]
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd
+    return standin_http.serve(Handler, port, data=data, requests=[])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,17 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", required=True)
     parser.add_argument("--billing-account")
     args = parser.parse_args(argv)
-    httpd = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    httpd.data = sample(args.project, args.billing_account)  # type: ignore[attr-defined]
-    httpd.requests = []  # type: ignore[attr-defined]
-    print(f"recommender stand-in for {args.project} on 127.0.0.1:{args.port}", flush=True)
-    try:
-        httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        httpd.server_close()
-    return 0
+    banner = f"recommender stand-in for {args.project} on 127.0.0.1:{args.port}"
+    data = sample(args.project, args.billing_account)
+    return standin_http.serve_until_interrupted(Handler, args.port, banner, data=data, requests=[])
 
 
 if __name__ == "__main__":

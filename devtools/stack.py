@@ -165,7 +165,7 @@ def main() -> int:
         os.environ.setdefault("ION_SCHEDULER_API_URL", scheduler_api.url)
         if "cost" in ports and "ION_COST_BILLING_TABLE" not in os.environ:
             # The cost capability reads a generated billing export and recommendations from stand-ins.
-            from devtools.bigquery_standin import start_cost_standins
+            from devtools.cost_standins import start_cost_standins
 
             standins, standin_env = start_cost_standins(
                 bigquery_port,

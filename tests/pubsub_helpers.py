@@ -21,3 +21,26 @@ def push_envelope(
         },
         "subscription": "projects/ion-ops-test/subscriptions/test",
     }
+
+
+def pull_acknowledged(
+    subscriber: Any, subscription: str, *, quiet_seconds: float, want: int | None = None
+) -> list[Any]:
+    """Messages pulled from ``subscription`` and acknowledged, until ``want`` of them have arrived
+    or none has for ``quiet_seconds``."""
+    import time
+
+    messages: list[Any] = []
+    quiet_until = time.monotonic() + quiet_seconds
+    while time.monotonic() < quiet_until and (want is None or len(messages) < want):
+        response = subscriber.pull(request={"subscription": subscription, "max_messages": 100}, timeout=5)
+        if response.received_messages:
+            subscriber.acknowledge(
+                request={
+                    "subscription": subscription,
+                    "ack_ids": [m.ack_id for m in response.received_messages],
+                }
+            )
+            messages += [m.message for m in response.received_messages]
+            quiet_until = time.monotonic() + quiet_seconds
+    return messages

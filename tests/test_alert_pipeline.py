@@ -14,7 +14,7 @@ from google.api_core.exceptions import AlreadyExists
 
 from shared.messages import AlertTransition, MetricsIngested
 from shared.topology import ROOT, load_topology
-from tests.pubsub_helpers import push_envelope
+from tests.pubsub_helpers import pull_acknowledged, push_envelope
 
 pytestmark = pytest.mark.emulators
 
@@ -87,19 +87,7 @@ def subscriptions(emulators):  # type: ignore[no-untyped-def]
 
 
 def pull(subscriber, subscription: str, want: int, timeout: float = 20) -> list:  # type: ignore[no-untyped-def]
-    messages = []
-    deadline = time.monotonic() + timeout
-    while len(messages) < want and time.monotonic() < deadline:
-        response = subscriber.pull(request={"subscription": subscription, "max_messages": 10}, timeout=5)
-        if response.received_messages:
-            subscriber.acknowledge(
-                request={
-                    "subscription": subscription,
-                    "ack_ids": [m.ack_id for m in response.received_messages],
-                }
-            )
-            messages += [m.message for m in response.received_messages]
-    return messages
+    return pull_acknowledged(subscriber, subscription, quiet_seconds=timeout, want=want)
 
 
 def test_a_breaching_batch_fires_once_through_ingestion_query_and_evaluation(

@@ -26,11 +26,11 @@ from functions.alerts.state import MemoryStateStore
 from functions.ingestion import collector
 from functions.routing.cache import TwoTierCache
 from functions.routing.metrics import RoutingMetrics
+from functions.routing.telemetry import Telemetry, TelemetrySettings
 from shared import clock
 from shared.clock import FrozenClock
 from shared.metrics import query as query_api
 from shared.metrics.catalogue import check, load_catalogue
-from shared.telemetry import Telemetry, TelemetrySettings
 from tests.routing.conftest import MetricsSink
 
 CATALOGUE = load_catalogue()

@@ -28,10 +28,11 @@ from functions.alerts.rules import (
     TrendRule,
     compare,
 )
-from functions.alerts.source import MetricSource, Query, SeriesData
+from functions.alerts.source import MetricSource, Query
 from functions.alerts.state import AlertState, Observation, StateStore, step
 from shared.logging import get_logger
 from shared.messages import AlertTransition
+from shared.metrics.query import Series
 
 log = get_logger("alerts.engine")
 Key = tuple[tuple[str, str], ...]
@@ -41,7 +42,7 @@ def _key(labels: dict[str, str]) -> Key:
     return tuple(sorted(labels.items()))
 
 
-def _last_value(series: SeriesData) -> float | None:
+def _last_value(series: Series) -> float | None:
     return series.points[-1][1] if series.points else None
 
 
@@ -161,7 +162,7 @@ class Evaluator:
         raise TypeError(f"unknown rule kind {type(rule).__name__}")
 
     def values(self, rule: Any, start: datetime, end: datetime) -> dict[Key, tuple[dict[str, str], float]]:
-        """The rule's value per label set over ``(start, end]`` (a ratio when the rule has one)."""
+        """The rule's value per label set over the window ``start``..``end`` (a ratio if the rule has one)."""
         ratio: Ratio | None = getattr(rule, "ratio", None)
         if ratio is None:
             series = self.source.fetch(self._query(rule, rule.metric, rule.match, [], start, end))
@@ -171,7 +172,7 @@ class Evaluator:
     def history(
         self, rule: Any, start: datetime, end: datetime, step: int
     ) -> list[tuple[dict[str, str], list[tuple[datetime, float]]]]:
-        """The rule's value per label set and step over ``(start, end]`` (tuning)."""
+        """The rule's value per label set and step over the window ``start``..``end`` (tuning)."""
         ratio: Ratio | None = getattr(rule, "ratio", None)
 
         def fetch(selector: Any) -> dict[Key, dict[datetime, float]]:

@@ -2,25 +2,26 @@
 
 - ``QueryApiSource``: production, the common metric query API (``shared.metrics.query``),
   imported on first use.
-- ``ReplaySource``: in-memory series (a CSV, generated data, a tuning history), aggregated the
-  way the query API aggregates. The backtest and the tuning replay history through the same
-  engine as production by swapping only this object.
+- ``ReplaySource``: in-memory series (a CSV, generated data, a tuning history), aggregated by the
+  query API's own ``Fold`` and ``Accumulator``. The backtest and the tuning replay history through
+  the same engine as production by swapping only this object.
 
-A query names a metric, an aggregation, the span ``(start, end]``, an optional ``step`` (one point
-per step, stamped with the step's start, else one point stamped ``end`` for the whole span),
-label equality matchers and the labels to keep (``group_by``; the others are aggregated away).
-``step=0`` asks for the raw points (a replay's own rows; the query API answers it with 60 s steps).
+A ``Query`` has the query API's fields and meaning (``MetricQuery``: label equality matchers, the
+labels kept by ``group_by``, steps from the window's start, each point stamped with its step's
+start) without its request limits, since a replay's window may reach past the store's retention;
+``step=0`` asks for the raw points (a replay's own rows; the query API answers it with 60 s
+steps). Answers are the query API's ``Series``.
 """
 
 from __future__ import annotations
 
 import bisect
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from shared.metrics.query import Accumulator, Agg, Fold, Series
 from shared.metrics.store import RETENTION
 
 # Minute rollups are kept RETENTION["minute"]; an hour less, so the oldest asked for still exists.
@@ -30,7 +31,7 @@ FINE_RETENTION = RETENTION["minute"] - timedelta(hours=1)
 @dataclass(frozen=True)
 class Query:
     metric: str
-    agg: str
+    agg: Agg
     start: datetime
     end: datetime
     step: int | None = None
@@ -38,20 +39,14 @@ class Query:
     group_by: tuple[str, ...] = ()
 
 
-@dataclass
-class SeriesData:
-    labels: dict[str, str]
-    points: list[tuple[datetime, float]]
-
-
 class MetricSource(Protocol):
-    def fetch(self, query: Query) -> list[SeriesData]: ...
+    def fetch(self, query: Query) -> list[Series]: ...
 
 
 class QueryApiSource:
     """The metric pipeline's query API (``shared.metrics.query.run_query``)."""
 
-    def fetch(self, query: Query) -> list[SeriesData]:
+    def fetch(self, query: Query) -> list[Series]:
         from shared.metrics.query import MetricQuery, run_query
 
         step = 60 if query.step == 0 else query.step
@@ -70,91 +65,84 @@ class QueryApiSource:
                 group_by=list(query.group_by),
             )
         )
-        return [SeriesData(dict(s.labels), [(t, float(v)) for t, v in s.points]) for s in result.series]
+        return result.series
 
 
-def aggregate(agg: str, values: Sequence[float], seconds: float) -> float | None:
-    """One aggregation over raw values, as the query API defines it (None when undefined)."""
-    if agg == "count":
-        return float(len(values))
-    if not values:
-        return None
-    if agg == "sum":
-        return float(math.fsum(values))
-    if agg == "rate":
-        return float(math.fsum(values)) / seconds if seconds > 0 else None
-    if agg == "avg":
-        return float(math.fsum(values)) / len(values)
-    if agg == "min":
-        return float(min(values))
-    if agg == "max":
-        return float(max(values))
-    if agg.startswith("p") and agg[1:].isdigit():
-        ordered = sorted(values)
-        rank = float(agg[1:]) / 100 * (len(ordered) - 1)
-        low = math.floor(rank)
-        high = min(low + 1, len(ordered) - 1)
-        return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-    raise ValueError(f"unknown aggregation {agg!r}")
+# A replayed point is stamped when it was read, at the end of what it measured, where the store
+# stamps a bucket with its start: a point at t is read as a bucket starting just before t (by
+# datetime's resolution), so it is in the window [start, end) when t is in (start, end], and in
+# the step that ends at or after t.
+JUST_BEFORE = 1e-6
 
 
 class _Raw:
-    __slots__ = ("labels", "times", "values")
+    __slots__ = ("increments", "labels", "times", "values")
 
-    def __init__(self, labels: dict[str, str], times: list[float], values: list[float]) -> None:
+    def __init__(
+        self, labels: dict[str, str], times: list[float], values: list[float], increments: bool
+    ) -> None:
         self.labels = labels
         self.times = times
         self.values = values
+        self.increments = increments
 
 
 class ReplaySource:
-    """Raw points held in memory and aggregated on each query like the query API does."""
+    """Raw points held in memory and folded on each query as the query API folds rollups."""
 
     def __init__(self) -> None:
         self._series: dict[str, list[_Raw]] = {}
 
-    def add(self, metric: str, labels: dict[str, str], points: Iterable[tuple[datetime, float]]) -> None:
+    def add(
+        self,
+        metric: str,
+        labels: dict[str, str],
+        points: Iterable[tuple[datetime, float]],
+        *,
+        increments: bool = True,
+    ) -> None:
+        """``increments``: the points are a sum's data points (``rate`` is of their values), else
+        samples of a gauge (``rate`` is of their number)."""
         ordered = sorted(points, key=lambda p: p[0])
         self._series.setdefault(metric, []).append(
-            _Raw(dict(labels), [t.timestamp() for t, _ in ordered], [float(v) for _, v in ordered])
+            _Raw(
+                dict(labels), [t.timestamp() for t, _ in ordered], [float(v) for _, v in ordered], increments
+            )
         )
 
     def metrics(self) -> list[str]:
         return sorted(self._series)
 
-    def fetch(self, query: Query) -> list[SeriesData]:
+    def fetch(self, query: Query) -> list[Series]:
+        fold = Fold(query.agg, query.start, query.end, query.step, query.labels, query.group_by)
         start, end = query.start.timestamp(), query.end.timestamp()
-        groups: dict[tuple[str, ...], list[tuple[list[float], list[float]]]] = {}
-        for raw in self._series.get(query.metric, []):
-            if any(raw.labels.get(k) != v for k, v in query.labels.items()):
+        raw: dict[int, list[tuple[float, float]]] = {}
+        for series in self._series.get(query.metric, []):
+            if not fold.accepts(series.labels):
                 continue
-            lo = bisect.bisect_right(raw.times, start)
-            hi = bisect.bisect_right(raw.times, end)
-            key = tuple(raw.labels.get(k, "") for k in query.group_by)
-            groups.setdefault(key, []).append((raw.times[lo:hi], raw.values[lo:hi]))
-        out: list[SeriesData] = []
-        for key, parts in groups.items():
-            labels = {k: v for k, v in zip(query.group_by, key, strict=False) if v}
+            times = series.times
+            lo, hi = bisect.bisect_right(times, start), bisect.bisect_right(times, end)
             if query.step == 0:
-                merged = sorted(p for times, values in parts for p in zip(times, values, strict=False))
-                out.append(SeriesData(labels, [(datetime.fromtimestamp(t, UTC), v) for t, v in merged]))
+                group = fold.group(series.labels)
+                raw.setdefault(id(group), []).extend(zip(times[lo:hi], series.values[lo:hi], strict=True))
                 continue
-            if query.step is None:
-                values = [v for _, vs in parts for v in vs]
-                value = aggregate(query.agg, values, end - start)
-                points = (
-                    [] if value is None or (query.agg == "count" and not values) else [(query.end, value)]
-                )
-                out.append(SeriesData(labels, points))
-                continue
-            buckets: dict[int, list[float]] = {}
-            for times, values in parts:
-                for t, v in zip(times, values, strict=False):
-                    buckets.setdefault(int(t // query.step), []).append(v)
-            points = []
-            for index in sorted(buckets):
-                value = aggregate(query.agg, buckets[index], float(query.step))
-                if value is not None:
-                    points.append((datetime.fromtimestamp(index * query.step, UTC), value))
-            out.append(SeriesData(labels, points))
-        return out
+            steps = fold.group(series.labels).steps if lo < hi else {}
+            while lo < hi:  # one step's points at a time (they are in time order)
+                index = fold.index(times[lo] - start - JUST_BEFORE)
+                step_end = start + (index + 1) * query.step if query.step else end
+                cut = bisect.bisect_right(times, step_end, lo, hi)
+                acc = steps.get(index)
+                if acc is None:
+                    acc = steps[index] = Accumulator()
+                acc.add_samples(series.values[lo:cut], increment=series.increments)
+                lo = cut
+        if query.step != 0:
+            return fold.series()
+        # Raw points: every matching series answers, with or without points in the window.
+        return [
+            Series.model_construct(
+                labels=group.labels,
+                points=[(datetime.fromtimestamp(t, UTC), v) for t, v in sorted(raw.get(id(group), []))],
+            )
+            for group in fold.groups.values()
+        ]

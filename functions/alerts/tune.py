@@ -29,7 +29,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from functions.alerts.backtest import CsvError, median_interval, read_csv, replay
-from functions.alerts.rules import Annotations, ThresholdRule, format_duration
+from functions.alerts.durations import format_duration
+from functions.alerts.rules import Annotations, ThresholdRule
+from shared.metrics.query import quantile
 
 
 class Stats(BaseModel):
@@ -65,19 +67,12 @@ class Recommendation(BaseModel):
     backtests: dict[str, Backtest]
 
 
-def _percentile(ordered: Sequence[float], q: float) -> float:
-    rank = q * (len(ordered) - 1)
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
 def baseline(values: Sequence[float]) -> Stats:
     if not values:
         raise ValueError("no points to compute a baseline from")
     ordered = sorted(values)
-    median = _percentile(ordered, 0.5)
-    mad = _percentile(sorted(abs(v - median) for v in ordered), 0.5) * 1.4826
+    median = quantile(ordered, 0.5)
+    mad = quantile(sorted(abs(v - median) for v in ordered), 0.5) * 1.4826
     kept = [v for v in ordered if abs(v - median) <= 5 * mad] if mad > 0 else list(ordered)
     mean = math.fsum(kept) / len(kept)
     std = math.sqrt(math.fsum((v - mean) ** 2 for v in kept) / max(1, len(kept) - 1))
@@ -89,8 +84,8 @@ def baseline(values: Sequence[float]) -> Stats:
         outliers=len(ordered) - len(kept),
         mean=mean,
         std=std,
-        p95=_percentile(kept, 0.95),
-        p99=_percentile(kept, 0.99),
+        p95=quantile(kept, 0.95),
+        p99=quantile(kept, 0.99),
         min=ordered[0],
         max=ordered[-1],
         stability=round(stability, 1),
@@ -214,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rules", help="rules file (default ION_RULES_FILE or the bundled rules.yaml)")
     args = p.parse_args(argv)
     from functions.alerts.backtest import _logs_to_stderr
-    from functions.alerts.rules import load_rules, parse_duration
+    from functions.alerts.durations import parse_duration
+    from functions.alerts.rules import load_rules
 
     _logs_to_stderr()
     try:

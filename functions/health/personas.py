@@ -92,16 +92,7 @@ def drift_vs_expected(counts: Mapping[str, float], cfg: Personas) -> DriftTest:
         "reference": dict(cfg.expected_mix),
     }
     if total < cfg.min_requests:
-        return DriftTest(
-            **base,
-            chi_square=None,
-            p_value=None,
-            js_distance=None,
-            significant=False,
-            large=False,
-            drift=False,
-            note=f"fewer than {cfg.min_requests} requests",
-        )
+        return _too_few(base, f"fewer than {cfg.min_requests} requests")
     stat, p = chi2_goodness_of_fit(observed, expected)
     distance = js_distance(observed, expected)
     return _verdict(base, stat, p, distance, cfg)
@@ -121,19 +112,24 @@ def drift_vs_baseline(counts: Mapping[str, float], baseline: Mapping[str, float]
         "reference": _shares(baseline, names),
     }
     if total < cfg.min_requests or sum(then) < cfg.min_requests:
-        return DriftTest(
-            **base,
-            chi_square=None,
-            p_value=None,
-            js_distance=None,
-            significant=False,
-            large=False,
-            drift=False,
-            note=f"fewer than {cfg.min_requests} requests this week or in the baseline",
-        )
+        return _too_few(base, f"fewer than {cfg.min_requests} requests this week or in the baseline")
     stat, p = chi2_homogeneity(now, then)
     distance = js_distance(now, then)
     return _verdict(base, stat, p, distance, cfg)
+
+
+def _too_few(base: dict, note: str) -> DriftTest:  # type: ignore[type-arg]
+    """No test: too few requests to tell drift from chance."""
+    return DriftTest(
+        **base,
+        chi_square=None,
+        p_value=None,
+        js_distance=None,
+        significant=False,
+        large=False,
+        drift=False,
+        note=note,
+    )
 
 
 def _verdict(base: dict, stat: float, p: float, distance: float, cfg: Personas) -> DriftTest:  # type: ignore[type-arg]

@@ -29,7 +29,8 @@ from functions.health.personas import (
     drift_vs_expected,
     satisfaction,
 )
-from functions.health.scoring import ScoreResult, Usage, score_customer
+from functions.health.scoring import ScoreResult, score_customer
+from functions.health.signals import Usage
 from functions.health.store import (
     DRIFT_COLLECTION,
     PERSONAS_COLLECTION,

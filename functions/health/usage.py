@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Protocol
 
 from functions.health.personas import Answer
-from functions.health.scoring import Usage
+from functions.health.signals import Usage
 from shared.customer_keys import CUSTOMER_FEEDBACK_METRIC, CUSTOMER_REQUESTS_METRIC
 
 PERSONA_METRIC = "ion.routing.persona.selected"

@@ -1,0 +1,2 @@
+"""Reports and dashboards: the dashboards in four formats, and the weekly and monthly reports
+mailed to each audience."""

@@ -122,3 +122,14 @@ def list_runs(limit: int, audience: str | None = None) -> list[dict[str, Any]]:
 def get_run(run_id: str) -> dict[str, Any] | None:
     snapshot = _ref(run_id).get()
     return snapshot.to_dict() if snapshot.exists else None
+
+
+def standalone_html(doc: dict[str, Any]) -> str:
+    """An archived report's HTML with the mail's ``cid:`` images inlined, so the page stands alone
+    in a browser."""
+    import base64
+
+    html: str = doc["html"]
+    for cid, png in (doc.get("images") or {}).items():
+        html = html.replace(f"cid:{cid}", "data:image/png;base64," + base64.b64encode(png).decode())
+    return html

@@ -1,10 +1,6 @@
 """Panel data: a panel definition plus a window becomes a ``PanelView`` (value, status, series,
-rows, alerts), and a dashboard a ``DashboardView``. Pure over the two ports of ``source.py``;
-every output format (HTML, JSON, Markdown, text, the weekly report's tables and PNG charts) is
-rendered from these views.
-
-The JSON of ``DashboardView`` is the documented dashboard API (``schema_version`` changes only
-with an incompatible change).
+rows, alerts), and a dashboard a ``DashboardView`` (the views are in ``views.py``). Pure over the
+two ports of ``source.py``.
 """
 
 from __future__ import annotations
@@ -14,124 +10,19 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel
-
-from functions.reports.panels import (
-    ADDITIVE,
-    STEPS,
-    WINDOWS,
-    Band,
-    Dashboard,
-    Panel,
-    Status,
-)
+from functions.reports.incidents import episodes, firing_alerts
+from functions.reports.panels import ADDITIVE, STEPS, WINDOWS, Dashboard, Panel, Status
 from functions.reports.source import ActiveAlert, AlertSource, MetricSource, Transition
+from functions.reports.views import (
+    DashboardView,
+    IncidentView,
+    PanelView,
+    RowView,
+    SeriesView,
+    format_value,
+    worst,
+)
 from shared.metrics.query import MetricQuery, QueryResult
-
-SCHEMA_VERSION = 1
-SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
-STATUS_ORDER: dict[str, int] = {"breach": 0, "warning": 1, "no_data": 2, "ok": 3, "info": 4}
-
-
-class SeriesView(BaseModel):
-    label: str
-    points: list[tuple[AwareDatetime, float]]
-
-
-class RowView(BaseModel):
-    label: str
-    value: float | None
-    text: str
-    status: Status = "info"
-    share: float | None = None
-
-
-class AlertView(BaseModel):
-    rule: str
-    kind: str
-    severity: str
-    labels: dict[str, str]
-    since: AwareDatetime | None
-    value: float | None
-    threshold: float | None
-
-
-class IncidentView(BaseModel):
-    rule: str
-    severity: str
-    labels: dict[str, str]
-    started: AwareDatetime
-    ended: AwareDatetime | None
-    duration_seconds: float
-    ongoing: bool
-    summary: str
-
-
-class PanelView(BaseModel):
-    id: str
-    title: str
-    kind: str
-    description: str = ""
-    unit: str
-    target: str = ""
-    status: Status
-    value: float | None = None
-    text: str = ""
-    band: Band | None = None
-    series: list[SeriesView] = []
-    rows: list[RowView] = []
-    alerts: list[AlertView] = []
-    incidents: list[IncidentView] = []
-    note: str = ""
-
-
-class DashboardView(BaseModel):
-    schema_version: int = SCHEMA_VERSION
-    name: str
-    title: str
-    description: str
-    window: str
-    region: str | None
-    start: AwareDatetime
-    end: AwareDatetime
-    step_seconds: int
-    refresh_seconds: int
-    generated_at: AwareDatetime
-    status: Status
-    panels: list[PanelView]
-
-
-# -- formatting ------------------------------------------------------------------------------------
-
-
-def format_value(value: float | None, unit: str) -> str:
-    if value is None or not math.isfinite(value):
-        return "no data"
-    if unit == "percent":
-        pct = value * 100
-        if pct >= 99.0 and pct < 100.0:
-            return f"{pct:.3f}%"
-        return f"{pct:.2f}%" if pct < 10 else f"{pct:.1f}%"
-    if unit == "seconds":
-        if abs(value) < 1.0:
-            ms = value * 1000
-            return f"{ms:.2f} ms" if ms < 10 else f"{ms:.1f} ms"
-        return f"{value:.2f} s"
-    if unit == "per_second":
-        return f"{value:,.0f}/s" if value >= 100 else f"{value:.2f}/s"
-    if unit == "instances":
-        return f"{value:.1f}"
-    if unit == "ratio":
-        return f"{value:.3f}"
-    return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 100 else f"{value:,.2f}"
-
-
-def worst(statuses: list[str]) -> Status:
-    graded = [s for s in statuses if s != "info"]
-    if not graded:
-        return "info"
-    return min(graded, key=lambda s: STATUS_ORDER[s])  # type: ignore[return-value]
-
 
 # -- windows ---------------------------------------------------------------------------------------
 
@@ -368,106 +259,44 @@ class PanelBuilder:
             note="" if has_data else "No data in this window.",
         )
 
-    def _in_region(self, labels: dict[str, str]) -> bool:
-        return not self.region or labels.get("region") in (None, self.region)
-
     def _alerts(self, panel: Panel, base: dict[str, Any]) -> PanelView:
         if self._active is None:
             self._active = self.alerts.active()
-        chosen = [
-            a
-            for a in self._active
-            if (not panel.alert_kinds or a.kind in panel.alert_kinds)
-            and (not panel.severities or a.severity in panel.severities)
-            and a.kind != "notice"
-            and self._in_region(a.labels)
-        ]
-        chosen.sort(key=lambda a: (SEVERITY_ORDER.get(a.severity, 9), a.rule))
-        views = [
-            AlertView(
-                rule=a.rule,
-                kind=a.kind,
-                severity=a.severity,
-                labels=a.labels,
-                since=a.firing_since,
-                value=a.value,
-                threshold=a.threshold,
-            )
-            for a in chosen
-        ]
-        status: Status = "ok"
-        if any(a.severity in ("critical", "high") for a in chosen):
-            status = "breach"
-        elif chosen:
-            status = "warning"
-        return PanelView(
-            **base,
-            status=status,
-            value=float(len(views)),
-            text=f"{len(views)} firing",
-            alerts=views,
-            note="" if views else "No alert is firing.",
+        views = firing_alerts(
+            self._active, kinds=panel.alert_kinds, severities=panel.severities, region=self.region
         )
+        urgent = any(a.severity in ("critical", "high") for a in views)
+        return _listing(base, len(views), urgent, f"{len(views)} firing", "No alert is firing.", alerts=views)
 
     def incidents(self, severities: list[str] | None = None) -> list[IncidentView]:
-        """Firing episodes overlapping the window: a firing transition and the resolve that
-        follows it (same fingerprint); still open ones are ongoing at ``now``."""
+        """Firing episodes overlapping the window (see ``incidents.episodes``)."""
         if self._transitions is None:
             self._transitions = self.alerts.transitions(self.start, self.end)
-        by_alert: dict[str, list[Transition]] = defaultdict(list)
-        for t in self._transitions:
-            if (
-                t.kind != "notice"
-                and (not severities or t.severity in severities)
-                and self._in_region(t.labels)
-            ):
-                by_alert[t.fingerprint].append(t)
-        out: list[IncidentView] = []
-        for transitions in by_alert.values():
-            transitions.sort(key=lambda t: (t.evaluated_at, t.state != "firing"))
-            opened: Transition | None = None
-            for t in transitions:
-                if t.state == "firing":
-                    if opened is None:
-                        opened = t
-                    continue
-                if opened is not None:
-                    out.append(self._incident(opened, t.ends_at or t.evaluated_at))
-                    opened = None
-            if opened is not None:
-                out.append(self._incident(opened, None))
-        kept = [i for i in out if i.started < self.end and (i.ended is None or i.ended > self.start)]
-        kept.sort(key=lambda i: i.started, reverse=True)
-        return kept
-
-    def _incident(self, opened: Transition, ended: datetime | None) -> IncidentView:
-        until = ended or self.now
-        return IncidentView(
-            rule=opened.rule,
-            severity=opened.severity,
-            labels=opened.labels,
-            started=opened.starts_at,
-            ended=ended,
-            duration_seconds=max(0.0, (until - opened.starts_at).total_seconds()),
-            ongoing=ended is None,
-            summary=opened.annotations.get("summary", opened.rule),
+        return episodes(
+            self._transitions,
+            start=self.start,
+            end=self.end,
+            now=self.now,
+            severities=severities,
+            region=self.region,
         )
 
     def _incidents(self, panel: Panel, base: dict[str, Any]) -> PanelView:
         found = self.incidents(panel.severities or None)
-        status: Status = "ok"
-        if any(i.ongoing for i in found):
-            status = "breach"
-        elif found:
-            status = "warning"
-        return PanelView(
-            **base,
-            status=status,
-            value=float(len(found)),
-            text=f"{len(found)} incident{'s' if len(found) != 1 else ''}",
-            incidents=found,
-            note="" if found else "No incident in this window.",
-        )
+        text = f"{len(found)} incident{'s' if len(found) != 1 else ''}"
+        urgent = any(i.ongoing for i in found)
+        return _listing(base, len(found), urgent, text, "No incident in this window.", incidents=found)
+
+
+def _listing(
+    base: dict[str, Any], count: int, urgent: bool, text: str, empty_note: str, **items: Any
+) -> PanelView:
+    """A panel listing alerts or incidents: breach when one is urgent, warning when there are any,
+    ok when there are none."""
+    status: Status = "breach" if urgent else "warning" if count else "ok"
+    return PanelView(
+        **base, status=status, value=float(count), text=text, note="" if count else empty_note, **items
+    )
 
 
 def build_dashboard(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import threading
 
-from functions.reports.build import PanelView, format_value
+from functions.reports.views import PanelView, format_value
 
 # Okabe-Ito, as the SVG charts.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")

@@ -127,44 +127,22 @@ def build_message(
 def send(message: EmailMessage, recipients: list[str], settings: ReportsSettings) -> None:
     """STARTTLS with certificate and host name verified (the system CAs, plus
     ``ION_REPORTS_SMTP_CA_FILE``); login when a password is set. Raises ``MailError``."""
-    import smtplib
-    import ssl
+    from shared.smtp import SmtpError, send_message
 
-    context = ssl.create_default_context()
-    if settings.smtp_ca_file:
-        context.load_verify_locations(cafile=settings.smtp_ca_file)
     try:
-        with smtplib.SMTP(
-            str(settings.smtp_host), settings.smtp_port, timeout=settings.smtp_timeout_seconds
-        ) as smtp:
-            smtp.ehlo()
-            if not smtp.has_extn("starttls"):
-                raise MailError(
-                    f"{settings.smtp_host} does not offer STARTTLS; reports are not sent in the clear",
-                    retryable=False,
-                )
-            smtp.starttls(context=context)
-            smtp.ehlo()
-            if settings.smtp_password:
-                smtp.login(settings.smtp_user or settings.mail_from, settings.smtp_password)
-            refused = smtp.send_message(message, to_addrs=recipients)
-    except MailError:
-        raise
-    except ssl.SSLError as exc:
-        raise MailError(f"TLS with {settings.smtp_host} failed: {exc}", retryable=False) from None
-    except smtplib.SMTPRecipientsRefused as exc:
-        codes = [code for code, _ in exc.recipients.values()]
-        raise MailError(
-            f"every recipient refused: {exc.recipients}", retryable=all(400 <= c < 500 for c in codes)
-        ) from None
-    except smtplib.SMTPResponseException as exc:
-        raise MailError(
-            f"SMTP answered {exc.smtp_code} {exc.smtp_error!r}", retryable=400 <= exc.smtp_code < 500
-        ) from None
-    except (smtplib.SMTPException, OSError) as exc:
-        raise MailError(f"SMTP failed: {exc}", retryable=True) from None
-    if refused:
-        raise MailError(f"some recipients refused: {refused}", retryable=False)
+        send_message(
+            message,
+            recipients,
+            host=str(settings.smtp_host),
+            port=settings.smtp_port,
+            tls="starttls",
+            timeout=settings.smtp_timeout_seconds,
+            ca_file=settings.smtp_ca_file,
+            user=settings.smtp_user or settings.mail_from,
+            password=settings.smtp_password,
+        )
+    except SmtpError as exc:
+        raise MailError(str(exc), retryable=exc.retryable) from None
 
 
 def write_outbox(message: EmailMessage, report_id: str, settings: ReportsSettings) -> str | None:

@@ -3,14 +3,14 @@ the scheduler's weekly jobs call) and the report archive."""
 
 from __future__ import annotations
 
-import threading
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 import flask
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from functions.reports.cache import dashboard_cache
 from functions.reports.panels import WINDOWS, Catalog, load_catalog
 from functions.reports.render import FORMATS, MEDIA_TYPES
 from functions.reports.settings import deployed, get_reports_settings
@@ -19,7 +19,7 @@ from shared.http import Api, Problem, json_response, read_json, scheduled_time, 
 from shared.logging import get_logger
 
 if TYPE_CHECKING:
-    from functions.reports.report import Audiences
+    from functions.reports.audiences import Audiences
 
 api = Api("reports")
 log = get_logger("reports")
@@ -49,35 +49,6 @@ def choose_format(request: flask.Request) -> str:
         return fmt
     best = request.accept_mimetypes.best_match(list(ACCEPTED), default="text/html")
     return ACCEPTED.get(best or "text/html", "html")
-
-
-class _DashboardCache:
-    """Rendered dashboards per (name, window, region, format), each kept for its dashboard's
-    refresh interval: a page reloaded by its meta refresh, or by many people, reads once."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._entries: dict[tuple[str, ...], tuple[float, str]] = {}
-
-    def get(self, key: tuple[str, ...], now: float) -> str | None:
-        with self._lock:
-            hit = self._entries.get(key)
-            if hit is None or hit[0] <= now:
-                return None
-            return hit[1]
-
-    def put(self, key: tuple[str, ...], body: str, expires: float) -> None:
-        with self._lock:
-            if len(self._entries) > 500:
-                self._entries = {k: v for k, v in self._entries.items() if v[0] > expires - 3600}
-            self._entries[key] = (expires, body)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-dashboard_cache = _DashboardCache()
 
 
 @api.route("/")
@@ -186,15 +157,9 @@ class ReportRequest(BaseModel):
 
 
 def audiences() -> Audiences:
-    from functions.reports.report import load_audiences
+    from functions.reports.audiences import configured_audiences
 
-    settings = get_reports_settings()
-    loaded = load_audiences(settings.audiences_file, settings.dashboards_file)
-    if deployed():
-        missing = [f"ION_REPORTS_TO_{a.name.upper()}" for a in loaded.audiences.values() if not a.mail_to()]
-        if missing:
-            raise RuntimeError(f"reports: deployed without recipients; set {', '.join(missing)}")
-    return loaded
+    return configured_audiences(get_reports_settings(), deployed=deployed())
 
 
 def _report_request(request: flask.Request) -> ReportRequest:
@@ -217,10 +182,8 @@ def _reference_time(request: flask.Request) -> datetime:
 
 @api.route("/v1/reports/<audience>", methods=["POST"])
 def mail_report(request: flask.Request, audience: str) -> flask.Response:
-    from functions.reports import archive, period
-    from functions.reports.mail import MailError, build_message, render_report, send, write_outbox
-    from functions.reports.report import build_report, report_id
-    from functions.reports.source import FirestoreAlertSource, StoreMetricSource
+    from functions.reports import mailing
+    from functions.reports.period import PeriodError
 
     settings = get_reports_settings()
     known = audiences()
@@ -228,119 +191,50 @@ def mail_report(request: flask.Request, audience: str) -> flask.Response:
     if spec is None:
         raise Problem(404, f"No audience {audience!r}.", allowed=list(known.audiences))
     params = _report_request(request)
-    zone_name = params.time_zone or spec.time_zone or settings.time_zone
-    reference = _reference_time(request)
-    try:
-        if params.week:
-            chosen = period.week(params.week, zone_name)
-        elif params.month:
-            chosen = period.month(params.month, zone_name)
-        elif params.period == "month":
-            chosen = period.last_full_month(reference, zone_name)
-        else:
-            chosen = period.last_full_week(reference, zone_name)
-    except period.PeriodError as exc:
-        raise Problem(422, str(exc)) from None
     now = utcnow()
-    if chosen.end > now:
-        raise Problem(
-            422,
-            f"{chosen.kind} {chosen.label} ({zone_name}) is not over yet; it ends {chosen.end.isoformat()}.",
+    try:
+        chosen = mailing.choose_period(
+            kind=params.period,
+            week=params.week,
+            month=params.month,
+            zone_name=params.time_zone or spec.time_zone or settings.time_zone,
+            reference=_reference_time(request),
+            now=now,
         )
-    recipients = spec.mail_to()
-    if settings.mail_configured and not recipients:
-        raise Problem(
-            422,
-            f"No recipients for {audience}: set ION_REPORTS_TO_{audience.upper()} "
-            "or list them in the audiences file.",
-        )
-    run_id = report_id(audience, chosen)
-    claimed = archive.claim(
-        run_id,
-        now=now,
-        lease=timedelta(seconds=settings.claim_lease_seconds),
-        resend=params.resend,
-        meta={"id": run_id, "audience": audience, "period": chosen.model_dump(mode="json")},
-    )
-    if claimed.outcome == "sent":
-        existing = claimed.existing or {}
-        sent_at = existing.get("sent_at")
+        outcome = mailing.mail_report(spec, chosen, catalog(), settings, resend=params.resend, now=now)
+    except (PeriodError, mailing.PeriodNotOver, mailing.NoRecipients) as exc:
+        raise Problem(422, str(exc)) from None
+    except mailing.ClaimedElsewhere as exc:
+        raise Problem(409, str(exc)) from None
+    except mailing.NotMailed as exc:
+        raise Problem(502, str(exc), retryable=exc.retryable) from None
+    if isinstance(outcome, mailing.AlreadyMailed):
+        sent_at = outcome.sent_at
         return json_response(
             {
-                "id": run_id,
+                "id": outcome.run_id,
                 "mailed": False,
                 "reason": f"already mailed{' at ' + sent_at.isoformat() if sent_at else ''}; "
                 "?resend=true mails it again",
-                "url": f"/v1/reports/{run_id}",
+                "url": f"/v1/reports/{outcome.run_id}",
             }
         )
-    if claimed.outcome == "busy":
-        raise Problem(409, f"Report {run_id} is being built and mailed by another instance; retry later.")
-
-    report = build_report(spec, chosen, catalog(), StoreMetricSource(), FirestoreAlertSource(), now=now)
-    rendered = render_report(report, settings)
-    message = build_message(
-        rendered,
-        report_id=run_id,
-        sender=settings.mail_from,
-        recipients=recipients,
-        sent_at=now,
-        resend=claimed.resend,
-    )
-    archived = {
-        "subject": rendered.subject,
-        "status": report.status,
-        "empty": report.empty,
-        "html": rendered.html,
-        "text": rendered.text,
-        "images": rendered.images,
-        "size_bytes": rendered.size_bytes,
-        "recipients": recipients,
-        "message_id": message["Message-ID"],
-    }
-    if settings.mail_configured:
-        try:
-            send(message, recipients, settings)
-        except MailError as exc:
-            archive.finish(run_id, claimed.token, {**archived, "state": "failed", "error": str(exc)})
-            log.error(
-                "report not mailed", extra={"report": run_id, "error": str(exc), "retryable": exc.retryable}
-            )
-            raise Problem(502, f"Report {run_id} was not mailed: {exc}", retryable=exc.retryable) from None
-        delivery = "smtp"
-    else:
-        write_outbox(message, run_id, settings)
-        delivery = "outbox"
-    finished = archive.finish(
-        run_id, claimed.token, {**archived, "state": "sent", "delivery": delivery, "sent_at": utcnow()}
-    )
-    log.info(
-        "report mailed"
-        if delivery == "smtp"
-        else "report written to the outbox (SMTP_HOST unset: not mailed)",
-        extra={
-            "report": run_id,
-            "delivery": delivery,
-            "recipients": len(recipients),
-            "bytes": rendered.size_bytes,
-        },
-    )
     return json_response(
         {
-            "id": run_id,
-            "mailed": delivery == "smtp",
-            "delivery": delivery,
-            "recipients": recipients,
-            "message_id": message["Message-ID"],
-            "period": chosen.model_dump(mode="json"),
-            "status": report.status,
-            "empty": report.empty,
-            "size_bytes": rendered.size_bytes,
-            "html_bytes": len(rendered.html.encode()),
-            "images": len(rendered.images),
-            "resend": claimed.resend,
-            "recorded": finished,
-            "url": f"/v1/reports/{run_id}",
+            "id": outcome.run_id,
+            "mailed": outcome.delivery == "smtp",
+            "delivery": outcome.delivery,
+            "recipients": outcome.recipients,
+            "message_id": outcome.message_id,
+            "period": outcome.period.model_dump(mode="json"),
+            "status": outcome.report.status,
+            "empty": outcome.report.empty,
+            "size_bytes": outcome.rendered.size_bytes,
+            "html_bytes": len(outcome.rendered.html.encode()),
+            "images": len(outcome.rendered.images),
+            "resend": outcome.resend,
+            "recorded": outcome.recorded,
+            "url": f"/v1/reports/{outcome.run_id}",
         },
         status=201,
     )
@@ -365,8 +259,6 @@ def list_reports(request: flask.Request) -> dict[str, Any]:
 
 @api.route("/v1/reports/<run_id>")
 def get_report(request: flask.Request, run_id: str) -> flask.Response:
-    import base64
-
     from functions.reports import archive
 
     doc = archive.get_run(run_id)
@@ -377,11 +269,7 @@ def get_report(request: flask.Request, run_id: str) -> flask.Response:
         return json_response(summary)
     if request.args.get("format") == "text":
         return flask.Response(doc.get("text", ""), mimetype="text/plain")
-    html: str = doc["html"]
-    # The mail's cid: images, inlined so the archived page stands alone in a browser.
-    for cid, png in (doc.get("images") or {}).items():
-        html = html.replace(f"cid:{cid}", "data:image/png;base64," + base64.b64encode(png).decode())
-    response = flask.Response(html, mimetype="text/html")
+    response = flask.Response(archive.standalone_html(doc), mimetype="text/html")
     response.headers["Content-Security-Policy"] = (
         "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
     )

@@ -9,8 +9,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from functions.reports.build import DashboardView, PanelView, format_value
 from functions.reports.panels import WINDOWS, Catalog
+from functions.reports.views import DashboardView, PanelView, format_value
 
 if TYPE_CHECKING:
     import jinja2

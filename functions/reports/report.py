@@ -1,107 +1,22 @@
 """The weekly (or monthly) report of one audience: its sections (``audiences.yaml``) filled from
 the dashboards' panel definitions over the period and the period before it, each figure with its
-change. Pure over the ports of ``source.py``; rendering and mail are in ``mail.py``."""
+change. Pure over the ports of ``source.py``; the audiences are in ``audiences.py``, rendering and
+mail in ``mail.py``."""
 
 from __future__ import annotations
 
-import os
-from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
-from functions.reports.build import (
-    STATUS_ORDER,
-    IncidentView,
-    PanelBuilder,
-    PanelView,
-    format_value,
-    worst,
-)
+from functions.reports.audiences import AudienceSpec
+from functions.reports.build import PanelBuilder
 from functions.reports.panels import Catalog, Status
 from functions.reports.period import Period
 from functions.reports.source import AlertSource, MemoisedMetricSource, MetricSource
+from functions.reports.views import STATUS_ORDER, IncidentView, PanelView, format_value, worst
 
 Direction = Literal["better", "worse", "same", "new", "none"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class IncidentSpec(_Strict):
-    severities: list[str] = ["critical", "high"]
-
-
-class SectionSpec(_Strict):
-    id: str
-    title: str
-    figures: list[str] = []
-    tables: list[str] = []
-    chart: str | None = None
-    error_budget: str | None = None
-    incidents: IncidentSpec | None = None
-    # Data from a capability not built yet: said plainly instead of an empty table.
-    pending: str = ""
-
-    def refs(self) -> list[str]:
-        return [
-            *self.figures,
-            *self.tables,
-            *([self.chart] if self.chart else []),
-            *([self.error_budget] if self.error_budget else []),
-        ]
-
-
-class AudienceSpec(_Strict):
-    name: str
-    title: str
-    recipients: list[str] = []
-    time_zone: str | None = None
-    sections: list[SectionSpec]
-
-    def mail_to(self) -> list[str]:
-        """``ION_REPORTS_TO_<AUDIENCE>`` (comma-separated) when set, else the YAML list."""
-        override = os.environ.get(f"ION_REPORTS_TO_{self.name.upper()}")
-        if override is not None:
-            return [r.strip() for r in override.split(",") if r.strip()]
-        return list(self.recipients)
-
-
-class Audiences(_Strict):
-    audiences: dict[str, AudienceSpec]
-
-    def check_against(self, catalog: Catalog) -> Audiences:
-        for audience in self.audiences.values():
-            for section in audience.sections:
-                for ref in section.refs():
-                    try:
-                        catalog.panel(ref)
-                    except KeyError as exc:
-                        raise ValueError(f"{audience.name}.{section.id}: {exc.args[0]}") from None
-        return self
-
-
-def parse_audiences(data: dict, catalog: Catalog) -> Audiences:
-    audiences = {
-        name: AudienceSpec.model_validate({"name": name, **body})
-        for name, body in (data.get("audiences") or {}).items()
-    }
-    return Audiences(audiences=audiences).check_against(catalog)
-
-
-@lru_cache(maxsize=4)
-def load_audiences(path: Path, dashboards_file: Path) -> Audiences:
-    """The audiences file, checked against the dashboards it names panels of."""
-    from functions.reports.panels import load_catalog
-
-    with open(path, encoding="utf-8") as handle:
-        return parse_audiences(yaml.safe_load(handle) or {}, load_catalog(dashboards_file))
-
-
-# -- the report ------------------------------------------------------------------------------------
 
 
 class Figure(BaseModel):

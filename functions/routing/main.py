@@ -11,7 +11,8 @@ import flask
 import orjson
 from pydantic import ValidationError
 
-from functions.routing.auth import AccessDenied, KeyStoreUnavailable, RateLimited
+from functions.routing.auth import AccessDenied, RateLimited
+from functions.routing.customer_keys import KeyStoreUnavailable
 from functions.routing.engine import INTENTS, PACES, PERSONAS, TONES, persona_profiles
 from functions.routing.feedback_service import FeedbackStoreUnavailable, UnknownRequestId
 from functions.routing.models import (

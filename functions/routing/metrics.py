@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
+from functions.routing.telemetry import Telemetry, get_telemetry, reset_telemetry
 from shared.customer_keys import CUSTOMER_FEEDBACK_METRIC, CUSTOMER_REQUESTS_METRIC
-from shared.telemetry import Telemetry, get_telemetry, reset_telemetry
 
 SERVICE_NAME = "routing"
 

@@ -26,11 +26,15 @@ Semantics:
   of the exact quantile (rank ``q*(n-1)``) over the raw samples.
 - ``count``/``sum``/``rate`` steps without data are 0 in a series that has data in the window;
   other aggregations leave such steps out.
+
+``Fold`` (filters, grouping, steps, the answer) and ``Accumulator`` (every aggregation) hold these
+semantics apart from the store: the alert replay folds its in-memory points with them.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
@@ -117,14 +121,27 @@ def choose_resolution(query: MetricQuery, now: datetime | None = None) -> str:
     return "minute" if query.start >= now - RETENTION["minute"] else "hour"
 
 
+def quantile(ordered: Sequence[float], q: float) -> float:
+    """The exact quantile of sorted values at rank ``q*(n-1)``, interpolated: what the sketch
+    answers within 1%."""
+    rank = q * (len(ordered) - 1)
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
 @dataclass
-class _Acc:
+class Accumulator:
+    """One step of one series: rollup entries (``add``) or raw samples (``add_samples``, which
+    keeps the values, so quantiles are exact) folded into every aggregation."""
+
     count: float = 0.0
     sum: float = 0.0
     rate_num: float = 0.0
     min: float = math.inf
     max: float = -math.inf
     sketch: Sketch | None = None
+    samples: list[float] | None = None
     seen: bool = False
 
     def add(self, doc: dict[str, Any], sketch: Sketch | None) -> None:
@@ -142,6 +159,21 @@ class _Acc:
             self.sketch.merge(sketch)
         self.seen = True
 
+    def add_samples(self, values: Sequence[float], *, increment: bool) -> None:
+        """Raw samples; ``increment``: a sum's data points (its rate is of values, not of samples)."""
+        if not values:
+            return
+        self.count += len(values)
+        total = sum(values)
+        self.sum += total
+        self.rate_num += total if increment else len(values)
+        self.min = min(self.min, *values)
+        self.max = max(self.max, *values)
+        if self.samples is None:
+            self.samples = []
+        self.samples.extend(values)
+        self.seen = True
+
     def value(self, agg: str, seconds: float) -> float | None:
         if agg == "count":
             return self.count
@@ -157,13 +189,81 @@ class _Acc:
             return self.min if math.isfinite(self.min) else None
         if agg == "max":
             return self.max if math.isfinite(self.max) else None
+        if self.samples:
+            return quantile(sorted(self.samples), QUANTILES[agg])
         return self.sketch.quantile(QUANTILES[agg]) if self.sketch is not None else None
 
 
 @dataclass
-class _Group:
+class Group:
+    """One output series being aggregated: its labels and its steps' accumulators."""
+
     labels: dict[str, str]
-    steps: dict[int, _Acc] = field(default_factory=dict)
+    steps: dict[int, Accumulator] = field(default_factory=dict)
+
+
+class Fold:
+    """The series of one query being aggregated, wherever the data comes from (the rollups here,
+    the alert replay's in-memory points): label filters, grouping, steps, and the answer."""
+
+    def __init__(  # noqa: PLR0917 - a query's fields
+        self,
+        agg: str,
+        start: datetime,
+        end: datetime,
+        step: int | None,
+        labels: Mapping[str, str],
+        group_by: Iterable[str],
+    ) -> None:
+        self.agg, self.start, self.end, self.step = agg, start, end, step
+        self.filters = dict(labels)
+        self.keep = sorted(set(self.filters) | set(group_by))
+        self.groups: dict[tuple[tuple[str, str], ...], Group] = {}
+
+    def accepts(self, labels: Mapping[str, str]) -> bool:
+        """Equality filters: every filter label present with its value."""
+        return all(labels.get(k) == v for k, v in self.filters.items())
+
+    def group(self, labels: Mapping[str, str]) -> Group:
+        """The output series ``labels`` fall in (the filter and group_by labels kept, the others
+        aggregated away)."""
+        kept = {k: labels[k] for k in self.keep if k in labels}
+        key = tuple(sorted(kept.items()))
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = Group(kept)
+        return group
+
+    def index(self, offset: float) -> int:
+        """The step holding a bucket that starts ``offset`` seconds into the window."""
+        return int(offset // self.step) if self.step else 0
+
+    def series(self) -> list[Series]:
+        window_seconds = (self.end - self.start).total_seconds()
+        step_seconds = float(self.step) if self.step else window_seconds
+        n_steps = math.ceil(window_seconds / self.step) if self.step else 1
+        spans: list[tuple[datetime, float]] = []  # each step's start and length (the last may be short)
+        for index in range(n_steps):
+            step_start = self.start + timedelta(seconds=index * (self.step or 0))
+            step_end = min(self.end, step_start + timedelta(seconds=step_seconds))
+            spans.append((step_start, (step_end - step_start).total_seconds()))
+        fill_zero = self.agg in ("count", "sum", "rate")
+        out: list[Series] = []
+        for key in sorted(self.groups):
+            group = self.groups[key]
+            points: list[tuple[datetime, float]] = []
+            for index, (step_start, seconds) in enumerate(spans):
+                acc = group.steps.get(index)
+                if acc is None:
+                    if not fill_zero:
+                        continue
+                    acc = Accumulator()
+                value = acc.value(self.agg, seconds)
+                if value is not None:
+                    points.append((step_start, value))
+            # Built here from stored numbers: nothing to validate (the replay asks thousands a cycle).
+            out.append(Series.model_construct(labels=group.labels, points=points))
+        return out
 
 
 def run_query(query: MetricQuery, *, max_series: int | None = None) -> QueryResult:
@@ -177,9 +277,6 @@ def run_query(query: MetricQuery, *, max_series: int | None = None) -> QueryResu
             f"use step >= {bucket}"
         )
     wants_sketch = query.agg in QUANTILES
-    keep = sorted(set(query.labels) | set(query.group_by))
-    window_seconds = (query.end - query.start).total_seconds()
-    step_seconds = float(query.step) if query.step else window_seconds
 
     # (rollups, whether each is counted in the bucket of its hour): the folded hours, and for an
     # hour-resolution window the minutes of hours not folded yet.
@@ -196,55 +293,31 @@ def run_query(query: MetricQuery, *, max_series: int | None = None) -> QueryResu
     else:
         sources.append((_range(rollups(query.metric, resolution), query.start, query.end), False))
 
-    groups: dict[tuple[tuple[str, str], ...], _Group] = {}
+    fold = Fold(query.agg, query.start, query.end, query.step, query.labels, query.group_by)
     for source, by_hour in sources:
         # A rollup holds a bucket of series: each is filtered and grouped on its own labels.
         stream = source if wants_sketch else source.select(SUMMARY_FIELDS)
         for snapshot in stream.stream():
             doc = snapshot.to_dict() or {}
             at = bucket_start(doc["t"], "hour") if by_hour else doc["t"]
-            offset = (at - query.start).total_seconds()
-            index = int(offset // query.step) if query.step else 0
+            index = fold.index((at - query.start).total_seconds())
             for _, summary, sketch_bytes in entries(doc):
                 labels: dict[str, str] = summary.get("labels") or {}
-                if any(labels.get(k) != v for k, v in query.labels.items()):
+                if not fold.accepts(labels):
                     continue
-                kept = {k: labels[k] for k in keep if k in labels}
-                key = tuple(sorted(kept.items()))
-                group = groups.get(key)
-                if group is None:
-                    if max_series is not None and len(groups) >= max_series:
-                        raise QueryError(
-                            f"the query matches more than {max_series} series, the most one answer "
-                            "holds: filter with label.<name>=<value> or group by fewer labels",
-                            field="by",
-                        )
-                    group = groups[key] = _Group(kept)
-                acc = group.steps.get(index)
+                steps = fold.group(labels).steps
+                if max_series is not None and len(fold.groups) > max_series:
+                    raise QueryError(
+                        f"the query matches more than {max_series} series, the most one answer "
+                        "holds: filter with label.<name>=<value> or group by fewer labels",
+                        field="by",
+                    )
+                acc = steps.get(index)
                 if acc is None:
-                    acc = group.steps[index] = _Acc()
+                    acc = steps[index] = Accumulator()
                 sketch = Sketch.from_bytes(sketch_bytes) if wants_sketch and sketch_bytes else None
                 acc.add(summary, sketch)
-
-    n_steps = math.ceil(window_seconds / query.step) if query.step else 1
-    fill_zero = query.agg in ("count", "sum", "rate")
-    series: list[Series] = []
-    for key in sorted(groups):
-        group = groups[key]
-        points: list[tuple[datetime, float]] = []
-        for index in range(n_steps):
-            acc = group.steps.get(index)
-            if acc is None:
-                if not fill_zero:
-                    continue
-                acc = _Acc()
-            step_start = query.start + timedelta(seconds=index * (query.step or 0))
-            step_end = min(query.end, step_start + timedelta(seconds=step_seconds))
-            value = acc.value(query.agg, (step_end - step_start).total_seconds())
-            if value is not None:
-                points.append((step_start, value))
-        series.append(Series(labels=group.labels, points=points))
-    return QueryResult(metric=query.metric, agg=query.agg, series=series, resolution=resolution)
+    return QueryResult(metric=query.metric, agg=query.agg, series=fold.series(), resolution=resolution)
 
 
 def _range(collection: Any, start: datetime, end: datetime) -> Any:

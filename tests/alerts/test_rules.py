@@ -6,7 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from functions.alerts.rules import RulesError, active_rules, load_rules, parse_duration, parse_rules
+from functions.alerts.durations import parse_duration
+from functions.alerts.rules import RulesError, active_rules, load_rules, parse_rules
 
 BASE = {"metric": "m", "severity": "high", "annotations": {"summary": "s"}}
 

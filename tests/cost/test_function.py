@@ -1,35 +1,29 @@
-"""The cost function on the emulators, with the real BigQuery client at the BigQuery stand-in:
+"""The cost service on the emulators, with the real BigQuery client at the BigQuery stand-in:
 restatement, late rows, credits, currency, notices on the alerts topic, thresholds once per month,
-budget notifications redelivered, bad rows rejected, the HTTP API."""
+bad rows rejected (the HTTP API and budget notifications: ``test_http.py``)."""
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-import requests
 
-from devtools.bigquery_standin import StandIn, Table, serve
+from devtools.bigquery_standin import StandIn, Table
 from devtools.billing_export import Spike, generate
 from functions.cost import main as cost_main
 from functions.cost.service import CostService, CurrencyMismatch
 from functions.cost.settings import CostSettings
 from functions.cost.sources import BigQueryBillingSource, MemoryBillingSource, rows_from_dicts
 from functions.cost.store import FirestoreCostStore, MemoryCostStore
-from shared.clock import FrozenClock, set_clock
 from shared.messages import AlertTransition
+from tests.cost.helpers import NOW, TABLE, pull_all, subscribe
 
-pytestmark = pytest.mark.emulators
+pytestmark = [pytest.mark.emulators, pytest.mark.usefixtures("fresh_cost_clients", "emulator_answers")]
 
-TABLE = "billing-admin.billing.gcp_billing_export_v1_0A1B2C"
 AS_OF = date(2026, 11, 18)
-NOW = datetime(2026, 11, 19, 9, 0, tzinfo=UTC)
 
 
 def row(day: date, service: str, cost: str, *, credits: list | None = None, currency: str = "USD",
@@ -50,64 +44,12 @@ def row(day: date, service: str, cost: str, *, credits: list | None = None, curr
     }
 
 
-def subscribe(topic: str) -> str:
-    """A fresh pull subscription on ``topic`` (created on the emulator if needed)."""
-    import contextlib
-    import time
-
-    from google.api_core.exceptions import AlreadyExists
-    from google.cloud import pubsub_v1
-
-    project = os.environ["GOOGLE_CLOUD_PROJECT"]
-    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
-    with contextlib.suppress(AlreadyExists):
-        publisher.create_topic(name=publisher.topic_path(project, topic))
-    sub = subscriber.subscription_path(project, f"{topic}-cost-{time.monotonic_ns()}")
-    subscriber.create_subscription(name=sub, topic=publisher.topic_path(project, topic))
-    return sub
-
-
-def pull_all(subscription: str, quiet_seconds: float = 3.0) -> list[Any]:
-    """Every message on ``subscription`` until none arrives for ``quiet_seconds``."""
-    import time
-
-    from google.cloud import pubsub_v1
-
-    subscriber = pubsub_v1.SubscriberClient()
-    messages: list[Any] = []
-    quiet_until = time.monotonic() + quiet_seconds
-    while time.monotonic() < quiet_until:
-        response = subscriber.pull(request={"subscription": subscription, "max_messages": 50}, timeout=5)
-        if response.received_messages:
-            subscriber.acknowledge(
-                request={
-                    "subscription": subscription,
-                    "ack_ids": [m.ack_id for m in response.received_messages],
-                }
-            )
-            messages += [m.message for m in response.received_messages]
-            quiet_until = time.monotonic() + quiet_seconds
-    return messages
-
-
 class Published:
     def __init__(self) -> None:
         self.items: list[AlertTransition] = []
 
     def __call__(self, transition: AlertTransition) -> None:
         self.items.append(transition)
-
-
-@pytest.fixture
-def bigquery() -> Iterator[StandIn]:
-    from devtools.processes import free_port
-
-    standin = StandIn("billing-admin", Table(TABLE, []), clock=lambda: NOW)
-    httpd = serve(standin, free_port())
-    standin.endpoint = f"http://127.0.0.1:{httpd.server_address[1]}"  # type: ignore[attr-defined]
-    yield standin
-    httpd.shutdown()
-    httpd.server_close()
 
 
 def service_for(standin: StandIn, store: Any, published: Published, **settings: Any) -> CostService:
@@ -303,139 +245,3 @@ def test_cost_per_request_and_missing_customer_label(fs) -> None:  # type: ignor
         assert today["by_service"]["Cloud Run"] == pytest.approx(
             2 * 3600 * (0.000024 + 0.5 * 0.0000025), abs=0.01
         )
-
-
-# --- over HTTP, functions-framework, emulators -------------------------------------------------
-
-
-def push(url: str, topic: str, data: bytes, attributes: dict[str, str], message_id: str) -> requests.Response:
-    body = {
-        "message": {
-            "data": base64.b64encode(data).decode(),
-            "attributes": attributes,
-            "messageId": message_id,
-            "publishTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        },
-        "subscription": "projects/ion-ops-test/subscriptions/budget-push",
-    }
-    return requests.post(f"{url}/projects/ion-ops-test/topics/{topic}", json=body, timeout=30)
-
-
-BUDGET_ATTRS = {"billingAccountId": "0A1B2C-3D4E5F-6A7B8C", "budgetId": "b-123", "schemaVersion": "1.0"}
-
-
-def budget_body(**extra: Any) -> bytes:
-    now = datetime.now(UTC)
-    body = {
-        "budgetDisplayName": "ION monthly",
-        "costAmount": 2712.5,
-        "costIntervalStart": now.replace(day=1, hour=8, minute=0, second=0, microsecond=0).isoformat(),
-        "budgetAmount": 3000.0,
-        "budgetAmountType": "SPECIFIED_AMOUNT",
-        "currencyCode": "USD",
-        **extra,
-    }
-    return json.dumps(body).encode()
-
-
-def test_http_api_and_budget_notifications(fs, emulators, serve_capability, bigquery: StandIn) -> None:  # type: ignore[no-untyped-def]
-    today = datetime.now(UTC).date()
-    yesterday = today - timedelta(days=1)
-    rows = generate(today - timedelta(days=70), yesterday, hours=24, seed=2, late_share=0.0).rows
-    bigquery.table = Table(TABLE, rows)
-    bigquery.clock = lambda: datetime.now(UTC)
-    subscription = subscribe("alerts")
-    live = serve_capability(
-        "cost",
-        {"ION_COST_BILLING_TABLE": TABLE, "ION_COST_BIGQUERY_ENDPOINT": bigquery.endpoint},  # type: ignore[attr-defined]
-    )
-    health = requests.get(f"{live.url}/health", timeout=60).json()
-    assert health["source"]["name"] == "bigquery"
-    assert health["checks"]["firestore"]["ok"] is True
-    assert health["checks"]["prices"]["ok"] is True
-    assert requests.get(f"{live.url}/v1/cost", timeout=30).status_code == 404
-
-    answer = requests.post(f"{live.url}/", timeout=120)
-    assert answer.status_code == 200, answer.text
-    snap = answer.json()
-    assert snap["as_of"] == yesterday.isoformat()
-    assert snap["per_customer"]["customers"] is None
-
-    got = requests.get(f"{live.url}/v1/cost", params={"days": 7}, timeout=30).json()
-    assert got["snapshot"]["as_of"] == yesterday.isoformat()
-    assert [d["date"] for d in got["series"]][-1] == yesterday.isoformat()
-    assert len(got["series"]) == 7
-    forecast = requests.get(f"{live.url}/v1/cost/forecast", timeout=30).json()
-    assert forecast["forecast_month_end"]["low"] <= forecast["forecast_month_end"]["total"]
-    assert requests.get(f"{live.url}/v1/cost/anomalies", timeout=30).json()["anomalies"] == []
-
-    for bad in ({"date": "2026-02-30"}, {"date": today.isoformat()}):
-        problem = requests.post(f"{live.url}/v1/cost/snapshot", json=bad, timeout=30)
-        assert problem.status_code == 422, problem.text
-    assert requests.get(f"{live.url}/v1/cost", params={"days": "x"}, timeout=30).status_code == 422
-    assert requests.get(f"{live.url}/v1/cost", params={"days": 401}, timeout=30).status_code == 422
-    assert requests.get(f"{live.url}/v1/cost", params={"date": "soon"}, timeout=30).status_code == 422
-    assert requests.delete(f"{live.url}/v1/cost", timeout=30).status_code == 405
-
-    # Budget notifications: 90% actual, delivered twice, and again under a new message id.
-    data = budget_body(alertThresholdExceeded=0.9)
-    for message_id in ("m-1", "m-1", "m-2"):
-        assert push(live.url, "budget-notifications", data, BUDGET_ATTRS, message_id).status_code < 300
-    # Malformed ones are dropped (acknowledged), not retried forever.
-    assert push(live.url, "budget-notifications", b"not json", BUDGET_ATTRS, "m-3").status_code < 300
-    assert push(live.url, "budget-notifications", data, {"budgetId": "b-123"}, "m-4").status_code < 300
-    crossing = [
-        AlertTransition.model_validate_json(m.data)
-        for m in pull_all(subscription)
-        if json.loads(m.data)["rule"] == "cost-budget-threshold"
-        and json.loads(m.data)["labels"]["threshold"] == "actual-90"
-    ]
-    assert len(crossing) == 1
-    assert crossing[0].severity == "medium"
-    listed = requests.get(f"{live.url}/v1/cost/anomalies", timeout=30).json()["crossings"]
-    assert any(c["threshold"] == "actual-90" and c["source"] == "budget b-123" for c in listed)
-
-
-def test_missing_source_answers_503_and_deployed_needs_the_table(fs, serve_capability) -> None:  # type: ignore[no-untyped-def]
-    live = serve_capability("cost", {})
-    health = requests.get(f"{live.url}/health", timeout=30)
-    assert health.json()["source"]["name"] is None
-    assert health.json()["checks"]["firestore"]["ok"] is True
-    answer = requests.post(f"{live.url}/", timeout=30)
-    assert answer.status_code == 503
-    assert "ION_COST_BILLING_TABLE" in answer.json()["detail"]
-    os.environ["K_SERVICE"] = "snapshot-cost"
-    from functions.cost.settings import MissingSetting, get_cost_settings
-
-    get_cost_settings.cache_clear()
-    with pytest.raises(MissingSetting, match="ION_COST_BILLING_TABLE"):
-        get_cost_settings()
-    get_cost_settings.cache_clear()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cost_clients() -> Iterator[None]:
-    cost_main.reset()
-    previous = set_clock(FrozenClock(datetime.now(UTC)))
-    set_clock(previous)
-    yield
-    cost_main.reset()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _emulator_answers(emulators) -> None:  # type: ignore[no-untyped-def]
-    """A freshly started Firestore emulator on a loaded machine can take longer than the `fs`
-    fixture's 10 s to answer its first reset: wait for it once, boundedly, before the first test."""
-    import time
-    import urllib.request
-
-    url = f"http://{emulators.firestore_host}/emulator/v1/projects/{emulators.project}/databases/(default)/documents"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(urllib.request.Request(url, method="DELETE"), timeout=30).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(2)

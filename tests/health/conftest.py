@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from shared.topology import ROOT
+from tests.pubsub_helpers import pull_acknowledged
 
 
 @pytest.fixture
@@ -47,20 +48,7 @@ def alerts_inbox(emulators):  # type: ignore[no-untyped-def]
     subscriber.create_subscription(name=subscription, topic=topic)
 
     def drain(settle: float = 1.0) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        deadline = time.monotonic() + settle
-        while time.monotonic() < deadline:
-            response = subscriber.pull(request={"subscription": subscription, "max_messages": 100}, timeout=5)
-            if response.received_messages:
-                subscriber.acknowledge(
-                    request={
-                        "subscription": subscription,
-                        "ack_ids": [m.ack_id for m in response.received_messages],
-                    }
-                )
-                found.extend(json.loads(m.message.data) for m in response.received_messages)
-                deadline = time.monotonic() + settle
-        return found
+        return [json.loads(m.data) for m in pull_acknowledged(subscriber, subscription, quiet_seconds=settle)]
 
     yield drain
     subscriber.delete_subscription(subscription=subscription)

@@ -10,8 +10,9 @@ import pytest
 from functions.health.actions import ActionState, conditions, step
 from functions.health.config import load_config
 from functions.health.personas import Answer, band_alert, drift_vs_baseline, drift_vs_expected, satisfaction
-from functions.health.scoring import Component, ScoreResult
+from functions.health.scoring import ScoreResult
 from functions.health.settings import DEFAULT_CONFIG_FILE
+from functions.health.signals import Component
 from functions.health.stats import chi2_sf, js_distance, mean_interval, wilson
 
 CFG = load_config(DEFAULT_CONFIG_FILE)

@@ -136,7 +136,8 @@ def test_bad_events_are_refused_whole(health_client, fs) -> None:  # type: ignor
     )
 
 
-def test_health_reads_firestore(health_client) -> None:  # type: ignore[no-untyped-def]
+def test_health_reads_firestore(health_client, alerts_inbox) -> None:  # type: ignore[no-untyped-def]
+    # alerts_inbox: the alerts topic the health function publishes to exists (it is probed too).
     body = health_client.get("/health").get_json()
     assert body["status"] == "ok"
     assert body["checks"]["firestore"]["ok"] is True

@@ -12,8 +12,8 @@ from functions.health.config import load_config
 from functions.health.models import CustomerIn, PaymentEvent
 from functions.health.personas import Answer
 from functions.health.run import run_health
-from functions.health.scoring import Usage
 from functions.health.settings import DEFAULT_CONFIG_FILE
+from functions.health.signals import Usage
 from functions.health.store import FirestoreHealthStore
 from functions.health.usage import MemoryUsage
 from shared import clock

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from functions.health import scoring
+from functions.health import signals
 from functions.health.config import HealthConfig, load_config
 from functions.health.models import NpsEvent, PaymentEvent, TicketEvent
-from functions.health.scoring import Component, Usage, category_of, combine, score_customer
+from functions.health.scoring import category_of, combine, score_customer
 from functions.health.settings import DEFAULT_CONFIG_FILE
+from functions.health.signals import Component, Usage
 
 CFG = load_config(DEFAULT_CONFIG_FILE)
 AS_OF = date(2026, 11, 30)
@@ -28,47 +29,47 @@ def usage(active_days: int = 20, per_day: float = 100, before_per_day: float | N
 
 
 def test_engagement_is_monotone_in_active_days_volume_and_trend() -> None:
-    by_days = [scoring.engagement(usage(d), AS_OF, 365, CFG).score for d in (0, 5, 10, 19, 20, 28)]
+    by_days = [signals.engagement(usage(d), AS_OF, 365, CFG).score for d in (0, 5, 10, 19, 20, 28)]
     assert by_days == sorted(by_days)
     assert by_days[0] == 0
     assert by_days[-1] == by_days[-2] == 100
     falling = [
-        scoring.engagement(usage(20, 100, b), AS_OF, 365, CFG).score for b in (50, 100, 200, 400, 1000)
+        signals.engagement(usage(20, 100, b), AS_OF, 365, CFG).score for b in (50, 100, 200, 400, 1000)
     ]
     assert falling == sorted(falling, reverse=True)
-    component = scoring.engagement(usage(20, 100, 400), AS_OF, 365, CFG)
+    component = signals.engagement(usage(20, 100, 400), AS_OF, 365, CFG)
     assert component.inputs["trend_ratio"] == 0.25
     assert component.inputs["active_days"] == 20
 
 
 def test_young_customers_are_judged_on_the_days_they_existed_and_without_trend() -> None:
     ten_days = Usage(daily={AS_OF - timedelta(days=i): 50 for i in range(1, 8)})
-    young = scoring.engagement(ten_days, AS_OF, 10, CFG)
+    young = signals.engagement(ten_days, AS_OF, 10, CFG)
     assert young.inputs["trend_ratio"] is None
     # 7 active of 10 days -> 19.6 of 28 scaled, nearly full activity
-    assert young.score > scoring.engagement(ten_days, AS_OF, 365, CFG).score
+    assert young.score > signals.engagement(ten_days, AS_OF, 365, CFG).score
 
 
 def test_adoption_counts_core_features_used() -> None:
     u = Usage(features={"route_key": 5, "bulk": 1, "recommend": 0})
-    component = scoring.adoption(u, CFG)
+    component = signals.adoption(u, CFG)
     assert component.score == 40
     assert component.inputs["unused"] == ["route_message", "recommend", "feedback"]
 
 
 def test_api_health_falls_with_errors_and_rate_limits_and_is_missing_without_requests() -> None:
-    assert scoring.api_health(Usage(), CFG) is None
+    assert signals.api_health(Usage(), CFG) is None
     scores = [
-        scoring.api_health(Usage(outcomes={"ok": 100 - bad, "rate_limited": bad}), CFG).score  # type: ignore[union-attr]
+        signals.api_health(Usage(outcomes={"ok": 100 - bad, "rate_limited": bad}), CFG).score  # type: ignore[union-attr]
         for bad in (0, 5, 10, 20, 40)
     ]
     assert scores == [100, 75, 50, 0, 0]
 
 
 def test_feedback_mixes_helpful_ratings_and_nps_from_both_sources() -> None:
-    assert scoring.feedback(Usage(), [], CUTOFF, CFG) is None
-    good = scoring.feedback(Usage(feedback={"helpful": 9, "not_helpful": 1, "rating_5": 4}), [], CUTOFF, CFG)
-    bad = scoring.feedback(Usage(feedback={"helpful": 1, "not_helpful": 9, "rating_1": 4}), [], CUTOFF, CFG)
+    assert signals.feedback(Usage(), [], CUTOFF, CFG) is None
+    good = signals.feedback(Usage(feedback={"helpful": 9, "not_helpful": 1, "rating_5": 4}), [], CUTOFF, CFG)
+    bad = signals.feedback(Usage(feedback={"helpful": 1, "not_helpful": 9, "rating_1": 4}), [], CUTOFF, CFG)
     assert good is not None
     assert bad is not None
     assert good.score > 80
@@ -77,12 +78,12 @@ def test_feedback_mixes_helpful_ratings_and_nps_from_both_sources() -> None:
         NpsEvent(type="nps", event_id=f"n{i}", at=CUTOFF - timedelta(days=3), score=s)
         for i, s in enumerate((10, 9, 3))
     ]
-    with_nps = scoring.feedback(Usage(feedback={"nps_10": 1}), survey, CUTOFF, CFG)
+    with_nps = signals.feedback(Usage(feedback={"nps_10": 1}), survey, CUTOFF, CFG)
     assert with_nps is not None
     assert with_nps.inputs["nps"] == 50.0  # 3 promoters, 1 detractor of 4
     assert with_nps.score == 75.0
     stale = [NpsEvent(type="nps", event_id="old", at=CUTOFF - timedelta(days=400), score=0)]
-    assert scoring.feedback(Usage(), stale, CUTOFF, CFG) is None
+    assert signals.feedback(Usage(), stale, CUTOFF, CFG) is None
 
 
 def _ticket(i: int, status: str, priority: str = "normal", days_ago: float = 3) -> TicketEvent:
@@ -97,14 +98,14 @@ def _ticket(i: int, status: str, priority: str = "normal", days_ago: float = 3) 
 
 
 def test_tickets_score_falls_with_open_load_and_the_latest_state_counts() -> None:
-    assert scoring.tickets([], CUTOFF, CFG) is None
-    closed = scoring.tickets(
+    assert signals.tickets([], CUTOFF, CFG) is None
+    closed = signals.tickets(
         [_ticket(1, "open", days_ago=60), _ticket(1, "closed", days_ago=50)], CUTOFF, CFG
     )
     assert closed is not None
     assert closed.score == 100
-    one = scoring.tickets([_ticket(1, "open")], CUTOFF, CFG)
-    urgent = scoring.tickets([_ticket(1, "open", "urgent")], CUTOFF, CFG)
+    one = signals.tickets([_ticket(1, "open")], CUTOFF, CFG)
+    urgent = signals.tickets([_ticket(1, "open", "urgent")], CUTOFF, CFG)
     assert one is not None
     assert urgent is not None
     assert closed.score > one.score > urgent.score
@@ -122,8 +123,8 @@ def test_payment_penalises_the_latest_state_of_each_invoice() -> None:
             days_late=late,
         )
 
-    settled = scoring.payment([pay(1, "overdue", 20), pay(1, "paid", 10, late=12)], CUTOFF, CFG)
-    failing = scoring.payment([pay(1, "paid", 40), pay(2, "failed", 5), pay(3, "overdue", 2)], CUTOFF, CFG)
+    settled = signals.payment([pay(1, "overdue", 20), pay(1, "paid", 10, late=12)], CUTOFF, CFG)
+    failing = signals.payment([pay(1, "paid", 40), pay(2, "failed", 5), pay(3, "overdue", 2)], CUTOFF, CFG)
     assert settled is not None
     assert failing is not None
     assert settled.score == 90

@@ -10,7 +10,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2 as m
 
-from shared.otlp_metrics import key_values
+from functions.routing.otlp_metrics import key_values
 
 DELTA = m.AGGREGATION_TEMPORALITY_DELTA
 CUMULATIVE = m.AGGREGATION_TEMPORALITY_CUMULATIVE

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from devtools.emulators import reset_firestore
-from functions.reports import panels, render, report
-from functions.reports.main import dashboard_cache
+from functions.reports import audiences, panels, render
+from functions.reports.cache import dashboard_cache
 from functions.reports.settings import get_reports_settings
 from shared import clock
 
@@ -22,7 +22,7 @@ NOW = datetime(2026, 11, 18, 12, 0, 30, tzinfo=UTC)
 def _reports_isolated() -> Iterator[None]:
     get_reports_settings.cache_clear()
     panels.load_catalog.cache_clear()
-    report.load_audiences.cache_clear()
+    audiences.load_audiences.cache_clear()
     dashboard_cache.clear()
     yield
     get_reports_settings.cache_clear()

@@ -15,12 +15,14 @@ import requests
 
 from devtools.metric_history import write_history
 from devtools.processes import free_port
-from functions.reports.build import PanelBuilder, format_value
+from functions.reports.audiences import load_audiences
+from functions.reports.build import PanelBuilder
 from functions.reports.panels import load_catalog
 from functions.reports.period import last_full_week
-from functions.reports.report import build_report, load_audiences
+from functions.reports.report import build_report
 from functions.reports.settings import get_reports_settings
 from functions.reports.source import FirestoreAlertSource, StoreMetricSource
+from functions.reports.views import format_value
 from tests.reports.smtp import SmtpServer
 from tests.reports.traffic import Expected, one_minute
 
@@ -226,7 +228,7 @@ def test_report_figures_are_the_dashboard_panels_figures(fs) -> None:
 
 
 def test_audiences_name_only_existing_panels() -> None:
-    from functions.reports.report import parse_audiences
+    from functions.reports.audiences import parse_audiences
 
     catalog = load_catalog()
     bad = {

@@ -98,7 +98,7 @@ def collected(make_client: Callable[..., Any]) -> Callable[..., tuple[Any, Any, 
     ``service.telemetry.flush()`` ships the current batch into the sink."""
     from functions.routing.metrics import RoutingMetrics
     from functions.routing.service import RoutingService, install_service
-    from shared.telemetry import Telemetry, TelemetrySettings
+    from functions.routing.telemetry import Telemetry, TelemetrySettings
 
     def make(**env: str) -> tuple[Any, Any, MetricsSink]:
         client = make_client(**env)

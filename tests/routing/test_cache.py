@@ -9,7 +9,7 @@ import pytest
 from devtools.processes import free_port
 from functions.routing.cache import TwoTierCache
 from functions.routing.metrics import RoutingMetrics
-from shared.telemetry import Telemetry, TelemetrySettings
+from functions.routing.telemetry import Telemetry, TelemetrySettings
 from tests.routing.conftest import MetricsSink
 
 

@@ -109,8 +109,8 @@ def test_a_routed_request_shows_up_in_the_customers_usage_and_score(fs, collecte
     from functions.health.store import FirestoreHealthStore
     from functions.health.usage import MetricUsage
     from functions.ingestion.main import ingest_payload
+    from functions.routing.telemetry import CONTENT_TYPE
     from shared.clock import utcnow
-    from shared.telemetry import CONTENT_TYPE
 
     key = _issue()
     client, service, sink = collected()

@@ -105,49 +105,20 @@ class EmailChannel:
         return {"message_id": message["Message-ID"], "to": recipients}
 
     def _send(self, message: EmailMessage, recipients: list[str]) -> None:
-        import smtplib
-        import ssl
+        from shared.smtp import SmtpError, send_message
 
         settings = self.settings
-        tls = settings.smtp_tls
-        context = ssl.create_default_context(cafile=settings.smtp_ca_file)
-        host = str(settings.smtp_host)
-        timeout = settings.request_timeout_seconds
         try:
-            with (
-                smtplib.SMTP_SSL(host, settings.smtp_port, timeout=timeout, context=context)
-                if tls == "implicit"
-                else smtplib.SMTP(host, settings.smtp_port, timeout=timeout)
-            ) as smtp:
-                if tls == "starttls":
-                    smtp.starttls(context=context)
-                if settings.smtp_user and settings.smtp_password:
-                    smtp.login(settings.smtp_user, settings.smtp_password)
-                refused = smtp.send_message(message, to_addrs=recipients)
-        except ssl.SSLCertVerificationError as exc:
-            # Not a passing fault: the same certificate will fail the same way on every retry.
-            raise DeliveryError(
-                f"SMTP server {host}:{settings.smtp_port} presented a certificate that does not "
-                f"verify ({exc.verify_message}); nothing was sent",
-                retryable=False,
-            ) from None
-        except smtplib.SMTPNotSupportedError as exc:
-            raise DeliveryError(
-                f"SMTP server {host}:{settings.smtp_port} does not offer STARTTLS ({exc}); nothing is "
-                "sent in clear",
-                retryable=False,
-            ) from None
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            raise DeliveryError(
-                f"SMTP refused every recipient: {exc.recipients}",
-                retryable=all(400 <= c < 500 for c in codes),
-            ) from None
-        except smtplib.SMTPResponseException as exc:
-            raise DeliveryError(
-                f"SMTP answered {exc.smtp_code} {exc.smtp_error!r}", retryable=400 <= exc.smtp_code < 500
-            ) from None
-        except (smtplib.SMTPException, OSError) as exc:
-            raise DeliveryError(f"SMTP failed: {exc}", retryable=True) from None
-        if refused:
-            raise DeliveryError(f"SMTP refused some recipients: {refused}", retryable=False)
+            send_message(
+                message,
+                recipients,
+                host=str(settings.smtp_host),
+                port=settings.smtp_port,
+                tls=settings.smtp_tls,
+                timeout=settings.request_timeout_seconds,
+                ca_file=settings.smtp_ca_file,
+                user=settings.smtp_user,
+                password=settings.smtp_password,
+            )
+        except SmtpError as exc:
+            raise DeliveryError(str(exc), retryable=exc.retryable) from None

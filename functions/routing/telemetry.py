@@ -41,8 +41,7 @@ from typing import TYPE_CHECKING, TypeVar
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.logging import get_logger
-from shared.otlp_metrics import (
+from functions.routing.otlp_metrics import (
     SCALE,
     Accumulator,
     Attributes,
@@ -54,6 +53,7 @@ from shared.otlp_metrics import (
     encode_request,
     map_to_index,
 )
+from shared.logging import get_logger
 from shared.settings import get_settings
 
 __all__ = ["SCALE", "AttrValue", "Attributes", "Telemetry", "TelemetrySettings", "map_to_index"]
@@ -293,6 +293,7 @@ class Telemetry:
             ("cloud.region", self.region),
         )
         metrics = {name: (i.kind, i.unit, i.description) for name, i in self._instruments.items()}
+        # The instrumentation scope keeps the name it first shipped under (ingestion keys series by it).
         return encode_request(resource, ("ion-ops.shared.telemetry", "1"), metrics, batch, time.time_ns())
 
 

@@ -1,4 +1,4 @@
-"""OTLP metric encoding for ``shared.telemetry``: one typed accumulator per instrument kind (delta
+"""OTLP metric encoding for ``functions.routing.telemetry``: one typed accumulator per instrument kind (delta
 monotonic Sum, last-value Gauge, delta ExponentialHistogram at scale 6) that writes its own OTLP
 data point, and the request that carries a batch of them.
 

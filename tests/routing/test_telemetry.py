@@ -1,4 +1,4 @@
-"""shared.telemetry: exponential-histogram accuracy, OTLP encoding, flush policy, failure handling,
+"""functions.routing.telemetry: exponential-histogram accuracy, OTLP encoding, flush policy, failure handling,
 and one batch through the Pub/Sub emulator decoded with opentelemetry-proto."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 
-from shared.telemetry import SCALE, Telemetry, TelemetrySettings, map_to_index
+from functions.routing.telemetry import SCALE, Telemetry, TelemetrySettings, map_to_index
 
 DELTA = metrics_pb2.AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA
 
@@ -24,6 +24,13 @@ class FakeMonotonic:
 
     def __call__(self) -> float:
         return self.now
+
+
+@pytest.fixture(autouse=True)
+def _default_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The defaults, not the quiet metrics the other routing tests set in the environment."""
+    for name in ("ION_METRICS_ENABLED", "ION_METRICS_FLUSH_SECONDS"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def make(publish: Any = None, **settings: Any) -> tuple[Telemetry, list[bytes], FakeMonotonic]:

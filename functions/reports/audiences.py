@@ -1,0 +1,99 @@
+"""Who gets which report: the audiences file (``audiences.yaml``), each audience's sections and
+the dashboard panels they draw on, checked against the dashboards when loaded."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from functions.reports.panels import Catalog
+from functions.reports.settings import ReportsSettings
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IncidentSpec(_Strict):
+    severities: list[str] = ["critical", "high"]
+
+
+class SectionSpec(_Strict):
+    id: str
+    title: str
+    figures: list[str] = []
+    tables: list[str] = []
+    chart: str | None = None
+    error_budget: str | None = None
+    incidents: IncidentSpec | None = None
+    # Data from a capability not built yet: said plainly instead of an empty table.
+    pending: str = ""
+
+    def refs(self) -> list[str]:
+        return [
+            *self.figures,
+            *self.tables,
+            *([self.chart] if self.chart else []),
+            *([self.error_budget] if self.error_budget else []),
+        ]
+
+
+class AudienceSpec(_Strict):
+    name: str
+    title: str
+    recipients: list[str] = []
+    time_zone: str | None = None
+    sections: list[SectionSpec]
+
+    def mail_to(self) -> list[str]:
+        """``ION_REPORTS_TO_<AUDIENCE>`` (comma-separated) when set, else the YAML list."""
+        override = os.environ.get(f"ION_REPORTS_TO_{self.name.upper()}")
+        if override is not None:
+            return [r.strip() for r in override.split(",") if r.strip()]
+        return list(self.recipients)
+
+
+class Audiences(_Strict):
+    audiences: dict[str, AudienceSpec]
+
+    def check_against(self, catalog: Catalog) -> Audiences:
+        for audience in self.audiences.values():
+            for section in audience.sections:
+                for ref in section.refs():
+                    try:
+                        catalog.panel(ref)
+                    except KeyError as exc:
+                        raise ValueError(f"{audience.name}.{section.id}: {exc.args[0]}") from None
+        return self
+
+
+def parse_audiences(data: dict, catalog: Catalog) -> Audiences:
+    audiences = {
+        name: AudienceSpec.model_validate({"name": name, **body})
+        for name, body in (data.get("audiences") or {}).items()
+    }
+    return Audiences(audiences=audiences).check_against(catalog)
+
+
+@lru_cache(maxsize=4)
+def load_audiences(path: Path, dashboards_file: Path) -> Audiences:
+    """The audiences file, checked against the dashboards it names panels of."""
+    from functions.reports.panels import load_catalog
+
+    with open(path, encoding="utf-8") as handle:
+        return parse_audiences(yaml.safe_load(handle) or {}, load_catalog(dashboards_file))
+
+
+def configured_audiences(settings: ReportsSettings, *, deployed: bool) -> Audiences:
+    """The settings' audiences file; a deployed function refuses to run with an audience nobody
+    would receive (naming the variables to set)."""
+    loaded = load_audiences(settings.audiences_file, settings.dashboards_file)
+    if deployed:
+        missing = [f"ION_REPORTS_TO_{a.name.upper()}" for a in loaded.audiences.values() if not a.mail_to()]
+        if missing:
+            raise RuntimeError(f"reports: deployed without recipients; set {', '.join(missing)}")
+    return loaded

@@ -1,0 +1,117 @@
+"""The panel and dashboard views every output format is rendered from (HTML, JSON, Markdown,
+text, the weekly report's tables and PNG charts), and how their values read.
+
+The JSON of ``DashboardView`` is the documented dashboard API (``schema_version`` changes only
+with an incompatible change).
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import AwareDatetime, BaseModel
+
+from functions.reports.panels import Band, Status
+
+SCHEMA_VERSION = 1
+STATUS_ORDER: dict[str, int] = {"breach": 0, "warning": 1, "no_data": 2, "ok": 3, "info": 4}
+
+
+class SeriesView(BaseModel):
+    label: str
+    points: list[tuple[AwareDatetime, float]]
+
+
+class RowView(BaseModel):
+    label: str
+    value: float | None
+    text: str
+    status: Status = "info"
+    share: float | None = None
+
+
+class AlertView(BaseModel):
+    rule: str
+    kind: str
+    severity: str
+    labels: dict[str, str]
+    since: AwareDatetime | None
+    value: float | None
+    threshold: float | None
+
+
+class IncidentView(BaseModel):
+    rule: str
+    severity: str
+    labels: dict[str, str]
+    started: AwareDatetime
+    ended: AwareDatetime | None
+    duration_seconds: float
+    ongoing: bool
+    summary: str
+
+
+class PanelView(BaseModel):
+    id: str
+    title: str
+    kind: str
+    description: str = ""
+    unit: str
+    target: str = ""
+    status: Status
+    value: float | None = None
+    text: str = ""
+    band: Band | None = None
+    series: list[SeriesView] = []
+    rows: list[RowView] = []
+    alerts: list[AlertView] = []
+    incidents: list[IncidentView] = []
+    note: str = ""
+
+
+class DashboardView(BaseModel):
+    schema_version: int = SCHEMA_VERSION
+    name: str
+    title: str
+    description: str
+    window: str
+    region: str | None
+    start: AwareDatetime
+    end: AwareDatetime
+    step_seconds: int
+    refresh_seconds: int
+    generated_at: AwareDatetime
+    status: Status
+    panels: list[PanelView]
+
+
+# -- formatting ------------------------------------------------------------------------------------
+
+
+def format_value(value: float | None, unit: str) -> str:
+    if value is None or not math.isfinite(value):
+        return "no data"
+    if unit == "percent":
+        pct = value * 100
+        if pct >= 99.0 and pct < 100.0:
+            return f"{pct:.3f}%"
+        return f"{pct:.2f}%" if pct < 10 else f"{pct:.1f}%"
+    if unit == "seconds":
+        if abs(value) < 1.0:
+            ms = value * 1000
+            return f"{ms:.2f} ms" if ms < 10 else f"{ms:.1f} ms"
+        return f"{value:.2f} s"
+    if unit == "per_second":
+        return f"{value:,.0f}/s" if value >= 100 else f"{value:.2f}/s"
+    if unit == "instances":
+        return f"{value:.1f}"
+    if unit == "ratio":
+        return f"{value:.3f}"
+    return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 100 else f"{value:,.2f}"
+
+
+def worst(statuses: list[str]) -> Status:
+    graded = [s for s in statuses if s != "info"]
+    if not graded:
+        return "info"
+    return min(graded, key=lambda s: STATUS_ORDER[s])  # type: ignore[return-value]
