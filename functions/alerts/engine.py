@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -122,26 +123,34 @@ class Evaluator:
     def apply(self, rule: Any, observations: list[Observation], now: datetime) -> list[AlertTransition]:
         snapshot = self.store.snapshot(rule.name)
         by_fp = {rule.fingerprint(o.labels): o for o in observations}
-        moved: list[AlertTransition] = []
-        for fingerprint in set(by_fp) | {
-            fp for fp, s in snapshot.items() if s.state in ("pending", "firing")
-        }:
+        changing: list[tuple[str, Observation | None]] = []
+        for fingerprint in sorted(
+            set(by_fp) | {fp for fp, s in snapshot.items() if s.state in ("pending", "firing")}
+        ):
             obs = by_fp.get(fingerprint)
-            prior = snapshot.get(fingerprint)
-            new, _ = step(rule, prior, obs, now)
-            if new is None:
-                continue
+            new, _ = step(rule, snapshot.get(fingerprint), obs, now)
+            if new is not None:
+                changing.append((fingerprint, obs))
 
-            def compute(
-                fresh: AlertState | None, obs: Observation | None = obs
-            ) -> tuple[AlertState | None, AlertTransition | None]:
+        def commit(item: tuple[str, Observation | None]) -> AlertTransition | None:
+            fingerprint, obs = item
+
+            def compute(fresh: AlertState | None) -> tuple[AlertState | None, AlertTransition | None]:
                 return step(rule, fresh, obs, now)
 
-            transition = self.store.apply(fingerprint, compute)
-            if transition is not None:
-                moved.append(transition)
-                if self.publish is not None:
-                    self.publish(transition)
+            return self.store.apply(fingerprint, compute)
+
+        # Each alert is its own optimistic write: a networked store (Firestore) takes several at once.
+        workers = min(len(changing), getattr(self.store, "concurrent_writes", 1))
+        if workers > 1:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                outcomes = list(pool.map(commit, changing))
+        else:
+            outcomes = [commit(item) for item in changing]
+        moved = [t for t in outcomes if t is not None]
+        if self.publish is not None:
+            for transition in moved:
+                self.publish(transition)
         return moved
 
     # -- observations per kind -------------------------------------------------------------------

@@ -199,6 +199,8 @@ class FirestoreStateStore:
     re-reads the state, decides again and writes the state together with the transition in the
     outbox ``alert_transitions/<transition_id>`` (``published: false`` until Pub/Sub has it)."""
 
+    concurrent_writes = 16  # alerts applied at once by the engine (each write is independent)
+
     def __init__(self) -> None:
         from shared.firestore import get_firestore
 

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -74,16 +76,25 @@ class MemoisedMetricSource:
 
     def __init__(self, inner: MetricSource) -> None:
         self.inner = inner
-        self._answers: dict[str, QueryResult] = {}
+        self._answers: dict[str, Future[QueryResult]] = {}
+        self._lock = threading.Lock()
         self.queries = 0
 
     def query(self, query: MetricQuery) -> QueryResult:
+        """Thread-safe: panels built side by side asking the same query wait for one answer."""
         key = query.model_dump_json()
-        answer = self._answers.get(key)
-        if answer is None:
-            self.queries += 1
-            answer = self._answers[key] = self.inner.query(query)
-        return answer
+        with self._lock:
+            answer = self._answers.get(key)
+            asking = answer is None
+            if answer is None:
+                answer = self._answers[key] = Future()
+                self.queries += 1
+        if asking:
+            try:
+                answer.set_result(self.inner.query(query))
+            except BaseException as exc:  # noqa: BLE001 - handed to every waiter, raised below
+                answer.set_exception(exc)
+        return answer.result()
 
 
 class FirestoreAlertSource:
