@@ -7,9 +7,10 @@ dispatches each task's HTTP request at its ``scheduleTime``, as Cloud Tasks does
         --location us-central1 --queue fanout-timers
 
 Served: ``POST /v2/projects/P/locations/L/queues/Q/tasks`` (``tasks.create``) and
-``GET /v2/.../tasks/T`` (``tasks.get``). Checked as the API checks them: the queue exists, the body
-has only known fields, the task name is ``<queue>/tasks/<id>`` with an id of 1-500 letters,
-digits, ``-`` or ``_``, a name already used (pending or dispatched) is ``409 ALREADY_EXISTS``,
+``GET /v2/.../tasks/T`` (``tasks.get``). Checked as the API checks them (the request checks are
+``cloudtasks_api.py``): the queue exists, the body has only known fields, the task name is
+``<queue>/tasks/<id>`` with an id of 1-500 letters, digits, ``-`` or ``_``, a name already used
+(pending or dispatched) is ``409 ALREADY_EXISTS``,
 ``scheduleTime`` is RFC 3339 and at most 30 days ahead, ``httpRequest.url`` is an absolute
 http(s) URL, ``httpMethod`` is known, a body only goes with POST, PUT or PATCH, ``oidcToken`` needs
 a service account email and excludes ``oauthToken``, ``dispatchDeadline`` is 15 s to 30 min.
@@ -35,33 +36,15 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from devtools.cloudtasks_api import ApiError, Task, checked_task, rfc3339
+
 QUEUE_PATH = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/queues/[^/]+)/tasks$")
 TASK_PATH = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/queues/[^/]+/tasks/[^/]+)$")
-TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
-# google.cloud.tasks.v2.HttpMethod: the client sends enums as numbers (``enum-encoding=int``).
-METHODS = {1: "POST", 2: "GET", 3: "HEAD", 4: "PUT", 5: "DELETE", 6: "PATCH", 7: "OPTIONS"}
-VIEWS = {0: "VIEW_UNSPECIFIED", 1: "BASIC", 2: "FULL"}
-TASK_FIELDS = {"name", "scheduleTime", "httpRequest", "appEngineHttpRequest", "dispatchDeadline"}
-HTTP_FIELDS = {"url", "httpMethod", "headers", "body", "oidcToken", "oauthToken"}
-MAX_AHEAD = timedelta(days=30)
-MAX_TASK_BYTES = 1024 * 1024
-STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 405: "UNIMPLEMENTED", 409: "ALREADY_EXISTS"}
-
-
-class ApiError(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "error": {"code": self.code, "message": self.message, "status": STATUS.get(self.code, "UNKNOWN")}
-        }
 
 
 @dataclass
@@ -76,30 +59,6 @@ class Attempt:
     task: str
     at: datetime
     status: int  # 0: the target could not be reached
-
-
-@dataclass
-class Task:
-    name: str
-    schedule_time: datetime
-    http: dict[str, Any]
-    created: datetime
-    dispatch_deadline: str = "600s"
-    dispatch_count: int = 0
-    done: bool = False
-
-    def as_json(self, full: bool) -> dict[str, Any]:
-        http = {k: v for k, v in self.http.items() if full or k not in ("body", "headers")}
-        return {
-            "name": self.name,
-            "scheduleTime": _rfc3339(self.schedule_time),
-            "createTime": _rfc3339(self.created),
-            "dispatchDeadline": self.dispatch_deadline,
-            "dispatchCount": self.dispatch_count,
-            "responseCount": self.dispatch_count,
-            "view": "FULL" if full else "BASIC",
-            "httpRequest": http,
-        }
 
 
 @dataclass
@@ -128,44 +87,15 @@ class CloudTasksState:
                 "Queue does not exist. If you just created the queue, wait at least a minute for "
                 "the queue to initialize.",
             )
-        if not isinstance(body, dict) or not isinstance(body.get("task"), dict):
-            raise ApiError(400, "task is required")
-        _unknown(body, {"task", "responseView"}, "")
-        raw = body["task"]
-        _unknown(raw, TASK_FIELDS, "task")
         now = datetime.now(UTC)
-        name = raw.get("name") or f"{parent}/tasks/{next(self._seq)}{int(now.timestamp() * 1e6)}"
-        prefix = f"{parent}/tasks/"
-        if not name.startswith(prefix) or not TASK_ID.match(name[len(prefix) :]):
-            raise ApiError(
-                400,
-                f'Task name must be formatted: "{prefix}TASK_ID" where TASK_ID has 1-500 letters '
-                f"([A-Za-z]), numbers ([0-9]), hyphens (-) or underscores (_); got {name!r}",
-            )
-        schedule = _parse_time(raw["scheduleTime"], "task.schedule_time") if raw.get("scheduleTime") else now
-        if schedule - now > MAX_AHEAD:
-            raise ApiError(
-                400, f"The task's schedule_time {raw['scheduleTime']} is more than 30 days in the future"
-            )
-        if "appEngineHttpRequest" in raw or not isinstance(raw.get("httpRequest"), dict):
-            raise ApiError(
-                400,
-                "task.http_request is required: the queue has HTTP targets "
-                "(App Engine targets are not served by this stand-in)",
-            )
-        http = _checked_http(raw["httpRequest"])
-        deadline = raw.get("dispatchDeadline", "600s")
-        if not re.fullmatch(r"\d+(\.\d+)?s", str(deadline)) or not 15 <= float(str(deadline)[:-1]) <= 1800:
-            raise ApiError(400, f"task.dispatch_deadline must be between 15s and 1800s, not {deadline!r}")
-        if len(json.dumps(raw)) > MAX_TASK_BYTES:
-            raise ApiError(400, "Task size too large: the maximum is 1 MB")
+        task, full = checked_task(parent, body, now, lambda: next(self._seq))
         with self.lock:
-            if name in self.tasks:
+            if task.name in self.tasks:
                 raise ApiError(409, "Requested entity already exists")
-            task = self.tasks[name] = Task(name, schedule, http, now, str(deadline))
-            heapq.heappush(self._heap, (schedule.timestamp(), next(self._seq), name))
+            self.tasks[task.name] = task
+            heapq.heappush(self._heap, (task.schedule_time.timestamp(), next(self._seq), task.name))
             self.lock.notify_all()
-        return task.as_json(full=VIEWS.get(body.get("responseView"), body.get("responseView")) == "FULL")
+        return task.as_json(full=full)
 
     def get(self, name: str) -> dict[str, Any]:
         with self.lock:
@@ -243,80 +173,9 @@ class CloudTasksState:
             return {
                 "tasks": [t.as_json(full=True) | {"done": t.done} for t in self.tasks.values()],
                 "attempts": [
-                    {"task": a.task, "at": _rfc3339(a.at), "status": a.status} for a in self.attempts
+                    {"task": a.task, "at": rfc3339(a.at), "status": a.status} for a in self.attempts
                 ],
             }
-
-
-def _unknown(data: dict[str, Any], known: set[str], where: str) -> None:
-    extra = sorted(set(data) - known)
-    if extra:
-        at = f" at '{where}'" if where else ""
-        raise ApiError(
-            400, f'Invalid JSON payload received. Unknown name "{extra[0]}"{at}: Cannot find field.'
-        )
-
-
-def _checked_http(raw: dict[str, Any]) -> dict[str, Any]:
-    _unknown(raw, HTTP_FIELDS, "task.http_request")
-    url = raw.get("url") or ""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2083:
-        raise ApiError(
-            400,
-            "HttpRequest.url must be an absolute http:// or https:// URL of at most 2083 "
-            f"characters, not {url!r}",
-        )
-    method = METHODS.get(raw.get("httpMethod", 1), raw.get("httpMethod"))  # type: ignore[call-overload]
-    if method == "HTTP_METHOD_UNSPECIFIED" or raw.get("httpMethod") == 0:
-        method = "POST"  # unspecified means POST
-    if method not in METHODS.values():
-        raise ApiError(
-            400,
-            "Invalid value at 'task.http_request.http_method' "
-            f'(type.googleapis.com/google.cloud.tasks.v2.HttpMethod), "{method}"',
-        )
-    if raw.get("body"):
-        if method not in ("POST", "PUT", "PATCH"):
-            raise ApiError(400, "HttpRequest.body can only be set for POST, PUT or PATCH requests")
-        try:
-            base64.b64decode(raw["body"], validate=True)
-        except ValueError:
-            raise ApiError(
-                400, "Invalid value at 'task.http_request.body' (TYPE_BYTES): not base64"
-            ) from None
-    headers = raw.get("headers") or {}
-    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
-        raise ApiError(400, "HttpRequest.headers must map header names to strings")
-    if raw.get("oidcToken") is not None and raw.get("oauthToken") is not None:
-        raise ApiError(400, "Only one of oidc_token and oauth_token may be set")
-    token = raw.get("oidcToken")
-    if token is not None:
-        _unknown(token, {"serviceAccountEmail", "audience"}, "task.http_request.oidc_token")
-        if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", token.get("serviceAccountEmail") or ""):
-            raise ApiError(400, "oidc_token.service_account_email must be the email of a service account")
-    return {
-        "url": url,
-        "httpMethod": method,
-        "headers": headers,
-        **{k: raw[k] for k in ("body", "oidcToken") if raw.get(k)},
-    }
-
-
-def _parse_time(text: Any, where: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
-        raise ApiError(
-            400, f"Invalid value at '{where}' (type.googleapis.com/google.protobuf.Timestamp), {text!r}"
-        )
-    return parsed.astimezone(UTC)
-
-
-def _rfc3339(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _unsigned_id_token(oidc: dict[str, Any], url: str) -> str:

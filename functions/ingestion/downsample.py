@@ -46,7 +46,7 @@ from pydantic import BaseModel
 
 from functions.ingestion.aggregate import Cell
 from functions.ingestion.settings import get_ingestion_settings
-from functions.ingestion.writer import TXN_ROLLUPS
+from functions.ingestion.write_units import TXN_ROLLUPS
 from shared.clock import utcnow
 from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger

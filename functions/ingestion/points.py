@@ -4,14 +4,11 @@ small adapter per point shape (``shapes.py``).
 
 OpenTelemetry mapping: resource attribute ``service.name`` becomes label ``service`` and
 ``cloud.region`` label ``region``; other resource attributes identify the stream (for cumulative
-sums and histograms) but are not labels; data point attributes become labels.
+sums and histograms) but are not labels; data point attributes become labels (``labels.py``).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +19,7 @@ from functions.ingestion.aggregate import (
     MetricInfo,
     SeriesBatch,
 )
+from functions.ingestion.labels import RESOURCE_LABELS, any_value, point_attrs, stream_id
 from functions.ingestion.shapes import (
     CUMULATIVE,
     DELTA,
@@ -35,39 +33,12 @@ from shared.metrics.store import series_id
 if TYPE_CHECKING:
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-RESOURCE_LABELS = {"service.name": "service", "cloud.region": "region"}
 NO_RECORDED_VALUE = 1
 MAX_NAME = 255
 MAX_LABEL_KEY = 128
 # Defaults of ION_METRICS_MAX_LABEL_VALUE_LENGTH and ION_METRICS_MAX_ATTRIBUTES_PER_POINT.
 MAX_LABEL_VALUE = 256
 MAX_ATTRIBUTES = 16
-
-
-def _any_value(value: Any) -> str:
-    kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return str(value.string_value)
-    if kind is None:
-        return ""
-    if kind == "bool_value":
-        return "true" if value.bool_value else "false"
-    if kind == "int_value":
-        return str(value.int_value)
-    if kind == "double_value":
-        return repr(value.double_value)
-    if kind == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode()
-    return json.dumps(_any_json(value), sort_keys=True)
-
-
-def _any_json(value: Any) -> Any:
-    kind = value.WhichOneof("value")
-    if kind == "array_value":
-        return [_any_json(v) for v in value.array_value.values]
-    if kind == "kvlist_value":
-        return {kv.key: _any_json(kv.value) for kv in value.kvlist_value.values}
-    return _any_value(value)
 
 
 class _Aggregator:
@@ -139,27 +110,6 @@ class _Aggregator:
         return series
 
 
-def _attrs(dp: Any) -> tuple[tuple[str, str], ...]:
-    out = []
-    for kv in dp.attributes:
-        value = kv.value
-        kind = value.WhichOneof("value")
-        if kind == "string_value":
-            out.append((kv.key, value.string_value))
-        elif kind == "int_value":  # e.g. http.response.status_code, as the SDKs send it
-            out.append((kv.key, str(value.int_value)))
-        else:
-            out.append((kv.key, _any_value(value)))
-    if len(out) > 1:
-        out.sort()
-    return tuple(out)
-
-
-def _stream_id(metric: str, resource_key: str, scope_key: str, attrs: tuple[tuple[str, str], ...]) -> str:
-    text = "\x1d".join((metric, resource_key, scope_key, repr(attrs)))
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-
 def aggregate(
     request: ExportMetricsServiceRequest,
     *,
@@ -173,7 +123,7 @@ def aggregate(
     batch = Batch()
     agg = _Aggregator(batch, now_ns, max_age_s, max_future_s, max_attributes, max_label_value)
     for rm in request.resource_metrics:
-        resource_attrs = sorted((kv.key, _any_value(kv.value)) for kv in rm.resource.attributes)
+        resource_attrs = sorted((kv.key, any_value(kv.value)) for kv in rm.resource.attributes)
         resource_labels = tuple(
             sorted((RESOURCE_LABELS[k], v) for k, v in resource_attrs if k in RESOURCE_LABELS)
         )
@@ -260,7 +210,7 @@ def _gauge(
         problem = None if oldest <= t <= newest else agg.check_time(t)
         if problem is None and not isfinite(value):
             problem = f"value is {value} (NaN and infinities are refused)"
-        series = agg.series(name, kind, resource_labels, _attrs(dp)) if problem is None else None
+        series = agg.series(name, kind, resource_labels, point_attrs(dp)) if problem is None else None
         if isinstance(series, str):
             problem = series
         if problem is not None or series is None:
@@ -316,7 +266,7 @@ def _identity(
         series_id(metric, labels),
         labels,
         problem,
-        _stream_id(metric, resource_key, scope_key, attrs),
+        stream_id(metric, resource_key, scope_key, attrs),
     )
     _identities[key] = found
     return found
@@ -359,7 +309,7 @@ def _points(  # noqa: PLR0917 - one signature for every point shape; the hot loo
         if problem is not None:
             batch.reject(name, problem)
             continue
-        key = (name, kind, resource_key, scope_key, _attrs(dp))
+        key = (name, kind, resource_key, scope_key, point_attrs(dp))
         found = identities.get(key)
         if found is None:
             found = _identity(agg, key, resource_labels)

@@ -2,7 +2,7 @@
 
 Applying: a batch is identified by ``batch_id`` (the SHA-256 of the decoded payload, so an
 exporter's retry of the same payload or a Pub/Sub redelivery has the same id). It is cut into
-units, each applied whole by one transaction and recognised whole on a retry:
+units (``write_units.py``), each applied whole by one transaction and recognised whole on a retry:
 
 - a *cells unit*: the batch's gauge, delta and histogram cells of one bucket and minute, that is
   one rollup document (this writer shard's); it is applied iff that document lists the batch in
@@ -31,17 +31,26 @@ re-applies only the units not yet applied. Nothing is counted twice.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.api_core.exceptions import InvalidArgument
 
-from functions.ingestion.aggregate import MINUTE_NANOS, Batch, Cell, SeriesBatch
+from functions.ingestion.aggregate import Batch, Cell, SeriesBatch
 from functions.ingestion.cumulative import resolve
-from functions.ingestion.series_registry import bucket_of
 from functions.ingestion.settings import get_ingestion_settings
+from functions.ingestion.write_units import (
+    Unit,
+    applied_entry,
+    applied_token,
+    chunk_units,
+    kept_entries,
+    lists_batch,
+    minute_of,
+    shard_of,
+    units_of,
+)
 from shared.clock import utcnow
 from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
@@ -52,7 +61,6 @@ from shared.metrics.store import (
     SERIES_MAP,
     SKETCHES,
     STREAMS,
-    bucket_key,
     document_size,
     metric_id,
     rollup_document,
@@ -61,10 +69,6 @@ from shared.metrics.store import (
 )
 
 log = get_logger("ingestion.writer")
-
-# Rollup documents per transaction: a commit carries at most 10 MiB and a bucket document is kept
-# well under Firestore's 1 MiB per document, so 8 leave room for the stream states beside them.
-TXN_ROLLUPS = 8
 
 
 @dataclass
@@ -77,105 +81,8 @@ class StoreOutcome:
     written: dict[str, list[dict[str, str]]] = field(default_factory=dict)
 
 
-def _minute_of(t: int) -> int:
-    return t // MINUTE_NANOS
-
-
 def _dt(epoch_seconds: int) -> datetime:
     return datetime.fromtimestamp(epoch_seconds, UTC)
-
-
-# --- units and chunks -------------------------------------------------------------------------
-
-
-@dataclass
-class _Unit:
-    """What one transaction applies whole, and a retry recognises whole (module docstring)."""
-
-    key: str  # the bucket's key
-    bucket: int
-    series: list[SeriesBatch]  # a cells unit: those with cells in its minute; a stream unit: one
-    minutes: list[int]  # the rollup documents (minutes) it may write
-    stream: bool
-
-    @property
-    def streams(self) -> list[str]:
-        return [stream for series in self.series for stream in series.streams] if self.stream else []
-
-
-def _units(batch: Batch) -> list[_Unit]:
-    cells: dict[tuple[str, int], _Unit] = {}
-    streams: list[_Unit] = []
-    for series in batch.series.values():
-        bucket = bucket_of(series.sid)
-        key = bucket_key(series.metric, bucket)
-        for minute in series.minutes:
-            unit = cells.get((key, minute))
-            if unit is None:
-                unit = cells[(key, minute)] = _Unit(key, bucket, [], [minute], stream=False)
-            unit.series.append(series)
-        if series.streams:
-            minutes = sorted({_minute_of(p.time) for points in series.streams.values() for p in points})
-            streams.append(_Unit(key, bucket, [series], minutes, stream=True))
-    units = list(cells.values()) + streams
-    # Units of one bucket and minute next to each other, so that they share their documents.
-    units.sort(key=lambda u: (u.key, u.minutes[0], u.stream, u.series[0].sid))
-    return units
-
-
-def chunk_units(units: Iterable[_Unit], max_writes: int, max_rollups: int = TXN_ROLLUPS) -> list[list[_Unit]]:
-    chunks: list[list[_Unit]] = []
-    current: list[_Unit] = []
-    docs: set[tuple[str, int]] = set()
-    writes = 0
-    for unit in units:
-        new_docs = {(unit.key, minute) for minute in unit.minutes} - docs
-        cost = len(new_docs) + len(unit.streams)
-        if current and (writes + cost > max_writes or len(docs) + len(new_docs) > max_rollups):
-            chunks.append(current)
-            current, docs, writes = [], set(), 0
-            new_docs = {(unit.key, minute) for minute in unit.minutes}
-            cost = len(new_docs) + len(unit.streams)
-        current.append(unit)
-        docs |= new_docs
-        writes += cost
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-# 96 bits of the batch's hash: unique among the batches one document sees within the lateness
-# allowance, and short, since a hot minute rollup lists every batch that wrote it.
-TOKEN_CHARS = 24
-
-
-def applied_token(batch_id: str) -> str:
-    return batch_id[:TOKEN_CHARS]
-
-
-def _entry(token: str, until: int) -> str:
-    """An ``applied`` entry: the batch and the end (epoch s) of the latest minute it wrote there."""
-    return f"{token}@{until}"
-
-
-def _lists(doc: dict[str, Any] | None, token: str) -> bool:
-    prefix = token + "@"
-    return any(entry.startswith(prefix) for entry in (doc or {}).get(APPLIED) or ())
-
-
-def _kept(doc: dict[str, Any] | None, oldest: int) -> list[str]:
-    """The entries of ``doc`` a retry could still need: a retry of a batch whose latest point is
-    older than the lateness allowance has every point refused, so its entry can go."""
-    kept = []
-    for entry in (doc or {}).get(APPLIED) or ():
-        _, _, until = entry.partition("@")
-        if until.isdigit() and int(until) >= oldest:
-            kept.append(entry)
-    return kept
-
-
-def shard_of(batch_id: str, shards: int) -> int:
-    return int(batch_id[:8], 16) % shards if shards > 1 else 0
 
 
 # --- store ------------------------------------------------------------------------------------
@@ -186,7 +93,7 @@ def store_batch(batch: Batch, batch_id: str) -> StoreOutcome:
     (retry safe)."""
     settings = get_ingestion_settings()
     outcome = StoreOutcome(batch_id=batch_id)
-    units = _units(batch)
+    units = units_of(batch)
     if not units:
         return outcome
     chunks = chunk_units(units, settings.max_writes_per_transaction)
@@ -222,14 +129,14 @@ def _short(exc: Exception) -> str:
     return message if len(message) <= 200 else message[:200] + "..."
 
 
-def _unit_points(unit: _Unit) -> int:
+def _unit_points(unit: Unit) -> int:
     if unit.stream:
         return sum(len(points) for points in unit.series[0].streams.values())
     minute = unit.minutes[0]
     return sum(series.minutes[minute].points for series in unit.series if minute in series.minutes)
 
 
-def _refuse_chunk(chunk: list[_Unit], reason: str) -> list[tuple[str, str, int]]:
+def _refuse_chunk(chunk: list[Unit], reason: str) -> list[tuple[str, str, int]]:
     return [(unit.series[0].metric, reason, n) for unit in chunk if (n := _unit_points(unit))]
 
 
@@ -253,7 +160,7 @@ class _Rollup:
     """A bucket document being rewritten: the cells added to it, and whether it gets an entry."""
 
     ref: Any
-    unit: _Unit
+    unit: Unit
     minute: int
     cells: dict[str, tuple[SeriesBatch, Cell]] = field(default_factory=dict)
     entry: str | None = None
@@ -267,7 +174,7 @@ class _Rollup:
         held[1].merge(cell)
 
 
-def _apply_chunk(chunk: list[_Unit], batch_id: str, shard: int) -> _ChunkResult:
+def _apply_chunk(chunk: list[Unit], batch_id: str, shard: int) -> _ChunkResult:
 
     settings = get_ingestion_settings()
     max_bytes = settings.max_document_bytes
@@ -300,7 +207,7 @@ def _apply_chunk(chunk: list[_Unit], batch_id: str, shard: int) -> _ChunkResult:
         rollups: dict[tuple[str, int], _Rollup] = {}
         refused_sids: set[str] = set()
 
-        def rollup(unit: _Unit, minute: int) -> _Rollup:
+        def rollup(unit: Unit, minute: int) -> _Rollup:
             found = rollups.get((unit.key, minute))
             if found is None:
                 found = rollups[(unit.key, minute)] = _Rollup(rollup_refs[(unit.key, minute)], unit, minute)
@@ -313,31 +220,31 @@ def _apply_chunk(chunk: list[_Unit], batch_id: str, shard: int) -> _ChunkResult:
                 stored = docs.get(rollup_refs[(unit.key, minute)].path)
                 target = rollup(unit, minute)
                 fresh = unit.series
-                if _lists(stored, token):
+                if lists_batch(stored, token):
                     # Applied before. A series absent from the document was not in that unit
                     # (its points were refused then, e.g. by the series limit): it is applied now.
                     present = (stored or {}).get(SERIES_MAP) or {}
                     fresh = [series for series in unit.series if series.sid not in present]
                     result.duplicates.extend(series for series in unit.series if series.sid in present)
                 else:
-                    target.entry = _entry(token, (minute + 1) * 60)
+                    target.entry = applied_entry(token, (minute + 1) * 60)
                 for series in fresh:
                     target.add(series, series.minutes[minute])
                 result.written.extend(fresh)
                 continue
             series = unit.series[0]
             states = {stream: docs.get(stream_refs[stream].path) for stream in series.streams}
-            if any(_lists(state, token) for state in states.values()):
+            if any(lists_batch(state, token) for state in states.values()):
                 result.duplicates.append(series)
                 continue
             # Only the cumulative points: the series' other cells are its cells units' business.
-            cells, new_states, refused = resolve(dataclasses.replace(series, minutes={}), states, _minute_of)
-            entry = _entry(token, (unit.minutes[-1] + 1) * 60)
+            cells, new_states, refused = resolve(dataclasses.replace(series, minutes={}), states, minute_of)
+            entry = applied_entry(token, (unit.minutes[-1] + 1) * 60)
             stream_expiry = now + timedelta(days=settings.stream_memory_days)
             state_writes = []
             for stream, state in new_states.items():
                 stored = docs.get(stream_refs[stream].path)
-                doc = {**state, "expire_at": stream_expiry, APPLIED: [*_kept(stored, oldest), entry]}
+                doc = {**state, "expire_at": stream_expiry, APPLIED: [*kept_entries(stored, oldest), entry]}
                 state_writes.append((stream_refs[stream], doc))
             largest = max((document_size(ref.path, doc) for ref, doc in state_writes), default=0)
             if largest > max_bytes:
@@ -359,7 +266,7 @@ def _apply_chunk(chunk: list[_Unit], batch_id: str, shard: int) -> _ChunkResult:
             summaries: dict[str, Any] = dict(stored.get(SERIES_MAP) or {})
             sketches: dict[str, Any] = dict(stored.get(SKETCHES) or {})
             at = _dt(target.minute * 60)
-            entries = _kept(stored, oldest) + ([target.entry] if target.entry else [])
+            entries = kept_entries(stored, oldest) + ([target.entry] if target.entry else [])
             document = rollup_document(
                 target.unit.series[0].metric,
                 target.unit.bucket,

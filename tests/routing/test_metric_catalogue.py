@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from functions.ingestion.points import RESOURCE_LABELS, _any_value, _attrs
+from functions.ingestion.labels import RESOURCE_LABELS, any_value, point_attrs
 from shared.metrics.catalogue import check
 from tests.routing.conftest import MetricsSink
 
@@ -22,14 +22,14 @@ def stored_points(sink: MetricsSink) -> list[tuple[str, dict[str, str]]]:
     for payload in sink.payloads:
         for rm in ExportMetricsServiceRequest.FromString(payload).resource_metrics:
             resource = {
-                RESOURCE_LABELS[kv.key]: _any_value(kv.value)
+                RESOURCE_LABELS[kv.key]: any_value(kv.value)
                 for kv in rm.resource.attributes
                 if kv.key in RESOURCE_LABELS
             }
             for scope in rm.scope_metrics:
                 for metric in scope.metrics:
                     for point in getattr(metric, metric.WhichOneof("data")).data_points:
-                        found.append((metric.name, {**resource, **dict(_attrs(point))}))
+                        found.append((metric.name, {**resource, **dict(point_attrs(point))}))
     return found
 
 

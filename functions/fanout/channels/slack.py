@@ -1,11 +1,11 @@
 """Slack through slack-sdk's WebClient (``SLACK_API_BASE_URL`` moves it to a stand-in).
 
 Firing alerts of a notification are one ``chat.postMessage`` in Block Kit (severity, summary,
-value against threshold, runbook steps, links to the dashboard and the silence API), with the
-route's mention. The message's channel and ``ts`` are stored per alert fingerprint in Firestore,
-so that the alert's resolve is posted in that message's thread and the message itself is
-re-rendered with ``chat.update`` to show it resolved; a repeat ("still firing") goes in the
-thread too, broadcast to the channel.
+value against threshold, runbook steps, links to the dashboard and the silence API; rendered by
+``slack_blocks.py``), with the route's mention. The message's channel and ``ts`` are stored per
+alert fingerprint in Firestore, so that the alert's resolve is posted in that message's thread
+and the message itself is re-rendered with ``chat.update`` to show it resolved; a repeat ("still
+firing") goes in the thread too, broadcast to the channel.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pydantic import BaseModel
 
 from functions.fanout.channels.base import DeliveryError, Retrier, parse_retry_after
 from functions.fanout.channels.registry import register, require
-from functions.fanout.models import Notification, doc_id, iso, summary_of, value_text
+from functions.fanout.channels.slack_blocks import MAX_ALERTS_PER_MESSAGE, fallback_text, render_blocks
+from functions.fanout.models import Notification, doc_id
 from functions.fanout.records import KEEP
 from functions.fanout.records import SLACK_MESSAGES as MESSAGES
 from functions.fanout.records import SLACK_THREADS as THREADS
@@ -31,13 +32,6 @@ from shared.messages import AlertTransition
 if TYPE_CHECKING:
     from slack_sdk import WebClient
 
-EMOJI = {
-    "critical": ":red_circle:",
-    "high": ":large_orange_circle:",
-    "medium": ":large_yellow_circle:",
-    "low": ":white_circle:",
-}
-MAX_ALERTS_PER_MESSAGE = 10  # Slack allows 50 blocks per message; an alert takes up to 4.
 RETRYABLE_ERRORS = {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 log = get_logger("fanout.slack")
 
@@ -233,134 +227,3 @@ class SlackChannel:
                 },
             )
         batch.commit()
-
-
-# --- rendering -------------------------------------------------------------------------------
-
-
-def escape_mrkdwn(text: str) -> str:
-    """A value shown as itself in mrkdwn: Slack reads ``<...>`` as mentions (``<!channel>``,
-    ``<@U123>``) and links, so ``&``, ``<`` and ``>`` are sent as Slack documents it."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def fallback_text(notification: Notification, alerts: list[AlertTransition], mention: str | None) -> str:
-    head = notification.title() if notification.kind == "repeat" else _title_for(notification, alerts)
-    head = escape_mrkdwn(head)  # the text is mrkdwn too (notifications, clients without blocks)
-    lines = [f"{mention} {head}" if mention else head]
-    lines += [
-        f"• {a.state.upper()}: {escape_mrkdwn(summary_of(a))} — {escape_mrkdwn(value_text(a))}"
-        for a in alerts
-    ]
-    return _clip("\n".join(lines), 3000)
-
-
-def _title_for(notification: Notification, alerts: list[AlertTransition]) -> str:
-    sub = notification.model_copy(update={"alerts": alerts})
-    return sub.title()
-
-
-def render_blocks(
-    notification: Notification,
-    alerts: list[AlertTransition],
-    settings: FanoutSettings,
-    *,
-    mention: str | None,
-) -> list[dict[str, Any]]:
-    all_resolved = all(a.state == "resolved" for a in alerts)
-    emoji = ":white_check_mark:" if all_resolved else EMOJI.get(notification.severity, "")
-    title = notification.title() if notification.kind == "repeat" else _title_for(notification, alerts)
-    blocks: list[dict[str, Any]] = [
-        {
-            "type": "header",
-            "text": {"type": "plain_text", "text": _clip(f"{emoji} {title}", 150), "emoji": True},
-        }
-    ]
-    if mention:
-        note = "still firing, please acknowledge" if notification.kind == "repeat" else "please take a look"
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"{mention} {note}"}})
-    for alert in alerts[:MAX_ALERTS_PER_MESSAGE]:
-        state = ":white_check_mark: *RESOLVED*" if alert.state == "resolved" else "*FIRING*"
-        blocks.append(
-            {
-                "type": "section",
-                "text": {
-                    "type": "mrkdwn",
-                    "text": _clip(f"{state} {escape_mrkdwn(summary_of(alert))}", 3000),
-                },
-                "fields": [
-                    {"type": "mrkdwn", "text": f"*Severity*\n{escape_mrkdwn(alert.severity)}"},
-                    {"type": "mrkdwn", "text": f"*Value*\n{escape_mrkdwn(value_text(alert))}"},
-                    {
-                        "type": "mrkdwn",
-                        "text": f"*Service*\n{escape_mrkdwn(alert.labels.get('service', '-'))}",
-                    },
-                    {"type": "mrkdwn", "text": f"*Region*\n{escape_mrkdwn(alert.labels.get('region', '-'))}"},
-                    {"type": "mrkdwn", "text": f"*Started*\n{iso(alert.starts_at)}"},
-                    {"type": "mrkdwn", "text": f"*Rule*\n`{escape_mrkdwn(alert.rule)}`"},
-                ],
-            }
-        )
-        if alert.state == "resolved":
-            blocks.append(
-                {
-                    "type": "context",
-                    "elements": [
-                        {"type": "mrkdwn", "text": f"Resolved at {iso(alert.ends_at or alert.evaluated_at)}"}
-                    ],
-                }
-            )
-        elif alert.runbook:
-            steps = "\n".join(f"{i}. {escape_mrkdwn(step)}" for i, step in enumerate(alert.runbook, 1))
-            blocks.append(
-                {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*Runbook*\n{steps}", 3000)}}
-            )
-    if len(alerts) > MAX_ALERTS_PER_MESSAGE:
-        more = len(alerts) - MAX_ALERTS_PER_MESSAGE
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"and {more} more"}]})
-    first = alerts[0]
-    dashboard = first.dashboard_url or settings.dashboard_url
-    silences = settings.public_url.rstrip("/") + "/v1/silences"
-    blocks.append(
-        {
-            "type": "actions",
-            "elements": [
-                {
-                    "type": "button",
-                    "text": {"type": "plain_text", "text": "Dashboard"},
-                    "url": dashboard,
-                    "action_id": "dashboard",
-                },
-                {
-                    "type": "button",
-                    "text": {"type": "plain_text", "text": "Silences"},
-                    "url": silences,
-                    "action_id": "silences",
-                },
-            ],
-        }
-    )
-    matchers = (
-        ", ".join(f'{{"name": "{k}", "value": "{v}"}}' for k, v in notification.group_labels.items() if v)
-        or f'{{"name": "rule", "value": "{first.rule}"}}'
-    )
-    matchers = escape_mrkdwn(matchers)
-    blocks.append(
-        {
-            "type": "context",
-            "elements": [
-                {
-                    "type": "mrkdwn",
-                    "text": _clip(
-                        f"Silence: `POST {silences}` with matchers [{matchers}], endsAt, createdBy, comment",
-                        3000,
-                    ),
-                }
-            ],
-        }
-    )
-    return blocks

@@ -1,0 +1,146 @@
+"""Slack Block Kit rendering of a notification's alerts: the message's blocks and its fallback
+text, every value escaped so it shows as itself in mrkdwn."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.fanout.models import Notification, iso, summary_of, value_text
+from functions.fanout.settings import FanoutSettings
+from shared.messages import AlertTransition
+
+EMOJI = {
+    "critical": ":red_circle:",
+    "high": ":large_orange_circle:",
+    "medium": ":large_yellow_circle:",
+    "low": ":white_circle:",
+}
+MAX_ALERTS_PER_MESSAGE = 10  # Slack allows 50 blocks per message; an alert takes up to 4.
+
+
+def escape_mrkdwn(text: str) -> str:
+    """A value shown as itself in mrkdwn: Slack reads ``<...>`` as mentions (``<!channel>``,
+    ``<@U123>``) and links, so ``&``, ``<`` and ``>`` are sent as Slack documents it."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def fallback_text(notification: Notification, alerts: list[AlertTransition], mention: str | None) -> str:
+    head = notification.title() if notification.kind == "repeat" else _title_for(notification, alerts)
+    head = escape_mrkdwn(head)  # the text is mrkdwn too (notifications, clients without blocks)
+    lines = [f"{mention} {head}" if mention else head]
+    lines += [
+        f"• {a.state.upper()}: {escape_mrkdwn(summary_of(a))} — {escape_mrkdwn(value_text(a))}"
+        for a in alerts
+    ]
+    return _clip("\n".join(lines), 3000)
+
+
+def _title_for(notification: Notification, alerts: list[AlertTransition]) -> str:
+    sub = notification.model_copy(update={"alerts": alerts})
+    return sub.title()
+
+
+def render_blocks(
+    notification: Notification,
+    alerts: list[AlertTransition],
+    settings: FanoutSettings,
+    *,
+    mention: str | None,
+) -> list[dict[str, Any]]:
+    all_resolved = all(a.state == "resolved" for a in alerts)
+    emoji = ":white_check_mark:" if all_resolved else EMOJI.get(notification.severity, "")
+    title = notification.title() if notification.kind == "repeat" else _title_for(notification, alerts)
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": _clip(f"{emoji} {title}", 150), "emoji": True},
+        }
+    ]
+    if mention:
+        note = "still firing, please acknowledge" if notification.kind == "repeat" else "please take a look"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"{mention} {note}"}})
+    for alert in alerts[:MAX_ALERTS_PER_MESSAGE]:
+        state = ":white_check_mark: *RESOLVED*" if alert.state == "resolved" else "*FIRING*"
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": _clip(f"{state} {escape_mrkdwn(summary_of(alert))}", 3000),
+                },
+                "fields": [
+                    {"type": "mrkdwn", "text": f"*Severity*\n{escape_mrkdwn(alert.severity)}"},
+                    {"type": "mrkdwn", "text": f"*Value*\n{escape_mrkdwn(value_text(alert))}"},
+                    {
+                        "type": "mrkdwn",
+                        "text": f"*Service*\n{escape_mrkdwn(alert.labels.get('service', '-'))}",
+                    },
+                    {"type": "mrkdwn", "text": f"*Region*\n{escape_mrkdwn(alert.labels.get('region', '-'))}"},
+                    {"type": "mrkdwn", "text": f"*Started*\n{iso(alert.starts_at)}"},
+                    {"type": "mrkdwn", "text": f"*Rule*\n`{escape_mrkdwn(alert.rule)}`"},
+                ],
+            }
+        )
+        if alert.state == "resolved":
+            blocks.append(
+                {
+                    "type": "context",
+                    "elements": [
+                        {"type": "mrkdwn", "text": f"Resolved at {iso(alert.ends_at or alert.evaluated_at)}"}
+                    ],
+                }
+            )
+        elif alert.runbook:
+            steps = "\n".join(f"{i}. {escape_mrkdwn(step)}" for i, step in enumerate(alert.runbook, 1))
+            blocks.append(
+                {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*Runbook*\n{steps}", 3000)}}
+            )
+    if len(alerts) > MAX_ALERTS_PER_MESSAGE:
+        more = len(alerts) - MAX_ALERTS_PER_MESSAGE
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"and {more} more"}]})
+    first = alerts[0]
+    dashboard = first.dashboard_url or settings.dashboard_url
+    silences = settings.public_url.rstrip("/") + "/v1/silences"
+    blocks.append(
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Dashboard"},
+                    "url": dashboard,
+                    "action_id": "dashboard",
+                },
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Silences"},
+                    "url": silences,
+                    "action_id": "silences",
+                },
+            ],
+        }
+    )
+    matchers = (
+        ", ".join(f'{{"name": "{k}", "value": "{v}"}}' for k, v in notification.group_labels.items() if v)
+        or f'{{"name": "rule", "value": "{first.rule}"}}'
+    )
+    matchers = escape_mrkdwn(matchers)
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": _clip(
+                        f"Silence: `POST {silences}` with matchers [{matchers}], endsAt, createdBy, comment",
+                        3000,
+                    ),
+                }
+            ],
+        }
+    )
+    return blocks
