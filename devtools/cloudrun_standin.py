@@ -29,6 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from devtools.standin_http import JsonHandler
+
 SERVICE_PATH = re.compile(r"^/v2/projects/([^/]+)/locations/([^/]+)/services/([^/:]+)$")
 OPERATION_PATH = re.compile(r"^/v2/projects/([^/]+)/locations/([^/]+)/operations/([^/:]+)$")
 MUTABLE_PATHS = {
@@ -230,19 +232,8 @@ def _check_scaling(scaling: Any, where: str) -> None:
 
 
 def make_handler(state: CloudRunState) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def _send(self, code: int, payload: Any) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
         def _route(self, method: str) -> None:
             url = urlsplit(self.path)
@@ -251,31 +242,31 @@ def make_handler(state: CloudRunState) -> type[BaseHTTPRequestHandler]:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 if url.path == "/_standin/requests" and method == "GET":
-                    self._send(200, {"requests": state.requests})
+                    self.send_json(200, {"requests": state.requests})
                     return
                 if url.path in ("/", "/health") and method == "GET":
-                    self._send(200, {"status": "ok", "services": sorted(state.services)})
+                    self.send_json(200, {"status": "ok", "services": sorted(state.services)})
                     return
                 service = SERVICE_PATH.match(url.path)
                 operation = OPERATION_PATH.match(url.path)
                 if service and service.group(1) != state.project:
                     raise ApiError(404, f"Project '{service.group(1)}' was not found")
                 if service and method == "GET":
-                    self._send(200, state.get(url.path[len("/v2/") :]))
+                    self.send_json(200, state.get(url.path[len("/v2/") :]))
                 elif service and method == "PATCH":
                     try:
                         body = json.loads(raw or b"{}")
                     except json.JSONDecodeError:
                         raise ApiError(400, "Invalid JSON payload received.") from None
-                    self._send(200, state.update(url.path[len("/v2/") :], body, query))
+                    self.send_json(200, state.update(url.path[len("/v2/") :], body, query))
                 elif operation and method == "GET":
-                    self._send(200, state.operation(url.path[len("/v2/") :]))
+                    self.send_json(200, state.operation(url.path[len("/v2/") :]))
                 else:
                     raise ApiError(
                         404 if method == "GET" else 405, f"{method} {url.path} is not served by the stand-in"
                     )
             except ApiError as exc:
-                self._send(exc.code, exc.body())
+                self.send_json(exc.code, exc.body())
 
         def do_GET(self) -> None:
             self._route("GET")

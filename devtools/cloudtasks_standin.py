@@ -42,6 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from devtools.cloudtasks_api import ApiError, Task, checked_task, rfc3339
+from devtools.standin_http import JsonHandler
 
 QUEUE_PATH = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/queues/[^/]+)/tasks$")
 TASK_PATH = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/queues/[^/]+/tasks/[^/]+)$")
@@ -195,42 +196,31 @@ def _unsigned_id_token(oidc: dict[str, Any], url: str) -> str:
 
 
 def make_handler(state: CloudTasksState) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-        def _send(self, code: int, payload: Any) -> None:
-            data = json.dumps(payload).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
         def _route(self, method: str) -> None:
             path = urlsplit(self.path).path
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             try:
                 if path == "/_standin/tasks" and method == "GET":
-                    self._send(200, state.summary())
+                    self.send_json(200, state.summary())
                 elif path in ("/", "/health") and method == "GET":
-                    self._send(200, {"status": "ok", "queues": sorted(state.queues)})
+                    self.send_json(200, {"status": "ok", "queues": sorted(state.queues)})
                 elif (queue := QUEUE_PATH.match(path)) and method == "POST":
                     try:
                         body = json.loads(raw or b"{}")
                     except json.JSONDecodeError:
                         raise ApiError(400, "Invalid JSON payload received.") from None
-                    self._send(200, state.create(queue.group(1), body))
+                    self.send_json(200, state.create(queue.group(1), body))
                 elif (task := TASK_PATH.match(path)) and method == "GET":
-                    self._send(200, state.get(task.group(1)))
+                    self.send_json(200, state.get(task.group(1)))
                 else:
                     raise ApiError(
                         404 if method == "GET" else 405, f"{method} {path} is not served by the stand-in"
                     )
             except ApiError as exc:
-                self._send(exc.code, exc.body())
+                self.send_json(exc.code, exc.body())
 
         def do_GET(self) -> None:
             self._route("GET")
