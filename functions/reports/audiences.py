@@ -30,7 +30,7 @@ class SectionSpec(_Strict):
     chart: str | None = None
     error_budget: str | None = None
     incidents: IncidentSpec | None = None
-    # Data from a capability not built yet: said plainly instead of an empty table.
+    # Data this report does not read yet: said plainly instead of an empty table.
     pending: str = ""
 
     def refs(self) -> list[str]:

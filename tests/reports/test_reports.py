@@ -102,7 +102,7 @@ def test_report_mailed_with_text_html_and_inline_charts(fs, smtp, serve_capabili
     assert "<style" not in html
     assert "<script" not in html
     assert "cost capability" in html
-    assert "not built" in html
+    assert "does not read them yet" in html
     assert "pts" in html  # week-over-week change of a percentage
     size = len(html.encode()) + sum(len(i.get_content()) for i in images)
     assert size < 300_000
