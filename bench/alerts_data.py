@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.alerts_shapes import FAMILIES, Shape, base_shape, bursts, poisson  # noqa: E402
+from bench.alerts_shapes import FAMILIES, INCIDENTS, Shape, base_shape, bursts, poisson  # noqa: E402
 
 T0 = datetime(2024, 3, 4, tzinfo=UTC)
 
@@ -37,18 +37,6 @@ class Labelled:
             return []
         width = max(2, int(0.1 * len(self.values) / len(self.onsets)))
         return [(max(0, o - width // 2), min(len(self.values) - 1, o + width // 2)) for o in self.onsets]
-
-
-INCIDENTS = {
-    "cpu": ["shift", "ramp", "spike", "drop"],
-    "network": ["surge", "drop", "shift"],
-    "requests": ["spike", "outage", "shift"],
-    "sparse": ["storm", "shift"],
-    "latency": ["shift", "ramp", "spike"],
-    "flat": ["step", "storm"],
-    "traffic": ["dip", "spike", "outage"],
-    "temperature": ["drop", "ramp", "spike"],
-}
 
 
 def _local_level(values: list[float], at: int, span: int) -> tuple[float, float]:

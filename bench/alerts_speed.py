@@ -22,29 +22,12 @@ from functions.alerts.detector import AnomalyDetector  # noqa: E402
 def speed(sizes: tuple[int, ...] = (100, 1_000, 10_000), cycles: int = 3) -> list[tuple[int, float]]:
     """Seconds per evaluation cycle of a threshold rule grouped per series (an error-rate style
     ratio would double the queries): replay source, in-memory state, a fifth of series firing."""
+    from bench.alerts_store import p95_rule
     from functions.alerts.engine import Evaluator
-    from functions.alerts.rules import parse_rules
     from functions.alerts.source import ReplaySource
     from functions.alerts.state import MemoryStateStore
 
-    rule = parse_rules(
-        {
-            "rules": [
-                {
-                    "name": "bench",
-                    "metric": "m",
-                    "agg": "p95",
-                    "window": "5m",
-                    "op": ">",
-                    "threshold": 100,
-                    "for": "2m",
-                    "group_by": ["series"],
-                    "severity": "high",
-                    "annotations": {"summary": "{value}"},
-                }
-            ]
-        }
-    )[0]
+    rule = p95_rule("bench")
     rng = random.Random(1)
     out = []
     for size in sizes:

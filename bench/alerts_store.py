@@ -42,14 +42,15 @@ class CountingStore:
         return self.store.all_states()
 
 
-def _rule() -> Any:
+def p95_rule(name: str = "bench-store") -> Any:
+    """The benches' threshold rule: p95 over 5 min above 100 for 2 min, one alert per series."""
     from functions.alerts.rules import parse_rules
 
     return parse_rules(
         {
             "rules": [
                 {
-                    "name": "bench-store",
+                    "name": name,
                     "metric": "m",
                     "agg": "p95",
                     "window": "5m",
@@ -69,7 +70,7 @@ def _cycles(store: Any, firing: int, cycles: int) -> dict[str, Any]:
     from functions.alerts.engine import Evaluator
     from functions.alerts.source import ReplaySource
 
-    rule = _rule()
+    rule = p95_rule()
     rng = random.Random(3)
     source = ReplaySource()
     for s in range(firing):
