@@ -25,9 +25,9 @@ through the real path into the emulator: Firestore writes and reads per point an
 per million points at Firestore's standard prices ($0.18 per 100k writes, $0.06 per 100k
 reads; reads counted as documents requested, an upper bound).
 
-    .venv/bin/python bench/ingest.py             # both parts; starts a Firestore emulator unless
+    .venv/bin/python bench/ingestion.py             # both parts; starts a Firestore emulator unless
                                                  # FIRESTORE_EMULATOR_HOST is set
-    .venv/bin/python bench/ingest.py --sdk-only  # the SDK shape only
+    .venv/bin/python bench/ingestion.py --sdk-only  # the SDK shape only
 
 The code is split by part: ``ingest_load.py`` (the 1M-sample load), ``ingest_store.py`` (the
 Firestore emulator, writes and reads counted, document sizes), ``ingest_sdk.py`` (the SDK shape
