@@ -18,7 +18,7 @@ import os
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from statistics import median
 
@@ -107,10 +107,48 @@ def main() -> None:
         emulator.stop()
 
 
+def seed_cost_and_health(today: date) -> None:
+    """Two weeks of the cost and health capabilities' daily documents, stored by their own code,
+    so the reports read cost and customer health as in production."""
+    from decimal import Decimal
+
+    from functions.cost.ledger import DayCost
+    from functions.cost.snapshot import build_snapshot
+    from functions.cost.store import FirestoreCostStore, day_to_doc
+    from functions.health.run import RunSummary
+    from functions.health.store import RUNS_COLLECTION, FirestoreHealthStore
+
+    costs, health = FirestoreCostStore(), FirestoreHealthStore()
+    history: dict[date, DayCost] = {}
+    for back in range(15, 0, -1):
+        day = today - timedelta(days=back)
+        cost = history[day] = DayCost(day)
+        for service, amount in {"Cloud Run": "41.20", "Firestore": "12.75", "Memorystore": "7.90"}.items():
+            cost.by_service[service] = Decimal(amount)
+            cost.total += Decimal(amount)
+        costs.put_day(day_to_doc(cost))
+        doc = build_snapshot(history, day, currency="USD").model_dump(mode="json")
+        costs.put_snapshot(day, {**doc, "source": {"name": "bench", "fallback": False}})
+        categories = {"healthy": 7_100 + back, "at_risk": 2_300, "churn_risk": 600 - back}
+        summary = RunSummary(
+            as_of=day,
+            customers=sum(categories.values()),
+            categories=categories,
+            actions_fired={},
+            notices_published=0,
+            usage_queries=4,
+            store_reads=0,
+            reads_per_customer=1.79,
+            seconds=49.0,
+        )
+        health.put_doc(RUNS_COLLECTION, day.isoformat(), summary.model_dump(mode="json"))
+
+
 def run(quick: bool) -> None:
     from devtools.metric_history import write_history
     from functions.reports.audiences import load_audiences
     from functions.reports.build import build_dashboard
+    from functions.reports.documents import FirestoreDocumentSource
     from functions.reports.mail import render_report
     from functions.reports.panels import load_catalog
     from functions.reports.period import Period
@@ -125,6 +163,7 @@ def run(quick: bool) -> None:
     if not quick:
         write_history(now - timedelta(days=7), recent, minute_of, every=10)
     write_history(recent, now + timedelta(minutes=1), minute_of, every=1)
+    seed_cost_and_health(now.date())
     print(f"history written and folded in {time.perf_counter() - started:.1f} s")
 
     counter = ReadCounter()
@@ -197,7 +236,15 @@ def run(quick: bool) -> None:
     for name, audience in audiences.audiences.items():
         before = counter.documents
         t0 = time.perf_counter()
-        report = build_report(audience, period, catalog, StoreMetricSource(), FirestoreAlertSource(), now=now)
+        report = build_report(
+            audience,
+            period,
+            catalog,
+            StoreMetricSource(),
+            FirestoreAlertSource(),
+            documents=FirestoreDocumentSource(),
+            now=now,
+        )
         built = time.perf_counter() - t0
         reads = counter.documents - before
         t0 = time.perf_counter()

@@ -22,6 +22,14 @@ class IncidentSpec(_Strict):
     severities: list[str] = ["critical", "high"]
 
 
+class CostSpec(_Strict):
+    """The cost part of a section (read from the cost capability's documents)."""
+
+    # The panel whose count is the period's requests (cost per million requests).
+    requests: str = "overview.requests"
+    by_service: bool = True
+
+
 class SectionSpec(_Strict):
     id: str
     title: str
@@ -30,8 +38,9 @@ class SectionSpec(_Strict):
     chart: str | None = None
     error_budget: str | None = None
     incidents: IncidentSpec | None = None
-    # Data this report does not read yet: said plainly instead of an empty table.
-    pending: str = ""
+    cost: CostSpec | None = None
+    # The distribution of customers' latest health category (the health capability's runs).
+    customer_health: bool = False
 
     def refs(self) -> list[str]:
         return [
@@ -39,6 +48,7 @@ class SectionSpec(_Strict):
             *self.tables,
             *([self.chart] if self.chart else []),
             *([self.error_budget] if self.error_budget else []),
+            *([self.cost.requests] if self.cost else []),
         ]
 
 

@@ -93,6 +93,7 @@ def mail_report(
     now: datetime,
 ) -> Mailed | AlreadyMailed:
     from functions.reports import archive
+    from functions.reports.documents import FirestoreDocumentSource
     from functions.reports.mail import build_message, render_report, send, write_outbox
     from functions.reports.report import build_report, report_id
     from functions.reports.source import FirestoreAlertSource, StoreMetricSource
@@ -116,7 +117,15 @@ def mail_report(
     if claimed.outcome == "busy":
         raise ClaimedElsewhere(f"Report {run_id} is being built and mailed by another instance; retry later.")
 
-    report = build_report(spec, chosen, catalog, StoreMetricSource(), FirestoreAlertSource(), now=now)
+    report = build_report(
+        spec,
+        chosen,
+        catalog,
+        StoreMetricSource(),
+        FirestoreAlertSource(),
+        documents=FirestoreDocumentSource(),
+        now=now,
+    )
     rendered = render_report(report, settings)
     message = build_message(
         rendered,

@@ -25,7 +25,7 @@ from shared.metrics.query import AGGREGATIONS, QUANTILES
 DEFAULT_DASHBOARDS_FILE = Path(__file__).resolve().parent / "dashboards.yaml"
 
 Status = Literal["ok", "warning", "breach", "no_data", "info"]
-Unit = Literal["percent", "seconds", "per_second", "count", "ratio", "instances"]
+Unit = Literal["percent", "seconds", "per_second", "count", "ratio", "instances", "usd"]
 PanelKind = Literal["stat", "timeseries", "breakdown", "distribution", "alerts", "incidents"]
 WINDOWS: dict[str, int] = {"1h": 3600, "24h": 86_400, "7d": 604_800}
 # Step of the charted series per window: 60 points an hour, 24 a day, 168 a week. Windows charted

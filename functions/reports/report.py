@@ -5,49 +5,26 @@ mail in ``mail.py``."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import AwareDatetime, BaseModel, Field
 
 from functions.reports.audiences import AudienceSpec
 from functions.reports.build import PanelBuilder
+from functions.reports.business import cost_part, health_part
+from functions.reports.documents import DocumentSource
 from functions.reports.panels import Catalog, Status
 from functions.reports.period import Period
 from functions.reports.source import AlertSource, MemoisedMetricSource, MetricSource
-from functions.reports.views import STATUS_ORDER, IncidentView, PanelView, format_value, worst
-
-Direction = Literal["better", "worse", "same", "new", "none"]
-
-
-class Figure(BaseModel):
-    ref: str
-    title: str
-    unit: str
-    target: str
-    status: Status
-    value: float | None
-    text: str
-    previous: float | None
-    previous_text: str
-    change: str
-    direction: Direction
-
-
-class TableRow(BaseModel):
-    label: str
-    text: str
-    share: float | None
-    previous_share: float | None
-    change: str
-    status: Status
-
-
-class Table(BaseModel):
-    ref: str
-    title: str
-    unit: str
-    rows: list[TableRow]
-    note: str = ""
+from functions.reports.views import (
+    STATUS_ORDER,
+    Figure,
+    IncidentView,
+    PanelView,
+    Table,
+    TableRow,
+    change_of,
+    format_value,
+    worst,
+)
 
 
 class Chart(BaseModel):
@@ -67,7 +44,8 @@ class Section(BaseModel):
     incidents: list[IncidentView] | None = None
     incidents_previous: int | None = None
     chart: Chart | None = None
-    pending: str = ""
+    # What a reader must know to trust the section (missing days, a fallback source, no data).
+    notes: list[str] = []
 
 
 class Report(BaseModel):
@@ -79,28 +57,6 @@ class Report(BaseModel):
     status: Status
     sections: list[Section]
     empty: bool = Field(description="no metric data at all in the period")
-
-
-def change_of(
-    unit: str, value: float | None, previous: float | None, better: str | None
-) -> tuple[str, Direction]:
-    """Week-over-week change: points for percentages, relative change otherwise."""
-    if value is None:
-        return "no data this period", "none"
-    if previous is None:
-        return "no data the period before", "new"
-    delta = value - previous
-    if unit == "percent":
-        text = f"{delta * 100:+.2f} pts" if abs(delta) >= 0.00005 else "unchanged"
-    elif previous == 0:
-        text = "unchanged" if value == 0 else f"{format_value(value, unit)} from 0"
-    else:
-        relative = delta / abs(previous)
-        text = f"{relative * 100:+.1f}%" if abs(relative) >= 0.0005 else "unchanged"
-    if text == "unchanged" or better is None:
-        return text, "same" if text == "unchanged" else "none"
-    improved = delta < 0 if better == "lower" else delta > 0
-    return text, "better" if improved else "worse"
 
 
 def _figure(ref: str, now: PanelView, before: PanelView) -> Figure:
@@ -169,6 +125,7 @@ def build_report(
     metrics: MetricSource,
     alerts: AlertSource,
     *,
+    documents: DocumentSource,
     now: AwareDatetime,
 ) -> Report:
     step = 3600 if period.kind == "week" else 86_400
@@ -197,6 +154,20 @@ def build_report(
         if spec.error_budget:
             figures.append(_error_budget(spec.error_budget, *both(spec.error_budget)))
         tables = [_table(ref, *both(ref)) for ref in spec.tables]
+        notes: list[str] = []
+        if spec.cost is not None:
+            requests_now, requests_before = both(spec.cost.requests)
+            cost = cost_part(
+                documents, period, requests=requests_now.value, requests_before=requests_before.value
+            )
+            figures += cost.figures
+            tables += cost.tables if spec.cost.by_service else []
+            notes += cost.notes
+        if spec.customer_health:
+            health = health_part(documents, period)
+            figures += health.figures
+            tables += health.tables
+            notes += health.notes
         incidents = incidents_before = None
         if spec.incidents is not None:
             incidents = current.incidents(spec.incidents.severities)
@@ -225,7 +196,7 @@ def build_report(
                 incidents=incidents,
                 incidents_previous=incidents_before,
                 chart=chart,
-                pending=spec.pending,
+                notes=notes,
             )
         )
     has_data = any(

@@ -8,6 +8,7 @@ with an incompatible change).
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel
 
@@ -107,6 +108,8 @@ def format_value(value: float | None, unit: str) -> str:
         return f"{value:.1f}"
     if unit == "ratio":
         return f"{value:.3f}"
+    if unit == "usd":
+        return f"${value:,.2f}"
     return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 100 else f"{value:,.2f}"
 
 
@@ -115,3 +118,61 @@ def worst(statuses: list[str]) -> Status:
     if not graded:
         return "info"
     return min(graded, key=lambda s: STATUS_ORDER[s])  # type: ignore[return-value]
+
+
+# -- report views (weekly report figures and tables, with their change) ---------------------------
+
+Direction = Literal["better", "worse", "same", "new", "none"]
+
+
+class Figure(BaseModel):
+    ref: str
+    title: str
+    unit: str
+    target: str
+    status: Status
+    value: float | None
+    text: str
+    previous: float | None
+    previous_text: str
+    change: str
+    direction: Direction
+
+
+class TableRow(BaseModel):
+    label: str
+    text: str
+    share: float | None
+    previous_share: float | None
+    change: str
+    status: Status
+
+
+class Table(BaseModel):
+    ref: str
+    title: str
+    unit: str
+    rows: list[TableRow]
+    note: str = ""
+
+
+def change_of(
+    unit: str, value: float | None, previous: float | None, better: str | None
+) -> tuple[str, Direction]:
+    """Week-over-week change: points for percentages, relative change otherwise."""
+    if value is None:
+        return "no data this period", "none"
+    if previous is None:
+        return "no data the period before", "new"
+    delta = value - previous
+    if unit == "percent":
+        text = f"{delta * 100:+.2f} pts" if abs(delta) >= 0.00005 else "unchanged"
+    elif previous == 0:
+        text = "unchanged" if value == 0 else f"{format_value(value, unit)} from 0"
+    else:
+        relative = delta / abs(previous)
+        text = f"{relative * 100:+.1f}%" if abs(relative) >= 0.0005 else "unchanged"
+    if text == "unchanged" or better is None:
+        return text, "same" if text == "unchanged" else "none"
+    improved = delta < 0 if better == "lower" else delta > 0
+    return text, "better" if improved else "worse"

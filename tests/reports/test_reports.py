@@ -9,20 +9,25 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 
 from devtools.metric_history import write_history
 from devtools.processes import free_port
+from functions.cost.store import FirestoreCostStore, day_to_doc
+from functions.health.store import RUNS_COLLECTION, FirestoreHealthStore
 from functions.reports.audiences import load_audiences
 from functions.reports.build import PanelBuilder
+from functions.reports.documents import FirestoreDocumentSource
 from functions.reports.panels import load_catalog
 from functions.reports.period import last_full_week
 from functions.reports.report import build_report
 from functions.reports.settings import get_reports_settings
 from functions.reports.source import FirestoreAlertSource, StoreMetricSource
 from functions.reports.views import format_value
+from tests.reports.business_docs import cost_day, days_of, health_run_doc, snapshot_doc
 from tests.reports.smtp import SmtpServer
 from tests.reports.traffic import Expected, one_minute
 
@@ -65,8 +70,32 @@ def seed_two_weeks(every_minutes: int = 240) -> tuple[Expected, Expected]:
     return current, previous
 
 
+def seed_cost_and_health() -> None:
+    """The cost and health capabilities' daily documents for both weeks, stored by their own code:
+    $50 a day this week against $40 the week before; 3 of 4 customers healthy, then 2."""
+    week = last_full_week(datetime.now(UTC), NY)
+    first = week.previous_start.astimezone(ZoneInfo(NY)).date()
+    days = days_of(first, 14)
+    history = {d: cost_day(d, {"Cloud Run": "40.00" if i < 7 else "50.00"}) for i, d in enumerate(days)}
+    costs = FirestoreCostStore()
+    for day in history.values():
+        costs.put_day(day_to_doc(day))
+    for last in (days[6], days[13]):
+        costs.put_snapshot(last, snapshot_doc(history, last))
+    health = FirestoreHealthStore()
+    health.put_doc(
+        RUNS_COLLECTION, days[6].isoformat(), health_run_doc(days[6], {"healthy": 3, "at_risk": 1})
+    )
+    health.put_doc(
+        RUNS_COLLECTION,
+        days[13].isoformat(),
+        health_run_doc(days[13], {"healthy": 2, "at_risk": 1, "churn_risk": 1}),
+    )
+
+
 def test_report_mailed_with_text_html_and_inline_charts(fs, smtp, serve_capability) -> None:
     current, _ = seed_two_weeks()
+    seed_cost_and_health()
     live = serve_capability("reports", env=mail_env(smtp))
     answer = requests.post(f"{live.url}/v1/reports/engineering", timeout=120)
     assert answer.status_code == 201, answer.text
@@ -101,8 +130,15 @@ def test_report_mailed_with_text_html_and_inline_charts(fs, smtp, serve_capabili
     assert f"Availability: {format_value(availability, 'percent')}" in text_part.get_content()
     assert "<style" not in html
     assert "<script" not in html
-    assert "cost capability" in html
-    assert "does not read them yet" in html
+    # Cost and customer health are read from those capabilities' documents.
+    assert "Cost this week<br>" in html
+    assert "<b>$350.00</b>" in html
+    assert "$280.00" in html
+    assert "+25.0%" in html
+    assert "Customer health (4 customers scored" in html
+    assert "Churn risk: 1 customer (25.00%" in text_part.get_content()
+    assert "No cost recorded" not in html
+    assert "not read" not in html
     assert "pts" in html  # week-over-week change of a percentage
     size = len(html.encode()) + sum(len(i.get_content()) for i in images)
     assert size < 300_000
@@ -165,6 +201,7 @@ def test_an_empty_week_is_mailed_and_says_so(fs, smtp, serve_capability) -> None
     text = smtp.inbox.messages[0].message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert "No metric data was recorded" in text
     assert "no data" in text
+    assert "No customer health run in" in text  # the support report's health part, said not zeroed
 
 
 def test_archive_lists_and_serves_what_was_mailed(fs, smtp, serve_capability) -> None:
@@ -210,6 +247,7 @@ def test_report_figures_are_the_dashboard_panels_figures(fs) -> None:
         catalog,
         StoreMetricSource(),
         FirestoreAlertSource(),
+        documents=FirestoreDocumentSource(),
         now=now,
     )
     builder = PanelBuilder(
@@ -218,7 +256,7 @@ def test_report_figures_are_the_dashboard_panels_figures(fs) -> None:
     checked = 0
     for section in report.sections:
         for figure in section.figures:
-            if figure.title == "Error budget used":
+            if figure.title == "Error budget used" or figure.ref.split(".")[0] in ("cost", "health"):
                 continue
             _, panel = catalog.panel(figure.ref)
             assert builder.build(panel).value == figure.value, figure.ref
