@@ -293,6 +293,16 @@ class Batch:
         more = f"; and {len(parts) - limit} more" if len(parts) > limit else ""
         return "; ".join(parts[:limit]) + more
 
+    def summary(self) -> Batch:
+        """The batch without its points (what was accepted and refused): what outlives storing."""
+        return Batch(
+            metrics=self.metrics,
+            rejected=self.rejected,
+            accepted=self.accepted,
+            min_t=self.min_t,
+            max_t=self.max_t,
+        )
+
     def saw(self, t: int) -> None:
         if not self.min_t or t < self.min_t:
             self.min_t = t

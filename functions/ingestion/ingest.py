@@ -23,7 +23,7 @@ log = get_logger("ingestion")
 
 @dataclass
 class IngestResult:
-    batch: Batch
+    batch: Batch  # its summary: accepted and refused points, no series (freed once stored)
     outcome: StoreOutcome
 
     @property
@@ -32,11 +32,13 @@ class IngestResult:
 
 
 @contextmanager
-def _no_cycle_collection() -> Iterator[None]:
+def cycle_collection_paused() -> Iterator[None]:
     """Aggregation allocates a few small objects per point that all live until the batch is
-    stored: the cycle collector would walk them again and again (it cost ~40% of the time in the
-    bench) and find nothing, as they hold no cycles. Reference counting still frees everything;
-    collection resumes after (process-wide, so a concurrent request merely runs without it too)."""
+    stored and then die by reference counting: they hold no cycles. With the cycle collector on,
+    its next young-generation pass walks every one of them first (~3.6 us per point, a third of
+    the CPU of an SDK export). Paused from decode until the batch is dropped, they are freed
+    before it runs. Process-wide: a request running alongside merely runs without it too, and the
+    first holder turns it back on."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -47,18 +49,18 @@ def _no_cycle_collection() -> Iterator[None]:
 
 
 def decode_and_aggregate(payload: bytes, content_type: str | None, now_ns: int) -> Batch:
-    """The CPU part of an ingest: the payload decoded, every point checked and aggregated."""
+    """The CPU part of an ingest: the payload decoded, every point checked and aggregated (run
+    under ``cycle_collection_paused`` until the batch is dropped)."""
     settings = get_ingestion_settings()
-    with _no_cycle_collection():
-        request = decode_request(payload, content_type)
-        return aggregate(
-            request,
-            now_ns=now_ns,
-            max_age_s=settings.max_age_seconds,
-            max_future_s=settings.max_future_seconds,
-            max_attributes=settings.max_attributes_per_point,
-            max_label_value=settings.max_label_value_length,
-        )
+    request = decode_request(payload, content_type)
+    return aggregate(
+        request,
+        now_ns=now_ns,
+        max_age_s=settings.max_age_seconds,
+        max_future_s=settings.max_future_seconds,
+        max_attributes=settings.max_attributes_per_point,
+        max_label_value=settings.max_label_value_length,
+    )
 
 
 def ingest_payload(payload: bytes, content_type: str | None) -> IngestResult:
@@ -67,6 +69,11 @@ def ingest_payload(payload: bytes, content_type: str | None) -> IngestResult:
     Raises ``RejectedPayload`` (bad input, nothing stored), ``CardinalityExceeded`` (nothing accepted) or
     a Firestore/Pub/Sub error (transient: the caller retries; applied chunks are not re-applied).
     """
+    with cycle_collection_paused():
+        return _ingest(payload, content_type)
+
+
+def _ingest(payload: bytes, content_type: str | None) -> IngestResult:
     settings = get_ingestion_settings()
     started = time.perf_counter()
     batch = decode_and_aggregate(payload, content_type, int(utcnow().timestamp() * 1e9))
@@ -95,7 +102,7 @@ def ingest_payload(payload: bytes, content_type: str | None) -> IngestResult:
             "seconds": round(time.perf_counter() - started, 4),
         },
     )
-    return IngestResult(batch, outcome)
+    return IngestResult(batch.summary(), outcome)
 
 
 def _announce(batch: Batch, outcome: StoreOutcome) -> None:

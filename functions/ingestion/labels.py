@@ -39,8 +39,25 @@ def _any_json(value: Any) -> Any:
 
 
 def point_attrs(dp: Any) -> tuple[tuple[str, str], ...]:
+    """A decoded data point's attributes as sorted label pairs."""
+    return label_pairs(dp.attributes)
+
+
+def raw_point_attrs(raw: tuple[bytes, ...]) -> tuple[tuple[str, str], ...]:
+    """Attributes kept as the bytes of their ``KeyValue`` (``wire.py``) as sorted label pairs;
+    ``ValueError`` when one is not a valid ``KeyValue``."""
+    from google.protobuf.message import DecodeError
+    from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+
+    try:
+        return label_pairs([KeyValue.FromString(item) for item in raw])
+    except (DecodeError, RecursionError) as exc:
+        raise ValueError(f"data point attributes are not valid OTLP KeyValue messages: {exc}") from None
+
+
+def label_pairs(attributes: Any) -> tuple[tuple[str, str], ...]:
     out = []
-    for kv in dp.attributes:
+    for kv in attributes:
         value = kv.value
         kind = value.WhichOneof("value")
         if kind == "string_value":

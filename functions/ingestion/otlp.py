@@ -63,21 +63,22 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     return data
 
 
-def decode_request(body: bytes, content_type: str | None) -> ExportMetricsServiceRequest:
-    """An ``ExportMetricsServiceRequest`` from OTLP protobuf or OTLP JSON; 400 saying what is wrong."""
-    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+def decode_request(body: bytes, content_type: str | None) -> Any:
+    """An ``ExportMetricsServiceRequest`` from OTLP protobuf or OTLP JSON, with data point
+    attributes as their wire bytes (``wire.py``); 400 saying what is wrong."""
+    from functions.ingestion.wire import raw_request_class
 
     mimetype = (content_type or "").split(";", 1)[0].strip().lower()
     if mimetype in PROTOBUF_TYPES:
         try:
-            request = ExportMetricsServiceRequest.FromString(body)
+            request = raw_request_class().FromString(body)
         except (DecodeError, ValueError, RecursionError) as exc:
             raise RejectedPayload(
                 "malformed", f"Body is not a valid OTLP ExportMetricsServiceRequest protobuf: {exc}."
             ) from None
         return request
     if mimetype in JSON_TYPES:
-        return decode_json(body)
+        return raw_request_class().FromString(decode_json(body).SerializeToString())
     raise RejectedPayload(
         "unsupported",
         f"Content-Type {mimetype or '(none)'} is not supported; send OTLP as "

@@ -10,7 +10,7 @@ sums and histograms) but are not labels; data point attributes become labels (``
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from functions.ingestion.aggregate import (
     MINUTE_NANOS,
@@ -19,7 +19,7 @@ from functions.ingestion.aggregate import (
     MetricInfo,
     SeriesBatch,
 )
-from functions.ingestion.labels import RESOURCE_LABELS, any_value, point_attrs, stream_id
+from functions.ingestion.labels import RESOURCE_LABELS, any_value, raw_point_attrs, stream_id
 from functions.ingestion.shapes import (
     CUMULATIVE,
     DELTA,
@@ -29,9 +29,6 @@ from functions.ingestion.shapes import (
     SumShape,
 )
 from shared.metrics.store import series_id
-
-if TYPE_CHECKING:
-    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 NO_RECORDED_VALUE = 1
 MAX_NAME = 255
@@ -89,13 +86,19 @@ class _Aggregator:
         metric: str,
         kind: str,
         resource_labels: tuple[tuple[str, str], ...],
-        attrs: tuple[tuple[str, str], ...],
+        raw_attrs: tuple[bytes, ...],
     ) -> SeriesBatch | str:
-        """The series of these labels, or the reason its labels are refused."""
-        key = (metric, kind, resource_labels, attrs)
+        """The series of these labels (``raw_attrs``: the point's attributes as wire bytes), or the
+        reason its labels are refused."""
+        key = (metric, kind, resource_labels, raw_attrs)
         found = self._series.get(key)
         if found is not None:
             return found
+        try:
+            attrs = raw_point_attrs(raw_attrs)
+        except ValueError as exc:
+            self._series[key] = str(exc)
+            return str(exc)
         labels = dict(resource_labels)
         labels.update(attrs)
         problem = self.label_problem(labels, attrs)
@@ -111,7 +114,7 @@ class _Aggregator:
 
 
 def aggregate(
-    request: ExportMetricsServiceRequest,
+    request: Any,
     *,
     now_ns: int,
     max_age_s: int,
@@ -119,7 +122,8 @@ def aggregate(
     max_attributes: int = MAX_ATTRIBUTES,
     max_label_value: int = MAX_LABEL_VALUE,
 ) -> Batch:
-    """Every data point of ``request`` into a ``Batch``; refused points are counted with reasons."""
+    """Every data point of ``request`` (decoded by ``otlp.decode_request``: attributes as wire
+    bytes) into a ``Batch``; refused points are counted with reasons."""
     batch = Batch()
     agg = _Aggregator(batch, now_ns, max_age_s, max_future_s, max_attributes, max_label_value)
     for rm in request.resource_metrics:
@@ -210,7 +214,7 @@ def _gauge(
         problem = None if oldest <= t <= newest else agg.check_time(t)
         if problem is None and not isfinite(value):
             problem = f"value is {value} (NaN and infinities are refused)"
-        series = agg.series(name, kind, resource_labels, point_attrs(dp)) if problem is None else None
+        series = agg.series(name, kind, resource_labels, tuple(dp.attributes[:])) if problem is None else None
         if isinstance(series, str):
             problem = series
         if problem is not None or series is None:
@@ -240,7 +244,8 @@ def _temporality_problem(temporality: int) -> str | None:
 
 # Process cache of what a point's identity resolves to, so that the series an SDK exports every
 # minute cost one lookup each after the first export: (metric, kind, resource key, scope key,
-# attributes) -> (series id, labels, the reason its labels are refused or None, stream id). Valid
+# attributes as wire bytes) -> (series id, labels, the reason its labels are refused or None,
+# stream id). Valid
 # for one pair of label limits (the settings); bounded (cleared when full: ~1.5 KB per entry).
 _identities: dict[tuple[Any, ...], tuple[str, dict[str, str], str | None, str]] = {}
 _identity_limits: list[int] = [0, 0]
@@ -252,13 +257,19 @@ def _identity(
     key: tuple[Any, ...],
     resource_labels: tuple[tuple[str, str], ...],
 ) -> tuple[str, dict[str, str], str | None, str]:
-    metric, _, resource_key, scope_key, attrs = key
+    metric, _, resource_key, scope_key, raw_attrs = key
     if (
         _identity_limits != [agg.max_attributes, agg.max_label_value]
         or len(_identities) >= IDENTITY_CACHE_SIZE
     ):
         _identities.clear()
         _identity_limits[:] = [agg.max_attributes, agg.max_label_value]
+    try:
+        attrs = raw_point_attrs(raw_attrs)
+    except ValueError as exc:
+        found = ("", {}, str(exc), "")
+        _identities[key] = found
+        return found
     labels = dict(resource_labels)
     labels.update(attrs)
     problem = agg.label_problem(labels, attrs)
@@ -309,7 +320,7 @@ def _points(  # noqa: PLR0917 - one signature for every point shape; the hot loo
         if problem is not None:
             batch.reject(name, problem)
             continue
-        key = (name, kind, resource_key, scope_key, point_attrs(dp))
+        key = (name, kind, resource_key, scope_key, tuple(dp.attributes[:]))
         found = identities.get(key)
         if found is None:
             found = _identity(agg, key, resource_labels)

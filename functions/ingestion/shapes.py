@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from itertools import pairwise
+from math import isfinite
 from typing import Any, Protocol
 
 from functions.ingestion.aggregate import (
@@ -14,9 +15,14 @@ from functions.ingestion.aggregate import (
     explicit_buckets_sketch,
     exponential_buckets_sketch,
 )
+from functions.ingestion.wire import histogram_arrays
 
 DELTA, CUMULATIVE = 1, 2
 MIN_EXP_SCALE, MAX_EXP_SCALE = -10, 20
+
+
+# Repeated fields are read as ``tuple(dp.field[:])``: protobuf's slice copies in C, about 2.5 times
+# faster than iterating the container.
 
 
 def _optional(dp: Any, field: str) -> float | None:
@@ -120,9 +126,9 @@ class SumShape:
         if which is None:
             return "data point has no value"
         value = dp.as_double if which == "as_double" else float(dp.as_int)
-        if not math.isfinite(value) or (self.monotonic and value < 0):
+        if not isfinite(value) or (self.monotonic and value < 0):
             return self.problem(dp) or "refused"
-        return CumulativePoint(shape="sum", start=dp.start_time_unix_nano, time=t, value=value)
+        return CumulativePoint("sum", dp.start_time_unix_nano, t, value)
 
 
 def _extremes(dp: Any) -> tuple[float | None, float | None, float | None]:
@@ -130,60 +136,62 @@ def _extremes(dp: Any) -> tuple[float | None, float | None, float | None]:
 
 
 class HistogramShape:
+    """Explicit-bucket histograms, their arrays read by ``wire.histogram_arrays``."""
+
     kind = "histogram"
 
     def problem(self, dp: Any) -> str | None:
+        arrays = histogram_arrays(dp)
+        if isinstance(arrays, str):
+            return arrays
         total, minimum, maximum = _extremes(dp)
-        return _histogram_problem(
-            dp.count, total, minimum, maximum, tuple(dp.explicit_bounds), tuple(dp.bucket_counts)
-        )
+        return _histogram_problem(dp.count, total, minimum, maximum, *arrays)
 
     def add(self, cell: Cell, dp: Any, t: int) -> None:
         total, minimum, maximum = _extremes(dp)
-        keyed = explicit_buckets_sketch(tuple(dp.explicit_bounds), tuple(dp.bucket_counts), minimum, maximum)
+        bounds, buckets = histogram_arrays(dp)  # type: ignore[misc] - checked by problem() first
+        keyed = explicit_buckets_sketch(bounds, buckets, minimum, maximum)
         cell.add_distribution(dp.count, total or 0.0, minimum, maximum, keyed, t)
 
     def cumulative(self, dp: Any, t: int) -> CumulativePoint:
-        total, minimum, maximum = _extremes(dp)
-        return CumulativePoint(
-            shape="histogram",
-            start=dp.start_time_unix_nano,
-            time=t,
-            count=dp.count,
-            total=total,
-            minimum=minimum,
-            maximum=maximum,
-            bounds=tuple(dp.explicit_bounds),
-            buckets=tuple(dp.bucket_counts),
-        )
+        point = self.checked(dp, t)
+        if isinstance(point, str):
+            raise ValueError(point)
+        return point
 
     def checked(self, dp: Any, t: int) -> CumulativePoint | str:
+        # The hot path of every SDK's histograms: each field read once, the common case (finite
+        # extremes, the bounds of an earlier point) decided without building a refusal.
+        arrays = histogram_arrays(dp)
+        if isinstance(arrays, str):
+            return arrays
+        bounds, buckets = arrays
         has = dp.HasField
-        total = float(dp.sum) if has("sum") else None
-        minimum = float(dp.min) if has("min") else None
-        maximum = float(dp.max) if has("max") else None
-        bounds, buckets = tuple(dp.explicit_bounds), tuple(dp.bucket_counts)
+        total = dp.sum if has("sum") else None
+        minimum = dp.min if has("min") else None
+        maximum = dp.max if has("max") else None
         count = dp.count
-        problem = _histogram_problem(count, total, minimum, maximum, bounds, buckets)
-        if problem is not None:
-            return problem
+        if not (
+            (total is None or isfinite(total))
+            and (minimum is None or maximum is None or minimum <= maximum)
+            and (minimum is None or isfinite(minimum))
+            and (maximum is None or isfinite(maximum))
+            and _bounds_checked.get(bounds)
+            and len(buckets) == len(bounds) + 1
+            and sum(buckets) == count
+        ):
+            problem = _histogram_problem(count, total, minimum, maximum, bounds, buckets)
+            if problem is not None:
+                return problem
         return CumulativePoint(
-            shape="histogram",
-            start=dp.start_time_unix_nano,
-            time=t,
-            count=count,
-            total=total,
-            minimum=minimum,
-            maximum=maximum,
-            bounds=bounds,
-            buckets=buckets,
+            "histogram", dp.start_time_unix_nano, t, 0.0, count, total, minimum, maximum, bounds, buckets
         )
 
 
 def _exp_buckets(dp: Any) -> tuple[tuple[int, tuple[int, ...]], tuple[int, tuple[int, ...]]]:
     return (
-        (int(dp.positive.offset), tuple(dp.positive.bucket_counts)),
-        (int(dp.negative.offset), tuple(dp.negative.bucket_counts)),
+        (int(dp.positive.offset), tuple(dp.positive.bucket_counts[:])),
+        (int(dp.negative.offset), tuple(dp.negative.bucket_counts[:])),
     )
 
 
