@@ -250,6 +250,8 @@ class SeriesBatch:
     minutes: dict[int, Cell] = field(default_factory=dict)  # minute index (epoch // 60) -> cell
     # stream id -> its cumulative points in time order
     streams: dict[str, list[CumulativePoint]] = field(default_factory=dict)
+    # stream id -> its origin (``labels.origin_id``: the resource and scope that sent it)
+    origins: dict[str, str] = field(default_factory=dict)
     points: int = 0
 
     def cell(self, t: int) -> Cell:

@@ -23,7 +23,7 @@ Watermark
 
 Bounded, resumable
     One run folds at most ``ION_METRICS_DOWNSAMPLE_MAX_SERIES`` series, in whole buckets; every
-    transaction (at most ``ION_METRICS_TXN_WRITES`` writes and ``TXN_ROLLUPS`` hour rollups)
+    transaction (at most ``ION_METRICS_TXN_WRITES`` writes and ``TXN_DOCUMENTS`` hour rollups)
     also stores the pass's ``cursor`` (last bucket folded whole) and ``target``, so the next run,
     or the one after a crash, resumes after the cursor (a bucket folded in part is folded again:
     it is a recompute). Each commit first checks that the pass it belongs to is still the current
@@ -46,7 +46,7 @@ from pydantic import BaseModel
 
 from functions.ingestion.aggregate import Cell
 from functions.ingestion.settings import get_ingestion_settings
-from functions.ingestion.write_units import TXN_ROLLUPS
+from functions.ingestion.write_units import TXN_DOCUMENTS
 from shared.clock import utcnow
 from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
@@ -184,7 +184,7 @@ def _fold_metric(state: _Pass, budget: int, max_writes: int) -> bool:
     parent = client.collection(METRICS).document(state.metric_doc)
     minutes, hours = parent.collection(MINUTES), parent.collection(HOURS)
     name = FieldPath.document_id()
-    per_commit = min(max_writes - 1, TXN_ROLLUPS)
+    per_commit = min(max_writes - 1, TXN_DOCUMENTS)
     while True:
         if state.target <= state.folded_until:
             found = []  # nothing to fold (first pass of an idle metric): just record the watermark

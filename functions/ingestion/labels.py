@@ -74,3 +74,10 @@ def label_pairs(attributes: Any) -> tuple[tuple[str, str], ...]:
 def stream_id(metric: str, resource_key: str, scope_key: str, attrs: tuple[tuple[str, str], ...]) -> str:
     text = "\x1d".join((metric, resource_key, scope_key, repr(attrs)))
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def origin_id(resource_key: str, scope_key: str) -> str:
+    """The sender of a stream (its resource and scope: one SDK process and meter): the streams of
+    one origin in one bucket share a state document (``writer.py``)."""
+    text = "\x1d".join((resource_key, scope_key))
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()

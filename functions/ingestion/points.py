@@ -19,7 +19,7 @@ from functions.ingestion.aggregate import (
     MetricInfo,
     SeriesBatch,
 )
-from functions.ingestion.labels import RESOURCE_LABELS, any_value, raw_point_attrs, stream_id
+from functions.ingestion.labels import RESOURCE_LABELS, any_value, origin_id, raw_point_attrs, stream_id
 from functions.ingestion.shapes import (
     CUMULATIVE,
     DELTA,
@@ -245,9 +245,9 @@ def _temporality_problem(temporality: int) -> str | None:
 # Process cache of what a point's identity resolves to, so that the series an SDK exports every
 # minute cost one lookup each after the first export: (metric, kind, resource key, scope key,
 # attributes as wire bytes) -> (series id, labels, the reason its labels are refused or None,
-# stream id). Valid
+# stream id, origin id). Valid
 # for one pair of label limits (the settings); bounded (cleared when full: ~1.5 KB per entry).
-_identities: dict[tuple[Any, ...], tuple[str, dict[str, str], str | None, str]] = {}
+_identities: dict[tuple[Any, ...], tuple[str, dict[str, str], str | None, str, str]] = {}
 _identity_limits: list[int] = [0, 0]
 IDENTITY_CACHE_SIZE = 20_000
 
@@ -267,7 +267,7 @@ def _identity(
     try:
         attrs = raw_point_attrs(raw_attrs)
     except ValueError as exc:
-        found = ("", {}, str(exc), "")
+        found = ("", {}, str(exc), "", "")
         _identities[key] = found
         return found
     labels = dict(resource_labels)
@@ -278,6 +278,7 @@ def _identity(
         labels,
         problem,
         stream_id(metric, resource_key, scope_key, attrs),
+        origin_id(resource_key, scope_key),
     )
     _identities[key] = found
     return found
@@ -324,7 +325,7 @@ def _points(  # noqa: PLR0917 - one signature for every point shape; the hot loo
         found = identities.get(key)
         if found is None:
             found = _identity(agg, key, resource_labels)
-        sid, labels, problem, stream = found
+        sid, labels, problem, stream, origin = found
         if problem is not None:
             batch.reject(name, problem)
             continue
@@ -335,6 +336,7 @@ def _points(  # noqa: PLR0917 - one signature for every point shape; the hot loo
             points = series.streams.get(stream)
             if points is None:
                 series.streams[stream] = [point]
+                series.origins[stream] = origin
             else:
                 points.append(point)
         else:

@@ -4,6 +4,7 @@ which a document or stream state records the batches it holds (``writer.py`` say
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -12,9 +13,9 @@ from functions.ingestion.aggregate import MINUTE_NANOS, Batch, SeriesBatch
 from functions.ingestion.series_registry import bucket_of
 from shared.metrics.store import APPLIED, bucket_key
 
-# Rollup documents per transaction: a commit carries at most 10 MiB and a bucket document is kept
-# well under Firestore's 1 MiB per document, so 8 leave room for the stream states beside them.
-TXN_ROLLUPS = 8
+# Documents (rollups and stream groups) per transaction: a commit carries at most 10 MiB and each
+# document is kept under Firestore's 1 MiB.
+TXN_DOCUMENTS = 8
 
 
 def minute_of(t: int) -> int:
@@ -23,22 +24,42 @@ def minute_of(t: int) -> int:
 
 @dataclass
 class Unit:
-    """What one transaction applies whole, and a retry recognises whole (``writer.py``'s docstring)."""
+    """What one transaction applies whole, and a retry recognises whole (``writer.py``'s docstring).
+
+    A cells unit: the series with cells in one bucket and minute. A stream unit: the cumulative
+    streams of one origin (an SDK process and meter) in one bucket, whose states share one
+    document (``group_id``)."""
 
     key: str  # the bucket's key
     bucket: int
-    series: list[SeriesBatch]  # a cells unit: those with cells in its minute; a stream unit: one
+    series: list[SeriesBatch]
     minutes: list[int]  # the rollup documents (minutes) it may write
     stream: bool
+    origin: str = ""
 
     @property
     def streams(self) -> list[str]:
-        return [stream for series in self.series for stream in series.streams] if self.stream else []
+        if not self.stream:
+            return []
+        return [s for series in self.series for s in series.streams if series.origins.get(s) == self.origin]
+
+    def streams_of(self, series: SeriesBatch) -> list[str]:
+        return [s for s in series.streams if series.origins.get(s) == self.origin]
+
+    @property
+    def group_id(self) -> str:
+        return hashlib.blake2b(f"{self.key}\x1d{self.origin}".encode(), digest_size=16).hexdigest()
+
+    def documents(self) -> set[tuple[str, int]]:
+        docs = {(self.key, minute) for minute in self.minutes}
+        if self.stream:
+            docs.add((self.group_id, -1))
+        return docs
 
 
 def units_of(batch: Batch) -> list[Unit]:
     cells: dict[tuple[str, int], Unit] = {}
-    streams: list[Unit] = []
+    groups: dict[tuple[str, str], Unit] = {}
     for series in batch.series.values():
         bucket = bucket_of(series.sid)
         key = bucket_key(series.metric, bucket)
@@ -47,31 +68,36 @@ def units_of(batch: Batch) -> list[Unit]:
             if unit is None:
                 unit = cells[(key, minute)] = Unit(key, bucket, [], [minute], stream=False)
             unit.series.append(series)
-        if series.streams:
-            minutes = sorted({minute_of(p.time) for points in series.streams.values() for p in points})
-            streams.append(Unit(key, bucket, [series], minutes, stream=True))
-    units = list(cells.values()) + streams
+        for stream, points in series.streams.items():
+            origin = series.origins[stream]
+            group = groups.get((key, origin))
+            if group is None:
+                group = groups[(key, origin)] = Unit(key, bucket, [], [], stream=True, origin=origin)
+            if not group.series or group.series[-1] is not series:
+                group.series.append(series)
+            group.minutes.extend(minute_of(p.time) for p in points)
+    for group in groups.values():
+        group.minutes = sorted(set(group.minutes))
+    units = list(cells.values()) + list(groups.values())
     # Units of one bucket and minute next to each other, so that they share their documents.
-    units.sort(key=lambda u: (u.key, u.minutes[0], u.stream, u.series[0].sid))
+    units.sort(key=lambda u: (u.key, u.minutes[0], u.stream, u.origin))
     return units
 
 
-def chunk_units(units: Iterable[Unit], max_writes: int, max_rollups: int = TXN_ROLLUPS) -> list[list[Unit]]:
+def chunk_units(
+    units: Iterable[Unit], max_writes: int, max_documents: int = TXN_DOCUMENTS
+) -> list[list[Unit]]:
     chunks: list[list[Unit]] = []
     current: list[Unit] = []
     docs: set[tuple[str, int]] = set()
-    writes = 0
     for unit in units:
-        new_docs = {(unit.key, minute) for minute in unit.minutes} - docs
-        cost = len(new_docs) + len(unit.streams)
-        if current and (writes + cost > max_writes or len(docs) + len(new_docs) > max_rollups):
+        new_docs = unit.documents() - docs
+        if current and (len(docs) + len(new_docs) > min(max_writes, max_documents)):
             chunks.append(current)
-            current, docs, writes = [], set(), 0
-            new_docs = {(unit.key, minute) for minute in unit.minutes}
-            cost = len(new_docs) + len(unit.streams)
+            current, docs = [], set()
+            new_docs = unit.documents()
         current.append(unit)
         docs |= new_docs
-        writes += cost
     if current:
         chunks.append(current)
     return chunks

@@ -30,7 +30,6 @@ re-applies only the units not yet applied. Nothing is counted twice.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,8 +37,8 @@ from typing import Any
 from google.api_core.exceptions import InvalidArgument
 
 from functions.ingestion.aggregate import Batch, Cell, SeriesBatch
-from functions.ingestion.cumulative import resolve
 from functions.ingestion.settings import get_ingestion_settings
+from functions.ingestion.stream_groups import apply_streams, missing_streams
 from functions.ingestion.write_units import (
     Unit,
     applied_entry,
@@ -47,7 +46,6 @@ from functions.ingestion.write_units import (
     chunk_units,
     kept_entries,
     lists_batch,
-    minute_of,
     shard_of,
     units_of,
 )
@@ -55,11 +53,11 @@ from shared.clock import utcnow
 from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
 from shared.metrics.store import (
-    APPLIED,
     METRICS,
     MINUTES,
     SERIES_MAP,
     SKETCHES,
+    STREAM_GROUPS,
     STREAMS,
     document_size,
     metric_id,
@@ -131,7 +129,7 @@ def _short(exc: Exception) -> str:
 
 def _unit_points(unit: Unit) -> int:
     if unit.stream:
-        return sum(len(points) for points in unit.series[0].streams.values())
+        return sum(len(series.streams[s]) for series in unit.series for s in unit.streams_of(series))
     minute = unit.minutes[0]
     return sum(series.minutes[minute].points for series in unit.series if minute in series.minutes)
 
@@ -180,9 +178,8 @@ def _apply_chunk(chunk: list[Unit], batch_id: str, shard: int) -> _ChunkResult:
     max_bytes = settings.max_document_bytes
     client = get_firestore()
     token = applied_token(batch_id)
-    stream_refs = {
-        stream: client.collection(STREAMS).document(stream) for unit in chunk for stream in unit.streams
-    }
+    groups = client.collection(STREAM_GROUPS)
+    group_refs = {unit.group_id: groups.document(unit.group_id) for unit in chunk if unit.stream}
     # Every rollup a unit may write (cumulative points may turn out refused, but the document is
     # read either way: a cells unit's may list this batch).
     rollup_refs: dict[tuple[str, int], Any] = {}
@@ -193,7 +190,7 @@ def _apply_chunk(chunk: list[Unit], batch_id: str, shard: int) -> _ChunkResult:
                 rollup_refs[(unit.key, minute)] = parent.document(
                     rollup_id(unit.key, _dt(minute * 60), shard)
                 )
-    all_refs = list(stream_refs.values()) + list(rollup_refs.values())
+    all_refs = list(group_refs.values()) + list(rollup_refs.values())
 
     def apply(transaction: Any) -> _ChunkResult:
         result = _ChunkResult()
@@ -204,6 +201,19 @@ def _apply_chunk(chunk: list[Unit], batch_id: str, shard: int) -> _ChunkResult:
         for snap in client.get_all(all_refs, transaction=transaction):
             if snap.exists:
                 docs[snap.reference.path] = snap.to_dict() or {}
+        # States stored per stream before groups existed, for the streams groups do not hold yet.
+        missing = [
+            stream
+            for unit in chunk
+            if unit.stream
+            for stream in missing_streams(unit, docs.get(group_refs[unit.group_id].path))
+        ]
+        legacy: dict[str, dict[str, Any]] = {}
+        if missing:
+            legacy_refs = [client.collection(STREAMS).document(stream) for stream in missing]
+            for snap in client.get_all(legacy_refs, transaction=transaction):
+                if snap.exists:
+                    legacy[snap.id] = snap.to_dict() or {}
         rollups: dict[tuple[str, int], _Rollup] = {}
         refused_sids: set[str] = set()
 
@@ -232,33 +242,33 @@ def _apply_chunk(chunk: list[Unit], batch_id: str, shard: int) -> _ChunkResult:
                     target.add(series, series.minutes[minute])
                 result.written.extend(fresh)
                 continue
-            series = unit.series[0]
-            states = {stream: docs.get(stream_refs[stream].path) for stream in series.streams}
-            if any(lists_batch(state, token) for state in states.values()):
-                result.duplicates.append(series)
-                continue
-            # Only the cumulative points: the series' other cells are its cells units' business.
-            cells, new_states, refused = resolve(dataclasses.replace(series, minutes={}), states, minute_of)
-            entry = applied_entry(token, (unit.minutes[-1] + 1) * 60)
-            stream_expiry = now + timedelta(days=settings.stream_memory_days)
-            state_writes = []
-            for stream, state in new_states.items():
-                stored = docs.get(stream_refs[stream].path)
-                doc = {**state, "expire_at": stream_expiry, APPLIED: [*kept_entries(stored, oldest), entry]}
-                state_writes.append((stream_refs[stream], doc))
-            largest = max((document_size(ref.path, doc) for ref, doc in state_writes), default=0)
-            if largest > max_bytes:
-                # The stream's state (its last point, buckets and all) cannot be stored: every
-                # point of the unit is refused, and the stream stays as it was.
-                reason = _too_large("the stream state of a cumulative point", largest, max_bytes)
-                result.refused.append((series.metric, reason, _unit_points(unit)))
-                continue
-            result.refused.extend((series.metric, reason, 1) for reason in refused)
-            for minute, cell in cells.items():
-                rollup(unit, minute).add(series, cell)
-            if any(cell.count for cell in cells.values()):
-                result.written.append(series)
-            writes.extend(state_writes)
+            group_ref = group_refs[unit.group_id]
+
+            def too_large(document: dict[str, Any], path: str = group_ref.path) -> str | None:
+                size = document_size(path, document)
+                if size <= max_bytes:
+                    return None
+                return _too_large("the stream states of a sender's series in one bucket", size, max_bytes)
+
+            outcome = apply_streams(
+                unit,
+                docs.get(group_ref.path),
+                legacy,
+                token,
+                now,
+                memory=timedelta(days=settings.stream_memory_days),
+                oldest=oldest,
+                too_large=too_large,
+            )
+            result.refused.extend(outcome.refused)
+            result.duplicates.extend(outcome.duplicates)
+            for series, cells in outcome.cells:
+                for minute, cell in cells.items():
+                    rollup(unit, minute).add(series, cell)
+                if any(cell.count for cell in cells.values()):
+                    result.written.append(series)
+            if outcome.document is not None:
+                writes.append((group_refs[unit.group_id], outcome.document))
         for target in rollups.values():
             if not target.cells and target.entry is None:
                 continue

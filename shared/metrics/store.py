@@ -8,7 +8,10 @@
     metrics/{metric_id}/metric_minutes/{id}  one minute of one bucket of series, one writer shard
     metrics/{metric_id}/metric_hours/{id}    one hour of one bucket, folded from its minutes
     metric_folds/{metric_id}                 the downsampler's watermark and cursor for the metric
-    metric_streams/{stream}                  last cumulative value per OTLP stream, expire_at
+    metric_stream_groups/{group}             last cumulative value of each OTLP stream of one
+                                             sender in one bucket, applied, expire_at
+    metric_streams/{stream}                  the same per stream, as kept before groups (read
+                                             only), expire_at
 
 Buckets: every series of a metric is assigned, once, when it is registered, to a numbered bucket
 of at most ``ION_METRICS_BUCKET_SERIES`` series (filled in registration order). A rollup document
@@ -44,7 +47,8 @@ METRICS = "metrics"
 SERIES = "metric_series"
 MINUTES = "metric_minutes"
 HOURS = "metric_hours"
-STREAMS = "metric_streams"
+STREAMS = "metric_streams"  # one state per stream: read only for streams kept before groups
+STREAM_GROUPS = "metric_stream_groups"
 FOLDS = "metric_folds"
 # Field of minute rollups and stream states listing the batches applied to them.
 APPLIED = "applied"

@@ -142,7 +142,7 @@ def test_a_cumulative_state_past_the_document_cap_is_refused(client, store, monk
     )
     answer = partial(client, request([many, few]))
     assert answer["rejectedDataPoints"] == 1
-    assert "stream state of a cumulative point would grow to" in answer["errorMessage"]
+    assert "stream states of a sender's series in one bucket would grow to" in answer["errorMessage"]
     assert count("buckets") == 3  # the small histogram's three observations
 
 
