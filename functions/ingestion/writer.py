@@ -8,14 +8,16 @@ units (``write_units.py``), each applied whole by one transaction and recognised
   one rollup document (this writer shard's); it is applied iff that document lists the batch in
   ``applied``, an entry written in the same transaction as the cells (a series of a retry that
   the document does not hold at all was not in the applied unit, and is applied then);
-- a *stream unit*: the cumulative points of one series, turned into increments against its
-  streams' last points (``metric_streams``) and merged into the bucket's rollups; it is applied
-  iff one of its stream states lists the batch, written in the same transaction.
+- a *stream unit*: the cumulative points of one sender's streams in one bucket, turned into
+  increments against the streams' last points (kept together in one ``metric_stream_groups``
+  document: ``stream_groups.py``) and merged into the bucket's rollups; it is applied iff that
+  document lists the batch, written in the same transaction (a stream the document does not hold
+  was not in that unit, and is applied then).
 
 A retry carries the same units or fewer points in them (points that became late are refused),
 never a point an applied unit did not carry, so these checks hold however a retry splits the
 batch into transactions. Units are packed into transactions of at most
-``ION_METRICS_TXN_WRITES`` writes and ``TXN_ROLLUPS`` rollup documents (a commit carries at most
+``ION_METRICS_TXN_WRITES`` writes and ``TXN_DOCUMENTS`` documents (a commit carries at most
 10 MiB). Each transaction reads every document it may write, skips the units already applied,
 merges the others' cells into the bucket documents and writes them. An entry is kept while a
 retry could still be accepted: a retry's points are refused once older than the lateness
