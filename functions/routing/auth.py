@@ -6,9 +6,13 @@ early exit), so timing tells nothing about which key or how much of it matched.
 
 The rate limit is a token bucket per key (``ION_RATE_LIMIT_PER_SECOND`` refill,
 ``ION_RATE_LIMIT_BURST`` capacity) kept in Redis and updated by one Lua script, atomic across
-instances, timed by Redis's own clock. Redis down: each instance keeps a local bucket with the
-same numbers (a looser limit, but never an outage). Redis keys name a hash of the API key, never
-the key itself.
+instances, timed by Redis's own clock. An instance takes tokens from Redis a few at a time (a
+*lease*: ``ION_RATE_LIMIT_LEASE_TOKENS``, by default a tenth of a second of the rate and at most a
+tenth of the burst) and spends them locally for at most ``ION_RATE_LIMIT_LEASE_SECONDS``, so most
+requests cost no Redis round trip. Tokens are taken before they are spent, so the limit across
+instances is never exceeded; a lease left unspent is forfeited (stricter, by at most a lease per
+instance). Redis down: each instance keeps a local bucket with the same numbers (a looser limit,
+but never an outage). Redis keys name a hash of the API key, never the key itself.
 
 Customer keys (issued by the health capability) are resolved by ``customer_keys.py`` and have
 their own rate-limit bucket each.
@@ -37,29 +41,33 @@ if TYPE_CHECKING:
 
 log = get_logger("routing.auth")
 
-# KEYS[1] bucket; ARGV rate (tokens/s), burst, cost (tokens taken, 1 unless given).
-# Returns {allowed 0|1, retry_after_s, tokens_left}.
+# KEYS[1] bucket; ARGV rate (tokens/s), burst, cost (tokens needed now, 1 unless given), lease
+# (extra tokens wanted for later, 0 for none). Returns {allowed 0|1, retry_after_s, tokens_left,
+# tokens_granted}: at least ``cost`` when allowed, plus as much of the lease as the bucket holds.
 TOKEN_BUCKET_LUA = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3]) or 1
+local lease = tonumber(ARGV[4]) or 0
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(state[1]) or burst
 local ts = tonumber(state[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 local allowed = 0
 local retry = 0
+local granted = 0
 if tokens >= cost then
-  tokens = tokens - cost
+  granted = cost + math.max(0, math.min(lease, math.floor(tokens - cost)))
+  tokens = tokens - granted
   allowed = 1
 else
   retry = (cost - tokens) / rate
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
-return {allowed, tostring(retry), tostring(tokens)}
+return {allowed, tostring(retry), tostring(tokens), granted}
 """
 
 
@@ -90,6 +98,25 @@ class Verdict:
     remaining: float
 
 
+class _Lease:
+    """Tokens taken from Redis ahead of need, spent here until ``expires`` (monotonic)."""
+
+    __slots__ = ("expires", "remote_left", "tokens")
+
+    def __init__(self, tokens: float, expires: float, remote_left: float) -> None:
+        self.tokens = tokens
+        self.expires = expires
+        self.remote_left = remote_left
+
+
+def lease_size(rate: float, burst: int, configured: int) -> int:
+    """Tokens an instance takes beyond a request's own: ``configured`` when set (1: no lease),
+    else a tenth of a second of the rate, at most a tenth of the burst."""
+    if configured > 0:
+        return configured - 1
+    return max(0, int(min(rate * 0.1, burst / 10)) - 1)
+
+
 class _LocalBucket:
     __slots__ = ("stamp", "tokens")
 
@@ -108,6 +135,8 @@ class ApiKeyGuard:
         metrics: RoutingMetrics,
         redis_client: Callable[[], redis.Redis | None] = get_redis,
         customer_keys: CustomerKeys | None = None,
+        lease_tokens: int = 0,
+        lease_seconds: float = 1.0,
     ) -> None:
         self._keys = [key.encode() for key in keys]
         self._rate = rate
@@ -116,6 +145,9 @@ class ApiKeyGuard:
         self._redis_client = redis_client
         self._script: Any = None
         self._local: dict[str, _LocalBucket] = {}
+        self._lease_extra = lease_size(rate, burst, lease_tokens)
+        self._lease_seconds = lease_seconds
+        self._leases: dict[str, _Lease] = {}
         self._lock = threading.Lock()
         self._redis_down_until = 0.0
         self.retry_seconds = 5.0
@@ -211,15 +243,32 @@ class ApiKeyGuard:
         return headers
 
     def _take(self, bucket: str, cost: int = 1) -> Verdict:
-        client = self._redis_client() if time.monotonic() >= self._redis_down_until else None
+        now = time.monotonic()
+        if self._lease_extra:
+            with self._lock:
+                lease = self._leases.get(bucket)
+                if lease is not None and lease.expires > now and lease.tokens >= cost:
+                    lease.tokens -= cost
+                    return Verdict(True, 0.0, lease.remote_left + lease.tokens)
+        client = self._redis_client() if now >= self._redis_down_until else None
         if client is not None:
             try:
                 if self._script is None:
                     self._script = client.register_script(TOKEN_BUCKET_LUA)
-                allowed, retry, left = self._script(
-                    keys=[f"ion:routing:ratelimit:{bucket}"], args=[self._rate, self._burst, cost]
+                allowed, retry, left, granted = self._script(
+                    keys=[f"ion:routing:ratelimit:{bucket}"],
+                    args=[self._rate, self._burst, cost, self._lease_extra],
                 )
-                return Verdict(bool(int(allowed)), float(retry), float(left))
+                remaining = float(left)
+                if int(allowed) and self._lease_extra:
+                    with self._lock:
+                        held = self._leases.get(bucket)
+                        kept = held.tokens if held is not None and held.expires > now else 0.0
+                        lease = self._leases[bucket] = _Lease(
+                            kept + int(granted) - cost, now + self._lease_seconds, remaining
+                        )
+                        remaining += lease.tokens
+                return Verdict(bool(int(allowed)), float(retry), remaining)
             except Exception as exc:  # noqa: BLE001 - redis errors: fall back to a local bucket
                 self._redis_down_until = time.monotonic() + self.retry_seconds
                 log.warning(

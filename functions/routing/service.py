@@ -96,6 +96,8 @@ class RoutingService:
             rate=self.settings.rate_limit_per_second,
             burst=self.settings.rate_limit_burst,
             metrics=self.metrics,
+            lease_tokens=self.settings.rate_limit_lease_tokens,
+            lease_seconds=self.settings.rate_limit_lease_seconds,
         )
         self._persona_attrs = {p: (("persona", p),) for p in PERSONAS}
         self._source_attrs = {s: (("source", s),) for s in ("given", "inferred")}

@@ -20,6 +20,12 @@ class RoutingSettings(BaseSettings):
     allow_open_api: bool = Field(default=False, validation_alias="ION_ALLOW_OPEN_API")
     rate_limit_per_second: float = Field(default=50.0, gt=0, validation_alias="ION_RATE_LIMIT_PER_SECOND")
     rate_limit_burst: int = Field(default=100, ge=1, validation_alias="ION_RATE_LIMIT_BURST")
+    # Tokens an instance takes from Redis per round trip (0: a tenth of a second of the rate, at
+    # most a tenth of the burst; 1: no lease), and how long it may hold the ones it has not spent.
+    rate_limit_lease_tokens: int = Field(default=0, ge=0, validation_alias="ION_RATE_LIMIT_LEASE_TOKENS")
+    rate_limit_lease_seconds: float = Field(
+        default=1.0, gt=0, le=60, validation_alias="ION_RATE_LIMIT_LEASE_SECONDS"
+    )
     weights_file: Path = Field(default=DEFAULT_WEIGHTS_FILE, validation_alias="ION_ROUTING_WEIGHTS_FILE")
     experiment: bool = Field(default=False, validation_alias="ION_ROUTING_EXPERIMENT")
     # How often an instance re-reads the arms' feedback totals from Firestore (on a request).

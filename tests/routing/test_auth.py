@@ -93,3 +93,59 @@ def test_a_bulk_larger_than_the_burst_is_refused_saying_how_many_items_fit(
     assert refused.status_code == 429
     assert "send at most 5 items per request" in refused.get_json()["detail"]
     assert "Retry-After" not in refused.headers
+
+
+def _evalsha_calls(redis_url: str) -> int:
+    import redis
+
+    stats = redis.Redis.from_url(redis_url).info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+
+
+@pytest.mark.redis
+def test_tokens_are_leased_so_most_requests_skip_redis(make_client: Any, redis_url: str) -> None:
+    # Rate 50/s, burst 100: a lease is 5 tokens (a tenth of a second of the rate).
+    client = make_client(ION_API_KEYS="alpha", ION_RATE_LIMIT_BURST="100", ION_RATE_LIMIT_PER_SECOND="50")
+    before = _evalsha_calls(redis_url)
+    statuses = {
+        client.post("/v2/route", json=ROUTE, headers={"X-API-Key": "alpha"}).status_code for _ in range(50)
+    }
+    assert statuses == {200}
+    assert 10 <= _evalsha_calls(redis_url) - before <= 12
+
+
+@pytest.mark.redis
+def test_leased_tokens_never_let_instances_exceed_the_limit(redis_url: str) -> None:
+    import redis
+
+    from functions.routing.auth import ApiKeyGuard, RateLimited
+    from functions.routing.metrics import RoutingMetrics
+    from functions.routing.telemetry import Telemetry, TelemetrySettings
+
+    def instance() -> ApiKeyGuard:
+        """One routing instance's guard: its own leases, the shared Redis bucket."""
+        telemetry = Telemetry("routing", publish=lambda _: None, settings=TelemetrySettings(enabled=False))
+        return ApiKeyGuard(
+            ["alpha"],
+            rate=0.001,
+            burst=10,
+            metrics=RoutingMetrics(telemetry),
+            redis_client=lambda: redis.Redis.from_url(redis_url),
+            lease_tokens=4,
+            lease_seconds=60,
+        )
+
+    def admitted(guard: ApiKeyGuard, times: int) -> list[bool]:
+        out = []
+        for _ in range(times):
+            try:
+                guard.check("alpha")
+                out.append(True)
+            except RateLimited:
+                out.append(False)
+        return out
+
+    first, second = instance(), instance()
+    assert admitted(first, 1) == [True]  # takes 4 tokens, spends 1
+    assert admitted(second, 7) == [True] * 6 + [False]  # the 6 left in Redis, leased 4 then 2
+    assert admitted(first, 4) == [True, True, True, False]  # its lease's 3, then Redis is empty
