@@ -6,6 +6,11 @@ directly from fan-out when a channel kept failing (``alert-deliveries-dead-lette
 reason in the body). Each is stored once under its message id, raises an alert once (a notice on
 ``alerts``: critical for the alert pipeline's own topics, high otherwise), and can be re-driven:
 published again, data and attributes as they were, to the topic it came from.
+
+A message's data is kept in its letter (base64) up to ``INLINE_BASE64`` characters; a larger one
+(Pub/Sub carries up to 10 MB, Firestore a field of at most 1 MiB) is kept raw in parts of
+``PART_BYTES`` in ``dead_letter_parts``, written before the letter, so a stored letter always has
+all of its data. Listing reads the newest letters without their data, a page at a time.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ from shared.events import PubSubMessage
 from shared.notices import notice_transition, publish_notice
 
 DEAD_LETTERS = "dead_letters"
+PARTS = "dead_letter_parts"
+INLINE_BASE64 = 700_000  # characters; the rest of a letter is at most ~110 KB (attributes, reason)
+PART_BYTES = 1_000_000  # under Firestore's 1,048,487 bytes for one field
+PARTS_PER_COMMIT = 8  # a commit carries at most 10 MiB
+LIST_PAGE = 200
 SUFFIX = "-dead-letter"
 PUBSUB_ATTRIBUTES = "CloudPubSubDeadLetterSource"
 State = Literal["stored", "redriven"]
@@ -47,8 +57,10 @@ class DeadLetter(BaseModel):
     alerted: bool = False
     redriven_at: AwareDatetime | None = None
     redrive_message_id: str | None = None
+    data_parts: int = Field(default=0, description="parts in dead_letter_parts (0: data is inline)")
 
     def data(self) -> bytes:
+        """The message's data, when held inline (``with_data`` reads a large letter's parts)."""
         return base64.b64decode(self.data_base64)
 
 
@@ -98,17 +110,53 @@ def _collection():  # type: ignore[no-untyped-def]
     return get_firestore().collection(DEAD_LETTERS)
 
 
+def _part_id(letter_id: str, index: int) -> str:
+    return f"{letter_id}:{index:04d}"
+
+
 def store(letter: DeadLetter) -> DeadLetter:
-    """Store once (a redelivery keeps the first copy) and return what is stored."""
+    """Store once (a redelivery keeps the first copy) and return what is stored (with its data)."""
     from google.api_core.exceptions import AlreadyExists
 
+    from shared.firestore import get_firestore
+
     ref = _collection().document(letter.id)
-    keep = timedelta(days=get_dead_letter_settings().keep_days)
+    expire_at = letter.received_at + timedelta(days=get_dead_letter_settings().keep_days)
+    doc = letter.model_dump(mode="python")
+    if len(letter.data_base64) > INLINE_BASE64:
+        data = letter.data()
+        parts = [data[i : i + PART_BYTES] for i in range(0, len(data), PART_BYTES)]
+        client = get_firestore()
+        for first in range(0, len(parts), PARTS_PER_COMMIT):
+            batch = client.batch()
+            for index in range(first, min(first + PARTS_PER_COMMIT, len(parts))):
+                batch.set(
+                    client.collection(PARTS).document(_part_id(letter.id, index)),
+                    {"letter": letter.id, "index": index, "data": parts[index], "expire_at": expire_at},
+                )
+            batch.commit()
+        doc.update(data_base64="", data_parts=len(parts))
     try:
-        ref.create({**letter.model_dump(mode="python"), "expire_at": letter.received_at + keep})
+        ref.create({**doc, "expire_at": expire_at})
     except AlreadyExists:
-        return DeadLetter.model_validate(ref.get().to_dict())
+        return with_data(DeadLetter.model_validate(ref.get().to_dict()))
     return letter
+
+
+def with_data(letter: DeadLetter) -> DeadLetter:
+    """The letter with its data inline (a large one's parts read back)."""
+    if not letter.data_parts:
+        return letter
+    from shared.firestore import get_firestore
+
+    client = get_firestore()
+    refs = [client.collection(PARTS).document(_part_id(letter.id, i)) for i in range(letter.data_parts)]
+    found = {snap.id: (snap.to_dict() or {}).get("data", b"") for snap in client.get_all(refs) if snap.exists}
+    missing = [ref.id for ref in refs if ref.id not in found]
+    if missing:
+        raise LookupError(f"dead letter {letter.id}: parts {', '.join(missing)} are missing")
+    data = b"".join(found[ref.id] for ref in refs)
+    return letter.model_copy(update={"data_base64": base64.b64encode(data).decode()})
 
 
 def is_own_alert(letter: DeadLetter) -> bool:
@@ -151,20 +199,30 @@ def alert(letter: DeadLetter) -> None:
 
 def get(letter_id: str) -> DeadLetter | None:
     snapshot = _collection().document(letter_id).get()
-    return DeadLetter.model_validate(snapshot.to_dict()) if snapshot.exists else None
+    return with_data(DeadLetter.model_validate(snapshot.to_dict())) if snapshot.exists else None
 
 
 def listing(topic: str | None, state: State | None, limit: int) -> list[DeadLetter]:
-    from google.cloud.firestore_v1.base_query import FieldFilter
+    """The newest ``limit`` letters (of ``topic``, in ``state``), without their data. Read newest
+    first a page at a time and filtered here: no composite index to deploy, and without filters
+    exactly ``limit`` documents are read."""
+    from google.cloud import firestore
 
-    query = _collection()
-    if topic:
-        query = query.where(filter=FieldFilter("topic", "==", topic))
-    if state:
-        query = query.where(filter=FieldFilter("state", "==", state))
-    letters = [DeadLetter.model_validate(s.to_dict()) for s in query.stream()]
-    letters.sort(key=lambda letter: letter.received_at, reverse=True)
-    return letters[:limit]
+    summary = [name for name in DeadLetter.model_fields if name != "data_base64"]
+    newest = _collection().order_by("received_at", direction=firestore.Query.DESCENDING).select(summary)
+    page_size = limit if not (topic or state) else max(limit, LIST_PAGE)
+    found: list[DeadLetter] = []
+    after = None
+    while len(found) < limit:
+        page = list((newest.start_after(after) if after is not None else newest).limit(page_size).stream())
+        for snap in page:
+            doc = snap.to_dict() or {}
+            if (topic is None or doc.get("topic") == topic) and (state is None or doc.get("state") == state):
+                found.append(DeadLetter.model_validate({**doc, "data_base64": ""}))
+        if len(page) < page_size:
+            break
+        after = page[-1]
+    return found[:limit]
 
 
 def redrive(letter_id: str, now: datetime, redrivable_topics: set[str]) -> DeadLetter | None:

@@ -206,3 +206,68 @@ def test_a_dead_lettered_alert_about_a_dead_letter_is_stored_without_a_new_alert
     assert store.is_own_alert(letter)
     store.alert(letter)  # no Pub/Sub emulator configured here: publishing would raise
     assert store.get("8").alerted is False
+
+
+def _letter(message_id: str, topic: str, data: bytes, minutes_ago: int = 0):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from functions.deadletters import store
+    from shared.clock import utcnow
+    from shared.events import PubSubMessage
+
+    at = utcnow() - timedelta(minutes=minutes_ago)
+    message = PubSubMessage(
+        event_id=f"e{message_id}",
+        message_id=message_id,
+        topic=f"{topic}-dead-letter",
+        publish_time=at,
+        attributes={"CloudPubSubDeadLetterSourceDeliveryCount": "5"},
+        data=data,
+    )
+    return store.from_message(message, at)
+
+
+def test_a_message_larger_than_a_document_is_stored_whole_alerted_and_redriven(  # type: ignore[no-untyped-def]
+    fs, emulators, serve_capability
+) -> None:
+    """Pub/Sub carries up to 10 MB; a Firestore field holds 1 MiB. A 2.5 MB letter is kept in
+    parts, served whole, and re-driven whole."""
+    import base64
+    import random
+
+    from google.cloud import pubsub_v1
+
+    from functions.deadletters import store
+
+    live = serve_capability("deadletters")
+    create_topics_and_subscriptions(load_topology(), PROJECT, lambda _cap: live.url)
+    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    watch = subscriber.subscription_path(PROJECT, "metrics-watch")
+    subscriber.create_subscription(name=watch, topic=publisher.topic_path(PROJECT, "metrics"))
+    data = random.Random(5).randbytes(2_500_000)
+    stored = store.store(_letter("900", "metrics", data))
+    assert stored.data() == data
+    assert store.store(_letter("900", "metrics", data)).data() == data  # a redelivery reads it back
+    assert len(list(fs.collection(store.PARTS).list_documents())) == 3
+
+    whole = requests.get(f"{live.url}/v1/dead-letters/900", timeout=30).json()
+    assert base64.b64decode(whole["data_base64"]) == data
+    assert whole["size_bytes"] == 2_500_000
+    assert requests.post(f"{live.url}/v1/dead-letters/900/redrive", timeout=30).status_code == 200
+    (again,) = _pull_all(watch)
+    assert again.data == data
+
+
+def test_listing_reads_the_newest_letters_without_their_data(fs, emulators, serve_capability) -> None:  # type: ignore[no-untyped-def]
+    from functions.deadletters import store
+
+    live = serve_capability("deadletters")
+    for n in range(30):
+        store.store(_letter(str(100 + n), "alerts" if n % 3 else "metrics", b"x" * 1000, minutes_ago=n))
+    newest = requests.get(f"{live.url}/v1/dead-letters?limit=4", timeout=10).json()["dead_letters"]
+    assert [d["id"] for d in newest] == ["100", "101", "102", "103"]
+    metrics = requests.get(f"{live.url}/v1/dead-letters?topic=metrics&limit=3", timeout=10).json()
+    assert [d["id"] for d in metrics["dead_letters"]] == ["100", "103", "106"]
+    assert all("data_base64" not in d for d in metrics["dead_letters"])
+    everything = requests.get(f"{live.url}/v1/dead-letters?limit=1000", timeout=10).json()["dead_letters"]
+    assert len(everything) == 30
