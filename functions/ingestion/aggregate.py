@@ -254,6 +254,15 @@ class SeriesBatch:
     origins: dict[str, str] = field(default_factory=dict)
     points: int = 0
 
+    @classmethod
+    def new(cls, metric: str, sid: str, labels: dict[str, str], kind: str) -> SeriesBatch:
+        """An empty series: the hot path's constructor (an SDK export makes one per point),
+        ~0.4 us faster than the generated ``__init__`` with its default factories."""
+        series = object.__new__(cls)
+        series.metric, series.sid, series.labels, series.kind = metric, sid, labels, kind
+        series.minutes, series.streams, series.origins, series.points = {}, {}, {}, 0
+        return series
+
     def cell(self, t: int) -> Cell:
         minute = t // MINUTE_NANOS
         cell = self.minutes.get(minute)

@@ -108,7 +108,7 @@ class _Aggregator:
         sid = series_id(metric, labels)
         series = self.batch.series.get(sid)
         if series is None:
-            series = self.batch.series[sid] = SeriesBatch(metric=metric, sid=sid, labels=labels, kind=kind)
+            series = self.batch.series[sid] = SeriesBatch.new(metric, sid, labels, kind)
         self._series[key] = series
         return series
 
@@ -243,32 +243,47 @@ def _temporality_problem(temporality: int) -> str | None:
 
 
 # Process cache of what a point's identity resolves to, so that the series an SDK exports every
-# minute cost one lookup each after the first export: (metric, kind, resource key, scope key,
-# attributes as wire bytes) -> (series id, labels, the reason its labels are refused or None,
-# stream id, origin id). Valid
-# for one pair of label limits (the settings); bounded (cleared when full: ~1.5 KB per entry).
-_identities: dict[tuple[Any, ...], tuple[str, dict[str, str], str | None, str, str]] = {}
-_identity_limits: list[int] = [0, 0]
+# minute cost one lookup each after the first export: per (metric, kind, resource key, scope key),
+# attributes as wire bytes -> (series id, labels, the reason its labels are refused or None,
+# stream id, origin id). Valid for one pair of label limits (the settings); bounded (cleared
+# when full: ~1.5 KB per entry).
+Identity = tuple[str, dict[str, str], str | None, str, str]
+_identities: dict[tuple[str, str, str, str], dict[tuple[bytes, ...], Identity]] = {}
+_identity_state: list[int] = [0, 0, 0]  # the label limits it holds, entries
 IDENTITY_CACHE_SIZE = 20_000
 
 
-def _identity(
-    agg: _Aggregator,
-    key: tuple[Any, ...],
-    resource_labels: tuple[tuple[str, str], ...],
-) -> tuple[str, dict[str, str], str | None, str]:
-    metric, _, resource_key, scope_key, raw_attrs = key
+def _known_identities(
+    agg: _Aggregator, metric: str, kind: str, resource_key: str, scope_key: str
+) -> dict[tuple[bytes, ...], Identity]:
+    """The cache of one metric's points from one resource and scope (one lookup per metric)."""
     if (
-        _identity_limits != [agg.max_attributes, agg.max_label_value]
-        or len(_identities) >= IDENTITY_CACHE_SIZE
+        _identity_state[:2] != [agg.max_attributes, agg.max_label_value]
+        or _identity_state[2] >= IDENTITY_CACHE_SIZE
     ):
         _identities.clear()
-        _identity_limits[:] = [agg.max_attributes, agg.max_label_value]
+        _identity_state[:] = [agg.max_attributes, agg.max_label_value, 0]
+    known = _identities.get((metric, kind, resource_key, scope_key))
+    if known is None:
+        known = _identities[(metric, kind, resource_key, scope_key)] = {}
+    return known
+
+
+def _identity(  # noqa: PLR0917 - the point's identity, parts and all
+    agg: _Aggregator,
+    known: dict[tuple[bytes, ...], Identity],
+    metric: str,
+    resource_key: str,
+    scope_key: str,
+    raw_attrs: tuple[bytes, ...],
+    resource_labels: tuple[tuple[str, str], ...],
+) -> Identity:
+    _identity_state[2] += 1
     try:
         attrs = raw_point_attrs(raw_attrs)
     except ValueError as exc:
-        found = ("", {}, str(exc), "", "")
-        _identities[key] = found
+        found: Identity = ("", {}, str(exc), "", "")
+        known[raw_attrs] = found
         return found
     labels = dict(resource_labels)
     labels.update(attrs)
@@ -280,7 +295,7 @@ def _identity(
         stream_id(metric, resource_key, scope_key, attrs),
         origin_id(resource_key, scope_key),
     )
-    _identities[key] = found
+    known[raw_attrs] = found
     return found
 
 
@@ -302,7 +317,7 @@ def _points(  # noqa: PLR0917 - one signature for every point shape; the hot loo
     cumulative = temporality == CUMULATIVE
     kind = shape.kind
     oldest, newest = agg.oldest, agg.newest
-    identities = _identities
+    known = _known_identities(agg, name, kind, resource_key, scope_key)
     accepted = 0
     min_t, max_t = batch.min_t, batch.max_t
     for dp in data.data_points:
@@ -321,17 +336,17 @@ def _points(  # noqa: PLR0917 - one signature for every point shape; the hot loo
         if problem is not None:
             batch.reject(name, problem)
             continue
-        key = (name, kind, resource_key, scope_key, tuple(dp.attributes[:]))
-        found = identities.get(key)
+        raw_attrs = tuple(dp.attributes[:])
+        found = known.get(raw_attrs)
         if found is None:
-            found = _identity(agg, key, resource_labels)
+            found = _identity(agg, known, name, resource_key, scope_key, raw_attrs, resource_labels)
         sid, labels, problem, stream, origin = found
         if problem is not None:
             batch.reject(name, problem)
             continue
         series = series_of.get(sid)
         if series is None:
-            series = series_of[sid] = SeriesBatch(metric=name, sid=sid, labels=labels, kind=kind)
+            series = series_of[sid] = SeriesBatch.new(name, sid, labels, kind)
         if cumulative:
             points = series.streams.get(stream)
             if points is None:

@@ -5,7 +5,6 @@ cumulative point keeps for its stream. ``points._points`` is the one loop that u
 from __future__ import annotations
 
 import math
-from itertools import pairwise
 from math import isfinite
 from typing import Any, Protocol
 
@@ -15,7 +14,7 @@ from functions.ingestion.aggregate import (
     explicit_buckets_sketch,
     exponential_buckets_sketch,
 )
-from functions.ingestion.wire import histogram_arrays
+from functions.ingestion.wire import bounds_valid, histogram_arrays
 
 DELTA, CUMULATIVE = 1, 2
 MIN_EXP_SCALE, MAX_EXP_SCALE = -10, 20
@@ -45,7 +44,7 @@ _bounds_checked: dict[tuple[float, ...], bool] = {}
 def _bounds_valid(bounds: tuple[float, ...]) -> bool:
     valid = _bounds_checked.get(bounds)
     if valid is None:
-        valid = all(math.isfinite(b) for b in bounds) and all(b < c for b, c in pairwise(bounds))
+        valid = bounds_valid(bounds)
         if len(_bounds_checked) >= 1000:
             _bounds_checked.clear()
         _bounds_checked[bounds] = valid
@@ -145,11 +144,11 @@ class HistogramShape:
         if isinstance(arrays, str):
             return arrays
         total, minimum, maximum = _extremes(dp)
-        return _histogram_problem(dp.count, total, minimum, maximum, *arrays)
+        return _histogram_problem(dp.count, total, minimum, maximum, arrays[0], arrays[1])
 
     def add(self, cell: Cell, dp: Any, t: int) -> None:
         total, minimum, maximum = _extremes(dp)
-        bounds, buckets = histogram_arrays(dp)  # type: ignore[misc] - checked by problem() first
+        bounds, buckets, _ = histogram_arrays(dp)  # type: ignore[misc] - checked by problem() first
         keyed = explicit_buckets_sketch(bounds, buckets, minimum, maximum)
         cell.add_distribution(dp.count, total or 0.0, minimum, maximum, keyed, t)
 
@@ -165,7 +164,7 @@ class HistogramShape:
         arrays = histogram_arrays(dp)
         if isinstance(arrays, str):
             return arrays
-        bounds, buckets = arrays
+        bounds, buckets, valid = arrays
         has = dp.HasField
         total = dp.sum if has("sum") else None
         minimum = dp.min if has("min") else None
@@ -176,7 +175,7 @@ class HistogramShape:
             and (minimum is None or maximum is None or minimum <= maximum)
             and (minimum is None or isfinite(minimum))
             and (maximum is None or isfinite(maximum))
-            and _bounds_checked.get(bounds)
+            and valid
             and len(buckets) == len(bounds) + 1
             and sum(buckets) == count
         ):

@@ -18,8 +18,10 @@ OTLP's own class.
 
 from __future__ import annotations
 
+import math
 import struct
 from functools import cache
+from itertools import pairwise
 from typing import Any
 
 REQUEST = "opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest"
@@ -69,28 +71,41 @@ def _attributes_as_bytes(proto: Any) -> None:
 
 HISTOGRAM_ARRAY_FIELDS = (6, 7)  # bucket_counts, explicit_bounds
 # Distinct explicit bounds unpacked (an SDK sends the same few on every point); bounded.
-_bounds_unpacked: dict[bytes, tuple[float, ...]] = {}
+_bounds_unpacked: dict[bytes, tuple[tuple[float, ...], bool]] = {}
 BOUNDS_CACHE_SIZE = 1000
+# Compiled unpackers of bucket counts by byte length (one per bucket count a sender uses).
+_counts_unpackers: dict[int, Any] = {}
 
 
-def _joined(chunks: Any) -> bytes:
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def histogram_arrays(dp: Any) -> tuple[tuple[float, ...], tuple[int, ...]] | str:
-    """A raw histogram point's ``(explicit_bounds, bucket_counts)``, or why they cannot be read."""
-    raw_bounds, raw_buckets = _joined(dp.explicit_bounds), _joined(dp.bucket_counts)
+def histogram_arrays(dp: Any) -> tuple[tuple[float, ...], tuple[int, ...], bool] | str:
+    """A raw histogram point's ``(explicit_bounds, bucket_counts, bounds valid)``, or why they
+    cannot be read (bounds are valid when finite and strictly increasing)."""
+    # Inlined (this runs per point): one chunk is the rule, several are joined.
+    chunks = dp.explicit_bounds
+    raw_bounds = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    chunks = dp.bucket_counts
+    raw_buckets = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if (not raw_bounds or not raw_buckets) and _has_unpacked_arrays(dp):
-        return _decoded_again(dp)
+        bounds, buckets = _decoded_again(dp)
+        return bounds, buckets, bounds_valid(bounds)
     if len(raw_bounds) % 8 or len(raw_buckets) % 8:
         return "explicit_bounds and bucket_counts must be arrays of 64-bit values"
-    bounds = _bounds_unpacked.get(raw_bounds)
-    if bounds is None:
+    known = _bounds_unpacked.get(raw_bounds)
+    if known is None:
         bounds = struct.unpack(f"<{len(raw_bounds) // 8}d", raw_bounds)
         if len(_bounds_unpacked) >= BOUNDS_CACHE_SIZE:
             _bounds_unpacked.clear()
-        _bounds_unpacked[raw_bounds] = bounds
-    return bounds, struct.unpack(f"<{len(raw_buckets) // 8}Q", raw_buckets)
+        known = _bounds_unpacked[raw_bounds] = (bounds, bounds_valid(bounds))
+    unpack = _counts_unpackers.get(len(raw_buckets))
+    if unpack is None:
+        if len(_counts_unpackers) >= BOUNDS_CACHE_SIZE:
+            _counts_unpackers.clear()
+        unpack = _counts_unpackers[len(raw_buckets)] = struct.Struct(f"<{len(raw_buckets) // 8}Q").unpack
+    return known[0], unpack(raw_buckets), known[1]
+
+
+def bounds_valid(bounds: tuple[float, ...]) -> bool:
+    return all(math.isfinite(b) for b in bounds) and all(b < c for b, c in pairwise(bounds))
 
 
 def _has_unpacked_arrays(dp: Any) -> bool:

@@ -71,7 +71,7 @@ def test_raw_decode_reads_the_same_labels_and_arrays_as_otlp_classes() -> None:
             ):
                 assert raw_point_attrs(tuple(raw_dp.attributes)) == point_attrs(std_dp)
                 if shape == "histogram":
-                    assert histogram_arrays(raw_dp) == (BOUNDS, COUNTS)
+                    assert histogram_arrays(raw_dp) == (BOUNDS, COUNTS, True)
                 checked += 1
     assert checked == 5
 
