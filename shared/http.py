@@ -89,11 +89,31 @@ class Problem(Exception):
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A Google API call that failed, a retry given up, a timeout or a lost connection: the same
-    request may succeed later."""
+    """Whether the same request may succeed later: a Google API's UNAVAILABLE, DEADLINE_EXCEEDED,
+    RESOURCE_EXHAUSTED, ABORTED or INTERNAL (HTTP 429, 500, 502, 503, 504), a retry that gave up
+    on those, a timeout or a lost connection. INVALID_ARGUMENT, PERMISSION_DENIED, NOT_FOUND,
+    FAILED_PRECONDITION and the other API errors are not: retrying cannot cure them, so they are
+    a bug or a misconfiguration of ours (``Api`` logs them and answers 500; a Pub/Sub handler
+    raises them, and the bounded redeliveries end in the dead-letter topic)."""
+    import requests
     from google.api_core import exceptions as gexc
+    from google.auth.exceptions import TransportError
 
-    return isinstance(exc, gexc.GoogleAPICallError | gexc.RetryError | TimeoutError | ConnectionError)
+    return isinstance(
+        exc,
+        gexc.ServiceUnavailable
+        | gexc.InternalServerError
+        | gexc.BadGateway
+        | gexc.GatewayTimeout  # DeadlineExceeded is one
+        | gexc.TooManyRequests  # ResourceExhausted is one
+        | gexc.Aborted
+        | gexc.RetryError
+        | TransportError
+        | requests.ConnectionError
+        | requests.Timeout
+        | TimeoutError
+        | ConnectionError,
+    )
 
 
 @contextmanager
