@@ -417,6 +417,11 @@ def push_event(request: flask.Request) -> CloudEvent:
     ``read_pubsub``'s to judge (a bad field there drops the message rather than retrying it)."""
     from cloudevents.http import CloudEvent
 
+    if request.method != "POST":
+        raise Problem(
+            405, f"{request.method} is not allowed on a push path; Pub/Sub pushes with POST.",
+            headers={"Allow": "POST"}, allowed=["POST"],
+        )  # fmt: skip
     raw = read_body(request, max_bytes=MAX_PUSH_BYTES)
     expected = f"a Pub/Sub push body is a UTF-8 JSON envelope {PUSH_ENVELOPE}."
     try:
@@ -427,7 +432,7 @@ def push_event(request: flask.Request) -> CloudEvent:
         ) from None
     try:
         envelope = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise Problem(400, f"Body is not JSON; {expected}", expected=PUSH_ENVELOPE) from None
     if not isinstance(envelope, dict):
         kind = _JSON_TYPES.get(type(envelope), "value")

@@ -45,6 +45,7 @@ def test_a_body_that_is_no_push_envelope_is_400_and_changes_nothing(  # type: ig
         b"[]": "not a JSON object",
         b'{"message": "x"}': '"message"',
         b'{"subscription": "s"}': '"message"',
+        b"[" * 100_000: "not JSON",  # nested deeper than the parser goes
     }
     for body, reason in refused.items():
         for content_type in ("application/json", "text/plain"):
@@ -60,6 +61,9 @@ def test_a_body_that_is_no_push_envelope_is_400_and_changes_nothing(  # type: ig
             assert reason in problem["detail"], (body, problem)
             assert "messageId" in problem["detail"]  # what a push looks like
     assert _documents(fs) == {}
+    wrong_method = requests.get(url, timeout=30)
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["Allow"] == "POST"
     # A push envelope is still delivered: an empty message id is dropped with a log line (2xx).
     envelope = push_envelope({}, message_id="")
     assert requests.post(url, json=envelope, timeout=30).status_code == 200
