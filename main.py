@@ -13,6 +13,8 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from shared.http import pubsub_push
+
 # Deployed (Cloud Run sets K_SERVICE, functions-framework FUNCTION_TARGET), a function whose
 # settings are incomplete stops here, at start, with a message naming the variables, instead of
 # serving while it pretends. Each capability's check lives in its settings module.
@@ -38,13 +40,13 @@ _check_deployment()
 #       from functions.routing.main import handle
 #       return handle(request)
 #
-#   @functions_framework.cloud_event
+#   @pubsub_push  # a push subscription's endpoint: the body is checked, then a CloudEvent
 #   def fan_out_alerts(event: CloudEvent) -> None:
 #       from functions.fanout.main import handle_event
 #       handle_event(event)
 
 
-@functions_framework.cloud_event
+@pubsub_push
 def fan_out_alerts(event: CloudEvent) -> None:
     from functions.fanout.main import handle_event
 
@@ -65,7 +67,7 @@ def ingest(request: flask.Request) -> flask.Response:
     return handle(request)
 
 
-@functions_framework.cloud_event
+@pubsub_push
 def ingest_pubsub(event: CloudEvent) -> None:
     from functions.ingestion.main import handle_event
 
@@ -86,14 +88,14 @@ def evaluate_alerts(request: flask.Request) -> flask.Response:
     return handle(request)
 
 
-@functions_framework.cloud_event
+@pubsub_push
 def evaluate_alerts_on_ingest(event: CloudEvent) -> None:
     from functions.alerts.main import handle_event
 
     handle_event(event)
 
 
-@functions_framework.cloud_event
+@pubsub_push
 def store_dead_letters(event: CloudEvent) -> None:
     from functions.deadletters.main import handle_event
 
@@ -114,7 +116,7 @@ def snapshot_cost(request: flask.Request) -> flask.Response:
     return handle(request)
 
 
-@functions_framework.cloud_event
+@pubsub_push
 def snapshot_cost_budget(event: CloudEvent) -> None:
     from functions.cost.main import handle_budget_event
 

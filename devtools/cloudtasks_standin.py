@@ -6,8 +6,10 @@ dispatches each task's HTTP request at its ``scheduleTime``, as Cloud Tasks does
     python -m devtools.cloudtasks_standin --port 8692 --project ion-ops-local \
         --location us-central1 --queue fanout-timers
 
-Served: ``POST /v2/projects/P/locations/L/queues/Q/tasks`` (``tasks.create``) and
-``GET /v2/.../tasks/T`` (``tasks.get``). Checked as the API checks them (the request checks are
+Served: ``POST /v2/projects/P/locations/L/queues/Q/tasks`` (``tasks.create``),
+``GET /v2/.../tasks/T`` (``tasks.get``) and ``GET /v2/projects/P/locations/L/queues/Q``
+(``queues.get``: ``state`` is ``PAUSED`` while the stand-in is paused; fan-out's ``/health``
+probe). Checked as the API checks them (the request checks are
 ``cloudtasks_api.py``): the queue exists, the body has only known fields, the task name is
 ``<queue>/tasks/<id>`` with an id of 1-500 letters, digits, ``-`` or ``_``, a name already used
 (pending or dispatched) is ``409 ALREADY_EXISTS``,
@@ -45,6 +47,7 @@ from devtools.cloudtasks_api import ApiError, Task, checked_task, rfc3339
 from devtools.standin_http import JsonHandler
 
 QUEUE_PATH = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/queues/[^/]+)/tasks$")
+QUEUE_NAME = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/queues/[^/]+)$")
 TASK_PATH = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/queues/[^/]+/tasks/[^/]+)$")
 
 
@@ -97,6 +100,20 @@ class CloudTasksState:
             heapq.heappush(self._heap, (task.schedule_time.timestamp(), next(self._seq), task.name))
             self.lock.notify_all()
         return task.as_json(full=full)
+
+    def get_queue(self, name: str) -> dict[str, Any]:
+        with self.lock:
+            if name not in {self.queue_path(q) for q in self.queues}:
+                raise ApiError(404, f"Queue {name} was not found")
+            return {
+                "name": name,
+                "state": "PAUSED" if self.paused else "RUNNING",
+                "retryConfig": {
+                    "maxAttempts": self.retry.max_attempts,
+                    "minBackoff": f"{self.retry.min_backoff:g}s",
+                    "maxBackoff": f"{self.retry.max_backoff:g}s",
+                },
+            }
 
     def get(self, name: str) -> dict[str, Any]:
         with self.lock:
@@ -215,6 +232,8 @@ def make_handler(state: CloudTasksState) -> type[BaseHTTPRequestHandler]:
                     self.send_json(200, state.create(queue.group(1), body))
                 elif (task := TASK_PATH.match(path)) and method == "GET":
                     self.send_json(200, state.get(task.group(1)))
+                elif (queue := QUEUE_NAME.match(path)) and method == "GET":
+                    self.send_json(200, state.get_queue(queue.group(1)))
                 else:
                     raise ApiError(
                         404 if method == "GET" else 405, f"{method} {path} is not served by the stand-in"

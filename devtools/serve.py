@@ -1,8 +1,8 @@
 """Serve one capability's entry points on one port under functions-framework.
 
 Locally a capability is one process: its HTTP entry point answers every path, and each of its
-Pub/Sub entry points answers the push path ``/projects/P/topics/T`` of its topic, which
-functions-framework turns into a CloudEvent exactly as it does when deployed. Deployed, each
+Pub/Sub entry points answers the push path ``/projects/P/topics/T`` of its topic, which its
+``@pubsub_push`` entry point turns into a CloudEvent exactly as it does when deployed. Deployed, each
 entry point is its own Cloud Function and push subscriptions target it the same way.
 
     python -m devtools.serve routing --port 8081
@@ -53,7 +53,7 @@ def build_app(capability: str) -> CapabilityApp:
                 raise SystemExit(f"{capability}: more than one HTTP entry point cannot share a local port")
             http_app = functions_framework.create_app(target=name, source=source, signature_type="http")
         else:
-            app = functions_framework.create_app(target=name, source=source, signature_type="cloudevent")
+            app = functions_framework.create_app(target=name, source=source, signature_type="http")
             topics = list(topology().dead_letter_topics().values()) if fn.dead_letters else [fn.topic]
             for topic in topics:
                 assert topic is not None

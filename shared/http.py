@@ -7,13 +7,15 @@ code reaches the 500 handler, which logs it with its trace.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import flask
 from pydantic import BaseModel, ValidationError
@@ -23,6 +25,9 @@ from werkzeug.routing import Map, Rule
 from shared.logging import get_logger, parse_trace_header, reset_trace, set_trace
 from shared.settings import get_settings
 from shared.validation import validation_errors
+
+if TYPE_CHECKING:
+    from cloudevents.http import CloudEvent
 
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[..., Any]
@@ -84,11 +89,31 @@ class Problem(Exception):
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A Google API call that failed, a retry given up, a timeout or a lost connection: the same
-    request may succeed later."""
+    """Whether the same request may succeed later: a Google API's UNAVAILABLE, DEADLINE_EXCEEDED,
+    RESOURCE_EXHAUSTED, ABORTED or INTERNAL (HTTP 429, 500, 502, 503, 504), a retry that gave up
+    on those, a timeout or a lost connection. INVALID_ARGUMENT, PERMISSION_DENIED, NOT_FOUND,
+    FAILED_PRECONDITION and the other API errors are not: retrying cannot cure them, so they are
+    a bug or a misconfiguration of ours (``Api`` logs them and answers 500; a Pub/Sub handler
+    raises them, and the bounded redeliveries end in the dead-letter topic)."""
+    import requests
     from google.api_core import exceptions as gexc
+    from google.auth.exceptions import TransportError
 
-    return isinstance(exc, gexc.GoogleAPICallError | gexc.RetryError | TimeoutError | ConnectionError)
+    return isinstance(
+        exc,
+        gexc.ServiceUnavailable
+        | gexc.InternalServerError
+        | gexc.BadGateway
+        | gexc.GatewayTimeout  # DeadlineExceeded is one
+        | gexc.TooManyRequests  # ResourceExhausted is one
+        | gexc.Aborted
+        | gexc.RetryError
+        | TransportError
+        | requests.ConnectionError
+        | requests.Timeout
+        | TimeoutError
+        | ConnectionError,
+    )
 
 
 @contextmanager
@@ -332,3 +357,98 @@ class Api:
             (rule.rule, sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}))
             for rule in self._map.iter_rules()
         )
+
+
+# --- Pub/Sub push endpoints ---------------------------------------------------------------------
+
+PUSH_ENVELOPE = (
+    '{"message": {"data": "<base64>", "attributes": {...}, "messageId": "...", '
+    '"publishTime": "<RFC 3339>"}, "subscription": "projects/P/subscriptions/S"}'
+)
+# Pub/Sub's message limit is 10 MB; base64 in the JSON envelope makes that at most ~13.4 MB.
+MAX_PUSH_BYTES = 14 * 1024 * 1024
+_TOPIC_PATH = re.compile(r"projects/[^/?]+/topics/[^/?]+")
+_JSON_TYPES = {
+    str: "string",
+    list: "array",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
+
+
+def pubsub_push(handler: Callable[[CloudEvent], None]) -> Callable[[flask.Request], Any]:
+    """Register ``handler`` with functions-framework as the Pub/Sub push entry point of the same
+    name. It is served as a plain HTTP function so that the raw body is ours to check first
+    (``push_event``): functions-framework's own CloudEvent parsing answers 500 to a body that is
+    not UTF-8 JSON, and a 400 page echoing the request's headers to one that is no event.
+    The handler gets the CloudEvent functions-framework would have built; it raises to have
+    Pub/Sub redeliver (answered 500, logged) and returns to acknowledge (200)."""
+    import functions_framework
+
+    @functools.wraps(handler)
+    def entry(request: flask.Request) -> Any:
+        return serve_push(request, handler)
+
+    return functions_framework.http(entry)  # type: ignore[no-any-return]
+
+
+def serve_push(request: flask.Request, handler: Callable[[CloudEvent], None]) -> flask.Response:
+    try:
+        event = push_event(request)
+    except Problem as problem:
+        log.warning("refused a push request: %s", problem.detail, extra={"path": request.path})
+        return problem.to_response(request.path)
+    try:
+        handler(event)
+    except Exception:  # raise to retry: logged here, answered 500 without its text
+        log.exception("push handler failed; Pub/Sub redelivers", extra={"event_id": str(event["id"])})
+        return Problem(500, "Processing failed; it has been logged and Pub/Sub will redeliver.").to_response(
+            request.path
+        )
+    return flask.Response("OK", status=200, mimetype="text/plain")
+
+
+def push_event(request: flask.Request) -> CloudEvent:
+    """The Pub/Sub CloudEvent of a push request, built from its raw body as functions-framework
+    builds it (id = messageId, time = publishTime, source names the topic of the push path, data =
+    the envelope). 400 when the body is no push envelope; what is inside ``message`` is
+    ``read_pubsub``'s to judge (a bad field there drops the message rather than retrying it)."""
+    from cloudevents.http import CloudEvent
+
+    if request.method != "POST":
+        raise Problem(
+            405, f"{request.method} is not allowed on a push path; Pub/Sub pushes with POST.",
+            headers={"Allow": "POST"}, allowed=["POST"],
+        )  # fmt: skip
+    raw = read_body(request, max_bytes=MAX_PUSH_BYTES)
+    expected = f"a Pub/Sub push body is a UTF-8 JSON envelope {PUSH_ENVELOPE}."
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Problem(
+            400, f"Body is not UTF-8 (byte {exc.start}); {expected}", expected=PUSH_ENVELOPE
+        ) from None
+    try:
+        envelope = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
+        raise Problem(400, f"Body is not JSON; {expected}", expected=PUSH_ENVELOPE) from None
+    if not isinstance(envelope, dict):
+        kind = _JSON_TYPES.get(type(envelope), "value")
+        raise Problem(400, f"Body is a JSON {kind}, not a JSON object; {expected}", expected=PUSH_ENVELOPE)
+    message = envelope.get("message")
+    if not isinstance(message, dict):
+        raise Problem(400, f'Body has no "message" object; {expected}', expected=PUSH_ENVELOPE)
+    topic = _TOPIC_PATH.search(request.path)
+    attributes = {
+        "id": str(message.get("messageId") or message.get("message_id") or ""),
+        "source": f"//pubsub.googleapis.com/{topic.group(0) if topic else ''}",
+        "type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "specversion": "1.0",
+        "datacontenttype": "application/json",
+    }
+    publish_time = message.get("publishTime") or message.get("publish_time")
+    if publish_time:  # else the CloudEvent's time is now, as functions-framework does
+        attributes["time"] = publish_time
+    return CloudEvent(attributes, envelope)

@@ -58,6 +58,15 @@ resource "google_cloud_tasks_queue_iam_member" "fanout_enqueuer" {
   member   = "serviceAccount:${module.function[each.key].service_account}"
 }
 
+# manage_alerts' /health reads the queue (GetQueue: reachable, running); the enqueuer role cannot.
+resource "google_cloud_tasks_queue_iam_member" "fanout_health_viewer" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_tasks_queue.fanout_timers.name
+  role     = "roles/cloudtasks.viewer"
+  member   = "serviceAccount:${module.function["manage_alerts"].service_account}"
+}
+
 # Creating a task that carries fanout_tasks' OIDC token is acting as that account.
 resource "google_service_account_iam_member" "fanout_tasks_user" {
   for_each           = local.fanout_timer_functions

@@ -115,9 +115,12 @@ def http_requests(draw: st.DrawFn, routes: list[tuple[str, list[str]]]) -> dict[
             },
             "subscription": f"projects/{PROJECT}/subscriptions/fuzz",
         }
-        # Raw bodies here are UTF-8: functions-framework itself answers 500 to a push body that is
-        # not (its CloudEvent parsing, before our code); Pub/Sub only ever pushes JSON.
-        body = draw(st.just(json.dumps(envelope).encode()) | st.text(max_size=200).map(str.encode))
+        body = draw(
+            st.just(json.dumps(envelope).encode())
+            | st.text(max_size=200).map(str.encode)
+            | st.binary(max_size=200)
+            | json_values.map(lambda v: json.dumps(v).encode())
+        )
     else:
         body = draw(st.none() | st.binary(max_size=500) | json_values.map(lambda v: json.dumps(v).encode()))
     return {"method": method, "path": path, "params": query, "headers": headers, "data": body}

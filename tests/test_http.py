@@ -106,6 +106,63 @@ def test_a_transient_error_becomes_503_and_anything_else_passes_through() -> Non
         raise ValueError("a bug")
 
 
+def _google_errors(names: list[str]) -> list[BaseException]:
+    from google.api_core import exceptions as gexc
+
+    return [getattr(gexc, name)(f"{name} from the API") for name in names]
+
+
+RETRY_LATER = [
+    "ServiceUnavailable", "DeadlineExceeded", "GatewayTimeout", "ResourceExhausted", "TooManyRequests",
+    "Aborted", "InternalServerError", "BadGateway",
+]  # fmt: skip
+PERMANENT = [
+    "InvalidArgument", "PermissionDenied", "NotFound", "FailedPrecondition", "AlreadyExists", "OutOfRange",
+    "Unauthenticated", "MethodNotImplemented", "DataLoss", "Unknown", "Cancelled", "BadRequest", "Forbidden",
+]  # fmt: skip
+
+
+def test_only_errors_a_retry_can_cure_are_transient() -> None:
+    import requests
+    from google.api_core.exceptions import RetryError, ServiceUnavailable
+    from google.auth.exceptions import TransportError
+
+    from shared.http import is_transient
+
+    for exc in _google_errors(RETRY_LATER):
+        assert is_transient(exc), exc
+    for exc in _google_errors(PERMANENT):
+        assert not is_transient(exc), exc
+    gave_up = RetryError("Timeout of 60s exceeded", cause=ServiceUnavailable("down"))
+    for exc in (
+        gave_up,
+        TimeoutError(),
+        ConnectionResetError(),
+        TransportError("token endpoint unreachable"),
+    ):
+        assert is_transient(exc), exc
+    assert is_transient(requests.ConnectionError("refused"))
+    assert is_transient(requests.Timeout("slow"))
+    assert not is_transient(ValueError("a bug"))
+
+
+@pytest.mark.parametrize("name", ["InvalidArgument", "PermissionDenied", "NotFound", "FailedPrecondition"])
+def test_a_permanent_google_error_is_a_logged_500_never_503(client, name: str, capsys) -> None:  # type: ignore[no-untyped-def]
+    response = client.get(f"/dependency/{name}")
+    assert response.status_code == 500
+    assert "Retry-After" not in response.headers
+    assert response.get_json()["detail"] == "Internal error; it has been logged."
+    assert "from the API" not in response.text  # the exception text is logged, never answered
+    assert f"{name} from the API" in capsys.readouterr().out
+
+
+def test_a_transient_google_error_is_503_retry_later(client) -> None:  # type: ignore[no-untyped-def]
+    for name in RETRY_LATER:
+        response = client.get(f"/dependency/{name}")
+        assert response.status_code == 503, name
+        assert response.headers["Retry-After"] == "5"
+
+
 class _EndlessBody:
     """A chunked request body of ``total`` bytes made on demand, counting what the server read."""
 

@@ -1,5 +1,5 @@
 """End to end on the emulators: a message published to a topic is pushed to the function's
-/projects/P/topics/T path, functions-framework turns it into a CloudEvent, and the work happens
+/projects/P/topics/T path, ``pubsub_push`` turns it into a CloudEvent, and the work happens
 once; the subscription is created with its dead-letter policy as Terraform creates it."""
 
 from __future__ import annotations

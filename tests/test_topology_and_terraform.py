@@ -15,7 +15,7 @@ from croniter import croniter
 from shared.topology import ROOT, load_topology
 
 TERRAFORM = ROOT / "terraform"
-DECORATOR_TRIGGER = {"http": "http", "cloud_event": "pubsub"}
+DECORATOR_TRIGGER = {"http": "http", "cloud_event": "pubsub", "pubsub_push": "pubsub"}
 
 
 def exported_entry_points() -> dict[str, str]:
@@ -25,7 +25,9 @@ def exported_entry_points() -> dict[str, str]:
     for node in tree.body:
         if isinstance(node, ast.FunctionDef):
             for decorator in node.decorator_list:
-                if (
+                if isinstance(decorator, ast.Name) and decorator.id == "pubsub_push":
+                    found[node.name] = DECORATOR_TRIGGER[decorator.id]
+                elif (
                     isinstance(decorator, ast.Attribute)
                     and isinstance(decorator.value, ast.Name)
                     and decorator.value.id == "functions_framework"

@@ -51,9 +51,14 @@ def handle(request: flask.Request) -> flask.Response:
 @lru_cache(maxsize=1)
 def _health() -> Any:
     from functions.fanout.settings import get_fanout_settings
-    from shared.health import store_and_topic
+    from functions.fanout.timers import timers_probe
+    from shared.health import HealthCheck, firestore_probe, pubsub_probe
 
-    return store_and_topic("fanout", lambda: get_fanout_settings().dead_letter_topic)
+    # The timer queue is a dependency only when the group timers run on Cloud Tasks.
+    return HealthCheck(
+        "fanout",
+        lambda: [firestore_probe(), pubsub_probe(get_fanout_settings().dead_letter_topic), timers_probe()],
+    )
 
 
 @api.route("/health")

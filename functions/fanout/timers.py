@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from functions.fanout.records import GROUPS, GroupRecord
 from functions.fanout.settings import FanoutSettings, get_fanout_settings
 from shared.firestore import get_firestore
+from shared.health import PROBE_TIMEOUT_SECONDS, Probe
 from shared.logging import get_logger
 
 log = get_logger("fanout.timers")
@@ -112,6 +113,30 @@ class CloudTasksTimers:
                 raise
             return  # armed before (a redelivery, another instance): the timer is there
         log.info("timer armed", extra={"group_id": group_id, "due_at": flush_body(group_id, due)["due_at"]})
+
+
+class QueueNotRunning(Exception):
+    """The timer queue exists but is paused or disabled: its tasks wait, the tick serves groups."""
+
+
+def timers_probe() -> Probe | None:
+    """``/health``'s probe of the timer queue: one ``GetQueue`` (reachable, known to us, and
+    running), through the client that arms the timers. None when the timers are tick-only (then
+    Cloud Tasks is no dependency)."""
+    timers = get_timers()
+    if not isinstance(timers, CloudTasksTimers):
+        return None
+
+    def check() -> None:
+        from google.cloud import tasks_v2
+
+        queue = _client(timers.endpoint or "").get_queue(
+            name=timers.queue, retry=None, timeout=PROBE_TIMEOUT_SECONDS
+        )
+        if queue.state != tasks_v2.Queue.State.RUNNING:
+            raise QueueNotRunning(f"queue {timers.queue} is {queue.state.name}")
+
+    return Probe(f"cloudtasks:{timers.queue.rsplit('/', 1)[1]}", check)
 
 
 def _already_exists(exc: Any) -> bool:

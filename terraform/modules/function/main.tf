@@ -1,7 +1,7 @@
 # One gen2 Cloud Function with its own least-privilege service account. Event functions are
 # fed by a push subscription of their own (OIDC-authenticated, exponential backoff, dead-letter
-# topic after max_delivery_attempts) at the path /projects/P/topics/T, which functions-framework
-# turns into a Pub/Sub CloudEvent; an Eventarc trigger could not bound retries with a dead letter.
+# topic after max_delivery_attempts) at the path /projects/P/topics/T, which the entry point
+# (main.py, @pubsub_push) turns into a Pub/Sub CloudEvent; an Eventarc trigger could not bound retries with a dead letter.
 
 locals {
   is_event = var.pubsub_topic != null
