@@ -121,8 +121,9 @@ def unavailable_when_transient(
     detail: str, *, logger: logging.Logger, message: str, retry_after: int | None = None
 ) -> Iterator[None]:
     """A transient error (``is_transient``) inside the block answers 503 with ``detail`` (which may
-    name the error as ``{exc}``) and ``Retry-After`` when given, after logging ``message`` with it
-    as a warning; any other error passes through."""
+    name the error's class as ``{exc}``: its text can carry hosts and ids, so it goes to the log
+    only) and ``Retry-After`` when given, after logging ``message`` with it as a warning; any
+    other error passes through."""
     try:
         yield
     except Exception as exc:
@@ -130,7 +131,7 @@ def unavailable_when_transient(
             raise
         logger.warning(message, exc)
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
-        raise Problem(503, detail.format(exc=exc), headers=headers) from None
+        raise Problem(503, detail.format(exc=type(exc).__name__), headers=headers) from None
 
 
 _BODY_KEY = "ion.body"
