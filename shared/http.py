@@ -24,6 +24,7 @@ from werkzeug.routing import Map, Rule
 
 from shared.logging import get_logger, parse_trace_header, reset_trace, set_trace
 from shared.settings import get_settings
+from shared.transient import is_transient
 from shared.validation import validation_errors
 
 if TYPE_CHECKING:
@@ -86,34 +87,6 @@ class Problem(Exception):
         for key, value in self.headers.items():
             response.headers[key] = value
         return response
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether the same request may succeed later: a Google API's UNAVAILABLE, DEADLINE_EXCEEDED,
-    RESOURCE_EXHAUSTED, ABORTED or INTERNAL (HTTP 429, 500, 502, 503, 504), a retry that gave up
-    on those, a timeout or a lost connection. INVALID_ARGUMENT, PERMISSION_DENIED, NOT_FOUND,
-    FAILED_PRECONDITION and the other API errors are not: retrying cannot cure them, so they are
-    a bug or a misconfiguration of ours (``Api`` logs them and answers 500; a Pub/Sub handler
-    raises them, and the bounded redeliveries end in the dead-letter topic)."""
-    import requests
-    from google.api_core import exceptions as gexc
-    from google.auth.exceptions import TransportError
-
-    return isinstance(
-        exc,
-        gexc.ServiceUnavailable
-        | gexc.InternalServerError
-        | gexc.BadGateway
-        | gexc.GatewayTimeout  # DeadlineExceeded is one
-        | gexc.TooManyRequests  # ResourceExhausted is one
-        | gexc.Aborted
-        | gexc.RetryError
-        | TransportError
-        | requests.ConnectionError
-        | requests.Timeout
-        | TimeoutError
-        | ConnectionError,
-    )
 
 
 @contextmanager

@@ -112,6 +112,7 @@ def _fetch_from_firestore(key_id: str) -> tuple[str, str]:
     from google.auth.exceptions import GoogleAuthError
 
     from shared.firestore import get_firestore
+    from shared.transient import is_transient
 
     try:
         snapshot = (
@@ -121,6 +122,8 @@ def _fetch_from_firestore(key_id: str) -> tuple[str, str]:
             .get(retry=Retry(initial=0.05, maximum=0.5, timeout=2.0), timeout=2.0)
         )
     except (GoogleAPIError, GoogleAuthError) as exc:
+        if not is_transient(exc):
+            raise  # refused for good (a permission, a bad request): a logged 500, not "retry later"
         raise KeyStoreUnavailable(repr(exc)) from exc
     if not snapshot.exists:
         return "", ""

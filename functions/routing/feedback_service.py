@@ -38,7 +38,13 @@ def _store_errors() -> tuple[type[BaseException], ...]:
     return (GoogleAPIError, GoogleAuthError)
 
 
-def _unavailable(exc: BaseException) -> FeedbackStoreUnavailable:
+def _unavailable(exc: BaseException) -> BaseException:
+    """A store down for now is ``FeedbackStoreUnavailable`` (503, retry later); one that refuses
+    for good (a permission, a bad request) is raised as it is (a logged 500)."""
+    from shared.transient import is_transient
+
+    if not is_transient(exc):
+        return exc
     log.error("feedback store unavailable", extra={"error": repr(exc)})
     return FeedbackStoreUnavailable(repr(exc))
 

@@ -217,6 +217,9 @@ def handle(request: flask.Request) -> flask.Response:
             response = Problem(
                 503, "Cannot check the API key now; retry shortly.", headers={"Retry-After": "2"}
             ).to_response(path)
+        except Exception:  # a key store refusing for good: logged, a plain 500
+            log.exception("checking an API key failed")
+            response = Problem(500, "Internal error while checking the API key.").to_response(path)
         else:
             response = api(request)
     else:

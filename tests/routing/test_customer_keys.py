@@ -138,3 +138,16 @@ def test_a_routed_request_shows_up_in_the_customers_usage_and_score(fs, collecte
     health: dict[str, Any] = fs.collection("customers").document("acme").get().to_dict()["health"]
     assert health["components"]["adoption"]["inputs"]["used"] == ["route_key", "recommend", "feedback"]
     assert health["components"]["feedback"]["inputs"]["nps"] == 100.0
+
+
+def test_a_key_store_refusing_for_good_is_a_500_not_retry_later(make_client) -> None:  # type: ignore[no-untyped-def]
+    """Firestore answering PERMISSION_DENIED (IAM) is no outage: a logged 500, no Retry-After."""
+    from tests.grpc_refusing import refusing_grpc_server
+
+    unknown = "ion_0123456789ab_" + "A" * 43
+    with refusing_grpc_server() as host:
+        client = make_client(FIRESTORE_EMULATOR_HOST=host)
+        answer = client.post("/v2/route", json=ROUTE, headers={"X-API-Key": unknown})
+    assert answer.status_code == 500
+    assert "Retry-After" not in answer.headers
+    assert "refused by the test server" not in answer.get_data(as_text=True)

@@ -166,3 +166,16 @@ def test_experiment_off_serves_the_reference_weights(client: Any) -> None:
     answer = routed(client, user_id="ada")
     assert answer["experiment"] is None
     assert answer["weights"]["set"] == "baseline"
+
+
+def test_feedback_store_refusing_for_good_is_a_500_not_retry_later(make_client: Any) -> None:
+    """PERMISSION_DENIED is a misconfiguration a retry cannot cure: a logged 500, no Retry-After."""
+    from tests.grpc_refusing import refusing_grpc_server
+
+    with refusing_grpc_server() as host:
+        client = make_client(FIRESTORE_EMULATOR_HOST=host)
+        request_id = routed(client)["request_id"]
+        response = client.post("/v2/feedback", json={"request_id": request_id, "helpful": True})
+    assert response.status_code == 500
+    assert "Retry-After" not in response.headers
+    assert "refused by the test server" not in response.get_data(as_text=True)
