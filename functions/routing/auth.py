@@ -109,6 +109,9 @@ class _Lease:
         self.remote_left = remote_left
 
 
+MAX_LEASES = 10_000
+
+
 def lease_size(rate: float, burst: int, configured: int) -> int:
     """Tokens an instance takes beyond a request's own: ``configured`` when set (1: no lease),
     else a tenth of a second of the rate, at most a tenth of the burst."""
@@ -268,6 +271,8 @@ class ApiKeyGuard:
                             kept + int(granted) - cost, now + self._lease_seconds, remaining
                         )
                         remaining += lease.tokens
+                        if len(self._leases) > MAX_LEASES:  # one per key seen: drop the expired
+                            self._leases = {k: v for k, v in self._leases.items() if v.expires > now}
                 return Verdict(bool(int(allowed)), float(retry), remaining)
             except Exception as exc:  # noqa: BLE001 - redis errors: fall back to a local bucket
                 self._redis_down_until = time.monotonic() + self.retry_seconds
