@@ -637,31 +637,11 @@ def bench_listing_and_redrive(session: Any, server: Server, plan: Plan) -> None:
 
 
 def start_emulators(log_dir: Path) -> list[Any]:
-    from devtools.emulators import start_firestore, start_pubsub
+    from devtools.emulators import start_firestore_and_pubsub
     from devtools.processes import free_port
 
     fs_port, ps_port = free_port(), free_port()
-    started: list[Any] = []
-    errors: list[BaseException] = []
-
-    def start(fn: Callable[[], Any]) -> None:
-        try:
-            started.append(fn())
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            errors.append(exc)
-
-    threads = [
-        threading.Thread(target=start, args=(lambda: start_firestore(fs_port, log_dir=log_dir),)),
-        threading.Thread(target=start, args=(lambda: start_pubsub(ps_port, PROJECT, log_dir=log_dir),)),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        for proc in started:
-            proc.stop()
-        raise errors[0]
+    started = list(start_firestore_and_pubsub(fs_port, ps_port, PROJECT, log_dir=log_dir))
     os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{fs_port}"
     os.environ["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{ps_port}"
     return started

@@ -6,7 +6,7 @@ import contextlib
 import os
 import shutil
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
@@ -86,6 +86,37 @@ def start_pubsub(
     )
     wait_until_http(f"http://127.0.0.1:{port}/", proc, timeout)
     return proc
+
+
+def start_firestore_and_pubsub(
+    fs_port: int, ps_port: int, project: str, *, log_dir: Path
+) -> tuple[ManagedProcess, ManagedProcess]:
+    """Both emulators started side by side (each JVM takes seconds to come up); if either fails,
+    the other is stopped and the failure raised."""
+    import threading
+
+    started: dict[str, ManagedProcess] = {}
+    errors: list[BaseException] = []
+
+    def start(name: str, launch: Callable[[], ManagedProcess]) -> None:
+        try:
+            started[name] = launch()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=start, args=("fs", lambda: start_firestore(fs_port, log_dir=log_dir))),
+        threading.Thread(target=start, args=("ps", lambda: start_pubsub(ps_port, project, log_dir=log_dir))),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        for proc in started.values():
+            proc.stop()
+        raise errors[0]
+    return started["fs"], started["ps"]
 
 
 def start_redis(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import os
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ os.environ["GOOGLE_CLOUD_PROJECT"] = "ion-ops-test"
 for _var in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "REDIS_URL", "ION_API_KEYS"):
     os.environ.pop(_var, None)
 
-from devtools.emulators import reset_firestore, start_firestore, start_pubsub, start_redis  # noqa: E402
+from devtools.emulators import reset_firestore, start_firestore_and_pubsub, start_redis  # noqa: E402
 from devtools.processes import ManagedProcess, free_port, python, wait_until_http  # noqa: E402
 from shared import clock, firestore, pubsub  # noqa: E402
 from shared import redis as shared_redis  # noqa: E402
@@ -60,26 +59,8 @@ class Emulators:
 @pytest.fixture(scope="session")
 def emulators() -> Iterator[Emulators]:
     fs_port, ps_port = free_port(), free_port()
-    started: list[ManagedProcess] = []
-    errors: list[BaseException] = []
-
-    def start(fn: Callable[[], ManagedProcess]) -> None:
-        try:
-            started.append(fn())
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            errors.append(exc)
-
-    threads = [
-        threading.Thread(target=start, args=(lambda: start_firestore(fs_port, log_dir=LOG_DIR),)),
-        threading.Thread(target=start, args=(lambda: start_pubsub(ps_port, PROJECT, log_dir=LOG_DIR),)),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    started = start_firestore_and_pubsub(fs_port, ps_port, PROJECT, log_dir=LOG_DIR)
     try:
-        if errors:
-            raise errors[0]
         os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{fs_port}"
         os.environ["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{ps_port}"
         yield Emulators(f"127.0.0.1:{fs_port}", f"127.0.0.1:{ps_port}")
