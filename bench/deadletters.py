@@ -201,40 +201,38 @@ class Envelopes:
         return message_id, envelope
 
 
-def alert_body(n: int) -> bytes:
-    """An alert transition as the alert engine publishes it (about 700 bytes)."""
+def _transition_body(**fields: Any) -> bytes:
     from shared.notices import notice_transition
 
-    transition = notice_transition(
+    return notice_transition(at=datetime.now(UTC), **fields).model_dump_json().encode()
+
+
+def alert_body(n: int) -> bytes:
+    """An alert transition as the alert engine publishes it (about 700 bytes)."""
+    return _transition_body(
         notice_id=f"cost/anomaly/{n}",
         source="cost",
         name="anomaly",
         severity="high",
         summary="Cloud Run spend 3.1x its 14-day baseline today",
-        at=datetime.now(UTC),
         labels={"service": "Cloud Run"},
         annotations={"baseline": "41.20 USD", "today": "127.72 USD"},
         value=127.72,
         threshold=82.4,
         metric="cost.daily",
     )
-    return transition.model_dump_json().encode()
 
 
 def own_alert_body(n: int) -> bytes:
     """A dead-letter alert that was itself dead-lettered (fan-out down): stored, never re-alerted."""
-    from shared.notices import notice_transition
-
-    transition = notice_transition(
+    return _transition_body(
         notice_id=f"dead-letter/{n}",
         source="deadletters",
         name="dead-letter",
         severity="critical",
         summary="A message on metrics was dead-lettered: not acknowledged after 10 delivery attempts",
-        at=datetime.now(UTC),
         labels={"topic": "metrics"},
     )
-    return transition.model_dump_json().encode()
 
 
 def metrics_json(size: int) -> bytes:

@@ -124,6 +124,9 @@ def store(letter: DeadLetter) -> DeadLetter:
     expire_at = letter.received_at + timedelta(days=get_dead_letter_settings().keep_days)
     doc = letter.model_dump(mode="python")
     if len(letter.data_base64) > INLINE_BASE64:
+        existing = ref.get()
+        if existing.exists:  # a redelivery: one read, not its parts written again
+            return with_data(DeadLetter.model_validate(existing.to_dict()))
         data = letter.data()
         parts = [data[i : i + PART_BYTES] for i in range(0, len(data), PART_BYTES)]
         client = get_firestore()

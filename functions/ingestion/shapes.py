@@ -82,11 +82,9 @@ class Shape(Protocol):
     def add(self, cell: Cell, dp: Any, t: int) -> None:
         """A delta point into the minute's cell."""
 
-    def cumulative(self, dp: Any, t: int) -> CumulativePoint:
-        """A cumulative point, resolved against the stream's previous one when stored."""
-
     def checked(self, dp: Any, t: int) -> CumulativePoint | str:
-        """``cumulative(dp, t)``, or why the point is refused (``problem``), reading it once."""
+        """The cumulative point (resolved against its stream's previous one when stored), or why
+        it is refused (``problem``), reading the point once."""
 
 
 def _value(dp: Any) -> float:
@@ -116,9 +114,6 @@ class SumShape:
 
     def add(self, cell: Cell, dp: Any, t: int) -> None:
         cell.add_increment(_value(dp), t)
-
-    def cumulative(self, dp: Any, t: int) -> CumulativePoint:
-        return CumulativePoint(shape="sum", start=dp.start_time_unix_nano, time=t, value=_value(dp))
 
     def checked(self, dp: Any, t: int) -> CumulativePoint | str:
         which = dp.WhichOneof("value")
@@ -151,12 +146,6 @@ class HistogramShape:
         bounds, buckets, _ = histogram_arrays(dp)  # type: ignore[misc] - checked by problem() first
         keyed = explicit_buckets_sketch(bounds, buckets, minimum, maximum)
         cell.add_distribution(dp.count, total or 0.0, minimum, maximum, keyed, t)
-
-    def cumulative(self, dp: Any, t: int) -> CumulativePoint:
-        point = self.checked(dp, t)
-        if isinstance(point, str):
-            raise ValueError(point)
-        return point
 
     def checked(self, dp: Any, t: int) -> CumulativePoint | str:
         # The hot path of every SDK's histograms: each field read once, the common case (finite
@@ -214,7 +203,7 @@ class ExpHistogramShape:
         keyed = exponential_buckets_sketch(dp.scale, dp.zero_count, positive, negative)
         cell.add_distribution(dp.count, total or 0.0, minimum, maximum, keyed, t)
 
-    def cumulative(self, dp: Any, t: int) -> CumulativePoint:
+    def _cumulative(self, dp: Any, t: int) -> CumulativePoint:
         total, minimum, maximum = _extremes(dp)
         positive, negative = _exp_buckets(dp)
         return CumulativePoint(
@@ -232,4 +221,4 @@ class ExpHistogramShape:
         )
 
     def checked(self, dp: Any, t: int) -> CumulativePoint | str:
-        return self.problem(dp) or self.cumulative(dp, t)
+        return self.problem(dp) or self._cumulative(dp, t)

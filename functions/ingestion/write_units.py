@@ -39,11 +39,10 @@ class Unit:
 
     @property
     def streams(self) -> list[str]:
-        if not self.stream:
-            return []
-        return [s for series in self.series for s in series.streams if series.origins.get(s) == self.origin]
+        return [s for series in self.series for s in self.streams_of(series)] if self.stream else []
 
     def streams_of(self, series: SeriesBatch) -> list[str]:
+        """The streams of ``series`` this unit's origin sent."""
         return [s for s in series.streams if series.origins.get(s) == self.origin]
 
     @property

@@ -14,6 +14,7 @@ most 7 reads per collection.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from datetime import date
 from decimal import Decimal
 from typing import Any, Protocol
@@ -98,11 +99,12 @@ def health_run_of(doc: dict[str, Any]) -> HealthRun:
     )
 
 
-class _DocumentsById:
+class _DocumentsById(ABC):
     """The port's three reads over one lookup: a collection's documents of some days."""
 
+    @abstractmethod
     def _docs(self, collection: str, days: list[date]) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        """The documents of ``days`` that exist, oldest first."""
 
     def cost_days(self, days: list[date]) -> list[CostDay]:
         return [cost_day_of(doc) for doc in self._docs(COST_DAYS, days)]
@@ -121,14 +123,12 @@ class FirestoreDocumentSource(_DocumentsById):
         from shared.firestore import get_firestore
 
         self.client = client or get_firestore()
-        self.reads = 0
 
     def _docs(self, collection: str, days: list[date]) -> list[dict[str, Any]]:
         """The documents of ``days`` that exist, oldest first, in one batched read."""
         refs = [self.client.collection(collection).document(d.isoformat()) for d in days]
         found = {}
         for snap in self.client.get_all(refs):
-            self.reads += 1
             if snap.exists:
                 found[snap.id] = snap.to_dict() or {}
         return [found[d.isoformat()] for d in sorted(days) if d.isoformat() in found]
