@@ -154,7 +154,7 @@ def timer_problems(settings: FanoutSettings) -> list[str]:
     return problems
 
 
-def check_deployment() -> None:
+def check_deployment(target: str = "") -> None:
     """Deployed (``K_SERVICE`` set), refuse to start without every routed channel's settings,
     naming the variables; locally the log channel stands in, recorded as ``logged_instead``."""
     from functions.fanout.routes import get_routing
