@@ -3,12 +3,13 @@ terraform {
   required_providers {
     google = {
       source = "hashicorp/google"
-      # 7.21: Direct VPC egress on google_cloudfunctions2_function.
-      version = ">= 7.21, < 8.0"
+      # Exact pins: the versions whose schemas tests/test_terraform_schema.py checks against
+      # (devtools/terraform_schema.py); move them there together.
+      version = "7.46.1"
     }
     archive = {
       source  = "hashicorp/archive"
-      version = "~> 2.4"
+      version = "2.8.1"
     }
   }
   # Configure the state bucket at init: terraform init -backend-config="bucket=<state bucket>"
