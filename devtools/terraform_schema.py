@@ -195,7 +195,8 @@ class Assembly:
             if expected_link not in url:
                 raise ValueError(f"{fqn} documents {url}, not {provider.source} {provider.version}")
             config = cls["initializer"]["parameters"][-1]["type"]["fqn"]
-            block = self.block(config, fqn)
+            # A provider block has nothing computed (its class's extra getter is `functions`).
+            block = self.block(config, None if kind == "provider" else fqn)
             if kind == "provider":
                 out["provider_config"] = block
             else:

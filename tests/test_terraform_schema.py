@@ -350,6 +350,12 @@ provider "google" {
             "main.tf: google_cloudfunctions2_function.f: build_config is a block: write `build_config { ... }`",
             id="block written as an argument",
         ),
+        pytest.param(
+            'build_config = [{ entry_pointt = "main" }]',
+            "",
+            "main.tf: google_cloudfunctions2_function.f build_config: entry_pointt is not an argument or block here; did you mean entry_point?",
+            id="misspelt argument in attributes-as-blocks",
+        ),
     ],
 )
 def test_a_problem_in_a_resource_is_reported(
@@ -365,11 +371,16 @@ def test_an_unknown_resource_type_and_data_source_are_reported(
 resource "google_cloudfunction2_function" "f" { name = "f" }
 data "google_projects_x" "p" {}
 resource "random_id" "r" {}
+resource "google_pubsub_topic" "beta" {
+  name     = "t"
+  provider = google-beta
+}
 """
     assert _problems(tmp_path, schemas, text) == [
         "main.tf: google_cloudfunction2_function.f: google_cloudfunction2_function is not a resource type "
         "of hashicorp/google 7.46.1; did you mean google_cloudfunctions2_function?",
         "main.tf: random_id.r: no schema for provider 'random' (devtools/terraform_schema.py)",
+        "main.tf: google_pubsub_topic.beta: no schema for provider 'google-beta' (devtools/terraform_schema.py)",
         "main.tf: data.google_projects_x.p: google_projects_x is not a data source of hashicorp/google 7.46.1; "
         "did you mean google_projects?",
     ]
