@@ -71,6 +71,8 @@ PROVIDERS = (
     # cdktn-provider-google 20.x tracks provider 7.x; 21.x is 8.x.
     Provider("google", "hashicorp/google", "7.46.1", "cdktn-provider-google", "20.3.1"),
     Provider("archive", "hashicorp/archive", "2.8.1", "cdktn-provider-archive", "14.0.1"),
+    # For resources with `provider = google-beta`, once versions.tf requires it (same version).
+    Provider("google-beta", "hashicorp/google-beta", "7.46.1", "cdktn-provider-google-beta", "20.3.1"),
 )
 
 # No format version to bump by hand: the cached schemas are keyed by this file's content.
@@ -81,7 +83,7 @@ ROOT_BASES = {
     "cdktn.TerraformDataSource": "data",
     "cdktn.TerraformProvider": "provider",
 }
-TYPE_LINK = re.compile(r"Represents a \{@link (\S+) ([a-z0-9_]+)\}")
+TYPE_LINK = re.compile(r"Represents a \{@link (\S+) ([a-z0-9_-]+)\}")
 ANCHOR = re.compile(r"Docs at Terraform Registry: \{@link \S+#([a-z0-9_]+)[ }]")
 # Members of a class that are the binding's own, not the provider's attributes.
 NOT_ATTRIBUTES = {"internalValue", "tfResourceType"}
@@ -271,7 +273,7 @@ def build(provider: Provider, cache: Path = CACHE) -> Path:
         json.dump(schema, handle, separators=(",", ":"))
     os.chmod(handle.name, 0o644)
     os.replace(handle.name, target)
-    for stale in cache.glob(f"{provider.name}-*.json"):
+    for stale in cache.glob(f"{provider.name}-[0-9]*.json"):  # not google-beta-* for google
         if stale != target:
             stale.unlink(missing_ok=True)
     return target
