@@ -370,23 +370,25 @@ def test_a_problem_in_a_resource_is_reported(
     assert expected in _problems(tmp_path, schemas, FUNCTION % (top, service))
 
 
-def test_an_unknown_resource_type_and_data_source_are_reported(
+def test_unknown_resource_types_and_data_sources_are_reported(
     tmp_path: Path, schemas: dict[str, Schema]
 ) -> None:
     text = """
 resource "google_cloudfunction2_function" "f" { name = "f" }
 data "google_projects_x" "p" {}
 resource "random_id" "r" {}
-resource "google_pubsub_topic" "beta" {
-  name     = "t"
+resource "google_project_service_identity" "ga" { service = "iap.googleapis.com" }
+resource "google_project_service_identity" "beta" {
   provider = google-beta
+  service  = "iap.googleapis.com"
 }
 """
     assert _problems(tmp_path, schemas, text) == [
         "main.tf: google_cloudfunction2_function.f: google_cloudfunction2_function is not a resource type "
         "of hashicorp/google 7.46.1; did you mean google_cloudfunctions2_function?",
         "main.tf: random_id.r: no schema for provider 'random' (devtools/terraform_schema.py)",
-        "main.tf: google_pubsub_topic.beta: no schema for provider 'google-beta' (devtools/terraform_schema.py)",
+        "main.tf: google_project_service_identity.ga: google_project_service_identity is not a resource type "
+        "of hashicorp/google 7.46.1; did you mean google_project_service?",
         "main.tf: data.google_projects_x.p: google_projects_x is not a data source of hashicorp/google 7.46.1; "
         "did you mean google_projects?",
     ]
