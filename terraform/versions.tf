@@ -3,8 +3,7 @@ terraform {
   required_providers {
     google = {
       source = "hashicorp/google"
-      # Exact pins: the versions whose schemas tests/test_terraform_schema.py checks against
-      # (devtools/terraform_schema.py); move them there together.
+      # Exact pins: the schemas tests/test_terraform_schema.py checks (devtools/terraform_schema.py).
       version = "7.46.1"
     }
     archive = {
