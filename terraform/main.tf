@@ -97,12 +97,16 @@ locals {
     SMTP_STARTTLS         = var.alert_channels.smtp_port == 465 ? "false" : "true"
     ALERT_EMAIL_FROM      = var.alert_channels.alert_email_from
     ALERT_EMAIL_TO        = var.alert_channels.alert_email_to
-    ION_FANOUT_PUBLIC_URL = var.public_urls.fanout
-    ION_DASHBOARD_URL     = var.public_urls.dashboards
+    ION_FANOUT_PUBLIC_URL = local.public_base_url
+    ION_DASHBOARD_URL     = local.dashboard_url
     # Fan-out's group timers (fanout_timers.tf).
     ION_FANOUT_TASKS_QUEUE           = google_cloud_tasks_queue.fanout_timers.id
     ION_FANOUT_FLUSH_URL             = local.fanout_flush_url
     ION_FANOUT_TASKS_SERVICE_ACCOUNT = google_service_account.fanout_tasks.email
+    # Link bases people open through the load balancer (public_access.tf).
+    ION_REPORTS_PUBLIC_URL = local.public_base_url
+    ION_DEADLETTERS_URL    = local.public_base_url
+    ION_COST_DASHBOARD_URL = local.cost_dashboard_url
   }
 }
 
@@ -130,7 +134,7 @@ module "function" {
   # on the one database.
   datastore_role     = try(each.value.public, false) ? google_project_iam_custom_role.public_datastore.id : null
   firestore_database = google_firestore_database.default.name
-  ingress            = contains(var.load_balanced_functions, each.key) ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
+  ingress            = contains(keys(local.iap_functions), each.key) ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
   # A topic of the topology or one's dead-letter topic; topic-scoped, never project-wide.
   publishes = [
     for topic in try(each.value.publishes, []) :

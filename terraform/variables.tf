@@ -68,26 +68,6 @@ variable "alert_channels" {
   }
 }
 
-variable "public_urls" {
-  description = "Public HTTPS base URLs for links in notifications: the fan-out API (silences) and the dashboards."
-  type = object({
-    fanout     = string
-    dashboards = string
-  })
-  validation {
-    condition = alltrue([
-      for url in values(var.public_urls) : can(regex("^https://", url)) && !can(regex("://(127\\.|localhost|0\\.0\\.0\\.0|\\[::1\\])", url))
-    ])
-    error_message = "public_urls must be https:// addresses that people can open, never loopback."
-  }
-}
-
-variable "load_balanced_functions" {
-  description = "Entry points (never `route`, which is public) that take requests from an external HTTPS load balancer besides internal traffic (ALLOW_INTERNAL_AND_GCLB), e.g. manage_alerts or mail_reports behind IAP; all others are internal only."
-  type        = list(string)
-  default     = []
-}
-
 variable "redis_functions" {
   description = "Entry points that use Memorystore for Redis: Direct VPC egress, REDIS_URL from Secret Manager, the server CA."
   type        = list(string)

@@ -6,6 +6,11 @@ terraform {
       # 7.21: Direct VPC egress on google_cloudfunctions2_function.
       version = ">= 7.21, < 8.0"
     }
+    # Only for google_project_service_identity (the IAP service agent, public_access.tf).
+    google-beta = {
+      source  = "hashicorp/google-beta"
+      version = ">= 7.21, < 8.0"
+    }
     archive = {
       source  = "hashicorp/archive"
       version = "~> 2.4"
@@ -18,6 +23,11 @@ terraform {
 }
 
 provider "google" {
+  project = var.project_id
+  region  = var.region
+}
+
+provider "google-beta" {
   project = var.project_id
   region  = var.region
 }
