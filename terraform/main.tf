@@ -2,7 +2,7 @@
 # ../topology.yaml, the same file `make run` reads, so the two cannot drift apart.
 
 locals {
-  topology  = yamldecode(file("${path.module}/../topology.yaml"))
+  topology = yamldecode(file("${path.module}/../topology.yaml"))
   # try(), not coalesce(): coalesce needs its arguments to share one type, and an object with
   # attributes is not the type of {} (a plan would fail on it).
   functions = try(local.topology.functions, {})
@@ -113,7 +113,7 @@ module "settings" {
   redis_functions     = var.redis_functions
   redis_url_secret    = google_secret_manager_secret.redis_url.secret_id
   alert_channels      = var.alert_channels
-  public_base_url     = var.public_base_url
+  public_access       = var.public_access
   reports             = var.reports
   cost                = var.cost
   scaling_targets     = var.scaling_targets
@@ -145,7 +145,7 @@ module "function" {
   # on the one database.
   datastore_role     = try(each.value.public, false) ? google_project_iam_custom_role.public_datastore.id : null
   firestore_database = google_firestore_database.default.name
-  ingress            = contains(var.load_balanced_functions, each.key) ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
+  ingress            = contains(keys(local.iap_functions), each.key) ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
   # A topic of the topology or one's dead-letter topic; topic-scoped, never project-wide.
   publishes = [
     for topic in try(each.value.publishes, []) :

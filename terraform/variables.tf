@@ -69,23 +69,33 @@ variable "alert_channels" {
   }
 }
 
-variable "public_base_url" {
-  description = "Public https:// base URL people open links through (the load balancer with IAP), e.g. https://ops.example.com."
-  type        = string
+variable "public_access" {
+  description = "The load balancer's DNS name (e.g. ops.example.com; create an A record to the output public_ip) and who may open it through IAP: group:, user: or domain: members."
+  type = object({
+    domain  = string
+    members = list(string)
+  })
   validation {
-    condition = (
-      can(regex("^https://[a-z0-9.-]+(:[0-9]+)?$", var.public_base_url))
-      && !can(regex("://(127\\.|localhost|0\\.0\\.0\\.0)", var.public_base_url))
-      && !can(regex("\\.(run\\.app|cloudfunctions\\.net)(:[0-9]+)?$", var.public_base_url))
-    )
-    error_message = "public_base_url must be https://<host> (no path, no trailing slash) that people can open: never loopback, never a function's own *.run.app or *.cloudfunctions.net URL (internal ingress)."
+    condition     = length(var.public_access.domain) <= 253 && can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$", var.public_access.domain))
+    error_message = "public_access.domain must be a lower-case DNS name such as ops.example.com (no scheme, port, path or trailing dot)."
   }
-}
-
-variable "load_balanced_functions" {
-  description = "Entry points (never `route`, which is public) that take requests from an external HTTPS load balancer besides internal traffic (ALLOW_INTERNAL_AND_GCLB), e.g. manage_alerts or mail_reports behind IAP; all others are internal only."
-  type        = list(string)
-  default     = []
+  validation {
+    condition     = length(var.public_access.members) > 0
+    error_message = "public_access.members must name at least one group:, user: or domain: member."
+  }
+  validation {
+    condition = alltrue([
+      for member in var.public_access.members :
+      contains(["allusers", "allauthenticatedusers"], lower(member)) ||
+      can(regex("^(user|group):[^@\\s:]+@[^@\\s]+\\.[^@\\s]+$", member)) ||
+      can(regex("^domain:([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$", member))
+    ])
+    error_message = "Each of public_access.members must be group:<email>, user:<email> or domain:<DNS name>."
+  }
+  validation {
+    condition     = !anytrue([for member in var.public_access.members : contains(["allusers", "allauthenticatedusers"], lower(member))])
+    error_message = "public_access.members must not be allUsers or allAuthenticatedUsers: IAP lets in named people only."
+  }
 }
 
 variable "redis_functions" {

@@ -147,7 +147,8 @@ def test_ingress_is_internal_for_every_function_but_the_public_one() -> None:
     assert spec["default"] == "ALLOW_INTERNAL_ONLY"
     assert '["ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"]' in spec["validation"][0]["condition"]
     assert "ALLOW_ALL" not in _module_call()["ingress"]
-    assert _variable_default("variables.tf", "load_balanced_functions") == []
+    # Load-balancer ingress only for the functions with public_paths (tests/test_public_access.py).
+    assert "local.iap_functions" in _module_call()["ingress"]
 
 
 def test_scheduler_and_push_invoke_internal_functions_with_oidc_identities() -> None:

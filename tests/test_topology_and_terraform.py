@@ -286,10 +286,11 @@ def test_a_deployed_fan_out_gets_every_variable_its_routed_channels_require() ->
 def test_channel_and_link_variables_are_validated_in_terraform() -> None:
     variables = {
         name: spec
-        for block in load_hcl(TERRAFORM / "variables.tf")["variable"]
+        for path in ("variables.tf", "public_access.tf")
+        for block in load_hcl(TERRAFORM / path)["variable"]
         for name, spec in block.items()
     }
-    for name in ("alert_channels", "public_urls"):
+    for name in ("alert_channels", "public_access"):
         assert "default" not in variables[name], name  # required: a deploy must say them
         assert variables[name]["validation"], name
 

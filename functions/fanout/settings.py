@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.links import link_base_problem
+
 DEFAULT_ROUTING_FILE = Path(__file__).resolve().parent / "routing.yaml"
 
 
@@ -106,8 +108,8 @@ LOOPBACK = ("://127.", "://localhost", "://[::1]", "://0.0.0.0")
 
 
 def deployment_problems(settings: FanoutSettings, channels: set[str]) -> list[str]:
-    """What a deployed fan-out lacks: each routed channel's unset variables, and links that
-    would point at a loopback address."""
+    """What a deployed fan-out lacks: each routed channel's unset variables, and link bases people
+    could not open (not https, loopback, or a function's own internal URL: shared/links.py)."""
     from functions.fanout.channels.registry import missing_settings
 
     problems = []
@@ -119,8 +121,9 @@ def deployment_problems(settings: FanoutSettings, channels: set[str]) -> list[st
         ("ION_FANOUT_PUBLIC_URL", settings.public_url),
         ("ION_DASHBOARD_URL", settings.dashboard_url),
     ):
-        if any(marker in url for marker in LOOPBACK):
-            problems.append(f"{variable} is {url}: links in notifications would point at a loopback address")
+        problem = link_base_problem(variable, url)
+        if problem:
+            problems.append(problem)
     return problems + timer_problems(settings)
 
 

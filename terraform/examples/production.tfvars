@@ -13,8 +13,12 @@ alert_channels = {
   alert_email_to   = "oncall@example.com" # comma-separated
 }
 
-# The load balancer's address (README: Deploy, "Opening dashboards and links").
-public_base_url = "https://ops.example.com"
+# The load balancer with IAP in front of what people open (README: Deploy, "Opening dashboards
+# and links"): every link in a notification or report is https://<domain>/...
+public_access = {
+  domain  = "ops.example.com"
+  members = ["group:ion-ops-team@example.com"]
+}
 
 reports = {
   mail_from = "ion-ops-reports@example.com"

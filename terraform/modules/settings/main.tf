@@ -15,11 +15,11 @@ locals {
     ALERT_EMAIL_FROM = var.alert_channels.alert_email_from
     ALERT_EMAIL_TO   = var.alert_channels.alert_email_to
     # Links people open: the public base URL of the load balancer.
-    ION_FANOUT_PUBLIC_URL  = var.public_base_url
-    ION_DASHBOARD_URL      = "${var.public_base_url}/dashboards/overview"
-    ION_REPORTS_PUBLIC_URL = var.public_base_url
-    ION_DEADLETTERS_URL    = var.public_base_url
-    ION_COST_DASHBOARD_URL = "${var.public_base_url}/dashboards/overview"
+    ION_FANOUT_PUBLIC_URL  = local.public_base_url
+    ION_DASHBOARD_URL      = "${local.public_base_url}/dashboards/overview"
+    ION_REPORTS_PUBLIC_URL = local.public_base_url
+    ION_DEADLETTERS_URL    = local.public_base_url
+    ION_COST_DASHBOARD_URL = "${local.public_base_url}/dashboards/overview"
     # Reports: sender and one recipient list per audience.
     ION_REPORTS_FROM           = var.reports.mail_from
     ION_REPORTS_TIME_ZONE      = var.reports.time_zone
@@ -47,6 +47,7 @@ locals {
     ION_COLLECTOR_SQL_INSTANCES = join(",", var.cloud_sql_instances)
   }
   serving_project = var.scaling_targets[0].project
+  public_base_url = "https://${var.public_access.domain}"
   settings        = merge(local.operator_settings, var.resources)
 
   env = {

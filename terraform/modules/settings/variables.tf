@@ -32,9 +32,12 @@ variable "alert_channels" {
   })
 }
 
-variable "public_base_url" {
-  description = "https://<domain> of the load balancer people open links through (no trailing slash)."
-  type        = string
+variable "public_access" {
+  description = "The load balancer's domain (links are https://<domain>/...) and who may pass IAP."
+  type = object({
+    domain  = string
+    members = list(string)
+  })
 }
 
 variable "reports" {
