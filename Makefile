@@ -11,7 +11,11 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 # The google and archive providers' schemas (tests/test_terraform_schema.py), fetched once.
 SCHEMA_STAMP := $(VENV)/provider-schemas/.built
 
-.PHONY: run demo test lint fmt bench tf-fmt clean setup redis chromium checkov
+# The deployment rehearsed: every function alone, with what Terraform renders from
+# terraform/examples/production.tfvars (or VARS=path), against the emulators and stand-ins.
+VARS ?= terraform/examples/production.tfvars
+
+.PHONY: rehearse run demo test lint fmt bench tf-fmt clean setup redis chromium checkov
 
 setup: $(STAMP) $(SCHEMA_STAMP) $(CHECKOV_STAMP) redis
 
@@ -52,6 +56,9 @@ chromium:
 	  $$SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -qq >/dev/null && $$SUDO apt-get install -y -qq chromium >/dev/null; }; \
 	  command -v chromium >/dev/null || { echo "could not install chromium"; exit 1; }; }
+
+rehearse: setup
+	$(PY) -m devtools.rehearse --var-file $(VARS)
 
 run: setup
 	$(PY) -m devtools.stack

@@ -9,7 +9,7 @@ terraform {
     # Only for google_project_service_identity (the IAP service agent, public_access.tf).
     google-beta = {
       source  = "hashicorp/google-beta"
-      version = ">= 7.21, < 8.0"
+      version = "7.46.1"
     }
     archive = {
       source  = "hashicorp/archive"

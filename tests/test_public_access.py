@@ -390,18 +390,17 @@ def test_all_users_only_ever_invoke_route() -> None:
 
 
 def test_every_link_base_is_the_load_balancers_https_base() -> None:
-    locals_ = _locals(PUBLIC_ACCESS)
+    assert _locals(PUBLIC_ACCESS)["public_base_url"] == "https://${var.public_access.domain}"
+    module = TERRAFORM / "modules" / "settings" / "main.tf"
+    locals_ = _locals(module)
     assert locals_["public_base_url"] == "https://${var.public_access.domain}"
-    assert locals_["dashboard_url"] == "${local.public_base_url}${local.dashboard_path}"
-    assert locals_["cost_dashboard_url"].startswith("${local.public_base_url}/v1/cost")
-    main_tf = load_hcl(TERRAFORM / "main.tf")
-    settings = next(block["deploy_settings"] for block in main_tf["locals"] if "deploy_settings" in block)
-    assert {name: settings[name] for name in settings if name.endswith("_URL") and "FLUSH" not in name} == {
+    settings = locals_["operator_settings"]
+    assert {name: settings[name] for name in settings if name.endswith("_URL")} == {
         "ION_FANOUT_PUBLIC_URL": "${local.public_base_url}",
-        "ION_DASHBOARD_URL": "${local.dashboard_url}",
+        "ION_DASHBOARD_URL": "${local.public_base_url}/dashboards/overview",
         "ION_REPORTS_PUBLIC_URL": "${local.public_base_url}",
         "ION_DEADLETTERS_URL": "${local.public_base_url}",
-        "ION_COST_DASHBOARD_URL": "${local.cost_dashboard_url}",
+        "ION_COST_DASHBOARD_URL": "${local.public_base_url}/dashboards/overview",
     }
     for path in TF_FILES:
         assert "public_urls" not in path.read_text(), path
@@ -454,7 +453,7 @@ def _variable_block(text: str, name: str) -> str:
 
 
 def test_the_public_access_variable_is_required_and_validated() -> None:
-    variables = {k: v for block in load_hcl(PUBLIC_ACCESS)["variable"] for k, v in block.items()}
+    variables = {k: v for block in load_hcl(TERRAFORM / "variables.tf")["variable"] for k, v in block.items()}
     spec = variables["public_access"]
     assert "default" not in spec  # a deployment must say its domain and who may open it
     assert len(spec["validation"]) == 4
@@ -466,7 +465,9 @@ def plan_public_access(tmp_path_factory: pytest.TempPathFactory):  # type: ignor
         pytest.skip("terraform CLI not installed")
     config = tmp_path_factory.mktemp("public_access_variable")
     # Only the variable: no provider, so `terraform plan` runs offline without init.
-    (config / "variables.tf").write_text(_variable_block(PUBLIC_ACCESS.read_text(), "public_access") + "\n")
+    (config / "variables.tf").write_text(
+        _variable_block((TERRAFORM / "variables.tf").read_text(), "public_access") + "\n"
+    )
 
     def plan(domain: str, members: list[str]) -> subprocess.CompletedProcess[str]:
         value = f"{{domain = {json.dumps(domain)}, members = {json.dumps(members)}}}"
