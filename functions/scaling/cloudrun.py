@@ -66,16 +66,30 @@ class CloudRunScaler:
     def name(self, region: str, service: str) -> str:
         return f"projects/{self.project}/locations/{region}/services/{service}"
 
-    def read(self, region: str, service: str) -> LiveScaling:
-        found = _client(self.endpoint).get_service(name=self.name(region, service), timeout=self.timeout)
+    def read(self, region: str, service: str, *, timeout: float | None = None) -> LiveScaling:
+        found = _client(self.endpoint).get_service(
+            name=self.name(region, service), timeout=timeout or self.timeout
+        )
         scaling = found.template.scaling if self.level == "template" else found.scaling
         return LiveScaling(int(scaling.min_instance_count), int(scaling.max_instance_count), found.etag)
 
-    def apply(self, region: str, service: str, min_instances: int, max_instances: int) -> ApplyResult:
+    def apply(
+        self,
+        region: str,
+        service: str,
+        min_instances: int,
+        max_instances: int,
+        *,
+        timeout: float | None = None,
+        live: LiveScaling | None = None,
+    ) -> ApplyResult:
+        """``live``: the read the decision was made from; its etag makes the update fail if the
+        service changed since (a hand change is never overwritten by a decision made before it)."""
         from google.cloud import run_v2
         from google.protobuf import field_mask_pb2
 
-        before = self.read(region, service)
+        timeout = timeout or self.timeout
+        before = live or self.read(region, service, timeout=timeout)
         if (before.min_instances, before.max_instances) == (min_instances, max_instances):
             return ApplyResult("unchanged", before, before)
         if self.level == "template":
@@ -99,8 +113,8 @@ class CloudRunScaler:
             )
             paths = ["scaling.min_instance_count", "scaling.max_instance_count"]
         request = run_v2.UpdateServiceRequest(service=body, update_mask=field_mask_pb2.FieldMask(paths=paths))
-        operation = _client(self.endpoint).update_service(request=request, timeout=self.timeout)
-        updated = operation.result(timeout=self.timeout)
+        operation = _client(self.endpoint).update_service(request=request, timeout=timeout)
+        updated = operation.result(timeout=timeout)
         scaling = updated.template.scaling if self.level == "template" else updated.scaling
         after = LiveScaling(int(scaling.min_instance_count), int(scaling.max_instance_count), updated.etag)
         log.info(

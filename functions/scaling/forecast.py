@@ -51,6 +51,8 @@ class ForecastConfig:
     min_errors: int = 24
     max_errors: int = 576  # two days of 5-minute decisions
     recent_peak_minutes: int = 10
+    min_served_minutes: int = 20  # an hour with fewer served minutes has no mean or peak
+    peak_delay_minutes: int = 5  # an hour's peak is recorded once its last minutes are in
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from functions.scaling.rules import RulesError, RuleSet, active_rules
 from functions.scaling.settings import get_scaling_settings
 from functions.scaling.store import DecisionRecord
 from shared.clock import utcnow
-from shared.http import Api, Problem, json_response, read_body, read_json
+from shared.http import Api, Problem, json_response, read_body, read_json, scheduled_time
 from shared.logging import get_logger
 
 api = Api("scaling")
@@ -85,11 +85,16 @@ def _announce(record: DecisionRecord) -> None:
 @api.route("/", methods=["POST"])
 @api.route("/v1/scaling/run", methods=["POST"])
 def run(request: flask.Request) -> flask.Response:
+    from functions.scaling import service
     from functions.scaling.cloudrun import CloudRunScaler
-    from functions.scaling.service import problem_notice, run_cycle
     from functions.scaling.sources import FirestoreGuard, QueryApiHistory
     from functions.scaling.store import FirestoreDecisionStore
 
+    # The slot is the one the scheduler meant: a retry decides it again, with the same rules.
+    try:
+        at = service.decision_time(scheduled_time(request), utcnow())
+    except ValueError as exc:
+        raise Problem(400, f"X-CloudScheduler-ScheduleTime {exc}; a stale run is not decided.") from None
     body = read_json(request, RunBody) if read_body(request).strip() else RunBody()
     rules = _rules()
     unknown = sorted(set(body.regions or []) - set(rules.regions))
@@ -98,15 +103,17 @@ def run(request: flask.Request) -> flask.Response:
     settings = get_scaling_settings()
     dry_run = body.dry_run or settings.effective_dry_run
     scaler = None
-    if not dry_run:
+    # The live values are read in a dry run too (run.services.get): the policy steps from them.
+    # Only a local run with no Cloud Run endpoint at all decides without them.
+    if not dry_run or settings.cloudrun_endpoint or os.environ.get("K_SERVICE"):
         scaler = CloudRunScaler(
             _target_project(),
             settings.cloudrun_endpoint,
             settings.apply_level,
             settings.apply_timeout_seconds,
         )
-    result = run_cycle(
-        at=utcnow(),
+    result = service.run_cycle(
+        at=at,
         rules=rules,
         settings=settings,
         history=QueryApiHistory(settings.route_service),
@@ -115,7 +122,8 @@ def run(request: flask.Request) -> flask.Response:
         scaler=scaler,
         announce=_announce,
         regions=body.regions,
-        report=lambda record: _publish(problem_notice(record)),
+        report=lambda record: _publish(service.problem_notice(record)),
+        dry_run=dry_run,
     )
     payload = {
         "dry_run": dry_run,
@@ -124,8 +132,10 @@ def run(request: flask.Request) -> flask.Response:
         "failed": result.failed,
         # Refused for good (no such service, no permission): reported once, not a retry storm.
         "misconfigured": result.misconfigured,
+        # Not done within the deadline, nothing recorded: the scheduler's retry decides them.
+        "timed_out": result.timed_out,
     }
-    return json_response(payload, status=503 if result.failed else 200)
+    return json_response(payload, status=503 if result.failed or result.timed_out else 200)
 
 
 @api.route("/v1/scaling", methods=["GET"])
@@ -144,6 +154,8 @@ def current(request: flask.Request) -> dict[str, Any]:
         regions[region] = {
             "service": rules.regions[region].service,
             "time_zone": rules.regions[region].time_zone,
+            # What was last applied (a dry run applies nothing); the last decision says what it
+            # would set and what the service had.
             "min_instances": stored.state.min_instances,
             "max_instances": stored.state.max_instances,
             "changed_at": stored.state.changed_at,
@@ -159,6 +171,8 @@ def current(request: flask.Request) -> dict[str, Any]:
                     "previous_max": r.decision.previous_max,
                     "desired_min": r.decision.desired_min,
                     "bound_by": r.decision.bound_by,
+                    "max_bound_by": r.decision.max_bound_by,
+                    "from_live": r.decision.from_live,
                     "rule": r.decision.rule,
                     "guard_firing": r.decision.guard_firing,
                     "outcome": r.outcome,

@@ -6,6 +6,11 @@ desired min = ceil(forecast upper band / capacity per instance x (1 + headroom))
 rules' bounds. Then, like Kubernetes' HPA: changes within ``tolerance`` of the current value are
 ignored; scale-up is applied at once; scale-down takes the highest recommendation of the
 stabilisation window (so 30 minutes of lower forecasts are needed) and at most halves per step.
+"Current" is the live service's setting when it was read (``live``): a hand change, Terraform or
+a dry run never makes the policy step from a value the service does not have.
+max = the upper band (or the last minutes' peak) times ``max_factor`` in instances, within the
+rule's max, never under the new min nor the load of the last minutes (a max is never cut under
+the running load), kept while within ``max_slack`` above that (no PATCH every 5 minutes).
 The guard: while a rollback trigger fires, never scale down, and if the last change was a
 scale-down within ``rollback_window``, go back to the setting before it.
 """
@@ -13,15 +18,27 @@ scale-down within ``rollback_window``, go back to the setting before it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel
 
-from functions.scaling.forecast import HOUR, Forecast, ForecastConfig, History, forecast, realised_error
+from functions.scaling.forecast import (
+    HOUR,
+    MINUTE,
+    RECENT_MINUTES,
+    Forecast,
+    ForecastConfig,
+    History,
+    drop_outages,
+    floor_hour,
+    floor_minute,
+    forecast,
+    realised_error,
+)
 from functions.scaling.rules import Bounds
 
 Binding = Literal[
@@ -35,6 +52,7 @@ Binding = Literal[
     "guard-hold",
     "guard-revert",
 ]
+MaxBinding = Literal["forecast", "rule-max", "load", "min", "tolerance", "guard-hold", "no-forecast"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +62,8 @@ class PolicyConfig:
     stabilisation: timedelta = timedelta(minutes=30)
     max_step_down: float = 0.5
     rollback_window: timedelta = timedelta(minutes=30)
+    max_factor: float = 3.0  # the max leaves room for a burst of this many times the upper band
+    max_slack: float = 0.5  # a live max up to this much above the target is kept as it is
 
 
 DEFAULT_FORECAST = ForecastConfig()
@@ -60,8 +80,17 @@ class PendingForecast(BaseModel):
     point: float
 
 
+class Live(BaseModel):
+    """The service's min and max as read from it just before deciding."""
+
+    min_instances: int
+    max_instances: int
+
+
 class ScalingState(BaseModel):
-    """What a region's decisions carry from one to the next (stored in Firestore per region)."""
+    """What a region's decisions carry from one to the next (stored in Firestore per region).
+    ``min/max_instances``, ``previous_*`` and ``changed_at`` are what was last *applied* (a dry
+    run never writes them); the rest is learning that any decision adds to."""
 
     min_instances: int | None = None
     max_instances: int | None = None
@@ -71,6 +100,20 @@ class ScalingState(BaseModel):
     recommendations: list[Recommendation] = []
     pending: list[PendingForecast] = []  # forecasts whose hour is not over yet
     errors: list[float] = []  # log(realised peak / forecast peak), newest last
+    # UTC hour -> its busiest minute, recorded from the per-minute reads once the hour is over:
+    # the query API keeps minutes 72 h only, and the forecast wants 14 days of peaks.
+    hourly_peaks: dict[AwareDatetime, float] = {}
+
+    def learned(self, other: ScalingState) -> ScalingState:
+        """This state with ``other``'s learning (what a dry run keeps of its decision)."""
+        return self.model_copy(
+            update={
+                "recommendations": other.recommendations,
+                "pending": other.pending,
+                "errors": other.errors,
+                "hourly_peaks": other.hourly_peaks,
+            }
+        )
 
 
 class ForecastView(BaseModel):
@@ -105,11 +148,33 @@ class Decision(BaseModel):
     changed: bool
     desired_min: int  # before stabilisation, tolerance and the guard
     bound_by: Binding
+    max_bound_by: MaxBinding = "rule-max"
+    from_live: bool = False  # previous_min/max were read from the service (else the stored state)
     rule: str | None
     local_time: str
     forecast: ForecastView
     capacity: Capacity
     guard_firing: list[str] = []
+
+
+def record_peaks(
+    peaks: Mapping[datetime, float], recent: Mapping[datetime, float], at: datetime, config: ForecastConfig
+) -> dict[datetime, float]:
+    """``peaks`` with the busiest served minute of each hour that ended at least
+    ``peak_delay_minutes`` ago (its last minutes ingested) and lies within ``recent``; older than
+    the history window dropped. Recorded once per hour, so a rerun records the same."""
+    now = floor_minute(at.astimezone(UTC))
+    keep_from = floor_hour(now) - timedelta(days=config.history_days + 1)
+    out = {hour: value for hour, value in peaks.items() if hour >= keep_from}
+    last = floor_hour(now - config.peak_delay_minutes * MINUTE) - HOUR
+    for hour in (last - HOUR, last):
+        if hour in out or hour < now - RECENT_MINUTES * MINUTE:
+            continue
+        window = {m: v for m, v in recent.items() if hour - HOUR <= m < hour + HOUR}
+        served = [v for m, v in drop_outages(window, config.outage_minutes).items() if m >= hour]
+        if len(served) >= config.min_served_minutes:
+            out[hour] = max(served)
+    return out
 
 
 def decide(
@@ -124,7 +189,10 @@ def decide(
     guard_firing: Sequence[str] = (),
     forecast_config: ForecastConfig = DEFAULT_FORECAST,
     config: PolicyConfig = DEFAULT_POLICY,
+    live: Live | None = None,
 ) -> tuple[Decision, ScalingState]:
+    """The returned state is the one to keep if the decision is applied; ``ScalingState.learned``
+    keeps only its learning when it is not (a dry run)."""
     errors = list(state.errors)
     pending: list[PendingForecast] = []
     for item in state.pending:
@@ -135,9 +203,14 @@ def decide(
         else:
             pending.append(item)
     errors = errors[-forecast_config.max_errors :]
+    peaks = record_peaks(state.hourly_peaks, history.recent, at, forecast_config)
+    if history.hourly_peak is None:
+        # The peaks the function itself recorded: the replay reads the same as production.
+        history = replace(history, hourly_peak=peaks)
 
     fc = forecast(history, at, zone, errors, forecast_config)
-    raw = math.ceil(fc.upper / capacity.rpm * (1 + config.headroom) - 1e-9) if fc.upper > 0 else 0
+    headroom = 1 + config.headroom
+    raw = math.ceil(fc.upper / capacity.rpm * headroom - 1e-9) if fc.upper > 0 else 0
     desired = min(max(raw, bounds.low), bounds.high)
     if raw > bounds.high:
         bound_by: Binding = "rule-max"
@@ -148,7 +221,9 @@ def decide(
 
     recommendations = [r for r in state.recommendations if r.at > at - config.stabilisation]
     recommendations.append(Recommendation(at=at, min=desired))
-    current = state.min_instances
+    # Step from what the service has, not from what was last stored.
+    current = live.min_instances if live is not None else state.min_instances
+    current_max = live.max_instances if live is not None else state.max_instances
     new_min = desired
     if current is not None:
         if desired > current:
@@ -171,7 +246,9 @@ def decide(
                     bound_by = "stabilising"
                 if current - new_min <= config.tolerance * current:
                     new_min, bound_by = current, "tolerance"
-    new_max = max(bounds.high, new_min)
+    new_max, max_bound_by = _max(
+        fc, capacity=capacity, bounds=bounds, new_min=new_min, current_max=current_max, config=config
+    )
 
     firing = sorted(guard_firing)
     if firing and current is not None:
@@ -187,31 +264,34 @@ def decide(
             bound_by = "guard-revert"
         elif new_min < current:
             new_min, bound_by = current, "guard-hold"
-        if state.max_instances is not None and new_max < state.max_instances:
-            new_max = state.max_instances
+        if current_max is not None and new_max < current_max:
+            new_max, max_bound_by = current_max, "guard-hold"
 
-    changed = (new_min, new_max) != (state.min_instances, state.max_instances)
+    changed = (new_min, new_max) != (current, current_max)
     pending.append(PendingForecast(made_at=at, point=fc.point))
     new_state = ScalingState(
         min_instances=new_min,
         max_instances=new_max,
-        previous_min=state.min_instances if changed else state.previous_min,
-        previous_max=state.max_instances if changed else state.previous_max,
+        previous_min=current if changed else state.previous_min,
+        previous_max=current_max if changed else state.previous_max,
         changed_at=at if changed else state.changed_at,
         recommendations=recommendations,
         pending=pending,
         errors=errors,
+        hourly_peaks=peaks,
     )
     decision = Decision(
         region=region,
         at=at,
         min_instances=new_min,
         max_instances=new_max,
-        previous_min=state.min_instances,
-        previous_max=state.max_instances,
+        previous_min=current,
+        previous_max=current_max,
         changed=changed,
         desired_min=desired,
         bound_by=bound_by,
+        max_bound_by=max_bound_by,
+        from_live=live is not None,
         rule=bounds.rule,
         local_time=bounds.local_time,
         forecast=ForecastView.of(fc),
@@ -219,6 +299,38 @@ def decide(
         guard_firing=firing,
     )
     return decision, new_state
+
+
+def _max(
+    fc: Forecast,
+    *,
+    capacity: Capacity,
+    bounds: Bounds,
+    new_min: int,
+    current_max: int | None,
+    config: PolicyConfig,
+) -> tuple[int, MaxBinding]:
+    """The max: room for a burst above the forecast's upper band, within the rule's max, never
+    under the new min nor the last minutes' load (cutting a max under the running load sheds it)."""
+    headroom = 1 + config.headroom
+    if fc.method != "seasonal":
+        # Too little history to trust a band: the rule's max, as before there was a forecast.
+        return max(bounds.high, new_min), "no-forecast"
+    ceiling = max(bounds.high, bounds.ceiling or bounds.high)
+    load = min(ceiling, math.ceil(fc.recent_peak / capacity.rpm * headroom - 1e-9))
+    band = max(fc.upper, fc.recent_peak) / capacity.rpm * headroom
+    # A min set by a rule or the floor still gets the same room above it.
+    target = math.ceil(max(band, new_min) * config.max_factor - 1e-9)
+    binding: MaxBinding = "forecast"
+    if target > bounds.high:
+        target, binding = bounds.high, "rule-max"
+    lowest = max(new_min, load, 1)
+    if target < lowest:
+        target, binding = lowest, "load" if load >= new_min and load > 1 else "min"
+    slack = math.ceil(target * (1 + config.max_slack))
+    if current_max is not None and target < current_max <= min(slack, max(bounds.high, lowest)):
+        return current_max, "tolerance"
+    return target, binding
 
 
 def learn_capacity(

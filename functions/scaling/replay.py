@@ -46,7 +46,6 @@ from functions.scaling.policy import (
 from functions.scaling.rules import RegionRules, RulesError, RuleSet, load_rules, unbounded
 
 STEP = timedelta(minutes=5)
-MIN_SERVED_MINUTES_PER_HOUR = 20
 
 
 class TraceError(ValueError):
@@ -141,8 +140,10 @@ class Replayer:
         forecast_config: ForecastConfig = DEFAULT_FORECAST,
         policy_config: PolicyConfig = DEFAULT_POLICY,
         region: str = "replay",
-        use_peaks: bool = True,
+        use_peaks: bool = False,
     ) -> None:
+        # use_peaks: the trace's own hourly peaks (the bench's old figure). Off, the decision
+        # records them from its per-minute reads as the function does.
         self.use_peaks = use_peaks
         self.trace = trace
         self.rules = region_rules or unbounded(str(trace.zone))
@@ -165,7 +166,7 @@ class Replayer:
             served = [
                 v for m, v in drop_outages(window, self.forecast_config.outage_minutes).items() if m >= start
             ]
-            if len(served) >= MIN_SERVED_MINUTES_PER_HOUR:
+            if len(served) >= self.forecast_config.min_served_minutes:
                 self.hourly[start] = sum(served) / len(served)
                 if self.use_peaks:
                     self.hourly_peak[start] = max(served)

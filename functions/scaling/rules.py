@@ -135,6 +135,9 @@ class Bounds(BaseModel):
     high: int
     rule: str | None = None  # the rule that set them (None: the region's floor and base max)
     local_time: str = ""
+    # The most any hour allows: a max may stay above ``high`` up to this while the load needs it
+    # (at 09:00 a peak rule's 150 ends, and 120 instances busy are not cut to 100). None: ``high``.
+    ceiling: int | None = None
 
 
 class RuleSet(BaseModel):
@@ -148,11 +151,11 @@ class RuleSet(BaseModel):
         holding = [rule for rule in rules.rules if rule.holds_at(local)]
         stamp = local.isoformat(timespec="minutes")
         if not holding:
-            return Bounds(low=rules.floor, high=rules.max_instances, local_time=stamp)
+            return Bounds(low=rules.floor, high=rules.max_instances, local_time=stamp, ceiling=rules.ceiling)
         low = max(*(rule.min for rule in holding), rules.floor)
         high = max(*(rule.max for rule in holding), low)
         chosen = max(holding, key=lambda rule: (rule.min, rule.max))
-        return Bounds(low=low, high=high, rule=chosen.name, local_time=stamp)
+        return Bounds(low=low, high=high, rule=chosen.name, local_time=stamp, ceiling=rules.ceiling)
 
 
 def _where(data: Any, loc: tuple[Any, ...]) -> str:

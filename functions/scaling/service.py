@@ -4,10 +4,12 @@ run), store, announce. Knows nothing of HTTP; the ports make it testable in memo
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from functions.scaling.capacity import (
@@ -18,11 +20,11 @@ from functions.scaling.capacity import (
     forecast_capacity,
 )
 from functions.scaling.forecast import ForecastConfig
-from functions.scaling.policy import Decision, PolicyConfig, decide, learn_capacity
+from functions.scaling.policy import Decision, Live, PolicyConfig, decide, learn_capacity
 from functions.scaling.rules import RuleSet
 from functions.scaling.settings import ScalingSettings
 from functions.scaling.sources import GuardSource, HistorySource
-from functions.scaling.store import DecisionRecord, DecisionStore, Outcome
+from functions.scaling.store import DecisionRecord, DecisionStore, Outcome, slot_taken
 from shared.logging import get_logger
 
 log = get_logger("scaling")
@@ -30,29 +32,72 @@ HOURS_PER_MONTH = 730
 SLOT = timedelta(minutes=5)
 
 
-class Scaler:
-    """What applying needs (``CloudRunScaler`` in production)."""
+class Scaler(Protocol):
+    """What reading and applying need (``CloudRunScaler`` in production). ``timeout`` bounds each
+    API call; ``live`` is the read the decision stepped from (its etag makes a concurrent change
+    fail rather than be overwritten)."""
 
-    def apply(self, region: str, service: str, min_instances: int, max_instances: int) -> Any: ...
+    def read(self, region: str, service: str, *, timeout: float | None = None) -> Any: ...
+
+    def apply(
+        self,
+        region: str,
+        service: str,
+        min_instances: int,
+        max_instances: int,
+        *,
+        timeout: float | None = None,
+        live: Any = None,
+    ) -> Any: ...
 
 
 @dataclass
 class CycleResult:
     records: list[DecisionRecord]
-    skipped: list[str]  # regions whose slot was already decided
+    skipped: list[str]  # regions whose slot was already decided (or a later one)
     failed: list[str]  # a passing fault: the scheduler's retry may cure it
     misconfigured: list[str] = field(default_factory=list)  # refused for good: reported, not retried
+    timed_out: list[str] = field(default_factory=list)  # not done by the deadline: nothing recorded
+
+
+def slot_start(at: datetime) -> datetime:
+    seconds = math.floor(at.timestamp() / SLOT.total_seconds()) * SLOT.total_seconds()
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def slot_of(at: datetime) -> str:
-    seconds = math.floor(at.timestamp() / SLOT.total_seconds()) * SLOT.total_seconds()
-    return datetime.fromtimestamp(seconds, at.tzinfo).strftime("%Y%m%dT%H%MZ")
+    return slot_start(at).strftime("%Y%m%dT%H%MZ")
+
+
+STALE_SCHEDULE = timedelta(minutes=30)
+EARLY_SCHEDULE = timedelta(minutes=1)
+
+
+def decision_time(scheduled: datetime | None, now: datetime) -> datetime:
+    """The instant a run decides for: the scheduler's schedule time (so a retry, however late,
+    decides the same slot with the same rules), or the clock floored to its slot (a manual run).
+    A schedule time more than 30 minutes old or in the future is refused (ValueError): deciding
+    a long-past slot would apply a stale decision."""
+    if scheduled is None:
+        return slot_start(now)
+    if scheduled > now + EARLY_SCHEDULE or scheduled < now - STALE_SCHEDULE:
+        raise ValueError(
+            f"{scheduled.isoformat()} is not within the last {STALE_SCHEDULE.seconds // 60} minutes"
+        )
+    return slot_start(scheduled)
 
 
 def monthly_cost_change(decision: Decision, price: float) -> float:
     """Min instances are billed around the clock: the change of min times a month of hours."""
     before = decision.previous_min if decision.previous_min is not None else decision.min_instances
     return round((decision.min_instances - before) * HOURS_PER_MONTH * price, 2)
+
+
+@dataclass
+class _Done:
+    record: DecisionRecord | None = None
+    skipped: bool = False
+    late: bool = False  # the deadline passed first: nothing recorded
 
 
 def run_cycle(
@@ -67,32 +112,63 @@ def run_cycle(
     announce: Callable[[DecisionRecord], None],
     regions: list[str] | None = None,
     report: Callable[[DecisionRecord], None] | None = None,
+    dry_run: bool | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> CycleResult:
-    """``report`` is told once about a region whose target the API refuses for good (a service
-    that does not exist, a missing permission), until that changes."""
+    """``scaler`` reads each region's live min/max before deciding (a dry run too: reading is
+    allowed) and applies unless ``dry_run`` (default: no scaler). Regions run side by side, each
+    API call bounded by what is left of ``settings.deadline_seconds``; a region not done by then
+    is in ``timed_out`` with nothing recorded (the retry decides it again from the live values).
+    ``report`` is told once about a region whose target the API refuses for good (a service that
+    does not exist, a missing permission), until that changes."""
+    started = clock()
+    deadline = started + settings.deadline_seconds
+    dry = scaler is None if dry_run is None else dry_run
     chosen = [r for r in rules.regions if regions is None or r in regions]
     policy = PolicyConfig(
         headroom=settings.headroom,
         tolerance=settings.tolerance,
         stabilisation=timedelta(minutes=settings.stabilisation_minutes),
+        max_factor=settings.max_factor,
     )
     forecast_config = ForecastConfig()
-    started = time.perf_counter()
     inputs = history.inputs(
         chosen, {r: rules.regions[r].service for r in chosen}, at, forecast_config.history_days
     )
-    result = CycleResult([], [], [])
     slot = slot_of(at)
-    for region in chosen:
+    locks = {region: threading.Lock() for region in chosen}
+    abandoned: set[str] = set()
+    committed: dict[str, _Done] = {}
+
+    def remaining() -> float:
+        return deadline - clock()
+
+    def call_timeout() -> float:
+        left = remaining()
+        if left <= 0:
+            raise DeadlinePassed(f"the cycle's {settings.deadline_seconds:.0f} s deadline passed")
+        return min(settings.apply_timeout_seconds, left)
+
+    def one(region: str) -> _Done:
         region_rules = rules.regions[region]
         stored = store.load(region)
-        if stored.last_slot == slot and stored.last_outcome != "failed":
-            result.skipped.append(region)
-            continue
+        if slot_taken(stored, slot):
+            return _Done(skipped=True)
         data = inputs[region]
         capacity = learn_capacity(
             data.capacity_samples, region_rules.capacity_rpm or settings.default_capacity_rpm
         )
+        outcome: Outcome = "dry-run"
+        error: str | None = None
+        read: Any = None
+        if scaler is not None:
+            try:
+                read = scaler.read(region, region_rules.service, timeout=call_timeout())
+            except DeadlinePassed:
+                return _Done(late=True)
+            except Exception as exc:  # noqa: BLE001 - recorded, reported, retried
+                outcome, error = _failure(exc)
+        live = Live(min_instances=read.min_instances, max_instances=read.max_instances) if read else None
         decision, state = decide(
             region=region,
             at=at,
@@ -104,27 +180,29 @@ def run_cycle(
             guard_firing=guard.firing(region, settings.guard_rule_names),
             forecast_config=forecast_config,
             config=policy,
+            live=live,
         )
-        outcome: Outcome = "dry-run"
-        error = None
-        if scaler is not None:
+        if error is None and not dry and scaler is not None:
             try:
                 applied = scaler.apply(
-                    region, region_rules.service, decision.min_instances, decision.max_instances
+                    region,
+                    region_rules.service,
+                    decision.min_instances,
+                    decision.max_instances,
+                    timeout=call_timeout(),
+                    live=read,
                 )
                 outcome = applied.outcome
+            except DeadlinePassed:
+                return _Done(late=True)
             except Exception as exc:  # noqa: BLE001 - recorded, reported, retried next cycle
-                from shared.transient import is_transient
-
-                error = f"{type(exc).__name__}: {exc}"
-                # The service keeps its old values: so does the state, and the next run retries.
-                state = stored.state
-                if is_transient(exc):
-                    outcome = "failed"
-                    result.failed.append(region)
-                else:
-                    outcome = "misconfigured"
-                    result.misconfigured.append(region)
+                outcome, error = _failure(exc)
+        if error is not None:
+            # The service keeps its old values: so does the state, and the next run retries.
+            state = stored.state
+        elif outcome == "dry-run":
+            # Nothing was applied: keep what was last applied, add only the learning.
+            state = stored.state.learned(state)
         record = DecisionRecord(
             decision=decision,
             slot=slot,
@@ -132,11 +210,15 @@ def run_cycle(
             outcome=outcome,
             error=error,
             monthly_cost_change_usd=monthly_cost_change(decision, settings.instance_hour_usd),
-            duration_ms=round((time.perf_counter() - started) * 1000, 1),
+            duration_ms=round((clock() - started) * 1000, 1),
         )
-        if not store.commit(region, record, state, timedelta(days=settings.decisions_ttl_days)):
-            result.skipped.append(region)
-            continue
+        with locks[region]:
+            # Past the deadline the caller has reported this region as not done: record nothing.
+            if region in abandoned:
+                return _Done(late=True)
+            if not store.commit(region, record, state, timedelta(days=settings.decisions_ttl_days)):
+                return _Done(skipped=True)
+            committed[region] = _Done(record=record)
         log.info(
             "scaling decision %s: min %s -> %s, max %s -> %s (%s)",
             region,
@@ -152,8 +234,45 @@ def run_cycle(
         last = stored.recent[0] if stored.recent else None
         if outcome == "misconfigured" and report and not (last and last.error == error):
             report(record)
-        result.records.append(record)
+        return committed[region]
+
+    # Side by side: each region waits on the API (up to a minute for an operation), not on CPU.
+    pool = ThreadPoolExecutor(max_workers=max(1, len(chosen)), thread_name_prefix="scaling")
+    futures = {region: pool.submit(one, region) for region in chosen}
+    wait(futures.values(), timeout=max(0.0, remaining()))
+    pool.shutdown(wait=False, cancel_futures=True)
+    result = CycleResult([], [], [])
+    for region, future in futures.items():
+        with locks[region]:
+            if not future.done() and region not in committed:
+                abandoned.add(region)
+        if region in abandoned:
+            result.timed_out.append(region)
+            log.error("scaling: %s not decided within the deadline", region, extra={"region": region})
+            continue
+        done = committed[region] if not future.done() else future.result()
+        if done.late:
+            result.timed_out.append(region)
+        elif done.skipped:
+            result.skipped.append(region)
+        elif done.record is not None:
+            result.records.append(done.record)
+            if done.record.outcome == "failed":
+                result.failed.append(region)
+            elif done.record.outcome == "misconfigured":
+                result.misconfigured.append(region)
     return result
+
+
+class DeadlinePassed(TimeoutError):
+    """The cycle's deadline passed before a region's next API call."""
+
+
+def _failure(exc: Exception) -> tuple[Outcome, str]:
+    from shared.transient import is_transient
+
+    error = f"{type(exc).__name__}: {exc}"
+    return ("failed" if is_transient(exc) else "misconfigured"), error
 
 
 def problem_notice(record: DecisionRecord) -> Any:

@@ -59,6 +59,13 @@ class ScalingSettings(BaseSettings):
     apply_timeout_seconds: float = Field(
         default=60.0, gt=0, le=600, validation_alias="ION_SCALING_APPLY_TIMEOUT"
     )
+    # The whole run's budget: the schedule's 110 s attempt deadline (and the function's 120 s
+    # timeout) less a margin to answer and log; each API call gets at most what is left.
+    deadline_seconds: float = Field(
+        default=100.0, gt=0, le=3600, validation_alias="ION_SCALING_DEADLINE_SECONDS"
+    )
+    # Max instances leave room for a burst of this many times the forecast's upper band.
+    max_factor: float = Field(default=3.0, ge=1.0, le=20.0, validation_alias="ION_SCALING_MAX_FACTOR")
     # Requests per minute one instance serves at the CPU target until enough history teaches it.
     # Seed: 9,270 r/s on 28 instances = 331 r/s = 19,864 requests/min per instance.
     default_capacity_rpm: float = Field(default=19_864.0, gt=0, validation_alias="ION_SCALING_CAPACITY_RPM")

@@ -56,8 +56,12 @@ def _next(stored: StoredRegion, record: DecisionRecord, state: ScalingState) -> 
     )
 
 
-def _taken(stored: StoredRegion, slot: str) -> bool:
-    return stored.last_slot == slot and stored.last_outcome != "failed"
+def slot_taken(stored: StoredRegion, slot: str) -> bool:
+    """Decided already (a failed slot is retried), or a later slot was: a late retry of an older
+    slot never overrides a newer decision (slots sort as text)."""
+    if stored.last_slot is None:
+        return False
+    return stored.last_slot > slot or (stored.last_slot == slot and stored.last_outcome != "failed")
 
 
 class MemoryDecisionStore:
@@ -70,7 +74,7 @@ class MemoryDecisionStore:
 
     def commit(self, region: str, record: DecisionRecord, state: ScalingState, ttl: timedelta) -> bool:
         stored = self.load(region)
-        if _taken(stored, record.slot):
+        if slot_taken(stored, record.slot):
             return False
         self.regions[region] = _next(stored, record, state)
         self.records[f"{region}-{record.slot}"] = record
@@ -96,7 +100,7 @@ class FirestoreDecisionStore:
         def work(transaction: Any) -> bool:
             snapshot = state_ref.get(transaction=transaction)
             stored = StoredRegion.model_validate(snapshot.to_dict()) if snapshot.exists else StoredRegion()
-            if _taken(stored, record.slot):
+            if slot_taken(stored, record.slot):
                 return False
             transaction.set(state_ref, _next(stored, record, state).model_dump(mode="json"))
             expire_at: datetime = record.decision.at + ttl

@@ -131,9 +131,10 @@ def test_desired_min_formula_and_bounds() -> None:
     assert decision.desired_min == math.ceil(decision.forecast.upper / 100 * 1.2)
     assert decision.bound_by == "forecast"
     low, _ = _decide(_steady(10, at), at, ScalingState(), _bounds(low=4, high=150, rule="morning-peak"))
+    # The max leaves room for a burst (3x) above the min, not the rule's max of 150 whatever the load.
     assert (low.min_instances, low.max_instances, low.bound_by, low.rule) == (
         4,
-        150,
+        12,
         "rule-min",
         "morning-peak",
     )

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 from google.api_core.exceptions import AlreadyExists, BadRequest, NotFound
 
-from devtools.cloudrun_standin import CloudRunState, serve
+from devtools.cloudrun_standin import CloudRunState
 from devtools.processes import free_port
 from functions.scaling.cloudrun import CloudRunScaler, LiveScaling
 from functions.scaling.forecast import HOUR, MINUTE, History
@@ -22,21 +21,9 @@ from functions.scaling.settings import ScalingSettings
 from functions.scaling.sources import MemoryGuard, MemoryHistory, RegionInputs
 from functions.scaling.store import FirestoreDecisionStore, MemoryDecisionStore
 from shared import clock
+from tests.scaling.conftest import PROJECT
 
-PROJECT = "ion-ops-test"
 AT = datetime(2026, 11, 30, 14, 2, tzinfo=UTC)  # 08:02 in Chicago
-
-
-@pytest.fixture
-def standin() -> Iterator[tuple[str, CloudRunState]]:
-    state = CloudRunState(PROJECT)
-    for region in ("us-central1", "europe-west1", "asia-southeast1"):
-        state.add_service(region, "persona-router")
-    port = free_port()
-    server = serve(port, state)
-    yield f"http://127.0.0.1:{port}", state
-    server.shutdown()
-    server.server_close()
 
 
 def test_apply_only_on_change_and_idempotent(standin: tuple[str, CloudRunState]) -> None:
@@ -158,7 +145,10 @@ def test_cycle_applies_records_and_announces(standin: tuple[str, CloudRunState])
     assert us.decision.max_instances == 150
     assert us.decision.rule == "morning-peak"
     assert us.outcome == "applied"
-    assert us.monthly_cost_change_usd == 0.0  # first decision: nothing to compare with
+    # Compared with the live service (min 0 in the stand-in), not with an empty stored state.
+    assert us.decision.previous_min == 0
+    assert us.decision.from_live
+    assert us.monthly_cost_change_usd == round(50 * 730 * 0.0587, 2)
     live = state.services[f"projects/{PROJECT}/locations/us-central1/services/persona-router"]["scaling"]
     assert live == {"minInstanceCount": 50, "maxInstanceCount": 150}
     assert {r.decision.region for r in announced} == {"us-central1", "europe-west1"}
@@ -216,7 +206,12 @@ def test_a_passing_fault_is_failed_and_retried(standin: tuple[str, CloudRunState
     from google.api_core.exceptions import ServiceUnavailable
 
     class Unavailable:
-        def apply(self, region: str, service: str, min_instances: int, max_instances: int) -> None:
+        def read(self, region: str, service: str, *, timeout: float | None = None) -> LiveScaling:
+            return LiveScaling(1, 100, '"1"')
+
+        def apply(
+            self, region: str, service: str, min_instances: int, max_instances: int, **_: object
+        ) -> None:
             raise ServiceUnavailable("try later")
 
     store = MemoryDecisionStore()
