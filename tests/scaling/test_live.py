@@ -184,7 +184,7 @@ def test_the_slot_is_the_schedule_time_across_dst() -> None:
     assert rules.bounds("europe-west1", manual).rule == "morning-peak"
     with pytest.raises(ValueError, match="last 30 minutes"):
         decision_time(retry_clock - timedelta(hours=2), retry_clock)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not within"):
         decision_time(retry_clock + timedelta(minutes=5), retry_clock)
 
 
