@@ -1,17 +1,31 @@
-"""Scaling bench: the predictive policy against the baselines on generated per-minute traces,
-scored by the platform model of the Scaling contract (14 days of warm-up), and the time of one
-decision for 3 regions.
+"""Scaling bench: the predictive policy against the baselines, scored by the platform model of the
+Scaling contract (14 days of warm-up), and the time of one decision for 3 regions.
 
-    .venv/bin/python bench/scaling.py              # quality on 3 traces + decision time
-    .venv/bin/python bench/scaling.py --quick      # one trace, 28 days
-    .venv/bin/python bench/scaling.py --variants   # the tuning variants side by side
+    .venv/bin/python bench/scaling.py                        # every data set + decision time
+    .venv/bin/python bench/scaling.py --data irregular,tweets
+    .venv/bin/python bench/scaling.py --quick                # one generated trace, 28 days
+    .venv/bin/python bench/scaling.py --variants             # the tuning variants side by side
 
-Traces (functions/scaling/synthetic.py): daily seasonality with morning, lunch and evening
-peaks, weekends at 55%, a slow trend (+0.6%/day), bursts (x1.8-3.5 for 5-40 min, 3 a week),
-a 4-hour outage, a 6-hour gap and 1% of rows missing, counting noise plus 6% extra noise. Three
-regions with their own time zone and seed. Policies:
+Data sets:
 
-- predictive: this capability's decision code, through the replay CLI's Replayer;
+- generated (functions/scaling/synthetic.py ``generate``): daily seasonality with morning, lunch
+  and evening peaks, weekends at 55%, a slow trend, bursts, an outage, gaps, count noise. Three
+  regions with their own time zone and seed. It fits the model well: the flattering one.
+- irregular (``generate_irregular``): holidays, level shifts that stay, the weekly pattern changing
+  mid-trace, correlated drifts, more and longer bursts, campaign ramps, gaps and an outage.
+- tweets: NAB's realTweets (../shared/datasets/nab-tuning, MIT): real Twitter volumes per 5 minutes
+  over 8 weeks (AAPL, AMZN, FB, GOOG, KO: the five with few empty intervals), each 5-minute count
+  spread over its minutes and scaled so its 99th percentile minute needs 20 instances.
+
+Policies:
+
+- predictive, production path: ``service.run_cycle`` every 5 minutes with in-memory ports that
+  answer as the function's reads do (hourly means as the query API's hourly sums / 60 over 14 days,
+  the last 130 minutes with the query's zero for a minute without data, the decision state kept in
+  a memory store, the live min/max read from and applied to a memory service): what the function
+  does. The headline.
+- predictive, old headline: the replay with each hour's busiest minute read from the trace (which
+  the function never had) and hourly means over the served minutes.
 - reactive-only: min 0 (the platform's own autoscaler alone);
 - static-p99: min fixed at the 99th percentile of needed instances over the first 14 days;
 - seeds-rules: the seeds' time-of-day rules (08-09 and 12-13: min 4, max 150; 17-18: min 3,
@@ -23,22 +37,34 @@ regions with their own time zone and seed. Policies:
 from __future__ import annotations
 
 import argparse
+import bisect
+import csv
+import logging
 import math
 import sys
 import time
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from functions.scaling.forecast import HOUR, ForecastConfig, floor_hour
+from functions.scaling.cloudrun import ApplyResult, LiveScaling
+from functions.scaling.forecast import HOUR, MINUTE, RECENT_MINUTES, ForecastConfig, History, floor_hour
 from functions.scaling.policy import PolicyConfig
 from functions.scaling.replay import Replayer, Trace
+from functions.scaling.rules import RuleSet, unbounded
 from functions.scaling.scoring import Score, score
-from functions.scaling.synthetic import TraceSpec, generate
+from functions.scaling.service import run_cycle
+from functions.scaling.settings import ScalingSettings
+from functions.scaling.sources import MemoryGuard, RegionInputs
+from functions.scaling.store import MemoryDecisionStore
+from functions.scaling.synthetic import IrregularSpec, TraceSpec, generate, generate_irregular
 
+ROOT = Path(__file__).resolve().parent.parent
 CAPACITY = 200.0  # requests per minute per instance: the day peak needs about 15-20 instances
 WARM_UP = timedelta(days=14)
 REGIONS = (
@@ -46,6 +72,14 @@ REGIONS = (
     ("europe-west1", "Europe/Brussels", 23),
     ("asia-southeast1", "Asia/Singapore", 37),
 )
+IRREGULAR = (
+    ("irregular-chicago", "America/Chicago", 101),
+    ("irregular-brussels", "Europe/Brussels", 202),
+    ("irregular-singapore", "Asia/Singapore", 303),
+)
+TWEETS = ROOT.parent / "shared" / "datasets" / "nab-tuning" / "data" / "realTweets"
+TWEET_NAMES = ("AAPL", "AMZN", "FB", "GOOG", "KO")  # the others are mostly empty intervals
+TWEET_P99_INSTANCES = 20
 
 Decisions = list[tuple[datetime, int, int]]
 
@@ -53,25 +87,164 @@ Decisions = list[tuple[datetime, int, int]]
 @dataclass
 class Case:
     name: str
+    data: str
     trace: Trace
 
 
-def make_cases(quick: bool) -> list[Case]:
+def generated_cases(quick: bool) -> list[Case]:
     cases = []
     for region, zone, seed in REGIONS[:1] if quick else REGIONS:
         spec = TraceSpec(zone=zone, seed=seed, days=28 if quick else 42)
         minutes, requests = generate(spec)
-        cases.append(Case(region, Trace(minutes=minutes, requests=requests, zone=ZoneInfo(zone))))
+        cases.append(
+            Case(region, "generated", Trace(minutes=minutes, requests=requests, zone=ZoneInfo(zone)))
+        )
     return cases
 
 
-def predictive(
+def irregular_cases() -> list[Case]:
+    cases = []
+    for name, zone, seed in IRREGULAR:
+        minutes, requests = generate_irregular(IrregularSpec(zone=zone, seed=seed))
+        cases.append(Case(name, "irregular", Trace(minutes=minutes, requests=requests, zone=ZoneInfo(zone))))
+    return cases
+
+
+def tweet_cases() -> list[Case]:
+    """Each 5-minute count spread evenly over its 5 minutes, scaled to a p99 of 20 instances."""
+    cases = []
+    for name in TWEET_NAMES:
+        path = TWEETS / f"Twitter_volume_{name}.csv"
+        if not path.exists():
+            print(f"(no {path}: tweets skipped)")
+            return []
+        per_minute: dict[datetime, float] = {}
+        with path.open(encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                start = datetime.fromisoformat(row["timestamp"]).replace(second=0, tzinfo=UTC)
+                for k in range(5):
+                    per_minute[start + k * MINUTE] = float(row["value"]) / 5
+        minutes = sorted(per_minute)
+        values = sorted(per_minute.values())
+        scale = TWEET_P99_INSTANCES * CAPACITY / values[int(0.99 * (len(values) - 1))]
+        requests = [round(per_minute[m] * scale) for m in minutes]
+        cases.append(
+            Case(f"tweets-{name}", "tweets", Trace(minutes=minutes, requests=requests, zone=ZoneInfo("UTC")))
+        )
+    return cases
+
+
+def replayed(
     trace: Trace, forecast_config: ForecastConfig, policy_config: PolicyConfig, peaks: bool = True
 ) -> Decisions:
+    """The replay: ``peaks`` reads each hour's busiest minute from the trace (the old headline)."""
     replayer = Replayer(
         trace, CAPACITY, forecast_config=forecast_config, policy_config=policy_config, use_peaks=peaks
     )
     return [(d.at, d.min_instances, d.max_instances) for d in replayer.decisions()]
+
+
+class HourWindow(Mapping[datetime, float]):
+    """The hourly means a query over [start, end) answers, without copying 14 days each slot."""
+
+    def __init__(self, hourly: dict[datetime, float], hours: list[datetime], start: datetime, end: datetime):
+        self.hourly, self.hours, self.start, self.end = hourly, hours, start, end
+
+    def __getitem__(self, hour: datetime) -> float:
+        if not self.start <= hour < self.end:
+            raise KeyError(hour)
+        return self.hourly[hour]
+
+    def __iter__(self) -> Iterator[datetime]:
+        lo, hi = bisect.bisect_left(self.hours, self.start), bisect.bisect_left(self.hours, self.end)
+        return iter(self.hours[lo:hi])
+
+    def __len__(self) -> int:
+        return bisect.bisect_left(self.hours, self.end) - bisect.bisect_left(self.hours, self.start)
+
+
+class TraceQueries:
+    """A region's reads as ``QueryApiHistory`` answers them from the metric store: hourly sums / 60
+    for the complete hours of the last 14 days (hours with no request left out), and the last
+    130 minutes per minute, a minute without data 0 (the query's empty step of a series with data)."""
+
+    def __init__(self, region: str, trace: Trace) -> None:
+        self.region = region
+        self.minutes, self.requests = trace.minutes, trace.requests
+        totals: dict[datetime, float] = {}
+        for minute, value in zip(trace.minutes, trace.requests, strict=True):
+            hour = floor_hour(minute)
+            totals[hour] = totals.get(hour, 0.0) + value
+        self.hourly = {hour: total / 60 for hour, total in totals.items() if total > 0}
+        self.hours = sorted(self.hourly)
+
+    def inputs(
+        self, regions: Iterable[str], services: Mapping[str, str], at: datetime, days: int
+    ) -> dict[str, RegionInputs]:
+        end = floor_hour(at)
+        start = end - timedelta(days=days)
+        now = at.replace(second=0, microsecond=0)
+        first = now - RECENT_MINUTES * MINUTE
+        lo, hi = bisect.bisect_left(self.minutes, first), bisect.bisect_left(self.minutes, now)
+        present = {self.minutes[i]: self.requests[i] for i in range(lo, hi)}
+        recent = {first + k * MINUTE: present.get(first + k * MINUTE, 0.0) for k in range(RECENT_MINUTES)}
+        if not present:
+            recent = {}
+        window = HourWindow(self.hourly, self.hours, start, end)
+        seen = [
+            *(h for h in [next(iter(window), None)] if h is not None),
+            *(m for m, v in recent.items() if v > 0),
+        ]
+        history = History(hourly=window, recent=recent, first_seen=min(seen) if seen else None)
+        return {region: RegionInputs(history) for region in regions}
+
+
+class MemoryService:
+    """A Cloud Run service in memory: read and applied as ``CloudRunScaler`` does."""
+
+    def __init__(self) -> None:
+        self.live = LiveScaling(0, 1000, "0")
+
+    def read(self, region: str, service: str, *, timeout: float | None = None) -> LiveScaling:
+        return self.live
+
+    def apply(
+        self, region: str, service: str, min_instances: int, max_instances: int, **_: Any
+    ) -> ApplyResult:
+        before = self.live
+        if (before.min_instances, before.max_instances) == (min_instances, max_instances):
+            return ApplyResult("unchanged", before, before)
+        self.live = LiveScaling(min_instances, max_instances, str(int(before.etag) + 1))
+        return ApplyResult("applied", before, self.live)
+
+
+def production(trace: Trace, settings: ScalingSettings) -> Decisions:
+    """``run_cycle`` every 5 minutes on the clock, applying to a memory service (the function)."""
+    region = "bench"
+    rules = RuleSet(regions={region: unbounded(str(trace.zone))})
+    queries, store, service = TraceQueries(region, trace), MemoryDecisionStore(), MemoryService()
+    decisions: Decisions = []
+    at = datetime.fromtimestamp(math.ceil(trace.minutes[0].timestamp() / 300) * 300, UTC)
+    while at <= trace.minutes[-1]:
+        run_cycle(
+            at=at,
+            rules=rules,
+            settings=settings,
+            history=queries,
+            guard=MemoryGuard(),
+            store=store,
+            scaler=service,
+            announce=lambda record: None,
+            dry_run=False,
+        )
+        store.records.clear()  # the decisions' own records: not needed here, and 12k of them add up
+        decisions.append((at, service.live.min_instances, service.live.max_instances))
+        at += timedelta(minutes=5)
+    return decisions
+
+
+def bench_settings(**overrides: Any) -> ScalingSettings:
+    return ScalingSettings(ION_SCALING_CAPACITY_RPM=CAPACITY, ION_SCALING_DRY_RUN="false", **overrides)
 
 
 def reactive_only(trace: Trace) -> Decisions:
@@ -121,45 +294,46 @@ def evaluate(trace: Trace, decisions: Decisions) -> Score:
     return score(trace.minutes, trace.requests, CAPACITY, decisions, scored_from=trace.minutes[0] + WARM_UP)
 
 
-def quality(cases: list[Case], variants: dict[str, tuple[ForecastConfig, PolicyConfig]]) -> None:
-    baselines = {
+Policy = Callable[[Trace], Decisions]
+
+
+def quality(cases: list[Case], policies: dict[str, Policy]) -> None:
+    baselines: dict[str, Policy] = {
         "reactive-only (min 0)": reactive_only,
         "static-p99 (first 14 d)": static_p99,
         "seeds' time-of-day rules": seeds_rules,
         "yesterday+week+15%": yesterday_week,
     }
     print(f"Quality: capacity {CAPACITY:.0f} req/min per instance, 14 days warm-up, platform model")
-    print(
-        f"{'policy':32} {'trace':16} {'under-min':>9} {'inst-min':>9} {'under/reactive':>14}", "cost/reactive"
-    )
-    totals: dict[str, list[float]] = {}
+    header = f"{'policy':36} {'trace':20} {'under-min':>9} {'inst-min':>10} {'under/reactive':>14}"
+    print(header, "cost/reactive", flush=True)
+    totals: dict[tuple[str, str], list[float]] = {}
     for case in cases:
         reactive = evaluate(case.trace, reactive_only(case.trace))
-        rows: list[tuple[str, Score]] = []
-        for name, fn in baselines.items():
-            rows.append((name, evaluate(case.trace, fn(case.trace))))
-        for name, (fc, pc, *rest) in variants.items():
+        for name, fn in {**baselines, **policies}.items():
             started = time.perf_counter()
-            rows.append((name, evaluate(case.trace, predictive(case.trace, fc, pc, *rest))))
+            result = evaluate(case.trace, fn(case.trace))
             elapsed = time.perf_counter() - started
-            print(f"  ({name}: replay and score of {len(case.trace.minutes):,} rows in {elapsed:.1f} s)")
-        for name, result in rows:
             under, cost = result.ratios(reactive)
-            totals.setdefault(name, [0, 0, 0, 0])
-            totals[name][0] += result.under_minutes
-            totals[name][1] += result.instance_minutes
-            totals[name][2] += reactive.under_minutes
-            totals[name][3] += reactive.instance_minutes
+            for key in ((case.data, name), ("all", name)):
+                total = totals.setdefault(key, [0, 0, 0, 0])
+                total[0] += result.under_minutes
+                total[1] += result.instance_minutes
+                total[2] += reactive.under_minutes
+                total[3] += reactive.instance_minutes
             print(
-                f"{name:32} {case.name:16} {result.under_minutes:9,} {result.instance_minutes:9,} "
-                f"{under:13.1%} {cost:12.2f}x"
+                f"{name:36} {case.name:20} {result.under_minutes:9,} {result.instance_minutes:10,} "
+                f"{under:13.1%} {cost:12.2f}x" + (f"   ({elapsed:.0f} s)" if name in policies else ""),
+                flush=True,
             )
-    print("All traces together:")
-    for name, (under, cost, r_under, r_cost) in totals.items():
-        print(
-            f"{name:32} {'all':16} {int(under):9,} {int(cost):9,} {under / r_under:13.1%}",
-            f"{cost / r_cost:12.2f}x",
-        )
+    for data in [*dict.fromkeys(c.data for c in cases), "all"]:
+        print(f"Together, {data}:")
+        for (group, name), (under, cost, r_under, r_cost) in totals.items():
+            if group == data:
+                print(
+                    f"{name:36} {data:20} {int(under):9,} {int(cost):10,} {under / r_under:13.1%}",
+                    f"{cost / r_cost:12.2f}x",
+                )
 
 
 def decision_time(cases: list[Case]) -> None:
@@ -213,20 +387,38 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--variants", action="store_true")
+    parser.add_argument("--data", default="generated,irregular,tweets", help="comma-separated data sets")
+    parser.add_argument("--no-timing", action="store_true")
     args = parser.parse_args()
-    cases = make_cases(args.quick)
-    base_fc, base_pc = ForecastConfig(), PolicyConfig()
-    variants = {"predictive (this policy)": (base_fc, base_pc)}
+    # The function logs each decision: thousands of slots here.
+    logging.getLogger("ion").setLevel(logging.WARNING)
+    wanted = args.data.split(",")
+    cases: list[Case] = []
+    if "generated" in wanted:
+        cases += generated_cases(args.quick)
+    if "irregular" in wanted and not args.quick:
+        cases += irregular_cases()
+    if "tweets" in wanted and not args.quick:
+        cases += tweet_cases()
+    fc, pc = ForecastConfig(), PolicyConfig()
+    policies: dict[str, Policy] = {
+        "predictive: production path": lambda t: production(t, bench_settings()),
+        "predictive: old (trace's peaks)": lambda t: replayed(t, fc, pc, peaks=True),
+    }
     if args.variants:
-        variants.update(
+        policies.update(
             {
-                "band q0.9 (wider)": (replace(base_fc, band_quantile=0.9), base_pc),
-                "stabilisation 15 min": (base_fc, replace(base_pc, stabilisation=timedelta(minutes=15))),
-                "hourly means only (no peaks)": (base_fc, base_pc, False),
+                "replay CLI (recorded peaks)": lambda t: replayed(t, fc, pc, peaks=False),
+                "production, stabilisation 15 min": lambda t: production(
+                    t, bench_settings(ION_SCALING_STABILISATION_MINUTES=15)
+                ),
+                "production, max x2": lambda t: production(t, bench_settings(ION_SCALING_MAX_FACTOR=2.0)),
+                "production, max x6": lambda t: production(t, bench_settings(ION_SCALING_MAX_FACTOR=6.0)),
             }
         )
-    quality(cases, variants)
-    decision_time(cases)
+    quality(cases, policies)
+    if not args.no_timing:
+        decision_time(generated_cases(quick=True))
 
 
 if __name__ == "__main__":

@@ -155,6 +155,7 @@ class Replayer:
         self.hourly: dict[datetime, float] = {}
         self.hourly_peak: dict[datetime, float] = {}
         self.next_hour = floor_hour(trace.minutes[0])
+        self.state = ScalingState()
 
     def _close_hours(self, at: datetime) -> None:
         minutes, requests = self.trace.minutes, self.trace.requests
@@ -179,7 +180,7 @@ class Replayer:
     def decisions(self) -> Iterator[Decision]:
         minutes, requests = self.trace.minutes, self.trace.requests
         first, last = minutes[0], minutes[-1]
-        state = ScalingState()
+        state = self.state = ScalingState()
         zone = self.rules.zone
         at = first
         next_grid = datetime.fromtimestamp((math.floor(first.timestamp() / 300) + 1) * 300, UTC)
@@ -204,6 +205,7 @@ class Replayer:
                 forecast_config=self.forecast_config,
                 config=self.policy_config,
             )
+            self.state = state
             yield decision
             at, next_grid = next_grid, next_grid + STEP
 

@@ -300,3 +300,51 @@ def test_capacity_learned_near_the_cpu_target_else_default() -> None:
     assert learned.source == "learned"
     assert learned.rpm == pytest.approx(600)
     assert learn_capacity(samples[:5], default_rpm=999).rpm == 999
+
+
+def _at_nine(rpm: float, state: ScalingState | None = None, guard: tuple[str, ...] = ()):
+    """09:00, the 08-09 peak rule (max 150) just over: the base max is 100."""
+    at = T0 + timedelta(days=5, hours=9)
+    return _decide(_steady(rpm, at), at, state or ScalingState(), Bounds(low=2, high=100, ceiling=150), guard)
+
+
+def test_max_follows_the_band_and_never_cuts_the_running_load() -> None:
+    # 10,000/min needs 120 instances now (100/min each, 20% headroom): the max is not cut to the
+    # base max of 100 at 09:00 (the old max came from the rule alone), only to what the load needs.
+    busy, _ = _at_nine(10_000)
+    assert (busy.max_instances, busy.max_bound_by) == (120, "load")
+    assert busy.min_instances <= 100
+    # A quiet hour: room for 3x the upper band (here 3x the min), not the rule's 100 whatever the load.
+    quiet, state = _at_nine(500)
+    assert quiet.min_instances == 9
+    assert (quiet.max_instances, quiet.max_bound_by) == (27, "forecast")
+    # A live max a little above that is kept (no update every 5 minutes); far above, lowered.
+    kept, _ = _at_nine(500, state.model_copy(update={"max_instances": 35}))
+    assert (kept.max_instances, kept.max_bound_by) == (35, "tolerance")
+    lowered, _ = _at_nine(500, state.model_copy(update={"max_instances": 90}))
+    assert lowered.max_instances == 27
+    held, _ = _at_nine(500, state.model_copy(update={"max_instances": 90}), guard=("latency-p95-high",))
+    assert (held.max_instances, held.max_bound_by) == (90, "guard-hold")
+    # No history to trust: the rule's max, as before.
+    at = T0 + timedelta(days=5, hours=9)
+    blind, _ = _decide(History(hourly={}, recent={}, first_seen=None), at, ScalingState(), _bounds(2, 100))
+    assert (blind.max_instances, blind.max_bound_by) == (100, "no-forecast")
+
+
+def test_the_function_records_the_hourly_peaks_the_replay_used_to_read() -> None:
+    """The replay read each hour's busiest minute from the trace, which the function (hourly means
+    from the store) never had. Now the decision records it from its own per-minute reads."""
+    minutes, requests = generate(TraceSpec(days=16, seed=5))
+    trace = Trace(minutes=minutes, requests=requests, zone=UTCZ)
+    recorded = Replayer(trace, 200.0)
+    from_trace = Replayer(trace, 200.0, use_peaks=True)
+    ours = [(d.min_instances, d.max_instances) for d in recorded.decisions()]
+    old = [(d.min_instances, d.max_instances) for d in from_trace.decisions()]
+    peaks = recorded.state.hourly_peaks
+    common = [h for h in peaks if h in from_trace.hourly_peak]
+    assert len(peaks) >= 14 * 24
+    assert sum(peaks[h] == from_trace.hourly_peak[h] for h in common) >= 0.97 * len(common)
+    assert sum(a == b for a, b in zip(ours, old, strict=True)) >= 0.9 * len(ours)
+    # Stored as JSON in Firestore and read back.
+    again = ScalingState.model_validate_json(recorded.state.model_dump_json())
+    assert again.hourly_peaks == peaks
