@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 MINUTE = timedelta(minutes=1)
+QUARTER = timedelta(minutes=15)
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 RECENT_MINUTES = 130  # what a decision needs at minute resolution: two hours plus slack
@@ -53,6 +54,13 @@ class ForecastConfig:
     recent_peak_minutes: int = 10
     min_served_minutes: int = 20  # an hour with fewer served minutes has no mean or peak
     peak_delay_minutes: int = 5  # an hour's peak is recorded once its last minutes are in
+    # The next hour counts once it starts within this many minutes (60: always).
+    lead_minutes: int = 60
+    # With quarter-hour peaks recorded: the peak forecast is of the next ``window_minutes`` (the
+    # next decision comes in 5, the platform reacts in 2, an instance starts in seconds), not of
+    # the clock hour and the next: holding an hour's peak all hour is most of the cost.
+    window_minutes: int = 20
+    min_served_quarter: int = 5  # a quarter-hour with fewer served minutes has no peak
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,7 @@ class History:
     recent: Mapping[datetime, float]
     first_seen: datetime | None
     hourly_peak: Mapping[datetime, float] | None = None  # the hour's busiest minute, when known
+    quarter_peak: Mapping[datetime, float] | None = None  # each quarter-hour's busiest minute
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,7 @@ class Forecast:
     method: str  # "seasonal", "fallback", "no-data"
     lags_days: list[int] = field(default_factory=list)
     level: float = 1.0
+    window_minutes: int = 60  # the span the peak is forecast for, from the decision on
 
 
 def floor_minute(at: datetime) -> datetime:
@@ -87,6 +97,10 @@ def floor_minute(at: datetime) -> datetime:
 
 def floor_hour(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
+
+
+def floor_quarter(at: datetime) -> datetime:
+    return at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0)
 
 
 def drop_outages(minutes: Mapping[datetime, float], run: int) -> dict[datetime, float]:
@@ -129,6 +143,12 @@ def _lagged(hour: datetime, days: int, zone: ZoneInfo) -> datetime:
     """The UTC hour that was the same local wall-clock hour ``days`` days earlier (DST-aware)."""
     local = hour.astimezone(zone).replace(tzinfo=None) - timedelta(days=days)
     return floor_hour(local.replace(tzinfo=zone).astimezone(UTC))
+
+
+def _lagged_quarter(quarter: datetime, days: int, zone: ZoneInfo) -> datetime:
+    """The UTC quarter-hour that was the same local wall-clock quarter ``days`` days earlier."""
+    local = quarter.astimezone(zone).replace(tzinfo=None) - timedelta(days=days)
+    return floor_quarter(local.replace(tzinfo=zone).astimezone(UTC))
 
 
 def _lags(target_local: datetime) -> list[int]:
@@ -174,7 +194,7 @@ def forecast(
     used: set[int] = set()
     levels: list[float] = []
     if enough:
-        for target in (h0, h0 + HOUR):
+        for target in sorted({h0, floor_hour(now + config.lead_minutes * MINUTE)}):
             candidates: list[tuple[int, float, float]] = []
             for days in _lags(target.astimezone(zone)):
                 if days > config.history_days:
@@ -196,7 +216,18 @@ def forecast(
             used.update(c[0] for c in candidates)
             levels.extend(c[2] for c in candidates)
 
-    if means:
+    window = 60
+    quarter_point = (
+        _quarter_point(history, now, recent=recent, zone=zone, config=config, used=used, levels=levels)
+        if enough
+        else None
+    )
+    if quarter_point is not None:
+        hourly_mean = max(means) if means else quarter_point / peak_factor
+        method = "seasonal"
+        point, window = quarter_point, config.window_minutes
+        lower, upper = _band(point, errors, config)
+    elif means:
         hourly_mean = max(means)
         method = "seasonal"
         point = hourly_mean * peak_factor
@@ -223,7 +254,46 @@ def forecast(
         method=method,
         lags_days=sorted(used),
         level=_mean(levels) if levels else 1.0,
+        window_minutes=window,
     )
+
+
+def _quarter_point(
+    history: History,
+    now: datetime,
+    *,
+    recent: list[tuple[datetime, float]],
+    zone: ZoneInfo,
+    config: ForecastConfig,
+    used: set[int],
+    levels: list[float],
+) -> float | None:
+    """The busiest minute forecast over [now, now + window): per quarter-hour overlapping it, the
+    median of the same local quarter's recorded peak at the seasonal lags, each scaled by the
+    recent level at that lag; the largest. None when no quarter has a candidate."""
+    if not history.quarter_peak:
+        return None
+    values: list[float] = []
+    quarter = floor_quarter(now)
+    while quarter < now + config.window_minutes * MINUTE:
+        candidates: list[tuple[int, float, float]] = []
+        for days in _lags(quarter.astimezone(zone)):
+            if days > config.history_days:
+                continue
+            base = history.quarter_peak.get(_lagged_quarter(quarter, days, zone))
+            if base is None:
+                continue
+            level = _level(recent, history.hourly, days, zone, config)
+            candidates.append((days, base * level, level))
+        quarter += QUARTER
+        if not candidates:
+            continue
+        top = max(c[1] for c in candidates)
+        candidates = [c for c in candidates if c[1] >= config.outage_ratio * top]
+        values.append(_median([c[1] for c in candidates]))
+        used.update(c[0] for c in candidates)
+        levels.extend(c[2] for c in candidates)
+    return max(values) if values else None
 
 
 def _peak_factor(last_hour: list[float], previous_hour: list[float], config: ForecastConfig) -> float:
@@ -266,16 +336,22 @@ def _band(point: float, errors: Sequence[float], config: ForecastConfig) -> tupl
 
 
 def realised_error(
-    made_at: datetime, point: float, recent: Mapping[datetime, float], config: ForecastConfig
+    made_at: datetime,
+    point: float,
+    recent: Mapping[datetime, float],
+    config: ForecastConfig,
+    window_minutes: int = 60,
 ) -> float | None:
-    """log(realised peak / forecast peak) for a forecast made at ``made_at``, once its hour is over;
-    None when the hour had too few served minutes or nothing was forecast."""
+    """log(realised peak / forecast peak) for a forecast made at ``made_at`` over the next
+    ``window_minutes``, once they are over; None when half of them had no served minute or
+    nothing was forecast."""
     start = floor_minute(made_at)
+    span = window_minutes * MINUTE
     served = drop_outages(
-        {m: v for m, v in recent.items() if start - HOUR <= m < start + HOUR}, config.outage_minutes
+        {m: v for m, v in recent.items() if start - HOUR <= m < start + span}, config.outage_minutes
     )
     window = [v for m, v in served.items() if m >= start]
-    if len(window) < 30 or point <= 0:
+    if len(window) < window_minutes / 2 or point <= 0:
         return None
     peak = max(window)
     if peak <= 0:

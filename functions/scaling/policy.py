@@ -29,6 +29,7 @@ from pydantic import AwareDatetime, BaseModel
 from functions.scaling.forecast import (
     HOUR,
     MINUTE,
+    QUARTER,
     RECENT_MINUTES,
     Forecast,
     ForecastConfig,
@@ -36,6 +37,7 @@ from functions.scaling.forecast import (
     drop_outages,
     floor_hour,
     floor_minute,
+    floor_quarter,
     forecast,
     realised_error,
 )
@@ -64,6 +66,9 @@ class PolicyConfig:
     rollback_window: timedelta = timedelta(minutes=30)
     max_factor: float = 3.0  # the max leaves room for a burst of this many times the upper band
     max_slack: float = 0.5  # a live max up to this much above the target is kept as it is
+    # "product": upper band x (1 + headroom); "max": the larger of point x (1 + headroom) and the
+    # upper band (one margin, not one on top of the other).
+    margin: Literal["product", "max"] = "product"
 
 
 DEFAULT_FORECAST = ForecastConfig()
@@ -78,6 +83,7 @@ class Recommendation(BaseModel):
 class PendingForecast(BaseModel):
     made_at: AwareDatetime
     point: float
+    window_minutes: int = 60  # the span it forecast the peak of
 
 
 class Live(BaseModel):
@@ -103,6 +109,7 @@ class ScalingState(BaseModel):
     # UTC hour -> its busiest minute, recorded from the per-minute reads once the hour is over:
     # the query API keeps minutes 72 h only, and the forecast wants 14 days of peaks.
     hourly_peaks: dict[AwareDatetime, float] = {}
+    quarter_peaks: dict[AwareDatetime, float] = {}  # the same per quarter-hour
 
     def learned(self, other: ScalingState) -> ScalingState:
         """This state with ``other``'s learning (what a dry run keeps of its decision)."""
@@ -112,6 +119,7 @@ class ScalingState(BaseModel):
                 "pending": other.pending,
                 "errors": other.errors,
                 "hourly_peaks": other.hourly_peaks,
+                "quarter_peaks": other.quarter_peaks,
             }
         )
 
@@ -126,6 +134,7 @@ class ForecastView(BaseModel):
     method: str
     lags_days: list[int]
     level: float
+    window_minutes: int = 60
 
     @classmethod
     def of(cls, fc: Forecast) -> ForecastView:
@@ -158,22 +167,29 @@ class Decision(BaseModel):
 
 
 def record_peaks(
-    peaks: Mapping[datetime, float], recent: Mapping[datetime, float], at: datetime, config: ForecastConfig
+    peaks: Mapping[datetime, float],
+    recent: Mapping[datetime, float],
+    at: datetime,
+    config: ForecastConfig,
+    span: timedelta = HOUR,
 ) -> dict[datetime, float]:
-    """``peaks`` with the busiest served minute of each hour that ended at least
-    ``peak_delay_minutes`` ago (its last minutes ingested) and lies within ``recent``; older than
-    the history window dropped. Recorded once per hour, so a rerun records the same."""
+    """``peaks`` with the busiest served minute of each ``span`` (an hour or a quarter-hour) that
+    ended at least ``peak_delay_minutes`` ago (its last minutes ingested) and lies within
+    ``recent``; older than the history window dropped. Recorded once, so a rerun records the same."""
     now = floor_minute(at.astimezone(UTC))
     keep_from = floor_hour(now) - timedelta(days=config.history_days + 1)
-    out = {hour: value for hour, value in peaks.items() if hour >= keep_from}
-    last = floor_hour(now - config.peak_delay_minutes * MINUTE) - HOUR
-    for hour in (last - HOUR, last):
-        if hour in out or hour < now - RECENT_MINUTES * MINUTE:
-            continue
-        window = {m: v for m, v in recent.items() if hour - HOUR <= m < hour + HOUR}
-        served = [v for m, v in drop_outages(window, config.outage_minutes).items() if m >= hour]
-        if len(served) >= config.min_served_minutes:
-            out[hour] = max(served)
+    out = {start: value for start, value in peaks.items() if start >= keep_from}
+    floor = floor_hour if span == HOUR else floor_quarter
+    least = config.min_served_minutes if span == HOUR else config.min_served_quarter
+    last = floor(now - config.peak_delay_minutes * MINUTE) - span
+    start = last
+    while start >= now - RECENT_MINUTES * MINUTE:
+        if start not in out:
+            window = {m: v for m, v in recent.items() if start - HOUR <= m < start + span}
+            served = [v for m, v in drop_outages(window, config.outage_minutes).items() if m >= start]
+            if len(served) >= least:
+                out[start] = max(served)
+        start -= span
     return out
 
 
@@ -196,21 +212,25 @@ def decide(
     errors = list(state.errors)
     pending: list[PendingForecast] = []
     for item in state.pending:
-        if item.made_at + HOUR <= at:
-            error = realised_error(item.made_at, item.point, history.recent, forecast_config)
+        if item.made_at + item.window_minutes * MINUTE <= at:
+            error = realised_error(
+                item.made_at, item.point, history.recent, forecast_config, item.window_minutes
+            )
             if error is not None:
                 errors.append(error)
         else:
             pending.append(item)
     errors = errors[-forecast_config.max_errors :]
     peaks = record_peaks(state.hourly_peaks, history.recent, at, forecast_config)
+    quarters = record_peaks(state.quarter_peaks, history.recent, at, forecast_config, QUARTER)
     if history.hourly_peak is None:
         # The peaks the function itself recorded: the replay reads the same as production.
-        history = replace(history, hourly_peak=peaks)
+        history = replace(history, hourly_peak=peaks, quarter_peak=quarters)
 
     fc = forecast(history, at, zone, errors, forecast_config)
     headroom = 1 + config.headroom
-    raw = math.ceil(fc.upper / capacity.rpm * headroom - 1e-9) if fc.upper > 0 else 0
+    target = fc.upper * headroom if config.margin == "product" else max(fc.point * headroom, fc.upper)
+    raw = math.ceil(target / capacity.rpm - 1e-9) if target > 0 else 0
     desired = min(max(raw, bounds.low), bounds.high)
     if raw > bounds.high:
         bound_by: Binding = "rule-max"
@@ -268,7 +288,7 @@ def decide(
             new_max, max_bound_by = current_max, "guard-hold"
 
     changed = (new_min, new_max) != (current, current_max)
-    pending.append(PendingForecast(made_at=at, point=fc.point))
+    pending.append(PendingForecast(made_at=at, point=fc.point, window_minutes=fc.window_minutes))
     new_state = ScalingState(
         min_instances=new_min,
         max_instances=new_max,
@@ -279,6 +299,7 @@ def decide(
         pending=pending,
         errors=errors,
         hourly_peaks=peaks,
+        quarter_peaks=quarters,
     )
     decision = Decision(
         region=region,

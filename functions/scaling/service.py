@@ -3,6 +3,7 @@ run), store, announce. Knows nothing of HTTP; the ports make it testable in memo
 
 from __future__ import annotations
 
+import contextvars
 import math
 import threading
 import time
@@ -238,7 +239,8 @@ def run_cycle(
 
     # Side by side: each region waits on the API (up to a minute for an operation), not on CPU.
     pool = ThreadPoolExecutor(max_workers=max(1, len(chosen)), thread_name_prefix="scaling")
-    futures = {region: pool.submit(one, region) for region in chosen}
+    # Each thread runs in a copy of this context: its log lines keep the request's trace.
+    futures = {region: pool.submit(contextvars.copy_context().run, one, region) for region in chosen}
     wait(futures.values(), timeout=max(0.0, remaining()))
     pool.shutdown(wait=False, cancel_futures=True)
     result = CycleResult([], [], [])
@@ -249,6 +251,16 @@ def run_cycle(
         if region in abandoned:
             result.timed_out.append(region)
             log.error("scaling: %s not decided within the deadline", region, extra={"region": region})
+            continue
+        if future.done() and future.exception() is not None:
+            # A read of the store or the guard failed: nothing recorded, the retry decides it.
+            log.error(
+                "scaling: %s failed before its decision was recorded",
+                region,
+                exc_info=future.exception(),
+                extra={"region": region},
+            )
+            result.failed.append(region)
             continue
         done = committed[region] if not future.done() else future.result()
         if done.late:

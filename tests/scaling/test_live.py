@@ -228,3 +228,29 @@ def test_the_deadline_fits_the_schedule_and_the_function() -> None:
     timeout = top.functions["adjust_scaling"].timeout_seconds
     deadline = ScalingSettings().deadline_seconds
     assert deadline + 5 <= min(attempt, timeout)  # a margin to answer and log
+
+
+def test_a_region_whose_reads_fail_is_failed_and_the_others_decided() -> None:
+    class BrokenGuard(MemoryGuard):
+        def firing(self, region: str, rules: object) -> list[str]:
+            if region == "europe-west1":
+                raise ConnectionError("firestore unavailable")
+            return []
+
+    store = MemoryDecisionStore()
+    history = MemoryHistory(
+        {r: RegionInputs(busy_history(6_000.0, QUIET)) for r in ("us-central1", "europe-west1")}
+    )
+    result = run_cycle(
+        at=QUIET,
+        rules=RULES,
+        settings=ScalingSettings(ION_SCALING_CAPACITY_RPM=2000.0),
+        history=history,
+        guard=BrokenGuard(),
+        store=store,
+        scaler=None,
+        announce=lambda record: None,
+    )
+    assert [r.decision.region for r in result.records] == ["us-central1"]
+    assert result.failed == ["europe-west1"]
+    assert store.load("europe-west1").last_slot is None
