@@ -155,6 +155,7 @@ def test_schedules_and_ttl_policies_come_from_the_topology() -> None:
 
 def test_index_exemptions_name_fields_the_metric_store_writes() -> None:
     from functions.ingestion.stream_groups import STREAMS_FIELD
+    from functions.scaling.store import STATE_COLLECTION, StoredRegion
     from shared.metrics import store
 
     written = {
@@ -162,6 +163,7 @@ def test_index_exemptions_name_fields_the_metric_store_writes() -> None:
         store.HOURS: {store.SERIES_MAP, store.SKETCHES},
         store.STREAMS: {store.APPLIED},
         store.STREAM_GROUPS: {store.APPLIED, STREAMS_FIELD},
+        STATE_COLLECTION: {"state", "recent"} & set(StoredRegion.model_fields),
     }
     for exemption in load_topology().index_exemptions:
         assert exemption.field in written[exemption.collection], exemption
