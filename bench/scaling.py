@@ -44,7 +44,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -218,7 +218,9 @@ class MemoryService:
         return ApplyResult("applied", before, self.live)
 
 
-def production(trace: Trace, settings: ScalingSettings) -> Decisions:
+def production(
+    trace: Trace, settings: ScalingSettings, forecast_config: ForecastConfig | None = None
+) -> Decisions:
     """``run_cycle`` every 5 minutes on the clock, applying to a memory service (the function)."""
     region = "bench"
     rules = RuleSet(regions={region: unbounded(str(trace.zone))})
@@ -236,6 +238,7 @@ def production(trace: Trace, settings: ScalingSettings) -> Decisions:
             scaler=service,
             announce=lambda record: None,
             dry_run=False,
+            forecast_config=forecast_config,
         )
         store.records.clear()  # the decisions' own records: not needed here, and 12k of them add up
         decisions.append((at, service.live.min_instances, service.live.max_instances))
@@ -409,11 +412,13 @@ def main() -> None:
         policies.update(
             {
                 "replay CLI (recorded peaks)": lambda t: replayed(t, fc, pc, peaks=False),
-                "production, stabilisation 15 min": lambda t: production(
-                    t, bench_settings(ION_SCALING_STABILISATION_MINUTES=15)
+                "production, stabilisation 30 min": lambda t: production(
+                    t, bench_settings(ION_SCALING_STABILISATION_MINUTES=30)
+                ),
+                "production, 20-minute window": lambda t: production(
+                    t, bench_settings(), replace(fc, window_minutes=20)
                 ),
                 "production, max x2": lambda t: production(t, bench_settings(ION_SCALING_MAX_FACTOR=2.0)),
-                "production, max x6": lambda t: production(t, bench_settings(ION_SCALING_MAX_FACTOR=6.0)),
             }
         )
     quality(cases, policies)

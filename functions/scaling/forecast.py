@@ -59,7 +59,7 @@ class ForecastConfig:
     # With quarter-hour peaks recorded: the peak forecast is of the next ``window_minutes`` (the
     # next decision comes in 5, the platform reacts in 2, an instance starts in seconds), not of
     # the clock hour and the next: holding an hour's peak all hour is most of the cost.
-    window_minutes: int = 20
+    window_minutes: int = 30
     min_served_quarter: int = 5  # a quarter-hour with fewer served minutes has no peak
 
 

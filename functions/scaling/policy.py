@@ -4,8 +4,9 @@ time-of-day rules and the rollback triggers that are firing.
 
 desired min = ceil(forecast upper band / capacity per instance x (1 + headroom)), clamped to the
 rules' bounds. Then, like Kubernetes' HPA: changes within ``tolerance`` of the current value are
-ignored; scale-up is applied at once; scale-down takes the highest recommendation of the
-stabilisation window (so 30 minutes of lower forecasts are needed) and at most halves per step.
+ignored when lower (a scale-up is applied at once, however small); scale-down takes the highest
+recommendation of the stabilisation window (15 minutes of lower forecasts) and at most halves
+per step.
 "Current" is the live service's setting when it was read (``live``): a hand change, Terraform or
 a dry run never makes the policy step from a value the service does not have.
 max = the upper band (or the last minutes' peak) times ``max_factor`` in instances, within the
@@ -61,7 +62,7 @@ MaxBinding = Literal["forecast", "rule-max", "load", "min", "tolerance", "guard-
 class PolicyConfig:
     headroom: float = 0.2
     tolerance: float = 0.1
-    stabilisation: timedelta = timedelta(minutes=30)
+    stabilisation: timedelta = timedelta(minutes=15)
     max_step_down: float = 0.5
     rollback_window: timedelta = timedelta(minutes=30)
     max_factor: float = 3.0  # the max leaves room for a burst of this many times the upper band
@@ -245,27 +246,24 @@ def decide(
     current = live.min_instances if live is not None else state.min_instances
     current_max = live.max_instances if live is not None else state.max_instances
     new_min = desired
-    if current is not None:
-        if desired > current:
-            forced = current < bounds.low
-            if not forced and current > 0 and (desired - current) / current <= config.tolerance:
+    if current is not None and desired < current:
+        # Up at once, however small (a minute short costs more than an update); the
+        # tolerance only keeps small scale-downs from churning.
+        window_full = any(r.at <= at - config.stabilisation for r in state.recommendations)
+        stabilised = max(r.min for r in recommendations)
+        step_floor = math.ceil(current * (1 - config.max_step_down))
+        if current > bounds.high:
+            new_min, bound_by = bounds.high, "rule-max"
+        elif not window_full or stabilised >= current:
+            new_min, bound_by = current, "stabilising"
+        else:
+            new_min = max(stabilised, step_floor, bounds.low)
+            if new_min == step_floor and step_floor > stabilised:
+                bound_by = "step-limit"
+            elif new_min > stabilised:
+                bound_by = "stabilising"
+            if current - new_min <= config.tolerance * current:
                 new_min, bound_by = current, "tolerance"
-        elif desired < current:
-            window_full = any(r.at <= at - config.stabilisation for r in state.recommendations)
-            stabilised = max(r.min for r in recommendations)
-            step_floor = math.ceil(current * (1 - config.max_step_down))
-            if current > bounds.high:
-                new_min, bound_by = bounds.high, "rule-max"
-            elif not window_full or stabilised >= current:
-                new_min, bound_by = current, "stabilising"
-            else:
-                new_min = max(stabilised, step_floor, bounds.low)
-                if new_min == step_floor and step_floor > stabilised:
-                    bound_by = "step-limit"
-                elif new_min > stabilised:
-                    bound_by = "stabilising"
-                if current - new_min <= config.tolerance * current:
-                    new_min, bound_by = current, "tolerance"
     new_max, max_bound_by = _max(
         fc, capacity=capacity, bounds=bounds, new_min=new_min, current_max=current_max, config=config
     )

@@ -115,6 +115,7 @@ def run_cycle(
     report: Callable[[DecisionRecord], None] | None = None,
     dry_run: bool | None = None,
     clock: Callable[[], float] = time.monotonic,
+    forecast_config: ForecastConfig | None = None,
 ) -> CycleResult:
     """``scaler`` reads each region's live min/max before deciding (a dry run too: reading is
     allowed) and applies unless ``dry_run`` (default: no scaler). Regions run side by side, each
@@ -132,7 +133,7 @@ def run_cycle(
         stabilisation=timedelta(minutes=settings.stabilisation_minutes),
         max_factor=settings.max_factor,
     )
-    forecast_config = ForecastConfig()
+    forecast_config = forecast_config or ForecastConfig()
     inputs = history.inputs(
         chosen, {r: rules.regions[r].service for r in chosen}, at, forecast_config.history_days
     )

@@ -71,7 +71,7 @@ class ScalingSettings(BaseSettings):
     default_capacity_rpm: float = Field(default=19_864.0, gt=0, validation_alias="ION_SCALING_CAPACITY_RPM")
     headroom: float = Field(default=0.2, ge=0.2, le=0.3, validation_alias="ION_SCALING_HEADROOM")
     stabilisation_minutes: int = Field(
-        default=30, ge=0, le=240, validation_alias="ION_SCALING_STABILISATION_MINUTES"
+        default=15, ge=0, le=240, validation_alias="ION_SCALING_STABILISATION_MINUTES"
     )
     tolerance: float = Field(default=0.1, ge=0, le=0.5, validation_alias="ION_SCALING_TOLERANCE")
     guard_rules: str = Field(default=DEFAULT_GUARD_RULES, validation_alias="ION_SCALING_GUARD_RULES")

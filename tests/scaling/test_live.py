@@ -87,7 +87,7 @@ def test_a_dry_run_never_records_a_value_as_applied(standin: tuple[str, CloudRun
         assert record.outcome == "dry-run"
         assert record.decision.previous_min == 20  # read from the service
         would.append(record.decision.min_instances)
-    assert would[0] == 20  # stabilising: 30 minutes of lower recommendations first
+    assert would[0] == 20  # stabilising: 15 minutes of lower recommendations first
     assert would[-1] == 10  # then half of the live value, however long the dry run lasts
     assert state.requests == []
     kept = store.load("us-central1").state
