@@ -1,7 +1,10 @@
-"""Forecast of the next hour's peak request rate (requests per minute) with an uncertainty band.
-Pure: no I/O, the same code in the function, the replay CLI and the bench.
+"""Forecast of the peak request rate (requests per minute) of the next ``window_minutes`` (30)
+with an uncertainty band. Pure: no I/O, the same code in the function, the replay CLI and the bench.
 
-The model, per target hour (the current clock hour and the next, in the region's time zone):
+With quarter-hour peaks recorded (``History.quarter_peak``): per quarter-hour overlapping the
+window, the median over the seasonal lags of that local quarter's busiest minute, each scaled by
+the recent level at that lag; the largest quarter wins. Without them (the first days), the hourly
+model below, per target hour (the current clock hour and the next, in the region's time zone):
 
 - Seasonal candidates: the same local hour 7 and 14 days before (weekly seasonality) and on the
   two most recent days of the same kind (weekday or weekend) within the last 6 days (daily
@@ -54,8 +57,6 @@ class ForecastConfig:
     recent_peak_minutes: int = 10
     min_served_minutes: int = 20  # an hour with fewer served minutes has no mean or peak
     peak_delay_minutes: int = 5  # an hour's peak is recorded once its last minutes are in
-    # The next hour counts once it starts within this many minutes (60: always).
-    lead_minutes: int = 60
     # With quarter-hour peaks recorded: the peak forecast is of the next ``window_minutes`` (the
     # next decision comes in 5, the platform reacts in 2, an instance starts in seconds), not of
     # the clock hour and the next: holding an hour's peak all hour is most of the cost.
@@ -194,7 +195,7 @@ def forecast(
     used: set[int] = set()
     levels: list[float] = []
     if enough:
-        for target in sorted({h0, floor_hour(now + config.lead_minutes * MINUTE)}):
+        for target in (h0, h0 + HOUR):
             candidates: list[tuple[int, float, float]] = []
             for days in _lags(target.astimezone(zone)):
                 if days > config.history_days:

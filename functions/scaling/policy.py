@@ -67,9 +67,6 @@ class PolicyConfig:
     rollback_window: timedelta = timedelta(minutes=30)
     max_factor: float = 3.0  # the max leaves room for a burst of this many times the upper band
     max_slack: float = 0.5  # a live max up to this much above the target is kept as it is
-    # "product": upper band x (1 + headroom); "max": the larger of point x (1 + headroom) and the
-    # upper band (one margin, not one on top of the other).
-    margin: Literal["product", "max"] = "product"
 
 
 DEFAULT_FORECAST = ForecastConfig()
@@ -105,7 +102,7 @@ class ScalingState(BaseModel):
     previous_max: int | None = None
     changed_at: AwareDatetime | None = None
     recommendations: list[Recommendation] = []
-    pending: list[PendingForecast] = []  # forecasts whose hour is not over yet
+    pending: list[PendingForecast] = []  # forecasts whose window is not over yet
     errors: list[float] = []  # log(realised peak / forecast peak), newest last
     # UTC hour -> its busiest minute, recorded from the per-minute reads once the hour is over:
     # the query API keeps minutes 72 h only, and the forecast wants 14 days of peaks.
@@ -230,8 +227,7 @@ def decide(
 
     fc = forecast(history, at, zone, errors, forecast_config)
     headroom = 1 + config.headroom
-    target = fc.upper * headroom if config.margin == "product" else max(fc.point * headroom, fc.upper)
-    raw = math.ceil(target / capacity.rpm - 1e-9) if target > 0 else 0
+    raw = math.ceil(fc.upper / capacity.rpm * headroom - 1e-9) if fc.upper > 0 else 0
     desired = min(max(raw, bounds.low), bounds.high)
     if raw > bounds.high:
         bound_by: Binding = "rule-max"
