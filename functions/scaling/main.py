@@ -1,10 +1,11 @@
 """HTTP handlers of scaling adjustment (entry point ``adjust_scaling`` in /main.py).
 
 - ``POST /`` or ``POST /v1/scaling/run`` — one decision per region (Cloud Scheduler, every
-  5 minutes). Body optional: ``{"regions": [names], "dry_run": true}`` (dry_run can only force a
-  dry run). Answers the decisions; 503 when applying failed for a region with a passing fault (the
-  scheduler retries); a target the API refuses for good (no such service) is `misconfigured`,
-  reported once as a notice and answered 200.
+  5 minutes) for the slot of ``X-CloudScheduler-ScheduleTime`` (the clock's without it; a stale
+  one is 400). Body optional: ``{"regions": [names], "dry_run": true}`` (dry_run can only force a
+  dry run). Answers the decisions; 503 when applying failed for a region with a passing fault or
+  a region was not done within the deadline (the scheduler retries); a target the API refuses for
+  good (no such service) is `misconfigured`, reported once as a notice and answered 200.
 - ``GET /v1/scaling[?region=NAME]`` — per region: current settings, the forecast and the last
   decisions.
 - ``POST /v1/capacity/run`` — the daily capacity job (daily peaks kept without TTL, 30/90/365-day
