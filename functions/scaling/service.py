@@ -231,9 +231,9 @@ def run_cycle(
             outcome,
             extra={"decision": record.model_dump(mode="json")},
         )
-        if decision.changed and outcome not in ("failed", "misconfigured"):
-            announce(record)
         last = stored.recent[0] if stored.recent else None
+        if decision.changed and outcome not in ("failed", "misconfigured") and not _repeated(record, last):
+            announce(record)
         if outcome == "misconfigured" and report and not (last and last.error == error):
             report(record)
         return committed[region]
@@ -275,6 +275,20 @@ def run_cycle(
             elif done.record.outcome == "misconfigured":
                 result.misconfigured.append(region)
     return result
+
+
+def _repeated(record: DecisionRecord, last: DecisionRecord | None) -> bool:
+    """A dry run that would set what the last one would, on the same live values: the service
+    does not change in a dry run, so without this every slot would announce the same change."""
+    if record.outcome != "dry-run" or last is None or last.outcome != "dry-run":
+        return False
+    now, before = record.decision, last.decision
+    return (now.min_instances, now.max_instances, now.previous_min, now.previous_max) == (
+        before.min_instances,
+        before.max_instances,
+        before.previous_min,
+        before.previous_max,
+    )
 
 
 class DeadlinePassed(TimeoutError):

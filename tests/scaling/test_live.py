@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import flask
@@ -17,7 +18,7 @@ from functions.scaling.rules import active_rules
 from functions.scaling.service import CycleResult, Scaler, decision_time, run_cycle
 from functions.scaling.settings import ScalingSettings
 from functions.scaling.sources import MemoryGuard, MemoryHistory, RegionInputs
-from functions.scaling.store import MemoryDecisionStore
+from functions.scaling.store import DecisionRecord, MemoryDecisionStore
 from shared import clock
 from tests.scaling.conftest import PROJECT
 from tests.scaling.test_function import RULES, busy_history
@@ -35,6 +36,7 @@ def run(
     dry_run: bool | None = None,
     settings: ScalingSettings | None = None,
     regions: list[str] | None = None,
+    announce: Callable[[DecisionRecord], None] = lambda record: None,
 ) -> CycleResult:
     history = MemoryHistory(
         {
@@ -50,7 +52,7 @@ def run(
         guard=MemoryGuard(),
         store=store,
         scaler=scaler,
-        announce=lambda record: None,
+        announce=announce,
         regions=regions or ["us-central1"],
         dry_run=dry_run,
     )
@@ -82,14 +84,18 @@ def test_a_dry_run_never_records_a_value_as_applied(standin: tuple[str, CloudRun
     store = MemoryDecisionStore()
     scaler = CloudRunScaler(PROJECT, endpoint)
     would = []
+    announced: list[DecisionRecord] = []
     for step in range(12):  # an hour of dry runs at a load needing 5
-        record = run(QUIET + step * timedelta(minutes=5), store, scaler, dry_run=True).records[0]
+        at = QUIET + step * timedelta(minutes=5)
+        record = run(at, store, scaler, dry_run=True, announce=announced.append).records[0]
         assert record.outcome == "dry-run"
         assert record.decision.previous_min == 20  # read from the service
         would.append(record.decision.min_instances)
     assert would[0] == 20  # stabilising: 15 minutes of lower recommendations first
     assert would[-1] == 10  # then half of the live value, however long the dry run lasts
     assert state.requests == []
+    # Announced when what it would set changes, not every 5 minutes while the service stays as is.
+    assert [r.decision.min_instances for r in announced] == sorted(set(would), reverse=True)
     kept = store.load("us-central1").state
     assert (kept.min_instances, kept.changed_at) == (None, None)
     assert len(kept.recommendations) > 1  # the learning is kept
