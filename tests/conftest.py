@@ -18,6 +18,20 @@ os.environ["GOOGLE_CLOUD_PROJECT"] = "ion-ops-test"
 for _var in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "REDIS_URL", "ION_API_KEYS"):
     os.environ.pop(_var, None)
 
+from shared import api_calls  # noqa: E402
+
+# Every Google API call a function makes in this session is recorded (shared/api_calls.py) and
+# checked against the Terraform grants at the end of the session (pytest_sessionfinish below).
+# Set before anything imports a Google client, so every channel is intercepted; subprocesses
+# (devtools.serve, make run) inherit the variable and record into the same folder.
+API_CALLS_DIR = Path(__file__).resolve().parent.parent / ".run" / "api-calls"
+if not os.environ.get(api_calls.ENV_VAR):
+    API_CALLS_DIR.mkdir(parents=True, exist_ok=True)
+    for _old in API_CALLS_DIR.glob("calls-*.jsonl"):
+        _old.unlink()
+    os.environ[api_calls.ENV_VAR] = str(API_CALLS_DIR)
+api_calls.install_from_env()
+
 from devtools.emulators import reset_firestore, start_firestore_and_pubsub, start_redis  # noqa: E402
 from devtools.processes import ManagedProcess, free_port, python, wait_until_http  # noqa: E402
 from shared import clock, firestore, pubsub  # noqa: E402
