@@ -174,13 +174,18 @@ def setting_forms(value: str) -> list[str]:
         ]
     if "@" in value:
         forms.append(service_account_resource(value))
+    if re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", value):  # shaped like a project id
+        forms.append(f"projects/{value}")
     return forms
 
 
 def _settings_behind(resource: str) -> dict[str, str]:
     found: dict[str, str] = {}
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT")
     for name, value in os.environ.items():
         if not name.startswith("ION_") or name in _NOT_A_RESOURCE_SETTING or len(value) < 4:
+            continue
+        if value == project:  # the function's own project: related to the deployed one anyway
             continue
         for form in setting_forms(value):
             if resource == form or resource.startswith(form + "/"):
@@ -191,7 +196,7 @@ def _settings_behind(resource: str) -> dict[str, str]:
 
 def service_account_resource(email: str) -> str:
     """IAM's name of a service account, under its project where the address says it."""
-    match = re.fullmatch(r"[^@]+@([a-z0-9-]+)\.iam\.gserviceaccount\.com", email)
+    match = re.fullmatch(r"[^@]+@([A-Za-z0-9-]+)\.iam\.gserviceaccount\.com", email)
     return f"projects/{match.group(1) if match else '-'}/serviceAccounts/{email}"
 
 
