@@ -665,6 +665,13 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 }
 
 
+def load_tfvars(path: Path) -> dict[str, Any]:
+    """The values of a ``.tfvars`` file (literal expressions)."""
+    attributes, _ = _body(hcl2.parses_to_tree(path.read_text()).children[0], path)
+    module = Module.__new__(Module)  # no directory: literals need no names
+    return {name: Module._eval(module, node, Scope()) for name, node in attributes.items()}
+
+
 def load_root(directory: Path, variables: dict[str, Any]) -> Module:
     """The root module at ``directory`` with ``variables`` given (others take their defaults)."""
     return Module(directory, lambda name: variables.get(name, _ABSENT))

@@ -42,7 +42,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from devtools.hcl_eval import EvalError, Instance, Module, is_unknown, load_root
+from devtools.hcl_eval import EvalError, Instance, Module, is_unknown, load_root, load_tfvars
 from shared.api_calls import ApiCall, read_calls, service_account_resource, setting_forms
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,10 +112,10 @@ def justifications(path: Path | None = None) -> Justifications:
     return Justifications.model_validate(yaml.safe_load(path.read_text()) or {})
 
 
-def example_variables() -> dict[str, Any]:
-    """Values for the root variables without a default (they name no resource a grant depends on
-    unless said there)."""
-    return dict(yaml.safe_load((IAM / "variables.yaml").read_text())["variables"])
+def example_variables(terraform: Path = TERRAFORM) -> dict[str, Any]:
+    """The deployment's example variables (``examples/production.tfvars``, which the README's
+    Deploy section and the rehearsal use): the check proves the grants for that shape of values."""
+    return load_tfvars(terraform / "examples" / "production.tfvars")
 
 
 # --- needs ---------------------------------------------------------------------------------------
@@ -180,14 +180,21 @@ def needs_of(calls: Iterable[ApiCall], deployment: Deployment, recorded_project:
                 out.skipped.append((call, f"{setting} is a test's own value; Terraform does not set it"))
                 unrelated = True
                 break
-            for test_form, deployed_form in zip(
-                setting_forms(test_value), setting_forms(deployed_value), strict=False
-            ):
-                if resource == test_form or resource.startswith(test_form + "/"):
-                    resource = deployed_form + resource[len(test_form) :]
-                    break
+            replaced = _substitute(resource, test_value, deployed_value)
+            if replaced is None:
+                out.skipped.append((call, f"{setting}: the test's value has no counterpart deployed"))
+                unrelated = True
+                break
+            resource = replaced
         if unrelated:
             continue
+        if call.detail == "runtime-account":
+            # Updating a service acts as its runtime account: the one Terraform says it runs as.
+            account = deployment.runtime_account(to_deployed(resource, recorded_project))
+            if account is None:
+                out.errors.append(f"{call.function}: Terraform does not say which account {resource} runs as")
+                continue
+            resource = account
         resource = to_deployed(resource, recorded_project)
         try:
             permissions = permissions_of(call)
@@ -203,6 +210,20 @@ def needs_of(calls: Iterable[ApiCall], deployment: Deployment, recorded_project:
                 Need(function, "secretmanager.versions.access", secret, f"runtime: secret env {env}")
             )
     return out
+
+
+def _substitute(resource: str, test_value: str, deployed_value: str) -> str | None:
+    """``resource`` with the part built from a setting's test value replaced by its deployed
+    value. A comma-separated list pairs items by position when both lists have the same length."""
+    tests, deployed = test_value.split(","), deployed_value.split(",")
+    pairs = list(zip(tests, deployed, strict=True)) if len(tests) == len(deployed) else []
+    for test_item, deployed_item in pairs:
+        for test_form, deployed_form in zip(
+            setting_forms(test_item), setting_forms(deployed_item), strict=False
+        ):
+            if resource == test_form or resource.startswith(test_form + "/"):
+                return deployed_form + resource[len(test_form) :]
+    return None
 
 
 # --- grants --------------------------------------------------------------------------------------
@@ -229,7 +250,7 @@ class Deployment:
     """What Terraform deploys, for one project id: each function's identity, grants, settings."""
 
     def __init__(self, terraform: Path = TERRAFORM, variables: dict[str, Any] | None = None) -> None:
-        values = {**example_variables(), **(variables or {}), "project_id": PROJECT}
+        values = {**example_variables(terraform), **(variables or {}), "project_id": PROJECT}
         self.root = load_root(terraform, values)
         self.functions: dict[str, Module] = {}
         for module in self.root.modules():
@@ -254,6 +275,19 @@ class Deployment:
         if value is None or is_unknown(value):
             return None
         return str(value)
+
+    def runtime_account(self, service: str) -> str | None:
+        """The service account a Cloud Run service we scale runs as (``var.scaling_targets``; the
+        services are not deployed here, so the variable is where Terraform knows it)."""
+        try:
+            targets = self.root.var("scaling_targets")
+        except EvalError:
+            return None
+        for target in targets or []:
+            name = f"projects/{target['project']}/locations/{target['region']}/services/{target['service']}"
+            if name == service:
+                return f"projects/{target['project']}/serviceAccounts/{target['service_account']}"
+        return None
 
     def secrets(self) -> dict[str, dict[str, str]]:
         """Each function's secret environment: the runtime reads them as the function's identity."""

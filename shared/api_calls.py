@@ -124,8 +124,6 @@ class _Recorder:
         self.calls = 0
         # Pub/Sub: topic -> functions that called publish() for it since its last Publish RPC.
         self.pending_publishes: dict[str, set[str]] = {}
-        # Cloud Run: service name -> its runtime service account, as GetService answered it.
-        self.runtime_accounts: dict[str, str] = {}
 
     def add(self, function: str, api: str, method: str, resource: str, detail: str = "") -> None:
         settings = _settings_behind(resource)
@@ -176,6 +174,8 @@ def setting_forms(value: str) -> list[str]:
         forms.append(service_account_resource(value))
     if re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", value):  # shaped like a project id
         forms.append(f"projects/{value}")
+    if re.fullmatch(r"[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}", value):  # a billing account id
+        forms.append(f"billingAccounts/{value}")
     return forms
 
 
@@ -187,10 +187,9 @@ def _settings_behind(resource: str) -> dict[str, str]:
             continue
         if value == project:  # the function's own project: related to the deployed one anyway
             continue
-        for form in setting_forms(value):
-            if resource == form or resource.startswith(form + "/"):
-                found[name] = value
-                break
+        forms = [form for item in value.split(",") for form in setting_forms(item)]
+        if any(resource == form or resource.startswith(form + "/") for form in forms):
+            found[name] = value
     return found
 
 
@@ -274,17 +273,8 @@ def _has(message: Any, field: str) -> bool:
 
 
 def _update_service(name: str) -> list[tuple[str, str]]:
-    """Updating a Cloud Run service acts as its runtime account (GetService told us which; the
-    default compute account when the service names none)."""
-    assert _recorder is not None
-    account = _recorder.runtime_accounts.get(name)
-    project = name.split("/")[1] if name.startswith("projects/") else "-"
-    resource = (
-        service_account_resource(account)
-        if account
-        else f"projects/{project}/serviceAccounts/default-compute"
-    )
-    return [(name, ""), (resource, "runtime-account")]
+    """Updating a Cloud Run service also acts as its runtime account (the check resolves which)."""
+    return [(name, ""), (name, "runtime-account")]
 
 
 def _api_of(method: str) -> str:
@@ -328,13 +318,6 @@ def _on_grpc(method: str, request: Any) -> None:
         _record(_api_of(method), method, resource, detail)
 
 
-def _on_grpc_response(method: str, request: Any, response: Any) -> None:
-    if _recorder is not None and method.lstrip("/") == "google.cloud.run.v2.Services/GetService":
-        account = getattr(getattr(_raw(response), "template", None), "service_account", "")
-        if account:
-            _recorder.runtime_accounts[_raw(request).name] = account
-
-
 # --- gRPC: an interceptor on every channel -------------------------------------------------------
 
 
@@ -349,11 +332,7 @@ def _interceptor() -> Any:
     ):
         def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
             _safely(_on_grpc, details.method, request)
-            outcome = continuation(details, request)
-            if details.method.endswith("/GetService"):
-                with contextlib.suppress(Exception):
-                    _on_grpc_response(details.method, request, outcome.result())
-            return outcome
+            return continuation(details, request)
 
         def intercept_unary_stream(self, continuation, details, request):  # type: ignore[no-untyped-def]
             _safely(_on_grpc, details.method, request)
@@ -515,14 +494,7 @@ def _patch_authorized_session() -> None:
     def request(self: Any, method: str, url: str, data: Any = None, *args: Any, **kwargs: Any) -> Any:
         if _recorder is not None and current_function() is not None:
             _safely(_on_rest, method, url, data)
-        response = original(self, method, url, data, *args, **kwargs)
-        if _recorder is not None and method.upper() == "GET" and "/services/" in url and response.ok:
-            with contextlib.suppress(Exception):
-                account = response.json().get("template", {}).get("serviceAccount", "")
-                for _, name, resource, _ in rest_call(method, url, None):
-                    if name.endswith("/GetService") and account:
-                        _recorder.runtime_accounts[resource] = account
-        return response
+        return original(self, method, url, data, *args, **kwargs)
 
     AuthorizedSession.request = request  # type: ignore[method-assign]
 

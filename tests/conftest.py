@@ -169,3 +169,37 @@ def fixture_source(name: str) -> str:
 
 
 sys.path.insert(0, str(ROOT))
+
+
+# --- the session's Google API calls against the Terraform grants (devtools/permissions.py) -----
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Every call a function made in this session must be allowed by its grants, and its need
+    listed in terraform/iam/needs.yaml: a gap fails the run however the tests went. Order-free: it
+    reads the union of the calls recorded, whichever tests ran."""
+    folder = Path(os.environ.get(api_calls.ENV_VAR, API_CALLS_DIR))
+    if not api_calls.recording() or not folder.is_dir():
+        return
+    from devtools import permissions
+
+    failures = permissions.check_session(folder, PROJECT)
+    calls = api_calls.read_calls(folder)
+    session.config._ion_permission_report = (calls, failures)  # type: ignore[attr-defined]
+    if failures and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    report = getattr(config, "_ion_permission_report", None)
+    if report is None:
+        return
+    calls, failures = report
+    methods = {call.method for call in calls}
+    terminalreporter.write_sep("-", "permission check (devtools/permissions.py)")
+    terminalreporter.write_line(
+        f"{api_calls.calls_made()} Google API calls in this process; {len(calls)} distinct calls of "
+        f"{len({c.function for c in calls})} functions, {len(methods)} methods, recorded under .run/api-calls"
+    )
+    for failure in failures:
+        terminalreporter.write_line(f"PERMISSION GAP {failure}", red=True)

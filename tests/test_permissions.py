@@ -1,0 +1,332 @@
+"""Every permission proved from the calls each function makes (devtools/permissions.py): the
+checked-in needs against the Terraform grants, the README's table, negative cases that must fail
+the check, and the recorder's reading of calls (shared/api_calls.py)."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devtools import permissions as perms
+from shared import api_calls
+from shared.api_calls import ApiCall
+from shared.topology import ROOT
+
+FIRESTORE = "google.firestore.v1.Firestore/"
+DATABASE = "projects/ion-ops-test/databases/(default)"
+
+
+@pytest.fixture(scope="module")
+def deployment() -> perms.Deployment:
+    return perms.Deployment()
+
+
+def _copy(tmp_path: Path) -> Path:
+    """A copy of terraform/ and topology.yaml a test may edit (HCL reads ../topology.yaml)."""
+    shutil.copytree(
+        ROOT / "terraform", tmp_path / "terraform", ignore=shutil.ignore_patterns(".terraform", ".build")
+    )
+    shutil.copy(ROOT / "topology.yaml", tmp_path / "topology.yaml")
+    return tmp_path / "terraform"
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def _call(function: str, method: str, resource: str = DATABASE, detail: str = "", **kw: Any) -> ApiCall:
+    return ApiCall(function=function, api="x", method=method, resource=resource, detail=detail, **kw)
+
+
+# --- the proof ----------------------------------------------------------------------------------
+
+
+def test_every_needed_permission_is_granted_and_every_grant_is_needed(deployment: perms.Deployment) -> None:
+    report = perms.check(perms.load_needs(), deployment)
+    assert not report.failures, "\n".join(report.failures)
+
+
+def test_every_function_has_needs_proved_by_recorded_calls(deployment: perms.Deployment) -> None:
+    needs = perms.load_needs()
+    assert {n.function for n in needs} == set(deployment.functions)
+
+
+def test_the_readme_table_is_the_generated_one(deployment: perms.Deployment) -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert perms.readme_table(readme) == perms.grants_table(deployment=deployment), (
+        "README's 'Grants and the calls that need them' differs: paste `python -m devtools.permissions table`"
+    )
+
+
+def test_every_method_names_a_source_page() -> None:
+    table = perms.method_table()
+    for method, entry in table.methods.items():
+        assert entry.source in table.sources, method
+    assert table.methods[FIRESTORE + "BeginTransaction"].permissions == ["datastore.databases.get"]
+    assert table.methods[FIRESTORE + "Rollback"].permissions == ["datastore.databases.get"]
+
+
+# --- negative cases: each must fail the check ---------------------------------------------------
+
+
+def test_a_transaction_without_databases_get_is_a_gap(tmp_path: Path) -> None:
+    terraform = _copy(tmp_path)
+    _edit(terraform / "iam.tf", '"datastore.databases.get",', "")
+    report = perms.check(perms.load_needs(), perms.Deployment(terraform))
+    assert any(
+        g.startswith(
+            "route: BeginTransaction on projects/PROJECT/databases/(default) needs datastore.databases.get"
+        )
+        for g in report.gaps
+    ), report.gaps
+
+
+def test_a_grant_on_the_wrong_topic_is_a_gap_and_an_unused_grant(tmp_path: Path) -> None:
+    terraform = _copy(tmp_path)
+    _edit(tmp_path / "topology.yaml", "publishes: [metrics]  # public", "publishes: [alerts]  # public")
+    report = perms.check(perms.load_needs(), perms.Deployment(terraform))
+    assert any(
+        g.startswith("route: Publish on projects/PROJECT/topics/metrics needs pubsub.topics.publish")
+        for g in report.gaps
+    ), report.gaps
+    assert any(
+        u.startswith("route: roles/pubsub.publisher on projects/PROJECT/topics/alerts") for u in report.unused
+    )
+
+
+def test_a_call_no_grant_covers_is_a_gap_naming_function_method_resource_and_permission(
+    deployment: perms.Deployment,
+) -> None:
+    call = _call("mail_reports", "google.pubsub.v1.Publisher/Publish", "projects/ion-ops-test/topics/alerts")
+    found = perms.needs_of([call], deployment, "ion-ops-test")
+    assert perms.gaps(found.needs, deployment.grants()) == [
+        "mail_reports: Publish on projects/PROJECT/topics/alerts needs pubsub.topics.publish, "
+        "which no grant of mail_reports gives on that resource"
+    ]
+
+
+def test_a_method_or_detail_missing_from_the_table_is_an_error(deployment: perms.Deployment) -> None:
+    found = perms.needs_of(
+        [
+            _call("route", FIRESTORE + "Listen", detail="stream"),
+            _call("route", FIRESTORE + "Commit", detail="teleport"),
+        ],
+        deployment,
+        "ion-ops-test",
+    )
+    assert any("Listen is not in" in e for e in found.errors)
+    assert any("detail 'teleport'" in e for e in found.errors)
+
+
+def test_an_unused_grant_fails_unless_justified_and_a_stale_justification_fails(
+    tmp_path: Path, deployment: perms.Deployment
+) -> None:
+    needs = {
+        n
+        for n in perms.load_needs()
+        if not (n.function == "evaluate_alerts" and n.permission.startswith("cloudscheduler."))
+    }
+    report = perms.check(needs, deployment)
+    assert any(
+        u.startswith("evaluate_alerts: roles/cloudscheduler.viewer on projects/PROJECT")
+        for u in report.unused
+    )
+
+    why = perms.justifications()
+    why.unused_grants.append(
+        perms.Justification(function="evaluate_alerts", role="roles/cloudscheduler.viewer", why="t")
+    )
+    assert not perms.check(needs, deployment, why).unused
+    assert perms.check(perms.load_needs(), deployment, why).stale_justifications
+
+
+def test_a_custom_role_permission_no_call_needs_is_unused(tmp_path: Path) -> None:
+    terraform = _copy(tmp_path)
+    _edit(
+        terraform / "iam.tf",
+        '"datastore.entities.get",',
+        '"datastore.entities.get",\n    "datastore.entities.delete",',
+    )
+    report = perms.check(perms.load_needs(), perms.Deployment(terraform))
+    assert any("datastore.entities.delete is needed by no recorded call" in u for u in report.unused), (
+        report.unused
+    )
+
+
+def test_a_resource_from_a_setting_is_checked_as_deployed(deployment: perms.Deployment) -> None:
+    """Tests name their own queue; the check relates it to the queue Terraform gives the setting."""
+    queue = "projects/ion-ops-test/locations/us-central1/queues/missing"
+    call = _call(
+        "manage_alerts",
+        "google.cloud.tasks.v2.CloudTasks/CreateTask",
+        queue,
+        settings={"ION_FANOUT_TASKS_QUEUE": queue},
+    )
+    found = perms.needs_of([call], deployment, "ion-ops-test")
+    assert {n.resource for n in found.needs if n.function == "manage_alerts" and "tasks" in n.permission} == {
+        "projects/PROJECT/locations/us-central1/queues/fanout-timers"
+    }
+
+
+def test_local_only_calls_are_not_checked(deployment: perms.Deployment) -> None:
+    call = _call(
+        "route", "google.pubsub.v1.Publisher/GetTopic", "projects/ion-ops-test/topics/metrics", local_only="x"
+    )
+    found = perms.needs_of([call], deployment, "ion-ops-test")
+    assert found.skipped
+    assert not [n for n in found.needs if n.because == "GetTopic"]
+
+
+# --- the recorder -------------------------------------------------------------------------------
+
+
+def test_firestore_commit_records_what_each_write_needs() -> None:
+    from google.cloud.firestore_v1.types import common, firestore, write
+
+    request = firestore.CommitRequest(
+        database=DATABASE,
+        writes=[
+            write.Write(
+                update={"name": DATABASE + "/documents/a/1"},
+                current_document=common.Precondition(exists=False),
+            ),
+            write.Write(
+                update={"name": DATABASE + "/documents/a/2"},
+                current_document=common.Precondition(exists=True),
+            ),
+            write.Write(update={"name": DATABASE + "/documents/a/3"}),
+            write.Write(delete=DATABASE + "/documents/a/4"),
+        ],
+    )
+    calls = api_calls._grpc_calls(FIRESTORE + "Commit", firestore.CommitRequest.pb(request))
+    assert calls == [(DATABASE, "create"), (DATABASE, "delete"), (DATABASE, "update"), (DATABASE, "upsert")]
+    empty = firestore.CommitRequest.pb(firestore.CommitRequest(database=DATABASE, transaction=b"t"))
+    assert api_calls._grpc_calls(FIRESTORE + "Commit", empty) == [(DATABASE, "empty")]
+    query = firestore.RunQueryRequest(parent=DATABASE + "/documents", new_transaction={})
+    assert api_calls._grpc_calls(FIRESTORE + "RunQuery", firestore.RunQueryRequest.pb(query)) == [
+        (DATABASE, ""),
+        (DATABASE, "begins-transaction"),
+    ]
+
+
+def test_rest_calls_are_named_like_their_grpc_methods_with_the_tables_a_query_reads() -> None:
+    body = '{"query": "SELECT 1 FROM `billing-admin.billing.export_v1` JOIN `p.d.t` USING (x)"}'
+    assert api_calls.rest_call("POST", "http://127.0.0.1:1/bigquery/v2/projects/jobs-here/queries", body) == [
+        ("bigquery.googleapis.com", "bigquery.jobs.query", "projects/jobs-here", ""),
+        (
+            "bigquery.googleapis.com",
+            "bigquery.jobs.query",
+            "projects/billing-admin/datasets/billing/tables/export_v1",
+            "reads",
+        ),
+        ("bigquery.googleapis.com", "bigquery.jobs.query", "projects/p/datasets/d/tables/t", "reads"),
+    ]
+    task = (
+        '{"task": {"httpRequest": {"oidcToken": {"serviceAccountEmail": "t@p-1.iam.gserviceaccount.com"}}}}'
+    )
+    queue = "projects/p-1/locations/us-central1/queues/q"
+    assert api_calls.rest_call("POST", f"https://cloudtasks.googleapis.com/v2/{queue}/tasks", task) == [
+        ("cloudtasks.googleapis.com", "google.cloud.tasks.v2.CloudTasks/CreateTask", queue, ""),
+        (
+            "cloudtasks.googleapis.com",
+            "google.cloud.tasks.v2.CloudTasks/CreateTask",
+            "projects/p-1/serviceAccounts/t@p-1.iam.gserviceaccount.com",
+            "oidc-token",
+        ),
+    ]
+    unknown = api_calls.rest_call("DELETE", "https://example.googleapis.com/v9/things/1", None)
+    assert unknown[0][1] == "unknown REST call DELETE /v9/things/1"
+
+
+def test_calls_are_attributed_to_the_function_and_its_threads_but_not_to_tests() -> None:
+    assert api_calls.recording(), "the test session records (tests/conftest.py)"
+    seen: dict[str, str | None] = {}
+
+    def note(key: str) -> None:
+        seen[key] = api_calls.current_function()
+
+    note("test")
+    with api_calls.calls_of("route"):
+        thread = threading.Thread(target=note, args=("thread",))
+        thread.start()
+        thread.join()
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(note, "pool").result()
+    with ThreadPoolExecutor(max_workers=1) as pool:  # a worker made for route, reused by a test
+        pool.submit(int).result()
+        with api_calls.calls_of("ingest"):
+            pool.submit(note, "ingest-pool").result()
+        pool.submit(note, "test-pool").result()
+    assert seen == {
+        "test": None,
+        "thread": "route",
+        "pool": "route",
+        "ingest-pool": "ingest",
+        "test-pool": None,
+    }
+
+
+# --- the health probe of a topic ----------------------------------------------------------------
+
+
+class _Api:
+    def __init__(self, permissions: list[str] | Exception) -> None:
+        self.permissions = permissions
+        self.topics: list[str] = []
+
+    def test_iam_permissions(self, request: dict[str, Any], **_: Any) -> Any:
+        if isinstance(self.permissions, Exception):
+            raise self.permissions
+        assert request["permissions"] == ["pubsub.topics.publish"]
+        return type("Answer", (), {"permissions": self.permissions})()
+
+    def get_topic(self, topic: str, **_: Any) -> None:
+        self.topics.append(topic)
+
+
+@pytest.fixture
+def publisher(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from shared import pubsub
+
+    def use(api: _Api) -> _Api:
+        client = type("Publisher", (), {"api": api})()
+        monkeypatch.setattr(pubsub, "get_publisher", lambda: client)
+        return api
+
+    return use
+
+
+def test_the_topic_probe_proves_the_function_may_publish(
+    publisher: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.health import PublishNotPermitted, pubsub_probe
+
+    monkeypatch.delenv("PUBSUB_EMULATOR_HOST", raising=False)
+    publisher(_Api(["pubsub.topics.publish"]))
+    pubsub_probe("alerts").check()
+    publisher(_Api([]))
+    with pytest.raises(PublishNotPermitted):
+        pubsub_probe("alerts").check()
+
+
+def test_without_test_iam_permissions_only_the_emulator_falls_back_to_get_topic(
+    publisher: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from google.api_core.exceptions import MethodNotImplemented
+
+    from shared.health import pubsub_probe
+
+    monkeypatch.delenv("PUBSUB_EMULATOR_HOST", raising=False)
+    api = publisher(_Api(MethodNotImplemented("no")))
+    with pytest.raises(MethodNotImplemented):
+        pubsub_probe("alerts").check()
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:1")
+    pubsub_probe("alerts").check()
+    assert api.topics == ["projects/ion-ops-test/topics/alerts"]
