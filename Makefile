@@ -8,16 +8,28 @@ STAMP := $(VENV)/.installed
 # checkov in a virtualenv of its own: its pins (cachetools<6) conflict with the runtime's.
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+# The google and archive providers' schemas (tests/test_terraform_schema.py), fetched once.
+SCHEMA_STAMP := $(VENV)/provider-schemas/.built
 
-.PHONY: run demo test lint fmt bench tf-fmt clean setup redis chromium checkov
+# The deployment rehearsed: every function alone, with what Terraform renders from
+# terraform/examples/production.tfvars (or VARS=path), against the emulators and stand-ins.
+VARS ?= terraform/examples/production.tfvars
 
-setup: $(STAMP) $(CHECKOV_STAMP) redis
+.PHONY: rehearse run demo test lint fmt bench tf-fmt clean setup redis chromium checkov
+
+setup: $(STAMP) $(SCHEMA_STAMP) $(CHECKOV_STAMP) redis
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed (Python 3.11)"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $(STAMP)
+
+# terraform validate needs the provider binaries, which cannot be fetched here; their schemas come
+# from the CDK Terrain bindings on PyPI instead (pip download, read without installing).
+$(SCHEMA_STAMP): devtools/terraform_schema.py | $(STAMP)
+	$(PY) -m devtools.terraform_schema
+	@touch $(SCHEMA_STAMP)
 
 $(CHECKOV_STAMP): requirements-checkov.txt
 	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
@@ -44,6 +56,9 @@ chromium:
 	  $$SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || \
 	  { $$SUDO apt-get update -qq >/dev/null && $$SUDO apt-get install -y -qq chromium >/dev/null; }; \
 	  command -v chromium >/dev/null || { echo "could not install chromium"; exit 1; }; }
+
+rehearse: setup
+	$(PY) -m devtools.rehearse --var-file $(VARS)
 
 run: setup
 	$(PY) -m devtools.stack

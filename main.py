@@ -21,19 +21,36 @@ from shared.http import pubsub_push
 install_from_env()
 
 # Deployed (Cloud Run sets K_SERVICE, functions-framework FUNCTION_TARGET), a function whose
-# settings are incomplete stops here, at start, with a message naming the variables, instead of
-# serving while it pretends. Each capability's check lives in its settings module.
+# settings are incomplete stops here, at start, with a message naming every variable it lacks,
+# instead of serving while it pretends. Each capability's check lives in its settings module;
+# every entry point has one (a test checks this table against topology.yaml).
 DEPLOYMENT_CHECKS = {
+    "route": "functions.routing.settings",
+    "ingest": "functions.ingestion.settings",
+    "ingest_pubsub": "functions.ingestion.settings",
+    "evaluate_alerts": "functions.alerts.settings",
+    "evaluate_alerts_on_ingest": "functions.alerts.settings",
     "fan_out_alerts": "functions.fanout.settings",
     "manage_alerts": "functions.fanout.settings",
-    "route": "functions.routing.settings",
+    "store_dead_letters": "functions.deadletters.settings",
+    "manage_dead_letters": "functions.deadletters.settings",
+    "snapshot_cost": "functions.cost.settings",
+    "snapshot_cost_budget": "functions.cost.settings",
+    "adjust_scaling": "functions.scaling.settings",
+    "score_health": "functions.health.settings",
+    "mail_reports": "functions.reports.settings",
 }
 
 
 def _check_deployment() -> None:
-    module = DEPLOYMENT_CHECKS.get(os.environ.get("FUNCTION_TARGET", ""))
-    if os.environ.get("K_SERVICE") and module:
-        importlib.import_module(module).check_deployment()
+    if not os.environ.get("K_SERVICE"):
+        return
+    target = os.environ.get("FUNCTION_TARGET", "")
+    if target not in DEPLOYMENT_CHECKS:
+        raise SystemExit(
+            f"FUNCTION_TARGET={target!r} is not an entry point of main.py: {sorted(DEPLOYMENT_CHECKS)}"
+        )
+    importlib.import_module(DEPLOYMENT_CHECKS[target]).check_deployment(target)
 
 
 _check_deployment()

@@ -29,7 +29,9 @@ class ManagedProcess:
         log_dir: Path | None = None,
         echo: TextIO | None = None,
         cwd: Path | None = None,
+        clear_env: bool = False,
     ) -> None:
+        """``clear_env``: the child gets ``env`` alone, not this process's environment too."""
         self.name = name
         self.argv = list(argv)
         log_file = None
@@ -41,7 +43,7 @@ class ManagedProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
+            env=dict(env or {}) if clear_env else {**os.environ, **(env or {})},
             cwd=cwd,
             start_new_session=True,
             text=True,

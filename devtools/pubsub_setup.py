@@ -79,3 +79,26 @@ def create_topics_and_subscriptions(
     finally:
         subscriber.close()
     return created
+
+
+def create_topics(topo: Topology, project: str, emulator_host: str) -> None:
+    """Only the topics and their dead-letter topics (idempotent), on the emulator at ``emulator_host``."""
+    import os
+
+    from google.api_core.exceptions import AlreadyExists
+    from google.cloud import pubsub_v1
+
+    # The client takes the emulator (plain gRPC, no credentials) only from the environment.
+    saved = os.environ.get("PUBSUB_EMULATOR_HOST")
+    os.environ["PUBSUB_EMULATOR_HOST"] = emulator_host
+    try:
+        publisher = pubsub_v1.PublisherClient()
+        for topic_name in topo.topics:
+            for name in (topic_name, f"{topic_name}-dead-letter"):
+                with contextlib.suppress(AlreadyExists):
+                    publisher.create_topic(name=publisher.topic_path(project, name), timeout=30)
+    finally:
+        if saved is None:
+            os.environ.pop("PUBSUB_EMULATOR_HOST", None)
+        else:
+            os.environ["PUBSUB_EMULATOR_HOST"] = saved

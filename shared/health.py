@@ -204,3 +204,20 @@ def status_code(report: dict[str, Any]) -> int:
 def store_and_topic(service: str, topic: Callable[[], str]) -> HealthCheck:
     """The usual function's dependencies: Firestore and the topic it publishes to."""
     return HealthCheck(service, lambda: [firestore_probe(), pubsub_probe(topic())])
+
+
+_push_checks: dict[str, HealthCheck] = {}
+
+
+def push_function_health(function: str) -> dict[str, Any]:
+    """The report of a push entry point served alone (deployed, each is its own service): Firestore
+    and every topic topology.yaml says it publishes to. Raises ``HealthBusy`` as ``report`` does."""
+    check = _push_checks.get(function)
+    if check is None:
+        from shared.topology import topology
+
+        spec = topology().functions.get(function)
+        topics = list(spec.publishes) if spec is not None else []
+        check = HealthCheck(function, lambda: [firestore_probe(), *(pubsub_probe(t) for t in topics)])
+        _push_checks[function] = check
+    return check.report()

@@ -369,6 +369,17 @@ def pubsub_push(handler: Callable[[CloudEvent], None]) -> Callable[[flask.Reques
 
 
 def serve_push(request: flask.Request, handler: Callable[[CloudEvent], None]) -> flask.Response:
+    if request.method == "GET" and request.path == "/health":
+        # Deployed, a push entry point is a service of its own: its /health checks what it uses.
+        from shared.health import HealthBusy, push_function_health, status_code
+
+        try:
+            report = push_function_health(handler.__name__)
+        except HealthBusy as busy:
+            return Problem(429, str(busy), headers={"Retry-After": str(busy.retry_after)}).to_response(
+                "/health"
+            )
+        return json_response(report, status=status_code(report))
     try:
         event = push_event(request)
     except Problem as problem:

@@ -6,6 +6,7 @@ Terraform reads the same file with ``yamldecode``; the local stack and the tests
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGY_FILE = ROOT / "topology.yaml"
+
+
+# A path people open through the load balancer (terraform/public_access.tf): under /v1/ or
+# /dashboards, lower-case segments, and `*` only as a final `/*` (the URL map's path rule syntax).
+# Never /health, a push path (/projects/...) or the root, which are for the platform alone.
+PUBLIC_PATH = re.compile(r"^/(v1/[a-z0-9][a-z0-9._-]*|dashboards)(/[a-z0-9][a-z0-9._-]*)*(/\*)?$")
 
 
 class _Strict(BaseModel):
@@ -57,6 +64,9 @@ class Function(_Strict):
     # local.deploy_settings), e.g. SLACK_CHANNEL.
     settings_from: list[str] = []
     env: dict[str, str] = {}
+    # Paths people open through the HTTPS load balancer with IAP (terraform/public_access.tf):
+    # the function gets a backend there, a path rule for each, and ingress from the load balancer.
+    public_paths: list[str] = []
 
     @model_validator(mode="after")
     def _topic_matches_trigger(self) -> Function:
@@ -68,6 +78,16 @@ class Function(_Strict):
             raise ValueError("a function takes either `topic` or `dead_letters`, not both")
         if self.min_instances > self.max_instances:
             raise ValueError("min_instances exceeds max_instances")
+        if self.public_paths and (self.trigger != "http" or self.public):
+            raise ValueError("only a non-public http function takes `public_paths`")
+        for path in self.public_paths:
+            if not PUBLIC_PATH.match(path):
+                raise ValueError(
+                    f"public path {path!r} must be under /v1/ or /dashboards, with `*` only as a final /* "
+                    "(never /health, a job or a push path)"
+                )
+        if len(self.public_paths) != len(set(self.public_paths)):
+            raise ValueError("a public path is listed twice")
         return self
 
 
@@ -144,10 +164,23 @@ class Topology(_Strict):
                     f"function {name}: topic {fn.topic}'s ack_deadline_seconds {ack_deadline} "
                     f"is below its timeout_seconds {fn.timeout_seconds}"
                 )
+        claimed: dict[str, str] = {}
+        for name, fn in self.functions.items():
+            jobs = {s.path for s in self.schedules.values() if s.function == name}
+            for path in fn.public_paths:
+                if path in jobs:
+                    raise ValueError(f"function {name}: public path {path} is a scheduled job's path")
+                if path in claimed:
+                    raise ValueError(f"functions {claimed[path]} and {name} both claim public path {path}")
+                claimed[path] = name
         ports = [c.port for c in self.capabilities.values()]
         if len(ports) != len(set(ports)):
             raise ValueError("two capabilities share a port")
         return self
+
+    def load_balanced(self) -> dict[str, Function]:
+        """The functions people open through the HTTPS load balancer with IAP."""
+        return {n: f for n, f in self.functions.items() if f.public_paths}
 
     def functions_of(self, capability: str) -> dict[str, Function]:
         return {n: f for n, f in self.functions.items() if f.capability == capability}

@@ -2,12 +2,14 @@
 # ../topology.yaml, the same file `make run` reads, so the two cannot drift apart.
 
 locals {
-  topology  = yamldecode(file("${path.module}/../topology.yaml"))
-  functions = coalesce(local.topology.functions, {})
-  topics    = coalesce(local.topology.topics, {})
-  schedules = coalesce(local.topology.schedules, {})
-  ttl       = coalesce(local.topology.ttl_policies, [])
-  no_index  = try(coalesce(local.topology.index_exemptions, []), [])
+  topology = yamldecode(file("${path.module}/../topology.yaml"))
+  # try(), not coalesce(): coalesce needs its arguments to share one type, and an object with
+  # attributes is not the type of {} (a plan would fail on it).
+  functions = try(local.topology.functions, {})
+  topics    = try(local.topology.topics, {})
+  schedules = try(local.topology.schedules, {})
+  ttl       = try(local.topology.ttl_policies, [])
+  no_index  = try(local.topology.index_exemptions, [])
   # Every topic gets a dead-letter topic; a push subscription moves a message there after
   # max_delivery_attempts, so no retry is unbounded.
   dead_letter_topics = { for name, _ in local.topics : name => "${name}-dead-letter" }
@@ -88,22 +90,35 @@ resource "google_secret_manager_secret" "secrets" {
 
 # --- Functions --------------------------------------------------------------------------------
 
-# The plain settings a function may take with `settings_from` in topology.yaml.
+# What each function is deployed with (modules/settings: no resources, so `make rehearse` renders
+# the same environment offline). Settings that are attributes of resources made here come in
+# `resources`; everything else derives from the variables.
 locals {
-  deploy_settings = {
-    SLACK_CHANNEL         = var.alert_channels.slack_channel
-    SMTP_HOST             = var.alert_channels.smtp_host
-    SMTP_PORT             = tostring(var.alert_channels.smtp_port)
-    SMTP_STARTTLS         = var.alert_channels.smtp_port == 465 ? "false" : "true"
-    ALERT_EMAIL_FROM      = var.alert_channels.alert_email_from
-    ALERT_EMAIL_TO        = var.alert_channels.alert_email_to
-    ION_FANOUT_PUBLIC_URL = var.public_urls.fanout
-    ION_DASHBOARD_URL     = var.public_urls.dashboards
+  resource_settings = {
     # Fan-out's group timers (fanout_timers.tf).
     ION_FANOUT_TASKS_QUEUE           = google_cloud_tasks_queue.fanout_timers.id
     ION_FANOUT_FLUSH_URL             = local.fanout_flush_url
     ION_FANOUT_TASKS_SERVICE_ACCOUNT = google_service_account.fanout_tasks.email
+    # Memorystore's per-instance server CA (public data): the client verifies the TLS chain.
+    REDIS_CA_CERT = google_redis_instance.cache.server_ca_certs[0].cert
   }
+}
+
+module "settings" {
+  source              = "./modules/settings"
+  project_id          = var.project_id
+  region              = var.region
+  functions           = local.functions
+  function_env        = var.function_env
+  redis_functions     = var.redis_functions
+  redis_url_secret    = google_secret_manager_secret.redis_url.secret_id
+  alert_channels      = var.alert_channels
+  public_access       = var.public_access
+  reports             = var.reports
+  cost                = var.cost
+  scaling_targets     = var.scaling_targets
+  cloud_sql_instances = var.cloud_sql_instances
+  resources           = local.resource_settings
 }
 
 module "function" {
@@ -130,26 +145,16 @@ module "function" {
   # on the one database.
   datastore_role     = try(each.value.public, false) ? google_project_iam_custom_role.public_datastore.id : null
   firestore_database = google_firestore_database.default.name
-  ingress            = contains(var.load_balanced_functions, each.key) ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
+  ingress            = contains(keys(local.iap_functions), each.key) ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
   # A topic of the topology or one's dead-letter topic; topic-scoped, never project-wide.
   publishes = [
     for topic in try(each.value.publishes, []) :
     try(google_pubsub_topic.topics[topic].name, google_pubsub_topic.dead_letter[trimsuffix(topic, "-dead-letter")].name)
   ]
-  secrets = merge(try(each.value.secrets, {}), contains(var.redis_functions, each.key) ? {
-    REDIS_URL = google_secret_manager_secret.redis_url.secret_id
-  } : {})
+  secrets        = module.settings.secrets[each.key]
   vpc_network    = contains(var.redis_functions, each.key) ? google_compute_network.private.id : null
   vpc_subnetwork = contains(var.redis_functions, each.key) ? google_compute_subnetwork.functions.id : null
-  env = merge(var.function_env, try(each.value.env, {}), {
-    for name in try(each.value.settings_from, []) : name => local.deploy_settings[name]
-    }, contains(var.redis_functions, each.key) ? {
-    # Memorystore's per-instance server CA (public data): the client verifies the TLS chain.
-    REDIS_CA_CERT = google_redis_instance.cache.server_ca_certs[0].cert
-    } : {}, {
-    GOOGLE_CLOUD_PROJECT = var.project_id
-    FUNCTION_REGION      = var.region
-  })
+  env            = module.settings.env[each.key]
 
   receives_dead_letters = try(each.value.dead_letters, false)
   pubsub_topic          = try(each.value.topic, null)

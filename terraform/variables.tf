@@ -48,6 +48,7 @@ variable "alert_channels" {
     slack_channel    = string
     smtp_host        = string
     smtp_port        = number
+    smtp_user        = optional(string, "") # the login for the smtp-password secret; "" sends without one
     alert_email_from = string
     alert_email_to   = string
   })
@@ -68,30 +69,39 @@ variable "alert_channels" {
   }
 }
 
-variable "public_urls" {
-  description = "Public HTTPS base URLs for links in notifications: the fan-out API (silences) and the dashboards."
+variable "public_access" {
+  description = "The load balancer's DNS name (e.g. ops.example.com; create an A record to the output public_ip) and who may open it through IAP: group:, user: or domain: members."
   type = object({
-    fanout     = string
-    dashboards = string
+    domain  = string
+    members = list(string)
   })
   validation {
-    condition = alltrue([
-      for url in values(var.public_urls) : can(regex("^https://", url)) && !can(regex("://(127\\.|localhost|0\\.0\\.0\\.0|\\[::1\\])", url))
-    ])
-    error_message = "public_urls must be https:// addresses that people can open, never loopback."
+    condition     = length(var.public_access.domain) <= 253 && can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$", var.public_access.domain))
+    error_message = "public_access.domain must be a lower-case DNS name such as ops.example.com (no scheme, port, path or trailing dot)."
   }
-}
-
-variable "load_balanced_functions" {
-  description = "Entry points (never `route`, which is public) that take requests from an external HTTPS load balancer besides internal traffic (ALLOW_INTERNAL_AND_GCLB), e.g. manage_alerts or mail_reports behind IAP; all others are internal only."
-  type        = list(string)
-  default     = []
+  validation {
+    condition     = length(var.public_access.members) > 0
+    error_message = "public_access.members must name at least one group:, user: or domain: member."
+  }
+  validation {
+    condition = alltrue([
+      for member in var.public_access.members :
+      contains(["allusers", "allauthenticatedusers"], lower(member)) ||
+      can(regex("^(user|group):[^@\\s:]+@[^@\\s]+\\.[^@\\s]+$", member)) ||
+      can(regex("^domain:([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$", member))
+    ])
+    error_message = "Each of public_access.members must be group:<email>, user:<email> or domain:<DNS name>."
+  }
+  validation {
+    condition     = !anytrue([for member in var.public_access.members : contains(["allusers", "allauthenticatedusers"], lower(member))])
+    error_message = "public_access.members must not be allUsers or allAuthenticatedUsers: IAP lets in named people only."
+  }
 }
 
 variable "redis_functions" {
   description = "Entry points that use Memorystore for Redis: Direct VPC egress, REDIS_URL from Secret Manager, the server CA."
   type        = list(string)
-  default     = ["route"]
+  default     = ["route", "score_health"]
 }
 
 variable "redis" {
@@ -120,5 +130,124 @@ variable "firestore_backup_retention" {
   validation {
     condition     = try(tonumber(trimsuffix(var.firestore_backup_retention, "s")) <= 604800 && endswith(var.firestore_backup_retention, "s"), false)
     error_message = "firestore_backup_retention must be seconds like 604800s, at most 7 days for a daily schedule."
+  }
+}
+
+# --- Reports ----------------------------------------------------------------------------------
+
+variable "reports" {
+  description = "Weekly reports: the sender, the zone of a week, and the recipients of each audience (functions/reports/audiences.yaml). Mail goes through alert_channels' SMTP relay."
+  type = object({
+    mail_from = string
+    time_zone = optional(string, "America/New_York")
+    recipients = object({
+      engineering = list(string)
+      leadership  = list(string)
+      support     = list(string)
+    })
+  })
+  validation {
+    condition = alltrue([
+      for address in concat([var.reports.mail_from], flatten(values(var.reports.recipients))) :
+      can(regex("^[^@\\s,]+@[^@\\s,]+\\.[^@\\s,]+$", address))
+    ])
+    error_message = "reports.mail_from and every recipient must be an email address."
+  }
+  validation {
+    condition     = alltrue([for audience in values(var.reports.recipients) : length(audience) > 0])
+    error_message = "reports.recipients needs at least one address per audience: a scheduled report nobody receives is refused at start."
+  }
+  validation {
+    condition     = can(regex("^[A-Za-z_]+(/[A-Za-z0-9_+-]+)+$|^UTC$", var.reports.time_zone))
+    error_message = "reports.time_zone must be an IANA time zone such as America/New_York."
+  }
+}
+
+# --- Cost -------------------------------------------------------------------------------------
+
+variable "cost" {
+  description = "The Cloud Billing export in BigQuery, the billing account, and the monthly budget and target (GCP Budgets is created from these)."
+  type = object({
+    billing_export_table    = string # project.dataset.gcp_billing_export_v1_XXXXXX
+    billing_export_location = optional(string, "US")
+    billing_account         = string # 012345-6789AB-CDEF01
+    budget_amount           = optional(number, 3000)
+    target_amount           = optional(number, 1800)
+    currency                = optional(string, "USD")
+    budget_thresholds       = optional(list(number), [0.5, 0.9, 1.0])
+    create_budget           = optional(bool, true)
+  })
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]\\.[A-Za-z0-9_]+\\.[A-Za-z0-9_]+$", var.cost.billing_export_table))
+    error_message = "cost.billing_export_table must be project.dataset.table (the Cloud Billing export, e.g. my-billing.billing_export.gcp_billing_export_v1_0123AB_4567CD_89EF01)."
+  }
+  validation {
+    condition     = can(regex("^[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}$", var.cost.billing_account))
+    error_message = "cost.billing_account must be a billing account id like 012345-6789AB-CDEF01."
+  }
+  validation {
+    condition     = var.cost.target_amount > 0 && var.cost.budget_amount >= var.cost.target_amount
+    error_message = "cost.target_amount must be positive and at most cost.budget_amount."
+  }
+  validation {
+    condition     = can(regex("^[A-Z]{3}$", var.cost.currency))
+    error_message = "cost.currency must be an ISO 4217 code like USD, the billing account's currency."
+  }
+  validation {
+    condition     = alltrue([for t in var.cost.budget_thresholds : t > 0 && t <= 2])
+    error_message = "cost.budget_thresholds are fractions of the budget, each in (0, 2]."
+  }
+  validation {
+    condition     = contains(["US", "EU"], var.cost.billing_export_location) || can(regex("^[a-z]+-[a-z]+[0-9]$", var.cost.billing_export_location))
+    error_message = "cost.billing_export_location must be the export dataset's BigQuery location: US, EU or a region like europe-west1."
+  }
+}
+
+# --- Scaling ----------------------------------------------------------------------------------
+
+variable "scaling_targets" {
+  description = "The Cloud Run services adjust_scaling sets min/max instances of, one per region of functions/scaling/rules.yaml, all in one project; service_account is each service's runtime account (a service update acts as it)."
+  type = list(object({
+    project         = string
+    region          = string
+    service         = string
+    service_account = string
+  }))
+  validation {
+    condition     = length(var.scaling_targets) > 0
+    error_message = "scaling_targets needs at least one service."
+  }
+  validation {
+    condition = alltrue([for t in var.scaling_targets :
+      can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", t.project))
+      && can(regex("^[a-z]+-[a-z]+[0-9]$", t.region))
+      && can(regex("^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$", t.service))
+      && can(regex("^[^@\\s]+@[^@\\s]+\\.iam\\.gserviceaccount\\.com$|^[0-9]+-compute@developer\\.gserviceaccount\\.com$", t.service_account))
+    ])
+    error_message = "scaling_targets: project must be a project id, region a region (us-central1), service a Cloud Run service name, service_account the service's runtime service account email."
+  }
+  validation {
+    condition     = length(distinct([for t in var.scaling_targets : t.region])) == length(var.scaling_targets)
+    error_message = "scaling_targets: one service per region (the rules in functions/scaling/rules.yaml are per region)."
+  }
+  validation {
+    condition     = length(distinct([for t in var.scaling_targets : t.project])) == 1
+    error_message = "scaling_targets must all be in one project (the collector reads their metrics from it)."
+  }
+  validation {
+    condition = alltrue([for t in var.scaling_targets :
+      contains(keys(yamldecode(file("${path.module}/../functions/scaling/rules.yaml")).regions), t.region)
+    ])
+    error_message = "scaling_targets: every region must have rules in functions/scaling/rules.yaml."
+  }
+}
+
+variable "cloud_sql_instances" {
+  description = "Cloud SQL instances (in the scaling targets' project) whose metrics the collector copies, e.g. replication lag for the database alert rules."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for name in var.cloud_sql_instances : can(regex("^[a-z][a-z0-9-]{0,96}$", name))])
+    error_message = "cloud_sql_instances are instance names (not connection names)."
   }
 }

@@ -24,7 +24,8 @@ from shared.links import link_base_problem
 )
 def test_unusable_link_bases_are_refused_naming_the_variable(url: str | None) -> None:
     problem = link_base_problem("ION_REPORTS_PUBLIC_URL", url)
-    assert problem is not None and problem.startswith("ION_REPORTS_PUBLIC_URL")
+    assert problem is not None
+    assert problem.startswith("ION_REPORTS_PUBLIC_URL")
 
 
 @pytest.mark.parametrize("url", ["https://ops.example.com", "https://ops.example.com/dashboards/overview"])

@@ -147,7 +147,8 @@ def test_ingress_is_internal_for_every_function_but_the_public_one() -> None:
     assert spec["default"] == "ALLOW_INTERNAL_ONLY"
     assert '["ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"]' in spec["validation"][0]["condition"]
     assert "ALLOW_ALL" not in _module_call()["ingress"]
-    assert _variable_default("variables.tf", "load_balanced_functions") == []
+    # Load-balancer ingress only for the functions with public_paths (tests/test_public_access.py).
+    assert "local.iap_functions" in _module_call()["ingress"]
 
 
 def test_scheduler_and_push_invoke_internal_functions_with_oidc_identities() -> None:
@@ -181,9 +182,11 @@ def test_firestore_access_is_conditioned_on_the_database_and_route_cannot_delete
 
 def test_every_secret_comes_from_secret_manager() -> None:
     topology = load_topology()
-    main = load_hcl(TERRAFORM / "main.tf")
-    deploy_settings = next(block["deploy_settings"] for block in main["locals"] if "deploy_settings" in block)
-    plain = set(deploy_settings)
+    settings_module = TERRAFORM / "modules" / "settings" / "main.tf"
+    plain = set()
+    for path, local in ((settings_module, "operator_settings"), (TERRAFORM / "main.tf", "resource_settings")):
+        plain |= {name for block in load_hcl(path)["locals"] for name in block.get(local, {})}
+    assert plain
     for fn in topology.functions.values():
         plain |= set(fn.env) | set(fn.settings_from)
     assert not [name for name in plain if SECRET_LOOKING.search(name)], plain
@@ -199,10 +202,14 @@ def test_every_secret_comes_from_secret_manager() -> None:
     # Redis' AUTH string is written only into its Secret Manager version, REDIS_URL read from there.
     using_auth = [key for key, body in _all_resources().items() if "auth_string" in json.dumps(body)]
     assert using_auth == [("redis.tf", "google_secret_manager_secret_version", "redis_url")]
-    assert "REDIS_URL = google_secret_manager_secret.redis_url.secret_id" in _module_call()[
-        "secrets"
-    ].replace("\n", " ") or ("google_secret_manager_secret.redis_url.secret_id" in _module_call()["secrets"])
-    assert "REDIS_URL" not in _module_call()["env"]
+    # REDIS_URL is a secret of modules/settings, from the redis-url secret, never a plain setting.
+    main = load_hcl(TERRAFORM / "main.tf")
+    settings_call = next(block["settings"] for block in main["module"] if "settings" in block)
+    assert settings_call["redis_url_secret"] == "${google_secret_manager_secret.redis_url.secret_id}"
+    assert _module_call()["secrets"] == "${module.settings.secrets[each.key]}"
+    module_text = settings_module.read_text()
+    assert "REDIS_URL = var.redis_url_secret" in module_text
+    assert "REDIS_URL" not in str(load_hcl(settings_module)["locals"][0]["operator_settings"])
     created = set(_variable_default("variables.tf", "secret_ids")) | {"redis-url"}
     for name, fn in topology.functions.items():
         assert set(fn.secrets.values()) <= created, name
@@ -225,7 +232,7 @@ def test_firestore_has_point_in_time_recovery_and_daily_backups() -> None:
     assert _variable_default("variables.tf", "firestore_backup_retention") == "604800s"
 
 
-def test_redis_has_auth_and_tls_and_is_reached_privately_by_route() -> None:
+def test_redis_has_auth_and_tls_and_is_reached_privately_by_its_functions() -> None:
     redis = _resource("google_redis_instance", "cache")
     assert redis["auth_enabled"] is True
     assert redis["transit_encryption_mode"] == "SERVER_AUTHENTICATION"
@@ -233,7 +240,8 @@ def test_redis_has_auth_and_tls_and_is_reached_privately_by_route() -> None:
     url = _resource("google_secret_manager_secret_version", "redis_url")["secret_data"]
     assert url.startswith("rediss://")
     assert "ssl_cert_reqs=required" in url
-    assert _variable_default("variables.tf", "redis_functions") == ["route"]
+    # route (cache, rate limits) and score_health (a revoked key leaves routing's cache at once).
+    assert _variable_default("variables.tf", "redis_functions") == ["route", "score_health"]
     call = _module_call()
     assert "google_compute_subnetwork.functions.id" in call["vpc_subnetwork"]
     function = _resource("google_cloudfunctions2_function", "function")

@@ -249,11 +249,17 @@ def test_a_function_takes_a_topic_or_the_dead_letters_not_both(tmp_path: Path) -
 
 
 def _deploy_settings() -> set[str]:
-    main_tf = load_hcl(TERRAFORM / "main.tf")
-    for block in main_tf["locals"]:
-        if "deploy_settings" in block:
-            return set(block["deploy_settings"])
-    raise AssertionError("terraform/main.tf has no local.deploy_settings")
+    """Every setting name Terraform can give: modules/settings' operator settings and the root's
+    resource settings."""
+    offered: set[str] = set()
+    for path, local in (
+        (TERRAFORM / "modules" / "settings" / "main.tf", "operator_settings"),
+        (TERRAFORM / "main.tf", "resource_settings"),
+    ):
+        for block in load_hcl(path)["locals"]:
+            offered |= set(block.get(local, {}))
+    assert offered, "no settings found in terraform"
+    return offered
 
 
 def test_every_setting_a_function_takes_from_terraform_exists_there() -> None:
@@ -289,7 +295,7 @@ def test_channel_and_link_variables_are_validated_in_terraform() -> None:
         for block in load_hcl(TERRAFORM / "variables.tf")["variable"]
         for name, spec in block.items()
     }
-    for name in ("alert_channels", "public_urls"):
+    for name in ("alert_channels", "public_access", "reports", "cost", "scaling_targets"):
         assert "default" not in variables[name], name  # required: a deploy must say them
         assert variables[name]["validation"], name
 

@@ -22,12 +22,12 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import flask
-from pydantic import BaseModel, Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field
 
 from functions.alerts.engine import CycleResult, DetectorCache, Evaluator
 from functions.alerts.jobs import JobWatch
 from functions.alerts.rules import RulesError, active_rules
+from functions.alerts.settings import settings
 from shared.clock import utcnow
 from shared.http import Api, Problem, json_response, read_body, read_json
 from shared.logging import get_logger
@@ -36,32 +36,6 @@ from shared.messages import AlertTransition, MetricsIngested
 api = Api("alerts")
 log = get_logger("alerts")
 RECOMMENDATIONS = "alert_recommendations"
-
-
-class AlertSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
-
-    topic: str = Field(default="alerts", validation_alias="ION_ALERTS_TOPIC")
-    # Transitions stored but not yet acknowledged by Pub/Sub are published again after this.
-    republish_after_seconds: int = Field(
-        default=60, gt=0, validation_alias="ION_ALERTS_REPUBLISH_AFTER_SECONDS"
-    )
-    tuning_days: float = Field(default=7.0, gt=0, le=90, validation_alias="ION_ALERTS_TUNING_DAYS")
-    # The Cloud Scheduler API for the jobs' dead man's switch: its default endpoint when deployed;
-    # a stand-in's URL locally (`make run` starts one); unset locally: heartbeats alone.
-    scheduler_api_url: str | None = Field(default=None, validation_alias="ION_SCHEDULER_API_URL")
-    scheduler_location: str | None = Field(default=None, validation_alias="ION_SCHEDULER_LOCATION")
-    deployed: bool = Field(default=False, validation_alias="K_SERVICE")
-
-    @field_validator("deployed", mode="before")
-    @classmethod
-    def _any_service_name(cls, value: object) -> bool:
-        return bool(value)
-
-
-@lru_cache(maxsize=1)
-def settings() -> AlertSettings:
-    return AlertSettings()
 
 
 _detectors = DetectorCache()

@@ -80,8 +80,10 @@ def record(
     store: CostStore,
     publish: Callable[[AlertTransition], Any],
     now: datetime,
+    dashboard_url: str | None = None,
 ) -> list[str]:
-    """Keep the figures and announce an exceeded threshold once per month; the keys announced."""
+    """Keep the figures and announce an exceeded threshold once per month (linking to
+    ``dashboard_url``); the keys announced."""
     month = body.month()
     store.put_budget_notification(
         f"{attrs.budgetId}/{month}",
@@ -137,6 +139,7 @@ def record(
                 value=used,
                 threshold=float(threshold.percent),
                 metric="cost.budget.used_pct" if kind == "actual" else "cost.budget.forecast_pct",
+                dashboard_url=dashboard_url,
             )
         )
         store.mark_published(key)

@@ -288,6 +288,7 @@ def handle_budget_event(event: Any) -> None:
             store=_store(),
             publish=_publish,
             now=utcnow(),
+            dashboard_url=get_cost_settings().dashboard_url,
         )
         log.info(
             "budget notification recorded",

@@ -30,6 +30,8 @@ class CostSettings(BaseSettings):
     # The BigQuery REST endpoint; set locally to the stand-in (devtools/bigquery_standin.py).
     bigquery_endpoint: str | None = Field(default=None, validation_alias="ION_COST_BIGQUERY_ENDPOINT")
     bigquery_location: str | None = Field(default=None, validation_alias="ION_COST_BIGQUERY_LOCATION")
+    # The project query jobs run in (bigquery.jobs.create there); unset: the export table's project.
+    bigquery_project: str | None = Field(default=None, validation_alias="ION_COST_BIGQUERY_PROJECT")
     # Local fallback: a JSON-lines billing export (the CLI's file form).
     billing_file: str | None = Field(default=None, validation_alias="ION_COST_BILLING_FILE")
 
@@ -73,6 +75,28 @@ class CostSettings(BaseSettings):
                 "ION_COST_BILLING_TABLE is not set: the deployed cost function reads the Cloud Billing "
                 "export table (project.dataset.gcp_billing_export_v1_XXXXXX)"
             )
+
+
+def deployment_problems(target: str) -> list[str]:
+    """What a deployed cost function lacks, each naming its variable."""
+    from shared.deployment import link_problems, load_settings, unset
+
+    _, problems = load_settings(CostSettings)
+    if target == "snapshot_cost":
+        problems += unset(
+            "ION_COST_BILLING_TABLE",
+            "ION_COST_BIGQUERY_PROJECT",
+            "ION_COST_BIGQUERY_LOCATION",
+            "ION_COST_BILLING_ACCOUNT",
+            "ION_COST_RECOMMENDER_PROJECT",
+        )
+    return problems + link_problems("ION_COST_DASHBOARD_URL")
+
+
+def check_deployment(target: str) -> None:
+    from shared.deployment import refuse_to_start
+
+    refuse_to_start("cost", deployment_problems(target))
 
 
 @lru_cache(maxsize=1)

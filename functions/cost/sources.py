@@ -85,9 +85,18 @@ class BigQueryBillingSource:
     fallback = False
 
     def __init__(
-        self, table: str, *, client: Any = None, endpoint: str | None = None, location: str | None = None
+        self,
+        table: str,
+        *,
+        client: Any = None,
+        endpoint: str | None = None,
+        location: str | None = None,
+        job_project: str | None = None,
     ):
         self.table = table
+        # The project the query job runs (and is billed) in: where this function may create jobs,
+        # not necessarily the export's project (a billing account's export often lives apart).
+        self.job_project = job_project or table.split(".", 1)[0]
         self.endpoint = endpoint
         self.location = location
         self._client = client
@@ -96,7 +105,7 @@ class BigQueryBillingSource:
         if self._client is None:
             from google.cloud import bigquery
 
-            project = self.table.split(".", 1)[0]
+            project = self.job_project
             if self.endpoint:
                 from google.api_core.client_options import ClientOptions
                 from google.auth.credentials import AnonymousCredentials
@@ -132,7 +141,10 @@ def billing_source(settings: Any) -> BillingSource | None:
     """The configured source: the export table, else the local file, else none."""
     if settings.billing_table:
         return BigQueryBillingSource(
-            settings.billing_table, endpoint=settings.bigquery_endpoint, location=settings.bigquery_location
+            settings.billing_table,
+            endpoint=settings.bigquery_endpoint,
+            location=settings.bigquery_location,
+            job_project=settings.bigquery_project,
         )
     if settings.billing_file:
         return FileBillingSource(settings.billing_file)

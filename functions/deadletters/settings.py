@@ -25,6 +25,20 @@ class DeadLetterSettings(BaseSettings):
         return frozenset(t.strip() for t in self.critical_topics_csv.split(",") if t.strip())
 
 
+def deployment_problems(target: str) -> list[str]:
+    """Settings that do not validate, and the link base of the alert's link to the letter."""
+    from shared.deployment import link_problems, load_settings
+
+    _, problems = load_settings(DeadLetterSettings)
+    return problems + link_problems("ION_DEADLETTERS_URL")
+
+
+def check_deployment(target: str) -> None:
+    from shared.deployment import refuse_to_start
+
+    refuse_to_start("deadletters", deployment_problems(target))
+
+
 @lru_cache(maxsize=1)
 def get_dead_letter_settings() -> DeadLetterSettings:
     return DeadLetterSettings()

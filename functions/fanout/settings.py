@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.links import link_base_problem
+
 DEFAULT_ROUTING_FILE = Path(__file__).resolve().parent / "routing.yaml"
 
 
@@ -105,9 +107,9 @@ class FanoutSettings(BaseSettings):
 LOOPBACK = ("://127.", "://localhost", "://[::1]", "://0.0.0.0")
 
 
-def deployment_problems(settings: FanoutSettings, channels: set[str]) -> list[str]:
-    """What a deployed fan-out lacks: each routed channel's unset variables, and links that
-    would point at a loopback address."""
+def settings_problems(settings: FanoutSettings, channels: set[str]) -> list[str]:
+    """What a deployed fan-out lacks: each routed channel's unset variables, and link bases people
+    could not open (not https, loopback, or a function's own internal URL: shared/links.py)."""
     from functions.fanout.channels.registry import missing_settings
 
     problems = []
@@ -115,12 +117,18 @@ def deployment_problems(settings: FanoutSettings, channels: set[str]) -> list[st
         missing = missing_settings(name, settings)
         if missing:
             problems.append(f"channel {name} is routed to but {', '.join(missing)} is not set")
+    if "email" in channels and settings.alert_email_from.endswith("@localhost"):
+        problems.append(
+            f"ALERT_EMAIL_FROM is {settings.alert_email_from}: mail from a localhost sender is "
+            "refused or junked by relays; set the team's sender"
+        )
     for variable, url in (
         ("ION_FANOUT_PUBLIC_URL", settings.public_url),
         ("ION_DASHBOARD_URL", settings.dashboard_url),
     ):
-        if any(marker in url for marker in LOOPBACK):
-            problems.append(f"{variable} is {url}: links in notifications would point at a loopback address")
+        problem = link_base_problem(variable, url)
+        if problem:
+            problems.append(problem)
     return problems + timer_problems(settings)
 
 
@@ -143,28 +151,34 @@ def timer_problems(settings: FanoutSettings) -> list[str]:
         )
         if not value
     ]
-    for variable, url in (
-        ("ION_FANOUT_FLUSH_URL", settings.flush_url),
-        ("ION_FANOUT_TASKS_ENDPOINT", settings.tasks_endpoint),
-    ):
-        if url and any(marker in url for marker in LOOPBACK):
-            problems.append(f"{variable} is {url}: a deployed fan-out cannot be reached there")
+    # ION_FANOUT_TASKS_ENDPOINT is not checked: like FIRESTORE_EMULATOR_HOST it only redirects the
+    # client to a stand-in (the deployment rehearsal runs deployed functions against stand-ins);
+    # the flush URL is what Cloud Tasks itself calls, so it must be the function's https URL.
+    url = settings.flush_url
+    if url and any(marker in url for marker in LOOPBACK):
+        problems.append(f"ION_FANOUT_FLUSH_URL is {url}: a deployed fan-out cannot be reached there")
     if settings.flush_url and not settings.flush_url.startswith("https://"):
         problems.append(f"ION_FANOUT_FLUSH_URL is {settings.flush_url}: it must be the function's https URL")
     return problems
 
 
-def check_deployment() -> None:
+def deployment_problems(target: str) -> list[str]:
+    """Settings that do not validate, else ``settings_problems`` for the channels routed to."""
+    from functions.fanout.routes import load_routing
+    from shared.deployment import load_settings
+
+    settings, problems = load_settings(FanoutSettings)
+    if settings is None:
+        return problems
+    return settings_problems(settings, load_routing(settings.routing_file).all_channels())
+
+
+def check_deployment(target: str = "") -> None:
     """Deployed (``K_SERVICE`` set), refuse to start without every routed channel's settings,
     naming the variables; locally the log channel stands in, recorded as ``logged_instead``."""
-    from functions.fanout.routes import get_routing
+    from shared.deployment import refuse_to_start
 
-    settings = get_fanout_settings()
-    if not settings.deployed:
-        return
-    problems = deployment_problems(settings, get_routing().all_channels())
-    if problems:
-        raise SystemExit("fan-out cannot start: " + "; ".join(problems))
+    refuse_to_start("fan-out", deployment_problems(target))
 
 
 @lru_cache(maxsize=1)

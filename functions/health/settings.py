@@ -22,6 +22,27 @@ class HealthSettings(BaseSettings):
     publish_actions: bool = Field(default=True, validation_alias="ION_HEALTH_PUBLISH_ACTIONS")
 
 
+def deployment_problems(target: str) -> list[str]:
+    """Settings and the health config that do not validate, and Redis: routing caches customer
+    keys there, and a revocation must reach that cache at once."""
+    from functions.health.config import load_config
+    from shared.deployment import load_settings, unset
+
+    settings, problems = load_settings(HealthSettings)
+    if settings is not None:
+        try:
+            load_config(settings.config_file)
+        except Exception as exc:  # noqa: BLE001 - reported as the reason not to start
+            problems.append(f"ION_HEALTH_CONFIG_FILE {settings.config_file}: {exc}")
+    return problems + [f"{p}: a revoked key would live on in routing's cache" for p in unset("REDIS_URL")]
+
+
+def check_deployment(target: str) -> None:
+    from shared.deployment import refuse_to_start
+
+    refuse_to_start("health", deployment_problems(target))
+
+
 @lru_cache(maxsize=1)
 def get_health_settings() -> HealthSettings:
     return HealthSettings()

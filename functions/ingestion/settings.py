@@ -120,6 +120,26 @@ class IngestionSettings(BaseSettings):
         return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def deployment_problems(target: str) -> list[str]:
+    """What a deployed ingestion function lacks: settings that do not validate and, for ``ingest``
+    (which runs the scheduled collector), the services whose metrics it copies (without them the
+    collector would succeed every minute having read nothing)."""
+    from shared.deployment import load_settings, unset
+
+    _, problems = load_settings(IngestionSettings)
+    if target == "ingest":
+        problems += [
+            f"{p}: the collector would copy no Cloud Run metric" for p in unset("ION_COLLECTOR_RUN_SERVICES")
+        ]
+    return problems
+
+
+def check_deployment(target: str) -> None:
+    from shared.deployment import refuse_to_start
+
+    refuse_to_start("ingestion", deployment_problems(target))
+
+
 @lru_cache(maxsize=1)
 def get_ingestion_settings() -> IngestionSettings:
     return IngestionSettings()

@@ -6,7 +6,7 @@ overridable by ``ION_REPORTS_TO_<AUDIENCE>`` (comma-separated; read per send, se
 ``audiences.recipients``). Reports always go over STARTTLS with a verified certificate
 (``ION_REPORTS_SMTP_CA_FILE`` adds a CA, for a private relay). Locally, without ``SMTP_HOST``,
 a report is written to the outbox folder and recorded as ``outbox`` (not mailed); a deployed
-function (``K_SERVICE`` set) refuses to start without the mail settings.
+function (``K_SERVICE`` set) refuses to start without the mail settings (``check_deployment``).
 """
 
 from __future__ import annotations
@@ -60,19 +60,31 @@ def deployed() -> bool:
     return bool(os.environ.get("K_SERVICE"))
 
 
-def check_deployed(settings: ReportsSettings) -> None:
-    """A deployed function missing a mail setting refuses to start, naming it."""
-    if not deployed():
-        return
-    missing = [name for name, value in (("SMTP_HOST", settings.smtp_host),) if not value]
-    if "ION_REPORTS_FROM" not in os.environ:
-        missing.append("ION_REPORTS_FROM")
-    if missing:
-        raise RuntimeError(f"reports: deployed without {', '.join(missing)}; reports cannot be mailed")
+def deployment_problems(target: str) -> list[str]:
+    """What a deployed reports function lacks, each naming its variable: the relay and sender,
+    a recipient for every audience, and a link base people can open."""
+    from functions.reports.audiences import load_audiences
+    from shared.deployment import link_problems, load_settings, unset
+
+    settings, problems = load_settings(ReportsSettings)
+    problems += unset("SMTP_HOST", "ION_REPORTS_FROM")
+    problems += link_problems("ION_REPORTS_PUBLIC_URL")
+    if settings is not None:
+        audiences = load_audiences(settings.audiences_file, settings.dashboards_file)
+        problems += [
+            f"ION_REPORTS_TO_{name.upper()} is not set: the {name} report would reach nobody"
+            for name, audience in audiences.audiences.items()
+            if not audience.mail_to()
+        ]
+    return problems
+
+
+def check_deployment(target: str) -> None:
+    from shared.deployment import refuse_to_start
+
+    refuse_to_start("reports", deployment_problems(target))
 
 
 @lru_cache(maxsize=1)
 def get_reports_settings() -> ReportsSettings:
-    settings = ReportsSettings()
-    check_deployed(settings)
-    return settings
+    return ReportsSettings()

@@ -65,11 +65,24 @@ class RoutingSettings(BaseSettings):
         return problems
 
 
-def check_deployment() -> None:
+def deployment_problems(target: str) -> list[str]:
+    """Settings that do not validate, then ``RoutingSettings.deployment_problems``, and Redis:
+    without it each instance would count the per-key rate limit alone."""
+    from shared.deployment import load_settings, unset
+
+    settings, problems = load_settings(RoutingSettings)
+    if settings is not None:
+        problems += settings.deployment_problems()
+    return problems + [
+        f"{p}: the per-key rate limit would be counted per instance" for p in unset("REDIS_URL")
+    ]
+
+
+def check_deployment(target: str) -> None:
     """Deployed (``K_SERVICE`` set), refuse to start on any of ``deployment_problems``."""
-    problems = get_routing_settings().deployment_problems()
-    if problems:
-        raise SystemExit("routing cannot start: " + "; ".join(problems))
+    from shared.deployment import refuse_to_start
+
+    refuse_to_start("routing", deployment_problems(target))
 
 
 @lru_cache(maxsize=1)

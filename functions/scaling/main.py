@@ -2,7 +2,9 @@
 
 - ``POST /`` or ``POST /v1/scaling/run`` — one decision per region (Cloud Scheduler, every
   5 minutes). Body optional: ``{"regions": [names], "dry_run": true}`` (dry_run can only force a
-  dry run). Answers the decisions; 503 when applying failed for a region (the scheduler retries).
+  dry run). Answers the decisions; 503 when applying failed for a region with a passing fault (the
+  scheduler retries); a target the API refuses for good (no such service) is `misconfigured`,
+  reported once as a notice and answered 200.
 - ``GET /v1/scaling[?region=NAME]`` — per region: current settings, the forecast and the last
   decisions.
 - ``POST /v1/capacity/run`` — the daily capacity job (daily peaks kept without TTL, 30/90/365-day
@@ -38,11 +40,29 @@ class RunBody(BaseModel):
 
 
 def _rules() -> RuleSet:
+    """The rules, narrowed to the configured targets' regions and services when there are any."""
     try:
-        return active_rules()
+        rules = active_rules()
     except RulesError as exc:
         log.error("scaling rules file is invalid", extra={"errors": exc.errors})
         raise
+    targets = get_scaling_settings().targets
+    if not targets:
+        return rules
+    return RuleSet(
+        regions={
+            t.region: rules.regions[t.region].model_copy(update={"service": t.service})
+            for t in targets
+            if t.region in rules.regions
+        }
+    )
+
+
+def _target_project() -> str:
+    from shared.settings import get_settings
+
+    targets = get_scaling_settings().targets
+    return targets[0].project if targets else get_settings().project
 
 
 def _publish(notice: Any) -> None:
@@ -66,10 +86,9 @@ def _announce(record: DecisionRecord) -> None:
 @api.route("/v1/scaling/run", methods=["POST"])
 def run(request: flask.Request) -> flask.Response:
     from functions.scaling.cloudrun import CloudRunScaler
-    from functions.scaling.service import run_cycle
+    from functions.scaling.service import problem_notice, run_cycle
     from functions.scaling.sources import FirestoreGuard, QueryApiHistory
     from functions.scaling.store import FirestoreDecisionStore
-    from shared.settings import get_settings
 
     body = read_json(request, RunBody) if read_body(request).strip() else RunBody()
     rules = _rules()
@@ -81,7 +100,7 @@ def run(request: flask.Request) -> flask.Response:
     scaler = None
     if not dry_run:
         scaler = CloudRunScaler(
-            get_settings().project,
+            _target_project(),
             settings.cloudrun_endpoint,
             settings.apply_level,
             settings.apply_timeout_seconds,
@@ -96,12 +115,15 @@ def run(request: flask.Request) -> flask.Response:
         scaler=scaler,
         announce=_announce,
         regions=body.regions,
+        report=lambda record: _publish(problem_notice(record)),
     )
     payload = {
         "dry_run": dry_run,
         "decisions": [record.model_dump(mode="json") for record in result.records],
         "skipped": result.skipped,
         "failed": result.failed,
+        # Refused for good (no such service, no permission): reported once, not a retry storm.
+        "misconfigured": result.misconfigured,
     }
     return json_response(payload, status=503 if result.failed else 200)
 

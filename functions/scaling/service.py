@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -40,7 +40,8 @@ class Scaler:
 class CycleResult:
     records: list[DecisionRecord]
     skipped: list[str]  # regions whose slot was already decided
-    failed: list[str]
+    failed: list[str]  # a passing fault: the scheduler's retry may cure it
+    misconfigured: list[str] = field(default_factory=list)  # refused for good: reported, not retried
 
 
 def slot_of(at: datetime) -> str:
@@ -65,7 +66,10 @@ def run_cycle(
     scaler: Scaler | None,
     announce: Callable[[DecisionRecord], None],
     regions: list[str] | None = None,
+    report: Callable[[DecisionRecord], None] | None = None,
 ) -> CycleResult:
+    """``report`` is told once about a region whose target the API refuses for good (a service
+    that does not exist, a missing permission), until that changes."""
     chosen = [r for r in rules.regions if regions is None or r in regions]
     policy = PolicyConfig(
         headroom=settings.headroom,
@@ -110,10 +114,17 @@ def run_cycle(
                 )
                 outcome = applied.outcome
             except Exception as exc:  # noqa: BLE001 - recorded, reported, retried next cycle
-                outcome, error = "failed", f"{type(exc).__name__}: {exc}"
+                from shared.transient import is_transient
+
+                error = f"{type(exc).__name__}: {exc}"
                 # The service keeps its old values: so does the state, and the next run retries.
                 state = stored.state
-                result.failed.append(region)
+                if is_transient(exc):
+                    outcome = "failed"
+                    result.failed.append(region)
+                else:
+                    outcome = "misconfigured"
+                    result.misconfigured.append(region)
         record = DecisionRecord(
             decision=decision,
             slot=slot,
@@ -136,10 +147,33 @@ def run_cycle(
             outcome,
             extra={"decision": record.model_dump(mode="json")},
         )
-        if decision.changed and outcome != "failed":
+        if decision.changed and outcome not in ("failed", "misconfigured"):
             announce(record)
+        last = stored.recent[0] if stored.recent else None
+        if outcome == "misconfigured" and report and not (last and last.error == error):
+            report(record)
         result.records.append(record)
     return result
+
+
+def problem_notice(record: DecisionRecord) -> Any:
+    """The one notice of a target the Cloud Run Admin API refuses for good."""
+    from shared.notices import notice_transition
+
+    d = record.decision
+    return notice_transition(
+        notice_id=f"scaling-target/{d.region}/{record.slot}",
+        source="scaling",
+        name="scaling-target-refused",
+        severity="high",
+        summary=(
+            f"Scaling cannot set {d.region}/{record.service}: {record.error}. Check the service "
+            "exists and the scaling_targets variable (README: Deploy); it is not retried until the next slot."
+        ),
+        at=d.at,
+        labels={"region": d.region, "service": record.service, "outcome": record.outcome},
+        metric="scaling.min_instances",
+    )
 
 
 def notice_for(record: DecisionRecord) -> Any:

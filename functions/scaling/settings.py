@@ -3,15 +3,46 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The seeds' rollback triggers, as the default alert rules name them (read from alert states):
 # error rate > 1% (critical), P95 > 100 ms (high), DB replication lag > 500 ms, cache hit drop.
 DEFAULT_GUARD_RULES = "error-rate-critical,latency-p95-high,db-replication-lag-high,cache-hit-rate-medium"
+
+
+_TARGET = re.compile(
+    r"^projects/(?P<project>[a-z][a-z0-9-]{4,28}[a-z0-9])/locations/(?P<region>[a-z]+-[a-z]+[0-9])"
+    r"/services/(?P<service>[a-z]([-a-z0-9]{0,47}[a-z0-9])?)$"
+)
+
+
+class ScalingTarget(NamedTuple):
+    project: str
+    region: str
+    service: str
+
+
+def parse_targets(value: str) -> list[ScalingTarget]:
+    """``projects/P/locations/R/services/S`` entries, comma-separated; one per region."""
+    targets = []
+    for entry in (part.strip() for part in value.split(",")):
+        if not entry:
+            continue
+        match = _TARGET.match(entry)
+        if match is None:
+            raise ValueError(
+                f"{entry!r} is not a Cloud Run service name (projects/P/locations/REGION/services/S)"
+            )
+        targets.append(ScalingTarget(match["project"], match["region"], match["service"]))
+    regions = [t.region for t in targets]
+    if len(set(regions)) != len(regions):
+        raise ValueError("one service per region: the rules are per region")
+    return targets
 
 
 class ScalingSettings(BaseSettings):
@@ -46,6 +77,19 @@ class ScalingSettings(BaseSettings):
         default=30, ge=1, le=400, validation_alias="ION_SCALING_DECISIONS_TTL_DAYS"
     )
     topic: str = Field(default="alerts", validation_alias="ION_SCALING_TOPIC")
+    # The services scaled, one per region of the rules (Terraform's scaling_targets); unset: each
+    # region's `service` of the rules in this project (local runs).
+    targets_csv: str = Field(default="", validation_alias="ION_SCALING_TARGETS")
+
+    @field_validator("targets_csv")
+    @classmethod
+    def _targets(cls, value: str) -> str:
+        parse_targets(value)
+        return value
+
+    @property
+    def targets(self) -> list[ScalingTarget]:
+        return parse_targets(self.targets_csv)
 
     @property
     def guard_rule_names(self) -> list[str]:
@@ -54,6 +98,43 @@ class ScalingSettings(BaseSettings):
     @property
     def effective_dry_run(self) -> bool:
         return True if self.dry_run is None else self.dry_run
+
+
+def deployment_problems(target: str) -> list[str]:
+    """What a deployed scaling function lacks, each naming its variable."""
+    from functions.scaling.rules import RulesError, active_rules
+    from shared.deployment import load_settings
+
+    settings, problems = load_settings(ScalingSettings)
+    if os.environ.get("ION_SCALING_DRY_RUN") is None:
+        problems.append(
+            "ION_SCALING_DRY_RUN is not set (true records decisions only, false applies them "
+            "through the Cloud Run Admin API)"
+        )
+    if settings is None:
+        return problems
+    if not settings.targets:
+        problems.append(
+            "ION_SCALING_TARGETS is not set: no service to scale (projects/P/locations/R/services/S)"
+        )
+    try:
+        regions = set(active_rules().regions)
+    except RulesError as exc:
+        return [*problems, f"scaling rules: {exc}"]
+    problems += [
+        f"ION_SCALING_TARGETS names {t.region}, which has no rules in the rules file"
+        for t in settings.targets
+        if t.region not in regions
+    ]
+    if len({t.project for t in settings.targets}) > 1:
+        problems.append("ION_SCALING_TARGETS spans several projects; the targets must share one")
+    return problems
+
+
+def check_deployment(target: str) -> None:
+    from shared.deployment import refuse_to_start
+
+    refuse_to_start("scaling", deployment_problems(target))
 
 
 class SettingsError(RuntimeError):

@@ -17,7 +17,9 @@ STATE_COLLECTION = "scaling_state"
 DECISIONS_COLLECTION = "scaling_decisions"
 KEEP_LAST = 12
 
-Outcome = Literal["applied", "unchanged", "dry-run", "failed"]
+# "failed": a passing fault, retried in the same slot; "misconfigured": the API refused for good
+# (no such service, no permission), reported once and tried again next slot, never retried at once.
+Outcome = Literal["applied", "unchanged", "dry-run", "failed", "misconfigured"]
 
 
 class DecisionRecord(BaseModel):

@@ -1,5 +1,6 @@
 """No silent channel: deployed, fan-out refuses to start without a routed channel's settings or
-with loopback links; locally the log channel stands in and says so (``logged_instead``)."""
+with links people cannot open (not https, loopback, a function's own URL); locally the log channel
+stands in and says so (``logged_instead``)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ CHANNELS = {
     "PAGERDUTY_ROUTING_KEY": "R0UTINGKEY",
     "SMTP_HOST": "smtp.example.com",
     "ALERT_EMAIL_TO": "oncall@example.com",
-    "ION_FANOUT_PUBLIC_URL": "https://fan-out.example.com",
-    "ION_DASHBOARD_URL": "https://reports.example.com/dashboards/overview",
+    "ALERT_EMAIL_FROM": "ion-ops@example.com",
+    "ION_FANOUT_PUBLIC_URL": "https://ops.example.com",
+    "ION_DASHBOARD_URL": "https://ops.example.com/dashboards/overview",
     "ION_FANOUT_TASKS_QUEUE": "projects/ion-ops-prod/locations/us-central1/queues/fanout-timers",
     "ION_FANOUT_FLUSH_URL": "https://manage-alerts-123456789.us-central1.run.app/v1/flush/group",
     "ION_FANOUT_TASKS_SERVICE_ACCOUNT": "ion-ops-fanout-tasks@ion-ops-prod.iam.gserviceaccount.com",
@@ -82,7 +84,7 @@ def test_deployed_without_a_timer_setting_refuses_to_start_naming_it(target: str
     assert all(other not in started.stderr for other in TIMER_SETTINGS if other != missing)
 
 
-def test_deployed_timers_refuse_a_loopback_flush_url_or_api_endpoint() -> None:
+def test_deployed_timers_refuse_a_loopback_flush_url() -> None:
     started = start(
         "manage_alerts",
         K_SERVICE="manage-alerts",
@@ -91,12 +93,60 @@ def test_deployed_timers_refuse_a_loopback_flush_url_or_api_endpoint() -> None:
     )
     assert started.returncode != 0
     assert "ION_FANOUT_FLUSH_URL is http://127.0.0.1:8084/v1/flush/group" in started.stderr
-    assert "ION_FANOUT_TASKS_ENDPOINT is http://localhost:8692" in started.stderr
+    # The API endpoint is a stand-in redirect (as the emulator hosts are), not a deployed setting.
+    assert "ION_FANOUT_TASKS_ENDPOINT" not in started.stderr
 
 
-def test_locally_the_same_settings_start_and_other_functions_are_not_checked() -> None:
+@pytest.mark.parametrize(
+    ("variable", "url", "reason"),
+    [
+        (
+            "ION_FANOUT_PUBLIC_URL",
+            "https://manage-alerts-abc123-uc.a.run.app",
+            "a function's own URL is internal",
+        ),
+        (
+            "ION_DASHBOARD_URL",
+            "https://mail-reports-123456789.us-central1.run.app/dashboards/overview",
+            "a function's own URL is internal",
+        ),
+        (
+            "ION_DASHBOARD_URL",
+            "https://us-central1-proj.cloudfunctions.net/mail_reports/dashboards/overview",
+            "a function's own URL is internal",
+        ),
+        ("ION_FANOUT_PUBLIC_URL", "http://ops.example.com", "a link base must be an https:// address"),
+        (
+            "ION_DASHBOARD_URL",
+            "https://localhost/dashboards/overview",
+            "links would point at a loopback address",
+        ),
+        ("ION_FANOUT_PUBLIC_URL", "", "is not set"),
+    ],
+)
+def test_deployed_links_people_cannot_open_refuse_to_start_naming_them(
+    variable: str, url: str, reason: str
+) -> None:
+    started = start("manage_alerts", K_SERVICE="manage-alerts", **(CHANNELS | {variable: url}))
+    assert started.returncode != 0
+    assert variable in started.stderr
+    assert reason in started.stderr
+    other = ({"ION_FANOUT_PUBLIC_URL", "ION_DASHBOARD_URL"} - {variable}).pop()
+    assert other not in started.stderr
+
+
+def test_the_load_balancers_base_is_accepted_for_both_links() -> None:
+    from functions.fanout.settings import FanoutSettings, settings_problems
+
+    settings = FanoutSettings.model_validate(CHANNELS | {"K_SERVICE": "manage-alerts"})
+    assert settings_problems(settings, {"log"}) == []
+
+
+def test_locally_the_same_settings_start_and_fan_out_checks_only_its_own_functions() -> None:
     assert start("fan_out_alerts").returncode == 0
-    assert start("ingest", K_SERVICE="ingest").returncode == 0  # route has checks of its own
+    # Other functions have checks of their own (tests/test_rehearsal.py), none about channels.
+    started = start("ingest", K_SERVICE="ingest", ION_COLLECTOR_RUN_SERVICES="persona-router")
+    assert started.returncode == 0, started.stderr
 
 
 @pytest.mark.emulators
@@ -124,3 +174,11 @@ def test_a_local_stand_in_is_recorded_as_logged_instead_never_delivered(fs, tmp_
         "pagerduty.json",
         "slack.json",
     ]
+
+
+def test_a_localhost_sender_refuses_to_start_when_email_is_routed() -> None:
+    started = start(
+        "fan_out_alerts", K_SERVICE="fan-out-alerts", **(CHANNELS | {"ALERT_EMAIL_FROM": "ion-ops@localhost"})
+    )
+    assert started.returncode != 0
+    assert "ALERT_EMAIL_FROM is ion-ops@localhost" in started.stderr

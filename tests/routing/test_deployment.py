@@ -11,7 +11,8 @@ import pytest
 
 from shared.topology import ROOT
 
-SETTINGS = ("ION_API_KEYS", "ION_REQUEST_ID_SECRET", "ION_ALLOW_OPEN_API", "K_SERVICE")
+SETTINGS = ("ION_API_KEYS", "ION_REQUEST_ID_SECRET", "ION_ALLOW_OPEN_API", "K_SERVICE", "REDIS_URL")
+REDIS = "rediss://:pw@10.0.0.3:6378/0"
 
 
 def start(**env: str) -> subprocess.CompletedProcess[str]:
@@ -20,7 +21,12 @@ def start(**env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "import main"],
         cwd=ROOT,
-        env={**clean, "FUNCTION_TARGET": "route", **env},
+        env={
+            **clean,
+            "FUNCTION_TARGET": "route",
+            **({"REDIS_URL": REDIS} if "K_SERVICE" in env else {}),
+            **env,
+        },
         capture_output=True,
         text=True,
         timeout=60,
@@ -67,3 +73,9 @@ def test_every_problem_is_named_at_once() -> None:
 def test_locally_the_open_api_starts() -> None:
     started = start()
     assert started.returncode == 0, started.stderr
+
+
+def test_deployed_without_redis_refuses_to_start() -> None:
+    started = start(K_SERVICE="route", ION_API_KEYS="k1", ION_REQUEST_ID_SECRET="s3cret", REDIS_URL="")
+    assert started.returncode != 0
+    assert "REDIS_URL is not set: the per-key rate limit would be counted per instance" in started.stderr

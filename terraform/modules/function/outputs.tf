@@ -6,3 +6,8 @@ output "url" {
 output "service_account" {
   value = google_service_account.function.email
 }
+
+output "service_name" {
+  description = "Name of the function's Cloud Run service (IAM bindings, serverless NEGs)."
+  value       = reverse(split("/", google_cloudfunctions2_function.function.service_config[0].service))[0]
+}

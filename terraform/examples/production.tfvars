@@ -1,0 +1,50 @@
+# The deployment's variables, as the README's Deploy section shows them: copy this file to
+# terraform/ion.auto.tfvars and put your own values in. `make rehearse` starts every function with
+# what Terraform renders from this very file, so the example is known to start.
+project_id = "ion-ops-prod"
+region     = "us-central1"
+
+alert_channels = {
+  slack_channel    = "C0123ALERTS" # a channel id, not a name
+  smtp_host        = "smtp-relay.example.com"
+  smtp_port        = 587 # 587 STARTTLS, 465 TLS
+  smtp_user        = "ion-ops@example.com"
+  alert_email_from = "ion-ops@example.com"
+  alert_email_to   = "oncall@example.com" # comma-separated
+}
+
+# The load balancer with IAP in front of what people open (README: Deploy, "Opening dashboards
+# and links"): every link in a notification or report is https://<domain>/...
+public_access = {
+  domain  = "ops.example.com"
+  members = ["group:ion-ops-team@example.com"]
+}
+
+reports = {
+  mail_from = "ion-ops-reports@example.com"
+  time_zone = "America/New_York"
+  recipients = {
+    engineering = ["engineering@example.com"]
+    leadership  = ["leadership@example.com"]
+    support     = ["support@example.com"]
+  }
+}
+
+cost = {
+  billing_export_table    = "ion-billing-admin.billing_export.gcp_billing_export_v1_0123AB_4567CD_89EF01"
+  billing_export_location = "US"
+  billing_account         = "0123AB-4567CD-89EF01"
+  budget_amount           = 3000
+  target_amount           = 1800
+  currency                = "USD"
+}
+
+# The persona service's Cloud Run services that adjust_scaling sizes, one per region of
+# functions/scaling/rules.yaml.
+scaling_targets = [
+  { project = "ion-mentoring-prod", region = "us-central1", service = "persona-router", service_account = "persona-router@ion-mentoring-prod.iam.gserviceaccount.com" },
+  { project = "ion-mentoring-prod", region = "europe-west1", service = "persona-router", service_account = "persona-router@ion-mentoring-prod.iam.gserviceaccount.com" },
+  { project = "ion-mentoring-prod", region = "asia-southeast1", service = "persona-router", service_account = "persona-router@ion-mentoring-prod.iam.gserviceaccount.com" },
+]
+
+cloud_sql_instances = ["ion-mentoring-db"]
