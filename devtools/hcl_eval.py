@@ -233,8 +233,48 @@ class Module:
                 if default is None:
                     raise EvalError(f"variable {name} has no default and no value was given")
                 value = self.eval(default, Scope())
-            self._memo[key] = value
+            type_node = self._variables[name].attributes.get("type") if name in self._variables else None
+            self._memo[key] = value if type_node is None else self._typed(value, type_node)
         return self._memo[key]
+
+    def _typed(self, value: Any, node: Any) -> Any:
+        """``value`` with the defaults of ``optional(type, default)`` attributes filled in, as
+        Terraform converts a variable's value to its type constraint."""
+        while isinstance(node, Tree) and node.data == "expr_term":
+            node = next(c for c in node.children if isinstance(c, Tree))
+        if value is None or is_unknown(value) or not isinstance(node, Tree) or node.data != "function_call":
+            return value
+        kind = str(node.children[0].children[0])
+        arguments = next((c for c in node.children if isinstance(c, Tree) and c.data == "arguments"), None)
+        args = [] if arguments is None else [c for c in arguments.children if isinstance(c, Tree)]
+        args = [a for a in args if a.data != "new_line_or_comment"]
+        if kind in ("list", "set") and isinstance(value, list):
+            return [self._typed(v, args[0]) for v in value]
+        if kind == "map" and isinstance(value, dict):
+            return {k: self._typed(v, args[0]) for k, v in value.items()}
+        if kind == "object" and isinstance(value, dict):
+            fields = _object_type_fields(args[0])
+            out = dict(value)
+            for field_name, field_type in fields.items():
+                inner = field_type
+                while isinstance(inner, Tree) and inner.data == "expr_term":
+                    inner = next(c for c in inner.children if isinstance(c, Tree))
+                is_optional = (
+                    isinstance(inner, Tree)
+                    and inner.data == "function_call"
+                    and str(inner.children[0].children[0]) == "optional"
+                )
+                if field_name not in out and is_optional:
+                    optional_args = [
+                        c
+                        for c in next(c for c in inner.children if isinstance(c, Tree) and c.data == "arguments").children
+                        if isinstance(c, Tree) and c.data != "new_line_or_comment"
+                    ]
+                    out[field_name] = self.eval(optional_args[1], Scope()) if len(optional_args) > 1 else None
+                elif field_name in out:
+                    out[field_name] = self._typed(out[field_name], optional_args_type(inner) if is_optional else inner)
+            return out
+        return value
 
     def root_var(self, name: str) -> Any:
         return self.root.var(name) if self.root is not self else self.var(name)
@@ -543,6 +583,23 @@ class _DataSource:
 
 
 _ABSENT = object()
+
+
+def _object_type_fields(node: Any) -> dict[str, Any]:
+    while isinstance(node, Tree) and node.data == "expr_term":
+        node = next(c for c in node.children if isinstance(c, Tree))
+    fields: dict[str, Any] = {}
+    for elem in node.children:
+        if isinstance(elem, Tree) and elem.data == "object_elem":
+            parts = [c for c in elem.children if isinstance(c, Tree)]
+            fields[_name(parts[0].children[0])] = parts[1]
+    return fields
+
+
+def optional_args_type(node: Tree) -> Any:
+    """The type inside ``optional(type[, default])``."""
+    arguments = next(c for c in node.children if isinstance(c, Tree) and c.data == "arguments")
+    return next(c for c in arguments.children if isinstance(c, Tree) and c.data != "new_line_or_comment")
 
 
 def _is_bare_identifier(node: Tree) -> bool:

@@ -84,9 +84,20 @@ class Justification(BaseModel):
     why: str
 
 
+class LocalDefault(BaseModel):
+    """Calls a function makes when a setting that Terraform sets is unset (its local default)."""
+
+    model_config = ConfigDict(extra="forbid")
+    function: str
+    setting: str
+    methods: list[str]
+    why: str
+
+
 class Justifications(BaseModel):
     model_config = ConfigDict(extra="forbid")
     unused_grants: list[Justification] = Field(default_factory=list)
+    local_defaults: list[LocalDefault] = Field(default_factory=list)
     unused_custom_role_permissions: dict[str, dict[str, str]] = Field(default_factory=dict)
 
 
@@ -166,12 +177,32 @@ def to_deployed(resource: str, recorded_project: str) -> str:
     )
 
 
-def needs_of(calls: Iterable[ApiCall], deployment: Deployment, recorded_project: str) -> Needs:
+def needs_of(
+    calls: Iterable[ApiCall], deployment: Deployment, recorded_project: str, why: Justifications | None = None
+) -> Needs:
+    """The needs of ``calls`` on deployed resources; ``recorded_project`` is the project of calls
+    recorded without one."""
     out = Needs()
+    local_defaults = (why or justifications()).local_defaults
     for call in calls:
+        if call.function not in deployment.functions:
+            out.skipped.append((call, "not a function Terraform deploys (a test's own)"))
+            continue
         if call.local_only:
             out.skipped.append((call, f"local only: {call.local_only}"))
             continue
+        default = next(
+            (
+                d
+                for d in local_defaults
+                if d.function == call.function and d.setting not in call.settings and call.method in d.methods
+            ),
+            None,
+        )
+        if default is not None and deployment.setting(call.function, default.setting) is not None:
+            out.skipped.append((call, f"made with {default.setting} unset, which Terraform sets: {default.why}"))
+            continue
+        project = call.project or recorded_project
         resource = call.resource
         unrelated = False
         for setting, test_value in sorted(call.settings.items()):
@@ -190,12 +221,12 @@ def needs_of(calls: Iterable[ApiCall], deployment: Deployment, recorded_project:
             continue
         if call.detail == "runtime-account":
             # Updating a service acts as its runtime account: the one Terraform says it runs as.
-            account = deployment.runtime_account(to_deployed(resource, recorded_project))
+            account = deployment.runtime_account(to_deployed(resource, project))
             if account is None:
                 out.errors.append(f"{call.function}: Terraform does not say which account {resource} runs as")
                 continue
             resource = account
-        resource = to_deployed(resource, recorded_project)
+        resource = to_deployed(resource, project)
         try:
             permissions = permissions_of(call)
         except KeyError as exc:

@@ -57,6 +57,7 @@ class ApiCall(BaseModel):
 
     def key(self) -> tuple[Any, ...]:
         return (
+            self.project,
             self.function,
             self.api,
             self.method,
@@ -76,6 +77,8 @@ class ApiCall(BaseModel):
     settings: dict[str, str] = Field(default_factory=dict)
     # Set for a call made only where no deployed function runs (e.g. an emulator's fallback).
     local_only: str | None = None
+    # The process's own project (GOOGLE_CLOUD_PROJECT): the check reads it as the deployed one.
+    project: str | None = None
 
 
 # --- attribution ---------------------------------------------------------------------------------
@@ -127,7 +130,17 @@ class _Recorder:
 
     def add(self, function: str, api: str, method: str, resource: str, detail: str = "") -> None:
         settings = _settings_behind(resource)
-        key = (function, api, method, resource, detail, tuple(sorted(settings.items())), _local_only.get())
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT")
+        key = (
+            project,
+            function,
+            api,
+            method,
+            resource,
+            detail,
+            tuple(sorted(settings.items())),
+            _local_only.get(),
+        )
         with self._lock:
             self.calls += 1
             if key in self._seen:
@@ -141,6 +154,7 @@ class _Recorder:
                 detail=detail,
                 settings=settings,
                 local_only=key[-1],
+                project=project,
             )
             line = call.model_dump_json(exclude_defaults=True) + "\n"
             # One O_APPEND write per line: processes sharing one file never interleave a line.
@@ -161,21 +175,20 @@ _NOT_A_RESOURCE_SETTING = {"GOOGLE_CLOUD_PROJECT", "FUNCTION_TARGET", "K_SERVICE
 
 
 def setting_forms(value: str) -> list[str]:
-    """How a setting's value can appear inside a resource name (shared with the check)."""
+    """How a setting's value can appear inside a resource name (shared with the check, which
+    pairs a test value's forms with the deployed value's, in this order)."""
     forms = [value]
     parts = value.split(".")
     if len(parts) == 3 and all(parts) and "/" not in value and "@" not in value:  # project.dataset.table
-        forms += [
-            f"projects/{parts[0]}/datasets/{parts[1]}/tables/{parts[2]}",
-            f"projects/{parts[0]}/datasets/{parts[1]}",
-            f"projects/{parts[0]}",
-        ]
+        forms.append(f"projects/{parts[0]}/datasets/{parts[1]}/tables/{parts[2]}")
     if "@" in value:
         forms.append(service_account_resource(value))
     if re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", value):  # shaped like a project id
         forms.append(f"projects/{value}")
     if re.fullmatch(r"[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}", value):  # a billing account id
         forms.append(f"billingAccounts/{value}")
+    if value.startswith("projects/") and value.count("/") > 1:  # a resource name: also its project
+        forms.append("/".join(value.split("/")[:2]))
     return forms
 
 
@@ -187,7 +200,13 @@ def _settings_behind(resource: str) -> dict[str, str]:
             continue
         if value == project:  # the function's own project: related to the deployed one anyway
             continue
-        forms = [form for item in value.split(",") for form in setting_forms(item)]
+        # A bare project form of the function's own project would claim every resource in it.
+        forms = [
+            form
+            for item in value.split(",")
+            for form in setting_forms(item)
+            if form != f"projects/{project}"
+        ]
         if any(resource == form or resource.startswith(form + "/") for form in forms):
             found[name] = value
     return found
@@ -625,4 +644,4 @@ def read_calls(path: Path) -> list[ApiCall]:
             if line.strip():
                 call = ApiCall.model_validate_json(line)
                 calls[call.key()] = call
-    return [calls[key] for key in sorted(calls, key=lambda k: (k[0], k[2], k[3], k[4], k[5]))]
+    return [calls[key] for key in sorted(calls, key=lambda k: tuple(str(part) for part in k[1:]) + (str(k[0]),))]
