@@ -15,7 +15,7 @@ import pytest
 
 import main
 from devtools import rehearse
-from devtools.rehearse import EXAMPLE_VARS, Rendered, RehearsalError, render, resource_placeholders
+from devtools.rehearse import EXAMPLE_VARS, RehearsalError, Rendered, render, resource_placeholders
 from shared.topology import ROOT, load_topology
 
 pytestmark = pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform CLI not installed")
@@ -170,9 +170,17 @@ def test_every_root_variable_is_declared_in_variables_tf() -> None:
             assert not re.search(r'^variable\s+"', path.read_text(), flags=re.M), path.name
 
 
-def test_the_readme_deploy_example_is_the_rehearsed_file() -> None:
+def test_the_readme_deploy_example_is_the_rehearsed_file_and_names_every_variable() -> None:
     readme = (ROOT / "README.md").read_text()
-    assert "terraform/examples/production.tfvars" in readme
+    block = readme.split("<!-- example-tfvars:begin -->\n```hcl\n", 1)[1].split(
+        "```\n<!-- example-tfvars:end -->"
+    )[0]
+    assert block == EXAMPLE_VARS.read_text()
+    deploy = readme.split("## Deploy", 1)[1]
+    declared = re.findall(
+        r'^variable\s+"([a-z_]+)"', (ROOT / "terraform" / "variables.tf").read_text(), flags=re.M
+    )
+    assert [name for name in declared if f"| `{name}` |" not in deploy] == []
 
 
 @pytest.fixture(scope="module")

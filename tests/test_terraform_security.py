@@ -306,3 +306,63 @@ def test_checkov_finds_nothing_beyond_the_allow_list() -> None:
     assert expected - failed == set(), (
         f"allow-list entries that no longer fail (remove them): {sorted(expected - failed)}"
     )
+
+
+def test_scaling_may_update_only_its_target_services_never_the_project() -> None:
+    """adjust_scaling held roles/run.developer on the whole project (it could rewrite or delete any
+    Cloud Run service) and lacked actAs on the targets' runtime account, which an update needs."""
+    for name, fn in load_topology().functions.items():
+        assert not [role for role in fn.roles if role.startswith("roles/run.")], name
+    role = _resource("google_project_iam_custom_role", "scaling_updater")
+    assert sorted(role["permissions"]) == ["run.services.get", "run.services.update"]
+    binding = _resource("google_cloud_run_v2_service_iam_member", "scaling_updater")
+    assert "var.scaling_targets" in binding["for_each"]
+    assert binding["name"] == "${each.value.service}"
+    assert binding["location"] == "${each.value.region}"
+    assert binding["project"] == "${each.value.project}"
+    act_as = _resource("google_service_account_iam_member", "scaling_act_as")
+    assert act_as["role"] == "roles/iam.serviceAccountUser"
+    assert "service_account" in act_as["service_account_id"]
+    for body in (binding, act_as):
+        assert body["member"] == "${local.scaling_identity}"
+    assert "adjust_scaling" in _locals_of("scaling.tf")["scaling_identity"]
+
+
+def test_cost_reads_the_export_dataset_only_and_runs_jobs_where_it_may() -> None:
+    """snapshot_cost ran its job in the export table's project with jobUser only in its own, and
+    held dataViewer on the whole project; the Recommender roles and the budget were missing."""
+    cost = load_topology().functions["snapshot_cost"]
+    assert "roles/bigquery.jobUser" in cost.roles  # in this project: where its jobs run
+    assert "roles/bigquery.dataViewer" not in cost.roles
+    assert "ION_COST_BIGQUERY_PROJECT" in cost.settings_from
+    reader = _resource("google_bigquery_dataset_iam_member", "billing_export_reader")
+    assert reader["role"] == "roles/bigquery.dataViewer"
+    assert reader["dataset_id"] == "${local.billing_export[1]}"
+    assert reader["project"] == "${local.billing_export[0]}"
+    recommendations = _resource("google_project_iam_custom_role", "cost_recommendations")
+    assert all(p.startswith("recommender.") and p.endswith(".list") for p in recommendations["permissions"])
+    commitments = _resource("google_billing_account_iam_member", "cost_commitments")
+    assert commitments["billing_account_id"] == "${var.cost.billing_account}"
+    budget = _resource("google_billing_budget", "monthly")
+    rule = budget["all_updates_rule"][0]
+    assert rule["pubsub_topic"] == '${google_pubsub_topic.topics["budget-notifications"].id}'
+    assert rule["schema_version"] == "1.0"
+    publisher = _resource("google_pubsub_topic_iam_member", "budget_publisher")
+    assert publisher["member"] == "serviceAccount:billing-budget-alert@system.gserviceaccount.com"
+
+
+def test_the_job_runs_in_the_configured_project_not_the_exports() -> None:
+    from functions.cost.sources import BigQueryBillingSource
+
+    source = BigQueryBillingSource(
+        "ion-billing-admin.billing_export.gcp_billing_export_v1_X",
+        endpoint="http://127.0.0.1:9",
+        job_project="ion-ops-prod",
+    )
+    assert source.client().project == "ion-ops-prod"
+    fallback = BigQueryBillingSource("ion-billing-admin.billing_export.t", endpoint="http://127.0.0.1:9")
+    assert fallback.client().project == "ion-billing-admin"
+
+
+def _locals_of(path: str) -> dict[str, Any]:
+    return {k: v for block in load_hcl(TERRAFORM / path).get("locals", []) for k, v in block.items()}

@@ -17,7 +17,7 @@ from devtools.processes import free_port
 from functions.scaling.cloudrun import CloudRunScaler, LiveScaling
 from functions.scaling.forecast import HOUR, MINUTE, History
 from functions.scaling.rules import parse_rules
-from functions.scaling.service import notice_for, run_cycle
+from functions.scaling.service import notice_for, problem_notice, run_cycle
 from functions.scaling.settings import ScalingSettings
 from functions.scaling.sources import MemoryGuard, MemoryHistory, RegionInputs
 from functions.scaling.store import FirestoreDecisionStore, MemoryDecisionStore
@@ -126,6 +126,8 @@ def cycle(
     scaler: CloudRunScaler | None,
     guard: MemoryGuard | None = None,
     rpm: float = 60_000.0,
+    *,
+    reported: list | None = None,  # type: ignore[type-arg]
 ):
     announced = []
     history = MemoryHistory(
@@ -138,6 +140,7 @@ def cycle(
     result = run_cycle(
         at=at, rules=RULES, settings=settings, history=history, guard=guard or MemoryGuard(),
         store=store, scaler=scaler, announce=announced.append,
+        report=reported.append if reported is not None else None,
     )  # fmt: skip
     return result, announced
 
@@ -190,13 +193,37 @@ def test_guard_reverts_a_scale_down_and_failures_keep_the_state(standin: tuple[s
     assert us.decision.bound_by == "guard-revert"
     assert us.decision.min_instances > lowered
     assert us.decision.guard_firing == ["error-rate-critical"]
-    # Applying fails (the service is gone): recorded as failed, the state keeps the old values.
+    # The service is gone (NotFound, for good): recorded as misconfigured, not a retry (no 503),
+    # the state keeps the old values, and it is reported once while it stays so.
     del state.services[f"projects/{PROJECT}/locations/europe-west1/services/persona-router"]
     before = store.load("europe-west1").state
-    failed, _ = cycle(at + timedelta(minutes=5), store, scaler, rpm=600_000.0)
-    assert failed.failed == ["europe-west1"]
+    reported: list = []  # type: ignore[type-arg]
+    failed, _ = cycle(at + timedelta(minutes=5), store, scaler, rpm=600_000.0, reported=reported)
+    assert failed.failed == []
+    assert failed.misconfigured == ["europe-west1"]
     assert store.load("europe-west1").state == before
-    assert store.load("europe-west1").last_outcome == "failed"
+    assert store.load("europe-west1").last_outcome == "misconfigured"
+    again, _ = cycle(at + timedelta(minutes=10), store, scaler, rpm=600_000.0, reported=reported)
+    assert again.misconfigured == ["europe-west1"]
+    assert [r.decision.region for r in reported] == ["europe-west1"]
+    assert "NotFound" in (reported[0].error or "")
+    notice = problem_notice(reported[0])
+    assert notice.severity == "high"
+    assert "does not exist" in notice.annotations["summary"] or "NotFound" in notice.annotations["summary"]
+
+
+def test_a_passing_fault_is_failed_and_retried(standin: tuple[str, CloudRunState]) -> None:
+    from google.api_core.exceptions import ServiceUnavailable
+
+    class Unavailable:
+        def apply(self, region: str, service: str, min_instances: int, max_instances: int) -> None:
+            raise ServiceUnavailable("try later")
+
+    store = MemoryDecisionStore()
+    result, _ = cycle(AT, store, Unavailable())  # type: ignore[arg-type]
+    assert sorted(result.failed) == ["europe-west1", "us-central1"]
+    assert result.misconfigured == []
+    assert store.load("us-central1").last_outcome == "failed"
 
 
 def test_dry_run_records_without_applying(standin: tuple[str, CloudRunState]) -> None:
@@ -293,3 +320,37 @@ def test_firestore_store_one_decision_per_slot(fs) -> None:  # type: ignore[no-u
     loaded = store.load("us-central1")
     assert [r.slot for r in loaded.recent] == ["20261130T1405Z", "20261130T1400Z"]
     assert len(loaded.state.recommendations) == 2
+
+
+def test_targets_narrow_the_rules_to_their_regions_services_and_project(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from functions.scaling import main as scaling_main
+    from functions.scaling.settings import get_scaling_settings
+
+    monkeypatch.setenv(
+        "ION_SCALING_TARGETS",
+        "projects/ion-mentoring-prod/locations/europe-west1/services/persona-router-eu",
+    )
+    get_scaling_settings.cache_clear()
+    try:
+        rules = scaling_main._rules()
+        assert list(rules.regions) == ["europe-west1"]
+        assert rules.regions["europe-west1"].service == "persona-router-eu"
+        assert scaling_main._target_project() == "ion-mentoring-prod"
+    finally:
+        get_scaling_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "persona-router",
+        "projects/p/locations/us-central1/services/persona-router",  # project id too short
+        "projects/ion-prod/locations/us-central1/services/a,projects/ion-prod/locations/us-central1/services/b",
+    ],
+)
+def test_malformed_targets_are_refused_naming_the_variable(value: str) -> None:
+    from shared.deployment import load_settings
+
+    settings, problems = load_settings(lambda: ScalingSettings(ION_SCALING_TARGETS=value))
+    assert settings is None
+    assert problems[0].startswith("ION_SCALING_TARGETS")
