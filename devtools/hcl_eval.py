@@ -267,12 +267,16 @@ class Module:
                 if field_name not in out and is_optional:
                     optional_args = [
                         c
-                        for c in next(c for c in inner.children if isinstance(c, Tree) and c.data == "arguments").children
+                        for c in next(
+                            c for c in inner.children if isinstance(c, Tree) and c.data == "arguments"
+                        ).children
                         if isinstance(c, Tree) and c.data != "new_line_or_comment"
                     ]
                     out[field_name] = self.eval(optional_args[1], Scope()) if len(optional_args) > 1 else None
                 elif field_name in out:
-                    out[field_name] = self._typed(out[field_name], optional_args_type(inner) if is_optional else inner)
+                    out[field_name] = self._typed(
+                        out[field_name], optional_args_type(inner) if is_optional else inner
+                    )
             return out
         return value
 
@@ -513,6 +517,7 @@ class Module:
         condition = trees[-1] if trees[-1].data == "for_cond" else None
         bodies = [t for t in trees[1:] if t is not condition]
         items = list(collection.items()) if isinstance(collection, dict) else list(enumerate(collection))
+        grouping = any(isinstance(c, Token) and c.type == "ELLIPSIS" for c in children)
         tuple_out: list[Any] = []
         object_out: dict[str, Any] = {}
         for key, value in items:
@@ -527,6 +532,10 @@ class Module:
                     continue
             if kind == "for_tuple_expr":
                 tuple_out.append(self._eval(bodies[0], bound))
+            elif grouping:  # `key => value...` gathers the values of equal keys in a list
+                object_out.setdefault(str(self._eval(bodies[0], bound)), []).append(
+                    self._eval(bodies[1], bound)
+                )
             else:
                 object_out[str(self._eval(bodies[0], bound))] = self._eval(bodies[1], bound)
         return tuple_out if kind == "for_tuple_expr" else object_out

@@ -91,7 +91,24 @@ class LocalDefault(BaseModel):
     function: str
     setting: str
     methods: list[str]
+    # The records it covers, as resource names where * stands for one path segment.
+    resources: list[str] = Field(default_factory=lambda: ["**"])
     why: str
+
+    def covers(self, call: ApiCall) -> bool:
+        return (
+            call.function == self.function
+            and self.setting not in call.settings
+            and call.method in self.methods
+            and any(_segments_match(pattern, call.resource) for pattern in self.resources)
+        )
+
+
+def _segments_match(pattern: str, resource: str) -> bool:
+    if pattern == "**":
+        return True
+    parts, names = pattern.split("/"), resource.split("/")
+    return len(parts) == len(names) and all(p in ("*", n) for p, n in zip(parts, names, strict=True))
 
 
 class Justifications(BaseModel):
@@ -191,16 +208,11 @@ def needs_of(
         if call.local_only:
             out.skipped.append((call, f"local only: {call.local_only}"))
             continue
-        default = next(
-            (
-                d
-                for d in local_defaults
-                if d.function == call.function and d.setting not in call.settings and call.method in d.methods
-            ),
-            None,
-        )
+        default = next((d for d in local_defaults if d.covers(call)), None)
         if default is not None and deployment.setting(call.function, default.setting) is not None:
-            out.skipped.append((call, f"made with {default.setting} unset, which Terraform sets: {default.why}"))
+            out.skipped.append(
+                (call, f"made with {default.setting} unset, which Terraform sets: {default.why}")
+            )
             continue
         project = call.project or recorded_project
         resource = call.resource
@@ -614,7 +626,7 @@ def check_session(calls_dir: Path = CALLS_DIR, recorded_project: str | None = No
     project = recorded_project or os.environ.get("GOOGLE_CLOUD_PROJECT", "ion-ops-test")
     deployment = Deployment()
     found = needs_of(calls, deployment, project)
-    grants = deployment.grants()
+    grants = deployment.grants()  # before reading deployment.errors, which it fills
     failures = deployment.errors + found.errors + gaps(found.needs, grants)
     for need in new_needs(found.needs, load_needs()):
         failures.append(
@@ -647,7 +659,8 @@ def main(argv: list[str] | None = None) -> int:
         (IAM / "needs.yaml").write_text(dump_needs(needs))
         print(f"{len(calls)} distinct calls -> {len(needs)} needs written to terraform/iam/needs.yaml")
         return 0
-    failures = deployment.errors + found.errors + gaps(found.needs, deployment.grants())
+    grants = deployment.grants()  # before reading deployment.errors, which it fills
+    failures = deployment.errors + found.errors + gaps(found.needs, grants)
     print(
         f"{len(calls)} distinct calls recorded, {len(found.needs)} needs, "
         f"{len(found.skipped)} calls not checked"

@@ -183,7 +183,7 @@ def setting_forms(value: str) -> list[str]:
         forms.append(f"projects/{parts[0]}/datasets/{parts[1]}/tables/{parts[2]}")
     if "@" in value:
         forms.append(service_account_resource(value))
-    if re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", value):  # shaped like a project id
+    if re.fullmatch(r"[a-zA-Z][a-zA-Z0-9-]{4,28}[a-zA-Z0-9]", value):  # a project id (or the check's PROJECT)
         forms.append(f"projects/{value}")
     if re.fullmatch(r"[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}", value):  # a billing account id
         forms.append(f"billingAccounts/{value}")
@@ -198,17 +198,13 @@ def _settings_behind(resource: str) -> dict[str, str]:
     for name, value in os.environ.items():
         if not name.startswith("ION_") or name in _NOT_A_RESOURCE_SETTING or len(value) < 4:
             continue
-        if value == project:  # the function's own project: related to the deployed one anyway
-            continue
-        # A bare project form of the function's own project would claim every resource in it.
-        forms = [
-            form
-            for item in value.split(",")
-            for form in setting_forms(item)
-            if form != f"projects/{project}"
-        ]
-        if any(resource == form or resource.startswith(form + "/") for form in forms):
-            found[name] = value
+        own = f"projects/{project}"
+        for form in (form for item in value.split(",") for form in setting_forms(item)):
+            # The function's own project names a resource itself (a job's project) but is no
+            # prefix of one: it would claim every resource of the project for this setting.
+            if resource == form or (form != own and resource.startswith(form + "/")):
+                found[name] = value
+                break
     return found
 
 
@@ -644,4 +640,6 @@ def read_calls(path: Path) -> list[ApiCall]:
             if line.strip():
                 call = ApiCall.model_validate_json(line)
                 calls[call.key()] = call
-    return [calls[key] for key in sorted(calls, key=lambda k: tuple(str(part) for part in k[1:]) + (str(k[0]),))]
+    return [
+        calls[key] for key in sorted(calls, key=lambda k: tuple(str(part) for part in k[1:]) + (str(k[0]),))
+    ]

@@ -202,4 +202,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         f"{len({c.function for c in calls})} functions, {len(methods)} methods, recorded under .run/api-calls"
     )
     for failure in failures:
-        terminalreporter.write_line(f"PERMISSION GAP {failure}", red=True)
+        terminalreporter.write_line(f"PERMISSION CHECK FAILED: {failure}", red=True)

@@ -4,9 +4,12 @@ the check, and the recorder's reading of calls (shared/api_calls.py)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -182,6 +185,115 @@ def test_local_only_calls_are_not_checked(deployment: perms.Deployment) -> None:
     found = perms.needs_of([call], deployment, "ion-ops-test")
     assert found.skipped
     assert not [n for n in found.needs if n.because == "GetTopic"]
+
+
+# --- main paths run with the settings Terraform deploys ------------------------------------------
+# Other tests name their own resources or leave a setting to its local default; these give the
+# function the deployed value of each setting that names a resource, so the calls they record
+# prove the per-resource grants (stand-ins serve those names; the project is the tests' own).
+
+
+@pytest.fixture
+def deployed_settings(deployment: perms.Deployment, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
+    def use(function: str, *names: str) -> None:
+        for name in names:
+            value = deployment.setting(function, name)
+            assert value is not None, f"Terraform gives {function} no {name}"
+            monkeypatch.setenv(name, value.replace(perms.PROJECT, os.environ["GOOGLE_CLOUD_PROJECT"]))
+
+    return use
+
+
+def _served(app: str) -> Any:
+    import functions_framework
+
+    return functions_framework.create_app(app, str(ROOT / "main.py"), "http").test_client()
+
+
+@pytest.fixture
+def scaling_caches() -> Iterator[None]:
+    from functions.scaling import cloudrun, settings
+
+    settings.get_scaling_settings.cache_clear()
+    cloudrun.reset_clients()
+    yield
+    settings.get_scaling_settings.cache_clear()
+    cloudrun.reset_clients()
+
+
+def test_adjust_scaling_applies_to_the_deployed_target_services(  # type: ignore[no-untyped-def]
+    fs, emulators, deployed_settings, monkeypatch, scaling_caches
+) -> None:
+    from devtools.cloudrun_standin import CloudRunState, serve
+    from devtools.processes import free_port
+    from functions.scaling.settings import parse_targets
+
+    deployed_settings("adjust_scaling", "ION_SCALING_TARGETS")
+    targets = parse_targets(os.environ["ION_SCALING_TARGETS"])
+    assert len({t.project for t in targets}) == 1, "the stand-in serves one project"
+    state = CloudRunState(targets[0].project)
+    for target in targets:
+        state.add_service(target.region, target.service)
+    port = free_port()
+    server = serve(port, state)
+    try:
+        monkeypatch.setenv("ION_SCALING_DRY_RUN", "false")
+        monkeypatch.setenv("ION_SCALING_CLOUDRUN_ENDPOINT", f"http://127.0.0.1:{port}")
+        answer = _served("adjust_scaling").post("/", json={})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert answer.status_code == 200, answer.data
+    assert {d["outcome"] for d in answer.get_json()["decisions"]} == {"applied"}
+
+
+def test_snapshot_cost_reads_the_deployed_export_and_recommenders(  # type: ignore[no-untyped-def]
+    fs, emulators, deployed_settings, monkeypatch
+) -> None:
+    from devtools import recommender_standin
+    from devtools.bigquery_standin import StandIn, Table
+    from devtools.bigquery_standin import serve as serve_bigquery
+    from devtools.billing_export import generate
+    from devtools.processes import free_port
+    from functions.cost import main as cost_main
+
+    deployed_settings(
+        "snapshot_cost",
+        "ION_COST_BILLING_TABLE",
+        "ION_COST_BIGQUERY_PROJECT",
+        "ION_COST_BIGQUERY_LOCATION",
+        "ION_COST_BILLING_ACCOUNT",
+        "ION_COST_RECOMMENDER_PROJECT",
+        "ION_COST_RECOMMENDER_LOCATIONS",
+    )
+    today = datetime.now(UTC).date()
+    rows = generate(
+        today - timedelta(days=40), today - timedelta(days=1), hours=24, seed=3, late_share=0.0
+    ).rows
+    bigquery = StandIn(
+        os.environ["ION_COST_BIGQUERY_PROJECT"], Table(os.environ["ION_COST_BILLING_TABLE"], rows)
+    )
+    bigquery_server = serve_bigquery(bigquery, free_port())
+    recommendations = recommender_standin.sample(
+        os.environ["ION_COST_RECOMMENDER_PROJECT"], os.environ["ION_COST_BILLING_ACCOUNT"]
+    )
+    recommender_server = recommender_standin.serve(recommendations, free_port())
+    try:
+        monkeypatch.setenv(
+            "ION_COST_BIGQUERY_ENDPOINT", f"http://127.0.0.1:{bigquery_server.server_address[1]}"
+        )
+        monkeypatch.setenv(
+            "ION_COST_RECOMMENDER_ENDPOINT", f"http://127.0.0.1:{recommender_server.server_address[1]}"
+        )
+        cost_main.reset()
+        answer = _served("snapshot_cost").post("/", json={})
+    finally:
+        cost_main.reset()
+        for server in (bigquery_server, recommender_server):
+            server.shutdown()
+            server.server_close()
+    assert answer.status_code == 200, answer.data
+    assert answer.get_json()["as_of"] == (today - timedelta(days=1)).isoformat()
 
 
 # --- the recorder -------------------------------------------------------------------------------
