@@ -13,7 +13,7 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.api_calls import install_from_env
+from shared.api_calls_apps import install_from_env
 from shared.http import pubsub_push
 
 # Off unless ION_RECORD_API_CALLS is set (the deployment rehearsal, the tests): records the Google

@@ -72,7 +72,7 @@ def main() -> None:
     os.chdir(ROOT)
     from functions_framework._http.gunicorn import GunicornApplication
 
-    from shared.api_calls import install_from_env
+    from shared.api_calls_apps import install_from_env
 
     install_from_env()  # before the apps are made, so each app's calls are its target's
 

@@ -2,8 +2,9 @@
 (``devtools/permissions.py``): the emulators and stand-ins ignore IAM, so a missing grant is only
 visible as the calls a function makes, compared with what Terraform grants it.
 
-Off unless ``ION_RECORD_API_CALLS`` is set when ``install_from_env()`` runs (``main.py`` calls it
-at import, ``devtools.serve`` before it builds its apps, ``tests/conftest.py`` for the session):
+Off unless ``ION_RECORD_API_CALLS`` is set when ``shared.api_calls_apps.install_from_env()`` runs
+(``main.py`` calls it at import, ``devtools.serve`` before it builds its apps, ``tests/conftest.py``
+for the session):
 
 - ``ION_RECORD_API_CALLS=/some/dir``: each process appends to ``/some/dir/calls-<pid>.jsonl``;
 - ``ION_RECORD_API_CALLS=/some/file.jsonl``: every process appends to that one file.
@@ -17,7 +18,7 @@ process killed later loses nothing). Calls are attributed to a function:
   was when the recorder was installed;
 - apps made by ``functions_framework.create_app(target, ...)`` after install (the tests, and
   ``devtools.serve`` which serves a capability's functions in one process): the app's target,
-  set around each request (a contextvar);
+  set around each request (a contextvar; ``shared/api_calls_apps.py``);
 - threads a function starts (``threading.Thread``, ``ThreadPoolExecutor.submit``) inherit it;
   Pub/Sub publishes, sent by the client's own batching threads, go to the functions that called
   ``publish()`` for that topic.
@@ -215,6 +216,8 @@ def service_account_resource(email: str) -> str:
 
 
 def _record(api: str, method: str, resource: str, detail: str = "") -> None:
+    if method == "google.longrunning.Operations/GetOperation":
+        resource = resource.rsplit("/", 1)[0] + "/*"  # each operation's id is new: its place decides
     recorder = _recorder
     if recorder is None:
         return
@@ -559,37 +562,6 @@ def _patch_threads() -> None:
     ThreadPoolExecutor.submit = executor_submit  # type: ignore[assignment]
 
 
-class _AttributedApp:
-    """WSGI middleware: the calls made while serving a request are the target's."""
-
-    def __init__(self, target: str, app: Callable[..., Any]) -> None:
-        self.target = target
-        self.app = app
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        with calls_of(self.target):
-            return self.app(environ, start_response)
-
-
-def attribute_app(app: Any, target: str) -> Any:
-    """Attribute the calls an app (a Flask app from ``create_app``) makes to ``target``."""
-    app.wsgi_app = _AttributedApp(target, app.wsgi_app)
-    return app
-
-
-def _patch_create_app() -> None:
-    import functions_framework
-
-    original = functions_framework.create_app
-
-    def create_app(target: str | None = None, *args: Any, **kwargs: Any) -> Any:
-        app = original(target, *args, **kwargs)
-        name = target or os.environ.get("FUNCTION_TARGET")
-        return attribute_app(app, name) if name else app
-
-    functions_framework.create_app = create_app  # type: ignore[assignment]
-
-
 # --- switching on --------------------------------------------------------------------------------
 
 
@@ -605,12 +577,13 @@ def install(target: str | Path, default_function: str | None = None) -> None:
         _patch_pubsub_publish()
         _patch_authorized_session()
         _patch_threads()
-        _patch_create_app()
 
 
 def install_from_env() -> bool:
     """Install when ``ION_RECORD_API_CALLS`` is set; a process serving one function
-    (``FUNCTION_TARGET``) attributes every call it makes to it. True when recording."""
+    (``FUNCTION_TARGET``) attributes every call it makes to it. True when recording. Entry points
+    call ``shared.api_calls_apps.install_from_env``, which also attributes functions-framework's
+    apps (kept apart: domain code importing this module must not reach the HTTP layer)."""
     target = os.environ.get(ENV_VAR)
     if not target:
         return False
@@ -640,6 +613,4 @@ def read_calls(path: Path) -> list[ApiCall]:
             if line.strip():
                 call = ApiCall.model_validate_json(line)
                 calls[call.key()] = call
-    return [
-        calls[key] for key in sorted(calls, key=lambda k: tuple(str(part) for part in k[1:]) + (str(k[0]),))
-    ]
+    return [calls[key] for key in sorted(calls, key=lambda k: [str(part) for part in (*k[1:], k[0])])]

@@ -4,6 +4,7 @@ the check, and the recorder's reading of calls (shared/api_calls.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -285,6 +286,8 @@ def test_snapshot_cost_reads_the_deployed_export_and_recommenders(  # type: igno
         monkeypatch.setenv(
             "ION_COST_RECOMMENDER_ENDPOINT", f"http://127.0.0.1:{recommender_server.server_address[1]}"
         )
+        monkeypatch.setenv("ION_COST_BUDGET", "1")  # every threshold crossed: notices on alerts
+        _topics("alerts")
         cost_main.reset()
         answer = _served("snapshot_cost").post("/", json={})
     finally:
@@ -294,6 +297,47 @@ def test_snapshot_cost_reads_the_deployed_export_and_recommenders(  # type: igno
             server.server_close()
     assert answer.status_code == 200, answer.data
     assert answer.get_json()["as_of"] == (today - timedelta(days=1)).isoformat()
+
+
+def _topics(*names: str) -> None:
+    """Topics on the Pub/Sub emulator (made by the test itself: its calls are no function's)."""
+    from google.api_core.exceptions import AlreadyExists
+    from google.cloud import pubsub_v1
+
+    publisher = pubsub_v1.PublisherClient()
+    for name in names:
+        with contextlib.suppress(AlreadyExists):
+            publisher.create_topic(name=publisher.topic_path(os.environ["GOOGLE_CLOUD_PROJECT"], name))
+
+
+def test_evaluate_alerts_publishes_a_transition_it_finds(fs, emulators, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.test_alert_pipeline import RULES, otlp_gauge
+
+    _topics("alerts", "metric-updates")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(RULES)
+    monkeypatch.setenv("ION_RULES_FILE", str(rules))
+    ingested = _served("ingest").post("/v1/metrics", json=otlp_gauge("checkout", "europe-west1", [0.45] * 20))
+    assert ingested.status_code == 200, ingested.data
+    # The minute tick before the metric-updates push: the tick finds the breach and announces it.
+    assert _served("evaluate_alerts").post("/").status_code == 200
+    firing = _served("evaluate_alerts").get("/v1/alerts?state=firing").get_json()["alerts"]
+    assert [a["rule"] for a in firing] == ["checkout-latency-p95"]
+
+
+def test_score_health_publishes_a_success_action(fs, emulators) -> None:  # type: ignore[no-untyped-def]
+    from functions.health.settings import get_health_settings
+
+    _topics("alerts")
+    get_health_settings.cache_clear()
+    client = _served("score_health")
+    created = client.post("/v1/customers", json={"id": "fresh", "name": "Fresh Ltd", "plan": "pro"})
+    assert created.status_code in (200, 201), created.data
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)  # scores the days before: today's customer
+    answer = client.post(f"/v1/health/run?as_of={tomorrow.isoformat()}")
+    get_health_settings.cache_clear()
+    assert answer.status_code == 200, answer.data
+    assert answer.get_json()["actions_fired"], "a new customer without usage gets its onboarding check-in"
 
 
 # --- the recorder -------------------------------------------------------------------------------
