@@ -3,7 +3,9 @@
 HTTP (``evaluate_alerts``; locally every path of the capability's port):
 
 - ``POST /`` or ``POST /v1/evaluate`` — one evaluation cycle over every rule (Cloud Scheduler,
-  every minute). Body optional: ``{"rules": [names]}`` evaluates only those.
+  every minute), then one ping of the external dead man's switch (``ION_ALERTS_HEARTBEAT_URL``,
+  heartbeat.py). Body optional: ``{"rules": [names]}`` evaluates only those (and pings nothing:
+  the switch hears of full cycles only).
 - ``POST /v1/tune`` — the tuning job (daily): recommendations from the last 7 days, stored in
   Firestore ``alert_recommendations/latest`` and returned.
 - ``GET /v1/recommendations`` — the latest stored recommendations.
@@ -25,6 +27,7 @@ import flask
 from pydantic import BaseModel, Field
 
 from functions.alerts.engine import CycleResult, DetectorCache, Evaluator
+from functions.alerts.heartbeat import HeartbeatPinger
 from functions.alerts.jobs import JobWatch
 from functions.alerts.rules import RulesError, active_rules
 from functions.alerts.settings import settings
@@ -106,14 +109,27 @@ def evaluate(rule_names: set[str] | None = None, metrics: set[str] | None = None
         if (rule_names is None or r.name in rule_names) and (metrics is None or r.metrics() & metrics)
     ]
     result = Evaluator(QueryApiSource(), store, send, _detectors, job_watch()).run(rules, now)
+    # `alerts_cycle: full` marks a cycle over every rule: Cloud Monitoring counts these lines
+    # (log-based metric ion_alerts_evaluation_cycles, terraform/monitoring.tf) and pages when
+    # evaluate-alerts has written none for 3 minutes.
+    full = rule_names is None and metrics is None
     log.info(
         "evaluated %d rules, %d series, %d transitions",
         result.rules,
         result.series,
         len(result.transitions),
-        extra={"errors": result.errors} if result.errors else {},
+        extra={
+            "alerts_cycle": "full" if full else "partial",
+            **({"errors": result.errors} if result.errors else {}),
+        },
     )
     return result
+
+
+@lru_cache(maxsize=1)
+def heartbeat() -> HeartbeatPinger:
+    config = settings()
+    return HeartbeatPinger(config.heartbeat_url, config.heartbeat_method, config.heartbeat_timeout_seconds)
 
 
 def _summary(result: CycleResult) -> dict[str, Any]:
@@ -136,7 +152,17 @@ def evaluate_cycle(request: flask.Request) -> dict[str, Any]:
         unknown = sorted(names - known)
         if unknown:
             raise Problem(422, f"Unknown rules: {', '.join(unknown)}.", allowed=sorted(known))
-    return _summary(evaluate(names))
+    result = evaluate(names)
+    summary = _summary(result)
+    if names is None:
+        pinger = heartbeat()
+        ping = pinger.ping(
+            f"rules={result.rules} transitions={len(result.transitions)} errors={len(result.errors)}".encode()
+        )
+        summary["heartbeat"] = (
+            pinger.status()["detail"] if ping is None else {"ok": ping.ok, "detail": ping.detail}
+        )
+    return summary
 
 
 class AlertsQuery(BaseModel):
@@ -241,7 +267,8 @@ def _health() -> Any:
 def health(request: flask.Request) -> flask.Response:
     from shared.health import status_code
 
-    report = {**_health().report(), "rules": len(_rules())}
+    # The heartbeat is reported, never probed: a request to the URL would count as a ping.
+    report = {**_health().report(), "rules": len(_rules()), "heartbeat": heartbeat().status()}
     return json_response(report, status_code(report))
 
 

@@ -3,7 +3,8 @@ for the cost per request and per customer.
 
 Today's estimate multiplies usage by the dated price table (``prices.yaml``):
 
-- Cloud Run: instance time from ``cloudrun.container.instance.count`` (hourly average x 3,600 s;
+- Cloud Run: instance time from ``cloudrun.container.instance.count`` (each series' hourly average,
+  summed across series, x 3,600 s;
   the collector copies it from Cloud Monitoring) x (vCPU and GiB per instance) x price per second,
   plus ``cloudrun.request.count`` x the request price;
 - Cloud SQL: the minutes in which ``cloudsql.cpu.utilization`` has samples (the instance was up)
@@ -112,6 +113,7 @@ class Metrics(Protocol):
         step: int | None = None,
         labels: dict[str, str] | None = None,
         group_by: list[str] | None = None,
+        across: str | None = None,
     ) -> list[Any]: ...
 
 
@@ -128,6 +130,7 @@ class StoreMetrics:
         step: int | None = None,
         labels: dict[str, str] | None = None,
         group_by: list[str] | None = None,
+        across: str | None = None,
     ) -> list[Any]:
         from shared.metrics.query import MetricQuery, run_query
 
@@ -140,6 +143,7 @@ class StoreMetrics:
                 step=step,
                 labels=labels or {},
                 group_by=group_by or [],
+                across=across,  # type: ignore[arg-type]
             )
         )
         return result.series
@@ -169,7 +173,9 @@ def estimate_today(metrics: Metrics, prices: PriceFile, now: datetime) -> LiveEs
     by_service: dict[str, float] = {}
     basis: dict[str, str] = {}
 
-    hourly = metrics.query(INSTANCE_METRIC, "avg", start, end, step=3600)
+    # Each series (service, revision, state, region) averaged over the hour, then summed: the
+    # instances running, not the average series.
+    hourly = metrics.query(INSTANCE_METRIC, "avg", start, end, step=3600, across="sum")
     instance_seconds = _sum_points(hourly) * 3600
     requests = _sum_points(metrics.query(RUN_REQUESTS_METRIC, "sum", start, end))
     run_cost = (

@@ -19,6 +19,7 @@ import flask
 from pydantic import BaseModel, Field, ValidationError
 
 from functions.deadletters import store
+from shared.audit import audit
 from shared.clock import utcnow
 from shared.http import Api, Problem, json_response, validation_errors
 from shared.logging import get_logger
@@ -103,7 +104,14 @@ def redrive_dead_letter(request: flask.Request, letter_id: str) -> dict[str, Any
         raise Problem(409, str(exc), allowed=sorted(redrivable)) from None
     if letter is None:
         raise Problem(404, f"No dead letter {letter_id}.")
-    log.info("re-drove dead letter %s to %s", letter.id, letter.topic, extra={"dead_letter_id": letter.id})
+    audit(
+        log,
+        "dead_letter.redrive",
+        request.headers,
+        f"re-drove dead letter {letter.id} to {letter.topic}",
+        dead_letter_id=letter.id,
+        topic=letter.topic,
+    )
     return _summary(letter)
 
 

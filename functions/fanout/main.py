@@ -12,6 +12,7 @@ import flask
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from functions.fanout import silences
+from shared.audit import audit
 from shared.clock import utcnow
 from shared.events import decode_pubsub
 from shared.http import Api, Problem, json_response, read_body, read_json, scheduled_time
@@ -73,13 +74,14 @@ def health(_request: flask.Request) -> flask.Response:
 def create_silence(request: flask.Request) -> flask.Response:
     body = read_json(request, silences.SilenceIn)
     silence = silences.create(body)
-    log.info(
+    audit(
+        log,
+        "silence.create",
+        request.headers,
         "silence created",
-        extra={
-            "silence_id": silence.id,
-            "created_by": silence.created_by,
-            "ends_at": silence.ends_at.isoformat(),
-        },
+        silence_id=silence.id,
+        created_by=silence.created_by,
+        ends_at=silence.ends_at.isoformat(),
     )
     return json_response(
         silence.to_api(utcnow()), status=201, headers={"Location": f"/v1/silences/{silence.id}"}
@@ -109,11 +111,11 @@ def get_silence(_request: flask.Request, silence_id: str) -> dict[str, Any]:
 
 
 @api.route("/v1/silences/<silence_id>", methods=["DELETE"])
-def expire_silence(_request: flask.Request, silence_id: str) -> dict[str, Any]:
+def expire_silence(request: flask.Request, silence_id: str) -> dict[str, Any]:
     silence = silences.expire(_checked_id(silence_id))
     if silence is None:
         raise Problem(404, f"No silence with id {silence_id}.")
-    log.info("silence expired", extra={"silence_id": silence.id})
+    audit(log, "silence.expire", request.headers, "silence expired", silence_id=silence.id)
     return silence.to_api(utcnow())
 
 

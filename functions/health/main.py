@@ -18,6 +18,7 @@ import google.cloud.firestore  # noqa: F401
 from functions.health import registry
 from functions.health.models import CustomerIn, EventBatch
 from functions.health.settings import get_health_settings
+from shared.audit import audit
 from shared.customer_keys import CUSTOMER_ID_PATTERN
 from shared.http import Api, Problem, json_response, read_json
 from shared.logging import get_logger
@@ -77,7 +78,7 @@ def create_customer(request: flask.Request) -> flask.Response:
     except registry.Conflict as exc:
         raise Problem(409, f"{exc}; choose another id or send the same details.") from None
     if created:
-        log.info("customer created", extra={"customer_id": customer.id})
+        audit(log, "customer.create", request.headers, "customer created", customer_id=customer.id)
     return json_response(
         customer.model_dump(mode="json"),
         status=201 if created else 200,
@@ -126,9 +127,18 @@ def get_customer(_request: flask.Request, customer_id: str) -> dict[str, Any]:
 
 
 @api.route("/v1/customers/<customer_id>/keys", methods=["POST"])
-def issue_key(_request: flask.Request, customer_id: str) -> flask.Response:
+def issue_key(request: flask.Request, customer_id: str) -> flask.Response:
     _existing_customer(customer_id)
     issued = registry.issue_key(customer_id)
+    # The key's id, never its value.
+    audit(
+        log,
+        "customer_key.issue",
+        request.headers,
+        "customer key issued",
+        customer_id=customer_id,
+        key_id=issued.key_id,
+    )
     return json_response(issued, status=201, headers={"Cache-Control": "no-store"})
 
 
@@ -139,11 +149,19 @@ def list_keys(_request: flask.Request, customer_id: str) -> dict[str, Any]:
 
 
 @api.route("/v1/customers/<customer_id>/keys/<key_id>", methods=["DELETE"])
-def revoke_key(_request: flask.Request, customer_id: str, key_id: str) -> dict[str, Any]:
+def revoke_key(request: flask.Request, customer_id: str, key_id: str) -> dict[str, Any]:
     _existing_customer(customer_id)
     view = registry.revoke_key(customer_id, key_id)
     if view is None:
         raise Problem(404, f"Customer {customer_id!r} has no key {key_id!r}.")
+    audit(
+        log,
+        "customer_key.revoke",
+        request.headers,
+        "customer key revoked",
+        customer_id=customer_id,
+        key_id=key_id,
+    )
     return view.model_dump(mode="json")
 
 

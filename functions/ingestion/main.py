@@ -90,7 +90,7 @@ def _otlp_response(request: flask.Request, batch: Batch) -> flask.Response:
     return json_response(payload)
 
 
-QUERY_PARAMS = ("metric", "agg", "start", "end", "step", "by", "resolution")
+QUERY_PARAMS = ("metric", "agg", "start", "end", "step", "by", "resolution", "across")
 
 
 @api.route("/v1/query", methods=["GET"])
@@ -124,6 +124,8 @@ def get_query(request: flask.Request) -> flask.Response:
         raw["step"] = args["step"]
     if args.get("resolution"):
         raw["resolution"] = args["resolution"]
+    if args.get("across"):
+        raw["across"] = args["across"]
     try:
         query = MetricQuery.model_validate(raw)
     except ValidationError as exc:

@@ -83,21 +83,26 @@ class PanelBuilder:
                 labels=labels,
                 group_by=[g for g in group_by if g not in labels],
                 resolution="hour" if self.step >= 3600 else "auto",
+                across=panel.query.across,
             )
         )
 
-    def _step_scale(self, panel: Panel) -> float:
-        return self.step / 60.0 if panel.transform == "per_minute" else 1.0
+    def _step_scale(self, panel: Panel, at: datetime) -> float:
+        """Minutes the step starting ``at`` covers, for per_minute: a window ending now has a
+        last step only partly elapsed, which divided by a whole step would read a fraction."""
+        if panel.transform != "per_minute":
+            return 1.0
+        covered = min(float(self.step), (self.end - at).total_seconds())
+        return max(covered, 1.0) / 60.0
 
     def _additive_series(self, panel: Panel, result: QueryResult, keep: Any = None) -> dict[datetime, float]:
         """Sum per step over the series ``keep`` accepts (all by default)."""
         totals: dict[datetime, float] = defaultdict(float)
-        scale = self._step_scale(panel)
         for series in result.series:
             if keep is not None and not keep(series.labels):
                 continue
             for at, value in series.points:
-                totals[at] += value / scale
+                totals[at] += value / self._step_scale(panel, at)
         return dict(sorted(totals.items()))
 
     def _ratio(self, panel: Panel, result: QueryResult) -> tuple[float | None, list[tuple[datetime, float]]]:
@@ -199,10 +204,10 @@ class PanelBuilder:
         series: list[SeriesView] = []
         if panel.by:
             result = self._query(panel, stepped=True, group_by=[panel.by])
-            scale = self._step_scale(panel)
             for s in result.series:
                 label = s.labels.get(panel.by, "(none)")
-                series.append(SeriesView(label=label, points=[(t, v / scale) for t, v in s.points]))
+                points = [(t, v / self._step_scale(panel, t)) for t, v in s.points]
+                series.append(SeriesView(label=label, points=points))
             series.sort(key=lambda s: s.label)
         elif overall:
             series = [SeriesView(label=panel.title, points=overall)]

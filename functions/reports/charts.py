@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import threading
+from datetime import tzinfo
 
+from functions.reports.svg import value_bounds
 from functions.reports.views import PanelView, format_value
 
 # Okabe-Ito, as the SVG charts.
@@ -14,7 +16,11 @@ PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#0
 _lock = threading.Lock()  # pyplot's state is global; concurrent requests draw one at a time
 
 
-def line_png(panel: PanelView, title: str, *, width_px: int = 600, height_px: int = 220) -> bytes:
+def line_png(
+    panel: PanelView, title: str, *, zone: tzinfo | None = None, width_px: int = 600, height_px: int = 220
+) -> bytes:
+    """The panel's series as a PNG, its time axis in ``zone`` (the report's) and a percentage's
+    axis within 0-100%."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,7 +39,13 @@ def line_png(panel: PanelView, title: str, *, width_px: int = 600, height_px: in
         if panel.band is not None:
             axes.axhline(panel.band.ok, color="#B00020", linestyle="--", linewidth=0.9, label="target")
         axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: format_value(v, panel.unit)))
-        axes.xaxis.set_major_formatter(mdates.DateFormatter("%a %d"))
+        axes.xaxis.set_major_formatter(mdates.DateFormatter("%a %d", tz=zone))
+        values = [v for s in panel.series for _, v in s.points]
+        if values:
+            low, high = value_bounds(values, panel.unit, floor_zero=panel.unit != "percent")
+            margin = (high - low) * 0.04
+            if panel.unit == "percent" and low >= 0.0 and high <= 1.0:
+                axes.set_ylim(max(0.0, low - margin), min(1.0, high + margin))
         axes.tick_params(labelsize=8)
         axes.grid(True, color="#e5e5e5", linewidth=0.6)
         axes.set_title(title, fontsize=10, loc="left")

@@ -89,7 +89,11 @@ def render_report(report: Report, settings: ReportsSettings) -> RenderedReport:
     html = env.get_template("report.html.j2").render(**context)
     text = env.get_template("report.txt.j2").render(**context)
     images = {
-        section.chart.cid: line_png(section.chart.panel, f"{section.chart.title} ({report.period.label})")
+        section.chart.cid: line_png(
+            section.chart.panel,
+            f"{section.chart.title} ({report.period.label}, {report.period.time_zone})",
+            zone=ZoneInfo(report.period.time_zone),
+        )
         for section in report.sections
         if section.chart is not None
     }

@@ -111,6 +111,9 @@ class PanelQuery(_Strict):
     agg: str
     match: dict[str, str] = {}
     group_by: list[str] = []
+    # Each series over the step first, then the series combined (shared.metrics.query): a gauge
+    # with several series, such as instances across revisions and states, is `avg` + `across: sum`.
+    across: Literal["sum", "avg", "min", "max"] | None = None
 
     @model_validator(mode="after")
     def _agg(self) -> PanelQuery:
@@ -128,8 +131,8 @@ class Panel(_Strict):
     ratio: Ratio | None = None
     # distribution: one row per aggregation of the same metric.
     aggs: list[str] = []
-    # per_minute: a gauge's samples summed per step, divided by the minutes in the step (the
-    # total of a per-minute gauge across series, such as instances across revisions).
+    # per_minute: a count summed per step, divided by the minutes the step covers (the last step
+    # of a window ending now covers only part of its length).
     transform: Literal["none", "per_minute"] = "none"
     unit: Unit = "count"
     target: str = ""

@@ -4,7 +4,7 @@ figures are in the page's text too, so the chart is never the only way to read a
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from html import escape
 
 from functions.reports.views import SeriesView, format_value
@@ -15,30 +15,49 @@ WIDTH, HEIGHT = 600, 180
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 64, 12, 12, 28
 
 
-def _bounds(series: list[SeriesView], floor_zero: bool) -> tuple[float, float, float, float]:
-    times = [t.timestamp() for s in series for t, _ in s.points]
-    values = [v for s in series for _, v in s.points]
-    t0, t1 = min(times), max(times)
+def value_bounds(values: list[float], unit: str, floor_zero: bool) -> tuple[float, float]:
+    """The y axis: the values' range, from zero when asked, never a flat line; a percentage (a
+    ratio of 0..1) stays within 0-100%, so a flat 100% series is not drawn on a 110% axis."""
     v0, v1 = min(values), max(values)
     if floor_zero:
         v0 = min(0.0, v0)
     if v1 == v0:
-        v1 = v0 + (abs(v0) * 0.1 or 1.0)
+        pad = abs(v0) * 0.1 or (0.1 if unit == "percent" else 1.0)
+        v0, v1 = (v0 - pad, v0) if unit == "percent" and v0 >= 1.0 else (v0, v0 + pad)
+    if unit == "percent" and min(values) >= 0.0 and max(values) <= 1.0:
+        v0, v1 = max(v0, 0.0), min(v1, 1.0)
+    return v0, v1
+
+
+def _bounds(series: list[SeriesView], unit: str, floor_zero: bool) -> tuple[float, float, float, float]:
+    times = [t.timestamp() for s in series for t, _ in s.points]
+    t0, t1 = min(times), max(times)
+    v0, v1 = value_bounds([v for s in series for _, v in s.points], unit, floor_zero)
     if t1 == t0:
         t1 = t0 + 60
     return t0, t1, v0, v1
 
 
-def _clock(at: datetime, span_seconds: float) -> str:
-    return at.strftime("%a %H:%M" if span_seconds > 86_400 else "%H:%M") + " UTC"
+def clock(at: datetime, span_seconds: float, zone: tzinfo | None = None) -> str:
+    """A time on the axis in the reader's zone, named (UTC when no zone is known)."""
+    local = at.astimezone(zone or UTC)
+    return local.strftime("%a %H:%M" if span_seconds > 86_400 else "%H:%M") + f" {local.tzname()}"
 
 
-def line_chart(series: list[SeriesView], unit: str, title: str, *, threshold: float | None = None) -> str:
-    """A line chart (one path per series) with y-axis bounds and the window's start and end."""
+def line_chart(
+    series: list[SeriesView],
+    unit: str,
+    title: str,
+    *,
+    threshold: float | None = None,
+    zone: tzinfo | None = None,
+) -> str:
+    """A line chart (one path per series) with y-axis bounds and the window's start and end, the
+    times in ``zone`` (the reader's; UTC without one)."""
     drawn = [s for s in series if s.points]
     if not drawn:
         return ""
-    t0, t1, v0, v1 = _bounds(drawn, floor_zero=unit not in ("percent",))
+    t0, t1, v0, v1 = _bounds(drawn, unit, floor_zero=unit not in ("percent",))
     if threshold is not None and unit == "percent":
         v0 = min(v0, threshold)
     plot_w, plot_h = WIDTH - PAD_LEFT - PAD_RIGHT, HEIGHT - PAD_TOP - PAD_BOTTOM
@@ -69,11 +88,11 @@ def line_chart(series: list[SeriesView], unit: str, title: str, *, threshold: fl
     first, last = drawn[0].points[0][0], max(p[0] for s in drawn for p in s.points)
     parts.append(
         f'<text x="{PAD_LEFT}" y="{HEIGHT - 8}" font-size="11" fill="#444">'
-        f"{escape(_clock(first, span))}</text>"
+        f"{escape(clock(first, span, zone))}</text>"
     )
     parts.append(
         f'<text x="{WIDTH - PAD_RIGHT}" y="{HEIGHT - 8}" text-anchor="end" font-size="11" fill="#444">'
-        f"{escape(_clock(last, span))}</text>"
+        f"{escape(clock(last, span, zone))}</text>"
     )
     for index, s in enumerate(drawn):
         colour = PALETTE[index % len(PALETTE)]

@@ -56,6 +56,7 @@ class QueryApiHistory:
         step: int,
         labels: dict[str, str],
         services: Mapping[str, str] | None = None,
+        across: str | None = None,
     ) -> dict[str, dict[datetime, float]]:
         """Per region: step start -> value. With ``services``, only each region's own Cloud Run
         service counts (the region also runs other services, ION Ops' own functions among them)."""
@@ -71,6 +72,7 @@ class QueryApiHistory:
                     step=step,
                     labels=labels,
                     group_by=["region", "service"] if services is not None else ["region"],
+                    across=across,  # type: ignore[arg-type]
                 )
             )
         except QueryError as exc:
@@ -111,20 +113,30 @@ class QueryApiHistory:
         recent_start = now - RECENT_MINUTES * MINUTE
         route = {"service": self.route_service}
         reads = {
-            "hourly_route": (ROUTE_METRIC, "count", start_hour, end_hour, 3600, route, None),
-            "hourly_run": (CLOUD_RUN_REQUESTS, "sum", start_hour, end_hour, 3600, {}, services),
-            "minute_route": (ROUTE_METRIC, "count", recent_start, now, 60, route, None),
-            "minute_run": (CLOUD_RUN_REQUESTS, "sum", recent_start, now, 60, {}, services),
-            "instances": (CLOUD_RUN_INSTANCES, "avg", start_hour, end_hour, 3600, {}, services),
-            "cpu": (CLOUD_RUN_CPU, "avg", start_hour, end_hour, 3600, {}, services),
+            "hourly_route": (ROUTE_METRIC, "count", start_hour, end_hour, 3600, route, None, None),
+            "hourly_run": (CLOUD_RUN_REQUESTS, "sum", start_hour, end_hour, 3600, {}, services, None),
+            "minute_route": (ROUTE_METRIC, "count", recent_start, now, 60, route, None, None),
+            "minute_run": (CLOUD_RUN_REQUESTS, "sum", recent_start, now, 60, {}, services, None),
+            # Cloud Run has one instance-count series per revision and state (active, idle): each
+            # averaged over the hour, then summed (pooling them would average the series).
+            "instances": (CLOUD_RUN_INSTANCES, "avg", start_hour, end_hour, 3600, {}, services, "sum"),
+            "cpu": (CLOUD_RUN_CPU, "avg", start_hour, end_hour, 3600, {}, services, None),
         }
         # The six reads wait on Firestore, not on this CPU: side by side, a run costs the slowest.
         with ThreadPoolExecutor(max_workers=len(reads)) as pool:
             futures = {
                 name: pool.submit(
-                    self._series, metric, agg, start, end, step=step, labels=labels, services=only
+                    self._series,
+                    metric,
+                    agg,
+                    start,
+                    end,
+                    step=step,
+                    labels=labels,
+                    services=only,
+                    across=across,
                 )
-                for name, (metric, agg, start, end, step, labels, only) in reads.items()
+                for name, (metric, agg, start, end, step, labels, only, across) in reads.items()
             }
             got = {name: future.result() for name, future in futures.items()}
         hourly_route, hourly_run = got["hourly_route"], got["hourly_run"]

@@ -26,6 +26,12 @@ Semantics:
   of the exact quantile (rank ``q*(n-1)``) over the raw samples.
 - ``count``/``sum``/``rate`` steps without data are 0 in a series that has data in the window;
   other aggregations leave such steps out.
+- ``across`` (``sum``, ``avg``, ``min``, ``max``): aggregate each stored series over time first,
+  then combine the series of an output group step by step, as Cloud Monitoring's aligner then
+  reducer and Prometheus' ``sum by (...) (avg_over_time(...))`` do. Without it, every sample of
+  every series in a group is pooled, which is right for latencies and counters but wrong for a
+  gauge like Cloud Run's instance count (one series per revision and state): its ``avg`` would be
+  the average series, not the total. A series without a value in a step adds nothing to it.
 
 ``Fold`` (filters, grouping, steps, the answer) and ``Accumulator`` (every aggregation) hold these
 semantics apart from the store: the alert replay folds its in-memory points with them.
@@ -56,6 +62,7 @@ from shared.metrics.store import (
 )
 
 Agg = Literal["count", "sum", "rate", "avg", "min", "max", "p50", "p90", "p95", "p99"]
+Across = Literal["sum", "avg", "min", "max"]
 AGGREGATIONS: tuple[str, ...] = get_args(Agg)
 QUANTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 MAX_POINTS = 11_000
@@ -84,6 +91,9 @@ class MetricQuery(BaseModel):
     labels: dict[str, str] = {}
     group_by: list[str] = []
     resolution: Literal["auto", "minute", "hour"] = "auto"
+    across: Across | None = Field(
+        default=None, description="combine the series of a group after aggregating each over time"
+    )
 
     @model_validator(mode="after")
     def _window(self) -> MetricQuery:
@@ -214,11 +224,19 @@ class Fold:
         step: int | None,
         labels: Mapping[str, str],
         group_by: Iterable[str],
+        across: str | None = None,
     ) -> None:
         self.agg, self.start, self.end, self.step = agg, start, end, step
         self.filters = dict(labels)
         self.keep = sorted(set(self.filters) | set(group_by))
+        self.across = across
+        # With ``across``, a group is one stored series (all its labels); ``outputs`` are the
+        # output series they are combined into.
         self.groups: dict[tuple[tuple[str, str], ...], Group] = {}
+        self.outputs: set[tuple[tuple[str, str], ...]] = set()
+
+    def output_count(self) -> int:
+        return len(self.outputs) if self.across else len(self.groups)
 
     def accepts(self, labels: Mapping[str, str]) -> bool:
         """Equality filters: every filter label present with its value."""
@@ -228,10 +246,12 @@ class Fold:
         """The output series ``labels`` fall in (the filter and group_by labels kept, the others
         aggregated away)."""
         kept = {k: labels[k] for k in self.keep if k in labels}
-        key = tuple(sorted(kept.items()))
+        key = tuple(sorted((labels if self.across else kept).items()))
         group = self.groups.get(key)
         if group is None:
-            group = self.groups[key] = Group(kept)
+            group = self.groups[key] = Group(dict(labels) if self.across else kept)
+            if self.across:
+                self.outputs.add(tuple(sorted(kept.items())))
         return group
 
     def index(self, offset: float) -> int:
@@ -263,7 +283,24 @@ class Fold:
                     points.append((step_start, value))
             # Built here from stored numbers: nothing to validate (the replay asks thousands a cycle).
             out.append(Series.model_construct(labels=group.labels, points=points))
-        return out
+        return self._combined(out) if self.across else out
+
+    def _combined(self, per_series: list[Series]) -> list[Series]:
+        """Each output group's series combined step by step with ``across``."""
+        combine = {"sum": sum, "min": min, "max": max, "avg": lambda v: sum(v) / len(v)}[self.across or "sum"]
+        grouped: dict[tuple[tuple[str, str], ...], dict[datetime, list[float]]] = {}
+        for series in per_series:
+            kept = tuple(sorted((k, v) for k, v in series.labels.items() if k in self.keep))
+            steps = grouped.setdefault(kept, {})
+            for at, value in series.points:
+                steps.setdefault(at, []).append(value)
+        return [
+            Series.model_construct(
+                labels=dict(key),
+                points=[(at, float(combine(values))) for at, values in sorted(grouped[key].items())],
+            )
+            for key in sorted(grouped)
+        ]
 
 
 def run_query(query: MetricQuery, *, max_series: int | None = None) -> QueryResult:
@@ -293,7 +330,7 @@ def run_query(query: MetricQuery, *, max_series: int | None = None) -> QueryResu
     else:
         sources.append((_range(rollups(query.metric, resolution), query.start, query.end), False))
 
-    fold = Fold(query.agg, query.start, query.end, query.step, query.labels, query.group_by)
+    fold = Fold(query.agg, query.start, query.end, query.step, query.labels, query.group_by, query.across)
     for source, by_hour in sources:
         # A rollup holds a bucket of series: each is filtered and grouped on its own labels.
         stream = source if wants_sketch else source.select(SUMMARY_FIELDS)
@@ -306,7 +343,7 @@ def run_query(query: MetricQuery, *, max_series: int | None = None) -> QueryResu
                 if not fold.accepts(labels):
                     continue
                 steps = fold.group(labels).steps
-                if max_series is not None and len(fold.groups) > max_series:
+                if max_series is not None and fold.output_count() > max_series:
                     raise QueryError(
                         f"the query matches more than {max_series} series, the most one answer "
                         "holds: filter with label.<name>=<value> or group by fewer labels",

@@ -68,7 +68,7 @@ def test_every_function_that_arms_timers_gets_the_settings_its_start_up_check_re
     assert required == TIMER_SETTINGS
     assert len(timer_problems(FanoutSettings(_env_file=None))) == len(required)  # all refused when unset
     main_tf = load_hcl(ROOT / "terraform" / "main.tf")
-    offered = next(block["deploy_settings"] for block in main_tf["locals"] if "deploy_settings" in block)
+    offered = next(block["resource_settings"] for block in main_tf["locals"] if "resource_settings" in block)
     assert set(offered) >= TIMER_SETTINGS
     assert "google_cloud_tasks_queue.fanout_timers.id" in offered["ION_FANOUT_TASKS_QUEUE"]
     for name, fn in load_topology().functions_of("fanout").items():

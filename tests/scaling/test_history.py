@@ -7,11 +7,12 @@ import contextlib
 from datetime import UTC, datetime, timedelta
 
 import functions_framework
+import pytest
 
 from functions.scaling.sources import QueryApiHistory
 from shared.clock import FrozenClock, set_clock
 from shared.topology import ROOT
-from tests.ingestion.otlp_builders import counter, histogram, request
+from tests.ingestion.otlp_builders import counter, gauge, histogram, request
 
 NOW = datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC)
 
@@ -79,3 +80,43 @@ def test_history_from_routing_and_cloud_run_metrics(fs, emulators) -> None:  # t
     assert eu_history.recent[last] == 40.0
     assert eu_history.hourly[start + timedelta(hours=1)] == 40.0
     assert inputs["asia-southeast1"].history.first_seen is None
+
+
+def test_capacity_samples_sum_instances_across_revisions_and_states(fs, emulators) -> None:  # type: ignore[no-untyped-def]
+    """Cloud Run's instance count has a series per revision and state: the capacity learned per
+    instance divides by their sum. Averaging them (the old query) halved the instance count and
+    doubled the capacity learned, so scaling set about half the minimum it should."""
+    from google.api_core.exceptions import AlreadyExists
+    from google.cloud import pubsub_v1
+
+    publisher = pubsub_v1.PublisherClient()
+    for name in ("metric-updates", "metrics"):
+        with contextlib.suppress(AlreadyExists):
+            publisher.create_topic(name=publisher.topic_path(emulators.project, name))
+    set_clock(FrozenClock(NOW))
+    client = functions_framework.create_app("ingest", str(ROOT / "main.py"), "http").test_client()
+    hour = NOW.replace(minute=0, second=0) - timedelta(hours=1)
+    minutes = [hour + timedelta(minutes=k, seconds=30) for k in range(60)]
+    instances = {("r-00041", "active"): 12.0, ("r-00041", "idle"): 4.0, ("r-00042", "active"): 6.0}
+    metrics = [
+        counter("cloudrun.request.count", [(t, 6000.0, {"response_code_class": "2xx"}) for t in minutes]),
+        gauge(
+            "cloudrun.container.instance.count",
+            [
+                (t, v, {"revision": rev, "state": state})
+                for t in minutes
+                for (rev, state), v in instances.items()
+            ],
+        ),
+        gauge("cloudrun.container.cpu.utilization", [(t, 0.6, {"revision": "r-00041"}) for t in minutes]),
+    ]
+    batch = request(metrics, service="persona-router", region="us-central1")
+    answer = client.post("/v1/metrics", data=batch.SerializeToString(), content_type="application/x-protobuf")
+    assert answer.status_code == 200, answer.data
+    inputs = QueryApiHistory("routing").inputs(
+        ["us-central1"], {"us-central1": "persona-router"}, NOW, days=1
+    )
+    [(rpm, running, cpu)] = inputs["us-central1"].capacity_samples
+    assert rpm == 6000.0
+    assert running == 22.0  # 12 + 4 + 6, not their mean 7.33
+    assert cpu == pytest.approx(0.6)

@@ -45,6 +45,8 @@ locals {
     ION_COLLECTOR_PROJECT       = local.serving_project
     ION_COLLECTOR_RUN_SERVICES  = join(",", distinct([for t in var.scaling_targets : t.service]))
     ION_COLLECTOR_SQL_INSTANCES = join(",", var.cloud_sql_instances)
+    # Alerts: the external dead man's switch each evaluation cycle pings.
+    ION_ALERTS_HEARTBEAT_URL = var.watchdog.heartbeat_url
   }
   serving_project = var.scaling_targets[0].project
   public_base_url = "https://${var.public_access.domain}"
