@@ -48,7 +48,7 @@ from shared.api_calls import ApiCall, read_calls, service_account_resource, sett
 ROOT = Path(__file__).resolve().parent.parent
 TERRAFORM = ROOT / "terraform"
 IAM = TERRAFORM / "iam"
-CALLS_DIR = ROOT / ".run" / "api-calls"
+CALLS_DIR = ROOT / ".run" / "api-calls"  # the test sessions' (one folder per session)
 # The symbolic project the needs and grants are written for: every project id gives the same proof.
 PROJECT = "PROJECT"
 
@@ -149,7 +149,7 @@ def example_variables(terraform: Path = TERRAFORM) -> dict[str, Any]:
 # --- needs ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Need:
     function: str
     permission: str
@@ -641,6 +641,15 @@ def check_session(
     return failures, notes
 
 
+def _latest(path: Path) -> Path:
+    """The folder of the test sessions' calls means its latest session's."""
+    if path == CALLS_DIR and path.is_dir():
+        sessions = sorted((p for p in path.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+        if sessions:
+            return sessions[-1]
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -655,7 +664,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "table":
         print(grants_table())
         return 0
-    calls = read_calls(args.calls)
+    calls = read_calls(_latest(args.calls))
     project = args.project or os.environ.get("GOOGLE_CLOUD_PROJECT", "ion-ops-test")
     deployment = Deployment()
     found = needs_of(calls, deployment, project)

@@ -169,9 +169,9 @@ class _Recorder:
 _recorder: _Recorder | None = None
 _install_lock = threading.Lock()
 
-# Settings that name resources (queues, accounts, tables, projects): a resource built from one is
-# related to the deployed value of the same setting by the check. The project is not among them:
-# the check renders Terraform for the recorded project.
+# A resource built from an ION_* setting (a queue, an account, a table, a project) is recorded with
+# that setting, and the check puts the deployed value in its place. These name no resource (the
+# process's own project is recorded as `project` and related by the check).
 _NOT_A_RESOURCE_SETTING = {"GOOGLE_CLOUD_PROJECT", "FUNCTION_TARGET", "K_SERVICE", ENV_VAR}
 
 
@@ -323,8 +323,11 @@ def _on_grpc(method: str, request: Any) -> None:
     if recorder is None:
         return
     method = method.lstrip("/")
+    publish = method == "google.pubsub.v1.Publisher/Publish"
+    if not publish and (_caller.get() or recorder.default_function) is None:
+        return  # no function's call (a test seeding data): not even read
     request = _raw(request)
-    if method == "google.pubsub.v1.Publisher/Publish":
+    if publish:
         # Sent by the client's batching thread: attribute to whoever published to this topic.
         with recorder._lock:
             callers = recorder.pending_publishes.pop(request.topic, set())

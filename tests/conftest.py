@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,11 +25,30 @@ from shared import api_calls, api_calls_apps  # noqa: E402
 # checked against the Terraform grants at the end of the session (pytest_sessionfinish below).
 # Set before anything imports a Google client, so every channel is intercepted; subprocesses
 # (devtools.serve, make run) inherit the variable and record into the same folder.
-API_CALLS_DIR = Path(__file__).resolve().parent.parent / ".run" / "api-calls"
+API_CALLS_ROOT = Path(__file__).resolve().parent.parent / ".run" / "api-calls"
+# One folder per session (its pid), so two sessions of one work tree never mix or clear each
+# other's calls; folders of sessions no longer running are removed.
+API_CALLS_DIR = API_CALLS_ROOT / f"session-{os.getpid()}"
+
+
+def _session_running(folder: Path) -> bool:
+    try:
+        os.kill(int(folder.name.removeprefix("session-")), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 if not os.environ.get(api_calls.ENV_VAR):
-    API_CALLS_DIR.mkdir(parents=True, exist_ok=True)
-    for _old in API_CALLS_DIR.glob("calls-*.jsonl"):
-        _old.unlink()
+    API_CALLS_ROOT.mkdir(parents=True, exist_ok=True)
+    for _old in API_CALLS_ROOT.iterdir():
+        if _old.is_dir() and not _session_running(_old):
+            shutil.rmtree(_old, ignore_errors=True)
+        elif _old.is_file():
+            _old.unlink()
+    API_CALLS_DIR.mkdir()
     os.environ[api_calls.ENV_VAR] = str(API_CALLS_DIR)
 api_calls_apps.install_from_env()
 
@@ -199,7 +219,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     terminalreporter.write_sep("-", "permission check (devtools/permissions.py)")
     terminalreporter.write_line(
         f"{api_calls.calls_made()} Google API calls in this process; {len(calls)} distinct calls of "
-        f"{len({c.function for c in calls})} functions, {len(methods)} methods, recorded under .run/api-calls"
+        f"{len({c.function for c in calls})} functions, {len(methods)} methods, recorded under {os.environ.get(api_calls.ENV_VAR)}"
     )
     for note in notes:
         terminalreporter.write_line(f"permission check note: {note}", yellow=True)
