@@ -22,24 +22,39 @@ from bench.alerts_data import T0  # noqa: E402
 
 
 class CountingStore:
-    """A state store counting what the engine asks of it: one query per rule (``snapshot``), and
-    per changed alert an ``apply`` (Firestore: a read and a conditional write)."""
+    """A state store counting what the engine asks of it: per rule a claim, a query of its open
+    states and a completion; per alert worth a write an ``apply`` (Firestore: a read and a
+    conditional write)."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
+        self.write_unchanged = store.write_unchanged
+        self.concurrent_writes = getattr(store, "concurrent_writes", 1)  # as deployed
         self.snapshots = 0
         self.applies = 0
 
     def snapshot(self, rule: str) -> Any:
-        self.snapshots += 1
         return self.store.snapshot(rule)
 
-    def apply(self, fingerprint: str, compute: Any) -> Any:
-        self.applies += 1
-        return self.store.apply(fingerprint, compute)
+    def open_states(self, rule: str) -> Any:
+        self.snapshots += 1
+        return self.store.open_states(rule)
 
-    def all_states(self) -> Any:
-        return self.store.all_states()
+    def claim(self, rule: str, now: Any) -> Any:
+        return self.store.claim(rule, now)
+
+    def complete(self, rule: str, now: Any) -> None:
+        self.store.complete(rule, now)
+
+    def cycles(self) -> Any:
+        return self.store.cycles()
+
+    def apply(self, rule: str, fingerprint: str, compute: Any) -> Any:
+        self.applies += 1
+        return self.store.apply(rule, fingerprint, compute)
+
+    def all_states(self, state: str | None = None, rule: str | None = None) -> Any:
+        return self.store.all_states(state, rule)
 
 
 def p95_rule(name: str = "bench-store") -> Any:
