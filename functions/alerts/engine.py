@@ -123,9 +123,8 @@ class Evaluator:
         return result
 
     def apply(self, rule: Any, observations: list[Observation], now: datetime) -> list[AlertTransition]:
-        claimed = self.store.claim(rule.name, now)
-        if claimed is None:
-            log.info("rule %s: a newer cycle already evaluated it; late cycle ignored", rule.name)
+        if not self.store.claim(rule.name, now):
+            log.info("rule %s: a newer cycle already started on it; late cycle ignored", rule.name)
             return []
         write_all = self.store.write_unchanged
         snapshot = self.store.open_states(rule.name)
@@ -134,7 +133,10 @@ class Evaluator:
         for fingerprint in sorted(set(by_fp) | {fp for fp, s in snapshot.items() if s.state in OPEN}):
             obs = by_fp.get(fingerprint)
             stored = snapshot.get(fingerprint)
-            new, _ = step(rule, stored, obs, now, claimed.completed_at)
+            # Whether an alert changes does not need the newest completed cycle: it only moves a
+            # steady firing alert's last_active_at, and an alert that stops being active changes
+            # either way. `apply` decides exactly, with the cycle record read beside the state.
+            new, _ = step(rule, stored, obs, now)
             if new is not None and (write_all or must_write(stored, new)):
                 changing.append((fingerprint, obs))
         overtaken: list[str] = []
@@ -148,8 +150,7 @@ class Evaluator:
                 if cycle is not None and cycle.claimed_at is not None and cycle.claimed_at > now:
                     overtaken.append(fingerprint)  # a newer cycle started on the rule: it decides
                     return None, None
-                completed = cycle.completed_at if cycle is not None else claimed.completed_at
-                new, moved = step(rule, fresh, obs, now, completed)
+                new, moved = step(rule, fresh, obs, now, cycle.completed_at if cycle is not None else None)
                 if moved is None and new is not None and not (write_all or must_write(fresh, new)):
                     return None, None
                 return new, moved
@@ -170,7 +171,8 @@ class Evaluator:
         if overtaken:
             # Not every decision was applied, so this cycle cannot stand for the alerts it skipped.
             log.info("rule %s: overtaken by a newer cycle, %d alerts left to it", rule.name, len(overtaken))
-        else:
+        elif snapshot or changing:
+            # A rule with nothing open needs no record of this cycle: no state stands on it.
             self.store.complete(rule.name, now)
         return moved
 

@@ -28,7 +28,7 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel
@@ -80,11 +80,32 @@ class AlertState(BaseModel):
 class RuleCycle(BaseModel):
     """The cycles of one rule (``alert_cycles/<rule>``): ``claimed_at``, the newest cycle that
     started applying it (an older one is late and ignored); ``completed_at``, the newest that
-    applied every decision it made (every open state was seen by it as stored or written by it)."""
+    applied every decision it made (every open state was seen by it as stored or written by it).
+    Stored as epoch microseconds: Firestore's server-side maximum works on numbers only, and with it
+    a cycle records itself in one write, no read, never retried."""
 
     rule: str
-    claimed_at: AwareDatetime | None = None
-    completed_at: AwareDatetime | None = None
+    claimed_us: int | None = None
+    completed_us: int | None = None
+
+    @property
+    def claimed_at(self) -> datetime | None:
+        return from_us(self.claimed_us)
+
+    @property
+    def completed_at(self) -> datetime | None:
+        return from_us(self.completed_us)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_us(at: datetime) -> int:
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(us: int | None) -> datetime | None:
+    return None if us is None else _EPOCH + timedelta(microseconds=us)
 
 
 @dataclass
@@ -289,9 +310,9 @@ class StateStore(Protocol):
         """The pending and firing states of ``rule``: all a cycle reads besides what it observes."""
         ...
 
-    def claim(self, rule: str, now: datetime) -> RuleCycle | None:
-        """Record that the cycle at ``now`` starts on ``rule`` and return the record as it was; None
-        when a cycle at or after ``now`` already did (this one is late)."""
+    def claim(self, rule: str, now: datetime) -> bool:
+        """Record that the cycle at ``now`` starts on ``rule``; False when a newer cycle already
+        did (this one is late)."""
         ...
 
     def complete(self, rule: str, now: datetime) -> None:
@@ -324,19 +345,18 @@ class MemoryStateStore:
         with self._lock:
             return {k: v for k, v in self._states.items() if v.rule == rule and v.state in OPEN}
 
-    def claim(self, rule: str, now: datetime) -> RuleCycle | None:
+    def claim(self, rule: str, now: datetime) -> bool:
         with self._lock:
             cycle = self._cycles.get(rule) or RuleCycle(rule=rule)
-            if cycle.claimed_at is not None and now <= cycle.claimed_at:
-                return None
-            self._cycles[rule] = cycle.model_copy(update={"claimed_at": now})
-            return cycle
+            claimed = max(cycle.claimed_us or 0, to_us(now))
+            self._cycles[rule] = cycle.model_copy(update={"claimed_us": claimed})
+            return claimed <= to_us(now)
 
     def complete(self, rule: str, now: datetime) -> None:
         with self._lock:
             cycle = self._cycles.get(rule) or RuleCycle(rule=rule)
-            if cycle.completed_at is None or cycle.completed_at < now:
-                self._cycles[rule] = cycle.model_copy(update={"completed_at": now})
+            completed = max(cycle.completed_us or 0, to_us(now))
+            self._cycles[rule] = cycle.model_copy(update={"completed_us": completed})
 
     def cycles(self) -> dict[str, RuleCycle]:
         with self._lock:
@@ -407,56 +427,27 @@ class FirestoreStateStore:
             for doc in self.client.collection(CYCLES_COLLECTION).stream()
         }
 
-    def _update_cycle(
-        self, rule: str, decide: Callable[[RuleCycle], dict[str, Any] | None]
-    ) -> RuleCycle | None:
-        """Read the rule's cycle record and write what ``decide`` asks (None: write nothing), on
-        the precondition that the record is unchanged; returns the record as read, None if
-        nothing was written."""
-        from google.api_core.exceptions import AlreadyExists, FailedPrecondition, NotFound
-
-        from shared.firestore import backoff
-
+    def _record(self, rule: str, fields: dict[str, Any]) -> Any:
+        """One write to the rule's cycle record, created if absent; its field transforms' results."""
         ref = self.client.collection(CYCLES_COLLECTION).document(rule)
-        for round_ in range(APPLY_ROUNDS):
-            if round_:
-                backoff(round_, base_delay=0.01, max_delay=0.5)
-            snap = ref.get()
-            cycle = RuleCycle.model_validate(snap.to_dict()) if snap.exists else RuleCycle(rule=rule)
-            fields = decide(cycle)
-            if fields is None:
-                return None
-            try:
-                if snap.exists:
-                    ref.update(fields, option=self.client.write_option(last_update_time=snap.update_time))
-                else:
-                    ref.create({**cycle.model_dump(), **fields})
-            except (FailedPrecondition, AlreadyExists, NotFound):
-                continue  # another cycle wrote the record first: read it again
-            return cycle
-        raise RuntimeError(f"the cycle record of {rule} kept changing under {APPLY_ROUNDS} cycles")
+        return ref.set({"rule": rule, **fields}, merge=True).transform_results
 
-    def claim(self, rule: str, now: datetime) -> RuleCycle | None:
+    def claim(self, rule: str, now: datetime) -> bool:
         if self.write_unchanged:
-            return RuleCycle(rule=rule)
+            return True
+        from google.cloud.firestore_v1.transforms import Maximum
 
-        def decide(cycle: RuleCycle) -> dict[str, Any] | None:
-            if cycle.claimed_at is not None and now <= cycle.claimed_at:
-                return None
-            return {"claimed_at": now, "expire_at": now + KEEP_CYCLE}
-
-        return self._update_cycle(rule, decide)
+        # The server keeps the newest claim and says which it is: no read, no retry under contention.
+        # (A late cycle's write still sets expire_at, a few seconds earlier: harmless.)
+        newest = self._record(rule, {"claimed_us": Maximum(to_us(now)), "expire_at": now + KEEP_CYCLE})
+        return int(newest[0].integer_value) <= to_us(now)
 
     def complete(self, rule: str, now: datetime) -> None:
         if self.write_unchanged:
             return
+        from google.cloud.firestore_v1.transforms import Maximum
 
-        def decide(cycle: RuleCycle) -> dict[str, Any] | None:
-            if cycle.completed_at is not None and now <= cycle.completed_at:
-                return None
-            return {"completed_at": now}
-
-        self._update_cycle(rule, decide)
+        self._record(rule, {"completed_us": Maximum(to_us(now))})
 
     def apply(self, rule: str, fingerprint: str, compute: Compute) -> AlertTransition | None:
         from google.api_core.exceptions import AlreadyExists, FailedPrecondition, NotFound

@@ -160,7 +160,7 @@ def test_a_cycle_overtaken_while_it_runs_stops_writing(fs) -> None:  # type: ign
 
         def open_states(self, rule_name: str) -> dict[str, Any]:
             states = super().open_states(rule_name)
-            assert FirestoreStateStore().claim(rule_name, T0 + 3 * M) is not None
+            assert FirestoreStateStore().claim(rule_name, T0 + 3 * M)
             return states
 
     Evaluator(source, FirestoreStateStore()).run([r], T0 + 1 * M)  # us fires
