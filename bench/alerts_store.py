@@ -30,7 +30,6 @@ class CountingStore:
     def __init__(self, store: Any) -> None:
         self.store = store
         self.write_unchanged = store.write_unchanged
-        self.concurrent_writes = getattr(store, "concurrent_writes", 1)  # as deployed
         self.snapshots = 0
         self.applies = 0
 
@@ -53,6 +52,10 @@ class CountingStore:
     def apply(self, rule: str, fingerprint: str, compute: Any) -> Any:
         self.applies += 1
         return self.store.apply(rule, fingerprint, compute)
+
+    def apply_all(self, rule: str, items: list[Any]) -> Any:
+        self.applies += len(items)
+        return self.store.apply_all(rule, items)
 
     def all_states(self, state: str | None = None, rule: str | None = None) -> Any:
         return self.store.all_states(state, rule)
@@ -129,7 +132,7 @@ def _cycles(store: Any, firing: int, steady: int) -> Figures:
     return out
 
 
-def store_cycles(sizes: tuple[int, ...] = (100, 1_000), steady: int = 3) -> dict[int, dict[str, Figures]]:
+def store_cycles(sizes: tuple[int, ...] = (100, 1_000), steady: int = 5) -> dict[int, dict[str, Figures]]:
     """Per size, the same alerts through the in-memory store and, on one fresh Firestore emulator
     (emptied between runs), the store as it was (``write_unchanged=True``: every decision written,
     every state of the rule read) and as it is (changes only, open states only)."""

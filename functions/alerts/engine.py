@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -32,7 +31,16 @@ from functions.alerts.rules import (
     compare,
 )
 from functions.alerts.source import MetricSource, Query
-from functions.alerts.state import OPEN, AlertState, Observation, RuleCycle, StateStore, must_write, step
+from functions.alerts.state import (
+    OPEN,
+    AlertState,
+    Compute,
+    Observation,
+    RuleCycle,
+    StateStore,
+    must_write,
+    step,
+)
 from shared.logging import get_logger
 from shared.messages import AlertTransition
 from shared.metrics.query import Series
@@ -141,9 +149,7 @@ class Evaluator:
                 changing.append((fingerprint, obs))
         overtaken: list[str] = []
 
-        def commit(item: tuple[str, Observation | None]) -> AlertTransition | None:
-            fingerprint, obs = item
-
+        def decider(fingerprint: str, obs: Observation | None) -> Compute:
             def compute(
                 fresh: AlertState | None, cycle: RuleCycle | None
             ) -> tuple[AlertState | None, AlertTransition | None]:
@@ -155,15 +161,9 @@ class Evaluator:
                     return None, None
                 return new, moved
 
-            return self.store.apply(rule.name, fingerprint, compute)
+            return compute
 
-        # Each alert is its own optimistic write: a networked store (Firestore) takes several at once.
-        workers = min(len(changing), getattr(self.store, "concurrent_writes", 1))
-        if workers > 1:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                outcomes = list(pool.map(commit, changing))
-        else:
-            outcomes = [commit(item) for item in changing]
+        outcomes = self.store.apply_all(rule.name, [(fp, decider(fp, obs)) for fp, obs in changing])
         moved = [t for t in outcomes if t is not None]
         if self.publish is not None:
             for transition in moved:

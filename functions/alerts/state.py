@@ -323,6 +323,10 @@ class StateStore(Protocol):
 
     def apply(self, rule: str, fingerprint: str, compute: Compute) -> AlertTransition | None: ...
 
+    def apply_all(self, rule: str, items: list[tuple[str, Compute]]) -> list[AlertTransition | None]:
+        """``apply`` for every ``(fingerprint, compute)``, in order; a networked store batches them."""
+        ...
+
     def all_states(self, state: str | None = None, rule: str | None = None) -> list[AlertState]: ...
 
 
@@ -371,6 +375,9 @@ class MemoryStateStore:
                 self.transitions.append(moved)
             return moved
 
+    def apply_all(self, rule: str, items: list[tuple[str, Compute]]) -> list[AlertTransition | None]:
+        return [self.apply(rule, fingerprint, compute) for fingerprint, compute in items]
+
     def all_states(self, state: str | None = None, rule: str | None = None) -> list[AlertState]:
         with self._lock:
             return [
@@ -389,7 +396,10 @@ class FirestoreStateStore:
     ``write_unchanged=True`` is the store as it was before cycle records (every decision written,
     every state of the rule read): only the bench uses it, to measure the old cost beside the new."""
 
-    concurrent_writes = 16  # alerts applied at once by the engine (each write is independent)
+    concurrent_writes = 16  # batches committed at once (each is independent)
+    # Alerts per batch: one read and one commit for up to this many changes (at most 2 writes each,
+    # well under a batch's 500); a batch that loses a race is applied again one alert at a time.
+    batch_alerts = 50
 
     def __init__(self, write_unchanged: bool = False) -> None:
         from shared.firestore import get_firestore
@@ -449,6 +459,73 @@ class FirestoreStateStore:
 
         self._record(rule, {"completed_us": Maximum(to_us(now))})
 
+    def apply_all(self, rule: str, items: list[tuple[str, Compute]]) -> list[AlertTransition | None]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # The old store (the bench's baseline) wrote one alert per batch; so does it here.
+        size = 1 if self.write_unchanged else self.batch_alerts
+        chunks = [items[i : i + size] for i in range(0, len(items), size)]
+
+        def one(chunk: list[tuple[str, Compute]]) -> list[AlertTransition | None]:
+            if len(chunk) == 1:
+                return [self.apply(rule, *chunk[0])]
+            return self._apply_chunk(rule, chunk)
+
+        workers = min(len(chunks), self.concurrent_writes)
+        if workers <= 1:
+            return [t for chunk in chunks for t in one(chunk)]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return [t for done in pool.map(one, chunks) for t in done]
+
+    def _apply_chunk(self, rule: str, chunk: list[tuple[str, Compute]]) -> list[AlertTransition | None]:
+        """Several alerts in one read and one atomic batch, each state on its own precondition;
+        if any of them changed meanwhile the batch commits nothing and each is applied alone."""
+        from google.api_core.exceptions import AlreadyExists, FailedPrecondition, NotFound
+
+        refs = [self.client.collection(STATES_COLLECTION).document(fp) for fp, _ in chunk]
+        cycle_ref = self.client.collection(CYCLES_COLLECTION).document(rule)
+        read = {s.reference.path: s for s in self.client.get_all([*refs, cycle_ref])}
+        cycle_snap = read[cycle_ref.path]
+        cycle = RuleCycle.model_validate(cycle_snap.to_dict()) if cycle_snap.exists else None
+        batch = self.client.batch()
+        moved: list[AlertTransition | None] = []
+        for ref, (_, compute) in zip(refs, chunk, strict=True):
+            snap = read[ref.path]
+            new, transition = compute(
+                AlertState.model_validate(snap.to_dict()) if snap.exists else None, cycle
+            )
+            self._stage(batch, ref, snap, new, transition)
+            moved.append(transition)
+        if len(batch) == 0:
+            return moved
+        try:
+            batch.commit()
+        except (FailedPrecondition, AlreadyExists, NotFound):
+            return [self.apply(rule, fp, compute) for fp, compute in chunk]
+        return moved
+
+    def _stage(
+        self, batch: Any, ref: Any, snap: Any, new: AlertState | None, moved: AlertTransition | None
+    ) -> None:
+        """The state's write on the precondition that it is the version read (created only if still
+        absent), and the transition's outbox document (created only once)."""
+        if new is not None:
+            if snap.exists:
+                guard = self.client.write_option(last_update_time=snap.update_time)
+                batch.update(ref, new.model_dump(), option=guard)
+            else:
+                batch.create(ref, new.model_dump())
+        if moved is not None:
+            batch.create(
+                self.client.collection(OUTBOX_COLLECTION).document(moved.transition_id),
+                {
+                    "transition": moved.model_dump(mode="json"),
+                    "published": False,
+                    "created_at": moved.evaluated_at,
+                    "expire_at": moved.evaluated_at + OUTBOX_KEEP,
+                },
+            )
+
     def apply(self, rule: str, fingerprint: str, compute: Compute) -> AlertTransition | None:
         from google.api_core.exceptions import AlreadyExists, FailedPrecondition, NotFound
 
@@ -456,7 +533,6 @@ class FirestoreStateStore:
 
         ref = self.client.collection(STATES_COLLECTION).document(fingerprint)
         cycle_ref = None if self.write_unchanged else self.client.collection(CYCLES_COLLECTION).document(rule)
-        outbox = self.client.collection(OUTBOX_COLLECTION)
         # Optimistic concurrency, not a read-write transaction: read, decide, then write the state
         # only if it is still the version we read (create only if still absent), together with the
         # transition, in one atomic batch. A racer that lost re-reads and decides again, so two
@@ -480,22 +556,7 @@ class FirestoreStateStore:
             if new is None and moved is None:
                 return None
             batch = self.client.batch()
-            if new is not None:
-                if snap.exists:
-                    guard = self.client.write_option(last_update_time=snap.update_time)
-                    batch.update(ref, new.model_dump(), option=guard)
-                else:
-                    batch.create(ref, new.model_dump())
-            if moved is not None:
-                batch.create(
-                    outbox.document(moved.transition_id),
-                    {
-                        "transition": moved.model_dump(mode="json"),
-                        "published": False,
-                        "created_at": moved.evaluated_at,
-                        "expire_at": moved.evaluated_at + OUTBOX_KEEP,
-                    },
-                )
+            self._stage(batch, ref, snap, new, moved)
             try:
                 batch.commit()
             except (FailedPrecondition, AlreadyExists, NotFound):

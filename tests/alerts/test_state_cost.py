@@ -55,7 +55,10 @@ def test_a_steady_firing_alert_is_not_written_again(fs) -> None:  # type: ignore
     )
     store = FirestoreStateStore()
     evaluator = Evaluator(source, store)
-    assert len(evaluator.run([r], T0 + 1 * M).transitions) == 3
+    with FirestoreOps() as ops:
+        assert len(evaluator.run([r], T0 + 1 * M).transitions) == 3
+    assert ops.commits == 3  # the claim, the three alerts in one batch, the completion
+    assert ops.writes[STATES_COLLECTION] == ops.writes[OUTBOX_COLLECTION] == 3
     with FirestoreOps() as ops:
         for minute in (2, 3):
             assert evaluator.run([r], T0 + minute * M).transitions == []
@@ -175,7 +178,7 @@ def test_a_cycle_overtaken_while_it_runs_stops_writing(fs) -> None:  # type: ign
 
 def test_cycles_racing_at_different_times_make_each_transition_once(fs) -> None:  # type: ignore[no-untyped-def]
     r = rule(op=">", threshold=10, window="1m", group_by=["region"])
-    regions = [f"r{i}" for i in range(6)]
+    regions = [f"r{i}" for i in range(10)]
     source = by_minute({region: [12.0, 12.0, 12.0] for region in regions})
     barrier = threading.Barrier(6)
     results: list[list[AlertTransition]] = []
@@ -183,13 +186,17 @@ def test_cycles_racing_at_different_times_make_each_transition_once(fs) -> None:
 
     def evaluate(offset_ms: int) -> None:
         try:
-            evaluator = Evaluator(source, FirestoreStateStore())
+            store = FirestoreStateStore()
+            store.batch_alerts = 3  # several batches per cycle, each racing the other cycles'
+            evaluator = Evaluator(source, store)
             barrier.wait()
             results.append(evaluator.run([r], T0 + 2 * M + timedelta(milliseconds=offset_ms)).transitions)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    threads = [threading.Thread(target=evaluate, args=(k * 7,)) for k in range(6)]
+    # In pairs at one time: both of a pair pass the claim and race on the states (a batch that
+    # loses is applied again alert by alert); a later pair overtakes an earlier one.
+    threads = [threading.Thread(target=evaluate, args=(k // 2 * 7,)) for k in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
