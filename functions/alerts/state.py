@@ -149,12 +149,13 @@ def effective(stored: AlertState, completed_at: datetime | None) -> AlertState:
     so every completed cycle after ``evaluated_at`` saw it as stored: still pending, or still firing,
     and still active if it was active when written (``last_active_at == evaluated_at``; a firing
     alert that stops being active is written then, with its last active time)."""
-    done = completed_at
-    if done is None or stored.state not in OPEN or stored.evaluated_at is None or done <= stored.evaluated_at:
+    if stored.state not in OPEN or completed_at is None or stored.evaluated_at is None:
         return stored
-    update: dict[str, Any] = {"evaluated_at": done}
+    if completed_at <= stored.evaluated_at:
+        return stored
+    update: dict[str, Any] = {"evaluated_at": completed_at}
     if stored.state == "firing" and _active_when_written(stored):
-        update["last_active_at"] = done
+        update["last_active_at"] = completed_at
     return stored.model_copy(update=update)
 
 
@@ -171,7 +172,7 @@ def _active_when_written(state: AlertState) -> bool:
 
 def _moved(old: float | None, new: float | None, floor: float | None) -> bool:
     if old is None or new is None:
-        return old is not new
+        return (old is None) != (new is None)
     scale = VALUE_TOLERANCE * abs(floor) if floor is not None and math.isfinite(floor) else 0.0
     return not math.isclose(old, new, rel_tol=VALUE_TOLERANCE, abs_tol=scale)
 
@@ -389,12 +390,13 @@ class MemoryStateStore:
 
 class FirestoreStateStore:
     """States in Firestore ``alert_states/<fingerprint>`` and each rule's cycle record in
-    ``alert_cycles/<rule>``; each change re-reads the state (and the record), decides again and
-    writes the state together with the transition in the outbox ``alert_transitions/<transition_id>``
+    ``alert_cycles/<rule>``; changes re-read their states (and the record), decide again and write
+    each state together with its transition in the outbox ``alert_transitions/<transition_id>``
     (``published: false`` until Pub/Sub has it), on the precondition that the state is unchanged.
 
     ``write_unchanged=True`` is the store as it was before cycle records (every decision written,
-    every state of the rule read): only the bench uses it, to measure the old cost beside the new."""
+    every state of the rule read, one alert per batch): only the bench uses it, to measure the old
+    cost beside the new."""
 
     concurrent_writes = 16  # batches committed at once (each is independent)
     # Alerts per batch: one read and one commit for up to this many changes (at most 2 writes each,
