@@ -147,7 +147,11 @@ def test_a_forged_key_is_refused_without_a_firestore_read_or_a_cache_entry(
     guard = get_service().guard
     assert guard.customer_keys is not None
     reads.documents = reads.queries = 0
-    forged = [forged_key() for _ in range(50)] + [forged_key(real[4:16]) for _ in range(10)]
+    forged = (
+        [forged_key() for _ in range(50)]  # random key ids, random tags
+        + [forged_key(real[4:16]) for _ in range(10)]  # a real key id, a random tag
+        + [f"ion_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}" for _ in range(25)]  # unsigned shape
+    )
     answers = [_post(client, key) for key in forged]
     assert {a.status_code for a in answers} == {401}
     assert answers[0].get_json()["detail"] == "This customer API key is not valid."
