@@ -17,8 +17,9 @@ but never an outage). Redis keys name a hash of the API key, never the key itsel
 Customer keys (issued by the health capability) are screened (their HMAC tag, no I/O) and then
 resolved by ``customer_keys.py``, and have their own rate-limit bucket each.
 
-A request refused for its key counts against the failure limit of its client address and key id
-(``auth_failures.py``): past it, 429 with ``Retry-After`` instead of 401. Valid keys never count.
+A request refused for its key counts against the failure limits of its client address and its key
+id prefix (``auth_failures.py``): past either, 429 with ``Retry-After`` instead of 401. Valid keys
+never count.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from functions.routing.auth_failures import FailureLimiter, retry_after
+from functions.routing.auth_failures import FailureLimiter, retry_after, subjects
 from functions.routing.customer_keys import CustomerKeys, CustomerKeySettings, KeyRefused
 from shared import customer_keys as ck
 from shared.logging import get_logger
@@ -202,7 +203,7 @@ class ApiKeyGuard:
     def admit(self, presented: str | None, client: str = "unknown") -> tuple[dict[str, str], str | None]:
         """(headers, customer id or None) for an operator or customer key from ``client`` (its
         address, see ``auth_failures.client_address``); raises ``AccessDenied``, ``RateLimited``
-        (its ``customer`` set for a customer key; also when ``client`` or the key id has had too
+        (its ``customer`` set for a customer key; also when ``client`` or the key id prefix has had too
         many refusals) or ``KeyStoreUnavailable``."""
         try:
             return self._admit(presented, client)
@@ -227,7 +228,7 @@ class ApiKeyGuard:
         if key.legacy and self.failures is not None:
             # Inside the migration window a legacy key costs a lookup: none for a client already
             # refused for too many failures (this instance's memory; no I/O).
-            wait = self.failures.blocked(self._subjects(client, key.key_id))
+            wait = self.failures.blocked(subjects(client, key.key_id))
             if wait > 0:
                 raise self._too_many_failures(wait)
         customer = self.customer_keys.lookup(key, presented)
@@ -239,17 +240,13 @@ class ApiKeyGuard:
             limited.customer = customer
             raise
 
-    @staticmethod
-    def _subjects(client: str, key_id: str | None) -> list[str]:
-        return [f"ip:{client}", *([f"key:{key_id}"] if key_id else [])]
-
     def _refused(self, denied: AccessDenied, presented: str | None, client: str) -> Exception:
         """What to raise for a refused key: ``denied`` (401), or ``RateLimited`` (429) once the
-        client address or the key id has had too many refusals."""
+        client address or the key id prefix has had too many refusals."""
         if self.failures is None:
             self._metrics.rejected.add(1, (("reason", "api_key"),))
             return denied
-        wait = self.failures.charge(self._subjects(client, ck.key_id_of(presented) if presented else None))
+        wait = self.failures.charge(subjects(client, ck.key_id_of(presented) if presented else None))
         if wait <= 0:
             self._metrics.rejected.add(1, (("reason", "api_key"),))
             return denied
@@ -260,7 +257,7 @@ class ApiKeyGuard:
         self._metrics.rejected.add(1, (("reason", "rate_limit"),))
         retry = retry_after(wait)
         return RateLimited(
-            f"Too many requests refused for their API key from this client or with this key id "
+            f"Too many requests refused for their API key from this client or with this key id prefix "
             f"(at most {self.failures.describe()}); retry in {retry} s with a valid X-API-Key.",
             headers={"Retry-After": str(retry)},
             retry_after=retry,

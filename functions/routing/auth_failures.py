@@ -1,8 +1,8 @@
 """Repeated authentication failures are limited: a request refused for its API key (missing,
 unknown, forged, revoked) costs a token from a failure bucket of its client address and, for a
-customer-shaped key, one of its key id. Once either bucket is empty, such requests are answered
-429 with ``Retry-After`` instead of 401 until it refills (``ION_AUTH_FAILURE_LIMIT`` failures,
-refilled over ``ION_AUTH_FAILURE_WINDOW_SECONDS``).
+customer-shaped key, one of its key id prefix (the first 4 hex characters of the key id). Once
+either bucket is empty, such requests are answered 429 with ``Retry-After`` instead of 401 until
+it refills (``ION_AUTH_FAILURE_LIMIT`` failures, refilled over ``ION_AUTH_FAILURE_WINDOW_SECONDS``).
 
 Only failures are counted and only failures are refused: a valid key is never turned away by
 this limit, so neither a neighbour behind the same address nor someone who knows a key id (key
@@ -63,6 +63,15 @@ return waits
 
 REDIS_PREFIX = "ion:routing:authfail:"
 MAX_TRACKED = 10_000
+# The key-id bucket is the key id's first 4 hex characters: at most 65,536 buckets whatever key
+# ids a client invents, and guesses at one real key id from many addresses still share one.
+KEY_ID_PREFIX_HEX = 4
+
+
+def subjects(client: str, key_id: str | None) -> list[str]:
+    """The failure buckets a refused request counts against: its client address and, for a
+    customer-shaped key, its key id prefix."""
+    return [f"ip:{client}", *([f"key:{key_id[:KEY_ID_PREFIX_HEX]}"] if key_id else [])]
 
 
 def client_address(forwarded_for: str | None, remote_addr: str | None, hop: int = -1) -> str:
@@ -92,13 +101,15 @@ class _Bucket:
 
 
 def _bounded(table: dict[str, Any], now: float, alive: Callable[[Any], bool]) -> None:
-    """Keep ``table`` under ``MAX_TRACKED``: drop what is no longer alive, then the oldest half."""
+    """Keep ``table`` under ``MAX_TRACKED``: drop what is no longer alive and, if that freed less
+    than a quarter, the oldest entries down to half (so a full table costs one scan per
+    ``MAX_TRACKED / 4`` new subjects at most)."""
     if len(table) < MAX_TRACKED:
         return
     for name in [name for name, value in table.items() if not alive(value)]:
         del table[name]
-    if len(table) >= MAX_TRACKED:
-        for name in list(table)[: len(table) // 2]:
+    if len(table) > MAX_TRACKED * 3 // 4:
+        for name in list(table)[: len(table) - MAX_TRACKED // 2]:
             del table[name]
 
 

@@ -278,6 +278,7 @@ def test_the_client_is_the_last_forwarded_hop_so_a_written_first_hop_does_not_do
 
 @pytest.mark.emulators
 def test_refusals_for_one_key_id_from_many_addresses_are_limited(fs: Any, make_client: Any) -> None:
+    """Counted by key id prefix (4 hex characters): bounded however many ids a client invents."""
     real = _issue()
     client = make_client(ION_AUTH_FAILURE_LIMIT="3")
     key_id = real[4:16]
