@@ -228,6 +228,25 @@ def test_inside_the_migration_window_keys_issued_before_signing_still_work_until
 
 
 @pytest.mark.emulators
+def test_in_the_window_a_refused_client_gets_no_lookup_for_unsigned_keys(
+    fs: Any, make_client: Any, reads: FirestoreReads
+) -> None:
+    """Unsigned keys are the one shape an attacker can still make look-up-worthy: from a client
+    this instance has already refused, they are 429 without a read."""
+    registry.create_customer(CustomerIn(id="acme", name="acme"))
+    old = legacy_key()
+    until = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
+    client = make_client(ION_CUSTOMER_KEY_LEGACY_UNTIL=until, ION_AUTH_FAILURE_LIMIT="2")
+    reads.documents = 0
+    sprayed = [f"ion_{secrets.token_hex(6)}_{secrets.token_urlsafe(32)}" for _ in range(10)]
+    assert [_post(client, key).status_code for key in sprayed] == [401, 401] + [429] * 8
+    assert reads.documents == 3  # the third finds the bucket empty after its lookup; then none
+    assert _post(client, old).status_code == 429  # held back with the client, not looked up
+    assert reads.documents == 3
+    assert _post(client, old, ip="198.51.100.20").status_code == 200  # from anywhere else it works
+
+
+@pytest.mark.emulators
 def test_the_admin_api_shows_which_keys_predate_signing_so_they_can_be_reissued(fs: Any) -> None:
     import functions_framework
 
