@@ -165,6 +165,7 @@ class RehearsalStack:
         self.secret_values = {
             "ion-api-keys": ",".join(random_secret(40) for _ in range(2)),
             "request-id-secret": random_secret(64),
+            "customer-key-secret": random_secret(64),
             "slack-bot-token": "xoxb-" + random_secret(40),
             "pagerduty-routing-key": random_secret(32),
             "smtp-password": random_secret(24),
