@@ -156,7 +156,7 @@ def bench_routing_keys(requests: int, rounds: int = 7) -> dict[str, float]:
     from functions.routing.settings import get_routing_settings
     from shared.customer_keys import hash_key, new_key
 
-    key_id, customer_key = new_key()
+    key_id, customer_key = new_key(CustomerKeySettings().signing_secrets()[0])
     records = {key_id: ("acme", hash_key(customer_key))}
     body = b'{"resonance_key": "calm-flowing-seek-advice", "user_id": "bench-user"}'
     client = functions_framework.create_app("route", str(ROOT / "main.py"), "http").test_client()

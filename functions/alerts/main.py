@@ -9,7 +9,8 @@ HTTP (``evaluate_alerts``; locally every path of the capability's port):
 - ``POST /v1/tune`` — the tuning job (daily): recommendations from the last 7 days, stored in
   Firestore ``alert_recommendations/latest`` and returned.
 - ``GET /v1/recommendations`` — the latest stored recommendations.
-- ``GET /v1/alerts[?state=firing|pending|resolved|inactive][&rule=NAME]`` — current alert states.
+- ``GET /v1/alerts[?state=firing|pending|resolved|inactive][&rule=NAME]`` — current alert states
+  (quiet ones are kept 35 days after they last went quiet, 1 day if they never fired).
 - ``GET /v1/rules`` — the loaded rules. ``GET /health``.
 
 Pub/Sub (``evaluate_alerts_on_ingest``, topic ``metric-updates``): evaluates at once the rules
@@ -174,18 +175,18 @@ class AlertsQuery(BaseModel):
 def list_alerts(request: flask.Request) -> dict[str, Any]:
     from pydantic import ValidationError
 
-    from functions.alerts.state import FirestoreStateStore
+    from functions.alerts.state import FirestoreStateStore, effective
     from shared.http import validation_errors
 
     try:
         query = AlertsQuery.model_validate(request.args.to_dict())
     except ValidationError as exc:
         raise Problem(422, "Invalid query parameters.", errors=validation_errors(exc)) from None
-    states = [
-        s
-        for s in FirestoreStateStore().all_states()
-        if (query.state is None or s.state == query.state) and (query.rule is None or s.rule == query.rule)
-    ]
+    store = FirestoreStateStore()
+    # A steady alert is not rewritten every cycle: its rule's newest completed cycle says how
+    # recently it was evaluated (and, if active, last seen active), as the old rewrite did.
+    done = {name: cycle.completed_at for name, cycle in store.cycles().items()}
+    states = [effective(s, done.get(s.rule)) for s in store.all_states(query.state, query.rule)]
     states.sort(key=lambda s: (s.rule, s.fingerprint))
     return {"alerts": [s.model_dump(mode="json") for s in states]}
 

@@ -68,6 +68,9 @@ class KeyView(BaseModel):
     customer_id: str
     created_at: datetime
     revoked_at: datetime | None = None
+    # False: issued before keys were signed; routing refuses it outside a migration window, so
+    # issue the customer a new key and revoke this one.
+    signed: bool = False
 
 
 class _EventBase(BaseModel):

@@ -12,6 +12,7 @@ import orjson
 from pydantic import ValidationError
 
 from functions.routing.auth import AccessDenied, RateLimited
+from functions.routing.auth_failures import client_address
 from functions.routing.customer_keys import KeyStoreUnavailable
 from functions.routing.engine import INTENTS, PACES, PERSONAS, TONES, persona_profiles
 from functions.routing.feedback_service import FeedbackStoreUnavailable, UnknownRequestId
@@ -204,7 +205,10 @@ def handle(request: flask.Request) -> flask.Response:
     presented = request.headers.get("X-API-Key")
     if path != "/health" and service.guard.applies(presented):
         try:
-            extra_headers, customer = service.guard.admit(presented)
+            client = client_address(
+                request.headers.get("X-Forwarded-For"), request.remote_addr, service.settings.client_ip_hop
+            )
+            extra_headers, customer = service.guard.admit(presented, client)
         except AccessDenied as denied:
             response = Problem(401, denied.detail, headers=denied.headers).to_response(path)
         except RateLimited as limited:
