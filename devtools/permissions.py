@@ -249,12 +249,17 @@ def needs_of(
         because = call.method.rsplit("/", 1)[-1] + (f"[{call.detail}]" if call.detail else "")
         for permission in permissions:
             out.needs.add(Need(call.function, permission, resource, because))
-    for function, secrets in deployment.secrets().items():
-        for env, secret in sorted(secrets.items()):
-            out.needs.add(
-                Need(function, "secretmanager.versions.access", secret, f"runtime: secret env {env}")
-            )
     return out
+
+
+def runtime_needs(deployment: Deployment) -> set[Need]:
+    """What the platform does as each function's identity, read from the deployment rather than
+    recorded: Cloud Run reads each secret environment variable's secret at instance start."""
+    return {
+        Need(function, "secretmanager.versions.access", secret, f"runtime: secret env {env}")
+        for function, secrets in deployment.secrets().items()
+        for env, secret in secrets.items()
+    }
 
 
 def _substitute(resource: str, test_value: str, deployed_value: str) -> str | None:
@@ -520,7 +525,7 @@ def check(
     needs: Iterable[Need], deployment: Deployment | None = None, why: Justifications | None = None
 ) -> Report:
     deployment = deployment or Deployment()
-    needs = set(needs)
+    needs = set(needs) | runtime_needs(deployment)
     grants = deployment.grants()
     report = Report(errors=list(deployment.errors))
     report.gaps = gaps(needs, grants)
@@ -582,8 +587,8 @@ def _short(resource: str) -> str:
 
 
 def grants_table(needs: set[Need] | None = None, deployment: Deployment | None = None) -> str:
-    needs = load_needs() if needs is None else needs
     deployment = deployment or Deployment()
+    needs = (load_needs() if needs is None else needs) | runtime_needs(deployment)
     why = justifications()
     rows = ["| function | role | on | permissions used | by the calls |", "|---|---|---|---|---|"]
     for function, function_grants in sorted(deployment.grants().items()):
@@ -632,7 +637,7 @@ def check_session(
     deployment = Deployment()
     found = needs_of(calls, deployment, project)
     grants = deployment.grants()  # before reading deployment.errors, which it fills
-    failures = deployment.errors + found.errors + gaps(found.needs, grants)
+    failures = deployment.errors + found.errors + gaps(found.needs | runtime_needs(deployment), grants)
     notes = [
         f"{need.function}: {need.because} needs {need.permission} on {need.resource}, not yet in "
         "terraform/iam/needs.yaml (`python -m devtools.permissions update` after a full `make test`)"
@@ -674,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(calls)} distinct calls -> {len(needs)} needs written to terraform/iam/needs.yaml")
         return 0
     grants = deployment.grants()  # before reading deployment.errors, which it fills
-    failures = deployment.errors + found.errors + gaps(found.needs, grants)
+    failures = deployment.errors + found.errors + gaps(found.needs | runtime_needs(deployment), grants)
     print(
         f"{len(calls)} distinct calls recorded, {len(found.needs)} needs, "
         f"{len(found.skipped)} calls not checked"
