@@ -357,9 +357,15 @@ class CostService:
         ours = same_budget(notifications, month, budget.amount, snapshot.currency)
         budget_id = ours["budget_id"] if ours else CONFIGURED_BUDGET
         for threshold in crossed(budget.used_pct, budget.forecast_pct, DEFAULT_THRESHOLDS):
-            if self.store.is_published(legacy_crossing_key(month, threshold.key)):
-                continue  # announced before the key had a budget id (migration)
             key = crossing_key(month, budget_id, threshold.key)
+            # Announced already: before keys had a budget id (migration), or by this run's
+            # budget under the other of its two names.
+            earlier = {
+                legacy_crossing_key(month, threshold.key),
+                crossing_key(month, CONFIGURED_BUDGET, threshold.key),
+            } - {key}
+            if any(self.store.published_event(k) for k in earlier):
+                continue
             value = budget.used_pct if threshold.kind == "actual" else budget.forecast_pct
             severity = crossing_severity(threshold)
             summary = (
@@ -372,6 +378,9 @@ class CostService:
                 "month": month,
                 "threshold": threshold.key,
                 "budget_id": budget_id,
+                # What a budget notification compares to know it speaks of this same budget.
+                "budget_amount": str(budget.amount),
+                "currency": snapshot.currency,
                 "value_pct": value,
                 "severity": severity,
                 "source": "snapshot",

@@ -83,7 +83,7 @@ class CostStore(Protocol):
     def claim_event(self, key: str, doc: dict[str, Any]) -> bool: ...
     def mark_published(self, key: str) -> None: ...
     def events(self, kind: str, since: date) -> list[dict[str, Any]]: ...
-    def is_published(self, key: str) -> bool: ...
+    def published_event(self, key: str) -> dict[str, Any] | None: ...
     def put_budget_notification(self, key: str, doc: dict[str, Any]) -> None: ...
     def budget_notifications(self) -> list[dict[str, Any]]: ...
     def put_estimate(self, doc: dict[str, Any]) -> None: ...
@@ -128,8 +128,9 @@ class MemoryCostStore:
             key=lambda e: (e["date"], e["key"]),
         )
 
-    def is_published(self, key: str) -> bool:
-        return bool(self.event_docs.get(key, {}).get("published"))
+    def published_event(self, key: str) -> dict[str, Any] | None:
+        doc = self.event_docs.get(key)
+        return doc if doc is not None and doc.get("published") else None
 
     def put_budget_notification(self, key: str, doc: dict[str, Any]) -> None:
         self.notifications[key] = doc
@@ -223,9 +224,10 @@ class FirestoreCostStore:
         found = [s.to_dict() for s in query.stream()]
         return sorted((e for e in found if e.get("kind") == kind), key=lambda e: (e["date"], e["key"]))
 
-    def is_published(self, key: str) -> bool:
+    def published_event(self, key: str) -> dict[str, Any] | None:
         snap = self.client.collection(EVENTS).document(event_id(key)).get()
-        return bool(snap.exists and snap.to_dict().get("published"))
+        doc = snap.to_dict() if snap.exists else None
+        return doc if doc is not None and doc.get("published") else None
 
     def put_budget_notification(self, key: str, doc: dict[str, Any]) -> None:
         self.client.collection(BUDGET_NOTIFICATIONS).document(event_id(key)).set(
