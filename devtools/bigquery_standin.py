@@ -544,6 +544,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", required=True, help="project.dataset.table")
     parser.add_argument("--rows", type=Path, help="JSON-lines export rows to serve")
     parser.add_argument(
+        "--allow-unfiltered",
+        action="store_true",
+        help="serve (and flag) a query without the project filter: bench/cost.py's 'before' only",
+    )
+    parser.add_argument(
         "--generate-days", type=int, default=62, help="else: generate this many days to today"
     )
     args = parser.parse_args(argv)
@@ -553,7 +558,9 @@ def main(argv: list[str] | None = None) -> int:
         today = datetime.now(UTC).date()
         # As a real account: other projects, tax, adjustments and rounding beside the usage.
         rows = generate(today - timedelta(days=args.generate_days), today, others=True, charges=True).rows
-    standin = StandIn(args.table.split(".", 1)[0], Table(args.table, rows))
+    standin = StandIn(
+        args.table.split(".", 1)[0], Table(args.table, rows), allow_unfiltered=args.allow_unfiltered
+    )
     banner = f"bigquery stand-in serving {args.table} ({len(rows)} rows) on 127.0.0.1:{args.port}"
     return standin_http.serve_until_interrupted(Handler, args.port, banner, standin=standin)
 

@@ -223,8 +223,8 @@ def test_a_usage_at_06_utc_on_march_1_belongs_to_february_28_pacific(standin: St
         ],
     )
     feb = service(standin, datetime(2026, 3, 1, 17, tzinfo=UTC)).run(date(2026, 2, 28))
-    assert feb["time_zone"] == "America/Los_Angeles"
     assert feb["month_to_date"]["total"] == 13
+    assert feb["time_zone"] == "America/Los_Angeles"
     assert feb["daily"][-1] == {"date": "2026-02-28", "total": 13.0, "credits": 0.0,
                                 "by_service": {"Cloud Run": 13.0}, "charges": {}}  # fmt: skip
     march = service(standin, datetime(2026, 3, 2, 17, tzinfo=UTC)).run(date(2026, 3, 1))
