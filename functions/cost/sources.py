@@ -17,7 +17,7 @@ with why (a line that does not parse is reported, never summed, and never stops 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -212,8 +212,3 @@ def billing_source(settings: Any) -> BillingSource | None:
 
 def rows_from_dicts(raw: list[dict[str, Any]]) -> list[BillingRow]:
     return parse_rows(enumerate(raw, start=1))
-
-
-def since_until(first: date, last: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """The UTC instants bounding usage days ``first``..``last`` in ``zone``."""
-    return day_start(first, zone), day_end(last, zone)

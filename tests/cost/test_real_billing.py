@@ -375,3 +375,15 @@ def test_the_days_live_estimate_is_stored_and_checked_against_the_bill(standin: 
     assert cloud_run["estimate"] == pytest.approx(2 * 86400 * (0.000024 + 0.5 * 0.0000025), abs=0.01)
     assert cloud_run["error"] == pytest.approx(cloud_run["estimate"] - cloud_run["billed"], abs=0.01)
     assert later["estimate_check"]["mean_abs_error_pct"]["Cloud Run"] == abs(cloud_run["error_pct"])
+
+
+def test_projects_and_time_zone_settings_are_checked() -> None:
+    from pydantic import ValidationError
+
+    settings = CostSettings(ION_COST_PROJECTS=" ion-ops-prod , ion-mentoring-prod ")
+    assert settings.project_list == ["ion-ops-prod", "ion-mentoring-prod"]
+    assert settings.zone.key == "America/Los_Angeles"
+    with pytest.raises(ValidationError, match="not ids: My Project"):
+        CostSettings(ION_COST_PROJECTS="ion-ops-prod,My Project")
+    with pytest.raises(ValidationError, match="not an IANA time zone"):
+        CostSettings(ION_COST_TIME_ZONE="Pacific Time")
