@@ -3,7 +3,8 @@
 HTTP (``snapshot_cost``; locally every path of the capability's port, 8086):
 
 - ``POST /`` or ``POST /v1/cost/snapshot`` — the daily run (Cloud Scheduler). Body optional:
-  ``{"date": "YYYY-MM-DD"}`` (default yesterday, UTC). Answers the stored snapshot.
+  ``{"date": "YYYY-MM-DD"}`` (default yesterday in the billing account's zone, Pacific). Answers
+  the stored snapshot.
 - ``GET /v1/cost?date=YYYY-MM-DD&days=N`` — the snapshot of ``date`` (default the latest) and the
   daily series of the ``N`` days up to it (default 30, at most 400) from the stored days.
 - ``GET /v1/cost/forecast`` — the latest month-end forecast with its band, budget use and savings.
@@ -111,30 +112,24 @@ def _parse_run_body(request: flask.Request) -> RunBody:
 @api.route("/", methods=["POST"])
 @api.route("/v1/cost/snapshot", methods=["POST"])
 def run_snapshot(request: flask.Request) -> dict[str, Any]:
-    from functions.cost.billing import BadRows
     from functions.cost.service import CurrencyMismatch
+    from functions.cost.sources import NoProjects
 
     body = _parse_run_body(request)
-    today = utcnow().date()
+    # Days are the billing account's (Pacific): "yesterday" is yesterday there.
+    today = utcnow().astimezone(get_cost_settings().zone).date()
     if body.date is not None and body.date >= today:
         raise Problem(
             422,
             f"date {body.date} is not a past day; snapshots are of whole days up to yesterday "
-            f"({today - timedelta(days=1)}).",
+            f"({today - timedelta(days=1)}, {get_cost_settings().time_zone}).",
         )
     service = _service()
     try:
+        # A line that does not parse is set aside and reported in the snapshot, never a 502.
         return service.run(body.date)
-    except BadRows as exc:
-        log.error(
-            "billing export rows rejected", extra={"rejected": [r.model_dump() for r in exc.rejected[:50]]}
-        )
-        raise Problem(
-            502,
-            f"The billing export returned {len(exc.rejected)} unreadable rows of {exc.total}; "
-            "nothing was stored.",
-            errors=[{"row": r.row, "errors": r.errors} for r in exc.rejected[:50]],
-        ) from None
+    except NoProjects as exc:
+        raise Problem(503, str(exc)) from None
     except CurrencyMismatch as exc:
         raise Problem(502, str(exc)) from None
 
@@ -240,7 +235,7 @@ def health(request: flask.Request) -> flask.Response:
 
     settings = get_cost_settings()
     if settings.billing_table:
-        source = {"name": "bigquery", "table": settings.billing_table}
+        source = {"name": "bigquery", "table": settings.billing_table, "projects": settings.project_list}
     elif settings.billing_file:
         source = {"name": "file (local fallback)"}
     else:
