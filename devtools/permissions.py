@@ -264,14 +264,22 @@ def runtime_needs(deployment: Deployment) -> set[Need]:
 
 def _substitute(resource: str, test_value: str, deployed_value: str) -> str | None:
     """``resource`` with the part built from a setting's test value replaced by its deployed
-    value. A comma-separated list pairs items by position when both lists have the same length."""
+    value; unchanged when no form of the test value is in it (another setting's substitution
+    came first); None when one is but has no deployed counterpart. A comma-separated list pairs
+    items by position when both lists have the same length."""
+
+    def within(form: str) -> bool:
+        return resource == form or resource.startswith(form + "/")
+
     tests, deployed = test_value.split(","), deployed_value.split(",")
+    if not any(within(form) for item in tests for form in setting_forms(item)):
+        return resource
     pairs = list(zip(tests, deployed, strict=True)) if len(tests) == len(deployed) else []
     for test_item, deployed_item in pairs:
         for test_form, deployed_form in zip(
             setting_forms(test_item), setting_forms(deployed_item), strict=False
         ):
-            if resource == test_form or resource.startswith(test_form + "/"):
+            if within(test_form):
                 return deployed_form + resource[len(test_form) :]
     return None
 
