@@ -261,6 +261,7 @@ class Operation:
     query: type[BaseModel] | None = None
     body: type[BaseModel] | None = None
     body_required: bool = True
+    raw_body: tuple[str, ...] = ()
     params: type[BaseModel] | None = None
     responses: dict[int, Reply] = field(default_factory=dict)
     problems: tuple[int, ...] = ()
@@ -278,7 +279,8 @@ class Api:
     fails it is a 404, as no such resource can exist), ``query`` (a model of the query string:
     422 naming the parameter and what is allowed), ``body`` (a JSON body model, read through
     ``read_json``: 415/413/400/422; ``body_required=False`` makes an empty body the model's
-    defaults), ``response``/``responses`` (what it answers), ``problems`` (the 4xx/5xx it may
+    defaults; ``raw_body`` names the media types of a body the handler reads itself through
+    ``read_body``), ``response``/``responses`` (what it answers), ``problems`` (the 4xx/5xx it may
     answer besides those) and ``links`` (OpenAPI links, for stateful tests). The validated
     ``query`` and ``body`` reach the handler as keyword arguments of those names. Every Api
     serves its OpenAPI 3.1 document at ``GET /openapi.json``.
@@ -310,6 +312,7 @@ class Api:
         query: type[BaseModel] | None = None,
         body: type[BaseModel] | None = None,
         body_required: bool = True,
+        raw_body: Iterable[str] = (),
         params: type[BaseModel] | None = None,
         response: ReplySpec = None,
         responses: dict[int, ReplySpec] | None = None,
@@ -335,6 +338,7 @@ class Api:
                 query=query,
                 body=body,
                 body_required=body_required,
+                raw_body=tuple(raw_body),
                 params=params,
                 responses=replies,
                 problems=tuple(problems),

@@ -73,6 +73,8 @@ def _implied_problems(api: Api, op: Operation) -> set[int]:
         statuses.add(422)
     if op.body is not None:
         statuses |= {400, 413, 415, 422}
+    if op.raw_body:
+        statuses.add(413)
     return statuses
 
 
@@ -156,6 +158,11 @@ def build_document(api: Api) -> dict[str, Any]:
                 operation["requestBody"] = {
                     "required": op.body_required,
                     "content": {"application/json": {"schema": ref(op.body, "validation")}},
+                }
+            elif op.raw_body:
+                operation["requestBody"] = {
+                    "required": True,
+                    "content": {media: {"schema": _media_schema(media, None, ref)} for media in op.raw_body},
                 }
             paths.setdefault(template, {})[method.lower()] = operation
     document: dict[str, Any] = {

@@ -29,7 +29,7 @@ from functions.alerts.jobs import JobWatch
 from functions.alerts.rules import RulesError, active_rules
 from functions.alerts.settings import settings
 from shared.clock import utcnow
-from shared.http import Api, Problem, json_response, read_body, read_json
+from shared.http import HEALTH_ROUTE, Api, Problem, json_response
 from shared.logging import get_logger
 from shared.messages import AlertTransition, MetricsIngested
 
@@ -43,6 +43,14 @@ _detectors = DetectorCache()
 
 class EvaluateBody(BaseModel):
     rules: list[str] | None = Field(default=None, description="only these rules (default: all)")
+
+
+class CycleSummary(BaseModel):
+    evaluated_at: str
+    rules: int
+    series: int
+    transitions: list[dict[str, Any]]
+    errors: dict[str, Any]
 
 
 def _rules() -> list[Any]:
@@ -126,10 +134,13 @@ def _summary(result: CycleResult) -> dict[str, Any]:
     }
 
 
-@api.route("/", methods=["POST"])
-@api.route("/v1/evaluate", methods=["POST"])
-def evaluate_cycle(request: flask.Request) -> dict[str, Any]:
-    body = read_json(request, EvaluateBody) if read_body(request) else EvaluateBody()
+_EVALUATE = {"body": EvaluateBody, "body_required": False, "response": CycleSummary}
+
+
+@api.route("/", methods=["POST"], **_EVALUATE)
+@api.route("/v1/evaluate", methods=["POST"], **_EVALUATE)
+def evaluate_cycle(_request: flask.Request, body: EvaluateBody) -> dict[str, Any]:
+    """One evaluation cycle over every rule (or those named); what the scheduler calls."""
     names = set(body.rules) if body.rules is not None else None
     if names is not None:
         known = {r.name for r in _rules()}
@@ -141,20 +152,14 @@ def evaluate_cycle(request: flask.Request) -> dict[str, Any]:
 
 class AlertsQuery(BaseModel):
     state: Literal["inactive", "pending", "firing", "resolved"] | None = None
-    rule: str | None = None
+    rule: str | None = Field(default=None, max_length=255, description="only this rule's alerts")
 
 
-@api.route("/v1/alerts", methods=["GET"])
-def list_alerts(request: flask.Request) -> dict[str, Any]:
-    from pydantic import ValidationError
-
+@api.route("/v1/alerts", methods=["GET"], query=AlertsQuery)
+def list_alerts(_request: flask.Request, query: AlertsQuery) -> dict[str, Any]:
+    """Current alert states, by rule and label set."""
     from functions.alerts.state import FirestoreStateStore
-    from shared.http import validation_errors
 
-    try:
-        query = AlertsQuery.model_validate(request.args.to_dict())
-    except ValidationError as exc:
-        raise Problem(422, "Invalid query parameters.", errors=validation_errors(exc)) from None
     states = [
         s
         for s in FirestoreStateStore().all_states()
@@ -182,7 +187,7 @@ def tune_job(request: flask.Request) -> dict[str, Any]:
     return payload
 
 
-@api.route("/v1/recommendations", methods=["GET"])
+@api.route("/v1/recommendations", methods=["GET"], problems=(404,))
 def latest_recommendations(request: flask.Request) -> dict[str, Any]:
     from shared.firestore import get_firestore
 
@@ -237,7 +242,7 @@ def _health() -> Any:
     return store_and_topic("alerts", lambda: settings().topic)
 
 
-@api.route("/health", methods=["GET"])
+@api.route("/health", methods=["GET"], **HEALTH_ROUTE)
 def health(request: flask.Request) -> flask.Response:
     from shared.health import status_code
 
