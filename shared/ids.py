@@ -22,6 +22,10 @@ FIRESTORE_MAX_ID_BYTES = 1500
 DEFAULT_MAX_LENGTH = 256
 _RESERVED = re.compile(r"__.*__", re.DOTALL)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# The part of the rule a JSON Schema pattern can say: no '/', no control characters. (A request
+# path with a control character never reaches a handler: functions-framework's own routing answers
+# it 404 in HTML, so the contract must not call such ids valid.)
+SAFE_PATTERN = r"^[^/\u0000-\u001f\u007f]+$"
 RULES = (
     "a Firestore document id: 1 to {most} characters, no '/', no control characters, "
     "not '.' or '..', not of the form __name__"
@@ -67,5 +71,5 @@ def DocumentId(
     """A str type for models: ``document_id``'s rule, and ``pattern`` (a shape the id must also
     have, e.g. a UUID; shown in the JSON Schema) when given."""
     text = description or RULES.format(most=max_length)
-    field = Field(min_length=1, max_length=max_length, pattern=pattern, description=text)
+    field = Field(min_length=1, max_length=max_length, pattern=pattern or SAFE_PATTERN, description=text)
     return Annotated[str, field, AfterValidator(lambda v: document_id(v, max_length=max_length))]
