@@ -451,7 +451,10 @@ class Api:
             kwargs["query"] = read_query(request, op.query)
         if op.body is not None:
             if not op.body_required and not read_body(request).strip():
-                kwargs["body"] = op.body()
+                try:  # no body: the model's defaults, which must make a valid body
+                    kwargs["body"] = op.body.model_validate({})
+                except ValidationError as exc:
+                    raise _field_problem(exc, op.body, status=422, what="Body (empty) fields are") from None
             else:
                 kwargs["body"] = read_json(request, op.body)
         return op.handler(request, **args, **kwargs)

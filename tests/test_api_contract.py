@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 
 from shared.topology import topology
@@ -171,6 +171,31 @@ class Contract:
         return response
 
 
+def _follow_links(contract: Contract, document: dict[str, Any], case: Any, response: Any) -> None:
+    answer = document["paths"][case.operation.path][case.method.lower()]["responses"]
+    links = answer.get(str(response.status_code), {}).get("links", {})
+    by_id = {
+        operation["operationId"]: (path, method.upper())
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    }
+    for link in links.values():
+        path, method = by_id[link["operationId"]]
+        params = {name: _resolve(expr, response) for name, expr in link["parameters"].items()}
+        followed = contract.call_and_check(contract.schema[path][method].Case(path_parameters=params))
+        assert followed.status_code < 400, (method, path, params, followed.status_code, followed.text[:300])
+
+
+def _resolve(expression: str, response: Any) -> Any:
+    """An OpenAPI runtime expression of the form ``$response.body#/a/b``."""
+    prefix = "$response.body#"
+    assert expression.startswith(prefix), expression
+    value = response.json()
+    for part in expression[len(prefix) :].strip("/").split("/"):
+        value = value[int(part)] if isinstance(value, list) else value[part]
+    return value
+
+
 def _is_job(path: str, method: str) -> bool:
     if method != "POST":
         return False
@@ -216,6 +241,20 @@ def test_each_function_keeps_its_contract(  # type: ignore[no-untyped-def]
         except Unsatisfiable:  # an operation whose every input is fixed: called once below
             contract.call_and_check(operation.Case())
     assert sum(sum(s.values()) for s in contract.statuses.values()) >= len(operations)
+
+    # The document's examples, each sent once; an answer with links is followed (create, then get
+    # and delete what was created), so the success paths are checked as well as the refusals.
+    document = served.json()
+    for operation in operations:
+        for strategy in operation.get_strategies_from_examples():
+
+            @settings(max_examples=1, deadline=None, derandomize=True, database=None, phases=[Phase.generate])
+            @given(case=strategy)
+            def example(case: Any) -> None:
+                response = contract.call_and_check(case)
+                _follow_links(contract, document, case, response)
+
+            example()
 
     contract.statuses = {}
     machine = contract.schema.as_state_machine()

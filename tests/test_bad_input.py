@@ -134,3 +134,16 @@ def test_a_chunked_report_body_over_the_cap_is_413(reports, monkeypatch) -> None
     get_settings.cache_clear()
     data = json.dumps({"period": "week", "week": "x" * 4096}).encode()
     _problem(_chunked(reports, "/v1/reports/engineering", data), 413)
+
+
+@pytest.mark.parametrize("as_of", ["0595-04-27", "0001-01-01", "1969-12-31"])
+def test_a_health_run_as_of_long_ago_is_422(health, as_of: str) -> None:
+    """Found by the contract test: the metric store refused the window (a 500)."""
+    _problem(health.post("/v1/health/run", query_string={"as_of": as_of}), 422)
+
+
+@pytest.mark.parametrize("letter_id", ["__x__", "__name__", "__.__"])
+def test_a_dead_letter_id_firestore_reserves_is_404(fs, letter_id: str) -> None:
+    client = _client("manage_dead_letters")
+    _problem(client.get(f"/v1/dead-letters/{letter_id}"), 404)
+    _problem(client.post(f"/v1/dead-letters/{letter_id}/redrive"), 404)

@@ -50,7 +50,9 @@ class FormatQuery(BaseModel):
 
 
 class DashboardPath(BaseModel):
-    name: DocumentId(max_length=64, description="a dashboard name, e.g. overview")  # type: ignore[valid-type]
+    name: DocumentId(max_length=64, description="a dashboard name, e.g. overview") = Field(  # type: ignore[valid-type]
+        examples=["overview", "reliability"]
+    )
 
 
 class DashboardQuery(FormatQuery):
