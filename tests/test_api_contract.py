@@ -17,6 +17,7 @@ scheduled jobs, which do a whole run per request), no example database.
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,10 @@ from tests.test_fuzz_http import _documents
 
 pytestmark = pytest.mark.emulators
 
-EXAMPLES_PER_OPERATION = 8
+# ION_CONTRACT_EXAMPLES raises both for a longer, exploratory run (not part of make test).
+EXAMPLES_PER_OPERATION = int(os.environ.get("ION_CONTRACT_EXAMPLES", "8"))
 # Scheduled jobs: each request is a whole run (every rule, every customer, a report).
-EXAMPLES_PER_JOB = 3
+EXAMPLES_PER_JOB = max(3, EXAMPLES_PER_OPERATION // 4)
 STATEFUL_EXAMPLES = 6
 STATEFUL_STEPS = 6
 ALLOWLIST = Path(__file__).parent / "contract-allowlist.yaml"
@@ -53,6 +55,12 @@ HTTP_CAPABILITIES = sorted(
 # A 4xx after which stored documents may differ, by design and documented: the import of events
 # stores the new ones and refuses (409) those that conflict with what was imported before.
 PARTIAL_4XX = {("health", "POST", "/v1/customers/{customer_id}/events", 409)}
+
+
+# Conditions an allow-list entry may be narrowed to (``when``), on the generated case.
+CONDITIONS: dict[str, Callable[[Any], bool]] = {
+    "newline_in_path": lambda case: any("\n" in str(v) for v in (case.path_parameters or {}).values()),
+}
 
 
 def _allowlist() -> list[dict[str, str]]:
@@ -99,11 +107,14 @@ def test_the_document_is_valid_openapi_and_covers_every_route(capability: str) -
 
 def test_the_allowlist_names_real_checks_and_operations() -> None:
     for entry in _allowlist():
-        assert set(entry) == {"capability", "method", "path", "check", "reason"}, entry
+        assert {"capability", "method", "path", "check", "reason"} <= set(entry), entry
+        assert set(entry) <= {"capability", "method", "path", "check", "reason", "when"}, entry
         assert entry["check"] in CHECKS, entry
+        assert entry.get("when", "newline_in_path") in CONDITIONS, entry
         assert entry["reason"].strip(), entry
-        paths = _api(entry["capability"]).openapi()["paths"]
-        assert entry["method"].lower() in paths.get(entry["path"], {}), entry
+        if "*" not in (entry["capability"], entry["path"], entry["method"]):
+            paths = _api(entry["capability"]).openapi()["paths"]
+            assert entry["method"].lower() in paths.get(entry["path"], {}), entry
 
 
 def _environment(capability: str, tmp_path: Path) -> dict[str, str]:
@@ -140,18 +151,26 @@ class Contract:
         self.fs = fs
         # Positive generation (what the document allows), in the stateful runs too: a value the
         # document forbids is the fuzz's (tests/test_fuzz_http.py) to send.
-        config = schemathesis.Config.from_dict({"generation": {"mode": "positive"}})
+        mode = os.environ.get("ION_CONTRACT_GENERATION", "positive")  # "all" adds invalid inputs
+        config = schemathesis.Config.from_dict({"generation": {"mode": mode}})
         self.schema = schemathesis.openapi.from_url(f"{url}/openapi.json", config=config, timeout=30)
         self.session = requests.Session()
         self.statuses: dict[str, dict[int, int]] = {}
         every = _checks()
-        allowed = [e for e in _allowlist() if e["capability"] == capability]
-        self.excluded = {(e["method"].upper(), e["path"], e["check"]) for e in allowed}
+        self.allowed = [e for e in _allowlist() if e["capability"] in (capability, "*")]
         self.checks = every
         self.known: list[dict[str, Any]] = []
 
-    def checks_for(self, method: str, path: str) -> list[Callable[..., Any]]:
-        return [fn for name, fn in self.checks.items() if (method, path, name) not in self.excluded]
+    def checks_for(self, case: Any) -> list[Callable[..., Any]]:
+        method, path = case.method.upper(), case.operation.path
+        excluded = {
+            e["check"]
+            for e in self.allowed
+            if e["method"] in (method, "*")
+            and e["path"] in (path, "*")
+            and ("when" not in e or CONDITIONS[e["when"]](case))
+        }
+        return [fn for name, fn in self.checks.items() if name not in excluded]
 
     def before(self) -> dict[str, Any]:
         return self.known.pop() if self.known else _documents(self.fs)
@@ -162,7 +181,7 @@ class Contract:
         response = case.call(base_url=self.url, session=self.session, timeout=120, allow_redirects=False)
         seen = self.statuses.setdefault(f"{method} {path}", {})
         seen[response.status_code] = seen.get(response.status_code, 0) + 1
-        case.validate_response(response, checks=self.checks_for(method, path))
+        case.validate_response(response, checks=self.checks_for(case))
         if 400 <= response.status_code < 500:
             after = _documents(self.fs)
             if (self.capability, method, path, response.status_code) not in PARTIAL_4XX:
@@ -194,6 +213,16 @@ def _resolve(expression: str, response: Any) -> Any:
     for part in expression[len(prefix) :].strip("/").split("/"):
         value = value[int(part)] if isinstance(value, list) else value[part]
     return value
+
+
+def _strategy(operation: Any) -> Any:
+    """What the document allows; with ION_CONTRACT_GENERATION=all (a longer, exploratory run, not
+    part of make test) also what it forbids."""
+    from schemathesis import GenerationMode
+
+    if os.environ.get("ION_CONTRACT_GENERATION") == "all":
+        return operation.as_strategy(GenerationMode.POSITIVE) | operation.as_strategy(GenerationMode.NEGATIVE)
+    return operation.as_strategy(GenerationMode.POSITIVE)
 
 
 def _is_job(path: str, method: str) -> bool:
@@ -232,7 +261,7 @@ def test_each_function_keeps_its_contract(  # type: ignore[no-untyped-def]
             database=None,
             suppress_health_check=list(HealthCheck),
         )
-        @given(case=operation.as_strategy())
+        @given(case=_strategy(operation))
         def run(case: Any) -> None:
             contract.call_and_check(case)
 

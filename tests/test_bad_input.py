@@ -147,3 +147,16 @@ def test_a_dead_letter_id_firestore_reserves_is_404(fs, letter_id: str) -> None:
     client = _client("manage_dead_letters")
     _problem(client.get(f"/v1/dead-letters/{letter_id}"), 404)
     _problem(client.post(f"/v1/dead-letters/{letter_id}/redrive"), 404)
+
+
+@pytest.mark.parametrize("day", ["0190-06-25", "1969-12-31"])
+def test_a_cost_snapshot_of_a_day_long_ago_is_422(fs, day: str, tmp_path, monkeypatch) -> None:
+    """Found by the contract test (exploratory run): the usage query refused the window (a 500)."""
+    from functions.cost.main import reset
+
+    monkeypatch.setenv("ION_COST_BILLING_FILE", str(tmp_path / "none.jsonl"))
+    reset()
+    client = _client("snapshot_cost")
+    body = _problem(client.post("/", json={"date": day}), 422)
+    assert "days ago" in body["detail"]
+    reset()

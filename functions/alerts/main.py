@@ -28,6 +28,7 @@ from functions.alerts.engine import CycleResult, DetectorCache, Evaluator
 from functions.alerts.jobs import JobWatch
 from functions.alerts.rules import RulesError, active_rules
 from functions.alerts.settings import settings
+from functions.alerts.state import AlertState
 from shared.clock import utcnow
 from shared.http import HEALTH_ROUTE, Api, Problem, json_response
 from shared.logging import get_logger
@@ -150,12 +151,16 @@ def evaluate_cycle(_request: flask.Request, body: EvaluateBody) -> dict[str, Any
     return _summary(evaluate(names))
 
 
+class AlertList(BaseModel):
+    alerts: list[AlertState]
+
+
 class AlertsQuery(BaseModel):
     state: Literal["inactive", "pending", "firing", "resolved"] | None = None
     rule: str | None = Field(default=None, max_length=255, description="only this rule's alerts")
 
 
-@api.route("/v1/alerts", methods=["GET"], query=AlertsQuery)
+@api.route("/v1/alerts", methods=["GET"], query=AlertsQuery, response=AlertList)
 def list_alerts(_request: flask.Request, query: AlertsQuery) -> dict[str, Any]:
     """Current alert states, by rule and label set."""
     from functions.alerts.state import FirestoreStateStore

@@ -246,7 +246,9 @@ def _format_time(at: datetime) -> str:
     return format_rfc3339(at)
 
 
-@api.route("/v1/collect", methods=["POST"], problems=(503,))
+@api.route(
+    "/v1/collect", methods=["POST"], response="functions.ingestion.collector:CollectResult", problems=(503,)
+)
 def post_collect(request: flask.Request) -> dict[str, Any]:
     from functions.ingestion.collector import collect
 
@@ -258,7 +260,12 @@ def post_collect(request: flask.Request) -> dict[str, Any]:
         return collect().model_dump()
 
 
-@api.route("/v1/downsample", methods=["POST"], problems=(503,))
+@api.route(
+    "/v1/downsample",
+    methods=["POST"],
+    response="functions.ingestion.downsample:DownsampleResult",
+    problems=(503,),
+)
 def post_downsample(request: flask.Request) -> dict[str, Any]:
     from functions.ingestion.downsample import downsample
 

@@ -213,7 +213,7 @@ def capacity(request: flask.Request) -> dict[str, Any]:
     return {"regions": FirestoreCapacityStore().forecasts()}
 
 
-@api.route("/v1/rules", methods=["GET"])
+@api.route("/v1/rules", methods=["GET"], response=RuleSet)
 def rules(request: flask.Request) -> dict[str, Any]:
     return _rules().model_dump()
 
