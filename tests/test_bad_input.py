@@ -160,3 +160,12 @@ def test_a_cost_snapshot_of_a_day_long_ago_is_422(fs, day: str, tmp_path, monkey
     body = _problem(client.post("/", json={"date": day}), 422)
     assert "days ago" in body["detail"]
     reset()
+
+
+@pytest.mark.parametrize("day", ["9999-12-31", "2999-01-01"])
+def test_a_digest_of_a_day_not_over_is_422(fs, day: str, tmp_path, monkeypatch) -> None:
+    """9999-12-31 was a 500 (its next day overflows); any day not over yet would be a partial
+    digest that, sent once per day, stops the real one."""
+    monkeypatch.setenv("ION_FANOUT_OUTBOX", str(tmp_path))
+    client = _client("manage_alerts")
+    _problem(client.post("/v1/digest", json={"date": day}), 422, "date")

@@ -194,6 +194,16 @@ def digest(request: flask.Request, body: DigestRequest) -> dict[str, Any]:
     from functions.fanout.digest import send_digest
 
     day = body.day or (_scheduled_time(request) - timedelta(days=1)).date()
+    today = utcnow().date()
+    if day >= today:
+        # A digest is sent once per day and channel: one of a day not over yet would be partial
+        # and stop the real one. (Found probing the contract: 9999-12-31 was a 500.)
+        raise Problem(
+            422,
+            f"date {day} is not over yet; a digest is of a past day (UTC), at latest "
+            f"{today - timedelta(days=1)}.",
+            errors=[{"field": "date", "message": "not a past day"}],
+        )
     try:
         return send_digest(day)
     except DeliveryFailed as exc:
