@@ -165,6 +165,7 @@ def build_document(api: Api) -> dict[str, Any]:
                     "content": {media: {"schema": _media_schema(media, None, ref)} for media in op.raw_body},
                 }
             paths.setdefault(template, {})[method.lower()] = operation
+    schemas = _referenced(paths, schemas)  # query and path models are inlined as parameters
     document: dict[str, Any] = {
         "openapi": OPENAPI_VERSION,
         "info": {
@@ -183,6 +184,20 @@ def build_document(api: Api) -> dict[str, Any]:
         # Optional: open when the function has no keys configured.
         document["security"] = [{name: []} for name in api.security] + [{}]
     return document
+
+
+def _referenced(paths: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    """The schemas ``paths`` refer to, directly or through other schemas."""
+    import json
+
+    found: set[str] = set()
+    pending = [json.dumps(paths)]
+    while pending:
+        for name in re.findall(r'"#/components/schemas/([^"]+)"', pending.pop()):
+            if name not in found and name in schemas:
+                found.add(name)
+                pending.append(json.dumps(schemas[name]))
+    return {name: schema for name, schema in schemas.items() if name in found}
 
 
 def _resolved(op: Operation) -> Operation:
