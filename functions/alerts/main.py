@@ -151,6 +151,22 @@ def evaluate_cycle(_request: flask.Request, body: EvaluateBody) -> dict[str, Any
     return _summary(evaluate(names))
 
 
+class Recommendations(BaseModel):
+    generated_at: str
+    recommendations: list[dict[str, Any]]
+
+
+class RuleList(BaseModel):
+    rules: list[dict[str, Any]]
+
+
+class ScheduleList(BaseModel):
+    evaluated_at: str
+    factor: float | None = Field(description="the dead man's switch: intervals without success that alert")
+    scheduler_api: str
+    jobs: list[dict[str, Any]]
+
+
 class AlertList(BaseModel):
     alerts: list[AlertState]
 
@@ -174,12 +190,12 @@ def list_alerts(_request: flask.Request, query: AlertsQuery) -> dict[str, Any]:
     return {"alerts": [s.model_dump(mode="json") for s in states]}
 
 
-@api.route("/v1/rules", methods=["GET"])
+@api.route("/v1/rules", methods=["GET"], response=RuleList)
 def list_rules(request: flask.Request) -> dict[str, Any]:
     return {"rules": [r.model_dump(mode="json", by_alias=True) for r in _rules()]}
 
 
-@api.route("/v1/tune", methods=["POST"])
+@api.route("/v1/tune", methods=["POST"], response=Recommendations)
 def tune_job(request: flask.Request) -> dict[str, Any]:
     from functions.alerts.source import QueryApiSource
     from functions.alerts.tune import recommend_for_rules
@@ -192,7 +208,7 @@ def tune_job(request: flask.Request) -> dict[str, Any]:
     return payload
 
 
-@api.route("/v1/recommendations", methods=["GET"], problems=(404,))
+@api.route("/v1/recommendations", methods=["GET"], response=Recommendations, problems=(404,))
 def latest_recommendations(request: flask.Request) -> dict[str, Any]:
     from shared.firestore import get_firestore
 
@@ -202,7 +218,7 @@ def latest_recommendations(request: flask.Request) -> dict[str, Any]:
     return dict(snap.to_dict())
 
 
-@api.route("/v1/schedules", methods=["GET"])
+@api.route("/v1/schedules", methods=["GET"], response=ScheduleList)
 def list_schedules(request: flask.Request) -> dict[str, Any]:
     """Each scheduled job's last success and whether the dead man's switch counts it overdue."""
     from functions.alerts.rules import HeartbeatRule

@@ -61,6 +61,28 @@ class AnomaliesQuery(_Query):
     days: int | None = Field(default=None, ge=1, le=MAX_DAYS, description="days back, 1 to 400 (default 35)")
 
 
+class CostAnswer(BaseModel):
+    snapshot: dict[str, Any]
+    series: list[dict[str, Any]]
+    days: int
+
+
+class ForecastAnswer(BaseModel):
+    as_of: str
+    currency: str
+    month_to_date: Any
+    forecast_month_end: Any
+    budget: Any
+    savings: Any
+    today: Any = None
+
+
+class AnomaliesAnswer(BaseModel):
+    since: str
+    anomalies: list[dict[str, Any]]
+    crossings: list[dict[str, Any]]
+
+
 _SNAPSHOT = {"body": RunBody, "body_required": False, "problems": (502, 503)}
 
 
@@ -167,7 +189,7 @@ def run_snapshot(_request: flask.Request, body: RunBody) -> dict[str, Any]:
         raise Problem(502, str(exc)) from None
 
 
-@api.route("/v1/cost", query=CostQuery, problems=(404,))
+@api.route("/v1/cost", query=CostQuery, response=CostAnswer, problems=(404,))
 def get_cost(_request: flask.Request, query: CostQuery) -> dict[str, Any]:
     """A snapshot and the daily series of the days up to it."""
     from functions.cost.ledger import money
@@ -198,7 +220,7 @@ def get_cost(_request: flask.Request, query: CostQuery) -> dict[str, Any]:
     return {"snapshot": snapshot, "series": series, "days": days}
 
 
-@api.route("/v1/cost/forecast", query=ForecastQuery, problems=(404,))
+@api.route("/v1/cost/forecast", query=ForecastQuery, response=ForecastAnswer, problems=(404,))
 def get_forecast(_request: flask.Request, query: ForecastQuery) -> dict[str, Any]:
     """The month-end forecast with its band, budget use and savings."""
     snapshot = _store().snapshot(query.date)
@@ -215,7 +237,7 @@ def get_forecast(_request: flask.Request, query: ForecastQuery) -> dict[str, Any
     }
 
 
-@api.route("/v1/cost/anomalies", query=AnomaliesQuery)
+@api.route("/v1/cost/anomalies", query=AnomaliesQuery, response=AnomaliesAnswer)
 def get_anomalies(_request: flask.Request, query: AnomaliesQuery) -> dict[str, Any]:
     """Anomalies and budget crossings announced over the last days."""
     days = query.days or 35

@@ -49,6 +49,19 @@ def handle(request: flask.Request) -> flask.Response:
     return api(request)
 
 
+class DigestAnswer(BaseModel):
+    day: date
+    transitions: int
+    channels: dict[str, str] = Field(description="per channel: delivered, logged or duplicate")
+
+
+class FlushAnswer(BaseModel):
+    group_id: str
+    notifications: list[str] = Field(description="the notifications flushed or repeated")
+    errors: int = Field(description="deliveries that failed (the flush tick re-drives them)")
+    armed: list[AwareDatetime] = Field(description="the group's next timers")
+
+
 class SilenceStatus(BaseModel):
     state: silences.SilenceState
 
@@ -164,7 +177,7 @@ class FlushGroupRequest(BaseModel):
     due_at: AwareDatetime
 
 
-@api.route("/v1/flush/group", methods=["POST"], body=FlushGroupRequest, problems=(409,))
+@api.route("/v1/flush/group", methods=["POST"], body=FlushGroupRequest, response=FlushAnswer, problems=(409,))
 def flush_group(_request: flask.Request, body: FlushGroupRequest) -> dict[str, Any]:
     """One group's timer (Cloud Tasks, at the due time): flush it if due, send its repeat if due.
     Early: 409 with Retry-After and nothing done (Cloud Tasks retries with the queue's backoff)."""
@@ -187,7 +200,14 @@ class DigestRequest(BaseModel):
     day: date | None = Field(default=None, alias="date")
 
 
-@api.route("/v1/digest", methods=["POST"], body=DigestRequest, body_required=False, problems=(400, 503))
+@api.route(
+    "/v1/digest",
+    methods=["POST"],
+    body=DigestRequest,
+    body_required=False,
+    response=DigestAnswer,
+    problems=(400, 503),
+)
 def digest(request: flask.Request, body: DigestRequest) -> dict[str, Any]:
     """Send the digest of ``date`` (default: the UTC day before the scheduled time)."""
     from functions.fanout.channels.base import DeliveryFailed

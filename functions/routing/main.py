@@ -9,7 +9,7 @@ from typing import Any
 
 import flask
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from functions.routing.auth import AccessDenied, RateLimited
 from functions.routing.customer_keys import KeyStoreUnavailable
@@ -39,6 +39,30 @@ api = Api(
 log = get_logger("routing")
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+
+class V1RouteAnswer(BaseModel):
+    """``POST /v1/route``'s original shape; ``metadata`` carries the v2 answer's fields."""
+
+    content: str
+    persona_used: str
+    resonance_key: str
+    confidence: float
+    metadata: dict[str, Any]
+
+
+class BulkItem(BaseModel):
+    index: int
+    status: int = Field(description="200 with result, or the item's own 4xx with error")
+    result: RouteResponse | None = None
+    error: dict[str, Any] | None = None
+
+
+class BulkAnswer(BaseModel):
+    count: int
+    succeeded: int
+    failed: int
+    items: list[BulkItem]
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
@@ -75,7 +99,11 @@ def route_v2(_request: flask.Request, body: RouteRequest) -> flask.Response:
     "/v1/route",
     methods=["POST"],
     body=V1RouteRequest,
-    responses={200: Reply(description="The original shape (deprecated).", headers=("Deprecation", "Link"))},
+    responses={
+        200: Reply(
+            V1RouteAnswer, description="The original shape (deprecated).", headers=("Deprecation", "Link")
+        )
+    },
 )
 def route_v1(_request: flask.Request, body: V1RouteRequest) -> flask.Response:
     """The original route shape (deprecated: use POST /v2/route)."""
@@ -123,7 +151,7 @@ def _charge_items(request: flask.Request, items: int) -> None:
     "/v2/bulk",
     methods=["POST"],
     body=BulkRequest,
-    responses={200: Reply(description="One result or error per item, in order.")},
+    responses={200: Reply(BulkAnswer, description="One result or error per item, in order.")},
 )
 def bulk(request: flask.Request, body: BulkRequest) -> flask.Response:
     """Route up to 1,000 items; each costs a rate-limit token."""

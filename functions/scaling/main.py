@@ -39,6 +39,20 @@ class RunBody(BaseModel):
     dry_run: bool = Field(default=False, description="record without applying, whatever the settings")
 
 
+class RunAnswer(BaseModel):
+    dry_run: bool
+    decisions: list[dict[str, Any]]
+    skipped: Any
+    failed: Any
+    misconfigured: Any
+
+
+class RegionsAnswer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    regions: dict[str, Any]
+
+
 class RegionQuery(BaseModel):
     region: str | None = Field(default=None, max_length=64, description="one region (default: every region)")
 
@@ -47,8 +61,10 @@ _RUN = {
     "body": RunBody,
     "body_required": False,
     "responses": {
-        200: Reply(description="The decisions (dry_run, decisions, skipped, failed, misconfigured)."),
-        503: Reply(description="Applying failed for a region with a passing fault; the scheduler retries."),
+        200: Reply(RunAnswer, description="The decisions."),
+        503: Reply(
+            RunAnswer, description="Applying failed for a region with a passing fault; the scheduler retries."
+        ),
     },
 }
 
@@ -142,7 +158,7 @@ def run(_request: flask.Request, body: RunBody) -> flask.Response:
     return json_response(payload, status=503 if result.failed else 200)
 
 
-@api.route("/v1/scaling", methods=["GET"], query=RegionQuery, problems=(404,))
+@api.route("/v1/scaling", methods=["GET"], query=RegionQuery, response=RegionsAnswer, problems=(404,))
 def current(_request: flask.Request, query: RegionQuery) -> dict[str, Any]:
     """Per region: current settings, the forecast and the last decisions."""
     from functions.scaling.store import FirestoreDecisionStore
@@ -186,7 +202,7 @@ def current(_request: flask.Request, query: RegionQuery) -> dict[str, Any]:
     return {"dry_run": get_scaling_settings().effective_dry_run, "regions": regions}
 
 
-@api.route("/v1/capacity/run", methods=["POST"])
+@api.route("/v1/capacity/run", methods=["POST"], response=RegionsAnswer)
 def run_capacity(request: flask.Request) -> dict[str, Any]:
     """The daily capacity job (schedule ``scaling-capacity``): daily peaks kept, 30/90/365-day
     forecasts stored and returned; a ceiling the forecast outgrows is announced as a notice."""
@@ -206,7 +222,7 @@ def run_capacity(request: flask.Request) -> dict[str, Any]:
     return {"regions": {region: f.model_dump(mode="json") for region, f in forecasts.items()}}
 
 
-@api.route("/v1/capacity", methods=["GET"])
+@api.route("/v1/capacity", methods=["GET"], response=RegionsAnswer)
 def capacity(request: flask.Request) -> dict[str, Any]:
     from functions.scaling.store import FirestoreCapacityStore
 
