@@ -94,6 +94,21 @@ class ScoredPage(BaseModel):
     next: str | None
 
 
+class CustomerHealth(ScoredCustomer):
+    components: dict[str, Any] = Field(description="per signal: score, weight, inputs, headline")
+    missing: list[Any]
+    previous: Any
+    movers: list[Any]
+    actions: dict[str, Any] = Field(description="per action: its episode state")
+    history: list[dict[str, Any]] = Field(description="daily as_of, score, category, actions_fired")
+
+
+class PersonaHealth(BaseModel):
+    expected_mix: dict[str, Any]
+    weeks: list[dict[str, Any]]
+    drift_state: dict[str, Any]
+
+
 class KeyList(BaseModel):
     keys: list[KeyView]
 
@@ -330,7 +345,9 @@ def scored_customers(_request: flask.Request, query: PageQuery) -> dict[str, Any
     methods=["GET"],
     params=CustomerPath,
     query=DaysQuery,
-    responses={200: Reply(description="The score, its components, movers, history and actions.")},
+    responses={
+        200: Reply(CustomerHealth, description="The score, its components, movers, history and actions.")
+    },
 )
 def customer_health(_request: flask.Request, customer_id: str, query: DaysQuery) -> dict[str, Any]:
     """Score, components (score, weight, inputs), missing signals, what moved it, history and
@@ -374,7 +391,7 @@ def customer_health(_request: flask.Request, customer_id: str, query: DaysQuery)
     "/v1/health/personas",
     methods=["GET"],
     query=WeeksQuery,
-    responses={200: Reply(description="expected_mix, weeks (satisfaction per persona) and drift_state.")},
+    responses={200: Reply(PersonaHealth, description="Weekly satisfaction per persona and the drift state.")},
 )
 def personas(_request: flask.Request, query: WeeksQuery) -> dict[str, Any]:
     """Weekly persona satisfaction and drift tests for the last ``?weeks=`` (default 4) weeks."""
