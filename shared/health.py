@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from shared.logging import get_logger
 
 log = get_logger("health")
@@ -221,3 +223,24 @@ def push_function_health(function: str) -> dict[str, Any]:
         check = HealthCheck(function, lambda: [firestore_probe(), *(pubsub_probe(t) for t in topics)])
         _push_checks[function] = check
     return check.report()
+
+
+# --- the answer's contract (OpenAPI) ------------------------------------------------------------
+
+
+class CheckResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    ok: bool
+    latency_ms: float | None = None
+    error: str | None = Field(default=None, description="the failure's exception class only")
+
+
+class HealthReport(BaseModel):
+    """200 when every check is ok, else 503 with the same shape."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: str = Field(description="ok or degraded")
+    service: str
+    checks: dict[str, CheckResult]

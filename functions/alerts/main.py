@@ -32,8 +32,9 @@ from functions.alerts.heartbeat import HeartbeatPinger
 from functions.alerts.jobs import JobWatch
 from functions.alerts.rules import RulesError, active_rules
 from functions.alerts.settings import settings
+from functions.alerts.state import AlertState
 from shared.clock import utcnow
-from shared.http import Api, Problem, json_response, read_body, read_json
+from shared.http import HEALTH_ROUTE, Api, Problem, json_response
 from shared.logging import get_logger
 from shared.messages import AlertTransition, MetricsIngested
 
@@ -47,6 +48,16 @@ _detectors = DetectorCache()
 
 class EvaluateBody(BaseModel):
     rules: list[str] | None = Field(default=None, description="only these rules (default: all)")
+
+
+class CycleSummary(BaseModel):
+    evaluated_at: str
+    rules: int
+    series: int
+    transitions: list[dict[str, Any]]
+    errors: dict[str, Any]
+    # A cycle over every rule: the external dead man's switch's ping ({ok, detail}), or why none.
+    heartbeat: dict[str, Any] | str | None = None
 
 
 def _rules() -> list[Any]:
@@ -143,10 +154,13 @@ def _summary(result: CycleResult) -> dict[str, Any]:
     }
 
 
-@api.route("/", methods=["POST"])
-@api.route("/v1/evaluate", methods=["POST"])
-def evaluate_cycle(request: flask.Request) -> dict[str, Any]:
-    body = read_json(request, EvaluateBody) if read_body(request) else EvaluateBody()
+_EVALUATE = {"body": EvaluateBody, "body_required": False, "response": CycleSummary}
+
+
+@api.route("/", methods=["POST"], **_EVALUATE)
+@api.route("/v1/evaluate", methods=["POST"], **_EVALUATE)
+def evaluate_cycle(_request: flask.Request, body: EvaluateBody) -> dict[str, Any]:
+    """One evaluation cycle over every rule (or those named); what the scheduler calls."""
     names = set(body.rules) if body.rules is not None else None
     if names is not None:
         known = {r.name for r in _rules()}
@@ -166,22 +180,36 @@ def evaluate_cycle(request: flask.Request) -> dict[str, Any]:
     return summary
 
 
+class Recommendations(BaseModel):
+    generated_at: str
+    recommendations: list[dict[str, Any]]
+
+
+class RuleList(BaseModel):
+    rules: list[dict[str, Any]]
+
+
+class ScheduleList(BaseModel):
+    evaluated_at: str
+    factor: float | None = Field(description="the dead man's switch: intervals without success that alert")
+    scheduler_api: str
+    jobs: list[dict[str, Any]]
+
+
+class AlertList(BaseModel):
+    alerts: list[AlertState]
+
+
 class AlertsQuery(BaseModel):
     state: Literal["inactive", "pending", "firing", "resolved"] | None = None
-    rule: str | None = None
+    rule: str | None = Field(default=None, max_length=255, description="only this rule's alerts")
 
 
-@api.route("/v1/alerts", methods=["GET"])
-def list_alerts(request: flask.Request) -> dict[str, Any]:
-    from pydantic import ValidationError
-
+@api.route("/v1/alerts", methods=["GET"], query=AlertsQuery, response=AlertList)
+def list_alerts(_request: flask.Request, query: AlertsQuery) -> dict[str, Any]:
+    """Current alert states, by rule and label set."""
     from functions.alerts.state import FirestoreStateStore, effective
-    from shared.http import validation_errors
 
-    try:
-        query = AlertsQuery.model_validate(request.args.to_dict())
-    except ValidationError as exc:
-        raise Problem(422, "Invalid query parameters.", errors=validation_errors(exc)) from None
     store = FirestoreStateStore()
     # A steady alert is not rewritten every cycle: its rule's newest completed cycle says how
     # recently it was evaluated (and, if active, last seen active), as the old rewrite did.
@@ -191,12 +219,12 @@ def list_alerts(request: flask.Request) -> dict[str, Any]:
     return {"alerts": [s.model_dump(mode="json") for s in states]}
 
 
-@api.route("/v1/rules", methods=["GET"])
+@api.route("/v1/rules", methods=["GET"], response=RuleList)
 def list_rules(request: flask.Request) -> dict[str, Any]:
     return {"rules": [r.model_dump(mode="json", by_alias=True) for r in _rules()]}
 
 
-@api.route("/v1/tune", methods=["POST"])
+@api.route("/v1/tune", methods=["POST"], response=Recommendations)
 def tune_job(request: flask.Request) -> dict[str, Any]:
     from functions.alerts.source import QueryApiSource
     from functions.alerts.tune import recommend_for_rules
@@ -209,7 +237,7 @@ def tune_job(request: flask.Request) -> dict[str, Any]:
     return payload
 
 
-@api.route("/v1/recommendations", methods=["GET"])
+@api.route("/v1/recommendations", methods=["GET"], response=Recommendations, problems=(404,))
 def latest_recommendations(request: flask.Request) -> dict[str, Any]:
     from shared.firestore import get_firestore
 
@@ -219,7 +247,7 @@ def latest_recommendations(request: flask.Request) -> dict[str, Any]:
     return dict(snap.to_dict())
 
 
-@api.route("/v1/schedules", methods=["GET"])
+@api.route("/v1/schedules", methods=["GET"], response=ScheduleList)
 def list_schedules(request: flask.Request) -> dict[str, Any]:
     """Each scheduled job's last success and whether the dead man's switch counts it overdue."""
     from functions.alerts.rules import HeartbeatRule
@@ -264,7 +292,7 @@ def _health() -> Any:
     return store_and_topic("alerts", lambda: settings().topic)
 
 
-@api.route("/health", methods=["GET"])
+@api.route("/health", methods=["GET"], **HEALTH_ROUTE)
 def health(request: flask.Request) -> flask.Response:
     from shared.health import status_code
 

@@ -8,8 +8,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from shared.customer_keys import CUSTOMER_ID_PATTERN
+from shared.ids import DocumentId
 
 CustomerId = Annotated[str, Field(pattern=CUSTOMER_ID_PATTERN)]
+# A customer id taken from a request (path, cursor): its shape and Firestore's id rules.
+CustomerRef = DocumentId(
+    max_length=48, pattern=CUSTOMER_ID_PATTERN, description=f"a customer id, matching {CUSTOMER_ID_PATTERN}"
+)
 
 
 class Contact(BaseModel):
