@@ -26,7 +26,7 @@ from shared.logging import get_logger
 api = Api("health")
 log = get_logger("health")
 
-CATEGORIES = ("healthy", "at_risk", "churn_risk")
+CATEGORIES = ("healthy", "at_risk", "churn_risk", "usage_unknown")
 
 
 def handle(request: flask.Request) -> flask.Response:
@@ -217,7 +217,7 @@ def run(request: flask.Request) -> dict[str, Any]:
     data of the days before it. What the daily schedule calls; safe to repeat."""
     from functions.health.run import run_health
     from functions.health.store import FirestoreHealthStore
-    from functions.health.usage import MetricUsage
+    from functions.health.usage import StoredUsage
     from shared.clock import utcnow
     from shared.notices import publish_notice
 
@@ -227,7 +227,7 @@ def run(request: flask.Request) -> dict[str, Any]:
         raise Problem(422, f"as_of {as_of} is in the future; the run scores days that have ended.")
     publish = publish_notice if get_health_settings().publish_actions else None
     summary = run_health(
-        as_of, cfg=_config(), usage_source=MetricUsage(), store=FirestoreHealthStore(), publish=publish
+        as_of, cfg=_config(), usage_source=StoredUsage(), store=FirestoreHealthStore(), publish=publish
     )
     return summary.model_dump(mode="json")
 
