@@ -100,3 +100,16 @@ def test_a_full_day_document_refuses_and_marks_the_customers_that_do_not_fit(fs,
     refused = {c for c in long_ids if days.refused_of(c)}  # marked, or in a shard whose marks overflowed
     assert days.refused, "the 10,000-byte documents should not hold every customer"
     assert counted | refused == set(long_ids)
+
+
+def test_customer_usage_queries_are_daily_sums(fs) -> None:  # type: ignore[no-untyped-def]
+    end = datetime.now(UTC)
+    start = end - timedelta(days=1)
+    with pytest.raises(QueryError, match="daily counters"):
+        run_query(MetricQuery(metric=CUSTOMER_REQUESTS_METRIC, agg="p95", start=start, end=end))
+    with pytest.raises(QueryError, match="per day"):
+        run_query(MetricQuery(metric=CUSTOMER_REQUESTS_METRIC, agg="sum", start=start, end=end, step=60))
+    with pytest.raises(QueryError, match="summed away"):
+        run_query(
+            MetricQuery(metric=CUSTOMER_REQUESTS_METRIC, agg="sum", start=start, end=end, group_by=["region"])
+        )
