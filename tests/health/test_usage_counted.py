@@ -66,7 +66,8 @@ def test_every_customer_is_counted_and_refused_usage_is_unknown(fs, health_clien
     whole = sum(
         1
         for state in states.values()
-        if state["components"]["engagement"]["inputs"]["requests"] == len(THREE_FEATURES)
+        if state["category"] != "usage_unknown"
+        and state["components"]["engagement"]["inputs"]["requests"] == len(THREE_FEATURES)
         and len(state["components"]["adoption"]["inputs"]["used"]) == len(THREE_FEATURES)
     )
     # Every customer is either counted whole or usage_unknown (before: two thirds scored idle).
