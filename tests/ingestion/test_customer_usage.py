@@ -113,3 +113,44 @@ def test_customer_usage_queries_are_daily_sums(fs) -> None:  # type: ignore[no-u
         run_query(
             MetricQuery(metric=CUSTOMER_REQUESTS_METRIC, agg="sum", start=start, end=end, group_by=["region"])
         )
+
+
+def test_days_before_the_store_existed_are_read_from_the_rollups(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Deployed over a metric store that held these counters as series: the days before the usage
+    store's first day are read from the rollups, by the query API and by the health run alike."""
+    from functions.health.usage import StoredUsage
+    from shared.clock import FrozenClock, set_clock
+
+    def post(at: datetime, value: float) -> None:
+        labels = {"customer": "acme", "feature": "route_key", "outcome": "ok"}
+        body = request([counter(CUSTOMER_REQUESTS_METRIC, [(at, value, labels)])], service="routing")
+        answer = client.post(
+            "/v1/metrics", data=body.SerializeToString(), content_type="application/x-protobuf"
+        )
+        assert answer.status_code == 200
+        assert answer.data == b""  # nothing refused
+
+    yesterday = NOW - timedelta(days=1)
+    with monkeypatch.context() as before:  # ingestion as it was: no customer usage store
+        before.setattr("functions.ingestion.customer_usage.customer_usage_metrics", dict)
+        before.setattr("functions.ingestion.points.customer_usage_metrics", dict)
+        set_clock(FrozenClock(yesterday))
+        post(yesterday - timedelta(minutes=1), 5)
+    set_clock(FrozenClock(NOW))
+    post(NOW - timedelta(minutes=1), 2)
+
+    midnight = NOW.replace(hour=0, minute=0, second=0, microsecond=0)
+    result = run_query(
+        MetricQuery(
+            metric=CUSTOMER_REQUESTS_METRIC,
+            agg="sum",
+            start=midnight - timedelta(days=1),
+            end=midnight + timedelta(days=1),
+            step=86_400,
+            group_by=["customer"],
+        )
+    )
+    assert [(s.labels, [v for _, v in s.points]) for s in result.series] == [({"customer": "acme"}, [5, 2])]
+    usage = StoredUsage().customers_usage(NOW.date() + timedelta(days=1), 28)["acme"]
+    assert usage.daily == {yesterday.date(): 5, NOW.date(): 2}
+    assert usage.features == {"route_key": 7}
