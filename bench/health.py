@@ -4,14 +4,20 @@ a fixed ±5-point band, side by side in one run.
 
     .venv/bin/python bench/health.py                  # everything (starts a Firestore emulator)
     .venv/bin/python bench/health.py --customers 2000 --trials 100
+    .venv/bin/python bench/health.py --customers 10000 --pipeline-only   # routing -> ingestion -> run
 
-Scoring runs the very code of POST /v1/health/run (``run_health``) twice: on memory (the pure
-cost of scoring) and on the Firestore emulator (customers, events, states and daily records
-read and written for real). Usage comes from memory in both: the metric-store side is three
-queries for all customers together, whose document reads are estimated from the store's layout
-and printed as an estimate. Drift power: a week of traffic (7 times requests/day) drawn from the
-expected mix with d points moved from Elro to Lua, many trials per d; the multinomial is drawn
-as a chain of binomials in their normal approximation (every count here is over 1,000).
+Scoring runs the very code of POST /v1/health/run (``run_health``) on memory (the pure cost of
+scoring) and on the Firestore emulator (customers, events, states and daily records read and
+written for real) with usage from memory; and (``bench_pipeline``, ``--pipeline-only``) on usage
+that went the production way: 56 days of every customer's traffic counted by routing's
+instruments, shipped as its OTLP batches, pushed to ``ingest_pubsub`` and kept in the customer
+usage store, then scored with usage read from that store and notices published to the Pub/Sub
+emulator, every Firestore read and write counted at the client, beside the memory run on the
+same numbers (the categories must agree: every customer counted).
+
+Drift power: a week of traffic (7 times requests/day) drawn from the expected mix with d points
+moved from Elro to Lua, many trials per d; the multinomial is drawn as a chain of binomials in
+their normal approximation (every count here is over 1,000).
 """
 
 from __future__ import annotations
@@ -536,7 +542,8 @@ def main() -> None:
         print_pipeline(bench_pipeline(n))
     estimate = metric_reads_estimate(n)
     print(
-        f"metric store (estimate, not measured): {estimate['series']:,.0f} customer series -> "
+        f"metric store, as before the usage store (estimate, not measured): {estimate['series']:,.0f} "
+        "customer series -> "
         f"{estimate['rollup_docs']:,.0f} rollup documents read by the usage queries "
         f"({estimate['per_customer']:.1f} per customer), whatever the number of signals"
     )
