@@ -34,8 +34,8 @@ from shared.logging import get_logger
 api = Api("health")
 log = get_logger("health")
 
-CATEGORIES = ("healthy", "at_risk", "churn_risk")
-Category = Literal["healthy", "at_risk", "churn_risk"]
+CATEGORIES = ("healthy", "at_risk", "churn_risk", "usage_unknown")
+Category = Literal["healthy", "at_risk", "churn_risk", "usage_unknown"]
 MAX_AS_OF_DAYS_BACK = 400
 
 
@@ -305,7 +305,7 @@ def run(_request: flask.Request, query: RunQuery) -> dict[str, Any]:
     data of the days before it. What the daily schedule calls; safe to repeat."""
     from functions.health.run import run_health
     from functions.health.store import FirestoreHealthStore
-    from functions.health.usage import MetricUsage
+    from functions.health.usage import StoredUsage
     from shared.clock import utcnow
     from shared.notices import publish_notice
 
@@ -330,7 +330,7 @@ def run(_request: flask.Request, query: RunQuery) -> dict[str, Any]:
         )
     publish = publish_notice if get_health_settings().publish_actions else None
     summary = run_health(
-        as_of, cfg=_config(), usage_source=MetricUsage(), store=FirestoreHealthStore(), publish=publish
+        as_of, cfg=_config(), usage_source=StoredUsage(), store=FirestoreHealthStore(), publish=publish
     )
     return summary.model_dump(mode="json")
 
