@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 import flask
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from functions.reports.cache import dashboard_cache
 from functions.reports.panels import WINDOWS, Catalog, load_catalog
@@ -58,6 +58,23 @@ class DashboardPath(BaseModel):
 class DashboardQuery(FormatQuery):
     window: Window = Field(default="1h", description="the time window charted")
     region: str | None = Field(default=None, max_length=64, description="one region (default: all)")
+    tz: str = Field(
+        default="UTC",
+        max_length=64,
+        pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$",
+        description="the reader's IANA time zone for the charts' times (default UTC), e.g. America/New_York",
+    )
+
+    @field_validator("tz")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (like America/New_York)") from None
+        return value
 
 
 class AudiencePath(BaseModel):
@@ -199,7 +216,7 @@ def dashboard(request: flask.Request, name: str, query: DashboardQuery) -> flask
         raise Problem(422, f"region {region!r} is not one of {', '.join(cat.regions)}.", allowed=cat.regions)
     definition = cat.dashboards[name]
     now = utcnow()
-    key = (name, window, region or "", fmt)
+    key = (name, window, region or "", fmt, query.tz)
     settings = get_reports_settings()
     body = dashboard_cache.get(key, now.timestamp()) if settings.cache_dashboards else None
     cache_state = "hit"
@@ -208,7 +225,7 @@ def dashboard(request: flask.Request, name: str, query: DashboardQuery) -> flask
         view = build_dashboard(
             definition, StoreMetricSource(), FirestoreAlertSource(), window=window, region=region, now=now
         )
-        body = render_view(view, fmt, cat)
+        body = render_view(view, fmt, cat, query.tz)
         if settings.cache_dashboards:
             dashboard_cache.put(key, body, now.timestamp() + definition.refresh_seconds)
     response = flask.Response(body, mimetype=MEDIA_TYPES[fmt])
