@@ -13,7 +13,12 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from shared.api_calls_apps import install_from_env
 from shared.http import pubsub_push
+
+# Off unless ION_RECORD_API_CALLS is set (the deployment rehearsal, the tests): records the Google
+# API calls this function makes for the permission check (shared/api_calls.py).
+install_from_env()
 
 # Deployed (Cloud Run sets K_SERVICE, functions-framework FUNCTION_TARGET), a function whose
 # settings are incomplete stops here, at start, with a message naming every variable it lacks,

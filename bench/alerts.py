@@ -7,7 +7,7 @@ Firestore state store beside the in-memory one).
     .venv/bin/python bench/alerts.py            # both parts
     .venv/bin/python bench/alerts.py --quality  # only the detection quality
     .venv/bin/python bench/alerts.py --speed    # only the timing (in-memory state)
-    .venv/bin/python bench/alerts.py --store    # 100 firing alerts: Firestore state store vs in-memory
+    .venv/bin/python bench/alerts.py --store    # 100 and 1,000 alerts: Firestore store before/now, in-memory
     .venv/bin/python bench/alerts.py --quality --quick --split tuning   # while tuning (small)
 
 The generated set imitates cloud-monitoring exports and is calibrated so that a static 3-sigma
@@ -46,7 +46,9 @@ def main() -> None:
     parser.add_argument("--speed", action="store_true")
     parser.add_argument("--cost", action="store_true", help="only the detector's cost and state")
     parser.add_argument(
-        "--store", action="store_true", help="only the state stores, 100 firing alerts (Firestore emulator)"
+        "--store",
+        action="store_true",
+        help="only the state stores, 100 and 1,000 alerts (Firestore emulator: before / now)",
     )
     parser.add_argument("--quick", action="store_true", help="16 shorter series per split")
     parser.add_argument("--split", choices=[*SPLITS, "both"], default="both")

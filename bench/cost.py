@@ -1,13 +1,22 @@
-"""Cost snapshot bench: month-end forecast error by day of month, and anomaly precision / recall
-against a fixed z-score rule, side by side, on generated billing exports.
+"""Cost snapshot bench: what the daily run reads from the export and how long it takes, the raw
+query (before) and the aggregated one (now) side by side; month-end forecast error by day of month;
+anomaly precision / recall against a fixed z-score rule, side by side, on generated billing exports.
 
-Each scenario is a generated export (devtools/billing_export.py) over several months: a weekday
-pattern, month boundaries, rows landing hours to days late, credits (some as late rows of their
-own), and, in the "injected" scenarios, 3x single-day spikes and slow creeps (2-3% a day over two
-weeks). Every day is replayed as the daily run would see it: as of that day, with only the rows
-landed by the run's time (09:00 UTC the next day).
+Reading the export: a generated account (ION's two projects and another team's, hourly rows split
+by a label into ``--label-split`` rows each, as labelled resources split them, tax, adjustments,
+rounding), served by the BigQuery stand-in to the real google-cloud-bigquery client. Before: the
+query this capability sent until 2026-12 (every project, raw rows, parsed one by one with pydantic,
+days in UTC), kept here only for the comparison. Now: ``BigQueryBillingSource`` (ION's projects,
+aggregated in SQL per Pacific day). The stand-in evaluates both queries in Python in the same
+process: BigQuery does the aggregation on its side, so "now" pays here for work BigQuery does.
 
-    .venv/bin/python bench/cost.py [--scenarios N] [--months M]
+Each forecast scenario is a generated export (devtools/billing_export.py) over several months: a
+weekday pattern, month boundaries, rows landing hours to days late, credits (some as late rows of
+their own), and, in the "injected" scenarios, 3x single-day spikes and slow creeps (2-3% a day over
+two weeks). Every day is replayed as the daily run would see it: as of that day (a Pacific day),
+with only the rows landed by the run's time (09:00 Pacific the next day).
+
+    .venv/bin/python bench/cost.py [--scenarios N] [--months M] [--label-split K] [--skip-forecast]
 """
 
 from __future__ import annotations
@@ -18,26 +27,29 @@ import random
 import statistics
 import sys
 import time
+import tracemalloc
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devtools.billing_export import Creep, Spike, generate
+from devtools.billing_export import ION_PROJECTS, Creep, Spike, generate
 from functions.cost.anomalies import AnomalyParams, detect, zscore_rule
-from functions.cost.billing import BillingRow, parse_rows
+from functions.cost.billing import BillingRow, aggregate, parse_rows
 from functions.cost.forecast import ForecastParams, forecast_month
-from functions.cost.ledger import days_between, fold, month_end
+from functions.cost.ledger import DayCost, days_between, fold, month_end
 
 SERVICES = ("Cloud Run", "Cloud SQL", "Cloud Memorystore for Redis", "Cloud Logging", "Networking")
-RUN_AT = timedelta(hours=33)  # 09:00 UTC the day after the as-of day
+PACIFIC = ZoneInfo("America/Los_Angeles")
 RESTATED = 3
 BUCKETS = ((1, 5), (6, 9), (10, 15), (16, 20), (21, 25), (26, 31))
 
 
-def rows_of(raw: list[dict]) -> list[BillingRow]:
+def rows_of(raw: list[dict[str, Any]]) -> list[BillingRow]:
     return parse_rows(enumerate((json.loads(json.dumps(r, default=str)) for r in raw), start=1))
 
 
@@ -66,7 +78,145 @@ def landed(rows: list[BillingRow], moment: datetime) -> list[BillingRow]:
 
 
 def run_time(day: date) -> datetime:
-    return datetime.combine(day, dtime(0), tzinfo=UTC) + RUN_AT
+    """The daily run: 09:00 Pacific the day after the as-of day."""
+    return datetime.combine(day + timedelta(days=1), dtime(9), tzinfo=PACIFIC).astimezone(UTC)
+
+
+def days_of(rows: list[BillingRow], *, until: date, since: date | None = None) -> dict[date, DayCost]:
+    return fold(aggregate(rows, PACIFIC), until=until, since=since)
+
+
+# --- reading the export: before and now --------------------------------------------------------
+
+# The query before 2026-12, kept here only to measure against: no project filter, raw rows.
+BEFORE_QUERY = """
+SELECT
+  service,
+  sku,
+  usage_start_time,
+  usage_end_time,
+  location,
+  CAST(cost AS NUMERIC) AS cost,
+  currency,
+  ARRAY(
+    SELECT AS STRUCT c.name, CAST(c.amount AS NUMERIC) AS amount, c.type FROM UNNEST(credits) AS c
+  ) AS credits,
+  invoice,
+  labels,
+  export_time
+FROM `{table}`
+WHERE usage_start_time >= @since AND usage_start_time < @until
+  AND _PARTITIONTIME >= TIMESTAMP_SUB(@since, INTERVAL 1 DAY)
+ORDER BY usage_start_time
+"""
+TABLE = "billing-admin.billing.gcp_billing_export_v1_0A1B2C"
+
+
+def split_by_label(rows: list[dict[str, Any]], k: int) -> list[dict[str, Any]]:
+    """Each row as ``k`` rows of a label value (labelled resources split the export's rows)."""
+    if k <= 1:
+        return rows
+    out = []
+    for row in rows:
+        for i in range(k):
+            out.append(
+                {
+                    **row,
+                    "labels": [*row.get("labels", []), {"key": "instance", "value": f"i-{i}"}],
+                    "cost": row["cost"] / k,
+                    "credits": [{**c, "amount": c["amount"] / k} for c in row.get("credits") or []],
+                }
+            )
+    return out
+
+
+def _timed(work: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = work()
+    return result, time.perf_counter() - started
+
+
+def _peak_mib(work: Any) -> float:
+    """Peak Python memory of ``work`` (a run of its own: tracemalloc slows what it traces)."""
+    tracemalloc.start()
+    work()
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    return peak
+
+
+def export_read(label_split: int) -> None:
+    import subprocess
+    import tempfile
+
+    from google.cloud import bigquery
+
+    from devtools.billing_export import write_jsonl
+    from devtools.processes import free_port, wait_until_port
+    from functions.cost.ledger import day_start
+    from functions.cost.sources import BigQueryBillingSource
+
+    as_of = date(2026, 11, 18)
+    first = as_of - timedelta(days=34)
+    raw = generate(first - timedelta(days=3), as_of, hours=1, others=True, charges=True, late_share=0.0).rows
+    rows = split_by_label(raw, label_split)
+    # The stand-in in a process of its own, as BigQuery is: only the function's side is measured.
+    folder = Path(tempfile.mkdtemp(prefix="cost-bench-"))
+    port = free_port()
+    standin = subprocess.Popen(
+        [sys.executable, "-m", "devtools.bigquery_standin", "--port", str(port), "--table", TABLE,
+         "--rows", str(write_jsonl(rows, folder / "export.jsonl")), "--allow-unfiltered"],
+        cwd=Path(__file__).resolve().parent.parent, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_until_port(port, None, 120)
+    source = BigQueryBillingSource(TABLE, projects=ION_PROJECTS, endpoint=f"http://127.0.0.1:{port}")
+    client = source.client()
+
+    def before(days: int = 35) -> tuple[int, dict[date, DayCost]]:
+        since = datetime.combine(first, dtime(0), tzinfo=UTC)
+        config = bigquery.QueryJobConfig(
+            query_parameters=[
+                bigquery.ScalarQueryParameter("since", "TIMESTAMP", since),
+                bigquery.ScalarQueryParameter("until", "TIMESTAMP", since + timedelta(days=days)),
+            ],
+            use_legacy_sql=False,
+        )
+        result = client.query_and_wait(BEFORE_QUERY.format(table=TABLE), job_config=config, wait_timeout=600)
+        parsed = parse_rows((n, dict(r.items())) for n, r in enumerate(result, start=1))
+        # Before: no project filter and UTC days (zone UTC reproduces the old fold).
+        return len(parsed), fold(aggregate(parsed, ZoneInfo("UTC")), until=as_of, since=first)
+
+    def now_(last: date = as_of) -> tuple[int, dict[date, DayCost]]:
+        parsed = source.lines(first, last, month=as_of.strftime("%Y-%m"), zone=PACIFIC)
+        return parsed.read, fold(parsed.lines, until=as_of, since=first)
+
+    try:
+        before(1), now_(first)  # warm: imports, connections
+        (b_rows, b_days), b_s = _timed(before)
+        (n_lines, n_days), n_s = _timed(now_)
+        b_mib, n_mib = _peak_mib(before), _peak_mib(now_)
+    finally:
+        standin.terminate()
+        standin.wait(30)
+    ion = sum(1 for r in rows if r["project"]["id"] in ION_PROJECTS)
+    b_total = sum(float(d.total) for d in b_days.values())
+    n_total = sum(float(d.total) for d in n_days.values())
+    print(
+        f"reading the export, one daily run: {len(rows):,} export rows in the table (38 days, hourly, "
+        f"each split {label_split}x by a label; ION's projects {ion:,}, another team's {len(rows) - ion:,}; "
+        "generated data: it fits the generator's model)"
+    )
+    print(f"{'':<32} {'rows read':>10} {'seconds':>8} {'peak MiB':>9} {'35-day total':>13}")
+    print(
+        f"{'before: raw rows, every project':<32} {b_rows:>10,} {b_s:>8.2f} {b_mib:>9.1f} {b_total:>13,.2f}"
+    )
+    print(f"{'now: aggregated, ION projects':<32} {n_lines:>10,} {n_s:>8.2f} {n_mib:>9.1f} {n_total:>13,.2f}")
+    print(
+        f"rows read / {b_rows / max(n_lines, 1):.0f}; time x{n_s / b_s:.3f}; "
+        f"peak memory x{n_mib / b_mib:.3f}; the before total counts another team's project, on UTC "
+        f"days (a Pacific day starts at {day_start(first, PACIFIC):%H:%M} UTC); seconds include the "
+        "stand-in's answer (the aggregation, BigQuery's work, is in 'now')\n"
+    )
 
 
 def main() -> int:
@@ -75,8 +225,13 @@ def main() -> int:
     parser.add_argument(
         "--months", type=int, default=4, help="months scored per scenario (after 3 of history)"
     )
+    parser.add_argument("--label-split", type=int, default=10, help="export rows per hourly usage row")
+    parser.add_argument("--skip-forecast", action="store_true", help="only the export read")
     args = parser.parse_args()
     started = time.perf_counter()
+    export_read(args.label_split)
+    if args.skip_forecast:
+        return 0
 
     first = date(2025, 9, 1)
     # Enough months: three of history, then the scored ones.
@@ -108,7 +263,7 @@ def main() -> int:
     for index in range(args.scenarios * 2):
         injected = index % 2 == 0
         rows, spikes, creeps = scenario(100 + index, first, last, injected)
-        full = fold(rows, until=last)
+        full = days_of(rows, until=last)
         truth_days = {(s.day, s.service) for s in spikes}
         creep_days = {
             # a creep leaves the service at a higher level: flags until the 8-week baselines catch up count
@@ -127,7 +282,7 @@ def main() -> int:
                 )
             )
             for as_of in days_between(month_first, month_end(month_first)):
-                seen = fold(landed(rows, run_time(as_of)), until=as_of, since=as_of - timedelta(days=100))
+                seen = days_of(landed(rows, run_time(as_of)), until=as_of, since=as_of - timedelta(days=100))
                 fc = forecast_month(seen, as_of, ForecastParams())
                 bucket = next(b for b in BUCKETS if b[0] <= as_of.day <= b[1])
                 if not injected:

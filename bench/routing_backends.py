@@ -53,11 +53,23 @@ class ProductionBackends:
         from google.cloud import firestore
 
         from shared.clock import utcnow
-        from shared.customer_keys import KEYS_COLLECTION, CustomerKeyRecord, hash_key, new_key
+        from shared.customer_keys import (
+            KEYS_COLLECTION,
+            CustomerKeyRecord,
+            hash_key,
+            new_key,
+            signing_secrets,
+        )
 
-        key_id, api_key = new_key()
+        # Signed as routing's stack verifies it: its ION_CUSTOMER_KEY_SECRET, or the local default.
+        secret = signing_secrets(os.environ.get("ION_CUSTOMER_KEY_SECRET", ""), PROJECT)[0]
+        key_id, api_key = new_key(secret)
         record = CustomerKeyRecord(
-            key_id=key_id, customer_id="bench-customer", key_hash=hash_key(api_key), created_at=utcnow()
+            key_id=key_id,
+            customer_id="bench-customer",
+            key_hash=hash_key(api_key),
+            created_at=utcnow(),
+            signed=True,
         )
         firestore.Client(project=PROJECT).collection(KEYS_COLLECTION).document(key_id).create(
             record.model_dump()

@@ -166,7 +166,7 @@ class CloudRunState:
                 updated["etag"] = f'"{generation}"'
                 updated["updateTime"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
                 self.services[name] = updated
-            _, _, location, *_ = name.split("/")
+            _, _, _, location, *_ = name.split("/")  # projects/P/locations/L/services/S
             op_name = f"projects/{self.project}/locations/{location}/operations/{uuid.uuid4()}"
             operation = {
                 "name": op_name,

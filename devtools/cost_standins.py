@@ -35,8 +35,12 @@ def start_cost_standins(
         )
         procs.append(proc)
         wait_until_port(port, proc, 60)
+    from devtools.billing_export import ION_PROJECTS
+
     env = {
         "ION_COST_BILLING_TABLE": table,
+        # The generated export has another team's project too: ION's are these.
+        "ION_COST_PROJECTS": ",".join(ION_PROJECTS),
         "ION_COST_BIGQUERY_ENDPOINT": f"http://127.0.0.1:{bigquery_port}",
         "ION_COST_RECOMMENDER_ENDPOINT": f"http://127.0.0.1:{recommender_port}",
     }

@@ -72,6 +72,10 @@ def main() -> None:
     os.chdir(ROOT)
     from functions_framework._http.gunicorn import GunicornApplication
 
+    from shared.api_calls_apps import install_from_env
+
+    install_from_env()  # before the apps are made, so each app's calls are its target's
+
     GunicornApplication(build_app(args.capability), args.host, args.port, False).run()
 
 

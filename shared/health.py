@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from shared.logging import get_logger
 
 log = get_logger("health")
@@ -39,17 +41,46 @@ def firestore_probe() -> Probe:
     return Probe("firestore", check)
 
 
-def pubsub_probe(topic: str) -> Probe:
-    def check() -> None:
-        from google.api_core.exceptions import PermissionDenied
+PUBLISH = "pubsub.topics.publish"
 
+
+class PublishNotPermitted(Exception):
+    """The topic exists and answered, but this identity may not publish to it."""
+
+
+def pubsub_probe(topic: str) -> Probe:
+    """``TestIamPermissions([pubsub.topics.publish])`` on the topic: it needs no permission of its
+    own, so it works for a publisher-only identity, and it proves the one thing the function needs
+    (unhealthy when the grant is missing; NotFound when the topic is gone).
+
+    The Pub/Sub emulator does not implement it (UNIMPLEMENTED) and has no IAM to ask: there, and
+    only with ``PUBSUB_EMULATOR_HOST`` set, the nearest honest probe is ``GetTopic`` (reachable,
+    topic exists), recorded as local-only so the permission check does not demand
+    ``pubsub.topics.get`` of a deployed function."""
+
+    def check() -> None:
+        import os
+
+        from google.api_core.exceptions import MethodNotImplemented
+
+        from shared.api_calls import local_only
         from shared.pubsub import get_publisher, topic_path
 
+        path = topic_path(topic)
         try:
-            get_publisher().api.get_topic(topic=topic_path(topic), retry=None, timeout=PROBE_TIMEOUT_SECONDS)
-        except PermissionDenied:
-            # A publisher-only identity may not read topics: the API answered and knew us.
+            answer = get_publisher().api.test_iam_permissions(
+                request={"resource": path, "permissions": [PUBLISH]},
+                retry=None,
+                timeout=PROBE_TIMEOUT_SECONDS,
+            )
+        except MethodNotImplemented:
+            if not os.environ.get("PUBSUB_EMULATOR_HOST"):
+                raise
+            with local_only("the Pub/Sub emulator does not implement TestIamPermissions"):
+                get_publisher().api.get_topic(topic=path, retry=None, timeout=PROBE_TIMEOUT_SECONDS)
             return
+        if PUBLISH not in answer.permissions:
+            raise PublishNotPermitted(f"this identity may not publish to {path}")
 
     return Probe(f"pubsub:{topic}", check)
 
@@ -192,3 +223,24 @@ def push_function_health(function: str) -> dict[str, Any]:
         check = HealthCheck(function, lambda: [firestore_probe(), *(pubsub_probe(t) for t in topics)])
         _push_checks[function] = check
     return check.report()
+
+
+# --- the answer's contract (OpenAPI) ------------------------------------------------------------
+
+
+class CheckResult(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    ok: bool
+    latency_ms: float | None = None
+    error: str | None = Field(default=None, description="the failure's exception class only")
+
+
+class HealthReport(BaseModel):
+    """200 when every check is ok, else 503 with the same shape."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: str = Field(description="ok or degraded")
+    service: str
+    checks: dict[str, CheckResult]

@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -182,7 +183,9 @@ def read_json(request: flask.Request, model: type[M], *, max_bytes: int | None =
         errors = validation_errors(exc)
         if any(e["type"] == "json_invalid" for e in errors):
             raise Problem(400, "Body is not valid JSON.", errors=errors) from None
-        raise Problem(422, "Body does not match the expected shape.", errors=errors) from None
+        problem = _field_problem(exc, model, status=422, what="Body fields are")
+        problem.detail = "Body does not match the expected shape. " + problem.detail
+        raise problem from None
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
@@ -223,29 +226,145 @@ def scheduled_time(request: flask.Request) -> datetime | None:
         ) from None
 
 
+@dataclass(frozen=True)
+class Reply:
+    """One documented answer of a route: its JSON model (None: any JSON value, or no body when
+    ``media`` is empty; ``"module:Name"`` names one imported only when the document is built),
+    its media types, and the headers it carries."""
+
+    model: type[BaseModel] | str | None = None
+    media: tuple[str, ...] = ("application/json",)
+    description: str = ""
+    headers: tuple[str, ...] = ()
+
+
+ReplySpec = type[BaseModel] | str | Reply | None
+
+# What every /health route declares: ``@api.route("/health", **HEALTH_ROUTE)``.
+HEALTH_ROUTE: dict[str, Any] = {
+    "responses": {200: "shared.health:HealthReport", 503: "shared.health:HealthReport"},
+    "problems": (429,),
+    "summary": "Health: each dependency probed (cached a few seconds); 503 when one is down.",
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """A route's contract: what ``Api`` validates before the handler runs (path variables, query,
+    body) and what it answers. ``shared.openapi`` builds the OpenAPI document from these same
+    models, so the document cannot drift from what the code accepts."""
+
+    path: str
+    methods: tuple[str, ...]
+    handler: Handler
+    operation_id: str
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    body_required: bool = True
+    raw_body: tuple[str, ...] = ()
+    params: type[BaseModel] | None = None
+    responses: dict[int, Reply] = field(default_factory=dict)
+    problems: tuple[int, ...] = ()
+    summary: str | None = None
+    links: dict[int, dict[str, dict[str, str]]] = field(default_factory=dict)
+
+
 class Api:
     """A small path router for one HTTP function, on werkzeug's routing (already loaded by Flask).
 
     Handlers take the Flask request and the path's variables and return a ``flask.Response``,
     a pydantic model or a JSON-serialisable value (answered with 200).
+
+    A route may declare its contract: ``params`` (a model of the path variables: a value that
+    fails it is a 404, as no such resource can exist), ``query`` (a model of the query string:
+    422 naming the parameter and what is allowed), ``body`` (a JSON body model, read through
+    ``read_json``: 415/413/400/422; ``body_required=False`` makes an empty body the model's
+    defaults; ``raw_body`` names the media types of a body the handler reads itself through
+    ``read_body``), ``response``/``responses`` (what it answers), ``problems`` (the 4xx/5xx it may
+    answer besides those) and ``links`` (OpenAPI links, for stateful tests). The validated
+    ``query`` and ``body`` reach the handler as keyword arguments of those names. Every Api
+    serves its OpenAPI 3.1 document at ``GET /openapi.json``.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(
+        self, name: str, *, problems: Iterable[int] = (), security: dict[str, Any] | None = None
+    ) -> None:
         self.name = name
         self._map = Map(strict_slashes=False, merge_slashes=True)
-        self._handlers: dict[str, Handler] = {}
+        self._operations: dict[str, Operation] = {}
         self._adapter = None
         self._log = get_logger(name)
+        self._openapi: dict[str, Any] | None = None
+        # Problems every route may answer (e.g. 401/429 of an API key check before the routes).
+        self.problems = tuple(problems)
+        self.security = security
+        self.route(
+            "/openapi.json",
+            summary="This function's API contract (OpenAPI 3.1), generated from its models.",
+            responses={200: Reply(description="The OpenAPI document.")},
+        )(self._serve_openapi)
 
-    def route(self, path: str, methods: Iterable[str] = ("GET",)) -> Callable[[Handler], Handler]:
+    def route(
+        self,
+        path: str,
+        methods: Iterable[str] = ("GET",),
+        *,
+        query: type[BaseModel] | None = None,
+        body: type[BaseModel] | None = None,
+        body_required: bool = True,
+        raw_body: Iterable[str] = (),
+        params: type[BaseModel] | None = None,
+        response: ReplySpec = None,
+        responses: dict[int, ReplySpec] | None = None,
+        problems: Iterable[int] = (),
+        summary: str | None = None,
+        links: dict[int, dict[str, dict[str, str]]] | None = None,
+    ) -> Callable[[Handler], Handler]:
+        replies = {status: _reply(spec) for status, spec in (responses or {}).items()}
+        if response is not None or not replies:
+            replies = {200: _reply(response), **replies}
+
         def register(handler: Handler) -> Handler:
-            endpoint = f"{handler.__module__}.{handler.__qualname__}"
+            name = getattr(handler, "__name__", "handler").lstrip("_")
+            operation_id = name
+            if any(op.operation_id == name for op in self._operations.values()):
+                operation_id = f"{name}_{len(self._operations)}"
+            endpoint = f"{handler.__module__}.{handler.__qualname__}#{len(self._operations)}"
+            self._operations[endpoint] = Operation(
+                path=path,
+                methods=tuple(methods),
+                handler=handler,
+                operation_id=operation_id,
+                query=query,
+                body=body,
+                body_required=body_required,
+                raw_body=tuple(raw_body),
+                params=params,
+                responses=replies,
+                problems=tuple(problems),
+                summary=summary or _first_line(handler.__doc__),
+                links=links or {},
+            )
             self._map.add(Rule(path, endpoint=endpoint, methods=list(methods)))
-            self._handlers[endpoint] = handler
             self._adapter = None
+            self._openapi = None
             return handler
 
         return register
+
+    def operations(self) -> list[Operation]:
+        return list(self._operations.values())
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of this function (built once)."""
+        if self._openapi is None:
+            from shared.openapi import build_document
+
+            self._openapi = build_document(self)
+        return self._openapi
+
+    def _serve_openapi(self, _request: flask.Request) -> flask.Response:
+        return json_response(self.openapi())
 
     def __call__(self, request: flask.Request) -> flask.Response:
         token = set_trace(
@@ -307,7 +426,7 @@ class Api:
                 allowed=allowed,
             ).to_response(request.path)
         try:
-            result = self._handlers[endpoint](request, **args)
+            result = self._call(self._operations[endpoint], request, args)
         except Problem as problem:
             return problem.to_response(request.path)
         except Exception as exc:  # noqa: BLE001 - a bug of ours: logged, answered 500
@@ -322,6 +441,24 @@ class Api:
             return result
         return json_response(result)
 
+    @staticmethod
+    def _call(op: Operation, request: flask.Request, args: dict[str, Any]) -> Any:
+        """The handler, with the path variables, query and body validated by the route's models."""
+        if op.params is not None:
+            args = read_params(args, op.params)
+        kwargs: dict[str, Any] = {}
+        if op.query is not None:
+            kwargs["query"] = read_query(request, op.query)
+        if op.body is not None:
+            if not op.body_required and not read_body(request).strip():
+                try:  # no body: the model's defaults, which must make a valid body
+                    kwargs["body"] = op.body.model_validate({})
+                except ValidationError as exc:
+                    raise _field_problem(exc, op.body, status=422, what="Body (empty) fields are") from None
+            else:
+                kwargs["body"] = read_json(request, op.body)
+        return op.handler(request, **args, **kwargs)
+
     def paths(self) -> list[str]:
         return sorted({rule.rule for rule in self._map.iter_rules()})
 
@@ -331,6 +468,74 @@ class Api:
             (rule.rule, sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}))
             for rule in self._map.iter_rules()
         )
+
+
+def _reply(spec: ReplySpec) -> Reply:
+    if isinstance(spec, Reply):
+        return spec
+    return Reply(model=spec)
+
+
+def _first_line(doc: str | None) -> str | None:
+    if not doc:
+        return None
+    text = " ".join(doc.strip().split("\n\n")[0].split())
+    return text or None
+
+
+def _allowed(model: type[BaseModel], name: str) -> str | None:
+    """What the field ``name`` of ``model`` allows, in words, from its JSON Schema."""
+    from shared.openapi import describe_allowed
+
+    return describe_allowed(model, name)
+
+
+def _field_problem(exc: ValidationError, model: type[BaseModel], *, status: int, what: str) -> Problem:
+    """A problem naming each field that failed (as the client spells it) and what it allows."""
+    errors = validation_errors(exc)
+    parts = []
+    for error in errors:
+        allowed = _allowed(model, error["field"].split(".")[0])
+        if allowed:
+            error["allowed"] = allowed
+        parts.append(f"{error['field']}: {error['message']}" + (f" (allowed: {allowed})" if allowed else ""))
+    extra: dict[str, Any] = {}
+    fields = {error["field"].split(".")[0] for error in errors}
+    if len(fields) == 1:  # one field with a set of values: the values, as a list
+        from shared.openapi import allowed_values
+
+        values = allowed_values(model, fields.pop())
+        if values is not None:
+            extra["allowed"] = values
+    return Problem(status, f"{what} not valid: {'; '.join(parts)}.", errors=errors, **extra)
+
+
+def read_query(request: flask.Request, model: type[M]) -> M:
+    """The query string validated by ``model`` (lax: strings become ints, booleans, dates);
+    422 naming each bad parameter and what it allows. A parameter given twice counts once (the
+    first), unless its field is a list."""
+    values: dict[str, Any] = {}
+    lists = {
+        (info.alias or name)
+        for name, info in model.model_fields.items()
+        if getattr(info.annotation, "__origin__", None) is list
+    }
+    for key in request.args:
+        values[key] = request.args.getlist(key) if key in lists else request.args.get(key)
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise _field_problem(exc, model, status=422, what="Query parameters are") from None
+
+
+def read_params(args: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
+    """Path variables validated by ``model``: a value that fails is 404 (no resource can have
+    it), naming the variable and what it allows."""
+    try:
+        parsed = model.model_validate(args)
+    except ValidationError as exc:
+        raise _field_problem(exc, model, status=404, what="No such resource: path variables are") from None
+    return {name: getattr(parsed, name) for name in args}
 
 
 # --- Pub/Sub push endpoints ---------------------------------------------------------------------

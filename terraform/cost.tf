@@ -48,16 +48,25 @@ resource "google_billing_account_iam_member" "cost_commitments" {
   member             = local.cost_identity
 }
 
-# The monthly budget on this project's spend, in the billing account's currency. Every update
-# (several a day) goes to topic budget-notifications; snapshot_cost_budget announces each
-# threshold crossing once per month.
+data "google_project" "serving" {
+  project_id = local.serving_project
+}
+
+# The monthly budget on ION's spend (this project and the serving project), in the billing
+# account's currency. Every update (several a day) goes to topic budget-notifications;
+# snapshot_cost_budget announces each threshold crossing once per month and budget.
 resource "google_billing_budget" "monthly" {
   count           = var.cost.create_budget ? 1 : 0
   billing_account = var.cost.billing_account
   display_name    = "ION Ops monthly budget"
 
   budget_filter {
-    projects               = ["projects/${data.google_project.this.number}"]
+    # The projects snapshot_cost counts (ION_COST_PROJECTS), so the budget's costAmount and the
+    # export's month to date reconcile.
+    projects = distinct([
+      "projects/${data.google_project.this.number}",
+      "projects/${data.google_project.serving.number}",
+    ])
     calendar_period        = "MONTH"
     credit_types_treatment = "INCLUDE_ALL_CREDITS"
   }

@@ -5,9 +5,12 @@
 resource "google_project_iam_custom_role" "public_datastore" {
   role_id     = "ionOpsPublicDatastore"
   title       = "ION Ops public function Firestore access"
-  description = "Get, list, create and update Firestore documents; no delete, export, import or index management."
+  description = "Transactions; get, list, create and update Firestore documents; no delete, export, import or index management."
+  # databases.get is what Firestore checks for BeginTransaction and Rollback (every transaction,
+  # e.g. POST /v2/feedback); getMetadata (reading the database resource) no call of route needs.
+  # Both proved from route's recorded calls (devtools/permissions.py).
   permissions = [
-    "datastore.databases.getMetadata",
+    "datastore.databases.get",
     "datastore.entities.get",
     "datastore.entities.list",
     "datastore.entities.create",

@@ -118,6 +118,7 @@ module "settings" {
   cost                = var.cost
   scaling_targets     = var.scaling_targets
   cloud_sql_instances = var.cloud_sql_instances
+  watchdog            = var.watchdog
   resources           = local.resource_settings
 }
 

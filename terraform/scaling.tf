@@ -44,3 +44,22 @@ resource "google_project_iam_member" "collector_serving_project" {
   role    = "roles/monitoring.viewer"
   member  = "serviceAccount:${module.function["ingest"].service_account}"
 }
+
+# A service update answers a long-running operation, and adjust_scaling waits for it (GetOperation):
+# run.operations.get, which IAM checks on the project, operations not being under the service.
+# Found by the permission check (devtools/permissions.py) from adjust_scaling's recorded calls.
+resource "google_project_iam_custom_role" "scaling_operations" {
+  for_each    = local.scaling_projects
+  project     = each.value
+  role_id     = "ionOpsScalingOperations"
+  title       = "ION Ops scaling: wait for a Cloud Run service update"
+  description = "Read Cloud Run long-running operations (adjust_scaling waits for its service updates)."
+  permissions = ["run.operations.get"]
+}
+
+resource "google_project_iam_member" "scaling_operations" {
+  for_each = local.scaling_projects
+  project  = each.value
+  role     = google_project_iam_custom_role.scaling_operations[each.value].id
+  member   = local.scaling_identity
+}

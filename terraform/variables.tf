@@ -30,7 +30,7 @@ variable "function_env" {
 variable "secret_ids" {
   description = "Secret Manager secrets created empty; add versions out of band (README: Deploy)."
   type        = list(string)
-  default     = ["ion-api-keys", "request-id-secret", "slack-bot-token", "pagerduty-routing-key", "smtp-password"]
+  default     = ["ion-api-keys", "request-id-secret", "customer-key-secret", "slack-bot-token", "pagerduty-routing-key", "smtp-password"]
 }
 
 variable "extra_invokers" {
@@ -249,5 +249,57 @@ variable "cloud_sql_instances" {
   validation {
     condition     = alltrue([for name in var.cloud_sql_instances : can(regex("^[a-z][a-z0-9-]{0,96}$", name))])
     error_message = "cloud_sql_instances are instance names (not connection names)."
+  }
+}
+
+# --- Watchdog: who is paged when ION itself is down (monitoring.tf) -----------------------------
+
+variable "watchdog" {
+  description = "Who Cloud Monitoring pages about ION Ops itself, not through ION: an email address, the Secret Manager secret holding the PagerDuty integration key (and its version), and the external dead man's switch URL every evaluation cycle pings."
+  type = object({
+    email                 = string
+    heartbeat_url         = string
+    pagerduty_key_secret  = optional(string, "watchdog-pagerduty-key")
+    pagerduty_key_version = optional(number, 1)
+  })
+  validation {
+    condition     = can(regex("^[^@\\s,]+@[^@\\s,]+\\.[^@\\s,]+$", var.watchdog.email))
+    error_message = "watchdog.email must be one email address (a person or a list that is not behind ION)."
+  }
+  validation {
+    condition = (
+      can(regex("^https://[^/\\s?#]+(/[^\\s]*)?$", var.watchdog.heartbeat_url))
+      && !can(regex("^https://([^/@]*@)?(localhost|127\\.[0-9.]+|0\\.0\\.0\\.0|\\[::1\\])(:[0-9]+)?(/|$)", var.watchdog.heartbeat_url))
+      && !can(regex("^https://([^/@]*@)?[^/]*\\.(run\\.app|cloudfunctions\\.net)(:[0-9]+)?(/|$)", var.watchdog.heartbeat_url))
+    )
+    error_message = "watchdog.heartbeat_url must be an https:// URL of a dead man's switch outside ION (healthchecks.io, Cronitor, a PagerDuty heartbeat), not loopback or a function's own URL."
+  }
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_-]{1,255}$", var.watchdog.pagerduty_key_secret))
+    error_message = "watchdog.pagerduty_key_secret must be a Secret Manager secret id (letters, digits, - and _)."
+  }
+  validation {
+    condition     = var.watchdog.pagerduty_key_version >= 1 && floor(var.watchdog.pagerduty_key_version) == var.watchdog.pagerduty_key_version
+    error_message = "watchdog.pagerduty_key_version must be a secret version number (1, 2, ...); raise it to rotate the key."
+  }
+}
+
+variable "log_retention" {
+  description = "Days the operations logs (the functions, the scheduler's attempts) and the audit logs (Cloud Audit Logs, the functions' audit entries) are kept in their log buckets (logging.tf)."
+  type = object({
+    operations_days = optional(number, 30)
+    audit_days      = optional(number, 90)
+  })
+  default = {}
+  validation {
+    condition = alltrue([
+      for days in [var.log_retention.operations_days, var.log_retention.audit_days] :
+      days >= 1 && days <= 3650 && floor(days) == days
+    ])
+    error_message = "log_retention days must be whole numbers from 1 to 3650 (Cloud Logging's range)."
+  }
+  validation {
+    condition     = var.log_retention.audit_days >= 90
+    error_message = "log_retention.audit_days must be at least 90: the seeds keep audit logs 90 days."
   }
 }

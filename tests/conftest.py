@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +18,39 @@ import pytest
 os.environ["GOOGLE_CLOUD_PROJECT"] = "ion-ops-test"
 for _var in ("FIRESTORE_EMULATOR_HOST", "PUBSUB_EMULATOR_HOST", "REDIS_URL", "ION_API_KEYS"):
     os.environ.pop(_var, None)
+
+from shared import api_calls, api_calls_apps  # noqa: E402
+
+# Every Google API call a function makes in this session is recorded (shared/api_calls.py) and
+# checked against the Terraform grants at the end of the session (pytest_sessionfinish below).
+# Set before anything imports a Google client, so every channel is intercepted; subprocesses
+# (devtools.serve, make run) inherit the variable and record into the same folder.
+API_CALLS_ROOT = Path(__file__).resolve().parent.parent / ".run" / "api-calls"
+# One folder per session (its pid), so two sessions of one work tree never mix or clear each
+# other's calls; folders of sessions no longer running are removed.
+API_CALLS_DIR = API_CALLS_ROOT / f"session-{os.getpid()}"
+
+
+def _session_running(folder: Path) -> bool:
+    try:
+        os.kill(int(folder.name.removeprefix("session-")), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+if not os.environ.get(api_calls.ENV_VAR):
+    API_CALLS_ROOT.mkdir(parents=True, exist_ok=True)
+    for _old in API_CALLS_ROOT.iterdir():
+        if _old.is_dir() and not _session_running(_old):
+            shutil.rmtree(_old, ignore_errors=True)
+        elif _old.is_file():
+            _old.unlink()
+    API_CALLS_DIR.mkdir()
+    os.environ[api_calls.ENV_VAR] = str(API_CALLS_DIR)
+api_calls_apps.install_from_env()
 
 from devtools.emulators import reset_firestore, start_firestore_and_pubsub, start_redis  # noqa: E402
 from devtools.processes import ManagedProcess, free_port, python, wait_until_http  # noqa: E402
@@ -155,3 +189,39 @@ def fixture_source(name: str) -> str:
 
 
 sys.path.insert(0, str(ROOT))
+
+
+# --- the session's Google API calls against the Terraform grants (devtools/permissions.py) -----
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Every call a function made in this session must be allowed by its grants: a gap fails the
+    run however the tests went. Order-free: it reads the union of the calls recorded, whichever
+    tests ran. A need not yet in terraform/iam/needs.yaml is noted, not failed."""
+    folder = Path(os.environ.get(api_calls.ENV_VAR, API_CALLS_DIR))
+    if not api_calls.recording() or not folder.is_dir():
+        return
+    from devtools import permissions
+
+    failures, notes = permissions.check_session(folder, PROJECT)
+    calls = api_calls.read_calls(folder)
+    session.config._ion_permission_report = (calls, failures, notes)  # type: ignore[attr-defined]
+    if failures and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    report = getattr(config, "_ion_permission_report", None)
+    if report is None:
+        return
+    calls, failures, notes = report
+    methods = {call.method for call in calls}
+    terminalreporter.write_sep("-", "permission check (devtools/permissions.py)")
+    terminalreporter.write_line(
+        f"{api_calls.calls_made()} Google API calls in this process; {len(calls)} distinct calls of "
+        f"{len({c.function for c in calls})} functions, {len(methods)} methods, recorded under {os.environ.get(api_calls.ENV_VAR)}"
+    )
+    for note in notes:
+        terminalreporter.write_line(f"permission check note: {note}", yellow=True)
+    for failure in failures:
+        terminalreporter.write_line(f"PERMISSION CHECK FAILED: {failure}", red=True)

@@ -33,6 +33,7 @@ QUERY_KEYS = [
 ]  # fmt: skip
 AWKWARD_VALUES = [
     "", "0", "-1", "1e309", "NaN", "inf", "true", "null", "[]", "{}", "9999-12-31T23:30:00Z",
+    "\u00b2", "a/b", "..", ".", "__x__", "0595-04-27", "x\ny",
     "0001-01-01T00:00:00+01:00", "2026-03-02T08:00:00", "2026-W99", "2026-13", "../../etc/passwd",
     "%00", "\u202e", "a" * 3000, "Etc/Nowhere", "America/New_York", "leadership", "p95",
 ]  # fmt: skip
@@ -69,30 +70,38 @@ json_values = st.recursive(
 )  # fmt: skip
 
 
-def _routes(capability: str) -> list[tuple[str, list[str]]]:
-    """The capability's Api routes, and the push path of each topic it subscribes to."""
-    routes: list[tuple[str, list[str]]] = []
+Route = tuple[str, list[str], list[str]]
+
+
+def _routes(capability: str) -> list[Route]:
+    """The capability's Api routes with the query parameters each declares, and the push path of
+    each topic it subscribes to."""
+    routes: list[Route] = []
     fns = topology().functions_of(capability)
     if any(fn.trigger == "http" for fn in fns.values()):
-        routes += importlib.import_module(f"functions.{capability}.main").api.routes()
+        for op in importlib.import_module(f"functions.{capability}.main").api.operations():
+            names = [info.alias or name for name, info in op.query.model_fields.items()] if op.query else []
+            routes.append((op.path, list(op.methods), names))
     for fn in fns.values():
         topics = list(topology().dead_letter_topics().values()) if fn.dead_letters else [fn.topic]
-        routes += [(f"/projects/{PROJECT}/topics/{topic}", ["POST"]) for topic in topics]
+        routes += [(f"/projects/{PROJECT}/topics/{topic}", ["POST"], []) for topic in topics]
     return routes
 
 
 @st.composite
-def http_requests(draw: st.DrawFn, routes: list[tuple[str, list[str]]]) -> dict[str, Any]:
-    rule, methods = draw(st.sampled_from(routes))
+def http_requests(draw: st.DrawFn, routes: list[Route]) -> dict[str, Any]:
+    rule, methods, declared = draw(st.sampled_from(routes))
     method = draw(st.sampled_from(methods) | st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]))
     path = rule
     while "<" in path:  # fill each path variable, e.g. <audience> or <path:name>
         start, end = path.index("<"), path.index(">")
         value = draw(awkward.filter(bool))
         path = path[:start] + quote(value, safe="") + path[end + 1 :]
-    query = draw(
-        st.dictionaries(st.sampled_from(QUERY_KEYS) | st.text(min_size=1, max_size=10), awkward, max_size=4)
+    # The route's own parameters (from its query model) first, then others it should ignore or refuse.
+    keys = (
+        st.sampled_from(declared) | st.sampled_from(QUERY_KEYS) if declared else st.sampled_from(QUERY_KEYS)
     )
+    query = draw(st.dictionaries(keys | st.text(min_size=1, max_size=10), awkward, max_size=4))
     headers = draw(
         st.dictionaries(st.sampled_from(HEADER_NAMES), meaningful_header_values | header_text, max_size=4)
     )

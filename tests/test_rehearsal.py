@@ -21,10 +21,13 @@ from shared.topology import ROOT, load_topology
 pytestmark = pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform CLI not installed")
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-# What a secret holds, shaped as the real one (the values do not matter, their presence does).
+# What a secret holds, shaped as the real one (the values do not matter, their presence does;
+# keys and the customer key secret must pass the start check's strength test: 32+ random-looking
+# characters of two kinds at least, as the rehearsal's 40 random characters per key).
 SECRET_VALUES = {
-    "ion-api-keys": "k" * 40 + "," + "q" * 40,
+    "ion-api-keys": "Kx7mQ2vR9pL4wT8nZ3cF6hJ1bY5dG0sA2eU8iO4k,q9W3eR7tY1uI5oP8aS2dF6gH0jK4lZ7xC3vB9nM1",
     "request-id-secret": "s" * 64,
+    "customer-key-secret": "Zq3v8Kp2Lm9Xt4Rw7Ny1Bc6Hd0Fg5Js2Ua8Ve3Wi9Ok4Pl7Qm1Rn6Ts0Yu5Xz2Ab8Cd3",
     "slack-bot-token": "xoxb-" + "t" * 40,
     "pagerduty-routing-key": "p" * 32,
     "smtp-password": "m" * 24,
@@ -205,6 +208,8 @@ def test_every_function_starts_as_deployed_and_answers_health(stack) -> None:  #
         ("snapshot_cost", "ION_COST_BILLING_TABLE"),
         ("adjust_scaling", "ION_SCALING_TARGETS"),
         ("score_health", "REDIS_URL"),
+        ("score_health", "ION_CUSTOMER_KEY_SECRET"),
+        ("route", "ION_CUSTOMER_KEY_SECRET"),
         ("ingest", "ION_COLLECTOR_RUN_SERVICES"),
         ("store_dead_letters", "ION_DEADLETTERS_URL"),
     ],

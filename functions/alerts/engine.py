@@ -4,16 +4,17 @@ The same ``Evaluator`` runs in production (query API, Firestore, Pub/Sub) and in
 and tuning (replay source, in-memory store, transitions collected): only the three objects
 passed in differ.
 
-Quiet series cost one read: the states of a rule are read once per cycle (one query) and the
-state machine is run on that snapshot; only when it decides a change is the change made inside
-a transaction that reads the state again and decides again.
+Quiet series cost nothing per alert: a cycle claims the rule (its cycle record: a late cycle stops
+here), reads the rule's pending and firing states once (one query) and runs the state machine on
+that snapshot; only when it decides a change worth a write (``must_write``) does it read the state
+again, decide again and write it conditionally. A steady firing alert is not written: the rule's
+record of its newest completed cycle stands for it (``state.effective``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -30,7 +31,16 @@ from functions.alerts.rules import (
     compare,
 )
 from functions.alerts.source import MetricSource, Query
-from functions.alerts.state import AlertState, Observation, StateStore, step
+from functions.alerts.state import (
+    OPEN,
+    AlertState,
+    Compute,
+    Observation,
+    RuleCycle,
+    StateStore,
+    must_write,
+    step,
+)
 from shared.logging import get_logger
 from shared.messages import AlertTransition
 from shared.metrics.query import Series
@@ -121,36 +131,49 @@ class Evaluator:
         return result
 
     def apply(self, rule: Any, observations: list[Observation], now: datetime) -> list[AlertTransition]:
-        snapshot = self.store.snapshot(rule.name)
+        if not self.store.claim(rule.name, now):
+            log.info("rule %s: a newer cycle already started on it; late cycle ignored", rule.name)
+            return []
+        write_all = self.store.write_unchanged
+        snapshot = self.store.open_states(rule.name)
         by_fp = {rule.fingerprint(o.labels): o for o in observations}
         changing: list[tuple[str, Observation | None]] = []
-        for fingerprint in sorted(
-            set(by_fp) | {fp for fp, s in snapshot.items() if s.state in ("pending", "firing")}
-        ):
+        for fingerprint in sorted(set(by_fp) | {fp for fp, s in snapshot.items() if s.state in OPEN}):
             obs = by_fp.get(fingerprint)
-            new, _ = step(rule, snapshot.get(fingerprint), obs, now)
-            if new is not None:
+            stored = snapshot.get(fingerprint)
+            # Whether an alert changes does not need the newest completed cycle: it only moves a
+            # steady firing alert's last_active_at, and an alert that stops being active changes
+            # either way. `apply` decides exactly, with the cycle record read beside the state.
+            new, _ = step(rule, stored, obs, now)
+            if new is not None and (write_all or must_write(stored, new)):
                 changing.append((fingerprint, obs))
+        overtaken: list[str] = []
 
-        def commit(item: tuple[str, Observation | None]) -> AlertTransition | None:
-            fingerprint, obs = item
+        def decider(fingerprint: str, obs: Observation | None) -> Compute:
+            def compute(
+                fresh: AlertState | None, cycle: RuleCycle | None
+            ) -> tuple[AlertState | None, AlertTransition | None]:
+                if cycle is not None and cycle.claimed_at is not None and cycle.claimed_at > now:
+                    overtaken.append(fingerprint)  # a newer cycle started on the rule: it decides
+                    return None, None
+                new, moved = step(rule, fresh, obs, now, cycle.completed_at if cycle is not None else None)
+                if moved is None and new is not None and not (write_all or must_write(fresh, new)):
+                    return None, None
+                return new, moved
 
-            def compute(fresh: AlertState | None) -> tuple[AlertState | None, AlertTransition | None]:
-                return step(rule, fresh, obs, now)
+            return compute
 
-            return self.store.apply(fingerprint, compute)
-
-        # Each alert is its own optimistic write: a networked store (Firestore) takes several at once.
-        workers = min(len(changing), getattr(self.store, "concurrent_writes", 1))
-        if workers > 1:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                outcomes = list(pool.map(commit, changing))
-        else:
-            outcomes = [commit(item) for item in changing]
+        outcomes = self.store.apply_all(rule.name, [(fp, decider(fp, obs)) for fp, obs in changing])
         moved = [t for t in outcomes if t is not None]
         if self.publish is not None:
             for transition in moved:
                 self.publish(transition)
+        if overtaken:
+            # Not every decision was applied, so this cycle cannot stand for the alerts it skipped.
+            log.info("rule %s: overtaken by a newer cycle, %d alerts left to it", rule.name, len(overtaken))
+        elif snapshot or changing:
+            # A rule with nothing open needs no record of this cycle: no state stands on it.
+            self.store.complete(rule.name, now)
         return moved
 
     # -- observations per kind -------------------------------------------------------------------

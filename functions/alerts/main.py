@@ -3,11 +3,14 @@
 HTTP (``evaluate_alerts``; locally every path of the capability's port):
 
 - ``POST /`` or ``POST /v1/evaluate`` — one evaluation cycle over every rule (Cloud Scheduler,
-  every minute). Body optional: ``{"rules": [names]}`` evaluates only those.
+  every minute), then one ping of the external dead man's switch (``ION_ALERTS_HEARTBEAT_URL``,
+  heartbeat.py). Body optional: ``{"rules": [names]}`` evaluates only those (and pings nothing:
+  the switch hears of full cycles only).
 - ``POST /v1/tune`` — the tuning job (daily): recommendations from the last 7 days, stored in
   Firestore ``alert_recommendations/latest`` and returned.
 - ``GET /v1/recommendations`` — the latest stored recommendations.
-- ``GET /v1/alerts[?state=firing|pending|resolved|inactive][&rule=NAME]`` — current alert states.
+- ``GET /v1/alerts[?state=firing|pending|resolved|inactive][&rule=NAME]`` — current alert states
+  (quiet ones are kept 35 days after they last went quiet, 1 day if they never fired).
 - ``GET /v1/rules`` — the loaded rules. ``GET /health``.
 
 Pub/Sub (``evaluate_alerts_on_ingest``, topic ``metric-updates``): evaluates at once the rules
@@ -25,11 +28,13 @@ import flask
 from pydantic import BaseModel, Field
 
 from functions.alerts.engine import CycleResult, DetectorCache, Evaluator
+from functions.alerts.heartbeat import HeartbeatPinger
 from functions.alerts.jobs import JobWatch
 from functions.alerts.rules import RulesError, active_rules
 from functions.alerts.settings import settings
+from functions.alerts.state import AlertState
 from shared.clock import utcnow
-from shared.http import Api, Problem, json_response, read_body, read_json
+from shared.http import HEALTH_ROUTE, Api, Problem, json_response
 from shared.logging import get_logger
 from shared.messages import AlertTransition, MetricsIngested
 
@@ -43,6 +48,16 @@ _detectors = DetectorCache()
 
 class EvaluateBody(BaseModel):
     rules: list[str] | None = Field(default=None, description="only these rules (default: all)")
+
+
+class CycleSummary(BaseModel):
+    evaluated_at: str
+    rules: int
+    series: int
+    transitions: list[dict[str, Any]]
+    errors: dict[str, Any]
+    # A cycle over every rule: the external dead man's switch's ping ({ok, detail}), or why none.
+    heartbeat: dict[str, Any] | str | None = None
 
 
 def _rules() -> list[Any]:
@@ -106,14 +121,27 @@ def evaluate(rule_names: set[str] | None = None, metrics: set[str] | None = None
         if (rule_names is None or r.name in rule_names) and (metrics is None or r.metrics() & metrics)
     ]
     result = Evaluator(QueryApiSource(), store, send, _detectors, job_watch()).run(rules, now)
+    # `alerts_cycle: full` marks a cycle over every rule: Cloud Monitoring counts these lines
+    # (log-based metric ion_alerts_evaluation_cycles, terraform/monitoring.tf) and pages when
+    # evaluate-alerts has written none for 3 minutes.
+    full = rule_names is None and metrics is None
     log.info(
         "evaluated %d rules, %d series, %d transitions",
         result.rules,
         result.series,
         len(result.transitions),
-        extra={"errors": result.errors} if result.errors else {},
+        extra={
+            "alerts_cycle": "full" if full else "partial",
+            **({"errors": result.errors} if result.errors else {}),
+        },
     )
     return result
+
+
+@lru_cache(maxsize=1)
+def heartbeat() -> HeartbeatPinger:
+    config = settings()
+    return HeartbeatPinger(config.heartbeat_url, config.heartbeat_method, config.heartbeat_timeout_seconds)
 
 
 def _summary(result: CycleResult) -> dict[str, Any]:
@@ -126,50 +154,77 @@ def _summary(result: CycleResult) -> dict[str, Any]:
     }
 
 
-@api.route("/", methods=["POST"])
-@api.route("/v1/evaluate", methods=["POST"])
-def evaluate_cycle(request: flask.Request) -> dict[str, Any]:
-    body = read_json(request, EvaluateBody) if read_body(request) else EvaluateBody()
+_EVALUATE = {"body": EvaluateBody, "body_required": False, "response": CycleSummary}
+
+
+@api.route("/", methods=["POST"], **_EVALUATE)
+@api.route("/v1/evaluate", methods=["POST"], **_EVALUATE)
+def evaluate_cycle(_request: flask.Request, body: EvaluateBody) -> dict[str, Any]:
+    """One evaluation cycle over every rule (or those named); what the scheduler calls."""
     names = set(body.rules) if body.rules is not None else None
     if names is not None:
         known = {r.name for r in _rules()}
         unknown = sorted(names - known)
         if unknown:
             raise Problem(422, f"Unknown rules: {', '.join(unknown)}.", allowed=sorted(known))
-    return _summary(evaluate(names))
+    result = evaluate(names)
+    summary = _summary(result)
+    if names is None:
+        pinger = heartbeat()
+        ping = pinger.ping(
+            f"rules={result.rules} transitions={len(result.transitions)} errors={len(result.errors)}".encode()
+        )
+        summary["heartbeat"] = (
+            pinger.status()["detail"] if ping is None else {"ok": ping.ok, "detail": ping.detail}
+        )
+    return summary
+
+
+class Recommendations(BaseModel):
+    generated_at: str
+    recommendations: list[dict[str, Any]]
+
+
+class RuleList(BaseModel):
+    rules: list[dict[str, Any]]
+
+
+class ScheduleList(BaseModel):
+    evaluated_at: str
+    factor: float | None = Field(description="the dead man's switch: intervals without success that alert")
+    scheduler_api: str
+    jobs: list[dict[str, Any]]
+
+
+class AlertList(BaseModel):
+    alerts: list[AlertState]
 
 
 class AlertsQuery(BaseModel):
     state: Literal["inactive", "pending", "firing", "resolved"] | None = None
-    rule: str | None = None
+    rule: str | None = Field(default=None, max_length=255, description="only this rule's alerts")
 
 
-@api.route("/v1/alerts", methods=["GET"])
-def list_alerts(request: flask.Request) -> dict[str, Any]:
-    from pydantic import ValidationError
+@api.route("/v1/alerts", methods=["GET"], query=AlertsQuery, response=AlertList)
+def list_alerts(_request: flask.Request, query: AlertsQuery) -> dict[str, Any]:
+    """Current alert states, by rule and label set."""
+    from functions.alerts.state import FirestoreStateStore, effective
 
-    from functions.alerts.state import FirestoreStateStore
-    from shared.http import validation_errors
-
-    try:
-        query = AlertsQuery.model_validate(request.args.to_dict())
-    except ValidationError as exc:
-        raise Problem(422, "Invalid query parameters.", errors=validation_errors(exc)) from None
-    states = [
-        s
-        for s in FirestoreStateStore().all_states()
-        if (query.state is None or s.state == query.state) and (query.rule is None or s.rule == query.rule)
-    ]
+    store = FirestoreStateStore()
+    # A steady alert is not rewritten every cycle: its rule's newest completed cycle says how
+    # recently it was evaluated (and, if active, last seen active), as the old rewrite did.
+    done = {name: cycle.completed_at for name, cycle in store.cycles().items()}
+    states = [effective(s, done.get(s.rule)) for s in store.all_states(query.state, query.rule)]
     states.sort(key=lambda s: (s.rule, s.fingerprint))
     return {"alerts": [s.model_dump(mode="json") for s in states]}
 
 
-@api.route("/v1/rules", methods=["GET"])
+@api.route("/v1/rules", methods=["GET"], response=RuleList)
 def list_rules(request: flask.Request) -> dict[str, Any]:
     return {"rules": [r.model_dump(mode="json", by_alias=True) for r in _rules()]}
 
 
-@api.route("/v1/tune", methods=["POST"])
+@api.route("/v1/tune", methods=["POST"], response=Recommendations)
 def tune_job(request: flask.Request) -> dict[str, Any]:
     from functions.alerts.source import QueryApiSource
     from functions.alerts.tune import recommend_for_rules
@@ -182,7 +237,7 @@ def tune_job(request: flask.Request) -> dict[str, Any]:
     return payload
 
 
-@api.route("/v1/recommendations", methods=["GET"])
+@api.route("/v1/recommendations", methods=["GET"], response=Recommendations, problems=(404,))
 def latest_recommendations(request: flask.Request) -> dict[str, Any]:
     from shared.firestore import get_firestore
 
@@ -192,7 +247,7 @@ def latest_recommendations(request: flask.Request) -> dict[str, Any]:
     return dict(snap.to_dict())
 
 
-@api.route("/v1/schedules", methods=["GET"])
+@api.route("/v1/schedules", methods=["GET"], response=ScheduleList)
 def list_schedules(request: flask.Request) -> dict[str, Any]:
     """Each scheduled job's last success and whether the dead man's switch counts it overdue."""
     from functions.alerts.rules import HeartbeatRule
@@ -237,11 +292,12 @@ def _health() -> Any:
     return store_and_topic("alerts", lambda: settings().topic)
 
 
-@api.route("/health", methods=["GET"])
+@api.route("/health", methods=["GET"], **HEALTH_ROUTE)
 def health(request: flask.Request) -> flask.Response:
     from shared.health import status_code
 
-    report = {**_health().report(), "rules": len(_rules())}
+    # The heartbeat is reported, never probed: a request to the URL would count as a ping.
+    report = {**_health().report(), "rules": len(_rules()), "heartbeat": heartbeat().status()}
     return json_response(report, status_code(report))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,15 @@ class AlertSettings(BaseSettings):
     scheduler_api_url: str | None = Field(default=None, validation_alias="ION_SCHEDULER_API_URL")
     scheduler_location: str | None = Field(default=None, validation_alias="ION_SCHEDULER_LOCATION")
     deployed: bool = Field(default=False, validation_alias="K_SERVICE")
+    # The external dead man's switch each scheduled evaluation cycle pings (heartbeat.py):
+    # required when deployed (evaluate_alerts), unset locally (no ping, said in /health).
+    heartbeat_url: str | None = Field(default=None, validation_alias="ION_ALERTS_HEARTBEAT_URL")
+    heartbeat_method: Literal["GET", "POST"] = Field(
+        default="GET", validation_alias="ION_ALERTS_HEARTBEAT_METHOD"
+    )
+    heartbeat_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=30, validation_alias="ION_ALERTS_HEARTBEAT_TIMEOUT_SECONDS"
+    )
 
     @field_validator("deployed", mode="before")
     @classmethod
@@ -29,13 +39,47 @@ class AlertSettings(BaseSettings):
         return bool(value)
 
 
+# The entry point whose cycles ping the external dead man's switch.
+HEARTBEAT_TARGET = "evaluate_alerts"
+
+
+def heartbeat_url_problem(url: str | None) -> str | None:
+    """Why ``url`` cannot be the deployed heartbeat URL; None when it can: an https address
+    outside ION (not loopback, not one of our own functions)."""
+    from urllib.parse import urlsplit
+
+    name = "ION_ALERTS_HEARTBEAT_URL"
+    if not url or not url.strip():
+        return (
+            f"{name} is not set: nothing outside ION would notice the evaluation cycle stop "
+            "(the external dead man's switch; Terraform variable watchdog.heartbeat_url)"
+        )
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return f"{name} is not a URL"
+    if parts.scheme != "https" or not host:
+        return f"{name} must be an https:// URL (the ping crosses the internet)"
+    if host in ("localhost", "0.0.0.0", "::1") or host.startswith("127."):
+        return f"{name} points at a loopback address: the switch must be outside ION"
+    if host.endswith((".run.app", ".cloudfunctions.net")):
+        return f"{name} points at a Cloud Run or Cloud Functions URL: the switch must be outside ION"
+    return None
+
+
 def deployment_problems(target: str) -> list[str]:
-    """What a deployed alerts function cannot start with: settings that do not validate, and a
-    rules file that does not load (every rule, field and reason named)."""
+    """What a deployed alerts function cannot start with: settings that do not validate, a rules
+    file that does not load (every rule, field and reason named), and for ``evaluate_alerts`` an
+    external heartbeat URL it can ping."""
     from functions.alerts.rules import RulesError, active_rules
     from shared.deployment import load_settings
 
-    _, problems = load_settings(AlertSettings)
+    loaded, problems = load_settings(AlertSettings)
+    if target == HEARTBEAT_TARGET and loaded is not None:
+        problem = heartbeat_url_problem(loaded.heartbeat_url)
+        if problem:
+            problems.append(problem)
     try:
         active_rules()
     except RulesError as exc:

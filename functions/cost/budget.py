@@ -101,3 +101,22 @@ def pct(part: float, whole: float) -> float | None:
 
 def prorated(amount: float, days_elapsed: int, days_in_month: int) -> float:
     return amount * days_elapsed / days_in_month
+
+
+# The snapshot's own budget (ION_COST_BUDGET) when no GCP budget of the same amount has spoken
+# this month; otherwise it announces under that budget's id, so one crossing is announced once.
+CONFIGURED_BUDGET = "configured"
+
+
+def crossing_key(month: str, budget_id: str, threshold: str) -> str:
+    """``crossing/YYYY-MM/<budget id>/<kind>-<percent>``: once per month *per budget*. A billing
+    account can have several budgets publishing to the topic; without the id, another budget's
+    50% would take (and silence) ours."""
+    return f"crossing/{month}/{budget_id}/{threshold}"
+
+
+def legacy_crossing_key(month: str, threshold: str) -> str:
+    """The key before budget ids (``crossing/YYYY-MM/actual-90``). Migration: a crossing already
+    announced under it is not announced again under the new key in the same month; such keys
+    expire with their month, so the check can go once a month has passed since the deploy."""
+    return f"crossing/{month}/{threshold}"

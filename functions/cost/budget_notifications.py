@@ -9,8 +9,17 @@ and, once a threshold is passed, ``alertThresholdExceeded`` (actual) or
 with or without a threshold.
 
 Each message is handled once (idempotency marker on its message id); the latest figures per budget
-and month are kept; a threshold exceeded becomes the same once-per-month crossing the daily
-snapshot announces (``crossing/YYYY-MM/actual-90``), whichever source sees it first.
+and month are kept (the daily snapshot reconciles them with the export); a threshold exceeded is
+announced once per month and budget (``crossing/YYYY-MM/<budgetId>/actual-90``): a billing
+account may have several budgets on the topic, and one must not silence another. The daily
+snapshot announces its own budget (ION_COST_BUDGET) under the id of the GCP budget of the same
+amount and currency when one has reported this month, else as ``configured``; a budget
+notification of that amount and currency finds a ``configured`` crossing already published and
+stays quiet. So whichever source sees the crossing of ION's budget first announces it, once.
+
+Migration (keys stored before budget ids, ``crossing/YYYY-MM/actual-90``): a crossing published
+under the old key is not announced again under a new one in the same month
+(:func:`~functions.cost.budget.legacy_crossing_key`).
 """
 
 from __future__ import annotations
@@ -22,7 +31,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from functions.cost.budget import Threshold, crossing_severity
+from functions.cost.budget import (
+    CONFIGURED_BUDGET,
+    Threshold,
+    crossing_key,
+    crossing_severity,
+    legacy_crossing_key,
+)
 from functions.cost.store import CostStore
 from shared.logging import get_logger
 from shared.messages import AlertTransition
@@ -109,7 +124,12 @@ def record(
         if fraction is None:
             continue
         threshold = Threshold(kind, round(fraction * 100))  # type: ignore[arg-type]
-        key = f"crossing/{month}/{threshold.key}"
+        key = crossing_key(month, attrs.budgetId, threshold.key)
+        if store.published_event(legacy_crossing_key(month, threshold.key)):
+            continue  # announced before the key had a budget id (migration)
+        snapshot = store.published_event(crossing_key(month, CONFIGURED_BUDGET, threshold.key))
+        if snapshot is not None and _same_amount(snapshot, body.budgetAmount, body.currencyCode):
+            continue  # this is ION's budget, and the daily snapshot announced it first
         severity = crossing_severity(threshold)
         used = float(body.costAmount / body.budgetAmount * 100) if body.budgetAmount else 0.0
         claim = {
@@ -117,6 +137,7 @@ def record(
             "date": published_at.date().isoformat(),
             "month": month,
             "threshold": threshold.key,
+            "budget_id": attrs.budgetId,
             "value_pct": used,
             "severity": severity,
             "source": f"budget {attrs.budgetId}",
@@ -134,7 +155,7 @@ def record(
                     f"({body.costAmount} of {body.budgetAmount} {body.currencyCode}) for {month}"
                 ),
                 at=now,
-                labels={"month": month, "threshold": threshold.key},
+                labels={"month": month, "threshold": threshold.key, "budget_id": attrs.budgetId},
                 annotations={"budget_id": attrs.budgetId, "billing_account_id": attrs.billingAccountId},
                 value=used,
                 threshold=float(threshold.percent),
@@ -145,3 +166,26 @@ def record(
         store.mark_published(key)
         announced.append(key)
     return announced
+
+
+def _same_amount(claim: dict[str, Any], amount: Decimal, currency: str) -> bool:
+    try:
+        return Decimal(str(claim.get("budget_amount"))) == amount and claim.get("currency") == currency
+    except ArithmeticError:
+        return False
+
+
+def same_budget(
+    notifications: list[dict[str, Any]], month: str, amount: float, currency: str
+) -> dict[str, Any] | None:
+    """The stored notification of ``month`` from the GCP budget of this amount and currency (the
+    one Terraform makes from the same variables), the latest if several; None if none spoke."""
+    target = Decimal(str(amount))
+    found = [
+        n
+        for n in notifications
+        if n.get("month") == month
+        and n.get("currency") == currency
+        and Decimal(str(n.get("budget"))) == target
+    ]
+    return max(found, key=lambda n: str(n.get("published_at")), default=None)

@@ -1,8 +1,13 @@
-"""Billing rows folded into per-day net costs: by service, by SKU (within its service) and by region.
+"""Cost lines folded into per-day net costs: by service, by SKU (within its service) and by region.
 
 Every figure is an exact :class:`~decimal.Decimal` sum of net costs (cost + credits); rounding to
-cents happens only when a figure is shown. A day is the UTC date of ``usage_start_time`` (the
-export's own partitioning column).
+cents happens only when a figure is shown. A day is the usage day in the billing account's time
+zone (the query's ``DATE(usage_start_time, @tz)``): GCP invoices and Budgets count days and months
+in Pacific time, so a UTC day would put the evening of the last day of a month into the next.
+
+Only ``regular`` lines (usage) go into a day's total and its services; tax, adjustments and
+rounding are kept apart in ``charges`` (by cost type), so they reach the month's total but never
+a service's daily figure, where an anomaly or a forecast would mistake them for usage.
 """
 
 from __future__ import annotations
@@ -10,10 +15,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from functions.cost.billing import BillingRow
+from functions.cost.billing import REGULAR, CostLine
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
@@ -41,42 +46,63 @@ class DayCost:
         default_factory=lambda: defaultdict(lambda: defaultdict(lambda: ZERO))
     )
     by_region: dict[str, Decimal] = field(default_factory=lambda: defaultdict(lambda: ZERO))
+    # Before credits, per service: what usage x list price estimates (checked against it).
+    gross_by_service: dict[str, Decimal] = field(default_factory=lambda: defaultdict(lambda: ZERO))
+    # Net of non-usage cost types (tax, adjustment, rounding error), apart from the usage above.
+    charges: dict[str, Decimal] = field(default_factory=lambda: defaultdict(lambda: ZERO))
 
-    def add(self, row: BillingRow) -> None:
-        net = row.net_cost
+    def add(self, line: CostLine) -> None:
+        net = line.net_cost
+        self.rows += line.rows
+        if line.cost_type != REGULAR:
+            self.charges[line.cost_type] += net
+            return
         self.total += net
-        self.gross += row.cost
-        self.credits += row.credit_total
-        self.rows += 1
-        self.by_service[row.service.description] += net
-        self.by_sku[row.service.description][row.sku.description] += net
-        self.by_region[row.region] += net
+        self.gross += line.cost
+        self.credits += line.credits
+        self.by_service[line.service] += net
+        self.by_sku[line.service][line.sku] += net
+        self.by_region[line.region] += net
+        self.gross_by_service[line.service] += line.cost
 
     def service(self, name: str) -> Decimal:
         return self.by_service.get(name, ZERO)
 
 
-def day_end(day: date) -> datetime:
-    """The first instant after ``day`` (UTC)."""
-    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+def day_start(day: date, zone: tzinfo = UTC) -> datetime:
+    """The first instant of ``day`` in ``zone``, in UTC (DST-aware: a day is 23 to 25 hours)."""
+    return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
-def fold(rows: Iterable[BillingRow], *, until: date, since: date | None = None) -> dict[date, DayCost]:
-    """Net cost per day for rows whose usage starts before the end of ``until`` (and on or after
-    ``since`` when given), keyed by day in date order; days without rows are absent."""
-    end = day_end(until)
+def day_end(day: date, zone: tzinfo = UTC) -> datetime:
+    """The first instant after ``day`` in ``zone``, in UTC."""
+    return day_start(day + timedelta(days=1), zone)
+
+
+def fold(lines: Iterable[CostLine], *, until: date, since: date | None = None) -> dict[date, DayCost]:
+    """Net cost per usage day for lines of days up to ``until`` (and from ``since`` when given),
+    keyed by day in date order; days without lines are absent."""
     days: dict[date, DayCost] = {}
-    for row in rows:
-        if row.usage_start_time >= end:
-            continue
-        day = row.usage_date
-        if since is not None and day < since:
+    for line in lines:
+        day = line.usage_day
+        if day > until or (since is not None and day < since):
             continue
         bucket = days.get(day)
         if bucket is None:
             bucket = days[day] = DayCost(day)
-        bucket.add(row)
+        bucket.add(line)
     return dict(sorted(days.items()))
+
+
+def month_cost(lines: Iterable[CostLine], month: str, *, until: date) -> DayCost:
+    """The month to date by invoice month (``YYYY-MM``), as the invoice counts it: every line
+    billed in that month with usage up to ``until``, a correction of an earlier month's usage
+    included. Keyed on the month's first day."""
+    total = DayCost(date.fromisoformat(f"{month}-01"))
+    for line in lines:
+        if line.month == month and line.usage_day <= until:
+            total.add(line)
+    return total
 
 
 def month_start(day: date) -> date:

@@ -1,14 +1,18 @@
 """The daily cost run over its ports: billing source, store, metric store, notices.
 
-One run for ``as_of`` (default: yesterday, UTC):
+One run for ``as_of`` (default: yesterday in the billing account's time zone, Pacific):
 
-1. query the billing source for the last ``window_days`` (35) days; older days come from the
-   stored daily documents (anomaly baselines look back up to eight weeks);
+1. query the billing source for the last ``window_days`` (35) usage days and the as-of invoice
+   month, of the configured projects, aggregated; a line that does not parse (or is in another
+   currency) is set aside and reported, the rest stored; older days come from the stored daily
+   documents (anomaly baselines look back up to eight weeks);
 2. restate: the last ``restate_days`` (3) days are rewritten at every run, since their rows are
    still landing; an older day is rewritten only if its figures changed (a row later than that),
    and the snapshot lists it under ``late_restatements``;
-3. build the snapshot (``functions.cost.snapshot``), add today's live estimate, the cost per
-   request and per customer;
+3. build the snapshot (``functions.cost.snapshot``; month to date by invoice month, tax,
+   adjustments and rounding apart from usage), add today's live estimate (stored per day, and
+   checked against the billed day once it lands), the cost per request and per customer, and the
+   reconciliation with the stored GCP Budget notifications of the month;
 4. announce, each once: budget thresholds crossed this month and anomalies of the restated days
    (claimed in the store, published as notices on ``alerts``, then marked published);
 5. store the snapshot.
@@ -16,19 +20,31 @@ One run for ``as_of`` (default: yesterday, UTC):
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from functions.cost.anomalies import AnomalyParams
-from functions.cost.budget import DEFAULT_THRESHOLDS, crossed, crossing_severity
-from functions.cost.ledger import days_between, fold, month_start
+from functions.cost.billing import CostLine, Parsed, RowError
+from functions.cost.budget import (
+    CONFIGURED_BUDGET,
+    DEFAULT_THRESHOLDS,
+    crossed,
+    crossing_key,
+    crossing_severity,
+    legacy_crossing_key,
+    pct,
+)
+from functions.cost.budget_notifications import same_budget
+from functions.cost.ledger import DayCost, day_end, day_start, days_between, fold, month_cost, month_start
 from functions.cost.settings import CostSettings
 from functions.cost.snapshot import SnapshotParams, build_snapshot
 from functions.cost.sources import BillingSource
 from functions.cost.store import CostStore, day_from_doc, day_to_doc, same_figures
-from functions.cost.usage import Metrics, PriceFile, estimate_today, routed_requests
+from functions.cost.usage import Metrics, PriceFile, estimate_day, estimate_today, routed_requests
 from shared.logging import get_logger
 from shared.messages import AlertTransition
 from shared.notices import notice_transition
@@ -36,8 +52,40 @@ from shared.notices import notice_transition
 log = get_logger("cost")
 
 
+REASONS_SHOWN = 5
+ESTIMATE_CHECK_DAYS = 14
+
+
 class CurrencyMismatch(ValueError):
     pass
+
+
+def screen_currency(parsed: Parsed, currency: str) -> list[CostLine]:
+    """The lines in ``currency``; the others set aside as rejected. An export with no line in it
+    at all is refused (CurrencyMismatch): the budgets are in another currency than the bill."""
+    ours = [line for line in parsed.lines if line.currency == currency]
+    others = [line for line in parsed.lines if line.currency != currency]
+    if others and not ours:
+        found = sorted({line.currency for line in others})
+        raise CurrencyMismatch(
+            f"the billing export is in {', '.join(found)} but budgets are set in {currency} "
+            "(ION_COST_CURRENCY); convert the budget or set the currency"
+        )
+    for line in others:
+        parsed.rejected.append(
+            RowError(
+                row=line.number,
+                errors=[
+                    {
+                        "field": "currency",
+                        "message": f"{line.currency} differs from {currency}: sums across currencies "
+                        "mean nothing",
+                        "type": "currency_mismatch",
+                    }
+                ],
+            )
+        )
+    return ours
 
 
 @dataclass
@@ -66,18 +114,16 @@ class CostService:
 
     def run(self, as_of: date | None = None) -> dict[str, Any]:
         now = self.now()
-        as_of = as_of or (now.date() - timedelta(days=1))
         s = self.settings
+        zone = s.zone
+        as_of = as_of or (now.astimezone(zone).date() - timedelta(days=1))
         params = self.params()
         first = as_of - timedelta(days=s.window_days - 1)
-        rows = self.source.rows(first, as_of)
-        currencies = sorted({r.currency for r in rows})
-        if currencies and currencies != [self.currency]:
-            raise CurrencyMismatch(
-                f"the billing export is in {', '.join(currencies)} but budgets are set in {self.currency} "
-                "(ION_COST_CURRENCY); convert the budget or set the currency"
-            )
-        queried = fold(rows, until=as_of, since=first)
+        month = as_of.strftime("%Y-%m")
+        parsed = self.source.lines(first, as_of, month=month, zone=zone)
+        lines = screen_currency(parsed, self.currency)
+        rejected = self._rejected(parsed, as_of)
+        queried = fold(lines, until=as_of, since=first)
         lookback = first - timedelta(days=7 * params.anomalies.max_weeks)
         stored = self.store.days(lookback, as_of)
         history = {d: day_from_doc(doc) for d, doc in stored.items() if d < first}
@@ -90,34 +136,151 @@ class CostService:
             cost = queried.get(day)
             if cost is None:
                 continue
-            doc = day_to_doc(cost)
+            doc = {**day_to_doc(cost), "time_zone": zone.key}
             old = stored.get(day)
             changed = old is None or not same_figures(old, doc)
+            # Days stored before they were counted in this zone (UTC days before 2026-12) are
+            # rewritten once without being reported as late rows: the day itself moved.
+            rezoned = old is not None and old.get("time_zone") != zone.key
             if day >= settled_before or changed:
                 revision = int((old or {}).get("revision", 0)) + (1 if changed else 0)
                 self.store.put_day(
                     {**doc, "revision": revision, "restated_at": now, "settled": day < settled_before}
                 )
                 restated.append(day.isoformat())
-                if old is not None and changed and day < settled_before:
+                if old is not None and changed and day < settled_before and not rezoned:
                     late.append({"date": day.isoformat(), "was": old["total"], "now": doc["total"]})
                     log.warning("late billing rows restated a settled day", extra={"date": day.isoformat()})
 
-        snapshot = build_snapshot(history, as_of, currency=self.currency, params=params)
+        snapshot = build_snapshot(
+            history,
+            as_of,
+            currency=self.currency,
+            params=params,
+            month=month_cost(lines, month, until=as_of),
+            time_zone=zone.key,
+        )
+        notifications = self.store.budget_notifications()
         doc: dict[str, Any] = snapshot.model_dump(mode="json")
-        doc["source"] = {"name": self.source.name, "fallback": self.source.fallback, "rows": len(rows)}
+        doc["source"] = {
+            "name": self.source.name,
+            "fallback": self.source.fallback,
+            "lines": len(lines),
+            "rows": sum(line.rows for line in lines),
+            "projects": s.project_list or None,
+        }
+        doc["rejected"] = rejected
         doc["restated"] = restated
         doc["late_restatements"] = late
         doc["generated_at"] = now.isoformat()
         doc.update(self._usage_figures(snapshot, as_of, now))
+        doc["estimate_check"] = self._estimate_check(as_of, now, queried, settled_before)
+        doc["budget_reconciliation"] = self._reconcile(snapshot, month, notifications)
         doc["opportunities"] = self._opportunities()
-        doc["notices"] = self._announce(snapshot, as_of, now, settled_before)
+        doc["notices"] = self._announce(snapshot, as_of, now, settled_before, notifications)
         self.store.put_snapshot(as_of, doc)
         log.info(
             "cost snapshot stored",
-            extra={"as_of": as_of.isoformat(), "mtd": snapshot.month_to_date.total, "rows": len(rows)},
+            extra={
+                "as_of": as_of.isoformat(),
+                "mtd": snapshot.month_to_date.total,
+                "lines": len(lines),
+                "rejected": rejected["count"],
+            },
         )
         return doc
+
+    def _rejected(self, parsed: Parsed, as_of: date) -> dict[str, Any]:
+        """What was set aside, for the snapshot and the log: never summed, never fatal."""
+        out = {"count": len(parsed.rejected), "read": parsed.read, "reasons": parsed.reasons(REASONS_SHOWN)}
+        if parsed.rejected:
+            log.error(
+                "billing lines set aside: not summed",
+                extra={"as_of": as_of.isoformat(), "count": len(parsed.rejected), "reasons": out["reasons"]},
+            )
+        return out
+
+    def _reconcile(self, snapshot: Any, month: str, notifications: list[dict[str, Any]]) -> dict[str, Any]:
+        """The export's month to date against what each GCP budget last said for the same month
+        (its costAmount). A budget reports as of when it was sent and rows keep landing, so a
+        small positive gap is expected; a large one says the budget and ION_COST_PROJECTS cover
+        different projects, or rows are missing."""
+        export_total = Decimal(str(snapshot.month_to_date.total))
+        ours = same_budget(notifications, month, self.settings.budget, self.currency)
+        budgets = []
+        for n in sorted((n for n in notifications if n.get("month") == month), key=lambda n: n["budget_id"]):
+            cost = Decimal(str(n["cost"]))
+            difference = export_total - cost
+            published = n.get("published_at")
+            budgets.append(
+                {
+                    "budget_id": n["budget_id"],
+                    "name": n.get("name"),
+                    "budget_cost": float(cost),
+                    "budget_amount": float(Decimal(str(n["budget"]))),
+                    "currency": n.get("currency"),
+                    "reported_at": published.isoformat() if isinstance(published, datetime) else published,
+                    "difference": float(round(difference, 2)),
+                    "difference_pct": None if cost == 0 else round(float(difference / cost * 100), 2),
+                    "is_configured_budget": ours is not None and n["budget_id"] == ours["budget_id"],
+                }
+            )
+        return {
+            "month": month,
+            "export_month_to_date": snapshot.month_to_date.total,
+            "export_tax": snapshot.month_to_date.tax,
+            "budgets": budgets,
+            "note": None if budgets else f"no GCP Budget notification stored for {month}",
+        }
+
+    def _estimate_check(
+        self, as_of: date, now: datetime, queried: dict[date, DayCost], settled_before: date
+    ) -> dict[str, Any]:
+        """Each stored whole-day live estimate against the billed day once it has landed (settled),
+        per service: the estimate is usage x list prices, so it is compared with the billed cost
+        before credits."""
+        first = as_of - timedelta(days=ESTIMATE_CHECK_DAYS - 1)
+        estimates = self.store.estimates(first, as_of)
+        days = []
+        errors: dict[str, list[float]] = {}
+        for day, est in estimates.items():
+            billed = queried.get(day)
+            if not est.get("complete") or billed is None or day >= settled_before:
+                continue
+            per_service = {}
+            for service, value in sorted(est["by_service"].items()):
+                actual = float(billed.gross_by_service.get(service, 0))
+                error = value - actual
+                error_pct = pct(error, actual)
+                per_service[service] = {
+                    "estimate": round(value, 2),
+                    "billed": round(actual, 2),
+                    "error": round(error, 2),
+                    "error_pct": None if error_pct is None else round(error_pct, 1),
+                }
+                if error_pct is not None:
+                    errors.setdefault(service, []).append(abs(error_pct))
+            days.append({"date": day.isoformat(), "by_service": per_service})
+        return {
+            "days": days,
+            "mean_abs_error_pct": {k: round(statistics.fmean(v), 1) for k, v in sorted(errors.items())},
+            "basis": "whole-day live estimate (usage x list prices) against the billed cost before credits",
+            "note": None if days else "no whole-day estimate of a settled day yet",
+        }
+
+    def _store_estimates(self, as_of: date, now: datetime) -> dict[str, Any] | None:
+        """Today's estimate so far, and the as-of day's over its whole day (kept to check it
+        against the billed figure when it lands). Days over 2 days old are not estimated: the
+        metric store's minute rollups (Cloud SQL's up-minutes) are gone by then."""
+        if self.metrics is None or self.prices is None:
+            return None
+        zone = self.settings.zone
+        today = estimate_today(self.metrics, self.prices, now, zone)
+        self.store.put_estimate({**today.model_dump(mode="json"), "stored_at": now.isoformat()})
+        if now - day_end(as_of, zone) < timedelta(days=2) and as_of != today.date:
+            whole = estimate_day(self.metrics, self.prices, as_of, now, zone)
+            self.store.put_estimate({**whole.model_dump(mode="json"), "stored_at": now.isoformat()})
+        return today.model_dump(mode="json")
 
     def _opportunities(self) -> dict[str, Any]:
         """Savings opportunities; a Recommender failure is reported in the snapshot, not fatal."""
@@ -137,11 +300,10 @@ class CostService:
             out["per_request"] = {"cost_per_request": None, "requests": None, "note": note}
             out["per_customer"] = {"customers": None, "note": note}
             return out
-        out["today"] = (
-            estimate_today(self.metrics, self.prices, now).model_dump(mode="json") if self.prices else None
-        )
-        start = datetime.combine(month_start(as_of), time(0), tzinfo=UTC)
-        end = datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=UTC)
+        out["today"] = self._store_estimates(as_of, now) if self.prices else None
+        zone = self.settings.zone
+        start = day_start(month_start(as_of), zone)
+        end = day_end(as_of, zone)
         counts = routed_requests(
             self.metrics,
             start,
@@ -179,13 +341,31 @@ class CostService:
         return out
 
     def _announce(
-        self, snapshot: Any, as_of: date, now: datetime, settled_before: date
+        self,
+        snapshot: Any,
+        as_of: date,
+        now: datetime,
+        settled_before: date,
+        notifications: list[dict[str, Any]],
     ) -> dict[str, list[str]]:
         published: dict[str, list[str]] = {"crossings": [], "anomalies": []}
         month = as_of.strftime("%Y-%m")
         budget = snapshot.budget
+        # The GCP budget of the same amount (made by Terraform from the same variables) is this
+        # budget: announce under its id, so whichever of it and this run sees a crossing first
+        # announces it, once.
+        ours = same_budget(notifications, month, budget.amount, snapshot.currency)
+        budget_id = ours["budget_id"] if ours else CONFIGURED_BUDGET
         for threshold in crossed(budget.used_pct, budget.forecast_pct, DEFAULT_THRESHOLDS):
-            key = f"crossing/{month}/{threshold.key}"
+            key = crossing_key(month, budget_id, threshold.key)
+            # Announced already: before keys had a budget id (migration), or by this run's
+            # budget under the other of its two names.
+            earlier = {
+                legacy_crossing_key(month, threshold.key),
+                crossing_key(month, CONFIGURED_BUDGET, threshold.key),
+            } - {key}
+            if any(self.store.published_event(k) for k in earlier):
+                continue
             value = budget.used_pct if threshold.kind == "actual" else budget.forecast_pct
             severity = crossing_severity(threshold)
             summary = (
@@ -197,6 +377,10 @@ class CostService:
                 "date": as_of.isoformat(),
                 "month": month,
                 "threshold": threshold.key,
+                "budget_id": budget_id,
+                # What a budget notification compares to know it speaks of this same budget.
+                "budget_amount": str(budget.amount),
+                "currency": snapshot.currency,
                 "value_pct": value,
                 "severity": severity,
                 "source": "snapshot",
@@ -210,7 +394,7 @@ class CostService:
                         severity=severity,
                         summary=summary,
                         at=now,
-                        labels={"month": month, "threshold": threshold.key},
+                        labels={"month": month, "threshold": threshold.key, "budget_id": budget_id},
                         annotations={
                             "month_to_date": f"{snapshot.month_to_date.total:.2f}",
                             "forecast_month_end": f"{snapshot.forecast_month_end.total:.2f}",

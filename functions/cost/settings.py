@@ -3,14 +3,17 @@
 Deployed (``K_SERVICE`` set) the function needs the billing export table; without it it refuses
 to start naming the variable. Locally, without a table, it reads the billing file named by
 ``ION_COST_BILLING_FILE`` (labelled as a local fallback in every snapshot) or has no billing
-source at all (``/health`` says so and the snapshot run answers 503).
+source at all (``/health`` says so and the snapshot run answers 503). The export table needs
+``ION_COST_PROJECTS`` (deployed: refused at start; locally: the run answers 503 naming it).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +37,12 @@ class CostSettings(BaseSettings):
     bigquery_project: str | None = Field(default=None, validation_alias="ION_COST_BIGQUERY_PROJECT")
     # Local fallback: a JSON-lines billing export (the CLI's file form).
     billing_file: str | None = Field(default=None, validation_alias="ION_COST_BILLING_FILE")
+    # The projects whose cost is ION's (comma-separated ids): the export holds every project the
+    # billing account pays for. Required with the export table; Terraform passes ION Ops' project
+    # and the serving project.
+    projects: str | None = Field(default=None, validation_alias="ION_COST_PROJECTS")
+    # The billing account's time zone: invoices and Budgets count days and months in Pacific time.
+    time_zone: str = Field(default="America/Los_Angeles", validation_alias="ION_COST_TIME_ZONE")
 
     # The currency budgets are set in; an export in another currency is refused, not mixed.
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$", validation_alias="ION_COST_CURRENCY")
@@ -66,6 +75,36 @@ class CostSettings(BaseSettings):
             raise ValueError("ION_COST_BILLING_TABLE must be project.dataset.table")
         return value
 
+    @field_validator("projects")
+    @classmethod
+    def _projects(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        ids = [p.strip() for p in value.split(",") if p.strip()]
+        bad = [p for p in ids if not re.fullmatch(r"[a-z][a-z0-9-]{4,28}[a-z0-9]", p)]
+        if bad:
+            raise ValueError(
+                f"ION_COST_PROJECTS must be comma-separated project ids; not ids: {', '.join(bad)}"
+            )
+        return ",".join(ids) or None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"ION_COST_TIME_ZONE {value!r} is not an IANA time zone") from None
+        return value
+
+    @property
+    def project_list(self) -> list[str]:
+        return self.projects.split(",") if self.projects else []
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
     def recommender_enabled(self) -> bool:
         return bool(self.recommender_endpoint or os.environ.get("K_SERVICE"))
 
@@ -85,6 +124,7 @@ def deployment_problems(target: str) -> list[str]:
     if target == "snapshot_cost":
         problems += unset(
             "ION_COST_BILLING_TABLE",
+            "ION_COST_PROJECTS",
             "ION_COST_BIGQUERY_PROJECT",
             "ION_COST_BIGQUERY_LOCATION",
             "ION_COST_BILLING_ACCOUNT",

@@ -4,8 +4,11 @@
 
 reads the Cloud Billing export as JSON lines (column names and nesting as in the export) and
 prints the snapshot the ``snapshot_cost`` function stores for that day. Costs are net of credits
-and exact sums; they are rounded to cents only when shown. Only rows with usage starting before
-the end of the as-of day (UTC) count. A file with a bad row exits with status 2 naming each one.
+and exact sums; they are rounded to cents only when shown. Days are usage days in the billing
+account's time zone (``--time-zone``, default America/Los_Angeles as invoices and Budgets count);
+only rows with usage starting before the end of the as-of day count. The month to date is by
+``invoice.month``; tax, adjustments and rounding (``cost_type``) are reported apart from usage. A
+file with a bad row exits with status 2 naming each one.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
 from functions.cost.anomalies import AnomalyParams, detect
-from functions.cost.billing import BadRows, BillingRow, load_jsonl
+from functions.cost.billing import TAX, BadRows, BillingRow, aggregate, load_jsonl
 from functions.cost.budget import (
     BASELINE,
     DEFAULT_THRESHOLDS,
@@ -32,9 +36,19 @@ from functions.cost.budget import (
     prorated,
 )
 from functions.cost.forecast import ForecastParams, forecast_month
-from functions.cost.ledger import ZERO, DayCost, days_between, fold, money, month_end, month_start
+from functions.cost.ledger import (
+    ZERO,
+    DayCost,
+    days_between,
+    fold,
+    money,
+    month_cost,
+    month_end,
+    month_start,
+)
 
 WINDOW_DAYS = 35
+DEFAULT_TIME_ZONE = "America/Los_Angeles"
 DEFAULT_BUDGET = 3000.0
 DEFAULT_TARGET = 1800.0
 VARIANCE_FLAG_PCT = 5.0
@@ -66,15 +80,24 @@ def sku_group(sku: str) -> str:
 
 class DailyEntry(BaseModel):
     date: date
-    total: float
+    total: float = Field(description="usage (cost type regular), net of credits")
     credits: float
     by_service: dict[str, float]
+    charges: dict[str, float] = Field(
+        default_factory=dict, description="tax, adjustment, rounding error: apart from usage"
+    )
 
 
 class MonthToDate(BaseModel):
     month: str
     days: int
-    total: float
+    total: float = Field(description="usage + adjustments + rounding, before tax: what budgets count")
+    usage: float = Field(description="cost type regular, net of credits: the sum of by_service")
+    charges: dict[str, float] = Field(
+        default_factory=dict, description="net per non-usage cost type (tax, adjustment, rounding error)"
+    )
+    tax: float = 0.0
+    invoice_total: float = Field(description="total + tax")
     gross: float
     credits: float
     by_service: dict[str, float]
@@ -146,6 +169,7 @@ class Savings(BaseModel):
 class Snapshot(BaseModel):
     as_of: date
     currency: str
+    time_zone: str = Field(default="UTC", description="the zone of every day and month here")
     month_to_date: MonthToDate
     forecast_month_end: ForecastOut
     budget: BudgetOut
@@ -172,33 +196,64 @@ def _round(value: float) -> float:
     return round(value, 2)
 
 
+def _month_from_days(history: Mapping[date, DayCost], as_of: date) -> DayCost:
+    """The month to date summed from the days (when no invoice-month lines are at hand)."""
+    total = DayCost(month_start(as_of))
+    for d in days_between(month_start(as_of), as_of):
+        day = history.get(d)
+        if day is None:
+            continue
+        total.total += day.total
+        total.gross += day.gross
+        total.credits += day.credits
+        total.rows += day.rows
+        for svc, value in day.by_service.items():
+            total.by_service[svc] += value
+        for region, value in day.by_region.items():
+            total.by_region[region] += value
+        for svc, skus in day.by_sku.items():
+            for sku, value in skus.items():
+                total.by_sku[svc][sku] += value
+        for kind, value in day.charges.items():
+            total.charges[kind] += value
+    return total
+
+
 def build_snapshot(
     history: Mapping[date, DayCost],
     as_of: date,
     *,
     currency: str,
     params: SnapshotParams | None = None,
+    month: DayCost | None = None,
+    time_zone: str = "UTC",
 ) -> Snapshot:
-    """The snapshot of ``as_of`` from daily costs (days after ``as_of`` are ignored)."""
+    """The snapshot of ``as_of`` from daily costs (days after ``as_of`` are ignored). ``month`` is
+    the month to date by invoice month (:func:`~functions.cost.ledger.month_cost`); without it the
+    month's days are summed."""
     p = params or SnapshotParams()
     history = {d: c for d, c in history.items() if d <= as_of}
     first = month_start(as_of)
-    month_days = [history[d] for d in days_between(first, as_of) if d in history]
+    mtd = month if month is not None else _month_from_days(history, as_of)
 
-    mtd_total = sum((d.total for d in month_days), ZERO)
-    by_service: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    by_region: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    usage_total = mtd.total
+    tax = mtd.charges.get(TAX, ZERO)
+    # Adjustments and rounding are part of what is spent (budgets count them); tax is shown apart.
+    pre_tax_charges = sum((v for k, v in mtd.charges.items() if k != TAX), ZERO)
+    mtd_total = usage_total + pre_tax_charges
+    by_service = mtd.by_service
+    by_region = mtd.by_region
     by_group: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
-    for day in month_days:
-        for svc, value in day.by_service.items():
-            by_service[svc] += value
-        for region, value in day.by_region.items():
-            by_region[region] += value
-        for svc, skus in day.by_sku.items():
-            for sku, value in skus.items():
-                by_group[svc][sku_group(sku)] += value
+    for svc, skus in mtd.by_sku.items():
+        for sku, value in skus.items():
+            by_group[svc][sku_group(sku)] += value
 
     fc = forecast_month(history, as_of, p.forecast)
+    # The forecast is of usage; charges already billed this month are added as they stand.
+    shift = float(pre_tax_charges)
+    fc.total += shift
+    fc.low += shift
+    fc.high += shift
     used_pct = pct(float(mtd_total), p.budget) or 0.0
     forecast_pct = pct(fc.total, p.budget) or 0.0
     elapsed = (as_of - first).days + 1
@@ -221,6 +276,7 @@ def build_snapshot(
                 total=money(cost.total),
                 credits=money(cost.credits),
                 by_service=_shown(cost.by_service),
+                charges=_shown(cost.charges),
             )
         )
 
@@ -254,12 +310,17 @@ def build_snapshot(
     return Snapshot(
         as_of=as_of,
         currency=currency,
+        time_zone=time_zone,
         month_to_date=MonthToDate(
             month=as_of.strftime("%Y-%m"),
             days=elapsed,
             total=money(mtd_total),
-            gross=money(sum((d.gross for d in month_days), ZERO)),
-            credits=money(sum((d.credits for d in month_days), ZERO)),
+            usage=money(usage_total),
+            charges=_shown(mtd.charges),
+            tax=money(tax),
+            invoice_total=money(mtd_total + tax),
+            gross=money(mtd.gross),
+            credits=money(mtd.credits),
             by_service=_shown(by_service),
             by_region=_shown(by_region),
             by_sku_group={svc: _shown(groups) for svc, groups in sorted(by_group.items())},
@@ -300,18 +361,32 @@ def build_snapshot(
             target_gap=_round(fc.total - p.target),
             by_line=lines,
         ),
-        rows=sum(d.rows for d in month_days),
+        rows=mtd.rows,
     )
 
 
 def snapshot_from_rows(
-    rows: list[BillingRow], as_of: date, params: SnapshotParams | None = None, *, currency: str = "USD"
+    rows: list[BillingRow],
+    as_of: date,
+    params: SnapshotParams | None = None,
+    *,
+    currency: str = "USD",
+    time_zone: str = DEFAULT_TIME_ZONE,
 ) -> Snapshot:
     p = params or SnapshotParams()
+    lines = aggregate(rows, ZoneInfo(time_zone))
     # Baselines look back up to 8 weeks before the oldest day shown; the forecast 4.
     since = as_of - timedelta(days=p.window_days + 7 * p.anomalies.max_weeks)
-    history = fold(rows, until=as_of, since=since)
-    return build_snapshot(history, as_of, currency=rows[0].currency if rows else currency, params=p)
+    history = fold(lines, until=as_of, since=since)
+    month = month_cost(lines, as_of.strftime("%Y-%m"), until=as_of)
+    return build_snapshot(
+        history,
+        as_of,
+        currency=rows[0].currency if rows else currency,
+        params=p,
+        month=month,
+        time_zone=time_zone,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -320,15 +395,27 @@ def main(argv: list[str] | None = None) -> int:
         description="Print the cost snapshot of one day from a Cloud Billing export (JSON lines).",
     )
     parser.add_argument("--billing", required=True, help="billing export rows, one JSON object per line")
-    parser.add_argument("--as-of", required=True, type=date.fromisoformat, help="YYYY-MM-DD (UTC day)")
+    parser.add_argument(
+        "--as-of", required=True, type=date.fromisoformat, help="YYYY-MM-DD (a day in --time-zone)"
+    )
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET, help="monthly budget (default 3000)")
     parser.add_argument("--target", type=float, default=DEFAULT_TARGET, help="monthly target (default 1800)")
+    parser.add_argument(
+        "--time-zone",
+        default=DEFAULT_TIME_ZONE,
+        help=f"the billing account's time zone, of days and months (default {DEFAULT_TIME_ZONE})",
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
     if args.budget <= 0 or args.target <= 0:
         print("--budget and --target must be positive amounts", file=sys.stderr)
+        return 2
+    try:
+        ZoneInfo(args.time_zone)
+    except (KeyError, ValueError):
+        print(f"--time-zone {args.time_zone!r} is not an IANA time zone", file=sys.stderr)
         return 2
     try:
         rows = load_jsonl(args.billing)
@@ -338,7 +425,9 @@ def main(argv: list[str] | None = None) -> int:
     except BadRows as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    snapshot = snapshot_from_rows(rows, args.as_of, SnapshotParams(budget=args.budget, target=args.target))
+    snapshot = snapshot_from_rows(
+        rows, args.as_of, SnapshotParams(budget=args.budget, target=args.target), time_zone=args.time_zone
+    )
     sys.stdout.write(json.dumps(snapshot.model_dump(mode="json"), indent=2) + "\n")
     return 0
 

@@ -3,13 +3,16 @@ production, memory for replay and tests).
 
 Collections (each document carries ``expire_at``, a Firestore TTL field; kept 400 days):
 
-- ``cost_days/{YYYY-MM-DD}``: one day's net cost by service, SKU and region as exact decimal
-  strings, with ``revision`` and ``restated_at`` (a day is rewritten while its rows still land);
+- ``cost_days/{YYYY-MM-DD}``: one usage day's (in ``time_zone``) net cost by service, SKU and
+  region as exact decimal strings, its non-usage ``charges`` by cost type, with ``revision`` and
+  ``restated_at`` (a day is rewritten while its rows still land);
 - ``cost_snapshots/{YYYY-MM-DD}``: the snapshot of that day as served by the API;
 - ``cost_events/{hash}``: each announcement made once (a budget threshold crossed in a month, an
   anomaly of a service on a day), claimed in a transaction before it is published and marked
   published after, so a retried run publishes what a failed one did not, and nothing twice;
-- ``cost_budget_notifications/{hash}``: the latest GCP Budget notification per budget and month.
+- ``cost_budget_notifications/{hash}``: the latest GCP Budget notification per budget and month;
+- ``cost_estimates/{YYYY-MM-DD}``: the live estimate of that day (usage x list prices), partial
+  while the day runs and whole once it is over, checked against the billed day when it lands.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ DAYS = "cost_days"
 SNAPSHOTS = "cost_snapshots"
 EVENTS = "cost_events"
 BUDGET_NOTIFICATIONS = "cost_budget_notifications"
+ESTIMATES = "cost_estimates"
 
 
 def day_to_doc(cost: DayCost) -> dict[str, Any]:
@@ -38,6 +42,8 @@ def day_to_doc(cost: DayCost) -> dict[str, Any]:
         "by_service": {k: str(v) for k, v in cost.by_service.items()},
         "by_sku": {svc: {sku: str(v) for sku, v in skus.items()} for svc, skus in cost.by_sku.items()},
         "by_region": {k: str(v) for k, v in cost.by_region.items()},
+        "gross_by_service": {k: str(v) for k, v in cost.gross_by_service.items()},
+        "charges": {k: str(v) for k, v in cost.charges.items()},
     }
 
 
@@ -54,12 +60,15 @@ def day_from_doc(doc: dict[str, Any]) -> DayCost:
             by_sku[svc][sku] = Decimal(value)
     cost.by_sku = by_sku
     cost.by_region = defaultdict(lambda: ZERO, {k: Decimal(v) for k, v in doc.get("by_region", {}).items()})
+    for name in ("gross_by_service", "charges"):
+        setattr(cost, name, defaultdict(lambda: ZERO, {k: Decimal(v) for k, v in doc.get(name, {}).items()}))
     return cost
 
 
 def same_figures(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    keys = ("total", "gross", "credits", "rows", "by_service", "by_sku", "by_region")
-    return all(a.get(k) == b.get(k) for k in keys)
+    keys = ("total", "gross", "credits", "rows", "by_service", "by_sku", "by_region", "charges")
+    # gross_by_service is new (2026-12): a day stored before it is not "changed" for lacking it.
+    return all(a.get(k, {} if k == "charges" else None) == b.get(k) for k in keys)
 
 
 def event_id(key: str) -> str:
@@ -74,8 +83,11 @@ class CostStore(Protocol):
     def claim_event(self, key: str, doc: dict[str, Any]) -> bool: ...
     def mark_published(self, key: str) -> None: ...
     def events(self, kind: str, since: date) -> list[dict[str, Any]]: ...
+    def published_event(self, key: str) -> dict[str, Any] | None: ...
     def put_budget_notification(self, key: str, doc: dict[str, Any]) -> None: ...
     def budget_notifications(self) -> list[dict[str, Any]]: ...
+    def put_estimate(self, doc: dict[str, Any]) -> None: ...
+    def estimates(self, first: date, last: date) -> dict[date, dict[str, Any]]: ...
 
 
 class MemoryCostStore:
@@ -84,6 +96,7 @@ class MemoryCostStore:
         self.snapshots: dict[date, dict[str, Any]] = {}
         self.event_docs: dict[str, dict[str, Any]] = {}
         self.notifications: dict[str, dict[str, Any]] = {}
+        self.estimate_docs: dict[date, dict[str, Any]] = {}
 
     def days(self, first: date, last: date) -> dict[date, dict[str, Any]]:
         return {d: doc for d, doc in sorted(self.day_docs.items()) if first <= d <= last}
@@ -115,11 +128,21 @@ class MemoryCostStore:
             key=lambda e: (e["date"], e["key"]),
         )
 
+    def published_event(self, key: str) -> dict[str, Any] | None:
+        doc = self.event_docs.get(key)
+        return doc if doc is not None and doc.get("published") else None
+
     def put_budget_notification(self, key: str, doc: dict[str, Any]) -> None:
         self.notifications[key] = doc
 
     def budget_notifications(self) -> list[dict[str, Any]]:
         return list(self.notifications.values())
+
+    def put_estimate(self, doc: dict[str, Any]) -> None:
+        self.estimate_docs[date.fromisoformat(doc["date"])] = dict(doc)
+
+    def estimates(self, first: date, last: date) -> dict[date, dict[str, Any]]:
+        return {d: doc for d, doc in sorted(self.estimate_docs.items()) if first <= d <= last}
 
 
 class FirestoreCostStore:
@@ -201,6 +224,11 @@ class FirestoreCostStore:
         found = [s.to_dict() for s in query.stream()]
         return sorted((e for e in found if e.get("kind") == kind), key=lambda e: (e["date"], e["key"]))
 
+    def published_event(self, key: str) -> dict[str, Any] | None:
+        snap = self.client.collection(EVENTS).document(event_id(key)).get()
+        doc = snap.to_dict() if snap.exists else None
+        return doc if doc is not None and doc.get("published") else None
+
     def put_budget_notification(self, key: str, doc: dict[str, Any]) -> None:
         self.client.collection(BUDGET_NOTIFICATIONS).document(event_id(key)).set(
             {**doc, "expire_at": self._expire()}
@@ -208,3 +236,21 @@ class FirestoreCostStore:
 
     def budget_notifications(self) -> list[dict[str, Any]]:
         return [s.to_dict() for s in self.client.collection(BUDGET_NOTIFICATIONS).stream()]
+
+    def put_estimate(self, doc: dict[str, Any]) -> None:
+        self.client.collection(ESTIMATES).document(doc["date"]).set({**doc, "expire_at": self._expire()})
+
+    def estimates(self, first: date, last: date) -> dict[date, dict[str, Any]]:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = (
+            self.client.collection(ESTIMATES)
+            .where(filter=FieldFilter("date", ">=", first.isoformat()))
+            .where(filter=FieldFilter("date", "<=", last.isoformat()))
+        )
+        out = {}
+        for snap in query.stream():
+            doc = snap.to_dict()
+            doc.pop("expire_at", None)
+            out[date.fromisoformat(doc["date"])] = doc
+        return dict(sorted(out.items()))

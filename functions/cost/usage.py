@@ -20,7 +20,7 @@ label is absent instead of guessing.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -156,6 +156,7 @@ class LiveEstimate(BaseModel):
     by_service: dict[str, float]
     basis: dict[str, str]
     prices_effective_from: date
+    complete: bool = Field(default=False, description="covers the whole day (the day is over)")
     label: str = "estimate: live usage x list prices (not billed figures)"
 
 
@@ -163,13 +164,21 @@ def _sum_points(series: list[Any]) -> float:
     return sum(float(value) for s in series for _, value in s.points)
 
 
-def estimate_today(metrics: Metrics, prices: PriceFile, now: datetime) -> LiveEstimate:
-    """Today's cost so far (UTC day of ``now``) from live usage."""
-    day = now.date()
-    start = datetime.combine(day, time(0), tzinfo=UTC)
+def estimate_today(metrics: Metrics, prices: PriceFile, now: datetime, zone: tzinfo = UTC) -> LiveEstimate:
+    """Today's cost so far (the day of ``now`` in ``zone``) from live usage."""
+    return estimate_day(metrics, prices, now.astimezone(zone).date(), now, zone)
+
+
+def estimate_day(
+    metrics: Metrics, prices: PriceFile, day: date, now: datetime, zone: tzinfo = UTC
+) -> LiveEstimate:
+    """The cost of ``day`` (in ``zone``, the billing account's) from live usage, up to ``now`` or
+    the day's end, whichever is first: the whole day once it is over."""
+    start = datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
+    day_over = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
     table = prices.table_for(day)
     res = prices.resources
-    end = max(now, start + timedelta(minutes=1))
+    end = min(max(now, start + timedelta(minutes=1)), day_over)
     by_service: dict[str, float] = {}
     basis: dict[str, str] = {}
 
@@ -224,6 +233,7 @@ def estimate_today(metrics: Metrics, prices: PriceFile, now: datetime) -> LiveEs
     return LiveEstimate(
         date=day,
         until=end,
+        complete=end >= day_over,
         total=round(sum(by_service.values()), 2),
         by_service={k: round(v, 2) for k, v in by_service.items()},
         basis=basis,

@@ -10,24 +10,25 @@ HTTP (``manage_dead_letters``): ``GET /v1/dead-letters[?topic=&state=&limit=]``,
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any, Literal
 
 import flask
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from functions.deadletters import store
+from shared.audit import audit
 from shared.clock import utcnow
-from shared.http import Api, Problem, json_response, validation_errors
+from shared.http import HEALTH_ROUTE, Api, Problem, json_response
+from shared.ids import DocumentId
 from shared.logging import get_logger
 
 api = Api("deadletters")
 log = get_logger("deadletters")
 # A dead letter is old by nature: the usual stale-event cut-off must not drop it.
 NEVER_TOO_OLD = timedelta(days=3650)
-LETTER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+LETTER_ID = r"^[A-Za-z0-9_-]{1,128}$"
 
 
 def handle_event(event: Any) -> None:
@@ -63,47 +64,73 @@ class ListQuery(BaseModel):
     limit: int = Field(default=100, ge=1, le=1000)
 
 
+class LetterPath(BaseModel):
+    letter_id: DocumentId(
+        max_length=128, pattern=LETTER_ID, description="a dead letter's id: its Pub/Sub message id"
+    )  # type: ignore[valid-type]
+
+
+class LetterSummary(BaseModel):
+    """A dead letter without its data (``GET /v1/dead-letters/{id}`` has it)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    topic: str
+    state: str
+
+
+class LetterList(BaseModel):
+    dead_letters: list[LetterSummary]
+
+
 def _summary(letter: store.DeadLetter) -> dict[str, Any]:
     return letter.model_dump(mode="json", exclude={"data_base64"})
 
 
-@api.route("/v1/dead-letters", methods=["GET"])
-def list_dead_letters(request: flask.Request) -> dict[str, Any]:
-    try:
-        query = ListQuery.model_validate(request.args.to_dict())
-    except ValidationError as exc:
-        raise Problem(422, "Invalid query parameters.", errors=validation_errors(exc)) from None
+@api.route("/v1/dead-letters", methods=["GET"], query=ListQuery, response=LetterList)
+def list_dead_letters(_request: flask.Request, query: ListQuery) -> dict[str, Any]:
+    """Dead letters, newest first."""
     letters = store.listing(query.topic, query.state, query.limit)
     return {"dead_letters": [_summary(letter) for letter in letters]}
 
 
-def _known_shape(letter_id: str) -> str:
-    if not LETTER_ID.fullmatch(letter_id):
-        raise Problem(404, f"No dead letter {letter_id[:64]!r}: ids are Pub/Sub message ids.")
-    return letter_id
-
-
-@api.route("/v1/dead-letters/<letter_id>", methods=["GET"])
-def get_dead_letter(request: flask.Request, letter_id: str) -> dict[str, Any]:
-    letter = store.get(_known_shape(letter_id))
+@api.route("/v1/dead-letters/<letter_id>", methods=["GET"], params=LetterPath, response=store.DeadLetter)
+def get_dead_letter(_request: flask.Request, letter_id: str) -> dict[str, Any]:
+    """A dead letter with its data (base64)."""
+    letter = store.get(letter_id)
     if letter is None:
         raise Problem(404, f"No dead letter {letter_id}.")
     return letter.model_dump(mode="json")
 
 
-@api.route("/v1/dead-letters/<letter_id>/redrive", methods=["POST"])
+@api.route(
+    "/v1/dead-letters/<letter_id>/redrive",
+    methods=["POST"],
+    params=LetterPath,
+    response=LetterSummary,
+    problems=(409,),
+)
 def redrive_dead_letter(request: flask.Request, letter_id: str) -> dict[str, Any]:
+    """Publish a stored dead letter again to its topic."""
     from shared.topology import topology
 
     topo = topology()
     redrivable = {name for name in topo.topics if topo.subscribers(name)}
     try:
-        letter = store.redrive(_known_shape(letter_id), utcnow(), redrivable)
+        letter = store.redrive(letter_id, utcnow(), redrivable)
     except store.NotRedrivable as exc:
         raise Problem(409, str(exc), allowed=sorted(redrivable)) from None
     if letter is None:
         raise Problem(404, f"No dead letter {letter_id}.")
-    log.info("re-drove dead letter %s to %s", letter.id, letter.topic, extra={"dead_letter_id": letter.id})
+    audit(
+        log,
+        "dead_letter.redrive",
+        request.headers,
+        f"re-drove dead letter {letter.id} to {letter.topic}",
+        dead_letter_id=letter.id,
+        topic=letter.topic,
+    )
     return _summary(letter)
 
 
@@ -114,7 +141,7 @@ def _health() -> Any:
     return store_and_topic("deadletters", lambda: "alerts")
 
 
-@api.route("/health", methods=["GET"])
+@api.route("/health", methods=["GET"], **HEALTH_ROUTE)
 def health(request: flask.Request) -> flask.Response:
     from shared.health import status_code
 

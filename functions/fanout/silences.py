@@ -27,7 +27,22 @@ STATES: tuple[SilenceState, ...] = ("active", "pending", "expired")
 class SilenceIn(BaseModel):
     """``POST /v1/silences`` body."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        # Shown in /openapi.json (and sent by the contract test: create, then get and expire it).
+        json_schema_extra={
+            "examples": [
+                {
+                    "matchers": [{"name": "alertname", "value": "latency-p95-high"}],
+                    "startsAt": "2099-01-01T00:00:00Z",
+                    "endsAt": "2099-01-02T00:00:00Z",
+                    "createdBy": "ops@example.com",
+                    "comment": "maintenance window",
+                }
+            ]
+        },
+    )
 
     matchers: list[Matcher] = Field(min_length=1, max_length=20)
     starts_at: AwareDatetime | None = Field(default=None, alias="startsAt")

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from functions.health.config import HealthConfig
-from functions.health.scoring import ScoreResult
+from functions.health.scoring import USAGE_UNKNOWN, ScoreResult
 
 ACTIONS: dict[str, str] = {
     "onboarding_checkin": "New customer: onboarding check-in",
@@ -53,6 +53,10 @@ def conditions(result: ScoreResult, age_days: float, cfg: HealthConfig) -> dict[
     reasons: dict[str, str | None] = dict.fromkeys(ACTIONS)
     if onboarding:
         reasons["onboarding_checkin"] = f"customer for {age_days:.0f} of the first {a.onboarding_days} days"
+    if result.category == USAGE_UNKNOWN:
+        # The usage-driven actions would act on usage known to be incomplete: none fires (and an
+        # episode under way ends). The check-in depends on the customer's age alone.
+        return reasons
     # Engagement and churn actions wait for the onboarding window: a day-old customer with no
     # traffic yet is not at risk.
     if engagement and not onboarding and engagement.score < a.low_engagement_below:

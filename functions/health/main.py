@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import flask
 
@@ -14,18 +14,125 @@ import flask
 # no cold start: it is paid with the module, on the first request of any kind (the scheduler's or
 # a liveness probe's), instead of inside the first health check's time budget.
 import google.cloud.firestore  # noqa: F401
+from pydantic import BaseModel, ConfigDict, Field
 
 from functions.health import registry
-from functions.health.models import CustomerIn, EventBatch
+from functions.health.models import (
+    Customer,
+    CustomerIn,
+    CustomerRef,
+    EventBatch,
+    KeyIssued,
+    KeyView,
+)
 from functions.health.settings import get_health_settings
-from shared.customer_keys import CUSTOMER_ID_PATTERN
-from shared.http import Api, Problem, json_response, read_json
+from shared.audit import audit
+from shared.http import HEALTH_ROUTE, Api, Problem, Reply, json_response
+from shared.ids import DocumentId
 from shared.logging import get_logger
 
 api = Api("health")
 log = get_logger("health")
 
-CATEGORIES = ("healthy", "at_risk", "churn_risk")
+CATEGORIES = ("healthy", "at_risk", "churn_risk", "usage_unknown")
+Category = Literal["healthy", "at_risk", "churn_risk", "usage_unknown"]
+MAX_AS_OF_DAYS_BACK = 400
+
+
+# The contract: path variables, query strings and answers ------------------------------------------
+
+
+class CustomerPath(BaseModel):
+    customer_id: CustomerRef
+
+
+class KeyPath(BaseModel):
+    customer_id: CustomerRef
+    key_id: DocumentId(max_length=64, description="a key id, as issued (12 hex digits)")  # type: ignore[valid-type]
+
+
+class PageQuery(BaseModel):
+    limit: int = Field(default=100, ge=1, le=1000, description="customers per page, 1 to 1000")
+    category: Category | None = Field(default=None, description="only customers of this health category")
+    after: CustomerRef | None = Field(  # type: ignore[valid-type]
+        default=None, description="the `next` of the previous page: customers after this id"
+    )
+
+
+class DaysQuery(BaseModel):
+    days: int = Field(default=30, ge=1, le=400, description="days of history, 1 to 400")
+
+
+class WeeksQuery(BaseModel):
+    weeks: int = Field(default=4, ge=1, le=52, description="weeks back, 1 to 52")
+
+
+class RunQuery(BaseModel):
+    as_of: date | None = Field(
+        default=None, description="score as of the start of this day (default today, UTC), YYYY-MM-DD"
+    )
+
+
+class CustomerPage(BaseModel):
+    customers: list[Customer]
+    next: str | None = Field(description="pass as `after` for the next page; null on the last")
+
+
+class ScoredCustomer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    name: str
+    plan: str | None
+    segment: str | None
+    score: float | None
+    category: str | None
+    as_of: str | None
+
+
+class ScoredPage(BaseModel):
+    customers: list[ScoredCustomer]
+    next: str | None
+
+
+class CustomerHealth(ScoredCustomer):
+    components: dict[str, Any] = Field(description="per signal: score, weight, inputs, headline")
+    missing: list[Any]
+    previous: Any
+    movers: list[Any]
+    actions: dict[str, Any] = Field(description="per action: its episode state")
+    history: list[dict[str, Any]] = Field(description="daily as_of, score, category, actions_fired")
+
+
+class PersonaHealth(BaseModel):
+    expected_mix: dict[str, Any]
+    weeks: list[dict[str, Any]]
+    drift_state: dict[str, Any]
+
+
+class KeyList(BaseModel):
+    keys: list[KeyView]
+
+
+class EventOutcome(BaseModel):
+    event_id: str
+    outcome: Literal["created", "unchanged", "conflict"]
+
+
+class ImportResult(BaseModel):
+    customer_id: str
+    created: int
+    unchanged: int
+    conflict: int
+    events: list[EventOutcome]
+    detail: str | None = None
+
+
+_CUSTOMER_LINKS = {
+    "get_customer": {"customer_id": "$response.body#/id"},
+    "list_keys": {"customer_id": "$response.body#/id"},
+    "issue_key": {"customer_id": "$response.body#/id"},
+}
 
 
 def handle(request: flask.Request) -> flask.Response:
@@ -39,7 +146,7 @@ def _health() -> Any:
     return store_and_topic("health", lambda: "alerts")
 
 
-@api.route("/health")
+@api.route("/health", **HEALTH_ROUTE)
 def health(_request: flask.Request) -> flask.Response:
     """Firestore and the alerts topic (actions are notices) probed, cached a few seconds."""
     from shared.health import status_code
@@ -51,33 +158,33 @@ def health(_request: flask.Request) -> flask.Response:
 # Customers ---------------------------------------------------------------------------------------
 
 
-def _checked_customer_id(customer_id: str) -> str:
-    import re
-
-    if not re.match(CUSTOMER_ID_PATTERN, customer_id):
-        raise Problem(
-            404,
-            f"No customer {customer_id!r}: customer ids match {CUSTOMER_ID_PATTERN}.",
-        )
-    return customer_id
-
-
 def _existing_customer(customer_id: str) -> Any:
-    customer = registry.get_customer(_checked_customer_id(customer_id))
+    """The customer of a path's (already validated) id, or 404."""
+    customer = registry.get_customer(customer_id)
     if customer is None:
         raise Problem(404, f"No customer {customer_id!r}; create it with POST /v1/customers.")
     return customer
 
 
-@api.route("/v1/customers", methods=["POST"])
-def create_customer(request: flask.Request) -> flask.Response:
-    body = read_json(request, CustomerIn)
+@api.route(
+    "/v1/customers",
+    methods=["POST"],
+    body=CustomerIn,
+    responses={
+        201: Reply(Customer, description="Created.", headers=("Location",)),
+        200: Reply(Customer, description="Existed with the same details."),
+    },
+    problems=(409,),
+    links={201: _CUSTOMER_LINKS, 200: _CUSTOMER_LINKS},
+)
+def create_customer(request: flask.Request, body: CustomerIn) -> flask.Response:
+    """Create a customer (idempotent: the same details again answer 200)."""
     try:
         customer, created = registry.create_customer(body)
     except registry.Conflict as exc:
         raise Problem(409, f"{exc}; choose another id or send the same details.") from None
     if created:
-        log.info("customer created", extra={"customer_id": customer.id})
+        audit(log, "customer.create", request.headers, "customer created", customer_id=customer.id)
     return json_response(
         customer.model_dump(mode="json"),
         status=201 if created else 200,
@@ -85,72 +192,85 @@ def create_customer(request: flask.Request) -> flask.Response:
     )
 
 
-def _category_arg(request: flask.Request) -> str | None:
-    category = request.args.get("category")
-    if category is not None and category not in CATEGORIES:
-        raise Problem(
-            422,
-            f"category {category!r} is not one of {', '.join(CATEGORIES)}.",
-            errors=[{"field": "category", "message": "unknown category"}],
-            allowed=list(CATEGORIES),
-        )
-    return category
-
-
-def _limit_arg(request: flask.Request, default: int = 100, most: int = 1000) -> int:
-    raw = request.args.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
-        raise Problem(
-            422,
-            f"limit {raw!r} must be a whole number from 1 to {most}.",
-            errors=[{"field": "limit", "message": f"1..{most}"}],
-        )
-    return int(raw)
-
-
-@api.route("/v1/customers", methods=["GET"])
-def list_customers(request: flask.Request) -> dict[str, Any]:
-    limit = _limit_arg(request)
-    customers = registry.list_customers(
-        category=_category_arg(request), limit=limit, after=request.args.get("after")
-    )
+@api.route("/v1/customers", methods=["GET"], query=PageQuery, response=CustomerPage)
+def list_customers(_request: flask.Request, query: PageQuery) -> dict[str, Any]:
+    """Customers in id order, a page at a time."""
+    limit = query.limit
+    customers = registry.list_customers(category=query.category, limit=limit, after=query.after)
     return {
         "customers": [c.model_dump(mode="json") for c in customers],
         "next": customers[-1].id if len(customers) == limit else None,
     }
 
 
-@api.route("/v1/customers/<customer_id>", methods=["GET"])
+@api.route("/v1/customers/<customer_id>", methods=["GET"], params=CustomerPath, response=Customer)
 def get_customer(_request: flask.Request, customer_id: str) -> dict[str, Any]:
     return _existing_customer(customer_id).model_dump(mode="json")
 
 
-@api.route("/v1/customers/<customer_id>/keys", methods=["POST"])
-def issue_key(_request: flask.Request, customer_id: str) -> flask.Response:
+@api.route(
+    "/v1/customers/<customer_id>/keys",
+    methods=["POST"],
+    params=CustomerPath,
+    responses={201: KeyIssued},
+    links={
+        201: {
+            "revoke_key": {"customer_id": "$response.body#/customer_id", "key_id": "$response.body#/key_id"}
+        }
+    },
+)
+def issue_key(request: flask.Request, customer_id: str) -> flask.Response:
     _existing_customer(customer_id)
     issued = registry.issue_key(customer_id)
+    # The key's id, never its value.
+    audit(
+        log,
+        "customer_key.issue",
+        request.headers,
+        "customer key issued",
+        customer_id=customer_id,
+        key_id=issued.key_id,
+    )
     return json_response(issued, status=201, headers={"Cache-Control": "no-store"})
 
 
-@api.route("/v1/customers/<customer_id>/keys", methods=["GET"])
+@api.route("/v1/customers/<customer_id>/keys", methods=["GET"], params=CustomerPath, response=KeyList)
 def list_keys(_request: flask.Request, customer_id: str) -> dict[str, Any]:
     _existing_customer(customer_id)
     return {"keys": [key.model_dump(mode="json") for key in registry.list_keys(customer_id)]}
 
 
-@api.route("/v1/customers/<customer_id>/keys/<key_id>", methods=["DELETE"])
-def revoke_key(_request: flask.Request, customer_id: str, key_id: str) -> dict[str, Any]:
+@api.route("/v1/customers/<customer_id>/keys/<key_id>", methods=["DELETE"], params=KeyPath, response=KeyView)
+def revoke_key(request: flask.Request, customer_id: str, key_id: str) -> dict[str, Any]:
     _existing_customer(customer_id)
     view = registry.revoke_key(customer_id, key_id)
     if view is None:
         raise Problem(404, f"Customer {customer_id!r} has no key {key_id!r}.")
+    audit(
+        log,
+        "customer_key.revoke",
+        request.headers,
+        "customer key revoked",
+        customer_id=customer_id,
+        key_id=key_id,
+    )
     return view.model_dump(mode="json")
 
 
-@api.route("/v1/customers/<customer_id>/events", methods=["POST"])
-def import_events(request: flask.Request, customer_id: str) -> flask.Response:
+@api.route(
+    "/v1/customers/<customer_id>/events",
+    methods=["POST"],
+    params=CustomerPath,
+    body=EventBatch,
+    responses={
+        201: Reply(ImportResult, description="Some events were new."),
+        200: Reply(ImportResult, description="Every event was imported before, unchanged."),
+        409: Reply(ImportResult, description="Some event ids were imported before with other content."),
+    },
+)
+def import_events(_request: flask.Request, customer_id: str, body: EventBatch) -> flask.Response:
     _existing_customer(customer_id)
-    batch = read_json(request, EventBatch)
+    batch = body
     most = get_health_settings().max_events_per_request
     if len(batch.events) > most:
         raise Problem(413, f"{len(batch.events)} events in one request; send at most {most} per request.")
@@ -179,37 +299,38 @@ def _config():  # type: ignore[no-untyped-def]
     return config_from(get_health_settings().config_file)
 
 
-def _date_arg(request: flask.Request, name: str) -> date | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise Problem(
-            422,
-            f"{name} {raw!r} is not a date; use YYYY-MM-DD.",
-            errors=[{"field": name, "message": "YYYY-MM-DD"}],
-        ) from None
-
-
-@api.route("/v1/health/run", methods=["POST"])
-def run(request: flask.Request) -> dict[str, Any]:
+@api.route("/v1/health/run", methods=["POST"], query=RunQuery, response="functions.health.run:RunSummary")
+def run(_request: flask.Request, query: RunQuery) -> dict[str, Any]:
     """Score every customer as of the start of ``?as_of=`` (default: today, UTC), i.e. on the
     data of the days before it. What the daily schedule calls; safe to repeat."""
     from functions.health.run import run_health
     from functions.health.store import FirestoreHealthStore
-    from functions.health.usage import MetricUsage
+    from functions.health.usage import StoredUsage
     from shared.clock import utcnow
     from shared.notices import publish_notice
 
     today = utcnow().date()
-    as_of = _date_arg(request, "as_of") or today
+    as_of = query.as_of or today
     if as_of > today + timedelta(days=1):
         raise Problem(422, f"as_of {as_of} is in the future; the run scores days that have ended.")
+    if as_of < today - timedelta(days=MAX_AS_OF_DAYS_BACK):
+        # Found by the contract test: a date centuries back asked the metric store for times it
+        # refuses (a 500). Nothing older than this is kept to score from.
+        raise Problem(
+            422,
+            f"as_of {as_of} is more than {MAX_AS_OF_DAYS_BACK} days ago; nothing that old is kept "
+            "to score from.",
+            errors=[
+                {
+                    "field": "as_of",
+                    "message": "too far back",
+                    "allowed": f"{MAX_AS_OF_DAYS_BACK} days back to tomorrow",
+                }
+            ],
+        )
     publish = publish_notice if get_health_settings().publish_actions else None
     summary = run_health(
-        as_of, cfg=_config(), usage_source=MetricUsage(), store=FirestoreHealthStore(), publish=publish
+        as_of, cfg=_config(), usage_source=StoredUsage(), store=FirestoreHealthStore(), publish=publish
     )
     return summary.model_dump(mode="json")
 
@@ -226,20 +347,27 @@ def _view(customer: Any, state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@api.route("/v1/health/customers", methods=["GET"])
-def scored_customers(request: flask.Request) -> dict[str, Any]:
-    limit = _limit_arg(request)
-    customers = registry.list_customers(
-        category=_category_arg(request), limit=limit, after=request.args.get("after")
-    )
+@api.route("/v1/health/customers", methods=["GET"], query=PageQuery, response=ScoredPage)
+def scored_customers(_request: flask.Request, query: PageQuery) -> dict[str, Any]:
+    """Customers with their latest score, a page at a time."""
+    limit = query.limit
+    customers = registry.list_customers(category=query.category, limit=limit, after=query.after)
     return {
         "customers": [_view(c, c.health.model_dump() if c.health else {}) for c in customers],
         "next": customers[-1].id if len(customers) == limit else None,
     }
 
 
-@api.route("/v1/health/customers/<customer_id>", methods=["GET"])
-def customer_health(request: flask.Request, customer_id: str) -> dict[str, Any]:
+@api.route(
+    "/v1/health/customers/<customer_id>",
+    methods=["GET"],
+    params=CustomerPath,
+    query=DaysQuery,
+    responses={
+        200: Reply(CustomerHealth, description="The score, its components, movers, history and actions.")
+    },
+)
+def customer_health(_request: flask.Request, customer_id: str, query: DaysQuery) -> dict[str, Any]:
     """Score, components (score, weight, inputs), missing signals, what moved it, history and
     action states. 404 until the customer has been scored once."""
     from functions.health.store import FirestoreHealthStore
@@ -252,7 +380,7 @@ def customer_health(request: flask.Request, customer_id: str) -> dict[str, Any]:
         raise Problem(
             404, f"Customer {customer_id!r} has not been scored yet; POST /v1/health/run scores now."
         )
-    days = _days_arg(request)
+    days = query.days
     as_of = date.fromisoformat(health["as_of"])
     history = store.history(customer.id, as_of, days)
     return {
@@ -277,33 +405,20 @@ def customer_health(request: flask.Request, customer_id: str) -> dict[str, Any]:
     }
 
 
-def _days_arg(request: flask.Request) -> int:
-    raw = request.args.get("days", "30")
-    if not raw.isdigit() or not 1 <= int(raw) <= 400:
-        raise Problem(
-            422,
-            f"days {raw!r} must be a whole number from 1 to 400.",
-            errors=[{"field": "days", "message": "1..400"}],
-        )
-    return int(raw)
-
-
-@api.route("/v1/health/personas", methods=["GET"])
-def personas(request: flask.Request) -> dict[str, Any]:
+@api.route(
+    "/v1/health/personas",
+    methods=["GET"],
+    query=WeeksQuery,
+    responses={200: Reply(PersonaHealth, description="Weekly satisfaction per persona and the drift state.")},
+)
+def personas(_request: flask.Request, query: WeeksQuery) -> dict[str, Any]:
     """Weekly persona satisfaction and drift tests for the last ``?weeks=`` (default 4) weeks."""
     from functions.health.run import last_complete_week
     from functions.health.store import DRIFT_COLLECTION, PERSONAS_COLLECTION, FirestoreHealthStore
     from shared.clock import utcnow
 
-    raw = request.args.get("weeks", "4")
-    if not raw.isdigit() or not 1 <= int(raw) <= 52:
-        raise Problem(
-            422,
-            f"weeks {raw!r} must be a whole number from 1 to 52.",
-            errors=[{"field": "weeks", "message": "1..52"}],
-        )
     latest = last_complete_week(utcnow().date())
-    ids = [(latest - timedelta(weeks=i)).isoformat() for i in range(int(raw))]
+    ids = [(latest - timedelta(weeks=i)).isoformat() for i in range(query.weeks)]
     store = FirestoreHealthStore()
     found = store.get_docs(PERSONAS_COLLECTION, ids)
     drift = store.get_docs(DRIFT_COLLECTION, ["expected", "baseline"])

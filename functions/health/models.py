@@ -8,8 +8,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from shared.customer_keys import CUSTOMER_ID_PATTERN
+from shared.ids import DocumentId
 
 CustomerId = Annotated[str, Field(pattern=CUSTOMER_ID_PATTERN)]
+# A customer id taken from a request (path, cursor): its shape and Firestore's id rules.
+CustomerRef = DocumentId(
+    max_length=48, pattern=CUSTOMER_ID_PATTERN, description=f"a customer id, matching {CUSTOMER_ID_PATTERN}"
+)
 
 
 class Contact(BaseModel):
@@ -68,6 +73,9 @@ class KeyView(BaseModel):
     customer_id: str
     created_at: datetime
     revoked_at: datetime | None = None
+    # False: issued before keys were signed; routing refuses it outside a migration window, so
+    # issue the customer a new key and revoke this one.
+    signed: bool = False
 
 
 class _EventBase(BaseModel):

@@ -4,7 +4,7 @@ ticket, payment and NPS events. Knows nothing of HTTP.
 ::
 
     customers/{id}               id, name, plan, segment, contact, created_at, health (latest)
-    customer_keys/{key_id}       customer_id, key_hash, created_at, revoked_at
+    customer_keys/{key_id}       customer_id, key_hash, created_at, revoked_at, signed
     customer_events/{hash}       customer_id, event_id, type, at, the event's fields, expire_at
 """
 
@@ -25,6 +25,7 @@ from functions.health.models import (
     KeyIssued,
     KeyView,
 )
+from functions.health.settings import get_health_settings
 from shared.clock import utcnow
 from shared.customer_keys import (
     CUSTOMERS_COLLECTION,
@@ -110,9 +111,11 @@ def all_customers() -> list[Customer]:
 
 
 def issue_key(customer_id: str) -> KeyIssued:
-    key_id, api_key = new_key()
+    """A new key, signed under ``ION_CUSTOMER_KEY_SECRET`` (routing checks the tag before any
+    lookup); also how a key issued before signing is replaced (then revoke the old one)."""
+    key_id, api_key = new_key(get_health_settings().signing_secret())
     record = CustomerKeyRecord(
-        key_id=key_id, customer_id=customer_id, key_hash=hash_key(api_key), created_at=utcnow()
+        key_id=key_id, customer_id=customer_id, key_hash=hash_key(api_key), created_at=utcnow(), signed=True
     )
     # create(): a key id collision (48 random bits) fails loudly instead of overwriting a key.
     get_firestore().collection(KEYS_COLLECTION).document(key_id).create(record.model_dump())

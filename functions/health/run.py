@@ -29,8 +29,7 @@ from functions.health.personas import (
     drift_vs_expected,
     satisfaction,
 )
-from functions.health.scoring import ScoreResult, score_customer
-from functions.health.signals import Usage
+from functions.health.scoring import USAGE_UNKNOWN, ScoreResult, score_customer
 from functions.health.store import (
     DRIFT_COLLECTION,
     PERSONAS_COLLECTION,
@@ -39,7 +38,7 @@ from functions.health.store import (
     HealthStore,
     Written,
 )
-from functions.health.usage import UsageSource, midnight
+from functions.health.usage import UsageSource, midnight, no_usage
 from shared.logging import get_logger
 from shared.messages import AlertTransition
 from shared.notices import notice_transition
@@ -47,6 +46,7 @@ from shared.notices import notice_transition
 log = get_logger("health.run")
 
 Publisher = Callable[[AlertTransition], Any]
+UNKNOWN_LISTED = 50
 
 
 class RunSummary(BaseModel):
@@ -56,6 +56,10 @@ class RunSummary(BaseModel):
     actions_fired: dict[str, int]
     notices_published: int
     usage_queries: int
+    usage_reads: int = 0  # customer usage documents read (the usage store's, whatever the customers)
+    # Customers whose usage ingestion refused in part: scored usage_unknown, no usage-driven action.
+    usage_unknown: int = 0
+    usage_unknown_customers: list[str] = []  # the first few, sorted
     store_reads: int
     reads_per_customer: float  # of scoring (the persona part reads a fixed few)
     seconds: float
@@ -124,7 +128,8 @@ def run_health(
     customers = store.customers()
     events = store.events_since(now - timedelta(days=lookback))
     usage = usage_source.customers_usage(as_of, cfg.signals.window_days)
-    categories = {"healthy": 0, "at_risk": 0, "churn_risk": 0}
+    categories = {"healthy": 0, "at_risk": 0, "churn_risk": 0, USAGE_UNKNOWN: 0}
+    unknown: list[str] = []
     fired_counts: dict[str, int] = {}
     published = 0
     outcomes: list[Written] = []
@@ -136,7 +141,7 @@ def run_health(
             customer.id,
             created_at=customer.created_at,
             as_of=as_of,
-            usage=usage.get(customer.id, Usage()),
+            usage=usage.get(customer.id) or no_usage(usage_source, customer.id),
             events=events.get(customer.id, []),
             cfg=cfg,
             previous=previous,
@@ -161,6 +166,8 @@ def run_health(
                 publish(notice)  # raises: the run fails before storing, a retry republishes the same id
                 published += 1
         categories[result.category] += 1
+        if result.category == USAGE_UNKNOWN:
+            unknown.append(customer.id)
         record = {
             **result.model_dump(mode="json"),
             "actions_fired": [{"action": f.action, "reason": f.reason} for f in fired],
@@ -193,6 +200,9 @@ def run_health(
         actions_fired=fired_counts,
         notices_published=published,
         usage_queries=getattr(usage_source, "queries", 0),
+        usage_reads=getattr(usage_source, "reads", 0),
+        usage_unknown=len(unknown),
+        usage_unknown_customers=sorted(unknown)[:UNKNOWN_LISTED],
         store_reads=store.reads,
         reads_per_customer=round(scoring_reads / scored, 3) if scored else 0.0,
         seconds=round(time.perf_counter() - started, 3),
@@ -204,6 +214,11 @@ def run_health(
         as_of.isoformat(),
         {**summary.model_dump(mode="json"), "finished_at": datetime.now(UTC)},
     )
+    if unknown:
+        log.warning(
+            "customers scored usage_unknown: ingestion refused some of their usage",
+            extra={"customers": len(unknown), "first": summary.usage_unknown_customers},
+        )
     log.info("health run done", extra=summary.model_dump(mode="json"))
     return summary
 

@@ -39,6 +39,12 @@ class ScoreResult(BaseModel):
     missing: list[str]
     previous: dict[str, Any] | None = None
     movers: list[Mover] = []
+    # Points of the customer's usage refused by ingestion in the windows: > 0 makes the category
+    # usage_unknown (the score is then of the incomplete usage, shown but not acted upon).
+    usage_refused: float = 0.0
+
+
+USAGE_UNKNOWN = "usage_unknown"
 
 
 # The score ---------------------------------------------------------------------------------------
@@ -147,6 +153,11 @@ def score_customer(
         "payment": payment(events, cutoff, cfg),
     }
     result = combine(customer_id, as_of, found, cfg)
+    if usage.refused > 0:
+        # Some of its usage could not be stored: scoring it as if that traffic never happened
+        # would call an active customer idle and send it retention and training actions.
+        result.category = USAGE_UNKNOWN
+        result.usage_refused = usage.refused
     result.movers = movers(result, previous)
     if previous:
         result.previous = {k: previous.get(k) for k in ("score", "category", "as_of")}

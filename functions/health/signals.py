@@ -48,6 +48,22 @@ class Usage:
     features: dict[str, float] = field(default_factory=dict)
     outcomes: dict[str, float] = field(default_factory=dict)
     feedback: dict[str, float] = field(default_factory=dict)
+    # Points of this customer that ingestion refused in the windows (over a cap, a value outside
+    # the catalogue, late...): the usage above is then incomplete, and the customer is scored
+    # usage_unknown, never as idle.
+    refused: float = 0.0
+
+    def merge(self, other: Usage) -> None:
+        """Add ``other`` (the same customer's usage from another store, over other days)."""
+        for mine, theirs in (
+            (self.daily, other.daily),
+            (self.features, other.features),
+            (self.outcomes, other.outcomes),
+            (self.feedback, other.feedback),
+        ):
+            for key, value in theirs.items():
+                mine[key] = mine.get(key, 0) + value  # type: ignore[index]
+        self.refused += other.refused
 
 
 class Component(BaseModel):

@@ -1,9 +1,14 @@
-"""Where usage comes from: a port and two implementations.
+"""Where usage comes from: a port and three implementations.
 
-``MetricUsage`` reads routing's per-customer counters through the query API's own code
-(``shared.metrics.query``): a whole run costs three queries for every customer together (daily
-requests over two windows, requests by feature and outcome, feedback answers), plus one for the
-persona mix of the weeks compared and one Firestore range read of the week's feedback answers.
+``StoredUsage`` (the daily run's) reads routing's per-customer counters from the customer usage
+store (``shared.metrics.customer_usage``): one range query over the two windows for every
+customer together, ``days x shards`` documents whatever the number of customers, with the points
+ingestion refused per customer (which make the customer ``usage_unknown``). Days before the
+store's first day come from the metric store's rollups, where these counters were kept before.
+``MetricUsage`` reads the same counters through the query API's own code
+(``shared.metrics.query``): three queries for every customer together (daily requests over two
+windows, requests by feature and outcome, feedback answers). Both read the persona mix of the
+weeks compared in one metric query and the week's feedback answers in one Firestore range read.
 ``MemoryUsage`` holds the same data in memory (tests, the bench, replays).
 """
 
@@ -12,11 +17,15 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from functions.health.personas import Answer
 from functions.health.signals import Usage
 from shared.customer_keys import CUSTOMER_FEEDBACK_METRIC, CUSTOMER_REQUESTS_METRIC
+from shared.metrics.catalogue import CustomerUsage
+
+if TYPE_CHECKING:
+    from shared.metrics.customer_usage import UsageDays
 
 PERSONA_METRIC = "ion.routing.persona.selected"
 ROUTING_FEEDBACK_COLLECTION = "routing_feedback"
@@ -25,6 +34,12 @@ DAY = 86400
 
 def midnight(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+def no_usage(source: object, customer: str) -> Usage:
+    """The usage of a customer ``source`` found nothing for (a source may know it is unsure)."""
+    missing = getattr(source, "missing", None)
+    return missing(customer) if missing is not None else Usage()
 
 
 class UsageSource(Protocol):
@@ -60,15 +75,22 @@ class MetricUsage:
 
     def customers_usage(self, as_of: date, window_days: int) -> dict[str, Usage]:
         end = midnight(as_of)
-        window_start = end - timedelta(days=window_days)
+        window = timedelta(days=window_days)
+        return self.usage_between(end - 2 * window, end - window, end)
+
+    def usage_between(self, start: datetime, window_start: datetime, end: datetime) -> dict[str, Usage]:
+        """Daily requests over ``[start, end)``; features, outcomes and feedback over
+        ``[window_start, end)`` (nothing of them when the window starts at or after ``end``)."""
         found: dict[str, Usage] = defaultdict(Usage)
-        daily = self._query(
-            CUSTOMER_REQUESTS_METRIC, end - timedelta(days=2 * window_days), end, ["customer"], DAY
-        )
+        if end <= start:
+            return {}
+        daily = self._query(CUSTOMER_REQUESTS_METRIC, start, end, ["customer"], DAY)
         for series in daily.series:
             customer = series.labels.get("customer")
             if customer:
                 found[customer].daily = {at.date(): value for at, value in series.points if value}
+        if end <= window_start:
+            return dict(found)
         split = self._query(CUSTOMER_REQUESTS_METRIC, window_start, end, ["customer", "feature", "outcome"])
         for series in split.series:
             customer = series.labels.get("customer")
@@ -124,6 +146,76 @@ class MetricUsage:
                     Answer(persona=data["persona"], helpful=data["helpful"], rating=data.get("rating"))
                 )
         return answers
+
+
+class StoredUsage(MetricUsage):
+    """The customer usage store for usage (one range query), the metric store for the rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0  # customer usage documents read
+        self._days: UsageDays | None = None
+
+    def missing(self, customer: str) -> Usage:
+        """A customer with nothing stored: idle, unless its shard overflowed (its points may be
+        among those refused without a mark)."""
+        points = self._days.refused_of(customer) if self._days is not None else 0.0
+        return Usage(refused=points)
+
+    def customers_usage(self, as_of: date, window_days: int) -> dict[str, Usage]:
+        from shared.metrics.customer_usage import read_days
+
+        end = as_of
+        start = as_of - timedelta(days=2 * window_days)
+        window_start = as_of - timedelta(days=window_days)
+        fields = {
+            _spec(CUSTOMER_REQUESTS_METRIC).field: CUSTOMER_REQUESTS_METRIC,
+            _spec(CUSTOMER_FEEDBACK_METRIC).field: CUSTOMER_FEEDBACK_METRIC,
+        }
+        self.queries += 1
+        days = read_days(start, end, fields=list(fields))
+        self.reads += days.reads
+        found: dict[str, Usage] = defaultdict(Usage)
+        requests, feedback = _spec(CUSTOMER_REQUESTS_METRIC), _spec(CUSTOMER_FEEDBACK_METRIC)
+        for customer, by_day in days.counters.items():
+            usage = found[customer]
+            for day, counts in by_day.items():
+                if days.since is not None and day < days.since:
+                    continue  # read from the rollups below
+                per_key = counts.get(requests.field) or {}
+                total = sum(per_key.values())
+                if total:
+                    usage.daily[day] = usage.daily.get(day, 0) + total
+                if day < window_start:
+                    continue
+                for key, value in per_key.items():
+                    labels = dict(zip(requests.counted_by, key.split(":"), strict=False))
+                    feature, outcome = labels.get("feature", "other"), labels.get("outcome", "ok")
+                    usage.features[feature] = usage.features.get(feature, 0) + value
+                    usage.outcomes[outcome] = usage.outcomes.get(outcome, 0) + value
+                for answer, value in (counts.get(feedback.field) or {}).items():
+                    usage.feedback[answer] = usage.feedback.get(answer, 0) + value
+        for customer in {*days.refused, *found}:
+            points = days.refused_of(customer)
+            if points:
+                found[customer].refused += points
+        self._days = days
+        since = days.since
+        if since is None or since > start:
+            # Days before the store existed: the rollups, where routing's counters were kept.
+            until = midnight(min(since or end, end))
+            earlier = self.usage_between(midnight(start), midnight(window_start), until)
+            for customer, usage in earlier.items():
+                found[customer].merge(usage)
+        return dict(found)
+
+
+def _spec(metric: str) -> CustomerUsage:
+    from shared.metrics.customer_usage import spec_of
+
+    spec = spec_of(metric)
+    assert spec is not None, f"{metric} is not declared customer_usage in the catalogue"
+    return spec
 
 
 @dataclass

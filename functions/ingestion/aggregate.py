@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from shared.metrics.sketch import MAPPING, Sketch
@@ -287,6 +287,9 @@ class Batch:
     accepted: int = 0
     min_t: int = 0
     max_t: int = 0
+    # Points of customer usage metrics refused before their series existed (late, NaN...), per
+    # customer and day: marked in the customer usage store so the customer is not scored idle.
+    customer_refusals: dict[tuple[str, date], int] = field(default_factory=dict)
 
     def reject(self, metric: str, reason: str, points: int = 1) -> None:
         key = (metric, reason)
@@ -309,6 +312,7 @@ class Batch:
         return Batch(
             metrics=self.metrics,
             rejected=self.rejected,
+            customer_refusals=self.customer_refusals,
             accepted=self.accepted,
             min_t=self.min_t,
             max_t=self.max_t,

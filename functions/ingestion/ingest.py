@@ -7,9 +7,10 @@ import gc
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from functions.ingestion.aggregate import Batch
+from functions.ingestion.customer_usage import UsageOutcome, split_customer_usage, store_customer_usage
 from functions.ingestion.otlp import content_hash, decode_request
 from functions.ingestion.points import aggregate
 from functions.ingestion.series_registry import CardinalityExceeded, register_series
@@ -25,6 +26,7 @@ log = get_logger("ingestion")
 class IngestResult:
     batch: Batch  # its summary: accepted and refused points, no series (freed once stored)
     outcome: StoreOutcome
+    usage: UsageOutcome = field(default_factory=UsageOutcome)
 
     @property
     def rejected(self) -> int:
@@ -77,6 +79,10 @@ def _ingest(payload: bytes, content_type: str | None) -> IngestResult:
     settings = get_ingestion_settings()
     started = time.perf_counter()
     batch = decode_and_aggregate(payload, content_type, int(utcnow().timestamp() * 1e9))
+    batch_id = content_hash(payload)
+    # Customer usage first, apart from the series (no series cap applies to it), and before a
+    # batch the series limit refuses whole raises: its refusal marks are stored either way.
+    usage = store_customer_usage(split_customer_usage(batch), batch, batch_id)
     registry_writes = 0
     if batch.series:
         registry_writes = register_series(batch)
@@ -84,7 +90,6 @@ def _ingest(payload: bytes, content_type: str | None) -> IngestResult:
             over = {m: n for (m, reason), n in batch.rejected.items() if reason.startswith("series limit")}
             if over:
                 raise CardinalityExceeded(over, settings.max_series_per_metric)
-    batch_id = content_hash(payload)
     outcome = store_batch(batch, batch_id)
     if outcome.written and settings.updates_topic:
         _announce(batch, outcome)
@@ -99,10 +104,13 @@ def _ingest(payload: bytes, content_type: str | None) -> IngestResult:
             "duplicate_series": outcome.duplicate_series,
             "documents_written": outcome.documents_written,
             "registry_writes": registry_writes,
+            "usage_documents_written": usage.documents_written,
+            "usage_customers": usage.customers,
+            "usage_refusal_marks": usage.marks,
             "seconds": round(time.perf_counter() - started, 4),
         },
     )
-    return IngestResult(batch.summary(), outcome)
+    return IngestResult(batch.summary(), outcome, usage)
 
 
 def _announce(batch: Batch, outcome: StoreOutcome) -> None:

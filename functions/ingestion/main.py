@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import flask
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from functions.ingestion.aggregate import Batch
 from functions.ingestion.ingest import ingest_payload
@@ -19,15 +19,17 @@ from functions.ingestion.series_registry import CardinalityExceeded
 from functions.ingestion.settings import QUERY_PAST_DAYS, get_ingestion_settings
 from shared.clock import format_rfc3339, parse_rfc3339, utcnow
 from shared.http import (
+    HEALTH_ROUTE,
     Api,
     Problem,
+    Reply,
     json_response,
     read_body,
     unavailable_when_transient,
     validation_errors,
 )
 from shared.logging import get_logger
-from shared.metrics.query import AGGREGATIONS, MetricQuery, QueryError, run_query
+from shared.metrics.query import AGGREGATIONS, Agg, MetricQuery, QueryError, run_query
 from shared.settings import get_settings
 
 api = Api("ingestion")
@@ -35,7 +37,27 @@ REJECTED_STATUS = {"malformed": 400, "too_large": 413, "unsupported": 415}
 log = get_logger("ingestion")
 
 
-@api.route("/v1/metrics", methods=["POST"])
+OTLP_MEDIA = ("application/x-protobuf", "application/json")
+
+
+class OtlpAnswer(BaseModel):
+    """OTLP/HTTP's ExportMetricsServiceResponse in JSON (protobuf: the same message)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    partialSuccess: dict[str, Any] | None = None
+    rejections: list[dict[str, Any]] | None = None
+
+
+@api.route(
+    "/v1/metrics",
+    methods=["POST"],
+    raw_body=OTLP_MEDIA,
+    responses={
+        200: Reply(OtlpAnswer, media=OTLP_MEDIA, description="Stored; refused points in partialSuccess.")
+    },
+    problems=(400, 415, 503),
+)
 def post_metrics(request: flask.Request) -> flask.Response:
     limit = get_settings().max_body_bytes
     with unavailable_when_transient(
@@ -93,8 +115,32 @@ def _otlp_response(request: flask.Request, batch: Batch) -> flask.Response:
 QUERY_PARAMS = ("metric", "agg", "start", "end", "step", "by", "resolution", "across")
 
 
-@api.route("/v1/query", methods=["GET"])
-def get_query(request: flask.Request) -> flask.Response:
+class QueryParams(BaseModel):
+    """``GET /v1/query``'s parameters; ``label.<name>=<value>`` (any number) filter by a label."""
+
+    model_config = ConfigDict(extra="allow")
+
+    metric: str = Field(
+        min_length=1, max_length=255, description="a metric name, e.g. http.server.request.duration"
+    )
+    agg: Agg
+    start: str = Field(max_length=64, description="an RFC 3339 time with a zone, e.g. 2026-03-02T08:00:00Z")
+    end: str = Field(max_length=64, description="an RFC 3339 time with a zone, after start")
+    step: int | None = Field(default=None, gt=0, description="seconds per point (default: one point)")
+    by: str | None = Field(default=None, max_length=1000, description="labels to group by, comma separated")
+    resolution: Literal["auto", "minute", "hour"] | None = None
+
+
+class QueryAnswer(BaseModel):
+    metric: str
+    agg: str
+    resolution: str
+    series: list[dict[str, Any]] = Field(description='[{"labels": {...}, "points": [[RFC 3339, number]]}]')
+
+
+@api.route("/v1/query", methods=["GET"], query=QueryParams, response=QueryAnswer)
+def get_query(request: flask.Request, query: QueryParams) -> flask.Response:
+    """Rollups of one metric, aggregated over the labels not given."""
     args = request.args
     unknown = sorted(k for k in args if k not in QUERY_PARAMS and not k.startswith("label."))
     if unknown:
@@ -202,7 +248,9 @@ def _format_time(at: datetime) -> str:
     return format_rfc3339(at)
 
 
-@api.route("/v1/collect", methods=["POST"])
+@api.route(
+    "/v1/collect", methods=["POST"], response="functions.ingestion.collector:CollectResult", problems=(503,)
+)
 def post_collect(request: flask.Request) -> dict[str, Any]:
     from functions.ingestion.collector import collect
 
@@ -214,7 +262,12 @@ def post_collect(request: flask.Request) -> dict[str, Any]:
         return collect().model_dump()
 
 
-@api.route("/v1/downsample", methods=["POST"])
+@api.route(
+    "/v1/downsample",
+    methods=["POST"],
+    response="functions.ingestion.downsample:DownsampleResult",
+    problems=(503,),
+)
 def post_downsample(request: flask.Request) -> dict[str, Any]:
     from functions.ingestion.downsample import downsample
 
@@ -234,7 +287,7 @@ def _health() -> Any:
     return store_and_topic("ingestion", lambda: get_ingestion_settings().updates_topic)
 
 
-@api.route("/health", methods=["GET"])
+@api.route("/health", methods=["GET"], **HEALTH_ROUTE)
 def health(request: flask.Request) -> flask.Response:
     from shared.health import status_code
 

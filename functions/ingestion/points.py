@@ -10,6 +10,8 @@ sums and histograms) but are not labels; data point attributes become labels (``
 from __future__ import annotations
 
 import math
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 from functions.ingestion.aggregate import (
@@ -19,7 +21,14 @@ from functions.ingestion.aggregate import (
     MetricInfo,
     SeriesBatch,
 )
-from functions.ingestion.labels import RESOURCE_LABELS, any_value, origin_id, raw_point_attrs, stream_id
+from functions.ingestion.labels import (
+    RESOURCE_LABELS,
+    any_value,
+    label_pairs,
+    origin_id,
+    raw_point_attrs,
+    stream_id,
+)
 from functions.ingestion.shapes import (
     CUMULATIVE,
     DELTA,
@@ -28,9 +37,15 @@ from functions.ingestion.shapes import (
     Shape,
     SumShape,
 )
+from shared.customer_keys import CUSTOMER_ID_PATTERN
+from shared.metrics.catalogue import customer_usage_metrics
+from shared.metrics.customer_usage import RETENTION as USAGE_RETENTION
 from shared.metrics.store import series_id
 
 NO_RECORDED_VALUE = 1
+NANOS = 1_000_000_000
+USAGE_RETENTION_NS = int(USAGE_RETENTION.total_seconds()) * NANOS
+_CUSTOMER_ID = re.compile(CUSTOMER_ID_PATTERN)
 MAX_NAME = 255
 MAX_LABEL_KEY = 128
 # Defaults of ION_METRICS_MAX_LABEL_VALUE_LENGTH and ION_METRICS_MAX_ATTRIBUTES_PER_POINT.
@@ -49,6 +64,8 @@ class _Aggregator:
         max_label_value: int = MAX_LABEL_VALUE,
     ) -> None:
         self.batch = batch
+        self.now_ns = now_ns
+        self.usage = customer_usage_metrics()
         self.oldest = now_ns - max_age_s * 1_000_000_000
         self.newest = now_ns + max_future_s * 1_000_000_000
         self.max_attributes = max_attributes
@@ -63,6 +80,24 @@ class _Aggregator:
         if t > self.newest:
             return "point is ahead of the clock by more than ION_METRICS_MAX_FUTURE_SECONDS"
         return None
+
+    def note_refused(self, metric: str, dp: Any, t: int) -> None:
+        """A refused point of a customer usage metric: counted against its customer and day (the
+        point's, or today's when its time is not one a day document is kept for), so health
+        scores that customer usage_unknown instead of idle."""
+        spec = self.usage[metric]
+        try:
+            raw = tuple(dp.attributes[:])
+            pairs = raw_point_attrs(raw) if raw and isinstance(raw[0], bytes) else label_pairs(raw)
+        except (ValueError, TypeError):
+            return
+        customer = dict(pairs).get(spec.customer, "")
+        if not _CUSTOMER_ID.match(customer):
+            return
+        kept = self.now_ns - USAGE_RETENTION_NS < t <= self.newest
+        day = datetime.fromtimestamp((t if kept else self.now_ns) / NANOS, UTC).date()
+        refusals = self.batch.customer_refusals
+        refusals[(customer, day)] = refusals.get((customer, day), 0) + 1
 
     def label_problem(self, labels: dict[str, str], attrs: tuple[tuple[str, str], ...]) -> str | None:
         """Why a point with these labels (``attrs`` its own attributes) is refused, or None."""
@@ -201,6 +236,7 @@ def _gauge(
     oldest, newest = agg.oldest, agg.newest
     isfinite = math.isfinite
     accepted = 0
+    watch = name in agg.usage
     min_t, max_t = batch.min_t or newest, batch.max_t
     for dp in points:
         if dp.flags & NO_RECORDED_VALUE:
@@ -208,6 +244,8 @@ def _gauge(
         which = dp.WhichOneof("value")
         if which is None:
             batch.reject(name, "data point has no value")
+            if watch:
+                agg.note_refused(name, dp, dp.time_unix_nano)
             continue
         value = dp.as_double if which == "as_double" else float(dp.as_int)
         t = dp.time_unix_nano
@@ -219,6 +257,8 @@ def _gauge(
             problem = series
         if problem is not None or series is None:
             batch.reject(name, problem or "refused")
+            if watch:
+                agg.note_refused(name, dp, t)
             continue
         minute = t // MINUTE_NANOS
         cell = series.minutes.get(minute)
@@ -318,6 +358,7 @@ def _points(  # noqa: PLR0917 - one signature for every point shape; the hot loo
     kind = shape.kind
     oldest, newest = agg.oldest, agg.newest
     known = _known_identities(agg, name, kind, resource_key, scope_key)
+    watch = name in agg.usage
     accepted = 0
     min_t, max_t = batch.min_t, batch.max_t
     for dp in data.data_points:
@@ -335,6 +376,8 @@ def _points(  # noqa: PLR0917 - one signature for every point shape; the hot loo
                 problem = shape.problem(dp)
         if problem is not None:
             batch.reject(name, problem)
+            if watch:
+                agg.note_refused(name, dp, t)
             continue
         raw_attrs = tuple(dp.attributes[:])
         found = known.get(raw_attrs)
@@ -343,6 +386,8 @@ def _points(  # noqa: PLR0917 - one signature for every point shape; the hot loo
         sid, labels, problem, stream, origin = found
         if problem is not None:
             batch.reject(name, problem)
+            if watch:
+                agg.note_refused(name, dp, t)
             continue
         series = series_of.get(sid)
         if series is None:

@@ -26,7 +26,12 @@ from functions.reports.panels import Status
 from functions.reports.period import Period, zone
 from functions.reports.views import Figure, Table, TableRow, change_of, format_value
 
-CATEGORIES = {"healthy": "Healthy", "at_risk": "At risk", "churn_risk": "Churn risk"}
+CATEGORIES = {
+    "healthy": "Healthy",
+    "at_risk": "At risk",
+    "churn_risk": "Churn risk",
+    "usage_unknown": "Usage unknown (some usage refused by ingestion)",
+}
 
 
 class Part(BaseModel):
@@ -215,6 +220,8 @@ def health_part(source: DocumentSource, period: Period) -> Part:
     rows = []
     for name, label in CATEGORIES.items():
         count = run.categories.get(name, 0)
+        if name == "usage_unknown" and not count and not (run_before and run_before.categories.get(name)):
+            continue  # a row only when some customer's usage was not all stored
         change, _ = change_of("percent", shares.get(name), shares_before.get(name), None)
         rows.append(
             TableRow(

@@ -8,14 +8,15 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 import flask
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from functions.reports.cache import dashboard_cache
 from functions.reports.panels import WINDOWS, Catalog, load_catalog
 from functions.reports.render import FORMATS, MEDIA_TYPES
 from functions.reports.settings import deployed, get_reports_settings
 from shared.clock import utcnow
-from shared.http import Api, Problem, json_response, read_json, scheduled_time, validation_errors
+from shared.http import HEALTH_ROUTE, Api, Problem, Reply, json_response, scheduled_time, validation_errors
+from shared.ids import DocumentId
 from shared.logging import get_logger
 
 if TYPE_CHECKING:
@@ -33,6 +34,102 @@ ACCEPTED = {
 }
 
 
+Format = Literal[FORMATS]  # type: ignore[valid-type]
+Window = Literal[tuple(WINDOWS)]  # type: ignore[valid-type]
+# Audience names and dashboard names are keys of their definitions; report runs are Firestore
+# documents ``<audience>-<period>``: each checked as a document id before anything is looked up.
+AudienceName = DocumentId(max_length=64, description="an audience name, e.g. engineering")
+RunId = DocumentId(
+    max_length=128, description="a report run id, <audience>-<period>, e.g. engineering-2026-W46"
+)
+PAGES = ("text/html", "application/json", "text/markdown", "text/plain")
+
+
+class FormatQuery(BaseModel):
+    format: Format | None = Field(default=None, description="the format (else chosen by Accept; html)")
+
+
+class DashboardPath(BaseModel):
+    name: DocumentId(max_length=64, description="a dashboard name, e.g. overview") = Field(  # type: ignore[valid-type]
+        examples=["overview", "reliability"]
+    )
+
+
+class DashboardQuery(FormatQuery):
+    window: Window = Field(default="1h", description="the time window charted")
+    region: str | None = Field(default=None, max_length=64, description="one region (default: all)")
+    tz: str = Field(
+        default="UTC",
+        max_length=64,
+        pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$",
+        description="the reader's IANA time zone for the charts' times (default UTC), e.g. America/New_York",
+    )
+
+    @field_validator("tz")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (like America/New_York)") from None
+        return value
+
+
+class AudiencePath(BaseModel):
+    # The cheapest report to build, sent by the contract test (then its archived copy is read).
+    name: AudienceName = Field(examples=["support"])  # type: ignore[valid-type]
+
+
+class RunPath(BaseModel):
+    name: RunId  # type: ignore[valid-type]
+
+
+class ArchiveQuery(BaseModel):
+    limit: int = Field(default=50, ge=1, le=500, description="reports listed, newest first, 1 to 500")
+    audience: AudienceName | None = Field(default=None, description="only this audience's reports")  # type: ignore[valid-type]
+
+
+class RunQuery(BaseModel):
+    format: Literal["html", "json", "text"] = Field(default="html", description="the archived report as")
+
+
+class ReportSummary(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str | None = None
+    url: str
+
+
+class Mailed(BaseModel):
+    id: str
+    mailed: bool = Field(description="true when sent over SMTP (locally: written to the outbox)")
+    delivery: str
+    recipients: list[str]
+    message_id: str | None
+    period: dict[str, Any]
+    status: str
+    empty: bool
+    size_bytes: int
+    html_bytes: int
+    images: int
+    resend: int
+    recorded: bool
+    url: str
+
+
+class AlreadyMailed(BaseModel):
+    id: str
+    mailed: Literal[False]
+    reason: str
+    url: str
+
+
+class ReportList(BaseModel):
+    reports: list[ReportSummary]
+
+
 def handle(request: flask.Request) -> flask.Response:
     return api(request)
 
@@ -41,17 +138,14 @@ def catalog() -> Catalog:
     return load_catalog(get_reports_settings().dashboards_file)
 
 
-def choose_format(request: flask.Request) -> str:
-    fmt = request.args.get("format")
+def choose_format(request: flask.Request, fmt: str | None) -> str:
     if fmt is not None:
-        if fmt not in FORMATS:
-            raise Problem(422, f"format {fmt!r} is not one of {', '.join(FORMATS)}.", allowed=list(FORMATS))
         return fmt
     best = request.accept_mimetypes.best_match(list(ACCEPTED), default="text/html")
     return ACCEPTED.get(best or "text/html", "html")
 
 
-@api.route("/")
+@api.route("/", responses={302: Reply(media=(), description="To /dashboards.", headers=("Location",))})
 def root(_request: flask.Request) -> flask.Response:
     return flask.redirect("/dashboards", code=302)
 
@@ -63,7 +157,7 @@ def _health() -> Any:
     return HealthCheck("reports", lambda: [firestore_probe()])
 
 
-@api.route("/health")
+@api.route("/health", **HEALTH_ROUTE)
 def health(request: flask.Request) -> flask.Response:
     """Firestore probed (cached a few seconds), the panel and audience definitions load, and the
     mail mode."""
@@ -91,16 +185,23 @@ def health(request: flask.Request) -> flask.Response:
     return flask.Response(flask.json.dumps(report), status=status_code(report), mimetype="application/json")
 
 
-@api.route("/dashboards")
-def dashboards_index(request: flask.Request) -> flask.Response:
+@api.route(
+    "/dashboards", query=FormatQuery, responses={200: Reply(media=PAGES, description="The dashboards.")}
+)
+def dashboards_index(request: flask.Request, query: FormatQuery) -> flask.Response:
     from functions.reports.render import render_index
 
-    fmt = choose_format(request)
+    fmt = choose_format(request, query.format)
     return flask.Response(render_index(catalog(), fmt), mimetype=MEDIA_TYPES[fmt])
 
 
-@api.route("/dashboards/<name>")
-def dashboard(request: flask.Request, name: str) -> flask.Response:
+@api.route(
+    "/dashboards/<name>",
+    params=DashboardPath,
+    query=DashboardQuery,
+    responses={200: Reply(media=PAGES, description="The dashboard.", headers=("Cache-Control", "X-Cache"))},
+)
+def dashboard(request: flask.Request, name: str, query: DashboardQuery) -> flask.Response:
     from functions.reports.build import build_dashboard
     from functions.reports.render import render_view
     from functions.reports.source import FirestoreAlertSource, StoreMetricSource
@@ -108,16 +209,14 @@ def dashboard(request: flask.Request, name: str) -> flask.Response:
     cat = catalog()
     if name not in cat.dashboards:
         raise Problem(404, f"No dashboard {name!r}.", allowed=list(cat.dashboards))
-    fmt = choose_format(request)
-    window = request.args.get("window", "1h")
-    if window not in WINDOWS:
-        raise Problem(422, f"window {window!r} is not one of {', '.join(WINDOWS)}.", allowed=list(WINDOWS))
-    region = request.args.get("region") or None
+    fmt = choose_format(request, query.format)
+    window = query.window
+    region = query.region or None
     if region is not None and region not in cat.regions:
         raise Problem(422, f"region {region!r} is not one of {', '.join(cat.regions)}.", allowed=cat.regions)
     definition = cat.dashboards[name]
     now = utcnow()
-    key = (name, window, region or "", fmt)
+    key = (name, window, region or "", fmt, query.tz)
     settings = get_reports_settings()
     body = dashboard_cache.get(key, now.timestamp()) if settings.cache_dashboards else None
     cache_state = "hit"
@@ -126,7 +225,7 @@ def dashboard(request: flask.Request, name: str) -> flask.Response:
         view = build_dashboard(
             definition, StoreMetricSource(), FirestoreAlertSource(), window=window, region=region, now=now
         )
-        body = render_view(view, fmt, cat)
+        body = render_view(view, fmt, cat, query.tz)
         if settings.cache_dashboards:
             dashboard_cache.put(key, body, now.timestamp() + definition.refresh_seconds)
     response = flask.Response(body, mimetype=MEDIA_TYPES[fmt])
@@ -150,10 +249,20 @@ class ReportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     period: Literal["week", "month"] = "week"
-    week: str | None = None
-    month: str | None = None
-    time_zone: str | None = None
+    week: str | None = Field(default=None, max_length=16, description="an ISO week, e.g. 2026-W46")
+    month: str | None = Field(default=None, max_length=16, description="a month, e.g. 2026-11")
+    time_zone: str | None = Field(default=None, max_length=64, description="an IANA time zone")
     resend: bool = False
+
+
+class ReportQuery(BaseModel):
+    """The same parameters in the query string (each overrides the body's)."""
+
+    period: Literal["week", "month"] | None = None
+    week: str | None = Field(default=None, max_length=16, description="an ISO week, e.g. 2026-W46")
+    month: str | None = Field(default=None, max_length=16, description="a month, e.g. 2026-11")
+    time_zone: str | None = Field(default=None, max_length=64, description="an IANA time zone")
+    resend: bool | None = Field(default=None, description="mail again a report already mailed")
 
 
 def audiences() -> Audiences:
@@ -162,16 +271,12 @@ def audiences() -> Audiences:
     return configured_audiences(get_reports_settings(), deployed=deployed())
 
 
-def _report_request(request: flask.Request) -> ReportRequest:
-    body: dict[str, Any] = {}
-    if request.content_length or request.data:
-        body = read_json(request, ReportRequest).model_dump(exclude_unset=True)
-    for key in ("period", "week", "month", "time_zone", "resend"):
-        if key in request.args:
-            body[key] = request.args[key]
+def _report_request(body: ReportRequest, query: ReportQuery) -> ReportRequest:
+    """The body's parameters, each overridden by the query's."""
+    merged = {**body.model_dump(exclude_unset=True), **query.model_dump(exclude_none=True)}
     try:
-        return ReportRequest.model_validate(body)
-    except ValidationError as exc:
+        return ReportRequest.model_validate(merged)
+    except ValidationError as exc:  # both were valid alone: cannot happen, answered all the same
         raise Problem(422, "Report parameters are not valid.", errors=validation_errors(exc)) from None
 
 
@@ -180,17 +285,31 @@ def _reference_time(request: flask.Request) -> datetime:
     return scheduled_time(request) or utcnow()
 
 
-@api.route("/v1/reports/<audience>", methods=["POST"])
-def mail_report(request: flask.Request, audience: str) -> flask.Response:
+@api.route(
+    "/v1/reports/<name>",
+    methods=["POST"],
+    params=AudiencePath,
+    query=ReportQuery,
+    body=ReportRequest,
+    body_required=False,
+    responses={
+        201: Reply(Mailed, description="Mailed (or written to the outbox) and archived."),
+        200: Reply(AlreadyMailed, description="Already mailed for that period; ?resend=true mails it again."),
+    },
+    problems=(400, 409, 502),
+    links={status: {"get_report": {"name": "$response.body#/id"}} for status in (200, 201)},
+)
+def mail_report(request: flask.Request, name: str, query: ReportQuery, body: ReportRequest) -> flask.Response:
+    """Build and mail the report of audience ``name`` for a period, once per period."""
     from functions.reports import mailing
     from functions.reports.period import PeriodError
 
     settings = get_reports_settings()
     known = audiences()
-    spec = known.audiences.get(audience)
+    spec = known.audiences.get(name)
     if spec is None:
-        raise Problem(404, f"No audience {audience!r}.", allowed=list(known.audiences))
-    params = _report_request(request)
+        raise Problem(404, f"No audience {name!r}.", allowed=list(known.audiences))
+    params = _report_request(body, query)
     now = utcnow()
     try:
         chosen = mailing.choose_period(
@@ -240,34 +359,36 @@ def mail_report(request: flask.Request, audience: str) -> flask.Response:
     )
 
 
-@api.route("/v1/reports")
-def list_reports(request: flask.Request) -> dict[str, Any]:
+@api.route("/v1/reports", query=ArchiveQuery, response=ReportList)
+def list_reports(_request: flask.Request, query: ArchiveQuery) -> dict[str, Any]:
+    """The archive: reports mailed, newest first."""
     from functions.reports import archive
 
-    try:
-        limit = int(request.args.get("limit", "50"))
-    except ValueError:
-        raise Problem(422, "limit must be an integer from 1 to 500.") from None
-    if not 1 <= limit <= 500:
-        raise Problem(422, "limit must be an integer from 1 to 500.")
-    audience = request.args.get("audience")
-    rows = archive.list_runs(limit, audience)
+    rows = archive.list_runs(query.limit, query.audience)
     for row in rows:
         row["url"] = f"/v1/reports/{row.get('id')}"
     return {"reports": rows}
 
 
-@api.route("/v1/reports/<run_id>")
-def get_report(request: flask.Request, run_id: str) -> flask.Response:
+@api.route(
+    "/v1/reports/<name>",
+    params=RunPath,
+    query=RunQuery,
+    responses={
+        200: Reply(media=("text/html", "application/json", "text/plain"), description="The archived report.")
+    },
+)
+def get_report(_request: flask.Request, name: str, query: RunQuery) -> flask.Response:
+    """An archived report ``name`` (``<audience>-<period>``) as mailed."""
     from functions.reports import archive
 
-    doc = archive.get_run(run_id)
+    doc = archive.get_run(name)
     if doc is None or "html" not in doc:
-        raise Problem(404, f"No archived report {run_id!r}; GET /v1/reports lists them.")
-    if request.args.get("format") == "json":
+        raise Problem(404, f"No archived report {name!r}; GET /v1/reports lists them.")
+    if query.format == "json":
         summary = {k: doc.get(k) for k in [*archive.SUMMARY_FIELDS, "message_id", "text"]}
         return json_response(summary)
-    if request.args.get("format") == "text":
+    if query.format == "text":
         return flask.Response(doc.get("text", ""), mimetype="text/plain")
     response = flask.Response(archive.standalone_html(doc), mimetype="text/html")
     response.headers["Content-Security-Policy"] = (

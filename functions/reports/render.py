@@ -63,9 +63,12 @@ def templates() -> jinja2.Environment:
         lstrip_blocks=True,
     )
 
-    def chart(panel: PanelView) -> str:
+    def chart(panel: PanelView, zone: str = "UTC") -> str:
+        from zoneinfo import ZoneInfo
+
         threshold = panel.band.ok if panel.band else None
-        return svg.line_chart(panel.series, panel.unit, f"{panel.title} over the window", threshold=threshold)
+        title = f"{panel.title} over the window"
+        return svg.line_chart(panel.series, panel.unit, title, threshold=threshold, zone=ZoneInfo(zone))
 
     def last_text(panel: PanelView, label: str) -> str:
         for series in panel.series:
@@ -86,7 +89,8 @@ def templates() -> jinja2.Environment:
     return env
 
 
-def render_html(view: DashboardView, catalog: Catalog) -> str:
+def render_html(view: DashboardView, catalog: Catalog, zone: str = "UTC") -> str:
+    """The page; chart times in ``zone`` (the reader's, ``?tz=``), named on the axis."""
     return (
         templates()
         .get_template("dashboard.html.j2")
@@ -95,6 +99,7 @@ def render_html(view: DashboardView, catalog: Catalog) -> str:
             dashboards=[(name, d.title) for name, d in catalog.dashboards.items()],
             windows=list(WINDOWS),
             regions=catalog.regions,
+            zone=zone,
         )
     )
 
@@ -171,9 +176,9 @@ def render_text(view: DashboardView) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def render_view(view: DashboardView, fmt: str, catalog: Catalog) -> str:
+def render_view(view: DashboardView, fmt: str, catalog: Catalog, zone: str = "UTC") -> str:
     if fmt == "html":
-        return render_html(view, catalog)
+        return render_html(view, catalog, zone)
     if fmt == "json":
         return view.model_dump_json()
     if fmt == "markdown":

@@ -14,8 +14,12 @@ instances is never exceeded; a lease left unspent is forfeited (stricter, by at 
 instance). Redis down: each instance keeps a local bucket with the same numbers (a looser limit,
 but never an outage). Redis keys name a hash of the API key, never the key itself.
 
-Customer keys (issued by the health capability) are resolved by ``customer_keys.py`` and have
-their own rate-limit bucket each.
+Customer keys (issued by the health capability) are screened (their HMAC tag, no I/O) and then
+resolved by ``customer_keys.py``, and have their own rate-limit bucket each.
+
+A request refused for its key counts against the failure limits of its client address and its key
+id prefix (``auth_failures.py``): past either, 429 with ``Retry-After`` instead of 401. Valid keys
+never count.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from functions.routing.customer_keys import CustomerKeys, CustomerKeySettings
+from functions.routing.auth_failures import FailureLimiter, retry_after, subjects
+from functions.routing.customer_keys import CustomerKeys, CustomerKeySettings, KeyRefused
 from shared import customer_keys as ck
 from shared.logging import get_logger
 from shared.redis import get_redis
@@ -69,6 +74,9 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
 return {allowed, tostring(retry), tostring(tokens), granted}
 """
+
+
+_CHALLENGE = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'}
 
 
 class AccessDenied(Exception):
@@ -140,6 +148,7 @@ class ApiKeyGuard:
         customer_keys: CustomerKeys | None = None,
         lease_tokens: int = 0,
         lease_seconds: float = 1.0,
+        failures: FailureLimiter | None = None,
     ) -> None:
         self._keys = [key.encode() for key in keys]
         self._rate = rate
@@ -154,6 +163,7 @@ class ApiKeyGuard:
         self._lock = threading.Lock()
         self._redis_down_until = 0.0
         self.retry_seconds = 5.0
+        self.failures = failures
         settings = CustomerKeySettings()
         self.customer_keys = customer_keys or (
             CustomerKeys(settings, redis_client=redis_client) if settings.enabled else None
@@ -170,12 +180,11 @@ class ApiKeyGuard:
         for key in self._keys:  # every key compared, whatever matched before
             valid |= hmac.compare_digest(candidate, key)
         if not valid:
-            self._metrics.rejected.add(1, (("reason", "api_key"),))
             raise AccessDenied(
                 "A valid API key is required in the X-API-Key header."
                 if presented
                 else "Missing X-API-Key header.",
-                headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'},
+                headers=_CHALLENGE,
             )
         return hashlib.sha256(candidate).hexdigest()[:24]
 
@@ -191,24 +200,68 @@ class ApiKeyGuard:
             return True
         return bool(presented and self.customer_keys is not None and presented.startswith(ck.KEY_PREFIX))
 
-    def admit(self, presented: str | None) -> tuple[dict[str, str], str | None]:
-        """(headers, customer id or None) for an operator or customer key; raises
-        ``AccessDenied``, ``RateLimited`` (its ``customer`` set for a customer key) or
-        ``KeyStoreUnavailable``."""
+    def admit(self, presented: str | None, client: str = "unknown") -> tuple[dict[str, str], str | None]:
+        """(headers, customer id or None) for an operator or customer key from ``client`` (its
+        address, see ``auth_failures.client_address``); raises ``AccessDenied``, ``RateLimited``
+        (its ``customer`` set for a customer key; also when ``client`` or the key id prefix has had too
+        many refusals) or ``KeyStoreUnavailable``."""
+        try:
+            return self._admit(presented, client)
+        except AccessDenied as denied:
+            raise self._refused(denied, presented, client) from None
+
+    def _admit(self, presented: str | None, client: str) -> tuple[dict[str, str], str | None]:
         if not (presented and self.customer_keys is not None and presented.startswith(ck.KEY_PREFIX)):
             return self.check(presented), None
-        customer = self.customer_keys.resolve(presented)
-        if customer is None:
-            self._metrics.rejected.add(1, (("reason", "api_key"),))
+        try:
+            key = self.customer_keys.screen(presented)
+        except KeyRefused as refused:
             raise AccessDenied(
-                "This customer API key is unknown or revoked.",
-                headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'},
-            )
+                "This customer API key was issued before keys were signed and is no longer accepted; "
+                "ask for a new key."
+                if refused.reason == "legacy"
+                else "This customer API key is not valid.",
+                headers=_CHALLENGE,
+            ) from None
+        if key is None:  # not customer-shaped after all: an operator key starting with ion_
+            return self.check(presented), None
+        if key.legacy and self.failures is not None:
+            # Inside the migration window a legacy key costs a lookup: none for a client already
+            # refused for too many failures (this instance's memory; no I/O).
+            wait = self.failures.blocked(subjects(client, key.key_id))
+            if wait > 0:
+                raise self._too_many_failures(wait)
+        customer = self.customer_keys.lookup(key, presented)
+        if customer is None:
+            raise AccessDenied("This customer API key is unknown or revoked.", headers=_CHALLENGE)
         try:
             return self._limit(self.bucket_of(presented)), customer
         except RateLimited as limited:
             limited.customer = customer
             raise
+
+    def _refused(self, denied: AccessDenied, presented: str | None, client: str) -> Exception:
+        """What to raise for a refused key: ``denied`` (401), or ``RateLimited`` (429) once the
+        client address or the key id prefix has had too many refusals."""
+        if self.failures is None:
+            self._metrics.rejected.add(1, (("reason", "api_key"),))
+            return denied
+        wait = self.failures.charge(subjects(client, ck.key_id_of(presented) if presented else None))
+        if wait <= 0:
+            self._metrics.rejected.add(1, (("reason", "api_key"),))
+            return denied
+        return self._too_many_failures(wait)
+
+    def _too_many_failures(self, wait: float) -> RateLimited:
+        assert self.failures is not None
+        self._metrics.rejected.add(1, (("reason", "rate_limit"),))
+        retry = retry_after(wait)
+        return RateLimited(
+            f"Too many requests refused for their API key from this client or with this key id prefix "
+            f"(at most {self.failures.describe()}); retry in {retry} s with a valid X-API-Key.",
+            headers={"Retry-After": str(retry)},
+            retry_after=retry,
+        )
 
     def bucket_of(self, presented: str | None) -> str:
         """The rate-limit bucket of a key that :meth:`admit` accepted."""

@@ -9,28 +9,61 @@ from typing import Any
 
 import flask
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from functions.routing.auth import AccessDenied, RateLimited
+from functions.routing.auth_failures import client_address
 from functions.routing.customer_keys import KeyStoreUnavailable
 from functions.routing.engine import INTENTS, PACES, PERSONAS, TONES, persona_profiles
 from functions.routing.feedback_service import FeedbackStoreUnavailable, UnknownRequestId
 from functions.routing.models import (
     BulkRequest,
     FeedbackRequest,
+    FeedbackResponse,
     RecommendRequest,
     RouteRequest,
+    RouteResponse,
     V1RouteRequest,
 )
 from functions.routing.service import KEY_PARTS, RejectedKey, RoutingService, get_service, item_error
-from shared.http import Api, Problem, body_read_so_far, bound_body, read_json, validation_errors
+from shared.http import HEALTH_ROUTE, Api, Problem, Reply, body_read_so_far, bound_body, validation_errors
 from shared.http import json_response as shared_json_response
 from shared.logging import get_logger
 
-api = Api("routing")
+# With ION_API_KEYS set, every route but /health needs X-API-Key (401) and is rate limited (429);
+# 503 when the key store cannot be read.
+api = Api(
+    "routing",
+    problems=(401, 429, 503),
+    security={"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+)
 log = get_logger("routing")
 
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+
+class V1RouteAnswer(BaseModel):
+    """``POST /v1/route``'s original shape; ``metadata`` carries the v2 answer's fields."""
+
+    content: str
+    persona_used: str
+    resonance_key: str
+    confidence: float
+    metadata: dict[str, Any]
+
+
+class BulkItem(BaseModel):
+    index: int
+    status: int = Field(description="200 with result, or the item's own 4xx with error")
+    result: RouteResponse | None = None
+    error: dict[str, Any] | None = None
+
+
+class BulkAnswer(BaseModel):
+    count: int
+    succeeded: int
+    failed: int
+    items: list[BulkItem]
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> flask.Response:
@@ -57,15 +90,26 @@ def _feedback_unavailable() -> Problem:
     )
 
 
-@api.route("/v2/route", methods=["POST"])
-def route_v2(request: flask.Request) -> flask.Response:
-    return json_response(_route(get_service(), read_json(request, RouteRequest), "route"))
+@api.route("/v2/route", methods=["POST"], body=RouteRequest, response=RouteResponse)
+def route_v2(_request: flask.Request, body: RouteRequest) -> flask.Response:
+    """Route a request to a persona, by resonance key or inferred from the message."""
+    return json_response(_route(get_service(), body, "route"))
 
 
-@api.route("/v1/route", methods=["POST"])
-def route_v1(request: flask.Request) -> flask.Response:
+@api.route(
+    "/v1/route",
+    methods=["POST"],
+    body=V1RouteRequest,
+    responses={
+        200: Reply(
+            V1RouteAnswer, description="The original shape (deprecated).", headers=("Deprecation", "Link")
+        )
+    },
+)
+def route_v1(_request: flask.Request, body: V1RouteRequest) -> flask.Response:
+    """The original route shape (deprecated: use POST /v2/route)."""
     service = get_service()
-    result = _route(service, read_json(request, V1RouteRequest), "v1")
+    result = _route(service, body, "v1")
     primary = result["primary_persona"]
     body = {
         "content": (
@@ -104,9 +148,14 @@ def _charge_items(request: flask.Request, items: int) -> None:
         raise Problem(429, limited.detail, headers=limited.headers, retry_after=limited.retry_after) from None
 
 
-@api.route("/v2/bulk", methods=["POST"])
-def bulk(request: flask.Request) -> flask.Response:
-    body = read_json(request, BulkRequest)
+@api.route(
+    "/v2/bulk",
+    methods=["POST"],
+    body=BulkRequest,
+    responses={200: Reply(BulkAnswer, description="One result or error per item, in order.")},
+)
+def bulk(request: flask.Request, body: BulkRequest) -> flask.Response:
+    """Route up to 1,000 items; each costs a rate-limit token."""
     _charge_items(request, len(body.items))
     requests: list[RouteRequest | dict[str, Any]] = []
     for raw in body.items:
@@ -117,9 +166,10 @@ def bulk(request: flask.Request) -> flask.Response:
     return json_response(get_service().bulk(requests, include_prompts=body.include_prompts))
 
 
-@api.route("/v2/recommend", methods=["POST"])
-def recommend_v2(request: flask.Request) -> flask.Response:
-    return json_response(get_service().recommend(read_json(request, RecommendRequest).scenario))
+@api.route("/v2/recommend", methods=["POST"], body=RecommendRequest)
+def recommend_v2(_request: flask.Request, body: RecommendRequest) -> flask.Response:
+    """Recommend a persona for a scenario."""
+    return json_response(get_service().recommend(body.scenario))
 
 
 @api.route("/v2/personas", methods=["GET"])
@@ -148,11 +198,16 @@ def personas(_request: flask.Request) -> flask.Response:
     )
 
 
-@api.route("/v2/feedback", methods=["POST"])
-def feedback(request: flask.Request) -> flask.Response:
+@api.route(
+    "/v2/feedback",
+    methods=["POST"],
+    body=FeedbackRequest,
+    responses={201: FeedbackResponse, 200: Reply(FeedbackResponse, description="Updated or unchanged.")},
+)
+def feedback(_request: flask.Request, body: FeedbackRequest) -> flask.Response:
+    """Feedback on a routing answer (by its request_id), aggregated per persona and arm."""
     from functions.routing.feedback_service import submit_feedback
 
-    body = read_json(request, FeedbackRequest)
     service = get_service()
     try:
         answer = submit_feedback(
@@ -182,7 +237,7 @@ def feedback_summary(_request: flask.Request) -> flask.Response:
         raise _feedback_unavailable() from None
 
 
-@api.route("/health", methods=["GET"])
+@api.route("/health", methods=["GET"], **HEALTH_ROUTE)
 def health(_request: flask.Request) -> flask.Response:
     from shared.health import status_code
 
@@ -204,7 +259,10 @@ def handle(request: flask.Request) -> flask.Response:
     presented = request.headers.get("X-API-Key")
     if path != "/health" and service.guard.applies(presented):
         try:
-            extra_headers, customer = service.guard.admit(presented)
+            client = client_address(
+                request.headers.get("X-Forwarded-For"), request.remote_addr, service.settings.client_ip_hop
+            )
+            extra_headers, customer = service.guard.admit(presented, client)
         except AccessDenied as denied:
             response = Problem(401, denied.detail, headers=denied.headers).to_response(path)
         except RateLimited as limited:

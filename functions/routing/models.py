@@ -20,7 +20,17 @@ class ContextMessage(BaseModel):
 class RouteRequest(BaseModel):
     """``POST /v2/route`` and each item of ``POST /v2/bulk``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        # Shown in /openapi.json (and sent by the contract test, so a success is checked too).
+        json_schema_extra={
+            "examples": [
+                {"resonance_key": "frustrated-burst-seek_advice"},
+                {"message": "I keep failing the same exercise, what should I try next?", "user_id": "u-1"},
+            ]
+        },
+    )
 
     resonance_key: str | None = Field(default=None, min_length=1, max_length=100)
     message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)

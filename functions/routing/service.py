@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from functions.routing.auth import ApiKeyGuard
+from functions.routing.auth_failures import FailureLimiter
 from functions.routing.cache import TwoTierCache, content_key
 from functions.routing.config import load_weight_config
 from functions.routing.engine import (
@@ -98,6 +99,10 @@ class RoutingService:
             metrics=self.metrics,
             lease_tokens=self.settings.rate_limit_lease_tokens,
             lease_seconds=self.settings.rate_limit_lease_seconds,
+            failures=FailureLimiter(
+                limit=self.settings.auth_failure_limit,
+                window_seconds=self.settings.auth_failure_window_seconds,
+            ),
         )
         self._persona_attrs = {p: (("persona", p),) for p in PERSONAS}
         self._source_attrs = {s: (("source", s),) for s in ("given", "inferred")}

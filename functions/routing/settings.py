@@ -26,6 +26,15 @@ class RoutingSettings(BaseSettings):
     rate_limit_lease_seconds: float = Field(
         default=1.0, gt=0, le=60, validation_alias="ION_RATE_LIMIT_LEASE_SECONDS"
     )
+    # Requests refused for their API key (401) allowed per client address and per key id, refilled
+    # over the window; past it they are answered 429 with Retry-After (auth_failures.py).
+    auth_failure_limit: int = Field(default=20, ge=1, validation_alias="ION_AUTH_FAILURE_LIMIT")
+    auth_failure_window_seconds: float = Field(
+        default=60.0, gt=0, le=86_400, validation_alias="ION_AUTH_FAILURE_WINDOW_SECONDS"
+    )
+    # Which X-Forwarded-For entry is the client (Python indexing): -1, the one Google's front end
+    # appends for a request to the function's URL; 0, the first (client-written when appended to).
+    client_ip_hop: int = Field(default=-1, ge=-10, le=10, validation_alias="ION_CLIENT_IP_HOP")
     weights_file: Path = Field(default=DEFAULT_WEIGHTS_FILE, validation_alias="ION_ROUTING_WEIGHTS_FILE")
     experiment: bool = Field(default=False, validation_alias="ION_ROUTING_EXPERIMENT")
     # How often an instance re-reads the arms' feedback totals from Firestore (on a request).
@@ -47,7 +56,10 @@ class RoutingSettings(BaseSettings):
 
     def deployment_problems(self) -> list[str]:
         """What a deployed routing function must not start with, naming each variable: an API
-        left open by mistake or a request id anyone could forge."""
+        left open by mistake, an operator key weak enough to guess, or a request id anyone could
+        forge."""
+        from shared.deployment import MIN_SECRET_CHARS, secret_weakness
+
         problems: list[str] = []
         entries = self.api_keys.split(",") if self.api_keys else []
         if any(not entry.strip() for entry in entries):
@@ -60,19 +72,30 @@ class RoutingSettings(BaseSettings):
                 "ION_API_KEYS is empty, which leaves the API open; set the keys, or "
                 "ION_ALLOW_OPEN_API=true if an open API is meant"
             )
+        for index, entry in enumerate((e.strip() for e in entries if e.strip()), 1):
+            weakness = secret_weakness(entry)
+            if weakness:
+                problems.append(
+                    f"ION_API_KEYS key {index} is too weak: {weakness}; each operator key needs at least "
+                    f"{MIN_SECRET_CHARS} random characters of at least two kinds (openssl rand -hex 24)"
+                )
         if not self.request_id_secret.strip():
             problems.append("ION_REQUEST_ID_SECRET is empty; request ids (and feedback) would be forgeable")
         return problems
 
 
 def deployment_problems(target: str) -> list[str]:
-    """Settings that do not validate, then ``RoutingSettings.deployment_problems``, and Redis:
-    without it each instance would count the per-key rate limit alone."""
+    """Settings that do not validate, then ``RoutingSettings.deployment_problems``, the customer
+    keys' secret and migration window, and Redis: without it each instance would count the
+    per-key rate limit (and the failure limit) alone."""
+    from functions.routing.customer_keys import CustomerKeySettings
     from shared.deployment import load_settings, unset
 
     settings, problems = load_settings(RoutingSettings)
     if settings is not None:
         problems += settings.deployment_problems()
+    keys, key_problems = load_settings(CustomerKeySettings)
+    problems += key_problems if keys is None else keys.deployment_problems()
     return problems + [
         f"{p}: the per-key rate limit would be counted per instance" for p in unset("REDIS_URL")
     ]

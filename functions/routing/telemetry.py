@@ -126,7 +126,7 @@ class Gauge(Instrument):
             acc = telemetry._accumulator(self.name, attributes, GaugeAccumulator)
             if acc is not None:
                 acc.value = value
-                acc.time = time.time_ns()
+                acc.time = telemetry.clock_ns()
 
 
 _I = TypeVar("_I", bound=Instrument)
@@ -144,6 +144,7 @@ class Telemetry:
         settings: TelemetrySettings | None = None,
         region: str | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.settings = settings or TelemetrySettings()
         self.service_name = service_name
@@ -151,6 +152,8 @@ class Telemetry:
         self.instance_id = uuid.uuid4().hex
         self._publish = publish or self._publish_to_pubsub
         self._monotonic = monotonic
+        # The points' wall-clock time (a replay of past days, such as the health bench, sets it).
+        self.clock_ns = clock_ns
         # Re-entrant: a SIGTERM handler flushing in the main thread may interrupt a recording.
         self._lock = threading.RLock()
         self._flushing = threading.Lock()
@@ -196,7 +199,7 @@ class Telemetry:
             if len(self._series) >= self.settings.max_pending_series:
                 self.dropped_series += 1
                 return None
-            acc = self._series[(name, attributes)] = factory(time.time_ns())
+            acc = self._series[(name, attributes)] = factory(self.clock_ns())
         # One name is one kind of instrument (checked when it is made), so one kind of accumulator.
         assert isinstance(acc, factory)
         return acc
@@ -294,7 +297,7 @@ class Telemetry:
         )
         metrics = {name: (i.kind, i.unit, i.description) for name, i in self._instruments.items()}
         # The instrumentation scope keeps the name it first shipped under (ingestion keys series by it).
-        return encode_request(resource, ("ion-ops.shared.telemetry", "1"), metrics, batch, time.time_ns())
+        return encode_request(resource, ("ion-ops.shared.telemetry", "1"), metrics, batch, self.clock_ns())
 
 
 _names: set[str] = set()

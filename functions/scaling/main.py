@@ -26,7 +26,7 @@ from functions.scaling.rules import RulesError, RuleSet, active_rules
 from functions.scaling.settings import get_scaling_settings
 from functions.scaling.store import DecisionRecord
 from shared.clock import utcnow
-from shared.http import Api, Problem, json_response, read_body, read_json, scheduled_time
+from shared.http import HEALTH_ROUTE, Api, Problem, Reply, json_response, scheduled_time
 from shared.logging import get_logger
 
 api = Api("scaling")
@@ -38,6 +38,41 @@ class RunBody(BaseModel):
 
     regions: list[str] | None = Field(default=None, description="only these regions (default: all)")
     dry_run: bool = Field(default=False, description="record without applying, whatever the settings")
+
+
+class RunAnswer(BaseModel):
+    dry_run: bool
+    decisions: list[dict[str, Any]]
+    skipped: Any
+    failed: Any
+    misconfigured: Any
+    timed_out: list[str] = Field(default=[], description="not done within the deadline: nothing recorded")
+
+
+class RegionsAnswer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    regions: dict[str, Any]
+
+
+class RegionQuery(BaseModel):
+    region: str | None = Field(default=None, max_length=64, description="one region (default: every region)")
+
+
+_RUN = {
+    "body": RunBody,
+    "body_required": False,
+    "responses": {
+        200: Reply(RunAnswer, description="The decisions."),
+        503: Reply(
+            RunAnswer,
+            description="Applying failed for a region with a passing fault, or a region was not done "
+            "within the deadline; the scheduler retries.",
+        ),
+    },
+    # A schedule time that is no time, or stale (more than 30 minutes old) or in the future.
+    "problems": (400,),
+}
 
 
 def _rules() -> RuleSet:
@@ -83,9 +118,10 @@ def _announce(record: DecisionRecord) -> None:
     _publish(notice_for(record))
 
 
-@api.route("/", methods=["POST"])
-@api.route("/v1/scaling/run", methods=["POST"])
-def run(request: flask.Request) -> flask.Response:
+@api.route("/", methods=["POST"], **_RUN)
+@api.route("/v1/scaling/run", methods=["POST"], **_RUN)
+def run(request: flask.Request, body: RunBody) -> flask.Response:
+    """One decision per region (every 5 minutes), for the slot the scheduler meant."""
     from functions.scaling import service
     from functions.scaling.cloudrun import CloudRunScaler
     from functions.scaling.sources import FirestoreGuard, QueryApiHistory
@@ -96,7 +132,6 @@ def run(request: flask.Request) -> flask.Response:
         at = service.decision_time(scheduled_time(request), utcnow())
     except ValueError as exc:
         raise Problem(400, f"X-CloudScheduler-ScheduleTime {exc}; a stale run is not decided.") from None
-    body = read_json(request, RunBody) if read_body(request).strip() else RunBody()
     rules = _rules()
     unknown = sorted(set(body.regions or []) - set(rules.regions))
     if unknown:
@@ -139,12 +174,13 @@ def run(request: flask.Request) -> flask.Response:
     return json_response(payload, status=503 if result.failed or result.timed_out else 200)
 
 
-@api.route("/v1/scaling", methods=["GET"])
-def current(request: flask.Request) -> dict[str, Any]:
+@api.route("/v1/scaling", methods=["GET"], query=RegionQuery, response=RegionsAnswer, problems=(404,))
+def current(_request: flask.Request, query: RegionQuery) -> dict[str, Any]:
+    """Per region: current settings, the forecast and the last decisions."""
     from functions.scaling.store import FirestoreDecisionStore
 
     rules = _rules()
-    wanted = request.args.get("region")
+    wanted = query.region
     if wanted is not None and wanted not in rules.regions:
         raise Problem(404, f"No region {wanted!r}.", allowed=sorted(rules.regions))
     store = FirestoreDecisionStore()
@@ -186,7 +222,7 @@ def current(request: flask.Request) -> dict[str, Any]:
     return {"dry_run": get_scaling_settings().effective_dry_run, "regions": regions}
 
 
-@api.route("/v1/capacity/run", methods=["POST"])
+@api.route("/v1/capacity/run", methods=["POST"], response=RegionsAnswer)
 def run_capacity(request: flask.Request) -> dict[str, Any]:
     """The daily capacity job (schedule ``scaling-capacity``): daily peaks kept, 30/90/365-day
     forecasts stored and returned; a ceiling the forecast outgrows is announced as a notice."""
@@ -206,14 +242,14 @@ def run_capacity(request: flask.Request) -> dict[str, Any]:
     return {"regions": {region: f.model_dump(mode="json") for region, f in forecasts.items()}}
 
 
-@api.route("/v1/capacity", methods=["GET"])
+@api.route("/v1/capacity", methods=["GET"], response=RegionsAnswer)
 def capacity(request: flask.Request) -> dict[str, Any]:
     from functions.scaling.store import FirestoreCapacityStore
 
     return {"regions": FirestoreCapacityStore().forecasts()}
 
 
-@api.route("/v1/rules", methods=["GET"])
+@api.route("/v1/rules", methods=["GET"], response=RuleSet)
 def rules(request: flask.Request) -> dict[str, Any]:
     return _rules().model_dump()
 
@@ -225,7 +261,7 @@ def _health() -> Any:
     return store_and_topic("scaling", lambda: "alerts")
 
 
-@api.route("/health", methods=["GET"])
+@api.route("/health", methods=["GET"], **HEALTH_ROUTE)
 def health(request: flask.Request) -> flask.Response:
     """Firestore and the alerts topic probed (cached a few seconds), and the rules load."""
     from shared.health import status_code

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CATALOGUE_FILE = Path(__file__).resolve().parent / "catalogue.yaml"
 
@@ -35,12 +35,40 @@ class Label(_Strict):
     optional: bool = Field(default=False, description="set on some points only")
 
 
+class CustomerUsage(_Strict):
+    """A counter kept per customer and UTC day (``shared/metrics/customer_usage.py``) rather than
+    as series, so that no per-metric series cap drops a customer."""
+
+    field: str = Field(pattern=r"^[a-z][a-z_]{0,15}$", description="its map in a customer's entry")
+    customer: str = Field(default="customer", description="the label holding the customer id")
+    counted_by: list[str] = Field(min_length=1, description="labels keying its counters, each bounded")
+
+
 class Metric(_Strict):
     kind: Kind
     unit: str = Field(min_length=1)
     producers: list[Producer] = Field(min_length=1)
     meaning: str = Field(min_length=1)
     labels: dict[str, Label]
+    customer_usage: CustomerUsage | None = None
+
+    @model_validator(mode="after")
+    def _bounded_usage(self) -> Metric:
+        # Customer usage is bounded by the registry times these values: each must be a known set.
+        usage = self.customer_usage
+        if usage is None:
+            return self
+        if self.kind != "counter":
+            raise ValueError("customer_usage is for counters only")
+        if usage.customer not in self.labels:
+            raise ValueError(f"customer_usage.customer {usage.customer!r} is not a label")
+        for name in usage.counted_by:
+            label = self.labels.get(name)
+            if label is None or not label.values:
+                raise ValueError(f"customer_usage.counted_by {name!r} must be a label with bounded values")
+            if any(":" in value for value in label.values):
+                raise ValueError(f"values of {name!r} may not hold ':' (it joins a counter's key)")
+        return self
 
 
 class RatePart(_Strict):
@@ -57,6 +85,17 @@ class Rate(_Strict):
 class Catalogue(_Strict):
     metrics: dict[str, Metric]
     rates: dict[str, Rate] = {}
+
+    @model_validator(mode="after")
+    def _usage_fields_unique(self) -> Catalogue:
+        fields = [m.customer_usage.field for m in self.metrics.values() if m.customer_usage]
+        if len(fields) != len(set(fields)):
+            raise ValueError(f"customer_usage fields must be unique: {sorted(fields)}")
+        return self
+
+    def customer_usage(self) -> dict[str, CustomerUsage]:
+        """The metrics kept in the customer usage store, by name."""
+        return {name: m.customer_usage for name, m in self.metrics.items() if m.customer_usage}
 
     def check(self, metric: str, labels: Iterable[str] | Mapping[str, str] = ()) -> list[str]:
         """Problems with reading ``metric`` with ``labels`` (names, or name -> value to check the
@@ -105,3 +144,8 @@ def load_catalogue(path: Path = CATALOGUE_FILE) -> Catalogue:
 def check(metric: str, labels: Iterable[str] | Mapping[str, str] = ()) -> list[str]:
     """Problems reading ``metric`` with ``labels`` from the default catalogue ([] when fine)."""
     return load_catalogue().check(metric, labels)
+
+
+def customer_usage_metrics() -> dict[str, CustomerUsage]:
+    """The default catalogue's customer usage metrics (``customer_usage`` set), by name."""
+    return load_catalogue().customer_usage()

@@ -48,6 +48,7 @@ from typing import Any, Literal, get_args
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from shared.clock import utcnow
+from shared.metrics.catalogue import CustomerUsage
 from shared.metrics.sketch import Sketch
 from shared.metrics.store import (
     RESOLUTION_SECONDS,
@@ -167,6 +168,12 @@ class Accumulator:
             if self.sketch is None:
                 self.sketch = Sketch()
             self.sketch.merge(sketch)
+        self.seen = True
+
+    def add_counter(self, value: float) -> None:
+        """A stored counter's increments over a bucket (their number is not kept: sum and rate only)."""
+        self.sum += value
+        self.rate_num += value
         self.seen = True
 
     def add_samples(self, values: Sequence[float], *, increment: bool) -> None:
@@ -305,7 +312,23 @@ class Fold:
 
 def run_query(query: MetricQuery, *, max_series: int | None = None) -> QueryResult:
     """Answer ``query`` from the Firestore rollups (see the module docstring for semantics); a
-    ``QueryError`` when the answer would hold more than ``max_series`` series."""
+    ``QueryError`` when the answer would hold more than ``max_series`` series. A metric the
+    catalogue keeps per customer is answered from the customer usage store (``_customer_usage``)."""
+    from shared.metrics.customer_usage import spec_of
+
+    spec = spec_of(query.metric)
+    if spec is not None:
+        return _customer_usage(query, spec, max_series)
+    fold = Fold(query.agg, query.start, query.end, query.step, query.labels, query.group_by, query.across)
+    resolution = _fold_rollups(fold, query, query.start, query.end, max_series)
+    return QueryResult(metric=query.metric, agg=query.agg, series=fold.series(), resolution=resolution)
+
+
+def _fold_rollups(
+    fold: Fold, query: MetricQuery, start: datetime, end: datetime, max_series: int | None
+) -> str:
+    """The rollups of ``query.metric`` whose buckets start in ``[start, end)`` folded into
+    ``fold``; returns the resolution read."""
     resolution = choose_resolution(query)
     bucket = RESOLUTION_SECONDS[resolution]
     if query.step is not None and query.step < bucket:
@@ -320,17 +343,16 @@ def run_query(query: MetricQuery, *, max_series: int | None = None) -> QueryResu
     sources: list[tuple[Any, bool]] = []
     if resolution == "hour":
         folded = folded_until(query.metric, utcnow())
-        if query.start < folded:
-            hours = _range(rollups(query.metric, "hour"), query.start, min(query.end, folded))
+        if start < folded:
+            hours = _range(rollups(query.metric, "hour"), start, min(end, folded))
             sources.append((hours, False))
         # The hours whose start lies in [start, end), read from [their start, the next hour).
-        low, high = max(folded, hour_ceil(query.start)), hour_ceil(query.end)
+        low, high = max(folded, hour_ceil(start)), hour_ceil(end)
         if low < high:
             sources.append((_range(rollups(query.metric, "minute"), low, high), True))
     else:
-        sources.append((_range(rollups(query.metric, resolution), query.start, query.end), False))
+        sources.append((_range(rollups(query.metric, resolution), start, end), False))
 
-    fold = Fold(query.agg, query.start, query.end, query.step, query.labels, query.group_by, query.across)
     for source, by_hour in sources:
         # A rollup holds a bucket of series: each is filtered and grouped on its own labels.
         stream = source if wants_sketch else source.select(SUMMARY_FIELDS)
@@ -354,7 +376,66 @@ def run_query(query: MetricQuery, *, max_series: int | None = None) -> QueryResu
                     acc = steps[index] = Accumulator()
                 sketch = Sketch.from_bytes(sketch_bytes) if wants_sketch and sketch_bytes else None
                 acc.add(summary, sketch)
-    return QueryResult(metric=query.metric, agg=query.agg, series=fold.series(), resolution=resolution)
+    return resolution
+
+
+DAY_SECONDS = 86_400
+USAGE_AGGS = ("sum", "rate")
+
+
+def _customer_usage(query: MetricQuery, spec: CustomerUsage, max_series: int | None) -> QueryResult:
+    """A customer usage metric: daily counters, a day belonging to the window when its start
+    (UTC midnight) lies in ``[start, end)``. Days before the store's first day come from the
+    metric store's rollups, where the metric was kept before."""
+    from shared.metrics.customer_usage import day_start, labels_of, read_days
+
+    if query.agg not in USAGE_AGGS:
+        raise QueryError(
+            f"{query.metric} is kept as daily counters per customer: agg must be sum or rate", field="agg"
+        )
+    if query.step is not None and query.step < DAY_SECONDS:
+        raise QueryError(f"{query.metric} is kept per day: use step >= {DAY_SECONDS}")
+    if query.resolution != "auto":
+        raise QueryError(f"{query.metric} is kept per day, not per {query.resolution}", field="resolution")
+    kept = {spec.customer, *spec.counted_by}
+    for name in [*query.labels, *query.group_by]:
+        if name not in kept:
+            where = f"label.{name}" if name in query.labels else "by"
+            raise QueryError(
+                f"{query.metric} is kept per {', '.join(sorted(kept))}; label {name} is summed away",
+                field=where,
+            )
+    fold = Fold(query.agg, query.start, query.end, query.step, query.labels, query.group_by, query.across)
+    first = query.start.astimezone(UTC).date()
+    if day_start(first) < query.start:
+        first += timedelta(days=1)  # that day starts before the window
+    last = (query.end - timedelta(microseconds=1)).astimezone(UTC).date() + timedelta(days=1)
+    days = read_days(first, last, fields=[spec.field])
+    since = day_start(days.since) if days.since is not None else None
+    if since is None or query.start < since:
+        _fold_rollups(fold, query, query.start, min(query.end, since or query.end), max_series)
+    for customer, by_day in days.counters.items():
+        for day, fields in by_day.items():
+            at = day_start(day)
+            if since is not None and at < since:
+                continue  # read from the rollups above
+            index = fold.index((at - query.start).total_seconds())
+            for key, value in (fields.get(spec.field) or {}).items():
+                labels = labels_of(spec, customer, key)
+                if not fold.accepts(labels):
+                    continue
+                steps = fold.group(labels).steps
+                if max_series is not None and fold.output_count() > max_series:
+                    raise QueryError(
+                        f"the query matches more than {max_series} series, the most one answer "
+                        "holds: filter with label.<name>=<value> or group by fewer labels",
+                        field="by",
+                    )
+                acc = steps.get(index)
+                if acc is None:
+                    acc = steps[index] = Accumulator()
+                acc.add_counter(value)
+    return QueryResult(metric=query.metric, agg=query.agg, series=fold.series(), resolution="day")
 
 
 def _range(collection: Any, start: datetime, end: datetime) -> Any:

@@ -48,3 +48,12 @@ scaling_targets = [
 ]
 
 cloud_sql_instances = ["ion-mentoring-db"]
+
+# Who is paged when ION itself is down, by Cloud Monitoring and not through ION (README: Deploy,
+# "What pages whom when ION itself is down"). The PagerDuty integration key goes in the Secret
+# Manager secret watchdog-pagerduty-key (step 1); heartbeat_url is the external dead man's switch
+# every evaluation cycle pings (https, e.g. a healthchecks.io check set to a 1-minute period).
+watchdog = {
+  email         = "ion-ops-watchdog@example.com"
+  heartbeat_url = "https://hc-ping.com/00000000-0000-4000-8000-000000000000"
+}

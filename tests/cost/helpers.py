@@ -9,7 +9,7 @@ from typing import Any
 from tests.pubsub_helpers import pull_acknowledged
 
 TABLE = "billing-admin.billing.gcp_billing_export_v1_0A1B2C"
-NOW = datetime(2026, 11, 19, 9, 0, tzinfo=UTC)
+NOW = datetime(2026, 11, 19, 17, 0, tzinfo=UTC)  # the daily run: 09:00 Pacific
 
 
 def subscribe(topic: str) -> str:

@@ -52,8 +52,8 @@ def test_one_crossing_per_month_across_the_snapshot_and_the_budget() -> None:
             {
                 "service": {"description": "Cloud Run"},
                 "sku": {"description": "CPU"},
-                "usage_start_time": f"2026-11-{d:02d}T00:00:00Z",
-                "usage_end_time": f"2026-11-{d:02d}T01:00:00Z",
+                "usage_start_time": f"2026-11-{d:02d}T12:00:00Z",
+                "usage_end_time": f"2026-11-{d:02d}T13:00:00Z",
                 "cost": "90",
                 "currency": "USD",
             }
@@ -76,8 +76,46 @@ def test_one_crossing_per_month_across_the_snapshot_and_the_budget() -> None:
             now=NOW,
         )
 
-    assert deliver(0.5, "m-1") == []  # the snapshot announced it already
-    assert deliver(1.0, "m-2") == ["crossing/2026-11/actual-100"]
+    assert deliver(0.5, "m-1") == []  # the snapshot announced it already: the same budget
+    assert deliver(1.0, "m-2") == ["crossing/2026-11/b-1/actual-100"]
     assert deliver(1.0, "m-3") == []
     assert [t.severity for t in published] == ["medium", "high"]
     assert float(store.budget_notifications()[0]["cost"]) == 1620
+    # The snapshot now knows the GCP budget of its amount: it announces under that id, and what
+    # either announced is not announced again.
+    service.run(date(2026, 11, 18))
+    assert len(published) == 2
+
+
+def record_for(
+    store: MemoryCostStore, published: list, budget_id: str, amount: float, fraction: float
+) -> list[str]:
+    attrs, body = budget_notifications.parse(  # type: ignore[misc]
+        {**ATTRS, "budgetId": budget_id}, payload(budgetAmount=amount, alertThresholdExceeded=fraction)
+    )
+    return budget_notifications.record(
+        attrs, body, message_id=f"{budget_id}-{fraction}", published_at=NOW, store=store,
+        publish=published.append, now=NOW,
+    )  # fmt: skip
+
+
+def test_every_budget_crosses_on_its_own_key() -> None:
+    """Another budget on the billing account (here a $500 one of another team) passing 50% took
+    the shared key crossing/2026-11/actual-50: ION's own 50% was never announced."""
+    store = MemoryCostStore()
+    published: list = []
+    assert record_for(store, published, "other-team", 500.0, 0.5) == ["crossing/2026-11/other-team/actual-50"]
+    assert record_for(store, published, "b-1", 3000.0, 0.5) == ["crossing/2026-11/b-1/actual-50"]
+    assert [t.labels["budget_id"] for t in published] == ["other-team", "b-1"]
+    assert record_for(store, published, "b-1", 3000.0, 0.5) == []
+
+
+def test_a_crossing_stored_under_the_old_key_is_not_announced_again() -> None:
+    """Migration: keys stored before budget ids (crossing/YYYY-MM/actual-90) still count for their
+    month, so a deploy mid-month does not announce a threshold twice."""
+    store = MemoryCostStore()
+    store.claim_event("crossing/2026-11/actual-90", {"kind": "crossing", "date": "2026-11-10"})
+    store.mark_published("crossing/2026-11/actual-90")
+    published: list = []
+    assert record_for(store, published, "b-1", 3000.0, 0.9) == []
+    assert record_for(store, published, "b-1", 3000.0, 1.0) == ["crossing/2026-11/b-1/actual-100"]

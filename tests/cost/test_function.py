@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from devtools.bigquery_standin import StandIn, Table
-from devtools.billing_export import Spike, generate
+from devtools.billing_export import ION_PROJECTS, SERVING_PROJECT, Spike, generate
 from functions.cost import main as cost_main
 from functions.cost.service import CostService, CurrencyMismatch
 from functions.cost.settings import CostSettings
@@ -28,8 +28,9 @@ AS_OF = date(2026, 11, 18)
 
 def row(day: date, service: str, cost: str, *, credits: list | None = None, currency: str = "USD",
         export: datetime | None = None, sku: str = "usage") -> dict[str, Any]:  # fmt: skip
-    start = datetime(day.year, day.month, day.day, 1, tzinfo=UTC)
+    start = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)  # the same date in Pacific time
     return {
+        "project": {"id": SERVING_PROJECT},
         "service": {"description": service},
         "sku": {"description": f"{service} {sku}"},
         "usage_start_time": start.isoformat(),
@@ -55,7 +56,7 @@ class Published:
 def service_for(standin: StandIn, store: Any, published: Published, **settings: Any) -> CostService:
     return CostService(
         settings=CostSettings(**settings),
-        source=BigQueryBillingSource(TABLE, endpoint=standin.endpoint),  # type: ignore[attr-defined]
+        source=BigQueryBillingSource(TABLE, projects=ION_PROJECTS, endpoint=standin.endpoint),  # type: ignore[attr-defined]
         store=store,
         publish=published,
         now=lambda: NOW,
@@ -68,15 +69,29 @@ def test_bigquery_source_restates_late_rows_and_credits_exactly(fs, bigquery: St
     store = FirestoreCostStore(fs, now=lambda: NOW)
     published = Published()
     first = service_for(bigquery, store, published).run(AS_OF)
-    assert first["source"] == {"name": "bigquery", "fallback": False, "rows": first["source"]["rows"]}
+    assert first["source"]["name"] == "bigquery"
+    assert first["source"]["fallback"] is False
+    assert first["source"]["projects"] is None  # the service's settings name none; the source does
+    # one line per SKU, region and day; lines count the export rows they sum (the 35-day window
+    # from Oct 15, Pacific midnight = 07:00 UTC), landed by now
+    assert first["source"]["rows"] == sum(
+        r["usage_start_time"] >= "2026-10-15 07:00:00 UTC" and r["export_time"] <= "2026-11-19 17:00:00 UTC"
+        for r in base
+    )
+    assert first["rejected"] == {"count": 0, "read": first["source"]["lines"], "reasons": []}
     assert first["restated"][-3:] == ["2026-11-16", "2026-11-17", "2026-11-18"]
     mtd = first["month_to_date"]["total"]
     # the query the stand-in saw: standard SQL, typed named parameters, the 35-day window
     body = bigquery.requests[-1]["body"]
     assert body["useLegacySql"] is False
-    params = {p["name"]: p["parameterValue"]["value"] for p in body["queryParameters"]}
-    assert params["since"].startswith("2026-10-15")
-    assert params["until"].startswith("2026-11-19")
+    params = {p["name"]: p["parameterValue"].get("value") for p in body["queryParameters"]}
+    # the 35 Pacific days from Oct 15 (PDT, UTC-7) to Nov 18 (PST, UTC-8), as UTC instants
+    assert params["since"].startswith("2026-10-15 07:00:00")
+    assert params["until"].startswith("2026-11-19 08:00:00")
+    assert params["tz"] == "America/Los_Angeles"
+    assert params["invoice_month"] == "202611"
+    projects = next(p for p in body["queryParameters"] if p["name"] == "projects")
+    assert projects["parameterType"] == {"type": "ARRAY", "arrayType": {"type": "STRING"}}
 
     # A late credit for a settled day (Nov 10) and a late row for yesterday land.
     late = [
@@ -114,16 +129,16 @@ def test_rows_not_landed_yet_are_not_served_and_count_when_they_land(fs, bigquer
     assert service_for(bigquery, store, Published()).run(AS_OF)["month_to_date"]["total"] == 12
 
 
-def test_bad_rows_and_foreign_currency_store_nothing(fs, bigquery: StandIn) -> None:  # type: ignore[no-untyped-def]
-    from functions.cost.billing import BadRows
-
-    bad = row(AS_OF, "Cloud Run", "1")
-    bad["usage_end_time"] = "2026-11-01T00:00:00+00:00"
-    bigquery.table = Table(TABLE, [row(AS_OF, "Cloud Run", "1"), bad])
+def test_foreign_currency_is_set_aside_and_an_export_all_in_it_stores_nothing(fs, bigquery: StandIn) -> None:  # type: ignore[no-untyped-def]
+    bigquery.table = Table(
+        TABLE, [row(AS_OF, "Cloud Run", "1"), row(AS_OF, "Cloud SQL", "2", currency="EUR")]
+    )
     store = MemoryCostStore()
-    with pytest.raises(BadRows) as info:
-        service_for(bigquery, store, Published()).run(AS_OF)
-    assert [r.row for r in info.value.rejected] == [2]
+    snap = service_for(bigquery, store, Published()).run(AS_OF)
+    assert snap["month_to_date"]["total"] == 1
+    assert snap["rejected"]["count"] == 1
+    assert "EUR differs from USD" in snap["rejected"]["reasons"][0]
+    store = MemoryCostStore()
     bigquery.table = Table(TABLE, [row(AS_OF, "Cloud Run", "1", currency="EUR")])
     with pytest.raises(CurrencyMismatch, match="EUR"):
         service_for(bigquery, store, Published()).run(AS_OF)
@@ -147,7 +162,7 @@ def test_thresholds_are_announced_once_per_month(fs) -> None:  # type: ignore[no
     snap = service.run(AS_OF)  # 1,800 of 3,000 (60%); forecast 3,000 (100%)
     assert snap["budget"]["crossed"] == ["actual-50", "forecast-100"]
     keys = sorted(snap["notices"]["crossings"])
-    assert keys == ["crossing/2026-11/actual-50", "crossing/2026-11/forecast-100"]
+    assert keys == ["crossing/2026-11/configured/actual-50", "crossing/2026-11/configured/forecast-100"]
     severities = {t.labels["threshold"]: t.severity for t in published.items}
     assert severities == {"actual-50": "medium", "forecast-100": "high"}
     service.run(AS_OF)

@@ -8,12 +8,13 @@ import json
 import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 
 from devtools.bigquery_standin import StandIn, Table
-from devtools.billing_export import generate
+from devtools.billing_export import ION_PROJECTS, generate
 from shared.messages import AlertTransition
 from tests.cost.helpers import TABLE, pull_all, subscribe
 
@@ -51,15 +52,19 @@ def budget_body(**extra: Any) -> bytes:
 
 
 def test_http_api_and_budget_notifications(fs, emulators, serve_capability, bigquery: StandIn) -> None:  # type: ignore[no-untyped-def]
-    today = datetime.now(UTC).date()
+    today = datetime.now(ZoneInfo("America/Los_Angeles")).date()  # the billing account's day
     yesterday = today - timedelta(days=1)
-    rows = generate(today - timedelta(days=70), yesterday, hours=24, seed=2, late_share=0.0).rows
+    rows = generate(today - timedelta(days=70), yesterday, hours=24, seed=2, late_share=0.0, others=True).rows
     bigquery.table = Table(TABLE, rows)
     bigquery.clock = lambda: datetime.now(UTC)
     subscription = subscribe("alerts")
     live = serve_capability(
         "cost",
-        {"ION_COST_BILLING_TABLE": TABLE, "ION_COST_BIGQUERY_ENDPOINT": bigquery.endpoint},  # type: ignore[attr-defined]
+        {
+            "ION_COST_BILLING_TABLE": TABLE,
+            "ION_COST_BIGQUERY_ENDPOINT": bigquery.endpoint,  # type: ignore[attr-defined]
+            "ION_COST_PROJECTS": ",".join(ION_PROJECTS),
+        },
     )
     health = requests.get(f"{live.url}/health", timeout=60).json()
     assert health["source"]["name"] == "bigquery"

@@ -64,8 +64,8 @@ def test_snapshot_carries_opportunities_and_survives_a_recommender_failure(stand
             {
                 "service": {"description": "Cloud SQL"},
                 "sku": {"description": "vCPU"},
-                "usage_start_time": f"2026-11-{d:02d}T00:00:00Z",
-                "usage_end_time": f"2026-11-{d:02d}T01:00:00Z",
+                "usage_start_time": f"2026-11-{d:02d}T12:00:00Z",
+                "usage_end_time": f"2026-11-{d:02d}T13:00:00Z",
                 "cost": Decimal("20"),
                 "currency": "USD",
             }

@@ -9,11 +9,12 @@ import sys
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from devtools.billing_export import Spike, generate, write_jsonl
-from functions.cost.billing import BadRows, load_jsonl
+from functions.cost.billing import BadRows, aggregate, load_jsonl
 from functions.cost.budget import BASELINE, baseline_shares, crossed
 from functions.cost.forecast import forecast_month
 from functions.cost.ledger import fold
@@ -25,8 +26,9 @@ def row(day: str, service: str, cost: object, credits: list | None = None, **ext
     base = {
         "service": {"description": service},
         "sku": {"description": f"{service} usage"},
-        "usage_start_time": f"{day}T00:00:00Z",
-        "usage_end_time": f"{day}T01:00:00Z",
+        # Midday UTC: the same date in Pacific time, the billing account's days.
+        "usage_start_time": f"{day}T12:00:00Z",
+        "usage_end_time": f"{day}T13:00:00Z",
         "location": {"region": "us-central1"},
         "cost": cost,
         "currency": "USD",
@@ -161,7 +163,7 @@ def test_bad_rows_raise_with_rows_in_order(tmp_path: Path) -> None:
 def test_forecast_within_5_percent_from_day_10_and_inside_its_band() -> None:
     gen = generate(date(2026, 8, 1), date(2026, 10, 31), hours=24, seed=11, noise=0.05)
     rows = load_rows(gen.rows)
-    history = fold(rows, until=date(2026, 10, 31))
+    history = fold(aggregate(rows, ZoneInfo("America/Los_Angeles")), until=date(2026, 10, 31))
     actual = float(sum(c.total for d, c in history.items() if d.month == 10))
     for day in range(10, 31):
         fc = forecast_month(history, date(2026, 10, day))

@@ -21,7 +21,9 @@ def test_run_then_read_scores_in_the_contract_shape(health_client, monkeypatch) 
     assert run.status_code == 200, run.get_json()
     summary = run.get_json()
     assert summary["customers"] == 1
-    assert summary["usage_queries"] == 4
+    # The customer usage store (empty: never written), then, for the days before it, the three
+    # rollup queries of the metric store; and the persona mix.
+    assert summary["usage_queries"] == 5
 
     body = health_client.get("/v1/health/customers/acme").get_json()
     assert body["id"] == "acme"

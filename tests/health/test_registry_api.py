@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.customer_keys import KEYS_COLLECTION, hash_key, key_id_of
+from shared.customer_keys import KEYS_COLLECTION, hash_key, key_id_of, parse_key, signed_by, signing_secrets
+from shared.settings import get_settings
 from tests.health.conftest import make_customer
 
 pytestmark = pytest.mark.emulators
@@ -57,11 +58,17 @@ def test_keys_are_shown_once_stored_as_hashes_and_revocable(health_client, fs) -
     assert issued.status_code == 201
     key = issued.get_json()
     assert key_id_of(key["api_key"]) == key["key_id"]
+    # Signed: its tag is the HMAC of its key id under ION_CUSTOMER_KEY_SECRET (here the local default).
+    presented = parse_key(key["api_key"])
+    assert presented is not None
+    assert signed_by(presented, signing_secrets("", get_settings().project))
     stored = fs.collection(KEYS_COLLECTION).document(key["key_id"]).get().to_dict()
     assert stored["key_hash"] == hash_key(key["api_key"])
+    assert stored["signed"] is True
     assert key["api_key"] not in str(stored)
     listed = health_client.get("/v1/customers/acme/keys").get_json()["keys"]
     assert [k["key_id"] for k in listed] == [key["key_id"]]
+    assert listed[0]["signed"] is True
     assert "api_key" not in listed[0]
     revoked = health_client.delete(f"/v1/customers/acme/keys/{key['key_id']}")
     assert revoked.status_code == 200

@@ -78,7 +78,7 @@ def test_run_scores_stores_fires_once_and_explains_moves(fs, alerts_inbox) -> No
         AS_OF, cfg=CFG, usage_source=source, store=FirestoreHealthStore(), publish=publish_notice
     )
     assert summary.customers == 3
-    assert summary.categories == {"healthy": 1, "at_risk": 0, "churn_risk": 2}
+    assert summary.categories == {"healthy": 1, "at_risk": 0, "churn_risk": 2, "usage_unknown": 0}
     assert summary.actions_fired == {
         "retention_campaign": 1,
         "training_outreach": 1,

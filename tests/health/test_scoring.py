@@ -207,3 +207,25 @@ def test_config_is_validated(tmp_path: Path) -> None:
         with pytest.raises(ValidationError, match=message):
             load_config(path)
     assert isinstance(load_config(DEFAULT_CONFIG_FILE), HealthConfig)
+
+
+def test_a_customer_whose_usage_was_refused_is_usage_unknown_and_no_usage_action_fires() -> None:
+    """Refused usage is incomplete usage: never scored as idle, nor acted upon as such."""
+    from functions.health.actions import conditions
+
+    idle = Usage()  # what a customer whose points were all refused would look like
+    refused = Usage(refused=3)
+    scored = score_customer("acme", created_at=OLD, as_of=AS_OF, usage=idle, events=[], cfg=CFG)
+    unknown = score_customer("acme", created_at=OLD, as_of=AS_OF, usage=refused, events=[], cfg=CFG)
+    assert scored.category == "churn_risk"
+    assert unknown.category == "usage_unknown"
+    assert unknown.usage_refused == 3
+    assert unknown.score == scored.score  # what was stored is still shown
+    reasons = conditions(scored, 365, CFG)
+    for action in ("training_outreach", "retention_campaign", "education_campaign"):
+        assert reasons[action]
+    assert not any(conditions(unknown, 365, CFG).values())
+    young = score_customer(
+        "new", created_at=CUTOFF - timedelta(days=2), as_of=AS_OF, usage=refused, events=[], cfg=CFG
+    )
+    assert conditions(young, 2, CFG)["onboarding_checkin"]  # by age alone

@@ -94,3 +94,19 @@ def test_health_checks_what_serving_needs(live) -> None:
     assert answer["checks"]["firestore"]["ok"]
     assert answer["checks"]["definitions"]["dashboards"] == 6
     assert answer["checks"]["mail"]["mode"].startswith("outbox")
+
+
+def test_charts_speak_the_readers_zone(live) -> None:  # type: ignore[no-untyped-def]
+    """Time axes were UTC under a New York title; ?tz= names the reader's zone, validated."""
+    utc = requests.get(f"{live.url}/dashboards/performance", params={"format": "html"}, timeout=30)
+    assert utc.status_code == 200
+    assert " UTC</text>" in utc.text
+    local = requests.get(
+        f"{live.url}/dashboards/performance", params={"format": "html", "tz": "America/New_York"}, timeout=30
+    )
+    assert local.status_code == 200
+    assert " UTC</text>" not in local.text
+    assert " EST</text>" in local.text or " EDT</text>" in local.text
+    bad = requests.get(f"{live.url}/dashboards/performance", params={"tz": "Mars/Olympus"}, timeout=30)
+    assert bad.status_code == 422
+    assert "tz" in bad.text

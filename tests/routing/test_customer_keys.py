@@ -13,6 +13,7 @@ import pytest
 from functions.health import registry
 from functions.health.models import CustomerIn
 from shared.customer_keys import CUSTOMER_FEEDBACK_METRIC, CUSTOMER_REQUESTS_METRIC, cache_key
+from tests.routing.test_key_screening import unknown_signed_key
 
 pytestmark = pytest.mark.emulators
 
@@ -26,6 +27,9 @@ def _quiet_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _issue(customer_id: str = "acme") -> str:
+    from functions.health.settings import get_health_settings
+
+    get_health_settings.cache_clear()
     registry.create_customer(CustomerIn(id=customer_id, name=customer_id))
     return registry.issue_key(customer_id).api_key
 
@@ -49,7 +53,7 @@ def test_open_api_attributes_customer_traffic_and_refuses_unknown_customer_keys(
     assert client.post("/v2/route", json=ROUTE).status_code == 200  # open: no key still served
     forged = key[:-4] + "AAAA"
     assert client.post("/v2/route", json=ROUTE, headers={"X-API-Key": forged}).status_code == 401
-    unknown = "ion_0123456789ab_" + "A" * 43
+    unknown = unknown_signed_key()
     assert client.post("/v2/route", json=ROUTE, headers={"X-API-Key": unknown}).status_code == 401
     service.telemetry.flush()
     assert sink.total(CUSTOMER_REQUESTS_METRIC, customer="acme", feature="route_key", outcome="ok") == 1
@@ -144,7 +148,7 @@ def test_a_key_store_refusing_for_good_is_a_500_not_retry_later(make_client) -> 
     """Firestore answering PERMISSION_DENIED (IAM) is no outage: a logged 500, no Retry-After."""
     from tests.grpc_refusing import refusing_grpc_server
 
-    unknown = "ion_0123456789ab_" + "A" * 43
+    unknown = unknown_signed_key()  # signed, so it gets as far as the store
     with refusing_grpc_server() as host:
         client = make_client(FIRESTORE_EMULATOR_HOST=host)
         answer = client.post("/v2/route", json=ROUTE, headers={"X-API-Key": unknown})

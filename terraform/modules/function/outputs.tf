@@ -11,3 +11,8 @@ output "service_name" {
   description = "Name of the function's Cloud Run service (IAM bindings, serverless NEGs)."
   value       = reverse(split("/", google_cloudfunctions2_function.function.service_config[0].service))[0]
 }
+
+output "push_subscription" {
+  description = "Name of the event function's own push subscription (null for an HTTP function)."
+  value       = local.is_event ? google_pubsub_subscription.push[0].name : null
+}

@@ -27,8 +27,10 @@ locals {
     ION_REPORTS_TO_LEADERSHIP  = join(",", var.reports.recipients.leadership)
     ION_REPORTS_TO_SUPPORT     = join(",", var.reports.recipients.support)
     # Cost: the billing export, queried by jobs that run in this project (where the function may
-    # run jobs), in the export dataset's location.
+    # run jobs), in the export dataset's location; of ION's projects only (the export holds every
+    # project the billing account pays for): this one and the serving project.
     ION_COST_BILLING_TABLE         = var.cost.billing_export_table
+    ION_COST_PROJECTS              = join(",", distinct(concat([var.project_id], [for t in var.scaling_targets : t.project])))
     ION_COST_BIGQUERY_PROJECT      = var.project_id
     ION_COST_BIGQUERY_LOCATION     = var.cost.billing_export_location
     ION_COST_BILLING_ACCOUNT       = var.cost.billing_account
@@ -45,6 +47,8 @@ locals {
     ION_COLLECTOR_PROJECT       = local.serving_project
     ION_COLLECTOR_RUN_SERVICES  = join(",", distinct([for t in var.scaling_targets : t.service]))
     ION_COLLECTOR_SQL_INSTANCES = join(",", var.cloud_sql_instances)
+    # Alerts: the external dead man's switch each evaluation cycle pings.
+    ION_ALERTS_HEARTBEAT_URL = var.watchdog.heartbeat_url
   }
   serving_project = var.scaling_targets[0].project
   public_base_url = "https://${var.public_access.domain}"

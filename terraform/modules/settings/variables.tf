@@ -72,6 +72,16 @@ variable "cloud_sql_instances" {
   type = list(string)
 }
 
+variable "watchdog" {
+  description = "Who is paged when ION itself is down; the functions take only heartbeat_url."
+  type = object({
+    email                 = string
+    heartbeat_url         = string
+    pagerduty_key_secret  = string
+    pagerduty_key_version = number
+  })
+}
+
 variable "resources" {
   description = "Settings that are attributes of resources the root module creates (queue, accounts, Redis CA)."
   type        = map(string)

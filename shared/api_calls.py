@@ -1,0 +1,619 @@
+"""Records every Google API method a function calls, for the permission check
+(``devtools/permissions.py``): the emulators and stand-ins ignore IAM, so a missing grant is only
+visible as the calls a function makes, compared with what Terraform grants it.
+
+Off unless ``ION_RECORD_API_CALLS`` is set when ``shared.api_calls_apps.install_from_env()`` runs
+(``main.py`` calls it at import, ``devtools.serve`` before it builds its apps, ``tests/conftest.py``
+for the session):
+
+- ``ION_RECORD_API_CALLS=/some/dir``: each process appends to ``/some/dir/calls-<pid>.jsonl``;
+- ``ION_RECORD_API_CALLS=/some/file.jsonl``: every process appends to that one file.
+
+Off, nothing is patched and nothing more is imported: the cost is reading one variable.
+
+One JSON object per line (``ApiCall``), each distinct record written once per process, at once (a
+process killed later loses nothing). Calls are attributed to a function:
+
+- a process serving one function (deployed, the deployment rehearsal): ``FUNCTION_TARGET`` as it
+  was when the recorder was installed;
+- apps made by ``functions_framework.create_app(target, ...)`` after install (the tests, and
+  ``devtools.serve`` which serves a capability's functions in one process): the app's target,
+  set around each request (a contextvar; ``shared/api_calls_apps.py``);
+- threads a function starts (``threading.Thread``, ``ThreadPoolExecutor.submit``) inherit it;
+  Pub/Sub publishes, sent by the client's own batching threads, go to the functions that called
+  ``publish()`` for that topic.
+
+Anything else (a test seeding data) is no function's call and is not recorded. What is recorded:
+gRPC calls through an interceptor on every channel ``grpc`` makes (Firestore, Pub/Sub, Cloud
+Monitoring, and the other GAPIC clients' default transport), and REST calls through
+``google.auth``'s ``AuthorizedSession`` (BigQuery and the GAPIC clients' REST transport, which the
+tests point at local stand-ins), normalised to the gRPC method name where one exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ENV_VAR = "ION_RECORD_API_CALLS"
+
+_caller: contextvars.ContextVar[str | None] = contextvars.ContextVar("ion_api_caller", default=None)
+_local_only: contextvars.ContextVar[str | None] = contextvars.ContextVar("ion_api_local_only", default=None)
+
+
+class ApiCall(BaseModel):
+    """One distinct call as the check reads it. ``resource`` is what the permission is checked on;
+    ``detail`` what else decides it (a Firestore write's kind, a task's OIDC identity...)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def key(self) -> tuple[Any, ...]:
+        return (
+            self.project,
+            self.function,
+            self.api,
+            self.method,
+            self.resource,
+            self.detail,
+            tuple(sorted(self.settings.items())),
+            self.local_only,
+        )
+
+    function: str
+    api: str  # the service host, e.g. firestore.googleapis.com
+    method: str  # google.firestore.v1.Firestore/Commit, bigquery.jobs.query
+    resource: str  # projects/P/databases/(default), projects/P/topics/T, ...
+    detail: str = ""
+    # Settings (environment variables) whose value the resource was built from, with the value
+    # seen here: the check puts the deployed value in its place (tests use their own names).
+    settings: dict[str, str] = Field(default_factory=dict)
+    # Set for a call made only where no deployed function runs (e.g. an emulator's fallback).
+    local_only: str | None = None
+    # The process's own project (GOOGLE_CLOUD_PROJECT): the check reads it as the deployed one.
+    project: str | None = None
+
+
+# --- attribution ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def calls_of(function: str | None) -> Iterator[None]:
+    """Attribute the calls made inside the block (and in threads it starts) to ``function``."""
+    token = _caller.set(function)
+    try:
+        yield
+    finally:
+        _caller.reset(token)
+
+
+@contextlib.contextmanager
+def local_only(reason: str) -> Iterator[None]:
+    """Calls in the block happen only locally (say why): recorded so, and not checked."""
+    token = _local_only.set(reason)
+    try:
+        yield
+    finally:
+        _local_only.reset(token)
+
+
+def current_function() -> str | None:
+    if _recorder is None:
+        return None
+    return _caller.get() or _recorder.default_function
+
+
+# --- recording -----------------------------------------------------------------------------------
+
+
+class _Recorder:
+    def __init__(self, target: Path, default_function: str | None) -> None:
+        self.default_function = default_function
+        if target.suffix == ".jsonl":
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.path = target
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            self.path = target / f"calls-{os.getpid()}.jsonl"
+        self._seen: set[tuple[Any, ...]] = set()
+        self._lock = threading.Lock()
+        self.calls = 0
+        # Pub/Sub: topic -> functions that called publish() for it since its last Publish RPC.
+        self.pending_publishes: dict[str, set[str]] = {}
+
+    def add(self, function: str, api: str, method: str, resource: str, detail: str = "") -> None:
+        settings = _settings_behind(resource)
+        project = os.environ.get("GOOGLE_CLOUD_PROJECT")
+        key = (
+            project,
+            function,
+            api,
+            method,
+            resource,
+            detail,
+            tuple(sorted(settings.items())),
+            _local_only.get(),
+        )
+        with self._lock:
+            self.calls += 1
+            if key in self._seen:
+                return
+            self._seen.add(key)
+            call = ApiCall(
+                function=function,
+                api=api,
+                method=method,
+                resource=resource,
+                detail=detail,
+                settings=settings,
+                local_only=key[-1],
+                project=project,
+            )
+            line = call.model_dump_json(exclude_defaults=True) + "\n"
+            # One O_APPEND write per line: processes sharing one file never interleave a line.
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+
+
+_recorder: _Recorder | None = None
+_install_lock = threading.Lock()
+
+# A resource built from an ION_* setting (a queue, an account, a table, a project) is recorded with
+# that setting, and the check puts the deployed value in its place. These name no resource (the
+# process's own project is recorded as `project` and related by the check).
+_NOT_A_RESOURCE_SETTING = {"GOOGLE_CLOUD_PROJECT", "FUNCTION_TARGET", "K_SERVICE", ENV_VAR}
+
+
+def setting_forms(value: str) -> list[str]:
+    """How a setting's value can appear inside a resource name (shared with the check, which
+    pairs a test value's forms with the deployed value's, in this order)."""
+    forms = [value]
+    parts = value.split(".")
+    if len(parts) == 3 and all(parts) and "/" not in value and "@" not in value:  # project.dataset.table
+        forms.append(f"projects/{parts[0]}/datasets/{parts[1]}/tables/{parts[2]}")
+    if "@" in value:
+        forms.append(service_account_resource(value))
+    if re.fullmatch(r"[a-zA-Z][a-zA-Z0-9-]{4,28}[a-zA-Z0-9]", value):  # a project id (or the check's PROJECT)
+        forms.append(f"projects/{value}")
+    if re.fullmatch(r"[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}", value):  # a billing account id
+        forms.append(f"billingAccounts/{value}")
+    if value.startswith("projects/") and value.count("/") > 1:  # a resource name: also its project
+        forms.append("/".join(value.split("/")[:2]))
+    return forms
+
+
+def _settings_behind(resource: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    project = os.environ.get("GOOGLE_CLOUD_PROJECT")
+    for name, value in os.environ.items():
+        if not name.startswith("ION_") or name in _NOT_A_RESOURCE_SETTING or len(value) < 4:
+            continue
+        own = f"projects/{project}"
+        for form in (form for item in value.split(",") for form in setting_forms(item)):
+            # The function's own project names a resource itself (a job's project) but is no
+            # prefix of one: it would claim every resource of the project for this setting.
+            if resource == form or (form != own and resource.startswith(form + "/")):
+                found[name] = value
+                break
+    return found
+
+
+def service_account_resource(email: str) -> str:
+    """IAM's name of a service account, under its project where the address says it."""
+    match = re.fullmatch(r"[^@]+@([A-Za-z0-9-]+)\.iam\.gserviceaccount\.com", email)
+    return f"projects/{match.group(1) if match else '-'}/serviceAccounts/{email}"
+
+
+def _record(api: str, method: str, resource: str, detail: str = "") -> None:
+    if method == "google.longrunning.Operations/GetOperation":
+        resource = resource.rsplit("/", 1)[0] + "/*"  # each operation's id is new: its place decides
+    recorder = _recorder
+    if recorder is None:
+        return
+    function = _caller.get() or recorder.default_function
+    if function is None:
+        return
+    recorder.add(function, api, method, resource, detail)
+
+
+# --- what each method's permission depends on ----------------------------------------------------
+
+FIRESTORE = "google.firestore.v1.Firestore/"
+
+
+def _database(path: str) -> str:
+    return "/".join(path.split("/")[:4])
+
+
+def _firestore_write_kind(write: Any) -> str:
+    """create (exists: false), update (exists: true or update_time), upsert (no precondition:
+    create or update, whichever the document needs), delete, transform (legacy transform write)."""
+    operation = write.WhichOneof("operation")
+    if operation in ("delete", "transform"):
+        return str(operation)
+    if write.HasField("current_document"):
+        condition = write.current_document
+        if condition.WhichOneof("condition_type") == "exists" and not condition.exists:
+            return "create"
+        return "update"
+    return "upsert"
+
+
+def _grpc_calls(method: str, request: Any) -> list[tuple[str, str]]:
+    """(resource, detail) records of one gRPC request (a raw protobuf message)."""
+    if method.startswith(FIRESTORE):
+        name = method[len(FIRESTORE) :]
+        path = next(
+            (str(getattr(request, f)) for f in ("database", "parent", "name") if _has(request, f)),
+            "",
+        )
+        if not path and _has(request, "document"):
+            path = request.document.name
+        database = _database(path)
+        if name in ("Commit", "BatchWrite"):
+            kinds = sorted({_firestore_write_kind(w) for w in request.writes}) or ["empty"]
+            return [(database, kind) for kind in kinds]
+        # A read that begins a transaction itself needs what BeginTransaction needs.
+        options = getattr(request, "new_transaction", None)
+        if options is not None and request.HasField("new_transaction"):
+            return [(database, ""), (database, "begins-transaction")]
+        return [(database, "")]
+    if method == "google.cloud.tasks.v2.CloudTasks/CreateTask":
+        calls = [(request.parent, "")]
+        email = request.task.http_request.oidc_token.service_account_email
+        if email:
+            calls.append((service_account_resource(email), "oidc-token"))
+        return calls
+    if method == "google.cloud.run.v2.Services/UpdateService":
+        return _update_service(request.service.name)
+    for field in ("topic", "resource", "name", "parent"):
+        if _has(request, field):
+            return [(str(getattr(request, field)), "")]
+    return [("", "")]
+
+
+def _has(message: Any, field: str) -> bool:
+    try:
+        return bool(getattr(message, field))
+    except AttributeError:
+        return False
+
+
+def _update_service(name: str) -> list[tuple[str, str]]:
+    """Updating a Cloud Run service also acts as its runtime account (the check resolves which)."""
+    return [(name, ""), (name, "runtime-account")]
+
+
+def _api_of(method: str) -> str:
+    package = method.split("/", 1)[0]
+    for prefix, api in (
+        ("google.firestore.", "firestore.googleapis.com"),
+        ("google.pubsub.", "pubsub.googleapis.com"),
+        ("google.iam.v1.", "pubsub.googleapis.com"),  # TestIamPermissions here is Pub/Sub's only
+        ("google.monitoring.", "monitoring.googleapis.com"),
+        ("google.cloud.tasks.", "cloudtasks.googleapis.com"),
+        ("google.cloud.run.", "run.googleapis.com"),
+        ("google.cloud.scheduler.", "cloudscheduler.googleapis.com"),
+        ("google.cloud.recommender.", "recommender.googleapis.com"),
+        ("google.longrunning.", "longrunning"),
+    ):
+        if package.startswith(prefix):
+            return api
+    return package
+
+
+def _raw(message: Any) -> Any:
+    pb = getattr(type(message), "pb", None)  # proto-plus wraps a protobuf message
+    return pb(message) if callable(pb) else message
+
+
+def _on_grpc(method: str, request: Any) -> None:
+    recorder = _recorder
+    if recorder is None:
+        return
+    method = method.lstrip("/")
+    publish = method == "google.pubsub.v1.Publisher/Publish"
+    if not publish and (_caller.get() or recorder.default_function) is None:
+        return  # no function's call (a test seeding data): not even read
+    request = _raw(request)
+    if publish:
+        # Sent by the client's batching thread: attribute to whoever published to this topic.
+        with recorder._lock:
+            callers = recorder.pending_publishes.pop(request.topic, set())
+        own = _caller.get() or recorder.default_function
+        for function in sorted(callers | ({own} if own else set())):
+            recorder.add(function, "pubsub.googleapis.com", method, request.topic)
+        return
+    for resource, detail in _grpc_calls(method, request):
+        _record(_api_of(method), method, resource, detail)
+
+
+# --- gRPC: an interceptor on every channel -------------------------------------------------------
+
+
+def _interceptor() -> Any:
+    import grpc
+
+    class Interceptor(
+        grpc.UnaryUnaryClientInterceptor,
+        grpc.UnaryStreamClientInterceptor,
+        grpc.StreamUnaryClientInterceptor,
+        grpc.StreamStreamClientInterceptor,
+    ):
+        def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
+            _safely(_on_grpc, details.method, request)
+            return continuation(details, request)
+
+        def intercept_unary_stream(self, continuation, details, request):  # type: ignore[no-untyped-def]
+            _safely(_on_grpc, details.method, request)
+            return continuation(details, request)
+
+        def intercept_stream_unary(self, continuation, details, request_iterator):  # type: ignore[no-untyped-def]
+            _safely(_record, _api_of(details.method.lstrip("/")), details.method.lstrip("/"), "", "stream")
+            return continuation(details, request_iterator)
+
+        def intercept_stream_stream(self, continuation, details, request_iterator):  # type: ignore[no-untyped-def]
+            _safely(_record, _api_of(details.method.lstrip("/")), details.method.lstrip("/"), "", "stream")
+            return continuation(details, request_iterator)
+
+    return Interceptor()
+
+
+def _safely(hook: Callable[..., None], *args: Any) -> None:
+    """A recorder bug must never break the call it watches; it is logged and the call goes on."""
+    try:
+        hook(*args)
+    except Exception:  # noqa: BLE001
+        from shared.logging import get_logger
+
+        get_logger("api_calls").exception("recording an API call failed")
+
+
+def _patch_grpc() -> None:
+    import grpc
+
+    interceptor = _interceptor()
+    for name in ("insecure_channel", "secure_channel"):
+        original = getattr(grpc, name)
+
+        def channel(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            return grpc.intercept_channel(__original(*args, **kwargs), interceptor)
+
+        setattr(grpc, name, channel)
+
+
+def _pending_publish(topic: str) -> None:
+    function = current_function()
+    if function is not None and _recorder is not None:
+        with _recorder._lock:
+            _recorder.pending_publishes.setdefault(topic, set()).add(function)
+
+
+def _patch_pubsub_publish() -> None:
+    try:
+        from google.cloud.pubsub_v1.publisher.client import Client
+    except ImportError:  # pragma: no cover - the runtime always has it
+        return
+    original = Client.publish
+
+    def publish(self: Any, topic: str, *args: Any, **kwargs: Any) -> Any:
+        _safely(_pending_publish, topic)
+        return original(self, topic, *args, **kwargs)
+
+    Client.publish = publish  # type: ignore[method-assign]
+
+
+# --- REST: google.auth's AuthorizedSession -------------------------------------------------------
+
+# (HTTP method, path pattern, API host, method name). The path is the API's own (the stand-ins
+# serve the same paths); GAPIC REST methods take their gRPC name, so both transports record alike.
+_SEG = r"[^/]+"
+_LOC = rf"projects/{_SEG}/locations/{_SEG}"
+_BQ, _RUN, _TASKS = "bigquery.googleapis.com", "run.googleapis.com", "cloudtasks.googleapis.com"
+_RUN_V2, _TASKS_V2 = "google.cloud.run.v2.Services/", "google.cloud.tasks.v2.CloudTasks/"
+_REST: list[tuple[str, re.Pattern[str], str, str]] = [
+    (verb, re.compile(pattern), api, method)
+    for verb, pattern, api, method in [
+        ("POST", rf"^/bigquery/v2/(projects/{_SEG})/queries$", _BQ, "bigquery.jobs.query"),
+        ("GET", rf"^/bigquery/v2/(projects/{_SEG})/queries/{_SEG}$", _BQ, "bigquery.jobs.getQueryResults"),
+        ("POST", rf"^/bigquery/v2/(projects/{_SEG})/jobs$", _BQ, "bigquery.jobs.insert"),
+        ("GET", rf"^/bigquery/v2/(projects/{_SEG})/jobs/{_SEG}$", _BQ, "bigquery.jobs.get"),
+        (
+            "GET",
+            rf"^/bigquery/v2/(projects/{_SEG}/datasets/{_SEG}/tables/{_SEG})/data$",
+            _BQ,
+            "bigquery.tabledata.list",
+        ),
+        ("GET", rf"^/v2/({_LOC}/services/{_SEG})$", _RUN, _RUN_V2 + "GetService"),
+        ("PATCH", rf"^/v2/({_LOC}/services/{_SEG})$", _RUN, _RUN_V2 + "UpdateService"),
+        ("GET", rf"^/v2/({_LOC}/operations/{_SEG})$", _RUN, "google.longrunning.Operations/GetOperation"),
+        ("POST", rf"^/v2/({_LOC}/queues/{_SEG})/tasks$", _TASKS, _TASKS_V2 + "CreateTask"),
+        ("GET", rf"^/v2/({_LOC}/queues/{_SEG})$", _TASKS, _TASKS_V2 + "GetQueue"),
+        (
+            "GET",
+            rf"^/v1/({_LOC})/jobs$",
+            "cloudscheduler.googleapis.com",
+            "google.cloud.scheduler.v1.CloudScheduler/ListJobs",
+        ),
+        (
+            "GET",
+            rf"^/v1/((?:projects|billingAccounts|organizations|folders)/{_SEG}/locations/{_SEG}"
+            rf"/recommenders/{_SEG})/recommendations$",
+            "recommender.googleapis.com",
+            "google.cloud.recommender.v1.Recommender/ListRecommendations",
+        ),
+        (
+            "GET",
+            rf"^/v3/(projects/{_SEG})/timeSeries$",
+            "monitoring.googleapis.com",
+            "google.monitoring.v3.MetricService/ListTimeSeries",
+        ),
+    ]
+]
+
+# Our queries name every table in backticks, `project.dataset.table`.
+_TABLE = re.compile(r"`([A-Za-z0-9_-]+)\.([A-Za-z0-9_]+)\.([A-Za-z0-9_$*-]+)`")
+
+
+def rest_call(verb: str, url: str, body: Any) -> list[tuple[str, str, str, str]]:
+    """(api, method, resource, detail) records of one REST request."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    path = unquote(parts.path)
+    for rest_verb, pattern, api, method in _REST:
+        match = pattern.match(path) if rest_verb == verb.upper() else None
+        if match is None:
+            continue
+        resource = match.group(1)
+        calls = [(api, method, resource, "")]
+        payload = _json(body)
+        if method in {"bigquery.jobs.query", "bigquery.jobs.insert"}:
+            query = payload.get("query") or payload.get("configuration", {}).get("query", {}).get("query", "")
+            calls += [
+                (api, method, f"projects/{p}/datasets/{d}/tables/{t}", "reads")
+                for p, d, t in sorted(set(_TABLE.findall(str(query))))
+            ]
+        elif method.endswith("/CreateTask"):
+            email = (
+                payload.get("task", {}).get("httpRequest", {}).get("oidcToken", {}).get("serviceAccountEmail")
+            )
+            if email:
+                calls.append((api, method, service_account_resource(email), "oidc-token"))
+        elif method.endswith("/UpdateService"):
+            calls = [(api, method, r, d) for r, d in _update_service(resource)]
+        return calls
+    return [(parts.netloc, f"unknown REST call {verb.upper()} {path}", "", "")]
+
+
+def _json(body: Any) -> dict[str, Any]:
+    if isinstance(body, bytes | str) and body:
+        try:
+            loaded = json.loads(body)
+        except ValueError:
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+    return {}
+
+
+def _patch_authorized_session() -> None:
+    from google.auth.transport.requests import AuthorizedSession
+
+    original = AuthorizedSession.request
+
+    def request(self: Any, method: str, url: str, data: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if _recorder is not None and current_function() is not None:
+            _safely(_on_rest, method, url, data)
+        return original(self, method, url, data, *args, **kwargs)
+
+    AuthorizedSession.request = request  # type: ignore[method-assign]
+
+
+def _on_rest(method: str, url: str, data: Any) -> None:
+    for api, name, resource, detail in rest_call(method, url, data):
+        _record(api, name, resource, detail)
+
+
+# --- threads and the functions-framework apps ----------------------------------------------------
+
+
+def _patch_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = threading.Thread.start
+    bootstrap = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
+
+    def thread_start(self: threading.Thread) -> None:
+        self._ion_api_caller = _caller.get()  # type: ignore[attr-defined]
+        start(self)
+
+    def thread_bootstrap(self: threading.Thread) -> None:
+        function = getattr(self, "_ion_api_caller", None)
+        if function is not None:
+            _caller.set(function)  # the new thread's own, empty context
+        bootstrap(self)
+
+    threading.Thread.start = thread_start  # type: ignore[method-assign]
+    threading.Thread._bootstrap_inner = thread_bootstrap  # type: ignore[attr-defined]
+
+    submit = ThreadPoolExecutor.submit
+
+    def executor_submit(
+        self: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> Any:
+        function = _caller.get()
+        if function is None:
+            return submit(self, fn, *args, **kwargs)
+
+        def attributed(*a: Any, **k: Any) -> Any:
+            with calls_of(function):
+                return fn(*a, **k)
+
+        return submit(self, attributed, *args, **kwargs)
+
+    ThreadPoolExecutor.submit = executor_submit  # type: ignore[assignment]
+
+
+# --- switching on --------------------------------------------------------------------------------
+
+
+def install(target: str | Path, default_function: str | None = None) -> None:
+    """Start recording to ``target`` (a directory, or a ``.jsonl`` file). Idempotent; call it
+    before the Google clients make their channels."""
+    global _recorder
+    with _install_lock:
+        if _recorder is not None:
+            return
+        _recorder = _Recorder(Path(target), default_function)
+        _patch_grpc()
+        _patch_pubsub_publish()
+        _patch_authorized_session()
+        _patch_threads()
+
+
+def install_from_env() -> bool:
+    """Install when ``ION_RECORD_API_CALLS`` is set; a process serving one function
+    (``FUNCTION_TARGET``) attributes every call it makes to it. True when recording. Entry points
+    call ``shared.api_calls_apps.install_from_env``, which also attributes functions-framework's
+    apps (kept apart: domain code importing this module must not reach the HTTP layer)."""
+    target = os.environ.get(ENV_VAR)
+    if not target:
+        return False
+    install(target, default_function=os.environ.get("FUNCTION_TARGET") or None)
+    return True
+
+
+def recording() -> bool:
+    return _recorder is not None
+
+
+def recorded_path() -> Path | None:
+    return None if _recorder is None else _recorder.path
+
+
+def calls_made() -> int:
+    """Calls recorded by this process (all, not only distinct)."""
+    return 0 if _recorder is None else _recorder.calls
+
+
+def read_calls(path: Path) -> list[ApiCall]:
+    """Every distinct call recorded under ``path`` (a directory of ``*.jsonl`` or one file)."""
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path] if path.exists() else []
+    calls: dict[tuple[Any, ...], ApiCall] = {}
+    for file in files:
+        for line in file.read_text().splitlines():
+            if line.strip():
+                call = ApiCall.model_validate_json(line)
+                calls[call.key()] = call
+    return [calls[key] for key in sorted(calls, key=lambda k: [str(part) for part in (*k[1:], k[0])])]
