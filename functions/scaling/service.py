@@ -296,10 +296,15 @@ class DeadlinePassed(TimeoutError):
 
 
 def _failure(exc: Exception) -> tuple[Outcome, str]:
+    from google.api_core.exceptions import Conflict
+
     from shared.transient import is_transient
 
     error = f"{type(exc).__name__}: {exc}"
-    return ("failed" if is_transient(exc) else "misconfigured"), error
+    # A conflict is the service changed since it was read (by hand, Terraform): the retry reads
+    # it again and steps from it; the target is not misconfigured.
+    passing = is_transient(exc) or isinstance(exc, Conflict)
+    return ("failed" if passing else "misconfigured"), error
 
 
 def problem_notice(record: DecisionRecord) -> Any:

@@ -260,3 +260,28 @@ def test_a_region_whose_reads_fail_is_failed_and_the_others_decided() -> None:
     assert [r.decision.region for r in result.records] == ["us-central1"]
     assert result.failed == ["europe-west1"]
     assert store.load("europe-west1").last_slot is None
+
+
+def test_a_change_between_the_read_and_the_update_is_retried_not_overwritten(
+    standin: tuple[str, CloudRunState],
+) -> None:
+    """Someone sets 30 by hand while the cycle decides: the update carries the etag read, fails
+    (a passing fault, 503, retried; not a misconfigured target) and the retry steps from 30."""
+    endpoint, state = standin
+
+    class Racing(CloudRunScaler):
+        def read(self, region: str, service: str, *, timeout: float | None = None) -> LiveScaling:
+            live = super().read(region, service, timeout=timeout)
+            if not state.requests:
+                CloudRunScaler(PROJECT, endpoint).apply(region, service, 30, 100)  # by hand
+            return live
+
+    store = MemoryDecisionStore()
+    result = run(QUIET, store, Racing(PROJECT, endpoint))
+    assert result.failed == ["us-central1"]
+    assert result.misconfigured == []
+    assert "Conflict" in (result.records[0].error or "")
+    assert state.services[US]["scaling"]["minInstanceCount"] == 30  # not overwritten
+    retry = run(QUIET + timedelta(seconds=40), store, Racing(PROJECT, endpoint)).records[0]
+    assert retry.outcome != "failed"
+    assert (retry.decision.previous_min, retry.decision.min_instances) == (30, 30)  # stabilising
