@@ -359,3 +359,32 @@ def test_the_function_records_the_hourly_peaks_the_replay_used_to_read() -> None
     # Stored as JSON in Firestore and read back.
     again = ScalingState.model_validate_json(recorded.state.model_dump_json())
     assert again.hourly_peaks == peaks
+
+
+def test_quarter_hour_forecast_follows_the_next_30_minutes() -> None:
+    """With quarter-hour peaks recorded, the forecast is of the next 30 minutes' busiest minute:
+    at 07:50 on a weekday it sees the 08:00-08:20 morning rise, at 09:40 not the hour's 09:00 peak."""
+    minutes, requests = generate(
+        TraceSpec(days=21, bursts_per_week=0, outage=None, long_gaps=[], gap_share=0)
+    )
+    quarters: dict[datetime, float] = {}
+    for minute, value in zip(minutes, requests, strict=True):
+        start = minute.replace(minute=minute.minute - minute.minute % 15)
+        quarters[start] = max(quarters.get(start, 0.0), value)
+    errors = []
+    for day in (15, 16, 17, 19):
+        for hour, minute in ((3, 10), (7, 50), (9, 40), (12, 5), (17, 35), (21, 50)):
+            at = T0 + timedelta(days=day, hours=hour, minutes=minute)
+            base = history_of(minutes, requests, at)
+            history = History(
+                hourly=base.hourly,
+                recent=base.recent,
+                first_seen=base.first_seen,
+                quarter_peak={q: v for q, v in quarters.items() if q + 15 * MINUTE <= at},
+            )
+            fc = forecast(history, at, UTCZ, [], ForecastConfig())
+            assert fc.window_minutes == 30
+            realised = max(r for m, r in zip(minutes, requests, strict=True) if at <= m < at + 30 * MINUTE)
+            errors.append(abs(math.log(fc.point / realised)))
+    assert sorted(errors)[len(errors) // 2] < 0.1
+    assert max(errors) < 0.4
