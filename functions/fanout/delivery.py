@@ -8,6 +8,10 @@ of attempts or time) is published to the dead-letter topic with the reason and c
 Anything else (Firestore or Pub/Sub unavailable, another instance holding the claim) is raised
 after the other channels finish, so Pub/Sub redelivers and only the unfinished channels run again.
 
+A dead letter re-driven to ``alert-deliveries`` (``redeliver``) runs its channel again under a
+claim of its own per re-drive, with the same journal: what the vendor accepted before is not sent
+again, and the same re-drive delivered twice sends once.
+
 Within a channel, every vendor call the vendor accepted is journaled in the notification's record
 (``sent.<channel>.<step>``) before anything else is written: a failure after it (the channel's own
 Slack thread records, the delivery record) releases the claim, and the retry skips what was sent.
@@ -23,8 +27,8 @@ from pydantic import BaseModel
 
 from functions.fanout.channels.base import DeliveryFailed, Retrier
 from functions.fanout.channels.registry import build_channel
-from functions.fanout.models import Notification
-from functions.fanout.records import NOTIFICATIONS
+from functions.fanout.models import Notification, doc_id
+from functions.fanout.records import ALERTS, NOTIFICATIONS, AlertRecord
 from functions.fanout.settings import FanoutSettings, get_fanout_settings
 from shared import dead_letters
 from shared.clock import format_rfc3339, utcnow
@@ -34,7 +38,8 @@ from shared.logging import get_logger
 from shared.pubsub import publish
 
 # "logged_instead": a local run without the channel's settings wrote it to the log and outbox.
-Outcome = Literal["delivered", "logged_instead", "dead-lettered", "duplicate"]
+# "superseded": a re-drive whose alerts all resolved since (nothing left worth sending).
+Outcome = Literal["delivered", "logged_instead", "dead-lettered", "duplicate", "superseded"]
 log = get_logger("fanout.delivery")
 
 
@@ -215,3 +220,62 @@ def deliver(notification_id: str) -> dict[str, str]:
         raise errors[0]
     ref.update({"complete": True})
     return outcomes
+
+
+def redeliver(letter: DeadLetter, redrive: int) -> Outcome:
+    """A dead-lettered delivery re-driven (its ``redrive``-th time) to its channel, once: a firing
+    alert that has resolved since is left out (PagerDuty would open an incident its resolve
+    already closed), and what the vendor accepted before is not sent again."""
+    settings = get_fanout_settings()
+    ref = get_firestore().collection(NOTIFICATIONS).document(letter.notification_id)
+    stored = ref.get().to_dict()
+    if stored is None:
+        # Expired (kept 30 days): the letter carries the notification; no journal to consult.
+        log.warning(
+            "re-driving %s to %s without its record",
+            letter.notification_id,
+            letter.channel,
+            extra={"notification_id": letter.notification_id, "channel": letter.channel},
+        )
+    notification = Notification.model_validate(stored["notification"]) if stored else letter.notification
+    current = still_current(notification)
+    if not current.alerts:
+        log.info(
+            "re-drive of %s to %s: every alert resolved since; nothing to send",
+            letter.notification_id,
+            letter.channel,
+            extra={"notification_id": letter.notification_id, "channel": letter.channel},
+        )
+        return "superseded"
+    outcome = deliver_one(letter.channel, current, settings, redrive=redrive, recorded=stored is not None)
+    log.info(
+        "re-drive %d of %s to %s: %s",
+        redrive,
+        letter.notification_id,
+        letter.channel,
+        outcome,
+        extra={"notification_id": letter.notification_id, "channel": letter.channel, "redrive": redrive},
+    )
+    return outcome
+
+
+def still_current(notification: Notification) -> Notification:
+    """The notification without the firing alerts that have resolved since it was made."""
+    firing = [a for a in notification.alerts if a.state == "firing"]
+    if not firing:
+        return notification
+    client = get_firestore()
+    snaps = client.get_all([client.collection(ALERTS).document(doc_id(a.fingerprint)) for a in firing])
+    records = {r.fingerprint: r for r in (AlertRecord.model_validate(s.to_dict()) for s in snaps if s.exists)}
+    kept = []
+    for alert in notification.alerts:
+        record = records.get(alert.fingerprint)
+        resolved_since = (
+            alert.state == "firing"
+            and record is not None
+            and record.state == "resolved"
+            and record.latest.evaluated_at >= alert.evaluated_at
+        )
+        if not resolved_since:
+            kept.append(alert)
+    return notification.model_copy(update={"alerts": kept})

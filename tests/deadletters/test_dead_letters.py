@@ -165,9 +165,24 @@ def test_api_refuses_what_it_cannot_do(fs, emulators, serve_capability) -> None:
     listed = requests.get(f"{live.url}/v1/dead-letters?state=stored", timeout=10).json()["dead_letters"]
     assert [d["id"] for d in listed] == ["42"]
     assert "data_base64" not in listed[0]
-    no_subscriber = requests.post(f"{live.url}/v1/dead-letters/42/redrive", timeout=10)
+    # Every topic of the topology has a subscriber now (alert-deliveries: redeliver_alerts); a
+    # letter of a topic that no longer has one (retired since) cannot be re-driven.
+    store.store(
+        store.from_message(
+            PubSubMessage(
+                event_id="e2",
+                message_id="44",
+                topic="retired-dead-letter",
+                publish_time=now,
+                attributes={},
+                data=b"{}",
+            ),
+            now,
+        )
+    )
+    no_subscriber = requests.post(f"{live.url}/v1/dead-letters/44/redrive", timeout=10)
     assert no_subscriber.status_code == 409
-    assert "alerts" in no_subscriber.json()["allowed"]
+    assert {"alerts", "alert-deliveries"} <= set(no_subscriber.json()["allowed"])
     assert requests.post(f"{live.url}/v1/dead-letters/43/redrive", timeout=10).status_code == 404
     assert requests.get(f"{live.url}/v1/dead-letters/..", timeout=10).status_code == 404
     bad = requests.get(f"{live.url}/v1/dead-letters?state=lost&limit=0", timeout=10)

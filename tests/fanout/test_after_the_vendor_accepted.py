@@ -60,3 +60,60 @@ def test_a_resolve_is_not_repeated_when_the_message_record_fails_after_chat_upda
     assert len(post.updates) == 1
     assert len(fanout.slack.top_level()) == 1
     assert [e["event_action"] for e in fanout.pagerduty.events] == ["trigger", "resolve"]
+
+
+REDRIVE_PATH = "/projects/ion-ops-test/topics/alert-deliveries"
+
+
+def redrive(fanout: Fanout, dead: dict, redrives: int) -> int:  # type: ignore[type-arg]
+    """Push a dead-lettered delivery to redeliver_alerts as the dead-letter store re-drives it."""
+    from tests.pubsub_helpers import push_envelope
+
+    attributes = {**dead["attributes"], "redrives": str(redrives), "redriven_from": "letter-1"}
+    envelope = push_envelope(dead["data"], message_id=f"redrive-{redrives}", attributes=attributes)
+    return fanout.app("redeliver_alerts", "cloudevent").post(REDRIVE_PATH, json=envelope).status_code
+
+
+def test_a_redriven_delivery_sends_only_what_the_vendor_did_not_accept_and_only_once(fanout: Fanout) -> None:
+    clock = fanout.freeze()
+    first = make_transition(severity="critical", endpoint="/v2/route", at=clock.now())
+    assert fanout.push(first) == 200  # the group's first notification, at once
+    clock.advance(timedelta(seconds=1))
+    accepted = make_transition(severity="critical", endpoint="/v2/bulk", at=clock.now())
+    refused = make_transition(severity="critical", endpoint="/v2/recommend", at=clock.now())
+    assert fanout.push(accepted) == 200
+    assert fanout.push(refused) == 200
+    fanout.pagerduty.fail_for = {refused.fingerprint: 503}  # an outage for this incident only
+    clock.advance(timedelta(minutes=1))
+    fanout.tick()  # group_interval: both in one notification; PagerDuty takes one of two events
+    [dead] = fanout.dead_letters(expect=1)
+    assert dead["data"]["channel"] == "pagerduty"
+    assert dead["attributes"]["redrives"] == "0"
+    assert sorted(dead["data"]["transition_ids"]) == sorted([accepted.transition_id, refused.transition_id])
+    assert [e["dedup_key"] for e in fanout.pagerduty.events] == [first.fingerprint, accepted.fingerprint]
+
+    fanout.pagerduty.fail_for = {}
+    assert redrive(fanout, dead, redrives=1) == 200
+    assert redrive(fanout, dead, redrives=1) == 200  # Pub/Sub delivering the same re-drive again
+    assert [e["dedup_key"] for e in fanout.pagerduty.events] == [
+        first.fingerprint,
+        accepted.fingerprint,
+        refused.fingerprint,
+    ]
+    assert len(fanout.slack.top_level()) == 2  # Slack had both notifications; untouched by it
+
+
+def test_a_redriven_trigger_of_an_alert_resolved_since_is_not_sent(fanout: Fanout) -> None:
+    """PagerDuty took the resolve after the outage: the late trigger would open an incident that
+    nothing would close."""
+    clock = fanout.freeze()
+    fanout.pagerduty.fail_status = 503
+    firing = make_transition(severity="critical", at=clock.now())
+    assert fanout.push(firing) == 200
+    [dead] = fanout.dead_letters(expect=1)
+    fanout.pagerduty.fail_status = None
+    clock.advance(timedelta(minutes=2))
+    assert fanout.push(make_transition(severity="critical", state="resolved", at=clock.now())) == 200
+    assert [e["event_action"] for e in fanout.pagerduty.events] == ["resolve"]
+    assert redrive(fanout, dead, redrives=1) == 200
+    assert [e["event_action"] for e in fanout.pagerduty.events] == ["resolve"]
