@@ -1,11 +1,13 @@
 """No page is lost or repeated, end to end on the emulators (tests/pipeline_rig.py: fan-out and the
 dead-letter store served as `make run` serves them, fed by the topology's push subscriptions):
 a transition fan-out cannot read reaches the dead-letter store and pages; a channel delivery that
-kept failing is re-driven to its channel exactly once."""
+kept failing is re-driven to its channel exactly once; and the drill: Firestore down for longer
+than Pub/Sub's redelivery budget, then back, and every page arrives once with no hand on it."""
 
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -13,8 +15,11 @@ import pytest
 import requests
 
 from tests.fanout.conftest import make_transition
+from tests.fanout.standins import SlackMessage
+from tests.firestore_outage import firestore_proxy
 from tests.pipeline_rig import (
     Pipeline,
+    Scheduler,
     Vendors,
     eventually,
     served_pipeline,
@@ -100,3 +105,70 @@ def test_a_delivery_that_kept_failing_is_redriven_to_its_channel_exactly_once(pi
     with pytest.raises(AssertionError):
         eventually("a second PagerDuty event", lambda: len(pipeline.pagerduty_for(firing.fingerprint)) > 1, 5)
     assert len(pipeline.slack_about(rule)) == 1
+
+
+def test_drill_firestore_down_longer_than_the_redelivery_budget_then_every_page_arrives_once_by_itself(  # type: ignore[no-untyped-def]
+    fs, emulators, serve_capability, vendors: Vendors, tmp_path
+) -> None:
+    """Three critical alerts fire while Firestore is down (every step of fan-out fails) for longer
+    than Pub/Sub's redelivery budget (5 attempts here, 10 deployed): each becomes a dead letter,
+    which the store itself cannot keep until Firestore is back. Then it is back, and with nothing
+    but the scheduled jobs running, each page reaches Slack and PagerDuty once, marked late, and
+    on-call gets one summary, not a notice per page."""
+    with (
+        firestore_proxy(emulators.firestore_host) as firestore,
+        served_pipeline(
+            serve_capability,
+            vendors,
+            tmp_path / "outbox",
+            FIRESTORE_EMULATOR_HOST=firestore.host,
+            ION_MAX_EVENT_AGE_SECONDS="1",  # a page older than 1 s is marked late
+            ION_DEAD_LETTERS_SUMMARY_QUIET_SECONDS="5",  # 120 s deployed
+        ) as pipeline,
+    ):
+        drill = uuid.uuid4().hex[:6]
+        pages = [make_transition(rule=f"drill-{n}-{drill}", severity="critical") for n in range(3)]
+
+        def page_messages(rule: str) -> list[SlackMessage]:
+            return [m for m in pipeline.slack_about(rule) if "recovered by itself" not in m.all_text()]
+
+        given_up = pipeline.watch("alerts-dead-letter")
+        with Scheduler(pipeline) as scheduler:
+            firestore.down()
+            outage = time.monotonic()
+            for page in pages:
+                pipeline.publish("alerts", page.model_dump_json().encode(), origin="evaluate_alerts")
+            # Pub/Sub gives up on each page after its attempts, every one failed by the outage.
+            letters = pipeline.pulled(given_up, want=3, timeout=90)
+            assert len(letters) == 3
+            assert {m.attributes["CloudPubSubDeadLetterSourceDeliveryCount"] for m in letters} == {"5"}
+            scheduler.wait_runs(2)  # the jobs keep firing (and failing) through the outage
+            assert firestore.refused > 0
+            assert pipeline.slack.messages == []
+            assert pipeline.pagerduty.events == []
+            firestore.up()
+            outage = time.monotonic() - outage
+            recovering = time.monotonic()
+
+            def each_page_arrived() -> bool:
+                return all(page_messages(p.rule) and pipeline.pagerduty_for(p.fingerprint) for p in pages)
+
+            eventually("every page in Slack and PagerDuty", each_page_arrived, timeout=120)
+            paged = time.monotonic() - recovering
+            [summary] = eventually(
+                "one summary of the delayed pages", lambda: pipeline.slack_about("recovered by itself"), 60
+            )
+            scheduler.wait_runs(3)  # more runs, redeliveries: nothing more
+        for page in pages:
+            [message] = page_messages(page.rule)
+            assert "[LATE" in message.all_text()  # its delay, from its first publish
+            [event] = pipeline.pagerduty_for(page.fingerprint)
+            assert event["event_action"] == "trigger"
+            assert page.rule in summary.all_text()
+        assert len(pipeline.slack_about("recovered by itself")) == 1
+        assert pipeline.slack_about("was dead-lettered") == []  # no notice per page
+        assert len(pipeline.slack.top_level()) == len(pages) + 1
+        assert [d["state"] for d in pipeline.letters("alerts")] == ["redriven"] * 3
+        # The drill's timings, for whoever reads a failure: outage, then recovery to every page.
+        assert outage < 90, (outage, paged)
+        assert paged < 120, (outage, paged)
