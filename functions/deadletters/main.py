@@ -12,7 +12,6 @@ HTTP (``manage_dead_letters``): ``GET /v1/dead-letters[?topic=&state=&limit=]``,
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any, Literal
@@ -29,7 +28,6 @@ api = Api("deadletters")
 log = get_logger("deadletters")
 # A dead letter is old by nature: the usual stale-event cut-off must not drop it.
 NEVER_TOO_OLD = timedelta(days=3650)
-LETTER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def handle_event(event: Any) -> None:
@@ -91,7 +89,7 @@ def list_dead_letters(request: flask.Request) -> dict[str, Any]:
 
 
 def _known_shape(letter_id: str) -> str:
-    if not LETTER_ID.fullmatch(letter_id):
+    if not store.LETTER_ID.fullmatch(letter_id):
         raise Problem(404, f"No dead letter {letter_id[:64]!r}: ids are Pub/Sub message ids.")
     return letter_id
 

@@ -37,6 +37,7 @@ from shared import dead_letters as attrs
 from shared.clock import format_rfc3339, parse_rfc3339
 from shared.events import PubSubMessage
 from shared.logging import get_logger
+from shared.messages import AlertTransition
 from shared.notices import notice_transition, publish_notice
 
 DEAD_LETTERS = "dead_letters"
@@ -51,6 +52,7 @@ State = Literal["stored", "redriven"]
 ALERT_SOURCE, ALERT_NAME = "deadletters", "dead-letter"
 ALERT_RULE = f"{ALERT_SOURCE}-{ALERT_NAME}"
 SUMMARY_ITEMS = 10  # delayed messages named in the summary; the rest are counted
+LETTER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 log = get_logger("deadletters.store")
 
 
@@ -159,7 +161,7 @@ def _subject(topic: str, data: bytes, attributes: dict[str, str]) -> str:
 def letter_id(message_id: str) -> str:
     """The letter's id: the message id (Pub/Sub's are digits), or a digest of one that could not
     be a document id or a path segment of the API (a ``/``), so that it is stored all the same."""
-    if re.fullmatch(r"[A-Za-z0-9_-]{1,128}", message_id):
+    if LETTER_ID.fullmatch(message_id):
         return message_id
     return "m" + hashlib.sha256(message_id.encode()).hexdigest()[:40]
 
@@ -396,7 +398,7 @@ class Recovery(BaseModel):
     """What one run of the recovery job did."""
 
     redriven: list[str] = []
-    skipped: list[str] = []  # a topic without a subscriber: left for an operator
+    skipped: list[str] = []  # a topic without a subscriber: paged, for an operator
     summary: str | None = None  # the summary notice's id, when one went out
 
 
@@ -404,6 +406,7 @@ def recover(now: datetime, redrivable_topics: set[str]) -> Recovery:
     """Re-drive the letters due (at most ``recover_batch``, oldest first), then send the summary
     if the outage is over. Safe to run twice at once and to retry: a letter re-driven twice is the
     same numbered re-drive to its consumers, and the summary's notice id is its letters'."""
+    from google.cloud import firestore
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     settings = get_dead_letter_settings()
@@ -420,6 +423,11 @@ def recover(now: datetime, redrivable_topics: set[str]) -> Recovery:
     report = Recovery()
     for letter in letters:
         if letter.topic not in redrivable_topics:
+            # Nothing to re-drive it to (its subscriber retired): it needs hands, so it pages.
+            _collection().document(letter.id).update(
+                {"automatic": False, "recover_after": firestore.DELETE_FIELD}
+            )
+            alert(letter.model_copy(update={"automatic": False, "recover_after": None}))
             report.skipped.append(letter.id)
             continue
         _redrive(with_data(letter), now, automatic=True)
@@ -437,7 +445,7 @@ def recover(now: datetime, redrivable_topics: set[str]) -> Recovery:
         )
     if report.skipped:
         log.error(
-            "dead letters of topics without a subscriber cannot be re-driven by themselves",
+            "dead letters of topics without a subscriber cannot be re-driven: paged instead",
             extra={"dead_letter_ids": report.skipped[:50]},
         )
     report.summary = summarize(now, settings)
@@ -456,8 +464,8 @@ def summarize(now: datetime, settings: DeadLetterSettings) -> str | None:
     waiting = list(waiting_query.select(fields).limit(1000).stream())
     if not waiting:
         return None
-    letters = [_summary_row(snap.to_dict() or {}) for snap in waiting]
-    if max(r["recovered_at"] for r in letters) > now - timedelta(seconds=settings.summary_quiet_seconds):
+    letters = [Delayed.of(snap.to_dict() or {}) for snap in waiting]
+    if max(d.recovered_at for d in letters) > now - timedelta(seconds=settings.summary_quiet_seconds):
         return None
     notice = recovery_notice(letters)
     publish_notice(notice)
@@ -477,17 +485,29 @@ def summarize(now: datetime, settings: DeadLetterSettings) -> str | None:
     return notice.transition_id
 
 
-def _summary_row(doc: dict[str, Any]) -> dict[str, Any]:
-    first = doc.get("first_published_at") or doc["published_at"]
-    recovered = doc.get("recovered_at") or first
-    return {
-        "id": doc["id"],
-        "topic": doc.get("topic", "?"),
-        "subject": doc.get("subject") or "",
-        "first": first,
-        "recovered_at": recovered,
-        "delay": max(0.0, (recovered - first).total_seconds()),
-    }
+class Delayed(BaseModel):
+    """A letter re-driven by itself, as the summary tells it."""
+
+    id: str
+    topic: str
+    subject: str = ""
+    first: AwareDatetime
+    recovered_at: AwareDatetime
+
+    @classmethod
+    def of(cls, doc: dict[str, Any]) -> Delayed:
+        first = doc.get("first_published_at") or doc["published_at"]
+        return cls(
+            id=doc["id"],
+            topic=doc.get("topic", "?"),
+            subject=doc.get("subject") or "",
+            first=first,
+            recovered_at=doc.get("recovered_at") or first,
+        )
+
+    @property
+    def delay(self) -> float:
+        return max(0.0, (self.recovered_at - self.first).total_seconds())
 
 
 def _duration(seconds: float) -> str:
@@ -498,41 +518,40 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def recovery_notice(rows: list[dict[str, Any]]) -> Any:
+def recovery_notice(delayed: list[Delayed]) -> AlertTransition:
     """The summary notice (``high``: the pages themselves went out when re-driven, marked LATE)."""
-    rows = sorted(rows, key=lambda r: r["first"])
-    delays = [r["delay"] for r in rows]
+    delayed = sorted(delayed, key=lambda d: d.first)
+    delays = [d.delay for d in delayed]
     by_topic: dict[str, int] = {}
-    for row in rows:
-        by_topic[row["topic"]] = by_topic.get(row["topic"], 0) + 1
+    for d in delayed:
+        by_topic[d.topic] = by_topic.get(d.topic, 0) + 1
     topics = ", ".join(f"{topic} {count}" for topic, count in sorted(by_topic.items()))
     items = [
-        f"{r['subject'] or r['topic']}: first published {format_rfc3339(r['first'])}, "
-        f"re-driven {_duration(r['delay'])} later"
-        for r in rows[:SUMMARY_ITEMS]
+        f"{d.subject or d.topic}: first published {format_rfc3339(d.first)}, "
+        f"re-driven {_duration(d.delay)} later"
+        for d in delayed[:SUMMARY_ITEMS]
     ]
-    if len(rows) > SUMMARY_ITEMS:
-        items.append(f"and {len(rows) - SUMMARY_ITEMS} more (GET /v1/dead-letters?state=redriven)")
+    if len(delayed) > SUMMARY_ITEMS:
+        items.append(f"and {len(delayed) - SUMMARY_ITEMS} more (GET /v1/dead-letters?state=redriven)")
     median = _duration(statistics.median(delays))
     summary = (
-        f"The alert pipeline recovered by itself: {len(rows)} dead-lettered message"
-        f"{'s' if len(rows) != 1 else ''} ({topics}) re-driven once it was healthy again, delayed "
+        f"The alert pipeline recovered by itself: {len(delayed)} dead-lettered message"
+        f"{'s' if len(delayed) != 1 else ''} ({topics}) re-driven once it was healthy again, delayed "
         f"{_duration(min(delays))} to {_duration(max(delays))} (median {median}). " + "; ".join(items)
     )
-    ids = sorted(r["id"] for r in rows)
-    at = max(r["recovered_at"] for r in rows)
+    ids = sorted(d.id for d in delayed)
     notice = notice_transition(
         notice_id=f"dead-letter-recovery/{hashlib.sha256(chr(0).join(ids).encode()).hexdigest()[:24]}",
         source=ALERT_SOURCE,
         name="recovered",
         severity="high",
         summary=summary[:2900],
-        at=at,
+        at=max(d.recovered_at for d in delayed),
         annotations={
-            "letters": str(len(rows)),
+            "letters": str(len(delayed)),
             "by_topic": topics,
             "max_delay_seconds": f"{max(delays):.0f}",
-            "oldest_first_published_at": format_rfc3339(rows[0]["first"]),
+            "oldest_first_published_at": format_rfc3339(delayed[0].first),
             "dead_letter_ids": ",".join(ids[:50]),
         },
         value=round(max(delays), 1),

@@ -218,3 +218,18 @@ def test_a_delivery_letter_is_redriven_to_alert_deliveries_numbered_as_its_next_
     assert again.attributes["redrives"] == "1"
     assert again.attributes["notification_id"] == "critical-abc-n1"
     assert again.attributes["first_published_at"] == format_rfc3339(START - timedelta(minutes=3))
+
+
+def test_a_letter_with_nothing_to_redrive_it_to_pages_instead_of_waiting_for_ever(
+    rig: Rig, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from functions.deadletters.settings import get_dead_letter_settings
+
+    monkeypatch.setenv("ION_DEAD_LETTERS_RECOVER_TOPICS", "alerts,retired")  # a subscriber since retired
+    get_dead_letter_settings.cache_clear()
+    orphan = rig.dead_letter("retired", b"{}", CloudPubSubDeadLetterSourceDeliveryCount="10")
+    assert rig.published("alerts") == []
+    assert rig.recover()["skipped"] == [orphan]
+    [page] = [json.loads(m.data) for m in rig.published("alerts")]
+    assert page["annotations"]["dead_letter_id"] == orphan
+    assert rig.recover() == {"redriven": [], "skipped": [], "summary": None}
