@@ -32,6 +32,7 @@ DEPLOYMENT_CHECKS = {
     "evaluate_alerts_on_ingest": "functions.alerts.settings",
     "fan_out_alerts": "functions.fanout.settings",
     "manage_alerts": "functions.fanout.settings",
+    "redeliver_alerts": "functions.fanout.settings",
     "store_dead_letters": "functions.deadletters.settings",
     "manage_dead_letters": "functions.deadletters.settings",
     "snapshot_cost": "functions.cost.settings",
@@ -80,6 +81,13 @@ def manage_alerts(request: flask.Request) -> flask.Response:
     from functions.fanout.main import handle
 
     return handle(request)
+
+
+@pubsub_push
+def redeliver_alerts(event: CloudEvent) -> None:
+    from functions.fanout.main import handle_redrive
+
+    handle_redrive(event)
 
 
 @functions_framework.http

@@ -100,26 +100,45 @@ def read_pubsub(event: Any, *, max_age: timedelta | None = None) -> PubSubMessag
 
 
 def decode_pubsub(
-    event: Any, model: type[M], *, max_age: timedelta | None = None
+    event: Any, model: type[M], *, max_age: timedelta | None = None, dead_letter: bool = False
 ) -> PubSubDelivery[M] | None:
-    """The typed JSON message of a Pub/Sub CloudEvent, or None when it is to be dropped."""
+    """The typed JSON message of a Pub/Sub CloudEvent, or None when it is to be acknowledged
+    without processing. With ``dead_letter``, a body that does not match ``model`` is published to
+    the topic's dead-letter topic with the reason first (raising if that fails, so it is
+    delivered again), so the dead-letter store keeps it and alerts: nothing is acked unread."""
     message = read_pubsub(event, max_age=max_age)
     if message is None:
         return None
     try:
         body = _tolerant(model, message.data)
     except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        if dead_letter and message.topic:
+            from shared.dead_letters import publish_unreadable
+
+            publish_unreadable(
+                message.topic,
+                message.data,
+                message.attributes,
+                f"message body does not match {model.__name__}: {_error_summary(errors)}",
+                message.publish_time,
+            )
+            return None
         log.error(
             "dropping event: message body does not match %s",
             model.__name__,
-            extra={
-                "event_id": message.event_id,
-                "errors": exc.errors(include_url=False, include_input=False),
-            },
+            extra={"event_id": message.event_id, "errors": errors},
         )
         return None
     envelope = message.model_dump(exclude={"data"})
     return PubSubDelivery[model](**envelope, body=body)  # type: ignore[valid-type]
+
+
+def _error_summary(errors: list[Any]) -> str:
+    """``field: message`` of the first few validation errors (no input values: they may be large)."""
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in errors[:5]]
+    more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "; ".join(parts) + more
 
 
 def _tolerant(model: type[M], data: bytes) -> M:

@@ -323,6 +323,7 @@ def test_ingress_from_the_load_balancer_only_for_functions_with_public_paths() -
         "ingest",
         "ingest_pubsub",
         "fan_out_alerts",
+        "redeliver_alerts",
         "evaluate_alerts_on_ingest",
         "store_dead_letters",
         "snapshot_cost_budget",

@@ -25,7 +25,7 @@ def _push_path(name: str) -> str:
 
 def test_every_event_entry_point_is_covered() -> None:
     assert set(PUSH_ENTRY_POINTS) >= {
-        "fan_out_alerts", "ingest_pubsub", "evaluate_alerts_on_ingest", "store_dead_letters", "snapshot_cost_budget",
+        "fan_out_alerts", "redeliver_alerts", "ingest_pubsub", "evaluate_alerts_on_ingest", "store_dead_letters", "snapshot_cost_budget",
     }  # fmt: skip
 
 

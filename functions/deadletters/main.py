@@ -1,11 +1,13 @@
 """Handlers of the dead-letter store (entry points in /main.py).
 
 Pub/Sub (``store_dead_letters``, pushed from every ``<topic>-dead-letter`` topic): store the
-message once, then raise its alert once. Raise to retry (Firestore or Pub/Sub failing); a
+message once, then raise its alert once, unless the alert pipeline re-drives it by itself (then
+only a notice when its re-drive failed again). Raise to retry (Firestore or Pub/Sub failing); a
 dead letter is never dropped for its age.
 
 HTTP (``manage_dead_letters``): ``GET /v1/dead-letters[?topic=&state=&limit=]``,
-``GET /v1/dead-letters/{id}``, ``POST /v1/dead-letters/{id}/redrive``, ``GET /health``.
+``GET /v1/dead-letters/{id}``, ``POST /v1/dead-letters/{id}/redrive``, ``POST /v1/recover``
+(scheduler ``deadletters-recover``, every minute), ``GET /health``.
 """
 
 from __future__ import annotations
@@ -44,13 +46,24 @@ def handle_event(event: Any) -> None:
             "dropping a push that is not from a dead-letter topic: %s", exc, extra={"topic": message.topic}
         )
         return
-    stored = store.store(letter)
-    log.error(
-        "dead letter from %s stored: %s",
-        stored.topic,
-        stored.reason,
-        extra={"dead_letter_id": stored.id, "topic": stored.topic, "attempts": stored.delivery_attempts},
-    )
+    stored = store.store(store.planned(letter))
+    extra = {
+        "dead_letter_id": stored.id,
+        "topic": stored.topic,
+        "attempts": stored.delivery_attempts,
+        "redrives": stored.redrives,
+    }
+    if stored.automatic:
+        # No page per letter: the recovery job re-drives it and sends one summary for them all.
+        log.warning(
+            "dead letter from %s stored, to be re-driven by itself: %s",
+            stored.topic,
+            stored.reason,
+            extra=extra,
+        )
+        store.alert_retrying(stored)
+        return
+    log.error("dead letter from %s stored: %s", stored.topic, stored.reason, extra=extra)
     store.alert(stored)
 
 
@@ -113,10 +126,7 @@ def get_dead_letter(_request: flask.Request, letter_id: str) -> dict[str, Any]:
 )
 def redrive_dead_letter(request: flask.Request, letter_id: str) -> dict[str, Any]:
     """Publish a stored dead letter again to its topic."""
-    from shared.topology import topology
-
-    topo = topology()
-    redrivable = {name for name in topo.topics if topo.subscribers(name)}
+    redrivable = _redrivable()
     try:
         letter = store.redrive(letter_id, utcnow(), redrivable)
     except store.NotRedrivable as exc:
@@ -132,6 +142,30 @@ def redrive_dead_letter(request: flask.Request, letter_id: str) -> dict[str, Any
         topic=letter.topic,
     )
     return _summary(letter)
+
+
+def _redrivable() -> set[str]:
+    from shared.topology import topology
+
+    topo = topology()
+    return {name for name in topo.topics if topo.subscribers(name)}
+
+
+@api.route("/v1/recover", methods=["POST"], problems=(503,))
+def recover(request: flask.Request) -> dict[str, Any]:
+    """The scheduler's recovery run (every minute): the alert pipeline's letters re-driven by
+    themselves, oldest first and bounded per run, then one summary once all are through. While
+    Firestore or Pub/Sub is down it fails (503), and the next run tries again."""
+    from shared.http import unavailable_when_transient
+
+    with unavailable_when_transient(
+        "The dead-letter store or Pub/Sub is unavailable ({exc}); the next run retries.",
+        logger=log,
+        message="recovery run failed: %s",
+        retry_after=60,
+    ):
+        report = store.recover(utcnow(), _redrivable())
+    return report.model_dump()
 
 
 @lru_cache(maxsize=1)

@@ -19,10 +19,35 @@ class DeadLetterSettings(BaseSettings):
     )
     # Base URL of this function's API, for the link in the alert (locally the capability's port).
     public_url: str | None = Field(default=None, validation_alias="ION_DEADLETTERS_URL")
+    # Source topics whose letters are re-driven by themselves (POST /v1/recover, every minute)
+    # instead of paging one by one; on-call gets one summary once they are all through.
+    recover_topics_csv: str = Field(
+        default="alerts,alert-deliveries", validation_alias="ION_DEAD_LETTERS_RECOVER_TOPICS"
+    )
+    # A message re-driven this many times that failed again pages on its own instead.
+    recover_max_redrives: int = Field(
+        default=5, ge=0, le=20, validation_alias="ION_DEAD_LETTERS_RECOVER_MAX_REDRIVES"
+    )
+    # Wait before re-driving a message whose re-drive failed again: this, doubled each time (60 s,
+    # 2 min, 4 min...). A first letter goes at the next run: it got stored, so Firestore is up.
+    recover_backoff_seconds: float = Field(
+        default=60.0, ge=0, le=3600, validation_alias="ION_DEAD_LETTERS_RECOVER_BACKOFF_SECONDS"
+    )
+    # Letters re-driven per run at most, oldest first; the rest wait for the next run.
+    recover_batch: int = Field(default=100, ge=1, le=1000, validation_alias="ION_DEAD_LETTERS_RECOVER_BATCH")
+    # The summary goes out once nothing waits to be re-driven and nothing was for this long, so
+    # one outage is one summary, not one per run.
+    summary_quiet_seconds: float = Field(
+        default=120.0, ge=0, le=3600, validation_alias="ION_DEAD_LETTERS_SUMMARY_QUIET_SECONDS"
+    )
 
     @property
     def critical_topics(self) -> frozenset[str]:
         return frozenset(t.strip() for t in self.critical_topics_csv.split(",") if t.strip())
+
+    @property
+    def recover_topics(self) -> frozenset[str]:
+        return frozenset(t.strip() for t in self.recover_topics_csv.split(",") if t.strip())
 
 
 def deployment_problems(target: str) -> list[str]:

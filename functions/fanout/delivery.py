@@ -7,6 +7,14 @@ never delays the others. A channel that keeps failing (``DeliveryFailed``: not r
 of attempts or time) is published to the dead-letter topic with the reason and counts as done.
 Anything else (Firestore or Pub/Sub unavailable, another instance holding the claim) is raised
 after the other channels finish, so Pub/Sub redelivers and only the unfinished channels run again.
+
+A dead letter re-driven to ``alert-deliveries`` (``redeliver``) runs its channel again under a
+claim of its own per re-drive, with the same journal: what the vendor accepted before is not sent
+again, and the same re-drive delivered twice sends once.
+
+Within a channel, every vendor call the vendor accepted is journaled in the notification's record
+(``sent.<channel>.<step>``) before anything else is written: a failure after it (the channel's own
+Slack thread records, the delivery record) releases the claim, and the retry skips what was sent.
 """
 
 from __future__ import annotations
@@ -19,17 +27,19 @@ from pydantic import BaseModel
 
 from functions.fanout.channels.base import DeliveryFailed, Retrier
 from functions.fanout.channels.registry import build_channel
-from functions.fanout.models import Notification
-from functions.fanout.records import NOTIFICATIONS
+from functions.fanout.models import Notification, doc_id
+from functions.fanout.records import ALERTS, NOTIFICATIONS, AlertRecord
 from functions.fanout.settings import FanoutSettings, get_fanout_settings
-from shared.clock import utcnow
+from shared import dead_letters
+from shared.clock import format_rfc3339, utcnow
 from shared.firestore import get_firestore
 from shared.idempotency import once
 from shared.logging import get_logger
 from shared.pubsub import publish
 
 # "logged_instead": a local run without the channel's settings wrote it to the log and outbox.
-Outcome = Literal["delivered", "logged_instead", "dead-lettered", "duplicate"]
+# "superseded": a re-drive whose alerts all resolved since (nothing left worth sending).
+Outcome = Literal["delivered", "logged_instead", "dead-lettered", "duplicate", "superseded"]
 log = get_logger("fanout.delivery")
 
 
@@ -45,29 +55,71 @@ class DeadLetter(BaseModel):
     fingerprints: list[str]
     transition_ids: list[str]
     notification: Notification
+    # How many re-drives of this delivery came before it failed this time.
+    redrives: int = 0
+    retryable: bool = True
 
 
-def new_retrier(settings: FanoutSettings) -> Retrier:
+class SentJournal:
+    """The journal of one channel's delivery, kept in the notification's record: what the vendor
+    accepted (``sent.<channel>.<step>``), read once with the record, written step by step."""
+
+    def __init__(self, ref: Any, channel: str, sent: dict[str, Any]) -> None:
+        self.ref = ref
+        self.channel = channel
+        self.sent = dict(sent)
+
+    def accepted(self, step: str) -> dict[str, Any] | None:
+        answer = self.sent.get(step)
+        return dict(answer) if isinstance(answer, dict) else None
+
+    def record(self, step: str, answer: dict[str, Any]) -> None:
+        self.ref.update({f"sent.{self.channel}.{step}": answer})
+        self.sent[step] = answer
+
+
+def new_retrier(settings: FanoutSettings, journal: SentJournal | None = None) -> Retrier:
     return Retrier(
         max_attempts=settings.max_attempts,
         budget_seconds=settings.retry_budget_seconds,
         base_delay=settings.backoff_base_seconds,
         max_delay=settings.backoff_max_seconds,
+        journal=journal,
     )
 
 
-def deliver_one(name: str, notification: Notification, settings: FanoutSettings) -> Outcome:
-    with once(f"fanout:{name}", notification.notification_id) as first:
+def claim_key(notification_id: str, redrive: int) -> str:
+    """The exactly-once key of a channel's delivery: the notification, or its n-th re-drive."""
+    return notification_id if redrive == 0 else f"{notification_id}/redrive-{redrive}"
+
+
+def deliver_one(
+    name: str,
+    notification: Notification,
+    settings: FanoutSettings,
+    *,
+    redrive: int = 0,
+    recorded: bool = True,
+) -> Outcome:
+    """``recorded``: the notification's record exists to journal in (false only for a re-drive
+    of one that has expired)."""
+    with once(f"fanout:{name}", claim_key(notification.notification_id, redrive)) as first:
         if not first:
             return "duplicate"
+        ref = get_firestore().collection(NOTIFICATIONS).document(notification.notification_id)
+        journal = None
+        if recorded:
+            # Read under the claim: a holder that released it may have journaled meanwhile.
+            sent = (ref.get().to_dict() or {}).get("sent") or {}
+            journal = SentJournal(ref, name, sent.get(name) or {})
         channel = build_channel(name, settings)
-        retrier = new_retrier(settings)
+        retrier = new_retrier(settings, journal)
         record: dict[str, Any]
         outcome: Outcome
         try:
+            # Whatever fails after a vendor accepted a call (our own writes in the channel or
+            # below) releases the claim; the journal keeps the retry from sending it again.
             receipt = channel.send(notification, retrier)
-            # The vendor has it: from here no failure of ours may release the claim and resend.
-            first.settle()
             outcome = "logged_instead" if getattr(channel, "instead_of", None) else "delivered"
             record = {
                 "status": outcome,
@@ -97,16 +149,28 @@ def deliver_one(name: str, notification: Notification, settings: FanoutSettings)
                 fingerprints=[a.fingerprint for a in notification.alerts],
                 transition_ids=[a.transition_id for a in notification.alerts],
                 notification=notification,
+                redrives=redrive,
+                retryable=exc.retryable,
             )
+            attributes = {
+                "channel": name,
+                "notification_id": notification.notification_id,
+                dead_letters.REDRIVES: str(redrive),
+                dead_letters.FIRST_PUBLISHED: format_rfc3339(notification.created_at),
+            }
+            if not exc.retryable:
+                # The vendor refused the call itself: a re-drive would be refused the same way.
+                attributes[dead_letters.RECOVERABLE] = "false"
             # If this publish fails the claim is released and the delivery is tried again later.
-            publish(
-                settings.dead_letter_topic,
-                dead,
-                attributes={"channel": name, "notification_id": notification.notification_id},
-            )
+            publish(settings.dead_letter_topic, dead, attributes=attributes)
             first.settle()
             outcome = "dead-lettered"
-            record = {"status": outcome, "at": utcnow(), "attempts": exc.attempts, "reason": exc.reason}
+            record = {
+                "status": outcome,
+                "at": utcnow(),
+                "attempts": exc.attempts,
+                "reason": exc.reason,
+            }
             log.error(
                 "gave up delivering %s to %s: %s",
                 notification.notification_id,
@@ -118,9 +182,10 @@ def deliver_one(name: str, notification: Notification, settings: FanoutSettings)
                     "attempts": exc.attempts,
                 },
             )
-        get_firestore().collection(NOTIFICATIONS).document(notification.notification_id).update(
-            {f"deliveries.{name}": record}
-        )
+        if redrive:
+            record["redrive"] = redrive
+        if recorded:
+            ref.update({f"deliveries.{name}": record})
         return outcome
 
 
@@ -155,3 +220,62 @@ def deliver(notification_id: str) -> dict[str, str]:
         raise errors[0]
     ref.update({"complete": True})
     return outcomes
+
+
+def redeliver(letter: DeadLetter, redrive: int) -> Outcome:
+    """A dead-lettered delivery re-driven (its ``redrive``-th time) to its channel, once: a firing
+    alert that has resolved since is left out (PagerDuty would open an incident its resolve
+    already closed), and what the vendor accepted before is not sent again."""
+    settings = get_fanout_settings()
+    ref = get_firestore().collection(NOTIFICATIONS).document(letter.notification_id)
+    stored = ref.get().to_dict()
+    if stored is None:
+        # Expired (kept 30 days): the letter carries the notification; no journal to consult.
+        log.warning(
+            "re-driving %s to %s without its record",
+            letter.notification_id,
+            letter.channel,
+            extra={"notification_id": letter.notification_id, "channel": letter.channel},
+        )
+    notification = Notification.model_validate(stored["notification"]) if stored else letter.notification
+    current = still_current(notification)
+    if not current.alerts:
+        log.info(
+            "re-drive of %s to %s: every alert resolved since; nothing to send",
+            letter.notification_id,
+            letter.channel,
+            extra={"notification_id": letter.notification_id, "channel": letter.channel},
+        )
+        return "superseded"
+    outcome = deliver_one(letter.channel, current, settings, redrive=redrive, recorded=stored is not None)
+    log.info(
+        "re-drive %d of %s to %s: %s",
+        redrive,
+        letter.notification_id,
+        letter.channel,
+        outcome,
+        extra={"notification_id": letter.notification_id, "channel": letter.channel, "redrive": redrive},
+    )
+    return outcome
+
+
+def still_current(notification: Notification) -> Notification:
+    """The notification without the firing alerts that have resolved since it was made."""
+    firing = [a for a in notification.alerts if a.state == "firing"]
+    if not firing:
+        return notification
+    client = get_firestore()
+    snaps = client.get_all([client.collection(ALERTS).document(doc_id(a.fingerprint)) for a in firing])
+    records = {r.fingerprint: r for r in (AlertRecord.model_validate(s.to_dict()) for s in snaps if s.exists)}
+    kept = []
+    for alert in notification.alerts:
+        record = records.get(alert.fingerprint)
+        resolved_since = (
+            alert.state == "firing"
+            and record is not None
+            and record.state == "resolved"
+            and record.latest.evaluated_at >= alert.evaluated_at
+        )
+        if not resolved_since:
+            kept.append(alert)
+    return notification.model_copy(update={"alerts": kept})

@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 from functions.fanout import silences
 from shared.audit import audit
 from shared.clock import utcnow
+from shared.dead_letters import first_published, redrives_of
 from shared.events import decode_pubsub
 from shared.http import HEALTH_ROUTE, Api, Problem, Reply, json_response, scheduled_time
 from shared.ids import DocumentId
@@ -31,12 +32,15 @@ def handle_event(event: Any) -> None:
     from functions.fanout.pipeline import handle_transition
     from shared.settings import get_settings
 
-    # No age limit here: a transition is never dropped for being old, only marked late.
-    delivery = decode_pubsub(event, AlertTransition, max_age=NEVER_TOO_OLD)
+    # No age limit here: a transition is never dropped for being old, only marked late. One no
+    # version of fan-out can read (a new severity, a changed field) goes to alerts-dead-letter
+    # with the reason, where the dead-letter store keeps it and pages.
+    delivery = decode_pubsub(event, AlertTransition, max_age=NEVER_TOO_OLD, dead_letter=True)
     if delivery is None:
         return
     transition = delivery.body
-    age = utcnow() - delivery.publish_time
+    # A re-driven transition is as late as its first publish, not its re-drive.
+    age = utcnow() - first_published(delivery.attributes, delivery.publish_time)
     if age > timedelta(seconds=get_settings().max_event_age_seconds):
         log.warning(
             "delivering a late transition",
@@ -44,6 +48,20 @@ def handle_event(event: Any) -> None:
         )
         transition = mark_late(transition, age)
     handle_transition(transition)
+
+
+def handle_redrive(event: Any) -> None:
+    """A dead-lettered delivery re-driven to ``alert-deliveries`` (by the dead-letter store): its
+    channel gets it once, what the vendor accepted before is not sent again."""
+    from functions.fanout.delivery import DeadLetter, redeliver
+
+    delivery = decode_pubsub(event, DeadLetter, max_age=NEVER_TOO_OLD, dead_letter=True)
+    if delivery is None:
+        return
+    # The store numbers each re-drive; the same number twice (Pub/Sub redelivering, a second
+    # re-drive of the same letter) is the same delivery and sends once.
+    redrive = redrives_of(delivery.attributes) or delivery.body.redrives + 1
+    redeliver(delivery.body, redrive)
 
 
 def handle(request: flask.Request) -> flask.Response:

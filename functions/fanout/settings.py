@@ -105,11 +105,15 @@ class FanoutSettings(BaseSettings):
 
 
 LOOPBACK = ("://127.", "://localhost", "://[::1]", "://0.0.0.0")
+# The entry points that arm group timers (terraform/fanout_timers.tf grants them the queue);
+# redeliver_alerts only re-drives a delivery to its channel, so it needs no timer settings.
+TIMER_FUNCTIONS = frozenset({"fan_out_alerts", "manage_alerts"})
 
 
-def settings_problems(settings: FanoutSettings, channels: set[str]) -> list[str]:
-    """What a deployed fan-out lacks: each routed channel's unset variables, and link bases people
-    could not open (not https, loopback, or a function's own internal URL: shared/links.py)."""
+def settings_problems(settings: FanoutSettings, channels: set[str], *, timers: bool = True) -> list[str]:
+    """What a deployed fan-out lacks: each routed channel's unset variables, link bases people
+    could not open (not https, loopback, or a function's own internal URL: shared/links.py), and
+    with ``timers`` what its group timers need."""
     from functions.fanout.channels.registry import missing_settings
 
     problems = []
@@ -129,7 +133,7 @@ def settings_problems(settings: FanoutSettings, channels: set[str]) -> list[str]
         problem = link_base_problem(variable, url)
         if problem:
             problems.append(problem)
-    return problems + timer_problems(settings)
+    return problems + (timer_problems(settings) if timers else [])
 
 
 def timer_problems(settings: FanoutSettings) -> list[str]:
@@ -170,7 +174,8 @@ def deployment_problems(target: str) -> list[str]:
     settings, problems = load_settings(FanoutSettings)
     if settings is None:
         return problems
-    return settings_problems(settings, load_routing(settings.routing_file).all_channels())
+    channels = load_routing(settings.routing_file).all_channels()
+    return settings_problems(settings, channels, timers=target in TIMER_FUNCTIONS or not target)
 
 
 def check_deployment(target: str = "") -> None:

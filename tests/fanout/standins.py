@@ -213,6 +213,8 @@ class PagerDutyStandIn(_Server):
         self.received_at: list[float] = []  # monotonic time of each accepted event (benches)
         self.rejected: list[dict[str, Any]] = []
         self.fail_status: int | None = None
+        # An outage for some incidents only: dedup_key -> the status answered for its events.
+        self.fail_for: dict[str, int] = {}
 
     @property
     def url(self) -> str:
@@ -263,6 +265,10 @@ class _PagerDutyHandler(_Handler):
             self._answer(
                 400, {"status": "invalid event", "message": "Event object is invalid", "errors": ["bad JSON"]}
             )
+            return
+        failing = pd.fail_for.get(event.get("dedup_key")) if isinstance(event, dict) else None
+        if failing:
+            self._answer(failing, {"status": "unavailable", "message": "try again"})
             return
         errors = pagerduty_errors(event, pd.routing_key)
         with pd.lock:

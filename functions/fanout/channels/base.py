@@ -6,10 +6,15 @@ the vendor asked us to wait (``Retry-After``). ``Retrier`` retries with capped e
 backoff and full jitter, honouring ``Retry-After``, bounded by attempts per call and by total time
 per delivery; when the bound is hit it raises ``DeliveryFailed`` with the reason, which sends the
 delivery to the dead-letter topic.
+
+A call a vendor cannot take twice goes through ``Retrier.step``: its answer is written to the
+delivery's ``Journal`` the moment the vendor accepts it, before anything else of ours can fail, so
+a retried or re-driven delivery skips it and reuses the answer instead of sending it again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections.abc import Callable
@@ -33,12 +38,22 @@ class DeliveryError(Exception):
 
 
 class DeliveryFailed(Exception):
-    """A delivery given up: not retryable, or out of attempts or time."""
+    """A delivery given up: not retryable, or out of attempts or time. ``retryable`` says whether
+    trying again later may succeed (a vendor outage) or cannot (the vendor refused the call)."""
 
-    def __init__(self, reason: str, attempts: int) -> None:
+    def __init__(self, reason: str, attempts: int, *, retryable: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.attempts = attempts
+        self.retryable = retryable
+
+
+class Journal(Protocol):
+    """The vendor calls of one delivery already accepted, with the answers we keep of them."""
+
+    def accepted(self, step: str) -> dict[str, Any] | None: ...
+
+    def record(self, step: str, answer: dict[str, Any]) -> None: ...
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -61,8 +76,10 @@ class Retrier:
         max_delay: float,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        journal: Journal | None = None,
     ) -> None:
         self.max_attempts = max_attempts
+        self.journal = journal
         self.base_delay = base_delay
         self.max_delay = max_delay
         self._sleep = sleep
@@ -79,7 +96,9 @@ class Retrier:
                 return fn()
             except DeliveryError as exc:
                 if not exc.retryable:
-                    raise DeliveryFailed(f"{what}: {exc.reason} (not retryable)", self.attempts) from exc
+                    raise DeliveryFailed(
+                        f"{what}: {exc.reason} (not retryable)", self.attempts, retryable=False
+                    ) from exc
                 if attempt >= self.max_attempts:
                     raise DeliveryFailed(
                         f"{what}: {exc.reason} (gave up after {attempt} attempts)", self.attempts
@@ -101,6 +120,27 @@ class Retrier:
                     extra={"attempt": attempt, "retry_after": exc.retry_after},
                 )
                 self._sleep(delay)
+
+    def step(self, step: str, what: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """``call`` for a vendor call made at most once per delivery: skipped when the journal
+        says the vendor accepted it before (its answer returned), else recorded as soon as it is
+        accepted. ``step`` names the call within the delivery by its content (letters, digits,
+        ``_``), so a retry that sends fewer alerts still recognises what went out."""
+        if self.journal is not None:
+            answer = self.journal.accepted(step)
+            if answer is not None:
+                log.info("skipping %s: the vendor accepted it before", what, extra={"step": step})
+                return answer
+        answer = self.call(what, fn)
+        if self.journal is not None:
+            # The first write after the vendor accepted: failing here is the one window left.
+            self.journal.record(step, answer)
+        return answer
+
+
+def step_key(kind: str, *parts: str) -> str:
+    """A journal step named by what it sends: ``kind`` and a digest of ``parts``."""
+    return f"{kind}_{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:20]}"
 
 
 class Channel(Protocol):

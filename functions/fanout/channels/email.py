@@ -101,10 +101,10 @@ class EmailChannel:
         message["Message-ID"] = f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
         message.set_content(text)
         message.add_alternative(html, subtype="html")
-        retrier.call("smtp send", lambda: self._send(message, recipients))
+        retrier.step("mail", "smtp send", lambda: self._send(message, recipients))
         return {"message_id": message["Message-ID"], "to": recipients}
 
-    def _send(self, message: EmailMessage, recipients: list[str]) -> None:
+    def _send(self, message: EmailMessage, recipients: list[str]) -> dict[str, Any]:
         from shared.smtp import SmtpError, send_message
 
         settings = self.settings
@@ -122,3 +122,4 @@ class EmailChannel:
             )
         except SmtpError as exc:
             raise DeliveryError(str(exc), retryable=exc.retryable) from None
+        return {"accepted": True}

@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from functions.fanout.channels.base import DeliveryError, Retrier, parse_retry_after
+from functions.fanout.channels.base import DeliveryError, Retrier, parse_retry_after, step_key
 from functions.fanout.channels.registry import register, require
 from functions.fanout.models import Notification, iso, summary_of, value_text
 from functions.fanout.settings import FanoutSettings
@@ -76,7 +76,12 @@ class PagerDutyChannel:
         accepted = []
         for alert in notification.alerts:
             event = event_for(alert, self.settings, repeat=notification.kind == "repeat")
-            answer = retrier.call(f"pagerduty {event['event_action']}", lambda event=event: self._post(event))
+            # One step per event: a retry after one event was accepted sends only the others.
+            answer = retrier.step(
+                step_key(event["event_action"], alert.transition_id),
+                f"pagerduty {event['event_action']}",
+                lambda event=event: self._post(event),
+            )
             accepted.append(
                 {"dedup_key": answer.get("dedup_key", alert.fingerprint), "action": event["event_action"]}
             )

@@ -6,6 +6,9 @@ value against threshold, runbook steps, links to the dashboard and the silence A
 alert fingerprint in Firestore, so that the alert's resolve is posted in that message's thread
 and the message itself is re-rendered with ``chat.update`` to show it resolved; a repeat ("still
 firing") goes in the thread too, broadcast to the channel.
+
+Every Slack call is a journal step (``Retrier.step``), recorded before those Firestore writes: if
+one of them fails, the retry finds the post done, reuses its ``ts`` and only writes again.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from functions.fanout.channels.base import DeliveryError, Retrier, parse_retry_after
+from functions.fanout.channels.base import DeliveryError, Retrier, parse_retry_after, step_key
 from functions.fanout.channels.registry import register, require
 from functions.fanout.channels.slack_blocks import MAX_ALERTS_PER_MESSAGE, fallback_text, render_blocks
 from functions.fanout.models import Notification, doc_id
@@ -96,13 +99,22 @@ class SlackChannel:
     ) -> str:
         blocks = render_blocks(notification, alerts, self.settings, mention=mention)
         text = fallback_text(notification, alerts, mention)
-        response = retrier.call(
+        answer = retrier.step(
+            step_key("post", *(a.transition_id for a in alerts)),
             "slack chat.postMessage",
-            lambda: self._api(
-                "chat_postMessage", channel=self.channel_id, text=text, blocks=blocks, unfurl_links=False
-            ),
+            lambda: {
+                "ts": str(
+                    self._api(
+                        "chat_postMessage",
+                        channel=self.channel_id,
+                        text=text,
+                        blocks=blocks,
+                        unfurl_links=False,
+                    )["ts"]
+                )
+            },
         )
-        return str(response["ts"])
+        return str(answer["ts"])
 
     def _thread_replies(
         self,
@@ -124,17 +136,22 @@ class SlackChannel:
             mention = notification.mention if repeat else None
             blocks = render_blocks(notification, chunk, self.settings, mention=mention)
             text = fallback_text(notification, chunk, mention)
-            retrier.call(
+            retrier.step(
+                step_key("thread", message_id, *(a.transition_id for a in chunk)),
                 "slack chat.postMessage (thread)",
-                lambda ref=ref, blocks=blocks, text=text: self._api(
-                    "chat_postMessage",
-                    channel=ref.channel,
-                    thread_ts=ref.ts,
-                    text=text,
-                    blocks=blocks,
-                    reply_broadcast=repeat,
-                    unfurl_links=False,
-                ),
+                lambda ref=ref, blocks=blocks, text=text: {
+                    "ts": str(
+                        self._api(
+                            "chat_postMessage",
+                            channel=ref.channel,
+                            thread_ts=ref.ts,
+                            text=text,
+                            blocks=blocks,
+                            reply_broadcast=repeat,
+                            unfurl_links=False,
+                        )["ts"]
+                    )
+                },
             )
             receipt["threaded"].append(ref.ts)
             if not repeat:
@@ -163,10 +180,16 @@ class SlackChannel:
         parent = Notification.model_validate({**stored["notification"], "alerts": ordered})
         blocks = render_blocks(parent, ordered, self.settings, mention=None)
         text = fallback_text(parent, ordered, None)
-        retrier.call(
+        retrier.step(
+            step_key("update", message_id, *(a.transition_id for a in resolved)),
             "slack chat.update",
-            lambda: self._api("chat_update", channel=ref.channel, ts=ref.ts, text=text, blocks=blocks),
+            lambda: {
+                "ts": str(
+                    self._api("chat_update", channel=ref.channel, ts=ref.ts, text=text, blocks=blocks)["ts"]
+                )
+            },
         )
+        # Written again on a retry (the same alerts): the update is idempotent.
         doc.update({"alerts": {key: a.model_dump(mode="json") for key, a in alerts.items()}})
 
     def _api(self, method: str, **kwargs: Any) -> Any:
