@@ -56,7 +56,9 @@ def test_http_api_and_budget_notifications(fs, emulators, serve_capability, bigq
     yesterday = today - timedelta(days=1)
     rows = generate(today - timedelta(days=70), yesterday, hours=24, seed=2, late_share=0.0, others=True).rows
     bigquery.table = Table(TABLE, rows)
-    bigquery.clock = lambda: datetime.now(UTC)
+    # Exports land up to 14 h after the usage ends: a day later, every row of yesterday is in,
+    # whatever the hour this runs (in the first hours after Pacific midnight none of it is yet).
+    bigquery.clock = lambda: datetime.now(UTC) + timedelta(days=1)
     subscription = subscribe("alerts")
     live = serve_capability(
         "cost",
