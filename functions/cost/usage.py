@@ -13,13 +13,14 @@ Today's estimate multiplies usage by the dated price table (``prices.yaml``):
   the whole time elapsed; the estimate says so in ``basis``.
 
 Routed requests are the count of ``http.server.request.duration`` samples the routing function
-records (label ``service`` = routing), every route but ``/health``. Per customer, their split by
-the ``customer`` label, which routing adds once issue 12 lands; until then the answer says the
-label is absent instead of guessing.
+records (label ``service`` = routing), every route but ``/health``. Per customer, routing's counter
+of requests made with a customer's key, by its ``customer`` label; with no such request in the
+window the answer says so instead of guessing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from typing import Any, Protocol
@@ -160,8 +161,16 @@ class LiveEstimate(BaseModel):
     label: str = "estimate: live usage x list prices (not billed figures)"
 
 
+def _values(series: list[Any], keep: Callable[[Any], bool] = lambda _s: True) -> Iterator[float]:
+    """Every point's value of the series ``keep`` accepts: the one loop over query answers."""
+    for one in series:
+        if keep(one):
+            for _, value in one.points:
+                yield float(value)
+
+
 def _sum_points(series: list[Any]) -> float:
-    return sum(float(value) for s in series for _, value in s.points)
+    return sum(_values(series))
 
 
 def estimate_today(metrics: Metrics, prices: PriceFile, now: datetime, zone: tzinfo = UTC) -> LiveEstimate:
@@ -204,7 +213,7 @@ def estimate_day(
         series = metrics.query(
             SQL_UP_METRIC, "count", start, end, step=60, labels={"database": inst.database}
         )
-        minutes = sum(1 for s in series for _, v in s.points if float(v) > 0)
+        minutes = sum(1 for value in _values(series) if value > 0)
         factor = 2 if inst.high_availability else 1
         sql_cost += (
             minutes
@@ -259,14 +268,12 @@ def routed_requests(
     series = metrics.query(
         REQUEST_METRIC, "count", start, end, labels={"service": service}, group_by=["http.route"]
     )
-    total = sum(
-        float(v) for s in series if s.labels.get("http.route") not in NOT_REQUESTS for _, v in s.points
-    )
+    total = sum(_values(series, lambda s: s.labels.get("http.route") not in NOT_REQUESTS))
     by_customer: dict[str, float] = {}
     for s in metrics.query(CUSTOMER_REQUESTS_METRIC, "sum", start, end, labels={}, group_by=[customer_label]):
         customer = s.labels.get(customer_label)
         if customer:
-            by_customer[customer] = by_customer.get(customer, 0.0) + sum(float(v) for _, v in s.points)
+            by_customer[customer] = by_customer.get(customer, 0.0) + _sum_points([s])
     unattributed = max(0.0, total - sum(by_customer.values()))
     if not by_customer:
         return RequestCounts(
