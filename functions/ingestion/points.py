@@ -1,11 +1,9 @@
 """A decoded OTLP request aggregated into a ``Batch``: every data point checked and refused one
 by one with a reason, gauges kept as raw samples, sums and histograms through one loop with a
-small adapter per point shape (``shapes.py``).
-
-OpenTelemetry mapping: resource attribute ``service.name`` becomes label ``service`` and
-``cloud.region`` label ``region``; other resource attributes identify the stream (for cumulative
-sums and histograms) but are not labels; data point attributes become labels (``labels.py``).
-"""
+small adapter per point shape (``shapes.py``). OpenTelemetry mapping: resource attribute
+``service.name`` becomes label ``service`` and ``cloud.region`` label ``region``; other resource
+attributes identify the stream (for cumulative sums and histograms) but are not labels; data
+point attributes become labels (``labels.py``)."""
 
 from __future__ import annotations
 
@@ -21,13 +19,12 @@ from functions.ingestion.aggregate import (
     MetricInfo,
     SeriesBatch,
 )
+from functions.ingestion.identities import known_identities, resolve_identity
 from functions.ingestion.labels import (
     RESOURCE_LABELS,
     any_value,
     label_pairs,
-    origin_id,
     raw_point_attrs,
-    stream_id,
 )
 from functions.ingestion.shapes import (
     CUMULATIVE,
@@ -36,6 +33,7 @@ from functions.ingestion.shapes import (
     HistogramShape,
     Shape,
     SumShape,
+    temporality_problem,
 )
 from shared.customer_keys import CUSTOMER_ID_PATTERN
 from shared.metrics.catalogue import customer_usage_metrics
@@ -276,69 +274,6 @@ def _gauge(
         batch.min_t, batch.max_t = min_t, max_t
 
 
-def _temporality_problem(temporality: int) -> str | None:
-    if temporality in (DELTA, CUMULATIVE):
-        return None
-    return "aggregation_temporality must be DELTA (1) or CUMULATIVE (2)"
-
-
-# Process cache of what a point's identity resolves to, so that the series an SDK exports every
-# minute cost one lookup each after the first export: per (metric, kind, resource key, scope key),
-# attributes as wire bytes -> (series id, labels, the reason its labels are refused or None,
-# stream id, origin id). Valid for one pair of label limits (the settings); bounded (cleared
-# when full: ~1.5 KB per entry).
-Identity = tuple[str, dict[str, str], str | None, str, str]
-_identities: dict[tuple[str, str, str, str], dict[tuple[bytes, ...], Identity]] = {}
-_identity_state: list[int] = [0, 0, 0]  # the label limits it holds, entries
-IDENTITY_CACHE_SIZE = 20_000
-
-
-def _known_identities(
-    agg: _Aggregator, metric: str, kind: str, resource_key: str, scope_key: str
-) -> dict[tuple[bytes, ...], Identity]:
-    """The cache of one metric's points from one resource and scope (one lookup per metric)."""
-    if (
-        _identity_state[:2] != [agg.max_attributes, agg.max_label_value]
-        or _identity_state[2] >= IDENTITY_CACHE_SIZE
-    ):
-        _identities.clear()
-        _identity_state[:] = [agg.max_attributes, agg.max_label_value, 0]
-    known = _identities.get((metric, kind, resource_key, scope_key))
-    if known is None:
-        known = _identities[(metric, kind, resource_key, scope_key)] = {}
-    return known
-
-
-def _identity(  # noqa: PLR0917 - the point's identity, parts and all
-    agg: _Aggregator,
-    known: dict[tuple[bytes, ...], Identity],
-    metric: str,
-    resource_key: str,
-    scope_key: str,
-    raw_attrs: tuple[bytes, ...],
-    resource_labels: tuple[tuple[str, str], ...],
-) -> Identity:
-    _identity_state[2] += 1
-    try:
-        attrs = raw_point_attrs(raw_attrs)
-    except ValueError as exc:
-        found: Identity = ("", {}, str(exc), "", "")
-        known[raw_attrs] = found
-        return found
-    labels = dict(resource_labels)
-    labels.update(attrs)
-    problem = agg.label_problem(labels, attrs)
-    found = (
-        series_id(metric, labels),
-        labels,
-        problem,
-        stream_id(metric, resource_key, scope_key, attrs),
-        origin_id(resource_key, scope_key),
-    )
-    known[raw_attrs] = found
-    return found
-
-
 def _points(  # noqa: PLR0917 - one signature for every point shape; the hot loop's locals
     agg: _Aggregator,
     name: str,
@@ -353,11 +288,11 @@ def _points(  # noqa: PLR0917 - one signature for every point shape; the hot loo
     batch = agg.batch
     series_of = batch.series
     temporality = data.aggregation_temporality
-    bad_temporality = _temporality_problem(temporality)
+    bad_temporality = temporality_problem(temporality)
     cumulative = temporality == CUMULATIVE
     kind = shape.kind
     oldest, newest = agg.oldest, agg.newest
-    known = _known_identities(agg, name, kind, resource_key, scope_key)
+    known = known_identities(agg.max_attributes, agg.max_label_value, name, kind, resource_key, scope_key)
     watch = name in agg.usage
     accepted = 0
     min_t, max_t = batch.min_t, batch.max_t
@@ -382,7 +317,9 @@ def _points(  # noqa: PLR0917 - one signature for every point shape; the hot loo
         raw_attrs = tuple(dp.attributes[:])
         found = known.get(raw_attrs)
         if found is None:
-            found = _identity(agg, known, name, resource_key, scope_key, raw_attrs, resource_labels)
+            found = resolve_identity(
+                agg.label_problem, known, name, resource_key, scope_key, raw_attrs, resource_labels
+            )
         sid, labels, problem, stream, origin = found
         if problem is not None:
             batch.reject(name, problem)

@@ -222,3 +222,10 @@ class ExpHistogramShape:
 
     def checked(self, dp: Any, t: int) -> CumulativePoint | str:
         return self.problem(dp) or self._cumulative(dp, t)
+
+
+def temporality_problem(temporality: int) -> str | None:
+    """Why a sum or histogram's temporality is refused, or None."""
+    if temporality in (DELTA, CUMULATIVE):
+        return None
+    return "aggregation_temporality must be DELTA (1) or CUMULATIVE (2)"
