@@ -14,9 +14,10 @@ def push_endpoint(base_url: str, project: str, topic: str) -> str:
 
 
 def create_topics_and_subscriptions(
-    topo: Topology, project: str, base_url_of: Callable[[str], str]
+    topo: Topology, project: str, base_url_of: Callable[[str], str], *, name_suffix: str = ""
 ) -> list[tuple[str, str]]:
-    """Idempotent. ``base_url_of(capability)`` is where that capability is served.
+    """Idempotent. ``base_url_of(capability)`` is where that capability is served; each
+    subscription is named ``<topic>-to-<function><name_suffix>``.
 
     Returns (subscription, push endpoint) pairs.
     """
@@ -30,7 +31,7 @@ def create_topics_and_subscriptions(
 
     def push(topic: str, fn_name: str, capability: str, ack_deadline: int, **policy: object) -> None:
         endpoint = push_endpoint(base_url_of(capability), project, topic)
-        subscription = subscriber.subscription_path(project, f"{topic}-to-{fn_name}")
+        subscription = subscriber.subscription_path(project, f"{topic}-to-{fn_name}{name_suffix}")
         request = {
             "name": subscription,
             "topic": publisher.topic_path(project, topic),

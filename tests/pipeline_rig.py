@@ -54,7 +54,13 @@ def rewire(
     drop_topology_subscriptions()
     subscriber = pubsub_v1.SubscriberClient()
     publisher = pubsub_v1.PublisherClient()
-    created = [sub for sub, _ in create_topics_and_subscriptions(topo, PROJECT, base_url_of)]
+    # Names of their own: the emulator keeps a subscription name's push backoff across a delete
+    # and re-create, so one another test left failing (pushing to a closed port) would deliver
+    # this test's messages minutes late.
+    suffix = f"-{uuid.uuid4().hex[:6]}"
+    created = [
+        sub for sub, _ in create_topics_and_subscriptions(topo, PROJECT, base_url_of, name_suffix=suffix)
+    ]
     for sub in created:
         topic = sub.rsplit("/", 1)[1].split("-to-", 1)[0]
         update: dict[str, Any] = {
