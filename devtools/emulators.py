@@ -66,11 +66,17 @@ def firestore_for_bench(log_dir: Path) -> Iterator[str]:
 
 
 def start_pubsub(
-    port: int, project: str, *, log_dir: Path | None = None, echo: TextIO | None = None, timeout: float = 90
+    port: int,
+    project: str,
+    *,
+    log_dir: Path | None = None,
+    echo: TextIO | None = None,
+    timeout: float = 90,
+    name: str = "pubsub",
 ) -> ManagedProcess:
     gcloud = require("gcloud", GCLOUD_HINT)
     proc = ManagedProcess(
-        "pubsub",
+        name,
         [
             gcloud,
             "beta",

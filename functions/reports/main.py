@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import flask
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from functions.reports.cache import dashboard_cache
 from functions.reports.panels import WINDOWS, Catalog, load_catalog
 from functions.reports.render import FORMATS, MEDIA_TYPES
 from functions.reports.settings import deployed, get_reports_settings
@@ -21,6 +20,8 @@ from shared.logging import get_logger
 
 if TYPE_CHECKING:
     from functions.reports.audiences import Audiences
+    from functions.reports.view_cache import ViewCache
+    from functions.reports.views import DashboardView
 
 api = Api("reports")
 log = get_logger("reports")
@@ -151,6 +152,14 @@ def root(_request: flask.Request) -> flask.Response:
 
 
 @lru_cache(maxsize=1)
+def view_cache() -> ViewCache:
+    """This instance's view cache, sharing built views with the others through Firestore."""
+    from functions.reports.view_cache import FirestoreSharedViews, ViewCache
+
+    return ViewCache(FirestoreSharedViews())
+
+
+@lru_cache(maxsize=1)
 def _health() -> Any:
     from shared.health import HealthCheck, firestore_probe
 
@@ -216,18 +225,24 @@ def dashboard(request: flask.Request, name: str, query: DashboardQuery) -> flask
         raise Problem(422, f"region {region!r} is not one of {', '.join(cat.regions)}.", allowed=cat.regions)
     definition = cat.dashboards[name]
     now = utcnow()
-    key = (name, window, region or "", fmt, query.tz)
-    settings = get_reports_settings()
-    body = dashboard_cache.get(key, now.timestamp()) if settings.cache_dashboards else None
-    cache_state = "hit"
-    if body is None:
-        cache_state = "miss"
-        view = build_dashboard(
+
+    def build() -> DashboardView:
+        return build_dashboard(
             definition, StoreMetricSource(), FirestoreAlertSource(), window=window, region=region, now=now
         )
-        body = render_view(view, fmt, cat, query.tz)
-        if settings.cache_dashboards:
-            dashboard_cache.put(key, body, now.timestamp() + definition.refresh_seconds)
+
+    if get_reports_settings().cache_dashboards:
+        view, cache_state = view_cache().view(
+            name=name,
+            window=window,
+            region=region,
+            refresh_seconds=definition.refresh_seconds,
+            now=now,
+            build=build,
+        )
+    else:
+        view, cache_state = build(), "miss"
+    body = render_view(view, fmt, cat, query.tz)
     response = flask.Response(body, mimetype=MEDIA_TYPES[fmt])
     response.headers["Cache-Control"] = f"max-age={definition.refresh_seconds}"
     response.headers["Vary"] = "Accept"

@@ -10,7 +10,7 @@ import pytest
 
 from devtools.emulators import reset_firestore
 from functions.reports import audiences, panels, render
-from functions.reports.cache import dashboard_cache
+from functions.reports.main import view_cache
 from functions.reports.settings import get_reports_settings
 from shared import clock
 
@@ -23,11 +23,11 @@ def _reports_isolated() -> Iterator[None]:
     get_reports_settings.cache_clear()
     panels.load_catalog.cache_clear()
     audiences.load_audiences.cache_clear()
-    dashboard_cache.clear()
+    view_cache.cache_clear()
     yield
     get_reports_settings.cache_clear()
     panels.load_catalog.cache_clear()
-    dashboard_cache.clear()
+    view_cache.cache_clear()
     render.templates.cache_clear()
 
 
