@@ -156,6 +156,7 @@ def run(quick: bool) -> None:
     from functions.reports.report import build_report
     from functions.reports.settings import get_reports_settings
     from functions.reports.source import FirestoreAlertSource, StoreMetricSource
+    from shared.metrics.build_reads import rollup_reads
 
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     started = time.perf_counter()
@@ -236,15 +237,16 @@ def run(quick: bool) -> None:
     for name, audience in audiences.audiences.items():
         before = counter.documents
         t0 = time.perf_counter()
-        report = build_report(
-            audience,
-            period,
-            catalog,
-            StoreMetricSource(),
-            FirestoreAlertSource(),
-            documents=FirestoreDocumentSource(),
-            now=now,
-        )
+        with rollup_reads():  # as mailing builds it
+            report = build_report(
+                audience,
+                period,
+                catalog,
+                StoreMetricSource(),
+                FirestoreAlertSource(),
+                documents=FirestoreDocumentSource(),
+                now=now,
+            )
         built = time.perf_counter() - t0
         reads = counter.documents - before
         t0 = time.perf_counter()

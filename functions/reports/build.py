@@ -9,6 +9,7 @@ import math
 import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from functions.reports.views import (
     format_value,
     worst,
 )
+from shared.metrics.build_reads import rollup_reads
 from shared.metrics.query import MetricQuery, QueryResult
 
 PANEL_WORKERS = 8  # Firestore reads of a cold build in flight at once
@@ -327,9 +329,14 @@ def build_dashboard(
         MemoisedMetricSource(metrics), alerts, start=start, end=end, step=step, region=region, now=now
     )
     # A cold build is Firestore round trips, not CPU: panels built side by side cost the slowest
-    # panel's reads rather than the sum of all of them.
-    with ThreadPoolExecutor(max_workers=max(1, min(PANEL_WORKERS, len(dashboard.panels)))) as pool:
-        panels = list(pool.map(builder.build, dashboard.panels))
+    # panel's reads rather than the sum of all of them, and the panels' queries of one metric
+    # over the window read its rollups once (``rollup_reads``).
+    with (
+        rollup_reads(),
+        ThreadPoolExecutor(max_workers=max(1, min(PANEL_WORKERS, len(dashboard.panels)))) as pool,
+    ):
+        tasks = [pool.submit(copy_context().run, builder.build, panel) for panel in dashboard.panels]
+        panels = [task.result() for task in tasks]
     return DashboardView(
         name=dashboard.name,
         title=dashboard.title,

@@ -117,15 +117,18 @@ def mail_report(
     if claimed.outcome == "busy":
         raise ClaimedElsewhere(f"Report {run_id} is being built and mailed by another instance; retry later.")
 
-    report = build_report(
-        spec,
-        chosen,
-        catalog,
-        StoreMetricSource(),
-        FirestoreAlertSource(),
-        documents=FirestoreDocumentSource(),
-        now=now,
-    )
+    from shared.metrics.build_reads import rollup_reads
+
+    with rollup_reads():  # the sections' queries of one metric read its rollups once
+        report = build_report(
+            spec,
+            chosen,
+            catalog,
+            StoreMetricSource(),
+            FirestoreAlertSource(),
+            documents=FirestoreDocumentSource(),
+            now=now,
+        )
     rendered = render_report(report, settings)
     message = build_message(
         rendered,

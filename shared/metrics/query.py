@@ -48,6 +48,7 @@ from typing import Any, Literal, get_args
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from shared.clock import utcnow
+from shared.metrics.build_reads import RangeKey, current_build_reads
 from shared.metrics.catalogue import CustomerUsage
 from shared.metrics.sketch import Sketch
 from shared.metrics.store import (
@@ -340,24 +341,29 @@ def _fold_rollups(
 
     # (rollups, whether each is counted in the bucket of its hour): the folded hours, and for an
     # hour-resolution window the minutes of hours not folded yet.
-    sources: list[tuple[Any, bool]] = []
+    sources: list[tuple[Any, bool, RangeKey]] = []
     if resolution == "hour":
         folded = folded_until(query.metric, utcnow())
         if start < folded:
             hours = _range(rollups(query.metric, "hour"), start, min(end, folded))
-            sources.append((hours, False))
+            sources.append((hours, False, (query.metric, "hour", start, min(end, folded))))
         # The hours whose start lies in [start, end), read from [their start, the next hour).
         low, high = max(folded, hour_ceil(start)), hour_ceil(end)
         if low < high:
-            sources.append((_range(rollups(query.metric, "minute"), low, high), True))
+            minutes = _range(rollups(query.metric, "minute"), low, high)
+            sources.append((minutes, True, (query.metric, "minute", low, high)))
     else:
-        sources.append((_range(rollups(query.metric, resolution), start, end), False))
+        sources.append(
+            (
+                _range(rollups(query.metric, resolution), start, end),
+                False,
+                (query.metric, resolution, start, end),
+            )
+        )
 
-    for source, by_hour in sources:
+    for source, by_hour, key in sources:
         # A rollup holds a bucket of series: each is filtered and grouped on its own labels.
-        stream = source if wants_sketch else source.select(SUMMARY_FIELDS)
-        for snapshot in stream.stream():
-            doc = snapshot.to_dict() or {}
+        for doc in _documents(source, key, wants_sketch):
             at = bucket_start(doc["t"], "hour") if by_hour else doc["t"]
             index = fold.index((at - query.start).total_seconds())
             for _, summary, sketch_bytes in entries(doc):
@@ -436,6 +442,19 @@ def _customer_usage(query: MetricQuery, spec: CustomerUsage, max_series: int | N
                     acc = steps[index] = Accumulator()
                 acc.add_counter(value)
     return QueryResult(metric=query.metric, agg=query.agg, series=fold.series(), resolution="day")
+
+
+def _documents(source: Any, key: RangeKey, wants_sketch: bool) -> Iterable[dict[str, Any]]:
+    """The range's rollups: streamed, or once per build inside ``build_reads.rollup_reads()``."""
+
+    def load(sketches: bool) -> Iterable[dict[str, Any]]:
+        stream = source if sketches else source.select(SUMMARY_FIELDS)
+        return (snapshot.to_dict() or {} for snapshot in stream.stream())
+
+    shared = current_build_reads()
+    if shared is None:
+        return load(wants_sketch)
+    return shared.documents(key, sketches=wants_sketch, load=lambda sketches: list(load(sketches)))
 
 
 def _range(collection: Any, start: datetime, end: datetime) -> Any:
