@@ -14,10 +14,12 @@ Firestore client's stream/get calls (documents returned), here only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from statistics import median
@@ -58,21 +60,51 @@ class ReadCounter:
         client.Client.get_all = get_all  # type: ignore[method-assign]
 
 
+# Production's shape of the request metric: every route routing answers, by status, in three
+# regions (240 series), and the persona decisions; the default run. ``--lean`` writes the earlier
+# six series (one route, two statuses) for comparison.
+ROUTES = [
+    "/v2/route", "/v1/route", "/v2/route/bulk", "/v2/feedback", "/v2/recommend", "/health",
+    "/v2/personas", "/v2/personas/{id}", "/v2/route/explain", "/v2/keys/check", "/v1/feedback",
+    "/v1/recommend", "/v2/experiments", "/v2/experiments/{id}", "/v2/weights", "/v2/weights/{set}",
+    "/v2/cache/stats", "/v2/inference", "/v2/inference/batch", "/v2/usage",
+]  # fmt: skip
+STATUSES = {"200": 0.97, "422": 0.015, "429": 0.01, "503": 0.005}
+PERSONAS = ("mentor", "coach", "listener", "challenger")
+LEAN = False
+
+
 def minute_of(history, minute: datetime) -> None:  # type: ignore[no-untyped-def]
     hour = minute.hour + minute.minute / 60
     load = 1.0 + 0.6 * max(0.0, 1 - abs(hour - 15) / 9)  # a daily shape
+    routes = ROUTES[:1] if LEAN else ROUTES
+    statuses = {"200": 1.0, "503": 0.002} if LEAN else STATUSES
     for region, latency in REGIONS.items():
-        base = {"service": "routing", "region": region, "http.route": "/v2/route"}
-        history.observe_weighted(
-            "http.server.request.duration",
-            {**base, "http.response.status_code": "200"},
-            minute,
-            [latency * 0.8, latency, latency * 1.3, latency * 2.5],
-            250 * load,
-        )
-        history.observe_weighted(
-            "http.server.request.duration", {**base, "http.response.status_code": "503"}, minute, [0.4], 0.5
-        )
+        for rank, route in enumerate(routes):
+            share = 0.6 if rank == 0 else 0.4 / max(1, len(routes) - 1)
+            base = {
+                "service": "routing",
+                "region": region,
+                "http.route": route,
+                "http.request.method": "POST",
+            }
+            for status, part in statuses.items():
+                samples = [latency * 0.8, latency, latency * 1.3, latency * 2.5] if status == "200" else [0.4]
+                history.observe_weighted(
+                    "http.server.request.duration",
+                    {**base, "http.response.status_code": status},
+                    minute,
+                    samples,
+                    250 * load * share * part,
+                )
+        if not LEAN:
+            for persona in PERSONAS:
+                history.increment(
+                    "ion.routing.persona.selected",
+                    {"service": "routing", "region": region, "persona": persona},
+                    minute,
+                    40 * load,
+                )
         cache = {"region": region, "endpoint": "route"}
         for tier, result, n in (
             ("l1", "hit", 640),
@@ -87,10 +119,26 @@ def minute_of(history, minute: datetime) -> None:  # type: ignore[no-untyped-def
         history.gauge("cloudsql.replication.lag", {"region": region, "database": "p:ion"}, minute, 0.04)
 
 
+@contextlib.contextmanager
+def each_query_reads() -> Iterator[None]:
+    """The build as it was before rollup reads were shared: every query streams its rollups."""
+    from functions.reports import build
+
+    shared = build.rollup_reads
+    build.rollup_reads = contextlib.nullcontext  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        build.rollup_reads = shared
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--lean", action="store_true", help="the earlier history: 6 request series")
     args = parser.parse_args()
+    global LEAN
+    LEAN = args.lean
 
     from devtools.emulators import start_firestore
     from devtools.processes import free_port
@@ -173,27 +221,36 @@ def run(quick: bool) -> None:
     windows = ["1h", "24h"] if quick else ["1h", "24h", "7d"]
     print()
     print(
-        f"{'dashboard':<15}{'window':<8}{'build ms':>10}{'reads':>8}"
+        f"{'dashboard':<15}{'window':<8}{'alone ms':>10}{'reads':>8}{'shared ms':>10}{'reads':>8}"
         + "".join(f"{f + ' ms':>12}" for f in FORMATS)
         + f"{'html KB':>9}"
     )
     worst = 0.0
     for name, dashboard in catalog.dashboards.items():
         for window in windows:
-            builds, reads = [], 0
+            builds, reads, alone_builds, alone_reads = [], 0, [], 0
             for _ in range(3):
-                before = counter.documents
-                t0 = time.perf_counter()
-                view = build_dashboard(
-                    dashboard,
-                    StoreMetricSource(),
-                    FirestoreAlertSource(),
-                    window=window,
-                    region=None,
-                    now=now,
-                )
-                builds.append(time.perf_counter() - t0)
-                reads = counter.documents - before
+                for shared in (False, True):  # interleaved: each query reading, then shared reads
+                    before = counter.documents
+                    t0 = time.perf_counter()
+                    with contextlib.ExitStack() as stack:
+                        if not shared:
+                            stack.enter_context(each_query_reads())
+                        view = build_dashboard(
+                            dashboard,
+                            StoreMetricSource(),
+                            FirestoreAlertSource(),
+                            window=window,
+                            region=None,
+                            now=now,
+                        )
+                    took = time.perf_counter() - t0
+                    if shared:
+                        builds.append(took)
+                        reads = counter.documents - before
+                    else:
+                        alone_builds.append(took)
+                        alone_reads = counter.documents - before
             renders = {}
             html_size = 0
             for fmt in FORMATS:
@@ -208,7 +265,8 @@ def run(quick: bool) -> None:
             total = median(builds) + renders["html"]
             worst = max(worst, total)
             print(
-                f"{name:<15}{window:<8}{median(builds) * 1000:>10.0f}{reads:>8}"
+                f"{name:<15}{window:<8}{median(alone_builds) * 1000:>10.0f}{alone_reads:>8}"
+                f"{median(builds) * 1000:>10.0f}{reads:>8}"
                 + "".join(f"{renders[f] * 1000:>12.2f}" for f in FORMATS)
                 + f"{html_size / 1024:>9.1f}"
             )
