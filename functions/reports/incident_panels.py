@@ -153,7 +153,6 @@ def _stat(panel: Panel, base: dict[str, Any], reads: IncidentReads, now: datetim
             status="breach" if missed else "ok",
             value=float(len(missed)),
             text=text,
-            records=[record_view(r, now) for r in by_urgency(missed)],
         )
     if measure == "open":
         still = reads.open_now()
