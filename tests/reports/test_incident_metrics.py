@@ -232,3 +232,34 @@ def test_durations_read_as_people_say_them() -> None:
         "2 h 05 min",
         "3 d 04 h",
     ]
+
+
+@pytest.mark.parametrize(("daily", "status"), [("40.00", "ok"), ("70.00", "warning"), ("110.00", "breach")])
+def test_cost_so_far_is_the_snapshots_month_to_date_against_the_prorated_target(
+    daily: str, status: str
+) -> None:
+    from functions.reports.daily import cost_so_far_part
+    from functions.reports.documents import MemoryDocumentSource
+    from tests.reports.business_docs import cost_day, days_of, snapshot_doc
+
+    days = days_of(datetime(2026, 11, 1).date(), 17)
+    history = {d: cost_day(d, {"Cloud Run": daily}) for d in days}
+    snapshot = snapshot_doc(history, days[-1])
+    documents = MemoryDocumentSource(
+        {"cost_snapshots": {"2026-11-17": {"as_of": "2026-11-17", "snapshot": snapshot}}}
+    )
+    # 17:00 New York on 18 Nov: today's snapshot is not taken yet; the 17th's is used and said.
+    part = cost_so_far_part(
+        documents, day_until(datetime(2026, 11, 18, 22, 0, tzinfo=UTC), "America/New_York")
+    )
+    so_far, forecast = part.figures
+    assert so_far.value == pytest.approx(17 * float(daily))
+    assert so_far.title == "Cost so far in November (17 days, to Nov 17)"
+    target = snapshot["budget"]["target"] * 17 / 30
+    assert f"<= ${target:,.2f}" in so_far.target
+    assert so_far.status == status
+    assert forecast.value == snapshot["forecast_month_end"]["total"]
+    assert any("latest cost snapshot is of 2026-11-17, not 2026-11-18" in n for n in part.notes)
+    nothing = cost_so_far_part(MemoryDocumentSource(), day("2026-11-18", "America/New_York"))
+    assert nothing.figures == []
+    assert "the cost so far is unknown" in nothing.notes[0]
