@@ -192,11 +192,59 @@ def seed_cost_and_health(today: date) -> None:
         health.put_doc(RUNS_COLLECTION, day.isoformat(), summary.model_dump(mode="json"))
 
 
+def seed_incidents(now: datetime) -> int:
+    """Incident records as the fan-out keeps them: three a day for eight weeks (the trends' span),
+    P1 to P4 in turn, most acknowledged and resolved, the last few open."""
+    from shared.firestore import get_firestore
+
+    targets = {
+        "P1": (timedelta(minutes=15), timedelta(hours=4)),
+        "P2": (timedelta(hours=1), timedelta(hours=24)),
+        "P3": (timedelta(hours=4), timedelta(days=3)),
+        "P4": (timedelta(hours=24), timedelta(days=7)),
+    }
+    severities = {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}
+    batch = get_firestore().batch()
+    count = 56 * 3
+    for i in range(count):
+        priority = f"P{i % 4 + 1}"
+        opened = now - timedelta(hours=8 * (count - i))
+        respond, resolve = targets[priority]
+        settled = i < count - 4
+        acknowledged = opened + timedelta(minutes=5 + i % 40) if settled else None
+        resolved = opened + timedelta(minutes=30 + 7 * (i % 30)) if settled else None
+        batch.set(
+            get_firestore().collection("incidents").document(f"bench-{i}"),
+            {
+                "id": f"bench-{i}",
+                "priority": priority,
+                "severity": severities[priority],
+                "state": "resolved" if settled else "triggered",
+                "title": f"bench incident {i}",
+                "labels": {"service": "routing", "region": list(REGIONS)[i % 3]},
+                "opened_at": opened,
+                "acknowledged_at": acknowledged,
+                "resolved_at": resolved,
+                "respond_by": opened + respond,
+                "resolve_by": opened + resolve,
+                "escalation_level": 0,
+                "timeline": [],
+                "updated_at": resolved or opened,
+            },
+        )
+        if i % 400 == 399:
+            batch.commit()
+            batch = get_firestore().batch()
+    batch.commit()
+    return count
+
+
 def run(quick: bool) -> None:
     from devtools.metric_history import write_history
     from functions.reports.audiences import load_audiences
     from functions.reports.build import build_dashboard
     from functions.reports.documents import FirestoreDocumentSource
+    from functions.reports.incident_records import FirestoreIncidentSource
     from functions.reports.mail import render_report
     from functions.reports.panels import load_catalog
     from functions.reports.period import Period
@@ -213,7 +261,11 @@ def run(quick: bool) -> None:
         write_history(now - timedelta(days=7), recent, minute_of, every=10)
     write_history(recent, now + timedelta(minutes=1), minute_of, every=1)
     seed_cost_and_health(now.date())
-    print(f"history written and folded in {time.perf_counter() - started:.1f} s")
+    incidents_written = seed_incidents(now)
+    print(
+        f"history written and folded, {incidents_written} incidents stored, "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
 
     counter = ReadCounter()
     counter.install()
@@ -243,6 +295,7 @@ def run(quick: bool) -> None:
                             window=window,
                             region=None,
                             now=now,
+                            incidents=FirestoreIncidentSource(),
                         )
                     took = time.perf_counter() - t0
                     if shared:
@@ -304,6 +357,7 @@ def run(quick: bool) -> None:
                 FirestoreAlertSource(),
                 documents=FirestoreDocumentSource(),
                 now=now,
+                incidents=FirestoreIncidentSource(),
             )
         built = time.perf_counter() - t0
         reads = counter.documents - before

@@ -144,6 +144,7 @@ variable "reports" {
       engineering = list(string)
       leadership  = list(string)
       support     = list(string)
+      operations  = list(string) # the daily operations summary at 17:00
     })
   })
   validation {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict
@@ -41,6 +42,10 @@ class SectionSpec(_Strict):
     cost: CostSpec | None = None
     # The distribution of customers' latest health category (the health capability's runs).
     customer_health: bool = False
+    # Panels shown whole (the incident records' per-priority times, lists and weekly trends).
+    panels: list[str] = []
+    # The month's cost so far and its forecast, from the latest cost snapshot (daily summary).
+    cost_so_far: bool = False
 
     def refs(self) -> list[str]:
         return [
@@ -49,6 +54,7 @@ class SectionSpec(_Strict):
             *([self.chart] if self.chart else []),
             *([self.error_budget] if self.error_budget else []),
             *([self.cost.requests] if self.cost else []),
+            *self.panels,
         ]
 
 
@@ -57,6 +63,8 @@ class AudienceSpec(_Strict):
     title: str
     recipients: list[str] = []
     time_zone: str | None = None
+    # The period a request that names none reports on (the daily operations summary: day).
+    period: Literal["week", "month", "day"] = "week"
     sections: list[SectionSpec]
 
     def mail_to(self) -> list[str]:

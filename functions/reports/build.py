@@ -13,8 +13,10 @@ from contextvars import copy_context
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from functions.reports.incident_panels import IncidentReads, build_incident_panel
+from functions.reports.incident_records import IncidentSource
 from functions.reports.incidents import episodes, firing_alerts
-from functions.reports.panels import ADDITIVE, STEPS, WINDOWS, Dashboard, Panel, Status
+from functions.reports.panels import ADDITIVE, INCIDENT_KINDS, STEPS, WINDOWS, Dashboard, Panel, Status
 from functions.reports.source import ActiveAlert, AlertSource, MetricSource, Transition
 from functions.reports.views import (
     DashboardView,
@@ -57,6 +59,7 @@ class PanelBuilder:
         step: int,
         region: str | None = None,
         now: datetime | None = None,
+        incidents: IncidentSource | None = None,
     ) -> None:
         self.metrics = metrics
         self.alerts = alerts
@@ -66,6 +69,10 @@ class PanelBuilder:
         self._active: list[ActiveAlert] | None = None
         self._transitions: list[Transition] | None = None
         self._lock = threading.Lock()
+        # The incident records (None: their panels say they were not read).
+        self.records = (
+            IncidentReads(incidents, start=start, end=end, region=region) if incidents is not None else None
+        )
 
     # queries -----------------------------------------------------------------------------------
     def _query(
@@ -198,6 +205,8 @@ class PanelBuilder:
             return self._distribution(panel, base)
         if panel.kind == "alerts":
             return self._alerts(panel, base)
+        if panel.kind in (*INCIDENT_KINDS, "alert_counts"):
+            return build_incident_panel(panel, base, self.records, now=self.now, episodes=self.incidents)
         return self._incidents(panel, base)
 
     def _timeseries(self, panel: Panel, base: dict[str, Any]) -> PanelView:
@@ -321,12 +330,20 @@ def build_dashboard(
     window: str,
     region: str | None,
     now: datetime,
+    incidents: IncidentSource | None = None,
 ) -> DashboardView:
     from functions.reports.source import MemoisedMetricSource
 
     start, end, step = dashboard_window(window, now)
     builder = PanelBuilder(
-        MemoisedMetricSource(metrics), alerts, start=start, end=end, step=step, region=region, now=now
+        MemoisedMetricSource(metrics),
+        alerts,
+        start=start,
+        end=end,
+        step=step,
+        region=region,
+        now=now,
+        incidents=incidents,
     )
     # A cold build is Firestore round trips, not CPU: panels built side by side cost the slowest
     # panel's reads rather than the sum of all of them, and the panels' queries of one metric

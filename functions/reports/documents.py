@@ -42,6 +42,9 @@ class CostSnapshot(BaseModel):
     forecast_month_end: float
     source: str = ""
     fallback: bool = False
+    # The month so far (what budgets count) and over how many days (the daily summary).
+    month_to_date: float | None = None
+    month_to_date_days: int | None = None
 
 
 class HealthRun(BaseModel):
@@ -88,7 +91,13 @@ def cost_snapshot_of(doc: dict[str, Any]) -> CostSnapshot:
         forecast_month_end=float((body.get("forecast_month_end") or {}).get("total", 0.0)),
         source=str(source.get("name", "")),
         fallback=bool(source.get("fallback", False)),
+        month_to_date=_optional_money((body.get("month_to_date") or {}).get("total")),
+        month_to_date_days=(body.get("month_to_date") or {}).get("days"),
     )
+
+
+def _optional_money(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def health_run_of(doc: dict[str, Any]) -> HealthRun:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from functions.reports.incident_metrics import duration_text
 from functions.reports.render import duration, status_label
 from functions.reports.report import Report
 from functions.reports.settings import ReportsSettings
@@ -64,6 +65,10 @@ def period_text(report: Report) -> str:
     from datetime import date
 
     end_day = date.fromordinal(last_day)
+    if report.period.kind == "day":
+        end = report.period.end.astimezone(tz)
+        until = "midnight" if end.date() > start.date() else f"{end:%H:%M}"
+        return f"day {report.period.label}, {start:%a %d %b %Y} 00:00 to {until} ({report.period.time_zone})"
     name = "week" if report.period.kind == "week" else "month"
     span = f"{start:%a %d %b %Y} to {end_day:%a %d %b %Y}"
     return f"{name} {report.period.label}, {span} ({report.period.time_zone})"
@@ -83,6 +88,7 @@ def render_report(report: Report, settings: ReportsSettings) -> RenderedReport:
         "status_label": status_label,
         "duration": duration,
         "local": local,
+        "span": duration_text,
         "public_url": settings.public_url.rstrip("/"),
     }
     env = templates()

@@ -61,14 +61,28 @@ class Mailed:
 
 
 def choose_period(
-    *, kind: str, week: str | None, month: str | None, zone_name: str, reference: datetime, now: datetime
+    *,
+    kind: str,
+    week: str | None,
+    month: str | None,
+    zone_name: str,
+    reference: datetime,
+    now: datetime,
+    day: str | None = None,
 ) -> Period:
     """The named week or month, else the last full one before ``reference`` (when the scheduler
     meant the job to run, so its retries name the same period). Raises ``period.PeriodError`` for
     a malformed name, ``PeriodNotOver`` for a period still running at ``now``."""
     from functions.reports import period
 
-    if week:
+    if day or kind == "day":
+        # A day runs to when the job was meant to run (its retries cover the same hours), or whole.
+        chosen = (
+            period.day(day, zone_name, until=reference) if day else period.day_until(reference, zone_name)
+        )
+        if chosen.end <= chosen.start:
+            raise PeriodNotOver(f"day {chosen.label} ({zone_name}) has not started yet.")
+    elif week:
         chosen = period.week(week, zone_name)
     elif month:
         chosen = period.month(month, zone_name)
@@ -94,6 +108,7 @@ def mail_report(
 ) -> Mailed | AlreadyMailed:
     from functions.reports import archive
     from functions.reports.documents import FirestoreDocumentSource
+    from functions.reports.incident_records import FirestoreIncidentSource
     from functions.reports.mail import build_message, render_report, send, write_outbox
     from functions.reports.report import build_report, report_id
     from functions.reports.source import FirestoreAlertSource, StoreMetricSource
@@ -128,6 +143,7 @@ def mail_report(
             FirestoreAlertSource(),
             documents=FirestoreDocumentSource(),
             now=now,
+            incidents=FirestoreIncidentSource(),
         )
     rendered = render_report(report, settings)
     message = build_message(

@@ -212,6 +212,7 @@ def dashboards_index(request: flask.Request, query: FormatQuery) -> flask.Respon
 )
 def dashboard(request: flask.Request, name: str, query: DashboardQuery) -> flask.Response:
     from functions.reports.build import build_dashboard
+    from functions.reports.incident_records import FirestoreIncidentSource
     from functions.reports.render import render_view
     from functions.reports.source import FirestoreAlertSource, StoreMetricSource
 
@@ -228,7 +229,13 @@ def dashboard(request: flask.Request, name: str, query: DashboardQuery) -> flask
 
     def build() -> DashboardView:
         return build_dashboard(
-            definition, StoreMetricSource(), FirestoreAlertSource(), window=window, region=region, now=now
+            definition,
+            StoreMetricSource(),
+            FirestoreAlertSource(),
+            window=window,
+            region=region,
+            now=now,
+            incidents=FirestoreIncidentSource(),
         )
 
     if get_reports_settings().cache_dashboards:
@@ -263,9 +270,12 @@ class ReportRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    period: Literal["week", "month"] = "week"
+    period: Literal["week", "month", "day"] | None = Field(
+        default=None, description="week, month or day (the day so far); default: the audience's (week)"
+    )
     week: str | None = Field(default=None, max_length=16, description="an ISO week, e.g. 2026-W46")
     month: str | None = Field(default=None, max_length=16, description="a month, e.g. 2026-11")
+    day: str | None = Field(default=None, max_length=16, description="a local day, e.g. 2026-11-18")
     time_zone: str | None = Field(default=None, max_length=64, description="an IANA time zone")
     resend: bool = False
 
@@ -273,9 +283,10 @@ class ReportRequest(BaseModel):
 class ReportQuery(BaseModel):
     """The same parameters in the query string (each overrides the body's)."""
 
-    period: Literal["week", "month"] | None = None
+    period: Literal["week", "month", "day"] | None = None
     week: str | None = Field(default=None, max_length=16, description="an ISO week, e.g. 2026-W46")
     month: str | None = Field(default=None, max_length=16, description="a month, e.g. 2026-11")
+    day: str | None = Field(default=None, max_length=16, description="a local day, e.g. 2026-11-18")
     time_zone: str | None = Field(default=None, max_length=64, description="an IANA time zone")
     resend: bool | None = Field(default=None, description="mail again a report already mailed")
 
@@ -328,9 +339,10 @@ def mail_report(request: flask.Request, name: str, query: ReportQuery, body: Rep
     now = utcnow()
     try:
         chosen = mailing.choose_period(
-            kind=params.period,
+            kind=params.period or spec.period,
             week=params.week,
             month=params.month,
+            day=params.day,
             zone_name=params.time_zone or spec.time_zone or settings.time_zone,
             reference=_reference_time(request),
             now=now,

@@ -25,8 +25,24 @@ from shared.metrics.query import AGGREGATIONS, QUANTILES
 DEFAULT_DASHBOARDS_FILE = Path(__file__).resolve().parent / "dashboards.yaml"
 
 Status = Literal["ok", "warning", "breach", "no_data", "info"]
-Unit = Literal["percent", "seconds", "per_second", "count", "ratio", "instances", "usd"]
-PanelKind = Literal["stat", "timeseries", "breakdown", "distribution", "alerts", "incidents"]
+Unit = Literal["percent", "seconds", "per_second", "count", "ratio", "instances", "usd", "duration"]
+PanelKind = Literal[
+    "stat",
+    "timeseries",
+    "breakdown",
+    "distribution",
+    "alerts",
+    "incidents",
+    # The incident records (``incident_panels.py``): a figure, per-priority times, a list, a trend;
+    # and the alerts of a window counted by severity.
+    "incident_stat",
+    "incident_response",
+    "incident_list",
+    "incident_trend",
+    "alert_counts",
+]
+INCIDENT_KINDS = ("incident_stat", "incident_response", "incident_list", "incident_trend")
+IncidentMeasure = Literal["within_target", "mttr", "mtta", "missed", "opened", "open"]
 WINDOWS: dict[str, int] = {"1h": 3600, "24h": 86_400, "7d": 604_800}
 # Step of the charted series per window: 60 points an hour, 24 a day, 168 a week. Windows charted
 # by the hour read hour rollups (and the minutes of the hours not folded yet): a day costs ~24
@@ -145,6 +161,11 @@ class Panel(_Strict):
     severities: list[str] = []
     alert_kinds: list[str] = []
     chart: bool = True
+    # incident_stat / incident_trend: what is measured; incident_trend: over how many weeks;
+    # incident_list: the incidents open now, or those opened or resolved in the window.
+    measure: IncidentMeasure | None = None
+    weeks: int = Field(default=8, ge=2, le=26)
+    shows: Literal["open", "window", "missed"] = "open"
 
     @model_validator(mode="after")
     def _consistent(self) -> Panel:
@@ -163,6 +184,12 @@ class Panel(_Strict):
                 raise ValueError("a distribution panel needs aggs among avg, min, max, p50, p90, p95, p99")
         if self.row_bands and self.kind != "breakdown":
             raise ValueError("row_bands only apply to a breakdown panel")
+        if self.kind in ("incident_stat", "incident_trend") and self.measure is None:
+            raise ValueError(
+                f"an {self.kind} panel needs `measure` (within_target, mttr, mtta, missed, opened, open)"
+            )
+        if self.kind == "incident_trend" and self.measure not in ("within_target", "mttr", "mtta", "opened"):
+            raise ValueError("an incident_trend measures within_target, mttr, mtta or opened")
         return self
 
     def needed_labels(self) -> list[str]:

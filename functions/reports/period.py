@@ -11,8 +11,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel
 
-PeriodKind = Literal["week", "month"]
+PeriodKind = Literal["week", "month", "day"]
 WEEK_LABEL = re.compile(r"^(\d{4})-W(\d{2})$")
+DAY_LABEL = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 MONTH_LABEL = re.compile(r"^(\d{4})-(\d{2})$")
 
 
@@ -108,3 +109,39 @@ def last_full_month(now: datetime, time_zone: str) -> Period:
     first = local.replace(day=1)
     previous = date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
     return month(f"{previous:%Y-%m}", time_zone)
+
+
+def day(label: str, time_zone: str, *, until: datetime | None = None) -> Period:
+    """A local calendar day, up to ``until`` when that falls inside it (the daily summary sent at
+    17:00 covers the day so far); the period before is the day before over the same hours."""
+    if not DAY_LABEL.match(label):
+        raise PeriodError(f"day {label!r} is not a date like 2026-11-18")
+    try:
+        first = date.fromisoformat(label)
+    except ValueError:
+        raise PeriodError(f"day {label!r} does not exist") from None
+    tz = zone(time_zone)
+    start, whole_end = _midnight(first, tz), _midnight(first + timedelta(days=1), tz)
+    end = whole_end if until is None or until >= whole_end else until.astimezone(UTC)
+    before = first - timedelta(days=1)
+    if end == whole_end:
+        previous_end = start
+    else:
+        # The same wall-clock hour the day before (23 or 25 hours earlier across a DST change).
+        previous_end = datetime.combine(before, end.astimezone(tz).time(), tzinfo=tz).astimezone(UTC)
+    return Period(
+        kind="day",
+        label=first.isoformat(),
+        time_zone=time_zone,
+        start=start,
+        end=end,
+        previous_label=before.isoformat(),
+        previous_start=_midnight(before, tz),
+        previous_end=previous_end,
+    )
+
+
+def day_until(reference: datetime, time_zone: str) -> Period:
+    """The local day holding ``reference``, from its midnight to ``reference``."""
+    local = reference.astimezone(zone(time_zone)).date()
+    return day(local.isoformat(), time_zone, until=reference)

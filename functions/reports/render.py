@@ -54,6 +54,7 @@ def templates() -> jinja2.Environment:
     import jinja2
 
     from functions.reports import svg
+    from functions.reports.incident_metrics import duration_text
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -85,6 +86,7 @@ def templates() -> jinja2.Environment:
         legend=svg.legend,
         last_text=last_text,
         format_value=format_value,
+        span=duration_text,
     )
     return env
 
@@ -102,6 +104,25 @@ def render_html(view: DashboardView, catalog: Catalog, zone: str = "UTC") -> str
             zone=zone,
         )
     )
+
+
+def incident_lines(panel: PanelView, dash: str) -> list[str]:
+    """The incident records' panels in text: per priority, then incidents one by one."""
+    from functions.reports.incident_metrics import duration_text as span
+
+    lines = [
+        f"{dash}{p.priority} {p.severity}: {p.text} [{status_label(p.status)}]" for p in panel.priorities
+    ]
+    for r in panel.records:
+        age = f", open for {span(r.age_seconds)}" if r.age_seconds is not None else ""
+        missed = [
+            m for m, flag in (("response", r.missed_response), ("resolution", r.missed_resolution)) if flag
+        ]
+        lines.append(
+            f"{dash}{r.priority} {r.title} ({r.state}): opened {iso(r.opened_at)}{age}"
+            + (f"; MISSED {' and '.join(missed)} target" if missed else "")
+        )
+    return lines
 
 
 def _panel_lines(panel: PanelView, *, markdown: bool) -> list[str]:
@@ -142,6 +163,7 @@ def _panel_lines(panel: PanelView, *, markdown: bool) -> list[str]:
             f"{dash}{incident.severity.upper()} {incident.summary}: {iso(incident.started)}, "
             f"{duration(incident.duration_seconds)}{' (ongoing)' if incident.ongoing else ''}"
         )
+    lines += incident_lines(panel, dash)
     if panel.note:
         lines.append(panel.note)
     lines.append("")

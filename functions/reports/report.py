@@ -11,7 +11,8 @@ from functions.reports.audiences import AudienceSpec
 from functions.reports.build import PanelBuilder
 from functions.reports.business import cost_part, health_part
 from functions.reports.documents import DocumentSource
-from functions.reports.panels import Catalog, Status
+from functions.reports.incident_records import IncidentSource
+from functions.reports.panels import INCIDENT_KINDS, Catalog, Status
 from functions.reports.period import Period
 from functions.reports.source import AlertSource, MemoisedMetricSource, MetricSource
 from functions.reports.views import (
@@ -44,6 +45,8 @@ class Section(BaseModel):
     incidents: list[IncidentView] | None = None
     incidents_previous: int | None = None
     chart: Chart | None = None
+    # Panels shown whole (incident records: per-priority times, lists, weekly trends).
+    panels: list[PanelView] = []
     # What a reader must know to trust the section (missing days, a fallback source, no data).
     notes: list[str] = []
 
@@ -127,10 +130,17 @@ def build_report(
     *,
     documents: DocumentSource,
     now: AwareDatetime,
+    incidents: IncidentSource | None = None,
 ) -> Report:
-    step = 3600 if period.kind == "week" else 86_400
+    step = 86_400 if period.kind == "month" else 3600
     current = PanelBuilder(
-        MemoisedMetricSource(metrics), alerts, start=period.start, end=period.end, step=step, now=now
+        MemoisedMetricSource(metrics),
+        alerts,
+        start=period.start,
+        end=period.end,
+        step=step,
+        now=now,
+        incidents=incidents,
     )
     before = PanelBuilder(
         MemoisedMetricSource(metrics),
@@ -139,6 +149,7 @@ def build_report(
         end=period.previous_end,
         step=step,
         now=now,
+        incidents=incidents,
     )
     views: dict[str, tuple[PanelView, PanelView]] = {}
 
@@ -168,10 +179,20 @@ def build_report(
             figures += health.figures
             tables += health.tables
             notes += health.notes
-        incidents = incidents_before = None
+        if spec.cost_so_far:
+            from functions.reports.daily import cost_so_far_part
+
+            so_far = cost_so_far_part(documents, period)
+            figures += so_far.figures
+            notes += so_far.notes
+        shown = [both(ref)[0] for ref in spec.panels]
+        if shown and all(not (p.records or p.priorities or p.rows) for p in shown):
+            when = f"on {period.label}" if period.kind == "day" else f"in {period.label}"
+            notes.append(f"No incident {when}, and none open: nothing to measure.")
+        episodes = episodes_before = None
         if spec.incidents is not None:
-            incidents = current.incidents(spec.incidents.severities)
-            incidents_before = len(before.incidents(spec.incidents.severities))
+            episodes = current.incidents(spec.incidents.severities)
+            episodes_before = len(before.incidents(spec.incidents.severities))
         chart = None
         if spec.chart:
             panel = both(spec.chart)[0]
@@ -184,7 +205,8 @@ def build_report(
                     panel=panel,
                 )
         statuses = [f.status for f in figures] + [r.status for t in tables for r in t.rows]
-        if incidents:
+        statuses += [p.status for p in shown]
+        if episodes:
             statuses.append("warning")
         sections.append(
             Section(
@@ -193,16 +215,17 @@ def build_report(
                 status=worst(statuses) if statuses else "info",
                 figures=figures,
                 tables=tables,
-                incidents=incidents,
-                incidents_previous=incidents_before,
+                incidents=episodes,
+                incidents_previous=episodes_before,
                 chart=chart,
+                panels=shown,
                 notes=notes,
             )
         )
     has_data = any(
         view.value is not None or view.rows or any(s.points for s in view.series)
         for view, _ in views.values()
-        if view.kind not in ("alerts", "incidents")
+        if view.kind not in ("alerts", "incidents", "alert_counts", *INCIDENT_KINDS)
     )
     return Report(
         id=report_id(audience.name, period),

@@ -41,6 +41,8 @@ def _bounds(series: list[SeriesView], unit: str, floor_zero: bool) -> tuple[floa
 def clock(at: datetime, span_seconds: float, zone: tzinfo | None = None) -> str:
     """A time on the axis in the reader's zone, named (UTC when no zone is known)."""
     local = at.astimezone(zone or UTC)
+    if span_seconds > 8 * 86_400:  # weekly trends: the date says more than the hour
+        return local.strftime("%d %b")
     return local.strftime("%a %H:%M" if span_seconds > 86_400 else "%H:%M") + f" {local.tzname()}"
 
 

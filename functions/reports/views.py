@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel
 
+from functions.reports.incident_views import IncidentRecordView, PriorityStatsView
 from functions.reports.panels import Band, Status
 
 SCHEMA_VERSION = 1
@@ -67,6 +68,9 @@ class PanelView(BaseModel):
     rows: list[RowView] = []
     alerts: list[AlertView] = []
     incidents: list[IncidentView] = []
+    # The incident records' panels: per-priority times, and incidents one by one.
+    priorities: list[PriorityStatsView] = []
+    records: list[IncidentRecordView] = []
     note: str = ""
 
 
@@ -110,6 +114,10 @@ def format_value(value: float | None, unit: str) -> str:
         return f"{value:.3f}"
     if unit == "usd":
         return f"${value:,.2f}"
+    if unit == "duration":
+        from functions.reports.incident_metrics import duration_text
+
+        return duration_text(value)
     return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 100 else f"{value:,.2f}"
 
 

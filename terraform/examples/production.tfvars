@@ -27,6 +27,7 @@ reports = {
     engineering = ["engineering@example.com"]
     leadership  = ["leadership@example.com"]
     support     = ["support@example.com"]
+    operations  = ["ion-ops-team@example.com"]
   }
 }
 

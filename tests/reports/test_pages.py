@@ -4,13 +4,16 @@ overflows at 360 px, no console error, and no request leaves the page's own orig
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from tests.reports.cdp import Browser, chromium_binary
 from tests.reports.conftest import minutes
+from tests.reports.incident_docs import incident_doc
 from tests.reports.traffic import seed
+
+MIN, HOUR = timedelta(minutes=1), timedelta(hours=1)
 
 # Elements wider than the viewport, or reaching past its right edge.
 OVERFLOW = """(() => {
@@ -48,12 +51,24 @@ def live(fs, serve_capability):  # type: ignore[no-untyped-def]
             "value": 0.061,
         }
     )
+    # Incident records as the fan-out writes them: one resolved late, one open past its deadline
+    # with a long unbroken title, and one from weeks ago for the trend.
+    now = datetime.now(UTC)
+    for doc in (
+        incident_doc("p1-late", "P1", now - 5 * HOUR, acknowledged_after=40 * MIN, resolved_after=5 * HOUR),
+        incident_doc("p2-open", "P2", now - 3 * HOUR, title="error-rate-high/" + "routing-service-" * 6),
+        incident_doc("p3-old", "P3", now - 20 * 24 * HOUR, acknowledged_after=HOUR, resolved_after=9 * HOUR),
+    ):
+        fs.collection("incidents").document(doc["id"]).set(doc)
     return serve_capability("reports")
 
 
 PAGES = [
     "/dashboards",
-    *(f"/dashboards/{n}" for n in ("overview", "performance", "reliability", "cache", "infrastructure")),
+    *(
+        f"/dashboards/{n}"
+        for n in ("overview", "performance", "reliability", "cache", "infrastructure", "incidents")
+    ),
 ]
 
 

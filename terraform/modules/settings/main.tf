@@ -26,6 +26,7 @@ locals {
     ION_REPORTS_TO_ENGINEERING = join(",", var.reports.recipients.engineering)
     ION_REPORTS_TO_LEADERSHIP  = join(",", var.reports.recipients.leadership)
     ION_REPORTS_TO_SUPPORT     = join(",", var.reports.recipients.support)
+    ION_REPORTS_TO_OPERATIONS  = join(",", var.reports.recipients.operations)
     # Cost: the billing export, queried by jobs that run in this project (where the function may
     # run jobs), in the export dataset's location; of ION's projects only (the export holds every
     # project the billing account pays for): this one and the serving project.

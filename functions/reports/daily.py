@@ -1,0 +1,92 @@
+"""The daily operations summary's own part: the month's cost so far, read from the latest cost
+snapshot (``cost_snapshots/<date>``, as the weekly cost section reads it), against the budget and
+savings target prorated over the days it covers. The billing export lags by up to a day, so the
+latest snapshot of the last three local days is used and its date said; none is a note, never a
+zero."""
+
+from __future__ import annotations
+
+import calendar
+from datetime import date, timedelta
+
+from functions.reports.business import Part
+from functions.reports.documents import DocumentSource
+from functions.reports.panels import Status
+from functions.reports.period import Period, zone
+from functions.reports.views import Figure, format_value
+
+SNAPSHOT_LOOKBACK_DAYS = 3
+
+
+def _grade(value: float, target: float, budget: float) -> Status:
+    if budget <= 0:
+        return "info"
+    return "ok" if value <= target else "warning" if value <= budget else "breach"
+
+
+def _figure(ref: str, title: str, target: str, status: Status, value: float) -> Figure:
+    return Figure(
+        ref=ref,
+        title=title,
+        unit="usd",
+        target=target,
+        status=status,
+        value=value,
+        text=format_value(value, "usd"),
+        previous=None,
+        previous_text="",
+        change="",
+        direction="none",
+    )
+
+
+def usd(value: float) -> str:
+    return format_value(value, "usd")
+
+
+def cost_so_far_part(source: DocumentSource, period: Period) -> Part:
+    last_day = (period.end - timedelta(microseconds=1)).astimezone(zone(period.time_zone)).date()
+    days = [last_day - timedelta(days=i) for i in reversed(range(SNAPSHOT_LOOKBACK_DAYS))]
+    snapshot = source.cost_snapshot(days)
+    if snapshot is None or snapshot.month_to_date is None:
+        return Part(
+            notes=[
+                f"No cost snapshot from {days[0]} to {days[-1]}: the cost so far is unknown (is the "
+                "cost-snapshot job running and the billing export configured?)."
+            ]
+        )
+    as_of: date = snapshot.as_of
+    month_days = calendar.monthrange(as_of.year, as_of.month)[1]
+    covered = snapshot.month_to_date_days or as_of.day
+    target = snapshot.target * covered / month_days
+    budget = snapshot.budget * covered / month_days
+    figures = [
+        _figure(
+            "cost.month_to_date",
+            f"Cost so far in {as_of:%B} ({covered} day{'s' if covered != 1 else ''}, "
+            f"to {as_of:%b} {as_of.day})",
+            f"<= {usd(target)} (the {usd(snapshot.target)} monthly target over "
+            f"{covered} of {month_days} days); budget so far {usd(budget)}",
+            _grade(snapshot.month_to_date, target, budget),
+            snapshot.month_to_date,
+        ),
+        _figure(
+            "cost.forecast_month_end",
+            "Month-end forecast",
+            f"<= {usd(snapshot.target)} target; budget {usd(snapshot.budget)}",
+            _grade(snapshot.forecast_month_end, snapshot.target, snapshot.budget),
+            snapshot.forecast_month_end,
+        ),
+    ]
+    notes = []
+    if as_of != last_day:
+        notes.append(
+            f"The latest cost snapshot is of {as_of.isoformat()}, not {last_day.isoformat()}: the billing "
+            "export lags by up to a day, so today's cost is not in it yet."
+        )
+    if snapshot.fallback:
+        notes.append(
+            f"The cost snapshot was built from {snapshot.source or 'a local fallback'}, "
+            "not the billing export: these are not billed figures."
+        )
+    return Part(figures=figures, notes=notes)
