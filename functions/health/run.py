@@ -136,6 +136,8 @@ def run_health(
     for customer, state in customers:
         if customer.created_at >= now:
             continue  # created after the day scored
+        if customer.status != "active":
+            continue  # deactivated: neither scored nor nagged (its last result stays on show)
         previous = _previous(state, as_of)
         result = score_customer(
             customer.id,
