@@ -300,6 +300,32 @@ def reactivate_customer(request: flask.Request, customer_id: str) -> dict[str, A
     return {"customer": customer.model_dump(mode="json"), "changed": changed, "keys_revoked": []}
 
 
+class Erasure(BaseModel):
+    customer_id: str
+    existed: bool = Field(description="false: nothing of the customer's own was left (a repeat)")
+    removed: dict[str, int] = Field(description="per collection, documents deleted or entries removed now")
+
+
+@api.route("/v1/customers/<customer_id>", methods=["DELETE"], params=CustomerPath, response=Erasure)
+def erase_customer(request: flask.Request, customer_id: str) -> dict[str, Any]:
+    """Erase the customer's data everywhere and revoke its keys (admin). Idempotent: a retry
+    finishes an erasure that failed half-way; a repeat finds nothing left."""
+    from functions.health.erasure import erase_customer as erase
+
+    existed, removed = erase(customer_id)
+    # What was erased is not repeated here: the id and the counts, never a name or a contact.
+    audit(
+        log,
+        "customer.erase",
+        request.headers,
+        "customer erased",
+        customer_id=customer_id,
+        existed=existed,
+        removed={name: count for name, count in removed.items() if count},
+    )
+    return {"customer_id": customer_id, "existed": existed, "removed": removed}
+
+
 @api.route(
     "/v1/customers/<customer_id>/keys",
     methods=["POST"],
@@ -435,7 +461,12 @@ def run(_request: flask.Request, query: RunQuery) -> dict[str, Any]:
         )
     publish = publish_notice if get_health_settings().publish_actions else None
     summary = run_health(
-        as_of, cfg=_config(), usage_source=StoredUsage(), store=FirestoreHealthStore(), publish=publish
+        as_of,
+        cfg=_config(),
+        usage_source=StoredUsage(),
+        store=FirestoreHealthStore(),
+        publish=publish,
+        public_url=get_health_settings().public_url,
     )
     return summary.model_dump(mode="json")
 

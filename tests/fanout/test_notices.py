@@ -60,36 +60,96 @@ def test_a_critical_notice_inhibits_nothing(fanout: Fanout) -> None:
     assert len(fanout.smtp.mails) == 1
 
 
-def test_a_success_action_is_mailed_to_its_success_manager_and_posted_once(fanout: Fanout) -> None:
+def test_success_actions_reach_their_own_csm_alone_one_customer_per_notice(fanout: Fanout) -> None:
+    """Two success managers: Ann (acme, globex; mail and Slack) and Bob (initech; mail only).
+    The daily run's notices through fan-out: each customer's own notices, to its own CSM only,
+    with the score, components, what moved it, the playbook and the customer's page; never the
+    on-call list, never the team's Slack channel, never another CSM's customer."""
+    from functions.health import registry
+    from functions.health.config import load_config
+    from functions.health.models import CustomerIn
+    from functions.health.run import run_health
+    from functions.health.settings import DEFAULT_CONFIG_FILE
+    from functions.health.store import FirestoreHealthStore
+    from functions.health.usage import MemoryUsage
+
     clock = fanout.freeze()
-
-    def action(customer: str, email: str) -> object:
-        return notice_transition(
-            notice_id=f"health/{customer}/training_outreach/2026-03-02",
-            source="health",
-            name="training-outreach",
-            severity="low",
-            summary=f"{customer}: low engagement, offer training",
-            at=clock.now(),
-            labels={"customer": customer, "action": "training_outreach"},
-            annotations={"contact_email": email, "contact_name": "Dana"},
+    fanout.slack.channels.add("U0ANN")
+    ann = {"email": "ann@csm.example", "name": "Ann", "slack": "U0ANN"}
+    bob = {"email": "bob@csm.example", "name": "Bob"}
+    old = clock.now() - timedelta(days=400)
+    for customer_id, contact in (("acme", ann), ("globex", ann), ("initech", bob)):
+        registry.create_customer(
+            CustomerIn.model_validate(
+                {"id": customer_id, "name": customer_id.title(), "contact": contact, "created_at": old}
+            )
         )
-
-    first = action("acme", "dana@acme-success.example")
-    for _ in range(2):  # redelivered
-        assert fanout.push(first, message_id="h-1") == 200  # type: ignore[arg-type]
-    # An address that is not one plain address is never put on the envelope.
-    assert fanout.push(action("globex", "x@y.example>, all@corp.example"), message_id="h-2") == 200  # type: ignore[arg-type]
+    pushed: list[int] = []
+    summary = run_health(
+        clock.now().date(),
+        cfg=load_config(DEFAULT_CONFIG_FILE),
+        usage_source=MemoryUsage(usage={}),  # idle: churn risk, low engagement
+        store=FirestoreHealthStore(),
+        publish=lambda notice: pushed.append(fanout.push(notice)),
+        public_url="https://ops.example.com",
+    )
+    fired = sum(summary.actions_fired.values())
+    assert fired >= 6  # at least retention and training for each of the three
+    assert pushed == [200] * fired
     clock.advance(timedelta(seconds=31))  # the low route's group wait
     fanout.tick()
     fanout.tick()
-    assert len(fanout.slack.top_level()) == 1  # one group: both actions in one message
-    assert len(fanout.smtp.mails) == 1
-    recipients = fanout.smtp.envelopes[0][1]
-    assert "dana@acme-success.example" in recipients
-    assert {"oncall@example.com", "sre@example.com"} <= set(recipients)
-    assert not any("corp.example" in r for r in recipients)
-    assert "acme: low engagement" in fanout.smtp.mails[0].get_body(("plain",)).get_content()
+
+    mails = list(zip(fanout.smtp.mails, fanout.smtp.envelopes, strict=True))
+    assert len(mails) == fired  # one customer and action per notification
+    customers_of = {"ann@csm.example": {"acme", "globex"}, "bob@csm.example": {"initech"}}
+    for mail, envelope in mails:
+        [recipient] = envelope[1]  # the CSM alone: no on-call list
+        text = mail.get_body(("plain",)).get_content()
+        named = {c for c in ("acme", "globex", "initech") if f"/v1/health/customers/{c}" in text}
+        assert len(named) == 1, text  # one customer per notice
+        assert named <= customers_of[recipient]  # and one of this CSM's own
+        [customer] = named
+        assert customer.title() in mail["Subject"]
+        assert "score:" in text
+        assert "churn_risk" in text
+        assert "engagement 0 (weight" in text  # the components
+        assert "moved:" in text
+        assert "playbook:" in text
+        assert "Silence these alerts" not in text
+        assert "FIRING" not in mail["Subject"]
+    assert {e[1][0] for _, e in mails} == {"ann@csm.example", "bob@csm.example"}
+    # Slack: Ann's customers as direct messages to Ann; nothing in the team's channel.
+    assert all(m.channel == "U0ANN" for m in fanout.slack.messages)
+    dms = [m.all_text() for m in fanout.slack.messages]
+    assert len(dms) == sum(1 for _, e in mails if e[1] == ["ann@csm.example"])
+    assert all("initech" not in text.lower() for text in dms)
+    assert fanout.pagerduty.events == []
+
+
+def test_a_personal_notice_without_a_usable_address_is_given_up_not_sent_to_the_team(
+    fanout: Fanout,
+) -> None:
+    clock = fanout.freeze()
+    notice = notice_transition(
+        notice_id="health/globex/training_outreach/2026-03-02",
+        source="health",
+        name="training-outreach",
+        severity="low",
+        summary="globex: low engagement, offer training",
+        at=clock.now(),
+        labels={"customer": "globex", "action": "training_outreach"},
+        # Not one plain address: never put on an envelope.
+        annotations={"contact_email": "x@y.example>, all@corp.example"},
+    )
+    assert fanout.push(notice) == 200
+    clock.advance(timedelta(seconds=31))
+    fanout.tick()
+    assert fanout.smtp.mails == []
+    assert fanout.slack.messages == []
+    [letter] = fanout.dead_letters(expect=1)
+    assert letter["data"]["channel"] == "contact"
+    assert "no plain email address" in letter["data"]["reason"]
 
 
 def test_a_low_alert_with_a_contact_annotation_is_not_mailed(fanout: Fanout) -> None:
