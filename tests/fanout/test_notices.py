@@ -3,7 +3,7 @@ never repeated and never inhibits."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -160,3 +160,31 @@ def test_a_low_alert_with_a_contact_annotation_is_not_mailed(fanout: Fanout) -> 
     clock.advance(timedelta(seconds=31))
     fanout.tick()
     assert fanout.smtp.mails == []  # only notices name recipients; a low alert goes to the log
+
+
+def test_the_team_digest_names_no_account_of_a_personal_notice(fanout: Fanout) -> None:
+    clock = fanout.freeze(datetime(2026, 3, 1, 10, 0, tzinfo=UTC))
+    notice = notice_transition(
+        notice_id="health/acme/retention_campaign/2026-03-01",
+        source="health",
+        name="retention-campaign",
+        severity="low",
+        summary="Acme Corp: Churn risk: retention campaign (score 21: churn risk)",
+        at=clock.now(),
+        labels={"customer": "acme", "action": "retention_campaign"},
+        annotations={"contact_email": "ann@csm.example"},
+    )
+    assert fanout.push(notice) == 200
+    clock.advance(timedelta(seconds=31))
+    fanout.tick()
+    assert [e[1] for e in fanout.smtp.envelopes] == [["ann@csm.example"]]
+    clock.set(datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
+    headers = {"X-CloudScheduler": "true", "X-CloudScheduler-ScheduleTime": "2026-03-02T08:00:00Z"}
+    assert fanout.http().post("/v1/digest", headers=headers).status_code == 200
+    digest = fanout.smtp.mails[-1]
+    text = digest.get_body(("plain",)).get_content()
+    html = digest.get_body(("html",)).get_content()
+    assert "health-retention-campaign (personal notice, sent to its recipient)" in text
+    for body in (text, html):
+        assert "Acme" not in body
+        assert "acme" not in body
