@@ -86,6 +86,7 @@ class ScoredCustomer(BaseModel):
     name: str
     plan: str | None
     segment: str | None
+    status: str = Field(default="active", description="active, or inactive (deactivated: not scored)")
     score: float | None
     category: str | None
     as_of: str | None
@@ -477,6 +478,7 @@ def _view(customer: Any, state: dict[str, Any]) -> dict[str, Any]:
         "name": customer.name,
         "plan": customer.plan,
         "segment": customer.segment,
+        "status": customer.status,
         "score": state.get("score"),
         "category": state.get("category"),
         "as_of": state.get("as_of"),

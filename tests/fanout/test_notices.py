@@ -4,6 +4,7 @@ never repeated and never inhibits."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -188,3 +189,70 @@ def test_the_team_digest_names_no_account_of_a_personal_notice(fanout: Fanout) -
     for body in (text, html):
         assert "Acme" not in body
         assert "acme" not in body
+
+
+def test_copying_personal_notices_to_the_team_is_a_routing_choice() -> None:
+    from functions.fanout.routes import PersonalNotices, load_routing
+    from functions.fanout.settings import DEFAULT_ROUTING_FILE
+
+    default = load_routing(DEFAULT_ROUTING_FILE)
+
+    def action(customer: str, **annotations: str) -> Any:
+        return notice_transition(
+            notice_id=f"health/{customer}/training_outreach/2026-03-02",
+            source="health",
+            name="training-outreach",
+            severity="low",
+            summary=f"{customer}: low engagement",
+            at=datetime(2026, 3, 2, tzinfo=UTC),
+            labels={"customer": customer, "action": "training_outreach"},
+            annotations=annotations,
+        )
+
+    ann_acme = action("acme", contact_email="ann@csm.example")
+    ann_globex = action("globex", contact_email="ann@csm.example")
+    slack_only = action("initech", contact_slack="U0BOB")
+    nobody = action("hooli")  # no CSM on record: the team's notice channels, as any notice
+    assert default.channels_for("low", [ann_acme]) == ["contact"]
+    assert default.channels_for("low", [slack_only]) == ["contact"]
+    assert default.channels_for("low", [nobody]) == ["slack"]
+    # Two customers of one CSM are two groups; a notice without a CSM is in neither.
+    groups = {default.group_id(t) for t in (ann_acme, ann_globex, nobody)}
+    assert len(groups) == 3
+    assert default.group_labels(ann_acme)["customer"] == "acme"
+    copied = default.model_copy(update={"personal_notices": PersonalNotices(copy_to=["slack"])})
+    assert copied.channels_for("low", [ann_acme]) == ["contact", "slack"]
+    assert "contact" in default.all_channels()
+    with pytest.raises(ValueError, match="copy_to lists team channels"):
+        PersonalNotices.model_validate({"copy_to": ["contact"]})
+
+
+def test_a_reassigned_customer_s_next_notice_goes_to_its_new_csm(fanout: Fanout) -> None:
+    from functions.health import registry
+    from functions.health.config import load_config
+    from functions.health.models import CustomerIn, CustomerPatch
+    from functions.health.run import run_health
+    from functions.health.settings import DEFAULT_CONFIG_FILE
+    from functions.health.store import FirestoreHealthStore
+    from functions.health.usage import MemoryUsage
+
+    clock = fanout.freeze()
+    old = clock.now() - timedelta(days=400)
+    registry.create_customer(
+        CustomerIn.model_validate(
+            {"id": "acme", "name": "Acme", "contact": "ann@csm.example", "created_at": old}
+        )
+    )
+    # What PATCH /v1/customers/acme {"contact": ...} does.
+    registry.update_customer("acme", CustomerPatch.model_validate({"contact": {"email": "bob@csm.example"}}))
+    run_health(
+        clock.now().date(),
+        cfg=load_config(DEFAULT_CONFIG_FILE),
+        usage_source=MemoryUsage(usage={}),
+        store=FirestoreHealthStore(),
+        publish=fanout.push,
+    )
+    clock.advance(timedelta(seconds=31))
+    fanout.tick()
+    assert fanout.smtp.envelopes
+    assert {tuple(e[1]) for e in fanout.smtp.envelopes} == {("bob@csm.example",)}

@@ -140,6 +140,8 @@ def test_deactivation_stops_scoring_and_actions_and_revokes_keys_until_reactivat
     assert refused.status_code == 409
     assert "reactivate" in refused.get_json()["detail"]
 
+    listed = health_client.get("/v1/health/customers").get_json()["customers"]
+    assert [(c["id"], c["status"]) for c in listed] == [("churned", "inactive")]
     # Idle for months: churn risk and low engagement, but deactivated, so neither scored nor nagged.
     summary = run_health(
         _today(), cfg=CFG, usage_source=_idle(), store=FirestoreHealthStore(), publish=publish_notice
