@@ -138,7 +138,8 @@ class RoutingConfig(_Strict):
         return list(self.severities[severity].channels)
 
     def channels_for(self, severity: Severity, transitions: list[AlertTransition]) -> list[str]:
-        """The channels of one notification: notices-only notifications use the notice routes,
+        """The channels of one notification: personal notices (``personal_notices``) the contact
+        channel and its team copies only; other notices-only notifications the notice routes,
         plus email when a notice names its recipient and the routing mails them."""
         if self.personal_notices is not None and transitions and all(map(is_personal, transitions)):
             return ["contact", *self.personal_notices.copy_to]
