@@ -177,3 +177,33 @@ def read_arm_totals(experiment: str, arms: list[str]) -> dict[str, Totals]:
             totals = Totals.model_validate(doc.to_dict())
             found[totals.name] = totals
     return found
+
+
+def backfill_expiry(*, page: int = 400) -> int:
+    """Give every stored answer without ``expire_at`` (stored before answers expired) one:
+    ``updated_at`` + ``FEEDBACK_RETENTION``, so the TTL policy deletes them too. Idempotent; the
+    number of answers changed. ``python -m functions.routing.feedback`` runs it once."""
+    client = get_firestore()
+    changed = 0
+    last = None
+    while True:
+        query = client.collection(FEEDBACK_COLLECTION).order_by("__name__").limit(page)
+        if last is not None:
+            query = query.start_after(last)
+        snaps = list(query.stream())
+        if not snaps:
+            return changed
+        batch, pending = client.batch(), 0
+        for snap in snaps:
+            data = snap.to_dict() or {}
+            if "expire_at" not in data and isinstance(data.get("updated_at"), datetime):
+                batch.update(snap.reference, {"expire_at": data["updated_at"] + FEEDBACK_RETENTION})
+                pending += 1
+        if pending:
+            batch.commit()
+            changed += pending
+        last = snaps[-1]
+
+
+if __name__ == "__main__":
+    print(f"{backfill_expiry()} feedback answers given an expiry")

@@ -55,3 +55,21 @@ def test_terraform_gets_the_feedback_ttl_policy() -> None:
     # terraform/main.tf makes a google_firestore_field TTL of every topology ttl_policies entry.
     policies = {(p.collection, p.field) for p in load_topology().ttl_policies}
     assert (FEEDBACK_COLLECTION, "expire_at") in policies
+
+
+def test_answers_stored_before_expiry_are_given_one_by_the_backfill(fs) -> None:  # type: ignore[no-untyped-def]
+    from functions.routing.feedback import backfill_expiry
+
+    updated = datetime(2026, 6, 1, tzinfo=UTC)
+    for number in range(5):  # as stored before this change: no expire_at
+        fs.collection(FEEDBACK_COLLECTION).document(f"r{number}").set(
+            {"request_id": f"r{number}", "helpful": True, "comment": "ok", "updated_at": updated}
+        )
+    fresh = datetime(2026, 11, 1, tzinfo=UTC)
+    fs.collection(FEEDBACK_COLLECTION).document("new").set({"updated_at": fresh, "expire_at": fresh})
+    assert backfill_expiry(page=2) == 5
+    assert backfill_expiry(page=2) == 0
+    for number in range(5):
+        stored = fs.collection(FEEDBACK_COLLECTION).document(f"r{number}").get().to_dict()
+        assert stored["expire_at"] == updated + FEEDBACK_RETENTION
+    assert fs.collection(FEEDBACK_COLLECTION).document("new").get().to_dict()["expire_at"] == fresh
