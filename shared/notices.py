@@ -8,9 +8,11 @@ stable for the event it announces (for example ``scaling/us-central1/2026-11-30T
 redelivered or re-run job then publishes the same transition id and fan-out's exactly-once
 records keep it to one message per channel.
 
-A notice meant for one person as well as the team (a success action for the customer's success
-manager) names them in the annotation ``RECIPIENT_ANNOTATION``; fan-out mails it there too when
-its routing says so (``notices_mail_recipient``).
+A notice meant for one person (a success action for the customer's success manager) names them
+in the annotations ``RECIPIENT_ANNOTATION`` (an email address) and ``SLACK_ANNOTATION`` (a Slack
+user or channel id): it is **personal**. Fan-out's ``personal_notices`` routing sends such a notice
+to that person alone, one customer per notification (``PERSONAL_GROUP_LABEL`` keeps customers
+apart); without it, ``notices_mail_recipient`` mails the address beside the team.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from shared.messages import AlertTransition, Severity
 
 NOTICE_KIND = "notice"
 RECIPIENT_ANNOTATION = "contact_email"
+SLACK_ANNOTATION = "contact_slack"
+# The label that keeps personal notices of different customers out of one notification.
+PERSONAL_GROUP_LABEL = "customer"
 
 
 def recipient_of(transition: AlertTransition) -> str | None:
@@ -29,6 +34,18 @@ def recipient_of(transition: AlertTransition) -> str | None:
     if transition.kind != NOTICE_KIND:
         return None
     return transition.annotations.get(RECIPIENT_ANNOTATION) or None
+
+
+def slack_recipient_of(transition: AlertTransition) -> str | None:
+    """The Slack user or channel id a notice names for itself, if any."""
+    if transition.kind != NOTICE_KIND:
+        return None
+    return transition.annotations.get(SLACK_ANNOTATION) or None
+
+
+def is_personal(transition: AlertTransition) -> bool:
+    """A notice for one named person (by email or Slack id)."""
+    return bool(recipient_of(transition) or slack_recipient_of(transition))
 
 
 def notice_transition(

@@ -402,6 +402,7 @@ def test_every_link_base_is_the_load_balancers_https_base() -> None:
         "ION_FANOUT_PUBLIC_URL": "${local.public_base_url}",
         "ION_DASHBOARD_URL": "${local.public_base_url}/dashboards/overview",
         "ION_REPORTS_PUBLIC_URL": "${local.public_base_url}",
+        "ION_HEALTH_PUBLIC_URL": "${local.public_base_url}",
         "ION_DEADLETTERS_URL": "${local.public_base_url}",
         "ION_COST_DASHBOARD_URL": "${local.public_base_url}/dashboards/overview",
     }
@@ -415,6 +416,7 @@ def test_each_function_that_writes_links_takes_its_link_base() -> None:
         "fan_out_alerts": {"ION_FANOUT_PUBLIC_URL", "ION_DASHBOARD_URL"},
         "manage_alerts": {"ION_FANOUT_PUBLIC_URL", "ION_DASHBOARD_URL"},
         "mail_reports": {"ION_REPORTS_PUBLIC_URL"},
+        "score_health": {"ION_HEALTH_PUBLIC_URL"},
         "store_dead_letters": {"ION_DEADLETTERS_URL"},
         "manage_dead_letters": {"ION_DEADLETTERS_URL"},
         "snapshot_cost": {"ION_COST_DASHBOARD_URL"},

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from functions.fanout.channels.base import DeliveryFailed
 from functions.fanout.channels.registry import configured
 from functions.fanout.delivery import new_retrier
+from functions.fanout.models import summary_of
 from functions.fanout.records import TRANSITIONS, field_filter
 from functions.fanout.routes import get_routing
 from functions.fanout.settings import get_fanout_settings
@@ -20,6 +21,7 @@ from shared.firestore import get_firestore
 from shared.idempotency import once
 from shared.logging import get_logger
 from shared.messages import SEVERITY_ORDER, AlertTransition
+from shared.notices import is_personal
 
 log = get_logger("fanout.digest")
 
@@ -28,6 +30,13 @@ class DigestEntry(BaseModel):
     transition: AlertTransition
     outcome: str
     reason: str | None = None
+
+    def summary(self) -> str:
+        """The transition's summary; a personal notice (a customer success action, for that
+        customer's success manager alone) only by its rule: the team's digest names no account."""
+        if is_personal(self.transition):
+            return f"{self.transition.rule} (personal notice, sent to its recipient)"
+        return summary_of(self.transition)
 
 
 class Digest(BaseModel):

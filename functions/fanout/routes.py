@@ -15,9 +15,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from functions.fanout.matchers import LABEL_NAME, Matcher, alert_labels, matches_all
 from shared.messages import AlertTransition, Severity
-from shared.notices import NOTICE_KIND, recipient_of
+from shared.notices import NOTICE_KIND, PERSONAL_GROUP_LABEL, is_personal, recipient_of
 
-ChannelName = Literal["pagerduty", "slack", "email", "log"]
+# `contact`: the person a personal notice names (mail, and Slack when it names a Slack id).
+ChannelName = Literal["pagerduty", "slack", "email", "log", "contact"]
 SEVERITIES: tuple[Severity, ...] = get_args(Severity)
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -86,6 +87,24 @@ class Digest(_Strict):
     channels: list[ChannelName] = ["email"]
 
 
+class PersonalNotices(_Strict):
+    """Notices for one named person (a customer success action names the customer's success
+    manager): grouped by ``group_by`` too, so one notification carries one customer's notices, and
+    sent through the ``contact`` channel to that person alone, plus the team channels of
+    ``copy_to`` (none by default: a success manager's accounts are theirs)."""
+
+    group_by: list[Annotated[str, Field(pattern=LABEL_NAME)]] = Field(
+        default=[PERSONAL_GROUP_LABEL], min_length=1
+    )
+    copy_to: list[ChannelName] = []
+
+    @model_validator(mode="after")
+    def _team_copies(self) -> PersonalNotices:
+        if "contact" in self.copy_to:
+            raise ValueError("copy_to lists team channels; the contact channel is always used")
+        return self
+
+
 class RoutingConfig(_Strict):
     group_by: list[Annotated[str, Field(pattern=LABEL_NAME)]] = ["rule", "service", "region"]
     severities: dict[Severity, Route]
@@ -99,6 +118,9 @@ class RoutingConfig(_Strict):
     # A notice naming its own recipient (a success action names the customer's success manager)
     # is also mailed to that address, beside its severity's notice channels.
     notices_mail_recipient: bool = False
+    # Notices naming their own recipient go to that person alone, one customer per notification
+    # (unset: they are grouped and routed like any notice).
+    personal_notices: PersonalNotices | None = None
 
     @model_validator(mode="after")
     def _every_severity_routed(self) -> RoutingConfig:
@@ -116,8 +138,11 @@ class RoutingConfig(_Strict):
         return list(self.severities[severity].channels)
 
     def channels_for(self, severity: Severity, transitions: list[AlertTransition]) -> list[str]:
-        """The channels of one notification: notices-only notifications use the notice routes,
+        """The channels of one notification: personal notices (``personal_notices``) the contact
+        channel and its team copies only; other notices-only notifications the notice routes,
         plus email when a notice names its recipient and the routing mails them."""
+        if self.personal_notices is not None and transitions and all(map(is_personal, transitions)):
+            return ["contact", *self.personal_notices.copy_to]
         notices_only = all(t.kind == NOTICE_KIND for t in transitions)
         found = self.channels(severity, notices=notices_only)
         if self.notices_mail_recipient and "email" not in found and any(map(recipient_of, transitions)):
@@ -128,6 +153,8 @@ class RoutingConfig(_Strict):
         """Every channel some notification may go to (what a deployment must configure)."""
         found = {c for route in self.severities.values() for c in route.channels}
         mailed = {"email"} if self.notices_mail_recipient else set()
+        if self.personal_notices is not None:
+            mailed |= {"contact", *self.personal_notices.copy_to}
         return (
             found
             | {c for channels in self.notices.values() for c in channels}
@@ -135,14 +162,29 @@ class RoutingConfig(_Strict):
             | mailed
         )
 
+    def _personal(self, transition: AlertTransition) -> bool:
+        return self.personal_notices is not None and is_personal(transition)
+
+    def group_names(self, transition: AlertTransition) -> list[str]:
+        """The labels that make ``transition``'s group: ``group_by``, and for a personal notice
+        also ``personal_notices.group_by`` (one customer's notices never share a notification)."""
+        if not self._personal(transition):
+            return list(self.group_by)
+        assert self.personal_notices is not None
+        return list(dict.fromkeys([*self.group_by, *self.personal_notices.group_by]))
+
     def group_labels(self, transition: AlertTransition) -> dict[str, str]:
         labels = alert_labels(transition)
-        return {name: labels.get(name, "") for name in self.group_by}
+        return {name: labels.get(name, "") for name in self.group_names(transition)}
 
     def group_id(self, transition: AlertTransition) -> str:
-        """One group per severity (its route) and values of the ``group_by`` labels."""
+        """One group per severity (its route) and values of the ``group_by`` labels; personal
+        notices apart from the rest, per value of their own grouping labels."""
         labels = self.group_labels(transition)
-        key = "\x00".join([transition.severity, *(f"{k}={labels[k]}" for k in self.group_by)])
+        parts = [transition.severity, *(f"{k}={labels[k]}" for k in labels)]
+        if self._personal(transition):
+            parts.append("personal")
+        key = "\x00".join(parts)
         return f"{transition.severity}-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
 
 

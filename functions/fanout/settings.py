@@ -121,7 +121,7 @@ def settings_problems(settings: FanoutSettings, channels: set[str], *, timers: b
         missing = missing_settings(name, settings)
         if missing:
             problems.append(f"channel {name} is routed to but {', '.join(missing)} is not set")
-    if "email" in channels and settings.alert_email_from.endswith("@localhost"):
+    if channels & {"email", "contact"} and settings.alert_email_from.endswith("@localhost"):
         problems.append(
             f"ALERT_EMAIL_FROM is {settings.alert_email_from}: mail from a localhost sender is "
             "refused or junked by relays; set the team's sender"

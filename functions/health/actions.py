@@ -25,6 +25,26 @@ ACTIONS: dict[str, str] = {
     "education_campaign": "Adoption lag: education campaign",
 }
 
+# What the success manager does about each action: sent in the notice with the score behind it.
+PLAYBOOKS: dict[str, str] = {
+    "onboarding_checkin": (
+        "Book a 30-minute check-in this week: confirm their first integration works (a key in use, "
+        "requests answered), walk through the features they have not tried, agree a success goal."
+    ),
+    "training_outreach": (
+        "Offer a training session to the team using the API: look at which features they stopped "
+        "using (components below), ask what blocks them, send the integration guide."
+    ),
+    "retention_campaign": (
+        "Call the account owner within 2 working days: review what moved the score, open tickets "
+        "and invoices; agree a recovery plan and record it with the account."
+    ),
+    "education_campaign": (
+        "Send the education series for the unused core features (named in the reason) and offer "
+        "a short demo of the one closest to their use."
+    ),
+}
+
 
 class ActionState(BaseModel):
     active: bool = False

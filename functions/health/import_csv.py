@@ -3,18 +3,25 @@ same code (and the same idempotency by event id) as the HTTP API.
 
     python -m functions.health.import_csv --customers customers.csv --events events.csv
 
-``customers.csv`` header: ``id,name[,plan,segment,contact_email,contact_name,contact_slack]``.
-``events.csv`` header: ``customer_id,type,event_id,at`` plus the columns of each type
-(ticket: ``ticket_id,status,priority``; payment: ``invoice_id,status,amount,currency,days_late``;
-nps: ``score,respondent``); empty cells are left out. Every row is validated before anything is
-written: an unusable file exits with status 2 and lists the bad rows on stderr. The summary is
-printed as JSON.
+``customers.csv`` header: ``id,name[,plan,segment,contact_email,contact_name,contact_slack,
+created_at,first_value_at]`` (dates ISO 8601 with a time zone: an imported customer keeps its
+real age, so it is not taken for a new one). ``events.csv`` header: ``customer_id,type,event_id,at``
+plus the columns of each type (ticket: ``ticket_id,status,priority``; payment:
+``invoice_id,status,amount,currency,days_late``; nps: ``score,respondent``); empty cells are left
+out. Files are UTF-8 (Excel: "CSV UTF-8").
+
+Everything is checked before anything is written: the encoding, every row, an id repeated in a
+file with other content, a customer stored with other details, an event id stored with other
+content, events of customers neither stored nor in the customers file. A file with any of these
+writes nothing and exits with status 2, naming the file and line of each problem on stderr. The
+summary is printed as JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 from collections import defaultdict
@@ -31,6 +38,7 @@ EVENT_FIELDS = {
     "payment": ("invoice_id", "status", "amount", "currency", "days_late"),
     "nps": ("score", "respondent"),
 }
+CUSTOMER_FIELDS = ("id", "name", "plan", "segment", "created_at", "first_value_at")
 BATCH = 500
 
 
@@ -38,16 +46,36 @@ class Unusable(Exception):
     pass
 
 
+def _decode(path: Path, raw: bytes) -> str:
+    """The file's text; a byte that is not UTF-8 names its line (an Excel export in Windows-1252)."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise Unusable(
+            f"{path}:{line}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {column}); "
+            "save the file as UTF-8 (Excel: CSV UTF-8)"
+        ) from None
+
+
 def _rows(path: Path, required: set[str]) -> list[tuple[int, dict[str, str]]]:
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            missing = required - set(reader.fieldnames or [])
-            if missing:
-                raise Unusable(f"{path}: header lacks {', '.join(sorted(missing))}")
-            return [(number, row) for number, row in enumerate(reader, start=2)]
+        raw = path.read_bytes()
     except OSError as exc:
         raise Unusable(f"{path}: {exc.strerror or exc}") from None
+    reader = csv.DictReader(io.StringIO(_decode(path, raw), newline=""))
+    try:
+        missing = required - set(reader.fieldnames or [])
+        if missing:
+            raise Unusable(f"{path}:1: header lacks {', '.join(sorted(missing))}")
+        rows = []
+        for row in reader:
+            # The line a row starts on (a quoted cell may span lines).
+            rows.append((reader.line_num, row))
+        return rows
+    except csv.Error as exc:
+        raise Unusable(f"{path}:{reader.line_num}: {exc}") from None
 
 
 def _errors(exc: ValidationError) -> str:
@@ -55,37 +83,88 @@ def _errors(exc: ValidationError) -> str:
 
 
 def parse_customers(path: Path) -> list[CustomerIn]:
-    customers, problems = [], []
+    customers: dict[str, tuple[int, CustomerIn]] = {}
+    problems = []
     for number, row in _rows(path, {"id", "name"}):
         contact = {
             key: row[f"contact_{key}"] for key in ("email", "name", "slack") if row.get(f"contact_{key}")
         }
-        body: dict[str, Any] = {k: row[k] for k in ("id", "name", "plan", "segment") if row.get(k)}
+        body: dict[str, Any] = {k: row[k] for k in CUSTOMER_FIELDS if row.get(k)}
         if contact:
             body["contact"] = contact
         try:
-            customers.append(CustomerIn.model_validate(body))
+            customer = CustomerIn.model_validate(body)
         except ValidationError as exc:
             problems.append(f"{path}:{number}: {_errors(exc)}")
+            continue
+        earlier = customers.get(customer.id)
+        if earlier is None:
+            customers[customer.id] = (number, customer)
+        elif earlier[1] != customer:
+            problems.append(
+                f"{path}:{number}: customer {customer.id} again with other details than on line {earlier[0]}"
+            )
     if problems:
         raise Unusable("\n".join(problems))
-    return customers
+    return [customer for _, customer in customers.values()]
 
 
 def parse_events(path: Path) -> dict[str, list[Event]]:
     found: dict[str, list[Event]] = defaultdict(list)
+    seen: dict[tuple[str, str], tuple[int, Event]] = {}
     problems = []
     for number, row in _rows(path, {"customer_id", "type", "event_id", "at"}):
         kind = row.get("type", "")
         body: dict[str, Any] = {"type": kind, "event_id": row["event_id"], "at": row["at"]}
         body.update({k: row[k] for k in EVENT_FIELDS.get(kind, ()) if row.get(k)})
         try:
-            found[row["customer_id"]].append(EVENT_ADAPTER.validate_python(body))
+            event = EVENT_ADAPTER.validate_python(body)
         except ValidationError as exc:
             problems.append(f"{path}:{number}: {_errors(exc)}")
+            continue
+        key = (row["customer_id"], event.event_id)
+        earlier = seen.get(key)
+        if earlier is None:
+            seen[key] = (number, event)
+            found[row["customer_id"]].append(event)
+        elif earlier[1] != event:
+            problems.append(
+                f"{path}:{number}: event {event.event_id} of {row['customer_id']} again with other "
+                f"content than on line {earlier[0]} (use a new event id for a new fact)"
+            )
     if problems:
         raise Unusable("\n".join(problems))
     return dict(found)
+
+
+def check_against_store(
+    customers: list[CustomerIn],
+    events: dict[str, list[Event]],
+    customers_file: Path | None,
+    events_file: Path | None,
+) -> list[str]:
+    """What the store says against the files: customers stored with other details, events of
+    unknown customers, event ids stored with other content. Read only."""
+    from functions.health import registry
+
+    problems = []
+    stored = registry.get_customers([c.id for c in customers] + list(events))
+    for customer in customers:
+        if customer.id in stored and not registry.same_customer(stored[customer.id], customer):
+            problems.append(
+                f"{customers_file}: customer {customer.id} is stored with other details "
+                "(change it with PATCH /v1/customers/{id}, or send the stored details)"
+            )
+    known = set(stored) | {c.id for c in customers}
+    for customer_id in sorted(set(events) - known):
+        problems.append(f"{events_file}: events of unknown customer {customer_id} (create it first)")
+    for customer_id, items in events.items():
+        for event_id in registry.stored_conflicts(customer_id, items):
+            problems.append(
+                f"{events_file}: event {event_id} of {customer_id} is stored with other content "
+                "(use a new event id for a new fact)"
+            )
+    return problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,11 +176,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.customers and not args.events:
         parser.error("give --customers, --events or both")
-    try:
-        customers = parse_customers(args.customers) if args.customers else []
-        events = parse_events(args.events) if args.events else {}
-    except Unusable as exc:
-        print(str(exc), file=sys.stderr)
+    problems = []
+    customers: list[CustomerIn] = []
+    events: dict[str, list[Event]] = {}
+    for load in (
+        lambda: customers.extend(parse_customers(args.customers)) if args.customers else None,
+        lambda: events.update(parse_events(args.events)) if args.events else None,
+    ):
+        try:
+            load()
+        except Unusable as exc:
+            problems.append(str(exc))
+    if not problems:
+        problems = check_against_store(customers, events, args.customers, args.events)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        print("nothing was written", file=sys.stderr)
         return 2
 
     from functions.health import registry
@@ -110,15 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     for customer in customers:
         try:
             _, created = registry.create_customer(customer)
-        except registry.Conflict:
+        except registry.Conflict:  # changed since the check: reported, never overwritten
             summary["customers"]["conflict"].append(customer.id)
             continue
         summary["customers"]["created" if created else "unchanged"] += 1
-    known = {c.id for c in registry.all_customers()} if events else set()
-    unknown = sorted(set(events) - known)
-    if unknown:
-        print(f"events name unknown customers (create them first): {', '.join(unknown)}", file=sys.stderr)
-        return 2
     counts = {"created": 0, "unchanged": 0, "conflict": 0}
     conflicts: list[str] = []
     for customer_id, items in events.items():

@@ -20,6 +20,7 @@ from functions.health import registry
 from functions.health.models import (
     Customer,
     CustomerIn,
+    CustomerPatch,
     CustomerRef,
     EventBatch,
     KeyIssued,
@@ -85,6 +86,7 @@ class ScoredCustomer(BaseModel):
     name: str
     plan: str | None
     segment: str | None
+    status: str = Field(default="active", description="active, or inactive (deactivated: not scored)")
     score: float | None
     category: str | None
     as_of: str | None
@@ -208,11 +210,129 @@ def get_customer(_request: flask.Request, customer_id: str) -> dict[str, Any]:
     return _existing_customer(customer_id).model_dump(mode="json")
 
 
+# Fields whose old and new values go into the audit entry; the contact (a person) is named only.
+_AUDITED_VALUES = ("plan", "segment", "created_at", "first_value_at")
+
+
+@api.route(
+    "/v1/customers/<customer_id>",
+    methods=["PATCH"],
+    params=CustomerPath,
+    body=CustomerPatch,
+    response=Customer,
+)
+def update_customer(request: flask.Request, customer_id: str, body: CustomerPatch) -> dict[str, Any]:
+    """Change a customer's name, plan, segment, contact (its success manager), created_at or
+    first_value_at; fields left out are kept, ``null`` clears one."""
+    outcome = registry.update_customer(customer_id, body)
+    if outcome is None:
+        raise Problem(404, f"No customer {customer_id!r}; create it with POST /v1/customers.")
+    before, after = outcome
+    changed = [name for name in body.model_fields_set if getattr(before, name) != getattr(after, name)]
+    if changed:
+        audit(
+            log,
+            "customer.update",
+            request.headers,
+            "customer updated",
+            customer_id=customer_id,
+            changed=sorted(changed),
+            values={
+                name: {"from": _plain(getattr(before, name)), "to": _plain(getattr(after, name))}
+                for name in changed
+                if name in _AUDITED_VALUES
+            },
+        )
+    return after.model_dump(mode="json")
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+class StatusChange(BaseModel):
+    customer: Customer
+    changed: bool = Field(description="false: it already had this status (nothing done)")
+    keys_revoked: list[str] = Field(default=[], description="key ids revoked by this deactivation")
+
+
+@api.route(
+    "/v1/customers/<customer_id>/deactivate",
+    methods=["POST"],
+    params=CustomerPath,
+    response=StatusChange,
+)
+def deactivate_customer(request: flask.Request, customer_id: str) -> dict[str, Any]:
+    """Stop scoring the customer and firing its actions, and revoke every key it holds
+    (idempotent: a repeat revokes what is left and changes nothing else)."""
+    outcome = registry.set_status(customer_id, "inactive")
+    if outcome is None:
+        raise Problem(404, f"No customer {customer_id!r}.")
+    customer, changed = outcome
+    # Revoked after the status is stored: a retry of a deactivation that failed half-way
+    # revokes what is left.
+    revoked = registry.revoke_all_keys(customer_id)
+    if changed or revoked:
+        audit(
+            log,
+            "customer.deactivate",
+            request.headers,
+            "customer deactivated",
+            customer_id=customer_id,
+            keys_revoked=revoked,
+        )
+    return {"customer": customer.model_dump(mode="json"), "changed": changed, "keys_revoked": revoked}
+
+
+@api.route(
+    "/v1/customers/<customer_id>/reactivate",
+    methods=["POST"],
+    params=CustomerPath,
+    response=StatusChange,
+)
+def reactivate_customer(request: flask.Request, customer_id: str) -> dict[str, Any]:
+    """Score the customer and fire its actions again (its revoked keys stay revoked: issue new ones)."""
+    outcome = registry.set_status(customer_id, "active")
+    if outcome is None:
+        raise Problem(404, f"No customer {customer_id!r}.")
+    customer, changed = outcome
+    if changed:
+        audit(log, "customer.reactivate", request.headers, "customer reactivated", customer_id=customer_id)
+    return {"customer": customer.model_dump(mode="json"), "changed": changed, "keys_revoked": []}
+
+
+class Erasure(BaseModel):
+    customer_id: str
+    existed: bool = Field(description="false: nothing of the customer's own was left (a repeat)")
+    removed: dict[str, int] = Field(description="per collection, documents deleted or entries removed now")
+
+
+@api.route("/v1/customers/<customer_id>", methods=["DELETE"], params=CustomerPath, response=Erasure)
+def erase_customer(request: flask.Request, customer_id: str) -> dict[str, Any]:
+    """Erase the customer's data everywhere and revoke its keys (admin). Idempotent: a retry
+    finishes an erasure that failed half-way; a repeat finds nothing left."""
+    from functions.health.erasure import erase_customer as erase
+
+    existed, removed = erase(customer_id)
+    # What was erased is not repeated here: the id and the counts, never a name or a contact.
+    audit(
+        log,
+        "customer.erase",
+        request.headers,
+        "customer erased",
+        customer_id=customer_id,
+        existed=existed,
+        removed={name: count for name, count in removed.items() if count},
+    )
+    return {"customer_id": customer_id, "existed": existed, "removed": removed}
+
+
 @api.route(
     "/v1/customers/<customer_id>/keys",
     methods=["POST"],
     params=CustomerPath,
     responses={201: KeyIssued},
+    problems=(409,),
     links={
         201: {
             "revoke_key": {"customer_id": "$response.body#/customer_id", "key_id": "$response.body#/key_id"}
@@ -220,7 +340,8 @@ def get_customer(_request: flask.Request, customer_id: str) -> dict[str, Any]:
     },
 )
 def issue_key(request: flask.Request, customer_id: str) -> flask.Response:
-    _existing_customer(customer_id)
+    if _existing_customer(customer_id).status != "active":
+        raise Problem(409, f"Customer {customer_id!r} is deactivated; reactivate it before issuing keys.")
     issued = registry.issue_key(customer_id)
     # The key's id, never its value.
     audit(
@@ -274,6 +395,17 @@ def import_events(_request: flask.Request, customer_id: str, body: EventBatch) -
     most = get_health_settings().max_events_per_request
     if len(batch.events) > most:
         raise Problem(413, f"{len(batch.events)} events in one request; send at most {most} per request.")
+    clashing = registry.repeated_with_other_content(batch.events)
+    if clashing:
+        raise Problem(
+            422,
+            f"Event ids repeated in this request with other content: {', '.join(clashing[:20])}; "
+            "nothing was stored. Send each event id once (a new fact needs a new event id).",
+            errors=[
+                {"field": "events", "message": f"event_id {i} repeated with other content"}
+                for i in clashing[:20]
+            ],
+        )
     outcomes = registry.import_events(customer_id, batch.events)
     counts = {kind: sum(1 for _, o in outcomes if o == kind) for kind in ("created", "unchanged", "conflict")}
     body = {
@@ -330,7 +462,12 @@ def run(_request: flask.Request, query: RunQuery) -> dict[str, Any]:
         )
     publish = publish_notice if get_health_settings().publish_actions else None
     summary = run_health(
-        as_of, cfg=_config(), usage_source=StoredUsage(), store=FirestoreHealthStore(), publish=publish
+        as_of,
+        cfg=_config(),
+        usage_source=StoredUsage(),
+        store=FirestoreHealthStore(),
+        publish=publish,
+        public_url=get_health_settings().public_url,
     )
     return summary.model_dump(mode="json")
 
@@ -341,6 +478,7 @@ def _view(customer: Any, state: dict[str, Any]) -> dict[str, Any]:
         "name": customer.name,
         "plan": customer.plan,
         "segment": customer.segment,
+        "status": customer.status,
         "score": state.get("score"),
         "category": state.get("category"),
         "as_of": state.get("as_of"),

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.customer_keys import CUSTOMER_ID_PATTERN
 from shared.ids import DocumentId
@@ -27,6 +27,19 @@ class Contact(BaseModel):
     slack: str | None = Field(default=None, max_length=100, description="Slack user or channel id")
 
 
+def _email_alone(value: Any) -> Any:
+    # A bare string is the success manager's email address.
+    return {"email": value} if isinstance(value, str) else value
+
+
+def _not_in_future(value: datetime | None) -> datetime | None:
+    from shared.clock import utcnow
+
+    if value is not None and value > utcnow() + timedelta(days=1):
+        raise ValueError("must not be in the future")
+    return value
+
+
 class CustomerIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -35,12 +48,61 @@ class CustomerIn(BaseModel):
     plan: str | None = Field(default=None, max_length=50)
     segment: str | None = Field(default=None, max_length=50)
     contact: Contact | None = None
+    # Imported customers keep their real history: without it every import looks new (and gets
+    # an onboarding check-in the next day). Unset: now.
+    created_at: AwareDatetime | None = Field(
+        default=None, description="when the customer started (default: now); an import sets it"
+    )
+    first_value_at: AwareDatetime | None = Field(
+        default=None, description="when the customer first got value from ION (shown, never inferred)"
+    )
 
-    @field_validator("contact", mode="before")
+    contact_as_email = field_validator("contact", mode="before")(_email_alone)
+    dates_not_future = field_validator("created_at", "first_value_at")(_not_in_future)
+
+
+# What PATCH /v1/customers/{id} may change (the id never changes; status by deactivate/reactivate).
+PATCHABLE = ("name", "plan", "segment", "contact", "created_at", "first_value_at")
+
+
+class CustomerPatch(BaseModel):
+    """Fields to change; a field left out is kept, ``null`` clears it (not ``name``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    plan: str | None = Field(default=None, max_length=50)
+    segment: str | None = Field(default=None, max_length=50)
+    contact: Contact | None = Field(
+        default=None, description="the success manager (CSM): name, email, slack; replaces the stored one"
+    )
+    created_at: AwareDatetime | None = None
+    first_value_at: AwareDatetime | None = None
+
+    contact_as_email = field_validator("contact", mode="before")(_email_alone)
+    dates_not_future = field_validator("created_at", "first_value_at")(_not_in_future)
+
+    @model_validator(mode="before")
     @classmethod
-    def _email_alone(cls, value: Any) -> Any:
-        # A bare string is the success manager's email address.
-        return {"email": value} if isinstance(value, str) else value
+    def _known_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(str(k) for k in data if k not in PATCHABLE)
+            if unknown:
+                raise ValueError(
+                    f"cannot change {', '.join(unknown)}; a PATCH may change {', '.join(PATCHABLE)} "
+                    "(status: POST .../deactivate or .../reactivate; the id never changes)"
+                )
+            if not data:
+                raise ValueError(f"nothing to change; send one or more of {', '.join(PATCHABLE)}")
+            if "name" in data and data["name"] is None:
+                raise ValueError("name cannot be cleared (null); send a new name")
+            if "created_at" in data and data["created_at"] is None:
+                raise ValueError("created_at cannot be cleared (null); send when the customer started")
+        return data
+
+    def changes(self) -> dict[str, Any]:
+        """The fields sent, as they are to be stored."""
+        return self.model_dump(mode="python", include=self.model_fields_set)
 
 
 class HealthSummary(BaseModel):
@@ -53,11 +115,22 @@ class HealthSummary(BaseModel):
     as_of: str | None = None
 
 
+CustomerStatus = Literal["active", "inactive"]
+
+
 class Customer(CustomerIn):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    created_at: datetime
+    created_at: datetime  # type: ignore[assignment]
+    # inactive (deactivated): not scored, no action fires, its keys revoked; reactivation undoes
+    # the first two (keys stay revoked: issue new ones).
+    status: CustomerStatus = "active"
+    deactivated_at: datetime | None = None
+    updated_at: datetime | None = None
     health: HealthSummary | None = None
+
+    # Stored dates are not checked against today's clock again (a test's clock may be earlier).
+    dates_not_future = field_validator("created_at", "first_value_at")(lambda value: value)
 
 
 class KeyIssued(BaseModel):

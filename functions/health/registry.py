@@ -3,7 +3,9 @@ ticket, payment and NPS events. Knows nothing of HTTP.
 
 ::
 
-    customers/{id}               id, name, plan, segment, contact, created_at, health (latest)
+    customers/{id}               id, name, plan, segment, contact, created_at, first_value_at,
+                                 status (active / inactive), deactivated_at, updated_at,
+                                 health (latest)
     customer_keys/{key_id}       customer_id, key_hash, created_at, revoked_at, signed
     customer_events/{hash}       customer_id, event_id, type, at, the event's fields, expire_at
 """
@@ -21,6 +23,8 @@ from pydantic import TypeAdapter
 from functions.health.models import (
     Customer,
     CustomerIn,
+    CustomerPatch,
+    CustomerStatus,
     Event,
     KeyIssued,
     KeyView,
@@ -70,14 +74,87 @@ def create_customer(body: CustomerIn) -> tuple[Customer, bool]:
         snapshot = ref.get(transaction=transaction)
         if snapshot.exists:
             stored = Customer.model_validate(snapshot.to_dict())
-            if CustomerIn.model_validate(stored.model_dump(include=set(CustomerIn.model_fields))) == body:
+            if same_customer(stored, body):
                 return stored, False
             raise Conflict(f"customer {body.id} exists with other details")
-        customer = Customer(**body.model_dump(), created_at=utcnow())
+        customer = Customer(**{**body.model_dump(), "created_at": body.created_at or utcnow()})
         transaction.set(ref, customer.model_dump(mode="python"))
         return customer, True
 
     return run_transaction(work)
+
+
+def same_customer(stored: Customer, body: CustomerIn) -> bool:
+    """Whether a create of ``body`` repeats the stored customer: the details it sends are the
+    stored ones (dates left out of the body are whatever is stored)."""
+    dates = {"created_at", "first_value_at"}
+    compared = set(CustomerIn.model_fields) - (dates - body.model_fields_set)
+    return stored.model_dump(include=compared) == body.model_dump(include=compared)
+
+
+def get_customers(customer_ids: Iterable[str]) -> dict[str, Customer]:
+    """The stored customers of these ids (one batched read)."""
+    client = get_firestore()
+    refs = [_customers().document(i) for i in dict.fromkeys(customer_ids)]
+    if not refs:
+        return {}
+    return {snap.id: Customer.model_validate(snap.to_dict()) for snap in client.get_all(refs) if snap.exists}
+
+
+def update_customer(customer_id: str, patch: CustomerPatch) -> tuple[Customer, Customer] | None:
+    """Apply the fields of ``patch``; ``(before, after)``, or None if there is no such customer."""
+    from google.cloud import firestore
+
+    ref = _customers().document(customer_id)
+
+    def work(transaction: firestore.Transaction) -> tuple[Customer, Customer] | None:
+        snapshot = ref.get(transaction=transaction)
+        if not snapshot.exists:
+            return None
+        before = Customer.model_validate(snapshot.to_dict())
+        changes = patch.changes()
+        after = Customer.model_validate({**before.model_dump(), **changes, "updated_at": utcnow()})
+        if after.model_dump(exclude={"updated_at"}) == before.model_dump(exclude={"updated_at"}):
+            return before, before  # nothing changes: nothing written
+        transaction.update(ref, {**changes, "updated_at": after.updated_at})
+        return before, after
+
+    return run_transaction(work)
+
+
+def set_status(customer_id: str, status: CustomerStatus) -> tuple[Customer, bool] | None:
+    """Deactivate or reactivate: ``(customer, changed)``, None if there is no such customer.
+    Deactivating also revokes every key of the customer (see :func:`revoke_all_keys`)."""
+    from google.cloud import firestore
+
+    ref = _customers().document(customer_id)
+
+    def work(transaction: firestore.Transaction) -> tuple[Customer, bool] | None:
+        snapshot = ref.get(transaction=transaction)
+        if not snapshot.exists:
+            return None
+        customer = Customer.model_validate(snapshot.to_dict())
+        if customer.status == status:
+            return customer, False
+        now = utcnow()
+        update = {
+            "status": status,
+            "updated_at": now,
+            "deactivated_at": now if status == "inactive" else None,
+        }
+        transaction.update(ref, update)
+        return customer.model_copy(update=update), True
+
+    return run_transaction(work)
+
+
+def revoke_all_keys(customer_id: str) -> list[str]:
+    """Revoke every key of the customer not revoked yet (idempotent); the key ids revoked now."""
+    revoked = []
+    for key in list_keys(customer_id):
+        if key.revoked_at is None and revoke_key(customer_id, key.key_id) is not None:
+            revoked.append(key.key_id)
+    return revoked
 
 
 def get_customer(customer_id: str) -> Customer | None:
@@ -200,6 +277,32 @@ def _same(stored: dict[str, Any], event: Event) -> bool:
 
 def _strip(stored: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in stored.items() if k not in ("customer_id", "expire_at")}
+
+
+def repeated_with_other_content(events: Iterable[Event]) -> list[str]:
+    """Event ids a batch carries more than once with different content (which to keep is unknown)."""
+    first: dict[str, Event] = {}
+    clashing: list[str] = []
+    for event in events:
+        earlier = first.setdefault(event.event_id, event)
+        if earlier != event and event.event_id not in clashing:
+            clashing.append(event.event_id)
+    return clashing
+
+
+def stored_conflicts(customer_id: str, events: Iterable[Event]) -> list[str]:
+    """Event ids of ``events`` stored before with other content (read only)."""
+    client = get_firestore()
+    collection = client.collection(EVENTS_COLLECTION)
+    unique = {event.event_id: event for event in events}
+    found: list[str] = []
+    ids = list(unique)
+    for start in range(0, len(ids), 300):
+        refs = {collection.document(event_doc_id(customer_id, i)).id: i for i in ids[start : start + 300]}
+        for snap in client.get_all([collection.document(doc) for doc in refs]):
+            if snap.exists and not _same(snap.to_dict() or {}, unique[refs[snap.id]]):
+                found.append(refs[snap.id])
+    return found
 
 
 def import_events(customer_id: str, events: Iterable[Event]) -> list[tuple[str, Outcome]]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from functions.health.actions import Firing, conditions, states_from, step
+from functions.health.actions import PLAYBOOKS, Firing, conditions, states_from, step
 from functions.health.config import HealthConfig
 from functions.health.models import Customer
 from functions.health.personas import (
@@ -88,15 +88,45 @@ def _previous(state: dict[str, Any], as_of: date) -> dict[str, Any] | None:
     return {k: state.get(k) for k in ("score", "category", "as_of", "components")}
 
 
-def _notice(customer: Customer, firing: Firing, result: ScoreResult, now: datetime) -> AlertTransition:
+def _components_text(result: ScoreResult) -> str:
+    """One line per signal: score, weight and the input behind it, largest weight first."""
+    lines = [
+        f"{name} {c.score:g} (weight {c.weight:.2f})" + (f": {c.headline}" if c.headline else "")
+        for name, c in sorted(result.components.items(), key=lambda item: -item[1].weight)
+    ]
+    lines += [f"{name}: no data" for name in result.missing]
+    return "\n".join(lines)
+
+
+def _previous_text(previous: dict[str, Any] | None) -> str:
+    if not previous or previous.get("score") is None:
+        return "first score"
+    return f"{previous['score']:g} ({previous.get('category')}) as of {previous.get('as_of')}"
+
+
+def _notice(
+    customer: Customer, firing: Firing, result: ScoreResult, now: datetime, customer_url: str | None = None
+) -> AlertTransition:
+    """The notice of one success action for one customer's success manager: the score, its
+    category and components, what moved it, the playbook and a link to the customer's page."""
     customer_id = customer.id
     contact = customer.contact.model_dump() if customer.contact else None
     labels = {"customer": customer_id, "action": firing.action, "category": result.category}
-    annotations = {"reason": firing.reason, "score": f"{result.score:g}"}
+    annotations = {
+        "reason": firing.reason,
+        "score": f"{result.score:g}",
+        "category": result.category,
+        "customer_name": customer.name,
+        "title": firing.title,
+        "components": _components_text(result),
+        "previous": _previous_text(result.previous),
+        "moved": "; ".join(m.reason for m in result.movers) or "nothing since the last score",
+        "playbook": PLAYBOOKS.get(firing.action, ""),
+    }
+    if customer_url:
+        annotations["customer_url"] = customer_url
     if contact:
         annotations.update({f"contact_{k}": str(v) for k, v in contact.items() if v})
-    if result.movers:
-        annotations["moved"] = "; ".join(m.reason for m in result.movers)
     return notice_transition(
         notice_id=f"health/{customer_id}/{firing.action}/{now.date().isoformat()}",
         source="health",
@@ -107,6 +137,7 @@ def _notice(customer: Customer, firing: Firing, result: ScoreResult, now: dateti
         labels=labels,
         annotations=annotations,
         value=result.score,
+        dashboard_url=customer_url,
     )
 
 
@@ -117,7 +148,9 @@ def run_health(
     usage_source: UsageSource,
     store: HealthStore,
     publish: Publisher | None,
+    public_url: str | None = None,
 ) -> RunSummary:
+    """``public_url``: where people open the health API (each notice links the customer's page)."""
     started = time.perf_counter()
     now = midnight(as_of)
     lookback = max(
@@ -136,6 +169,8 @@ def run_health(
     for customer, state in customers:
         if customer.created_at >= now:
             continue  # created after the day scored
+        if customer.status != "active":
+            continue  # deactivated: neither scored nor nagged (its last result stays on show)
         previous = _previous(state, as_of)
         result = score_customer(
             customer.id,
@@ -152,7 +187,8 @@ def run_health(
         )
         for firing in fired:
             fired_counts[firing.action] = fired_counts.get(firing.action, 0) + 1
-            notice = _notice(customer, firing, result, now)
+            page = f"{public_url.rstrip('/')}/v1/health/customers/{customer.id}" if public_url else None
+            notice = _notice(customer, firing, result, now, page)
             log.info(
                 "success action",
                 extra={

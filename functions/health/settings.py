@@ -23,6 +23,9 @@ class HealthSettings(BaseSettings):
     # The MAC key customer keys are signed with (Secret Manager `customer-key-secret`, which
     # routing verifies with); comma-separated to rotate, the first signs.
     customer_key_secret: str = Field(default="", validation_alias="ION_CUSTOMER_KEY_SECRET")
+    # Where people open the health API (the load balancer's public base URL): each success action's
+    # notice links the customer's page under it. Locally unset: notices carry no link.
+    public_url: str | None = Field(default=None, validation_alias="ION_HEALTH_PUBLIC_URL")
 
     def signing_secret(self) -> bytes:
         from shared.customer_keys import signing_secrets
@@ -36,7 +39,7 @@ def deployment_problems(target: str) -> list[str]:
     (unset, keys would be signed with a local default routing refuses; weak, guessable), and
     Redis: routing caches customer keys there, and a revocation must reach that cache at once."""
     from functions.health.config import load_config
-    from shared.deployment import load_settings, secret_weakness, unset
+    from shared.deployment import link_problems, load_settings, secret_weakness, unset
 
     settings, problems = load_settings(HealthSettings)
     if settings is not None:
@@ -55,6 +58,7 @@ def deployment_problems(target: str) -> list[str]:
                 f"ION_CUSTOMER_KEY_SECRET is too weak: {weakness}; use at least 32 random characters "
                 "(openssl rand -base64 48)"
             )
+    problems += link_problems("ION_HEALTH_PUBLIC_URL")
     return problems + [f"{p}: a revoked key would live on in routing's cache" for p in unset("REDIS_URL")]
 
 

@@ -3,12 +3,16 @@
 One document per request id (``routing_feedback/{request_id}``) and one running total per persona
 and per experiment arm (``routing_feedback_stats/persona:Lua``, ``.../arm:EXP:ARM``), written in
 one transaction: a repeated submission changes nothing, a changed answer moves the totals by the
-difference, so totals always equal the sum of the stored answers.
+difference, so totals equal the sum of the answers ever stored.
+
+An answer carries a user id and a free-text comment, so it is kept ``FEEDBACK_RETENTION`` after its
+last change (Firestore TTL on ``expire_at``; the totals, which name nobody, are kept). An answer
+sent with a customer key names the customer (``customer_id``), so erasing a customer finds it.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +25,9 @@ CALL_TIMEOUT_SECONDS = 3.0
 
 FEEDBACK_COLLECTION = "routing_feedback"
 STATS_COLLECTION = "routing_feedback_stats"
+# How long an answer (user id, comment) is kept after its last change; the weekly persona report
+# reads the week before it runs, so far less would do.
+FEEDBACK_RETENTION = timedelta(days=180)
 
 
 class FeedbackRecord(BaseModel):
@@ -38,6 +45,8 @@ class FeedbackRecord(BaseModel):
     experiment: str | None = None
     arm: str | None = None
     user_id: str | None = None
+    # The customer whose key sent it (None: an operator key or the open API).
+    customer_id: str | None = None
     issued_at: datetime
     received_at: datetime
     updated_at: datetime
@@ -118,7 +127,7 @@ def store_feedback(record: FeedbackRecord) -> tuple[Outcome, Totals]:
             total.updated_at = now
             transaction.set(client.collection(STATS_COLLECTION).document(doc_id), total.model_dump())
         stored = record.model_copy(update={"received_at": previous.received_at}) if previous else record
-        transaction.set(feedback_ref, stored.model_dump())
+        transaction.set(feedback_ref, {**stored.model_dump(), "expire_at": now + FEEDBACK_RETENTION})
         return ("updated" if previous else "created"), persona_totals
 
     # BeginTransaction retries for 60 s whatever we ask, so a bounded read first finds out
@@ -168,3 +177,33 @@ def read_arm_totals(experiment: str, arms: list[str]) -> dict[str, Totals]:
             totals = Totals.model_validate(doc.to_dict())
             found[totals.name] = totals
     return found
+
+
+def backfill_expiry(*, page: int = 400) -> int:
+    """Give every stored answer without ``expire_at`` (stored before answers expired) one:
+    ``updated_at`` + ``FEEDBACK_RETENTION``, so the TTL policy deletes them too. Idempotent; the
+    number of answers changed. ``python -m functions.routing.feedback`` runs it once."""
+    client = get_firestore()
+    changed = 0
+    last = None
+    while True:
+        query = client.collection(FEEDBACK_COLLECTION).order_by("__name__").limit(page)
+        if last is not None:
+            query = query.start_after(last)
+        snaps = list(query.stream())
+        if not snaps:
+            return changed
+        batch, pending = client.batch(), 0
+        for snap in snaps:
+            data = snap.to_dict() or {}
+            if "expire_at" not in data and isinstance(data.get("updated_at"), datetime):
+                batch.update(snap.reference, {"expire_at": data["updated_at"] + FEEDBACK_RETENTION})
+                pending += 1
+        if pending:
+            batch.commit()
+            changed += pending
+        last = snaps[-1]
+
+
+if __name__ == "__main__":
+    print(f"{backfill_expiry()} feedback answers given an expiry")

@@ -56,6 +56,7 @@ def submit_feedback(
     config: WeightConfig,
     metrics: RoutingMetrics,
     bandit: Bandit | None,
+    customer_id: str | None = None,
 ) -> FeedbackResponse:
     issued = ids.verify(body.request_id)
     if issued is None:
@@ -80,6 +81,7 @@ def submit_feedback(
         experiment=experiment,
         arm=arm,
         user_id=body.user_id,
+        customer_id=customer_id,
         issued_at=issued.issued_at,
         received_at=now,
         updated_at=now,

@@ -32,6 +32,8 @@ from shared.logging import get_logger
 
 # With ION_API_KEYS set, every route but /health needs X-API-Key (401) and is rate limited (429);
 # 503 when the key store cannot be read.
+# Where ``handle`` leaves the customer a request's key belongs to, for the routes.
+CUSTOMER_ENVIRON = "ion.customer_id"
 api = Api(
     "routing",
     problems=(401, 429, 503),
@@ -204,14 +206,19 @@ def personas(_request: flask.Request) -> flask.Response:
     body=FeedbackRequest,
     responses={201: FeedbackResponse, 200: Reply(FeedbackResponse, description="Updated or unchanged.")},
 )
-def feedback(_request: flask.Request, body: FeedbackRequest) -> flask.Response:
+def feedback(request: flask.Request, body: FeedbackRequest) -> flask.Response:
     """Feedback on a routing answer (by its request_id), aggregated per persona and arm."""
     from functions.routing.feedback_service import submit_feedback
 
     service = get_service()
     try:
         answer = submit_feedback(
-            body, ids=service.ids, config=service.config, metrics=service.metrics, bandit=service.bandit
+            body,
+            ids=service.ids,
+            config=service.config,
+            metrics=service.metrics,
+            bandit=service.bandit,
+            customer_id=request.environ.get(CUSTOMER_ENVIRON),
         )
     except UnknownRequestId:
         raise Problem(
@@ -263,6 +270,8 @@ def handle(request: flask.Request) -> flask.Response:
                 request.headers.get("X-Forwarded-For"), request.remote_addr, service.settings.client_ip_hop
             )
             extra_headers, customer = service.guard.admit(presented, client)
+            # The routes see whose key it was (feedback is stored under the customer, for erasure).
+            request.environ[CUSTOMER_ENVIRON] = customer
         except AccessDenied as denied:
             response = Problem(401, denied.detail, headers=denied.headers).to_response(path)
         except RateLimited as limited:

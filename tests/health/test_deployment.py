@@ -14,6 +14,7 @@ STRONG = "Zq3v8Kp2Lm9Xt4Rw7Ny1Bc6Hd0Fg5Js2Ua8Ve3Wi9Ok4Pl7Qm1Rn6Ts0Yu5Xz2Ab8Cd3"
 def _deployed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("K_SERVICE", "score-health")
     monkeypatch.setenv("REDIS_URL", "rediss://:pw@10.0.0.3:6378/0")
+    monkeypatch.setenv("ION_HEALTH_PUBLIC_URL", "https://ops.example.com")
 
 
 def test_with_a_strong_secret_there_is_no_problem(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,3 +43,11 @@ def test_rotation_signs_with_the_first_secret(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("ION_CUSTOMER_KEY_SECRET", f"{STRONG}, old-{STRONG}")
     assert deployment_problems("score_health") == []
     assert HealthSettings().signing_secret() == STRONG.encode()
+
+
+@pytest.mark.parametrize("value", ["", "http://127.0.0.1:8087", "https://score-health-abc.a.run.app"])
+def test_notices_need_a_link_people_can_open(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("ION_CUSTOMER_KEY_SECRET", STRONG)
+    monkeypatch.setenv("ION_HEALTH_PUBLIC_URL", value)
+    (problem,) = deployment_problems("score_health")
+    assert problem.startswith("ION_HEALTH_PUBLIC_URL")

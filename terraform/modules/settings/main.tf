@@ -18,6 +18,7 @@ locals {
     ION_FANOUT_PUBLIC_URL  = local.public_base_url
     ION_DASHBOARD_URL      = "${local.public_base_url}/dashboards/overview"
     ION_REPORTS_PUBLIC_URL = local.public_base_url
+    ION_HEALTH_PUBLIC_URL  = local.public_base_url
     ION_DEADLETTERS_URL    = local.public_base_url
     ION_COST_DASHBOARD_URL = "${local.public_base_url}/dashboards/overview"
     # Reports: sender and one recipient list per audience.

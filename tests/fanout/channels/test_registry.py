@@ -18,6 +18,8 @@ def test_every_channel_module_registers_its_name_and_required_settings() -> None
         "slack": ("slack_bot_token", "slack_channel"),
         "pagerduty": ("pagerduty_routing_key",),
         "email": ("smtp_host", "alert_email_to"),
+        # A personal notice's own recipient: mail needs a relay, not the team's list.
+        "contact": ("smtp_host",),
     }
 
 

@@ -1,0 +1,122 @@
+"""Erasing a customer everywhere (``DELETE /v1/customers/{id}``), from the one list of collections
+that hold customer data (``shared.customer_data``). Knows nothing of HTTP.
+
+Order: the customer is marked ``inactive`` (no run scores it, no action fires), every key is
+revoked (routing's Redis cache entry with it), then each collection is swept, and the customer's
+own document goes last. Every step is idempotent, so a retried erasure finishes what a failed one
+began; while the customer's document exists, there may be something left. A sweep of a customer
+already gone still runs (and finds nothing, or the stragglers: usage routing counted in the
+seconds before a revocation reached its caches).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from functions.health import registry
+from shared.clock import utcnow
+from shared.customer_data import CustomerCollection, customer_collections
+from shared.firestore import get_firestore
+from shared.logging import get_logger
+
+PAGE = 300
+log = get_logger("health.erasure")
+
+
+def erase_customer(customer_id: str) -> tuple[bool, dict[str, int]]:
+    """``(existed, removed)``: whether the customer's document was there, and per collection the
+    documents deleted or entries removed now."""
+    existed = registry.set_status(customer_id, "inactive") is not None
+    registry.revoke_all_keys(customer_id)
+    removed: dict[str, int] = {}
+    for entry in customer_collections():
+        removed[entry.collection] = _sweep(entry, customer_id)
+    log.info(
+        "customer erased",
+        extra={"customer_id": customer_id, "existed": existed, "removed": removed},
+    )
+    return existed, removed
+
+
+def _sweep(entry: CustomerCollection, customer_id: str) -> int:
+    if entry.finder == "document_id":
+        ref = get_firestore().collection(entry.collection).document(customer_id)
+        if not ref.get().exists:
+            return 0
+        ref.delete()
+        return 1
+    if entry.finder == "field":
+        return sum(_delete_where(entry.collection, field, customer_id) for field in entry.fields)
+    if entry.finder == "array":
+        return sum(_remove_from_arrays(entry.collection, field, customer_id) for field in entry.fields)
+    return _remove_usage(entry, customer_id)
+
+
+def _delete_where(collection: str, field: str, customer_id: str) -> int:
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    client = get_firestore()
+    query = client.collection(collection).where(filter=FieldFilter(field, "==", customer_id))
+    deleted = 0
+    while True:
+        refs = [snap.reference for snap in query.limit(PAGE).stream()]
+        if not refs:
+            return deleted
+        batch = client.batch()
+        for ref in refs:
+            batch.delete(ref)
+        batch.commit()
+        deleted += len(refs)
+
+
+def _remove_from_arrays(collection: str, field: str, customer_id: str) -> int:
+    from google.cloud import firestore
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    client = get_firestore()
+    query = client.collection(collection).where(filter=FieldFilter(field, "array_contains", customer_id))
+    changed = 0
+    while True:
+        refs = [snap.reference for snap in query.limit(PAGE).stream()]
+        if not refs:
+            return changed
+        batch = client.batch()
+        for ref in refs:
+            batch.update(ref, {field: firestore.ArrayRemove([customer_id])})
+        batch.commit()
+        changed += len(refs)
+
+
+def _remove_usage(entry: CustomerCollection, customer_id: str) -> int:
+    """The customer's entries in the usage store's day documents of its shard, over the store's
+    retention (one id-range query per day: a day's documents of one shard, whatever the writers)."""
+    from google.cloud import firestore
+    from google.cloud.firestore_v1.field_path import FieldPath
+
+    from shared.metrics.customer_usage import RETENTION, USAGE, customer_shard, doc_id
+
+    client = get_firestore()
+    collection = client.collection(USAGE if entry.collection == USAGE else entry.collection)
+    shard = customer_shard(customer_id)
+    today = utcnow().date()
+    removed = 0
+    day = today - RETENTION - timedelta(days=2)
+    while day <= today + timedelta(days=1):
+        prefix = doc_id(day, shard, 0)[:-1]  # "<yyyymmdd>-<shard>-": every writer shard of it
+        query = (
+            collection.order_by("__name__")
+            .start_at({"__name__": collection.document(prefix)})
+            .end_at({"__name__": collection.document(prefix + "\uf8ff")})
+        )
+        for snap in query.stream():
+            data: dict[str, Any] = snap.to_dict() or {}
+            present = [field for field in entry.fields if customer_id in (data.get(field) or {})]
+            if present:
+                paths = {
+                    FieldPath(field, customer_id).to_api_repr(): firestore.DELETE_FIELD for field in present
+                }
+                snap.reference.update(paths)
+                removed += 1
+        day += timedelta(days=1)
+    return removed
