@@ -361,6 +361,7 @@ def _fold_rollups(
             )
         )
 
+    shared = current_build_reads()
     for source, by_hour, key in sources:
         # A rollup holds a bucket of series: each is filtered and grouped on its own labels.
         for doc in _documents(source, key, wants_sketch):
@@ -380,7 +381,13 @@ def _fold_rollups(
                 acc = steps.get(index)
                 if acc is None:
                     acc = steps[index] = Accumulator()
-                sketch = Sketch.from_bytes(sketch_bytes) if wants_sketch and sketch_bytes else None
+                sketch = None
+                if wants_sketch and sketch_bytes:
+                    sketch = (
+                        Sketch.from_bytes(sketch_bytes)
+                        if shared is None
+                        else shared.sketch(sketch_bytes, Sketch.from_bytes)
+                    )
                 acc.add(summary, sketch)
     return resolution
 
