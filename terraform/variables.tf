@@ -141,9 +141,11 @@ variable "reports" {
     mail_from = string
     time_zone = optional(string, "America/New_York")
     recipients = object({
-      engineering = list(string)
-      leadership  = list(string)
-      support     = list(string)
+      engineering      = list(string)
+      leadership       = list(string)
+      support          = list(string)
+      customer_success = list(string)
+      finance          = list(string)
     })
   })
   validation {

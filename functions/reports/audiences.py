@@ -41,6 +41,8 @@ class SectionSpec(_Strict):
     cost: CostSpec | None = None
     # The distribution of customers' latest health category (the health capability's runs).
     customer_health: bool = False
+    # A scorecard panel (the KPI scorecard) whose rows become figures, each with its target.
+    scorecard: str | None = None
 
     def refs(self) -> list[str]:
         return [
@@ -49,6 +51,7 @@ class SectionSpec(_Strict):
             *([self.chart] if self.chart else []),
             *([self.error_budget] if self.error_budget else []),
             *([self.cost.requests] if self.cost else []),
+            *([self.scorecard] if self.scorecard else []),
         ]
 
 

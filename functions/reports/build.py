@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from functions.reports.documents import DocumentSource
+from functions.reports.figures import DocumentFigures
 from functions.reports.incidents import episodes, firing_alerts
 from functions.reports.panels import ADDITIVE, STEPS, WINDOWS, Dashboard, Panel, Status
 from functions.reports.source import ActiveAlert, AlertSource, MetricSource, Transition
@@ -55,9 +57,12 @@ class PanelBuilder:
         step: int,
         region: str | None = None,
         now: datetime | None = None,
+        figures: DocumentFigures | None = None,
     ) -> None:
         self.metrics = metrics
         self.alerts = alerts
+        # The document-backed panels (``Panel.figure``); without it they say no data.
+        self.figures = figures
         self.start, self.end, self.step = start, end, step
         self.region = region
         self.now = now or end
@@ -178,6 +183,10 @@ class PanelBuilder:
             "target": panel.target,
             "band": panel.band,
         }
+        if panel.figure is not None:
+            if self.figures is None:
+                return PanelView(**base, status="no_data", note="No document source for this figure.")
+            return self.figures.build(panel, base)
         if panel.kind == "stat":
             value, points = self._figure(panel)
             series = [SeriesView(label=panel.title, points=points)] if points else []
@@ -319,12 +328,22 @@ def build_dashboard(
     window: str,
     region: str | None,
     now: datetime,
+    documents: DocumentSource | None = None,
 ) -> DashboardView:
     from functions.reports.source import MemoisedMetricSource
 
     start, end, step = dashboard_window(window, now)
+    memoised = MemoisedMetricSource(metrics)
+    figures = None
+    if documents is not None and any(p.figure for p in dashboard.panels):
+        # Document figures are daily or weekly whatever the window; the KPI week is the 7 days to now.
+        week_start, week_end, week_step = dashboard_window("7d", now)
+        week = PanelBuilder(
+            memoised, alerts, start=week_start, end=week_end, step=week_step, region=region, now=now
+        )
+        figures = DocumentFigures.for_dashboard(documents, now=now, week=week)
     builder = PanelBuilder(
-        MemoisedMetricSource(metrics), alerts, start=start, end=end, step=step, region=region, now=now
+        memoised, alerts, start=start, end=end, step=step, region=region, now=now, figures=figures
     )
     # A cold build is Firestore round trips, not CPU: panels built side by side cost the slowest
     # panel's reads rather than the sum of all of them.

@@ -66,6 +66,10 @@ def period_text(report: Report) -> str:
     end_day = date.fromordinal(last_day)
     name = "week" if report.period.kind == "week" else "month"
     span = f"{start:%a %d %b %Y} to {end_day:%a %d %b %Y}"
+    if report.period.partial:
+        until = report.period.end.astimezone(tz)
+        so_far = f"{start:%a %d %b %Y} to {until:%a %d %b %H:%M}"
+        return f"week {report.period.label} (partial: so far), {so_far} ({report.period.time_zone})"
     return f"{name} {report.period.label}, {span} ({report.period.time_zone})"
 
 

@@ -61,13 +61,25 @@ class Mailed:
 
 
 def choose_period(
-    *, kind: str, week: str | None, month: str | None, zone_name: str, reference: datetime, now: datetime
+    *,
+    kind: str,
+    week: str | None,
+    month: str | None,
+    zone_name: str,
+    reference: datetime,
+    now: datetime,
+    partial: bool = False,
 ) -> Period:
     """The named week or month, else the last full one before ``reference`` (when the scheduler
-    meant the job to run, so its retries name the same period). Raises ``period.PeriodError`` for
-    a malformed name, ``PeriodNotOver`` for a period still running at ``now``."""
+    meant the job to run, so its retries name the same period); with ``partial`` the current week
+    up to ``now``. Raises ``period.PeriodError`` for a malformed name, ``PeriodNotOver`` for a
+    period still running at ``now``."""
     from functions.reports import period
 
+    if partial:
+        if week or month or kind == "month":
+            raise period.PeriodError("partial is the current week so far: it takes no week, month or period")
+        return period.week_so_far(now, zone_name)
     if week:
         chosen = period.week(week, zone_name)
     elif month:

@@ -203,6 +203,7 @@ def dashboards_index(request: flask.Request, query: FormatQuery) -> flask.Respon
 )
 def dashboard(request: flask.Request, name: str, query: DashboardQuery) -> flask.Response:
     from functions.reports.build import build_dashboard
+    from functions.reports.documents import FirestoreDocumentSource
     from functions.reports.render import render_view
     from functions.reports.source import FirestoreAlertSource, StoreMetricSource
 
@@ -223,7 +224,13 @@ def dashboard(request: flask.Request, name: str, query: DashboardQuery) -> flask
     if body is None:
         cache_state = "miss"
         view = build_dashboard(
-            definition, StoreMetricSource(), FirestoreAlertSource(), window=window, region=region, now=now
+            definition,
+            StoreMetricSource(),
+            FirestoreAlertSource(),
+            window=window,
+            region=region,
+            now=now,
+            documents=FirestoreDocumentSource() if any(p.figure for p in definition.panels) else None,
         )
         body = render_view(view, fmt, cat, query.tz)
         if settings.cache_dashboards:
@@ -253,6 +260,7 @@ class ReportRequest(BaseModel):
     month: str | None = Field(default=None, max_length=16, description="a month, e.g. 2026-11")
     time_zone: str | None = Field(default=None, max_length=64, description="an IANA time zone")
     resend: bool = False
+    partial: bool = Field(default=False, description="the current week so far (labelled partial)")
 
 
 class ReportQuery(BaseModel):
@@ -263,6 +271,7 @@ class ReportQuery(BaseModel):
     month: str | None = Field(default=None, max_length=16, description="a month, e.g. 2026-11")
     time_zone: str | None = Field(default=None, max_length=64, description="an IANA time zone")
     resend: bool | None = Field(default=None, description="mail again a report already mailed")
+    partial: bool | None = Field(default=None, description="the current week so far (labelled partial)")
 
 
 def audiences() -> Audiences:
@@ -319,6 +328,7 @@ def mail_report(request: flask.Request, name: str, query: ReportQuery, body: Rep
             zone_name=params.time_zone or spec.time_zone or settings.time_zone,
             reference=_reference_time(request),
             now=now,
+            partial=params.partial,
         )
         outcome = mailing.mail_report(spec, chosen, catalog(), settings, resend=params.resend, now=now)
     except (PeriodError, mailing.PeriodNotOver, mailing.NoRecipients) as exc:

@@ -29,6 +29,9 @@ class Period(BaseModel):
     previous_label: str
     previous_start: AwareDatetime
     previous_end: AwareDatetime
+    # The current week so far (``week_so_far``): its end is when it was asked for, its label ends
+    # in ``-partial`` so the full week is still reported once it is over.
+    partial: bool = False
 
     @property
     def hours(self) -> float:
@@ -108,3 +111,19 @@ def last_full_month(now: datetime, time_zone: str) -> Period:
     first = local.replace(day=1)
     previous = date(first.year - (first.month == 1), (first.month - 2) % 12 + 1, 1)
     return month(f"{previous:%Y-%m}", time_zone)
+
+
+def week_so_far(now: datetime, time_zone: str) -> Period:
+    """The ISO week holding ``now`` in ``time_zone``, from its Monday to ``now`` (labelled partial),
+    beside the same span of the week before (so the change compares like with like)."""
+    local = now.astimezone(zone(time_zone)).date()
+    full = week(_week_label(local - timedelta(days=local.weekday())), time_zone)
+    end = now.astimezone(UTC)
+    return full.model_copy(
+        update={
+            "label": f"{full.label}-partial",
+            "end": end,
+            "previous_end": end - (full.start - full.previous_start),
+            "partial": True,
+        }
+    )

@@ -29,6 +29,8 @@ class RowView(BaseModel):
     text: str
     status: Status = "info"
     share: float | None = None
+    # What stands behind the row (a customer's reasons and actions, a KPI's definition and target).
+    detail: str = ""
 
 
 class AlertView(BaseModel):
@@ -110,6 +112,8 @@ def format_value(value: float | None, unit: str) -> str:
         return f"{value:.3f}"
     if unit == "usd":
         return f"${value:,.2f}"
+    if unit == "days":
+        return f"{value:.1f} day{'' if value == 1 else 's'}"
     return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 100 else f"{value:,.2f}"
 
 
@@ -146,6 +150,7 @@ class TableRow(BaseModel):
     previous_share: float | None
     change: str
     status: Status
+    detail: str = ""
 
 
 class Table(BaseModel):
