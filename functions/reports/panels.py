@@ -40,7 +40,6 @@ DOCUMENT_FIGURES = (
     "health.category_trend",
     "health.average_score",
     "health.at_risk",
-    "health.customers",
     "health.actions",
     "health.time_to_value",
     "health.nps",

@@ -22,7 +22,16 @@ def live(fs, serve_capability):  # type: ignore[no-untyped-def]
 def test_every_dashboard_in_every_format(live) -> None:
     index = requests.get(f"{live.url}/dashboards?format=json", timeout=10).json()
     names = [d["name"] for d in index["dashboards"]]
-    assert names == ["overview", "performance", "reliability", "cache", "infrastructure", "quality"]
+    assert names == [
+        "overview",
+        "performance",
+        "reliability",
+        "cache",
+        "infrastructure",
+        "quality",
+        "customer_success",
+        "finance",
+    ]
     for name in names:
         for fmt, media in (
             ("html", "text/html"),
@@ -66,7 +75,16 @@ def test_accept_header_chooses_the_format(live) -> None:
         (
             "/dashboards/costs",
             404,
-            ["overview", "performance", "reliability", "cache", "infrastructure", "quality"],
+            [
+                "overview",
+                "performance",
+                "reliability",
+                "cache",
+                "infrastructure",
+                "quality",
+                "customer_success",
+                "finance",
+            ],
         ),
     ],
 )
@@ -92,7 +110,7 @@ def test_health_checks_what_serving_needs(live) -> None:
     answer = requests.get(f"{live.url}/health", timeout=30).json()
     assert answer["status"] == "ok"
     assert answer["checks"]["firestore"]["ok"]
-    assert answer["checks"]["definitions"]["dashboards"] == 6
+    assert answer["checks"]["definitions"]["dashboards"] == 8
     assert answer["checks"]["mail"]["mode"].startswith("outbox")
 
 

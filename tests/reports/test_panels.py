@@ -14,7 +14,8 @@ def test_five_dashboards_as_the_seeds_list_them() -> None:
     catalog = load_catalog()
     seeds = ["overview", "performance", "reliability", "cache", "infrastructure"]
     assert list(catalog.dashboards)[:5] == seeds
-    assert list(catalog.dashboards)[5:] == ["quality"]  # the report's business figures
+    # The report's business figures, then the seeds' Customer Success and Financial dashboards.
+    assert list(catalog.dashboards)[5:] == ["quality", "customer_success", "finance"]
     assert catalog.dashboards["overview"].refresh_seconds == 300
     assert catalog.dashboards["performance"].refresh_seconds == 60
 
