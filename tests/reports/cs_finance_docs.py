@@ -45,7 +45,7 @@ def customer(
         "name": cid.title(),
         "plan": plan,
         "segment": segment,
-        "contact": {"name": csm, "email": f"{csm.split()[0].lower()}@ion.test"},
+        "contact": {"name": csm, "email": f"{csm.split(maxsplit=1)[0].lower()}@ion.test"},
         "created_at": created,
         "health": {
             "score": score,

@@ -173,16 +173,21 @@ def test_customer_success_dashboard_from_the_health_documents() -> None:
     at_risk = panel(view, "at_risk")
     assert [r.label for r in at_risk.rows] == ["Initech (initech)", "Globex (globex)"]  # lowest first
     churn, risk = at_risk.rows
-    assert churn.status == "breach" and risk.status == "warning"
+    assert churn.status == "breach"
+    assert risk.status == "warning"
     assert "retention campaign sent 2026-12-07" in churn.detail
-    assert "plan free" in churn.detail and "segment enterprise" in churn.detail
-    assert "CSM Sam Lee" in risk.detail and "active_days 18 -> 6" in risk.detail
+    assert "plan free" in churn.detail
+    assert "segment enterprise" in churn.detail
+    assert "CSM Sam Lee" in risk.detail
+    assert "active_days 18 -> 6" in risk.detail
     assert "training outreach sent" in risk.detail
     # NPS pooled by answers: (60*30 + 20*10) / 40 = 50 (met at 50).
-    assert panel(view, "nps").value == 50.0 and panel(view, "nps").status == "ok"
+    assert panel(view, "nps").value == 50.0
+    assert panel(view, "nps").status == "ok"
     # newco's first record with a request is its 4th day: registered at noon, 2.5 days to value.
     ttv = panel(view, "time_to_value")
-    assert ttv.value == 2.5 and ttv.status == "ok"
+    assert ttv.value == 2.5
+    assert ttv.status == "ok"
     assert panel(view, "actions").rows[0].label == "training outreach"
     for fmt in ("html", "json", "markdown", "text"):
         body = render_view(view, fmt, CATALOG)
@@ -192,11 +197,14 @@ def test_customer_success_dashboard_from_the_health_documents() -> None:
 def test_finance_dashboard_from_the_cost_snapshot() -> None:
     view = dashboard("finance", full_source())
     mtd = panel(view, "month_to_date")
-    assert mtd.value is not None and mtd.value > 0 and mtd.status in ("ok", "warning", "breach")
+    assert mtd.value is not None
+    assert mtd.value > 0
+    assert mtd.status in ("ok", "warning", "breach")
     assert [r.label for r in mtd.rows] == ["month to date", "target so far", "budget so far"]
     forecast = panel(view, "forecast")
     low, fc, high = (r.value for r in forecast.rows[:3])
-    assert low <= fc <= high and "band" in forecast.text
+    assert low <= fc <= high
+    assert "band" in forecast.text
     anomalies = panel(view, "anomalies")
     assert [r.label for r in anomalies.rows] == [f"{TODAY - timedelta(days=3)} Cloud Run"]
     assert anomalies.status == "warning"
@@ -247,15 +255,20 @@ def test_kpi_scorecard_grades_each_kpi_with_definition_and_target() -> None:
         "Quarterly savings",
     ]
     average = kpis["Average health score"]
-    assert average.status == "warning" and average.text == "60.9: at risk"
+    assert average.status == "warning"
+    assert average.text == "60.9: at risk"
     assert kpis["NPS"].text == "+50.0: met"
     assert kpis["Time to value"].status == "ok"
-    assert kpis["Active customers"].value == 0.75 and kpis["Active customers"].status == "ok"
+    assert kpis["Active customers"].value == 0.75
+    assert kpis["Active customers"].status == "ok"
     # MTTR: the two incidents resolved in the week took 1 h and 3 h: 2 h mean, met (< 2 h is at 2 h).
-    assert kpis["MTTR"].value == 7200 and kpis["MTTR"].status == "ok"
-    assert kpis["SLO compliance"].value == pytest.approx(0.9) and kpis["SLO compliance"].status == "breach"
+    assert kpis["MTTR"].value == 7200
+    assert kpis["MTTR"].status == "ok"
+    assert kpis["SLO compliance"].value == pytest.approx(0.9)
+    assert kpis["SLO compliance"].status == "breach"
     # No departure is recorded anywhere: no data, and why; never a made-up figure.
-    assert kpis["Churn rate"].status == "no_data" and "churned_at" in kpis["Churn rate"].detail
+    assert kpis["Churn rate"].status == "no_data"
+    assert "churned_at" in kpis["Churn rate"].detail
     for row in kpis.values():
         assert "Target" in row.detail, row.label
     empty = {r.label: r for r in panel(dashboard("overview", source()), "kpis").rows}
@@ -275,9 +288,11 @@ def test_leadership_report_has_the_scorecard_and_the_opportunities() -> None:
     )
     sections = {s.id: s for s in report.sections}
     scorecard = [f.title for f in sections["kpis"].figures]
-    assert "Cost per customer" in scorecard and "Quarterly savings" in scorecard
+    assert "Cost per customer" in scorecard
+    assert "Quarterly savings" in scorecard
     nps = next(f for f in sections["kpis"].figures if f.title == "NPS")
-    assert nps.text == "+50.0: met" and "Target > 50" in nps.target
+    assert nps.text == "+50.0: met"
+    assert "Target > 50" in nps.target
     opportunities = next(t for t in sections["cost"].tables if t.ref == "finance.opportunities")
     assert [r.label for r in opportunities.rows] == ["Resize vm-1", "Idle ip"]
 
@@ -308,7 +323,8 @@ def test_satisfaction_is_healths_weekly_figure_feedback_once_per_request() -> No
         assert figures[0].value == pytest.approx(200 / 300, abs=1e-3), audience
         tables = {t.ref: t for s in report.sections for t in s.tables}
         lua = next(r for r in tables["quality.satisfaction"].rows if r.label == "Lua")
-        assert lua.text.startswith("75.0% helpful (95% CI") and "200 answers" in lua.detail
+        assert lua.text.startswith("75.0% helpful (95% CI")
+        assert "200 answers" in lua.detail
         assert {r.label for r in tables["quality.persona_drift"].rows} == {
             "against the expected mix",
             "against the baseline mix",
@@ -324,8 +340,10 @@ def test_week_so_far_is_a_partial_report_not_refused() -> None:
     period = choose_period(
         kind="week", week=None, month=None, zone_name="UTC", reference=NOW, now=NOW, partial=True
     )
-    assert period.partial and period.label == "2026-W50-partial"
-    assert period.start == datetime(2026, 12, 7, tzinfo=UTC) and period.end == NOW
+    assert period.partial
+    assert period.label == "2026-W50-partial"
+    assert period.start == datetime(2026, 12, 7, tzinfo=UTC)
+    assert period.end == NOW
     assert period.previous_start == period.start - timedelta(days=7)
     assert period.previous_end == NOW - timedelta(days=7)  # the same span of the week before
     report = build_report(
@@ -342,7 +360,8 @@ def test_week_so_far_is_a_partial_report_not_refused() -> None:
     rendered = render_report(report, SETTINGS)
     assert "2026-W50-partial" in rendered.subject
     assert "partial: so far" in rendered.text
-    assert "Initech (initech)" in rendered.text and "retention campaign sent" in rendered.html
+    assert "Initech (initech)" in rendered.text
+    assert "retention campaign sent" in rendered.html
 
 
 def test_customer_success_and_finance_are_mailed_weekly() -> None:
