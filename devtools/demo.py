@@ -231,8 +231,11 @@ def business_day(reports: str) -> None:
     far's leadership, customer success and finance reports."""
     from datetime import UTC, datetime, timedelta
 
-    status, answer = call("POST", f"{url_of('cost')}/v1/cost/snapshot", {})
-    say(f"cost snapshot ({status}): {json.dumps(answer)[:160] if status >= 300 else 'stored'}")
+    try:
+        status, answer = call("POST", f"{url_of('cost')}/v1/cost/snapshot", {})
+        say(f"cost snapshot ({status}): {json.dumps(answer)[:160] if status >= 300 else 'stored'}")
+    except urllib.error.URLError as exc:
+        say(f"no cost snapshot (the cost function did not answer: {exc.reason}); finance says no data")
     tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
     status, answer = call("POST", f"{url_of('health')}/v1/health/run?as_of={tomorrow}")
     if status == 200 and isinstance(answer, dict):

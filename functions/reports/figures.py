@@ -188,12 +188,16 @@ class DocumentFigures:
         found = self.snapshots()
         return found[-1] if found else None
 
+    def run_days(self) -> list[date]:
+        """The window's days and the day after: the run of a day scores the day before it."""
+        return [*self.days, self.days[-1] + timedelta(days=1)]
+
     def runs(self) -> list[dict[str, Any]]:
-        days = sorted(set(self.trend_days) | set(self.days))
+        days = sorted(set(self.trend_days) | set(self.run_days()))
         return self._once("runs", lambda: self.documents.health_runs(days))
 
     def latest_run(self) -> dict[str, Any] | None:
-        wanted = {d.isoformat() for d in self.days}
+        wanted = {d.isoformat() for d in self.run_days()}
         found = [r for r in self.runs() if str(r.get("as_of")) in wanted]
         return found[-1] if found else None
 
