@@ -44,6 +44,7 @@ TTV_HORIZON_DAYS = 30  # ... looked for in their first 30 daily records
 TTV_MAX_CUSTOMERS = 200  # the newest ones (a bounded read: 30 records each)
 CHURN_DAYS = 30  # churn is monthly (the seeds' "< 3% monthly")
 AT_RISK_ROWS = 50
+WEAK_SIGNAL = 60.0
 
 
 def utc_days(start: datetime, end: datetime) -> list[date]:
@@ -334,18 +335,21 @@ class DocumentFigures:
         csm = (contact.get("name") or contact.get("email")) if isinstance(contact, dict) else str(contact)
         why = [str(m.get("reason")) for m in (health.get("movers") or []) if m.get("reason")]
         components = health.get("components") or {}
+        # The weakest signals (below 60) with their headline input, beside what moved the score.
         low = sorted(
             (
                 (name, c)
                 for name, c in components.items()
-                if isinstance(c, dict) and c.get("score") is not None
+                if isinstance(c, dict) and c.get("score") is not None and float(c["score"]) < WEAK_SIGNAL
             ),
             key=lambda item: float(item[1]["score"]),
         )[:2]
         for name, component in low:
             headline = component.get("headline")
             inputs = component.get("inputs") or {}
-            shown = f" ({headline} {inputs.get(headline)})" if headline and headline in inputs else ""
+            shown = (
+                f" ({headline} {inputs[headline]})" if headline and inputs.get(headline) is not None else ""
+            )
             why.append(f"{name} {float(component['score']):.0f}{shown}")
         actions = []
         for name, state in sorted((health.get("actions") or {}).items()):
@@ -669,7 +673,7 @@ class DocumentFigures:
             value=value,
             text=f"{_usd(value)} (band {_usd(low)} to {_usd(high)})",
             rows=rows,
-            note=f"Method: {fc.get('method', 'unknown')}. " + self._source_note(snap),
+            note=" ".join(filter(None, [f"Method: {fc.get('method', 'unknown')}.", self._source_note(snap)])),
         )
 
     def _cost_daily(self, panel: Panel, base: dict[str, Any]) -> PanelView:
@@ -1008,7 +1012,8 @@ class DocumentFigures:
                 slo,
                 _pct(slo),
                 _grade(slo, better="higher", met=0.99, missed=0.98),
-                f"share of the week's {steps} hours with traffic whose request-based availability met "
+                f"share of the {steps} {'hours' if not self.week or self.week.step < 86_400 else 'days'} "
+                "with traffic whose request-based availability met "
                 f"{panel.band.ok * 100 if panel.band else 99.95:.2f}%",
                 "> 99% (at risk 98-99%, missed below 98%)",
                 why,
@@ -1047,7 +1052,7 @@ class DocumentFigures:
             RowView(
                 label=k.name,
                 value=k.value,
-                text=f"{k.text}: {k.grade}",
+                text=k.text if k.status == "no_data" else f"{k.text}: {k.grade}",
                 status=k.status,
                 detail=f"{k.definition}. Target {k.target}."
                 + (f" No data: {k.why_no_data}" if k.why_no_data else ""),
