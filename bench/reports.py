@@ -190,6 +190,7 @@ def run(quick: bool) -> None:
                     window=window,
                     region=None,
                     now=now,
+                    documents=FirestoreDocumentSource(),
                 )
                 builds.append(time.perf_counter() - t0)
                 reads = counter.documents - before

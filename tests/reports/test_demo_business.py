@@ -9,13 +9,19 @@ import email
 from pathlib import Path
 
 from devtools import demo
+from tests.health.conftest import alerts_inbox  # noqa: F401 - the alerts topic's pull fixture
 
 
-def test_demo_scores_customers_and_mails_partial_reports(
-    fs, serve_capability, monkeypatch, tmp_path: Path, capsys
+def test_demo_scores_customers_and_mails_partial_reports(  # noqa: PLR0917 - fixtures
+    fs,
+    serve_capability,
+    alerts_inbox,  # noqa: F811
+    monkeypatch,
+    tmp_path: Path,
+    capsys,
 ) -> None:  # type: ignore[no-untyped-def]
     outbox = tmp_path / "reports"
-    health = serve_capability("health", env={"ION_HEALTH_PUBLISH_ACTIONS": "false"})
+    health = serve_capability("health")
     reports = serve_capability(
         "reports", env={"ION_REPORTS_OUTBOX": str(outbox), "ION_REPORTS_CACHE_DASHBOARDS": "false"}
     )
@@ -31,7 +37,12 @@ def test_demo_scores_customers_and_mails_partial_reports(
 
     said = capsys.readouterr().out
     assert "customers scored: 1" in said
-    assert "onboarding_checkin" in said  # the success action (fan-out delivers it to the outbox)
+    assert "onboarding_checkin" in said
+    # The success action, published as a low notice for fan-out (which writes it to the outbox
+    # locally, and mails the success manager): addressed to the demo customer's CSM.
+    notices = [n for n in alerts_inbox() if (n.get("labels") or {}).get("customer") == "demo-acme"]
+    assert [n["labels"]["action"] for n in notices] == ["onboarding_checkin"]
+    assert notices[0]["annotations"]["contact_email"] == "csm@example.com"
     mails = {p.name: email.message_from_bytes(p.read_bytes()) for p in outbox.glob("*.eml")}
     assert {n.split("-20")[0] for n in mails} == {"leadership", "customer_success", "finance"}
     for name, message in mails.items():
