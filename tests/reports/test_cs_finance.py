@@ -371,3 +371,42 @@ def test_customer_success_and_finance_are_mailed_weekly() -> None:
         schedule = schedules[f"/v1/reports/{audience}"]
         assert schedule.cron.endswith("* * 1")  # Mondays
         assert f"ION_REPORTS_TO_{audience.upper()}" in topology().functions["mail_reports"].settings_from
+
+
+def test_time_to_value_is_exact_from_checkpoints_and_counts_the_never_active() -> None:
+    def records(cid: str, created: date, first_active: int | None, days: int) -> dict[str, dict]:
+        return {
+            f"{cid}:{(created + timedelta(days=o)).isoformat()}": {
+                "components": {
+                    "engagement": {
+                        "inputs": {"active_days": 0 if first_active is None or o < first_active else 1}
+                    }
+                }
+            }
+            for o in range(1, days + 1)
+        }
+
+    registered = {"lateco": 40, "ghostco": 35, "babyco": 2, "newco": 10}
+    customers = [
+        customer(cid, 50.0, "at_risk", as_of=TODAY, created=at(TODAY - timedelta(days=age), 12))
+        for cid, age in registered.items()
+    ]
+    scores = {
+        **records("lateco", TODAY - timedelta(days=40), 9, 40),  # between the 7 and 10 checkpoints
+        **records("ghostco", TODAY - timedelta(days=35), None, 35),  # never: more than 28
+        **records("babyco", TODAY - timedelta(days=2), None, 2),  # too new to tell
+        **records("newco", TODAY - timedelta(days=10), 3, 10),
+    }
+
+    class Counting(documents.MemoryDocumentSource):
+        asked = 0
+
+        def health_scores(self, doc_ids: list[str]) -> dict[str, dict]:
+            Counting.asked += len(doc_ids)
+            return super().health_scores(doc_ids)
+
+    docs = Counting(source(customers=customers, scores=scores).docs)
+    figures = DocumentFigures.for_dashboard(docs, now=NOW, week=None)
+    # newco 2.5 days, lateco 8.5 (its 9th day, registered at noon), ghostco more than 28: median 8.5.
+    assert figures.time_to_value() == (8.5, 3, 1, "")
+    assert Counting.asked <= 4 * 17  # checkpoints and the days between two, not 28 reads each
