@@ -84,6 +84,13 @@ def _instant(value: Any) -> datetime | None:
     return None
 
 
+def _days(value: float | None) -> str:
+    """A time to value; the 28-day horizon means more than 28 (the median customer had none)."""
+    if value is not None and value >= TTV_HORIZON_DAYS:
+        return f"more than {TTV_HORIZON_DAYS} days"
+    return format_value(value, "days")
+
+
 def _usd(value: Any) -> str:
     return format_value(float(value) if value is not None else None, "usd")
 
@@ -508,7 +515,7 @@ class DocumentFigures:
     def _health_time_to_value(self, panel: Panel, base: dict[str, Any]) -> PanelView:
         value, reached, pending, note = self.time_to_value()
         text = (
-            f"{format_value(value, 'days')} (median of {reached}; {pending} too new to tell)"
+            f"{_days(value)} (median of {reached}; {pending} too new to tell)"
             if value is not None
             else "no data"
         )
@@ -1001,7 +1008,7 @@ class DocumentFigures:
             Kpi(
                 "Time to value",
                 ttv,
-                format_value(ttv, "days") if ttv is not None else "no data",
+                _days(ttv) if ttv is not None else "no data",
                 _grade(ttv, better="lower", met=7, missed=10),
                 "median days from registration to the first daily health run that saw a request, "
                 f"customers registered in the last {TTV_NEW_DAYS} days ({reached} counted, none in 28 days "
