@@ -198,16 +198,21 @@ class DocumentFigures:
         found = self.snapshots()
         return found[-1] if found else None
 
-    def run_days(self) -> list[date]:
-        """The window's days and the day after: the run of a day scores the day before it."""
-        return [*self.days, self.days[-1] + timedelta(days=1)]
+    @staticmethod
+    def run_days(days: list[date]) -> list[date]:
+        """The health runs of ``days``: the run of a day (``as_of``) scores the day before it."""
+        return [d + timedelta(days=1) for d in days]
 
     def runs(self) -> list[dict[str, Any]]:
-        days = sorted(set(self.trend_days) | set(self.run_days()))
+        days = sorted(set(self.run_days(self.trend_days)) | set(self.run_days(self.days)))
         return self._once("runs", lambda: self.documents.health_runs(days))
 
+    def trend_runs(self) -> list[dict[str, Any]]:
+        wanted = {d.isoformat() for d in self.run_days(self.trend_days)}
+        return [r for r in self.runs() if str(r.get("as_of")) in wanted]
+
     def latest_run(self) -> dict[str, Any] | None:
-        wanted = {d.isoformat() for d in self.run_days()}
+        wanted = {d.isoformat() for d in self.run_days(self.days)}
         found = [r for r in self.runs() if str(r.get("as_of")) in wanted]
         return found[-1] if found else None
 
@@ -300,8 +305,7 @@ class DocumentFigures:
         )
 
     def _health_category_trend(self, panel: Panel, base: dict[str, Any]) -> PanelView:
-        wanted = {d.isoformat() for d in self.trend_days}
-        runs = [r for r in self.runs() if str(r.get("as_of")) in wanted]
+        runs = self.trend_runs()
         if not runs:
             return PanelView(**base, status="no_data", note=_no_run_note())
         series = []
@@ -402,8 +406,7 @@ class DocumentFigures:
         )
 
     def _health_actions(self, panel: Panel, base: dict[str, Any]) -> PanelView:
-        wanted = {d.isoformat() for d in self.trend_days}
-        runs = [r for r in self.runs() if str(r.get("as_of")) in wanted]
+        runs = self.trend_runs()
         if not runs:
             return PanelView(**base, status="no_data", note=_no_run_note())
         fired: dict[str, int] = {}

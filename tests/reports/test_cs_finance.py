@@ -410,3 +410,13 @@ def test_time_to_value_is_exact_from_checkpoints_and_counts_the_never_active() -
     # newco 2.5 days, lateco 8.5 (its 9th day, registered at noon), ghostco more than 28: median 8.5.
     assert figures.time_to_value() == (8.5, 3, 1, "")
     assert Counting.asked <= 4 * 17  # checkpoints and the days between two, not 28 reads each
+
+
+def test_the_run_of_tomorrow_scores_today_and_counts_in_the_window() -> None:
+    """`make demo` scores a customer registered today with the run as of tomorrow (the day it
+    scores is the day before its as_of): the dashboard shows it, categories and trend alike."""
+    tomorrow = TODAY + timedelta(days=1)
+    docs = source(runs={tomorrow: run(tomorrow, {"healthy": 1, "at_risk": 0, "churn_risk": 0})})
+    view = dashboard("customer_success", docs)
+    assert panel(view, "categories").rows[0].value == 1
+    assert panel(view, "category_trend").series[0].points[0][0].date() == tomorrow

@@ -59,3 +59,14 @@ def test_demo_scores_customers_and_mails_partial_reports(  # noqa: PLR0917 - fix
     html = next(p for p in success.walk() if p.get_content_type() == "text/html").get_payload(decode=True)
     assert b"Health categories" in html
     assert b"1 customer<" in html  # the demo customer, scored: not "no data"
+
+
+def test_the_demo_tells_a_success_action_from_an_alert(tmp_path: Path) -> None:
+    action = tmp_path / "low-1-email.json"
+    action.write_text(
+        '{"notification": {"alerts": [{"labels": {"action": "onboarding_checkin", "customer": "c"}}]}}'
+    )
+    alert = tmp_path / "high-2-slack.json"
+    alert.write_text('{"notification": {"alerts": [{"labels": {"rule": "latency-p95-high"}}]}}')
+    assert demo.outbox_actions(tmp_path, 0) == [action]
+    assert demo.outbox_alerts(tmp_path, 0) == [alert]
