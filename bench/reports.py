@@ -296,6 +296,7 @@ def run(quick: bool) -> None:
                             region=None,
                             now=now,
                             incidents=FirestoreIncidentSource(),
+                            documents=FirestoreDocumentSource(),
                         )
                     took = time.perf_counter() - t0
                     if shared:

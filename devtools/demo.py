@@ -11,8 +11,13 @@ few seconds until Ctrl-C (or ``--minutes``):
 - now and then (every ``--breach-every`` minutes, for 4 minutes) slows one region down past the
   100 ms P95 target, which fires ``latency-p95-high``: fan-out writes it to the outbox (or Slack
   and mail when configured);
-- after the first alert, asks the reports function to mail the engineering report now (written to
-  ``outbox/reports`` as an ``.eml`` without ``SMTP_HOST``).
+- at the start, takes today's cost snapshot (the finance dashboard's figures);
+- after the first minute: scores every customer (the demo customer is new, so its onboarding
+  check-in fires: a success action fan-out writes to the outbox, said when it lands) and mails the
+  leadership (KPI scorecard), customer success and finance reports of the current week so far
+  (labelled partial: the last full week is empty on a fresh clone);
+- after the first alert, asks the reports function to mail the engineering report of the week so
+  far (written to ``outbox/reports`` as an ``.eml`` without ``SMTP_HOST``).
 
     python -m devtools.demo [--minutes 10] [--day-minutes 12] [--breach-every 8]
 """
@@ -221,10 +226,69 @@ class StackProcess:
                 self.proc.kill()
 
 
+def cost_snapshot() -> None:
+    """Today's cost snapshot from the local billing stand-in (the finance dashboard's figures)."""
+    try:
+        status, answer = call("POST", f"{url_of('cost')}/v1/cost/snapshot", {})
+        say(f"cost snapshot ({status}): {json.dumps(answer)[:160] if status >= 300 else 'stored'}")
+    except urllib.error.URLError as exc:
+        say(f"no cost snapshot (the cost function did not answer: {exc.reason}); finance says no data")
+
+
+def business_day(reports: str) -> None:
+    """The daily health run (scoring the demo customer registered today: its ``as_of`` is
+    tomorrow, the run scores customers registered before its start) and the week so far's
+    leadership, customer success and finance reports."""
+    from datetime import UTC, datetime, timedelta
+
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).date().isoformat()
+    status, answer = call("POST", f"{url_of('health')}/v1/health/run?as_of={tomorrow}")
+    if status == 200 and isinstance(answer, dict):
+        say(
+            f"customers scored: {answer.get('customers')} {answer.get('categories')}; success actions "
+            f"{answer.get('actions_fired')} (fan-out writes them to the outbox)"
+        )
+    else:
+        say(f"health run ({status}): {json.dumps(answer)[:300]}")
+    for audience in ("leadership", "customer_success", "finance"):
+        report(reports, audience)
+    say(f"customer success: {reports}/dashboards/customer_success · finance: {reports}/dashboards/finance")
+
+
+def report(reports: str, audience: str) -> None:
+    """The audience's report of the current week so far (labelled partial), mailed again if asked twice."""
+    status, answer = call("POST", f"{reports}/v1/reports/{audience}", {"partial": True, "resend": True})
+    if status == 201 and answer.get("delivery") == "outbox":
+        say(
+            f"{audience} report {answer['id']}: {ROOT / 'outbox' / 'reports' / answer['id']}.eml "
+            f"(no SMTP_HOST: written, not mailed) and {reports}/v1/reports/{answer['id']}"
+        )
+    else:
+        say(f"{audience} report ({status}): {json.dumps(answer)[:300]}")
+
+
+def success_action(path: Path) -> bool:
+    """A customer success action (a health notice), not an alert."""
+    try:
+        return '"action":' in (text := path.read_text()) and '"customer":' in text
+    except OSError:
+        return False
+
+
 def outbox_alerts(folder: Path, since: float) -> list[Path]:
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.glob("*.json") if p.stat().st_mtime >= since and "digest" not in p.name)
+    return sorted(
+        p
+        for p in folder.glob("*.json")
+        if p.stat().st_mtime >= since and "digest" not in p.name and not success_action(p)
+    )
+
+
+def outbox_actions(folder: Path, since: float) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.json") if p.stat().st_mtime >= since and success_action(p))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -248,12 +312,14 @@ def drive(args: argparse.Namespace, stopping: threading.Event) -> int:
     rng = random.Random(args.seed)
     routing, ingestion, reports = url_of("routing"), url_of("ingestion"), url_of("reports")
     key = customer_key()
+    # Before any customer traffic: the snapshot attributes this month's cost to customers' requests.
+    cost_snapshot()
     say(f"dashboards: {reports}/dashboards (overview: {reports}/dashboards/overview)")
     say(f"alerts: {url_of('alerts')}/v1/alerts · outbox: {ROOT / 'outbox'} · Ctrl-C stops")
     started = time.monotonic()
     last_ns = time.time_ns()
     outbox = Path(os.environ.get("ION_FANOUT_OUTBOX", ROOT / "outbox"))
-    seen_alert = reported = False
+    seen_alert = reported = business = seen_action = False
     routed = {"with key": 0, "without key": 0}
     while not stopping.wait(TICK_SECONDS):
         elapsed = time.monotonic() - started
@@ -272,19 +338,18 @@ def drive(args: argparse.Namespace, stopping: threading.Event) -> int:
             status, _answer = call("POST", f"{routing}/v2/route", route_body(rng), headers)
             if status == 200:
                 routed["with key" if with_key else "without key"] += 1
+        if not business and elapsed > 60:
+            business = True
+            business_day(reports)
+        if business and not seen_action and (actions := outbox_actions(outbox, started)):
+            seen_action = True
+            say(f"success action in the outbox (the CSM's mail and the team's Slack): {actions[0]}")
         if not seen_alert and (alerts := outbox_alerts(outbox, started)):
             seen_alert = True
             say(f"first alert after {elapsed:.0f} s: {alerts[0]}")
         if seen_alert and not reported:
             reported = True
-            status, answer = call("POST", f"{reports}/v1/reports/engineering", {})
-            if status == 201 and answer.get("delivery") == "outbox":
-                say(
-                    f"engineering report {answer['id']}: {ROOT / 'outbox' / 'reports' / answer['id']}.eml "
-                    f"(no SMTP_HOST: written, not mailed) and {reports}/v1/reports/{answer['id']}"
-                )
-            else:
-                say(f"engineering report ({status}): {json.dumps(answer)[:300]}")
+            report(reports, "engineering")
         if int(elapsed) % 60 < TICK_SECONDS:
             state = f"slowing {slow} down (a breach)" if slow else "normal"
             say(

@@ -141,10 +141,12 @@ variable "reports" {
     mail_from = string
     time_zone = optional(string, "America/New_York")
     recipients = object({
-      engineering = list(string)
-      leadership  = list(string)
-      support     = list(string)
-      operations  = list(string) # the daily operations summary at 17:00
+      engineering      = list(string)
+      leadership       = list(string)
+      support          = list(string)
+      operations       = list(string) # the daily operations summary at 17:00
+      customer_success = list(string)
+      finance          = list(string)
     })
   })
   validation {

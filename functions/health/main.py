@@ -60,6 +60,21 @@ class PageQuery(BaseModel):
     )
 
 
+class ScoredQuery(PageQuery):
+    """The health list: filterable and sortable for a success manager's book of business."""
+
+    plan: str | None = Field(default=None, max_length=50, description="only customers on this plan")
+    segment: str | None = Field(default=None, max_length=50, description="only customers of this segment")
+    csm: str | None = Field(
+        default=None, max_length=254, description="only customers of this success manager (email or name)"
+    )
+    min_score: float | None = Field(default=None, ge=0, le=100, description="score at least this")
+    max_score: float | None = Field(default=None, ge=0, le=100, description="score at most this")
+    sort: Literal["id", "score", "-score"] = Field(
+        default="id", description="id, score (lowest first) or -score (highest first); ties by id"
+    )
+
+
 class DaysQuery(BaseModel):
     days: int = Field(default=30, ge=1, le=400, description="days of history, 1 to 400")
 
@@ -482,14 +497,33 @@ def _view(customer: Any, state: dict[str, Any]) -> dict[str, Any]:
         "score": state.get("score"),
         "category": state.get("category"),
         "as_of": state.get("as_of"),
+        "csm": customer.contact.model_dump(exclude_none=True) if customer.contact else None,
     }
 
 
-@api.route("/v1/health/customers", methods=["GET"], query=PageQuery, response=ScoredPage)
-def scored_customers(_request: flask.Request, query: PageQuery) -> dict[str, Any]:
-    """Customers with their latest score, a page at a time."""
+@api.route("/v1/health/customers", methods=["GET"], query=ScoredQuery, response=ScoredPage)
+def scored_customers(_request: flask.Request, query: ScoredQuery) -> dict[str, Any]:
+    """Customers with their latest score, a page at a time; filtered by category, plan, segment,
+    success manager and score range, sorted by id or score."""
     limit = query.limit
-    customers = registry.list_customers(category=query.category, limit=limit, after=query.after)
+    narrowed = {"plan", "segment", "csm", "min_score", "max_score"} & query.model_fields_set
+    if narrowed or query.sort != "id":
+        try:
+            customers = registry.find_customers(
+                category=query.category,
+                plan=query.plan,
+                segment=query.segment,
+                csm=query.csm,
+                min_score=query.min_score,
+                max_score=query.max_score,
+                sort=query.sort,
+                limit=limit,
+                after=query.after,
+            )
+        except ValueError as exc:
+            raise Problem(422, str(exc)) from None
+    else:
+        customers = registry.list_customers(category=query.category, limit=limit, after=query.after)
     return {
         "customers": [_view(c, c.health.model_dump() if c.health else {}) for c in customers],
         "next": customers[-1].id if len(customers) == limit else None,

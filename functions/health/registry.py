@@ -179,6 +179,59 @@ def list_customers(
     return [Customer.model_validate(doc.to_dict()) for doc in query.limit(limit).stream()]
 
 
+def find_customers(
+    *,
+    category: str | None = None,
+    plan: str | None = None,
+    segment: str | None = None,
+    csm: str | None = None,
+    min_score: float | None = None,
+    max_score: float | None = None,
+    sort: str = "id",
+    limit: int = 100,
+    after: str | None = None,
+) -> list[Customer]:
+    """Customers filtered by category, plan and segment (equality filters, served by single-field
+    indexes), success manager (email or name, any case) and score range, sorted by ``id``,
+    ``score`` or ``-score`` (then id), ``limit`` after the customer ``after`` of that order.
+    Sorting by score reads every customer the equality filters let through (one book of
+    business, not a page): a score order across pages would need a composite index per filter."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    query = _customers()
+    for field, value in (("health.category", category), ("plan", plan), ("segment", segment)):
+        if value is not None:
+            query = query.where(filter=FieldFilter(field, "==", value))
+    wanted = csm.lower() if csm else None
+
+    def keep(customer: Customer) -> bool:
+        score = customer.health.score if customer.health else None
+        if wanted is not None:
+            contact = customer.contact
+            if contact is None or wanted not in {(contact.email or "").lower(), (contact.name or "").lower()}:
+                return False
+        if (min_score is not None or max_score is not None) and score is None:
+            return False
+        return (min_score is None or score >= min_score) and (max_score is None or score <= max_score)  # type: ignore[operator]
+
+    def order(customer: Customer) -> tuple[bool, float, str]:
+        score = customer.health.score if customer.health and customer.health.score is not None else None
+        if sort == "id":
+            return (False, 0.0, customer.id)
+        signed = (score if sort == "score" else -score) if score is not None else 0.0
+        return (score is None, signed, customer.id)
+
+    found = sorted(
+        (c for c in (Customer.model_validate(doc.to_dict()) for doc in query.stream()) if keep(c)), key=order
+    )
+    if after:
+        ids = [c.id for c in found]
+        if after not in ids:
+            raise ValueError(f"after {after!r} is not in this listing (use the `next` of the previous page)")
+        found = found[ids.index(after) + 1 :]
+    return found[:limit]
+
+
 def all_customers() -> list[Customer]:
     """Every customer (the daily run): one streamed query."""
     return [Customer.model_validate(doc.to_dict()) for doc in _customers().stream()]

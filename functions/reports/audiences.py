@@ -46,6 +46,8 @@ class SectionSpec(_Strict):
     panels: list[str] = []
     # The month's cost so far and its forecast, from the latest cost snapshot (daily summary).
     cost_so_far: bool = False
+    # A scorecard panel (the KPI scorecard) whose rows become figures, each with its target.
+    scorecard: str | None = None
 
     def refs(self) -> list[str]:
         return [
@@ -55,6 +57,7 @@ class SectionSpec(_Strict):
             *([self.error_budget] if self.error_budget else []),
             *([self.cost.requests] if self.cost else []),
             *self.panels,
+            *([self.scorecard] if self.scorecard else []),
         ]
 
 

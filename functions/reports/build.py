@@ -13,6 +13,8 @@ from contextvars import copy_context
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from functions.reports.documents import DocumentSource
+from functions.reports.figures import DocumentFigures
 from functions.reports.incident_panels import IncidentReads, build_incident_panel
 from functions.reports.incident_records import IncidentSource
 from functions.reports.incidents import episodes, firing_alerts
@@ -60,9 +62,12 @@ class PanelBuilder:
         region: str | None = None,
         now: datetime | None = None,
         incidents: IncidentSource | None = None,
+        figures: DocumentFigures | None = None,
     ) -> None:
         self.metrics = metrics
         self.alerts = alerts
+        # The document-backed panels (``Panel.figure``); without it they say no data.
+        self.figures = figures
         self.start, self.end, self.step = start, end, step
         self.region = region
         self.now = now or end
@@ -187,6 +192,10 @@ class PanelBuilder:
             "target": panel.target,
             "band": panel.band,
         }
+        if panel.figure is not None:
+            if self.figures is None:
+                return PanelView(**base, status="no_data", note="No document source for this figure.")
+            return self.figures.build(panel, base)
         if panel.kind == "stat":
             value, points = self._figure(panel)
             series = [SeriesView(label=panel.title, points=points)] if points else []
@@ -331,12 +340,22 @@ def build_dashboard(
     region: str | None,
     now: datetime,
     incidents: IncidentSource | None = None,
+    documents: DocumentSource | None = None,
 ) -> DashboardView:
     from functions.reports.source import MemoisedMetricSource
 
     start, end, step = dashboard_window(window, now)
+    memoised = MemoisedMetricSource(metrics)
+    figures = None
+    if documents is not None and any(p.figure for p in dashboard.panels):
+        # Document figures are daily or weekly whatever the window; the KPI week is the 7 days to now.
+        week_start, week_end, week_step = dashboard_window("7d", now)
+        week = PanelBuilder(
+            memoised, alerts, start=week_start, end=week_end, step=week_step, region=region, now=now
+        )
+        figures = DocumentFigures.for_dashboard(documents, now=now, week=week)
     builder = PanelBuilder(
-        MemoisedMetricSource(metrics),
+        memoised,
         alerts,
         start=start,
         end=end,
@@ -344,6 +363,7 @@ def build_dashboard(
         region=region,
         now=now,
         incidents=incidents,
+        figures=figures,
     )
     # A cold build is Firestore round trips, not CPU: panels built side by side cost the slowest
     # panel's reads rather than the sum of all of them, and the panels' queries of one metric

@@ -10,12 +10,20 @@ the documents they publish (their layouts are theirs; a test pins the collection
 
 Each read is by document id (the days of a period), so no index is needed and a week costs at
 most 7 reads per collection.
+
+The customer-success and finance views (``figures.py``) read more of the same documents through
+the same port: the snapshots' whole bodies (anomalies, Recommender opportunities, savings, cost
+per request and per customer), every daily health run of a window (the category trend, the
+actions fired), the weekly persona satisfaction ``health_personas/{monday}``, the customers
+registry ``customers/{id}`` (each customer's latest ``health``), their daily records
+``health_scores/{id}:{date}`` (time to value), and the incidents resolved in a window
+(``incidents``, whose ``resolved_at - opened_at`` is the MTTR).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -24,6 +32,10 @@ from pydantic import BaseModel
 COST_DAYS = "cost_days"
 COST_SNAPSHOTS = "cost_snapshots"
 HEALTH_RUNS = "health_runs"
+HEALTH_PERSONAS = "health_personas"
+HEALTH_SCORES = "health_scores"
+CUSTOMERS = "customers"
+INCIDENTS = "incidents"
 
 
 class CostDay(BaseModel):
@@ -62,6 +74,30 @@ class DocumentSource(Protocol):
 
     def health_run(self, days: list[date]) -> HealthRun | None:
         """The latest health run of one of ``days``."""
+        ...
+
+    def snapshot_bodies(self, days: list[date]) -> list[dict[str, Any]]:
+        """The cost snapshots taken on ``days`` (their ``snapshot`` field), oldest first."""
+        ...
+
+    def health_runs(self, days: list[date]) -> list[dict[str, Any]]:
+        """The health runs of ``days``, oldest first."""
+        ...
+
+    def persona_weeks(self, mondays: list[date]) -> list[dict[str, Any]]:
+        """The weekly persona satisfaction and drift of the weeks starting ``mondays``, oldest first."""
+        ...
+
+    def customers(self) -> list[dict[str, Any]]:
+        """Every registered customer with its latest ``health``."""
+        ...
+
+    def health_scores(self, doc_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Daily health records ``{customer}:{date}`` that exist, by id."""
+        ...
+
+    def incidents_resolved(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Incidents resolved in ``[start, end)``."""
         ...
 
 
@@ -126,6 +162,15 @@ class _DocumentsById(ABC):
         docs = self._docs(HEALTH_RUNS, days)
         return health_run_of(docs[-1]) if docs else None
 
+    def snapshot_bodies(self, days: list[date]) -> list[dict[str, Any]]:
+        return [doc.get("snapshot") or {} for doc in self._docs(COST_SNAPSHOTS, days)]
+
+    def health_runs(self, days: list[date]) -> list[dict[str, Any]]:
+        return self._docs(HEALTH_RUNS, days)
+
+    def persona_weeks(self, mondays: list[date]) -> list[dict[str, Any]]:
+        return self._docs(HEALTH_PERSONAS, mondays)
+
 
 class FirestoreDocumentSource(_DocumentsById):
     def __init__(self, client: Any = None) -> None:
@@ -142,6 +187,26 @@ class FirestoreDocumentSource(_DocumentsById):
                 found[snap.id] = snap.to_dict() or {}
         return [found[d.isoformat()] for d in sorted(days) if d.isoformat() in found]
 
+    def customers(self) -> list[dict[str, Any]]:
+        return [doc.to_dict() or {} for doc in self.client.collection(CUSTOMERS).stream()]
+
+    def health_scores(self, doc_ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not doc_ids:
+            return {}
+        refs = [self.client.collection(HEALTH_SCORES).document(i) for i in doc_ids]
+        return {snap.id: snap.to_dict() or {} for snap in self.client.get_all(refs) if snap.exists}
+
+    def incidents_resolved(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        docs = (
+            self.client.collection(INCIDENTS)
+            .where(filter=FieldFilter("resolved_at", ">=", start))
+            .where(filter=FieldFilter("resolved_at", "<", end))
+            .stream()
+        )
+        return [doc.to_dict() or {} for doc in docs]
+
 
 class MemoryDocumentSource(_DocumentsById):
     """The same documents held in dicts by id (tests of the pure building code, the bench)."""
@@ -152,3 +217,17 @@ class MemoryDocumentSource(_DocumentsById):
     def _docs(self, collection: str, days: list[date]) -> list[dict[str, Any]]:
         held = self.docs.get(collection, {})
         return [held[d.isoformat()] for d in sorted(days) if d.isoformat() in held]
+
+    def customers(self) -> list[dict[str, Any]]:
+        return list(self.docs.get(CUSTOMERS, {}).values())
+
+    def health_scores(self, doc_ids: list[str]) -> dict[str, dict[str, Any]]:
+        held = self.docs.get(HEALTH_SCORES, {})
+        return {i: held[i] for i in doc_ids if i in held}
+
+    def incidents_resolved(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        return [
+            doc
+            for doc in self.docs.get(INCIDENTS, {}).values()
+            if isinstance(doc.get("resolved_at"), datetime) and start <= doc["resolved_at"] < end
+        ]

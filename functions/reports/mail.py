@@ -71,6 +71,10 @@ def period_text(report: Report) -> str:
         return f"day {report.period.label}, {start:%a %d %b %Y} 00:00 to {until} ({report.period.time_zone})"
     name = "week" if report.period.kind == "week" else "month"
     span = f"{start:%a %d %b %Y} to {end_day:%a %d %b %Y}"
+    if report.period.partial:
+        until = report.period.end.astimezone(tz)
+        so_far = f"{start:%a %d %b %Y} to {until:%a %d %b %H:%M}"
+        return f"week {report.period.label} (partial: so far), {so_far} ({report.period.time_zone})"
     return f"{name} {report.period.label}, {span} ({report.period.time_zone})"
 
 

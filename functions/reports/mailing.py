@@ -69,12 +69,20 @@ def choose_period(
     reference: datetime,
     now: datetime,
     day: str | None = None,
+    partial: bool = False,
 ) -> Period:
     """The named week or month, else the last full one before ``reference`` (when the scheduler
-    meant the job to run, so its retries name the same period). Raises ``period.PeriodError`` for
-    a malformed name, ``PeriodNotOver`` for a period still running at ``now``."""
+    meant the job to run, so its retries name the same period); with ``partial`` the current week
+    up to ``now``. Raises ``period.PeriodError`` for a malformed name, ``PeriodNotOver`` for a
+    period still running at ``now``."""
     from functions.reports import period
 
+    if partial:
+        if week or month or day or kind in ("month", "day"):
+            raise period.PeriodError(
+                "partial is the current week so far: it takes no week, month, day or period"
+            )
+        return period.week_so_far(now, zone_name)
     if day or kind == "day":
         # A day runs to when the job was meant to run (its retries cover the same hours), or whole.
         chosen = (

@@ -212,6 +212,7 @@ def dashboards_index(request: flask.Request, query: FormatQuery) -> flask.Respon
 )
 def dashboard(request: flask.Request, name: str, query: DashboardQuery) -> flask.Response:
     from functions.reports.build import build_dashboard
+    from functions.reports.documents import FirestoreDocumentSource
     from functions.reports.incident_records import FirestoreIncidentSource
     from functions.reports.render import render_view
     from functions.reports.source import FirestoreAlertSource, StoreMetricSource
@@ -236,6 +237,7 @@ def dashboard(request: flask.Request, name: str, query: DashboardQuery) -> flask
             region=region,
             now=now,
             incidents=FirestoreIncidentSource(),
+            documents=FirestoreDocumentSource() if any(p.figure for p in definition.panels) else None,
         )
 
     if get_reports_settings().cache_dashboards:
@@ -278,6 +280,7 @@ class ReportRequest(BaseModel):
     day: str | None = Field(default=None, max_length=16, description="a local day, e.g. 2026-11-18")
     time_zone: str | None = Field(default=None, max_length=64, description="an IANA time zone")
     resend: bool = False
+    partial: bool = Field(default=False, description="the current week so far (labelled partial)")
 
 
 class ReportQuery(BaseModel):
@@ -289,6 +292,7 @@ class ReportQuery(BaseModel):
     day: str | None = Field(default=None, max_length=16, description="a local day, e.g. 2026-11-18")
     time_zone: str | None = Field(default=None, max_length=64, description="an IANA time zone")
     resend: bool | None = Field(default=None, description="mail again a report already mailed")
+    partial: bool | None = Field(default=None, description="the current week so far (labelled partial)")
 
 
 def audiences() -> Audiences:
@@ -346,6 +350,7 @@ def mail_report(request: flask.Request, name: str, query: ReportQuery, body: Rep
             zone_name=params.time_zone or spec.time_zone or settings.time_zone,
             reference=_reference_time(request),
             now=now,
+            partial=params.partial,
         )
         outcome = mailing.mail_report(spec, chosen, catalog(), settings, resend=params.resend, now=now)
     except (PeriodError, mailing.PeriodNotOver, mailing.NoRecipients) as exc:

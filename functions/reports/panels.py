@@ -25,7 +25,7 @@ from shared.metrics.query import AGGREGATIONS, QUANTILES
 DEFAULT_DASHBOARDS_FILE = Path(__file__).resolve().parent / "dashboards.yaml"
 
 Status = Literal["ok", "warning", "breach", "no_data", "info"]
-Unit = Literal["percent", "seconds", "per_second", "count", "ratio", "instances", "usd", "duration"]
+Unit = Literal["percent", "seconds", "per_second", "count", "ratio", "instances", "usd", "duration", "days"]
 PanelKind = Literal[
     "stat",
     "timeseries",
@@ -49,6 +49,29 @@ WINDOWS: dict[str, int] = {"1h": 3600, "24h": 86_400, "7d": 604_800}
 # documents per bucket and query instead of 1,440.
 STEPS: dict[str, int] = {"1h": 60, "24h": 3600, "7d": 3600}
 ADDITIVE = ("count", "sum", "rate")
+# Document-backed figures (``Panel.figure``), built by ``figures.py`` from the health, cost and
+# incident documents; a test checks each name has a builder.
+DOCUMENT_FIGURES = (
+    "health.categories",
+    "health.category_trend",
+    "health.average_score",
+    "health.at_risk",
+    "health.actions",
+    "health.time_to_value",
+    "health.nps",
+    "health.persona_satisfaction",
+    "health.persona_drift",
+    "health.persona_mix",
+    "cost.month_to_date",
+    "cost.forecast",
+    "cost.daily",
+    "cost.anomalies",
+    "cost.opportunities",
+    "cost.savings",
+    "cost.per_request",
+    "cost.per_customer",
+    "kpi.scorecard",
+)
 
 
 class _Strict(BaseModel):
@@ -166,10 +189,20 @@ class Panel(_Strict):
     measure: IncidentMeasure | None = None
     weeks: int = Field(default=8, ge=2, le=26)
     shows: Literal["open", "window", "missed"] = "open"
+    # A figure read from other capabilities' documents (customer health, cost, incidents) instead
+    # of the metric store: one of ``DOCUMENT_FIGURES`` (built by ``figures.py``). Its ``query``,
+    # if any, is the SLI the figure grades (the KPI scorecard's SLO compliance).
+    figure: str | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Panel:
         metric_kinds = ("stat", "timeseries", "breakdown", "distribution")
+        if self.figure is not None:
+            if self.figure not in DOCUMENT_FIGURES:
+                raise ValueError(f"figure {self.figure!r} is not one of {', '.join(DOCUMENT_FIGURES)}")
+            if self.kind not in ("stat", "timeseries", "breakdown"):
+                raise ValueError("a document figure is a stat, timeseries or breakdown panel")
+            return self
         if self.kind in metric_kinds and self.query is None:
             raise ValueError(f"a {self.kind} panel needs a query")
         if self.kind not in metric_kinds and self.query is not None:

@@ -30,6 +30,9 @@ class Period(BaseModel):
     previous_label: str
     previous_start: AwareDatetime
     previous_end: AwareDatetime
+    # The current week so far (``week_so_far``): its end is when it was asked for, its label ends
+    # in ``-partial`` so the full week is still reported once it is over.
+    partial: bool = False
 
     @property
     def hours(self) -> float:
@@ -145,3 +148,19 @@ def day_until(reference: datetime, time_zone: str) -> Period:
     """The local day holding ``reference``, from its midnight to ``reference``."""
     local = reference.astimezone(zone(time_zone)).date()
     return day(local.isoformat(), time_zone, until=reference)
+
+
+def week_so_far(now: datetime, time_zone: str) -> Period:
+    """The ISO week holding ``now`` in ``time_zone``, from its Monday to ``now`` (labelled partial),
+    beside the same span of the week before (so the change compares like with like)."""
+    local = now.astimezone(zone(time_zone)).date()
+    full = week(_week_label(local - timedelta(days=local.weekday())), time_zone)
+    end = now.astimezone(UTC)
+    return full.model_copy(
+        update={
+            "label": f"{full.label}-partial",
+            "end": end,
+            "previous_end": end - (full.start - full.previous_start),
+            "partial": True,
+        }
+    )

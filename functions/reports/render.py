@@ -146,13 +146,16 @@ def _panel_lines(panel: PanelView, *, markdown: bool) -> list[str]:
             lines += ["", "| name | value | share | status |", "|---|---:|---:|---|"]
             for row in panel.rows:
                 share = f"{row.share * 100:.2f}%" if row.share is not None else ""
-                lines.append(f"| {row.label} | {row.text} | {share} | {status_label(row.status)} |")
+                label = f"{row.label}<br>{row.detail.replace('|', '/')}" if row.detail else row.label
+                lines.append(f"| {label} | {row.text} | {share} | {status_label(row.status)} |")
             lines.append("")
         else:
             width = max(len(r.label) for r in panel.rows)
             for row in panel.rows:
                 share = f"  {row.share * 100:6.2f}%" if row.share is not None else ""
                 lines.append(f"  {row.label.ljust(width)}  {row.text:>12}{share}  {status_label(row.status)}")
+                if row.detail:
+                    lines.append(f"  {' ' * width}  {row.detail}")
     for alert in panel.alerts:
         lines.append(
             f"{dash}{alert.severity.upper()} {alert.rule} ({labels_text(alert.labels)}) "

@@ -11,6 +11,7 @@ from functions.reports.audiences import AudienceSpec
 from functions.reports.build import PanelBuilder
 from functions.reports.business import cost_part, health_part
 from functions.reports.documents import DocumentSource
+from functions.reports.figures import DocumentFigures
 from functions.reports.incident_records import IncidentSource
 from functions.reports.panels import INCIDENT_KINDS, Catalog, Status
 from functions.reports.period import Period
@@ -100,9 +101,44 @@ def _table(ref: str, now: PanelView, before: PanelView) -> Table:
                 previous_share=old_share,
                 change=change,
                 status=row.status,
+                detail=row.detail,
             )
         )
     return Table(ref=ref, title=now.title, unit=now.unit, rows=rows, note=now.note)
+
+
+def _row_figures(ref: str, now: PanelView, before: PanelView) -> list[Figure]:
+    """A scorecard panel's rows as figures: each with its definition and target, its grade, and
+    the figure of the period before."""
+    previous = {r.label: r for r in before.rows}
+    figures = []
+    for row in now.rows:
+        old = previous.get(row.label)
+        old_value = old.value if old else None
+        change = "no data this period" if row.value is None else "no data the period before"
+        if row.value is not None and old is not None and old_value is not None:
+            grade, old_grade = row.text.rpartition(": ")[2], old.text.rpartition(": ")[2]
+            change = (
+                "unchanged"
+                if row.value == old_value
+                else (f"{old_grade} to {grade}" if grade != old_grade else f"still {grade}")
+            )
+        figures.append(
+            Figure(
+                ref=f"{ref}.{row.label.lower().replace(' ', '_')}",
+                title=row.label,
+                unit=now.unit,
+                target=row.detail,
+                status=row.status,
+                value=row.value,
+                text=row.text,
+                previous=old_value,
+                previous_text=old.text if old else "no data",
+                change=change,
+                direction="none",
+            )
+        )
+    return figures
 
 
 def _alt(panel: PanelView, period: Period) -> str:
@@ -151,6 +187,13 @@ def build_report(
         now=now,
         incidents=incidents,
     )
+    # The document-backed panels (customer success, finance, the KPI scorecard) of each period.
+    current.figures = DocumentFigures.for_period(
+        documents, start=period.start, end=period.end, now=now, week=current
+    )
+    before.figures = DocumentFigures.for_period(
+        documents, start=period.previous_start, end=period.previous_end, now=now, week=before
+    )
     views: dict[str, tuple[PanelView, PanelView]] = {}
 
     def both(ref: str) -> tuple[PanelView, PanelView]:
@@ -162,6 +205,8 @@ def build_report(
     sections = []
     for spec in audience.sections:
         figures = [_figure(ref, *both(ref)) for ref in spec.figures]
+        if spec.scorecard:
+            figures += _row_figures(spec.scorecard, *both(spec.scorecard))
         if spec.error_budget:
             figures.append(_error_budget(spec.error_budget, *both(spec.error_budget)))
         tables = [_table(ref, *both(ref)) for ref in spec.tables]

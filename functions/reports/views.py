@@ -30,6 +30,8 @@ class RowView(BaseModel):
     text: str
     status: Status = "info"
     share: float | None = None
+    # What stands behind the row (a customer's reasons and actions, a KPI's definition and target).
+    detail: str = ""
 
 
 class AlertView(BaseModel):
@@ -118,6 +120,8 @@ def format_value(value: float | None, unit: str) -> str:
         from functions.reports.incident_metrics import duration_text
 
         return duration_text(value)
+    if unit == "days":
+        return f"{value:.1f} day{'' if value == 1 else 's'}"
     return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 100 else f"{value:,.2f}"
 
 
@@ -154,6 +158,7 @@ class TableRow(BaseModel):
     previous_share: float | None
     change: str
     status: Status
+    detail: str = ""
 
 
 class Table(BaseModel):

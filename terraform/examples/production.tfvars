@@ -24,10 +24,12 @@ reports = {
   mail_from = "ion-ops-reports@example.com"
   time_zone = "America/New_York"
   recipients = {
-    engineering = ["engineering@example.com"]
-    leadership  = ["leadership@example.com"]
-    support     = ["support@example.com"]
-    operations  = ["ion-ops-team@example.com"]
+    engineering      = ["engineering@example.com"]
+    leadership       = ["leadership@example.com"]
+    support          = ["support@example.com"]
+    operations       = ["ion-ops-team@example.com"]
+    customer_success = ["customer-success@example.com"]
+    finance          = ["finance@example.com"]
   }
 }
 

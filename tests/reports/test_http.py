@@ -30,6 +30,8 @@ def test_every_dashboard_in_every_format(live) -> None:
         "infrastructure",
         "quality",
         "incidents",
+        "customer_success",
+        "finance",
     ]
     for name in names:
         for fmt, media in (
@@ -74,7 +76,17 @@ def test_accept_header_chooses_the_format(live) -> None:
         (
             "/dashboards/costs",
             404,
-            ["overview", "performance", "reliability", "cache", "infrastructure", "quality", "incidents"],
+            [
+                "overview",
+                "performance",
+                "reliability",
+                "cache",
+                "infrastructure",
+                "quality",
+                "incidents",
+                "customer_success",
+                "finance",
+            ],
         ),
     ],
 )
@@ -100,7 +112,7 @@ def test_health_checks_what_serving_needs(live) -> None:
     answer = requests.get(f"{live.url}/health", timeout=30).json()
     assert answer["status"] == "ok"
     assert answer["checks"]["firestore"]["ok"]
-    assert answer["checks"]["definitions"]["dashboards"] == 7
+    assert answer["checks"]["definitions"]["dashboards"] == 9
     assert answer["checks"]["mail"]["mode"].startswith("outbox")
 
 

@@ -14,8 +14,9 @@ def test_five_dashboards_as_the_seeds_list_them() -> None:
     catalog = load_catalog()
     seeds = ["overview", "performance", "reliability", "cache", "infrastructure"]
     assert list(catalog.dashboards)[:5] == seeds
-    # The report's business figures, and the incident records.
-    assert list(catalog.dashboards)[5:] == ["quality", "incidents"]
+    # The report's business figures, the incident records, then the seeds' Customer Success and
+    # Financial dashboards.
+    assert list(catalog.dashboards)[5:] == ["quality", "incidents", "customer_success", "finance"]
     assert catalog.dashboards["overview"].refresh_seconds == 300
     assert catalog.dashboards["performance"].refresh_seconds == 60
 

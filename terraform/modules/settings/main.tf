@@ -28,6 +28,9 @@ locals {
     ION_REPORTS_TO_LEADERSHIP  = join(",", var.reports.recipients.leadership)
     ION_REPORTS_TO_SUPPORT     = join(",", var.reports.recipients.support)
     ION_REPORTS_TO_OPERATIONS  = join(",", var.reports.recipients.operations)
+    # The customer success and finance audiences (the seeds' CS and financial reports).
+    ION_REPORTS_TO_CUSTOMER_SUCCESS = join(",", var.reports.recipients.customer_success)
+    ION_REPORTS_TO_FINANCE          = join(",", var.reports.recipients.finance)
     # Cost: the billing export, queried by jobs that run in this project (where the function may
     # run jobs), in the export dataset's location; of ION's projects only (the export holds every
     # project the billing account pays for): this one and the serving project.

@@ -44,7 +44,7 @@ variable "reports" {
   type = object({
     mail_from  = string
     time_zone  = string
-    recipients = object({ engineering = list(string), leadership = list(string), support = list(string), operations = list(string) })
+    recipients = object({ engineering = list(string), leadership = list(string), support = list(string), operations = list(string), customer_success = list(string), finance = list(string) })
   })
 }
 
