@@ -906,15 +906,18 @@ class DocumentFigures:
     # the KPI scorecard ------------------------------------------------------------------------
     def churn_rate(self) -> tuple[float | None, str]:
         customers = self.customers()
-        if not any("churned_at" in c for c in customers):
+        # A departure is a deactivation (the health API's lifecycle): ``deactivated_at`` while
+        # the customer is inactive. A registry from before the lifecycle has no such field.
+        if not any("deactivated_at" in c for c in customers):
             return None, (
-                "The customer registry records no departures (no customer has a churned_at date): "
-                "churn cannot be counted."
+                "The customer registry records no departures (no customer document has the "
+                "lifecycle's deactivated_at field): churn cannot be counted."
             )
         start = self.end - timedelta(days=CHURN_DAYS)
         at_start = churned = 0
         for c in customers:
-            created, gone = _instant(c.get("created_at")), _instant(c.get("churned_at"))
+            created = _instant(c.get("created_at"))
+            gone = _instant(c.get("deactivated_at")) if c.get("status") == "inactive" else None
             if created is None or created >= start or (gone is not None and gone < start):
                 continue
             at_start += 1
@@ -1000,7 +1003,7 @@ class DocumentFigures:
                 churn,
                 _pct(churn),
                 _grade(churn, better="lower", met=0.03, missed=0.05),
-                f"customers whose churned_at falls in the {CHURN_DAYS} days to the end, over those "
+                f"customers deactivated in the {CHURN_DAYS} days to the end, over those "
                 "registered before them",
                 "< 3% monthly (at risk 3-5%, missed above 5%)",
                 why,

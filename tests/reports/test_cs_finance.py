@@ -266,13 +266,35 @@ def test_kpi_scorecard_grades_each_kpi_with_definition_and_target() -> None:
     assert kpis["MTTR"].status == "ok"
     assert kpis["SLO compliance"].value == pytest.approx(0.9)
     assert kpis["SLO compliance"].status == "breach"
-    # No departure is recorded anywhere: no data, and why; never a made-up figure.
+    # A registry from before the lifecycle records no departure: no data, and why; never a
+    # made-up figure.
     assert kpis["Churn rate"].status == "no_data"
-    assert "churned_at" in kpis["Churn rate"].detail
+    assert "deactivated_at" in kpis["Churn rate"].detail
     for row in kpis.values():
         assert "Target" in row.detail, row.label
     empty = {r.label: r for r in panel(dashboard("overview", source()), "kpis").rows}
     assert all(r.status == "no_data" and "No data:" in r.detail for r in empty.values())
+
+
+def test_churn_is_the_deactivations_of_the_last_30_days() -> None:
+    """The health API's lifecycle records a departure as a deactivation: 1 of the 4 customers
+    registered before the 30 days was deactivated within them (5 days ago); one deactivated long
+    before and one reactivated do not count."""
+    customers = customers_today()
+    for c in customers:
+        c.update(status="active", deactivated_at=None)
+    customers[2].update(status="inactive", deactivated_at=at(TODAY - timedelta(days=5)))
+    customers.append(
+        {**customers[0], "id": "gone", "status": "inactive", "deactivated_at": at(TODAY - timedelta(days=90))}
+    )
+    customers.append({**customers[0], "id": "back", "status": "active", "deactivated_at": None})
+    docs = full_source()
+    docs.docs["customers"] = {c["id"]: c for c in customers}
+    kpis = {r.label: r for r in panel(dashboard("overview", docs), "kpis").rows}
+    # registered before the window and not gone before it: acme, globex, initech, back (newco is
+    # 10 days old, gone left 90 days ago); initech left within it.
+    assert kpis["Churn rate"].value == pytest.approx(1 / 4)
+    assert kpis["Churn rate"].status == "breach"
 
 
 def test_leadership_report_has_the_scorecard_and_the_opportunities() -> None:
