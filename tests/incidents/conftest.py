@@ -28,7 +28,7 @@ PAGERDUTY_SECRET = "ChNFWnhYb3JBUzBsZW5FUk5xUVdqSmhTYz"
 
 
 @pytest.fixture
-def incidents(fanout: Fanout) -> Iterator[Fanout]:
+def incidents(fanout: Fanout) -> Iterator[Fanout]:  # noqa: F811 - the imported fixture
     os.environ.update({"SLACK_SIGNING_SECRET": SLACK_SECRET, "PAGERDUTY_WEBHOOK_SECRET": PAGERDUTY_SECRET})
     reset_fanout_caches()
     yield fanout
@@ -51,7 +51,12 @@ def slack_request(
 
 
 def block_action(
-    fanout: Fanout, action_id: str, incident_id: str, *, user: str = "U024BE7LH", name: str = "ada"
+    fanout: Fanout,  # noqa: F811 - the rig, not the fixture
+    action_id: str,
+    incident_id: str,
+    *,
+    user: str = "U024BE7LH",
+    name: str = "ada",
 ) -> dict[str, Any]:
     """A block_actions payload for the top-level message of the incident in the Slack stand-in."""
     message = fanout.slack.top_level()[0]

@@ -74,9 +74,11 @@ def test_a_critical_firing_group_opens_one_incident_with_its_targets_and_an_ack_
     assert incidents.push(firing) == 200
     assert incidents.push(firing) == 200  # Pub/Sub redelivers: no second incident
     incident = only_incident(incidents)
-    assert CONTRACT_FIELDS <= set(incident)
-    assert incident["priority"] == "P1" and incident["state"] == "triggered"
-    assert incident["acknowledged_at"] is None and incident["acknowledged_by"] is None
+    assert set(incident) >= CONTRACT_FIELDS
+    assert incident["priority"] == "P1"
+    assert incident["state"] == "triggered"
+    assert incident["acknowledged_at"] is None
+    assert incident["acknowledged_by"] is None
     opened = incident["opened_at"]
     assert incident["respond_by"] == (clock.now() + timedelta(minutes=15)).isoformat().replace("+00:00", "Z")
     assert incident["resolve_by"] == (clock.now() + timedelta(hours=4)).isoformat().replace("+00:00", "Z")
@@ -112,7 +114,8 @@ def test_high_opens_one_but_medium_only_on_demand(incidents: Fanout) -> None:
     assert [i["id"] for i in listed] == [answer.get_json()["id"]]
     assert incidents.http().get("/v1/incidents?state=acknowledged").get_json() == []
     bad = incidents.http().get("/v1/incidents?priority=P7")
-    assert bad.status_code == 422 and "priority" in bad.get_json()["detail"]
+    assert bad.status_code == 422
+    assert "priority" in bad.get_json()["detail"]
     unknown = incidents.http().post("/v1/incidents", json={"group_id": "medium-" + "0" * 24})
     assert unknown.status_code == 404
 
@@ -133,7 +136,8 @@ def test_acknowledged_from_slack_as_the_user_with_pagerduty_told_and_the_message
     assert incident["acknowledged_by"] == "ada"
     assert incident["acknowledged_at"] == clock.now().isoformat().replace("+00:00", "Z")
     ack = next(e for e in incident["timeline"] if e["kind"] == "acknowledged")
-    assert ack["by"] == "ada" and "Slack" in ack["text"]
+    assert ack["by"] == "ada"
+    assert "Slack" in ack["text"]
     acknowledge = [e for e in incidents.pagerduty.events if e["event_action"] == "acknowledge"]
     assert [e["dedup_key"] for e in acknowledge] == [incidents.pagerduty.events[0]["dedup_key"]]
     assert incidents.pagerduty.events[0]["event_action"] == "trigger"
@@ -208,7 +212,8 @@ def test_pagerduty_acknowledgement_comes_back_signed_and_is_not_sent_back(incide
     assert incident["acknowledged_by"] == "Grace Hopper (PagerDuty)"
     assert [e["event_action"] for e in incidents.pagerduty.events] == ["trigger"]  # nothing sent back
     replay = post_pagerduty(incidents, body, headers)
-    assert replay.status_code == 401 and "replay" in replay.get_json()["detail"]
+    assert replay.status_code == 401
+    assert "replay" in replay.get_json()["detail"]
 
     resolved_body, resolved_headers = pagerduty_request(
         "incident.resolved", firing.fingerprint, event_id="01DEN4HPBQAAAG05V5QQYBRZMG"
@@ -246,7 +251,8 @@ def test_unacknowledged_incident_escalates_on_the_fake_clock_and_ack_stops_every
     assert incident["escalation_level"] == 1
     assert "escalated" in kinds(incident)
     [reply] = incidents.slack.replies(parent.ts)
-    assert reply.reply_broadcast and "@oncall-secondary" in reply.all_text()
+    assert reply.reply_broadcast
+    assert "@oncall-secondary" in reply.all_text()
     assert "ESCALATED (level 1)" in incidents.pagerduty.events[-1]["payload"]["summary"]
     assert incidents.pagerduty.events[-1]["dedup_key"] == incidents.pagerduty.events[0]["dedup_key"]
     clock.advance(timedelta(minutes=5))
@@ -262,7 +268,8 @@ def test_unacknowledged_incident_escalates_on_the_fake_clock_and_ack_stops_every
     slack_sent = len(incidents.slack.messages)
     clock.advance(timedelta(hours=2))  # past level 2 and the 30-minute repeat
     report = incidents.tick()
-    assert report["escalated"] == [] and report["repeats"] == []
+    assert report["escalated"] == []
+    assert report["repeats"] == []
     assert len(incidents.slack.messages) == slack_sent
     assert [e["event_action"] for e in incidents.pagerduty.events[sent - 1 :]] == ["acknowledge"]
     assert get(incidents, incident_id)["escalation_level"] == 1
@@ -294,13 +301,15 @@ def test_resolved_from_slack_with_a_note_drafts_the_review_linked_from_the_messa
     body, headers = slack_request(submission, at=clock.now().timestamp())
     assert post_slack(incidents, body, headers).status_code == 200
     incident = get(incidents, incident_id)
-    assert incident["state"] == "resolved" and incident["resolved_by"] == "ada"
+    assert incident["state"] == "resolved"
+    assert incident["resolved_by"] == "ada"
     resolved = next(e for e in incident["timeline"] if e["kind"] == "resolved")
     assert "rolled back 42" in resolved["text"]
     assert "review_drafted" in kinds(incident)
     assert incident["review"]["markdown"].startswith("# Post-incident review (draft)")
     review = incidents.http().get(incident["review_url"].replace("http://fanout.local", ""))
-    assert review.status_code == 200 and review.mimetype == "text/markdown"
+    assert review.status_code == 200
+    assert review.mimetype == "text/markdown"
     assert "rolled back 42" in review.get_data(as_text=True)
     assert "time to resolve | 32 min 0 s" in review.get_data(as_text=True)
     [message] = incidents.slack.top_level()
@@ -317,7 +326,8 @@ def test_alerts_resolving_resolve_the_incident_and_the_thread_links_the_review(i
     clock.advance(timedelta(minutes=10))
     assert incidents.push(make_transition(severity="critical", state="resolved", at=clock.now())) == 200
     incident = get(incidents, incident_id)
-    assert incident["state"] == "resolved" and incident["resolved_by"] == "alerts"
+    assert incident["state"] == "resolved"
+    assert incident["resolved_by"] == "alerts"
     assert incident["review"] is not None
     [parent] = incidents.slack.top_level()
     [reply] = incidents.slack.replies(parent.ts)
@@ -326,7 +336,8 @@ def test_alerts_resolving_resolve_the_incident_and_the_thread_links_the_review(i
     clock.advance(timedelta(minutes=10))
     assert incidents.push(make_transition(severity="critical", at=clock.now())) == 200
     listed = incidents.http().get("/v1/incidents").get_json()
-    assert len(listed) == 2 and listed[0]["state"] == "triggered"
+    assert len(listed) == 2
+    assert listed[0]["state"] == "triggered"
 
 
 def test_operator_routes_notes_resolve_and_unknown_ids(incidents: Fanout) -> None:
@@ -342,9 +353,11 @@ def test_operator_routes_notes_resolve_and_unknown_ids(incidents: Fanout) -> Non
     assert (entry["kind"], entry["by"], entry["text"]) == ("note", "grace@example.com", "db failover")
     assert incidents.http().post(f"/v1/incidents/{incident_id}/notes", json={"text": ""}).status_code == 422
     done = incidents.http().post(f"/v1/incidents/{incident_id}/resolve", headers=iap)
-    assert done.status_code == 200 and done.get_json()["incident"]["state"] == "resolved"
+    assert done.status_code == 200
+    assert done.get_json()["incident"]["state"] == "resolved"
     again = incidents.http().post(f"/v1/incidents/{incident_id}/ack", headers=iap)
-    assert again.status_code == 200 and again.get_json()["changed"] is False
+    assert again.status_code == 200
+    assert again.get_json()["changed"] is False
     assert "already resolved by grace@example.com" in again.get_json()["detail"]
     missing = "critical-" + "0" * 24 + "-i1"
     assert incidents.http().get(f"/v1/incidents/{missing}").status_code == 404

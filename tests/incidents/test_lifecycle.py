@@ -91,7 +91,8 @@ def test_acknowledge_once_then_a_no_op_naming_who_acknowledged_first() -> None:
     assert incident.next_escalation_at is None
     second = acknowledge(incident, "grace", T0 + timedelta(minutes=4))
     assert not second.changed
-    assert "ada" in second.detail and "09:03:00Z" in second.detail
+    assert "ada" in second.detail
+    assert "09:03:00Z" in second.detail
     assert incident.acknowledged_by == "ada"
     assert [e.kind for e in incident.timeline].count("acknowledged") == 1
 
@@ -102,7 +103,8 @@ def test_resolve_of_a_p1_drafts_the_review_and_a_second_resolve_changes_nothing(
     add_note(incident, "ada", "rolled back deploy 42", T0 + timedelta(minutes=20))
     change = resolve(incident, "ada", T0 + timedelta(minutes=50), POLICY, note="rollback fixed it")
     assert change.changed
-    assert incident.state == "resolved" and incident.resolved_by == "ada"
+    assert incident.state == "resolved"
+    assert incident.resolved_by == "ada"
     assert incident.review is not None
     markdown = incident.review.markdown
     for part in ("## Summary", "## Impact", "## Timeline", "## Runbook that applied", "## Actions"):
@@ -114,7 +116,8 @@ def test_resolve_of_a_p1_drafts_the_review_and_a_second_resolve_changes_nothing(
     assert "0.25" in markdown  # the peak value in the impact table
     assert incident.timeline[-1].kind == "review_drafted"
     again = resolve(incident, "grace", T0 + timedelta(hours=1), POLICY)
-    assert not again.changed and "ada" in again.detail
+    assert not again.changed
+    assert "ada" in again.detail
     assert acknowledge(incident, "grace", T0 + timedelta(hours=1)).changed is False
 
 
