@@ -500,7 +500,7 @@ def slack_interactions(request: flask.Request) -> dict[str, Any]:
     from functions.fanout.settings import get_fanout_settings
     from functions.fanout.slack_interactions import BadInteraction, handle_interaction
     from functions.fanout.webhook_auth import Unverified, verify_slack
-    from shared.idempotency import InFlight, once
+    from functions.fanout.webhook_receipts import handled_before, remember
 
     secret = _secret("SLACK_SIGNING_SECRET", get_fanout_settings().slack_signing_secret)
     body = read_body(request)
@@ -509,16 +509,14 @@ def slack_interactions(request: flask.Request) -> dict[str, Any]:
         verify_slack(secret, request.headers.get("X-Slack-Request-Timestamp"), signature, body, utcnow())
     except Unverified as exc:
         raise _refused("Slack", request, str(exc)) from None
+    if handled_before("slack", str(signature)):
+        raise _refused("Slack", request, "this signed request was handled before (a replay)")
     try:
-        with once("webhook:slack", str(signature)) as first:
-            if not first:
-                raise _refused("Slack", request, "this signed request was handled before (a replay)")
-            try:
-                return handle_interaction(body)
-            except BadInteraction as exc:
-                raise Problem(400, f"Not a Slack interaction we can read: {exc}.") from None
-    except InFlight:
-        raise _refused("Slack", request, "this signed request is being handled (a replay)") from None
+        answer = handle_interaction(body)
+    except BadInteraction as exc:
+        raise Problem(400, f"Not a Slack interaction we can read: {exc}.") from None
+    remember("slack", str(signature))
+    return answer
 
 
 def pagerduty_webhooks(request: flask.Request) -> dict[str, Any]:
@@ -526,7 +524,7 @@ def pagerduty_webhooks(request: flask.Request) -> dict[str, Any]:
     from functions.fanout.pagerduty_webhooks import BadWebhook, handle_webhook, parse_webhook, stale
     from functions.fanout.settings import get_fanout_settings
     from functions.fanout.webhook_auth import Unverified, verify_pagerduty
-    from shared.idempotency import InFlight, once
+    from functions.fanout.webhook_receipts import handled_before, remember
 
     secret = _secret("PAGERDUTY_WEBHOOK_SECRET", get_fanout_settings().pagerduty_webhook_secret)
     body = read_body(request)
@@ -544,13 +542,11 @@ def pagerduty_webhooks(request: flask.Request) -> dict[str, Any]:
             request,
             f"event {event.id} occurred at {event.occurred_at.isoformat()}, over an hour ago",
         )
-    try:
-        with once("webhook:pagerduty", event.id) as first:
-            if not first:
-                raise _refused("PagerDuty", request, f"event {event.id} was handled before (a replay)")
-            return handle_webhook(event)
-    except InFlight:
-        raise _refused("PagerDuty", request, f"event {event.id} is being handled (a replay)") from None
+    if handled_before("pagerduty", event.id):
+        raise _refused("PagerDuty", request, f"event {event.id} was handled before (a replay)")
+    answer = handle_webhook(event)
+    remember("pagerduty", event.id)
+    return answer
 
 
 def _register_webhooks(target: Api) -> None:
