@@ -169,9 +169,8 @@ class Topology(_Strict):
                 )
         for name, fn in self.functions.items():
             host = self.functions.get(fn.served_locally_by or "")
-            if fn.served_locally_by and (
-                host is None or host.trigger != "http" or host.capability != fn.capability or fn.trigger != "http"
-            ):
+            wrong_host = host is None or host.trigger != "http" or host.capability != fn.capability
+            if fn.served_locally_by and (wrong_host or fn.trigger != "http"):
                 raise ValueError(
                     f"function {name}: served_locally_by must name another http function of {fn.capability}"
                 )
