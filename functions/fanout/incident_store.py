@@ -74,14 +74,20 @@ class FirestoreIncidentStore:
 
         from functions.fanout.records import collection, field_filter
 
-        # One range filter (opened_at) ordered by it: no composite index; state and priority
-        # filter in memory over the newest ``limit * 4`` (an incident list is short).
+        # Without a composite index: by state and priority with equality filters only (Firestore
+        # merges single-field indexes), sorted here; else the newest by opened_at.
         query = collection(INCIDENTS)
+        if state is not None or priority is not None:
+            for field, value in (("state", state), ("priority", priority)):
+                if value is not None:
+                    query = query.where(filter=field_filter(field, "==", value))
+            found = [Incident.model_validate(s.to_dict()) for s in query.stream()]
+            found = [i for i in found if _matches(i, state, priority, since)]
+            return sorted(found, key=lambda i: i.opened_at, reverse=True)[:limit]
         if since is not None:
             query = query.where(filter=field_filter("opened_at", ">=", since))
-        query = query.order_by("opened_at", direction=firestore.Query.DESCENDING).limit(limit * 4)
-        found = [Incident.model_validate(s.to_dict()) for s in query.stream()]
-        return [i for i in found if _matches(i, state, priority, since)][:limit]
+        query = query.order_by("opened_at", direction=firestore.Query.DESCENDING).limit(limit)
+        return [Incident.model_validate(s.to_dict()) for s in query.stream()]
 
     def change(self, incident_id: str, mutate: Mutation) -> tuple[Incident, Change] | None:
         from google.cloud import firestore
