@@ -481,12 +481,10 @@ class WebhookAnswer(BaseModel):
 
 
 def _secret(variable: str, value: str | None) -> str:
+    # Unverifiable is unauthenticated: 401, as for a bad signature (deployed, the function does not
+    # start without it; locally the variable is simply unset).
     if not value:
-        raise Problem(
-            503,
-            f"{variable} is not set: requests cannot be verified, so none is accepted.",
-            headers={"Retry-After": "300"},
-        )
+        raise Problem(401, f"{variable} is not set: no request can be verified, so none is accepted.")
     return value
 
 
@@ -555,14 +553,14 @@ def _register_webhooks(target: Api) -> None:
         methods=["POST"],
         raw_body=("application/x-www-form-urlencoded",),
         response=WebhookAnswer,
-        problems=(400, 401, 413, 503),
+        problems=(400, 401, 413),
     )(slack_interactions)
     target.route(
         "/v1/pagerduty/webhooks",
         methods=["POST"],
         raw_body=("application/json",),
         response=WebhookAnswer,
-        problems=(400, 401, 413, 503),
+        problems=(400, 401, 413),
     )(pagerduty_webhooks)
 
 

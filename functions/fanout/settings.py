@@ -34,7 +34,7 @@ class FanoutSettings(BaseSettings):
     )
     # Incidents: the policy (priorities, targets, escalation), and the secrets that verify Slack's
     # interactivity requests and PagerDuty's webhooks (POST /v1/slack/interactions,
-    # /v1/pagerduty/webhooks). Unset locally: those two routes answer 503 naming the variable.
+    # /v1/pagerduty/webhooks). Unset locally: those two routes answer 401 naming the variable.
     incident_policy_file: Path = Field(
         default=DEFAULT_INCIDENT_POLICY_FILE, validation_alias="ION_FANOUT_INCIDENT_POLICY_FILE"
     )

@@ -399,3 +399,21 @@ def test_concurrent_acknowledgements_apply_once(incidents: Fanout) -> None:
     assert all(winner in r.change.detail for r in results if not r.change.changed)
     assert kinds(get(incidents, incident_id)).count("acknowledged") == 1
     assert [e["event_action"] for e in incidents.pagerduty.events].count("acknowledge") == 1
+
+
+def test_without_slack_the_outbox_shows_the_message_with_its_ack_button(incidents: Fanout) -> None:
+    import os
+
+    from tests.fanout.conftest import reset_fanout_caches
+
+    for name in ("SLACK_BOT_TOKEN", "SLACK_CHANNEL"):
+        os.environ.pop(name, None)
+    reset_fanout_caches()
+    clock = incidents.freeze()
+    assert incidents.push(make_transition(severity="critical", at=clock.now())) == 200
+    incident_id = only_incident(incidents)["id"]
+    record = next(r for r in incidents.outbox_records() if r["instead_of"] == "slack")
+    [button] = ack_buttons(record["slack_blocks"])
+    assert button["value"] == incident_id
+    assert record["notification"]["incident_id"] == incident_id
+    assert incidents.slack.messages == []

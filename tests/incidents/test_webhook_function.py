@@ -84,10 +84,10 @@ def test_the_public_function_serves_only_the_webhooks(incidents: Fanout) -> None
 
 
 @pytest.mark.emulators
-def test_without_the_signing_secrets_locally_the_routes_answer_503_naming_them(fanout: Fanout) -> None:
+def test_without_the_signing_secrets_locally_the_routes_refuse_every_request_naming_them(fanout: Fanout) -> None:
     slack = fanout.http().post("/v1/slack/interactions", data=b"payload=%7B%7D")
-    assert slack.status_code == 503
+    assert slack.status_code == 401
     assert "SLACK_SIGNING_SECRET" in slack.get_json()["detail"]
     pd = fanout.http().post("/v1/pagerduty/webhooks", json={})
-    assert pd.status_code == 503
+    assert pd.status_code == 401
     assert "PAGERDUTY_WEBHOOK_SECRET" in pd.get_json()["detail"]
