@@ -493,8 +493,11 @@ def _refused(source: str, request: flask.Request, reason: str) -> Problem:
     return Problem(401, f"Refused: {reason}. Nothing was changed.")
 
 
-def slack_interactions(request: flask.Request) -> dict[str, Any]:
-    """Slack's interactivity requests (form ``payload=<json>``), verified with SLACK_SIGNING_SECRET."""
+def slack_interactions(request: flask.Request) -> dict[str, Any] | flask.Response:
+    """Slack's interactivity requests (form ``payload=<json>``), verified with SLACK_SIGNING_SECRET.
+
+    A button's request is answered with what it did; a dialog's submission with an empty 200,
+    which closes the dialog."""
     from functions.fanout.settings import get_fanout_settings
     from functions.fanout.slack_interactions import BadInteraction, handle_interaction
     from functions.fanout.webhook_auth import Unverified, verify_slack
@@ -514,6 +517,9 @@ def slack_interactions(request: flask.Request) -> dict[str, Any]:
     except BadInteraction as exc:
         raise Problem(400, f"Not a Slack interaction we can read: {exc}.") from None
     remember("slack", str(signature))
+    if answer.get("view_submission"):
+        # Slack closes the dialog on an empty 200; a body would be read as a response_action.
+        return flask.Response(b"", status=200)
     return answer
 
 

@@ -127,7 +127,7 @@ def _act(action_id: str, incident_id: str, user: SlackUser, payload: dict[str, A
 def _resolve_submitted(payload: dict[str, Any], user: SlackUser) -> dict[str, Any]:
     view = payload.get("view") or {}
     if view.get("callback_id") != RESOLVE_CALLBACK:
-        return {"handled": []}
+        return {"handled": [], "view_submission": True}
     try:
         meta = json.loads(view.get("private_metadata") or "{}")
         incident_id = str(meta["incident_id"])
@@ -138,12 +138,14 @@ def _resolve_submitted(payload: dict[str, Any], user: SlackUser) -> dict[str, An
     try:
         outcome = resolve_incident(incident_id, user.who(), "slack", note=note)
     except NoSuchIncident:
-        return {"handled": [{"incident_id": incident_id, "detail": "no such incident"}]}
+        return {
+            "handled": [{"incident_id": incident_id, "detail": "no such incident"}],
+            "view_submission": True,
+        }
     channel, ts = meta.get("channel"), meta.get("ts")
     _update_message(channel, ts, None, outcome, action_id=RESOLVE_ACTION, user=user)
-    return {
-        "handled": [{"action": RESOLVE_ACTION, "incident_id": incident_id, "detail": outcome.change.detail}]
-    }
+    handled = [{"action": RESOLVE_ACTION, "incident_id": incident_id, "detail": outcome.change.detail}]
+    return {"handled": handled, "view_submission": True}
 
 
 def _message_of(payload: dict[str, Any]) -> tuple[str | None, str | None]:

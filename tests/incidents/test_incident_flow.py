@@ -299,7 +299,9 @@ def test_resolved_from_slack_with_a_note_drafts_the_review_linked_from_the_messa
     }
     clock.advance(timedelta(minutes=30))
     body, headers = slack_request(submission, at=clock.now().timestamp())
-    assert post_slack(incidents, body, headers).status_code == 200
+    submitted = post_slack(incidents, body, headers)
+    assert submitted.status_code == 200
+    assert submitted.data == b""  # an empty 200 closes Slack's dialog
     incident = get(incidents, incident_id)
     assert incident["state"] == "resolved"
     assert incident["resolved_by"] == "ada"
