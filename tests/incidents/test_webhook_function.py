@@ -84,7 +84,9 @@ def test_the_public_function_serves_only_the_webhooks(incidents: Fanout) -> None
 
 
 @pytest.mark.emulators
-def test_without_the_signing_secrets_locally_the_routes_refuse_every_request_naming_them(fanout: Fanout) -> None:
+def test_without_the_signing_secrets_locally_the_routes_refuse_every_request_naming_them(
+    fanout: Fanout,
+) -> None:
     slack = fanout.http().post("/v1/slack/interactions", data=b"payload=%7B%7D")
     assert slack.status_code == 401
     assert "SLACK_SIGNING_SECRET" in slack.get_json()["detail"]
