@@ -93,3 +93,22 @@ def test_without_the_signing_secrets_locally_the_routes_refuse_every_request_nam
     pd = fanout.http().post("/v1/pagerduty/webhooks", json={})
     assert pd.status_code == 401
     assert "PAGERDUTY_WEBHOOK_SECRET" in pd.get_json()["detail"]
+
+
+def test_locally_manage_alerts_serves_the_webhook_paths_and_a_wrong_host_is_refused() -> None:
+    import yaml
+    from pydantic import ValidationError
+
+    from devtools.serve import build_app
+    from shared.topology import TOPOLOGY_FILE, Topology, load_topology
+
+    topo = load_topology()
+    assert topo.functions["incident_webhooks"].public
+    assert topo.functions["incident_webhooks"].served_locally_by == "manage_alerts"
+    assert not topo.functions["manage_alerts"].public  # internal: only the webhooks are public
+    assert build_app("fanout").http_app is not None  # one HTTP app on port 8084, no conflict
+    raw = yaml.safe_load(TOPOLOGY_FILE.read_text())
+    for wrong in ("fan_out_alerts", "route", "no_such_function"):
+        raw["functions"]["incident_webhooks"]["served_locally_by"] = wrong
+        with pytest.raises(ValidationError, match="served_locally_by"):
+            Topology.model_validate(raw)
