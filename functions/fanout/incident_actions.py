@@ -121,9 +121,7 @@ def tell_pagerduty(incident: Incident, action: Literal["acknowledge", "resolve"]
     if not incident.fingerprints or not _paged(incident):
         return
     if not settings.pagerduty_routing_key:
-        log.info(
-            "PagerDuty is not configured: its %s is not sent", action, extra={"incident_id": incident.id}
-        )
+        _log_instead(incident, action, settings.outbox_dir)
         return
     with once("incident:pagerduty", f"{incident.id}/{action}") as first:
         if not first:
@@ -151,3 +149,25 @@ def tell_pagerduty(incident: Incident, action: Literal["acknowledge", "resolve"]
         get_store().change(
             incident.id, lambda i: record_notified(i, f"pagerduty:{action}", text, utcnow(), by="pagerduty")
         )
+
+
+def _log_instead(incident: Incident, action: str, outbox_dir: str) -> None:
+    """PagerDuty not configured (a local run; deployed it refuses to start): the events it would
+    have got go to the log and the outbox, labelled, as the log channel does for notifications."""
+    from pathlib import Path
+
+    from functions.fanout.channels.log import write_outbox
+
+    events = [{"event_action": action, "dedup_key": fingerprint} for fingerprint in incident.fingerprints]
+    log.warning(
+        "PagerDuty is not configured: its %s is logged instead",
+        action,
+        extra={"incident_id": incident.id, "events": events},
+    )
+    if outbox_dir:
+        record = {"channel": "log", "instead_of": "pagerduty", "incident_id": incident.id, "events": events}
+        write_outbox(Path(outbox_dir), f"{incident.id}-{action}-pagerduty", record)
+    text = f"PagerDuty {action} logged instead (PagerDuty not configured) for {len(events)} alert(s)"
+    get_store().change(
+        incident.id, lambda i: record_notified(i, f"pagerduty:{action}", text, utcnow(), by="log")
+    )

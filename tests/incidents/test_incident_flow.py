@@ -403,12 +403,14 @@ def test_concurrent_acknowledgements_apply_once(incidents: Fanout) -> None:
     assert [e["event_action"] for e in incidents.pagerduty.events].count("acknowledge") == 1
 
 
-def test_without_slack_the_outbox_shows_the_message_with_its_ack_button(incidents: Fanout) -> None:
+def test_without_slack_and_pagerduty_the_outbox_shows_the_button_and_the_acknowledge(
+    incidents: Fanout,
+) -> None:
     import os
 
     from tests.fanout.conftest import reset_fanout_caches
 
-    for name in ("SLACK_BOT_TOKEN", "SLACK_CHANNEL"):
+    for name in ("SLACK_BOT_TOKEN", "SLACK_CHANNEL", "PAGERDUTY_ROUTING_KEY"):
         os.environ.pop(name, None)
     reset_fanout_caches()
     clock = incidents.freeze()
@@ -419,3 +421,12 @@ def test_without_slack_the_outbox_shows_the_message_with_its_ack_button(incident
     assert button["value"] == incident_id
     assert record["notification"]["incident_id"] == incident_id
     assert incidents.slack.messages == []
+    assert incidents.http().post(f"/v1/incidents/{incident_id}/ack").status_code == 200
+    records = incidents.outbox_records()
+    trigger = next(r for r in records if r.get("instead_of") == "pagerduty" and "notification" in r)
+    [ack] = [r for r in records if r.get("incident_id") == incident_id]
+    assert ack["instead_of"] == "pagerduty"
+    fingerprint = trigger["notification"]["alerts"][0]["fingerprint"]
+    assert ack["events"] == [{"event_action": "acknowledge", "dedup_key": fingerprint}]
+    assert "logged instead" in get(incidents, incident_id)["timeline"][-1]["text"]
+    assert incidents.pagerduty.events == []
