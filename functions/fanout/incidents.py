@@ -36,7 +36,6 @@ TimelineKind = Literal[
     "resolved",
     "review_drafted",
 ]
-STATES: tuple[State, ...] = ("triggered", "acknowledged", "resolved")
 # A timeline holds at most this many entries; the oldest notifications make room (never the
 # lifecycle entries): a group flapping for a week must not outgrow a Firestore document (1 MiB).
 MAX_TIMELINE = 500
@@ -363,10 +362,6 @@ def _at(moment: datetime | None) -> str:
 def _minutes(delta: timedelta) -> str:
     minutes = max(0, round(delta.total_seconds() / 60))
     return f"{minutes} min"
-
-
-def time_to(incident: Incident, moment: datetime | None) -> timedelta | None:
-    return None if moment is None else moment - incident.opened_at
 
 
 class IncidentOut(BaseModel):
