@@ -33,6 +33,7 @@ DEPLOYMENT_CHECKS = {
     "fan_out_alerts": "functions.fanout.settings",
     "manage_alerts": "functions.fanout.settings",
     "redeliver_alerts": "functions.fanout.settings",
+    "incident_webhooks": "functions.fanout.settings",
     "store_dead_letters": "functions.deadletters.settings",
     "manage_dead_letters": "functions.deadletters.settings",
     "snapshot_cost": "functions.cost.settings",
@@ -88,6 +89,13 @@ def redeliver_alerts(event: CloudEvent) -> None:
     from functions.fanout.main import handle_redrive
 
     handle_redrive(event)
+
+
+@functions_framework.http
+def incident_webhooks(request: flask.Request) -> flask.Response:
+    from functions.fanout.main import handle_webhooks
+
+    return handle_webhooks(request)
 
 
 @functions_framework.http

@@ -169,6 +169,8 @@ class RehearsalStack:
             "slack-bot-token": "xoxb-" + random_secret(40),
             "pagerduty-routing-key": random_secret(32),
             "smtp-password": random_secret(24),
+            "slack-signing-secret": random_secret(32),
+            "pagerduty-webhook-secret": random_secret(32),
             "redis-url": (
                 f"rediss://:{password}@127.0.0.1:{redis_port}/0?ssl_cert_reqs=required&ssl_check_hostname=false"
             ),

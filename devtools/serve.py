@@ -48,6 +48,8 @@ def build_app(capability: str) -> CapabilityApp:
     http_app = None
     event_apps: dict[str, Wsgi] = {}
     for name, fn in topology().functions_of(capability).items():
+        if fn.served_locally_by:
+            continue  # its routes are served by that function on this port
         if fn.trigger == "http":
             if http_app is not None:
                 raise SystemExit(f"{capability}: more than one HTTP entry point cannot share a local port")

@@ -67,6 +67,9 @@ class Function(_Strict):
     # Paths people open through the HTTPS load balancer with IAP (terraform/public_access.tf):
     # the function gets a backend there, a path rule for each, and ingress from the load balancer.
     public_paths: list[str] = []
+    # An http function whose routes another http function of its capability serves too: locally
+    # (one port per capability) that one serves them, e.g. fan-out's public incident_webhooks.
+    served_locally_by: str | None = None
 
     @model_validator(mode="after")
     def _topic_matches_trigger(self) -> Function:
@@ -163,6 +166,13 @@ class Topology(_Strict):
                 raise ValueError(
                     f"function {name}: topic {fn.topic}'s ack_deadline_seconds {ack_deadline} "
                     f"is below its timeout_seconds {fn.timeout_seconds}"
+                )
+        for name, fn in self.functions.items():
+            host = self.functions.get(fn.served_locally_by or "")
+            wrong_host = host is None or host.trigger != "http" or host.capability != fn.capability
+            if fn.served_locally_by and (wrong_host or fn.trigger != "http"):
+                raise ValueError(
+                    f"function {name}: served_locally_by must name another http function of {fn.capability}"
                 )
         claimed: dict[str, str] = {}
         for name, fn in self.functions.items():

@@ -30,7 +30,7 @@ variable "function_env" {
 variable "secret_ids" {
   description = "Secret Manager secrets created empty; add versions out of band (README: Deploy)."
   type        = list(string)
-  default     = ["ion-api-keys", "request-id-secret", "customer-key-secret", "slack-bot-token", "pagerduty-routing-key", "smtp-password"]
+  default     = ["ion-api-keys", "request-id-secret", "customer-key-secret", "slack-bot-token", "pagerduty-routing-key", "smtp-password", "slack-signing-secret", "pagerduty-webhook-secret"]
 }
 
 variable "extra_invokers" {

@@ -31,6 +31,8 @@ SECRET_VALUES = {
     "slack-bot-token": "xoxb-" + "t" * 40,
     "pagerduty-routing-key": "p" * 32,
     "smtp-password": "m" * 24,
+    "slack-signing-secret": "g" * 32,
+    "pagerduty-webhook-secret": "w" * 32,
     "redis-url": "rediss://:pw@10.0.0.3:6378/0?ssl_cert_reqs=required&ssl_check_hostname=false",
 }
 # Settings Terraform passes whose absence a function survives by design, each with its reason.

@@ -186,7 +186,45 @@ def deliver_one(
             record["redrive"] = redrive
         if recorded:
             ref.update({f"deliveries.{name}": record})
+        if notification.incident_id:
+            note_on_incident(notification, name, outcome, settings, redrive)
         return outcome
+
+
+def recipient(name: str, notification: Notification, settings: FanoutSettings) -> str:
+    """To whom a channel's notification went, in words for the incident's timeline."""
+    if name == "slack":
+        where = notification.slack_channel or settings.slack_channel or "?"
+        return f"Slack channel {where}" + (f" naming {notification.mention}" if notification.mention else "")
+    if name == "pagerduty":
+        return "PagerDuty (the service of the routing key; its escalation policy pages on-call)"
+    if name == "email":
+        return f"email to {settings.alert_email_to or '?'}"
+    return "the log and outbox"
+
+
+def note_on_incident(
+    notification: Notification, name: str, outcome: str, settings: FanoutSettings, redrive: int
+) -> None:
+    """Record on the incident's timeline what was sent and to whom (once per delivery). A failure
+    here is logged, never raised: the vendor has the notification, and raising would send it again."""
+    from functions.fanout.incident_store import get_store
+    from functions.fanout.incidents import record_notified
+
+    incident_id = notification.incident_id
+    assert incident_id is not None
+    text = f"{notification.title()} — {name} {outcome}: {recipient(name, notification, settings)}"
+    ref = f"delivery:{claim_key(notification.notification_id, redrive)}:{name}"
+    try:
+        get_store().change(incident_id, lambda i: record_notified(i, ref, text, utcnow(), by=name))
+    except Exception:
+        log.exception(
+            "could not record the %s delivery of %s on incident %s",
+            name,
+            notification.notification_id,
+            incident_id,
+            extra={"incident_id": incident_id, "channel": name},
+        )
 
 
 def deliver(notification_id: str) -> dict[str, str]:

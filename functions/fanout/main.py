@@ -6,17 +6,18 @@ from __future__ import annotations
 import math
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import flask
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
 from functions.fanout import silences
-from shared.audit import audit
+from functions.fanout.incidents import Incident, IncidentOut
+from shared.audit import actor, audit
 from shared.clock import utcnow
 from shared.dead_letters import first_published, redrives_of
 from shared.events import decode_pubsub
-from shared.http import HEALTH_ROUTE, Api, Problem, Reply, json_response, scheduled_time
+from shared.http import HEALTH_ROUTE, Api, Problem, Reply, json_response, read_body, scheduled_time
 from shared.ids import DocumentId
 from shared.logging import get_logger
 from shared.messages import AlertTransition
@@ -254,3 +255,335 @@ def digest(request: flask.Request, body: DigestRequest) -> dict[str, Any]:
 
 def _scheduled_time(request: flask.Request) -> datetime:
     return scheduled_time(request) or utcnow()
+
+
+# --- incidents ---------------------------------------------------------------------------------
+
+INCIDENT_ID_PATTERN = r"^(critical|high|medium|low)-[0-9a-f]{24}-(i[0-9]{1,9}|d[0-9a-f]{8})$"
+
+
+class IncidentPath(BaseModel):
+    incident_id: DocumentId(  # type: ignore[valid-type]
+        max_length=48, pattern=INCIDENT_ID_PATTERN, description="an incident id (<group id>-i<n>)"
+    )
+
+
+class IncidentsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    state: Literal["triggered", "acknowledged", "resolved"] | None = Field(
+        default=None, description="only incidents in this state"
+    )
+    priority: Literal["P1", "P2", "P3", "P4"] | None = Field(default=None, description="only this priority")
+    since: AwareDatetime | None = Field(
+        default=None, description="only incidents opened at or after this time"
+    )
+    limit: int = Field(default=100, ge=1, le=500, description="at most this many, newest first")
+
+
+class IncidentList(RootModel[list[IncidentOut]]):
+    pass
+
+
+class IncidentActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(
+        default=None, min_length=1, max_length=2000, description="recorded on the timeline"
+    )
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class IncidentActionOut(BaseModel):
+    changed: bool = Field(
+        description="false: nothing changed (already acknowledged or resolved: detail says by whom)"
+    )
+    detail: str
+    incident: IncidentOut
+
+
+class OpenIncidentIn(BaseModel):
+    """Open an incident on demand for a group that is not paged automatically (medium, low)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group_id: str = Field(pattern=r"^(critical|high|medium|low)-[0-9a-f]{24}$", description="the alert group")
+    note: str | None = Field(default=None, min_length=1, max_length=2000)
+
+
+_INCIDENT_LINKS = {
+    "get_incident": {"incident_id": "$response.body#/id"},
+}
+
+
+def _public_url() -> str:
+    from functions.fanout.settings import get_fanout_settings
+
+    return get_fanout_settings().public_url
+
+
+def _out(incident: Incident) -> IncidentOut:
+    return IncidentOut.of(incident, _public_url())
+
+
+def _action(outcome: Any) -> IncidentActionOut:
+    return IncidentActionOut(
+        changed=outcome.change.changed, detail=outcome.change.detail, incident=_out(outcome.incident)
+    )
+
+
+@api.route("/v1/incidents", methods=["GET"], query=IncidentsQuery, response=IncidentList)
+def list_incidents(_request: flask.Request, query: IncidentsQuery) -> IncidentList:
+    """Incidents, newest first: all, or by state, priority and opening time."""
+    from functions.fanout.incident_store import get_store
+
+    found = get_store().list(state=query.state, priority=query.priority, since=query.since, limit=query.limit)
+    return IncidentList([_out(i) for i in found])
+
+
+@api.route(
+    "/v1/incidents",
+    methods=["POST"],
+    body=OpenIncidentIn,
+    responses={201: Reply(IncidentOut, description="Opened.", headers=("Location",)), 200: IncidentOut},
+    problems=(404, 409),
+    links={201: _INCIDENT_LINKS},
+)
+def open_incident_on_demand(request: flask.Request, body: OpenIncidentIn) -> flask.Response:
+    """Open an incident for an alert group now (one that severity does not open automatically)."""
+    from functions.fanout.incident_admin import GroupHasIncident, NoSuchGroup, open_for_group
+
+    try:
+        incident, created = open_for_group(body.group_id, actor(request.headers), body.note)
+    except NoSuchGroup:
+        raise Problem(
+            404, f"No alert group {body.group_id}; groups are listed in the alert messages."
+        ) from None
+    except GroupHasIncident as exc:
+        raise Problem(409, f"Group {body.group_id} already has incident {exc.incident_id} open.",
+                      incident_id=exc.incident_id) from None  # fmt: skip
+    audit(log, "incident.open", request.headers, "incident opened on demand", incident_id=incident.id)
+    return json_response(
+        _out(incident), status=201 if created else 200, headers={"Location": f"/v1/incidents/{incident.id}"}
+    )
+
+
+@api.route("/v1/incidents/<incident_id>", methods=["GET"], params=IncidentPath, response=IncidentOut)
+def get_incident(_request: flask.Request, incident_id: str) -> IncidentOut:
+    """One incident with its timeline."""
+    from functions.fanout.incident_store import get_store
+
+    incident = get_store().get(incident_id)
+    if incident is None:
+        raise Problem(404, f"No incident with id {incident_id}.")
+    return _out(incident)
+
+
+@api.route(
+    "/v1/incidents/<incident_id>/review",
+    methods=["GET"],
+    params=IncidentPath,
+    responses={200: Reply(None, media=("text/markdown",), description="The review draft (markdown).")},
+    problems=(404,),
+)
+def get_review(_request: flask.Request, incident_id: str) -> flask.Response:
+    """The post-incident review draft of a resolved P1/P2 incident, as markdown."""
+    from functions.fanout.incident_store import get_store
+
+    incident = get_store().get(incident_id)
+    if incident is None:
+        raise Problem(404, f"No incident with id {incident_id}.")
+    if incident.review is None:
+        raise Problem(404, f"Incident {incident_id} has no review draft: drafted when a P1 or P2 resolves.")
+    return flask.Response(incident.review.markdown, status=200, mimetype="text/markdown")
+
+
+def _operator_change(request: flask.Request, incident_id: str, what: str, run: Any) -> IncidentActionOut:
+    from functions.fanout.incident_actions import NoSuchIncident
+
+    who = actor(request.headers)
+    try:
+        outcome = run(who)
+    except NoSuchIncident:
+        raise Problem(404, f"No incident with id {incident_id}.") from None
+    audit(log, f"incident.{what}", request.headers, f"incident {what}", incident_id=incident_id,
+          changed=outcome.change.changed)  # fmt: skip
+    return _action(outcome)
+
+
+@api.route(
+    "/v1/incidents/<incident_id>/ack",
+    methods=["POST"],
+    params=IncidentPath,
+    body=IncidentActionIn,
+    body_required=False,
+    response=IncidentActionOut,
+    problems=(404,),
+)
+def ack_incident(request: flask.Request, incident_id: str, body: IncidentActionIn) -> IncidentActionOut:
+    """Acknowledge as the caller (escalation and repeats stop; PagerDuty is told)."""
+    from functions.fanout.incident_actions import acknowledge_incident, note_incident
+
+    def run(who: str) -> Any:
+        outcome = acknowledge_incident(incident_id, who, "api")
+        return note_incident(incident_id, who, body.note) if body.note and outcome.change.changed else outcome
+
+    return _operator_change(request, incident_id, "acknowledge", run)
+
+
+@api.route(
+    "/v1/incidents/<incident_id>/resolve",
+    methods=["POST"],
+    params=IncidentPath,
+    body=IncidentActionIn,
+    body_required=False,
+    response=IncidentActionOut,
+    problems=(404,),
+)
+def resolve_incident(request: flask.Request, incident_id: str, body: IncidentActionIn) -> IncidentActionOut:
+    """Resolve as the caller, with an optional note (P1/P2: the review draft is written)."""
+    from functions.fanout.incident_actions import resolve_incident as resolve
+
+    return _operator_change(
+        request, incident_id, "resolve", lambda who: resolve(incident_id, who, "api", body.note)
+    )
+
+
+@api.route(
+    "/v1/incidents/<incident_id>/notes",
+    methods=["POST"],
+    params=IncidentPath,
+    body=NoteIn,
+    response=IncidentActionOut,
+    problems=(404,),
+)
+def add_incident_note(request: flask.Request, incident_id: str, body: NoteIn) -> IncidentActionOut:
+    """Add a note to the timeline, as the caller."""
+    from functions.fanout.incident_actions import note_incident
+
+    return _operator_change(
+        request, incident_id, "note", lambda who: note_incident(incident_id, who, body.text)
+    )
+
+
+# --- Slack's and PagerDuty's requests (also the public function incident_webhooks) -----------
+
+
+class WebhookAnswer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    handled: list[dict[str, Any]] = Field(description="what each action or event did")
+
+
+def _secret(variable: str, value: str | None) -> str:
+    # Unverifiable is unauthenticated: 401, as for a bad signature (deployed, the function does not
+    # start without it; locally the variable is simply unset).
+    if not value:
+        raise Problem(401, f"{variable} is not set: no request can be verified, so none is accepted.")
+    return value
+
+
+def _refused(source: str, request: flask.Request, reason: str) -> Problem:
+    log.warning("refused a %s request: %s", source, reason, extra={"path": request.path, "source": source})
+    return Problem(401, f"Refused: {reason}. Nothing was changed.")
+
+
+def slack_interactions(request: flask.Request) -> dict[str, Any] | flask.Response:
+    """Slack's interactivity requests (form ``payload=<json>``), verified with SLACK_SIGNING_SECRET.
+
+    A button's request is answered with what it did; a dialog's submission with an empty 200,
+    which closes the dialog."""
+    from functions.fanout.settings import get_fanout_settings
+    from functions.fanout.slack_interactions import BadInteraction, handle_interaction
+    from functions.fanout.webhook_auth import Unverified, verify_slack
+    from functions.fanout.webhook_receipts import handled_before, remember
+
+    secret = _secret("SLACK_SIGNING_SECRET", get_fanout_settings().slack_signing_secret)
+    body = read_body(request)
+    signature = request.headers.get("X-Slack-Signature")
+    try:
+        verify_slack(secret, request.headers.get("X-Slack-Request-Timestamp"), signature, body, utcnow())
+    except Unverified as exc:
+        raise _refused("Slack", request, str(exc)) from None
+    if handled_before("slack", str(signature)):
+        raise _refused("Slack", request, "this signed request was handled before (a replay)")
+    try:
+        answer = handle_interaction(body)
+    except BadInteraction as exc:
+        raise Problem(400, f"Not a Slack interaction we can read: {exc}.") from None
+    remember("slack", str(signature))
+    if answer.get("view_submission"):
+        # Slack closes the dialog on an empty 200; a body would be read as a response_action.
+        return flask.Response(b"", status=200)
+    return answer
+
+
+def pagerduty_webhooks(request: flask.Request) -> dict[str, Any]:
+    """PagerDuty's v3 webhooks, verified with PAGERDUTY_WEBHOOK_SECRET (X-PagerDuty-Signature)."""
+    from functions.fanout.pagerduty_webhooks import BadWebhook, handle_webhook, parse_webhook, stale
+    from functions.fanout.settings import get_fanout_settings
+    from functions.fanout.webhook_auth import Unverified, verify_pagerduty
+    from functions.fanout.webhook_receipts import handled_before, remember
+
+    secret = _secret("PAGERDUTY_WEBHOOK_SECRET", get_fanout_settings().pagerduty_webhook_secret)
+    body = read_body(request)
+    try:
+        verify_pagerduty(secret, request.headers.get("X-PagerDuty-Signature"), body)
+    except Unverified as exc:
+        raise _refused("PagerDuty", request, str(exc)) from None
+    try:
+        event = parse_webhook(body)
+    except BadWebhook as exc:
+        raise Problem(400, str(exc)) from None
+    if stale(event, utcnow()):
+        raise _refused(
+            "PagerDuty",
+            request,
+            f"event {event.id} occurred at {event.occurred_at.isoformat()}, over an hour ago",
+        )
+    if handled_before("pagerduty", event.id):
+        raise _refused("PagerDuty", request, f"event {event.id} was handled before (a replay)")
+    answer = handle_webhook(event)
+    remember("pagerduty", event.id)
+    return answer
+
+
+def _register_webhooks(target: Api) -> None:
+    target.route(
+        "/v1/slack/interactions",
+        methods=["POST"],
+        raw_body=("application/x-www-form-urlencoded",),
+        response=WebhookAnswer,
+        problems=(400, 401, 413),
+    )(slack_interactions)
+    target.route(
+        "/v1/pagerduty/webhooks",
+        methods=["POST"],
+        raw_body=("application/json",),
+        response=WebhookAnswer,
+        problems=(400, 401, 413),
+    )(pagerduty_webhooks)
+
+
+# manage_alerts serves them too (locally everything is on port 8084); deployed, only the public
+# incident_webhooks function is reachable by Slack and PagerDuty, and it serves nothing else.
+_register_webhooks(api)
+webhook_api = Api("fanout-webhooks")
+_register_webhooks(webhook_api)
+
+
+@webhook_api.route("/health", **HEALTH_ROUTE)
+def webhook_health(_request: flask.Request) -> flask.Response:
+    from shared.health import HealthCheck, firestore_probe, status_code
+
+    report = HealthCheck("fanout-webhooks", lambda: [firestore_probe()]).report()
+    return json_response(report, status_code(report))
+
+
+def handle_webhooks(request: flask.Request) -> flask.Response:
+    return webhook_api(request)

@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from shared.clock import format_rfc3339
 from shared.messages import AlertTransition, Severity
 
-NotificationKind = Literal["notify", "repeat"]
+NotificationKind = Literal["notify", "repeat", "escalation"]
 
 
 class Notification(BaseModel):
@@ -18,7 +18,10 @@ class Notification(BaseModel):
 
     ``notify`` announces the transitions collected since the group's last notification (each
     transition is in exactly one notify); ``repeat`` re-announces alerts still firing after the
-    route's repeat interval. ``notification_id`` is the exactly-once key per channel.
+    route's repeat interval; ``escalation`` re-announces them for an incident nobody acknowledged,
+    one step of the incident policy (``escalation_level``, a wider ``slack_channel`` maybe).
+    ``notification_id`` is the exactly-once key per channel. ``incident_id``: the incident the
+    group's alerts are in (Slack shows its buttons); ``review_url``: its review draft, once written.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -31,6 +34,15 @@ class Notification(BaseModel):
     mention: str | None = None
     alerts: list[AlertTransition]
     created_at: AwareDatetime
+    incident_id: str | None = None
+    review_url: str | None = None
+    escalation_level: int = 0
+    slack_channel: str | None = None
+
+    @property
+    def reminder(self) -> bool:
+        """A repeat or an escalation: alerts already announced, told again (in their thread)."""
+        return self.kind in ("repeat", "escalation")
 
     @property
     def firing(self) -> list[AlertTransition]:
@@ -44,6 +56,8 @@ class Notification(BaseModel):
         parts = [f"[{self.severity.upper()}]"]
         if self.kind == "repeat":
             parts.append("STILL FIRING")
+        elif self.kind == "escalation":
+            parts.append(f"ESCALATED (level {self.escalation_level}), NOT ACKNOWLEDGED")
         elif self.firing and self.resolved:
             parts.append(f"FIRING:{len(self.firing)} RESOLVED:{len(self.resolved)}")
         elif self.firing:

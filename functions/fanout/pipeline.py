@@ -17,6 +17,9 @@ from typing import Any
 
 from functions.fanout import silences as silence_store
 from functions.fanout.delivery import deliver
+from functions.fanout.incident_policy import get_policy
+from functions.fanout.incident_store import INCIDENTS, incident_document
+from functions.fanout.incidents import Incident, alerts_changed, incident_id, open_incident, review_url
 from functions.fanout.models import Notification, doc_id
 from functions.fanout.policy import Plan, admit, enqueue, plan
 from functions.fanout.records import (
@@ -33,6 +36,7 @@ from functions.fanout.records import (
 from functions.fanout.records import collection as _col
 from functions.fanout.records import field_filter as _field_filter
 from functions.fanout.routes import RoutingConfig, get_routing
+from functions.fanout.settings import get_fanout_settings
 from shared.clock import utcnow
 from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
@@ -125,7 +129,8 @@ def flush(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
             current = GroupRecord.model_validate(gref.get(transaction=tx).to_dict())
             if current.pending != group.pending:
                 raise _Changed
-            return _commit(tx, current, decided, now, routing)
+            incident = _load_incident(tx, current.incident_id)  # read before any write
+            return _commit(tx, current, decided, now, routing, incident=incident)
 
         try:
             return run_transaction(run)
@@ -155,12 +160,58 @@ def _plan(group: GroupRecord, now: datetime, routing: RoutingConfig) -> Plan:
     )
 
 
-def _commit(tx: Any, group: GroupRecord, plan: Plan, now: datetime, routing: RoutingConfig) -> str | None:
+def _load_incident(tx: Any, incident_id: str | None) -> Incident | None:
+    if not incident_id:
+        return None
+    snapshot = _col(INCIDENTS).document(incident_id).get(transaction=tx)
+    return Incident.model_validate(snapshot.to_dict()) if snapshot.exists else None
+
+
+def track_incident(
+    group: GroupRecord, notify: list[AlertTransition], incident: Incident | None, now: datetime
+) -> Incident | None:
+    """The group's incident after this notification: the open one with these alerts joined or
+    resolved (resolved itself when none fires), or a new one when alerts fire in a group of a
+    severity that opens incidents and none is open. Notices open none: they never stay firing."""
+    policy = get_policy()
+    lasting = [t for t in notify if t.kind != NOTICE_KIND]
+    if not lasting:
+        return incident if incident is not None and incident.state != "resolved" else None
+    if incident is not None and incident.state != "resolved":
+        alerts_changed(incident, lasting, now, policy)
+        return incident
+    firing = [t for t in lasting if t.state == "firing"]
+    if not firing or not policy.opens_for(group.severity):
+        return None
+    return open_incident(
+        incident_id(group.group_id, group.seq),
+        group_id=group.group_id,
+        severity=group.severity,
+        group_labels=group.labels,
+        firing=firing,
+        now=now,
+        policy=policy,
+    )
+
+
+def _commit(
+    tx: Any,
+    group: GroupRecord,
+    plan: Plan,
+    now: datetime,
+    routing: RoutingConfig,
+    *,
+    incident: Incident | None = None,
+) -> str | None:
     route = routing.route(group.severity)
     notification_id: str | None = None
     if plan.notify:
         group.seq += 1
         notification_id = f"{group.group_id}-n{group.seq}"
+        tracked = track_incident(group, plan.notify, incident, now)
+        if tracked is not None:
+            tx.set(_col(INCIDENTS).document(tracked.id), incident_document(tracked))
+            group.incident_id = tracked.id
         notification = Notification(
             notification_id=notification_id,
             kind="notify",
@@ -170,6 +221,10 @@ def _commit(tx: Any, group: GroupRecord, plan: Plan, now: datetime, routing: Rou
             mention=route.mention,
             alerts=plan.notify,
             created_at=now,
+            incident_id=tracked.id if tracked else None,
+            review_url=review_url(get_fanout_settings().public_url, tracked.id)
+            if tracked and tracked.review
+            else None,
         )
         store_notification(tx, notification, routing.channels_for(group.severity, plan.notify), plan.items)
     firing = set(group.firing)
@@ -199,6 +254,8 @@ def _commit(tx: Any, group: GroupRecord, plan: Plan, now: datetime, routing: Rou
         group.last_flush_at = now
         group.firing = sorted(firing)
         group.repeat_at = now + route.repeat_interval if group.firing else None
+        if not group.firing:
+            group.incident_id = None  # the next firing opens a new incident
     tx.set(_col(GROUPS).document(group.group_id), group_document(group, now))
     return notification_id
 

@@ -8,6 +8,7 @@
   group is next flushed (``next_flush_at``) and re-notified (``repeat_at``), and its firing alerts.
 - ``fanout_notifications/{notification_id}``: each notification and its per-channel deliveries.
 - ``fanout_silences/{id}``: silences, kept a week after they end.
+- ``incidents/{incident_id}``: each incident (``incidents.py``; kept, no TTL: reports read them).
 - ``fanout_slack_threads/{fingerprint}``, ``fanout_slack_messages/{id}``: where each alert was
   posted in Slack, so later changes thread under it and updates edit it.
 
@@ -65,6 +66,8 @@ class GroupRecord(BaseModel):
     repeat_at: datetime | None = None
     firing: list[str] = []
     seq: int = 0
+    # The group's incident while its alerts fire (cleared when none fires any more).
+    incident_id: str | None = None
 
 
 def collection(name: str) -> Any:

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.links import link_base_problem
 
 DEFAULT_ROUTING_FILE = Path(__file__).resolve().parent / "routing.yaml"
+DEFAULT_INCIDENT_POLICY_FILE = Path(__file__).resolve().parent / "incidents.yaml"
 
 
 class FanoutSettings(BaseSettings):
@@ -31,6 +32,14 @@ class FanoutSettings(BaseSettings):
     pagerduty_events_url: str = Field(
         default="https://events.pagerduty.com/v2/enqueue", validation_alias="PAGERDUTY_EVENTS_URL"
     )
+    # Incidents: the policy (priorities, targets, escalation), and the secrets that verify Slack's
+    # interactivity requests and PagerDuty's webhooks (POST /v1/slack/interactions,
+    # /v1/pagerduty/webhooks). Unset locally: those two routes answer 401 naming the variable.
+    incident_policy_file: Path = Field(
+        default=DEFAULT_INCIDENT_POLICY_FILE, validation_alias="ION_FANOUT_INCIDENT_POLICY_FILE"
+    )
+    slack_signing_secret: str | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
+    pagerduty_webhook_secret: str | None = Field(default=None, validation_alias="PAGERDUTY_WEBHOOK_SECRET")
     # Email over SMTP.
     smtp_host: str | None = Field(default=None, validation_alias="SMTP_HOST")
     smtp_port: int = Field(default=587, gt=0, lt=65536, validation_alias="SMTP_PORT")
@@ -108,6 +117,8 @@ LOOPBACK = ("://127.", "://localhost", "://[::1]", "://0.0.0.0")
 # The entry points that arm group timers (terraform/fanout_timers.tf grants them the queue);
 # redeliver_alerts only re-drives a delivery to its channel, so it needs no timer settings.
 TIMER_FUNCTIONS = frozenset({"fan_out_alerts", "manage_alerts"})
+# The public function of Slack's and PagerDuty's requests: it needs their verifying secrets.
+WEBHOOK_FUNCTION = "incident_webhooks"
 
 
 def settings_problems(settings: FanoutSettings, channels: set[str], *, timers: bool = True) -> list[str]:
@@ -168,6 +179,7 @@ def timer_problems(settings: FanoutSettings) -> list[str]:
 
 def deployment_problems(target: str) -> list[str]:
     """Settings that do not validate, else ``settings_problems`` for the channels routed to."""
+    from functions.fanout.incident_policy import PolicyError, load_policy
     from functions.fanout.routes import load_routing
     from shared.deployment import load_settings
 
@@ -175,7 +187,27 @@ def deployment_problems(target: str) -> list[str]:
     if settings is None:
         return problems
     channels = load_routing(settings.routing_file).all_channels()
-    return settings_problems(settings, channels, timers=target in TIMER_FUNCTIONS or not target)
+    try:
+        policy = load_policy(settings.incident_policy_file)
+        channels |= {c for steps in policy.escalation.values() for step in steps for c in step.channels}
+    except PolicyError as exc:
+        return [str(exc)]
+    problems = settings_problems(settings, channels, timers=target in TIMER_FUNCTIONS or not target)
+    if target == WEBHOOK_FUNCTION:
+        problems += webhook_problems(settings)
+    return problems
+
+
+def webhook_problems(settings: FanoutSettings) -> list[str]:
+    """What the webhook function lacks: without the secrets no request could be verified."""
+    return [
+        f"{variable} is not set: {what} cannot be verified"
+        for variable, value, what in (
+            ("SLACK_SIGNING_SECRET", settings.slack_signing_secret, "Slack's interactivity requests"),
+            ("PAGERDUTY_WEBHOOK_SECRET", settings.pagerduty_webhook_secret, "PagerDuty's webhooks"),
+        )
+        if not value
+    ]
 
 
 def check_deployment(target: str = "") -> None:

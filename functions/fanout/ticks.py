@@ -12,6 +12,7 @@ from typing import Any
 
 from functions.fanout import silences as silence_store
 from functions.fanout.delivery import deliver
+from functions.fanout.incident_store import get_store
 from functions.fanout.models import Notification, doc_id
 from functions.fanout.pipeline import firing_alerts, flush
 from functions.fanout.policy import enqueue, mute_reason
@@ -60,6 +61,10 @@ def tick() -> dict[str, Any]:
     stale = now - timedelta(seconds=get_fanout_settings().redrive_after_seconds)
     unfinished = _col(NOTIFICATIONS).where(filter=_field_filter("complete", "==", False)).stream()
     redrive = [s.id for s in unfinished if s.to_dict()["created_at"] <= stale]
+    from functions.fanout.escalation import escalate_due
+
+    # Escalations deliver themselves (and arm their next step).
+    escalated = escalate_due(now)
     for nid in [*flushed, *repeats, *redrive]:
         try:
             deliver(nid)
@@ -69,7 +74,7 @@ def tick() -> dict[str, Any]:
     # Whatever the tick flushed has new due times (group_interval, repeat): arm their timers.
     for group_id in sorted({_group_of(nid) for nid in [*flushed, *repeats]}):
         arm_stored_group(group_id, now)
-    report.update(flushed=flushed, repeats=repeats, redriven=redrive, errors=errors)
+    report.update(flushed=flushed, repeats=repeats, redriven=redrive, escalated=escalated, errors=errors)
     return report
 
 
@@ -100,6 +105,10 @@ def flush_group(group_id: str, due_at: datetime) -> dict[str, Any]:
     now = max(now, due_at)
     notifications = [nid for nid in (flush(group_id, now, routing), repeat(group_id, now, routing)) if nid]
     errors = 0
+    from functions.fanout.escalation import escalate_group
+
+    group = _col(GROUPS).document(group_id).get().to_dict() or {}
+    escalated = escalate_group(group.get("incident_id"), now)
     for nid in notifications:
         try:
             deliver(nid)
@@ -115,7 +124,7 @@ def flush_group(group_id: str, due_at: datetime) -> dict[str, Any]:
     )
     return {
         "group_id": group_id,
-        "notifications": notifications,
+        "notifications": notifications + escalated,
         "errors": errors,
         "armed": [a.isoformat() for a in armed],
     }
@@ -212,6 +221,9 @@ def repeat(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
         and not mute_reason(a.latest, a.labels, firing, active, routing, now)
     ]
     route = routing.route(group.severity)
+    incident = get_store().get(group.incident_id) if group.incident_id else None
+    if incident is not None and incident.state != "triggered":
+        still = []  # acknowledged (or resolved by hand): someone is on it, no more reminders
 
     def run(tx: firestore.Transaction) -> str | None:
         current = GroupRecord.model_validate(gref.get(transaction=tx).to_dict())
@@ -230,6 +242,7 @@ def repeat(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
                 mention=route.mention,
                 alerts=still,
                 created_at=now,
+                incident_id=incident.id if incident else None,
             )
             store_notification(tx, notification, list(route.channels), [])
         current.repeat_at = now + route.repeat_interval if current.firing else None

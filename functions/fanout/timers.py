@@ -197,12 +197,13 @@ def reset_timers() -> None:
     _client.cache_clear()
 
 
-def arm_group(group: GroupRecord, now: datetime) -> list[datetime]:
-    """Arm the group's future due times (its pending flush, its repeat); returns them. A timer
-    that cannot be armed is logged, never raised: the flush tick serves it within a minute."""
+def arm_group(group: GroupRecord, now: datetime, *, also: tuple[datetime | None, ...] = ()) -> list[datetime]:
+    """Arm the group's future due times (its pending flush, its repeat, ``also``: its incident's
+    next escalation); returns them. A timer that cannot be armed is logged, never raised: the
+    flush tick serves it within a minute."""
     timers = get_timers()
     armed = []
-    dues = [group.next_flush_at if group.pending else None, group.repeat_at]
+    dues = [group.next_flush_at if group.pending else None, group.repeat_at, *also]
     for due in sorted({d for d in dues if d is not None and now < d <= now + MAX_AHEAD}):
         try:
             timers.arm(group.group_id, due)
@@ -218,8 +219,16 @@ def arm_group(group: GroupRecord, now: datetime) -> list[datetime]:
 
 
 def arm_stored_group(group_id: str, now: datetime) -> list[datetime]:
-    """Arm the timers of a group as stored now (after a flush or a repeat changed them)."""
+    """Arm the timers of a group as stored now (after a flush or a repeat changed them), and the
+    next escalation of its incident (the same timer: ``/v1/flush/group`` escalates what is due)."""
     snapshot = get_firestore().collection(GROUPS).document(group_id).get()
     if not snapshot.exists:
         return []
-    return arm_group(GroupRecord.model_validate(snapshot.to_dict()), now)
+    group = GroupRecord.model_validate(snapshot.to_dict())
+    escalation = None
+    if group.incident_id:
+        from functions.fanout.incident_store import get_store
+
+        incident = get_store().get(group.incident_id)
+        escalation = incident.next_escalation_at if incident else None
+    return arm_group(group, now, also=(escalation,))

@@ -28,12 +28,14 @@ DEAD_LETTER_TOPIC = "alert-deliveries-dead-letter"
 
 
 def reset_fanout_caches() -> None:
+    from functions.fanout.incident_policy import get_policy
     from functions.fanout.routes import get_routing
     from functions.fanout.settings import get_fanout_settings
     from functions.fanout.timers import reset_timers
 
     get_fanout_settings.cache_clear()
     get_routing.cache_clear()
+    get_policy.cache_clear()
     reset_timers()
 
 
@@ -218,4 +220,20 @@ def fanout(fs, slack, pagerduty, smtp, tmp_path) -> Iterator[Fanout]:  # type: i
     reset_fanout_caches()
     rig = Fanout(slack, pagerduty, smtp, outbox, env, _dead_letter_subscription(PROJECT))
     yield rig
+    reset_fanout_caches()
+
+
+@pytest.fixture
+def without_escalation(fanout: Fanout, tmp_path: Path) -> Iterator[None]:
+    """The default incident policy without escalation steps: for tests of the group timers and
+    repeats alone (escalation has its tests in tests/incidents)."""
+    from functions.fanout.settings import DEFAULT_INCIDENT_POLICY_FILE
+
+    text = DEFAULT_INCIDENT_POLICY_FILE.read_text()
+    policy = tmp_path / "incidents-no-escalation.yaml"
+    policy.write_text(text[: text.index("\nescalation:")] + "\nescalation: {}\nreview_priorities: [P1, P2]\n")
+    os.environ["ION_FANOUT_INCIDENT_POLICY_FILE"] = str(policy)
+    reset_fanout_caches()
+    yield
+    os.environ.pop("ION_FANOUT_INCIDENT_POLICY_FILE", None)
     reset_fanout_caches()

@@ -86,6 +86,7 @@ class SlackStandIn(_Server):
         self.ratelimit_next = 0
         self.retry_after = 1
         self.fail_with: str | None = None
+        self.views: list[dict[str, Any]] = []  # modals opened (views.open)
         self._seq = 0
 
     @property
@@ -122,14 +123,57 @@ def _slack_problem(blocks: Any) -> str | None:
             if len(block.get("fields", [])) > 10 or len((block.get("text") or {}).get("text", "")) > 3000:
                 return "invalid_blocks"
         if block["type"] == "actions":
-            for element in block.get("elements", []):
-                url = element.get("url", "")
-                if element.get("type") == "button" and not url.startswith(("http://", "https://")):
+            elements = block.get("elements", [])
+            if not 0 < len(elements) <= 25:
+                return "invalid_blocks"
+            for element in elements:
+                if element.get("type") == "button" and _button_problem(element):
                     return "invalid_blocks"
+        if len(str(block.get("block_id", ""))) > 255:
+            return "invalid_blocks"
+    ids = [b["block_id"] for b in blocks if isinstance(b, dict) and "block_id" in b]
+    if len(ids) != len(set(ids)):
+        return "invalid_blocks"  # Slack: block_id must be unique within a message
     return None
 
 
+def _button_problem(button: dict[str, Any]) -> bool:
+    """Slack's button: plain_text text of at most 75 characters, an action_id of at most 255
+    (required for an interactive button), a value of at most 2000, a url (if any) http(s)."""
+    text = button.get("text") or {}
+    if text.get("type") != "plain_text" or not 0 < len(text.get("text", "")) <= 75:
+        return True
+    url = button.get("url")
+    if url is not None and not str(url).startswith(("http://", "https://")):
+        return True
+    if url is None and not button.get("action_id"):
+        return True
+    if len(str(button.get("action_id", ""))) > 255 or len(str(button.get("value", ""))) > 2000:
+        return True
+    return button.get("style") not in (None, "primary", "danger")
+
+
 class _SlackHandler(_Handler):
+    @staticmethod
+    def _open_view(slack: SlackStandIn, args: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """views.open: a trigger_id (from an interaction) and a modal view with a title of at most
+        24 characters, at most 100 blocks and private_metadata of at most 3000 characters."""
+        view = args.get("view")
+        if isinstance(view, str):
+            view = json.loads(view)
+        if not args.get("trigger_id"):
+            return 200, {"ok": False, "error": "invalid_trigger_id"}, {}
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            return 200, {"ok": False, "error": "invalid_arguments"}, {}
+        title = (view.get("title") or {}).get("text", "")
+        blocks = view.get("blocks")
+        if not 0 < len(title) <= 24 or not isinstance(blocks, list) or len(blocks) > 100:
+            return 200, {"ok": False, "error": "invalid_arguments"}, {}
+        if len(view.get("private_metadata", "")) > 3000:
+            return 200, {"ok": False, "error": "invalid_arguments"}, {}
+        slack.views.append({"trigger_id": args["trigger_id"], "view": view})
+        return 200, {"ok": True, "view": {"id": f"V{len(slack.views):08d}", **view}}, {}
+
     def do_POST(self) -> None:
         slack: SlackStandIn = self.server.standin  # type: ignore[attr-defined]
         method = self.path.rsplit("/", 1)[-1]
@@ -162,6 +206,8 @@ class _SlackHandler(_Handler):
                 args["blocks"] = json.loads(args["blocks"])
         else:
             return 200, {"ok": False, "error": "invalid_form_data"}, {}
+        if method == "views.open":
+            return self._open_view(slack, args)
         channel = args.get("channel")
         if channel not in slack.channels:
             return 200, {"ok": False, "error": "channel_not_found"}, {}

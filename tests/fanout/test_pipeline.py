@@ -85,6 +85,7 @@ def test_critical_is_sent_at_once_and_its_resolve_follows_in_the_thread(fanout: 
     assert len({e["dedup_key"] for e in fanout.pagerduty.events}) == 1
 
 
+@pytest.mark.usefixtures("without_escalation")
 def test_a_critical_still_firing_is_renotified_after_30_minutes(fanout: Fanout) -> None:
     clock = fanout.freeze()
     assert fanout.push(make_transition(severity="critical", at=clock.now())) == 200

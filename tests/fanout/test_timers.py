@@ -135,6 +135,7 @@ def test_the_flush_endpoint_is_safe_to_call_early_and_twice(fanout: Fanout, queu
     assert len(fanout.slack.messages) == 1
 
 
+@pytest.mark.usefixtures("without_escalation")
 def test_group_interval_and_repeat_are_served_by_timers(fanout: Fanout, queue: CloudTasksState) -> None:
     clock = fanout.freeze(datetime.now(UTC).replace(microsecond=0))
     start = clock.now()

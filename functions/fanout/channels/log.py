@@ -1,6 +1,7 @@
 """The log channel: one JSON log line per notification and, unless ``ION_FANOUT_OUTBOX`` is empty,
 one JSON file per notification in the outbox folder (default ``./outbox``). It takes the place of
-any channel whose credentials are unset, recording which channel it stands in for."""
+any channel whose credentials are unset, recording which channel it stands in for (for Slack,
+with the Block Kit blocks the message would have had: ``slack_blocks``)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,14 @@ class LogChannel:
             "title": notification.title(),
             "notification": notification.model_dump(mode="json"),
         }
+        if self.instead_of == "slack" and notification.alerts:
+            # What the Slack message would carry (its incident buttons too), to inspect locally.
+            from functions.fanout.channels.slack_blocks import render_blocks
+            from functions.fanout.settings import get_fanout_settings
+
+            record["slack_blocks"] = render_blocks(
+                notification, notification.alerts, get_fanout_settings(), mention=notification.mention
+            )
         log.warning(
             "alert notification: %s",
             notification.title(),

@@ -20,7 +20,9 @@ from shared.messages import AlertTransition
 PD_SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low": "info"}
 
 
-def event_for(alert: AlertTransition, settings: FanoutSettings, *, repeat: bool = False) -> dict[str, Any]:
+def event_for(
+    alert: AlertTransition, settings: FanoutSettings, *, repeat: bool = False, escalation: int = 0
+) -> dict[str, Any]:
     if alert.state == "resolved":
         return {
             "routing_key": settings.pagerduty_routing_key,
@@ -28,7 +30,9 @@ def event_for(alert: AlertTransition, settings: FanoutSettings, *, repeat: bool 
             "dedup_key": alert.fingerprint,
         }
     summary = summary_of(alert)
-    if repeat:
+    if escalation:
+        summary = f"ESCALATED (level {escalation}), NOT ACKNOWLEDGED: {summary}"
+    elif repeat:
         summary = f"STILL FIRING: {summary}"
     details: dict[str, Any] = {
         "rule": alert.rule,
@@ -75,7 +79,9 @@ class PagerDutyChannel:
     def send(self, notification: Notification, retrier: Retrier) -> dict[str, Any]:
         accepted = []
         for alert in notification.alerts:
-            event = event_for(alert, self.settings, repeat=notification.kind == "repeat")
+            event = event_for(
+                alert, self.settings, repeat=notification.reminder, escalation=notification.escalation_level
+            )
             # One step per event: a retry after one event was accepted sends only the others.
             answer = retrier.step(
                 step_key(event["event_action"], alert.transition_id),

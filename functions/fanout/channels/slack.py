@@ -76,7 +76,18 @@ class SlackChannel:
         receipt: dict[str, Any] = {"posted": [], "threaded": [], "updated": []}
         alerts = notification.alerts[: MAX_ALERTS_PER_MESSAGE * 5]
         refs = self._refs([a.fingerprint for a in alerts])
-        if notification.kind == "repeat":
+        if notification.reminder:
+            if notification.slack_channel:
+                # An escalation to a wider channel: a message of its own there, with the mention.
+                ts = self._post_top_level(
+                    notification,
+                    alerts,
+                    retrier,
+                    mention=notification.mention,
+                    channel=notification.slack_channel,
+                )
+                receipt["posted"].append(ts)
+                return receipt
             self._thread_replies(notification, alerts, refs, retrier, receipt, repeat=True)
             return receipt
         firing = [a for a in alerts if a.state == "firing"]
@@ -96,6 +107,7 @@ class SlackChannel:
         retrier: Retrier,
         *,
         mention: str | None,
+        channel: str | None = None,
     ) -> str:
         blocks = render_blocks(notification, alerts, self.settings, mention=mention)
         text = fallback_text(notification, alerts, mention)
@@ -106,7 +118,7 @@ class SlackChannel:
                 "ts": str(
                     self._api(
                         "chat_postMessage",
-                        channel=self.channel_id,
+                        channel=channel or self.channel_id,
                         text=text,
                         blocks=blocks,
                         unfurl_links=False,

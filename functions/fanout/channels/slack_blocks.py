@@ -16,6 +16,51 @@ EMOJI = {
     "low": ":white_circle:",
 }
 MAX_ALERTS_PER_MESSAGE = 10  # Slack allows 50 blocks per message; an alert takes up to 4.
+# The incident's buttons (answered by POST /v1/slack/interactions); the block is found by its id
+# when the message is updated after an action.
+INCIDENT_BLOCK_ID = "ion_incident"
+ACK_ACTION = "ion_ack"
+SILENCE_ACTION = "ion_silence_1h"
+RESOLVE_ACTION = "ion_resolve"
+
+
+def incident_buttons(incident_id: str, *, acknowledged: bool = False) -> dict[str, Any]:
+    """Acknowledge (unless acknowledged), Silence 1 h and Resolve, each valued the incident id."""
+    elements: list[dict[str, Any]] = []
+    if not acknowledged:
+        elements.append(
+            {
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Acknowledge"},
+                "style": "primary",
+                "action_id": ACK_ACTION,
+                "value": incident_id,
+            }
+        )
+    elements.append(
+        {
+            "type": "button",
+            "text": {"type": "plain_text", "text": "Silence 1 h"},
+            "action_id": SILENCE_ACTION,
+            "value": incident_id,
+        }
+    )
+    elements.append(
+        {
+            "type": "button",
+            "text": {"type": "plain_text", "text": "Resolve"},
+            "style": "danger",
+            "action_id": RESOLVE_ACTION,
+            "value": incident_id,
+            "confirm": {
+                "title": {"type": "plain_text", "text": "Resolve the incident?"},
+                "text": {"type": "mrkdwn", "text": "Its alerts stay as they are; the incident is closed."},
+                "confirm": {"type": "plain_text", "text": "Resolve"},
+                "deny": {"type": "plain_text", "text": "Cancel"},
+            },
+        }
+    )
+    return {"type": "actions", "block_id": INCIDENT_BLOCK_ID, "elements": elements}
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -29,7 +74,7 @@ def _clip(text: str, limit: int) -> str:
 
 
 def fallback_text(notification: Notification, alerts: list[AlertTransition], mention: str | None) -> str:
-    head = notification.title() if notification.kind == "repeat" else _title_for(notification, alerts)
+    head = notification.title() if notification.reminder else _title_for(notification, alerts)
     head = escape_mrkdwn(head)  # the text is mrkdwn too (notifications, clients without blocks)
     lines = [f"{mention} {head}" if mention else head]
     lines += [
@@ -53,7 +98,7 @@ def render_blocks(
 ) -> list[dict[str, Any]]:
     all_resolved = all(a.state == "resolved" for a in alerts)
     emoji = ":white_check_mark:" if all_resolved else EMOJI.get(notification.severity, "")
-    title = notification.title() if notification.kind == "repeat" else _title_for(notification, alerts)
+    title = notification.title() if notification.reminder else _title_for(notification, alerts)
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
@@ -61,7 +106,7 @@ def render_blocks(
         }
     ]
     if mention:
-        note = "still firing, please acknowledge" if notification.kind == "repeat" else "please take a look"
+        note = "still firing, please acknowledge" if notification.reminder else "please take a look"
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"{mention} {note}"}})
     for alert in alerts[:MAX_ALERTS_PER_MESSAGE]:
         state = ":white_check_mark: *RESOLVED*" if alert.state == "resolved" else "*FIRING*"
@@ -124,6 +169,18 @@ def render_blocks(
             ],
         }
     )
+    if notification.incident_id and any(a.state == "firing" for a in alerts):
+        blocks.append(incident_buttons(notification.incident_id))
+    if notification.review_url and all_resolved:
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"*Post-incident review draft*: <{notification.review_url}|open the draft>",
+                },
+            }
+        )
     matchers = (
         ", ".join(f'{{"name": "{k}", "value": "{v}"}}' for k, v in notification.group_labels.items() if v)
         or f'{{"name": "rule", "value": "{first.rule}"}}'

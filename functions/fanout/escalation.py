@@ -1,0 +1,122 @@
+"""Escalation of incidents nobody acknowledged, on the incident policy's steps.
+
+An incident's next step is due at ``next_escalation_at`` (respond_by + the step's ``after``). Its
+group's timer is armed at that time (``timers.arm_stored_group``: one Cloud Tasks task calling
+``/v1/flush/group``), and the flush tick escalates anything past due as the backstop. A step is
+one transaction: the incident moves to the next level (timeline ``escalated``) and the step's
+notification (kind ``escalation``: the step's channels, mention and wider channel, with the
+incident's firing alerts) is stored under a deterministic id ``<incident>-e<level>``; it is then
+delivered exactly once per channel like any notification. An acknowledged or resolved incident
+never escalates, and its group's repeats stop too (``ticks.repeat``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from functions.fanout.delivery import deliver
+from functions.fanout.incident_policy import get_policy
+from functions.fanout.incident_store import INCIDENTS, get_store, incident_document
+from functions.fanout.incidents import Incident, escalate
+from functions.fanout.models import Notification, doc_id
+from functions.fanout.records import ALERTS, AlertRecord, store_notification
+from functions.fanout.records import collection as _col
+from shared.firestore import get_firestore, run_transaction
+from shared.logging import get_logger
+
+log = get_logger("fanout.escalation")
+
+
+def escalation_id(incident_id: str, level: int) -> str:
+    return f"{incident_id}-e{level}"
+
+
+def escalate_incident(incident_id: str, now: datetime) -> str | None:
+    """Take the incident's next step if due; returns the notification delivered (None: not due,
+    acknowledged, resolved, no step left). Safe to call twice at once: one escalates."""
+    from google.cloud import firestore
+
+    policy = get_policy()
+    ref = _col(INCIDENTS).document(incident_id)
+    before = get_store().get(incident_id)
+    if before is None or before.state != "triggered" or before.next_escalation_at is None:
+        return None
+    if before.next_escalation_at > now:
+        return None
+    client = get_firestore()
+    snaps = client.get_all([client.collection(ALERTS).document(doc_id(fp)) for fp in before.fingerprints])
+    alerts = [AlertRecord.model_validate(s.to_dict()) for s in snaps if s.exists]
+    firing = [a.latest for a in alerts if a.state == "firing" or a.held]
+
+    def run(tx: firestore.Transaction) -> str | None:
+        snapshot = ref.get(transaction=tx)
+        if not snapshot.exists:
+            return None
+        incident = Incident.model_validate(snapshot.to_dict())
+        step_index = incident.escalation_level
+        change = escalate(incident, now, policy)
+        if not change.changed:
+            return None
+        step = policy.steps(incident.priority)[step_index]
+        notification = Notification(
+            notification_id=escalation_id(incident.id, incident.escalation_level),
+            kind="escalation",
+            group_id=incident.group_key,
+            group_labels=incident.labels,
+            severity=incident.severity,
+            mention=step.mention,
+            alerts=firing,
+            created_at=now,
+            incident_id=incident.id,
+            escalation_level=incident.escalation_level,
+            slack_channel=step.slack_channel,
+        )
+        store_notification(tx, notification, list(step.channels), [])
+        tx.set(ref, incident_document(incident))
+        return notification.notification_id
+
+    notification_id = run_transaction(run)
+    if notification_id is None:
+        return None
+    log.warning(
+        "incident %s not acknowledged: escalated (%s)",
+        incident_id,
+        notification_id,
+        extra={"incident_id": incident_id, "notification_id": notification_id},
+    )
+    try:
+        deliver(notification_id)
+    except Exception:  # the tick re-drives an unfinished notification
+        log.exception("delivery of escalation %s failed; the flush tick re-drives it", notification_id)
+    _arm_next(incident_id, now)
+    return notification_id
+
+
+def _arm_next(incident_id: str, now: datetime) -> None:
+    from functions.fanout.timers import arm_stored_group
+
+    incident = get_store().get(incident_id)
+    if incident is not None and incident.next_escalation_at is not None:
+        arm_stored_group(incident.group_key, now)
+
+
+def escalate_due(now: datetime) -> list[str]:
+    """The tick's backstop: every incident past its next escalation (a timer lost or early)."""
+    done: list[str] = []
+    for incident in get_store().due_escalations(now):
+        try:
+            notification_id = escalate_incident(incident.id, now)
+        except Exception:  # one incident's trouble must not stop the tick
+            log.exception("escalating %s failed; the next tick tries again", incident.id)
+            continue
+        if notification_id:
+            done.append(notification_id)
+    return done
+
+
+def escalate_group(group_incident: str | None, now: datetime) -> list[str]:
+    """A group's timer fired: escalate its incident if that is what was due."""
+    if not group_incident:
+        return []
+    notification_id = escalate_incident(group_incident, now)
+    return [notification_id] if notification_id else []

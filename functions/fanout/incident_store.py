@@ -1,0 +1,214 @@
+"""Where incidents are kept: the port (``IncidentStore``) with a Firestore implementation
+(collection ``incidents``, document id = incident id) and a memory one for tests of what runs
+above it. Every change runs the domain function inside a transaction on the one document, so two
+acknowledgements at once (Slack and PagerDuty, a redelivered request) apply once: the second
+reads the first's result and is a no-op saying who acknowledged first."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from functools import lru_cache
+from typing import Any, Protocol
+
+from functions.fanout.incident_policy import Priority
+from functions.fanout.incidents import Change, Incident, State
+from shared.clock import utcnow
+
+INCIDENTS = "incidents"
+Mutation = Callable[[Incident], Change]
+
+
+class IncidentStore(Protocol):
+    def get(self, incident_id: str) -> Incident | None: ...
+
+    def list(
+        self, *, state: State | None, priority: Priority | None, since: datetime | None, limit: int
+    ) -> list[Incident]: ...
+
+    def change(self, incident_id: str, mutate: Mutation) -> tuple[Incident, Change] | None:
+        """Apply ``mutate`` to the stored incident atomically; None when there is none."""
+        ...
+
+    def create(self, incident: Incident) -> tuple[Incident, bool]:
+        """Store a new incident unless one has its id (returned instead, with False)."""
+        ...
+
+    def open_with_fingerprint(self, fingerprint: str) -> list[Incident]:
+        """Incidents not resolved that hold the alert (PagerDuty names it by its dedup_key)."""
+        ...
+
+    def due_escalations(self, now: datetime) -> list[Incident]: ...
+
+
+def incident_document(incident: Incident) -> dict[str, Any]:
+    return incident.to_document()
+
+
+def _matches(
+    incident: Incident, state: State | None, priority: Priority | None, since: datetime | None
+) -> bool:
+    return (
+        (state is None or incident.state == state)
+        and (priority is None or incident.priority == priority)
+        and (since is None or incident.opened_at >= since)
+    )
+
+
+class FirestoreIncidentStore:
+    def _ref(self, incident_id: str) -> Any:
+        from shared.firestore import get_firestore
+
+        return get_firestore().collection(INCIDENTS).document(incident_id)
+
+    def get(self, incident_id: str) -> Incident | None:
+        snapshot = self._ref(incident_id).get()
+        return Incident.model_validate(snapshot.to_dict()) if snapshot.exists else None
+
+    def list(
+        self, *, state: State | None, priority: Priority | None, since: datetime | None, limit: int
+    ) -> list[Incident]:
+        from google.cloud import firestore
+
+        from functions.fanout.records import collection, field_filter
+
+        # Without a composite index: by state and priority with equality filters only (Firestore
+        # merges single-field indexes), sorted here; else the newest by opened_at.
+        query = collection(INCIDENTS)
+        if state is not None or priority is not None:
+            for field, value in (("state", state), ("priority", priority)):
+                if value is not None:
+                    query = query.where(filter=field_filter(field, "==", value))
+            found = [Incident.model_validate(s.to_dict()) for s in query.stream()]
+            found = [i for i in found if _matches(i, state, priority, since)]
+            return sorted(found, key=lambda i: i.opened_at, reverse=True)[:limit]
+        if since is not None:
+            query = query.where(filter=field_filter("opened_at", ">=", since))
+        query = query.order_by("opened_at", direction=firestore.Query.DESCENDING).limit(limit)
+        return [Incident.model_validate(s.to_dict()) for s in query.stream()]
+
+    def change(self, incident_id: str, mutate: Mutation) -> tuple[Incident, Change] | None:
+        from google.cloud import firestore
+
+        from shared.firestore import run_transaction
+
+        ref = self._ref(incident_id)
+
+        def run(tx: firestore.Transaction) -> tuple[Incident, Change] | None:
+            snapshot = ref.get(transaction=tx)
+            if not snapshot.exists:
+                return None
+            incident = Incident.model_validate(snapshot.to_dict())
+            change = mutate(incident)
+            if change.changed:
+                incident.updated_at = utcnow()
+                tx.set(ref, incident_document(incident))
+            return incident, change
+
+        return run_transaction(run)
+
+    def create(self, incident: Incident) -> tuple[Incident, bool]:
+        from google.cloud import firestore
+
+        from shared.firestore import run_transaction
+
+        ref = self._ref(incident.id)
+
+        def run(tx: firestore.Transaction) -> tuple[Incident, bool]:
+            snapshot = ref.get(transaction=tx)
+            if snapshot.exists:
+                return Incident.model_validate(snapshot.to_dict()), False
+            tx.set(ref, incident_document(incident))
+            return incident, True
+
+        return run_transaction(run)
+
+    def open_with_fingerprint(self, fingerprint: str) -> list[Incident]:
+        from functions.fanout.records import collection, field_filter
+
+        query = collection(INCIDENTS).where(
+            filter=field_filter("fingerprints", "array_contains", fingerprint)
+        )
+        found = [Incident.model_validate(s.to_dict()) for s in query.stream()]
+        return [i for i in found if i.state != "resolved"]
+
+    def due_escalations(self, now: datetime) -> list[Incident]:
+        from functions.fanout.records import collection, field_filter
+
+        query = collection(INCIDENTS).where(filter=field_filter("next_escalation_at", "<=", now))
+        return [Incident.model_validate(s.to_dict()) for s in query.stream()]
+
+
+class MemoryIncidentStore:
+    """The same behaviour in a dict (one lock stands in for the transaction)."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Incident] = {}
+        self._lock = threading.Lock()
+
+    def get(self, incident_id: str) -> Incident | None:
+        with self._lock:
+            found = self._items.get(incident_id)
+            return copy.deepcopy(found) if found else None
+
+    def list(
+        self, *, state: State | None, priority: Priority | None, since: datetime | None, limit: int
+    ) -> list[Incident]:
+        with self._lock:
+            found = [copy.deepcopy(i) for i in self._items.values() if _matches(i, state, priority, since)]
+        return sorted(found, key=lambda i: i.opened_at, reverse=True)[:limit]
+
+    def change(self, incident_id: str, mutate: Mutation) -> tuple[Incident, Change] | None:
+        with self._lock:
+            stored = self._items.get(incident_id)
+            if stored is None:
+                return None
+            incident = copy.deepcopy(stored)
+            change = mutate(incident)
+            if change.changed:
+                incident.updated_at = utcnow()
+                self._items[incident_id] = incident
+            return copy.deepcopy(incident), change
+
+    def create(self, incident: Incident) -> tuple[Incident, bool]:
+        with self._lock:
+            if incident.id in self._items:
+                return copy.deepcopy(self._items[incident.id]), False
+            self._items[incident.id] = copy.deepcopy(incident)
+            return incident, True
+
+    def open_with_fingerprint(self, fingerprint: str) -> list[Incident]:
+        with self._lock:
+            return [
+                copy.deepcopy(i)
+                for i in self._items.values()
+                if fingerprint in i.fingerprints and i.state != "resolved"
+            ]
+
+    def due_escalations(self, now: datetime) -> list[Incident]:
+        with self._lock:
+            return [
+                copy.deepcopy(i)
+                for i in self._items.values()
+                if i.next_escalation_at is not None and i.next_escalation_at <= now
+            ]
+
+
+_override: IncidentStore | None = None
+
+
+def use_store(store: IncidentStore | None) -> None:
+    """Tests: put a memory store in place (None: back to Firestore)."""
+    global _override
+    _override = store
+
+
+@lru_cache(maxsize=1)
+def _firestore_store() -> FirestoreIncidentStore:
+    return FirestoreIncidentStore()
+
+
+def get_store() -> IncidentStore:
+    return _override or _firestore_store()

@@ -1,0 +1,401 @@
+"""The incident lifecycle, pure: an incident record and what each event does to it.
+
+An incident is opened for a firing group of a severity the incident policy opens them for
+(critical and high; others on demand), with a priority (P1..P4 from the severity), the response
+and resolution targets of that priority (``respond_by``, ``resolve_by``) and a timeline of
+everything that happens to it. Its state only moves forward: ``triggered`` → ``acknowledged`` →
+``resolved`` (an incident may be resolved without an acknowledgement). Every change is a function
+here returning a ``Change`` that says whether anything changed and why not: a second
+acknowledgement is a no-op naming who acknowledged first. No HTTP, no Firestore: the store
+(``incident_store.py``) runs these inside a transaction; tests run them on plain records.
+
+The stored document is the one reports reads (fields and timeline kinds listed in the README).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from functions.fanout.incident_policy import IncidentPolicy, Priority
+from shared.messages import AlertTransition, Severity
+
+State = Literal["triggered", "acknowledged", "resolved"]
+TimelineKind = Literal[
+    "opened",
+    "alert_joined",
+    "alert_resolved",
+    "notified",
+    "acknowledged",
+    "escalated",
+    "note",
+    "resolved",
+    "review_drafted",
+]
+# A timeline holds at most this many entries; the oldest notifications make room (never the
+# lifecycle entries): a group flapping for a week must not outgrow a Firestore document (1 MiB).
+MAX_TIMELINE = 500
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    kind: TimelineKind
+    by: str | None = None
+    text: str | None = None
+    # What the entry records, for idempotency: the same ref twice is recorded once.
+    ref: str | None = None
+
+
+class IncidentAlert(BaseModel):
+    """One alert of the incident as last seen: what the review's impact is drawn from."""
+
+    fingerprint: str
+    rule: str
+    state: Literal["firing", "resolved"]
+    metric: str
+    summary: str
+    value: float | None = None
+    peak: float | None = None
+    threshold: float | None = None
+    op: str | None = None
+    started_at: datetime
+    resolved_at: datetime | None = None
+    runbook: list[str] = []
+
+
+class Review(BaseModel):
+    markdown: str
+    generated_at: datetime
+
+
+class Incident(BaseModel):
+    id: str
+    priority: Priority
+    severity: Severity
+    state: State = "triggered"
+    title: str
+    group_key: str
+    labels: dict[str, str] = {}
+    rules: list[str] = []
+    runbook: str | None = None
+    opened_at: datetime
+    acknowledged_at: datetime | None = None
+    acknowledged_by: str | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None
+    respond_by: datetime
+    resolve_by: datetime
+    escalation_level: int = 0
+    # When the next escalation step is due (None: acknowledged, resolved, or no step left).
+    next_escalation_at: datetime | None = None
+    timeline: list[TimelineEntry] = []
+    review: Review | None = None
+    alerts: list[IncidentAlert] = []
+    # The alerts' fingerprints: PagerDuty's dedup_key / incident_key of each (its webhooks name it).
+    fingerprints: list[str] = []
+    opened_on_demand: bool = False
+    updated_at: datetime | None = None
+
+    @property
+    def firing(self) -> list[IncidentAlert]:
+        return [a for a in self.alerts if a.state == "firing"]
+
+    def to_document(self) -> dict[str, object]:
+        return self.model_dump(mode="python")
+
+
+@dataclass(frozen=True)
+class Change:
+    """What an event did: ``changed`` false means the incident is as it was, and ``detail`` says
+    why (already acknowledged by whom and when, already resolved...)."""
+
+    changed: bool
+    detail: str
+
+
+def incident_id(group_id: str, seq: int) -> str:
+    """The id of the incident a group's ``seq``-th notification opened: the same flush redelivered
+    opens the same id, so no second incident."""
+    return f"{group_id}-i{seq}"
+
+
+def on_demand_id(group_id: str, at: datetime) -> str:
+    digest = hashlib.sha256(f"{group_id}\x00{at.isoformat()}".encode()).hexdigest()[:8]
+    return f"{group_id}-d{digest}"
+
+
+def _alert_of(transition: AlertTransition) -> IncidentAlert:
+    return IncidentAlert(
+        fingerprint=transition.fingerprint,
+        rule=transition.rule,
+        state=transition.state,
+        metric=transition.metric,
+        summary=transition.annotations.get("summary") or transition.rule,
+        value=transition.value,
+        peak=transition.value,
+        threshold=transition.threshold,
+        op=transition.op,
+        started_at=transition.starts_at,
+        resolved_at=(transition.ends_at or transition.evaluated_at)
+        if transition.state == "resolved"
+        else None,
+        runbook=list(transition.runbook),
+    )
+
+
+def _title(severity: Severity, group_labels: dict[str, str], rules: list[str]) -> str:
+    where = ", ".join(f"{k}={v}" for k, v in group_labels.items() if v and k != "rule")
+    return f"[{severity.upper()}] {', '.join(rules)}" + (f" ({where})" if where else "")
+
+
+def open_incident(
+    id_: str,
+    *,
+    group_id: str,
+    severity: Severity,
+    group_labels: dict[str, str],
+    firing: list[AlertTransition],
+    now: datetime,
+    policy: IncidentPolicy,
+    by: str | None = None,
+    on_demand: bool = False,
+) -> Incident:
+    """A new incident for ``firing`` (the alerts that opened it), targets from its priority."""
+    priority = policy.priority_of(severity)
+    target = policy.targets[priority]
+    rules = sorted({t.rule for t in firing}) or [group_labels.get("rule", group_id)]
+    runbook = next(
+        (t.annotations.get("runbook_url") for t in firing if t.annotations.get("runbook_url")), None
+    )
+    incident = Incident(
+        id=id_,
+        priority=priority,
+        severity=severity,
+        title=_title(severity, group_labels, rules),
+        group_key=group_id,
+        labels={k: v for k, v in group_labels.items() if v},
+        rules=rules,
+        runbook=runbook,
+        opened_at=now,
+        respond_by=now + target.respond,
+        resolve_by=now + target.resolve,
+        opened_on_demand=on_demand,
+        updated_at=now,
+    )
+    text = f"{priority} opened: {len(firing)} alert(s) firing" if firing else f"{priority} opened on demand"
+    _add(incident, now, "opened", by=by or ("alerts" if not on_demand else None), text=text, ref="opened")
+    for transition in firing:
+        _join(incident, transition, now)
+    incident.next_escalation_at = policy.next_escalation_at(incident)
+    return incident
+
+
+def _add(
+    incident: Incident,
+    at: datetime,
+    kind: TimelineKind,
+    *,
+    by: str | None = None,
+    text: str | None = None,
+    ref: str | None = None,
+) -> bool:
+    if ref is not None and any(e.ref == ref for e in incident.timeline):
+        return False
+    incident.timeline.append(TimelineEntry(at=at, kind=kind, by=by, text=text, ref=ref))
+    if len(incident.timeline) > MAX_TIMELINE:
+        # Drop the oldest notification entry: the lifecycle stays whole.
+        oldest = next((i for i, e in enumerate(incident.timeline) if e.kind == "notified"), 0)
+        del incident.timeline[oldest]
+    incident.updated_at = at
+    return True
+
+
+def _join(incident: Incident, transition: AlertTransition, now: datetime) -> None:
+    alert = _alert_of(transition)
+    current = next((a for a in incident.alerts if a.fingerprint == alert.fingerprint), None)
+    if current is not None:
+        alert.peak = _peak(current.peak, alert.value, alert.op)
+        alert.started_at = min(current.started_at, alert.started_at)
+        incident.alerts[incident.alerts.index(current)] = alert
+    else:
+        incident.alerts.append(alert)
+    if alert.fingerprint not in incident.fingerprints:
+        incident.fingerprints.append(alert.fingerprint)
+    if alert.rule not in incident.rules:
+        incident.rules.append(alert.rule)
+    value = "" if transition.value is None else f" at {transition.value:.4g}"
+    limit = "" if transition.threshold is None else f" ({transition.op or 'vs'} {transition.threshold:.4g})"
+    _add(
+        incident,
+        now,
+        "alert_joined",
+        text=f"{alert.summary}{value}{limit}",
+        ref=f"transition:{transition.transition_id}",
+    )
+
+
+def _peak(previous: float | None, value: float | None, op: str | None) -> float | None:
+    if previous is None or value is None:
+        return value if previous is None else previous
+    return min(previous, value) if op in ("<", "<=") else max(previous, value)
+
+
+def alerts_changed(
+    incident: Incident, transitions: list[AlertTransition], now: datetime, policy: IncidentPolicy
+) -> Change:
+    """Alerts of the incident's group fired or resolved (one notification's worth). When every
+    alert of it has resolved, the incident resolves (``by`` = alerts), as PagerDuty resolves an
+    incident whose alerts all resolved."""
+    if incident.state == "resolved":
+        return Change(False, f"incident {incident.id} is resolved; a new one opens for new alerts")
+    for transition in transitions:
+        if transition.state == "firing":
+            _join(incident, transition, now)
+            continue
+        current = next((a for a in incident.alerts if a.fingerprint == transition.fingerprint), None)
+        if current is None:
+            continue
+        current.state = "resolved"
+        current.value = transition.value
+        current.resolved_at = transition.ends_at or transition.evaluated_at
+        _add(
+            incident,
+            now,
+            "alert_resolved",
+            text=f"{current.summary} resolved",
+            ref=f"transition:{transition.transition_id}",
+        )
+    if incident.alerts and not incident.firing:
+        resolve(incident, "alerts", now, policy, note="every alert of the incident resolved")
+    return Change(True, "alerts recorded")
+
+
+def acknowledge(incident: Incident, by: str, now: datetime, *, via: str | None = None) -> Change:
+    if incident.state == "acknowledged":
+        return Change(
+            False,
+            f"already acknowledged by {incident.acknowledged_by} at {_at(incident.acknowledged_at)}",
+        )
+    if incident.state == "resolved":
+        return Change(False, f"already resolved by {incident.resolved_by} at {_at(incident.resolved_at)}")
+    incident.state = "acknowledged"
+    incident.acknowledged_at = now
+    incident.acknowledged_by = by
+    incident.next_escalation_at = None  # escalation and repeats stop here
+    _add(incident, now, "acknowledged", by=by, text=f"acknowledged via {via}" if via else None)
+    return Change(True, f"acknowledged by {by}")
+
+
+def resolve(
+    incident: Incident,
+    by: str,
+    now: datetime,
+    policy: IncidentPolicy,
+    *,
+    note: str | None = None,
+    via: str | None = None,
+) -> Change:
+    if incident.state == "resolved":
+        return Change(False, f"already resolved by {incident.resolved_by} at {_at(incident.resolved_at)}")
+    incident.state = "resolved"
+    incident.resolved_at = now
+    incident.resolved_by = by
+    incident.next_escalation_at = None
+    text = " — ".join(part for part in (f"via {via}" if via else None, note) if part) or None
+    _add(incident, now, "resolved", by=by, text=text)
+    if incident.priority in policy.review_priorities:
+        from functions.fanout.review import draft_review
+
+        incident.review = Review(markdown=draft_review(incident, policy), generated_at=now)
+        _add(incident, now, "review_drafted", by="ion-ops", text="post-incident review draft", ref="review")
+    return Change(True, f"resolved by {by}")
+
+
+def add_note(incident: Incident, by: str, text: str, now: datetime) -> Change:
+    _add(incident, now, "note", by=by, text=text)
+    return Change(True, "note added")
+
+
+def record_notified(
+    incident: Incident, ref: str, text: str, now: datetime, *, by: str | None = None
+) -> Change:
+    """A notification of the incident sent (``ref`` names the delivery: recorded once)."""
+    if not _add(incident, now, "notified", by=by, text=text, ref=ref):
+        return Change(False, "recorded before")
+    return Change(True, "notification recorded")
+
+
+def escalate(incident: Incident, now: datetime, policy: IncidentPolicy) -> Change:
+    """The next escalation step, if it is due and the incident is still unacknowledged."""
+    if incident.state != "triggered":
+        return Change(False, f"incident is {incident.state}: no escalation")
+    due = incident.next_escalation_at
+    if due is None:
+        return Change(False, "no escalation step left")
+    if due > now:
+        return Change(False, f"next escalation is due at {_at(due)}")
+    steps = policy.steps(incident.priority)
+    step = steps[incident.escalation_level]
+    incident.escalation_level += 1
+    level = incident.escalation_level
+    late = now - incident.respond_by
+    _add(
+        incident,
+        now,
+        "escalated",
+        by="ion-ops",
+        text=f"level {level}: {step.describe()}; not acknowledged {_minutes(late)} after respond_by",
+        ref=f"escalation:{level}",
+    )
+    incident.next_escalation_at = policy.next_escalation_at(incident)
+    return Change(True, f"escalated to level {level}")
+
+
+def _at(moment: datetime | None) -> str:
+    return moment.isoformat().replace("+00:00", "Z") if moment else "?"
+
+
+def _minutes(delta: timedelta) -> str:
+    minutes = max(0, round(delta.total_seconds() / 60))
+    return f"{minutes} min"
+
+
+class IncidentOut(BaseModel):
+    """An incident as the API answers it (the contract's fields and the rest of the record)."""
+
+    id: str
+    priority: Priority
+    severity: Severity
+    state: State
+    title: str
+    group_key: str
+    labels: dict[str, str]
+    rules: list[str]
+    runbook: str | None
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    respond_by: datetime
+    resolve_by: datetime
+    escalation_level: int
+    next_escalation_at: datetime | None
+    timeline: list[TimelineEntry]
+    review: Review | None
+    alerts: list[IncidentAlert]
+    review_url: str | None = Field(default=None, description="the review draft as markdown, once drafted")
+
+    @classmethod
+    def of(cls, incident: Incident, base_url: str) -> IncidentOut:
+        data = incident.model_dump(exclude={"fingerprints", "opened_on_demand", "updated_at"})
+        data["review_url"] = review_url(base_url, incident.id) if incident.review else None
+        return cls.model_validate(data)
+
+
+def review_url(base_url: str, id_: str) -> str:
+    return f"{base_url.rstrip('/')}/v1/incidents/{id_}/review"
