@@ -322,21 +322,23 @@ class CostService:
             out["per_customer"] = {"customers": None, "note": counts.customer_note}
         else:
             attributed = sum(counts.by_customer.values())
+            # Customer-key requests are routed requests; when the request histogram counts fewer
+            # (its rollups behind the counter's, or routing's duration metric missing), the
+            # month's cost is shared over what the customer counter saw rather than divided by 0.
+            base = max(counts.total, attributed)
+            unattributed = base - attributed
             out["per_customer"] = {
                 "customers": {
-                    name: {
-                        "requests": n,
-                        "share": n / counts.total,
-                        "cost": round(mtd * n / counts.total, 2),
-                    }
+                    name: {"requests": n, "share": n / base, "cost": round(mtd * n / base, 2)}
                     for name, n in sorted(counts.by_customer.items())
                 },
-                "unattributed_requests": counts.unattributed,
-                "unattributed_cost": round(mtd * counts.unattributed / counts.total, 2)
-                if counts.total
-                else 0.0,
-                "attributed_share": attributed / counts.total if counts.total else 0.0,
-                "note": None,
+                "unattributed_requests": unattributed,
+                "unattributed_cost": round(mtd * unattributed / base, 2),
+                "attributed_share": attributed / base,
+                "note": None
+                if counts.total >= attributed
+                else f"routed requests ({counts.total:.0f}) count fewer than customer-key requests "
+                f"({attributed:.0f}) this month: shares are of the customer-key requests",
             }
         return out
 

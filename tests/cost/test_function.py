@@ -225,11 +225,12 @@ def test_cost_per_request_and_missing_customer_label(fs) -> None:  # type: ignor
             self.points = [(NOW, value)]
 
     class Metrics:
-        def __init__(self, with_customers: bool) -> None:
+        def __init__(self, with_customers: bool, routed: bool = True) -> None:
             self.with_customers = with_customers
+            self.routed = routed
 
         def query(self, metric: str, agg: str, start: datetime, end: datetime, **kw: Any) -> list:
-            if metric == "http.server.request.duration":
+            if metric == "http.server.request.duration" and self.routed:
                 return [
                     FakeSeries({"http.route": "/v2/route"}, 4000),
                     FakeSeries({"http.route": "/health"}, 50),
@@ -260,3 +261,16 @@ def test_cost_per_request_and_missing_customer_label(fs) -> None:  # type: ignor
         assert today["by_service"]["Cloud Run"] == pytest.approx(
             2 * 3600 * (0.000024 + 0.5 * 0.0000025), abs=0.01
         )
+    # Customer-key requests counted while routing's request histogram has none this month (it was
+    # a division by zero, a 500): the cost is shared over the customer-key requests, and said so.
+    service = CostService(
+        CostSettings(), MemoryBillingSource(rows), MemoryCostStore(), Published(), lambda: NOW,
+        metrics=Metrics(True, routed=False), prices=load_prices(DEFAULT_PRICES_FILE),
+    )  # fmt: skip
+    snap = service.run(AS_OF)
+    assert snap["per_request"]["cost_per_request"] is None
+    assert {k: v["cost"] for k, v in snap["per_customer"]["customers"].items()} == {
+        "acme": 135.0,
+        "globex": 45.0,
+    }
+    assert "fewer than customer-key requests" in snap["per_customer"]["note"]
