@@ -22,7 +22,8 @@ install_from_env()
 
 # Deployed (Cloud Run sets K_SERVICE, functions-framework FUNCTION_TARGET), a function whose
 # settings are incomplete stops here, at start, with a message naming every variable it lacks,
-# instead of serving while it pretends. Each capability's check lives in its settings module;
+# instead of serving while it pretends. Each capability's check lives in its settings module (fan-out:
+# its deployment module, the one that knows its channels, routes and policy);
 # every entry point has one (a test checks this table against topology.yaml).
 DEPLOYMENT_CHECKS = {
     "route": "functions.routing.settings",
@@ -30,10 +31,10 @@ DEPLOYMENT_CHECKS = {
     "ingest_pubsub": "functions.ingestion.settings",
     "evaluate_alerts": "functions.alerts.settings",
     "evaluate_alerts_on_ingest": "functions.alerts.settings",
-    "fan_out_alerts": "functions.fanout.settings",
-    "manage_alerts": "functions.fanout.settings",
-    "redeliver_alerts": "functions.fanout.settings",
-    "incident_webhooks": "functions.fanout.settings",
+    "fan_out_alerts": "functions.fanout.deployment",
+    "manage_alerts": "functions.fanout.deployment",
+    "redeliver_alerts": "functions.fanout.deployment",
+    "incident_webhooks": "functions.fanout.deployment",
     "store_dead_letters": "functions.deadletters.settings",
     "manage_dead_letters": "functions.deadletters.settings",
     "snapshot_cost": "functions.cost.settings",

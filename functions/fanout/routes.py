@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from functions.fanout.matchers import LABEL_NAME, Matcher, alert_labels, matches_all
+from functions.fanout.settings import get_fanout_settings
 from shared.messages import AlertTransition, Severity
 from shared.notices import NOTICE_KIND, PERSONAL_GROUP_LABEL, is_personal, recipient_of
 
@@ -214,6 +215,4 @@ def load_routing(path: Path) -> RoutingConfig:
 
 @lru_cache(maxsize=1)
 def get_routing() -> RoutingConfig:
-    from functions.fanout.settings import get_fanout_settings
-
     return load_routing(get_fanout_settings().routing_file)

@@ -14,8 +14,6 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.links import link_base_problem
-
 DEFAULT_ROUTING_FILE = Path(__file__).resolve().parent / "routing.yaml"
 DEFAULT_INCIDENT_POLICY_FILE = Path(__file__).resolve().parent / "incidents.yaml"
 
@@ -111,111 +109,6 @@ class FanoutSettings(BaseSettings):
             return "implicit"
         starttls = self.deployed if self.smtp_starttls is None else self.smtp_starttls
         return "starttls" if starttls else "none"
-
-
-LOOPBACK = ("://127.", "://localhost", "://[::1]", "://0.0.0.0")
-# The entry points that arm group timers (terraform/fanout_timers.tf grants them the queue);
-# redeliver_alerts only re-drives a delivery to its channel, so it needs no timer settings.
-TIMER_FUNCTIONS = frozenset({"fan_out_alerts", "manage_alerts"})
-# The public function of Slack's and PagerDuty's requests: it needs their verifying secrets.
-WEBHOOK_FUNCTION = "incident_webhooks"
-
-
-def settings_problems(settings: FanoutSettings, channels: set[str], *, timers: bool = True) -> list[str]:
-    """What a deployed fan-out lacks: each routed channel's unset variables, link bases people
-    could not open (not https, loopback, or a function's own internal URL: shared/links.py), and
-    with ``timers`` what its group timers need."""
-    from functions.fanout.channels.registry import missing_settings
-
-    problems = []
-    for name in sorted(channels - {"log"}):
-        missing = missing_settings(name, settings)
-        if missing:
-            problems.append(f"channel {name} is routed to but {', '.join(missing)} is not set")
-    if channels & {"email", "contact"} and settings.alert_email_from.endswith("@localhost"):
-        problems.append(
-            f"ALERT_EMAIL_FROM is {settings.alert_email_from}: mail from a localhost sender is "
-            "refused or junked by relays; set the team's sender"
-        )
-    for variable, url in (
-        ("ION_FANOUT_PUBLIC_URL", settings.public_url),
-        ("ION_DASHBOARD_URL", settings.dashboard_url),
-    ):
-        problem = link_base_problem(variable, url)
-        if problem:
-            problems.append(problem)
-    return problems + (timer_problems(settings) if timers else [])
-
-
-def timer_problems(settings: FanoutSettings) -> list[str]:
-    """What deployed group timers lack: without them medium waits for the minute tick."""
-    problems = [
-        f"{variable} is not set: group timers need {what}"
-        for variable, value, what in (
-            (
-                "ION_FANOUT_TASKS_QUEUE",
-                settings.tasks_queue,
-                "a Cloud Tasks queue (projects/P/locations/L/queues/Q)",
-            ),
-            ("ION_FANOUT_FLUSH_URL", settings.flush_url, "the https URL of manage_alerts' /v1/flush/group"),
-            (
-                "ION_FANOUT_TASKS_SERVICE_ACCOUNT",
-                settings.tasks_service_account,
-                "the service account of the tasks' OIDC token",
-            ),
-        )
-        if not value
-    ]
-    # ION_FANOUT_TASKS_ENDPOINT is not checked: like FIRESTORE_EMULATOR_HOST it only redirects the
-    # client to a stand-in (the deployment rehearsal runs deployed functions against stand-ins);
-    # the flush URL is what Cloud Tasks itself calls, so it must be the function's https URL.
-    url = settings.flush_url
-    if url and any(marker in url for marker in LOOPBACK):
-        problems.append(f"ION_FANOUT_FLUSH_URL is {url}: a deployed fan-out cannot be reached there")
-    if settings.flush_url and not settings.flush_url.startswith("https://"):
-        problems.append(f"ION_FANOUT_FLUSH_URL is {settings.flush_url}: it must be the function's https URL")
-    return problems
-
-
-def deployment_problems(target: str) -> list[str]:
-    """Settings that do not validate, else ``settings_problems`` for the channels routed to."""
-    from functions.fanout.incident_policy import PolicyError, load_policy
-    from functions.fanout.routes import load_routing
-    from shared.deployment import load_settings
-
-    settings, problems = load_settings(FanoutSettings)
-    if settings is None:
-        return problems
-    channels = load_routing(settings.routing_file).all_channels()
-    try:
-        policy = load_policy(settings.incident_policy_file)
-        channels |= {c for steps in policy.escalation.values() for step in steps for c in step.channels}
-    except PolicyError as exc:
-        return [str(exc)]
-    problems = settings_problems(settings, channels, timers=target in TIMER_FUNCTIONS or not target)
-    if target == WEBHOOK_FUNCTION:
-        problems += webhook_problems(settings)
-    return problems
-
-
-def webhook_problems(settings: FanoutSettings) -> list[str]:
-    """What the webhook function lacks: without the secrets no request could be verified."""
-    return [
-        f"{variable} is not set: {what} cannot be verified"
-        for variable, value, what in (
-            ("SLACK_SIGNING_SECRET", settings.slack_signing_secret, "Slack's interactivity requests"),
-            ("PAGERDUTY_WEBHOOK_SECRET", settings.pagerduty_webhook_secret, "PagerDuty's webhooks"),
-        )
-        if not value
-    ]
-
-
-def check_deployment(target: str = "") -> None:
-    """Deployed (``K_SERVICE`` set), refuse to start without every routed channel's settings,
-    naming the variables; locally the log channel stands in, recorded as ``logged_instead``."""
-    from shared.deployment import refuse_to_start
-
-    refuse_to_start("fan-out", deployment_problems(target))
 
 
 @lru_cache(maxsize=1)

@@ -136,7 +136,8 @@ def test_deployed_links_people_cannot_open_refuse_to_start_naming_them(
 
 
 def test_the_load_balancers_base_is_accepted_for_both_links() -> None:
-    from functions.fanout.settings import FanoutSettings, settings_problems
+    from functions.fanout.deployment import settings_problems
+    from functions.fanout.settings import FanoutSettings
 
     settings = FanoutSettings.model_validate(CHANNELS | {"K_SERVICE": "manage-alerts"})
     assert settings_problems(settings, {"log"}) == []

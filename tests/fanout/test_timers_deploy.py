@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from devtools.cloudtasks_standin import FANOUT_QUEUE, RetryConfig
-from functions.fanout.settings import TIMER_FUNCTIONS, FanoutSettings, timer_problems
+from functions.fanout.deployment import TIMER_FUNCTIONS, timer_problems
+from functions.fanout.settings import FanoutSettings
 from shared.topology import ROOT, load_topology
 from tests.test_topology_and_terraform import load_hcl
 
