@@ -201,7 +201,9 @@ def _seasonal_base(kind: str, n: int, interval: int, rng: random.Random) -> tupl
     amp = rng.uniform(0.3, 0.8) if kind != "latency" else rng.uniform(0.1, 0.4)
     noise = rng.uniform(0.05, 0.3)
     means = [
-        base * (1 - amp + 2 * amp * _day_curve(i, interval, phase, sharp)) * (_week(i, interval) if kind == "traffic" else 1.0)
+        base
+        * (1 - amp + 2 * amp * _day_curve(i, interval, phase, sharp))
+        * (_week(i, interval) if kind == "traffic" else 1.0)
         for i in range(n)
     ]
     return means, [math.exp(rng.gauss(0, noise)) for _ in range(n)]

@@ -1,6 +1,6 @@
 """Does the anomaly detector hold on data it was not tuned on? (issue 27)
 
-    .venv/bin/python bench/alerts_generalization.py [--corpus DIR] [--variants likelihood,spike-rate] [--workers 2]
+    .venv/bin/python bench/alerts_generalization.py [--corpus DIR] [--variants NAME,...] [--workers 2]
 
 One run prints, side by side:
 
@@ -12,11 +12,12 @@ One run prints, side by side:
 2. **Generated irregular series** (``alerts_data.generate_irregular``: level shifts and seasonality
    changes labelled; missing rows, collector outages and counter resets not), scored the same way
    as ``bench/alerts.py --quality``.
-3. For each candidate change: **leave one category out**. A change comes with a few values of its
-   one parameter (off among them); for each fold the value is chosen on the other four categories
-   (their pooled NAB score) and scored on the left-out one. The left-out scores are the honest
-   figures; the pooled score of the files each under the value chosen without its own category is
-   the corpus score a reader should quote.
+3. For each candidate change (``likelihood``, ``spike-rate``) and each audited choice of the
+   seventh round (``cooldown``, ``spike-rank``): **leave one category out**. Each comes with a few
+   values of its one parameter (the defaults among them); for each fold the value is chosen on
+   the other four categories (their pooled NAB score) and scored on the left-out one. The
+   left-out scores are the honest figures; the pooled score of the files each under the value
+   chosen without its own category is the corpus score a reader should quote.
 
 The corpus is read from ``--corpus`` (default: ``shared/datasets/nab-tuning`` beside the
 repository). Only its five categories are read; NAB's other folders are never opened.
@@ -59,13 +60,23 @@ WEEK = 7 * 86400.0
 # NAB's standard profile, as the corpus's score.py applies it.
 TP_WEIGHT, FP_WEIGHT, FN_WEIGHT, PROBATION = 1.0, 0.11, 1.0, 0.15
 
-# Candidate changes: name -> parameter values (the first is "off", the defaults).
-VARIANTS: dict[str, dict[str, DetectorConfig]] = {} and {
+# Candidate changes and audited choices: name -> parameter values, the first one the defaults.
+# "cooldown" and "spike-rank" audit two choices of the seventh round, made with every category in
+# view (cooldown 1 day -> 12 h, spike bar quantile at most the 3rd largest score, was the maximum).
+VARIANTS: dict[str, dict[str, DetectorConfig]] = {
+    "cooldown": {
+        "12 h": DetectorConfig(),
+        "1 day": DetectorConfig(cooldown_seconds=86400.0),
+    },
+    "spike-rank": {
+        "3rd": DetectorConfig(),
+        "1st": DetectorConfig(spike_min_rank=1),
+    },
     "likelihood": {
         "off": DetectorConfig(),
+        "bar x1.2": DetectorConfig(likelihood_factor=1.2),
         "bar x1.5": DetectorConfig(likelihood_factor=1.5),
         "bar x2": DetectorConfig(likelihood_factor=2.0),
-        "bar x3": DetectorConfig(likelihood_factor=3.0),
     },
     "spike-rate": {
         "off": DetectorConfig(),
@@ -85,6 +96,7 @@ class FileResult:
     windows: int
     false_alarms: int
     scored_weeks: float
+    starts: list[int]
 
 
 def _sigmoid(y: float) -> float:
@@ -108,7 +120,11 @@ def score_file(rows: int, starts: Sequence[int], spans: Sequence[tuple[int, int]
             best[k] = s if best[k] is None else max(best[k], s)  # type: ignore[type-var]
         else:
             before = [(a, b) for a, b in spans if b < i]
-            weight = -1.0 if not before else _sigmoid(abs(before[-1][1] - i) / float(before[-1][1] - before[-1][0]))
+            weight = (
+                -1.0
+                if not before
+                else _sigmoid(abs(before[-1][1] - i) / float(before[-1][1] - before[-1][0]))
+            )
             fp_score += weight * FP_WEIGHT
             fp_count += 1
     raw = fp_score + sum(-FN_WEIGHT if v is None else v for v in best)
@@ -120,7 +136,8 @@ def corpus_files(corpus: Path) -> list[tuple[str, str]]:
     return sorted((rel.split("/")[0], rel) for rel in windows if rel.split("/")[0] in CATEGORIES)
 
 
-def _run_file(task: tuple[str, str, str, DetectorConfig]) -> FileResult:
+def run_file(task: tuple[str, str, str, DetectorConfig | None]) -> FileResult:
+    """One corpus file (corpus, category, path under data/, config; None = the defaults)."""
     corpus, category, rel, config = task
     windows = json.loads((Path(corpus) / "windows.json").read_text())[rel]
     times, values, written = read_csv(str(Path(corpus) / "data" / rel))
@@ -136,7 +153,7 @@ def _run_file(task: tuple[str, str, str, DetectorConfig]) -> FileResult:
     raw, hits, false_alarms = score_file(len(written), starts, spans)
     first = min(math.floor(PROBATION * len(times)), int(PROBATION * 5000))
     weeks = (times[-1] - times[first]).total_seconds() / WEEK
-    return FileResult(category, rel, raw, hits, len(spans), false_alarms, weeks)
+    return FileResult(category, rel, raw, hits, len(spans), false_alarms, weeks, starts)
 
 
 def _run_generated(task: tuple[Labelled, DetectorConfig]) -> tuple[list[int], float]:
@@ -155,7 +172,7 @@ class Summary:
     false_per_series_week: float
 
     def row(self) -> str:
-        score = "   –  " if self.score is None else f"{self.score:6.1f}"
+        score = "   -  " if self.score is None else f"{self.score:6.1f}"
         return (
             f"{score}  {self.hits:>3}/{self.windows:<3}  {self.false_alarms:>4}  "
             f"{self.false_per_series_week:6.2f}"
@@ -183,7 +200,7 @@ def run_corpus(
 ) -> dict[str, list[FileResult]]:
     files = corpus_files(corpus)
     tasks = [(str(corpus), cat, rel, config) for config in configs.values() for cat, rel in files]
-    results = list(pool.map(_run_file, tasks, chunksize=1))
+    results = list(pool.map(run_file, tasks, chunksize=1))
     return {name: results[k * len(files) : (k + 1) * len(files)] for k, name in enumerate(configs)}
 
 
@@ -201,6 +218,7 @@ def run_generated(
             weeks += span
         summary = score.summary(len(data))
         summary["false_per_series_week"] = round(score.false_alerts / weeks, 2) if weeks else 0.0
+        summary["missed_by_kind"] = dict(score.missed)  # type: ignore[assignment]
         out[name] = summary
     return out
 
@@ -211,7 +229,7 @@ def by_category(results: Sequence[FileResult]) -> dict[str, list[FileResult]]:
 
 def leave_one_category_out(runs: dict[str, list[FileResult]]) -> dict[str, tuple[str, Summary]]:
     """Per left-out category: the value chosen on the other four (pooled NAB score; ties to the
-    earlier value, i.e. towards off) and its summary on the left-out category."""
+    earlier value, i.e. towards the defaults) and its summary on the left-out category."""
     out = {}
     for left_out in CATEGORIES:
         best_name, best_score = "", -math.inf
@@ -236,9 +254,13 @@ def print_table(title: str, runs: dict[str, list[FileResult]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
-    parser.add_argument("--variants", default=",".join(VARIANTS), help="candidate changes (comma-separated), or none")
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help="candidate changes (comma-separated), or none"
+    )
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--generated", type=int, default=24, help="generated irregular series")
     args = parser.parse_args()
@@ -254,21 +276,34 @@ def main() -> None:
         configs: dict[str, DetectorConfig] = {"defaults": DetectorConfig()}
         for variant in chosen:
             for value, config in VARIANTS[variant].items():
-                if value != "off":
+                if config != DetectorConfig():
                     configs[f"{variant} {value}"] = config
         runs = run_corpus(pool, args.corpus, configs)
         generated = run_generated(pool, data, configs)
-    print_table("NAB tuning corpus, the defaults (score.py arithmetic; FA = false alarms):", {"defaults": runs["defaults"]})
+    print_table(
+        "NAB tuning corpus, the defaults (score.py arithmetic; FA = false alarms):",
+        {"defaults": runs["defaults"]},
+    )
     print(f"\ngenerated irregular series ({len(data)}, level shifts and seasonality changes labelled):")
     for name, summary in generated.items():
         print(f"  {name:28s} " + "  ".join(f"{k}={v}" for k, v in summary.items()))
     for variant in chosen:
-        values = {value: runs["defaults" if value == "off" else f"{variant} {value}"] for value in VARIANTS[variant]}
+        values = {
+            value: runs["defaults" if config == DetectorConfig() else f"{variant} {value}"]
+            for value, config in VARIANTS[variant].items()
+        }
         print()
-        print_table(f"candidate '{variant}', every value on every category (in view, not the honest figure):", values)
+        print_table(
+            f"candidate '{variant}', every value on every category (in view, not the honest figure):", values
+        )
         folds = leave_one_category_out(values)
-        print(f"  leave one category out ('{variant}': value chosen on the other four, scored on the left-out one):")
-        print(f"  {'left out':24s} | chosen     | left-out: score  found   FA   FA/s/wk | defaults: score  found   FA   FA/s/wk")
+        print(
+            f"  leave one category out ('{variant}': chosen on the other four, scored on the left-out one):"
+        )
+        print(
+            f"  {'left out':24s} | chosen     | left-out: score  found   FA   FA/s/wk"
+            " | defaults: score  found   FA   FA/s/wk"
+        )
         pooled: list[FileResult] = []
         deltas = []
         for cat, (value, summary) in folds.items():
