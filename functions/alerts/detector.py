@@ -99,18 +99,6 @@ class DetectorConfig:
     # escalation x the strongest point of the last episode starts a new alert. 0 = off.
     escalation: float = 1.5
     escalation_floor: float = 1.5
-    # Anomaly likelihood (HTM's idea on this detector's own scores): each point's spike score as
-    # its rank among the normal ones (uniform on 0..1 while nothing changes); the mean rank of the
-    # last ~3 hours as a z-statistic against that uniform. A change of behaviour (noisier, spikier,
-    # consistently a little off) raises it though no single point stands out. The bar is the
-    # larger of HTM's 1e-5 tail (4.26) and likelihood_factor x its own 99.5th percentile over
-    # normal points (ranks are autocorrelated). 0 = off.
-    likelihood_factor: float = 0.0
-    likelihood_floor: float = 4.26
-    # Spike rate: more points over |z| 3 in the last ~8 hours than the long-run share of such
-    # points makes likely (binomial tail under spike_rate_p, at least 3). 0 = off.
-    spike_rate_p: float = 0.0
-    spike_rate_level: float = 3.0
 
 
 @dataclass
@@ -260,11 +248,6 @@ class AnomalyDetector:
         self._quantum = math.inf
         self._last_raw: float | None = None
         self._mean_dev = 0.0
-        self._ranks: deque[float] = deque()
-        self._rank_sum = 0.0
-        self._likelihood_scores = _SortedWindow(self.config.score_memory)
-        self._over_level: deque[bool] = deque()
-        self._over_count = 0
 
     # -- set-up -------------------------------------------------------------------------------
     def _spans_from(self, interval: float) -> _Spans:
@@ -400,10 +383,6 @@ class AnomalyDetector:
             if spans.long:
                 self._push_long(signal)
         self._reference = window
-        # Ranks and spike counts were taken against the old model's scores: start them again.
-        self._ranks, self._rank_sum = deque(), 0.0
-        self._likelihood_scores = _SortedWindow(c.score_memory)
-        self._over_level, self._over_count = deque(), 0
         self._recent_z = deque(recent_z)
         self._level_z = level_z if len(level_z) else None
 
@@ -521,57 +500,6 @@ class AnomalyDetector:
             return None
         return abs(self._directed(recent.median() - longer.median()))
 
-    def _likelihood(self, spike: float, window: int) -> tuple[float | None, float]:
-        """(the mean-rank z-statistic of the last ``window`` points, its strength), HTM-style."""
-        c = self.config
-        scores = self._spike_scores
-        if not c.likelihood_factor or len(scores) < 50:
-            return None, 0.0
-        rank = bisect.bisect_left(scores.sorted, spike) / len(scores)
-        self._ranks.append(rank)
-        self._rank_sum += rank
-        if len(self._ranks) > window:
-            self._rank_sum -= self._ranks.popleft()
-        if len(self._ranks) < window:
-            return None, 0.0
-        # A uniform rank has mean 1/2 and standard deviation 1/sqrt(12).
-        z = (self._rank_sum / window - 0.5) / (0.288675 / math.sqrt(window))
-        z = max(z, 0.0)
-        if len(self._likelihood_scores) < self._spans.reference:  # type: ignore[union-attr]
-            return z, 0.0
-        learned = c.likelihood_factor * self._likelihood_scores.quantile(c.score_quantile)
-        return z, z / (max(c.likelihood_floor, learned) / c.sensitivity)
-
-    def _spike_rate(self, spike: float, window: int) -> float:
-        """Strength of the spike-rate trigger: log tail probability over log spike_rate_p."""
-        c = self.config
-        if not c.spike_rate_p or not window:
-            return 0.0
-        over = spike > c.spike_rate_level
-        self._over_level.append(over)
-        self._over_count += over
-        if len(self._over_level) > window:
-            self._over_count -= self._over_level.popleft()
-        scores = self._spike_scores
-        if len(self._over_level) < window or len(scores) < self._spans.reference or self._over_count < 3:  # type: ignore[union-attr]
-            return 0.0
-        share = len(scores) - bisect.bisect_right(scores.sorted, c.spike_rate_level)
-        p0 = max(share, 1) / len(scores)
-        expected = window * p0
-        k = self._over_count
-        if k <= expected:
-            return 0.0
-        # Poisson tail P(X >= k), summed in log space from k on (terms shrink fast past k > mean).
-        log_term = k * math.log(expected) - expected - math.lgamma(k + 1)
-        tail, term = 0.0, 1.0
-        for j in range(k, k + 200):
-            tail += term
-            term *= expected / (j + 1)
-            if term < 1e-12 * tail:
-                break
-        log_tail = log_term + math.log(tail)
-        return log_tail / math.log(c.spike_rate_p)
-
     def _decide(self, signal: float, offset: float, raw: float, live: bool) -> Decision:
         assert self._spans is not None
         assert self._reference is not None
@@ -609,8 +537,6 @@ class AnomalyDetector:
             # point spread: a short history of calm differences must not set a hair trigger.
             error = 1.2533 * spread * math.sqrt(1 / spans.long + 1 / spans.long_reference)
             long_bar = max(c.long_floor * error, learned) / c.sensitivity
-        likelihood, likelihood_strength = self._likelihood(spike, spans.level)
-        spike_rate_strength = self._spike_rate(spike, spans.long)
         shift_bar = bar(self._shift_scores, c.shift_floor, c.shift_factor, c.score_quantile)
         level_bar = bar(self._level_scores, c.level_floor, c.level_factor, c.score_quantile)
         shift_ready = len(self._recent_z) >= spans.shift
@@ -622,10 +548,6 @@ class AnomalyDetector:
             "level": level / level_bar if level_ready else 0.0,
             "long": long_score / long_bar,
         }
-        if c.likelihood_factor:
-            strengths["likelihood"] = likelihood_strength
-        if c.spike_rate_p:
-            strengths["spike_rate"] = spike_rate_strength
         strength = max(strengths.values())
         hit = strength > 1.0
         started = False
@@ -654,8 +576,6 @@ class AnomalyDetector:
             self._level_scores.push(level)
             if long_difference is not None:
                 self._long_scores.push(long_score)
-            if likelihood is not None:
-                self._likelihood_scores.push(likelihood)
         inverse = self._transform.inverse
         expected = inverse(center + offset)
         threshold = inverse(center + offset + math.copysign(spike_bar * spread, z or 1.0))

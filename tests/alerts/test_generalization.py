@@ -101,7 +101,7 @@ def test_detector_holds_on_generated_irregular_series() -> None:
         weeks += (series.times[-1] - series.times[0]).total_seconds() / (7 * 86400)
     windows_total = sum(len(s.onsets) for s in data)
     # The defaults on these 12 series: 7 of 10 incidents found, 23 false alarms, 0.90 per series
-    # per week (most on weekly traffic shorter than the 3 weeks a weekly period needs).
+    # per week (the weekend's drop in weekly traffic pages: a weekly period is tried after 3 weeks).
     assert found >= windows_total - 3
     assert false_alarms / weeks <= 1.2
 
