@@ -287,9 +287,7 @@ def main() -> None:
             for value, config in VARIANTS[variant].items()
         }
         print()
-        print_table(
-            f"candidate '{variant}', every value on every category (in view, not the honest figure):", values
-        )
+        print_table(f"'{variant}', every value on every category (in view, not the honest figure):", values)
         folds = leave_one_category_out(values)
         print(
             f"  leave one category out ('{variant}': chosen on the other four, scored on the left-out one):"
