@@ -4,6 +4,7 @@ rows missing and timestamps jittered."""
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 from dataclasses import dataclass, field
@@ -185,4 +186,100 @@ def generate(count: int = 48, seed: int = 7, max_rows: int = 17280) -> list[Labe
             times,
         )
         out.append(series)
+    return out
+
+
+# -- irregular series (issue 27): what production series do that the detector must live with --------
+IRREGULAR_KINDS = ("level_shift", "seasonality_change")
+
+
+def _seasonal_base(kind: str, n: int, interval: int, rng: random.Random) -> tuple[list[float], list[float]]:
+    """A daily-seasonal series as (mean per point, multiplicative noise per point): request counts,
+    traffic or latency, each with its own noise, so incidents can act on the mean alone."""
+    phase, sharp = rng.uniform(0, 24), rng.choice([1, 2, 4])
+    base = 10 ** rng.uniform(1, 3)
+    amp = rng.uniform(0.3, 0.8) if kind != "latency" else rng.uniform(0.1, 0.4)
+    noise = rng.uniform(0.05, 0.3)
+    means = [
+        base
+        * (1 - amp + 2 * amp * _day_curve(i, interval, phase, sharp))
+        * (_week(i, interval) if kind == "traffic" else 1.0)
+        for i in range(n)
+    ]
+    return means, [math.exp(rng.gauss(0, noise)) for _ in range(n)]
+
+
+def _day_curve(i: int, interval: int, phase: float, sharp: float) -> float:
+    hour = ((i * interval) / 3600 + phase) % 24
+    return math.sin(math.pi * (hour - 6) / 16) ** sharp if 6 <= hour <= 22 else 0.0
+
+
+def _week(i: int, interval: int) -> float:
+    return 0.6 if int(i * interval / 86400) % 7 >= 5 else 1.0
+
+
+def generate_irregular(count: int = 24, seed: int = 27) -> list[Labelled]:
+    """``count`` daily-seasonal series (request counts, traffic, latency; 5 or 10 min; 10-21 days)
+    with production's irregularities. Labelled (the onset is the label): a lasting **level shift**
+    (x0.45-0.65 or x1.6-2.5) or a **seasonality change** (the daily swing doubled or flattened, or
+    the peak moved by 4-8 hours: a deploy moved a batch, a new time zone's users). Not labelled,
+    must not page: **missing data** (1-3% of rows at random, and a collector outage of 2-12 hours
+    in half the series), **counter resets** (a process restart: the step's rate computed from a
+    counter that started again at zero reads 0-40% of the true value, 1-3 times per series).
+    One series in six has no incident: pure nuisance, what false alarms per week are made of."""
+    out = []
+    for index in range(count):
+        rng = random.Random(seed * 1_000_003 + index)
+        kind = ("requests", "traffic", "latency")[index % 3]
+        interval = rng.choice([300, 300, 600])
+        n = int(rng.uniform(10, 21) * 86400 / interval)
+        means, noise = _seasonal_base(kind, n, interval, rng)
+        onsets: list[int] = []
+        kinds: list[str] = []
+        if index % 6 != 5:
+            at = int(rng.uniform(0.45, 0.85) * n)
+            what = IRREGULAR_KINDS[(index // 3) % 2]
+            day = round(86400 / interval)
+            if what == "level_shift":
+                factor = rng.uniform(1.6, 2.5) if rng.random() < 0.5 else rng.uniform(0.45, 0.65)
+                for i in range(at, n):
+                    means[i] *= factor
+            else:
+                change = rng.choice(["double", "flatten", "move"])
+                level = sorted(means[max(0, at - day) : at])[day // 2 if at >= day else 0]
+                moved = rng.randint(4, 8) * round(3600 / interval)
+                original = list(means)
+                for i in range(at, n):
+                    if change == "double":
+                        means[i] = max(0.05 * level, level + 2 * (original[i] - level))
+                    elif change == "flatten":
+                        means[i] = level + 0.25 * (original[i] - level)
+                    else:
+                        means[i] = original[i - moved] if i - moved >= 0 else original[i]
+            onsets.append(at)
+            kinds.append(what)
+        values = [m * e for m, e in zip(means, noise, strict=True)]
+        if kind == "requests":
+            values = [float(poisson(rng, v)) for v in values]
+        for _ in range(rng.randint(1, 3)):  # counter resets
+            at = rng.randrange(n // 10, n)
+            if at not in onsets:
+                values[at] *= rng.uniform(0.0, 0.4)
+        keep_row = [rng.random() >= rng.choice([0.01, 0.03]) or i in onsets for i in range(n)]
+        if index % 2 == 0:  # the collector itself down for hours
+            gap_at, gap = rng.randrange(n // 5, n), rng.randint(2, 12) * round(3600 / interval)
+            for i in range(gap_at, min(n, gap_at + gap)):
+                keep_row[i] = i in onsets
+        keep = [i for i in range(n) if keep_row[i]]
+        position = {i: p for p, i in enumerate(keep)}
+        out.append(
+            Labelled(
+                f"{index:03d}-{kind}-{interval // 60}m",
+                interval,
+                [values[i] for i in keep],
+                [position[o] for o in onsets],
+                kinds,
+                [T0 + timedelta(seconds=i * interval) for i in keep],
+            )
+        )
     return out
