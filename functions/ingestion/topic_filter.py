@@ -35,6 +35,8 @@ def refusal(series: SeriesBatch, metrics: dict[str, Metric]) -> str | None:
             f"service {service!r} is not one routing emits as ({', '.join(sorted(ROUTING_SERVICES))}); "
             "topic metrics carries routing's metrics only"
         )
+    if spec.customer_usage is not None:
+        return None  # its labels are customer usage's to refuse, marking the customer (customer_usage.py)
     for name, value in series.labels.items():
         label = spec.labels.get(name)
         if label is None:
