@@ -51,6 +51,10 @@ def _check_deployment() -> None:
         raise SystemExit(
             f"FUNCTION_TARGET={target!r} is not an entry point of main.py: {sorted(DEPLOYMENT_CHECKS)}"
         )
+    from shared.deployment import refuse_to_start
+    from shared.roles import deployment_problems as role_problems
+
+    refuse_to_start(target, role_problems(target))  # who may call what (shared/roles.py)
     importlib.import_module(DEPLOYMENT_CHECKS[target]).check_deployment(target)
 
 

@@ -242,6 +242,8 @@ ReplySpec = type[BaseModel] | str | Reply | None
 
 # What every /health route declares: ``@api.route("/health", **HEALTH_ROUTE)``.
 HEALTH_ROUTE: dict[str, Any] = {
+    # Any caller Cloud Run lets in (uptime checks, the deployment rehearsal): it changes nothing.
+    "role": "public",
     "responses": {200: "shared.health:HealthReport", 503: "shared.health:HealthReport"},
     "problems": (429,),
     "summary": "Health: each dependency probed (cached a few seconds); 503 when one is down.",
@@ -653,10 +655,10 @@ def serve_push(request: flask.Request, handler: Callable[[CloudEvent], None]) ->
     if request.method == "GET" and request.path == "/health":
         # Deployed, a push entry point is a service of its own: its /health checks what it uses.
         from shared.health import HealthBusy, push_function_health, status_code
-        from shared.roles import VIEWER
+        from shared.roles import PUBLIC
 
         try:
-            _authorize(request, (VIEWER,))
+            _authorize(request, (PUBLIC,))  # as every /health (HEALTH_ROUTE)
             report = push_function_health(handler.__name__)
         except Problem as problem:
             return problem.to_response("/health")

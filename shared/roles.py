@@ -394,11 +394,32 @@ def reset() -> None:
 # --- Deployment -----------------------------------------------------------------------------------
 
 
-def deployment_problems() -> list[str]:
-    """What a deployed HTTP function lacks to verify callers and map them to roles."""
-    problems = [
-        f"{ROLE_VARIABLES[role]} is not set" for role in ROLES if ROLE_VARIABLES[role] not in os.environ
-    ]
-    if not _csv(AUDIENCES_VARIABLE):
-        problems.append(f"{AUDIENCES_VARIABLE} is not set")
+def required_variables(target: str) -> list[str]:
+    """The variables a deployed ``target`` needs to verify callers and map them to roles (what
+    terraform/modules/settings renders for it): none for the public function (API keys), the push
+    identity for a push entry point, every role for an HTTP function and, behind the load
+    balancer, IAP's audience. (An HTTP function serves no push path: its push role stays unset.)"""
+    from shared.topology import topology
+
+    function = topology().functions.get(target)
+    if function is None or function.public:
+        return []
+    if function.trigger == "pubsub":
+        return [ROLE_VARIABLES[PUSH], AUDIENCES_VARIABLE]
+    needed = [name for role, name in ROLE_VARIABLES.items() if role != PUSH] + [AUDIENCES_VARIABLE]
+    if function.public_paths:
+        needed.append(IAP_AUDIENCE_VARIABLE)
+    return needed
+
+
+def deployment_problems(target: str) -> list[str]:
+    """What a deployed ``target`` lacks of ``required_variables``, each named. A role variable
+    may be empty (nobody holds the role), not unset; the audiences may not be empty."""
+    problems = []
+    for name in required_variables(target):
+        if name in ROLE_VARIABLES.values():
+            if name not in os.environ:
+                problems.append(f"{name} is not set (the role's principals; empty: nobody)")
+        elif not os.environ.get(name, "").strip():
+            problems.append(f"{name} is not set")
     return problems
