@@ -322,3 +322,11 @@ def test_every_deployed_route_has_a_role_and_scheduled_paths_take_the_scheduler(
     assert by_route[("score_health", "POST", "/v1/customers/<customer_id>/keys")] == ("admin",)
     assert by_route[("manage_alerts", "POST", "/v1/flush/group")] == ("tasks",)
     assert by_route[("route", "POST", "/v2/route")] == ("public",)
+
+
+def test_the_readme_role_table_is_the_generated_one() -> None:
+    from devtools.role_table import BEGIN, END, markdown
+
+    readme = (ROOT / "README.md").read_text()
+    current = readme[readme.index(BEGIN) + len(BEGIN) : readme.index(END)].strip()
+    assert current == markdown(), "README's role table differs: paste `python -m devtools.role_table`"
