@@ -54,8 +54,14 @@ def _check_deployment() -> None:
     from shared.deployment import refuse_to_start
     from shared.roles import deployment_problems as role_problems
 
-    refuse_to_start(target, role_problems(target))  # who may call what (shared/roles.py)
-    importlib.import_module(DEPLOYMENT_CHECKS[target]).check_deployment(target)
+    missing_roles = role_problems(target)  # who may call what (shared/roles.py)
+    try:
+        importlib.import_module(DEPLOYMENT_CHECKS[target]).check_deployment(target)
+    except SystemExit as refused:
+        if missing_roles:
+            raise SystemExit(f"{refused}; {'; '.join(missing_roles)}") from None
+        raise
+    refuse_to_start(target, missing_roles)
 
 
 _check_deployment()
