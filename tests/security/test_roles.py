@@ -134,6 +134,9 @@ def test_job_identities_reach_only_their_own_routes(configured, app) -> None:  #
         pushed = fan_out.post("/projects/p/topics/alerts", json=envelope, headers=bearer(configured, other))
         assert pushed.status_code == 403
         assert pushed.get_json()["required_roles"] == ["push"]
+    # The push identity passes the role check (the message itself is then judged: not an alert).
+    pushed = fan_out.post("/projects/p/topics/alerts", json=envelope, headers=bearer(configured, PUSH))
+    assert pushed.status_code not in (401, 403)
 
 
 def test_who_holds_a_role_is_an_admin_operator_viewer_ladder_and_domains(configured) -> None:  # type: ignore[no-untyped-def]
