@@ -226,6 +226,12 @@ def test_the_dev_header_is_refused_when_deployed(configured, app, monkeypatch) -
     assert "viewer" in anonymous.get_json()["detail"]
 
 
+def test_a_public_route_ignores_tokens_even_deployed(configured, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("K_SERVICE", "route")
+    caller = roles.authorize({"Authorization": "Bearer junk", roles.DEV_HEADER: "x"}, ("public",))
+    assert caller == roles.Caller(roles.ANONYMOUS, "none")
+
+
 def test_locally_the_dev_header_names_the_caller(configured, app) -> None:  # type: ignore[no-untyped-def]
     health = app("score_health")
     assert health.post("/v1/customers/acme/keys", headers={roles.DEV_HEADER: VIEWER}).status_code == 403
