@@ -6,6 +6,11 @@ and ``actor_via``. Deployed, Terraform's audit sink routes every function line w
 ``jsonPayload.audit=true`` to the ``ion-ops-audit`` log bucket (90 days) beside the project's Cloud
 Audit Logs, and keeps it out of the operations bucket (30 days): terraform/logging.tf.
 
+A change through any ``Api`` route (POST, PUT, PATCH, DELETE answered below 400) whose handler
+wrote no entry of its own gets one from ``Api`` itself (``<capability>.<operation>``, with the
+method, path and status), unless a job identity (scheduler, Cloud Tasks, push) made it: so a new
+route's changes are recorded without its author saying so.
+
 The actor is the caller ``shared.http.Api`` verified before the handler ran (``shared.roles``: the
 email of the IAP JWT or of the Google-signed ID token; locally the dev stack's principal header),
 never anything the request's body or an unsigned header says. Never log a secret through here (an
@@ -20,6 +25,7 @@ from typing import Any
 
 MARKER = "audit"  # the jsonPayload field the audit sink selects on
 CALLER_KEY = "ion.caller"  # where shared.http.Api keeps the verified caller in the WSGI environ
+AUDITED_KEY = "ion.audited"  # set once a handler wrote its own entry for the request
 
 
 def caller(headers: Mapping[str, str]) -> tuple[str, str]:
@@ -43,6 +49,9 @@ def actor(headers: Mapping[str, str]) -> str:
 
 
 def audit(log: logging.Logger, action: str, headers: Mapping[str, str], message: str, **fields: Any) -> None:
+    environ = getattr(headers, "environ", None)
+    if isinstance(environ, dict):
+        environ[AUDITED_KEY] = True
     principal, via = caller(headers)
     log.info(
         message, extra={MARKER: True, "audit_action": action, "actor": principal, "actor_via": via, **fields}

@@ -35,6 +35,8 @@ M = TypeVar("M", bound=BaseModel)
 Handler = Callable[..., Any]
 
 PROBLEM_JSON = "application/problem+json"
+_CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_ENDPOINT_KEY = "ion.endpoint"
 _TITLES = {
     400: "Bad Request",
     401: "Unauthorized",
@@ -434,11 +436,35 @@ class Api:
         bound_body(request)
         try:
             response = self._dispatch(request)
+            if request.method in _CHANGES and response.status_code < 400:
+                self._audit_change(request, response.status_code)
             if response.status_code < 300 and request.headers.get("X-CloudScheduler-JobName"):
                 self._heartbeat(request, response.status_code, time.monotonic() - started)
             return response
         finally:
             reset_trace(token)
+
+    def _audit_change(self, request: flask.Request, status: int) -> None:
+        """An audit entry for a change whose handler wrote none (shared/audit.py)."""
+        from shared.audit import AUDITED_KEY, CALLER_KEY, audit
+        from shared.roles import PUBLIC, is_job_identity
+
+        endpoint = request.environ.get(_ENDPOINT_KEY)
+        caller = request.environ.get(CALLER_KEY)
+        if endpoint is None or caller is None or request.environ.get(AUDITED_KEY):
+            return
+        if self.roles()[endpoint] == (PUBLIC,) or is_job_identity(caller.principal):
+            return
+        operation = self._operations[endpoint].operation_id
+        audit(
+            self._log,
+            f"{self.name}.{operation}",
+            request.headers,
+            f"{request.method} {request.path}",
+            method=request.method,
+            path=request.path,
+            status=status,
+        )
 
     def _heartbeat(self, request: flask.Request, status: int, duration: float) -> None:
         """A scheduled job of this capability succeeded: record it for the dead man's switch.
@@ -483,6 +509,7 @@ class Api:
                 headers={"Allow": ", ".join(allowed)},
                 allowed=allowed,
             ).to_response(request.path)
+        request.environ[_ENDPOINT_KEY] = endpoint
         try:
             _authorize(request, self.roles()[endpoint])
             result = self._call(self._operations[endpoint], request, args)

@@ -208,6 +208,12 @@ def roles_of(principal: str) -> set[str]:
     return held
 
 
+def is_job_identity(principal: str) -> bool:
+    """Whether ``principal`` is listed as one of the job identities (an unset list names none)."""
+    principal = principal.lower()
+    return any(principal in (_members(role) or ()) for role in JOB_ROLES)
+
+
 def describe(roles: tuple[str, ...]) -> str:
     return " or ".join(roles)
 

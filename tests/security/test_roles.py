@@ -339,3 +339,19 @@ def test_the_readme_role_table_is_the_generated_one() -> None:
     readme = (ROOT / "README.md").read_text()
     current = readme[readme.index(BEGIN) + len(BEGIN) : readme.index(END)].strip()
     assert current == markdown(), "README's role table differs: paste `python -m devtools.role_table`"
+
+
+@pytest.mark.emulators
+def test_a_change_without_its_own_entry_is_audited_unless_a_job_made_it(configured, app, fs, capsys) -> None:  # type: ignore[no-untyped-def]
+    alerts = app("manage_alerts")
+    capsys.readouterr()
+    assert alerts.post("/v1/flush", headers=bearer(configured, SCHEDULER)).status_code == 200
+    assert alerts.post("/v1/flush", headers=bearer(configured, OPERATOR)).status_code == 200
+    entries = [
+        entry
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("{") and (entry := json.loads(line)).get(MARKER) is True
+    ]
+    assert [(e["audit_action"], e["actor"], e["method"], e["path"], e["status"]) for e in entries] == [
+        ("fanout.flush_tick", OPERATOR, "POST", "/v1/flush", 200)
+    ]
