@@ -355,3 +355,31 @@ def test_a_change_without_its_own_entry_is_audited_unless_a_job_made_it(configur
     assert [(e["audit_action"], e["actor"], e["method"], e["path"], e["status"]) for e in entries] == [
         ("fanout.flush_tick", OPERATOR, "POST", "/v1/flush", 200)
     ]
+
+
+def test_a_new_route_gets_its_role_without_saying_so(configured) -> None:  # type: ignore[no-untyped-def]
+    """What another capability's new route gets: an incident action needs operator, its listing viewer."""
+    import flask
+
+    from shared.http import Api
+
+    api = Api("fanout")
+
+    @api.route("/v1/incidents", methods=["GET"])
+    def list_incidents(_request: flask.Request) -> list[str]:
+        return []
+
+    @api.route("/v1/incidents/<incident_id>/ack", methods=["POST"])
+    def ack(_request: flask.Request, incident_id: str) -> dict[str, str]:
+        return {"acked": incident_id}
+
+    app = flask.Flask(__name__)
+    app.add_url_rule("/<path:_any>", "api", lambda _any: api(flask.request), methods=["GET", "POST"])
+    client = app.test_client()
+    assert client.get("/v1/incidents", headers=bearer(configured, VIEWER)).status_code == 200
+    refused = client.post("/v1/incidents/i1/ack", headers=bearer(configured, VIEWER))
+    assert refused.status_code == 403
+    assert refused.get_json()["required_roles"] == ["operator"]
+    assert client.post("/v1/incidents/i1/ack", headers=bearer(configured, OPERATOR)).get_json() == {
+        "acked": "i1"
+    }
