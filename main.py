@@ -53,7 +53,17 @@ def _check_deployment() -> None:
         raise SystemExit(
             f"FUNCTION_TARGET={target!r} is not an entry point of main.py: {sorted(DEPLOYMENT_CHECKS)}"
         )
-    importlib.import_module(DEPLOYMENT_CHECKS[target]).check_deployment(target)
+    from shared.deployment import refuse_to_start
+    from shared.roles import deployment_problems as role_problems
+
+    missing_roles = role_problems(target)  # who may call what (shared/roles.py)
+    try:
+        importlib.import_module(DEPLOYMENT_CHECKS[target]).check_deployment(target)
+    except SystemExit as refused:
+        if missing_roles:
+            raise SystemExit(f"{refused}; {'; '.join(missing_roles)}") from None
+        raise
+    refuse_to_start(target, missing_roles)
 
 
 _check_deployment()

@@ -45,6 +45,7 @@ from urllib.parse import urlsplit
 
 from devtools.cloudtasks_api import ApiError, Task, checked_task, rfc3339
 from devtools.standin_http import JsonHandler
+from shared.roles import DEV_HEADER
 
 QUEUE_PATH = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/queues/[^/]+)/tasks$")
 QUEUE_NAME = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/queues/[^/]+)$")
@@ -163,6 +164,7 @@ class CloudTasksState:
         }
         if http.get("oidcToken"):
             headers["Authorization"] = "Bearer " + _unsigned_id_token(http["oidcToken"], http["url"])
+            headers[DEV_HEADER] = http["oidcToken"]["serviceAccountEmail"]  # who the unsigned token names
         request = urllib.request.Request(http["url"], data=body, method=http["httpMethod"], headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=float(task.dispatch_deadline[:-1])) as response:

@@ -140,9 +140,12 @@ def start_redis(
 
 
 def reset_firestore(host: str, project: str) -> None:
-    """Delete every document in the emulator's default database."""
-    request = urllib.request.Request(
-        f"http://{host}/emulator/v1/projects/{project}/databases/(default)/documents", method="DELETE"
-    )
-    # Generous: the first call to a freshly started emulator on a loaded machine can take a while.
-    urllib.request.urlopen(request, timeout=60).close()
+    """Delete every document in the emulator's default database and the route database."""
+    from shared.settings import get_settings
+
+    for database in ("(default)", get_settings().route_database):
+        request = urllib.request.Request(
+            f"http://{host}/emulator/v1/projects/{project}/databases/{database}/documents", method="DELETE"
+        )
+        # Generous: the first call to a freshly started emulator on a loaded machine can take a while.
+        urllib.request.urlopen(request, timeout=60).close()

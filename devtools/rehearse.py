@@ -47,6 +47,10 @@ def resource_placeholders(project: str, region: str, number: str, redis_ca: str)
         "ION_FANOUT_FLUSH_URL": f"https://manage-alerts-{number}.{region}.run.app/v1/flush/group",
         "ION_FANOUT_TASKS_SERVICE_ACCOUNT": f"ion-ops-fanout-tasks@{project}.iam.gserviceaccount.com",
         "REDIS_CA_CERT": redis_ca,
+        "ION_ROLE_SCHEDULER": f"ion-ops-scheduler@{project}.iam.gserviceaccount.com",
+        "ION_ROLE_TASKS": f"ion-ops-fanout-tasks@{project}.iam.gserviceaccount.com",
+        "ION_ROLE_PUSH": f"ion-ops-push@{project}.iam.gserviceaccount.com",
+        "ION_PROJECT_NUMBER": number,
     }
 
 

@@ -18,7 +18,11 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from shared.clock import format_rfc3339
+from shared.roles import DEV_HEADER
 from shared.topology import Schedule
+
+# Who the local scheduler calls as (X-Ion-Dev-Principal); devtools/stack.py lists it in ION_ROLE_SCHEDULER.
+SCHEDULER_PRINCIPAL = "scheduler@ion-ops.local"
 
 
 @dataclass
@@ -58,6 +62,7 @@ class LocalScheduler:
                 "X-CloudScheduler": "true",
                 "X-CloudScheduler-JobName": name,
                 "X-CloudScheduler-ScheduleTime": format_rfc3339(scheduled),
+                DEV_HEADER: SCHEDULER_PRINCIPAL,  # deployed, the job's OIDC token names it
             },
         )
         try:

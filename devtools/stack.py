@@ -27,7 +27,8 @@ from devtools.emulators import (
 )
 from devtools.processes import ManagedProcess, port_open, python, wait_until_http
 from devtools.pubsub_setup import create_topics_and_subscriptions
-from devtools.scheduler import LocalScheduler, SchedulerApiStandIn
+from devtools.scheduler import SCHEDULER_PRINCIPAL, LocalScheduler, SchedulerApiStandIn
+from shared.roles import ROLE_VARIABLES, SCHEDULER
 from shared.topology import ROOT, topology
 
 LOG_DIR = Path(os.environ.get("ION_RUN_DIR", ROOT / ".run")) / "logs"
@@ -191,6 +192,9 @@ def main() -> int:
             )
             processes.append(queue_proc)
             os.environ.update(queue_env)
+        # The local scheduler names itself with the dev identity header (shared/roles.py), so only
+        # it holds the scheduler role; the human roles stay unset: every local caller holds them.
+        os.environ.setdefault(ROLE_VARIABLES[SCHEDULER], SCHEDULER_PRINCIPAL)
         for cap, port in ports.items():
             processes.append(
                 ManagedProcess(

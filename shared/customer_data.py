@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 Finder = Literal["document_id", "field", "array", "usage_map"]
+# The route's own collections live in a database of their own (``ION_ROUTE_DATABASE``).
+Database = Literal["default", "route"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class CustomerCollection:
     fields: tuple[str, ...] = ()
     owner: str = ""  # the capability that writes it
     what: str = ""
+    database: Database = "default"
 
 
 CUSTOMER_COLLECTIONS: tuple[CustomerCollection, ...] = (
@@ -44,7 +47,9 @@ CUSTOMER_COLLECTIONS: tuple[CustomerCollection, ...] = (
     ),
     CustomerCollection("health_scores", "field", ("id",), "health", "daily scores"),
     CustomerCollection("health_runs", "array", ("usage_unknown_customers",), "health", "run summaries"),
-    CustomerCollection("routing_feedback", "field", ("customer_id",), "routing", "feedback with user ids"),
+    CustomerCollection(
+        "routing_feedback", "field", ("customer_id",), "routing", "feedback with user ids", database="route"
+    ),
     CustomerCollection("customer_usage", "usage_map", ("c", "refused"), "ingestion", "daily usage counters"),
     CustomerCollection(
         "fanout_transitions", "field", ("transition.labels.customer",), "fanout", "notices received"

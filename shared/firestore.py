@@ -27,9 +27,20 @@ def get_firestore() -> firestore.Client:
     return firestore.Client(project=get_settings().project)
 
 
+@lru_cache(maxsize=1)
+def get_route_firestore() -> firestore.Client:
+    """The route database's client (``ION_ROUTE_DATABASE``): the public route's own collections,
+    apart from everything that decides paging or access."""
+    from google.cloud import firestore
+
+    settings = get_settings()
+    return firestore.Client(project=settings.project, database=settings.route_database)
+
+
 def reset_clients() -> None:
     """Forget cached clients (tests switch emulators and projects between sessions)."""
     get_firestore.cache_clear()
+    get_route_firestore.cache_clear()
 
 
 def backoff(round_: int, base_delay: float, max_delay: float) -> None:

@@ -35,6 +35,8 @@ M = TypeVar("M", bound=BaseModel)
 Handler = Callable[..., Any]
 
 PROBLEM_JSON = "application/problem+json"
+_CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_ENDPOINT_KEY = "ion.endpoint"
 _TITLES = {
     400: "Bad Request",
     401: "Unauthorized",
@@ -242,6 +244,8 @@ ReplySpec = type[BaseModel] | str | Reply | None
 
 # What every /health route declares: ``@api.route("/health", **HEALTH_ROUTE)``.
 HEALTH_ROUTE: dict[str, Any] = {
+    # Any caller Cloud Run lets in (uptime checks, the deployment rehearsal): it changes nothing.
+    "role": "public",
     "responses": {200: "shared.health:HealthReport", 503: "shared.health:HealthReport"},
     "problems": (429,),
     "summary": "Health: each dependency probed (cached a few seconds); 503 when one is down.",
@@ -267,6 +271,15 @@ class Operation:
     problems: tuple[int, ...] = ()
     summary: str | None = None
     links: dict[int, dict[str, dict[str, str]]] = field(default_factory=dict)
+    # The roles any one of which lets a caller in (shared.roles); None: shared.roles.default_roles.
+    role: tuple[str, ...] | None = None
+
+
+def caller_of(request: flask.Request) -> str:
+    """The verified principal who made ``request`` (set by ``Api`` before the handler runs)."""
+    from shared.audit import actor
+
+    return actor(request.headers)
 
 
 class Api:
@@ -284,12 +297,26 @@ class Api:
     answer besides those) and ``links`` (OpenAPI links, for stateful tests). The validated
     ``query`` and ``body`` reach the handler as keyword arguments of those names. Every Api
     serves its OpenAPI 3.1 document at ``GET /openapi.json``.
+
+    Before a handler runs, the caller is verified and must hold the route's role
+    (``shared.roles``): ``role=`` on the route, else the Api's ``role``, else the default rule
+    (GET viewer, writes operator, the capability's scheduler job paths the scheduler or an
+    operator); 401/403 otherwise, naming the role.
     """
 
     def __init__(
-        self, name: str, *, problems: Iterable[int] = (), security: dict[str, Any] | None = None
+        self,
+        name: str,
+        *,
+        problems: Iterable[int] = (),
+        security: dict[str, Any] | None = None,
+        role: str | Iterable[str] | None = None,
     ) -> None:
+        from shared.roles import normalize_roles
+
         self.name = name
+        self.role = normalize_roles(role) if role is not None else None
+        self._roles: dict[str, tuple[str, ...]] | None = None
         self._map = Map(strict_slashes=False, merge_slashes=True)
         self._operations: dict[str, Operation] = {}
         self._adapter = None
@@ -319,7 +346,11 @@ class Api:
         problems: Iterable[int] = (),
         summary: str | None = None,
         links: dict[int, dict[str, dict[str, str]]] | None = None,
+        role: str | Iterable[str] | None = None,
     ) -> Callable[[Handler], Handler]:
+        from shared.roles import normalize_roles
+
+        declared_role = normalize_roles(role) if role is not None else self.role
         replies = {status: _reply(spec) for status, spec in (responses or {}).items()}
         if response is not None or not replies:
             replies = {200: _reply(response), **replies}
@@ -344,16 +375,45 @@ class Api:
                 problems=tuple(problems),
                 summary=summary or _first_line(handler.__doc__),
                 links=links or {},
+                role=declared_role,
             )
             self._map.add(Rule(path, endpoint=endpoint, methods=list(methods)))
             self._adapter = None
             self._openapi = None
+            self._roles = None
             return handler
 
         return register
 
     def operations(self) -> list[Operation]:
         return list(self._operations.values())
+
+    def roles(self) -> dict[str, tuple[str, ...]]:
+        """Endpoint => the roles any one of which may call it (declared, or the default rule)."""
+        if self._roles is None:
+            from shared.roles import default_roles, scheduled_paths
+
+            adapter = self._map.bind("localhost")
+            scheduled: set[str] = set()
+            for path in scheduled_paths().get(self.name, ()):
+                try:
+                    scheduled.add(adapter.match(path, "POST")[0])
+                except (NotFound, MethodNotAllowed):
+                    continue
+            self._roles = {
+                endpoint: op.role or default_roles(op.path, op.methods, scheduled=endpoint in scheduled)
+                for endpoint, op in self._operations.items()
+            }
+        return self._roles
+
+    def role_table(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(method, path, roles) of every route, for the README's who-may-call-what table."""
+        roles = self.roles()
+        return sorted(
+            (method, op.path, roles[endpoint])
+            for endpoint, op in self._operations.items()
+            for method in op.methods
+        )
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document of this function (built once)."""
@@ -376,11 +436,35 @@ class Api:
         bound_body(request)
         try:
             response = self._dispatch(request)
+            if request.method in _CHANGES and response.status_code < 400:
+                self._audit_change(request, response.status_code)
             if response.status_code < 300 and request.headers.get("X-CloudScheduler-JobName"):
                 self._heartbeat(request, response.status_code, time.monotonic() - started)
             return response
         finally:
             reset_trace(token)
+
+    def _audit_change(self, request: flask.Request, status: int) -> None:
+        """An audit entry for a change whose handler wrote none (shared/audit.py)."""
+        from shared.audit import AUDITED_KEY, CALLER_KEY, audit
+        from shared.roles import PUBLIC, is_job_identity
+
+        endpoint = request.environ.get(_ENDPOINT_KEY)
+        caller = request.environ.get(CALLER_KEY)
+        if endpoint is None or caller is None or request.environ.get(AUDITED_KEY):
+            return
+        if self.roles()[endpoint] == (PUBLIC,) or is_job_identity(caller.principal):
+            return
+        operation = self._operations[endpoint].operation_id
+        audit(
+            self._log,
+            f"{self.name}.{operation}",
+            request.headers,
+            f"{request.method} {request.path}",
+            method=request.method,
+            path=request.path,
+            status=status,
+        )
 
     def _heartbeat(self, request: flask.Request, status: int, duration: float) -> None:
         """A scheduled job of this capability succeeded: record it for the dead man's switch.
@@ -425,7 +509,9 @@ class Api:
                 headers={"Allow": ", ".join(allowed)},
                 allowed=allowed,
             ).to_response(request.path)
+        request.environ[_ENDPOINT_KEY] = endpoint
         try:
+            _authorize(request, self.roles()[endpoint])
             result = self._call(self._operations[endpoint], request, args)
         except Problem as problem:
             return problem.to_response(request.path)
@@ -468,6 +554,25 @@ class Api:
             (rule.rule, sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}))
             for rule in self._map.iter_rules()
         )
+
+
+def _authorize(request: flask.Request, roles: tuple[str, ...]) -> None:
+    """Verify the caller and check it holds one of ``roles``: a 401/403 ``Problem`` if not."""
+    from shared.audit import CALLER_KEY
+    from shared.roles import AuthProblem, authorize
+
+    try:
+        request.environ[CALLER_KEY] = authorize(request.headers, roles)
+    except AuthProblem as refused:
+        log.warning(
+            "refused %s %s: %s",
+            request.method,
+            request.path,
+            refused.detail,
+            extra={"status": refused.status, "required_roles": list(roles)},
+        )
+        headers = {"WWW-Authenticate": "Bearer"} if refused.status == 401 else None
+        raise Problem(refused.status, refused.detail, headers=headers, **refused.extra) from None
 
 
 def _reply(spec: ReplySpec) -> Reply:
@@ -577,15 +682,22 @@ def serve_push(request: flask.Request, handler: Callable[[CloudEvent], None]) ->
     if request.method == "GET" and request.path == "/health":
         # Deployed, a push entry point is a service of its own: its /health checks what it uses.
         from shared.health import HealthBusy, push_function_health, status_code
+        from shared.roles import PUBLIC
 
         try:
+            _authorize(request, (PUBLIC,))  # as every /health (HEALTH_ROUTE)
             report = push_function_health(handler.__name__)
+        except Problem as problem:
+            return problem.to_response("/health")
         except HealthBusy as busy:
             return Problem(429, str(busy), headers={"Retry-After": str(busy.retry_after)}).to_response(
                 "/health"
             )
         return json_response(report, status=status_code(report))
     try:
+        from shared.roles import PUSH
+
+        _authorize(request, (PUSH,))
         event = push_event(request)
     except Problem as problem:
         log.warning("refused a push request: %s", problem.detail, extra={"path": request.path})

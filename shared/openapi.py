@@ -67,6 +67,8 @@ def openapi_path(rule: str) -> tuple[str, list[str]]:
 
 def _implied_problems(api: Api, op: Operation) -> set[int]:
     statuses = {500, *api.problems, *op.problems}
+    if op.role != ("public",):
+        statuses |= {401, 403}  # the caller's token, and its role (shared/roles.py)
     if op.params is not None:
         statuses.add(404)
     if op.query is not None:

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
     # Pub/Sub events older than this are dropped instead of processed (stale retries).
     max_event_age_seconds: int = Field(default=3600, gt=0, validation_alias="ION_MAX_EVENT_AGE_SECONDS")
     log_level: str = Field(default="INFO", validation_alias="ION_LOG_LEVEL")
+    # The Firestore database of the public route's own collections (feedback): route may write
+    # there and nowhere else (terraform: its grant is conditioned on this database).
+    route_database: str = Field(
+        default="route", pattern=r"^[a-z][a-z0-9-]{3,61}[a-z0-9]$", validation_alias="ION_ROUTE_DATABASE"
+    )
     # Bound on a blocking publish; Cloud Functions throttle CPU after the response, so we wait.
     publish_timeout_seconds: float = Field(default=10.0, gt=0, validation_alias="ION_PUBLISH_TIMEOUT_SECONDS")
     # /health answers from a probe of the dependencies at most this old.

@@ -101,6 +101,12 @@ locals {
     ION_FANOUT_TASKS_SERVICE_ACCOUNT = google_service_account.fanout_tasks.email
     # Memorystore's per-instance server CA (public data): the client verifies the TLS chain.
     REDIS_CA_CERT = google_redis_instance.cache.server_ca_certs[0].cert
+    # Who may call what (shared/roles.py): the job identities whose tokens reach their own routes,
+    # and the project number of the functions' deterministic URLs (their tokens' audience).
+    ION_ROLE_SCHEDULER = google_service_account.scheduler.email
+    ION_ROLE_TASKS     = google_service_account.fanout_tasks.email
+    ION_ROLE_PUSH      = google_service_account.push.email
+    ION_PROJECT_NUMBER = data.google_project.this.number
   }
 }
 
@@ -119,6 +125,7 @@ module "settings" {
   scaling_targets     = var.scaling_targets
   cloud_sql_instances = var.cloud_sql_instances
   watchdog            = var.watchdog
+  roles               = var.roles
   resources           = local.resource_settings
 }
 
@@ -142,10 +149,12 @@ module "function" {
   max_instances   = try(each.value.max_instances, 10)
   concurrency     = try(each.value.concurrency, 1)
   roles           = try(each.value.roles, [])
-  # The public function's Firestore role has no delete (terraform/iam.tf); all are conditioned
-  # on the one database.
+  # The public function's Firestore role has no delete (terraform/iam.tf); every role is
+  # conditioned on one database: the public route's is its own (route), so it cannot write what
+  # decides paging or access (silences, keys, markers, alert states), which it only reads.
   datastore_role     = try(each.value.public, false) ? google_project_iam_custom_role.public_datastore.id : null
-  firestore_database = google_firestore_database.default.name
+  firestore_database = try(each.value.public, false) ? google_firestore_database.route.name : google_firestore_database.default.name
+  read_databases     = lookup(local.database_readers, each.key, [])
   ingress            = contains(keys(local.iap_functions), each.key) ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
   # A topic of the topology or one's dead-letter topic; topic-scoped, never project-wide.
   publishes = [
@@ -221,7 +230,7 @@ resource "google_pubsub_subscription" "dead_letter_push" {
     push_endpoint = "${module.function[each.value.sink].url}/projects/${var.project_id}/topics/${each.value.topic}-dead-letter"
     oidc_token {
       service_account_email = google_service_account.push.email
-      audience              = module.function[each.value.sink].url
+      audience              = module.function[each.value.sink].audience
     }
   }
 
@@ -288,7 +297,7 @@ resource "google_cloud_scheduler_job" "jobs" {
     headers     = { "Content-Type" = "application/json" }
     oidc_token {
       service_account_email = google_service_account.scheduler.email
-      audience              = module.function[each.value.function].url
+      audience              = module.function[each.value.function].audience
     }
   }
   depends_on = [google_project_service.apis]
@@ -313,6 +322,35 @@ resource "google_firestore_backup_schedule" "daily" {
   database  = google_firestore_database.default.name
   retention = var.firestore_backup_retention
   daily_recurrence {}
+}
+
+# The public route's own collections (routing_feedback, routing_feedback_stats): a database of its
+# own, the only one route may write (Firestore IAM conditions see databases, not collections).
+resource "google_firestore_database" "route" {
+  name                              = module.settings.route_database
+  location_id                       = var.firestore_location
+  type                              = "FIRESTORE_NATIVE"
+  concurrency_mode                  = "OPTIMISTIC"
+  point_in_time_recovery_enablement = "POINT_IN_TIME_RECOVERY_ENABLED"
+  deletion_policy                   = "ABANDON"
+  delete_protection_state           = "DELETE_PROTECTION_ENABLED"
+  depends_on                        = [google_project_service.apis]
+}
+
+resource "google_firestore_backup_schedule" "route_daily" {
+  database  = google_firestore_database.route.name
+  retention = var.firestore_backup_retention
+  daily_recurrence {}
+}
+
+locals {
+  # Read-only access (roles/datastore.viewer, conditioned) beyond a function's own database:
+  # route looks up customer keys (written by score_health) in the default database; score_health
+  # reads routing's feedback in route's.
+  database_readers = {
+    route        = [google_firestore_database.default.name]
+    score_health = [google_firestore_database.route.name]
+  }
 }
 
 # TTL policies: Firestore deletes documents after the timestamp in `field` (within ~24 h).

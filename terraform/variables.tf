@@ -306,3 +306,43 @@ variable "log_retention" {
     error_message = "log_retention.audit_days must be at least 90: the seeds keep audit logs 90 days."
   }
 }
+
+# --- Roles: who may do what through the functions' APIs (shared/roles.py) -----------------------
+
+variable "roles" {
+  description = "Who holds each ION role, verified from the caller's Google-signed token (shared/roles.py): viewer (dashboards and GET APIs), operator (silences, incident actions, re-drive, resend; implies viewer), admin (customers, keys, erasure; implies operator). `global` holds everywhere; `functions.<entry point>` adds holders on one function only (e.g. the OTLP senders as operator on ingest). Members are user:<email>, serviceAccount:<email> or domain:<DNS name>. The scheduler, Cloud Tasks and push identities are Terraform's own accounts, added by it."
+  type = object({
+    global = object({
+      viewer   = optional(list(string), [])
+      operator = optional(list(string), [])
+      admin    = optional(list(string), [])
+    })
+    functions = optional(map(object({
+      viewer   = optional(list(string), [])
+      operator = optional(list(string), [])
+      admin    = optional(list(string), [])
+    })), {})
+  })
+  validation {
+    condition = alltrue([
+      for member in flatten(concat(
+        values(var.roles.global),
+        [for function in values(var.roles.functions) : values(function)],
+      )) :
+      can(regex("^(user|serviceAccount):[^@\\s:,]+@[^@\\s,]+\\.[^@\\s,]+$", member)) ||
+      can(regex("^domain:([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$", member))
+    ])
+    error_message = "Each role member must be user:<email>, serviceAccount:<email> or domain:<DNS name>: a token names one principal and carries no groups, so group: members cannot be checked (allUsers never)."
+  }
+  validation {
+    condition = alltrue([
+      for name in keys(var.roles.functions) :
+      contains(keys(yamldecode(file("${path.module}/../topology.yaml")).functions), name)
+    ])
+    error_message = "roles.functions keys must be entry points of topology.yaml (score_health, manage_alerts, ...)."
+  }
+  validation {
+    condition     = length(var.roles.global.admin) > 0
+    error_message = "roles.global.admin needs at least one member: nobody could manage customers and keys."
+  }
+}

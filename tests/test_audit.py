@@ -9,12 +9,15 @@ from typing import Any
 
 import pytest
 
-from shared.audit import IAP_USER_HEADER, MARKER, actor, audit
+from shared.audit import MARKER, actor, audit
 from shared.logging import get_logger
+from shared.roles import DEV_HEADER
 from shared.topology import ROOT
 from tests.test_topology_and_terraform import TERRAFORM, load_hcl
 
-IAP = {IAP_USER_HEADER: "accounts.google.com:ada@example.com"}
+# Locally the caller is who the dev stack's header names (tests/security/test_roles.py verifies
+# signed tokens and IAP JWTs, and refuses this header when deployed).
+IAP = {DEV_HEADER: "ada@example.com"}
 
 
 def _audit_lines(text: str) -> list[dict[str, Any]]:
@@ -29,10 +32,10 @@ def _audit_lines(text: str) -> list[dict[str, Any]]:
     return entries
 
 
-def test_the_actor_is_who_iap_signed_in_else_internal() -> None:
+def test_the_actor_is_the_verified_caller_never_an_unsigned_header() -> None:
     assert actor(IAP) == "ada@example.com"
-    assert actor({}) == "internal"
-    assert actor({IAP_USER_HEADER: "  "}) == "internal"
+    assert actor({}) == "anonymous"
+    assert actor({"X-Goog-Authenticated-User-Email": "accounts.google.com:ada@example.com"}) == "anonymous"
 
 
 def test_an_audit_entry_is_what_the_audit_sink_selects(capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,7 +78,7 @@ def test_customers_and_keys_are_audited_with_the_actor_and_never_the_key(app_cli
     assert [(e["audit_action"], e["actor"]) for e in entries] == [
         ("customer.create", "ada@example.com"),
         ("customer_key.issue", "ada@example.com"),
-        ("customer_key.revoke", "internal"),
+        ("customer_key.revoke", "anonymous"),
     ]
     assert entries[1]["key_id"] == issued["key_id"]
     assert issued["api_key"] not in out

@@ -86,7 +86,7 @@ def test_a_transaction_without_databases_get_is_a_gap(tmp_path: Path) -> None:
     report = perms.check(perms.load_needs(), perms.Deployment(terraform))
     assert any(
         g.startswith(
-            "route: BeginTransaction on projects/PROJECT/databases/(default) needs datastore.databases.get"
+            "route: BeginTransaction on projects/PROJECT/databases/route needs datastore.databases.get"
         )
         for g in report.gaps
     ), report.gaps

@@ -52,6 +52,7 @@ OPTIONAL_WHEN_DEPLOYED = {
     "GOOGLE_CLOUD_PROJECT": "Cloud Run's metadata server tells the project",
     "FUNCTION_REGION": "us-central1 by default",
     "ION_SCALING_DRY_RUN": "topology env; refused when missing (checked below)",
+    "ION_ROUTE_DATABASE": "route by default, the database Terraform creates for the public route",
 }
 
 
@@ -74,7 +75,9 @@ def problems_with(env: dict[str, str], function: str, monkeypatch: pytest.Monkey
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     module = importlib.import_module(main.DEPLOYMENT_CHECKS[function])
-    return list(module.deployment_problems(function))
+    from shared.roles import deployment_problems as role_problems
+
+    return [*role_problems(function), *module.deployment_problems(function)]
 
 
 def test_every_entry_point_has_a_start_check() -> None:

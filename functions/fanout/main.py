@@ -17,7 +17,16 @@ from shared.audit import actor, audit
 from shared.clock import utcnow
 from shared.dead_letters import first_published, redrives_of
 from shared.events import decode_pubsub
-from shared.http import HEALTH_ROUTE, Api, Problem, Reply, json_response, read_body, scheduled_time
+from shared.http import (
+    HEALTH_ROUTE,
+    Api,
+    Problem,
+    Reply,
+    caller_of,
+    json_response,
+    read_body,
+    scheduled_time,
+)
 from shared.ids import DocumentId
 from shared.logging import get_logger
 from shared.messages import AlertTransition
@@ -136,7 +145,7 @@ def health(_request: flask.Request) -> flask.Response:
 )
 def create_silence(request: flask.Request, body: silences.SilenceIn) -> flask.Response:
     """Mute the alerts whose labels match every matcher, from startsAt to endsAt."""
-    silence = silences.create(body)
+    silence = silences.create(body.model_copy(update={"created_by": caller_of(request)}))  # never the body's
     audit(
         log,
         "silence.create",
@@ -198,7 +207,14 @@ class FlushGroupRequest(BaseModel):
     due_at: AwareDatetime
 
 
-@api.route("/v1/flush/group", methods=["POST"], body=FlushGroupRequest, response=FlushAnswer, problems=(409,))
+@api.route(
+    "/v1/flush/group",
+    methods=["POST"],
+    body=FlushGroupRequest,
+    response=FlushAnswer,
+    problems=(409,),
+    role="tasks",
+)
 def flush_group(_request: flask.Request, body: FlushGroupRequest) -> dict[str, Any]:
     """One group's timer (Cloud Tasks, at the due time): flush it if due, send its repeat if due.
     Early: 409 with Retry-After and nothing done (Cloud Tasks retries with the queue's backoff)."""

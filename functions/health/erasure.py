@@ -17,7 +17,7 @@ from typing import Any
 from functions.health import registry
 from shared.clock import utcnow
 from shared.customer_data import CustomerCollection, customer_collections
-from shared.firestore import get_firestore
+from shared.firestore import get_firestore, get_route_firestore
 from shared.logging import get_logger
 
 PAGE = 300
@@ -39,24 +39,30 @@ def erase_customer(customer_id: str) -> tuple[bool, dict[str, int]]:
     return existed, removed
 
 
+def _database(entry: CustomerCollection) -> Any:
+    return get_route_firestore() if entry.database == "route" else get_firestore()
+
+
 def _sweep(entry: CustomerCollection, customer_id: str) -> int:
+    client = _database(entry)
     if entry.finder == "document_id":
-        ref = get_firestore().collection(entry.collection).document(customer_id)
+        ref = client.collection(entry.collection).document(customer_id)
         if not ref.get().exists:
             return 0
         ref.delete()
         return 1
     if entry.finder == "field":
-        return sum(_delete_where(entry.collection, field, customer_id) for field in entry.fields)
+        return sum(_delete_where(client, entry.collection, field, customer_id) for field in entry.fields)
     if entry.finder == "array":
-        return sum(_remove_from_arrays(entry.collection, field, customer_id) for field in entry.fields)
-    return _remove_usage(entry, customer_id)
+        return sum(
+            _remove_from_arrays(client, entry.collection, field, customer_id) for field in entry.fields
+        )
+    return _remove_usage(client, entry, customer_id)
 
 
-def _delete_where(collection: str, field: str, customer_id: str) -> int:
+def _delete_where(client: Any, collection: str, field: str, customer_id: str) -> int:
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    client = get_firestore()
     query = client.collection(collection).where(filter=FieldFilter(field, "==", customer_id))
     deleted = 0
     while True:
@@ -70,11 +76,10 @@ def _delete_where(collection: str, field: str, customer_id: str) -> int:
         deleted += len(refs)
 
 
-def _remove_from_arrays(collection: str, field: str, customer_id: str) -> int:
+def _remove_from_arrays(client: Any, collection: str, field: str, customer_id: str) -> int:
     from google.cloud import firestore
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    client = get_firestore()
     query = client.collection(collection).where(filter=FieldFilter(field, "array_contains", customer_id))
     changed = 0
     while True:
@@ -88,7 +93,7 @@ def _remove_from_arrays(collection: str, field: str, customer_id: str) -> int:
         changed += len(refs)
 
 
-def _remove_usage(entry: CustomerCollection, customer_id: str) -> int:
+def _remove_usage(client: Any, entry: CustomerCollection, customer_id: str) -> int:
     """The customer's entries in the usage store's day documents of its shard, over the store's
     retention (one id-range query per day: a day's documents of one shard, whatever the writers)."""
     from google.cloud import firestore
@@ -96,7 +101,6 @@ def _remove_usage(entry: CustomerCollection, customer_id: str) -> int:
 
     from shared.metrics.customer_usage import RETENTION, USAGE, customer_shard, doc_id
 
-    client = get_firestore()
     collection = client.collection(USAGE if entry.collection == USAGE else entry.collection)
     shard = customer_shard(customer_id)
     today = utcnow().date()

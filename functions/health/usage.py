@@ -129,10 +129,10 @@ class MetricUsage:
     def feedback_answers(self, start: date, end: date) -> list[Answer]:
         from google.cloud.firestore_v1.base_query import FieldFilter
 
-        from shared.firestore import get_firestore
+        from shared.firestore import get_route_firestore
 
         query = (
-            get_firestore()
+            get_route_firestore()  # routing's own database
             .collection(ROUTING_FEEDBACK_COLLECTION)
             .where(filter=FieldFilter("updated_at", ">=", midnight(start)))
             .where(filter=FieldFilter("updated_at", "<", midnight(end)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -65,20 +65,24 @@ def decode_and_aggregate(payload: bytes, content_type: str | None, now_ns: int) 
     )
 
 
-def ingest_payload(payload: bytes, content_type: str | None) -> IngestResult:
+def ingest_payload(
+    payload: bytes, content_type: str | None, *, confine: Callable[[Batch], int] | None = None
+) -> IngestResult:
     """Decode, check, aggregate and store one OTLP payload exactly once, then announce it.
 
     Raises ``RejectedPayload`` (bad input, nothing stored), ``CardinalityExceeded`` (nothing accepted) or
     a Firestore/Pub/Sub error (transient: the caller retries; applied chunks are not re-applied).
+    ``confine`` takes out of the decoded batch what its source may not send (refused, counted).
     """
     with cycle_collection_paused():
-        return _ingest(payload, content_type)
+        return _ingest(payload, content_type, confine)
 
 
-def _ingest(payload: bytes, content_type: str | None) -> IngestResult:
+def _ingest(payload: bytes, content_type: str | None, confine: Callable[[Batch], int] | None) -> IngestResult:
     settings = get_ingestion_settings()
     started = time.perf_counter()
     batch = decode_and_aggregate(payload, content_type, int(utcnow().timestamp() * 1e9))
+    refused_from_source = confine(batch) if confine is not None else 0
     batch_id = content_hash(payload)
     # Customer usage first, apart from the series (no series cap applies to it), and before a
     # batch the series limit refuses whole raises: its refusal marks are stored either way.
@@ -106,6 +110,7 @@ def _ingest(payload: bytes, content_type: str | None) -> IngestResult:
             "registry_writes": registry_writes,
             "usage_documents_written": usage.documents_written,
             "usage_customers": usage.customers,
+            "refused_from_topic": refused_from_source,
             "usage_refusal_marks": usage.marks,
             "seconds": round(time.perf_counter() - started, 4),
         },

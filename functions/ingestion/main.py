@@ -304,6 +304,7 @@ def handle(request: flask.Request) -> flask.Response:
 
 def handle_event(event: Any) -> None:
     """One OTLP batch from topic ``metrics``: raise to retry (storage), return to drop (bad input)."""
+    from functions.ingestion.topic_filter import confine_to_routing
     from shared.events import read_pubsub
 
     message = read_pubsub(event)
@@ -316,7 +317,8 @@ def handle_event(event: Any) -> None:
     encoding = attributes.get("content_encoding")
     try:
         body = decompress(payload, encoding, get_settings().max_body_bytes * 8)
-        result = ingest_payload(body, content_type)
+        # The public route publishes here: only routing's own metrics are taken (topic_filter).
+        result = ingest_payload(body, content_type, confine=confine_to_routing)
     except RejectedPayload as exc:
         log.error(
             "dropping metric batch that can never be stored: %s",

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.clock import utcnow
-from shared.firestore import get_firestore, run_transaction
+from shared.firestore import get_route_firestore, run_transaction
 
 # Firestore calls give up after a few seconds: a user is waiting (default retries run 60 s).
 CALL_TIMEOUT_SECONDS = 3.0
@@ -94,7 +94,7 @@ def store_feedback(record: FeedbackRecord) -> tuple[Outcome, Totals]:
     from google.api_core.exceptions import GoogleAPIError
     from google.cloud import firestore
 
-    client = get_firestore()
+    client = get_route_firestore()
     bounded = _bounded_retry()
     feedback_ref = client.collection(FEEDBACK_COLLECTION).document(record.request_id)
     totals_refs = {
@@ -134,7 +134,7 @@ def store_feedback(record: FeedbackRecord) -> tuple[Outcome, Totals]:
     # whether Firestore answers at all.
     feedback_ref.get(**bounded)
     try:
-        return run_transaction(apply, rounds=2)
+        return run_transaction(apply, client=client, rounds=2)
     except ValueError as exc:
         # The transactional wrapper hides a failed first read behind "cannot be rolled back".
         if isinstance(exc.__context__, GoogleAPIError):
@@ -164,12 +164,12 @@ def _apply(total: Totals, record: FeedbackRecord, sign: int) -> None:
 def read_totals() -> list[Totals]:
     return [
         Totals.model_validate(doc.to_dict())
-        for doc in get_firestore().collection(STATS_COLLECTION).stream(**_bounded_retry())
+        for doc in get_route_firestore().collection(STATS_COLLECTION).stream(**_bounded_retry())
     ]
 
 
 def read_arm_totals(experiment: str, arms: list[str]) -> dict[str, Totals]:
-    client = get_firestore()
+    client = get_route_firestore()
     refs = [client.collection(STATS_COLLECTION).document(arm_totals_id(experiment, arm)) for arm in arms]
     found: dict[str, Totals] = {}
     for doc in client.get_all(refs, **_bounded_retry()):
@@ -183,7 +183,7 @@ def backfill_expiry(*, page: int = 400) -> int:
     """Give every stored answer without ``expire_at`` (stored before answers expired) one:
     ``updated_at`` + ``FEEDBACK_RETENTION``, so the TTL policy deletes them too. Idempotent; the
     number of answers changed. ``python -m functions.routing.feedback`` runs it once."""
-    client = get_firestore()
+    client = get_route_firestore()
     changed = 0
     last = None
     while True:

@@ -38,6 +38,7 @@ api = Api(
     "routing",
     problems=(401, 429, 503),
     security={"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+    role="public",  # public (allUsers): customers' API keys, not roles, say who may call
 )
 log = get_logger("routing")
 

@@ -20,6 +20,20 @@ public_access = {
   members = ["group:ion-ops-team@example.com"]
 }
 
+# Who may do what through the functions' APIs (README: "Who may call what"): each caller's
+# Google-signed token names them. viewer < operator < admin; per function adds holders there only.
+roles = {
+  global = {
+    viewer   = ["domain:example.com"]
+    operator = ["user:oncall-lead@example.com", "user:sre@example.com"]
+    admin    = ["user:ion-ops-admin@example.com"]
+  }
+  functions = {
+    # The persona service's OTLP exporter (an extra invoker of ingest) posts metrics.
+    ingest = { operator = ["serviceAccount:persona-router@ion-mentoring-prod.iam.gserviceaccount.com"] }
+  }
+}
+
 reports = {
   mail_from = "ion-ops-reports@example.com"
   time_zone = "America/New_York"

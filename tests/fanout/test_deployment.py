@@ -62,7 +62,9 @@ def test_deployed_without_channel_settings_refuses_to_start_naming_them(target: 
 
 
 def test_deployed_with_every_setting_starts() -> None:
-    started = start("fan_out_alerts", K_SERVICE="fan-out-alerts", **CHANNELS)
+    from tests.security.deployed import ROLE_SETTINGS
+
+    started = start("fan_out_alerts", K_SERVICE="fan-out-alerts", **CHANNELS, **ROLE_SETTINGS)
     assert started.returncode == 0, started.stderr
 
 
@@ -146,7 +148,11 @@ def test_the_load_balancers_base_is_accepted_for_both_links() -> None:
 def test_locally_the_same_settings_start_and_fan_out_checks_only_its_own_functions() -> None:
     assert start("fan_out_alerts").returncode == 0
     # Other functions have checks of their own (tests/test_rehearsal.py), none about channels.
-    started = start("ingest", K_SERVICE="ingest", ION_COLLECTOR_RUN_SERVICES="persona-router")
+    from tests.security.deployed import ROLE_SETTINGS
+
+    started = start(
+        "ingest", K_SERVICE="ingest", ION_COLLECTOR_RUN_SERVICES="persona-router", **ROLE_SETTINGS
+    )
     assert started.returncode == 0, started.stderr
 
 

@@ -37,11 +37,12 @@ def holding(client: Any, customer: dict[str, str]) -> dict[str, int]:
         _needles(customer) if customer is GONE else (customer["id"], customer["name"], customer["email"])
     )
     found: dict[str, int] = {}
-    for collection in client.collections():
-        for snap in collection.stream():
-            text = snap.id + json.dumps(snap.to_dict(), default=str)
-            if any(needle in text for needle in needles):
-                found[collection.id] = found.get(collection.id, 0) + 1
+    for database in client if isinstance(client, list) else [client]:
+        for collection in database.collections():
+            for snap in collection.stream():
+                text = snap.id + json.dumps(snap.to_dict(), default=str)
+                if any(needle in text for needle in needles):
+                    found[collection.id] = found.get(collection.id, 0) + 1
     return found
 
 
@@ -247,9 +248,10 @@ def test_a_retried_erasure_finishes_one_that_failed_half_way(
 
 
 def fanout_fs() -> Any:
-    from shared.firestore import get_firestore
+    """Every database of the emulator: the default one and the route's own."""
+    from shared.firestore import get_firestore, get_route_firestore
 
-    return get_firestore()
+    return [get_firestore(), get_route_firestore()]
 
 
 def test_the_registry_names_each_owner_s_collection() -> None:

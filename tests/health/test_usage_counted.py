@@ -52,7 +52,10 @@ def test_every_customer_is_counted_and_refused_usage_is_unknown(fs, health_clien
     from tests.ingestion.otlp_builders import counter, request
 
     teleport = [(now, 1.0, {"customer": cid, "feature": "teleport", "outcome": "ok"}) for cid in odd]
-    push_to_ingest([request([counter(CUSTOMER_REQUESTS_METRIC, teleport)]).SerializeToString()], first_id=200)
+    push_to_ingest(
+        [request([counter(CUSTOMER_REQUESTS_METRIC, teleport)], service="routing").SerializeToString()],
+        first_id=200,
+    )
 
     today = now.date()
     answer = health_client.post(f"/v1/health/run?as_of={today + timedelta(days=1)}")

@@ -10,6 +10,7 @@ import pytest
 from functions.routing.config import DEFAULT_WEIGHTS_FILE, load_weight_config
 from functions.routing.experiment import Bandit
 from functions.routing.feedback import FEEDBACK_COLLECTION, STATS_COLLECTION, Totals
+from shared.firestore import get_route_firestore
 
 pytestmark = pytest.mark.emulators
 
@@ -45,9 +46,13 @@ def test_feedback_is_stored_once_and_aggregated_per_persona(client: Any, fs: Any
     )
     assert changed.get_json()["outcome"] == "updated"
 
-    totals = Totals.model_validate(fs.collection(STATS_COLLECTION).document("persona:Lua").get().to_dict())
+    totals = Totals.model_validate(
+        get_route_firestore().collection(STATS_COLLECTION).document("persona:Lua").get().to_dict()
+    )
     assert (totals.helpful, totals.not_helpful, totals.rating_sum, totals.rating_count) == (2, 0, 9, 2)
-    stored = fs.collection(FEEDBACK_COLLECTION).document(second["request_id"]).get().to_dict()
+    stored = (
+        get_route_firestore().collection(FEEDBACK_COLLECTION).document(second["request_id"]).get().to_dict()
+    )
     assert stored["helpful"] is True
     assert stored["rating"] == 4
     assert stored["resonance_key"] == "anxious-burst-seek_advice"
@@ -72,7 +77,7 @@ def test_bad_feedback_is_422_and_stores_nothing(
     response = client.post("/v2/feedback", json=body)
     assert response.status_code == 422
     assert field in {e["field"] for e in response.get_json()["errors"]}
-    assert list(fs.collection(FEEDBACK_COLLECTION).stream()) == []
+    assert list(get_route_firestore().collection(FEEDBACK_COLLECTION).stream()) == []
 
 
 def test_rating_out_of_range_and_altered_ids_are_refused(client: Any, fs: Any) -> None:
@@ -83,7 +88,7 @@ def test_rating_out_of_range_and_altered_ids_are_refused(client: Any, fs: Any) -
     )
     tampered = request_id[:-2] + ("AA" if request_id[-2:] != "AA" else "BB")
     assert client.post("/v2/feedback", json={"request_id": tampered, "helpful": True}).status_code == 422
-    assert list(fs.collection(FEEDBACK_COLLECTION).stream()) == []
+    assert list(get_route_firestore().collection(FEEDBACK_COLLECTION).stream()) == []
 
 
 def test_health_reports_firestore_reachable(client: Any, fs: Any) -> None:
@@ -158,7 +163,13 @@ def test_experiment_mode_end_to_end(make_client: Any, fs: Any, redis_url: str) -
     summary = other.get("/v2/feedback/summary").get_json()["experiment"]
     assert summary["arms"][arm]["helpful"] == 3
     assert summary["arms"][arm]["posterior"] == {"alpha": 4, "beta": 1, "mean": 0.8}
-    arm_totals = fs.collection(STATS_COLLECTION).document(f"arm:weights-2026a:{arm}").get().to_dict()
+    arm_totals = (
+        get_route_firestore()
+        .collection(STATS_COLLECTION)
+        .document(f"arm:weights-2026a:{arm}")
+        .get()
+        .to_dict()
+    )
     assert arm_totals["helpful"] == 3
 
 

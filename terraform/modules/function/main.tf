@@ -5,6 +5,9 @@
 
 locals {
   is_event = var.pubsub_topic != null
+  # The function's deterministic Cloud Run URL: the audience its callers' tokens name and it checks
+  # (ION_AUTH_AUDIENCES, rendered by modules/settings from the same parts).
+  audience = "https://${var.name}-${data.google_project.this.number}.${var.region}.run.app"
   # Firestore roles are bound per database (an IAM condition), every other role on the project.
   datastore_roles = [for role in var.roles : role if startswith(role, "roles/datastore.")]
   project_roles   = [for role in var.roles : role if !startswith(role, "roles/datastore.")]
@@ -33,6 +36,19 @@ resource "google_project_iam_member" "datastore" {
     title       = "only-database-${var.firestore_database}"
     description = "Firestore access limited to the database ${var.firestore_database}."
     expression  = "resource.name == \"projects/${var.project_id}/databases/${var.firestore_database}\""
+  }
+}
+
+# Read-only Firestore access to other databases, each conditioned on its database.
+resource "google_project_iam_member" "datastore_read" {
+  for_each = toset(var.read_databases)
+  project  = var.project_id
+  role     = "roles/datastore.viewer"
+  member   = "serviceAccount:${google_service_account.function.email}"
+  condition {
+    title       = "read-only-one-database"
+    description = "Firestore read access limited to the database ${each.value}."
+    expression  = "resource.name == \"projects/${var.project_id}/databases/${each.value}\""
   }
 }
 
@@ -147,7 +163,7 @@ resource "google_pubsub_subscription" "push" {
     push_endpoint = "${google_cloudfunctions2_function.function.service_config[0].uri}/projects/${var.project_id}/topics/${var.pubsub_topic}"
     oidc_token {
       service_account_email = var.push_service_account
-      audience              = google_cloudfunctions2_function.function.service_config[0].uri
+      audience              = local.audience
     }
   }
 

@@ -3,6 +3,11 @@ output "url" {
   value       = google_cloudfunctions2_function.function.service_config[0].uri
 }
 
+output "audience" {
+  description = "The audience of the OIDC tokens that call it (its deterministic URL; ION_AUTH_AUDIENCES)."
+  value       = local.audience
+}
+
 output "service_account" {
   value = google_service_account.function.email
 }

@@ -80,6 +80,12 @@ variable "firestore_database" {
   default     = "(default)"
 }
 
+variable "read_databases" {
+  description = "Other Firestore databases the function may read (roles/datastore.viewer, conditioned on each)."
+  type        = list(string)
+  default     = []
+}
+
 variable "ingress" {
   description = "Ingress of a non-public function: internal only, or internal and an external load balancer."
   type        = string

@@ -59,12 +59,44 @@ locals {
   public_base_url = "https://${var.public_access.domain}"
   settings        = merge(local.operator_settings, var.resources)
 
+  # Who may call what (shared/roles.py): the role lists of var.roles (global, then the function's
+  # own), the job identities Terraform creates, and the audience of the tokens a function takes:
+  # its deterministic Cloud Run URL, which the scheduler's, push subscriptions' and Cloud Tasks'
+  # tokens name (a function cannot be given its own generated URL: a cycle). IAP's audience names
+  # the backend service, whose id also depends on the function: the project's backend services.
+  route_database = "route"
+  project_number = var.resources.ION_PROJECT_NUMBER
+  role_members = {
+    for name, _ in var.functions : name => {
+      for role in ["viewer", "operator", "admin"] :
+      role => join(",", distinct(concat(var.roles.global[role], try(var.roles.functions[name][role], []))))
+    }
+  }
+  auth_env = {
+    for name, fn in var.functions : name => try(fn.public, false) ? {} : merge(
+      { ION_AUTH_AUDIENCES = "https://${replace(name, "_", "-")}-${local.project_number}.${var.region}.run.app" },
+      try(fn.trigger, "http") == "pubsub" ? { ION_ROLE_PUSH = "serviceAccount:${var.resources.ION_ROLE_PUSH}" } : {
+        ION_ROLE_VIEWERS                                    = local.role_members[name].viewer
+        ION_ROLE_OPERATORS                                  = local.role_members[name].operator
+        ION_ROLE_ADMINS                                     = local.role_members[name].admin
+        ION_ROLE_SCHEDULER                                  = "serviceAccount:${var.resources.ION_ROLE_SCHEDULER}"
+        ION_ROLE_TASKS                                      = "serviceAccount:${var.resources.ION_ROLE_TASKS}"
+      },
+      length(try(fn.public_paths, [])) > 0 ? { ION_IAP_AUDIENCE = "/projects/${local.project_number}/global/backendServices/*" } : {},
+    )
+  }
+  # The public route's own collections live in a database of their own; score_health reads its
+  # feedback there.
+  route_database_env = { for name in ["route", "score_health"] : name => { ION_ROUTE_DATABASE = local.route_database } }
+
   env = {
     for name, fn in var.functions : name => merge(
       var.function_env,
       try(fn.env, {}),
       { for setting in try(fn.settings_from, []) : setting => local.settings[setting] },
       contains(var.redis_functions, name) ? { REDIS_CA_CERT = var.resources.REDIS_CA_CERT } : {},
+      local.auth_env[name],
+      lookup(local.route_database_env, name, {}),
       {
         GOOGLE_CLOUD_PROJECT = var.project_id
         FUNCTION_REGION      = var.region

@@ -3,6 +3,11 @@ output "env" {
   value       = local.env
 }
 
+output "route_database" {
+  description = "The Firestore database of the public route's own collections."
+  value       = local.route_database
+}
+
 output "secrets" {
   description = "Entry point => environment variable => Secret Manager secret id (latest version)."
   value       = local.secrets

@@ -82,6 +82,14 @@ variable "watchdog" {
   })
 }
 
+variable "roles" {
+  description = "Who holds each role: global and per-function viewer, operator and admin lists (validated in the root)."
+  type = object({
+    global    = object({ viewer = list(string), operator = list(string), admin = list(string) })
+    functions = map(object({ viewer = list(string), operator = list(string), admin = list(string) }))
+  })
+}
+
 variable "resources" {
   description = "Settings that are attributes of resources the root module creates (queue, accounts, Redis CA)."
   type        = map(string)
