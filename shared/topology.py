@@ -55,6 +55,9 @@ class Function(_Strict):
     max_instances: int = Field(default=10, ge=1)
     concurrency: int = Field(default=1, ge=1, le=1000)
     roles: list[str] = []
+    # The Firestore database its Firestore role is conditioned on: the public route's collections
+    # live in a database of their own, so it cannot write what decides paging or access.
+    firestore_database: Literal["(default)", "route"] = "(default)"
     # Topics (or a topic's "<topic>-dead-letter") the function publishes to:
     # roles/pubsub.publisher on each topic, never on the project.
     publishes: list[str] = []

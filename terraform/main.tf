@@ -149,11 +149,13 @@ module "function" {
   max_instances   = try(each.value.max_instances, 10)
   concurrency     = try(each.value.concurrency, 1)
   roles           = try(each.value.roles, [])
-  # The public function's Firestore role has no delete (terraform/iam.tf); every role is
+  # A public function's Firestore role has no delete (terraform/iam.tf); every role is
   # conditioned on one database: the public route's is its own (route), so it cannot write what
-  # decides paging or access (silences, keys, markers, alert states), which it only reads.
+  # decides paging or access (silences, keys, markers, alert states), which it only reads. The
+  # public incident_webhooks acknowledges incidents in the default database (each request
+  # verified by Slack's or PagerDuty's signature), without delete.
   datastore_role     = try(each.value.public, false) ? google_project_iam_custom_role.public_datastore.id : null
-  firestore_database = try(each.value.public, false) ? google_firestore_database.route.name : google_firestore_database.default.name
+  firestore_database = try(each.value.firestore_database, "(default)") == "route" ? google_firestore_database.route.name : google_firestore_database.default.name
   read_databases     = lookup(local.database_readers, each.key, [])
   ingress            = contains(keys(local.iap_functions), each.key) ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
   # A topic of the topology or one's dead-letter topic; topic-scoped, never project-wide.

@@ -154,7 +154,10 @@ def _lifecycle(fanout: Fanout, health_client: Any, monkeypatch: pytest.MonkeyPat
         (clock.now(), 1.0, {"customer": c["id"], "feature": "teleport", "outcome": "ok"})
         for c in (GONE, KEPT)
     ]
-    push_to_ingest([request([counter(CUSTOMER_REQUESTS_METRIC, teleport)]).SerializeToString()], first_id=100)
+    push_to_ingest(
+        [request([counter(CUSTOMER_REQUESTS_METRIC, teleport)], service="routing").SerializeToString()],
+        first_id=100,
+    )
     later = run_health(
         today + timedelta(days=2),
         cfg=cfg,
@@ -196,7 +199,7 @@ def test_erasure_leaves_nothing_of_the_customer_in_any_collection(
     capsys.readouterr()
 
     erased = health_client.delete(
-        f"/v1/customers/{GONE['id']}", headers={"X-Goog-Authenticated-User-Email": "a:lead@example.com"}
+        f"/v1/customers/{GONE['id']}", headers={"X-Ion-Dev-Principal": "lead@example.com"}
     )
     assert erased.status_code == 200, erased.get_json()
     assert erased.get_json()["existed"] is True

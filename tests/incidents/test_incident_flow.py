@@ -259,7 +259,7 @@ def test_unacknowledged_incident_escalates_on_the_fake_clock_and_ack_stops_every
     answer = incidents.http().post(
         f"/v1/incidents/{incident_id}/ack",
         json={"note": "looking"},
-        headers={"X-Goog-Authenticated-User-Email": "accounts.google.com:ada@example.com"},
+        headers={"X-Ion-Dev-Principal": "ada@example.com"},
     )
     assert answer.status_code == 200, answer.get_data(as_text=True)
     assert answer.get_json()["changed"] is True
@@ -346,7 +346,7 @@ def test_operator_routes_notes_resolve_and_unknown_ids(incidents: Fanout) -> Non
     clock = incidents.freeze()
     assert incidents.push(make_transition(severity="high", at=clock.now())) == 200
     incident_id = only_incident(incidents)["id"]
-    iap = {"X-Goog-Authenticated-User-Email": "accounts.google.com:grace@example.com"}
+    iap = {"X-Ion-Dev-Principal": "grace@example.com"}  # the caller, as the dev stack names it
     note = incidents.http().post(
         f"/v1/incidents/{incident_id}/notes", json={"text": "db failover"}, headers=iap
     )

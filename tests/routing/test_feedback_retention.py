@@ -38,7 +38,7 @@ def test_an_answer_expires_and_names_the_customer_whose_key_sent_it(fs, redis_ur
     answer = {"request_id": request_id, "helpful": False, "comment": "too slow", "user_id": "u-42"}
     before = datetime.now(UTC)
     assert client.post("/v2/feedback", json=answer, headers=keyed).status_code == 201
-    stored = fs.collection(FEEDBACK_COLLECTION).document(request_id).get().to_dict()
+    stored = route_db().collection(FEEDBACK_COLLECTION).document(request_id).get().to_dict()
     assert stored["customer_id"] == "acme"
     assert stored["user_id"] == "u-42"
     assert before + FEEDBACK_RETENTION - timedelta(minutes=5) <= stored["expire_at"]
@@ -46,7 +46,7 @@ def test_an_answer_expires_and_names_the_customer_whose_key_sent_it(fs, redis_ur
     # Anonymous (open API) feedback names no customer, and expires the same way.
     anonymous = routed(client)["request_id"]
     assert client.post("/v2/feedback", json={"request_id": anonymous, "helpful": True}).status_code == 201
-    other = fs.collection(FEEDBACK_COLLECTION).document(anonymous).get().to_dict()
+    other = route_db().collection(FEEDBACK_COLLECTION).document(anonymous).get().to_dict()
     assert other["customer_id"] is None
     assert "expire_at" in other
 
@@ -62,14 +62,21 @@ def test_answers_stored_before_expiry_are_given_one_by_the_backfill(fs) -> None:
 
     updated = datetime(2026, 6, 1, tzinfo=UTC)
     for number in range(5):  # as stored before this change: no expire_at
-        fs.collection(FEEDBACK_COLLECTION).document(f"r{number}").set(
+        route_db().collection(FEEDBACK_COLLECTION).document(f"r{number}").set(
             {"request_id": f"r{number}", "helpful": True, "comment": "ok", "updated_at": updated}
         )
     fresh = datetime(2026, 11, 1, tzinfo=UTC)
-    fs.collection(FEEDBACK_COLLECTION).document("new").set({"updated_at": fresh, "expire_at": fresh})
+    route_db().collection(FEEDBACK_COLLECTION).document("new").set({"updated_at": fresh, "expire_at": fresh})
     assert backfill_expiry(page=2) == 5
     assert backfill_expiry(page=2) == 0
     for number in range(5):
-        stored = fs.collection(FEEDBACK_COLLECTION).document(f"r{number}").get().to_dict()
+        stored = route_db().collection(FEEDBACK_COLLECTION).document(f"r{number}").get().to_dict()
         assert stored["expire_at"] == updated + FEEDBACK_RETENTION
-    assert fs.collection(FEEDBACK_COLLECTION).document("new").get().to_dict()["expire_at"] == fresh
+    assert route_db().collection(FEEDBACK_COLLECTION).document("new").get().to_dict()["expire_at"] == fresh
+
+
+def route_db():  # type: ignore[no-untyped-def]
+    """Feedback lives in the route's own database (``ION_ROUTE_DATABASE``)."""
+    from shared.firestore import get_route_firestore
+
+    return get_route_firestore()
