@@ -90,7 +90,8 @@ def _covers(pattern: str, path: str) -> bool:
 def test_which_scheduled_jobs_a_wildcard_reaches_is_a_known_decision() -> None:
     """Path rules cannot tell methods apart: /v1/reports/* (the archive, GET /v1/reports/{id})
     also reaches the report jobs' POST /v1/reports/{audience}, which mail once per period and
-    audience. No other job is reachable; a new one here must be a decision."""
+    audience, and which only the scheduler or an operator may call (shared/roles.py): a viewer
+    through IAP gets 403. No other job is reachable; a new one here must be a decision."""
     topology = load_topology()
     reachable = {
         (s.function, s.path)
@@ -102,6 +103,9 @@ def test_which_scheduled_jobs_a_wildcard_reaches_is_a_known_decision() -> None:
         ("mail_reports", "/v1/reports/engineering"),
         ("mail_reports", "/v1/reports/leadership"),
         ("mail_reports", "/v1/reports/support"),
+        ("mail_reports", "/v1/reports/operations"),
+        ("mail_reports", "/v1/reports/customer_success"),
+        ("mail_reports", "/v1/reports/finance"),
     }
 
 
