@@ -1,0 +1,316 @@
+"""The router every HTTP function uses: paths and methods, the caller's role checked, bounded
+bodies validated into models, problems answered, metrics of its own kept out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import flask
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+
+from shared.logging import get_logger, parse_trace_header, reset_trace, set_trace
+
+if TYPE_CHECKING:
+    pass
+
+
+from shared.http.bodies import bound_body, json_response, read_body, read_json, read_params, read_query
+from shared.http.operations import Handler, Operation, Reply, ReplySpec, _first_line, _reply
+from shared.http.problems import _CHANGES, _ENDPOINT_KEY, Problem, _field_problem, log
+
+
+class Api:
+    """A small path router for one HTTP function, on werkzeug's routing (already loaded by Flask).
+
+    Handlers take the Flask request and the path's variables and return a ``flask.Response``,
+    a pydantic model or a JSON-serialisable value (answered with 200).
+
+    A route may declare its contract: ``params`` (a model of the path variables: a value that
+    fails it is a 404, as no such resource can exist), ``query`` (a model of the query string:
+    422 naming the parameter and what is allowed), ``body`` (a JSON body model, read through
+    ``read_json``: 415/413/400/422; ``body_required=False`` makes an empty body the model's
+    defaults; ``raw_body`` names the media types of a body the handler reads itself through
+    ``read_body``), ``response``/``responses`` (what it answers), ``problems`` (the 4xx/5xx it may
+    answer besides those) and ``links`` (OpenAPI links, for stateful tests). The validated
+    ``query`` and ``body`` reach the handler as keyword arguments of those names. Every Api
+    serves its OpenAPI 3.1 document at ``GET /openapi.json``.
+
+    Before a handler runs, the caller is verified and must hold the route's role
+    (``shared.roles``): ``role=`` on the route, else the Api's ``role``, else the default rule
+    (GET viewer, writes operator, the capability's scheduler job paths the scheduler or an
+    operator); 401/403 otherwise, naming the role.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        problems: Iterable[int] = (),
+        security: dict[str, Any] | None = None,
+        role: str | Iterable[str] | None = None,
+    ) -> None:
+        from shared.roles import normalize_roles
+
+        self.name = name
+        self.role = normalize_roles(role) if role is not None else None
+        self._roles: dict[str, tuple[str, ...]] | None = None
+        self._map = Map(strict_slashes=False, merge_slashes=True)
+        self._operations: dict[str, Operation] = {}
+        self._adapter = None
+        self._log = get_logger(name)
+        self._openapi: dict[str, Any] | None = None
+        # Problems every route may answer (e.g. 401/429 of an API key check before the routes).
+        self.problems = tuple(problems)
+        self.security = security
+        self.route(
+            "/openapi.json",
+            summary="This function's API contract (OpenAPI 3.1), generated from its models.",
+            responses={200: Reply(description="The OpenAPI document.")},
+        )(self._serve_openapi)
+
+    def route(
+        self,
+        path: str,
+        methods: Iterable[str] = ("GET",),
+        *,
+        query: type[BaseModel] | None = None,
+        body: type[BaseModel] | None = None,
+        body_required: bool = True,
+        raw_body: Iterable[str] = (),
+        params: type[BaseModel] | None = None,
+        response: ReplySpec = None,
+        responses: dict[int, ReplySpec] | None = None,
+        problems: Iterable[int] = (),
+        summary: str | None = None,
+        links: dict[int, dict[str, dict[str, str]]] | None = None,
+        role: str | Iterable[str] | None = None,
+    ) -> Callable[[Handler], Handler]:
+        from shared.roles import normalize_roles
+
+        declared_role = normalize_roles(role) if role is not None else self.role
+        replies = {status: _reply(spec) for status, spec in (responses or {}).items()}
+        if response is not None or not replies:
+            replies = {200: _reply(response), **replies}
+
+        def register(handler: Handler) -> Handler:
+            name = getattr(handler, "__name__", "handler").lstrip("_")
+            operation_id = name
+            if any(op.operation_id == name for op in self._operations.values()):
+                operation_id = f"{name}_{len(self._operations)}"
+            endpoint = f"{handler.__module__}.{handler.__qualname__}#{len(self._operations)}"
+            self._operations[endpoint] = Operation(
+                path=path,
+                methods=tuple(methods),
+                handler=handler,
+                operation_id=operation_id,
+                query=query,
+                body=body,
+                body_required=body_required,
+                raw_body=tuple(raw_body),
+                params=params,
+                responses=replies,
+                problems=tuple(problems),
+                summary=summary or _first_line(handler.__doc__),
+                links=links or {},
+                role=declared_role,
+            )
+            self._map.add(Rule(path, endpoint=endpoint, methods=list(methods)))
+            self._adapter = None
+            self._openapi = None
+            self._roles = None
+            return handler
+
+        return register
+
+    def operations(self) -> list[Operation]:
+        return list(self._operations.values())
+
+    def roles(self) -> dict[str, tuple[str, ...]]:
+        """Endpoint => the roles any one of which may call it (declared, or the default rule)."""
+        if self._roles is None:
+            from shared.roles import default_roles, scheduled_paths
+
+            adapter = self._map.bind("localhost")
+            scheduled: set[str] = set()
+            for path in scheduled_paths().get(self.name, ()):
+                try:
+                    scheduled.add(adapter.match(path, "POST")[0])
+                except (NotFound, MethodNotAllowed):
+                    continue
+            self._roles = {
+                endpoint: op.role or default_roles(op.path, op.methods, scheduled=endpoint in scheduled)
+                for endpoint, op in self._operations.items()
+            }
+        return self._roles
+
+    def role_table(self) -> list[tuple[str, str, tuple[str, ...]]]:
+        """(method, path, roles) of every route, for the README's who-may-call-what table."""
+        roles = self.roles()
+        return sorted(
+            (method, op.path, roles[endpoint])
+            for endpoint, op in self._operations.items()
+            for method in op.methods
+        )
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of this function (built once)."""
+        if self._openapi is None:
+            from shared.openapi import build_document
+
+            self._openapi = build_document(self)
+        return self._openapi
+
+    def _serve_openapi(self, _request: flask.Request) -> flask.Response:
+        return json_response(self.openapi())
+
+    def __call__(self, request: flask.Request) -> flask.Response:
+        token = set_trace(
+            parse_trace_header(
+                request.headers.get("traceparent"), request.headers.get("X-Cloud-Trace-Context")
+            )
+        )
+        started = time.monotonic()
+        bound_body(request)
+        try:
+            response = self._dispatch(request)
+            if request.method in _CHANGES and response.status_code < 400:
+                self._audit_change(request, response.status_code)
+            if response.status_code < 300 and request.headers.get("X-CloudScheduler-JobName"):
+                self._heartbeat(request, response.status_code, time.monotonic() - started)
+            return response
+        finally:
+            reset_trace(token)
+
+    def _audit_change(self, request: flask.Request, status: int) -> None:
+        """An audit entry for a change whose handler wrote none (shared/audit.py)."""
+        from shared.audit import AUDITED_KEY, CALLER_KEY, audit
+        from shared.roles import PUBLIC, is_job_identity
+
+        endpoint = request.environ.get(_ENDPOINT_KEY)
+        caller = request.environ.get(CALLER_KEY)
+        if endpoint is None or caller is None or request.environ.get(AUDITED_KEY):
+            return
+        if self.roles()[endpoint] == (PUBLIC,) or is_job_identity(caller.principal):
+            return
+        operation = self._operations[endpoint].operation_id
+        audit(
+            self._log,
+            f"{self.name}.{operation}",
+            request.headers,
+            f"{request.method} {request.path}",
+            method=request.method,
+            path=request.path,
+            status=status,
+        )
+
+    def _heartbeat(self, request: flask.Request, status: int, duration: float) -> None:
+        """A scheduled job of this capability succeeded: record it for the dead man's switch.
+        Failing to record is logged, not answered: the job did its work, and the switch will
+        notice the missing record if it keeps failing."""
+        from shared import heartbeats
+
+        job = heartbeats.scheduled_job(self.name, request.headers.get(heartbeats.JOB_HEADER), request.path)
+        if job is None or request.method != "POST":
+            return
+        from shared.clock import utcnow
+
+        try:
+            heartbeats.record_success(
+                heartbeats.Heartbeat(
+                    job=job,
+                    capability=self.name,
+                    last_success_at=utcnow(),
+                    scheduled_for=heartbeats.parse_schedule_time(
+                        request.headers.get(heartbeats.SCHEDULE_TIME_HEADER)
+                    ),
+                    duration_seconds=round(duration, 3),
+                    status=status,
+                )
+            )
+        except Exception:  # noqa: BLE001 - see the docstring
+            self._log.exception("recording the heartbeat of job %s failed", job, extra={"job": job})
+
+    def _dispatch(self, request: flask.Request) -> flask.Response:
+        if self._adapter is None:
+            self._adapter = self._map.bind("localhost")
+        try:
+            endpoint, args = self._adapter.match(request.path, request.method)
+        except NotFound:
+            problem = Problem(404, f"No resource at {request.path}.", paths=self.paths())
+            return problem.to_response(request.path)
+        except MethodNotAllowed as exc:
+            allowed = sorted(exc.valid_methods or [])
+            return Problem(
+                405,
+                f"{request.method} is not allowed on {request.path}; use {', '.join(allowed)}.",
+                headers={"Allow": ", ".join(allowed)},
+                allowed=allowed,
+            ).to_response(request.path)
+        request.environ[_ENDPOINT_KEY] = endpoint
+        try:
+            _authorize(request, self.roles()[endpoint])
+            result = self._call(self._operations[endpoint], request, args)
+        except Problem as problem:
+            return problem.to_response(request.path)
+        except Exception as exc:  # noqa: BLE001 - a bug of ours: logged, answered 500
+            from shared.health import HealthBusy
+
+            if isinstance(exc, HealthBusy):
+                headers = {"Retry-After": str(exc.retry_after)}
+                return Problem(429, str(exc), headers=headers).to_response(request.path)
+            self._log.exception("unhandled error in %s %s", request.method, request.path)
+            return Problem(500, "Internal error; it has been logged.").to_response(request.path)
+        if isinstance(result, flask.Response):
+            return result
+        return json_response(result)
+
+    @staticmethod
+    def _call(op: Operation, request: flask.Request, args: dict[str, Any]) -> Any:
+        """The handler, with the path variables, query and body validated by the route's models."""
+        if op.params is not None:
+            args = read_params(args, op.params)
+        kwargs: dict[str, Any] = {}
+        if op.query is not None:
+            kwargs["query"] = read_query(request, op.query)
+        if op.body is not None:
+            if not op.body_required and not read_body(request).strip():
+                try:  # no body: the model's defaults, which must make a valid body
+                    kwargs["body"] = op.body.model_validate({})
+                except ValidationError as exc:
+                    raise _field_problem(exc, op.body, status=422, what="Body (empty) fields are") from None
+            else:
+                kwargs["body"] = read_json(request, op.body)
+        return op.handler(request, **args, **kwargs)
+
+    def paths(self) -> list[str]:
+        return sorted({rule.rule for rule in self._map.iter_rules()})
+
+    def routes(self) -> list[tuple[str, list[str]]]:
+        """Every route as (path rule, methods), e.g. ("/v1/reports/<audience>", ["POST"])."""
+        return sorted(
+            (rule.rule, sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}))
+            for rule in self._map.iter_rules()
+        )
+
+
+def _authorize(request: flask.Request, roles: tuple[str, ...]) -> None:
+    """Verify the caller and check it holds one of ``roles``: a 401/403 ``Problem`` if not."""
+    from shared.audit import CALLER_KEY
+    from shared.roles import AuthProblem, authorize
+
+    try:
+        request.environ[CALLER_KEY] = authorize(request.headers, roles)
+    except AuthProblem as refused:
+        log.warning(
+            "refused %s %s: %s",
+            request.method,
+            request.path,
+            refused.detail,
+            extra={"status": refused.status, "required_roles": list(roles)},
+        )
+        headers = {"WWW-Authenticate": "Bearer"} if refused.status == 401 else None
+        raise Problem(refused.status, refused.detail, headers=headers, **refused.extra) from None
