@@ -16,9 +16,11 @@ BEGIN = "<!-- role-table:begin -->"
 END = "<!-- role-table:end -->"
 
 
-def api_of(capability: str) -> Api:
+def api_of(capability: str, function: str = "") -> Api:
+    """The Api that serves ``function``: its capability's ``api``, unless the capability's handler
+    module names another for it (``ENTRY_POINT_APIS``, e.g. fan-out's public webhooks)."""
     module = importlib.import_module(f"functions.{capability}.main")
-    api: Api = module.api
+    api: Api = getattr(module, "ENTRY_POINT_APIS", {}).get(function, module.api)
     return api
 
 
@@ -31,7 +33,7 @@ def role_rows() -> list[tuple[str, str, str, tuple[str, ...]]]:
             rows.append((name, "POST", f"/projects/<project>/topics/{topic}", ("push",)))
             rows.append((name, "GET", "/health", ("viewer",)))
             continue
-        for method, path, roles in api_of(function.capability).role_table():
+        for method, path, roles in api_of(function.capability, name).role_table():
             rows.append((name, method, path, roles))
     return rows
 

@@ -383,3 +383,41 @@ def test_a_new_route_gets_its_role_without_saying_so(configured) -> None:  # typ
     assert client.post("/v1/incidents/i1/ack", headers=bearer(configured, OPERATOR)).get_json() == {
         "acked": "i1"
     }
+
+
+def test_slack_and_pagerduty_reach_their_signature_checks_without_a_google_identity(  # type: ignore[no-untyped-def]
+    configured, app, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slack and PagerDuty carry no Google identity: with every role configured, their requests
+    to the public incident_webhooks are judged by the vendor's signature (401 naming it), never by
+    a role; and that function serves nothing but them and /health."""
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "slack-signing-secret-for-the-test")
+    monkeypatch.setenv("PAGERDUTY_WEBHOOK_SECRET", "pagerduty-webhook-secret-for-the-test")
+    from functions.fanout.settings import get_fanout_settings
+
+    get_fanout_settings.cache_clear()
+    client = app("incident_webhooks")
+    slack = client.post(
+        "/v1/slack/interactions",
+        data="payload=%7B%7D",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": str(int(datetime.now(UTC).timestamp())),
+            "X-Slack-Signature": "v0=" + "0" * 64,
+        },
+    )
+    assert slack.status_code == 401
+    assert "signature" in slack.get_json()["detail"].lower()
+    assert "role" not in slack.get_json()["detail"].lower()
+    pagerduty = client.post(
+        "/v1/pagerduty/webhooks",
+        data=b'{"event": {}}',
+        headers={"Content-Type": "application/json", "X-PagerDuty-Signature": "v1=" + "0" * 64},
+    )
+    assert pagerduty.status_code == 401
+    assert "signature" in pagerduty.get_json()["detail"].lower()
+    assert "role" not in pagerduty.get_json()["detail"].lower()
+    # An operator's route is not served by the public function at all.
+    silences = client.post("/v1/silences", json=_silence(), headers=bearer(configured, OPERATOR))
+    assert silences.status_code in (404, 405)
+    get_fanout_settings.cache_clear()
