@@ -117,6 +117,7 @@ class Pipeline:
     fanout_url: str
     deadletters_url: str
     watches: list[str] = field(default_factory=list)
+    subscriptions: list[str] = field(default_factory=list)
 
     def publish(self, topic: str, data: bytes, **attributes: str) -> str:
         from google.cloud import pubsub_v1
@@ -178,6 +179,30 @@ class Pipeline:
     def pagerduty_for(self, dedup_key: str) -> list[dict[str, Any]]:
         return [e for e in list(self.pagerduty.events) if e.get("dedup_key") == dedup_key]
 
+    def give_up_as_pubsub(self, topic: str, unsent: list[bytes], attributes: dict[str, str]) -> None:
+        """Do what Pub/Sub does when a message has used its delivery attempts, for ``unsent``:
+        take it off ``topic``'s push subscription (its backlog goes with the subscription, which
+        is made again as it was) and publish it to ``<topic>-dead-letter`` with the attributes
+        Pub/Sub adds. For the drill, when the emulator stalls before its own give-up."""
+        from google.cloud import pubsub_v1
+
+        subscriber = pubsub_v1.SubscriberClient()
+        publisher = pubsub_v1.PublisherClient()
+        [name] = [sub for sub in self.subscriptions if sub.rsplit("/", 1)[1].startswith(f"{topic}-to-")]
+        config = subscriber.get_subscription(subscription=name)
+        subscriber.delete_subscription(subscription=name)
+        subscriber.create_subscription(request=config)
+        for data in unsent:
+            publisher.publish(
+                publisher.topic_path(PROJECT, f"{topic}-dead-letter"),
+                data,
+                **attributes,
+                CloudPubSubDeadLetterSourceDeliveryCount="5",
+                CloudPubSubDeadLetterSourceSubscription=name.rsplit("/", 1)[1],
+                CloudPubSubDeadLetterSourceSubscriptionProject=PROJECT,
+            ).result(30)
+        subscriber.close()
+
     def close(self) -> None:
         unwire(self.watches)
 
@@ -222,7 +247,14 @@ def served_pipeline(
     deadletters = serve("deadletters", env)
     urls = {"fanout": fanout.url, "deadletters": deadletters.url}
     subscriptions = rewire(lambda capability: urls.get(capability, UNSERVED))
-    pipeline = Pipeline(vendors.slack, vendors.pagerduty, vendors.smtp, fanout.url, deadletters.url)
+    pipeline = Pipeline(
+        vendors.slack,
+        vendors.pagerduty,
+        vendors.smtp,
+        fanout.url,
+        deadletters.url,
+        subscriptions=subscriptions,
+    )
     try:
         yield pipeline
     finally:
