@@ -17,3 +17,12 @@ resource "google_project_iam_custom_role" "public_datastore" {
     "datastore.entities.update",
   ]
 }
+
+# Erasing a customer's data in a database a function otherwise only reads (score_health in route's:
+# the customer's feedback): delete documents, nothing else; bound per database by a condition.
+resource "google_project_iam_custom_role" "erase_datastore" {
+  role_id     = "ionOpsEraseDatastore"
+  title       = "ION Ops erasure in another Firestore database"
+  description = "Delete Firestore documents (a customer's erasure); reading is roles/datastore.viewer's."
+  permissions = ["datastore.entities.delete"]
+}

@@ -157,6 +157,8 @@ module "function" {
   datastore_role     = try(each.value.public, false) ? google_project_iam_custom_role.public_datastore.id : null
   firestore_database = try(each.value.firestore_database, "(default)") == "route" ? google_firestore_database.route.name : google_firestore_database.default.name
   read_databases     = lookup(local.database_readers, each.key, [])
+  erase_databases    = lookup(local.database_erasers, each.key, [])
+  erase_role         = google_project_iam_custom_role.erase_datastore.id
   ingress            = contains(keys(local.iap_functions), each.key) ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
   # A topic of the topology or one's dead-letter topic; topic-scoped, never project-wide.
   publishes = [
@@ -351,6 +353,11 @@ locals {
   # reads routing's feedback in route's.
   database_readers = {
     route        = [google_firestore_database.default.name]
+    score_health = [google_firestore_database.route.name]
+  }
+  # Delete only (terraform/iam.tf erase_datastore), conditioned: score_health's erasure of a
+  # customer (DELETE /v1/customers/{id}, admin) removes its feedback from route's database.
+  database_erasers = {
     score_health = [google_firestore_database.route.name]
   }
 }

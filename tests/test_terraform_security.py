@@ -29,8 +29,13 @@ def _module_call() -> dict[str, Any]:
     return next(block["function"] for block in main["module"] if "function" in block)
 
 
-def test_only_route_is_public() -> None:
-    assert {name for name, fn in load_topology().functions.items() if fn.public} == {"route"}
+def test_only_route_and_the_incident_webhooks_are_public() -> None:
+    """route (API keys) and incident_webhooks (Slack's and PagerDuty's callbacks, each verified by
+    its signature; it serves nothing else): every other function is internal."""
+    assert {name for name, fn in load_topology().functions.items() if fn.public} == {
+        "route",
+        "incident_webhooks",
+    }
     assert _module_call()["public"] == "${try(each.value.public, false)}"
     granting_public = [
         (path, kind, name, body)

@@ -52,6 +52,19 @@ resource "google_project_iam_member" "datastore_read" {
   }
 }
 
+# Delete-only Firestore access to other databases (a customer's erasure), each conditioned.
+resource "google_project_iam_member" "datastore_erase" {
+  for_each = toset(var.erase_databases)
+  project  = var.project_id
+  role     = var.erase_role
+  member   = "serviceAccount:${google_service_account.function.email}"
+  condition {
+    title       = "erase-one-database"
+    description = "Firestore document deletion limited to the database ${each.value}."
+    expression  = "resource.name == \"projects/${var.project_id}/databases/${each.value}\""
+  }
+}
+
 resource "google_pubsub_topic_iam_member" "publishes" {
   for_each = toset(var.publishes)
   topic    = each.value

@@ -80,6 +80,18 @@ variable "firestore_database" {
   default     = "(default)"
 }
 
+variable "erase_databases" {
+  description = "Other Firestore databases where the function may delete documents (erase_role, conditioned on each)."
+  type        = list(string)
+  default     = []
+}
+
+variable "erase_role" {
+  description = "The custom role of erase_databases: delete documents only."
+  type        = string
+  default     = null
+}
+
 variable "read_databases" {
   description = "Other Firestore databases the function may read (roles/datastore.viewer, conditioned on each)."
   type        = list(string)
