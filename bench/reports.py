@@ -325,7 +325,7 @@ def run(quick: bool) -> None:
                 + f"{html_size / 1024:>9.1f}"
             )
     print(
-        f"\nslowest uncached dashboard (build + html): {worst * 1000:.0f} ms; once built, a refresh slot shares it"
+        f"\nslowest uncached dashboard (build + html): {worst * 1000:.0f} ms; built once per refresh slot"
     )
 
     settings = get_reports_settings()
