@@ -324,9 +324,7 @@ def run(quick: bool) -> None:
                 + "".join(f"{renders[f] * 1000:>12.2f}" for f in FORMATS)
                 + f"{html_size / 1024:>9.1f}"
             )
-    print(
-        f"\nslowest uncached dashboard (build + html): {worst * 1000:.0f} ms; built once per refresh slot"
-    )
+    print(f"\nslowest uncached dashboard (build + html): {worst * 1000:.0f} ms; built once per refresh slot")
 
     settings = get_reports_settings()
     audiences = load_audiences(settings.audiences_file, settings.dashboards_file)

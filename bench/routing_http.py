@@ -138,6 +138,22 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
+def production_settings(backends_env: dict[str, str]) -> dict[str, str]:
+    """The production path's settings: an operator key, the Redis rate limit, metrics on."""
+    return {
+        **backends_env,
+        "ION_API_KEYS": OPERATOR_KEY,
+        "ION_REQUEST_ID_SECRET": "bench-request-id-secret",
+        # High enough that none is refused; the lease is the one the default limit (50/s, burst
+        # 100) gets, 5 tokens per Redis round trip, not the 100,000 this rate would lease.
+        "ION_RATE_LIMIT_PER_SECOND": "1000000",
+        "ION_RATE_LIMIT_BURST": "1000000",
+        "ION_RATE_LIMIT_LEASE_TOKENS": "5",
+        "ION_METRICS_ENABLED": "true",
+        "ION_METRICS_BACKGROUND_FLUSH": "true",
+    }
+
+
 def bench_http(duration: int, connection_counts: list[int], rounds: int, production: bool) -> None:
     wrk_bin = ensure_wrk()
     if wrk_bin is None:
@@ -169,18 +185,7 @@ def _bench_http(  # noqa: PLR0917 - the runs and their table
     ]
     if backends is not None:
         backends.subscribe()
-        production_env = {
-            **backends.env,
-            "ION_API_KEYS": OPERATOR_KEY,
-            "ION_REQUEST_ID_SECRET": "bench-request-id-secret",
-            # High enough that none is refused; the lease is the one the default limit (50/s, burst
-            # 100) gets, 5 tokens per Redis round trip, not the 100,000 this rate would lease.
-            "ION_RATE_LIMIT_PER_SECOND": "1000000",
-            "ION_RATE_LIMIT_BURST": "1000000",
-            "ION_RATE_LIMIT_LEASE_TOKENS": "5",
-            "ION_METRICS_ENABLED": "true",
-            "ION_METRICS_BACKGROUND_FLUSH": "true",
-        }
+        production_env = production_settings(backends.env)
         no_lease_env = {**production_env, "ION_RATE_LIMIT_LEASE_TOKENS": "1"}
         targets += [
             ("production: operator key", "/v2/route", ROUTE_BODY, production_env, OPERATOR_KEY),

@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.routing_backends import ProductionBackends  # noqa: E402
-from bench.routing_http import OPERATOR_KEY  # noqa: E402
+from bench.routing_http import OPERATOR_KEY, production_settings  # noqa: E402
 from bench.routing_inprocess import ROUTE_BODY  # noqa: E402
 
 PARTS: dict[str, list[tuple[str, str]]] = {
@@ -119,16 +119,7 @@ def main() -> None:
     args = parser.parse_args()
     backends = ProductionBackends()
     try:
-        production = {
-            **backends.env,
-            "ION_API_KEYS": OPERATOR_KEY,
-            "ION_REQUEST_ID_SECRET": "bench-request-id-secret",
-            "ION_RATE_LIMIT_PER_SECOND": "1000000",
-            "ION_RATE_LIMIT_BURST": "1000000",
-            "ION_RATE_LIMIT_LEASE_TOKENS": "5",
-            "ION_METRICS_ENABLED": "true",
-            "ION_METRICS_BACKGROUND_FLUSH": "true",
-        }
+        production = production_settings(backends.env)
         runs = {
             "open (no key, metrics off)": run(
                 "open", None, args.requests, {"ION_API_KEYS": "", "ION_METRICS_ENABLED": "false"}

@@ -10,9 +10,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from functions.fanout.config_files import load_model
 from functions.fanout.routes import SEVERITIES, ChannelName, Duration
 from shared.messages import Severity
 
@@ -104,22 +104,7 @@ class PolicyError(ValueError):
 
 def load_policy(path: Path) -> IncidentPolicy:
     """Read and validate an incident policy file; errors name the file and the fields at fault."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise PolicyError(f"cannot read incident policy file {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"incident policy file {path} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise PolicyError(f"incident policy file {path} must be a mapping with `targets:`")
-    try:
-        return IncidentPolicy.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'file'}: {err['msg']}"
-            for err in exc.errors(include_url=False, include_input=False)
-        )
-        raise PolicyError(f"incident policy file {path} is invalid: {problems}") from None
+    return load_model(path, IncidentPolicy, what="incident policy file", top="targets", error=PolicyError)
 
 
 @lru_cache(maxsize=1)

@@ -10,9 +10,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
-import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from functions.fanout.config_files import load_model
 from functions.fanout.matchers import LABEL_NAME, Matcher, alert_labels, matches_all
 from functions.fanout.settings import get_fanout_settings
 from shared.messages import AlertTransition, Severity
@@ -195,22 +195,7 @@ class RoutingError(ValueError):
 
 def load_routing(path: Path) -> RoutingConfig:
     """Read and validate a routing file; errors name the file and the fields at fault."""
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise RoutingError(f"cannot read routing file {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise RoutingError(f"routing file {path} is not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise RoutingError(f"routing file {path} must be a mapping with `severities:`")
-    try:
-        return RoutingConfig.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'file'}: {err['msg']}"
-            for err in exc.errors(include_url=False, include_input=False)
-        )
-        raise RoutingError(f"routing file {path} is invalid: {problems}") from None
+    return load_model(path, RoutingConfig, what="routing file", top="severities", error=RoutingError)
 
 
 @lru_cache(maxsize=1)

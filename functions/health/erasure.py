@@ -11,6 +11,7 @@ seconds before a revocation reached its caches).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -64,16 +65,7 @@ def _delete_where(client: Any, collection: str, field: str, customer_id: str) ->
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     query = client.collection(collection).where(filter=FieldFilter(field, "==", customer_id))
-    deleted = 0
-    while True:
-        refs = [snap.reference for snap in query.limit(PAGE).stream()]
-        if not refs:
-            return deleted
-        batch = client.batch()
-        for ref in refs:
-            batch.delete(ref)
-        batch.commit()
-        deleted += len(refs)
+    return _in_pages(client, query, lambda batch, ref: batch.delete(ref))
 
 
 def _remove_from_arrays(client: Any, collection: str, field: str, customer_id: str) -> int:
@@ -81,6 +73,14 @@ def _remove_from_arrays(client: Any, collection: str, field: str, customer_id: s
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     query = client.collection(collection).where(filter=FieldFilter(field, "array_contains", customer_id))
+    return _in_pages(
+        client, query, lambda batch, ref: batch.update(ref, {field: firestore.ArrayRemove([customer_id])})
+    )
+
+
+def _in_pages(client: Any, query: Any, change: Callable[[Any, Any], Any]) -> int:
+    """``change`` every document ``query`` matches, a page per batch, until none matches (each
+    change takes the document out of the query): the documents changed."""
     changed = 0
     while True:
         refs = [snap.reference for snap in query.limit(PAGE).stream()]
@@ -88,7 +88,7 @@ def _remove_from_arrays(client: Any, collection: str, field: str, customer_id: s
             return changed
         batch = client.batch()
         for ref in refs:
-            batch.update(ref, {field: firestore.ArrayRemove([customer_id])})
+            change(batch, ref)
         batch.commit()
         changed += len(refs)
 
