@@ -126,24 +126,9 @@ class ContactChannel:
         return str(message["Message-ID"])
 
     def _smtp(self, message: EmailMessage, recipients: list[str]) -> dict[str, Any]:
-        from shared.smtp import SmtpError, send_message
+        from functions.fanout.channels.email import send_mail
 
-        settings = self.settings
-        try:
-            send_message(
-                message,
-                recipients,
-                host=str(settings.smtp_host),
-                port=settings.smtp_port,
-                tls=settings.smtp_tls,
-                timeout=settings.request_timeout_seconds,
-                ca_file=settings.smtp_ca_file,
-                user=settings.smtp_user,
-                password=settings.smtp_password,
-            )
-        except SmtpError as exc:
-            raise DeliveryError(str(exc), retryable=exc.retryable) from None
-        return {"accepted": True}
+        return send_mail(self.settings, message, recipients)
 
     # --- Slack -----------------------------------------------------------------------------
 

@@ -105,21 +105,26 @@ class EmailChannel:
         return {"message_id": message["Message-ID"], "to": recipients}
 
     def _send(self, message: EmailMessage, recipients: list[str]) -> dict[str, Any]:
-        from shared.smtp import SmtpError, send_message
+        return send_mail(self.settings, message, recipients)
 
-        settings = self.settings
-        try:
-            send_message(
-                message,
-                recipients,
-                host=str(settings.smtp_host),
-                port=settings.smtp_port,
-                tls=settings.smtp_tls,
-                timeout=settings.request_timeout_seconds,
-                ca_file=settings.smtp_ca_file,
-                user=settings.smtp_user,
-                password=settings.smtp_password,
-            )
-        except SmtpError as exc:
-            raise DeliveryError(str(exc), retryable=exc.retryable) from None
-        return {"accepted": True}
+
+def send_mail(settings: FanoutSettings, message: EmailMessage, recipients: list[str]) -> dict[str, Any]:
+    """``message`` to ``recipients`` through the team's SMTP relay; a refusal as a DeliveryError
+    (retryable when the relay said so). The email and contact channels both send this way."""
+    from shared.smtp import SmtpError, send_message
+
+    try:
+        send_message(
+            message,
+            recipients,
+            host=str(settings.smtp_host),
+            port=settings.smtp_port,
+            tls=settings.smtp_tls,
+            timeout=settings.request_timeout_seconds,
+            ca_file=settings.smtp_ca_file,
+            user=settings.smtp_user,
+            password=settings.smtp_password,
+        )
+    except SmtpError as exc:
+        raise DeliveryError(str(exc), retryable=exc.retryable) from None
+    return {"accepted": True}
