@@ -262,6 +262,21 @@ class Fold:
                 self.outputs.add(tuple(sorted(kept.items())))
         return group
 
+    def accumulator(self, labels: Mapping[str, str], index: int, max_series: int | None) -> Accumulator:
+        """The step ``index`` of the output series ``labels`` fall in; a ``QueryError`` once the
+        answer would hold more than ``max_series`` series."""
+        steps = self.group(labels).steps
+        if max_series is not None and self.output_count() > max_series:
+            raise QueryError(
+                f"the query matches more than {max_series} series, the most one answer "
+                "holds: filter with label.<name>=<value> or group by fewer labels",
+                field="by",
+            )
+        acc = steps.get(index)
+        if acc is None:
+            acc = steps[index] = Accumulator()
+        return acc
+
     def index(self, offset: float) -> int:
         """The step holding a bucket that starts ``offset`` seconds into the window."""
         return int(offset // self.step) if self.step else 0
@@ -371,16 +386,7 @@ def _fold_rollups(
                 labels: dict[str, str] = summary.get("labels") or {}
                 if not fold.accepts(labels):
                     continue
-                steps = fold.group(labels).steps
-                if max_series is not None and fold.output_count() > max_series:
-                    raise QueryError(
-                        f"the query matches more than {max_series} series, the most one answer "
-                        "holds: filter with label.<name>=<value> or group by fewer labels",
-                        field="by",
-                    )
-                acc = steps.get(index)
-                if acc is None:
-                    acc = steps[index] = Accumulator()
+                acc = fold.accumulator(labels, index, max_series)
                 sketch = None
                 if wants_sketch and sketch_bytes:
                     sketch = (
@@ -437,16 +443,7 @@ def _customer_usage(query: MetricQuery, spec: CustomerUsage, max_series: int | N
                 labels = labels_of(spec, customer, key)
                 if not fold.accepts(labels):
                     continue
-                steps = fold.group(labels).steps
-                if max_series is not None and fold.output_count() > max_series:
-                    raise QueryError(
-                        f"the query matches more than {max_series} series, the most one answer "
-                        "holds: filter with label.<name>=<value> or group by fewer labels",
-                        field="by",
-                    )
-                acc = steps.get(index)
-                if acc is None:
-                    acc = steps[index] = Accumulator()
+                acc = fold.accumulator(labels, index, max_series)
                 acc.add_counter(value)
     return QueryResult(metric=query.metric, agg=query.agg, series=fold.series(), resolution="day")
 
