@@ -1,5 +1,5 @@
 """The customer-success, finance and overview (KPI scorecard) dashboards in headless Chromium, with
-the same checks as the seeds' five (test_pages.py): each renders every panel with its status
+the same checks as the seeds' five (page_checks.py): each renders every panel with its status
 written out, nothing overflows at 360 px, no console error, nothing loads from elsewhere. Their
 documents are in the Firestore emulator, read by the served function."""
 
@@ -11,7 +11,7 @@ import pytest
 
 from functions.health.personas import Answer
 from tests.reports.cs_finance_docs import at, customer, opportunity, persona_week, run, snapshot
-from tests.reports.test_pages import OVERFLOW, browser  # noqa: F401 - the module's browser fixture
+from tests.reports.page_checks import browser, check_page  # noqa: F401 - the browser fixture
 
 PAGES = ["/dashboards", "/dashboards/customer_success", "/dashboards/finance", "/dashboards/overview"]
 
@@ -61,33 +61,13 @@ def live_documents(fs, serve_capability):  # type: ignore[no-untyped-def]
 def test_cs_and_finance_pages_render_fit_and_stay_local(browser, live_documents, width: int) -> None:  # noqa: F811
     live = live_documents
     for path in PAGES:
-        url = f"{live.url}{path}?window=1h"
-        with browser.page() as page:
-            page.open(url, width)
-            assert page.evaluate("document.title").endswith("ION Ops")
-            assert page.evaluate("document.querySelectorAll('h1').length") == 1
-            if path != "/dashboards":
-                panels = page.evaluate("document.querySelectorAll('section.panel').length")
-                labels = page.evaluate(
-                    "[...document.querySelectorAll('section.panel h2 .status')].map(e => e.textContent)"
-                )
-                assert panels > 0
-                assert len(labels) == panels
-                assert set(labels) <= {"OK", "WARNING", "BREACH", "NO DATA", "INFO"}
-                text = page.evaluate("document.body.innerText")
-                if path.endswith("customer_success"):
-                    assert "retention campaign sent" in text
-                if path.endswith("finance"):
-                    assert "Resize an over-provisioned instance" in text
-                if path.endswith("overview"):
-                    assert "MTTR" in text
-                    assert "Cost per customer" in text
-            layout = page.evaluate(OVERFLOW)
-            assert layout["width"] <= width
-            assert layout["scroll"] <= layout["width"], (url, width, layout)
-            assert layout["wide"] == [], (url, width, layout)
-            assert page.errors() == [], url
-            foreign = [
-                u for u in page.requested_urls() if not u.startswith(live.url) and not u.startswith("data:")
-            ]
-            assert foreign == [], url
+        text = check_page(
+            browser, f"{live.url}{path}?window=1h", width, live.url, has_panels=path != "/dashboards"
+        )
+        if path.endswith("customer_success"):
+            assert "retention campaign sent" in text
+        if path.endswith("finance"):
+            assert "Resize an over-provisioned instance" in text
+        if path.endswith("overview"):
+            assert "MTTR" in text
+            assert "Cost per customer" in text

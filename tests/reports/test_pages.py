@@ -3,37 +3,17 @@ overflows at 360 px, no console error, and no request leaves the page's own orig
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.reports.cdp import Browser, chromium_binary
+from tests.reports.cdp import Browser
 from tests.reports.conftest import minutes
 from tests.reports.incident_docs import incident_doc
+from tests.reports.page_checks import browser, check_page  # noqa: F401 - the browser fixture
 from tests.reports.traffic import seed
 
 MIN, HOUR = timedelta(minutes=1), timedelta(hours=1)
-
-# Elements wider than the viewport, or reaching past its right edge.
-OVERFLOW = """(() => {
-  const width = document.documentElement.clientWidth;
-  const wide = [...document.querySelectorAll('body *')].filter(e => {
-    const r = e.getBoundingClientRect();
-    return r.width > 0 && (r.right > width + 0.5 || r.left < -0.5);
-  }).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className && e.className.baseVal === undefined ? '.' + e.className : ''));
-  return {scroll: document.documentElement.scrollWidth, width, wide: wide.slice(0, 10)};
-})()"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    binary = chromium_binary()
-    if binary is None:
-        pytest.fail("chromium is not installed (make test installs it with apt)")
-    chromium = Browser(binary)
-    yield chromium
-    chromium.close()
 
 
 @pytest.fixture
@@ -73,31 +53,13 @@ PAGES = [
 
 
 @pytest.mark.parametrize("width", [360, 1440])
-def test_pages_render_fit_and_stay_local(browser: Browser, live, width: int) -> None:
+def test_pages_render_fit_and_stay_local(browser: Browser, live, width: int) -> None:  # noqa: F811
     for path in PAGES:
         for window in ("1h", "7d") if path != "/dashboards" else ("1h",):
-            url = f"{live.url}{path}?window={window}"
-            with browser.page() as page:
-                page.open(url, width)
-                assert page.evaluate("document.title").endswith("ION Ops")
-                assert page.evaluate("document.querySelectorAll('h1').length") == 1
-                if path != "/dashboards":
-                    # Every panel rendered, each with its status written out.
-                    panels = page.evaluate("document.querySelectorAll('section.panel').length")
-                    labels = page.evaluate(
-                        "[...document.querySelectorAll('section.panel h2 .status')].map(e => e.textContent)"
-                    )
-                    assert panels > 0
-                    assert len(labels) == panels
-                    assert set(labels) <= {"OK", "WARNING", "BREACH", "NO DATA", "INFO"}
-                layout = page.evaluate(OVERFLOW)
-                assert layout["width"] <= width
-                assert layout["scroll"] <= layout["width"], (url, width, layout)
-                assert layout["wide"] == [], (url, width, layout)
-                assert page.errors() == [], url
-                foreign = [
-                    u
-                    for u in page.requested_urls()
-                    if not u.startswith(live.url) and not u.startswith("data:")
-                ]
-                assert foreign == [], url
+            check_page(
+                browser,
+                f"{live.url}{path}?window={window}",
+                width,
+                live.url,
+                has_panels=path != "/dashboards",
+            )
