@@ -55,7 +55,8 @@ def prorated(amount: float, days: list[date]) -> float:
     return sum(amount / calendar.monthrange(d.year, d.month)[1] for d in days)
 
 
-def _graded(value: float | None, target: float, budget: float) -> Status:
+def graded_against_budget(value: float | None, target: float, budget: float) -> Status:
+    """ok within the target, warning up to the budget, breach past it."""
     if value is None or budget <= 0:
         return "no_data" if value is None else "info"
     return "ok" if value <= target else "warning" if value <= budget else "breach"
@@ -135,7 +136,7 @@ def cost_part(
                 target=f"<= {format_value(target, 'usd')} (the {format_value(known.target, 'usd')} monthly "
                 f"savings target over {len(days)} days); budget {format_value(budget, 'usd')} "
                 f"({format_value(known.budget, 'usd')} a month)",
-                status=_graded(total, target, budget),
+                status=graded_against_budget(total, target, budget),
                 value=total,
                 before=total_before,
             )
@@ -162,7 +163,7 @@ def cost_part(
                 unit="usd",
                 target=f"<= {format_value(snapshot.target, 'usd')} target; "
                 f"budget {format_value(snapshot.budget, 'usd')}",
-                status=_graded(snapshot.forecast_month_end, snapshot.target, snapshot.budget),
+                status=graded_against_budget(snapshot.forecast_month_end, snapshot.target, snapshot.budget),
                 value=snapshot.forecast_month_end,
                 before=forecast_before,
             )

@@ -9,19 +9,13 @@ from __future__ import annotations
 import calendar
 from datetime import date, timedelta
 
-from functions.reports.business import Part
+from functions.reports.business import Part, graded_against_budget
 from functions.reports.documents import DocumentSource
 from functions.reports.panels import Status
 from functions.reports.period import Period, zone
 from functions.reports.views import Figure, format_value
 
 SNAPSHOT_LOOKBACK_DAYS = 3
-
-
-def _grade(value: float, target: float, budget: float) -> Status:
-    if budget <= 0:
-        return "info"
-    return "ok" if value <= target else "warning" if value <= budget else "breach"
 
 
 def _figure(ref: str, title: str, target: str, status: Status, value: float) -> Figure:
@@ -67,14 +61,14 @@ def cost_so_far_part(source: DocumentSource, period: Period) -> Part:
             f"to {as_of:%b} {as_of.day})",
             f"<= {usd(target)} (the {usd(snapshot.target)} monthly target over "
             f"{covered} of {month_days} days); budget so far {usd(budget)}",
-            _grade(snapshot.month_to_date, target, budget),
+            graded_against_budget(snapshot.month_to_date, target, budget),
             snapshot.month_to_date,
         ),
         _figure(
             "cost.forecast_month_end",
             "Month-end forecast",
             f"<= {usd(snapshot.target)} target; budget {usd(snapshot.budget)}",
-            _grade(snapshot.forecast_month_end, snapshot.target, snapshot.budget),
+            graded_against_budget(snapshot.forecast_month_end, snapshot.target, snapshot.budget),
             snapshot.forecast_month_end,
         ),
     ]

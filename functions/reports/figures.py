@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from functions.reports.documents import DocumentSource
 from functions.reports.panels import Panel, Status
@@ -116,13 +116,65 @@ class Kpi:
         return {"ok": "met", "warning": "at risk", "breach": "missed"}.get(self.status, "no data")
 
 
-def _grade(value: float | None, *, better: str, met: float, missed: float) -> Status:
-    """met at or past ``met``; missed past ``missed``; at risk between."""
-    if value is None:
-        return "no_data"
-    if better == "higher":
-        return "ok" if value >= met else "breach" if value < missed else "warning"
-    return "ok" if value <= met else "breach" if value > missed else "warning"
+@dataclass(frozen=True)
+class KpiTarget:
+    """A scorecard line's target: met at or past ``met``, missed past ``missed``, at risk between;
+    ``bound`` writes a threshold, ``show`` a measured value, so that the grade, the value and the
+    target's text come from one declaration."""
+
+    name: str
+    better: Literal["higher", "lower"]
+    met: float
+    missed: float
+    bound: Callable[[float], str]
+    show: Callable[[float], str]
+    per: str = ""
+
+    def grade(self, value: float | None) -> Status:
+        if value is None:
+            return "no_data"
+        if self.better == "higher":
+            return "ok" if value >= self.met else "breach" if value < self.missed else "warning"
+        return "ok" if value <= self.met else "breach" if value > self.missed else "warning"
+
+    @property
+    def target(self) -> str:
+        met, missed = self.bound(self.met), self.bound(self.missed)
+        if self.better == "higher":
+            return f"> {met}{self.per} (at risk {missed} to {met}, missed below {missed})"
+        return f"< {met}{self.per} (at risk {met} to {missed}, missed above {missed})"
+
+    def kpi(self, value: float | None, definition: str, why_no_data: str = "") -> Kpi:
+        text = self.show(value) if value is not None else "no data"
+        return Kpi(self.name, value, text, self.grade(value), definition, self.target, why_no_data)
+
+
+def _hours(seconds: float) -> str:
+    from functions.reports.render import duration
+
+    return duration(seconds)
+
+
+# The seeds' scorecard, in its order.
+SCORECARD = (
+    KpiTarget("Average health score", "higher", 70, 60, lambda v: f"{v:.0f}", lambda v: f"{v:.1f}"),
+    KpiTarget("Churn rate", "lower", 0.03, 0.05, lambda v: f"{v * 100:.0f}%", _pct, per=" monthly"),
+    KpiTarget("Time to value", "lower", 7, 10, lambda v: f"{v:.0f} days", _days),
+    KpiTarget("Active customers", "higher", 0.75, 0.65, lambda v: f"{v * 100:.0f}%", _pct),
+    KpiTarget("NPS", "higher", 50, 30, lambda v: f"{v:.0f}", lambda v: f"{v:+.1f}"),
+    KpiTarget("MTTR", "lower", 7200, 14400, _hours, _hours),
+    KpiTarget("SLO compliance", "higher", 0.99, 0.98, lambda v: f"{v * 100:.0f}%", _pct),
+    KpiTarget(
+        "Cost per customer",
+        "lower",
+        50,
+        55,
+        lambda v: f"${v:.0f}",
+        lambda v: format_value(v, "usd"),
+        per=" a month",
+    ),
+    KpiTarget("Quarterly savings", "higher", 0.10, 0.05, lambda v: f"{v * 100:.0f}%", _pct),
+)
 
 
 class DocumentFigures:
@@ -981,126 +1033,69 @@ class DocumentFigures:
         return (baseline - forecast) / baseline, ""
 
     def scorecard(self, panel: Panel) -> list[Kpi]:
-        from functions.reports.render import duration
-
-        kpis: list[Kpi] = []
+        """Each of the seeds' KPIs measured, with its definition and, without data, why."""
         score, scored = self.average_score()
-        kpis.append(
-            Kpi(
-                "Average health score",
+        churn, churn_why = self.churn_rate()
+        ttv, reached, pending, ttv_why = self.time_to_value()
+        active, active_of = self.active_share()
+        nps, answers = self.nps()
+        mttr, resolved = self.mttr()
+        slo, steps, slo_why = self.slo_compliance(panel)
+        cost, cost_why = self.cost_per_customer()
+        saved, saved_why = self.quarterly_savings()
+        step = "hours" if not self.week or self.week.step < 86_400 else "days"
+        objective = panel.band.ok * 100 if panel.band else 99.95
+        measured = {
+            "Average health score": (
                 score,
-                f"{score:.1f}" if score is not None else "no data",
-                _grade(score, better="higher", met=70, missed=60),
                 f"mean of the latest 0-100 health score of the {scored:,} customers scored",
-                "> 70 (at risk 60-70, missed below 60)",
                 "" if score is not None else self._no_scores_note(),
-            )
-        )
-        churn, why = self.churn_rate()
-        kpis.append(
-            Kpi(
-                "Churn rate",
+            ),
+            "Churn rate": (
                 churn,
-                _pct(churn),
-                _grade(churn, better="lower", met=0.03, missed=0.05),
-                f"customers deactivated in the {CHURN_DAYS} days to the end, over those "
-                "registered before them",
-                "< 3% monthly (at risk 3-5%, missed above 5%)",
-                why,
-            )
-        )
-        ttv, reached, pending, why = self.time_to_value()
-        kpis.append(
-            Kpi(
-                "Time to value",
+                f"customers deactivated in the {CHURN_DAYS} days to the end, over those registered "
+                "before them",
+                churn_why,
+            ),
+            "Time to value": (
                 ttv,
-                _days(ttv) if ttv is not None else "no data",
-                _grade(ttv, better="lower", met=7, missed=10),
                 "median days from registration to the first daily health run that saw a request, "
                 f"customers registered in the last {TTV_NEW_DAYS} days ({reached} counted, none in 28 days "
                 f"as more than 28; {pending} younger without a request yet)",
-                "< 7 days (at risk 7-10, missed above 10)",
-                why,
-            )
-        )
-        active, scored = self.active_share()
-        kpis.append(
-            Kpi(
-                "Active customers",
+                ttv_why,
+            ),
+            "Active customers": (
                 active,
-                _pct(active),
-                _grade(active, better="higher", met=0.75, missed=0.65),
-                f"share of the {scored:,} customers scored with a request in the last 28 days",
-                "> 75% (at risk 65-75%, missed below 65%)",
+                f"share of the {active_of:,} customers scored with a request in the last 28 days",
                 "" if active is not None else self._no_scores_note(),
-            )
-        )
-        nps, answers = self.nps()
-        kpis.append(
-            Kpi(
-                "NPS",
+            ),
+            "NPS": (
                 nps,
-                f"{nps:+.1f}" if nps is not None else "no data",
-                _grade(nps, better="higher", met=50, missed=30),
                 f"Net Promoter Score pooled over customers' answers of 180 days ({answers:,})",
-                "> 50 (at risk 30-50, missed below 30)",
                 "" if nps is not None else _NO_NPS,
-            )
-        )
-        mttr, resolved = self.mttr()
-        kpis.append(
-            Kpi(
-                "MTTR",
+            ),
+            "MTTR": (
                 mttr,
-                duration(mttr) if mttr is not None else "no data",
-                _grade(mttr, better="lower", met=7200, missed=14400),
                 f"mean of resolved_at - opened_at of the {resolved} incidents resolved in the week",
-                "< 2 hours (at risk 2-4 h, missed above 4 h)",
                 ""
                 if mttr is not None
                 else "No incident resolved in the week (the incidents collection holds none).",
-            )
-        )
-        slo, steps, why = self.slo_compliance(panel)
-        kpis.append(
-            Kpi(
-                "SLO compliance",
+            ),
+            "SLO compliance": (
                 slo,
-                _pct(slo),
-                _grade(slo, better="higher", met=0.99, missed=0.98),
-                f"share of the {steps} {'hours' if not self.week or self.week.step < 86_400 else 'days'} "
-                "with traffic whose request-based availability met "
-                f"{panel.band.ok * 100 if panel.band else 99.95:.2f}%",
-                "> 99% (at risk 98-99%, missed below 98%)",
-                why,
-            )
-        )
-        cost, why = self.cost_per_customer()
-        kpis.append(
-            Kpi(
-                "Cost per customer",
-                cost,
-                format_value(cost, "usd") if cost is not None else "no data",
-                _grade(cost, better="lower", met=50, missed=55),
-                "the month-end cost forecast over the customers scored",
-                "< $50 a month (at risk $50-55, missed above $55)",
-                why,
-            )
-        )
-        saved, why = self.quarterly_savings()
-        kpis.append(
-            Kpi(
-                "Quarterly savings",
+                f"share of the {steps} {step} with traffic whose request-based availability met "
+                f"{objective:.2f}%",
+                slo_why,
+            ),
+            "Cost per customer": (cost, "the month-end cost forecast over the customers scored", cost_why),
+            "Quarterly savings": (
                 saved,
-                _pct(saved),
-                _grade(saved, better="higher", met=0.10, missed=0.05),
                 "the quarter's months against the seeds' cost baseline (past months' last forecast, this "
                 "month's forecast)",
-                "> 10% (at risk 5-10%, missed below 5%)",
-                why,
-            )
-        )
-        return kpis
+                saved_why,
+            ),
+        }
+        return [target.kpi(*measured[target.name]) for target in SCORECARD]
 
     def _kpi_scorecard(self, panel: Panel, base: dict[str, Any]) -> PanelView:
         kpis = self.scorecard(panel)

@@ -13,7 +13,7 @@ from functions.health.personas import Answer
 from functions.reports import documents
 from functions.reports.audiences import load_audiences
 from functions.reports.build import build_dashboard
-from functions.reports.figures import DocumentFigures
+from functions.reports.figures import SCORECARD, DocumentFigures, KpiTarget
 from functions.reports.mailing import PeriodNotOver, choose_period
 from functions.reports.panels import DOCUMENT_FIGURES, load_catalog
 from functions.reports.period import week, week_so_far
@@ -442,3 +442,18 @@ def test_the_run_of_tomorrow_scores_today_and_counts_in_the_window() -> None:
     view = dashboard("customer_success", docs)
     assert panel(view, "categories").rows[0].value == 1
     assert panel(view, "category_trend").series[0].points[0][0].date() == tomorrow
+
+
+@pytest.mark.parametrize("target", SCORECARD, ids=lambda t: t.name)
+def test_each_kpi_grades_as_its_target_reads(target: KpiTarget) -> None:
+    """The target's text is written from the thresholds that grade: at the met bound it is met,
+    between the bounds at risk, past the missed bound missed, and the text names both bounds."""
+    past = 1 if target.better == "lower" else -1
+    between = (target.met + target.missed) / 2
+    assert target.grade(target.met) == "ok"
+    assert target.grade(between) == "warning"
+    assert target.grade(target.missed + past * abs(target.missed) * 0.01) == "breach"
+    assert target.grade(None) == "no_data"
+    assert target.bound(target.met) in target.target
+    assert target.bound(target.missed) in target.target
+    assert target.kpi(None, "d").text == "no data"
