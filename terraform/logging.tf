@@ -104,6 +104,29 @@ resource "google_logging_metric" "scheduler_job_failures" {
   }
 }
 
+# Points ingest_pubsub refused from topic `metrics` because only routing's catalogue metrics may
+# come that way (functions/ingestion/topic_filter.py): its log line carries `refused_from_topic`.
+# Anything above zero is a producer publishing what it must not, forged or misdeployed.
+resource "google_logging_metric" "points_refused_from_topic" {
+  name            = "ion_ops_metric_points_refused_from_topic"
+  description     = "Metric points ingest_pubsub refused from topic metrics (not routing's catalogue metrics, labels or service)."
+  filter          = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.service_names["ingest_pubsub"]}\" AND jsonPayload.refused_from_topic>0"
+  value_extractor = "EXTRACT(jsonPayload.refused_from_topic)"
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "DISTRIBUTION"
+    unit         = "1"
+    display_name = "ION Ops points refused from topic metrics"
+  }
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 16
+      growth_factor      = 4
+      scale              = 1
+    }
+  }
+}
+
 # One per full evaluation cycle of evaluate_alerts: its completion line carries
 # `"alerts_cycle": "full"` (functions/alerts/main.py; tests/alerts/test_heartbeat.py checks the
 # line the cycle writes matches this filter). Its absence is the "no evaluation" policy.

@@ -292,6 +292,19 @@ def test_errors_are_counted_by_function() -> None:
     assert [label["key"] for label in descriptor["labels"]] == ["function"]
 
 
+def test_points_refused_from_topic_metrics_are_a_log_based_metric_of_the_field_ingestion_logs() -> None:
+    metric = _of_kind("google_logging_metric")["points_refused_from_topic"]
+    flt = _unescaped(metric["filter"])
+    assert 'resource.labels.service_name="${local.service_names["ingest_pubsub"]}"' in flt
+    assert "jsonPayload.refused_from_topic>0" in flt
+    assert metric["value_extractor"] == "EXTRACT(jsonPayload.refused_from_topic)"
+    [descriptor] = metric["metric_descriptor"]
+    assert (descriptor["metric_kind"], descriptor["value_type"]) == ("DELTA", "DISTRIBUTION")
+    # The field the handler's line carries (tests/ingestion/test_metrics_topic.py sums it).
+    assert '"refused_from_topic":' in (TERRAFORM.parent / "functions/ingestion/ingest.py").read_text()
+    assert "ingest_pubsub" in load_topology().functions
+
+
 def test_the_heartbeat_url_reaches_evaluate_alerts_from_the_watchdog_variable() -> None:
     assert "ION_ALERTS_HEARTBEAT_URL" in load_topology().functions["evaluate_alerts"].settings_from
     [settings] = [
