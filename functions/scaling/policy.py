@@ -62,7 +62,7 @@ MaxBinding = Literal["forecast", "rule-max", "load", "min", "tolerance", "guard-
 @dataclass(frozen=True)
 class PolicyConfig:
     headroom: float = 0.2
-    learned_headroom: float = 0.2  # the headroom over an upper band learned from past errors
+    learned_headroom: float | None = None  # over an upper band learned from errors (None: headroom)
     tolerance: float = 0.1
     stabilisation: timedelta = timedelta(minutes=15)
     max_step_down: float = 0.5
@@ -237,7 +237,8 @@ def decide(
     fc = forecast(history, at, zone, errors, forecast_config, bias=bias)
     headroom = 1 + config.headroom
     if fc.band_learned:
-        target = max(fc.band_upper * (1 + config.learned_headroom), fc.recent_peak * headroom)
+        learned = config.headroom if config.learned_headroom is None else config.learned_headroom
+        target = max(fc.band_upper * (1 + learned), fc.recent_peak * headroom)
     else:
         target = fc.upper * headroom
     raw = math.ceil(target / capacity.rpm - 1e-9) if target > 0 else 0
