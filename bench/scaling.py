@@ -509,11 +509,11 @@ def main() -> None:
     fc, pc = ForecastConfig(), PolicyConfig()
     policies: dict[str, Policy] = {
         "predictive: production path": lambda t: production(t, bench_settings()),
-        "predictive: old (trace's peaks)": lambda t: replayed(t, fc, pc, peaks=True),
     }
     if args.variants:
         policies.update(
             {
+                "predictive: old (trace's peaks)": lambda t: replayed(t, fc, pc, peaks=True),
                 "replay CLI (recorded peaks)": lambda t: replayed(t, fc, pc, peaks=False),
                 "production, stabilisation 30 min": lambda t: production(
                     t, bench_settings(ION_SCALING_STABILISATION_MINUTES=30)

@@ -62,18 +62,6 @@ class ForecastConfig:
     # the clock hour and the next: holding an hour's peak all hour is most of the cost.
     window_minutes: int = 30
     min_served_quarter: int = 5  # a quarter-hour with fewer served minutes has no peak
-    same_kind_days: int = 2  # recent days of the same kind (weekday/weekend) among the lags
-    # The upper band never under the last minutes' busiest minute: the platform's own autoscaler
-    # holds that for 13 more minutes already, so the min need not.
-    recent_peak_floor: bool = True
-    # Each realised error (clipped to +-bias_clip) moves a log correction of the point by
-    # bias_gain, within +-bias_limit: a level shift or a pattern change that the lags still
-    # show as it was corrected within hours, not once it reaches the lags a week later.
-    bias_gain: float = 0.0
-    bias_clip: float = 0.3
-    bias_limit: float = 0.5
-    quarter_level: bool = False  # the recent level from recorded quarter peaks, not hourly means
-    neighbour_quarters: int = 0  # a lag's quarter peak: the median with this many quarters each side
 
 
 @dataclass(frozen=True)
@@ -102,8 +90,6 @@ class Forecast:
     lags_days: list[int] = field(default_factory=list)
     level: float = 1.0
     window_minutes: int = 60  # the span the peak is forecast for, from the decision on
-    band_learned: bool = False  # the band is quantiles of past errors (else a fixed ratio)
-    band_upper: float = 0.0  # the upper band before the recent-peak floor
 
 
 def floor_minute(at: datetime) -> datetime:
@@ -166,10 +152,10 @@ def _lagged_quarter(quarter: datetime, days: int, zone: ZoneInfo) -> datetime:
     return floor_quarter(local.replace(tzinfo=zone).astimezone(UTC))
 
 
-def _lags(target_local: datetime, same_kind_days: int = 2) -> list[int]:
+def _lags(target_local: datetime) -> list[int]:
     weekend = target_local.weekday() >= 5
     same_kind = [k for k in range(1, 7) if ((target_local - timedelta(days=k)).weekday() >= 5) == weekend]
-    return sorted({*same_kind[:same_kind_days], 7, 14})
+    return sorted({*same_kind[:2], 7, 14})
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -183,13 +169,7 @@ def _median(values: Sequence[float]) -> float:
 
 
 def forecast(
-    history: History,
-    at: datetime,
-    zone: ZoneInfo,
-    errors: Sequence[float],
-    config: ForecastConfig,
-    *,
-    bias: float = 0.0,
+    history: History, at: datetime, zone: ZoneInfo, errors: Sequence[float], config: ForecastConfig
 ) -> Forecast:
     now = floor_minute(at.astimezone(UTC))
     served = drop_outages(history.recent, config.outage_minutes)
@@ -217,7 +197,7 @@ def forecast(
     if enough:
         for target in (h0, h0 + HOUR):
             candidates: list[tuple[int, float, float]] = []
-            for days in _lags(target.astimezone(zone), config.same_kind_days):
+            for days in _lags(target.astimezone(zone)):
                 if days > config.history_days:
                     continue
                 lagged = _lagged(target, days, zone)
@@ -246,12 +226,12 @@ def forecast(
     if quarter_point is not None:
         hourly_mean = max(means) if means else quarter_point / peak_factor
         method = "seasonal"
-        point, window = quarter_point * math.exp(bias), config.window_minutes
+        point, window = quarter_point, config.window_minutes
         lower, upper = _band(point, errors, config)
     elif means:
         hourly_mean = max(means)
         method = "seasonal"
-        point = hourly_mean * peak_factor * math.exp(bias)
+        point = hourly_mean * peak_factor
         lower, upper = _band(point, errors, config)
     else:
         level_values = last_hour or previous_hour
@@ -264,10 +244,7 @@ def forecast(
         method = "fallback" if (level_values or hourly_mean) else "no-data"
         point = hourly_mean * peak_factor
         lower, upper = point / config.fallback_band, point * config.fallback_band
-    band_upper = upper
-    if config.recent_peak_floor:
-        upper = max(upper, recent_peak)
-    learned = method == "seasonal" and len(errors) >= config.min_errors
+    upper = max(upper, recent_peak)
     return Forecast(
         point=point,
         lower=lower,
@@ -279,8 +256,6 @@ def forecast(
         lags_days=sorted(used),
         level=_mean(levels) if levels else 1.0,
         window_minutes=window,
-        band_learned=learned,
-        band_upper=band_upper,
     )
 
 
@@ -301,28 +276,15 @@ def _quarter_point(
         return None
     values: list[float] = []
     quarter = floor_quarter(now)
-    recent_quarters = sorted(
-        (q, v) for q, v in history.quarter_peak.items() if q >= now - config.recent_hours * HOUR
-    )
     while quarter < now + config.window_minutes * MINUTE:
         candidates: list[tuple[int, float, float]] = []
-        for days in _lags(quarter.astimezone(zone), config.same_kind_days):
+        for days in _lags(quarter.astimezone(zone)):
             if days > config.history_days:
                 continue
-            lagged = _lagged_quarter(quarter, days, zone)
-            base = history.quarter_peak.get(lagged)
+            base = history.quarter_peak.get(_lagged_quarter(quarter, days, zone))
             if base is None:
                 continue
-            if config.neighbour_quarters:
-                around = [
-                    history.quarter_peak.get(lagged + k * QUARTER)
-                    for k in range(-config.neighbour_quarters, config.neighbour_quarters + 1)
-                ]
-                base = _median([v for v in around if v is not None])
-            if config.quarter_level:
-                level = _quarter_level(recent_quarters, history.quarter_peak, days, zone, config)
-            else:
-                level = _level(recent, history.hourly, days, zone, config)
+            level = _level(recent, history.hourly, days, zone, config)
             candidates.append((days, base * level, level))
         quarter += QUARTER
         if not candidates:
@@ -365,27 +327,6 @@ def _level(
     return min(config.level_high, max(config.level_low, actual / lagged))
 
 
-def _quarter_level(
-    recent: list[tuple[datetime, float]],
-    peaks: Mapping[datetime, float],
-    days: int,
-    zone: ZoneInfo,
-    config: ForecastConfig,
-) -> float:
-    """The recent quarter-hours' recorded peaks against the same quarters ``days`` before: served
-    minutes only on both sides, so holes in the data do not read as a quieter past."""
-    actual = lagged = 0.0
-    for quarter, value in recent:
-        before = peaks.get(_lagged_quarter(quarter, days, zone))
-        if before is None:
-            continue
-        actual += value
-        lagged += before
-    if lagged <= 0 or actual <= 0:
-        return 1.0
-    return min(config.level_high, max(config.level_low, actual / lagged))
-
-
 def _band(point: float, errors: Sequence[float], config: ForecastConfig) -> tuple[float, float]:
     if len(errors) < config.min_errors:
         return point / config.default_band, point * config.default_band
@@ -393,13 +334,6 @@ def _band(point: float, errors: Sequence[float], config: ForecastConfig) -> tupl
     high = quantile(ordered, config.band_quantile)
     low = min(high, quantile(ordered, config.lower_quantile))
     return point * math.exp(low), point * math.exp(high)
-
-
-def corrected_bias(bias: float, realised: Sequence[float], config: ForecastConfig) -> float:
-    """The point's log correction after the newly ``realised`` errors."""
-    for error in realised:
-        bias += config.bias_gain * max(-config.bias_clip, min(config.bias_clip, error))
-    return max(-config.bias_limit, min(config.bias_limit, bias))
 
 
 def realised_error(

@@ -35,7 +35,6 @@ from functions.scaling.forecast import (
     Forecast,
     ForecastConfig,
     History,
-    corrected_bias,
     drop_outages,
     floor_hour,
     floor_minute,
@@ -62,7 +61,6 @@ MaxBinding = Literal["forecast", "rule-max", "load", "min", "tolerance", "guard-
 @dataclass(frozen=True)
 class PolicyConfig:
     headroom: float = 0.2
-    learned_headroom: float | None = None  # over an upper band learned from errors (None: headroom)
     tolerance: float = 0.1
     stabilisation: timedelta = timedelta(minutes=15)
     max_step_down: float = 0.5
@@ -106,7 +104,6 @@ class ScalingState(BaseModel):
     recommendations: list[Recommendation] = []
     pending: list[PendingForecast] = []  # forecasts whose window is not over yet
     errors: list[float] = []  # log(realised peak / forecast peak), newest last
-    bias: float = 0.0  # log correction of the point forecast from the recent errors
     # UTC hour -> its busiest minute, recorded from the per-minute reads once the hour is over:
     # the query API keeps minutes 72 h only, and the forecast wants 14 days of peaks.
     hourly_peaks: dict[AwareDatetime, float] = {}
@@ -119,7 +116,6 @@ class ScalingState(BaseModel):
                 "recommendations": other.recommendations,
                 "pending": other.pending,
                 "errors": other.errors,
-                "bias": other.bias,
                 "hourly_peaks": other.hourly_peaks,
                 "quarter_peaks": other.quarter_peaks,
             }
@@ -137,8 +133,6 @@ class ForecastView(BaseModel):
     lags_days: list[int]
     level: float
     window_minutes: int = 60
-    band_learned: bool = False
-    band_upper: float = 0.0
 
     @classmethod
     def of(cls, fc: Forecast) -> ForecastView:
@@ -214,7 +208,6 @@ def decide(
     """The returned state is the one to keep if the decision is applied; ``ScalingState.learned``
     keeps only its learning when it is not (a dry run)."""
     errors = list(state.errors)
-    realised: list[float] = []
     pending: list[PendingForecast] = []
     for item in state.pending:
         if item.made_at + item.window_minutes * MINUTE <= at:
@@ -223,7 +216,6 @@ def decide(
             )
             if error is not None:
                 errors.append(error)
-                realised.append(error)
         else:
             pending.append(item)
     errors = errors[-forecast_config.max_errors :]
@@ -233,15 +225,9 @@ def decide(
         # The peaks the function itself recorded: the replay reads the same as production.
         history = replace(history, hourly_peak=peaks, quarter_peak=quarters)
 
-    bias = corrected_bias(state.bias, realised, forecast_config) if forecast_config.bias_gain else 0.0
-    fc = forecast(history, at, zone, errors, forecast_config, bias=bias)
+    fc = forecast(history, at, zone, errors, forecast_config)
     headroom = 1 + config.headroom
-    if fc.band_learned:
-        learned = config.headroom if config.learned_headroom is None else config.learned_headroom
-        target = max(fc.band_upper * (1 + learned), fc.recent_peak * headroom)
-    else:
-        target = fc.upper * headroom
-    raw = math.ceil(target / capacity.rpm - 1e-9) if target > 0 else 0
+    raw = math.ceil(fc.upper / capacity.rpm * headroom - 1e-9) if fc.upper > 0 else 0
     desired = min(max(raw, bounds.low), bounds.high)
     if raw > bounds.high:
         bound_by: Binding = "rule-max"
@@ -306,7 +292,6 @@ def decide(
         recommendations=recommendations,
         pending=pending,
         errors=errors,
-        bias=bias,
         hourly_peaks=peaks,
         quarter_peaks=quarters,
     )
