@@ -31,7 +31,9 @@ Policies:
 - seeds-rules: the seeds' time-of-day rules (08-09 and 12-13: min 4, max 150; 17-18: min 3,
   max 120; otherwise min 2, max 80) in the region's time zone;
 - yesterday+week+15%: each hour, min = ceil(1.15 x the larger peak of needed instances in the
-  same hour yesterday and a week ago).
+  same hour yesterday and a week ago);
+- oracle: every 5 minutes, min = the true busiest minute of the next 30 minutes plus the 20%
+  headroom (perfect foresight: the cost of the policy's target without forecast error).
 """
 
 from __future__ import annotations
@@ -358,6 +360,21 @@ def yesterday_week(trace: Trace) -> Decisions:
     return decisions
 
 
+def oracle(trace: Trace, window: int = 30, headroom: float = 0.2) -> Decisions:
+    """Perfect foresight: every 5 minutes, min = the next ``window`` minutes' busiest minute plus
+    the policy's headroom, in instances (what the forecast would cost with no error)."""
+    decisions: Decisions = []
+    at = datetime.fromtimestamp(math.ceil(trace.minutes[0].timestamp() / 300) * 300, UTC)
+    lo = 0
+    while at <= trace.minutes[-1]:
+        lo = bisect.bisect_left(trace.minutes, at, lo)
+        hi = bisect.bisect_left(trace.minutes, at + window * MINUTE, lo)
+        peak = max(trace.requests[lo:hi], default=0.0)
+        decisions.append((at, math.ceil(peak * (1 + headroom) / CAPACITY - 1e-9), 1000))
+        at += timedelta(minutes=5)
+    return decisions
+
+
 def evaluate(case: Case, decisions: Decisions) -> Score:
     return score(case.trace.minutes, case.trace.requests, CAPACITY, decisions, scored_from=case.scored_from)
 
@@ -398,6 +415,7 @@ def quality(cases: list[Case], policies: dict[str, Policy], jobs: int = 1) -> No
             "static-p99 (warm-up)": lambda t, c=case: static_p99(t, c.scored_from),
             "seeds' time-of-day rules": seeds_rules,
             "yesterday+week+15%": yesterday_week,
+            "oracle: next 30 min's peak +20%": oracle,
         }
         for name, fn in {**baselines, **policies}.items():
             if name in policies:
