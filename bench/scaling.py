@@ -1,7 +1,7 @@
 """Scaling bench: the predictive policy against the baselines, scored by the platform model of the
 Scaling contract (14 days of warm-up), and the time of one decision for 3 regions.
 
-    .venv/bin/python bench/scaling.py --jobs 2               # every data set + decision time
+    .venv/bin/python bench/scaling.py                        # every data set + decision time
     .venv/bin/python bench/scaling.py --data irregular,traffic,tweets
     .venv/bin/python bench/scaling.py --quick                # one generated trace, 28 days
     .venv/bin/python bench/scaling.py --variants             # the tuning variants side by side
@@ -515,7 +515,7 @@ def main() -> None:
         "--data", default="generated,irregular,traffic,traffic-rate,tweets", help="comma-separated data sets"
     )
     parser.add_argument("--no-timing", action="store_true")
-    parser.add_argument("--jobs", type=int, default=1, help="predictive runs side by side (processes)")
+    parser.add_argument("--jobs", type=int, default=2, help="predictive runs side by side (processes)")
     args = parser.parse_args()
     # The function logs each decision: thousands of slots here.
     logging.getLogger("ion").setLevel(logging.WARNING)
