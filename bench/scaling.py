@@ -2,7 +2,7 @@
 Scaling contract (14 days of warm-up), and the time of one decision for 3 regions.
 
     .venv/bin/python bench/scaling.py                        # every data set + decision time
-    .venv/bin/python bench/scaling.py --data irregular,tweets
+    .venv/bin/python bench/scaling.py --data irregular,traffic,tweets
     .venv/bin/python bench/scaling.py --quick                # one generated trace, 28 days
     .venv/bin/python bench/scaling.py --variants             # the tuning variants side by side
 
@@ -13,6 +13,13 @@ Data sets:
   regions with their own time zone and seed. It fits the model well: the flattering one.
 - irregular (``generate_irregular``): holidays, level shifts that stay, the weekly pattern changing
   mid-trace, correlated drifts, more and longer bursts, campaign ramps, gaps and an outage.
+- traffic: NAB's realTraffic (same corpus): the two freeway loop detectors with a day-night cycle
+  (occupancy_6005, occupancy_t4013; Minnesota, local stamps read in America/Chicago), occupancy
+  taken as the request rate, each 5-minute value spread over its minutes, scaled to a p99 of 20
+  instances. 16 days: the 3.4 days before the 84-hour hole are the warm-up, the rest is scored.
+- traffic-rate: the same as a service of that size would count it: a centred 30-minute mean of
+  the rows present (a single detector's 5-minute samples jump by 40%; a service at 1,000-4,000
+  requests/min by a few percent), with Poisson-like counts around it.
 - tweets: NAB's realTweets (../shared/datasets/nab-tuning, MIT): real Twitter volumes per 5 minutes
   over 8 weeks (AAPL, AMZN, FB, GOOG, KO: the five with few empty intervals), each 5-minute count
   spread over its minutes and scaled so its 99th percentile minute needs 20 instances.
@@ -24,14 +31,16 @@ Policies:
   the last 130 minutes with the query's zero for a minute without data, the decision state kept in
   a memory store, the live min/max read from and applied to a memory service): what the function
   does. The headline.
-- predictive, old headline: the replay with each hour's busiest minute read from the trace (which
-  the function never had) and hourly means over the served minutes.
+- predictive, old headline (``--variants``): the replay with each hour's busiest minute read from
+  the trace (which the function never had) and hourly means over the served minutes.
 - reactive-only: min 0 (the platform's own autoscaler alone);
-- static-p99: min fixed at the 99th percentile of needed instances over the first 14 days;
+- static-p99: min fixed at the 99th percentile of needed instances over the warm-up;
 - seeds-rules: the seeds' time-of-day rules (08-09 and 12-13: min 4, max 150; 17-18: min 3,
   max 120; otherwise min 2, max 80) in the region's time zone;
 - yesterday+week+15%: each hour, min = ceil(1.15 x the larger peak of needed instances in the
-  same hour yesterday and a week ago).
+  same hour yesterday and a week ago);
+- oracle: every 5 minutes, min = the true busiest minute of the next 30 minutes plus the 20%
+  headroom (perfect foresight: the cost of the policy's target without forecast error).
 """
 
 from __future__ import annotations
@@ -41,6 +50,9 @@ import bisect
 import csv
 import logging
 import math
+import multiprocessing
+import os
+import random
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -80,6 +92,13 @@ IRREGULAR = (
 TWEETS = ROOT.parent / "shared" / "datasets" / "nab-tuning" / "data" / "realTweets"
 TWEET_NAMES = ("AAPL", "AMZN", "FB", "GOOG", "KO")  # the others are mostly empty intervals
 TWEET_P99_INSTANCES = 20
+NAB_TRAFFIC = ROOT.parent / "shared" / "datasets" / "nab-tuning" / "data" / "realTraffic"
+# The two loop detectors with a day-night cycle (the speed and travel-time series have none: speed
+# is flat until a jam, travel time is sampled every 10-60 min with day-long holes).
+TRAFFIC_NAMES = ("occupancy_6005", "occupancy_t4013")
+TRAFFIC_ZONE = "America/Chicago"  # Minnesota DOT detectors; the morning rush is at 6-8 in the stamps
+TRAFFIC_GAP = timedelta(hours=24)
+TRAFFIC_RATE_MINUTES = 30  # the 84-hour hole of 2015-09-04 to 09-08 ends the warm-up
 
 Decisions = list[tuple[datetime, int, int]]
 
@@ -89,6 +108,11 @@ class Case:
     name: str
     data: str
     trace: Trace
+    warm_up: timedelta = WARM_UP  # minutes before trace start + warm_up are not scored
+
+    @property
+    def scored_from(self) -> datetime:
+        return self.trace.minutes[0] + self.warm_up
 
 
 def generated_cases(quick: bool) -> list[Case]:
@@ -118,19 +142,70 @@ def tweet_cases() -> list[Case]:
         if not path.exists():
             print(f"(no {path}: tweets skipped)")
             return []
-        per_minute: dict[datetime, float] = {}
-        with path.open(encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                start = datetime.fromisoformat(row["timestamp"]).replace(second=0, tzinfo=UTC)
-                for k in range(5):
-                    per_minute[start + k * MINUTE] = float(row["value"]) / 5
-        minutes = sorted(per_minute)
-        values = sorted(per_minute.values())
-        scale = TWEET_P99_INSTANCES * CAPACITY / values[int(0.99 * (len(values) - 1))]
-        requests = [round(per_minute[m] * scale) for m in minutes]
-        cases.append(
-            Case(f"tweets-{name}", "tweets", Trace(minutes=minutes, requests=requests, zone=ZoneInfo("UTC")))
+        trace = scaled_trace(spread(path, ZoneInfo("UTC")), ZoneInfo("UTC"), TWEET_P99_INSTANCES)
+        cases.append(Case(f"tweets-{name}", "tweets", trace))
+    return cases
+
+
+def spread(path: Path, zone: ZoneInfo) -> dict[datetime, float]:
+    """A NAB series (``timestamp,value``, one row per 5 minutes, naive stamps in ``zone``) per
+    minute: each row's value over its 5 minutes (no invented noise)."""
+    per_minute: dict[datetime, float] = {}
+    with path.open(encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            start = datetime.fromisoformat(row["timestamp"]).replace(second=0, tzinfo=zone).astimezone(UTC)
+            for k in range(5):
+                per_minute[start + k * MINUTE] = float(row["value"])
+    return per_minute
+
+
+def scaled_trace(per_minute: dict[datetime, float], zone: ZoneInfo, p99_instances: float) -> Trace:
+    """Requests per minute proportional to the series, its 99th percentile minute needing
+    ``p99_instances``."""
+    minutes = sorted(per_minute)
+    values = sorted(per_minute.values())
+    scale = p99_instances * CAPACITY / values[int(0.99 * (len(values) - 1))]
+    requests = [round(per_minute[m] * scale) for m in minutes]
+    return Trace(minutes=minutes, requests=requests, zone=zone)
+
+
+def rate_trace(trace: Trace, minutes: int, seed: int) -> Trace:
+    """The series' rate as a service of its size would count it: a centred ``minutes`` mean of the
+    rows present (the detector's own sampling noise averaged out; a real service at 1,000-4,000
+    requests/min has about 2-3% counting noise, not the 40% a single detector shows between
+    5-minute samples), then Poisson-like counts around it. Holes stay holes."""
+    rng = random.Random(seed)
+    values = dict(zip(trace.minutes, trace.requests, strict=True))
+    requests = []
+    for minute in trace.minutes:
+        span = range(-minutes // 2, minutes // 2 + 1)
+        around = [v for k in span if (v := values.get(minute + k * MINUTE)) is not None]
+        rate = sum(around) / len(around)
+        requests.append(max(0.0, round(rng.gauss(rate, math.sqrt(rate)))))
+    return replace(trace, requests=requests)
+
+
+def traffic_cases(rate_minutes: int = 0) -> list[Case]:
+    """NAB realTraffic occupancy: the share of time a freeway loop detector sees a vehicle, per
+    5 minutes, 2015-09-01 to 09-17, taken as the request rate (both follow how many people are out:
+    a real day-night cycle, weekends, incidents, and the detector's own holes of 30 min to 3 h,
+    mostly at night). 16 days: too short for 14 days of warm-up, so the 3.5 days before the
+    84-hour hole (09-04 to 09-08) are the warm-up and the 9.3 days after it are scored."""
+    zone = ZoneInfo(TRAFFIC_ZONE)
+    cases = []
+    for name in TRAFFIC_NAMES:
+        path = NAB_TRAFFIC / f"{name}.csv"
+        if not path.exists():
+            print(f"(no {path}: real traffic skipped)")
+            return []
+        trace = scaled_trace(spread(path, zone), zone, TWEET_P99_INSTANCES)
+        data = "traffic"
+        if rate_minutes:
+            trace, data = rate_trace(trace, rate_minutes, seed=len(cases) + 1), "traffic-rate"
+        resumed = next(
+            b for a, b in zip(trace.minutes, trace.minutes[1:], strict=False) if b - a >= TRAFFIC_GAP
         )
+        cases.append(Case(f"{data}-{name.split('_')[1]}", data, trace, warm_up=resumed - trace.minutes[0]))
     return cases
 
 
@@ -258,8 +333,7 @@ def needed(trace: Trace) -> list[int]:
     return [math.ceil(r / CAPACITY - 1e-9) for r in trace.requests]
 
 
-def static_p99(trace: Trace) -> Decisions:
-    end = trace.minutes[0] + WARM_UP
+def static_p99(trace: Trace, end: datetime) -> Decisions:
     first = sorted(n for m, n in zip(trace.minutes, needed(trace), strict=True) if m < end)
     return [(trace.minutes[0], first[int(0.99 * (len(first) - 1))], 1000)]
 
@@ -293,30 +367,68 @@ def yesterday_week(trace: Trace) -> Decisions:
     return decisions
 
 
-def evaluate(trace: Trace, decisions: Decisions) -> Score:
-    return score(trace.minutes, trace.requests, CAPACITY, decisions, scored_from=trace.minutes[0] + WARM_UP)
+def oracle(trace: Trace, window: int = 30, headroom: float = 0.2) -> Decisions:
+    """Perfect foresight: every 5 minutes, min = the next ``window`` minutes' busiest minute plus
+    the policy's headroom, in instances (what the forecast would cost with no error)."""
+    decisions: Decisions = []
+    at = datetime.fromtimestamp(math.ceil(trace.minutes[0].timestamp() / 300) * 300, UTC)
+    lo = 0
+    while at <= trace.minutes[-1]:
+        lo = bisect.bisect_left(trace.minutes, at, lo)
+        hi = bisect.bisect_left(trace.minutes, at + window * MINUTE, lo)
+        peak = max(trace.requests[lo:hi], default=0.0)
+        decisions.append((at, math.ceil(peak * (1 + headroom) / CAPACITY - 1e-9), 1000))
+        at += timedelta(minutes=5)
+    return decisions
+
+
+def evaluate(case: Case, decisions: Decisions) -> Score:
+    return score(case.trace.minutes, case.trace.requests, CAPACITY, decisions, scored_from=case.scored_from)
 
 
 Policy = Callable[[Trace], Decisions]
 
 
-def quality(cases: list[Case], policies: dict[str, Policy]) -> None:
-    baselines: dict[str, Policy] = {
-        "reactive-only (min 0)": reactive_only,
-        "static-p99 (first 14 d)": static_p99,
-        "seeds' time-of-day rules": seeds_rules,
-        "yesterday+week+15%": yesterday_week,
-    }
-    print(f"Quality: capacity {CAPACITY:.0f} req/min per instance, 14 days warm-up, platform model")
+_JOBS: list[tuple[Case, Policy]] = []  # the predictive runs, read by forked workers
+
+
+def _run_job(index: int) -> tuple[Score, float]:
+    logging.getLogger("ion").setLevel(logging.WARNING)
+    case, fn = _JOBS[index]
+    started = time.perf_counter()
+    decisions = fn(case.trace)
+    return evaluate(case, decisions), time.perf_counter() - started
+
+
+def quality(cases: list[Case], policies: dict[str, Policy], jobs: int = 1) -> None:
+    print(
+        f"Quality: capacity {CAPACITY:.0f} req/min per instance, platform model, 14 days warm-up"
+        " (traffic: the 3.4 days before its 84-hour hole)"
+    )
+    _JOBS[:] = [(case, fn) for case in cases for fn in policies.values()]
+    if jobs > 1:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            runs = pool.map(_run_job, range(len(_JOBS)), chunksize=1)
+    else:
+        runs = [_run_job(i) for i in range(len(_JOBS))]
+    predicted = iter(runs)
     header = f"{'policy':36} {'trace':20} {'under-min':>9} {'inst-min':>10} {'under/reactive':>14}"
     print(header, "cost/reactive", flush=True)
     totals: dict[tuple[str, str], list[float]] = {}
     for case in cases:
-        reactive = evaluate(case.trace, reactive_only(case.trace))
+        reactive = evaluate(case, reactive_only(case.trace))
+        baselines: dict[str, Policy] = {
+            "reactive-only (min 0)": reactive_only,
+            "static-p99 (warm-up)": lambda t, c=case: static_p99(t, c.scored_from),
+            "seeds' time-of-day rules": seeds_rules,
+            "yesterday+week+15%": yesterday_week,
+            "oracle: next 30 min's peak +20%": oracle,
+        }
         for name, fn in {**baselines, **policies}.items():
-            started = time.perf_counter()
-            result = evaluate(case.trace, fn(case.trace))
-            elapsed = time.perf_counter() - started
+            if name in policies:
+                result, elapsed = next(predicted)
+            else:
+                result, elapsed = evaluate(case, fn(case.trace)), 0.0
             under, cost = result.ratios(reactive)
             for key in ((case.data, name), ("all", name)):
                 total = totals.setdefault(key, [0, 0, 0, 0])
@@ -329,7 +441,8 @@ def quality(cases: list[Case], policies: dict[str, Policy]) -> None:
                 f"{under:13.1%} {cost:12.2f}x" + (f"   ({elapsed:.0f} s)" if name in policies else ""),
                 flush=True,
             )
-    for data in [*dict.fromkeys(c.data for c in cases), "all"]:
+    data_sets = list(dict.fromkeys(c.data for c in cases))
+    for data in [*data_sets, "all"]:
         print(f"Together, {data}:")
         for (group, name), (under, cost, r_under, r_cost) in totals.items():
             if group == data:
@@ -337,6 +450,14 @@ def quality(cases: list[Case], policies: dict[str, Policy]) -> None:
                     f"{name:36} {data:20} {int(under):9,} {int(cost):10,} {under / r_under:13.1%}",
                     f"{cost / r_cost:12.2f}x",
                 )
+    print("Side by side (under-provisioned minutes, instance-minutes, vs reactive-only; goal 3%, 1.4x):")
+    print(f"{'policy':36}", " ".join(f"{d:>16}" for d in data_sets))
+    for name in dict.fromkeys(n for _, n in totals):
+        cells = []
+        for data in data_sets:
+            under, cost, r_under, r_cost = totals[(data, name)]
+            cells.append(f"{under / r_under:6.1%} {cost / r_cost:5.2f}x".rjust(16))
+        print(f"{name:36}", " ".join(cells))
 
 
 def decision_time(cases: list[Case]) -> None:
@@ -390,8 +511,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--variants", action="store_true")
-    parser.add_argument("--data", default="generated,irregular,tweets", help="comma-separated data sets")
+    parser.add_argument(
+        "--data", default="generated,irregular,traffic,traffic-rate,tweets", help="comma-separated data sets"
+    )
     parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--jobs", type=int, default=2, help="predictive runs side by side (processes)")
     args = parser.parse_args()
     # The function logs each decision: thousands of slots here.
     logging.getLogger("ion").setLevel(logging.WARNING)
@@ -401,16 +525,20 @@ def main() -> None:
         cases += generated_cases(args.quick)
     if "irregular" in wanted and not args.quick:
         cases += irregular_cases()
+    if "traffic" in wanted and not args.quick:
+        cases += traffic_cases()
+    if "traffic-rate" in wanted and not args.quick:
+        cases += traffic_cases(rate_minutes=TRAFFIC_RATE_MINUTES)
     if "tweets" in wanted and not args.quick:
         cases += tweet_cases()
     fc, pc = ForecastConfig(), PolicyConfig()
     policies: dict[str, Policy] = {
         "predictive: production path": lambda t: production(t, bench_settings()),
-        "predictive: old (trace's peaks)": lambda t: replayed(t, fc, pc, peaks=True),
     }
     if args.variants:
         policies.update(
             {
+                "predictive: old (trace's peaks)": lambda t: replayed(t, fc, pc, peaks=True),
                 "replay CLI (recorded peaks)": lambda t: replayed(t, fc, pc, peaks=False),
                 "production, stabilisation 30 min": lambda t: production(
                     t, bench_settings(ION_SCALING_STABILISATION_MINUTES=30)
@@ -421,7 +549,9 @@ def main() -> None:
                 "production, max x2": lambda t: production(t, bench_settings(ION_SCALING_MAX_FACTOR=2.0)),
             }
         )
-    quality(cases, policies)
+    print(f"Machine load (1/5/15 min) at the start: {'/'.join(f'{v:.1f}' for v in os.getloadavg())}")
+    quality(cases, policies, args.jobs)
+    print(f"Machine load (1/5/15 min) at the end: {'/'.join(f'{v:.1f}' for v in os.getloadavg())}")
     if not args.no_timing:
         decision_time(generated_cases(quick=True))
 
