@@ -64,7 +64,9 @@ TP_WEIGHT, FP_WEIGHT, FN_WEIGHT, PROBATION = 1.0, 0.11, 1.0, 0.15
 # "spike-rank" audit two choices of the seventh round, made with every category in view (cooldown
 # 1 day -> 12 h, spike bar quantile at most the 3rd largest score, was the maximum). A candidate
 # change is added here with its values while it is tried; the two of issue 27 (anomaly likelihood,
-# spike rate) were rejected and removed (functions/alerts/README.md, eighth round).
+# spike rate) were rejected and removed (functions/alerts/README.md, eighth round), and so were
+# the ninth round's (global sensitivity, episodes learned into the bars, a novelty filter, spike
+# confirmation, a spread trigger, and three pairings of them with more sensitivity).
 VARIANTS: dict[str, dict[str, DetectorConfig]] = {
     "cooldown": {
         "12 h": DetectorConfig(),
@@ -73,42 +75,6 @@ VARIANTS: dict[str, dict[str, DetectorConfig]] = {
     "spike-rank": {
         "3rd": DetectorConfig(),
         "1st": DetectorConfig(spike_min_rank=1),
-    },
-    "sensitivity": {
-        "1": DetectorConfig(),
-        "0.9": DetectorConfig(sensitivity=0.9),
-        "0.8": DetectorConfig(sensitivity=0.8),
-    },
-    "learn-episodes": {
-        "off": DetectorConfig(),
-        "on": DetectorConfig(learn_episodes=True),
-    },
-    "spread": {
-        "off": DetectorConfig(),
-        "1.5": DetectorConfig(spread_factor=1.5),
-        "1.2": DetectorConfig(spread_factor=1.2),
-    },
-    "spread-start-only": {
-        "off": DetectorConfig(),
-        "1.5": DetectorConfig(spread_factor=1.5, spread_holds=False),
-        "2": DetectorConfig(spread_factor=2.0, spread_holds=False),
-    },
-    "confirm": {
-        "off": DetectorConfig(),
-        "0.5": DetectorConfig(confirm_spikes=0.5),
-    },
-    "fewer-blips-more-sensitive": {
-        "off": DetectorConfig(),
-        "confirm 0.5, sens 1.1": DetectorConfig(confirm_spikes=0.5, sensitivity=1.1),
-        "confirm 0.5, sens 1.2": DetectorConfig(confirm_spikes=0.5, sensitivity=1.2),
-        "learn, sens 1.15": DetectorConfig(learn_episodes=True, sensitivity=1.15),
-        "novelty 2, sens 1.1": DetectorConfig(novelty_repeats=2, sensitivity=1.1),
-    },
-    "novelty": {
-        "off": DetectorConfig(),
-        "5": DetectorConfig(novelty_repeats=5),
-        "3": DetectorConfig(novelty_repeats=3),
-        "2": DetectorConfig(novelty_repeats=2),
     },
 }
 

@@ -99,24 +99,6 @@ class DetectorConfig:
     # escalation x the strongest point of the last episode starts a new alert. 0 = off.
     escalation: float = 1.5
     escalation_floor: float = 1.5
-    # Candidates under test (bench/alerts_generalization.py); off by default.
-    # learn_episodes: points inside an episode are learned into the bars too (recurring bursts
-    # raise their own bar).
-    learn_episodes: bool = False
-    # novelty_repeats > 0: a start on point-level triggers only (spike, shift) needs the shape of
-    # its last 3 points (|z| in octaves, with sign) seen fewer than this many times in the last
-    # score_memory points: a burst like those seen before is the series' habit, not news.
-    novelty_repeats: int = 0
-    # confirm_spikes > 0: a hit of the spike trigger alone starts an alert only if the next point
-    # still scores over this share of its bar (a lone blip, a partial scrape, does not page).
-    confirm_spikes: float = 0.0
-    # spread_factor > 0: a fifth trigger, a change of *spread*: the robust spread of the z-scores
-    # over the level run (about 1 while the reference describes the series) as |log| of the
-    # ratio, clamped to x1/4..x16; bar spread_factor x its 99.5th percentile, at least
-    # spread_floor. Noise that explodes or dies, a daily swing doubled or flattened.
-    spread_factor: float = 0.0
-    spread_floor: float = 1.1
-    spread_holds: bool = True
 
 
 @dataclass
@@ -253,7 +235,6 @@ class AnomalyDetector:
         self._spike_scores = _SortedWindow(self.config.score_memory)
         self._shift_scores = _SortedWindow(self.config.score_memory)
         self._level_scores = _SortedWindow(self.config.score_memory)
-        self._spread_scores = _SortedWindow(self.config.score_memory)
         self._long_scores = _SortedWindow(self.config.score_memory)
         self._long_recent: _SortedWindow | None = None
         self._long_reference: _SortedWindow | None = None
@@ -267,10 +248,6 @@ class AnomalyDetector:
         self._quantum = math.inf
         self._last_raw: float | None = None
         self._mean_dev = 0.0
-        self._shapes: deque[tuple[int, int, int]] = deque()
-        self._shape_counts: dict[tuple[int, int, int], int] = {}
-        self._recent_bins: deque[int] = deque(maxlen=3)
-        self._pending_spike = False
 
     # -- set-up -------------------------------------------------------------------------------
     def _spans_from(self, interval: float) -> _Spans:
@@ -379,7 +356,6 @@ class AnomalyDetector:
         self._spike_scores = _SortedWindow(c.score_memory)
         self._shift_scores = _SortedWindow(c.score_memory)
         self._level_scores = _SortedWindow(c.score_memory)
-        self._spread_scores = _SortedWindow(c.score_memory)
         self._long_scores = _SortedWindow(c.score_memory)
         recent_z: deque[float] = deque(maxlen=spans.shift)
         level_z = _SortedWindow(spans.level)
@@ -400,8 +376,6 @@ class AnomalyDetector:
                     self._shift_scores.push(abs(sorted(recent_z)[len(recent_z) // 2]))
                 if len(level_z) >= spans.level:
                     self._level_scores.push(abs(level_z.median()))
-                    if c.spread_factor:
-                        self._spread_scores.push(self._spread_change(level_z))
                 long_score = self._long_difference()
                 if long_score is not None:
                     self._long_scores.push(long_score)
@@ -512,29 +486,6 @@ class AnomalyDetector:
             level = 0.001
         return max(mad, 0.25 * mean_dev, floor, level, 1e-9)
 
-    def _spread_change(self, level_z: _SortedWindow) -> float:
-        """|log| of the robust spread of recent z-scores (1 while the reference holds)."""
-        if self.config.direction != "both":
-            return 0.0
-        spread = 1.4826 * level_z.mad(level_z.median())
-        return abs(math.log(min(max(spread, 0.25), 16.0)))
-
-    def _shape(self, z: float) -> tuple[int, int, int] | None:
-        """The last 3 points' |z| in octaves (0 under 2, then 2-4, 4-8, 8-16, 16+), signed."""
-        size = 0 if abs(z) < 2 else min(4, int(math.log2(abs(z))))
-        self._recent_bins.append(int(math.copysign(size, z)) if size else 0)
-        if len(self._recent_bins) < 3:
-            return None
-        a, b, d = self._recent_bins
-        return (a, b, d)
-
-    def _remember_shape(self, shape: tuple[int, int, int]) -> None:
-        self._shapes.append(shape)
-        self._shape_counts[shape] = self._shape_counts.get(shape, 0) + 1
-        if len(self._shapes) > self.config.score_memory:
-            old = self._shapes.popleft()
-            self._shape_counts[old] -= 1
-
     def _directed(self, value: float) -> float:
         if self.config.direction == "up":
             return max(value, 0.0)
@@ -590,12 +541,6 @@ class AnomalyDetector:
         level_bar = bar(self._level_scores, c.level_floor, c.level_factor, c.score_quantile)
         shift_ready = len(self._recent_z) >= spans.shift
         level_ready = len(self._level_z) >= spans.level
-        spread_change = 0.0
-        spread_strength = 0.0
-        if c.spread_factor and level_ready:
-            spread_change = self._spread_change(self._level_z)
-            spread_bar = bar(self._spread_scores, c.spread_floor, c.spread_factor, c.score_quantile)
-            spread_strength = spread_change / spread_bar
         # Each trigger's strength: its score over its bar (> 1 is a hit).
         strengths = {
             "spike": spike / spike_bar,
@@ -603,18 +548,8 @@ class AnomalyDetector:
             "level": level / level_bar if level_ready else 0.0,
             "long": long_score / long_bar,
         }
-        if c.spread_factor:
-            strengths["spread"] = spread_strength
         strength = max(strengths.values())
         hit = strength > 1.0
-        novel = True
-        if c.novelty_repeats:
-            shape = self._shape(z)
-            if shape is not None:
-                point_level = all(strengths[k] <= 1.0 for k in ("level", "long"))
-                if point_level and self._shape_counts.get(shape, 0) >= c.novelty_repeats:
-                    novel = False
-                self._remember_shape(shape)
         started = False
         cooled = self._processed - self._last_start > spans.cooldown
         escalated = (
@@ -626,35 +561,19 @@ class AnomalyDetector:
             self._episode_peak = max(self._episode_peak, strength)
             # Any trigger above half its bar holds the episode; a long shift so holds it until the
             # longer reference absorbs it (days): it pages once and its points stay out of the bars.
-            held = max(over for k, over in strengths.items() if k != "spread" or c.spread_holds)
-            if held > 0.5:
+            if strength > 0.5:
                 self._calm = 0
             else:
                 self._calm += 1
                 if self._calm >= spans.shift:
                     self._in_episode = False
-        elif (
-            live
-            and self.n > spans.warmup
-            and (cooled or escalated)
-            and novel
-            and (hit or (self._pending_spike and strength > c.confirm_spikes))
-        ):
-            spike_only = all(over <= 1.0 for k, over in strengths.items() if k != "spike")
-            if c.confirm_spikes and hit and spike_only and not self._pending_spike:
-                self._pending_spike = True
-            else:
-                self._pending_spike = False
-                self._in_episode, started, self._last_start, self._calm = True, True, self._processed, 0
-                self._episode_peak = strength
-        else:
-            self._pending_spike = False
-        if not self._in_episode or c.learn_episodes:
+        elif live and hit and self.n > spans.warmup and (cooled or escalated):
+            self._in_episode, started, self._last_start, self._calm = True, True, self._processed, 0
+            self._episode_peak = strength
+        if not self._in_episode:
             self._spike_scores.push(spike)
             self._shift_scores.push(shift)
             self._level_scores.push(level)
-            if c.spread_factor and level_ready:
-                self._spread_scores.push(spread_change)
             if long_difference is not None:
                 self._long_scores.push(long_score)
         inverse = self._transform.inverse
