@@ -75,6 +75,11 @@ VARIANTS: dict[str, dict[str, DetectorConfig]] = {
         "6 h": DetectorConfig(cooldown_seconds=21600.0),
         "6 h, 36+": DetectorConfig(cooldown_seconds=21600.0, cooldown_points=(36, 600)),
     },
+    "distribution": {
+        "off": DetectorConfig(),
+        "1.5 start": DetectorConfig(distribution_factor=1.5),
+        "1.5 hold": DetectorConfig(distribution_factor=1.5, distribution_holds=True),
+    },
     "spike-rank": {
         "3rd": DetectorConfig(),
         "1st": DetectorConfig(spike_min_rank=1),
