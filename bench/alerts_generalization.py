@@ -67,18 +67,13 @@ TP_WEIGHT, FP_WEIGHT, FN_WEIGHT, PROBATION = 1.0, 0.11, 1.0, 0.15
 # its values while it is tried; the two of issue 27 (anomaly likelihood, spike rate) were rejected
 # and removed (functions/alerts/README.md, eighth round), and so were the ninth round's (global
 # sensitivity, episodes learned into the bars, a novelty filter, spike confirmation, a spread
-# trigger, and pairings of them with more sensitivity).
+# trigger, a distribution-change trigger, and pairings of them with more sensitivity).
 VARIANTS: dict[str, dict[str, DetectorConfig]] = {
     "cooldown": {
         "12 h": DetectorConfig(),
         "1 day": DetectorConfig(cooldown_seconds=86400.0),
         "6 h": DetectorConfig(cooldown_seconds=21600.0),
         "6 h, 36+": DetectorConfig(cooldown_seconds=21600.0, cooldown_points=(36, 600)),
-    },
-    "distribution": {
-        "off": DetectorConfig(),
-        "1.5 start": DetectorConfig(distribution_factor=1.5),
-        "1.5 hold": DetectorConfig(distribution_factor=1.5, distribution_holds=True),
     },
     "spike-rank": {
         "3rd": DetectorConfig(),

@@ -99,10 +99,6 @@ class DetectorConfig:
     # escalation x the strongest point of the last episode starts a new alert. 0 = off.
     escalation: float = 1.5
     escalation_floor: float = 1.5
-    # Candidate: distribution change, a G-test of the last level run's z-scores (8 bins) against
-    # the long-run histogram of normal z-scores; bar distribution_factor x its 99.5th, floor 24.3.
-    distribution_factor: float = 0.0
-    distribution_holds: bool = False
 
 
 @dataclass
@@ -115,13 +111,6 @@ class Decision:
     threshold: float | None
     # At the start of an episode: the triggers over their bars ("spike", "shift", "level", "long").
     triggers: tuple[str, ...] = ()
-
-
-_Z_EDGES = (-4.0, -2.0, -1.0, 0.0, 1.0, 2.0, 4.0)
-
-
-def _z_bin(z: float) -> int:
-    return bisect.bisect_right(_Z_EDGES, z)
 
 
 def _clamp(value: float, bounds: tuple[int, int]) -> int:
@@ -259,9 +248,6 @@ class AnomalyDetector:
         self._quantum = math.inf
         self._last_raw: float | None = None
         self._mean_dev = 0.0
-        self._z_bins: deque[int] = deque()
-        self._z_counts = [0] * 8
-        self._dist_scores = _SortedWindow(self.config.score_memory)
 
     # -- set-up -------------------------------------------------------------------------------
     def _spans_from(self, interval: float) -> _Spans:
@@ -500,19 +486,6 @@ class AnomalyDetector:
             level = 0.001
         return max(mad, 0.25 * mean_dev, floor, level, 1e-9)
 
-    def _g_statistic(self, recent: _SortedWindow) -> float:
-        total = len(self._z_bins)
-        counts = [0] * 8
-        for z in recent.fifo:
-            counts[_z_bin(z)] += 1
-        w = len(recent)
-        g = 0.0
-        for k, r in enumerate(counts):
-            if r:
-                p = (self._z_counts[k] + 0.5) / (total + 4.0)
-                g += r * math.log(r / (w * p))
-        return 2.0 * g
-
     def _directed(self, value: float) -> float:
         if self.config.direction == "up":
             return max(value, 0.0)
@@ -568,12 +541,6 @@ class AnomalyDetector:
         level_bar = bar(self._level_scores, c.level_floor, c.level_factor, c.score_quantile)
         shift_ready = len(self._recent_z) >= spans.shift
         level_ready = len(self._level_z) >= spans.level
-        dist_score = 0.0
-        dist_strength = 0.0
-        if c.distribution_factor and level_ready and len(self._z_bins) >= spans.reference:
-            dist_score = self._g_statistic(self._level_z)
-            dist_bar = bar(self._dist_scores, 24.3, c.distribution_factor, c.score_quantile)
-            dist_strength = dist_score / dist_bar
         # Each trigger's strength: its score over its bar (> 1 is a hit).
         strengths = {
             "spike": spike / spike_bar,
@@ -581,8 +548,6 @@ class AnomalyDetector:
             "level": level / level_bar if level_ready else 0.0,
             "long": long_score / long_bar,
         }
-        if c.distribution_factor:
-            strengths["distribution"] = dist_strength
         strength = max(strengths.values())
         hit = strength > 1.0
         started = False
@@ -596,8 +561,7 @@ class AnomalyDetector:
             self._episode_peak = max(self._episode_peak, strength)
             # Any trigger above half its bar holds the episode; a long shift so holds it until the
             # longer reference absorbs it (days): it pages once and its points stay out of the bars.
-            held = max(v for k, v in strengths.items() if k != "distribution" or c.distribution_holds)
-            if held > 0.5:
+            if strength > 0.5:
                 self._calm = 0
             else:
                 self._calm += 1
@@ -610,13 +574,6 @@ class AnomalyDetector:
             self._spike_scores.push(spike)
             self._shift_scores.push(shift)
             self._level_scores.push(level)
-            if c.distribution_factor:
-                if dist_score:
-                    self._dist_scores.push(dist_score)
-                self._z_bins.append(_z_bin(z))
-                self._z_counts[self._z_bins[-1]] += 1
-                if len(self._z_bins) > c.score_memory:
-                    self._z_counts[self._z_bins.popleft()] -= 1
             if long_difference is not None:
                 self._long_scores.push(long_score)
         inverse = self._transform.inverse
