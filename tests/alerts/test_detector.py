@@ -190,3 +190,19 @@ def test_a_start_names_the_triggers_that_crossed_their_bars() -> None:
     (first,) = started_triggers(ts, shifted)
     assert first
     assert "spike" not in first
+
+
+def test_cooldown_is_a_span_of_time_with_a_floor_in_points() -> None:
+    """12 h of cooldown is 144 points at 5-minute steps, but at hourly steps the floor of 100
+    points binds (4 days): the same recurring trouble 50 hours later pages again only on the
+    finer series (functions/alerts/README.md, ninth round)."""
+    hourly = noise(1000, seed=71)
+    five_minute = noise(3000, seed=71)
+    for series, first, second in ((hourly, 600, 650), (five_minute, 2000, 2200)):
+        for at in (first, second):
+            for i in range(at, at + 3):
+                series[i] += 40
+    assert starts(times(1000, 3600), hourly) == [600]
+    assert starts(times(3000, 300), five_minute) == [2000, 2200]
+    # A floor of 36 points lets the hourly series page again after 36 hours.
+    assert starts(times(1000, 3600), hourly, DetectorConfig(cooldown_points=(36, 600))) == [600, 650]
