@@ -47,6 +47,11 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", default="8,32", help="comma-separated wrk connection counts")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="HTTP: let the server share the CPUs with wrk, redis-server and the emulators",
+    )
     parser.add_argument("--no-http", action="store_true")
     parser.add_argument("--no-production", action="store_true", help="HTTP: the open path only")
     parser.add_argument("--http-only", action="store_true")
@@ -58,7 +63,7 @@ def main() -> None:
         bench_memory(args.requests)
     if not args.no_http:
         counts = [int(c) for c in args.connections.split(",") if c.strip()]
-        bench_http(args.duration, counts, args.rounds, production=not args.no_production)
+        bench_http(args.duration, counts, args.rounds, production=not args.no_production, pin=not args.no_pin)
 
 
 if __name__ == "__main__":
