@@ -119,6 +119,38 @@ def wrk(
     return figures
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by process ``pid`` and every process under it."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        parents[int(entry)] = int(fields[1])
+        used[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, its_parent in parents.items():
+            if its_parent == parent and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    return sum(used.get(p, 0.0) for p in tree)
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of this process's finished children (wrk runs)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def ready(url: str, body: str, api_key: str | None, timeout: float = 90) -> None:
     """The target answers 200 (the key accepted, the path warm) before wrk starts."""
     import urllib.error
@@ -272,6 +304,12 @@ def _bench_http(  # noqa: PLR0917 - the runs and their table
                     try:
                         ready(f"http://127.0.0.1:{port}{path}", body, api_key)
                         loads.append(os.getloadavg()[0])
+                        backend_pids = backends.pids() if backends is not None else []
+                        cpu_before = (
+                            cpu_seconds(proc.pid),
+                            children_cpu_seconds(),
+                            sum(cpu_seconds(pid) for pid in backend_pids),
+                        )
                         figures = wrk(
                             wrk_bin,
                             f"http://127.0.0.1:{port}{path}",
@@ -281,6 +319,12 @@ def _bench_http(  # noqa: PLR0917 - the runs and their table
                             script_dir=tmp_dir,
                             api_key=api_key,
                             cpus=other_cpus,
+                        )
+                        served = figures["requests"]
+                        figures["server_ms"] = (cpu_seconds(proc.pid) - cpu_before[0]) * 1000 / served
+                        figures["wrk_ms"] = (children_cpu_seconds() - cpu_before[1]) * 1000 / served
+                        figures["backends_ms"] = (
+                            (sum(cpu_seconds(pid) for pid in backend_pids) - cpu_before[2]) * 1000 / served
                         )
                     finally:
                         stop(proc)
@@ -299,6 +343,7 @@ def _bench_http(  # noqa: PLR0917 - the runs and their table
     )
     for connections in connection_counts:
         _print_table(connections, targets, results, rounds)
+    _print_cpu(connection_counts, targets, results)
     if backends is not None:
         evals = backends.redis_calls("evalsha") - evals_before
         published = backends.published_messages()
@@ -344,3 +389,30 @@ def _print_table(
             f"    {kind}: worst round {ratio:.2f} of bare (goal >= 0.80), p99 {tail:.2f}x the open path's "
             f"(goal <= 1.5x): {verdict}"
         )
+
+
+def _print_cpu(
+    connection_counts: list[int],
+    targets: list[Target],
+    results: dict[tuple[int, str], list[dict[str, float]]],
+) -> None:
+    """CPU time per request of each process, over every round: what a deployed instance's
+    throughput follows (its CPU is its own), whatever else this machine was running."""
+    print(
+        "CPU per request (ms, user + system, warm-ups included, all rounds): the server under test, "
+        "wrk, and redis-server + the emulators; `bare / server` is the bare handler's server CPU over "
+        "this one's: the throughput ratio of an instance with a CPU of its own"
+    )
+    header = ("target", "server", "wrk", "backends", "bare/server")
+    print(f"  {'':5} {header[0]:40} " + " ".join(f"{h:>11}" for h in header[1:]))
+
+    def mean(runs: list[dict[str, float]], field: str) -> float:
+        return sum(f[field] for f in runs) / len(runs)
+
+    for connections in connection_counts:
+        bare = mean(results[(connections, BARE)], "server_ms")
+        for kind, *_ in targets:
+            runs = results[(connections, kind)]
+            cells = [f"{mean(runs, f):11.3f}" for f in ("server_ms", "wrk_ms", "backends_ms")]
+            cells.append(f"{bare / mean(runs, 'server_ms'):11.2f}")
+            print(f"  -c{connections:<3} {kind:40} " + " ".join(cells))

@@ -270,7 +270,7 @@ def handle(request: flask.Request) -> flask.Response:
     path = request.path
     extra_headers = None
     customer: str | None = None
-    presented = request.headers.get("X-API-Key")
+    presented = request.environ.get("HTTP_X_API_KEY")  # the X-API-Key header
     if path != "/health" and service.guard.applies(presented):
         try:
             extra_headers, customer = service.guard.admit(presented, lambda: _client_of(request, service))

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
+from shared.audit import CALLER_KEY as _CALLER_KEY
 from shared.logging import get_logger, parse_trace_header, reset_trace, set_trace
 
 if TYPE_CHECKING:
@@ -58,6 +59,10 @@ class Api:
         self.name = name
         self.role = normalize_roles(role) if role is not None else None
         self._roles: dict[str, tuple[str, ...]] | None = None
+        # Endpoints any caller may call (role public), with the caller they all get: checked per
+        # request without verifying anyone, and never audited.
+        self._public: frozenset[str] = frozenset()
+        self._anonymous: Any = None
         self._map = Map(strict_slashes=False, merge_slashes=True)
         self._operations: dict[str, Operation] = {}
         self._adapter = None
@@ -126,6 +131,7 @@ class Api:
             self._static = None
             self._openapi = None
             self._roles = None
+            self._public = frozenset()
             return handler
 
         return register
@@ -145,10 +151,15 @@ class Api:
                     scheduled.add(adapter.match(path, "POST")[0])
                 except (NotFound, MethodNotAllowed):
                     continue
-            self._roles = {
+            from shared.roles import PUBLIC, authorize
+
+            roles = {
                 endpoint: op.role or default_roles(op.path, op.methods, scheduled=endpoint in scheduled)
                 for endpoint, op in self._operations.items()
             }
+            self._public = frozenset(endpoint for endpoint, held in roles.items() if held == (PUBLIC,))
+            self._anonymous = authorize({}, (PUBLIC,))
+            self._roles = roles
         return self._roles
 
     def role_table(self) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -174,7 +185,9 @@ class Api:
     def __call__(self, request: flask.Request) -> flask.Response:
         token = set_trace(
             parse_trace_header(
-                request.headers.get("traceparent"), request.headers.get("X-Cloud-Trace-Context")
+                # From the environ (HTTP_*, as werkzeug's headers read them), without their lookup.
+                request.environ.get("HTTP_TRACEPARENT"),
+                request.environ.get("HTTP_X_CLOUD_TRACE_CONTEXT"),
             )
         )
         started = time.monotonic()
@@ -183,7 +196,7 @@ class Api:
             response = self._dispatch(request)
             if request.method in _CHANGES and response.status_code < 400:
                 self._audit_change(request, response.status_code)
-            if response.status_code < 300 and request.headers.get("X-CloudScheduler-JobName"):
+            if response.status_code < 300 and request.environ.get("HTTP_X_CLOUDSCHEDULER_JOBNAME"):
                 self._heartbeat(request, response.status_code, time.monotonic() - started)
             return response
         finally:
@@ -191,12 +204,14 @@ class Api:
 
     def _audit_change(self, request: flask.Request, status: int) -> None:
         """An audit entry for a change whose handler wrote none (shared/audit.py)."""
+        endpoint = request.environ.get(_ENDPOINT_KEY)
+        if endpoint is None or endpoint in self._public:
+            return
         from shared.audit import AUDITED_KEY, CALLER_KEY, audit
         from shared.roles import PUBLIC, is_job_identity
 
-        endpoint = request.environ.get(_ENDPOINT_KEY)
         caller = request.environ.get(CALLER_KEY)
-        if endpoint is None or caller is None or request.environ.get(AUDITED_KEY):
+        if caller is None or request.environ.get(AUDITED_KEY):
             return
         if self.roles()[endpoint] == (PUBLIC,) or is_job_identity(caller.principal):
             return
@@ -273,7 +288,11 @@ class Api:
             ).to_response(request.path)
         request.environ[_ENDPOINT_KEY] = endpoint
         try:
-            _authorize(request, self.roles()[endpoint])
+            roles = self.roles()[endpoint]
+            if endpoint in self._public:
+                request.environ[_CALLER_KEY] = self._anonymous
+            else:
+                _authorize(request, roles)
             result = self._call(self._operations[endpoint], request, args)
         except Problem as problem:
             return problem.to_response(request.path)
