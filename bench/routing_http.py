@@ -198,10 +198,21 @@ def deployed_settings(backends_env: dict[str, str]) -> dict[str, str]:
     }
 
 
+def raised_limit_settings(backends_env: dict[str, str]) -> dict[str, str]:
+    """The deployed settings with the limit an operator would set for a key sending this much
+    (2,000/s, burst 4,000): every request admitted, with the lease the default rule gives that
+    limit (a tenth of a second of the rate: 200 tokens per Redis round trip)."""
+    return {
+        **deployed_settings(backends_env),
+        "ION_RATE_LIMIT_PER_SECOND": "2000",
+        "ION_RATE_LIMIT_BURST": "4000",
+    }
+
+
 def production_settings(backends_env: dict[str, str]) -> dict[str, str]:
-    """The production path with every request admitted: the deployed settings with a limit high
-    enough that none is refused, and the lease the default limit gets (5 tokens per Redis round
-    trip, not the 100,000 this rate would lease)."""
+    """The production path with every request admitted and the most Redis round trips: a limit
+    high enough that none is refused, and the lease the default limit gets (5 tokens per Redis
+    round trip, not the 100,000 this rate would lease)."""
     return {
         **deployed_settings(backends_env),
         "ION_RATE_LIMIT_PER_SECOND": "1000000",
@@ -253,22 +264,13 @@ def _targets(backends: ProductionBackends | None) -> list[Target]:
     ]
     if backends is not None:
         production_env = production_settings(backends.env)
+        deployed, raised = deployed_settings(backends.env), raised_limit_settings(backends.env)
+        customer = backends.customer_key
         targets += [
-            (
-                "production: deployed defaults (429s)",
-                "/v2/route",
-                ROUTE_BODY,
-                deployed_settings(backends.env),
-                OPERATOR_KEY,
-            ),
-            ("production: operator key, all admitted", "/v2/route", ROUTE_BODY, production_env, OPERATOR_KEY),
-            (
-                "production: customer key, all admitted",
-                "/v2/route",
-                ROUTE_BODY,
-                production_env,
-                backends.customer_key,
-            ),
+            ("production: deployed defaults (429s)", "/v2/route", ROUTE_BODY, deployed, OPERATOR_KEY),
+            ("production: limit 2000/s, lease 200", "/v2/route", ROUTE_BODY, raised, OPERATOR_KEY),
+            ("production: operator key, lease 5", "/v2/route", ROUTE_BODY, production_env, OPERATOR_KEY),
+            ("production: customer key, lease 5", "/v2/route", ROUTE_BODY, production_env, customer),
         ]
     return targets
 
@@ -360,34 +362,41 @@ def _print_table(
     results: dict[tuple[int, str], list[dict[str, float]]],
     rounds: int,
 ) -> None:
-    """Per target: its best round (by req/s) and, with several rounds, its worst, each as a ratio
-    of the bare handler's round of the same rank, p99 as a ratio of the open path's."""
+    """Every round of every target, as a ratio of the bare handler's run in the same round (the
+    runs next to each other in time) and its p99 as a ratio of the open path's in that round;
+    the verdict takes the worst round (the goals must hold in one run)."""
     print(f"  -c{connections}:")
     header = ("target", "req/s", "p50 ms", "p99 ms", "vs bare", "p99/open", "non-2xx")
-    print(f"    {header[0]:40} {'':5} " + " ".join(f"{h:>9}" for h in header[1:]))
-    ranked = {kind: sorted(results[(connections, kind)], key=lambda f: -f["rps"]) for kind, *_ in targets}
-    ranks = [("best", 0)] + ([("worst", -1)] if rounds > 1 else [])
+    print(f"    {header[0]:40} {'round':>5} " + " ".join(f"{h:>9}" for h in header[1:]))
     nan = float("nan")
     for kind, *_ in targets:
-        for rank, index in ranks:
-            fig, bare, opened = ranked[kind][index], ranked[BARE][index], ranked[OPEN][index]
+        for index in range(rounds):
+            fig = results[(connections, kind)][index]
+            bare, opened = results[(connections, BARE)][index], results[(connections, OPEN)][index]
             cells = [f"{fig['rps']:9,.0f}", f"{fig.get('p50', nan):9.2f}", f"{fig.get('p99', nan):9.2f}"]
             cells += [
                 f"{fig['rps'] / bare['rps']:9.2f}",
                 f"{fig.get('p99', nan) / opened.get('p99', nan):9.2f}",
             ]
             cells += [f"{fig['non2xx']:9,.0f}"]
-            print(f"    {kind:40} {rank:5} " + " ".join(cells))
+            print(f"    {kind:40} {index + 1:5} " + " ".join(cells))
     for kind, _path, body, env, _key in targets:
         if env is None or body != ROUTE_BODY or kind == OPEN:
             continue
-        worst = ranked[kind][-1]
-        ratio = worst["rps"] / ranked[BARE][-1]["rps"]
-        tail = worst.get("p99", nan) / ranked[OPEN][-1].get("p99", nan)
+        runs = list(
+            zip(
+                results[(connections, kind)],
+                results[(connections, BARE)],
+                results[(connections, OPEN)],
+                strict=True,
+            )
+        )
+        ratio = min(fig["rps"] / bare["rps"] for fig, bare, _ in runs)
+        tail = max(fig.get("p99", nan) / opened.get("p99", nan) for fig, _, opened in runs)
         verdict = "ok" if ratio >= 0.8 and tail <= 1.5 else "MISSED"
         print(
-            f"    {kind}: worst round {ratio:.2f} of bare (goal >= 0.80), p99 {tail:.2f}x the open path's "
-            f"(goal <= 1.5x): {verdict}"
+            f"    {kind}: worst round {ratio:.2f} of bare (goal >= 0.80), p99 up to {tail:.2f}x the open "
+            f"path's (goal <= 1.5x): {verdict}"
         )
 
 
