@@ -315,16 +315,16 @@ class ApiKeyGuard:
     def _take(self, bucket: str, cost: int = 1) -> Verdict:
         now = time.monotonic()
         with self._lock:
+            if self._lease_extra:  # tokens already taken from Redis are spent first
+                lease = self._leases.get(bucket)
+                if lease is not None and lease.expires > now and lease.tokens >= cost:
+                    lease.tokens -= cost
+                    return Verdict(True, 0.0, lease.remote_left + lease.tokens)
             empty_until = self._empty_until.get(bucket)
             if empty_until is not None:
                 if now < empty_until:  # Redis said no token before then: no need to ask again
                     return Verdict(False, empty_until - now, 0.0)
                 del self._empty_until[bucket]
-            if self._lease_extra:
-                lease = self._leases.get(bucket)
-                if lease is not None and lease.expires > now and lease.tokens >= cost:
-                    lease.tokens -= cost
-                    return Verdict(True, 0.0, lease.remote_left + lease.tokens)
         client = self._redis_client() if now >= self._redis_down_until else None
         if client is not None:
             try:
