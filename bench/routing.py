@@ -12,14 +12,25 @@ Goals (issue 3): /v2/route at >= 80% of the bare handler's requests/s; decision 
 memory per request does not grow with traffic. wrk comes from Debian (`apt-get install -y wrk`);
 when it is missing and we are root, the bench installs it, otherwise it says so and skips HTTP.
 
-HTTP targets, each at 8 and 32 wrk connections and as a ratio of the bare handler in the same run:
+HTTP targets, each at 8 and 32 wrk connections and as a ratio of the bare handler in the same round:
 
 - the open path: no API key, metrics aggregated but not published (ION_METRICS_ENABLED=false);
-- the production path: ION_API_KEYS set and an operator key presented, then a customer key
-  issued through the real customer key code (``shared.customer_keys``, its record in a Firestore
-  emulator as the health capability stores it); the per-key rate limit in a real redis-server
-  (its Lua token bucket on every request; the limit set high so that nothing is refused); metrics
-  on, flushed by the background thread to the ``metrics`` topic of a Pub/Sub emulator.
+- the production path: ION_API_KEYS set and an operator key presented, the per-key rate limit in
+  a real redis-server (its Lua token bucket), metrics on, flushed by the background thread to the
+  ``metrics`` topic of a Pub/Sub emulator; with the limit at its deployed defaults (50/s, burst
+  100: one key driven by wrk is mostly answered 429), raised to 2,000/s (every request admitted,
+  the default lease of 200 tokens), and high with the lease forced to the 5 tokens of the default
+  limit (a Redis round trip every 5 requests), by operator key and by a
+  customer key issued through the real customer key code (``shared.customer_keys``, its record in
+  a Firestore emulator as the health capability stores it).
+
+By default the server under test runs alone on the first CPU (``taskset``), and wrk, redis-server
+and the emulators on the others, as deployed (an instance has its CPU to itself; Memorystore and
+Pub/Sub are elsewhere); ``--no-pin`` lets them share. Each run also reports the CPU time per
+request of the server, wrk and the backends (from /proc): the server's is what a deployed
+instance's throughput follows, and it moves far less with the machine's load than req/s.
+``bench/routing_instructions.py`` counts instructions per request (callgrind), which do not move
+with the load at all.
 """
 
 from __future__ import annotations
@@ -47,6 +58,11 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", default="8,32", help="comma-separated wrk connection counts")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="HTTP: let the server share the CPUs with wrk, redis-server and the emulators",
+    )
     parser.add_argument("--no-http", action="store_true")
     parser.add_argument("--no-production", action="store_true", help="HTTP: the open path only")
     parser.add_argument("--http-only", action="store_true")
@@ -58,7 +74,7 @@ def main() -> None:
         bench_memory(args.requests)
     if not args.no_http:
         counts = [int(c) for c in args.connections.split(",") if c.strip()]
-        bench_http(args.duration, counts, args.rounds, production=not args.no_production)
+        bench_http(args.duration, counts, args.rounds, production=not args.no_production, pin=not args.no_pin)
 
 
 if __name__ == "__main__":

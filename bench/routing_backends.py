@@ -114,6 +114,10 @@ class ProductionBackends:
         stats = redis.Redis.from_url(self.redis_url).info("commandstats")
         return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
 
+    def pids(self) -> list[int]:
+        """The backends' processes (each with what it started, e.g. an emulator's JVM)."""
+        return [proc.popen.pid for proc in self.processes]
+
     def stop(self) -> None:
         for proc in reversed(self.processes):
             proc.stop()

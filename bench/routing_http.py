@@ -11,7 +11,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -49,9 +48,14 @@ def ensure_wrk() -> str | None:
 
 
 def serve(
-    kind: str, port: int, source_dir: Path, env_extra: dict[str, str] | None = None
+    kind: str,
+    port: int,
+    source_dir: Path,
+    env_extra: dict[str, str] | None = None,
+    cpus: set[int] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Serve under functions-framework's gunicorn application, exactly like devtools.serve."""
+    """Serve under functions-framework's gunicorn application, exactly like devtools.serve; on
+    ``cpus`` only when given (its worker inherits the master's CPUs)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
     if kind == "routing":
         argv = [sys.executable, "-m", "devtools.serve", "routing", "--port", str(port)]
@@ -63,7 +67,14 @@ def serve(
             f"GunicornApplication(app, '127.0.0.1', {port}, False).run()\n"
         )
         argv = [sys.executable, "-c", code]
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,  # noqa: PLW1509 - no threads yet
+    )
     from devtools.processes import wait_until_port
 
     wait_until_port(port, None, 60)
@@ -79,6 +90,7 @@ def wrk(
     connections: int,
     script_dir: Path,
     api_key: str | None = None,
+    cpus: set[int] | None = None,
 ) -> dict[str, float]:
     script = script_dir / "post.lua"
     escaped = body.replace("\\", "\\\\").replace("'", "\\'")
@@ -86,8 +98,10 @@ def wrk(
     if api_key:
         lua += f"wrk.headers['X-API-Key'] = '{api_key}'\n"
     script.write_text(lua)
-    argv = [wrk_bin, "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url]
-    warm = subprocess.run([*argv[:3], "-d2s", *argv[4:]], check=True, capture_output=True, text=True).stdout
+    pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
+    argv = [*pin, wrk_bin, "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url]
+    at = len(pin) + 3  # the -d argument
+    warm = subprocess.run([*argv[:at], "-d2s", *argv[at + 1 :]], check=True, capture_output=True, text=True)
     out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
     figures = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
     for pct in ("50", "75", "90", "99"):
@@ -98,9 +112,43 @@ def wrk(
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     figures["non2xx"] = float(errors.group(1)) if errors else 0.0
     figures["requests"] = sum(
-        float(found.group(1)) for text in (warm, out) if (found := re.search(r"(\d+) requests in", text))
+        float(found.group(1))
+        for text in (warm.stdout, out)
+        if (found := re.search(r"(\d+) requests in", text))
     )  # warm-up included
     return figures
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by process ``pid`` and every process under it."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        parents[int(entry)] = int(fields[1])
+        used[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
+    tree, frontier = {pid}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, its_parent in parents.items():
+            if its_parent == parent and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    return sum(used.get(p, 0.0) for p in tree)
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of this process's finished children (wrk runs)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def ready(url: str, body: str, api_key: str | None, timeout: float = 90) -> None:
@@ -138,75 +186,132 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
-def production_settings(backends_env: dict[str, str]) -> dict[str, str]:
-    """The production path's settings: an operator key, the Redis rate limit, metrics on."""
+def deployed_settings(backends_env: dict[str, str]) -> dict[str, str]:
+    """The production path as deployed: an operator key, the Redis rate limit at its defaults
+    (50 tokens/s, burst 100, so one key driven by wrk is mostly refused), metrics on."""
     return {
         **backends_env,
         "ION_API_KEYS": OPERATOR_KEY,
         "ION_REQUEST_ID_SECRET": "bench-request-id-secret",
-        # High enough that none is refused; the lease is the one the default limit (50/s, burst
-        # 100) gets, 5 tokens per Redis round trip, not the 100,000 this rate would lease.
-        "ION_RATE_LIMIT_PER_SECOND": "1000000",
-        "ION_RATE_LIMIT_BURST": "1000000",
-        "ION_RATE_LIMIT_LEASE_TOKENS": "5",
         "ION_METRICS_ENABLED": "true",
         "ION_METRICS_BACKGROUND_FLUSH": "true",
     }
 
 
-def bench_http(duration: int, connection_counts: list[int], rounds: int, production: bool) -> None:
+def raised_limit_settings(backends_env: dict[str, str]) -> dict[str, str]:
+    """The deployed settings with the limit an operator would set for a key sending this much
+    (2,000/s, burst 4,000): every request admitted, with the lease the default rule gives that
+    limit (a tenth of a second of the rate: 200 tokens per Redis round trip)."""
+    return {
+        **deployed_settings(backends_env),
+        "ION_RATE_LIMIT_PER_SECOND": "2000",
+        "ION_RATE_LIMIT_BURST": "4000",
+    }
+
+
+def production_settings(backends_env: dict[str, str]) -> dict[str, str]:
+    """The production path with every request admitted and the most Redis round trips: a limit
+    high enough that none is refused, and the lease the default limit gets (5 tokens per Redis
+    round trip, not the 100,000 this rate would lease)."""
+    return {
+        **deployed_settings(backends_env),
+        "ION_RATE_LIMIT_PER_SECOND": "1000000",
+        "ION_RATE_LIMIT_BURST": "1000000",
+        "ION_RATE_LIMIT_LEASE_TOKENS": "5",
+    }
+
+
+# (label, path, body, settings or None for the bare handler, API key)
+Target = tuple[str, str, str, "dict[str, str] | None", "str | None"]
+
+BARE = "bare handler"
+OPEN = "open: /v2/route (key)"
+
+
+def bench_http(
+    duration: int, connection_counts: list[int], rounds: int, production: bool, pin: bool = True
+) -> None:
     wrk_bin = ensure_wrk()
     if wrk_bin is None:
         print("HTTP part skipped: wrk is not installed (Debian: `sudo apt-get install -y wrk`).")
         return
-    from devtools.processes import free_port
-
+    # Pinned: the server under test alone on CPU 0 (a deployed instance has its CPU to itself);
+    # wrk, redis-server and the emulators on the others (elsewhere when deployed).
+    cpus = sorted(os.sched_getaffinity(0))
+    server_cpus: set[int] | None = None
+    others: set[int] | None = None
+    if pin and len(cpus) >= 2:
+        server_cpus, others = {cpus[0]}, set(cpus[1:])
+        os.sched_setaffinity(0, others)  # this process and what it starts: the backends, wrk
+    elif pin:
+        print("one CPU: the server under test cannot be pinned apart; running unpinned")
     backends = ProductionBackends() if production else None
     try:
-        _bench_http(wrk_bin, free_port, duration, connection_counts, rounds, backends)
+        _bench_http(wrk_bin, duration, connection_counts, rounds, backends, server_cpus, others)
     finally:
         if backends is not None:
             backends.stop()
+        if others is not None:
+            os.sched_setaffinity(0, set(cpus))
+
+
+def _targets(backends: ProductionBackends | None) -> list[Target]:
+    open_env = {"ION_METRICS_ENABLED": "false", "ION_API_KEYS": ""}
+    targets: list[Target] = [
+        (BARE, "/", ROUTE_BODY, None, None),
+        (OPEN, "/v2/route", ROUTE_BODY, open_env, None),
+        ("open: /v2/route (message, L1 hit)", "/v2/route", MESSAGE_BODY, open_env, None),
+    ]
+    if backends is not None:
+        production_env = production_settings(backends.env)
+        deployed, raised = deployed_settings(backends.env), raised_limit_settings(backends.env)
+        customer = backends.customer_key
+        targets += [
+            ("production: deployed defaults (429s)", "/v2/route", ROUTE_BODY, deployed, OPERATOR_KEY),
+            ("production: limit 2000/s, lease 200", "/v2/route", ROUTE_BODY, raised, OPERATOR_KEY),
+            ("production: operator key, lease 5", "/v2/route", ROUTE_BODY, production_env, OPERATOR_KEY),
+            ("production: customer key, lease 5", "/v2/route", ROUTE_BODY, production_env, customer),
+        ]
+    return targets
 
 
 def _bench_http(  # noqa: PLR0917 - the runs and their table
     wrk_bin: str,
-    free_port: Any,
     duration: int,
     connection_counts: list[int],
     rounds: int,
     backends: ProductionBackends | None,
+    server_cpus: set[int] | None,
+    other_cpus: set[int] | None,
 ) -> None:
-    open_env = {"ION_METRICS_ENABLED": "false", "ION_API_KEYS": ""}
-    targets: list[tuple[str, str, str, dict[str, str] | None, str | None]] = [
-        ("bare handler", "/", ROUTE_BODY, None, None),
-        ("open: /v2/route (key)", "/v2/route", ROUTE_BODY, open_env, None),
-        ("open: /v2/route (message, L1 hit)", "/v2/route", MESSAGE_BODY, open_env, None),
-    ]
+    from devtools.processes import free_port
+
+    targets = _targets(backends)
     if backends is not None:
         backends.subscribe()
-        production_env = production_settings(backends.env)
-        no_lease_env = {**production_env, "ION_RATE_LIMIT_LEASE_TOKENS": "1"}
-        targets += [
-            ("production: operator key", "/v2/route", ROUTE_BODY, production_env, OPERATOR_KEY),
-            ("production: customer key", "/v2/route", ROUTE_BODY, production_env, backends.customer_key),
-            ("production: operator key, no lease", "/v2/route", ROUTE_BODY, no_lease_env, OPERATOR_KEY),
-        ]
         evals_before = backends.redis_calls("evalsha")
-    results: dict[tuple[int, str], dict[str, float]] = {}
+    results: dict[tuple[int, str], list[dict[str, float]]] = {}
     requests_sent = 0
+    loads: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp_dir = Path(tmp)
         (tmp_dir / "bare.py").write_text(BARE_SOURCE)
         # Rounds interleave the targets so that a burst of load from elsewhere on a shared machine
-        # hits them alike; each target keeps its best round.
+        # hits them alike; every round is kept (the table shows the best and the worst).
         for _round in range(rounds):
             for connections in connection_counts:
                 for kind, path, body, env, api_key in targets:
                     port = free_port()
-                    proc = serve("bare" if env is None else "routing", port, tmp_dir, env)
+                    proc = serve("bare" if env is None else "routing", port, tmp_dir, env, server_cpus)
                     try:
                         ready(f"http://127.0.0.1:{port}{path}", body, api_key)
+                        loads.append(os.getloadavg()[0])
+                        backend_pids = backends.pids() if backends is not None else []
+                        cpu_before = (
+                            cpu_seconds(proc.pid),
+                            children_cpu_seconds(),
+                            sum(cpu_seconds(pid) for pid in backend_pids),
+                        )
                         figures = wrk(
                             wrk_bin,
                             f"http://127.0.0.1:{port}{path}",
@@ -215,32 +320,32 @@ def _bench_http(  # noqa: PLR0917 - the runs and their table
                             connections=connections,
                             script_dir=tmp_dir,
                             api_key=api_key,
+                            cpus=other_cpus,
+                        )
+                        served = figures["requests"]
+                        figures["server_ms"] = (cpu_seconds(proc.pid) - cpu_before[0]) * 1000 / served
+                        figures["wrk_ms"] = (children_cpu_seconds() - cpu_before[1]) * 1000 / served
+                        figures["backends_ms"] = (
+                            (sum(cpu_seconds(pid) for pid in backend_pids) - cpu_before[2]) * 1000 / served
                         )
                     finally:
                         stop(proc)
                     if api_key:
                         requests_sent += int(figures["requests"]) + 1  # + the readiness check
-                    key = (connections, kind)
-                    if key not in results or figures["rps"] > results[key]["rps"]:
-                        results[key] = figures
+                    results.setdefault((connections, kind), []).append(figures)
+    placement = (
+        f"server on CPU {sorted(server_cpus)}, wrk, redis-server and emulators on {sorted(other_cpus or ())}"
+        if server_cpus
+        else "unpinned: server, wrk, redis-server and emulators share every CPU"
+    )
+    print(
+        f"HTTP under wrk ({duration}s per run, loopback, functions-framework gunicorn as deployed, "
+        f"{placement}; {rounds} interleaved round(s); machine load average "
+        f"{min(loads):.1f}-{max(loads):.1f} during the runs)"
+    )
     for connections in connection_counts:
-        bare = results[(connections, "bare handler")]["rps"]
-        print(
-            f"HTTP under wrk (-t1 -c{connections}, {duration}s, loopback, functions-framework gunicorn, "
-            f"best of {rounds} interleaved rounds):"
-        )
-        header = ("target", "req/s", "p50 ms", "p90 ms", "p99 ms", "vs bare", "non-2xx")
-        print(f"  {header[0]:36} " + " ".join(f"{h:>8}" for h in header[1:]))
-        nan = float("nan")
-        for (conns, kind), fig in results.items():
-            if conns != connections:
-                continue
-            cells = [f"{fig['rps']:8,.0f}"] + [f"{fig.get(p, nan):8.2f}" for p in ("p50", "p90", "p99")]
-            cells += [f"{fig['rps'] / bare:8.0%}", f"{fig['non2xx']:8.0f}"]
-            print(f"  {kind:36} " + " ".join(cells))
-        for kind in [t[0] for t in targets[1:] if t[2] == ROUTE_BODY]:
-            ratio = results[(connections, kind)]["rps"] / bare
-            print(f"  {kind} / bare = {ratio:.2f} (goal >= 0.80) {'ok' if ratio >= 0.8 else 'MISSED'}")
+        _print_table(connections, targets, results, rounds)
+    _print_cpu(connection_counts, targets, results)
     if backends is not None:
         evals = backends.redis_calls("evalsha") - evals_before
         published = backends.published_messages()
@@ -249,3 +354,74 @@ def _bench_http(  # noqa: PLR0917 - the runs and their table
             f"keyed requests (warm-ups and readiness checks included); {published:,} metric batches "
             "published to the Pub/Sub emulator's metrics topic"
         )
+
+
+def _print_table(
+    connections: int,
+    targets: list[Target],
+    results: dict[tuple[int, str], list[dict[str, float]]],
+    rounds: int,
+) -> None:
+    """Every round of every target, as a ratio of the bare handler's run in the same round (the
+    runs next to each other in time) and its p99 as a ratio of the open path's in that round;
+    the verdict takes the worst round (the goals must hold in one run)."""
+    print(f"  -c{connections}:")
+    header = ("target", "req/s", "p50 ms", "p99 ms", "vs bare", "p99/open", "non-2xx")
+    print(f"    {header[0]:40} {'round':>5} " + " ".join(f"{h:>9}" for h in header[1:]))
+    nan = float("nan")
+    for kind, *_ in targets:
+        for index in range(rounds):
+            fig = results[(connections, kind)][index]
+            bare, opened = results[(connections, BARE)][index], results[(connections, OPEN)][index]
+            cells = [f"{fig['rps']:9,.0f}", f"{fig.get('p50', nan):9.2f}", f"{fig.get('p99', nan):9.2f}"]
+            cells += [
+                f"{fig['rps'] / bare['rps']:9.2f}",
+                f"{fig.get('p99', nan) / opened.get('p99', nan):9.2f}",
+            ]
+            cells += [f"{fig['non2xx']:9,.0f}"]
+            print(f"    {kind:40} {index + 1:5} " + " ".join(cells))
+    for kind, _path, body, env, _key in targets:
+        if env is None or body != ROUTE_BODY or kind == OPEN:
+            continue
+        runs = list(
+            zip(
+                results[(connections, kind)],
+                results[(connections, BARE)],
+                results[(connections, OPEN)],
+                strict=True,
+            )
+        )
+        ratio = min(fig["rps"] / bare["rps"] for fig, bare, _ in runs)
+        tail = max(fig.get("p99", nan) / opened.get("p99", nan) for fig, _, opened in runs)
+        verdict = "ok" if ratio >= 0.8 and tail <= 1.5 else "MISSED"
+        print(
+            f"    {kind}: worst round {ratio:.2f} of bare (goal >= 0.80), p99 up to {tail:.2f}x the open "
+            f"path's (goal <= 1.5x): {verdict}"
+        )
+
+
+def _print_cpu(
+    connection_counts: list[int],
+    targets: list[Target],
+    results: dict[tuple[int, str], list[dict[str, float]]],
+) -> None:
+    """CPU time per request of each process, over every round: what a deployed instance's
+    throughput follows (its CPU is its own), whatever else this machine was running."""
+    print(
+        "CPU per request (ms, user + system, warm-ups included, all rounds): the server under test, "
+        "wrk, and redis-server + the emulators; `bare / server` is the bare handler's server CPU over "
+        "this one's: the throughput ratio of an instance with a CPU of its own"
+    )
+    header = ("target", "server", "wrk", "backends", "bare/server")
+    print(f"  {'':5} {header[0]:40} " + " ".join(f"{h:>11}" for h in header[1:]))
+
+    def mean(runs: list[dict[str, float]], field: str) -> float:
+        return sum(f[field] for f in runs) / len(runs)
+
+    for connections in connection_counts:
+        bare = mean(results[(connections, BARE)], "server_ms")
+        for kind, *_ in targets:
+            runs = results[(connections, kind)]
+            cells = [f"{mean(runs, f):11.3f}" for f in ("server_ms", "wrk_ms", "backends_ms")]
+            cells.append(f"{bare / mean(runs, 'server_ms'):11.2f}")
+            print(f"  -c{connections:<3} {kind:40} " + " ".join(cells))

@@ -11,8 +11,11 @@ instances, timed by Redis's own clock. An instance takes tokens from Redis a few
 tenth of the burst) and spends them locally for at most ``ION_RATE_LIMIT_LEASE_SECONDS``, so most
 requests cost no Redis round trip. Tokens are taken before they are spent, so the limit across
 instances is never exceeded; a lease left unspent is forfeited (stricter, by at most a lease per
-instance). Redis down: each instance keeps a local bucket with the same numbers (a looser limit,
-but never an outage). Redis keys name a hash of the API key, never the key itself.
+instance). A refusal is remembered too: Redis said when the bucket's next token is due, so until
+then the instance refuses the key without asking again (the time is counted from before the
+question was sent, so never later than Redis would allow). Redis down: each instance keeps a
+local bucket with the same numbers (a looser limit, but never an outage). Redis keys name a hash
+of the API key, never the key itself.
 
 Customer keys (issued by the health capability) are screened (their HMAC tag, no I/O) and then
 resolved by ``customer_keys.py``, and have their own rate-limit bucket each.
@@ -160,6 +163,8 @@ class ApiKeyGuard:
         self._lease_extra = lease_size(rate, burst, lease_tokens)
         self._lease_seconds = lease_seconds
         self._leases: dict[str, _Lease] = {}
+        # Bucket => monotonic time before which Redis has no token for it (a refusal remembered).
+        self._empty_until: dict[str, float] = {}
         self._lock = threading.Lock()
         self._redis_down_until = 0.0
         self.retry_seconds = 5.0
@@ -200,17 +205,22 @@ class ApiKeyGuard:
             return True
         return bool(presented and self.customer_keys is not None and presented.startswith(ck.KEY_PREFIX))
 
-    def admit(self, presented: str | None, client: str = "unknown") -> tuple[dict[str, str], str | None]:
+    def admit(
+        self, presented: str | None, client: str | Callable[[], str] = "unknown"
+    ) -> tuple[dict[str, str], str | None]:
         """(headers, customer id or None) for an operator or customer key from ``client`` (its
-        address, see ``auth_failures.client_address``); raises ``AccessDenied``, ``RateLimited``
-        (its ``customer`` set for a customer key; also when ``client`` or the key id prefix has had too
-        many refusals) or ``KeyStoreUnavailable``."""
+        address, see ``auth_failures.client_address``, or a function giving it: only a refused or
+        legacy key needs it, so an accepted one does not pay for parsing it); raises
+        ``AccessDenied``, ``RateLimited`` (its ``customer`` set for a customer key; also when
+        ``client`` or the key id prefix has had too many refusals) or ``KeyStoreUnavailable``."""
         try:
             return self._admit(presented, client)
         except AccessDenied as denied:
             raise self._refused(denied, presented, client) from None
 
-    def _admit(self, presented: str | None, client: str) -> tuple[dict[str, str], str | None]:
+    def _admit(
+        self, presented: str | None, client: str | Callable[[], str]
+    ) -> tuple[dict[str, str], str | None]:
         if not (presented and self.customer_keys is not None and presented.startswith(ck.KEY_PREFIX)):
             return self.check(presented), None
         try:
@@ -228,7 +238,7 @@ class ApiKeyGuard:
         if key.legacy and self.failures is not None:
             # Inside the migration window a legacy key costs a lookup: none for a client already
             # refused for too many failures (this instance's memory; no I/O).
-            wait = self.failures.blocked(subjects(client, key.key_id))
+            wait = self.failures.blocked(subjects(_address(client), key.key_id))
             if wait > 0:
                 raise self._too_many_failures(wait)
         customer = self.customer_keys.lookup(key, presented)
@@ -240,13 +250,17 @@ class ApiKeyGuard:
             limited.customer = customer
             raise
 
-    def _refused(self, denied: AccessDenied, presented: str | None, client: str) -> Exception:
+    def _refused(
+        self, denied: AccessDenied, presented: str | None, client: str | Callable[[], str]
+    ) -> Exception:
         """What to raise for a refused key: ``denied`` (401), or ``RateLimited`` (429) once the
         client address or the key id prefix has had too many refusals."""
         if self.failures is None:
             self._metrics.rejected.add(1, (("reason", "api_key"),))
             return denied
-        wait = self.failures.charge(subjects(client, ck.key_id_of(presented) if presented else None))
+        wait = self.failures.charge(
+            subjects(_address(client), ck.key_id_of(presented) if presented else None)
+        )
         if wait <= 0:
             self._metrics.rejected.add(1, (("reason", "api_key"),))
             return denied
@@ -300,12 +314,17 @@ class ApiKeyGuard:
 
     def _take(self, bucket: str, cost: int = 1) -> Verdict:
         now = time.monotonic()
-        if self._lease_extra:
-            with self._lock:
+        with self._lock:
+            if self._lease_extra:  # tokens already taken from Redis are spent first
                 lease = self._leases.get(bucket)
                 if lease is not None and lease.expires > now and lease.tokens >= cost:
                     lease.tokens -= cost
                     return Verdict(True, 0.0, lease.remote_left + lease.tokens)
+            empty_until = self._empty_until.get(bucket)
+            if empty_until is not None:
+                if now < empty_until:  # Redis said no token before then: no need to ask again
+                    return Verdict(False, empty_until - now, 0.0)
+                del self._empty_until[bucket]
         client = self._redis_client() if now >= self._redis_down_until else None
         if client is not None:
             try:
@@ -316,7 +335,13 @@ class ApiKeyGuard:
                     args=[self._rate, self._burst, cost, self._lease_extra],
                 )
                 remaining = float(left)
-                if int(allowed) and self._lease_extra:
+                if not int(allowed):
+                    if cost == 1:
+                        # Fewer than one token at Redis's clock, which read after ``now``: none
+                        # here before now + retry either (other instances only take tokens).
+                        self._remember_empty(bucket, now + float(retry), now)
+                    return Verdict(False, float(retry), remaining)
+                if self._lease_extra:
                     with self._lock:
                         held = self._leases.get(bucket)
                         kept = held.tokens if held is not None and held.expires > now else 0.0
@@ -326,7 +351,7 @@ class ApiKeyGuard:
                         remaining += lease.tokens
                         if len(self._leases) > MAX_LEASES:  # one per key seen: drop the expired
                             self._leases = {k: v for k, v in self._leases.items() if v.expires > now}
-                return Verdict(bool(int(allowed)), float(retry), remaining)
+                return Verdict(True, float(retry), remaining)
             except Exception as exc:  # noqa: BLE001 - redis errors: fall back to a local bucket
                 self._redis_down_until = time.monotonic() + self.retry_seconds
                 log.warning(
@@ -334,6 +359,12 @@ class ApiKeyGuard:
                     extra={"error": repr(exc), "retry_seconds": self.retry_seconds},
                 )
         return self._take_local(bucket, cost)
+
+    def _remember_empty(self, bucket: str, until: float, now: float) -> None:
+        with self._lock:
+            self._empty_until[bucket] = until
+            if len(self._empty_until) > MAX_LEASES:  # one per refused key: drop the past
+                self._empty_until = {k: v for k, v in self._empty_until.items() if v > now}
 
     def _take_local(self, bucket: str, cost: int = 1) -> Verdict:
         now = time.monotonic()
@@ -347,3 +378,7 @@ class ApiKeyGuard:
                 state.tokens -= cost
                 return Verdict(True, 0.0, state.tokens)
             return Verdict(False, (cost - state.tokens) / self._rate, state.tokens)
+
+
+def _address(client: str | Callable[[], str]) -> str:
+    return client if isinstance(client, str) else client()

@@ -256,6 +256,12 @@ def health(_request: flask.Request) -> flask.Response:
 _KNOWN_ROUTES = frozenset(api.paths())
 
 
+def _client_of(request: flask.Request, service: RoutingService) -> str:
+    return client_address(
+        request.headers.get("X-Forwarded-For"), request.remote_addr, service.settings.client_ip_hop
+    )
+
+
 def handle(request: flask.Request) -> flask.Response:
     """The ``route`` entry point: API keys, the API, then request metrics and a due metrics flush."""
     started = time.perf_counter()
@@ -264,13 +270,10 @@ def handle(request: flask.Request) -> flask.Response:
     path = request.path
     extra_headers = None
     customer: str | None = None
-    presented = request.headers.get("X-API-Key")
+    presented = request.environ.get("HTTP_X_API_KEY")  # the X-API-Key header
     if path != "/health" and service.guard.applies(presented):
         try:
-            client = client_address(
-                request.headers.get("X-Forwarded-For"), request.remote_addr, service.settings.client_ip_hop
-            )
-            extra_headers, customer = service.guard.admit(presented, client)
+            extra_headers, customer = service.guard.admit(presented, lambda: _client_of(request, service))
             # The routes see whose key it was (feedback is stored under the customer, for erasure).
             request.environ[CUSTOMER_ENVIRON] = customer
         except AccessDenied as denied:

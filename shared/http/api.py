@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
+from shared.audit import CALLER_KEY as _CALLER_KEY
 from shared.logging import get_logger, parse_trace_header, reset_trace, set_trace
 
 if TYPE_CHECKING:
@@ -58,9 +59,16 @@ class Api:
         self.name = name
         self.role = normalize_roles(role) if role is not None else None
         self._roles: dict[str, tuple[str, ...]] | None = None
+        # Endpoints any caller may call (role public), with the caller they all get: checked per
+        # request without verifying anyone, and never audited.
+        self._public: frozenset[str] = frozenset()
+        self._anonymous: Any = None
         self._map = Map(strict_slashes=False, merge_slashes=True)
         self._operations: dict[str, Operation] = {}
         self._adapter = None
+        # Path => method => endpoint of the rules without variables: looked up before werkzeug's
+        # matcher, which answers the same for them at several times the cost.
+        self._static: dict[str, dict[str, str]] | None = None
         self._log = get_logger(name)
         self._openapi: dict[str, Any] | None = None
         # Problems every route may answer (e.g. 401/429 of an API key check before the routes).
@@ -120,8 +128,10 @@ class Api:
             )
             self._map.add(Rule(path, endpoint=endpoint, methods=list(methods)))
             self._adapter = None
+            self._static = None
             self._openapi = None
             self._roles = None
+            self._public = frozenset()
             return handler
 
         return register
@@ -141,10 +151,15 @@ class Api:
                     scheduled.add(adapter.match(path, "POST")[0])
                 except (NotFound, MethodNotAllowed):
                     continue
-            self._roles = {
+            from shared.roles import PUBLIC, authorize
+
+            roles = {
                 endpoint: op.role or default_roles(op.path, op.methods, scheduled=endpoint in scheduled)
                 for endpoint, op in self._operations.items()
             }
+            self._public = frozenset(endpoint for endpoint, held in roles.items() if held == (PUBLIC,))
+            self._anonymous = authorize({}, (PUBLIC,))
+            self._roles = roles
         return self._roles
 
     def role_table(self) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -170,7 +185,9 @@ class Api:
     def __call__(self, request: flask.Request) -> flask.Response:
         token = set_trace(
             parse_trace_header(
-                request.headers.get("traceparent"), request.headers.get("X-Cloud-Trace-Context")
+                # From the environ (HTTP_*, as werkzeug's headers read them), without their lookup.
+                request.environ.get("HTTP_TRACEPARENT"),
+                request.environ.get("HTTP_X_CLOUD_TRACE_CONTEXT"),
             )
         )
         started = time.monotonic()
@@ -179,7 +196,7 @@ class Api:
             response = self._dispatch(request)
             if request.method in _CHANGES and response.status_code < 400:
                 self._audit_change(request, response.status_code)
-            if response.status_code < 300 and request.headers.get("X-CloudScheduler-JobName"):
+            if response.status_code < 300 and request.environ.get("HTTP_X_CLOUDSCHEDULER_JOBNAME"):
                 self._heartbeat(request, response.status_code, time.monotonic() - started)
             return response
         finally:
@@ -187,12 +204,14 @@ class Api:
 
     def _audit_change(self, request: flask.Request, status: int) -> None:
         """An audit entry for a change whose handler wrote none (shared/audit.py)."""
+        endpoint = request.environ.get(_ENDPOINT_KEY)
+        if endpoint is None or endpoint in self._public:
+            return
         from shared.audit import AUDITED_KEY, CALLER_KEY, audit
         from shared.roles import PUBLIC, is_job_identity
 
-        endpoint = request.environ.get(_ENDPOINT_KEY)
         caller = request.environ.get(CALLER_KEY)
-        if endpoint is None or caller is None or request.environ.get(AUDITED_KEY):
+        if caller is None or request.environ.get(AUDITED_KEY):
             return
         if self.roles()[endpoint] == (PUBLIC,) or is_job_identity(caller.principal):
             return
@@ -234,11 +253,28 @@ class Api:
         except Exception:  # noqa: BLE001 - see the docstring
             self._log.exception("recording the heartbeat of job %s failed", job, extra={"job": job})
 
-    def _dispatch(self, request: flask.Request) -> flask.Response:
+    def _static_routes(self) -> dict[str, dict[str, str]]:
+        static: dict[str, dict[str, str]] = {}
+        for rule in self._map.iter_rules():
+            if not rule.arguments:
+                methods = static.setdefault(rule.rule, {})
+                for method in rule.methods or ():
+                    methods.setdefault(method, rule.endpoint)
+        return static
+
+    def _match(self, path: str, method: str) -> tuple[str, dict[str, Any]]:
+        if self._static is None:
+            self._static = self._static_routes()
+        endpoint = self._static.get(path, {}).get(method)
+        if endpoint is not None:
+            return endpoint, {}
         if self._adapter is None:
             self._adapter = self._map.bind("localhost")
+        return self._adapter.match(path, method)
+
+    def _dispatch(self, request: flask.Request) -> flask.Response:
         try:
-            endpoint, args = self._adapter.match(request.path, request.method)
+            endpoint, args = self._match(request.path, request.method)
         except NotFound:
             problem = Problem(404, f"No resource at {request.path}.", paths=self.paths())
             return problem.to_response(request.path)
@@ -252,7 +288,11 @@ class Api:
             ).to_response(request.path)
         request.environ[_ENDPOINT_KEY] = endpoint
         try:
-            _authorize(request, self.roles()[endpoint])
+            roles = self.roles()[endpoint]
+            if endpoint in self._public:
+                request.environ[_CALLER_KEY] = self._anonymous
+            else:
+                _authorize(request, roles)
             result = self._call(self._operations[endpoint], request, args)
         except Problem as problem:
             return problem.to_response(request.path)

@@ -21,6 +21,7 @@ from shared.http.problems import Problem, _field_problem
 M = TypeVar("M", bound=BaseModel)
 
 _BODY_KEY = "ion.body"
+_BOUNDED_KEY = "ion.body.bounded"
 
 
 class _BoundedStream:
@@ -50,22 +51,28 @@ def bound_body(request: flask.Request, *, max_bytes: int | None = None) -> None:
     """Let nothing read more than the limit + 1 bytes of this request's body, whoever reads it:
     a chunked body has no Content-Length to refuse it by, and functions-framework reads the rest
     of every body into memory after the answer."""
-    if isinstance(request.stream, _BoundedStream):
+    environ = request.environ
+    if environ.get(_BOUNDED_KEY):  # called by each layer: bounded once, then checked cheaply
         return
-    limit = max_bytes or get_settings().max_body_bytes
-    request.stream = _BoundedStream(request.stream, limit + 1)  # type: ignore[misc]
+    if not isinstance(request.stream, _BoundedStream):
+        limit = max_bytes or get_settings().max_body_bytes
+        request.stream = _BoundedStream(request.stream, limit + 1)  # type: ignore[misc]
+    environ[_BOUNDED_KEY] = True
 
 
 def read_body(request: flask.Request, *, max_bytes: int | None = None) -> bytes:
     """The raw body, refusing more than ``max_bytes`` (413) without reading it all, chunked or
     not. Read bodies only through here, never with ``request.get_data``."""
     limit = max_bytes or get_settings().max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise Problem(413, f"Body of {request.content_length} bytes exceeds the limit of {limit} bytes.")
+    length = request.content_length
+    if length is not None and length > limit:
+        raise Problem(413, f"Body of {length} bytes exceeds the limit of {limit} bytes.")
     data = request.environ.get(_BODY_KEY)
     if data is None:
         bound_body(request, max_bytes=limit)
-        data = request.stream.read(limit + 1)
+        # With a Content-Length (checked above) the body is that long: asking for exactly that
+        # spares a read that would only find its end. Chunked: up to the limit + 1.
+        data = request.stream.read(limit + 1 if length is None else length)
         request.environ[_BODY_KEY] = data
     if len(data) > limit:
         raise Problem(413, f"Body exceeds the limit of {limit} bytes.")
@@ -81,7 +88,10 @@ def body_read_so_far(request: flask.Request) -> bytes:
 
 def read_json(request: flask.Request, model: type[M], *, max_bytes: int | None = None) -> M:
     """Parse and validate a JSON body: 415 wrong type, 413 too big, 400 not JSON, 422 invalid."""
-    mimetype = request.mimetype
+    content_type = request.environ.get("CONTENT_TYPE", "")
+    # The usual spelling is decided without parsing the header; anything else is parsed.
+    plain = content_type == "application/json" or content_type.startswith("application/json;")
+    mimetype = "application/json" if plain else request.mimetype
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         raise Problem(
             415,

@@ -149,3 +149,82 @@ def test_leased_tokens_never_let_instances_exceed_the_limit(redis_url: str) -> N
     assert admitted(first, 1) == [True]  # takes 4 tokens, spends 1
     assert admitted(second, 7) == [True] * 6 + [False]  # the 6 left in Redis, leased 4 then 2
     assert admitted(first, 4) == [True, True, True, False]  # its lease's 3, then Redis is empty
+
+
+def _guard(redis_url: str, *, rate: float, burst: int, lease_tokens: int = 1) -> Any:
+    """One routing instance's guard for key ``alpha`` on the shared Redis bucket."""
+    import redis
+
+    from functions.routing.auth import ApiKeyGuard
+    from functions.routing.metrics import RoutingMetrics
+    from functions.routing.telemetry import Telemetry, TelemetrySettings
+
+    telemetry = Telemetry("routing", publish=lambda _: None, settings=TelemetrySettings(enabled=False))
+    return ApiKeyGuard(
+        ["alpha"],
+        rate=rate,
+        burst=burst,
+        metrics=RoutingMetrics(telemetry),
+        redis_client=lambda: redis.Redis.from_url(redis_url),
+        lease_tokens=lease_tokens,
+    )
+
+
+@pytest.mark.redis
+def test_a_refusal_is_remembered_until_the_next_token_is_due(redis_url: str) -> None:
+    from functions.routing.auth import RateLimited
+
+    guard = _guard(redis_url, rate=0.1, burst=1)  # the next token 10 s after the first is spent
+    guard.check("alpha")
+    with pytest.raises(RateLimited) as first:
+        guard.check("alpha")
+    asked = _evalsha_calls(redis_url)
+    retries = []
+    for _ in range(5):
+        with pytest.raises(RateLimited) as again:
+            guard.check("alpha")
+        retries.append(again.value.retry_after)
+        assert again.value.headers["RateLimit-Remaining"] == "0"
+    assert _evalsha_calls(redis_url) == asked  # refused here, Redis not asked again
+    assert all(1 <= retry <= first.value.retry_after for retry in retries)
+    # Another instance, which has not been refused, asks Redis and is refused too.
+    with pytest.raises(RateLimited):
+        _guard(redis_url, rate=0.1, burst=1).check("alpha")
+    assert _evalsha_calls(redis_url) == asked + 1
+
+
+@pytest.mark.redis
+def test_a_remembered_refusal_ends_when_the_token_is_due(redis_url: str) -> None:
+    import time
+
+    from functions.routing.auth import RateLimited
+
+    guard = _guard(redis_url, rate=4, burst=1)  # a token every 0.25 s
+    guard.check("alpha")
+    with pytest.raises(RateLimited):
+        guard.check("alpha")
+    deadline = time.monotonic() + 30
+    while True:  # admitted again once the token is due (polled, bounded)
+        try:
+            guard.check("alpha")
+            break
+        except RateLimited:
+            assert time.monotonic() < deadline, "never admitted again"
+            time.sleep(0.05)
+
+
+@pytest.mark.redis
+def test_a_bulk_refused_for_its_size_does_not_refuse_single_requests(redis_url: str) -> None:
+    from functions.routing.auth import RateLimited
+
+    guard = _guard(redis_url, rate=0.001, burst=5)
+    for _ in range(3):
+        guard.check("alpha")  # 2 tokens left
+    asked = _evalsha_calls(redis_url)
+    with pytest.raises(RateLimited):
+        guard.charge_items("alpha", 4)  # needs 3 more
+    assert _evalsha_calls(redis_url) == asked + 1  # refused by Redis, not for its size
+    guard.check("alpha")  # the bucket's tokens were still there for one request
+    guard.check("alpha")
+    with pytest.raises(RateLimited):
+        guard.check("alpha")
