@@ -50,6 +50,7 @@ from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from shared.clock import utcnow
 from shared.metrics.build_reads import RangeKey, current_build_reads
 from shared.metrics.catalogue import CustomerUsage
+from shared.metrics.recording import FoldState, rule_for, rule_hour_id
 from shared.metrics.sketch import Sketch
 from shared.metrics.store import (
     RESOLUTION_SECONDS,
@@ -58,9 +59,10 @@ from shared.metrics.store import (
     Summary,
     bucket_start,
     entries,
-    folded_until,
+    fold_state,
     hour_ceil,
     rollups,
+    rule_hours,
 )
 
 Agg = Literal["count", "sum", "rate", "avg", "min", "max", "p50", "p90", "p95", "p99"]
@@ -354,14 +356,15 @@ def _fold_rollups(
         )
     wants_sketch = query.agg in QUANTILES
 
-    # (rollups, whether each is counted in the bucket of its hour): the folded hours, and for an
-    # hour-resolution window the minutes of hours not folded yet.
+    # (rollups, whether each is counted in the bucket of its hour): the folded hours (a
+    # recording rule's where one answers the query and holds them), and for an hour-resolution
+    # window the minutes of hours not folded yet.
     sources: list[tuple[Any, bool, RangeKey]] = []
     if resolution == "hour":
-        folded = folded_until(query.metric, utcnow())
+        state = fold_state(query.metric, utcnow())
+        folded = state.folded_until
         if start < folded:
-            hours = _range(rollups(query.metric, "hour"), start, min(end, folded))
-            sources.append((hours, False, (query.metric, "hour", start, min(end, folded))))
+            sources.extend(_folded_sources(query, state, start, min(end, folded), wants_sketch))
         # The hours whose start lies in [start, end), read from [their start, the next hour).
         low, high = max(folded, hour_ceil(start)), hour_ceil(end)
         if low < high:
@@ -379,7 +382,8 @@ def _fold_rollups(
     shared = current_build_reads()
     for source, by_hour, key in sources:
         # A rollup holds a bucket of series: each is filtered and grouped on its own labels.
-        for doc in _documents(source, key, wants_sketch):
+        docs = source if isinstance(source, list) else _documents(source, key, wants_sketch)
+        for doc in docs:
             at = bucket_start(doc["t"], "hour") if by_hour else doc["t"]
             index = fold.index((at - query.start).total_seconds())
             for _, summary, sketch_bytes in entries(doc):
@@ -396,6 +400,34 @@ def _fold_rollups(
                     )
                 acc.add(summary, sketch)
     return resolution
+
+
+def _folded_sources(
+    query: MetricQuery, state: FoldState, start: datetime, end: datetime, wants_sketch: bool
+) -> list[tuple[Any, bool, RangeKey]]:
+    """The folded hours ``[start, end)``: from the recording rule answering the query for the
+    hours it holds complete, from the hour rollups for the others (and for an hour a rule could
+    not hold in one document)."""
+    raw = rollups(query.metric, "hour")
+    rule = rule_for(query.metric, query.labels, query.group_by, query.across)
+    since = state.recorded_since.get(rule.id) if rule is not None else None
+    if rule is None or since is None or since >= end:
+        return [(_range(raw, start, end), False, (query.metric, "hour", start, end))]
+    sources: list[tuple[Any, bool, RangeKey]] = []
+    first = max(start, since)
+    if start < first:
+        sources.append((_range(raw, start, first), False, (query.metric, "hour", start, first)))
+    key: RangeKey = (query.metric, f"rule:{rule.id}", first, end)
+    recorded = _rule_range(rule_hours(query.metric), rule.id, first, end)
+    # Read here (once per build inside rollup_reads) to find any overflowed hour before folding.
+    docs = list(_documents(recorded, key, wants_sketch, [*SUMMARY_FIELDS, "overflow"]))
+    sources.append(([doc for doc in docs if not doc.get("overflow")], False, key))
+    for doc in docs:
+        if doc.get("overflow"):
+            hour = doc["t"]
+            after = hour + timedelta(hours=1)
+            sources.append((_range(raw, hour, after), False, (query.metric, "hour", hour, after)))
+    return sources
 
 
 DAY_SECONDS = 86_400
@@ -448,17 +480,31 @@ def _customer_usage(query: MetricQuery, spec: CustomerUsage, max_series: int | N
     return QueryResult(metric=query.metric, agg=query.agg, series=fold.series(), resolution="day")
 
 
-def _documents(source: Any, key: RangeKey, wants_sketch: bool) -> Iterable[dict[str, Any]]:
+def _documents(
+    source: Any, key: RangeKey, wants_sketch: bool, summary_fields: list[str] = SUMMARY_FIELDS
+) -> Iterable[dict[str, Any]]:
     """The range's rollups: streamed, or once per build inside ``build_reads.rollup_reads()``."""
 
     def load(sketches: bool) -> Iterable[dict[str, Any]]:
-        stream = source if sketches else source.select(SUMMARY_FIELDS)
+        stream = source if sketches else source.select(summary_fields)
         return (snapshot.to_dict() or {} for snapshot in stream.stream())
 
     shared = current_build_reads()
     if shared is None:
         return load(wants_sketch)
     return shared.documents(key, sketches=wants_sketch, load=lambda sketches: list(load(sketches)))
+
+
+def _rule_range(collection: Any, rule_id: str, start: datetime, end: datetime) -> Any:
+    """A rule's hours in ``[start, end)``: an id range (ids of one rule sort by time), which the
+    automatic ``__name__`` index serves; the documents hold only that rule."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+    from google.cloud.firestore_v1.field_path import FieldPath
+
+    name = FieldPath.document_id()
+    low = collection.document(rule_hour_id(rule_id, start))
+    high = collection.document(rule_hour_id(rule_id, end))
+    return collection.where(filter=FieldFilter(name, ">=", low)).where(filter=FieldFilter(name, "<", high))
 
 
 def _range(collection: Any, start: datetime, end: datetime) -> Any:
