@@ -50,11 +50,13 @@ from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from shared.clock import utcnow
 from shared.metrics.build_reads import RangeKey, current_build_reads
 from shared.metrics.catalogue import CustomerUsage
-from shared.metrics.recording import FoldState, rule_for, rule_hour_id
+from shared.metrics.recording import FoldState, RecordingRule, recorded_key, rule_for, rule_hour_id
 from shared.metrics.sketch import Sketch
 from shared.metrics.store import (
     RESOLUTION_SECONDS,
     RETENTION,
+    SERIES_MAP,
+    SKETCHES,
     SUMMARY_FIELDS,
     Summary,
     bucket_start,
@@ -369,7 +371,17 @@ def _fold_rollups(
         low, high = max(folded, hour_ceil(start)), hour_ceil(end)
         if low < high:
             minutes = _range(rollups(query.metric, "minute"), low, high)
-            sources.append((minutes, True, (query.metric, "minute", low, high)))
+            key: RangeKey = (query.metric, "minute", low, high)
+            rule = rule_for(query.metric, query.labels, query.group_by, query.across)
+            shared = current_build_reads()
+            if rule is None or shared is None:
+                sources.append((minutes, True, key))
+            else:
+                # Inside a build, the minutes are merged by the rule once, for all its queries.
+                reduced = shared.reduced(
+                    key, rule.id, sketches=wants_sketch, reduce=_reducer(minutes, key, rule)
+                )
+                sources.append((reduced, False, key))
     else:
         sources.append(
             (
@@ -392,7 +404,9 @@ def _fold_rollups(
                     continue
                 acc = fold.accumulator(labels, index, max_series)
                 sketch = None
-                if wants_sketch and sketch_bytes:
+                if isinstance(sketch_bytes, Sketch):  # merged in memory (``_reduce``)
+                    sketch = sketch_bytes
+                elif wants_sketch and sketch_bytes:
                     sketch = (
                         Sketch.from_bytes(sketch_bytes)
                         if shared is None
@@ -400,6 +414,50 @@ def _fold_rollups(
                     )
                 acc.add(summary, sketch)
     return resolution
+
+
+def _reducer(minutes: Any, key: RangeKey, rule: RecordingRule) -> Any:
+    def reduce(sketches: bool) -> list[dict[str, Any]]:
+        return _reduce(_documents(minutes, key, sketches), rule, sketches)
+
+    return reduce
+
+
+def _reduce(docs: Iterable[dict[str, Any]], rule: RecordingRule, sketches: bool) -> list[dict[str, Any]]:
+    """Minute rollups merged per hour by ``rule``'s labels (and kind), as the downsampler records
+    a rule's hour: one document per hour whose ``sk`` holds decoded sketches."""
+    shared = current_build_reads()
+    hours: dict[datetime, dict[str, Any]] = {}
+    for doc in docs:
+        hour = bucket_start(doc["t"], "hour")
+        reduced = hours.get(hour)
+        if reduced is None:
+            reduced = hours[hour] = {"t": hour, SERIES_MAP: {}, SKETCHES: {}}
+        series, merged = reduced[SERIES_MAP], reduced[SKETCHES]
+        for _, summary, sketch_bytes in entries(doc):
+            labels: dict[str, str] = summary.get("labels") or {}
+            kind = str(summary.get("kind"))
+            kept = rule.kept(labels)
+            key = recorded_key(kept, kind)
+            stored = Summary.of(summary)
+            into = series.get(key)
+            if into is None:
+                into = series[key] = {"labels": kept, "kind": kind, "count": 0.0, "sum": 0.0}
+                into["min"] = into["max"] = None
+            into["count"] += stored.count
+            into["sum"] += stored.sum
+            if stored.min is not None and (into["min"] is None or stored.min < into["min"]):
+                into["min"] = stored.min
+            if stored.max is not None and (into["max"] is None or stored.max > into["max"]):
+                into["max"] = stored.max
+            if sketches and sketch_bytes:
+                decode = Sketch.from_bytes
+                sketch = shared.sketch(sketch_bytes, decode) if shared else decode(sketch_bytes)
+                target = merged.get(key)
+                if target is None:
+                    target = merged[key] = Sketch()
+                target.merge(sketch)
+    return [hours[hour] for hour in sorted(hours)]
 
 
 def _folded_sources(
