@@ -36,7 +36,8 @@ class BuildReads:
         # folded yet, merged as the rule would record them): later queries the rule answers fold
         # a few series per hour instead of every stored series of every minute.
         self._reduced: dict[tuple[RangeKey, str, bool], list[dict[str, Any]]] = {}
-        self._reduce_locks: dict[tuple[RangeKey, str, bool], threading.Lock] = {}
+        self._reduce_locks: dict[Any, threading.Lock] = {}
+        self._once: dict[Any, Any] = {}
 
     def sketch(self, data: bytes, decode: Callable[[bytes], Any]) -> Any:
         found = self._sketches.get(data)
@@ -65,6 +66,15 @@ class BuildReads:
                 self._docs[(key, sketches)] = docs
                 self.streamed += 1
             return docs
+
+    def once(self, key: Any, load: Callable[[], Any]) -> Any:
+        """``load()`` answered once per build (a metric's fold state, read by every query of it)."""
+        with self._guard:
+            lock = self._reduce_locks.setdefault(("once", key), threading.Lock())
+        with lock:
+            if key not in self._once:
+                self._once[key] = load()
+            return self._once[key]
 
     def reduced(
         self,

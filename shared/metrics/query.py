@@ -363,7 +363,13 @@ def _fold_rollups(
     # window the minutes of hours not folded yet.
     sources: list[tuple[Any, bool, RangeKey]] = []
     if resolution == "hour":
-        state = fold_state(query.metric, utcnow())
+        shared = current_build_reads()
+        now = utcnow()
+        state = (
+            fold_state(query.metric, now)
+            if shared is None
+            else shared.once(("fold_state", query.metric), lambda: fold_state(query.metric, now))
+        )
         folded = state.folded_until
         if start < folded:
             sources.extend(_folded_sources(query, state, start, min(end, folded), wants_sketch))
@@ -373,7 +379,6 @@ def _fold_rollups(
             minutes = _range(rollups(query.metric, "minute"), low, high)
             key: RangeKey = (query.metric, "minute", low, high)
             rule = rule_for(query.metric, query.labels, query.group_by, query.across)
-            shared = current_build_reads()
             if rule is None or shared is None:
                 sources.append((minutes, True, key))
             else:
@@ -477,8 +482,10 @@ def _folded_sources(
         sources.append((_range(raw, start, first), False, (query.metric, "hour", start, first)))
     key: RangeKey = (query.metric, f"rule:{rule.id}", first, end)
     recorded = _rule_range(rule_hours(query.metric), rule.id, first, end)
-    # Read here (once per build inside rollup_reads) to find any overflowed hour before folding.
-    docs = list(_documents(recorded, key, wants_sketch, [*SUMMARY_FIELDS, "overflow"]))
+    # Read here (once per build inside rollup_reads) to find any overflowed hour before folding;
+    # with their sketches (a few series an hour): the build's percentile and summary queries of
+    # the rule then share one read.
+    docs = list(_documents(recorded, key, True))
     sources.append(([doc for doc in docs if not doc.get("overflow")], False, key))
     for doc in docs:
         if doc.get("overflow"):

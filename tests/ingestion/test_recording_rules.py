@@ -191,7 +191,7 @@ def test_a_query_no_rule_answers_reads_the_stored_series(store) -> None:  # type
         assert {key[1] for key, _ in reads._docs} == {"hour"}
 
 
-def test_hours_folded_before_the_rules_are_read_raw_until_backfilled(store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_hours_folded_before_the_rules_are_read_raw_until_backfilled(client, store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     write_traffic(H06, H12 + timedelta(hours=1, minutes=30))
     # Folded by a downsampler that knew no rule.
     monkeypatch.setattr(ds, "rules_of", lambda metric: [])
@@ -218,8 +218,11 @@ def test_hours_folded_before_the_rules_are_read_raw_until_backfilled(store, monk
         raw = [query(metric, agg, **{**kw, **window}) for metric, agg, kw in QUERIES]
     assert_same(mixed, raw)
 
-    # The run after backfills the earlier hours and lowers the rules' first complete hour.
-    backfill = ds.downsample()
+    # The run after (the scheduled call) backfills the earlier hours and lowers the rules' first
+    # complete hour.
+    response = client.post("/v1/downsample")
+    assert response.status_code == 200, response.data
+    backfill = ds.DownsampleResult.model_validate(response.get_json())
     assert backfill.rule_hours_written == 6 * (len(rules_of(HTTP)) + len(rules_of(CACHE)))
     assert all(at < H06 for at in fold_state(HTTP)["rules"].values())
     with rollup_reads() as reads:
