@@ -12,8 +12,10 @@ minutes merged once per rule. The machine's load average is printed with the tab
 
 History, written through the ingestion writer and folded by the downsampler as in production:
 the last 24 h at every minute (what the 1h and 24h windows read), the six days before at one
-minute in ten (folded into hours, what the 7d window reads), 3 regions x 2 status codes of
-request latency, 4 cache series, instance and lag gauges. Reads are counted by wrapping the
+minute in ten (folded into hours, what the 7d window reads), production's cardinality of the
+request histogram (20 routes x 4 statuses x 3 regions), personas, cache series, instance and lag
+gauges; the hours that closed less than the lateness allowance and grace ago (the last 2-3) are
+left in minutes, not folded, as the downsampler leaves them. Reads are counted by wrapping the
 Firestore client's stream/get calls (documents returned), here only.
 """
 
@@ -234,6 +236,7 @@ def seed_incidents(now: datetime) -> int:
 
 def run(quick: bool, only: list[str] | None = None) -> None:
     from devtools.metric_history import write_history
+    from functions.ingestion.settings import get_ingestion_settings
     from functions.reports.audiences import load_audiences
     from functions.reports.build import build_dashboard
     from functions.reports.documents import FirestoreDocumentSource
@@ -251,9 +254,16 @@ def run(quick: bool, only: list[str] | None = None) -> None:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     started = time.perf_counter()
     recent = now - timedelta(hours=12 if quick else 24)
+    # As in production: the downsampler has folded the hours that closed more than the lateness
+    # allowance and grace ago, and the last 2-3 hours are still minutes only.
+    delay = timedelta(seconds=get_ingestion_settings().fold_delay_seconds)
+    folded = (now - delay).replace(minute=0)
     if not quick:
         write_history(now - timedelta(days=7), recent, minute_of, every=10)
-    write_history(recent, now + timedelta(minutes=1), minute_of, every=1)
+    write_history(recent, folded, minute_of, every=1)
+    write_history(folded, now + timedelta(minutes=1), minute_of, every=1, fold=False)
+    tail = (now - folded) / timedelta(minutes=1)
+    print(f"folded until {folded:%H:%M} (now {now:%H:%M}): the last {tail:.0f} minutes are minutes only")
     seed_cost_and_health(now.date())
     incidents_written = seed_incidents(now)
     print(

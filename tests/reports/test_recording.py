@@ -154,10 +154,10 @@ def assert_close(got: object, want: object, where: str = "") -> None:
 
 def test_dashboards_from_the_rules_show_what_the_stored_series_show(fs, frozen) -> None:  # type: ignore[no-untyped-def]
     # Two days of history every 10 minutes, folded as the downsampler would have (with the rules),
-    # then the unfolded tail every minute; the week's first days have none (raw and rules agree
-    # on nothing too).
+    # then the last 3 hours every minute, not folded yet (read from minutes, merged per rule); the
+    # week's first days have none (raw and rules agree on nothing too).
     write_history(NOW - timedelta(days=2), NOW - timedelta(hours=3), minute_of, every=10)
-    write_history(NOW - timedelta(hours=3), NOW + timedelta(minutes=1), minute_of, every=1)
+    write_history(NOW - timedelta(hours=3), NOW + timedelta(minutes=1), minute_of, every=1, fold=False)
     fold = fs.collection(FOLDS).limit(1).get()[0].to_dict()
     assert fold["rules"], "the folds recorded the rules"
     catalog = load_catalog()
