@@ -35,9 +35,9 @@ Recording rules
     the hour's series merged by the rule's labels, and sets them (never adds) before the
     transaction that moves W; that transaction records, per rule, the first hour its documents
     hold complete (``rules``: a new rule starts at the pass's W). Hours folded before a rule
-    existed are backfilled from the hour rollups by later runs (``RULE_BACKFILL_HOURS`` an hour
-    per run and metric, back to ``RULE_BACKFILL``), lowering that hour in a transaction that
-    checks nothing moved meanwhile; until then readers read those hours raw.
+    existed are backfilled from the hour rollups by later runs (``RULE_BACKFILL_HOURS`` hours
+    per run and metric, back to ``RULE_BACKFILL``), lowering that first hour in a transaction
+    that checks nothing moved meanwhile; until then readers read those hours raw.
 
 Retention
     Minutes live 72 h, so the downsampler must not stop for longer than ~70 h. On a metric's first

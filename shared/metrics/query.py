@@ -548,13 +548,11 @@ def _customer_usage(query: MetricQuery, spec: CustomerUsage, max_series: int | N
     return QueryResult(metric=query.metric, agg=query.agg, series=fold.series(), resolution="day")
 
 
-def _documents(
-    source: Any, key: RangeKey, wants_sketch: bool, summary_fields: list[str] = SUMMARY_FIELDS
-) -> Iterable[dict[str, Any]]:
+def _documents(source: Any, key: RangeKey, wants_sketch: bool) -> Iterable[dict[str, Any]]:
     """The range's rollups: streamed, or once per build inside ``build_reads.rollup_reads()``."""
 
     def load(sketches: bool) -> Iterable[dict[str, Any]]:
-        stream = source if sketches else source.select(summary_fields)
+        stream = source if sketches else source.select(SUMMARY_FIELDS)
         return (_fields(snapshot) for snapshot in stream.stream())
 
     shared = current_build_reads()
