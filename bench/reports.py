@@ -3,6 +3,7 @@ Firestore reads per render, and the weekly report's build time and size.
 
     .venv/bin/python bench/reports.py            # the whole bench (a few minutes: it writes history)
     .venv/bin/python bench/reports.py --quick    # 12 hours of history, 1h and 24h windows only
+    .venv/bin/python bench/reports.py --windows 7d   # the whole history, the 7-day builds only
 
 Each dashboard and window is built cold (no view cache, a fresh build's reads) side by side in
 one run: *raw* answers every query from the stored series (hour rollups and the minutes of the
