@@ -37,7 +37,9 @@ Recording rules
     hold complete (``rules``: a new rule starts at the pass's W). Hours folded before a rule
     existed are backfilled from the hour rollups by later runs (``RULE_BACKFILL_HOURS`` hours
     per run and metric, back to ``RULE_BACKFILL``), lowering that first hour in a transaction
-    that checks nothing moved meanwhile; until then readers read those hours raw.
+    that checks nothing moved meanwhile; until then readers read those hours raw. Runs that find
+    a metric folded up to the cutoff also record provisional rule hours of the closed hours not
+    folded yet, each valid for the exact minute rollups it merged (``_record_tail``).
 
 Retention
     Minutes live 72 h, so the downsampler must not stop for longer than ~70 h. On a metric's first
@@ -62,12 +64,14 @@ from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
 from shared.metrics.recording import (
     RULE_HOURS,
+    RULE_TAIL,
     RULES_FIELD,
     RecordingRule,
     recorded_key,
     recorded_since,
     rule_hour_id,
     rules_of,
+    sources_digest,
 )
 from shared.metrics.store import (
     FOLDS,
@@ -95,6 +99,8 @@ FOLD_SHARD = 0
 # report's week before reaches 14 days back), this many hours per run and metric.
 RULE_BACKFILL = timedelta(days=15)
 RULE_BACKFILL_HOURS = 24
+# Provisional rule hours are read only until their hour is folded (a few hours).
+TAIL_RETENTION = timedelta(days=1)
 # A bucket key is fixed-length hex and a rollup id is "{key}-...": "{key}~" sorts after every
 # rollup of the bucket and before the next bucket's first one.
 _PAST_BUCKET = "~"
@@ -107,6 +113,7 @@ class DownsampleResult(BaseModel):
     series: int  # series folded (in whole buckets)
     hours_written: int  # hour rollups written (one per bucket and hour)
     rule_hours_written: int = 0  # recording rules' hours written (one per rule and hour with data)
+    tail_hours_written: int = 0  # provisional rule hours of closed hours not folded yet
     documents_written: int  # every write: hour rollups, rule hours and fold states
     complete: bool  # every metric folded up to the cutoff (False: the next run resumes)
 
@@ -144,7 +151,7 @@ def downsample() -> DownsampleResult:
     now = utcnow()
     cutoff = cutoff_at(now)
     budget = settings.downsample_max_series
-    metrics = advanced = series = hours = rule_hours = documents = 0
+    metrics = advanced = series = hours = rule_hours = tail_hours = documents = 0
     complete = True
     for snapshot in client.collection(METRICS).select(["name"]).stream():
         name = (snapshot.to_dict() or {}).get("name")
@@ -156,6 +163,9 @@ def downsample() -> DownsampleResult:
             backfilled, written = _backfill_rules(name, snapshot.id, now)
             rule_hours += backfilled
             documents += written
+            provisional = _record_tail(name, snapshot.id, now)
+            tail_hours += provisional
+            documents += provisional
             continue
         if budget <= 0:
             complete = False
@@ -182,6 +192,7 @@ def downsample() -> DownsampleResult:
         series=series,
         hours_written=hours,
         rule_hours_written=rule_hours,
+        tail_hours_written=tail_hours,
         documents_written=documents,
         complete=complete,
     )
@@ -314,23 +325,24 @@ def _record(
     )
     target = parent.collection(RULE_HOURS)
     writes: list[tuple[Any, dict[str, Any]]] = []
-    hour: datetime | None = None
-    metric: str | None = None
-    # rule id -> recorded key -> (labels, kind, merged cell)
-    merged: dict[str, dict[str, tuple[dict[str, str], str, Cell]]] = {}
-
-    def flush() -> None:
-        if hour is None:
-            return
+    for hour, (metric, merged) in _merged_by_rule((s.to_dict() or {} for s in hours.stream()), rules).items():
         for rule in rules:
             ref = target.document(rule_hour_id(rule.id, hour))
             writes.append((ref, _rule_document(ref.path, metric, rule, hour, merged.get(rule.id, {}))))
+    return writes
 
-    for snapshot in hours.stream():
-        doc = snapshot.to_dict() or {}
-        if doc["t"] != hour:
-            flush()
-            hour, metric, merged = doc["t"], doc.get("metric"), {}
+
+Merged = dict[str, dict[str, tuple[dict[str, str], str, Cell]]]  # rule id -> key -> (labels, kind, cell)
+
+
+def _merged_by_rule(docs: Any, rules: list[RecordingRule]) -> dict[datetime, tuple[str | None, Merged]]:
+    """Rollups (hours or minutes) merged per hour and rule by the rule's labels and kind."""
+    out: dict[datetime, tuple[str | None, Merged]] = {}
+    for doc in docs:
+        hour = bucket_start(doc["t"], "hour")
+        if hour not in out:
+            out[hour] = (doc.get("metric"), {})
+        merged = out[hour][1]
         for _, summary, sketch in entries(doc):
             labels: dict[str, str] = summary.get("labels") or {}
             kind = str(summary.get("kind"))
@@ -343,8 +355,61 @@ def _record(
                 if found is None:
                     found = series[key] = (kept, kind, Cell())
                 found[2].merge(cell)
-    flush()
-    return writes
+    return out
+
+
+def _record_tail(metric: str, metric_doc: str, now: datetime) -> int:
+    """Provisional rule hours of the closed hours not folded yet (their points may still come,
+    up to the lateness allowance): recomputed when their minute rollups changed, each carrying
+    the digest of the rollups it merged; a reader uses one only while that digest still holds.
+    Returns the documents written."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    rules = rules_of(metric)
+    if not rules:
+        return 0
+    client = get_firestore()
+    snapshot = client.collection(FOLDS).document(metric_doc).get(field_paths=["folded_until"])
+    folded = (snapshot.to_dict() or {}).get("folded_until") if snapshot.exists else None
+    if not isinstance(folded, datetime):
+        return 0
+    parent = client.collection(METRICS).document(metric_doc)
+    minutes, tail = parent.collection(MINUTES), parent.collection(RULE_TAIL)
+    written = 0
+    hour, end = folded, bucket_start(now, "hour")  # the hour in progress changes every minute
+    while hour < end:
+        after = hour + timedelta(hours=1)
+        in_hour = minutes.where(filter=FieldFilter("t", ">=", hour)).where(
+            filter=FieldFilter("t", "<", after)
+        )
+        stamps = [(s.id, s.update_time) for s in in_hour.select(["t"]).stream()]
+        refs = [tail.document(rule_hour_id(rule.id, hour)) for rule in rules]
+        if stamps:
+            digest = sources_digest(stamps)
+            current = {
+                s.id: (s.to_dict() or {}).get("sources")
+                for s in client.get_all(refs, field_paths=["sources"])
+                if s.exists
+            }
+            if any(current.get(ref.id) != digest for ref in refs):
+                written += _write_tail_hour(in_hour, refs, rules, hour)
+        hour = after
+    return written
+
+
+def _write_tail_hour(in_hour: Any, refs: list[Any], rules: list[RecordingRule], hour: datetime) -> int:
+    snapshots = list(in_hour.stream())
+    # The digest of the very rollups merged: a write after this read changes it.
+    digest = sources_digest((s.id, s.update_time) for s in snapshots)
+    merged = _merged_by_rule((s.to_dict() or {} for s in snapshots), rules)
+    metric, by_rule = merged.get(hour, (None, {}))
+    batch = get_firestore().batch()
+    for ref, rule in zip(refs, rules, strict=True):
+        body = _rule_document(ref.path, metric, rule, hour, by_rule.get(rule.id, {}))
+        body.update(sources=digest, expire_at=hour + TAIL_RETENTION)
+        batch.set(ref, body)
+    batch.commit()
+    return len(refs)
 
 
 def _rule_document(

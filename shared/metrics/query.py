@@ -50,7 +50,14 @@ from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from shared.clock import utcnow
 from shared.metrics.build_reads import RangeKey, current_build_reads
 from shared.metrics.catalogue import CustomerUsage
-from shared.metrics.recording import FoldState, RecordingRule, recorded_key, rule_for, rule_hour_id
+from shared.metrics.recording import (
+    FoldState,
+    RecordingRule,
+    recorded_key,
+    rule_for,
+    rule_hour_id,
+    sources_digest,
+)
 from shared.metrics.sketch import Sketch
 from shared.metrics.store import (
     RESOLUTION_SECONDS,
@@ -65,6 +72,7 @@ from shared.metrics.store import (
     hour_ceil,
     rollups,
     rule_hours,
+    rule_tail,
 )
 
 Agg = Literal["count", "sum", "rate", "avg", "min", "max", "p50", "p90", "p95", "p99"]
@@ -382,11 +390,10 @@ def _fold_rollups(
             if rule is None or shared is None:
                 sources.append((minutes, True, key))
             else:
-                # Inside a build, the minutes are merged by the rule once, for all its queries.
-                reduced = shared.reduced(
-                    key, rule.id, sketches=wants_sketch, reduce=_reducer(minutes, key, rule)
-                )
-                sources.append((reduced, False, key))
+                # Inside a build: closed hours from the rule's provisional hours while they still
+                # hold, the others' minutes merged by the rule once, for all its queries.
+                tail = _tail(query.metric, rule, low, high, wants_sketch)
+                sources.append((tail, False, key))
     else:
         sources.append(
             (
@@ -419,6 +426,48 @@ def _fold_rollups(
                     )
                 acc.add(summary, sketch)
     return resolution
+
+
+def _tail(
+    metric: str, rule: RecordingRule, low: datetime, high: datetime, wants_sketch: bool
+) -> list[dict[str, Any]]:
+    """The unfolded hours ``[low, high)`` for the queries ``rule`` answers, inside a build: an hour
+    whose provisional rule hour (``metric_rule_tail``, written by the downsampler) merged exactly
+    the minute rollups there are now (same ids, same update times: a field-masked read, no maps
+    decoded) is read from it; any other hour from its minutes, merged by the rule once."""
+    shared = current_build_reads()
+    assert shared is not None
+    minutes = rollups(metric, "minute")
+    stamps = shared.once(("stamps", metric, low, high), lambda: _stamps(_range(minutes, low, high)))
+    by_hour: dict[datetime, list[tuple[str, Any]]] = {}
+    for name, updated, at in stamps:
+        by_hour.setdefault(bucket_start(at, "hour"), []).append((name, updated))
+    key: RangeKey = (metric, f"tail:{rule.id}", low, high)
+    recorded = {
+        doc["t"]: doc
+        for doc in _documents(_rule_range(rule_tail(metric), rule.id, low, high), key, True)
+        if isinstance(doc.get("t"), datetime)
+    }
+    out: list[dict[str, Any]] = []
+    for hour in sorted(by_hour):
+        doc = recorded.get(hour)
+        if (
+            doc is not None
+            and not doc.get("overflow")
+            and doc.get("sources") == sources_digest(by_hour[hour])
+        ):
+            out.append(doc)
+            continue
+        after = hour + timedelta(hours=1)
+        hour_key: RangeKey = (metric, "minute", hour, after)
+        reduce = _reducer(_range(minutes, hour, after), hour_key, rule)
+        out.extend(shared.reduced(hour_key, rule.id, sketches=wants_sketch, reduce=reduce))
+    return out
+
+
+def _stamps(source: Any) -> list[tuple[str, Any, datetime]]:
+    """Ids, update times and bucket starts of a range's rollups (only ``t`` read)."""
+    return [(s.id, s.update_time, s.get("t")) for s in source.select(["t"]).stream()]
 
 
 def _reducer(minutes: Any, key: RangeKey, rule: RecordingRule) -> Any:

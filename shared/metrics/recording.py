@@ -32,6 +32,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 RULE_HOURS = "metric_rule_hours"
+# Provisional rule hours of the closed hours not folded yet, each valid only for the exact minute
+# rollups it merged (``sources``: a digest of their ids and update times).
+RULE_TAIL = "metric_rule_tail"
 # The fold state's map of rule id -> recorded_since.
 RULES_FIELD = "rules"
 
@@ -77,6 +80,18 @@ def recorded_key(labels: Mapping[str, str], kind: str) -> str:
     """Key of a recorded series in a rule hour's ``series`` map (labels and kind)."""
     text = kind + "\x1d" + "\x1f".join(f"{k}\x1e{labels[k]}" for k in sorted(labels))
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+
+def sources_digest(stamps: Iterable[tuple[str, Any]]) -> str:
+    """Digest of minute rollups' ids and update times: equal only if no rollup of the set was
+    written, added or removed since."""
+    text = "\n".join(sorted(f"{name}@{_stamp(updated)}" for name, updated in stamps))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _stamp(updated: Any) -> str:
+    rfc3339 = getattr(updated, "rfc3339", None)  # Firestore's datetime with nanoseconds
+    return rfc3339() if callable(rfc3339) else str(updated)
 
 
 @cache

@@ -282,3 +282,56 @@ def test_rules_are_declared_for_known_labels_and_matched_to_the_fewest_series() 
     ):
         with pytest.raises(ValidationError, match=message):
             Catalogue.model_validate({**catalogue, "recording_rules": [*catalogue["recording_rules"], bad]})
+
+
+def test_closed_hours_not_folded_yet_are_read_from_provisional_rule_hours_while_they_hold(store) -> None:  # type: ignore[no-untyped-def]
+    write_traffic(H06, H12 + timedelta(minutes=30))
+    get_clock().set(AFTER)  # type: ignore[attr-defined]
+    ds.downsample()  # folds up to 12:00; hour 12 closed but may still receive points until 14:05
+    caught_up = ds.downsample()
+    assert caught_up.tail_hours_written == len(rules_of(HTTP)) + len(rules_of(CACHE))  # hour 12 only
+    assert ds.downsample().tail_hours_written == 0  # unchanged minutes: not recomputed
+    window = {"start": H06, "end": AFTER.replace(minute=0) + timedelta(hours=1)}
+
+    def ask() -> tuple[list[QueryResult], set[tuple[str, datetime]]]:
+        with rollup_reads() as reads:
+            results = [query(metric, agg, **{**kw, **window}) for metric, agg, kw in QUERIES]
+            minutes_read = {(key[1], key[2]) for key, _ in reads._docs if key[1] == "minute"}
+        return results, minutes_read
+
+    def ask_raw_window() -> list[QueryResult]:
+        with raw_reads():
+            return [query(metric, agg, **{**kw, **window}) for metric, agg, kw in QUERIES]
+
+    provisional, minutes_read = ask()
+    assert minutes_read == set()  # hour 12 from its provisional rule hours, no minute decoded
+    assert_same(provisional, ask_raw_window())
+
+    # A point lands late in hour 12 (still within the lateness allowance): its minute rollup
+    # changes, the provisional hours no longer hold, and the hour is read from its minutes.
+    late = MetricHistory()
+    late.observe(
+        HTTP,
+        {
+            "service": "routing",
+            "region": "us-central1",
+            "http.route": "/v2/route",
+            "http.response.status_code": "200",
+        },
+        H12 + timedelta(minutes=41),
+        [0.5] * 7,
+    )
+    late.flush()
+    updated, minutes_read = ask()
+    assert minutes_read == {("minute", H12)}
+    raw = ask_raw_window()
+    assert_same(updated, raw)
+    before = answers(provisional)[3]  # rate by region
+    after = answers(raw)[3]
+    key = ((("region", "us-central1"),), H12)
+    assert after[key] > before[key]  # the late point is counted
+    # The next run recomputes the request metric's hour 12 (the cache's did not change): it holds.
+    assert ds.downsample().tail_hours_written == len(rules_of(HTTP))
+    again, minutes_read = ask()
+    assert minutes_read == set()
+    assert_same(again, raw)

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from devtools.metric_history import MetricHistory, write_history
+from devtools.metric_history import MetricHistory, fold_as_of, write_history
 from functions.reports.build import build_dashboard
 from functions.reports.panels import load_catalog
 from functions.reports.source import FirestoreAlertSource, StoreMetricSource
@@ -17,7 +17,7 @@ from functions.reports.views import DashboardView
 from shared.metrics.build_reads import current_build_reads
 from shared.metrics.customer_usage import spec_of
 from shared.metrics.query import MetricQuery, QueryResult
-from shared.metrics.recording import raw_reads, rule_for
+from shared.metrics.recording import RULE_TAIL, raw_reads, rule_for
 from shared.metrics.store import FOLDS
 from tests.reports.conftest import NOW
 
@@ -158,6 +158,10 @@ def test_dashboards_from_the_rules_show_what_the_stored_series_show(fs, frozen) 
     # week's first days have none (raw and rules agree on nothing too).
     write_history(NOW - timedelta(days=2), NOW - timedelta(hours=3), minute_of, every=10)
     write_history(NOW - timedelta(hours=3), NOW + timedelta(minutes=1), minute_of, every=1, fold=False)
+    # The downsampler's run at NOW: nothing to fold yet, the closed hours 09-11 recorded as
+    # provisional rule hours (read while their minutes are unchanged), 12 read from its minutes.
+    assert fold_as_of(NOW) == 0
+    assert fs.collection_group(RULE_TAIL).limit(1).get(), "provisional rule hours written"
     fold = fs.collection(FOLDS).limit(1).get()[0].to_dict()
     assert fold["rules"], "the folds recorded the rules"
     catalog = load_catalog()
