@@ -236,7 +236,7 @@ def seed_incidents(now: datetime) -> int:
 
 
 def run(quick: bool, only: list[str] | None = None) -> None:
-    from devtools.metric_history import write_history
+    from devtools.metric_history import fold_as_of, write_history
     from functions.ingestion.settings import get_ingestion_settings
     from functions.reports.audiences import load_audiences
     from functions.reports.build import build_dashboard
@@ -263,6 +263,7 @@ def run(quick: bool, only: list[str] | None = None) -> None:
         write_history(now - timedelta(days=7), recent, minute_of, every=10)
     write_history(recent, folded, minute_of, every=1)
     write_history(folded, now + timedelta(minutes=1), minute_of, every=1, fold=False)
+    fold_as_of(now)  # the downsampler's run at now: the closed unfolded hours' provisional rule hours
     tail = (now - folded) / timedelta(minutes=1)
     print(f"folded until {folded:%H:%M} (now {now:%H:%M}): the last {tail:.0f} minutes are minutes only")
     seed_cost_and_health(now.date())
