@@ -3,11 +3,20 @@ Firestore reads per render, and the weekly report's build time and size.
 
     .venv/bin/python bench/reports.py            # the whole bench (a few minutes: it writes history)
     .venv/bin/python bench/reports.py --quick    # 12 hours of history, 1h and 24h windows only
+    .venv/bin/python bench/reports.py --windows 7d   # the whole history, the 7-day builds only
+
+Each dashboard and window is built cold (no view cache, a fresh build's reads) side by side in
+one run: *raw* answers every query from the stored series (hour rollups and the minutes of the
+hours not folded yet, each range read once per build: the path before recording rules), *rules*
+as served, from the recording rules' hours (``shared/metrics/recording.py``) and the unfolded
+minutes merged once per rule. The machine's load average is printed with the table.
 
 History, written through the ingestion writer and folded by the downsampler as in production:
 the last 24 h at every minute (what the 1h and 24h windows read), the six days before at one
-minute in ten (folded into hours, what the 7d window reads), 3 regions x 2 status codes of
-request latency, 4 cache series, instance and lag gauges. Reads are counted by wrapping the
+minute in ten (folded into hours, what the 7d window reads), production's cardinality of the
+request histogram (20 routes x 4 statuses x 3 regions), personas, cache series, instance and lag
+gauges; the hours that closed less than the lateness allowance and grace ago (the last 2-3) are
+left in minutes, not folded, as the downsampler leaves them. Reads are counted by wrapping the
 Firestore client's stream/get calls (documents returned), here only.
 """
 
@@ -19,7 +28,6 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from statistics import median
@@ -119,22 +127,10 @@ def minute_of(history, minute: datetime) -> None:  # type: ignore[no-untyped-def
         history.gauge("cloudsql.replication.lag", {"region": region, "database": "p:ion"}, minute, 0.04)
 
 
-@contextlib.contextmanager
-def each_query_reads() -> Iterator[None]:
-    """The build as it was before rollup reads were shared: every query streams its rollups."""
-    from functions.reports import build
-
-    shared = build.rollup_reads
-    build.rollup_reads = contextlib.nullcontext  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        build.rollup_reads = shared
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--windows", default="", help="comma-separated windows to build (default: all)")
     parser.add_argument("--lean", action="store_true", help="the earlier history: 6 request series")
     args = parser.parse_args()
     global LEAN
@@ -150,7 +146,7 @@ def main() -> None:
     os.environ["GOOGLE_CLOUD_PROJECT"] = "ion-ops-bench"
     os.environ["ION_LOG_LEVEL"] = "WARNING"
     try:
-        run(args.quick)
+        run(args.quick, [w for w in args.windows.split(",") if w])
     finally:
         emulator.stop()
 
@@ -239,8 +235,9 @@ def seed_incidents(now: datetime) -> int:
     return count
 
 
-def run(quick: bool) -> None:
-    from devtools.metric_history import write_history
+def run(quick: bool, only: list[str] | None = None) -> None:
+    from devtools.metric_history import fold_as_of, write_history
+    from functions.ingestion.settings import get_ingestion_settings
     from functions.reports.audiences import load_audiences
     from functions.reports.build import build_dashboard
     from functions.reports.documents import FirestoreDocumentSource
@@ -253,13 +250,22 @@ def run(quick: bool) -> None:
     from functions.reports.settings import get_reports_settings
     from functions.reports.source import FirestoreAlertSource, StoreMetricSource
     from shared.metrics.build_reads import rollup_reads
+    from shared.metrics.recording import raw_reads
 
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     started = time.perf_counter()
     recent = now - timedelta(hours=12 if quick else 24)
+    # As in production: the downsampler has folded the hours that closed more than the lateness
+    # allowance and grace ago, and the last 2-3 hours are still minutes only.
+    delay = timedelta(seconds=get_ingestion_settings().fold_delay_seconds)
+    folded = (now - delay).replace(minute=0)
     if not quick:
         write_history(now - timedelta(days=7), recent, minute_of, every=10)
-    write_history(recent, now + timedelta(minutes=1), minute_of, every=1)
+    write_history(recent, folded, minute_of, every=1)
+    write_history(folded, now + timedelta(minutes=1), minute_of, every=1, fold=False)
+    fold_as_of(now)  # the downsampler's run at now: the closed unfolded hours' provisional rule hours
+    tail = (now - folded) / timedelta(minutes=1)
+    print(f"folded until {folded:%H:%M} (now {now:%H:%M}): the last {tail:.0f} minutes are minutes only")
     seed_cost_and_health(now.date())
     incidents_written = seed_incidents(now)
     print(
@@ -270,24 +276,25 @@ def run(quick: bool) -> None:
     counter = ReadCounter()
     counter.install()
     catalog = load_catalog()
-    windows = ["1h", "24h"] if quick else ["1h", "24h", "7d"]
+    windows = only or (["1h", "24h"] if quick else ["1h", "24h", "7d"])
     print()
+    print(f"load average before the builds: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(
-        f"{'dashboard':<15}{'window':<8}{'alone ms':>10}{'reads':>8}{'shared ms':>10}{'reads':>8}"
+        f"{'dashboard':<15}{'window':<8}{'raw ms':>10}{'reads':>8}{'rules ms':>10}{'reads':>8}"
         + "".join(f"{f + ' ms':>12}" for f in FORMATS)
         + f"{'html KB':>9}"
     )
     worst = 0.0
     for name, dashboard in catalog.dashboards.items():
         for window in windows:
-            builds, reads, alone_builds, alone_reads = [], 0, [], 0
+            builds, reads, raw_builds, raw_reads_count = [], 0, [], 0
             for _ in range(3):
-                for shared in (False, True):  # interleaved: each query reading, then shared reads
+                for rules in (False, True):  # interleaved: the stored series, then the rules
                     before = counter.documents
                     t0 = time.perf_counter()
                     with contextlib.ExitStack() as stack:
-                        if not shared:
-                            stack.enter_context(each_query_reads())
+                        if not rules:
+                            stack.enter_context(raw_reads())
                         view = build_dashboard(
                             dashboard,
                             StoreMetricSource(),
@@ -299,12 +306,12 @@ def run(quick: bool) -> None:
                             documents=FirestoreDocumentSource(),
                         )
                     took = time.perf_counter() - t0
-                    if shared:
+                    if rules:
                         builds.append(took)
                         reads = counter.documents - before
                     else:
-                        alone_builds.append(took)
-                        alone_reads = counter.documents - before
+                        raw_builds.append(took)
+                        raw_reads_count = counter.documents - before
             renders = {}
             html_size = 0
             for fmt in FORMATS:
@@ -319,11 +326,13 @@ def run(quick: bool) -> None:
             total = median(builds) + renders["html"]
             worst = max(worst, total)
             print(
-                f"{name:<15}{window:<8}{median(alone_builds) * 1000:>10.0f}{alone_reads:>8}"
+                f"{name:<15}{window:<8}{median(raw_builds) * 1000:>10.0f}{raw_reads_count:>8}"
                 f"{median(builds) * 1000:>10.0f}{reads:>8}"
                 + "".join(f"{renders[f] * 1000:>12.2f}" for f in FORMATS)
-                + f"{html_size / 1024:>9.1f}"
+                + f"{html_size / 1024:>9.1f}",
+                flush=True,
             )
+    print(f"load average after the builds: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"\nslowest uncached dashboard (build + html): {worst * 1000:.0f} ms; built once per refresh slot")
 
     settings = get_reports_settings()

@@ -123,11 +123,17 @@ def fold_as_of(now: datetime) -> int:
 
 
 def write_history(
-    start: datetime, end: datetime, minute_of: Callable[[MetricHistory, datetime], None], *, every: int = 1
+    start: datetime,
+    end: datetime,
+    minute_of: Callable[[MetricHistory, datetime], None],
+    *,
+    every: int = 1,
+    fold: bool = True,
 ) -> None:
     """Write ``[start, end)`` day by day, calling ``minute_of(history, minute)`` for every
     ``every``-th minute, and fold each day as the downsampler would have a few hours later, so
-    the whole span is readable at both resolutions."""
+    the whole span is readable at both resolutions. ``fold=False`` leaves it in minutes, as the
+    last hours before now are (the downsampler folds an hour only once no point can land in it)."""
     from functions.ingestion.settings import get_ingestion_settings
 
     # Folding as of day_end + delay folds exactly the hours before day_end: the next day's
@@ -143,5 +149,6 @@ def write_history(
             history.maybe_flush()
             minute += timedelta(minutes=every)
         history.flush()
-        fold_as_of(day_end + delay)
+        if fold:
+            fold_as_of(day_end + delay)
         day_start = day_end

@@ -29,6 +29,18 @@ Bounded, resumable
     it is a recompute). Each commit first checks that the pass it belongs to is still the current
     one, so two overlapping runs cannot move the watermark backwards.
 
+Recording rules
+    When a pass has folded every bucket, it recomputes from the pass's hour rollups, for every
+    recording rule of the metric (``shared/metrics/recording.py``), one document per hour with
+    the hour's series merged by the rule's labels, and sets them (never adds) before the
+    transaction that moves W; that transaction records, per rule, the first hour its documents
+    hold complete (``rules``: a new rule starts at the pass's W). Hours folded before a rule
+    existed are backfilled from the hour rollups by later runs (``RULE_BACKFILL_HOURS`` hours
+    per run and metric, back to ``RULE_BACKFILL``), lowering that first hour in a transaction
+    that checks nothing moved meanwhile; until then readers read those hours raw. Runs that find
+    a metric folded up to the cutoff also record provisional rule hours of the closed hours not
+    folded yet, each valid for the exact minute rollups it merged (``_record_tail``).
+
 Retention
     Minutes live 72 h, so the downsampler must not stop for longer than ~70 h. On a metric's first
     pass W starts at the oldest hour whose minutes are all retained plus a margin
@@ -50,14 +62,27 @@ from functions.ingestion.write_units import TXN_DOCUMENTS
 from shared.clock import utcnow
 from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
+from shared.metrics.recording import (
+    RULE_HOURS,
+    RULE_TAIL,
+    RULES_FIELD,
+    RecordingRule,
+    recorded_key,
+    recorded_since,
+    rule_hour_id,
+    rules_of,
+    sources_digest,
+)
 from shared.metrics.store import (
     FOLDS,
     HOURS,
     METRICS,
     MINUTES,
+    RETENTION,
     bucket_key_of,
     bucket_start,
     complete_minutes_since,
+    document_size,
     entries,
     rollup_document,
     rollup_id,
@@ -70,6 +95,12 @@ log = get_logger("ingestion.downsample")
 # so that a long first pass (bounded runs) finishes before TTL starts deleting that hour's minutes.
 FIRST_PASS_MARGIN = timedelta(hours=6)
 FOLD_SHARD = 0
+# Recording rules' hours folded before the rule existed are backfilled this far back (the weekly
+# report's week before reaches 14 days back), this many hours per run and metric.
+RULE_BACKFILL = timedelta(days=15)
+RULE_BACKFILL_HOURS = 24
+# Provisional rule hours are read only until their hour is folded (a few hours).
+TAIL_RETENTION = timedelta(days=1)
 # A bucket key is fixed-length hex and a rollup id is "{key}-...": "{key}~" sorts after every
 # rollup of the bucket and before the next bucket's first one.
 _PAST_BUCKET = "~"
@@ -81,7 +112,9 @@ class DownsampleResult(BaseModel):
     metrics_advanced: int  # metrics whose watermark moved to the cutoff in this run
     series: int  # series folded (in whole buckets)
     hours_written: int  # hour rollups written (one per bucket and hour)
-    documents_written: int  # every write: hour rollups and fold states
+    rule_hours_written: int = 0  # recording rules' hours written (one per rule and hour with data)
+    tail_hours_written: int = 0  # provisional rule hours of closed hours not folded yet
+    documents_written: int  # every write: hour rollups, rule hours and fold states
     complete: bool  # every metric folded up to the cutoff (False: the next run resumes)
 
 
@@ -100,6 +133,7 @@ class _Pass:
     writes: list[tuple[Any, dict[str, Any]]] = field(default_factory=list)  # (ref, hour rollup)
     series: int = 0
     hours: int = 0
+    rule_hours: int = 0
     documents: int = 0
 
 
@@ -117,7 +151,7 @@ def downsample() -> DownsampleResult:
     now = utcnow()
     cutoff = cutoff_at(now)
     budget = settings.downsample_max_series
-    metrics = advanced = series = hours = documents = 0
+    metrics = advanced = series = hours = rule_hours = tail_hours = documents = 0
     complete = True
     for snapshot in client.collection(METRICS).select(["name"]).stream():
         name = (snapshot.to_dict() or {}).get("name")
@@ -126,6 +160,12 @@ def downsample() -> DownsampleResult:
         metrics += 1
         state = _start(name, snapshot.id, now, cutoff)
         if state is None:
+            backfilled, written = _backfill_rules(name, snapshot.id, now)
+            rule_hours += backfilled
+            documents += written
+            provisional = _record_tail(name, snapshot.id, now)
+            tail_hours += provisional
+            documents += provisional
             continue
         if budget <= 0:
             complete = False
@@ -139,6 +179,7 @@ def downsample() -> DownsampleResult:
         budget -= state.series
         series += state.series
         hours += state.hours
+        rule_hours += state.rule_hours
         documents += state.documents
         if done:
             advanced += 1
@@ -150,6 +191,8 @@ def downsample() -> DownsampleResult:
         metrics_advanced=advanced,
         series=series,
         hours_written=hours,
+        rule_hours_written=rule_hours,
+        tail_hours_written=tail_hours,
         documents_written=documents,
         complete=complete,
     )
@@ -195,7 +238,7 @@ def _fold_metric(state: _Pass, budget: int, max_writes: int) -> bool:
                 query = query.where(filter=FieldFilter(name, ">", after))
             found = list(query.stream())
         if not found:
-            _commit(state, finished=True)
+            _finish(state, per_commit)
             return True
         if state.series >= budget:
             _commit(state, finished=False)
@@ -253,6 +296,210 @@ def _fold_bucket(
     return writes, len(meta)
 
 
+def _finish(state: _Pass, per_commit: int) -> None:
+    """Record the pass's hours for every rule of the metric, then move the watermark."""
+    rules = rules_of(state.metric)
+    if rules and state.target > state.folded_until:
+        if state.writes:  # the last hour rollups stored first: the rules are read from them
+            _commit(state, finished=False)
+        for write in _record(state.metric_doc, rules, state.folded_until, state.target):
+            if len(state.writes) >= per_commit:
+                _commit(state, finished=False)
+            state.writes.append(write)
+            state.rule_hours += 1
+    _commit(state, finished=True)
+
+
+def _record(
+    metric_doc: str, rules: list[RecordingRule], start: datetime, end: datetime
+) -> list[tuple[Any, dict[str, Any]]]:
+    """Every rule's hours over ``[start, end)`` recomputed from the hour rollups (all buckets)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    parent = get_firestore().collection(METRICS).document(metric_doc)
+    hours = (
+        parent.collection(HOURS)
+        .where(filter=FieldFilter("t", ">=", start))
+        .where(filter=FieldFilter("t", "<", end))
+        .order_by("t")
+    )
+    target = parent.collection(RULE_HOURS)
+    writes: list[tuple[Any, dict[str, Any]]] = []
+    for hour, (metric, merged) in _merged_by_rule((s.to_dict() or {} for s in hours.stream()), rules).items():
+        for rule in rules:
+            ref = target.document(rule_hour_id(rule.id, hour))
+            writes.append((ref, _rule_document(ref.path, metric, rule, hour, merged.get(rule.id, {}))))
+    return writes
+
+
+Merged = dict[str, dict[str, tuple[dict[str, str], str, Cell]]]  # rule id -> key -> (labels, kind, cell)
+
+
+def _merged_by_rule(docs: Any, rules: list[RecordingRule]) -> dict[datetime, tuple[str | None, Merged]]:
+    """Rollups (hours or minutes) merged per hour and rule by the rule's labels and kind."""
+    out: dict[datetime, tuple[str | None, Merged]] = {}
+    for doc in docs:
+        hour = bucket_start(doc["t"], "hour")
+        if hour not in out:
+            out[hour] = (doc.get("metric"), {})
+        merged = out[hour][1]
+        for _, summary, sketch in entries(doc):
+            labels: dict[str, str] = summary.get("labels") or {}
+            kind = str(summary.get("kind"))
+            cell = Cell.from_entry(summary, sketch)
+            for rule in rules:
+                kept = rule.kept(labels)
+                series = merged.setdefault(rule.id, {})
+                key = recorded_key(kept, kind)
+                found = series.get(key)
+                if found is None:
+                    found = series[key] = (kept, kind, Cell())
+                found[2].merge(cell)
+    return out
+
+
+def _record_tail(metric: str, metric_doc: str, now: datetime) -> int:
+    """Provisional rule hours of the closed hours not folded yet (their points may still come,
+    up to the lateness allowance): recomputed when their minute rollups changed, each carrying
+    the digest of the rollups it merged; a reader uses one only while that digest still holds.
+    Returns the documents written."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    rules = rules_of(metric)
+    if not rules:
+        return 0
+    client = get_firestore()
+    snapshot = client.collection(FOLDS).document(metric_doc).get(field_paths=["folded_until"])
+    folded = (snapshot.to_dict() or {}).get("folded_until") if snapshot.exists else None
+    if not isinstance(folded, datetime):
+        return 0
+    parent = client.collection(METRICS).document(metric_doc)
+    minutes, tail = parent.collection(MINUTES), parent.collection(RULE_TAIL)
+    written = 0
+    hour, end = folded, bucket_start(now, "hour")  # the hour in progress changes every minute
+    while hour < end:
+        after = hour + timedelta(hours=1)
+        in_hour = minutes.where(filter=FieldFilter("t", ">=", hour)).where(
+            filter=FieldFilter("t", "<", after)
+        )
+        stamps = [(s.id, s.update_time) for s in in_hour.select(["t"]).stream()]
+        refs = [tail.document(rule_hour_id(rule.id, hour)) for rule in rules]
+        if stamps:
+            digest = sources_digest(stamps)
+            current = {
+                s.id: (s.to_dict() or {}).get("sources")
+                for s in client.get_all(refs, field_paths=["sources"])
+                if s.exists
+            }
+            if any(current.get(ref.id) != digest for ref in refs):
+                written += _write_tail_hour(in_hour, refs, rules, hour)
+        hour = after
+    return written
+
+
+def _write_tail_hour(in_hour: Any, refs: list[Any], rules: list[RecordingRule], hour: datetime) -> int:
+    snapshots = list(in_hour.stream())
+    # The digest of the very rollups merged: a write after this read changes it.
+    digest = sources_digest((s.id, s.update_time) for s in snapshots)
+    merged = _merged_by_rule((s.to_dict() or {} for s in snapshots), rules)
+    metric, by_rule = merged.get(hour, (None, {}))
+    batch = get_firestore().batch()
+    for ref, rule in zip(refs, rules, strict=True):
+        body = _rule_document(ref.path, metric, rule, hour, by_rule.get(rule.id, {}))
+        body.update(sources=digest, expire_at=hour + TAIL_RETENTION)
+        batch.set(ref, body)
+    batch.commit()
+    return len(refs)
+
+
+def _rule_document(
+    path: str,
+    metric: str | None,
+    rule: RecordingRule,
+    hour: datetime,
+    merged: dict[str, tuple[dict[str, str], str, Cell]],
+) -> dict[str, Any]:
+    """A rule's hour as stored: an hour rollup's fields, one series per kept label set. A rule
+    whose hour would not fit one document is stored as ``overflow`` (readers read that hour raw)."""
+    summaries: dict[str, Any] = {}
+    sketches: dict[str, Any] = {}
+    for key, (labels, kind, cell) in merged.items():
+        summaries[key], sketches[key] = cell.to_entry(labels, kind)
+    doc: dict[str, Any] = {
+        "metric": metric,
+        "rule": rule.id,
+        "by": list(rule.by),
+        "t": hour,
+        "expire_at": hour + RETENTION["hour"],
+        "series": summaries,
+        "sk": sketches,
+    }
+    if document_size(path, doc) > get_ingestion_settings().max_document_bytes:
+        log.error(
+            "recording rule hour too large for one document: read raw",
+            extra={"metric": metric, "rule": list(rule.by), "hour": hour.isoformat(), "series": len(merged)},
+        )
+        doc.update(series={}, sk={}, overflow=True)
+    return doc
+
+
+def _backfill_rules(metric: str, metric_doc: str, now: datetime) -> tuple[int, int]:
+    """Record up to ``RULE_BACKFILL_HOURS`` folded hours before each rule's first complete hour
+    (back to ``RULE_BACKFILL``); returns (rule hours, documents) written."""
+    rules = rules_of(metric)
+    if not rules:
+        return 0, 0
+    client = get_firestore()
+    ref = client.collection(FOLDS).document(metric_doc)
+    snapshot = ref.get()
+    doc = snapshot.to_dict() or {} if snapshot.exists else {}
+    folded = doc.get("folded_until")
+    if not isinstance(folded, datetime) or isinstance(doc.get("target"), datetime):
+        return 0, 0  # no pass finished yet, or one in progress: it records the rules itself
+    horizon = bucket_start(now - RULE_BACKFILL, "hour")
+    since = recorded_since(doc)
+    # Rules sharing their first complete hour (the usual case) are backfilled in one read.
+    groups: dict[datetime, list[RecordingRule]] = {}
+    for rule in rules:
+        first = since.get(rule.id)
+        if first is not None and first > horizon:
+            groups.setdefault(first, []).append(rule)
+    rule_hours = documents = 0
+    for first, group in groups.items():
+        low = max(horizon, first - timedelta(hours=RULE_BACKFILL_HOURS))
+        writes = _record(metric_doc, group, low, first)
+        # Hours before ``first`` are read raw until the transaction below: written in any order.
+        for chunk in range(0, len(writes), TXN_DOCUMENTS):
+            batch = client.batch()
+            for target, body in writes[chunk : chunk + TXN_DOCUMENTS]:
+                batch.set(target, body)
+            batch.commit()
+        moved = _lower_recorded_since(ref, folded, {rule.id: first for rule in group}, low)
+        rule_hours += len(writes)
+        documents += len(writes) + (1 if moved else 0)
+        log.info(
+            "recording rules backfilled",
+            extra={"metric": metric, "rules": len(group), "from": low.isoformat(), "moved": moved},
+        )
+    return rule_hours, documents
+
+
+def _lower_recorded_since(ref: Any, folded: datetime, expected: dict[str, datetime], low: datetime) -> bool:
+    """Move the rules' first complete hour down to ``low`` if nothing moved meanwhile."""
+
+    def lower(transaction: Any) -> bool:
+        snapshot = ref.get(transaction=transaction)
+        doc = snapshot.to_dict() or {} if snapshot.exists else {}
+        since = recorded_since(doc)
+        if doc.get("folded_until") != folded or any(since.get(rule) != at for rule, at in expected.items()):
+            return False
+        lowered = {**since, **dict.fromkeys(expected, low)}
+        transaction.set(ref, {**doc, RULES_FIELD: lowered, "updated": utcnow()})
+        return True
+
+    return bool(run_transaction(lower))
+
+
 def _commit(state: _Pass, *, finished: bool) -> None:
     """Write the pending hour rollups with the pass's progress, if the pass is still current."""
 
@@ -275,7 +522,11 @@ def _commit(state: _Pass, *, finished: bool) -> None:
             raise _Superseded(state.metric)
         for target, body in state.writes:
             transaction.set(target, body)
-        transaction.set(ref, {"metric": state.metric, **progress, "updated": utcnow()})
+        since = recorded_since(doc)
+        if finished:
+            # Declared rules only; a rule new to this metric is complete from this pass's start.
+            since = {rule.id: since.get(rule.id, state.folded_until) for rule in rules_of(state.metric)}
+        transaction.set(ref, {"metric": state.metric, **progress, RULES_FIELD: since, "updated": utcnow()})
 
     run_transaction(commit)
     state.documents += len(state.writes) + 1

@@ -32,6 +32,12 @@ class BuildReads:
         # once (decoding was a fifth of a cold build). Folding merges them into sketches of its
         # own, never into these.
         self._sketches: dict[bytes, Any] = {}
+        # A range's documents reduced once per recording rule (the minutes of the hours not
+        # folded yet, merged as the rule would record them): later queries the rule answers fold
+        # a few series per hour instead of every stored series of every minute.
+        self._reduced: dict[tuple[RangeKey, str, bool], list[dict[str, Any]]] = {}
+        self._reduce_locks: dict[Any, threading.Lock] = {}
+        self._once: dict[Any, Any] = {}
 
     def sketch(self, data: bytes, decode: Callable[[bytes], Any]) -> Any:
         found = self._sketches.get(data)
@@ -60,6 +66,37 @@ class BuildReads:
                 self._docs[(key, sketches)] = docs
                 self.streamed += 1
             return docs
+
+    def once(self, key: Any, load: Callable[[], Any]) -> Any:
+        """``load()`` answered once per build (a metric's fold state, read by every query of it)."""
+        with self._guard:
+            lock = self._reduce_locks.setdefault(("once", key), threading.Lock())
+        with lock:
+            if key not in self._once:
+                self._once[key] = load()
+            return self._once[key]
+
+    def reduced(
+        self,
+        key: RangeKey,
+        rule: str,
+        *,
+        sketches: bool,
+        reduce: Callable[[bool], list[dict[str, Any]]],
+    ) -> list[dict[str, Any]]:
+        """The range reduced by ``rule``; ``reduce(sketches)`` computes it once per build (one
+        reduced with sketches also answers a query that needs only the summaries)."""
+        with self._guard:
+            if not sketches and (key, rule, True) in self._reduced:
+                return self._reduced[(key, rule, True)]
+            lock = self._reduce_locks.setdefault((key, rule, sketches), threading.Lock())
+        with lock:
+            found = self._reduced.get((key, rule, sketches))
+            if found is None:
+                found = reduce(sketches)
+                with self._guard:
+                    self._reduced[(key, rule, sketches)] = found
+            return found
 
 
 _current: ContextVar[BuildReads | None] = ContextVar("ion_build_reads", default=None)

@@ -19,6 +19,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.metrics.recording import RecordingRule
+
 CATALOGUE_FILE = Path(__file__).resolve().parent / "catalogue.yaml"
 
 Kind = Literal["counter", "histogram", "gauge"]
@@ -85,12 +87,31 @@ class Rate(_Strict):
 class Catalogue(_Strict):
     metrics: dict[str, Metric]
     rates: dict[str, Rate] = {}
+    # Pre-aggregated hours written by the downsampler (``shared/metrics/recording.py``).
+    recording_rules: list[RecordingRule] = []
 
     @model_validator(mode="after")
     def _usage_fields_unique(self) -> Catalogue:
         fields = [m.customer_usage.field for m in self.metrics.values() if m.customer_usage]
         if len(fields) != len(set(fields)):
             raise ValueError(f"customer_usage fields must be unique: {sorted(fields)}")
+        return self
+
+    @model_validator(mode="after")
+    def _rules_known(self) -> Catalogue:
+        seen: set[tuple[str, tuple[str, ...]]] = set()
+        for rule in self.recording_rules:
+            spec = self.metrics.get(rule.metric)
+            if spec is None:
+                raise ValueError(f"recording rule of unknown metric {rule.metric!r}")
+            if spec.customer_usage is not None:
+                raise ValueError(f"{rule.metric} is kept per customer and day, not as series to record")
+            unknown = [label for label in rule.by if label not in spec.labels]
+            if unknown:
+                raise ValueError(f"recording rule of {rule.metric} keeps labels it never has: {unknown}")
+            if (rule.metric, rule.by) in seen:
+                raise ValueError(f"recording rule of {rule.metric} by {list(rule.by)} is declared twice")
+            seen.add((rule.metric, rule.by))
         return self
 
     def customer_usage(self) -> dict[str, CustomerUsage]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from typing import Any
 
 from ddsketch import DDSketch
 from ddsketch.mapping import LogarithmicMapping
@@ -98,15 +99,14 @@ class Sketch:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Sketch:
-        from ddsketch.pb.ddsketch_pb2 import DDSketch as DDSketchPb
-
         if not data:
             return cls()
         if data[:1] != _FORMAT:
             raise ValueError("unknown sketch encoding")
-        proto = DDSketchPb.FromString(zlib.decompress(data[1:]))
-        if not math.isclose(proto.mapping.gamma, MAPPING.gamma, rel_tol=1e-12):
-            raise ValueError(f"sketch gamma {proto.mapping.gamma} differs from {MAPPING.gamma}")
+        proto = _proto_class().FromString(zlib.decompress(data[1:]))
+        gamma = proto.mapping.gamma
+        if gamma != MAPPING.gamma and not math.isclose(gamma, MAPPING.gamma, rel_tol=1e-12):
+            raise ValueError(f"sketch gamma {gamma} differs from {MAPPING.gamma}")
         sketch = cls()
         sketch.pos = _store_bins(proto.positiveValues)
         sketch.neg = _store_bins(proto.negativeValues)
@@ -114,10 +114,25 @@ class Sketch:
         return sketch
 
 
-def _store_bins(store: object) -> dict[int, float]:
-    bins = {int(k): float(v) for k, v in store.binCounts.items()}  # type: ignore[attr-defined]
-    offset = int(store.contiguousBinIndexOffset)  # type: ignore[attr-defined]
-    for i, weight in enumerate(store.contiguousBinCounts):  # type: ignore[attr-defined]
-        if weight:
-            bins[offset + i] = bins.get(offset + i, 0.0) + float(weight)
+_proto: Any = None
+
+
+def _proto_class() -> Any:
+    """ddsketch's protobuf message class, imported once (a query decodes thousands of sketches)."""
+    global _proto
+    if _proto is None:
+        from ddsketch.pb.ddsketch_pb2 import DDSketch as DDSketchPb
+
+        _proto = DDSketchPb
+    return _proto
+
+
+def _store_bins(store: Any) -> dict[int, float]:
+    # The sparse map is already int -> float; the contiguous part is empty in what we write.
+    bins: dict[int, float] = dict(store.binCounts)
+    if store.contiguousBinCounts:
+        offset = int(store.contiguousBinIndexOffset)
+        for i, weight in enumerate(store.contiguousBinCounts):
+            if weight:
+                bins[offset + i] = bins.get(offset + i, 0.0) + float(weight)
     return bins

@@ -7,7 +7,14 @@
     metrics/{metric_id}/metric_series/{sid}  metric, labels, kind, bucket, last_seen, expire_at
     metrics/{metric_id}/metric_minutes/{id}  one minute of one bucket of series, one writer shard
     metrics/{metric_id}/metric_hours/{id}    one hour of one bucket, folded from its minutes
-    metric_folds/{metric_id}                 the downsampler's watermark and cursor for the metric
+    metrics/{metric_id}/metric_rule_hours/{rule}-{hour}  one hour of one recording rule: the
+                                             hour's series merged by the rule's labels
+                                             (``recording.py``), same fields as an hour rollup
+    metrics/{metric_id}/metric_rule_tail/{rule}-{hour}   the same for a closed hour not folded
+                                             yet, valid for the minute rollups it merged
+                                             (``sources``), kept a day
+    metric_folds/{metric_id}                 the downsampler's watermark and cursor for the metric,
+                                             and per recording rule its first complete hour
     metric_stream_groups/{group}             last cumulative value of each OTLP stream of one
                                              sender in one bucket, applied, expire_at
     metric_streams/{stream}                  the same per stream, as kept before groups (read
@@ -41,7 +48,10 @@ import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from shared.metrics.recording import FoldState
 
 METRICS = "metrics"
 SERIES = "metric_series"
@@ -196,14 +206,27 @@ def folded_until(metric: str, now: datetime) -> datetime:
 
     Before the downsampler's first pass over a metric, the hours whose minutes are all retained
     are read from minutes, and older hours from ``metric_hours`` (where a metric has none yet)."""
-    from shared.firestore import get_firestore
+    return fold_state(metric, now).folded_until
 
-    snapshot = get_firestore().collection(FOLDS).document(metric_id(metric)).get(field_paths=["folded_until"])
+
+def fold_state(metric: str, now: datetime) -> FoldState:
+    """``folded_until`` (see above) and, per recording rule, the first hour it holds complete
+    (``shared/metrics/recording.py``): one document read."""
+    from shared.firestore import get_firestore
+    from shared.metrics.recording import RULES_FIELD, FoldState, recorded_since
+
+    snapshot = (
+        get_firestore()
+        .collection(FOLDS)
+        .document(metric_id(metric))
+        .get(field_paths=["folded_until", RULES_FIELD])
+    )
     if snapshot.exists:
-        value = (snapshot.to_dict() or {}).get("folded_until")
+        doc = snapshot.to_dict() or {}
+        value = doc.get("folded_until")
         if isinstance(value, datetime):
-            return value
-    return complete_minutes_since(now)
+            return FoldState(value, recorded_since(doc))
+    return FoldState(complete_minutes_since(now), {})
 
 
 def metric_ref(metric: str):  # type: ignore[no-untyped-def]
@@ -214,6 +237,20 @@ def metric_ref(metric: str):  # type: ignore[no-untyped-def]
 
 def rollups(metric: str, resolution: str):  # type: ignore[no-untyped-def]
     return metric_ref(metric).collection(SUBCOLLECTION[resolution])
+
+
+def rule_hours(metric: str):  # type: ignore[no-untyped-def]
+    """The metric's recorded rule hours (``shared/metrics/recording.py``)."""
+    from shared.metrics.recording import RULE_HOURS
+
+    return metric_ref(metric).collection(RULE_HOURS)
+
+
+def rule_tail(metric: str):  # type: ignore[no-untyped-def]
+    """The metric's provisional rule hours of closed hours not folded yet."""
+    from shared.metrics.recording import RULE_TAIL
+
+    return metric_ref(metric).collection(RULE_TAIL)
 
 
 def series_collection(metric: str):  # type: ignore[no-untyped-def]
