@@ -295,3 +295,40 @@ def test_batch_reaches_the_metrics_topic_as_protobuf(emulators: Any) -> None:
     finally:
         subscriber.delete_subscription(subscription=subscription)
         subscriber.close()
+
+
+def test_the_publisher_is_made_as_the_flusher_starts_not_at_the_first_flush(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Importing and creating the Pub/Sub client holds the GIL for about half a second: done at the
+    first flush it stalled every request in flight, so the flusher does it first, as it starts."""
+    from shared.pubsub import get_publisher
+
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:9")  # made, never connected
+    get_publisher.cache_clear()
+    telemetry = Telemetry(
+        "routing",
+        settings=TelemetrySettings(flush_seconds=3600, background_flush=True),
+        region="europe-west1",
+    )
+    try:
+        telemetry.start_background_flush()
+        deadline = time.monotonic() + 60
+        while get_publisher.cache_info().currsize == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert get_publisher.cache_info().currsize == 1
+        assert telemetry.published_batches == 0  # an hour's interval: nothing flushed yet
+    finally:
+        telemetry.stop_background_flush()
+        get_publisher.cache_clear()
+
+
+def test_a_telemetry_with_its_own_publish_or_metrics_off_makes_no_publisher() -> None:
+    from shared.pubsub import get_publisher
+
+    get_publisher.cache_clear()
+    own, _, _ = make()
+    own._prepare_publisher()
+    off = Telemetry("routing", settings=TelemetrySettings(enabled=False), region="europe-west1")
+    off._prepare_publisher()
+    assert get_publisher.cache_info().currsize == 0
