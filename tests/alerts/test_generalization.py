@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -21,9 +20,7 @@ from bench.alerts_generalization import (
 )
 from functions.alerts.backtest import build_rule, median_interval, parser, read_csv, replay
 from functions.alerts.detector import detect
-
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "nab-tuning"
-needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="NAB tuning corpus not beside the repository")
+from tests.nab_corpus import CORPUS, needs_corpus
 
 
 def test_score_file_is_nabs_standard_profile() -> None:

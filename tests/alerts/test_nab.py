@@ -11,10 +11,9 @@ import pytest
 
 from functions.alerts.backtest import build_rule, median_interval, parser, read_csv, replay
 from functions.alerts.detector import detect
+from tests.nab_corpus import CORPUS, needs_corpus
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "nab"
-# The full tuning corpus lives beside the repository in a development checkout; CI may not have it.
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "nab-tuning"
 
 
 def _replay(path: Path) -> tuple[list[str], list[int]]:
@@ -49,7 +48,7 @@ def test_labelled_windows_found(name: str, max_false: int) -> None:
     assert len(false) <= max_false, (spans, starts)
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="NAB tuning corpus not beside the repository")
+@needs_corpus
 @pytest.mark.parametrize(
     "name",
     [

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 import statistics
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -21,9 +20,8 @@ from bench.scaling import (
     static_p99,
     traffic_cases,
 )
+from tests.nab_corpus import needs_corpus
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "datasets" / "nab-tuning"
-needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="NAB tuning corpus not beside the repository")
 CHICAGO = ZoneInfo("America/Chicago")
 
 
