@@ -39,7 +39,7 @@ Recording rules
     per run and metric, back to ``RULE_BACKFILL``), lowering that first hour in a transaction
     that checks nothing moved meanwhile; until then readers read those hours raw. Runs that find
     a metric folded up to the cutoff also record provisional rule hours of the closed hours not
-    folded yet, each valid for the exact minute rollups it merged (``_record_tail``).
+    folded yet, each valid for the exact minute rollups it merged (``rule_hours.py``).
 
 Retention
     Minutes live 72 h, so the downsampler must not stop for longer than ~70 h. On a metric's first
@@ -57,32 +57,21 @@ from typing import Any
 from pydantic import BaseModel
 
 from functions.ingestion.aggregate import Cell
+from functions.ingestion.rule_hours import backfill_rules, record_rule_hours, record_tail
 from functions.ingestion.settings import get_ingestion_settings
 from functions.ingestion.write_units import TXN_DOCUMENTS
 from shared.clock import utcnow
 from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
-from shared.metrics.recording import (
-    RULE_HOURS,
-    RULE_TAIL,
-    RULES_FIELD,
-    RecordingRule,
-    recorded_key,
-    recorded_since,
-    rule_hour_id,
-    rules_of,
-    sources_digest,
-)
+from shared.metrics.recording import RULES_FIELD, recorded_since, rules_of
 from shared.metrics.store import (
     FOLDS,
     HOURS,
     METRICS,
     MINUTES,
-    RETENTION,
     bucket_key_of,
     bucket_start,
     complete_minutes_since,
-    document_size,
     entries,
     rollup_document,
     rollup_id,
@@ -95,12 +84,6 @@ log = get_logger("ingestion.downsample")
 # so that a long first pass (bounded runs) finishes before TTL starts deleting that hour's minutes.
 FIRST_PASS_MARGIN = timedelta(hours=6)
 FOLD_SHARD = 0
-# Recording rules' hours folded before the rule existed are backfilled this far back (the weekly
-# report's week before reaches 14 days back), this many hours per run and metric.
-RULE_BACKFILL = timedelta(days=15)
-RULE_BACKFILL_HOURS = 24
-# Provisional rule hours are read only until their hour is folded (a few hours).
-TAIL_RETENTION = timedelta(days=1)
 # A bucket key is fixed-length hex and a rollup id is "{key}-...": "{key}~" sorts after every
 # rollup of the bucket and before the next bucket's first one.
 _PAST_BUCKET = "~"
@@ -160,10 +143,10 @@ def downsample() -> DownsampleResult:
         metrics += 1
         state = _start(name, snapshot.id, now, cutoff)
         if state is None:
-            backfilled, written = _backfill_rules(name, snapshot.id, now)
+            backfilled, written = backfill_rules(name, snapshot.id, now)
             rule_hours += backfilled
             documents += written
-            provisional = _record_tail(name, snapshot.id, now)
+            provisional = record_tail(name, snapshot.id, now)
             tail_hours += provisional
             documents += provisional
             continue
@@ -302,202 +285,12 @@ def _finish(state: _Pass, per_commit: int) -> None:
     if rules and state.target > state.folded_until:
         if state.writes:  # the last hour rollups stored first: the rules are read from them
             _commit(state, finished=False)
-        for write in _record(state.metric_doc, rules, state.folded_until, state.target):
+        for write in record_rule_hours(state.metric_doc, rules, state.folded_until, state.target):
             if len(state.writes) >= per_commit:
                 _commit(state, finished=False)
             state.writes.append(write)
             state.rule_hours += 1
     _commit(state, finished=True)
-
-
-def _record(
-    metric_doc: str, rules: list[RecordingRule], start: datetime, end: datetime
-) -> list[tuple[Any, dict[str, Any]]]:
-    """Every rule's hours over ``[start, end)`` recomputed from the hour rollups (all buckets)."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    parent = get_firestore().collection(METRICS).document(metric_doc)
-    hours = (
-        parent.collection(HOURS)
-        .where(filter=FieldFilter("t", ">=", start))
-        .where(filter=FieldFilter("t", "<", end))
-        .order_by("t")
-    )
-    target = parent.collection(RULE_HOURS)
-    writes: list[tuple[Any, dict[str, Any]]] = []
-    for hour, (metric, merged) in _merged_by_rule((s.to_dict() or {} for s in hours.stream()), rules).items():
-        for rule in rules:
-            ref = target.document(rule_hour_id(rule.id, hour))
-            writes.append((ref, _rule_document(ref.path, metric, rule, hour, merged.get(rule.id, {}))))
-    return writes
-
-
-Merged = dict[str, dict[str, tuple[dict[str, str], str, Cell]]]  # rule id -> key -> (labels, kind, cell)
-
-
-def _merged_by_rule(docs: Any, rules: list[RecordingRule]) -> dict[datetime, tuple[str | None, Merged]]:
-    """Rollups (hours or minutes) merged per hour and rule by the rule's labels and kind."""
-    out: dict[datetime, tuple[str | None, Merged]] = {}
-    for doc in docs:
-        hour = bucket_start(doc["t"], "hour")
-        if hour not in out:
-            out[hour] = (doc.get("metric"), {})
-        merged = out[hour][1]
-        for _, summary, sketch in entries(doc):
-            labels: dict[str, str] = summary.get("labels") or {}
-            kind = str(summary.get("kind"))
-            cell = Cell.from_entry(summary, sketch)
-            for rule in rules:
-                kept = rule.kept(labels)
-                series = merged.setdefault(rule.id, {})
-                key = recorded_key(kept, kind)
-                found = series.get(key)
-                if found is None:
-                    found = series[key] = (kept, kind, Cell())
-                found[2].merge(cell)
-    return out
-
-
-def _record_tail(metric: str, metric_doc: str, now: datetime) -> int:
-    """Provisional rule hours of the closed hours not folded yet (their points may still come,
-    up to the lateness allowance): recomputed when their minute rollups changed, each carrying
-    the digest of the rollups it merged; a reader uses one only while that digest still holds.
-    Returns the documents written."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    rules = rules_of(metric)
-    if not rules:
-        return 0
-    client = get_firestore()
-    snapshot = client.collection(FOLDS).document(metric_doc).get(field_paths=["folded_until"])
-    folded = (snapshot.to_dict() or {}).get("folded_until") if snapshot.exists else None
-    if not isinstance(folded, datetime):
-        return 0
-    parent = client.collection(METRICS).document(metric_doc)
-    minutes, tail = parent.collection(MINUTES), parent.collection(RULE_TAIL)
-    written = 0
-    hour, end = folded, bucket_start(now, "hour")  # the hour in progress changes every minute
-    while hour < end:
-        after = hour + timedelta(hours=1)
-        in_hour = minutes.where(filter=FieldFilter("t", ">=", hour)).where(
-            filter=FieldFilter("t", "<", after)
-        )
-        stamps = [(s.id, s.update_time) for s in in_hour.select(["t"]).stream()]
-        refs = [tail.document(rule_hour_id(rule.id, hour)) for rule in rules]
-        if stamps:
-            digest = sources_digest(stamps)
-            current = {
-                s.id: (s.to_dict() or {}).get("sources")
-                for s in client.get_all(refs, field_paths=["sources"])
-                if s.exists
-            }
-            if any(current.get(ref.id) != digest for ref in refs):
-                written += _write_tail_hour(in_hour, refs, rules, hour)
-        hour = after
-    return written
-
-
-def _write_tail_hour(in_hour: Any, refs: list[Any], rules: list[RecordingRule], hour: datetime) -> int:
-    snapshots = list(in_hour.stream())
-    # The digest of the very rollups merged: a write after this read changes it.
-    digest = sources_digest((s.id, s.update_time) for s in snapshots)
-    merged = _merged_by_rule((s.to_dict() or {} for s in snapshots), rules)
-    metric, by_rule = merged.get(hour, (None, {}))
-    batch = get_firestore().batch()
-    for ref, rule in zip(refs, rules, strict=True):
-        body = _rule_document(ref.path, metric, rule, hour, by_rule.get(rule.id, {}))
-        body.update(sources=digest, expire_at=hour + TAIL_RETENTION)
-        batch.set(ref, body)
-    batch.commit()
-    return len(refs)
-
-
-def _rule_document(
-    path: str,
-    metric: str | None,
-    rule: RecordingRule,
-    hour: datetime,
-    merged: dict[str, tuple[dict[str, str], str, Cell]],
-) -> dict[str, Any]:
-    """A rule's hour as stored: an hour rollup's fields, one series per kept label set. A rule
-    whose hour would not fit one document is stored as ``overflow`` (readers read that hour raw)."""
-    summaries: dict[str, Any] = {}
-    sketches: dict[str, Any] = {}
-    for key, (labels, kind, cell) in merged.items():
-        summaries[key], sketches[key] = cell.to_entry(labels, kind)
-    doc: dict[str, Any] = {
-        "metric": metric,
-        "rule": rule.id,
-        "by": list(rule.by),
-        "t": hour,
-        "expire_at": hour + RETENTION["hour"],
-        "series": summaries,
-        "sk": sketches,
-    }
-    if document_size(path, doc) > get_ingestion_settings().max_document_bytes:
-        log.error(
-            "recording rule hour too large for one document: read raw",
-            extra={"metric": metric, "rule": list(rule.by), "hour": hour.isoformat(), "series": len(merged)},
-        )
-        doc.update(series={}, sk={}, overflow=True)
-    return doc
-
-
-def _backfill_rules(metric: str, metric_doc: str, now: datetime) -> tuple[int, int]:
-    """Record up to ``RULE_BACKFILL_HOURS`` folded hours before each rule's first complete hour
-    (back to ``RULE_BACKFILL``); returns (rule hours, documents) written."""
-    rules = rules_of(metric)
-    if not rules:
-        return 0, 0
-    client = get_firestore()
-    ref = client.collection(FOLDS).document(metric_doc)
-    snapshot = ref.get()
-    doc = snapshot.to_dict() or {} if snapshot.exists else {}
-    folded = doc.get("folded_until")
-    if not isinstance(folded, datetime) or isinstance(doc.get("target"), datetime):
-        return 0, 0  # no pass finished yet, or one in progress: it records the rules itself
-    horizon = bucket_start(now - RULE_BACKFILL, "hour")
-    since = recorded_since(doc)
-    # Rules sharing their first complete hour (the usual case) are backfilled in one read.
-    groups: dict[datetime, list[RecordingRule]] = {}
-    for rule in rules:
-        first = since.get(rule.id)
-        if first is not None and first > horizon:
-            groups.setdefault(first, []).append(rule)
-    rule_hours = documents = 0
-    for first, group in groups.items():
-        low = max(horizon, first - timedelta(hours=RULE_BACKFILL_HOURS))
-        writes = _record(metric_doc, group, low, first)
-        # Hours before ``first`` are read raw until the transaction below: written in any order.
-        for chunk in range(0, len(writes), TXN_DOCUMENTS):
-            batch = client.batch()
-            for target, body in writes[chunk : chunk + TXN_DOCUMENTS]:
-                batch.set(target, body)
-            batch.commit()
-        moved = _lower_recorded_since(ref, folded, {rule.id: first for rule in group}, low)
-        rule_hours += len(writes)
-        documents += len(writes) + (1 if moved else 0)
-        log.info(
-            "recording rules backfilled",
-            extra={"metric": metric, "rules": len(group), "from": low.isoformat(), "moved": moved},
-        )
-    return rule_hours, documents
-
-
-def _lower_recorded_since(ref: Any, folded: datetime, expected: dict[str, datetime], low: datetime) -> bool:
-    """Move the rules' first complete hour down to ``low`` if nothing moved meanwhile."""
-
-    def lower(transaction: Any) -> bool:
-        snapshot = ref.get(transaction=transaction)
-        doc = snapshot.to_dict() or {} if snapshot.exists else {}
-        since = recorded_since(doc)
-        if doc.get("folded_until") != folded or any(since.get(rule) != at for rule, at in expected.items()):
-            return False
-        lowered = {**since, **dict.fromkeys(expected, low)}
-        transaction.set(ref, {**doc, RULES_FIELD: lowered, "updated": utcnow()})
-        return True
-
-    return bool(run_transaction(lower))
 
 
 def _commit(state: _Pass, *, finished: bool) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from devtools.metric_history import MetricHistory
 from functions.ingestion import downsample as ds
+from functions.ingestion import rule_hours as rh
 from shared.clock import get_clock
 from shared.firestore import get_firestore
 from shared.metrics import recording
@@ -168,7 +169,7 @@ def test_rule_hours_are_written_with_the_fold_and_answer_as_the_stored_series(st
 
     # Recomputed, never added: refolding the range writes the same documents.
     before = {(d["rule"], d["t"]): d for d in docs}
-    rerun = ds._record(metric_id(HTTP), http_rules, H06, H12)
+    rerun = rh.record_rule_hours(metric_id(HTTP), http_rules, H06, H12)
     assert len(rerun) == len(before)
     for _, body in rerun:
         stored = before[(body["rule"], body["t"])]
@@ -194,7 +195,8 @@ def test_a_query_no_rule_answers_reads_the_stored_series(store) -> None:  # type
 def test_hours_folded_before_the_rules_are_read_raw_until_backfilled(client, store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     write_traffic(H06, H12 + timedelta(hours=1, minutes=30))
     # Folded by a downsampler that knew no rule.
-    monkeypatch.setattr(ds, "rules_of", lambda metric: [])
+    for module in (ds, rh):
+        monkeypatch.setattr(module, "rules_of", lambda metric: [])
     get_clock().set(AFTER)  # type: ignore[attr-defined]
     ds.downsample()
     assert rule_docs(HTTP) == []
@@ -204,7 +206,8 @@ def test_hours_folded_before_the_rules_are_read_raw_until_backfilled(client, sto
     assert_same(recorded, ask_raw())
 
     # The rules are declared: the next pass (hour 12) records its hours, complete from 12:00.
-    monkeypatch.setattr(ds, "rules_of", rules_of)
+    for module in (ds, rh):
+        monkeypatch.setattr(module, "rules_of", rules_of)
     get_clock().set(AFTER + timedelta(hours=1))  # type: ignore[attr-defined]
     first = ds.downsample()
     assert first.rule_hours_written == len(rules_of(HTTP)) + len(rules_of(CACHE))
@@ -235,9 +238,9 @@ def test_an_hour_too_large_for_one_document_is_read_raw(store, monkeypatch) -> N
     write_traffic(H06, H06 + timedelta(hours=2))
     # The by-route rule's hours are taken to exceed the document limit (as one over thousands of
     # routes would).
-    size = ds.document_size
+    size = rh.document_size
     monkeypatch.setattr(
-        ds, "document_size", lambda path, doc: 10**7 if "http.route" in doc["by"] else size(path, doc)
+        rh, "document_size", lambda path, doc: 10**7 if "http.route" in doc["by"] else size(path, doc)
     )
     get_clock().set(AFTER)  # type: ignore[attr-defined]
     ds.downsample()
