@@ -51,28 +51,19 @@ from shared.clock import utcnow
 from shared.metrics.build_reads import RangeKey, current_build_reads
 from shared.metrics.catalogue import CustomerUsage
 from shared.metrics.recording import (
-    FoldState,
-    RecordingRule,
-    recorded_key,
     rule_for,
-    rule_hour_id,
-    sources_digest,
 )
+from shared.metrics.rule_reads import documents, folded_sources, range_of, tail_documents
 from shared.metrics.sketch import Sketch
 from shared.metrics.store import (
     RESOLUTION_SECONDS,
     RETENTION,
-    SERIES_MAP,
-    SKETCHES,
-    SUMMARY_FIELDS,
     Summary,
     bucket_start,
     entries,
     fold_state,
     hour_ceil,
     rollups,
-    rule_hours,
-    rule_tail,
 )
 
 Agg = Literal["count", "sum", "rate", "avg", "min", "max", "p50", "p90", "p95", "p99"]
@@ -379,25 +370,30 @@ def _fold_rollups(
             else shared.once(("fold_state", query.metric), lambda: fold_state(query.metric, now))
         )
         folded = state.folded_until
+        rule_for_query = rule_for(query.metric, query.labels, query.group_by, query.across)
         if start < folded:
-            sources.extend(_folded_sources(query, state, start, min(end, folded), wants_sketch))
+            sources.extend(
+                folded_sources(
+                    query.metric, rule_for_query, state, start, min(end, folded), wants_sketch=wants_sketch
+                )
+            )
         # The hours whose start lies in [start, end), read from [their start, the next hour).
         low, high = max(folded, hour_ceil(start)), hour_ceil(end)
         if low < high:
-            minutes = _range(rollups(query.metric, "minute"), low, high)
+            minutes = range_of(rollups(query.metric, "minute"), low, high)
             key: RangeKey = (query.metric, "minute", low, high)
-            rule = rule_for(query.metric, query.labels, query.group_by, query.across)
+            rule = rule_for_query
             if rule is None or shared is None:
                 sources.append((minutes, True, key))
             else:
                 # Inside a build: closed hours from the rule's provisional hours while they still
                 # hold, the others' minutes merged by the rule once, for all its queries.
-                tail = _tail(query.metric, rule, low, high, wants_sketch)
+                tail = tail_documents(query.metric, rule, low, high, wants_sketch)
                 sources.append((tail, False, key))
     else:
         sources.append(
             (
-                _range(rollups(query.metric, resolution), start, end),
+                range_of(rollups(query.metric, resolution), start, end),
                 False,
                 (query.metric, resolution, start, end),
             )
@@ -406,7 +402,7 @@ def _fold_rollups(
     shared = current_build_reads()
     for source, by_hour, key in sources:
         # A rollup holds a bucket of series: each is filtered and grouped on its own labels.
-        docs = source if isinstance(source, list) else _documents(source, key, wants_sketch)
+        docs = source if isinstance(source, list) else documents(source, key, wants_sketch)
         for doc in docs:
             at = bucket_start(doc["t"], "hour") if by_hour else doc["t"]
             index = fold.index((at - query.start).total_seconds())
@@ -416,7 +412,7 @@ def _fold_rollups(
                     continue
                 acc = fold.accumulator(labels, index, max_series)
                 sketch = None
-                if isinstance(sketch_bytes, Sketch):  # merged in memory (``_reduce``)
+                if isinstance(sketch_bytes, Sketch):  # merged in memory (``rule_reads``)
                     sketch = sketch_bytes
                 elif wants_sketch and sketch_bytes:
                     sketch = (
@@ -426,125 +422,6 @@ def _fold_rollups(
                     )
                 acc.add(summary, sketch)
     return resolution
-
-
-def _tail(
-    metric: str, rule: RecordingRule, low: datetime, high: datetime, wants_sketch: bool
-) -> list[dict[str, Any]]:
-    """The unfolded hours ``[low, high)`` for the queries ``rule`` answers, inside a build: an hour
-    whose provisional rule hour (``metric_rule_tail``, written by the downsampler) merged exactly
-    the minute rollups there are now (same ids, same update times: a field-masked read, no maps
-    decoded) is read from it; any other hour from its minutes, merged by the rule once."""
-    shared = current_build_reads()
-    assert shared is not None
-    minutes = rollups(metric, "minute")
-    stamps = shared.once(("stamps", metric, low, high), lambda: _stamps(_range(minutes, low, high)))
-    by_hour: dict[datetime, list[tuple[str, Any]]] = {}
-    for name, updated, at in stamps:
-        by_hour.setdefault(bucket_start(at, "hour"), []).append((name, updated))
-    key: RangeKey = (metric, f"tail:{rule.id}", low, high)
-    recorded = {
-        doc["t"]: doc
-        for doc in _documents(_rule_range(rule_tail(metric), rule.id, low, high), key, True)
-        if isinstance(doc.get("t"), datetime)
-    }
-    out: list[dict[str, Any]] = []
-    for hour in sorted(by_hour):
-        doc = recorded.get(hour)
-        if (
-            doc is not None
-            and not doc.get("overflow")
-            and doc.get("sources") == sources_digest(by_hour[hour])
-        ):
-            out.append(doc)
-            continue
-        after = hour + timedelta(hours=1)
-        hour_key: RangeKey = (metric, "minute", hour, after)
-        reduce = _reducer(_range(minutes, hour, after), hour_key, rule)
-        out.extend(shared.reduced(hour_key, rule.id, sketches=wants_sketch, reduce=reduce))
-    return out
-
-
-def _stamps(source: Any) -> list[tuple[str, Any, datetime]]:
-    """Ids, update times and bucket starts of a range's rollups (only ``t`` read)."""
-    return [(s.id, s.update_time, s.get("t")) for s in source.select(["t"]).stream()]
-
-
-def _reducer(minutes: Any, key: RangeKey, rule: RecordingRule) -> Any:
-    """The minutes read once with their sketches (decoding the series maps is the cost, not the
-    sketch bytes), reduced with or without merging the sketches."""
-
-    def reduce(sketches: bool) -> list[dict[str, Any]]:
-        return _reduce(_documents(minutes, key, True), rule, sketches)
-
-    return reduce
-
-
-def _reduce(docs: Iterable[dict[str, Any]], rule: RecordingRule, sketches: bool) -> list[dict[str, Any]]:
-    """Minute rollups merged per hour by ``rule``'s labels (and kind), as the downsampler records
-    a rule's hour: one document per hour whose ``sk`` holds decoded sketches."""
-    shared = current_build_reads()
-    hours: dict[datetime, dict[str, Any]] = {}
-    for doc in docs:
-        hour = bucket_start(doc["t"], "hour")
-        reduced = hours.get(hour)
-        if reduced is None:
-            reduced = hours[hour] = {"t": hour, SERIES_MAP: {}, SKETCHES: {}}
-        series, merged = reduced[SERIES_MAP], reduced[SKETCHES]
-        for _, summary, sketch_bytes in entries(doc):
-            labels: dict[str, str] = summary.get("labels") or {}
-            kind = str(summary.get("kind"))
-            kept = rule.kept(labels)
-            key = recorded_key(kept, kind)
-            stored = Summary.of(summary)
-            into = series.get(key)
-            if into is None:
-                into = series[key] = {"labels": kept, "kind": kind, "count": 0.0, "sum": 0.0}
-                into["min"] = into["max"] = None
-            into["count"] += stored.count
-            into["sum"] += stored.sum
-            if stored.min is not None and (into["min"] is None or stored.min < into["min"]):
-                into["min"] = stored.min
-            if stored.max is not None and (into["max"] is None or stored.max > into["max"]):
-                into["max"] = stored.max
-            if sketches and sketch_bytes:
-                decode = Sketch.from_bytes
-                sketch = shared.sketch(sketch_bytes, decode) if shared else decode(sketch_bytes)
-                target = merged.get(key)
-                if target is None:
-                    target = merged[key] = Sketch()
-                target.merge(sketch)
-    return [hours[hour] for hour in sorted(hours)]
-
-
-def _folded_sources(
-    query: MetricQuery, state: FoldState, start: datetime, end: datetime, wants_sketch: bool
-) -> list[tuple[Any, bool, RangeKey]]:
-    """The folded hours ``[start, end)``: from the recording rule answering the query for the
-    hours it holds complete, from the hour rollups for the others (and for an hour a rule could
-    not hold in one document)."""
-    raw = rollups(query.metric, "hour")
-    rule = rule_for(query.metric, query.labels, query.group_by, query.across)
-    since = state.recorded_since.get(rule.id) if rule is not None else None
-    if rule is None or since is None or since >= end:
-        return [(_range(raw, start, end), False, (query.metric, "hour", start, end))]
-    sources: list[tuple[Any, bool, RangeKey]] = []
-    first = max(start, since)
-    if start < first:
-        sources.append((_range(raw, start, first), False, (query.metric, "hour", start, first)))
-    key: RangeKey = (query.metric, f"rule:{rule.id}", first, end)
-    recorded = _rule_range(rule_hours(query.metric), rule.id, first, end)
-    # Read here (once per build inside rollup_reads) to find any overflowed hour before folding;
-    # with their sketches (a few series an hour): the build's percentile and summary queries of
-    # the rule then share one read.
-    docs = list(_documents(recorded, key, True))
-    sources.append(([doc for doc in docs if not doc.get("overflow")], False, key))
-    for doc in docs:
-        if doc.get("overflow"):
-            hour = doc["t"]
-            after = hour + timedelta(hours=1)
-            sources.append((_range(raw, hour, after), False, (query.metric, "hour", hour, after)))
-    return sources
 
 
 DAY_SECONDS = 86_400
@@ -595,43 +472,3 @@ def _customer_usage(query: MetricQuery, spec: CustomerUsage, max_series: int | N
                 acc = fold.accumulator(labels, index, max_series)
                 acc.add_counter(value)
     return QueryResult(metric=query.metric, agg=query.agg, series=fold.series(), resolution="day")
-
-
-def _documents(source: Any, key: RangeKey, wants_sketch: bool) -> Iterable[dict[str, Any]]:
-    """The range's rollups: streamed, or once per build inside ``build_reads.rollup_reads()``."""
-
-    def load(sketches: bool) -> Iterable[dict[str, Any]]:
-        stream = source if sketches else source.select(SUMMARY_FIELDS)
-        return (_fields(snapshot) for snapshot in stream.stream())
-
-    shared = current_build_reads()
-    if shared is None:
-        return load(wants_sketch)
-    return shared.documents(key, sketches=wants_sketch, load=lambda sketches: list(load(sketches)))
-
-
-def _fields(snapshot: Any) -> dict[str, Any]:
-    """A streamed snapshot's fields, read only: without ``to_dict()``'s deep copy of every map
-    (a tenth of a cold 7-day build; the snapshot already holds its own copy and is dropped)."""
-    data = getattr(snapshot, "_data", None)
-    return data if isinstance(data, dict) else snapshot.to_dict() or {}
-
-
-def _rule_range(collection: Any, rule_id: str, start: datetime, end: datetime) -> Any:
-    """A rule's hours in ``[start, end)``: an id range (ids of one rule sort by time), which the
-    automatic ``__name__`` index serves; the documents hold only that rule."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-    from google.cloud.firestore_v1.field_path import FieldPath
-
-    name = FieldPath.document_id()
-    low = collection.document(rule_hour_id(rule_id, start))
-    high = collection.document(rule_hour_id(rule_id, end))
-    return collection.where(filter=FieldFilter(name, ">=", low)).where(filter=FieldFilter(name, "<", high))
-
-
-def _range(collection: Any, start: datetime, end: datetime) -> Any:
-    """Rollups whose bucket starts in ``[start, end)``: a range on ``t``, which Firestore's
-    automatic single-field index serves."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    return collection.where(filter=FieldFilter("t", ">=", start)).where(filter=FieldFilter("t", "<", end))

@@ -1,0 +1,189 @@
+"""Where a query's rollups come from in Firestore: a range of rollups (streamed, or read once per
+dashboard build), and what the recording rules answer: a rule's folded hours, and the hours not
+folded yet from the rule's provisional hours while they hold, else from their minutes merged by
+the rule once per build (``shared/metrics/recording.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.metrics.build_reads import RangeKey, current_build_reads
+from shared.metrics.recording import FoldState, RecordingRule, recorded_key, rule_hour_id, sources_digest
+from shared.metrics.sketch import Sketch
+from shared.metrics.store import (
+    SERIES_MAP,
+    SKETCHES,
+    SUMMARY_FIELDS,
+    Summary,
+    bucket_start,
+    entries,
+    rollups,
+    rule_hours,
+    rule_tail,
+)
+
+
+def tail_documents(
+    metric: str, rule: RecordingRule, low: datetime, high: datetime, wants_sketch: bool
+) -> list[dict[str, Any]]:
+    """The unfolded hours ``[low, high)`` for the queries ``rule`` answers, inside a build: an hour
+    whose provisional rule hour (``metric_rule_tail``, written by the downsampler) merged exactly
+    the minute rollups there are now (same ids, same update times: a field-masked read, no maps
+    decoded) is read from it; any other hour from its minutes, merged by the rule once."""
+    shared = current_build_reads()
+    assert shared is not None
+    minutes = rollups(metric, "minute")
+    stamps = shared.once(("stamps", metric, low, high), lambda: _stamps(range_of(minutes, low, high)))
+    by_hour: dict[datetime, list[tuple[str, Any]]] = {}
+    for name, updated, at in stamps:
+        by_hour.setdefault(bucket_start(at, "hour"), []).append((name, updated))
+    key: RangeKey = (metric, f"tail:{rule.id}", low, high)
+    recorded = {
+        doc["t"]: doc
+        for doc in documents(rule_range(rule_tail(metric), rule.id, low, high), key, True)
+        if isinstance(doc.get("t"), datetime)
+    }
+    out: list[dict[str, Any]] = []
+    for hour in sorted(by_hour):
+        doc = recorded.get(hour)
+        if (
+            doc is not None
+            and not doc.get("overflow")
+            and doc.get("sources") == sources_digest(by_hour[hour])
+        ):
+            out.append(doc)
+            continue
+        after = hour + timedelta(hours=1)
+        hour_key: RangeKey = (metric, "minute", hour, after)
+        reduce = _reducer(range_of(minutes, hour, after), hour_key, rule)
+        out.extend(shared.reduced(hour_key, rule.id, sketches=wants_sketch, reduce=reduce))
+    return out
+
+
+def _stamps(source: Any) -> list[tuple[str, Any, datetime]]:
+    """Ids, update times and bucket starts of a range's rollups (only ``t`` read)."""
+    return [(s.id, s.update_time, s.get("t")) for s in source.select(["t"]).stream()]
+
+
+def _reducer(minutes: Any, key: RangeKey, rule: RecordingRule) -> Any:
+    """The minutes read once with their sketches (decoding the series maps is the cost, not the
+    sketch bytes), reduced with or without merging the sketches."""
+
+    def reduce(sketches: bool) -> list[dict[str, Any]]:
+        return _reduce(documents(minutes, key, True), rule, sketches)
+
+    return reduce
+
+
+def _reduce(docs: Iterable[dict[str, Any]], rule: RecordingRule, sketches: bool) -> list[dict[str, Any]]:
+    """Minute rollups merged per hour by ``rule``'s labels (and kind), as the downsampler records
+    a rule's hour: one document per hour whose ``sk`` holds decoded sketches."""
+    shared = current_build_reads()
+    hours: dict[datetime, dict[str, Any]] = {}
+    for doc in docs:
+        hour = bucket_start(doc["t"], "hour")
+        reduced = hours.get(hour)
+        if reduced is None:
+            reduced = hours[hour] = {"t": hour, SERIES_MAP: {}, SKETCHES: {}}
+        series, merged = reduced[SERIES_MAP], reduced[SKETCHES]
+        for _, summary, sketch_bytes in entries(doc):
+            labels: dict[str, str] = summary.get("labels") or {}
+            kind = str(summary.get("kind"))
+            kept = rule.kept(labels)
+            key = recorded_key(kept, kind)
+            stored = Summary.of(summary)
+            into = series.get(key)
+            if into is None:
+                into = series[key] = {"labels": kept, "kind": kind, "count": 0.0, "sum": 0.0}
+                into["min"] = into["max"] = None
+            into["count"] += stored.count
+            into["sum"] += stored.sum
+            if stored.min is not None and (into["min"] is None or stored.min < into["min"]):
+                into["min"] = stored.min
+            if stored.max is not None and (into["max"] is None or stored.max > into["max"]):
+                into["max"] = stored.max
+            if sketches and sketch_bytes:
+                decode = Sketch.from_bytes
+                sketch = shared.sketch(sketch_bytes, decode) if shared else decode(sketch_bytes)
+                target = merged.get(key)
+                if target is None:
+                    target = merged[key] = Sketch()
+                target.merge(sketch)
+    return [hours[hour] for hour in sorted(hours)]
+
+
+def folded_sources(
+    metric: str,
+    rule: RecordingRule | None,
+    state: FoldState,
+    start: datetime,
+    end: datetime,
+    *,
+    wants_sketch: bool,
+) -> list[tuple[Any, bool, RangeKey]]:
+    """The folded hours ``[start, end)``: from the recording rule answering the query for the
+    hours it holds complete, from the hour rollups for the others (and for an hour a rule could
+    not hold in one document)."""
+    raw = rollups(metric, "hour")
+    since = state.recorded_since.get(rule.id) if rule is not None else None
+    if rule is None or since is None or since >= end:
+        return [(range_of(raw, start, end), False, (metric, "hour", start, end))]
+    sources: list[tuple[Any, bool, RangeKey]] = []
+    first = max(start, since)
+    if start < first:
+        sources.append((range_of(raw, start, first), False, (metric, "hour", start, first)))
+    key: RangeKey = (metric, f"rule:{rule.id}", first, end)
+    recorded = rule_range(rule_hours(metric), rule.id, first, end)
+    # Read here (once per build inside rollup_reads) to find any overflowed hour before folding;
+    # with their sketches (a few series an hour): the build's percentile and summary queries of
+    # the rule then share one read.
+    docs = list(documents(recorded, key, True))
+    sources.append(([doc for doc in docs if not doc.get("overflow")], False, key))
+    for doc in docs:
+        if doc.get("overflow"):
+            hour = doc["t"]
+            after = hour + timedelta(hours=1)
+            sources.append((range_of(raw, hour, after), False, (metric, "hour", hour, after)))
+    return sources
+
+
+def documents(source: Any, key: RangeKey, wants_sketch: bool) -> Iterable[dict[str, Any]]:
+    """The range's rollups: streamed, or once per build inside ``build_reads.rollup_reads()``."""
+
+    def load(sketches: bool) -> Iterable[dict[str, Any]]:
+        stream = source if sketches else source.select(SUMMARY_FIELDS)
+        return (_fields(snapshot) for snapshot in stream.stream())
+
+    shared = current_build_reads()
+    if shared is None:
+        return load(wants_sketch)
+    return shared.documents(key, sketches=wants_sketch, load=lambda sketches: list(load(sketches)))
+
+
+def _fields(snapshot: Any) -> dict[str, Any]:
+    """A streamed snapshot's fields, read only: without ``to_dict()``'s deep copy of every map
+    (a tenth of a cold 7-day build; the snapshot already holds its own copy and is dropped)."""
+    data = getattr(snapshot, "_data", None)
+    return data if isinstance(data, dict) else snapshot.to_dict() or {}
+
+
+def rule_range(collection: Any, rule_id: str, start: datetime, end: datetime) -> Any:
+    """A rule's hours in ``[start, end)``: an id range (ids of one rule sort by time), which the
+    automatic ``__name__`` index serves; the documents hold only that rule."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+    from google.cloud.firestore_v1.field_path import FieldPath
+
+    name = FieldPath.document_id()
+    low = collection.document(rule_hour_id(rule_id, start))
+    high = collection.document(rule_hour_id(rule_id, end))
+    return collection.where(filter=FieldFilter(name, ">=", low)).where(filter=FieldFilter(name, "<", high))
+
+
+def range_of(collection: Any, start: datetime, end: datetime) -> Any:
+    """Rollups whose bucket starts in ``[start, end)``: a range on ``t``, which Firestore's
+    automatic single-field index serves."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    return collection.where(filter=FieldFilter("t", ">=", start)).where(filter=FieldFilter("t", "<", end))
