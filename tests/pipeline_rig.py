@@ -182,8 +182,10 @@ class Pipeline:
     def give_up_as_pubsub(self, topic: str, unsent: list[bytes], attributes: dict[str, str]) -> None:
         """Do what Pub/Sub does when a message has used its delivery attempts, for ``unsent``:
         take it off ``topic``'s push subscription (its backlog goes with the subscription, which
-        is made again as it was) and publish it to ``<topic>-dead-letter`` with the attributes
-        Pub/Sub adds. For the drill, when the emulator stalls before its own give-up."""
+        is made again as it was, under a new name: the emulator keeps a name's stalled push state
+        across a delete, so the re-driven pages would never be pushed) and publish it to
+        ``<topic>-dead-letter`` with the attributes Pub/Sub adds. For the drill, when the emulator
+        stalls before its own give-up."""
         from google.cloud import pubsub_v1
 
         subscriber = pubsub_v1.SubscriberClient()
@@ -191,7 +193,9 @@ class Pipeline:
         [name] = [sub for sub in self.subscriptions if sub.rsplit("/", 1)[1].startswith(f"{topic}-to-")]
         config = subscriber.get_subscription(subscription=name)
         subscriber.delete_subscription(subscription=name)
+        config.name = f"{name}-{uuid.uuid4().hex[:6]}"
         subscriber.create_subscription(request=config)
+        self.subscriptions[self.subscriptions.index(name)] = config.name
         for data in unsent:
             publisher.publish(
                 publisher.topic_path(PROJECT, f"{topic}-dead-letter"),
