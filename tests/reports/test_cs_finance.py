@@ -13,7 +13,8 @@ from functions.health.personas import Answer
 from functions.reports import documents
 from functions.reports.audiences import load_audiences
 from functions.reports.build import build_dashboard
-from functions.reports.figures import SCORECARD, DocumentFigures, KpiTarget
+from functions.reports.figures import DocumentFigures
+from functions.reports.kpi_figures import SCORECARD, KpiTarget
 from functions.reports.mailing import PeriodNotOver, choose_period
 from functions.reports.panels import DOCUMENT_FIGURES, load_catalog
 from functions.reports.period import week, week_so_far
@@ -150,8 +151,10 @@ def test_every_document_figure_has_a_builder_and_the_collections_are_the_capabil
     from functions.health.store import PERSONAS_COLLECTION, SCORES_COLLECTION
     from shared.customer_keys import CUSTOMERS_COLLECTION
 
+    figures = DocumentFigures.for_dashboard(documents.MemoryDocumentSource({}), now=NOW, week=None)
     for name in DOCUMENT_FIGURES:
-        assert callable(getattr(DocumentFigures, "_" + name.replace(".", "_"), None)), name
+        assert callable(figures.builder(name)), name
+    assert figures.builder("health.no_such_figure") is None
     assert documents.HEALTH_PERSONAS == PERSONAS_COLLECTION
     assert documents.HEALTH_SCORES == SCORES_COLLECTION
     assert documents.CUSTOMERS == CUSTOMERS_COLLECTION
@@ -430,7 +433,7 @@ def test_time_to_value_is_exact_from_checkpoints_and_counts_the_never_active() -
     docs = Counting(source(customers=customers, scores=scores).docs)
     figures = DocumentFigures.for_dashboard(docs, now=NOW, week=None)
     # newco 2.5 days, lateco 8.5 (its 9th day, registered at noon), ghostco more than 28: median 8.5.
-    assert figures.time_to_value() == (8.5, 3, 1, "")
+    assert figures.health.time_to_value() == (8.5, 3, 1, "")
     assert Counting.asked <= 4 * 17  # checkpoints and the days between two, not 28 reads each
 
 
