@@ -510,7 +510,7 @@ def bench_store(session: Any, server: Server, plan: Plan) -> None:
 def seed_letters(count: int) -> list[str]:
     """``count`` letters stored by the store's own code (half alerts, 40% metrics, 10% fan-out
     give-ups), in process, several at once. Returns their ids."""
-    from functions.deadletters import store
+    from functions.deadletters import letters, store
     from shared.events import PubSubMessage
 
     now = datetime.now(UTC)
@@ -527,14 +527,14 @@ def seed_letters(count: int) -> list[str]:
             attributes=attributes if topic != "alert-deliveries" else {},
             data=data if topic != "alert-deliveries" else json.dumps({"reason": "SMTP 550"}).encode(),
         )
-        return store.store(store.from_message(message, now - timedelta(seconds=count - i))).id
+        return store.store(letters.from_message(message, now - timedelta(seconds=count - i))).id
 
     with ThreadPoolExecutor(8) as pool:
         return list(pool.map(one, range(count)))
 
 
 def seed_large(count: int) -> None:
-    from functions.deadletters import store
+    from functions.deadletters import letters, store
     from shared.events import PubSubMessage
 
     now = datetime.now(UTC)
@@ -548,7 +548,7 @@ def seed_large(count: int) -> None:
             attributes={},
             data=large,
         )
-        store.store(store.from_message(message, now))
+        store.store(letters.from_message(message, now))
 
 
 def bench_listing_and_redrive(session: Any, server: Server, plan: Plan) -> None:

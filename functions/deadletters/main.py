@@ -19,7 +19,7 @@ from typing import Any, Literal
 import flask
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.deadletters import store
+from functions.deadletters import letters, store
 from shared.audit import audit
 from shared.clock import utcnow
 from shared.http import HEALTH_ROUTE, Api, Problem, json_response
@@ -40,13 +40,13 @@ def handle_event(event: Any) -> None:
     if message is None:
         return
     try:
-        letter = store.from_message(message, utcnow())
+        letter = letters.from_message(message, utcnow())
     except ValueError as exc:
         log.error(
             "dropping a push that is not from a dead-letter topic: %s", exc, extra={"topic": message.topic}
         )
         return
-    stored = store.store(store.planned(letter))
+    stored = store.store(letters.planned(letter))
     extra = {
         "dead_letter_id": stored.id,
         "topic": stored.topic,
@@ -97,7 +97,7 @@ class LetterList(BaseModel):
     dead_letters: list[LetterSummary]
 
 
-def _summary(letter: store.DeadLetter) -> dict[str, Any]:
+def _summary(letter: letters.DeadLetter) -> dict[str, Any]:
     return letter.model_dump(mode="json", exclude={"data_base64"})
 
 
@@ -108,7 +108,7 @@ def list_dead_letters(_request: flask.Request, query: ListQuery) -> dict[str, An
     return {"dead_letters": [_summary(letter) for letter in letters]}
 
 
-@api.route("/v1/dead-letters/<letter_id>", methods=["GET"], params=LetterPath, response=store.DeadLetter)
+@api.route("/v1/dead-letters/<letter_id>", methods=["GET"], params=LetterPath, response=letters.DeadLetter)
 def get_dead_letter(_request: flask.Request, letter_id: str) -> dict[str, Any]:
     """A dead letter with its data (base64)."""
     letter = store.get(letter_id)
@@ -129,7 +129,7 @@ def redrive_dead_letter(request: flask.Request, letter_id: str) -> dict[str, Any
     redrivable = _redrivable()
     try:
         letter = store.redrive(letter_id, utcnow(), redrivable)
-    except store.NotRedrivable as exc:
+    except letters.NotRedrivable as exc:
         raise Problem(409, str(exc), allowed=sorted(redrivable)) from None
     if letter is None:
         raise Problem(404, f"No dead letter {letter_id}.")

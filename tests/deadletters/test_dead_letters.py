@@ -166,14 +166,14 @@ def test_a_poison_alert_reaches_the_store_pages_once_and_is_redriven(  # type: i
 
 
 def test_api_refuses_what_it_cannot_do(fs, emulators, serve_capability) -> None:  # type: ignore[no-untyped-def]
-    from functions.deadletters import store
+    from functions.deadletters import letters, store
     from shared.clock import utcnow
     from shared.events import PubSubMessage
 
     live = serve_capability("deadletters")
     now = utcnow()
     letter = store.store(
-        store.from_message(
+        letters.from_message(
             PubSubMessage(
                 event_id="e1",
                 message_id="42",
@@ -192,7 +192,7 @@ def test_api_refuses_what_it_cannot_do(fs, emulators, serve_capability) -> None:
     # Every topic of the topology has a subscriber now (alert-deliveries: redeliver_alerts); a
     # letter of a topic that no longer has one (retired since) cannot be re-driven.
     store.store(
-        store.from_message(
+        letters.from_message(
             PubSubMessage(
                 event_id="e2",
                 message_id="44",
@@ -215,7 +215,7 @@ def test_api_refuses_what_it_cannot_do(fs, emulators, serve_capability) -> None:
 
 
 def test_a_dead_lettered_alert_about_a_dead_letter_is_stored_without_a_new_alert(fs) -> None:  # type: ignore[no-untyped-def]
-    from functions.deadletters import store
+    from functions.deadletters import letters, store
     from shared.clock import utcnow
     from shared.events import PubSubMessage
     from shared.notices import notice_transition
@@ -230,7 +230,7 @@ def test_a_dead_lettered_alert_about_a_dead_letter_is_stored_without_a_new_alert
         at=now,
     )
     letter = store.store(
-        store.from_message(
+        letters.from_message(
             PubSubMessage(
                 event_id="e",
                 message_id="8",
@@ -242,7 +242,7 @@ def test_a_dead_lettered_alert_about_a_dead_letter_is_stored_without_a_new_alert
             now,
         )
     )
-    assert store.is_own_alert(letter)
+    assert letters.is_own_alert(letter)
     store.alert(letter)  # no Pub/Sub emulator configured here: publishing would raise
     assert store.get("8").alerted is False
 
@@ -250,7 +250,7 @@ def test_a_dead_lettered_alert_about_a_dead_letter_is_stored_without_a_new_alert
 def _letter(message_id: str, topic: str, data: bytes, minutes_ago: int = 0):  # type: ignore[no-untyped-def]
     from datetime import timedelta
 
-    from functions.deadletters import store
+    from functions.deadletters import letters
     from shared.clock import utcnow
     from shared.events import PubSubMessage
 
@@ -263,7 +263,7 @@ def _letter(message_id: str, topic: str, data: bytes, minutes_ago: int = 0):  # 
         attributes={"CloudPubSubDeadLetterSourceDeliveryCount": "5"},
         data=data,
     )
-    return store.from_message(message, at)
+    return letters.from_message(message, at)
 
 
 @pytest.mark.usefixtures("own_subscriptions")
