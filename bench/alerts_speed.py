@@ -25,7 +25,7 @@ def speed(sizes: tuple[int, ...] = (100, 1_000, 10_000), cycles: int = 3) -> lis
     from bench.alerts_store import p95_rule
     from functions.alerts.engine import Evaluator
     from functions.alerts.source import ReplaySource
-    from functions.alerts.state import MemoryStateStore
+    from functions.alerts.state_store import MemoryStateStore
 
     rule = p95_rule("bench")
     rng = random.Random(1)
@@ -125,7 +125,7 @@ def anomaly_cycle(
     from functions.alerts.engine import DetectorCache, Evaluator
     from functions.alerts.rules import parse_rules
     from functions.alerts.source import ReplaySource
-    from functions.alerts.state import MemoryStateStore
+    from functions.alerts.state_store import MemoryStateStore
 
     rule = parse_rules(
         {

@@ -138,7 +138,7 @@ def store_cycles(sizes: tuple[int, ...] = (100, 1_000), steady: int = 5) -> dict
     every state of the rule read) and as it is (changes only, open states only)."""
     from devtools.emulators import reset_firestore, start_firestore
     from devtools.processes import free_port
-    from functions.alerts.state import FirestoreStateStore, MemoryStateStore
+    from functions.alerts.state_store import FirestoreStateStore, MemoryStateStore
     from shared import firestore
 
     out: dict[int, dict[str, Figures]] = {

@@ -22,7 +22,7 @@ from devtools.processes import free_port
 from functions.alerts.engine import Evaluator
 from functions.alerts.rules import HeartbeatRule, load_rules
 from functions.alerts.source import ReplaySource
-from functions.alerts.state import MemoryStateStore
+from functions.alerts.state_store import MemoryStateStore
 from functions.ingestion import collector
 from functions.routing.cache import TwoTierCache
 from functions.routing.metrics import RoutingMetrics

@@ -99,7 +99,7 @@ def replay(rule: Any, times: Sequence[datetime], values: Sequence[float]) -> lis
     """Evaluate ``rule`` at every distinct row time over the rows as a replay source; alerts by
     row index (start: the row at which it fired, end: the row at which it resolved)."""
     from functions.alerts.engine import Evaluator
-    from functions.alerts.state import MemoryStateStore
+    from functions.alerts.state_store import MemoryStateStore
 
     source = ReplaySource()
     source.add(rule.metric, {}, zip(times, values, strict=True))

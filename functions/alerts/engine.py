@@ -31,16 +31,8 @@ from functions.alerts.rules import (
     compare,
 )
 from functions.alerts.source import MetricSource, Query
-from functions.alerts.state import (
-    OPEN,
-    AlertState,
-    Compute,
-    Observation,
-    RuleCycle,
-    StateStore,
-    must_write,
-    step,
-)
+from functions.alerts.state import OPEN, AlertState, Observation, RuleCycle, must_write, step
+from functions.alerts.state_store import Compute, StateStore
 from shared.logging import get_logger
 from shared.messages import AlertTransition
 from shared.metrics.query import Series

@@ -108,7 +108,7 @@ def job_watch() -> JobWatch:
 
 def evaluate(rule_names: set[str] | None = None, metrics: set[str] | None = None) -> CycleResult:
     from functions.alerts.source import QueryApiSource
-    from functions.alerts.state import FirestoreStateStore
+    from functions.alerts.state_store import FirestoreStateStore
 
     store = FirestoreStateStore()
     send = _publisher(store)
@@ -208,7 +208,8 @@ class AlertsQuery(BaseModel):
 @api.route("/v1/alerts", methods=["GET"], query=AlertsQuery, response=AlertList)
 def list_alerts(_request: flask.Request, query: AlertsQuery) -> dict[str, Any]:
     """Current alert states, by rule and label set."""
-    from functions.alerts.state import FirestoreStateStore, effective
+    from functions.alerts.state import effective
+    from functions.alerts.state_store import FirestoreStateStore
 
     store = FirestoreStateStore()
     # A steady alert is not rewritten every cycle: its rule's newest completed cycle says how

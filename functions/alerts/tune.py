@@ -168,7 +168,7 @@ def recommend_for_rules(
 ) -> list[Recommendation]:
     """Every threshold rule's series over the last ``days``, at the rule's window as step."""
     from functions.alerts.engine import Evaluator
-    from functions.alerts.state import MemoryStateStore
+    from functions.alerts.state_store import MemoryStateStore
 
     evaluator = Evaluator(source, MemoryStateStore())
     out: list[Recommendation] = []

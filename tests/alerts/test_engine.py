@@ -12,7 +12,7 @@ import pytest
 
 from functions.alerts.engine import Evaluator
 from functions.alerts.source import ReplaySource
-from functions.alerts.state import OUTBOX_COLLECTION, FirestoreStateStore, MemoryStateStore
+from functions.alerts.state_store import OUTBOX_COLLECTION, FirestoreStateStore, MemoryStateStore
 from shared import clock
 from shared.clock import FrozenClock, utcnow
 from shared.messages import AlertTransition

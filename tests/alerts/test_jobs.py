@@ -20,7 +20,7 @@ from functions.alerts.jobs import (
     observe_jobs,
 )
 from functions.alerts.source import ReplaySource
-from functions.alerts.state import MemoryStateStore
+from functions.alerts.state_store import MemoryStateStore
 from shared.clock import FrozenClock, set_clock
 from shared.heartbeats import Heartbeat, read_heartbeats
 from shared.topology import Schedule

@@ -14,15 +14,12 @@ import pytest
 from devtools.firestore_ops import FirestoreOps
 from functions.alerts.engine import Evaluator
 from functions.alerts.source import ReplaySource
-from functions.alerts.state import (
+from functions.alerts.state import KEEP_CYCLE, KEEP_FIRED, KEEP_NEVER_FIRED, effective
+from functions.alerts.state_store import (
     CYCLES_COLLECTION,
-    KEEP_CYCLE,
-    KEEP_FIRED,
-    KEEP_NEVER_FIRED,
     OUTBOX_COLLECTION,
     STATES_COLLECTION,
     FirestoreStateStore,
-    effective,
 )
 from shared.messages import AlertTransition
 from tests.alerts.helpers import T0, rule

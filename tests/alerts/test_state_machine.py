@@ -11,14 +11,8 @@ import pytest
 
 from functions.alerts.engine import Evaluator
 from functions.alerts.source import ReplaySource
-from functions.alerts.state import (
-    KEEP_FIRED,
-    OUTBOX_KEEP,
-    AlertState,
-    MemoryStateStore,
-    effective,
-    must_write,
-)
+from functions.alerts.state import KEEP_FIRED, OUTBOX_KEEP, AlertState, effective, must_write
+from functions.alerts.state_store import MemoryStateStore
 from tests.alerts.helpers import T0, rule
 
 M = timedelta(minutes=1)
