@@ -43,7 +43,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from devtools.hcl_eval import EvalError, Instance, Module, is_unknown, load_root, load_tfvars
-from shared.api_calls import ApiCall, read_calls, service_account_resource, setting_forms
+from shared.api_calls import ApiCall, read_calls, setting_forms
+from shared.api_methods import service_account_resource
 
 ROOT = Path(__file__).resolve().parent.parent
 TERRAFORM = ROOT / "terraform"

@@ -241,6 +241,14 @@ def vendor_standins() -> Iterator[Vendors]:
         smtp.close()
 
 
+def warm(url: str) -> None:
+    """A deep health check: the served function imports and makes its Firestore and Pub/Sub
+    clients now. Cold, on a loaded machine, that takes seconds per hop, which the first message
+    through two hops would otherwise spend inside the drill's waits."""
+    answer = requests.get(f"{url}/health?deep=true", timeout=120)
+    assert answer.status_code == 200, answer.text
+
+
 @contextlib.contextmanager
 def served_pipeline(
     serve: Callable[..., Any], vendors: Vendors, outbox: Path, **extra: str
@@ -251,6 +259,8 @@ def served_pipeline(
     deadletters = serve("deadletters", env)
     urls = {"fanout": fanout.url, "deadletters": deadletters.url}
     subscriptions = rewire(lambda capability: urls.get(capability, UNSERVED))
+    for url in urls.values():
+        warm(url)
     pipeline = Pipeline(
         vendors.slack,
         vendors.pagerduty,

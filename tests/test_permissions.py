@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from devtools import permissions as perms
-from shared import api_calls
+from shared import api_calls, api_methods
 from shared.api_calls import ApiCall
 from shared.topology import ROOT
 
@@ -362,12 +362,12 @@ def test_firestore_commit_records_what_each_write_needs() -> None:
             write.Write(delete=DATABASE + "/documents/a/4"),
         ],
     )
-    calls = api_calls._grpc_calls(FIRESTORE + "Commit", firestore.CommitRequest.pb(request))
+    calls = api_methods.grpc_calls(FIRESTORE + "Commit", firestore.CommitRequest.pb(request))
     assert calls == [(DATABASE, "create"), (DATABASE, "delete"), (DATABASE, "update"), (DATABASE, "upsert")]
     empty = firestore.CommitRequest.pb(firestore.CommitRequest(database=DATABASE, transaction=b"t"))
-    assert api_calls._grpc_calls(FIRESTORE + "Commit", empty) == [(DATABASE, "empty")]
+    assert api_methods.grpc_calls(FIRESTORE + "Commit", empty) == [(DATABASE, "empty")]
     query = firestore.RunQueryRequest(parent=DATABASE + "/documents", new_transaction={})
-    assert api_calls._grpc_calls(FIRESTORE + "RunQuery", firestore.RunQueryRequest.pb(query)) == [
+    assert api_methods.grpc_calls(FIRESTORE + "RunQuery", firestore.RunQueryRequest.pb(query)) == [
         (DATABASE, ""),
         (DATABASE, "begins-transaction"),
     ]
@@ -375,7 +375,9 @@ def test_firestore_commit_records_what_each_write_needs() -> None:
 
 def test_rest_calls_are_named_like_their_grpc_methods_with_the_tables_a_query_reads() -> None:
     body = '{"query": "SELECT 1 FROM `billing-admin.billing.export_v1` JOIN `p.d.t` USING (x)"}'
-    assert api_calls.rest_call("POST", "http://127.0.0.1:1/bigquery/v2/projects/jobs-here/queries", body) == [
+    assert api_methods.rest_call(
+        "POST", "http://127.0.0.1:1/bigquery/v2/projects/jobs-here/queries", body
+    ) == [
         ("bigquery.googleapis.com", "bigquery.jobs.query", "projects/jobs-here", ""),
         (
             "bigquery.googleapis.com",
@@ -389,7 +391,7 @@ def test_rest_calls_are_named_like_their_grpc_methods_with_the_tables_a_query_re
         '{"task": {"httpRequest": {"oidcToken": {"serviceAccountEmail": "t@p-1.iam.gserviceaccount.com"}}}}'
     )
     queue = "projects/p-1/locations/us-central1/queues/q"
-    assert api_calls.rest_call("POST", f"https://cloudtasks.googleapis.com/v2/{queue}/tasks", task) == [
+    assert api_methods.rest_call("POST", f"https://cloudtasks.googleapis.com/v2/{queue}/tasks", task) == [
         ("cloudtasks.googleapis.com", "google.cloud.tasks.v2.CloudTasks/CreateTask", queue, ""),
         (
             "cloudtasks.googleapis.com",
@@ -398,7 +400,7 @@ def test_rest_calls_are_named_like_their_grpc_methods_with_the_tables_a_query_re
             "oidc-token",
         ),
     ]
-    unknown = api_calls.rest_call("DELETE", "https://example.googleapis.com/v9/things/1", None)
+    unknown = api_methods.rest_call("DELETE", "https://example.googleapis.com/v9/things/1", None)
     assert unknown[0][1] == "unknown REST call DELETE /v9/things/1"
 
 
