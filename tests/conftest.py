@@ -108,6 +108,10 @@ def fs(emulators: Emulators):  # type: ignore[no-untyped-def]
     """A Firestore client on an emptied emulator database. After the test, every collection that
     holds a document with ``expire_at`` must have a TTL policy in topology.yaml, or that field
     would never delete anything."""
+    # Set again: the session's emulators may have been started inside an earlier test (through
+    # ``request.getfixturevalue``), whose environment ``_isolated`` put back as it was.
+    os.environ["FIRESTORE_EMULATOR_HOST"] = emulators.firestore_host
+    os.environ["PUBSUB_EMULATOR_HOST"] = emulators.pubsub_host
     reset_firestore(emulators.firestore_host, emulators.project)
     _reset_caches()
     client = firestore.get_firestore()

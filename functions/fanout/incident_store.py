@@ -1,5 +1,6 @@
 """Where incidents are kept: the port (``IncidentStore``) with a Firestore implementation
-(collection ``incidents``, document id = incident id) and a memory one for tests of what runs
+(collection ``incidents``, document id = incident id; a resolved one expires after
+``ION_INCIDENTS_KEEP_DAYS``) and a memory one for tests of what runs
 above it. Every change runs the domain function inside a transaction on the one document, so two
 acknowledgements at once (Slack and PagerDuty, a redelivered request) apply once: the second
 reads the first's result and is a no-op saying who acknowledged first."""
@@ -9,12 +10,13 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 
 from functions.fanout.incident_policy import Priority
 from functions.fanout.incidents import Change, Incident, State
+from functions.fanout.settings import get_fanout_settings
 from shared.clock import utcnow
 
 INCIDENTS = "incidents"
@@ -43,8 +45,15 @@ class IncidentStore(Protocol):
     def due_escalations(self, now: datetime) -> list[Incident]: ...
 
 
-def incident_document(incident: Incident) -> dict[str, Any]:
-    return incident.to_document()
+def incident_document(incident: Incident, keep: timedelta | None = None) -> dict[str, Any]:
+    """The stored form: a resolved incident expires ``keep`` (``ION_INCIDENTS_KEEP_DAYS``) after it
+    resolved; an open one (or one opened again) carries no expiry."""
+    document = incident.to_document()
+    if incident.state == "resolved" and incident.resolved_at is not None:
+        if keep is None:
+            keep = timedelta(days=get_fanout_settings().incidents_keep_days)
+        document["expire_at"] = incident.resolved_at + keep
+    return document
 
 
 def _matches(

@@ -96,6 +96,10 @@ class FanoutSettings(BaseSettings):
     )
     # The Cloud Tasks API endpoint; set only for a local stand-in (plain HTTP, no credentials).
     tasks_endpoint: str | None = Field(default=None, validation_alias="ION_FANOUT_TASKS_ENDPOINT")
+    # A resolved incident is deleted this long after it resolved (TTL on ``expire_at``): a year of
+    # MTTR and incident trends (the reports' quarters, a year-over-year look) and a margin. An open
+    # one is never deleted.
+    incidents_keep_days: int = Field(default=400, ge=100, le=3650, validation_alias="ION_INCIDENTS_KEEP_DAYS")
     # Set by Cloud Run for a deployed function: then nothing may stand in for a channel.
     k_service: str | None = Field(default=None, validation_alias="K_SERVICE")
 

@@ -76,3 +76,34 @@ def test_the_store_behaves_the_same_in_firestore_and_in_memory(store: IncidentSt
     # P2's first step is at respond_by (1 h); P3 has none; the acknowledged P1 none any more.
     assert [i.id for i in store.due_escalations(T0 + timedelta(hours=2))] == [second.id]
     assert store.due_escalations(T0 + timedelta(minutes=30)) == []
+
+
+def test_a_resolved_incident_expires_after_the_kept_days_and_an_open_one_never(fs, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from functions.fanout.incidents import resolve
+    from functions.fanout.settings import FanoutSettings, get_fanout_settings
+
+    store = FirestoreIncidentStore()
+    kept, open_one = incident(1, "critical", T0), incident(2, "high", T0)
+    store.create(kept)
+    store.create(open_one)
+    store.change(kept.id, lambda i: resolve(i, "ada", T0 + timedelta(hours=2), POLICY))
+
+    def stored(incident_id: str) -> dict[str, Any]:
+        return fs.collection("incidents").document(incident_id).get().to_dict()
+
+    assert stored(kept.id)["expire_at"] == T0 + timedelta(hours=2) + timedelta(days=400)
+    assert "expire_at" not in stored(open_one.id)
+    assert store.get(kept.id) is not None  # the expiry is the store's, not the incident's
+
+    monkeypatch.setenv("ION_INCIDENTS_KEEP_DAYS", "120")
+    get_fanout_settings.cache_clear()
+    try:
+        store.change(open_one.id, lambda i: resolve(i, "ada", T0 + timedelta(hours=3), POLICY))
+        assert stored(open_one.id)["expire_at"] == T0 + timedelta(hours=3) + timedelta(days=120)
+        monkeypatch.setenv("ION_INCIDENTS_KEEP_DAYS", "30")  # shorter than a quarter's report
+        with pytest.raises(ValidationError, match="ION_INCIDENTS_KEEP_DAYS"):
+            FanoutSettings()
+    finally:
+        get_fanout_settings.cache_clear()
