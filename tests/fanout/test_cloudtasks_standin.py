@@ -77,7 +77,7 @@ class Target:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/flush/group"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def wait(self, count: int, timeout: float = 10) -> list[dict[str, Any]]:
+    def wait(self, count: int, timeout: float = 30) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while len(self.received) < count and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -165,6 +165,10 @@ def test_a_task_is_dispatched_at_its_time_with_cloud_tasks_headers_and_retried(
         assert headers["Authorization"].startswith("Bearer ")
         assert first["body"] == b'{"x": 1}'
         assert second["headers"]["X-CloudTasks-TaskRetryCount"] == "1"  # the 503 was retried
+        # The stand-in records an attempt once the target's answer is back: after the target saw it.
+        deadline = time.monotonic() + 30
+        while len(standin.state.attempts) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert [a.status for a in standin.state.attempts] == [503, 200]
     finally:
         target.close()
