@@ -294,10 +294,7 @@ class MemoryService:
 
 
 def production(
-    trace: Trace,
-    settings: ScalingSettings,
-    forecast_config: ForecastConfig | None = None,
-    policy_config: PolicyConfig | None = None,
+    trace: Trace, settings: ScalingSettings, forecast_config: ForecastConfig | None = None
 ) -> Decisions:
     """``run_cycle`` every 5 minutes on the clock, applying to a memory service (the function)."""
     region = "bench"
@@ -317,7 +314,6 @@ def production(
             announce=lambda record: None,
             dry_run=False,
             forecast_config=forecast_config,
-            policy_config=policy_config,
         )
         store.records.clear()  # the decisions' own records: not needed here, and 12k of them add up
         decisions.append((at, service.live.min_instances, service.live.max_instances))
@@ -519,9 +515,6 @@ def main() -> None:
         "--data", default="generated,irregular,traffic,traffic-rate,tweets", help="comma-separated data sets"
     )
     parser.add_argument("--no-timing", action="store_true")
-    parser.add_argument(
-        "--rise-quantiles", default="", help="comma-separated lead margin quantiles to run beside the default"
-    )
     parser.add_argument("--jobs", type=int, default=2, help="predictive runs side by side (processes)")
     args = parser.parse_args()
     # The function logs each decision: thousands of slots here.
@@ -541,14 +534,7 @@ def main() -> None:
     fc, pc = ForecastConfig(), PolicyConfig()
     policies: dict[str, Policy] = {
         "predictive: production path": lambda t: production(t, bench_settings()),
-        "before: forecast's upper +20%": lambda t: production(
-            t, bench_settings(), policy_config=replace(pc, target="forecast")
-        ),
     }
-    for quantile in [float(q) for q in args.rise_quantiles.split(",") if q]:
-        policies[f"lead, rise quantile {quantile}"] = lambda t, q=quantile: production(
-            t, bench_settings(), policy_config=replace(pc, lead=replace(pc.lead, rise_quantile=q))
-        )
     if args.variants:
         policies.update(
             {
