@@ -40,7 +40,9 @@ Policies:
 - yesterday+week+15%: each hour, min = ceil(1.15 x the larger peak of needed instances in the
   same hour yesterday and a week ago);
 - oracle: every 5 minutes, min = the true busiest minute of the next 30 minutes plus the 20%
-  headroom (perfect foresight: the cost of the policy's target without forecast error).
+  headroom (perfect foresight: the cost of the policy's target without forecast error); the same
+  without the headroom, and the busiest minute of the decision's own 5 minutes (what meeting
+  every minute costs at the least with a decision every 5 minutes).
 """
 
 from __future__ import annotations
@@ -423,6 +425,8 @@ def quality(cases: list[Case], policies: dict[str, Policy], jobs: int = 1) -> No
             "seeds' time-of-day rules": seeds_rules,
             "yesterday+week+15%": yesterday_week,
             "oracle: next 30 min's peak +20%": oracle,
+            "oracle: next 30 min's peak": lambda t: oracle(t, headroom=0.0),
+            "oracle: the next 5 min's peak": lambda t: oracle(t, window=5, headroom=0.0),
         }
         for name, fn in {**baselines, **policies}.items():
             if name in policies:
