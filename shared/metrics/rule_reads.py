@@ -10,7 +10,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.metrics.build_reads import RangeKey, current_build_reads
-from shared.metrics.recording import FoldState, RecordingRule, recorded_key, rule_hour_id, sources_digest
+from shared.metrics.recording import (
+    TAIL_STAMP,
+    TAIL_THROUGH,
+    FoldState,
+    RecordingRule,
+    reads_previous_tail,
+    recorded_key,
+    rule_hour_id,
+    sources_digest,
+)
 from shared.metrics.sketch import Sketch
 from shared.metrics.store import (
     SERIES_MAP,
@@ -19,6 +28,7 @@ from shared.metrics.store import (
     Summary,
     bucket_start,
     entries,
+    minutes_stamp,
     rollups,
     rule_hours,
     rule_tail,
@@ -29,9 +39,50 @@ def tail_documents(
     metric: str, rule: RecordingRule, low: datetime, high: datetime, wants_sketch: bool
 ) -> list[dict[str, Any]]:
     """The unfolded hours ``[low, high)`` for the queries ``rule`` answers, inside a build: an hour
-    whose provisional rule hour (``metric_rule_tail``, written by the downsampler) merged exactly
-    the minute rollups there are now (same ids, same update times: a field-masked read, no maps
-    decoded) is read from it; any other hour from its minutes, merged by the rule once."""
+    whose provisional rule hour (``metric_rule_tail``, written by the downsampler, merging the
+    minutes ``[hour, through)``) still holds (its minutes' write stamp unchanged: one aggregation
+    query, ``store.minutes_stamp``) is read from it and its minutes after ``through``; any other
+    hour from all its minutes. Minutes are merged by the rule once per build."""
+    if reads_previous_tail():
+        return _tail_by_update_times(metric, rule, low, high, wants_sketch)
+    shared = current_build_reads()
+    assert shared is not None
+    minutes = rollups(metric, "minute")
+    key: RangeKey = (metric, f"tail:{rule.id}", low, high)
+    recorded = {
+        doc["t"]: doc
+        for doc in documents(rule_range(rule_tail(metric), rule.id, low, high), key, True)
+        if isinstance(doc.get("t"), datetime)
+    }
+    out: list[dict[str, Any]] = []
+    hour = low
+    while hour < high:
+        after = hour + timedelta(hours=1)
+        first = hour  # the first minute read from the rollups
+        doc = recorded.get(hour)
+        through = None if doc is None or doc.get("overflow") else doc.get(TAIL_THROUGH)
+        if isinstance(through, datetime) and hour < through <= after:
+            stamp = shared.once(
+                ("minutes_stamp", metric, hour, through),
+                lambda hour=hour, through=through: minutes_stamp(minutes, hour, through),
+            )
+            if doc is not None and doc.get(TAIL_STAMP) == list(stamp):
+                out.append(doc)
+                first = through
+        if first < after:
+            minutes_key: RangeKey = (metric, "minute", first, after)
+            reduce = _reducer(range_of(minutes, first, after), minutes_key, rule)
+            out.extend(shared.reduced(minutes_key, rule.id, sketches=wants_sketch, reduce=reduce))
+        hour = after
+    return out
+
+
+def _tail_by_update_times(
+    metric: str, rule: RecordingRule, low: datetime, high: datetime, wants_sketch: bool
+) -> list[dict[str, Any]]:
+    """The tail as read before write stamps (``recording.previous_tail()``, the bench's
+    before-and-after): a closed hour's provisional hour checked against a field-masked read of
+    every minute rollup's update time (``sources``), other hours from their minutes."""
     shared = current_build_reads()
     assert shared is not None
     minutes = rollups(metric, "minute")
