@@ -1,8 +1,9 @@
 """Recording rules' hours (``shared/metrics/recording.py``), written by the downsampler: each rule's
 hours recomputed from the hour rollups when a pass folds them, hours folded before a rule existed
-backfilled, and provisional hours of the closed hours not folded yet, each valid only for the exact
-minute rollups it merged. Every write sets a whole document (a recompute, never an addition), so a
-re-run or an overlapping run writes the same documents."""
+backfilled, and provisional hours of the hours not folded yet (the hour in progress up to a few
+minutes ago), each valid only while the write stamp of the minute rollups it merged holds. Every
+write sets a whole document (a recompute, never an addition), so a re-run or an overlapping run
+writes the same documents."""
 
 from __future__ import annotations
 

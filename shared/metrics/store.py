@@ -10,9 +10,9 @@
     metrics/{metric_id}/metric_rule_hours/{rule}-{hour}  one hour of one recording rule: the
                                              hour's series merged by the rule's labels
                                              (``recording.py``), same fields as an hour rollup
-    metrics/{metric_id}/metric_rule_tail/{rule}-{hour}   the same for a closed hour not folded
-                                             yet, valid for the minute rollups it merged
-                                             (``sources``), kept a day
+    metrics/{metric_id}/metric_rule_tail/{rule}-{hour}   the same for an hour not folded yet,
+                                             merging its minutes up to ``through``, valid while
+                                             their write stamp (``stamp``) holds, kept a day
     metric_folds/{metric_id}                 the downsampler's watermark and cursor for the metric,
                                              and per recording rule its first complete hour
     metric_stream_groups/{group}             last cumulative value of each OTLP stream of one
@@ -291,7 +291,7 @@ def rule_hours(metric: str):  # type: ignore[no-untyped-def]
 
 
 def rule_tail(metric: str):  # type: ignore[no-untyped-def]
-    """The metric's provisional rule hours of closed hours not folded yet."""
+    """The metric's provisional rule hours of the hours not folded yet."""
     from shared.metrics.recording import RULE_TAIL
 
     return metric_ref(metric).collection(RULE_TAIL)
