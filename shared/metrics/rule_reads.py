@@ -40,9 +40,10 @@ def tail_documents(
 ) -> list[dict[str, Any]]:
     """The unfolded hours ``[low, high)`` for the queries ``rule`` answers, inside a build: an hour
     whose provisional rule hour (``metric_rule_tail``, written by the downsampler, merging the
-    minutes ``[hour, through)``) still holds (its minutes' write stamp unchanged: one aggregation
-    query, ``store.minutes_stamp``) is read from it and its minutes after ``through``; any other
-    hour from all its minutes. Minutes are merged by the rule once per build."""
+    minutes ``[hour, through)``) still holds (its minutes' write stamp unchanged: aggregation
+    queries, ``store.minutes_stamp``, one for the whole tail when nothing changed) is read from it
+    and its minutes after ``through``; any other hour from all its minutes. Minutes are merged by
+    the rule once per build."""
     if reads_previous_tail():
         return _tail_by_update_times(metric, rule, low, high, wants_sketch)
     shared = current_build_reads()
@@ -54,27 +55,73 @@ def tail_documents(
         for doc in documents(rule_range(rule_tail(metric), rule.id, low, high), key, True)
         if isinstance(doc.get("t"), datetime)
     }
-    out: list[dict[str, Any]] = []
+    held = _holding(metric, minutes, recorded, low, high)
+    out: list[dict[str, Any]] = [recorded[hour] for hour in sorted(held)]
+    # The minutes no provisional hour holds, as few ranges as possible (one query each: a metric
+    # without data in its tail costs one empty read, not one per hour).
+    ranges: list[tuple[datetime, datetime]] = []
     hour = low
     while hour < high:
         after = hour + timedelta(hours=1)
-        first = hour  # the first minute read from the rollups
-        doc = recorded.get(hour)
-        through = None if doc is None or doc.get("overflow") else doc.get(TAIL_THROUGH)
-        if isinstance(through, datetime) and hour < through <= after:
-            stamp = shared.once(
-                ("minutes_stamp", metric, hour, through),
-                lambda hour=hour, through=through: minutes_stamp(minutes, hour, through),
-            )
-            if doc is not None and doc.get(TAIL_STAMP) == list(stamp):
-                out.append(doc)
-                first = through
+        first = held.get(hour, hour)
         if first < after:
-            minutes_key: RangeKey = (metric, "minute", first, after)
-            reduce = _reducer(range_of(minutes, first, after), minutes_key, rule)
-            out.extend(shared.reduced(minutes_key, rule.id, sketches=wants_sketch, reduce=reduce))
+            if ranges and ranges[-1][1] == first:
+                ranges[-1] = (ranges[-1][0], after)
+            else:
+                ranges.append((first, after))
         hour = after
+    for start, end in ranges:
+        # Reduced per hour (a range may span several): each counted in the bucket of its hour.
+        minutes_key: RangeKey = (metric, "minute", start, end)
+        reduce = _reducer(range_of(minutes, start, end), minutes_key, rule)
+        out.extend(shared.reduced(minutes_key, rule.id, sketches=wants_sketch, reduce=reduce))
     return out
+
+
+def _holding(
+    metric: str, minutes: Any, recorded: dict[datetime, dict[str, Any]], low: datetime, high: datetime
+) -> dict[datetime, datetime]:
+    """The hours whose provisional document still holds, each with its ``through``.
+
+    A range's stamp (count, sum of write stamps) never decreases: rollups are only added or
+    written again (each write raises its stamp), never deleted while their hour is unfolded. So
+    when the provisional hours from ``low`` on follow each other (every one but the last merged
+    its whole hour), one aggregation over all of them equal to the sum of their stamps proves
+    each one's unchanged; otherwise (or on a mismatch) each hour is checked on its own."""
+    shared = current_build_reads()
+    assert shared is not None
+    candidates: dict[datetime, tuple[datetime, tuple[int, int]]] = {}
+    for hour, doc in recorded.items():
+        through, stamp = doc.get(TAIL_THROUGH), doc.get(TAIL_STAMP)
+        if (
+            low <= hour < high
+            and not doc.get("overflow")
+            and isinstance(through, datetime)
+            and hour < through <= hour + timedelta(hours=1)
+            and isinstance(stamp, list)
+            and len(stamp) == 2
+        ):
+            candidates[hour] = (through, (int(stamp[0]), int(stamp[1])))
+
+    def stamp_of(start: datetime, end: datetime) -> tuple[int, int]:
+        return shared.once(("minutes_stamp", metric, start, end), lambda: minutes_stamp(minutes, start, end))
+
+    chain: list[datetime] = []
+    hour = low
+    while hour in candidates:
+        chain.append(hour)
+        if candidates[hour][0] < hour + timedelta(hours=1):
+            break
+        hour += timedelta(hours=1)
+    held: dict[datetime, datetime] = {}
+    if len(chain) > 1:
+        stored = (sum(candidates[h][1][0] for h in chain), sum(candidates[h][1][1] for h in chain))
+        if stamp_of(low, candidates[chain[-1]][0]) == stored:
+            held = {h: candidates[h][0] for h in chain}
+    for hour, (through, stamp) in candidates.items():
+        if hour not in held and stamp_of(hour, through) == stamp:
+            held[hour] = through
+    return held
 
 
 def _tail_by_update_times(
