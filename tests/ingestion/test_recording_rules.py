@@ -427,14 +427,17 @@ def test_the_hour_in_progress_is_read_from_its_provisional_hour_and_the_minutes_
             starts = {
                 key[2] for (key, _), docs in reads._docs.items() if key[:2] == (HTTP, "minute") and docs
             }
+            checks.append([key[2:] for key in reads._once if key[:2] == ("minutes_stamp", HTTP)])
         return results, starts
 
     def ask_raw_window() -> list[QueryResult]:
         with raw_reads():
             return [query(metric, agg, **{**kw, **window}) for metric, agg, kw in QUERIES]
 
+    checks: list[list[tuple[datetime, datetime]]] = []  # the stamp ranges each build checked
     provisional, starts = ask()
     assert starts == {H14 + timedelta(minutes=30)}  # only the minutes since the provisional hour
+    assert checks[-1] == [(H12, H14 + timedelta(minutes=30))]  # one aggregation for the whole tail
     assert_same(provisional, ask_raw_window())
 
     # A point arrives late for 14:10, a minute the provisional hour merged: the stamp changed, the
@@ -442,6 +445,13 @@ def test_the_hour_in_progress_is_read_from_its_provisional_hour_and_the_minutes_
     assert store_once(late_batch(H14 + timedelta(minutes=10), [2.5] * 4), "c" * 64) == 1
     late, starts = ask()
     assert starts == {H14}
+    # The whole tail's stamp changed: each hour checked on its own (12 and 13 still hold).
+    assert set(checks[-1]) == {
+        (H12, H14 + timedelta(minutes=30)),
+        (H12, H12 + timedelta(hours=1)),
+        (H12 + timedelta(hours=1), H14),
+        (H14, H14 + timedelta(minutes=30)),
+    }
     raw = ask_raw_window()
     assert_same(late, raw)
     key = ((("region", "europe-west1"),), H14)
