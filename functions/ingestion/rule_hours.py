@@ -132,11 +132,10 @@ def record_tail(metric: str, metric_doc: str, now: datetime) -> int:
         stamp = minutes_stamp(minutes, hour, through)
         refs = [tail.document(rule_hour_id(rule.id, hour)) for rule in rules]
         if stamp[0]:
-            current = {
-                s.id: ((s.to_dict() or {}).get(TAIL_THROUGH), (s.to_dict() or {}).get(TAIL_STAMP))
-                for s in client.get_all(refs, field_paths=[TAIL_THROUGH, TAIL_STAMP])
-                if s.exists
-            }
+            current = {}
+            for snapshot in client.get_all(refs, field_paths=[TAIL_THROUGH, TAIL_STAMP]):
+                fields = snapshot.to_dict() or {} if snapshot.exists else {}
+                current[snapshot.id] = (fields.get(TAIL_THROUGH), fields.get(TAIL_STAMP))
             if any(current.get(ref.id) != (through, list(stamp)) for ref in refs):
                 written += _write_tail_hour(minutes, refs, rules, hour, through, stamp)
         hour = after
