@@ -38,8 +38,9 @@ Recording rules
     existed are backfilled from the hour rollups by later runs (``RULE_BACKFILL_HOURS`` hours
     per run and metric, back to ``RULE_BACKFILL``), lowering that first hour in a transaction
     that checks nothing moved meanwhile; until then readers read those hours raw. Runs that find
-    a metric folded up to the cutoff also record provisional rule hours of the closed hours not
-    folded yet, each valid for the exact minute rollups it merged (``rule_hours.py``).
+    a metric folded up to the cutoff also record provisional rule hours of the hours not folded
+    yet, the hour in progress up to a few minutes ago included, each valid while the write stamp
+    of the minute rollups it merged holds (``rule_hours.py``).
 
 Retention
     Minutes live 72 h, so the downsampler must not stop for longer than ~70 h. On a metric's first
@@ -96,7 +97,7 @@ class DownsampleResult(BaseModel):
     series: int  # series folded (in whole buckets)
     hours_written: int  # hour rollups written (one per bucket and hour)
     rule_hours_written: int = 0  # recording rules' hours written (one per rule and hour with data)
-    tail_hours_written: int = 0  # provisional rule hours of closed hours not folded yet
+    tail_hours_written: int = 0  # provisional rule hours of hours not folded yet
     documents_written: int  # every write: hour rollups, rule hours and fold states
     complete: bool  # every metric folded up to the cutoff (False: the next run resumes)
 

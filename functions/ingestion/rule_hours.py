@@ -1,8 +1,9 @@
 """Recording rules' hours (``shared/metrics/recording.py``), written by the downsampler: each rule's
 hours recomputed from the hour rollups when a pass folds them, hours folded before a rule existed
-backfilled, and provisional hours of the closed hours not folded yet, each valid only for the exact
-minute rollups it merged. Every write sets a whole document (a recompute, never an addition), so a
-re-run or an overlapping run writes the same documents."""
+backfilled, and provisional hours of the hours not folded yet (the hour in progress up to a few
+minutes ago), each valid only while the write stamp of the minute rollups it merged holds. Every
+write sets a whole document (a recompute, never an addition), so a re-run or an overlapping run
+writes the same documents."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from shared.metrics.recording import (
     RULE_HOURS,
     RULE_TAIL,
     RULES_FIELD,
+    TAIL_STAMP,
+    TAIL_THROUGH,
     RecordingRule,
     recorded_key,
     recorded_since,
@@ -32,9 +35,11 @@ from shared.metrics.store import (
     METRICS,
     MINUTES,
     RETENTION,
+    WRITE_STAMP,
     bucket_start,
     document_size,
     entries,
+    minutes_stamp,
 )
 
 log = get_logger("ingestion.rule_hours")
@@ -45,6 +50,11 @@ RULE_BACKFILL = timedelta(days=15)
 RULE_BACKFILL_HOURS = 24
 # Provisional rule hours are read only until their hour is folded (a few hours).
 TAIL_RETENTION = timedelta(days=1)
+# The hour in progress is recorded up to this long ago: most points of a minute arrive within
+# it (exporters send every minute), so a provisional hour is rarely undone by a point arriving
+# for a minute it merged; a build reads the minutes after it (up to this plus a downsampler
+# interval) from the rollups.
+TAIL_SETTLE = timedelta(minutes=3)
 
 
 def record_rule_hours(
@@ -96,12 +106,11 @@ def _merged_by_rule(docs: Any, rules: list[RecordingRule]) -> dict[datetime, tup
 
 
 def record_tail(metric: str, metric_doc: str, now: datetime) -> int:
-    """Provisional rule hours of the closed hours not folded yet (their points may still come,
-    up to the lateness allowance): recomputed when their minute rollups changed, each carrying
-    the digest of the rollups it merged; a reader uses one only while that digest still holds.
-    Returns the documents written."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
+    """Provisional rule hours of the hours not folded yet (their points may still come, up to the
+    lateness allowance), the hour in progress up to ``TAIL_SETTLE`` ago included: each merges the
+    minutes ``[hour, through)`` and carries their write stamp (``store.minutes_stamp``); a reader
+    uses one only while the stamp still holds, and reads the minutes after ``through`` itself.
+    Recomputed when the stamp changed (or ``through`` moved); returns the documents written."""
     rules = rules_of(metric)
     if not rules:
         return 0
@@ -113,37 +122,57 @@ def record_tail(metric: str, metric_doc: str, now: datetime) -> int:
     parent = client.collection(METRICS).document(metric_doc)
     minutes, tail = parent.collection(MINUTES), parent.collection(RULE_TAIL)
     written = 0
-    hour, end = folded, bucket_start(now, "hour")  # the hour in progress changes every minute
-    while hour < end:
+    settled = bucket_start(now - TAIL_SETTLE, "minute")
+    hour = folded
+    while hour < settled:
         after = hour + timedelta(hours=1)
-        in_hour = minutes.where(filter=FieldFilter("t", ">=", hour)).where(
-            filter=FieldFilter("t", "<", after)
-        )
-        stamps = [(s.id, s.update_time) for s in in_hour.select(["t"]).stream()]
+        through = min(after, settled)
+        # The stamp first, the minutes after: a write in between leaves a stamp readers find
+        # changed (they read the minutes), never one that vouches for minutes not merged.
+        stamp = minutes_stamp(minutes, hour, through)
         refs = [tail.document(rule_hour_id(rule.id, hour)) for rule in rules]
-        if stamps:
-            digest = sources_digest(stamps)
-            current = {
-                s.id: (s.to_dict() or {}).get("sources")
-                for s in client.get_all(refs, field_paths=["sources"])
-                if s.exists
-            }
-            if any(current.get(ref.id) != digest for ref in refs):
-                written += _write_tail_hour(in_hour, refs, rules, hour)
+        if stamp[0]:
+            current = {}
+            for snapshot in client.get_all(refs, field_paths=[TAIL_THROUGH, TAIL_STAMP]):
+                fields = snapshot.to_dict() or {} if snapshot.exists else {}
+                current[snapshot.id] = (fields.get(TAIL_THROUGH), fields.get(TAIL_STAMP))
+            if any(current.get(ref.id) != (through, list(stamp)) for ref in refs):
+                written += _write_tail_hour(minutes, refs, rules, hour, through, stamp)
         hour = after
     return written
 
 
-def _write_tail_hour(in_hour: Any, refs: list[Any], rules: list[RecordingRule], hour: datetime) -> int:
-    snapshots = list(in_hour.stream())
-    # The digest of the very rollups merged: a write after this read changes it.
+def _write_tail_hour(  # noqa: PLR0917 - the hour's place and what vouches for it
+    minutes: Any,
+    refs: list[Any],
+    rules: list[RecordingRule],
+    hour: datetime,
+    through: datetime,
+    stamp: tuple[int, int],
+) -> int:
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    in_range = minutes.where(filter=FieldFilter("t", ">=", hour)).where(filter=FieldFilter("t", "<", through))
+    snapshots = list(in_range.stream())
+    docs = [s.to_dict() or {} for s in snapshots]
+    if len(docs) != stamp[0] or any(not isinstance(doc.get(WRITE_STAMP), int) for doc in docs):
+        # A rollup added since the stamp (the next run records it), or one written before write
+        # stamps existed (the hour is read from its minutes until folded).
+        log.info(
+            "provisional rule hour not recorded: its minutes changed or lack write stamps",
+            extra={"hour": hour.isoformat(), "stamped": stamp[0], "read": len(snapshots)},
+        )
+        return 0
+    # Also the digest of the very rollups merged (ids and update times), as recorded before write
+    # stamps: what ``recording.previous_tail()`` checks (the bench's before-and-after).
     digest = sources_digest((s.id, s.update_time) for s in snapshots)
-    merged = _merged_by_rule((s.to_dict() or {} for s in snapshots), rules)
+    merged = _merged_by_rule(docs, rules)
     metric, by_rule = merged.get(hour, (None, {}))
     batch = get_firestore().batch()
     for ref, rule in zip(refs, rules, strict=True):
         body = _rule_document(ref.path, metric, rule, hour, by_rule.get(rule.id, {}))
-        body.update(sources=digest, expire_at=hour + TAIL_RETENTION)
+        body.update({TAIL_THROUGH: through, TAIL_STAMP: list(stamp), "sources": digest})
+        body["expire_at"] = hour + TAIL_RETENTION
         batch.set(ref, body)
     batch.commit()
     return len(refs)

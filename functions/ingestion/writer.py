@@ -61,11 +61,13 @@ from shared.metrics.store import (
     SKETCHES,
     STREAM_GROUPS,
     STREAMS,
+    WRITE_STAMP,
     document_size,
     metric_id,
     rollup_document,
     rollup_id,
     stored_size,
+    write_stamp,
 )
 
 log = get_logger("ingestion.writer")
@@ -289,6 +291,9 @@ def _apply_chunk(chunk: list[Unit], batch_id: str, shard: int) -> _ChunkResult:
                 sketches,
                 applied=entries,
             )
+            # Every write raises the stamp: readers tell whether minutes changed from one
+            # aggregation over the stamps (``store.minutes_stamp``).
+            document[WRITE_STAMP] = write_stamp(at, stored.get(WRITE_STAMP))
             # Each series' entry is added while the document stays within the size limit; the
             # points of one that would push it past are refused (the others are still written).
             size = document_size(target.ref.path, document)

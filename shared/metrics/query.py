@@ -386,8 +386,8 @@ def _fold_rollups(
             if rule is None or shared is None:
                 sources.append((minutes, True, key))
             else:
-                # Inside a build: closed hours from the rule's provisional hours while they still
-                # hold, the others' minutes merged by the rule once, for all its queries.
+                # Inside a build: the rule's provisional hours while they still hold, the minutes
+                # they do not cover merged by the rule once, for all its queries.
                 tail = tail_documents(query.metric, rule, low, high, wants_sketch)
                 sources.append((tail, False, key))
     else:

@@ -32,9 +32,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 RULE_HOURS = "metric_rule_hours"
-# Provisional rule hours of the closed hours not folded yet, each valid only for the exact minute
-# rollups it merged (``sources``: a digest of their ids and update times).
+# Provisional rule hours of the hours not folded yet, each merging the minutes ``[t, through)``
+# and valid only while their write stamp (``stamp``: count and sum, ``store.minutes_stamp``) holds.
 RULE_TAIL = "metric_rule_tail"
+TAIL_THROUGH = "through"
+TAIL_STAMP = "stamp"
 # The fold state's map of rule id -> recorded_since.
 RULES_FIELD = "rules"
 
@@ -135,6 +137,26 @@ def recorded_since(doc: Mapping[str, Any]) -> dict[str, datetime]:
 # Queries read raw rollups only inside ``raw_reads()``: the bench's side-by-side and the tests
 # that compare the two paths.
 _enabled: ContextVar[bool] = ContextVar("ion_recording_rules", default=True)
+
+
+# The tail as read before write stamps (each closed hour's provisional hour checked against a
+# field-masked read of every minute rollup's update time, the hour in progress read from its
+# minutes): only inside ``previous_tail()``, the bench's before-and-after.
+_previous_tail: ContextVar[bool] = ContextVar("ion_previous_tail", default=False)
+
+
+def reads_previous_tail() -> bool:
+    return _previous_tail.get()
+
+
+@contextmanager
+def previous_tail() -> Iterator[None]:
+    """Read the unfolded tail of this block's queries as before write stamps (the bench only)."""
+    token = _previous_tail.set(True)
+    try:
+        yield
+    finally:
+        _previous_tail.reset(token)
 
 
 @contextmanager

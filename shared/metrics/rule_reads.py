@@ -10,7 +10,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.metrics.build_reads import RangeKey, current_build_reads
-from shared.metrics.recording import FoldState, RecordingRule, recorded_key, rule_hour_id, sources_digest
+from shared.metrics.recording import (
+    TAIL_STAMP,
+    TAIL_THROUGH,
+    FoldState,
+    RecordingRule,
+    reads_previous_tail,
+    recorded_key,
+    rule_hour_id,
+    sources_digest,
+)
 from shared.metrics.sketch import Sketch
 from shared.metrics.store import (
     SERIES_MAP,
@@ -19,6 +28,7 @@ from shared.metrics.store import (
     Summary,
     bucket_start,
     entries,
+    minutes_stamp,
     rollups,
     rule_hours,
     rule_tail,
@@ -29,9 +39,97 @@ def tail_documents(
     metric: str, rule: RecordingRule, low: datetime, high: datetime, wants_sketch: bool
 ) -> list[dict[str, Any]]:
     """The unfolded hours ``[low, high)`` for the queries ``rule`` answers, inside a build: an hour
-    whose provisional rule hour (``metric_rule_tail``, written by the downsampler) merged exactly
-    the minute rollups there are now (same ids, same update times: a field-masked read, no maps
-    decoded) is read from it; any other hour from its minutes, merged by the rule once."""
+    whose provisional rule hour (``metric_rule_tail``, written by the downsampler, merging the
+    minutes ``[hour, through)``) still holds (its minutes' write stamp unchanged: aggregation
+    queries, ``store.minutes_stamp``, one for the whole tail when nothing changed) is read from it
+    and its minutes after ``through``; any other hour from all its minutes. Minutes are merged by
+    the rule once per build."""
+    if reads_previous_tail():
+        return _tail_by_update_times(metric, rule, low, high, wants_sketch)
+    shared = current_build_reads()
+    assert shared is not None
+    minutes = rollups(metric, "minute")
+    key: RangeKey = (metric, f"tail:{rule.id}", low, high)
+    recorded = {
+        doc["t"]: doc
+        for doc in documents(rule_range(rule_tail(metric), rule.id, low, high), key, True)
+        if isinstance(doc.get("t"), datetime)
+    }
+    held = _holding(metric, minutes, recorded, low, high)
+    out: list[dict[str, Any]] = [recorded[hour] for hour in sorted(held)]
+    # The minutes no provisional hour holds, as few ranges as possible (one query each: a metric
+    # without data in its tail costs one empty read, not one per hour).
+    ranges: list[tuple[datetime, datetime]] = []
+    hour = low
+    while hour < high:
+        after = hour + timedelta(hours=1)
+        first = held.get(hour, hour)
+        if first < after:
+            if ranges and ranges[-1][1] == first:
+                ranges[-1] = (ranges[-1][0], after)
+            else:
+                ranges.append((first, after))
+        hour = after
+    for start, end in ranges:
+        # Reduced per hour (a range may span several): each counted in the bucket of its hour.
+        minutes_key: RangeKey = (metric, "minute", start, end)
+        reduce = _reducer(range_of(minutes, start, end), minutes_key, rule)
+        out.extend(shared.reduced(minutes_key, rule.id, sketches=wants_sketch, reduce=reduce))
+    return out
+
+
+def _holding(
+    metric: str, minutes: Any, recorded: dict[datetime, dict[str, Any]], low: datetime, high: datetime
+) -> dict[datetime, datetime]:
+    """The hours whose provisional document still holds, each with its ``through``.
+
+    A range's stamp (count, sum of write stamps) never decreases: rollups are only added or
+    written again (each write raises its stamp), never deleted while their hour is unfolded. So
+    when the provisional hours from ``low`` on follow each other (every one but the last merged
+    its whole hour), one aggregation over all of them equal to the sum of their stamps proves
+    each one's unchanged; otherwise (or on a mismatch) each hour is checked on its own."""
+    shared = current_build_reads()
+    assert shared is not None
+    candidates: dict[datetime, tuple[datetime, tuple[int, int]]] = {}
+    for hour, doc in recorded.items():
+        through, stamp = doc.get(TAIL_THROUGH), doc.get(TAIL_STAMP)
+        if (
+            low <= hour < high
+            and not doc.get("overflow")
+            and isinstance(through, datetime)
+            and hour < through <= hour + timedelta(hours=1)
+            and isinstance(stamp, list)
+            and len(stamp) == 2
+        ):
+            candidates[hour] = (through, (int(stamp[0]), int(stamp[1])))
+
+    def stamp_of(start: datetime, end: datetime) -> tuple[int, int]:
+        return shared.once(("minutes_stamp", metric, start, end), lambda: minutes_stamp(minutes, start, end))
+
+    chain: list[datetime] = []
+    hour = low
+    while hour in candidates:
+        chain.append(hour)
+        if candidates[hour][0] < hour + timedelta(hours=1):
+            break
+        hour += timedelta(hours=1)
+    held: dict[datetime, datetime] = {}
+    if len(chain) > 1:
+        stored = (sum(candidates[h][1][0] for h in chain), sum(candidates[h][1][1] for h in chain))
+        if stamp_of(low, candidates[chain[-1]][0]) == stored:
+            held = {h: candidates[h][0] for h in chain}
+    for hour, (through, stamp) in candidates.items():
+        if hour not in held and stamp_of(hour, through) == stamp:
+            held[hour] = through
+    return held
+
+
+def _tail_by_update_times(
+    metric: str, rule: RecordingRule, low: datetime, high: datetime, wants_sketch: bool
+) -> list[dict[str, Any]]:
+    """The tail as read before write stamps (``recording.previous_tail()``, the bench's
+    before-and-after): a closed hour's provisional hour checked against a field-masked read of
+    every minute rollup's update time (``sources``), other hours from their minutes."""
     shared = current_build_reads()
     assert shared is not None
     minutes = rollups(metric, "minute")

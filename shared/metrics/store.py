@@ -10,9 +10,9 @@
     metrics/{metric_id}/metric_rule_hours/{rule}-{hour}  one hour of one recording rule: the
                                              hour's series merged by the rule's labels
                                              (``recording.py``), same fields as an hour rollup
-    metrics/{metric_id}/metric_rule_tail/{rule}-{hour}   the same for a closed hour not folded
-                                             yet, valid for the minute rollups it merged
-                                             (``sources``), kept a day
+    metrics/{metric_id}/metric_rule_tail/{rule}-{hour}   the same for an hour not folded yet,
+                                             merging its minutes up to ``through``, valid while
+                                             their write stamp (``stamp``) holds, kept a day
     metric_folds/{metric_id}                 the downsampler's watermark and cursor for the metric,
                                              and per recording rule its first complete hour
     metric_stream_groups/{group}             last cumulative value of each OTLP stream of one
@@ -27,8 +27,16 @@ holds one bucket for one minute (or hour): ``series`` maps each series id presen
 it to its compressed DDSketch (``sketch.py``), kept apart so that queries without percentiles
 read no sketch bytes. Besides: ``metric``, ``bucket``, ``t`` (bucket start), ``shard`` and
 ``expire_at`` (TTL: minutes 72 h, hours 90 days after ``t``). Minute rollups and stream states
-also hold ``applied``: the batches applied to them (exactly-once, see the ingestion writer). So a
-request writes one document per bucket and minute, however many series of the bucket it touches.
+also hold ``applied``: the batches applied to them (exactly-once, see the ingestion writer), and
+``ws``, their write stamp: the minute (epoch minutes) times ``STAMP_SPAN`` plus the number of
+writes the document has had. So a request writes one document per bucket and minute, however many
+series of the bucket it touches.
+
+Write stamps make "have these minutes changed?" one aggregation query instead of a read per
+rollup: over the rollups of minutes ``[a, b)`` (a range on ``ws``, served by its automatic
+single-field index), ``count()`` and ``sum(ws)`` are unchanged only if no rollup of the range was
+written or added since, because every write raises its document's stamp and a new document adds
+one (minute rollups are deleted only by TTL, 72 h after their minute; ``minutes_stamp``).
 
 Hours are not written by ingestion: the downsampler folds the minute rollups of each closed hour
 into one hour rollup per bucket, and advances the metric's ``folded_until`` once every bucket is
@@ -62,6 +70,12 @@ STREAM_GROUPS = "metric_stream_groups"
 FOLDS = "metric_folds"
 # Field of minute rollups and stream states listing the batches applied to them.
 APPLIED = "applied"
+# Field of minute rollups: their write stamp (see the module's docstring).
+WRITE_STAMP = "ws"
+# Writes one minute rollup may have before its stamp would reach the next minute's: a document is
+# written at most while its minute is within the lateness allowance (at most 24 h), and under
+# Firestore's sustained 1 write/s per document that is at most 86,400 writes.
+STAMP_SPAN = 1 << 24
 # Fields of a rollup: series id -> summary, and series id -> compressed sketch.
 SERIES_MAP = "series"
 SKETCHES = "sk"
@@ -196,6 +210,36 @@ def rollup_document(  # noqa: PLR0917 - the fields of a rollup document
     return doc
 
 
+def write_stamp(start: datetime, previous: Any) -> int:
+    """The stamp of a minute rollup of ``start`` written once more (``previous``: its stamp, or
+    None for a new document)."""
+    writes = previous - stamp_floor(start) if isinstance(previous, int) else 0
+    if not 0 <= writes < STAMP_SPAN - 1:
+        raise ValueError(f"write stamp {previous} is not one of the minute {start.isoformat()}")
+    return stamp_floor(start) + writes + 1
+
+
+def stamp_floor(start: datetime) -> int:
+    """Every stamp of the rollups of minutes from ``start`` on is above this."""
+    return int(start.timestamp()) // 60 * STAMP_SPAN
+
+
+def minutes_stamp(minutes: Any, start: datetime, end: datetime) -> tuple[int, int]:
+    """``(count, sum of write stamps)`` of the minute rollups of ``[start, end)`` in the collection
+    ``minutes``: one aggregation query, whatever the rollups' number. Changes whenever one of them
+    is written or one is added (see the module's docstring)."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    in_range = minutes.where(filter=FieldFilter(WRITE_STAMP, ">=", stamp_floor(start))).where(
+        filter=FieldFilter(WRITE_STAMP, "<", stamp_floor(end))
+    )
+    found: dict[str, Any] = {}
+    for result in in_range.count(alias="count").sum(WRITE_STAMP, alias="sum").get():
+        for aggregation in result:
+            found[aggregation.alias] = aggregation.value
+    return int(found.get("count") or 0), int(found.get("sum") or 0)
+
+
 def complete_minutes_since(now: datetime) -> datetime:
     """The first hour whose minute rollups are all still retained (not yet due for TTL)."""
     return hour_ceil(now - RETENTION["minute"])
@@ -247,7 +291,7 @@ def rule_hours(metric: str):  # type: ignore[no-untyped-def]
 
 
 def rule_tail(metric: str):  # type: ignore[no-untyped-def]
-    """The metric's provisional rule hours of closed hours not folded yet."""
+    """The metric's provisional rule hours of the hours not folded yet."""
     from shared.metrics.recording import RULE_TAIL
 
     return metric_ref(metric).collection(RULE_TAIL)

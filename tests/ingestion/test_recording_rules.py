@@ -6,20 +6,35 @@ backfilled; an hour too large for one document is read raw."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
 
 from devtools.metric_history import MetricHistory
 from functions.ingestion import downsample as ds
 from functions.ingestion import rule_hours as rh
+from functions.ingestion.aggregate import Batch
+from functions.ingestion.series_registry import register_series
+from functions.ingestion.write_units import shard_of
+from functions.ingestion.writer import store_batch
 from shared.clock import get_clock
 from shared.firestore import get_firestore
 from shared.metrics import recording
 from shared.metrics.build_reads import rollup_reads
 from shared.metrics.query import MetricQuery, QueryResult, run_query
-from shared.metrics.recording import RULE_HOURS, raw_reads, rules_of
-from shared.metrics.store import FOLDS, metric_id, metric_ref
+from shared.metrics.recording import RULE_HOURS, RULE_TAIL, raw_reads, rules_of
+from shared.metrics.store import (
+    FOLDS,
+    MINUTES,
+    WRITE_STAMP,
+    metric_id,
+    metric_ref,
+    minutes_stamp,
+    stamp_floor,
+)
 
 pytestmark = pytest.mark.emulators
 
@@ -299,7 +314,10 @@ def test_closed_hours_not_folded_yet_are_read_from_provisional_rule_hours_while_
     def ask() -> tuple[list[QueryResult], set[tuple[str, datetime]]]:
         with rollup_reads() as reads:
             results = [query(metric, agg, **{**kw, **window}) for metric, agg, kw in QUERIES]
-            minutes_read = {(key[1], key[2]) for key, _ in reads._docs if key[1] == "minute"}
+            # Minute ranges that held rollups (an hour without data is an empty range read).
+            minutes_read = {
+                (key[1], key[2]) for (key, _), docs in reads._docs.items() if key[1] == "minute" and docs
+            }
         return results, minutes_read
 
     def ask_raw_window() -> list[QueryResult]:
@@ -338,3 +356,150 @@ def test_closed_hours_not_folded_yet_are_read_from_provisional_rule_hours_while_
     again, minutes_read = ask()
     assert minutes_read == set()
     assert_same(again, raw)
+
+
+H14 = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)
+IN_HOUR_14 = datetime(2026, 3, 2, 14, 33, tzinfo=UTC)  # hour 14 in progress, folded up to 12:00
+LATE_LABELS = {
+    "service": "routing",
+    "region": "europe-west1",
+    "http.route": "/health",
+    "http.response.status_code": "503",
+    "error.type": "503",
+}
+
+
+def late_batch(at: datetime, values: list[float]) -> Batch:
+    history = MetricHistory()
+    history.observe(HTTP, LATE_LABELS, at, values)
+    return history.batch
+
+
+def store_once(batch: Batch, batch_id: str) -> int:
+    register_series(batch)
+    return store_batch(batch, batch_id).documents_written
+
+
+def minute_docs(at: datetime) -> list[dict]:
+    return [
+        s.to_dict()
+        for s in metric_ref(HTTP).collection(MINUTES).where(filter=FieldFilter("t", "==", at)).stream()
+    ]
+
+
+def test_every_write_of_a_minute_rollup_raises_its_stamp_and_a_redelivery_writes_nothing(store) -> None:  # type: ignore[no-untyped-def]
+    at = datetime(2026, 3, 2, 11, 40, tzinfo=UTC)
+    minutes = metric_ref(HTTP).collection(MINUTES)
+    batch_id = "a" * 64
+    assert store_once(late_batch(at, [0.1]), batch_id) == 1
+    (doc,) = minute_docs(at)
+    assert doc[WRITE_STAMP] == stamp_floor(at) + 1
+    first = minutes_stamp(minutes, at, at + timedelta(minutes=1))
+    assert first == (1, stamp_floor(at) + 1)
+    # Pub/Sub delivers the same batch again: recognised as applied, nothing written.
+    assert store_once(late_batch(at, [0.1]), batch_id) == 0
+    assert minutes_stamp(minutes, at, at + timedelta(minutes=1)) == first
+    # Another batch of the same writer shard: the same document, written once more.
+    assert store_once(late_batch(at, [0.2]), "a" * 8 + "b" * 56) == 1
+    (doc,) = minute_docs(at)
+    assert doc[WRITE_STAMP] == stamp_floor(at) + 2
+    assert doc["series"][next(iter(doc["series"]))]["count"] == 2
+    assert minutes_stamp(minutes, at, at + timedelta(minutes=1)) == (1, stamp_floor(at) + 2)
+    # The minutes before and after are another range.
+    assert minutes_stamp(minutes, at + timedelta(minutes=1), at + timedelta(minutes=2)) == (0, 0)
+
+
+def test_the_hour_in_progress_is_read_from_its_provisional_hour_and_the_minutes_since(store) -> None:  # type: ignore[no-untyped-def]
+    write_traffic(H06, IN_HOUR_14)
+    get_clock().set(IN_HOUR_14)  # type: ignore[attr-defined]
+    ds.downsample()  # folds up to 12:00
+    caught_up = ds.downsample()  # hours 12 and 13 closed, 14 up to 14:30 (3 minutes settle)
+    assert caught_up.tail_hours_written == 3 * (len(rules_of(HTTP)) + len(rules_of(CACHE)))
+    tail = {d.id: d.to_dict() for d in metric_ref(HTTP).collection(RULE_TAIL).stream()}
+    assert {doc["through"] for doc in tail.values() if doc["t"] == H14} == {H14 + timedelta(minutes=30)}
+    assert ds.downsample().tail_hours_written == 0  # unchanged minutes: not recomputed
+    window = {"start": H06, "end": H14 + timedelta(hours=1)}
+
+    def ask() -> tuple[list[QueryResult], set[datetime]]:
+        with rollup_reads() as reads:
+            results = [query(metric, agg, **{**kw, **window}) for metric, agg, kw in QUERIES]
+            # Where the request metric's minute ranges read from rollups (holding any) start.
+            starts = {
+                key[2] for (key, _), docs in reads._docs.items() if key[:2] == (HTTP, "minute") and docs
+            }
+            checks.append([key[2:] for key in reads._once if key[:2] == ("minutes_stamp", HTTP)])
+        return results, starts
+
+    def ask_raw_window() -> list[QueryResult]:
+        with raw_reads():
+            return [query(metric, agg, **{**kw, **window}) for metric, agg, kw in QUERIES]
+
+    checks: list[list[tuple[datetime, datetime]]] = []  # the stamp ranges each build checked
+    provisional, starts = ask()
+    assert starts == {H14 + timedelta(minutes=30)}  # only the minutes since the provisional hour
+    assert checks[-1] == [(H12, H14 + timedelta(minutes=30))]  # one aggregation for the whole tail
+    assert_same(provisional, ask_raw_window())
+
+    # A point arrives late for 14:10, a minute the provisional hour merged: the stamp changed, the
+    # whole hour is read from its minutes, and the point is counted.
+    assert store_once(late_batch(H14 + timedelta(minutes=10), [2.5] * 4), "c" * 64) == 1
+    late, starts = ask()
+    assert starts == {H14}
+    # The whole tail's stamp changed: each hour checked on its own (12 and 13 still hold).
+    assert set(checks[-1]) == {
+        (H12, H14 + timedelta(minutes=30)),
+        (H12, H12 + timedelta(hours=1)),
+        (H12 + timedelta(hours=1), H14),
+        (H14, H14 + timedelta(minutes=30)),
+    }
+    raw = ask_raw_window()
+    assert_same(late, raw)
+    key = ((("region", "europe-west1"),), H14)
+    assert answers(raw)[3][key] > answers(provisional)[3][key]  # rate by region
+    assert ds.downsample().tail_hours_written == len(rules_of(HTTP))  # the cache's hour held
+    again, starts = ask()
+    assert starts == {H14 + timedelta(minutes=30)}
+    assert_same(again, raw)
+
+    # A writer shard the minute 14:20 did not have arrives: a new rollup, the stamp changes.
+    at = H14 + timedelta(minutes=20)
+    shards = {doc["shard"] for doc in minute_docs(at)}
+    batch_id = next(
+        candidate
+        for i in range(1000)
+        if shard_of(candidate := hashlib.sha256(f"shard-{i}".encode()).hexdigest(), 4) not in shards
+    )
+    assert store_once(late_batch(at, [0.7, 0.9]), batch_id) == 1
+    assert len(minute_docs(at)) == len(shards) + 1
+    sharded, starts = ask()
+    assert starts == {H14}
+    raw = ask_raw_window()
+    assert_same(sharded, raw)
+    assert ds.downsample().tail_hours_written == len(rules_of(HTTP))
+
+    # Pub/Sub redelivers that batch: nothing written, the provisional hour still holds, nothing
+    # counted twice.
+    assert store_once(late_batch(at, [0.7, 0.9]), batch_id) == 0
+    redelivered, starts = ask()
+    assert starts == {H14 + timedelta(minutes=30)}
+    assert_same(redelivered, raw)
+
+
+def test_a_provisional_hour_is_not_recorded_over_minutes_without_write_stamps(store) -> None:  # type: ignore[no-untyped-def]
+    # Minute rollups written before write stamps existed: the hour is read from its minutes.
+    write_traffic(H06, IN_HOUR_14)
+    get_clock().set(IN_HOUR_14)  # type: ignore[attr-defined]
+    ds.downsample()
+    old = metric_ref(HTTP).collection(MINUTES).where(filter=FieldFilter("t", ">=", H14)).stream()
+    for snapshot in old:
+        snapshot.reference.update({WRITE_STAMP: firestore.DELETE_FIELD})
+    ds.downsample()
+    tail = [d.to_dict() for d in metric_ref(HTTP).collection(RULE_TAIL).stream()]
+    assert {doc["t"] for doc in tail} == {H12, H12 + timedelta(hours=1)}
+    with rollup_reads() as reads:
+        window = {"start": H06, "end": H14 + timedelta(hours=1)}
+        results = [query(metric, agg, **{**kw, **window}) for metric, agg, kw in QUERIES]
+        starts = {key[2] for (key, _), docs in reads._docs.items() if key[:2] == (HTTP, "minute") and docs}
+    assert starts == {H14}
+    with raw_reads():
+        assert_same(results, [query(metric, agg, **{**kw, **window}) for metric, agg, kw in QUERIES])
