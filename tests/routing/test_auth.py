@@ -228,3 +228,55 @@ def test_a_bulk_refused_for_its_size_does_not_refuse_single_requests(redis_url: 
     guard.check("alpha")
     with pytest.raises(RateLimited):
         guard.check("alpha")
+
+
+def _shared_guard(redis_url: str, *, rate: float, burst: int) -> Any:
+    """A guard on one Redis client (as deployed: ``get_redis`` is made once per instance)."""
+    import redis
+
+    from functions.routing.auth import ApiKeyGuard
+    from functions.routing.metrics import RoutingMetrics
+    from functions.routing.telemetry import Telemetry, TelemetrySettings
+
+    client = redis.Redis.from_url(redis_url)
+    telemetry = Telemetry("routing", publish=lambda _: None, settings=TelemetrySettings(enabled=False))
+    return ApiKeyGuard(
+        ["alpha"], rate=rate, burst=burst, metrics=RoutingMetrics(telemetry), redis_client=lambda: client
+    )
+
+
+@pytest.mark.redis
+def test_the_bucket_script_is_loaded_again_after_redis_forgets_it(redis_url: str) -> None:
+    import redis
+
+    from functions.routing.auth import RateLimited
+
+    guard = _shared_guard(redis_url, rate=0.001, burst=3)
+    guard.check("alpha")
+    redis.Redis.from_url(redis_url).script_flush()  # as after a restart or failover
+    guard.check("alpha")
+    guard.check("alpha")
+    with pytest.raises(RateLimited):  # all 3 tokens were taken from the Redis bucket
+        guard.check("alpha")
+    assert guard._redis_down_until == 0.0  # never fell back to the local bucket
+
+
+@pytest.mark.redis
+def test_a_broken_redis_connection_is_opened_again(redis_url: str) -> None:
+    import redis
+
+    from functions.routing.auth import RateLimited
+
+    guard = _shared_guard(redis_url, rate=0.001, burst=3)
+    guard.retry_seconds = 0.0  # ask Redis again at once after a failure
+    guard.check("alpha")
+    admin = redis.Redis.from_url(redis_url)
+    admin.client_kill_filter(_type="normal", skipme=True)  # every connection but this one
+    guard.check("alpha")  # the dead connection fails: the local bucket answers, and it is closed
+    (bucket,) = admin.keys("ion:routing:ratelimit:*")
+    assert float(admin.hget(bucket, "tokens")) == pytest.approx(2, abs=0.01)  # not taken from Redis
+    guard.check("alpha")  # a new connection: Redis again
+    assert float(admin.hget(bucket, "tokens")) == pytest.approx(1, abs=0.01)
+    guard.check("alpha")
+    with pytest.raises(RateLimited):
+        guard.check("alpha")
