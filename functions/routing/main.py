@@ -263,6 +263,27 @@ def health(_request: flask.Request) -> flask.Response:
 _KNOWN_ROUTES = frozenset(api.paths())
 
 
+# (path, method, status) => the request duration's attributes, made once each; bounded, since
+# paths are whatever clients send.
+_DURATION_ATTRIBUTES: dict[tuple[str, str, int], tuple[tuple[str, str | int], ...]] = {}
+_MAX_DURATION_ATTRIBUTES = 1000
+
+
+def _duration_attributes(path: str, method: str, status: int) -> tuple[tuple[str, str | int], ...]:
+    route = path.rstrip("/") or "/"
+    attributes: tuple[tuple[str, str | int], ...] = (
+        ("http.request.method", method if method in _METHODS else "_OTHER"),
+        ("http.response.status_code", status),
+    )
+    if route in _KNOWN_ROUTES:
+        attributes = (("http.route", route), *attributes)
+    if status >= 500:  # OpenTelemetry HTTP: error.type is the status code on a 5xx
+        attributes = (*attributes, ("error.type", str(status)))
+    if len(_DURATION_ATTRIBUTES) < _MAX_DURATION_ATTRIBUTES:
+        _DURATION_ATTRIBUTES[(path, method, status)] = attributes
+    return attributes
+
+
 def _client_of(request: flask.Request, service: RoutingService) -> str:
     return client_address(
         request.headers.get("X-Forwarded-For"), request.remote_addr, service.settings.client_ip_hop
@@ -304,16 +325,10 @@ def handle(request: flask.Request) -> flask.Response:
         response = api(request)
     if extra_headers:
         set_headers(response, extra_headers)
-    route = path.rstrip("/") or "/"
-    method = request.method if request.method in _METHODS else "_OTHER"
-    attributes: tuple[tuple[str, str | int], ...] = (
-        ("http.request.method", method),
-        ("http.response.status_code", response.status_code),
-    )
-    if route in _KNOWN_ROUTES:
-        attributes = (("http.route", route), *attributes)
-    if response.status_code >= 500:  # OpenTelemetry HTTP: error.type is the status code on a 5xx
-        attributes = (*attributes, ("error.type", str(response.status_code)))
+    status = response.status_code
+    attributes = _DURATION_ATTRIBUTES.get((path, request.method, status))
+    if attributes is None:
+        attributes = _duration_attributes(path, request.method, status)
     service.metrics.request_duration.record(time.perf_counter() - started, attributes)
     if customer is not None:
         service.metrics.count_customer_request(

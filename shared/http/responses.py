@@ -55,7 +55,8 @@ class ReadyResponse(flask.Response):
     ) -> None:
         # Not werkzeug's __init__, which sets these same attributes through its parsing setters.
         ready = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
-        ready.extend((name, _header_value(value)) for name, value in headers)
+        if headers:
+            ready.extend((name, _header_value(value)) for name, value in headers)
         self.headers = Headers()
         self.headers._list = ready  # Headers' own storage: a list of (name, value)
         self._status_code = status
@@ -67,12 +68,13 @@ class ReadyResponse(flask.Response):
     def set_headers(self, headers: Mapping[str, Any]) -> None:
         """As ``headers.update``: each header replaces any of its name, else is added."""
         items = self.headers._list  # see __init__
+        present = {existing.lower() for existing, _ in items}
         for name, value in headers.items():
-            lowered = name.lower()
-            if any(existing.lower() == lowered for existing, _ in items):
+            if name.lower() in present:
                 self.headers[name] = value
             else:
                 items.append((name, _header_value(value)))
+                present.add(name.lower())
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         status = self._status_code
