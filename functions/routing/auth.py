@@ -367,11 +367,21 @@ class ApiKeyGuard:
                 if lease is not None and lease.expires > now and lease.tokens >= cost:
                     lease.tokens -= cost
                     return Verdict(True, 0.0, lease.remote_left + lease.tokens)
+            claim = None
             empty_until = self._empty_until.get(bucket)
             if empty_until is not None:
                 if now < empty_until:  # Redis said no token before then: no need to ask again
                     return Verdict(False, empty_until - now, 0.0)
-                del self._empty_until[bucket]
+                # The token due then is this request's to ask for; the next is due 1/rate later.
+                # Until then the requests arriving while it asks are refused here: otherwise each
+                # thread in flight asked Redis when a remembered refusal ran out (~4 round trips
+                # per token of a key over its limit, under wrk).
+                claim = empty_until + 1 / self._rate
+                if claim > now:
+                    self._empty_until[bucket] = claim
+                else:
+                    del self._empty_until[bucket]
+                    claim = None
         client = self._redis_client() if now >= self._redis_down_until else None
         if client is not None:
             try:
@@ -386,6 +396,8 @@ class ApiKeyGuard:
                         # Fewer than one token at Redis's clock, which read after ``now``: none
                         # here before now + retry either (other instances only take tokens).
                         self._remember_empty(bucket, now + float(retry), now)
+                    elif claim is not None:  # a bulk refused took no token: the claimed one is there
+                        self._forget_claim(bucket, claim)
                     return Verdict(False, float(retry), remaining)
                 if self._lease_extra:
                     with self._lock:
@@ -397,6 +409,13 @@ class ApiKeyGuard:
                         remaining += lease.tokens
                         if len(self._leases) > MAX_LEASES:  # one per key seen: drop the expired
                             self._leases = {k: v for k, v in self._leases.items() if v.expires > now}
+                if remaining < 1:
+                    # Admitted, and Redis has less than a token left: as after a refusal, none here
+                    # before it refills one (a key over its limit cost a round trip per admitted
+                    # request and another for the request refused right after).
+                    self._remember_empty(bucket, now + (1 - remaining) / self._rate, now)
+                elif claim is not None:  # Redis has tokens to spare: nothing is refused here
+                    self._forget_claim(bucket, claim)
                 return Verdict(True, float(retry), remaining)
             except Exception as exc:  # noqa: BLE001 - redis errors: fall back to a local bucket
                 self._redis_down_until = time.monotonic() + self.retry_seconds
@@ -404,7 +423,14 @@ class ApiKeyGuard:
                     "rate limit store unavailable; limiting per instance",
                     extra={"error": repr(exc), "retry_seconds": self.retry_seconds},
                 )
+        if claim is not None:  # the local bucket decides, not a claim on Redis's token
+            self._forget_claim(bucket, claim)
         return self._take_local(bucket, cost)
+
+    def _forget_claim(self, bucket: str, claim: float) -> None:
+        with self._lock:
+            if self._empty_until.get(bucket) == claim:  # not since replaced by a newer answer
+                del self._empty_until[bucket]
 
     def _remember_empty(self, bucket: str, until: float, now: float) -> None:
         with self._lock:
