@@ -11,9 +11,11 @@ instances, timed by Redis's own clock. An instance takes tokens from Redis a few
 tenth of the burst) and spends them locally for at most ``ION_RATE_LIMIT_LEASE_SECONDS``, so most
 requests cost no Redis round trip. Tokens are taken before they are spent, so the limit across
 instances is never exceeded; a lease left unspent is forfeited (stricter, by at most a lease per
-instance). A refusal is remembered too: Redis said when the bucket's next token is due, so until
-then the instance refuses the key without asking again (the time is counted from before the
-question was sent, so never later than Redis would allow). Redis down: each instance keeps a
+instance). A refusal is remembered too, and so is an admission that leaves the bucket under a
+token: Redis said when the bucket's next token is due, so until then the instance refuses the key
+without asking again (the time is counted from before the question was sent, so never later than
+Redis would allow); then the first request asks for that token, and those arriving while it asks
+are refused here, as no second token is due before 1/rate later. Redis down: each instance keeps a
 local bucket with the same numbers (a looser limit, but never an outage). Redis keys name a hash
 of the API key, never the key itself.
 
