@@ -10,7 +10,9 @@ Targets (the same bodies and settings as the HTTP bench):
 - bare: the bare functions-framework handler of ``routing_http.BARE_SOURCE``;
 - open: ``POST /v2/route`` with no API key, metrics off;
 - production: an operator key, the rate limit in a real redis-server (all admitted, the lease of
-  5 tokens the default limit gets), metrics recorded (published only at exit: not counted).
+  5 tokens the default limit gets), metrics recorded (published only at exit: not counted);
+- refused: the same request over its key's limit, answered 429 from the refusal the instance
+  remembers (no Redis round trip), as most of a client's requests over its limit are.
 
 Each target runs in a child process under callgrind with instrumentation off while it starts and
 warms up, on for the measured requests only (``callgrind_control -i on``).
@@ -36,7 +38,7 @@ if str(ROOT) not in sys.path:
 from bench.routing_http import BARE_SOURCE, OPERATOR_KEY, production_settings  # noqa: E402
 from bench.routing_inprocess import ROUTE_BODY  # noqa: E402
 
-TARGETS = ("bare", "open", "production")
+TARGETS = ("bare", "open", "production", "refused")
 
 
 def _environ(path: str, api_key: str | None) -> dict[str, Any]:
@@ -80,7 +82,7 @@ def child(target: str, requests: int, warm: int) -> None:
         from devtools.serve import build_app
 
         app = build_app("routing")
-        base = _environ("/v2/route", OPERATOR_KEY if target == "production" else None)
+        base = _environ("/v2/route", None if target == "open" else OPERATOR_KEY)
     body = ROUTE_BODY.encode()
     statuses: list[str] = []
 
@@ -96,8 +98,9 @@ def child(target: str, requests: int, warm: int) -> None:
 
     for _ in range(warm):
         one()
-    if not statuses[-1].startswith("200"):
-        raise SystemExit(f"{target}: answered {statuses[-1]}, not 200")
+    expected = "429" if target == "refused" else "200"
+    if not statuses[-1].startswith(expected):
+        raise SystemExit(f"{target}: answered {statuses[-1]}, not {expected}")
     control = ["callgrind_control", "-i"]
     subprocess.run([*control, "on", str(os.getpid())], check=True, capture_output=True)
     for _ in range(requests):
@@ -135,6 +138,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--warm", type=int, default=200)
     parser.add_argument("--child", choices=TARGETS)
+    parser.add_argument(
+        "--targets", default=",".join(TARGETS), help="comma-separated subset (bare is always run)"
+    )
     args = parser.parse_args()
     if args.child:
         child(args.child, args.requests, args.warm)
@@ -160,16 +166,23 @@ def main() -> None:
                 "ION_METRICS_FLUSH_SECONDS": "1000000",
             },
         }
-        figures = {target: count(target, args.requests, args.warm, settings[target]) for target in TARGETS}
+        # One token a thousand seconds: the first request takes it, the rest are refused from memory.
+        settings["refused"] = {
+            **settings["production"],
+            "ION_RATE_LIMIT_PER_SECOND": "0.001",
+            "ION_RATE_LIMIT_BURST": "1",
+        }
+        chosen = [t for t in TARGETS if t == "bare" or t in args.targets.split(",")]
+        figures = {target: count(target, args.requests, args.warm, settings[target]) for target in chosen}
     finally:
         redis.stop()
     print(
         f"instructions per request through the WSGI app (callgrind, {args.requests} requests after "
         f"{args.warm} warm-up, no sockets):"
     )
-    for target in TARGETS:
-        ratio = figures["bare"] / figures[target]
-        print(f"  {target:12} {figures[target]:>12,.0f}   bare / this = {ratio:.2f}")
+    for target, instructions in figures.items():
+        ratio = figures["bare"] / instructions
+        print(f"  {target:12} {instructions:>12,.0f}   bare / this = {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -11,9 +11,11 @@ instances, timed by Redis's own clock. An instance takes tokens from Redis a few
 tenth of the burst) and spends them locally for at most ``ION_RATE_LIMIT_LEASE_SECONDS``, so most
 requests cost no Redis round trip. Tokens are taken before they are spent, so the limit across
 instances is never exceeded; a lease left unspent is forfeited (stricter, by at most a lease per
-instance). A refusal is remembered too: Redis said when the bucket's next token is due, so until
-then the instance refuses the key without asking again (the time is counted from before the
-question was sent, so never later than Redis would allow). Redis down: each instance keeps a
+instance). A refusal is remembered too, and so is an admission that leaves the bucket under a
+token: Redis said when the bucket's next token is due, so until then the instance refuses the key
+without asking again (the time is counted from before the question was sent, so never later than
+Redis would allow); then the first request asks for that token, and those arriving while it asks
+are refused here, as no second token is due before 1/rate later. Redis down: each instance keeps a
 local bucket with the same numbers (a looser limit, but never an outage). Redis keys name a hash
 of the API key, never the key itself.
 
@@ -102,7 +104,7 @@ class RateLimited(Exception):
         self.customer: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass sets each field through object.__setattr__
 class Verdict:
     allowed: bool
     retry_after: float
@@ -131,6 +133,49 @@ def lease_size(rate: float, burst: int, configured: int) -> int:
     return max(0, int(min(rate * 0.1, burst / 10)) - 1)
 
 
+class _BucketScript:
+    """The token bucket script, run with EVALSHA on a Redis connection of the calling thread's
+    own (made like the client's pool makes them: same class, settings and TLS).
+
+    redis-py's ``Script`` call goes through ``execute_command``: its retry wrapper, observability
+    hooks, and the pool's checkout, which polls the socket before every command; about 165
+    Python calls a round trip, against about 50 here. A connection that failed in any way is
+    closed (a late reply can never be read as the next one's) and opened again on next use."""
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+        self._sha = hashlib.sha1(source.encode()).hexdigest()  # Redis names scripts by SHA-1
+        self._local = threading.local()
+        self._no_script: type[Exception] | None = None  # redis's NoScriptError, once redis is loaded
+
+    def __call__(self, client: redis.Redis, keys: list[str], args: list[Any]) -> Any:
+        local = self._local
+        pool = client.connection_pool
+        connection = getattr(local, "connection", None)
+        if connection is None or local.pool is not pool:
+            if connection is not None:
+                connection.disconnect()
+            connection = local.connection = pool.connection_class(**pool.connection_kwargs)
+            local.pool = pool
+            from redis.exceptions import NoScriptError
+
+            self._no_script = NoScriptError
+        no_script = self._no_script
+        assert no_script is not None
+        try:
+            try:
+                connection.send_command("EVALSHA", self._sha, len(keys), *keys, *args)
+                return connection.read_response()
+            except no_script:  # a Redis that restarted or was flushed: load it, once
+                connection.send_command("SCRIPT", "LOAD", self._source)
+                connection.read_response()
+                connection.send_command("EVALSHA", self._sha, len(keys), *keys, *args)
+                return connection.read_response()
+        except BaseException:
+            connection.disconnect()
+            raise
+
+
 class _LocalBucket:
     __slots__ = ("stamp", "tokens")
 
@@ -154,11 +199,14 @@ class ApiKeyGuard:
         failures: FailureLimiter | None = None,
     ) -> None:
         self._keys = [key.encode() for key in keys]
+        # Each operator key's bucket id, worked out once (not a SHA-256 per request).
+        self._bucket_ids = {key: hashlib.sha256(key).hexdigest()[:24] for key in self._keys}
         self._rate = rate
         self._burst = burst
+        self._burst_text = str(burst)
         self._metrics = metrics
         self._redis_client = redis_client
-        self._script: Any = None
+        self._script = _BucketScript(TOKEN_BUCKET_LUA)
         self._local: dict[str, _LocalBucket] = {}
         self._lease_extra = lease_size(rate, burst, lease_tokens)
         self._lease_seconds = lease_seconds
@@ -191,7 +239,7 @@ class ApiKeyGuard:
                 else "Missing X-API-Key header.",
                 headers=_CHALLENGE,
             )
-        return hashlib.sha256(candidate).hexdigest()[:24]
+        return self._bucket_ids[candidate]
 
     def check(self, presented: str | None) -> dict[str, str]:
         """Headers to add to the answer for the operator ``X-API-Key`` presented; raises
@@ -214,15 +262,16 @@ class ApiKeyGuard:
         ``AccessDenied``, ``RateLimited`` (its ``customer`` set for a customer key; also when
         ``client`` or the key id prefix has had too many refusals) or ``KeyStoreUnavailable``."""
         try:
-            return self._admit(presented, client)
+            if self.customer_keys is None or not (presented and presented.startswith(ck.KEY_PREFIX)):
+                return self._limit(self.authenticate(presented)), None  # an operator key
+            return self._admit_customer(presented, client)
         except AccessDenied as denied:
             raise self._refused(denied, presented, client) from None
 
-    def _admit(
-        self, presented: str | None, client: str | Callable[[], str]
+    def _admit_customer(
+        self, presented: str, client: str | Callable[[], str]
     ) -> tuple[dict[str, str], str | None]:
-        if not (presented and self.customer_keys is not None and presented.startswith(ck.KEY_PREFIX)):
-            return self.check(presented), None
+        assert self.customer_keys is not None
         try:
             key = self.customer_keys.screen(presented)
         except KeyRefused as refused:
@@ -299,7 +348,7 @@ class ApiKeyGuard:
 
     def _limit(self, bucket: str, cost: int = 1) -> dict[str, str]:
         verdict = self._take(bucket, cost)
-        headers = {"RateLimit-Limit": str(self._burst), "RateLimit-Remaining": str(int(verdict.remaining))}
+        headers = {"RateLimit-Limit": self._burst_text, "RateLimit-Remaining": str(int(verdict.remaining))}
         if not verdict.allowed:
             self._metrics.rejected.add(1, (("reason", "rate_limit"),))
             retry = max(1, math.ceil(verdict.retry_after))
@@ -320,19 +369,28 @@ class ApiKeyGuard:
                 if lease is not None and lease.expires > now and lease.tokens >= cost:
                     lease.tokens -= cost
                     return Verdict(True, 0.0, lease.remote_left + lease.tokens)
+            claim = None
             empty_until = self._empty_until.get(bucket)
             if empty_until is not None:
                 if now < empty_until:  # Redis said no token before then: no need to ask again
                     return Verdict(False, empty_until - now, 0.0)
-                del self._empty_until[bucket]
+                # The token due then is this request's to ask for; the next is due 1/rate later.
+                # Until then the requests arriving while it asks are refused here: otherwise each
+                # thread in flight asked Redis when a remembered refusal ran out (~4 round trips
+                # per token of a key over its limit, under wrk).
+                claim = empty_until + 1 / self._rate
+                if claim > now:
+                    self._empty_until[bucket] = claim
+                else:
+                    del self._empty_until[bucket]
+                    claim = None
         client = self._redis_client() if now >= self._redis_down_until else None
         if client is not None:
             try:
-                if self._script is None:
-                    self._script = client.register_script(TOKEN_BUCKET_LUA)
                 allowed, retry, left, granted = self._script(
-                    keys=[f"ion:routing:ratelimit:{bucket}"],
-                    args=[self._rate, self._burst, cost, self._lease_extra],
+                    client,
+                    [f"ion:routing:ratelimit:{bucket}"],
+                    [self._rate, self._burst, cost, self._lease_extra],
                 )
                 remaining = float(left)
                 if not int(allowed):
@@ -340,6 +398,8 @@ class ApiKeyGuard:
                         # Fewer than one token at Redis's clock, which read after ``now``: none
                         # here before now + retry either (other instances only take tokens).
                         self._remember_empty(bucket, now + float(retry), now)
+                    elif claim is not None:  # a bulk refused took no token: the claimed one is there
+                        self._forget_claim(bucket, claim)
                     return Verdict(False, float(retry), remaining)
                 if self._lease_extra:
                     with self._lock:
@@ -351,6 +411,13 @@ class ApiKeyGuard:
                         remaining += lease.tokens
                         if len(self._leases) > MAX_LEASES:  # one per key seen: drop the expired
                             self._leases = {k: v for k, v in self._leases.items() if v.expires > now}
+                if remaining < 1:
+                    # Admitted, and Redis has less than a token left: as after a refusal, none here
+                    # before it refills one (a key over its limit cost a round trip per admitted
+                    # request and another for the request refused right after).
+                    self._remember_empty(bucket, now + (1 - remaining) / self._rate, now)
+                elif claim is not None:  # Redis has tokens to spare: nothing is refused here
+                    self._forget_claim(bucket, claim)
                 return Verdict(True, float(retry), remaining)
             except Exception as exc:  # noqa: BLE001 - redis errors: fall back to a local bucket
                 self._redis_down_until = time.monotonic() + self.retry_seconds
@@ -358,7 +425,14 @@ class ApiKeyGuard:
                     "rate limit store unavailable; limiting per instance",
                     extra={"error": repr(exc), "retry_seconds": self.retry_seconds},
                 )
+        if claim is not None:  # the local bucket decides, not a claim on Redis's token
+            self._forget_claim(bucket, claim)
         return self._take_local(bucket, cost)
+
+    def _forget_claim(self, bucket: str, claim: float) -> None:
+        with self._lock:
+            if self._empty_until.get(bucket) == claim:  # not since replaced by a newer answer
+                del self._empty_until[bucket]
 
     def _remember_empty(self, bucket: str, until: float, now: float) -> None:
         with self._lock:

@@ -132,6 +132,7 @@ def parse_key(raw: str, field: str = "resonance_key") -> ResonanceKey:
 @dataclass(frozen=True, slots=True)
 class Decision:
     key: ResonanceKey
+    key_text: str  # str(key), the spelling answers use
     key_index: int
     primary: str
     primary_index: int
@@ -171,6 +172,7 @@ def decide(key: ResonanceKey, weights: Weights) -> Decision:
     confidence = confidence_of(scores[primary], scores[secondary])
     return Decision(
         key=key,
+        key_text=str(key),
         key_index=key.index,
         primary=primary,
         primary_index=PERSONAS.index(primary),
@@ -287,6 +289,10 @@ def user_prompt(message: str | None, context: list[tuple[str, str]], key: Resona
     else:
         lines.append(f"No message text was given; the request named the resonance key {key} only.")
     return "\n".join(lines)
+
+
+# The user turn of a request that names only a key (no message, no context), by the key's text.
+KEY_ONLY_PROMPTS: dict[str, str] = {str(key): user_prompt(None, [], key) for key in ALL_KEYS}
 
 
 def persona_profiles() -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from functions.routing.cache import TwoTierCache, content_key
 from functions.routing.config import load_weight_config
 from functions.routing.engine import (
     INTENTS,
+    KEY_ONLY_PROMPTS,
     PACES,
     PERSONAS,
     TONES,
@@ -104,6 +105,8 @@ class RoutingService:
                 window_seconds=self.settings.auth_failure_window_seconds,
             ),
         )
+        # What every answer of a weight set carries (shared, read-only: answers are only serialised).
+        self._weights_answers = {name: {"set": name, "version": self.config.version} for name in self.tables}
         self._persona_attrs = {p: (("persona", p),) for p in PERSONAS}
         self._source_attrs = {s: (("source", s),) for s in ("given", "inferred")}
         # Warm-up: the tables above are every decision; L1 takes what other instances cached.
@@ -158,23 +161,28 @@ class RoutingService:
             self.metrics.experiment_arm.add(1, (("experiment", self.bandit.name), ("arm", arm)))
         decision = table[key]
         metrics = self.metrics
-        metrics.persona_selected.add(1, self._persona_attrs[decision.primary])
-        metrics.confidence.record(decision.confidence, self._persona_attrs[decision.primary])
+        persona_attrs = self._persona_attrs[decision.primary]
+        metrics.persona_selected.add(1, persona_attrs)
+        metrics.confidence.record(decision.confidence, persona_attrs)
         metrics.key_source.add(1, self._source_attrs["inferred" if inference else "given"])
         prompt = None
         if include_prompt:
-            context = (
-                body.context[-self.settings.context_messages :] if self.settings.context_messages else []
-            )
-            prompt = {
-                "system": decision.system_prompt,
-                "user": user_prompt(body.message, [(m.role, m.content) for m in context], key),
-            }
+            keep = self.settings.context_messages
+            context = body.context[-keep:] if keep and body.context else []
+            if context:
+                user = user_prompt(body.message, [(m.role, m.content) for m in context], key)
+            else:
+                user = (
+                    user_prompt(body.message, [], key)
+                    if body.message
+                    else KEY_ONLY_PROMPTS[decision.key_text]
+                )
+            prompt = {"system": decision.system_prompt, "user": user}
         return {
             "request_id": self.ids.issue(
                 decision.key_index, decision.primary_index, self.config.version, arm_index, time.time()
             ),
-            "resonance_key": str(key),
+            "resonance_key": decision.key_text,
             "primary_persona": decision.primary,
             "secondary_persona": decision.secondary,
             "confidence": decision.confidence,
@@ -183,7 +191,7 @@ class RoutingService:
             "inference": inference.as_dict() if inference else None,
             "reasoning": decision.reasoning,
             "prompt": prompt,
-            "weights": {"set": table.name, "version": self.config.version},
+            "weights": self._weights_answers[table.name],
             "experiment": experiment,
         }
 

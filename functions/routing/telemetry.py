@@ -95,15 +95,23 @@ class Instrument:
         self.description = description
 
 
+# The two recordings of every request (counter add, histogram record) look their series up
+# inline rather than through ``Telemetry._accumulator``: a call less each, on every request.
+
+
 class Counter(Instrument):
     __slots__ = ()
 
     def add(self, value: float = 1, attributes: Attributes = ()) -> None:
         telemetry = self._telemetry
+        key = (self.name, attributes)
         with telemetry._lock:
-            acc = telemetry._accumulator(self.name, attributes, SumAccumulator)
-            if acc is not None:
-                acc.value += value
+            acc = telemetry._series.get(key)
+            if acc is None:
+                acc = telemetry._accumulator(self.name, attributes, SumAccumulator)
+                if acc is None:
+                    return
+            acc.value += value  # type: ignore[union-attr] - one name is one kind (see _accumulator)
 
 
 class Histogram(Instrument):
@@ -111,10 +119,14 @@ class Histogram(Instrument):
 
     def record(self, value: float, attributes: Attributes = ()) -> None:
         telemetry = self._telemetry
+        key = (self.name, attributes)
         with telemetry._lock:
-            acc = telemetry._accumulator(self.name, attributes, HistogramAccumulator)
-            if acc is not None:
-                acc.record(value)
+            acc = telemetry._series.get(key)
+            if acc is None:
+                acc = telemetry._accumulator(self.name, attributes, HistogramAccumulator)
+                if acc is None:
+                    return
+            acc.record(value)  # type: ignore[union-attr] - one name is one kind (see _accumulator)
 
 
 class Gauge(Instrument):

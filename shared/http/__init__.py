@@ -26,6 +26,7 @@ from shared.http.operations import (
 )
 from shared.http.problems import PROBLEM_JSON, Problem, unavailable_when_transient
 from shared.http.push import MAX_PUSH_BYTES, PUSH_ENVELOPE, pubsub_push, push_event, serve_push
+from shared.http.responses import ReadyResponse, set_headers
 from shared.transient import is_transient
 from shared.validation import validation_errors
 
@@ -38,6 +39,7 @@ __all__ = [
     "Handler",
     "Operation",
     "Problem",
+    "ReadyResponse",
     "Reply",
     "ReplySpec",
     "body_read_so_far",
@@ -53,6 +55,7 @@ __all__ = [
     "read_query",
     "scheduled_time",
     "serve_push",
+    "set_headers",
     "unavailable_when_transient",
     "validation_errors",
 ]

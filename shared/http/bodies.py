@@ -47,15 +47,27 @@ class _BoundedStream:
         return self.read(size)
 
 
+def _plain_length(environ: dict[str, Any]) -> int | None:
+    """The Content-Length of a body sent without Transfer-Encoding, when it is plain ASCII
+    digits (what werkzeug's ``content_length`` answers for it, without its header lookups);
+    None for anything else, which werkzeug's own parsing decides."""
+    length = environ.get("CONTENT_LENGTH")
+    if length and "HTTP_TRANSFER_ENCODING" not in environ and length.isascii() and length.isdigit():
+        return int(length)
+    return None
+
+
 def bound_body(request: flask.Request, *, max_bytes: int | None = None) -> None:
     """Let nothing read more than the limit + 1 bytes of this request's body, whoever reads it:
     a chunked body has no Content-Length to refuse it by, and functions-framework reads the rest
-    of every body into memory after the answer."""
+    of every body into memory after the answer. A body with a Content-Length within the limit
+    needs no bound of ours: the WSGI server (or werkzeug's stream) reads no more than that."""
     environ = request.environ
     if environ.get(_BOUNDED_KEY):  # called by each layer: bounded once, then checked cheaply
         return
-    if not isinstance(request.stream, _BoundedStream):
-        limit = max_bytes or get_settings().max_body_bytes
+    limit = max_bytes or get_settings().max_body_bytes
+    length = _plain_length(environ)
+    if (length is None or length > limit) and not isinstance(request.stream, _BoundedStream):
         request.stream = _BoundedStream(request.stream, limit + 1)  # type: ignore[misc]
     environ[_BOUNDED_KEY] = True
 
@@ -64,7 +76,9 @@ def read_body(request: flask.Request, *, max_bytes: int | None = None) -> bytes:
     """The raw body, refusing more than ``max_bytes`` (413) without reading it all, chunked or
     not. Read bodies only through here, never with ``request.get_data``."""
     limit = max_bytes or get_settings().max_body_bytes
-    length = request.content_length
+    length = _plain_length(request.environ)
+    if length is None:
+        length = request.content_length
     if length is not None and length > limit:
         raise Problem(413, f"Body of {length} bytes exceeds the limit of {limit} bytes.")
     data = request.environ.get(_BODY_KEY)

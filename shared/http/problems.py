@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import flask
 from pydantic import BaseModel, ValidationError
 
+from shared.http.responses import ReadyResponse
 from shared.logging import get_logger
 from shared.transient import is_transient
 from shared.validation import validation_errors
@@ -75,10 +76,7 @@ class Problem(Exception):
         if self.errors:
             body["errors"] = self.errors
         body.update(self.extra)
-        response = flask.Response(json.dumps(body), status=self.status, mimetype=PROBLEM_JSON)
-        for key, value in self.headers.items():
-            response.headers[key] = value
-        return response
+        return ReadyResponse(json.dumps(body).encode(), self.status, self.headers.items(), PROBLEM_JSON)
 
 
 @contextmanager

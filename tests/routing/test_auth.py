@@ -228,3 +228,108 @@ def test_a_bulk_refused_for_its_size_does_not_refuse_single_requests(redis_url: 
     guard.check("alpha")
     with pytest.raises(RateLimited):
         guard.check("alpha")
+
+
+def _shared_guard(redis_url: str, *, rate: float, burst: int) -> Any:
+    """A guard on one Redis client (as deployed: ``get_redis`` is made once per instance)."""
+    import redis
+
+    from functions.routing.auth import ApiKeyGuard
+    from functions.routing.metrics import RoutingMetrics
+    from functions.routing.telemetry import Telemetry, TelemetrySettings
+
+    client = redis.Redis.from_url(redis_url)
+    telemetry = Telemetry("routing", publish=lambda _: None, settings=TelemetrySettings(enabled=False))
+    return ApiKeyGuard(
+        ["alpha"], rate=rate, burst=burst, metrics=RoutingMetrics(telemetry), redis_client=lambda: client
+    )
+
+
+@pytest.mark.redis
+def test_the_bucket_script_is_loaded_again_after_redis_forgets_it(redis_url: str) -> None:
+    import redis
+
+    from functions.routing.auth import RateLimited
+
+    guard = _shared_guard(redis_url, rate=0.001, burst=3)
+    guard.check("alpha")
+    redis.Redis.from_url(redis_url).script_flush()  # as after a restart or failover
+    guard.check("alpha")
+    guard.check("alpha")
+    with pytest.raises(RateLimited):  # all 3 tokens were taken from the Redis bucket
+        guard.check("alpha")
+    assert guard._redis_down_until == 0.0  # never fell back to the local bucket
+
+
+@pytest.mark.redis
+def test_a_broken_redis_connection_is_opened_again(redis_url: str) -> None:
+    import redis
+
+    from functions.routing.auth import RateLimited
+
+    guard = _shared_guard(redis_url, rate=0.001, burst=3)
+    guard.retry_seconds = 0.0  # ask Redis again at once after a failure
+    guard.check("alpha")
+    admin = redis.Redis.from_url(redis_url)
+    admin.client_kill_filter(_type="normal", skipme=True)  # every connection but this one
+    guard.check("alpha")  # the dead connection fails: the local bucket answers, and it is closed
+    (bucket,) = admin.keys("ion:routing:ratelimit:*")
+    assert float(admin.hget(bucket, "tokens")) == pytest.approx(2, abs=0.01)  # not taken from Redis
+    guard.check("alpha")  # a new connection: Redis again
+    assert float(admin.hget(bucket, "tokens")) == pytest.approx(1, abs=0.01)
+    guard.check("alpha")
+    with pytest.raises(RateLimited):
+        guard.check("alpha")
+
+
+@pytest.mark.redis
+def test_an_admission_that_empties_the_bucket_is_remembered_too(redis_url: str) -> None:
+    from functions.routing.auth import RateLimited
+
+    guard = _guard(redis_url, rate=0.1, burst=2)  # no lease: a Redis round trip per token
+    guard.check("alpha")  # 1 token left in Redis
+    guard.check("alpha")  # none left: Redis said so with the admission
+    asked = _evalsha_calls(redis_url)
+    for _ in range(3):
+        with pytest.raises(RateLimited) as refused:
+            guard.check("alpha")
+        assert 1 <= refused.value.retry_after <= 10
+    assert _evalsha_calls(redis_url) == asked  # refused here, Redis not asked
+    # Another instance asks Redis, which refuses it too: the remembered refusal refused nothing
+    # Redis would have admitted.
+    with pytest.raises(RateLimited):
+        _guard(redis_url, rate=0.1, burst=2).check("alpha")
+    assert _evalsha_calls(redis_url) == asked + 1
+
+
+@pytest.mark.redis
+def test_requests_arriving_while_one_asks_for_the_due_token_do_not_ask_too(redis_url: str) -> None:
+    import time
+
+    from functions.routing.auth import RateLimited
+
+    guard = _guard(redis_url, rate=4, burst=1)  # a token every 0.25 s, no lease
+    guard.check("alpha")  # the bucket is empty, and the guard knows until when
+    (due,) = guard._empty_until.values()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < due:  # polled, bounded
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    asked = _evalsha_calls(redis_url)
+    real = guard._script
+    arrived: list[str] = []
+
+    def asking(*args: Any) -> Any:
+        """Another request arrives while this one's question is in flight."""
+        guard._script = real
+        try:
+            guard.check("alpha")
+            arrived.append("admitted")
+        except RateLimited:
+            arrived.append("refused")
+        return real(*args)
+
+    guard._script = asking
+    guard.check("alpha")  # the due token: admitted
+    assert arrived == ["refused"]  # no second token before 0.25 s after the first was due
+    assert _evalsha_calls(redis_url) == asked + 1  # and only the first asked Redis
