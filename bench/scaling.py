@@ -296,10 +296,7 @@ class MemoryService:
 
 
 def production(
-    trace: Trace,
-    settings: ScalingSettings,
-    forecast_config: ForecastConfig | None = None,
-    policy_config: PolicyConfig | None = None,
+    trace: Trace, settings: ScalingSettings, forecast_config: ForecastConfig | None = None
 ) -> Decisions:
     """``run_cycle`` every 5 minutes on the clock, applying to a memory service (the function)."""
     region = "bench"
@@ -319,7 +316,6 @@ def production(
             announce=lambda record: None,
             dry_run=False,
             forecast_config=forecast_config,
-            policy_config=policy_config,
         )
         store.records.clear()  # the decisions' own records: not needed here, and 12k of them add up
         decisions.append((at, service.live.min_instances, service.live.max_instances))
@@ -515,27 +511,6 @@ def decision_time(cases: list[Case]) -> None:
     )
 
 
-def _lead(pc: PolicyConfig, target: str = "lead", share: float = 1.0, **lead: Any) -> PolicyConfig:
-    return replace(pc, target=target, forecast_share=share, lead=replace(pc.lead, **lead))
-
-
-# The lead-the-autoscaler trials (issue 22 item 3), each a PolicyConfig from the default one.
-LEAD_TRIALS: dict[str, Callable[[PolicyConfig], PolicyConfig]] = {
-    "forecast": lambda pc: replace(pc, target="forecast"),
-    "lead": _lead,
-    "top3": lambda pc: _lead(pc, base="top3"),
-    "p90": lambda pc: _lead(pc, base="p90"),
-    "cap1.5": lambda pc: _lead(pc, rise_cap=math.log(1.5)),
-    "p90-cap1.5": lambda pc: _lead(pc, base="p90", rise_cap=math.log(1.5)),
-    "floor1.2": lambda pc: _lead(pc, rise_floor=math.log(1.2)),
-    "floor1.2-cap1.5": lambda pc: _lead(pc, rise_floor=math.log(1.2), rise_cap=math.log(1.5)),
-    "max-k0.8": lambda pc: _lead(pc, target="lead-max", share=0.8),
-    "max-k0.8-cap1.5": lambda pc: _lead(pc, target="lead-max", share=0.8, rise_cap=math.log(1.5)),
-    "min": lambda pc: _lead(pc, target="lead-min"),
-    "min-floor1.2": lambda pc: _lead(pc, target="lead-min", rise_floor=math.log(1.2)),
-}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -544,13 +519,6 @@ def main() -> None:
         "--data", default="generated,irregular,traffic,traffic-rate,tweets", help="comma-separated data sets"
     )
     parser.add_argument("--no-timing", action="store_true")
-    parser.add_argument(
-        "--rise-quantiles", default="", help="comma-separated lead margin quantiles to run beside the default"
-    )
-    parser.add_argument(
-        "--lead-trials", default="", help=f"comma-separated lead trials beside it: {', '.join(LEAD_TRIALS)}"
-    )
-    parser.add_argument("--only-trials", action="store_true", help="no production headline beside the trials")
     parser.add_argument("--jobs", type=int, default=2, help="predictive runs side by side (processes)")
     args = parser.parse_args()
     # The function logs each decision: thousands of slots here.
@@ -570,19 +538,7 @@ def main() -> None:
     fc, pc = ForecastConfig(), PolicyConfig()
     policies: dict[str, Policy] = {
         "predictive: production path": lambda t: production(t, bench_settings()),
-        "before: forecast's upper +20%": lambda t: production(
-            t, bench_settings(), policy_config=replace(pc, target="forecast")
-        ),
     }
-    for quantile in [float(q) for q in args.rise_quantiles.split(",") if q]:
-        policies[f"lead, rise quantile {quantile}"] = lambda t, q=quantile: production(
-            t, bench_settings(), policy_config=replace(pc, lead=replace(pc.lead, rise_quantile=q))
-        )
-    for name in [n for n in args.lead_trials.split(",") if n]:
-        trial = LEAD_TRIALS[name](pc)
-        policies[f"trial: {name}"] = lambda t, c=trial: production(t, bench_settings(), policy_config=c)
-    if args.only_trials:
-        policies = {k: v for k, v in policies.items() if k.startswith("trial: ")}
     if args.variants:
         policies.update(
             {

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -42,7 +42,6 @@ from functions.scaling.forecast import (
     forecast,
     realised_error,
 )
-from functions.scaling.lead import Lead, LeadConfig, lead, realised_rise
 from functions.scaling.rules import Bounds
 
 Binding = Literal[
@@ -68,13 +67,6 @@ class PolicyConfig:
     rollback_window: timedelta = timedelta(minutes=30)
     max_factor: float = 3.0  # the max leaves room for a burst of this many times the upper band
     max_slack: float = 0.5  # a live max up to this much above the target is kept as it is
-    # "lead": the min leads the platform's autoscaler (lead.py), the forecast's target when there
-    # is no recent peak to lead from; "forecast": the forecast's upper band plus the headroom.
-    # "lead-max": the larger of the lead target and the forecast's target x ``forecast_share``;
-    # "lead-min": the smaller of the lead target and the forecast's target.
-    target: Literal["lead", "forecast", "lead-max", "lead-min"] = "lead"
-    lead: LeadConfig = field(default_factory=LeadConfig)
-    forecast_share: float = 1.0
 
 
 DEFAULT_FORECAST = ForecastConfig()
@@ -90,7 +82,6 @@ class PendingForecast(BaseModel):
     made_at: AwareDatetime
     point: float
     window_minutes: int = 60  # the span it forecast the peak of
-    lead_base: float | None = None  # the lead target's recent peak x growth, when it led
 
 
 class Live(BaseModel):
@@ -113,7 +104,6 @@ class ScalingState(BaseModel):
     recommendations: list[Recommendation] = []
     pending: list[PendingForecast] = []  # forecasts whose window is not over yet
     errors: list[float] = []  # log(realised peak / forecast peak), newest last
-    rises: list[float] = []  # log(realised peak of the next 5 min / lead base), newest last
     # UTC hour -> its busiest minute, recorded from the per-minute reads once the hour is over:
     # the query API keeps minutes 72 h only, and the forecast wants 14 days of peaks.
     hourly_peaks: dict[AwareDatetime, float] = {}
@@ -126,7 +116,6 @@ class ScalingState(BaseModel):
                 "recommendations": other.recommendations,
                 "pending": other.pending,
                 "errors": other.errors,
-                "rises": other.rises,
                 "hourly_peaks": other.hourly_peaks,
                 "quarter_peaks": other.quarter_peaks,
             }
@@ -150,19 +139,6 @@ class ForecastView(BaseModel):
         return cls(**fc.__dict__)
 
 
-class LeadView(BaseModel):
-    """The lead target a decision used (``lead.py``): its recent peak, growth and margin."""
-
-    recent_peak: float
-    growth: float
-    margin: float  # the factor over recent peak x growth (e^margin)
-    target: float  # requests/min the min covers
-
-    @classmethod
-    def of(cls, led: Lead) -> LeadView:
-        return cls(recent_peak=led.peak, growth=led.growth, margin=math.exp(led.margin), target=led.target)
-
-
 class Capacity(BaseModel):
     rpm: float  # requests per minute one instance serves at the CPU target
     source: Literal["learned", "configured", "replay"]
@@ -184,7 +160,6 @@ class Decision(BaseModel):
     rule: str | None
     local_time: str
     forecast: ForecastView
-    lead: LeadView | None = None  # None: the min followed the forecast
     capacity: Capacity
     guard_firing: list[str] = []
 
@@ -233,7 +208,6 @@ def decide(
     """The returned state is the one to keep if the decision is applied; ``ScalingState.learned``
     keeps only its learning when it is not (a dry run)."""
     errors = list(state.errors)
-    rises = list(state.rises)
     pending: list[PendingForecast] = []
     for item in state.pending:
         if item.made_at + item.window_minutes * MINUTE <= at:
@@ -242,16 +216,9 @@ def decide(
             )
             if error is not None:
                 errors.append(error)
-            if item.lead_base is not None:
-                rise = realised_rise(
-                    item.made_at, item.lead_base, history.recent, config.lead, forecast_config
-                )
-                if rise is not None:
-                    rises.append(rise)
         else:
             pending.append(item)
     errors = errors[-forecast_config.max_errors :]
-    rises = rises[-config.lead.rise_memory :]
     peaks = record_peaks(state.hourly_peaks, history.recent, at, forecast_config)
     quarters = record_peaks(state.quarter_peaks, history.recent, at, forecast_config, QUARTER)
     if history.hourly_peak is None:
@@ -260,30 +227,7 @@ def decide(
 
     fc = forecast(history, at, zone, errors, forecast_config)
     headroom = 1 + config.headroom
-    led = (
-        lead(
-            history.recent,
-            history.quarter_peak,
-            at,
-            zone=zone,
-            rises=rises,
-            config=config.lead,
-            forecast_config=forecast_config,
-        )
-        if config.target != "forecast"
-        else None
-    )
-    forecast_target = fc.upper * headroom if fc.upper > 0 else 0.0
-    if led is None:
-        target = forecast_target
-    elif config.target == "lead-max":
-        target = max(led.target, forecast_target * config.forecast_share)
-    elif config.target == "lead-min":
-        target = min(led.target, forecast_target)
-    else:
-        # The learned margin over what the autoscaler already keeps replaces the headroom.
-        target = led.target
-    raw = math.ceil(target / capacity.rpm - 1e-9) if target > 0 else 0
+    raw = math.ceil(fc.upper / capacity.rpm * headroom - 1e-9) if fc.upper > 0 else 0
     desired = min(max(raw, bounds.low), bounds.high)
     if raw > bounds.high:
         bound_by: Binding = "rule-max"
@@ -338,14 +282,7 @@ def decide(
             new_max, max_bound_by = current_max, "guard-hold"
 
     changed = (new_min, new_max) != (current, current_max)
-    pending.append(
-        PendingForecast(
-            made_at=at,
-            point=fc.point,
-            window_minutes=fc.window_minutes,
-            lead_base=led.base if led is not None else None,
-        )
-    )
+    pending.append(PendingForecast(made_at=at, point=fc.point, window_minutes=fc.window_minutes))
     new_state = ScalingState(
         min_instances=new_min,
         max_instances=new_max,
@@ -355,7 +292,6 @@ def decide(
         recommendations=recommendations,
         pending=pending,
         errors=errors,
-        rises=rises,
         hourly_peaks=peaks,
         quarter_peaks=quarters,
     )
@@ -374,7 +310,6 @@ def decide(
         rule=bounds.rule,
         local_time=bounds.local_time,
         forecast=ForecastView.of(fc),
-        lead=LeadView.of(led) if led is not None else None,
         capacity=capacity,
         guard_firing=firing,
     )

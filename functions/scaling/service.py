@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -116,21 +116,18 @@ def run_cycle(
     dry_run: bool | None = None,
     clock: Callable[[], float] = time.monotonic,
     forecast_config: ForecastConfig | None = None,
-    policy_config: PolicyConfig | None = None,
 ) -> CycleResult:
     """``scaler`` reads each region's live min/max before deciding (a dry run too: reading is
     allowed) and applies unless ``dry_run`` (default: no scaler). Regions run side by side, each
     API call bounded by what is left of ``settings.deadline_seconds``; a region not done by then
     is in ``timed_out`` with nothing recorded (the retry decides it again from the live values).
     ``report`` is told once about a region whose target the API refuses for good (a service that
-    does not exist, a missing permission), until that changes. ``policy_config`` (the bench's
-    variants) is the base the settings' headroom, tolerance, stabilisation and max factor go on."""
+    does not exist, a missing permission), until that changes."""
     started = clock()
     deadline = started + settings.deadline_seconds
     dry = scaler is None if dry_run is None else dry_run
     chosen = [r for r in rules.regions if regions is None or r in regions]
-    policy = replace(
-        policy_config or PolicyConfig(),
+    policy = PolicyConfig(
         headroom=settings.headroom,
         tolerance=settings.tolerance,
         stabilisation=timedelta(minutes=settings.stabilisation_minutes),

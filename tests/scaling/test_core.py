@@ -10,14 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from functions.scaling.forecast import HOUR, MINUTE, ForecastConfig, History, drop_outages, forecast
-from functions.scaling.policy import (
-    Capacity,
-    PolicyConfig,
-    Recommendation,
-    ScalingState,
-    decide,
-    learn_capacity,
-)
+from functions.scaling.policy import Capacity, Recommendation, ScalingState, decide, learn_capacity
 from functions.scaling.replay import Replayer, Trace
 from functions.scaling.rules import Bounds, RulesError, active_rules, parse_rules
 from functions.scaling.synthetic import TraceSpec, generate
@@ -117,8 +110,6 @@ def _decide(
     state: ScalingState,
     bounds: Bounds | None = None,
     guard: tuple[str, ...] = (),
-    *,
-    config: PolicyConfig | None = None,
 ):
     return decide(
         region="r",
@@ -129,27 +120,16 @@ def _decide(
         capacity=Capacity(rpm=100, source="configured"),
         zone=UTCZ,
         guard_firing=guard,
-        config=config or PolicyConfig(),
     )
-
-
-FORECAST_TARGET = PolicyConfig(target="forecast")  # the min from the forecast's band, as before
 
 
 def test_desired_min_formula_and_bounds() -> None:
     at = T0 + timedelta(days=5, hours=12)
-    decision, _ = _decide(_steady(1000, at), at, ScalingState(), config=FORECAST_TARGET)
+    decision, _ = _decide(_steady(1000, at), at, ScalingState())
     # Flat 1000/min: upper band = point x default band 1.3 = 1.25 x 1000 x 1.3; x 1.2 headroom / 100.
     assert decision.forecast.method == "seasonal"
     assert decision.desired_min == math.ceil(decision.forecast.upper / 100 * 1.2)
     assert decision.bound_by == "forecast"
-    assert decision.lead is None
-    # Leading the autoscaler: the recent peak (1000) x growth 1 (no quarter peaks) x the default
-    # margin 1.3 until rises are learned, no headroom on top: 13 instances, not 20.
-    led, _ = _decide(_steady(1000, at), at, ScalingState())
-    assert led.lead is not None
-    assert (led.lead.recent_peak, led.lead.growth, led.lead.margin) == (1000, 1.0, pytest.approx(1.3))
-    assert (led.desired_min, led.bound_by) == (13, "forecast")
     low, _ = _decide(_steady(10, at), at, ScalingState(), _bounds(low=4, high=150, rule="morning-peak"))
     # The max leaves room for a burst (3x) above the min, not the rule's max of 150 whatever the load.
     assert (low.min_instances, low.max_instances, low.bound_by, low.rule) == (
@@ -332,8 +312,7 @@ def test_capacity_learned_near_the_cpu_target_else_default() -> None:
 def _at_nine(rpm: float, state: ScalingState | None = None, guard: tuple[str, ...] = ()):
     """09:00, the 08-09 peak rule (max 150) just over: the base max is 100."""
     at = T0 + timedelta(days=5, hours=9)
-    bounds = Bounds(low=2, high=100, ceiling=150)
-    return _decide(_steady(rpm, at), at, state or ScalingState(), bounds, guard, config=FORECAST_TARGET)
+    return _decide(_steady(rpm, at), at, state or ScalingState(), Bounds(low=2, high=100, ceiling=150), guard)
 
 
 def test_max_follows_the_band_and_never_cuts_the_running_load() -> None:

@@ -139,22 +139,18 @@ def test_cycle_applies_records_and_announces(standin: tuple[str, CloudRunState])
     result, announced = cycle(AT, store, scaler)
     by_region = {r.decision.region: r for r in result.records}
     us = by_region["us-central1"]
-    # Flat 60,000/min led from (policy.py, lead.py): the recent peak x growth 1 (no quarter-hour
-    # peaks yet) x the default margin 1.3 until rises are learned, 2,000/min per instance:
-    # ceil(60,000 x 1.3 / 2,000) = 39 instances (the forecast's target would set 50).
-    assert us.decision.min_instances == 39
-    assert us.decision.lead is not None
-    # The max: room for 3x the forecast's upper band with the headroom (ceil(3 x 49.14) = 148),
-    # within the peak rule's 150.
-    assert us.decision.max_instances == 148
+    # Flat 60,000/min: peak factor at its floor 1.05, default band 1.3, 2,000/min per instance,
+    # headroom 1.2: ceil(60,000 x 1.05 x 1.3 / 2,000 x 1.2) = ceil(49.1) = 50 instances.
+    assert us.decision.min_instances == 50
+    assert us.decision.max_instances == 150
     assert us.decision.rule == "morning-peak"
     assert us.outcome == "applied"
     # Compared with the live service (min 0 in the stand-in), not with an empty stored state.
     assert us.decision.previous_min == 0
     assert us.decision.from_live
-    assert us.monthly_cost_change_usd == round(39 * 730 * 0.0587, 2)
+    assert us.monthly_cost_change_usd == round(50 * 730 * 0.0587, 2)
     live = state.services[f"projects/{PROJECT}/locations/us-central1/services/persona-router"]["scaling"]
-    assert live == {"minInstanceCount": 39, "maxInstanceCount": 148}
+    assert live == {"minInstanceCount": 50, "maxInstanceCount": 150}
     assert {r.decision.region for r in announced} == {"us-central1", "europe-west1"}
     # The same slot again: nothing decided, nothing sent.
     again, _ = cycle(AT + timedelta(minutes=1), store, scaler)
@@ -178,7 +174,7 @@ def test_guard_reverts_a_scale_down_and_failures_keep_the_state(standin: tuple[s
         cycle(at, store, scaler, rpm=6_000.0)
     lowered = store.load("us-central1").state.min_instances
     assert lowered is not None
-    assert lowered < 39
+    assert lowered < 50
     at += timedelta(minutes=5)
     result, _ = cycle(
         at, store, scaler, guard=MemoryGuard({"us-central1": ["error-rate-critical"]}), rpm=6_000.0

@@ -59,14 +59,14 @@ def run(
 
 
 def test_a_hand_changed_live_min_is_stepped_down_from_not_cut(standin: tuple[str, CloudRunState]) -> None:
-    """The stored state said 4; someone set 20 by hand. The old policy stepped from 4 and cut the
-    live 20 to 4 in one step; now the step is from the live 20, at most halving."""
+    """The stored state said 5; someone set 20 by hand. The old policy stepped from 5 and cut the
+    live 20 to 5 in one step; now the step is from the live 20, at most halving."""
     endpoint, state = standin
     store = MemoryDecisionStore()
     scaler = CloudRunScaler(PROJECT, endpoint)
-    for step in range(8):  # 6,000/min led by 30%: 4 instances, applied, 40 minutes of recommendations
+    for step in range(8):  # 6,000/min: 5 instances, applied, 40 minutes of recommendations
         run(QUIET + step * timedelta(minutes=5), store, scaler)
-    assert state.services[US]["scaling"]["minInstanceCount"] == 4
+    assert state.services[US]["scaling"]["minInstanceCount"] == 5
     state.services[US]["scaling"]["minInstanceCount"] = 20  # by hand, or Terraform
     record = run(QUIET + timedelta(minutes=40), store, scaler).records[0]
     assert record.decision.previous_min == 20
@@ -85,7 +85,7 @@ def test_a_dry_run_never_records_a_value_as_applied(standin: tuple[str, CloudRun
     scaler = CloudRunScaler(PROJECT, endpoint)
     would = []
     announced: list[DecisionRecord] = []
-    for step in range(12):  # an hour of dry runs at a load the min leads at 4
+    for step in range(12):  # an hour of dry runs at a load needing 5
         at = QUIET + step * timedelta(minutes=5)
         record = run(at, store, scaler, dry_run=True, announce=announced.append).records[0]
         assert record.outcome == "dry-run"
