@@ -71,6 +71,20 @@ def test_every_value_falls_in_its_bucket_and_the_midpoint_is_within_1_percent() 
         assert abs(midpoint - value) / value <= 0.01
 
 
+def test_the_accumulator_buckets_each_value_where_map_to_index_says() -> None:
+    """HistogramAccumulator.record inlines map_to_index for speed: the two must not drift apart."""
+    from functions.routing.otlp_metrics import HistogramAccumulator
+
+    rng = random.Random(11)
+    values = [rng.lognormvariate(-6, 3) for _ in range(5_000)] + [2.0**k for k in range(-20, 20)]
+    for value in values:
+        for signed in (value, -value):
+            acc = HistogramAccumulator(0)
+            acc.record(signed)
+            buckets = acc.positive if signed > 0 else acc.negative
+            assert buckets == {map_to_index(value): 1}, signed
+
+
 def test_exact_powers_of_two_go_to_the_lower_bucket() -> None:
     assert map_to_index(1.0) == -1
     assert map_to_index(2.0) == (1 << SCALE) - 1
