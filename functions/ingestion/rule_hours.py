@@ -35,6 +35,7 @@ from shared.metrics.store import (
     METRICS,
     MINUTES,
     RETENTION,
+    UNKNOWN_STAMP_SUM,
     WRITE_STAMP,
     bucket_start,
     document_size,
@@ -131,7 +132,7 @@ def record_tail(metric: str, metric_doc: str, now: datetime) -> int:
         # changed (they read the minutes), never one that vouches for minutes not merged.
         stamp = minutes_stamp(minutes, hour, through)
         refs = [tail.document(rule_hour_id(rule.id, hour)) for rule in rules]
-        if stamp[0]:
+        if stamp[0] and stamp[1] != UNKNOWN_STAMP_SUM:  # an inexact stamp vouches for nothing
             current = {}
             for snapshot in client.get_all(refs, field_paths=[TAIL_THROUGH, TAIL_STAMP]):
                 fields = snapshot.to_dict() or {} if snapshot.exists else {}

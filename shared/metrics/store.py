@@ -224,10 +224,16 @@ def stamp_floor(start: datetime) -> int:
     return int(start.timestamp()) // 60 * STAMP_SPAN
 
 
+# ``minutes_stamp``'s sum when it is not exact: no recorded stamp has it, so nothing holds on it.
+UNKNOWN_STAMP_SUM = -1
+
+
 def minutes_stamp(minutes: Any, start: datetime, end: datetime) -> tuple[int, int]:
     """``(count, sum of write stamps)`` of the minute rollups of ``[start, end)`` in the collection
     ``minutes``: one aggregation query, whatever the rollups' number. Changes whenever one of them
-    is written or one is added (see the module's docstring)."""
+    is written or one is added (see the module's docstring). Firestore answers a sum past int64
+    (some 19,000 rollups of today's minutes) as a float, which cannot tell one more write: the sum
+    is then ``UNKNOWN_STAMP_SUM``, never recorded and never equal to a recorded one."""
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     in_range = minutes.where(filter=FieldFilter(WRITE_STAMP, ">=", stamp_floor(start))).where(
@@ -237,7 +243,8 @@ def minutes_stamp(minutes: Any, start: datetime, end: datetime) -> tuple[int, in
     for result in in_range.count(alias="count").sum(WRITE_STAMP, alias="sum").get():
         for aggregation in result:
             found[aggregation.alias] = aggregation.value
-    return int(found.get("count") or 0), int(found.get("sum") or 0)
+    total = found.get("sum") or 0
+    return int(found.get("count") or 0), total if isinstance(total, int) else UNKNOWN_STAMP_SUM
 
 
 def complete_minutes_since(now: datetime) -> datetime:

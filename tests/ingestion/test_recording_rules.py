@@ -387,6 +387,43 @@ def minute_docs(at: datetime) -> list[dict]:
     ]
 
 
+def test_a_stamp_sum_past_int64_is_unknown_and_never_recorded(fs) -> None:  # type: ignore[no-untyped-def]
+    """Firestore answers an int64 overflow of sum() as a float, which cannot show one more write:
+    far-future minutes overflow it with 200 rollups (today's minutes take some 19,000)."""
+    from shared.metrics.store import UNKNOWN_STAMP_SUM, WRITE_STAMP, stamp_floor
+
+    minutes = fs.collection("stamp-overflow")
+    at = datetime(9000, 1, 1, tzinfo=UTC)
+    batch = fs.batch()
+    for i in range(200):
+        batch.set(minutes.document(f"m{i}"), {WRITE_STAMP: stamp_floor(at) + i + 1})
+    batch.commit()
+    assert minutes_stamp(minutes, at, at + timedelta(minutes=1)) == (200, UNKNOWN_STAMP_SUM)
+    assert minutes_stamp(minutes, at, at + timedelta(minutes=1))[1] < 0  # below every real sum
+    few = minutes.where(filter=FieldFilter(WRITE_STAMP, "<=", stamp_floor(at) + 2)).get()
+    assert len(few) == 2  # and a sum that fits stays exact:
+    small = fs.collection("stamp-exact")
+    for doc in few:
+        small.document(doc.id).set(doc.to_dict())
+    assert minutes_stamp(small, at, at + timedelta(minutes=1)) == (2, 2 * stamp_floor(at) + 3)
+
+
+def test_no_provisional_hour_is_recorded_on_an_unknown_stamp(store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A tail too large for an exact stamp sum (Firestore's float past int64) records nothing: a
+    provisional hour vouched for by an inexact sum could hold after its minutes changed."""
+    from shared.metrics.store import UNKNOWN_STAMP_SUM
+
+    exact = rh.minutes_stamp
+    monkeypatch.setattr(rh, "minutes_stamp", lambda *args: (exact(*args)[0], UNKNOWN_STAMP_SUM))
+    write_traffic(H06, H12 + timedelta(minutes=30))
+    get_clock().set(AFTER)  # type: ignore[attr-defined]
+    ds.downsample()
+    assert ds.downsample().tail_hours_written == 0
+    assert not list(metric_ref(HTTP).collection(RULE_TAIL).stream())
+    monkeypatch.setattr(rh, "minutes_stamp", exact)
+    assert ds.downsample().tail_hours_written > 0  # exact again: recorded
+
+
 def test_every_write_of_a_minute_rollup_raises_its_stamp_and_a_redelivery_writes_nothing(store) -> None:  # type: ignore[no-untyped-def]
     at = datetime(2026, 3, 2, 11, 40, tzinfo=UTC)
     minutes = metric_ref(HTTP).collection(MINUTES)
