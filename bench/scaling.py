@@ -74,7 +74,7 @@ from functions.scaling.rules import RuleSet, unbounded
 from functions.scaling.scoring import Score, score
 from functions.scaling.service import run_cycle
 from functions.scaling.settings import ScalingSettings
-from functions.scaling.sources import MemoryGuard, RegionInputs
+from functions.scaling.sources import MemoryGuard, RegionInputs, hourly_means, recent_minutes
 from functions.scaling.store import MemoryDecisionStore
 from functions.scaling.synthetic import IrregularSpec, TraceSpec, generate, generate_irregular
 
@@ -241,19 +241,24 @@ class HourWindow(Mapping[datetime, float]):
 
 
 class TraceQueries:
-    """A region's reads as ``QueryApiHistory`` answers them from the metric store: hourly sums / 60
-    for the complete hours of the last 14 days (hours with no request left out), and the last
-    130 minutes per minute, a minute without data 0 (the query's empty step of a series with data)."""
+    """A region's reads as ``QueryApiHistory`` answers them from the metric store: per complete
+    hour of the last 14 days the sum over the minutes with data (the rows present, as the
+    collector's data points count them), an hour with fewer than 20 of them unknown, and the last
+    130 minutes per minute, a minute without a row absent (``sources.hourly_means``,
+    ``sources.recent_minutes``: the function's own reading of the answers)."""
 
     def __init__(self, region: str, trace: Trace) -> None:
         self.region = region
         self.minutes, self.requests = trace.minutes, trace.requests
         totals: dict[datetime, float] = {}
+        rows: dict[datetime, float] = {}
         for minute, value in zip(trace.minutes, trace.requests, strict=True):
             hour = floor_hour(minute)
             totals[hour] = totals.get(hour, 0.0) + value
-        self.hourly = {hour: total / 60 for hour, total in totals.items() if total > 0}
+            rows[hour] = rows.get(hour, 0.0) + 1
+        self.hourly = hourly_means({}, totals, rows)
         self.hours = sorted(self.hourly)
+        self.with_data = sorted(hour for hour, total in totals.items() if total > 0)
 
     def inputs(
         self, regions: Iterable[str], services: Mapping[str, str], at: datetime, days: int
@@ -264,12 +269,11 @@ class TraceQueries:
         first = now - RECENT_MINUTES * MINUTE
         lo, hi = bisect.bisect_left(self.minutes, first), bisect.bisect_left(self.minutes, now)
         present = {self.minutes[i]: self.requests[i] for i in range(lo, hi)}
-        recent = {first + k * MINUTE: present.get(first + k * MINUTE, 0.0) for k in range(RECENT_MINUTES)}
-        if not present:
-            recent = {}
+        recent = recent_minutes({}, present, dict.fromkeys(present, 1.0))
         window = HourWindow(self.hourly, self.hours, start, end)
+        first_hour = bisect.bisect_left(self.with_data, start)
         seen = [
-            *(h for h in [next(iter(window), None)] if h is not None),
+            *(self.with_data[first_hour : first_hour + 1] if first_hour < len(self.with_data) else []),
             *(m for m, v in recent.items() if v > 0),
         ]
         history = History(hourly=window, recent=recent, first_seen=min(seen) if seen else None)

@@ -19,7 +19,7 @@ scale-down within ``rollback_window``, go back to the setting before it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -108,6 +108,9 @@ class ScalingState(BaseModel):
     # the query API keeps minutes 72 h only, and the forecast wants 14 days of peaks.
     hourly_peaks: dict[AwareDatetime, float] = {}
     quarter_peaks: dict[AwareDatetime, float] = {}  # the same per quarter-hour
+    # UTC hour -> mean requests/min over its served minutes, recorded the same way: exact where
+    # the query API's hourly sums cannot tell how many minutes had data.
+    hourly_means: dict[AwareDatetime, float] = {}
 
     def learned(self, other: ScalingState) -> ScalingState:
         """This state with ``other``'s learning (what a dry run keeps of its decision)."""
@@ -118,6 +121,7 @@ class ScalingState(BaseModel):
                 "errors": other.errors,
                 "hourly_peaks": other.hourly_peaks,
                 "quarter_peaks": other.quarter_peaks,
+                "hourly_means": other.hourly_means,
             }
         )
 
@@ -170,10 +174,13 @@ def record_peaks(
     at: datetime,
     config: ForecastConfig,
     span: timedelta = HOUR,
+    *,
+    reduce: Callable[[list[float]], float] = max,
 ) -> dict[datetime, float]:
-    """``peaks`` with the busiest served minute of each ``span`` (an hour or a quarter-hour) that
-    ended at least ``peak_delay_minutes`` ago (its last minutes ingested) and lies within
-    ``recent``; older than the history window dropped. Recorded once, so a rerun records the same."""
+    """``peaks`` with the busiest served minute (or ``reduce`` of the served minutes) of each
+    ``span`` (an hour or a quarter-hour) that ended at least ``peak_delay_minutes`` ago (its last
+    minutes ingested) and lies within ``recent``; older than the history window dropped. Recorded
+    once, so a rerun records the same. Minutes without data are absent, never counted."""
     now = floor_minute(at.astimezone(UTC))
     keep_from = floor_hour(now) - timedelta(days=config.history_days + 1)
     out = {start: value for start, value in peaks.items() if start >= keep_from}
@@ -186,7 +193,7 @@ def record_peaks(
             window = {m: v for m, v in recent.items() if start - HOUR <= m < start + span}
             served = [v for m, v in drop_outages(window, config.outage_minutes).items() if m >= start]
             if len(served) >= least:
-                out[start] = max(served)
+                out[start] = reduce(served)
         start -= span
     return out
 
@@ -221,9 +228,13 @@ def decide(
     errors = errors[-forecast_config.max_errors :]
     peaks = record_peaks(state.hourly_peaks, history.recent, at, forecast_config)
     quarters = record_peaks(state.quarter_peaks, history.recent, at, forecast_config, QUARTER)
+    means = record_peaks(state.hourly_means, history.recent, at, forecast_config, reduce=_mean)
     if history.hourly_peak is None:
         # The peaks the function itself recorded: the replay reads the same as production.
         history = replace(history, hourly_peak=peaks, quarter_peak=quarters)
+    if means:
+        # Recorded means are over the served minutes; they win over the query API's hourly reads.
+        history = replace(history, hourly={**history.hourly, **means})
 
     fc = forecast(history, at, zone, errors, forecast_config)
     headroom = 1 + config.headroom
@@ -294,6 +305,7 @@ def decide(
         errors=errors,
         hourly_peaks=peaks,
         quarter_peaks=quarters,
+        hourly_means=means,
     )
     decision = Decision(
         region=region,
@@ -346,6 +358,10 @@ def _max(
     if current_max is not None and target < current_max <= min(slack, max(bounds.high, lowest)):
         return current_max, "tolerance"
     return target, binding
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 def learn_capacity(

@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from functions.scaling.forecast import MINUTE, RECENT_MINUTES, History, floor_hour, floor_minute
+from functions.scaling.forecast import (
+    MINUTE,
+    RECENT_MINUTES,
+    ForecastConfig,
+    History,
+    floor_hour,
+    floor_minute,
+)
 from shared.logging import get_logger
 
 log = get_logger("scaling.sources")
@@ -20,6 +27,8 @@ ROUTE_METRIC = "http.server.request.duration"  # routing's own requests (a histo
 CLOUD_RUN_REQUESTS = "cloudrun.request.count"  # collected from Cloud Monitoring (a sum per minute)
 CLOUD_RUN_INSTANCES = "cloudrun.container.instance.count"
 CLOUD_RUN_CPU = "cloudrun.container.cpu.utilization"
+# An hour whose collector minutes are fewer than this has no mean (as the forecast's own rule).
+MIN_MINUTES_PER_HOUR = ForecastConfig().min_served_minutes
 
 
 @dataclass
@@ -91,16 +100,17 @@ class QueryApiHistory:
     def hourly_requests(
         self, start: datetime, end: datetime, services: Mapping[str, str]
     ) -> dict[str, dict[datetime, float]]:
-        """Per region: UTC hour -> mean requests per minute (the larger of the two sources)."""
+        """Per region: UTC hour -> mean requests per minute over the minutes with data (see
+        ``hourly_means``); an hour with too few minutes of data is left out, never read as quiet."""
         route = self._series(
             ROUTE_METRIC, "count", start, end, step=3600, labels={"service": self.route_service}
         )
         run = self._series(CLOUD_RUN_REQUESTS, "sum", start, end, step=3600, labels={}, services=services)
+        minutes = self._series(
+            CLOUD_RUN_REQUESTS, "count", start, end, step=3600, labels={}, services=services, across="max"
+        )
         return {
-            region: {
-                hour: total / 60
-                for hour, total in _larger(route.get(region, {}), run.get(region, {})).items()
-            }
+            region: hourly_means(route.get(region, {}), run.get(region, {}), minutes.get(region, {}))
             for region in {*route, *run}
         }
 
@@ -117,12 +127,25 @@ class QueryApiHistory:
             "hourly_run": (CLOUD_RUN_REQUESTS, "sum", start_hour, end_hour, 3600, {}, services, None),
             "minute_route": (ROUTE_METRIC, "count", recent_start, now, 60, route, None, None),
             "minute_run": (CLOUD_RUN_REQUESTS, "sum", recent_start, now, 60, {}, services, None),
+            # The query answers 0 for a step without data: the collector's data points (one per
+            # series and minute) tell an hour's minutes with data, and a missing minute from a quiet one.
+            "hourly_run_minutes": (
+                CLOUD_RUN_REQUESTS,
+                "count",
+                start_hour,
+                end_hour,
+                3600,
+                {},
+                services,
+                "max",
+            ),
+            "minute_run_points": (CLOUD_RUN_REQUESTS, "count", recent_start, now, 60, {}, services, None),
             # Cloud Run has one instance-count series per revision and state (active, idle): each
             # averaged over the hour, then summed (pooling them would average the series).
             "instances": (CLOUD_RUN_INSTANCES, "avg", start_hour, end_hour, 3600, {}, services, "sum"),
             "cpu": (CLOUD_RUN_CPU, "avg", start_hour, end_hour, 3600, {}, services, None),
         }
-        # The six reads wait on Firestore, not on this CPU: side by side, a run costs the slowest.
+        # The eight reads wait on Firestore, not on this CPU: side by side, a run costs the slowest.
         with ThreadPoolExecutor(max_workers=len(reads)) as pool:
             futures = {
                 name: pool.submit(
@@ -144,10 +167,16 @@ class QueryApiHistory:
         instances, cpu = got["instances"], got["cpu"]
         out: dict[str, RegionInputs] = {}
         for region in regions:
-            hourly = _larger(hourly_route.get(region, {}), hourly_run.get(region, {}))
-            hourly_rpm = {hour: total / 60 for hour, total in hourly.items() if total > 0}
-            recent = _larger(minute_route.get(region, {}), minute_run.get(region, {}))
-            seen = sorted([*hourly_rpm, *(m for m, v in recent.items() if v > 0)])
+            route_hours, run_hours = hourly_route.get(region, {}), hourly_run.get(region, {})
+            hourly_rpm = hourly_means(route_hours, run_hours, got["hourly_run_minutes"].get(region, {}))
+            recent = recent_minutes(
+                minute_route.get(region, {}),
+                minute_run.get(region, {}),
+                got["minute_run_points"].get(region, {}),
+            )
+            # An hour with data but no mean (too few minutes known) still dates the history.
+            with_data = [h for h, total in _larger(route_hours, run_hours).items() if total > 0]
+            seen = sorted([*with_data, *(m for m, v in recent.items() if v > 0)])
             samples = [
                 (hourly_rpm[hour], instances[region][hour], cpu[region][hour])
                 for hour in hourly_rpm
@@ -158,6 +187,39 @@ class QueryApiHistory:
                 capacity_samples=samples,
             )
         return out
+
+
+def hourly_means(
+    route: Mapping[datetime, float],
+    run: Mapping[datetime, float],
+    run_minutes: Mapping[datetime, float],
+    least: int = MIN_MINUTES_PER_HOUR,
+) -> dict[datetime, float]:
+    """Per hour, mean requests per minute over the minutes with data: the collector's sum over
+    its minutes with data (its data points per series, at most 60), or routing's sum over 60 when
+    larger (routing's minutes are not counted, so its sum / 60 is a floor of its mean). An hour
+    with fewer than ``least`` collector minutes is unknown (left out): a metric outage is missing
+    data, not a quiet hour (sum / 60 read it as one, and the forecast under-provisioned after).
+    Hours without the collector are recorded by the decisions from their per-minute reads."""
+    out: dict[datetime, float] = {}
+    for hour, total in run.items():
+        minutes = min(60.0, run_minutes.get(hour, 0.0))
+        if minutes < least or total <= 0:
+            continue
+        out[hour] = max(total / minutes, route.get(hour, 0.0) / 60)
+    return out
+
+
+def recent_minutes(
+    route: Mapping[datetime, float], run: Mapping[datetime, float], run_points: Mapping[datetime, float]
+) -> dict[datetime, float]:
+    """Per minute, the larger of the two sources' requests, for the minutes with data only (a
+    collector data point or a routing request): the query's 0 for an empty step is no quiet minute."""
+    return {
+        minute: max(route.get(minute, 0.0), run.get(minute, 0.0))
+        for minute in {*route, *run, *run_points}
+        if route.get(minute, 0.0) > 0 or run_points.get(minute, 0.0) > 0
+    }
 
 
 def _larger(a: Mapping[datetime, float], b: Mapping[datetime, float]) -> dict[datetime, float]:

@@ -388,3 +388,31 @@ def test_quarter_hour_forecast_follows_the_next_30_minutes() -> None:
             errors.append(abs(math.log(fc.point / realised)))
     assert sorted(errors)[len(errors) // 2] < 0.1
     assert max(errors) < 0.4
+
+
+def test_an_ingestion_hole_is_missing_data_not_a_quiet_hour() -> None:
+    """Half of the last hour's minutes never reached the metric store. The query API's hourly
+    sum reads that hour at half its load (sum / 60 did, and so did the 0 of each empty minute);
+    the decision records each hour's mean over its served minutes from its per-minute reads and
+    forecasts as if the hole were not there, not half the load lower."""
+    minutes, requests = generate(
+        TraceSpec(days=16, bursts_per_week=0, outage=None, long_gaps=[], gap_share=0)
+    )
+    at = T0 + timedelta(days=15, hours=10, minutes=10)  # a Tuesday, the morning's load
+    full = history_of(minutes, requests, at)
+    hole_start, hole_end = at.replace(minute=0) - HOUR, at.replace(minute=30) - HOUR
+    in_hole = [m for m in minutes if hole_start <= m < hole_end]
+    served = [r for m, r in zip(minutes, requests, strict=True) if hole_end <= m < hole_start + HOUR]
+    holed = History(
+        # The hour as the store can answer it: its sum over the minutes that arrived, / 60.
+        hourly={**full.hourly, hole_start: sum(served) / 60},
+        recent={m: v for m, v in full.recent.items() if m not in in_hole},
+        first_seen=full.first_seen,
+        hourly_peak=full.hourly_peak,
+    )
+    assert len(in_hole) == 30
+    seen, _ = _decide(full, at, ScalingState())
+    with_hole, state = _decide(holed, at, ScalingState())
+    assert with_hole.forecast.point == pytest.approx(seen.forecast.point, rel=0.03)
+    assert with_hole.min_instances >= seen.min_instances - 1
+    assert state.hourly_means[hole_start] == pytest.approx(sum(served) / len(served))

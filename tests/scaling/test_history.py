@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import functions_framework
 import pytest
 
+from functions.scaling.forecast import floor_hour
 from functions.scaling.sources import QueryApiHistory
 from shared.clock import FrozenClock, set_clock
 from shared.topology import ROOT
@@ -78,7 +80,10 @@ def test_history_from_routing_and_cloud_run_metrics(fs, emulators) -> None:  # t
     assert us_history.first_seen == start
     eu_history = inputs["europe-west1"].history
     assert eu_history.recent[last] == 40.0
-    assert eu_history.hourly[start + timedelta(hours=1)] == 40.0
+    # Routing's histogram counts requests, not the minutes that had data: its hourly sum alone
+    # gives no mean (a hole would read as a quiet hour); the decisions record it per minute.
+    assert eu_history.hourly == {}
+    assert eu_history.first_seen == start
     assert inputs["asia-southeast1"].history.first_seen is None
 
 
@@ -120,3 +125,73 @@ def test_capacity_samples_sum_instances_across_revisions_and_states(fs, emulator
     assert rpm == 6000.0
     assert running == 22.0  # 12 + 4 + 6, not their mean 7.33
     assert cpu == pytest.approx(0.6)
+
+
+def test_minutes_without_data_are_missing_not_quiet(fs, emulators) -> None:  # type: ignore[no-untyped-def]
+    """An ingestion outage is missing data, not quiet traffic: an hour with half its minutes
+    missing reads at its served minutes' mean (the hourly sum / 60 read it as half the load), an
+    hour with fewer than 20 minutes is unknown, and a hole in the last 130 minutes is absent (the
+    query's 0 for an empty step read as a quiet minute). The bench's in-memory port answers the
+    same on the same rows: the bench's production path is the function's."""
+    from google.api_core.exceptions import AlreadyExists
+    from google.cloud import pubsub_v1
+
+    from bench.scaling import TraceQueries
+    from functions.scaling.replay import Trace
+
+    publisher = pubsub_v1.PublisherClient()
+    for name in ("metric-updates", "metrics"):
+        with contextlib.suppress(AlreadyExists):
+            publisher.create_topic(name=publisher.topic_path(emulators.project, name))
+    set_clock(FrozenClock(NOW))
+    client = functions_framework.create_app("ingest", str(ROOT / "main.py"), "http").test_client()
+    top = NOW.replace(minute=0, second=0)
+    start = top - timedelta(hours=4)
+    # 08:00-09:00 full; 09:00-10:00 only 15 minutes (unknown); 10:00-11:00 half its minutes
+    # (the collector down from 10:30); 11:00-12:00 full but for a hole of 11:40-11:52.
+    minutes = [
+        start + timedelta(minutes=k)
+        for k in range(240)
+        if not (75 <= k < 120 or 150 <= k < 180 or 220 <= k < 232)
+    ]
+    for hour in range(4):  # each hour sent within the ingestion's lateness allowance
+        set_clock(FrozenClock(start + timedelta(hours=hour + 1, minutes=1)))
+        batch = request(
+            [
+                counter(
+                    "cloudrun.request.count",
+                    [
+                        (t + timedelta(seconds=30), 6000.0, {"response_code_class": "2xx"})
+                        for t in minutes
+                        if floor_hour(t) == start + timedelta(hours=hour)
+                    ],
+                )
+            ],
+            service="persona-router",
+            region="us-central1",
+        )
+        answer = client.post(
+            "/v1/metrics", data=batch.SerializeToString(), content_type="application/x-protobuf"
+        )
+        assert answer.status_code == 200, answer.data
+    set_clock(FrozenClock(NOW))
+    inputs = QueryApiHistory("routing").inputs(
+        ["us-central1"], {"us-central1": "persona-router"}, NOW, days=1
+    )
+    history = inputs["us-central1"].history
+    assert history.hourly == {
+        start: 6000.0,
+        start + timedelta(hours=2): 6000.0,
+        start + timedelta(hours=3): 6000.0,
+    }
+    hole = [top - timedelta(minutes=20) + timedelta(minutes=k) for k in range(12)]
+    assert not any(minute in history.recent for minute in hole)
+    assert set(history.recent) == {m for m in minutes if m >= top - timedelta(minutes=130)}
+    assert set(history.recent.values()) == {6000.0}
+    assert history.first_seen == start
+
+    trace = Trace(minutes=minutes, requests=[6000.0] * len(minutes), zone=ZoneInfo("UTC"))
+    bench = TraceQueries("us-central1", trace).inputs(["us-central1"], {}, NOW, days=1)["us-central1"].history
+    assert dict(bench.hourly) == history.hourly
+    assert dict(bench.recent) == dict(history.recent)
+    assert bench.first_seen == history.first_seen
