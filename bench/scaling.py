@@ -300,7 +300,10 @@ class MemoryService:
 
 
 def production(
-    trace: Trace, settings: ScalingSettings, forecast_config: ForecastConfig | None = None
+    trace: Trace,
+    settings: ScalingSettings,
+    forecast_config: ForecastConfig | None = None,
+    policy_config: PolicyConfig | None = None,
 ) -> Decisions:
     """``run_cycle`` every 5 minutes on the clock, applying to a memory service (the function)."""
     region = "bench"
@@ -320,6 +323,7 @@ def production(
             announce=lambda record: None,
             dry_run=False,
             forecast_config=forecast_config,
+            policy_config=policy_config,
         )
         store.records.clear()  # the decisions' own records: not needed here, and 12k of them add up
         decisions.append((at, service.live.min_instances, service.live.max_instances))
@@ -524,6 +528,12 @@ def main() -> None:
     )
     parser.add_argument("--no-timing", action="store_true")
     parser.add_argument("--jobs", type=int, default=2, help="predictive runs side by side (processes)")
+    parser.add_argument(
+        "--margin-trials",
+        default="",
+        help="calibrated margins to run beside the production path: QUANTILE:MINUTES,... (e.g. 0.95:5)",
+    )
+    parser.add_argument("--only-trials", action="store_true", help="without the production path's row")
     args = parser.parse_args()
     # The function logs each decision: thousands of slots here.
     logging.getLogger("ion").setLevel(logging.WARNING)
@@ -543,6 +553,14 @@ def main() -> None:
     policies: dict[str, Policy] = {
         "predictive: production path": lambda t: production(t, bench_settings()),
     }
+    for trial in filter(None, args.margin_trials.split(",")):
+        q, minutes = trial.split(":")
+        trial_config = replace(pc, margin_quantile=float(q), margin_minutes=int(minutes))
+        policies[f"margin q{q}, own {minutes} min"] = lambda t, c=trial_config: production(
+            t, bench_settings(), policy_config=c
+        )
+    if args.only_trials and args.margin_trials:
+        del policies["predictive: production path"]
     if args.variants:
         policies.update(
             {

@@ -40,6 +40,7 @@ from functions.scaling.forecast import (
     floor_minute,
     floor_quarter,
     forecast,
+    quantile,
     realised_error,
 )
 from functions.scaling.rules import Bounds
@@ -67,6 +68,13 @@ class PolicyConfig:
     rollback_window: timedelta = timedelta(minutes=30)
     max_factor: float = 3.0  # the max leaves room for a burst of this many times the upper band
     max_slack: float = 0.5  # a live max up to this much above the target is kept as it is
+    # Calibrated margin (off with None): the min = the forecast point times this quantile of the
+    # recent ratios (busiest minute of a decision's own next ``margin_minutes``) / (its point),
+    # instead of the upper band plus ``headroom``; the headroom's target until ``min_margins``.
+    margin_quantile: float | None = None
+    margin_minutes: int = 5
+    max_margins: int = 2016  # a week of 5-minute decisions
+    min_margins: int = 288
 
 
 DEFAULT_FORECAST = ForecastConfig()
@@ -104,6 +112,8 @@ class ScalingState(BaseModel):
     recommendations: list[Recommendation] = []
     pending: list[PendingForecast] = []  # forecasts whose window is not over yet
     errors: list[float] = []  # log(realised peak / forecast peak), newest last
+    # log(busiest minute of a decision's own next margin_minutes / its forecast point), newest last
+    margins: list[float] = []
     # UTC hour -> its busiest minute, recorded from the per-minute reads once the hour is over:
     # the query API keeps minutes 72 h only, and the forecast wants 14 days of peaks.
     hourly_peaks: dict[AwareDatetime, float] = {}
@@ -119,6 +129,7 @@ class ScalingState(BaseModel):
                 "recommendations": other.recommendations,
                 "pending": other.pending,
                 "errors": other.errors,
+                "margins": other.margins,
                 "hourly_peaks": other.hourly_peaks,
                 "quarter_peaks": other.quarter_peaks,
                 "hourly_means": other.hourly_means,
@@ -215,6 +226,7 @@ def decide(
     """The returned state is the one to keep if the decision is applied; ``ScalingState.learned``
     keeps only its learning when it is not (a dry run)."""
     errors = list(state.errors)
+    margins = list(state.margins)
     pending: list[PendingForecast] = []
     for item in state.pending:
         if item.made_at + item.window_minutes * MINUTE <= at:
@@ -223,9 +235,16 @@ def decide(
             )
             if error is not None:
                 errors.append(error)
+            if config.margin_quantile is not None and item.window_minutes >= config.margin_minutes:
+                margin = realised_error(
+                    item.made_at, item.point, history.recent, forecast_config, config.margin_minutes
+                )
+                if margin is not None:
+                    margins.append(margin)
         else:
             pending.append(item)
     errors = errors[-forecast_config.max_errors :]
+    margins = margins[-config.max_margins :]
     peaks = record_peaks(state.hourly_peaks, history.recent, at, forecast_config)
     quarters = record_peaks(state.quarter_peaks, history.recent, at, forecast_config, QUARTER)
     means = record_peaks(state.hourly_means, history.recent, at, forecast_config, reduce=_mean)
@@ -237,8 +256,7 @@ def decide(
         history = replace(history, hourly={**history.hourly, **means})
 
     fc = forecast(history, at, zone, errors, forecast_config)
-    headroom = 1 + config.headroom
-    raw = math.ceil(fc.upper / capacity.rpm * headroom - 1e-9) if fc.upper > 0 else 0
+    raw = _min_target(fc, margins, capacity, config)
     desired = min(max(raw, bounds.low), bounds.high)
     if raw > bounds.high:
         bound_by: Binding = "rule-max"
@@ -303,6 +321,7 @@ def decide(
         recommendations=recommendations,
         pending=pending,
         errors=errors,
+        margins=margins,
         hourly_peaks=peaks,
         quarter_peaks=quarters,
         hourly_means=means,
@@ -326,6 +345,18 @@ def decide(
         guard_firing=firing,
     )
     return decision, new_state
+
+
+def _min_target(fc: Forecast, margins: Sequence[float], capacity: Capacity, config: PolicyConfig) -> int:
+    """Instances the min is set to before the bounds: the upper band plus the headroom, or with
+    ``margin_quantile`` and enough margins recorded, the point times that quantile of the recent
+    realised ratios over the decision's own next minutes (what the min has to cover until the next
+    decision), calibrated to the misses wanted rather than a fixed 20%."""
+    if config.margin_quantile is not None and fc.method == "seasonal" and len(margins) >= config.min_margins:
+        target = fc.point * math.exp(quantile(sorted(margins), config.margin_quantile))
+    else:
+        target = fc.upper * (1 + config.headroom)
+    return math.ceil(target / capacity.rpm - 1e-9) if target > 0 else 0
 
 
 def _max(

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -116,6 +116,7 @@ def run_cycle(
     dry_run: bool | None = None,
     clock: Callable[[], float] = time.monotonic,
     forecast_config: ForecastConfig | None = None,
+    policy_config: PolicyConfig | None = None,
 ) -> CycleResult:
     """``scaler`` reads each region's live min/max before deciding (a dry run too: reading is
     allowed) and applies unless ``dry_run`` (default: no scaler). Regions run side by side, each
@@ -127,7 +128,8 @@ def run_cycle(
     deadline = started + settings.deadline_seconds
     dry = scaler is None if dry_run is None else dry_run
     chosen = [r for r in rules.regions if regions is None or r in regions]
-    policy = PolicyConfig(
+    policy = replace(
+        policy_config or PolicyConfig(),
         headroom=settings.headroom,
         tolerance=settings.tolerance,
         stabilisation=timedelta(minutes=settings.stabilisation_minutes),

@@ -416,3 +416,37 @@ def test_an_ingestion_hole_is_missing_data_not_a_quiet_hour() -> None:
     assert with_hole.forecast.point == pytest.approx(seen.forecast.point, rel=0.03)
     assert with_hole.min_instances >= seen.min_instances - 1
     assert state.hourly_means[hole_start] == pytest.approx(sum(served) / len(served))
+
+
+def test_a_calibrated_margin_sets_the_min_at_a_quantile_of_the_recorded_ratios() -> None:
+    """With ``margin_quantile``, each decision's ratio (the busiest served minute of its own next
+    5 minutes over its forecast point) is recorded once those minutes are in, and the min is the
+    point times that quantile of the recorded ratios: higher quantiles never set a lower min.
+    Off (the default), the decisions are the headroom's."""
+    from dataclasses import replace as replaced
+
+    from functions.scaling.forecast import quantile
+    from functions.scaling.policy import PolicyConfig
+
+    minutes, requests = generate(TraceSpec(days=11, seed=11))
+    trace = Trace(minutes=minutes, requests=requests, zone=UTCZ)
+    plain = list(Replayer(trace, 200.0).decisions())
+    config = PolicyConfig(margin_quantile=0.9, min_margins=24)
+    low = Replayer(trace, 200.0, policy_config=config)
+    low_decisions = list(low.decisions())
+    high = list(Replayer(trace, 200.0, policy_config=replaced(config, margin_quantile=0.99)).decisions())
+    unused = Replayer(trace, 200.0, policy_config=PolicyConfig(margin_quantile=None))
+    assert [d.min_instances for d in unused.decisions()] == [d.min_instances for d in plain]
+    assert unused.state.margins == []
+
+    margins = low.state.margins
+    assert len(margins) == PolicyConfig().max_margins  # a week's decisions, the oldest dropped
+    # The last decision's min: the point times the 0.9 quantile of the ratios recorded so far.
+    last = low_decisions[-1]
+    ratio = math.exp(quantile(sorted(margins), 0.9))
+    assert last.desired_min == math.ceil(last.forecast.point * ratio / 200.0 - 1e-9)
+    # A ratio is of the decision's own 5 minutes: under the 30 minutes' forecast point mostly.
+    assert quantile(sorted(margins), 0.5) < 0
+    later = [(a.desired_min, b.desired_min) for a, b in zip(low_decisions, high, strict=True)][-1500:]
+    assert all(h >= lo for lo, h in later)
+    assert sum(h for _, h in later) > sum(lo for lo, _ in later)
