@@ -531,7 +531,7 @@ def main() -> None:
     parser.add_argument(
         "--margin-trials",
         default="",
-        help="calibrated margins to run beside the production path: QUANTILE:MINUTES,... (e.g. 0.95:5)",
+        help="calibrated margins beside the production path: QUANTILE:MINUTES[:upper],... (e.g. 0.95:5)",
     )
     parser.add_argument("--only-trials", action="store_true", help="without the production path's row")
     args = parser.parse_args()
@@ -554,9 +554,15 @@ def main() -> None:
         "predictive: production path": lambda t: production(t, bench_settings()),
     }
     for trial in filter(None, args.margin_trials.split(",")):
-        q, minutes = trial.split(":")
-        trial_config = replace(pc, margin_quantile=float(q), margin_minutes=int(minutes))
-        policies[f"margin q{q}, own {minutes} min"] = lambda t, c=trial_config: production(
+        q, minutes, *base = trial.split(":")
+        trial_config = replace(
+            pc,
+            margin_quantile=float(q),
+            margin_minutes=int(minutes),
+            margin_base="upper" if base else "point",
+        )
+        over = "upper band" if base else "point"
+        policies[f"margin q{q} x {over}, {minutes} min"] = lambda t, c=trial_config: production(
             t, bench_settings(), policy_config=c
         )
     if args.only_trials and args.margin_trials:

@@ -73,6 +73,9 @@ class PolicyConfig:
     # instead of the upper band plus ``headroom``; the headroom's target until ``min_margins``.
     margin_quantile: float | None = None
     margin_minutes: int = 5
+    # What the ratio is over and the margin multiplies: the forecast point, or the upper band
+    # (never under the last 10 minutes' busiest minute: the headroom's own base).
+    margin_base: Literal["point", "upper"] = "point"
     max_margins: int = 2016  # a week of 5-minute decisions
     min_margins: int = 288
 
@@ -90,6 +93,7 @@ class PendingForecast(BaseModel):
     made_at: AwareDatetime
     point: float
     window_minutes: int = 60  # the span it forecast the peak of
+    upper: float | None = None  # its upper band (the calibrated margin's other base)
 
 
 class Live(BaseModel):
@@ -236,8 +240,9 @@ def decide(
             if error is not None:
                 errors.append(error)
             if config.margin_quantile is not None and item.window_minutes >= config.margin_minutes:
+                base = item.upper if config.margin_base == "upper" and item.upper else item.point
                 margin = realised_error(
-                    item.made_at, item.point, history.recent, forecast_config, config.margin_minutes
+                    item.made_at, base, history.recent, forecast_config, config.margin_minutes
                 )
                 if margin is not None:
                     margins.append(margin)
@@ -311,7 +316,9 @@ def decide(
             new_max, max_bound_by = current_max, "guard-hold"
 
     changed = (new_min, new_max) != (current, current_max)
-    pending.append(PendingForecast(made_at=at, point=fc.point, window_minutes=fc.window_minutes))
+    pending.append(
+        PendingForecast(made_at=at, point=fc.point, window_minutes=fc.window_minutes, upper=fc.upper)
+    )
     new_state = ScalingState(
         min_instances=new_min,
         max_instances=new_max,
@@ -353,7 +360,8 @@ def _min_target(fc: Forecast, margins: Sequence[float], capacity: Capacity, conf
     realised ratios over the decision's own next minutes (what the min has to cover until the next
     decision), calibrated to the misses wanted rather than a fixed 20%."""
     if config.margin_quantile is not None and fc.method == "seasonal" and len(margins) >= config.min_margins:
-        target = fc.point * math.exp(quantile(sorted(margins), config.margin_quantile))
+        base = fc.upper if config.margin_base == "upper" else fc.point
+        target = base * math.exp(quantile(sorted(margins), config.margin_quantile))
     else:
         target = fc.upper * (1 + config.headroom)
     return math.ceil(target / capacity.rpm - 1e-9) if target > 0 else 0

@@ -447,6 +447,12 @@ def test_a_calibrated_margin_sets_the_min_at_a_quantile_of_the_recorded_ratios()
     assert last.desired_min == math.ceil(last.forecast.point * ratio / 200.0 - 1e-9)
     # A ratio is of the decision's own 5 minutes: under the 30 minutes' forecast point mostly.
     assert quantile(sorted(margins), 0.5) < 0
+    # Over the upper band instead (the headroom's base): the min is the band times the quantile.
+    over_band = Replayer(trace, 200.0, policy_config=replaced(config, margin_base="upper"))
+    band_last = list(over_band.decisions())[-1]
+    band_ratio = math.exp(quantile(sorted(over_band.state.margins), 0.9))
+    assert band_last.desired_min == math.ceil(band_last.forecast.upper * band_ratio / 200.0 - 1e-9)
+    assert band_ratio < ratio  # the band is above the point: smaller ratios over it
     later = [(a.desired_min, b.desired_min) for a, b in zip(low_decisions, high, strict=True)][-1500:]
     assert all(h >= lo for lo, h in later)
     assert sum(h for _, h in later) > sum(lo for lo, _ in later)
