@@ -3,7 +3,9 @@ bench call the same ``decide`` with a history, the state it returned last time, 
 time-of-day rules and the rollback triggers that are firing.
 
 desired min = ceil(forecast upper band / capacity per instance x (1 + headroom)), clamped to the
-rules' bounds. Then, like Kubernetes' HPA: changes within ``tolerance`` of the current value are
+rules' bounds (or, with ``margin_quantile``, off by default, the band or the point times a
+quantile of the recorded ratios of each decision's own next minutes' busiest minute to it).
+Then, like Kubernetes' HPA: changes within ``tolerance`` of the current value are
 ignored when lower (a scale-up is applied at once, however small); scale-down takes the highest
 recommendation of the stabilisation window (15 minutes of lower forecasts) and at most halves
 per step.
