@@ -16,7 +16,6 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,31 +38,28 @@ def load(region_scale: float, minute: datetime) -> float:
 
 
 def write_history() -> None:
-    """Every 5th minute (carrying 5 minutes of requests) up to the last 3 hours, then every minute:
-    the hourly rollups hold the same totals, written in a fifth of the time."""
+    """Every minute, as the collector writes: an hour's mean is over its minutes with data, so a
+    history written every 5th minute would read as hours with too few minutes (unknown)."""
     from devtools.metric_history import MetricHistory, write_history
 
-    def writer(every: int) -> Callable[[MetricHistory, datetime], None]:
-        return lambda history, minute: minute_of(history, minute, every)
-
-    def minute_of(history: MetricHistory, minute: datetime, every: int) -> None:
+    def minute_of(history: MetricHistory, minute: datetime) -> None:
         for region, scale in REGIONS.items():
-            rpm = load(scale, minute) * every
+            rpm = load(scale, minute)
             labels = {"region": region, "service": SERVICE}
             history.increment("cloudrun.request.count", {**labels, "response_code_class": "2xx"}, minute, rpm)
-            instances = max(1.0, math.ceil(rpm / every / CAPACITY_RPM))
-            cpu = 0.65 * rpm / every / (instances * CAPACITY_RPM)
+            instances = max(1.0, math.ceil(rpm / CAPACITY_RPM))
+            cpu = 0.65 * rpm / (instances * CAPACITY_RPM)
             history.gauge("cloudrun.container.instance.count", labels, minute, instances)
             history.gauge("cloudrun.container.cpu.utilization", labels, minute, cpu)
 
     start = (AT - timedelta(days=DAYS)).replace(minute=0, second=0, microsecond=0)
-    recent = AT.replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
-    write_history(start, recent, writer(5), every=5)
-    write_history(recent, AT.replace(second=0, microsecond=0), writer(1))
+    write_history(start, AT.replace(second=0, microsecond=0), minute_of)
 
 
 def cycle(at: datetime) -> tuple[float, int]:
-    """One scheduled run as the function makes it, dry-run; returns its seconds and decisions."""
+    """One scheduled run as the function makes it, dry-run; returns its seconds and decisions.
+    Every decision must come from the seasonal forecast: a fallback means the reads missed the
+    hourly history, and the time measured would not be the production path's."""
     from functions.scaling.rules import active_rules
     from functions.scaling.service import run_cycle
     from functions.scaling.settings import get_scaling_settings
@@ -84,7 +80,10 @@ def cycle(at: datetime) -> tuple[float, int]:
         scaler=None,
         announce=lambda record: None,
     )
-    return time.perf_counter() - started, len(result.records)
+    seconds = time.perf_counter() - started
+    methods = {record.decision.region: record.decision.forecast.method for record in result.records}
+    assert set(methods.values()) == {"seasonal"}, methods
+    return seconds, len(result.records)
 
 
 def cold_run(at: datetime) -> tuple[float, float]:
@@ -122,7 +121,7 @@ def measure() -> None:
             assert decided == 3, decided
             warm.append(seconds)
         print(
-            f"Decision for 3 regions with its reads (6 queries over {DAYS} d of hourly rollups, guard, "
+            f"Decision for 3 regions with its reads (8 queries over {DAYS} d of hourly rollups, guard, "
             f"3 Firestore transactions, dry-run): warm median {statistics.median(warm):.2f} s, "
             f"max {max(warm):.2f} s over {len(warm)} slots; cold process {cold_run_only:.2f} s "
             f"({cold_total:.2f} s with the imports) (goal < 2 s)"
