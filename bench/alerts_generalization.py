@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.alerts_cloudops import generate_cloudops  # noqa: E402
 from bench.alerts_data import Labelled, generate_irregular  # noqa: E402
 from bench.alerts_quality import Score  # noqa: E402
 from functions.alerts.backtest import read_csv  # noqa: E402
@@ -78,6 +79,14 @@ VARIANTS: dict[str, dict[str, DetectorConfig]] = {
     "spike-rank": {
         "3rd": DetectorConfig(),
         "1st": DetectorConfig(spike_min_rank=1),
+    },
+    "relearn": {
+        "off": DetectorConfig(),
+        "6 h": DetectorConfig(relearn_seconds=6 * 3600.0),
+        "12 h": DetectorConfig(relearn_seconds=12 * 3600.0),
+        "1 day": DetectorConfig(relearn_seconds=86400.0),
+        "6 h, no return": DetectorConfig(relearn_seconds=6 * 3600.0, relearn_return=False),
+        "12 h, no return": DetectorConfig(relearn_seconds=12 * 3600.0, relearn_return=False),
     },
 }
 
@@ -258,6 +267,7 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--generated", type=int, default=24, help="generated irregular series")
+    parser.add_argument("--cloudops", type=int, default=30, help="generated cloud-operations series")
     args = parser.parse_args()
     has_corpus = (args.corpus / "windows.json").is_file()
     if not has_corpus:
@@ -270,6 +280,7 @@ def main() -> None:
         sys.exit(f"unknown variants {sorted(unknown)}; known: {sorted(VARIANTS)}")
     started = time.perf_counter()
     data = generate_irregular(args.generated)
+    cloudops = generate_cloudops(args.cloudops)
     with ProcessPoolExecutor(args.workers) as pool:
         configs: dict[str, DetectorConfig] = {"defaults": DetectorConfig()}
         for variant in chosen:
@@ -278,6 +289,7 @@ def main() -> None:
                     configs[f"{variant} {value}"] = config
         runs = run_corpus(pool, args.corpus, configs) if has_corpus else {}
         generated = run_generated(pool, data, configs)
+        generated_cloudops = run_generated(pool, cloudops, configs)
     if runs:
         print_table(
             "NAB tuning corpus, the defaults (score.py arithmetic; FA = false alarms):",
@@ -285,6 +297,12 @@ def main() -> None:
         )
     print(f"\ngenerated irregular series ({len(data)}, level shifts and seasonality changes labelled):")
     for name, summary in generated.items():
+        print(f"  {name:28s} " + "  ".join(f"{k}={v}" for k, v in summary.items()))
+    print(
+        f"\ngenerated cloud-operations series ({len(cloudops)}: CPU, temperature, requests, network,"
+        " disk; lasting shifts, outages, surges, ramps labelled):"
+    )
+    for name, summary in generated_cloudops.items():
         print(f"  {name:28s} " + "  ".join(f"{k}={v}" for k, v in summary.items()))
     for variant in chosen:
         values = {

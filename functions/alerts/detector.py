@@ -99,6 +99,16 @@ class DetectorConfig:
     # escalation x the strongest point of the last episode starts a new alert. 0 = off.
     escalation: float = 1.5
     escalation_floor: float = 1.5
+    # Relearning after a lasting change: an episode still open after relearn_seconds is taken as a
+    # new normal (a deploy, a resize): the reference window and the long-horizon windows restart
+    # from the points since the episode began, so the new level stops scoring as anomalous at once
+    # rather than after the reference (a day) and the long reference (3 days) absorb it. 0 = off.
+    relearn_seconds: float = 0.0
+    relearn_points: tuple[int, int] = (12, 288)
+    # After a relearn the old normal is kept for the long reference's span: a series that comes
+    # back to it (an outage over, a rollback) is going home, not news. Its windows are restored and
+    # the return held as a silent episode. False: a return pages like any change.
+    relearn_return: bool = True
 
 
 @dataclass
@@ -169,6 +179,9 @@ class _SortedWindow:
         return math.fsum(abs(v - center) for v in self.fifo) / len(self.fifo)
 
 
+_Saved = tuple[int, "_SortedWindow", "_SortedWindow | None", "_SortedWindow | None"]
+
+
 @dataclass
 class _Spans:
     interval: float
@@ -181,6 +194,7 @@ class _Spans:
     week: int
     long: int
     long_reference: int
+    relearn: int
 
 
 class _Transform:
@@ -248,6 +262,9 @@ class AnomalyDetector:
         self._quantum = math.inf
         self._last_raw: float | None = None
         self._mean_dev = 0.0
+        self._episode_signals: list[float] = []
+        # After a relearn: (the processed count it lapses at, reference, long recent, long reference).
+        self._before_relearn: _Saved | None = None
 
     # -- set-up -------------------------------------------------------------------------------
     def _spans_from(self, interval: float) -> _Spans:
@@ -265,6 +282,7 @@ class AnomalyDetector:
             week=7 * day,
             long=_clamp(c.long_seconds / interval, c.long_points) if c.long_seconds else 0,
             long_reference=_clamp(c.long_reference_seconds / interval, c.long_reference_points),
+            relearn=_clamp(c.relearn_seconds / interval, c.relearn_points) if c.relearn_seconds else 0,
         )
 
     @property
@@ -353,6 +371,8 @@ class AnomalyDetector:
             else:
                 history.append(self._slots[s])
         window = _SortedWindow(spans.reference)
+        self._episode_signals = []
+        self._before_relearn = None
         self._spike_scores = _SortedWindow(c.score_memory)
         self._shift_scores = _SortedWindow(c.score_memory)
         self._level_scores = _SortedWindow(c.score_memory)
@@ -385,6 +405,48 @@ class AnomalyDetector:
         self._reference = window
         self._recent_z = deque(recent_z)
         self._level_z = level_z if len(level_z) else None
+
+    def _relearn(self) -> None:
+        """The episode has lasted: its points are the new normal. The reference and long-horizon
+        windows restart from them; the short z windows refill from the next point."""
+        assert self._spans is not None
+        spans = self._spans
+        since = self._episode_signals[-spans.reference :]
+        self._episode_signals = []
+        if self.config.relearn_return:
+            lapse = self._processed + spans.long_reference
+            self._before_relearn = (lapse, self._reference, self._long_recent, self._long_reference)  # type: ignore[assignment]
+        window = _SortedWindow(spans.reference)
+        for signal in since:
+            window.push(signal)
+        self._reference = window
+        self._mean_dev = 0.0
+        self._recent_z = deque()
+        self._level_z = None
+        if spans.long:
+            self._long_recent = _SortedWindow(spans.long)
+            self._long_reference = _SortedWindow(spans.long_reference)
+            for signal in since:
+                self._push_long(signal)
+
+    def _returned_home(self, signal: float) -> bool:
+        saved = self._before_relearn
+        if saved is None:
+            return False
+        lapse, reference, long_recent, long_reference = saved
+        if self._processed > lapse:
+            self._before_relearn = None
+            return False
+        center = reference.median()
+        z = (signal - center) / self._spread_of(reference, center, 1.2533 * reference.mean_abs_dev(center))
+        if abs(z) >= self.config.shift_floor:
+            return False
+        self._before_relearn = None
+        self._reference, self._long_recent, self._long_reference = reference, long_recent, long_reference
+        self._mean_dev = 0.0
+        self._recent_z = deque()
+        self._level_z = None
+        return True
 
     def _push_long(self, signal: float) -> None:
         assert self._long_recent is not None
@@ -459,6 +521,10 @@ class AnomalyDetector:
         ref.push(signal)
         if spans.long:
             self._push_long(signal)
+        if spans.relearn and self._in_episode:
+            self._episode_signals.append(signal)
+            if len(self._episode_signals) >= spans.relearn:
+                self._relearn()
         seen = self._slot_order[-1] - self._slot_order[0]
         if self.config.seasonal and self._processed >= self._next_season_check and seen >= 3 * spans.day:
             self._next_season_check = self._processed + max(spans.day // 2, 24)
@@ -567,6 +633,10 @@ class AnomalyDetector:
                 self._calm += 1
                 if self._calm >= spans.shift:
                     self._in_episode = False
+                    self._episode_signals = []
+        elif live and hit and self._returned_home(signal):
+            # Back to the normal before a relearn: its windows again, and no page.
+            self._in_episode, self._calm, self._episode_peak = True, 0, strength
         elif live and hit and self.n > spans.warmup and (cooled or escalated):
             self._in_episode, started, self._last_start, self._calm = True, True, self._processed, 0
             self._episode_peak = strength
