@@ -88,6 +88,14 @@ VARIANTS: dict[str, dict[str, DetectorConfig]] = {
         "6 h, no return": DetectorConfig(relearn_seconds=6 * 3600.0, relearn_return=False),
         "12 h, no return": DetectorConfig(relearn_seconds=12 * 3600.0, relearn_return=False),
     },
+    "relearn-confirmed": {
+        "off": DetectorConfig(),
+        "6 h, confirmed": DetectorConfig(relearn_seconds=6 * 3600.0, relearn_confirm=True),
+        "6 h, confirmed, no return": DetectorConfig(
+            relearn_seconds=6 * 3600.0, relearn_confirm=True, relearn_return=False
+        ),
+        "12 h, confirmed": DetectorConfig(relearn_seconds=12 * 3600.0, relearn_confirm=True),
+    },
 }
 
 

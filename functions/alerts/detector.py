@@ -109,6 +109,10 @@ class DetectorConfig:
     # back to it (an outage over, a rollback) is going home, not news. Its windows are restored and
     # the return held as a silent episode. False: a return pages like any change.
     relearn_return: bool = True
+    # Relearn only a confirmed shift: the episode's last relearn span sits at one new level (its
+    # median at least shift_floor spreads of the old reference away) and is no more turbulent than
+    # twice the old spread. Bursty stretches (chatter, flurries) are then never taken for a normal.
+    relearn_confirm: bool = False
 
 
 @dataclass
@@ -406,6 +410,18 @@ class AnomalyDetector:
         self._recent_z = deque(recent_z)
         self._level_z = level_z if len(level_z) else None
 
+    def _shift_confirmed(self) -> bool:
+        if not self.config.relearn_confirm:
+            return True
+        assert self._reference is not None
+        ref = self._reference
+        center = ref.median()
+        spread = self._spread_of(ref, center, 1.2533 * ref.mean_abs_dev(center))
+        recent = sorted(self._episode_signals)
+        middle = recent[len(recent) // 2]
+        turbulence = 1.4826 * sorted(abs(v - middle) for v in recent)[len(recent) // 2]
+        return abs(middle - center) >= self.config.shift_floor * spread and turbulence <= 2 * spread
+
     def _relearn(self) -> None:
         """The episode has lasted: its points are the new normal. The reference and long-horizon
         windows restart from them; the short z windows refill from the next point."""
@@ -523,7 +539,9 @@ class AnomalyDetector:
             self._push_long(signal)
         if spans.relearn and self._in_episode:
             self._episode_signals.append(signal)
-            if len(self._episode_signals) >= spans.relearn:
+            if len(self._episode_signals) > spans.relearn:
+                del self._episode_signals[0]
+            if len(self._episode_signals) >= spans.relearn and self._shift_confirmed():
                 self._relearn()
         seen = self._slot_order[-1] - self._slot_order[0]
         if self.config.seasonal and self._processed >= self._next_season_check and seen >= 3 * spans.day:
