@@ -96,6 +96,12 @@ VARIANTS: dict[str, dict[str, DetectorConfig]] = {
         ),
         "12 h, confirmed": DetectorConfig(relearn_seconds=12 * 3600.0, relearn_confirm=True),
     },
+    "spike-pot": {
+        "off": DetectorConfig(),
+        "1 week": DetectorConfig(spike_pot_seconds=604800.0),
+        "4 weeks": DetectorConfig(spike_pot_seconds=4 * 604800.0),
+        "12 weeks": DetectorConfig(spike_pot_seconds=12 * 604800.0),
+    },
 }
 
 

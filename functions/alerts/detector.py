@@ -113,6 +113,10 @@ class DetectorConfig:
     # median at least shift_floor spreads of the old reference away) and is no more turbulent than
     # twice the old spread. Bursty stretches (chatter, flurries) are then never taken for a normal.
     relearn_confirm: bool = False
+    # Peaks over threshold (extreme value theory, as in SPOT): the spike bar is the value a normal
+    # score exceeds once per spike_pot_seconds, from a generalized Pareto tail fitted (method of
+    # moments) to the normal scores over their 98th percentile. 0 = off (the quantile rules).
+    spike_pot_seconds: float = 0.0
 
 
 @dataclass
@@ -577,6 +581,28 @@ class AnomalyDetector:
             return min(value, 0.0)
         return value
 
+    @staticmethod
+    def _pot_quantile(scores: _SortedWindow, rate: float) -> float | None:
+        ordered = scores.sorted
+        n = len(ordered)
+        cut = int(0.98 * n)
+        threshold = ordered[cut]
+        excesses = [v - threshold for v in ordered[cut + 1 :]]
+        if len(excesses) < 5:
+            return None
+        mean = math.fsum(excesses) / len(excesses)
+        var = math.fsum((e - mean) ** 2 for e in excesses) / (len(excesses) - 1)
+        if mean <= 0 or var <= 0:
+            return None
+        ratio = mean * mean / var
+        shape, scale = 0.5 * (1 - ratio), 0.5 * mean * (ratio + 1)
+        r = rate * n / len(excesses)
+        if r >= 1:
+            return threshold
+        if abs(shape) < 1e-6:
+            return threshold - scale * math.log(r)
+        return threshold + scale / shape * (r**-shape - 1)
+
     def _long_difference(self) -> float | None:
         """|median of the last hours - median of the days before|, once the longer one is half full."""
         recent, longer = self._long_recent, self._long_reference
@@ -611,6 +637,10 @@ class AnomalyDetector:
             q999 = self._spike_scores.quantile(c.spike_quantile, c.spike_min_rank)
             q99 = self._spike_scores.quantile(0.99)
             spike_bar = max(spike_bar, (q999 + c.tail_gain * (q999 - q99)) / c.sensitivity)
+        if c.spike_pot_seconds and len(self._spike_scores) >= 200:
+            pot = self._pot_quantile(self._spike_scores, spans.interval / c.spike_pot_seconds)
+            if pot is not None:
+                spike_bar = max(c.spike_floor, pot) / c.sensitivity
         long_bar = math.inf
         long_difference = self._long_difference()
         long_score = long_difference or 0.0
