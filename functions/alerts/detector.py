@@ -99,24 +99,6 @@ class DetectorConfig:
     # escalation x the strongest point of the last episode starts a new alert. 0 = off.
     escalation: float = 1.5
     escalation_floor: float = 1.5
-    # Relearning after a lasting change: an episode still open after relearn_seconds is taken as a
-    # new normal (a deploy, a resize): the reference window and the long-horizon windows restart
-    # from the points since the episode began, so the new level stops scoring as anomalous at once
-    # rather than after the reference (a day) and the long reference (3 days) absorb it. 0 = off.
-    relearn_seconds: float = 0.0
-    relearn_points: tuple[int, int] = (12, 288)
-    # After a relearn the old normal is kept for the long reference's span: a series that comes
-    # back to it (an outage over, a rollback) is going home, not news. Its windows are restored and
-    # the return held as a silent episode. False: a return pages like any change.
-    relearn_return: bool = True
-    # Relearn only a confirmed shift: the episode's last relearn span sits at one new level (its
-    # median at least shift_floor spreads of the old reference away) and is no more turbulent than
-    # twice the old spread. Bursty stretches (chatter, flurries) are then never taken for a normal.
-    relearn_confirm: bool = False
-    # Peaks over threshold (extreme value theory, as in SPOT): the spike bar is the value a normal
-    # score exceeds once per spike_pot_seconds, from a generalized Pareto tail fitted (method of
-    # moments) to the normal scores over their 98th percentile. 0 = off (the quantile rules).
-    spike_pot_seconds: float = 0.0
 
 
 @dataclass
@@ -187,9 +169,6 @@ class _SortedWindow:
         return math.fsum(abs(v - center) for v in self.fifo) / len(self.fifo)
 
 
-_Saved = tuple[int, "_SortedWindow", "_SortedWindow | None", "_SortedWindow | None"]
-
-
 @dataclass
 class _Spans:
     interval: float
@@ -202,7 +181,6 @@ class _Spans:
     week: int
     long: int
     long_reference: int
-    relearn: int
 
 
 class _Transform:
@@ -270,9 +248,6 @@ class AnomalyDetector:
         self._quantum = math.inf
         self._last_raw: float | None = None
         self._mean_dev = 0.0
-        self._episode_signals: list[float] = []
-        # After a relearn: (the processed count it lapses at, reference, long recent, long reference).
-        self._before_relearn: _Saved | None = None
 
     # -- set-up -------------------------------------------------------------------------------
     def _spans_from(self, interval: float) -> _Spans:
@@ -290,7 +265,6 @@ class AnomalyDetector:
             week=7 * day,
             long=_clamp(c.long_seconds / interval, c.long_points) if c.long_seconds else 0,
             long_reference=_clamp(c.long_reference_seconds / interval, c.long_reference_points),
-            relearn=_clamp(c.relearn_seconds / interval, c.relearn_points) if c.relearn_seconds else 0,
         )
 
     @property
@@ -379,8 +353,6 @@ class AnomalyDetector:
             else:
                 history.append(self._slots[s])
         window = _SortedWindow(spans.reference)
-        self._episode_signals = []
-        self._before_relearn = None
         self._spike_scores = _SortedWindow(c.score_memory)
         self._shift_scores = _SortedWindow(c.score_memory)
         self._level_scores = _SortedWindow(c.score_memory)
@@ -413,60 +385,6 @@ class AnomalyDetector:
         self._reference = window
         self._recent_z = deque(recent_z)
         self._level_z = level_z if len(level_z) else None
-
-    def _shift_confirmed(self) -> bool:
-        if not self.config.relearn_confirm:
-            return True
-        assert self._reference is not None
-        ref = self._reference
-        center = ref.median()
-        spread = self._spread_of(ref, center, 1.2533 * ref.mean_abs_dev(center))
-        recent = sorted(self._episode_signals)
-        middle = recent[len(recent) // 2]
-        turbulence = 1.4826 * sorted(abs(v - middle) for v in recent)[len(recent) // 2]
-        return abs(middle - center) >= self.config.shift_floor * spread and turbulence <= 2 * spread
-
-    def _relearn(self) -> None:
-        """The episode has lasted: its points are the new normal. The reference and long-horizon
-        windows restart from them; the short z windows refill from the next point."""
-        assert self._spans is not None
-        spans = self._spans
-        since = self._episode_signals[-spans.reference :]
-        self._episode_signals = []
-        if self.config.relearn_return:
-            lapse = self._processed + spans.long_reference
-            self._before_relearn = (lapse, self._reference, self._long_recent, self._long_reference)  # type: ignore[assignment]
-        window = _SortedWindow(spans.reference)
-        for signal in since:
-            window.push(signal)
-        self._reference = window
-        self._mean_dev = 0.0
-        self._recent_z = deque()
-        self._level_z = None
-        if spans.long:
-            self._long_recent = _SortedWindow(spans.long)
-            self._long_reference = _SortedWindow(spans.long_reference)
-            for signal in since:
-                self._push_long(signal)
-
-    def _returned_home(self, signal: float) -> bool:
-        saved = self._before_relearn
-        if saved is None:
-            return False
-        lapse, reference, long_recent, long_reference = saved
-        if self._processed > lapse:
-            self._before_relearn = None
-            return False
-        center = reference.median()
-        z = (signal - center) / self._spread_of(reference, center, 1.2533 * reference.mean_abs_dev(center))
-        if abs(z) >= self.config.shift_floor:
-            return False
-        self._before_relearn = None
-        self._reference, self._long_recent, self._long_reference = reference, long_recent, long_reference
-        self._mean_dev = 0.0
-        self._recent_z = deque()
-        self._level_z = None
-        return True
 
     def _push_long(self, signal: float) -> None:
         assert self._long_recent is not None
@@ -541,12 +459,6 @@ class AnomalyDetector:
         ref.push(signal)
         if spans.long:
             self._push_long(signal)
-        if spans.relearn and self._in_episode:
-            self._episode_signals.append(signal)
-            if len(self._episode_signals) > spans.relearn:
-                del self._episode_signals[0]
-            if len(self._episode_signals) >= spans.relearn and self._shift_confirmed():
-                self._relearn()
         seen = self._slot_order[-1] - self._slot_order[0]
         if self.config.seasonal and self._processed >= self._next_season_check and seen >= 3 * spans.day:
             self._next_season_check = self._processed + max(spans.day // 2, 24)
@@ -580,28 +492,6 @@ class AnomalyDetector:
         if self.config.direction == "down":
             return min(value, 0.0)
         return value
-
-    @staticmethod
-    def _pot_quantile(scores: _SortedWindow, rate: float) -> float | None:
-        ordered = scores.sorted
-        n = len(ordered)
-        cut = int(0.98 * n)
-        threshold = ordered[cut]
-        excesses = [v - threshold for v in ordered[cut + 1 :]]
-        if len(excesses) < 5:
-            return None
-        mean = math.fsum(excesses) / len(excesses)
-        var = math.fsum((e - mean) ** 2 for e in excesses) / (len(excesses) - 1)
-        if mean <= 0 or var <= 0:
-            return None
-        ratio = mean * mean / var
-        shape, scale = 0.5 * (1 - ratio), 0.5 * mean * (ratio + 1)
-        r = rate * n / len(excesses)
-        if r >= 1:
-            return threshold
-        if abs(shape) < 1e-6:
-            return threshold - scale * math.log(r)
-        return threshold + scale / shape * (r**-shape - 1)
 
     def _long_difference(self) -> float | None:
         """|median of the last hours - median of the days before|, once the longer one is half full."""
@@ -637,10 +527,6 @@ class AnomalyDetector:
             q999 = self._spike_scores.quantile(c.spike_quantile, c.spike_min_rank)
             q99 = self._spike_scores.quantile(0.99)
             spike_bar = max(spike_bar, (q999 + c.tail_gain * (q999 - q99)) / c.sensitivity)
-        if c.spike_pot_seconds and len(self._spike_scores) >= 200:
-            pot = self._pot_quantile(self._spike_scores, spans.interval / c.spike_pot_seconds)
-            if pot is not None:
-                spike_bar = max(c.spike_floor, pot) / c.sensitivity
         long_bar = math.inf
         long_difference = self._long_difference()
         long_score = long_difference or 0.0
@@ -681,10 +567,6 @@ class AnomalyDetector:
                 self._calm += 1
                 if self._calm >= spans.shift:
                     self._in_episode = False
-                    self._episode_signals = []
-        elif live and hit and self._returned_home(signal):
-            # Back to the normal before a relearn: its windows again, and no page.
-            self._in_episode, self._calm, self._episode_peak = True, 0, strength
         elif live and hit and self.n > spans.warmup and (cooled or escalated):
             self._in_episode, started, self._last_start, self._calm = True, True, self._processed, 0
             self._episode_peak = strength

@@ -111,11 +111,14 @@ def test_generated_cloudops_series_carry_operations_irregularities() -> None:
     assert {kind for series in data for kind in series.kinds} == set(KINDS)
     assert any(not series.onsets for series in data)  # nuisance only
     cpu = [v for series in data if series.family == "cpu" for v in series.values]
-    assert 0.0 <= min(cpu) and max(cpu) == 100.0  # saturated
+    assert min(cpu) >= 0.0
+    assert max(cpu) == 100.0  # saturated
     for series in data:
-        assert all(0.2 * len(series.values) * 0.95 <= o for o in series.onsets)  # after the probation
+        # Incidents after the first ~20% (NAB's probation is 15%), on rows that were kept.
+        assert all(o >= 0.15 * len(series.values) for o in series.onsets)
         gaps = [(b - a).total_seconds() for a, b in zip(series.times, series.times[1:], strict=False)]
-        assert min(gaps) == series.interval and max(gaps) > series.interval  # rows missing
+        assert min(gaps) == series.interval
+        assert max(gaps) > series.interval  # rows missing
 
 
 def test_detector_holds_on_generated_cloudops_series() -> None:
