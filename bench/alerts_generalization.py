@@ -86,6 +86,10 @@ VARIANTS: dict[str, dict[str, DetectorConfig]] = {
         "3rd": DetectorConfig(),
         "1st": DetectorConfig(spike_min_rank=1),
     },
+    "restart-under-long": {
+        "off": DetectorConfig(),
+        "on": DetectorConfig(restart_under_long=True),
+    },
 }
 
 
