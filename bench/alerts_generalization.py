@@ -73,8 +73,9 @@ TP_WEIGHT, FP_WEIGHT, FN_WEIGHT, PROBATION = 1.0, 0.11, 1.0, 0.15
 # sensitivity, episodes learned into the bars, a novelty filter, spike confirmation, a spread
 # trigger, a distribution-change trigger, and pairings of them with more sensitivity), and the
 # tenth round's (relearning after a lasting episode, plain and only for a confirmed shift, with and
-# without the return to the old normal; a peaks-over-threshold spike bar): commits f398c04, 1333b34
-# and 7e1f52f of branch detect-10.
+# without the return to the old normal; a peaks-over-threshold spike bar; a new alert under an
+# episode held only by the long-horizon trigger): commits f398c04, 1333b34, 7e1f52f and bea5450 of
+# branch detect-10.
 VARIANTS: dict[str, dict[str, DetectorConfig]] = {
     "cooldown": {
         "12 h": DetectorConfig(),
@@ -85,10 +86,6 @@ VARIANTS: dict[str, dict[str, DetectorConfig]] = {
     "spike-rank": {
         "3rd": DetectorConfig(),
         "1st": DetectorConfig(spike_min_rank=1),
-    },
-    "restart-under-long": {
-        "off": DetectorConfig(),
-        "on": DetectorConfig(restart_under_long=True),
     },
 }
 

@@ -99,10 +99,6 @@ class DetectorConfig:
     # escalation x the strongest point of the last episode starts a new alert. 0 = off.
     escalation: float = 1.5
     escalation_floor: float = 1.5
-    # An episode held open only by the long-horizon trigger (every short trigger calm for a shift
-    # run) lets a fresh short-trigger hit start a new alert once the cooldown is over: a second
-    # incident on top of a lasting shift still pages. False: the held episode swallows it.
-    restart_under_long: bool = False
 
 
 @dataclass
@@ -249,7 +245,6 @@ class AnomalyDetector:
         self._last_start = -(10**9)
         self._calm = 0
         self._episode_peak = 0.0
-        self._short_calm = 0
         self._quantum = math.inf
         self._last_raw: float | None = None
         self._mean_dev = 0.0
@@ -562,18 +557,7 @@ class AnomalyDetector:
             and not cooled
             and strength > max(c.escalation_floor, c.escalation * self._episode_peak)
         )
-        short = max(strengths["spike"], strengths["shift"], strengths["level"])
-        if (
-            c.restart_under_long
-            and self._in_episode
-            and live
-            and short > 1.0
-            and self._short_calm >= spans.shift
-            and cooled
-        ):
-            self._in_episode = False  # a new alert starts below
         if self._in_episode:
-            self._short_calm = self._short_calm + 1 if short <= 0.5 else 0
             self._episode_peak = max(self._episode_peak, strength)
             # Any trigger above half its bar holds the episode; a long shift so holds it until the
             # longer reference absorbs it (days): it pages once and its points stay out of the bars.
@@ -585,7 +569,7 @@ class AnomalyDetector:
                     self._in_episode = False
         elif live and hit and self.n > spans.warmup and (cooled or escalated):
             self._in_episode, started, self._last_start, self._calm = True, True, self._processed, 0
-            self._episode_peak, self._short_calm = strength, 0
+            self._episode_peak = strength
         if not self._in_episode:
             self._spike_scores.push(spike)
             self._shift_scores.push(shift)
