@@ -87,6 +87,11 @@ VARIANTS: dict[str, dict[str, DetectorConfig]] = {
         "3rd": DetectorConfig(),
         "1st": DetectorConfig(spike_min_rank=1),
     },
+    "aggregate": {
+        "1": DetectorConfig(),
+        "2": DetectorConfig(aggregate=2),
+        "3": DetectorConfig(aggregate=3),
+    },
 }
 
 
