@@ -74,8 +74,8 @@ TP_WEIGHT, FP_WEIGHT, FN_WEIGHT, PROBATION = 1.0, 0.11, 1.0, 0.15
 # trigger, a distribution-change trigger, and pairings of them with more sensitivity), and the
 # tenth round's (relearning after a lasting episode, plain and only for a confirmed shift, with and
 # without the return to the old normal; a peaks-over-threshold spike bar; a new alert under an
-# episode held only by the long-horizon trigger): commits f398c04, 1333b34, 7e1f52f and bea5450 of
-# branch detect-10.
+# episode held only by the long-horizon trigger; deciding on the mean of 2 or 3 points): commits
+# f398c04, 1333b34, 7e1f52f, bea5450 and 7041c36 of branch detect-10.
 VARIANTS: dict[str, dict[str, DetectorConfig]] = {
     "cooldown": {
         "12 h": DetectorConfig(),
@@ -86,11 +86,6 @@ VARIANTS: dict[str, dict[str, DetectorConfig]] = {
     "spike-rank": {
         "3rd": DetectorConfig(),
         "1st": DetectorConfig(spike_min_rank=1),
-    },
-    "aggregate": {
-        "1": DetectorConfig(),
-        "2": DetectorConfig(aggregate=2),
-        "3": DetectorConfig(aggregate=3),
     },
 }
 

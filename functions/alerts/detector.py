@@ -99,9 +99,6 @@ class DetectorConfig:
     # escalation x the strongest point of the last episode starts a new alert. 0 = off.
     escalation: float = 1.5
     escalation_floor: float = 1.5
-    # Trial (tenth round): decide on the mean of every aggregate consecutive points (a coarser
-    # step: a one-point burst is averaged, a lasting change is not). 1 = every point.
-    aggregate: int = 1
 
 
 @dataclass
@@ -596,15 +593,7 @@ def detect(times: list[datetime], values: list[float], config: DetectorConfig | 
     """Run the detector over a whole series (tuning and tests); episodes by point index."""
     detector = AnomalyDetector(config)
     episodes: list[Episode] = []
-    k = detector.config.aggregate
-    bucket: list[float] = []
-    for i, (t, raw) in enumerate(zip(times, values, strict=False)):
-        v = raw
-        if k > 1:
-            bucket.append(raw)
-            if len(bucket) < k:
-                continue
-            v, bucket = math.fsum(bucket) / k, []
+    for i, (t, v) in enumerate(zip(times, values, strict=False)):
         d = detector.update(t, v)
         if d.started:
             episodes.append(Episode(start=i, end=None))
