@@ -163,6 +163,7 @@ def test_index_exemptions_name_fields_the_metric_store_writes() -> None:
         store.HOURS: {store.SERIES_MAP, store.SKETCHES},
         recording.RULE_HOURS: {store.SERIES_MAP, store.SKETCHES},
         recording.RULE_TAIL: {store.SERIES_MAP, store.SKETCHES},
+        store.MINUTE_STAMPS: {store.STAMPS_MAP},
         store.STREAMS: {store.APPLIED},
         store.STREAM_GROUPS: {store.APPLIED, STREAMS_FIELD},
         customer_usage.USAGE: {customer_usage.CUSTOMERS, customer_usage.REFUSED, store.APPLIED},

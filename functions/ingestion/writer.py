@@ -56,16 +56,20 @@ from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
 from shared.metrics.store import (
     METRICS,
+    MINUTE_STAMPS,
     MINUTES,
     SERIES_MAP,
     SKETCHES,
     STREAM_GROUPS,
     STREAMS,
     WRITE_STAMP,
+    bucket_start,
     document_size,
     metric_id,
+    minute_key,
     rollup_document,
     rollup_id,
+    stamps_document,
     stored_size,
     write_stamp,
 )
@@ -98,7 +102,8 @@ def store_batch(batch: Batch, batch_id: str) -> StoreOutcome:
     units = units_of(batch)
     if not units:
         return outcome
-    chunks = chunk_units(units, settings.max_writes_per_transaction)
+    # Each rollup written brings at most one stamp document write.
+    chunks = chunk_units(units, settings.max_writes_per_transaction // 2)
     outcome.chunks = len(chunks)
     shard = shard_of(batch_id, settings.write_shards)
     applied: dict[str, SeriesBatch] = {}
@@ -228,6 +233,8 @@ def _apply_chunk(chunk: list[Unit], batch_id: str, shard: int) -> _ChunkResult:
             return found
 
         writes: list[tuple[Any, dict[str, Any]]] = []
+        # Stamp documents to merge, per bucket key and hour: (bucket, minute -> the rollup's ws).
+        stamps: dict[tuple[str, datetime], tuple[Any, int, dict[str, int]]] = {}
         for unit in chunk:
             if not unit.stream:
                 minute = unit.minutes[0]
@@ -294,6 +301,12 @@ def _apply_chunk(chunk: list[Unit], batch_id: str, shard: int) -> _ChunkResult:
             # Every write raises the stamp: readers tell whether minutes changed from one
             # aggregation over the stamps (``store.minutes_stamp``).
             document[WRITE_STAMP] = write_stamp(at, stored.get(WRITE_STAMP))
+            # ... and so does the hour's stamp document, merged in this transaction (not read:
+            # the stamp is the rollup's own), so it names every rollup a reader must read.
+            hour = bucket_start(at, "hour")
+            metric_doc = target.ref.parent.parent
+            _, _, minutes = stamps.setdefault((target.unit.key, hour), (metric_doc, target.unit.bucket, {}))
+            minutes[minute_key(at)] = document[WRITE_STAMP]
             # Each series' entry is added while the document stays within the size limit; the
             # points of one that would push it past are refused (the others are still written).
             size = document_size(target.ref.path, document)
@@ -321,7 +334,10 @@ def _apply_chunk(chunk: list[Unit], batch_id: str, shard: int) -> _ChunkResult:
             writes.append((target.ref, document))
         for ref, doc in writes:
             transaction.set(ref, doc)
-        result.writes = len(writes)
+        for (key, hour), (metric_doc, bucket, minutes) in stamps.items():
+            ref = metric_doc.collection(MINUTE_STAMPS).document(rollup_id(key, hour, shard))
+            transaction.set(ref, stamps_document(bucket, hour, shard, minutes), merge=True)
+        result.writes = len(writes) + len(stamps)
         if refused_sids:
             result.written = [series for series in result.written if series.sid not in refused_sids]
         return result
