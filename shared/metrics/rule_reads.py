@@ -48,8 +48,9 @@ def tail_documents(
     minutes ``[hour, through)``) still holds is read from it and its minutes after ``through``;
     any other hour from all its minutes. Whether one holds, and which minute rollups exist after
     it, comes from the tail's stamp documents (``store.MINUTE_STAMPS``: one query over a small
-    collection), and those rollups are read by id: no query over the minute rollups. Minutes
-    are merged by the rule once per build."""
+    collection), and those rollups are read by id: while the provisional hours hold, no query
+    over the minute rollups (``_tail_pieces`` says when one is made). Minutes are merged by the
+    rule once per build."""
     if reads_previous_tail():
         return _tail_by_aggregation(metric, rule, low, high, wants_sketch)
     shared = current_build_reads()
@@ -64,21 +65,46 @@ def tail_documents(
         merged = [m for m in stamped.get(hour, ()) if m.minute < through]
         if recorded[hour].get(TAIL_WRITTEN) == written_digest(merged):
             held[hour] = through
-    # A held hour proves its minutes were written with stamp documents; from it on, rollups are
-    # read by the ids the stamp documents name. Before it (or with none held: rollups written
-    # before stamp documents existed) they are read with a range query, as before.
-    by_id_from = min(held, default=high)
     out: list[dict[str, Any]] = [recorded[hour] for hour in sorted(held)]
-    for start, end in _unheld_ranges(held, low, high):
+    for start, end, by_id in _tail_pieces(held, set(recorded), low, high):
         # Reduced per hour (a range may span several): each counted in the bucket of its hour.
         minutes_key: RangeKey = (metric, "minute", start, end)
         source: Any = range_of(minutes, start, end)
-        if start >= by_id_from:
-            named = [m.rollup for hour, found in stamped.items() for m in found if start <= m.minute < end]
+        if by_id:
+            named = [m.rollup for found in stamped.values() for m in found if start <= m.minute < end]
             source = RollupsById(minutes, sorted(named))
         reduce = _reducer(source, minutes_key, rule)
         out.extend(shared.reduced(minutes_key, rule.id, sketches=wants_sketch, reduce=reduce))
     return out
+
+
+def _tail_pieces(
+    held: dict[datetime, datetime], recorded: set[datetime], low: datetime, high: datetime
+) -> list[tuple[datetime, datetime, bool]]:
+    """The minutes no provisional hour holds, as few ranges as possible (one read each: a metric
+    without data in its tail costs one empty read, not one per hour), each with whether its
+    rollups are read by the ids the stamp documents name.
+
+    By id: the minutes after a held hour's ``through``, and the hours after the last held one
+    that have no provisional hour yet (the hour just begun). A held hour proves that the rollups
+    it merged were all written with their stamp documents, and later writes are too. Every other
+    hour by a range query, as before stamp documents: one whose provisional hour does not hold
+    (a late point or writer shard since, or rollups written before stamp documents existed, which
+    the stamp documents cannot name), or one before the first held hour."""
+    last_held = max(held, default=None)
+    pieces: list[tuple[datetime, datetime, bool]] = []
+    hour = low
+    while hour < high:
+        after = hour + timedelta(hours=1)
+        first = held.get(hour, hour)
+        by_id = hour in held or (last_held is not None and hour > last_held and hour not in recorded)
+        if first < after:
+            if pieces and pieces[-1][1] == first and pieces[-1][2] == by_id:
+                pieces[-1] = (pieces[-1][0], after, by_id)
+            else:
+                pieces.append((first, after, by_id))
+        hour = after
+    return pieces
 
 
 def _recorded(
@@ -105,25 +131,6 @@ def _stamped(metric: str, low: datetime, high: datetime) -> dict[datetime, list[
         if named:
             found.setdefault(named[0].minute.replace(minute=0), []).extend(named)
     return found
-
-
-def _unheld_ranges(
-    held: dict[datetime, datetime], low: datetime, high: datetime
-) -> list[tuple[datetime, datetime]]:
-    """The minutes no provisional hour holds, as few ranges as possible (one read each: a metric
-    without data in its tail costs one empty read, not one per hour)."""
-    ranges: list[tuple[datetime, datetime]] = []
-    hour = low
-    while hour < high:
-        after = hour + timedelta(hours=1)
-        first = held.get(hour, hour)
-        if first < after:
-            if ranges and ranges[-1][1] == first:
-                ranges[-1] = (ranges[-1][0], after)
-            else:
-                ranges.append((first, after))
-        hour = after
-    return ranges
 
 
 def _candidates(
@@ -179,7 +186,7 @@ def _tail_by_aggregation(
     recorded = _recorded(metric, rule, low, high)
     held = _holding(metric, minutes, _candidates(recorded, low, high), low)
     out: list[dict[str, Any]] = [recorded[hour] for hour in sorted(held)]
-    for start, end in _unheld_ranges(held, low, high):
+    for start, end, _ in _tail_pieces(held, set(), low, high):
         minutes_key: RangeKey = (metric, "minute", start, end)
         reduce = _reducer(range_of(minutes, start, end), minutes_key, rule)
         out.extend(shared.reduced(minutes_key, rule.id, sketches=wants_sketch, reduce=reduce))
