@@ -29,6 +29,10 @@ from shared.metrics.recording import (
     rule_hour_id,
     rules_of,
 )
+from shared.metrics.stamps import (
+    StampedMinute,
+    written_digest,
+)
 from shared.metrics.store import (
     FOLDS,
     HOURS,
@@ -37,13 +41,11 @@ from shared.metrics.store import (
     RETENTION,
     UNKNOWN_STAMP_SUM,
     WRITE_STAMP,
-    StampedMinute,
     bucket_key_of,
     bucket_start,
     document_size,
     entries,
     minutes_stamp,
-    written_digest,
 )
 
 log = get_logger("ingestion.rule_hours")
@@ -169,7 +171,7 @@ def _write_tail_hour(  # noqa: PLR0917 - the hour's place and what vouches for i
         return 0
     # Also the digest of the very rollups merged and their stamps: a build finds the same digest
     # in the hour's stamp documents exactly when no rollup of [hour, through) was written or
-    # added since, and every one was written with its stamp document (``store.written_digest``).
+    # added since, and every one was written with its stamp document (``stamps.written_digest``).
     written = written_digest(
         StampedMinute(bucket_key_of(s.id), int(doc.get("shard") or 0), doc["t"], doc[WRITE_STAMP])
         for s, doc in zip(snapshots, docs, strict=True)

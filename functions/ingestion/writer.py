@@ -23,6 +23,10 @@ merges the others' cells into the bucket documents and writes them. An entry is 
 retry could still be accepted: a retry's points are refused once older than the lateness
 allowance (``ION_METRICS_MAX_AGE_SECONDS``), and a minute is not written after that either.
 
+Each rollup write also merges its write stamp into its hour's stamp document (one per bucket, hour
+and writer shard: ``stamps.MINUTE_STAMPS``) in the same transaction, without reading it: so a
+transaction writes at most twice its rollups, and builds learn which rollups exist from them.
+
 Hour rollups are not written here: the downsampler (``downsample.py``) folds closed hours from the
 minute rollups, once the lateness allowance guarantees no point can land in them any more.
 
@@ -54,9 +58,13 @@ from functions.ingestion.write_units import (
 from shared.clock import utcnow
 from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
+from shared.metrics.stamps import (
+    MINUTE_STAMPS,
+    minute_key,
+    stamps_document,
+)
 from shared.metrics.store import (
     METRICS,
-    MINUTE_STAMPS,
     MINUTES,
     SERIES_MAP,
     SKETCHES,
@@ -66,10 +74,8 @@ from shared.metrics.store import (
     bucket_start,
     document_size,
     metric_id,
-    minute_key,
     rollup_document,
     rollup_id,
-    stamps_document,
     stored_size,
     write_stamp,
 )
@@ -298,8 +304,8 @@ def _apply_chunk(chunk: list[Unit], batch_id: str, shard: int) -> _ChunkResult:
                 sketches,
                 applied=entries,
             )
-            # Every write raises the stamp: readers tell whether minutes changed from one
-            # aggregation over the stamps (``store.minutes_stamp``).
+            # Every write raises the stamp: the downsampler tells whether minutes changed from
+            # one aggregation over the stamps (``store.minutes_stamp``) ...
             document[WRITE_STAMP] = write_stamp(at, stored.get(WRITE_STAMP))
             # ... and so does the hour's stamp document, merged in this transaction (not read:
             # the stamp is the rollup's own), so it names every rollup a reader must read.

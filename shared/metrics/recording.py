@@ -37,7 +37,7 @@ RULE_HOURS = "metric_rule_hours"
 RULE_TAIL = "metric_rule_tail"
 TAIL_THROUGH = "through"
 TAIL_STAMP = "stamp"
-# ... and the digest of the rollups it merged with their stamps (``store.written_digest``), which a
+# ... and the digest of the rollups it merged with their stamps (``stamps.written_digest``), which a
 # build checks against the hour's stamp documents instead of aggregating over the rollups.
 TAIL_WRITTEN = "written"
 # The fold state's map of rule id -> recorded_since.

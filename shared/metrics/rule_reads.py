@@ -6,7 +6,7 @@ once per build (``shared/metrics/recording.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,21 +22,24 @@ from shared.metrics.recording import (
     rule_hour_id,
 )
 from shared.metrics.sketch import Sketch
+from shared.metrics.stamps import (
+    RollupsById,
+    StampedMinute,
+    minute_stamps,
+    stamped_minutes,
+    written_digest,
+)
 from shared.metrics.store import (
     SERIES_MAP,
     SKETCHES,
     SUMMARY_FIELDS,
-    StampedMinute,
     Summary,
     bucket_start,
     entries,
-    minute_stamps,
     minutes_stamp,
     rollups,
     rule_hours,
     rule_tail,
-    stamped_minutes,
-    written_digest,
 )
 
 
@@ -47,7 +50,7 @@ def tail_documents(
     whose provisional rule hour (``metric_rule_tail``, written by the downsampler, merging the
     minutes ``[hour, through)``) still holds is read from it and its minutes after ``through``;
     any other hour from all its minutes. Whether one holds, and which minute rollups exist after
-    it, comes from the tail's stamp documents (``store.MINUTE_STAMPS``: one query over a small
+    it, comes from the tail's stamp documents (``stamps.MINUTE_STAMPS``: one query over a small
     collection), and those rollups are read by id: while the provisional hours hold, no query
     over the minute rollups (``_tail_pieces`` says when one is made). Minutes are merged by the
     rule once per build."""
@@ -150,27 +153,6 @@ def _candidates(
         ):
             candidates[hour] = (through, (int(stamp[0]), int(stamp[1])))
     return candidates
-
-
-class RollupsById:
-    """Minute rollups named by their stamp documents, read by id where a range query was: the
-    same ``select``/``stream`` as a query (``documents`` reads either)."""
-
-    # Ids per batched read.
-    CHUNK = 300
-
-    def __init__(self, collection: Any, ids: list[str], fields: list[str] | None = None) -> None:
-        self.collection, self.ids, self.fields = collection, ids, fields
-
-    def select(self, fields: list[str]) -> RollupsById:
-        return RollupsById(self.collection, self.ids, list(fields))
-
-    def stream(self) -> Iterator[Any]:
-        client = self.collection._client
-        for first in range(0, len(self.ids), self.CHUNK):
-            refs = [self.collection.document(name) for name in self.ids[first : first + self.CHUNK]]
-            # A rollup named but gone was deleted by TTL (days after its hour was folded).
-            yield from (s for s in client.get_all(refs, field_paths=self.fields) if s.exists)
 
 
 def _tail_by_aggregation(

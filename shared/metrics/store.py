@@ -47,8 +47,8 @@ those stamps per bucket, hour and writer shard, set (merged, not read) in the tr
 writes the rollups: a rollup exists with stamp ``ws`` exactly when its hour's stamp document maps
 its minute to ``ws`` (for rollups written since stamp documents exist). A reader learns from one
 query over this small collection which rollups of an hour exist and how often each was written,
-and reads them by id (``minute_rollup_ids``): no query over the minute rollups. Kept as long as
-the minutes (TTL ``expire_at``).
+and reads them by id: no query over the minute rollups (``stamps.py``). Kept as long as the
+minutes (TTL ``expire_at``).
 
 Hours are not written by ingestion: the downsampler folds the minute rollups of each closed hour
 into one hour rollup per bucket, and advances the metric's ``folded_until`` once every bucket is
@@ -65,7 +65,7 @@ subcollection, which Firestore's automatic single-field index serves.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -84,9 +84,6 @@ FOLDS = "metric_folds"
 APPLIED = "applied"
 # Field of minute rollups: their write stamp (see the module's docstring).
 WRITE_STAMP = "ws"
-# Per bucket, hour and writer shard: the stamps of its minute rollups (see the module's docstring).
-MINUTE_STAMPS = "metric_minute_stamps"
-STAMPS_MAP = "m"
 # Writes one minute rollup may have before its stamp would reach the next minute's: a document is
 # written at most while its minute is within the lateness allowance (at most 24 h), and under
 # Firestore's sustained 1 write/s per document that is at most 86,400 writes.
@@ -237,64 +234,6 @@ def write_stamp(start: datetime, previous: Any) -> int:
 def stamp_floor(start: datetime) -> int:
     """Every stamp of the rollups of minutes from ``start`` on is above this."""
     return int(start.timestamp()) // 60 * STAMP_SPAN
-
-
-def stamps_document(bucket: int | None, hour: datetime, shard: int, stamps: dict[str, int]) -> dict[str, Any]:
-    """The fields a rollup write merges into its stamp document: ``stamps`` maps minutes of the
-    hour (``minute_key``) to their rollups' new ``ws``; the other fields are the same every time."""
-    return {
-        "bucket": bucket,
-        "t": hour,
-        "shard": shard,
-        "expire_at": hour + timedelta(hours=1) + RETENTION["minute"],
-        STAMPS_MAP: stamps,
-    }
-
-
-def minute_key(minute: datetime) -> str:
-    """A minute's key in its stamp document's map: its minute of the hour."""
-    return str(int(minute.timestamp()) % 3600 // 60)
-
-
-@dataclass(frozen=True, slots=True)
-class StampedMinute:
-    """A minute rollup as its stamp document names it."""
-
-    key: str  # the bucket's key
-    shard: int
-    minute: datetime
-    stamp: int  # its ``ws``
-
-    @property
-    def rollup(self) -> str:
-        return rollup_id(self.key, self.minute, self.shard)
-
-    def text(self) -> str:
-        return f"{self.rollup}={self.stamp}"
-
-
-def stamped_minutes(doc_id: str, doc: Mapping[str, Any]) -> list[StampedMinute]:
-    """The minute rollups a stamp document names (none if it is not one)."""
-    hour, shard, stamps = doc.get("t"), doc.get("shard"), doc.get(STAMPS_MAP)
-    if not isinstance(hour, datetime) or not isinstance(shard, int) or not isinstance(stamps, dict):
-        return []
-    key = bucket_key_of(doc_id)
-    return [
-        StampedMinute(key, shard, hour + timedelta(minutes=int(minute)), stamp)
-        for minute, stamp in stamps.items()
-        if minute.isdigit() and int(minute) < 60 and isinstance(stamp, int)
-    ]
-
-
-def written_digest(minutes: Iterable[StampedMinute]) -> str:
-    """Digest of a set of minute rollups and their stamps: equal only for the same rollups, each
-    written as often."""
-    text = "\n".join(sorted(minute.text() for minute in minutes))
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-
-def minute_stamps(metric: str):  # type: ignore[no-untyped-def]
-    return metric_ref(metric).collection(MINUTE_STAMPS)
 
 
 # ``minutes_stamp``'s sum when it is not exact: no recorded stamp has it, so nothing holds on it.

@@ -27,15 +27,17 @@ from shared.metrics import recording
 from shared.metrics.build_reads import rollup_reads
 from shared.metrics.query import MetricQuery, QueryResult, run_query
 from shared.metrics.recording import RULE_HOURS, RULE_TAIL, raw_reads, rules_of
+from shared.metrics.stamps import (
+    MINUTE_STAMPS,
+    STAMPS_MAP,
+    minute_stamps,
+)
 from shared.metrics.store import (
     FOLDS,
-    MINUTE_STAMPS,
     MINUTES,
-    STAMPS_MAP,
     WRITE_STAMP,
     metric_id,
     metric_ref,
-    minute_stamps,
     minutes_stamp,
     stamp_floor,
 )

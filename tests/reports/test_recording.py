@@ -18,7 +18,8 @@ from shared.metrics.build_reads import current_build_reads
 from shared.metrics.customer_usage import spec_of
 from shared.metrics.query import MetricQuery, QueryResult
 from shared.metrics.recording import RULE_TAIL, previous_tail, raw_reads, rule_for
-from shared.metrics.store import FOLDS, MINUTE_STAMPS, MINUTES
+from shared.metrics.stamps import MINUTE_STAMPS
+from shared.metrics.store import FOLDS, MINUTES
 from tests.ingestion.queried import queried
 from tests.reports.conftest import NOW
 
