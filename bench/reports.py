@@ -9,10 +9,14 @@ Each dashboard and window is built cold (no view cache, a fresh build's reads) s
 one run: *raw* answers every query from the stored series (hour rollups and the minutes of the
 hours not folded yet, each range read once per build: the path before recording rules), *rules*
 as served, from the recording rules' hours (``shared/metrics/recording.py``), the provisional
-hours of the unfolded tail while their minutes' write stamp holds and the minutes after them
-merged once per rule; *before* the same with the tail as read before write stamps (a read per
-minute rollup to check the closed hours, the hour in progress from its minutes:
-``recording.previous_tail()``). The machine's load average is printed with the table.
+hours of the unfolded tail while the tail's stamp documents show their minutes unchanged (one
+query over those small documents per metric) and the minute rollups after them read by id,
+merged once per rule; *before* the same with the tail as read before stamp documents (an
+aggregation over the minute rollups' write stamps to check the provisional hours, range queries
+over the minute rollups for the minutes after them: ``recording.previous_tail()``). ``mq`` is the
+number of queries over the minute rollups (``metric_minutes``) in one build: on the emulator each
+scans the collection (0.2-1 s under load, whatever it returns). The machine's load average is
+printed with the table.
 
 History, written through the ingestion writer and folded by the downsampler as in production:
 the last 24 h at every minute (what the 1h and 24h windows read), the six days before at one
@@ -44,6 +48,7 @@ REGIONS = {"us-central1": 0.020, "europe-west1": 0.030, "asia-southeast1": 0.040
 class ReadCounter:
     def __init__(self) -> None:
         self.documents = 0
+        self.minute_queries = 0  # queries and aggregations over ``metric_minutes``
 
     def install(self) -> None:
         from google.cloud.firestore_v1 import aggregation, client, document, query
@@ -57,9 +62,11 @@ class ReadCounter:
         def aggregate(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             # One result, billed as one read per 1,000 index entries: counted as one read.
             counter.documents += 1
+            counter.minute_queries += self._nested_query._parent.id == "metric_minutes"
             return original_aggregate(self, *args, **kwargs)
 
         def stream(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            counter.minute_queries += self._parent.id == "metric_minutes"
             for snapshot in original_stream(self, *args, **kwargs):
                 counter.documents += 1
                 yield snapshot
@@ -294,8 +301,8 @@ def run(quick: bool, only: list[str] | None = None) -> None:
     print()
     print(f"load average before the builds: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(
-        f"{'dashboard':<15}{'window':<8}{'raw ms':>10}{'reads':>8}{'before ms':>10}{'reads':>8}"
-        + f"{'rules ms':>10}{'reads':>8}"
+        f"{'dashboard':<15}{'window':<8}{'raw ms':>10}{'reads':>8}{'mq':>4}{'before ms':>10}{'reads':>8}"
+        + f"{'mq':>4}{'rules ms':>10}{'reads':>8}{'mq':>4}"
         + "".join(f"{f + ' ms':>12}" for f in FORMATS)
         + f"{'html KB':>9}"
     )
@@ -304,10 +311,11 @@ def run(quick: bool, only: list[str] | None = None) -> None:
         for window in windows:
             took_ms: dict[str, list[float]] = {"raw": [], "before": [], "rules": []}
             read_counts: dict[str, int] = {}
+            minute_queries: dict[str, int] = {}
             for _ in range(3):
                 # Interleaved: the stored series, the tail as before, as served.
                 for mode, timings in took_ms.items():
-                    before = counter.documents
+                    before, queries = counter.documents, counter.minute_queries
                     t0 = time.perf_counter()
                     with contextlib.ExitStack() as stack:
                         if mode == "raw":
@@ -326,6 +334,7 @@ def run(quick: bool, only: list[str] | None = None) -> None:
                         )
                     timings.append((time.perf_counter() - t0) * 1000)
                     read_counts[mode] = counter.documents - before
+                    minute_queries[mode] = counter.minute_queries - queries
             renders = {}
             html_size = 0
             for fmt in FORMATS:
@@ -341,7 +350,9 @@ def run(quick: bool, only: list[str] | None = None) -> None:
             worst = max(worst, total)
             print(
                 f"{name:<15}{window:<8}"
-                + "".join(f"{median(took_ms[m]):>10.0f}{read_counts[m]:>8}" for m in took_ms)
+                + "".join(
+                    f"{median(took_ms[m]):>10.0f}{read_counts[m]:>8}{minute_queries[m]:>4}" for m in took_ms
+                )
                 + "".join(f"{renders[f] * 1000:>12.2f}" for f in FORMATS)
                 + f"{html_size / 1024:>9.1f}",
                 flush=True,

@@ -156,13 +156,14 @@ def test_schedules_and_ttl_policies_come_from_the_topology() -> None:
 def test_index_exemptions_name_fields_the_metric_store_writes() -> None:
     from functions.ingestion.stream_groups import STREAMS_FIELD
     from functions.scaling.store import STATE_COLLECTION, StoredRegion
-    from shared.metrics import customer_usage, recording, store
+    from shared.metrics import customer_usage, recording, stamps, store
 
     written = {
         store.MINUTES: {store.SERIES_MAP, store.SKETCHES, store.APPLIED},
         store.HOURS: {store.SERIES_MAP, store.SKETCHES},
         recording.RULE_HOURS: {store.SERIES_MAP, store.SKETCHES},
         recording.RULE_TAIL: {store.SERIES_MAP, store.SKETCHES},
+        stamps.MINUTE_STAMPS: {stamps.STAMPS_MAP},
         store.STREAMS: {store.APPLIED},
         store.STREAM_GROUPS: {store.APPLIED, STREAMS_FIELD},
         customer_usage.USAGE: {customer_usage.CUSTOMERS, customer_usage.REFUSED, store.APPLIED},

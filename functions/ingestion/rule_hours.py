@@ -22,12 +22,16 @@ from shared.metrics.recording import (
     RULES_FIELD,
     TAIL_STAMP,
     TAIL_THROUGH,
+    TAIL_WRITTEN,
     RecordingRule,
     recorded_key,
     recorded_since,
     rule_hour_id,
     rules_of,
-    sources_digest,
+)
+from shared.metrics.stamps import (
+    StampedMinute,
+    written_digest,
 )
 from shared.metrics.store import (
     FOLDS,
@@ -37,6 +41,7 @@ from shared.metrics.store import (
     RETENTION,
     UNKNOWN_STAMP_SUM,
     WRITE_STAMP,
+    bucket_key_of,
     bucket_start,
     document_size,
     entries,
@@ -164,15 +169,19 @@ def _write_tail_hour(  # noqa: PLR0917 - the hour's place and what vouches for i
             extra={"hour": hour.isoformat(), "stamped": stamp[0], "read": len(snapshots)},
         )
         return 0
-    # Also the digest of the very rollups merged (ids and update times), as recorded before write
-    # stamps: what ``recording.previous_tail()`` checks (the bench's before-and-after).
-    digest = sources_digest((s.id, s.update_time) for s in snapshots)
+    # Also the digest of the very rollups merged and their stamps: a build finds the same digest
+    # in the hour's stamp documents exactly when no rollup of [hour, through) was written or
+    # added since, and every one was written with its stamp document (``stamps.written_digest``).
+    written = written_digest(
+        StampedMinute(bucket_key_of(s.id), int(doc.get("shard") or 0), doc["t"], doc[WRITE_STAMP])
+        for s, doc in zip(snapshots, docs, strict=True)
+    )
     merged = _merged_by_rule(docs, rules)
     metric, by_rule = merged.get(hour, (None, {}))
     batch = get_firestore().batch()
     for ref, rule in zip(refs, rules, strict=True):
         body = _rule_document(ref.path, metric, rule, hour, by_rule.get(rule.id, {}))
-        body.update({TAIL_THROUGH: through, TAIL_STAMP: list(stamp), "sources": digest})
+        body.update({TAIL_THROUGH: through, TAIL_STAMP: list(stamp), TAIL_WRITTEN: written})
         body["expire_at"] = hour + TAIL_RETENTION
         batch.set(ref, body)
     batch.commit()

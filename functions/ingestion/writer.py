@@ -23,6 +23,10 @@ merges the others' cells into the bucket documents and writes them. An entry is 
 retry could still be accepted: a retry's points are refused once older than the lateness
 allowance (``ION_METRICS_MAX_AGE_SECONDS``), and a minute is not written after that either.
 
+Each rollup write also merges its write stamp into its hour's stamp document (one per bucket, hour
+and writer shard: ``stamps.MINUTE_STAMPS``) in the same transaction, without reading it: so a
+transaction writes at most twice its rollups, and builds learn which rollups exist from them.
+
 Hour rollups are not written here: the downsampler (``downsample.py``) folds closed hours from the
 minute rollups, once the lateness allowance guarantees no point can land in them any more.
 
@@ -54,6 +58,11 @@ from functions.ingestion.write_units import (
 from shared.clock import utcnow
 from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
+from shared.metrics.stamps import (
+    MINUTE_STAMPS,
+    minute_key,
+    stamps_document,
+)
 from shared.metrics.store import (
     METRICS,
     MINUTES,
@@ -62,6 +71,7 @@ from shared.metrics.store import (
     STREAM_GROUPS,
     STREAMS,
     WRITE_STAMP,
+    bucket_start,
     document_size,
     metric_id,
     rollup_document,
@@ -98,7 +108,8 @@ def store_batch(batch: Batch, batch_id: str) -> StoreOutcome:
     units = units_of(batch)
     if not units:
         return outcome
-    chunks = chunk_units(units, settings.max_writes_per_transaction)
+    # Each rollup written brings at most one stamp document write.
+    chunks = chunk_units(units, settings.max_writes_per_transaction // 2)
     outcome.chunks = len(chunks)
     shard = shard_of(batch_id, settings.write_shards)
     applied: dict[str, SeriesBatch] = {}
@@ -228,6 +239,8 @@ def _apply_chunk(chunk: list[Unit], batch_id: str, shard: int) -> _ChunkResult:
             return found
 
         writes: list[tuple[Any, dict[str, Any]]] = []
+        # Stamp documents to merge, per bucket key and hour: (bucket, minute -> the rollup's ws).
+        stamps: dict[tuple[str, datetime], tuple[Any, int, dict[str, int]]] = {}
         for unit in chunk:
             if not unit.stream:
                 minute = unit.minutes[0]
@@ -291,9 +304,15 @@ def _apply_chunk(chunk: list[Unit], batch_id: str, shard: int) -> _ChunkResult:
                 sketches,
                 applied=entries,
             )
-            # Every write raises the stamp: readers tell whether minutes changed from one
-            # aggregation over the stamps (``store.minutes_stamp``).
+            # Every write raises the stamp: the downsampler tells whether minutes changed from
+            # one aggregation over the stamps (``store.minutes_stamp``) ...
             document[WRITE_STAMP] = write_stamp(at, stored.get(WRITE_STAMP))
+            # ... and so does the hour's stamp document, merged in this transaction (not read:
+            # the stamp is the rollup's own), so it names every rollup a reader must read.
+            hour = bucket_start(at, "hour")
+            metric_doc = target.ref.parent.parent
+            _, _, minutes = stamps.setdefault((target.unit.key, hour), (metric_doc, target.unit.bucket, {}))
+            minutes[minute_key(at)] = document[WRITE_STAMP]
             # Each series' entry is added while the document stays within the size limit; the
             # points of one that would push it past are refused (the others are still written).
             size = document_size(target.ref.path, document)
@@ -321,7 +340,10 @@ def _apply_chunk(chunk: list[Unit], batch_id: str, shard: int) -> _ChunkResult:
             writes.append((target.ref, document))
         for ref, doc in writes:
             transaction.set(ref, doc)
-        result.writes = len(writes)
+        for (key, hour), (metric_doc, bucket, minutes) in stamps.items():
+            ref = metric_doc.collection(MINUTE_STAMPS).document(rollup_id(key, hour, shard))
+            transaction.set(ref, stamps_document(bucket, hour, shard, minutes), merge=True)
+        result.writes = len(writes) + len(stamps)
         if refused_sids:
             result.written = [series for series in result.written if series.sid not in refused_sids]
         return result

@@ -37,6 +37,9 @@ RULE_HOURS = "metric_rule_hours"
 RULE_TAIL = "metric_rule_tail"
 TAIL_THROUGH = "through"
 TAIL_STAMP = "stamp"
+# ... and the digest of the rollups it merged with their stamps (``stamps.written_digest``), which a
+# build checks against the hour's stamp documents instead of aggregating over the rollups.
+TAIL_WRITTEN = "written"
 # The fold state's map of rule id -> recorded_since.
 RULES_FIELD = "rules"
 
@@ -84,18 +87,6 @@ def recorded_key(labels: Mapping[str, str], kind: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
-def sources_digest(stamps: Iterable[tuple[str, Any]]) -> str:
-    """Digest of minute rollups' ids and update times: equal only if no rollup of the set was
-    written, added or removed since."""
-    text = "\n".join(sorted(f"{name}@{_stamp(updated)}" for name, updated in stamps))
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-
-def _stamp(updated: Any) -> str:
-    rfc3339 = getattr(updated, "rfc3339", None)  # Firestore's datetime with nanoseconds
-    return rfc3339() if callable(rfc3339) else str(updated)
-
-
 @cache
 def declared_rules() -> tuple[RecordingRule, ...]:
     """The catalogue's recording rules."""
@@ -139,9 +130,9 @@ def recorded_since(doc: Mapping[str, Any]) -> dict[str, datetime]:
 _enabled: ContextVar[bool] = ContextVar("ion_recording_rules", default=True)
 
 
-# The tail as read before write stamps (each closed hour's provisional hour checked against a
-# field-masked read of every minute rollup's update time, the hour in progress read from its
-# minutes): only inside ``previous_tail()``, the bench's before-and-after.
+# The tail as read before stamp documents (each provisional hour checked by an aggregation over
+# its minute rollups' write stamps, the minutes after it read with a range query over the minute
+# rollups): only inside ``previous_tail()``, the bench's before-and-after.
 _previous_tail: ContextVar[bool] = ContextVar("ion_previous_tail", default=False)
 
 
@@ -151,7 +142,7 @@ def reads_previous_tail() -> bool:
 
 @contextmanager
 def previous_tail() -> Iterator[None]:
-    """Read the unfolded tail of this block's queries as before write stamps (the bench only)."""
+    """Read the unfolded tail of this block's queries as before stamp documents (the bench only)."""
     token = _previous_tail.set(True)
     try:
         yield

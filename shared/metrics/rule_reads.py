@@ -1,7 +1,8 @@
 """Where a query's rollups come from in Firestore: a range of rollups (streamed, or read once per
 dashboard build), and what the recording rules answer: a rule's folded hours, and the hours not
-folded yet from the rule's provisional hours while they hold, else from their minutes merged by
-the rule once per build (``shared/metrics/recording.py``)."""
+folded yet from the rule's provisional hours while they hold (checked against the tail's stamp
+documents), else from their minutes (read by the ids the stamp documents name) merged by the rule
+once per build (``shared/metrics/recording.py``)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,21 @@ from shared.metrics.build_reads import RangeKey, current_build_reads
 from shared.metrics.recording import (
     TAIL_STAMP,
     TAIL_THROUGH,
+    TAIL_WRITTEN,
     FoldState,
     RecordingRule,
     reads_previous_tail,
     recorded_key,
     rule_hour_id,
-    sources_digest,
 )
 from shared.metrics.sketch import Sketch
+from shared.metrics.stamps import (
+    RollupsById,
+    StampedMinute,
+    minute_stamps,
+    stamped_minutes,
+    written_digest,
+)
 from shared.metrics.store import (
     SERIES_MAP,
     SKETCHES,
@@ -40,56 +48,98 @@ def tail_documents(
 ) -> list[dict[str, Any]]:
     """The unfolded hours ``[low, high)`` for the queries ``rule`` answers, inside a build: an hour
     whose provisional rule hour (``metric_rule_tail``, written by the downsampler, merging the
-    minutes ``[hour, through)``) still holds (its minutes' write stamp unchanged: aggregation
-    queries, ``store.minutes_stamp``, one for the whole tail when nothing changed) is read from it
-    and its minutes after ``through``; any other hour from all its minutes. Minutes are merged by
-    the rule once per build."""
+    minutes ``[hour, through)``) still holds is read from it and its minutes after ``through``;
+    any other hour from all its minutes. Whether one holds, and which minute rollups exist after
+    it, comes from the tail's stamp documents (``stamps.MINUTE_STAMPS``: one query over a small
+    collection), and those rollups are read by id: while the provisional hours hold, no query
+    over the minute rollups (``_tail_pieces`` says when one is made). Minutes are merged by the
+    rule once per build."""
     if reads_previous_tail():
-        return _tail_by_update_times(metric, rule, low, high, wants_sketch)
+        return _tail_by_aggregation(metric, rule, low, high, wants_sketch)
     shared = current_build_reads()
     assert shared is not None
     minutes = rollups(metric, "minute")
-    key: RangeKey = (metric, f"tail:{rule.id}", low, high)
-    recorded = {
-        doc["t"]: doc
-        for doc in documents(rule_range(rule_tail(metric), rule.id, low, high), key, True)
-        if isinstance(doc.get("t"), datetime)
-    }
-    held = _holding(metric, minutes, recorded, low, high)
+    recorded = _recorded(metric, rule, low, high)
+    stamped: dict[datetime, list[StampedMinute]] = shared.once(
+        ("minute_stamps", metric, low, high), lambda: _stamped(metric, low, high)
+    )
+    held: dict[datetime, datetime] = {}
+    for hour, (through, _) in _candidates(recorded, low, high).items():
+        merged = [m for m in stamped.get(hour, ()) if m.minute < through]
+        if recorded[hour].get(TAIL_WRITTEN) == written_digest(merged):
+            held[hour] = through
     out: list[dict[str, Any]] = [recorded[hour] for hour in sorted(held)]
-    # The minutes no provisional hour holds, as few ranges as possible (one query each: a metric
-    # without data in its tail costs one empty read, not one per hour).
-    ranges: list[tuple[datetime, datetime]] = []
-    hour = low
-    while hour < high:
-        after = hour + timedelta(hours=1)
-        first = held.get(hour, hour)
-        if first < after:
-            if ranges and ranges[-1][1] == first:
-                ranges[-1] = (ranges[-1][0], after)
-            else:
-                ranges.append((first, after))
-        hour = after
-    for start, end in ranges:
+    for start, end, by_id in _tail_pieces(held, set(recorded), low, high):
         # Reduced per hour (a range may span several): each counted in the bucket of its hour.
         minutes_key: RangeKey = (metric, "minute", start, end)
-        reduce = _reducer(range_of(minutes, start, end), minutes_key, rule)
+        source: Any = range_of(minutes, start, end)
+        if by_id:
+            named = [m.rollup for found in stamped.values() for m in found if start <= m.minute < end]
+            source = RollupsById(minutes, sorted(named))
+        reduce = _reducer(source, minutes_key, rule)
         out.extend(shared.reduced(minutes_key, rule.id, sketches=wants_sketch, reduce=reduce))
     return out
 
 
-def _holding(
-    metric: str, minutes: Any, recorded: dict[datetime, dict[str, Any]], low: datetime, high: datetime
-) -> dict[datetime, datetime]:
-    """The hours whose provisional document still holds, each with its ``through``.
+def _tail_pieces(
+    held: dict[datetime, datetime], recorded: set[datetime], low: datetime, high: datetime
+) -> list[tuple[datetime, datetime, bool]]:
+    """The minutes no provisional hour holds, as few ranges as possible (one read each: a metric
+    without data in its tail costs one empty read, not one per hour), each with whether its
+    rollups are read by the ids the stamp documents name.
 
-    A range's stamp (count, sum of write stamps) never decreases: rollups are only added or
-    written again (each write raises its stamp), never deleted while their hour is unfolded. So
-    when the provisional hours from ``low`` on follow each other (every one but the last merged
-    its whole hour), one aggregation over all of them equal to the sum of their stamps proves
-    each one's unchanged; otherwise (or on a mismatch) each hour is checked on its own."""
-    shared = current_build_reads()
-    assert shared is not None
+    By id: the minutes after a held hour's ``through``, and the hours after the last held one
+    that have no provisional hour yet (the hour just begun). A held hour proves that the rollups
+    it merged were all written with their stamp documents, and later writes are too. Every other
+    hour by a range query, as before stamp documents: one whose provisional hour does not hold
+    (a late point or writer shard since, or rollups written before stamp documents existed, which
+    the stamp documents cannot name), or one before the first held hour."""
+    last_held = max(held, default=None)
+    pieces: list[tuple[datetime, datetime, bool]] = []
+    hour = low
+    while hour < high:
+        after = hour + timedelta(hours=1)
+        first = held.get(hour, hour)
+        by_id = hour in held or (last_held is not None and hour > last_held and hour not in recorded)
+        if first < after:
+            if pieces and pieces[-1][1] == first and pieces[-1][2] == by_id:
+                pieces[-1] = (pieces[-1][0], after, by_id)
+            else:
+                pieces.append((first, after, by_id))
+        hour = after
+    return pieces
+
+
+def _recorded(
+    metric: str, rule: RecordingRule, low: datetime, high: datetime
+) -> dict[datetime, dict[str, Any]]:
+    """The rule's provisional hours of ``[low, high)`` by hour (once per build)."""
+    key: RangeKey = (metric, f"tail:{rule.id}", low, high)
+    return {
+        doc["t"]: doc
+        for doc in documents(rule_range(rule_tail(metric), rule.id, low, high), key, True)
+        if isinstance(doc.get("t"), datetime)
+    }
+
+
+def _stamped(metric: str, low: datetime, high: datetime) -> dict[datetime, list[StampedMinute]]:
+    """The minute rollups of the hours ``[low, high)`` as their stamp documents name them."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    stamps = minute_stamps(metric)
+    in_range = stamps.where(filter=FieldFilter("t", ">=", low)).where(filter=FieldFilter("t", "<", high))
+    found: dict[datetime, list[StampedMinute]] = {}
+    for snapshot in in_range.stream():
+        named = stamped_minutes(snapshot.id, snapshot.to_dict() or {})
+        if named:
+            found.setdefault(named[0].minute.replace(minute=0), []).extend(named)
+    return found
+
+
+def _candidates(
+    recorded: dict[datetime, dict[str, Any]], low: datetime, high: datetime
+) -> dict[datetime, tuple[datetime, tuple[int, int]]]:
+    """The provisional hours well formed enough to hold: hour -> (through, stamp)."""
     candidates: dict[datetime, tuple[datetime, tuple[int, int]]] = {}
     for hour, doc in recorded.items():
         through, stamp = doc.get(TAIL_THROUGH), doc.get(TAIL_STAMP)
@@ -102,6 +152,45 @@ def _holding(
             and len(stamp) == 2
         ):
             candidates[hour] = (through, (int(stamp[0]), int(stamp[1])))
+    return candidates
+
+
+def _tail_by_aggregation(
+    metric: str, rule: RecordingRule, low: datetime, high: datetime, wants_sketch: bool
+) -> list[dict[str, Any]]:
+    """The tail as read before stamp documents (``recording.previous_tail()``, the bench's
+    before-and-after): each provisional hour checked by an aggregation over its minute rollups'
+    write stamps (``store.minutes_stamp``), the minutes no provisional hour holds read with range
+    queries over the minute rollups."""
+    shared = current_build_reads()
+    assert shared is not None
+    minutes = rollups(metric, "minute")
+    recorded = _recorded(metric, rule, low, high)
+    held = _holding(metric, minutes, _candidates(recorded, low, high), low)
+    out: list[dict[str, Any]] = [recorded[hour] for hour in sorted(held)]
+    for start, end, _ in _tail_pieces(held, set(), low, high):
+        minutes_key: RangeKey = (metric, "minute", start, end)
+        reduce = _reducer(range_of(minutes, start, end), minutes_key, rule)
+        out.extend(shared.reduced(minutes_key, rule.id, sketches=wants_sketch, reduce=reduce))
+    return out
+
+
+def _holding(
+    metric: str,
+    minutes: Any,
+    candidates: dict[datetime, tuple[datetime, tuple[int, int]]],
+    low: datetime,
+) -> dict[datetime, datetime]:
+    """The hours whose provisional document still holds by the write stamps' aggregation, each
+    with its ``through``.
+
+    A range's stamp (count, sum of write stamps) never decreases: rollups are only added or
+    written again (each write raises its stamp), never deleted while their hour is unfolded. So
+    when the provisional hours from ``low`` on follow each other (every one but the last merged
+    its whole hour), one aggregation over all of them equal to the sum of their stamps proves
+    each one's unchanged; otherwise (or on a mismatch) each hour is checked on its own."""
+    shared = current_build_reads()
+    assert shared is not None
 
     def stamp_of(start: datetime, end: datetime) -> tuple[int, int]:
         return shared.once(("minutes_stamp", metric, start, end), lambda: minutes_stamp(minutes, start, end))
@@ -122,47 +211,6 @@ def _holding(
         if hour not in held and stamp_of(hour, through) == stamp:
             held[hour] = through
     return held
-
-
-def _tail_by_update_times(
-    metric: str, rule: RecordingRule, low: datetime, high: datetime, wants_sketch: bool
-) -> list[dict[str, Any]]:
-    """The tail as read before write stamps (``recording.previous_tail()``, the bench's
-    before-and-after): a closed hour's provisional hour checked against a field-masked read of
-    every minute rollup's update time (``sources``), other hours from their minutes."""
-    shared = current_build_reads()
-    assert shared is not None
-    minutes = rollups(metric, "minute")
-    stamps = shared.once(("stamps", metric, low, high), lambda: _stamps(range_of(minutes, low, high)))
-    by_hour: dict[datetime, list[tuple[str, Any]]] = {}
-    for name, updated, at in stamps:
-        by_hour.setdefault(bucket_start(at, "hour"), []).append((name, updated))
-    key: RangeKey = (metric, f"tail:{rule.id}", low, high)
-    recorded = {
-        doc["t"]: doc
-        for doc in documents(rule_range(rule_tail(metric), rule.id, low, high), key, True)
-        if isinstance(doc.get("t"), datetime)
-    }
-    out: list[dict[str, Any]] = []
-    for hour in sorted(by_hour):
-        doc = recorded.get(hour)
-        if (
-            doc is not None
-            and not doc.get("overflow")
-            and doc.get("sources") == sources_digest(by_hour[hour])
-        ):
-            out.append(doc)
-            continue
-        after = hour + timedelta(hours=1)
-        hour_key: RangeKey = (metric, "minute", hour, after)
-        reduce = _reducer(range_of(minutes, hour, after), hour_key, rule)
-        out.extend(shared.reduced(hour_key, rule.id, sketches=wants_sketch, reduce=reduce))
-    return out
-
-
-def _stamps(source: Any) -> list[tuple[str, Any, datetime]]:
-    """Ids, update times and bucket starts of a range's rollups (only ``t`` read)."""
-    return [(s.id, s.update_time, s.get("t")) for s in source.select(["t"]).stream()]
 
 
 def _reducer(minutes: Any, key: RangeKey, rule: RecordingRule) -> Any:

@@ -13,6 +13,10 @@
     metrics/{metric_id}/metric_rule_tail/{rule}-{hour}   the same for an hour not folded yet,
                                              merging its minutes up to ``through``, valid while
                                              their write stamp (``stamp``) holds, kept a day
+    metrics/{metric_id}/metric_minute_stamps/{id}  the write stamps of one bucket's minute rollups
+                                             of one hour and writer shard: ``m`` maps the
+                                             minute (0-59) to its rollup's ``ws``; written in
+                                             the rollups' transaction (see below)
     metric_folds/{metric_id}                 the downsampler's watermark and cursor for the metric,
                                              and per recording rule its first complete hour
     metric_stream_groups/{group}             last cumulative value of each OTLP stream of one
@@ -37,6 +41,14 @@ rollup: over the rollups of minutes ``[a, b)`` (a range on ``ws``, served by its
 single-field index), ``count()`` and ``sum(ws)`` are unchanged only if no rollup of the range was
 written or added since, because every write raises its document's stamp and a new document adds
 one (minute rollups are deleted only by TTL, 72 h after their minute; ``minutes_stamp``).
+
+Stamp documents (``metric_minute_stamps``, id ``rollup_id(bucket key, hour, shard)``) repeat
+those stamps per bucket, hour and writer shard, set (merged, not read) in the transaction that
+writes the rollups: a rollup exists with stamp ``ws`` exactly when its hour's stamp document maps
+its minute to ``ws`` (for rollups written since stamp documents exist). A reader learns from one
+query over this small collection which rollups of an hour exist and how often each was written,
+and reads them by id: no query over the minute rollups (``stamps.py``). Kept as long as the
+minutes (TTL ``expire_at``).
 
 Hours are not written by ingestion: the downsampler folds the minute rollups of each closed hour
 into one hour rollup per bucket, and advances the metric's ``folded_until`` once every bucket is

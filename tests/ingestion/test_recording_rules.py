@@ -6,6 +6,7 @@ backfilled; an hour too large for one document is read raw."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from datetime import UTC, datetime, timedelta
 
@@ -26,6 +27,11 @@ from shared.metrics import recording
 from shared.metrics.build_reads import rollup_reads
 from shared.metrics.query import MetricQuery, QueryResult, run_query
 from shared.metrics.recording import RULE_HOURS, RULE_TAIL, raw_reads, rules_of
+from shared.metrics.stamps import (
+    MINUTE_STAMPS,
+    STAMPS_MAP,
+    minute_stamps,
+)
 from shared.metrics.store import (
     FOLDS,
     MINUTES,
@@ -35,6 +41,7 @@ from shared.metrics.store import (
     minutes_stamp,
     stamp_floor,
 )
+from tests.ingestion.queried import queried
 
 pytestmark = pytest.mark.emulators
 
@@ -424,26 +431,43 @@ def test_no_provisional_hour_is_recorded_on_an_unknown_stamp(store, monkeypatch)
     assert ds.downsample().tail_hours_written > 0  # exact again: recorded
 
 
+def stamp_doc(at: datetime, shard: int) -> dict:
+    (doc,) = [
+        s.to_dict()
+        for s in minute_stamps(HTTP).where(filter=FieldFilter("t", "==", at.replace(minute=0))).stream()
+        if s.to_dict()["shard"] == shard
+    ]
+    return doc
+
+
 def test_every_write_of_a_minute_rollup_raises_its_stamp_and_a_redelivery_writes_nothing(store) -> None:  # type: ignore[no-untyped-def]
     at = datetime(2026, 3, 2, 11, 40, tzinfo=UTC)
     minutes = metric_ref(HTTP).collection(MINUTES)
     batch_id = "a" * 64
-    assert store_once(late_batch(at, [0.1]), batch_id) == 1
+    shard = shard_of(batch_id, 4)
+    # The rollup and, in the same transaction, its hour's stamp document.
+    assert store_once(late_batch(at, [0.1]), batch_id) == 2
     (doc,) = minute_docs(at)
     assert doc[WRITE_STAMP] == stamp_floor(at) + 1
+    assert stamp_doc(at, shard)[STAMPS_MAP] == {"40": stamp_floor(at) + 1}
     first = minutes_stamp(minutes, at, at + timedelta(minutes=1))
     assert first == (1, stamp_floor(at) + 1)
     # Pub/Sub delivers the same batch again: recognised as applied, nothing written.
     assert store_once(late_batch(at, [0.1]), batch_id) == 0
     assert minutes_stamp(minutes, at, at + timedelta(minutes=1)) == first
+    assert stamp_doc(at, shard)[STAMPS_MAP] == {"40": stamp_floor(at) + 1}
     # Another batch of the same writer shard: the same document, written once more.
-    assert store_once(late_batch(at, [0.2]), "a" * 8 + "b" * 56) == 1
+    assert store_once(late_batch(at, [0.2]), "a" * 8 + "b" * 56) == 2
     (doc,) = minute_docs(at)
     assert doc[WRITE_STAMP] == stamp_floor(at) + 2
     assert doc["series"][next(iter(doc["series"]))]["count"] == 2
     assert minutes_stamp(minutes, at, at + timedelta(minutes=1)) == (1, stamp_floor(at) + 2)
+    # Another minute of the hour merges into the same stamp document, one minute per key.
+    later = at + timedelta(minutes=1)
+    assert store_once(late_batch(later, [0.3]), "a" * 8 + "c" * 56) == 2
+    assert stamp_doc(at, shard)[STAMPS_MAP] == {"40": stamp_floor(at) + 2, "41": stamp_floor(later) + 1}
     # The minutes before and after are another range.
-    assert minutes_stamp(minutes, at + timedelta(minutes=1), at + timedelta(minutes=2)) == (0, 0)
+    assert minutes_stamp(minutes, at + timedelta(minutes=2), at + timedelta(minutes=3)) == (0, 0)
 
 
 def test_the_hour_in_progress_is_read_from_its_provisional_hour_and_the_minutes_since(store) -> None:  # type: ignore[no-untyped-def]
@@ -457,30 +481,46 @@ def test_the_hour_in_progress_is_read_from_its_provisional_hour_and_the_minutes_
     assert ds.downsample().tail_hours_written == 0  # unchanged minutes: not recomputed
     window = {"start": H06, "end": H14 + timedelta(hours=1)}
 
-    def ask() -> tuple[list[QueryResult], set[datetime]]:
-        with rollup_reads() as reads:
+    def ask(before: bool = False, queries_minutes: bool = False) -> tuple[list[QueryResult], set[datetime]]:
+        with rollup_reads() as reads, queried() as collections, contextlib.ExitStack() as stack:
+            if before:
+                stack.enter_context(recording.previous_tail())
             results = [query(metric, agg, **{**kw, **window}) for metric, agg, kw in QUERIES]
             # Where the request metric's minute ranges read from rollups (holding any) start.
             starts = {
                 key[2] for (key, _), docs in reads._docs.items() if key[:2] == (HTTP, "minute") and docs
             }
             checks.append([key[2:] for key in reads._once if key[:2] == ("minutes_stamp", HTTP)])
+        # Stamp documents read once per metric and build, and the rollups by id: no query over
+        # the minute rollups while the provisional hours hold (the path before: aggregations and
+        # range queries over them, always).
+        assert (MINUTES in collections) == (before or queries_minutes)
+        if not before:
+            assert collections.count(MINUTE_STAMPS) == 2  # the two metrics' tails
         return results, starts
 
     def ask_raw_window() -> list[QueryResult]:
         with raw_reads():
             return [query(metric, agg, **{**kw, **window}) for metric, agg, kw in QUERIES]
 
-    checks: list[list[tuple[datetime, datetime]]] = []  # the stamp ranges each build checked
+    checks: list[list[tuple[datetime, datetime]]] = []  # the stamp ranges each build aggregated
     provisional, starts = ask()
     assert starts == {H14 + timedelta(minutes=30)}  # only the minutes since the provisional hour
+    raw = ask_raw_window()
+    assert_same(provisional, raw)
+    before, starts = ask(before=True)
+    assert starts == {H14 + timedelta(minutes=30)}
     assert checks[-1] == [(H12, H14 + timedelta(minutes=30))]  # one aggregation for the whole tail
-    assert_same(provisional, ask_raw_window())
+    assert_same(before, raw)
 
-    # A point arrives late for 14:10, a minute the provisional hour merged: the stamp changed, the
-    # whole hour is read from its minutes, and the point is counted.
-    assert store_once(late_batch(H14 + timedelta(minutes=10), [2.5] * 4), "c" * 64) == 1
-    late, starts = ask()
+    # A point arrives late for 14:10, a minute the provisional hour merged: its stamp changed, the
+    # whole hour is read from its minutes (a range query), and the point is counted.
+    assert store_once(late_batch(H14 + timedelta(minutes=10), [2.5] * 4), "c" * 64) == 2
+    late, starts = ask(queries_minutes=True)
+    assert starts == {H14}
+    raw = ask_raw_window()
+    assert_same(late, raw)
+    before, starts = ask(before=True)
     assert starts == {H14}
     # The whole tail's stamp changed: each hour checked on its own (12 and 13 still hold).
     assert set(checks[-1]) == {
@@ -489,14 +529,22 @@ def test_the_hour_in_progress_is_read_from_its_provisional_hour_and_the_minutes_
         (H12 + timedelta(hours=1), H14),
         (H14, H14 + timedelta(minutes=30)),
     }
-    raw = ask_raw_window()
-    assert_same(late, raw)
+    assert_same(before, raw)
     key = ((("region", "europe-west1"),), H14)
     assert answers(raw)[3][key] > answers(provisional)[3][key]  # rate by region
     assert ds.downsample().tail_hours_written == len(rules_of(HTTP))  # the cache's hour held
     again, starts = ask()
     assert starts == {H14 + timedelta(minutes=30)}
     assert_same(again, raw)
+
+    # A point arrives for 14:35, after the provisional hour: the rollups after it are named by
+    # their stamp documents, so it is counted without a recompute.
+    assert store_once(late_batch(H14 + timedelta(minutes=35), [1.5] * 3), "d" * 64) == 2
+    after, starts = ask()
+    assert starts == {H14 + timedelta(minutes=30)}
+    raw = ask_raw_window()
+    assert_same(after, raw)
+    assert answers(raw)[3][key] > answers(again)[3][key]
 
     # A writer shard the minute 14:20 did not have arrives: a new rollup, the stamp changes.
     at = H14 + timedelta(minutes=20)
@@ -506,12 +554,13 @@ def test_the_hour_in_progress_is_read_from_its_provisional_hour_and_the_minutes_
         for i in range(1000)
         if shard_of(candidate := hashlib.sha256(f"shard-{i}".encode()).hexdigest(), 4) not in shards
     )
-    assert store_once(late_batch(at, [0.7, 0.9]), batch_id) == 1
+    assert store_once(late_batch(at, [0.7, 0.9]), batch_id) == 2
     assert len(minute_docs(at)) == len(shards) + 1
-    sharded, starts = ask()
+    sharded, starts = ask(queries_minutes=True)
     assert starts == {H14}
     raw = ask_raw_window()
     assert_same(sharded, raw)
+    assert_same(ask(before=True)[0], raw)
     assert ds.downsample().tail_hours_written == len(rules_of(HTTP))
 
     # Pub/Sub redelivers that batch: nothing written, the provisional hour still holds, nothing
@@ -520,6 +569,41 @@ def test_the_hour_in_progress_is_read_from_its_provisional_hour_and_the_minutes_
     redelivered, starts = ask()
     assert starts == {H14 + timedelta(minutes=30)}
     assert_same(redelivered, raw)
+
+
+def test_minutes_without_stamp_documents_are_read_with_range_queries(store) -> None:  # type: ignore[no-untyped-def]
+    """Rollups written before stamp documents existed: the provisional hours over them do not
+    hold (their digest is not the stamp documents'), and minutes before the first hour that holds
+    are read with range queries, as before; from it on by id."""
+    write_traffic(H06, IN_HOUR_14)
+    get_clock().set(IN_HOUR_14)  # type: ignore[attr-defined]
+    ds.downsample()
+    ds.downsample()
+    for metric in (HTTP, CACHE):  # hour 12 as written before stamp documents
+        old = minute_stamps(metric).where(filter=FieldFilter("t", "==", H12)).stream()
+        for snapshot in old:
+            snapshot.reference.delete()
+    window = {"start": H06, "end": H14 + timedelta(hours=1)}
+    with rollup_reads() as reads, queried() as collections:
+        results = [query(metric, agg, **{**kw, **window}) for metric, agg, kw in QUERIES]
+        ranges = {key[2:] for (key, _), docs in reads._docs.items() if key[:2] == (HTTP, "minute") and docs}
+    assert ranges == {
+        (H12, H12 + timedelta(hours=1)),
+        (H14 + timedelta(minutes=30), H14 + timedelta(hours=1)),
+    }
+    assert MINUTES in collections  # hour 12 by a range query
+    with raw_reads():
+        assert_same(results, [query(metric, agg, **{**kw, **window}) for metric, agg, kw in QUERIES])
+    # With no stamp documents at all, nothing holds: the whole tail by range queries.
+    for metric in (HTTP, CACHE):
+        for snapshot in minute_stamps(metric).stream():
+            snapshot.reference.delete()
+    with rollup_reads() as reads:
+        results = [query(metric, agg, **{**kw, **window}) for metric, agg, kw in QUERIES]
+        ranges = {key[2:] for (key, _), docs in reads._docs.items() if key[:2] == (HTTP, "minute") and docs}
+    assert ranges == {(H12, H14 + timedelta(hours=1))}
+    with raw_reads():
+        assert_same(results, [query(metric, agg, **{**kw, **window}) for metric, agg, kw in QUERIES])
 
 
 def test_a_provisional_hour_is_not_recorded_over_minutes_without_write_stamps(store) -> None:  # type: ignore[no-untyped-def]

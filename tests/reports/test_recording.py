@@ -17,8 +17,10 @@ from functions.reports.views import DashboardView
 from shared.metrics.build_reads import current_build_reads
 from shared.metrics.customer_usage import spec_of
 from shared.metrics.query import MetricQuery, QueryResult
-from shared.metrics.recording import RULE_TAIL, raw_reads, rule_for
-from shared.metrics.store import FOLDS
+from shared.metrics.recording import RULE_TAIL, previous_tail, raw_reads, rule_for
+from shared.metrics.stamps import MINUTE_STAMPS
+from shared.metrics.store import FOLDS, MINUTES
+from tests.ingestion.queried import queried
 from tests.reports.conftest import NOW
 
 HTTP = "http.server.request.duration"
@@ -164,14 +166,28 @@ def test_dashboards_from_the_rules_show_what_the_stored_series_show(fs, frozen) 
     assert fs.collection_group(RULE_TAIL).limit(1).get(), "provisional rule hours written"
     fold = fs.collection(FOLDS).limit(1).get()[0].to_dict()
     assert fold["rules"], "the folds recorded the rules"
+    assert fs.collection_group(MINUTE_STAMPS).limit(1).get(), "stamp documents written"
     catalog = load_catalog()
     compared = 0
     for region in (None, "asia-southeast1"):
         for name, dashboard in catalog.dashboards.items():
             watching = Watching()
-            recorded = build_dashboard(
-                dashboard, watching, FirestoreAlertSource(), window="7d", region=region, now=NOW
-            )
+            with queried() as collections:
+                recorded = build_dashboard(
+                    dashboard, watching, FirestoreAlertSource(), window="7d", region=region, now=NOW
+                )
+            if all(p.query is None or p.query.across is None for p in dashboard.panels):
+                # Every query a rule answers: the tail from stamp documents, rollups by id.
+                assert MINUTES not in collections, name
+            with previous_tail():
+                before = build_dashboard(
+                    dashboard,
+                    StoreMetricSource(),
+                    FirestoreAlertSource(),
+                    window="7d",
+                    region=region,
+                    now=NOW,
+                )
             with raw_reads():
                 raw = build_dashboard(
                     dashboard,
@@ -181,10 +197,11 @@ def test_dashboards_from_the_rules_show_what_the_stored_series_show(fs, frozen) 
                     region=region,
                     now=NOW,
                 )
-            want, got = figures(raw), figures(recorded)
-            assert got.keys() == want.keys()
-            for panel_id, figure in want.items():
-                assert_close(got[panel_id], figure, f"{name}.{panel_id} region={region}")
+            want = figures(raw)
+            for got in (figures(recorded), figures(before)):
+                assert got.keys() == want.keys()
+                for panel_id, figure in want.items():
+                    assert_close(got[panel_id], figure, f"{name}.{panel_id} region={region}")
             if any(p.query is not None and p.query.across is None for p in dashboard.panels):
                 assert "rule" in watching.kinds, name  # answered from the rules, not the rollups
                 compared += 1
