@@ -11,16 +11,17 @@ instances, timed by Redis's own clock. An instance takes tokens from Redis a few
 tenth of the burst) and spends them locally for at most ``ION_RATE_LIMIT_LEASE_SECONDS``, so most
 requests cost no Redis round trip. A lease spent down to half is refilled by a thread of the
 guard's own (one for all keys, one refill in flight per key) before it runs out, so a key whose
-limit fits its traffic never waits for Redis; a request that finds the lease empty while its
-refill is in flight waits for that refill rather than asking too. Tokens are taken before they
-are spent, so the limit across instances is never exceeded; a lease left unspent is forfeited
-(stricter, by at most a lease and a half per instance). A refusal is remembered too, and so is
-an admission that leaves the bucket under a token: Redis said when the bucket's next token is
-due, so until then the instance refuses the key without asking again (the time is counted from
-before the question was sent, so never later than Redis would allow); then the first request asks
-for that token, and those arriving while it asks are refused here, as no second token is due
-before 1/rate later. Redis down: each instance keeps a local bucket with the same numbers (a
-looser limit, but never an outage). Redis keys name a hash of the API key, never the key itself.
+limit fits its traffic waits for Redis only when the refill is late (a request that finds the
+lease empty asks Redis itself; one that Redis refuses while the refill is in flight waits for the
+tokens the refill took). Tokens are taken before they are spent, so the limit across instances
+is never exceeded; a lease left unspent is forfeited (stricter, by at most a lease and a half per
+instance). A refusal is remembered too, and so is an admission that leaves the bucket under a
+token: Redis said when the bucket's next token is due, so until then the instance refuses the key
+without asking again (the time is counted from before the question was sent, so never later than
+Redis would allow); then the first request asks for that token, and those arriving while it asks
+are refused here, as no second token is due before 1/rate later. Redis down: each instance keeps
+a local bucket with the same numbers (a looser limit, but never an outage). Redis keys name a hash
+of the API key, never the key itself.
 
 Customer keys (issued by the health capability) are screened (their HMAC tag, no I/O) and then
 resolved by ``customer_keys.py``, and have their own rate-limit bucket each.
@@ -388,17 +389,11 @@ class ApiKeyGuard:
                     if lease.tokens <= lease.refill_at:
                         self._start_refill(bucket, lease)
                     return Verdict(True, 0.0, lease.remote_left + lease.tokens)
-                if lease is not None and lease.refill_at == _REFILLING:
-                    # Its refill is in flight: wait for those tokens rather than ask Redis again.
-                    verdict = self._after_refill(bucket, cost)
-                    if verdict is not None:
-                        return verdict
-                    now = time.monotonic()
             claim = None
             empty_until = self._empty_until.get(bucket)
             if empty_until is not None:
                 if now < empty_until:  # Redis said no token before then: no need to ask again
-                    return Verdict(False, empty_until - now, 0.0)
+                    return self._unless_refilling(bucket, cost, Verdict(False, empty_until - now, 0.0))
                 # The token due then is this request's to ask for; the next is due 1/rate later.
                 # Until then the requests arriving while it asks are refused here: otherwise each
                 # thread in flight asked Redis when a remembered refusal ran out (~4 round trips
@@ -425,7 +420,8 @@ class ApiKeyGuard:
                         self._remember_empty(bucket, now + float(retry), now)
                     elif claim is not None:  # a bulk refused took no token: the claimed one is there
                         self._forget_claim(bucket, claim)
-                    return Verdict(False, float(retry), remaining)
+                    with self._lock:
+                        return self._unless_refilling(bucket, cost, Verdict(False, float(retry), remaining))
                 if self._lease_extra:
                     with self._lock:
                         held = self._leases.get(bucket)
@@ -474,19 +470,30 @@ class ApiKeyGuard:
             self._refiller = threading.Thread(target=self._refill_loop, name="ratelimit-refill", daemon=True)
             self._refiller.start()
 
+    def _unless_refilling(self, bucket: str, cost: int, refusal: Verdict) -> Verdict:
+        """``refusal``, unless a refill of ``bucket``'s lease is in flight (called holding the lock):
+        Redis may be empty because the refill took its tokens, so they are waited for (bounded)
+        and spent here. Only a request Redis refused waits: one that finds the lease empty asks
+        Redis itself, as waiting for one refill to serve every thread convoyed them behind it."""
+        if not self._lease_extra or bucket not in self._leases:
+            return refusal
+        return self._after_refill(bucket, cost) or refusal
+
     def _after_refill(self, bucket: str, cost: int) -> Verdict | None:
-        """Called holding the lock, with ``bucket``'s refill in flight: waits for it (bounded) and
-        spends from the lease it filled; None when it brought too few tokens or is late."""
+        """Called holding the lock: waits (bounded) for ``bucket``'s refill if one is in flight,
+        and spends from the lease (a refill may also have landed since Redis answered); None when
+        it has too few tokens or the refill is late."""
 
         def landed() -> bool:
             lease = self._leases.get(bucket)
             return lease is None or lease.refill_at != _REFILLING
 
-        self._refill_waiters += 1
-        try:
-            self._refilled.wait_for(landed, self.refill_wait_seconds)
-        finally:
-            self._refill_waiters -= 1
+        if not landed():
+            self._refill_waiters += 1
+            try:
+                self._refilled.wait_for(landed, self.refill_wait_seconds)
+            finally:
+                self._refill_waiters -= 1
         lease = self._leases.get(bucket)
         if lease is not None and lease.expires > time.monotonic() and lease.tokens >= cost:
             lease.tokens -= cost

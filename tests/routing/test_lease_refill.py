@@ -67,8 +67,11 @@ def _redis_tokens(redis_url: str) -> float:
 class _Recorder:
     """Wraps a guard's bucket script: which thread asked Redis, and how many refills at once."""
 
-    def __init__(self, guard: Any, hold_refills: threading.Event | None = None) -> None:
+    def __init__(
+        self, guard: Any, hold_refills: threading.Event | None = None, *, hold_after: bool = False
+    ) -> None:
         self.real = guard._script
+        self.hold_after = hold_after  # the refill's tokens taken from Redis, not yet in the lease
         self.threads: list[str] = []
         self.in_flight = 0
         self.most_in_flight = 0
@@ -84,9 +87,12 @@ class _Recorder:
             self.in_flight += refill
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
-            if self.hold_refills is not None and refill:
+            if self.hold_refills is not None and refill and not self.hold_after:
                 assert self.hold_refills.wait(30)
-            return self.real(*args)
+            answer = self.real(*args)
+            if self.hold_refills is not None and refill and self.hold_after:
+                assert self.hold_refills.wait(30)
+            return answer
         finally:
             with self._lock:
                 self.in_flight -= refill
@@ -146,7 +152,6 @@ def test_instances_refilling_in_the_background_never_exceed_the_limit(redis_url:
 def test_one_refill_in_flight_per_key_and_one_thread_for_all(redis_url: str) -> None:
     others = set(threading.enumerate())
     guard = _guard(redis_url, burst=1000, lease_tokens=10)  # refilled at 4 tokens left
-    guard.refill_wait_seconds = 30  # requests that find the lease empty wait for the refill
     release = threading.Event()
     calls = _Recorder(guard, hold_refills=release)
     guard.check("alpha")  # 10 taken, 9 left
@@ -159,22 +164,54 @@ def test_one_refill_in_flight_per_key_and_one_thread_for_all(redis_url: str) -> 
     for bucket in buckets:  # other keys: their own leases, refilled by the same thread
         for _ in range(6):
             guard._take(bucket)
-    waiting: list[bool] = []
-    late = [threading.Thread(target=lambda: waiting.append(bool(guard.check("alpha")))) for _ in range(3)]
-    for thread in late:
-        thread.start()  # the lease is empty: these wait for its refill instead of asking Redis
+    # The lease is empty and its refill late: requests ask Redis themselves rather than queue
+    # behind it (they return while it is still held), and start no second refill.
+    for _ in range(3):
+        guard.check("alpha")
     assert [t.name for t in set(threading.enumerate()) - others].count(REFILL_THREAD) == 1
     assert calls.by_refills() == 1
     assert calls.most_in_flight == 1
+    assert calls.by_requests() == 1 + len(buckets) + 1  # each key's first lease; alpha's again
     release.set()
-    for thread in late:
-        thread.join(60)
-        assert not thread.is_alive()
-    assert waiting == [True, True, True]
     _settled(guard)
-    assert calls.by_requests() == 1 + len(buckets)  # each key's first lease; no request asked again
     assert calls.by_refills() == 1 + len(buckets)  # one refill per key
     assert calls.most_in_flight == 1
+    tokens_taken = 1000 * (1 + len(buckets)) - sum(float(v) for v in _all_bucket_tokens(redis_url))
+    spent = 13 + 6 * len(buckets)
+    assert tokens_taken == pytest.approx(spent + _held(guard), abs=0.01)  # none lost or doubled
+
+
+def test_a_request_redis_refuses_while_the_refill_holds_its_tokens_gets_them(redis_url: str) -> None:
+    from functions.routing.auth import RateLimited
+
+    guard = _guard(redis_url, burst=10, lease_tokens=5)  # refilled at 2 tokens left
+    release = threading.Event()
+    calls = _Recorder(guard, hold_refills=release, hold_after=True)
+    guard.check("alpha")  # 5 taken, 4 left, 5 in Redis
+    guard.check("alpha")
+    guard.check("alpha")  # 2 left: the refill takes Redis's last 5, and is held before landing
+    _poll(lambda: calls.by_refills() == 1 and _redis_tokens(redis_url) < 1, "refilled")
+    guard.check("alpha")
+    guard.check("alpha")  # the lease is empty; the refill's 5 are on their way
+    # This request finds the lease empty and asks Redis, which has nothing left: it waits for the
+    # refill instead of being refused (released from another thread once it is waiting).
+    threading.Thread(
+        target=lambda: (_poll(lambda: guard._refill_waiters == 1, "waiting"), release.set())
+    ).start()
+    guard.check("alpha")
+    for _ in range(4):
+        guard.check("alpha")  # the rest of the refill's tokens
+    with pytest.raises(RateLimited):  # all 10 spent: refused, here or by Redis
+        guard.check("alpha")
+    _settled(guard)
+    assert _held(guard) == 0
+
+
+def _all_bucket_tokens(redis_url: str) -> list[bytes]:
+    import redis
+
+    admin = redis.Redis.from_url(redis_url)
+    return [admin.hget(name, "tokens") for name in admin.keys("ion:routing:ratelimit:*")]
 
 
 def test_a_failed_refill_leaves_requests_to_the_fallback(redis_url: str) -> None:
