@@ -39,6 +39,7 @@ import math
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -131,6 +132,9 @@ class _Lease:
 
 
 MAX_LEASES = 10_000
+# Every guard made in this process (one per instance; tests make many), so that background refills
+# can be waited for before Redis is emptied under them (``settle_refills``).
+_GUARDS: weakref.WeakSet[ApiKeyGuard] = weakref.WeakSet()
 _REFILLING = -2.0  # a lease's ``refill_at`` while its refill is queued or in flight
 
 
@@ -232,6 +236,7 @@ class ApiKeyGuard:
         self._lock = threading.Lock()
         self._refilled = threading.Condition(self._lock)  # a refill landed (or failed)
         self._refill_waiters = 0  # requests waiting on it (counted under the lock)
+        _GUARDS.add(self)
         self._redis_down_until = 0.0
         self.retry_seconds = 5.0
         self.failures = failures
@@ -475,8 +480,9 @@ class ApiKeyGuard:
         Redis may be empty because the refill took its tokens, so they are waited for (bounded)
         and spent here. Only a request Redis refused waits: one that finds the lease empty asks
         Redis itself, as waiting for one refill to serve every thread convoyed them behind it."""
-        if not self._lease_extra or bucket not in self._leases:
-            return refusal
+        lease = self._leases.get(bucket)
+        if lease is None or (lease.refill_at != _REFILLING and lease.tokens < cost):
+            return refusal  # the common case: no lease, or an empty one with nothing coming
         return self._after_refill(bucket, cost) or refusal
 
     def _after_refill(self, bucket: str, cost: int) -> Verdict | None:
@@ -588,3 +594,14 @@ class ApiKeyGuard:
 
 def _address(client: str | Callable[[], str]) -> str:
     return client if isinstance(client, str) else client()
+
+
+def settle_refills(timeout: float = 30.0) -> bool:
+    """Wait until no guard of this process has a refill queued or in flight (at most ``timeout``
+    seconds); whether they all settled."""
+    deadline = time.monotonic() + timeout
+    while any(guard.refills_pending for guard in list(_GUARDS)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
