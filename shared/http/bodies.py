@@ -102,6 +102,20 @@ def read_body(request: flask.Request, *, max_bytes: int | None = None) -> bytes:
     return data
 
 
+def drain_unread_body(request: flask.Request, *, max_bytes: int | None = None) -> None:
+    """For an answer given without reading the body (a 401 or 429 before the route): read a body
+    with a Content-Length within the limit from the server's input into werkzeug's cache of it.
+    functions-framework reads every body after the answer (``get_data``); this spares werkzeug's
+    stream for it. The body still counts as unread for ``body_read_so_far``; anything else
+    (chunked, over the limit) is left to functions-framework's read through the bound."""
+    environ = request.environ
+    if _BODY_KEY in environ or "stream" in request.__dict__ or "_cached_data" in request.__dict__:
+        return
+    length = _plain_length(environ)
+    if length is not None and length <= (max_bytes or get_settings().max_body_bytes):
+        request._cached_data = environ["wsgi.input"].read(length)  # werkzeug keeps the body here
+
+
 def body_read_so_far(request: flask.Request) -> bytes:
     """The body as ``read_body`` read it, or nothing if no handler read it (an answer given
     before the body was needed must not read the body afterwards)."""
