@@ -34,6 +34,7 @@ from shared.http import (
     Reply,
     body_read_so_far,
     bound_body,
+    drain_unread_body,
     set_headers,
     validation_errors,
 )
@@ -321,6 +322,8 @@ def handle(request: flask.Request) -> flask.Response:
             response = Problem(500, "Internal error while checking the API key.").to_response(path)
         else:
             response = api(request)
+        if response.status_code in (401, 429):  # answered before the route read the body
+            drain_unread_body(request)
     else:
         response = api(request)
     if extra_headers:

@@ -9,6 +9,7 @@ from shared.http.api import Api
 from shared.http.bodies import (
     body_read_so_far,
     bound_body,
+    drain_unread_body,
     json_response,
     read_body,
     read_json,
@@ -45,6 +46,7 @@ __all__ = [
     "body_read_so_far",
     "bound_body",
     "caller_of",
+    "drain_unread_body",
     "is_transient",
     "json_response",
     "pubsub_push",

@@ -81,16 +81,39 @@ def read_body(request: flask.Request, *, max_bytes: int | None = None) -> bytes:
         length = request.content_length
     if length is not None and length > limit:
         raise Problem(413, f"Body of {length} bytes exceeds the limit of {limit} bytes.")
-    data = request.environ.get(_BODY_KEY)
+    environ = request.environ
+    data = environ.get(_BODY_KEY)
     if data is None:
         bound_body(request, max_bytes=limit)
-        # With a Content-Length (checked above) the body is that long: asking for exactly that
-        # spares a read that would only find its end. Chunked: up to the limit + 1.
-        data = request.stream.read(limit + 1 if length is None else length)
-        request.environ[_BODY_KEY] = data
+        if length is not None and "stream" not in request.__dict__:
+            # A Content-Length within the limit: read from the server's input, which yields no more
+            # than that (PEP 3333), without werkzeug's stream wrappers; and kept as werkzeug keeps
+            # what ``get_data`` read, so functions-framework's read of the body after the answer
+            # (and any ``get_data``) finds it instead of reading an input already at its end.
+            data = environ["wsgi.input"].read(length)
+            request._cached_data = data  # werkzeug keeps the body it read here
+        else:
+            # With a Content-Length (checked above) the body is that long: asking for exactly that
+            # spares a read that would only find its end. Chunked: up to the limit + 1.
+            data = request.stream.read(limit + 1 if length is None else length)
+        environ[_BODY_KEY] = data
     if len(data) > limit:
         raise Problem(413, f"Body exceeds the limit of {limit} bytes.")
     return data
+
+
+def drain_unread_body(request: flask.Request, *, max_bytes: int | None = None) -> None:
+    """For an answer given without reading the body (a 401 or 429 before the route): read a body
+    with a Content-Length within the limit from the server's input into werkzeug's cache of it.
+    functions-framework reads every body after the answer (``get_data``); this spares werkzeug's
+    stream for it. The body still counts as unread for ``body_read_so_far``; anything else
+    (chunked, over the limit) is left to functions-framework's read through the bound."""
+    environ = request.environ
+    if _BODY_KEY in environ or "stream" in request.__dict__ or "_cached_data" in request.__dict__:
+        return
+    length = _plain_length(environ)
+    if length is not None and length <= (max_bytes or get_settings().max_body_bytes):
+        request._cached_data = environ["wsgi.input"].read(length)  # werkzeug keeps the body here
 
 
 def body_read_so_far(request: flask.Request) -> bytes:

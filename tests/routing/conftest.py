@@ -12,6 +12,7 @@ from typing import Any
 import functions_framework
 import pytest
 
+from functions.routing.auth import settle_refills
 from functions.routing.service import reset_service
 from shared.topology import ROOT
 
@@ -35,6 +36,8 @@ def _fresh_routing_state() -> Iterator[None]:
     reset_service()
     yield
     reset_service()
+    # A rate-limit lease refill still in flight would take tokens from the next test's Redis.
+    assert settle_refills(), "a rate-limit lease refill never finished"
 
 
 @pytest.fixture
