@@ -12,7 +12,7 @@ from typing import Any
 import functions_framework
 import pytest
 
-from functions.routing.auth import settle_refills
+from functions.routing.ratelimit import settle_refills
 from functions.routing.service import reset_service
 from shared.topology import ROOT
 

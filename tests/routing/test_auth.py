@@ -258,7 +258,7 @@ def test_the_bucket_script_is_loaded_again_after_redis_forgets_it(redis_url: str
     guard.check("alpha")
     with pytest.raises(RateLimited):  # all 3 tokens were taken from the Redis bucket
         guard.check("alpha")
-    assert guard._redis_down_until == 0.0  # never fell back to the local bucket
+    assert guard.limiter._redis_down_until == 0.0  # never fell back to the local bucket
 
 
 @pytest.mark.redis
@@ -268,7 +268,7 @@ def test_a_broken_redis_connection_is_opened_again(redis_url: str) -> None:
     from functions.routing.auth import RateLimited
 
     guard = _shared_guard(redis_url, rate=0.001, burst=3)
-    guard.retry_seconds = 0.0  # ask Redis again at once after a failure
+    guard.limiter.retry_seconds = 0.0  # ask Redis again at once after a failure
     guard.check("alpha")
     admin = redis.Redis.from_url(redis_url)
     admin.client_kill_filter(_type="normal", skipme=True)  # every connection but this one
@@ -310,18 +310,18 @@ def test_requests_arriving_while_one_asks_for_the_due_token_do_not_ask_too(redis
 
     guard = _guard(redis_url, rate=4, burst=1)  # a token every 0.25 s, no lease
     guard.check("alpha")  # the bucket is empty, and the guard knows until when
-    (due,) = guard._empty_until.values()
+    (due,) = guard.limiter._empty_until.values()
     deadline = time.monotonic() + 30
     while time.monotonic() < due:  # polled, bounded
         assert time.monotonic() < deadline
         time.sleep(0.01)
     asked = _evalsha_calls(redis_url)
-    real = guard._script
+    real = guard.limiter._script
     arrived: list[str] = []
 
     def asking(*args: Any) -> Any:
         """Another request arrives while this one's question is in flight."""
-        guard._script = real
+        guard.limiter._script = real
         try:
             guard.check("alpha")
             arrived.append("admitted")
@@ -329,7 +329,7 @@ def test_requests_arriving_while_one_asks_for_the_due_token_do_not_ask_too(redis
             arrived.append("refused")
         return real(*args)
 
-    guard._script = asking
+    guard.limiter._script = asking
     guard.check("alpha")  # the due token: admitted
     assert arrived == ["refused"]  # no second token before 0.25 s after the first was due
     assert _evalsha_calls(redis_url) == asked + 1  # and only the first asked Redis

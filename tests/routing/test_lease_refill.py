@@ -36,7 +36,7 @@ def _guard(redis_url: str, *, burst: int, lease_tokens: int, rate: float = 0.001
         lease_tokens=lease_tokens,
         lease_seconds=60,
     )
-    guard.refill_idle_seconds = 1.0  # the thread ends soon after a test
+    guard.limiter.refill_idle_seconds = 1.0  # the thread ends soon after a test
     return guard
 
 
@@ -48,12 +48,12 @@ def _poll(condition: Callable[[], bool], what: str, timeout: float = 30) -> None
 
 
 def _settled(guard: Any) -> None:
-    _poll(lambda: guard.refills_pending == 0, "settled: a refill stayed in flight")
+    _poll(lambda: guard.limiter.refills_pending == 0, "settled: a refill stayed in flight")
 
 
 def _held(guard: Any) -> float:
     """Tokens this instance has taken from Redis and not spent."""
-    return sum(lease.tokens for lease in guard._leases.values() if lease.expires > time.monotonic())
+    return sum(lease.tokens for lease in guard.limiter._leases.values() if lease.expires > time.monotonic())
 
 
 def _redis_tokens(redis_url: str) -> float:
@@ -70,14 +70,14 @@ class _Recorder:
     def __init__(
         self, guard: Any, hold_refills: threading.Event | None = None, *, hold_after: bool = False
     ) -> None:
-        self.real = guard._script
+        self.real = guard.limiter._script
         self.hold_after = hold_after  # the refill's tokens taken from Redis, not yet in the lease
         self.threads: list[str] = []
         self.in_flight = 0
         self.most_in_flight = 0
         self.hold_refills = hold_refills
         self._lock = threading.Lock()
-        guard._script = self
+        guard.limiter._script = self
 
     def __call__(self, *args: Any) -> Any:
         name = threading.current_thread().name
@@ -163,7 +163,7 @@ def test_one_refill_in_flight_per_key_and_one_thread_for_all(redis_url: str) -> 
     buckets = [f"customer:{n:04x}" for n in range(5)]
     for bucket in buckets:  # other keys: their own leases, refilled by the same thread
         for _ in range(6):
-            guard._take(bucket)
+            guard.limiter.take(bucket)
     # The lease is empty and its refill late: requests ask Redis themselves rather than queue
     # behind it (they return while it is still held), and start no second refill.
     for _ in range(3):
@@ -196,7 +196,7 @@ def test_a_request_redis_refuses_while_the_refill_holds_its_tokens_gets_them(red
     # This request finds the lease empty and asks Redis, which has nothing left: it waits for the
     # refill instead of being refused (released from another thread once it is waiting).
     threading.Thread(
-        target=lambda: (_poll(lambda: guard._refill_waiters == 1, "waiting"), release.set())
+        target=lambda: (_poll(lambda: guard.limiter._refill_waiters == 1, "waiting"), release.set())
     ).start()
     guard.check("alpha")
     for _ in range(4):
@@ -216,19 +216,19 @@ def _all_bucket_tokens(redis_url: str) -> list[bytes]:
 
 def test_a_failed_refill_leaves_requests_to_the_fallback(redis_url: str) -> None:
     guard = _guard(redis_url, burst=1000, lease_tokens=5)
-    real = guard._script
+    real = guard.limiter._script
 
     def failing(*args: Any) -> Any:
         if threading.current_thread().name == REFILL_THREAD:
             raise ConnectionError("Redis went away")
         return real(*args)
 
-    guard._script = failing
+    guard.limiter._script = failing
     guard.check("alpha")  # 5 taken, 4 left
     guard.check("alpha")
     guard.check("alpha")  # 2 left: the refill starts and fails
     _settled(guard)
-    assert guard._redis_down_until > time.monotonic()  # Redis skipped for a while, as on any error
+    assert guard.limiter._redis_down_until > time.monotonic()  # Redis skipped for a while, as on any error
     for _ in range(5):  # the lease's last 2, then the local bucket: admitted, never waiting
         guard.check("alpha")
     assert 1000 - _redis_tokens(redis_url) == pytest.approx(5, abs=0.01)  # the refill took none
