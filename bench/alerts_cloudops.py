@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.alerts_data import T0, Labelled  # noqa: E402
+from bench.alerts_data import T0, Labelled, drop_rows  # noqa: E402
 from bench.alerts_shapes import poisson  # noqa: E402
 
 FAMILIES = ("cpu", "temperature", "requests", "network", "disk")
@@ -118,13 +118,8 @@ def generate_cloudops(count: int = 30, seed: int = 2710) -> list[Labelled]:
                 at = rng.randrange(n // 10, n)
                 if all(abs(at - o) > 3 for o in onsets):
                     values[at] *= rng.uniform(0.0, 0.4)
-        keep_row = [rng.random() >= rng.choice([0.01, 0.03]) or i in onsets for i in range(n)]
-        if index % 3 == 0:  # the collector down for hours
-            gap_at, gap = rng.randrange(n // 5, n), rng.randint(1, 8) * 12
-            for i in range(gap_at, min(n, gap_at + gap)):
-                keep_row[i] = i in onsets
-        keep = [i for i in range(n) if keep_row[i]]
-        position = {i: p for p, i in enumerate(keep)}
+        hours_down = (lambda r: r.randint(1, 8) * 12) if index % 3 == 0 else None
+        keep, position = drop_rows(rng, n, onsets, hours_down)  # the collector down for hours
         out.append(
             Labelled(
                 f"{index:03d}-{family}-5m",

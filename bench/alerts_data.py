@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import random
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -218,6 +219,21 @@ def _week(i: int, interval: int) -> float:
     return 0.6 if int(i * interval / 86400) % 7 >= 5 else 1.0
 
 
+def drop_rows(
+    rng: random.Random, n: int, onsets: list[int], gap_rows: Callable[[random.Random], int] | None
+) -> tuple[list[int], dict[int, int]]:
+    """Rows a collector kept: 1-3% lost at random and, when ``gap_rows`` is given, a run of that
+    many rows lost where it was down (never an incident's onset). Returns the kept rows' indexes
+    and each one's position among them."""
+    keep_row = [rng.random() >= rng.choice([0.01, 0.03]) or i in onsets for i in range(n)]
+    if gap_rows is not None:
+        gap_at, gap = rng.randrange(n // 5, n), gap_rows(rng)
+        for i in range(gap_at, min(n, gap_at + gap)):
+            keep_row[i] = i in onsets
+    keep = [i for i in range(n) if keep_row[i]]
+    return keep, {i: p for p, i in enumerate(keep)}
+
+
 def generate_irregular(count: int = 24, seed: int = 27) -> list[Labelled]:
     """``count`` daily-seasonal series (request counts, traffic, latency; 5 or 10 min; 10-21 days)
     with production's irregularities. Labelled (the onset is the label): a lasting **level shift**
@@ -265,13 +281,9 @@ def generate_irregular(count: int = 24, seed: int = 27) -> list[Labelled]:
             at = rng.randrange(n // 10, n)
             if at not in onsets:
                 values[at] *= rng.uniform(0.0, 0.4)
-        keep_row = [rng.random() >= rng.choice([0.01, 0.03]) or i in onsets for i in range(n)]
-        if index % 2 == 0:  # the collector itself down for hours
-            gap_at, gap = rng.randrange(n // 5, n), rng.randint(2, 12) * round(3600 / interval)
-            for i in range(gap_at, min(n, gap_at + gap)):
-                keep_row[i] = i in onsets
-        keep = [i for i in range(n) if keep_row[i]]
-        position = {i: p for p, i in enumerate(keep)}
+        an_hour = round(3600 / interval)
+        hours_down = (lambda r, rows=an_hour: r.randint(2, 12) * rows) if index % 2 == 0 else None
+        keep, position = drop_rows(rng, n, onsets, hours_down)  # the collector itself down for hours
         out.append(
             Labelled(
                 f"{index:03d}-{kind}-{interval // 60}m",

@@ -4,15 +4,12 @@ breach minute's P95 lands between the high and the critical latency thresholds."
 
 from __future__ import annotations
 
-import contextlib
 import random
 import time
 from datetime import UTC, datetime, timedelta
 
-import functions_framework
-
 from devtools.demo import REGIONS, breaching, daily_shape, otlp_batch
-from shared.topology import ROOT
+from tests.ingest_client import ingest_client
 
 
 def test_breach_windows_and_daily_shape() -> None:
@@ -28,16 +25,9 @@ def test_breach_windows_and_daily_shape() -> None:
 
 
 def test_demo_batches_are_ingested_per_region(fs, emulators) -> None:  # type: ignore[no-untyped-def]
-    from google.api_core.exceptions import AlreadyExists
-    from google.cloud import pubsub_v1
-
     from shared.metrics.query import MetricQuery, run_query
 
-    publisher = pubsub_v1.PublisherClient()
-    for name in ("metric-updates", "metrics"):
-        with contextlib.suppress(AlreadyExists):
-            publisher.create_topic(name=publisher.topic_path(emulators.project, name))
-    client = functions_framework.create_app("ingest", str(ROOT / "main.py"), "http").test_client()
+    client = ingest_client(emulators.project)
     rng = random.Random(1)
     end_ns = time.time_ns()
     for slow in (None, "europe-west1"):

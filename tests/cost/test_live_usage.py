@@ -4,16 +4,14 @@ over the hour), not their average."""
 
 from __future__ import annotations
 
-import contextlib
 from datetime import UTC, datetime, timedelta
 
-import functions_framework
 import pytest
 
 from functions.cost.settings import DEFAULT_PRICES_FILE
 from functions.cost.usage import StoreMetrics, estimate_today, load_prices
 from shared.clock import FrozenClock, set_clock
-from shared.topology import ROOT
+from tests.ingest_client import ingest_client
 from tests.ingestion.otlp_builders import gauge, request
 
 NOW = datetime(2026, 3, 2, 2, 0, 30, tzinfo=UTC)
@@ -27,15 +25,8 @@ SERIES = {  # (service, region, revision, state) -> instances
 
 @pytest.mark.emulators
 def test_the_estimate_counts_every_instance_of_every_series(fs, emulators) -> None:  # type: ignore[no-untyped-def]
-    from google.api_core.exceptions import AlreadyExists
-    from google.cloud import pubsub_v1
-
-    publisher = pubsub_v1.PublisherClient()
-    for name in ("metric-updates", "metrics"):
-        with contextlib.suppress(AlreadyExists):
-            publisher.create_topic(name=publisher.topic_path(emulators.project, name))
     set_clock(FrozenClock(NOW))
-    client = functions_framework.create_app("ingest", str(ROOT / "main.py"), "http").test_client()
+    client = ingest_client(emulators.project)
     midnight = NOW.replace(hour=0, minute=0, second=0)
     minutes = [midnight + timedelta(minutes=k, seconds=30) for k in range(120)]
     for (service, region, revision, state), value in SERIES.items():

@@ -3,32 +3,23 @@ ingestion entry point (in process, Firestore emulator), read back through the qu
 
 from __future__ import annotations
 
-import contextlib
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import functions_framework
 import pytest
 
 from functions.scaling.forecast import floor_hour
 from functions.scaling.sources import QueryApiHistory
 from shared.clock import FrozenClock, set_clock
-from shared.topology import ROOT
+from tests.ingest_client import ingest_client
 from tests.ingestion.otlp_builders import counter, gauge, histogram, request
 
 NOW = datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC)
 
 
 def test_history_from_routing_and_cloud_run_metrics(fs, emulators) -> None:  # type: ignore[no-untyped-def]
-    from google.api_core.exceptions import AlreadyExists
-    from google.cloud import pubsub_v1
-
-    publisher = pubsub_v1.PublisherClient()
-    for name in ("metric-updates", "metrics"):
-        with contextlib.suppress(AlreadyExists):
-            publisher.create_topic(name=publisher.topic_path(emulators.project, name))
     set_clock(FrozenClock(NOW))
-    client = functions_framework.create_app("ingest", str(ROOT / "main.py"), "http").test_client()
+    client = ingest_client(emulators.project)
     start = NOW.replace(minute=0, second=0) - timedelta(hours=2)
     minutes = [start + timedelta(minutes=k, seconds=30) for k in range(120)]
     # US: the collector's Cloud Run request counts, 100 + k per minute (a delta sum per minute).
@@ -91,15 +82,8 @@ def test_capacity_samples_sum_instances_across_revisions_and_states(fs, emulator
     """Cloud Run's instance count has a series per revision and state: the capacity learned per
     instance divides by their sum. Averaging them (the old query) halved the instance count and
     doubled the capacity learned, so scaling set about half the minimum it should."""
-    from google.api_core.exceptions import AlreadyExists
-    from google.cloud import pubsub_v1
-
-    publisher = pubsub_v1.PublisherClient()
-    for name in ("metric-updates", "metrics"):
-        with contextlib.suppress(AlreadyExists):
-            publisher.create_topic(name=publisher.topic_path(emulators.project, name))
     set_clock(FrozenClock(NOW))
-    client = functions_framework.create_app("ingest", str(ROOT / "main.py"), "http").test_client()
+    client = ingest_client(emulators.project)
     hour = NOW.replace(minute=0, second=0) - timedelta(hours=1)
     minutes = [hour + timedelta(minutes=k, seconds=30) for k in range(60)]
     instances = {("r-00041", "active"): 12.0, ("r-00041", "idle"): 4.0, ("r-00042", "active"): 6.0}
@@ -133,18 +117,11 @@ def test_minutes_without_data_are_missing_not_quiet(fs, emulators) -> None:  # t
     hour with fewer than 20 minutes is unknown, and a hole in the last 130 minutes is absent (the
     query's 0 for an empty step read as a quiet minute). The bench's in-memory port answers the
     same on the same rows: the bench's production path is the function's."""
-    from google.api_core.exceptions import AlreadyExists
-    from google.cloud import pubsub_v1
-
     from bench.scaling import TraceQueries
     from functions.scaling.replay import Trace
 
-    publisher = pubsub_v1.PublisherClient()
-    for name in ("metric-updates", "metrics"):
-        with contextlib.suppress(AlreadyExists):
-            publisher.create_topic(name=publisher.topic_path(emulators.project, name))
     set_clock(FrozenClock(NOW))
-    client = functions_framework.create_app("ingest", str(ROOT / "main.py"), "http").test_client()
+    client = ingest_client(emulators.project)
     top = NOW.replace(minute=0, second=0)
     start = top - timedelta(hours=4)
     # 08:00-09:00 full; 09:00-10:00 only 15 minutes (unknown); 10:00-11:00 half its minutes
