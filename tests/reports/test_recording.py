@@ -5,6 +5,8 @@ figures with the rules as from the stored series."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
 import pytest
@@ -129,6 +131,16 @@ def minute_of(history: MetricHistory, minute: datetime) -> None:
         history.gauge("cloudsql.connections", sql, minute, 20 + minute.minute % 5)
 
 
+def _built_with(
+    reads: Callable[[], AbstractContextManager[None]], dashboard: Dashboard, region: str | None
+) -> DashboardView:
+    """``dashboard``'s 7-day build from the store, its tail read the way ``reads`` sets."""
+    with reads():
+        return build_dashboard(
+            dashboard, StoreMetricSource(), FirestoreAlertSource(), window="7d", region=region, now=NOW
+        )
+
+
 def figures(view: DashboardView) -> dict[str, object]:
     """Every figure of a built dashboard: values, series points, rows."""
     out: dict[str, object] = {}
@@ -179,24 +191,7 @@ def test_dashboards_from_the_rules_show_what_the_stored_series_show(fs, frozen) 
             if all(p.query is None or p.query.across is None for p in dashboard.panels):
                 # Every query a rule answers: the tail from stamp documents, rollups by id.
                 assert MINUTES not in collections, name
-            with previous_tail():
-                before = build_dashboard(
-                    dashboard,
-                    StoreMetricSource(),
-                    FirestoreAlertSource(),
-                    window="7d",
-                    region=region,
-                    now=NOW,
-                )
-            with raw_reads():
-                raw = build_dashboard(
-                    dashboard,
-                    StoreMetricSource(),
-                    FirestoreAlertSource(),
-                    window="7d",
-                    region=region,
-                    now=NOW,
-                )
+            before, raw = [_built_with(reads, dashboard, region) for reads in (previous_tail, raw_reads)]
             want = figures(raw)
             for got in (figures(recorded), figures(before)):
                 assert got.keys() == want.keys()
