@@ -13,7 +13,7 @@ import pytest
 
 from devtools.metric_history import MetricHistory, fold_as_of, write_history
 from functions.reports.build import build_dashboard
-from functions.reports.panels import load_catalog
+from functions.reports.panels import Dashboard, load_catalog
 from functions.reports.source import FirestoreAlertSource, StoreMetricSource
 from functions.reports.views import DashboardView
 from shared.metrics.build_reads import current_build_reads
