@@ -6,13 +6,19 @@ and their table), ``routing_backends.py`` (the emulators and Redis of the produc
 
     .venv/bin/python bench/routing.py                 # everything
     .venv/bin/python bench/routing.py --no-http       # in-process parts only
-    .venv/bin/python bench/routing.py --duration 20   # longer HTTP runs
+    .venv/bin/python bench/routing.py --rounds 12 --duration 5   # more and longer HTTP runs
 
 Goals (issue 3): /v2/route at >= 80% of the bare handler's requests/s; decision p99 <= 20 µs;
 memory per request does not grow with traffic. wrk comes from Debian (`apt-get install -y wrk`);
 when it is missing and we are root, the bench installs it, otherwise it says so and skips HTTP.
 
-HTTP targets, each at 8 and 32 wrk connections and as a ratio of the bare handler in the same round:
+HTTP targets, each at 8 and 32 wrk connections and as a ratio of the bare handler in the same round.
+Every server is started once and kept (as a deployed instance is); the runs are many short rounds,
+each running every target once in a rotated order, and the verdict reads the median of the paired
+ratios with the worst and best round beside it. On this shared 2-core VM the same server's
+throughput moves by up to half from one run to the next, and a fresh process per run added its
+own luck: one run per target, or the worst of two or three, measured the machine more than the
+code.
 
 - the open path: no API key, metrics aggregated but not published (ION_METRICS_ENABLED=false);
 - the production path: ION_API_KEYS set and an operator key presented, the per-key rate limit in
@@ -55,9 +61,9 @@ def main() -> None:
     )
     parser.add_argument("--decisions", type=int, default=300_000)
     parser.add_argument("--requests", type=int, default=60_000)
-    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--duration", type=int, default=4, help="seconds of each HTTP run")
     parser.add_argument("--connections", default="8,32", help="comma-separated wrk connection counts")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=8, help="HTTP rounds: every target once each")
     parser.add_argument(
         "--no-pin",
         action="store_true",
