@@ -56,8 +56,13 @@ def serve(
     cpus: set[int] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Serve under functions-framework's gunicorn application, exactly like devtools.serve; on
-    ``cpus`` only when given (its worker inherits the master's CPUs)."""
+    ``cpus`` only when given (its worker inherits the master's CPUs), then with the threads
+    functions-framework gives an instance of that many CPUs (4 each): a deployed ``route`` has
+    one vCPU, so 4 threads, not the 8 it would take from this machine's two (``THREADS`` set in
+    the environment wins, as it does deployed)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
+    if cpus and "THREADS" not in os.environ:
+        env["THREADS"] = str(4 * len(cpus))
     if kind == "routing":
         argv = [sys.executable, "-m", "devtools.serve", "routing", "--port", str(port)]
     else:
@@ -339,7 +344,9 @@ def _bench_http(  # noqa: PLR0917 - the runs and their table
             for proc, _port in servers.values():
                 stop(proc)
     placement = (
-        f"server on CPU {sorted(server_cpus)}, wrk, redis-server and emulators on {sorted(other_cpus or ())}"
+        f"server on CPU {sorted(server_cpus)} with "
+        f"{os.environ.get('THREADS', 4 * len(server_cpus))} gunicorn threads, "
+        f"wrk, redis-server and emulators on {sorted(other_cpus or ())}"
         if server_cpus
         else "unpinned: server, wrk, redis-server and emulators share every CPU"
     )
