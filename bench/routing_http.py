@@ -55,7 +55,7 @@ def serve(
     env_extra: dict[str, str] | None = None,
     cpus: set[int] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Serve under functions-framework's gunicorn application, exactly like devtools.serve; on
+    """Serve under functions-framework's gunicorn application, as deployed; on
     ``cpus`` only when given (its worker inherits the master's CPUs), then with the threads
     functions-framework gives an instance of that many CPUs (4 each): a deployed ``route`` has
     one vCPU, so 4 threads, not the 8 it would take from this machine's two (``THREADS`` set in
@@ -63,16 +63,16 @@ def serve(
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
     if cpus and "THREADS" not in os.environ:
         env["THREADS"] = str(4 * len(cpus))
-    if kind == "routing":
-        argv = [sys.executable, "-m", "devtools.serve", "routing", "--port", str(port)]
-    else:
-        code = (
-            "import functions_framework, sys\n"
-            "from functions_framework._http.gunicorn import GunicornApplication\n"
-            f"app = functions_framework.create_app('bare', {str(source_dir / 'bare.py')!r}, 'http')\n"
-            f"GunicornApplication(app, '127.0.0.1', {port}, False).run()\n"
-        )
-        argv = [sys.executable, "-c", code]
+    # As the functions-framework command serves a deployed function: its target alone, no
+    # local dispatcher in front (devtools.serve's routes every capability's paths).
+    target, source = ("route", ROOT / "main.py") if kind == "routing" else ("bare", source_dir / "bare.py")
+    code = (
+        "from functions_framework import create_app\n"
+        "from functions_framework._http.gunicorn import GunicornApplication\n"
+        f"app = create_app({target!r}, {str(source)!r}, 'http')\n"
+        f"GunicornApplication(app, '127.0.0.1', {port}, False).run()\n"
+    )
+    argv = [sys.executable, "-c", code]
     proc = subprocess.Popen(
         argv,
         cwd=ROOT,
