@@ -77,11 +77,9 @@ def child(target: str, requests: int, warm: int) -> None:
         source = Path(tempfile.mkdtemp()) / "bare.py"
         source.write_text(BARE_SOURCE)
         app = functions_framework.create_app("bare", str(source), "http")
-        base = _environ("/", None)
+        base = _environ("/v2/route", None)  # the same request as the others (see routing_http)
     else:
-        from devtools.serve import build_app
-
-        app = build_app("routing")
+        app = functions_framework.create_app("route", str(ROOT / "main.py"), "http")  # as deployed
         base = _environ("/v2/route", None if target == "open" else OPERATOR_KEY)
     body = ROUTE_BODY.encode()
     statuses: list[str] = []
