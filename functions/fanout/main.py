@@ -4,15 +4,34 @@ for its HTTP function (group timers, silence API, the flush tick, the daily dige
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 import flask
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
 from functions.fanout import silences
-from functions.fanout.incidents import Incident, IncidentOut
+from functions.fanout.api_models import (
+    DigestAnswer,
+    DigestRequest,
+    FlushAnswer,
+    FlushGroupRequest,
+    IncidentActionIn,
+    IncidentActionOut,
+    IncidentList,
+    IncidentPath,
+    IncidentsQuery,
+    NoteIn,
+    OpenIncidentIn,
+    SilenceList,
+    SilenceOut,
+    SilencePath,
+    SilencesQuery,
+    WebhookAnswer,
+    incident_action_out,
+    incident_out,
+)
+from functions.fanout.incidents import IncidentOut
 from shared.audit import actor, audit
 from shared.clock import utcnow
 from shared.dead_letters import first_published, redrives_of
@@ -27,7 +46,6 @@ from shared.http import (
     read_body,
     scheduled_time,
 )
-from shared.ids import DocumentId
 from shared.logging import get_logger
 from shared.messages import AlertTransition
 
@@ -76,37 +94,6 @@ def handle_redrive(event: Any) -> None:
 
 def handle(request: flask.Request) -> flask.Response:
     return api(request)
-
-
-class DigestAnswer(BaseModel):
-    day: date
-    transitions: int
-    channels: dict[str, str] = Field(description="per channel: delivered, logged or duplicate")
-
-
-class FlushAnswer(BaseModel):
-    group_id: str
-    notifications: list[str] = Field(description="the notifications flushed or repeated")
-    errors: int = Field(description="deliveries that failed (the flush tick re-drives them)")
-    armed: list[AwareDatetime] = Field(description="the group's next timers")
-
-
-class SilenceStatus(BaseModel):
-    state: silences.SilenceState
-
-
-class SilenceOut(silences.Silence):
-    """A silence as the API answers it (camelCase, as Alertmanager's)."""
-
-    status: SilenceStatus
-
-
-class SilencePath(BaseModel):
-    silence_id: DocumentId(max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="a silence id (a UUID)")  # type: ignore[valid-type]
-
-
-class SilencesQuery(BaseModel):
-    state: silences.SilenceState | None = Field(default=None, description="only silences in this state")
 
 
 _SILENCE_LINKS = {
@@ -160,10 +147,6 @@ def create_silence(request: flask.Request, body: silences.SilenceIn) -> flask.Re
     )
 
 
-class SilenceList(RootModel[list[SilenceOut]]):
-    pass
-
-
 @api.route("/v1/silences", methods=["GET"], query=SilencesQuery, response=SilenceList)
 def list_silences(_request: flask.Request, query: SilencesQuery) -> list[dict[str, Any]]:
     """Every silence, or those in one state."""
@@ -198,15 +181,6 @@ def flush_tick(_request: flask.Request) -> dict[str, Any]:
     return tick()
 
 
-class FlushGroupRequest(BaseModel):
-    """What a group's timer task posts (``timers.flush_body``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    group_id: str = Field(pattern=r"^(critical|high|medium|low)-[0-9a-f]{24}$")
-    due_at: AwareDatetime
-
-
 @api.route(
     "/v1/flush/group",
     methods=["POST"],
@@ -229,12 +203,6 @@ def flush_group(_request: flask.Request, body: FlushGroupRequest) -> dict[str, A
             f"Not due yet: {exc}. Nothing was flushed.",
             headers={"Retry-After": str(max(1, math.ceil(exc.seconds)))},
         ) from None
-
-
-class DigestRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    day: date | None = Field(default=None, alias="date")
 
 
 @api.route(
@@ -275,82 +243,9 @@ def _scheduled_time(request: flask.Request) -> datetime:
 
 # --- incidents ---------------------------------------------------------------------------------
 
-INCIDENT_ID_PATTERN = r"^(critical|high|medium|low)-[0-9a-f]{24}-(i[0-9]{1,9}|d[0-9a-f]{8})$"
-
-
-class IncidentPath(BaseModel):
-    incident_id: DocumentId(  # type: ignore[valid-type]
-        max_length=48, pattern=INCIDENT_ID_PATTERN, description="an incident id (<group id>-i<n>)"
-    )
-
-
-class IncidentsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    state: Literal["triggered", "acknowledged", "resolved"] | None = Field(
-        default=None, description="only incidents in this state"
-    )
-    priority: Literal["P1", "P2", "P3", "P4"] | None = Field(default=None, description="only this priority")
-    since: AwareDatetime | None = Field(
-        default=None, description="only incidents opened at or after this time"
-    )
-    limit: int = Field(default=100, ge=1, le=500, description="at most this many, newest first")
-
-
-class IncidentList(RootModel[list[IncidentOut]]):
-    pass
-
-
-class IncidentActionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    note: str | None = Field(
-        default=None, min_length=1, max_length=2000, description="recorded on the timeline"
-    )
-
-
-class NoteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    text: str = Field(min_length=1, max_length=2000)
-
-
-class IncidentActionOut(BaseModel):
-    changed: bool = Field(
-        description="false: nothing changed (already acknowledged or resolved: detail says by whom)"
-    )
-    detail: str
-    incident: IncidentOut
-
-
-class OpenIncidentIn(BaseModel):
-    """Open an incident on demand for a group that is not paged automatically (medium, low)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    group_id: str = Field(pattern=r"^(critical|high|medium|low)-[0-9a-f]{24}$", description="the alert group")
-    note: str | None = Field(default=None, min_length=1, max_length=2000)
-
-
 _INCIDENT_LINKS = {
     "get_incident": {"incident_id": "$response.body#/id"},
 }
-
-
-def _public_url() -> str:
-    from functions.fanout.settings import get_fanout_settings
-
-    return get_fanout_settings().public_url
-
-
-def _out(incident: Incident) -> IncidentOut:
-    return IncidentOut.of(incident, _public_url())
-
-
-def _action(outcome: Any) -> IncidentActionOut:
-    return IncidentActionOut(
-        changed=outcome.change.changed, detail=outcome.change.detail, incident=_out(outcome.incident)
-    )
 
 
 @api.route("/v1/incidents", methods=["GET"], query=IncidentsQuery, response=IncidentList)
@@ -359,7 +254,7 @@ def list_incidents(_request: flask.Request, query: IncidentsQuery) -> IncidentLi
     from functions.fanout.incident_store import get_store
 
     found = get_store().list(state=query.state, priority=query.priority, since=query.since, limit=query.limit)
-    return IncidentList([_out(i) for i in found])
+    return IncidentList([incident_out(i) for i in found])
 
 
 @api.route(
@@ -385,7 +280,9 @@ def open_incident_on_demand(request: flask.Request, body: OpenIncidentIn) -> fla
                       incident_id=exc.incident_id) from None  # fmt: skip
     audit(log, "incident.open", request.headers, "incident opened on demand", incident_id=incident.id)
     return json_response(
-        _out(incident), status=201 if created else 200, headers={"Location": f"/v1/incidents/{incident.id}"}
+        incident_out(incident),
+        status=201 if created else 200,
+        headers={"Location": f"/v1/incidents/{incident.id}"},
     )
 
 
@@ -397,7 +294,7 @@ def get_incident(_request: flask.Request, incident_id: str) -> IncidentOut:
     incident = get_store().get(incident_id)
     if incident is None:
         raise Problem(404, f"No incident with id {incident_id}.")
-    return _out(incident)
+    return incident_out(incident)
 
 
 @api.route(
@@ -429,7 +326,7 @@ def _operator_change(request: flask.Request, incident_id: str, what: str, run: A
         raise Problem(404, f"No incident with id {incident_id}.") from None
     audit(log, f"incident.{what}", request.headers, f"incident {what}", incident_id=incident_id,
           changed=outcome.change.changed)  # fmt: skip
-    return _action(outcome)
+    return incident_action_out(outcome)
 
 
 @api.route(
@@ -490,12 +387,6 @@ def add_incident_note(request: flask.Request, incident_id: str, body: NoteIn) ->
 # --- Slack's and PagerDuty's requests (also the public function incident_webhooks) -----------
 
 
-class WebhookAnswer(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    handled: list[dict[str, Any]] = Field(description="what each action or event did")
-
-
 def _secret(variable: str, value: str | None) -> str:
     # Unverifiable is unauthenticated: 401, as for a bad signature (deployed, the function does not
     # start without it; locally the variable is simply unset).
@@ -515,24 +406,19 @@ def slack_interactions(request: flask.Request) -> dict[str, Any] | flask.Respons
     A button's request is answered with what it did; a dialog's submission with an empty 200,
     which closes the dialog."""
     from functions.fanout.settings import get_fanout_settings
-    from functions.fanout.slack_interactions import BadInteraction, handle_interaction
-    from functions.fanout.webhook_auth import Unverified, verify_slack
-    from functions.fanout.webhook_receipts import handled_before, remember
+    from functions.fanout.slack_interactions import BadInteraction
+    from functions.fanout.webhook_auth import Unverified
+    from functions.fanout.webhook_intake import take_slack_interaction
 
     secret = _secret("SLACK_SIGNING_SECRET", get_fanout_settings().slack_signing_secret)
     body = read_body(request)
-    signature = request.headers.get("X-Slack-Signature")
+    timestamp = request.headers.get("X-Slack-Request-Timestamp")
     try:
-        verify_slack(secret, request.headers.get("X-Slack-Request-Timestamp"), signature, body, utcnow())
+        answer = take_slack_interaction(secret, timestamp, request.headers.get("X-Slack-Signature"), body)
     except Unverified as exc:
         raise _refused("Slack", request, str(exc)) from None
-    if handled_before("slack", str(signature)):
-        raise _refused("Slack", request, "this signed request was handled before (a replay)")
-    try:
-        answer = handle_interaction(body)
     except BadInteraction as exc:
         raise Problem(400, f"Not a Slack interaction we can read: {exc}.") from None
-    remember("slack", str(signature))
     if answer.get("view_submission"):
         # Slack closes the dialog on an empty 200; a body would be read as a response_action.
         return flask.Response(b"", status=200)
@@ -541,32 +427,19 @@ def slack_interactions(request: flask.Request) -> dict[str, Any] | flask.Respons
 
 def pagerduty_webhooks(request: flask.Request) -> dict[str, Any]:
     """PagerDuty's v3 webhooks, verified with PAGERDUTY_WEBHOOK_SECRET (X-PagerDuty-Signature)."""
-    from functions.fanout.pagerduty_webhooks import BadWebhook, handle_webhook, parse_webhook, stale
+    from functions.fanout.pagerduty_webhooks import BadWebhook
     from functions.fanout.settings import get_fanout_settings
-    from functions.fanout.webhook_auth import Unverified, verify_pagerduty
-    from functions.fanout.webhook_receipts import handled_before, remember
+    from functions.fanout.webhook_auth import Unverified
+    from functions.fanout.webhook_intake import take_pagerduty_webhook
 
     secret = _secret("PAGERDUTY_WEBHOOK_SECRET", get_fanout_settings().pagerduty_webhook_secret)
     body = read_body(request)
     try:
-        verify_pagerduty(secret, request.headers.get("X-PagerDuty-Signature"), body)
+        return take_pagerduty_webhook(secret, request.headers.get("X-PagerDuty-Signature"), body)
     except Unverified as exc:
         raise _refused("PagerDuty", request, str(exc)) from None
-    try:
-        event = parse_webhook(body)
     except BadWebhook as exc:
         raise Problem(400, str(exc)) from None
-    if stale(event, utcnow()):
-        raise _refused(
-            "PagerDuty",
-            request,
-            f"event {event.id} occurred at {event.occurred_at.isoformat()}, over an hour ago",
-        )
-    if handled_before("pagerduty", event.id):
-        raise _refused("PagerDuty", request, f"event {event.id} was handled before (a replay)")
-    answer = handle_webhook(event)
-    remember("pagerduty", event.id)
-    return answer
 
 
 def _register_webhooks(target: Api) -> None:

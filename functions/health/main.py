@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 import flask
 
@@ -14,136 +14,37 @@ import flask
 # no cold start: it is paid with the module, on the first request of any kind (the scheduler's or
 # a liveness probe's), instead of inside the first health check's time budget.
 import google.cloud.firestore  # noqa: F401
-from pydantic import BaseModel, ConfigDict, Field
 
 from functions.health import registry
-from functions.health.models import (
-    Customer,
-    CustomerIn,
-    CustomerPatch,
-    CustomerRef,
-    EventBatch,
-    KeyIssued,
-    KeyView,
+from functions.health.api_models import (
+    CustomerHealth,
+    CustomerPage,
+    CustomerPath,
+    DaysQuery,
+    Erasure,
+    ImportResult,
+    KeyList,
+    KeyPath,
+    PageQuery,
+    PersonaHealth,
+    RunQuery,
+    ScoredPage,
+    ScoredQuery,
+    StatusChange,
+    WeeksQuery,
 )
+from functions.health.config import configured
+from functions.health.models import Customer, CustomerIn, CustomerPatch, EventBatch, KeyIssued, KeyView
 from functions.health.settings import get_health_settings
+from functions.health.views import changes, health_view, import_result, next_after, scored_view
 from shared.audit import audit
 from shared.http import HEALTH_ROUTE, Api, Problem, Reply, json_response
-from shared.ids import DocumentId
 from shared.logging import get_logger
 
 api = Api("health")
 log = get_logger("health")
 
-CATEGORIES = ("healthy", "at_risk", "churn_risk", "usage_unknown")
-Category = Literal["healthy", "at_risk", "churn_risk", "usage_unknown"]
 MAX_AS_OF_DAYS_BACK = 400
-
-
-# The contract: path variables, query strings and answers ------------------------------------------
-
-
-class CustomerPath(BaseModel):
-    customer_id: CustomerRef
-
-
-class KeyPath(BaseModel):
-    customer_id: CustomerRef
-    key_id: DocumentId(max_length=64, description="a key id, as issued (12 hex digits)")  # type: ignore[valid-type]
-
-
-class PageQuery(BaseModel):
-    limit: int = Field(default=100, ge=1, le=1000, description="customers per page, 1 to 1000")
-    category: Category | None = Field(default=None, description="only customers of this health category")
-    after: CustomerRef | None = Field(  # type: ignore[valid-type]
-        default=None, description="the `next` of the previous page: customers after this id"
-    )
-
-
-class ScoredQuery(PageQuery):
-    """The health list: filterable and sortable for a success manager's book of business."""
-
-    plan: str | None = Field(default=None, max_length=50, description="only customers on this plan")
-    segment: str | None = Field(default=None, max_length=50, description="only customers of this segment")
-    csm: str | None = Field(
-        default=None, max_length=254, description="only customers of this success manager (email or name)"
-    )
-    min_score: float | None = Field(default=None, ge=0, le=100, description="score at least this")
-    max_score: float | None = Field(default=None, ge=0, le=100, description="score at most this")
-    sort: Literal["id", "score", "-score"] = Field(
-        default="id", description="id, score (lowest first) or -score (highest first); ties by id"
-    )
-
-
-class DaysQuery(BaseModel):
-    days: int = Field(default=30, ge=1, le=400, description="days of history, 1 to 400")
-
-
-class WeeksQuery(BaseModel):
-    weeks: int = Field(default=4, ge=1, le=52, description="weeks back, 1 to 52")
-
-
-class RunQuery(BaseModel):
-    as_of: date | None = Field(
-        default=None, description="score as of the start of this day (default today, UTC), YYYY-MM-DD"
-    )
-
-
-class CustomerPage(BaseModel):
-    customers: list[Customer]
-    next: str | None = Field(description="pass as `after` for the next page; null on the last")
-
-
-class ScoredCustomer(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    id: str
-    name: str
-    plan: str | None
-    segment: str | None
-    status: str = Field(default="active", description="active, or inactive (deactivated: not scored)")
-    score: float | None
-    category: str | None
-    as_of: str | None
-
-
-class ScoredPage(BaseModel):
-    customers: list[ScoredCustomer]
-    next: str | None
-
-
-class CustomerHealth(ScoredCustomer):
-    components: dict[str, Any] = Field(description="per signal: score, weight, inputs, headline")
-    missing: list[Any]
-    previous: Any
-    movers: list[Any]
-    actions: dict[str, Any] = Field(description="per action: its episode state")
-    history: list[dict[str, Any]] = Field(description="daily as_of, score, category, actions_fired")
-
-
-class PersonaHealth(BaseModel):
-    expected_mix: dict[str, Any]
-    weeks: list[dict[str, Any]]
-    drift_state: dict[str, Any]
-
-
-class KeyList(BaseModel):
-    keys: list[KeyView]
-
-
-class EventOutcome(BaseModel):
-    event_id: str
-    outcome: Literal["created", "unchanged", "conflict"]
-
-
-class ImportResult(BaseModel):
-    customer_id: str
-    created: int
-    unchanged: int
-    conflict: int
-    events: list[EventOutcome]
-    detail: str | None = None
-
 
 _CUSTOMER_LINKS = {
     "get_customer": {"customer_id": "$response.body#/id"},
@@ -216,17 +117,13 @@ def list_customers(_request: flask.Request, query: PageQuery) -> dict[str, Any]:
     customers = registry.list_customers(category=query.category, limit=limit, after=query.after)
     return {
         "customers": [c.model_dump(mode="json") for c in customers],
-        "next": customers[-1].id if len(customers) == limit else None,
+        "next": next_after(customers, limit),
     }
 
 
 @api.route("/v1/customers/<customer_id>", methods=["GET"], params=CustomerPath, response=Customer)
 def get_customer(_request: flask.Request, customer_id: str) -> dict[str, Any]:
     return _existing_customer(customer_id).model_dump(mode="json")
-
-
-# Fields whose old and new values go into the audit entry; the contact (a person) is named only.
-_AUDITED_VALUES = ("plan", "segment", "created_at", "first_value_at")
 
 
 @api.route(
@@ -243,7 +140,7 @@ def update_customer(request: flask.Request, customer_id: str, body: CustomerPatc
     if outcome is None:
         raise Problem(404, f"No customer {customer_id!r}; create it with POST /v1/customers.")
     before, after = outcome
-    changed = [name for name in body.model_fields_set if getattr(before, name) != getattr(after, name)]
+    changed, values = changes(before, after, body.model_fields_set)
     if changed:
         audit(
             log,
@@ -252,23 +149,9 @@ def update_customer(request: flask.Request, customer_id: str, body: CustomerPatc
             "customer updated",
             customer_id=customer_id,
             changed=sorted(changed),
-            values={
-                name: {"from": _plain(getattr(before, name)), "to": _plain(getattr(after, name))}
-                for name in changed
-                if name in _AUDITED_VALUES
-            },
+            values=values,
         )
     return after.model_dump(mode="json")
-
-
-def _plain(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
-
-
-class StatusChange(BaseModel):
-    customer: Customer
-    changed: bool = Field(description="false: it already had this status (nothing done)")
-    keys_revoked: list[str] = Field(default=[], description="key ids revoked by this deactivation")
 
 
 @api.route(
@@ -314,12 +197,6 @@ def reactivate_customer(request: flask.Request, customer_id: str) -> dict[str, A
     if changed:
         audit(log, "customer.reactivate", request.headers, "customer reactivated", customer_id=customer_id)
     return {"customer": customer.model_dump(mode="json"), "changed": changed, "keys_revoked": []}
-
-
-class Erasure(BaseModel):
-    customer_id: str
-    existed: bool = Field(description="false: nothing of the customer's own was left (a repeat)")
-    removed: dict[str, int] = Field(description="per collection, documents deleted or entries removed now")
 
 
 @api.route("/v1/customers/<customer_id>", methods=["DELETE"], params=CustomerPath, response=Erasure)
@@ -421,29 +298,11 @@ def import_events(_request: flask.Request, customer_id: str, body: EventBatch) -
                 for i in clashing[:20]
             ],
         )
-    outcomes = registry.import_events(customer_id, batch.events)
-    counts = {kind: sum(1 for _, o in outcomes if o == kind) for kind in ("created", "unchanged", "conflict")}
-    body = {
-        "customer_id": customer_id,
-        **counts,
-        "events": [{"event_id": event_id, "outcome": outcome} for event_id, outcome in outcomes],
-    }
-    if counts["conflict"]:
-        body["detail"] = (
-            "Some event ids were imported before with other content; those were not changed "
-            "(the others are stored). Use new event ids for new facts."
-        )
-        return json_response(body, status=409)
-    return json_response(body, status=201 if counts["created"] else 200)
+    result = import_result(customer_id, registry.import_events(customer_id, batch.events))
+    return json_response(result, status=409 if result["conflict"] else 201 if result["created"] else 200)
 
 
 # Scores ------------------------------------------------------------------------------------------
-
-
-def _config():  # type: ignore[no-untyped-def]
-    from functions.health.config import config_from
-
-    return config_from(get_health_settings().config_file)
 
 
 @api.route("/v1/health/run", methods=["POST"], query=RunQuery, response="functions.health.run:RunSummary")
@@ -478,27 +337,13 @@ def run(_request: flask.Request, query: RunQuery) -> dict[str, Any]:
     publish = publish_notice if get_health_settings().publish_actions else None
     summary = run_health(
         as_of,
-        cfg=_config(),
+        cfg=configured(),
         usage_source=StoredUsage(),
         store=FirestoreHealthStore(),
         publish=publish,
         public_url=get_health_settings().public_url,
     )
     return summary.model_dump(mode="json")
-
-
-def _view(customer: Any, state: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": customer.id,
-        "name": customer.name,
-        "plan": customer.plan,
-        "segment": customer.segment,
-        "status": customer.status,
-        "score": state.get("score"),
-        "category": state.get("category"),
-        "as_of": state.get("as_of"),
-        "csm": customer.contact.model_dump(exclude_none=True) if customer.contact else None,
-    }
 
 
 @api.route("/v1/health/customers", methods=["GET"], query=ScoredQuery, response=ScoredPage)
@@ -525,8 +370,8 @@ def scored_customers(_request: flask.Request, query: ScoredQuery) -> dict[str, A
     else:
         customers = registry.list_customers(category=query.category, limit=limit, after=query.after)
     return {
-        "customers": [_view(c, c.health.model_dump() if c.health else {}) for c in customers],
-        "next": customers[-1].id if len(customers) == limit else None,
+        "customers": [scored_view(c, c.health.model_dump() if c.health else {}) for c in customers],
+        "next": next_after(customers, limit),
     }
 
 
@@ -554,27 +399,7 @@ def customer_health(_request: flask.Request, customer_id: str, query: DaysQuery)
         )
     days = query.days
     as_of = date.fromisoformat(health["as_of"])
-    history = store.history(customer.id, as_of, days)
-    return {
-        **_view(customer, health),
-        "components": health.get("components", {}),
-        "missing": health.get("missing", []),
-        "previous": health.get("previous"),
-        "movers": health.get("movers", []),
-        "actions": {
-            name: {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in value.items()}
-            for name, value in (health.get("actions") or {}).items()
-        },
-        "history": [
-            {
-                "as_of": h["as_of"],
-                "score": h["score"],
-                "category": h["category"],
-                "actions_fired": h.get("actions_fired", []),
-            }
-            for h in history
-        ],
-    }
+    return health_view(customer, health, store.history(customer.id, as_of, days))
 
 
 @api.route(
@@ -595,7 +420,7 @@ def personas(_request: flask.Request, query: WeeksQuery) -> dict[str, Any]:
     found = store.get_docs(PERSONAS_COLLECTION, ids)
     drift = store.get_docs(DRIFT_COLLECTION, ["expected", "baseline"])
     return {
-        "expected_mix": _config().personas.expected_mix,
+        "expected_mix": configured().personas.expected_mix,
         "weeks": [found[i] for i in ids if i in found],
         "drift_state": drift,
     }
