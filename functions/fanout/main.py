@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import flask
@@ -56,9 +55,7 @@ log = get_logger("fanout")
 
 def handle_event(event: Any) -> None:
     """One alert transition from Pub/Sub: raise to retry, return to drop (or when done)."""
-    from functions.fanout.models import mark_late
-    from functions.fanout.pipeline import handle_transition
-    from shared.settings import get_settings
+    from functions.fanout.pipeline import handle_delivered
 
     # No age limit here: a transition is never dropped for being old, only marked late. One no
     # version of fan-out can read (a new severity, a changed field) goes to alerts-dead-letter
@@ -66,16 +63,8 @@ def handle_event(event: Any) -> None:
     delivery = decode_pubsub(event, AlertTransition, max_age=NEVER_TOO_OLD, dead_letter=True)
     if delivery is None:
         return
-    transition = delivery.body
     # A re-driven transition is as late as its first publish, not its re-drive.
-    age = utcnow() - first_published(delivery.attributes, delivery.publish_time)
-    if age > timedelta(seconds=get_settings().max_event_age_seconds):
-        log.warning(
-            "delivering a late transition",
-            extra={"transition_id": transition.transition_id, "age_seconds": age.total_seconds()},
-        )
-        transition = mark_late(transition, age)
-    handle_transition(transition)
+    handle_delivered(delivery.body, first_published(delivery.attributes, delivery.publish_time))
 
 
 def handle_redrive(event: Any) -> None:
@@ -102,24 +91,12 @@ _SILENCE_LINKS = {
 }
 
 
-@lru_cache(maxsize=1)
-def _health() -> Any:
-    from functions.fanout.settings import get_fanout_settings
-    from functions.fanout.timers import timers_probe
-    from shared.health import HealthCheck, firestore_probe, pubsub_probe
-
-    # The timer queue is a dependency only when the group timers run on Cloud Tasks.
-    return HealthCheck(
-        "fanout",
-        lambda: [firestore_probe(), pubsub_probe(get_fanout_settings().dead_letter_topic), timers_probe()],
-    )
-
-
 @api.route("/health", **HEALTH_ROUTE)
 def health(_request: flask.Request) -> flask.Response:
+    from functions.fanout.deployment import health_check
     from shared.health import status_code
 
-    report = _health().report()
+    report = health_check().report()
     return json_response(report, status_code(report))
 
 
@@ -246,6 +223,13 @@ def _scheduled_time(request: flask.Request) -> datetime:
 _INCIDENT_LINKS = {
     "get_incident": {"incident_id": "$response.body#/id"},
 }
+# What an operator's change of an incident (acknowledge, resolve, note) is declared with.
+_INCIDENT_CHANGE: dict[str, Any] = {
+    "methods": ["POST"],
+    "params": IncidentPath,
+    "response": IncidentActionOut,
+    "problems": (404,),
+}
 
 
 @api.route("/v1/incidents", methods=["GET"], query=IncidentsQuery, response=IncidentList)
@@ -329,34 +313,19 @@ def _operator_change(request: flask.Request, incident_id: str, what: str, run: A
     return incident_action_out(outcome)
 
 
-@api.route(
-    "/v1/incidents/<incident_id>/ack",
-    methods=["POST"],
-    params=IncidentPath,
-    body=IncidentActionIn,
-    body_required=False,
-    response=IncidentActionOut,
-    problems=(404,),
-)
+@api.route("/v1/incidents/<incident_id>/ack", body=IncidentActionIn, body_required=False, **_INCIDENT_CHANGE)
 def ack_incident(request: flask.Request, incident_id: str, body: IncidentActionIn) -> IncidentActionOut:
     """Acknowledge as the caller (escalation and repeats stop; PagerDuty is told)."""
-    from functions.fanout.incident_actions import acknowledge_incident, note_incident
+    from functions.fanout.incident_actions import acknowledge_with_note
 
     def run(who: str) -> Any:
-        outcome = acknowledge_incident(incident_id, who, "api")
-        return note_incident(incident_id, who, body.note) if body.note and outcome.change.changed else outcome
+        return acknowledge_with_note(incident_id, who, "api", body.note)
 
     return _operator_change(request, incident_id, "acknowledge", run)
 
 
 @api.route(
-    "/v1/incidents/<incident_id>/resolve",
-    methods=["POST"],
-    params=IncidentPath,
-    body=IncidentActionIn,
-    body_required=False,
-    response=IncidentActionOut,
-    problems=(404,),
+    "/v1/incidents/<incident_id>/resolve", body=IncidentActionIn, body_required=False, **_INCIDENT_CHANGE
 )
 def resolve_incident(request: flask.Request, incident_id: str, body: IncidentActionIn) -> IncidentActionOut:
     """Resolve as the caller, with an optional note (P1/P2: the review draft is written)."""
@@ -367,14 +336,7 @@ def resolve_incident(request: flask.Request, incident_id: str, body: IncidentAct
     )
 
 
-@api.route(
-    "/v1/incidents/<incident_id>/notes",
-    methods=["POST"],
-    params=IncidentPath,
-    body=NoteIn,
-    response=IncidentActionOut,
-    problems=(404,),
-)
+@api.route("/v1/incidents/<incident_id>/notes", body=NoteIn, **_INCIDENT_CHANGE)
 def add_incident_note(request: flask.Request, incident_id: str, body: NoteIn) -> IncidentActionOut:
     """Add a note to the timeline, as the caller."""
     from functions.fanout.incident_actions import note_incident
@@ -445,22 +407,16 @@ def pagerduty_webhooks(request: flask.Request) -> dict[str, Any]:
 def _register_webhooks(target: Api) -> None:
     # Public: Slack and PagerDuty carry no Google identity; each request is verified by the
     # vendor's signature (and its age and replay) before anything is read or changed.
-    target.route(
-        "/v1/slack/interactions",
-        methods=["POST"],
-        raw_body=("application/x-www-form-urlencoded",),
-        response=WebhookAnswer,
-        problems=(400, 401, 413),
-        role="public",
-    )(slack_interactions)
-    target.route(
-        "/v1/pagerduty/webhooks",
-        methods=["POST"],
-        raw_body=("application/json",),
-        response=WebhookAnswer,
-        problems=(400, 401, 413),
-        role="public",
-    )(pagerduty_webhooks)
+    public: dict[str, Any] = {
+        "methods": ["POST"],
+        "response": WebhookAnswer,
+        "problems": (400, 401, 413),
+        "role": "public",
+    }
+    target.route("/v1/slack/interactions", raw_body=("application/x-www-form-urlencoded",), **public)(
+        slack_interactions
+    )
+    target.route("/v1/pagerduty/webhooks", raw_body=("application/json",), **public)(pagerduty_webhooks)
 
 
 # manage_alerts serves them too (locally everything is on port 8084); deployed, only the public

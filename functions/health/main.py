@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -33,10 +33,9 @@ from functions.health.api_models import (
     StatusChange,
     WeeksQuery,
 )
-from functions.health.config import configured
 from functions.health.models import Customer, CustomerIn, CustomerPatch, EventBatch, KeyIssued, KeyView
 from functions.health.settings import get_health_settings
-from functions.health.views import changes, health_view, import_result, next_after, scored_view
+from functions.health.views import changes, import_result, next_after, scored_view
 from shared.audit import audit
 from shared.http import HEALTH_ROUTE, Api, Problem, Reply, json_response
 from shared.logging import get_logger
@@ -155,10 +154,7 @@ def update_customer(request: flask.Request, customer_id: str, body: CustomerPatc
 
 
 @api.route(
-    "/v1/customers/<customer_id>/deactivate",
-    methods=["POST"],
-    params=CustomerPath,
-    response=StatusChange,
+    "/v1/customers/<customer_id>/deactivate", methods=["POST"], params=CustomerPath, response=StatusChange
 )
 def deactivate_customer(request: flask.Request, customer_id: str) -> dict[str, Any]:
     """Stop scoring the customer and firing its actions, and revoke every key it holds
@@ -183,10 +179,7 @@ def deactivate_customer(request: flask.Request, customer_id: str) -> dict[str, A
 
 
 @api.route(
-    "/v1/customers/<customer_id>/reactivate",
-    methods=["POST"],
-    params=CustomerPath,
-    response=StatusChange,
+    "/v1/customers/<customer_id>/reactivate", methods=["POST"], params=CustomerPath, response=StatusChange
 )
 def reactivate_customer(request: flask.Request, customer_id: str) -> dict[str, Any]:
     """Score the customer and fire its actions again (its revoked keys stay revoked: issue new ones)."""
@@ -309,11 +302,8 @@ def import_events(_request: flask.Request, customer_id: str, body: EventBatch) -
 def run(_request: flask.Request, query: RunQuery) -> dict[str, Any]:
     """Score every customer as of the start of ``?as_of=`` (default: today, UTC), i.e. on the
     data of the days before it. What the daily schedule calls; safe to repeat."""
-    from functions.health.run import run_health
-    from functions.health.store import FirestoreHealthStore
-    from functions.health.usage import StoredUsage
+    from functions.health.scores import run_stored
     from shared.clock import utcnow
-    from shared.notices import publish_notice
 
     today = utcnow().date()
     as_of = query.as_of or today
@@ -334,15 +324,7 @@ def run(_request: flask.Request, query: RunQuery) -> dict[str, Any]:
                 }
             ],
         )
-    publish = publish_notice if get_health_settings().publish_actions else None
-    summary = run_health(
-        as_of,
-        cfg=configured(),
-        usage_source=StoredUsage(),
-        store=FirestoreHealthStore(),
-        publish=publish,
-        public_url=get_health_settings().public_url,
-    )
+    summary = run_stored(as_of)
     return summary.model_dump(mode="json")
 
 
@@ -354,17 +336,8 @@ def scored_customers(_request: flask.Request, query: ScoredQuery) -> dict[str, A
     narrowed = {"plan", "segment", "csm", "min_score", "max_score"} & query.model_fields_set
     if narrowed or query.sort != "id":
         try:
-            customers = registry.find_customers(
-                category=query.category,
-                plan=query.plan,
-                segment=query.segment,
-                csm=query.csm,
-                min_score=query.min_score,
-                max_score=query.max_score,
-                sort=query.sort,
-                limit=limit,
-                after=query.after,
-            )
+            # The query's fields are find_customers' filters, sort and page, name for name.
+            customers = registry.find_customers(**query.model_dump())
         except ValueError as exc:
             raise Problem(422, str(exc)) from None
     else:
@@ -387,19 +360,14 @@ def scored_customers(_request: flask.Request, query: ScoredQuery) -> dict[str, A
 def customer_health(_request: flask.Request, customer_id: str, query: DaysQuery) -> dict[str, Any]:
     """Score, components (score, weight, inputs), missing signals, what moved it, history and
     action states. 404 until the customer has been scored once."""
-    from functions.health.store import FirestoreHealthStore
+    from functions.health.scores import customer_scores
 
-    customer = _existing_customer(customer_id)
-    store = FirestoreHealthStore()
-    state = store.get_doc("customers", customer.id) or {}
-    health = state.get("health") or {}
-    if not health.get("as_of"):
+    scores = customer_scores(_existing_customer(customer_id), query.days)
+    if scores is None:
         raise Problem(
             404, f"Customer {customer_id!r} has not been scored yet; POST /v1/health/run scores now."
         )
-    days = query.days
-    as_of = date.fromisoformat(health["as_of"])
-    return health_view(customer, health, store.history(customer.id, as_of, days))
+    return scores
 
 
 @api.route(
@@ -410,17 +378,6 @@ def customer_health(_request: flask.Request, customer_id: str, query: DaysQuery)
 )
 def personas(_request: flask.Request, query: WeeksQuery) -> dict[str, Any]:
     """Weekly persona satisfaction and drift tests for the last ``?weeks=`` (default 4) weeks."""
-    from functions.health.run import last_complete_week
-    from functions.health.store import DRIFT_COLLECTION, PERSONAS_COLLECTION, FirestoreHealthStore
-    from shared.clock import utcnow
+    from functions.health.scores import persona_health
 
-    latest = last_complete_week(utcnow().date())
-    ids = [(latest - timedelta(weeks=i)).isoformat() for i in range(query.weeks)]
-    store = FirestoreHealthStore()
-    found = store.get_docs(PERSONAS_COLLECTION, ids)
-    drift = store.get_docs(DRIFT_COLLECTION, ["expected", "baseline"])
-    return {
-        "expected_mix": configured().personas.expected_mix,
-        "weeks": [found[i] for i in ids if i in found],
-        "drift_state": drift,
-    }
+    return persona_health(query.weeks)
