@@ -4,7 +4,7 @@ for its HTTP function (group timers, silence API, the flush tick, the daily dige
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import flask
@@ -193,29 +193,18 @@ def flush_group(_request: flask.Request, body: FlushGroupRequest) -> dict[str, A
 def digest(request: flask.Request, body: DigestRequest) -> dict[str, Any]:
     """Send the digest of ``date`` (default: the UTC day before the scheduled time)."""
     from functions.fanout.channels.base import DeliveryFailed
-    from functions.fanout.digest import send_digest
+    from functions.fanout.digest import DayNotOver, day_to_digest, send_digest
 
-    day = body.day or (_scheduled_time(request) - timedelta(days=1)).date()
-    today = utcnow().date()
-    if day >= today:
-        # A digest is sent once per day and channel: one of a day not over yet would be partial
-        # and stop the real one. (Found probing the contract: 9999-12-31 was a 500.)
-        raise Problem(
-            422,
-            f"date {day} is not over yet; a digest is of a past day (UTC), at latest "
-            f"{today - timedelta(days=1)}.",
-            errors=[{"field": "date", "message": "not a past day"}],
-        )
+    try:
+        day = day_to_digest(body.day, scheduled_time(request) or utcnow(), utcnow().date())
+    except DayNotOver as exc:
+        raise Problem(422, str(exc), errors=[{"field": "date", "message": "not a past day"}]) from None
     try:
         return send_digest(day)
     except DeliveryFailed as exc:
         raise Problem(
             503, f"The digest could not be mailed: {exc.reason}", headers={"Retry-After": "60"}
         ) from None
-
-
-def _scheduled_time(request: flask.Request) -> datetime:
-    return scheduled_time(request) or utcnow()
 
 
 # --- incidents ---------------------------------------------------------------------------------

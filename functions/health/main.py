@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -15,7 +14,7 @@ import flask
 # a liveness probe's), instead of inside the first health check's time budget.
 import google.cloud.firestore  # noqa: F401
 
-from functions.health import registry
+from functions.health import admin, registry
 from functions.health.api_models import (
     CustomerHealth,
     CustomerPage,
@@ -34,16 +33,13 @@ from functions.health.api_models import (
     WeeksQuery,
 )
 from functions.health.models import Customer, CustomerIn, CustomerPatch, EventBatch, KeyIssued, KeyView
-from functions.health.settings import get_health_settings
-from functions.health.views import changes, import_result, next_after, scored_view
+from functions.health.views import changes, next_after, scored_view
 from shared.audit import audit
 from shared.http import HEALTH_ROUTE, Api, Problem, Reply, json_response
 from shared.logging import get_logger
 
 api = Api("health")
 log = get_logger("health")
-
-MAX_AS_OF_DAYS_BACK = 400
 
 _CUSTOMER_LINKS = {
     "get_customer": {"customer_id": "$response.body#/id"},
@@ -159,13 +155,10 @@ def update_customer(request: flask.Request, customer_id: str, body: CustomerPatc
 def deactivate_customer(request: flask.Request, customer_id: str) -> dict[str, Any]:
     """Stop scoring the customer and firing its actions, and revoke every key it holds
     (idempotent: a repeat revokes what is left and changes nothing else)."""
-    outcome = registry.set_status(customer_id, "inactive")
+    outcome = admin.deactivate(customer_id)
     if outcome is None:
         raise Problem(404, f"No customer {customer_id!r}.")
-    customer, changed = outcome
-    # Revoked after the status is stored: a retry of a deactivation that failed half-way
-    # revokes what is left.
-    revoked = registry.revoke_all_keys(customer_id)
+    customer, changed, revoked = outcome
     if changed or revoked:
         audit(
             log,
@@ -276,22 +269,12 @@ def revoke_key(request: flask.Request, customer_id: str, key_id: str) -> dict[st
 )
 def import_events(_request: flask.Request, customer_id: str, body: EventBatch) -> flask.Response:
     _existing_customer(customer_id)
-    batch = body
-    most = get_health_settings().max_events_per_request
-    if len(batch.events) > most:
-        raise Problem(413, f"{len(batch.events)} events in one request; send at most {most} per request.")
-    clashing = registry.repeated_with_other_content(batch.events)
-    if clashing:
-        raise Problem(
-            422,
-            f"Event ids repeated in this request with other content: {', '.join(clashing[:20])}; "
-            "nothing was stored. Send each event id once (a new fact needs a new event id).",
-            errors=[
-                {"field": "events", "message": f"event_id {i} repeated with other content"}
-                for i in clashing[:20]
-            ],
-        )
-    result = import_result(customer_id, registry.import_events(customer_id, batch.events))
+    try:
+        result = admin.import_batch(customer_id, body.events)
+    except admin.TooManyEvents as exc:
+        raise Problem(413, str(exc)) from None
+    except admin.RepeatedEvents as exc:
+        raise Problem(422, str(exc), errors=exc.errors) from None
     return json_response(result, status=409 if result["conflict"] else 201 if result["created"] else 200)
 
 
@@ -302,37 +285,20 @@ def import_events(_request: flask.Request, customer_id: str, body: EventBatch) -
 def run(_request: flask.Request, query: RunQuery) -> dict[str, Any]:
     """Score every customer as of the start of ``?as_of=`` (default: today, UTC), i.e. on the
     data of the days before it. What the daily schedule calls; safe to repeat."""
-    from functions.health.scores import run_stored
+    from functions.health.scores import AsOfRefused, day_to_score, run_stored
     from shared.clock import utcnow
 
-    today = utcnow().date()
-    as_of = query.as_of or today
-    if as_of > today + timedelta(days=1):
-        raise Problem(422, f"as_of {as_of} is in the future; the run scores days that have ended.")
-    if as_of < today - timedelta(days=MAX_AS_OF_DAYS_BACK):
-        # Found by the contract test: a date centuries back asked the metric store for times it
-        # refuses (a 500). Nothing older than this is kept to score from.
-        raise Problem(
-            422,
-            f"as_of {as_of} is more than {MAX_AS_OF_DAYS_BACK} days ago; nothing that old is kept "
-            "to score from.",
-            errors=[
-                {
-                    "field": "as_of",
-                    "message": "too far back",
-                    "allowed": f"{MAX_AS_OF_DAYS_BACK} days back to tomorrow",
-                }
-            ],
-        )
-    summary = run_stored(as_of)
-    return summary.model_dump(mode="json")
+    try:
+        as_of = day_to_score(query.as_of, utcnow().date())
+    except AsOfRefused as exc:
+        raise Problem(422, str(exc), errors=exc.errors) from None
+    return run_stored(as_of).model_dump(mode="json")
 
 
 @api.route("/v1/health/customers", methods=["GET"], query=ScoredQuery, response=ScoredPage)
 def scored_customers(_request: flask.Request, query: ScoredQuery) -> dict[str, Any]:
     """Customers with their latest score, a page at a time; filtered by category, plan, segment,
     success manager and score range, sorted by id or score."""
-    limit = query.limit
     narrowed = {"plan", "segment", "csm", "min_score", "max_score"} & query.model_fields_set
     if narrowed or query.sort != "id":
         try:
@@ -341,10 +307,10 @@ def scored_customers(_request: flask.Request, query: ScoredQuery) -> dict[str, A
         except ValueError as exc:
             raise Problem(422, str(exc)) from None
     else:
-        customers = registry.list_customers(category=query.category, limit=limit, after=query.after)
+        customers = registry.list_customers(category=query.category, limit=query.limit, after=query.after)
     return {
         "customers": [scored_view(c, c.health.model_dump() if c.health else {}) for c in customers],
-        "next": next_after(customers, limit),
+        "next": next_after(customers, query.limit),
     }
 
 
