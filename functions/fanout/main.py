@@ -1,5 +1,7 @@
-"""The fan-out capability's entry points: ``handle_event`` for the ``alerts`` topic and ``handle``
-for its HTTP function (group timers, silence API, the flush tick, the daily digest)."""
+"""The fan-out capability's entry points: ``handle_event`` (the ``alerts`` topic), ``handle_redrive``
+(``alert-deliveries``), ``handle`` (manage_alerts: group timers, silences, the flush tick, the
+digest, incidents) and ``handle_webhooks`` (the public incident_webhooks). Route declarations and
+thin handlers: the contract is in ``api_models.py``, the work in the domain modules."""
 
 from __future__ import annotations
 
