@@ -5,6 +5,9 @@ of them knows it (``main.py`` runs ``check_deployment`` at start)."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Any
+
 from functions.fanout.channels.registry import missing_settings
 from functions.fanout.incident_policy import PolicyError, load_policy
 from functions.fanout.routes import load_routing
@@ -101,6 +104,20 @@ def webhook_problems(settings: FanoutSettings) -> list[str]:
         )
         if not value
     ]
+
+
+@lru_cache(maxsize=1)
+def health_check() -> Any:
+    """The ``HealthCheck`` of ``/health``: what fan-out depends on, probed."""
+    from functions.fanout.settings import get_fanout_settings
+    from functions.fanout.timers import timers_probe
+    from shared.health import HealthCheck, firestore_probe, pubsub_probe
+
+    # The timer queue is a dependency only when the group timers run on Cloud Tasks.
+    return HealthCheck(
+        "fanout",
+        lambda: [firestore_probe(), pubsub_probe(get_fanout_settings().dead_letter_topic), timers_probe()],
+    )
 
 
 def check_deployment(target: str = "") -> None:

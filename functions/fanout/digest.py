@@ -63,6 +63,26 @@ class Digest(BaseModel):
         return f"ION Ops alert digest {self.day.isoformat()}: {fired} fired, {resolved} resolved"
 
 
+class DayNotOver(ValueError):
+    """A digest asked of a day not over yet (UTC)."""
+
+    def __init__(self, day: date, today: date) -> None:
+        super().__init__(
+            f"date {day} is not over yet; a digest is of a past day (UTC), at latest "
+            f"{today - timedelta(days=1)}."
+        )
+
+
+def day_to_digest(requested: date | None, scheduled_at: datetime, today: date) -> date:
+    """The day a digest is of: ``requested``, by default the UTC day before the scheduled time."""
+    day = requested or (scheduled_at - timedelta(days=1)).date()
+    if day >= today:
+        # A digest is sent once per day and channel: one of a day not over yet would be partial
+        # and stop the real one. (Found probing the contract: 9999-12-31 was a 500.)
+        raise DayNotOver(day, today)
+    return day
+
+
 def collect(day: date) -> Digest:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     query = (

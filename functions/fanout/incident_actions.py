@@ -66,6 +66,12 @@ def resolve_incident(incident_id: str, by: str, source: Source, note: str | None
     return outcome
 
 
+def acknowledge_with_note(incident_id: str, by: str, source: Source, note: str | None) -> Outcome:
+    """Acknowledge, and add ``note`` to the timeline if this acknowledged it (not a repeat)."""
+    outcome = acknowledge_incident(incident_id, by, source)
+    return note_incident(incident_id, by, note) if note and outcome.change.changed else outcome
+
+
 def note_incident(incident_id: str, by: str, text: str) -> Outcome:
     return _apply(incident_id, lambda i: add_note(i, by, text, utcnow()))
 

@@ -10,6 +10,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from functions.health.settings import get_health_settings
+
 SIGNALS = ("engagement", "adoption", "api_health", "feedback", "tickets", "payment")
 Signal = Literal["engagement", "adoption", "api_health", "feedback", "tickets", "payment"]
 FEATURES = ("route_key", "route_message", "recommend", "bulk", "feedback")
@@ -164,3 +166,8 @@ def load_config(path: Path) -> HealthConfig:
 @lru_cache(maxsize=4)
 def config_from(path: Path) -> HealthConfig:
     return load_config(path)
+
+
+def configured() -> HealthConfig:
+    """The config ION_HEALTH_CONFIG_FILE names, loaded once per path."""
+    return config_from(get_health_settings().config_file)
