@@ -12,10 +12,13 @@ that Redis refuses while the refill is in flight waits for the tokens the refill
 are taken before they are spent, so the limit across instances is never exceeded; a lease left
 unspent is forfeited (stricter, by at most a lease and a half per instance). A refusal is
 remembered too, and so is an admission that leaves the bucket under a token: Redis said when the
-bucket's next token is due, so until then the instance refuses the key without asking again (the
-time is counted from before the question was sent, so never later than Redis would allow); then
-the first request asks for that token, and those arriving while it asks are refused here, as no
-second token is due before 1/rate later. Redis down: each instance keeps a local bucket with the
+bucket's next token is due, and the instance asks again only when a lease's worth is due (the
+next token's time plus a lease at the rate, counted from before the question was sent), refusing
+the key meanwhile without asking; then the first request asks for those tokens, and those arriving
+while it asks are refused here. So a key held at its limit costs a round trip per lease, not per
+token, and is admitted as much in total (the tokens wait in Redis, within the burst); its
+refusals come in runs of up to a lease's time (0.1 s of the rate by default). Without a lease
+(a burst under 20) the wait is the next token's, as before. Redis down: each instance keeps a local bucket with the
 same numbers (a looser limit, but never an outage). Redis keys name a hash of the API key (the
 bucket id the caller gives), never the key itself.
 """
@@ -111,8 +114,11 @@ class TokenBuckets:
         self._refiller: threading.Thread | None = None
         self.refill_idle_seconds = 60.0  # the refilling thread ends after this long without work
         self.refill_wait_seconds = 1.0  # a request waits this long at most for a refill in flight
-        # Bucket => monotonic time before which Redis has no token for it (a refusal remembered).
+        # Bucket => monotonic time before which this instance does not ask Redis for it again (a
+        # refusal remembered): when Redis is short, until a lease's worth is due, not one token,
+        # so a key held at its limit costs a round trip per lease, not per token.
         self._empty_until: dict[str, float] = {}
+        self._lease_wait = self._lease_extra / rate
         self._lock = threading.Lock()
         self._refilled = threading.Condition(self._lock)  # a refill landed (or failed)
         self._refill_waiters = 0  # requests waiting on it (counted under the lock)
@@ -136,11 +142,11 @@ class TokenBuckets:
             if empty_until is not None:
                 if now < empty_until:  # Redis said no token before then: no need to ask again
                     return self._unless_refilling(bucket, cost, Verdict(False, empty_until - now, 0.0))
-                # The token due then is this request's to ask for; the next is due 1/rate later.
-                # Until then the requests arriving while it asks are refused here: otherwise each
-                # thread in flight asked Redis when a remembered refusal ran out (~4 round trips
-                # per token of a key over its limit, under wrk).
-                claim = empty_until + 1 / self._rate
+                # The tokens due then are this request's to ask for (its own and a lease); the
+                # next are due a lease later. Until then the requests arriving while it asks are
+                # refused here: otherwise each thread in flight asked Redis when a remembered
+                # refusal ran out (~4 round trips per token of a key over its limit, under wrk).
+                claim = empty_until + 1 / self._rate + self._lease_wait
                 if claim > now:
                     self._empty_until[bucket] = claim
                 else:
@@ -158,8 +164,9 @@ class TokenBuckets:
                 if not int(allowed):
                     if cost == 1:
                         # Fewer than one token at Redis's clock, which read after ``now``: none
-                        # here before now + retry either (other instances only take tokens).
-                        self._remember_empty(bucket, now + float(retry), now)
+                        # here before now + retry either (other instances only take tokens), and
+                        # not asked again before a lease's worth is due.
+                        self._remember_empty(bucket, now + float(retry) + self._lease_wait, now)
                     elif claim is not None:  # a bulk refused took no token: the claimed one is there
                         self._forget_claim(bucket, claim)
                     with self._lock:
@@ -170,20 +177,25 @@ class TokenBuckets:
                         kept = held.tokens if held is not None and held.expires > now else 0.0
                         # A refill still in flight lands in this lease: none other is started.
                         refilling = held is not None and held.refill_at == _REFILLING
+                        # No refill ahead while Redis cannot fill a lease: the request that finds
+                        # it empty asks, once a lease's worth is due (see ``_empty_until``).
+                        refill_at = self._refill_at if remaining >= self._lease_extra else -1
                         lease = self._leases[bucket] = _Lease(
                             kept + int(granted) - cost,
                             now + self._lease_seconds,
                             remaining,
-                            _REFILLING if refilling else self._refill_at,
+                            _REFILLING if refilling else refill_at,
                         )
                         remaining += lease.tokens
                         if len(self._leases) > MAX_LEASES:  # one per key seen: drop the expired
                             self._leases = {k: v for k, v in self._leases.items() if v.expires > now}
-                if remaining < 1:
-                    # Admitted, and Redis has less than a token left: as after a refusal, none here
-                    # before it refills one (a key over its limit cost a round trip per admitted
-                    # request and another for the request refused right after).
-                    self._remember_empty(bucket, now + (1 - remaining) / self._rate, now)
+                remote = float(left)
+                if remote < 1:
+                    # Admitted, and Redis has less than a token left: as after a refusal, not asked
+                    # again before a lease's worth is due (a key over its limit cost a round trip
+                    # per admitted request and another for the request refused right after). The
+                    # lease just taken, if any, is spent meanwhile.
+                    self._remember_empty(bucket, now + (1 - remote) / self._rate + self._lease_wait, now)
                 elif claim is not None:  # Redis has tokens to spare: nothing is refused here
                     self._forget_claim(bucket, claim)
                 return Verdict(True, float(retry), remaining)
@@ -300,7 +312,7 @@ class TokenBuckets:
                 lease.remote_left = remaining
                 if remaining < 1:
                     # As after an admission that leaves Redis under a token: none before it is due.
-                    self._empty_until[bucket] = start + (1 - remaining) / self._rate
+                    self._empty_until[bucket] = start + (1 - remaining) / self._rate + self._lease_wait
             if self._refill_waiters:  # requests that found the lease empty meanwhile
                 self._refilled.notify_all()
 

@@ -333,3 +333,32 @@ def test_requests_arriving_while_one_asks_for_the_due_token_do_not_ask_too(redis
     guard.check("alpha")  # the due token: admitted
     assert arrived == ["refused"]  # no second token before 0.25 s after the first was due
     assert _evalsha_calls(redis_url) == asked + 1  # and only the first asked Redis
+
+
+@pytest.mark.redis
+def test_a_key_held_at_its_limit_asks_redis_a_lease_at_a_time(redis_url: str) -> None:
+    """A client sending faster than its limit keeps the bucket empty: each answer leaves Redis
+    under a token. The instance then waits for a lease's worth before asking again, instead of
+    asking for each token as it comes due, and admits no more than the limit allows."""
+    import time
+
+    from functions.routing.auth import RateLimited
+
+    rate, burst = 200.0, 200
+    guard = _guard(redis_url, rate=rate, burst=burst, lease_tokens=20)
+    asked = _evalsha_calls(redis_url)
+    admitted = 0
+    started = time.monotonic()
+    while time.monotonic() - started < 1.5:  # far faster than 200 a second, on any machine
+        try:
+            guard.check("alpha")
+            admitted += 1
+        except RateLimited:
+            pass
+    elapsed = time.monotonic() - started
+    round_trips = _evalsha_calls(redis_url) - asked
+    assert admitted <= burst + rate * elapsed + 1  # exact: never more than the bucket held
+    assert admitted >= burst  # the burst, then the refill (not starved)
+    # The burst in leases of 20 (10 round trips), then about a round trip per 20 tokens refilled
+    # (asking for each token as it came due took one per token: ~300 here).
+    assert round_trips <= 10 + (admitted - burst) / 20 * 2 + 5, (round_trips, admitted)
