@@ -18,9 +18,9 @@ the key meanwhile without asking; then the first request asks for those tokens, 
 while it asks are refused here. So a key held at its limit costs a round trip per lease, not per
 token, and is admitted as much in total (the tokens wait in Redis, within the burst); its
 refusals come in runs of up to a lease's time (0.1 s of the rate by default). Without a lease
-(a burst under 20) the wait is the next token's, as before. Redis down: each instance keeps a local bucket with the
-same numbers (a looser limit, but never an outage). Redis keys name a hash of the API key (the
-bucket id the caller gives), never the key itself.
+(a burst under 20) the wait is the next token's, as before. Redis down: each instance keeps a
+local bucket with the same numbers (a looser limit, but never an outage). Redis keys name a hash
+of the API key (the bucket id the caller gives), never the key itself.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ class TokenBuckets:
         # refusal remembered): when Redis is short, until a lease's worth is due, not one token,
         # so a key held at its limit costs a round trip per lease, not per token.
         self._empty_until: dict[str, float] = {}
-        self._lease_wait = self._lease_extra / rate
+        self._lease_wait = min(self._lease_extra, max(0, burst - 1)) / rate  # the bucket holds no more
         self._lock = threading.Lock()
         self._refilled = threading.Condition(self._lock)  # a refill landed (or failed)
         self._refill_waiters = 0  # requests waiting on it (counted under the lock)
