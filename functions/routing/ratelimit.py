@@ -140,7 +140,7 @@ class TokenBuckets:
             claim = None
             empty_until = self._empty_until.get(bucket)
             if empty_until is not None:
-                if now < empty_until:  # Redis said no token before then: no need to ask again
+                if now < empty_until:  # Redis was short: not asked again before a lease is due
                     return self._unless_refilling(bucket, cost, Verdict(False, empty_until - now, 0.0))
                 # The tokens due then are this request's to ask for (its own and a lease); the
                 # next are due a lease later. Until then the requests arriving while it asks are
