@@ -160,7 +160,7 @@ class TokenBuckets:
                     [f"ion:routing:ratelimit:{bucket}"],
                     [self._rate, self._burst, cost, self._lease_extra],
                 )
-                remaining = float(left)
+                remote = remaining = float(left)  # remaining: Redis's, then with the lease held
                 if not int(allowed):
                     if cost == 1:
                         # Fewer than one token at Redis's clock, which read after ``now``: none
@@ -179,17 +179,16 @@ class TokenBuckets:
                         refilling = held is not None and held.refill_at == _REFILLING
                         # No refill ahead while Redis cannot fill a lease: the request that finds
                         # it empty asks, once a lease's worth is due (see ``_empty_until``).
-                        refill_at = self._refill_at if remaining >= self._lease_extra else -1
+                        refill_at = self._refill_at if remote >= self._lease_extra else -1
                         lease = self._leases[bucket] = _Lease(
                             kept + int(granted) - cost,
                             now + self._lease_seconds,
-                            remaining,
+                            remote,
                             _REFILLING if refilling else refill_at,
                         )
                         remaining += lease.tokens
                         if len(self._leases) > MAX_LEASES:  # one per key seen: drop the expired
                             self._leases = {k: v for k, v in self._leases.items() if v.expires > now}
-                remote = float(left)
                 if remote < 1:
                     # Admitted, and Redis has less than a token left: as after a refusal, not asked
                     # again before a lease's worth is due (a key over its limit cost a round trip
