@@ -13,10 +13,11 @@ hours of the unfolded tail while the tail's stamp documents show their minutes u
 query over those small documents per metric) and the minute rollups after them read by id,
 merged once per rule; *before* the same with the tail as read before stamp documents (an
 aggregation over the minute rollups' write stamps to check the provisional hours, range queries
-over the minute rollups for the minutes after them: ``recording.previous_tail()``). ``mq`` is the
-number of queries over the minute rollups (``metric_minutes``) in one build: on the emulator each
-scans the collection (0.2-1 s under load, whatever it returns). The machine's load average is
-printed with the table.
+over the minute rollups for the minutes after them: ``recording.previous_tail()``); *snaps* as
+served, but every document read through the client's snapshots, as before
+``shared.firestore_reads`` (so are *raw* and *before*). ``mq`` is the number of queries over the
+minute rollups (``metric_minutes``) in one build: on the emulator each scans the collection
+(0.2-1 s under load, whatever it returns). The machine's load average is printed with the table.
 
 History, written through the ingestion writer and folded by the downsampler as in production:
 the last 24 h at every minute (what the 1h and 24h windows read), the six days before at one
@@ -39,10 +40,36 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from statistics import median
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 REGIONS = {"us-central1": 0.020, "europe-west1": 0.030, "asia-southeast1": 0.040}
+
+
+@contextlib.contextmanager
+def snapshot_reads() -> Any:
+    """Rule reads as before ``shared.firestore_reads``: through the client's ``stream()`` and
+    ``get_all()``, a snapshot per document (its fields taken without ``to_dict()``'s copy)."""
+    from shared.metrics import rule_reads
+    from shared.metrics.stamps import RollupsById
+
+    def fields(snapshots: Any) -> Any:
+        return (s._data for s in snapshots if s.exists)
+
+    def read(source: Any) -> Any:
+        if isinstance(source, RollupsById):
+            client = source.collection._client
+            refs = [source.collection.document(name) for name in source.ids]
+            return fields(client.get_all(refs, field_paths=source.fields))
+        return fields(source.stream())
+
+    served = rule_reads._read
+    rule_reads._read = read
+    try:
+        yield
+    finally:
+        rule_reads._read = served
 
 
 class ReadCounter:
@@ -80,6 +107,24 @@ class ReadCounter:
                 counter.documents += 1
                 yield snapshot
 
+        from shared import firestore_reads
+
+        original_stream_fields = firestore_reads.stream_fields
+        original_get_all_fields = firestore_reads.get_all_fields
+
+        def stream_fields(query, *args, **kwargs):  # type: ignore[no-untyped-def]
+            counter.minute_queries += query._parent.id == "metric_minutes"
+            for found in original_stream_fields(query, *args, **kwargs):
+                counter.documents += 1
+                yield found
+
+        def get_all_fields(*args, **kwargs):  # type: ignore[no-untyped-def]
+            for found in original_get_all_fields(*args, **kwargs):
+                counter.documents += 1
+                yield found
+
+        firestore_reads.stream_fields = stream_fields
+        firestore_reads.get_all_fields = get_all_fields
         query.Query.stream = stream  # type: ignore[method-assign]
         document.DocumentReference.get = get  # type: ignore[method-assign]
         client.Client.get_all = get_all  # type: ignore[method-assign]
@@ -302,18 +347,18 @@ def run(quick: bool, only: list[str] | None = None) -> None:
     print(f"load average before the builds: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(
         f"{'dashboard':<15}{'window':<8}{'raw ms':>10}{'reads':>8}{'mq':>4}{'before ms':>10}{'reads':>8}"
-        + f"{'mq':>4}{'rules ms':>10}{'reads':>8}{'mq':>4}"
+        + f"{'mq':>4}{'snaps ms':>10}{'reads':>8}{'mq':>4}{'rules ms':>10}{'reads':>8}{'mq':>4}"
         + "".join(f"{f + ' ms':>12}" for f in FORMATS)
         + f"{'html KB':>9}"
     )
     worst = 0.0
     for name, dashboard in catalog.dashboards.items():
         for window in windows:
-            took_ms: dict[str, list[float]] = {"raw": [], "before": [], "rules": []}
+            took_ms: dict[str, list[float]] = {"raw": [], "before": [], "snapshots": [], "rules": []}
             read_counts: dict[str, int] = {}
             minute_queries: dict[str, int] = {}
             for _ in range(3):
-                # Interleaved: the stored series, the tail as before, as served.
+                # Interleaved: the stored series, the tail as before, snapshots, as served.
                 for mode, timings in took_ms.items():
                     before, queries = counter.documents, counter.minute_queries
                     t0 = time.perf_counter()
@@ -322,6 +367,8 @@ def run(quick: bool, only: list[str] | None = None) -> None:
                             stack.enter_context(raw_reads())
                         elif mode == "before":
                             stack.enter_context(previous_tail())
+                        if mode in ("raw", "before", "snapshots"):
+                            stack.enter_context(snapshot_reads())
                         view = build_dashboard(
                             dashboard,
                             StoreMetricSource(),

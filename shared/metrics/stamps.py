@@ -78,7 +78,7 @@ def minute_stamps(metric: str):  # type: ignore[no-untyped-def]
 
 class RollupsById:
     """Minute rollups named by their stamp documents, read by id where a range query was: the
-    same ``select``/``stream`` as a query (``documents`` reads either)."""
+    same ``select`` as a query (``documents`` reads either)."""
 
     # Ids per batched read.
     CHUNK = 300
@@ -89,9 +89,13 @@ class RollupsById:
     def select(self, fields: list[str]) -> RollupsById:
         return RollupsById(self.collection, self.ids, list(fields))
 
-    def stream(self) -> Iterator[Any]:
+    def read(self) -> Iterator[dict[str, Any]]:
+        """The fields of every rollup that exists."""
+        from shared.firestore_reads import get_all_fields
+
         client = self.collection._client
         for first in range(0, len(self.ids), self.CHUNK):
             refs = [self.collection.document(name) for name in self.ids[first : first + self.CHUNK]]
             # A rollup named but gone was deleted by TTL (days after its hour was folded).
-            yield from (s for s in client.get_all(refs, field_paths=self.fields) if s.exists)
+            found = get_all_fields(client, refs, self.fields)
+            yield from (fields for _, fields in found if fields is not None)

@@ -13,7 +13,9 @@ def queried() -> Iterator[list[str]]:
     from google.cloud.firestore_v1 import aggregation, query
 
     seen: list[str] = []
-    stream, aggregate = query.Query.stream, aggregation.AggregationQuery.get
+    # Every query's request is sent by ``_get_stream_iterator``: ``stream()`` and
+    # ``shared.firestore_reads.stream_fields`` alike.
+    stream, aggregate = query.Query._get_stream_iterator, aggregation.AggregationQuery.get
 
     def watched_stream(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         seen.append(self._parent.id)
@@ -23,10 +25,10 @@ def queried() -> Iterator[list[str]]:
         seen.append(self._nested_query._parent.id)
         return aggregate(self, *args, **kwargs)
 
-    query.Query.stream = watched_stream  # type: ignore[method-assign]
+    query.Query._get_stream_iterator = watched_stream  # type: ignore[method-assign]
     aggregation.AggregationQuery.get = watched_aggregate  # type: ignore[method-assign]
     try:
         yield seen
     finally:
-        query.Query.stream = stream  # type: ignore[method-assign]
+        query.Query._get_stream_iterator = stream  # type: ignore[method-assign]
         aggregation.AggregationQuery.get = aggregate  # type: ignore[method-assign]
