@@ -87,6 +87,14 @@ VARIANTS: dict[str, dict[str, DetectorConfig]] = {
         "3rd": DetectorConfig(),
         "1st": DetectorConfig(spike_min_rank=1),
     },
+    # Eleventh round: Page's CUSUM of the clipped z-scores, beside the median-of-run shift trigger
+    # (reference value k 0.5 or 1 sigma) or in its place.
+    "cusum": {
+        "off": DetectorConfig(),
+        "k 0.5": DetectorConfig(cusum_k=0.5),
+        "k 1": DetectorConfig(cusum_k=1.0),
+        "k 0.5 alone": DetectorConfig(cusum_k=0.5, cusum_replaces_shift=True),
+    },
 }
 
 
