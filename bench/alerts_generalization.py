@@ -95,6 +95,14 @@ VARIANTS: dict[str, dict[str, DetectorConfig]] = {
         "k 1": DetectorConfig(cusum_k=1.0),
         "k 0.5 alone": DetectorConfig(cusum_k=0.5, cusum_replaces_shift=True),
     },
+    # Eleventh round: the long-horizon trigger's recent median over fewer hours (its detections
+    # are the latest in their windows on the tuning corpus); its bar is learned, so a noisier
+    # difference raises its own bar.
+    "long-span": {
+        "8 h": DetectorConfig(),
+        "4 h": DetectorConfig(long_seconds=4 * 3600.0),
+        "6 h": DetectorConfig(long_seconds=6 * 3600.0),
+    },
 }
 
 
