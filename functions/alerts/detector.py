@@ -99,6 +99,18 @@ class DetectorConfig:
     # escalation x the strongest point of the last episode starts a new alert. 0 = off.
     escalation: float = 1.5
     escalation_floor: float = 1.5
+    # CUSUM (Page's two-sided cumulative sum) of the z-scores clipped to +-cusum_clip, less the
+    # reference value cusum_k per point: a sustained shift of d sigma adds d - k per point, so it
+    # is seen sooner than by a median over a run at the same false-alarm rate (Lorden). Its bar is
+    # learned like the others' (cusum_factor x the score quantile of normal points, at least
+    # cusum_floor); it restarts at 0 after each crossing and stays at 0 inside an episode (it holds
+    # none: a lasting shift would keep it growing). cusum_k = 0 turns it off; cusum_replaces_shift
+    # drops the median-of-run trigger.
+    cusum_k: float = 0.0
+    cusum_clip: float = 4.0
+    cusum_floor: float = 5.0
+    cusum_factor: float = 1.5
+    cusum_replaces_shift: bool = False
 
 
 @dataclass
@@ -109,7 +121,8 @@ class Decision:
     value: float
     expected: float | None
     threshold: float | None
-    # At the start of an episode: the triggers over their bars ("spike", "shift", "level", "long").
+    # At the start of an episode: the triggers over their bars ("spike", "shift", "level", "long",
+    # "cusum").
     triggers: tuple[str, ...] = ()
 
 
@@ -236,6 +249,9 @@ class AnomalyDetector:
         self._shift_scores = _SortedWindow(self.config.score_memory)
         self._level_scores = _SortedWindow(self.config.score_memory)
         self._long_scores = _SortedWindow(self.config.score_memory)
+        self._cusum_scores = _SortedWindow(self.config.score_memory)
+        self._cusum_up = 0.0
+        self._cusum_down = 0.0
         self._long_recent: _SortedWindow | None = None
         self._long_reference: _SortedWindow | None = None
         self._period = 0
@@ -357,6 +373,8 @@ class AnomalyDetector:
         self._shift_scores = _SortedWindow(c.score_memory)
         self._level_scores = _SortedWindow(c.score_memory)
         self._long_scores = _SortedWindow(c.score_memory)
+        self._cusum_scores = _SortedWindow(c.score_memory)
+        self._cusum_up = self._cusum_down = 0.0
         recent_z: deque[float] = deque(maxlen=spans.shift)
         level_z = _SortedWindow(spans.level)
         if spans.long:
@@ -379,6 +397,11 @@ class AnomalyDetector:
                 long_score = self._long_difference()
                 if long_score is not None:
                     self._long_scores.push(long_score)
+                if c.cusum_k:
+                    cusum = self._cusum_step(z)
+                    if cusum > self._cusum_bar():
+                        self._cusum_up = self._cusum_down = 0.0  # restarts as it would have live
+                    self._cusum_scores.push(cusum)
             window.push(signal)
             if spans.long:
                 self._push_long(signal)
@@ -493,6 +516,19 @@ class AnomalyDetector:
             return min(value, 0.0)
         return value
 
+    def _cusum_step(self, z: float) -> float:
+        """One step of the two-sided CUSUM; returns its score, the larger side."""
+        c = self.config
+        clipped = min(max(z, -c.cusum_clip), c.cusum_clip)
+        self._cusum_up = max(0.0, self._cusum_up + clipped - c.cusum_k)
+        self._cusum_down = max(0.0, self._cusum_down - clipped - c.cusum_k)
+        return max(self._cusum_up, self._cusum_down)
+
+    def _cusum_bar(self) -> float:
+        c, scores = self.config, self._cusum_scores
+        learned = c.cusum_factor * scores.quantile(c.score_quantile) if len(scores) >= 50 else 0.0
+        return max(c.cusum_floor, learned) / c.sensitivity
+
     def _long_difference(self) -> float | None:
         """|median of the last hours - median of the days before|, once the longer one is half full."""
         recent, longer = self._long_recent, self._long_reference
@@ -539,7 +575,7 @@ class AnomalyDetector:
             long_bar = max(c.long_floor * error, learned) / c.sensitivity
         shift_bar = bar(self._shift_scores, c.shift_floor, c.shift_factor, c.score_quantile)
         level_bar = bar(self._level_scores, c.level_floor, c.level_factor, c.score_quantile)
-        shift_ready = len(self._recent_z) >= spans.shift
+        shift_ready = len(self._recent_z) >= spans.shift and not c.cusum_replaces_shift
         level_ready = len(self._level_z) >= spans.level
         # Each trigger's strength: its score over its bar (> 1 is a hit).
         strengths = {
@@ -548,6 +584,17 @@ class AnomalyDetector:
             "level": level / level_bar if level_ready else 0.0,
             "long": long_score / long_bar,
         }
+        cusum = 0.0
+        if c.cusum_k:
+            # Inside an episode the sum stays at 0: it restarts when the episode ends.
+            if self._in_episode:
+                self._cusum_up = self._cusum_down = 0.0
+            cusum = 0.0 if self._in_episode else self._cusum_step(z)
+            cusum_bar = self._cusum_bar()
+            strengths["cusum"] = cusum / cusum_bar
+            if cusum > cusum_bar:
+                # Page's rule: restart after a crossing, whether it pages or the cooldown holds it.
+                self._cusum_up = self._cusum_down = 0.0
         strength = max(strengths.values())
         hit = strength > 1.0
         started = False
@@ -576,6 +623,8 @@ class AnomalyDetector:
             self._level_scores.push(level)
             if long_difference is not None:
                 self._long_scores.push(long_score)
+            if c.cusum_k:
+                self._cusum_scores.push(cusum)
         inverse = self._transform.inverse
         expected = inverse(center + offset)
         threshold = inverse(center + offset + math.copysign(spike_bar * spread, z or 1.0))
