@@ -40,36 +40,10 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from statistics import median
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 REGIONS = {"us-central1": 0.020, "europe-west1": 0.030, "asia-southeast1": 0.040}
-
-
-@contextlib.contextmanager
-def snapshot_reads() -> Any:
-    """Rule reads as before ``shared.firestore_reads``: through the client's ``stream()`` and
-    ``get_all()``, a snapshot per document (its fields taken without ``to_dict()``'s copy)."""
-    from shared.metrics import rule_reads
-    from shared.metrics.stamps import RollupsById
-
-    def fields(snapshots: Any) -> Any:
-        return (s._data for s in snapshots if s.exists)
-
-    def read(source: Any) -> Any:
-        if isinstance(source, RollupsById):
-            client = source.collection._client
-            refs = [source.collection.document(name) for name in source.ids]
-            return fields(client.get_all(refs, field_paths=source.fields))
-        return fields(source.stream())
-
-    served = rule_reads._read
-    rule_reads._read = read
-    try:
-        yield
-    finally:
-        rule_reads._read = served
 
 
 class ReadCounter:
@@ -299,6 +273,7 @@ def seed_incidents(now: datetime) -> int:
 
 
 def run(quick: bool, only: list[str] | None = None) -> None:
+    from bench.snapshot_reads import snapshot_reads
     from devtools.metric_history import fold_as_of, write_history
     from functions.ingestion.settings import get_ingestion_settings
     from functions.reports.audiences import load_audiences
