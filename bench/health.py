@@ -81,7 +81,7 @@ def bench_firestore(n: int) -> dict[str, object]:
 def _bench_firestore(n: int) -> dict[str, object]:
     from devtools.customer_history import synthetic_customers
     from functions.health.config import load_config
-    from functions.health.registry import EVENTS_COLLECTION, _event_doc, event_doc_id
+    from functions.health.customer_events import EVENTS_COLLECTION, _event_doc, event_doc_id
     from functions.health.run import run_health
     from functions.health.settings import DEFAULT_CONFIG_FILE
     from functions.health.store import FirestoreHealthStore
@@ -244,7 +244,7 @@ def _bench_pipeline(n: int) -> dict[str, Any]:
 
     from devtools.customer_history import synthetic_customers
     from functions.health.config import load_config
-    from functions.health.registry import EVENTS_COLLECTION, _event_doc, event_doc_id
+    from functions.health.customer_events import EVENTS_COLLECTION, _event_doc, event_doc_id
     from functions.health.run import run_health
     from functions.health.settings import DEFAULT_CONFIG_FILE
     from functions.health.store import FirestoreHealthStore, MemoryHealthStore

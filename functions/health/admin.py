@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from functions.health import registry
+from functions.health import customer_events, registry
 from functions.health.models import Customer, Event
 from functions.health.settings import get_health_settings
 from functions.health.views import import_result
@@ -34,7 +34,7 @@ def import_batch(customer_id: str, events: Sequence[Event]) -> dict[str, Any]:
     most = get_health_settings().max_events_per_request
     if len(events) > most:
         raise TooManyEvents(f"{len(events)} events in one request; send at most {most} per request.")
-    clashing = registry.repeated_with_other_content(events)[:NAMED_REPEATS]
+    clashing = customer_events.repeated_with_other_content(events)[:NAMED_REPEATS]
     if clashing:
         raise RepeatedEvents(
             f"Event ids repeated in this request with other content: {', '.join(clashing)}; "
@@ -43,7 +43,7 @@ def import_batch(customer_id: str, events: Sequence[Event]) -> dict[str, Any]:
                 {"field": "events", "message": f"event_id {i} repeated with other content"} for i in clashing
             ],
         )
-    return import_result(customer_id, registry.import_events(customer_id, events))
+    return import_result(customer_id, customer_events.import_events(customer_id, events))
 
 
 def deactivate(customer_id: str) -> tuple[Customer, bool, list[str]] | None:

@@ -30,8 +30,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from functions.health.customer_events import EVENT_ADAPTER
 from functions.health.models import CustomerIn, Event
-from functions.health.registry import EVENT_ADAPTER
 
 EVENT_FIELDS = {
     "ticket": ("ticket_id", "status", "priority"),
@@ -145,7 +145,7 @@ def check_against_store(
 ) -> list[str]:
     """What the store says against the files: customers stored with other details, events of
     unknown customers, event ids stored with other content. Read only."""
-    from functions.health import registry
+    from functions.health import customer_events, registry
 
     problems = []
     stored = registry.get_customers([c.id for c in customers] + list(events))
@@ -159,7 +159,7 @@ def check_against_store(
     for customer_id in sorted(set(events) - known):
         problems.append(f"{events_file}: events of unknown customer {customer_id} (create it first)")
     for customer_id, items in events.items():
-        for event_id in registry.stored_conflicts(customer_id, items):
+        for event_id in customer_events.stored_conflicts(customer_id, items):
             problems.append(
                 f"{events_file}: event {event_id} of {customer_id} is stored with other content "
                 "(use a new event id for a new fact)"
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         print("nothing was written", file=sys.stderr)
         return 2
 
-    from functions.health import registry
+    from functions.health import customer_events, registry
 
     summary: dict[str, Any] = {"customers": {"created": 0, "unchanged": 0, "conflict": []}}
     for customer in customers:
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     conflicts: list[str] = []
     for customer_id, items in events.items():
         for start in range(0, len(items), BATCH):
-            for event_id, outcome in registry.import_events(customer_id, items[start : start + BATCH]):
+            for event_id, outcome in customer_events.import_events(customer_id, items[start : start + BATCH]):
                 counts[outcome] += 1
                 if outcome == "conflict":
                     conflicts.append(f"{customer_id}/{event_id}")

@@ -70,7 +70,7 @@ class FirestoreHealthStore:
         return found
 
     def events_since(self, since: datetime) -> dict[str, list[Event]]:
-        from functions.health.registry import events_since
+        from functions.health.customer_events import events_since
 
         events = events_since(since)
         self.reads += sum(len(v) for v in events.values())

@@ -259,7 +259,7 @@ def fanout_fs() -> Any:
 
 def test_the_registry_names_each_owner_s_collection() -> None:
     from functions.fanout import records
-    from functions.health.registry import EVENTS_COLLECTION
+    from functions.health.customer_events import EVENTS_COLLECTION
     from functions.health.store import RUNS_COLLECTION, SCORES_COLLECTION
     from functions.routing.feedback import FEEDBACK_COLLECTION
     from shared.customer_keys import CUSTOMERS_COLLECTION, KEYS_COLLECTION

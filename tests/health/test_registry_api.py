@@ -120,7 +120,7 @@ def test_event_import_is_idempotent_by_event_id_and_never_overwrites(health_clie
 
     from datetime import UTC, datetime
 
-    from functions.health.registry import events_since
+    from functions.health.customer_events import events_since
 
     stored = events_since(datetime(2026, 11, 1, tzinfo=UTC))["acme"]
     assert {e.event_id: getattr(e, "status", None) for e in stored}["e1"] == "open"

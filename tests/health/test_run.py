@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from functions.health import registry
+from functions.health import customer_events, registry
 from functions.health.config import load_config
 from functions.health.models import CustomerIn, PaymentEvent
 from functions.health.personas import Answer
@@ -51,7 +51,7 @@ def test_run_scores_stores_fires_once_and_explains_moves(fs, alerts_inbox) -> No
     _create("thriving", old)
     _create("fading", old)
     _create("fresh", datetime(2026, 11, 27, tzinfo=UTC))
-    registry.import_events(
+    customer_events.import_events(
         "fading",
         [
             PaymentEvent(
