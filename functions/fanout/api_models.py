@@ -4,14 +4,16 @@ the incident answers built from the stored records."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
 from functions.fanout import silences
-from functions.fanout.incidents import Incident, IncidentOut
+from functions.fanout.incident_policy import Priority
+from functions.fanout.incidents import Incident, IncidentAlert, Review, State, TimelineEntry, review_url
 from shared.ids import DocumentId
+from shared.messages import Severity
 
 if TYPE_CHECKING:
     from functions.fanout.incident_actions import Outcome
@@ -94,6 +96,39 @@ class IncidentsQuery(BaseModel):
         default=None, description="only incidents opened at or after this time"
     )
     limit: int = Field(default=100, ge=1, le=500, description="at most this many, newest first")
+
+
+class IncidentOut(BaseModel):
+    """An incident as the API answers it (the contract's fields and the rest of the record)."""
+
+    id: str
+    priority: Priority
+    severity: Severity
+    state: State
+    title: str
+    group_key: str
+    labels: dict[str, str]
+    rules: list[str]
+    runbook: str | None
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    respond_by: datetime
+    resolve_by: datetime
+    escalation_level: int
+    next_escalation_at: datetime | None
+    timeline: list[TimelineEntry]
+    review: Review | None
+    alerts: list[IncidentAlert]
+    review_url: str | None = Field(default=None, description="the review draft as markdown, once drafted")
+
+    @classmethod
+    def of(cls, incident: Incident, base_url: str) -> IncidentOut:
+        data = incident.model_dump(exclude={"fingerprints", "opened_on_demand", "updated_at"})
+        data["review_url"] = review_url(base_url, incident.id) if incident.review else None
+        return cls.model_validate(data)
 
 
 class IncidentList(RootModel[list[IncidentOut]]):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from functions.fanout.incident_policy import IncidentPolicy, Priority
 from shared.messages import AlertTransition, Severity
@@ -362,39 +362,6 @@ def _at(moment: datetime | None) -> str:
 def _minutes(delta: timedelta) -> str:
     minutes = max(0, round(delta.total_seconds() / 60))
     return f"{minutes} min"
-
-
-class IncidentOut(BaseModel):
-    """An incident as the API answers it (the contract's fields and the rest of the record)."""
-
-    id: str
-    priority: Priority
-    severity: Severity
-    state: State
-    title: str
-    group_key: str
-    labels: dict[str, str]
-    rules: list[str]
-    runbook: str | None
-    opened_at: datetime
-    acknowledged_at: datetime | None
-    acknowledged_by: str | None
-    resolved_at: datetime | None
-    resolved_by: str | None
-    respond_by: datetime
-    resolve_by: datetime
-    escalation_level: int
-    next_escalation_at: datetime | None
-    timeline: list[TimelineEntry]
-    review: Review | None
-    alerts: list[IncidentAlert]
-    review_url: str | None = Field(default=None, description="the review draft as markdown, once drafted")
-
-    @classmethod
-    def of(cls, incident: Incident, base_url: str) -> IncidentOut:
-        data = incident.model_dump(exclude={"fingerprints", "opened_on_demand", "updated_at"})
-        data["review_url"] = review_url(base_url, incident.id) if incident.review else None
-        return cls.model_validate(data)
 
 
 def review_url(base_url: str, id_: str) -> str:

@@ -20,6 +20,7 @@ from functions.fanout.api_models import (
     IncidentActionIn,
     IncidentActionOut,
     IncidentList,
+    IncidentOut,
     IncidentPath,
     IncidentsQuery,
     NoteIn,
@@ -32,7 +33,6 @@ from functions.fanout.api_models import (
     incident_action_out,
     incident_out,
 )
-from functions.fanout.incidents import IncidentOut
 from shared.audit import actor, audit
 from shared.clock import utcnow
 from shared.dead_letters import first_published, redrives_of
