@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-# A map whose only key is one of these (or that holds ``__type__``) is a vector or BSON value.
+# Vectors and BSON values are stored as maps: one with a ``__type__`` key, or one whose only key
+# is dunder-named (``__int__``, ``__oid__``...).
 _SPECIAL = "__"
 
 
@@ -64,28 +65,18 @@ def document_fields(document_pb: Any, client: Any) -> dict[str, Any]:
     return _decode_map(document_pb.fields, client)
 
 
-def _transient(error: Exception) -> bool:
-    """The errors the client's default policy retries a query on (its ``run_query`` retry codes)."""
-    from google.api_core import exceptions
-
-    return isinstance(
-        error,
-        exceptions.ServiceUnavailable
-        | exceptions.DeadlineExceeded
-        | exceptions.InternalServerError
-        | exceptions.ResourceExhausted,
-    )
-
-
 def stream_fields(query: Any, *, restarts: int = 3) -> Iterator[tuple[str, dict[str, Any]]]:
     """``(document id, fields)`` of every document ``query.stream()`` would yield, in its order.
 
-    A stream broken by a transient error is read again from the start, skipping the documents
-    already given, at most ``restarts`` times; then the error is raised. (The client's own resume
-    after such an error fails on this transport: it looks for a retry policy the streaming call
-    does not have.)
+    A stream broken by an error a retry can cure (``shared.transient``) is read again from the
+    start after a jittered pause, skipping the documents already given, at most ``restarts``
+    times; then the error is raised. (The client's own resume after such an error fails on this
+    transport: it looks for a retry policy the streaming call does not have.)
     """
     from google.api_core import exceptions, gapic_v1
+
+    from shared.firestore import backoff
+    from shared.transient import is_transient
 
     client = query._client
     given: set[str] = set()
@@ -102,8 +93,9 @@ def stream_fields(query: Any, *, restarts: int = 3) -> Iterator[tuple[str, dict[
                     yield name, document_fields(raw.document, client)
             return
         except exceptions.GoogleAPICallError as error:
-            if attempt == restarts or not _transient(error):
+            if attempt == restarts or not is_transient(error):
                 raise
+            backoff(attempt + 1, base_delay=0.05, max_delay=1.0)
 
 
 def get_all_fields(
