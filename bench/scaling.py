@@ -5,6 +5,8 @@ Scaling contract (14 days of warm-up), and the time of one decision for 3 region
     .venv/bin/python bench/scaling.py --data irregular,traffic,tweets
     .venv/bin/python bench/scaling.py --quick                # one generated trace, 28 days
     .venv/bin/python bench/scaling.py --variants             # the tuning variants side by side
+    .venv/bin/python bench/scaling.py --select-trials forecast+lead:budgets:4 --only-trials
+                                                  # online selection between min targets (select.py)
 
 Data sets:
 

@@ -106,6 +106,7 @@ class PendingForecast(BaseModel):
     upper: float | None = None  # its upper band (the calibrated margin's other base)
     lead_base: float | None = None  # the lead target's recent peak x growth, when it was computed
     mins: list[int] | None = None  # each selectable target's min (instances), when selecting
+    held: list[int] | None = None  # the same held through the stabilisation window (what is scored)
 
 
 class Live(BaseModel):
@@ -271,8 +272,8 @@ def decide(
                 )
                 if rise is not None:
                     rises.append(rise)
-            if config.select is not None and item.mins is not None:
-                scored = outcome(item.made_at, item.mins, history.recent, capacity.rpm, config.select)
+            if config.select is not None and item.held is not None:
+                scored = outcome(item.made_at, item.held, history.recent, capacity.rpm, config.select)
                 if scored is not None:
                     outcomes.append(scored)
         else:
@@ -295,6 +296,7 @@ def decide(
     raw = _min_target(fc, margins, capacity, config)
     led: Lead | None = None
     mins: list[int] | None = None
+    held: list[int] | None = None
     chosen: str | None = None
     if config.select is not None:
         if "lead" in config.select.experts:
@@ -309,6 +311,16 @@ def decide(
             )
         targets = _targets(fc, led, raw, capacity, config.select)
         mins = [min(max(targets[name], bounds.low), bounds.high) for name in config.select.experts]
+        # Scored as the min each target would have held: a scale-down waits for the stabilisation
+        # window's highest recommendation, so a target that falls fast after a peak costs that too.
+        recent_mins = [
+            item.mins
+            for item in pending
+            if item.mins is not None
+            and len(item.mins) == len(mins)
+            and item.made_at > at - config.stabilisation
+        ]
+        held = [max([m[index] for m in recent_mins] + [low]) for index, low in enumerate(mins)]
         chosen = config.select.experts[choose(outcomes, config.select)]
         raw = targets[chosen]
     desired = min(max(raw, bounds.low), bounds.high)
@@ -373,6 +385,7 @@ def decide(
             upper=fc.upper,
             lead_base=led.base if led is not None else None,
             mins=mins,
+            held=held,
         )
     )
     new_state = ScalingState(

@@ -1,9 +1,10 @@
 """Online selection between min targets, per region, on the region's own causal record
 (follow-the-leader over experts). Pure: no I/O.
 
-Each decision records the min every candidate target (expert) would have set. Once its minutes
-are over, the decision's outcome is scored per expert with the contract's platform model over the
-minutes the decision held (served minutes only): provided = max(expert's min, what the platform's
+Each decision records the min every candidate target (expert) would have set, held as the policy
+holds a scale-down (the highest of its recommendations over the stabilisation window). Once its
+minutes are over, the decision's outcome is scored per expert with the contract's platform model
+over the minutes the decision held (served minutes only): provided = max(expert's min, what the platform's
 autoscaler keeps, the busiest need of the minutes 2-15 before), the instance-minutes it would
 have cost and the minutes it would have missed; reactive-only's (min 0) beside them. The next
 decision uses the expert with the least loss over the trailing ``window`` of outcomes:

@@ -116,6 +116,13 @@ def test_decide_uses_the_target_with_the_least_loss_and_records_each_targets_min
     assert (mins[0], mins[2]) == (plain.desired_min, chosen.desired_min)
     # Flat 1000/min: the lead is the recent peak x e^margin (the floor of 1.2 until rises are in).
     assert mins[1] == math.ceil(1000 * 1.3 / 100 - 1e-9)
+    assert state.pending[-1].held == mins  # nothing earlier in the stabilisation window
+    # A target's higher min of 10 minutes before is held (the stabilisation window), not scored as cut.
+    earlier = state.pending[-1].model_copy(
+        update={"made_at": at - timedelta(minutes=10), "mins": [99, 1, 1], "held": [99, 1, 1]}
+    )
+    _, with_earlier = run(PolicyConfig(select=select), ScalingState(outcomes=record, pending=[earlier]))
+    assert with_earlier.pending[-1].held == [99, mins[1], mins[2]]
     # Too few outcomes: the default target, the forecast's.
     first, _ = run(PolicyConfig(select=select), ScalingState(outcomes=record[:2]))
     assert (first.target, first.desired_min) == ("forecast", plain.desired_min)
@@ -134,6 +141,6 @@ def test_decide_uses_the_target_with_the_least_loss_and_records_each_targets_min
     )
     scored = after.outcomes[-1]
     assert scored.at == at
-    assert scored.cost == [5.0 * max(m, 10) for m in mins]
+    assert scored.cost == [5.0 * max(m, 10) for m in mins]  # held == mins here
     assert (scored.missed, scored.reactive_cost) == ([0, 0, 0], 50.0)
     assert after.rises == [0.0]  # flat: the busiest minute equals the lead's base
