@@ -5,8 +5,6 @@ Scaling contract (14 days of warm-up), and the time of one decision for 3 region
     .venv/bin/python bench/scaling.py --data irregular,traffic,tweets
     .venv/bin/python bench/scaling.py --quick                # one generated trace, 28 days
     .venv/bin/python bench/scaling.py --variants             # the tuning variants side by side
-    .venv/bin/python bench/scaling.py --select-trials forecast+lead:budgets:4 --only-trials
-                                                  # online selection between min targets (select.py)
 
 Data sets:
 
@@ -74,7 +72,6 @@ from functions.scaling.policy import PolicyConfig
 from functions.scaling.replay import Replayer, Trace
 from functions.scaling.rules import RuleSet, unbounded
 from functions.scaling.scoring import Score, score
-from functions.scaling.select import GOAL_BUDGETS, GOAL_LINE, SelectConfig
 from functions.scaling.service import run_cycle
 from functions.scaling.settings import ScalingSettings
 from functions.scaling.sources import MemoryGuard, RegionInputs, hourly_means, recent_minutes
@@ -536,14 +533,6 @@ def main() -> None:
         default="",
         help="calibrated margins beside the production path: QUANTILE:MINUTES[:upper],... (e.g. 0.95:5)",
     )
-    parser.add_argument(
-        "--select-trials",
-        default="",
-        help=(
-            "online selection between targets beside the production path: EXPERTS:WEIGHT[:DAYS],... "
-            "(EXPERTS forecast+lead+point, WEIGHT line or budgets, DAYS the trailing window, default 2)"
-        ),
-    )
     parser.add_argument("--only-trials", action="store_true", help="without the production path's row")
     args = parser.parse_args()
     # The function logs each decision: thousands of slots here.
@@ -576,20 +565,7 @@ def main() -> None:
         policies[f"margin q{q} x {over}, {minutes} min"] = lambda t, c=trial_config: production(
             t, bench_settings(), policy_config=c
         )
-    for trial in filter(None, args.select_trials.split(",")):
-        names, weight, *days = trial.split(":")
-        window = round(float(days[0]) * 288) if days else SelectConfig().window
-        select = SelectConfig(
-            experts=tuple(names.split("+")),  # type: ignore[arg-type]
-            miss_weight={"line": GOAL_LINE, "budgets": GOAL_BUDGETS}[weight],
-            window=window,
-            min_outcomes=min(SelectConfig().min_outcomes, window),
-        )
-        select_config = replace(pc, select=select)
-        policies[f"select {trial}"] = lambda t, c=select_config: production(
-            t, bench_settings(), policy_config=c
-        )
-    if args.only_trials and (args.margin_trials or args.select_trials):
+    if args.only_trials and args.margin_trials:
         del policies["predictive: production path"]
     if args.variants:
         policies.update(

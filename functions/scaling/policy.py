@@ -4,9 +4,7 @@ time-of-day rules and the rollback triggers that are firing.
 
 desired min = ceil(forecast upper band / capacity per instance x (1 + headroom)), clamped to the
 rules' bounds (or, with ``margin_quantile``, off by default, the band or the point times a
-quantile of the recorded ratios of each decision's own next minutes' busiest minute to it; with
-``select``, off by default, the target chosen per region among that one, the lead target and the
-forecast point's by their loss on the region's own past decisions: ``select.py``).
+quantile of the recorded ratios of each decision's own next minutes' busiest minute to it).
 Then, like Kubernetes' HPA: changes within ``tolerance`` of the current value are
 ignored when lower (a scale-up is applied at once, however small); scale-down takes the highest
 recommendation of the stabilisation window (15 minutes of lower forecasts) and at most halves
@@ -24,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -47,9 +45,7 @@ from functions.scaling.forecast import (
     quantile,
     realised_error,
 )
-from functions.scaling.lead import Lead, LeadConfig, lead, realised_rise
 from functions.scaling.rules import Bounds
-from functions.scaling.select import ExpertOutcome, SelectConfig, choose, outcome
 
 Binding = Literal[
     "forecast",
@@ -84,10 +80,6 @@ class PolicyConfig:
     margin_base: Literal["point", "upper"] = "point"
     max_margins: int = 2016  # a week of 5-minute decisions
     min_margins: int = 288
-    # Online selection between min targets (off with None; select.py): per region, the target
-    # with the least loss on the region's own recent decisions. ``lead`` configures its lead target.
-    select: SelectConfig | None = None
-    lead: LeadConfig = field(default_factory=LeadConfig)
 
 
 DEFAULT_FORECAST = ForecastConfig()
@@ -104,9 +96,6 @@ class PendingForecast(BaseModel):
     point: float
     window_minutes: int = 60  # the span it forecast the peak of
     upper: float | None = None  # its upper band (the calibrated margin's other base)
-    lead_base: float | None = None  # the lead target's recent peak x growth, when it was computed
-    mins: list[int] | None = None  # each selectable target's min (instances), when selecting
-    held: list[int] | None = None  # the same held through the stabilisation window (what is scored)
 
 
 class Live(BaseModel):
@@ -131,8 +120,6 @@ class ScalingState(BaseModel):
     errors: list[float] = []  # log(realised peak / forecast peak), newest last
     # log(busiest minute of a decision's own next margin_minutes / its forecast point), newest last
     margins: list[float] = []
-    rises: list[float] = []  # log(busiest minute of a decision's next 5 min / its lead base), newest last
-    outcomes: list[ExpertOutcome] = []  # past decisions scored per selectable target, newest last
     # UTC hour -> its busiest minute, recorded from the per-minute reads once the hour is over:
     # the query API keeps minutes 72 h only, and the forecast wants 14 days of peaks.
     hourly_peaks: dict[AwareDatetime, float] = {}
@@ -149,8 +136,6 @@ class ScalingState(BaseModel):
                 "pending": other.pending,
                 "errors": other.errors,
                 "margins": other.margins,
-                "rises": other.rises,
-                "outcomes": other.outcomes,
                 "hourly_peaks": other.hourly_peaks,
                 "quarter_peaks": other.quarter_peaks,
                 "hourly_means": other.hourly_means,
@@ -198,7 +183,6 @@ class Decision(BaseModel):
     forecast: ForecastView
     capacity: Capacity
     guard_firing: list[str] = []
-    target: str | None = None  # the selected target (``PolicyConfig.select``); None: the forecast's
 
 
 def record_peaks(
@@ -249,8 +233,6 @@ def decide(
     keeps only its learning when it is not (a dry run)."""
     errors = list(state.errors)
     margins = list(state.margins)
-    rises = list(state.rises)
-    outcomes = list(state.outcomes)
     pending: list[PendingForecast] = []
     for item in state.pending:
         if item.made_at + item.window_minutes * MINUTE <= at:
@@ -266,22 +248,10 @@ def decide(
                 )
                 if margin is not None:
                     margins.append(margin)
-            if item.lead_base is not None:
-                rise = realised_rise(
-                    item.made_at, item.lead_base, history.recent, config.lead, forecast_config
-                )
-                if rise is not None:
-                    rises.append(rise)
-            if config.select is not None and item.held is not None:
-                scored = outcome(item.made_at, item.held, history.recent, capacity.rpm, config.select)
-                if scored is not None:
-                    outcomes.append(scored)
         else:
             pending.append(item)
     errors = errors[-forecast_config.max_errors :]
     margins = margins[-config.max_margins :]
-    rises = rises[-config.lead.rise_memory :]
-    outcomes = outcomes[-config.select.window :] if config.select is not None else []
     peaks = record_peaks(state.hourly_peaks, history.recent, at, forecast_config)
     quarters = record_peaks(state.quarter_peaks, history.recent, at, forecast_config, QUARTER)
     means = record_peaks(state.hourly_means, history.recent, at, forecast_config, reduce=_mean)
@@ -294,35 +264,6 @@ def decide(
 
     fc = forecast(history, at, zone, errors, forecast_config)
     raw = _min_target(fc, margins, capacity, config)
-    led: Lead | None = None
-    mins: list[int] | None = None
-    held: list[int] | None = None
-    chosen: str | None = None
-    if config.select is not None:
-        if "lead" in config.select.experts:
-            led = lead(
-                history.recent,
-                history.quarter_peak,
-                at,
-                zone=zone,
-                rises=rises,
-                config=config.lead,
-                forecast_config=forecast_config,
-            )
-        targets = _targets(fc, led, raw, capacity, config.select)
-        mins = [min(max(targets[name], bounds.low), bounds.high) for name in config.select.experts]
-        # Scored as the min each target would have held: a scale-down waits for the stabilisation
-        # window's highest recommendation, so a target that falls fast after a peak costs that too.
-        recent_mins = [
-            item.mins
-            for item in pending
-            if item.mins is not None
-            and len(item.mins) == len(mins)
-            and item.made_at > at - config.stabilisation
-        ]
-        held = [max([m[index] for m in recent_mins] + [low]) for index, low in enumerate(mins)]
-        chosen = config.select.experts[choose(outcomes, config.select)]
-        raw = targets[chosen]
     desired = min(max(raw, bounds.low), bounds.high)
     if raw > bounds.high:
         bound_by: Binding = "rule-max"
@@ -378,15 +319,7 @@ def decide(
 
     changed = (new_min, new_max) != (current, current_max)
     pending.append(
-        PendingForecast(
-            made_at=at,
-            point=fc.point,
-            window_minutes=fc.window_minutes,
-            upper=fc.upper,
-            lead_base=led.base if led is not None else None,
-            mins=mins,
-            held=held,
-        )
+        PendingForecast(made_at=at, point=fc.point, window_minutes=fc.window_minutes, upper=fc.upper)
     )
     new_state = ScalingState(
         min_instances=new_min,
@@ -398,8 +331,6 @@ def decide(
         pending=pending,
         errors=errors,
         margins=margins,
-        rises=rises,
-        outcomes=outcomes,
         hourly_peaks=peaks,
         quarter_peaks=quarters,
         hourly_means=means,
@@ -421,7 +352,6 @@ def decide(
         forecast=ForecastView.of(fc),
         capacity=capacity,
         guard_firing=firing,
-        target=chosen,
     )
     return decision, new_state
 
@@ -436,24 +366,7 @@ def _min_target(fc: Forecast, margins: Sequence[float], capacity: Capacity, conf
         target = base * math.exp(quantile(sorted(margins), config.margin_quantile))
     else:
         target = fc.upper * (1 + config.headroom)
-    return _instances(target, capacity)
-
-
-def _instances(target: float, capacity: Capacity) -> int:
     return math.ceil(target / capacity.rpm - 1e-9) if target > 0 else 0
-
-
-def _targets(
-    fc: Forecast, led: Lead | None, forecast_min: int, capacity: Capacity, config: SelectConfig
-) -> dict[str, int]:
-    """Each selectable target's min in instances before the bounds: the forecast's (``forecast_min``),
-    the lead's (the forecast's when there is no recent peak to lead from, as in the lead trials),
-    and the forecast point plus ``point_headroom``."""
-    return {
-        "forecast": forecast_min,
-        "lead": _instances(led.target, capacity) if led is not None else forecast_min,
-        "point": _instances(fc.point * (1 + config.point_headroom), capacity),
-    }
 
 
 def _max(
