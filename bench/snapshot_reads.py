@@ -19,10 +19,14 @@ def snapshot_reads() -> Iterator[None]:
 
     def read(source: Any) -> Any:
         if isinstance(source, RollupsById):
-            client = source.collection._client
-            refs = [source.collection.document(name) for name in source.ids]
-            return fields(client.get_all(refs, field_paths=source.fields))
+            return by_id(source)
         return fields(source.stream())
+
+    def by_id(source: Any) -> Any:
+        client, chunk = source.collection._client, source.CHUNK
+        for first in range(0, len(source.ids), chunk):
+            refs = [source.collection.document(name) for name in source.ids[first : first + chunk]]
+            yield from fields(client.get_all(refs, field_paths=source.fields))
 
     served = rule_reads._read
     rule_reads._read = read
