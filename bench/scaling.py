@@ -26,11 +26,12 @@ Data sets:
 
 Policies:
 
-- predictive, production path: ``service.run_cycle`` every 5 minutes with in-memory ports that
+- predictive, production path: ``service.run_cycle`` every minute with in-memory ports that
   answer as the function's reads do (hourly means as the query API's hourly sums / 60 over 14 days,
   the last 130 minutes with the query's zero for a minute without data, the decision state kept in
   a memory store, the live min/max read from and applied to a memory service): what the function
-  does. The headline.
+  does. The headline. Beside it the policy before this cadence: a decision every 5 minutes, the
+  upper band plus the 20% headroom, no following of the last minute's load.
 - predictive, old headline (``--variants``): the replay with each hour's busiest minute read from
   the trace (which the function never had) and hourly means over the served minutes.
 - reactive-only: min 0 (the platform's own autoscaler alone);
@@ -74,7 +75,13 @@ from functions.scaling.rules import RuleSet, unbounded
 from functions.scaling.scoring import Score, score
 from functions.scaling.service import run_cycle
 from functions.scaling.settings import ScalingSettings
-from functions.scaling.sources import MemoryGuard, RegionInputs, hourly_means, recent_minutes
+from functions.scaling.sources import (
+    LATEST_MINUTES,
+    MemoryGuard,
+    RegionInputs,
+    hourly_means,
+    recent_minutes,
+)
 from functions.scaling.store import MemoryDecisionStore
 from functions.scaling.synthetic import IrregularSpec, TraceSpec, generate, generate_irregular
 
@@ -279,6 +286,16 @@ class TraceQueries:
         history = History(hourly=window, recent=recent, first_seen=min(seen) if seen else None)
         return {region: RegionInputs(history) for region in regions}
 
+    def latest(
+        self, regions: Iterable[str], services: Mapping[str, str], at: datetime
+    ) -> dict[str, RegionInputs]:
+        now = at.replace(second=0, microsecond=0)
+        lo = bisect.bisect_left(self.minutes, now - LATEST_MINUTES * MINUTE)
+        hi = bisect.bisect_left(self.minutes, now)
+        recent = {self.minutes[i]: self.requests[i] for i in range(lo, hi)}
+        history = History(hourly={}, recent=recent, first_seen=None)
+        return {region: RegionInputs(history) for region in regions}
+
 
 class MemoryService:
     """A Cloud Run service in memory: read and applied as ``CloudRunScaler`` does."""
@@ -304,8 +321,10 @@ def production(
     settings: ScalingSettings,
     forecast_config: ForecastConfig | None = None,
     policy_config: PolicyConfig | None = None,
+    cadence: int = 1,
 ) -> Decisions:
-    """``run_cycle`` every 5 minutes on the clock, applying to a memory service (the function)."""
+    """``run_cycle`` every ``cadence`` minutes on the clock (the schedule's every minute), applying
+    to a memory service (the function)."""
     region = "bench"
     rules = RuleSet(regions={region: unbounded(str(trace.zone))})
     queries, store, service = TraceQueries(region, trace), MemoryDecisionStore(), MemoryService()
@@ -325,9 +344,9 @@ def production(
             forecast_config=forecast_config,
             policy_config=policy_config,
         )
-        store.records.clear()  # the decisions' own records: not needed here, and 12k of them add up
+        store.records.clear()  # the decisions' own records: not needed here, and 60k of them add up
         decisions.append((at, service.live.min_instances, service.live.max_instances))
-        at += timedelta(minutes=5)
+        at += timedelta(minutes=cadence)
     return decisions
 
 
@@ -528,12 +547,6 @@ def main() -> None:
     )
     parser.add_argument("--no-timing", action="store_true")
     parser.add_argument("--jobs", type=int, default=2, help="predictive runs side by side (processes)")
-    parser.add_argument(
-        "--margin-trials",
-        default="",
-        help="calibrated margins beside the production path: QUANTILE:MINUTES[:upper],... (e.g. 0.95:5)",
-    )
-    parser.add_argument("--only-trials", action="store_true", help="without the production path's row")
     args = parser.parse_args()
     # The function logs each decision: thousands of slots here.
     logging.getLogger("ion").setLevel(logging.WARNING)
@@ -552,21 +565,13 @@ def main() -> None:
     fc, pc = ForecastConfig(), PolicyConfig()
     policies: dict[str, Policy] = {
         "predictive: production path": lambda t: production(t, bench_settings()),
+        "before: every 5 min, band +20%": lambda t: production(
+            t,
+            bench_settings(ION_SCALING_FORECAST_HEADROOM=0.2),
+            policy_config=PolicyConfig(follow_load=False),
+            cadence=5,
+        ),
     }
-    for trial in filter(None, args.margin_trials.split(",")):
-        q, minutes, *base = trial.split(":")
-        trial_config = replace(
-            pc,
-            margin_quantile=float(q),
-            margin_minutes=int(minutes),
-            margin_base="upper" if base else "point",
-        )
-        over = "upper band" if base else "point"
-        policies[f"margin q{q} x {over}, {minutes} min"] = lambda t, c=trial_config: production(
-            t, bench_settings(), policy_config=c
-        )
-    if args.only_trials and args.margin_trials:
-        del policies["predictive: production path"]
     if args.variants:
         policies.update(
             {

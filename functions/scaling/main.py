@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import os
+import time
 from functools import lru_cache
 from typing import Any
 
@@ -121,7 +122,7 @@ def _announce(record: DecisionRecord) -> None:
 @api.route("/", methods=["POST"], **_RUN)
 @api.route("/v1/scaling/run", methods=["POST"], **_RUN)
 def run(request: flask.Request, body: RunBody) -> flask.Response:
-    """One decision per region (every 5 minutes), for the slot the scheduler meant."""
+    """One decision per region (every minute), for the slot the scheduler meant."""
     from functions.scaling import service
     from functions.scaling.cloudrun import CloudRunScaler
     from functions.scaling.sources import FirestoreGuard, QueryApiHistory
@@ -137,6 +138,8 @@ def run(request: flask.Request, body: RunBody) -> flask.Response:
     if unknown:
         raise Problem(422, f"Unknown region(s) {', '.join(unknown)}.", allowed=sorted(rules.regions))
     settings = get_scaling_settings()
+    # The minute before the slot must be in the store before it is read: the min follows it.
+    time.sleep(service.settle_wait(at, utcnow(), settings.settle_seconds))
     dry_run = body.dry_run or settings.effective_dry_run
     scaler = None
     # The live values are read in a dry run too (run.services.get): the policy steps from them.

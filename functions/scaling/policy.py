@@ -2,10 +2,12 @@
 bench call the same ``decide`` with a history, the state it returned last time, the bounds of the
 time-of-day rules and the rollback triggers that are firing.
 
-desired min = ceil(forecast upper band / capacity per instance x (1 + headroom)), clamped to the
-rules' bounds (or, with ``margin_quantile``, off by default, the band or the point times a
-quantile of the recorded ratios of each decision's own next minutes' busiest minute to it).
-Then, like Kubernetes' HPA: changes within ``tolerance`` of the current value are
+desired min = the larger of ceil(forecast upper band / capacity per instance x (1 +
+forecast_headroom)) and ceil(the last minute's requests / capacity x (1 + headroom)), clamped to
+the rules' bounds. Decisions come every minute; the forecast and its learning are refreshed on the
+``forecast_every_minutes`` grid (every 5 minutes on the clock) and reused by the minutes between,
+which follow the load: the platform's own autoscaler sees a minute two minutes late, a decision
+one minute late. Then, like Kubernetes' HPA: changes within ``tolerance`` of the current value are
 ignored when lower (a scale-up is applied at once, however small); scale-down takes the highest
 recommendation of the stabilisation window (15 minutes of lower forecasts) and at most halves
 per step.
@@ -42,13 +44,13 @@ from functions.scaling.forecast import (
     floor_minute,
     floor_quarter,
     forecast,
-    quantile,
     realised_error,
 )
 from functions.scaling.rules import Bounds
 
 Binding = Literal[
     "forecast",
+    "load",
     "floor",
     "rule-min",
     "rule-max",
@@ -63,23 +65,18 @@ MaxBinding = Literal["forecast", "rule-max", "load", "min", "tolerance", "guard-
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    headroom: float = 0.2
+    headroom: float = 0.2  # over the last minute's load, and the max's room for a burst
+    forecast_headroom: float = 0.0  # over the forecast's upper band
+    # The forecast and its learning are refreshed on this grid (minutes since the epoch); the
+    # decisions between reuse the last forecast and follow the last minute's load.
+    forecast_every_minutes: int = 5
+    follow_load: bool = True  # off: the forecast's target alone (the bench's row of the earlier policy)
     tolerance: float = 0.1
     stabilisation: timedelta = timedelta(minutes=15)
     max_step_down: float = 0.5
     rollback_window: timedelta = timedelta(minutes=30)
     max_factor: float = 3.0  # the max leaves room for a burst of this many times the upper band
     max_slack: float = 0.5  # a live max up to this much above the target is kept as it is
-    # Calibrated margin (off with None): the min = the forecast point times this quantile of the
-    # recent ratios (busiest minute of a decision's own next ``margin_minutes``) / (its point),
-    # instead of the upper band plus ``headroom``; the headroom's target until ``min_margins``.
-    margin_quantile: float | None = None
-    margin_minutes: int = 5
-    # What the ratio is over and the margin multiplies: the forecast point, or the upper band
-    # (never under the last 10 minutes' busiest minute: the headroom's own base).
-    margin_base: Literal["point", "upper"] = "point"
-    max_margins: int = 2016  # a week of 5-minute decisions
-    min_margins: int = 288
 
 
 DEFAULT_FORECAST = ForecastConfig()
@@ -95,7 +92,6 @@ class PendingForecast(BaseModel):
     made_at: AwareDatetime
     point: float
     window_minutes: int = 60  # the span it forecast the peak of
-    upper: float | None = None  # its upper band (the calibrated margin's other base)
 
 
 class Live(BaseModel):
@@ -105,42 +101,10 @@ class Live(BaseModel):
     max_instances: int
 
 
-class ScalingState(BaseModel):
-    """What a region's decisions carry from one to the next (stored in Firestore per region).
-    ``min/max_instances``, ``previous_*`` and ``changed_at`` are what was last *applied* (a dry
-    run never writes them); the rest is learning that any decision adds to."""
-
-    min_instances: int | None = None
-    max_instances: int | None = None
-    previous_min: int | None = None
-    previous_max: int | None = None
-    changed_at: AwareDatetime | None = None
-    recommendations: list[Recommendation] = []
-    pending: list[PendingForecast] = []  # forecasts whose window is not over yet
-    errors: list[float] = []  # log(realised peak / forecast peak), newest last
-    # log(busiest minute of a decision's own next margin_minutes / its forecast point), newest last
-    margins: list[float] = []
-    # UTC hour -> its busiest minute, recorded from the per-minute reads once the hour is over:
-    # the query API keeps minutes 72 h only, and the forecast wants 14 days of peaks.
-    hourly_peaks: dict[AwareDatetime, float] = {}
-    quarter_peaks: dict[AwareDatetime, float] = {}  # the same per quarter-hour
-    # UTC hour -> mean requests/min over its served minutes, recorded the same way: exact where
-    # the query API's hourly sums cannot tell how many minutes had data.
-    hourly_means: dict[AwareDatetime, float] = {}
-
-    def learned(self, other: ScalingState) -> ScalingState:
-        """This state with ``other``'s learning (what a dry run keeps of its decision)."""
-        return self.model_copy(
-            update={
-                "recommendations": other.recommendations,
-                "pending": other.pending,
-                "errors": other.errors,
-                "margins": other.margins,
-                "hourly_peaks": other.hourly_peaks,
-                "quarter_peaks": other.quarter_peaks,
-                "hourly_means": other.hourly_means,
-            }
-        )
+class Capacity(BaseModel):
+    rpm: float  # requests per minute one instance serves at the CPU target
+    source: Literal["learned", "configured", "replay"]
+    samples: int = 0
 
 
 class ForecastView(BaseModel):
@@ -160,10 +124,49 @@ class ForecastView(BaseModel):
         return cls(**fc.__dict__)
 
 
-class Capacity(BaseModel):
-    rpm: float  # requests per minute one instance serves at the CPU target
-    source: Literal["learned", "configured", "replay"]
-    samples: int = 0
+class ScalingState(BaseModel):
+    """What a region's decisions carry from one to the next (stored in Firestore per region).
+    ``min/max_instances``, ``previous_*`` and ``changed_at`` are what was last *applied* (a dry
+    run never writes them); the rest is learning that any decision adds to."""
+
+    min_instances: int | None = None
+    max_instances: int | None = None
+    previous_min: int | None = None
+    previous_max: int | None = None
+    changed_at: AwareDatetime | None = None
+    recommendations: list[Recommendation] = []
+    pending: list[PendingForecast] = []  # forecasts whose window is not over yet
+    errors: list[float] = []  # log(realised peak / forecast peak), newest last
+    # The last refreshed forecast and the min it wanted (before bounds), reused by the decisions
+    # between refreshes.
+    forecast: ForecastView | None = None
+    forecast_min: int | None = None
+    forecast_at: AwareDatetime | None = None
+    capacity: Capacity | None = None  # the capacity it was made with (the minutes between read no samples)
+    # UTC hour -> its busiest minute, recorded from the per-minute reads once the hour is over:
+    # the query API keeps minutes 72 h only, and the forecast wants 14 days of peaks.
+    hourly_peaks: dict[AwareDatetime, float] = {}
+    quarter_peaks: dict[AwareDatetime, float] = {}  # the same per quarter-hour
+    # UTC hour -> mean requests/min over its served minutes, recorded the same way: exact where
+    # the query API's hourly sums cannot tell how many minutes had data.
+    hourly_means: dict[AwareDatetime, float] = {}
+
+    def learned(self, other: ScalingState) -> ScalingState:
+        """This state with ``other``'s learning (what a dry run keeps of its decision)."""
+        return self.model_copy(
+            update={
+                "recommendations": other.recommendations,
+                "pending": other.pending,
+                "errors": other.errors,
+                "forecast": other.forecast,
+                "forecast_min": other.forecast_min,
+                "forecast_at": other.forecast_at,
+                "capacity": other.capacity,
+                "hourly_peaks": other.hourly_peaks,
+                "quarter_peaks": other.quarter_peaks,
+                "hourly_means": other.hourly_means,
+            }
+        )
 
 
 class Decision(BaseModel):
@@ -181,6 +184,8 @@ class Decision(BaseModel):
     rule: str | None
     local_time: str
     forecast: ForecastView
+    forecast_at: AwareDatetime | None = None  # the decision that made the forecast (reused between)
+    last_minute_rpm: float | None = None  # the last minute's requests, the load the min follows
     capacity: Capacity
     guard_firing: list[str] = []
 
@@ -215,6 +220,11 @@ def record_peaks(
     return out
 
 
+def on_grid(at: datetime, config: PolicyConfig = DEFAULT_POLICY) -> bool:
+    """Whether the decision at ``at`` refreshes the forecast (and reads the history for it)."""
+    return int(at.timestamp() // 60) % config.forecast_every_minutes == 0
+
+
 def decide(
     *,
     region: str,
@@ -230,53 +240,37 @@ def decide(
     live: Live | None = None,
 ) -> tuple[Decision, ScalingState]:
     """The returned state is the one to keep if the decision is applied; ``ScalingState.learned``
-    keeps only its learning when it is not (a dry run)."""
-    errors = list(state.errors)
-    margins = list(state.margins)
-    pending: list[PendingForecast] = []
-    for item in state.pending:
-        if item.made_at + item.window_minutes * MINUTE <= at:
-            error = realised_error(
-                item.made_at, item.point, history.recent, forecast_config, item.window_minutes
-            )
-            if error is not None:
-                errors.append(error)
-            if config.margin_quantile is not None and item.window_minutes >= config.margin_minutes:
-                base = item.upper if config.margin_base == "upper" and item.upper else item.point
-                margin = realised_error(
-                    item.made_at, base, history.recent, forecast_config, config.margin_minutes
-                )
-                if margin is not None:
-                    margins.append(margin)
-        else:
-            pending.append(item)
-    errors = errors[-forecast_config.max_errors :]
-    margins = margins[-config.max_margins :]
-    peaks = record_peaks(state.hourly_peaks, history.recent, at, forecast_config)
-    quarters = record_peaks(state.quarter_peaks, history.recent, at, forecast_config, QUARTER)
-    means = record_peaks(state.hourly_means, history.recent, at, forecast_config, reduce=_mean)
-    if history.hourly_peak is None:
-        # The peaks the function itself recorded: the replay reads the same as production.
-        history = replace(history, hourly_peak=peaks, quarter_peak=quarters)
-    if means:
-        # Recorded means are over the served minutes; they win over the query API's hourly reads.
-        history = replace(history, hourly={**history.hourly, **means})
-
-    fc = forecast(history, at, zone, errors, forecast_config)
-    raw = _min_target(fc, margins, capacity, config)
+    keeps only its learning when it is not (a dry run). Off the forecast grid ``history.recent``
+    need only hold the last ``recent_peak_minutes``: the stored forecast is reused, nothing learned."""
+    current = live.min_instances if live is not None else state.min_instances
+    current_max = live.max_instances if live is not None else state.max_instances
+    now = floor_minute(at.astimezone(UTC))
+    last_minute = history.recent.get(now - MINUTE)
+    follow = last_minute and config.follow_load
+    load_min = _instances(last_minute * (1 + config.headroom), capacity) if follow else 0
+    fc, learning = _forecast_for(
+        at=at,
+        history=history,
+        state=state,
+        capacity=capacity,
+        zone=zone,
+        forecast_config=forecast_config,
+        config=config,
+    )
+    # Without a recent forecast (refreshes missed) hold what the service has; raise for the load.
+    forecast_min = (current or 0) if fc.method == "held" else (learning.forecast_min or 0)
+    raw = max(forecast_min, load_min)
     desired = min(max(raw, bounds.low), bounds.high)
     if raw > bounds.high:
         bound_by: Binding = "rule-max"
     elif raw < bounds.low:
         bound_by = "rule-min" if bounds.rule else "floor"
     else:
-        bound_by = "forecast"
+        bound_by = "load" if load_min > forecast_min else "forecast"
 
     recommendations = [r for r in state.recommendations if r.at > at - config.stabilisation]
     recommendations.append(Recommendation(at=at, min=desired))
     # Step from what the service has, not from what was last stored.
-    current = live.min_instances if live is not None else state.min_instances
-    current_max = live.max_instances if live is not None else state.max_instances
     new_min = desired
     if current is not None and desired < current:
         # Up at once, however small (a minute short costs more than an update); the
@@ -296,9 +290,12 @@ def decide(
                 bound_by = "stabilising"
             if current - new_min <= config.tolerance * current:
                 new_min, bound_by = current, "tolerance"
-    new_max, max_bound_by = _max(
-        fc, capacity=capacity, bounds=bounds, new_min=new_min, current_max=current_max, config=config
-    )
+    if fc.method == "held":
+        new_max, max_bound_by = max(current_max or bounds.high, new_min), "no-forecast"
+    else:
+        new_max, max_bound_by = _max(
+            fc, capacity=capacity, bounds=bounds, new_min=new_min, current_max=current_max, config=config
+        )
 
     firing = sorted(guard_firing)
     if firing and current is not None:
@@ -318,22 +315,15 @@ def decide(
             new_max, max_bound_by = current_max, "guard-hold"
 
     changed = (new_min, new_max) != (current, current_max)
-    pending.append(
-        PendingForecast(made_at=at, point=fc.point, window_minutes=fc.window_minutes, upper=fc.upper)
-    )
-    new_state = ScalingState(
-        min_instances=new_min,
-        max_instances=new_max,
-        previous_min=current if changed else state.previous_min,
-        previous_max=current_max if changed else state.previous_max,
-        changed_at=at if changed else state.changed_at,
-        recommendations=recommendations,
-        pending=pending,
-        errors=errors,
-        margins=margins,
-        hourly_peaks=peaks,
-        quarter_peaks=quarters,
-        hourly_means=means,
+    new_state = learning.model_copy(
+        update={
+            "min_instances": new_min,
+            "max_instances": new_max,
+            "previous_min": current if changed else state.previous_min,
+            "previous_max": current_max if changed else state.previous_max,
+            "changed_at": at if changed else state.changed_at,
+            "recommendations": recommendations,
+        }
     )
     decision = Decision(
         region=region,
@@ -350,23 +340,85 @@ def decide(
         rule=bounds.rule,
         local_time=bounds.local_time,
         forecast=ForecastView.of(fc),
+        forecast_at=learning.forecast_at if fc.method != "held" else None,
+        last_minute_rpm=last_minute,
         capacity=capacity,
         guard_firing=firing,
     )
     return decision, new_state
 
 
-def _min_target(fc: Forecast, margins: Sequence[float], capacity: Capacity, config: PolicyConfig) -> int:
-    """Instances the min is set to before the bounds: the upper band plus the headroom, or with
-    ``margin_quantile`` and enough margins recorded, the point times that quantile of the recent
-    realised ratios over the decision's own next minutes (what the min has to cover until the next
-    decision), calibrated to the misses wanted rather than a fixed 20%."""
-    if config.margin_quantile is not None and fc.method == "seasonal" and len(margins) >= config.min_margins:
-        base = fc.upper if config.margin_base == "upper" else fc.point
-        target = base * math.exp(quantile(sorted(margins), config.margin_quantile))
-    else:
-        target = fc.upper * (1 + config.headroom)
-    return math.ceil(target / capacity.rpm - 1e-9) if target > 0 else 0
+def _forecast_for(
+    *,
+    at: datetime,
+    history: History,
+    state: ScalingState,
+    capacity: Capacity,
+    zone: ZoneInfo,
+    forecast_config: ForecastConfig,
+    config: PolicyConfig,
+) -> tuple[Forecast, ScalingState]:
+    """On the grid a new forecast and the state with its learning (the errors of forecasts whose
+    window is over, the peaks and means of spans that ended, this forecast pending); between, the
+    stored forecast with the last minutes' busiest minute, or ``held`` when it is too old."""
+    now = floor_minute(at.astimezone(UTC))
+    if not on_grid(at, config):
+        every = config.forecast_every_minutes * MINUTE
+        if state.forecast is None or state.forecast_at is None or state.forecast_at <= at - 2 * every:
+            held = Forecast(
+                point=0.0,
+                lower=0.0,
+                upper=0.0,
+                hourly_mean=0.0,
+                peak_factor=1.0,
+                recent_peak=0.0,
+                method="held",
+            )
+            return held, state
+        since = now - forecast_config.recent_peak_minutes * MINUTE
+        recent_peak = max((v for m, v in history.recent.items() if m >= since), default=0.0)
+        return Forecast(**{**state.forecast.model_dump(), "recent_peak": recent_peak}), state
+    errors = list(state.errors)
+    pending: list[PendingForecast] = []
+    for item in state.pending:
+        if item.made_at + item.window_minutes * MINUTE <= at:
+            error = realised_error(
+                item.made_at, item.point, history.recent, forecast_config, item.window_minutes
+            )
+            if error is not None:
+                errors.append(error)
+        else:
+            pending.append(item)
+    errors = errors[-forecast_config.max_errors :]
+    peaks = record_peaks(state.hourly_peaks, history.recent, at, forecast_config)
+    quarters = record_peaks(state.quarter_peaks, history.recent, at, forecast_config, QUARTER)
+    means = record_peaks(state.hourly_means, history.recent, at, forecast_config, reduce=_mean)
+    if history.hourly_peak is None:
+        # The peaks the function itself recorded: the replay reads the same as production.
+        history = replace(history, hourly_peak=peaks, quarter_peak=quarters)
+    if means:
+        # Recorded means are over the served minutes; they win over the query API's hourly reads.
+        history = replace(history, hourly={**history.hourly, **means})
+    fc = forecast(history, at, zone, errors, forecast_config)
+    pending.append(PendingForecast(made_at=at, point=fc.point, window_minutes=fc.window_minutes))
+    learned = state.model_copy(
+        update={
+            "pending": pending,
+            "errors": errors,
+            "hourly_peaks": peaks,
+            "quarter_peaks": quarters,
+            "hourly_means": means,
+            "forecast": ForecastView.of(fc),
+            "forecast_min": _instances(fc.upper * (1 + config.forecast_headroom), capacity),
+            "forecast_at": at,
+            "capacity": capacity,
+        }
+    )
+    return fc, learned
+
+
+def _instances(requests_per_minute: float, capacity: Capacity) -> int:
+    return math.ceil(requests_per_minute / capacity.rpm - 1e-9) if requests_per_minute > 0 else 0
 
 
 def _max(

@@ -5,8 +5,9 @@
 The CSV has a header ``timestamp,requests`` (requests served in that minute; ISO 8601 timestamps,
 naive ones in ``--tz``, default UTC; rows may be missing). ``R`` is the requests per minute one
 instance serves at the target utilisation. Prints ``{"decisions": [{"timestamp", "min_instances",
-"max_instances"}, ...]}``: one at the first row's timestamp, then one every 5 minutes (the
-scheduler's cadence), timestamps written as in the file, in time order. A decision stamped T uses
+"max_instances"}, ...]}``: one at the first row's timestamp, then one every minute on the clock
+(the scheduler's cadence; the forecast is refreshed every 5), timestamps written as in the file,
+in time order. A decision stamped T uses
 only rows stamped before T. Without ``--rules`` the bounds are floor 0 and Cloud Run's ceiling of
 1000 instances. An unusable file exits with status 2 and a message on stderr.
 """
@@ -42,10 +43,12 @@ from functions.scaling.policy import (
     PolicyConfig,
     ScalingState,
     decide,
+    on_grid,
 )
 from functions.scaling.rules import RegionRules, RulesError, RuleSet, load_rules, unbounded
+from functions.scaling.sources import LATEST_MINUTES
 
-STEP = timedelta(minutes=5)
+STEP = MINUTE  # the scheduler's cadence
 
 
 class TraceError(ValueError):
@@ -183,10 +186,12 @@ class Replayer:
         state = self.state = ScalingState()
         zone = self.rules.zone
         at = first
-        next_grid = datetime.fromtimestamp((math.floor(first.timestamp() / 300) + 1) * 300, UTC)
+        next_grid = datetime.fromtimestamp((math.floor(first.timestamp() / 60) + 1) * 60, UTC)
         while at <= last:
             self._close_hours(at)
-            lo = bisect.bisect_left(minutes, at - RECENT_MINUTES * MINUTE)
+            # Off the forecast grid a decision reads the last minutes only, as the function does.
+            span = RECENT_MINUTES if on_grid(at, self.policy_config) else LATEST_MINUTES
+            lo = bisect.bisect_left(minutes, at - span * MINUTE)
             hi = bisect.bisect_left(minutes, at)
             history = History(
                 hourly=self.hourly,

@@ -21,7 +21,7 @@ from functions.scaling.capacity import (
     forecast_capacity,
 )
 from functions.scaling.forecast import ForecastConfig
-from functions.scaling.policy import Decision, Live, PolicyConfig, decide, learn_capacity
+from functions.scaling.policy import Decision, Live, PolicyConfig, decide, learn_capacity, on_grid
 from functions.scaling.rules import RuleSet
 from functions.scaling.settings import ScalingSettings
 from functions.scaling.sources import GuardSource, HistorySource
@@ -30,7 +30,7 @@ from shared.logging import get_logger
 
 log = get_logger("scaling")
 HOURS_PER_MONTH = 730
-SLOT = timedelta(minutes=5)
+SLOT = timedelta(minutes=1)  # a decision every minute (the forecast refreshed every 5)
 
 
 class Scaler(Protocol):
@@ -88,6 +88,12 @@ def decision_time(scheduled: datetime | None, now: datetime) -> datetime:
     return slot_start(scheduled)
 
 
+def settle_wait(at: datetime, now: datetime, settle_seconds: float) -> float:
+    """Seconds to wait before reading for the decision at ``at``: the minute before it is complete
+    in the metric store ``settle_seconds`` after ``at`` (the decision follows that minute's load)."""
+    return max(0.0, min(settle_seconds, (at + timedelta(seconds=settle_seconds) - now).total_seconds()))
+
+
 def monthly_cost_change(decision: Decision, price: float) -> float:
     """Min instances are billed around the clock: the change of min times a month of hours."""
     before = decision.previous_min if decision.previous_min is not None else decision.min_instances
@@ -131,13 +137,19 @@ def run_cycle(
     policy = replace(
         policy_config or PolicyConfig(),
         headroom=settings.headroom,
+        forecast_headroom=settings.forecast_headroom,
         tolerance=settings.tolerance,
         stabilisation=timedelta(minutes=settings.stabilisation_minutes),
         max_factor=settings.max_factor,
     )
     forecast_config = forecast_config or ForecastConfig()
-    inputs = history.inputs(
-        chosen, {r: rules.regions[r].service for r in chosen}, at, forecast_config.history_days
+    services = {r: rules.regions[r].service for r in chosen}
+    # Off the forecast grid a decision reuses the stored forecast: the last minutes are enough.
+    grid = on_grid(at, policy)
+    inputs = (
+        history.inputs(chosen, services, at, forecast_config.history_days)
+        if grid
+        else history.latest(chosen, services, at)
     )
     slot = slot_of(at)
     locks = {region: threading.Lock() for region in chosen}
@@ -159,8 +171,11 @@ def run_cycle(
         if slot_taken(stored, slot):
             return _Done(skipped=True)
         data = inputs[region]
-        capacity = learn_capacity(
-            data.capacity_samples, region_rules.capacity_rpm or settings.default_capacity_rpm
+        default_rpm = region_rules.capacity_rpm or settings.default_capacity_rpm
+        capacity = (
+            learn_capacity(data.capacity_samples, default_rpm)
+            if grid or stored.state.capacity is None
+            else stored.state.capacity
         )
         outcome: Outcome = "dry-run"
         error: str | None = None

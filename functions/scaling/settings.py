@@ -57,19 +57,26 @@ class ScalingSettings(BaseSettings):
         default="service", validation_alias="ION_SCALING_APPLY_LEVEL"
     )
     apply_timeout_seconds: float = Field(
-        default=60.0, gt=0, le=600, validation_alias="ION_SCALING_APPLY_TIMEOUT"
+        default=30.0, gt=0, le=600, validation_alias="ION_SCALING_APPLY_TIMEOUT"
     )
-    # The whole run's budget: the schedule's 110 s attempt deadline (and the function's 120 s
-    # timeout) less a margin to answer and log; each API call gets at most what is left.
+    # Decisions come every minute: a run waits until this long after its minute began, so the
+    # minute before is in the metric store (routing ships its metrics every 10 s), then reads.
+    settle_seconds: float = Field(default=15.0, ge=0, le=30, validation_alias="ION_SCALING_SETTLE_SECONDS")
+    # The run's budget after settling: the schedule's 60 s attempt deadline (and the function's
+    # timeout) less the settling and a margin to answer and log; each API call gets what is left.
     deadline_seconds: float = Field(
-        default=100.0, gt=0, le=3600, validation_alias="ION_SCALING_DEADLINE_SECONDS"
+        default=40.0, gt=0, le=3600, validation_alias="ION_SCALING_DEADLINE_SECONDS"
     )
     # Max instances leave room for a burst of this many times the forecast's upper band.
     max_factor: float = Field(default=3.0, ge=1.0, le=20.0, validation_alias="ION_SCALING_MAX_FACTOR")
     # Requests per minute one instance serves at the CPU target until enough history teaches it.
     # Seed: 9,270 r/s on 28 instances = 331 r/s = 19,864 requests/min per instance.
     default_capacity_rpm: float = Field(default=19_864.0, gt=0, validation_alias="ION_SCALING_CAPACITY_RPM")
+    # Over the last minute's load (the seeds' 20-30%); the forecast's upper band has its own.
     headroom: float = Field(default=0.2, ge=0.2, le=0.3, validation_alias="ION_SCALING_HEADROOM")
+    forecast_headroom: float = Field(
+        default=0.0, ge=0.0, le=0.3, validation_alias="ION_SCALING_FORECAST_HEADROOM"
+    )
     stabilisation_minutes: int = Field(
         default=15, ge=0, le=240, validation_alias="ION_SCALING_STABILISATION_MINUTES"
     )

@@ -37,9 +37,18 @@ class RegionInputs:
     capacity_samples: list[tuple[float, float, float]] = field(default_factory=list)
 
 
+# What a decision off the forecast grid reads: the last minute's load and the busiest minute of
+# the last ten (the max's floor), nothing hourly.
+LATEST_MINUTES = 15
+
+
 class HistorySource(Protocol):
     def inputs(
         self, regions: Iterable[str], services: Mapping[str, str], at: datetime, days: int
+    ) -> dict[str, RegionInputs]: ...
+
+    def latest(
+        self, regions: Iterable[str], services: Mapping[str, str], at: datetime
     ) -> dict[str, RegionInputs]: ...
 
 
@@ -112,6 +121,41 @@ class QueryApiHistory:
         return {
             region: hourly_means(route.get(region, {}), run.get(region, {}), minutes.get(region, {}))
             for region in {*route, *run}
+        }
+
+    def latest(
+        self, regions: Iterable[str], services: Mapping[str, str], at: datetime
+    ) -> dict[str, RegionInputs]:
+        """The last ``LATEST_MINUTES`` per minute: three small queries, side by side."""
+        now = floor_minute(at)
+        start = now - LATEST_MINUTES * MINUTE
+        route = {"service": self.route_service}
+        reads = {
+            "route": (ROUTE_METRIC, "count", route, None),
+            "run": (CLOUD_RUN_REQUESTS, "sum", {}, services),
+            "points": (CLOUD_RUN_REQUESTS, "count", {}, services),
+        }
+        with ThreadPoolExecutor(max_workers=len(reads)) as pool:
+            futures = {
+                name: pool.submit(
+                    self._series, metric, agg, start, now, step=60, labels=labels, services=only
+                )
+                for name, (metric, agg, labels, only) in reads.items()
+            }
+            got = {name: future.result() for name, future in futures.items()}
+        return {
+            region: RegionInputs(
+                History(
+                    hourly={},
+                    recent=recent_minutes(
+                        got["route"].get(region, {}),
+                        got["run"].get(region, {}),
+                        got["points"].get(region, {}),
+                    ),
+                    first_seen=None,
+                )
+            )
+            for region in regions
         }
 
     def inputs(
@@ -236,6 +280,11 @@ class MemoryHistory:
         return {
             r: self.data.get(r, RegionInputs(History(hourly={}, recent={}, first_seen=None))) for r in regions
         }
+
+    def latest(
+        self, regions: Iterable[str], services: Mapping[str, str], at: datetime
+    ) -> dict[str, RegionInputs]:
+        return self.inputs(regions, services, at, 0)
 
 
 class FirestoreGuard:

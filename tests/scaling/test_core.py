@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from functions.scaling.forecast import HOUR, MINUTE, ForecastConfig, History, drop_outages, forecast
-from functions.scaling.policy import Capacity, Recommendation, ScalingState, decide, learn_capacity
+from functions.scaling.policy import Capacity, Recommendation, ScalingState, decide, learn_capacity, on_grid
 from functions.scaling.replay import Replayer, Trace
 from functions.scaling.rules import Bounds, RulesError, active_rules, parse_rules
 from functions.scaling.synthetic import TraceSpec, generate
@@ -126,10 +127,16 @@ def _decide(
 def test_desired_min_formula_and_bounds() -> None:
     at = T0 + timedelta(days=5, hours=12)
     decision, _ = _decide(_steady(1000, at), at, ScalingState())
-    # Flat 1000/min: upper band = point x default band 1.3 = 1.25 x 1000 x 1.3; x 1.2 headroom / 100.
+    # Flat 1000/min: the upper band (point 1.05 x 1000 x the default band 1.3) / 100 per instance,
+    # over the last minute's 1000 x 1.2 headroom / 100.
     assert decision.forecast.method == "seasonal"
-    assert decision.desired_min == math.ceil(decision.forecast.upper / 100 * 1.2)
-    assert decision.bound_by == "forecast"
+    assert decision.desired_min == math.ceil(decision.forecast.upper / 100) == 14
+    assert (decision.bound_by, decision.last_minute_rpm) == ("forecast", 1000)
+    # The last minute at 3000/min: its load plus the headroom wins (36 instances).
+    history = _steady(1000, at)
+    spike = replace(history, recent={**history.recent, at - MINUTE: 3000.0})
+    loaded, _ = _decide(spike, at, ScalingState())
+    assert (loaded.desired_min, loaded.bound_by) == (36, "load")
     low, _ = _decide(_steady(10, at), at, ScalingState(), _bounds(low=4, high=150, rule="morning-peak"))
     # The max leaves room for a burst (3x) above the min, not the rule's max of 150 whatever the load.
     assert (low.min_instances, low.max_instances, low.bound_by, low.rule) == (
@@ -323,13 +330,13 @@ def test_max_follows_the_band_and_never_cuts_the_running_load() -> None:
     assert busy.min_instances <= 100
     # A quiet hour: room for 3x the upper band (here 3x the min), not the rule's 100 whatever the load.
     quiet, state = _at_nine(500)
-    assert quiet.min_instances == 9
-    assert (quiet.max_instances, quiet.max_bound_by) == (27, "forecast")
+    assert quiet.min_instances == 7
+    assert (quiet.max_instances, quiet.max_bound_by) == (25, "forecast")
     # A live max a little above that is kept (no update every 5 minutes); far above, lowered.
     kept, _ = _at_nine(500, state.model_copy(update={"max_instances": 35}))
     assert (kept.max_instances, kept.max_bound_by) == (35, "tolerance")
     lowered, _ = _at_nine(500, state.model_copy(update={"max_instances": 90}))
-    assert lowered.max_instances == 27
+    assert lowered.max_instances == 25
     held, _ = _at_nine(500, state.model_copy(update={"max_instances": 90}), guard=("latency-p95-high",))
     assert (held.max_instances, held.max_bound_by) == (90, "guard-hold")
     # No history to trust: the rule's max, as before.
@@ -418,41 +425,61 @@ def test_an_ingestion_hole_is_missing_data_not_a_quiet_hour() -> None:
     assert state.hourly_means[hole_start] == pytest.approx(sum(served) / len(served))
 
 
-def test_a_calibrated_margin_sets_the_min_at_a_quantile_of_the_recorded_ratios() -> None:
-    """With ``margin_quantile``, each decision's ratio (the busiest served minute of its own next
-    5 minutes over its forecast point) is recorded once those minutes are in, and the min is the
-    point times that quantile of the recorded ratios: higher quantiles never set a lower min.
-    Off (the default), the decisions are the headroom's."""
-    from dataclasses import replace as replaced
+def _latest(history: History, at: datetime) -> History:
+    """What a decision off the forecast grid reads: the last 15 minutes, nothing hourly."""
+    recent = {m: v for m, v in history.recent.items() if m >= at - 15 * MINUTE}
+    return History(hourly={}, recent=recent, first_seen=None)
 
-    from functions.scaling.forecast import quantile
-    from functions.scaling.policy import PolicyConfig
 
-    minutes, requests = generate(TraceSpec(days=11, seed=11))
-    trace = Trace(minutes=minutes, requests=requests, zone=UTCZ)
-    plain = list(Replayer(trace, 200.0).decisions())
-    config = PolicyConfig(margin_quantile=0.9, min_margins=24)
-    low = Replayer(trace, 200.0, policy_config=config)
-    low_decisions = list(low.decisions())
-    high = list(Replayer(trace, 200.0, policy_config=replaced(config, margin_quantile=0.99)).decisions())
-    unused = Replayer(trace, 200.0, policy_config=PolicyConfig(margin_quantile=None))
-    assert [d.min_instances for d in unused.decisions()] == [d.min_instances for d in plain]
-    assert unused.state.margins == []
+def test_between_refreshes_the_forecast_is_reused_and_the_min_follows_the_last_minute() -> None:
+    at = T0 + timedelta(days=5, hours=12)
+    assert on_grid(at)
+    assert not on_grid(at + MINUTE)
+    refreshed, state = _decide(_steady(1000, at), at, ScalingState())
+    assert state.forecast_at == at
+    assert state.forecast_min == refreshed.desired_min == 14
+    assert len(state.pending) == 1
+    # A minute later, reading only the last 15 minutes: the same forecast, nothing learned.
+    later = at + MINUTE
+    quiet, after = _decide(_latest(_steady(1000, later), later), later, state)
+    assert (quiet.desired_min, quiet.bound_by, quiet.forecast_at) == (14, "forecast", at)
+    assert quiet.forecast.upper == refreshed.forecast.upper
+    assert (after.pending, after.errors, after.hourly_peaks) == (
+        state.pending,
+        state.errors,
+        state.hourly_peaks,
+    )
+    # The minute before jumped to 2500/min: raised at once to its load plus 20% (30 instances),
+    # two minutes before the platform's own autoscaler would see it.
+    history = _latest(_steady(1000, later), later)
+    jump = replace(history, recent={**history.recent, later - MINUTE: 2500.0})
+    raised, raised_state = _decide(jump, later, state)
+    assert (raised.min_instances, raised.bound_by, raised.changed) == (30, "load", True)
+    # Held like any recommendation: lowered once 15 minutes of lower ones have passed (as the
+    # platform keeps an instance 15 minutes), at most by half.
+    mins = []
+    for k in range(2, 25):
+        now = at + k * MINUTE
+        steady = _steady(1000, now)
+        decision, raised_state = _decide(steady if on_grid(now) else _latest(steady, now), now, raised_state)
+        mins.append((k, decision.min_instances))
+    assert all(value == 30 for k, value in mins if k <= 15)
+    assert dict(mins)[16] == 15
 
-    margins = low.state.margins
-    assert len(margins) == PolicyConfig().max_margins  # a week's decisions, the oldest dropped
-    # The last decision's min: the point times the 0.9 quantile of the ratios recorded so far.
-    last = low_decisions[-1]
-    ratio = math.exp(quantile(sorted(margins), 0.9))
-    assert last.desired_min == math.ceil(last.forecast.point * ratio / 200.0 - 1e-9)
-    # A ratio is of the decision's own 5 minutes: under the 30 minutes' forecast point mostly.
-    assert quantile(sorted(margins), 0.5) < 0
-    # Over the upper band instead (the headroom's base): the min is the band times the quantile.
-    over_band = Replayer(trace, 200.0, policy_config=replaced(config, margin_base="upper"))
-    band_last = list(over_band.decisions())[-1]
-    band_ratio = math.exp(quantile(sorted(over_band.state.margins), 0.9))
-    assert band_last.desired_min == math.ceil(band_last.forecast.upper * band_ratio / 200.0 - 1e-9)
-    assert band_ratio < ratio  # the band is above the point: smaller ratios over it
-    later = [(a.desired_min, b.desired_min) for a, b in zip(low_decisions, high, strict=True)][-1500:]
-    assert all(h >= lo for lo, h in later)
-    assert sum(h for _, h in later) > sum(lo for lo, _ in later)
+
+def test_without_a_recent_forecast_a_minute_decision_holds_and_only_raises() -> None:
+    at = T0 + timedelta(days=5, hours=12, minutes=3)
+    assert not on_grid(at)
+    state = ScalingState(min_instances=20, max_instances=60)
+    held, after = _decide(_latest(_steady(100, at), at), at, state)
+    # 100/min needs 2 instances, but with no forecast to follow the service's 20 are kept.
+    assert (held.min_instances, held.max_instances, held.forecast.method) == (20, 60, "held")
+    assert held.forecast_at is None
+    assert after.forecast is None
+    busy, _ = _decide(_latest(_steady(3000, at), at), at, state)
+    assert (busy.min_instances, busy.bound_by, busy.max_instances) == (36, "load", 60)
+    # A forecast older than two refreshes is not followed either.
+    _, fresh = _decide(_steady(100, at - 3 * MINUTE), at - 3 * MINUTE, ScalingState())
+    stale = fresh.model_copy(update={"min_instances": 20, "max_instances": 60, "recommendations": []})
+    old, _ = _decide(_latest(_steady(100, at + 10 * MINUTE), at + 10 * MINUTE), at + 10 * MINUTE, stale)
+    assert (old.min_instances, old.forecast.method) == (20, "held")

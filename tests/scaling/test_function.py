@@ -23,7 +23,7 @@ from functions.scaling.store import FirestoreDecisionStore, MemoryDecisionStore
 from shared import clock
 from tests.scaling.conftest import PROJECT
 
-AT = datetime(2026, 11, 30, 14, 2, tzinfo=UTC)  # 08:02 in Chicago
+AT = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)  # 08:00 in Chicago: a forecast refresh
 
 
 def test_apply_only_on_change_and_idempotent(standin: tuple[str, CloudRunState]) -> None:
@@ -139,24 +139,29 @@ def test_cycle_applies_records_and_announces(standin: tuple[str, CloudRunState])
     result, announced = cycle(AT, store, scaler)
     by_region = {r.decision.region: r for r in result.records}
     us = by_region["us-central1"]
-    # Flat 60,000/min: peak factor at its floor 1.05, default band 1.3, 2,000/min per instance,
-    # headroom 1.2: ceil(60,000 x 1.05 x 1.3 / 2,000 x 1.2) = ceil(49.1) = 50 instances.
-    assert us.decision.min_instances == 50
-    assert us.decision.max_instances == 150
+    # Flat 60,000/min: peak factor at its floor 1.05, default band 1.3, 2,000/min per instance:
+    # ceil(60,000 x 1.05 x 1.3 / 2,000) = ceil(40.95) = 41 instances, over the last minute's
+    # 60,000 x 1.2 headroom / 2,000 = 36; the max room for 3x the band with its headroom (148).
+    assert (us.decision.min_instances, us.decision.bound_by) == (41, "forecast")
+    assert us.decision.max_instances == 148
     assert us.decision.rule == "morning-peak"
     assert us.outcome == "applied"
     # Compared with the live service (min 0 in the stand-in), not with an empty stored state.
     assert us.decision.previous_min == 0
     assert us.decision.from_live
-    assert us.monthly_cost_change_usd == round(50 * 730 * 0.0587, 2)
+    assert us.monthly_cost_change_usd == round(41 * 730 * 0.0587, 2)
     live = state.services[f"projects/{PROJECT}/locations/us-central1/services/persona-router"]["scaling"]
-    assert live == {"minInstanceCount": 50, "maxInstanceCount": 150}
+    assert live == {"minInstanceCount": 41, "maxInstanceCount": 148}
     assert {r.decision.region for r in announced} == {"us-central1", "europe-west1"}
     # The same slot again: nothing decided, nothing sent.
-    again, _ = cycle(AT + timedelta(minutes=1), store, scaler)
+    again, _ = cycle(AT + timedelta(seconds=30), store, scaler)
     assert again.skipped == ["us-central1", "europe-west1"]
     assert len(state.requests) == 2
-    # Five minutes later, same load: decided, unchanged, not sent, not announced.
+    # A minute later (the stored forecast reused), same load: decided, unchanged, not sent, not
+    # announced; and at the next refresh too.
+    later, quiet = cycle(AT + timedelta(minutes=1), store, scaler)
+    assert [r.decision.forecast_at for r in later.records] == [AT, AT]
+    assert [r.outcome for r in later.records] == ["unchanged", "unchanged"]
     later, quiet = cycle(AT + timedelta(minutes=5), store, scaler)
     assert [r.outcome for r in later.records] == ["unchanged", "unchanged"]
     assert quiet == []
@@ -249,9 +254,18 @@ def test_http_on_the_emulators(fs, emulators, serve_capability, standin) -> None
         {"rule": "latency-p95-high", "state": "firing", "labels": {"region": "europe-west1"}}
     )
     live = serve_capability(
-        "scaling", {"ION_SCALING_DRY_RUN": "false", "ION_SCALING_CLOUDRUN_ENDPOINT": endpoint}
+        "scaling",
+        {
+            "ION_SCALING_DRY_RUN": "false",
+            "ION_SCALING_CLOUDRUN_ENDPOINT": endpoint,
+            "ION_SCALING_SETTLE_SECONDS": "0",  # the schedule times below are past: no wait anyway
+        },
     )
-    answer = requests.post(f"{live.url}/", timeout=60)
+    # The scheduler's last refresh slot (every 5 minutes on the clock), then the minute after it.
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    grid = now - timedelta(minutes=now.minute % 5 + 5)
+    scheduled = {"X-CloudScheduler-ScheduleTime": grid.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    answer = requests.post(f"{live.url}/", headers=scheduled, timeout=60)
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["dry_run"] is False
@@ -264,13 +278,22 @@ def test_http_on_the_emulators(fs, emulators, serve_capability, standin) -> None
     assert decisions["us-central1"]["outcome"] == "applied"
     us_live = state.services[f"projects/{PROJECT}/locations/us-central1/services/persona-router"]["scaling"]
     assert us_live["minInstanceCount"] == decisions["us-central1"]["decision"]["min_instances"]
-    again = requests.post(f"{live.url}/v1/scaling/run", json={}, timeout=60).json()
+    again = requests.post(f"{live.url}/v1/scaling/run", json={}, headers=scheduled, timeout=60).json()
     assert sorted(again["skipped"]) == ["asia-southeast1", "europe-west1", "us-central1"]
+    # The minute after: the forecast the refresh stored in Firestore is followed, not remade.
+    minute = {"X-CloudScheduler-ScheduleTime": (grid + MINUTE).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    between = requests.post(f"{live.url}/", headers=minute, timeout=60).json()["decisions"]
+    assert {d["decision"]["forecast_at"] for d in between} == {grid.isoformat().replace("+00:00", "Z")}
+    assert {d["decision"]["forecast"]["method"] for d in between} == {"no-data"}
+    assert {d["outcome"] for d in between} == {"unchanged"}
     view = requests.get(f"{live.url}/v1/scaling", timeout=30).json()
     assert view["regions"]["us-central1"]["min_instances"] == us_live["minInstanceCount"]
-    assert view["regions"]["us-central1"]["last_decisions"][0]["outcome"] == "applied"
+    assert [d["outcome"] for d in view["regions"]["us-central1"]["last_decisions"][:2]] == [
+        "unchanged",
+        "applied",
+    ]
     stored = list(fs.collection("scaling_decisions").stream())
-    assert len(stored) == 3
+    assert len(stored) == 6
     assert all("expire_at" in doc.to_dict() for doc in stored)
     pulled = subscriber.pull(subscription=subscription, max_messages=10, timeout=20)
     notices = [json.loads(m.message.data) for m in pulled.received_messages]

@@ -76,6 +76,16 @@ def test_history_from_routing_and_cloud_run_metrics(fs, emulators) -> None:  # t
     assert eu_history.hourly == {}
     assert eu_history.first_seen == start
     assert inputs["asia-southeast1"].history.first_seen is None
+    # Between forecast refreshes a decision reads the last 15 minutes only, the same values.
+    services = {"us-central1": "persona-router", "europe-west1": "persona-router"}
+    latest = QueryApiHistory("routing").latest(["us-central1", "europe-west1"], services, NOW)
+    us_latest = latest["us-central1"].history
+    assert sorted(us_latest.recent) == [last - timedelta(minutes=k) for k in range(14, -1, -1)]
+    assert us_latest.recent == {
+        m: v for m, v in us_history.recent.items() if m >= last - timedelta(minutes=14)
+    }
+    assert (us_latest.hourly, us_latest.first_seen) == ({}, None)
+    assert latest["europe-west1"].history.recent[last] == 40.0
 
 
 def test_capacity_samples_sum_instances_across_revisions_and_states(fs, emulators) -> None:  # type: ignore[no-untyped-def]

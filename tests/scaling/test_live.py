@@ -185,8 +185,8 @@ def test_the_slot_is_the_schedule_time_across_dst() -> None:
     assert first.decision.local_time == "2026-03-30T07:55+02:00"
     retried = run_cycle(at=decision_time(at, retry_clock), store=store, **kwargs)
     assert retried.skipped == ["europe-west1"]  # the same slot, already decided
-    manual = decision_time(None, retry_clock)  # no header: the clock's slot
-    assert manual == datetime(2026, 3, 30, 6, 0, tzinfo=UTC)
+    manual = decision_time(None, retry_clock)  # no header: the clock's minute
+    assert manual == datetime(2026, 3, 30, 6, 1, tzinfo=UTC)
     assert rules.bounds("europe-west1", manual).rule == "morning-peak"
     with pytest.raises(ValueError, match="last 30 minutes"):
         decision_time(retry_clock - timedelta(hours=2), retry_clock)
@@ -217,12 +217,25 @@ def test_the_handler_decides_the_scheduled_slot(monkeypatch: pytest.MonkeyPatch)
 
     assert post({"X-CloudScheduler-ScheduleTime": "2026-03-30T05:55:00Z"}).status_code == 200
     assert post({}).status_code == 200
-    assert seen == [datetime(2026, 3, 30, 5, 55, tzinfo=UTC), datetime(2026, 3, 30, 6, 0, tzinfo=UTC)]
+    assert seen == [datetime(2026, 3, 30, 5, 55, tzinfo=UTC), datetime(2026, 3, 30, 6, 1, tzinfo=UTC)]
     for value in ("soon", "2026-03-30T03:00:00Z"):
         answer = post({"X-CloudScheduler-ScheduleTime": value})
         assert answer.status_code == 400
         assert "X-CloudScheduler-ScheduleTime" in answer.get_json()["detail"]
     assert len(seen) == 2
+
+
+def test_a_run_settles_until_the_minute_before_is_in() -> None:
+    from functions.scaling.service import settle_wait
+
+    slot = datetime(2026, 3, 30, 6, 1, tzinfo=UTC)
+    # Called by the scheduler at :00.4: waits until :15, when routing's last batch is in.
+    assert settle_wait(slot, slot + timedelta(seconds=0.4), 15) == pytest.approx(14.6)
+    # A retry, or a run that started late: no wait.
+    assert settle_wait(slot, slot + timedelta(seconds=40), 15) == 0
+    assert settle_wait(slot, slot + timedelta(minutes=3), 15) == 0
+    # A clock a little behind the scheduler's never waits longer than the settling itself.
+    assert settle_wait(slot, slot - timedelta(seconds=20), 15) == 15
 
 
 def test_the_deadline_fits_the_schedule_and_the_function() -> None:
@@ -232,8 +245,11 @@ def test_the_deadline_fits_the_schedule_and_the_function() -> None:
     job = top.schedules["scaling-adjust"]
     attempt = float(str(job.attempt_deadline).rstrip("s"))
     timeout = top.functions["adjust_scaling"].timeout_seconds
-    deadline = ScalingSettings().deadline_seconds
-    assert deadline + 5 <= min(attempt, timeout)  # a margin to answer and log
+    settings = ScalingSettings()
+    # Settling, then the run, then a margin to answer and log; and within the cadence, so runs
+    # of consecutive minutes overlap at most by one.
+    assert settings.settle_seconds + settings.deadline_seconds + 5 <= min(attempt, timeout, 60)
+    assert top.functions["adjust_scaling"].concurrency >= 2
 
 
 def test_a_region_whose_reads_fail_is_failed_and_the_others_decided() -> None:

@@ -90,7 +90,7 @@ def test_naive_timestamps_in_tz(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert code == 0
     assert result is not None
     assert result["decisions"][0]["timestamp"] == "2026-03-02T08:00:00"  # naive, local, as in the file
-    assert result["decisions"][1]["timestamp"] == "2026-03-02T08:05:00"
+    assert result["decisions"][1]["timestamp"] == "2026-03-02T08:01:00"  # every minute
 
 
 @pytest.mark.parametrize(
