@@ -64,7 +64,7 @@ def cycle(at: datetime) -> tuple[float, int]:
     refresh before between them): a fallback means the reads missed the hourly history, and
     ``held`` that no forecast was stored; the time measured would not be the production path's."""
     from functions.scaling.rules import active_rules
-    from functions.scaling.service import run_cycle
+    from functions.scaling.service import decision_time, run_cycle
     from functions.scaling.settings import get_scaling_settings
     from functions.scaling.sources import FirestoreGuard, QueryApiHistory
     from functions.scaling.store import FirestoreDecisionStore
@@ -72,6 +72,7 @@ def cycle(at: datetime) -> tuple[float, int]:
 
     set_clock(FrozenClock(at))  # the store's retention windows are relative to "now"
     started = time.perf_counter()
+    at = decision_time(None, at)  # the minute decided, as the function floors it
     settings = get_scaling_settings()
     result = run_cycle(
         at=at,
