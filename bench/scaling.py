@@ -495,7 +495,8 @@ def decision_time(cases: list[Case]) -> None:
     """One decision per region, as the function makes it: 14 days of hourly means and the last
     two hours of minutes in memory (reading them is the function's I/O, measured in its tests)."""
     from functions.scaling.forecast import RECENT_MINUTES, History
-    from functions.scaling.policy import Capacity, ScalingState, decide
+    from functions.scaling.models import Capacity, ScalingState
+    from functions.scaling.policy import decide
     from functions.scaling.rules import active_rules
 
     ruleset = active_rules()

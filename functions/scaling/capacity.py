@@ -12,10 +12,17 @@ effects) and a third of the horizon; otherwise it says so and how many days it n
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from datetime import date, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
+
+from functions.scaling.models import Capacity
+
+if TYPE_CHECKING:
+    from functions.scaling.rules import RuleSet
+    from functions.scaling.settings import ScalingSettings
 
 HORIZONS = (30, 90, 365)
 MIN_DAYS = 21
@@ -157,4 +164,108 @@ def daily_peaks(
         return None
     return DailyPeak(
         region=region, date=day, peak_rpm=max(values), mean_rpm=sum(values) / 24, hours=len(values)
+    )
+
+
+def learn_capacity(
+    samples: Sequence[tuple[float, float, float]],
+    default_rpm: float,
+    *,
+    cpu_target: tuple[float, float] = (0.6, 0.7),
+    cpu_accept: tuple[float, float] = (0.45, 0.85),
+    min_samples: int = 12,
+) -> Capacity:
+    """Requests per minute per instance at the middle of the CPU target, from hourly samples
+    ``(requests per minute, instances, CPU utilisation 0-1)``: the median over hours whose CPU was
+    near the target (scaled linearly to the target's middle). The configured default until at
+    least ``min_samples`` such hours exist."""
+    middle = sum(cpu_target) / 2
+    values = sorted(
+        rpm / instances * middle / cpu
+        for rpm, instances, cpu in samples
+        if instances >= 1 and rpm > 0 and cpu_accept[0] <= cpu <= cpu_accept[1]
+    )
+    if len(values) < min_samples:
+        return Capacity(rpm=default_rpm, source="configured", samples=len(values))
+    mid = len(values) // 2
+    median = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+    return Capacity(rpm=median, source="learned", samples=len(values))
+
+
+class HourlyRequests(Protocol):
+    def hourly_requests(
+        self, start: datetime, end: datetime, services: Mapping[str, str]
+    ) -> dict[str, dict[datetime, float]]: ...
+
+
+class CapacityStore(Protocol):
+    def save_peaks(self, peaks: list[Any]) -> None: ...
+    def peaks(self, region: str) -> list[dict[str, Any]]: ...
+    def save_forecast(self, region: str, forecast: dict[str, Any]) -> None: ...
+
+
+PEAK_DAYS = 89  # complete days folded into daily peaks on each run (the metric store keeps 90)
+
+
+def run_capacity_job(
+    *,
+    now: datetime,
+    rules: RuleSet,
+    settings: ScalingSettings,
+    history: HourlyRequests,
+    store: CapacityStore,
+    announce: Callable[[Any], None],
+) -> dict[str, CapacityForecast]:
+    """The daily capacity job: fold complete days of the metric store into daily peaks (idempotent
+    upserts), forecast each region's 30/90/365 days from all kept peaks, store the forecast, and
+    announce each horizon whose upper band needs more instances than the region's ceiling."""
+    today = now.date()
+    start = datetime.combine(today - timedelta(days=PEAK_DAYS), datetime.min.time(), tzinfo=now.tzinfo)
+    services = {region: region_rules.service for region, region_rules in rules.regions.items()}
+    hourly = history.hourly_requests(start, start + timedelta(days=PEAK_DAYS), services)
+    out: dict[str, CapacityForecast] = {}
+    for region, region_rules in rules.regions.items():
+        series = hourly.get(region, {})
+        peaks = [
+            peak
+            for offset in range(PEAK_DAYS)
+            if (peak := daily_peaks(region, series, start.date() + timedelta(days=offset))) is not None
+        ]
+        store.save_peaks(peaks)
+        kept = [DailyPeak.model_validate(doc) for doc in store.peaks(region)]
+        capacity = learn_capacity([], region_rules.capacity_rpm or settings.default_capacity_rpm)
+        forecast = forecast_capacity(
+            region, kept, today, capacity_rpm=capacity.rpm, instance_hour_usd=settings.instance_hour_usd
+        )
+        store.save_forecast(region, {**forecast.model_dump(mode="json"), "computed_at": now.isoformat()})
+        for horizon in forecast.horizons:
+            if (horizon.instances_needed_high or 0) > region_rules.ceiling:
+                announce(capacity_notice(forecast, horizon, region_rules.ceiling, now))
+        out[region] = forecast
+    return out
+
+
+def capacity_notice(forecast: CapacityForecast, horizon: HorizonForecast, ceiling: int, now: datetime) -> Any:
+    """Once a month per region and horizon (the notice id): a ceiling that the forecast will
+    outgrow is a planning task (raise max instances, quota, budget), not a page."""
+    from shared.notices import notice_transition
+
+    summary = (
+        f"Capacity: {forecast.region} may need up to {horizon.instances_needed_high} instances within "
+        f"{horizon.horizon_days} days (forecast {horizon.instances_needed}, band "
+        f"{horizon.instances_needed_low}-{horizon.instances_needed_high}, peak up to "
+        f"{horizon.peak_rpm_high:.0f} requests/min); max instances is {ceiling}. "
+        f"About {horizon.monthly_cost_usd_high:.0f} USD/month at the upper band."
+    )
+    return notice_transition(
+        notice_id=f"scaling-capacity/{forecast.region}/{horizon.horizon_days}/{now:%Y-%m}",
+        source="scaling",
+        name="capacity-ceiling",
+        severity="low",
+        summary=summary,
+        at=now,
+        labels={"region": forecast.region, "horizon": f"{horizon.horizon_days}d"},
+        value=float(horizon.instances_needed_high or 0),
+        threshold=float(ceiling),
+        metric="scaling.capacity.instances_needed",
     )

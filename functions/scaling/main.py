@@ -114,7 +114,7 @@ def _publish(notice: Any) -> None:
 
 
 def _announce(record: DecisionRecord) -> None:
-    from functions.scaling.service import notice_for
+    from functions.scaling.notices import notice_for
 
     _publish(notice_for(record))
 
@@ -125,6 +125,7 @@ def run(request: flask.Request, body: RunBody) -> flask.Response:
     """One decision per region (every minute), for the slot the scheduler meant."""
     from functions.scaling import service
     from functions.scaling.cloudrun import CloudRunScaler
+    from functions.scaling.notices import problem_notice
     from functions.scaling.sources import FirestoreGuard, QueryApiHistory
     from functions.scaling.store import FirestoreDecisionStore
 
@@ -161,7 +162,7 @@ def run(request: flask.Request, body: RunBody) -> flask.Response:
         scaler=scaler,
         announce=_announce,
         regions=body.regions,
-        report=lambda record: _publish(service.problem_notice(record)),
+        report=lambda record: _publish(problem_notice(record)),
         dry_run=dry_run,
     )
     payload = {
@@ -229,7 +230,7 @@ def current(_request: flask.Request, query: RegionQuery) -> dict[str, Any]:
 def run_capacity(request: flask.Request) -> dict[str, Any]:
     """The daily capacity job (schedule ``scaling-capacity``): daily peaks kept, 30/90/365-day
     forecasts stored and returned; a ceiling the forecast outgrows is announced as a notice."""
-    from functions.scaling.service import run_capacity_job
+    from functions.scaling.capacity import run_capacity_job
     from functions.scaling.sources import QueryApiHistory
     from functions.scaling.store import FirestoreCapacityStore
 

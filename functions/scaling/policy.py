@@ -26,10 +26,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 from zoneinfo import ZoneInfo
-
-from pydantic import AwareDatetime, BaseModel
 
 from functions.scaling.forecast import (
     HOUR,
@@ -46,21 +43,18 @@ from functions.scaling.forecast import (
     forecast,
     realised_error,
 )
+from functions.scaling.models import (
+    Binding,
+    Capacity,
+    Decision,
+    ForecastView,
+    Live,
+    MaxBinding,
+    PendingForecast,
+    Recommendation,
+    ScalingState,
+)
 from functions.scaling.rules import Bounds
-
-Binding = Literal[
-    "forecast",
-    "load",
-    "floor",
-    "rule-min",
-    "rule-max",
-    "tolerance",
-    "stabilising",
-    "step-limit",
-    "guard-hold",
-    "guard-revert",
-]
-MaxBinding = Literal["forecast", "rule-max", "load", "min", "tolerance", "guard-hold", "no-forecast"]
 
 
 @dataclass(frozen=True)
@@ -81,113 +75,6 @@ class PolicyConfig:
 
 DEFAULT_FORECAST = ForecastConfig()
 DEFAULT_POLICY = PolicyConfig()
-
-
-class Recommendation(BaseModel):
-    at: AwareDatetime
-    min: int
-
-
-class PendingForecast(BaseModel):
-    made_at: AwareDatetime
-    point: float
-    window_minutes: int = 60  # the span it forecast the peak of
-
-
-class Live(BaseModel):
-    """The service's min and max as read from it just before deciding."""
-
-    min_instances: int
-    max_instances: int
-
-
-class Capacity(BaseModel):
-    rpm: float  # requests per minute one instance serves at the CPU target
-    source: Literal["learned", "configured", "replay"]
-    samples: int = 0
-
-
-class ForecastView(BaseModel):
-    point: float
-    lower: float
-    upper: float
-    hourly_mean: float
-    peak_factor: float
-    recent_peak: float
-    method: str
-    lags_days: list[int]
-    level: float
-    window_minutes: int = 60
-
-    @classmethod
-    def of(cls, fc: Forecast) -> ForecastView:
-        return cls(**fc.__dict__)
-
-
-class ScalingState(BaseModel):
-    """What a region's decisions carry from one to the next (stored in Firestore per region).
-    ``min/max_instances``, ``previous_*`` and ``changed_at`` are what was last *applied* (a dry
-    run never writes them); the rest is learning that any decision adds to."""
-
-    min_instances: int | None = None
-    max_instances: int | None = None
-    previous_min: int | None = None
-    previous_max: int | None = None
-    changed_at: AwareDatetime | None = None
-    recommendations: list[Recommendation] = []
-    pending: list[PendingForecast] = []  # forecasts whose window is not over yet
-    errors: list[float] = []  # log(realised peak / forecast peak), newest last
-    # The last refreshed forecast and the min it wanted (before bounds), reused by the decisions
-    # between refreshes.
-    forecast: ForecastView | None = None
-    forecast_min: int | None = None
-    forecast_at: AwareDatetime | None = None
-    capacity: Capacity | None = None  # the capacity it was made with (the minutes between read no samples)
-    # UTC hour -> its busiest minute, recorded from the per-minute reads once the hour is over:
-    # the query API keeps minutes 72 h only, and the forecast wants 14 days of peaks.
-    hourly_peaks: dict[AwareDatetime, float] = {}
-    quarter_peaks: dict[AwareDatetime, float] = {}  # the same per quarter-hour
-    # UTC hour -> mean requests/min over its served minutes, recorded the same way: exact where
-    # the query API's hourly sums cannot tell how many minutes had data.
-    hourly_means: dict[AwareDatetime, float] = {}
-
-    def learned(self, other: ScalingState) -> ScalingState:
-        """This state with ``other``'s learning (what a dry run keeps of its decision)."""
-        return self.model_copy(
-            update={
-                "recommendations": other.recommendations,
-                "pending": other.pending,
-                "errors": other.errors,
-                "forecast": other.forecast,
-                "forecast_min": other.forecast_min,
-                "forecast_at": other.forecast_at,
-                "capacity": other.capacity,
-                "hourly_peaks": other.hourly_peaks,
-                "quarter_peaks": other.quarter_peaks,
-                "hourly_means": other.hourly_means,
-            }
-        )
-
-
-class Decision(BaseModel):
-    region: str
-    at: AwareDatetime
-    min_instances: int
-    max_instances: int
-    previous_min: int | None
-    previous_max: int | None
-    changed: bool
-    desired_min: int  # before stabilisation, tolerance and the guard
-    bound_by: Binding
-    max_bound_by: MaxBinding = "rule-max"
-    from_live: bool = False  # previous_min/max were read from the service (else the stored state)
-    rule: str | None
-    local_time: str
-    forecast: ForecastView
-    forecast_at: AwareDatetime | None = None  # the decision that made the forecast (reused between)
-    last_minute_rpm: float | None = None  # the last minute's requests, the load the min follows
-    capacity: Capacity
-    guard_firing: list[str] = []
 
 
 def record_peaks(
@@ -455,28 +342,3 @@ def _max(
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
-
-
-def learn_capacity(
-    samples: Sequence[tuple[float, float, float]],
-    default_rpm: float,
-    *,
-    cpu_target: tuple[float, float] = (0.6, 0.7),
-    cpu_accept: tuple[float, float] = (0.45, 0.85),
-    min_samples: int = 12,
-) -> Capacity:
-    """Requests per minute per instance at the middle of the CPU target, from hourly samples
-    ``(requests per minute, instances, CPU utilisation 0-1)``: the median over hours whose CPU was
-    near the target (scaled linearly to the target's middle). The configured default until at
-    least ``min_samples`` such hours exist."""
-    middle = sum(cpu_target) / 2
-    values = sorted(
-        rpm / instances * middle / cpu
-        for rpm, instances, cpu in samples
-        if instances >= 1 and rpm > 0 and cpu_accept[0] <= cpu <= cpu_accept[1]
-    )
-    if len(values) < min_samples:
-        return Capacity(rpm=default_rpm, source="configured", samples=len(values))
-    mid = len(values) // 2
-    median = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
-    return Capacity(rpm=median, source="learned", samples=len(values))

@@ -35,16 +35,8 @@ from functions.scaling.forecast import (
     drop_outages,
     floor_hour,
 )
-from functions.scaling.policy import (
-    DEFAULT_FORECAST,
-    DEFAULT_POLICY,
-    Capacity,
-    Decision,
-    PolicyConfig,
-    ScalingState,
-    decide,
-    on_grid,
-)
+from functions.scaling.models import Capacity, Decision, ScalingState
+from functions.scaling.policy import DEFAULT_FORECAST, DEFAULT_POLICY, PolicyConfig, decide, on_grid
 from functions.scaling.rules import RegionRules, RulesError, RuleSet, load_rules, unbounded
 from functions.scaling.sources import LATEST_MINUTES
 

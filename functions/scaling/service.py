@@ -7,21 +7,16 @@ import contextvars
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from functions.scaling.capacity import (
-    CapacityForecast,
-    DailyPeak,
-    HorizonForecast,
-    daily_peaks,
-    forecast_capacity,
-)
+from functions.scaling.capacity import learn_capacity
 from functions.scaling.forecast import ForecastConfig
-from functions.scaling.policy import Decision, Live, PolicyConfig, decide, learn_capacity, on_grid
+from functions.scaling.models import Decision, Live
+from functions.scaling.policy import PolicyConfig, decide, on_grid
 from functions.scaling.rules import RuleSet
 from functions.scaling.settings import ScalingSettings
 from functions.scaling.sources import GuardSource, HistorySource
@@ -322,133 +317,3 @@ def _failure(exc: Exception) -> tuple[Outcome, str]:
     # it again and steps from it; the target is not misconfigured.
     passing = is_transient(exc) or isinstance(exc, Conflict)
     return ("failed" if passing else "misconfigured"), error
-
-
-def problem_notice(record: DecisionRecord) -> Any:
-    """The one notice of a target the Cloud Run Admin API refuses for good."""
-    from shared.notices import notice_transition
-
-    d = record.decision
-    return notice_transition(
-        notice_id=f"scaling-target/{d.region}/{record.slot}",
-        source="scaling",
-        name="scaling-target-refused",
-        severity="high",
-        summary=(
-            f"Scaling cannot set {d.region}/{record.service}: {record.error}. Check the service "
-            "exists and the scaling_targets variable (README: Deploy); it is not retried until the next slot."
-        ),
-        at=d.at,
-        labels={"region": d.region, "service": record.service, "outcome": record.outcome},
-        metric="scaling.min_instances",
-    )
-
-
-def notice_for(record: DecisionRecord) -> Any:
-    from shared.notices import notice_transition
-
-    d = record.decision
-    verb = "would set" if record.outcome == "dry-run" else "set"
-
-    def before(value: int | None) -> str:
-        return "unset" if value is None else str(value)
-
-    summary = (
-        f"Scaling {verb} {d.region}/{record.service} min instances {before(d.previous_min)} -> "
-        f"{d.min_instances}, max {before(d.previous_max)} -> {d.max_instances} "
-        f"(forecast peak {d.forecast.point:.0f}/min, "
-        f"upper {d.forecast.upper:.0f}/min, bound by {d.bound_by}"
-        + (f" rule {d.rule}" if d.rule else "")
-        + f"; {record.monthly_cost_change_usd:+.2f} USD/month)"
-    )
-    return notice_transition(
-        notice_id=f"scaling/{d.region}/{record.slot}",
-        source="scaling",
-        name="scale-change",
-        severity="low",
-        summary=summary,
-        at=d.at,
-        labels={"region": d.region, "service": record.service, "outcome": record.outcome},
-        value=float(d.min_instances),
-        threshold=float(d.previous_min) if d.previous_min is not None else None,
-        metric="scaling.min_instances",
-    )
-
-
-class HourlyRequests(Protocol):
-    def hourly_requests(
-        self, start: datetime, end: datetime, services: Mapping[str, str]
-    ) -> dict[str, dict[datetime, float]]: ...
-
-
-class CapacityStore(Protocol):
-    def save_peaks(self, peaks: list[Any]) -> None: ...
-    def peaks(self, region: str) -> list[dict[str, Any]]: ...
-    def save_forecast(self, region: str, forecast: dict[str, Any]) -> None: ...
-
-
-PEAK_DAYS = 89  # complete days folded into daily peaks on each run (the metric store keeps 90)
-
-
-def run_capacity_job(
-    *,
-    now: datetime,
-    rules: RuleSet,
-    settings: ScalingSettings,
-    history: HourlyRequests,
-    store: CapacityStore,
-    announce: Callable[[Any], None],
-) -> dict[str, CapacityForecast]:
-    """The daily capacity job: fold complete days of the metric store into daily peaks (idempotent
-    upserts), forecast each region's 30/90/365 days from all kept peaks, store the forecast, and
-    announce each horizon whose upper band needs more instances than the region's ceiling."""
-    today = now.date()
-    start = datetime.combine(today - timedelta(days=PEAK_DAYS), datetime.min.time(), tzinfo=now.tzinfo)
-    services = {region: region_rules.service for region, region_rules in rules.regions.items()}
-    hourly = history.hourly_requests(start, start + timedelta(days=PEAK_DAYS), services)
-    out: dict[str, CapacityForecast] = {}
-    for region, region_rules in rules.regions.items():
-        series = hourly.get(region, {})
-        peaks = [
-            peak
-            for offset in range(PEAK_DAYS)
-            if (peak := daily_peaks(region, series, start.date() + timedelta(days=offset))) is not None
-        ]
-        store.save_peaks(peaks)
-        kept = [DailyPeak.model_validate(doc) for doc in store.peaks(region)]
-        capacity = learn_capacity([], region_rules.capacity_rpm or settings.default_capacity_rpm)
-        forecast = forecast_capacity(
-            region, kept, today, capacity_rpm=capacity.rpm, instance_hour_usd=settings.instance_hour_usd
-        )
-        store.save_forecast(region, {**forecast.model_dump(mode="json"), "computed_at": now.isoformat()})
-        for horizon in forecast.horizons:
-            if (horizon.instances_needed_high or 0) > region_rules.ceiling:
-                announce(capacity_notice(forecast, horizon, region_rules.ceiling, now))
-        out[region] = forecast
-    return out
-
-
-def capacity_notice(forecast: CapacityForecast, horizon: HorizonForecast, ceiling: int, now: datetime) -> Any:
-    """Once a month per region and horizon (the notice id): a ceiling that the forecast will
-    outgrow is a planning task (raise max instances, quota, budget), not a page."""
-    from shared.notices import notice_transition
-
-    summary = (
-        f"Capacity: {forecast.region} may need up to {horizon.instances_needed_high} instances within "
-        f"{horizon.horizon_days} days (forecast {horizon.instances_needed}, band "
-        f"{horizon.instances_needed_low}-{horizon.instances_needed_high}, peak up to "
-        f"{horizon.peak_rpm_high:.0f} requests/min); max instances is {ceiling}. "
-        f"About {horizon.monthly_cost_usd_high:.0f} USD/month at the upper band."
-    )
-    return notice_transition(
-        notice_id=f"scaling-capacity/{forecast.region}/{horizon.horizon_days}/{now:%Y-%m}",
-        source="scaling",
-        name="capacity-ceiling",
-        severity="low",
-        summary=summary,
-        at=now,
-        labels={"region": forecast.region, "horizon": f"{horizon.horizon_days}d"},
-        value=float(horizon.instances_needed_high or 0),
-        threshold=float(ceiling),
-        metric="scaling.capacity.instances_needed",
-    )

@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel
 
-from functions.scaling.policy import Decision, ScalingState
+from functions.scaling.models import Decision, ScalingState
 
 STATE_COLLECTION = "scaling_state"
 DECISIONS_COLLECTION = "scaling_decisions"

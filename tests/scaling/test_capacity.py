@@ -90,8 +90,8 @@ class GrowingHistory:
 
 
 def test_capacity_job_keeps_peaks_and_announces_an_outgrown_ceiling() -> None:
+    from functions.scaling.capacity import run_capacity_job
     from functions.scaling.rules import RuleSet
-    from functions.scaling.service import run_capacity_job
     from functions.scaling.settings import ScalingSettings
     from functions.scaling.store import MemoryCapacityStore
 

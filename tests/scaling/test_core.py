@@ -10,8 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from functions.scaling.capacity import learn_capacity
 from functions.scaling.forecast import HOUR, MINUTE, ForecastConfig, History, drop_outages, forecast
-from functions.scaling.policy import Capacity, Recommendation, ScalingState, decide, learn_capacity, on_grid
+from functions.scaling.models import Capacity, Recommendation, ScalingState
+from functions.scaling.policy import decide, on_grid
 from functions.scaling.replay import Replayer, Trace
 from functions.scaling.rules import Bounds, RulesError, active_rules, parse_rules
 from functions.scaling.synthetic import TraceSpec, generate

@@ -15,8 +15,9 @@ from devtools.cloudrun_standin import CloudRunState
 from devtools.processes import free_port
 from functions.scaling.cloudrun import CloudRunScaler, LiveScaling
 from functions.scaling.forecast import HOUR, MINUTE, History
+from functions.scaling.notices import notice_for, problem_notice
 from functions.scaling.rules import parse_rules
-from functions.scaling.service import notice_for, problem_notice, run_cycle
+from functions.scaling.service import run_cycle
 from functions.scaling.settings import ScalingSettings
 from functions.scaling.sources import MemoryGuard, MemoryHistory, RegionInputs
 from functions.scaling.store import FirestoreDecisionStore, MemoryDecisionStore
