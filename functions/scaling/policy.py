@@ -133,8 +133,9 @@ def decide(
     current_max = live.max_instances if live is not None else state.max_instances
     now = floor_minute(at.astimezone(UTC))
     last_minute = history.recent.get(now - MINUTE)
-    follow = last_minute and config.follow_load
-    load_min = _instances(last_minute * (1 + config.headroom), capacity) if follow else 0
+    load_min = (
+        _instances(last_minute * (1 + config.headroom), capacity) if config.follow_load and last_minute else 0
+    )
     fc, learning = _forecast_for(
         at=at,
         history=history,

@@ -13,7 +13,7 @@ import pytest
 from functions.scaling.capacity import learn_capacity
 from functions.scaling.forecast import HOUR, MINUTE, ForecastConfig, History, drop_outages, forecast
 from functions.scaling.models import Capacity, Recommendation, ScalingState
-from functions.scaling.policy import decide, on_grid
+from functions.scaling.policy import PolicyConfig, decide, on_grid
 from functions.scaling.replay import Replayer, Trace
 from functions.scaling.rules import Bounds, RulesError, active_rules, parse_rules
 from functions.scaling.synthetic import TraceSpec, generate
@@ -139,6 +139,13 @@ def test_desired_min_formula_and_bounds() -> None:
     spike = replace(history, recent={**history.recent, at - MINUTE: 3000.0})
     loaded, _ = _decide(spike, at, ScalingState())
     assert (loaded.desired_min, loaded.bound_by) == (36, "load")
+    # Without following the load (the bench's row of the earlier policy): the band alone, which
+    # never falls under the last 10 minutes' busiest minute (3000/min: 30), with no headroom here.
+    unfollowed, _ = decide(
+        region="r", at=at, history=spike, state=ScalingState(), bounds=_bounds(),
+        capacity=Capacity(rpm=100, source="configured"), zone=UTCZ, config=PolicyConfig(follow_load=False),
+    )  # fmt: skip
+    assert (unfollowed.desired_min, unfollowed.bound_by) == (30, "forecast")
     low, _ = _decide(_steady(10, at), at, ScalingState(), _bounds(low=4, high=150, rule="morning-peak"))
     # The max leaves room for a burst (3x) above the min, not the rule's max of 150 whatever the load.
     assert (low.min_instances, low.max_instances, low.bound_by, low.rule) == (
