@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel
 
 from functions.scaling.models import Capacity
+from functions.scaling.notices import capacity_notice
 
 if TYPE_CHECKING:
     from functions.scaling.rules import RuleSet
@@ -243,29 +244,3 @@ def run_capacity_job(
                 announce(capacity_notice(forecast, horizon, region_rules.ceiling, now))
         out[region] = forecast
     return out
-
-
-def capacity_notice(forecast: CapacityForecast, horizon: HorizonForecast, ceiling: int, now: datetime) -> Any:
-    """Once a month per region and horizon (the notice id): a ceiling that the forecast will
-    outgrow is a planning task (raise max instances, quota, budget), not a page."""
-    from shared.notices import notice_transition
-
-    summary = (
-        f"Capacity: {forecast.region} may need up to {horizon.instances_needed_high} instances within "
-        f"{horizon.horizon_days} days (forecast {horizon.instances_needed}, band "
-        f"{horizon.instances_needed_low}-{horizon.instances_needed_high}, peak up to "
-        f"{horizon.peak_rpm_high:.0f} requests/min); max instances is {ceiling}. "
-        f"About {horizon.monthly_cost_usd_high:.0f} USD/month at the upper band."
-    )
-    return notice_transition(
-        notice_id=f"scaling-capacity/{forecast.region}/{horizon.horizon_days}/{now:%Y-%m}",
-        source="scaling",
-        name="capacity-ceiling",
-        severity="low",
-        summary=summary,
-        at=now,
-        labels={"region": forecast.region, "horizon": f"{horizon.horizon_days}d"},
-        value=float(horizon.instances_needed_high or 0),
-        threshold=float(ceiling),
-        metric="scaling.capacity.instances_needed",
-    )

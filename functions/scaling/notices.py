@@ -1,11 +1,16 @@
 """The notices scaling publishes on the alerts topic: a scale change (``low``, the log or Slack as
-fan-out routes it) and a target the Cloud Run Admin API refuses for good (``high``)."""
+fan-out routes it), a target the Cloud Run Admin API refuses for good (``high``) and a capacity
+ceiling the forecast outgrows (``low``, a planning task)."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from functions.scaling.store import DecisionRecord
+
+if TYPE_CHECKING:
+    from functions.scaling.capacity import CapacityForecast, HorizonForecast
 
 
 def problem_notice(record: DecisionRecord) -> Any:
@@ -56,4 +61,30 @@ def notice_for(record: DecisionRecord) -> Any:
         value=float(d.min_instances),
         threshold=float(d.previous_min) if d.previous_min is not None else None,
         metric="scaling.min_instances",
+    )
+
+
+def capacity_notice(forecast: CapacityForecast, horizon: HorizonForecast, ceiling: int, now: datetime) -> Any:
+    """Once a month per region and horizon (the notice id): a ceiling that the forecast will
+    outgrow is a planning task (raise max instances, quota, budget), not a page."""
+    from shared.notices import notice_transition
+
+    summary = (
+        f"Capacity: {forecast.region} may need up to {horizon.instances_needed_high} instances within "
+        f"{horizon.horizon_days} days (forecast {horizon.instances_needed}, band "
+        f"{horizon.instances_needed_low}-{horizon.instances_needed_high}, peak up to "
+        f"{horizon.peak_rpm_high:.0f} requests/min); max instances is {ceiling}. "
+        f"About {horizon.monthly_cost_usd_high:.0f} USD/month at the upper band."
+    )
+    return notice_transition(
+        notice_id=f"scaling-capacity/{forecast.region}/{horizon.horizon_days}/{now:%Y-%m}",
+        source="scaling",
+        name="capacity-ceiling",
+        severity="low",
+        summary=summary,
+        at=now,
+        labels={"region": forecast.region, "horizon": f"{horizon.horizon_days}d"},
+        value=float(horizon.instances_needed_high or 0),
+        threshold=float(ceiling),
+        metric="scaling.capacity.instances_needed",
     )
