@@ -39,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from devtools.billing_export import ION_PROJECTS, Creep, Spike, generate
 from functions.cost.anomalies import AnomalyParams, detect, zscore_rule
-from functions.cost.billing import BillingRow, aggregate, parse_rows
+from functions.cost.billing import BillingRow, parse_rows
+from functions.cost.cost_lines import aggregate
 from functions.cost.forecast import ForecastParams, forecast_month
 from functions.cost.ledger import DayCost, days_between, fold, month_end
 

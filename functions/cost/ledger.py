@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from functions.cost.billing import REGULAR, CostLine
+from functions.cost.billing import REGULAR
+from functions.cost.cost_lines import CostLine
 
 ZERO = Decimal(0)
 CENT = Decimal("0.01")

@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 from functions.cost.anomalies import AnomalyParams
-from functions.cost.billing import CostLine, Parsed, RowError
+from functions.cost.billing import RowError
 from functions.cost.budget import (
     CONFIGURED_BUDGET,
     DEFAULT_THRESHOLDS,
@@ -39,6 +39,7 @@ from functions.cost.budget import (
     pct,
 )
 from functions.cost.budget_notifications import same_budget
+from functions.cost.cost_lines import CostLine, Parsed
 from functions.cost.ledger import DayCost, day_end, day_start, days_between, fold, month_cost, month_start
 from functions.cost.settings import CostSettings
 from functions.cost.snapshot import SnapshotParams, build_snapshot

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field
 
 from functions.cost.anomalies import AnomalyParams, detect
-from functions.cost.billing import TAX, BadRows, BillingRow, aggregate, load_jsonl
+from functions.cost.billing import TAX, BadRows, BillingRow, load_jsonl
 from functions.cost.budget import (
     BASELINE,
     DEFAULT_THRESHOLDS,
@@ -35,6 +35,7 @@ from functions.cost.budget import (
     pct,
     prorated,
 )
+from functions.cost.cost_lines import aggregate
 from functions.cost.forecast import ForecastParams, forecast_month
 from functions.cost.ledger import (
     ZERO,

@@ -10,7 +10,7 @@
   Python by the same keys.
 - :class:`MemoryBillingSource`: raw rows in memory (tests, replay), aggregated the same way.
 
-Every source answers :class:`~functions.cost.billing.Parsed`: the lines, and the ones set aside
+Every source answers :class:`~functions.cost.cost_lines.Parsed`: the lines, and the ones set aside
 with why (a line that does not parse is reported, never summed, and never stops the run).
 """
 
@@ -21,7 +21,8 @@ from datetime import date
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-from functions.cost.billing import BillingRow, Parsed, aggregate, parse_lines, parse_rows, read_jsonl_rows
+from functions.cost.billing import BillingRow, parse_rows, read_jsonl_rows
+from functions.cost.cost_lines import Parsed, aggregate, parse_lines
 from functions.cost.ledger import day_end, day_start
 
 # One line per (usage day, invoice month, cost type, service, SKU, region, currency).

@@ -14,8 +14,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from devtools.billing_export import Spike, generate, write_jsonl
-from functions.cost.billing import BadRows, aggregate, load_jsonl
+from functions.cost.billing import BadRows, load_jsonl
 from functions.cost.budget import BASELINE, baseline_shares, crossed
+from functions.cost.cost_lines import aggregate
 from functions.cost.forecast import forecast_month
 from functions.cost.ledger import fold
 from functions.cost.snapshot import main, snapshot_from_rows
