@@ -194,7 +194,7 @@ def seed_cost_and_health(today: date) -> None:
     from decimal import Decimal
 
     from functions.cost.ledger import DayCost
-    from functions.cost.snapshot import build_snapshot
+    from functions.cost.snapshot_build import build_snapshot
     from functions.cost.store import FirestoreCostStore, day_to_doc
     from functions.health.run import RunSummary
     from functions.health.store import RUNS_COLLECTION, FirestoreHealthStore

@@ -9,7 +9,7 @@ One run for ``as_of`` (default: yesterday in the billing account's time zone, Pa
 2. restate: the last ``restate_days`` (3) days are rewritten at every run, since their rows are
    still landing; an older day is rewritten only if its figures changed (a row later than that),
    and the snapshot lists it under ``late_restatements``;
-3. build the snapshot (``functions.cost.snapshot``; month to date by invoice month, tax,
+3. build the snapshot (``functions.cost.snapshot_build``; month to date by invoice month, tax,
    adjustments and rounding apart from usage), add today's live estimate (stored per day, and
    checked against the billed day once it lands), the cost per request and per customer, and the
    reconciliation with the stored GCP Budget notifications of the month;
@@ -42,7 +42,7 @@ from functions.cost.budget_notifications import same_budget
 from functions.cost.cost_lines import CostLine, Parsed
 from functions.cost.ledger import DayCost, day_end, day_start, days_between, fold, month_cost, month_start
 from functions.cost.settings import CostSettings
-from functions.cost.snapshot import SnapshotParams, build_snapshot
+from functions.cost.snapshot_build import SnapshotParams, build_snapshot
 from functions.cost.sources import BillingSource
 from functions.cost.store import CostStore, day_from_doc, day_to_doc, same_figures
 from functions.cost.usage import Metrics, PriceFile, estimate_day, estimate_today, routed_requests

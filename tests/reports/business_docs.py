@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from functions.cost.ledger import DayCost
-from functions.cost.snapshot import build_snapshot
+from functions.cost.snapshot_build import build_snapshot
 from functions.health.run import RunSummary
 
 
