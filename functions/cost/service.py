@@ -12,49 +12,40 @@ One run for ``as_of`` (default: yesterday in the billing account's time zone, Pa
 3. build the snapshot (``functions.cost.snapshot_build``; month to date by invoice month, tax,
    adjustments and rounding apart from usage), add today's live estimate (stored per day, and
    checked against the billed day once it lands), the cost per request and per customer, and the
-   reconciliation with the stored GCP Budget notifications of the month;
+   reconciliation with the stored GCP Budget notifications of the month
+   (``functions.cost.reconciliation``);
 4. announce, each once: budget thresholds crossed this month and anomalies of the restated days
-   (claimed in the store, published as notices on ``alerts``, then marked published);
+   (claimed in the store, published as notices on ``alerts``, then marked published;
+   ``functions.cost.notices``);
 5. store the snapshot.
 """
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from functions.cost.anomalies import AnomalyParams
 from functions.cost.billing import RowError
-from functions.cost.budget import (
-    CONFIGURED_BUDGET,
-    DEFAULT_THRESHOLDS,
-    crossed,
-    crossing_key,
-    crossing_severity,
-    legacy_crossing_key,
-    pct,
-)
-from functions.cost.budget_notifications import same_budget
 from functions.cost.cost_lines import CostLine, Parsed
-from functions.cost.ledger import DayCost, day_end, day_start, days_between, fold, month_cost, month_start
+from functions.cost.ledger import day_end, day_start, days_between, fold, month_cost, month_start
+from functions.cost.notices import Announcer
+from functions.cost.reconciliation import ESTIMATE_CHECK_DAYS, check_estimates, reconcile_budgets
 from functions.cost.settings import CostSettings
 from functions.cost.snapshot_build import SnapshotParams, build_snapshot
+from functions.cost.snapshot_models import Snapshot
 from functions.cost.sources import BillingSource
 from functions.cost.store import CostStore, day_from_doc, day_to_doc, same_figures
 from functions.cost.usage import Metrics, PriceFile, estimate_day, estimate_today, routed_requests
 from shared.logging import get_logger
 from shared.messages import AlertTransition
-from shared.notices import notice_transition
 
 log = get_logger("cost")
 
 
 REASONS_SHOWN = 5
-ESTIMATE_CHECK_DAYS = 14
 
 
 class CurrencyMismatch(ValueError):
@@ -175,10 +166,14 @@ class CostService:
         doc["late_restatements"] = late
         doc["generated_at"] = now.isoformat()
         doc.update(self._usage_figures(snapshot, as_of, now))
-        doc["estimate_check"] = self._estimate_check(as_of, now, queried, settled_before)
-        doc["budget_reconciliation"] = self._reconcile(snapshot, month, notifications)
+        estimates = self.store.estimates(as_of - timedelta(days=ESTIMATE_CHECK_DAYS - 1), as_of)
+        doc["estimate_check"] = check_estimates(estimates, queried, settled_before)
+        doc["budget_reconciliation"] = reconcile_budgets(
+            snapshot, month, notifications, budget=s.budget, currency=self.currency
+        )
         doc["opportunities"] = self._opportunities()
-        doc["notices"] = self._announce(snapshot, as_of, now, settled_before, notifications)
+        announcer = Announcer(self.store, self.publish, s.dashboard_url)
+        doc["notices"] = announcer.announce(snapshot, as_of, now, settled_before, notifications)
         self.store.put_snapshot(as_of, doc)
         log.info(
             "cost snapshot stored",
@@ -200,74 +195,6 @@ class CostService:
                 extra={"as_of": as_of.isoformat(), "count": len(parsed.rejected), "reasons": out["reasons"]},
             )
         return out
-
-    def _reconcile(self, snapshot: Any, month: str, notifications: list[dict[str, Any]]) -> dict[str, Any]:
-        """The export's month to date against what each GCP budget last said for the same month
-        (its costAmount). A budget reports as of when it was sent and rows keep landing, so a
-        small positive gap is expected; a large one says the budget and ION_COST_PROJECTS cover
-        different projects, or rows are missing."""
-        export_total = Decimal(str(snapshot.month_to_date.total))
-        ours = same_budget(notifications, month, self.settings.budget, self.currency)
-        budgets = []
-        for n in sorted((n for n in notifications if n.get("month") == month), key=lambda n: n["budget_id"]):
-            cost = Decimal(str(n["cost"]))
-            difference = export_total - cost
-            published = n.get("published_at")
-            budgets.append(
-                {
-                    "budget_id": n["budget_id"],
-                    "name": n.get("name"),
-                    "budget_cost": float(cost),
-                    "budget_amount": float(Decimal(str(n["budget"]))),
-                    "currency": n.get("currency"),
-                    "reported_at": published.isoformat() if isinstance(published, datetime) else published,
-                    "difference": float(round(difference, 2)),
-                    "difference_pct": None if cost == 0 else round(float(difference / cost * 100), 2),
-                    "is_configured_budget": ours is not None and n["budget_id"] == ours["budget_id"],
-                }
-            )
-        return {
-            "month": month,
-            "export_month_to_date": snapshot.month_to_date.total,
-            "export_tax": snapshot.month_to_date.tax,
-            "budgets": budgets,
-            "note": None if budgets else f"no GCP Budget notification stored for {month}",
-        }
-
-    def _estimate_check(
-        self, as_of: date, now: datetime, queried: dict[date, DayCost], settled_before: date
-    ) -> dict[str, Any]:
-        """Each stored whole-day live estimate against the billed day once it has landed (settled),
-        per service: the estimate is usage x list prices, so it is compared with the billed cost
-        before credits."""
-        first = as_of - timedelta(days=ESTIMATE_CHECK_DAYS - 1)
-        estimates = self.store.estimates(first, as_of)
-        days = []
-        errors: dict[str, list[float]] = {}
-        for day, est in estimates.items():
-            billed = queried.get(day)
-            if not est.get("complete") or billed is None or day >= settled_before:
-                continue
-            per_service = {}
-            for service, value in sorted(est["by_service"].items()):
-                actual = float(billed.gross_by_service.get(service, 0))
-                error = value - actual
-                error_pct = pct(error, actual)
-                per_service[service] = {
-                    "estimate": round(value, 2),
-                    "billed": round(actual, 2),
-                    "error": round(error, 2),
-                    "error_pct": None if error_pct is None else round(error_pct, 1),
-                }
-                if error_pct is not None:
-                    errors.setdefault(service, []).append(abs(error_pct))
-            days.append({"date": day.isoformat(), "by_service": per_service})
-        return {
-            "days": days,
-            "mean_abs_error_pct": {k: round(statistics.fmean(v), 1) for k, v in sorted(errors.items())},
-            "basis": "whole-day live estimate (usage x list prices) against the billed cost before credits",
-            "note": None if days else "no whole-day estimate of a settled day yet",
-        }
 
     def _store_estimates(self, as_of: date, now: datetime) -> dict[str, Any] | None:
         """Today's estimate so far, and the as-of day's over its whole day (kept to check it
@@ -293,7 +220,7 @@ class CostService:
             log.warning("recommender API failed", extra={"error": f"{type(exc).__name__}: {exc}"})
             return {"items": None, "total_monthly_saving": None, "note": f"Recommender API failed: {exc}"}
 
-    def _usage_figures(self, snapshot: Any, as_of: date, now: datetime) -> dict[str, Any]:
+    def _usage_figures(self, snapshot: Snapshot, as_of: date, now: datetime) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.metrics is None:
             note = "no metric store configured"
@@ -342,117 +269,3 @@ class CostService:
                 f"({attributed:.0f}) this month: shares are of the customer-key requests",
             }
         return out
-
-    def _announce(
-        self,
-        snapshot: Any,
-        as_of: date,
-        now: datetime,
-        settled_before: date,
-        notifications: list[dict[str, Any]],
-    ) -> dict[str, list[str]]:
-        published: dict[str, list[str]] = {"crossings": [], "anomalies": []}
-        month = as_of.strftime("%Y-%m")
-        budget = snapshot.budget
-        # The GCP budget of the same amount (made by Terraform from the same variables) is this
-        # budget: announce under its id, so whichever of it and this run sees a crossing first
-        # announces it, once.
-        ours = same_budget(notifications, month, budget.amount, snapshot.currency)
-        budget_id = ours["budget_id"] if ours else CONFIGURED_BUDGET
-        for threshold in crossed(budget.used_pct, budget.forecast_pct, DEFAULT_THRESHOLDS):
-            key = crossing_key(month, budget_id, threshold.key)
-            # Announced already: before keys had a budget id (migration), or by this run's
-            # budget under the other of its two names.
-            earlier = {
-                legacy_crossing_key(month, threshold.key),
-                crossing_key(month, CONFIGURED_BUDGET, threshold.key),
-            } - {key}
-            if any(self.store.published_event(k) for k in earlier):
-                continue
-            value = budget.used_pct if threshold.kind == "actual" else budget.forecast_pct
-            severity = crossing_severity(threshold)
-            summary = (
-                f"Cost {threshold.kind} at {value:.1f}% of the {budget.amount:,.0f} {snapshot.currency} "
-                f"monthly budget (threshold {threshold.percent}%) for {month}"
-            )
-            claim = {
-                "kind": "crossing",
-                "date": as_of.isoformat(),
-                "month": month,
-                "threshold": threshold.key,
-                "budget_id": budget_id,
-                # What a budget notification compares to know it speaks of this same budget.
-                "budget_amount": str(budget.amount),
-                "currency": snapshot.currency,
-                "value_pct": value,
-                "severity": severity,
-                "source": "snapshot",
-            }
-            if self.store.claim_event(key, claim):
-                self.publish(
-                    notice_transition(
-                        notice_id=f"cost/{key}",
-                        source="cost",
-                        name="budget-threshold",
-                        severity=severity,
-                        summary=summary,
-                        at=now,
-                        labels={"month": month, "threshold": threshold.key, "budget_id": budget_id},
-                        annotations={
-                            "month_to_date": f"{snapshot.month_to_date.total:.2f}",
-                            "forecast_month_end": f"{snapshot.forecast_month_end.total:.2f}",
-                            "budget": f"{budget.amount:.2f}",
-                        },
-                        value=value,
-                        threshold=float(threshold.percent),
-                        metric="cost.budget.used_pct"
-                        if threshold.kind == "actual"
-                        else "cost.budget.forecast_pct",
-                        dashboard_url=self.settings.dashboard_url,
-                    )
-                )
-                self.store.mark_published(key)
-                published["crossings"].append(key)
-        for anomaly in snapshot.anomalies:
-            if anomaly.date < settled_before:
-                continue  # judged by the runs that restated it
-            key = f"anomaly/{anomaly.date.isoformat()}/{anomaly.service}"
-            skus = ", ".join(f"{m.sku} {m.expected:.2f}->{m.cost:.2f}" for m in anomaly.skus)
-            claim = {
-                "kind": "anomaly",
-                "date": anomaly.date.isoformat(),
-                "service": anomaly.service,
-                "cost": anomaly.cost,
-                "expected": anomaly.expected,
-                "threshold": anomaly.threshold,
-                "skus": [m.model_dump() for m in anomaly.skus],
-                "severity": "medium",
-            }
-            if self.store.claim_event(key, claim):
-                self.publish(
-                    notice_transition(
-                        notice_id=f"cost/{key}",
-                        source="cost",
-                        name="cost-anomaly",
-                        severity="medium",
-                        summary=(
-                            f"{anomaly.service} cost {anomaly.cost:.2f} {snapshot.currency} on "
-                            f"{anomaly.date} against {anomaly.expected:.2f} expected "
-                            f"(same weekday, {anomaly.weeks} weeks)"
-                        ),
-                        at=now,
-                        labels={"service": anomaly.service, "date": anomaly.date.isoformat()},
-                        annotations={
-                            "cost": f"{anomaly.cost:.2f}",
-                            "expected": f"{anomaly.expected:.2f}",
-                            "top_skus": skus,
-                        },
-                        value=anomaly.cost,
-                        threshold=anomaly.threshold,
-                        metric="cost.service.daily",
-                        dashboard_url=self.settings.dashboard_url,
-                    )
-                )
-                self.store.mark_published(key)
-                published["anomalies"].append(key)
-        return published
