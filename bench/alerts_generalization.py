@@ -50,7 +50,8 @@ from bench.alerts_cloudops import generate_cloudops  # noqa: E402
 from bench.alerts_data import Labelled, generate_irregular  # noqa: E402
 from bench.alerts_quality import Score  # noqa: E402
 from functions.alerts.backtest import read_csv  # noqa: E402
-from functions.alerts.detector import DetectorConfig, detect  # noqa: E402
+from functions.alerts.detector import detect  # noqa: E402
+from functions.alerts.detector_config import DetectorConfig  # noqa: E402
 
 CATEGORIES = (
     "artificialNoAnomaly",

@@ -15,7 +15,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.alerts_data import Labelled, generate  # noqa: E402
-from functions.alerts.detector import AnomalyDetector, DetectorConfig  # noqa: E402
+from functions.alerts.detector import AnomalyDetector  # noqa: E402
+from functions.alerts.detector_config import DetectorConfig  # noqa: E402
 
 FP_COST = 0.11
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from functions.alerts.detector import AnomalyDetector, DetectorConfig
+from functions.alerts.detector import AnomalyDetector
+from functions.alerts.detector_config import DetectorConfig
 from functions.alerts.rules import (
     AbsenceRule,
     AnomalyRule,

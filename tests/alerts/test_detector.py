@@ -6,7 +6,8 @@ import math
 import random
 from datetime import datetime
 
-from functions.alerts.detector import AnomalyDetector, DetectorConfig, detect
+from functions.alerts.detector import AnomalyDetector, detect
+from functions.alerts.detector_config import DetectorConfig
 from tests.alerts.helpers import noise, times
 
 
