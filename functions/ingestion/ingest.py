@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from functions.ingestion.aggregate import Batch
-from functions.ingestion.customer_usage import UsageOutcome, split_customer_usage, store_customer_usage
+from functions.ingestion.customer_usage import split_customer_usage
+from functions.ingestion.customer_usage_store import UsageOutcome, store_customer_usage
 from functions.ingestion.otlp import content_hash, decode_request
 from functions.ingestion.points import aggregate
 from functions.ingestion.series_registry import CardinalityExceeded, register_series

@@ -1,7 +1,7 @@
 """The customer usage store: counters of the metrics the catalogue declares ``customer_usage``
 (routing's per-customer requests and feedback answers), kept per customer and UTC day instead of
 as series, so that no per-metric series cap drops a customer. Written by ingestion
-(``functions/ingestion/customer_usage.py``), read by health (one pass over a window) and by
+(``functions/ingestion/customer_usage_store.py``), read by health (one pass over a window) and by
 ``shared.metrics.query`` (the same metrics through the query API, for cost and ``/v1/query``).
 
 ::
