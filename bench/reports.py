@@ -277,7 +277,7 @@ def run(quick: bool, only: list[str] | None = None) -> None:
     from devtools.metric_history import fold_as_of, write_history
     from functions.ingestion.settings import get_ingestion_settings
     from functions.reports.audiences import load_audiences
-    from functions.reports.build import build_dashboard
+    from functions.reports.dashboard_build import build_dashboard
     from functions.reports.documents import FirestoreDocumentSource
     from functions.reports.incident_records import FirestoreIncidentSource
     from functions.reports.mail import render_report

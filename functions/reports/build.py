@@ -1,6 +1,6 @@
 """Panel data: a panel definition plus a window becomes a ``PanelView`` (value, status, series,
-rows, alerts), and a dashboard a ``DashboardView`` (the views are in ``views.py``). Pure over the
-two ports of ``source.py``.
+rows, alerts; the views are in ``views.py``). Pure over the two ports of ``source.py``; a whole
+dashboard is built in ``dashboard_build.py``.
 """
 
 from __future__ import annotations
@@ -8,44 +8,17 @@ from __future__ import annotations
 import math
 import threading
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
-from contextvars import copy_context
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from functions.reports.documents import DocumentSource
 from functions.reports.figures import DocumentFigures
 from functions.reports.incident_panels import IncidentReads, build_incident_panel
 from functions.reports.incident_records import IncidentSource
 from functions.reports.incidents import episodes, firing_alerts
-from functions.reports.panels import ADDITIVE, INCIDENT_KINDS, STEPS, WINDOWS, Dashboard, Panel, Status
+from functions.reports.panels import ADDITIVE, INCIDENT_KINDS, Panel, Status
 from functions.reports.source import ActiveAlert, AlertSource, MetricSource, Transition
-from functions.reports.views import (
-    DashboardView,
-    IncidentView,
-    PanelView,
-    RowView,
-    SeriesView,
-    format_value,
-    worst,
-)
-from shared.metrics.build_reads import rollup_reads
+from functions.reports.views import IncidentView, PanelView, RowView, SeriesView, format_value, worst
 from shared.metrics.query import MetricQuery, QueryResult
-
-PANEL_WORKERS = 8  # Firestore reads of a cold build in flight at once
-
-# -- windows ---------------------------------------------------------------------------------------
-
-
-def dashboard_window(window: str, now: datetime) -> tuple[datetime, datetime, int]:
-    """``(start, end, step)`` of a dashboard window ending with the step that holds ``now``."""
-    step = STEPS[window]
-    epoch = int(now.timestamp())
-    end = datetime.fromtimestamp(epoch - epoch % step + step, UTC)
-    return end - timedelta(seconds=WINDOWS[window]), end, step
-
-
-# -- panels ----------------------------------------------------------------------------------------
 
 
 class PanelBuilder:
@@ -328,63 +301,4 @@ def _listing(
     status: Status = "breach" if urgent else "warning" if count else "ok"
     return PanelView(
         **base, status=status, value=float(count), text=text, note="" if count else empty_note, **items
-    )
-
-
-def build_dashboard(
-    dashboard: Dashboard,
-    metrics: MetricSource,
-    alerts: AlertSource,
-    *,
-    window: str,
-    region: str | None,
-    now: datetime,
-    incidents: IncidentSource | None = None,
-    documents: DocumentSource | None = None,
-) -> DashboardView:
-    from functions.reports.source import MemoisedMetricSource
-
-    start, end, step = dashboard_window(window, now)
-    memoised = MemoisedMetricSource(metrics)
-    figures = None
-    if documents is not None and any(p.figure for p in dashboard.panels):
-        # Document figures are daily or weekly whatever the window; the KPI week is the 7 days to now.
-        week_start, week_end, week_step = dashboard_window("7d", now)
-        week = PanelBuilder(
-            memoised, alerts, start=week_start, end=week_end, step=week_step, region=region, now=now
-        )
-        figures = DocumentFigures.for_dashboard(documents, now=now, week=week)
-    builder = PanelBuilder(
-        memoised,
-        alerts,
-        start=start,
-        end=end,
-        step=step,
-        region=region,
-        now=now,
-        incidents=incidents,
-        figures=figures,
-    )
-    # A cold build is Firestore round trips, not CPU: panels built side by side cost the slowest
-    # panel's reads rather than the sum of all of them, and the panels' queries of one metric
-    # over the window read its rollups once (``rollup_reads``).
-    with (
-        rollup_reads(),
-        ThreadPoolExecutor(max_workers=max(1, min(PANEL_WORKERS, len(dashboard.panels)))) as pool,
-    ):
-        tasks = [pool.submit(copy_context().run, builder.build, panel) for panel in dashboard.panels]
-        panels = [task.result() for task in tasks]
-    return DashboardView(
-        name=dashboard.name,
-        title=dashboard.title,
-        description=dashboard.description,
-        window=window,
-        region=region,
-        start=start,
-        end=end,
-        step_seconds=step,
-        refresh_seconds=dashboard.refresh_seconds,
-        generated_at=now,
-        status=worst([p.status for p in panels]),
-        panels=panels,
     )

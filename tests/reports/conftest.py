@@ -10,7 +10,7 @@ import pytest
 
 from devtools.emulators import reset_firestore
 from functions.reports import audiences, panels, render
-from functions.reports.main import view_cache
+from functions.reports.service import view_cache
 from functions.reports.settings import get_reports_settings
 from shared import clock
 

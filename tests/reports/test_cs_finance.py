@@ -12,7 +12,7 @@ import pytest
 from functions.health.personas import Answer
 from functions.reports import documents
 from functions.reports.audiences import load_audiences
-from functions.reports.build import build_dashboard
+from functions.reports.dashboard_build import build_dashboard
 from functions.reports.figures import DocumentFigures
 from functions.reports.kpi_figures import SCORECARD, KpiTarget
 from functions.reports.mailing import PeriodNotOver, choose_period

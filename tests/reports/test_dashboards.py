@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from functions.reports.build import build_dashboard
+from functions.reports.dashboard_build import build_dashboard
 from functions.reports.panels import Band, load_catalog
 from functions.reports.source import FirestoreAlertSource, StoreMetricSource
 from tests.reports.conftest import NOW, minutes

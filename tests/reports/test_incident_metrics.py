@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from functions.reports.build import build_dashboard
+from functions.reports.dashboard_build import build_dashboard
 from functions.reports.incident_metrics import (
     duration_text,
     missed_in,

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from devtools.metric_history import MetricHistory, fold_as_of, write_history
-from functions.reports.build import build_dashboard
+from functions.reports.dashboard_build import build_dashboard
 from functions.reports.panels import Dashboard, load_catalog
 from functions.reports.source import FirestoreAlertSource, StoreMetricSource
 from functions.reports.views import DashboardView
