@@ -18,8 +18,9 @@ from typing import Any
 from functions.fanout import silences as silence_store
 from functions.fanout.delivery import deliver
 from functions.fanout.incident_policy import get_policy
+from functions.fanout.incident_record import Incident, incident_id, review_url
 from functions.fanout.incident_store import INCIDENTS, incident_document
-from functions.fanout.incidents import Incident, alerts_changed, incident_id, open_incident, review_url
+from functions.fanout.incidents import alerts_changed, open_incident
 from functions.fanout.models import Notification, doc_id, mark_late
 from functions.fanout.policy import Plan, admit, enqueue, plan
 from functions.fanout.records import (
