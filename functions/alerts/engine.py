@@ -21,11 +21,11 @@ from typing import Any, Protocol
 
 from functions.alerts.detector import AnomalyDetector
 from functions.alerts.detector_config import DetectorConfig
+from functions.alerts.rule_values import Key, label_key, ratio_values, rule_history, rule_values
 from functions.alerts.rules import (
     AbsenceRule,
     AnomalyRule,
     HeartbeatRule,
-    Ratio,
     SloBurnRateRule,
     ThresholdRule,
     TrendRule,
@@ -36,18 +36,8 @@ from functions.alerts.state import OPEN, AlertState, Observation, RuleCycle, mus
 from functions.alerts.state_store import Compute, StateStore
 from shared.logging import get_logger
 from shared.messages import AlertTransition
-from shared.metrics.query import Series
 
 log = get_logger("alerts.engine")
-Key = tuple[tuple[str, str], ...]
-
-
-def _key(labels: dict[str, str]) -> Key:
-    return tuple(sorted(labels.items()))
-
-
-def _last_value(series: Series) -> float | None:
-    return series.points[-1][1] if series.points else None
 
 
 @dataclass
@@ -76,7 +66,7 @@ class DetectorCache:
         self._tracked: dict[tuple[str, Key], _Tracked] = {}
 
     def get(self, rule: AnomalyRule, labels: dict[str, str]) -> _Tracked:
-        key = (rule.name, _key(labels))
+        key = (rule.name, label_key(labels))
         tracked = self._tracked.get(key)
         if tracked is None:
             config = DetectorConfig(direction=rule.direction, sensitivity=rule.sensitivity)
@@ -188,78 +178,13 @@ class Evaluator:
 
     def values(self, rule: Any, start: datetime, end: datetime) -> dict[Key, tuple[dict[str, str], float]]:
         """The rule's value per label set over the window ``start``..``end`` (a ratio if the rule has one)."""
-        ratio: Ratio | None = getattr(rule, "ratio", None)
-        if ratio is None:
-            series = self.source.fetch(self._query(rule, rule.metric, rule.match, [], start, end))
-            return {_key(s.labels): (s.labels, v) for s in series if (v := _last_value(s)) is not None}
-        return self._ratio(rule, ratio, start, end)
+        return rule_values(self.source, rule, start, end)
 
     def history(
         self, rule: Any, start: datetime, end: datetime, step: int
     ) -> list[tuple[dict[str, str], list[tuple[datetime, float]]]]:
         """The rule's value per label set and step over the window ``start``..``end`` (tuning)."""
-        ratio: Ratio | None = getattr(rule, "ratio", None)
-
-        def fetch(selector: Any) -> dict[Key, dict[datetime, float]]:
-            metric = selector.metric or rule.metric if selector else rule.metric
-            match = selector.match if selector else {}
-            present = selector.present if selector else []
-            query = self._query(rule, metric, match, present, start, end)
-            query = Query(query.metric, query.agg, start, end, step, query.labels, query.group_by)
-            totals: dict[Key, dict[datetime, float]] = {}
-            for s in self.source.fetch(query):
-                if any(not s.labels.get(name) for name in present):
-                    continue
-                key = _key({k: v for k, v in s.labels.items() if k in rule.group_by})
-                bucket = totals.setdefault(key, {})
-                for at, value in s.points:
-                    bucket[at] = bucket.get(at, 0.0) + value
-            return totals
-
-        if ratio is None:
-            return [(dict(k), sorted(points.items())) for k, points in fetch(None).items()]
-        numerators, denominators = fetch(ratio.numerator), fetch(ratio.denominator)
-        out = []
-        for key, totals in denominators.items():
-            num = numerators.get(key, {})
-            out.append((dict(key), [(t, num.get(t, 0.0) / d) for t, d in sorted(totals.items()) if d > 0]))
-        return out
-
-    def _query(  # noqa: PLR0917 - mirrors Query's fields
-        self, rule: Any, metric: str, match: dict[str, str], extra: list[str], start: datetime, end: datetime
-    ) -> Query:
-        return Query(
-            metric=metric,
-            agg=rule.agg,
-            start=start,
-            end=end,
-            labels={**rule.match, **match},
-            group_by=tuple(dict.fromkeys([*rule.group_by, *extra])),
-        )
-
-    def _selected(self, rule: Any, selector: Any, start: datetime, end: datetime) -> dict[Key, float]:
-        series = self.source.fetch(
-            self._query(rule, selector.metric or rule.metric, selector.match, selector.present, start, end)
-        )
-        totals: dict[Key, float] = {}
-        for s in series:
-            value = _last_value(s)
-            if value is None or any(not s.labels.get(name) for name in selector.present):
-                continue
-            key = _key({k: v for k, v in s.labels.items() if k in rule.group_by})
-            totals[key] = totals.get(key, 0.0) + value
-        return totals
-
-    def _ratio(
-        self, rule: Any, ratio: Ratio, start: datetime, end: datetime
-    ) -> dict[Key, tuple[dict[str, str], float]]:
-        numerators = self._selected(rule, ratio.numerator, start, end)
-        denominators = self._selected(rule, ratio.denominator, start, end)
-        return {
-            key: (dict(key), numerators.get(key, 0.0) / total)
-            for key, total in denominators.items()
-            if total > 0
-        }
+        return rule_history(self.source, rule, start, end, step)
 
     def _threshold(self, rule: ThresholdRule, now: datetime) -> list[Observation]:
         out = []
@@ -307,7 +232,7 @@ class Evaluator:
 
         def burn(span: timedelta) -> dict[Key, tuple[dict[str, str], float]]:
             if span not in cache:
-                cache[span] = self._ratio(rule, rule.ratio, now - span, now)
+                cache[span] = ratio_values(self.source, rule, rule.ratio, now - span, now)
             return cache[span]
 
         observed: dict[Key, Observation] = {}

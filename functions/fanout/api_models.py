@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
 from functions.fanout import silences
 from functions.fanout.incident_policy import Priority
-from functions.fanout.incidents import Incident, IncidentAlert, Review, State, TimelineEntry, review_url
+from functions.fanout.incident_record import Incident, IncidentAlert, Review, State, TimelineEntry, review_url
 from shared.ids import DocumentId
 from shared.messages import Severity
 

@@ -27,11 +27,12 @@ from pydantic import BaseModel
 
 from functions.fanout.channels.base import DeliveryFailed, Retrier
 from functions.fanout.channels.registry import build_channel
-from functions.fanout.models import Notification, doc_id
+from functions.fanout.models import NEVER_TOO_OLD, Notification, doc_id
 from functions.fanout.records import ALERTS, NOTIFICATIONS, AlertRecord
 from functions.fanout.settings import FanoutSettings, get_fanout_settings
 from shared import dead_letters
 from shared.clock import format_rfc3339, utcnow
+from shared.events import decode_pubsub
 from shared.firestore import get_firestore
 from shared.idempotency import once
 from shared.logging import get_logger
@@ -258,6 +259,17 @@ def deliver(notification_id: str) -> dict[str, str]:
         raise errors[0]
     ref.update({"complete": True})
     return outcomes
+
+
+def take_redrive_event(event: Any) -> None:
+    """A dead-lettered delivery re-driven to ``alert-deliveries`` (by the dead-letter store)."""
+    delivery = decode_pubsub(event, DeadLetter, max_age=NEVER_TOO_OLD, dead_letter=True)
+    if delivery is None:
+        return
+    # The store numbers each re-drive; the same number twice (Pub/Sub redelivering, a second
+    # re-drive of the same letter) is the same delivery and sends once.
+    redrive = dead_letters.redrives_of(delivery.attributes) or delivery.body.redrives + 1
+    redeliver(delivery.body, redrive)
 
 
 def redeliver(letter: DeadLetter, redrive: int) -> Outcome:

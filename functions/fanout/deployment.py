@@ -120,6 +120,13 @@ def health_check() -> Any:
     )
 
 
+def webhook_health_check() -> Any:
+    """The ``HealthCheck`` of incident_webhooks' ``/health``: the webhooks need only Firestore."""
+    from shared.health import HealthCheck, firestore_probe
+
+    return HealthCheck("fanout-webhooks", lambda: [firestore_probe()])
+
+
 def check_deployment(target: str = "") -> None:
     """Deployed (``K_SERVICE`` set), refuse to start without every routed channel's settings,
     naming the variables; locally the log channel stands in, recorded as ``logged_instead``."""

@@ -16,8 +16,9 @@ from datetime import datetime
 
 from functions.fanout.delivery import deliver
 from functions.fanout.incident_policy import get_policy
+from functions.fanout.incident_record import Incident
 from functions.fanout.incident_store import INCIDENTS, get_store, incident_document
-from functions.fanout.incidents import Incident, escalate
+from functions.fanout.incidents import escalate
 from functions.fanout.models import Notification, doc_id
 from functions.fanout.records import ALERTS, AlertRecord, store_notification
 from functions.fanout.records import collection as _col

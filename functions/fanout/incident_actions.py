@@ -12,8 +12,9 @@ from datetime import timedelta
 from typing import Literal
 
 from functions.fanout.incident_policy import get_policy
+from functions.fanout.incident_record import Change, Incident
 from functions.fanout.incident_store import get_store
-from functions.fanout.incidents import Change, Incident, acknowledge, add_note, record_notified, resolve
+from functions.fanout.incidents import acknowledge, add_note, record_notified, resolve
 from shared.clock import utcnow
 from shared.logging import get_logger
 

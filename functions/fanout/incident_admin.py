@@ -5,8 +5,9 @@ acknowledgement stops the group's repeats, as for an incident opened by the pipe
 from __future__ import annotations
 
 from functions.fanout.incident_policy import get_policy
+from functions.fanout.incident_record import Incident, on_demand_id
 from functions.fanout.incident_store import INCIDENTS, incident_document
-from functions.fanout.incidents import Incident, add_note, on_demand_id, open_incident
+from functions.fanout.incidents import add_note, open_incident
 from functions.fanout.models import doc_id
 from functions.fanout.records import ALERTS, GROUPS, AlertRecord, GroupRecord, group_document
 from functions.fanout.records import collection as _col

@@ -17,7 +17,7 @@ from functions.fanout.routes import SEVERITIES, ChannelName, Duration
 from shared.messages import Severity
 
 if TYPE_CHECKING:
-    from functions.fanout.incidents import Incident
+    from functions.fanout.incident_record import Incident
 
 Priority = Literal["P1", "P2", "P3", "P4"]
 PRIORITIES: tuple[Priority, ...] = ("P1", "P2", "P3", "P4")

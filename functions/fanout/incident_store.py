@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from functions.fanout.incident_policy import Priority
-from functions.fanout.incidents import Change, Incident, State
+from functions.fanout.incident_record import Change, Incident, State
 from functions.fanout.settings import get_fanout_settings
 from shared.clock import utcnow
 

@@ -1,4 +1,4 @@
-"""The incident lifecycle, pure: an incident record and what each event does to it.
+"""The incident lifecycle, pure: what each event does to an incident record (``incident_record.py``).
 
 An incident is opened for a firing group of a severity the incident policy opens them for
 (critical and high; others on demand), with a priority (P1..P4 from the severity), the response
@@ -8,124 +8,23 @@ everything that happens to it. Its state only moves forward: ``triggered`` → `
 here returning a ``Change`` that says whether anything changed and why not: a second
 acknowledgement is a no-op naming who acknowledged first. No HTTP, no Firestore: the store
 (``incident_store.py``) runs these inside a transaction; tests run them on plain records.
-
-The stored document is the one reports reads (fields and timeline kinds listed in the README).
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
 
-from pydantic import BaseModel
-
-from functions.fanout.incident_policy import IncidentPolicy, Priority
+from functions.fanout.incident_policy import IncidentPolicy
+from functions.fanout.incident_record import (
+    MAX_TIMELINE,
+    Change,
+    Incident,
+    IncidentAlert,
+    Review,
+    TimelineEntry,
+    TimelineKind,
+)
 from shared.messages import AlertTransition, Severity
-
-State = Literal["triggered", "acknowledged", "resolved"]
-TimelineKind = Literal[
-    "opened",
-    "alert_joined",
-    "alert_resolved",
-    "notified",
-    "acknowledged",
-    "escalated",
-    "note",
-    "resolved",
-    "review_drafted",
-]
-# A timeline holds at most this many entries; the oldest notifications make room (never the
-# lifecycle entries): a group flapping for a week must not outgrow a Firestore document (1 MiB).
-MAX_TIMELINE = 500
-
-
-class TimelineEntry(BaseModel):
-    at: datetime
-    kind: TimelineKind
-    by: str | None = None
-    text: str | None = None
-    # What the entry records, for idempotency: the same ref twice is recorded once.
-    ref: str | None = None
-
-
-class IncidentAlert(BaseModel):
-    """One alert of the incident as last seen: what the review's impact is drawn from."""
-
-    fingerprint: str
-    rule: str
-    state: Literal["firing", "resolved"]
-    metric: str
-    summary: str
-    value: float | None = None
-    peak: float | None = None
-    threshold: float | None = None
-    op: str | None = None
-    started_at: datetime
-    resolved_at: datetime | None = None
-    runbook: list[str] = []
-
-
-class Review(BaseModel):
-    markdown: str
-    generated_at: datetime
-
-
-class Incident(BaseModel):
-    id: str
-    priority: Priority
-    severity: Severity
-    state: State = "triggered"
-    title: str
-    group_key: str
-    labels: dict[str, str] = {}
-    rules: list[str] = []
-    runbook: str | None = None
-    opened_at: datetime
-    acknowledged_at: datetime | None = None
-    acknowledged_by: str | None = None
-    resolved_at: datetime | None = None
-    resolved_by: str | None = None
-    respond_by: datetime
-    resolve_by: datetime
-    escalation_level: int = 0
-    # When the next escalation step is due (None: acknowledged, resolved, or no step left).
-    next_escalation_at: datetime | None = None
-    timeline: list[TimelineEntry] = []
-    review: Review | None = None
-    alerts: list[IncidentAlert] = []
-    # The alerts' fingerprints: PagerDuty's dedup_key / incident_key of each (its webhooks name it).
-    fingerprints: list[str] = []
-    opened_on_demand: bool = False
-    updated_at: datetime | None = None
-
-    @property
-    def firing(self) -> list[IncidentAlert]:
-        return [a for a in self.alerts if a.state == "firing"]
-
-    def to_document(self) -> dict[str, object]:
-        return self.model_dump(mode="python")
-
-
-@dataclass(frozen=True)
-class Change:
-    """What an event did: ``changed`` false means the incident is as it was, and ``detail`` says
-    why (already acknowledged by whom and when, already resolved...)."""
-
-    changed: bool
-    detail: str
-
-
-def incident_id(group_id: str, seq: int) -> str:
-    """The id of the incident a group's ``seq``-th notification opened: the same flush redelivered
-    opens the same id, so no second incident."""
-    return f"{group_id}-i{seq}"
-
-
-def on_demand_id(group_id: str, at: datetime) -> str:
-    digest = hashlib.sha256(f"{group_id}\x00{at.isoformat()}".encode()).hexdigest()[:8]
-    return f"{group_id}-d{digest}"
 
 
 def _alert_of(transition: AlertTransition) -> IncidentAlert:
@@ -362,7 +261,3 @@ def _at(moment: datetime | None) -> str:
 def _minutes(delta: timedelta) -> str:
     minutes = max(0, round(delta.total_seconds() / 60))
     return f"{minutes} min"
-
-
-def review_url(base_url: str, id_: str) -> str:
-    return f"{base_url.rstrip('/')}/v1/incidents/{id_}/review"

@@ -6,7 +6,6 @@ thin handlers: the contract is in ``api_models.py``, the work in the domain modu
 from __future__ import annotations
 
 import math
-from datetime import timedelta
 from typing import Any
 
 import flask
@@ -35,8 +34,6 @@ from functions.fanout.api_models import (
 )
 from shared.audit import actor, audit
 from shared.clock import utcnow
-from shared.dead_letters import first_published, redrives_of
-from shared.events import decode_pubsub
 from shared.http import (
     HEALTH_ROUTE,
     Api,
@@ -48,39 +45,24 @@ from shared.http import (
     scheduled_time,
 )
 from shared.logging import get_logger
-from shared.messages import AlertTransition
 
 api = Api("fanout")
-NEVER_TOO_OLD = timedelta(days=3650)
 log = get_logger("fanout")
 
 
 def handle_event(event: Any) -> None:
     """One alert transition from Pub/Sub: raise to retry, return to drop (or when done)."""
-    from functions.fanout.pipeline import handle_delivered
+    from functions.fanout.pipeline import take_transition_event
 
-    # No age limit here: a transition is never dropped for being old, only marked late. One no
-    # version of fan-out can read (a new severity, a changed field) goes to alerts-dead-letter
-    # with the reason, where the dead-letter store keeps it and pages.
-    delivery = decode_pubsub(event, AlertTransition, max_age=NEVER_TOO_OLD, dead_letter=True)
-    if delivery is None:
-        return
-    # A re-driven transition is as late as its first publish, not its re-drive.
-    handle_delivered(delivery.body, first_published(delivery.attributes, delivery.publish_time))
+    take_transition_event(event)
 
 
 def handle_redrive(event: Any) -> None:
     """A dead-lettered delivery re-driven to ``alert-deliveries`` (by the dead-letter store): its
     channel gets it once, what the vendor accepted before is not sent again."""
-    from functions.fanout.delivery import DeadLetter, redeliver
+    from functions.fanout.delivery import take_redrive_event
 
-    delivery = decode_pubsub(event, DeadLetter, max_age=NEVER_TOO_OLD, dead_letter=True)
-    if delivery is None:
-        return
-    # The store numbers each re-drive; the same number twice (Pub/Sub redelivering, a second
-    # re-drive of the same letter) is the same delivery and sends once.
-    redrive = redrives_of(delivery.attributes) or delivery.body.redrives + 1
-    redeliver(delivery.body, redrive)
+    take_redrive_event(event)
 
 
 def handle(request: flask.Request) -> flask.Response:
@@ -419,9 +401,10 @@ _register_webhooks(webhook_api)
 
 @webhook_api.route("/health", **HEALTH_ROUTE)
 def webhook_health(_request: flask.Request) -> flask.Response:
-    from shared.health import HealthCheck, firestore_probe, status_code
+    from functions.fanout.deployment import webhook_health_check
+    from shared.health import status_code
 
-    report = HealthCheck("fanout-webhooks", lambda: [firestore_probe()]).report()
+    report = webhook_health_check().report()
     return json_response(report, status_code(report))
 
 

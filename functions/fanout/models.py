@@ -11,6 +11,8 @@ from shared.clock import format_rfc3339
 from shared.messages import AlertTransition, Severity
 
 NotificationKind = Literal["notify", "repeat", "escalation"]
+# The age limit of fan-out's Pub/Sub deliveries: none, in effect (an old transition is only marked late).
+NEVER_TOO_OLD = timedelta(days=3650)
 
 
 class Notification(BaseModel):

@@ -18,9 +18,10 @@ from typing import Any
 from functions.fanout import silences as silence_store
 from functions.fanout.delivery import deliver
 from functions.fanout.incident_policy import get_policy
+from functions.fanout.incident_record import Incident, incident_id, review_url
 from functions.fanout.incident_store import INCIDENTS, incident_document
-from functions.fanout.incidents import Incident, alerts_changed, incident_id, open_incident, review_url
-from functions.fanout.models import Notification, doc_id, mark_late
+from functions.fanout.incidents import alerts_changed, open_incident
+from functions.fanout.models import NEVER_TOO_OLD, Notification, doc_id, mark_late
 from functions.fanout.policy import Plan, admit, enqueue, plan
 from functions.fanout.records import (
     ALERTS,
@@ -38,6 +39,8 @@ from functions.fanout.records import field_filter as _field_filter
 from functions.fanout.routes import RoutingConfig, get_routing
 from functions.fanout.settings import get_fanout_settings
 from shared.clock import utcnow
+from shared.dead_letters import first_published
+from shared.events import decode_pubsub
 from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
 from shared.messages import AlertTransition
@@ -261,6 +264,18 @@ def _commit(
 
 
 # --- the Pub/Sub path --------------------------------------------------------------------------
+
+
+def take_transition_event(event: Any) -> None:
+    """One alert transition from the ``alerts`` topic: raise to retry, return to drop (or when done)."""
+    # No age limit here: a transition is never dropped for being old, only marked late. One no
+    # version of fan-out can read (a new severity, a changed field) goes to alerts-dead-letter
+    # with the reason, where the dead-letter store keeps it and pages.
+    delivery = decode_pubsub(event, AlertTransition, max_age=NEVER_TOO_OLD, dead_letter=True)
+    if delivery is None:
+        return
+    # A re-driven transition is as late as its first publish, not its re-drive.
+    handle_delivered(delivery.body, first_published(delivery.attributes, delivery.publish_time))
 
 
 def handle_delivered(transition: AlertTransition, published_at: datetime) -> list[str]:

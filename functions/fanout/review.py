@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from functions.fanout.incident_policy import IncidentPolicy
-    from functions.fanout.incidents import Incident
+    from functions.fanout.incident_record import Incident
 
 
 def _at(moment: datetime | None) -> str:

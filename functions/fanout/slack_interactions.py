@@ -41,7 +41,7 @@ from functions.fanout.incident_actions import (
     resolve_incident,
     silence_incident,
 )
-from functions.fanout.incidents import Incident, review_url
+from functions.fanout.incident_record import Incident, review_url
 from functions.fanout.settings import get_fanout_settings
 from shared.logging import get_logger
 

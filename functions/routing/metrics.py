@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from functions.routing.telemetry import Telemetry, get_telemetry, reset_telemetry
+from functions.routing.process_telemetry import get_telemetry, reset_telemetry
+from functions.routing.telemetry import Telemetry
 from shared.customer_keys import CUSTOMER_FEEDBACK_METRIC, CUSTOMER_REQUESTS_METRIC
 
 SERVICE_NAME = "routing"

@@ -19,7 +19,7 @@ Gauges. A failed publish is logged and the very same bytes are published again a
 delivered, and ingestion deduplicates a batch by its content hash, so resending identical bytes
 can never count twice where merging into a new batch would. It never fails the caller's request.
 
-    telemetry = get_telemetry("routing")
+    telemetry = get_telemetry("routing")   # process_telemetry.py: one per service and process
     requests = telemetry.counter("ion.cache.requests", "{request}", "Cache lookups")
     requests.add(1, (("tier", "l1"), ("result", "hit")))
     ...
@@ -28,14 +28,10 @@ can never count twice where merging into a new batch would. It never fails the c
 
 from __future__ import annotations
 
-import atexit
-import os
-import signal
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from functools import cache
 from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import Field
@@ -324,56 +320,3 @@ class Telemetry:
         metrics = {name: (i.kind, i.unit, i.description) for name, i in self._instruments.items()}
         # The instrumentation scope keeps the name it first shipped under (ingestion keys series by it).
         return encode_request(resource, ("ion-ops.shared.telemetry", "1"), metrics, batch, self.clock_ns())
-
-
-_names: set[str] = set()
-
-
-@cache
-def get_telemetry(service_name: str) -> Telemetry:
-    """The process's aggregator for ``service_name``: flushed by a background thread, and once
-    more at exit or SIGTERM."""
-    telemetry = Telemetry(service_name)
-    atexit.register(telemetry.flush)
-    _names.add(service_name)
-    telemetry.start_background_flush()
-    _flush_on_sigterm()
-    return telemetry
-
-
-def _flush_all() -> None:
-    for name in list(_names):
-        get_telemetry(name).flush()
-
-
-def _flush_on_sigterm() -> None:
-    """Flush before the previous SIGTERM behaviour. Only the main thread may set a handler; a
-    worker that first meets telemetry in a request thread relies on its exit's ``atexit``."""
-    global _sigterm_installed
-    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
-        return
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def flush_then_continue(signum: int, frame: object) -> None:
-        _flush_all()
-        if callable(previous):
-            previous(signum, frame)
-        elif previous != signal.SIG_IGN:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, flush_then_continue)
-    _sigterm_installed = True
-
-
-_sigterm_installed = False
-
-
-def reset_telemetry() -> None:
-    """Drop every aggregator without flushing (tests change settings between cases)."""
-    for name in list(_names):
-        telemetry = get_telemetry(name)
-        telemetry.stop_background_flush()
-        atexit.unregister(telemetry.flush)
-    _names.clear()
-    get_telemetry.cache_clear()

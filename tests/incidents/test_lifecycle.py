@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from functions.fanout.incident_policy import DEFAULT_POLICY_FILE, PolicyError, load_policy
+from functions.fanout.incident_record import MAX_TIMELINE
 from functions.fanout.incidents import (
-    MAX_TIMELINE,
     acknowledge,
     add_note,
     alerts_changed,

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from functions.fanout.incident_policy import DEFAULT_POLICY_FILE, load_policy
+from functions.fanout.incident_record import Incident
 from functions.fanout.incident_store import FirestoreIncidentStore, IncidentStore, MemoryIncidentStore
-from functions.fanout.incidents import Incident, acknowledge, open_incident
+from functions.fanout.incidents import acknowledge, open_incident
 from tests.fanout.conftest import make_transition
 
 T0 = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
