@@ -57,11 +57,17 @@ def test_concurrent_deliveries_of_one_message_notify_once(fanout: Fanout) -> Non
     for thread in threads:
         thread.join()
     # Pub/Sub redelivers whatever was not acked, until acked.
+    redelivered = []
     for _ in range(10):
-        if fanout.push(firing, message_id="same") == 200:
+        redelivered.append(fanout.push(firing, message_id="same"))
+        if redelivered[-1] == 200:
             break
     assert len(statuses) == 3
-    assert 200 in statuses  # the one that claimed the work acked; others answered 500 to retry or acked
+    # Each push acked (its channels done) or answered 500 to be retried (a channel claimed by
+    # another). All three can answer 500 when each claimed one channel and lost the other: then
+    # each sent its own channel, and a redelivery finds both done and acks.
+    assert set(statuses) <= {200, 500}
+    assert redelivered[-1] == 200
     assert len(fanout.slack.messages) == 1
     assert len(fanout.pagerduty.events) == 1
 
