@@ -36,7 +36,7 @@ from functions.alerts.state import OPEN, AlertState, Observation, RuleCycle, mus
 from functions.alerts.state_store import Compute, StateStore
 from shared.logging import get_logger
 from shared.messages import AlertTransition
-from shared.metrics.query import Series
+from shared.metrics.query_model import Series
 
 log = get_logger("alerts.engine")
 Key = tuple[tuple[str, str], ...]

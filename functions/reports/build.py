@@ -30,7 +30,7 @@ from functions.reports.views import (
     worst,
 )
 from shared.metrics.build_reads import rollup_reads
-from shared.metrics.query import MetricQuery, QueryResult
+from shared.metrics.query_model import MetricQuery, QueryResult
 
 PANEL_WORKERS = 8  # Firestore reads of a cold build in flight at once
 
