@@ -87,7 +87,8 @@ def _measure_store(payloads: list[bytes]) -> dict[str, Any]:
     from functions.ingestion.downsample import downsample
     from functions.ingestion.ingest import ingest_payload
     from shared.clock import FrozenClock, set_clock
-    from shared.metrics.query import MetricQuery, run_query
+    from shared.metrics.query import run_query
+    from shared.metrics.query_model import MetricQuery
     from shared.metrics.store import rollups
 
     start = datetime.fromtimestamp(T0 / 1e9, UTC)

@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 
 from devtools.cloudtasks_api import ApiError, Task, checked_task, rfc3339
 from devtools.standin_http import JsonHandler
-from shared.roles import DEV_HEADER
+from shared.identity import DEV_HEADER
 
 QUEUE_PATH = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/queues/[^/]+)/tasks$")
 QUEUE_NAME = re.compile(r"^/v2/(projects/[^/]+/locations/[^/]+/queues/[^/]+)$")

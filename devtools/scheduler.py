@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 
 from shared.clock import format_rfc3339
-from shared.roles import DEV_HEADER
+from shared.identity import DEV_HEADER
 from shared.topology import Schedule
 
 # Who the local scheduler calls as (X-Ion-Dev-Principal); devtools/stack.py lists it in ION_ROLE_SCHEDULER.

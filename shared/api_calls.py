@@ -27,7 +27,8 @@ Anything else (a test seeding data) is no function's call and is not recorded. W
 gRPC calls through an interceptor on every channel ``grpc`` makes (Firestore, Pub/Sub, Cloud
 Monitoring, and the other GAPIC clients' default transport), and REST calls through
 ``google.auth``'s ``AuthorizedSession`` (BigQuery and the GAPIC clients' REST transport, which the
-tests point at local stand-ins), normalised to the gRPC method name where one exists.
+tests point at local stand-ins), normalised to the gRPC method name where one exists. These hooks
+are ``shared/api_call_hooks.py``'s, patched in by ``install``.
 """
 
 from __future__ import annotations
@@ -37,13 +38,13 @@ import contextvars
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.api_methods import api_of, grpc_calls, rest_call, service_account_resource
+from shared.api_methods import service_account_resource
 
 ENV_VAR = "ION_RECORD_API_CALLS"
 
@@ -112,10 +113,15 @@ def current_function() -> str | None:
     return _caller.get() or _recorder.default_function
 
 
+def explicit_caller() -> str | None:
+    """The function calls are attributed to here by ``calls_of`` (not the process's default)."""
+    return _caller.get()
+
+
 # --- recording -----------------------------------------------------------------------------------
 
 
-class _Recorder:
+class Recorder:
     def __init__(self, target: Path, default_function: str | None) -> None:
         self.default_function = default_function
         if target.suffix == ".jsonl":
@@ -129,6 +135,16 @@ class _Recorder:
         self.calls = 0
         # Pub/Sub: topic -> functions that called publish() for it since its last Publish RPC.
         self.pending_publishes: dict[str, set[str]] = {}
+
+    def note_publisher(self, topic: str, function: str) -> None:
+        """``function`` called publish() for ``topic`` (the client's thread sends it later)."""
+        with self._lock:
+            self.pending_publishes.setdefault(topic, set()).add(function)
+
+    def take_publishers(self, topic: str) -> set[str]:
+        """The functions that published to ``topic`` since its last Publish RPC, forgotten."""
+        with self._lock:
+            return self.pending_publishes.pop(topic, set())
 
     def add(self, function: str, api: str, method: str, resource: str, detail: str = "") -> None:
         settings = _settings_behind(resource)
@@ -167,7 +183,7 @@ class _Recorder:
                 os.close(fd)
 
 
-_recorder: _Recorder | None = None
+_recorder: Recorder | None = None
 _install_lock = threading.Lock()
 
 # A resource built from an ION_* setting (a queue, an account, a table, a project) is recorded with
@@ -210,7 +226,7 @@ def _settings_behind(resource: str) -> dict[str, str]:
     return found
 
 
-def _record(api: str, method: str, resource: str, detail: str = "") -> None:
+def record_call(api: str, method: str, resource: str, detail: str = "") -> None:
     if method == "google.longrunning.Operations/GetOperation":
         resource = resource.rsplit("/", 1)[0] + "/*"  # each operation's id is new: its place decides
     recorder = _recorder
@@ -220,165 +236,6 @@ def _record(api: str, method: str, resource: str, detail: str = "") -> None:
     if function is None:
         return
     recorder.add(function, api, method, resource, detail)
-
-
-def _raw(message: Any) -> Any:
-    pb = getattr(type(message), "pb", None)  # proto-plus wraps a protobuf message
-    return pb(message) if callable(pb) else message
-
-
-def _on_grpc(method: str, request: Any) -> None:
-    recorder = _recorder
-    if recorder is None:
-        return
-    method = method.lstrip("/")
-    publish = method == "google.pubsub.v1.Publisher/Publish"
-    if not publish and (_caller.get() or recorder.default_function) is None:
-        return  # no function's call (a test seeding data): not even read
-    request = _raw(request)
-    if publish:
-        # Sent by the client's batching thread: attribute to whoever published to this topic.
-        with recorder._lock:
-            callers = recorder.pending_publishes.pop(request.topic, set())
-        own = _caller.get() or recorder.default_function
-        for function in sorted(callers | ({own} if own else set())):
-            recorder.add(function, "pubsub.googleapis.com", method, request.topic)
-        return
-    for resource, detail in grpc_calls(method, request):
-        _record(api_of(method), method, resource, detail)
-
-
-# --- gRPC: an interceptor on every channel -------------------------------------------------------
-
-
-def _interceptor() -> Any:
-    import grpc
-
-    class Interceptor(
-        grpc.UnaryUnaryClientInterceptor,
-        grpc.UnaryStreamClientInterceptor,
-        grpc.StreamUnaryClientInterceptor,
-        grpc.StreamStreamClientInterceptor,
-    ):
-        def intercept_unary_unary(self, continuation, details, request):  # type: ignore[no-untyped-def]
-            _safely(_on_grpc, details.method, request)
-            return continuation(details, request)
-
-        def intercept_unary_stream(self, continuation, details, request):  # type: ignore[no-untyped-def]
-            _safely(_on_grpc, details.method, request)
-            return continuation(details, request)
-
-        def intercept_stream_unary(self, continuation, details, request_iterator):  # type: ignore[no-untyped-def]
-            _safely(_record, api_of(details.method.lstrip("/")), details.method.lstrip("/"), "", "stream")
-            return continuation(details, request_iterator)
-
-        def intercept_stream_stream(self, continuation, details, request_iterator):  # type: ignore[no-untyped-def]
-            _safely(_record, api_of(details.method.lstrip("/")), details.method.lstrip("/"), "", "stream")
-            return continuation(details, request_iterator)
-
-    return Interceptor()
-
-
-def _safely(hook: Callable[..., None], *args: Any) -> None:
-    """A recorder bug must never break the call it watches; it is logged and the call goes on."""
-    try:
-        hook(*args)
-    except Exception:  # noqa: BLE001
-        from shared.logging import get_logger
-
-        get_logger("api_calls").exception("recording an API call failed")
-
-
-def _patch_grpc() -> None:
-    import grpc
-
-    interceptor = _interceptor()
-    for name in ("insecure_channel", "secure_channel"):
-        original = getattr(grpc, name)
-
-        def channel(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            return grpc.intercept_channel(__original(*args, **kwargs), interceptor)
-
-        setattr(grpc, name, channel)
-
-
-def _pending_publish(topic: str) -> None:
-    function = current_function()
-    if function is not None and _recorder is not None:
-        with _recorder._lock:
-            _recorder.pending_publishes.setdefault(topic, set()).add(function)
-
-
-def _patch_pubsub_publish() -> None:
-    try:
-        from google.cloud.pubsub_v1.publisher.client import Client
-    except ImportError:  # pragma: no cover - the runtime always has it
-        return
-    original = Client.publish
-
-    def publish(self: Any, topic: str, *args: Any, **kwargs: Any) -> Any:
-        _safely(_pending_publish, topic)
-        return original(self, topic, *args, **kwargs)
-
-    Client.publish = publish  # type: ignore[method-assign]
-
-
-def _patch_authorized_session() -> None:
-    from google.auth.transport.requests import AuthorizedSession
-
-    original = AuthorizedSession.request
-
-    def request(self: Any, method: str, url: str, data: Any = None, *args: Any, **kwargs: Any) -> Any:
-        if _recorder is not None and current_function() is not None:
-            _safely(_on_rest, method, url, data)
-        return original(self, method, url, data, *args, **kwargs)
-
-    AuthorizedSession.request = request  # type: ignore[method-assign]
-
-
-def _on_rest(method: str, url: str, data: Any) -> None:
-    for api, name, resource, detail in rest_call(method, url, data):
-        _record(api, name, resource, detail)
-
-
-# --- threads and the functions-framework apps ----------------------------------------------------
-
-
-def _patch_threads() -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
-    start = threading.Thread.start
-    bootstrap = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
-
-    def thread_start(self: threading.Thread) -> None:
-        self._ion_api_caller = _caller.get()  # type: ignore[attr-defined]
-        start(self)
-
-    def thread_bootstrap(self: threading.Thread) -> None:
-        function = getattr(self, "_ion_api_caller", None)
-        if function is not None:
-            _caller.set(function)  # the new thread's own, empty context
-        bootstrap(self)
-
-    threading.Thread.start = thread_start  # type: ignore[method-assign]
-    threading.Thread._bootstrap_inner = thread_bootstrap  # type: ignore[attr-defined]
-
-    submit = ThreadPoolExecutor.submit
-
-    def executor_submit(
-        self: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
-    ) -> Any:
-        function = _caller.get()
-        if function is None:
-            return submit(self, fn, *args, **kwargs)
-
-        def attributed(*a: Any, **k: Any) -> Any:
-            with calls_of(function):
-                return fn(*a, **k)
-
-        return submit(self, attributed, *args, **kwargs)
-
-    ThreadPoolExecutor.submit = executor_submit  # type: ignore[assignment]
 
 
 # --- switching on --------------------------------------------------------------------------------
@@ -391,11 +248,11 @@ def install(target: str | Path, default_function: str | None = None) -> None:
     with _install_lock:
         if _recorder is not None:
             return
-        _recorder = _Recorder(Path(target), default_function)
-        _patch_grpc()
-        _patch_pubsub_publish()
-        _patch_authorized_session()
-        _patch_threads()
+        _recorder = Recorder(Path(target), default_function)
+        # Imported only now: off, recording costs no more than reading one variable.
+        from shared.api_call_hooks import patch_clients
+
+        patch_clients()
 
 
 def install_from_env() -> bool:
@@ -412,6 +269,11 @@ def install_from_env() -> bool:
 
 def recording() -> bool:
     return _recorder is not None
+
+
+def active_recorder() -> Recorder | None:
+    """The process's recorder once installed (the hooks record through it)."""
+    return _recorder
 
 
 def recorded_path() -> Path | None:

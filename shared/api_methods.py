@@ -2,7 +2,7 @@
 acts on and the kind of act (a Firestore commit's creates, updates or deletes; a task's OIDC
 account; the tables a BigQuery query reads). gRPC requests (raw protobuf messages) and REST
 requests (the API's own paths) give the same records, so both transports are checked alike.
-Pure: ``shared/api_calls.py`` records what these say.
+Pure: ``shared/api_call_hooks.py`` reads calls with these, ``shared/api_calls.py`` records them.
 """
 
 from __future__ import annotations

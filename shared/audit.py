@@ -11,7 +11,7 @@ wrote no entry of its own gets one from ``Api`` itself (``<capability>.<operatio
 method, path and status), unless a job identity (scheduler, Cloud Tasks, push) made it: so a new
 route's changes are recorded without its author saying so.
 
-The actor is the caller ``shared.http.Api`` verified before the handler ran (``shared.roles``: the
+The actor is the caller ``shared.http.Api`` verified before the handler ran (``shared.identity``: the
 email of the IAP JWT or of the Google-signed ID token; locally the dev stack's principal header),
 never anything the request's body or an unsigned header says. Never log a secret through here (an
 issued key's value): its id is enough.
@@ -31,7 +31,7 @@ AUDITED_KEY = "ion.audited"  # set once a handler wrote its own entry for the re
 def caller(headers: Mapping[str, str]) -> tuple[str, str]:
     """(principal, how it was verified) of the request whose ``headers`` these are: the caller
     ``Api`` verified (Flask's request headers carry their WSGI environ), else verified here."""
-    from shared.roles import AuthProblem, identify
+    from shared.identity import AuthProblem, identify
 
     environ = getattr(headers, "environ", None)
     found = environ.get(CALLER_KEY) if isinstance(environ, dict) else None

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from shared.audit import MARKER, actor, audit
+from shared.identity import DEV_HEADER
 from shared.logging import get_logger
-from shared.roles import DEV_HEADER
 from shared.topology import ROOT
 from tests.test_topology_and_terraform import TERRAFORM, load_hcl
 

@@ -25,7 +25,8 @@ def test_breach_windows_and_daily_shape() -> None:
 
 
 def test_demo_batches_are_ingested_per_region(fs, emulators) -> None:  # type: ignore[no-untyped-def]
-    from shared.metrics.query import MetricQuery, run_query
+    from shared.metrics.query import run_query
+    from shared.metrics.query_model import MetricQuery
 
     client = ingest_client(emulators.project)
     rng = random.Random(1)

@@ -31,6 +31,7 @@ from shared import clock
 from shared.clock import FrozenClock
 from shared.metrics import query as query_api
 from shared.metrics.catalogue import check, load_catalogue
+from shared.metrics.query_model import QueryResult
 from tests.routing.conftest import MetricsSink
 
 CATALOGUE = load_catalogue()
@@ -151,7 +152,7 @@ def recorded_queries(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
     def record(query: Any) -> Any:
         seen.append(query)
-        return query_api.QueryResult(metric=query.metric, agg=query.agg, series=[])
+        return QueryResult(metric=query.metric, agg=query.agg, series=[])
 
     monkeypatch.setattr(query_api, "run_query", record)
     return seen

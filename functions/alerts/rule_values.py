@@ -9,7 +9,7 @@ from typing import Any
 
 from functions.alerts.rules import Ratio
 from functions.alerts.source import MetricSource, Query
-from shared.metrics.query import Series
+from shared.metrics.query_model import Series
 
 Key = tuple[tuple[str, str], ...]
 

@@ -38,7 +38,7 @@ from pydantic import (
 
 from functions.alerts.durations import Duration
 from shared.messages import Severity
-from shared.metrics.query import Agg
+from shared.metrics.query_model import Agg
 
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.yaml"
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from shared.metrics.query import Accumulator, Agg, Fold, Series
+from shared.metrics.fold import Accumulator, Fold
+from shared.metrics.query_model import Agg, Series
 from shared.metrics.store import RETENTION
 
 # Minute rollups are kept RETENTION["minute"]; an hour less, so the oldest asked for still exists.
@@ -47,7 +48,8 @@ class QueryApiSource:
     """The metric pipeline's query API (``shared.metrics.query.run_query``)."""
 
     def fetch(self, query: Query) -> list[Series]:
-        from shared.metrics.query import MetricQuery, run_query
+        from shared.metrics.query import run_query
+        from shared.metrics.query_model import MetricQuery
 
         step = 60 if query.step == 0 else query.step
         start = query.start

@@ -31,7 +31,7 @@ from pydantic import BaseModel
 from functions.alerts.backtest import CsvError, median_interval, read_csv, replay
 from functions.alerts.durations import format_duration
 from functions.alerts.rules import Annotations, ThresholdRule
-from shared.metrics.query import quantile
+from shared.metrics.fold import quantile
 
 
 class Stats(BaseModel):

@@ -133,7 +133,8 @@ class StoreMetrics:
         group_by: list[str] | None = None,
         across: str | None = None,
     ) -> list[Any]:
-        from shared.metrics.query import MetricQuery, run_query
+        from shared.metrics.query import run_query
+        from shared.metrics.query_model import MetricQuery
 
         result = run_query(
             MetricQuery(

@@ -66,7 +66,8 @@ class MetricUsage:
     def _query(
         self, metric: str, start: datetime, end: datetime, group_by: list[str], step: int | None = None
     ):  # type: ignore[no-untyped-def]
-        from shared.metrics.query import MetricQuery, run_query
+        from shared.metrics.query import run_query
+        from shared.metrics.query_model import MetricQuery
 
         self.queries += 1
         return run_query(

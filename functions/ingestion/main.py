@@ -29,7 +29,8 @@ from shared.http import (
     validation_errors,
 )
 from shared.logging import get_logger
-from shared.metrics.query import AGGREGATIONS, Agg, MetricQuery, QueryError, run_query
+from shared.metrics.query import run_query
+from shared.metrics.query_model import AGGREGATIONS, Agg, MetricQuery, QueryError
 from shared.settings import get_settings
 
 api = Api("ingestion")

@@ -18,7 +18,7 @@ from functions.reports.incidents import episodes, firing_alerts
 from functions.reports.panels import ADDITIVE, INCIDENT_KINDS, Panel, Status
 from functions.reports.source import ActiveAlert, AlertSource, MetricSource, Transition
 from functions.reports.views import IncidentView, PanelView, RowView, SeriesView, format_value, worst
-from shared.metrics.query import MetricQuery, QueryResult
+from shared.metrics.query_model import MetricQuery, QueryResult
 
 
 class PanelBuilder:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from shared.metrics.query import AGGREGATIONS, QUANTILES
+from shared.metrics.query_model import AGGREGATIONS, QUANTILES
 
 DEFAULT_DASHBOARDS_FILE = Path(__file__).resolve().parent / "dashboards.yaml"
 

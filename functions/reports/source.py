@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from pydantic import AwareDatetime, BaseModel
 
-from shared.metrics.query import MetricQuery, QueryResult
+from shared.metrics.query_model import MetricQuery, QueryResult
 
 ALERT_STATES = "alert_states"
 ALERT_TRANSITIONS = "alert_transitions"

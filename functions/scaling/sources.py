@@ -78,7 +78,8 @@ class QueryApiHistory:
     ) -> dict[str, dict[datetime, float]]:
         """Per region: step start -> value. With ``services``, only each region's own Cloud Run
         service counts (the region also runs other services, ION Ops' own functions among them)."""
-        from shared.metrics.query import MetricQuery, QueryError, run_query
+        from shared.metrics.query import run_query
+        from shared.metrics.query_model import MetricQuery, QueryError
 
         try:
             result = run_query(

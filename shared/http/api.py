@@ -340,7 +340,8 @@ class Api:
 def _authorize(request: flask.Request, roles: tuple[str, ...]) -> None:
     """Verify the caller and check it holds one of ``roles``: a 401/403 ``Problem`` if not."""
     from shared.audit import CALLER_KEY
-    from shared.roles import AuthProblem, authorize
+    from shared.identity import AuthProblem
+    from shared.roles import authorize
 
     try:
         request.environ[CALLER_KEY] = authorize(request.headers, roles)

@@ -18,8 +18,8 @@ from functions.health.store import FirestoreHealthStore
 from functions.health.usage import MemoryUsage
 from shared.audit import MARKER
 from shared.customer_keys import KEYS_COLLECTION
+from shared.identity import DEV_HEADER
 from shared.notices import publish_notice
-from shared.roles import DEV_HEADER
 
 pytestmark = pytest.mark.emulators
 

@@ -8,7 +8,9 @@ from datetime import timedelta
 
 import pytest
 
-from shared.metrics.query import Accumulator, Fold, MetricQuery, run_query
+from shared.metrics.fold import Accumulator, Fold
+from shared.metrics.query import run_query
+from shared.metrics.query_model import MetricQuery
 from tests.ingestion.conftest import NOW
 from tests.ingestion.otlp_builders import gauge, request
 

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from functions.ingestion.ingest import ingest_payload
-from shared.metrics.query import MetricQuery
+from shared.metrics.query_model import MetricQuery
 from shared.metrics.store import MINUTES, SERIES, document_size, metric_ref
 from tests.ingestion.conftest import NOW
 from tests.ingestion.otlp_builders import CUMULATIVE, gauge, histogram, request

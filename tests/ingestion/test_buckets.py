@@ -17,7 +17,8 @@ from functions.ingestion import series_registry
 from functions.ingestion.ingest import ingest_payload
 from functions.ingestion.settings import get_ingestion_settings
 from shared.clock import get_clock
-from shared.metrics.query import MetricQuery, run_query
+from shared.metrics.query import run_query
+from shared.metrics.query_model import MetricQuery
 from shared.metrics.store import MINUTES, metric_ref, series_collection
 from tests.ingestion.conftest import NOW
 from tests.ingestion.otlp_builders import CUMULATIVE, counter, exact_quantile, gauge, request

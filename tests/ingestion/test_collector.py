@@ -16,7 +16,8 @@ import grpc
 import pytest
 from google.cloud import monitoring_v3
 
-from shared.metrics.query import MetricQuery, run_query
+from shared.metrics.query import run_query
+from shared.metrics.query_model import MetricQuery
 from tests.ingestion.conftest import NOW
 
 pytestmark = pytest.mark.emulators

@@ -11,7 +11,8 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 
 from shared.customer_keys import CUSTOMER_REQUESTS_METRIC
-from shared.metrics.query import MetricQuery, QueryError, run_query
+from shared.metrics.query import run_query
+from shared.metrics.query_model import MetricQuery, QueryError
 from tests.customer_traffic import THREE_COUNTERS, push_to_ingest, routed_batches
 from tests.ingestion.conftest import NOW
 from tests.ingestion.otlp_builders import counter, request

@@ -15,7 +15,8 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportM
 from functions.ingestion import downsample as ds
 from functions.ingestion.settings import IngestionSettings, get_ingestion_settings
 from shared.clock import get_clock
-from shared.metrics.query import MetricQuery, run_query
+from shared.metrics.query import run_query
+from shared.metrics.query_model import MetricQuery
 from shared.metrics.store import FOLDS, HOURS, MINUTES, entries, metric_id, metric_ref
 from tests.ingestion.conftest import NOW
 from tests.ingestion.otlp_builders import exact_quantile, gauge, request

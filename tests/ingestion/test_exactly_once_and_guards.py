@@ -16,7 +16,8 @@ from google.protobuf.json_format import MessageToDict
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 
 from shared.messages import MetricsIngested
-from shared.metrics.query import MetricQuery, run_query
+from shared.metrics.query import run_query
+from shared.metrics.query_model import MetricQuery
 from shared.metrics.store import MINUTES, metric_ref
 from shared.topology import ROOT
 from tests.ingestion.conftest import NOW

@@ -13,7 +13,8 @@ import pytest
 
 from functions.ingestion.topic_filter import ROUTING_SERVICES
 from functions.routing.metrics import SERVICE_NAME
-from shared.metrics.query import MetricQuery, run_query
+from shared.metrics.query import run_query
+from shared.metrics.query_model import MetricQuery
 from shared.topology import ROOT
 from tests.ingestion.conftest import NOW
 from tests.ingestion.otlp_builders import gauge, histogram, request

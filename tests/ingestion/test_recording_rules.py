@@ -25,7 +25,8 @@ from shared.clock import get_clock
 from shared.firestore import get_firestore
 from shared.metrics import recording
 from shared.metrics.build_reads import rollup_reads
-from shared.metrics.query import MetricQuery, QueryResult, run_query
+from shared.metrics.query import run_query
+from shared.metrics.query_model import MetricQuery, QueryResult
 from shared.metrics.recording import RULE_HOURS, RULE_TAIL, raw_reads, rules_of
 from shared.metrics.stamps import (
     MINUTE_STAMPS,

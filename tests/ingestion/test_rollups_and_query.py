@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from shared.metrics.query import MetricQuery, QueryError, run_query
+from shared.metrics.query import run_query
+from shared.metrics.query_model import MetricQuery, QueryError
 from shared.metrics.store import HOURS, MINUTES, entries, metric_ref
 from tests.ingestion.conftest import NOW
 from tests.ingestion.otlp_builders import (

@@ -14,7 +14,8 @@ from functions.ingestion.ingest import decode_and_aggregate
 from functions.ingestion.otlp import content_hash
 from functions.ingestion.stream_groups import STREAMS_FIELD, apply_streams
 from functions.ingestion.write_units import Unit, applied_entry, applied_token
-from shared.metrics.query import MetricQuery, run_query
+from shared.metrics.query import run_query
+from shared.metrics.query_model import MetricQuery
 from shared.metrics.store import APPLIED, STREAM_GROUPS, STREAMS
 from tests.ingestion.conftest import NOW
 from tests.ingestion.otlp_builders import CUMULATIVE, counter, ns, request

@@ -22,7 +22,8 @@ from functions.reports.render import render_view
 from functions.reports.report import build_report
 from functions.reports.settings import ReportsSettings
 from functions.reports.source import MemoryAlertSource
-from shared.metrics.query import Accumulator, Fold, MetricQuery, QueryResult
+from shared.metrics.fold import Accumulator, Fold
+from shared.metrics.query_model import MetricQuery, QueryResult
 from shared.topology import topology
 from tests.reports.cs_finance_docs import (
     at,

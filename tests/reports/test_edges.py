@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from functions.reports.build import PanelBuilder
 from functions.reports.panels import Panel, load_catalog
 from functions.reports.source import MemoryAlertSource
-from shared.metrics.query import Accumulator, Fold, MetricQuery, QueryResult
+from shared.metrics.fold import Accumulator, Fold
+from shared.metrics.query_model import MetricQuery, QueryResult
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -21,7 +21,7 @@ from functions.reports.panels import load_catalog, parse_catalog
 from functions.reports.period import day, day_until
 from functions.reports.render import render_view
 from functions.reports.source import MemoryAlertSource, Transition
-from shared.metrics.query import QueryResult
+from shared.metrics.query_model import QueryResult
 from tests.reports.incident_docs import incident_doc
 
 NOW = datetime(2026, 11, 18, 22, 0, tzinfo=UTC)

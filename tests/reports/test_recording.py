@@ -18,7 +18,7 @@ from functions.reports.source import FirestoreAlertSource, StoreMetricSource
 from functions.reports.views import DashboardView
 from shared.metrics.build_reads import current_build_reads
 from shared.metrics.customer_usage import spec_of
-from shared.metrics.query import MetricQuery, QueryResult
+from shared.metrics.query_model import MetricQuery, QueryResult
 from shared.metrics.recording import RULE_TAIL, previous_tail, raw_reads, rule_for
 from shared.metrics.stamps import MINUTE_STAMPS
 from shared.metrics.store import FOLDS, MINUTES

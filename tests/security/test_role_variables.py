@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from devtools.rehearse import EXAMPLE_VARS, RehearsalError, Rendered, render, resource_placeholders
-from shared import roles
+from shared import identity, roles
 from shared.topology import load_topology
 
 pytestmark = pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform CLI not installed")
@@ -28,7 +28,7 @@ def test_each_function_gets_its_roles_and_its_own_audience(rendered: Rendered) -
     for name, env in rendered.env.items():
         assert sorted(
             k for k in env if k in roles.ROLE_VARIABLES.values() or k.startswith("ION_AUTH")
-        ) == sorted(k for k in roles.required_variables(name) if k != roles.IAP_AUDIENCE_VARIABLE), name
+        ) == sorted(k for k in roles.required_variables(name) if k != identity.IAP_AUDIENCE_VARIABLE), name
         if not functions[name].public:
             assert (
                 env["ION_AUTH_AUDIENCES"]

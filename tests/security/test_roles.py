@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from shared import roles
+from shared import identity, roles
 from shared.audit import MARKER
 from shared.topology import ROOT
 from tests.security.signing import Signer, signing_standin
@@ -36,10 +36,10 @@ def signer() -> Iterator[Signer]:
 @pytest.fixture
 def configured(signer: Signer, monkeypatch: pytest.MonkeyPatch) -> Signer:
     """The environment Terraform renders: audiences, certs URLs (the stand-in's), role lists."""
-    monkeypatch.setenv(roles.AUDIENCES_VARIABLE, f"{AUDIENCE},https://score-health-abc-uc.a.run.app")
-    monkeypatch.setenv(roles.CERTS_URL_VARIABLE, signer.certs_url)
-    monkeypatch.setenv(roles.IAP_CERTS_URL_VARIABLE, signer.iap_certs_url)
-    monkeypatch.setenv(roles.IAP_AUDIENCE_VARIABLE, "/projects/123456789/global/backendServices/*")
+    monkeypatch.setenv(identity.AUDIENCES_VARIABLE, f"{AUDIENCE},https://score-health-abc-uc.a.run.app")
+    monkeypatch.setenv(identity.CERTS_URL_VARIABLE, signer.certs_url)
+    monkeypatch.setenv(identity.IAP_CERTS_URL_VARIABLE, signer.iap_certs_url)
+    monkeypatch.setenv(identity.IAP_AUDIENCE_VARIABLE, "/projects/123456789/global/backendServices/*")
     monkeypatch.setenv("ION_ROLE_ADMINS", f"user:{ADMIN}")
     monkeypatch.setenv("ION_ROLE_OPERATORS", f"user:{OPERATOR},domain:sre.example.com")
     monkeypatch.setenv("ION_ROLE_VIEWERS", f"user:{VIEWER}")
@@ -146,7 +146,7 @@ def test_who_holds_a_role_is_an_admin_operator_viewer_ladder_and_domains(configu
     assert roles.roles_of("ada@evil-sre.example.com") == set()
     assert roles.roles_of(VIEWER) == {"viewer"}
     assert roles.roles_of(SCHEDULER) == {"scheduler"}
-    assert roles.roles_of(roles.ANONYMOUS) == set()
+    assert roles.roles_of(identity.ANONYMOUS) == set()
 
 
 # --- Verification -------------------------------------------------------------------------------
@@ -196,19 +196,19 @@ def test_a_token_that_does_not_verify_is_401(configured, app, case: str) -> None
 def test_iap_jwt_names_the_person_and_is_verified(configured, app, fs) -> None:  # type: ignore[no-untyped-def]
     alerts = app("manage_alerts")
     ok = alerts.get(
-        "/v1/silences/s-none", headers={roles.IAP_JWT_HEADER: configured.iap_jwt(VIEWER, IAP_AUDIENCE)}
+        "/v1/silences/s-none", headers={identity.IAP_JWT_HEADER: configured.iap_jwt(VIEWER, IAP_AUDIENCE)}
     )
     assert ok.status_code == 404  # through the role check: no such silence
     refused = alerts.post(
         "/v1/silences",
         json=_silence(),
-        headers={roles.IAP_JWT_HEADER: configured.iap_jwt(VIEWER, IAP_AUDIENCE)},
+        headers={identity.IAP_JWT_HEADER: configured.iap_jwt(VIEWER, IAP_AUDIENCE)},
     )
     assert refused.status_code == 403
     other_project = configured.iap_jwt(VIEWER, "/projects/999/global/backendServices/1")
-    assert alerts.get("/v1/silences", headers={roles.IAP_JWT_HEADER: other_project}).status_code == 401
+    assert alerts.get("/v1/silences", headers={identity.IAP_JWT_HEADER: other_project}).status_code == 401
     wrong_issuer = configured.iap_jwt(VIEWER, IAP_AUDIENCE, issuer="https://accounts.google.com")
-    assert alerts.get("/v1/silences", headers={roles.IAP_JWT_HEADER: wrong_issuer}).status_code == 401
+    assert alerts.get("/v1/silences", headers={identity.IAP_JWT_HEADER: wrong_issuer}).status_code == 401
     # The unsigned header IAP also sets is not an identity any more.
     spoofed = {"X-Goog-Authenticated-User-Email": f"accounts.google.com:{ADMIN}"}
     assert alerts.post("/v1/silences", json=_silence(), headers=spoofed).status_code == 403
@@ -217,9 +217,9 @@ def test_iap_jwt_names_the_person_and_is_verified(configured, app, fs) -> None: 
 def test_the_dev_header_is_refused_when_deployed(configured, app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     health = app("score_health")
     monkeypatch.setenv("K_SERVICE", "score-health")
-    answer = health.get("/v1/health/personas", headers={roles.DEV_HEADER: ADMIN})
+    answer = health.get("/v1/health/personas", headers={identity.DEV_HEADER: ADMIN})
     assert answer.status_code == 401
-    assert roles.DEV_HEADER in answer.get_json()["detail"]
+    assert identity.DEV_HEADER in answer.get_json()["detail"]
     # And without any token, deployed: 401 naming the role it needs.
     anonymous = health.get("/v1/health/personas")
     assert anonymous.status_code == 401
@@ -228,13 +228,13 @@ def test_the_dev_header_is_refused_when_deployed(configured, app, monkeypatch) -
 
 def test_a_public_route_ignores_tokens_even_deployed(configured, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("K_SERVICE", "route")
-    caller = roles.authorize({"Authorization": "Bearer junk", roles.DEV_HEADER: "x"}, ("public",))
-    assert caller == roles.Caller(roles.ANONYMOUS, "none")
+    caller = roles.authorize({"Authorization": "Bearer junk", identity.DEV_HEADER: "x"}, ("public",))
+    assert caller == identity.Caller(identity.ANONYMOUS, "none")
 
 
 def test_locally_the_dev_header_names_the_caller(configured, app) -> None:  # type: ignore[no-untyped-def]
     health = app("score_health")
-    assert health.post("/v1/customers/acme/keys", headers={roles.DEV_HEADER: VIEWER}).status_code == 403
+    assert health.post("/v1/customers/acme/keys", headers={identity.DEV_HEADER: VIEWER}).status_code == 403
     # Nobody named, roles configured: anonymous holds none.
     refused = health.post("/v1/customers/acme/keys")
     assert refused.status_code == 403
@@ -244,7 +244,7 @@ def test_locally_the_dev_header_names_the_caller(configured, app) -> None:  # ty
 def test_deployed_without_role_lists_the_function_refuses_to_start(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     for name in roles.ROLE_VARIABLES.values():
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv(roles.AUDIENCES_VARIABLE, raising=False)
+    monkeypatch.delenv(identity.AUDIENCES_VARIABLE, raising=False)
     problems = roles.deployment_problems("manage_alerts")
     assert any(p.startswith("ION_ROLE_OPERATORS is not set") for p in problems)
     assert "ION_AUTH_AUDIENCES is not set" in problems

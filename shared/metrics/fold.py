@@ -1,0 +1,208 @@
+"""The query semantics apart from the store (``shared.metrics.query`` describes them): ``Fold``
+(filters, grouping, steps, the answer) and ``Accumulator`` (every aggregation). The query API folds
+the rollups with them, the alert replay its in-memory points."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.metrics.query_model import QUANTILES, QueryError, Series
+from shared.metrics.sketch import Sketch
+from shared.metrics.store import Summary
+
+
+def quantile(ordered: Sequence[float], q: float) -> float:
+    """The exact quantile of sorted values at rank ``q*(n-1)``, interpolated: what the sketch
+    answers within 1%."""
+    rank = q * (len(ordered) - 1)
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass
+class Accumulator:
+    """One step of one series: rollup entries (``add``) or raw samples (``add_samples``, which
+    keeps the values, so quantiles are exact) folded into every aggregation."""
+
+    count: float = 0.0
+    sum: float = 0.0
+    rate_num: float = 0.0
+    min: float = math.inf
+    max: float = -math.inf
+    sketch: Sketch | None = None
+    samples: list[float] | None = None
+    seen: bool = False
+
+    def add(self, doc: dict[str, Any], sketch: Sketch | None) -> None:
+        summary = Summary.of(doc)
+        self.count += summary.count
+        self.sum += summary.sum
+        self.rate_num += summary.sum if doc.get("kind") == "sum" else summary.count
+        if summary.min is not None:
+            self.min = min(self.min, summary.min)
+        if summary.max is not None:
+            self.max = max(self.max, summary.max)
+        if sketch is not None:
+            if self.sketch is None:
+                self.sketch = Sketch()
+            self.sketch.merge(sketch)
+        self.seen = True
+
+    def add_counter(self, value: float) -> None:
+        """A stored counter's increments over a bucket (their number is not kept: sum and rate only)."""
+        self.sum += value
+        self.rate_num += value
+        self.seen = True
+
+    def add_samples(self, values: Sequence[float], *, increment: bool) -> None:
+        """Raw samples; ``increment``: a sum's data points (its rate is of values, not of samples)."""
+        if not values:
+            return
+        self.count += len(values)
+        total = sum(values)
+        self.sum += total
+        self.rate_num += total if increment else len(values)
+        self.min = min(self.min, *values)
+        self.max = max(self.max, *values)
+        if self.samples is None:
+            self.samples = []
+        self.samples.extend(values)
+        self.seen = True
+
+    def value(self, agg: str, seconds: float) -> float | None:
+        if agg == "count":
+            return self.count
+        if agg == "sum":
+            return self.sum
+        if agg == "rate":
+            return self.rate_num / seconds
+        if not self.seen:
+            return None
+        if agg == "avg":
+            return self.sum / self.count if self.count else None
+        if agg == "min":
+            return self.min if math.isfinite(self.min) else None
+        if agg == "max":
+            return self.max if math.isfinite(self.max) else None
+        if self.samples:
+            return quantile(sorted(self.samples), QUANTILES[agg])
+        return self.sketch.quantile(QUANTILES[agg]) if self.sketch is not None else None
+
+
+@dataclass
+class Group:
+    """One output series being aggregated: its labels and its steps' accumulators."""
+
+    labels: dict[str, str]
+    steps: dict[int, Accumulator] = field(default_factory=dict)
+
+
+class Fold:
+    """The series of one query being aggregated, wherever the data comes from (the rollups here,
+    the alert replay's in-memory points): label filters, grouping, steps, and the answer."""
+
+    def __init__(  # noqa: PLR0917 - a query's fields
+        self,
+        agg: str,
+        start: datetime,
+        end: datetime,
+        step: int | None,
+        labels: Mapping[str, str],
+        group_by: Iterable[str],
+        across: str | None = None,
+    ) -> None:
+        self.agg, self.start, self.end, self.step = agg, start, end, step
+        self.filters = dict(labels)
+        self.keep = sorted(set(self.filters) | set(group_by))
+        self.across = across
+        # With ``across``, a group is one stored series (all its labels); ``outputs`` are the
+        # output series they are combined into.
+        self.groups: dict[tuple[tuple[str, str], ...], Group] = {}
+        self.outputs: set[tuple[tuple[str, str], ...]] = set()
+
+    def output_count(self) -> int:
+        return len(self.outputs) if self.across else len(self.groups)
+
+    def accepts(self, labels: Mapping[str, str]) -> bool:
+        """Equality filters: every filter label present with its value."""
+        return all(labels.get(k) == v for k, v in self.filters.items())
+
+    def group(self, labels: Mapping[str, str]) -> Group:
+        """The output series ``labels`` fall in (the filter and group_by labels kept, the others
+        aggregated away)."""
+        kept = {k: labels[k] for k in self.keep if k in labels}
+        key = tuple(sorted((labels if self.across else kept).items()))
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = Group(dict(labels) if self.across else kept)
+            if self.across:
+                self.outputs.add(tuple(sorted(kept.items())))
+        return group
+
+    def accumulator(self, labels: Mapping[str, str], index: int, max_series: int | None) -> Accumulator:
+        """The step ``index`` of the output series ``labels`` fall in; a ``QueryError`` once the
+        answer would hold more than ``max_series`` series."""
+        steps = self.group(labels).steps
+        if max_series is not None and self.output_count() > max_series:
+            raise QueryError(
+                f"the query matches more than {max_series} series, the most one answer "
+                "holds: filter with label.<name>=<value> or group by fewer labels",
+                field="by",
+            )
+        acc = steps.get(index)
+        if acc is None:
+            acc = steps[index] = Accumulator()
+        return acc
+
+    def index(self, offset: float) -> int:
+        """The step holding a bucket that starts ``offset`` seconds into the window."""
+        return int(offset // self.step) if self.step else 0
+
+    def series(self) -> list[Series]:
+        window_seconds = (self.end - self.start).total_seconds()
+        step_seconds = float(self.step) if self.step else window_seconds
+        n_steps = math.ceil(window_seconds / self.step) if self.step else 1
+        spans: list[tuple[datetime, float]] = []  # each step's start and length (the last may be short)
+        for index in range(n_steps):
+            step_start = self.start + timedelta(seconds=index * (self.step or 0))
+            step_end = min(self.end, step_start + timedelta(seconds=step_seconds))
+            spans.append((step_start, (step_end - step_start).total_seconds()))
+        fill_zero = self.agg in ("count", "sum", "rate")
+        out: list[Series] = []
+        for key in sorted(self.groups):
+            group = self.groups[key]
+            points: list[tuple[datetime, float]] = []
+            for index, (step_start, seconds) in enumerate(spans):
+                acc = group.steps.get(index)
+                if acc is None:
+                    if not fill_zero:
+                        continue
+                    acc = Accumulator()
+                value = acc.value(self.agg, seconds)
+                if value is not None:
+                    points.append((step_start, value))
+            # Built here from stored numbers: nothing to validate (the replay asks thousands a cycle).
+            out.append(Series.model_construct(labels=group.labels, points=points))
+        return self._combined(out) if self.across else out
+
+    def _combined(self, per_series: list[Series]) -> list[Series]:
+        """Each output group's series combined step by step with ``across``."""
+        combine = {"sum": sum, "min": min, "max": max, "avg": lambda v: sum(v) / len(v)}[self.across or "sum"]
+        grouped: dict[tuple[tuple[str, str], ...], dict[datetime, list[float]]] = {}
+        for series in per_series:
+            kept = tuple(sorted((k, v) for k, v in series.labels.items() if k in self.keep))
+            steps = grouped.setdefault(kept, {})
+            for at, value in series.points:
+                steps.setdefault(at, []).append(value)
+        return [
+            Series.model_construct(
+                labels=dict(key),
+                points=[(at, float(combine(values))) for at, values in sorted(grouped[key].items())],
+            )
+            for key in sorted(grouped)
+        ]
