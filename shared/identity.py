@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.deployment import deployed
 from shared.logging import get_logger
 
 DEV_HEADER = "X-Ion-Dev-Principal"
@@ -56,10 +57,6 @@ class Caller:
 
     principal: str
     via: str
-
-
-def deployed() -> bool:
-    return bool(os.environ.get("K_SERVICE"))
 
 
 def normalize_principal(item: str) -> str:

@@ -28,13 +28,13 @@ import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 
+from shared.deployment import deployed
 from shared.identity import (
     ANONYMOUS,
     AUDIENCES_VARIABLE,
     IAP_AUDIENCE_VARIABLE,
     AuthProblem,
     Caller,
-    deployed,
     forget_certs,
     identify,
     normalize_principal,

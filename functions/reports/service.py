@@ -9,7 +9,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from functions.reports.panels import Catalog, Dashboard, load_catalog
-from functions.reports.settings import deployed, get_reports_settings
+from functions.reports.settings import get_reports_settings
+from shared.deployment import deployed
 from shared.logging import get_logger
 
 if TYPE_CHECKING:

@@ -11,7 +11,6 @@ function (``K_SERVICE`` set) refuses to start without the mail settings (``check
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -54,10 +53,6 @@ class ReportsSettings(BaseSettings):
     @property
     def mail_configured(self) -> bool:
         return bool(self.smtp_host)
-
-
-def deployed() -> bool:
-    return bool(os.environ.get("K_SERVICE"))
 
 
 def deployment_problems(target: str) -> list[str]:

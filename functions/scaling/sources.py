@@ -40,6 +40,8 @@ class RegionInputs:
 # What a decision off the forecast grid reads: the last minute's load and the busiest minute of
 # the last ten (the max's floor), nothing hourly.
 LATEST_MINUTES = 15
+# One query: metric, aggregation, start, end, step (s), labels, services (per region), across.
+Read = tuple[str, str, datetime, datetime, int, dict[str, str], Mapping[str, str] | None, str | None]
 
 
 class HistorySource(Protocol):
@@ -57,9 +59,10 @@ class GuardSource(Protocol):
 
 
 class QueryApiHistory:
-    """Six queries for every region at once (grouped by region): hourly and per-minute request
+    """Eight queries for every region at once (grouped by region): hourly and per-minute request
     counts from routing's metric and the Cloud Run collector (the larger of the two per step, as
-    either can lag or be missing), hourly instances and CPU for learning the capacity."""
+    either can lag or be missing), the collector's data points, hourly instances and CPU for
+    learning the capacity; between forecast refreshes the three per-minute ones only (``latest``)."""
 
     def __init__(self, route_service: str) -> None:
         self.route_service = route_service
@@ -124,73 +127,18 @@ class QueryApiHistory:
             for region in {*route, *run}
         }
 
-    def latest(
-        self, regions: Iterable[str], services: Mapping[str, str], at: datetime
-    ) -> dict[str, RegionInputs]:
-        """The last ``LATEST_MINUTES`` per minute: three small queries, side by side."""
-        now = floor_minute(at)
-        start = now - LATEST_MINUTES * MINUTE
+    def _minute_reads(self, start: datetime, now: datetime, services: Mapping[str, str]) -> dict[str, Read]:
+        """Per minute: routing's requests, the collector's, and the collector's data points (the
+        query answers 0 for a step without data: a point tells a missing minute from a quiet one)."""
         route = {"service": self.route_service}
-        reads = {
-            "route": (ROUTE_METRIC, "count", route, None),
-            "run": (CLOUD_RUN_REQUESTS, "sum", {}, services),
-            "points": (CLOUD_RUN_REQUESTS, "count", {}, services),
-        }
-        with ThreadPoolExecutor(max_workers=len(reads)) as pool:
-            futures = {
-                name: pool.submit(
-                    self._series, metric, agg, start, now, step=60, labels=labels, services=only
-                )
-                for name, (metric, agg, labels, only) in reads.items()
-            }
-            got = {name: future.result() for name, future in futures.items()}
         return {
-            region: RegionInputs(
-                History(
-                    hourly={},
-                    recent=recent_minutes(
-                        got["route"].get(region, {}),
-                        got["run"].get(region, {}),
-                        got["points"].get(region, {}),
-                    ),
-                    first_seen=None,
-                )
-            )
-            for region in regions
+            "minute_route": (ROUTE_METRIC, "count", start, now, 60, route, None, None),
+            "minute_run": (CLOUD_RUN_REQUESTS, "sum", start, now, 60, {}, services, None),
+            "minute_run_points": (CLOUD_RUN_REQUESTS, "count", start, now, 60, {}, services, None),
         }
 
-    def inputs(
-        self, regions: Iterable[str], services: Mapping[str, str], at: datetime, days: int
-    ) -> dict[str, RegionInputs]:
-        end_hour = floor_hour(at)
-        start_hour = end_hour - timedelta(days=days)
-        now = floor_minute(at)
-        recent_start = now - RECENT_MINUTES * MINUTE
-        route = {"service": self.route_service}
-        reads = {
-            "hourly_route": (ROUTE_METRIC, "count", start_hour, end_hour, 3600, route, None, None),
-            "hourly_run": (CLOUD_RUN_REQUESTS, "sum", start_hour, end_hour, 3600, {}, services, None),
-            "minute_route": (ROUTE_METRIC, "count", recent_start, now, 60, route, None, None),
-            "minute_run": (CLOUD_RUN_REQUESTS, "sum", recent_start, now, 60, {}, services, None),
-            # The query answers 0 for a step without data: the collector's data points (one per
-            # series and minute) tell an hour's minutes with data, and a missing minute from a quiet one.
-            "hourly_run_minutes": (
-                CLOUD_RUN_REQUESTS,
-                "count",
-                start_hour,
-                end_hour,
-                3600,
-                {},
-                services,
-                "max",
-            ),
-            "minute_run_points": (CLOUD_RUN_REQUESTS, "count", recent_start, now, 60, {}, services, None),
-            # Cloud Run has one instance-count series per revision and state (active, idle): each
-            # averaged over the hour, then summed (pooling them would average the series).
-            "instances": (CLOUD_RUN_INSTANCES, "avg", start_hour, end_hour, 3600, {}, services, "sum"),
-            "cpu": (CLOUD_RUN_CPU, "avg", start_hour, end_hour, 3600, {}, services, None),
-        }
-        # The eight reads wait on Firestore, not on this CPU: side by side, a run costs the slowest.
+    def _read_all(self, reads: Mapping[str, Read]) -> dict[str, dict[str, dict[datetime, float]]]:
+        """The reads wait on Firestore, not on this CPU: side by side, a run costs the slowest."""
         with ThreadPoolExecutor(max_workers=len(reads)) as pool:
             futures = {
                 name: pool.submit(
@@ -206,19 +154,62 @@ class QueryApiHistory:
                 )
                 for name, (metric, agg, start, end, step, labels, only, across) in reads.items()
             }
-            got = {name: future.result() for name, future in futures.items()}
+            return {name: future.result() for name, future in futures.items()}
+
+    @staticmethod
+    def _recent(got: Mapping[str, dict[str, dict[datetime, float]]], region: str) -> dict[datetime, float]:
+        return recent_minutes(
+            got["minute_route"].get(region, {}),
+            got["minute_run"].get(region, {}),
+            got["minute_run_points"].get(region, {}),
+        )
+
+    def latest(
+        self, regions: Iterable[str], services: Mapping[str, str], at: datetime
+    ) -> dict[str, RegionInputs]:
+        """The last ``LATEST_MINUTES`` per minute: the three per-minute reads, nothing hourly."""
+        now = floor_minute(at)
+        got = self._read_all(self._minute_reads(now - LATEST_MINUTES * MINUTE, now, services))
+        return {
+            region: RegionInputs(History(hourly={}, recent=self._recent(got, region), first_seen=None))
+            for region in regions
+        }
+
+    def inputs(
+        self, regions: Iterable[str], services: Mapping[str, str], at: datetime, days: int
+    ) -> dict[str, RegionInputs]:
+        end_hour = floor_hour(at)
+        start_hour = end_hour - timedelta(days=days)
+        now = floor_minute(at)
+        route = {"service": self.route_service}
+        reads: dict[str, Read] = {
+            "hourly_route": (ROUTE_METRIC, "count", start_hour, end_hour, 3600, route, None, None),
+            "hourly_run": (CLOUD_RUN_REQUESTS, "sum", start_hour, end_hour, 3600, {}, services, None),
+            # The collector's data points (one per series and minute) tell an hour's minutes with data.
+            "hourly_run_minutes": (
+                CLOUD_RUN_REQUESTS,
+                "count",
+                start_hour,
+                end_hour,
+                3600,
+                {},
+                services,
+                "max",
+            ),
+            # Cloud Run has one instance-count series per revision and state (active, idle): each
+            # averaged over the hour, then summed (pooling them would average the series).
+            "instances": (CLOUD_RUN_INSTANCES, "avg", start_hour, end_hour, 3600, {}, services, "sum"),
+            "cpu": (CLOUD_RUN_CPU, "avg", start_hour, end_hour, 3600, {}, services, None),
+            **self._minute_reads(now - RECENT_MINUTES * MINUTE, now, services),
+        }
+        got = self._read_all(reads)
         hourly_route, hourly_run = got["hourly_route"], got["hourly_run"]
-        minute_route, minute_run = got["minute_route"], got["minute_run"]
         instances, cpu = got["instances"], got["cpu"]
         out: dict[str, RegionInputs] = {}
         for region in regions:
             route_hours, run_hours = hourly_route.get(region, {}), hourly_run.get(region, {})
             hourly_rpm = hourly_means(route_hours, run_hours, got["hourly_run_minutes"].get(region, {}))
-            recent = recent_minutes(
-                minute_route.get(region, {}),
-                minute_run.get(region, {}),
-                got["minute_run_points"].get(region, {}),
-            )
+            recent = self._recent(got, region)
             # An hour with data but no mean (too few minutes known) still dates the history.
             with_data = [h for h, total in _larger(route_hours, run_hours).items() if total > 0]
             seen = sorted([*with_data, *(m for m, v in recent.items() if v > 0)])
