@@ -30,10 +30,10 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from functions.routing.bucket_script import TOKEN_BUCKET_LUA, BucketScript
+from functions.routing.ratelimit_records import REFILLING, Lease, LocalBucket, Verdict, lease_size
 from shared.logging import get_logger
 from shared.redis import get_redis
 
@@ -43,48 +43,10 @@ if TYPE_CHECKING:
 log = get_logger("routing.ratelimit")
 
 
-@dataclass(slots=True)  # not frozen: a frozen dataclass sets each field through object.__setattr__
-class Verdict:
-    allowed: bool
-    retry_after: float
-    remaining: float
-
-
-class _Lease:
-    """Tokens taken from Redis ahead of need, spent here until ``expires`` (monotonic). At
-    ``refill_at`` tokens or fewer a refill is started in the background; -1 while one is in flight
-    or after one found Redis short (then the next request that finds the lease empty asks)."""
-
-    __slots__ = ("expires", "refill_at", "remote_left", "tokens")
-
-    def __init__(self, tokens: float, expires: float, remote_left: float, refill_at: float) -> None:
-        self.tokens = tokens
-        self.expires = expires
-        self.remote_left = remote_left
-        self.refill_at = refill_at
-
-
 MAX_LEASES = 10_000
 # Every limiter made in this process (one per instance; tests make many), so that background
 # refills can be waited for before Redis is emptied under them (``settle_refills``).
 _LIMITERS: weakref.WeakSet[TokenBuckets] = weakref.WeakSet()
-_REFILLING = -2.0  # a lease's ``refill_at`` while its refill is queued or in flight
-
-
-def lease_size(rate: float, burst: int, configured: int) -> int:
-    """Tokens an instance takes beyond a request's own: ``configured`` when set (1: no lease),
-    else a tenth of a second of the rate, at most a tenth of the burst."""
-    if configured > 0:
-        return configured - 1
-    return max(0, int(min(rate * 0.1, burst / 10)) - 1)
-
-
-class _LocalBucket:
-    __slots__ = ("stamp", "tokens")
-
-    def __init__(self, tokens: float, stamp: float) -> None:
-        self.tokens = tokens
-        self.stamp = stamp
 
 
 class TokenBuckets:
@@ -103,10 +65,10 @@ class TokenBuckets:
         self._burst = burst
         self._redis_client = redis_client
         self._script = BucketScript(TOKEN_BUCKET_LUA)
-        self._local: dict[str, _LocalBucket] = {}
+        self._local: dict[str, LocalBucket] = {}
         self._lease_extra = lease_size(rate, burst, lease_tokens)
         self._lease_seconds = lease_seconds
-        self._leases: dict[str, _Lease] = {}
+        self._leases: dict[str, Lease] = {}
         # A lease down to half its size is refilled by one thread of this limiter's own, before it
         # runs out, so that a key's requests do not wait for Redis (none without a lease).
         self._refill_at = self._lease_extra // 2 if self._lease_extra >= 2 else -1
@@ -176,15 +138,15 @@ class TokenBuckets:
                         held = self._leases.get(bucket)
                         kept = held.tokens if held is not None and held.expires > now else 0.0
                         # A refill still in flight lands in this lease: none other is started.
-                        refilling = held is not None and held.refill_at == _REFILLING
+                        refilling = held is not None and held.refill_at == REFILLING
                         # No refill ahead while Redis cannot fill a lease: the request that finds
                         # it empty asks, once a lease's worth is due (see ``_empty_until``).
                         refill_at = self._refill_at if remote >= self._lease_extra else -1
-                        lease = self._leases[bucket] = _Lease(
+                        lease = self._leases[bucket] = Lease(
                             kept + int(granted) - cost,
                             now + self._lease_seconds,
                             remote,
-                            _REFILLING if refilling else refill_at,
+                            REFILLING if refilling else refill_at,
                         )
                         remaining += lease.tokens
                         if len(self._leases) > MAX_LEASES:  # one per key seen: drop the expired
@@ -212,12 +174,12 @@ class TokenBuckets:
     def refills_pending(self) -> int:
         """Leases of this guard with a refill queued or in flight."""
         with self._lock:
-            return sum(1 for lease in self._leases.values() if lease.refill_at == _REFILLING)
+            return sum(1 for lease in self._leases.values() if lease.refill_at == REFILLING)
 
-    def _start_refill(self, bucket: str, lease: _Lease) -> None:
+    def _start_refill(self, bucket: str, lease: Lease) -> None:
         """Queue a refill of ``bucket``'s lease (called holding the lock): one in flight per lease,
         one thread for all of them, started when needed."""
-        lease.refill_at = _REFILLING
+        lease.refill_at = REFILLING
         self._refills.put(bucket)
         if self._refiller is None:
             self._refiller = threading.Thread(target=self._refill_loop, name="ratelimit-refill", daemon=True)
@@ -229,7 +191,7 @@ class TokenBuckets:
         and spent here. Only a request Redis refused waits: one that finds the lease empty asks
         Redis itself, as waiting for one refill to serve every thread convoyed them behind it."""
         lease = self._leases.get(bucket)
-        if lease is None or (lease.refill_at != _REFILLING and lease.tokens < cost):
+        if lease is None or (lease.refill_at != REFILLING and lease.tokens < cost):
             return refusal  # the common case: no lease, or an empty one with nothing coming
         return self._after_refill(bucket, cost) or refusal
 
@@ -240,7 +202,7 @@ class TokenBuckets:
 
         def landed() -> bool:
             lease = self._leases.get(bucket)
-            return lease is None or lease.refill_at != _REFILLING
+            return lease is None or lease.refill_at != REFILLING
 
         if not landed():
             self._refill_waiters += 1
@@ -272,7 +234,7 @@ class TokenBuckets:
                 log.exception("rate limit lease refill failed", extra={"bucket": bucket})
                 with self._lock:
                     lease = self._leases.get(bucket)
-                    if lease is not None and lease.refill_at == _REFILLING:
+                    if lease is not None and lease.refill_at == REFILLING:
                         lease.refill_at = -1
                     self._refilled.notify_all()
 
@@ -300,7 +262,7 @@ class TokenBuckets:
         with self._lock:
             lease = self._leases.get(bucket)
             if lease is None or lease.expires <= start:
-                lease = self._leases[bucket] = _Lease(0.0, start, remaining, -1)
+                lease = self._leases[bucket] = Lease(0.0, start, remaining, -1)
             # Redis short (or unreachable): no more refills here; the request that finds the lease
             # empty asks Redis itself, as without refills (and is refused or falls back).
             lease.refill_at = self._refill_at if granted >= wanted else -1
@@ -331,7 +293,7 @@ class TokenBuckets:
         with self._lock:
             state = self._local.get(bucket)
             if state is None:
-                state = self._local[bucket] = _LocalBucket(float(self._burst), now)
+                state = self._local[bucket] = LocalBucket(float(self._burst), now)
             state.tokens = min(self._burst, state.tokens + (now - state.stamp) * self._rate)
             state.stamp = now
             if state.tokens >= cost:

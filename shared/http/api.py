@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import flask
 from pydantic import BaseModel, ValidationError
@@ -13,15 +13,11 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
 from shared.audit import CALLER_KEY as _CALLER_KEY
-from shared.logging import get_logger, parse_trace_header, reset_trace, set_trace
-
-if TYPE_CHECKING:
-    pass
-
-
 from shared.http.bodies import bound_body, json_response, read_body, read_json, read_params, read_query
 from shared.http.operations import Handler, Operation, Reply, ReplySpec, _first_line, _reply
 from shared.http.problems import _CHANGES, _ENDPOINT_KEY, Problem, _field_problem, log
+from shared.http.success_records import audit_change, record_heartbeat
+from shared.logging import get_logger, parse_trace_header, reset_trace, set_trace
 
 
 class Api:
@@ -197,61 +193,19 @@ class Api:
             if request.method in _CHANGES and response.status_code < 400:
                 self._audit_change(request, response.status_code)
             if response.status_code < 300 and request.environ.get("HTTP_X_CLOUDSCHEDULER_JOBNAME"):
-                self._heartbeat(request, response.status_code, time.monotonic() - started)
+                duration = time.monotonic() - started
+                record_heartbeat(request, response.status_code, duration, log=self._log, capability=self.name)
             return response
         finally:
             reset_trace(token)
 
     def _audit_change(self, request: flask.Request, status: int) -> None:
-        """An audit entry for a change whose handler wrote none (shared/audit.py)."""
+        # A public route's change is never audited: told here, before anything else is looked up.
         endpoint = request.environ.get(_ENDPOINT_KEY)
         if endpoint is None or endpoint in self._public:
             return
-        from shared.audit import AUDITED_KEY, CALLER_KEY, audit
-        from shared.roles import PUBLIC, is_job_identity
-
-        caller = request.environ.get(CALLER_KEY)
-        if caller is None or request.environ.get(AUDITED_KEY):
-            return
-        if self.roles()[endpoint] == (PUBLIC,) or is_job_identity(caller.principal):
-            return
-        operation = self._operations[endpoint].operation_id
-        audit(
-            self._log,
-            f"{self.name}.{operation}",
-            request.headers,
-            f"{request.method} {request.path}",
-            method=request.method,
-            path=request.path,
-            status=status,
-        )
-
-    def _heartbeat(self, request: flask.Request, status: int, duration: float) -> None:
-        """A scheduled job of this capability succeeded: record it for the dead man's switch.
-        Failing to record is logged, not answered: the job did its work, and the switch will
-        notice the missing record if it keeps failing."""
-        from shared import heartbeats
-
-        job = heartbeats.scheduled_job(self.name, request.headers.get(heartbeats.JOB_HEADER), request.path)
-        if job is None or request.method != "POST":
-            return
-        from shared.clock import utcnow
-
-        try:
-            heartbeats.record_success(
-                heartbeats.Heartbeat(
-                    job=job,
-                    capability=self.name,
-                    last_success_at=utcnow(),
-                    scheduled_for=heartbeats.parse_schedule_time(
-                        request.headers.get(heartbeats.SCHEDULE_TIME_HEADER)
-                    ),
-                    duration_seconds=round(duration, 3),
-                    status=status,
-                )
-            )
-        except Exception:  # noqa: BLE001 - see the docstring
-            self._log.exception("recording the heartbeat of job %s failed", job, extra={"job": job})
+        operation, roles = self._operations[endpoint], self.roles()[endpoint]
+        audit_change(request, status, operation, roles, log=self._log, capability=self.name)
 
     def _static_routes(self) -> dict[str, dict[str, str]]:
         static: dict[str, dict[str, str]] = {}

@@ -149,14 +149,14 @@ def test_a_cumulative_state_past_the_document_cap_is_refused(client, store, monk
 def test_firestore_invalid_argument_refuses_the_points_and_is_not_a_503(client, store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """If the size estimate ever lets a document through that Firestore refuses, its points are
     refused in partialSuccess: an exporter retrying on 503 would send it forever."""
-    from functions.ingestion import writer
+    from functions.ingestion import chunk_transaction
 
     monkeypatch.setenv("ION_MAX_BODY_BYTES", str(8 * 1024 * 1024))
     monkeypatch.setenv("ION_METRICS_MAX_ATTRIBUTES_PER_POINT", "128")
     monkeypatch.setenv("ION_METRICS_MAX_LABEL_VALUE_LENGTH", "4096")
     # An estimate gone wrong (raising=False: the same test runs against code without the estimate).
-    monkeypatch.setattr(writer, "document_size", lambda path, fields: 0, raising=False)
-    monkeypatch.setattr(writer, "stored_size", lambda value: 0, raising=False)
+    monkeypatch.setattr(chunk_transaction, "document_size", lambda path, fields: 0, raising=False)
+    monkeypatch.setattr(chunk_transaction, "stored_size", lambda value: 0, raising=False)
     huge = {f"k{j:03d}": "v" * 1000 for j in range(100)}  # ~100 KB of labels per series
     points = [(T0, 1.0, {**huge, "n": str(i)}) for i in range(12)] + [(T0, 1.0, {"n": "small"})]
     response = client.post(

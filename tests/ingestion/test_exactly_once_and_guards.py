@@ -107,7 +107,7 @@ def test_a_failure_between_chunks_is_retried_without_double_counting(client, sto
     monkeypatch.setenv("ION_METRICS_TXN_WRITES", "20")
     points = [(T0 + timedelta(minutes=i % 3), 1.0, {"endpoint": f"/e{i % 40}"}) for i in range(400)]
     body = request([gauge("chunked", points)]).SerializeToString()
-    real_apply = writer._apply_chunk
+    real_apply = writer.apply_chunk
     calls = {"n": 0}
 
     def failing_after_two_chunks(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -116,13 +116,13 @@ def test_a_failure_between_chunks_is_retried_without_double_counting(client, sto
             raise ServiceUnavailable("storage went away")
         return real_apply(*args, **kwargs)
 
-    monkeypatch.setattr(writer, "_apply_chunk", failing_after_two_chunks)
+    monkeypatch.setattr(writer, "apply_chunk", failing_after_two_chunks)
     first = client.post("/v1/metrics", data=body, content_type=PB)
     assert first.status_code == 503
     assert first.headers["Retry-After"]
     partly = total("chunked")
     assert 0 < partly < 400  # two chunks were applied, whole
-    monkeypatch.setattr(writer, "_apply_chunk", real_apply)
+    monkeypatch.setattr(writer, "apply_chunk", real_apply)
     assert client.post("/v1/metrics", data=body, content_type=PB).status_code == 200
     assert client.post("/v1/metrics", data=body, content_type=PB).status_code == 200
     assert total("chunked") == 400
