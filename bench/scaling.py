@@ -68,7 +68,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from functions.scaling.cloudrun import ApplyResult, LiveScaling
-from functions.scaling.forecast import HOUR, MINUTE, RECENT_MINUTES, ForecastConfig, History, floor_hour
+from functions.scaling.forecast import RECENT_MINUTES, ForecastConfig, History
 from functions.scaling.policy import PolicyConfig
 from functions.scaling.replay import Replayer, Trace
 from functions.scaling.rules import RuleSet, unbounded
@@ -84,6 +84,7 @@ from functions.scaling.sources import (
 )
 from functions.scaling.store import MemoryDecisionStore
 from functions.scaling.synthetic import IrregularSpec, TraceSpec, generate, generate_irregular
+from functions.scaling.time_grid import HOUR, MINUTE, floor_hour
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPACITY = 200.0  # requests per minute per instance: the day peak needs about 15-20 instances

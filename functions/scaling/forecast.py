@@ -27,13 +27,22 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-MINUTE = timedelta(minutes=1)
-QUARTER = timedelta(minutes=15)
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
+from functions.scaling.time_grid import (
+    DAY,
+    HOUR,
+    MINUTE,
+    QUARTER,
+    floor_hour,
+    floor_minute,
+    floor_quarter,
+    lagged_hour,
+    lagged_quarter,
+    seasonal_lags,
+)
+
 RECENT_MINUTES = 130  # what a decision needs at minute resolution: two hours plus slack
 
 
@@ -92,18 +101,6 @@ class Forecast:
     window_minutes: int = 60  # the span the peak is forecast for, from the decision on
 
 
-def floor_minute(at: datetime) -> datetime:
-    return at.replace(second=0, microsecond=0)
-
-
-def floor_hour(at: datetime) -> datetime:
-    return at.replace(minute=0, second=0, microsecond=0)
-
-
-def floor_quarter(at: datetime) -> datetime:
-    return at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0)
-
-
 def drop_outages(minutes: Mapping[datetime, float], run: int) -> dict[datetime, float]:
     """The minutes outside zero runs of ``run`` consecutive minutes or more (outages, not quiet)."""
     if 0 not in minutes.values() and 0.0 not in minutes.values():
@@ -138,24 +135,6 @@ def quantile(sorted_values: Sequence[float], q: float) -> float:
     low = math.floor(position)
     high = min(low + 1, len(sorted_values) - 1)
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
-
-
-def _lagged(hour: datetime, days: int, zone: ZoneInfo) -> datetime:
-    """The UTC hour that was the same local wall-clock hour ``days`` days earlier (DST-aware)."""
-    local = hour.astimezone(zone).replace(tzinfo=None) - timedelta(days=days)
-    return floor_hour(local.replace(tzinfo=zone).astimezone(UTC))
-
-
-def _lagged_quarter(quarter: datetime, days: int, zone: ZoneInfo) -> datetime:
-    """The UTC quarter-hour that was the same local wall-clock quarter ``days`` days earlier."""
-    local = quarter.astimezone(zone).replace(tzinfo=None) - timedelta(days=days)
-    return floor_quarter(local.replace(tzinfo=zone).astimezone(UTC))
-
-
-def _lags(target_local: datetime) -> list[int]:
-    weekend = target_local.weekday() >= 5
-    same_kind = [k for k in range(1, 7) if ((target_local - timedelta(days=k)).weekday() >= 5) == weekend]
-    return sorted({*same_kind[:2], 7, 14})
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -197,10 +176,10 @@ def forecast(
     if enough:
         for target in (h0, h0 + HOUR):
             candidates: list[tuple[int, float, float]] = []
-            for days in _lags(target.astimezone(zone)):
+            for days in seasonal_lags(target.astimezone(zone)):
                 if days > config.history_days:
                     continue
-                lagged = _lagged(target, days, zone)
+                lagged = lagged_hour(target, days, zone)
                 base = history.hourly.get(lagged)
                 if base is None:
                     continue
@@ -278,10 +257,10 @@ def _quarter_point(
     quarter = floor_quarter(now)
     while quarter < now + config.window_minutes * MINUTE:
         candidates: list[tuple[int, float, float]] = []
-        for days in _lags(quarter.astimezone(zone)):
+        for days in seasonal_lags(quarter.astimezone(zone)):
             if days > config.history_days:
                 continue
-            base = history.quarter_peak.get(_lagged_quarter(quarter, days, zone))
+            base = history.quarter_peak.get(lagged_quarter(quarter, days, zone))
             if base is None:
                 continue
             level = _level(recent, history.hourly, days, zone, config)
@@ -317,7 +296,7 @@ def _level(
 ) -> float:
     actual = lagged = 0.0
     for hour, value in recent:
-        before = hourly.get(_lagged(hour, days, zone))
+        before = hourly.get(lagged_hour(hour, days, zone))
         if before is None:
             continue
         actual += value

@@ -29,17 +29,11 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from functions.scaling.forecast import (
-    HOUR,
-    MINUTE,
-    QUARTER,
     RECENT_MINUTES,
     Forecast,
     ForecastConfig,
     History,
     drop_outages,
-    floor_hour,
-    floor_minute,
-    floor_quarter,
     forecast,
     realised_error,
 )
@@ -55,6 +49,7 @@ from functions.scaling.models import (
     ScalingState,
 )
 from functions.scaling.rules import Bounds
+from functions.scaling.time_grid import HOUR, MINUTE, QUARTER, floor_hour, floor_minute, floor_quarter
 
 
 @dataclass(frozen=True)

@@ -26,19 +26,12 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from functions.scaling.forecast import (
-    HOUR,
-    MINUTE,
-    RECENT_MINUTES,
-    ForecastConfig,
-    History,
-    drop_outages,
-    floor_hour,
-)
+from functions.scaling.forecast import RECENT_MINUTES, ForecastConfig, History, drop_outages
 from functions.scaling.models import Capacity, Decision, ScalingState
 from functions.scaling.policy import DEFAULT_FORECAST, DEFAULT_POLICY, PolicyConfig, decide, on_grid
 from functions.scaling.rules import RegionRules, RulesError, RuleSet, load_rules, unbounded
 from functions.scaling.sources import LATEST_MINUTES
+from functions.scaling.time_grid import HOUR, MINUTE, floor_hour
 
 STEP = MINUTE  # the scheduler's cadence
 

@@ -11,14 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from functions.scaling.forecast import (
-    MINUTE,
-    RECENT_MINUTES,
-    ForecastConfig,
-    History,
-    floor_hour,
-    floor_minute,
-)
+from functions.scaling.forecast import RECENT_MINUTES, ForecastConfig, History
+from functions.scaling.time_grid import MINUTE, floor_hour, floor_minute
 from shared.logging import get_logger
 
 log = get_logger("scaling.sources")

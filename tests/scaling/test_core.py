@@ -11,12 +11,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from functions.scaling.capacity import learn_capacity
-from functions.scaling.forecast import HOUR, MINUTE, ForecastConfig, History, drop_outages, forecast
+from functions.scaling.forecast import ForecastConfig, History, drop_outages, forecast
 from functions.scaling.models import Capacity, Recommendation, ScalingState
 from functions.scaling.policy import PolicyConfig, decide, on_grid
 from functions.scaling.replay import Replayer, Trace
 from functions.scaling.rules import Bounds, RulesError, active_rules, parse_rules
 from functions.scaling.synthetic import TraceSpec, generate
+from functions.scaling.time_grid import HOUR, MINUTE
 
 UTCZ = ZoneInfo("UTC")
 T0 = datetime(2026, 3, 2, tzinfo=UTC)

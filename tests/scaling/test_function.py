@@ -14,13 +14,14 @@ from google.api_core.exceptions import AlreadyExists, BadRequest, NotFound
 from devtools.cloudrun_standin import CloudRunState
 from devtools.processes import free_port
 from functions.scaling.cloudrun import CloudRunScaler, LiveScaling
-from functions.scaling.forecast import HOUR, MINUTE, History
+from functions.scaling.forecast import History
 from functions.scaling.notices import notice_for, problem_notice
 from functions.scaling.rules import parse_rules
 from functions.scaling.service import run_cycle
 from functions.scaling.settings import ScalingSettings
 from functions.scaling.sources import MemoryGuard, MemoryHistory, RegionInputs
 from functions.scaling.store import FirestoreDecisionStore, MemoryDecisionStore
+from functions.scaling.time_grid import HOUR, MINUTE
 from shared import clock
 from tests.scaling.conftest import PROJECT
 

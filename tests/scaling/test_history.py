@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from functions.scaling.forecast import floor_hour
 from functions.scaling.sources import QueryApiHistory
+from functions.scaling.time_grid import floor_hour
 from shared.clock import FrozenClock, set_clock
 from tests.ingest_client import ingest_client
 from tests.ingestion.otlp_builders import counter, gauge, histogram, request
