@@ -47,18 +47,7 @@ def generate(spec: TraceSpec) -> tuple[list[datetime], list[float]]:
     rng = random.Random(spec.seed)
     zone = ZoneInfo(spec.zone)
     total = spec.days * 1440
-    bursts: list[tuple[int, int, float]] = []
-    for _ in range(int(spec.bursts_per_week * spec.days / 7)):
-        begin = rng.randrange(total)
-        bursts.append((begin, begin + rng.randint(*spec.burst_minutes), rng.uniform(*spec.burst_factor)))
-    missing: set[int] = set()
-    for day, hours in spec.long_gaps:
-        begin = int(day * 1440)
-        missing.update(range(begin, begin + int(hours * 60)))
-    outage = range(0)
-    if spec.outage:
-        begin = int(spec.outage[0] * 1440)
-        outage = range(begin, begin + int(spec.outage[1] * 60))
+    bursts, missing, outage = _incidents(spec, rng)
     minutes: list[datetime] = []
     requests: list[float] = []
     for index in range(total):
@@ -77,6 +66,27 @@ def generate(spec: TraceSpec) -> tuple[list[datetime], list[float]]:
         minutes.append(at)
         requests.append(value)
     return minutes, requests
+
+
+def _incidents(
+    spec: TraceSpec | IrregularSpec, rng: random.Random
+) -> tuple[list[tuple[int, int, float]], set[int], range]:
+    """The trace's bursts (first minute, end, factor), the minutes of its long gaps and its outage,
+    as minute indexes; drawn first, so a seed gives the same incidents whatever follows."""
+    total = spec.days * 1440
+    bursts: list[tuple[int, int, float]] = []
+    for _ in range(int(spec.bursts_per_week * spec.days / 7)):
+        begin = rng.randrange(total)
+        bursts.append((begin, begin + rng.randint(*spec.burst_minutes), rng.uniform(*spec.burst_factor)))
+    missing: set[int] = set()
+    for day, hours in spec.long_gaps:
+        begin = int(day * 1440)
+        missing.update(range(begin, begin + int(hours * 60)))
+    outage = range(0)
+    if spec.outage:
+        begin = int(spec.outage[0] * 1440)
+        outage = range(begin, begin + int(spec.outage[1] * 60))
+    return bursts, missing, outage
 
 
 def write_csv(path: str, minutes: list[datetime], requests: list[float], zone: str | None = None) -> None:
@@ -126,18 +136,7 @@ def generate_irregular(spec: IrregularSpec) -> tuple[list[datetime], list[float]
     rng = random.Random(spec.seed)
     zone = ZoneInfo(spec.zone)
     total = spec.days * 1440
-    bursts: list[tuple[int, int, float]] = []
-    for _ in range(int(spec.bursts_per_week * spec.days / 7)):
-        begin = rng.randrange(total)
-        bursts.append((begin, begin + rng.randint(*spec.burst_minutes), rng.uniform(*spec.burst_factor)))
-    missing: set[int] = set()
-    for day, hours in spec.long_gaps:
-        begin = int(day * 1440)
-        missing.update(range(begin, begin + int(hours * 60)))
-    outage = range(0)
-    if spec.outage:
-        begin = int(spec.outage[0] * 1440)
-        outage = range(begin, begin + int(spec.outage[1] * 60))
+    bursts, missing, outage = _incidents(spec, rng)
     drift = 0.0
     keep = math.exp(-1 / 90)  # correlation time of about 90 minutes
     step = spec.drift * math.sqrt(1 - keep * keep)
