@@ -13,9 +13,10 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
 from shared.audit import CALLER_KEY as _CALLER_KEY
+from shared.http.authorization import authorize_request
 from shared.http.bodies import bound_body, json_response, read_body, read_json, read_params, read_query
-from shared.http.operations import Handler, Operation, Reply, ReplySpec, _first_line, _reply
-from shared.http.problems import _CHANGES, _ENDPOINT_KEY, Problem, _field_problem, log
+from shared.http.operations import Handler, Operation, Reply, ReplySpec, first_line, reply_of
+from shared.http.problems import CHANGE_METHODS, ENDPOINT_KEY, Problem, field_problem
 from shared.http.success_records import audit_change, record_heartbeat
 from shared.logging import get_logger, parse_trace_header, reset_trace, set_trace
 
@@ -96,9 +97,9 @@ class Api:
         from shared.roles import normalize_roles
 
         declared_role = normalize_roles(role) if role is not None else self.role
-        replies = {status: _reply(spec) for status, spec in (responses or {}).items()}
+        replies = {status: reply_of(spec) for status, spec in (responses or {}).items()}
         if response is not None or not replies:
-            replies = {200: _reply(response), **replies}
+            replies = {200: reply_of(response), **replies}
 
         def register(handler: Handler) -> Handler:
             name = getattr(handler, "__name__", "handler").lstrip("_")
@@ -118,7 +119,7 @@ class Api:
                 params=params,
                 responses=replies,
                 problems=tuple(problems),
-                summary=summary or _first_line(handler.__doc__),
+                summary=summary or first_line(handler.__doc__),
                 links=links or {},
                 role=declared_role,
             )
@@ -190,7 +191,7 @@ class Api:
         bound_body(request)
         try:
             response = self._dispatch(request)
-            if request.method in _CHANGES and response.status_code < 400:
+            if request.method in CHANGE_METHODS and response.status_code < 400:
                 self._audit_change(request, response.status_code)
             if response.status_code < 300 and request.environ.get("HTTP_X_CLOUDSCHEDULER_JOBNAME"):
                 duration = time.monotonic() - started
@@ -201,7 +202,7 @@ class Api:
 
     def _audit_change(self, request: flask.Request, status: int) -> None:
         # A public route's change is never audited: told here, before anything else is looked up.
-        endpoint = request.environ.get(_ENDPOINT_KEY)
+        endpoint = request.environ.get(ENDPOINT_KEY)
         if endpoint is None or endpoint in self._public:
             return
         operation, roles = self._operations[endpoint], self.roles()[endpoint]
@@ -240,13 +241,13 @@ class Api:
                 headers={"Allow": ", ".join(allowed)},
                 allowed=allowed,
             ).to_response(request.path)
-        request.environ[_ENDPOINT_KEY] = endpoint
+        request.environ[ENDPOINT_KEY] = endpoint
         try:
             roles = self.roles()[endpoint]
             if endpoint in self._public:
                 request.environ[_CALLER_KEY] = self._anonymous
             else:
-                _authorize(request, roles)
+                authorize_request(request, roles)
             result = self._call(self._operations[endpoint], request, args)
         except Problem as problem:
             return problem.to_response(request.path)
@@ -275,7 +276,7 @@ class Api:
                 try:  # no body: the model's defaults, which must make a valid body
                     kwargs["body"] = op.body.model_validate({})
                 except ValidationError as exc:
-                    raise _field_problem(exc, op.body, status=422, what="Body (empty) fields are") from None
+                    raise field_problem(exc, op.body, status=422, what="Body (empty) fields are") from None
             else:
                 kwargs["body"] = read_json(request, op.body)
         return op.handler(request, **args, **kwargs)
@@ -289,23 +290,3 @@ class Api:
             (rule.rule, sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}))
             for rule in self._map.iter_rules()
         )
-
-
-def _authorize(request: flask.Request, roles: tuple[str, ...]) -> None:
-    """Verify the caller and check it holds one of ``roles``: a 401/403 ``Problem`` if not."""
-    from shared.audit import CALLER_KEY
-    from shared.identity import AuthProblem
-    from shared.roles import authorize
-
-    try:
-        request.environ[CALLER_KEY] = authorize(request.headers, roles)
-    except AuthProblem as refused:
-        log.warning(
-            "refused %s %s: %s",
-            request.method,
-            request.path,
-            refused.detail,
-            extra={"status": refused.status, "required_roles": list(roles)},
-        )
-        headers = {"WWW-Authenticate": "Bearer"} if refused.status == 401 else None
-        raise Problem(refused.status, refused.detail, headers=headers, **refused.extra) from None

@@ -4,19 +4,14 @@ their models."""
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import flask
 from pydantic import BaseModel, ValidationError
 
+from shared.http.problems import Problem, field_problem
 from shared.settings import get_settings
 from shared.validation import validation_errors
-
-if TYPE_CHECKING:
-    pass
-
-
-from shared.http.problems import Problem, _field_problem
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -142,7 +137,7 @@ def read_json(request: flask.Request, model: type[M], *, max_bytes: int | None =
         errors = validation_errors(exc)
         if any(e["type"] == "json_invalid" for e in errors):
             raise Problem(400, "Body is not valid JSON.", errors=errors) from None
-        problem = _field_problem(exc, model, status=422, what="Body fields are")
+        problem = field_problem(exc, model, status=422, what="Body fields are")
         problem.detail = "Body does not match the expected shape. " + problem.detail
         raise problem from None
 
@@ -182,7 +177,7 @@ def read_query(request: flask.Request, model: type[M]) -> M:
     try:
         return model.model_validate(values)
     except ValidationError as exc:
-        raise _field_problem(exc, model, status=422, what="Query parameters are") from None
+        raise field_problem(exc, model, status=422, what="Query parameters are") from None
 
 
 def read_params(args: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
@@ -191,7 +186,7 @@ def read_params(args: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
     try:
         parsed = model.model_validate(args)
     except ValidationError as exc:
-        raise _field_problem(exc, model, status=404, what="No such resource: path variables are") from None
+        raise field_problem(exc, model, status=404, what="No such resource: path variables are") from None
     return {name: getattr(parsed, name) for name in args}
 
 

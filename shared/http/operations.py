@@ -6,14 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import flask
 from pydantic import BaseModel
-
-if TYPE_CHECKING:
-    pass
-
 
 from shared.http.problems import Problem
 
@@ -92,13 +88,13 @@ def caller_of(request: flask.Request) -> str:
     return actor(request.headers)
 
 
-def _reply(spec: ReplySpec) -> Reply:
+def reply_of(spec: ReplySpec) -> Reply:
     if isinstance(spec, Reply):
         return spec
     return Reply(model=spec)
 
 
-def _first_line(doc: str | None) -> str | None:
+def first_line(doc: str | None) -> str | None:
     if not doc:
         return None
     text = " ".join(doc.strip().split("\n\n")[0].split())

@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import flask
 from pydantic import BaseModel, ValidationError
@@ -17,16 +17,12 @@ from shared.logging import get_logger
 from shared.transient import is_transient
 from shared.validation import validation_errors
 
-if TYPE_CHECKING:
-    pass
-
-
 M = TypeVar("M", bound=BaseModel)
 Handler = Callable[..., Any]
 
 PROBLEM_JSON = "application/problem+json"
-_CHANGES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_ENDPOINT_KEY = "ion.endpoint"
+CHANGE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+ENDPOINT_KEY = "ion.endpoint"
 _TITLES = {
     400: "Bad Request",
     401: "Unauthorized",
@@ -104,7 +100,7 @@ def _allowed(model: type[BaseModel], name: str) -> str | None:
     return describe_allowed(model, name)
 
 
-def _field_problem(exc: ValidationError, model: type[BaseModel], *, status: int, what: str) -> Problem:
+def field_problem(exc: ValidationError, model: type[BaseModel], *, status: int, what: str) -> Problem:
     """A problem naming each field that failed (as the client spells it) and what it allows."""
     errors = validation_errors(exc)
     parts = []

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from cloudevents.http import CloudEvent
 
 
-from shared.http.api import _authorize
+from shared.http.authorization import authorize_request
 from shared.http.bodies import json_response, read_body
 from shared.http.problems import Problem, log
 
@@ -59,7 +59,7 @@ def serve_push(request: flask.Request, handler: Callable[[CloudEvent], None]) ->
         from shared.roles import PUBLIC
 
         try:
-            _authorize(request, (PUBLIC,))  # as every /health (HEALTH_ROUTE)
+            authorize_request(request, (PUBLIC,))  # as every /health (HEALTH_ROUTE)
             report = push_function_health(handler.__name__)
         except Problem as problem:
             return problem.to_response("/health")
@@ -71,7 +71,7 @@ def serve_push(request: flask.Request, handler: Callable[[CloudEvent], None]) ->
     try:
         from shared.roles import PUSH
 
-        _authorize(request, (PUSH,))
+        authorize_request(request, (PUSH,))
         event = push_event(request)
     except Problem as problem:
         log.warning("refused a push request: %s", problem.detail, extra={"path": request.path})
