@@ -594,6 +594,16 @@ def main() -> None:
                     t, bench_settings(), replace(fc, window_minutes=20)
                 ),
                 "production, max x2": lambda t: production(t, bench_settings(ION_SCALING_MAX_FACTOR=2.0)),
+                # Under the setting's 0.2-0.3: the trial of 0.1 (not kept), so the validation is skipped.
+                "production, headroom 0.1": lambda t: production(
+                    t, bench_settings().model_copy(update={"headroom": 0.1})
+                ),
+                "production, 15-minute window": lambda t: production(
+                    t, bench_settings(), replace(fc, window_minutes=15)
+                ),
+                "production, band quantile 0.5": lambda t: production(
+                    t, bench_settings(), replace(fc, band_quantile=0.5)
+                ),
             }
         )
     print(f"Machine load (1/5/15 min) at the start: {'/'.join(f'{v:.1f}' for v in os.getloadavg())}")
