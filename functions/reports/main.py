@@ -75,7 +75,8 @@ def dashboards_index(request: flask.Request, query: FormatQuery) -> flask.Respon
     from functions.reports.render import render_index
 
     fmt = choose_format(request, query.format)
-    return flask.Response(render_index(catalog(), fmt), mimetype=MEDIA_TYPES[fmt])
+    # content_type, not mimetype: werkzeug appends a second charset to a mimetype that has one.
+    return flask.Response(render_index(catalog(), fmt), content_type=MEDIA_TYPES[fmt])
 
 
 @api.route(
@@ -98,7 +99,7 @@ def dashboard(request: flask.Request, name: str, query: DashboardQuery) -> flask
     definition = cat.dashboards[name]
     view, cache_state = dashboard_view(name, definition, window=window, region=region, now=utcnow())
     body = render_view(view, fmt, cat, query.tz)
-    response = flask.Response(body, mimetype=MEDIA_TYPES[fmt])
+    response = flask.Response(body, content_type=MEDIA_TYPES[fmt])
     response.headers["Cache-Control"] = f"max-age={definition.refresh_seconds}"
     response.headers["Vary"] = "Accept"
     response.headers["X-Cache"] = cache_state
