@@ -123,9 +123,10 @@ def _report_request(body: ReportRequest, query: ReportQuery) -> ReportRequest:
         raise Problem(422, "Report parameters are not valid.", errors=validation_errors(exc)) from None
 
 
-def _reference_time(request: flask.Request) -> datetime:
-    """When the scheduler meant the job to run (its retries keep naming the same period)."""
-    return scheduled_time(request) or utcnow()
+def _reference_time(request: flask.Request, now: datetime) -> datetime:
+    """When the scheduler meant the job to run (its retries keep naming the same period), else
+    ``now``: a later clock reading would put the day so far's end after ``now``, "not over yet"."""
+    return scheduled_time(request) or now
 
 
 @api.route(
@@ -161,7 +162,7 @@ def mail_report(request: flask.Request, name: str, query: ReportQuery, body: Rep
             month=params.month,
             day=params.day,
             zone_name=params.time_zone or spec.time_zone or settings.time_zone,
-            reference=_reference_time(request),
+            reference=_reference_time(request, now),
             now=now,
             partial=params.partial,
         )
