@@ -275,20 +275,28 @@ def success_action(path: Path) -> bool:
         return False
 
 
-def outbox_alerts(folder: Path, since: float) -> list[Path]:
+def outbox_files(folder: Path, since: float) -> list[Path]:
+    """Notifications written since ``since``, in wall-clock seconds (as file times are)."""
     if not folder.is_dir():
         return []
-    return sorted(
-        p
-        for p in folder.glob("*.json")
-        if p.stat().st_mtime >= since and "digest" not in p.name and not success_action(p)
-    )
+    return sorted(p for p in folder.glob("*.json") if p.stat().st_mtime >= since and "digest" not in p.name)
+
+
+def rule_fired(path: Path) -> bool:
+    """A rule's alert, not a notice (a scale change, a dead letter, a success action)."""
+    try:
+        alerts = json.loads(path.read_text())["notification"]["alerts"]
+        return any(alert.get("kind") != "notice" for alert in alerts)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def outbox_alerts(folder: Path, since: float) -> list[Path]:
+    return [p for p in outbox_files(folder, since) if rule_fired(p) and not success_action(p)]
 
 
 def outbox_actions(folder: Path, since: float) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob("*.json") if p.stat().st_mtime >= since and success_action(p))
+    return [p for p in outbox_files(folder, since) if success_action(p)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -316,7 +324,7 @@ def drive(args: argparse.Namespace, stopping: threading.Event) -> int:
     cost_snapshot()
     say(f"dashboards: {reports}/dashboards (overview: {reports}/dashboards/overview)")
     say(f"alerts: {url_of('alerts')}/v1/alerts · outbox: {ROOT / 'outbox'} · Ctrl-C stops")
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()  # elapsed time; file times are wall-clock
     last_ns = time.time_ns()
     outbox = Path(os.environ.get("ION_FANOUT_OUTBOX", ROOT / "outbox"))
     seen_alert = reported = business = seen_action = False
@@ -341,10 +349,10 @@ def drive(args: argparse.Namespace, stopping: threading.Event) -> int:
         if not business and elapsed > 60:
             business = True
             business_day(reports)
-        if business and not seen_action and (actions := outbox_actions(outbox, started)):
+        if business and not seen_action and (actions := outbox_actions(outbox, started_at)):
             seen_action = True
             say(f"success action in the outbox (the CSM's mail and the team's Slack): {actions[0]}")
-        if not seen_alert and (alerts := outbox_alerts(outbox, started)):
+        if not seen_alert and (alerts := outbox_alerts(outbox, started_at)):
             seen_alert = True
             say(f"first alert after {elapsed:.0f} s: {alerts[0]}")
         if seen_alert and not reported:

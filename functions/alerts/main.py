@@ -25,7 +25,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import flask
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from functions.alerts.engine import CycleResult, DetectorCache, Evaluator
 from functions.alerts.heartbeat import HeartbeatPinger
@@ -47,6 +47,8 @@ _detectors = DetectorCache()
 
 
 class EvaluateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt "rules" is a 422, not a cycle over all
+
     rules: list[str] | None = Field(default=None, description="only these rules (default: all)")
 
 

@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 import flask
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from functions.cost.settings import get_cost_settings
 from shared.clock import utcnow
@@ -37,7 +37,11 @@ MAX_DAYS = 400
 
 
 class RunBody(BaseModel):
-    date: dt.date | None = Field(default=None, description="the day to snapshot (default yesterday, UTC)")
+    model_config = ConfigDict(extra="forbid")  # a misspelt "date" is a 422, not yesterday's run
+
+    date: dt.date | None = Field(
+        default=None, description="the day to snapshot (default yesterday in ION_COST_TIME_ZONE, Pacific)"
+    )
 
 
 class _Query(BaseModel):

@@ -68,9 +68,12 @@ def resolve_incident(incident_id: str, by: str, source: Source, note: str | None
 
 
 def acknowledge_with_note(incident_id: str, by: str, source: Source, note: str | None) -> Outcome:
-    """Acknowledge, and add ``note`` to the timeline if this acknowledged it (not a repeat)."""
+    """Acknowledge, and add ``note`` to the timeline if this acknowledged it (not a repeat). The
+    answer is the acknowledgement's change, on the incident with its note."""
     outcome = acknowledge_incident(incident_id, by, source)
-    return note_incident(incident_id, by, note) if note and outcome.change.changed else outcome
+    if not (note and outcome.change.changed):
+        return outcome
+    return Outcome(note_incident(incident_id, by, note).incident, outcome.change)
 
 
 def note_incident(incident_id: str, by: str, text: str) -> Outcome:

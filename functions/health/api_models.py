@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from functions.health.models import Customer, CustomerRef, KeyView
 from shared.ids import DocumentId
@@ -46,6 +46,15 @@ class ScoredQuery(PageQuery):
     sort: Literal["id", "score", "-score"] = Field(
         default="id", description="id, score (lowest first) or -score (highest first); ties by id"
     )
+
+    @model_validator(mode="after")
+    def _a_range_a_score_can_be_in(self) -> ScoredQuery:
+        if self.min_score is not None and self.max_score is not None and self.min_score > self.max_score:
+            raise ValueError(
+                f"min_score {self.min_score:g} is above max_score {self.max_score:g}: "
+                "no score is in that range"
+            )
+        return self
 
 
 class DaysQuery(BaseModel):

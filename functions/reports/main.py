@@ -75,7 +75,8 @@ def dashboards_index(request: flask.Request, query: FormatQuery) -> flask.Respon
     from functions.reports.render import render_index
 
     fmt = choose_format(request, query.format)
-    return flask.Response(render_index(catalog(), fmt), mimetype=MEDIA_TYPES[fmt])
+    # content_type, not mimetype: werkzeug appends a second charset to a mimetype that has one.
+    return flask.Response(render_index(catalog(), fmt), content_type=MEDIA_TYPES[fmt])
 
 
 @api.route(
@@ -98,7 +99,7 @@ def dashboard(request: flask.Request, name: str, query: DashboardQuery) -> flask
     definition = cat.dashboards[name]
     view, cache_state = dashboard_view(name, definition, window=window, region=region, now=utcnow())
     body = render_view(view, fmt, cat, query.tz)
-    response = flask.Response(body, mimetype=MEDIA_TYPES[fmt])
+    response = flask.Response(body, content_type=MEDIA_TYPES[fmt])
     response.headers["Cache-Control"] = f"max-age={definition.refresh_seconds}"
     response.headers["Vary"] = "Accept"
     response.headers["X-Cache"] = cache_state
@@ -122,9 +123,10 @@ def _report_request(body: ReportRequest, query: ReportQuery) -> ReportRequest:
         raise Problem(422, "Report parameters are not valid.", errors=validation_errors(exc)) from None
 
 
-def _reference_time(request: flask.Request) -> datetime:
-    """When the scheduler meant the job to run (its retries keep naming the same period)."""
-    return scheduled_time(request) or utcnow()
+def _reference_time(request: flask.Request, now: datetime) -> datetime:
+    """When the scheduler meant the job to run (its retries keep naming the same period), else
+    ``now``: a later clock reading would put the day so far's end after ``now``, "not over yet"."""
+    return scheduled_time(request) or now
 
 
 @api.route(
@@ -160,7 +162,7 @@ def mail_report(request: flask.Request, name: str, query: ReportQuery, body: Rep
             month=params.month,
             day=params.day,
             zone_name=params.time_zone or spec.time_zone or settings.time_zone,
-            reference=_reference_time(request),
+            reference=_reference_time(request, now),
             now=now,
             partial=params.partial,
         )

@@ -10,7 +10,7 @@
   decisions.
 - ``POST /v1/capacity/run`` — the daily capacity job (daily peaks kept without TTL, 30/90/365-day
   forecasts); ``GET /v1/capacity`` — the latest capacity forecast per region.
-- ``GET /v1/rules`` — the loaded time-of-day rules. ``GET /health[?deep=true]``.
+- ``GET /v1/rules`` — the loaded time-of-day rules. ``GET /health``.
 """
 
 from __future__ import annotations

@@ -20,6 +20,10 @@ def test_api_lists_rules_and_alerts_and_rejects_bad_input(fs, serve_capability) 
     assert unknown.status_code == 422
     assert "nope" in unknown.json()["detail"]
     assert "latency-p95-high" in unknown.json()["allowed"]
+    # A misspelt field is refused, not read as "every rule".
+    misspelt = requests.post(f"{live.url}/v1/evaluate", json={"rule": ["latency-p95-high"]}, timeout=10)
+    assert misspelt.status_code == 422
+    assert misspelt.json()["errors"][0]["field"] == "rule"
     assert (
         requests.post(
             f"{live.url}/v1/evaluate", data="{", headers={"Content-Type": "application/json"}, timeout=10

@@ -88,7 +88,8 @@ def test_http_api_and_budget_notifications(fs, emulators, serve_capability, bigq
     assert forecast["forecast_month_end"]["low"] <= forecast["forecast_month_end"]["total"]
     assert requests.get(f"{live.url}/v1/cost/anomalies", timeout=30).json()["anomalies"] == []
 
-    for bad in ({"date": "2026-02-30"}, {"date": today.isoformat()}):
+    # A misspelt field is refused, not read as "no date" (which snapshotted yesterday).
+    for bad in ({"date": "2026-02-30"}, {"date": today.isoformat()}, {"dte": yesterday.isoformat()}):
         problem = requests.post(f"{live.url}/v1/cost/snapshot", json=bad, timeout=30)
         assert problem.status_code == 422, problem.text
     assert requests.get(f"{live.url}/v1/cost", params={"days": "x"}, timeout=30).status_code == 422

@@ -65,6 +65,12 @@ def test_bad_list_parameters_are_422(fs, health_client) -> None:  # type: ignore
     seed(fs)
     assert health_client.get("/v1/health/customers?sort=name").status_code == 422
     assert health_client.get("/v1/health/customers?min_score=101").status_code == 422
+    # A range no score is in is refused, naming both bounds (it answered an empty page).
+    backwards = health_client.get("/v1/health/customers?min_score=80&max_score=20")
+    assert backwards.status_code == 422
+    assert "min_score 80" in backwards.get_json()["detail"]
+    assert "max_score 20" in backwards.get_json()["detail"]
+    assert ids(health_client, "min_score=70&max_score=70") == []
     answer = health_client.get("/v1/health/customers?sort=score&after=nobody")
     assert answer.status_code == 422
     assert "nobody" in answer.get_json()["detail"]

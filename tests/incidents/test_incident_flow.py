@@ -263,6 +263,9 @@ def test_unacknowledged_incident_escalates_on_the_fake_clock_and_ack_stops_every
     )
     assert answer.status_code == 200, answer.get_data(as_text=True)
     assert answer.get_json()["changed"] is True
+    # The answer says what was done (it said "note added"); the note is on the timeline too.
+    assert answer.get_json()["detail"] == "acknowledged by ada@example.com"
+    assert answer.get_json()["incident"]["timeline"][-1]["text"] == "looking"
     assert answer.get_json()["incident"]["acknowledged_by"] == "ada@example.com"
     sent = len(incidents.pagerduty.events)
     slack_sent = len(incidents.slack.messages)

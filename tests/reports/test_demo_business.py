@@ -6,6 +6,8 @@ and carrying the KPI scorecard. Served for real (health, reports) on the emulato
 from __future__ import annotations
 
 import email
+import os
+import time
 from pathlib import Path
 
 from devtools import demo
@@ -70,3 +72,19 @@ def test_the_demo_tells_a_success_action_from_an_alert(tmp_path: Path) -> None:
     alert.write_text('{"notification": {"alerts": [{"labels": {"rule": "latency-p95-high"}}]}}')
     assert demo.outbox_actions(tmp_path, 0) == [action]
     assert demo.outbox_alerts(tmp_path, 0) == [alert]
+
+
+def test_the_demos_first_alert_is_a_rule_firing_in_this_run(tmp_path: Path) -> None:
+    """A scale change or dead-letter notice is not "the first alert", and nor is a file an earlier
+    run left: file times are wall-clock seconds, which the demo compares with its own start."""
+    notice = tmp_path / "low-3-slack.json"
+    notice.write_text(
+        '{"notification": {"alerts": [{"kind": "notice", "labels": {"notice": "scale-change"}}]}}'
+    )
+    alert = tmp_path / "high-4-slack.json"
+    alert.write_text('{"notification": {"alerts": [{"kind": "threshold", "rule": "latency-p95-high"}]}}')
+    earlier = tmp_path / "high-0-slack.json"
+    earlier.write_text(alert.read_text())
+    started = time.time() - 60  # the demo's start, a minute ago
+    os.utime(earlier, (started - 3600, started - 3600))
+    assert demo.outbox_alerts(tmp_path, started) == [alert]

@@ -22,6 +22,8 @@ def live(fs, serve_capability):  # type: ignore[no-untyped-def]
 def test_every_dashboard_in_every_format(live) -> None:
     index = requests.get(f"{live.url}/dashboards?format=json", timeout=10).json()
     names = [d["name"] for d in index["dashboards"]]
+    page = requests.get(f"{live.url}/dashboards", timeout=10)
+    assert page.headers["Content-Type"] == "text/html; charset=utf-8"
     assert names == [
         "overview",
         "performance",
@@ -44,7 +46,9 @@ def test_every_dashboard_in_every_format(live) -> None:
                 f"{live.url}/dashboards/{name}", params={"format": fmt, "window": "24h"}, timeout=30
             )
             assert answer.status_code == 200, answer.text
-            assert answer.headers["Content-Type"].startswith(media)
+            # One charset parameter, not "text/html; charset=utf-8; charset=utf-8".
+            charset = "" if fmt == "json" else "; charset=utf-8"
+            assert answer.headers["Content-Type"] == media + charset
     overview = requests.get(f"{live.url}/dashboards/overview?format=json", timeout=30).json()
     assert overview["schema_version"] == 1
     assert overview["window"] == "1h"

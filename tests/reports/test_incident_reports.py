@@ -251,3 +251,18 @@ def test_the_daily_summary_is_scheduled_at_five_pm_in_the_teams_zone() -> None:
     assert schedule.time_zone == "America/New_York"
     assert schedule.body == {"period": "day", "time_zone": "America/New_York"}
     assert "ION_REPORTS_TO_OPERATIONS" in topology.functions["mail_reports"].settings_from
+
+
+def test_the_day_so_far_by_hand(fs, smtp, serve_capability) -> None:  # type: ignore[no-untyped-def]
+    """An operator runs the daily summary by hand (no scheduler header): the day so far, up to
+    now, is mailed; it was a 422 saying the day "ends" at the moment of the request."""
+    live = serve_capability("reports", env=mail_env(smtp))
+    today = datetime.now(NY).date().isoformat()
+    for url in (
+        f"{live.url}/v1/reports/operations",
+        f"{live.url}/v1/reports/operations?day={today}&time_zone=America/New_York&resend=true",
+    ):
+        answer = requests.post(url, timeout=180)
+        assert answer.status_code in (200, 201), answer.text
+        assert answer.json()["id"] == f"operations-{today}"
+        assert answer.json()["period"]["kind"] == "day"
