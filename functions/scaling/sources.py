@@ -5,7 +5,7 @@ implementation here and an in-memory one for tests."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,7 +17,9 @@ from shared.logging import get_logger
 
 log = get_logger("scaling.sources")
 
-ROUTE_METRIC = "http.server.request.duration"  # routing's own requests (a histogram: count = requests)
+# Requests as the services count them in their own OTel export (a histogram: count = requests):
+# each region's persona service, and routing in the region it runs in.
+ROUTE_METRIC = "http.server.request.duration"
 CLOUD_RUN_REQUESTS = "cloudrun.request.count"  # collected from Cloud Monitoring (a sum per minute)
 CLOUD_RUN_INSTANCES = "cloudrun.container.instance.count"
 CLOUD_RUN_CPU = "cloudrun.container.cpu.utilization"
@@ -34,8 +36,8 @@ class RegionInputs:
 # What a decision off the forecast grid reads: the last minute's load and the busiest minute of
 # the last ten (the max's floor), nothing hourly.
 LATEST_MINUTES = 15
-# One query: metric, aggregation, start, end, step (s), labels, services (per region), across.
-Read = tuple[str, str, datetime, datetime, int, dict[str, str], Mapping[str, str] | None, str | None]
+# One query: metric, aggregation, start, end, step (s), labels, services counted (per region), across.
+Read = tuple[str, str, datetime, datetime, int, dict[str, str], Mapping[str, Sequence[str]], str | None]
 
 
 class HistorySource(Protocol):
@@ -53,10 +55,12 @@ class GuardSource(Protocol):
 
 
 class QueryApiHistory:
-    """Eight queries for every region at once (grouped by region): hourly and per-minute request
-    counts from routing's metric and the Cloud Run collector (the larger of the two per step, as
-    either can lag or be missing), the collector's data points, hourly instances and CPU for
-    learning the capacity; between forecast refreshes the three per-minute ones only (``latest``)."""
+    """Eight queries for every region at once (grouped by region and service): hourly and
+    per-minute request counts from the services' own request metric (the region's persona service,
+    and routing where it runs: exported every few seconds) and the Cloud Run collector (minutes
+    late: Monitoring's delay), the larger per step, as either can lag or be missing; the
+    collector's data points, hourly instances and CPU for learning the capacity; between forecast
+    refreshes the three per-minute ones only (``latest``)."""
 
     def __init__(self, route_service: str) -> None:
         self.route_service = route_service
@@ -70,11 +74,12 @@ class QueryApiHistory:
         *,
         step: int,
         labels: dict[str, str],
-        services: Mapping[str, str] | None = None,
+        services: Mapping[str, Sequence[str]],
         across: str | None = None,
     ) -> dict[str, dict[datetime, float]]:
-        """Per region: step start -> value. With ``services``, only each region's own Cloud Run
-        service counts (the region also runs other services, ION Ops' own functions among them)."""
+        """Per region: step start -> value, of the region's ``services`` only (the region also runs
+        other services, ION Ops' own functions among them); of several, the largest per step: they
+        count the same requests at different hops (routing, then the persona service)."""
         from shared.metrics.query import run_query
         from shared.metrics.query_model import MetricQuery, QueryError
 
@@ -87,7 +92,7 @@ class QueryApiHistory:
                     end=end,
                     step=step,
                     labels=labels,
-                    group_by=["region", "service"] if services is not None else ["region"],
+                    group_by=["region", "service"],
                     across=across,  # type: ignore[arg-type]
                 )
             )
@@ -97,11 +102,11 @@ class QueryApiHistory:
         out: dict[str, dict[datetime, float]] = {}
         for series in result.series:
             region = series.labels.get("region", "")
-            if services is not None and series.labels.get("service") != services.get(region):
+            if series.labels.get("service") not in services.get(region, ()):
                 continue
             points = out.setdefault(region, {})
             for at, value in series.points:
-                points[at] = points.get(at, 0.0) + value
+                points[at] = max(points.get(at, 0.0), value)
         return out
 
     def hourly_requests(
@@ -109,26 +114,31 @@ class QueryApiHistory:
     ) -> dict[str, dict[datetime, float]]:
         """Per region: UTC hour -> mean requests per minute over the minutes with data (see
         ``hourly_means``); an hour with too few minutes of data is left out, never read as quiet."""
-        route = self._series(
-            ROUTE_METRIC, "count", start, end, step=3600, labels={"service": self.route_service}
-        )
-        run = self._series(CLOUD_RUN_REQUESTS, "sum", start, end, step=3600, labels={}, services=services)
+        own, serving = _own(services), self._serving(services)
+        route = self._series(ROUTE_METRIC, "count", start, end, step=3600, labels={}, services=serving)
+        run = self._series(CLOUD_RUN_REQUESTS, "sum", start, end, step=3600, labels={}, services=own)
         minutes = self._series(
-            CLOUD_RUN_REQUESTS, "count", start, end, step=3600, labels={}, services=services, across="max"
+            CLOUD_RUN_REQUESTS, "count", start, end, step=3600, labels={}, services=own, across="max"
         )
         return {
             region: hourly_means(route.get(region, {}), run.get(region, {}), minutes.get(region, {}))
             for region in {*route, *run}
         }
 
+    def _serving(self, services: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+        """Per region, the services whose own request metric counts its requests: the region's
+        persona service, and routing (which also counts the requests it answers from its cache)."""
+        return {region: (service, self.route_service) for region, service in services.items()}
+
     def _minute_reads(self, start: datetime, now: datetime, services: Mapping[str, str]) -> dict[str, Read]:
-        """Per minute: routing's requests, the collector's, and the collector's data points (the
-        query answers 0 for a step without data: a point tells a missing minute from a quiet one)."""
-        route = {"service": self.route_service}
+        """Per minute: the services' own request counts, the collector's, and the collector's data
+        points (the query answers 0 for a step without data: a point tells a missing minute from a
+        quiet one)."""
+        own, serving = _own(services), self._serving(services)
         return {
-            "minute_route": (ROUTE_METRIC, "count", start, now, 60, route, None, None),
-            "minute_run": (CLOUD_RUN_REQUESTS, "sum", start, now, 60, {}, services, None),
-            "minute_run_points": (CLOUD_RUN_REQUESTS, "count", start, now, 60, {}, services, None),
+            "minute_route": (ROUTE_METRIC, "count", start, now, 60, {}, serving, None),
+            "minute_run": (CLOUD_RUN_REQUESTS, "sum", start, now, 60, {}, own, None),
+            "minute_run_points": (CLOUD_RUN_REQUESTS, "count", start, now, 60, {}, own, None),
         }
 
     def _read_all(self, reads: Mapping[str, Read]) -> dict[str, dict[str, dict[datetime, float]]]:
@@ -175,10 +185,10 @@ class QueryApiHistory:
         end_hour = floor_hour(at)
         start_hour = end_hour - timedelta(days=days)
         now = floor_minute(at)
-        route = {"service": self.route_service}
+        own, serving = _own(services), self._serving(services)
         reads: dict[str, Read] = {
-            "hourly_route": (ROUTE_METRIC, "count", start_hour, end_hour, 3600, route, None, None),
-            "hourly_run": (CLOUD_RUN_REQUESTS, "sum", start_hour, end_hour, 3600, {}, services, None),
+            "hourly_route": (ROUTE_METRIC, "count", start_hour, end_hour, 3600, {}, serving, None),
+            "hourly_run": (CLOUD_RUN_REQUESTS, "sum", start_hour, end_hour, 3600, {}, own, None),
             # The collector's data points (one per series and minute) tell an hour's minutes with data.
             "hourly_run_minutes": (
                 CLOUD_RUN_REQUESTS,
@@ -187,13 +197,13 @@ class QueryApiHistory:
                 end_hour,
                 3600,
                 {},
-                services,
+                own,
                 "max",
             ),
             # Cloud Run has one instance-count series per revision and state (active, idle): each
             # averaged over the hour, then summed (pooling them would average the series).
-            "instances": (CLOUD_RUN_INSTANCES, "avg", start_hour, end_hour, 3600, {}, services, "sum"),
-            "cpu": (CLOUD_RUN_CPU, "avg", start_hour, end_hour, 3600, {}, services, None),
+            "instances": (CLOUD_RUN_INSTANCES, "avg", start_hour, end_hour, 3600, {}, own, "sum"),
+            "cpu": (CLOUD_RUN_CPU, "avg", start_hour, end_hour, 3600, {}, own, None),
             **self._minute_reads(now - RECENT_MINUTES * MINUTE, now, services),
         }
         got = self._read_all(reads)
@@ -250,6 +260,11 @@ def recent_minutes(
         for minute in {*route, *run, *run_points}
         if route.get(minute, 0.0) > 0 or run_points.get(minute, 0.0) > 0
     }
+
+
+def _own(services: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """Per region, its own Cloud Run service only (the collector's series of that service)."""
+    return {region: (service,) for region, service in services.items()}
 
 
 def _larger(a: Mapping[datetime, float], b: Mapping[datetime, float]) -> dict[datetime, float]:

@@ -88,6 +88,44 @@ def test_history_from_routing_and_cloud_run_metrics(fs, emulators) -> None:  # t
     assert latest["europe-west1"].history.recent[last] == 40.0
 
 
+def test_each_regions_own_service_counts_its_requests_without_routing_counted_twice(fs, emulators) -> None:  # type: ignore[no-untyped-def]
+    """The persona service exports its own request histogram in every region (every few seconds,
+    where the collector's Cloud Run counts come minutes late): a region without routing or the
+    collector is followed from it. Routing counts the same requests one hop before (and its cache
+    hits), so where both export the larger is read, never the sum; another service's requests in
+    the region are not the persona service's load."""
+    set_clock(FrozenClock(NOW))
+    client = ingest_client(emulators.project)
+    start = NOW.replace(second=0) - timedelta(minutes=20)
+    minutes = [start + timedelta(minutes=k, seconds=30) for k in range(20)]
+
+    def served(per_minute: int, service: str, region: str):  # type: ignore[no-untyped-def]
+        metrics = [
+            histogram("http.server.request.duration", t, [0.1], [per_minute, 0], total=1.0) for t in minutes
+        ]
+        return request(metrics, service=service, region=region)
+
+    batches = [
+        served(70, "persona-router", "asia-southeast1"),  # asia: the persona service alone
+        served(50, "persona-router", "europe-west1"),  # eu: the persona service and routing
+        served(60, "routing", "europe-west1"),
+        served(900, "ingest", "asia-southeast1"),  # another service in asia
+    ]
+    for batch in batches:
+        answer = client.post(
+            "/v1/metrics", data=batch.SerializeToString(), content_type="application/x-protobuf"
+        )
+        assert answer.status_code == 200, answer.data
+    services = {"europe-west1": "persona-router", "asia-southeast1": "persona-router"}
+    last = NOW.replace(second=0) - timedelta(minutes=1)
+    for inputs in (
+        QueryApiHistory("routing").inputs(list(services), services, NOW, days=14),
+        QueryApiHistory("routing").latest(list(services), services, NOW),
+    ):
+        assert inputs["asia-southeast1"].history.recent[last] == 70.0
+        assert inputs["europe-west1"].history.recent[last] == 60.0
+
+
 def test_capacity_samples_sum_instances_across_revisions_and_states(fs, emulators) -> None:  # type: ignore[no-untyped-def]
     """Cloud Run's instance count has a series per revision and state: the capacity learned per
     instance divides by their sum. Averaging them (the old query) halved the instance count and
