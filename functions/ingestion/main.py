@@ -176,11 +176,12 @@ def get_query(request: flask.Request, query: QueryParams) -> flask.Response:
     try:
         query = MetricQuery.model_validate(raw)
     except ValidationError as exc:
-        errors = validation_errors(exc)
+        errors = validation_errors(exc, whole="query")
         extra: dict[str, Any] = {}
         if any(e["field"] == "agg" for e in errors):
             extra["allowed"] = list(AGGREGATIONS)
-        raise Problem(422, "Query parameters are invalid.", errors=errors, **extra) from None
+        told = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise Problem(422, f"Query parameters are not valid: {told}.", errors=errors, **extra) from None
     try:
         result = run_query(query, max_series=get_ingestion_settings().query_max_series)
     except QueryError as exc:

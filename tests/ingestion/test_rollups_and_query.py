@@ -260,6 +260,17 @@ def test_bad_queries_are_422_naming_the_parameter(client, params, field) -> None
         assert "p99" in body["allowed"]
 
 
+def test_a_query_ending_before_it_starts_is_a_422_saying_so(client) -> None:  # type: ignore[no-untyped-def]
+    """A check across parameters names the query, not a request body (a GET has none), and the
+    detail says what was wrong."""
+    params = {"metric": "lat", "agg": "p95", "start": "2026-03-02T12:00:00Z", "end": "2026-03-02T11:00:00Z"}
+    response = client.get("/v1/query", query_string=params)
+    assert response.status_code == 422
+    body = response.get_json()
+    assert [e["field"] for e in body["errors"]] == ["query"]
+    assert "end must be after start" in body["detail"]
+
+
 def test_old_windows_are_answered_from_hourly_rollups(client, store) -> None:  # type: ignore[no-untyped-def]
     points = [(T0 + timedelta(seconds=i), 1.0, {}) for i in range(30)]
     assert post(client, request([gauge("g", points)])).status_code == 200
