@@ -133,7 +133,7 @@ def run(request: flask.Request, body: RunBody) -> flask.Response:
     try:
         at = service.decision_time(scheduled_time(request), utcnow())
     except ValueError as exc:
-        raise Problem(400, f"X-CloudScheduler-ScheduleTime {exc}; a stale run is not decided.") from None
+        raise Problem(400, f"X-CloudScheduler-ScheduleTime {exc}: no decision is made for it.") from None
     rules = _rules()
     unknown = sorted(set(body.regions or []) - set(rules.regions))
     if unknown:

@@ -76,7 +76,9 @@ def decision_time(scheduled: datetime | None, now: datetime) -> datetime:
     a long-past slot would apply a stale decision."""
     if scheduled is None:
         return slot_start(now)
-    if scheduled > now + EARLY_SCHEDULE or scheduled < now - STALE_SCHEDULE:
+    if scheduled > now + EARLY_SCHEDULE:
+        raise ValueError(f"{scheduled.isoformat()} is in the future (the clock says {now.isoformat()})")
+    if scheduled < now - STALE_SCHEDULE:
         raise ValueError(
             f"{scheduled.isoformat()} is not within the last {STALE_SCHEDULE.seconds // 60} minutes"
         )

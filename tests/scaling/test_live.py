@@ -190,7 +190,7 @@ def test_the_slot_is_the_schedule_time_across_dst() -> None:
     assert rules.bounds("europe-west1", manual).rule == "morning-peak"
     with pytest.raises(ValueError, match="last 30 minutes"):
         decision_time(retry_clock - timedelta(hours=2), retry_clock)
-    with pytest.raises(ValueError, match="not within"):
+    with pytest.raises(ValueError, match="in the future"):
         decision_time(retry_clock + timedelta(minutes=5), retry_clock)
 
 
@@ -218,10 +218,15 @@ def test_the_handler_decides_the_scheduled_slot(monkeypatch: pytest.MonkeyPatch)
     assert post({"X-CloudScheduler-ScheduleTime": "2026-03-30T05:55:00Z"}).status_code == 200
     assert post({}).status_code == 200
     assert seen == [datetime(2026, 3, 30, 5, 55, tzinfo=UTC), datetime(2026, 3, 30, 6, 1, tzinfo=UTC)]
-    for value in ("soon", "2026-03-30T03:00:00Z"):
+    told = {
+        "soon": "X-CloudScheduler-ScheduleTime",
+        "2026-03-30T03:00:00Z": "is not within the last 30 minutes",
+        "2026-03-30T06:10:00Z": "is in the future",
+    }
+    for value, reason in told.items():
         answer = post({"X-CloudScheduler-ScheduleTime": value})
         assert answer.status_code == 400
-        assert "X-CloudScheduler-ScheduleTime" in answer.get_json()["detail"]
+        assert reason in answer.get_json()["detail"]
     assert len(seen) == 2
 
 
