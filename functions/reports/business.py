@@ -247,7 +247,10 @@ def health_part(source: DocumentSource, period: Period) -> Part:
     )
     table = Table(
         ref="health.distribution",
-        title=f"Customer health ({run.customers:,} customers scored {run.as_of:%b} {run.as_of.day})",
+        title=(
+            f"Customer health ({run.customers:,} customer{'' if run.customers == 1 else 's'}"
+            f" scored {run.as_of:%b} {run.as_of.day})"
+        ),
         unit="count",
         rows=rows,
     )

@@ -82,7 +82,7 @@ class HealthFigures:
             **base,
             status="info",
             value=float(total),
-            text=f"{total:,} customers scored {run.get('as_of')}",
+            text=f"{total:,} customer{'' if total == 1 else 's'} scored {run.get('as_of')}",
             rows=rows,
         )
 
