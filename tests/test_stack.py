@@ -32,6 +32,10 @@ def test_stack_starts_everything_prints_ready_and_stops_clean(tmp_path) -> None:
         "ION_REDIS_PORT": str(free_port()),
         "ION_CLOUDRUN_STANDIN_PORT": str(free_port()),
         "ION_CLOUDTASKS_PORT": str(free_port()),
+        # Every port its own, so a `make run` on the same machine cannot make this fail.
+        "ION_SCHEDULER_API_PORT": str(free_port()),
+        "ION_BIGQUERY_PORT": str(free_port()),
+        "ION_RECOMMENDER_PORT": str(free_port()),
         "GOOGLE_CLOUD_PROJECT": "ion-ops-stack-test",
         "ION_METRICS_FLUSH_SECONDS": "1",
     }
