@@ -8,7 +8,7 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 
-from devtools.demo import REGIONS, breaching, daily_shape, otlp_batch
+from devtools.demo_traffic import REGIONS, breaching, daily_shape, otlp_batch
 from tests.ingest_client import ingest_client
 
 
