@@ -29,7 +29,8 @@ roles = {
     admin    = ["user:ion-ops-admin@example.com"]
   }
   functions = {
-    # The persona service's OTLP exporter (an extra invoker of ingest) posts metrics.
+    # The persona service's OTLP exporter (an extra invoker of ingest) posts metrics; scaling follows
+    # each region's last minute from them: export every 10 s (OTEL_METRIC_EXPORT_INTERVAL=10000).
     ingest = { operator = ["serviceAccount:persona-router@ion-mentoring-prod.iam.gserviceaccount.com"] }
   }
 }
