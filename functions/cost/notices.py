@@ -86,30 +86,25 @@ class Announcer:
                 "severity": severity,
                 "source": "snapshot",
             }
-            if self.store.claim_event(key, claim):
-                self.publish(
-                    notice_transition(
-                        notice_id=f"cost/{key}",
-                        source="cost",
-                        name="budget-threshold",
-                        severity=severity,
-                        summary=summary,
-                        at=now,
-                        labels={"month": month, "threshold": threshold.key, "budget_id": budget_id},
-                        annotations={
-                            "month_to_date": f"{snapshot.month_to_date.total:.2f}",
-                            "forecast_month_end": f"{snapshot.forecast_month_end.total:.2f}",
-                            "budget": f"{budget.amount:.2f}",
-                        },
-                        value=value,
-                        threshold=float(threshold.percent),
-                        metric="cost.budget.used_pct"
-                        if threshold.kind == "actual"
-                        else "cost.budget.forecast_pct",
-                        dashboard_url=self.dashboard_url,
-                    )
-                )
-                self.store.mark_published(key)
+            notice = notice_transition(
+                notice_id=f"cost/{key}",
+                source="cost",
+                name="budget-threshold",
+                severity=severity,
+                summary=summary,
+                at=now,
+                labels={"month": month, "threshold": threshold.key, "budget_id": budget_id},
+                annotations={
+                    "month_to_date": f"{snapshot.month_to_date.total:.2f}",
+                    "forecast_month_end": f"{snapshot.forecast_month_end.total:.2f}",
+                    "budget": f"{budget.amount:.2f}",
+                },
+                value=value,
+                threshold=float(threshold.percent),
+                metric="cost.budget.used_pct" if threshold.kind == "actual" else "cost.budget.forecast_pct",
+                dashboard_url=self.dashboard_url,
+            )
+            if self._publish_once(key, claim, notice):
                 published.append(key)
         return published
 
@@ -130,31 +125,36 @@ class Announcer:
                 "skus": [m.model_dump() for m in anomaly.skus],
                 "severity": "medium",
             }
-            if self.store.claim_event(key, claim):
-                self.publish(
-                    notice_transition(
-                        notice_id=f"cost/{key}",
-                        source="cost",
-                        name="cost-anomaly",
-                        severity="medium",
-                        summary=(
-                            f"{anomaly.service} cost {anomaly.cost:.2f} {snapshot.currency} on "
-                            f"{anomaly.date} against {anomaly.expected:.2f} expected "
-                            f"(same weekday, {anomaly.weeks} weeks)"
-                        ),
-                        at=now,
-                        labels={"service": anomaly.service, "date": anomaly.date.isoformat()},
-                        annotations={
-                            "cost": f"{anomaly.cost:.2f}",
-                            "expected": f"{anomaly.expected:.2f}",
-                            "top_skus": skus,
-                        },
-                        value=anomaly.cost,
-                        threshold=anomaly.threshold,
-                        metric="cost.service.daily",
-                        dashboard_url=self.dashboard_url,
-                    )
-                )
-                self.store.mark_published(key)
+            notice = notice_transition(
+                notice_id=f"cost/{key}",
+                source="cost",
+                name="cost-anomaly",
+                severity="medium",
+                summary=(
+                    f"{anomaly.service} cost {anomaly.cost:.2f} {snapshot.currency} on "
+                    f"{anomaly.date} against {anomaly.expected:.2f} expected "
+                    f"(same weekday, {anomaly.weeks} weeks)"
+                ),
+                at=now,
+                labels={"service": anomaly.service, "date": anomaly.date.isoformat()},
+                annotations={
+                    "cost": f"{anomaly.cost:.2f}",
+                    "expected": f"{anomaly.expected:.2f}",
+                    "top_skus": skus,
+                },
+                value=anomaly.cost,
+                threshold=anomaly.threshold,
+                metric="cost.service.daily",
+                dashboard_url=self.dashboard_url,
+            )
+            if self._publish_once(key, claim, notice):
                 published.append(key)
         return published
+
+    def _publish_once(self, key: str, claim: dict[str, Any], notice: AlertTransition) -> bool:
+        """Claim ``key``, publish, then mark it published: whether this run published it."""
+        if not self.store.claim_event(key, claim):
+            return False
+        self.publish(notice)
+        self.store.mark_published(key)
+        return True
