@@ -89,6 +89,22 @@ VARIANTS: dict[str, dict[str, DetectorConfig]] = {
         "6 h": DetectorConfig(cooldown_seconds=21600.0),
         "6 h, 36+": DetectorConfig(cooldown_seconds=21600.0, cooldown_points=(36, 600)),
     },
+    # Twelfth round: the cooldown's point floor alone. 100 points make 12 h four days at hourly
+    # steps (ad exchange), where a window 66 rows after a false alarm was missed.
+    "cooldown-floor": {
+        "100+": DetectorConfig(),
+        "36+": DetectorConfig(cooldown_points=(36, 600)),
+        "12+": DetectorConfig(cooldown_points=(12, 600)),
+    },
+    # Twelfth round: a new alert within the cooldown needs less over the last episode's strength.
+    "escalation": {
+        "1.5": DetectorConfig(),
+        "1.2": DetectorConfig(escalation=1.2),
+        "1.0": DetectorConfig(escalation=1.0),
+        "2.0": DetectorConfig(escalation=2.0),
+        "3.0": DetectorConfig(escalation=3.0),
+        "off": DetectorConfig(escalation=0.0),
+    },
     "spike-rank": {
         "3rd": DetectorConfig(),
         "1st": DetectorConfig(spike_min_rank=1),
