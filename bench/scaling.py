@@ -5,6 +5,7 @@ Scaling contract (14 days of warm-up), and the time of one decision for 3 region
     .venv/bin/python bench/scaling.py --data irregular,traffic,tweets
     .venv/bin/python bench/scaling.py --quick                # one generated trace, 28 days
     .venv/bin/python bench/scaling.py --variants             # the tuning variants side by side
+    .venv/bin/python bench/scaling.py --frontier             # the headroom settings at their upper ends
 
 Data sets:
 
@@ -553,6 +554,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--variants", action="store_true")
     parser.add_argument(
+        "--frontier", action="store_true", help="the headroom settings' upper ends beside the defaults"
+    )
+    parser.add_argument(
         "--data", default="generated,irregular,traffic,traffic-rate,tweets", help="comma-separated data sets"
     )
     parser.add_argument("--no-timing", action="store_true")
@@ -603,6 +607,19 @@ def main() -> None:
                 ),
                 "production, band quantile 0.5": lambda t: production(
                     t, bench_settings(), replace(fc, band_quantile=0.5)
+                ),
+            }
+        )
+    if args.frontier:
+        # What meeting the misses bound costs where it is missed: the settings' upper ends.
+        policies.update(
+            {
+                "production, headroom 0.3": lambda t: production(t, bench_settings(ION_SCALING_HEADROOM=0.3)),
+                "production, band +0.3": lambda t: production(
+                    t, bench_settings(ION_SCALING_FORECAST_HEADROOM=0.3)
+                ),
+                "production, both 0.3": lambda t: production(
+                    t, bench_settings(ION_SCALING_HEADROOM=0.3, ION_SCALING_FORECAST_HEADROOM=0.3)
                 ),
             }
         )
