@@ -189,10 +189,15 @@ def build_report(
     )
     # The document-backed panels (customer success, finance, the KPI scorecard) of each period.
     current.figures = DocumentFigures.for_period(
-        documents, start=period.start, end=period.end, now=now, week=current
+        documents, start=period.start, end=period.end, now=now, week=current, time_zone=period.time_zone
     )
     before.figures = DocumentFigures.for_period(
-        documents, start=period.previous_start, end=period.previous_end, now=now, week=before
+        documents,
+        start=period.previous_start,
+        end=period.previous_end,
+        now=now,
+        week=before,
+        time_zone=period.time_zone,
     )
     views: dict[str, tuple[PanelView, PanelView]] = {}
 
