@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Annotated, Any, Protocol
+
+from pydantic import AwareDatetime, BeforeValidator
 
 
 class Clock(Protocol):
@@ -62,6 +64,22 @@ def parse_rfc3339(text: str) -> datetime:
     if time_at > 0:  # only an offset after the time can have lost its '+'
         raw = raw[:time_at] + raw[time_at:].replace(" ", "+")
     return datetime.fromisoformat(raw)
+
+
+def _as_rfc3339(value: Any) -> Any:
+    """Text read as :func:`parse_rfc3339` does (a ``+`` the query string decoded to a space is a
+    ``+``); anything it cannot read goes on to pydantic, whose error names the field."""
+    if isinstance(value, str):
+        try:
+            return parse_rfc3339(value)
+        except ValueError:
+            return value
+    return value
+
+
+# A time in a query string: ``?since=2026-03-29T03:30:00+02:00`` typed as is means +02:00, as
+# ``parse_rfc3339`` reads it everywhere else; without a zone it is refused (which day is it?).
+QueryTime = Annotated[AwareDatetime, BeforeValidator(_as_rfc3339)]
 
 
 def format_rfc3339(at: datetime) -> str:
