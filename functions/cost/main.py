@@ -240,7 +240,8 @@ def get_forecast(_request: flask.Request, query: ForecastQuery) -> dict[str, Any
 def get_anomalies(_request: flask.Request, query: AnomaliesQuery) -> dict[str, Any]:
     """Anomalies and budget crossings announced over the last days."""
     days = query.days or 35
-    since = utcnow().date() - timedelta(days=days)
+    # Events are dated by billing day (Pacific): count back from today there, not in UTC.
+    since = utcnow().astimezone(get_cost_settings().zone).date() - timedelta(days=days)
     store = _store()
     return {
         "since": since.isoformat(),
@@ -280,7 +281,7 @@ def health(request: flask.Request) -> flask.Response:
         from functions.cost.usage import load_prices
 
         prices = load_prices(settings.prices_file)
-        effective = prices.table_for(utcnow().date()).effective_from.isoformat()
+        effective = prices.table_for(utcnow().astimezone(settings.zone).date()).effective_from.isoformat()
         checks["prices"] = {"ok": True, "effective_from": effective}
     except Exception as exc:
         log.exception("price table does not load")
