@@ -12,7 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 from functions.fanout import silences
 from functions.fanout.incident_policy import Priority
 from functions.fanout.incident_record import Incident, IncidentAlert, Review, State, TimelineEntry, review_url
-from shared.clock import QueryTime
+from shared.clock import CalendarDate, QueryTime
 from shared.ids import DocumentId
 from shared.messages import Severity
 
@@ -47,7 +47,7 @@ class FlushGroupRequest(BaseModel):
 class DigestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    day: date | None = Field(default=None, alias="date")
+    day: CalendarDate | None = Field(default=None, alias="date")
 
 
 # --- silences ------------------------------------------------------------------------------------

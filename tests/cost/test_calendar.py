@@ -42,3 +42,22 @@ def test_anomalies_of_the_last_day_count_back_from_today_in_pacific(fs, clock: F
     body = answer.get_json()
     assert body["since"] == "2026-10-31"
     assert [e["date"] for e in body["anomalies"]] == ["2026-10-31"]
+
+
+@pytest.mark.parametrize(
+    "day", ["2026-11-01T00:00:00+09:00", "2026-11-01T00:00:00Z", "1793491200", "20261101"]
+)
+def test_a_day_is_a_date_never_a_time_with_an_offset(fs, clock: FrozenClock, day: str) -> None:  # type: ignore[no-untyped-def]
+    # Midnight in Tokyo on 1 November is 08:00 on 31 October in Los Angeles: which day is meant?
+    encoded = day.replace("+", "%2B")
+    for answer in (
+        call("GET", f"/v1/cost?date={encoded}"),
+        call("GET", f"/v1/cost/forecast?date={encoded}"),
+        call("POST", "/v1/cost/snapshot", json={"date": day}),
+    ):
+        assert answer.status_code == 422, (day, answer.get_data(as_text=True))
+        body = answer.get_json()
+        assert [e["field"] for e in body["errors"]] == ["date"], body
+        assert "YYYY-MM-DD" in answer.get_data(as_text=True)
+    # An empty parameter is still an absent one: the latest snapshot (none yet).
+    assert call("GET", "/v1/cost?date=").status_code == 404
