@@ -4,19 +4,28 @@ is seven days, not the eight UTC dates its instants touch, and a month's quarter
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+import itertools
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from functions.reports.audiences import load_audiences
 from functions.reports.build import PanelBuilder
 from functions.reports.figures import DocumentFigures
 from functions.reports.panels import load_catalog
 from functions.reports.period import Period, month, week
+from functions.reports.report import build_report
+from functions.reports.settings import ReportsSettings
 from functions.reports.source import MemoryAlertSource
+from functions.reports.svg import clock
+from shared.metrics.fold import Accumulator, Fold
 from shared.metrics.query_model import MetricQuery, QueryResult
 from tests.reports.cs_finance_docs import snapshot, source
 
 CATALOG = load_catalog()
+SETTINGS = ReportsSettings()
+AUDIENCES = load_audiences(SETTINGS.audiences_file, SETTINGS.dashboards_file)
 
 
 class NoMetrics:
@@ -79,3 +88,76 @@ def test_the_health_run_of_a_new_york_week_is_the_one_scoring_its_last_day() -> 
     latest = builder.figures.reads.latest_run()
     assert latest is not None
     assert latest["as_of"] == "2026-03-09"
+
+
+class Requests:
+    """One request answered 200 and one 500 at noon (local) of every day, folded by the query
+    module itself (with the query's local days when it asks for them)."""
+
+    def __init__(self, days: list[date], zone: str) -> None:
+        tz = ZoneInfo(zone)
+        self.samples = [
+            ({"http.response.status_code": status}, datetime.combine(d, time(12), tzinfo=tz), 1.0)
+            for d in days
+            for status in ("200", "500")
+        ]
+
+    def query(self, query: MetricQuery) -> QueryResult:
+        local = {"step_zone": query.step_zone} if "step_zone" in MetricQuery.model_fields else {}
+        fold = Fold(
+            query.agg, query.start, query.end, query.step, query.labels, query.group_by, query.across, **local
+        )
+        for labels, when, value in self.samples:
+            if query.start <= when < query.end and fold.accepts(labels):
+                index = fold.index((when - query.start).total_seconds())
+                fold.group(labels).steps.setdefault(index, Accumulator()).add_samples(
+                    [value], increment=False
+                )
+        return QueryResult(metric=query.metric, agg=query.agg, series=fold.series())
+
+
+@pytest.mark.parametrize(("label", "zone"), [("2026-11", "America/New_York"), ("2026-03", "Europe/Brussels")])
+def test_a_months_chart_has_one_point_per_local_day_at_its_midnight(label: str, zone: str) -> None:
+    # November 2026 starts with New York's 25-hour day; March 2026 holds Brussels' 23-hour day (29th).
+    period = month(label, zone)
+    tz = ZoneInfo(zone)
+    first = period.start.astimezone(tz).date()
+    days = [first + timedelta(days=i) for i in range((period.end.astimezone(tz).date() - first).days)]
+    report = build_report(
+        AUDIENCES.audiences["leadership"],
+        period,
+        CATALOG,
+        Requests(days, zone),
+        MemoryAlertSource(),
+        documents=source(),
+        now=period.end + timedelta(hours=10),
+    )
+    [uptime] = [s for s in report.sections if s.id == "uptime"]
+    assert uptime.chart is not None
+    [series] = uptime.chart.panel.series
+    assert [at.astimezone(tz) for at, _ in series.points] == [
+        datetime.combine(d, time(0), tzinfo=tz) for d in days
+    ]
+    assert {value for _, value in series.points} == {0.5}
+    labels = [clock(at, (period.end - period.start).total_seconds(), tz) for at, _ in series.points]
+    assert len(set(labels)) == len(days)
+
+
+def test_local_day_steps_are_23_to_25_hours_and_need_a_days_step() -> None:
+    period = month("2026-11", "America/New_York")
+    fold = Fold("rate", period.start, period.end, 86_400, {}, [], step_zone="America/New_York")
+    assert fold.step_starts is not None
+    edges = [*fold.step_starts, period.end]
+    hours = [(b - a).total_seconds() / 3600 for a, b in itertools.pairwise(edges)]
+    assert hours == [25.0] + [24.0] * 29
+    first_day = fold.start + timedelta(hours=24, minutes=30)  # 23:30 on 1 November: still that day
+    assert fold.index((first_day - fold.start).total_seconds()) == 0
+    fold.group({}).steps.setdefault(0, Accumulator()).add_samples([1.0], increment=False)
+    [series] = fold.series()
+    assert series.points[0][1] == pytest.approx(1 / 90_000)  # one sample over the day's 25 hours
+    with pytest.raises(ValueError, match="step_zone needs step 86400"):
+        MetricQuery(metric="m", agg="count", start=period.start, end=period.end, step=3600, step_zone="UTC")
+    with pytest.raises(ValueError, match="not an IANA time zone"):
+        MetricQuery(
+            metric="m", agg="count", start=period.start, end=period.end, step=86_400, step_zone="Mars/Base"
+        )
