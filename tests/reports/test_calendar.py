@@ -5,7 +5,7 @@ is seven days, not the eight UTC dates its instants touch, and a month's quarter
 from __future__ import annotations
 
 import itertools
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,6 +13,7 @@ import pytest
 from functions.reports.audiences import load_audiences
 from functions.reports.build import PanelBuilder
 from functions.reports.figures import DocumentFigures
+from functions.reports.mailing import choose_period
 from functions.reports.panels import load_catalog
 from functions.reports.period import Period, month, week
 from functions.reports.report import build_report
@@ -161,3 +162,35 @@ def test_local_day_steps_are_23_to_25_hours_and_need_a_days_step() -> None:
         MetricQuery(
             metric="m", agg="count", start=period.start, end=period.end, step=86_400, step_zone="Mars/Base"
         )
+
+
+@pytest.mark.parametrize(
+    ("kind", "scheduled", "label", "hours"),
+    [
+        # The Monday after New York's spring change: the week of 2 to 8 March, 167 hours.
+        ("week", datetime(2026, 3, 9, 13, tzinfo=UTC), "2026-W10", 167),
+        # The Monday after its autumn change: the week of 26 October to 1 November, 169 hours.
+        ("week", datetime(2026, 11, 2, 14, tzinfo=UTC), "2026-W44", 169),
+        # 10:00 on 1 November (EST): October, 744 hours (31 days, no change inside it).
+        ("month", datetime(2026, 11, 1, 15, tzinfo=UTC), "2026-10", 744),
+        # 10:00 on 1 April (EDT): March, 743 hours.
+        ("month", datetime(2026, 4, 1, 14, tzinfo=UTC), "2026-03", 743),
+        # 17:00 on 1 November (EST): the day so far is 18 hours (01:00 happened twice).
+        ("day", datetime(2026, 11, 1, 22, tzinfo=UTC), "2026-11-01", 18),
+        # 17:00 on 8 March (EDT): 16 hours (02:00 never happened).
+        ("day", datetime(2026, 3, 8, 21, tzinfo=UTC), "2026-03-08", 16),
+    ],
+)
+def test_the_scheduled_time_names_the_period_across_dst(
+    kind: str, scheduled: datetime, label: str, hours: int
+) -> None:
+    # A retry hours later (or a clock read after the schedule time) names the same period.
+    chosen = choose_period(
+        kind=kind,
+        week=None,
+        month=None,
+        zone_name="America/New_York",
+        reference=scheduled,
+        now=scheduled + timedelta(hours=5),
+    )
+    assert (chosen.label, chosen.hours) == (label, hours)
