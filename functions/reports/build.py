@@ -20,6 +20,8 @@ from functions.reports.source import ActiveAlert, AlertSource, MetricSource, Tra
 from functions.reports.views import IncidentView, PanelView, RowView, SeriesView, format_value, worst
 from shared.metrics.query_model import MetricQuery, QueryResult
 
+DAY = 86_400
+
 
 class PanelBuilder:
     """Builds panel views over one window ``[start, end)`` charted in steps of ``step`` seconds."""
@@ -36,15 +38,16 @@ class PanelBuilder:
         now: datetime | None = None,
         incidents: IncidentSource | None = None,
         figures: DocumentFigures | None = None,
-        step_zone: str | None = None,
+        time_zone: str | None = None,
     ) -> None:
         self.metrics = metrics
         self.alerts = alerts
         # The document-backed panels (``Panel.figure``); without it they say no data.
         self.figures = figures
         self.start, self.end, self.step = start, end, step
-        # With a day's step: the zone whose calendar days the steps are (a month's report).
-        self.step_zone = step_zone
+        # The period's zone (a report's): a day's step is a calendar day there (a month's report),
+        # the incident trend's weeks are its weeks. None: UTC and fixed steps (the dashboards).
+        self.step_zone = time_zone if step == DAY else None
         self.region = region
         self.now = now or end
         self._active: list[ActiveAlert] | None = None
@@ -52,7 +55,11 @@ class PanelBuilder:
         self._lock = threading.Lock()
         # The incident records (None: their panels say they were not read).
         self.records = (
-            IncidentReads(incidents, start=start, end=end, region=region) if incidents is not None else None
+            IncidentReads(
+                incidents, start=start, end=end, region=region, zone=ZoneInfo(time_zone) if time_zone else UTC
+            )
+            if incidents is not None
+            else None
         )
 
     # queries -----------------------------------------------------------------------------------

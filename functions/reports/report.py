@@ -169,8 +169,7 @@ def build_report(
     incidents: IncidentSource | None = None,
 ) -> Report:
     step = 86_400 if period.kind == "month" else 3600
-    # A month is charted per local day: a fixed 86400 s step drifts an hour past a DST change.
-    step_zone = period.time_zone if period.kind == "month" else None
+    # A month is charted per local day (a fixed 86400 s step drifts an hour past a DST change).
     current = PanelBuilder(
         MemoisedMetricSource(metrics),
         alerts,
@@ -179,7 +178,7 @@ def build_report(
         step=step,
         now=now,
         incidents=incidents,
-        step_zone=step_zone,
+        time_zone=period.time_zone,
     )
     before = PanelBuilder(
         MemoisedMetricSource(metrics),
@@ -189,7 +188,7 @@ def build_report(
         step=step,
         now=now,
         incidents=incidents,
-        step_zone=step_zone,
+        time_zone=period.time_zone,
     )
     # The document-backed panels (customer success, finance, the KPI scorecard) of each period.
     current.figures = DocumentFigures.for_period(

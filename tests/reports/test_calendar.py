@@ -194,3 +194,34 @@ def test_the_scheduled_time_names_the_period_across_dst(
         now=scheduled + timedelta(hours=5),
     )
     assert (chosen.label, chosen.hours) == (label, hours)
+
+
+def test_the_incident_trend_of_a_new_york_report_is_in_its_local_weeks() -> None:
+    from functions.reports.incident_records import MemoryIncidentSource, record_of
+    from tests.reports.incident_docs import incident_doc
+
+    # 23:30 on Sunday 1 March in New York (EST) is 04:30 UTC on 2 March: the week of 23 February.
+    # Eight 168-hour spans back from 16 March 00:00 EDT would start each earlier week at 23:00.
+    opened = datetime(2026, 3, 2, 4, 30, tzinfo=UTC)
+    found = record_of(
+        "late-sunday", incident_doc("late-sunday", "P2", opened, resolved_after=timedelta(hours=1))
+    )
+    assert found is not None
+    period = week("2026-W11", "America/New_York")
+    report = build_report(
+        AUDIENCES.audiences["leadership"],
+        period,
+        CATALOG,
+        NoMetrics(),
+        MemoryAlertSource(),
+        documents=source(),
+        now=period.end + timedelta(hours=10),
+        incidents=MemoryIncidentSource([found]),
+    )
+    trend = next(p for s in report.sections for p in s.panels if p.id == "mttr_trend")
+    values = {row.label: row.value for row in trend.rows}
+    assert values["week of 2026-02-23"] == pytest.approx(3600)
+    assert values["week of 2026-03-02"] is None
+    tz = ZoneInfo("America/New_York")
+    assert [at.astimezone(tz).time() for at, _ in trend.series[0].points] == [time(0)]
+
