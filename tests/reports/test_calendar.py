@@ -225,3 +225,10 @@ def test_the_incident_trend_of_a_new_york_report_is_in_its_local_weeks() -> None
     tz = ZoneInfo("America/New_York")
     assert [at.astimezone(tz).time() for at, _ in trend.series[0].points] == [time(0)]
 
+
+def test_a_time_shown_as_utc_is_converted_to_utc() -> None:
+    from functions.reports.render import iso
+
+    # 03:30 in Brussels on the morning its clocks jump (CEST, +02:00) is 01:30 UTC.
+    assert iso(datetime(2026, 3, 29, 3, 30, tzinfo=ZoneInfo("Europe/Brussels"))) == "2026-03-29 01:30 UTC"
+    assert iso(datetime(2026, 3, 29, 1, 30, tzinfo=UTC)) == "2026-03-29 01:30 UTC"
