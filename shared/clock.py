@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Protocol
+
+from pydantic import AwareDatetime, BeforeValidator
 
 
 class Clock(Protocol):
@@ -62,6 +65,39 @@ def parse_rfc3339(text: str) -> datetime:
     if time_at > 0:  # only an offset after the time can have lost its '+'
         raw = raw[:time_at] + raw[time_at:].replace(" ", "+")
     return datetime.fromisoformat(raw)
+
+
+def _as_rfc3339(value: Any) -> Any:
+    """Text read as :func:`parse_rfc3339` does (a ``+`` the query string decoded to a space is a
+    ``+``); anything it cannot read goes on to pydantic, whose error names the field."""
+    if isinstance(value, str):
+        try:
+            return parse_rfc3339(value)
+        except ValueError:
+            return value
+    return value
+
+
+# A time in a query string: ``?since=2026-03-29T03:30:00+02:00`` typed as is means +02:00, as
+# ``parse_rfc3339`` reads it everywhere else; without a zone it is refused (which day is it?).
+QueryTime = Annotated[AwareDatetime, BeforeValidator(_as_rfc3339)]
+
+
+_DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _date_only(value: Any) -> Any:
+    """A day as a date or YYYY-MM-DD text. pydantic alone also takes a midnight with any offset
+    (``2026-11-01T00:00:00+09:00``, still 31 October in Los Angeles) or a Unix time, and drops
+    the zone: a day is asked for by its date, in the zone the API counts days in."""
+    text = isinstance(value, str) and _DATE_TEXT.fullmatch(value) is not None
+    if not text and (isinstance(value, datetime) or not isinstance(value, date)):
+        raise ValueError("is not a date; write it as YYYY-MM-DD, e.g. 2026-03-08")
+    return value
+
+
+# A day in a query string or body: YYYY-MM-DD only (what the contracts say each takes).
+CalendarDate = Annotated[date, BeforeValidator(_date_only)]
 
 
 def format_rfc3339(at: datetime) -> str:

@@ -17,7 +17,6 @@ notifications, each handled once; a malformed one is dropped with a log line say
 
 from __future__ import annotations
 
-import datetime as dt
 from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
@@ -26,7 +25,7 @@ import flask
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from functions.cost.settings import get_cost_settings
-from shared.clock import utcnow
+from shared.clock import CalendarDate, utcnow
 from shared.http import HEALTH_ROUTE, Api, Problem
 from shared.logging import get_logger
 from shared.messages import AlertTransition
@@ -39,7 +38,7 @@ MAX_DAYS = 400
 class RunBody(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt "date" is a 422, not yesterday's run
 
-    date: dt.date | None = Field(
+    date: CalendarDate | None = Field(
         default=None, description="the day to snapshot (default yesterday in ION_COST_TIME_ZONE, Pacific)"
     )
 
@@ -52,14 +51,18 @@ class _Query(BaseModel):
 
 
 class CostQuery(_Query):
-    date: dt.date | None = Field(default=None, description="the snapshot of this day (default the latest)")
+    date: CalendarDate | None = Field(
+        default=None, description="the snapshot of this day (default the latest)"
+    )
     days: int | None = Field(
         default=None, ge=1, le=MAX_DAYS, description="days of series, 1 to 400 (default 30)"
     )
 
 
 class ForecastQuery(_Query):
-    date: dt.date | None = Field(default=None, description="as of this day's snapshot (default the latest)")
+    date: CalendarDate | None = Field(
+        default=None, description="as of this day's snapshot (default the latest)"
+    )
 
 
 class AnomaliesQuery(_Query):
@@ -240,7 +243,8 @@ def get_forecast(_request: flask.Request, query: ForecastQuery) -> dict[str, Any
 def get_anomalies(_request: flask.Request, query: AnomaliesQuery) -> dict[str, Any]:
     """Anomalies and budget crossings announced over the last days."""
     days = query.days or 35
-    since = utcnow().date() - timedelta(days=days)
+    # Events are dated by billing day (Pacific): count back from today there, not in UTC.
+    since = utcnow().astimezone(get_cost_settings().zone).date() - timedelta(days=days)
     store = _store()
     return {
         "since": since.isoformat(),
@@ -280,7 +284,7 @@ def health(request: flask.Request) -> flask.Response:
         from functions.cost.usage import load_prices
 
         prices = load_prices(settings.prices_file)
-        effective = prices.table_for(utcnow().date()).effective_from.isoformat()
+        effective = prices.table_for(utcnow().astimezone(settings.zone).date()).effective_from.isoformat()
         checks["prices"] = {"ok": True, "effective_from": effective}
     except Exception as exc:
         log.exception("price table does not load")

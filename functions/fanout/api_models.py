@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 from functions.fanout import silences
 from functions.fanout.incident_policy import Priority
 from functions.fanout.incident_record import Incident, IncidentAlert, Review, State, TimelineEntry, review_url
+from shared.clock import CalendarDate, QueryTime
 from shared.ids import DocumentId
 from shared.messages import Severity
 
@@ -46,7 +47,7 @@ class FlushGroupRequest(BaseModel):
 class DigestRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    day: date | None = Field(default=None, alias="date")
+    day: CalendarDate | None = Field(default=None, alias="date")
 
 
 # --- silences ------------------------------------------------------------------------------------
@@ -92,9 +93,7 @@ class IncidentsQuery(BaseModel):
         default=None, description="only incidents in this state"
     )
     priority: Literal["P1", "P2", "P3", "P4"] | None = Field(default=None, description="only this priority")
-    since: AwareDatetime | None = Field(
-        default=None, description="only incidents opened at or after this time"
-    )
+    since: QueryTime | None = Field(default=None, description="only incidents opened at or after this time")
     limit: int = Field(default=100, ge=1, le=500, description="at most this many, newest first")
 
 

@@ -4,12 +4,12 @@ bodies are the customer models of ``models.py``."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from functions.health.models import Customer, CustomerRef, KeyView
+from shared.clock import CalendarDate
 from shared.ids import DocumentId
 
 CATEGORIES = ("healthy", "at_risk", "churn_risk", "usage_unknown")
@@ -66,7 +66,7 @@ class WeeksQuery(BaseModel):
 
 
 class RunQuery(BaseModel):
-    as_of: date | None = Field(
+    as_of: CalendarDate | None = Field(
         default=None, description="score as of the start of this day (default today, UTC), YYYY-MM-DD"
     )
 

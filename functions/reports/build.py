@@ -5,11 +5,11 @@ dashboard is built in ``dashboard_build.py``.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from functions.reports.figures import DocumentFigures
 from functions.reports.incident_panels import IncidentReads, build_incident_panel
@@ -19,6 +19,8 @@ from functions.reports.panels import ADDITIVE, INCIDENT_KINDS, Panel, Status
 from functions.reports.source import ActiveAlert, AlertSource, MetricSource, Transition
 from functions.reports.views import IncidentView, PanelView, RowView, SeriesView, format_value, worst
 from shared.metrics.query_model import MetricQuery, QueryResult
+
+DAY = 86_400
 
 
 class PanelBuilder:
@@ -36,12 +38,16 @@ class PanelBuilder:
         now: datetime | None = None,
         incidents: IncidentSource | None = None,
         figures: DocumentFigures | None = None,
+        time_zone: str | None = None,
     ) -> None:
         self.metrics = metrics
         self.alerts = alerts
         # The document-backed panels (``Panel.figure``); without it they say no data.
         self.figures = figures
         self.start, self.end, self.step = start, end, step
+        # The period's zone (a report's): a day's step is a calendar day there (a month's report),
+        # the incident trend's weeks are its weeks. None: UTC and fixed steps (the dashboards).
+        self.step_zone = time_zone if step == DAY else None
         self.region = region
         self.now = now or end
         self._active: list[ActiveAlert] | None = None
@@ -49,7 +55,11 @@ class PanelBuilder:
         self._lock = threading.Lock()
         # The incident records (None: their panels say they were not read).
         self.records = (
-            IncidentReads(incidents, start=start, end=end, region=region) if incidents is not None else None
+            IncidentReads(
+                incidents, start=start, end=end, region=region, zone=ZoneInfo(time_zone) if time_zone else UTC
+            )
+            if incidents is not None
+            else None
         )
 
     # queries -----------------------------------------------------------------------------------
@@ -71,6 +81,7 @@ class PanelBuilder:
                 group_by=[g for g in group_by if g not in labels],
                 resolution="hour" if self.step >= 3600 else "auto",
                 across=panel.query.across,
+                step_zone=self.step_zone if stepped else None,
             )
         )
 
@@ -79,8 +90,24 @@ class PanelBuilder:
         last step only partly elapsed, which divided by a whole step would read a fraction."""
         if panel.transform != "per_minute":
             return 1.0
-        covered = min(float(self.step), (self.end - at).total_seconds())
+        covered = (self._step_end(at) - at).total_seconds()
         return max(covered, 1.0) / 60.0
+
+    def _step_end(self, at: datetime) -> datetime:
+        """The end of the step starting ``at``: a local day's is the next midnight (23 to 25
+        hours on), the window's end at the latest."""
+        if self.step_zone is None:
+            return min(self.end, at + timedelta(seconds=self.step))
+        zone = ZoneInfo(self.step_zone)
+        following = datetime.combine(at.astimezone(zone).date() + timedelta(days=1), time(0), tzinfo=zone)
+        return min(self.end, following.astimezone(UTC))
+
+    def _step_count(self) -> int:
+        """How many steps the window holds (the local days of a month's report)."""
+        count, at = 0, self.start
+        while at < self.end:
+            count, at = count + 1, self._step_end(at)
+        return max(count, 1)
 
     def _additive_series(self, panel: Panel, result: QueryResult, keep: Any = None) -> dict[datetime, float]:
         """Sum per step over the series ``keep`` accepts (all by default)."""
@@ -141,8 +168,7 @@ class PanelBuilder:
                     return 0.0, []
                 return None, []
             if agg == "rate" or panel.transform == "per_minute":
-                steps = max(1, math.ceil((self.end - self.start).total_seconds() / self.step))
-                return sum(totals.values()) / steps, points
+                return sum(totals.values()) / self._step_count(), points
             return sum(totals.values()), points
         stepped = self._query(panel, stepped=True, group_by=[])
         points = [p for s in stepped.series for p in s.points]

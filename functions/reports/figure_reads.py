@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from functions.reports.documents import DocumentSource
 from functions.reports.panels import Panel, Status
+from functions.reports.period import zone
 from functions.reports.views import PanelView, format_value
 
 if TYPE_CHECKING:
@@ -26,9 +27,10 @@ TREND_DAYS = 30
 LIST_ROWS = 50  # the rows a list panel shows (customers at risk, costs per customer)
 
 
-def utc_days(start: datetime, end: datetime) -> list[date]:
-    """The UTC dates that ``[start, end)`` touches."""
-    first, last = start.astimezone(UTC).date(), (end - timedelta(microseconds=1)).astimezone(UTC).date()
+def local_days(start: datetime, end: datetime, zone: tzinfo) -> list[date]:
+    """The dates in ``zone`` that ``[start, end)`` touches: a report period's own calendar days
+    (a New York week is seven, where its instants touch eight UTC dates)."""
+    first, last = start.astimezone(zone).date(), (end - timedelta(microseconds=1)).astimezone(zone).date()
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
@@ -106,7 +108,7 @@ class DocumentReads:
     ) -> None:
         self.documents = documents
         self.start, self.end, self.now = start, end, now
-        self.days = days
+        self.days = days  # the window's dates, oldest first (the last one is its last day)
         self.trend_days = trend_days
         self.week = week  # the KPI week's panel builder (SLO compliance)
         # live: the latest documents are the window's (a dashboard, or a report of the period
@@ -132,9 +134,17 @@ class DocumentReads:
 
     @classmethod
     def for_period(
-        cls, documents: DocumentSource, *, start: datetime, end: datetime, now: datetime, week: PanelBuilder
+        cls,
+        documents: DocumentSource,
+        *,
+        start: datetime,
+        end: datetime,
+        now: datetime,
+        week: PanelBuilder,
+        time_zone: str,
     ) -> DocumentReads:
-        days = utc_days(start, end)
+        # Billing days and health runs are dates: the period's are its local ones.
+        days = local_days(start, end, zone(time_zone))
         # The customers' latest health is this period's when the period ended at most two days
         # ago (the daily run scores the day before); an older period's is not kept.
         return cls(

@@ -49,9 +49,18 @@ class DocumentFigures:
 
     @classmethod
     def for_period(
-        cls, documents: DocumentSource, *, start: datetime, end: datetime, now: datetime, week: PanelBuilder
+        cls,
+        documents: DocumentSource,
+        *,
+        start: datetime,
+        end: datetime,
+        now: datetime,
+        week: PanelBuilder,
+        time_zone: str,
     ) -> DocumentFigures:
-        return cls(DocumentReads.for_period(documents, start=start, end=end, now=now, week=week))
+        return cls(
+            DocumentReads.for_period(documents, start=start, end=end, now=now, week=week, time_zone=time_zone)
+        )
 
     def builder(self, figure: str) -> Any:
         """The method that builds ``figure`` (``health.nps`` → ``HealthFigures.panel_nps``), or None."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from functions.reports.incident_metrics import (
@@ -45,9 +45,18 @@ WEEK = timedelta(days=7)
 class IncidentReads:
     """The reads of one build, each asked once (thread-safe)."""
 
-    def __init__(self, source: IncidentSource, *, start: datetime, end: datetime, region: str | None) -> None:
+    def __init__(
+        self,
+        source: IncidentSource,
+        *,
+        start: datetime,
+        end: datetime,
+        region: str | None,
+        zone: tzinfo = UTC,
+    ) -> None:
         self.source = source
         self.start, self.end = start, end
+        self.zone = zone  # the report's: its trend's weeks are local weeks
         self.region = region
         self._answers: dict[tuple[Any, ...], list[IncidentRecord]] = {}
         self._lock = threading.Lock()
@@ -218,14 +227,19 @@ def _list(panel: Panel, base: dict[str, Any], reads: IncidentReads, now: datetim
 def _trend(panel: Panel, base: dict[str, Any], reads: IncidentReads, now: datetime) -> PanelView:
     """Week by week to the window's end (the report's period end: its weeks are whole ones)."""
     measure = panel.measure or "mttr"
-    first = reads.end - panel.weeks * WEEK
-    records = reads.opened_since(first)
+    # The same local time 7, 14, ... days before the end: across a DST change a week is 167 or
+    # 169 hours, so each still starts on the report's local midnight.
+    local_end = reads.end.astimezone(reads.zone)
+    starts = [
+        datetime.combine(local_end.date() - k * WEEK, local_end.time(), tzinfo=reads.zone).astimezone(UTC)
+        for k in range(panel.weeks, 0, -1)
+    ]
+    records = reads.opened_since(starts[0])
     rows, points = [], []
-    for i in range(panel.weeks):
-        start = first + i * WEEK
-        week = [r for r in records if start <= r.opened_at < start + WEEK]
+    for start, until in zip(starts, [*starts[1:], reads.end], strict=True):
+        week = [r for r in records if start <= r.opened_at < until]
         value, text = _measure(measure, week, now)
-        label = f"week of {start:%Y-%m-%d}"
+        label = f"week of {start.astimezone(reads.zone):%Y-%m-%d}"
         rows.append(RowView(label=label, value=value, text=text, status=_graded(panel, value, "info")))
         if value is not None:
             points.append((start, value))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, timedelta
+from datetime import date, timedelta
 from typing import Any, Literal
 
 from functions.reports.cost_figures import CostFigures
@@ -162,7 +162,7 @@ class KpiFigures:
     def quarterly_savings(self) -> tuple[float | None, str]:
         """Quarter to date: the seeds' baseline against each month's latest figure (a past month's
         last forecast, this month's forecast), from the snapshots of the quarter."""
-        end_day = (self.reads.end - timedelta(microseconds=1)).astimezone(UTC).date()
+        end_day = self.reads.days[-1]  # the period's last local day (its quarter, not the next)
         first = date(end_day.year, 3 * ((end_day.month - 1) // 3) + 1, 1)
         days = [first + timedelta(days=i) for i in range((end_day - first).days + 1)]
         snaps = self.reads.once("quarter", lambda: self.reads.documents.snapshot_bodies(days))

@@ -4,7 +4,7 @@ figures."""
 
 from __future__ import annotations
 
-from datetime import UTC, timedelta
+from datetime import timedelta
 from typing import Any
 
 from functions.reports.figure_reads import DocumentReads, pct
@@ -23,7 +23,7 @@ class PersonaFigures:
 
     def persona_week(self) -> dict[str, Any] | None:
         """The latest complete week's satisfaction whose week ended by the end of the window."""
-        end_day = self.reads.end.astimezone(UTC).date()
+        end_day = self.reads.days[-1]
         mondays = sorted(
             {d - timedelta(days=d.weekday()) for d in self.reads.days}
             | {self.reads.days[0] - timedelta(days=7 + self.reads.days[0].weekday())}

@@ -4,7 +4,7 @@ Status is always written as a word beside its colour."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,8 @@ def status_label(status: str) -> str:
 
 
 def iso(at: datetime | None) -> str:
-    return at.strftime("%Y-%m-%d %H:%M UTC") if at else ""
+    # Named UTC, so shown in UTC: a time read with another offset would be off by it.
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if at else ""
 
 
 def duration(seconds: float) -> str:

@@ -169,6 +169,7 @@ def build_report(
     incidents: IncidentSource | None = None,
 ) -> Report:
     step = 86_400 if period.kind == "month" else 3600
+    # A month is charted per local day (a fixed 86400 s step drifts an hour past a DST change).
     current = PanelBuilder(
         MemoisedMetricSource(metrics),
         alerts,
@@ -177,6 +178,7 @@ def build_report(
         step=step,
         now=now,
         incidents=incidents,
+        time_zone=period.time_zone,
     )
     before = PanelBuilder(
         MemoisedMetricSource(metrics),
@@ -186,13 +188,19 @@ def build_report(
         step=step,
         now=now,
         incidents=incidents,
+        time_zone=period.time_zone,
     )
     # The document-backed panels (customer success, finance, the KPI scorecard) of each period.
     current.figures = DocumentFigures.for_period(
-        documents, start=period.start, end=period.end, now=now, week=current
+        documents, start=period.start, end=period.end, now=now, week=current, time_zone=period.time_zone
     )
     before.figures = DocumentFigures.for_period(
-        documents, start=period.previous_start, end=period.previous_end, now=now, week=before
+        documents,
+        start=period.previous_start,
+        end=period.previous_end,
+        now=now,
+        week=before,
+        time_zone=period.time_zone,
     )
     views: dict[str, tuple[PanelView, PanelView]] = {}
 

@@ -73,6 +73,7 @@ def read_trace(path: str | Path, zone: ZoneInfo) -> Trace:
             raise TraceError(f"{path}: the header must be exactly 'timestamp,requests' (found {header!r})")
         totals: dict[datetime, float] = {}
         first: tuple[str, datetime] | None = None
+        previous: datetime | None = None  # the row before's instant, in UTC
         for line, row in enumerate(reader, start=2):
             if not row or all(not cell.strip() for cell in row):
                 continue
@@ -96,7 +97,13 @@ def read_trace(path: str | Path, zone: ZoneInfo) -> Trace:
             elif (stamp.tzinfo is None) != (first[1].tzinfo is None):
                 raise TraceError(f"{path} line {line}: mixes naive and zoned timestamps")
             if stamp.tzinfo is None:
-                stamp = stamp.replace(tzinfo=zone)
+                stamp = _wall_clock(stamp, zone, previous)
+                if stamp is None:
+                    raise TraceError(
+                        f"{path} line {line}: {text!r} is on no clock in {zone.key} (the clocks skip "
+                        "that hour); write the file in UTC or with offsets"
+                    )
+            previous = stamp.astimezone(UTC)
             minute = stamp.astimezone(UTC).replace(second=0, microsecond=0)
             totals[minute] = totals.get(minute, 0.0) + value
     if first is None:
@@ -113,6 +120,19 @@ def read_trace(path: str | Path, zone: ZoneInfo) -> Trace:
         offset=stamp.tzinfo,
         zulu=text.endswith("Z"),
     )
+
+
+def _wall_clock(naive: datetime, zone: ZoneInfo, previous: datetime | None) -> datetime | None:
+    """A naive local time in ``zone``; None when the clocks skip it (spring). In the hour the
+    clocks go back (listed twice by a file in wall-clock time, in order) it is the earlier of its
+    two instants that is not before the row before it."""
+    first, second = naive.replace(tzinfo=zone), naive.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return first
+    if first.utcoffset() < second.utcoffset():  # type: ignore[operator] - both aware
+        return None  # a gap: fold only says which side's offset to read it with
+    # In UTC: two times of one zone compare by their wall clocks, whatever their fold.
+    return second if previous is not None and first.astimezone(UTC) < previous else first
 
 
 class Replayer:

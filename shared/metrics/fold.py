@@ -5,10 +5,12 @@ the rollups with them, the alert replay its in-memory points."""
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from shared.metrics.query_model import QUANTILES, QueryError, Series
 from shared.metrics.sketch import Sketch
@@ -115,8 +117,11 @@ class Fold:
         labels: Mapping[str, str],
         group_by: Iterable[str],
         across: str | None = None,
+        step_zone: str | None = None,
     ) -> None:
         self.agg, self.start, self.end, self.step = agg, start, end, step
+        # Each step's start: every ``step`` seconds, or each local midnight in ``step_zone``.
+        self.step_starts = _step_starts(start, end, step, step_zone)
         self.filters = dict(labels)
         self.keep = sorted(set(self.filters) | set(group_by))
         self.across = across
@@ -161,17 +166,12 @@ class Fold:
 
     def index(self, offset: float) -> int:
         """The step holding a bucket that starts ``offset`` seconds into the window."""
+        if self.step_starts is not None:
+            return bisect_right(self.step_starts, self.start + timedelta(seconds=offset)) - 1
         return int(offset // self.step) if self.step else 0
 
     def series(self) -> list[Series]:
-        window_seconds = (self.end - self.start).total_seconds()
-        step_seconds = float(self.step) if self.step else window_seconds
-        n_steps = math.ceil(window_seconds / self.step) if self.step else 1
-        spans: list[tuple[datetime, float]] = []  # each step's start and length (the last may be short)
-        for index in range(n_steps):
-            step_start = self.start + timedelta(seconds=index * (self.step or 0))
-            step_end = min(self.end, step_start + timedelta(seconds=step_seconds))
-            spans.append((step_start, (step_end - step_start).total_seconds()))
+        spans = self._spans()
         fill_zero = self.agg in ("count", "sum", "rate")
         out: list[Series] = []
         for key in sorted(self.groups):
@@ -190,6 +190,23 @@ class Fold:
             out.append(Series.model_construct(labels=group.labels, points=points))
         return self._combined(out) if self.across else out
 
+    def _spans(self) -> list[tuple[datetime, float]]:
+        """Each step's start and length in seconds (the last may be short)."""
+        if self.step_starts is not None:
+            ends = [*self.step_starts[1:], self.end]
+            return [
+                (at, (until - at).total_seconds()) for at, until in zip(self.step_starts, ends, strict=True)
+            ]
+        window_seconds = (self.end - self.start).total_seconds()
+        step_seconds = float(self.step) if self.step else window_seconds
+        n_steps = math.ceil(window_seconds / self.step) if self.step else 1
+        spans: list[tuple[datetime, float]] = []
+        for index in range(n_steps):
+            step_start = self.start + timedelta(seconds=index * (self.step or 0))
+            step_end = min(self.end, step_start + timedelta(seconds=step_seconds))
+            spans.append((step_start, (step_end - step_start).total_seconds()))
+        return spans
+
     def _combined(self, per_series: list[Series]) -> list[Series]:
         """Each output group's series combined step by step with ``across``."""
         combine = {"sum": sum, "min": min, "max": max, "avg": lambda v: sum(v) / len(v)}[self.across or "sum"]
@@ -206,3 +223,19 @@ class Fold:
             )
             for key in sorted(grouped)
         ]
+
+
+def _step_starts(
+    start: datetime, end: datetime, step: int | None, zone_name: str | None
+) -> list[datetime] | None:
+    """With ``zone_name``, the window's start then each local midnight before ``end`` (in UTC):
+    steps of one calendar day there, 23 to 25 hours long. None: fixed steps."""
+    if zone_name is None or not step:
+        return None
+    zone = ZoneInfo(zone_name)
+    starts = [start]
+    day = start.astimezone(zone).date() + timedelta(days=1)
+    while (midnight := datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)) < end:
+        starts.append(midnight)
+        day += timedelta(days=1)
+    return starts

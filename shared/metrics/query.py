@@ -11,7 +11,8 @@ Semantics:
 
 - A rollup bucket (a minute, or an hour) belongs to the window when its start lies in
   ``[start, end)``; with ``step``, to the step ``i`` whose ``[start + i*step, start + (i+1)*step)``
-  holds its start. Each point is labelled with its step's start (the window's start without step).
+  holds its start (with ``step_zone``, step ``i`` is the window's ``i``-th calendar day in that
+  zone). Each point is labelled with its step's start (the window's start without step).
 - Resolution: minute rollups when the window starts within the last 72 h (their retention),
   hourly rollups otherwise (then ``step`` must be at least 3600 s). Hours the downsampler has not
   folded yet (the last few: an hour is folded once the lateness allowance has passed) are read
@@ -80,7 +81,16 @@ def run_query(query: MetricQuery, *, max_series: int | None = None) -> QueryResu
     spec = spec_of(query.metric)
     if spec is not None:
         return _customer_usage(query, spec, max_series)
-    fold = Fold(query.agg, query.start, query.end, query.step, query.labels, query.group_by, query.across)
+    fold = Fold(
+        query.agg,
+        query.start,
+        query.end,
+        query.step,
+        query.labels,
+        query.group_by,
+        query.across,
+        step_zone=query.step_zone,
+    )
     resolution = _fold_rollups(fold, query, query.start, query.end, max_series)
     return QueryResult(metric=query.metric, agg=query.agg, series=fold.series(), resolution=resolution)
 
@@ -192,7 +202,16 @@ def _customer_usage(query: MetricQuery, spec: CustomerUsage, max_series: int | N
                 f"{query.metric} is kept per {', '.join(sorted(kept))}; label {name} is summed away",
                 field=where,
             )
-    fold = Fold(query.agg, query.start, query.end, query.step, query.labels, query.group_by, query.across)
+    fold = Fold(
+        query.agg,
+        query.start,
+        query.end,
+        query.step,
+        query.labels,
+        query.group_by,
+        query.across,
+        step_zone=query.step_zone,
+    )
     first = query.start.astimezone(UTC).date()
     if day_start(first) < query.start:
         first += timedelta(days=1)  # that day starts before the window

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from typing import Literal, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
@@ -14,6 +15,7 @@ Across = Literal["sum", "avg", "min", "max"]
 AGGREGATIONS: tuple[str, ...] = get_args(Agg)
 QUANTILES: dict[str, float] = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99}
 MAX_POINTS = 11_000
+DAY_STEP = 86_400
 
 
 # Times a query may name: anything outside cannot hold data and would overflow date arithmetic.
@@ -42,6 +44,13 @@ class MetricQuery(BaseModel):
     across: Across | None = Field(
         default=None, description="combine the series of a group after aggregating each over time"
     )
+    # A report's month charted per day in the reader's zone: a day there is 23 to 25 hours long,
+    # which a fixed step of 86400 s drifts from by an hour after each DST change.
+    step_zone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="with step 86400: each step is a calendar day in this IANA time zone",
+    )
 
     @model_validator(mode="after")
     def _window(self) -> MetricQuery:
@@ -53,6 +62,13 @@ class MetricQuery(BaseModel):
                 )
         if self.end <= self.start:
             raise ValueError("end must be after start")
+        if self.step_zone is not None:
+            if self.step != DAY_STEP:
+                raise ValueError(f"step_zone needs step {DAY_STEP} (a calendar day)")
+            try:
+                ZoneInfo(self.step_zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"step_zone {self.step_zone!r} is not an IANA time zone") from None
         if self.step is not None:
             points = math.ceil((self.end - self.start).total_seconds() / self.step)
             if points > MAX_POINTS:
