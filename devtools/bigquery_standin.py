@@ -40,11 +40,12 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from devtools import standin_http
 from devtools.billing_export import generate
 from devtools.standin_http import JsonHandler
+from shared.clock import iana_time_zone
 
 DEFAULT_PAGE = 5000
 
@@ -353,8 +354,8 @@ class StandIn:
                 params[name] = value.get("value")
         if "tz" in params:
             try:
-                ZoneInfo(str(params["tz"]))
-            except (ZoneInfoNotFoundError, ValueError):
+                iana_time_zone(str(params["tz"]))
+            except ValueError:
                 raise BigQueryError(400, "invalidQuery", f"Invalid time zone: {params['tz']}") from None
         for used in set(re.findall(r"@(\w+)", sql)):
             if used not in params:

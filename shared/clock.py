@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BeforeValidator
 
@@ -98,6 +99,17 @@ def _date_only(value: Any) -> Any:
 
 # A day in a query string or body: YYYY-MM-DD only (what the contracts say each takes).
 CalendarDate = Annotated[date, BeforeValidator(_date_only)]
+
+
+def iana_time_zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name``, or ``ValueError``. ``ZoneInfo`` alone raises three kinds of
+    error for a name that is not a zone: ``ZoneInfoNotFoundError`` for an unknown key,
+    ``ValueError`` for a malformed one, and, read from the ``tzdata`` package, ``IsADirectoryError``
+    for an area such as ``Pacific`` (a folder there), which a check of the first two let through."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"{name!r} is not an IANA time zone") from None
 
 
 def format_rfc3339(at: datetime) -> str:

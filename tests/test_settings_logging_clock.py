@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from shared.clock import FrozenClock, SystemClock, get_clock, set_clock, utcnow
+from shared.clock import FrozenClock, SystemClock, get_clock, iana_time_zone, set_clock, utcnow
 from shared.logging import CloudLoggingFormatter, parse_trace_header, reset_trace, set_trace
 from shared.settings import Settings, get_settings
 
@@ -90,3 +90,18 @@ def test_rfc3339_parsing_and_formatting_in_one_place() -> None:
     assert format_rfc3339(noon.astimezone(timezone(timedelta(hours=2)))) == "2026-01-01T14:00:00+02:00"
     with pytest.raises(ValueError):  # noqa: PT011 - datetime's own message
         parse_rfc3339("yesterday")
+
+
+@pytest.mark.parametrize("name", ["Pacific", "America", "Nope/Zone", "", "../etc/passwd", "Europe/"])
+def test_a_name_that_is_not_a_time_zone_is_a_value_error_whatever_zoneinfo_raises(name: str) -> None:
+    """ZoneInfo raises IsADirectoryError for an area such as Pacific when it reads the tzdata
+    package (a requirement): a check catching only its not-found error answered 500."""
+    with pytest.raises(ValueError, match="not an IANA time zone"):
+        iana_time_zone(name)
+
+
+def test_a_time_zone_is_found_in_the_tzdata_package_too() -> None:
+    assert iana_time_zone("America/Los_Angeles").key == "America/Los_Angeles"
+    from importlib.resources import files
+
+    assert files("tzdata").joinpath("zoneinfo", "Pacific").is_dir()  # the case above is real here

@@ -13,10 +13,12 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.clock import iana_time_zone
 
 DEFAULT_PRICES_FILE = Path(__file__).resolve().parent / "prices.yaml"
 
@@ -92,8 +94,8 @@ class CostSettings(BaseSettings):
     @classmethod
     def _zone(cls, value: str) -> str:
         try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+            iana_time_zone(value)
+        except ValueError:
             raise ValueError(f"ION_COST_TIME_ZONE {value!r} is not an IANA time zone") from None
         return value
 

@@ -25,6 +25,7 @@ from functions.cost.cost_lines import aggregate
 from functions.cost.ledger import fold, month_cost
 from functions.cost.snapshot_build import DEFAULT_BUDGET, DEFAULT_TARGET, SnapshotParams, build_snapshot
 from functions.cost.snapshot_models import Snapshot
+from shared.clock import iana_time_zone
 
 DEFAULT_TIME_ZONE = "America/Los_Angeles"
 
@@ -77,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         print("--budget and --target must be positive amounts", file=sys.stderr)
         return 2
     try:
-        ZoneInfo(args.time_zone)
-    except (KeyError, ValueError):
+        iana_time_zone(args.time_zone)
+    except ValueError:
         print(f"--time-zone {args.time_zone!r} is not an IANA time zone", file=sys.stderr)
         return 2
     try:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from functions.reports.panels import WINDOWS
 from functions.reports.render import FORMATS
+from shared.clock import iana_time_zone
 from shared.ids import DocumentId
 
 Format = Literal[FORMATS]  # type: ignore[valid-type]
@@ -46,11 +47,9 @@ class DashboardQuery(FormatQuery):
     @field_validator("tz")
     @classmethod
     def _zone(cls, value: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+            iana_time_zone(value)
+        except ValueError:
             raise ValueError(f"{value!r} is not an IANA time zone (like America/New_York)") from None
         return value
 

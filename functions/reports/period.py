@@ -7,9 +7,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel
+
+from shared.clock import iana_time_zone
 
 PeriodKind = Literal["week", "month", "day"]
 WEEK_LABEL = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -41,8 +43,8 @@ class Period(BaseModel):
 
 def zone(name: str) -> ZoneInfo:
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+        return iana_time_zone(name)
+    except ValueError:
         raise PeriodError(f"time zone {name!r} is not an IANA zone name (like America/New_York)") from None
 
 

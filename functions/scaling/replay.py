@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from functions.scaling.forecast import RECENT_MINUTES, ForecastConfig, History, drop_outages
 from functions.scaling.models import Capacity, Decision, ScalingState
@@ -32,6 +32,7 @@ from functions.scaling.policy import DEFAULT_FORECAST, DEFAULT_POLICY, PolicyCon
 from functions.scaling.rules import RegionRules, RulesError, RuleSet, load_rules, unbounded
 from functions.scaling.sources import LATEST_MINUTES
 from functions.scaling.time_grid import HOUR, MINUTE, floor_hour
+from shared.clock import iana_time_zone
 
 STEP = MINUTE  # the scheduler's cadence
 
@@ -238,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"--capacity must be a positive number of requests per minute, not {args.capacity}"
             )
         try:
-            zone = ZoneInfo(args.tz)
-        except (ZoneInfoNotFoundError, ValueError):
+            zone = iana_time_zone(args.tz)
+        except ValueError:
             raise TraceError(f"--tz {args.tz!r} is not an IANA time zone (like Europe/Brussels)") from None
         region_rules = None
         if args.rules:

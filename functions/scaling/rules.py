@@ -25,10 +25,12 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from shared.clock import iana_time_zone
 
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.yaml"
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -107,8 +109,8 @@ class RegionRules(BaseModel):
     @classmethod
     def _zone(cls, value: str) -> str:
         try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+            iana_time_zone(value)
+        except ValueError:
             raise ValueError(f"{value!r} is not an IANA time zone (like Europe/Brussels)") from None
         return value
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from typing import Literal, get_args
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
+
+from shared.clock import iana_time_zone
 
 Agg = Literal["count", "sum", "rate", "avg", "min", "max", "p50", "p90", "p95", "p99"]
 Across = Literal["sum", "avg", "min", "max"]
@@ -66,8 +67,8 @@ class MetricQuery(BaseModel):
             if self.step != DAY_STEP:
                 raise ValueError(f"step_zone needs step {DAY_STEP} (a calendar day)")
             try:
-                ZoneInfo(self.step_zone)
-            except (ZoneInfoNotFoundError, ValueError):
+                iana_time_zone(self.step_zone)
+            except ValueError:
                 raise ValueError(f"step_zone {self.step_zone!r} is not an IANA time zone") from None
         if self.step is not None:
             points = math.ceil((self.end - self.start).total_seconds() / self.step)

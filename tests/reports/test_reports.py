@@ -225,6 +225,8 @@ def test_archive_lists_and_serves_what_was_mailed(fs, smtp, serve_capability) ->
         ("/v1/reports/engineering?week=2026-46", 422, "ISO week"),
         ("/v1/reports/engineering?week=2099-W01", 422, "not over yet"),
         ("/v1/reports/engineering?time_zone=Mars/Olympus", 422, "IANA"),
+        # An area, not a zone: a folder in the tzdata package, where ZoneInfo raises IsADirectoryError.
+        ("/v1/reports/engineering?time_zone=Pacific", 422, "IANA"),
     ],
 )
 def test_bad_report_requests(fs, serve_capability, path: str, status: int, needle: str) -> None:
