@@ -127,6 +127,30 @@ resource "google_logging_metric" "points_refused_from_topic" {
   }
 }
 
+# One per metric batch of which points were refused for good: new series past the per-metric series
+# limit (`points_refused_by_series_limit`, on every path into the store: OTLP over HTTP, topic
+# `metrics`, the collector) or points topic `metrics` may not carry (`refused_from_topic`). The
+# exporter is told, but it retries nothing; over Pub/Sub nobody is told. Counted by function.
+resource "google_logging_metric" "metric_batches_refused" {
+  name        = "ion_ops_metric_batches_refused"
+  description = "Metric batches of which an ION Ops function refused points for good (series limit, or not for topic metrics), by function."
+  filter      = "${local.functions_logs} AND (jsonPayload.points_refused_by_series_limit>0 OR jsonPayload.refused_from_topic>0)"
+  label_extractors = {
+    function = "EXTRACT(resource.labels.service_name)"
+  }
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "ION Ops metric batches refused"
+    labels {
+      key         = "function"
+      value_type  = "STRING"
+      description = "The function's Cloud Run service name (entry point with hyphens)."
+    }
+  }
+}
+
 # One per full evaluation cycle of evaluate_alerts: its completion line carries
 # `"alerts_cycle": "full"` (functions/alerts/main.py; tests/alerts/test_heartbeat.py checks the
 # line the cycle writes matches this filter). Its absence is the "no evaluation" policy.

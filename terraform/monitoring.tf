@@ -234,6 +234,48 @@ resource "google_monitoring_alert_policy" "dead_letter_backlog" {
   }
 }
 
+# --- Metrics refused: points that will never be stored ---------------------------------------------
+
+resource "google_monitoring_alert_policy" "metric_points_refused" {
+  display_name = "ION Ops: metric points refused"
+  combiner     = "OR"
+  severity     = "WARNING"
+  conditions {
+    display_name = "A metric batch with points refused for good in 10 min"
+    condition_threshold {
+      filter                  = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.metric_batches_refused.name}\""
+      comparison              = "COMPARISON_GT"
+      threshold_value         = 0
+      duration                = "0s"
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+      aggregations {
+        alignment_period     = "600s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["metric.label.function"]
+      }
+    }
+  }
+  documentation {
+    subject   = "ION Ops: metric points refused for good"
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      An ingestion path refused points that no retry will store: new series of a metric past
+      `ION_METRICS_MAX_SERIES_PER_METRIC` (the log line's `points_refused_by_series_limit` and
+      `metrics_over_series_limit` name them), or points topic `metrics` may not carry
+      (`refused_from_topic`: a producer publishing what it must not, forged or misdeployed).
+      Rules, charts and scaling reading those metrics are missing data from now on. A label with
+      unbounded values (a request id, a user) is the usual cause: drop it at the exporter; raise
+      the limit only for a metric whose series are meant to grow. ${local.runbook}, "Metric points refused".
+    EOT
+  }
+  # Data going missing, not ION down: mailed to the watchdog address, never paged at night.
+  notification_channels = [google_monitoring_notification_channel.watchdog_email.id]
+  alert_strategy {
+    auto_close = "3600s"
+  }
+}
+
 # --- The evaluator itself: no evaluation cycle for 3 minutes ----------------------------------------
 
 resource "google_monitoring_alert_policy" "evaluation_absent" {

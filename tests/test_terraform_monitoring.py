@@ -204,13 +204,20 @@ def test_every_policy_notifies_both_watchdog_channels_and_says_what_to_do() -> N
         "push_backlog",
         "dead_letter_backlog",
         "evaluation_absent",
+        "metric_points_refused",
     }
     assert MONITORING["watchdog_channels"] == [
         "${google_monitoring_notification_channel.watchdog_email.id}",
         "${google_monitoring_notification_channel.watchdog_pagerduty.id}",
     ]
+    mailed_only = {"metric_points_refused"}  # a warning: data going missing, not ION down
     for name, policy in policies.items():
-        assert policy["notification_channels"] == "${local.watchdog_channels}", name
+        channels = (
+            ["${google_monitoring_notification_channel.watchdog_email.id}"]
+            if name in mailed_only
+            else "${local.watchdog_channels}"
+        )
+        assert policy["notification_channels"] == channels, name
         [doc] = policy["documentation"]
         assert doc["mime_type"] == "text/markdown", name
         assert doc["subject"], name
@@ -303,6 +310,28 @@ def test_points_refused_from_topic_metrics_are_a_log_based_metric_of_the_field_i
     # The field the handler's line carries (tests/ingestion/test_metrics_topic.py sums it).
     assert '"refused_from_topic":' in (TERRAFORM.parent / "functions/ingestion/ingest.py").read_text()
     assert "ingest_pubsub" in load_topology().functions
+
+
+def test_points_refused_for_good_page_by_function_from_the_fields_ingestion_logs() -> None:
+    """Points past the series limit, or refused from topic metrics, were a log line and nothing
+    more: the exporter retries nothing, and over Pub/Sub nobody was told."""
+    metric = _of_kind("google_logging_metric")["metric_batches_refused"]
+    flt = _unescaped(metric["filter"])
+    assert flt.startswith("${local.functions_logs} AND (")
+    # The fields the ingestion lines carry (tests/ingestion/test_exactly_once_and_guards.py reads them).
+    for field in ("points_refused_by_series_limit", "refused_from_topic"):
+        assert f"jsonPayload.{field}>0" in flt
+        assert f'"{field}":' in (TERRAFORM.parent / "functions/ingestion/ingest.py").read_text()
+    [descriptor] = metric["metric_descriptor"]
+    assert (descriptor["metric_kind"], descriptor["value_type"]) == ("DELTA", "INT64")
+    assert metric["label_extractors"] == {"function": "EXTRACT(resource.labels.service_name)"}
+    policy = _policy("metric_points_refused")
+    threshold = _threshold(policy)
+    assert "${google_logging_metric.metric_batches_refused.name}" in threshold["filter"]
+    assert (threshold["comparison"], threshold["threshold_value"]) == ("COMPARISON_GT", 0)
+    [aggregation] = threshold["aggregations"]
+    assert aggregation["per_series_aligner"] == "ALIGN_DELTA"
+    assert aggregation["group_by_fields"] == ["metric.label.function"]
 
 
 def test_the_heartbeat_url_reaches_evaluate_alerts_from_the_watchdog_variable() -> None:

@@ -89,12 +89,21 @@ def _ingest(payload: bytes, content_type: str | None, confine: Callable[[Batch],
     # batch the series limit refuses whole raises: its refusal marks are stored either way.
     usage = store_customer_usage(split_customer_usage(batch), batch, batch_id)
     registry_writes = 0
+    over_limit: dict[str, int] = {}
     if batch.series:
         registry_writes = register_series(batch)
-        if batch.accepted == 0:
-            over = {m: n for (m, reason), n in batch.rejected.items() if reason.startswith("series limit")}
-            if over:
-                raise CardinalityExceeded(over, settings.max_series_per_metric)
+        over_limit = {m: n for (m, reason), n in batch.rejected.items() if reason.startswith("series limit")}
+        if batch.accepted == 0 and over_limit:
+            # The log-based metric the "metric points refused" policy pages on reads these fields.
+            log.warning(
+                "metric batch refused whole by the series limit",
+                extra={
+                    "batch_id": batch_id,
+                    "points_refused_by_series_limit": sum(over_limit.values()),
+                    "metrics_over_series_limit": sorted(over_limit),
+                },
+            )
+            raise CardinalityExceeded(over_limit, settings.max_series_per_metric)
     outcome = store_batch(batch, batch_id)
     if outcome.written and settings.updates_topic:
         _announce(batch, outcome)
@@ -112,6 +121,8 @@ def _ingest(payload: bytes, content_type: str | None, confine: Callable[[Batch],
             "usage_documents_written": usage.documents_written,
             "usage_customers": usage.customers,
             "refused_from_topic": refused_from_source,
+            "points_refused_by_series_limit": sum(over_limit.values()),
+            "metrics_over_series_limit": sorted(over_limit),
             "usage_refusal_marks": usage.marks,
             "seconds": round(time.perf_counter() - started, 4),
         },

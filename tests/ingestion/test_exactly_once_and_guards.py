@@ -208,8 +208,21 @@ def test_bad_points_are_refused_one_by_one_with_reasons(client, store) -> None: 
     assert {r["metric"] for r in body["rejections"]} == {"g", "requests", "h"}
 
 
-def test_series_limit_per_metric_refuses_new_series_naming_the_metric(client, store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def _refused_by_series_limit(capsys) -> list[tuple[int, list[str]]]:  # type: ignore[no-untyped-def]
+    """The fields of the Cloud Logging lines the "metric points refused" policy counts."""
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    return [
+        (line["points_refused_by_series_limit"], line["metrics_over_series_limit"])
+        for line in lines
+        if line.get("points_refused_by_series_limit", 0) > 0
+    ]
+
+
+def test_series_limit_per_metric_refuses_new_series_naming_the_metric(
+    client, store, monkeypatch, capsys
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("ION_METRICS_MAX_SERIES_PER_METRIC", "3")
+    capsys.readouterr()
     five = request([gauge("user.requests", [(T0, 1.0, {"user": f"u{i}"}) for i in range(5)])])
     response = client.post(
         "/v1/metrics", data=json.dumps(MessageToDict(five)), content_type="application/json"
@@ -220,6 +233,7 @@ def test_series_limit_per_metric_refuses_new_series_naming_the_metric(client, st
     assert "user.requests" in partial["errorMessage"]
     assert "limit is 3" in partial["errorMessage"]
     assert total("user.requests") == 3
+    assert _refused_by_series_limit(capsys) == [(2, ["user.requests"])]
 
     before = stored_documents(store)
     only_new = request([gauge("user.requests", [(T0, 1.0, {"user": f"new{i}"}) for i in range(2)])])
@@ -228,6 +242,7 @@ def test_series_limit_per_metric_refuses_new_series_naming_the_metric(client, st
     assert "user.requests" in refused.get_json()["detail"]
     assert refused.get_json()["metrics"] == ["user.requests"]
     assert stored_documents(store) == before
+    assert _refused_by_series_limit(capsys) == [(2, ["user.requests"])]
     # Series already known keep being accepted, and other metrics are not affected.
     known = next(
         s.labels["user"]
@@ -244,6 +259,7 @@ def test_series_limit_per_metric_refuses_new_series_naming_the_metric(client, st
     assert client.post("/v1/metrics", data=again.SerializeToString(), content_type=PB).status_code == 200
     assert total("user.requests") == 4
     assert total("other") == 1
+    assert _refused_by_series_limit(capsys) == []
 
 
 def test_every_stored_batch_is_announced_on_metric_updates(client, store, emulators) -> None:  # type: ignore[no-untyped-def]
