@@ -5,9 +5,10 @@ Each run (``POST /v1/collect``, every minute) collects whole minutes from a curs
 (``metric_collector/state``) up to ``now - 3 min`` (Monitoring's ingestion delay), at most
 ``ION_COLLECTOR_MAX_CATCH_UP_SECONDS`` (30 minutes) at a time. Every minute becomes one OTLP
 batch, built deterministically (series and points sorted),
-and goes through the same ingestion path as any exporter's batch: its content hash makes a second
-run over the same minute (an overlapping or retried run) a no-op. The cursor moves only after a
-minute is stored.
+and goes through the same ingestion path as any exporter's batch, identified by its project and
+minute (``minute_batch_id``), not its content: a second run over the same minute (an overlapping or
+retried run, which may read late points the first did not) stores nothing twice. The cursor moves
+only after a minute is stored.
 
 Names (OpenTelemetry style, labels ``service``/``database`` and ``region``):
 
@@ -37,6 +38,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from functions.ingestion.otlp import content_hash
 from functions.ingestion.settings import get_ingestion_settings
 from shared.clock import utcnow
 from shared.firestore import get_firestore
@@ -207,6 +209,14 @@ def _nanos(at: Any) -> int:
     return int(at.seconds) * 1_000_000_000 + int(at.nanos)
 
 
+def minute_batch_id(project: str, minute: datetime) -> str:
+    """One batch per project and minute, whatever Monitoring answers: runs overlap (a run may take
+    90 s on a 1-minute schedule) and points land late, so two reads of a minute can differ, and
+    with their content as the id both were stored and sums doubled. The first read of a series'
+    minute is kept; a series the first read did not have is added."""
+    return content_hash(f"collector\x00{project}\x00{minute.isoformat()}".encode())
+
+
 def collect(now: datetime | None = None) -> CollectResult:
     from google.cloud import firestore, monitoring_v3
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -270,7 +280,11 @@ def collect(now: datetime | None = None) -> CollectResult:
                     )
                 ]
             )
-            result = ingest_payload(request.SerializeToString(deterministic=True), "application/x-protobuf")
+            result = ingest_payload(
+                request.SerializeToString(deterministic=True),
+                "application/x-protobuf",
+                batch_id=minute_batch_id(project, minute),
+            )
             points += result.batch.accepted
             rejected += result.rejected
         minute += timedelta(minutes=1)

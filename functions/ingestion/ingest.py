@@ -67,24 +67,31 @@ def decode_and_aggregate(payload: bytes, content_type: str | None, now_ns: int) 
 
 
 def ingest_payload(
-    payload: bytes, content_type: str | None, *, confine: Callable[[Batch], int] | None = None
+    payload: bytes,
+    content_type: str | None,
+    *,
+    confine: Callable[[Batch], int] | None = None,
+    batch_id: str | None = None,
 ) -> IngestResult:
     """Decode, check, aggregate and store one OTLP payload exactly once, then announce it.
 
     Raises ``RejectedPayload`` (bad input, nothing stored), ``CardinalityExceeded`` (nothing accepted) or
     a Firestore/Pub/Sub error (transient: the caller retries; applied chunks are not re-applied).
     ``confine`` takes out of the decoded batch what its source may not send (refused, counted).
+    ``batch_id`` (hex): what makes two payloads one batch, when not their content (the default).
     """
     with cycle_collection_paused():
-        return _ingest(payload, content_type, confine)
+        return _ingest(payload, content_type, confine, batch_id)
 
 
-def _ingest(payload: bytes, content_type: str | None, confine: Callable[[Batch], int] | None) -> IngestResult:
+def _ingest(
+    payload: bytes, content_type: str | None, confine: Callable[[Batch], int] | None, batch_id: str | None
+) -> IngestResult:
     settings = get_ingestion_settings()
     started = time.perf_counter()
     batch = decode_and_aggregate(payload, content_type, int(utcnow().timestamp() * 1e9))
     refused_from_source = confine(batch) if confine is not None else 0
-    batch_id = content_hash(payload)
+    batch_id = batch_id or content_hash(payload)
     # Customer usage first, apart from the series (no series cap applies to it), and before a
     # batch the series limit refuses whole raises: its refusal marks are stored either way.
     usage = store_customer_usage(split_customer_usage(batch), batch, batch_id)

@@ -155,6 +155,16 @@ def test_collector_copies_cloud_run_and_cloud_sql_series_once(client, store, sta
     )
     assert client.post("/v1/collect", json={}).status_code == 200
     assert value("cloudrun.request.count", "sum", service="route") == 10512
+    # An overlapping run reads the minute again after more points landed (Monitoring's late data):
+    # with the content as the batch id the second read was stored too and the sum doubled.
+    late = json.loads(json.dumps(RECORDINGS["run.googleapis.com/request_count"]))
+    late[0]["timeSeries"][0]["points"][0]["value"]["int64Value"] = "5401"
+    monkeypatch.setitem(RECORDINGS, "run.googleapis.com/request_count", late)
+    store.collection("metric_collector").document("state").set(
+        {"cursor": datetime(2026, 3, 2, 11, 50, tzinfo=UTC)}
+    )
+    assert client.post("/v1/collect", json={}).status_code == 200
+    assert value("cloudrun.request.count", "sum", service="route") == 10512  # the first read kept
     # And with the cursor current, a run asks nothing.
     before = len(service.requests)
     again = client.post("/v1/collect", json={}).get_json()
