@@ -3,7 +3,8 @@
 A message reaches a ``<topic>-dead-letter`` topic after its subscription's
 ``max_delivery_attempts`` (Pub/Sub adds the ``CloudPubSubDeadLetterSource*`` attributes), or
 directly from fan-out when a channel kept failing (``alert-deliveries-dead-letter``, with the
-reason in the body). Each is stored once under its message id, raises an alert once (a notice on
+reason in the body). Each is stored once under its message id (or its producer's
+``letter_key``: the same letter published twice is one), raises an alert once (a notice on
 ``alerts``: critical for the alert pipeline's own topics, high otherwise), and can be re-driven:
 published again, data and attributes as they were, to the topic it came from.
 

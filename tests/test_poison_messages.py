@@ -1,0 +1,99 @@
+"""Poison messages on every push-fed handler, on the emulators: a message no retry can make
+readable is acknowledged (never retried for ever) but never unread: it goes to its topic's
+dead-letter topic with the reason, where the dead-letter store keeps it and pages, once, however
+often Pub/Sub delivers it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import functions_framework
+import pytest
+
+from shared.topology import ROOT, load_topology
+from tests.conftest import PROJECT
+from tests.pubsub_helpers import pull_acknowledged, push_envelope
+
+pytestmark = pytest.mark.emulators
+
+
+@pytest.fixture
+def wired(fs, emulators) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
+    """The topology's topics (and dead-letter topics); the watch subscriptions a test makes are
+    deleted after it. Push subscriptions point nowhere: the tests push by hand."""
+    from google.api_core.exceptions import NotFound
+    from google.cloud import pubsub_v1
+
+    from devtools.pubsub_setup import create_topics_and_subscriptions
+    from shared import pubsub
+    from tests.pipeline_rig import drop_topology_subscriptions
+
+    pubsub.reset_clients()
+    drop_topology_subscriptions()
+    create_topics_and_subscriptions(load_topology(), PROJECT, lambda _cap: "http://127.0.0.1:9")
+    drop_topology_subscriptions()
+    watches: list[str] = []
+    yield watches
+    subscriber = pubsub_v1.SubscriberClient()
+    for name in watches:
+        with contextlib.suppress(NotFound):
+            subscriber.delete_subscription(subscription=name)
+    subscriber.close()
+
+
+def watch(watches: list[str], topic: str) -> str:
+    from google.cloud import pubsub_v1
+
+    subscriber = pubsub_v1.SubscriberClient()
+    name = subscriber.subscription_path(PROJECT, f"{topic}-watch-{uuid.uuid4().hex[:8]}")
+    subscriber.create_subscription(name=name, topic=f"projects/{PROJECT}/topics/{topic}")
+    watches.append(name)
+    return name
+
+
+def pulled(subscription: str, want: int | None = None, quiet: float = 3.0) -> list[Any]:
+    from google.cloud import pubsub_v1
+
+    subscriber = pubsub_v1.SubscriberClient()
+    try:
+        return pull_acknowledged(subscriber, subscription, quiet_seconds=quiet, want=want)
+    finally:
+        subscriber.close()
+
+
+def push(target: str, topic: str, data: bytes, attributes: dict[str, str], message_id: str) -> Any:
+    app = functions_framework.create_app(target, str(ROOT / "main.py"))
+    envelope = push_envelope(data, message_id=message_id, attributes=attributes)
+    return app.test_client().post(f"/projects/{PROJECT}/topics/{topic}", json=envelope)
+
+
+def test_the_same_poison_message_delivered_twice_is_one_letter_and_one_page(wired, fs) -> None:  # type: ignore[no-untyped-def]
+    """The ack of a poison message is lost after it was dead-lettered (the instance died, the
+    answer timed out): Pub/Sub delivers it again and the consumer dead-letters it again. The
+    store keeps one letter and pages once."""
+    from functions.deadletters.store import DEAD_LETTERS
+
+    letters, notices = watch(wired, "alerts-dead-letter"), watch(wired, "alerts")
+    for _ in range(2):  # the same message id: a redelivery
+        assert (
+            push("fan_out_alerts", "alerts", b'{"poison": true}', {"origin": "t"}, "p-9").status_code == 200
+        )
+    dead = pulled(letters, want=2)
+    assert len(dead) == 2  # published twice: publishing is at least once too
+    for message in dead:
+        answer = push(
+            "store_dead_letters",
+            "alerts-dead-letter",
+            message.data,
+            dict(message.attributes),
+            message.message_id,
+        )
+        assert answer.status_code == 200
+    stored = [d.to_dict() for d in fs.collection(DEAD_LETTERS).stream()]
+    assert len(stored) == 1, [s["id"] for s in stored]
+    pages = [json.loads(m.data) for m in pulled(notices)]
+    assert [p["rule"] for p in pages] == ["deadletters-dead-letter"]
