@@ -19,6 +19,7 @@ from tests.conftest import PROJECT
 from tests.pubsub_helpers import pull_acknowledged, push_envelope
 
 pytestmark = pytest.mark.emulators
+BUDGET_ATTRS = {"billingAccountId": "0A1B2C-3D4E5F-6A7B8C", "budgetId": "b-123", "schemaVersion": "1.0"}
 
 
 @pytest.fixture
@@ -69,6 +70,31 @@ def push(target: str, topic: str, data: bytes, attributes: dict[str, str], messa
     app = functions_framework.create_app(target, str(ROOT / "main.py"))
     envelope = push_envelope(data, message_id=message_id, attributes=attributes)
     return app.test_client().post(f"/projects/{PROJECT}/topics/{topic}", json=envelope)
+
+
+POISON = [
+    pytest.param("ingest_pubsub", "metrics", b"\x0a\xff\xff", {"content_type": "application/x-protobuf"}, id="metrics-not-protobuf"),
+    pytest.param("ingest_pubsub", "metrics", b"{not json", {"content_type": "application/json"}, id="metrics-not-json"),
+    pytest.param("evaluate_alerts_on_ingest", "metric-updates", b'{"metrics": 3}', {}, id="metric-updates-wrong-schema"),
+    pytest.param("evaluate_alerts_on_ingest", "metric-updates", b"\xff\xfe", {}, id="metric-updates-not-json"),
+    pytest.param("snapshot_cost_budget", "budget-notifications", b"not json", BUDGET_ATTRS, id="budget-not-json"),
+    pytest.param("snapshot_cost_budget", "budget-notifications", b"{}", {"budgetId": "b-1"}, id="budget-missing-attributes"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("target", "topic", "data", "attributes"), POISON)
+def test_a_poison_message_is_acked_and_dead_lettered_with_its_reason(  # type: ignore[no-untyped-def]
+    wired, target: str, topic: str, data: bytes, attributes: dict[str, str]
+) -> None:
+    letters = watch(wired, f"{topic}-dead-letter")
+    answer = push(target, topic, data, attributes, message_id="p-1")
+    assert answer.status_code == 200  # acknowledged: no retry can help
+    [letter] = pulled(letters, want=1)
+    assert letter.data == data
+    assert letter.attributes["recoverable"] == "false"  # the store pages, never re-drives by itself
+    assert letter.attributes["reason"]
+    for key, value in attributes.items():
+        assert letter.attributes[key] == value
 
 
 def test_the_same_poison_message_delivered_twice_is_one_letter_and_one_page(wired, fs) -> None:  # type: ignore[no-untyped-def]
