@@ -244,10 +244,11 @@ def recover(now: datetime, redrivable_topics: set[str]) -> Recovery:
     for letter in letters:
         if letter.topic not in redrivable_topics:
             # Nothing to re-drive it to (its subscriber retired): it needs hands, so it pages.
+            # Paged before it leaves the queue: a page that fails leaves it due for the next run.
+            alert(letter.model_copy(update={"automatic": False, "recover_after": None}))
             _collection().document(letter.id).update(
                 {"automatic": False, "recover_after": firestore.DELETE_FIELD}
             )
-            alert(letter.model_copy(update={"automatic": False, "recover_after": None}))
             report.skipped.append(letter.id)
             continue
         _redrive(with_data(letter), now, automatic=True)
