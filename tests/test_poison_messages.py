@@ -123,3 +123,43 @@ def test_the_same_poison_message_delivered_twice_is_one_letter_and_one_page(wire
     assert len(stored) == 1, [s["id"] for s in stored]
     pages = [json.loads(m.data) for m in pulled(notices)]
     assert [p["rule"] for p in pages] == ["deadletters-dead-letter"]
+
+
+def test_copies_of_one_letter_stored_at_once_by_two_instances_are_one_letter_and_one_page(wired, fs) -> None:  # type: ignore[no-untyped-def]
+    """Both copies of a dead-lettered message reach two instances of the store at the same time:
+    one letter, and whatever both publish is one notice (its id is the letter's: fan-out sends
+    each notice id once)."""
+    import threading
+
+    from functions.deadletters.store import DEAD_LETTERS
+
+    letters, notices = watch(wired, "metrics-dead-letter"), watch(wired, "alerts")
+    for _ in range(2):
+        push("ingest_pubsub", "metrics", b"{not json", {"content_type": "application/json"}, "p-7")
+    dead = pulled(letters, want=2)
+    assert len(dead) == 2
+    start = threading.Barrier(2)
+    answers: list[int] = []
+
+    def store(message: Any) -> None:
+        start.wait()
+        answer = push(
+            "store_dead_letters",
+            "metrics-dead-letter",
+            message.data,
+            dict(message.attributes),
+            message.message_id,
+        )
+        answers.append(answer.status_code)
+
+    threads = [threading.Thread(target=store, args=(m,)) for m in dead]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [200, 200]
+    assert len(list(fs.collection(DEAD_LETTERS).stream())) == 1
+    pages = [json.loads(m.data) for m in pulled(notices)]
+    assert pages
+    assert {p["transition_id"] for p in pages} == {pages[0]["transition_id"]}
+    assert {p["rule"] for p in pages} == {"deadletters-dead-letter"}
