@@ -26,8 +26,13 @@ REDRIVES = "redrives"
 FIRST_PUBLISHED = "first_published_at"
 # The letter a re-driven message came from.
 REDRIVEN_FROM = "redriven_from"
-# What a re-drive sets afresh (or, for reason and recoverable, drops: the consumer judges again).
-REDRIVE_OWNED = frozenset({REASON, RECOVERABLE, REDRIVES, FIRST_PUBLISHED, REDRIVEN_FROM})
+# What makes two dead letters one: a producer that may publish the same one twice (Pub/Sub
+# redelivering a message whose ack was lost after it was dead-lettered, a delivery retried after
+# its claim was lost) sets the same key, and the store keeps one letter, and pages once, per key.
+LETTER_KEY = "letter_key"
+# What a re-drive sets afresh (or, for reason, recoverable and the key, drops: the consumer judges
+# again, and a re-drive that fails again is a letter of its own).
+REDRIVE_OWNED = frozenset({REASON, RECOVERABLE, REDRIVES, FIRST_PUBLISHED, REDRIVEN_FROM, LETTER_KEY})
 
 log = get_logger("dead_letters")
 
@@ -55,23 +60,29 @@ def first_published(attributes: dict[str, str], fallback: datetime) -> datetime:
 
 
 def publish_unreadable(
-    topic: str, data: bytes, attributes: dict[str, str], reason: str, published_at: datetime
+    topic: str,
+    data: bytes,
+    attributes: dict[str, str],
+    reason: str,
+    published_at: datetime,
+    *,
+    source_message_id: str | None = None,
 ) -> str:
     """Dead-letter a message of ``topic`` no retry can make readable, with its reason; raises if
-    the publish fails (then the message is not acknowledged and Pub/Sub delivers it again)."""
+    the publish fails (then the message is not acknowledged and Pub/Sub delivers it again).
+    ``source_message_id``: its message id, so that the same message dead-lettered again (its
+    ack lost) is the same letter."""
     from shared.pubsub import publish
 
     kept = {k: v for k, v in attributes.items() if k not in REDRIVE_OWNED}
-    message_id = publish(
-        dead_letter_topic(topic),
-        data,
-        attributes={
-            **kept,
-            REASON: reason[:500],
-            RECOVERABLE: "false",
-            FIRST_PUBLISHED: format_rfc3339(first_published(attributes, published_at)),
-        },
-    )
+    added = {
+        REASON: reason[:500],
+        RECOVERABLE: "false",
+        FIRST_PUBLISHED: format_rfc3339(first_published(attributes, published_at)),
+    }
+    if source_message_id:
+        added[LETTER_KEY] = f"unreadable/{source_message_id}"
+    message_id = publish(dead_letter_topic(topic), data, attributes={**kept, **added})
     log.error(
         "dead-lettered an unreadable message of %s: %s",
         topic,

@@ -113,16 +113,9 @@ def decode_pubsub(
         body = _tolerant(model, message.data)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
-        if dead_letter and message.topic:
-            from shared.dead_letters import publish_unreadable
-
-            publish_unreadable(
-                message.topic,
-                message.data,
-                message.attributes,
-                f"message body does not match {model.__name__}: {_error_summary(errors)}",
-                message.publish_time,
-            )
+        reason = f"message body does not match {model.__name__}: {_error_summary(errors)}"
+        if dead_letter:
+            dead_letter_unreadable(message, reason)
             return None
         log.error(
             "dropping event: message body does not match %s",
@@ -132,6 +125,28 @@ def decode_pubsub(
         return None
     envelope = message.model_dump(exclude={"data"})
     return PubSubDelivery[model](**envelope, body=body)  # type: ignore[valid-type]
+
+
+def dead_letter_unreadable(message: PubSubMessage, reason: str) -> None:
+    """Acknowledge a message no retry can make readable, but never unread: published to its
+    topic's dead-letter topic with ``reason`` (raising if that fails, so Pub/Sub delivers it again),
+    where the dead-letter store keeps it and pages. Without a topic (not a push of ours) it can
+    only be logged."""
+    if not message.topic:
+        log.error(
+            "dropping unreadable event of no topic: %s", reason[:500], extra={"event_id": message.event_id}
+        )
+        return
+    from shared.dead_letters import publish_unreadable
+
+    publish_unreadable(
+        message.topic,
+        message.data,
+        message.attributes,
+        reason,
+        message.publish_time,
+        source_message_id=message.message_id,
+    )
 
 
 def _error_summary(errors: list[Any]) -> str:

@@ -311,7 +311,8 @@ def handle(request: flask.Request) -> flask.Response:
 def handle_event(event: Any) -> None:
     from shared.events import decode_pubsub
 
-    delivery = decode_pubsub(event, MetricsIngested)
+    # One no version of this function can read goes to metric-updates-dead-letter with the reason.
+    delivery = decode_pubsub(event, MetricsIngested, dead_letter=True)
     if delivery is None:
         return
     touched = set(delivery.body.metrics)

@@ -298,7 +298,7 @@ def health(request: flask.Request) -> flask.Response:
 def handle_budget_event(event: Any) -> None:
     """One GCP Budget notification: raise to retry, return to drop (or when done)."""
     from functions.cost import budget_notifications
-    from shared.events import read_pubsub
+    from shared.events import dead_letter_unreadable, read_pubsub
     from shared.idempotency import once
 
     message = read_pubsub(event, max_age=timedelta(days=2))
@@ -306,7 +306,9 @@ def handle_budget_event(event: Any) -> None:
         return
     parsed = budget_notifications.parse(message.attributes, message.data)
     if isinstance(parsed, str):
-        log.error("dropping budget notification: %s", parsed, extra={"message_id": message.message_id})
+        log.error("unreadable budget notification: %s", parsed, extra={"message_id": message.message_id})
+        # Acknowledged, never unread: kept by the dead-letter store, which pages.
+        dead_letter_unreadable(message, f"not a budget notification of schema 1.0: {parsed}")
         return
     attrs, body = parsed
     with once("cost-budget", message.message_id) as first:

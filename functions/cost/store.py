@@ -84,7 +84,7 @@ class CostStore(Protocol):
     def mark_published(self, key: str) -> None: ...
     def events(self, kind: str, since: date) -> list[dict[str, Any]]: ...
     def published_event(self, key: str) -> dict[str, Any] | None: ...
-    def put_budget_notification(self, key: str, doc: dict[str, Any]) -> None: ...
+    def put_budget_notification(self, key: str, doc: dict[str, Any]) -> None: ...  # the newest kept
     def budget_notifications(self) -> list[dict[str, Any]]: ...
     def put_estimate(self, doc: dict[str, Any]) -> None: ...
     def estimates(self, first: date, last: date) -> dict[date, dict[str, Any]]: ...
@@ -133,6 +133,8 @@ class MemoryCostStore:
         return doc if doc is not None and doc.get("published") else None
 
     def put_budget_notification(self, key: str, doc: dict[str, Any]) -> None:
+        if not _newer(doc, self.notifications.get(key)):
+            return
         self.notifications[key] = doc
 
     def budget_notifications(self) -> list[dict[str, Any]]:
@@ -230,9 +232,16 @@ class FirestoreCostStore:
         return doc if doc is not None and doc.get("published") else None
 
     def put_budget_notification(self, key: str, doc: dict[str, Any]) -> None:
-        self.client.collection(BUDGET_NOTIFICATIONS).document(event_id(key)).set(
-            {**doc, "expire_at": self._expire()}
-        )
+        from shared.firestore import run_transaction
+
+        ref = self.client.collection(BUDGET_NOTIFICATIONS).document(event_id(key))
+
+        def keep_newest(transaction: Any) -> None:
+            snap = ref.get(transaction=transaction)
+            if _newer(doc, snap.to_dict() if snap.exists else None):
+                transaction.set(ref, {**doc, "expire_at": self._expire()})
+
+        run_transaction(keep_newest, client=self.client)
 
     def budget_notifications(self) -> list[dict[str, Any]]:
         return [s.to_dict() for s in self.client.collection(BUDGET_NOTIFICATIONS).stream()]
@@ -254,3 +263,11 @@ class FirestoreCostStore:
             doc.pop("expire_at", None)
             out[date.fromisoformat(doc["date"])] = doc
         return dict(sorted(out.items()))
+
+
+def _newer(doc: dict[str, Any], stored: dict[str, Any] | None) -> bool:
+    """Whether a budget notification's figures replace the stored ones: Pub/Sub does not keep
+    order, and one delivered late (its first delivery failed) must not undo a newer one."""
+    if stored is None or stored.get("published_at") is None or doc.get("published_at") is None:
+        return True
+    return bool(doc["published_at"] >= stored["published_at"])

@@ -141,13 +141,19 @@ def letter_id(message_id: str) -> str:
     return "m" + hashlib.sha256(message_id.encode()).hexdigest()[:40]
 
 
+def keyed_letter_id(dead_letter_topic: str, key: str) -> str:
+    """The id of the letter its producer keyed (``letter_key``): the same for every copy of it."""
+    return "k" + hashlib.sha256(f"{dead_letter_topic}\x00{key}".encode()).hexdigest()[:40]
+
+
 def from_message(message: PubSubMessage, now: datetime) -> DeadLetter:
     if not message.topic or not message.topic.endswith(SUFFIX):
         raise ValueError(f"not a dead-letter topic: {message.topic!r}")
     attempts = message.attributes.get(f"{PUBSUB_ATTRIBUTES}DeliveryCount")
     topic = source_topic(message.topic)
+    key = message.attributes.get(attrs.LETTER_KEY)
     return DeadLetter(
-        id=letter_id(message.message_id),
+        id=keyed_letter_id(message.topic, key) if key else letter_id(message.message_id),
         topic=topic,
         dead_letter_topic=message.topic,
         data_base64=base64.b64encode(message.data).decode(),

@@ -3,7 +3,8 @@
 A message reaches a ``<topic>-dead-letter`` topic after its subscription's
 ``max_delivery_attempts`` (Pub/Sub adds the ``CloudPubSubDeadLetterSource*`` attributes), or
 directly from fan-out when a channel kept failing (``alert-deliveries-dead-letter``, with the
-reason in the body). Each is stored once under its message id, raises an alert once (a notice on
+reason in the body). Each is stored once under its message id (or its producer's
+``letter_key``: the same letter published twice is one), raises an alert once (a notice on
 ``alerts``: critical for the alert pipeline's own topics, high otherwise), and can be re-driven:
 published again, data and attributes as they were, to the topic it came from.
 
@@ -243,10 +244,11 @@ def recover(now: datetime, redrivable_topics: set[str]) -> Recovery:
     for letter in letters:
         if letter.topic not in redrivable_topics:
             # Nothing to re-drive it to (its subscriber retired): it needs hands, so it pages.
+            # Paged before it leaves the queue: a page that fails leaves it due for the next run.
+            alert(letter.model_copy(update={"automatic": False, "recover_after": None}))
             _collection().document(letter.id).update(
                 {"automatic": False, "recover_after": firestore.DELETE_FIELD}
             )
-            alert(letter.model_copy(update={"automatic": False, "recover_after": None}))
             report.skipped.append(letter.id)
             continue
         _redrive(with_data(letter), now, automatic=True)

@@ -158,6 +158,9 @@ def deliver_one(
                 "notification_id": notification.notification_id,
                 dead_letters.REDRIVES: str(redrive),
                 dead_letters.FIRST_PUBLISHED: format_rfc3339(notification.created_at),
+                # Published again if the claim is lost before it settles: the store keeps one.
+                dead_letters.LETTER_KEY: f"delivery/{claim_key(notification.notification_id, redrive)}"
+                f"/{name}",
             }
             if not exc.retryable:
                 # The vendor refused the call itself: a re-drive would be refused the same way.

@@ -307,7 +307,7 @@ def handle(request: flask.Request) -> flask.Response:
 def handle_event(event: Any) -> None:
     """One OTLP batch from topic ``metrics``: raise to retry (storage), return to drop (bad input)."""
     from functions.ingestion.topic_filter import confine_to_routing
-    from shared.events import read_pubsub
+    from shared.events import dead_letter_unreadable, read_pubsub
 
     message = read_pubsub(event)
     if message is None:
@@ -323,10 +323,12 @@ def handle_event(event: Any) -> None:
         result = ingest_payload(body, content_type, confine=confine_to_routing)
     except RejectedPayload as exc:
         log.error(
-            "dropping metric batch that can never be stored: %s",
+            "metric batch can never be stored: %s",
             exc.detail,
             extra={"event_id": event_id, "status": REJECTED_STATUS[exc.reason]},
         )
+        # Acknowledged, never unread: kept by the dead-letter store, which pages.
+        dead_letter_unreadable(message, f"metric batch can never be stored: {exc.detail}")
         return
     except CardinalityExceeded as exc:
         log.error("dropping metric batch: %s", exc, extra={"event_id": event_id})

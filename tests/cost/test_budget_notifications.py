@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
 
 from functions.cost import budget_notifications
 from functions.cost.service import CostService
@@ -119,3 +122,30 @@ def test_a_crossing_stored_under_the_old_key_is_not_announced_again() -> None:
     published: list = []
     assert record_for(store, published, "b-1", 3000.0, 0.9) == []
     assert record_for(store, published, "b-1", 3000.0, 1.0) == ["crossing/2026-11/b-1/actual-100"]
+
+
+@pytest.mark.emulators
+@pytest.mark.usefixtures("fresh_cost_clients")
+def test_a_stale_notification_delivered_late_never_overwrites_newer_figures(fs) -> None:  # type: ignore[no-untyped-def]
+    """Pub/Sub does not keep order: a notification whose first delivery failed comes back after a
+    newer one was stored. The figures kept are the newest published, whatever the arrival order."""
+    from datetime import timedelta
+
+    import functions_framework
+
+    from functions.cost.store import BUDGET_NOTIFICATIONS
+    from shared.topology import ROOT
+    from tests.pubsub_helpers import push_envelope
+
+    app = functions_framework.create_app("snapshot_cost_budget", str(ROOT / "main.py"))
+    now = datetime.now(UTC)
+    month_start = now.replace(day=1, hour=8, minute=0, second=0, microsecond=0).isoformat()
+    newer = payload(costAmount=1800.0, costIntervalStart=month_start)
+    older = payload(costAmount=1620.0, costIntervalStart=month_start)
+    for data, message_id, published in ((newer, "m-2", now), (older, "m-1", now - timedelta(hours=6))):
+        envelope = push_envelope(data, message_id=message_id, publish_time=published, attributes=ATTRS)
+        answer = app.test_client().post("/projects/ion-ops-test/topics/budget-notifications", json=envelope)
+        assert answer.status_code == 200
+    [stored] = [d.to_dict() for d in fs.collection(BUDGET_NOTIFICATIONS).stream()]
+    assert Decimal(stored["cost"]) == 1800
+    assert stored["message_id"] == "m-2"

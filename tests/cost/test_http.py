@@ -60,6 +60,7 @@ def test_http_api_and_budget_notifications(fs, emulators, serve_capability, bigq
     # whatever the hour this runs (in the first hours after Pacific midnight none of it is yet).
     bigquery.clock = lambda: datetime.now(UTC) + timedelta(days=1)
     subscription = subscribe("alerts")
+    unreadable = subscribe("budget-notifications-dead-letter")
     live = serve_capability(
         "cost",
         {
@@ -101,9 +102,13 @@ def test_http_api_and_budget_notifications(fs, emulators, serve_capability, bigq
     data = budget_body(alertThresholdExceeded=0.9)
     for message_id in ("m-1", "m-1", "m-2"):
         assert push(live.url, "budget-notifications", data, BUDGET_ATTRS, message_id).status_code < 300
-    # Malformed ones are dropped (acknowledged), not retried forever.
+    # Malformed ones are acknowledged, not retried forever, but never unread: each goes to the
+    # dead-letter topic with the reason (the dead-letter store keeps it and pages).
     assert push(live.url, "budget-notifications", b"not json", BUDGET_ATTRS, "m-3").status_code < 300
     assert push(live.url, "budget-notifications", data, {"budgetId": "b-123"}, "m-4").status_code < 300
+    letters = sorted(pull_all(unreadable), key=lambda m: m.data)
+    assert [m.data for m in letters] == sorted([b"not json", data])
+    assert all(m.attributes["recoverable"] == "false" and m.attributes["reason"] for m in letters)
     crossing = [
         AlertTransition.model_validate_json(m.data)
         for m in pull_all(subscription)

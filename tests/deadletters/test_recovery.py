@@ -233,3 +233,30 @@ def test_a_letter_with_nothing_to_redrive_it_to_pages_instead_of_waiting_for_eve
     [page] = [json.loads(m.data) for m in rig.published("alerts")]
     assert page["annotations"]["dead_letter_id"] == orphan
     assert rig.recover() == {"redriven": [], "skipped": [], "summary": None}
+
+
+def test_a_letter_that_cannot_be_redriven_still_pages_when_its_first_page_failed_to_publish(
+    rig: Rig, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Pub/Sub refuses the page of a letter with nothing to re-drive it to (the run fails, 503):
+    the next run pages. It must not be marked as handled before its page went out."""
+    from google.api_core.exceptions import ServiceUnavailable
+
+    from functions.deadletters import store
+    from functions.deadletters.settings import get_dead_letter_settings
+
+    monkeypatch.setenv("ION_DEAD_LETTERS_RECOVER_TOPICS", "alerts,retired")
+    get_dead_letter_settings.cache_clear()
+    orphan = rig.dead_letter("retired", b"{}", CloudPubSubDeadLetterSourceDeliveryCount="10")
+    real_publish = store.publish_notice
+
+    def pubsub_down(_notice: object) -> None:
+        raise ServiceUnavailable("Pub/Sub is unavailable")
+
+    monkeypatch.setattr(store, "publish_notice", pubsub_down)
+    assert rig.api.post("/v1/recover", headers=JOB).status_code == 503
+    monkeypatch.setattr(store, "publish_notice", real_publish)
+    assert rig.recover()["skipped"] == [orphan]
+    [page] = [json.loads(m.data) for m in rig.published("alerts")]
+    assert page["annotations"]["dead_letter_id"] == orphan
+    assert rig.letter(orphan)["alerted"] is True

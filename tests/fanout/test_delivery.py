@@ -3,6 +3,7 @@ honour 429 + Retry-After, and dead letters for a channel that keeps failing, on 
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 
@@ -111,6 +112,56 @@ def test_an_error_that_is_not_worth_retrying_is_dead_lettered_at_once(fanout: Fa
     assert dead[0]["data"]["channel"] == "pagerduty"
     assert "not retryable" in dead[0]["data"]["reason"]
     assert len(fanout.slack.messages) == 1
+
+
+def test_a_delivery_dead_lettered_again_after_its_claim_was_lost_is_one_letter(
+    fanout: Fanout, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The dead letter is published, then marking the claim done fails (Firestore blips): the
+    claim is released and the redelivery dead-letters the delivery again. Both copies carry one
+    letter key, so the dead-letter store keeps one letter (and pages once)."""
+    from google.api_core.exceptions import ServiceUnavailable
+
+    from functions.deadletters import letters, store
+    from shared.clock import utcnow
+    from shared.events import PubSubMessage
+    from shared.idempotency import Claim
+
+    real_settle = Claim.settle
+    failures = {"left": 1}
+
+    def settle_fails_once(claim: Claim) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ServiceUnavailable("Firestore went away")
+        real_settle(claim)
+
+    monkeypatch.setattr(Claim, "settle", settle_fails_once)
+    fanout.pagerduty.routing_key = "another-key"  # refused for good: dead-lettered at once
+    firing = make_transition(severity="critical")
+    assert fanout.push(firing, message_id="m-1") >= 500  # our bookkeeping failed: redelivered
+    assert fanout.push(firing, message_id="m-1") == 200
+    dead = fanout.dead_letters(expect=2)
+    assert len(dead) == 2
+    assert dead[0]["attributes"]["letter_key"] == dead[1]["attributes"]["letter_key"]
+    now = utcnow()
+    kept = {
+        store.store(
+            letters.from_message(
+                PubSubMessage(
+                    event_id=f"e{n}",
+                    message_id=str(100 + n),
+                    topic="alert-deliveries-dead-letter",
+                    publish_time=now,
+                    attributes=copy["attributes"],
+                    data=json.dumps(copy["data"]).encode(),
+                ),
+                now,
+            )
+        ).id
+        for n, copy in enumerate(dead)
+    }
+    assert len(kept) == 1
 
 
 def test_without_credentials_notifications_go_to_the_log_and_outbox(fanout: Fanout, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -38,7 +38,7 @@ def topics(emulators) -> list[str]:  # type: ignore[no-untyped-def]
     from google.cloud import pubsub_v1
 
     publisher = pubsub_v1.PublisherClient()
-    names = ["metric-updates", "metrics"]
+    names = ["metric-updates", "metrics", "metrics-dead-letter"]
     for name in names:
         with contextlib.suppress(AlreadyExists):
             publisher.create_topic(name=publisher.topic_path(emulators.project, name))

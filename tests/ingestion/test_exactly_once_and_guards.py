@@ -8,7 +8,9 @@ import base64
 import contextlib
 import gzip
 import json
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import functions_framework
 import pytest
@@ -91,10 +93,38 @@ def test_pubsub_redelivery_is_counted_once_and_bad_messages_are_dropped(store) -
     )
     assert push.post(PUSH_PATH, json=json_envelope).status_code == 200
     assert total(ARM) == 130
-    # A message that can never be stored is acknowledged (dropped, logged), not retried forever.
-    junk = push_envelope(b"\x0a\xff\xff", message_id="m-4", publish_time=NOW, attributes={"content_type": PB})
-    assert push.post(PUSH_PATH, json=junk).status_code == 200
-    assert total(ARM) == 130
+    # A message that can never be stored is acknowledged, not retried forever, but never unread:
+    # it goes to metrics-dead-letter with the reason (the dead-letter store keeps it and pages).
+    with dead_letter_watch() as letters:
+        junk = push_envelope(
+            b"\x0a\xff\xff", message_id="m-4", publish_time=NOW, attributes={"content_type": PB}
+        )
+        assert push.post(PUSH_PATH, json=junk).status_code == 200
+        assert total(ARM) == 130
+        [letter] = letters(1)
+    assert letter.data == b"\x0a\xff\xff"
+    assert "can never be stored" in letter.attributes["reason"]
+    assert letter.attributes["recoverable"] == "false"
+
+
+@contextlib.contextmanager
+def dead_letter_watch() -> Iterator[Callable[[int], list[Any]]]:
+    """A pull subscription on metrics-dead-letter for the block; yields ``pull(n)``."""
+    import uuid
+
+    from google.cloud import pubsub_v1
+
+    from tests.conftest import PROJECT
+    from tests.pubsub_helpers import pull_acknowledged
+
+    subscriber = pubsub_v1.SubscriberClient()
+    name = subscriber.subscription_path(PROJECT, f"metrics-dead-letter-{uuid.uuid4().hex[:8]}")
+    subscriber.create_subscription(name=name, topic=f"projects/{PROJECT}/topics/metrics-dead-letter")
+    try:
+        yield lambda want: pull_acknowledged(subscriber, name, quiet_seconds=3.0, want=want)
+    finally:
+        subscriber.delete_subscription(subscription=name)
+        subscriber.close()
 
 
 def test_a_failure_between_chunks_is_retried_without_double_counting(client, store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
