@@ -8,9 +8,11 @@ packages the capability's handler module (``functions/<cap>/main.py``) brings in
 Figures are relative (compare entry points, or a branch with another, on one machine): the load
 average is printed beside them, as other work may share the machine.
 
-- ``import main``: what every deployed function pays at start, plus the import of its settings
-  module (``DEPLOYMENT_CHECKS``), which the deployed start check imports; the check itself is not
-  run (it needs every setting Terraform gives: ``devtools/rehearse.py`` covers that).
+- ``import main``: what every deployed function pays at start. With the terraform CLI, each child
+  gets its function's environment as Terraform renders it from the README's example variables
+  (``devtools/rehearse.py``; made-up secrets), so the start check runs as deployed; without it,
+  ``K_SERVICE`` is unset and only the check's settings module (``DEPLOYMENT_CHECKS``) is imported.
+  Every client points at a closed loopback port (emulator hosts): nothing leaves the machine.
 - ``first call``: an HTTP entry point gets ``GET`` of a path no app serves through the real entry
   point (the handler module is imported, its app built, routing answers 404): every real route
   needs Firestore, Redis or a signed token (``/health`` probes Firestore), so this is the first
@@ -119,10 +121,62 @@ def _is_push(entry: str) -> bool:
     return getsource(getattr(main, entry)).lstrip().startswith("@pubsub_push")
 
 
-def run_child(entry: str) -> dict[str, object]:
-    env = {**os.environ, "ION_LOG_LEVEL": "WARNING"}
-    for name in ("K_SERVICE", "FUNCTION_TARGET", "ION_RECORD_API_CALLS"):
-        env.pop(name, None)
+# Any client a child creates talks to a closed loopback port: no credentials are looked up and
+# nothing leaves the machine (the routing telemetry thread creates a Pub/Sub client at start).
+NOWHERE = "127.0.0.1:9"
+LOCAL_ONLY = {
+    "GOOGLE_CLOUD_PROJECT": "ion-ops-bench",
+    "FIRESTORE_EMULATOR_HOST": NOWHERE,
+    "PUBSUB_EMULATOR_HOST": NOWHERE,
+    "ION_LOG_LEVEL": "WARNING",
+}
+
+
+def deployed_environments() -> dict[str, dict[str, str]] | None:
+    """Each function's environment as Terraform renders it from the README's example variables
+    (``devtools/rehearse.py``), with a made-up value per secret, so ``import main`` runs the start
+    check as deployed; None without the terraform CLI."""
+    import shutil
+    import tempfile
+
+    if shutil.which("terraform") is None:
+        return None
+    from devtools.rehearse import EXAMPLE_VARS, random_secret, render, resource_placeholders
+
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    with tempfile.TemporaryDirectory(prefix="cold-start-tf-") as scratch:
+        rendered = render(
+            EXAMPLE_VARS,
+            resource_placeholders("ion-ops-prod", "us-central1", "123456789012", pem),
+            Path(scratch),
+        )
+    secret_values = {
+        "ion-api-keys": ",".join(random_secret(40) for _ in range(2)),
+        "request-id-secret": random_secret(64),
+        "customer-key-secret": random_secret(64),
+        "slack-bot-token": "xoxb-" + random_secret(40),
+        "pagerduty-routing-key": random_secret(32),
+        "smtp-password": random_secret(24),
+        "slack-signing-secret": random_secret(32),
+        "pagerduty-webhook-secret": random_secret(32),
+        "redis-url": f"rediss://:{random_secret(32)}@{NOWHERE}/0?ssl_cert_reqs=required",
+    }
+    return {
+        function: {
+            **env,
+            **{name: secret_values[secret] for name, secret in rendered.secrets[function].items()},
+            "K_SERVICE": function.replace("_", "-"),
+            "FUNCTION_TARGET": function,
+        }
+        for function, env in rendered.env.items()
+    }
+
+
+def run_child(entry: str, deployed: dict[str, str] | None) -> dict[str, object]:
+    env = {
+        name: value for name, value in os.environ.items() if not name.startswith(("ION_", "K_", "FUNCTION_"))
+    }
+    env.update({**(deployed or {}), **LOCAL_ONLY})
     answer = subprocess.run(
         [sys.executable, __file__, "--child", entry],
         cwd=ROOT,
@@ -133,7 +187,7 @@ def run_child(entry: str) -> dict[str, object]:
     )
     # The app's own log lines share stdout (and may follow, from exit hooks): take the marked one.
     line = next(line for line in answer.stdout.splitlines() if line.startswith(RESULT_MARK))
-    return json.loads(line.removeprefix(RESULT_MARK))
+    return json.loads(line.removeprefix(RESULT_MARK))  # type: ignore[no-any-return]
 
 
 def short(name: str) -> str:
@@ -153,18 +207,24 @@ def main(argv: list[str] | None = None) -> int:
     import main as entry_points
 
     entries = args.only or list(entry_points.DEPLOYMENT_CHECKS)
+    deployed = deployed_environments()
     load_before = os.getloadavg()
     print(
         f"cold start bench: {os.cpu_count()} cores, load {load_before[0]:.1f}/{load_before[1]:.1f}/"
         f"{load_before[2]:.1f} (1/5/15 min) at start; {args.runs} fresh processes per entry point; "
         "milliseconds, median (max)"
     )
+    print(
+        "import main as deployed: K_SERVICE set, the start check run on Terraform's rendered settings"
+        if deployed
+        else "no terraform CLI: import main without K_SERVICE (the settings module imported, not run)"
+    )
     columns = f"{'entry point':<26}{'import main':>16}{'first call':>16}  {'kind':<10}"
     print(columns + "heavy packages after handler import")
     started = time.perf_counter()
     at_start: set[str] = set()
     for entry in entries:
-        runs = [run_child(entry) for _ in range(args.runs)]
+        runs = [run_child(entry, deployed[entry] if deployed else None) for _ in range(args.runs)]
         imports = [float(r["import_main_ms"]) for r in runs]
         firsts = [float(r["first_call_ms"]) for r in runs]
         last = runs[-1]
