@@ -14,10 +14,12 @@ average is printed beside them, as other work may share the machine.
   ``K_SERVICE`` is unset and only the check's settings module (``DEPLOYMENT_CHECKS``) is imported.
   Every client points at a closed loopback port (emulator hosts): nothing leaves the machine.
 - ``first call``: an HTTP entry point gets ``GET`` of a path no app serves through the real entry
-  point (the handler module is imported, its app built, routing answers 404): every real route
-  needs Firestore, Redis or a signed token (``/health`` probes Firestore), so this is the first
-  request's cost short of its backend. A Pub/Sub push entry point's first event is answered by its
-  handler, which needs Firestore: only the import of its handler module is timed.
+  point (the handler module is imported, its app built; routing answers 404, or authorization 401
+  first, as route does deployed, with Redis' client loaded: a closed loopback port here). Every
+  real route needs Firestore, Redis or a signed token (``/health`` probes Firestore), so this is
+  the first request's cost short of its backend. A Pub/Sub push entry point's first event is
+  answered by its handler, which needs Firestore: only the import of its handler module is timed.
+  Route's telemetry thread imports the Pub/Sub client meanwhile, as deployed.
 """
 
 from __future__ import annotations
@@ -220,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         else "no terraform CLI: import main without K_SERVICE (the settings module imported, not run)"
     )
     columns = f"{'entry point':<26}{'import main':>16}{'first call':>16}  {'kind':<10}"
-    print(columns + "heavy packages after handler import")
+    print(columns + "heavy packages loaded by then")
     started = time.perf_counter()
     at_start: set[str] = set()
     for entry in entries:
@@ -241,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"whole run {time.perf_counter() - started:.0f} s; load {load_after[0]:.1f}/{load_after[1]:.1f}/"
         f"{load_after[2]:.1f} at end. 'first call': HTTP = GET {UNKNOWN_PATH} through the entry point "
-        "(404, no backend); push = import of the handler module only (its first event needs Firestore)."
+        "(the status shown: 404, or 401 where authorization answers first); push = import of the handler "
+        "module only (its first event needs Firestore). Heavy packages: after the first call."
     )
     return 0
 
