@@ -15,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from yaml.constructor import SafeConstructor
 
+from shared.yaml_files import SAFE_LOADER
+
 ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGY_FILE = ROOT / "topology.yaml"
 
@@ -210,12 +212,9 @@ class Topology(_Strict):
         return {n: f for n, f in self.functions.items() if f.dead_letters}
 
 
-# libyaml's parser where PyYAML was built with it: every deployed function reads this file at
-# start (its role check), and the pure-Python parser took about 55 ms of that cold start, libyaml 8.
-_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _NoDuplicateKeys(_SAFE_LOADER):
+# Every deployed function reads this file at start (its role check): libyaml's parser where there
+# is one (the pure-Python one took about 55 ms of that cold start, libyaml 8).
+class _NoDuplicateKeys(SAFE_LOADER):
     """YAML keeps the last of two equal keys silently; here a repeated key is an error (an
     attempt deadline written twice must not quietly win or lose)."""
 

@@ -17,7 +17,6 @@ import sys
 
 import pytest
 import yaml
-import yaml.cyaml
 
 import main
 from shared.topology import ROOT
@@ -137,9 +136,30 @@ def test_handler_module_loads_only_what_its_first_call_needs(handler: str) -> No
 
 
 @pytest.mark.skipif(not yaml.__with_libyaml__, reason="PyYAML built without libyaml")
-def test_topology_every_function_reads_at_start_is_parsed_by_libyaml() -> None:
-    """Deployed, each function's start check reads topology.yaml (its roles): the pure-Python
-    parser made that about 55 ms of every cold start, libyaml about 8."""
-    from shared.topology import _NoDuplicateKeys
+def test_files_read_at_start_or_first_call_are_parsed_by_libyaml(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The topology (every start check), alert rules, report audiences and dashboards (their start
+    checks) and the metric catalogue (ingestion's first batch): the pure-Python parser made them
+    tens of milliseconds of a cold start each, libyaml about an eighth."""
+    from functions.alerts.rules import load_rules
+    from functions.reports.audiences import load_audiences
+    from functions.reports.panels import DEFAULT_DASHBOARDS_FILE, load_catalog
+    from functions.reports.settings import ReportsSettings
+    from shared.metrics.catalogue import load_catalogue
+    from shared.topology import load_topology
 
-    assert issubclass(_NoDuplicateKeys, yaml.cyaml.CParser)
+    def pure_python_parser(*args: object, **kwargs: object) -> None:
+        raise AssertionError("parsed by PyYAML's pure-Python parser")
+
+    monkeypatch.setattr(yaml.SafeLoader, "__init__", pure_python_parser)
+    for cached in (load_audiences, load_catalog, load_catalogue):
+        cached.cache_clear()
+    try:
+        load_topology()
+        load_rules()
+        load_catalog(DEFAULT_DASHBOARDS_FILE)
+        reports = ReportsSettings()
+        load_audiences(reports.audiences_file, reports.dashboards_file)
+        load_catalogue()
+    finally:
+        for cached in (load_audiences, load_catalog, load_catalogue):
+            cached.cache_clear()

@@ -39,6 +39,7 @@ from pydantic import (
 from functions.alerts.durations import Duration
 from shared.messages import Severity
 from shared.metrics.query_model import Agg
+from shared.yaml_files import safe_load
 
 DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.yaml"
 
@@ -297,7 +298,7 @@ def load_rules(path: str | Path | None = None) -> list[Any]:
     """Rules from ``path``, else ``ION_RULES_FILE``, else the default rules.yaml."""
     target = Path(path or os.environ.get("ION_RULES_FILE") or DEFAULT_RULES_FILE)
     try:
-        raw = yaml.safe_load(target.read_text())
+        raw = safe_load(target.read_text())
     except OSError as exc:
         raise RulesError(str(target), [{"rule": "(file)", "field": "path", "message": str(exc)}]) from None
     except yaml.YAMLError as exc:

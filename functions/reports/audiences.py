@@ -8,11 +8,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict
 
 from functions.reports.panels import Catalog
 from functions.reports.settings import ReportsSettings
+from shared.yaml_files import safe_load
 
 
 class _Strict(BaseModel):
@@ -106,7 +106,7 @@ def load_audiences(path: Path, dashboards_file: Path) -> Audiences:
     from functions.reports.panels import load_catalog
 
     with open(path, encoding="utf-8") as handle:
-        return parse_audiences(yaml.safe_load(handle) or {}, load_catalog(dashboards_file))
+        return parse_audiences(safe_load(handle) or {}, load_catalog(dashboards_file))
 
 
 def configured_audiences(settings: ReportsSettings, *, deployed: bool) -> Audiences:

@@ -17,10 +17,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.metrics.query_model import AGGREGATIONS, QUANTILES
+from shared.yaml_files import safe_load
 
 DEFAULT_DASHBOARDS_FILE = Path(__file__).resolve().parent / "dashboards.yaml"
 
@@ -287,4 +287,4 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
 @lru_cache(maxsize=4)
 def load_catalog(path: Path = DEFAULT_DASHBOARDS_FILE) -> Catalog:
     with open(path, encoding="utf-8") as handle:
-        return parse_catalog(yaml.safe_load(handle) or {})
+        return parse_catalog(safe_load(handle) or {})

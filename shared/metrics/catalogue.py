@@ -16,10 +16,10 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.metrics.recording import RecordingRule
+from shared.yaml_files import safe_load
 
 CATALOGUE_FILE = Path(__file__).resolve().parent / "catalogue.yaml"
 
@@ -157,7 +157,7 @@ class Catalogue(_Strict):
 
 @cache
 def load_catalogue(path: Path = CATALOGUE_FILE) -> Catalogue:
-    raw = yaml.safe_load(path.read_text())
+    raw = safe_load(path.read_text())
     # `x-...` keys hold YAML anchors shared by several metrics; they are not metrics.
     return Catalogue.model_validate({k: v for k, v in raw.items() if not k.startswith("x-")})
 
