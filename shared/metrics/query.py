@@ -81,16 +81,7 @@ def run_query(query: MetricQuery, *, max_series: int | None = None) -> QueryResu
     spec = spec_of(query.metric)
     if spec is not None:
         return _customer_usage(query, spec, max_series)
-    fold = Fold(
-        query.agg,
-        query.start,
-        query.end,
-        query.step,
-        query.labels,
-        query.group_by,
-        query.across,
-        step_zone=query.step_zone,
-    )
+    fold = _fold(query)
     resolution = _fold_rollups(fold, query, query.start, query.end, max_series)
     return QueryResult(metric=query.metric, agg=query.agg, series=fold.series(), resolution=resolution)
 
@@ -202,16 +193,7 @@ def _customer_usage(query: MetricQuery, spec: CustomerUsage, max_series: int | N
                 f"{query.metric} is kept per {', '.join(sorted(kept))}; label {name} is summed away",
                 field=where,
             )
-    fold = Fold(
-        query.agg,
-        query.start,
-        query.end,
-        query.step,
-        query.labels,
-        query.group_by,
-        query.across,
-        step_zone=query.step_zone,
-    )
+    fold = _fold(query)
     first = query.start.astimezone(UTC).date()
     if day_start(first) < query.start:
         first += timedelta(days=1)  # that day starts before the window
@@ -233,3 +215,16 @@ def _customer_usage(query: MetricQuery, spec: CustomerUsage, max_series: int | N
                 acc = fold.accumulator(labels, index, max_series)
                 acc.add_counter(value)
     return QueryResult(metric=query.metric, agg=query.agg, series=fold.series(), resolution="day")
+
+
+def _fold(query: MetricQuery) -> Fold:
+    return Fold(
+        query.agg,
+        query.start,
+        query.end,
+        query.step,
+        query.labels,
+        query.group_by,
+        query.across,
+        step_zone=query.step_zone,
+    )
