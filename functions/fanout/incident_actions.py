@@ -76,8 +76,8 @@ def acknowledge_with_note(incident_id: str, by: str, source: Source, note: str |
     return Outcome(note_incident(incident_id, by, note).incident, outcome.change)
 
 
-def note_incident(incident_id: str, by: str, text: str) -> Outcome:
-    return _apply(incident_id, lambda i: add_note(i, by, text, utcnow()))
+def note_incident(incident_id: str, by: str, text: str, *, ref: str | None = None) -> Outcome:
+    return _apply(incident_id, lambda i: add_note(i, by, text, utcnow(), ref=ref))
 
 
 def silence_incident(incident_id: str, by: str) -> Outcome:

@@ -214,8 +214,10 @@ def resolve(
     return Change(True, f"resolved by {by}")
 
 
-def add_note(incident: Incident, by: str, text: str, now: datetime) -> Change:
-    _add(incident, now, "note", by=by, text=text)
+def add_note(incident: Incident, by: str, text: str, now: datetime, *, ref: str | None = None) -> Change:
+    """A note; one with a ``ref`` (what it came from: a webhook event) is recorded once."""
+    if not _add(incident, now, "note", by=by, text=text, ref=ref):
+        return Change(False, "noted before")
     return Change(True, "note added")
 
 

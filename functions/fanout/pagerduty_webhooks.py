@@ -99,7 +99,10 @@ def handle_webhook(event: WebhookEvent) -> dict[str, Any]:
             else:
                 label = event.event_type.removeprefix("incident.")
                 url = f" {event.data.html_url}" if event.data.html_url else ""
-                outcome = note_incident(incident.id, by, f"PagerDuty: {label}{url}")
+                # The event's id makes the note once: two copies of a retried delivery may race
+                # past the receipt, which is written after.
+                text = f"PagerDuty: {label}{url}"
+                outcome = note_incident(incident.id, by, text, ref=f"pagerduty:{event.id}")
         except NoSuchIncident:
             continue
         handled.append({"incident_id": incident.id, "detail": outcome.change.detail})

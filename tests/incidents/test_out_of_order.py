@@ -54,3 +54,24 @@ def test_a_late_pagerduty_event_of_the_previous_incident_leaves_the_new_one_alon
     assert after["state"] == "triggered"
     assert after["acknowledged_by"] is None
     assert after["resolved_by"] is None
+
+
+def test_a_pagerduty_event_handled_twice_at_once_notes_the_incident_once(incidents: Fanout) -> None:
+    from functions.fanout.pagerduty_webhooks import handle_webhook, parse_webhook
+
+    clock = incidents.freeze()
+    firing = make_transition(severity="critical", at=clock.now())
+    assert incidents.push(firing) == 200
+    [incident] = _incidents(incidents)
+    clock.advance(timedelta(minutes=2))
+    body, _headers = pagerduty_request(
+        "incident.annotated", firing.fingerprint, occurred_at=_zulu(clock.now())
+    )
+    event = parse_webhook(body)
+    # Two copies of one retried delivery both past the receipt check (it is written after).
+    first, second = handle_webhook(event), handle_webhook(event)
+    assert [h["detail"] for h in first["handled"]] == ["note added"]
+    assert second["handled"][0]["detail"] != "note added"
+    notes = [e for e in _get(incidents, incident["id"])["timeline"] if e["kind"] == "note"]
+    assert len(notes) == 1
+    assert notes[0]["by"] == "Grace Hopper (PagerDuty)"
