@@ -54,9 +54,11 @@ def escalate_incident(incident_id: str, now: datetime) -> str | None:
         if not snapshot.exists:
             return None
         incident = Incident.model_validate(snapshot.to_dict())
-        step_index = incident.escalation_level
+        step_index, scheduled = incident.escalation_level, incident.next_escalation_at
         change = escalate(incident, now, policy)
         if not change.changed:
+            if scheduled is not None and incident.next_escalation_at is None:
+                tx.set(ref, incident_document(incident))  # the policy lost that step: stop looking
             return None
         step = policy.steps(incident.priority)[step_index]
         notification = Notification(

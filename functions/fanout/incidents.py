@@ -240,6 +240,10 @@ def escalate(incident: Incident, now: datetime, policy: IncidentPolicy) -> Chang
     if due > now:
         return Change(False, f"next escalation is due at {_at(due)}")
     steps = policy.steps(incident.priority)
+    if incident.escalation_level >= len(steps):
+        # Scheduled under a policy with more steps (a deploy changed it since): none is left.
+        incident.next_escalation_at = None
+        return Change(False, "no escalation step left under the current policy")
     step = steps[incident.escalation_level]
     incident.escalation_level += 1
     level = incident.escalation_level
