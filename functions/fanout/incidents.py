@@ -106,11 +106,26 @@ def _add(
         return False
     incident.timeline.append(TimelineEntry(at=at, kind=kind, by=by, text=text, ref=ref))
     if len(incident.timeline) > MAX_TIMELINE:
-        # Drop the oldest notification entry: the lifecycle stays whole.
-        oldest = next((i for i, e in enumerate(incident.timeline) if e.kind == "notified"), 0)
-        del incident.timeline[oldest]
+        _make_room(incident)
     incident.updated_at = at
     return True
+
+
+# What a full timeline drops first, oldest first: notifications, then alerts coming and going,
+# then notes. Opening, acknowledgement, escalation, resolution and review are never dropped.
+_DROPPABLE: tuple[tuple[TimelineKind, ...], ...] = (
+    ("notified",),
+    ("alert_joined", "alert_resolved"),
+    ("note",),
+)
+
+
+def _make_room(incident: Incident) -> None:
+    for kinds in _DROPPABLE:
+        oldest = next((i for i, e in enumerate(incident.timeline) if e.kind in kinds), None)
+        if oldest is not None:
+            del incident.timeline[oldest]
+            return
 
 
 def _join(incident: Incident, transition: AlertTransition, now: datetime) -> None:

@@ -186,3 +186,19 @@ def test_a_notification_is_recorded_once_and_the_timeline_stays_bounded() -> Non
         record_notified(incident, f"delivery:n{n + 2}:slack", "sent", T0)
     assert len(incident.timeline) == MAX_TIMELINE
     assert incident.timeline[0].kind == "opened"  # lifecycle entries are never dropped
+
+
+def test_a_week_of_flapping_never_drops_the_opening_or_the_acknowledgement() -> None:
+    incident = opened()
+    acknowledge(incident, "ada", T0 + timedelta(minutes=1))
+    steady = make_transition(rule="error-rate", severity="critical", at=T0)
+    alerts_changed(incident, [steady], T0, POLICY)
+    for n in range(MAX_TIMELINE):  # one alert of two fires and resolves every five minutes
+        at = T0 + timedelta(minutes=5 * (n + 1))
+        state = "resolved" if n % 2 == 0 else "firing"
+        alerts_changed(incident, [make_transition(severity="critical", state=state, at=at)], at, POLICY)
+    assert incident.state == "acknowledged"
+    assert len(incident.timeline) <= MAX_TIMELINE
+    kinds = [e.kind for e in incident.timeline]
+    assert kinds[0] == "opened"
+    assert kinds.count("acknowledged") == 1
