@@ -4,6 +4,7 @@ webhook event handled twice at once, actions by a role that may not take them.""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -75,3 +76,55 @@ def test_a_pagerduty_event_handled_twice_at_once_notes_the_incident_once(inciden
     notes = [e for e in _get(incidents, incident["id"])["timeline"] if e["kind"] == "note"]
     assert len(notes) == 1
     assert notes[0]["by"] == "Grace Hopper (PagerDuty)"
+
+
+def test_one_acknowledgement_by_three_routes_at_once_changes_once(incidents: Fanout) -> None:
+    from functions.fanout.incident_actions import acknowledge_incident
+    from functions.fanout.webhook_intake import take_pagerduty_webhook, take_slack_interaction
+    from tests.incidents.conftest import PAGERDUTY_SECRET, SLACK_SECRET, block_action, slack_request
+
+    clock = incidents.freeze()
+    firing = make_transition(severity="critical", at=clock.now())
+    assert incidents.push(firing) == 200
+    [incident] = _incidents(incidents)
+    slack_body, slack_headers = slack_request(
+        block_action(incidents, "ion_ack", incident["id"]), at=clock.now().timestamp()
+    )
+    pd_body, pd_headers = pagerduty_request(
+        "incident.acknowledged", firing.fingerprint, occurred_at=_zulu(clock.now())
+    )
+    routes = {
+        "api": lambda: acknowledge_incident(incident["id"], "grace@example.com", "api"),
+        "slack": lambda: take_slack_interaction(
+            SLACK_SECRET,
+            slack_headers["X-Slack-Request-Timestamp"],
+            slack_headers["X-Slack-Signature"],
+            slack_body,
+        ),
+        "pagerduty": lambda: take_pagerduty_webhook(
+            PAGERDUTY_SECRET, pd_headers["X-PagerDuty-Signature"], pd_body
+        ),
+    }
+    errors: list[Exception] = []
+
+    def run(action: Any) -> None:
+        try:
+            action()
+        except Exception as exc:  # noqa: BLE001 - reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(action,)) for action in routes.values()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    stored = _get(incidents, incident["id"])
+    assert stored["state"] == "acknowledged"
+    acks = [e for e in stored["timeline"] if e["kind"] == "acknowledged"]
+    assert len(acks) == 1
+    assert acks[0]["by"] == stored["acknowledged_by"]
+    assert stored["acknowledged_by"] in {"grace@example.com", "ada", "Grace Hopper (PagerDuty)"}
+    sent = [e["event_action"] for e in incidents.pagerduty.events].count("acknowledge")
+    # PagerDuty is told once, and not at all when the acknowledgement was its own.
+    assert sent == (0 if stored["acknowledged_by"].endswith("(PagerDuty)") else 1)
