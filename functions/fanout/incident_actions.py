@@ -8,7 +8,7 @@ PagerDuty is not sent back."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from functions.fanout.incident_policy import get_policy
@@ -41,8 +41,17 @@ def _apply(incident_id: str, mutate: object) -> Outcome:
     return Outcome(incident, change)
 
 
-def acknowledge_incident(incident_id: str, by: str, source: Source) -> Outcome:
-    outcome = _apply(incident_id, lambda i: acknowledge(i, by, utcnow(), via=_via(source)))
+def _moment(incident: Incident, at: datetime | None) -> datetime:
+    """When an action took place: now, or when the vendor says it did (``at``: a webhook delivered
+    late), never in the future nor before the incident's opening or acknowledgement."""
+    now = utcnow()
+    if at is None:
+        return now
+    return max(incident.acknowledged_at or incident.opened_at, incident.opened_at, min(at, now))
+
+
+def acknowledge_incident(incident_id: str, by: str, source: Source, *, at: datetime | None = None) -> Outcome:
+    outcome = _apply(incident_id, lambda i: acknowledge(i, by, _moment(i, at), via=_via(source)))
     if outcome.change.changed:
         log.info(
             "incident %s acknowledged by %s",
@@ -55,9 +64,13 @@ def acknowledge_incident(incident_id: str, by: str, source: Source) -> Outcome:
     return outcome
 
 
-def resolve_incident(incident_id: str, by: str, source: Source, note: str | None = None) -> Outcome:
+def resolve_incident(
+    incident_id: str, by: str, source: Source, note: str | None = None, *, at: datetime | None = None
+) -> Outcome:
     policy = get_policy()
-    outcome = _apply(incident_id, lambda i: resolve(i, by, utcnow(), policy, note=note, via=_via(source)))
+    outcome = _apply(
+        incident_id, lambda i: resolve(i, by, _moment(i, at), policy, note=note, via=_via(source))
+    )
     if outcome.change.changed:
         log.info(
             "incident %s resolved by %s", incident_id, by, extra={"incident_id": incident_id, "via": source}

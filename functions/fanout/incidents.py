@@ -104,7 +104,11 @@ def _add(
 ) -> bool:
     if ref is not None and any(e.ref == ref for e in incident.timeline):
         return False
-    incident.timeline.append(TimelineEntry(at=at, kind=kind, by=by, text=text, ref=ref))
+    # In time order: an action reported late (a PagerDuty webhook retried) goes where it happened.
+    index = len(incident.timeline)
+    while index and incident.timeline[index - 1].at > at:
+        index -= 1
+    incident.timeline.insert(index, TimelineEntry(at=at, kind=kind, by=by, text=text, ref=ref))
     if len(incident.timeline) > MAX_TIMELINE:
         _make_room(incident)
     incident.updated_at = at

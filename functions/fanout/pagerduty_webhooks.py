@@ -5,7 +5,8 @@ names as the incident's ``incident_key`` (by the PagerDuty user, its ``agent.sum
 ``incident.annotated`` becomes a note. Neither is sent back to PagerDuty. Other event types
 (``incident.triggered``, ``incident.escalated``, ...) are recorded as notes when they match an
 incident, ignored otherwise. An event that occurred before an incident opened is about an
-earlier incident of the same alert (a late or retried webhook) and leaves it alone. Each webhook
+earlier incident of the same alert (a late or retried webhook) and leaves it alone; one delivered
+late is recorded at its ``occurred_at``. Each webhook
 event (its ``event.id``) is handled once; an event older than an hour is refused as stale by the
 caller."""
 
@@ -93,9 +94,9 @@ def handle_webhook(event: WebhookEvent) -> dict[str, Any]:
     for incident in incidents:
         try:
             if event.event_type == "incident.acknowledged":
-                outcome = acknowledge_incident(incident.id, by, "pagerduty")
+                outcome = acknowledge_incident(incident.id, by, "pagerduty", at=event.occurred_at)
             elif event.event_type == "incident.resolved":
-                outcome = resolve_incident(incident.id, by, "pagerduty")
+                outcome = resolve_incident(incident.id, by, "pagerduty", at=event.occurred_at)
             else:
                 label = event.event_type.removeprefix("incident.")
                 url = f" {event.data.html_url}" if event.data.html_url else ""

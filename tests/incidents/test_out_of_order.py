@@ -128,3 +128,33 @@ def test_one_acknowledgement_by_three_routes_at_once_changes_once(incidents: Fan
     sent = [e["event_action"] for e in incidents.pagerduty.events].count("acknowledge")
     # PagerDuty is told once, and not at all when the acknowledgement was its own.
     assert sent == (0 if stored["acknowledged_by"].endswith("(PagerDuty)") else 1)
+
+
+@pytest.mark.parametrize("event_type", ["incident.acknowledged", "incident.resolved"])
+def test_a_pagerduty_action_delivered_late_is_recorded_when_it_happened(
+    incidents: Fanout, event_type: str
+) -> None:
+    clock = incidents.freeze()
+    opened_at = clock.now()
+    firing = make_transition(severity="critical", at=opened_at)
+    assert incidents.push(firing) == 200
+    [incident] = _incidents(incidents)
+    clock.advance(timedelta(minutes=2))
+    note = incidents.http().post(f"/v1/incidents/{incident['id']}/notes", json={"text": "looking"})
+    assert note.status_code == 200
+    acted_at = opened_at + timedelta(minutes=4)
+    clock.advance(timedelta(minutes=18))  # PagerDuty retried its webhook for 16 minutes
+    body, headers = pagerduty_request(event_type, firing.fingerprint, occurred_at=_zulu(acted_at))
+    answer = incidents.http().post("/v1/pagerduty/webhooks", data=body, headers=headers)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    stored = _get(incidents, incident["id"])
+    field = "acknowledged_at" if event_type == "incident.acknowledged" else "resolved_at"
+    assert stored[field] == _zulu(acted_at)
+    kind = event_type.removeprefix("incident.")
+    entry = next(e for e in stored["timeline"] if e["kind"] == kind)
+    assert entry["at"] == _zulu(acted_at)
+    times = [e["at"] for e in stored["timeline"]]
+    assert times == sorted(times)  # the timeline reads in the order things happened
+    if kind == "resolved":
+        review = incidents.http().get(f"/v1/incidents/{incident['id']}/review").get_data(as_text=True)
+        assert "| time to resolve | 4 min 0 s |" in review
