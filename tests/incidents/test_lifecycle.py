@@ -202,3 +202,14 @@ def test_a_week_of_flapping_never_drops_the_opening_or_the_acknowledgement() -> 
     kinds = [e.kind for e in incident.timeline]
     assert kinds[0] == "opened"
     assert kinds.count("acknowledged") == 1
+
+
+def test_an_incident_resolved_before_respond_by_did_not_miss_the_acknowledgement_target() -> None:
+    incident = opened()
+    resolved = make_transition(state="resolved", at=T0 + timedelta(minutes=3))
+    alerts_changed(incident, [resolved], T0 + timedelta(minutes=3), POLICY)
+    assert incident.review is not None
+    markdown = incident.review.markdown
+    assert "| time to acknowledge | — | 15 min 0 s | not needed: resolved first |" in markdown
+    assert "Why the acknowledgement missed its target" not in markdown
+    assert "| time to resolve | 3 min 0 s | 4 h 0 min | yes |" in markdown
