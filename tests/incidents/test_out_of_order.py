@@ -158,3 +158,37 @@ def test_a_pagerduty_action_delivered_late_is_recorded_when_it_happened(
     if kind == "resolved":
         review = incidents.http().get(f"/v1/incidents/{incident['id']}/review").get_data(as_text=True)
         assert "| time to resolve | 4 min 0 s |" in review
+
+
+def test_resolved_by_hand_while_the_alert_still_fires_the_repeat_triggers_a_new_incident(
+    incidents: Fanout,
+) -> None:
+    clock = incidents.freeze()
+    assert incidents.push(make_transition(severity="critical", at=clock.now())) == 200
+    [first] = _incidents(incidents)
+    clock.advance(timedelta(minutes=5))
+    resolved = incidents.http().post(f"/v1/incidents/{first['id']}/resolve", json={"note": "fixed?"})
+    assert resolved.status_code == 200
+    pages = len(incidents.pagerduty.events)
+    clock.advance(timedelta(minutes=26))  # past the 30-minute repeat: the alert still fires
+    incidents.tick()
+    # As PagerDuty and Grafana OnCall do with a trigger for a resolved incident: a new one, paged.
+    listed = _incidents(incidents)
+    assert [i["state"] for i in listed] == ["triggered", "resolved"]
+    assert listed[1]["id"] == first["id"]
+    assert [e["event_action"] for e in incidents.pagerduty.events[pages:]] == ["trigger"]
+    newer = _get(incidents, listed[0]["id"])
+    assert newer["next_escalation_at"] is not None
+    assert "alert_joined" in [e["kind"] for e in newer["timeline"]]
+
+
+def test_acknowledged_and_still_firing_the_repeats_stay_quiet(incidents: Fanout) -> None:
+    clock = incidents.freeze()
+    assert incidents.push(make_transition(severity="critical", at=clock.now())) == 200
+    [incident] = _incidents(incidents)
+    assert incidents.http().post(f"/v1/incidents/{incident['id']}/ack").status_code == 200
+    pages = len(incidents.pagerduty.events)
+    clock.advance(timedelta(minutes=31))
+    incidents.tick()
+    assert len(_incidents(incidents)) == 1
+    assert incidents.pagerduty.events[pages:] == []
