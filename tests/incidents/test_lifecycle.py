@@ -213,3 +213,15 @@ def test_an_incident_resolved_before_respond_by_did_not_miss_the_acknowledgement
     assert "| time to acknowledge | — | 15 min 0 s | not needed: resolved first |" in markdown
     assert "Why the acknowledgement missed its target" not in markdown
     assert "| time to resolve | 3 min 0 s | 4 h 0 min | yes |" in markdown
+
+
+def test_a_new_firing_while_acknowledged_joins_without_re_triggering() -> None:
+    incident = opened()
+    acknowledge(incident, "ada", T0 + timedelta(minutes=2))
+    again = make_transition(service="billing", at=T0 + timedelta(minutes=3))
+    assert alerts_changed(incident, [again], T0 + timedelta(minutes=3), POLICY).changed
+    assert incident.state == "acknowledged"
+    assert incident.acknowledged_by == "ada"
+    assert incident.next_escalation_at is None
+    assert not escalate(incident, T0 + timedelta(hours=1), POLICY).changed
+    assert len(incident.firing) == 2

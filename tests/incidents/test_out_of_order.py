@@ -192,3 +192,24 @@ def test_acknowledged_and_still_firing_the_repeats_stay_quiet(incidents: Fanout)
     incidents.tick()
     assert len(_incidents(incidents)) == 1
     assert incidents.pagerduty.events[pages:] == []
+
+
+def test_an_escalation_timer_of_a_resolved_incident_does_nothing(incidents: Fanout) -> None:
+    clock = incidents.freeze()
+    assert incidents.push(make_transition(severity="critical", at=clock.now())) == 200
+    [incident] = _incidents(incidents)
+    clock.advance(timedelta(minutes=5))
+    assert incidents.http().post(f"/v1/incidents/{incident['id']}/resolve").status_code == 200
+    pages, messages = len(incidents.pagerduty.events), len(incidents.slack.messages)
+    clock.advance(timedelta(minutes=10))  # respond_by: the escalation's timer fires anyway
+    for _ in range(2):  # Cloud Tasks delivers at least once
+        answer = incidents.http().post(
+            "/v1/flush/group", json={"group_id": incident["group_key"], "due_at": clock.now().isoformat()}
+        )
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        assert answer.get_json()["notifications"] == []
+    assert len(incidents.pagerduty.events) == pages
+    assert len(incidents.slack.messages) == messages
+    stored = _get(incidents, incident["id"])
+    assert stored["escalation_level"] == 0
+    assert "escalated" not in [e["kind"] for e in stored["timeline"]]
