@@ -3,7 +3,8 @@ PagerDuty webhook): acknowledge, resolve, add a note, silence its alerts for an 
 the domain change in the store's transaction, then tells the other side: an acknowledgement or
 resolve made here (API or Slack) is sent to PagerDuty as an Events v2 ``acknowledge`` /
 ``resolve`` with the alerts' ``dedup_key``s, once per incident and action; one that came from
-PagerDuty is not sent back."""
+PagerDuty is not sent back. One made elsewhere than Slack updates the incident's Slack messages
+(a Slack button updates its own)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,8 @@ def acknowledge_incident(incident_id: str, by: str, source: Source, *, at: datet
         )
         if source != "pagerduty":
             tell_pagerduty(outcome.incident, "acknowledge")
+        if source != "slack":
+            _tell_slack(outcome, "acknowledge")
     return outcome
 
 
@@ -77,6 +80,8 @@ def resolve_incident(
         )
         if source != "pagerduty":
             tell_pagerduty(outcome.incident, "resolve")
+        if source != "slack":
+            _tell_slack(outcome, "resolve")
     return outcome
 
 
@@ -114,6 +119,15 @@ def silence_incident(incident_id: str, by: str) -> Outcome:
     )
     text = f"silenced for 1 h (silence {silence.id}, until {(now + SILENCE_FOR).isoformat()})"
     return _apply(incident_id, lambda i: add_note(i, by, text, now))
+
+
+def _tell_slack(outcome: Outcome, action: Literal["acknowledge", "resolve"]) -> None:
+    """The incident's Slack messages show a change made elsewhere (Slack's own buttons update
+    their message themselves)."""
+    from functions.fanout.channels.slack_blocks import ACK_ACTION, RESOLVE_ACTION
+    from functions.fanout.slack_interactions import echo_elsewhere
+
+    echo_elsewhere(outcome, ACK_ACTION if action == "acknowledge" else RESOLVE_ACTION)
 
 
 def _via(source: Source) -> str:

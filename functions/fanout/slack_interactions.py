@@ -305,6 +305,28 @@ def _update_message(
     _call("chat_update", channel=channel, ts=ts, text=text, blocks=kept[:50])
 
 
+def echo_elsewhere(outcome: Outcome, action_id: str) -> None:
+    """An acknowledgement or resolve made elsewhere (the API, PagerDuty) shown in the incident's
+    Slack messages as one made here is. A failure is logged, never raised: the change stands."""
+    from google.api_core.exceptions import GoogleAPICallError
+
+    from functions.fanout.records import SLACK_MESSAGES, collection, field_filter
+
+    if not get_fanout_settings().slack_bot_token:
+        return
+    ion = SlackUser(id="ion-ops")
+    try:
+        query = collection(SLACK_MESSAGES).where(
+            filter=field_filter("notification.incident_id", "==", outcome.incident.id)
+        )
+        for stored in (snapshot.to_dict() or {} for snapshot in query.stream()):
+            _update_message(
+                stored.get("channel"), stored.get("ts"), None, outcome, action_id=action_id, user=ion
+            )
+    except GoogleAPICallError:
+        log.exception("the Slack messages of %s could not be updated", outcome.incident.id)
+
+
 def _stored_blocks(channel: str, ts: str) -> list[dict[str, Any]]:
     """The blocks of a message fan-out posted (a dialog's submission does not carry them)."""
     from functions.fanout.channels.slack import message_doc_id
