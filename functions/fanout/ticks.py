@@ -221,22 +221,24 @@ def repeat(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
         and not mute_reason(a.latest, a.labels, firing, active, routing, now)
     ]
     route = routing.route(group.severity)
-    incident = get_store().get(group.incident_id) if group.incident_id else None
-    if incident is not None and incident.state == "acknowledged":
+    early = get_store().get(group.incident_id) if group.incident_id else None
+    if early is not None and early.state == "acknowledged":
         still = []  # someone is on it: no more reminders
-    # Resolved by hand while its alerts still fire: the repeat is a new trigger, which opens a new
-    # incident (as PagerDuty does for a dedup_key whose incident is resolved, and Grafana OnCall
-    # for a resolved alert group), paged and escalated like the first.
-    retrigger = incident is not None and incident.state == "resolved"
 
     def run(tx: firestore.Transaction) -> str | None:
         current = GroupRecord.model_validate(gref.get(transaction=tx).to_dict())
         if current.repeat_at is None or current.repeat_at > now:
             return None
+        # Read again in the transaction: an acknowledgement that landed since must stop the repeat.
+        incident = _incident_in(tx, current.incident_id)
         notification_id = None
-        if still:
+        if still and not (incident is not None and incident.state == "acknowledged"):
             current.seq += 1
             notification_id = f"{group_id}-r{current.seq}"
+            # Resolved by hand while its alerts still fire: the repeat is a new trigger, which
+            # opens a new incident (as PagerDuty does for a dedup_key whose incident is resolved,
+            # and Grafana OnCall for a resolved alert group), paged and escalated like the first.
+            retrigger = incident is not None and incident.state == "resolved"
             tracked = _retriggered(tx, current, still, now) if retrigger else incident
             notification = Notification(
                 notification_id=notification_id,
@@ -255,6 +257,16 @@ def repeat(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
         return notification_id
 
     return run_transaction(run)
+
+
+def _incident_in(tx: Any, incident_id: str | None) -> Any:
+    from functions.fanout.incident_record import Incident
+    from functions.fanout.incident_store import INCIDENTS
+
+    if not incident_id:
+        return None
+    snapshot = _col(INCIDENTS).document(incident_id).get(transaction=tx)
+    return Incident.model_validate(snapshot.to_dict()) if snapshot.exists else None
 
 
 def _retriggered(tx: Any, group: GroupRecord, still: list[Any], now: datetime) -> Any:

@@ -213,3 +213,26 @@ def test_an_escalation_timer_of_a_resolved_incident_does_nothing(incidents: Fano
     stored = _get(incidents, incident["id"])
     assert stored["escalation_level"] == 0
     assert "escalated" not in [e["kind"] for e in stored["timeline"]]
+
+
+def test_an_acknowledgement_landing_while_the_repeat_is_prepared_stops_it(
+    incidents: Fanout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.fanout import ticks
+    from functions.fanout.incident_store import get_store
+
+    clock = incidents.freeze()
+    assert incidents.push(make_transition(severity="critical", at=clock.now())) == 200
+    [incident] = _incidents(incidents)
+    before_ack = get_store().get(incident["id"])
+    assert incidents.http().post(f"/v1/incidents/{incident['id']}/ack").status_code == 200
+    pages = len(incidents.pagerduty.events)
+
+    class StaleRead:  # the repeat read the incident a moment before the acknowledgement landed
+        def get(self, _incident_id: str) -> Any:
+            return before_ack
+
+    monkeypatch.setattr(ticks, "get_store", StaleRead)
+    clock.advance(timedelta(minutes=31))
+    incidents.tick()
+    assert incidents.pagerduty.events[pages:] == []
