@@ -7,7 +7,8 @@ one transaction: the incident moves to the next level (timeline ``escalated``) a
 notification (kind ``escalation``: the step's channels, mention and wider channel, with the
 incident's firing alerts) is stored under a deterministic id ``<incident>-e<level>``; it is then
 delivered exactly once per channel like any notification. An acknowledged or resolved incident
-never escalates, and its group's repeats stop too (``ticks.repeat``).
+never escalates; an acknowledged one's group repeats no more, and a resolved one whose alerts
+still fire gives way to a new incident at the group's next repeat (``ticks.repeat``).
 """
 
 from __future__ import annotations
@@ -54,9 +55,11 @@ def escalate_incident(incident_id: str, now: datetime) -> str | None:
         if not snapshot.exists:
             return None
         incident = Incident.model_validate(snapshot.to_dict())
-        step_index = incident.escalation_level
+        step_index, scheduled = incident.escalation_level, incident.next_escalation_at
         change = escalate(incident, now, policy)
         if not change.changed:
+            if scheduled is not None and incident.next_escalation_at is None:
+                tx.set(ref, incident_document(incident))  # the policy lost that step: stop looking
             return None
         step = policy.steps(incident.priority)[step_index]
         notification = Notification(

@@ -3,12 +3,13 @@ PagerDuty webhook): acknowledge, resolve, add a note, silence its alerts for an 
 the domain change in the store's transaction, then tells the other side: an acknowledgement or
 resolve made here (API or Slack) is sent to PagerDuty as an Events v2 ``acknowledge`` /
 ``resolve`` with the alerts' ``dedup_key``s, once per incident and action; one that came from
-PagerDuty is not sent back."""
+PagerDuty is not sent back. One made elsewhere than Slack updates the incident's Slack messages
+(a Slack button updates its own)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from functions.fanout.incident_policy import get_policy
@@ -41,8 +42,17 @@ def _apply(incident_id: str, mutate: object) -> Outcome:
     return Outcome(incident, change)
 
 
-def acknowledge_incident(incident_id: str, by: str, source: Source) -> Outcome:
-    outcome = _apply(incident_id, lambda i: acknowledge(i, by, utcnow(), via=_via(source)))
+def _moment(incident: Incident, at: datetime | None) -> datetime:
+    """When an action took place: now, or when the vendor says it did (``at``: a webhook delivered
+    late), never in the future nor before the incident's opening or acknowledgement."""
+    now = utcnow()
+    if at is None:
+        return now
+    return max(incident.acknowledged_at or incident.opened_at, incident.opened_at, min(at, now))
+
+
+def acknowledge_incident(incident_id: str, by: str, source: Source, *, at: datetime | None = None) -> Outcome:
+    outcome = _apply(incident_id, lambda i: acknowledge(i, by, _moment(i, at), via=_via(source)))
     if outcome.change.changed:
         log.info(
             "incident %s acknowledged by %s",
@@ -52,18 +62,26 @@ def acknowledge_incident(incident_id: str, by: str, source: Source) -> Outcome:
         )
         if source != "pagerduty":
             tell_pagerduty(outcome.incident, "acknowledge")
+        if source != "slack":
+            _tell_slack(outcome, "acknowledge")
     return outcome
 
 
-def resolve_incident(incident_id: str, by: str, source: Source, note: str | None = None) -> Outcome:
+def resolve_incident(
+    incident_id: str, by: str, source: Source, note: str | None = None, *, at: datetime | None = None
+) -> Outcome:
     policy = get_policy()
-    outcome = _apply(incident_id, lambda i: resolve(i, by, utcnow(), policy, note=note, via=_via(source)))
+    outcome = _apply(
+        incident_id, lambda i: resolve(i, by, _moment(i, at), policy, note=note, via=_via(source))
+    )
     if outcome.change.changed:
         log.info(
             "incident %s resolved by %s", incident_id, by, extra={"incident_id": incident_id, "via": source}
         )
         if source != "pagerduty":
             tell_pagerduty(outcome.incident, "resolve")
+        if source != "slack":
+            _tell_slack(outcome, "resolve")
     return outcome
 
 
@@ -76,8 +94,8 @@ def acknowledge_with_note(incident_id: str, by: str, source: Source, note: str |
     return Outcome(note_incident(incident_id, by, note).incident, outcome.change)
 
 
-def note_incident(incident_id: str, by: str, text: str) -> Outcome:
-    return _apply(incident_id, lambda i: add_note(i, by, text, utcnow()))
+def note_incident(incident_id: str, by: str, text: str, *, ref: str | None = None) -> Outcome:
+    return _apply(incident_id, lambda i: add_note(i, by, text, utcnow(), ref=ref))
 
 
 def silence_incident(incident_id: str, by: str) -> Outcome:
@@ -101,6 +119,15 @@ def silence_incident(incident_id: str, by: str) -> Outcome:
     )
     text = f"silenced for 1 h (silence {silence.id}, until {(now + SILENCE_FOR).isoformat()})"
     return _apply(incident_id, lambda i: add_note(i, by, text, now))
+
+
+def _tell_slack(outcome: Outcome, action: Literal["acknowledge", "resolve"]) -> None:
+    """The incident's Slack messages show a change made elsewhere (Slack's own buttons update
+    their message themselves)."""
+    from functions.fanout.channels.slack_blocks import ACK_ACTION, RESOLVE_ACTION
+    from functions.fanout.slack_interactions import echo_elsewhere
+
+    echo_elsewhere(outcome, ACK_ACTION if action == "acknowledge" else RESOLVE_ACTION)
 
 
 def _via(source: Source) -> str:

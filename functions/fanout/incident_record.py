@@ -27,8 +27,9 @@ TimelineKind = Literal[
     "resolved",
     "review_drafted",
 ]
-# A timeline holds at most this many entries; the oldest notifications make room (never the
-# lifecycle entries): a group flapping for a week must not outgrow a Firestore document (1 MiB).
+# A timeline holds at most this many entries; the oldest notifications, then alert comings and
+# goings, make room (never the lifecycle entries): a group flapping for a week must not outgrow a
+# Firestore document (1 MiB).
 MAX_TIMELINE = 500
 
 

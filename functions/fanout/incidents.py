@@ -104,13 +104,32 @@ def _add(
 ) -> bool:
     if ref is not None and any(e.ref == ref for e in incident.timeline):
         return False
-    incident.timeline.append(TimelineEntry(at=at, kind=kind, by=by, text=text, ref=ref))
+    # In time order: an action reported late (a PagerDuty webhook retried) goes where it happened.
+    index = len(incident.timeline)
+    while index and incident.timeline[index - 1].at > at:
+        index -= 1
+    incident.timeline.insert(index, TimelineEntry(at=at, kind=kind, by=by, text=text, ref=ref))
     if len(incident.timeline) > MAX_TIMELINE:
-        # Drop the oldest notification entry: the lifecycle stays whole.
-        oldest = next((i for i, e in enumerate(incident.timeline) if e.kind == "notified"), 0)
-        del incident.timeline[oldest]
+        _make_room(incident)
     incident.updated_at = at
     return True
+
+
+# What a full timeline drops first, oldest first: notifications, then alerts coming and going,
+# then notes. Opening, acknowledgement, escalation, resolution and review are never dropped.
+_DROPPABLE: tuple[tuple[TimelineKind, ...], ...] = (
+    ("notified",),
+    ("alert_joined", "alert_resolved"),
+    ("note",),
+)
+
+
+def _make_room(incident: Incident) -> None:
+    for kinds in _DROPPABLE:
+        oldest = next((i for i, e in enumerate(incident.timeline) if e.kind in kinds), None)
+        if oldest is not None:
+            del incident.timeline[oldest]
+            return
 
 
 def _join(incident: Incident, transition: AlertTransition, now: datetime) -> None:
@@ -214,8 +233,10 @@ def resolve(
     return Change(True, f"resolved by {by}")
 
 
-def add_note(incident: Incident, by: str, text: str, now: datetime) -> Change:
-    _add(incident, now, "note", by=by, text=text)
+def add_note(incident: Incident, by: str, text: str, now: datetime, *, ref: str | None = None) -> Change:
+    """A note; one with a ``ref`` (what it came from: a webhook event) is recorded once."""
+    if not _add(incident, now, "note", by=by, text=text, ref=ref):
+        return Change(False, "noted before")
     return Change(True, "note added")
 
 
@@ -238,6 +259,10 @@ def escalate(incident: Incident, now: datetime, policy: IncidentPolicy) -> Chang
     if due > now:
         return Change(False, f"next escalation is due at {_at(due)}")
     steps = policy.steps(incident.priority)
+    if incident.escalation_level >= len(steps):
+        # Scheduled under a policy with more steps (a deploy changed it since): none is left.
+        incident.next_escalation_at = None
+        return Change(False, "no escalation step left under the current policy")
     step = steps[incident.escalation_level]
     incident.escalation_level += 1
     level = incident.escalation_level

@@ -4,8 +4,11 @@ did in PagerDuty comes back to the incident. ``incident.acknowledged`` acknowled
 names as the incident's ``incident_key`` (by the PagerDuty user, its ``agent.summary``);
 ``incident.annotated`` becomes a note. Neither is sent back to PagerDuty. Other event types
 (``incident.triggered``, ``incident.escalated``, ...) are recorded as notes when they match an
-incident, ignored otherwise. Each webhook event (its ``event.id``) is handled once; an event
-older than an hour is refused as stale by the caller."""
+incident, ignored otherwise. An event that occurred before an incident opened is about an
+earlier incident of the same alert (a late or retried webhook) and leaves it alone; one delivered
+late is recorded at its ``occurred_at``. Each webhook
+event (its ``event.id``) is handled once; an event older than an hour is refused as stale by the
+caller."""
 
 from __future__ import annotations
 
@@ -84,18 +87,23 @@ def handle_webhook(event: WebhookEvent) -> dict[str, Any]:
             "handled": [],
             "detail": "names no incident_key: not an incident of ours",
         }
-    incidents = get_store().open_with_fingerprint(key)
+    # A dedup_key outlives its incident (an alert that flaps opens a new one): an event that
+    # occurred before an incident opened is about an earlier incident (a late or retried webhook).
+    incidents = [i for i in get_store().open_with_fingerprint(key) if i.opened_at <= event.occurred_at]
     handled = []
     for incident in incidents:
         try:
             if event.event_type == "incident.acknowledged":
-                outcome = acknowledge_incident(incident.id, by, "pagerduty")
+                outcome = acknowledge_incident(incident.id, by, "pagerduty", at=event.occurred_at)
             elif event.event_type == "incident.resolved":
-                outcome = resolve_incident(incident.id, by, "pagerduty")
+                outcome = resolve_incident(incident.id, by, "pagerduty", at=event.occurred_at)
             else:
                 label = event.event_type.removeprefix("incident.")
                 url = f" {event.data.html_url}" if event.data.html_url else ""
-                outcome = note_incident(incident.id, by, f"PagerDuty: {label}{url}")
+                # The event's id makes the note once: two copies of a retried delivery may race
+                # past the receipt, which is written after.
+                text = f"PagerDuty: {label}{url}"
+                outcome = note_incident(incident.id, by, text, ref=f"pagerduty:{event.id}")
         except NoSuchIncident:
             continue
         handled.append({"incident_id": incident.id, "detail": outcome.change.detail})

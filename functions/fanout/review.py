@@ -41,6 +41,13 @@ def draft_review(incident: Incident, policy: IncidentPolicy) -> str:
     tta = incident.acknowledged_at - incident.opened_at if incident.acknowledged_at else None
     ttr = incident.resolved_at - incident.opened_at if incident.resolved_at else None
     ack_ok = incident.acknowledged_at is not None and incident.acknowledged_at <= incident.respond_by
+    # Resolved (by hand or by its alerts) before anyone had to acknowledge: no target was missed,
+    # as PagerDuty's and Grafana OnCall's time to acknowledge leave such incidents out.
+    ack_unneeded = (
+        incident.acknowledged_at is None
+        and incident.resolved_at is not None
+        and incident.resolved_at <= incident.respond_by
+    )
     res_ok = incident.resolved_at is not None and incident.resolved_at <= incident.resolve_by
     where = ", ".join(f"{k}={v}" for k, v in incident.labels.items() if k != "rule")
     lines = [
@@ -81,7 +88,7 @@ def draft_review(incident: Incident, policy: IncidentPolicy) -> str:
         "| | took | target | within |",
         "|---|---|---|---|",
         f"| time to acknowledge | {_duration(tta)} | {_duration(target.respond)} "
-        f"| {'yes' if ack_ok else 'no'} |",
+        f"| {'yes' if ack_ok else 'not needed: resolved first' if ack_unneeded else 'no'} |",
         f"| time to resolve | {_duration(ttr)} | {_duration(target.resolve)} | {'yes' if res_ok else 'no'} |",
         f"| escalation level reached | {incident.escalation_level} | 0 | "
         f"{'yes' if incident.escalation_level == 0 else 'no'} |",
@@ -107,7 +114,7 @@ def draft_review(incident: Incident, policy: IncidentPolicy) -> str:
         "- [ ] Root cause: what changed, and why the alert fired",
         "- [ ] What would have caught it earlier (an alert, a test, a canary)",
     ]
-    if not ack_ok:
+    if not (ack_ok or ack_unneeded):
         lines.append("- [ ] Why the acknowledgement missed its target; check the on-call schedule and paging")
     if not res_ok:
         lines.append("- [ ] Why the resolution missed its target")

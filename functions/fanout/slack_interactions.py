@@ -65,6 +65,33 @@ class SlackUser(BaseModel):
         return self.username or self.name or self.id
 
 
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _Message(_Loose):
+    blocks: list[dict[str, Any]] | None = None
+
+
+class _State(_Loose):
+    values: dict[str, dict[str, dict[str, Any]]] | None = None  # block id → action id → input
+
+
+class _View(_Loose):
+    state: _State | None = None
+
+
+class _Shape(_Loose):
+    """The parts of a payload read here, of the shape Slack sends them: a signed payload of
+    another shape is answered 400 naming the part, never a 500."""
+
+    actions: list[Any] | None = None
+    container: dict[str, Any] | None = None
+    channel: dict[str, Any] | None = None
+    message: _Message | None = None
+    view: _View | None = None
+
+
 def parse_payload(body: bytes) -> dict[str, Any]:
     try:
         form = parse_qs(body.decode("utf-8"), strict_parsing=False)
@@ -79,6 +106,11 @@ def parse_payload(body: bytes) -> dict[str, Any]:
         raise BadInteraction("`payload` is not JSON") from None
     if not isinstance(payload, dict) or payload.get("type") not in ("block_actions", "view_submission"):
         raise BadInteraction("`payload.type` must be block_actions or view_submission")
+    try:
+        _Shape.model_validate(payload)
+    except ValidationError as exc:
+        parts = sorted({".".join(str(p) for p in e["loc"][:2]) for e in exc.errors()})
+        raise BadInteraction(f"`payload` is not of the shape Slack sends: {', '.join(parts)}") from None
     return payload
 
 
@@ -271,6 +303,28 @@ def _update_message(
         )
     text = str((message or {}).get("text") or incident.title)
     _call("chat_update", channel=channel, ts=ts, text=text, blocks=kept[:50])
+
+
+def echo_elsewhere(outcome: Outcome, action_id: str) -> None:
+    """An acknowledgement or resolve made elsewhere (the API, PagerDuty) shown in the incident's
+    Slack messages as one made here is. A failure is logged, never raised: the change stands."""
+    from google.api_core.exceptions import GoogleAPICallError
+
+    from functions.fanout.records import SLACK_MESSAGES, collection, field_filter
+
+    if not get_fanout_settings().slack_bot_token:
+        return
+    ion = SlackUser(id="ion-ops")
+    try:
+        query = collection(SLACK_MESSAGES).where(
+            filter=field_filter("notification.incident_id", "==", outcome.incident.id)
+        )
+        for stored in (snapshot.to_dict() or {} for snapshot in query.stream()):
+            _update_message(
+                stored.get("channel"), stored.get("ts"), None, outcome, action_id=action_id, user=ion
+            )
+    except GoogleAPICallError:
+        log.exception("the Slack messages of %s could not be updated", outcome.incident.id)
 
 
 def _stored_blocks(channel: str, ts: str) -> list[dict[str, Any]]:

@@ -221,18 +221,25 @@ def repeat(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
         and not mute_reason(a.latest, a.labels, firing, active, routing, now)
     ]
     route = routing.route(group.severity)
-    incident = get_store().get(group.incident_id) if group.incident_id else None
-    if incident is not None and incident.state != "triggered":
-        still = []  # acknowledged (or resolved by hand): someone is on it, no more reminders
+    early = get_store().get(group.incident_id) if group.incident_id else None
+    if early is not None and early.state == "acknowledged":
+        still = []  # someone is on it: no more reminders
 
     def run(tx: firestore.Transaction) -> str | None:
         current = GroupRecord.model_validate(gref.get(transaction=tx).to_dict())
         if current.repeat_at is None or current.repeat_at > now:
             return None
+        # Read again in the transaction: an acknowledgement that landed since must stop the repeat.
+        incident = _incident_in(tx, current.incident_id)
         notification_id = None
-        if still:
+        if still and not (incident is not None and incident.state == "acknowledged"):
             current.seq += 1
             notification_id = f"{group_id}-r{current.seq}"
+            # Resolved by hand while its alerts still fire: the repeat is a new trigger, which
+            # opens a new incident (as PagerDuty does for a dedup_key whose incident is resolved,
+            # and Grafana OnCall for a resolved alert group), paged and escalated like the first.
+            retrigger = incident is not None and incident.state == "resolved"
+            tracked = _retriggered(tx, current, still, now) if retrigger else incident
             notification = Notification(
                 notification_id=notification_id,
                 kind="repeat",
@@ -242,7 +249,7 @@ def repeat(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
                 mention=route.mention,
                 alerts=still,
                 created_at=now,
-                incident_id=incident.id if incident else None,
+                incident_id=tracked.id if tracked else None,
             )
             store_notification(tx, notification, list(route.channels), [])
         current.repeat_at = now + route.repeat_interval if current.firing else None
@@ -250,3 +257,26 @@ def repeat(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
         return notification_id
 
     return run_transaction(run)
+
+
+def _incident_in(tx: Any, incident_id: str | None) -> Any:
+    from functions.fanout.incident_record import Incident
+    from functions.fanout.incident_store import INCIDENTS
+
+    if not incident_id:
+        return None
+    snapshot = _col(INCIDENTS).document(incident_id).get(transaction=tx)
+    return Incident.model_validate(snapshot.to_dict()) if snapshot.exists else None
+
+
+def _retriggered(tx: Any, group: GroupRecord, still: list[Any], now: datetime) -> Any:
+    """The new incident of a group whose incident was resolved by hand (None: its severity opens
+    none), stored in the repeat's transaction and made the group's."""
+    from functions.fanout.incident_store import INCIDENTS, incident_document
+    from functions.fanout.pipeline import track_incident
+
+    opened = track_incident(group, still, None, now)
+    if opened is not None:
+        tx.set(_col(INCIDENTS).document(opened.id), incident_document(opened))
+    group.incident_id = opened.id if opened else None
+    return opened

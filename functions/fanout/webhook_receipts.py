@@ -3,7 +3,7 @@ minutes: a receipt per request (Slack: its signature; PagerDuty: its event id) i
 ``fanout_webhook_receipts``, written once the request was handled and kept a day. Only reads and
 creates (the public function's Firestore role deletes nothing): two copies of one request racing
 each other may both run, which the incident's own transaction makes harmless (the second
-acknowledgement is a no-op)."""
+acknowledgement is a no-op, and a webhook's note is keyed by its event id)."""
 
 from __future__ import annotations
 

@@ -186,3 +186,42 @@ def test_a_notification_is_recorded_once_and_the_timeline_stays_bounded() -> Non
         record_notified(incident, f"delivery:n{n + 2}:slack", "sent", T0)
     assert len(incident.timeline) == MAX_TIMELINE
     assert incident.timeline[0].kind == "opened"  # lifecycle entries are never dropped
+
+
+def test_a_week_of_flapping_never_drops_the_opening_or_the_acknowledgement() -> None:
+    incident = opened()
+    acknowledge(incident, "ada", T0 + timedelta(minutes=1))
+    steady = make_transition(rule="error-rate", severity="critical", at=T0)
+    alerts_changed(incident, [steady], T0, POLICY)
+    for n in range(MAX_TIMELINE):  # one alert of two fires and resolves every five minutes
+        at = T0 + timedelta(minutes=5 * (n + 1))
+        state = "resolved" if n % 2 == 0 else "firing"
+        alerts_changed(incident, [make_transition(severity="critical", state=state, at=at)], at, POLICY)
+    assert incident.state == "acknowledged"
+    assert len(incident.timeline) <= MAX_TIMELINE
+    kinds = [e.kind for e in incident.timeline]
+    assert kinds[0] == "opened"
+    assert kinds.count("acknowledged") == 1
+
+
+def test_an_incident_resolved_before_respond_by_did_not_miss_the_acknowledgement_target() -> None:
+    incident = opened()
+    resolved = make_transition(state="resolved", at=T0 + timedelta(minutes=3))
+    alerts_changed(incident, [resolved], T0 + timedelta(minutes=3), POLICY)
+    assert incident.review is not None
+    markdown = incident.review.markdown
+    assert "| time to acknowledge | — | 15 min 0 s | not needed: resolved first |" in markdown
+    assert "Why the acknowledgement missed its target" not in markdown
+    assert "| time to resolve | 3 min 0 s | 4 h 0 min | yes |" in markdown
+
+
+def test_a_new_firing_while_acknowledged_joins_without_re_triggering() -> None:
+    incident = opened()
+    acknowledge(incident, "ada", T0 + timedelta(minutes=2))
+    again = make_transition(service="billing", at=T0 + timedelta(minutes=3))
+    assert alerts_changed(incident, [again], T0 + timedelta(minutes=3), POLICY).changed
+    assert incident.state == "acknowledged"
+    assert incident.acknowledged_by == "ada"
+    assert incident.next_escalation_at is None
+    assert not escalate(incident, T0 + timedelta(hours=1), POLICY).changed
+    assert len(incident.firing) == 2
