@@ -1,8 +1,10 @@
 """One request from Slack or PagerDuty taken in, in the order that keeps a forged or replayed one
 from changing anything: its signature verified (``webhook_auth``), a replay refused (a receipt
 from ``webhook_receipts``), what it asks done, then its receipt kept. No HTTP: the caller reads
-the body and answers ``Unverified`` (a bad signature, a stale event, a replay) with 401 and a body
-it cannot read (``BadInteraction``, ``BadWebhook``) with 400."""
+the body and answers ``Unverified`` (a bad signature; from Slack a stale or replayed request too)
+with 401 and a body it cannot read (``BadInteraction``, ``BadWebhook``) with 400. PagerDuty retries
+every delivery not answered 2xx, and may disable a subscription that keeps failing: a signed event
+it sent before, or one over an hour old, is answered as handled with nothing changed."""
 
 from __future__ import annotations
 
@@ -32,9 +34,11 @@ def take_pagerduty_webhook(secret: str, signature: str | None, body: bytes) -> d
     verify_pagerduty(secret, signature, body)
     event = parse_webhook(body)
     if stale(event, utcnow()):
-        raise Unverified(f"event {event.id} occurred at {event.occurred_at.isoformat()}, over an hour ago")
+        detail = f"occurred at {event.occurred_at.isoformat()}, over an hour ago: nothing was changed"
+        return {"event_id": event.id, "handled": [], "detail": detail}
     if handled_before("pagerduty", event.id):
-        raise Unverified(f"event {event.id} was handled before (a replay)")
+        detail = "handled before (PagerDuty's retry, or a replay): nothing was changed"
+        return {"event_id": event.id, "handled": [], "detail": detail}
     answer = handle_webhook(event)
     remember("pagerduty", event.id)
     return answer
