@@ -151,6 +151,21 @@ resource "google_logging_metric" "metric_batches_refused" {
   }
 }
 
+# One per full evaluation cycle of evaluate_alerts in which a rule failed: the completion line
+# carries `errors` (rule -> error) beside `"alerts_cycle": "full"`. A rule that fails every cycle
+# is blind; the cycle still answers 200, so nothing else says so.
+resource "google_logging_metric" "evaluation_cycles_with_errors" {
+  name        = "ion_ops_alerts_evaluation_cycles_with_errors"
+  description = "Full evaluation cycles of evaluate_alerts in which at least one alert rule failed."
+  filter      = "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"evaluate-alerts\" AND jsonPayload.alerts_cycle=\"full\" AND jsonPayload.errors:*"
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "ION Ops alert evaluation cycles with a failing rule"
+  }
+}
+
 # One per full evaluation cycle of evaluate_alerts: its completion line carries
 # `"alerts_cycle": "full"` (functions/alerts/main.py; tests/alerts/test_heartbeat.py checks the
 # line the cycle writes matches this filter). Its absence is the "no evaluation" policy.

@@ -276,6 +276,45 @@ resource "google_monitoring_alert_policy" "metric_points_refused" {
   }
 }
 
+# --- A rule that keeps failing: blind, though the cycle runs ------------------------------------------
+
+resource "google_monitoring_alert_policy" "rule_failing" {
+  display_name = "ION Ops: an alert rule keeps failing"
+  combiner     = "OR"
+  severity     = "ERROR"
+  conditions {
+    display_name = "A failing rule in more than 2 of the last 5 full cycles"
+    condition_threshold {
+      filter                  = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.evaluation_cycles_with_errors.name}\""
+      comparison              = "COMPARISON_GT"
+      threshold_value         = 2
+      duration                = "0s"
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+  documentation {
+    subject   = "ION Ops: an alert rule fails in most evaluation cycles"
+    mime_type = "text/markdown"
+    content   = <<-EOT
+      `evaluate_alerts` finished its cycles, but at least one rule failed in more than 2 of the
+      last 5 (the cycle's log line, `"alerts_cycle": "full"`, names each failing rule and its error
+      in `errors`). That rule neither fires nor resolves while it fails: what it watches is
+      unwatched. A rule reading a metric or label that no longer exists, a query the store refuses,
+      or Firestore failing for that rule's state. The same failure also sends each `metric-updates`
+      message of its metric to the dead letters (after 10 deliveries). ${local.runbook}, "Rule failing".
+    EOT
+  }
+  notification_channels = local.watchdog_channels
+  alert_strategy {
+    auto_close = "1800s"
+  }
+}
+
 # --- The evaluator itself: no evaluation cycle for 3 minutes ----------------------------------------
 
 resource "google_monitoring_alert_policy" "evaluation_absent" {

@@ -193,6 +193,24 @@ def test_no_evaluation_for_3_minutes_pages() -> None:
     )
 
 
+def test_a_rule_failing_in_most_cycles_pages_from_the_cycles_own_line() -> None:
+    """A rule that fails every cycle is blind while the cycle answers 200: nothing said so."""
+    metric = _unescaped(_of_kind("google_logging_metric")["evaluation_cycles_with_errors"]["filter"])
+    assert 'resource.labels.service_name="evaluate-alerts"' in metric
+    assert 'jsonPayload.alerts_cycle="full"' in metric
+    assert "jsonPayload.errors:*" in metric
+    # The fields of the cycle's line (functions/alerts/main.py): errors only when a rule failed.
+    main = (TERRAFORM.parent / "functions/alerts/main.py").read_text()
+    assert '**({"errors": result.errors} if result.errors else {})' in main
+    policy = _policy("rule_failing")
+    threshold = _threshold(policy)
+    assert "${google_logging_metric.evaluation_cycles_with_errors.name}" in threshold["filter"]
+    assert (threshold["comparison"], threshold["threshold_value"]) == ("COMPARISON_GT", 2)
+    [aggregation] = threshold["aggregations"]
+    assert aggregation["alignment_period"] == "300s"
+    assert policy["severity"] == "ERROR"
+
+
 # --- Channels and documentation ----------------------------------------------------------------
 
 
@@ -205,6 +223,7 @@ def test_every_policy_notifies_both_watchdog_channels_and_says_what_to_do() -> N
         "dead_letter_backlog",
         "evaluation_absent",
         "metric_points_refused",
+        "rule_failing",
     }
     assert MONITORING["watchdog_channels"] == [
         "${google_monitoring_notification_channel.watchdog_email.id}",
