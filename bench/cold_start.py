@@ -144,7 +144,7 @@ def deployed_environments() -> dict[str, dict[str, str]] | None:
 
     if shutil.which("terraform") is None:
         return None
-    from devtools.rehearse import EXAMPLE_VARS, random_secret, render, resource_placeholders
+    from devtools.rehearse import EXAMPLE_VARS, made_up_secrets, random_secret, render, resource_placeholders
 
     pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
     with tempfile.TemporaryDirectory(prefix="cold-start-tf-") as scratch:
@@ -153,17 +153,7 @@ def deployed_environments() -> dict[str, dict[str, str]] | None:
             resource_placeholders("ion-ops-prod", "us-central1", "123456789012", pem),
             Path(scratch),
         )
-    secret_values = {
-        "ion-api-keys": ",".join(random_secret(40) for _ in range(2)),
-        "request-id-secret": random_secret(64),
-        "customer-key-secret": random_secret(64),
-        "slack-bot-token": "xoxb-" + random_secret(40),
-        "pagerduty-routing-key": random_secret(32),
-        "smtp-password": random_secret(24),
-        "slack-signing-secret": random_secret(32),
-        "pagerduty-webhook-secret": random_secret(32),
-        "redis-url": f"rediss://:{random_secret(32)}@{NOWHERE}/0?ssl_cert_reqs=required",
-    }
+    secret_values = made_up_secrets(f"rediss://:{random_secret(32)}@{NOWHERE}/0?ssl_cert_reqs=required")
     return {
         function: {
             **env,

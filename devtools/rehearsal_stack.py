@@ -21,6 +21,7 @@ from devtools.processes import ManagedProcess, free_port, python, wait_until_por
 from devtools.rehearse import (
     RehearsalError,
     Rendered,
+    made_up_secrets,
     random_secret,
     render,
     resource_placeholders,
@@ -162,19 +163,9 @@ class RehearsalStack:
                 ),
             }
         )  # fmt: skip
-        self.secret_values = {
-            "ion-api-keys": ",".join(random_secret(40) for _ in range(2)),
-            "request-id-secret": random_secret(64),
-            "customer-key-secret": random_secret(64),
-            "slack-bot-token": "xoxb-" + random_secret(40),
-            "pagerduty-routing-key": random_secret(32),
-            "smtp-password": random_secret(24),
-            "slack-signing-secret": random_secret(32),
-            "pagerduty-webhook-secret": random_secret(32),
-            "redis-url": (
-                f"rediss://:{password}@127.0.0.1:{redis_port}/0?ssl_cert_reqs=required&ssl_check_hostname=false"
-            ),
-        }
+        self.secret_values = made_up_secrets(
+            f"rediss://:{password}@127.0.0.1:{redis_port}/0?ssl_cert_reqs=required&ssl_check_hostname=false"
+        )
 
     # --- the functions --------------------------------------------------------------------
 

@@ -211,5 +211,21 @@ def random_secret(length: int = 40) -> str:
     return secrets.token_urlsafe(length)[:length]
 
 
+def made_up_secrets(redis_url: str) -> dict[str, str]:
+    """A value of the right shape for every Secret Manager secret Terraform maps into a function
+    (the rehearsal's stack and the cold-start bench start functions as deployed with these)."""
+    return {
+        "ion-api-keys": ",".join(random_secret(40) for _ in range(2)),
+        "request-id-secret": random_secret(64),
+        "customer-key-secret": random_secret(64),
+        "slack-bot-token": "xoxb-" + random_secret(40),
+        "pagerduty-routing-key": random_secret(32),
+        "smtp-password": random_secret(24),
+        "slack-signing-secret": random_secret(32),
+        "pagerduty-webhook-secret": random_secret(32),
+        "redis-url": redis_url,
+    }
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
