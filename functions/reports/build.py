@@ -5,9 +5,10 @@ dashboard is built in ``dashboard_build.py``.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import defaultdict
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,7 @@ from functions.reports.incidents import episodes, firing_alerts
 from functions.reports.panels import ADDITIVE, INCIDENT_KINDS, Panel, Status
 from functions.reports.source import ActiveAlert, AlertSource, MetricSource, Transition
 from functions.reports.views import IncidentView, PanelView, RowView, SeriesView, format_value, worst
+from shared.metrics.fold import local_day_starts
 from shared.metrics.query_model import MetricQuery, QueryResult
 
 DAY = 86_400
@@ -48,6 +50,7 @@ class PanelBuilder:
         # The period's zone (a report's): a day's step is a calendar day there (a month's report),
         # the incident trend's weeks are its weeks. None: UTC and fixed steps (the dashboards).
         self.step_zone = time_zone if step == DAY else None
+        self._day_starts = local_day_starts(start, end, self.step_zone) if self.step_zone else None
         self.region = region
         self.now = now or end
         self._active: list[ActiveAlert] | None = None
@@ -96,18 +99,15 @@ class PanelBuilder:
     def _step_end(self, at: datetime) -> datetime:
         """The end of the step starting ``at``: a local day's is the next midnight (23 to 25
         hours on), the window's end at the latest."""
-        if self.step_zone is None:
+        if self._day_starts is None:
             return min(self.end, at + timedelta(seconds=self.step))
-        zone = ZoneInfo(self.step_zone)
-        following = datetime.combine(at.astimezone(zone).date() + timedelta(days=1), time(0), tzinfo=zone)
-        return min(self.end, following.astimezone(UTC))
+        return next((s for s in self._day_starts if s > at), self.end)
 
     def _step_count(self) -> int:
         """How many steps the window holds (the local days of a month's report)."""
-        count, at = 0, self.start
-        while at < self.end:
-            count, at = count + 1, self._step_end(at)
-        return max(count, 1)
+        if self._day_starts is not None:
+            return len(self._day_starts)
+        return max(1, math.ceil((self.end - self.start).total_seconds() / self.step))
 
     def _additive_series(self, panel: Panel, result: QueryResult, keep: Any = None) -> dict[datetime, float]:
         """Sum per step over the series ``keep`` accepts (all by default)."""

@@ -121,7 +121,7 @@ class Fold:
     ) -> None:
         self.agg, self.start, self.end, self.step = agg, start, end, step
         # Each step's start: every ``step`` seconds, or each local midnight in ``step_zone``.
-        self.step_starts = _step_starts(start, end, step, step_zone)
+        self.step_starts = local_day_starts(start, end, step_zone) if step_zone and step else None
         self.filters = dict(labels)
         self.keep = sorted(set(self.filters) | set(group_by))
         self.across = across
@@ -225,13 +225,9 @@ class Fold:
         ]
 
 
-def _step_starts(
-    start: datetime, end: datetime, step: int | None, zone_name: str | None
-) -> list[datetime] | None:
-    """With ``zone_name``, the window's start then each local midnight before ``end`` (in UTC):
-    steps of one calendar day there, 23 to 25 hours long. None: fixed steps."""
-    if zone_name is None or not step:
-        return None
+def local_day_starts(start: datetime, end: datetime, zone_name: str) -> list[datetime]:
+    """The window's start then each local midnight in ``zone_name`` before ``end`` (in UTC):
+    steps of one calendar day there, 23 to 25 hours long."""
     zone = ZoneInfo(zone_name)
     starts = [start]
     day = start.astimezone(zone).date() + timedelta(days=1)
