@@ -17,25 +17,30 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import requests
 
-from devtools.processes import free_port, port_open, python
+from devtools.processes import free_port, free_ports, port_open, python
 from shared.topology import ROOT, load_topology
 
 
 @pytest.mark.emulators
 def test_stack_starts_everything_prints_ready_and_stops_clean(tmp_path) -> None:  # type: ignore[no-untyped-def]
     topo = load_topology()
+    # Every port its own, so a `make run` on the same machine cannot make this fail, and distinct
+    # (a capability once got a stand-in's port and answered /v2/route with 404).
+    standin_vars = (
+        "ION_FIRESTORE_PORT",
+        "ION_PUBSUB_PORT",
+        "ION_REDIS_PORT",
+        "ION_CLOUDRUN_STANDIN_PORT",
+        "ION_CLOUDTASKS_PORT",
+        "ION_SCHEDULER_API_PORT",
+        "ION_BIGQUERY_PORT",
+        "ION_RECOMMENDER_PORT",
+    )
+    chosen = iter(free_ports(len(standin_vars) + len(topo.capabilities)))
     env = {
         **os.environ,
         "ION_RUN_DIR": str(tmp_path),
-        "ION_FIRESTORE_PORT": str(free_port()),
-        "ION_PUBSUB_PORT": str(free_port()),
-        "ION_REDIS_PORT": str(free_port()),
-        "ION_CLOUDRUN_STANDIN_PORT": str(free_port()),
-        "ION_CLOUDTASKS_PORT": str(free_port()),
-        # Every port its own, so a `make run` on the same machine cannot make this fail.
-        "ION_SCHEDULER_API_PORT": str(free_port()),
-        "ION_BIGQUERY_PORT": str(free_port()),
-        "ION_RECOMMENDER_PORT": str(free_port()),
+        **{var: str(next(chosen)) for var in standin_vars},
         "GOOGLE_CLOUD_PROJECT": "ion-ops-stack-test",
         "ION_METRICS_FLUSH_SECONDS": "1",
     }
@@ -43,7 +48,7 @@ def test_stack_starts_everything_prints_ready_and_stops_clean(tmp_path) -> None:
         env.pop(var, None)
     ports = {}
     for name, cap in topo.capabilities.items():
-        ports[name] = free_port()
+        ports[name] = next(chosen)
         env[cap.port_env] = str(ports[name])
     serving = {fn.capability for fn in topo.functions.values()}
 
