@@ -149,7 +149,7 @@ def serve(port: int) -> None:
 
     import resource
 
-    GunicornApplication(counted, "127.0.0.1", port, False).run()
+    GunicornApplication(counted, "127.0.0.1", port, False, control_socket_disable=True).run()
 
 
 # --- the driving side -------------------------------------------------------------------------

@@ -70,7 +70,7 @@ def serve(
         "from functions_framework import create_app\n"
         "from functions_framework._http.gunicorn import GunicornApplication\n"
         f"app = create_app({target!r}, {str(source)!r}, 'http')\n"
-        f"GunicornApplication(app, '127.0.0.1', {port}, False).run()\n"
+        f"GunicornApplication(app, '127.0.0.1', {port}, False, control_socket_disable=True).run()\n"
     )
     argv = [sys.executable, "-c", code]
     proc = subprocess.Popen(

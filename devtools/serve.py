@@ -78,7 +78,10 @@ def main() -> None:
 
     install_from_env()  # before the apps are made, so each app's calls are its target's
 
-    GunicornApplication(build_app(args.capability), args.host, args.port, False).run()
+    # Each capability is its own gunicorn arbiter: with the default control socket (one path per
+    # user) every one after the first logs "Control server error: Address already in use".
+    app = build_app(args.capability)
+    GunicornApplication(app, args.host, args.port, False, control_socket_disable=True).run()
 
 
 if __name__ == "__main__":
