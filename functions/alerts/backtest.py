@@ -131,6 +131,7 @@ def build_rule(args: argparse.Namespace, interval: timedelta) -> Any:
             history=timedelta(days=args.history_days),
             direction=args.direction,
             sensitivity=args.sensitivity,
+            time_zone=args.time_zone,
             severity="low",
             annotations=annotations,
         )
@@ -162,6 +163,10 @@ def parser() -> argparse.ArgumentParser:
         "--sensitivity", type=float, default=1.0, help="> 1 alerts more, < 1 less (default 1)"
     )
     anomaly.add_argument("--direction", choices=["both", "up", "down"], default="both")
+    anomaly.add_argument(
+        "--time-zone",
+        help="IANA zone whose local clock the daily pattern follows, like America/New_York (default: UTC)",
+    )
     anomaly.add_argument(
         "--history-days", type=float, default=3650.0, help="points the detector may look back on"
     )

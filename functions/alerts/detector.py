@@ -10,7 +10,8 @@ Every decision uses only the points seen so far. Per point:
    warm-up points are then scored (without alerting) so the learned bars start full.
 3. **Signal** — the value itself, or, when the data has it, its residual against the same time
    slot one day or one week earlier (median of the last few periods, ±1 slot). Slots come from the
-   timestamps, so missing rows and jitter keep the alignment. A period is used only when it shrinks
+   timestamps, so missing rows and jitter keep the alignment; with ``time_zone`` set, "one day
+   earlier" is the same local time across a change of summer time. A period is used only when it shrinks
    the 90th percentile of the residual deviations by a fifth. When the model changes (a period
    adopted or dropped) the reference and the learned bars are rebuilt from the kept history under
    the new model.
@@ -42,9 +43,10 @@ from functions.alerts.detector_config import DetectorConfig
 from functions.alerts.episodes import Episode, EpisodeTracker
 from functions.alerts.robust_z import directed, mean_deviation, robust_spread
 from functions.alerts.sampling import INTERVAL_GAPS, Spans, Transform, median_gap, spans_for
-from functions.alerts.seasonality import SlotHistory, best_period
+from functions.alerts.seasonality import SlotHistory, WallClock, best_period
 from functions.alerts.sorted_window import SortedWindow
 from functions.alerts.triggers import Cusum, LearnedBars, LongHorizon, RunMedians
+from shared.clock import iana_time_zone
 
 
 @dataclass
@@ -100,6 +102,9 @@ class AnomalyDetector:
             self._gaps.append((at - self.last_time).total_seconds())
             if len(self._gaps) >= INTERVAL_GAPS:
                 self._spans = spans_for(self.config, median_gap(self._gaps))
+                if self.config.time_zone:
+                    zone = iana_time_zone(self.config.time_zone)
+                    self._history.wall_clock = WallClock(zone, self._spans.interval)
         self.last_time = at
         self.n += 1
         # The smallest non-zero step between distinct values: integer counts have quantum 1.

@@ -38,6 +38,9 @@ class DetectorConfig:
     shift_factor: float = 1.7
     score_memory: int = 4000
     seasonal: bool = True
+    # The IANA zone whose local clock the daily and weekly pattern follows (None: UTC): after a
+    # change of summer time "one day earlier" is then the same local time, not the same UTC time.
+    time_zone: str | None = None
     seasonal_gain: float = 0.8
     seasonal_periods: int = 4
     # Heavy tails: the spike bar is also at least the 99.9th percentile of normal spike scores plus

@@ -69,7 +69,9 @@ class DetectorCache:
         key = (rule.name, label_key(labels))
         tracked = self._tracked.get(key)
         if tracked is None:
-            config = DetectorConfig(direction=rule.direction, sensitivity=rule.sensitivity)
+            config = DetectorConfig(
+                direction=rule.direction, sensitivity=rule.sensitivity, time_zone=rule.zone_for(labels)
+            )
             tracked = self._tracked[key] = _Tracked(AnomalyDetector(config))
         return tracked
 

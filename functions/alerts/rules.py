@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -37,6 +38,7 @@ from pydantic import (
 )
 
 from functions.alerts.durations import Duration
+from shared.clock import iana_time_zone
 from shared.messages import Severity
 from shared.metrics.query_model import Agg
 from shared.yaml_files import safe_load
@@ -178,6 +180,14 @@ class AbsenceRule(_Rule):
         return self
 
 
+def _zone_name(name: str) -> str:
+    iana_time_zone(name)  # raises ValueError naming it
+    return name
+
+
+ZoneName = Annotated[str, AfterValidator(_zone_name)]
+
+
 class AnomalyRule(_Rule):
     """A learned baseline per series: points of ``step`` over ``history`` through the detector."""
 
@@ -186,6 +196,24 @@ class AnomalyRule(_Rule):
     history: Duration = timedelta(days=7)
     direction: Literal["both", "up", "down"] = "both"
     sensitivity: float = Field(default=1.0, gt=0.1, le=10, description="> 1 alerts more, < 1 less")
+    # The IANA zone whose local clock the daily pattern follows (None: UTC); or per series by one
+    # label's value, e.g. {region: {europe-west1: Europe/Brussels}} (a value not listed: time_zone).
+    time_zone: ZoneName | None = None
+    time_zones: dict[str, dict[str, ZoneName]] = Field(default_factory=dict, max_length=1)
+
+    @model_validator(mode="after")
+    def _zones_by_a_grouped_label(self) -> AnomalyRule:
+        for label in self.time_zones:
+            if label not in self.group_by:
+                raise ValueError(f"time_zones is by {label!r}, which group_by must list")
+        return self
+
+    def zone_for(self, labels: dict[str, str]) -> str | None:
+        """The zone of the series with these labels."""
+        for label, zones in self.time_zones.items():
+            if labels.get(label) in zones:
+                return zones[labels[label]]
+        return self.time_zone
 
 
 class TrendRule(_Rule):

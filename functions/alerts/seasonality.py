@@ -4,9 +4,40 @@ period earlier, and the choice of the period (none, a day or a week) that fits t
 from __future__ import annotations
 
 from collections import deque
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from functions.alerts.sampling import Spans
 from functions.alerts.sorted_window import SortedWindow
+
+
+class WallClock:
+    """The slot shift that keeps "the same time one period ago" on the local clock of a zone.
+
+    Slots are UTC (timestamp / interval). A series that follows people's days (sign-ins by day,
+    requests in office hours) repeats on local time, so after a change of summer time the UTC
+    slot one day earlier is an hour off: every ramp of the day then reads as an anomaly until the
+    median of the last periods has caught up, days later."""
+
+    def __init__(self, zone: ZoneInfo, interval: float) -> None:
+        self.zone = zone
+        self.interval = interval
+        self._offsets: dict[int, float] = {}  # UTC offset in seconds by quarter hour
+
+    def _offset(self, slot: int) -> float:
+        # Zones change their offset on a quarter hour at the finest, so one look-up per quarter.
+        quarter = int(slot * self.interval // 900)
+        offset = self._offsets.get(quarter)
+        if offset is None:
+            if len(self._offsets) > 50_000:
+                self._offsets.clear()
+            utcoffset = datetime.fromtimestamp(quarter * 900, self.zone).utcoffset()
+            offset = self._offsets[quarter] = utcoffset.total_seconds() if utcoffset else 0.0
+        return offset
+
+    def shift(self, slot: int, back: int) -> int:
+        """Slots to add to ``slot - back`` so that it falls on the same local time as ``slot``."""
+        return round((self._offset(slot) - self._offset(slot - back)) / self.interval)
 
 
 class SlotHistory:
@@ -16,6 +47,8 @@ class SlotHistory:
     def __init__(self) -> None:
         self.values: dict[int, float] = {}
         self.order: deque[int] = deque()
+        # Set when the series' pattern follows a zone's local clock (None: UTC).
+        self.wall_clock: WallClock | None = None
 
     def slot_for(self, seconds: float, interval: float) -> int:
         slot = round(seconds / interval)
@@ -36,12 +69,12 @@ class SlotHistory:
 
     def expected(self, slot: int, period: int, periods: int) -> float | None:
         """The median of the same slot (±1) over the last ``periods`` periods, if 6 are known."""
-        values = self.values
+        values, clock = self.values, self.wall_clock
         sample = [
             values[s]
             for k in range(1, periods + 1)
             for o in (-1, 0, 1)
-            if (s := slot - k * period + o) in values
+            if (s := slot - k * period + o + (clock.shift(slot, k * period) if clock else 0)) in values
         ]
         if len(sample) < 6:
             return None
