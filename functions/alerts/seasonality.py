@@ -70,12 +70,10 @@ class SlotHistory:
     def expected(self, slot: int, period: int, periods: int) -> float | None:
         """The median of the same slot (±1) over the last ``periods`` periods, if 6 are known."""
         values, clock = self.values, self.wall_clock
-        sample = [
-            values[s]
-            for k in range(1, periods + 1)
-            for o in (-1, 0, 1)
-            if (s := slot - k * period + o + (clock.shift(slot, k * period) if clock else 0)) in values
-        ]
+        sample = []
+        for k in range(1, periods + 1):
+            same = slot - k * period + (clock.shift(slot, k * period) if clock else 0)
+            sample.extend(values[s] for s in (same - 1, same, same + 1) if s in values)
         if len(sample) < 6:
             return None
         sample.sort()
