@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BeforeValidator
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 
 class Clock(Protocol):
@@ -110,6 +110,15 @@ def iana_time_zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ValueError(f"{name!r} is not an IANA time zone") from None
+
+
+def _zone_name(name: str) -> str:
+    iana_time_zone(name)  # raises ValueError naming it
+    return name
+
+
+# A configuration field holding an IANA time zone name, checked when the model is validated.
+ZoneName = Annotated[str, AfterValidator(_zone_name)]
 
 
 def format_rfc3339(at: datetime) -> str:

@@ -26,7 +26,6 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -38,7 +37,7 @@ from pydantic import (
 )
 
 from functions.alerts.durations import Duration
-from shared.clock import iana_time_zone
+from shared.clock import ZoneName
 from shared.messages import Severity
 from shared.metrics.query_model import Agg
 from shared.yaml_files import safe_load
@@ -178,14 +177,6 @@ class AbsenceRule(_Rule):
         if self.lookback <= self.window:
             raise ValueError("lookback must be longer than window")
         return self
-
-
-def _zone_name(name: str) -> str:
-    iana_time_zone(name)  # raises ValueError naming it
-    return name
-
-
-ZoneName = Annotated[str, AfterValidator(_zone_name)]
 
 
 class AnomalyRule(_Rule):

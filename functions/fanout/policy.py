@@ -3,7 +3,8 @@
 - ``admit``: a transition against its alert's record: stale (out of order), held or absorbed
   (flapping after receivers were told it fires), or pending (queued in its group).
 - ``enqueue``: when a group with a new pending transition is next flushed.
-- ``mute_reason``: whether a silence or an inhibition rule mutes a transition now.
+- ``mute_reason``: whether a silence, the route's time intervals or an inhibition rule mutes a
+  transition now.
 - ``plan``: what a group flush notifies, and the outcome of each pending transition.
 
 ``pipeline.py`` loads the records, calls these and writes the result in a transaction;
@@ -82,6 +83,9 @@ def mute_reason(  # noqa: PLR0917 - one call shape, used in three places
     silence = silenced_by(labels, silences, now)
     if silence:
         return f"silenced by {silence}"
+    # Notices are one-off: muted by time they would never be sent, so time intervals skip them.
+    if transition.kind != NOTICE_KIND and (muted := routing.time_mute(transition.severity, now)):
+        return muted
     for source in firing:
         if source.fingerprint == transition.fingerprint:
             continue

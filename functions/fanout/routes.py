@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, get_args
@@ -15,6 +15,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from functions.fanout.config_files import load_model
 from functions.fanout.matchers import LABEL_NAME, Matcher, alert_labels, matches_all
 from functions.fanout.settings import get_fanout_settings
+from functions.fanout.time_intervals import NamedTimeInterval
 from shared.messages import AlertTransition, Severity
 from shared.notices import NOTICE_KIND, PERSONAL_GROUP_LABEL, is_personal, recipient_of
 
@@ -53,6 +54,10 @@ class Route(_Strict):
     group_wait: Duration = timedelta(seconds=30)
     group_interval: Duration = timedelta(minutes=5)
     repeat_interval: Duration = timedelta(hours=4)
+    # Names of `time_intervals` (Alertmanager's semantics): no notification while one of the mute
+    # intervals holds, nor while none of the active ones does (empty: always active).
+    mute_time_intervals: list[str] = []
+    active_time_intervals: list[str] = []
 
     @model_validator(mode="after")
     def _sane(self) -> Route:
@@ -122,6 +127,7 @@ class RoutingConfig(_Strict):
     # Notices naming their own recipient go to that person alone, one customer per notification
     # (unset: they are grouped and routed like any notice).
     personal_notices: PersonalNotices | None = None
+    time_intervals: list[NamedTimeInterval] = []
 
     @model_validator(mode="after")
     def _every_severity_routed(self) -> RoutingConfig:
@@ -129,6 +135,30 @@ class RoutingConfig(_Strict):
         if missing:
             raise ValueError(f"severities must route every severity; missing: {', '.join(missing)}")
         return self
+
+    @model_validator(mode="after")
+    def _intervals_named(self) -> RoutingConfig:
+        names = [interval.name for interval in self.time_intervals]
+        if len(set(names)) != len(names):
+            raise ValueError("time_intervals must not repeat a name")
+        for severity, route in self.severities.items():
+            for name in [*route.mute_time_intervals, *route.active_time_intervals]:
+                if name not in names:
+                    known = ", ".join(names) or "none"
+                    raise ValueError(f"severities.{severity} names time interval {name!r}; defined: {known}")
+        return self
+
+    def time_mute(self, severity: Severity, now: datetime) -> str | None:
+        """Why the severity's route is muted now by its time intervals, or None."""
+        route = self.severities[severity]
+        intervals = {interval.name: interval for interval in self.time_intervals}
+        for name in route.mute_time_intervals:
+            if intervals[name].contains(now):
+                return f"muted by time interval {name}"
+        active = route.active_time_intervals
+        if active and not any(intervals[name].contains(now) for name in active):
+            return f"outside active time intervals {', '.join(active)}"
+        return None
 
     def route(self, severity: Severity) -> Route:
         return self.severities[severity]
