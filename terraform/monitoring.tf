@@ -305,8 +305,10 @@ resource "google_monitoring_alert_policy" "rule_failing" {
       last 5 (the cycle's log line, `"alerts_cycle": "full"`, names each failing rule and its error
       in `errors`). That rule neither fires nor resolves while it fails: what it watches is
       unwatched. A rule reading a metric or label that no longer exists, a query the store refuses,
-      or Firestore failing for that rule's state. The same failure also sends each `metric-updates`
-      message of its metric to the dead letters (after 10 deliveries). ${local.runbook}, "Rule failing".
+      or Firestore failing for that rule's state. `evaluate_alerts_on_ingest` logs the same failure
+      as an error (`errors`, `"alerts_cycle": "partial"`) and acknowledges the `metric-updates`
+      message; only a store or network down for now has that message redelivered (to the dead
+      letters after 10 deliveries). ${local.runbook}, "Rule failing".
     EOT
   }
   notification_channels = local.watchdog_channels

@@ -40,13 +40,42 @@ from shared.messages import AlertTransition
 log = get_logger("alerts.engine")
 
 
+def retry_may_cure(exc: BaseException) -> bool:
+    """Whether evaluating the rule again may succeed: a store or network down for now
+    (``shared.transient``, or google-api-core's own ``if_transient_error``), or an error raised
+    from one (Firestore's transaction gives up on ``Aborted`` with a ValueError from it). Any other
+    failure is the rule's or its data's, and fails the same way next time."""
+    from google.api_core.retry import if_transient_error
+
+    from shared.transient import is_transient
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # a cause chain may loop
+        if is_transient(current) or if_transient_error(current):
+            return True
+        seen.add(id(current))
+        current = current.__cause__
+    return False
+
+
 @dataclass
 class CycleResult:
     evaluated_at: datetime
     rules: int = 0
     series: int = 0
     transitions: list[AlertTransition] = field(default_factory=list)
-    errors: dict[str, str] = field(default_factory=dict)
+    # Each failing rule's exception, kept whole: its class tells whether a retry may cure it.
+    failures: dict[str, Exception] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """Each failing rule's error, as the cycle's log line and its answer name it."""
+        return {name: f"{type(exc).__name__}: {exc}" for name, exc in self.failures.items()}
+
+    def transient_failures(self) -> dict[str, Exception]:
+        """The failing rules a retry may cure (``retry_may_cure``)."""
+        return {name: exc for name, exc in self.failures.items() if retry_may_cure(exc)}
 
 
 @dataclass
@@ -112,7 +141,7 @@ class Evaluator:
                 result.transitions.extend(self.apply(rule, observations, now))
             except Exception as exc:
                 log.exception("rule %s failed", rule.name, extra={"rule": rule.name})
-                result.errors[rule.name] = f"{type(exc).__name__}: {exc}"
+                result.failures[rule.name] = exc
         return result
 
     def apply(self, rule: Any, observations: list[Observation], now: datetime) -> list[AlertTransition]:

@@ -14,8 +14,11 @@ HTTP (``evaluate_alerts``; locally every path of the capability's port):
 - ``GET /v1/rules`` — the loaded rules. ``GET /health``.
 
 Pub/Sub (``evaluate_alerts_on_ingest``, topic ``metric-updates``): evaluates at once the rules
-reading a metric the stored batch touched. A failing evaluation raises (Pub/Sub retries, bounded
-by the dead-letter policy); a malformed or stale message is dropped.
+reading a metric the stored batch touched. A rule failing on a store or network down for now
+(``engine.retry_may_cure``) raises: Pub/Sub retries, bounded by the dead-letter policy. Any other
+failure no retry cures: it is logged as an error (``errors``, as the cycle's line names them) and
+the message acknowledged; the full cycle fails on that rule too and pages (``rule_failing``). A
+malformed or stale message is dropped.
 """
 
 from __future__ import annotations
@@ -44,6 +47,10 @@ RECOMMENDATIONS = "alert_recommendations"
 
 
 _detectors = DetectorCache()
+
+
+class RuleEvaluationUnavailable(Exception):
+    """Rules that failed on a store or network down for now; raised so Pub/Sub redelivers."""
 
 
 class EvaluateBody(BaseModel):
@@ -317,5 +324,24 @@ def handle_event(event: Any) -> None:
         return
     touched = set(delivery.body.metrics)
     result = evaluate(metrics=touched)
-    if result.errors:
-        raise RuntimeError(f"evaluation failed for {sorted(result.errors)}; Pub/Sub will retry")
+    transient = result.transient_failures()
+    lasting = {name: error for name, error in result.errors.items() if name not in transient}
+    if lasting:
+        # A defect of the rule or its data fails every redelivery alike: retrying would end each
+        # message of the metric in the dead letters, one page each. The scheduled full cycle fails
+        # on it too, and its line pages (rule_failing); this partial one is kept out of that count.
+        log.error(
+            "rules failed on a metric update; acknowledged, not retried",
+            extra={
+                "alerts_cycle": "partial",
+                "errors": lasting,
+                "message_id": delivery.message_id,
+                "metrics": sorted(touched),
+            },
+        )
+    if transient:
+        # A store or network down for now: Pub/Sub redelivers (bounded by the dead-letter policy).
+        first = transient[min(transient)]
+        raise RuleEvaluationUnavailable(
+            f"rules {sorted(transient)} could not be evaluated for now"
+        ) from first

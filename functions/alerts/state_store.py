@@ -252,7 +252,7 @@ class FirestoreStateStore:
             )
 
     def apply(self, rule: str, fingerprint: str, compute: Compute) -> AlertTransition | None:
-        from google.api_core.exceptions import AlreadyExists, FailedPrecondition, NotFound
+        from google.api_core.exceptions import Aborted, AlreadyExists, FailedPrecondition, NotFound
 
         from shared.firestore import backoff
 
@@ -287,7 +287,8 @@ class FirestoreStateStore:
             except (FailedPrecondition, AlreadyExists, NotFound):
                 continue  # someone else moved this alert first
             return moved
-        raise RuntimeError(f"alert {fingerprint} kept changing under {APPLY_ROUNDS} evaluations")
+        # Contention, as a transaction aborted by its racers: evaluating again may succeed.
+        raise Aborted(f"alert {fingerprint} kept changing under {APPLY_ROUNDS} evaluations")
 
     def unpublished(self, older_than: datetime) -> list[AlertTransition]:
         from google.cloud.firestore_v1.base_query import FieldFilter

@@ -1,7 +1,8 @@
 """The fan-out capability's entry points: ``handle_event`` (the ``alerts`` topic), ``handle_redrive``
 (``alert-deliveries``), ``handle`` (manage_alerts: group timers, silences, the flush tick, the
-digest, incidents) and ``handle_webhooks`` (the public incident_webhooks). Route declarations and
-thin handlers: the contract is in ``api_models.py``, the work in the domain modules."""
+digest, incidents) and ``handle_webhooks`` (the public incident_webhooks). Handlers only: the
+contract is in ``api_models.py`` and ``api_routes.py``, the work in the domain modules (Slack's and
+PagerDuty's requests taken in through ``webhook_vendors.py``)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ from typing import Any
 
 import flask
 
-from functions.fanout import silences
+from functions.fanout import api_routes, silences
 from functions.fanout.api_models import (
-    DigestAnswer,
     DigestRequest,
-    FlushAnswer,
     FlushGroupRequest,
     IncidentActionIn,
     IncidentActionOut,
@@ -28,22 +27,13 @@ from functions.fanout.api_models import (
     SilenceOut,
     SilencePath,
     SilencesQuery,
-    WebhookAnswer,
     incident_action_out,
     incident_out,
 )
+from functions.fanout.webhook_vendors import PAGERDUTY, SLACK, WebhookVendor
 from shared.audit import actor, audit
 from shared.clock import utcnow
-from shared.http import (
-    HEALTH_ROUTE,
-    Api,
-    Problem,
-    Reply,
-    caller_of,
-    json_response,
-    read_body,
-    scheduled_time,
-)
+from shared.http import HEALTH_ROUTE, Api, Problem, Reply, caller_of, json_response, read_body, scheduled_time
 from shared.logging import get_logger
 
 api = Api("fanout")
@@ -69,12 +59,6 @@ def handle(request: flask.Request) -> flask.Response:
     return api(request)
 
 
-_SILENCE_LINKS = {
-    "get_silence": {"silence_id": "$response.body#/id"},
-    "expire_silence": {"silence_id": "$response.body#/id"},
-}
-
-
 @api.route("/health", **HEALTH_ROUTE)
 def health(_request: flask.Request) -> flask.Response:
     from functions.fanout.deployment import health_check
@@ -89,7 +73,7 @@ def health(_request: flask.Request) -> flask.Response:
     methods=["POST"],
     body=silences.SilenceIn,
     responses={201: Reply(SilenceOut, description="Created.", headers=("Location",))},
-    links={201: _SILENCE_LINKS},
+    links={201: api_routes.SILENCE_LINKS},
 )
 def create_silence(request: flask.Request, body: silences.SilenceIn) -> flask.Response:
     """Mute the alerts whose labels match every matcher, from startsAt to endsAt."""
@@ -142,14 +126,7 @@ def flush_tick(_request: flask.Request) -> dict[str, Any]:
     return tick()
 
 
-@api.route(
-    "/v1/flush/group",
-    methods=["POST"],
-    body=FlushGroupRequest,
-    response=FlushAnswer,
-    problems=(409,),
-    role="tasks",
-)
+@api.route("/v1/flush/group", **api_routes.FLUSH_GROUP)
 def flush_group(_request: flask.Request, body: FlushGroupRequest) -> dict[str, Any]:
     """One group's timer (Cloud Tasks, at the due time): flush it if due, send its repeat if due.
     Early: 409 with Retry-After and nothing done (Cloud Tasks retries with the queue's backoff)."""
@@ -166,14 +143,7 @@ def flush_group(_request: flask.Request, body: FlushGroupRequest) -> dict[str, A
         ) from None
 
 
-@api.route(
-    "/v1/digest",
-    methods=["POST"],
-    body=DigestRequest,
-    body_required=False,
-    response=DigestAnswer,
-    problems=(400, 503),
-)
+@api.route("/v1/digest", **api_routes.DIGEST)
 def digest(request: flask.Request, body: DigestRequest) -> dict[str, Any]:
     """Send the digest of ``date`` (default: the UTC day before the scheduled time)."""
     from functions.fanout.channels.base import DeliveryFailed
@@ -193,17 +163,6 @@ def digest(request: flask.Request, body: DigestRequest) -> dict[str, Any]:
 
 # --- incidents ---------------------------------------------------------------------------------
 
-_INCIDENT_LINKS = {
-    "get_incident": {"incident_id": "$response.body#/id"},
-}
-# What an operator's change of an incident (acknowledge, resolve, note) is declared with.
-_INCIDENT_CHANGE: dict[str, Any] = {
-    "methods": ["POST"],
-    "params": IncidentPath,
-    "response": IncidentActionOut,
-    "problems": (404,),
-}
-
 
 @api.route("/v1/incidents", methods=["GET"], query=IncidentsQuery, response=IncidentList)
 def list_incidents(_request: flask.Request, query: IncidentsQuery) -> IncidentList:
@@ -216,11 +175,8 @@ def list_incidents(_request: flask.Request, query: IncidentsQuery) -> IncidentLi
 
 @api.route(
     "/v1/incidents",
-    methods=["POST"],
-    body=OpenIncidentIn,
     responses={201: Reply(IncidentOut, description="Opened.", headers=("Location",)), 200: IncidentOut},
-    problems=(404, 409),
-    links={201: _INCIDENT_LINKS},
+    **api_routes.OPEN_INCIDENT,
 )
 def open_incident_on_demand(request: flask.Request, body: OpenIncidentIn) -> flask.Response:
     """Open an incident for an alert group now (one that severity does not open automatically)."""
@@ -286,7 +242,7 @@ def _operator_change(request: flask.Request, incident_id: str, what: str, run: A
     return incident_action_out(outcome)
 
 
-@api.route("/v1/incidents/<incident_id>/ack", body=IncidentActionIn, body_required=False, **_INCIDENT_CHANGE)
+@api.route("/v1/incidents/<incident_id>/ack", **api_routes.INCIDENT_ACTION)
 def ack_incident(request: flask.Request, incident_id: str, body: IncidentActionIn) -> IncidentActionOut:
     """Acknowledge as the caller (escalation and repeats stop; PagerDuty is told)."""
     from functions.fanout.incident_actions import acknowledge_with_note
@@ -297,9 +253,7 @@ def ack_incident(request: flask.Request, incident_id: str, body: IncidentActionI
     return _operator_change(request, incident_id, "acknowledge", run)
 
 
-@api.route(
-    "/v1/incidents/<incident_id>/resolve", body=IncidentActionIn, body_required=False, **_INCIDENT_CHANGE
-)
+@api.route("/v1/incidents/<incident_id>/resolve", **api_routes.INCIDENT_ACTION)
 def resolve_incident(request: flask.Request, incident_id: str, body: IncidentActionIn) -> IncidentActionOut:
     """Resolve as the caller, with an optional note (P1/P2: the review draft is written)."""
     from functions.fanout.incident_actions import resolve_incident as resolve
@@ -309,7 +263,7 @@ def resolve_incident(request: flask.Request, incident_id: str, body: IncidentAct
     )
 
 
-@api.route("/v1/incidents/<incident_id>/notes", body=NoteIn, **_INCIDENT_CHANGE)
+@api.route("/v1/incidents/<incident_id>/notes", body=NoteIn, **api_routes.INCIDENT_CHANGE)
 def add_incident_note(request: flask.Request, incident_id: str, body: NoteIn) -> IncidentActionOut:
     """Add a note to the timeline, as the caller."""
     from functions.fanout.incident_actions import note_incident
@@ -322,17 +276,24 @@ def add_incident_note(request: flask.Request, incident_id: str, body: NoteIn) ->
 # --- Slack's and PagerDuty's requests (also the public function incident_webhooks) -----------
 
 
-def _secret(variable: str, value: str | None) -> str:
-    # Unverifiable is unauthenticated: 401, as for a bad signature (deployed, the function does not
-    # start without it; locally the variable is simply unset).
-    if not value:
-        raise Problem(401, f"{variable} is not set: no request can be verified, so none is accepted.")
-    return value
+def _take_webhook(request: flask.Request, vendor: WebhookVendor) -> dict[str, Any]:
+    from functions.fanout.webhook_auth import Unverified
 
-
-def _refused(source: str, request: flask.Request, reason: str) -> Problem:
-    log.warning("refused a %s request: %s", source, reason, extra={"path": request.path, "source": source})
-    return Problem(401, f"Refused: {reason}. Nothing was changed.")
+    secret = vendor.secret()
+    if not secret:
+        # Unverifiable is unauthenticated: 401, as for a bad signature (deployed, the function
+        # does not start without it; locally the variable is simply unset).
+        detail = f"{vendor.secret_variable} is not set: no request can be verified, so none is accepted."
+        raise Problem(401, detail)
+    body = read_body(request)
+    try:
+        return vendor.take(secret, request.headers, body)
+    except Unverified as exc:
+        extra = {"path": request.path, "source": vendor.name}
+        log.warning("refused a %s request: %s", vendor.name, exc, extra=extra)
+        raise Problem(401, f"Refused: {exc}. Nothing was changed.") from None
+    except vendor.unreadable() as exc:
+        raise Problem(400, vendor.unreadable_detail.format(exc)) from None
 
 
 def slack_interactions(request: flask.Request) -> dict[str, Any] | flask.Response:
@@ -340,20 +301,7 @@ def slack_interactions(request: flask.Request) -> dict[str, Any] | flask.Respons
 
     A button's request is answered with what it did; a dialog's submission with an empty 200,
     which closes the dialog."""
-    from functions.fanout.settings import get_fanout_settings
-    from functions.fanout.slack_interactions import BadInteraction
-    from functions.fanout.webhook_auth import Unverified
-    from functions.fanout.webhook_intake import take_slack_interaction
-
-    secret = _secret("SLACK_SIGNING_SECRET", get_fanout_settings().slack_signing_secret)
-    body = read_body(request)
-    timestamp = request.headers.get("X-Slack-Request-Timestamp")
-    try:
-        answer = take_slack_interaction(secret, timestamp, request.headers.get("X-Slack-Signature"), body)
-    except Unverified as exc:
-        raise _refused("Slack", request, str(exc)) from None
-    except BadInteraction as exc:
-        raise Problem(400, f"Not a Slack interaction we can read: {exc}.") from None
+    answer = _take_webhook(request, SLACK)
     if answer.get("view_submission"):
         # Slack closes the dialog on an empty 200; a body would be read as a response_action.
         return flask.Response(b"", status=200)
@@ -362,34 +310,12 @@ def slack_interactions(request: flask.Request) -> dict[str, Any] | flask.Respons
 
 def pagerduty_webhooks(request: flask.Request) -> dict[str, Any]:
     """PagerDuty's v3 webhooks, verified with PAGERDUTY_WEBHOOK_SECRET (X-PagerDuty-Signature)."""
-    from functions.fanout.pagerduty_webhooks import BadWebhook
-    from functions.fanout.settings import get_fanout_settings
-    from functions.fanout.webhook_auth import Unverified
-    from functions.fanout.webhook_intake import take_pagerduty_webhook
-
-    secret = _secret("PAGERDUTY_WEBHOOK_SECRET", get_fanout_settings().pagerduty_webhook_secret)
-    body = read_body(request)
-    try:
-        return take_pagerduty_webhook(secret, request.headers.get("X-PagerDuty-Signature"), body)
-    except Unverified as exc:
-        raise _refused("PagerDuty", request, str(exc)) from None
-    except BadWebhook as exc:
-        raise Problem(400, str(exc)) from None
+    return _take_webhook(request, PAGERDUTY)
 
 
 def _register_webhooks(target: Api) -> None:
-    # Public: Slack and PagerDuty carry no Google identity; each request is verified by the
-    # vendor's signature (and its age and replay) before anything is read or changed.
-    public: dict[str, Any] = {
-        "methods": ["POST"],
-        "response": WebhookAnswer,
-        "problems": (400, 401, 413),
-        "role": "public",
-    }
-    target.route("/v1/slack/interactions", raw_body=("application/x-www-form-urlencoded",), **public)(
-        slack_interactions
-    )
-    target.route("/v1/pagerduty/webhooks", raw_body=("application/json",), **public)(pagerduty_webhooks)
+    target.route("/v1/slack/interactions", **api_routes.SLACK_INTERACTIONS)(slack_interactions)
+    target.route("/v1/pagerduty/webhooks", **api_routes.PAGERDUTY_WEBHOOKS)(pagerduty_webhooks)
 
 
 # manage_alerts serves them too (locally everything is on port 8084); deployed, only the public
