@@ -110,11 +110,13 @@ def _store_renotification(tx: Any, incident: Incident, firing: list[Any], now: d
     from functions.fanout.routes import get_routing
 
     level = incident.escalation_level
-    if level == 0:
+    # The level's step (a policy changed since may have fewer: its last step stands in).
+    steps = get_policy().steps(incident.priority)[:level]
+    if not steps:
         route = get_routing().route(incident.severity)
         channels, mention, slack_channel = list(route.channels), route.mention, None
     else:
-        step = get_policy().steps(incident.priority)[level - 1]
+        step = steps[-1]
         channels, mention, slack_channel = list(step.channels), step.mention, step.slack_channel
     channels = [c for c in channels if c != "pagerduty"]
     if not channels or not firing:
