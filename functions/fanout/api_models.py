@@ -11,7 +11,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
 from functions.fanout import silences
 from functions.fanout.incident_policy import Priority
-from functions.fanout.incident_record import Incident, IncidentAlert, Review, State, TimelineEntry, review_url
+from functions.fanout.incident_record import (
+    Incident,
+    IncidentAlert,
+    PagerDutySync,
+    Review,
+    State,
+    TimelineEntry,
+    review_url,
+)
 from shared.clock import CalendarDate, QueryTime
 from shared.ids import DocumentId
 from shared.messages import Severity
@@ -121,6 +129,9 @@ class IncidentOut(BaseModel):
     timeline: list[TimelineEntry]
     review: Review | None
     alerts: list[IncidentAlert]
+    pagerduty_sync: list[PagerDutySync] = Field(
+        default=[], description="acknowledgements and resolves made here that PagerDuty has not taken yet"
+    )
     review_url: str | None = Field(default=None, description="the review draft as markdown, once drafted")
 
     @classmethod

@@ -8,12 +8,15 @@ notification (kind ``escalation``: the step's channels, mention and wider channe
 incident's firing alerts) is stored under a deterministic id ``<incident>-e<level>``; it is then
 delivered exactly once per channel like any notification. An acknowledged or resolved incident
 never escalates; an acknowledged one's group repeats no more, and a resolved one whose alerts
-still fire gives way to a new incident at the group's next repeat (``ticks.repeat``).
+still fire gives way to a new incident at the group's next repeat (``ticks.repeat``). An incident
+whose acknowledgement PagerDuty took back is due at once: its current level is notified again
+(kind ``unacknowledged``, ``<incident>-u<n>``) and the next step follows that level's timeout.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from functions.fanout.delivery import deliver
 from functions.fanout.incident_policy import get_policy
@@ -56,11 +59,15 @@ def escalate_incident(incident_id: str, now: datetime) -> str | None:
             return None
         incident = Incident.model_validate(snapshot.to_dict())
         step_index, scheduled = incident.escalation_level, incident.next_escalation_at
+        renotify = incident.renotify_current_level
         change = escalate(incident, now, policy)
         if not change.changed:
             if scheduled is not None and incident.next_escalation_at is None:
                 tx.set(ref, incident_document(incident))  # the policy lost that step: stop looking
             return None
+        tx.set(ref, incident_document(incident))
+        if renotify:
+            return _store_renotification(tx, incident, firing, now)
         step = policy.steps(incident.priority)[step_index]
         notification = Notification(
             notification_id=escalation_id(incident.id, incident.escalation_level),
@@ -76,7 +83,6 @@ def escalate_incident(incident_id: str, now: datetime) -> str | None:
             slack_channel=step.slack_channel,
         )
         store_notification(tx, notification, list(step.channels), [])
-        tx.set(ref, incident_document(incident))
         return notification.notification_id
 
     notification_id = run_transaction(run)
@@ -94,6 +100,43 @@ def escalate_incident(incident_id: str, now: datetime) -> str | None:
         log.exception("delivery of escalation %s failed; the flush tick re-drives it", notification_id)
     _arm_next(incident_id, now)
     return notification_id
+
+
+def _store_renotification(tx: Any, incident: Incident, firing: list[Any], now: datetime) -> str | None:
+    """The current level told again that nobody is on the incident: level 0 is the route's
+    channels and mention, level n the n-th step's. PagerDuty is left out: it took the
+    acknowledgement back itself and notifies its own responders again. The id
+    ``<incident>-u<n>`` (the n-th time) makes it once."""
+    from functions.fanout.routes import get_routing
+
+    level = incident.escalation_level
+    # The level's step (a policy changed since may have fewer: its last step stands in).
+    steps = get_policy().steps(incident.priority)[:level]
+    if not steps:
+        route = get_routing().route(incident.severity)
+        channels, mention, slack_channel = list(route.channels), route.mention, None
+    else:
+        step = steps[-1]
+        channels, mention, slack_channel = list(step.channels), step.mention, step.slack_channel
+    channels = [c for c in channels if c != "pagerduty"]
+    if not channels or not firing:
+        return None
+    times = sum(1 for e in incident.timeline if e.kind == "unacknowledged")
+    notification = Notification(
+        notification_id=f"{incident.id}-u{times}",
+        kind="unacknowledged",
+        group_id=incident.group_key,
+        group_labels=incident.labels,
+        severity=incident.severity,
+        mention=mention,
+        alerts=firing,
+        created_at=now,
+        incident_id=incident.id,
+        escalation_level=level,
+        slack_channel=slack_channel,
+    )
+    store_notification(tx, notification, channels, [])
+    return notification.notification_id
 
 
 def _arm_next(incident_id: str, now: datetime) -> None:

@@ -97,6 +97,20 @@ class IncidentPolicy(_Strict):
             return None
         return incident.respond_by + steps[incident.escalation_level].after
 
+    def escalation_after_renotify(self, incident: Incident, renotified: datetime) -> datetime | None:
+        """The next step of an incident whose current level was notified again (PagerDuty took
+        the acknowledgement back): that level's whole escalation timeout from then, as PagerDuty
+        restarts it (level 0 had respond_by + the first step's ``after`` from the opening)."""
+        steps = self.steps(incident.priority)
+        level = incident.escalation_level
+        if level >= len(steps):
+            return None
+        if level == 0:
+            timeout = incident.respond_by - incident.opened_at + steps[0].after
+        else:
+            timeout = steps[level].after - steps[level - 1].after
+        return renotified + timeout
+
 
 class PolicyError(ValueError):
     pass

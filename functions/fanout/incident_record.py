@@ -22,6 +22,7 @@ TimelineKind = Literal[
     "alert_resolved",
     "notified",
     "acknowledged",
+    "unacknowledged",
     "escalated",
     "note",
     "resolved",
@@ -59,6 +60,22 @@ class IncidentAlert(BaseModel):
     runbook: list[str] = []
 
 
+class PagerDutySync(BaseModel):
+    """An acknowledgement or resolve made here that PagerDuty has not taken yet: tried at once
+    within a short bound, then by the flush tick until PagerDuty takes it or the time to try runs
+    out (``pagerduty_sync.py``). ``key`` names it for exactly once (the n-th acknowledgement of an
+    incident that PagerDuty unacknowledged in between is another)."""
+
+    action: Literal["acknowledge", "resolve"]
+    key: str
+    requested_at: datetime
+    attempts: int = 0
+    next_attempt_at: datetime
+    last_error: str | None = None
+    # While an attempt is sending it: another sender leaves it until then.
+    claimed_until: datetime | None = None
+
+
 class Review(BaseModel):
     markdown: str
     generated_at: datetime
@@ -84,6 +101,12 @@ class Incident(BaseModel):
     escalation_level: int = 0
     # When the next escalation step is due (None: acknowledged, resolved, or no step left).
     next_escalation_at: datetime | None = None
+    # The step due at next_escalation_at notifies the current level again instead of the next:
+    # PagerDuty took the acknowledgement back (``incident.unacknowledged``).
+    renotify_current_level: bool = False
+    # What PagerDuty is still to be told, oldest first, and when the flush tick next tries.
+    pagerduty_sync: list[PagerDutySync] = []
+    pagerduty_sync_at: datetime | None = None
     timeline: list[TimelineEntry] = []
     review: Review | None = None
     alerts: list[IncidentAlert] = []

@@ -44,6 +44,10 @@ class IncidentStore(Protocol):
 
     def due_escalations(self, now: datetime) -> list[Incident]: ...
 
+    def due_pagerduty_syncs(self, now: datetime) -> list[Incident]:
+        """Incidents with a PagerDuty request whose next attempt is due (``pagerduty_sync_at``)."""
+        ...
+
 
 def incident_document(incident: Incident, keep: timedelta | None = None) -> dict[str, Any]:
     """The stored form: a resolved incident expires ``keep`` (``ION_INCIDENTS_KEEP_DAYS``) after it
@@ -149,6 +153,12 @@ class FirestoreIncidentStore:
         query = collection(INCIDENTS).where(filter=field_filter("next_escalation_at", "<=", now))
         return [Incident.model_validate(s.to_dict()) for s in query.stream()]
 
+    def due_pagerduty_syncs(self, now: datetime) -> list[Incident]:
+        from functions.fanout.records import collection, field_filter
+
+        query = collection(INCIDENTS).where(filter=field_filter("pagerduty_sync_at", "<=", now))
+        return [Incident.model_validate(s.to_dict()) for s in query.stream()]
+
 
 class MemoryIncidentStore:
     """The same behaviour in a dict (one lock stands in for the transaction)."""
@@ -202,6 +212,14 @@ class MemoryIncidentStore:
                 copy.deepcopy(i)
                 for i in self._items.values()
                 if i.next_escalation_at is not None and i.next_escalation_at <= now
+            ]
+
+    def due_pagerduty_syncs(self, now: datetime) -> list[Incident]:
+        with self._lock:
+            return [
+                copy.deepcopy(i)
+                for i in self._items.values()
+                if i.pagerduty_sync_at is not None and i.pagerduty_sync_at <= now
             ]
 
 

@@ -3,8 +3,10 @@
 An incident is opened for a firing group of a severity the incident policy opens them for
 (critical and high; others on demand), with a priority (P1..P4 from the severity), the response
 and resolution targets of that priority (``respond_by``, ``resolve_by``) and a timeline of
-everything that happens to it. Its state only moves forward: ``triggered`` → ``acknowledged`` →
-``resolved`` (an incident may be resolved without an acknowledgement). Every change is a function
+everything that happens to it. Its state moves forward: ``triggered`` → ``acknowledged`` →
+``resolved`` (an incident may be resolved without an acknowledgement), except that PagerDuty may
+take an acknowledgement back (``incident.unacknowledged``: its acknowledgement timed out, or
+someone undid it), which makes the incident ``triggered`` again. Every change is a function
 here returning a ``Change`` that says whether anything changed and why not: a second
 acknowledgement is a no-op naming who acknowledged first. No HTTP, no Firestore: the store
 (``incident_store.py``) runs these inside a transaction; tests run them on plain records.
@@ -193,6 +195,10 @@ def alerts_changed(
 
 
 def acknowledge(incident: Incident, by: str, now: datetime, *, via: str | None = None) -> Change:
+    undone = last_unacknowledged_at(incident)
+    if undone is not None and now < undone:
+        # A webhook delivered late: PagerDuty has taken this acknowledgement back since.
+        return Change(False, f"acknowledged at {_at(now)}, before it was unacknowledged at {_at(undone)}")
     if incident.state == "acknowledged":
         return Change(
             False,
@@ -204,6 +210,7 @@ def acknowledge(incident: Incident, by: str, now: datetime, *, via: str | None =
     incident.acknowledged_at = now
     incident.acknowledged_by = by
     incident.next_escalation_at = None  # escalation and repeats stop here
+    incident.renotify_current_level = False
     _add(incident, now, "acknowledged", by=by, text=f"acknowledged via {via}" if via else None)
     return Change(True, f"acknowledged by {by}")
 
@@ -223,6 +230,7 @@ def resolve(
     incident.resolved_at = now
     incident.resolved_by = by
     incident.next_escalation_at = None
+    incident.renotify_current_level = False
     text = " — ".join(part for part in (f"via {via}" if via else None, note) if part) or None
     _add(incident, now, "resolved", by=by, text=text)
     if incident.priority in policy.review_priorities:
@@ -231,6 +239,40 @@ def resolve(
         incident.review = Review(markdown=draft_review(incident, policy), generated_at=now)
         _add(incident, now, "review_drafted", by="ion-ops", text="post-incident review draft", ref="review")
     return Change(True, f"resolved by {by}")
+
+
+def unacknowledge(incident: Incident, by: str, now: datetime, *, ref: str) -> Change:
+    """PagerDuty took the acknowledgement back (its acknowledgement timeout, or someone undid it):
+    the incident is ``triggered`` again, and, as PagerDuty does, the current escalation level is
+    notified again at once (the flush tick, ``escalate``), then has its full escalation timeout
+    again before the next step. ``ref`` (the webhook event) makes it once; one that occurred
+    before the current acknowledgement is about an earlier one and changes nothing."""
+    if any(e.ref == ref for e in incident.timeline):
+        return Change(False, "unacknowledged before (the same event)")
+    if incident.state == "resolved":
+        return Change(False, f"already resolved by {incident.resolved_by} at {_at(incident.resolved_at)}")
+    if incident.state == "triggered" or incident.acknowledged_at is None:
+        return Change(False, "not acknowledged: nothing to take back")
+    if now < incident.acknowledged_at:
+        return Change(
+            False,
+            f"acknowledged again by {incident.acknowledged_by} at {_at(incident.acknowledged_at)}, "
+            f"after this was unacknowledged at {_at(now)}",
+        )
+    was = incident.acknowledged_by
+    incident.state = "triggered"
+    incident.acknowledged_at = None
+    incident.acknowledged_by = None
+    incident.next_escalation_at = now  # due at once: the current level is notified again
+    incident.renotify_current_level = True
+    level = incident.escalation_level
+    text = f"acknowledgement by {was} taken back: level {level} is notified again, escalation resumes"
+    _add(incident, now, "unacknowledged", by=by, text=text, ref=ref)
+    return Change(True, f"unacknowledged by {by}: level {level} is notified again")
+
+
+def last_unacknowledged_at(incident: Incident) -> datetime | None:
+    return max((e.at for e in incident.timeline if e.kind == "unacknowledged"), default=None)
 
 
 def add_note(incident: Incident, by: str, text: str, now: datetime, *, ref: str | None = None) -> Change:
@@ -259,6 +301,10 @@ def escalate(incident: Incident, now: datetime, policy: IncidentPolicy) -> Chang
     if due > now:
         return Change(False, f"next escalation is due at {_at(due)}")
     steps = policy.steps(incident.priority)
+    if incident.renotify_current_level:
+        incident.renotify_current_level = False
+        incident.next_escalation_at = policy.escalation_after_renotify(incident, due)
+        return Change(True, f"level {incident.escalation_level} notified again")
     if incident.escalation_level >= len(steps):
         # Scheduled under a policy with more steps (a deploy changed it since): none is left.
         incident.next_escalation_at = None

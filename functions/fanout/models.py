@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from shared.clock import format_rfc3339
 from shared.messages import AlertTransition, Severity
 
-NotificationKind = Literal["notify", "repeat", "escalation"]
+NotificationKind = Literal["notify", "repeat", "escalation", "unacknowledged"]
 # The age limit of fan-out's Pub/Sub deliveries: none, in effect (an old transition is only marked late).
 NEVER_TOO_OLD = timedelta(days=3650)
 
@@ -21,7 +21,9 @@ class Notification(BaseModel):
     ``notify`` announces the transitions collected since the group's last notification (each
     transition is in exactly one notify); ``repeat`` re-announces alerts still firing after the
     route's repeat interval; ``escalation`` re-announces them for an incident nobody acknowledged,
-    one step of the incident policy (``escalation_level``, a wider ``slack_channel`` maybe).
+    one step of the incident policy (``escalation_level``, a wider ``slack_channel`` maybe);
+    ``unacknowledged`` re-announces them to the incident's current level when PagerDuty took its
+    acknowledgement back.
     ``notification_id`` is the exactly-once key per channel. ``incident_id``: the incident the
     group's alerts are in (Slack shows its buttons); ``review_url``: its review draft, once written.
     """
@@ -44,7 +46,7 @@ class Notification(BaseModel):
     @property
     def reminder(self) -> bool:
         """A repeat or an escalation: alerts already announced, told again (in their thread)."""
-        return self.kind in ("repeat", "escalation")
+        return self.kind in ("repeat", "escalation", "unacknowledged")
 
     @property
     def firing(self) -> list[AlertTransition]:
@@ -60,6 +62,8 @@ class Notification(BaseModel):
             parts.append("STILL FIRING")
         elif self.kind == "escalation":
             parts.append(f"ESCALATED (level {self.escalation_level}), NOT ACKNOWLEDGED")
+        elif self.kind == "unacknowledged":
+            parts.append(f"ACKNOWLEDGEMENT TAKEN BACK (level {self.escalation_level}), NOT ACKNOWLEDGED")
         elif self.firing and self.resolved:
             parts.append(f"FIRING:{len(self.firing)} RESOLVED:{len(self.resolved)}")
         elif self.firing:

@@ -2,7 +2,9 @@
 did in PagerDuty comes back to the incident. ``incident.acknowledged`` acknowledges and
 ``incident.resolved`` resolves the incident holding the alert whose ``dedup_key`` PagerDuty
 names as the incident's ``incident_key`` (by the PagerDuty user, its ``agent.summary``);
-``incident.annotated`` becomes a note. Neither is sent back to PagerDuty. Other event types
+``incident.unacknowledged`` (the acknowledgement timed out, or someone undid it) makes it
+triggered again, its current escalation level notified again and escalation resumed;
+``incident.annotated`` becomes a note. None is sent back to PagerDuty. Other event types
 (``incident.triggered``, ``incident.escalated``, ...) are recorded as notes when they match an
 incident, ignored otherwise. An event that occurred before an incident opened is about an
 earlier incident of the same alert (a late or retried webhook) and leaves it alone; one delivered
@@ -22,6 +24,7 @@ from functions.fanout.incident_actions import (
     acknowledge_incident,
     note_incident,
     resolve_incident,
+    unacknowledge_incident,
 )
 from functions.fanout.incident_store import get_store
 from shared.logging import get_logger
@@ -97,6 +100,9 @@ def handle_webhook(event: WebhookEvent) -> dict[str, Any]:
                 outcome = acknowledge_incident(incident.id, by, "pagerduty", at=event.occurred_at)
             elif event.event_type == "incident.resolved":
                 outcome = resolve_incident(incident.id, by, "pagerduty", at=event.occurred_at)
+            elif event.event_type == "incident.unacknowledged":
+                ref = f"pagerduty:{event.id}"
+                outcome = unacknowledge_incident(incident.id, by, at=event.occurred_at, ref=ref)
             else:
                 label = event.event_type.removeprefix("incident.")
                 url = f" {event.data.html_url}" if event.data.html_url else ""

@@ -107,9 +107,10 @@ def _load(raw: dict[str, Any]) -> Silence:
     return Silence.model_validate({k: v for k, v in raw.items() if k != "expire_at"})
 
 
-def create(body: SilenceIn) -> Silence:
+def new_silence(body: SilenceIn) -> Silence:
+    """The silence ``body`` asks for, with a new id, not stored yet."""
     now = utcnow()
-    silence = Silence(
+    return Silence(
         id=str(uuid.uuid4()),
         matchers=body.matchers,
         starts_at=body.starts_at or now,
@@ -118,12 +119,21 @@ def create(body: SilenceIn) -> Silence:
         comment=body.comment,
         updated_at=now,
     )
+
+
+def create(body: SilenceIn) -> Silence:
+    silence = new_silence(body)
     get_firestore().collection(COLLECTION).document(silence.id).create(_store(silence))
     return silence
 
 
-def get(silence_id: str) -> Silence | None:
-    snapshot = get_firestore().collection(COLLECTION).document(silence_id).get()
+def create_in(transaction: Any, silence: Silence) -> None:
+    """Store a new silence in ``transaction`` (with the record of who asked for it)."""
+    transaction.create(get_firestore().collection(COLLECTION).document(silence.id), _store(silence))
+
+
+def get(silence_id: str, transaction: Any = None) -> Silence | None:
+    snapshot = get_firestore().collection(COLLECTION).document(silence_id).get(transaction=transaction)
     return _load(snapshot.to_dict()) if snapshot.exists else None
 
 

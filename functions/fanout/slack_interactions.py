@@ -6,7 +6,8 @@ is refused by the caller). Actions:
 
 - ``ion_ack``: acknowledge the incident as the Slack user (``acknowledged_by`` = the user's name,
   else id), which also sends PagerDuty its ``acknowledge``;
-- ``ion_silence_1h``: silence the incident's group for an hour;
+- ``ion_silence_1h``: silence the incident's group for an hour (a double click makes one silence:
+  ``incident_silences.py``);
 - ``ion_resolve``: open a dialog (``views.open``) asking for a note; its submission
   (``view_submission`` of callback ``ion_resolve``) resolves the incident with that note;
   without a bot token to open it, resolves at once.
@@ -39,10 +40,11 @@ from functions.fanout.incident_actions import (
     Outcome,
     acknowledge_incident,
     resolve_incident,
-    silence_incident,
 )
 from functions.fanout.incident_record import Incident, review_url
+from functions.fanout.incident_silences import silence_incident, slack_click
 from functions.fanout.settings import get_fanout_settings
+from functions.fanout.slack_web import call, reply
 from shared.logging import get_logger
 
 log = get_logger("fanout.slack_interactions")
@@ -141,17 +143,17 @@ def _act(action_id: str, incident_id: str, user: SlackUser, payload: dict[str, A
         if action_id == ACK_ACTION:
             outcome = acknowledge_incident(incident_id, user.who(), "slack")
         elif action_id == SILENCE_ACTION:
-            outcome = silence_incident(incident_id, user.who())
+            outcome = silence_incident(incident_id, user.who(), click=slack_click(user.id, channel, ts))
         else:
             trigger = payload.get("trigger_id")
             if trigger and _open_resolve_dialog(trigger, incident_id, channel, ts):
                 return {"action": action_id, "incident_id": incident_id, "detail": "resolve dialog opened"}
             outcome = resolve_incident(incident_id, user.who(), "slack", note="resolved from Slack")
     except NoSuchIncident:
-        _reply(channel, ts, f"No incident {escape_mrkdwn(incident_id)} is known (expired or never opened).")
+        reply(channel, ts, f"No incident {escape_mrkdwn(incident_id)} is known (expired or never opened).")
         return {"action": action_id, "incident_id": incident_id, "detail": "no such incident"}
     if not outcome.change.changed and action_id != SILENCE_ACTION:
-        _reply(channel, ts, f"<@{user.id}>: nothing to do, {escape_mrkdwn(outcome.change.detail)}.")
+        reply(channel, ts, f"<@{user.id}>: nothing to do, {escape_mrkdwn(outcome.change.detail)}.")
     _update_message(channel, ts, payload.get("message"), outcome, action_id=action_id, user=user)
     return {"action": action_id, "incident_id": incident_id, "detail": outcome.change.detail}
 
@@ -190,37 +192,6 @@ def _message_of(payload: dict[str, Any]) -> tuple[str | None, str | None]:
 # --- talking back to Slack ------------------------------------------------------------------
 
 
-def _client() -> Any | None:
-    settings = get_fanout_settings()
-    if not settings.slack_bot_token:
-        return None
-    from slack_sdk import WebClient
-
-    base = settings.slack_api_base_url
-    return WebClient(
-        token=settings.slack_bot_token,
-        base_url=base if base.endswith("/") else base + "/",
-        timeout=int(settings.request_timeout_seconds),
-    )
-
-
-def _call(method: str, **kwargs: Any) -> bool:
-    """One Slack call; a failure is logged, never raised: the incident's change is made and
-    stored, only its echo in Slack is missing."""
-    from slack_sdk.errors import SlackApiError, SlackRequestError
-
-    client = _client()
-    if client is None:
-        log.info("Slack is not configured: %s skipped", method)
-        return False
-    try:
-        getattr(client, method)(**kwargs)
-        return True
-    except (SlackApiError, SlackRequestError, OSError) as exc:
-        log.warning("Slack %s failed: %s", method, exc, extra={"slack_method": method})
-        return False
-
-
 def _open_resolve_dialog(trigger_id: str, incident_id: str, channel: str | None, ts: str | None) -> bool:
     view = {
         "type": "modal",
@@ -239,12 +210,7 @@ def _open_resolve_dialog(trigger_id: str, incident_id: str, channel: str | None,
             }
         ],
     }
-    return _call("views_open", trigger_id=trigger_id, view=view)
-
-
-def _reply(channel: str | None, ts: str | None, text: str) -> None:
-    if channel and ts:
-        _call("chat_postMessage", channel=channel, thread_ts=ts, text=text)
+    return call("views_open", trigger_id=trigger_id, view=view)
 
 
 def _when(moment: datetime | None) -> str:
@@ -280,7 +246,7 @@ def _update_message(
         return
     blocks = (message or {}).get("blocks") or _stored_blocks(channel, ts)
     if not blocks:
-        _reply(channel, ts, status_line(outcome.incident, action_id, user))
+        reply(channel, ts, status_line(outcome.incident, action_id, user))
         return
     incident = outcome.incident
     kept = [b for b in blocks if b.get("block_id") not in (INCIDENT_BLOCK_ID, STATUS_BLOCK_ID)]
@@ -302,7 +268,7 @@ def _update_message(
             }
         )
     text = str((message or {}).get("text") or incident.title)
-    _call("chat_update", channel=channel, ts=ts, text=text, blocks=kept[:50])
+    call("chat_update", channel=channel, ts=ts, text=text, blocks=kept[:50])
 
 
 def echo_elsewhere(outcome: Outcome, action_id: str) -> None:

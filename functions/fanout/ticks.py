@@ -1,7 +1,8 @@
 """The fan-out's time-driven jobs. ``flush_group``: one group's precise timer (a Cloud Tasks task
 at its due time). ``tick``: the flush tick (Cloud Scheduler, every minute), the timers' safety net
 (any group past due, any repeat past due), flapping holds released, alerts whose silence or
-inhibition ended, notifications an instance left unfinished. Both are safe to run twice at once
+inhibition ended, notifications an instance left unfinished, escalations due, and PagerDuty told
+of acknowledgements and resolves it did not take at once. Both are safe to run twice at once
 and to retry.
 """
 
@@ -62,9 +63,12 @@ def tick() -> dict[str, Any]:
     unfinished = _col(NOTIFICATIONS).where(filter=_field_filter("complete", "==", False)).stream()
     redrive = [s.id for s in unfinished if s.to_dict()["created_at"] <= stale]
     from functions.fanout.escalation import escalate_due
+    from functions.fanout.pagerduty_sync import sync_due
 
     # Escalations deliver themselves (and arm their next step).
     escalated = escalate_due(now)
+    # What PagerDuty was not told when it was done (slow or down then): tried again.
+    pagerduty_synced = sync_due(now)
     for nid in [*flushed, *repeats, *redrive]:
         try:
             deliver(nid)
@@ -74,7 +78,14 @@ def tick() -> dict[str, Any]:
     # Whatever the tick flushed has new due times (group_interval, repeat): arm their timers.
     for group_id in sorted({_group_of(nid) for nid in [*flushed, *repeats]}):
         arm_stored_group(group_id, now)
-    report.update(flushed=flushed, repeats=repeats, redriven=redrive, escalated=escalated, errors=errors)
+    report.update(
+        flushed=flushed,
+        repeats=repeats,
+        redriven=redrive,
+        escalated=escalated,
+        pagerduty_synced=pagerduty_synced,
+        errors=errors,
+    )
     return report
 
 

@@ -5,6 +5,7 @@ server (aiosmtpd) receiving real mail. Each records what it accepted, for the te
 
 from __future__ import annotations
 
+import contextlib
 import email
 import json
 import threading
@@ -44,13 +45,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up waiting
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
 
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -261,6 +263,8 @@ class PagerDutyStandIn(_Server):
         self.fail_status: int | None = None
         # An outage for some incidents only: dedup_key -> the status answered for its events.
         self.fail_for: dict[str, int] = {}
+        # A slow PagerDuty: each request is answered this many seconds late (and then taken).
+        self.delay_seconds = 0.0
 
     @property
     def url(self) -> str:
@@ -302,6 +306,8 @@ class _PagerDutyHandler(_Handler):
     def do_POST(self) -> None:
         pd: PagerDutyStandIn = self.server.standin  # type: ignore[attr-defined]
         raw = self._body()
+        if pd.delay_seconds:
+            time.sleep(pd.delay_seconds)
         if pd.fail_status:
             self._answer(pd.fail_status, {"status": "unavailable", "message": "try again"})
             return

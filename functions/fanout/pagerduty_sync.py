@@ -1,0 +1,224 @@
+"""PagerDuty told of an acknowledgement or resolve made here (the incidents API, a Slack button):
+an Events v2 ``acknowledge`` / ``resolve`` for each alert of the incident, its ``dedup_key``.
+
+Nothing is lost and nobody waits on PagerDuty: the request is recorded on the incident in the
+transaction that acknowledges or resolves it (a ``PagerDutySync`` in ``pagerduty_sync``), then
+tried at once within ``INLINE_SECONDS`` (Slack wants its answer within 3 s), and, if PagerDuty did
+not take it (slow, down, 5xx), by the flush tick (``sync_due``) after 1, 2, 4, 8 and then every 15
+minutes. It is given up when PagerDuty refuses it (4xx) or after ``GIVE_UP_AFTER``, visibly: a
+timeline entry ``PagerDuty acknowledge NOT sent``, an ERROR log, and a reply in the incident's
+Slack threads saying to do it in PagerDuty. While it waits, the timeline says it is pending.
+
+One sender at a time: an attempt first claims its request on the incident for ``CLAIM_LEASE``
+(another instance or the tick finding it claimed leaves it), and its outcome, in the incident's
+transaction, removes it once sent. Only reads and writes: the public ``incident_webhooks`` may
+delete nothing. Its ``key`` (``acknowledge``, ``acknowledge-2`` for an acknowledgement after
+PagerDuty took the first back, ``resolve``) makes the request once per incident.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from functions.fanout.incident_record import Change, Incident, PagerDutySync
+from functions.fanout.incident_store import get_store
+from functions.fanout.incidents import record_notified
+from functions.fanout.settings import get_fanout_settings
+from shared.clock import utcnow
+from shared.logging import get_logger
+
+Action = Literal["acknowledge", "resolve"]
+# What a Slack button's answer may wait on PagerDuty (Slack drops an answer after 3 s).
+INLINE_SECONDS = 1.5
+GIVE_UP_AFTER = timedelta(hours=1)
+MAX_BACKOFF = timedelta(minutes=15)
+# Longer than an attempt can take (a timeout per event, bounded by the retry budget).
+CLAIM_LEASE = timedelta(minutes=2)
+log = get_logger("fanout.incidents")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    outcome: Literal["sent", "failed"]
+    reason: str = ""
+    retryable: bool = True
+
+
+def paged(incident: Incident) -> bool:
+    """PagerDuty holds incidents for these alerts: its route or an escalation step reached pages."""
+    from functions.fanout.incident_policy import get_policy
+    from functions.fanout.routes import get_routing
+
+    if "pagerduty" in get_routing().route(incident.severity).channels:
+        return True
+    steps = get_policy().steps(incident.priority)[: incident.escalation_level]
+    return any("pagerduty" in step.channels for step in steps)
+
+
+def request_sync(incident: Incident, action: Action, now: datetime) -> None:
+    """In the transaction that acknowledged or resolved ``incident``: PagerDuty is to be told
+    (when it is configured and holds the incident's alerts)."""
+    if not get_fanout_settings().pagerduty_routing_key or not incident.fingerprints or not paged(incident):
+        return
+    times = sum(1 for e in incident.timeline if e.kind == "acknowledged") if action == "acknowledge" else 1
+    key = action if times <= 1 else f"{action}-{times}"
+    if any(s.key == key for s in incident.pagerduty_sync):
+        return
+    incident.pagerduty_sync.append(
+        PagerDutySync(action=action, key=key, requested_at=now, next_attempt_at=now)
+    )
+    incident.pagerduty_sync_at = min(s.next_attempt_at for s in incident.pagerduty_sync)
+
+
+def tell_pagerduty(incident: Incident, action: Action) -> None:
+    """After the change committed: its PagerDuty request tried at once, within ``INLINE_SECONDS``
+    (PagerDuty not configured, a local run: the events go to the log and the outbox instead)."""
+    settings = get_fanout_settings()
+    if not incident.fingerprints or not paged(incident):
+        return
+    if not settings.pagerduty_routing_key:
+        _log_instead(incident, action, settings.outbox_dir)
+        return
+    sync_incident(incident.id, utcnow(), seconds=INLINE_SECONDS, due_only=False)
+
+
+def sync_due(now: datetime) -> list[str]:
+    """The flush tick: every request whose next attempt is due (``<incident>/<key>`` of those sent)."""
+    sent: list[str] = []
+    seconds = get_fanout_settings().retry_budget_seconds
+    for incident in get_store().due_pagerduty_syncs(now):
+        try:
+            sent += sync_incident(incident.id, now, seconds=seconds, due_only=True)
+        except Exception:  # one incident's trouble must not stop the tick
+            log.exception("telling PagerDuty of %s failed; the next tick tries again", incident.id)
+    return sent
+
+
+def sync_incident(incident_id: str, now: datetime, *, seconds: float, due_only: bool) -> list[str]:
+    incident = get_store().get(incident_id)
+    if incident is None:
+        return []
+    deadline = time.monotonic() + seconds
+    sent = []
+    for entry in list(incident.pagerduty_sync):
+        if due_only and entry.next_attempt_at > now:
+            continue
+        if not _claim(incident.id, entry.key, now):
+            continue  # another instance is sending it: its outcome settles it
+        attempt = _attempt(incident, entry, deadline)
+        gave_up = _settle(incident.id, entry.key, attempt, len(incident.fingerprints), now)
+        if attempt.outcome == "sent":
+            sent.append(f"{incident.id}/{entry.key}")
+        elif gave_up:
+            _report_given_up(incident.id, gave_up)
+    return sent
+
+
+def _claim(incident_id: str, key: str, now: datetime) -> bool:
+    claimed: list[bool] = []
+
+    def mutate(incident: Incident) -> Change:
+        claimed.clear()  # a transaction may run this more than once
+        entry = next((s for s in incident.pagerduty_sync if s.key == key), None)
+        if entry is None or (entry.claimed_until is not None and entry.claimed_until > now):
+            return Change(False, "settled or being sent")
+        entry.claimed_until = now + CLAIM_LEASE
+        claimed.append(True)
+        return Change(True, "claimed")
+
+    get_store().change(incident_id, mutate)
+    return bool(claimed)
+
+
+def _attempt(incident: Incident, entry: PagerDutySync, deadline: float) -> Attempt:
+    """One try of each event, each within what is left of ``deadline``: PagerDuty takes the same
+    ``dedup_key``'s acknowledge twice as once, so a try that failed half-way sends them all again."""
+    from functions.fanout.channels.base import DeliveryError
+    from functions.fanout.channels.pagerduty import PagerDutyChannel
+
+    settings = get_fanout_settings()
+    try:
+        for fingerprint in incident.fingerprints:
+            left = min(deadline - time.monotonic(), settings.request_timeout_seconds)
+            if left <= 0.05:
+                return Attempt("failed", "no time left for PagerDuty to answer")
+            channel = PagerDutyChannel(settings.model_copy(update={"request_timeout_seconds": left}))
+            event = {
+                "routing_key": settings.pagerduty_routing_key,
+                "event_action": entry.action,
+                "dedup_key": fingerprint,
+            }
+            channel._post(event)
+    except DeliveryError as exc:
+        return Attempt("failed", exc.reason, exc.retryable)
+    return Attempt("sent")
+
+
+def _settle(incident_id: str, key: str, attempt: Attempt, alerts: int, now: datetime) -> str | None:
+    """The attempt's outcome on the incident, in its transaction; returns the text of a request
+    given up (None otherwise)."""
+    given_up: list[str] = []
+
+    def mutate(incident: Incident) -> Change:
+        given_up.clear()  # a transaction may run this more than once
+        entry = next((s for s in incident.pagerduty_sync if s.key == key), None)
+        if entry is None:
+            return Change(False, "settled before")
+        action, tries = entry.action, entry.attempts + 1
+        if attempt.outcome == "sent":
+            incident.pagerduty_sync.remove(entry)
+            after = f" (after {tries} attempts)" if tries > 1 else ""
+            text = f"PagerDuty {action} sent for {alerts} alert(s) (same dedup_key){after}"
+            record_notified(incident, f"pagerduty:{key}", text, now, by="pagerduty")
+        elif not attempt.retryable or now - entry.requested_at >= GIVE_UP_AFTER:
+            incident.pagerduty_sync.remove(entry)
+            text = (
+                f"PagerDuty {action} NOT sent after {tries} attempt(s) since "
+                f"{entry.requested_at.isoformat()}: {attempt.reason}; {action} it in PagerDuty by hand"
+            )
+            record_notified(incident, f"pagerduty:{key}", text, now, by="pagerduty")
+            given_up.append(text)
+        else:
+            entry.attempts, entry.last_error, entry.claimed_until = tries, attempt.reason, None
+            entry.next_attempt_at = now + min(timedelta(minutes=2 ** (tries - 1)), MAX_BACKOFF)
+            until = (entry.requested_at + GIVE_UP_AFTER).isoformat()
+            text = f"PagerDuty {action} pending: {attempt.reason}; the flush tick tries again until {until}"
+            record_notified(incident, f"pagerduty:{key}:pending", text, now, by="pagerduty")
+        nexts = [s.next_attempt_at for s in incident.pagerduty_sync]
+        incident.pagerduty_sync_at = min(nexts) if nexts else None
+        return Change(True, attempt.outcome)
+
+    get_store().change(incident_id, mutate)
+    return given_up[0] if given_up else None
+
+
+def _report_given_up(incident_id: str, text: str) -> None:
+    from functions.fanout.slack_web import reply_to_incident
+
+    log.error("incident %s: %s", incident_id, text, extra={"incident_id": incident_id})
+    reply_to_incident(incident_id, f":warning: {text}.")
+
+
+def _log_instead(incident: Incident, action: str, outbox_dir: str) -> None:
+    """PagerDuty not configured (a local run; deployed it refuses to start): the events it would
+    have got go to the log and the outbox, labelled, as the log channel does for notifications."""
+    from pathlib import Path
+
+    from functions.fanout.channels.log import write_outbox
+
+    events = [{"event_action": action, "dedup_key": fingerprint} for fingerprint in incident.fingerprints]
+    log.warning(
+        "PagerDuty is not configured: its %s is logged instead",
+        action,
+        extra={"incident_id": incident.id, "events": events},
+    )
+    if outbox_dir:
+        record = {"channel": "log", "instead_of": "pagerduty", "incident_id": incident.id, "events": events}
+        write_outbox(Path(outbox_dir), f"{incident.id}-{action}-pagerduty", record)
+    text = f"PagerDuty {action} logged instead (PagerDuty not configured) for {len(events)} alert(s)"
+    get_store().change(
+        incident.id, lambda i: record_notified(i, f"pagerduty:{action}", text, utcnow(), by="log")
+    )
