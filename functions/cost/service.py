@@ -14,9 +14,9 @@ One run for ``as_of`` (default: yesterday in the billing account's time zone, Pa
    checked against the billed day once it lands), the cost per request and per customer, and the
    reconciliation with the stored GCP Budget notifications of the month
    (``functions.cost.reconciliation``);
-4. announce, each once: budget thresholds crossed this month and anomalies of the restated days
-   (claimed in the store, published as notices on ``alerts``, then marked published;
-   ``functions.cost.notices``);
+4. announce, each once: budget thresholds crossed this month and anomalies of the unsettled days
+   and of settled days late rows changed (claimed in the store, published as notices on
+   ``alerts``, then marked published; ``functions.cost.notices``);
 5. store the snapshot.
 """
 
@@ -173,7 +173,10 @@ class CostService:
         )
         doc["opportunities"] = self._opportunities()
         announcer = Announcer(self.store, self.publish, s.dashboard_url)
-        doc["notices"] = announcer.announce(snapshot, as_of, now, settled_before, notifications)
+        late_days = {date.fromisoformat(item["date"]) for item in late}
+        doc["notices"] = announcer.announce(
+            snapshot, as_of, now, settled_before, notifications, late_days=late_days
+        )
         self.store.put_snapshot(as_of, doc)
         log.info(
             "cost snapshot stored",

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from devtools.bigquery_standin import StandIn, Table, serve
+from functions.cost.store import MemoryCostStore
+from shared.messages import AlertTransition
 from tests.cost.helpers import TABLE
 from tests.cost.test_real_billing import raw, service
 
@@ -55,3 +57,33 @@ def test_usage_billed_this_month_for_last_months_days_is_in_the_forecast(standin
     # A November snapshot keeps its own invoice month: the correction is not November's.
     november = service(standin, datetime(2026, 12, 1, 17, tzinfo=UTC)).run(date(2026, 11, 30))
     assert november["month_to_date"]["total"] == 3000
+
+
+def test_a_spike_that_lands_after_its_day_settled_is_announced_once(standin: StandIn) -> None:
+    """Rows of November 15 that landed on the 20th made it a $500 day against $100 the same
+    weekday for weeks: the run restated it (late_restatements) and listed the anomaly, but never
+    announced it, since only the last three days' anomalies were announced."""
+    usage = daily(date(2026, 9, 1), date(2026, 11, 19), "100")
+    late = raw("2026-11-15T20:00:00Z", "400")
+    late["export_time"] = "2026-11-20T10:00:00+00:00"
+    standin.table = Table(TABLE, [*usage, late])
+    published: list[AlertTransition] = []
+    run = service(standin, datetime(2026, 11, 19, 17, tzinfo=UTC), MemoryCostStore())
+    run.publish = published.append
+
+    def day_run(as_of: date) -> dict[str, Any]:
+        now = datetime.combine(as_of + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=17)
+        run.now = lambda: now
+        standin.now = now  # type: ignore[attr-defined]
+        return run.run(as_of)
+
+    assert day_run(date(2026, 11, 18))["notices"]["anomalies"] == []
+    second = day_run(date(2026, 11, 19))
+    assert [r["date"] for r in second["late_restatements"]] == ["2026-11-15"]
+    assert [(a["date"], a["service"]) for a in second["anomalies"]] == [("2026-11-15", "Cloud Run")]
+    assert second["notices"]["anomalies"] == ["anomaly/2026-11-15/Cloud Run"]
+    anomaly_notices = [n for n in published if n.labels["notice"] == "cost-anomaly"]
+    assert [n.labels["date"] for n in anomaly_notices] == ["2026-11-15"]
+    # The next day's run restates nothing late and announces nothing again.
+    assert day_run(date(2026, 11, 20))["notices"]["anomalies"] == []
+    assert len([n for n in published if n.labels["notice"] == "cost-anomaly"]) == 1
