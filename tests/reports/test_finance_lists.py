@@ -7,10 +7,11 @@ import re
 from datetime import timedelta
 
 from functions.reports.dashboard_build import build_dashboard
+from functions.reports.figure_reads import LIST_ROWS
 from functions.reports.render import render_view
 from functions.reports.source import MemoryAlertSource
 from tests.reports.cs_finance_docs import run, snapshot, source
-from tests.reports.test_cs_finance import CATALOG, NOW, TODAY, Samples
+from tests.reports.test_cs_finance import CATALOG, NOW, TODAY, Samples, panel
 
 HOSTILE = 'Acme | "Ops" <img src=x onerror=alert(1)>'
 
@@ -31,6 +32,21 @@ def finance_with_customers(count: int):  # type: ignore[no-untyped-def]
         documents=docs,
     )  # fmt: skip
     return view, customers
+
+
+def test_a_cut_per_customer_list_says_how_many_are_not_shown_and_what_they_cost() -> None:
+    """With 180 customers the per-customer cost list showed the 50 dearest and nothing else: the
+    page read as if ION had 50 customers with a cost (the at-risk list says it is cut)."""
+    view, customers = finance_with_customers(180)
+    per_customer = panel(view, "per_customer")
+    assert len(per_customer.rows) == LIST_ROWS
+    hidden = sorted(customers.values(), key=lambda c: -c["cost"])[LIST_ROWS:]
+    assert f"The {len(hidden)} others" in per_customer.note
+    assert f"${sum(c['cost'] for c in hidden):,.2f}" in per_customer.note
+    for fmt in ("html", "markdown", "text"):
+        assert f"The {len(hidden)} others" in render_view(view, fmt, CATALOG), fmt
+    few, _ = finance_with_customers(3)
+    assert "others" not in panel(few, "per_customer").note
 
 
 def test_format_links_navigation_and_the_form_keep_the_region_and_the_readers_zone() -> None:
