@@ -4,13 +4,13 @@ them, in every format; and the page's links keeping the reader's region and time
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 
 from functions.reports.dashboard_build import build_dashboard
 from functions.reports.figure_reads import LIST_ROWS
 from functions.reports.render import render_view
 from functions.reports.source import MemoryAlertSource
-from tests.reports.cs_finance_docs import run, snapshot, source
+from tests.reports.cs_finance_docs import at, customer, run, snapshot, source
 from tests.reports.test_cs_finance import CATALOG, NOW, TODAY, Samples, panel
 
 HOSTILE = 'Acme | "Ops" <img src=x onerror=alert(1)>'
@@ -47,6 +47,32 @@ def test_a_cut_per_customer_list_says_how_many_are_not_shown_and_what_they_cost(
         assert f"The {len(hidden)} others" in render_view(view, fmt, CATALOG), fmt
     few, _ = finance_with_customers(3)
     assert "others" not in panel(few, "per_customer").note
+
+
+def test_customer_names_cannot_break_the_markdown_table_or_inject_markup() -> None:
+    """A customer named with a pipe split its Markdown row into extra cells, and its HTML tag was
+    passed through raw to whatever renders the Markdown (the HTML page escapes it)."""
+    hostile = customer(
+        "acme", 31.0, "churn_risk", as_of=TODAY, created=at(date(2026, 6, 1)), movers=["usage fell"]
+    )
+    hostile["name"] = HOSTILE
+    docs = source(
+        customers=[hostile], runs={TODAY: run(TODAY, {"healthy": 0, "at_risk": 0, "churn_risk": 1})}
+    )
+    view = build_dashboard(
+        CATALOG.dashboards["customer_success"], Samples(), MemoryAlertSource(), window="1h", region=None,
+        now=NOW, documents=docs,
+    )  # fmt: skip
+    assert HOSTILE in panel(view, "at_risk").rows[0].label  # the view keeps the name as written
+    html = render_view(view, "html", CATALOG)
+    assert "<img" not in html
+    markdown = render_view(view, "markdown", CATALOG)
+    assert "<img" not in markdown
+    (row,) = [line for line in markdown.splitlines() if "Acme" in line and line.startswith("|")]
+    cells = re.split(r"(?<!\\)\|", row.strip())[1:-1]
+    assert len(cells) == 4, row  # name, value, share, status
+    assert "Acme \\| " in cells[0]
+    assert HOSTILE in render_view(view, "text", CATALOG)  # plain text is not markup
 
 
 def test_format_links_navigation_and_the_form_keep_the_region_and_the_readers_zone() -> None:
