@@ -143,6 +143,9 @@ class CostService:
                 if old is not None and changed and day < settled_before and not rezoned:
                     late.append({"date": day.isoformat(), "was": old["total"], "now": doc["total"]})
                     log.warning("late billing rows restated a settled day", extra={"date": day.isoformat()})
+            elif old is not None and not old.get("settled"):
+                # Out of the restated days with nothing changed: settled now, figures untouched.
+                self.store.put_day({**old, "settled": True})
 
         snapshot = build_snapshot(
             history,

@@ -87,3 +87,19 @@ def test_a_spike_that_lands_after_its_day_settled_is_announced_once(standin: Sta
     # The next day's run restates nothing late and announces nothing again.
     assert day_run(date(2026, 11, 20))["notices"]["anomalies"] == []
     assert len([n for n in published if n.labels["notice"] == "cost-anomaly"]) == 1
+
+
+def test_a_day_past_the_restated_ones_is_settled_though_no_row_changed_it(standin: StandIn) -> None:
+    """A day was stored `settled: false` while still restated and never written again unless a
+    late row changed it: after a week of daily runs GET /v1/cost called every quiet day unsettled."""
+    standin.table = Table(TABLE, daily(date(2026, 10, 1), date(2026, 11, 18), "10"))
+    store = MemoryCostStore()
+    run = service(standin, datetime(2026, 11, 11, 17, tzinfo=UTC), store)
+    for day in range(10, 19):
+        run.now = lambda day=day: datetime(2026, 11, day + 1, 17, tzinfo=UTC)  # type: ignore[misc]
+        last = run.run(date(2026, 11, day))
+    days = store.days(date(2026, 11, 1), date(2026, 11, 18))
+    assert [d.day for d, doc in sorted(days.items()) if not doc["settled"]] == [16, 17, 18]
+    assert {doc["revision"] for doc in days.values()} == {1}  # marked settled, not restated
+    assert last["restated"] == ["2026-11-16", "2026-11-17", "2026-11-18"]
+    assert last["late_restatements"] == []
