@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import io
 import threading
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 
-from functions.reports.svg import value_bounds
+from functions.reports.svg import segments, value_bounds
 from functions.reports.views import PanelView, format_value
 
 # Okabe-Ito, as the SVG charts.
@@ -33,9 +33,18 @@ def line_png(
         figure = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
         axes = figure.add_subplot(1, 1, 1)
         for index, series in enumerate(s for s in panel.series if s.points):
-            times = [t for t, _ in series.points]
-            values = [v for _, v in series.points]
-            axes.plot(times, values, color=PALETTE[index % len(PALETTE)], linewidth=1.4, label=series.label)
+            colour = PALETTE[index % len(PALETTE)]
+            times: list[datetime] = []
+            values: list[float] = []
+            for run in segments(series.points):
+                if times:  # a gap: matplotlib breaks the line at a NaN
+                    times.append(run[0][0])
+                    values.append(float("nan"))
+                times += [t for t, _ in run]
+                values += [v for _, v in run]
+                if len(run) == 1:  # a lone point has no line to show it
+                    axes.plot([run[0][0]], [run[0][1]], "o", color=colour, markersize=3)
+            axes.plot(times, values, color=colour, linewidth=1.4, label=series.label)
         if panel.band is not None:
             axes.axhline(panel.band.ok, color="#B00020", linestyle="--", linewidth=0.9, label="target")
         axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: format_value(v, panel.unit)))
