@@ -49,12 +49,9 @@ def line_png(
             axes.axhline(panel.band.ok, color="#B00020", linestyle="--", linewidth=0.9, label="target")
         axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: format_value(v, panel.unit)))
         axes.xaxis.set_major_formatter(mdates.DateFormatter("%a %d", tz=zone))
-        values = [v for s in panel.series for _, v in s.points]
-        if values:
-            low, high = value_bounds(values, panel.unit, floor_zero=panel.unit != "percent")
-            margin = (high - low) * 0.04
-            if panel.unit == "percent" and low >= 0.0 and high <= 1.0:
-                axes.set_ylim(max(0.0, low - margin), min(1.0, high + margin))
+        limits = percent_limits(panel)
+        if limits is not None:
+            axes.set_ylim(*limits)
         axes.tick_params(labelsize=8)
         axes.grid(True, color="#e5e5e5", linewidth=0.6)
         axes.set_title(title, fontsize=10, loc="left")
@@ -65,6 +62,21 @@ def line_png(
         # A palette PNG: a quarter of the RGBA size, no visible loss on a line chart.
         figure.savefig(buffer, format="png", dpi=dpi, pil_kwargs={"optimize": True})
     return _quantised(buffer.getvalue())
+
+
+def percent_limits(panel: PanelView) -> tuple[float, float] | None:
+    """A percentage's y axis within 0-100%, reaching the target line whichever side of the
+    values it is (as the SVG charts); None for other units (matplotlib's own)."""
+    values = [v for s in panel.series for _, v in s.points]
+    if not values or panel.unit != "percent":
+        return None
+    low, high = value_bounds(values, panel.unit, floor_zero=False)
+    if not (low >= 0.0 and high <= 1.0):
+        return None
+    if panel.band is not None and 0.0 <= panel.band.ok <= 1.0:
+        low, high = min(low, panel.band.ok), max(high, panel.band.ok)
+    margin = (high - low) * 0.04
+    return max(0.0, low - margin), min(1.0, high + margin)
 
 
 def _quantised(png: bytes) -> bytes:

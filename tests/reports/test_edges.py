@@ -139,3 +139,15 @@ def test_a_percentage_under_its_target_shows_the_target_line() -> None:
     above = line_chart([SeriesView(label="a", points=points)], "percent", "A", threshold=0.9)
     assert 'stroke="#B00020"' in above
     assert ">90.0%</text>" in above
+    # The mailed PNG's axis alike.
+    from functions.reports.charts import percent_limits
+    from functions.reports.panels import Band
+    from functions.reports.views import PanelView
+
+    view = PanelView(
+        id="availability", title="A", kind="timeseries", unit="percent", status="breach",
+        band=Band(better="higher", ok=0.999, breach=0.99), series=[SeriesView(label="a", points=points)],
+    )  # fmt: skip
+    low, high = percent_limits(view)  # type: ignore[misc]
+    assert low < 0.95
+    assert 0.999 <= high <= 1.0
