@@ -117,8 +117,20 @@ class Announcer:
         self, snapshot: Snapshot, now: datetime, settled_before: date, *, late_days: Collection[date] = ()
     ) -> list[str]:
         published: list[str] = []
+        older = [a.date for a in snapshot.anomalies if a.date < settled_before and a.date not in late_days]
+        # Claimed by a run whose publish failed: a late day is not late again in the next run.
+        pending = (
+            {
+                (event["date"], event.get("service"))
+                for event in self.store.events("anomaly", min(older))
+                if not event.get("published")
+            }
+            if older
+            else set()
+        )
         for anomaly in snapshot.anomalies:
-            if anomaly.date < settled_before and anomaly.date not in late_days:
+            judged = anomaly.date >= settled_before or anomaly.date in late_days
+            if not judged and (anomaly.date.isoformat(), anomaly.service) not in pending:
                 continue  # judged by the runs that restated it, unchanged since
             key = f"anomaly/{anomaly.date.isoformat()}/{anomaly.service}"
             skus = ", ".join(f"{m.sku} {m.expected:.2f}->{m.cost:.2f}" for m in anomaly.skus)

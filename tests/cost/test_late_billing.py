@@ -103,3 +103,41 @@ def test_a_day_past_the_restated_ones_is_settled_though_no_row_changed_it(standi
     assert {doc["revision"] for doc in days.values()} == {1}  # marked settled, not restated
     assert last["restated"] == ["2026-11-16", "2026-11-17", "2026-11-18"]
     assert last["late_restatements"] == []
+
+
+def spiked_run(standin: StandIn) -> tuple[Any, Any]:
+    """Daily runs over an export where November 15's spike lands on the 20th."""
+    late = raw("2026-11-15T20:00:00Z", "400")
+    late["export_time"] = "2026-11-20T10:00:00+00:00"
+    standin.table = Table(TABLE, [*daily(date(2026, 9, 1), date(2026, 11, 21), "100"), late])
+    run = service(standin, datetime(2026, 11, 19, 17, tzinfo=UTC), MemoryCostStore())
+
+    def day_run(as_of: date) -> dict[str, Any]:
+        now = datetime.combine(as_of + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=17)
+        run.now = lambda: now
+        standin.now = now  # type: ignore[attr-defined]
+        return run.run(as_of)
+
+    return run, day_run
+
+
+def test_a_late_days_anomaly_whose_publish_failed_is_published_by_the_next_run(standin: StandIn) -> None:
+    """The late day is judged in the run its rows land; if publishing failed there, the next run
+    (its figures unchanged by then, so not late again) must still publish the claimed notice."""
+    run, day_run = spiked_run(standin)
+    day_run(date(2026, 11, 18))
+    published: list[AlertTransition] = []
+
+    def failing(notice: AlertTransition) -> None:
+        if notice.labels["notice"] == "cost-anomaly":
+            raise ConnectionError("pubsub unavailable")
+        published.append(notice)
+
+    run.publish = failing
+    with pytest.raises(ConnectionError):
+        day_run(date(2026, 11, 19))
+    run.publish = published.append
+    after = day_run(date(2026, 11, 20))
+    assert after["late_restatements"] == []
+    assert after["notices"]["anomalies"] == ["anomaly/2026-11-15/Cloud Run"]
+    assert [n.labels["date"] for n in published if n.labels["notice"] == "cost-anomaly"] == ["2026-11-15"]
