@@ -147,6 +147,7 @@ class CostService:
                 # Out of the restated days with nothing changed: settled now, figures untouched.
                 self.store.put_day({**old, "settled": True})
 
+        late = self._with_earlier_late(as_of, late)
         snapshot = build_snapshot(
             history,
             as_of,
@@ -191,6 +192,16 @@ class CostService:
             },
         )
         return doc
+
+    def _with_earlier_late(self, as_of: date, late: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A rerun of ``as_of`` finds the days an earlier run of it restated late unchanged since:
+        they stay listed (with the figure they had before), or the rerun would erase them."""
+        earlier = self.store.snapshot(as_of) or {}
+        found = {item["date"]: item for item in earlier.get("late_restatements") or []}
+        for item in late:
+            before = found.get(item["date"])
+            found[item["date"]] = {**item, "was": before["was"]} if before else item
+        return [found[day] for day in sorted(found)]
 
     def _rejected(self, parsed: Parsed, as_of: date) -> dict[str, Any]:
         """What was set aside, for the snapshot and the log: never summed, never fatal."""

@@ -141,3 +141,16 @@ def test_a_late_days_anomaly_whose_publish_failed_is_published_by_the_next_run(s
     assert after["late_restatements"] == []
     assert after["notices"]["anomalies"] == ["anomaly/2026-11-15/Cloud Run"]
     assert [n.labels["date"] for n in published if n.labels["notice"] == "cost-anomaly"] == ["2026-11-15"]
+
+
+def test_running_a_day_again_keeps_the_late_restatements_it_found(standin: StandIn) -> None:
+    """A rerun of the same day (a scheduler retry, or finance asking again) found the late day
+    unchanged since the first run and stored the snapshot with `late_restatements: []`: the
+    only record that November 15 moved after it settled was gone."""
+    _, day_run = spiked_run(standin)
+    day_run(date(2026, 11, 18))
+    first = day_run(date(2026, 11, 19))
+    assert [r["date"] for r in first["late_restatements"]] == ["2026-11-15"]
+    again = day_run(date(2026, 11, 19))
+    assert again["late_restatements"] == first["late_restatements"]
+    assert again["notices"]["anomalies"] == []  # announced once
