@@ -195,7 +195,12 @@ def render_markdown(view: DashboardView) -> str:
         "",
     ]
     for panel in view.panels:
-        lines += _panel_lines(panel, markdown=True)
+        # Table rows are escaped cell by cell (their <br> is ours); any other line may carry an
+        # alert's labels or summary, a customer's name: no tag of theirs reaches a renderer.
+        lines += [
+            line if line.startswith("|") else line.replace("<", "&lt;").replace(">", "&gt;")
+            for line in _panel_lines(panel, markdown=True)
+        ]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -73,6 +73,21 @@ def test_customer_names_cannot_break_the_markdown_table_or_inject_markup() -> No
     assert len(cells) == 4, row  # name, value, share, status
     assert "Acme \\| " in cells[0]
     assert HOSTILE in render_view(view, "text", CATALOG)  # plain text is not markup
+    # An alert's labels and an incident's summary, outside any table, alike.
+    from functions.reports.views import AlertView, IncidentView
+
+    alerts = panel(view, "at_risk").model_copy(
+        update={
+            "rows": [],
+            "alerts": [AlertView(rule="r", kind="threshold", severity="high", labels={"customer": HOSTILE},
+                                 since=NOW, value=1.0, threshold=0.5)],
+            "incidents": [IncidentView(rule="r", severity="high", labels={}, started=NOW, ended=None,
+                                       duration_seconds=60, ongoing=True, summary=f"{HOSTILE} is down")],
+        }
+    )  # fmt: skip
+    listed = render_view(view.model_copy(update={"panels": [alerts]}), "markdown", CATALOG)
+    assert listed.count('Acme | "Ops" &lt;img src=x onerror=alert(1)&gt;') == 2
+    assert "<img" not in listed
 
 
 def test_format_links_navigation_and_the_form_keep_the_region_and_the_readers_zone() -> None:
