@@ -7,8 +7,8 @@ For service ``s`` on day ``d`` the baseline is the same weekday of the previous 
     cost - m > max(z * 1.4826 * MAD, floor_share * m, min_change)    and    cost > m * min_ratio
 
 A service is judged once it has ``min_weeks`` of its own: the weeks before its first cost are not
-$0 weeks. The spread floor (``floor_share`` of the median) keeps a flat always-on cost from paging on a
-rounding change, and ``min_change`` (dollars) keeps cents from paging at all. Only rises are
+$0 weeks. The spread floor (``floor_share`` of the median) keeps a flat always-on cost from paging
+on a rounding change, and ``min_change`` (dollars) keeps cents from paging at all. Only rises are
 anomalies: a fall in cost is good news for this capability (an outage shows up in the alerts).
 
 Also here, for the bench: the fixed z-score rule it is compared with (mean and standard
