@@ -12,7 +12,9 @@ It checks what the real API checks for these fields: the name in the body matche
 project and location exist, mask paths are known and mutable, counts are integers in range
 (0..1000, min <= max), the etag (when sent) matches, a body without a mask carries a template.
 Errors are google.rpc.Status JSON with the HTTP code the API uses. Read-only fields in a body are
-ignored, as the API does. ``GET /_standin/requests`` lists the PATCH requests received, for tests.
+ignored, as the API does. ``CloudRunState.faults`` queues a 429 or 503 answer for a method and
+location (each answered once), as the API answers when its quota is spent or it is unavailable.
+``GET /_standin/requests`` lists the PATCH requests received, for tests.
 """
 
 from __future__ import annotations
@@ -62,7 +64,14 @@ def _camel(path: str) -> str:
 
 
 class ApiError(Exception):
-    STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 409: "ABORTED", 405: "UNIMPLEMENTED"}
+    STATUS = {
+        400: "INVALID_ARGUMENT",
+        404: "NOT_FOUND",
+        409: "ABORTED",
+        405: "UNIMPLEMENTED",
+        429: "RESOURCE_EXHAUSTED",
+        503: "UNAVAILABLE",
+    }
 
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
@@ -85,6 +94,9 @@ class CloudRunState:
         self.services: dict[str, dict[str, Any]] = {}
         self.operations: dict[str, dict[str, Any]] = {}
         self.requests: list[dict[str, Any]] = []
+        # Answers to give instead of serving, for tests: (method, location, HTTP code), each once,
+        # in order (the API's 429 quota and 503 unavailable answers).
+        self.faults: list[tuple[str, str, int]] = []
         self.lock = threading.Lock()
 
     def add_service(
@@ -110,6 +122,16 @@ class CloudRunState:
             "etag": '"1"',
             "reconciling": False,
         }
+
+    def fault(self, method: str, name: str) -> None:
+        """Raise the first queued fault for this method and location, once."""
+        location = name.split("/")[3] if name.count("/") >= 3 else ""
+        with self.lock:
+            for index, (fault_method, fault_location, code) in enumerate(self.faults):
+                if fault_method == method and fault_location == location:
+                    del self.faults[index]
+                    message = "Quota exceeded" if code == 429 else "The service is currently unavailable"
+                    raise ApiError(code, message)
 
     def get(self, name: str) -> dict[str, Any]:
         try:
@@ -251,6 +273,8 @@ def make_handler(state: CloudRunState) -> type[BaseHTTPRequestHandler]:
                 operation = OPERATION_PATH.match(url.path)
                 if service and service.group(1) != state.project:
                     raise ApiError(404, f"Project '{service.group(1)}' was not found")
+                if service:
+                    state.fault(method, url.path[len("/v2/") :])
                 if service and method == "GET":
                     self.send_json(200, state.get(url.path[len("/v2/") :]))
                 elif service and method == "PATCH":

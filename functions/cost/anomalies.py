@@ -6,8 +6,9 @@ For service ``s`` on day ``d`` the baseline is the same weekday of the previous 
 
     cost - m > max(z * 1.4826 * MAD, floor_share * m, min_change)    and    cost > m * min_ratio
 
-The spread floor (``floor_share`` of the median) keeps a flat always-on cost from paging on a
-rounding change, and ``min_change`` (dollars) keeps cents from paging at all. Only rises are
+A service is judged once it has ``min_weeks`` of its own: the weeks before its first cost are not
+$0 weeks. The spread floor (``floor_share`` of the median) keeps a flat always-on cost from paging
+on a rounding change, and ``min_change`` (dollars) keeps cents from paging at all. Only rises are
 anomalies: a fall in cost is good news for this capability (an outage shows up in the alerts).
 
 Also here, for the bench: the fixed z-score rule it is compared with (mean and standard
@@ -66,13 +67,20 @@ def _mad(values: list[float], median: float) -> float:
 
 
 def baseline(
-    history: Mapping[date, DayCost], service: str, day: date, params: AnomalyParams
+    history: Mapping[date, DayCost],
+    service: str,
+    day: date,
+    params: AnomalyParams,
+    started: date | None = None,
 ) -> tuple[float, float, int] | None:
-    """(median, threshold over the median, weeks used) or None with fewer than ``min_weeks``."""
+    """(median, threshold over the median, weeks used) or None with fewer than ``min_weeks``.
+    Days before ``started`` (the service's first cost) are not weeks of it: a new service would
+    otherwise stand against a $0 median, an anomaly every day until it has four weeks."""
     values = []
     for week in range(1, params.max_weeks + 1):
-        past = history.get(day - timedelta(days=7 * week))
-        if past is not None:
+        past_day = day - timedelta(days=7 * week)
+        past = history.get(past_day)
+        if past is not None and (started is None or past_day >= started):
             values.append(float(past.service(service)))
     if len(values) < params.min_weeks:
         return None
@@ -105,12 +113,16 @@ def detect(
     """Anomalies on ``days`` (each judged against the weeks before it), by date then service."""
     p = params or AnomalyParams()
     found: list[Anomaly] = []
+    started: dict[str, date] = {}
+    for day, cost in sorted(history.items()):
+        for service in cost.by_service:
+            started.setdefault(service, day)
     for day in days:
         current = history.get(day)
         if current is None:
             continue
         for service in sorted(current.by_service):
-            base = baseline(history, service, day, p)
+            base = baseline(history, service, day, p, started.get(service))
             if base is None:
                 continue
             median, threshold, weeks = base

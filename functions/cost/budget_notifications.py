@@ -132,16 +132,30 @@ def record(
             continue  # this is ION's budget, and the daily snapshot announced it first
         severity = crossing_severity(threshold)
         used = float(body.costAmount / body.budgetAmount * 100) if body.budgetAmount else 0.0
+        # A budget sends its actual cost only: a forecast crossing has no forecast figure to
+        # show, and the actual share is not it (54% "against" a 100% forecast threshold).
+        value = used if kind == "actual" else None
         claim = {
             "kind": "crossing",
             "date": published_at.date().isoformat(),
             "month": month,
             "threshold": threshold.key,
             "budget_id": attrs.budgetId,
-            "value_pct": used,
+            "value_pct": value,
+            "actual_pct": used,
             "severity": severity,
             "source": f"budget {attrs.budgetId}",
         }
+        if kind == "actual":
+            said = (
+                f"actual cost passed {threshold.percent}% ({body.costAmount} of {body.budgetAmount} "
+                f"{body.currencyCode})"
+            )
+        else:
+            said = (
+                f"forecast cost passed {threshold.percent}% of {body.budgetAmount} {body.currencyCode} "
+                f"(actual so far {body.costAmount} {body.currencyCode} ({used:.1f}%))"
+            )
         if not store.claim_event(key, claim):
             continue
         publish(
@@ -150,14 +164,11 @@ def record(
                 source="cost",
                 name="budget-threshold",
                 severity=severity,
-                summary=(
-                    f"Budget '{body.budgetDisplayName}': {kind} cost passed {threshold.percent}% "
-                    f"({body.costAmount} of {body.budgetAmount} {body.currencyCode}) for {month}"
-                ),
+                summary=f"Budget '{body.budgetDisplayName}': {said} for {month}",
                 at=now,
                 labels={"month": month, "threshold": threshold.key, "budget_id": attrs.budgetId},
                 annotations={"budget_id": attrs.budgetId, "billing_account_id": attrs.billingAccountId},
-                value=used,
+                value=value,
                 threshold=float(threshold.percent),
                 metric="cost.budget.used_pct" if kind == "actual" else "cost.budget.forecast_pct",
                 dashboard_url=dashboard_url,

@@ -9,6 +9,7 @@ The rest of the month is then
   the last four weeks divided by the median of all those days, and the level is the median over
   the last week of ``actual / factor`` (medians, so one spike moves neither).
 
+A service is modelled from its first day with a cost: the days before it are unknown, not zeros.
 Days not settled yet (rows still arriving, the last ``settle_days``) count as the larger of what
 has arrived and what was expected.
 
@@ -137,11 +138,16 @@ def forecast_month(
     fixed = split_fixed(history, as_of, p)
     services = sorted({svc for d in history.values() for svc in d.by_service})
 
+    # A service's days before its first cost are unknown, not $0 days: counted as zeros, a
+    # service started this month has a median of 0 and is forecast nothing for the days left.
+    started = {svc: min(d for d, c in history.items() if svc in c.by_service) for svc in services}
     usage: dict[str, dict[date, float]] = {svc: {} for svc in services}
     for d, cost in history.items():
         if d > as_of:
             continue
         for svc in services:
+            if d < started[svc]:
+                continue
             total = float(cost.by_service.get(svc, 0))
             fixed_part = sum(float(cost.by_sku.get(svc, {}).get(sku, 0)) for (s, sku) in fixed if s == svc)
             usage[svc][d] = total - fixed_part

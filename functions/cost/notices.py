@@ -1,5 +1,6 @@
 """What the daily cost run announces, each once: budget thresholds crossed this month and
-anomalies of the restated days.
+anomalies of the days the run judged anew (the unsettled days, and a settled day late rows
+changed: its spike is news the day its rows land).
 
 Each is claimed in the store (``cost_events``), published as a notice on ``alerts``, then marked
 published: a run whose publish fails leaves it for the next run, and the notice id is stable, so
@@ -8,7 +9,7 @@ fan-out's exactly-once records hold even then.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -41,10 +42,14 @@ class Announcer:
         now: datetime,
         settled_before: date,
         notifications: list[dict[str, Any]],
+        *,
+        late_days: Collection[date] = (),
     ) -> dict[str, list[str]]:
-        """The keys of what this run published, crossings first."""
+        """The keys of what this run published, crossings first. ``late_days``: settled days
+        whose figures late rows changed in this run."""
         crossings = self.crossings(snapshot, as_of, now, notifications)
-        return {"crossings": crossings, "anomalies": self.anomalies(snapshot, now, settled_before)}
+        anomalies = self.anomalies(snapshot, now, settled_before, late_days=late_days)
+        return {"crossings": crossings, "anomalies": anomalies}
 
     def crossings(
         self, snapshot: Snapshot, as_of: date, now: datetime, notifications: list[dict[str, Any]]
@@ -108,11 +113,25 @@ class Announcer:
                 published.append(key)
         return published
 
-    def anomalies(self, snapshot: Snapshot, now: datetime, settled_before: date) -> list[str]:
+    def anomalies(
+        self, snapshot: Snapshot, now: datetime, settled_before: date, *, late_days: Collection[date] = ()
+    ) -> list[str]:
         published: list[str] = []
+        older = [a.date for a in snapshot.anomalies if a.date < settled_before and a.date not in late_days]
+        # Claimed by a run whose publish failed: a late day is not late again in the next run.
+        pending = (
+            {
+                (event["date"], event.get("service"))
+                for event in self.store.events("anomaly", min(older))
+                if not event.get("published")
+            }
+            if older
+            else set()
+        )
         for anomaly in snapshot.anomalies:
-            if anomaly.date < settled_before:
-                continue  # judged by the runs that restated it
+            judged = anomaly.date >= settled_before or anomaly.date in late_days
+            if not judged and (anomaly.date.isoformat(), anomaly.service) not in pending:
+                continue  # judged by the runs that restated it, unchanged since
             key = f"anomaly/{anomaly.date.isoformat()}/{anomaly.service}"
             skus = ", ".join(f"{m.sku} {m.expected:.2f}->{m.cost:.2f}" for m in anomaly.skus)
             claim = {

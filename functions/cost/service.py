@@ -14,9 +14,9 @@ One run for ``as_of`` (default: yesterday in the billing account's time zone, Pa
    checked against the billed day once it lands), the cost per request and per customer, and the
    reconciliation with the stored GCP Budget notifications of the month
    (``functions.cost.reconciliation``);
-4. announce, each once: budget thresholds crossed this month and anomalies of the restated days
-   (claimed in the store, published as notices on ``alerts``, then marked published;
-   ``functions.cost.notices``);
+4. announce, each once: budget thresholds crossed this month and anomalies of the unsettled days
+   and of settled days late rows changed (claimed in the store, published as notices on
+   ``alerts``, then marked published; ``functions.cost.notices``);
 5. store the snapshot.
 """
 
@@ -143,7 +143,11 @@ class CostService:
                 if old is not None and changed and day < settled_before and not rezoned:
                     late.append({"date": day.isoformat(), "was": old["total"], "now": doc["total"]})
                     log.warning("late billing rows restated a settled day", extra={"date": day.isoformat()})
+            elif old is not None and not old.get("settled"):
+                # Out of the restated days with nothing changed: settled now, figures untouched.
+                self.store.put_day({**old, "settled": True})
 
+        late = self._with_earlier_late(as_of, late)
         snapshot = build_snapshot(
             history,
             as_of,
@@ -173,7 +177,10 @@ class CostService:
         )
         doc["opportunities"] = self._opportunities()
         announcer = Announcer(self.store, self.publish, s.dashboard_url)
-        doc["notices"] = announcer.announce(snapshot, as_of, now, settled_before, notifications)
+        late_days = {date.fromisoformat(item["date"]) for item in late}
+        doc["notices"] = announcer.announce(
+            snapshot, as_of, now, settled_before, notifications, late_days=late_days
+        )
         self.store.put_snapshot(as_of, doc)
         log.info(
             "cost snapshot stored",
@@ -185,6 +192,16 @@ class CostService:
             },
         )
         return doc
+
+    def _with_earlier_late(self, as_of: date, late: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A rerun of ``as_of`` finds the days an earlier run of it restated late unchanged since:
+        they stay listed (with the figure they had before), or the rerun would erase them."""
+        earlier = self.store.snapshot(as_of) or {}
+        found = {item["date"]: item for item in earlier.get("late_restatements") or []}
+        for item in late:
+            before = found.get(item["date"])
+            found[item["date"]] = {**item, "was": before["was"]} if before else item
+        return [found[day] for day in sorted(found)]
 
     def _rejected(self, parsed: Parsed, as_of: date) -> dict[str, Any]:
         """What was set aside, for the snapshot and the log: never summed, never fatal."""

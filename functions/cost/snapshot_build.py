@@ -116,6 +116,22 @@ def _month_from_days(history: Mapping[date, DayCost], as_of: date) -> DayCost:
     return total
 
 
+def _billed_for_other_days(month: DayCost, history: Mapping[date, DayCost], as_of: date) -> dict[str, float]:
+    """Usage per service the invoice month bills beyond its own usage days up to ``as_of``: a
+    correction for last month's usage billed this month (or, negative, a day of this month
+    billed in another invoice month). Zero when the month was summed from the days."""
+    own: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for d in days_between(month_start(as_of), as_of):
+        for svc, value in (history[d].by_service if d in history else {}).items():
+            own[svc] += value
+    out = {}
+    for svc in set(month.by_service) | set(own):
+        difference = month.by_service.get(svc, ZERO) - own.get(svc, ZERO)
+        if difference:
+            out[svc] = float(difference)
+    return out
+
+
 def build_snapshot(
     history: Mapping[date, DayCost],
     as_of: date,
@@ -146,8 +162,12 @@ def build_snapshot(
             by_group[svc][sku_group(sku)] += value
 
     fc = forecast_month(history, as_of, p.forecast)
-    # The forecast is of usage; charges already billed this month are added as they stand.
-    shift = float(pre_tax_charges)
+    # The forecast is of this month's usage days; what this invoice month bills for other days
+    # (late rows of last month's usage) is on the invoice as it stands, as are the charges.
+    carried = _billed_for_other_days(mtd, history, as_of)
+    for svc, value in carried.items():
+        fc.by_service[svc] = fc.by_service.get(svc, 0.0) + value
+    shift = float(pre_tax_charges) + sum(carried.values())
     fc.total += shift
     fc.low += shift
     fc.high += shift

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import io
 import threading
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 
-from functions.reports.svg import value_bounds
+from functions.reports.svg import segments, value_bounds
 from functions.reports.views import PanelView, format_value
 
 # Okabe-Ito, as the SVG charts.
@@ -33,19 +33,25 @@ def line_png(
         figure = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
         axes = figure.add_subplot(1, 1, 1)
         for index, series in enumerate(s for s in panel.series if s.points):
-            times = [t for t, _ in series.points]
-            values = [v for _, v in series.points]
-            axes.plot(times, values, color=PALETTE[index % len(PALETTE)], linewidth=1.4, label=series.label)
+            colour = PALETTE[index % len(PALETTE)]
+            times: list[datetime] = []
+            values: list[float] = []
+            for run in segments(series.points):
+                if times:  # a gap: matplotlib breaks the line at a NaN
+                    times.append(run[0][0])
+                    values.append(float("nan"))
+                times += [t for t, _ in run]
+                values += [v for _, v in run]
+                if len(run) == 1:  # a lone point has no line to show it
+                    axes.plot([run[0][0]], [run[0][1]], "o", color=colour, markersize=3)
+            axes.plot(times, values, color=colour, linewidth=1.4, label=series.label)
         if panel.band is not None:
             axes.axhline(panel.band.ok, color="#B00020", linestyle="--", linewidth=0.9, label="target")
         axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: format_value(v, panel.unit)))
         axes.xaxis.set_major_formatter(mdates.DateFormatter("%a %d", tz=zone))
-        values = [v for s in panel.series for _, v in s.points]
-        if values:
-            low, high = value_bounds(values, panel.unit, floor_zero=panel.unit != "percent")
-            margin = (high - low) * 0.04
-            if panel.unit == "percent" and low >= 0.0 and high <= 1.0:
-                axes.set_ylim(max(0.0, low - margin), min(1.0, high + margin))
+        limits = percent_limits(panel)
+        if limits is not None:
+            axes.set_ylim(*limits)
         axes.tick_params(labelsize=8)
         axes.grid(True, color="#e5e5e5", linewidth=0.6)
         axes.set_title(title, fontsize=10, loc="left")
@@ -56,6 +62,21 @@ def line_png(
         # A palette PNG: a quarter of the RGBA size, no visible loss on a line chart.
         figure.savefig(buffer, format="png", dpi=dpi, pil_kwargs={"optimize": True})
     return _quantised(buffer.getvalue())
+
+
+def percent_limits(panel: PanelView) -> tuple[float, float] | None:
+    """A percentage's y axis within 0-100%, reaching the target line whichever side of the
+    values it is (as the SVG charts); None for other units (matplotlib's own)."""
+    values = [v for s in panel.series for _, v in s.points]
+    if not values or panel.unit != "percent":
+        return None
+    low, high = value_bounds(values, panel.unit, floor_zero=False)
+    if not (low >= 0.0 and high <= 1.0):
+        return None
+    if panel.band is not None and 0.0 <= panel.band.ok <= 1.0:
+        low, high = min(low, panel.band.ok), max(high, panel.band.ok)
+    margin = (high - low) * 0.04
+    return max(0.0, low - margin), min(1.0, high + margin)
 
 
 def _quantised(png: bytes) -> bytes:

@@ -257,6 +257,13 @@ class CostFigures:
             )
         ]
         notes = [why] if why else []
+        hidden = rows[LIST_ROWS:]
+        if hidden:
+            # A cut list must say so, or it reads as every customer with a cost.
+            notes.append(
+                f"The {len(hidden)} others ({usd(sum(r.value or 0.0 for r in hidden))} month to date) "
+                "are in the cost snapshot: GET /v1/cost."
+            )
         if per.get("note"):
             notes.append(f"Per customer: {per['note']}")
         if per.get("unattributed_requests"):

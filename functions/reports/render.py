@@ -126,6 +126,13 @@ def incident_lines(panel: PanelView, dash: str) -> list[str]:
     return lines
 
 
+def markdown_cell(text: str) -> str:
+    """``text`` as one Markdown table cell, read as text: a pipe would split the row into cells,
+    and a tag would reach whatever renders the Markdown as HTML (names are customers')."""
+    escaped = text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+    return " ".join(escaped.split())
+
+
 def _panel_lines(panel: PanelView, *, markdown: bool) -> list[str]:
     lines: list[str] = []
     dash = "- " if markdown else "  "
@@ -147,8 +154,11 @@ def _panel_lines(panel: PanelView, *, markdown: bool) -> list[str]:
             lines += ["", "| name | value | share | status |", "|---|---:|---:|---|"]
             for row in panel.rows:
                 share = f"{row.share * 100:.2f}%" if row.share is not None else ""
-                label = f"{row.label}<br>{row.detail.replace('|', '/')}" if row.detail else row.label
-                lines.append(f"| {label} | {row.text} | {share} | {status_label(row.status)} |")
+                label = markdown_cell(row.label)
+                if row.detail:
+                    label += f"<br>{markdown_cell(row.detail)}"
+                text = markdown_cell(row.text)
+                lines.append(f"| {label} | {text} | {share} | {status_label(row.status)} |")
             lines.append("")
         else:
             width = max(len(r.label) for r in panel.rows)
@@ -185,7 +195,12 @@ def render_markdown(view: DashboardView) -> str:
         "",
     ]
     for panel in view.panels:
-        lines += _panel_lines(panel, markdown=True)
+        # Table rows are escaped cell by cell (their <br> is ours); any other line may carry an
+        # alert's labels or summary, a customer's name: no tag of theirs reaches a renderer.
+        lines += [
+            line if line.startswith("|") else line.replace("<", "&lt;").replace(">", "&gt;")
+            for line in _panel_lines(panel, markdown=True)
+        ]
     return "\n".join(lines).rstrip() + "\n"
 
 

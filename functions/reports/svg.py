@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 from html import escape
+from itertools import pairwise
 
 from functions.reports.views import SeriesView, format_value
 
@@ -38,6 +39,27 @@ def _bounds(series: list[SeriesView], unit: str, floor_zero: bool) -> tuple[floa
     return t0, t1, v0, v1
 
 
+# Points further apart than this many of the series' step are a gap (a step without data is
+# absent), drawn as one: a line across it would show values nobody measured. Local-day steps are
+# 23 to 25 hours, so a step's own variation stays under it.
+GAP_STEPS = 1.5
+
+
+def segments(points: list[tuple[datetime, float]]) -> list[list[tuple[datetime, float]]]:
+    """The runs of ``points`` without a gap, the step being their smallest spacing."""
+    times = [t.timestamp() for t, _ in points]
+    spacings = [b - a for a, b in pairwise(times) if b > a]
+    if not spacings:
+        return [points] if points else []
+    limit = min(spacings) * GAP_STEPS
+    runs: list[list[tuple[datetime, float]]] = [[points[0]]]
+    for previous, point in pairwise(points):
+        if (point[0] - previous[0]).total_seconds() > limit:
+            runs.append([])
+        runs[-1].append(point)
+    return runs
+
+
 def clock(at: datetime, span_seconds: float, zone: tzinfo | None = None) -> str:
     """A time on the axis in the reader's zone, named (UTC when no zone is known)."""
     local = at.astimezone(zone or UTC)
@@ -61,7 +83,8 @@ def line_chart(
         return ""
     t0, t1, v0, v1 = _bounds(drawn, unit, floor_zero=unit not in ("percent",))
     if threshold is not None and unit == "percent":
-        v0 = min(v0, threshold)
+        # The target is on the axis whichever side of the values it is: a breach shows as one.
+        v0, v1 = min(v0, threshold), max(v1, threshold)
     plot_w, plot_h = WIDTH - PAD_LEFT - PAD_RIGHT, HEIGHT - PAD_TOP - PAD_BOTTOM
 
     def x(t: float) -> float:
@@ -87,7 +110,8 @@ def line_chart(
             'stroke="#B00020" stroke-dasharray="4 3" stroke-width="1"/>'
         )
     span = t1 - t0
-    first, last = drawn[0].points[0][0], max(p[0] for s in drawn for p in s.points)
+    first = min(p[0] for s in drawn for p in s.points)
+    last = max(p[0] for s in drawn for p in s.points)
     parts.append(
         f'<text x="{PAD_LEFT}" y="{HEIGHT - 8}" font-size="11" fill="#444">'
         f"{escape(clock(first, span, zone))}</text>"
@@ -98,16 +122,17 @@ def line_chart(
     )
     for index, s in enumerate(drawn):
         colour = PALETTE[index % len(PALETTE)]
-        coords = " ".join(f"{x(t.timestamp()):.1f},{y(v):.1f}" for t, v in s.points)
-        if len(s.points) == 1:
-            cx, cy = coords.split(",")
-            parts.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{colour}"/>')
-        else:
-            parts.append(
-                f'<polyline fill="none" stroke="{colour}" stroke-width="1.6" '
-                'vector-effect="non-scaling-stroke" '
-                f'points="{coords}"/>'
-            )
+        for run in segments(s.points):
+            coords = " ".join(f"{x(t.timestamp()):.1f},{y(v):.1f}" for t, v in run)
+            if len(run) == 1:
+                cx, cy = coords.split(",")
+                parts.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{colour}"/>')
+            else:
+                parts.append(
+                    f'<polyline fill="none" stroke="{colour}" stroke-width="1.6" '
+                    'vector-effect="non-scaling-stroke" '
+                    f'points="{coords}"/>'
+                )
     parts.append("</svg>")
     return "".join(parts)
 

@@ -7,7 +7,7 @@ import re
 from functools import lru_cache
 from typing import Literal, NamedTuple
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The seeds' rollback triggers, as the default alert rules name them (read from alert states):
@@ -19,6 +19,12 @@ _TARGET = re.compile(
     r"^projects/(?P<project>[a-z][a-z0-9-]{4,28}[a-z0-9])/locations/(?P<region>[a-z]+-[a-z]+[0-9])"
     r"/services/(?P<service>[a-z]([-a-z0-9]{0,47}[a-z0-9])?)$"
 )
+
+
+# A decision every minute: the schedule's attempt deadline, and so settling + the run's budget + a
+# margin to answer and log, is at most the minute (else a retry of a slot overlaps the run itself).
+MINUTE_SECONDS = 60.0
+ANSWER_MARGIN_SECONDS = 5.0
 
 
 class ScalingTarget(NamedTuple):
@@ -65,7 +71,7 @@ class ScalingSettings(BaseSettings):
     # The run's budget after settling: the schedule's 60 s attempt deadline (and the function's
     # timeout) less the settling and a margin to answer and log; each API call gets what is left.
     deadline_seconds: float = Field(
-        default=40.0, gt=0, le=3600, validation_alias="ION_SCALING_DEADLINE_SECONDS"
+        default=40.0, gt=0, le=MINUTE_SECONDS, validation_alias="ION_SCALING_DEADLINE_SECONDS"
     )
     # Max instances leave room for a burst of this many times the forecast's upper band.
     max_factor: float = Field(default=3.0, ge=1.0, le=20.0, validation_alias="ION_SCALING_MAX_FACTOR")
@@ -101,6 +107,16 @@ class ScalingSettings(BaseSettings):
     def _targets(cls, value: str) -> str:
         parse_targets(value)
         return value
+
+    @model_validator(mode="after")
+    def _fits_the_minute(self) -> ScalingSettings:
+        if self.settle_seconds + self.deadline_seconds + ANSWER_MARGIN_SECONDS > MINUTE_SECONDS:
+            raise ValueError(
+                f"ION_SCALING_SETTLE_SECONDS ({self.settle_seconds:g}) + ION_SCALING_DEADLINE_SECONDS "
+                f"({self.deadline_seconds:g}) + {ANSWER_MARGIN_SECONDS:g} s to answer must fit the "
+                f"{MINUTE_SECONDS:g} s a run has (the schedule's attempt deadline, every minute)"
+            )
+        return self
 
     @property
     def targets(self) -> list[ScalingTarget]:

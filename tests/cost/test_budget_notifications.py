@@ -124,6 +124,35 @@ def test_a_crossing_stored_under_the_old_key_is_not_announced_again() -> None:
     assert record_for(store, published, "b-1", 3000.0, 1.0) == ["crossing/2026-11/b-1/actual-100"]
 
 
+def test_a_forecast_crossing_does_not_pass_the_actual_cost_off_as_the_forecast() -> None:
+    """forecastThresholdExceeded 1.0 with costAmount 1,620 of 3,000 was announced as "forecast
+    cost passed 100% (1620 of 3000 USD)" with the value 54 against the threshold 100: the
+    budget sends no forecast amount, and 54% is the actual share."""
+    attrs, body = budget_notifications.parse(ATTRS, payload(forecastThresholdExceeded=1.0))  # type: ignore[misc]
+    store = MemoryCostStore()
+    published: list = []
+    keys = budget_notifications.record(
+        attrs, body, message_id="m-forecast", published_at=NOW, store=store, publish=published.append, now=NOW
+    )
+    assert keys == ["crossing/2026-11/b-1/forecast-100"]
+    (notice,) = published
+    summary = notice.annotations["summary"]
+    assert "forecast" in summary
+    assert "(1620 of 3000 USD)" not in summary
+    assert "actual so far 1620 USD (54.0%)" in summary
+    assert notice.value is None or notice.value >= notice.threshold
+    claim = store.events("crossing", date(2026, 11, 1))[0]
+    assert claim["value_pct"] is None
+    assert claim["actual_pct"] == pytest.approx(54.0)
+    # An actual crossing keeps its value: the actual share of the budget.
+    attrs, body = budget_notifications.parse(ATTRS, payload(alertThresholdExceeded=0.5))  # type: ignore[misc]
+    budget_notifications.record(
+        attrs, body, message_id="m-actual", published_at=NOW, store=store, publish=published.append, now=NOW
+    )
+    assert published[-1].value == pytest.approx(54.0)
+    assert "(1620 of 3000 USD)" in published[-1].annotations["summary"]
+
+
 @pytest.mark.emulators
 @pytest.mark.usefixtures("fresh_cost_clients")
 def test_a_stale_notification_delivered_late_never_overwrites_newer_figures(fs) -> None:  # type: ignore[no-untyped-def]

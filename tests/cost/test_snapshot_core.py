@@ -191,6 +191,33 @@ def test_a_3x_spike_is_found_on_its_day_and_a_normal_month_stays_quiet() -> None
     assert snapshot_from_rows(load_rows(quiet.rows), spike_day).anomalies == []
 
 
+@pytest.mark.parametrize("started", [date(2026, 11, 10), date(2026, 11, 14)])
+def test_a_service_started_this_month_is_forecast_for_the_days_left(started: date) -> None:
+    """A Cloud SQL instance at $27 a day from November 10: its days before it existed counted as
+    $0 days, so the median of the last four weeks was 0 and the forecast gave it nothing for the
+    rest of the month ($243 for November where $567 will be billed) until it was two weeks old."""
+    rows = [row(f"{date(2026, 9, 20) + timedelta(days=i)}", "Cloud Run", 40) for i in range(60)]
+    days = (date(2026, 11, 18) - started).days + 1
+    rows += [row(f"{started + timedelta(days=i)}", "Cloud SQL", 27) for i in range(days)]
+    snap = snapshot_from_rows(load_rows(rows), date(2026, 11, 18))
+    by_service = snap.forecast_month_end.by_service
+    assert by_service["Cloud SQL"] == pytest.approx(27 * ((date(2026, 11, 30) - started).days + 1))
+    assert by_service["Cloud Run"] == pytest.approx(40 * 30)
+
+
+def test_a_new_service_is_not_an_anomaly_every_day_for_four_weeks() -> None:
+    """A Cloud SQL instance at $27 a day from October 20: the weeks before it existed were $0
+    days, so each of its first 28 days was an anomaly against a $0 median, 28 notices for one
+    planned instance. A service is judged once it has the weeks a baseline needs."""
+    rows = [row(f"{date(2026, 9, 1) + timedelta(days=i)}", "Cloud Run", 40) for i in range(80)]
+    rows += [row(f"{date(2026, 10, 20) + timedelta(days=i)}", "Cloud SQL", 27) for i in range(40)]
+    rows += [row("2026-11-25", "Cloud SQL", 90)]  # five weeks on: a spike is found
+    snap = snapshot_from_rows(load_rows(rows), date(2026, 11, 25))
+    assert [(a.date, a.service) for a in snap.anomalies] == [(date(2026, 11, 25), "Cloud SQL")]
+    assert snap.anomalies[0].expected == 27
+    assert snap.anomalies[0].weeks == 5
+
+
 def test_budget_thresholds_and_variance() -> None:
     assert [t.key for t in crossed(49.99, 99.9)] == []
     assert [t.key for t in crossed(50, 100)] == ["actual-50", "forecast-100"]

@@ -94,3 +94,60 @@ def test_time_axes_are_in_the_readers_zone() -> None:
     assert "10:00 EDT" in chart
     assert "12:00 EDT" in chart
     assert "14:00 UTC" in line_chart(series, "seconds", "Latency")
+
+
+def test_a_gap_in_a_series_is_drawn_as_a_gap_and_the_axis_starts_at_the_earliest_point() -> None:
+    """A p95 with no data from 09:11 to 09:29 (steps without samples are absent) was one polyline
+    from 09:10 straight to 09:30, drawing values nobody measured; and the axis' first time was the
+    first series' first point, though another series started earlier at the left edge."""
+    import re
+
+    from functions.reports.svg import line_chart
+    from functions.reports.views import SeriesView
+
+    minute = timedelta(minutes=1)
+    before = [(START + i * minute, 0.08) for i in range(11)]
+    after = [(START + i * minute, 0.09) for i in range(30, 41)]
+    alone = [(START + 20 * minute, 0.5)]
+    series = [SeriesView(label="p95", points=[*before, *alone, *after])]
+    chart = line_chart(series, "seconds", "Latency")
+    assert len(re.findall(r"<polyline", chart)) == 2
+    assert len(re.findall(r"<circle", chart)) == 1  # the lone point between the gaps
+    regular = line_chart([SeriesView(label="p95", points=[*before, *after[:0]])], "seconds", "Latency")
+    assert len(re.findall(r"<polyline", regular)) == 1
+    # Daily steps of a local day are 23 to 25 hours: not a gap.
+    days = [(START + timedelta(hours=h), 1.0) for h in (0, 24, 47, 71, 96)]
+    assert len(re.findall(r"<polyline", line_chart([SeriesView(label="d", points=days)], "count", "D"))) == 1
+    late = SeriesView(label="europe-west1", points=after)
+    early = SeriesView(label="us-central1", points=before)
+    both = line_chart([late, early], "seconds", "Latency")
+    labels = re.findall(r'font-size="11" fill="#444">(\d\d:\d\d UTC)</text>', both)
+    assert labels == ["09:00 UTC", "09:40 UTC"]
+
+
+def test_a_percentage_under_its_target_shows_the_target_line() -> None:
+    """Availability at 95-98% against a 99.9% target: the axis stopped at 98% and the target line,
+    above it, was left out, so a breach looked like any wiggle (a target under the values was
+    already drawn)."""
+    from functions.reports.svg import line_chart
+    from functions.reports.views import SeriesView
+
+    points = [(START + timedelta(hours=h), 0.95 + h * 0.01) for h in range(4)]
+    chart = line_chart([SeriesView(label="availability", points=points)], "percent", "A", threshold=0.999)
+    assert 'stroke="#B00020"' in chart
+    assert ">99.900%</text>" in chart  # the axis reaches the target
+    above = line_chart([SeriesView(label="a", points=points)], "percent", "A", threshold=0.9)
+    assert 'stroke="#B00020"' in above
+    assert ">90.0%</text>" in above
+    # The mailed PNG's axis alike.
+    from functions.reports.charts import percent_limits
+    from functions.reports.panels import Band
+    from functions.reports.views import PanelView
+
+    view = PanelView(
+        id="availability", title="A", kind="timeseries", unit="percent", status="breach",
+        band=Band(better="higher", ok=0.999, breach=0.99), series=[SeriesView(label="a", points=points)],
+    )  # fmt: skip
+    low, high = percent_limits(view)  # type: ignore[misc]
+    assert low < 0.95
+    assert 0.999 <= high <= 1.0

@@ -228,6 +228,41 @@ def test_a_passing_fault_is_failed_and_retried(standin: tuple[str, CloudRunState
     assert store.load("us-central1").last_outcome == "failed"
 
 
+@pytest.mark.parametrize(
+    ("method", "code", "passes_at_once"),
+    [("GET", 429, False), ("GET", 503, True), ("PATCH", 429, False), ("PATCH", 503, False)],
+)
+def test_the_api_answering_429_or_503_fails_that_region_only_and_the_retry_applies(
+    standin: tuple[str, CloudRunState], method: str, code: int, passes_at_once: bool
+) -> None:
+    """The Cloud Run Admin API out of quota (429) or unavailable (503) for one region, on the read
+    or the update: the client retries a read's 503 itself; otherwise the region is failed (a 503
+    answer, the scheduler retries), the other region is applied, and the retry of the slot
+    applies from the live values."""
+    endpoint, state = standin
+    state.faults.append((method, "us-central1", code))
+    store = MemoryDecisionStore()
+    scaler = CloudRunScaler(PROJECT, endpoint)
+    result, _ = cycle(AT, store, scaler)
+    outcomes = {r.decision.region: r.outcome for r in result.records}
+    assert outcomes["europe-west1"] == "applied"
+    assert result.misconfigured == []
+    us = f"projects/{PROJECT}/locations/us-central1/services/persona-router"
+    if passes_at_once:
+        assert outcomes["us-central1"] == "applied"
+        assert result.failed == []
+        return
+    assert outcomes["us-central1"] == "failed"
+    assert result.failed == ["us-central1"]
+    assert state.services[us]["scaling"]["minInstanceCount"] == 0  # nothing was set
+    assert store.load("us-central1").state.min_instances is None
+    retry, _ = cycle(AT + timedelta(seconds=20), store, scaler)
+    assert [(r.decision.region, r.outcome) for r in retry.records] == [("us-central1", "applied")]
+    assert retry.skipped == ["europe-west1"]
+    assert retry.records[0].decision.previous_min == 0  # stepped from the live value
+    assert state.services[us]["scaling"]["minInstanceCount"] == retry.records[0].decision.min_instances
+
+
 def test_dry_run_records_without_applying(standin: tuple[str, CloudRunState]) -> None:
     _, state = standin
     store = MemoryDecisionStore()

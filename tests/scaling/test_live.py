@@ -257,6 +257,27 @@ def test_the_deadline_fits_the_schedule_and_the_function() -> None:
     assert top.functions["adjust_scaling"].concurrency >= 2
 
 
+def test_settling_and_a_deadline_past_the_minute_are_refused_naming_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ION_SCALING_DEADLINE_SECONDS=55 was taken (up to 3600 was): with 15 s of settling a run went
+    on past the schedule's 60 s attempt deadline, so the scheduler retried a slot still running."""
+    from pydantic import ValidationError
+
+    from functions.scaling.settings import deployment_problems
+
+    both = "ION_SCALING_SETTLE_SECONDS .*ION_SCALING_DEADLINE_SECONDS"
+    with pytest.raises(ValidationError, match=both):
+        ScalingSettings(ION_SCALING_DEADLINE_SECONDS=55.0)
+    with pytest.raises(ValidationError, match=both):
+        ScalingSettings(ION_SCALING_SETTLE_SECONDS=30.0, ION_SCALING_DEADLINE_SECONDS=30.0)
+    assert ScalingSettings(ION_SCALING_SETTLE_SECONDS=10.0, ION_SCALING_DEADLINE_SECONDS=45.0)
+    monkeypatch.setenv("ION_SCALING_DRY_RUN", "true")
+    monkeypatch.setenv("ION_SCALING_DEADLINE_SECONDS", "55")
+    problems = deployment_problems("adjust_scaling")
+    assert any("ION_SCALING_DEADLINE_SECONDS (55)" in p for p in problems), problems
+
+
 def test_a_region_whose_reads_fail_is_failed_and_the_others_decided() -> None:
     class BrokenGuard(MemoryGuard):
         def firing(self, region: str, rules: object) -> list[str]:
