@@ -74,7 +74,7 @@ resource "google_billing_budget" "monthly" {
   amount {
     specified_amount {
       currency_code = var.cost.currency
-      units         = tostring(floor(var.cost.budget_amount))
+      units         = tostring(var.cost.budget_amount)
     }
   }
 

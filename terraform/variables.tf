@@ -193,6 +193,12 @@ variable "cost" {
     error_message = "cost.target_amount must be positive and at most cost.budget_amount."
   }
   validation {
+    # The GCP budget is created in whole units, and its notifications are matched to the
+    # function's ION_COST_BUDGET by amount: a fraction would make two budgets of one.
+    condition     = floor(var.cost.budget_amount) == var.cost.budget_amount
+    error_message = "cost.budget_amount must be a whole number of currency units, like 3000."
+  }
+  validation {
     condition     = can(regex("^[A-Z]{3}$", var.cost.currency))
     error_message = "cost.currency must be an ISO 4217 code like USD, the billing account's currency."
   }

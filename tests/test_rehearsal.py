@@ -171,6 +171,16 @@ def test_invalid_variables_fail_the_render_as_terraform_would(tmp_path: Path) ->
         render(bad, placeholders, tmp_path / "tf")
 
 
+def test_a_budget_in_fractions_of_a_unit_fails_the_render(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.tfvars"
+    bad.write_text(
+        EXAMPLE_VARS.read_text().replace("budget_amount           = 3000", "budget_amount           = 3000.5")
+    )
+    placeholders = resource_placeholders("ion-ops-prod", "us-central1", "1", PEM)
+    with pytest.raises(RehearsalError, match="whole number of currency units"):
+        render(bad, placeholders, tmp_path / "tf")
+
+
 def test_every_root_variable_is_declared_in_variables_tf() -> None:
     """The rehearsal copies terraform/variables.tf: a variable declared elsewhere would be missing."""
     for path in (ROOT / "terraform").glob("*.tf"):
