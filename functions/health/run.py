@@ -53,8 +53,8 @@ class RunSummary(BaseModel):
     as_of: date
     customers: int
     categories: dict[str, int]
-    actions_fired: dict[str, int]
-    notices_published: int
+    actions_fired: dict[str, int]  # on the day scored (a re-run of the day keeps its earlier run's)
+    notices_published: int  # by this run (a re-run of a day sends nothing already sent)
     usage_queries: int
     usage_reads: int = 0  # customer usage documents read (the usage store's, whatever the customers)
     # Customers whose usage ingestion refused in part: scored usage_unknown, no usage-driven action.
@@ -86,6 +86,15 @@ def _previous(state: dict[str, Any], as_of: date) -> dict[str, Any] | None:
     if state.get("as_of") == as_of.isoformat():
         return state.get("previous")
     return {k: state.get(k) for k in ("score", "category", "as_of", "components")}
+
+
+def _fired_on_the_day(state: dict[str, Any], as_of: date, fired: list[Firing]) -> list[dict[str, str]]:
+    """What fired for the customer on ``as_of``: on a re-run of the day, what its earlier run
+    fired (sent then, not again now: without it the re-run's records said nothing fired), and
+    what this run fires."""
+    earlier = list(state.get("actions_fired") or []) if state.get("as_of") == as_of.isoformat() else []
+    known = {entry["action"] for entry in earlier}
+    return earlier + [{"action": f.action, "reason": f.reason} for f in fired if f.action not in known]
 
 
 def _components_text(result: ScoreResult) -> str:
@@ -186,7 +195,6 @@ def run_health(
             states_from(state.get("actions")), conditions(result, age_days, cfg), now, cfg
         )
         for firing in fired:
-            fired_counts[firing.action] = fired_counts.get(firing.action, 0) + 1
             page = f"{public_url.rstrip('/')}/v1/health/customers/{customer.id}" if public_url else None
             notice = _notice(customer, firing, result, now, page)
             log.info(
@@ -201,12 +209,15 @@ def run_health(
             if publish is not None:
                 publish(notice)  # raises: the run fails before storing, a retry republishes the same id
                 published += 1
+        fired_today = _fired_on_the_day(state, as_of, fired)
+        for entry in fired_today:
+            fired_counts[entry["action"]] = fired_counts.get(entry["action"], 0) + 1
         categories[result.category] += 1
         if result.category == USAGE_UNKNOWN:
             unknown.append(customer.id)
         record = {
             **result.model_dump(mode="json"),
-            "actions_fired": [{"action": f.action, "reason": f.reason} for f in fired],
+            "actions_fired": fired_today,
             "expire_at": now + SCORE_RETENTION,
         }
         new_state = {
@@ -218,6 +229,7 @@ def run_health(
             "movers": [m.model_dump() for m in result.movers],
             "previous": previous,
             "actions": {k: v.model_dump(mode="python") for k, v in action_states.items()},
+            "actions_fired": fired_today,
         }
         outcomes.append(Written(customer.id, as_of, record, new_state))
     store.save(outcomes)

@@ -108,7 +108,8 @@ def test_run_scores_stores_fires_once_and_explains_moves(fs, alerts_inbox) -> No
     again = run_health(
         AS_OF, cfg=CFG, usage_source=source, store=FirestoreHealthStore(), publish=publish_notice
     )
-    assert again.actions_fired == {}
+    assert again.notices_published == 0  # a re-run of the day sends nothing again
+    assert again.actions_fired == summary.actions_fired  # and keeps what the day fired on record
     assert alerts_inbox() == []
     rerun = fs.collection("customers").document("thriving").get().to_dict()["health"]
     assert rerun["score"] == thriving["score"]
@@ -150,3 +151,39 @@ def test_persona_week_and_drift_notice_once_per_episode(fs, alerts_inbox) -> Non
     assert {n["severity"] for n in notices} == {"medium"}
     run_health(AS_OF + timedelta(days=1), cfg=CFG, usage_source=source, store=store, publish=publish_notice)
     assert alerts_inbox() == []
+
+
+def test_a_rerun_of_a_day_keeps_what_fired_that_day_on_record(fs, alerts_inbox, health_client) -> None:  # type: ignore[no-untyped-def]
+    """A re-run of a finished day (the schedule's retry, an operator's POST /v1/health/run) sends
+    nothing again, and must not erase what the day's run fired from the day's score record, the
+    customer's history and the run summary the weekly report counts actions from."""
+    _create("fresh", datetime(2026, 11, 27, tzinfo=UTC))
+    source = MemoryUsage(usage={})
+    first = run_health(
+        AS_OF, cfg=CFG, usage_source=source, store=FirestoreHealthStore(), publish=publish_notice
+    )
+    assert first.actions_fired == {"onboarding_checkin": 1}
+    assert len(alerts_inbox()) == 1
+
+    again = run_health(
+        AS_OF, cfg=CFG, usage_source=source, store=FirestoreHealthStore(), publish=publish_notice
+    )
+    assert again.notices_published == 0
+    assert alerts_inbox() == []
+    assert again.actions_fired == {"onboarding_checkin": 1}
+    record = fs.collection("health_scores").document("fresh:2026-11-30").get().to_dict()
+    assert [fired["action"] for fired in record["actions_fired"]] == ["onboarding_checkin"]
+    summary = fs.collection("health_runs").document("2026-11-30").get().to_dict()
+    assert summary["actions_fired"] == {"onboarding_checkin": 1}
+    history = health_client.get("/v1/health/customers/fresh").get_json()["history"]
+    assert [fired["action"] for fired in history[0]["actions_fired"]] == ["onboarding_checkin"]
+
+    # The next day is a day of its own: nothing fired then.
+    run_health(
+        AS_OF + timedelta(days=1),
+        cfg=CFG,
+        usage_source=source,
+        store=FirestoreHealthStore(),
+        publish=publish_notice,
+    )
+    assert fs.collection("health_runs").document("2026-12-01").get().to_dict()["actions_fired"] == {}
