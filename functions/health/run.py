@@ -19,9 +19,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from functions.health.actions import PLAYBOOKS, Firing, conditions, states_from, step
+from functions.health.action_notices import action_notice
+from functions.health.actions import Firing, conditions, states_from, step
 from functions.health.config import HealthConfig
-from functions.health.models import Customer
 from functions.health.personas import (
     DriftTest,
     Satisfaction,
@@ -29,7 +29,7 @@ from functions.health.personas import (
     drift_vs_expected,
     satisfaction,
 )
-from functions.health.scoring import USAGE_UNKNOWN, ScoreResult, score_customer
+from functions.health.scoring import USAGE_UNKNOWN, score_customer
 from functions.health.store import (
     DRIFT_COLLECTION,
     PERSONAS_COLLECTION,
@@ -97,59 +97,6 @@ def _fired_on_the_day(state: dict[str, Any], as_of: date, fired: list[Firing]) -
     return earlier + [{"action": f.action, "reason": f.reason} for f in fired if f.action not in known]
 
 
-def _components_text(result: ScoreResult) -> str:
-    """One line per signal: score, weight and the input behind it, largest weight first."""
-    lines = [
-        f"{name} {c.score:g} (weight {c.weight:.2f})" + (f": {c.headline}" if c.headline else "")
-        for name, c in sorted(result.components.items(), key=lambda item: -item[1].weight)
-    ]
-    lines += [f"{name}: no data" for name in result.missing]
-    return "\n".join(lines)
-
-
-def _previous_text(previous: dict[str, Any] | None) -> str:
-    if not previous or previous.get("score") is None:
-        return "first score"
-    return f"{previous['score']:g} ({previous.get('category')}) as of {previous.get('as_of')}"
-
-
-def _notice(
-    customer: Customer, firing: Firing, result: ScoreResult, now: datetime, customer_url: str | None = None
-) -> AlertTransition:
-    """The notice of one success action for one customer's success manager: the score, its
-    category and components, what moved it, the playbook and a link to the customer's page."""
-    customer_id = customer.id
-    contact = customer.contact.model_dump() if customer.contact else None
-    labels = {"customer": customer_id, "action": firing.action, "category": result.category}
-    annotations = {
-        "reason": firing.reason,
-        "score": f"{result.score:g}",
-        "category": result.category,
-        "customer_name": customer.name,
-        "title": firing.title,
-        "components": _components_text(result),
-        "previous": _previous_text(result.previous),
-        "moved": "; ".join(m.reason for m in result.movers) or "nothing since the last score",
-        "playbook": PLAYBOOKS.get(firing.action, ""),
-    }
-    if customer_url:
-        annotations["customer_url"] = customer_url
-    if contact:
-        annotations.update({f"contact_{k}": str(v) for k, v in contact.items() if v})
-    return notice_transition(
-        notice_id=f"health/{customer_id}/{firing.action}/{now.date().isoformat()}",
-        source="health",
-        name=firing.action.replace("_", "-"),
-        severity="low",
-        summary=f"{customer.name}: {firing.title} ({firing.reason})",
-        at=now,
-        labels=labels,
-        annotations=annotations,
-        value=result.score,
-        dashboard_url=customer_url,
-    )
-
-
 def run_health(
     as_of: date,
     *,
@@ -196,7 +143,7 @@ def run_health(
         )
         for firing in fired:
             page = f"{public_url.rstrip('/')}/v1/health/customers/{customer.id}" if public_url else None
-            notice = _notice(customer, firing, result, now, page)
+            notice = action_notice(customer, firing, result, now, page)
             log.info(
                 "success action",
                 extra={
