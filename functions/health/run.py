@@ -35,8 +35,10 @@ from functions.health.store import (
     PERSONAS_COLLECTION,
     RUNS_COLLECTION,
     SCORE_RETENTION,
+    SCORES_COLLECTION,
     HealthStore,
     Written,
+    score_doc_id,
 )
 from functions.health.usage import UsageSource, midnight, no_usage
 from shared.logging import get_logger
@@ -97,6 +99,18 @@ def _fired_on_the_day(state: dict[str, Any], as_of: date, fired: list[Firing]) -
     return earlier + [{"action": f.action, "reason": f.reason} for f in fired if f.action not in known]
 
 
+def _keep_what_fired(outcomes: list[Written], as_of: date, store: HealthStore) -> None:
+    """A day scored again behind a later one keeps what its own run fired (one batched read of
+    those customers' records of the day; nothing fires now for a day behind)."""
+    behind = [outcome for outcome in outcomes if outcome.state is None]
+    if not behind:
+        return
+    kept = store.get_docs(SCORES_COLLECTION, [score_doc_id(o.customer_id, as_of) for o in behind])
+    for outcome in behind:
+        record = kept.get(score_doc_id(outcome.customer_id, as_of)) or {}
+        outcome.record["actions_fired"] = list(record.get("actions_fired") or [])
+
+
 def run_health(
     as_of: date,
     *,
@@ -127,7 +141,11 @@ def run_health(
             continue  # created after the day scored
         if customer.status != "active":
             continue  # deactivated: neither scored nor nagged (its last result stays on show)
-        previous = _previous(state, as_of)
+        # A day before the customer's latest score (a missed day scored by hand afterwards): its
+        # record only. The latest score, the action states and what CSMs are sent stay the later
+        # day's: an old day's data sent old actions and took over the listings.
+        behind = str(state.get("as_of") or "") > as_of.isoformat()
+        previous = None if behind else _previous(state, as_of)
         result = score_customer(
             customer.id,
             created_at=customer.created_at,
@@ -138,8 +156,10 @@ def run_health(
             previous=previous,
         )
         age_days = (now - customer.created_at).total_seconds() / 86400
-        action_states, fired = step(
-            states_from(state.get("actions")), conditions(result, age_days, cfg), now, cfg
+        action_states, fired = (
+            ({}, [])
+            if behind
+            else step(states_from(state.get("actions")), conditions(result, age_days, cfg), now, cfg)
         )
         for firing in fired:
             page = f"{public_url.rstrip('/')}/v1/health/customers/{customer.id}" if public_url else None
@@ -157,8 +177,6 @@ def run_health(
                 publish(notice)  # raises: the run fails before storing, a retry republishes the same id
                 published += 1
         fired_today = _fired_on_the_day(state, as_of, fired)
-        for entry in fired_today:
-            fired_counts[entry["action"]] = fired_counts.get(entry["action"], 0) + 1
         categories[result.category] += 1
         if result.category == USAGE_UNKNOWN:
             unknown.append(customer.id)
@@ -178,7 +196,11 @@ def run_health(
             "actions": {k: v.model_dump(mode="python") for k, v in action_states.items()},
             "actions_fired": fired_today,
         }
-        outcomes.append(Written(customer.id, as_of, record, new_state))
+        outcomes.append(Written(customer.id, as_of, record, None if behind else new_state))
+    _keep_what_fired(outcomes, as_of, store)
+    for outcome in outcomes:
+        for entry in outcome.record["actions_fired"]:
+            fired_counts[entry["action"]] = fired_counts.get(entry["action"], 0) + 1
     store.save(outcomes)
     scoring_reads = store.reads
 
@@ -244,6 +266,8 @@ def personas_run(
         state = store.get_doc(DRIFT_COLLECTION, test.against) or {}
         if test.drift:
             drifting.append(test.against)
+        if str(state.get("week") or "") > week.isoformat():
+            continue  # a week behind the episode's state (a day scored late): no notice, no change
         if test.drift and not state.get("active"):
             if publish is not None:
                 publish(_drift_notice(test, week))
