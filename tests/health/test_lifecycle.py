@@ -264,3 +264,26 @@ def test_an_event_stored_with_a_later_date_than_today_still_scores(health_client
     assert import_events("acme", [event]) == [("n1", "created")]
     assert events_since(later - timedelta(days=1)) == {"acme": [event]}
     assert import_events("acme", [event]) == [("n1", "unchanged")]
+
+
+def test_a_key_issued_while_the_customer_is_deactivated_is_revoked_not_handed_out(  # type: ignore[no-untyped-def]
+    health_client, fs, monkeypatch
+) -> None:
+    """The deactivation lands between the issue's status check and its key's creation: its sweep
+    of the keys ran before the key existed, so the key stayed valid for a deactivated customer."""
+    from functions.health import registry
+
+    health_client.post("/v1/customers", json={"id": "acme", "name": "Acme"})
+    minted = registry.new_key
+
+    def deactivated_meanwhile(secret: bytes) -> tuple[str, str]:
+        monkeypatch.setattr(registry, "new_key", minted)
+        assert health_client.post("/v1/customers/acme/deactivate").get_json()["keys_revoked"] == []
+        return minted(secret)
+
+    monkeypatch.setattr(registry, "new_key", deactivated_meanwhile)
+    answer = health_client.post("/v1/customers/acme/keys")
+    assert answer.status_code == 409, answer.get_json()
+    assert "api_key" not in answer.get_json()
+    [key] = fs.collection(KEYS_COLLECTION).stream()
+    assert key.to_dict()["revoked_at"] is not None
