@@ -75,6 +75,14 @@ class ListQuery(BaseModel):
     topic: str | None = Field(default=None, max_length=255)
     state: Literal["stored", "redriven"] | None = None
     limit: int = Field(default=100, ge=1, le=1000)
+    after: (
+        DocumentId(  # type: ignore[valid-type]
+            max_length=128,
+            pattern=LETTER_ID,
+            description="the `next` of the previous page: letters older than it",
+        )
+        | None
+    ) = None
 
 
 class LetterPath(BaseModel):
@@ -95,6 +103,11 @@ class LetterSummary(BaseModel):
 
 class LetterList(BaseModel):
     dead_letters: list[LetterSummary]
+    next: str | None = Field(
+        default=None,
+        description="pass as `after` for the next page; null once the oldest letter was read. A filtered "
+        "page reads a bounded number of letters, so it may hold fewer than `limit` with more to come",
+    )
 
 
 def _summary(letter: letters.DeadLetter) -> dict[str, Any]:
@@ -103,9 +116,14 @@ def _summary(letter: letters.DeadLetter) -> dict[str, Any]:
 
 @api.route("/v1/dead-letters", methods=["GET"], query=ListQuery, response=LetterList)
 def list_dead_letters(_request: flask.Request, query: ListQuery) -> dict[str, Any]:
-    """Dead letters, newest first."""
-    letters = store.listing(query.topic, query.state, query.limit)
-    return {"dead_letters": [_summary(letter) for letter in letters]}
+    """Dead letters, newest first, a page at a time (``next``)."""
+    try:
+        letters, following = store.listing(query.topic, query.state, query.limit, query.after)
+    except LookupError:
+        raise Problem(
+            422, f"after {query.after!r} is no dead letter; pass the `next` of the previous page."
+        ) from None
+    return {"dead_letters": [_summary(letter) for letter in letters], "next": following}
 
 
 @api.route("/v1/dead-letters/<letter_id>", methods=["GET"], params=LetterPath, response=letters.DeadLetter)
