@@ -72,7 +72,10 @@ def handle(request: flask.Request) -> flask.Response:
 
 
 class ListQuery(BaseModel):
-    topic: str | None = Field(default=None, max_length=255)
+    # An empty topic named no letter: every page came back empty, as if none were kept.
+    topic: str | None = Field(
+        default=None, min_length=1, max_length=255, description="a source topic, e.g. alerts"
+    )
     state: Literal["stored", "redriven"] | None = None
     limit: int = Field(default=100, ge=1, le=1000)
     after: (

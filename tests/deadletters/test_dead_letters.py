@@ -374,3 +374,6 @@ def test_a_filtered_listing_reads_a_bounded_number_of_letters_and_says_where_to_
     unknown = api.get("/v1/dead-letters?after=999")
     assert unknown.status_code == 422
     assert "after" in unknown.get_json()["detail"]
+    empty = api.get("/v1/dead-letters?topic=")
+    assert empty.status_code == 422
+    assert [error["field"] for error in empty.get_json()["errors"]] == ["topic"]
