@@ -20,6 +20,7 @@ import flask
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.deadletters import letters, store
+from functions.deadletters.settings import get_dead_letter_settings
 from shared.audit import audit
 from shared.clock import utcnow
 from shared.http import HEALTH_ROUTE, Api, Problem, json_response
@@ -129,10 +130,31 @@ def list_dead_letters(_request: flask.Request, query: ListQuery) -> dict[str, An
     return {"dead_letters": [_summary(letter) for letter in letters], "next": following}
 
 
-@api.route("/v1/dead-letters/<letter_id>", methods=["GET"], params=LetterPath, response=letters.DeadLetter)
+def _gone(letter_id: str, missing: letters.DataMissing) -> Problem:
+    # A large letter's parts and the letter expire together, but Firestore's TTL deletes each on
+    # its own within a day: in between the letter is there and part of its data is not (a 500).
+    log.warning(
+        "dead letter %s lost part of its data: %s", letter_id, missing, extra={"dead_letter_id": letter_id}
+    )
+    keep = get_dead_letter_settings().keep_days
+    return Problem(
+        410, f"Dead letter {letter_id} is expiring (kept {keep} days): part of its data is deleted already."
+    )
+
+
+@api.route(
+    "/v1/dead-letters/<letter_id>",
+    methods=["GET"],
+    params=LetterPath,
+    response=letters.DeadLetter,
+    problems=(410,),
+)
 def get_dead_letter(_request: flask.Request, letter_id: str) -> dict[str, Any]:
     """A dead letter with its data (base64)."""
-    letter = store.get(letter_id)
+    try:
+        letter = store.get(letter_id)
+    except letters.DataMissing as missing:
+        raise _gone(letter_id, missing) from None
     if letter is None:
         raise Problem(404, f"No dead letter {letter_id}.")
     return letter.model_dump(mode="json")
@@ -143,7 +165,7 @@ def get_dead_letter(_request: flask.Request, letter_id: str) -> dict[str, Any]:
     methods=["POST"],
     params=LetterPath,
     response=LetterSummary,
-    problems=(409,),
+    problems=(409, 410),
 )
 def redrive_dead_letter(request: flask.Request, letter_id: str) -> dict[str, Any]:
     """Publish a stored dead letter again to its topic."""
@@ -152,6 +174,8 @@ def redrive_dead_letter(request: flask.Request, letter_id: str) -> dict[str, Any
         letter = store.redrive(letter_id, utcnow(), redrivable)
     except letters.NotRedrivable as exc:
         raise Problem(409, str(exc), allowed=sorted(redrivable)) from None
+    except letters.DataMissing as missing:
+        raise _gone(letter_id, missing) from None
     if letter is None:
         raise Problem(404, f"No dead letter {letter_id}.")
     audit(

@@ -33,6 +33,7 @@ from functions.deadletters.letters import (
     ALERT_NAME,
     ALERT_SOURCE,
     PUBSUB_ATTRIBUTES,
+    DataMissing,
     DeadLetter,
     Delayed,
     NotRedrivable,
@@ -109,7 +110,7 @@ def with_data(letter: DeadLetter) -> DeadLetter:
     found = {snap.id: (snap.to_dict() or {}).get("data", b"") for snap in client.get_all(refs) if snap.exists}
     missing = [ref.id for ref in refs if ref.id not in found]
     if missing:
-        raise LookupError(f"dead letter {letter.id}: parts {', '.join(missing)} are missing")
+        raise DataMissing(f"dead letter {letter.id}: parts {', '.join(missing)} are missing")
     data = b"".join(found[ref.id] for ref in refs)
     return letter.model_copy(update={"data_base64": base64.b64encode(data).decode()})
 

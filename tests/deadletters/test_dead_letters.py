@@ -377,3 +377,22 @@ def test_a_filtered_listing_reads_a_bounded_number_of_letters_and_says_where_to_
     empty = api.get("/v1/dead-letters?topic=")
     assert empty.status_code == 422
     assert [error["field"] for error in empty.get_json()["errors"]] == ["topic"]
+
+
+def test_a_large_letter_whose_data_is_expiring_is_410_not_500(fs) -> None:  # type: ignore[no-untyped-def]
+    """A large letter's parts and the letter expire together, but Firestore's TTL deletes each
+    document on its own, within a day: in between, reading or re-driving the letter was a 500."""
+    import functions_framework
+
+    from functions.deadletters import store
+    from shared.topology import ROOT
+
+    store.store(_letter("901", "metrics", b"x" * 800_000))
+    assert fs.collection(store.DEAD_LETTERS).document("901").get().to_dict()["data_parts"] == 1
+    fs.collection(store.PARTS).document("901:0000").delete()
+    api = functions_framework.create_app("manage_dead_letters", str(ROOT / "main.py"), "http").test_client()
+    for answer in (api.get("/v1/dead-letters/901"), api.post("/v1/dead-letters/901/redrive")):
+        assert answer.status_code == 410, answer.get_json()
+        assert "expiring" in answer.get_json()["detail"]
+    listed = api.get("/v1/dead-letters").get_json()["dead_letters"]
+    assert [d["id"] for d in listed] == ["901"]
