@@ -322,11 +322,15 @@ def customer_health(_request: flask.Request, customer_id: str, query: DaysQuery)
     action states. 404 until the customer has been scored once."""
     from functions.health.scores import customer_scores
 
-    scores = customer_scores(_existing_customer(customer_id), query.days)
-    if scores is None:
-        raise Problem(
-            404, f"Customer {customer_id!r} has not been scored yet; POST /v1/health/run scores now."
+    customer = _existing_customer(customer_id)
+    scores = customer_scores(customer, query.days)
+    if scores is None:  # a run scores active customers only
+        how = (
+            "POST /v1/health/run scores now"
+            if customer.status == "active"
+            else f"it is deactivated: POST /v1/customers/{customer_id}/reactivate, then the run scores it"
         )
+        raise Problem(404, f"Customer {customer_id!r} has not been scored yet; {how}.")
     return scores
 
 

@@ -287,3 +287,13 @@ def test_a_key_issued_while_the_customer_is_deactivated_is_revoked_not_handed_ou
     assert "api_key" not in answer.get_json()
     [key] = fs.collection(KEYS_COLLECTION).stream()
     assert key.to_dict()["revoked_at"] is not None
+
+
+def test_a_deactivated_customer_never_scored_is_not_sent_to_a_run_that_skips_it(health_client, fs) -> None:  # type: ignore[no-untyped-def]
+    health_client.post("/v1/customers", json={"id": "acme", "name": "Acme"})
+    assert "POST /v1/health/run" in health_client.get("/v1/health/customers/acme").get_json()["detail"]
+    health_client.post("/v1/customers/acme/deactivate")
+    answer = health_client.get("/v1/health/customers/acme")
+    assert answer.status_code == 404
+    assert "deactivated" in answer.get_json()["detail"]
+    assert "/v1/customers/acme/reactivate" in answer.get_json()["detail"]
