@@ -76,6 +76,10 @@ class NotRedrivable(Exception):
     pass
 
 
+class DataMissing(LookupError):
+    """Part of a large letter's data is gone (its parts expire on their own TTL)."""
+
+
 def source_topic(dead_letter_topic: str) -> str:
     return dead_letter_topic.removesuffix(SUFFIX)
 

@@ -20,6 +20,7 @@ import flask
 from pydantic import BaseModel, ConfigDict, Field
 
 from functions.deadletters import letters, store
+from functions.deadletters.settings import get_dead_letter_settings
 from shared.audit import audit
 from shared.clock import utcnow
 from shared.http import HEALTH_ROUTE, Api, Problem, json_response
@@ -72,9 +73,20 @@ def handle(request: flask.Request) -> flask.Response:
 
 
 class ListQuery(BaseModel):
-    topic: str | None = Field(default=None, max_length=255)
+    # An empty topic named no letter: every page came back empty, as if none were kept.
+    topic: str | None = Field(
+        default=None, min_length=1, max_length=255, description="a source topic, e.g. alerts"
+    )
     state: Literal["stored", "redriven"] | None = None
     limit: int = Field(default=100, ge=1, le=1000)
+    after: (
+        DocumentId(  # type: ignore[valid-type]
+            max_length=128,
+            pattern=LETTER_ID,
+            description="the `next` of the previous page: letters older than it",
+        )
+        | None
+    ) = None
 
 
 class LetterPath(BaseModel):
@@ -95,6 +107,11 @@ class LetterSummary(BaseModel):
 
 class LetterList(BaseModel):
     dead_letters: list[LetterSummary]
+    next: str | None = Field(
+        default=None,
+        description="pass as `after` for the next page; null once the oldest letter was read. A filtered "
+        "page reads a bounded number of letters, so it may hold fewer than `limit` with more to come",
+    )
 
 
 def _summary(letter: letters.DeadLetter) -> dict[str, Any]:
@@ -103,15 +120,41 @@ def _summary(letter: letters.DeadLetter) -> dict[str, Any]:
 
 @api.route("/v1/dead-letters", methods=["GET"], query=ListQuery, response=LetterList)
 def list_dead_letters(_request: flask.Request, query: ListQuery) -> dict[str, Any]:
-    """Dead letters, newest first."""
-    letters = store.listing(query.topic, query.state, query.limit)
-    return {"dead_letters": [_summary(letter) for letter in letters]}
+    """Dead letters, newest first, a page at a time (``next``)."""
+    try:
+        letters, following = store.listing(query.topic, query.state, query.limit, query.after)
+    except LookupError:
+        raise Problem(
+            422, f"after {query.after!r} is no dead letter; pass the `next` of the previous page."
+        ) from None
+    return {"dead_letters": [_summary(letter) for letter in letters], "next": following}
 
 
-@api.route("/v1/dead-letters/<letter_id>", methods=["GET"], params=LetterPath, response=letters.DeadLetter)
+def _gone(letter_id: str, missing: letters.DataMissing) -> Problem:
+    # A large letter's parts and the letter expire together, but Firestore's TTL deletes each on
+    # its own within a day: in between the letter is there and part of its data is not (a 500).
+    log.warning(
+        "dead letter %s lost part of its data: %s", letter_id, missing, extra={"dead_letter_id": letter_id}
+    )
+    keep = get_dead_letter_settings().keep_days
+    return Problem(
+        410, f"Dead letter {letter_id} is expiring (kept {keep} days): part of its data is deleted already."
+    )
+
+
+@api.route(
+    "/v1/dead-letters/<letter_id>",
+    methods=["GET"],
+    params=LetterPath,
+    response=letters.DeadLetter,
+    problems=(410,),
+)
 def get_dead_letter(_request: flask.Request, letter_id: str) -> dict[str, Any]:
     """A dead letter with its data (base64)."""
-    letter = store.get(letter_id)
+    try:
+        letter = store.get(letter_id)
+    except letters.DataMissing as missing:
+        raise _gone(letter_id, missing) from None
     if letter is None:
         raise Problem(404, f"No dead letter {letter_id}.")
     return letter.model_dump(mode="json")
@@ -122,7 +165,7 @@ def get_dead_letter(_request: flask.Request, letter_id: str) -> dict[str, Any]:
     methods=["POST"],
     params=LetterPath,
     response=LetterSummary,
-    problems=(409,),
+    problems=(409, 410),
 )
 def redrive_dead_letter(request: flask.Request, letter_id: str) -> dict[str, Any]:
     """Publish a stored dead letter again to its topic."""
@@ -131,6 +174,8 @@ def redrive_dead_letter(request: flask.Request, letter_id: str) -> dict[str, Any
         letter = store.redrive(letter_id, utcnow(), redrivable)
     except letters.NotRedrivable as exc:
         raise Problem(409, str(exc), allowed=sorted(redrivable)) from None
+    except letters.DataMissing as missing:
+        raise _gone(letter_id, missing) from None
     if letter is None:
         raise Problem(404, f"No dead letter {letter_id}.")
     audit(

@@ -33,6 +33,7 @@ from functions.deadletters.letters import (
     ALERT_NAME,
     ALERT_SOURCE,
     PUBSUB_ATTRIBUTES,
+    DataMissing,
     DeadLetter,
     Delayed,
     NotRedrivable,
@@ -52,6 +53,7 @@ INLINE_BASE64 = 700_000  # characters; the rest of a letter is at most ~110 KB (
 PART_BYTES = 1_000_000  # under Firestore's 1,048,487 bytes for one field
 PARTS_PER_COMMIT = 8  # a commit carries at most 10 MiB
 LIST_PAGE = 200
+MAX_SCANNED = 2_000  # letters a filtered listing reads per request at most (its ``next`` goes on)
 log = get_logger("deadletters.store")
 
 
@@ -108,7 +110,7 @@ def with_data(letter: DeadLetter) -> DeadLetter:
     found = {snap.id: (snap.to_dict() or {}).get("data", b"") for snap in client.get_all(refs) if snap.exists}
     missing = [ref.id for ref in refs if ref.id not in found]
     if missing:
-        raise LookupError(f"dead letter {letter.id}: parts {', '.join(missing)} are missing")
+        raise DataMissing(f"dead letter {letter.id}: parts {', '.join(missing)} are missing")
     data = b"".join(found[ref.id] for ref in refs)
     return letter.model_copy(update={"data_base64": base64.b64encode(data).decode()})
 
@@ -150,27 +152,42 @@ def get(letter_id: str) -> DeadLetter | None:
     return with_data(DeadLetter.model_validate(snapshot.to_dict())) if snapshot.exists else None
 
 
-def listing(topic: str | None, state: State | None, limit: int) -> list[DeadLetter]:
-    """The newest ``limit`` letters (of ``topic``, in ``state``), without their data. Read newest
-    first a page at a time and filtered here: no composite index to deploy, and without filters
-    exactly ``limit`` documents are read."""
+def listing(
+    topic: str | None, state: State | None, limit: int, after: str | None = None
+) -> tuple[list[DeadLetter], str | None]:
+    """The newest ``limit`` letters (of ``topic``, in ``state``) older than the letter ``after``,
+    without their data, and the ``after`` of the next page (None: no more). Read newest first a
+    page at a time and filtered here (no composite index to deploy): without filters exactly
+    ``limit`` documents are read, with them at most ``max(limit, MAX_SCANNED)``, so a topic with no
+    recent letter among thousands answers in bounded time, saying where to go on. ``LookupError``:
+    ``after`` is no letter."""
     from google.cloud import firestore
 
     summary = [name for name in DeadLetter.model_fields if name != "data_base64"]
     newest = _collection().order_by("received_at", direction=firestore.Query.DESCENDING).select(summary)
-    page_size = limit if not (topic or state) else max(limit, LIST_PAGE)
+    position = None
+    if after is not None:
+        position = _collection().document(after).get()
+        if not position.exists:
+            raise LookupError(after)
+    filtered = bool(topic or state)
+    budget = max(limit, MAX_SCANNED) if filtered else limit
     found: list[DeadLetter] = []
-    after = None
-    while len(found) < limit:
-        page = list((newest.start_after(after) if after is not None else newest).limit(page_size).stream())
+    scanned = 0
+    while scanned < budget:
+        size = min(max(limit, LIST_PAGE) if filtered else limit, budget - scanned)
+        page = list((newest.start_after(position) if position is not None else newest).limit(size).stream())
+        scanned += len(page)
         for snap in page:
+            position = snap
             doc = snap.to_dict() or {}
             if (topic is None or doc.get("topic") == topic) and (state is None or doc.get("state") == state):
                 found.append(DeadLetter.model_validate({**doc, "data_base64": ""}))
-        if len(page) < page_size:
-            break
-        after = page[-1]
-    return found[:limit]
+                if len(found) == limit:
+                    return found, snap.id  # more may follow it
+        if len(page) < size:
+            return found, None  # the oldest letter was read
+    return found, position.id if position is not None else None  # the budget ran out
 
 
 def redrive(letter_id: str, now: datetime, redrivable_topics: set[str]) -> DeadLetter | None:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import TypeAdapter
 
-from functions.health.models import Event
+from functions.health.models import STORED, Event
 from shared.firestore import get_firestore
 
 EVENTS_COLLECTION = "customer_events"
@@ -41,7 +41,7 @@ def _event_doc(customer_id: str, event: Event) -> dict[str, Any]:
 
 def _same(stored: dict[str, Any], event: Event) -> bool:
     try:
-        return EVENT_ADAPTER.validate_python(_strip(stored)) == event
+        return EVENT_ADAPTER.validate_python(_strip(stored), context={STORED: True}) == event
     except ValueError:
         return False
 
@@ -125,5 +125,5 @@ def events_since(since: datetime) -> dict[str, list[Event]]:
     docs = get_firestore().collection(EVENTS_COLLECTION).where(filter=FieldFilter("at", ">=", since)).stream()
     for doc in docs:
         data = doc.to_dict() or {}
-        found[data["customer_id"]].append(EVENT_ADAPTER.validate_python(_strip(data)))
+        found[data["customer_id"]].append(EVENT_ADAPTER.validate_python(_strip(data), context={STORED: True}))
     return dict(found)

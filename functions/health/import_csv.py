@@ -23,6 +23,7 @@ import argparse
 import csv
 import io
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -32,6 +33,7 @@ from pydantic import ValidationError
 
 from functions.health.customer_events import EVENT_ADAPTER
 from functions.health.models import CustomerIn, Event
+from shared.customer_keys import CUSTOMER_ID_PATTERN
 
 EVENT_FIELDS = {
     "ticket": ("ticket_id", "status", "priority"),
@@ -114,6 +116,13 @@ def parse_events(path: Path) -> dict[str, list[Event]]:
     seen: dict[tuple[str, str], tuple[int, Event]] = {}
     problems = []
     for number, row in _rows(path, {"customer_id", "type", "event_id", "at"}):
+        customer_id = row.get("customer_id") or ""
+        if not re.fullmatch(CUSTOMER_ID_PATTERN, customer_id):
+            # Checked here: an empty or slashed id is no document id, and looking it up raised.
+            problems.append(
+                f"{path}:{number}: customer_id {customer_id!r} does not match {CUSTOMER_ID_PATTERN}"
+            )
+            continue
         kind = row.get("type", "")
         body: dict[str, Any] = {"type": kind, "event_id": row["event_id"], "at": row["at"]}
         body.update({k: row[k] for k in EVENT_FIELDS.get(kind, ()) if row.get(k)})
@@ -122,14 +131,14 @@ def parse_events(path: Path) -> dict[str, list[Event]]:
         except ValidationError as exc:
             problems.append(f"{path}:{number}: {_errors(exc)}")
             continue
-        key = (row["customer_id"], event.event_id)
+        key = (customer_id, event.event_id)
         earlier = seen.get(key)
         if earlier is None:
             seen[key] = (number, event)
-            found[row["customer_id"]].append(event)
+            found[customer_id].append(event)
         elif earlier[1] != event:
             problems.append(
-                f"{path}:{number}: event {event.event_id} of {row['customer_id']} again with other "
+                f"{path}:{number}: event {event.event_id} of {customer_id} again with other "
                 f"content than on line {earlier[0]} (use a new event id for a new fact)"
             )
     if problems:

@@ -218,18 +218,12 @@ def erase_customer(request: flask.Request, customer_id: str) -> dict[str, Any]:
     },
 )
 def issue_key(request: flask.Request, customer_id: str) -> flask.Response:
-    if _existing_customer(customer_id).status != "active":
-        raise Problem(409, f"Customer {customer_id!r} is deactivated; reactivate it before issuing keys.")
-    issued = registry.issue_key(customer_id)
-    # The key's id, never its value.
-    audit(
-        log,
-        "customer_key.issue",
-        request.headers,
-        "customer key issued",
-        customer_id=customer_id,
-        key_id=issued.key_id,
-    )
+    try:
+        issued = admin.issue_key(_existing_customer(customer_id))
+    except admin.Deactivated as refused:
+        raise Problem(409, str(refused)) from None
+    ids = {"customer_id": customer_id, "key_id": issued.key_id}  # the key's id, never its value
+    audit(log, "customer_key.issue", request.headers, "customer key issued", **ids)
     return json_response(issued, status=201, headers={"Cache-Control": "no-store"})
 
 
@@ -328,11 +322,15 @@ def customer_health(_request: flask.Request, customer_id: str, query: DaysQuery)
     action states. 404 until the customer has been scored once."""
     from functions.health.scores import customer_scores
 
-    scores = customer_scores(_existing_customer(customer_id), query.days)
-    if scores is None:
-        raise Problem(
-            404, f"Customer {customer_id!r} has not been scored yet; POST /v1/health/run scores now."
+    customer = _existing_customer(customer_id)
+    scores = customer_scores(customer, query.days)
+    if scores is None:  # a run scores active customers only
+        how = (
+            "POST /v1/health/run scores now"
+            if customer.status == "active"
+            else f"it is deactivated: POST /v1/customers/{customer_id}/reactivate, then the run scores it"
         )
+        raise Problem(404, f"Customer {customer_id!r} has not been scored yet; {how}.")
     return scores
 
 

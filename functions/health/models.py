@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from shared.customer_keys import CUSTOMER_ID_PATTERN
 from shared.ids import DocumentId
+
+# Validation context of an event read back from the store: its date is not checked against today.
+STORED = "stored"
 
 CustomerId = Annotated[str, Field(pattern=CUSTOMER_ID_PATTERN)]
 # A customer id taken from a request (path, cursor): its shape and Firestore's id rules.
@@ -33,9 +44,18 @@ def _email_alone(value: Any) -> Any:
 
 
 def _not_in_future(value: datetime | None) -> datetime | None:
+    """A date that has happened (a day's slack for clocks and zones), and one Firestore can keep:
+    an instant of the years 1 to 9999 in UTC (``0001-01-01T00:30:00+01:00`` is not: it was a
+    500 when stored)."""
     from shared.clock import utcnow
 
-    if value is not None and value > utcnow() + timedelta(days=1):
+    if value is None:
+        return value
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("must be an instant of the years 0001 to 9999 in UTC") from None
+    if value > utcnow() + timedelta(days=1):
         raise ValueError("must not be in the future")
     return value
 
@@ -155,7 +175,16 @@ class _EventBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_id: str = Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
-    at: AwareDatetime
+    at: AwareDatetime = Field(description="when it happened (not in the future)")
+
+    @field_validator("at")
+    @classmethod
+    def _happened(cls, value: datetime, info: ValidationInfo) -> datetime:
+        # An event is a fact that has happened (a year-9999 one overflowed its expiry: a 500);
+        # one read back from the store (context ``stored``) is not checked against today again.
+        if info.context and info.context.get(STORED):
+            return value
+        return _not_in_future(value)  # type: ignore[return-value]
 
 
 class TicketEvent(_EventBase):

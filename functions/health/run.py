@@ -19,9 +19,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from functions.health.actions import PLAYBOOKS, Firing, conditions, states_from, step
+from functions.health.action_notices import action_notice
+from functions.health.actions import Firing, conditions, states_from, step
 from functions.health.config import HealthConfig
-from functions.health.models import Customer
 from functions.health.personas import (
     DriftTest,
     Satisfaction,
@@ -29,14 +29,16 @@ from functions.health.personas import (
     drift_vs_expected,
     satisfaction,
 )
-from functions.health.scoring import USAGE_UNKNOWN, ScoreResult, score_customer
+from functions.health.scoring import USAGE_UNKNOWN, score_customer
 from functions.health.store import (
     DRIFT_COLLECTION,
     PERSONAS_COLLECTION,
     RUNS_COLLECTION,
     SCORE_RETENTION,
+    SCORES_COLLECTION,
     HealthStore,
     Written,
+    score_doc_id,
 )
 from functions.health.usage import UsageSource, midnight, no_usage
 from shared.logging import get_logger
@@ -53,8 +55,8 @@ class RunSummary(BaseModel):
     as_of: date
     customers: int
     categories: dict[str, int]
-    actions_fired: dict[str, int]
-    notices_published: int
+    actions_fired: dict[str, int]  # on the day scored (a re-run of the day keeps its earlier run's)
+    notices_published: int  # by this run (a re-run of a day sends nothing already sent)
     usage_queries: int
     usage_reads: int = 0  # customer usage documents read (the usage store's, whatever the customers)
     # Customers whose usage ingestion refused in part: scored usage_unknown, no usage-driven action.
@@ -88,57 +90,25 @@ def _previous(state: dict[str, Any], as_of: date) -> dict[str, Any] | None:
     return {k: state.get(k) for k in ("score", "category", "as_of", "components")}
 
 
-def _components_text(result: ScoreResult) -> str:
-    """One line per signal: score, weight and the input behind it, largest weight first."""
-    lines = [
-        f"{name} {c.score:g} (weight {c.weight:.2f})" + (f": {c.headline}" if c.headline else "")
-        for name, c in sorted(result.components.items(), key=lambda item: -item[1].weight)
-    ]
-    lines += [f"{name}: no data" for name in result.missing]
-    return "\n".join(lines)
+def _fired_on_the_day(state: dict[str, Any], as_of: date, fired: list[Firing]) -> list[dict[str, str]]:
+    """What fired for the customer on ``as_of``: on a re-run of the day, what its earlier run
+    fired (sent then, not again now: without it the re-run's records said nothing fired), and
+    what this run fires."""
+    earlier = list(state.get("actions_fired") or []) if state.get("as_of") == as_of.isoformat() else []
+    known = {entry["action"] for entry in earlier}
+    return earlier + [{"action": f.action, "reason": f.reason} for f in fired if f.action not in known]
 
 
-def _previous_text(previous: dict[str, Any] | None) -> str:
-    if not previous or previous.get("score") is None:
-        return "first score"
-    return f"{previous['score']:g} ({previous.get('category')}) as of {previous.get('as_of')}"
-
-
-def _notice(
-    customer: Customer, firing: Firing, result: ScoreResult, now: datetime, customer_url: str | None = None
-) -> AlertTransition:
-    """The notice of one success action for one customer's success manager: the score, its
-    category and components, what moved it, the playbook and a link to the customer's page."""
-    customer_id = customer.id
-    contact = customer.contact.model_dump() if customer.contact else None
-    labels = {"customer": customer_id, "action": firing.action, "category": result.category}
-    annotations = {
-        "reason": firing.reason,
-        "score": f"{result.score:g}",
-        "category": result.category,
-        "customer_name": customer.name,
-        "title": firing.title,
-        "components": _components_text(result),
-        "previous": _previous_text(result.previous),
-        "moved": "; ".join(m.reason for m in result.movers) or "nothing since the last score",
-        "playbook": PLAYBOOKS.get(firing.action, ""),
-    }
-    if customer_url:
-        annotations["customer_url"] = customer_url
-    if contact:
-        annotations.update({f"contact_{k}": str(v) for k, v in contact.items() if v})
-    return notice_transition(
-        notice_id=f"health/{customer_id}/{firing.action}/{now.date().isoformat()}",
-        source="health",
-        name=firing.action.replace("_", "-"),
-        severity="low",
-        summary=f"{customer.name}: {firing.title} ({firing.reason})",
-        at=now,
-        labels=labels,
-        annotations=annotations,
-        value=result.score,
-        dashboard_url=customer_url,
-    )
+def _keep_what_fired(outcomes: list[Written], as_of: date, store: HealthStore) -> None:
+    """A day scored again behind a later one keeps what its own run fired (one batched read of
+    those customers' records of the day; nothing fires now for a day behind)."""
+    behind = [outcome for outcome in outcomes if outcome.state is None]
+    if not behind:
+        return
+    kept = store.get_docs(SCORES_COLLECTION, [score_doc_id(o.customer_id, as_of) for o in behind])
+    for outcome in behind:
+        record = kept.get(score_doc_id(outcome.customer_id, as_of)) or {}
+        outcome.record["actions_fired"] = list(record.get("actions_fired") or [])
 
 
 def run_health(
@@ -171,7 +141,11 @@ def run_health(
             continue  # created after the day scored
         if customer.status != "active":
             continue  # deactivated: neither scored nor nagged (its last result stays on show)
-        previous = _previous(state, as_of)
+        # A day before the customer's latest score (a missed day scored by hand afterwards): its
+        # record only. The latest score, the action states and what CSMs are sent stay the later
+        # day's: an old day's data sent old actions and took over the listings.
+        behind = str(state.get("as_of") or "") > as_of.isoformat()
+        previous = None if behind else _previous(state, as_of)
         result = score_customer(
             customer.id,
             created_at=customer.created_at,
@@ -182,13 +156,14 @@ def run_health(
             previous=previous,
         )
         age_days = (now - customer.created_at).total_seconds() / 86400
-        action_states, fired = step(
-            states_from(state.get("actions")), conditions(result, age_days, cfg), now, cfg
+        action_states, fired = (
+            ({}, [])
+            if behind
+            else step(states_from(state.get("actions")), conditions(result, age_days, cfg), now, cfg)
         )
         for firing in fired:
-            fired_counts[firing.action] = fired_counts.get(firing.action, 0) + 1
             page = f"{public_url.rstrip('/')}/v1/health/customers/{customer.id}" if public_url else None
-            notice = _notice(customer, firing, result, now, page)
+            notice = action_notice(customer, firing, result, now, page)
             log.info(
                 "success action",
                 extra={
@@ -201,12 +176,13 @@ def run_health(
             if publish is not None:
                 publish(notice)  # raises: the run fails before storing, a retry republishes the same id
                 published += 1
+        fired_today = _fired_on_the_day(state, as_of, fired)
         categories[result.category] += 1
         if result.category == USAGE_UNKNOWN:
             unknown.append(customer.id)
         record = {
             **result.model_dump(mode="json"),
-            "actions_fired": [{"action": f.action, "reason": f.reason} for f in fired],
+            "actions_fired": fired_today,
             "expire_at": now + SCORE_RETENTION,
         }
         new_state = {
@@ -218,8 +194,13 @@ def run_health(
             "movers": [m.model_dump() for m in result.movers],
             "previous": previous,
             "actions": {k: v.model_dump(mode="python") for k, v in action_states.items()},
+            "actions_fired": fired_today,
         }
-        outcomes.append(Written(customer.id, as_of, record, new_state))
+        outcomes.append(Written(customer.id, as_of, record, None if behind else new_state))
+    _keep_what_fired(outcomes, as_of, store)
+    for outcome in outcomes:
+        for entry in outcome.record["actions_fired"]:
+            fired_counts[entry["action"]] = fired_counts.get(entry["action"], 0) + 1
     store.save(outcomes)
     scoring_reads = store.reads
 
@@ -285,6 +266,8 @@ def personas_run(
         state = store.get_doc(DRIFT_COLLECTION, test.against) or {}
         if test.drift:
             drifting.append(test.against)
+        if str(state.get("week") or "") > week.isoformat():
+            continue  # a week behind the episode's state (a day scored late): no notice, no change
         if test.drift and not state.get("active"):
             if publish is not None:
                 publish(_drift_notice(test, week))

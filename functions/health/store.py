@@ -35,12 +35,13 @@ def score_doc_id(customer_id: str, as_of: date) -> str:
 
 @dataclass
 class Written:
-    """One customer's outcome of a run: its daily record and its new ``health`` state."""
+    """One customer's outcome of a run: its daily record and its new ``health`` state (None: the
+    day is behind the customer's latest score, which stays)."""
 
     customer_id: str
     as_of: date
     record: dict[str, Any]
-    state: dict[str, Any]
+    state: dict[str, Any] | None
 
 
 class HealthStore(Protocol):
@@ -88,11 +89,13 @@ class FirestoreHealthStore:
                 ),
                 outcome.record,
             )
-            batch.update(
-                client.collection(CUSTOMERS_COLLECTION).document(outcome.customer_id),
-                {"health": outcome.state},
-            )
-            pending += 2
+            pending += 1
+            if outcome.state is not None:
+                batch.update(
+                    client.collection(CUSTOMERS_COLLECTION).document(outcome.customer_id),
+                    {"health": outcome.state},
+                )
+                pending += 1
             if pending >= WRITES_PER_BATCH:
                 batch.commit()
                 batch, pending = client.batch(), 0
@@ -149,7 +152,8 @@ class MemoryHealthStore:
     def save(self, outcomes: Iterable[Written]) -> None:
         for outcome in outcomes:
             self.put_doc(SCORES_COLLECTION, score_doc_id(outcome.customer_id, outcome.as_of), outcome.record)
-            self.states[outcome.customer_id] = outcome.state
+            if outcome.state is not None:
+                self.states[outcome.customer_id] = outcome.state
 
     def history(self, customer_id: str, as_of: date, days: int) -> list[dict[str, Any]]:
         ids = [score_doc_id(customer_id, as_of - timedelta(days=i)) for i in range(days)]

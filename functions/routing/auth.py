@@ -167,7 +167,7 @@ class ApiKeyGuard:
         if customer is None:
             raise AccessDenied("This customer API key is unknown or revoked.", headers=_CHALLENGE)
         try:
-            return self._limit(self.bucket_of(presented)), customer
+            return self._limit("customer:" + key.key_id), customer  # bucket_of, parsed already
         except RateLimited as limited:
             limited.customer = customer
             raise
@@ -200,9 +200,12 @@ class ApiKeyGuard:
         )
 
     def bucket_of(self, presented: str | None) -> str:
-        """The rate-limit bucket of a key that :meth:`admit` accepted."""
-        if presented and self.customer_keys is not None and presented.startswith(ck.KEY_PREFIX):
-            return "customer:" + presented[len(ck.KEY_PREFIX) : len(ck.KEY_PREFIX) + ck.KEY_ID_HEX]
+        """The rate-limit bucket of a key that :meth:`admit` accepted: a customer-shaped key's by
+        its key id, any other key's (an operator key, also one starting ``ion_``) by its hash, as
+        admit charged it (by the prefix alone, an operator key's bulk items went to another bucket)."""
+        key_id = ck.key_id_of(presented) if presented and self.customer_keys is not None else None
+        if key_id is not None:
+            return "customer:" + key_id
         return hashlib.sha256((presented or "").encode()).hexdigest()[:24]
 
     def charge_items(self, presented: str | None, items: int) -> dict[str, str]:

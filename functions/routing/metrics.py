@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import orjson
+from pydantic import ConfigDict, ValidationError, create_model
 
+from functions.routing.models import FeedbackRequest, V1RouteRequest
 from functions.routing.process_telemetry import get_telemetry, reset_telemetry
 from functions.routing.telemetry import Telemetry
 from shared.customer_keys import CUSTOMER_FEEDBACK_METRIC, CUSTOMER_REQUESTS_METRIC
@@ -65,24 +67,13 @@ class RoutingMetrics:
             if status < 500
             else "server_error"
         )
-        feature = _FEATURES.get(path.rstrip("/"), "other")
-        body: dict[str, object] = {}
-        if feature in ("route", "feedback"):
-            try:
-                parsed = orjson.loads(body_bytes)
-                body = parsed if isinstance(parsed, dict) else {}
-            except orjson.JSONDecodeError:
-                body = {}
+        route = path.rstrip("/")
+        feature = _FEATURES.get(route, "other")
         if feature == "route":
-            feature = "route_key" if body.get("resonance_key") is not None else "route_message"
+            feature = "route_key" if _key_given(route, body_bytes) else "route_message"
         self.customer_requests.add(1, (("customer", customer), ("feature", feature), ("outcome", outcome)))
         if feature == "feedback" and status == 201:  # a new answer (a repeated one is 200)
-            answers = ["helpful" if body.get("helpful") else "not_helpful"]
-            for field, low, high in (("rating", 1, 5), ("nps", 0, 10)):
-                value = body.get(field)
-                if isinstance(value, int) and low <= value <= high:
-                    answers.append(f"{field}_{value}")
-            for answer in answers:
+            for answer in _answers(body_bytes):
                 self.customer_feedback.add(1, (("customer", customer), ("answer", answer)))
 
 
@@ -93,6 +84,52 @@ _FEATURES = {
     "/v2/recommend": "recommend",
     "/v2/feedback": "feedback",
 }
+
+
+def _key_given(route: str, body_bytes: bytes) -> bool:
+    """Whether a route request named its resonance key, read as its model reads it: the first of
+    the field's names present (``/v1/route`` also takes ``key``) and not null."""
+    try:
+        body = orjson.loads(body_bytes)
+    except orjson.JSONDecodeError:
+        return False
+    if not isinstance(body, dict):
+        return False
+    names = _KEY_NAMES_V1 if route == "/v1/route" else ("resonance_key",)
+    return next((body[name] for name in names if name in body), None) is not None
+
+
+def _answers(body_bytes: bytes) -> list[str]:
+    """A feedback answer's labels, its fields read as the route validated them: ``"false"`` is not
+    helpful, a rating of ``4.0`` is a 4 (read raw, the first counted helpful, the second not)."""
+    try:
+        answer = _FeedbackAnswer.model_validate_json(body_bytes)
+    except ValidationError:
+        return []
+    labels = ["helpful" if answer.helpful else "not_helpful"]
+    return labels + [
+        f"{name}_{value}"
+        for name, value in (("rating", answer.rating), ("nps", answer.nps))
+        if value is not None
+    ]
+
+
+def _key_names(alias: object) -> tuple[str, ...]:
+    choices = getattr(alias, "choices", None)
+    return tuple(str(choice) for choice in choices) if choices else ("resonance_key",)
+
+
+# The answer fields of a feedback body, with the request model's own types and bounds.
+_FeedbackAnswer = create_model(
+    "FeedbackAnswer",
+    __config__=ConfigDict(extra="ignore"),
+    **{
+        name: (FeedbackRequest.model_fields[name].annotation, FeedbackRequest.model_fields[name])
+        for name in ("helpful", "rating", "nps")
+    },  # type: ignore[call-overload]
+)
+# The names /v1/route reads the key under, in the order its model tries them.
+_KEY_NAMES_V1 = _key_names(V1RouteRequest.model_fields["resonance_key"].validation_alias)
 
 
 _metrics: RoutingMetrics | None = None

@@ -113,3 +113,17 @@ def test_created_at_and_first_value_at_are_imported(fs, tmp_path: Path, capsys) 
     (tmp_path / "bad.csv").write_text("id,name,created_at\nx,X,last year\n")
     assert main(["--customers", str(tmp_path / "bad.csv")]) == 2
     assert "bad.csv:2: created_at" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("customer_id", ["", "a/b", "Acme"])
+def test_an_event_row_without_a_customer_id_names_its_line_and_writes_nothing(  # type: ignore[no-untyped-def]
+    fs, tmp_path: Path, capsys, customer_id: str
+) -> None:
+    # Looking up an empty or slashed id raised (a traceback, exit 1) instead of naming the row.
+    (tmp_path / "c.csv").write_text(CUSTOMERS)
+    (tmp_path / "e.csv").write_text(EVENTS + f"{customer_id},nps,n9,2026-11-22T10:00:00Z,,,,,,,,9\n")
+    assert main(["--customers", str(tmp_path / "c.csv"), "--events", str(tmp_path / "e.csv")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'e.csv'}:5: customer_id {customer_id!r} does not match" in err
+    assert fs.collection("customers").count().get()[0][0].value == 0
+    assert fs.collection("customer_events").count().get()[0][0].value == 0

@@ -211,3 +211,89 @@ def test_events_repeating_an_id_with_other_content_are_refused_whole(health_clie
     assert fs.collection("customer_events").count().get()[0][0].value == 0
     same = health_client.post("/v1/customers/acme/events", json={"events": [event, event]})
     assert same.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        # Year 1 at +01:00 is year 0 in UTC, which Firestore cannot keep.
+        (
+            "/v1/customers",
+            {"id": "old", "name": "Old", "created_at": "0001-01-01T00:30:00+01:00"},
+            "created_at",
+        ),
+        ("/v1/customers/acme", {"first_value_at": "0001-01-01T00:30:00+01:00"}, "first_value_at"),
+        # An event's expiry is its date plus the retention: past the year 9999.
+        (
+            "/v1/customers/acme/events",
+            {"events": [{"type": "nps", "event_id": "n1", "at": "9999-12-31T23:59:59Z", "score": 9}]},
+            "events.0.nps.at",
+        ),
+        (
+            "/v1/customers/acme/events",
+            {"events": [{"type": "nps", "event_id": "n1", "at": "0001-01-01T00:30:00+01:00", "score": 9}]},
+            "events.0.nps.at",
+        ),
+    ],
+)
+def test_a_date_firestore_cannot_keep_or_an_event_yet_to_happen_is_422_naming_it(  # type: ignore[no-untyped-def]
+    health_client, fs, path: str, body: dict[str, Any], field: str
+) -> None:
+    assert health_client.post("/v1/customers", json={"id": "acme", "name": "Acme"}).status_code == 201
+    send = health_client.patch if path == "/v1/customers/acme" else health_client.post
+    answer = send(path, json=body)
+    assert answer.status_code == 422, answer.get_json()
+    assert field in [error["field"] for error in answer.get_json()["errors"]]
+    assert fs.collection("customer_events").count().get()[0][0].value == 0
+    assert health_client.get("/v1/customers/acme").get_json()["first_value_at"] is None
+
+
+def test_an_event_stored_with_a_later_date_than_today_still_scores(health_client, fs, alerts_inbox) -> None:  # type: ignore[no-untyped-def]
+    """Events are checked against today's clock when sent, not when read back for a run."""
+    from functions.health.customer_events import events_since, import_events
+    from functions.health.models import NpsEvent
+    from shared import clock
+
+    later = datetime.now(UTC) + timedelta(days=30)
+    previous = clock.set_clock(clock.FrozenClock(later))
+    try:
+        event = NpsEvent(type="nps", event_id="n1", at=later - timedelta(hours=1), score=9)
+    finally:
+        clock.set_clock(previous)
+    health_client.post("/v1/customers", json={"id": "acme", "name": "Acme"})
+    assert import_events("acme", [event]) == [("n1", "created")]
+    assert events_since(later - timedelta(days=1)) == {"acme": [event]}
+    assert import_events("acme", [event]) == [("n1", "unchanged")]
+
+
+def test_a_key_issued_while_the_customer_is_deactivated_is_revoked_not_handed_out(  # type: ignore[no-untyped-def]
+    health_client, fs, monkeypatch
+) -> None:
+    """The deactivation lands between the issue's status check and its key's creation: its sweep
+    of the keys ran before the key existed, so the key stayed valid for a deactivated customer."""
+    from functions.health import registry
+
+    health_client.post("/v1/customers", json={"id": "acme", "name": "Acme"})
+    minted = registry.new_key
+
+    def deactivated_meanwhile(secret: bytes) -> tuple[str, str]:
+        monkeypatch.setattr(registry, "new_key", minted)
+        assert health_client.post("/v1/customers/acme/deactivate").get_json()["keys_revoked"] == []
+        return minted(secret)
+
+    monkeypatch.setattr(registry, "new_key", deactivated_meanwhile)
+    answer = health_client.post("/v1/customers/acme/keys")
+    assert answer.status_code == 409, answer.get_json()
+    assert "api_key" not in answer.get_json()
+    [key] = fs.collection(KEYS_COLLECTION).stream()
+    assert key.to_dict()["revoked_at"] is not None
+
+
+def test_a_deactivated_customer_never_scored_is_not_sent_to_a_run_that_skips_it(health_client, fs) -> None:  # type: ignore[no-untyped-def]
+    health_client.post("/v1/customers", json={"id": "acme", "name": "Acme"})
+    assert "POST /v1/health/run" in health_client.get("/v1/health/customers/acme").get_json()["detail"]
+    health_client.post("/v1/customers/acme/deactivate")
+    answer = health_client.get("/v1/health/customers/acme")
+    assert answer.status_code == 404
+    assert "deactivated" in answer.get_json()["detail"]
+    assert "/v1/customers/acme/reactivate" in answer.get_json()["detail"]

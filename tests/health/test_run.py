@@ -108,7 +108,8 @@ def test_run_scores_stores_fires_once_and_explains_moves(fs, alerts_inbox) -> No
     again = run_health(
         AS_OF, cfg=CFG, usage_source=source, store=FirestoreHealthStore(), publish=publish_notice
     )
-    assert again.actions_fired == {}
+    assert again.notices_published == 0  # a re-run of the day sends nothing again
+    assert again.actions_fired == summary.actions_fired  # and keeps what the day fired on record
     assert alerts_inbox() == []
     rerun = fs.collection("customers").document("thriving").get().to_dict()["health"]
     assert rerun["score"] == thriving["score"]
@@ -150,3 +151,109 @@ def test_persona_week_and_drift_notice_once_per_episode(fs, alerts_inbox) -> Non
     assert {n["severity"] for n in notices} == {"medium"}
     run_health(AS_OF + timedelta(days=1), cfg=CFG, usage_source=source, store=store, publish=publish_notice)
     assert alerts_inbox() == []
+
+
+def test_a_rerun_of_a_day_keeps_what_fired_that_day_on_record(fs, alerts_inbox, health_client) -> None:  # type: ignore[no-untyped-def]
+    """A re-run of a finished day (the schedule's retry, an operator's POST /v1/health/run) sends
+    nothing again, and must not erase what the day's run fired from the day's score record, the
+    customer's history and the run summary the weekly report counts actions from."""
+    _create("fresh", datetime(2026, 11, 27, tzinfo=UTC))
+    source = MemoryUsage(usage={})
+    first = run_health(
+        AS_OF, cfg=CFG, usage_source=source, store=FirestoreHealthStore(), publish=publish_notice
+    )
+    assert first.actions_fired == {"onboarding_checkin": 1}
+    assert len(alerts_inbox()) == 1
+
+    again = run_health(
+        AS_OF, cfg=CFG, usage_source=source, store=FirestoreHealthStore(), publish=publish_notice
+    )
+    assert again.notices_published == 0
+    assert alerts_inbox() == []
+    assert again.actions_fired == {"onboarding_checkin": 1}
+    record = fs.collection("health_scores").document("fresh:2026-11-30").get().to_dict()
+    assert [fired["action"] for fired in record["actions_fired"]] == ["onboarding_checkin"]
+    summary = fs.collection("health_runs").document("2026-11-30").get().to_dict()
+    assert summary["actions_fired"] == {"onboarding_checkin": 1}
+    history = health_client.get("/v1/health/customers/fresh").get_json()["history"]
+    assert [fired["action"] for fired in history[0]["actions_fired"]] == ["onboarding_checkin"]
+
+    # The next day is a day of its own: nothing fired then.
+    run_health(
+        AS_OF + timedelta(days=1),
+        cfg=CFG,
+        usage_source=source,
+        store=FirestoreHealthStore(),
+        publish=publish_notice,
+    )
+    assert fs.collection("health_runs").document("2026-12-01").get().to_dict()["actions_fired"] == {}
+
+
+def test_scoring_an_earlier_day_fills_its_history_without_replacing_the_latest_score(  # type: ignore[no-untyped-def]
+    fs, alerts_inbox, health_client
+) -> None:
+    """A missed day scored by hand after a later one (POST /v1/health/run?as_of=...): its record
+    is kept, but the customer's latest score, its action states and what the CSMs are sent are
+    the later day's; an old day's data sent no retention campaign and took over the list."""
+    _create("acme", datetime(2025, 1, 1, tzinfo=UTC))
+    store = FirestoreHealthStore()
+    latest = run_health(
+        AS_OF,
+        cfg=CFG,
+        usage_source=MemoryUsage(usage={"acme": busy(AS_OF)}),
+        store=store,
+        publish=publish_notice,
+    )
+    assert latest.categories["healthy"] == 1
+    before = fs.collection("customers").document("acme").get().to_dict()["health"]
+
+    missed = AS_OF - timedelta(days=3)
+    backfill = run_health(
+        missed, cfg=CFG, usage_source=MemoryUsage(usage={}), store=store, publish=publish_notice
+    )
+    assert backfill.categories["churn_risk"] == 1  # that day's score, as the day's data says
+    assert backfill.notices_published == 0
+    assert alerts_inbox() == []
+    assert fs.collection("customers").document("acme").get().to_dict()["health"] == before
+    assert fs.collection("health_scores").document(f"acme:{missed.isoformat()}").get().to_dict()[
+        "category"
+    ] == ("churn_risk")
+    page = health_client.get("/v1/health/customers/acme?days=5").get_json()
+    assert (page["as_of"], page["category"]) == (AS_OF.isoformat(), "healthy")
+    assert [day["as_of"] for day in page["history"]] == [AS_OF.isoformat(), missed.isoformat()]
+    listed = health_client.get("/v1/health/customers?category=healthy").get_json()["customers"]
+    assert [customer["id"] for customer in listed] == ["acme"]
+
+
+def test_scoring_a_day_again_after_later_days_keeps_what_it_fired(fs, alerts_inbox) -> None:  # type: ignore[no-untyped-def]
+    _create("acme", datetime(2025, 1, 1, tzinfo=UTC))
+    store, idle = FirestoreHealthStore(), MemoryUsage(usage={})
+    early = AS_OF - timedelta(days=3)
+    first = run_health(early, cfg=CFG, usage_source=idle, store=store, publish=publish_notice)
+    assert first.actions_fired  # an idle old customer: retention, training, education
+    alerts_inbox()
+    run_health(AS_OF, cfg=CFG, usage_source=idle, store=store, publish=publish_notice)
+    latest = fs.collection("customers").document("acme").get().to_dict()["health"]
+
+    again = run_health(early, cfg=CFG, usage_source=idle, store=store, publish=publish_notice)
+    assert (again.actions_fired, again.notices_published) == (first.actions_fired, 0)
+    assert alerts_inbox() == []
+    record = fs.collection("health_scores").document(f"acme:{early.isoformat()}").get().to_dict()
+    assert {fired["action"] for fired in record["actions_fired"]} == set(first.actions_fired)
+    assert fs.collection("customers").document("acme").get().to_dict()["health"] == latest
+
+
+def test_a_week_scored_late_leaves_the_drift_episode_alone(fs, alerts_inbox) -> None:  # type: ignore[no-untyped-def]
+    live = {"Lua": 2500, "Elro": 2500, "Riri": 2500, "Nana": 2500}
+    monday = date(2026, 11, 23)
+    weeks = {monday - timedelta(weeks=i): dict(live) for i in range(1, 6)}
+    weeks[monday] = {"Lua": 4000, "Elro": 1000, "Riri": 2500, "Nana": 2500}
+    source, store = MemoryUsage(weeks=weeks), FirestoreHealthStore()
+    assert run_health(AS_OF, cfg=CFG, usage_source=source, store=store, publish=publish_notice).drift
+    assert len(alerts_inbox()) == 2
+    episode = fs.collection("health_drift").document("expected").get().to_dict()
+    # A day of the week before, scored late: that week had no drift, but the episode goes on.
+    run_health(AS_OF - timedelta(days=7), cfg=CFG, usage_source=source, store=store, publish=publish_notice)
+    assert fs.collection("health_drift").document("expected").get().to_dict() == episode
+    run_health(AS_OF + timedelta(days=1), cfg=CFG, usage_source=source, store=store, publish=publish_notice)
+    assert alerts_inbox() == []  # the same episode: no second notice

@@ -362,3 +362,35 @@ def test_a_key_held_at_its_limit_asks_redis_a_lease_at_a_time(redis_url: str) ->
     # The burst in leases of 20 (10 round trips), then about a round trip per 20 tokens refilled
     # (asking for each token as it came due took one per token: ~300 here).
     assert round_trips <= 10 + (admitted - burst) / 20 * 2 + 5, (round_trips, admitted)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("bulk_first", [True, False])
+def test_an_operator_key_starting_like_a_customer_key_has_one_bucket_for_requests_and_items(
+    make_client: Any, redis_url: str, bulk_first: bool
+) -> None:
+    """An operator key may start with ``ion_`` (``ion_platformkey_...``); it is not customer-shaped,
+    so it is admitted on its own bucket. Its bulk items were charged to a bucket named after its
+    characters 4-16 instead: twice the limit, and shared by every such key with those characters."""
+    operator, other = "ion_platformkey_" + "a" * 30, "ion_platformkey_" + "b" * 30
+    env = {
+        "ION_API_KEYS": f"{operator},{other}",
+        "ION_RATE_LIMIT_BURST": "5",
+        "ION_RATE_LIMIT_PER_SECOND": "0.01",
+    }
+    client = make_client(**env)
+    if bulk_first:
+        assert (
+            client.post("/v2/bulk", json={"items": [ROUTE] * 5}, headers={"X-API-Key": operator}).status_code
+            == 200
+        )
+        assert client.post("/v2/route", json=ROUTE, headers={"X-API-Key": operator}).status_code == 429
+    else:
+        assert (
+            client.post("/v2/bulk", json={"items": [ROUTE] * 5}, headers={"X-API-Key": other}).status_code
+            == 200
+        )
+        assert (
+            client.post("/v2/bulk", json={"items": [ROUTE] * 5}, headers={"X-API-Key": operator}).status_code
+            == 200
+        )

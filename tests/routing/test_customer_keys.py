@@ -155,3 +155,26 @@ def test_a_key_store_refusing_for_good_is_a_500_not_retry_later(make_client) -> 
     assert answer.status_code == 500
     assert "Retry-After" not in answer.headers
     assert "refused by the test server" not in answer.get_data(as_text=True)
+
+
+def test_a_customers_usage_counts_what_routing_understood_of_the_request(fs, redis_url, collected) -> None:  # type: ignore[no-untyped-def]
+    """The per-customer counters (the health score's adoption and feedback signals) read the body
+    as the route validated it: an old client's ``key`` routes by key, a ``"false"`` is not helpful
+    and a rating of ``4.0`` is a 4. Read raw, a v1 client routing by key looked like one never
+    routing by key (an education campaign about a feature it uses), a "false" counted helpful."""
+    key = _issue()
+    client, service, sink = collected()
+    as_customer = {"X-API-Key": key}
+    v1 = client.post(
+        "/v1/route", json={"key": "calm-flowing-seek-advice", "user_input": "hi"}, headers=as_customer
+    )
+    assert v1.status_code == 200
+    routed = client.post("/v2/route", json=ROUTE, headers=as_customer).get_json()
+    answer = {"request_id": routed["request_id"], "helpful": "false", "rating": 4.0}
+    assert client.post("/v2/feedback", json=answer, headers=as_customer).get_json()["outcome"] == "created"
+    service.telemetry.flush()
+    assert sink.total(CUSTOMER_REQUESTS_METRIC, customer="acme", feature="route_key") == 2
+    assert sink.total(CUSTOMER_REQUESTS_METRIC, customer="acme", feature="route_message") == 0
+    assert sink.total(CUSTOMER_FEEDBACK_METRIC, customer="acme", answer="not_helpful") == 1
+    assert sink.total(CUSTOMER_FEEDBACK_METRIC, customer="acme", answer="helpful") == 0
+    assert sink.total(CUSTOMER_FEEDBACK_METRIC, customer="acme", answer="rating_4") == 1
