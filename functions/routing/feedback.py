@@ -89,6 +89,10 @@ def arm_totals_id(experiment: str, arm: str) -> str:
 Outcome = Literal["created", "updated", "unchanged"]
 
 
+class FeedbackOfAnotherCustomer(Exception):
+    """The answer on this request was given with another customer's key: not theirs to change."""
+
+
 def store_feedback(record: FeedbackRecord) -> tuple[Outcome, Totals]:
     """Store one answer and move the totals; returns the outcome and the persona's new totals."""
     from google.api_core.exceptions import GoogleAPIError
@@ -112,6 +116,11 @@ def store_feedback(record: FeedbackRecord) -> tuple[Outcome, Totals]:
             doc = client.collection(STATS_COLLECTION).document(doc_id).get(transaction=transaction, **bounded)
             totals[doc_id] = Totals.model_validate(doc.to_dict()) if doc.exists else empty.model_copy()
         previous = FeedbackRecord.model_validate(snapshot.to_dict()) if snapshot.exists else None
+        # A request id is a bearer token: one leaked must not let another customer rewrite the
+        # answer (operator keys, which name no customer, may).
+        owner = previous.customer_id if previous is not None else None
+        if owner is not None and record.customer_id is not None and owner != record.customer_id:
+            raise FeedbackOfAnotherCustomer(record.request_id)
         persona_totals = totals[persona_totals_id(record.persona)]
         if previous is not None and (previous.helpful, previous.rating, previous.comment) == (
             record.helpful,

@@ -217,6 +217,7 @@ def personas(_request: flask.Request) -> flask.Response:
 )
 def feedback(request: flask.Request, body: FeedbackRequest) -> flask.Response:
     """Feedback on a routing answer (by its request_id), aggregated per persona and arm."""
+    from functions.routing.feedback import FeedbackOfAnotherCustomer
     from functions.routing.feedback_service import submit_feedback
 
     service = get_service()
@@ -236,6 +237,10 @@ def feedback(request: flask.Request, body: FeedbackRequest) -> flask.Response:
             errors=[
                 {"field": "request_id", "message": "unknown or altered request id", "type": "request_id"}
             ],
+        ) from None
+    except FeedbackOfAnotherCustomer:
+        raise Problem(
+            403, "The answer on this request_id was given with another customer's key; it is theirs."
         ) from None
     except FeedbackStoreUnavailable:
         raise _feedback_unavailable() from None

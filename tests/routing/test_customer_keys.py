@@ -178,3 +178,28 @@ def test_a_customers_usage_counts_what_routing_understood_of_the_request(fs, red
     assert sink.total(CUSTOMER_FEEDBACK_METRIC, customer="acme", answer="not_helpful") == 1
     assert sink.total(CUSTOMER_FEEDBACK_METRIC, customer="acme", answer="helpful") == 0
     assert sink.total(CUSTOMER_FEEDBACK_METRIC, customer="acme", answer="rating_4") == 1
+
+
+def test_a_customer_cannot_rewrite_another_customers_feedback(fs, redis_url, collected) -> None:  # type: ignore[no-untyped-def]
+    """A request id is a bearer token: one that leaked (a shared log, a support ticket) must not
+    let another customer's key change the answer its customer gave."""
+    from functions.routing.feedback import FEEDBACK_COLLECTION
+    from shared.firestore import get_route_firestore
+
+    acme, globex = _issue("acme"), _issue("globex")
+    client, _service, _sink = collected()
+    routed = client.post("/v2/route", json=ROUTE, headers={"X-API-Key": acme}).get_json()
+    answer = {"request_id": routed["request_id"], "helpful": True, "rating": 5}
+    assert client.post("/v2/feedback", json=answer, headers={"X-API-Key": acme}).status_code == 201
+    other = client.post(
+        "/v2/feedback", json={**answer, "helpful": False, "rating": 1}, headers={"X-API-Key": globex}
+    )
+    assert other.status_code == 403, other.get_data(as_text=True)
+    assert "another customer" in other.get_json()["detail"]
+    stored = (
+        get_route_firestore().collection(FEEDBACK_COLLECTION).document(routed["request_id"]).get().to_dict()
+    )
+    assert (stored["customer_id"], stored["helpful"], stored["rating"]) == ("acme", True, 5)
+    # Its own customer may still change it.
+    changed = client.post("/v2/feedback", json={**answer, "rating": 4}, headers={"X-API-Key": acme})
+    assert changed.get_json()["outcome"] == "updated"
