@@ -70,12 +70,14 @@ def templates() -> jinja2.Environment:
 
         threshold = panel.band.ok if panel.band else None
         title = f"{panel.title} over the window"
-        return svg.line_chart(panel.series, panel.unit, title, threshold=threshold, zone=ZoneInfo(zone))
+        return svg.line_chart(
+            panel.series, panel.unit, title, threshold=threshold, zone=ZoneInfo(zone), currency=panel.currency
+        )
 
     def last_text(panel: PanelView, label: str) -> str:
         for series in panel.series:
             if series.label == label and series.points:
-                return "latest " + format_value(series.points[-1][1], panel.unit)
+                return "latest " + format_value(series.points[-1][1], panel.unit, panel.currency)
         return "no data"
 
     env.globals.update(
@@ -147,7 +149,7 @@ def _panel_lines(panel: PanelView, *, markdown: bool) -> list[str]:
     if panel.kind == "timeseries" and len(panel.series) > 1:
         for series in panel.series:
             if series.points:
-                latest = format_value(series.points[-1][1], panel.unit)
+                latest = format_value(series.points[-1][1], panel.unit, panel.currency)
                 lines.append(f"{dash}{series.label}: latest {latest}")
     if panel.rows:
         if markdown:
