@@ -128,7 +128,8 @@ class CostService:
             cost = queried.get(day)
             if cost is None:
                 continue
-            doc = {**day_to_doc(cost), "time_zone": zone.key}
+            # The currency too, so a reader of the days alone (the reports) need not guess it.
+            doc = {**day_to_doc(cost), "time_zone": zone.key, "currency": self.currency}
             old = stored.get(day)
             changed = old is None or not same_figures(old, doc)
             # Days stored before they were counted in this zone (UTC days before 2026-12) are

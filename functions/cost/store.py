@@ -4,8 +4,9 @@ production, memory for replay and tests).
 Collections (each document carries ``expire_at``, a Firestore TTL field; kept 400 days):
 
 - ``cost_days/{YYYY-MM-DD}``: one usage day's (in ``time_zone``) net cost by service, SKU and
-  region as exact decimal strings, its non-usage ``charges`` by cost type, with ``revision`` and
-  ``restated_at`` (a day is rewritten while its rows still land);
+  region as exact decimal strings in ``currency`` (the account's ISO code; absent on days stored
+  before 2026-12), its non-usage ``charges`` by cost type, with ``revision`` and ``restated_at``
+  (a day is rewritten while its rows still land);
 - ``cost_snapshots/{YYYY-MM-DD}``: the snapshot of that day as served by the API;
 - ``cost_events/{hash}``: each announcement made once (a budget threshold crossed in a month, an
   anomaly of a service on a day), claimed in a transaction before it is published and marked

@@ -41,7 +41,8 @@ class DashboardQuery(FormatQuery):
         default="UTC",
         max_length=64,
         pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$",
-        description="the reader's IANA time zone for the charts' times (default UTC), e.g. America/New_York",
+        description="the reader's IANA time zone for the times shown (charts, header, tables; the JSON "
+        "stays UTC), default UTC, e.g. America/New_York",
     )
 
     @field_validator("tz")

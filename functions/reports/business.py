@@ -22,6 +22,7 @@ from datetime import date, timedelta
 from pydantic import BaseModel
 
 from functions.reports.documents import CostDay, CostSnapshot, DocumentSource, HealthRun
+from functions.reports.money import UNKNOWN_CURRENCY
 from functions.reports.panels import Status
 from functions.reports.period import Period, zone
 from functions.reports.views import Figure, Table, TableRow, change_of, format_value
@@ -63,19 +64,28 @@ def graded_against_budget(value: float | None, target: float, budget: float) -> 
 
 
 def _figure(
-    ref: str, title: str, *, unit: str, target: str, status: Status, value: float | None, before: float | None
+    ref: str,
+    title: str,
+    *,
+    unit: str,
+    target: str,
+    status: Status,
+    value: float | None,
+    before: float | None,
+    currency: str | None = None,
 ) -> Figure:
-    change, direction = change_of(unit, value, before, "lower")
+    change, direction = change_of(unit, value, before, "lower", currency)
     return Figure(
         ref=ref,
         title=title,
         unit=unit,
+        currency=currency if unit == "usd" else None,
         target=target,
         status=status,
         value=value,
-        text=format_value(value, unit),
+        text=format_value(value, unit, currency),
         previous=before,
-        previous_text=format_value(before, unit),
+        previous_text=format_value(before, unit, currency),
         change=change,
         direction=direction,
     )
@@ -85,7 +95,14 @@ def _total(days: list[CostDay]) -> float | None:
     return round(sum(d.total for d in days), 2) if days else None
 
 
-def _by_service(now: list[CostDay], before: list[CostDay]) -> Table:
+def account_currency(snapshots: list[CostSnapshot | None], days: list[CostDay]) -> str | None:
+    """The billing account's currency: the snapshots' (newest first), else the days' (None: no
+    document says, shown by ``money.py``'s fallback)."""
+    stated = [s.currency for s in snapshots if s is not None] + [d.currency for d in reversed(days)]
+    return next((c for c in stated if c), None)
+
+
+def _by_service(now: list[CostDay], before: list[CostDay], currency: str | None) -> Table:
     def shares(days: list[CostDay]) -> tuple[dict[str, float], float]:
         totals: dict[str, float] = {}
         for day in days:
@@ -103,7 +120,7 @@ def _by_service(now: list[CostDay], before: list[CostDay]) -> Table:
         rows.append(
             TableRow(
                 label=name,
-                text=format_value(value, "usd"),
+                text=format_value(value, "usd", currency),
                 share=share,
                 previous_share=old,
                 change=change,
@@ -111,7 +128,12 @@ def _by_service(now: list[CostDay], before: list[CostDay]) -> Table:
             )
         )
     return Table(
-        ref="cost.by_service", title="Cost by service", unit="usd", rows=rows, note="No cost recorded."
+        ref="cost.by_service",
+        title="Cost by service",
+        unit="usd",
+        currency=currency,
+        rows=rows,
+        note="No cost recorded.",
     )
 
 
@@ -124,6 +146,11 @@ def cost_part(
     snapshot_before = source.cost_snapshot(days_before)
     known = snapshot or snapshot_before
     total, total_before = _total(now), _total(before)
+    currency = account_currency([snapshot, snapshot_before], before + now)
+
+    def money(value: float) -> str:
+        return format_value(value, "usd", currency)
+
     notes: list[str] = []
     figures = []
     if known is not None:
@@ -133,9 +160,10 @@ def cost_part(
                 "cost.period_total",
                 f"Cost this {period.kind}",
                 unit="usd",
-                target=f"<= {format_value(target, 'usd')} (the {format_value(known.target, 'usd')} monthly "
-                f"savings target over {len(days)} days); budget {format_value(budget, 'usd')} "
-                f"({format_value(known.budget, 'usd')} a month)",
+                currency=currency,
+                target=f"<= {money(target)} (the {money(known.target)} monthly "
+                f"savings target over {len(days)} days); budget {money(budget)} "
+                f"({money(known.budget)} a month)",
                 status=graded_against_budget(total, target, budget),
                 value=total,
                 before=total_before,
@@ -147,6 +175,7 @@ def cost_part(
                 "cost.period_total",
                 f"Cost this {period.kind}",
                 unit="usd",
+                currency=currency,
                 target="no budget known",
                 status="info",
                 value=total,
@@ -154,6 +183,11 @@ def cost_part(
             )
         )
         notes.append("No cost snapshot in either period: the budget and forecast are unknown.")
+    if currency is None and (now or before):
+        notes.append(
+            f"No cost document names the billing currency: amounts are shown in {UNKNOWN_CURRENCY}, "
+            "the cost capability's default."
+        )
     if snapshot is not None:
         forecast_before = snapshot_before.forecast_month_end if snapshot_before else None
         figures.append(
@@ -161,8 +195,8 @@ def cost_part(
                 "cost.forecast_month_end",
                 f"Month-end forecast (as of {snapshot.as_of:%b} {snapshot.as_of.day})",
                 unit="usd",
-                target=f"<= {format_value(snapshot.target, 'usd')} target; "
-                f"budget {format_value(snapshot.budget, 'usd')}",
+                currency=currency,
+                target=f"<= {money(snapshot.target)} target; budget {money(snapshot.budget)}",
                 status=graded_against_budget(snapshot.forecast_month_end, snapshot.target, snapshot.budget),
                 value=snapshot.forecast_month_end,
                 before=forecast_before,
@@ -182,6 +216,7 @@ def cost_part(
             "cost.per_million_requests",
             "Cost per million requests",
             unit="usd",
+            currency=currency,
             target="informational (the period's cost over its routed requests)",
             status="info",
             value=per_million(total, requests),
@@ -198,7 +233,7 @@ def cost_part(
             f"Cost recorded for {len(now)} of {len(days)} days: the billing export lags by up to a day, "
             "and a missing day counts as nothing here."
         )
-    return Part(figures=figures, tables=[_by_service(now, before)], notes=notes)
+    return Part(figures=figures, tables=[_by_service(now, before, currency)], notes=notes)
 
 
 def _distribution(run: HealthRun | None) -> dict[str, float]:

@@ -47,7 +47,9 @@ def line_png(
             axes.plot(times, values, color=colour, linewidth=1.4, label=series.label)
         if panel.band is not None:
             axes.axhline(panel.band.ok, color="#B00020", linestyle="--", linewidth=0.9, label="target")
-        axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: format_value(v, panel.unit)))
+        axes.yaxis.set_major_formatter(
+            FuncFormatter(lambda v, _pos: format_value(v, panel.unit, panel.currency))
+        )
         axes.xaxis.set_major_formatter(mdates.DateFormatter("%a %d", tz=zone))
         limits = percent_limits(panel)
         if limits is not None:

@@ -15,7 +15,6 @@ from functions.reports.figure_reads import (
     pct,
     stat,
     status_of,
-    usd,
 )
 from functions.reports.panels import Panel, Status
 from functions.reports.views import PanelView, RowView, SeriesView, format_value
@@ -24,6 +23,15 @@ from functions.reports.views import PanelView, RowView, SeriesView, format_value
 class CostFigures:
     def __init__(self, reads: DocumentReads) -> None:
         self.reads = reads
+
+    def currency(self) -> str | None:
+        """The billing account's currency, as the latest snapshot states it (None: no snapshot)."""
+        currency = (self.reads.snapshot() or {}).get("currency")
+        return str(currency) if currency else None
+
+    def money(self, value: Any) -> str:
+        """An amount in the account's currency (the unit is named ``usd``, whatever the currency)."""
+        return format_value(float(value) if value is not None else None, "usd", self.currency())
 
     def _no_snapshot(self, base: dict[str, Any]) -> PanelView:
         return PanelView(
@@ -53,20 +61,20 @@ class CostFigures:
         target, budget_prorated = float(budget.get("target_prorated", 0)), float(budget.get("prorated", 0))
         status: Status = "ok" if value <= target else "warning" if value <= budget_prorated else "breach"
         rows = [
-            RowView(label="month to date", value=value, text=format_value(value, "usd"), status=status),
-            RowView(label="target so far", value=target, text=format_value(target, "usd")),
-            RowView(label="budget so far", value=budget_prorated, text=format_value(budget_prorated, "usd")),
+            RowView(label="month to date", value=value, text=self.money(value), status=status),
+            RowView(label="target so far", value=target, text=self.money(target)),
+            RowView(label="budget so far", value=budget_prorated, text=self.money(budget_prorated)),
         ]
         return PanelView(
             **{
                 **base,
-                "target": f"<= {usd(target)} (the {usd(budget.get('target'))} "
-                f"monthly target over {mtd.get('days')} days); budget {usd(budget_prorated)} "
-                f"({usd(budget.get('amount'))} a month)",
+                "target": f"<= {self.money(target)} (the {self.money(budget.get('target'))} "
+                f"monthly target over {mtd.get('days')} days); budget {self.money(budget_prorated)} "
+                f"({self.money(budget.get('amount'))} a month)",
             },
             status=status,
             value=value,
-            text=f"{usd(value)} ({mtd.get('month')}, as of {snap.get('as_of')})",
+            text=f"{self.money(value)} ({mtd.get('month')}, as of {snap.get('as_of')})",
             rows=rows,
             note=self._source_note(snap),
         )
@@ -81,20 +89,20 @@ class CostFigures:
         target, amount = float(budget.get("target", 0)), float(budget.get("amount", 0))
         status: Status = "ok" if value <= target else "warning" if value <= amount else "breach"
         rows = [
-            RowView(label="low", value=low, text=format_value(low, "usd")),
-            RowView(label="forecast", value=value, text=format_value(value, "usd"), status=status),
-            RowView(label="high", value=high, text=format_value(high, "usd")),
-            RowView(label="target", value=target, text=format_value(target, "usd")),
-            RowView(label="budget", value=amount, text=format_value(amount, "usd")),
+            RowView(label="low", value=low, text=self.money(low)),
+            RowView(label="forecast", value=value, text=self.money(value), status=status),
+            RowView(label="high", value=high, text=self.money(high)),
+            RowView(label="target", value=target, text=self.money(target)),
+            RowView(label="budget", value=amount, text=self.money(amount)),
         ]
         return PanelView(
             **{
                 **base,
-                "target": f"<= {usd(target)} target; budget {usd(amount)}",
+                "target": f"<= {self.money(target)} target; budget {self.money(amount)}",
             },
             status=status,
             value=value,
-            text=f"{usd(value)} (band {usd(low)} to {usd(high)})",
+            text=f"{self.money(value)} (band {self.money(low)} to {self.money(high)})",
             rows=rows,
             note=" ".join(filter(None, [f"Method: {fc.get('method', 'unknown')}.", self._source_note(snap)])),
         )
@@ -114,7 +122,7 @@ class CostFigures:
             **base,
             status="info" if points else "no_data",
             value=total,
-            text=f"{usd(total)} over {len(points)} days" if points else "no data",
+            text=f"{self.money(total)} over {len(points)} days" if points else "no data",
             series=[SeriesView(label="net cost per day", points=points)] if points else [],
             note="" if points else "No daily cost in these days.",
         )
@@ -132,16 +140,16 @@ class CostFigures:
         rows = []
         for (day, service), a in sorted(found.items(), reverse=True):
             skus = "; ".join(
-                f"{s.get('sku')} {usd(s.get('cost'))} (expected {usd(s.get('expected'))})"
+                f"{s.get('sku')} {self.money(s.get('cost'))} (expected {self.money(s.get('expected'))})"
                 for s in a.get("skus") or []
             )
             rows.append(
                 RowView(
                     label=f"{day} {service}",
                     value=float(a.get("cost", 0)),
-                    text=f"{usd(a.get('cost'))} vs {usd(a.get('expected'))} expected",
+                    text=f"{self.money(a.get('cost'))} vs {self.money(a.get('expected'))} expected",
                     status="warning",
-                    detail=f"threshold {usd(a.get('threshold'))} over {a.get('weeks')} weeks"
+                    detail=f"threshold {self.money(a.get('threshold'))} over {a.get('weeks')} weeks"
                     + (f"; moved: {skus}" if skus else ""),
                 )
             )
@@ -170,7 +178,7 @@ class CostFigures:
             RowView(
                 label=str(item.get("description") or item.get("name")),
                 value=float(item.get("monthly_saving", 0)),
-                text=f"{usd(item.get('monthly_saving'))}/month",
+                text=f"{self.money(item.get('monthly_saving'))}/month",
                 detail=f"{item.get('recommender')} · {item.get('subtype')} · priority {item.get('priority')}",
             )
             for item in sorted(items, key=lambda i: -float(i.get("monthly_saving", 0)))
@@ -180,7 +188,7 @@ class CostFigures:
             **base,
             status="info",
             value=total,
-            text=f"{usd(total)}/month in {len(rows)} opportunit{'y' if len(rows) == 1 else 'ies'}",
+            text=f"{self.money(total)}/month in {len(rows)} opportunit{'y' if len(rows) == 1 else 'ies'}",
             rows=rows,
             note="" if rows else "The Recommender API has no cost opportunity now.",
         )
@@ -195,8 +203,9 @@ class CostFigures:
             RowView(
                 label=line,
                 value=float(item.get("saving", 0)),
-                text=f"{usd(item.get('saving'))} ({float(item.get('saving_pct', 0)):.1f}%)",
-                detail=f"baseline {usd(item.get('baseline'))}, forecast {usd(item.get('forecast'))}",
+                text=f"{self.money(item.get('saving'))} ({float(item.get('saving_pct', 0)):.1f}%)",
+                detail=f"baseline {self.money(item.get('baseline'))}, "
+                f"forecast {self.money(item.get('forecast'))}",
             )
             for line, item in sorted((savings.get("by_line") or {}).items())
         ]
@@ -205,9 +214,9 @@ class CostFigures:
             **base,
             status=status_of(panel, value),
             value=value,
-            text=f"{pct(value)} ({usd(savings.get('saving'))} this month against the baseline)",
+            text=f"{pct(value)} ({self.money(savings.get('saving'))} this month against the baseline)",
             rows=rows,
-            note=f"{usd(abs(gap))} {'still to save to reach' if gap > 0 else 'under'} the target.",
+            note=f"{self.money(abs(gap))} {'still to save to reach' if gap > 0 else 'under'} the target.",
         )
 
     def panel_per_request(self, panel: Panel, base: dict[str, Any]) -> PanelView:
@@ -221,7 +230,7 @@ class CostFigures:
             panel,
             base,
             float(value) if value is not None else None,
-            text=f"{usd(value)} per million ({format_value(requests, 'count')} requests this month)"
+            text=f"{self.money(value)} per million ({format_value(requests, 'count')} requests this month)"
             if value is not None
             else "",
             note=per.get("note") or "",
@@ -248,7 +257,7 @@ class CostFigures:
             RowView(
                 label=name,
                 value=float(item.get("cost", 0)),
-                text=f"{usd(item.get('cost'))} month to date",
+                text=f"{self.money(item.get('cost'))} month to date",
                 share=item.get("share"),
                 detail=f"{format_value(item.get('requests'), 'count')} requests",
             )
@@ -261,20 +270,21 @@ class CostFigures:
         if hidden:
             # A cut list must say so, or it reads as every customer with a cost.
             notes.append(
-                f"The {len(hidden)} others ({usd(sum(r.value or 0.0 for r in hidden))} month to date) "
+                f"The {len(hidden)} others ({self.money(sum(r.value or 0.0 for r in hidden))} month to date) "
                 "are in the cost snapshot: GET /v1/cost."
             )
         if per.get("note"):
             notes.append(f"Per customer: {per['note']}")
         if per.get("unattributed_requests"):
             notes.append(
-                f"{usd(per.get('unattributed_cost'))} of requests without a customer key are not attributed."
+                f"{self.money(per.get('unattributed_cost'))} of requests without a customer key are not "
+                "attributed."
             )
         return PanelView(
             **base,
             status=status_of(panel, value),
             value=value,
-            text=f"{usd(value)} a month (month-end forecast over the customers scored)"
+            text=f"{self.money(value)} a month (month-end forecast over the customers scored)"
             if value is not None
             else "no data",
             rows=rows[:LIST_ROWS],

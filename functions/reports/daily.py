@@ -18,24 +18,23 @@ from functions.reports.views import Figure, format_value
 SNAPSHOT_LOOKBACK_DAYS = 3
 
 
-def _figure(ref: str, title: str, target: str, status: Status, value: float) -> Figure:
+def _figure(
+    ref: str, title: str, target: str, status: Status, value: float, *, currency: str | None
+) -> Figure:
     return Figure(
         ref=ref,
         title=title,
         unit="usd",
+        currency=currency,
         target=target,
         status=status,
         value=value,
-        text=format_value(value, "usd"),
+        text=format_value(value, "usd", currency),
         previous=None,
         previous_text="",
         change="",
         direction="none",
     )
-
-
-def usd(value: float) -> str:
-    return format_value(value, "usd")
 
 
 def cost_so_far_part(source: DocumentSource, period: Period) -> Part:
@@ -50,6 +49,11 @@ def cost_so_far_part(source: DocumentSource, period: Period) -> Part:
             ]
         )
     as_of: date = snapshot.as_of
+    currency = snapshot.currency
+
+    def money(value: float) -> str:
+        return format_value(value, "usd", currency)
+
     month_days = calendar.monthrange(as_of.year, as_of.month)[1]
     covered = snapshot.month_to_date_days or as_of.day
     target = snapshot.target * covered / month_days
@@ -59,17 +63,19 @@ def cost_so_far_part(source: DocumentSource, period: Period) -> Part:
             "cost.month_to_date",
             f"Cost so far in {as_of:%B} ({covered} day{'s' if covered != 1 else ''}, "
             f"to {as_of:%b} {as_of.day})",
-            f"<= {usd(target)} (the {usd(snapshot.target)} monthly target over "
-            f"{covered} of {month_days} days); budget so far {usd(budget)}",
+            f"<= {money(target)} (the {money(snapshot.target)} monthly target over "
+            f"{covered} of {month_days} days); budget so far {money(budget)}",
             graded_against_budget(snapshot.month_to_date, target, budget),
             snapshot.month_to_date,
+            currency=currency,
         ),
         _figure(
             "cost.forecast_month_end",
             "Month-end forecast",
-            f"<= {usd(snapshot.target)} target; budget {usd(snapshot.budget)}",
+            f"<= {money(snapshot.target)} target; budget {money(snapshot.budget)}",
             graded_against_budget(snapshot.forecast_month_end, snapshot.target, snapshot.budget),
             snapshot.forecast_month_end,
+            currency=currency,
         ),
     ]
     notes = []

@@ -2,9 +2,10 @@
 implementations. The reports capability does not import the cost or health capability; it reads
 the documents they publish (their layouts are theirs; a test pins the collection names):
 
-- ``cost_days/{YYYY-MM-DD}``: one day's net cost (``total``, ``by_service`` as decimal strings);
-- ``cost_snapshots/{YYYY-MM-DD}``: the daily snapshot (budget, target, month-end forecast, and
-  whether its billing source was a local fallback);
+- ``cost_days/{YYYY-MM-DD}``: one day's net cost (``total``, ``by_service`` as decimal strings,
+  in ``currency``);
+- ``cost_snapshots/{YYYY-MM-DD}``: the daily snapshot (its ``currency``, budget, target, month-end
+  forecast, and whether its billing source was a local fallback);
 - ``health_runs/{YYYY-MM-DD}``: the daily health run's summary, whose ``categories`` is the
   distribution of every customer's latest category that day.
 
@@ -42,13 +43,15 @@ class CostDay(BaseModel):
     date: date
     total: float
     by_service: dict[str, float] = {}
+    # The billing account's ISO code; None on days stored before the cost capability wrote it.
+    currency: str | None = None
 
 
 class CostSnapshot(BaseModel):
     """The fields of a cost snapshot the report shows."""
 
     as_of: date
-    currency: str = "USD"
+    currency: str | None = None  # None: the document does not say (money.py's fallback)
     budget: float
     target: float
     forecast_month_end: float
@@ -111,6 +114,7 @@ def cost_day_of(doc: dict[str, Any]) -> CostDay:
         date=date.fromisoformat(doc["date"]),
         total=_money(doc.get("total", "0")),
         by_service={name: _money(v) for name, v in (doc.get("by_service") or {}).items()},
+        currency=doc.get("currency") or None,
     )
 
 
@@ -121,7 +125,7 @@ def cost_snapshot_of(doc: dict[str, Any]) -> CostSnapshot:
     source = body.get("source") or {}
     return CostSnapshot(
         as_of=date.fromisoformat(doc.get("as_of") or body["as_of"]),
-        currency=body.get("currency", "USD"),
+        currency=body.get("currency") or None,
         budget=float(budget.get("amount", 0.0)),
         target=float(budget.get("target", 0.0)),
         forecast_month_end=float((body.get("forecast_month_end") or {}).get("total", 0.0)),

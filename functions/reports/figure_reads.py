@@ -63,10 +63,6 @@ def as_instant(value: Any) -> datetime | None:
     return None
 
 
-def usd(value: Any) -> str:
-    return format_value(float(value) if value is not None else None, "usd")
-
-
 def pct(value: float | None) -> str:
     return "no data" if value is None else f"{value * 100:.1f}%"
 

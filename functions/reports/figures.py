@@ -74,4 +74,7 @@ class DocumentFigures:
     def build(self, panel: Panel, base: dict[str, Any]) -> PanelView:
         assert panel.figure is not None
         view: PanelView = self.builder(panel.figure)(panel, base)
+        if view.unit == "usd" and view.currency is None:
+            # Charts and clients format the money in the account's currency, not dollars.
+            view = view.model_copy(update={"currency": self.cost.currency()})
         return view

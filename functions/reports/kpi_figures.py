@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any, Literal
 
@@ -241,7 +241,14 @@ class KpiFigures:
                 saved_why,
             ),
         }
-        return [target.kpi(*measured[target.name]) for target in SCORECARD]
+        kpis = [target.kpi(*measured[target.name]) for target in SCORECARD]
+        # The cost is in the billing account's currency; its target stays the seeds' (in dollars).
+        return [
+            replace(k, text=self.cost.money(k.value))
+            if k.name == "Cost per customer" and k.value is not None
+            else k
+            for k in kpis
+        ]
 
     def panel_scorecard(self, panel: Panel, base: dict[str, Any]) -> PanelView:
         kpis = self.scorecard(panel)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from functions.reports.panels import WINDOWS, Catalog
 from functions.reports.views import DashboardView, PanelView, format_value
@@ -30,9 +31,20 @@ def status_label(status: str) -> str:
     return STATUS_LABELS.get(status, status.upper())
 
 
-def iso(at: datetime | None) -> str:
-    # Named UTC, so shown in UTC: a time read with another offset would be off by it.
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if at else ""
+def iso(at: datetime | None, zone: str = "UTC") -> str:
+    """``at`` as the reader's clock in ``zone`` (an IANA name, checked by the API; default UTC),
+    always named: a time read with another offset than its own would be off by it."""
+    if at is None:
+        return ""
+    if zone == "UTC":
+        return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    local = at.astimezone(ZoneInfo(zone))
+    name = local.tzname() or ""
+    # Some zones have no abbreviation (America/Sao_Paulo's is "-03"): their offset names them.
+    if not name.isalpha():
+        offset = local.strftime("%z")
+        name = f"UTC{offset[:3]}:{offset[3:]}"
+    return f"{local:%Y-%m-%d %H:%M} {name}"
 
 
 def duration(seconds: float) -> str:
@@ -66,21 +78,22 @@ def templates() -> jinja2.Environment:
     )
 
     def chart(panel: PanelView, zone: str = "UTC") -> str:
-        from zoneinfo import ZoneInfo
-
         threshold = panel.band.ok if panel.band else None
         title = f"{panel.title} over the window"
-        return svg.line_chart(panel.series, panel.unit, title, threshold=threshold, zone=ZoneInfo(zone))
+        return svg.line_chart(
+            panel.series, panel.unit, title, threshold=threshold, zone=ZoneInfo(zone), currency=panel.currency
+        )
 
     def last_text(panel: PanelView, label: str) -> str:
         for series in panel.series:
             if series.label == label and series.points:
-                return "latest " + format_value(series.points[-1][1], panel.unit)
+                return "latest " + format_value(series.points[-1][1], panel.unit, panel.currency)
         return "no data"
 
     env.globals.update(
         status_label=status_label,
         iso=iso,
+        times_in=times_in,
         duration=duration,
         labels_text=labels_text,
         chart=chart,
@@ -93,7 +106,7 @@ def templates() -> jinja2.Environment:
 
 
 def render_html(view: DashboardView, catalog: Catalog, zone: str = "UTC") -> str:
-    """The page; chart times in ``zone`` (the reader's, ``?tz=``), named on the axis."""
+    """The page; every time (charts, header, tables) in ``zone`` (the reader's, ``?tz=``), named."""
     return (
         templates()
         .get_template("dashboard.html.j2")
@@ -107,7 +120,7 @@ def render_html(view: DashboardView, catalog: Catalog, zone: str = "UTC") -> str
     )
 
 
-def incident_lines(panel: PanelView, dash: str) -> list[str]:
+def incident_lines(panel: PanelView, dash: str, zone: str = "UTC") -> list[str]:
     """The incident records' panels in text: per priority, then incidents one by one."""
     from functions.reports.incident_metrics import duration_text as span
 
@@ -120,7 +133,7 @@ def incident_lines(panel: PanelView, dash: str) -> list[str]:
             m for m, flag in (("response", r.missed_response), ("resolution", r.missed_resolution)) if flag
         ]
         lines.append(
-            f"{dash}{r.priority} {r.title} ({r.state}): opened {iso(r.opened_at)}{age}"
+            f"{dash}{r.priority} {r.title} ({r.state}): opened {iso(r.opened_at, zone)}{age}"
             + (f"; MISSED {' and '.join(missed)} target" if missed else "")
         )
     return lines
@@ -133,7 +146,7 @@ def markdown_cell(text: str) -> str:
     return " ".join(escaped.split())
 
 
-def _panel_lines(panel: PanelView, *, markdown: bool) -> list[str]:
+def _panel_lines(panel: PanelView, *, markdown: bool, zone: str) -> list[str]:
     lines: list[str] = []
     dash = "- " if markdown else "  "
     head = (
@@ -147,7 +160,7 @@ def _panel_lines(panel: PanelView, *, markdown: bool) -> list[str]:
     if panel.kind == "timeseries" and len(panel.series) > 1:
         for series in panel.series:
             if series.points:
-                latest = format_value(series.points[-1][1], panel.unit)
+                latest = format_value(series.points[-1][1], panel.unit, panel.currency)
                 lines.append(f"{dash}{series.label}: latest {latest}")
     if panel.rows:
         if markdown:
@@ -170,28 +183,32 @@ def _panel_lines(panel: PanelView, *, markdown: bool) -> list[str]:
     for alert in panel.alerts:
         lines.append(
             f"{dash}{alert.severity.upper()} {alert.rule} ({labels_text(alert.labels)}) "
-            f"since {iso(alert.since)}"
+            f"since {iso(alert.since, zone)}"
         )
     for incident in panel.incidents:
         lines.append(
-            f"{dash}{incident.severity.upper()} {incident.summary}: {iso(incident.started)}, "
+            f"{dash}{incident.severity.upper()} {incident.summary}: {iso(incident.started, zone)}, "
             f"{duration(incident.duration_seconds)}{' (ongoing)' if incident.ongoing else ''}"
         )
-    lines += incident_lines(panel, dash)
+    lines += incident_lines(panel, dash, zone)
     if panel.note:
         lines.append(panel.note)
     lines.append("")
     return lines
 
 
-def render_markdown(view: DashboardView) -> str:
+def times_in(zone: str) -> str:
+    return "times in UTC" if zone == "UTC" else f"times in {zone}"
+
+
+def render_markdown(view: DashboardView, zone: str = "UTC") -> str:
     lines = [
         f"# {view.title} [{status_label(view.status)}]",
         "",
         f"{view.description}",
         "",
-        f"Window {view.window} ({iso(view.start)} to {iso(view.end)}), region {view.region or 'all'}, "
-        f"generated {iso(view.generated_at)}.",
+        f"Window {view.window} ({iso(view.start, zone)} to {iso(view.end, zone)}), "
+        f"region {view.region or 'all'}, generated {iso(view.generated_at, zone)}; {times_in(zone)}.",
         "",
     ]
     for panel in view.panels:
@@ -199,21 +216,22 @@ def render_markdown(view: DashboardView) -> str:
         # alert's labels or summary, a customer's name: no tag of theirs reaches a renderer.
         lines += [
             line if line.startswith("|") else line.replace("<", "&lt;").replace(">", "&gt;")
-            for line in _panel_lines(panel, markdown=True)
+            for line in _panel_lines(panel, markdown=True, zone=zone)
         ]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def render_text(view: DashboardView) -> str:
+def render_text(view: DashboardView, zone: str = "UTC") -> str:
     title = f"{view.title.upper()} [{status_label(view.status)}]"
     lines = [
         title,
         "=" * len(title),
-        f"window {view.window}: {iso(view.start)} to {iso(view.end)}; region {view.region or 'all'}",
+        f"window {view.window}: {iso(view.start, zone)} to {iso(view.end, zone)}; "
+        f"region {view.region or 'all'}; {times_in(zone)}",
         "",
     ]
     for panel in view.panels:
-        lines += _panel_lines(panel, markdown=False)
+        lines += _panel_lines(panel, markdown=False, zone=zone)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -221,10 +239,11 @@ def render_view(view: DashboardView, fmt: str, catalog: Catalog, zone: str = "UT
     if fmt == "html":
         return render_html(view, catalog, zone)
     if fmt == "json":
+        # A program's format: instants stay RFC 3339 in UTC whatever ``zone`` (the client converts).
         return view.model_dump_json()
     if fmt == "markdown":
-        return render_markdown(view)
-    return render_text(view)
+        return render_markdown(view, zone)
+    return render_text(view, zone)
 
 
 def index_payload(catalog: Catalog, base: str = "/dashboards") -> dict[str, Any]:

@@ -65,11 +65,12 @@ class Report(BaseModel):
 
 def _figure(ref: str, now: PanelView, before: PanelView) -> Figure:
     better = now.band.better if now.band else None
-    change, direction = change_of(now.unit, now.value, before.value, better)
+    change, direction = change_of(now.unit, now.value, before.value, better, now.currency)
     return Figure(
         ref=ref,
         title=now.title,
         unit=now.unit,
+        currency=now.currency,
         target=now.target,
         status=now.status,
         value=now.value,
@@ -91,7 +92,7 @@ def _table(ref: str, now: PanelView, before: PanelView) -> Table:
             change, _ = change_of("percent", row.share, old_share, None)
         else:
             old_value = old.value if old else None
-            change, _ = change_of(now.unit, row.value, old_value, None)
+            change, _ = change_of(now.unit, row.value, old_value, None, now.currency)
             old_share = None
         rows.append(
             TableRow(
@@ -104,7 +105,7 @@ def _table(ref: str, now: PanelView, before: PanelView) -> Table:
                 detail=row.detail,
             )
         )
-    return Table(ref=ref, title=now.title, unit=now.unit, rows=rows, note=now.note)
+    return Table(ref=ref, title=now.title, unit=now.unit, currency=now.currency, rows=rows, note=now.note)
 
 
 def _row_figures(ref: str, now: PanelView, before: PanelView) -> list[Figure]:
@@ -147,8 +148,8 @@ def _alt(panel: PanelView, period: Period) -> str:
         values = [v for _, v in series.points]
         if values:
             parts.append(
-                f"{series.label} from {format_value(min(values), panel.unit)} "
-                f"to {format_value(max(values), panel.unit)}"
+                f"{series.label} from {format_value(min(values), panel.unit, panel.currency)} "
+                f"to {format_value(max(values), panel.unit, panel.currency)}"
             )
     return f"{panel.title}, {period.label}: " + ("; ".join(parts) if parts else "no data")
 

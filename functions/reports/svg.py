@@ -75,9 +75,10 @@ def line_chart(
     *,
     threshold: float | None = None,
     zone: tzinfo | None = None,
+    currency: str | None = None,
 ) -> str:
     """A line chart (one path per series) with y-axis bounds and the window's start and end, the
-    times in ``zone`` (the reader's; UTC without one)."""
+    times in ``zone`` (the reader's; UTC without one), money in ``currency``."""
     drawn = [s for s in series if s.points]
     if not drawn:
         return ""
@@ -102,7 +103,7 @@ def line_chart(
     for value in (v0, v1):
         parts.append(
             f'<text x="{PAD_LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end" font-size="11" fill="#444">'
-            f"{escape(format_value(value, unit))}</text>"
+            f"{escape(format_value(value, unit, currency))}</text>"
         )
     if threshold is not None and v0 <= threshold <= v1:
         parts.append(

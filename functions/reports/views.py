@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel
 
 from functions.reports.incident_views import IncidentRecordView, PriorityStatsView
+from functions.reports.money import money
 from functions.reports.panels import Band, Status
 
 SCHEMA_VERSION = 1
@@ -61,6 +62,9 @@ class PanelView(BaseModel):
     kind: str
     description: str = ""
     unit: str
+    # The ISO code of a money panel's figures (unit ``usd`` is money, whatever its currency);
+    # None for other units or when no cost document said.
+    currency: str | None = None
     target: str = ""
     status: Status
     value: float | None = None
@@ -95,7 +99,8 @@ class DashboardView(BaseModel):
 # -- formatting ------------------------------------------------------------------------------------
 
 
-def format_value(value: float | None, unit: str) -> str:
+def format_value(value: float | None, unit: str, currency: str | None = None) -> str:
+    """``value`` in ``unit``; money (unit ``usd``) in ``currency``, see ``money.py``."""
     if value is None or not math.isfinite(value):
         return "no data"
     if unit == "percent":
@@ -115,7 +120,7 @@ def format_value(value: float | None, unit: str) -> str:
     if unit == "ratio":
         return f"{value:.3f}"
     if unit == "usd":
-        return f"${value:,.2f}"
+        return money(value, currency)
     if unit == "duration":
         from functions.reports.incident_metrics import duration_text
 
@@ -141,6 +146,7 @@ class Figure(BaseModel):
     ref: str
     title: str
     unit: str
+    currency: str | None = None  # as on ``PanelView``
     target: str
     status: Status
     value: float | None
@@ -165,12 +171,13 @@ class Table(BaseModel):
     ref: str
     title: str
     unit: str
+    currency: str | None = None  # as on ``PanelView``
     rows: list[TableRow]
     note: str = ""
 
 
 def change_of(
-    unit: str, value: float | None, previous: float | None, better: str | None
+    unit: str, value: float | None, previous: float | None, better: str | None, currency: str | None = None
 ) -> tuple[str, Direction]:
     """Week-over-week change: points for percentages, relative change otherwise."""
     if value is None:
@@ -181,7 +188,7 @@ def change_of(
     if unit == "percent":
         text = f"{delta * 100:+.2f} pts" if abs(delta) >= 0.00005 else "unchanged"
     elif previous == 0:
-        text = "unchanged" if value == 0 else f"{format_value(value, unit)} from 0"
+        text = "unchanged" if value == 0 else f"{format_value(value, unit, currency)} from 0"
     else:
         relative = delta / abs(previous)
         text = f"{relative * 100:+.1f}%" if abs(relative) >= 0.0005 else "unchanged"

@@ -146,6 +146,8 @@ def test_foreign_currency_is_set_aside_and_an_export_all_in_it_stores_nothing(fs
     assert store.snapshots == {}
     snap = service_for(bigquery, store, Published(), ION_COST_CURRENCY="EUR").run(AS_OF)
     assert snap["currency"] == "EUR"
+    # The days name it too: a reader of the days alone (the reports) must not guess dollars.
+    assert store.day_docs[AS_OF]["currency"] == "EUR"
 
 
 def test_thresholds_are_announced_once_per_month(fs) -> None:  # type: ignore[no-untyped-def]

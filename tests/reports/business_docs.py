@@ -22,9 +22,11 @@ def cost_day(day: date, by_service: dict[str, str]) -> DayCost:
     return cost
 
 
-def snapshot_doc(history: dict[date, DayCost], as_of: date, *, fallback: bool = False) -> dict[str, Any]:
+def snapshot_doc(
+    history: dict[date, DayCost], as_of: date, *, fallback: bool = False, currency: str = "USD"
+) -> dict[str, Any]:
     """What the cost capability stores in ``cost_snapshots/{as_of}`` (its ``snapshot`` field)."""
-    doc = build_snapshot(history, as_of, currency="USD").model_dump(mode="json")
+    doc = build_snapshot(history, as_of, currency=currency).model_dump(mode="json")
     doc["source"] = {"name": "file (local fallback)" if fallback else "bigquery", "fallback": fallback}
     return doc
 

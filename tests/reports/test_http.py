@@ -131,6 +131,13 @@ def test_charts_speak_the_readers_zone(live) -> None:  # type: ignore[no-untyped
     assert local.status_code == 200
     assert " UTC</text>" not in local.text
     assert " EST</text>" in local.text or " EDT</text>" in local.text
+    # The header and tables too (they stayed UTC under a New York axis), in every text format.
+    assert "times in America/New_York" in local.text
+    text = requests.get(
+        f"{live.url}/dashboards/performance", params={"format": "text", "tz": "America/New_York"}, timeout=30
+    )
+    assert "times in America/New_York" in text.text
+    assert " UTC" not in text.text
     for not_a_zone in ("Mars/Olympus", "America"):
         bad = requests.get(f"{live.url}/dashboards/performance", params={"tz": not_a_zone}, timeout=30)
         assert bad.status_code == 422
