@@ -14,10 +14,10 @@ Semantics:
   holds its start (with ``step_zone``, step ``i`` is the window's ``i``-th calendar day in that
   zone). Each point is labelled with its step's start (the window's start without step).
 - Resolution: minute rollups when the window starts within the last 72 h (their retention),
-  hourly rollups otherwise (then ``step`` must be at least 3600 s). Hours the downsampler has not
-  folded yet (the last few: an hour is folded once the lateness allowance has passed) are read
-  from their minute rollups, each counted in its hour's bucket, so an hour-resolution answer is
-  the same before and after the fold.
+  hourly rollups otherwise; ``step`` is a multiple of the resolution (60 s, 3600 s). Hours the
+  downsampler has not folded yet (the last few: an hour is folded once the lateness allowance has
+  passed) are read from their minute rollups, each counted in its hour's bucket, so an
+  hour-resolution answer is the same before and after the fold.
 - ``labels`` are equality filters; the output series keep the filter labels and ``group_by``
   labels, and every other label is aggregated away (counts and sums added, minima/maxima taken,
   sketches merged).
@@ -97,6 +97,14 @@ def _fold_rollups(
         raise QueryError(
             f"step {query.step}s is finer than the {resolution} rollups this window is answered from; "
             f"use step >= {bucket}"
+        )
+    if query.step is not None and query.step % bucket:
+        # A step of 90 s over minute rollups holds two buckets, then one: a steady rate would
+        # chart as a sawtooth (rollups cannot be split).
+        raise QueryError(
+            f"step {query.step}s is not a whole number of the {resolution} rollups ({bucket} s) this "
+            f"window is answered from; use a multiple of {bucket}, "
+            f"e.g. {_nearest_multiple(query.step, bucket)}"
         )
     wants_sketch = query.agg in QUANTILES
 
@@ -183,6 +191,11 @@ def _customer_usage(query: MetricQuery, spec: CustomerUsage, max_series: int | N
         )
     if query.step is not None and query.step < DAY_SECONDS:
         raise QueryError(f"{query.metric} is kept per day: use step >= {DAY_SECONDS}")
+    if query.step is not None and query.step % DAY_SECONDS:
+        raise QueryError(
+            f"{query.metric} is kept per day: use a step of whole days, "
+            f"e.g. {_nearest_multiple(query.step, DAY_SECONDS)}"
+        )
     if query.resolution != "auto":
         raise QueryError(f"{query.metric} is kept per day, not per {query.resolution}", field="resolution")
     kept = {spec.customer, *spec.counted_by}
@@ -215,6 +228,10 @@ def _customer_usage(query: MetricQuery, spec: CustomerUsage, max_series: int | N
                 acc = fold.accumulator(labels, index, max_series)
                 acc.add_counter(value)
     return QueryResult(metric=query.metric, agg=query.agg, series=fold.series(), resolution="day")
+
+
+def _nearest_multiple(step: int, bucket: int) -> int:
+    return max(bucket, round(step / bucket) * bucket)
 
 
 def _fold(query: MetricQuery) -> Fold:
