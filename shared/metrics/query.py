@@ -22,8 +22,9 @@ Semantics:
   labels, and every other label is aggregated away (counts and sums added, minima/maxima taken,
   sketches merged).
 - ``count``: number of samples (gauge samples, histogram observations, sum data points);
-  ``sum``: their sum (for sums, the increments); ``rate``: per second over the step (or window),
-  of the increments for sums and of the observations for gauges and histograms; ``avg`` =
+  ``sum``: their sum (for sums, the increments); ``rate``: per second over the time the step's
+  (or window's) buckets cover, up to now (``Fold.covered``), of the increments for sums and of
+  the observations for gauges and histograms; ``avg`` =
   sum/count; ``min``/``max``; ``p50``..``p99`` from the merged DDSketch, within 1% relative error
   of the exact quantile (rank ``q*(n-1)``) over the raw samples.
 - ``count``/``sum``/``rate`` steps without data are 0 in a series that has data in the window;
@@ -106,6 +107,7 @@ def _fold_rollups(
             f"window is answered from; use a multiple of {bucket}, "
             f"e.g. {_nearest_multiple(query.step, bucket)}"
         )
+    fold.bucket_seconds, fold.now = bucket, utcnow()
     wants_sketch = query.agg in QUANTILES
 
     # (rollups, whether each is counted in the bucket of its hour): the folded hours (a
@@ -215,6 +217,7 @@ def _customer_usage(query: MetricQuery, spec: CustomerUsage, max_series: int | N
     since = day_start(days.since) if days.since is not None else None
     if since is None or query.start < since:
         _fold_rollups(fold, query, query.start, min(query.end, since or query.end), max_series)
+    fold.bucket_seconds, fold.now = DAY_SECONDS, utcnow()
     for customer, by_day in days.counters.items():
         for day, fields in by_day.items():
             at = day_start(day)

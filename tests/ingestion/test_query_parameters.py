@@ -83,3 +83,30 @@ def test_hour_resolution_steps_are_whole_hours(client, store) -> None:  # type: 
                 resolution="hour",
             )
         )
+
+
+def ticks(client, until) -> None:  # type: ignore[no-untyped-def]
+    """A delta counter of 1 every 10 s from T0 - 10 min to ``until``: 0.1 per second."""
+    at, points = T0 - timedelta(minutes=10), []
+    while at < until:
+        points.append((at, 1.0, {}))
+        at += timedelta(seconds=10)
+    post(client, request([counter("ticks", points)]))
+
+
+def test_rate_over_a_window_ending_now_is_over_the_time_its_minutes_cover(client, store) -> None:  # type: ignore[no-untyped-def]
+    # An alert rule's window [now - 5 min, now) at 12:00:30 holds the minutes 11:56 to 12:00,
+    # 270 s of data: divided by 300 the rate read 10% low (20% a second past the minute).
+    ticks(client, NOW)
+    window = run_query(MetricQuery(metric="ticks", agg="rate", start=NOW - timedelta(minutes=5), end=NOW))
+    assert window.series[0].points[0][1] == pytest.approx(0.1)
+
+
+def test_rate_of_a_last_step_cut_short_is_over_its_whole_minute(client, store) -> None:  # type: ignore[no-untyped-def]
+    # A past window ending at T0 + 90 s: its last step [T0 + 60 s, T0 + 90 s) holds the whole
+    # T0 + 1 min rollup; divided by 30 s the rate read double.
+    ticks(client, NOW)
+    result = run_query(
+        MetricQuery(metric="ticks", agg="rate", start=T0, end=T0 + timedelta(seconds=90), step=60)
+    )
+    assert [p[1] for p in result.series[0].points] == pytest.approx([0.1, 0.1])
