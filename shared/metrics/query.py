@@ -92,8 +92,19 @@ def _fold_rollups(
 ) -> str:
     """The rollups of ``query.metric`` whose buckets start in ``[start, end)`` folded into
     ``fold``; returns the resolution read."""
-    resolution = choose_resolution(query)
+    now = utcnow()
+    resolution = choose_resolution(query, now)
     bucket = RESOLUTION_SECONDS[resolution]
+    kept_from = now - RETENTION["minute"]
+    if resolution == "minute" and start < kept_from:
+        # Forced: minutes older than their retention are gone or going (TTL deletes them over
+        # the following day): the answer would be silently partial.
+        raise QueryError(
+            f"minute rollups are kept {RETENTION['minute'].total_seconds() / 3600:.0f} h: the window "
+            f"starts at {start.isoformat()}, before {kept_from.isoformat()}; use resolution=hour "
+            "or auto",
+            field="resolution",
+        )
     if query.step is not None and query.step < bucket:
         raise QueryError(
             f"step {query.step}s is finer than the {resolution} rollups this window is answered from; "
@@ -107,7 +118,7 @@ def _fold_rollups(
             f"window is answered from; use a multiple of {bucket}, "
             f"e.g. {_nearest_multiple(query.step, bucket)}"
         )
-    fold.bucket_seconds, fold.now = bucket, utcnow()
+    fold.bucket_seconds, fold.now = bucket, now
     wants_sketch = query.agg in QUANTILES
 
     # (rollups, whether each is counted in the bucket of its hour): the folded hours (a
@@ -116,7 +127,6 @@ def _fold_rollups(
     sources: list[tuple[Any, bool, RangeKey]] = []
     if resolution == "hour":
         shared = current_build_reads()
-        now = utcnow()
         state = (
             fold_state(query.metric, now)
             if shared is None

@@ -110,3 +110,20 @@ def test_rate_of_a_last_step_cut_short_is_over_its_whole_minute(client, store) -
         MetricQuery(metric="ticks", agg="rate", start=T0, end=T0 + timedelta(seconds=90), step=60)
     )
     assert [p[1] for p in result.series[0].points] == pytest.approx([0.1, 0.1])
+
+
+def test_minute_resolution_before_the_minutes_retention_is_a_422_not_a_partial_answer(client, store) -> None:  # type: ignore[no-untyped-def]
+    # Minute rollups expire 72 h after their minute (Firestore TTL deletes them over the next
+    # day): resolution=minute over an older window answered with whatever was left.
+    response = client.get(
+        "/v1/query?metric=g&agg=count&start=2026-02-27T00:00:00Z&end=2026-02-27T06:00:00Z&resolution=minute"
+    )
+    assert response.status_code == 422, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["errors"][0]["field"] == "resolution"
+    assert "72 h" in body["detail"]
+    assert "resolution=hour" in body["detail"]
+    within = client.get(
+        "/v1/query?metric=g&agg=count&start=2026-03-01T00:00:00Z&end=2026-03-01T06:00:00Z&resolution=minute"
+    )
+    assert within.status_code == 200, within.get_data(as_text=True)
