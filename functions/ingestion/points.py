@@ -25,6 +25,7 @@ from functions.ingestion.labels import (
     any_value,
     label_pairs,
     raw_point_attrs,
+    series_labels,
 )
 from functions.ingestion.metric_units import unit_problem
 from functions.ingestion.shapes import (
@@ -133,8 +134,7 @@ class _Aggregator:
         except ValueError as exc:
             self._series[key] = str(exc)
             return str(exc)
-        labels = dict(resource_labels)
-        labels.update(attrs)
+        labels = series_labels(resource_labels, attrs)
         problem = self.label_problem(labels, attrs)
         if problem is not None:
             self._series[key] = problem
