@@ -19,6 +19,7 @@ from functions.ingestion.aggregate import (
     MetricInfo,
     SeriesBatch,
 )
+from functions.ingestion.descriptors import unit_problem
 from functions.ingestion.identities import known_identities, resolve_identity
 from functions.ingestion.labels import (
     RESOURCE_LABELS,
@@ -27,7 +28,6 @@ from functions.ingestion.labels import (
     raw_point_attrs,
     series_labels,
 )
-from functions.ingestion.metric_units import unit_problem
 from functions.ingestion.shapes import (
     CUMULATIVE,
     DELTA,

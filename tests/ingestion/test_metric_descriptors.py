@@ -1,6 +1,7 @@
-"""One metric, one unit: a sender exporting a metric in another unit than the one it is stored in
-is refused naming both units (Cloud Monitoring refuses a point whose unit differs from its
-descriptor's), instead of pooling seconds with milliseconds in every percentile and average."""
+"""One metric, one unit and one kind: a sender exporting a metric in another unit, or as another
+kind, than the one it is stored in is refused naming both (Cloud Monitoring refuses a point whose
+unit or kind differs from its descriptor's), instead of pooling seconds with milliseconds in every
+percentile and average, or gauge values with a counter's increments."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from google.protobuf.json_format import MessageToDict
 from shared.metrics.query import run_query
 from shared.metrics.query_model import MetricQuery
 from tests.ingestion.conftest import NOW
-from tests.ingestion.otlp_builders import gauge, request
+from tests.ingestion.otlp_builders import counter, gauge, histogram, request
 
 pytestmark = pytest.mark.emulators
 T0 = NOW.replace(second=0) - timedelta(minutes=5)
@@ -68,3 +69,23 @@ def test_a_batch_without_a_unit_leaves_the_stored_unit(client, store) -> None:  
     firestore.reset_clients()  # another instance: a new client, the metric document read afresh
     refused = answer(client, request([gauge(METRIC, [(T0, 30.0, {})], unit="ms")], service="billing"))
     assert refused["partialSuccess"]["rejectedDataPoints"] == 1
+
+
+def sums(metric: str) -> float | None:
+    result = run_query(
+        MetricQuery(metric=metric, agg="sum", start=T0 - timedelta(minutes=5), end=NOW + timedelta(minutes=1))
+    )
+    points = [p[1] for s in result.series for p in s.points]
+    return points[0] if points else None
+
+
+def test_a_metric_sent_as_another_kind_is_refused_naming_both_kinds(client, store) -> None:  # type: ignore[no-untyped-def]
+    assert answer(client, request([counter("jobs.done", [(T0, 7.0, {})])], service="worker")) == {}
+    # Another service reports its queue's level under the counter's name: before, sum read 12.
+    refused = answer(client, request([gauge("jobs.done", [(T0, 5.0, {})])], service="scheduler"))
+    (rejection,) = refused["rejections"]
+    assert "gauge" in rejection["reason"]
+    assert "sum" in rejection["reason"]
+    histo = histogram("jobs.done", T0, [1.0], [1, 1], total=2.5)
+    assert answer(client, request([histo], service="batch"))["partialSuccess"]["rejectedDataPoints"] == 1
+    assert sums("jobs.done") == 7.0
