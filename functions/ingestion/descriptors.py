@@ -12,6 +12,7 @@ registered), or the batch's first for a metric not stored yet; each instance kee
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from functions.ingestion.aggregate import Batch
@@ -25,9 +26,16 @@ _read_from: list[Any] = [None]
 _KNOWN_MAX = 100_000
 
 
+def _measure(unit: str) -> str:
+    """What a UCUM unit measures: ``{request}`` and ``1`` are both a count (curly braces are
+    annotations, not units), ``{packet}/s`` and ``1/s`` both per second."""
+    bare = re.sub(r"\{[^}]*\}", "", unit)
+    return "1" + bare if bare[:1] in ("", "/") else bare
+
+
 def unit_problem(metric: str, unit: str, known: str) -> str | None:
     """Why points of ``metric`` in ``unit`` are refused when the metric is in ``known``, or None."""
-    if not unit or not known or unit == known:
+    if not unit or not known or _measure(unit) == _measure(known):
         return None
     return (
         f"unit {unit!r} differs from {known!r}, the unit {metric} is stored in: one metric has one "

@@ -89,3 +89,13 @@ def test_a_metric_sent_as_another_kind_is_refused_naming_both_kinds(client, stor
     histo = histogram("jobs.done", T0, [1.0], [1, 1], total=2.5)
     assert answer(client, request([histo], service="batch"))["partialSuccess"]["rejectedDataPoints"] == 1
     assert sums("jobs.done") == 7.0
+
+
+def test_annotations_are_not_units(client, store) -> None:  # type: ignore[no-untyped-def]
+    # UCUM's curly braces annotate: {request}, {call} and 1 all count, and are one unit.
+    for service, unit in (("route", "{request}"), ("billing", "1"), ("search", "{call}")):
+        assert answer(client, request([counter("calls", [(T0, 1.0, {})])], service=service)) == {}
+        body = request([gauge("queue.depth", [(T0, 3.0, {})], unit=unit)], service=service)
+        assert answer(client, body) == {}
+    refused = answer(client, request([gauge("queue.depth", [(T0, 3.0, {})], unit="By")], service="x"))
+    assert refused["partialSuccess"]["rejectedDataPoints"] == 1
