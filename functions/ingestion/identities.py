@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from functions.ingestion.labels import origin_id, raw_point_attrs, series_labels, stream_id
+from functions.ingestion.labels import origin_id, raw_point_attrs, stream_id
 from shared.metrics.store import series_id
 
 # Process cache of what a point's identity resolves to, so that the series an SDK exports every
@@ -49,7 +49,8 @@ def resolve_identity(  # noqa: PLR0917 - the point's identity, parts and all
         found: Identity = ("", {}, str(exc), "", "")
         known[raw_attrs] = found
         return found
-    labels = series_labels(resource_labels, attrs)
+    labels = dict(resource_labels)
+    labels.update(attrs)
     problem = label_problem(labels, attrs)
     found = (
         series_id(metric, labels),

@@ -12,19 +12,6 @@ from typing import Any
 RESOURCE_LABELS = {"service.name": "service", "cloud.region": "region"}
 
 
-def series_labels(
-    resource_labels: tuple[tuple[str, str], ...], attrs: tuple[tuple[str, str], ...]
-) -> dict[str, str]:
-    """A series' labels: the resource's (``service``, ``region``) and the point's attributes. An
-    attribute naming a label its resource gives, with another value, is kept as
-    ``exported_<name>``, as Prometheus keeps a scraped label that clashes with a target label: a
-    point's ``service=payments`` (the service it called) moved the sender's series under payments."""
-    labels = dict(resource_labels)
-    for key, value in attrs:
-        labels[key if labels.get(key, value) == value else f"exported_{key}"] = value
-    return labels
-
-
 def any_value(value: Any) -> str:
     kind = value.WhichOneof("value")
     if kind == "string_value":

@@ -26,7 +26,6 @@ from functions.ingestion.labels import (
     any_value,
     label_pairs,
     raw_point_attrs,
-    series_labels,
 )
 from functions.ingestion.shapes import (
     CUMULATIVE,
@@ -134,7 +133,8 @@ class _Aggregator:
         except ValueError as exc:
             self._series[key] = str(exc)
             return str(exc)
-        labels = series_labels(resource_labels, attrs)
+        labels = dict(resource_labels)
+        labels.update(attrs)
         problem = self.label_problem(labels, attrs)
         if problem is not None:
             self._series[key] = problem
