@@ -164,6 +164,10 @@ def explicit_buckets_sketch(
     error is at most half the width of the bucket holding the quantile."""
     sketch = Sketch()
     last = len(bounds)
+    if not bounds and (minimum is None or maximum is None):
+        # One bucket, (-inf, +inf), and no min/max: nothing says where its values lie (placed at
+        # 0 they answered p95 = max = 0). Count and sum stay exact; percentiles have no answer.
+        return sketch
     for i, count in enumerate(counts):
         if not count:
             continue

@@ -4,12 +4,17 @@ A stream (metric, every resource attribute, scope, data point attributes) keeps 
 ``metric_streams/{stream}``. Inside the write transaction each new point is compared with it:
 
 - first point of a stream with a ``start_time_unix_nano``: the whole value is the increment since
-  that start (an SDK's first export carries everything counted since the process started);
-  without a start time it only sets the baseline;
+  that start (an SDK's first export carries everything counted since the process started), when
+  that start lies within the lateness allowance (``ION_METRICS_MAX_AGE_SECONDS``) before the
+  point; a start older than that (a Collector or Cloud Monitoring series counting for days, a
+  stream forgotten and seen again) or no start time only sets the baseline, as Prometheus' first
+  sample does: days of counts in one minute would read as a spike, and counted twice where they
+  were stored before;
 - same start, later time: the difference (per bucket for histograms); a decrease is refused
   ("cumulative value decreased without a new start_time"), except when the stream has no start
   time at all, where a decrease can only mean a restart;
-- a later start time: a restart, the whole new value is the increment;
+- a later start time: a restart, the whole new value is the increment (within the allowance, as
+  above);
 - an earlier start time, or a time not after the last one: refused (late or repeated point).
 
 Exponential histograms whose scale changed are compared at the smaller scale (buckets merged
@@ -143,11 +148,15 @@ def _add_difference(cell: Cell, prev: CumulativePoint, point: CumulativePoint) -
 
 
 def resolve(
-    series: SeriesBatch, states: dict[str, dict[str, Any] | None], minute_of: Any
+    series: SeriesBatch,
+    states: dict[str, dict[str, Any] | None],
+    minute_of: Any,
+    whole_within_ns: int | None = None,
 ) -> tuple[dict[int, Cell], dict[str, dict[str, Any]], list[str]]:
     """The series' cells with its cumulative streams' increments added (new objects; the batch is
     left as it was, since a transaction may run this again), the streams' new states, and one
-    reason per refused point."""
+    reason per refused point. A stream's first point (or a restart's) counts whole only when its
+    start lies at most ``whole_within_ns`` before it (None: always)."""
     cells = {minute: cell.copy() for minute, cell in series.minutes.items()}
     new_states: dict[str, dict[str, Any]] = {}
     refused: list[str] = []
@@ -161,7 +170,8 @@ def resolve(
                 cell = Cell()
             reason = None
             if prev is None or (point.start > prev.start and prev.start != 0):
-                if point.start > 0:
+                recent = whole_within_ns is None or point.time - point.start <= whole_within_ns
+                if point.start > 0 and recent:
                     _add_whole(cell, point)
             elif prev.shape != point.shape:
                 reason = f"stream changed from {prev.shape} to {point.shape}"

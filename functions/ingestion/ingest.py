@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from functions.ingestion.aggregate import Batch
 from functions.ingestion.customer_usage import split_customer_usage
 from functions.ingestion.customer_usage_store import UsageOutcome, store_customer_usage
+from functions.ingestion.descriptors import refuse_conflicts
 from functions.ingestion.otlp import content_hash, decode_request
 from functions.ingestion.points import aggregate
 from functions.ingestion.series_registry import CardinalityExceeded, register_series
@@ -98,6 +99,7 @@ def _ingest(
     registry_writes = 0
     over_limit: dict[str, int] = {}
     if batch.series:
+        refuse_conflicts(batch)
         registry_writes = register_series(batch)
         over_limit = {m: n for (m, reason), n in batch.rejected.items() if reason.startswith("series limit")}
         if batch.accepted == 0 and over_limit:

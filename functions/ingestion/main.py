@@ -151,6 +151,14 @@ def get_query(request: flask.Request, query: QueryParams) -> flask.Response:
             errors=[{"field": k, "message": "unknown parameter"} for k in unknown],
             allowed=[*QUERY_PARAMS, "label.<name>"],
         )
+    # ``by=a&by=b`` means both; any other parameter twice is ambiguous: never the first alone.
+    repeated = sorted(k for k in args if k != "by" and len(args.getlist(k)) > 1)
+    if repeated:
+        raise Problem(
+            422,
+            f"Query parameter(s) given more than once: {', '.join(repeated)} (only by may repeat).",
+            errors=[{"field": k, "message": "given more than once"} for k in repeated],
+        )
     missing = [k for k in ("metric", "agg", "start", "end") if not args.get(k)]
     if missing:
         raise Problem(
@@ -164,7 +172,7 @@ def get_query(request: flask.Request, query: QueryParams) -> flask.Response:
         "start": _rfc3339(args["start"], "start"),
         "end": _rfc3339(args["end"], "end"),
         "labels": {k[len("label.") :]: v for k, v in args.items() if k.startswith("label.")},
-        "group_by": [k.strip() for k in args.get("by", "").split(",") if k.strip()],
+        "group_by": [k.strip() for by in args.getlist("by") for k in by.split(",") if k.strip()],
     }
     _check_window(raw["start"], raw["end"], get_ingestion_settings().query_max_window_days)
     if args.get("step"):

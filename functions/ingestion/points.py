@@ -19,6 +19,7 @@ from functions.ingestion.aggregate import (
     MetricInfo,
     SeriesBatch,
 )
+from functions.ingestion.descriptors import unit_problem
 from functions.ingestion.identities import known_identities, resolve_identity
 from functions.ingestion.labels import (
     RESOURCE_LABELS,
@@ -185,6 +186,12 @@ def _metric(
     if not name or len(name) > MAX_NAME:
         batch.reject(name[:60], f"metric name must be 1-{MAX_NAME} characters", _count_points(metric))
         return
+    info = batch.metrics.get(name)  # the metric seen earlier in this batch: one unit for both
+    if info is not None and (problem := unit_problem(name, metric.unit, info.unit)):
+        batch.reject(name, problem, _count_points(metric))
+        return
+    if info is not None and not info.unit:
+        info.unit = metric.unit
     if shape == "gauge":
         _gauge(agg, name, metric.gauge.data_points, resource_labels, "gauge")
         batch.metrics.setdefault(name, MetricInfo(name, "gauge", metric.unit, metric.description))
@@ -202,15 +209,8 @@ def _metric(
         _points(agg, name, metric.histogram, HistogramShape(), resource_labels, resource_key, scope_key)
         batch.metrics.setdefault(name, MetricInfo(name, "histogram", metric.unit, metric.description))
     elif shape == "exponential_histogram":
-        _points(
-            agg,
-            name,
-            metric.exponential_histogram,
-            ExpHistogramShape(),
-            resource_labels,
-            resource_key,
-            scope_key,
-        )
+        exp = metric.exponential_histogram
+        _points(agg, name, exp, ExpHistogramShape(), resource_labels, resource_key, scope_key)
         batch.metrics.setdefault(name, MetricInfo(name, "histogram", metric.unit, metric.description))
     elif shape == "summary":
         batch.reject(

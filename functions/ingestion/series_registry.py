@@ -270,7 +270,9 @@ def _register(batch: Batch, metric: str, new: list[SeriesBatch]) -> int:
                 write.create(refs[series.sid], _entry(series, open_bucket, now))
             if not written:
                 return None, (assigned, over, 0, count)
+            # A batch without a unit or description leaves the stored ones (descriptors.py).
             about = {"kind": info.kind, "unit": info.unit, "description": info.description} if info else {}
+            about = {k: v for k, v in about.items() if v}
             fields = {
                 "name": metric,
                 **about,

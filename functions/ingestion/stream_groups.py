@@ -25,6 +25,7 @@ from typing import Any
 
 from functions.ingestion.aggregate import Cell, SeriesBatch
 from functions.ingestion.cumulative import resolve
+from functions.ingestion.settings import get_ingestion_settings
 from functions.ingestion.write_units import Unit, applied_entry, kept_entries, lists_batch, minute_of
 from shared.metrics.store import APPLIED, stored_size
 
@@ -64,6 +65,8 @@ def apply_streams(
     per-stream states ``legacy``). ``too_large(document)`` answers why a document cannot be
     stored, or None."""
     out = StreamsApplied()
+    # A first point counts whole only when its start lies within the lateness allowance.
+    whole_within_ns = get_ingestion_settings().max_age_seconds * 1_000_000_000
     held: dict[str, Any] = dict((stored or {}).get(STREAMS_FIELD) or {})
     listed = lists_batch(stored, token)
     applied: list[tuple[SeriesBatch, dict[int, Cell], dict[str, dict[str, Any]], int]] = []
@@ -79,7 +82,7 @@ def apply_streams(
         states = {stream: held.get(stream) or legacy.get(stream) for stream in fresh}
         # Only these streams' points: the series' cells are its cells units' business.
         part = dataclasses.replace(series, minutes={}, streams={s: series.streams[s] for s in fresh})
-        cells, new_states, refused = resolve(part, states, minute_of)
+        cells, new_states, refused = resolve(part, states, minute_of, whole_within_ns)
         out.refused.extend((series.metric, reason, 1) for reason in refused)
         points = sum(len(series.streams[s]) for s in fresh) - len(refused)
         applied.append((series, cells, new_states, points))

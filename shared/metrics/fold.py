@@ -129,6 +129,9 @@ class Fold:
         # output series they are combined into.
         self.groups: dict[tuple[tuple[str, str], ...], Group] = {}
         self.outputs: set[tuple[tuple[str, str], ...]] = set()
+        # Folding rollups: their length, and the time their last bucket fills up to (``covered``).
+        self.bucket_seconds: int | None = None
+        self.now: datetime | None = None
 
     def output_count(self) -> int:
         return len(self.outputs) if self.across else len(self.groups)
@@ -183,12 +186,27 @@ class Fold:
                     if not fill_zero:
                         continue
                     acc = Accumulator()
-                value = acc.value(self.agg, seconds)
+                value = acc.value(self.agg, self.covered(step_start, seconds))
                 if value is not None:
                     points.append((step_start, value))
             # Built here from stored numbers: nothing to validate (the replay asks thousands a cycle).
             out.append(Series.model_construct(labels=group.labels, points=points))
         return self._combined(out) if self.across else out
+
+    def covered(self, at: datetime, seconds: float) -> float:
+        """The seconds a rate is over: those the buckets starting in the step ``[at, at + seconds)``
+        hold, from the first one's start to the last one's end (``now`` while it fills). A window
+        ending at 12:00:30 on minute rollups holds 11:56 to 12:00:30, not five minutes; one ending
+        at 10:01:30 in the past holds the whole 10:01 minute."""
+        size = self.bucket_seconds
+        if not size:
+            return seconds
+        begin = at.timestamp()
+        first = math.ceil(begin / size) * size
+        last_end = math.ceil((begin + seconds) / size) * size
+        if self.now is not None:
+            last_end = min(last_end, self.now.timestamp())
+        return last_end - first if last_end > first else seconds
 
     def _spans(self) -> list[tuple[datetime, float]]:
         """Each step's start and length in seconds (the last may be short)."""

@@ -14,16 +14,17 @@ Semantics:
   holds its start (with ``step_zone``, step ``i`` is the window's ``i``-th calendar day in that
   zone). Each point is labelled with its step's start (the window's start without step).
 - Resolution: minute rollups when the window starts within the last 72 h (their retention),
-  hourly rollups otherwise (then ``step`` must be at least 3600 s). Hours the downsampler has not
-  folded yet (the last few: an hour is folded once the lateness allowance has passed) are read
-  from their minute rollups, each counted in its hour's bucket, so an hour-resolution answer is
-  the same before and after the fold.
+  hourly rollups otherwise; ``step`` is a multiple of the resolution (60 s, 3600 s). Hours the
+  downsampler has not folded yet (the last few: an hour is folded once the lateness allowance has
+  passed) are read from their minute rollups, each counted in its hour's bucket, so an
+  hour-resolution answer is the same before and after the fold.
 - ``labels`` are equality filters; the output series keep the filter labels and ``group_by``
   labels, and every other label is aggregated away (counts and sums added, minima/maxima taken,
   sketches merged).
 - ``count``: number of samples (gauge samples, histogram observations, sum data points);
-  ``sum``: their sum (for sums, the increments); ``rate``: per second over the step (or window),
-  of the increments for sums and of the observations for gauges and histograms; ``avg`` =
+  ``sum``: their sum (for sums, the increments); ``rate``: per second over the time the step's
+  (or window's) buckets cover, up to now (``Fold.covered``), of the increments for sums and of
+  the observations for gauges and histograms; ``avg`` =
   sum/count; ``min``/``max``; ``p50``..``p99`` from the merged DDSketch, within 1% relative error
   of the exact quantile (rank ``q*(n-1)``) over the raw samples.
 - ``count``/``sum``/``rate`` steps without data are 0 in a series that has data in the window;
@@ -91,13 +92,33 @@ def _fold_rollups(
 ) -> str:
     """The rollups of ``query.metric`` whose buckets start in ``[start, end)`` folded into
     ``fold``; returns the resolution read."""
-    resolution = choose_resolution(query)
+    now = utcnow()
+    resolution = choose_resolution(query, now)
     bucket = RESOLUTION_SECONDS[resolution]
+    kept_from = now - RETENTION["minute"]
+    if resolution == "minute" and start < kept_from:
+        # Forced: minutes older than their retention are gone or going (TTL deletes them over
+        # the following day): the answer would be silently partial.
+        raise QueryError(
+            f"minute rollups are kept {RETENTION['minute'].total_seconds() / 3600:.0f} h: the window "
+            f"starts at {start.isoformat()}, before {kept_from.isoformat()}; use resolution=hour "
+            "or auto",
+            field="resolution",
+        )
     if query.step is not None and query.step < bucket:
         raise QueryError(
             f"step {query.step}s is finer than the {resolution} rollups this window is answered from; "
             f"use step >= {bucket}"
         )
+    if query.step is not None and query.step % bucket:
+        # A step of 90 s over minute rollups holds two buckets, then one: a steady rate would
+        # chart as a sawtooth (rollups cannot be split).
+        raise QueryError(
+            f"step {query.step}s is not a whole number of the {resolution} rollups ({bucket} s) this "
+            f"window is answered from; use a multiple of {bucket}, "
+            f"e.g. {_nearest_multiple(query.step, bucket)}"
+        )
+    fold.bucket_seconds, fold.now = bucket, now
     wants_sketch = query.agg in QUANTILES
 
     # (rollups, whether each is counted in the bucket of its hour): the folded hours (a
@@ -106,7 +127,6 @@ def _fold_rollups(
     sources: list[tuple[Any, bool, RangeKey]] = []
     if resolution == "hour":
         shared = current_build_reads()
-        now = utcnow()
         state = (
             fold_state(query.metric, now)
             if shared is None
@@ -183,6 +203,11 @@ def _customer_usage(query: MetricQuery, spec: CustomerUsage, max_series: int | N
         )
     if query.step is not None and query.step < DAY_SECONDS:
         raise QueryError(f"{query.metric} is kept per day: use step >= {DAY_SECONDS}")
+    if query.step is not None and query.step % DAY_SECONDS:
+        raise QueryError(
+            f"{query.metric} is kept per day: use a step of whole days, "
+            f"e.g. {_nearest_multiple(query.step, DAY_SECONDS)}"
+        )
     if query.resolution != "auto":
         raise QueryError(f"{query.metric} is kept per day, not per {query.resolution}", field="resolution")
     kept = {spec.customer, *spec.counted_by}
@@ -202,6 +227,7 @@ def _customer_usage(query: MetricQuery, spec: CustomerUsage, max_series: int | N
     since = day_start(days.since) if days.since is not None else None
     if since is None or query.start < since:
         _fold_rollups(fold, query, query.start, min(query.end, since or query.end), max_series)
+    fold.bucket_seconds, fold.now = DAY_SECONDS, utcnow()
     for customer, by_day in days.counters.items():
         for day, fields in by_day.items():
             at = day_start(day)
@@ -215,6 +241,10 @@ def _customer_usage(query: MetricQuery, spec: CustomerUsage, max_series: int | N
                 acc = fold.accumulator(labels, index, max_series)
                 acc.add_counter(value)
     return QueryResult(metric=query.metric, agg=query.agg, series=fold.series(), resolution="day")
+
+
+def _nearest_multiple(step: int, bucket: int) -> int:
+    return max(bucket, round(step / bucket) * bucket)
 
 
 def _fold(query: MetricQuery) -> Fold:
