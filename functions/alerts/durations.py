@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
 _DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 _UNITS = (7 * 86400, 86400, 3600, 60, 1)
@@ -49,3 +49,16 @@ def format_duration(delta: timedelta) -> str:
 Duration = Annotated[
     timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
 ]
+
+
+def _whole_minutes(delta: timedelta) -> timedelta:
+    seconds = delta.total_seconds()
+    if seconds <= 0 or seconds % 60:
+        # The store answers from minute rollups, which cannot be split: a step of 90 s would hold
+        # two minutes, then one (the query API refuses it, so the rule would fail every cycle).
+        raise ValueError(f"{format_duration(delta)} is not a whole number of minutes, like 1m or 5m")
+    return delta
+
+
+# A step of points read from the store: whole minutes.
+MinuteDuration = Annotated[Duration, AfterValidator(_whole_minutes)]

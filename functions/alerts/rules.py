@@ -36,7 +36,7 @@ from pydantic import (
     model_validator,
 )
 
-from functions.alerts.durations import Duration
+from functions.alerts.durations import Duration, MinuteDuration
 from shared.clock import ZoneName
 from shared.messages import Severity
 from shared.metrics.query_model import Agg
@@ -183,7 +183,7 @@ class AnomalyRule(_Rule):
     """A learned baseline per series: points of ``step`` over ``history`` through the detector."""
 
     kind: Literal["anomaly"]
-    step: Duration | None = Field(default=timedelta(minutes=5), description="None: raw points")
+    step: MinuteDuration | None = Field(default=timedelta(minutes=5), description="None: raw points")
     history: Duration = timedelta(days=7)
     direction: Literal["both", "up", "down"] = "both"
     sensitivity: float = Field(default=1.0, gt=0.1, le=10, description="> 1 alerts more, < 1 less")

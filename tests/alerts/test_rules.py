@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from functions.alerts.durations import parse_duration
-from functions.alerts.rules import RulesError, active_rules, load_rules, parse_rules
+from functions.alerts.rules import AnomalyRule, RulesError, active_rules, load_rules, parse_rules
 
 BASE = {"metric": "m", "severity": "high", "annotations": {"summary": "s"}}
 
@@ -94,3 +95,13 @@ def test_rules_file_from_environment(tmp_path, monkeypatch) -> None:  # type: ig
     )
     with pytest.raises(RulesError, match=r"broken.*threshold"):
         load_rules()
+
+
+def test_an_anomaly_step_is_whole_minutes() -> None:
+    base = {"kind": "anomaly", "name": "r", "metric": "m", "agg": "count", "severity": "low"}
+    assert AnomalyRule.model_validate(
+        {**base, "annotations": {"summary": "s"}, "step": "2m"}
+    ).step == timedelta(minutes=2)
+    for bad in ("90s", "0s"):
+        with pytest.raises(ValidationError, match="not a whole number of minutes"):
+            AnomalyRule.model_validate({**base, "annotations": {"summary": "s"}, "step": bad})
