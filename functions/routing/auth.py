@@ -61,6 +61,16 @@ class RateLimited(Exception):
         self.customer: str | None = None
 
 
+class TooManyItems(Exception):
+    """A bulk request of more items than the key's burst: no wait would admit it (413, not 429,
+    so a client retrying on 429 does not retry it for ever)."""
+
+    def __init__(self, detail: str, burst: int) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.burst = burst
+
+
 class ApiKeyGuard:
     def __init__(
         self,
@@ -210,15 +220,15 @@ class ApiKeyGuard:
 
     def charge_items(self, presented: str | None, items: int) -> dict[str, str]:
         """A request of ``items`` items costs one token per item: take the ``items`` - 1 not
-        taken when :meth:`admit` accepted the key; raises ``RateLimited``."""
+        taken when :meth:`admit` accepted the key; raises ``RateLimited``, or ``TooManyItems``
+        when no wait would admit them."""
         if items > self._burst:
-            self._metrics.rejected.add(1, (("reason", "rate_limit"),))
-            raise RateLimited(
+            self._metrics.rejected.add(1, (("reason", "too_many_items"),))
+            raise TooManyItems(
                 f"This request of {items} items costs {items} rate-limit tokens, more than the burst "
-                f"of {self._burst}; "
-                f"send at most {self._burst} items per request.",
-                headers={"RateLimit-Limit": str(self._burst)},
-                retry_after=0,
+                f"of {self._burst}, so no wait would admit it; send at most {self._burst} items per "
+                "request.",
+                self._burst,
             )
         return self._limit(self.bucket_of(presented), items - 1) if items > 1 else {}
 

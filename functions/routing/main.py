@@ -11,7 +11,7 @@ import flask
 import orjson
 from pydantic import BaseModel, Field, ValidationError
 
-from functions.routing.auth import AccessDenied, RateLimited
+from functions.routing.auth import AccessDenied, RateLimited, TooManyItems
 from functions.routing.auth_failures import client_address
 from functions.routing.customer_keys import KeyStoreUnavailable
 from functions.routing.engine import INTENTS, PACES, PERSONAS, TONES, persona_profiles
@@ -155,6 +155,8 @@ def _charge_items(request: flask.Request, items: int) -> None:
         return
     try:
         guard.charge_items(presented, items)
+    except TooManyItems as too_many:
+        raise Problem(413, too_many.detail, headers={"RateLimit-Limit": str(too_many.burst)}) from None
     except RateLimited as limited:
         raise Problem(429, limited.detail, headers=limited.headers, retry_after=limited.retry_after) from None
 

@@ -85,14 +85,16 @@ def test_a_bulk_request_costs_one_token_per_item(make_client: Any, redis_url: st
 
 
 @pytest.mark.redis
-def test_a_bulk_larger_than_the_burst_is_refused_saying_how_many_items_fit(
+def test_a_bulk_larger_than_the_burst_is_a_413_saying_how_many_items_fit(
     make_client: Any, redis_url: str
 ) -> None:
     client = make_client(ION_API_KEYS="alpha", ION_RATE_LIMIT_BURST="5", ION_RATE_LIMIT_PER_SECOND="1")
     refused = client.post("/v2/bulk", json={"items": [ROUTE] * 6}, headers={"X-API-Key": "alpha"})
-    assert refused.status_code == 429
+    # Not 429: no wait would admit it, and a client retrying on 429 would retry it for ever.
+    assert refused.status_code == 413
     assert "send at most 5 items per request" in refused.get_json()["detail"]
     assert "Retry-After" not in refused.headers
+    assert refused.headers["RateLimit-Limit"] == "5"
 
 
 def _evalsha_calls(redis_url: str) -> int:
