@@ -137,8 +137,9 @@ class Fold:
         return len(self.outputs) if self.across else len(self.groups)
 
     def accepts(self, labels: Mapping[str, str]) -> bool:
-        """Equality filters: every filter label present with its value."""
-        return all(labels.get(k) == v for k, v in self.filters.items())
+        """Equality filters, as Prometheus' matchers: every filter label with its value; an empty
+        value matches a series without the label."""
+        return all(labels.get(k, "") == v for k, v in self.filters.items())
 
     def group(self, labels: Mapping[str, str]) -> Group:
         """The output series ``labels`` fall in (the filter and group_by labels kept, the others

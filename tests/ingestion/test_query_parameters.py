@@ -127,3 +127,14 @@ def test_minute_resolution_before_the_minutes_retention_is_a_422_not_a_partial_a
         "/v1/query?metric=g&agg=count&start=2026-03-01T00:00:00Z&end=2026-03-01T06:00:00Z&resolution=minute"
     )
     assert within.status_code == 200, within.get_data(as_text=True)
+
+
+def test_an_empty_label_value_matches_the_series_without_the_label(client, store) -> None:  # type: ignore[no-untyped-def]
+    # Prometheus' {endpoint=""}: the series that have no such label. It matched nothing, so the
+    # traffic without an endpoint could not be charted apart.
+    post(client, request([gauge("g", [(T0, 1.0, {"endpoint": "/v2/route"})])]))
+    post(client, request([gauge("g", [(T0, 5.0, {})])]))
+    without = client.get(f"/v1/query?metric=g&agg=max&{WINDOW}&label.endpoint=")
+    assert without.status_code == 200, without.get_data(as_text=True)
+    values = [p[1] for s in without.get_json()["series"] for p in s["points"] if p[1] is not None]
+    assert values == [5.0]
