@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from functions.ingestion.aggregate import Batch
 from functions.ingestion.ingest import ingest_payload
-from functions.ingestion.otlp import PROTOBUF_TYPES, RejectedPayload, decompress
+from functions.ingestion.otlp import PROTOBUF_TYPES, RejectedPayload, decompress, sniff_media_type
 from functions.ingestion.series_registry import CardinalityExceeded
 from functions.ingestion.settings import QUERY_PAST_DAYS, get_ingestion_settings
 from shared.clock import format_rfc3339, parse_rfc3339, utcnow
@@ -322,11 +322,10 @@ def handle_event(event: Any) -> None:
         return
     event_id, attributes, payload = message.event_id, message.attributes, message.data
     content_type = attributes.get("content_type") or attributes.get("Content-Type")
-    if not content_type:
-        content_type = "application/json" if payload[:1] in (b"{", b" ", b"\n") else "application/x-protobuf"
     encoding = attributes.get("content_encoding")
     try:
         body = decompress(payload, encoding, get_settings().max_body_bytes * 8)
+        content_type = content_type or sniff_media_type(body)
         # The public route publishes here: only routing's own metrics are taken (topic_filter).
         result = ingest_payload(body, content_type, confine=confine_to_routing)
     except RejectedPayload as exc:

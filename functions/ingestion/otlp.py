@@ -120,3 +120,17 @@ def _drop_exemplars(node: Any) -> None:
 
 def content_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
+
+
+def sniff_media_type(body: bytes) -> str:
+    """A Pub/Sub message without ``content_type``: JSON when it parses as JSON, else protobuf. Not
+    by its first byte alone: a protobuf request starts with 0x0A (field 1), JSON's newline."""
+    import orjson
+
+    if body.lstrip(b" \t\r\n")[:1] == b"{":
+        try:
+            orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return "application/x-protobuf"
+        return "application/json"
+    return "application/x-protobuf"

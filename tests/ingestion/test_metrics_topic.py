@@ -87,3 +87,26 @@ def test_forged_batches_on_topic_metrics_are_refused_and_counted(store, capsys) 
     )
     assert push.post(PUSH_PATH, json=envelope).status_code == 200
     assert _count(LATENCY, service="routing") == 40
+
+
+@pytest.mark.emulators
+def test_a_batch_without_content_type_is_read_as_what_it_is(store) -> None:  # type: ignore[no-untyped-def]
+    """A publisher that sets no ``content_type``: the protobuf request starts with 0x0A (field 1),
+    which was taken for JSON's newline, so every such batch was dead-lettered; JSON may start
+    with any whitespace."""
+    from google.protobuf.json_format import MessageToJson
+
+    push = functions_framework.create_app("ingest_pubsub", str(ROOT / "main.py"), "cloudevent").test_client()
+    route = {"http.route": "/v2/route", "http.request.method": "POST", "http.response.status_code": 200}
+
+    def batch(at_minute: int):  # type: ignore[no-untyped-def]
+        metric = histogram(LATENCY, T0 + timedelta(minutes=at_minute), [0.1], [3, 0], total=0.1, labels=route)
+        return request([metric], service="routing")
+
+    protobuf = batch(0).SerializeToString()
+    assert protobuf[:1] == b"\n"
+    as_json = ("\t" + MessageToJson(batch(1))).encode()
+    for index, data in enumerate((protobuf, as_json)):
+        envelope = push_envelope(data, message_id=f"bare-{index}", publish_time=NOW, attributes={})
+        assert push.post(PUSH_PATH, json=envelope).status_code == 200
+    assert _count(LATENCY, service="routing") == 6
