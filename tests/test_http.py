@@ -143,6 +143,7 @@ def test_only_errors_a_retry_can_cure_are_transient() -> None:
         assert is_transient(exc), exc
     assert is_transient(requests.ConnectionError("refused"))
     assert is_transient(requests.Timeout("slow"))
+    assert is_transient(requests.exceptions.ChunkedEncodingError("connection broken mid-answer"))
     assert not is_transient(ValueError("a bug"))
 
 
