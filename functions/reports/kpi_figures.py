@@ -242,13 +242,10 @@ class KpiFigures:
             ),
         }
         kpis = [target.kpi(*measured[target.name]) for target in SCORECARD]
-        # The cost is in the billing account's currency; its target stays the seeds' (in dollars).
-        return [
-            replace(k, text=self.cost.money(k.value))
-            if k.name == "Cost per customer" and k.value is not None
-            else k
-            for k in kpis
-        ]
+        # The cost is in the billing account's currency; its target stays the seeds' (in dollars),
+        # so another currency's figure is shown, not graded against dollars.
+        currency = self.cost.currency()
+        return [_in_account_currency(k, self.cost.money(k.value), currency) for k in kpis]
 
     def panel_scorecard(self, panel: Panel, base: dict[str, Any]) -> PanelView:
         kpis = self.scorecard(panel)
@@ -272,3 +269,12 @@ class KpiFigures:
             text=f"{met} of {len(kpis)} met ({len(kpis) - len(graded)} without data)",
             rows=rows,
         )
+
+
+def _in_account_currency(kpi: Kpi, text: str, currency: str | None) -> Kpi:
+    if kpi.name != "Cost per customer" or kpi.value is None:
+        return kpi
+    if currency is None or currency.upper() == "USD":
+        return replace(kpi, text=text)
+    why = f"the target is in USD and the billing account bills in {currency.upper()}: shown, not graded"
+    return replace(kpi, text=text, status="no_data", why_no_data=why)

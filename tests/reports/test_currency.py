@@ -146,3 +146,7 @@ def test_the_finance_dashboard_reads_in_the_snapshots_currency_in_every_format()
     kpis = next(p for p in overview.panels if p.id == "kpis")
     cost_kpi = next(r for r in kpis.rows if r.label == "Cost per customer")
     assert cost_kpi.text.startswith("€"), cost_kpi.text
+    # A euro figure is not graded against the seeds' $50 target: shown, with why.
+    assert cost_kpi.status == "no_data"
+    assert "USD" in cost_kpi.detail
+    assert "EUR" in cost_kpi.detail
