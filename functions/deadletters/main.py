@@ -19,7 +19,7 @@ from typing import Any, Literal
 import flask
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.deadletters import letters, store
+from functions.deadletters import letters, recovery, store
 from functions.deadletters.settings import get_dead_letter_settings
 from shared.audit import audit
 from shared.clock import utcnow
@@ -62,7 +62,7 @@ def handle_event(event: Any) -> None:
             stored.reason,
             extra=extra,
         )
-        store.alert_retrying(stored)
+        recovery.alert_retrying(stored)
         return
     log.error("dead letter from %s stored: %s", stored.topic, stored.reason, extra=extra)
     store.alert(stored)
@@ -209,7 +209,7 @@ def recover(request: flask.Request) -> dict[str, Any]:
         message="recovery run failed: %s",
         retry_after=60,
     ):
-        report = store.recover(utcnow(), _redrivable())
+        report = recovery.recover(utcnow(), _redrivable())
     return report.model_dump()
 
 

@@ -27,21 +27,17 @@ import base64
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
-
 from functions.deadletters.letters import (
     ALERT_NAME,
     ALERT_SOURCE,
     PUBSUB_ATTRIBUTES,
     DataMissing,
     DeadLetter,
-    Delayed,
     NotRedrivable,
     State,
     is_own_alert,
-    recovery_notice,
 )
-from functions.deadletters.settings import DeadLetterSettings, get_dead_letter_settings
+from functions.deadletters.settings import get_dead_letter_settings
 from shared import dead_letters as attrs
 from shared.clock import format_rfc3339
 from shared.logging import get_logger
@@ -57,7 +53,7 @@ MAX_SCANNED = 2_000  # letters a filtered listing reads per request at most (its
 log = get_logger("deadletters.store")
 
 
-def _collection():  # type: ignore[no-untyped-def]
+def letters_collection():  # type: ignore[no-untyped-def]
     from shared.firestore import get_firestore
 
     return get_firestore().collection(DEAD_LETTERS)
@@ -73,7 +69,7 @@ def store(letter: DeadLetter) -> DeadLetter:
 
     from shared.firestore import get_firestore
 
-    ref = _collection().document(letter.id)
+    ref = letters_collection().document(letter.id)
     expire_at = letter.received_at + timedelta(days=get_dead_letter_settings().keep_days)
     doc = letter.model_dump(mode="python")
     if len(letter.data_base64) > INLINE_BASE64:
@@ -144,11 +140,11 @@ def alert(letter: DeadLetter) -> None:
             dashboard_url=link,
         )
     )
-    _collection().document(letter.id).update({"alerted": True})
+    letters_collection().document(letter.id).update({"alerted": True})
 
 
 def get(letter_id: str) -> DeadLetter | None:
-    snapshot = _collection().document(letter_id).get()
+    snapshot = letters_collection().document(letter_id).get()
     return with_data(DeadLetter.model_validate(snapshot.to_dict())) if snapshot.exists else None
 
 
@@ -164,10 +160,12 @@ def listing(
     from google.cloud import firestore
 
     summary = [name for name in DeadLetter.model_fields if name != "data_base64"]
-    newest = _collection().order_by("received_at", direction=firestore.Query.DESCENDING).select(summary)
+    newest = (
+        letters_collection().order_by("received_at", direction=firestore.Query.DESCENDING).select(summary)
+    )
     position = None
     if after is not None:
-        position = _collection().document(after).get()
+        position = letters_collection().document(after).get()
         if not position.exists:
             raise LookupError(after)
     filtered = bool(topic or state)
@@ -200,10 +198,10 @@ def redrive(letter_id: str, now: datetime, redrivable_topics: set[str]) -> DeadL
             f"Topic {letter.topic} has no subscriber to re-drive to; "
             f"re-drivable topics: {', '.join(sorted(redrivable_topics))}."
         )
-    return _redrive(letter, now, automatic=False)
+    return redrive_letter(letter, now, automatic=False)
 
 
-def _redrive(letter: DeadLetter, now: datetime, *, automatic: bool) -> DeadLetter:
+def redrive_letter(letter: DeadLetter, now: datetime, *, automatic: bool) -> DeadLetter:
     """Publish the letter's message again, data and attributes as they were, numbered as the next
     re-drive of that message (its consumers do each numbered re-drive once) and keeping when it
     was first published; then mark the letter. A crash between the two re-drives it again later,
@@ -224,126 +222,5 @@ def _redrive(letter: DeadLetter, now: datetime, *, automatic: bool) -> DeadLette
     update: dict[str, Any] = {"state": "redriven", "redriven_at": now, "redrive_message_id": message_id}
     if automatic:
         update.update(recovered_at=now, awaiting_summary=True)
-    _collection().document(letter.id).update({**update, "recover_after": firestore.DELETE_FIELD})
+    letters_collection().document(letter.id).update({**update, "recover_after": firestore.DELETE_FIELD})
     return letter.model_copy(update={**update, "recover_after": None})
-
-
-# --- recovery: the alert pipeline's letters re-driven by themselves ----------------------------
-
-
-class Recovery(BaseModel):
-    """What one run of the recovery job did."""
-
-    redriven: list[str] = []
-    skipped: list[str] = []  # a topic without a subscriber: paged, for an operator
-    summary: str | None = None  # the summary notice's id, when one went out
-
-
-def recover(now: datetime, redrivable_topics: set[str]) -> Recovery:
-    """Re-drive the letters due (at most ``recover_batch``, oldest first), then send the summary
-    if the outage is over. Safe to run twice at once and to retry: a letter re-driven twice is the
-    same numbered re-drive to its consumers, and the summary's notice id is its letters'."""
-    from google.cloud import firestore
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    settings = get_dead_letter_settings()
-    due = (
-        _collection()
-        .where(filter=FieldFilter("recover_after", "<=", now))
-        .order_by("recover_after")
-        .limit(settings.recover_batch)
-        .stream()
-    )
-    letters = sorted(
-        (DeadLetter.model_validate(s.to_dict()) for s in due), key=lambda letter: letter.first_published()
-    )
-    report = Recovery()
-    for letter in letters:
-        if letter.topic not in redrivable_topics:
-            # Nothing to re-drive it to (its subscriber retired): it needs hands, so it pages.
-            # Paged before it leaves the queue: a page that fails leaves it due for the next run.
-            alert(letter.model_copy(update={"automatic": False, "recover_after": None}))
-            _collection().document(letter.id).update(
-                {"automatic": False, "recover_after": firestore.DELETE_FIELD}
-            )
-            report.skipped.append(letter.id)
-            continue
-        _redrive(with_data(letter), now, automatic=True)
-        report.redriven.append(letter.id)
-        log.info(
-            "re-drove dead letter %s to %s by itself",
-            letter.id,
-            letter.topic,
-            extra={
-                "dead_letter_id": letter.id,
-                "topic": letter.topic,
-                "redrives": letter.redrives + 1,
-                "delay_seconds": round((now - letter.first_published()).total_seconds(), 1),
-            },
-        )
-    if report.skipped:
-        log.error(
-            "dead letters of topics without a subscriber cannot be re-driven: paged instead",
-            extra={"dead_letter_ids": report.skipped[:50]},
-        )
-    report.summary = summarize(now, settings)
-    return report
-
-
-def summarize(now: datetime, settings: DeadLetterSettings) -> str | None:
-    """One notice for the letters re-driven by themselves, once none waits any more and none was
-    re-driven for ``summary_quiet_seconds``: what was delayed and by how long."""
-    from google.cloud.firestore_v1.base_query import FieldFilter
-
-    if list(_collection().order_by("recover_after").limit(1).select(["id"]).stream()):
-        return None  # the outage is not over: some wait for their (next) re-drive
-    fields = ["id", "topic", "subject", "published_at", "first_published_at", "recovered_at", "redrives"]
-    waiting_query = _collection().where(filter=FieldFilter("awaiting_summary", "==", True))
-    waiting = list(waiting_query.select(fields).limit(1000).stream())
-    if not waiting:
-        return None
-    letters = [Delayed.of(snap.to_dict() or {}) for snap in waiting]
-    if max(d.recovered_at for d in letters) > now - timedelta(seconds=settings.summary_quiet_seconds):
-        return None
-    notice = recovery_notice(letters)
-    publish_notice(notice)
-    # Marked after the publish: a failure here sends the same notice (same id) next run.
-    from shared.firestore import get_firestore
-
-    for start in range(0, len(waiting), 400):
-        batch = get_firestore().batch()
-        for snap in waiting[start : start + 400]:
-            batch.update(snap.reference, {"awaiting_summary": False})
-        batch.commit()
-    log.warning(
-        "sent the summary of %d dead letters re-driven by themselves",
-        len(letters),
-        extra={"notice_transition_id": notice.transition_id, "letters": len(letters)},
-    )
-    return notice.transition_id
-
-
-def alert_retrying(letter: DeadLetter) -> None:
-    """A message whose automatic re-drive failed again: one notice per topic and hour (its id),
-    so a vendor down for long is known while its letters are still being re-driven."""
-    if not letter.automatic or letter.redrives == 0:
-        return
-    settings = get_dead_letter_settings()
-    hour = letter.received_at.strftime("%Y-%m-%dT%H")
-    what = f" ({letter.subject})" if letter.subject else ""
-    publish_notice(
-        notice_transition(
-            notice_id=f"dead-letter-retrying/{letter.topic}/{hour}",
-            source=ALERT_SOURCE,
-            name="redrive-failing",
-            severity="critical" if letter.topic in settings.critical_topics else "high",
-            summary=(
-                f"Re-driving dead letters of {letter.topic} by themselves is failing{what}: "
-                f"{letter.reason}. They are re-driven again with backoff and each pages on its own "
-                f"after {settings.recover_max_redrives} re-drives."
-            ),
-            at=letter.received_at,
-            labels={"topic": letter.topic},
-            annotations={"dead_letter_id": letter.id, "redrives": str(letter.redrives)},
-        )
-    )

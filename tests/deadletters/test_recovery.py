@@ -147,7 +147,7 @@ def test_the_pipelines_letters_are_redriven_oldest_first_in_bounded_runs_with_on
     assert "delayed 10 min to 30 min" in text
 
     rig.clock.advance(timedelta(minutes=5))
-    assert rig.recover() == {"redriven": [], "skipped": [], "summary": None}  # told once
+    assert rig.recover() == {"redriven": [], "skipped": [], "expired": [], "summary": None}  # told once
     assert rig.published("alerts") == []
     assert [rig.letter(i)["state"] for i in (oldest, middle, newest)] == ["redriven"] * 3
 
@@ -232,7 +232,7 @@ def test_a_letter_with_nothing_to_redrive_it_to_pages_instead_of_waiting_for_eve
     assert rig.recover()["skipped"] == [orphan]
     [page] = [json.loads(m.data) for m in rig.published("alerts")]
     assert page["annotations"]["dead_letter_id"] == orphan
-    assert rig.recover() == {"redriven": [], "skipped": [], "summary": None}
+    assert rig.recover() == {"redriven": [], "skipped": [], "expired": [], "summary": None}
 
 
 def test_a_letter_that_cannot_be_redriven_still_pages_when_its_first_page_failed_to_publish(
@@ -260,3 +260,32 @@ def test_a_letter_that_cannot_be_redriven_still_pages_when_its_first_page_failed
     [page] = [json.loads(m.data) for m in rig.published("alerts")]
     assert page["annotations"]["dead_letter_id"] == orphan
     assert rig.letter(orphan)["alerted"] is True
+
+
+def test_a_letter_whose_data_expired_first_pages_and_does_not_stop_the_later_ones(rig: Rig) -> None:
+    """Firestore's TTL deletes a large letter's parts and the letter apart (within a day): the
+    recovery run failed on it every minute and, oldest first, never reached the letters after it."""
+    from google.cloud.firestore_v1.base_query import FieldFilter
+
+    from functions.deadletters.store import PARTS
+    from shared.firestore import get_firestore
+
+    first = format_rfc3339(rig.clock.now() - timedelta(minutes=30))
+    large = rig.dead_letter(
+        "alerts",
+        b"x" * 600_000,  # over a letter's inline data: kept in parts
+        CloudPubSubDeadLetterSourceDeliveryCount="10",
+        CloudPubSubDeadLetterSourceTopicPublishTime=first,
+    )
+    later = given_up(rig, "error-rate", minutes_ago=10)
+    parts = list(get_firestore().collection(PARTS).where(filter=FieldFilter("letter", "==", large)).stream())
+    assert parts
+    for part in parts:
+        part.reference.delete()
+    run = rig.recover()
+    assert run["expired"] == [large]
+    assert run["redriven"] == [later]
+    pages = [json.loads(m.data) for m in rig.published("alerts")]
+    assert any(p.get("annotations", {}).get("dead_letter_id") == large for p in pages)
+    assert rig.letter(later)["state"] == "redriven"
+    assert rig.recover()["expired"] == []  # out of the queue: paged once
