@@ -1,0 +1,25 @@
+"""What Slack shows of a group too big or values too long for one message: within Block Kit's
+limits (which the stand-in enforces), and saying what was left out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from functions.fanout.channels.slack import SlackChannel
+from tests.fanout.channels.test_slack import notification, retrier, settings_for
+from tests.fanout.conftest import make_transition
+from tests.fanout.standins import SlackStandIn
+
+pytestmark = pytest.mark.emulators
+
+
+def test_times_from_another_offset_are_shown_in_utc(fs, slack: SlackStandIn) -> None:  # type: ignore[no-untyped-def]
+    channel = SlackChannel(settings_for(slack))
+    at = datetime(2026, 3, 1, 4, 30, tzinfo=timezone(timedelta(hours=2)))
+    alert = make_transition(at=at)
+    channel.send(notification(alert), retrier())
+    fields = [f["text"] for b in slack.messages[0].blocks for f in b.get("fields", [])]
+    assert "*Started*\n2026-03-01T02:30:00Z" in fields
+    assert at.astimezone(UTC).hour == 2
