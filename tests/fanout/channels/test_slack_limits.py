@@ -15,6 +15,18 @@ from tests.fanout.standins import SlackStandIn
 pytestmark = pytest.mark.emulators
 
 
+def test_a_long_label_value_is_clipped_to_slacks_field_limit(fs, slack: SlackStandIn) -> None:  # type: ignore[no-untyped-def]
+    channel = SlackChannel(settings_for(slack))
+    alert = make_transition(service="s" * 2500, region="<" * 1500)  # 1500 "<" escape to 6000 chars
+    channel.send(notification(alert), retrier())  # the stand-in refuses a field over 2000
+    [message] = slack.messages
+    fields = [f["text"] for b in message.blocks for f in b.get("fields", [])]
+    assert all(len(f) <= 2000 for f in fields)
+    assert any(f.startswith("*Service*\nsss") and f.endswith("…") for f in fields)
+    region = next(f for f in fields if f.startswith("*Region*"))
+    assert region.endswith("&lt;…")  # clipped between entities, never inside one
+
+
 def test_times_from_another_offset_are_shown_in_utc(fs, slack: SlackStandIn) -> None:  # type: ignore[no-untyped-def]
     channel = SlackChannel(settings_for(slack))
     at = datetime(2026, 3, 1, 4, 30, tzinfo=timezone(timedelta(hours=2)))
