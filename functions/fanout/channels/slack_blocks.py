@@ -108,7 +108,10 @@ def render_blocks(
     settings: FanoutSettings,
     *,
     mention: str | None,
+    not_shown: int = 0,
 ) -> list[dict[str, Any]]:
+    """The message's blocks; ``not_shown`` counts the group's alerts no message of this
+    notification shows (beyond what Slack messages can hold), said with those of ``alerts`` cut."""
     all_resolved = all(a.state == "resolved" for a in alerts)
     emoji = ":white_check_mark:" if all_resolved else EMOJI.get(notification.severity, "")
     title = notification.title() if notification.reminder else _title_for(notification, alerts)
@@ -154,9 +157,11 @@ def render_blocks(
             blocks.append(
                 {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*Runbook*\n{steps}", 3000)}}
             )
-    if len(alerts) > MAX_ALERTS_PER_MESSAGE:
-        more = len(alerts) - MAX_ALERTS_PER_MESSAGE
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"and {more} more"}]})
+    more = max(0, len(alerts) - MAX_ALERTS_PER_MESSAGE) + not_shown
+    if more:
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"and {more} more not shown"}]}
+        )
     first = alerts[0]
     dashboard = first.dashboard_url or settings.dashboard_url
     silences = settings.public_url.rstrip("/") + "/v1/silences"

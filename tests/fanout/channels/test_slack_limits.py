@@ -3,6 +3,7 @@ limits (which the stand-in enforces), and saying what was left out."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -13,6 +14,19 @@ from tests.fanout.conftest import make_transition
 from tests.fanout.standins import SlackStandIn
 
 pytestmark = pytest.mark.emulators
+
+
+def test_a_group_of_500_alerts_says_how_many_were_left_out(fs, slack: SlackStandIn) -> None:  # type: ignore[no-untyped-def]
+    channel = SlackChannel(settings_for(slack))
+    alerts = [make_transition(service=f"svc-{i:03d}") for i in range(500)]
+    receipt = channel.send(notification(*alerts), retrier())
+    assert len(receipt["posted"]) == 5  # 50 alerts shown, ten to a message
+    shown = sum(
+        len([b for b in m.blocks if b["type"] == "section" and "FIRING" in b["text"]["text"]])
+        for m in slack.messages
+    )
+    said = [int(n) for m in slack.messages for n in re.findall(r"and (\d+) more", m.all_text())]
+    assert shown + sum(said) == 500
 
 
 def test_a_long_label_value_is_clipped_to_slacks_field_limit(fs, slack: SlackStandIn) -> None:  # type: ignore[no-untyped-def]
