@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
@@ -103,7 +103,9 @@ def value_text(alert: AlertTransition) -> str:
 
 
 def iso(moment: datetime | None) -> str:
-    return format_rfc3339(moment) if moment else ""
+    """A time as responders read it: in UTC (``Z``), as every template labels it, whatever offset
+    the producer sent it with."""
+    return format_rfc3339(moment.astimezone(UTC)) if moment else ""
 
 
 def doc_id(key: str) -> str:

@@ -124,6 +124,12 @@ def _slack_problem(blocks: Any) -> str | None:
                 return "invalid_blocks"
             if len(block.get("fields", [])) > 10 or len((block.get("text") or {}).get("text", "")) > 3000:
                 return "invalid_blocks"
+            if any(not 0 < len(f.get("text", "")) <= 2000 for f in block.get("fields", [])):
+                return "invalid_blocks"  # each field's text: 1 to 2000 characters
+        if block["type"] == "context":
+            elements = block.get("elements", [])
+            if not 0 < len(elements) <= 10 or any(len(e.get("text", "")) > 3000 for e in elements):
+                return "invalid_blocks"
         if block["type"] == "actions":
             elements = block.get("elements", [])
             if not 0 < len(elements) <= 25:

@@ -45,3 +45,17 @@ def test_a_chosen_day_without_alerts(fanout: Fanout) -> None:
     assert response.get_json() == {"day": "2026-01-05", "transitions": 0, "channels": {"email": "delivered"}}
     text = fanout.smtp.mails[-1].get_body(("plain",)).get_content()
     assert "no alerts this day" in text
+
+
+def test_an_empty_day_says_so_in_every_section_of_both_parts(fanout: Fanout) -> None:
+    fanout.http().post("/v1/digest", json={"date": "2026-01-06"})
+    mail = fanout.smtp.mails[-1]
+    text = mail.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    html = mail.get_body(("html",)).get_content()
+    for heading in ("By rule (fired / resolved):\n", "Transitions (UTC):\n"):
+        section = text.split(heading, 1)[1]
+        assert section.startswith("  none\n"), section[:80]
+    for heading in ("<h3>By rule</h3>", "<h3>Transitions (UTC)</h3>"):
+        table = html.split(heading, 1)[1].split("</table>", 1)[0]
+        assert "<td colspan=" in table, table
+        assert "None." in table, table

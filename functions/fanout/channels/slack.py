@@ -75,6 +75,8 @@ class SlackChannel:
     def send(self, notification: Notification, retrier: Retrier) -> dict[str, Any]:
         receipt: dict[str, Any] = {"posted": [], "threaded": [], "updated": []}
         alerts = notification.alerts[: MAX_ALERTS_PER_MESSAGE * 5]
+        # A group bigger than five messages: the last message says how many no message shows.
+        not_shown = len(notification.alerts) - len(alerts)
         refs = self._refs([a.fingerprint for a in alerts])
         if notification.reminder:
             if notification.slack_channel:
@@ -85,19 +87,31 @@ class SlackChannel:
                     retrier,
                     mention=notification.mention,
                     channel=notification.slack_channel,
+                    not_shown=not_shown,
                 )
                 receipt["posted"].append(ts)
                 return receipt
-            self._thread_replies(notification, alerts, refs, retrier, receipt, repeat=True)
+            self._thread_replies(
+                notification, alerts, refs, retrier, receipt, repeat=True, not_shown=not_shown
+            )
             return receipt
         firing = [a for a in alerts if a.state == "firing"]
+        resolved = [a for a in alerts if a.state == "resolved"]
         for start in range(0, len(firing), MAX_ALERTS_PER_MESSAGE):
             chunk = firing[start : start + MAX_ALERTS_PER_MESSAGE]
-            ts = self._post_top_level(notification, chunk, retrier, mention=notification.mention)
+            last = start + MAX_ALERTS_PER_MESSAGE >= len(firing) and not resolved
+            ts = self._post_top_level(
+                notification,
+                chunk,
+                retrier,
+                mention=notification.mention,
+                not_shown=not_shown if last else 0,
+            )
             self._remember(notification, ts, chunk)
             receipt["posted"].append(ts)
-        resolved = [a for a in alerts if a.state == "resolved"]
-        self._thread_replies(notification, resolved, refs, retrier, receipt, repeat=False)
+        self._thread_replies(
+            notification, resolved, refs, retrier, receipt, repeat=False, not_shown=not_shown
+        )
         return receipt
 
     def _post_top_level(
@@ -108,8 +122,9 @@ class SlackChannel:
         *,
         mention: str | None,
         channel: str | None = None,
+        not_shown: int = 0,
     ) -> str:
-        blocks = render_blocks(notification, alerts, self.settings, mention=mention)
+        blocks = render_blocks(notification, alerts, self.settings, mention=mention, not_shown=not_shown)
         text = fallback_text(notification, alerts, mention)
         answer = retrier.step(
             step_key("post", *(a.transition_id for a in alerts)),
@@ -137,16 +152,21 @@ class SlackChannel:
         receipt: dict[str, Any],
         *,
         repeat: bool,
+        not_shown: int = 0,
     ) -> None:
+        """Each alert's reply in its message's thread; the last message sent says ``not_shown``."""
         by_parent: dict[str, list[AlertTransition]] = defaultdict(list)
         orphans: list[AlertTransition] = []
         for alert in alerts:
             ref = refs.get(alert.fingerprint)
             (by_parent[ref.message_id] if ref else orphans).append(alert)
-        for message_id, chunk in by_parent.items():
+        for index, (message_id, chunk) in enumerate(by_parent.items()):
             ref = refs[chunk[0].fingerprint]
             mention = notification.mention if repeat else None
-            blocks = render_blocks(notification, chunk, self.settings, mention=mention)
+            last = index == len(by_parent) - 1 and not orphans
+            blocks = render_blocks(
+                notification, chunk, self.settings, mention=mention, not_shown=not_shown if last else 0
+            )
             text = fallback_text(notification, chunk, mention)
             retrier.step(
                 step_key("thread", message_id, *(a.transition_id for a in chunk)),
@@ -172,7 +192,11 @@ class SlackChannel:
         if orphans:
             # The firing message is unknown (sent before Slack was configured, or dead-lettered).
             ts = self._post_top_level(
-                notification, orphans, retrier, mention=notification.mention if repeat else None
+                notification,
+                orphans,
+                retrier,
+                mention=notification.mention if repeat else None,
+                not_shown=not_shown,
             )
             receipt["posted"].append(ts)
 

@@ -70,7 +70,20 @@ def escape_mrkdwn(text: str) -> str:
 
 
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """``text`` in ``limit`` characters; cut before an entity (``&lt;``) rather than inside it,
+    which Slack would show half (escaped mrkdwn; a plain-text header may lose a few more)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&", len(cut) - 4)
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
+
+
+def _field(name: str, value: str) -> dict[str, str]:
+    """One field of an alert's section; Slack refuses a field text over 2000 characters."""
+    return {"type": "mrkdwn", "text": _clip(f"*{name}*\n{value}", 2000)}
 
 
 def fallback_text(notification: Notification, alerts: list[AlertTransition], mention: str | None) -> str:
@@ -95,7 +108,10 @@ def render_blocks(
     settings: FanoutSettings,
     *,
     mention: str | None,
+    not_shown: int = 0,
 ) -> list[dict[str, Any]]:
+    """The message's blocks; ``not_shown`` counts the group's alerts no message of this
+    notification shows (beyond what Slack messages can hold), said with those of ``alerts`` cut."""
     all_resolved = all(a.state == "resolved" for a in alerts)
     emoji = ":white_check_mark:" if all_resolved else EMOJI.get(notification.severity, "")
     title = notification.title() if notification.reminder else _title_for(notification, alerts)
@@ -118,15 +134,12 @@ def render_blocks(
                     "text": _clip(f"{state} {escape_mrkdwn(summary_of(alert))}", 3000),
                 },
                 "fields": [
-                    {"type": "mrkdwn", "text": f"*Severity*\n{escape_mrkdwn(alert.severity)}"},
-                    {"type": "mrkdwn", "text": f"*Value*\n{escape_mrkdwn(value_text(alert))}"},
-                    {
-                        "type": "mrkdwn",
-                        "text": f"*Service*\n{escape_mrkdwn(alert.labels.get('service', '-'))}",
-                    },
-                    {"type": "mrkdwn", "text": f"*Region*\n{escape_mrkdwn(alert.labels.get('region', '-'))}"},
-                    {"type": "mrkdwn", "text": f"*Started*\n{iso(alert.starts_at)}"},
-                    {"type": "mrkdwn", "text": f"*Rule*\n`{escape_mrkdwn(alert.rule)}`"},
+                    _field("Severity", escape_mrkdwn(alert.severity)),
+                    _field("Value", escape_mrkdwn(value_text(alert))),
+                    _field("Service", escape_mrkdwn(alert.labels.get("service", "-"))),
+                    _field("Region", escape_mrkdwn(alert.labels.get("region", "-"))),
+                    _field("Started", iso(alert.starts_at)),
+                    _field("Rule", f"`{escape_mrkdwn(alert.rule)}`"),
                 ],
             }
         )
@@ -144,9 +157,11 @@ def render_blocks(
             blocks.append(
                 {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*Runbook*\n{steps}", 3000)}}
             )
-    if len(alerts) > MAX_ALERTS_PER_MESSAGE:
-        more = len(alerts) - MAX_ALERTS_PER_MESSAGE
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"and {more} more"}]})
+    more = max(0, len(alerts) - MAX_ALERTS_PER_MESSAGE) + not_shown
+    if more:
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"and {more} more not shown"}]}
+        )
     first = alerts[0]
     dashboard = first.dashboard_url or settings.dashboard_url
     silences = settings.public_url.rstrip("/") + "/v1/silences"
