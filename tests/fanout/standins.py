@@ -305,6 +305,9 @@ def pagerduty_errors(event: Any, routing_key: str) -> list[str]:
                 errors.append(
                     "'payload.severity' is invalid (must be one of: critical, error, warning, info)"
                 )
+            for optional in ("component", "group", "class"):
+                if optional in payload and not isinstance(payload[optional], str):
+                    errors.append(f"'payload.{optional}' must be a string when given")
     return errors
 
 

@@ -57,10 +57,17 @@ def event_for(
             "source": alert.labels.get("service") or alert.labels.get("instance") or "ion-ops",
             "severity": PD_SEVERITY[alert.severity],
             "timestamp": iso(alert.evaluated_at),
-            "component": alert.labels.get("service"),
-            "group": alert.labels.get("region"),
             "class": alert.rule,
             "custom_details": details,
+            # Optional strings: left out, not null, when the alert has no such label.
+            **{
+                field: value
+                for field, value in (
+                    ("component", alert.labels.get("service")),
+                    ("group", alert.labels.get("region")),
+                )
+                if value
+            },
         },
         "links": links,
         "client": "ION Ops",

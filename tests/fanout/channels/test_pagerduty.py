@@ -76,3 +76,20 @@ def test_server_errors_are_retried_within_the_bound(pagerduty: PagerDutyStandIn)
     with pytest.raises(DeliveryFailed, match="503"):
         channel.send(notification(make_transition()), r)
     assert r.attempts == 3
+
+
+def test_an_alert_without_service_or_region_labels_leaves_component_and_group_out(
+    pagerduty: PagerDutyStandIn,
+) -> None:
+    # A rule grouped by nothing (an SLO, a dead man's switch) has neither label: the optional
+    # strings were sent as null, which the Events API's schema does not allow for a string.
+    channel = channel_for(pagerduty)
+    bare = make_transition(severity="critical")
+    bare = bare.model_copy(update={"labels": {}})
+    channel.send(notification(bare), retrier())
+    payload = pagerduty.events[-1]["payload"]
+    assert "component" not in payload
+    assert "group" not in payload
+    channel.send(notification(make_transition(severity="critical")), retrier())
+    payload = pagerduty.events[-1]["payload"]
+    assert (payload["component"], payload["group"]) == ("persona-router", "us-central1")
