@@ -230,8 +230,11 @@ class Evaluator:
         return out
 
     def _absence(self, rule: AbsenceRule, now: datetime) -> list[Observation]:
-        known = self.values(rule, now - rule.lookback, now)
-        recent = self.values(rule, now - rule.window, now)
+        # Absence is of points, whatever the rule's agg: a gauge at 0 (or below) is present, and
+        # one that reported only zeros and stopped is absent.
+        points = rule.model_copy(update={"agg": "count"})
+        known = self.values(points, now - rule.lookback, now)
+        recent = self.values(points, now - rule.window, now)
         out = []
         for key, (labels, seen) in known.items():
             if seen <= 0:

@@ -166,7 +166,8 @@ class ThresholdRule(_Rule):
 
 
 class AbsenceRule(_Rule):
-    """Fires for each label set seen within ``lookback`` that has had no point for ``window``."""
+    """Fires for each label set seen within ``lookback`` that has had no point for ``window``.
+    Points are counted whatever ``agg`` says (the value of a point does not make it absent)."""
 
     kind: Literal["absence"]
     agg: Agg = "count"
