@@ -155,6 +155,10 @@ class Evaluator:
         for fingerprint in sorted(set(by_fp) | {fp for fp, s in snapshot.items() if s.state in OPEN}):
             obs = by_fp.get(fingerprint)
             stored = snapshot.get(fingerprint)
+            if obs is None and stored is not None and stored.state in OPEN and isinstance(rule, AbsenceRule):
+                # Unseen for all of lookback, so absent still: lookback bounds which label sets
+                # may start an alert, not how long a region may stay down before it "resolves".
+                obs = Observation(stored.labels, 0.0, True, 0.0)
             # Whether an alert changes does not need the newest completed cycle: it only moves a
             # steady firing alert's last_active_at, and an alert that stops being active changes
             # either way. `apply` decides exactly, with the cycle record read beside the state.

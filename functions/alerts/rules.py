@@ -158,7 +158,8 @@ class ThresholdRule(_Rule):
 
 class AbsenceRule(_Rule):
     """Fires for each label set seen within ``lookback`` that has had no point for ``window``.
-    Points are counted whatever ``agg`` says (the value of a point does not make it absent)."""
+    Points are counted whatever ``agg`` says (the value of a point does not make it absent). An
+    alert already open stays absent past ``lookback``: it resolves when a point comes back."""
 
     kind: Literal["absence"]
     agg: Agg = "count"
