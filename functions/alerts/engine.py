@@ -155,6 +155,10 @@ class Evaluator:
         for fingerprint in sorted(set(by_fp) | {fp for fp, s in snapshot.items() if s.state in OPEN}):
             obs = by_fp.get(fingerprint)
             stored = snapshot.get(fingerprint)
+            if obs is None and stored is not None and stored.state in OPEN and isinstance(rule, AbsenceRule):
+                # Unseen for all of lookback, so absent still: lookback bounds which label sets
+                # may start an alert, not how long a region may stay down before it "resolves".
+                obs = Observation(stored.labels, 0.0, True, 0.0)
             # Whether an alert changes does not need the newest completed cycle: it only moves a
             # steady firing alert's last_active_at, and an alert that stops being active changes
             # either way. `apply` decides exactly, with the cycle record read beside the state.
@@ -230,8 +234,11 @@ class Evaluator:
         return out
 
     def _absence(self, rule: AbsenceRule, now: datetime) -> list[Observation]:
-        known = self.values(rule, now - rule.lookback, now)
-        recent = self.values(rule, now - rule.window, now)
+        # Absence is of points, whatever the rule's agg: a gauge at 0 (or below) is present, and
+        # one that reported only zeros and stopped is absent.
+        points = rule.model_copy(update={"agg": "count"})
+        known = self.values(points, now - rule.lookback, now)
+        recent = self.values(points, now - rule.window, now)
         out = []
         for key, (labels, seen) in known.items():
             if seen <= 0:

@@ -62,6 +62,33 @@ def interval(schedule: Schedule, now: datetime) -> timedelta:
     return following.astimezone(UTC) - previous.astimezone(UTC)
 
 
+# The schedule's gaps walked at most; past them, the rest counts in gaps as long as the last one.
+MAX_GAPS = 500
+
+
+def intervals_elapsed(schedule: Schedule, since: datetime, now: datetime) -> float:
+    """How many of the schedule's own intervals lie between ``since`` and ``now``: one per gap
+    between two fire times, and the shares of the gaps holding ``since`` and ``now``. A weekday
+    job's weekend is one interval, as a daily job's night is, and a short month as much as a long
+    one (the interval around ``now`` alone made Monday's run three intervals late when it started)."""
+    from croniter import croniter
+
+    if now <= since:
+        return 0.0
+    fires = croniter(schedule.cron, since.astimezone(ZoneInfo(schedule.time_zone)))
+    following = fires.get_next(datetime)
+    # The fire time before the next one: ``since`` itself when it is one (get_prev is strict).
+    left = croniter(schedule.cron, following).get_prev(datetime).astimezone(UTC)
+    right = following.astimezone(UTC)
+    total = -(since - left) / (right - left)
+    for _ in range(MAX_GAPS):
+        if now < right:
+            break
+        total += 1
+        left, right = right, fires.get_next(datetime).astimezone(UTC)
+    return total + (now - left) / (right - left)
+
+
 def job_statuses(
     schedules: dict[str, Schedule],
     heartbeats: dict[str, Heartbeat],
@@ -86,7 +113,7 @@ def job_statuses(
                 interval=every,
                 last_success_at=last,
                 counted_from=counted_from,
-                overdue_ratio=max(0.0, (now - counted_from) / every),
+                overdue_ratio=intervals_elapsed(schedule, counted_from, now),
                 scheduler=seen,
             )
         )

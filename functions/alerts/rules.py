@@ -27,15 +27,16 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from functions.alerts.annotations import Annotations
 from functions.alerts.durations import Duration, MinuteDuration
 from shared.clock import ZoneName
 from shared.messages import Severity
@@ -47,34 +48,8 @@ DEFAULT_RULES_FILE = Path(__file__).resolve().parent / "rules.yaml"
 Op = Literal[">", "<", ">=", "<="]
 
 
-def _runbook(value: Any) -> Any:
-    if isinstance(value, str):
-        return [line.strip() for line in value.splitlines() if line.strip()]
-    return value
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-class Annotations(BaseModel):
-    """``summary`` (one line, may use {value}, {threshold} and {labels}), ``runbook`` steps, and any
-    other string annotations (``description``, ``dashboard``...)."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    summary: str = Field(min_length=1)
-    runbook: Annotated[list[str], BeforeValidator(_runbook)] = []
-
-    @model_validator(mode="after")
-    def _extras_are_strings(self) -> Annotations:
-        for key, value in (self.model_extra or {}).items():
-            if not isinstance(value, str):
-                raise ValueError(f"annotation {key!r} must be a string")
-        return self
-
-    def extra(self) -> dict[str, str]:
-        return {k: str(v) for k, v in (self.model_extra or {}).items()}
 
 
 class Selector(_Strict):
@@ -118,6 +93,22 @@ class _Rule(_Strict):
         if value <= timedelta(0):
             raise ValueError("window must be longer than 0s")
         return value
+
+    @field_validator("annotations")
+    @classmethod
+    def _annotations_name_known_labels(cls, value: Annotations, info: ValidationInfo) -> Annotations:
+        # A label no alert of the rule has would be sent as written, "{labels.region}", in every page.
+        has = cls.labels_of_alerts(info.data.get("group_by", []))
+        unknown = sorted(value.labels_named() - has)
+        if unknown:
+            known = ", ".join(sorted(has)) or "none: add them to group_by"
+            raise ValueError(f"annotations name labels {unknown} that the alerts do not have ({known})")
+        return value
+
+    @classmethod
+    def labels_of_alerts(cls, group_by: list[str]) -> set[str]:
+        """The labels of the rule's alerts (what ``{labels.NAME}`` may name): its ``group_by``."""
+        return set(group_by)
 
     def fingerprint(self, labels: dict[str, str]) -> str:
         """Stable id of one alert (this rule, one label set) across its whole life."""
@@ -166,7 +157,9 @@ class ThresholdRule(_Rule):
 
 
 class AbsenceRule(_Rule):
-    """Fires for each label set seen within ``lookback`` that has had no point for ``window``."""
+    """Fires for each label set seen within ``lookback`` that has had no point for ``window``.
+    Points are counted whatever ``agg`` says (the value of a point does not make it absent). An
+    alert already open stays absent past ``lookback``: it resolves when a point comes back."""
 
     kind: Literal["absence"]
     agg: Agg = "count"
@@ -262,6 +255,10 @@ class HeartbeatRule(_Rule):
 
     def metrics(self) -> set[str]:
         return set()
+
+    @classmethod
+    def labels_of_alerts(cls, group_by: list[str]) -> set[str]:
+        return {"job", "function"}  # jobs.observe_jobs
 
 
 Rule = Annotated[

@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel
 
+from functions.alerts.annotations import render
 from shared.messages import AlertTransition
 
 State = Literal["inactive", "pending", "firing", "resolved"]
@@ -251,20 +252,11 @@ def _next(
     return state, transition(rule, state, "firing", now)
 
 
-def render(template: str, labels: dict[str, str], value: float | None, threshold: float | None) -> str:
-    """``{value}``, ``{threshold}``, ``{labels}`` and ``{labels.NAME}`` in a summary; unknown
-    placeholders are left as written."""
-    text = template.replace("{value}", "n/a" if value is None else f"{value:.4g}")
-    text = text.replace("{threshold}", "n/a" if threshold is None else f"{threshold:.4g}")
-    for key, val in labels.items():
-        text = text.replace("{labels." + key + "}", val)
-    return text.replace("{labels}", ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "all")
-
-
 def transition(rule: Any, state: AlertState, previous: State, now: datetime) -> AlertTransition:
+    # Every annotation is a template (a description or a dashboard link names the series too).
     annotations = {
-        "summary": render(rule.annotations.summary, state.labels, state.value, state.threshold),
-        **rule.annotations.extra(),
+        key: render(text, state.labels, state.value, state.threshold)
+        for key, text in {"summary": rule.annotations.summary, **rule.annotations.extra()}.items()
     }
     return AlertTransition(
         transition_id=f"{state.fingerprint}-{state.sequence}",

@@ -239,3 +239,31 @@ def test_transitions_are_published_to_the_alerts_topic(fs, emulators) -> None:  
         assert all(d.to_dict()["published"] for d in fs.collection(OUTBOX_COLLECTION).stream())
     finally:
         subscriber.delete_subscription(subscription=sub)
+
+
+def test_absence_counts_points_whatever_the_rules_agg(fs) -> None:  # type: ignore[no-untyped-def]
+    # A queue-depth gauge: "idle" reports 0 every minute (present), "gone" reported 0 then stopped.
+    r = rule(kind="absence", window="2m", lookback="30m", group_by=["queue"], agg="max")
+    source = ReplaySource()
+    source.add(
+        "m", {"queue": "idle"}, zip(times(20, 60), [3.0] * 10 + [0.0] * 10, strict=True), increments=False
+    )
+    source.add("m", {"queue": "gone"}, zip(times(10, 60), [0.0] * 10, strict=True), increments=False)
+    evaluator = Evaluator(source, FirestoreStateStore())
+    assert evaluator.run([r], T0 + 9 * M).transitions == []
+    moved = evaluator.run([r], T0 + 13 * M).transitions
+    assert [(t.labels, t.state, t.value) for t in moved] == [({"queue": "gone"}, "firing", 0.0)]
+    assert evaluator.run([r], T0 + 19 * M).transitions == []
+
+
+def test_an_absence_alert_stays_firing_past_lookback_until_a_point_comes_back(fs) -> None:  # type: ignore[no-untyped-def]
+    r = rule(kind="absence", window="2m", lookback="10m", group_by=["region"])
+    source = ReplaySource()
+    back = times(5, 60, T0 + 30 * M)
+    source.add("m", {"region": "eu"}, zip(times(10, 60) + back, [1.0] * 15, strict=True))  # quiet 10..29
+    evaluator = Evaluator(source, FirestoreStateStore())
+    assert [t.state for t in evaluator.run([r], T0 + 12 * M).transitions] == ["firing"]
+    # Past lookback the region has still served nothing: the page is not resolved for it.
+    assert evaluator.run([r], T0 + 25 * M).transitions == []
+    moved = evaluator.run([r], T0 + 31 * M).transitions
+    assert [(t.labels, t.state) for t in moved] == [({"region": "eu"}, "resolved")]

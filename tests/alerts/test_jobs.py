@@ -216,3 +216,26 @@ def test_schedules_api_shows_every_job_and_the_overdue_one(fs, scheduler_api, mo
     assert jobs["ingestion-collect"]["overdue"] is False
     assert jobs["ingestion-collect"]["scheduler"]["last_attempt_ok"] is True
     assert jobs["fanout-digest"]["overdue"] is True  # never succeeded in 30 days of a daily job
+
+
+WEEKDAYS_9_PARIS = Schedule(function="mail_reports", cron="0 9 * * 1-5", time_zone="Europe/Paris")
+
+
+def test_a_weekday_jobs_weekend_is_one_interval_not_three() -> None:
+    # Friday's run succeeded at 09:02 Paris (08:02 UTC); Monday's has just been started at 09:00.
+    schedules = {"weekdays": WEEKDAYS_9_PARIS}
+    friday = {"weekdays": beat("weekdays", datetime(2026, 3, 13, 8, 2, tzinfo=UTC))}
+    monday_morning = job_statuses(schedules, friday, {}, {}, datetime(2026, 3, 16, 8, 1, tzinfo=UTC))
+    assert monday_morning[0].overdue_ratio == pytest.approx(1.0, abs=0.01)
+    assert [o.active for o in observe_jobs(heartbeat_rule(), monday_morning)] == [False]
+    # Monday's run never succeeded: by Tuesday's run two runs are missed, as for a daily job.
+    tuesday = job_statuses(schedules, friday, {}, {}, datetime(2026, 3, 17, 8, 5, tzinfo=UTC))
+    assert [o.active for o in observe_jobs(heartbeat_rule(), tuesday)] == [True]
+
+
+def test_a_monthly_job_that_missed_two_runs_is_overdue_whatever_the_months_lengths() -> None:
+    # January's run succeeded; February's failed; March's started 5 minutes ago and failed too.
+    schedules = {"monthly": Schedule(function="mail_reports", cron="0 10 1 * *")}
+    january = {"monthly": beat("monthly", datetime(2026, 1, 1, 10, 1, tzinfo=UTC))}
+    march = job_statuses(schedules, january, {}, {}, datetime(2026, 3, 1, 10, 5, tzinfo=UTC))
+    assert march[0].overdue_ratio == pytest.approx(2.0, abs=0.01)

@@ -105,3 +105,30 @@ def test_an_anomaly_step_is_whole_minutes() -> None:
     for bad in ("90s", "0s"):
         with pytest.raises(ValidationError, match="not a whole number of minutes"):
             AnomalyRule.model_validate({**base, "annotations": {"summary": "s"}, "step": bad})
+
+
+def test_a_summary_naming_a_label_no_alert_has_is_refused() -> None:
+    # group_by [service]: every alert's labels are {service}, so {labels.region} would page as is.
+    raw = {
+        "rules": [
+            {"name": "p95", "op": ">", "threshold": 1, "group_by": ["service"], **BASE},
+            {
+                "name": "jobs",
+                "kind": "heartbeat",
+                "severity": "high",
+                "annotations": {"summary": "{labels.job}"},
+            },
+        ]
+    }
+    raw["rules"][0]["annotations"] = {"summary": "{labels.service} in {labels.region}: {value}"}
+    with pytest.raises(RulesError) as caught:
+        parse_rules(raw)
+    assert [(e["rule"], e["field"]) for e in caught.value.errors] == [
+        ("rule 'p95' (rules[0])", "annotations")
+    ]
+    assert "region" in caught.value.errors[0]["message"]
+    raw["rules"][0]["annotations"] = {"summary": "{labels.service}", "description": "{labels.zone}"}
+    with pytest.raises(RulesError, match="zone"):
+        parse_rules(raw)
+    raw["rules"][0]["annotations"] = {"summary": "{labels.service}: {value} > {threshold} ({labels})"}
+    assert [r.name for r in parse_rules(raw)] == ["p95", "jobs"]

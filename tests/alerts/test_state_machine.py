@@ -11,7 +11,15 @@ import pytest
 
 from functions.alerts.engine import Evaluator
 from functions.alerts.source import ReplaySource
-from functions.alerts.state import KEEP_FIRED, OUTBOX_KEEP, AlertState, effective, must_write
+from functions.alerts.state import (
+    KEEP_FIRED,
+    OUTBOX_KEEP,
+    AlertState,
+    Observation,
+    effective,
+    must_write,
+    step,
+)
 from functions.alerts.state_store import MemoryStateStore
 from tests.alerts.helpers import T0, rule
 
@@ -126,3 +134,23 @@ def test_a_fired_alert_is_kept_longer_than_anything_remembers_its_transition_ids
     # A state that expired restarts at <fingerprint>-1: the outbox and fan-out must have
     # forgotten that id by then, with days to spare for TTL's deletion lag.
     assert max(OUTBOX_KEEP, FANOUT_KEEP) + timedelta(days=3) <= KEEP_FIRED
+
+
+def test_every_annotation_is_rendered_not_only_the_summary() -> None:
+    r = rule(
+        op=">",
+        threshold=10,
+        group_by=["region"],
+        annotations={
+            "summary": "p95 {value} in {labels.region}",
+            "description": "p95 {value} > {threshold} in {labels}",
+            "dashboard": "https://dash.example/d/latency?region={labels.region}",
+        },
+    )
+    _, moved = step(r, None, Observation({"region": "eu"}, 12.0, True, 10.0), T0)
+    assert moved is not None
+    assert moved.annotations == {
+        "summary": "p95 12 in eu",
+        "description": "p95 12 > 10 in region=eu",
+        "dashboard": "https://dash.example/d/latency?region=eu",
+    }
