@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from shared.numbers import readable
+
 LABEL_PLACEHOLDER = re.compile(r"\{labels\.([^{}]+)\}")
 
 
@@ -48,8 +50,8 @@ class Annotations(BaseModel):
 def render(template: str, labels: dict[str, str], value: float | None, threshold: float | None) -> str:
     """``{value}``, ``{threshold}``, ``{labels}`` and ``{labels.NAME}`` in a summary; unknown
     placeholders are left as written."""
-    text = template.replace("{value}", "n/a" if value is None else f"{value:.4g}")
-    text = text.replace("{threshold}", "n/a" if threshold is None else f"{threshold:.4g}")
+    text = template.replace("{value}", "n/a" if value is None else readable(value))
+    text = text.replace("{threshold}", "n/a" if threshold is None else readable(threshold))
     for key, val in labels.items():
         text = text.replace("{labels." + key + "}", val)
     return text.replace("{labels}", ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "all")

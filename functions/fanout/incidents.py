@@ -27,6 +27,7 @@ from functions.fanout.incident_record import (
     TimelineKind,
 )
 from shared.messages import AlertTransition, Severity
+from shared.numbers import readable
 
 
 def _alert_of(transition: AlertTransition) -> IncidentAlert:
@@ -147,8 +148,10 @@ def _join(incident: Incident, transition: AlertTransition, now: datetime) -> Non
         incident.fingerprints.append(alert.fingerprint)
     if alert.rule not in incident.rules:
         incident.rules.append(alert.rule)
-    value = "" if transition.value is None else f" at {transition.value:.4g}"
-    limit = "" if transition.threshold is None else f" ({transition.op or 'vs'} {transition.threshold:.4g})"
+    value = "" if transition.value is None else f" at {readable(transition.value)}"
+    limit = (
+        "" if transition.threshold is None else f" ({transition.op or 'vs'} {readable(transition.threshold)})"
+    )
     _add(
         incident,
         now,

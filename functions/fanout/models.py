@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from shared.clock import format_rfc3339
 from shared.messages import AlertTransition, Severity
+from shared.numbers import readable
 
 NotificationKind = Literal["notify", "repeat", "escalation", "unacknowledged"]
 # The age limit of fan-out's Pub/Sub deliveries: none, in effect (an old transition is only marked late).
@@ -96,9 +97,9 @@ def summary_of(alert: AlertTransition) -> str:
 def value_text(alert: AlertTransition) -> str:
     if alert.value is None:
         return "n/a"
-    value = f"{alert.value:.4g}"
+    value = readable(alert.value)
     if alert.threshold is not None:
-        return f"{value} ({alert.op or 'vs'} threshold {alert.threshold:.4g})"
+        return f"{value} ({alert.op or 'vs'} threshold {readable(alert.threshold)})"
     return value
 
 

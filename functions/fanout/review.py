@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from shared.numbers import readable
+
 if TYPE_CHECKING:
     from functions.fanout.incident_policy import IncidentPolicy
     from functions.fanout.incident_record import Incident
@@ -33,7 +35,7 @@ def _cell(text: str) -> str:
 
 
 def _number(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4g}"
+    return "—" if value is None else readable(value)
 
 
 def draft_review(incident: Incident, policy: IncidentPolicy) -> str:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from functions.reports.panels import WINDOWS, Catalog
 from functions.reports.views import DashboardView, PanelView, format_value
+from shared.numbers import readable
 
 if TYPE_CHECKING:
     import jinja2
@@ -96,6 +97,7 @@ def templates() -> jinja2.Environment:
         times_in=times_in,
         duration=duration,
         labels_text=labels_text,
+        readable=readable,
         chart=chart,
         legend=svg.legend,
         last_text=last_text,
