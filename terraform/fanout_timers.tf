@@ -41,6 +41,7 @@ resource "google_cloud_tasks_queue" "fanout_timers" {
 resource "google_service_account" "fanout_tasks" {
   account_id   = "ion-ops-fanout-tasks"
   display_name = "ION Ops fan-out timers (Cloud Tasks OIDC)"
+  depends_on   = [google_project_service.apis]
 }
 
 locals {
