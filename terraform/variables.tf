@@ -154,12 +154,21 @@ variable "redis" {
     condition     = contains(["BASIC", "STANDARD_HA"], var.redis.tier)
     error_message = "redis.tier must be BASIC or STANDARD_HA."
   }
+  validation {
+    condition     = var.redis.memory_size_gb >= 1 && var.redis.memory_size_gb <= 300 && floor(var.redis.memory_size_gb) == var.redis.memory_size_gb
+    error_message = "redis.memory_size_gb must be a whole number of GB from 1 to 300 (Memorystore's range)."
+  }
 }
 
 variable "functions_subnet_cidr" {
   description = "Private range of the subnetwork whose addresses the functions' Direct VPC egress uses."
   type        = string
   default     = "10.8.0.0/24"
+  # Direct VPC egress needs a subnet of at least /26; a bad range fails the apply mid-way.
+  validation {
+    condition     = can(cidrnetmask(var.functions_subnet_cidr)) && try(tonumber(split("/", var.functions_subnet_cidr)[1]) <= 26, false)
+    error_message = "functions_subnet_cidr must be an IPv4 range like 10.8.0.0/24, /26 or larger (Direct VPC egress)."
+  }
 }
 
 variable "firestore_backup_retention" {

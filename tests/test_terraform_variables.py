@@ -37,6 +37,10 @@ def _render_with(tmp_path: Path, extra: str) -> None:
         ('secret_ids = ["request-id-secret", "customer-key-secret"]', "secret_ids must include every secret"),
         # Cloud Scheduler refused it at apply, after every function was deployed.
         ('scheduler_time_zone_override = "EST5EDT "', "scheduler_time_zone_override must be"),
+        # Direct VPC egress refuses a subnet smaller than /26; the range is created mid-apply.
+        ('functions_subnet_cidr = "10.8.0.0/28"', "functions_subnet_cidr must be"),
+        ('functions_subnet_cidr = "10.8.0.0"', "functions_subnet_cidr must be"),
+        ('redis = { tier = "STANDARD_HA", memory_size_gb = 0.5 }', "redis.memory_size_gb must be"),
     ],
 )
 def test_a_variable_that_would_break_the_apply_or_open_a_function_is_refused(
