@@ -116,6 +116,13 @@ class Schedule(_Strict):
     description: str = ""
     attempt_deadline: str = "180s"
 
+    @model_validator(mode="after")
+    def _deadline_in_schedulers_range(self) -> Schedule:
+        # Cloud Scheduler's range for an HTTP target; outside it the apply fails mid-way.
+        if not 15 <= _seconds(self.attempt_deadline) <= 1800:
+            raise ValueError(f"attempt_deadline {self.attempt_deadline} must be from 15s to 1800s")
+        return self
+
 
 def _seconds(duration: str) -> float:
     if not duration.endswith("s"):
@@ -166,13 +173,17 @@ class Topology(_Strict):
                     f"{schedule.function}'s timeout_seconds {target.timeout_seconds}"
                 )
         for name, fn in self.functions.items():
-            ack_deadline = self.topics[fn.topic].ack_deadline_seconds if fn.topic is not None else None
-            if ack_deadline is not None and ack_deadline < fn.timeout_seconds:
-                # Pub/Sub would redeliver a message its first delivery is still working on.
-                raise ValueError(
-                    f"function {name}: topic {fn.topic}'s ack_deadline_seconds {ack_deadline} "
-                    f"is below its timeout_seconds {fn.timeout_seconds}"
-                )
+            # The dead-letter sink is pushed every topic's dead letters with that topic's ack
+            # deadline (terraform/main.tf dead_letter_push).
+            pushed_from = self.topics if fn.dead_letters else ([fn.topic] if fn.topic is not None else [])
+            for topic in pushed_from:
+                ack_deadline = self.topics[topic].ack_deadline_seconds
+                if ack_deadline < fn.timeout_seconds:
+                    # Pub/Sub would redeliver a message its first delivery is still working on.
+                    raise ValueError(
+                        f"function {name}: topic {topic}'s ack_deadline_seconds {ack_deadline} "
+                        f"is below its timeout_seconds {fn.timeout_seconds}"
+                    )
         for name, fn in self.functions.items():
             host = self.functions.get(fn.served_locally_by or "")
             wrong_host = host is None or host.trigger != "http" or host.capability != fn.capability

@@ -13,9 +13,12 @@ resource "google_cloud_tasks_queue" "fanout_timers" {
   name     = "fanout-timers"
   location = var.region
 
+  # At most what manage_alerts can take at once (topology: max_instances x concurrency, 5 x 1)
+  # less a request for each of its scheduler jobs (the flush tick, the digest): past it Cloud Run
+  # answers 429, which spends the timers' 5 attempts in seconds; held in the queue they wait.
   rate_limits {
     max_dispatches_per_second = 50
-    max_concurrent_dispatches = 20
+    max_concurrent_dispatches = 3
   }
 
   # The flush endpoint is idempotent; a timer that fails 5 times is left to the minute tick.
@@ -38,6 +41,7 @@ resource "google_cloud_tasks_queue" "fanout_timers" {
 resource "google_service_account" "fanout_tasks" {
   account_id   = "ion-ops-fanout-tasks"
   display_name = "ION Ops fan-out timers (Cloud Tasks OIDC)"
+  depends_on   = [google_project_service.apis]
 }
 
 locals {

@@ -16,6 +16,7 @@ resource "google_project_iam_custom_role" "public_datastore" {
     "datastore.entities.create",
     "datastore.entities.update",
   ]
+  depends_on = [google_project_service.apis]
 }
 
 # Erasing a customer's data in a database a function otherwise only reads (score_health in route's:
@@ -25,4 +26,5 @@ resource "google_project_iam_custom_role" "erase_datastore" {
   title       = "ION Ops erasure in another Firestore database"
   description = "Delete Firestore documents (a customer's erasure); reading is roles/datastore.viewer's."
   permissions = ["datastore.entities.delete"]
+  depends_on  = [google_project_service.apis]
 }

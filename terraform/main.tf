@@ -199,6 +199,7 @@ resource "google_pubsub_topic" "dead_letter" {
   for_each                   = local.dead_letter_topics
   name                       = each.value
   message_retention_duration = "604800s"
+  depends_on                 = [google_project_service.apis]
 }
 
 # Dead letters are kept 7 days for inspection and replay.
@@ -252,6 +253,7 @@ resource "google_pubsub_subscription" "dead_letter_push" {
 resource "google_service_account" "push" {
   account_id   = "ion-ops-push"
   display_name = "ION Ops Pub/Sub push"
+  depends_on   = [google_project_service.apis]
 }
 
 # Pub/Sub's service agent mints the OIDC tokens and forwards dead letters.
@@ -277,6 +279,7 @@ resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
 resource "google_service_account" "scheduler" {
   account_id   = "ion-ops-scheduler"
   display_name = "ION Ops Cloud Scheduler"
+  depends_on   = [google_project_service.apis]
 }
 
 resource "google_cloud_scheduler_job" "jobs" {

@@ -178,6 +178,7 @@ resource "google_compute_url_map" "http_redirect" {
     redirect_response_code = "MOVED_PERMANENTLY_DEFAULT"
     strip_query            = false
   }
+  depends_on = [google_project_service.apis]
 }
 
 resource "google_compute_target_http_proxy" "http_redirect" {

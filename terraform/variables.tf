@@ -19,6 +19,11 @@ variable "scheduler_time_zone_override" {
   description = "When set, every scheduler job uses this time zone instead of the one in topology.yaml."
   type        = string
   default     = ""
+  # Cloud Scheduler refuses a zone that is not IANA's at apply, after the functions are deployed.
+  validation {
+    condition     = var.scheduler_time_zone_override == "" || can(regex("^[A-Za-z_]+(/[A-Za-z0-9_+-]+)+$|^UTC$", var.scheduler_time_zone_override))
+    error_message = "scheduler_time_zone_override must be \"\" or an IANA time zone such as Etc/UTC or America/New_York."
+  }
 }
 
 variable "function_env" {
@@ -31,12 +36,38 @@ variable "secret_ids" {
   description = "Secret Manager secrets created empty; add versions out of band (README: Deploy)."
   type        = list(string)
   default     = ["ion-api-keys", "request-id-secret", "customer-key-secret", "slack-bot-token", "pagerduty-routing-key", "smtp-password", "slack-signing-secret", "pagerduty-webhook-secret"]
+  # A function naming a secret that is not created fails its deploy midway through the apply.
+  validation {
+    condition = alltrue([
+      for fn in values(yamldecode(file("${path.module}/../topology.yaml")).functions) :
+      alltrue([for secret in values(try(fn.secrets, {})) : contains(var.secret_ids, secret)])
+    ])
+    error_message = "secret_ids must include every secret the functions of topology.yaml read (their `secrets:`)."
+  }
 }
 
 variable "extra_invokers" {
   description = "Entry point => IAM members that may invoke it, e.g. OTLP senders of `ingest`."
   type        = map(list(string))
   default     = {}
+  # A misspelt entry point would grant nothing, silently.
+  validation {
+    condition = alltrue([
+      for name in keys(var.extra_invokers) :
+      contains(keys(yamldecode(file("${path.module}/../topology.yaml")).functions), name)
+    ])
+    error_message = "extra_invokers keys must be entry points of topology.yaml (ingest, manage_alerts, ...)."
+  }
+  # run.invoker for allUsers would open a private function to the internet; `public: true` in
+  # topology.yaml is the only way to do that.
+  validation {
+    condition = alltrue([
+      for member in flatten(values(var.extra_invokers)) :
+      can(regex("^(user|group|serviceAccount):[^@\\s:,]+@[^@\\s,]+\\.[^@\\s,]+$", member)) ||
+      can(regex("^domain:([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]([a-z0-9-]{0,61}[a-z0-9])?$", member))
+    ])
+    error_message = "Each of extra_invokers' members must be user:, group:, serviceAccount:<email> or domain:<DNS name>, never allUsers or allAuthenticatedUsers."
+  }
 }
 
 # Plain (non-secret) settings that functions need when deployed: each function lists the ones
@@ -102,6 +133,14 @@ variable "redis_functions" {
   description = "Entry points that use Memorystore for Redis: Direct VPC egress, REDIS_URL from Secret Manager, the server CA."
   type        = list(string)
   default     = ["route", "score_health"]
+  # A misspelt entry point would leave the intended function without Redis, silently.
+  validation {
+    condition = alltrue([
+      for name in var.redis_functions :
+      contains(keys(yamldecode(file("${path.module}/../topology.yaml")).functions), name)
+    ])
+    error_message = "redis_functions must be entry points of topology.yaml (route, score_health, ...)."
+  }
 }
 
 variable "redis" {
@@ -115,12 +154,21 @@ variable "redis" {
     condition     = contains(["BASIC", "STANDARD_HA"], var.redis.tier)
     error_message = "redis.tier must be BASIC or STANDARD_HA."
   }
+  validation {
+    condition     = var.redis.memory_size_gb >= 1 && var.redis.memory_size_gb <= 300 && floor(var.redis.memory_size_gb) == var.redis.memory_size_gb
+    error_message = "redis.memory_size_gb must be a whole number of GB from 1 to 300 (Memorystore's range)."
+  }
 }
 
 variable "functions_subnet_cidr" {
   description = "Private range of the subnetwork whose addresses the functions' Direct VPC egress uses."
   type        = string
   default     = "10.8.0.0/24"
+  # Direct VPC egress needs a subnet of at least /26; a bad range fails the apply mid-way.
+  validation {
+    condition     = can(cidrnetmask(var.functions_subnet_cidr)) && try(tonumber(split("/", var.functions_subnet_cidr)[1]) <= 26, false)
+    error_message = "functions_subnet_cidr must be an IPv4 range like 10.8.0.0/24, /26 or larger (Direct VPC egress)."
+  }
 }
 
 variable "firestore_backup_retention" {
