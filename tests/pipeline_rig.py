@@ -207,6 +207,17 @@ class Pipeline:
             ).result(30)
         subscriber.close()
 
+    def publish_again(self, topic: str, messages: list[Any]) -> None:
+        """Publish pulled ``messages`` to ``topic`` again, data and attributes as they were (a
+        redelivery, under a new message id)."""
+        from google.cloud import pubsub_v1
+
+        publisher = pubsub_v1.PublisherClient()
+        for message in messages:
+            publisher.publish(
+                publisher.topic_path(PROJECT, topic), message.data, **dict(message.attributes)
+            ).result(30)
+
     def close(self) -> None:
         unwire(self.watches)
 

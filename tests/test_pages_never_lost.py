@@ -186,6 +186,14 @@ def test_drill_firestore_down_longer_than_the_redelivery_budget_then_every_page_
             firestore.up()
             outage = time.monotonic() - outage
             recovering = time.monotonic()
+            # The emulator sometimes never pushes a dead letter to the store again after two
+            # failed pushes (seen on this fresh emulator too; the other letters go on): the store
+            # never gets it. As above, the drill then does what Pub/Sub does: deliver it again.
+            if not _all_stored(pipeline, {m.message_id for m in letters}, timeout=45):
+                kept = {d["id"] for d in pipeline.letters("alerts")}
+                lost = [m for m in letters if m.message_id not in kept]
+                print(f"drill: the emulator stopped pushing {len(lost)} dead letter(s); delivering again")
+                pipeline.publish_again("alerts-dead-letter", lost)
 
             def each_page_arrived() -> bool:
                 return all(page_messages(p.rule) and pipeline.pagerduty_for(p.fingerprint) for p in pages)
@@ -209,3 +217,12 @@ def test_drill_firestore_down_longer_than_the_redelivery_budget_then_every_page_
         # The drill's timings, shown with any failure (no timed assertion: the machine's load
         # decides them): the outage, then the recovery to every page.
         print(f"drill: outage {outage:.0f} s, every page {paged:.0f} s after Firestore was back")
+
+
+def _all_stored(pipeline: Pipeline, ids: set[str], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ids <= {d["id"] for d in pipeline.letters("alerts")}:
+            return True
+        time.sleep(0.5)
+    return False

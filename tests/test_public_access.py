@@ -287,7 +287,12 @@ def test_https_on_443_with_a_managed_certificate_and_http_only_redirects() -> No
         assert rule["load_balancing_scheme"] == "EXTERNAL_MANAGED"
     redirect = _lb("google_compute_url_map", "http_redirect")
     assert redirect["default_url_redirect"][0]["https_redirect"] is True
-    assert set(redirect) <= {"name", "description", "default_url_redirect", "depends_on"}  # no backend on port 80
+    assert set(redirect) <= {
+        "name",
+        "description",
+        "default_url_redirect",
+        "depends_on",
+    }  # no backend on port 80
     assert _lb("google_compute_target_http_proxy", "http_redirect")["url_map"] == (
         "${google_compute_url_map.http_redirect.id}"
     )
