@@ -188,5 +188,7 @@ def _retire_rule(
         extra={"rule": name, "reason": reason},
     )
     if len(found) >= limit:
-        log.warning("rule %s gone: more open alerts left to the next cycle", name, extra={"rule": name})
+        log.warning(
+            "rule %s gone: the cycle's bound reached, any more left to the next", name, extra={"rule": name}
+        )
     return len(found)
