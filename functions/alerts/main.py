@@ -33,7 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from functions.alerts.engine import CycleResult, DetectorCache, Evaluator
 from functions.alerts.heartbeat import HeartbeatPinger
 from functions.alerts.jobs import JobWatch
-from functions.alerts.rules import RulesError, active_rules
+from functions.alerts.retired_rules import retire_gone_rules
+from functions.alerts.rules import RulesError, configured_rules
 from functions.alerts.settings import settings
 from functions.alerts.state import AlertState
 from shared.clock import utcnow
@@ -69,13 +70,14 @@ class CycleSummary(BaseModel):
     heartbeat: dict[str, Any] | str | None = None
 
 
-def _rules() -> list[Any]:
+def _rules(include_disabled: bool = False) -> list[Any]:
     try:
-        return active_rules()
+        rules = configured_rules()
     except RulesError as exc:
         # The deployed rules file is ours: a broken one is a bug of ours, logged with every error.
         log.error("rules file is invalid", extra={"errors": exc.errors})
         raise
+    return rules if include_disabled else [r for r in rules if r.enabled]
 
 
 def _publisher(store: Any) -> Any:
@@ -124,16 +126,16 @@ def evaluate(rule_names: set[str] | None = None, metrics: set[str] | None = None
     now = utcnow()
     for pending in store.unpublished(now - timedelta(seconds=settings().republish_after_seconds)):
         send(pending)
-    rules = [
-        r
-        for r in _rules()
-        if (rule_names is None or r.name in rule_names) and (metrics is None or r.metrics() & metrics)
-    ]
+    configured = _rules(include_disabled=True)  # read once: one rule set for the whole cycle
+    wanted = [r for r in configured if r.enabled and (rule_names is None or r.name in rule_names)]
+    rules = [r for r in wanted if metrics is None or r.metrics() & metrics]
     result = Evaluator(QueryApiSource(), store, send, _detectors, job_watch()).run(rules, now)
+    full = rule_names is None and metrics is None
+    if full:  # only a cycle over the whole rule set may tell a rule is gone
+        retire_gone_rules(store, send, configured, result)
     # `alerts_cycle: full` marks a cycle over every rule: Cloud Monitoring counts these lines
     # (log-based metric ion_alerts_evaluation_cycles, terraform/monitoring.tf) and pages when
     # evaluate-alerts has written none for 3 minutes.
-    full = rule_names is None and metrics is None
     log.info(
         "evaluated %d rules, %d series, %d transitions",
         result.rules,

@@ -310,8 +310,9 @@ def parse_rules(raw: Any, source: str = "rules") -> list[Any]:
     return rules
 
 
-def load_rules(path: str | Path | None = None) -> list[Any]:
-    """Rules from ``path``, else ``ION_RULES_FILE``, else the default rules.yaml."""
+def load_rules(path: str | Path | None = None, include_disabled: bool = False) -> list[Any]:
+    """Rules from ``path``, else ``ION_RULES_FILE``, else the default rules.yaml (the enabled ones
+    unless ``include_disabled``). Any error in the file raises: a rule set is loaded whole or not."""
     target = Path(path or os.environ.get("ION_RULES_FILE") or DEFAULT_RULES_FILE)
     try:
         raw = safe_load(target.read_text())
@@ -319,19 +320,24 @@ def load_rules(path: str | Path | None = None) -> list[Any]:
         raise RulesError(str(target), [{"rule": "(file)", "field": "path", "message": str(exc)}]) from None
     except yaml.YAMLError as exc:
         raise RulesError(str(target), [{"rule": "(file)", "field": "yaml", "message": str(exc)}]) from None
-    return [r for r in parse_rules(raw, str(target)) if r.enabled]
+    return [r for r in parse_rules(raw, str(target)) if include_disabled or r.enabled]
 
 
 @lru_cache(maxsize=4)
 def _cached(path: str, mtime: float) -> tuple[Any, ...]:
-    return tuple(load_rules(path))
+    return tuple(load_rules(path, include_disabled=True))
 
 
-def active_rules() -> list[Any]:
-    """The enabled rules of the configured file, re-read when the file changes."""
+def configured_rules() -> list[Any]:
+    """Every rule of the configured file, disabled ones too, re-read when the file changes."""
     target = str(Path(os.environ.get("ION_RULES_FILE") or DEFAULT_RULES_FILE))
     try:
         mtime = os.stat(target).st_mtime
     except OSError:
         mtime = 0.0
     return list(_cached(target, mtime))
+
+
+def active_rules() -> list[Any]:
+    """The enabled rules of the configured file, re-read when the file changes."""
+    return [r for r in configured_rules() if r.enabled]

@@ -44,7 +44,8 @@ OUTBOX_KEEP = timedelta(days=30)
 # that never fired (pending, then inactive) names no transition: a day is enough to inspect it.
 KEEP_FIRED = timedelta(days=35)
 KEEP_NEVER_FIRED = timedelta(days=1)
-# A rule's cycle record outlives its last cycle by this much (a deleted rule's record goes).
+# A rule's cycle record outlives its last cycle by this much (a deleted rule's record goes). Until
+# then it is how a full cycle finds a rule gone, to close its open alerts (``retired_rules``).
 KEEP_CYCLE = timedelta(days=35)
 # A pending or firing alert's value or threshold is written again when it moves by more than this
 # share of itself (or of the threshold, for values near zero); smaller moves are not worth a write.

@@ -30,8 +30,13 @@ class StateStore(Protocol):
         """Every stored state of ``rule``."""
         ...
 
-    def open_states(self, rule: str) -> dict[str, AlertState]:
-        """The pending and firing states of ``rule``: all a cycle reads besides what it observes."""
+    def open_states(self, rule: str, limit: int | None = None) -> dict[str, AlertState]:
+        """The pending and firing states of ``rule``: all a cycle reads besides what it observes
+        (the first ``limit`` by fingerprint, if given)."""
+        ...
+
+    def fired(self, transition_ids: list[str]) -> dict[str, AlertTransition]:
+        """The transitions of the outbox among ``transition_ids`` (each kept ``OUTBOX_KEEP``)."""
         ...
 
     def claim(self, rule: str, now: datetime) -> bool:
@@ -69,9 +74,15 @@ class MemoryStateStore:
         with self._lock:
             return {k: v for k, v in self._states.items() if v.rule == rule}
 
-    def open_states(self, rule: str) -> dict[str, AlertState]:
+    def open_states(self, rule: str, limit: int | None = None) -> dict[str, AlertState]:
         with self._lock:
-            return {k: v for k, v in self._states.items() if v.rule == rule and v.state in OPEN}
+            found = {k: v for k, v in self._states.items() if v.rule == rule and v.state in OPEN}
+            return {k: found[k] for k in sorted(found)[:limit]}
+
+    def fired(self, transition_ids: list[str]) -> dict[str, AlertTransition]:
+        wanted = set(transition_ids)
+        with self._lock:
+            return {t.transition_id: t for t in self.transitions if t.transition_id in wanted}
 
     def claim(self, rule: str, now: datetime) -> bool:
         with self._lock:
@@ -133,7 +144,7 @@ class FirestoreStateStore:
         self.write_unchanged = write_unchanged
 
     def _states(
-        self, rule: str | None = None, states: tuple[str, ...] | None = None
+        self, rule: str | None = None, states: tuple[str, ...] | None = None, limit: int | None = None
     ) -> dict[str, AlertState]:
         from google.cloud.firestore_v1.base_query import FieldFilter
 
@@ -143,15 +154,26 @@ class FirestoreStateStore:
         if states is not None:
             # Equality-like filters only: Firestore merges the single-field indexes, no composite one.
             query = query.where(filter=FieldFilter("state", "in", list(states)))
+        if limit is not None:
+            query = query.limit(limit)  # in document id (fingerprint) order
         return {doc.id: AlertState.model_validate(doc.to_dict()) for doc in query.stream()}
 
     def snapshot(self, rule: str) -> dict[str, AlertState]:
         return self._states(rule)
 
-    def open_states(self, rule: str) -> dict[str, AlertState]:
+    def open_states(self, rule: str, limit: int | None = None) -> dict[str, AlertState]:
         # Resolved and inactive states are not read: a cycle reaches one only when its alert is
         # active again (one read in apply), so label churn does not grow what every cycle reads.
-        return self._states(rule) if self.write_unchanged else self._states(rule, OPEN)
+        return self._states(rule, limit=limit) if self.write_unchanged else self._states(rule, OPEN, limit)
+
+    def fired(self, transition_ids: list[str]) -> dict[str, AlertTransition]:
+        outbox = self.client.collection(OUTBOX_COLLECTION)
+        found = self.client.get_all([outbox.document(i) for i in transition_ids]) if transition_ids else []
+        return {
+            snap.id: AlertTransition.model_validate(snap.to_dict()["transition"])
+            for snap in found
+            if snap.exists
+        }
 
     def all_states(self, state: str | None = None, rule: str | None = None) -> list[AlertState]:
         return list(self._states(rule, (state,) if state else None).values())
