@@ -291,10 +291,13 @@ resource "google_cloud_scheduler_job" "jobs" {
   attempt_deadline = try(each.value.attempt_deadline, "180s")
   region           = var.region
 
+  # The first retry waits retry_min_backoff, later ones as long or longer: with attempt_deadline
+  # that covers the function's timeout (topology.yaml, checked at load), so no retry runs beside
+  # the attempt it replaces, which Cloud Scheduler abandons without stopping.
   retry_config {
     retry_count          = 2
-    min_backoff_duration = "10s"
-    max_backoff_duration = "60s"
+    min_backoff_duration = try(each.value.retry_min_backoff, "10s")
+    max_backoff_duration = "${max(60, tonumber(trimsuffix(try(each.value.retry_min_backoff, "10s"), "s")))}s"
   }
 
   http_target {

@@ -166,7 +166,7 @@ def test_a_scheduled_jobs_path_is_refused(tmp_path: Path) -> None:
     bad = _topology(
         tmp_path,
         "  job: {capability: a, trigger: http, public_paths: [/v1/capacity, /v1/capacity/run]}\n",
-        "{tick: {function: job, cron: '* * * * *', path: /v1/capacity/run, attempt_deadline: 30s}}",
+        "{tick: {function: job, cron: '* * * * *', path: /v1/capacity/run, attempt_deadline: 60s}}",
     )
     with pytest.raises(ValueError, match="public path /v1/capacity/run is a scheduled job's path"):
         load_topology(bad)
@@ -190,7 +190,7 @@ def test_paths_that_agree_load(tmp_path: Path) -> None:
         tmp_path,
         "  a1: {capability: a, trigger: http, public_paths: [/dashboards, /dashboards/*]}\n"
         "  a2: {capability: a, trigger: http, public_paths: [/v1/dead-letters, /v1/dead-letters/*]}\n",
-        "{tick: {function: a2, cron: '* * * * *', path: /v1/dead-letters/run, attempt_deadline: 30s}}",
+        "{tick: {function: a2, cron: '* * * * *', path: /v1/dead-letters/run, attempt_deadline: 60s}}",
     )
     assert list(load_topology(good).load_balanced()) == ["a1", "a2"]
 

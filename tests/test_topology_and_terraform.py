@@ -188,7 +188,8 @@ def _topology_text(**overrides: str) -> str:
         f"functions:\n  job: {{capability: alerts, trigger: http, timeout_seconds: {timeout}}}\n"
         f"  consume: {{capability: alerts, trigger: pubsub, topic: t, timeout_seconds: {timeout}}}\n"
         f"topics: {{t: {{ack_deadline_seconds: {overrides.get('ack', '120')}}}}}\n"
-        f"schedules: {{tick: {{function: job, cron: '* * * * *', attempt_deadline: {overrides.get('deadline', '90s')}}}}}\n"
+        f"schedules: {{tick: {{function: job, cron: '* * * * *', attempt_deadline: {overrides.get('deadline', '90s')}, "
+        f"retry_min_backoff: {overrides.get('backoff', '30s')}}}}}\n"
     )
 
 
