@@ -159,7 +159,8 @@ module "function" {
   read_databases     = lookup(local.database_readers, each.key, [])
   erase_databases    = lookup(local.database_erasers, each.key, [])
   erase_role         = google_project_iam_custom_role.erase_datastore.id
-  ingress            = contains(keys(local.iap_functions), each.key) ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
+  # ingest's senders may be outside the project (var.ingest_ingress); it still requires IAM.
+  ingress = each.key == "ingest" ? var.ingest_ingress : contains(keys(local.iap_functions), each.key) ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
   # A topic of the topology or one's dead-letter topic; topic-scoped, never project-wide.
   publishes = [
     for topic in try(each.value.publishes, []) :

@@ -310,8 +310,10 @@ def test_iap_is_enabled_and_its_agent_created() -> None:
 
 
 def test_ingress_from_the_load_balancer_only_for_functions_with_public_paths() -> None:
+    # ingest's comes from var.ingest_ingress (tests/test_ingest_ingress.py).
     assert _module_call()["ingress"] == (
-        '${contains(keys(local.iap_functions), each.key) ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"}'
+        '${each.key == "ingest" ? var.ingest_ingress : contains(keys(local.iap_functions), each.key) '
+        '? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"}'
     )
     function = _resources(TERRAFORM / "modules/function/main.tf")[
         ("google_cloudfunctions2_function", "function")
