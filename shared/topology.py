@@ -115,13 +115,22 @@ class Schedule(_Strict):
     body: dict[str, Any] = {}
     description: str = ""
     attempt_deadline: str = "180s"
+    # Cloud Scheduler's wait before the first retry (retry_config.min_backoff_duration; later
+    # retries wait as long or longer): with attempt_deadline it must cover the function's timeout.
+    retry_min_backoff: str = "10s"
 
     @model_validator(mode="after")
     def _deadline_in_schedulers_range(self) -> Schedule:
         # Cloud Scheduler's range for an HTTP target; outside it the apply fails mid-way.
         if not 15 <= _seconds(self.attempt_deadline) <= 1800:
             raise ValueError(f"attempt_deadline {self.attempt_deadline} must be from 15s to 1800s")
+        if not 1 <= _seconds(self.retry_min_backoff) <= 3600:
+            raise ValueError(f"retry_min_backoff {self.retry_min_backoff} must be from 1s to 3600s")
         return self
+
+    def first_retry_after(self) -> float:
+        """Seconds from an attempt's start to the earliest retry of it."""
+        return _seconds(self.attempt_deadline) + _seconds(self.retry_min_backoff)
 
 
 def _seconds(duration: str) -> float:
@@ -171,6 +180,15 @@ class Topology(_Strict):
                 raise ValueError(
                     f"schedule {name}: attempt_deadline {schedule.attempt_deadline} exceeds "
                     f"{schedule.function}'s timeout_seconds {target.timeout_seconds}"
+                )
+            if schedule.first_retry_after() < target.timeout_seconds:
+                # Cloud Scheduler gives up on an attempt at its deadline but cannot stop it: a
+                # retry sooner than the function's timeout could run beside the attempt.
+                raise ValueError(
+                    f"schedule {name}: a retry could start {schedule.first_retry_after():g}s after its "
+                    f"attempt (attempt_deadline {schedule.attempt_deadline} + retry_min_backoff "
+                    f"{schedule.retry_min_backoff}) while {schedule.function} may run "
+                    f"{target.timeout_seconds}s: raise attempt_deadline or retry_min_backoff"
                 )
         for name, fn in self.functions.items():
             # The dead-letter sink is pushed every topic's dead letters with that topic's ack

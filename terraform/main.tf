@@ -159,7 +159,8 @@ module "function" {
   read_databases     = lookup(local.database_readers, each.key, [])
   erase_databases    = lookup(local.database_erasers, each.key, [])
   erase_role         = google_project_iam_custom_role.erase_datastore.id
-  ingress            = contains(keys(local.iap_functions), each.key) ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
+  # ingest's senders may be outside the project (var.ingest_ingress); it still requires IAM.
+  ingress = each.key == "ingest" ? var.ingest_ingress : contains(keys(local.iap_functions), each.key) ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"
   # A topic of the topology or one's dead-letter topic; topic-scoped, never project-wide.
   publishes = [
     for topic in try(each.value.publishes, []) :
@@ -291,10 +292,13 @@ resource "google_cloud_scheduler_job" "jobs" {
   attempt_deadline = try(each.value.attempt_deadline, "180s")
   region           = var.region
 
+  # The first retry waits retry_min_backoff, later ones as long or longer: with attempt_deadline
+  # that covers the function's timeout (topology.yaml, checked at load), so no retry runs beside
+  # the attempt it replaces, which Cloud Scheduler abandons without stopping.
   retry_config {
     retry_count          = 2
-    min_backoff_duration = "10s"
-    max_backoff_duration = "60s"
+    min_backoff_duration = try(each.value.retry_min_backoff, "10s")
+    max_backoff_duration = "${max(60, tonumber(trimsuffix(try(each.value.retry_min_backoff, "10s"), "s")))}s"
   }
 
   http_target {

@@ -70,6 +70,18 @@ variable "extra_invokers" {
   }
 }
 
+# Where ingest's OTLP senders may reach it from (README: Deploy, "Who may call what"). Whatever
+# the ingress, a sender still needs run.invoker (extra_invokers) and a Google-signed token.
+variable "ingest_ingress" {
+  description = "ingest's ingress: ALLOW_INTERNAL_ONLY (same project or a Shared VPC), ALLOW_INTERNAL_AND_GCLB (also through a Google Cloud load balancer), ALLOW_ALL (senders outside Google Cloud)."
+  type        = string
+  default     = "ALLOW_INTERNAL_ONLY"
+  validation {
+    condition     = contains(["ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB", "ALLOW_ALL"], var.ingest_ingress)
+    error_message = "ingest_ingress must be ALLOW_INTERNAL_ONLY, ALLOW_INTERNAL_AND_GCLB or ALLOW_ALL (IAM invocation is required in every case)."
+  }
+}
+
 # Plain (non-secret) settings that functions need when deployed: each function lists the ones
 # it needs under `settings_from` in topology.yaml. A deployed fan-out without its channel
 # settings refuses to start, so these are required and checked here first.

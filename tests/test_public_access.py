@@ -166,7 +166,7 @@ def test_a_scheduled_jobs_path_is_refused(tmp_path: Path) -> None:
     bad = _topology(
         tmp_path,
         "  job: {capability: a, trigger: http, public_paths: [/v1/capacity, /v1/capacity/run]}\n",
-        "{tick: {function: job, cron: '* * * * *', path: /v1/capacity/run, attempt_deadline: 30s}}",
+        "{tick: {function: job, cron: '* * * * *', path: /v1/capacity/run, attempt_deadline: 60s}}",
     )
     with pytest.raises(ValueError, match="public path /v1/capacity/run is a scheduled job's path"):
         load_topology(bad)
@@ -190,7 +190,7 @@ def test_paths_that_agree_load(tmp_path: Path) -> None:
         tmp_path,
         "  a1: {capability: a, trigger: http, public_paths: [/dashboards, /dashboards/*]}\n"
         "  a2: {capability: a, trigger: http, public_paths: [/v1/dead-letters, /v1/dead-letters/*]}\n",
-        "{tick: {function: a2, cron: '* * * * *', path: /v1/dead-letters/run, attempt_deadline: 30s}}",
+        "{tick: {function: a2, cron: '* * * * *', path: /v1/dead-letters/run, attempt_deadline: 60s}}",
     )
     assert list(load_topology(good).load_balanced()) == ["a1", "a2"]
 
@@ -310,8 +310,10 @@ def test_iap_is_enabled_and_its_agent_created() -> None:
 
 
 def test_ingress_from_the_load_balancer_only_for_functions_with_public_paths() -> None:
+    # ingest's comes from var.ingest_ingress (tests/test_ingest_ingress.py).
     assert _module_call()["ingress"] == (
-        '${contains(keys(local.iap_functions), each.key) ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"}'
+        '${each.key == "ingest" ? var.ingest_ingress : contains(keys(local.iap_functions), each.key) '
+        '? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_INTERNAL_ONLY"}'
     )
     function = _resources(TERRAFORM / "modules/function/main.tf")[
         ("google_cloudfunctions2_function", "function")

@@ -130,6 +130,54 @@ def test_every_setting_terraform_passes_is_required_or_optional_for_a_reason(
     assert unexplained == []
 
 
+def test_a_public_function_holds_only_secrets_its_start_check_requires(
+    rendered: Rendered, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Least privilege where the internet calls: no secret of a public function is optional for
+    a reason (as SMTP_PASSWORD is for a function that mails); dropping any one is refused naming
+    it. On main incident_webhooks held smtp-password only because its check asked for every
+    routed channel's settings, though it sends no mail."""
+    public = [name for name, fn in load_topology().functions.items() if fn.public]
+    assert sorted(public) == ["incident_webhooks", "route"]
+    unused = []
+    for function in public:
+        env = deployed_env(rendered, function)
+        for name in sorted(rendered.secrets[function]):
+            reduced = {k: v for k, v in env.items() if k != name}
+            if not any(name in problem for problem in problems_with(reduced, function, monkeypatch)):
+                unused.append(f"{function}: {name}")
+    assert unused == []
+
+
+def test_incident_webhooks_cannot_read_the_smtp_password_and_still_starts(
+    rendered: Rendered, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from devtools.permissions import Deployment
+
+    assert rendered.secrets["incident_webhooks"] == {
+        "SLACK_SIGNING_SECRET": "slack-signing-secret",
+        "PAGERDUTY_WEBHOOK_SECRET": "pagerduty-webhook-secret",
+        "SLACK_BOT_TOKEN": "slack-bot-token",
+        "PAGERDUTY_ROUTING_KEY": "pagerduty-routing-key",
+    }
+    assert not {"SMTP_HOST", "SMTP_USER", "ALERT_EMAIL_TO", "SLACK_CHANNEL"} & set(
+        rendered.env["incident_webhooks"]
+    )
+    # Terraform's grants follow: no secretAccessor binding on smtp-password for its identity.
+    readable = {
+        grant.scope.rsplit("/", 1)[-1]
+        for grant in Deployment().grants()["incident_webhooks"]
+        if grant.role == "roles/secretmanager.secretAccessor"
+    }
+    assert readable == set(rendered.secrets["incident_webhooks"].values())
+    assert "smtp-password" not in readable
+    # It starts with exactly that (the start check asks for what it sends: Slack, PagerDuty).
+    assert problems_with(deployed_env(rendered, "incident_webhooks"), "incident_webhooks", monkeypatch) == []
+    # ...and still refuses to start without what it does send with.
+    env = {k: v for k, v in deployed_env(rendered, "incident_webhooks").items() if k != "SLACK_BOT_TOKEN"}
+    assert any("SLACK_BOT_TOKEN" in p for p in problems_with(env, "incident_webhooks", monkeypatch))
+
+
 def test_scaling_refuses_to_start_without_its_dry_run_choice(
     rendered: Rendered, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -227,6 +275,7 @@ def test_every_function_starts_as_deployed_and_answers_health(stack) -> None:  #
         ("route", "ION_CUSTOMER_KEY_SECRET"),
         ("ingest", "ION_COLLECTOR_RUN_SERVICES"),
         ("store_dead_letters", "ION_DEADLETTERS_URL"),
+        ("incident_webhooks", "PAGERDUTY_ROUTING_KEY"),
     ],
 )
 def test_a_function_without_a_setting_it_needs_refuses_to_start_naming_it(stack, function, variable) -> None:  # type: ignore[no-untyped-def]

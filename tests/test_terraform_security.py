@@ -150,8 +150,14 @@ def test_ingress_is_internal_for_every_function_but_the_public_one() -> None:
     ingress = load_hcl(TERRAFORM / "modules/function/variables.tf")
     spec = next(block["ingress"] for block in ingress["variable"] if "ingress" in block)
     assert spec["default"] == "ALLOW_INTERNAL_ONLY"
-    assert '["ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"]' in spec["validation"][0]["condition"]
+    # ALLOW_ALL only for ingest's senders outside Google Cloud, by var.ingest_ingress; run.invoker
+    # is still required (allUsers is bound for `public` functions alone).
+    assert (
+        '["ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB", "ALLOW_ALL"]'
+        in spec["validation"][0]["condition"]
+    )
     assert "ALLOW_ALL" not in _module_call()["ingress"]
+    assert '${each.key == "ingest" ? var.ingest_ingress : ' in _module_call()["ingress"]
     # Load-balancer ingress only for the functions with public_paths (tests/test_public_access.py).
     assert "local.iap_functions" in _module_call()["ingress"]
 

@@ -41,6 +41,9 @@ def _render_with(tmp_path: Path, extra: str) -> None:
         ('functions_subnet_cidr = "10.8.0.0/28"', "functions_subnet_cidr must be"),
         ('functions_subnet_cidr = "10.8.0.0"', "functions_subnet_cidr must be"),
         ('redis = { tier = "STANDARD_HA", memory_size_gb = 0.5 }', "redis.memory_size_gb must be"),
+        # ingest's ingress: only Cloud Run's three settings (INTERNAL is the v2 API's spelling).
+        ('ingest_ingress = "INGRESS_TRAFFIC_ALL"', "ingest_ingress must be"),
+        ('ingest_ingress = "allow_all"', "ingest_ingress must be"),
     ],
 )
 def test_a_variable_that_would_break_the_apply_or_open_a_function_is_refused(
@@ -56,3 +59,8 @@ def test_the_valid_forms_of_those_variables_are_accepted(tmp_path: Path) -> None
         'extra_invokers = { ingest = ["serviceAccount:otel@p.iam.gserviceaccount.com", "group:sre@example.com"] }\n'
         'scheduler_time_zone_override = "Etc/UTC"',
     )
+
+
+@pytest.mark.parametrize("ingress", ["ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB", "ALLOW_ALL"])
+def test_every_ingest_ingress_is_accepted(tmp_path: Path, ingress: str) -> None:
+    _render_with(tmp_path, f'ingest_ingress = "{ingress}"')

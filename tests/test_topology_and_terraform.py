@@ -188,7 +188,8 @@ def _topology_text(**overrides: str) -> str:
         f"functions:\n  job: {{capability: alerts, trigger: http, timeout_seconds: {timeout}}}\n"
         f"  consume: {{capability: alerts, trigger: pubsub, topic: t, timeout_seconds: {timeout}}}\n"
         f"topics: {{t: {{ack_deadline_seconds: {overrides.get('ack', '120')}}}}}\n"
-        f"schedules: {{tick: {{function: job, cron: '* * * * *', attempt_deadline: {overrides.get('deadline', '90s')}}}}}\n"
+        f"schedules: {{tick: {{function: job, cron: '* * * * *', attempt_deadline: {overrides.get('deadline', '90s')}, "
+        f"retry_min_backoff: {overrides.get('backoff', '30s')}}}}}\n"
     )
 
 
@@ -275,8 +276,10 @@ def test_every_setting_a_function_takes_from_terraform_exists_there() -> None:
 
 
 def test_a_deployed_fan_out_gets_every_variable_its_routed_channels_require() -> None:
-    """What check_deployment would refuse to start without is supplied by Terraform."""
-    from functions.fanout.channels.registry import kinds
+    """What check_deployment would refuse to start without is supplied by Terraform: for each
+    entry point, what it sends each routed channel with (the webhook function: Slack and
+    PagerDuty only)."""
+    from functions.fanout.deployment import sends_with
     from functions.fanout.routes import load_routing
     from functions.fanout.settings import DEFAULT_ROUTING_FILE, FanoutSettings
 
@@ -286,7 +289,7 @@ def test_a_deployed_fan_out_gets_every_variable_its_routed_channels_require() ->
     for name, fn in load_topology().functions_of("fanout").items():
         supplied = set(fn.secrets) | set(fn.settings_from)
         for channel in routed - {"log"}:
-            for field in kinds()[channel].requires:
+            for field in sends_with(name, channel):
                 assert fields[field].validation_alias in supplied, (
                     name,
                     channel,

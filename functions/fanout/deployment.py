@@ -1,14 +1,15 @@
-"""What a deployed fan-out lacks, by entry point: each routed or escalated-to channel's settings,
-link bases people can open, the group timers' queue and identity, the webhook function's verifying
+"""What a deployed fan-out lacks, by entry point: the settings of each channel it sends to, link
+bases people can open, the group timers' queue and identity, the webhook function's verifying
 secrets. It knows the settings, the channels' registry, the routing and the incident policy; none
-of them knows it (``main.py`` runs ``check_deployment`` at start)."""
+of them knows it (``main.py`` runs ``check_deployment`` at start). Each entry point is checked for
+what it really sends, so Terraform gives it only those secrets (topology.yaml)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
 
-from functions.fanout.channels.registry import missing_settings
+from functions.fanout.channels.registry import kinds, missing_settings
 from functions.fanout.incident_policy import PolicyError, load_policy
 from functions.fanout.routes import load_routing
 from functions.fanout.settings import FanoutSettings
@@ -21,6 +22,14 @@ LOOPBACK = ("://127.", "://localhost", "://[::1]", "://0.0.0.0")
 TIMER_FUNCTIONS = frozenset({"fan_out_alerts", "manage_alerts"})
 # The public function of Slack's and PagerDuty's requests: it needs their verifying secrets.
 WEBHOOK_FUNCTION = "incident_webhooks"
+# What the webhook function sends, by channel, and the settings that takes: it tells Slack (the
+# incident's messages updated, replies in their threads, the resolve dialog: the bot token, in the
+# channels those messages are in) and PagerDuty (Events v2 acknowledge / resolve: the routing
+# key), never mail. A public function holds only the secrets it uses: no SMTP password.
+WEBHOOK_SENDS: dict[str, tuple[str, ...]] = {
+    "slack": ("slack_bot_token",),
+    "pagerduty": ("pagerduty_routing_key",),
+}
 
 
 def settings_problems(settings: FanoutSettings, channels: set[str], *, timers: bool = True) -> list[str]:
@@ -37,6 +46,12 @@ def settings_problems(settings: FanoutSettings, channels: set[str], *, timers: b
             f"ALERT_EMAIL_FROM is {settings.alert_email_from}: mail from a localhost sender is "
             "refused or junked by relays; set the team's sender"
         )
+    return problems + link_problems(settings) + (timer_problems(settings) if timers else [])
+
+
+def link_problems(settings: FanoutSettings) -> list[str]:
+    """Link bases in notifications that people could not open."""
+    problems = []
     for variable, url in (
         ("ION_FANOUT_PUBLIC_URL", settings.public_url),
         ("ION_DASHBOARD_URL", settings.dashboard_url),
@@ -44,7 +59,29 @@ def settings_problems(settings: FanoutSettings, channels: set[str], *, timers: b
         problem = link_base_problem(variable, url)
         if problem:
             problems.append(problem)
-    return problems + (timer_problems(settings) if timers else [])
+    return problems
+
+
+def sends_with(target: str, channel: str) -> tuple[str, ...]:
+    """The settings (``FanoutSettings`` fields) entry point ``target`` sends to ``channel`` with:
+    the channel's registered ones, or for the webhook function ``WEBHOOK_SENDS``' (none for a
+    channel it never sends to)."""
+    if target == WEBHOOK_FUNCTION:
+        return WEBHOOK_SENDS.get(channel, ())
+    return kinds()[channel].requires
+
+
+def webhook_sending_problems(settings: FanoutSettings, channels: set[str]) -> list[str]:
+    """What the webhook function lacks to tell the routed or escalated-to Slack and PagerDuty of
+    what their requests changed; other channels it never sends to."""
+    fields = type(settings).model_fields
+    problems = []
+    for name in sorted(channels & set(WEBHOOK_SENDS)):
+        needed = sends_with(WEBHOOK_FUNCTION, name)
+        missing = [str(fields[f].validation_alias or f.upper()) for f in needed if not getattr(settings, f)]
+        if missing:
+            problems.append(f"channel {name} is routed to but {', '.join(missing)} is not set")
+    return problems
 
 
 def timer_problems(settings: FanoutSettings) -> list[str]:
@@ -78,7 +115,9 @@ def timer_problems(settings: FanoutSettings) -> list[str]:
 
 
 def deployment_problems(target: str) -> list[str]:
-    """Settings that do not validate, else ``settings_problems`` for the channels routed to."""
+    """Settings that do not validate, else what ``target`` lacks for the channels routed or
+    escalated to: every one's settings, or for the webhook function what it sends to Slack and
+    PagerDuty and its verifying secrets."""
     settings, problems = load_settings(FanoutSettings)
     if settings is None:
         return problems
@@ -88,10 +127,13 @@ def deployment_problems(target: str) -> list[str]:
         channels |= {c for steps in policy.escalation.values() for step in steps for c in step.channels}
     except PolicyError as exc:
         return [str(exc)]
-    problems = settings_problems(settings, channels, timers=target in TIMER_FUNCTIONS or not target)
     if target == WEBHOOK_FUNCTION:
-        problems += webhook_problems(settings)
-    return problems
+        return (
+            webhook_sending_problems(settings, channels)
+            + link_problems(settings)
+            + webhook_problems(settings)
+        )
+    return settings_problems(settings, channels, timers=target in TIMER_FUNCTIONS or not target)
 
 
 def webhook_problems(settings: FanoutSettings) -> list[str]:
@@ -128,6 +170,6 @@ def webhook_health_check() -> Any:
 
 
 def check_deployment(target: str = "") -> None:
-    """Deployed (``K_SERVICE`` set), refuse to start without every routed channel's settings,
+    """Deployed (``K_SERVICE`` set), refuse to start without the settings ``target`` sends with,
     naming the variables; locally the log channel stands in, recorded as ``logged_instead``."""
     refuse_to_start("fan-out", deployment_problems(target))

@@ -99,12 +99,12 @@ variable "read_databases" {
 }
 
 variable "ingress" {
-  description = "Ingress of a non-public function: internal only, or internal and an external load balancer."
+  description = "Ingress of a non-public function: internal only, internal and an external load balancer, or all (ingest's senders outside Google Cloud); invoking it always takes run.invoker."
   type        = string
   default     = "ALLOW_INTERNAL_ONLY"
   validation {
-    condition     = contains(["ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.ingress)
-    error_message = "ingress must be ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB; only a public function takes ALLOW_ALL."
+    condition     = contains(["ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB", "ALLOW_ALL"], var.ingress)
+    error_message = "ingress must be ALLOW_INTERNAL_ONLY, ALLOW_INTERNAL_AND_GCLB or ALLOW_ALL; only a public function is invoked by allUsers."
   }
 }
 
