@@ -14,6 +14,10 @@ SCHEMA_STAMP := $(VENV)/provider-schemas/.built
 # The deployment rehearsed: every function alone, with what Terraform renders from
 # terraform/examples/production.tfvars (or VARS=path), against the emulators and stand-ins.
 VARS ?= terraform/examples/production.tfvars
+# Test files run side by side in this many processes (pytest-xdist; each starts its own emulators
+# and Redis when its tests need them). Most of a test's time is waiting on those and on served
+# functions, so more processes than cores pay off; TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 3
 
 .PHONY: rehearse run demo test lint fmt bench tf-fmt clean setup redis chromium checkov audit
 
@@ -78,7 +82,7 @@ demo: $(STAMP) redis
 test: setup chromium
 	$(PY) -m ruff check .
 	$(VENV)/bin/lint-imports --no-cache --no-logo
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP) checkov
 	$(PY) -m ruff check .

@@ -132,7 +132,6 @@ class Recorder:
             self.path = target / f"calls-{os.getpid()}.jsonl"
         self._seen: set[tuple[Any, ...]] = set()
         self._lock = threading.Lock()
-        self.calls = 0
         # Pub/Sub: topic -> functions that called publish() for it since its last Publish RPC.
         self.pending_publishes: dict[str, set[str]] = {}
 
@@ -160,7 +159,6 @@ class Recorder:
             _local_only.get(),
         )
         with self._lock:
-            self.calls += 1
             if key in self._seen:
                 return
             self._seen.add(key)
@@ -278,11 +276,6 @@ def active_recorder() -> Recorder | None:
 
 def recorded_path() -> Path | None:
     return None if _recorder is None else _recorder.path
-
-
-def calls_made() -> int:
-    """Calls recorded by this process (all, not only distinct)."""
-    return 0 if _recorder is None else _recorder.calls
 
 
 def read_calls(path: Path) -> list[ApiCall]:

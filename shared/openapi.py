@@ -4,7 +4,7 @@
 Every route's path variables, query parameters, request body and answers come from the models the
 router itself validates with (``shared.http.Api.route``), so the document says what the code does.
 Problem answers (RFC 9457, ``application/problem+json``) are documented per route: those its
-contract implies (404 for path variables, 422 for the query, 400/413/415/422 for a body, 500),
+contract implies (404 for path variables, 422 for the query, 400/413/415/422 for a body, 500, 503),
 those its function may answer before any route (e.g. 401/429 of an API key) and those it names.
 
 Imported only when ``/openapi.json`` is asked for or a test builds the document: no cold-start cost.
@@ -66,7 +66,8 @@ def openapi_path(rule: str) -> tuple[str, list[str]]:
 
 
 def _implied_problems(api: Api, op: Operation) -> set[int]:
-    statuses = {500, *api.problems, *op.problems}
+    # Any route may meet a dependency failing for now (the router answers 503 then) or a bug.
+    statuses = {500, 503, *api.problems, *op.problems}
     if op.role != ("public",):
         statuses |= {401, 403}  # the caller's token, and its role (shared/roles.py)
     if op.params is not None:

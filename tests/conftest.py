@@ -201,7 +201,10 @@ sys.path.insert(0, str(ROOT))
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Every call a function made in this session must be allowed by its grants: a gap fails the
     run however the tests went. Order-free: it reads the union of the calls recorded, whichever
-    tests ran. A need not yet in terraform/iam/needs.yaml is noted, not failed."""
+    tests ran. A need not yet in terraform/iam/needs.yaml is noted, not failed. Under pytest-xdist
+    the controller checks, once every worker has finished and recorded into the same folder."""
+    if hasattr(session.config, "workerinput"):
+        return
     folder = Path(os.environ.get(api_calls.ENV_VAR, API_CALLS_DIR))
     if not api_calls.recording() or not folder.is_dir():
         return
@@ -222,8 +225,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     methods = {call.method for call in calls}
     terminalreporter.write_sep("-", "permission check (devtools/permissions.py)")
     terminalreporter.write_line(
-        f"{api_calls.calls_made()} Google API calls in this process; {len(calls)} distinct calls of "
-        f"{len({c.function for c in calls})} functions, {len(methods)} methods, recorded under {os.environ.get(api_calls.ENV_VAR)}"
+        f"{len(calls)} distinct Google API calls of {len({c.function for c in calls})} functions, "
+        f"{len(methods)} methods, recorded under {os.environ.get(api_calls.ENV_VAR)}"
     )
     for note in notes:
         terminalreporter.write_line(f"permission check note: {note}", yellow=True)

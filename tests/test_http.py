@@ -164,6 +164,18 @@ def test_a_transient_google_error_is_503_retry_later(client) -> None:  # type: i
         assert response.headers["Retry-After"] == "5"
 
 
+def test_a_transient_error_the_handler_let_through_is_503_not_a_bug(client, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Contention that outlasted a transaction's retries is retried by the caller (a scheduler,
+    Pub/Sub): answered 503 with Retry-After and logged as a warning, not a bug's logged 500."""
+    response = client.post("/contended")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "2"
+    assert response.get_json()["detail"] == "A dependency failed for now (Aborted); retry later."
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [entry["severity"] for entry in logged if "answered 503" in entry["message"]] == ["WARNING"]
+    assert not any(entry["severity"] == "ERROR" for entry in logged)
+
+
 class _EndlessBody:
     """A chunked request body of ``total`` bytes made on demand, counting what the server read."""
 

@@ -114,13 +114,14 @@ def test_the_document_is_openapi_3_1_from_the_same_models() -> None:
     assert limit["schema"] == {"default": 10, "maximum": 100, "minimum": 1, "type": "integer"}
     assert limit["description"] == "things per page"
     assert listing["parameters"][1]["schema"]["enum"] == ["a", "b"]  # optional: no null branch
-    assert set(listing["responses"]) == {"200", "401", "403", "422", "429", "500"}  # 401/403: shared/roles.py
+    # 401/403: shared/roles.py; 503: a dependency failing for now, on every route
+    assert set(listing["responses"]) == {"200", "401", "403", "422", "429", "500", "503"}
     create = document["paths"]["/v1/things"]["post"]
     assert create["requestBody"]["required"] is False
     assert create["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ThingIn"
     }
-    assert set(create["responses"]) == {"201", "400", "401", "403", "413", "415", "422", "429", "500"}
+    assert set(create["responses"]) == {"201", "400", "401", "403", "413", "415", "422", "429", "500", "503"}
     assert create["responses"]["201"]["links"] == {
         "get_thing": {"operationId": "get_thing", "parameters": {"thing_id": "$response.body#/id"}}
     }
@@ -129,7 +130,7 @@ def test_the_document_is_openapi_3_1_from_the_same_models() -> None:
     get = document["paths"]["/v1/things/{thing_id}"]["get"]
     assert get["parameters"][0]["in"] == "path"
     assert get["parameters"][0]["schema"]["maxLength"] == 32
-    assert set(get["responses"]) == {"200", "401", "403", "404", "409", "429", "500"}
+    assert set(get["responses"]) == {"200", "401", "403", "404", "409", "429", "500", "503"}
     assert document["paths"]["/openapi.json"]["get"]["responses"]["200"]
     served = _call(api, "GET", "/openapi.json")
     assert served.get_json() == document

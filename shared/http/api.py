@@ -19,6 +19,11 @@ from shared.http.operations import Handler, Operation, Reply, ReplySpec, first_l
 from shared.http.problems import CHANGE_METHODS, ENDPOINT_KEY, Problem, field_problem
 from shared.http.success_records import audit_change, record_heartbeat
 from shared.logging import get_logger, parse_trace_header, reset_trace, set_trace
+from shared.transient import is_transient
+
+# Retry-After of a 503 for a transient failure a handler let through: contention clears within
+# a second or two, and a longer outage is retried again by the caller's own backoff.
+TRANSIENT_RETRY_AFTER_SECONDS = 2
 
 
 class Api:
@@ -257,6 +262,22 @@ class Api:
             if isinstance(exc, HealthBusy):
                 headers = {"Retry-After": str(exc.retry_after)}
                 return Problem(429, str(exc), headers=headers).to_response(request.path)
+            if is_transient(exc):
+                # A store or API failing for now (contention that outlasted the transaction's
+                # retries, a dependency down) that the handler did not answer itself: the caller
+                # may retry (schedulers and Pub/Sub do), so it is a 503, not a bug's 500.
+                self._log.warning(
+                    "%s %s: %s from a dependency, answered 503",
+                    request.method,
+                    request.path,
+                    type(exc).__name__,
+                    exc_info=True,
+                )
+                return Problem(
+                    503,
+                    f"A dependency failed for now ({type(exc).__name__}); retry later.",
+                    headers={"Retry-After": str(TRANSIENT_RETRY_AFTER_SECONDS)},
+                ).to_response(request.path)
             self._log.exception("unhandled error in %s %s", request.method, request.path)
             return Problem(500, "Internal error; it has been logged.").to_response(request.path)
         if isinstance(result, flask.Response):

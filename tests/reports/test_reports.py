@@ -162,6 +162,14 @@ def test_mailed_exactly_once_under_concurrent_calls_and_retries(fs, smtp, serve_
 
     with ThreadPoolExecutor(6) as pool:
         answers = list(pool.map(call, range(6)))
+    # A call whose claim stayed contended through its transaction's retries is a 503 to retry (a
+    # loaded Firestore emulator times such locks out); the scheduler retries it, as here.
+    for _ in range(5):
+        unavailable = [a for a in answers if a.status_code == 503]
+        if not unavailable:
+            break
+        assert all(a.headers["Retry-After"] for a in unavailable)
+        answers = [a for a in answers if a.status_code != 503] + [call(0) for _ in unavailable]
     codes = sorted(a.status_code for a in answers)
     assert codes.count(201) == 1, [a.text for a in answers]
     assert set(codes) <= {200, 201, 409}
