@@ -278,11 +278,11 @@ class Fold:
         out: list[Series] = []
         for key in sorted(grouped):
             steps, unknown_here = grouped[key], unknown_steps[key]
-            points = [
-                (at, float(combine(values)) if values else 0.0)
-                for at in (step_starts if fill_zero else sorted(steps))
-                if at not in unknown_here and ((values := steps.get(at, [])) or fill_zero)
-            ]
+            points: list[tuple[datetime, float]] = []
+            for at in step_starts if fill_zero else sorted(steps):
+                values = steps.get(at, [])
+                if at not in unknown_here and (values or fill_zero):
+                    points.append((at, float(combine(values)) if values else 0.0))
             out.append(Series.model_construct(labels=dict(key), points=points))
         left_out = sum(len(steps) for steps in unknown_steps.values())
         if left_out:
