@@ -71,6 +71,60 @@ def test_unknown_path_is_404_listing_paths(client) -> None:  # type: ignore[no-u
     assert "/orders" in response.get_json()["paths"]
 
 
+@pytest.fixture
+def roles_listed(monkeypatch):  # type: ignore[no-untyped-def]
+    """Role lists set (as deployed): a caller not listed holds no role."""
+    from shared import roles
+
+    monkeypatch.setenv("ION_ROLE_VIEWERS", "user:viewer@example.com")
+    monkeypatch.setenv("ION_ROLE_OPERATORS", "user:oncall@example.com")
+    for variable in (
+        "ION_ROLE_ADMINS",
+        "ION_ROLE_SCHEDULER",
+        "ION_ROLE_TASKS",
+        "ION_ROLE_PUSH",
+    ):
+        monkeypatch.setenv(variable, "user:someone-else@example.com")
+    roles.reset()
+    yield
+    roles.reset()
+
+
+def test_unknown_path_lists_no_paths_to_a_caller_without_a_role(client, roles_listed, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from shared.identity import DEV_HEADER
+
+    stranger = client.get("/nope", headers={DEV_HEADER: "stranger@example.com"})
+    assert stranger.status_code == 404
+    assert "paths" not in stranger.get_json()
+    assert "/orders" not in stranger.get_data(as_text=True)
+    viewer = client.get("/nope", headers={DEV_HEADER: "viewer@example.com"})
+    assert viewer.status_code == 404
+    assert "/orders" in viewer.get_json()["paths"]
+    monkeypatch.setenv("K_SERVICE", "sample")  # deployed: an anonymous caller is no one
+    anonymous = client.get("/nope")
+    assert anonymous.status_code == 404
+    assert "paths" not in anonymous.get_json()
+
+
+def test_wrong_method_on_a_path_needing_a_role_is_401_or_403_before_405(
+    client, roles_listed, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from shared.identity import DEV_HEADER
+
+    stranger = client.put("/orders/7", headers={DEV_HEADER: "stranger@example.com"})
+    assert stranger.status_code == 403
+    assert "Allow" not in stranger.headers
+    viewer = client.put("/orders/7", headers={DEV_HEADER: "viewer@example.com"})
+    assert viewer.status_code == 403  # its GET and DELETE are one route, an operator's
+    operator = client.put("/orders/7", headers={DEV_HEADER: "oncall@example.com"})
+    assert operator.status_code == 405  # told which methods it takes
+    assert set(operator.headers["Allow"].split(", ")) >= {"GET", "DELETE"}
+    monkeypatch.setenv("K_SERVICE", "sample")
+    anonymous = client.put("/orders/7")
+    assert anonymous.status_code == 401
+    assert "Allow" not in anonymous.headers
+
+
 def test_problem_raised_in_a_handler_keeps_its_status(client) -> None:  # type: ignore[no-untyped-def]
     assert client.get("/orders/missing").status_code == 404
     assert client.get("/orders/42").get_json() == {"id": "42"}

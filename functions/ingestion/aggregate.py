@@ -28,7 +28,7 @@ MINUTE_NANOS = 60 * NANOS
 class Cell:
     """The rollup of one series over one bucket, as accumulated in memory or read back."""
 
-    __slots__ = ("count", "last", "last_t", "max", "min", "points", "sketch", "sum")
+    __slots__ = ("count", "keys", "last", "last_t", "max", "min", "points", "sketch", "sum", "unsummed")
 
     def __init__(self) -> None:
         # Data points added in memory (a histogram point is one point of many observations): what
@@ -36,11 +36,15 @@ class Cell:
         self.points = 0
         self.count = 0.0
         self.sum = 0.0
+        # Observations whose sum is unknown (histogram points without their optional sum).
+        self.unsummed = 0.0
         self.min = math.inf
         self.max = -math.inf
         self.last = 0.0
         self.last_t = -1
         self.sketch = Sketch()
+        # The points' keys, for gauge samples and delta increments (``point_keys.py``). Not stored.
+        self.keys: list[tuple[int, int, float]] | None = None
 
     def add(self, value: float, t: int) -> None:
         self.points += 1
@@ -68,25 +72,29 @@ class Cell:
     def add_distribution(  # noqa: PLR0917 - mirrors the OTLP histogram fields
         self,
         count: float,
-        total: float,
+        total: float | None,
         minimum: float | None,
         maximum: float | None,
         keyed: Sketch,
         t: int,
     ) -> None:
-        """A histogram's observations: exact count and sum, buckets already in sketch keys."""
+        """A histogram's observations: exact count and sum (``None``: not sent, then unknown
+        rather than 0), buckets already in sketch keys."""
         if count <= 0:
             return
         self.points += 1
         self.count += count
-        self.sum += total
+        if total is None:
+            self.unsummed += count
+        else:
+            self.sum += total
         lo = minimum if minimum is not None else _sketch_bound(keyed, low=True)
         hi = maximum if maximum is not None else _sketch_bound(keyed, low=False)
         if lo is not None and lo < self.min:
             self.min = lo
         if hi is not None and hi > self.max:
             self.max = hi
-        if t >= self.last_t:
+        if t >= self.last_t and total is not None:
             self.last = total / count
             self.last_t = t
         self.sketch.merge(keyed)
@@ -95,6 +103,7 @@ class Cell:
         self.points += other.points
         self.count += other.count
         self.sum += other.sum
+        self.unsummed += other.unsummed
         self.min = min(self.min, other.min)
         self.max = max(self.max, other.max)
         if other.last_t >= self.last_t:
@@ -106,7 +115,7 @@ class Cell:
         clone = Cell()
         clone.points = self.points
         clone.count, clone.sum, clone.min, clone.max = self.count, self.sum, self.min, self.max
-        clone.last, clone.last_t = self.last, self.last_t
+        clone.last, clone.last_t, clone.unsummed = self.last, self.last_t, self.unsummed
         clone.sketch = self.sketch.copy()
         return clone
 
@@ -119,6 +128,7 @@ class Cell:
             max=self.max if math.isfinite(self.max) else None,
             last=self.last,
             last_t=self.last_t,
+            unsummed=self.unsummed,
         )
         return series_entry(labels, kind, summary), self.sketch.to_bytes()
 
@@ -129,7 +139,7 @@ class Cell:
         cell.count, cell.sum = stored.count, stored.sum
         cell.min = math.inf if stored.min is None else stored.min
         cell.max = -math.inf if stored.max is None else stored.max
-        cell.last, cell.last_t = stored.last, stored.last_t
+        cell.last, cell.last_t, cell.unsummed = stored.last, stored.last_t, stored.unsummed
         cell.sketch = Sketch.from_bytes(sketch or b"")
         return cell
 
@@ -291,6 +301,7 @@ class Batch:
     accepted: int = 0
     min_t: int = 0
     max_t: int = 0
+    senders: set[str] = field(default_factory=set)  # the resources that sent it (``writer.py``)
     # Points of customer usage metrics refused before their series existed (late, NaN...), per
     # customer and day: marked in the customer usage store so the customer is not scored idle.
     customer_refusals: dict[tuple[str, date], int] = field(default_factory=dict)

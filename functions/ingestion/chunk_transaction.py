@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from functions.ingestion.aggregate import Cell, SeriesBatch
+from functions.ingestion.point_keys import CONFLICT, POINT_KEYS, check
 from functions.ingestion.settings import get_ingestion_settings
 from functions.ingestion.stream_groups import apply_streams, missing_streams
 from functions.ingestion.write_units import Unit, applied_entry, applied_token, kept_entries, lists_batch
@@ -68,6 +69,7 @@ class _Rollup:
     minute: int
     cells: dict[str, tuple[SeriesBatch, Cell]] = field(default_factory=dict)
     entry: str | None = None
+    keys: dict[str, bytes] = field(default_factory=dict)  # series id -> its point keys to store
 
     def add(self, series: SeriesBatch, cell: Cell) -> None:
         if not cell.count:
@@ -147,8 +149,14 @@ def apply_chunk(chunk: list[Unit], batch_id: str, shard: int) -> ChunkResult:
                     result.duplicates.extend(series for series in unit.series if series.sid in present)
                 else:
                     target.entry = applied_entry(token, (minute + 1) * 60)
+                held = (stored or {}).get(POINT_KEYS) or {}
                 for series in fresh:
-                    target.add(series, series.minutes[minute])
+                    checked = check(series.minutes[minute], held.get(series.sid))
+                    if checked.conflicts:
+                        result.refused.append((series.metric, CONFLICT, checked.conflicts))
+                    if checked.keys is not None:
+                        target.keys[series.sid] = checked.keys
+                    target.add(series, checked.cell)
                 result.written.extend(fresh)
                 continue
             group_ref = group_refs[unit.group_id]
@@ -184,6 +192,7 @@ def apply_chunk(chunk: list[Unit], batch_id: str, shard: int) -> ChunkResult:
             stored = docs.get(target.ref.path) or {}
             summaries: dict[str, Any] = dict(stored.get(SERIES_MAP) or {})
             sketches: dict[str, Any] = dict(stored.get(SKETCHES) or {})
+            point_keys: dict[str, bytes] = dict(stored.get(POINT_KEYS) or {})
             at = _dt(target.minute * 60)
             entries = kept_entries(stored, oldest) + ([target.entry] if target.entry else [])
             document = rollup_document(
@@ -205,6 +214,8 @@ def apply_chunk(chunk: list[Unit], batch_id: str, shard: int) -> ChunkResult:
             metric_doc = target.ref.parent.parent
             _, _, minutes = stamps.setdefault((target.unit.key, hour), (metric_doc, target.unit.bucket, {}))
             minutes[minute_key(at)] = document[WRITE_STAMP]
+            if point_keys or target.keys:
+                document[POINT_KEYS] = point_keys  # filled below, sized with the rest
             # Each series' entry is added while the document stays within the size limit; the
             # points of one that would push it past are refused (the others are still written).
             size = document_size(target.ref.path, document)
@@ -215,9 +226,12 @@ def apply_chunk(chunk: list[Unit], batch_id: str, shard: int) -> ChunkResult:
                 merged.merge(cell)
                 summary, sketch = merged.to_entry(series.labels, series.kind)
                 key = len(sid.encode()) + 1
+                keys = target.keys.get(sid)
                 grown = size + key * 2 + stored_size(summary) + len(sketch)
                 if sid in summaries:
                     grown -= key * 2 + stored_size(summaries[sid]) + stored_size(sketches.get(sid) or b"")
+                if keys is not None:
+                    grown += len(keys) - (len(point_keys[sid]) if sid in point_keys else -key)
                 if grown > max_bytes:
                     reason = _too_large(
                         f"the minute rollup of {series.metric} (bucket {target.unit.bucket})",
@@ -228,6 +242,8 @@ def apply_chunk(chunk: list[Unit], batch_id: str, shard: int) -> ChunkResult:
                     refused_sids.add(sid)
                     continue
                 summaries[sid], sketches[sid] = summary, sketch
+                if keys is not None:
+                    point_keys[sid] = keys
                 size = grown
             writes.append((target.ref, document))
         for ref, doc in writes:

@@ -15,6 +15,8 @@ A stream (metric, every resource attribute, scope, data point attributes) keeps 
   time at all, where a decrease can only mean a restart;
 - a later start time: a restart, the whole new value is the increment (within the allowance, as
   above);
+- the stream's last point again (same time, start and values: a retry that re-batched it): a
+  duplicate, skipped, not refused;
 - an earlier start time, or a time not after the last one: refused (late or repeated point).
 
 Exponential histograms whose scale changed are compared at the smaller scale (buckets merged
@@ -94,14 +96,10 @@ def _add_whole(cell: Cell, point: CumulativePoint) -> None:
         cell.add_increment(point.value, point.time)
     elif point.shape == "histogram":
         keyed = explicit_buckets_sketch(point.bounds, point.buckets, point.minimum, point.maximum)
-        cell.add_distribution(
-            point.count, point.total or 0.0, point.minimum, point.maximum, keyed, point.time
-        )
+        cell.add_distribution(point.count, point.total, point.minimum, point.maximum, keyed, point.time)
     else:
         keyed = exponential_buckets_sketch(point.scale, point.zero_count, point.positive, point.negative)
-        cell.add_distribution(
-            point.count, point.total or 0.0, point.minimum, point.maximum, keyed, point.time
-        )
+        cell.add_distribution(point.count, point.total, point.minimum, point.maximum, keyed, point.time)
 
 
 def _add_difference(cell: Cell, prev: CumulativePoint, point: CumulativePoint) -> str | None:
@@ -116,7 +114,8 @@ def _add_difference(cell: Cell, prev: CumulativePoint, point: CumulativePoint) -
     count = point.count - prev.count
     if count < 0:
         return decreased
-    total = (point.total or 0.0) - (prev.total or 0.0)
+    # A sum missing from either point (it is optional in OTLP) leaves the increment's unknown.
+    total = None if point.total is None or prev.total is None else point.total - prev.total
     # Lifetime min/max say something about this interval only when they moved.
     minimum = point.minimum if point.minimum is not None and point.minimum != prev.minimum else None
     maximum = point.maximum if point.maximum is not None and point.maximum != prev.maximum else None
@@ -173,6 +172,8 @@ def resolve(
                 recent = whole_within_ns is None or point.time - point.start <= whole_within_ns
                 if point.start > 0 and recent:
                     _add_whole(cell, point)
+            elif point == prev:
+                continue  # the stream's last point again (a re-batched retry): counted, not refused
             elif prev.shape != point.shape:
                 reason = f"stream changed from {prev.shape} to {point.shape}"
             elif point.start < prev.start:

@@ -92,6 +92,7 @@ def _ingest(
     started = time.perf_counter()
     batch = decode_and_aggregate(payload, content_type, int(utcnow().timestamp() * 1e9))
     refused_from_source = confine(batch) if confine is not None else 0
+    by_content = batch_id is None
     batch_id = batch_id or content_hash(payload)
     # Customer usage first, apart from the series (no series cap applies to it), and before a
     # batch the series limit refuses whole raises: its refusal marks are stored either way.
@@ -113,7 +114,7 @@ def _ingest(
                 },
             )
             raise CardinalityExceeded(over_limit, settings.max_series_per_metric)
-    outcome = store_batch(batch, batch_id)
+    outcome = store_batch(batch, batch_id, by_content=by_content)
     if outcome.written and settings.updates_topic:
         _announce(batch, outcome)
     log.info(

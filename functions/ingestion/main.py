@@ -137,6 +137,7 @@ class QueryAnswer(BaseModel):
     agg: str
     resolution: str
     series: list[dict[str, Any]] = Field(description='[{"labels": {...}, "points": [[RFC 3339, number]]}]')
+    notes: list[str] = Field(default=[], description="why some steps have no value (absent when none)")
 
 
 @api.route("/v1/query", methods=["GET"], query=QueryParams, response=QueryAnswer)
@@ -194,17 +195,13 @@ def get_query(request: flask.Request, query: QueryParams) -> flask.Response:
         result = run_query(query, max_series=get_ingestion_settings().query_max_series)
     except QueryError as exc:
         raise Problem(422, str(exc), errors=[{"field": exc.field, "message": str(exc)}]) from None
-    return json_response(
-        {
-            "metric": result.metric,
-            "agg": result.agg,
-            "resolution": result.resolution,
-            "series": [
-                {"labels": s.labels, "points": [[_format_time(t), v] for t, v in s.points]}
-                for s in result.series
-            ],
-        }
-    )
+    answer: dict[str, Any] = {"metric": result.metric, "agg": result.agg, "resolution": result.resolution}
+    answer["series"] = [
+        {"labels": s.labels, "points": [[_format_time(t), v] for t, v in s.points]} for s in result.series
+    ]
+    if result.notes:
+        answer["notes"] = result.notes
+    return json_response(answer)
 
 
 # How far ahead of the clock a query may end (clock skew, a dashboard's "now + a little").

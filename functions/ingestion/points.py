@@ -12,21 +12,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from functions.ingestion.aggregate import (
-    MINUTE_NANOS,
-    Batch,
-    Cell,
-    MetricInfo,
-    SeriesBatch,
-)
+from functions.ingestion.aggregate import MINUTE_NANOS, Batch, Cell, MetricInfo, SeriesBatch
 from functions.ingestion.descriptors import unit_problem
 from functions.ingestion.identities import known_identities, resolve_identity
-from functions.ingestion.labels import (
-    RESOURCE_LABELS,
-    any_value,
-    label_pairs,
-    raw_point_attrs,
-)
+from functions.ingestion.labels import RESOURCE_LABELS, any_value, label_pairs, origin_id, raw_point_attrs
+from functions.ingestion.point_keys import origin_tag, record
 from functions.ingestion.shapes import (
     CUMULATIVE,
     DELTA,
@@ -34,6 +24,7 @@ from functions.ingestion.shapes import (
     HistogramShape,
     Shape,
     SumShape,
+    number_value,
     temporality_problem,
 )
 from shared.customer_keys import CUSTOMER_ID_PATTERN
@@ -166,6 +157,7 @@ def aggregate(
             sorted((RESOURCE_LABELS[k], v) for k, v in resource_attrs if k in RESOURCE_LABELS)
         )
         resource_key = repr(resource_attrs)
+        batch.senders.add(resource_key)
         for sm in rm.scope_metrics:
             scope_key = f"{sm.scope.name}\x1e{sm.scope.version}"
             for metric in sm.metrics:
@@ -192,14 +184,15 @@ def _metric(
         return
     if info is not None and not info.unit:
         info.unit = metric.unit
+    origin = origin_tag(origin_id(resource_key, scope_key))
     if shape == "gauge":
-        _gauge(agg, name, metric.gauge.data_points, resource_labels, "gauge")
+        _gauge(agg, name, metric.gauge.data_points, resource_labels, origin)
         batch.metrics.setdefault(name, MetricInfo(name, "gauge", metric.unit, metric.description))
     elif shape == "sum":
         data = metric.sum
         if data.aggregation_temporality == CUMULATIVE and not data.is_monotonic:
             # An up-down counter's cumulative value is a level (connections, queue depth): a gauge.
-            _gauge(agg, name, data.data_points, resource_labels, "gauge")
+            _gauge(agg, name, data.data_points, resource_labels, origin)
         else:
             sums = SumShape(bool(data.is_monotonic), data.aggregation_temporality)
             _points(agg, name, data, sums, resource_labels, resource_key, scope_key)
@@ -227,7 +220,7 @@ def _count_points(metric: Any) -> int:
 
 
 def _gauge(
-    agg: _Aggregator, name: str, points: Any, resource_labels: tuple[tuple[str, str], ...], kind: str
+    agg: _Aggregator, name: str, points: Any, resource_labels: tuple[tuple[str, str], ...], origin: int
 ) -> None:
     # The hot path (one raw sample per point): locals only, no per-point allocation but the labels.
     batch = agg.batch
@@ -250,7 +243,7 @@ def _gauge(
         problem = None if oldest <= t <= newest else agg.check_time(t)
         if problem is None and not isfinite(value):
             problem = f"value is {value} (NaN and infinities are refused)"
-        series = agg.series(name, kind, resource_labels, tuple(dp.attributes[:])) if problem is None else None
+        series = None if problem else agg.series(name, "gauge", resource_labels, tuple(dp.attributes[:]))
         if isinstance(series, str):
             problem = series
         if problem is not None or series is None:
@@ -262,7 +255,7 @@ def _gauge(
         cell = series.minutes.get(minute)
         if cell is None:
             cell = series.minutes[minute] = Cell()
-        cell.add(value, t)
+        record(cell, value, t, origin)
         series.points += 1
         accepted += 1
         if t < min_t:  # noqa: PLR1730 - hot path, faster than min()
@@ -290,6 +283,8 @@ def _points(  # noqa: PLR0917 - one signature for every point shape; the hot loo
     temporality = data.aggregation_temporality
     bad_temporality = temporality_problem(temporality)
     cumulative = temporality == CUMULATIVE
+    keyed = isinstance(shape, SumShape) and not cumulative
+    sender = origin_tag(origin_id(resource_key, scope_key))  # the origin of every point here
     kind = shape.kind
     oldest, newest = agg.oldest, agg.newest
     known = known_identities(agg.max_attributes, agg.max_label_value, name, kind, resource_key, scope_key)
@@ -336,6 +331,8 @@ def _points(  # noqa: PLR0917 - one signature for every point shape; the hot loo
                 series.origins[stream] = origin
             else:
                 points.append(point)
+        elif keyed:  # a delta sum's increment: recognised across batches (``point_keys.py``)
+            record(series.cell(t), number_value(dp), t, sender)
         else:
             shape.add(series.cell(t), dp, t)
         series.points += 1

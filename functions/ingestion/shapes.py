@@ -87,7 +87,7 @@ class Shape(Protocol):
         it is refused (``problem``), reading the point once."""
 
 
-def _value(dp: Any) -> float:
+def number_value(dp: Any) -> float:
     return dp.as_double if dp.WhichOneof("value") == "as_double" else float(dp.as_int)
 
 
@@ -101,7 +101,7 @@ class SumShape:
     def problem(self, dp: Any) -> str | None:
         if dp.WhichOneof("value") is None:
             return "data point has no value"
-        value = _value(dp)
+        value = number_value(dp)
         if not math.isfinite(value):
             return f"value is {value} (NaN and infinities are refused)"
         if self.monotonic and value < 0:
@@ -113,7 +113,7 @@ class SumShape:
         return None
 
     def add(self, cell: Cell, dp: Any, t: int) -> None:
-        cell.add_increment(_value(dp), t)
+        cell.add_increment(number_value(dp), t)
 
     def checked(self, dp: Any, t: int) -> CumulativePoint | str:
         which = dp.WhichOneof("value")
@@ -145,7 +145,7 @@ class HistogramShape:
         total, minimum, maximum = _extremes(dp)
         bounds, buckets, _ = histogram_arrays(dp)  # type: ignore[misc] - checked by problem() first
         keyed = explicit_buckets_sketch(bounds, buckets, minimum, maximum)
-        cell.add_distribution(dp.count, total or 0.0, minimum, maximum, keyed, t)
+        cell.add_distribution(dp.count, total, minimum, maximum, keyed, t)
 
     def checked(self, dp: Any, t: int) -> CumulativePoint | str:
         # The hot path of every SDK's histograms: each field read once, the common case (finite
@@ -201,7 +201,7 @@ class ExpHistogramShape:
         total, minimum, maximum = _extremes(dp)
         positive, negative = _exp_buckets(dp)
         keyed = exponential_buckets_sketch(dp.scale, dp.zero_count, positive, negative)
-        cell.add_distribution(dp.count, total or 0.0, minimum, maximum, keyed, t)
+        cell.add_distribution(dp.count, total, minimum, maximum, keyed, t)
 
     def _cumulative(self, dp: Any, t: int) -> CumulativePoint:
         total, minimum, maximum = _extremes(dp)

@@ -7,7 +7,10 @@ units (``write_units.py``), each applied whole by one transaction and recognised
 - a *cells unit*: the batch's gauge, delta and histogram cells of one bucket and minute, that is
   one rollup document (this writer shard's); it is applied iff that document lists the batch in
   ``applied``, an entry written in the same transaction as the cells (a series of a retry that
-  the document does not hold at all was not in the applied unit, and is applied then);
+  the document does not hold at all was not in the applied unit, and is applied then). Its gauge
+  samples and delta sum increments are also recognised one by one by their stream and time
+  (``point_keys.py``), so a retry that re-batches them is not counted twice: for that, the writer
+  shard is chosen by the batch's senders (its resources), not by its content;
 - a *stream unit*: the cumulative points of one sender's streams in one bucket, turned into
   increments against the streams' last points (kept together in one ``metric_stream_groups``
   document: ``stream_groups.py``) and merged into the bucket's rollups; it is applied iff that
@@ -37,6 +40,7 @@ re-applies only the units not yet applied. Nothing is counted twice.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 from google.api_core.exceptions import InvalidArgument
@@ -60,9 +64,10 @@ class StoreOutcome:
     written: dict[str, list[dict[str, str]]] = field(default_factory=dict)
 
 
-def store_batch(batch: Batch, batch_id: str) -> StoreOutcome:
+def store_batch(batch: Batch, batch_id: str, *, by_content: bool = False) -> StoreOutcome:
     """Write ``batch`` (its series registered by ``register_series``) once; raises on failure
-    (retry safe)."""
+    (retry safe). ``by_content``: ``batch_id`` is the payload's hash, so the writer shard is
+    chosen by the batch's senders instead (a re-batched retry of theirs meets its point keys)."""
     settings = get_ingestion_settings()
     outcome = StoreOutcome(batch_id=batch_id)
     units = units_of(batch)
@@ -71,7 +76,7 @@ def store_batch(batch: Batch, batch_id: str) -> StoreOutcome:
     # Each rollup written brings at most one stamp document write.
     chunks = chunk_units(units, settings.max_writes_per_transaction // 2)
     outcome.chunks = len(chunks)
-    shard = shard_of(batch_id, settings.write_shards)
+    shard = shard_of(senders_id(batch) if by_content else batch_id, settings.write_shards)
     applied: dict[str, SeriesBatch] = {}
     duplicates: dict[str, SeriesBatch] = {}
     for chunk in chunks:
@@ -95,6 +100,12 @@ def store_batch(batch: Batch, batch_id: str) -> StoreOutcome:
         series = applied.get(sid) or duplicates[sid]
         outcome.written.setdefault(series.metric, []).append(series.labels)
     return outcome
+
+
+def senders_id(batch: Batch) -> str:
+    """A hash (hex) of the resources that sent ``batch``: whatever shape an exporter gives a retry,
+    its points land in the writer shard they landed in before."""
+    return hashlib.sha256("\x1d".join(sorted(batch.senders)).encode()).hexdigest()
 
 
 def _short(exc: Exception) -> str:

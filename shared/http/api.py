@@ -236,10 +236,16 @@ class Api:
         try:
             endpoint, args = self._match(request.path, request.method)
         except NotFound:
-            problem = Problem(404, f"No resource at {request.path}.", paths=self.paths())
+            # The paths served are told only to a caller who holds a role here.
+            listed = {"paths": self.paths()} if self._holds_a_role(request) else {}
+            problem = Problem(404, f"No resource at {request.path}.", **listed)
             return problem.to_response(request.path)
         except MethodNotAllowed as exc:
             allowed = sorted(exc.valid_methods or [])
+            try:
+                self._authorize_path(request, allowed)
+            except Problem as refused:
+                return refused.to_response(request.path)
             return Problem(
                 405,
                 f"{request.method} is not allowed on {request.path}; use {', '.join(allowed)}.",
@@ -283,6 +289,34 @@ class Api:
         if isinstance(result, flask.Response):
             return result
         return json_response(result)
+
+    @staticmethod
+    def _holds_a_role(request: flask.Request) -> bool:
+        """Whether the caller is verified and holds any role (locally, unset roles are everyone's)."""
+        from shared.identity import AuthProblem
+        from shared.roles import ROLES, authorize
+
+        try:
+            authorize(request.headers, ROLES)
+        except AuthProblem:
+            return False
+        return True
+
+    def _authorize_path(self, request: flask.Request, methods: list[str]) -> None:
+        """A path served with other methods: the caller must hold a role one of them needs (401 or
+        403 as for the right method) before the 405 tells which methods it takes."""
+        roles = self.roles()
+        needed: set[str] = set()
+        for method in methods:
+            try:
+                endpoint = self._match(request.path, method)[0]
+            except (NotFound, MethodNotAllowed):
+                continue
+            if endpoint in self._public:
+                return
+            needed.update(roles[endpoint])
+        if needed:
+            authorize_request(request, tuple(sorted(needed)))
 
     @staticmethod
     def _call(op: Operation, request: flask.Request, args: dict[str, Any]) -> Any:

@@ -39,11 +39,14 @@ class Accumulator:
     sketch: Sketch | None = None
     samples: list[float] | None = None
     seen: bool = False
+    # Observations whose sum is unknown (histogram points sent without their optional sum).
+    unsummed: float = 0.0
 
     def add(self, doc: dict[str, Any], sketch: Sketch | None) -> None:
         summary = Summary.of(doc)
         self.count += summary.count
         self.sum += summary.sum
+        self.unsummed += summary.unsummed
         self.rate_num += summary.sum if doc.get("kind") == "sum" else summary.count
         if summary.min is not None:
             self.min = min(self.min, summary.min)
@@ -79,6 +82,8 @@ class Accumulator:
     def value(self, agg: str, seconds: float) -> float | None:
         if agg == "count":
             return self.count
+        if agg in UNKNOWN_WITHOUT_SUM and self.unsummed:
+            return None  # the sum of some observations was never sent: no answer, not a wrong one
         if agg == "sum":
             return self.sum
         if agg == "rate":
@@ -94,6 +99,21 @@ class Accumulator:
         if self.samples:
             return quantile(sorted(self.samples), QUANTILES[agg])
         return self.sketch.quantile(QUANTILES[agg]) if self.sketch is not None else None
+
+
+# Aggregations a step has no value for when a histogram point in it came without its sum.
+UNKNOWN_WITHOUT_SUM = ("sum", "avg")
+# Aggregations whose steps without data are 0 (in a series with data in the window).
+ZERO_FILLED = ("count", "sum", "rate")
+
+
+def unknown_sum_note(agg: str, steps: int) -> str:
+    """Why ``steps`` steps have no ``agg`` (the answer's ``notes``)."""
+    return (
+        f"{agg} left out of {steps} step{'s' if steps != 1 else ''}: histogram points there were "
+        "sent without their sum (optional in OTLP), so the sum is unknown; count, rate and "
+        "percentiles are answered"
+    )
 
 
 @dataclass
@@ -132,6 +152,8 @@ class Fold:
         # Folding rollups: their length, and the time their last bucket fills up to (``covered``).
         self.bucket_seconds: int | None = None
         self.now: datetime | None = None
+        # Why some steps have no value (``series()`` fills it; the answer's ``notes``).
+        self.notes: list[str] = []
 
     def output_count(self) -> int:
         return len(self.outputs) if self.across else len(self.groups)
@@ -176,8 +198,12 @@ class Fold:
 
     def series(self) -> list[Series]:
         spans = self._spans()
-        fill_zero = self.agg in ("count", "sum", "rate")
+        # With ``across``, a stored series without data in a step is absent from that step's
+        # reduction (Prometheus' ``avg by``, Cloud Monitoring's reducers), not a 0 in it.
+        fill_zero = self.agg in ZERO_FILLED and not self.across
         out: list[Series] = []
+        # Per series (index in ``out``): the steps whose value is unknown (no sum), not absent.
+        unknown: dict[int, set[datetime]] = {}
         for key in sorted(self.groups):
             group = self.groups[key]
             points: list[tuple[datetime, float]] = []
@@ -190,9 +216,15 @@ class Fold:
                 value = acc.value(self.agg, self.covered(step_start, seconds))
                 if value is not None:
                     points.append((step_start, value))
+                elif acc.unsummed:
+                    unknown.setdefault(len(out), set()).add(step_start)
             # Built here from stored numbers: nothing to validate (the replay asks thousands a cycle).
             out.append(Series.model_construct(labels=group.labels, points=points))
-        return self._combined(out) if self.across else out
+        if not self.across:
+            if unknown:
+                self.notes.append(unknown_sum_note(self.agg, sum(len(s) for s in unknown.values())))
+            return out
+        return self._combined(out, unknown, [at for at, _ in spans])
 
     def covered(self, at: datetime, seconds: float) -> float:
         """The seconds a rate is over: those the buckets starting in the step ``[at, at + seconds)``
@@ -226,22 +258,36 @@ class Fold:
             spans.append((step_start, (step_end - step_start).total_seconds()))
         return spans
 
-    def _combined(self, per_series: list[Series]) -> list[Series]:
-        """Each output group's series combined step by step with ``across``."""
+    def _combined(
+        self, per_series: list[Series], unknown: dict[int, set[datetime]], step_starts: list[datetime]
+    ) -> list[Series]:
+        """Each output group's series combined step by step with ``across``, over the series with
+        a value in the step; a step where one of them has an unknown value (no sum) has none.
+        ``across=sum`` of a count, sum or rate is 0 in a step where none has data, as without
+        ``across``."""
         combine = {"sum": sum, "min": min, "max": max, "avg": lambda v: sum(v) / len(v)}[self.across or "sum"]
         grouped: dict[tuple[tuple[str, str], ...], dict[datetime, list[float]]] = {}
-        for series in per_series:
+        unknown_steps: dict[tuple[tuple[str, str], ...], set[datetime]] = {}
+        for index, series in enumerate(per_series):
             kept = tuple(sorted((k, v) for k, v in series.labels.items() if k in self.keep))
             steps = grouped.setdefault(kept, {})
             for at, value in series.points:
                 steps.setdefault(at, []).append(value)
-        return [
-            Series.model_construct(
-                labels=dict(key),
-                points=[(at, float(combine(values))) for at, values in sorted(grouped[key].items())],
-            )
-            for key in sorted(grouped)
-        ]
+            unknown_steps.setdefault(kept, set()).update(unknown.get(index, ()))
+        fill_zero = self.agg in ZERO_FILLED and self.across == "sum"
+        out: list[Series] = []
+        for key in sorted(grouped):
+            steps, unknown_here = grouped[key], unknown_steps[key]
+            points: list[tuple[datetime, float]] = []
+            for at in step_starts if fill_zero else sorted(steps):
+                values = steps.get(at, [])
+                if at not in unknown_here and (values or fill_zero):
+                    points.append((at, float(combine(values)) if values else 0.0))
+            out.append(Series.model_construct(labels=dict(key), points=points))
+        left_out = sum(len(steps) for steps in unknown_steps.values())
+        if left_out:
+            self.notes.append(unknown_sum_note(self.agg, left_out))
+        return out
 
 
 def local_day_starts(start: datetime, end: datetime, zone_name: str) -> list[datetime]:

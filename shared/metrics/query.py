@@ -34,7 +34,12 @@ Semantics:
   reducer and Prometheus' ``sum by (...) (avg_over_time(...))`` do. Without it, every sample of
   every series in a group is pooled, which is right for latencies and counters but wrong for a
   gauge like Cloud Run's instance count (one series per revision and state): its ``avg`` would be
-  the average series, not the total. A series without a value in a step adds nothing to it.
+  the average series, not the total. A series without a value in a step is absent from that
+  step's reduction (not a 0 in it, even for ``count``/``sum``/``rate``); ``across=sum`` of those
+  is still 0 in a step where no series has data.
+- A histogram point sent without its sum (optional in OTLP) leaves ``sum`` and ``avg`` of its
+  step unknown: the step is left out and the answer's ``notes`` say why; ``count``, ``rate``,
+  ``min``/``max`` and percentiles are answered.
 
 The request and answer are ``shared.metrics.query_model``'s; ``shared.metrics.fold`` holds these
 semantics apart from the store (the alert replay folds its in-memory points with it).
@@ -84,7 +89,10 @@ def run_query(query: MetricQuery, *, max_series: int | None = None) -> QueryResu
         return _customer_usage(query, spec, max_series)
     fold = _fold(query)
     resolution = _fold_rollups(fold, query, query.start, query.end, max_series)
-    return QueryResult(metric=query.metric, agg=query.agg, series=fold.series(), resolution=resolution)
+    series = fold.series()
+    return QueryResult(
+        metric=query.metric, agg=query.agg, series=series, resolution=resolution, notes=fold.notes
+    )
 
 
 def _fold_rollups(

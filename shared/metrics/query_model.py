@@ -87,3 +87,5 @@ class QueryResult(BaseModel):
     agg: str
     series: list[Series]
     resolution: str = "minute"
+    # Why steps a caller might expect have no value (e.g. a sum the sender never sent).
+    notes: list[str] = []

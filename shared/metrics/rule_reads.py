@@ -33,6 +33,7 @@ from shared.metrics.store import (
     SERIES_MAP,
     SKETCHES,
     SUMMARY_FIELDS,
+    UNSUMMED,
     Summary,
     bucket_start,
     entries,
@@ -246,6 +247,8 @@ def _reduce(docs: Iterable[dict[str, Any]], rule: RecordingRule, sketches: bool)
                 into["min"] = into["max"] = None
             into["count"] += stored.count
             into["sum"] += stored.sum
+            if stored.unsummed:
+                into[UNSUMMED] = into.get(UNSUMMED, 0.0) + stored.unsummed
             if stored.min is not None and (into["min"] is None or stored.min < into["min"]):
                 into["min"] = stored.min
             if stored.max is not None and (into["max"] is None or stored.max > into["max"]):

@@ -27,10 +27,11 @@
 Buckets: every series of a metric is assigned, once, when it is registered, to a numbered bucket
 of at most ``ION_METRICS_BUCKET_SERIES`` series (filled in registration order). A rollup document
 holds one bucket for one minute (or hour): ``series`` maps each series id present to its summary
-(``labels``, ``kind``, ``count``, ``sum``, ``min``, ``max``, ``last``, ``last_t``) and ``sk`` maps
-it to its compressed DDSketch (``sketch.py``), kept apart so that queries without percentiles
-read no sketch bytes. Besides: ``metric``, ``bucket``, ``t`` (bucket start), ``shard`` and
-``expire_at`` (TTL: minutes 72 h, hours 90 days after ``t``). Minute rollups and stream states
+(``labels``, ``kind``, ``count``, ``sum``, ``min``, ``max``, ``last``, ``last_t``, ``unsummed``
+if histogram points came without their optional sum) and ``sk`` maps it to its compressed
+DDSketch (``sketch.py``), kept apart so that queries without percentiles read no sketch bytes.
+Besides: ``metric``, ``bucket``, ``t`` (bucket start), ``shard`` and ``expire_at`` (TTL: minutes
+72 h, hours 90 days after ``t``). Minute rollups and stream states
 also hold ``applied``: the batches applied to them (exactly-once, see the ingestion writer), and
 ``ws``, their write stamp: the minute (epoch minutes) times ``STAMP_SPAN`` plus the number of
 writes the document has had. So a request writes one document per bucket and minute, however many
@@ -56,9 +57,9 @@ folded. Readers take hours before ``folded_until`` from ``metric_hours`` and lat
 ``metric_minutes``, so an hour is never counted twice nor missed.
 
 Ids: ``metric_id``, ``sid`` and the bucket key are hashes, and a rollup id starts with its bucket
-key, so ids are never monotonic. A rollup is sharded by writer (``shard`` = hash of the batch mod
-``ION_METRICS_WRITE_SHARDS``) so that concurrent writers of one bucket spread over several
-documents; readers merge the shards. The only range query is on ``t`` inside one metric's
+key, so ids are never monotonic. A rollup is sharded by writer (``shard`` = hash of the batch's
+senders, or of its id, mod ``ION_METRICS_WRITE_SHARDS``) so that concurrent writers of one bucket
+spread over several documents; readers merge the shards. The only range query is on ``t`` inside one metric's
 subcollection, which Firestore's automatic single-field index serves.
 """
 
@@ -88,6 +89,7 @@ WRITE_STAMP = "ws"
 # written at most while its minute is within the lateness allowance (at most 24 h), and under
 # Firestore's sustained 1 write/s per document that is at most 86,400 writes.
 STAMP_SPAN = 1 << 24
+UNSUMMED = "unsummed"  # field of a summary: observations of unknown sum (``Summary.unsummed``)
 # Fields of a rollup: series id -> summary, and series id -> compressed sketch.
 SERIES_MAP = "series"
 SKETCHES = "sk"
@@ -168,16 +170,14 @@ class Summary:
     max: float | None = None
     last: float = 0.0
     last_t: int = -1
+    # Observations of histogram points sent without their optional sum: their sum is unknown.
+    unsummed: float = 0.0
 
     def fields(self) -> dict[str, Any]:
-        return {
-            "count": self.count,
-            "sum": self.sum,
-            "min": self.min,
-            "max": self.max,
-            "last": self.last,
-            "last_t": self.last_t,
-        }
+        fields = {name: getattr(self, name) for name in ("count", "sum", "min", "max", "last", "last_t")}
+        if self.unsummed:
+            fields[UNSUMMED] = self.unsummed
+        return fields
 
     @classmethod
     def of(cls, entry: Mapping[str, Any]) -> Summary:
@@ -188,6 +188,7 @@ class Summary:
             max=None if entry.get("max") is None else float(entry["max"]),
             last=float(entry.get("last") or 0.0),
             last_t=int(entry.get("last_t", -1)),
+            unsummed=float(entry.get(UNSUMMED) or 0.0),
         )
 
 

@@ -105,3 +105,45 @@ def test_across_is_a_parameter_of_the_http_query_api(client, store) -> None:  # 
     refused = client.get("/v1/query", query_string={**window, "across": "median"})
     assert refused.status_code == 422
     assert refused.get_json()["errors"][0]["field"] == "across"
+
+
+def test_a_series_without_a_point_in_a_step_is_absent_from_that_steps_reduction() -> None:
+    """Pure: delta counters of two instances, one silent in the second step. Prometheus'
+    ``avg by`` and Cloud Monitoring's reducers leave a series without a point out of a step; it
+    was counted as 0 there (avg 5 instead of 10, min 0 instead of 10)."""
+    answers = {}
+    for across in ("avg", "min", "max", "sum"):
+        fold = Fold("sum", T0, T0 + timedelta(minutes=15), 300, {}, [], across=across)
+        fold.accumulator({"instance": "a"}, 0, None).add_counter(10.0)
+        fold.accumulator({"instance": "b"}, 0, None).add_counter(20.0)
+        fold.accumulator({"instance": "a"}, 1, None).add_counter(10.0)
+        (series,) = fold.series()
+        answers[across] = [value for _, value in series.points]
+    assert answers["avg"] == [15.0, 10.0]
+    assert answers["min"] == [10.0, 10.0]
+    assert answers["max"] == [20.0, 10.0]
+    # A step where no series has data: 0 for a sum across series, as without ``across``.
+    assert answers["sum"] == [30.0, 10.0, 0.0]
+
+
+@pytest.mark.emulators
+def test_across_avg_of_delta_counters_over_the_store(client, store) -> None:  # type: ignore[no-untyped-def]
+    from tests.ingestion.otlp_builders import counter
+
+    both = [(T0, 10.0, {"instance": "a"}), (T0, 20.0, {"instance": "b"})]
+    one = [(T0 + timedelta(minutes=5), 10.0, {"instance": "a"})]
+    body = request([counter("jobs.done", both + one)]).SerializeToString()
+    assert client.post("/v1/metrics", data=body, content_type="application/x-protobuf").status_code == 200
+
+    def answer(across: str) -> list[float]:
+        result = run_query(
+            MetricQuery(
+                metric="jobs.done", agg="sum", start=T0, end=T0 + timedelta(minutes=10), step=300,
+                across=across,  # type: ignore[arg-type]
+            )
+        )  # fmt: skip
+        return [value for _, value in result.series[0].points]
+
+    assert answer("avg") == [15.0, 10.0]
+    assert answer("min") == [10.0, 10.0]
+    assert answer("sum") == [30.0, 10.0]

@@ -65,10 +65,11 @@ def post(client, metrics, **kw) -> None:  # type: ignore[no-untyped-def]
     assert response.status_code == 200, response.data
 
 
-def one_minute(n: int, value: float = 1.0, per_series: int = 4) -> list:  # type: ignore[type-arg]
-    """``per_series`` points of each of ``n`` series, all within the minute T0."""
+def one_minute(n: int, value: float = 1.0, per_series: int = 4, second: int = 0) -> list:  # type: ignore[type-arg]
+    """``per_series`` points of each of ``n`` series, all within the minute T0, from ``second``
+    on (another value at a time already stored would be refused: ``point_keys.py``)."""
     return [
-        (T0 + timedelta(seconds=i), value + i, {"endpoint": f"/e{s}"})
+        (T0 + timedelta(seconds=second + i), value + i, {"endpoint": f"/e{s}"})
         for s in range(n)
         for i in range(per_series)
     ]
@@ -93,12 +94,12 @@ def test_a_request_over_many_series_of_one_metric_writes_one_document_per_bucket
     # Known series: one document for 100 series (a different batch, maybe another shard), and
     # its stamp document.
     mark = commits.writes
-    post(client, [gauge("lat", one_minute(100, value=2.0))])
+    post(client, [gauge("lat", one_minute(100, value=2.0, second=4))])
     assert commits.since(mark) == 2
     # 150 more series: the first bucket is full, a second opens; 250 series are three buckets.
-    post(client, [gauge("lat", one_minute(250, value=3.0))])
+    post(client, [gauge("lat", one_minute(250, value=3.0, second=8))])
     mark = commits.writes
-    post(client, [gauge("lat", one_minute(250, value=4.0))])
+    post(client, [gauge("lat", one_minute(250, value=4.0, second=12))])
     assert commits.since(mark) == 3 * 2
     by_bucket: dict[int, set[str]] = {}
     for doc in minute_docs("lat"):
@@ -160,23 +161,25 @@ def test_query_answers_are_the_same_across_buckets_and_shards(client, store, mon
         by_region: dict[str, list] = {r: [] for r in regions}  # type: ignore[type-arg]
         for i in range(240):
             region, endpoint = regions[i % 2], f"/e{i // 2 % 6}"  # 2 regions x 6 endpoints
-            at = T0 + timedelta(seconds=(request_no * 240 + i) % 170)  # three minutes
+            # Three minutes; each request's times its own (a stored time is not sent again).
+            at = T0 + timedelta(seconds=(request_no * 240 + i) % 170, microseconds=request_no)
             value = rng.lognormvariate(1.0 + i // 2 % 6 * 0.4, 0.8)
             raw.setdefault((region, endpoint), []).append(value)
             by_region[region].append((at, value, {"endpoint": endpoint}))
         requests.append(by_region)
 
     def load(metric: str) -> None:
-        for by_region in requests:
+        # Eight instances: a payload's writer shard is chosen by its senders (``writer.py``).
+        for request_no, by_region in enumerate(requests):
             for region, points in by_region.items():
-                post(client, [gauge(metric, points)], region=region)
+                post(client, [gauge(metric, points)], region=region, instance=f"i-{request_no}")
 
     load("whole")  # 12 series in one bucket
     bucket_size(monkeypatch, 5)
     load("split")  # the same points in buckets of 5 series: 3 buckets
     docs = minute_docs("split")
     assert len({d["bucket"] for d in docs}) == 3
-    assert len({d["shard"] for d in docs}) > 1  # 16 batches over 4 writer shards
+    assert len({d["shard"] for d in docs}) > 1  # 16 senders over 4 writer shards
     assert len({d["bucket"] for d in minute_docs("whole")}) == 1
 
     def answers(metric: str, agg: str, **kw: Any) -> dict[tuple[str, ...], list]:  # type: ignore[type-arg]

@@ -52,7 +52,8 @@ def load(client) -> dict[str, dict[datetime, list[float]]]:  # type: ignore[no-u
             value = rng.lognormvariate(2.0 + i % 5 * 0.3, 0.7)
             raw[endpoint][at.replace(minute=0, second=0)].append(value)
             points.append((at, value, {"endpoint": endpoint}))
-        post(client, [gauge("lat", points)])
+        # One instance a request: a payload's writer shard is chosen by its senders.
+        post(client, [gauge("lat", points)], instance=f"i-{request_no}")
     return raw
 
 

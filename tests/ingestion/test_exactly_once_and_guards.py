@@ -67,9 +67,9 @@ def test_the_same_payload_posted_twice_is_counted_once(client, store) -> None:  
 ARM = "ion.routing.experiment.arm"  # topic metrics carries routing's metrics only (topic_filter)
 
 
-def routing_batch_of(n: int):  # type: ignore[no-untyped-def]
+def routing_batch_of(n: int, after: timedelta = timedelta(0)):  # type: ignore[no-untyped-def]
     points = [
-        (T0 + timedelta(seconds=i % 50), float(i + 1), {"experiment": "e1", "arm": f"a{i % 3}"})
+        (T0 + after + timedelta(seconds=i % 50), float(i + 1), {"experiment": "e1", "arm": f"a{i % 3}"})
         for i in range(n)
     ]
     return request([gauge(ARM, points)], service="routing")
@@ -87,7 +87,8 @@ def test_pubsub_redelivery_is_counted_once_and_bad_messages_are_dropped(store) -
     assert push.post(PUSH_PATH, json=again).status_code == 200
     assert total(ARM) == 120
     # JSON is accepted too.
-    as_json = json.dumps(MessageToDict(routing_batch_of(10))).encode()
+    # Other points (the same ones again would be recognised as such: ``point_keys.py``).
+    as_json = json.dumps(MessageToDict(routing_batch_of(10, after=timedelta(minutes=1)))).encode()
     json_envelope = push_envelope(
         as_json, message_id="m-3", publish_time=NOW, attributes={"content_type": "application/json"}
     )
