@@ -136,4 +136,8 @@ class StatusChange(BaseModel):
 class Erasure(BaseModel):
     customer_id: str
     existed: bool = Field(description="false: nothing of the customer's own was left (a repeat)")
-    removed: dict[str, int] = Field(description="per collection, documents deleted or entries removed now")
+    removed: dict[str, int] = Field(
+        description="per collection, documents deleted or entries removed now; `dead_letters`: letters "
+        "about the customer redacted (kept for on-call without the message), `dead_letter_parts`: "
+        "their data parts deleted"
+    )
