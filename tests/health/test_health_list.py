@@ -101,3 +101,23 @@ def test_a_deactivated_customer_is_listed_only_when_asked_for(fs, health_client)
     assert "initech" in [c["id"] for c in registry]
     active = health_client.get("/v1/customers?status=active").get_json()["customers"]
     assert "initech" not in [c["id"] for c in active]
+
+
+def test_a_score_order_without_its_composite_index_answers_as_before(  # type: ignore[no-untyped-def]
+    fs, health_client, monkeypatch
+) -> None:
+    """Production Firestore refuses a score order whose composite index is not built yet: the
+    listing reads the book of business and sorts it here instead of failing."""
+    from google.api_core.exceptions import FailedPrecondition
+
+    from functions.health import listing
+
+    def missing(**_kwargs: Any) -> listing.Page:
+        raise FailedPrecondition("The query requires an index.")
+
+    seed(fs)
+    monkeypatch.setattr(listing, "_by_score", missing)
+    assert ids(health_client, "csm=dana@ion.test&sort=score") == ["initech", "umbrella", "acme", "unscored"]
+    first = health_client.get("/v1/health/customers?sort=-score&limit=2").get_json()
+    assert [c["id"] for c in first["customers"]] == ["acme", "umbrella"]
+    assert ids(health_client, f"sort=-score&after={first['next']}") == ["globex", "initech", "unscored"]
