@@ -29,6 +29,9 @@ ALERT_SOURCE, ALERT_NAME = "deadletters", "dead-letter"
 ALERT_RULE = f"{ALERT_SOURCE}-{ALERT_NAME}"
 SUMMARY_ITEMS = 10  # delayed messages named in the summary; the rest are counted
 LETTER_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# The customers a letter is about (every ``customer`` label in its message): erasing a customer
+# (health's ``DELETE /v1/customers/{id}``) finds its letters by this field and redacts them.
+CUSTOMERS_FIELD = "customers"
 
 
 class DeadLetter(BaseModel):
@@ -63,6 +66,10 @@ class DeadLetter(BaseModel):
     )
     recovered_at: AwareDatetime | None = None
     awaiting_summary: bool = False
+    customers: list[str] = Field(default=[], description="the customers the message is about")
+    redacted_at: AwareDatetime | None = Field(
+        default=None, description="set when its customer was erased: data, attributes and reason gone"
+    )
 
     def data(self) -> bytes:
         """The message's data, when held inline (``with_data`` reads a large letter's parts)."""
@@ -78,6 +85,10 @@ class NotRedrivable(Exception):
 
 class DataMissing(LookupError):
     """Part of a large letter's data is gone (its parts expire on their own TTL)."""
+
+
+class Redacted(Exception):
+    """The letter's customer was erased: its data is gone, so there is nothing to re-drive."""
 
 
 def source_topic(dead_letter_topic: str) -> str:
@@ -137,6 +148,28 @@ def _subject(topic: str, data: bytes, attributes: dict[str, str]) -> str:
     return ""
 
 
+def customers_named(data: bytes) -> list[str]:
+    """Every customer the message names in a ``customer`` label (a success notice on ``alerts``,
+    a delivery of one given up on ``alert-deliveries``, at any depth), sorted."""
+    try:
+        body = json.loads(data)
+    except ValueError:  # not JSON (an OTLP protobuf batch): no labels to read
+        return []
+    found: set[str] = set()
+    pending: list[Any] = [body]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key == "customer" and isinstance(item, str):
+                    found.add(item)
+                else:
+                    pending.append(item)
+        elif isinstance(value, list):
+            pending.extend(value)
+    return sorted(found)
+
+
 def letter_id(message_id: str) -> str:
     """The letter's id: the message id (Pub/Sub's are digits), or a digest of one that could not
     be a document id or a path segment of the API (a ``/``), so that it is stored all the same."""
@@ -172,6 +205,7 @@ def from_message(message: PubSubMessage, now: datetime) -> DeadLetter:
         redrives=attrs.redrives_of(message.attributes),
         first_published_at=attrs.first_published(message.attributes, _source_publish_time(message)),
         recoverable=message.attributes.get(attrs.RECOVERABLE) != "false",
+        customers=customers_named(message.data),
     )
 
 

@@ -176,6 +176,8 @@ def redrive_dead_letter(request: flask.Request, letter_id: str) -> dict[str, Any
         raise Problem(409, str(exc), allowed=sorted(redrivable)) from None
     except letters.DataMissing as missing:
         raise _gone(letter_id, missing) from None
+    except letters.Redacted as redacted:
+        raise Problem(410, str(redacted)) from None
     if letter is None:
         raise Problem(404, f"No dead letter {letter_id}.")
     audit(

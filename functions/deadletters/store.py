@@ -34,6 +34,7 @@ from functions.deadletters.letters import (
     DataMissing,
     DeadLetter,
     NotRedrivable,
+    Redacted,
     State,
     is_own_alert,
 )
@@ -193,6 +194,11 @@ def redrive(letter_id: str, now: datetime, redrivable_topics: set[str]) -> DeadL
     letter = get(letter_id)
     if letter is None:
         return None
+    if letter.redacted_at is not None:
+        raise Redacted(
+            f"Dead letter {letter_id} was redacted when the customer it was about was erased "
+            f"({format_rfc3339(letter.redacted_at)}): its message is gone, nothing to re-drive."
+        )
     if letter.topic not in redrivable_topics:
         raise NotRedrivable(
             f"Topic {letter.topic} has no subscriber to re-drive to; "

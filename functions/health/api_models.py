@@ -14,6 +14,8 @@ from shared.ids import DocumentId
 
 CATEGORIES = ("healthy", "at_risk", "churn_risk", "usage_unknown")
 Category = Literal["healthy", "at_risk", "churn_risk", "usage_unknown"]
+# `deactivated` is the same as the stored `inactive` (the word of the deactivate route).
+StatusFilter = Literal["active", "inactive", "deactivated", "all"]
 
 
 class CustomerPath(BaseModel):
@@ -31,6 +33,10 @@ class PageQuery(BaseModel):
     after: CustomerRef | None = Field(  # type: ignore[valid-type]
         default=None, description="the `next` of the previous page: customers after this id"
     )
+    status: StatusFilter = Field(
+        default="all",
+        description="active, inactive (or deactivated, the same) or all (the registry lists all by default)",
+    )
 
 
 class ScoredQuery(PageQuery):
@@ -45,6 +51,10 @@ class ScoredQuery(PageQuery):
     max_score: float | None = Field(default=None, ge=0, le=100, description="score at most this")
     sort: Literal["id", "score", "-score"] = Field(
         default="id", description="id, score (lowest first) or -score (highest first); ties by id"
+    )
+    status: StatusFilter = Field(
+        default="active",
+        description="active (default: what success works on), inactive (or deactivated, the same) or all",
     )
 
     @model_validator(mode="after")
@@ -91,7 +101,10 @@ class ScoredCustomer(BaseModel):
 
 class ScoredPage(BaseModel):
     customers: list[ScoredCustomer]
-    next: str | None
+    next: str | None = Field(
+        description="pass as `after` for the next page; null on the last. A page reads a bounded "
+        "number of customers, so a filtered one may hold fewer than `limit` with more to come"
+    )
 
 
 class CustomerHealth(ScoredCustomer):
@@ -136,4 +149,8 @@ class StatusChange(BaseModel):
 class Erasure(BaseModel):
     customer_id: str
     existed: bool = Field(description="false: nothing of the customer's own was left (a repeat)")
-    removed: dict[str, int] = Field(description="per collection, documents deleted or entries removed now")
+    removed: dict[str, int] = Field(
+        description="per collection, documents deleted or entries removed now; `dead_letters`: letters "
+        "about the customer redacted (kept for on-call without the message), `dead_letter_parts`: "
+        "their data parts deleted"
+    )

@@ -2,8 +2,9 @@
 that hold customer data (``shared.customer_data``). Knows nothing of HTTP.
 
 Order: the customer is marked ``inactive`` (no run scores it, no action fires), every key is
-revoked (routing's Redis cache entry with it), then each collection is swept, and the customer's
-own document goes last. Every step is idempotent, so a retried erasure finishes what a failed one
+revoked (routing's Redis cache entry with it), the dead letters about it are redacted
+(``dead_letter_erasure.py``), then each collection is swept, and the customer's own document goes
+last. Every step is idempotent, so a retried erasure finishes what a failed one
 began; while the customer's document exists, there may be something left. A sweep of a customer
 already gone still runs (and finds nothing, or the stragglers: usage routing counted in the
 seconds before a revocation reached its caches).
@@ -16,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from functions.health import registry
+from functions.health.dead_letter_erasure import DEAD_LETTERS, PARTS, redact_dead_letters
 from shared.clock import utcnow
 from shared.customer_data import CustomerCollection, customer_collections
 from shared.firestore import get_firestore, get_route_firestore
@@ -31,6 +33,7 @@ def erase_customer(customer_id: str) -> tuple[bool, dict[str, int]]:
     existed = registry.set_status(customer_id, "inactive") is not None
     registry.revoke_all_keys(customer_id)
     removed: dict[str, int] = {}
+    removed[DEAD_LETTERS], removed[PARTS] = redact_dead_letters(customer_id)
     for entry in customer_collections():
         removed[entry.collection] = _sweep(entry, customer_id)
     log.info(

@@ -108,8 +108,10 @@ def create_customer(request: flask.Request, body: CustomerIn) -> flask.Response:
 @api.route("/v1/customers", methods=["GET"], query=PageQuery, response=CustomerPage)
 def list_customers(_request: flask.Request, query: PageQuery) -> dict[str, Any]:
     """Customers in id order, a page at a time."""
+    from functions.health.listing import list_customers as listed
+
     limit = query.limit
-    customers = registry.list_customers(category=query.category, limit=limit, after=query.after)
+    customers = listed(category=query.category, status=query.status, limit=limit, after=query.after)
     return {
         "customers": [c.model_dump(mode="json") for c in customers],
         "next": next_after(customers, limit),
@@ -291,20 +293,19 @@ def run(_request: flask.Request, query: RunQuery) -> dict[str, Any]:
 
 @api.route("/v1/health/customers", methods=["GET"], query=ScoredQuery, response=ScoredPage)
 def scored_customers(_request: flask.Request, query: ScoredQuery) -> dict[str, Any]:
-    """Customers with their latest score, a page at a time; filtered by category, plan, segment,
-    success manager and score range, sorted by id or score."""
-    narrowed = {"plan", "segment", "csm", "min_score", "max_score"} & query.model_fields_set
-    if narrowed or query.sort != "id":
-        try:
-            # The query's fields are find_customers' filters, sort and page, name for name.
-            customers = registry.find_customers(**query.model_dump())
-        except ValueError as exc:
-            raise Problem(422, str(exc)) from None
-    else:
-        customers = registry.list_customers(category=query.category, limit=query.limit, after=query.after)
+    """Customers with their latest score, a page at a time; active ones unless ``?status=`` says
+    otherwise; filtered by category, plan, segment, success manager and score range, sorted by id
+    or score. A page reads a bounded number of customers (a short page may have a ``next``)."""
+    from functions.health.listing import find_customers
+
+    try:
+        # The query's fields are find_customers' filters, sort and page, name for name.
+        page = find_customers(**query.model_dump())
+    except ValueError as exc:
+        raise Problem(422, str(exc)) from None
     return {
-        "customers": [scored_view(c, c.health.model_dump() if c.health else {}) for c in customers],
-        "next": next_after(customers, query.limit),
+        "customers": [scored_view(c, c.health.model_dump() if c.health else {}) for c in page.customers],
+        "next": page.next,
     }
 
 

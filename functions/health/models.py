@@ -44,20 +44,20 @@ def _email_alone(value: Any) -> Any:
 
 
 def _not_in_future(value: datetime | None) -> datetime | None:
-    """A date that has happened (a day's slack for clocks and zones), and one Firestore can keep:
-    an instant of the years 1 to 9999 in UTC (``0001-01-01T00:30:00+01:00`` is not: it was a
+    """A date that has happened (a day's slack for clocks and zones), in UTC, and one Firestore can
+    keep: an instant of the years 1 to 9999 in UTC (``0001-01-01T00:30:00+01:00`` is not: it was a
     500 when stored)."""
     from shared.clock import utcnow
 
     if value is None:
         return value
     try:
-        value.astimezone(UTC)
+        instant = value.astimezone(UTC)
     except OverflowError:
         raise ValueError("must be an instant of the years 0001 to 9999 in UTC") from None
-    if value > utcnow() + timedelta(days=1):
+    if instant > utcnow() + timedelta(days=1):
         raise ValueError("must not be in the future")
-    return value
+    return instant  # in UTC, as Firestore gives it back: every answer names the same instant alike
 
 
 class CustomerIn(BaseModel):

@@ -11,8 +11,11 @@ pytestmark = pytest.mark.emulators
 
 
 def seed(fs: Any) -> None:
-    """Customers with their latest health as the daily run stores it (customers/{id}.health)."""
+    """Customers as the registry stores them (every field of the model: `status`, `health` null
+    until scored) with their latest health as the daily run stores it (customers/{id}.health)."""
     from datetime import UTC, datetime
+
+    from functions.health.models import Customer
 
     rows = [
         ("acme", "pro", "smb", "dana@ion.test", 82.0, "healthy"),
@@ -22,14 +25,14 @@ def seed(fs: Any) -> None:
         ("unscored", "pro", "smb", "dana@ion.test", None, None),
     ]
     for cid, plan, segment, email, score, category in rows:
-        doc: dict[str, Any] = {
-            "id": cid,
-            "name": cid.title(),
-            "plan": plan,
-            "segment": segment,
-            "contact": {"name": email.split("@")[0].title(), "email": email},
-            "created_at": datetime(2026, 1, 1, tzinfo=UTC),
-        }
+        doc: dict[str, Any] = Customer(
+            id=cid,
+            name=cid.title(),
+            plan=plan,
+            segment=segment,
+            contact={"name": email.split("@")[0].title(), "email": email},
+            created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        ).model_dump()
         if score is not None:
             doc["health"] = {"score": score, "category": category, "as_of": "2026-12-06"}
         fs.collection("customers").document(cid).set(doc)
@@ -74,3 +77,47 @@ def test_bad_list_parameters_are_422(fs, health_client) -> None:  # type: ignore
     answer = health_client.get("/v1/health/customers?sort=score&after=nobody")
     assert answer.status_code == 422
     assert "nobody" in answer.get_json()["detail"]
+
+
+def test_a_deactivated_customer_is_listed_only_when_asked_for(fs, health_client) -> None:  # type: ignore[no-untyped-def]
+    """Success works on active customers: churn-risk customers are the active ones unless
+    `?status=` says otherwise (inactive, deactivated: the same, all); the registry lists all."""
+    seed(fs)
+    assert health_client.post("/v1/customers/initech/deactivate").status_code == 200
+    assert ids(health_client, "category=churn_risk") == []
+    assert ids(health_client, "category=churn_risk&status=inactive") == ["initech"]
+    assert ids(health_client, "category=churn_risk&status=deactivated") == ["initech"]
+    assert ids(health_client, "category=churn_risk&status=all") == ["initech"]
+    assert ids(health_client, "sort=score") == ["globex", "umbrella", "acme", "unscored"]
+    assert ids(health_client, "csm=dana@ion.test") == ["acme", "umbrella", "unscored"]
+    assert ids(health_client, "status=active&max_score=40") == []
+    listed = health_client.get("/v1/health/customers?status=inactive").get_json()["customers"]
+    assert [(c["id"], c["status"]) for c in listed] == [("initech", "inactive")]
+    wrong = health_client.get("/v1/health/customers?status=churned")
+    assert wrong.status_code == 422
+    for allowed in ("active", "inactive", "deactivated", "all"):
+        assert allowed in wrong.get_json()["detail"]
+    registry = health_client.get("/v1/customers").get_json()["customers"]
+    assert "initech" in [c["id"] for c in registry]
+    active = health_client.get("/v1/customers?status=active").get_json()["customers"]
+    assert "initech" not in [c["id"] for c in active]
+
+
+def test_a_score_order_without_its_composite_index_answers_as_before(  # type: ignore[no-untyped-def]
+    fs, health_client, monkeypatch
+) -> None:
+    """Production Firestore refuses a score order whose composite index is not built yet: the
+    listing reads the book of business and sorts it here instead of failing."""
+    from google.api_core.exceptions import FailedPrecondition
+
+    from functions.health import listing
+
+    def missing(**_kwargs: Any) -> listing.Page:
+        raise FailedPrecondition("The query requires an index.")
+
+    seed(fs)
+    monkeypatch.setattr(listing, "_by_score", missing)
+    assert ids(health_client, "csm=dana@ion.test&sort=score") == ["initech", "umbrella", "acme", "unscored"]
+    first = health_client.get("/v1/health/customers?sort=-score&limit=2").get_json()
+    assert [c["id"] for c in first["customers"]] == ["acme", "umbrella"]
+    assert ids(health_client, f"sort=-score&after={first['next']}") == ["globex", "initech", "unscored"]

@@ -141,7 +141,10 @@ def test_deactivation_stops_scoring_and_actions_and_revokes_keys_until_reactivat
     assert refused.status_code == 409
     assert "reactivate" in refused.get_json()["detail"]
 
-    listed = health_client.get("/v1/health/customers").get_json()["customers"]
+    # The health list is of active customers unless asked for the others (a change: it listed
+    # deactivated customers among the rest).
+    assert health_client.get("/v1/health/customers").get_json()["customers"] == []
+    listed = health_client.get("/v1/health/customers?status=inactive").get_json()["customers"]
     assert [(c["id"], c["status"]) for c in listed] == [("churned", "inactive")]
     # Idle for months: churn risk and low engagement, but deactivated, so neither scored nor nagged.
     summary = run_health(

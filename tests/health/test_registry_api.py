@@ -148,3 +148,17 @@ def test_health_reads_firestore(health_client, alerts_inbox) -> None:  # type: i
     body = health_client.get("/health").get_json()
     assert body["status"] == "ok"
     assert body["checks"]["firestore"]["ok"] is True
+
+
+def test_dates_are_answered_in_utc_whatever_zone_they_were_sent_in(health_client) -> None:  # type: ignore[no-untyped-def]
+    """A date sent with an offset is the same instant in UTC in every answer: the create's, the
+    read's and the update's (before, the create echoed +02:00 and every read said UTC)."""
+    body = {"id": "zoned", "name": "Zoned", "created_at": "2026-01-05T09:00:00+02:00"}
+    created = health_client.post("/v1/customers", json=body)
+    assert created.status_code == 201
+    read = health_client.get("/v1/customers/zoned").get_json()
+    assert created.get_json()["created_at"] == read["created_at"] == "2026-01-05T07:00:00Z"
+    assert health_client.post("/v1/customers", json=body).status_code == 200  # the same instant
+    patched = health_client.patch("/v1/customers/zoned", json={"first_value_at": "2026-01-06T08:30:00-05:00"})
+    assert patched.get_json()["first_value_at"] == "2026-01-06T13:30:00Z"
+    assert health_client.get("/v1/customers/zoned").get_json()["first_value_at"] == "2026-01-06T13:30:00Z"
