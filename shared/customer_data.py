@@ -14,8 +14,9 @@ each owner's constant). How a customer is found in each:
   entries in ``field``s (maps keyed by customer) are removed.
 
 Not here, on purpose (README of health, "Erasure"): Redis key cache entries (deleted with each
-key's revocation), logs (the operations bucket keeps 30 days, the audit bucket 90), dead letters
-(a personal notice whose delivery was given up, kept base64 in ``dead_letters`` until its TTL).
+key's revocation), logs (the operations bucket keeps 30 days, the audit bucket 90). Dead letters
+(a personal notice whose delivery was given up) are redacted, not deleted, by their own path:
+on-call keeps that a delivery failed, the message goes (``functions/health/dead_letter_erasure.py``).
 """
 
 from __future__ import annotations
