@@ -3,9 +3,10 @@ an Events v2 ``acknowledge`` / ``resolve`` for each alert of the incident, its `
 
 Nothing is lost and nobody waits on PagerDuty: the request is recorded on the incident in the
 transaction that acknowledges or resolves it (a ``PagerDutySync`` in ``pagerduty_sync``), then
-tried at once within ``INLINE_SECONDS`` (Slack wants its answer within 3 s), and, if PagerDuty did
-not take it (slow, down, 5xx), by the flush tick (``sync_due``) after 1, 2, 4, 8 and then every 15
-minutes. It is given up when PagerDuty refuses it (4xx) or after ``GIVE_UP_AFTER``, visibly: a
+tried at once within ``ION_FANOUT_PAGERDUTY_SYNC_INLINE_SECONDS`` (1.5 s: Slack wants its answer
+within 3 s), and, if PagerDuty did not take it (slow, down, 5xx), by the flush tick (``sync_due``)
+after 1, 2, 4, 8 and then every 15 minutes. It is given up when PagerDuty refuses it (4xx) or after
+``ION_FANOUT_PAGERDUTY_SYNC_GIVE_UP_MINUTES`` (an hour), visibly: a
 timeline entry ``PagerDuty acknowledge NOT sent``, an ERROR log, and a reply in the incident's
 Slack threads saying to do it in PagerDuty. While it waits, the timeline says it is pending.
 
@@ -31,9 +32,6 @@ from shared.clock import utcnow
 from shared.logging import get_logger
 
 Action = Literal["acknowledge", "resolve"]
-# What a Slack button's answer may wait on PagerDuty (Slack drops an answer after 3 s).
-INLINE_SECONDS = 1.5
-GIVE_UP_AFTER = timedelta(hours=1)
 MAX_BACKOFF = timedelta(minutes=15)
 # Longer than an attempt can take (a timeout per event, bounded by the retry budget).
 CLAIM_LEASE = timedelta(minutes=2)
@@ -74,7 +72,7 @@ def request_sync(incident: Incident, action: Action, now: datetime) -> None:
 
 
 def tell_pagerduty(incident: Incident, action: Action) -> None:
-    """After the change committed: its PagerDuty request tried at once, within ``INLINE_SECONDS``
+    """After the change committed: its PagerDuty request tried at once, within the inline budget
     (PagerDuty not configured, a local run: the events go to the log and the outbox instead)."""
     settings = get_fanout_settings()
     if not incident.fingerprints or not paged(incident):
@@ -82,7 +80,7 @@ def tell_pagerduty(incident: Incident, action: Action) -> None:
     if not settings.pagerduty_routing_key:
         _log_instead(incident, action, settings.outbox_dir)
         return
-    sync_incident(incident.id, utcnow(), seconds=INLINE_SECONDS, due_only=False)
+    sync_incident(incident.id, utcnow(), seconds=settings.pagerduty_sync_inline_seconds, due_only=False)
 
 
 def sync_due(now: datetime) -> list[str]:
@@ -161,6 +159,7 @@ def _settle(incident_id: str, key: str, attempt: Attempt, alerts: int, now: date
     """The attempt's outcome on the incident, in its transaction; returns the text of a request
     given up (None otherwise)."""
     given_up: list[str] = []
+    give_up_after = timedelta(minutes=get_fanout_settings().pagerduty_sync_give_up_minutes)
 
     def mutate(incident: Incident) -> Change:
         given_up.clear()  # a transaction may run this more than once
@@ -173,7 +172,7 @@ def _settle(incident_id: str, key: str, attempt: Attempt, alerts: int, now: date
             after = f" (after {tries} attempts)" if tries > 1 else ""
             text = f"PagerDuty {action} sent for {alerts} alert(s) (same dedup_key){after}"
             record_notified(incident, f"pagerduty:{key}", text, now, by="pagerduty")
-        elif not attempt.retryable or now - entry.requested_at >= GIVE_UP_AFTER:
+        elif not attempt.retryable or now - entry.requested_at >= give_up_after:
             incident.pagerduty_sync.remove(entry)
             text = (
                 f"PagerDuty {action} NOT sent after {tries} attempt(s) since "
@@ -184,7 +183,7 @@ def _settle(incident_id: str, key: str, attempt: Attempt, alerts: int, now: date
         else:
             entry.attempts, entry.last_error, entry.claimed_until = tries, attempt.reason, None
             entry.next_attempt_at = now + min(timedelta(minutes=2 ** (tries - 1)), MAX_BACKOFF)
-            until = (entry.requested_at + GIVE_UP_AFTER).isoformat()
+            until = (entry.requested_at + give_up_after).isoformat()
             text = f"PagerDuty {action} pending: {attempt.reason}; the flush tick tries again until {until}"
             record_notified(incident, f"pagerduty:{key}:pending", text, now, by="pagerduty")
         nexts = [s.next_attempt_at for s in incident.pagerduty_sync]
