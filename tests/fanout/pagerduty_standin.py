@@ -27,6 +27,15 @@ class PagerDutyStandIn(StandInServer):
         self.fail_for: dict[str, int] = {}
         # A slow PagerDuty: each request is answered this many seconds late (and then taken).
         self.delay_seconds = 0.0
+        # PagerDuty's rate limit per routing key (120 events a minute): past this many events in
+        # the current window, 429 without Retry-After, as PagerDuty answers; ``next_window`` resets.
+        self.events_per_window: int | None = None
+        self.window_taken = 0
+        self.throttled = 0
+
+    def next_window(self) -> None:
+        with self.lock:
+            self.window_taken = 0
 
     @property
     def url(self) -> str:
@@ -88,6 +97,18 @@ class _PagerDutyHandler(JsonHandler):
             self._answer(failing, {"status": "unavailable", "message": "try again"})
             return
         errors = pagerduty_errors(event, pd.routing_key)
+        with pd.lock:
+            throttled = (
+                not errors and pd.events_per_window is not None and pd.window_taken >= pd.events_per_window
+            )
+            if throttled:
+                pd.throttled += 1
+            elif not errors:
+                pd.window_taken += 1
+        if throttled:
+            message = "Requests for this service are arriving too quickly. Please retry later."
+            self._answer(429, {"status": "throttle event", "message": message})
+            return
         with pd.lock:
             if errors:
                 pd.rejected.append(event)
