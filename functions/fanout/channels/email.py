@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections import Counter
 from email.message import EmailMessage
 from email.utils import formatdate
 from functools import lru_cache
@@ -61,6 +62,9 @@ def valid_address(address: str) -> bool:
     return bool(re.fullmatch(r"[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+", address)) and len(address) <= 254
 
 
+# A mail lists this many alerts of its group at most (as Slack shows), then counts the rest: a
+# storm's group of 500 made a mail of a megabyte.
+MAX_ALERTS_MAILED = 50
 # A subject in this many characters at most (a storm's subject was kilobytes); the email package
 # folds it into header lines of 78, as RFC 5322 recommends.
 SUBJECT_MAX = 150
@@ -93,6 +97,8 @@ class EmailChannel:
         text, html = render(
             "alert",
             notification=notification,
+            listed=notification.alerts[:MAX_ALERTS_MAILED],
+            not_listed=Counter(a.state for a in notification.alerts[MAX_ALERTS_MAILED:]),
             silences_url=self.settings.public_url.rstrip("/") + "/v1/silences",
             dashboard_url=self.settings.dashboard_url,
         )

@@ -1,5 +1,5 @@
-"""A mail's subject in a storm: readable and bounded whatever the group holds, and one header line
-whatever a rule name or label holds (no header injection)."""
+"""A mail in a storm: its subject readable and bounded whatever the group holds, one header line
+whatever a rule name or label holds (no header injection), and its body listing 50 alerts."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from functions.fanout.channels.email import SUBJECT_MAX, subject_line
+from functions.fanout.channels.email import MAX_ALERTS_MAILED, SUBJECT_MAX, subject_line
 from functions.fanout.models import Notification
 from tests.fanout.channels.test_email import channel_for, retrier
 from tests.fanout.conftest import make_transition
@@ -83,3 +83,17 @@ def test_an_incidents_title_names_three_rules_too() -> None:
     assert _title("critical", {"service": "api"}, rules) == (
         "[CRITICAL] 40 rules: rule-00, rule-01, rule-02 and 37 more (service=api)"
     )
+
+
+def test_a_mail_lists_50_alerts_and_counts_the_rest(smtp: SmtpServer) -> None:
+    alerts = [make_transition(severity="high", service=f"svc-{i:03d}") for i in range(480)]
+    alerts += [make_transition(severity="high", service=f"gone-{i:03d}", state="resolved") for i in range(20)]
+    channel_for(smtp).send(group(alerts), retrier())
+    [mail] = smtp.mails
+    text = mail.get_body(("plain",)).get_content()
+    html = mail.get_body(("html",)).get_content()
+    assert text.count("FIRING: ") == MAX_ALERTS_MAILED
+    assert html.count("<h3>FIRING: ") == MAX_ALERTS_MAILED
+    for part in (text, html):
+        assert "... and 450 more alerts of this group not listed (430 firing, 20 resolved)" in part
+    assert len(mail.as_bytes()) < 200_000
