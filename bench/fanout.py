@@ -40,7 +40,9 @@ from bench.fanout_stack import Stack, timers_dispatched  # noqa: E402
 from bench.fanout_trials import SEVERITIES, breach_rounds, report, triple_redelivery  # noqa: E402
 from functions.fanout.routes import load_routing  # noqa: E402
 from functions.fanout.settings import DEFAULT_ROUTING_FILE  # noqa: E402
-from tests.fanout.standins import PagerDutyStandIn, SlackStandIn, SmtpServer  # noqa: E402
+from tests.fanout.pagerduty_standin import PagerDutyStandIn  # noqa: E402
+from tests.fanout.slack_standin import SlackStandIn  # noqa: E402
+from tests.fanout.smtp_standin import SmtpServer  # noqa: E402
 
 RULES = "rules:\n" + "".join(
     f"""  - name: bench-fanout-{severity}

@@ -19,7 +19,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.fanout_stack import BreachGoesOn, Stack, otlp_batch, post  # noqa: E402
-from tests.fanout.standins import PagerDutyStandIn, SlackStandIn  # noqa: E402
+from tests.fanout.pagerduty_standin import PagerDutyStandIn  # noqa: E402
+from tests.fanout.slack_standin import SlackStandIn  # noqa: E402
 
 SEVERITIES = ("critical", "high", "medium")
 ARRIVAL_TIMEOUT = 30.0

@@ -22,7 +22,9 @@ from devtools.pubsub_setup import create_topics_and_subscriptions
 from shared.topology import load_topology
 from tests.conftest import PROJECT
 from tests.fanout.conftest import channel_env
-from tests.fanout.standins import PagerDutyStandIn, SlackMessage, SlackStandIn, SmtpServer
+from tests.fanout.pagerduty_standin import PagerDutyStandIn
+from tests.fanout.slack_standin import SlackMessage, SlackStandIn
+from tests.fanout.smtp_standin import SmtpServer
 
 T = TypeVar("T")
 UNSERVED = "http://127.0.0.1:9"  # capabilities a test does not serve (nothing publishes to them)

@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.fanout.conftest import make_transition
-from tests.fanout.standins import SlackMessage
+from tests.fanout.slack_standin import SlackMessage
 from tests.firestore_outage import firestore_proxy
 from tests.pipeline_rig import (
     Pipeline,

@@ -74,6 +74,9 @@ class PagerDutySync(BaseModel):
     last_error: str | None = None
     # While an attempt is sending it: another sender leaves it until then.
     claimed_until: datetime | None = None
+    # The alerts (fingerprints) PagerDuty took it for already: a try cut short (its time, a 429
+    # at PagerDuty's 120 events a minute) goes on from the others.
+    taken: list[str] = []
 
 
 class Review(BaseModel):

@@ -4,11 +4,11 @@ labels, created by the user, noted on the incident's timeline, in one transactio
 A double click is one silence: Slack posts each click as a request of its own (two signatures, so
 no replay), and two requests at once would each create one. A click names itself (``click``: the
 Slack user and the message the button is on); a second click of the same user on the same
-message within ``DOUBLE_CLICK`` of the first, while the silence that one made is still active,
-answers that silence and changes nothing. The incident's document is the lock: both clicks read
-and write it in their transaction, so the second sees the first's note (its ``ref`` names the
-click and the silence). Later, or by someone else, or once that silence is expired, a click makes
-a new silence, as the silence API does for every request.
+message within ``ION_FANOUT_SLACK_DOUBLE_CLICK_SECONDS`` (60 s) of the first, while the silence
+that one made is still active, answers that silence and changes nothing. The incident's document
+is the lock: both clicks read and write it in their transaction, so the second sees the first's
+note (its ``ref`` names the click and the silence). Later, or by someone else, or once that
+silence is expired, a click makes a new silence, as the silence API does for every request.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from functions.fanout.incident_store import INCIDENTS, incident_document
 from functions.fanout.incidents import add_note
 from functions.fanout.matchers import Matcher
 from functions.fanout.records import collection
+from functions.fanout.settings import get_fanout_settings
 from shared.clock import utcnow
 from shared.firestore import run_transaction
 
 SILENCE_FOR = timedelta(hours=1)
-DOUBLE_CLICK = timedelta(seconds=60)
 REF_PREFIX = "slack-silence/"
 
 
@@ -82,13 +82,12 @@ def silence_incident(incident_id: str, by: str, *, click: str | None = None) -> 
 
 def _first_click(incident: Incident, click: str, now: datetime) -> TimelineEntry | None:
     prefix = f"{REF_PREFIX}{click}/"
+    window = timedelta(seconds=get_fanout_settings().slack_double_click_seconds)
     return next(
         (
             entry
             for entry in reversed(incident.timeline)
-            if entry.kind == "note"
-            and (entry.ref or "").startswith(prefix)
-            and now - entry.at <= DOUBLE_CLICK
+            if entry.kind == "note" and (entry.ref or "").startswith(prefix) and now - entry.at <= window
         ),
         None,
     )

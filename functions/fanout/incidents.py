@@ -26,6 +26,7 @@ from functions.fanout.incident_record import (
     TimelineEntry,
     TimelineKind,
 )
+from functions.fanout.models import named_rules
 from shared.messages import AlertTransition, Severity
 from shared.numbers import readable
 
@@ -51,7 +52,7 @@ def _alert_of(transition: AlertTransition) -> IncidentAlert:
 
 def _title(severity: Severity, group_labels: dict[str, str], rules: list[str]) -> str:
     where = ", ".join(f"{k}={v}" for k, v in group_labels.items() if v and k != "rule")
-    return f"[{severity.upper()}] {', '.join(rules)}" + (f" ({where})" if where else "")
+    return f"[{severity.upper()}] {named_rules(rules)}" + (f" ({where})" if where else "")
 
 
 def open_incident(

@@ -12,6 +12,9 @@ from shared.messages import AlertTransition, Severity
 from shared.numbers import readable
 
 NotificationKind = Literal["notify", "repeat", "escalation", "unacknowledged"]
+# A title names this many rules of a group at most, then counts the others: a storm's group of
+# 40 rules made a mail subject and a Slack header of kilobytes.
+RULES_NAMED = 3
 # The age limit of fan-out's Pub/Sub deliveries: none, in effect (an old transition is only marked late).
 NEVER_TOO_OLD = timedelta(days=3650)
 
@@ -71,12 +74,18 @@ class Notification(BaseModel):
             parts.append(f"FIRING:{len(self.firing)}" if len(self.firing) > 1 else "FIRING")
         else:
             parts.append(f"RESOLVED:{len(self.resolved)}" if len(self.resolved) > 1 else "RESOLVED")
-        rules = sorted({a.rule for a in self.alerts})
-        parts.append(", ".join(rules))
+        parts.append(named_rules(sorted({a.rule for a in self.alerts})))
         where = ", ".join(f"{k}={v}" for k, v in self.group_labels.items() if v and k != "rule")
         if where:
             parts.append(f"({where})")
         return " ".join(parts)
+
+
+def named_rules(rules: list[str]) -> str:
+    """``a, b, c``; past ``RULES_NAMED`` rules, ``40 rules: a, b, c and 37 more``."""
+    if len(rules) <= RULES_NAMED:
+        return ", ".join(rules)
+    return f"{len(rules)} rules: {', '.join(rules[:RULES_NAMED])} and {len(rules) - RULES_NAMED} more"
 
 
 def mark_late(alert: AlertTransition, age: timedelta) -> AlertTransition:

@@ -3,9 +3,10 @@ an Events v2 ``acknowledge`` / ``resolve`` for each alert of the incident, its `
 
 Nothing is lost and nobody waits on PagerDuty: the request is recorded on the incident in the
 transaction that acknowledges or resolves it (a ``PagerDutySync`` in ``pagerduty_sync``), then
-tried at once within ``INLINE_SECONDS`` (Slack wants its answer within 3 s), and, if PagerDuty did
-not take it (slow, down, 5xx), by the flush tick (``sync_due``) after 1, 2, 4, 8 and then every 15
-minutes. It is given up when PagerDuty refuses it (4xx) or after ``GIVE_UP_AFTER``, visibly: a
+tried at once within ``ION_FANOUT_PAGERDUTY_SYNC_INLINE_SECONDS`` (1.5 s: Slack wants its answer
+within 3 s), and, if PagerDuty did not take it (slow, down, 5xx), by the flush tick (``sync_due``)
+after 1, 2, 4, 8 and then every 15 minutes. It is given up when PagerDuty refuses it (4xx) or after
+``ION_FANOUT_PAGERDUTY_SYNC_GIVE_UP_MINUTES`` (an hour), visibly: a
 timeline entry ``PagerDuty acknowledge NOT sent``, an ERROR log, and a reply in the incident's
 Slack threads saying to do it in PagerDuty. While it waits, the timeline says it is pending.
 
@@ -31,9 +32,6 @@ from shared.clock import utcnow
 from shared.logging import get_logger
 
 Action = Literal["acknowledge", "resolve"]
-# What a Slack button's answer may wait on PagerDuty (Slack drops an answer after 3 s).
-INLINE_SECONDS = 1.5
-GIVE_UP_AFTER = timedelta(hours=1)
 MAX_BACKOFF = timedelta(minutes=15)
 # Longer than an attempt can take (a timeout per event, bounded by the retry budget).
 CLAIM_LEASE = timedelta(minutes=2)
@@ -45,6 +43,8 @@ class Attempt:
     outcome: Literal["sent", "failed"]
     reason: str = ""
     retryable: bool = True
+    # The alerts PagerDuty took it for in this try.
+    taken: tuple[str, ...] = ()
 
 
 def paged(incident: Incident) -> bool:
@@ -74,7 +74,7 @@ def request_sync(incident: Incident, action: Action, now: datetime) -> None:
 
 
 def tell_pagerduty(incident: Incident, action: Action) -> None:
-    """After the change committed: its PagerDuty request tried at once, within ``INLINE_SECONDS``
+    """After the change committed: its PagerDuty request tried at once, within the inline budget
     (PagerDuty not configured, a local run: the events go to the log and the outbox instead)."""
     settings = get_fanout_settings()
     if not incident.fingerprints or not paged(incident):
@@ -82,7 +82,7 @@ def tell_pagerduty(incident: Incident, action: Action) -> None:
     if not settings.pagerduty_routing_key:
         _log_instead(incident, action, settings.outbox_dir)
         return
-    sync_incident(incident.id, utcnow(), seconds=INLINE_SECONDS, due_only=False)
+    sync_incident(incident.id, utcnow(), seconds=settings.pagerduty_sync_inline_seconds, due_only=False)
 
 
 def sync_due(now: datetime) -> list[str]:
@@ -134,17 +134,23 @@ def _claim(incident_id: str, key: str, now: datetime) -> bool:
 
 
 def _attempt(incident: Incident, entry: PagerDutySync, deadline: float) -> Attempt:
-    """One try of each event, each within what is left of ``deadline``: PagerDuty takes the same
-    ``dedup_key``'s acknowledge twice as once, so a try that failed half-way sends them all again."""
+    """One try of each event PagerDuty has not taken yet, each within what is left of
+    ``deadline``. A try cut short keeps what PagerDuty took (``taken``), so the next goes on from
+    there: an incident of 500 alerts, at PagerDuty's 120 events a minute, is through in a few ticks
+    instead of sending its first alerts again every time until the request is given up."""
     from functions.fanout.channels.base import DeliveryError
     from functions.fanout.channels.pagerduty import PagerDutyChannel
 
     settings = get_fanout_settings()
+    taken: list[str] = []
+    done = set(entry.taken)
     try:
         for fingerprint in incident.fingerprints:
+            if fingerprint in done:
+                continue
             left = min(deadline - time.monotonic(), settings.request_timeout_seconds)
             if left <= 0.05:
-                return Attempt("failed", "no time left for PagerDuty to answer")
+                return Attempt("failed", "no time left for PagerDuty to answer", taken=tuple(taken))
             channel = PagerDutyChannel(settings.model_copy(update={"request_timeout_seconds": left}))
             event = {
                 "routing_key": settings.pagerduty_routing_key,
@@ -152,15 +158,17 @@ def _attempt(incident: Incident, entry: PagerDutySync, deadline: float) -> Attem
                 "dedup_key": fingerprint,
             }
             channel._post(event)
+            taken.append(fingerprint)
     except DeliveryError as exc:
-        return Attempt("failed", exc.reason, exc.retryable)
-    return Attempt("sent")
+        return Attempt("failed", exc.reason, exc.retryable, taken=tuple(taken))
+    return Attempt("sent", taken=tuple(taken))
 
 
 def _settle(incident_id: str, key: str, attempt: Attempt, alerts: int, now: datetime) -> str | None:
     """The attempt's outcome on the incident, in its transaction; returns the text of a request
     given up (None otherwise)."""
     given_up: list[str] = []
+    give_up_after = timedelta(minutes=get_fanout_settings().pagerduty_sync_give_up_minutes)
 
     def mutate(incident: Incident) -> Change:
         given_up.clear()  # a transaction may run this more than once
@@ -168,24 +176,33 @@ def _settle(incident_id: str, key: str, attempt: Attempt, alerts: int, now: date
         if entry is None:
             return Change(False, "settled before")
         action, tries = entry.action, entry.attempts + 1
+        entry.taken = list(dict.fromkeys([*entry.taken, *attempt.taken]))
+        # Said only when some of the alerts are taken: a request taken for none reads as before.
+        part = f" ({len(entry.taken)} of {alerts} alert(s) taken)" if entry.taken else ""
         if attempt.outcome == "sent":
             incident.pagerduty_sync.remove(entry)
             after = f" (after {tries} attempts)" if tries > 1 else ""
             text = f"PagerDuty {action} sent for {alerts} alert(s) (same dedup_key){after}"
             record_notified(incident, f"pagerduty:{key}", text, now, by="pagerduty")
-        elif not attempt.retryable or now - entry.requested_at >= GIVE_UP_AFTER:
+        elif not attempt.retryable or now - entry.requested_at >= give_up_after:
             incident.pagerduty_sync.remove(entry)
             text = (
                 f"PagerDuty {action} NOT sent after {tries} attempt(s) since "
-                f"{entry.requested_at.isoformat()}: {attempt.reason}; {action} it in PagerDuty by hand"
+                f"{entry.requested_at.isoformat()}{part}: {attempt.reason}; {action} it in PagerDuty by hand"
             )
             record_notified(incident, f"pagerduty:{key}", text, now, by="pagerduty")
             given_up.append(text)
         else:
             entry.attempts, entry.last_error, entry.claimed_until = tries, attempt.reason, None
-            entry.next_attempt_at = now + min(timedelta(minutes=2 ** (tries - 1)), MAX_BACKOFF)
-            until = (entry.requested_at + GIVE_UP_AFTER).isoformat()
-            text = f"PagerDuty {action} pending: {attempt.reason}; the flush tick tries again until {until}"
+            # A try that got some through was cut short by its time or the rate limit, not
+            # refused: the next goes on a minute later instead of backing off.
+            wait = timedelta(minutes=1) if attempt.taken else timedelta(minutes=2 ** (tries - 1))
+            entry.next_attempt_at = now + min(wait, MAX_BACKOFF)
+            until = (entry.requested_at + give_up_after).isoformat()
+            text = (
+                f"PagerDuty {action} pending{part}: {attempt.reason}; "
+                f"the flush tick tries again until {until}"
+            )
             record_notified(incident, f"pagerduty:{key}:pending", text, now, by="pagerduty")
         nexts = [s.next_attempt_at for s in incident.pagerduty_sync]
         incident.pagerduty_sync_at = min(nexts) if nexts else None

@@ -96,6 +96,21 @@ class FanoutSettings(BaseSettings):
     )
     # The Cloud Tasks API endpoint; set only for a local stand-in (plain HTTP, no credentials).
     tasks_endpoint: str | None = Field(default=None, validation_alias="ION_FANOUT_TASKS_ENDPOINT")
+    # PagerDuty told of an acknowledgement or resolve made here: what a Slack button's answer may
+    # wait on it (Slack drops an answer after 3 s: at most half of that), and how long the flush
+    # tick keeps trying before it gives the request up and says so in the incident's threads.
+    pagerduty_sync_inline_seconds: float = Field(
+        default=1.5, ge=0.1, le=1.5, validation_alias="ION_FANOUT_PAGERDUTY_SYNC_INLINE_SECONDS"
+    )
+    pagerduty_sync_give_up_minutes: int = Field(
+        default=60, ge=5, le=1440, validation_alias="ION_FANOUT_PAGERDUTY_SYNC_GIVE_UP_MINUTES"
+    )
+    # A second click of Slack's Silence 1 h button by the same user on the same message within
+    # this long answers the first click's silence instead of making another (at most the hour the
+    # silence lasts).
+    slack_double_click_seconds: int = Field(
+        default=60, ge=5, le=3600, validation_alias="ION_FANOUT_SLACK_DOUBLE_CLICK_SECONDS"
+    )
     # A resolved incident is deleted this long after it resolved (TTL on ``expire_at``): a year of
     # MTTR and incident trends (the reports' quarters, a year-over-year look) and a margin. An open
     # one is never deleted.

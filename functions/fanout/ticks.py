@@ -8,6 +8,7 @@ and to retry.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,18 +48,9 @@ def tick() -> dict[str, Any]:
         "released": release_holds(now, routing),
         "unmuted": requeue_unmuted(now, routing),
     }
-    flushed = []
-    due = _col(GROUPS).where(filter=_field_filter("next_flush_at", "<=", now)).stream()
-    for snapshot in due:
-        nid = flush(snapshot.id, now, routing)
-        if nid:
-            flushed.append(nid)
-    repeats = []
-    for snapshot in _col(GROUPS).where(filter=_field_filter("repeat_at", "<=", now)).stream():
-        nid = repeat(snapshot.id, now, routing)
-        if nid:
-            repeats.append(nid)
-    errors = 0
+    flushed, flush_errors = _serve_due("next_flush_at", flush, "flushing", now, routing)
+    repeats, repeat_errors = _serve_due("repeat_at", repeat, "repeating", now, routing)
+    errors = flush_errors + repeat_errors
     stale = now - timedelta(seconds=get_fanout_settings().redrive_after_seconds)
     unfinished = _col(NOTIFICATIONS).where(filter=_field_filter("complete", "==", False)).stream()
     redrive = [s.id for s in unfinished if s.to_dict()["created_at"] <= stale]
@@ -87,6 +79,31 @@ def tick() -> dict[str, Any]:
         errors=errors,
     )
     return report
+
+
+def _serve_due(
+    field: str,
+    step: Callable[[str, datetime, RoutingConfig], str | None],
+    what: str,
+    now: datetime,
+    routing: RoutingConfig,
+) -> tuple[list[str], int]:
+    """``step`` for every group whose ``field`` is due: the notifications made, and how many
+    groups failed. One group that fails (its notification past Firestore's 1 MiB, a transaction
+    that keeps failing) is logged and counted: raising would end every tick there, and no other
+    group, repeat, escalation or PagerDuty sync would be served by the tick any more."""
+    made: list[str] = []
+    errors = 0
+    for snapshot in _col(GROUPS).where(filter=_field_filter(field, "<=", now)).stream():
+        try:
+            nid = step(snapshot.id, now, routing)
+        except Exception:
+            errors += 1
+            log.exception("%s group %s failed; the next tick tries again", what, snapshot.id)
+            continue
+        if nid:
+            made.append(nid)
+    return made, errors
 
 
 def _group_of(notification_id: str) -> str:

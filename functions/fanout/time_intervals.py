@@ -13,9 +13,11 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import datetime
+from functools import cached_property
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, model_validator
 
 from shared.clock import ZoneName, iana_time_zone
 
@@ -34,6 +36,10 @@ def _minutes(text: str) -> int:
         raise ValueError(f"{text!r} is not a time of day like 09:00 (00:00 to 24:00)")
     hours, minutes = text.split(":")
     return int(hours) * 60 + int(minutes)
+
+
+def _clock(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def _range(text: str, names: dict[str, int] | None, lowest: int, highest: int) -> tuple[int, int]:
@@ -55,12 +61,28 @@ def _range(text: str, names: dict[str, int] | None, lowest: int, highest: int) -
     return first, last
 
 
-def _checked(names: dict[str, int] | None, lowest: int, highest: int) -> AfterValidator:
-    def check(text: str) -> str:
-        _range(text, names, lowest, highest)
-        return text.lower()
+def _parsed(names: dict[str, int] | None, lowest: int, highest: int) -> BeforeValidator:
+    """The YAML string read once, at load, into its inclusive (first, last) pair."""
 
-    return AfterValidator(check)
+    def parse(text: object) -> tuple[int, int]:
+        if not isinstance(text, str):
+            raise ValueError(f"{text!r} should be a string, a value or an a:b range")
+        return _range(text, names, lowest, highest)
+
+    return BeforeValidator(parse)
+
+
+def _clock_minutes(text: object) -> int:
+    if not isinstance(text, str):
+        raise ValueError(f"{text!r} should be a string, a time of day like 09:00")
+    return _minutes(text)
+
+
+# A minute of the day (0..1440), given in the routing file as "HH:MM".
+MinuteOfDay = Annotated[StrictInt, BeforeValidator(_clock_minutes)]
+Weekdays = Annotated[tuple[StrictInt, StrictInt], _parsed(WEEKDAYS, 1, 7)]
+DaysOfMonth = Annotated[tuple[StrictInt, StrictInt], _parsed(None, -31, 31)]
+Months = Annotated[tuple[StrictInt, StrictInt], _parsed(MONTHS, 1, 12)]
 
 
 def _within(value: int, bounds: tuple[int, int], length: int) -> bool:
@@ -74,36 +96,48 @@ class _Strict(BaseModel):
 
 
 class TimeRange(_Strict):
-    start_time: str
-    end_time: str
+    """Minutes of the local day, ``start_time`` included and ``end_time`` not."""
+
+    start_time: MinuteOfDay
+    end_time: MinuteOfDay
 
     @model_validator(mode="after")
     def _ordered(self) -> TimeRange:
-        if _minutes(self.start_time) >= _minutes(self.end_time):
-            raise ValueError(f"start_time {self.start_time} must be before end_time {self.end_time}")
+        if self.start_time >= self.end_time:
+            raise ValueError(
+                f"start_time {_clock(self.start_time)} must be before end_time {_clock(self.end_time)}"
+            )
         return self
 
     def contains(self, minute_of_day: int) -> bool:
-        return _minutes(self.start_time) <= minute_of_day < _minutes(self.end_time)
+        return self.start_time <= minute_of_day < self.end_time
 
 
 class TimeInterval(_Strict):
+    """Parsed once at load: each range an inclusive pair of numbers, the zone a ``ZoneInfo``."""
+
     times: list[TimeRange] = []
-    weekdays: list[Annotated[str, _checked(WEEKDAYS, 1, 7)]] = []
-    days_of_month: list[Annotated[str, _checked(None, -31, 31)]] = []
-    months: list[Annotated[str, _checked(MONTHS, 1, 12)]] = []
+    weekdays: list[Weekdays] = []
+    days_of_month: list[DaysOfMonth] = []
+    months: list[Months] = []
     location: ZoneName = "UTC"
 
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return iana_time_zone(self.location)
+
     def contains(self, at: datetime) -> bool:
-        local = at.astimezone(iana_time_zone(self.location))
+        local = at.astimezone(self.zone)
         month_length = calendar.monthrange(local.year, local.month)[1]
-        checks = (
-            (self.times, lambda r: r.contains(local.hour * 60 + local.minute)),
-            (self.weekdays, lambda w: _within(local.isoweekday(), _range(w, WEEKDAYS, 1, 7), 7)),
-            (self.days_of_month, lambda d: _within(local.day, _range(d, None, -31, 31), month_length)),
-            (self.months, lambda m: _within(local.month, _range(m, MONTHS, 1, 12), 12)),
+        minute = local.hour * 60 + local.minute
+        return (
+            (not self.times or any(r.contains(minute) for r in self.times))
+            and (not self.weekdays or any(_within(local.isoweekday(), w, 7) for w in self.weekdays))
+            and (
+                not self.days_of_month or any(_within(local.day, d, month_length) for d in self.days_of_month)
+            )
+            and (not self.months or any(_within(local.month, m, 12) for m in self.months))
         )
-        return all(not given or any(map(matches, given)) for given, matches in checks)
 
 
 class NamedTimeInterval(_Strict):

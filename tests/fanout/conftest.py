@@ -20,7 +20,9 @@ from shared.clock import FrozenClock, set_clock
 from shared.messages import AlertTransition
 from shared.topology import ROOT
 from tests.conftest import PROJECT
-from tests.fanout.standins import PagerDutyStandIn, SlackStandIn, SmtpServer
+from tests.fanout.pagerduty_standin import PagerDutyStandIn
+from tests.fanout.slack_standin import SlackStandIn
+from tests.fanout.smtp_standin import SmtpServer
 from tests.pubsub_helpers import push_envelope
 
 PUSH_PATH = "/projects/ion-ops-test/topics/alerts"

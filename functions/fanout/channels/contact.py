@@ -19,7 +19,7 @@ from email.utils import formatdate
 from typing import Any
 
 from functions.fanout.channels.base import DeliveryError, DeliveryFailed, Retrier, parse_retry_after, step_key
-from functions.fanout.channels.email import header_line, render, valid_address
+from functions.fanout.channels.email import render, subject_line, valid_address
 from functions.fanout.channels.registry import register, require
 from functions.fanout.channels.slack_blocks import escape_mrkdwn
 from functions.fanout.models import Notification
@@ -113,7 +113,7 @@ class ContactChannel:
     ) -> str:
         text, html = render("customer_notice", notices=notices, subject=subject_of(notices))
         message = EmailMessage()
-        message["Subject"] = header_line(subject_of(notices))
+        message["Subject"] = subject_line(subject_of(notices))
         message["From"] = self.settings.alert_email_from
         message["To"] = ", ".join(emails)
         message["Date"] = formatdate(usegmt=True)

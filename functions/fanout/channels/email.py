@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
+from collections import Counter
 from email.message import EmailMessage
 from email.utils import formatdate
 from functools import lru_cache
@@ -60,10 +62,26 @@ def valid_address(address: str) -> bool:
     return bool(re.fullmatch(r"[^@\s,<>]+@[^@\s,<>]+\.[^@\s,<>]+", address)) and len(address) <= 254
 
 
+# A mail lists this many alerts of its group at most (as Slack shows), then counts the rest: a
+# storm's group of 500 made a mail of a megabyte.
+MAX_ALERTS_MAILED = 50
+# A subject in this many characters at most (a storm's subject was kilobytes); the email package
+# folds it into header lines of 78, as RFC 5322 recommends.
+SUBJECT_MAX = 150
+
+
 def header_line(value: str) -> str:
     """A value (labels, annotations) on one header line: a CR or LF would start another header
-    (``Bcc:``), and the email package refuses it outright, which retried the send forever."""
-    return " ".join(value.splitlines()).strip()
+    (``Bcc:``), and the email package refuses it outright, which retried the send forever; any
+    other control character (NUL, ESC) is no header text either, and a relay may refuse it."""
+    spaced = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in value)
+    return " ".join(spaced.split())
+
+
+def subject_line(value: str) -> str:
+    """A mail's subject: on one header line, at most ``SUBJECT_MAX`` characters."""
+    line = header_line(value)
+    return line if len(line) <= SUBJECT_MAX else line[: SUBJECT_MAX - 1].rstrip() + "…"
 
 
 @register("email", requires=("smtp_host", "alert_email_to"))
@@ -79,6 +97,8 @@ class EmailChannel:
         text, html = render(
             "alert",
             notification=notification,
+            listed=notification.alerts[:MAX_ALERTS_MAILED],
+            not_listed=Counter(a.state for a in notification.alerts[MAX_ALERTS_MAILED:]),
             silences_url=self.settings.public_url.rstrip("/") + "/v1/silences",
             dashboard_url=self.settings.dashboard_url,
         )
@@ -93,7 +113,7 @@ class EmailChannel:
     ) -> dict[str, Any]:
         recipients = list(dict.fromkeys([*self.recipients, *(also or [])]))
         message = EmailMessage()
-        message["Subject"] = header_line(subject)
+        message["Subject"] = subject_line(subject)
         message["From"] = self.settings.alert_email_from
         message["To"] = ", ".join(recipients)
         message["Date"] = formatdate(usegmt=True)

@@ -21,7 +21,14 @@ from pydantic import BaseModel
 
 from functions.fanout.channels.base import DeliveryError, Retrier, parse_retry_after, step_key
 from functions.fanout.channels.registry import register, require
-from functions.fanout.channels.slack_blocks import MAX_ALERTS_PER_MESSAGE, fallback_text, render_blocks
+from functions.fanout.channels.slack_blocks import (
+    MAX_ALERTS_PER_MESSAGE,
+    MAX_ALERTS_SHOWN,
+    NOTHING_OMITTED,
+    Omitted,
+    fallback_text,
+    render_blocks,
+)
 from functions.fanout.models import Notification, doc_id
 from functions.fanout.records import KEEP
 from functions.fanout.records import SLACK_MESSAGES as MESSAGES
@@ -74,10 +81,21 @@ class SlackChannel:
 
     def send(self, notification: Notification, retrier: Retrier) -> dict[str, Any]:
         receipt: dict[str, Any] = {"posted": [], "threaded": [], "updated": []}
-        alerts = notification.alerts[: MAX_ALERTS_PER_MESSAGE * 5]
+        alerts = notification.alerts[:MAX_ALERTS_SHOWN]
+        # A resolved alert past those still gets its own message marked resolved: one chat.update
+        # per message (Slack's Tier 3, 50+ a minute), no thread reply (chat.postMessage, about 1 a
+        # second in a channel): no message is left saying FIRING. 429s wait out Retry-After within
+        # the retry budget; past it the delivery is dead-lettered and its re-drive goes on from
+        # the journal, so none is lost. (A repeat re-announces alerts still firing: none.)
+        beyond = [a for a in notification.alerts[len(alerts) :] if a.state == "resolved"]
+        beyond = [] if notification.reminder else beyond
+        refs = self._refs([a.fingerprint for a in [*alerts, *beyond]])
+        silent: dict[str, list[AlertTransition]] = defaultdict(list)
+        for alert in beyond:
+            if ref := refs.get(alert.fingerprint):
+                silent[ref.message_id].append(alert)
         # A group bigger than five messages: the last message says how many no message shows.
-        not_shown = len(notification.alerts) - len(alerts)
-        refs = self._refs([a.fingerprint for a in alerts])
+        note = Omitted(len(notification.alerts) - len(alerts), sum(map(len, silent.values())))
         if notification.reminder:
             if notification.slack_channel:
                 # An escalation to a wider channel: a message of its own there, with the mention.
@@ -87,13 +105,11 @@ class SlackChannel:
                     retrier,
                     mention=notification.mention,
                     channel=notification.slack_channel,
-                    not_shown=not_shown,
+                    omitted=note,
                 )
                 receipt["posted"].append(ts)
                 return receipt
-            self._thread_replies(
-                notification, alerts, refs, retrier, receipt, repeat=True, not_shown=not_shown
-            )
+            self._thread_replies(notification, alerts, refs, retrier, receipt, repeat=True, omitted=note)
             return receipt
         firing = [a for a in alerts if a.state == "firing"]
         resolved = [a for a in alerts if a.state == "resolved"]
@@ -105,12 +121,12 @@ class SlackChannel:
                 chunk,
                 retrier,
                 mention=notification.mention,
-                not_shown=not_shown if last else 0,
+                omitted=note if last else NOTHING_OMITTED,
             )
             self._remember(notification, ts, chunk)
             receipt["posted"].append(ts)
         self._thread_replies(
-            notification, resolved, refs, retrier, receipt, repeat=False, not_shown=not_shown
+            notification, resolved, refs, retrier, receipt, repeat=False, omitted=note, silent=silent
         )
         return receipt
 
@@ -122,9 +138,9 @@ class SlackChannel:
         *,
         mention: str | None,
         channel: str | None = None,
-        not_shown: int = 0,
+        omitted: Omitted = NOTHING_OMITTED,
     ) -> str:
-        blocks = render_blocks(notification, alerts, self.settings, mention=mention, not_shown=not_shown)
+        blocks = render_blocks(notification, alerts, self.settings, mention=mention, omitted=omitted)
         text = fallback_text(notification, alerts, mention)
         answer = retrier.step(
             step_key("post", *(a.transition_id for a in alerts)),
@@ -152,9 +168,14 @@ class SlackChannel:
         receipt: dict[str, Any],
         *,
         repeat: bool,
-        not_shown: int = 0,
+        omitted: Omitted,
+        silent: dict[str, list[AlertTransition]] | None = None,
     ) -> None:
-        """Each alert's reply in its message's thread; the last message sent says ``not_shown``."""
+        """Each alert's reply in its message's thread; the last message sent says ``omitted``.
+        A resolve also marks its message resolved, with the ``silent`` alerts of that message
+        (resolved, past what the notification shows); a message with silent alerts only is
+        marked resolved without a reply."""
+        silent = dict(silent or {})
         by_parent: dict[str, list[AlertTransition]] = defaultdict(list)
         orphans: list[AlertTransition] = []
         for alert in alerts:
@@ -164,9 +185,8 @@ class SlackChannel:
             ref = refs[chunk[0].fingerprint]
             mention = notification.mention if repeat else None
             last = index == len(by_parent) - 1 and not orphans
-            blocks = render_blocks(
-                notification, chunk, self.settings, mention=mention, not_shown=not_shown if last else 0
-            )
+            said = omitted if last else NOTHING_OMITTED
+            blocks = render_blocks(notification, chunk, self.settings, mention=mention, omitted=said)
             text = fallback_text(notification, chunk, mention)
             retrier.step(
                 step_key("thread", message_id, *(a.transition_id for a in chunk)),
@@ -187,7 +207,7 @@ class SlackChannel:
             )
             receipt["threaded"].append(ref.ts)
             if not repeat:
-                self._update_parent(message_id, ref, chunk, retrier)
+                self._update_parent(message_id, ref, [*chunk, *silent.pop(message_id, [])], retrier)
                 receipt["updated"].append(ref.ts)
         if orphans:
             # The firing message is unknown (sent before Slack was configured, or dead-lettered).
@@ -196,9 +216,13 @@ class SlackChannel:
                 orphans,
                 retrier,
                 mention=notification.mention if repeat else None,
-                not_shown=not_shown,
+                omitted=omitted,
             )
             receipt["posted"].append(ts)
+        for message_id, resolved in silent.items():
+            ref = refs[resolved[0].fingerprint]
+            self._update_parent(message_id, ref, resolved, retrier)
+            receipt["updated"].append(ref.ts)
 
     def _update_parent(
         self, message_id: str, ref: ThreadRef, resolved: list[AlertTransition], retrier: Retrier

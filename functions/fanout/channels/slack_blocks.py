@@ -3,6 +3,7 @@ text, every value escaped so it shows as itself in mrkdwn."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from functions.fanout.models import Notification, iso, summary_of, value_text
@@ -16,6 +17,33 @@ EMOJI = {
     "low": ":white_circle:",
 }
 MAX_ALERTS_PER_MESSAGE = 10  # Slack allows 50 blocks per message; an alert takes up to 4.
+MAX_ALERTS_SHOWN = MAX_ALERTS_PER_MESSAGE * 5  # messages (or replies) per notification
+
+
+@dataclass(frozen=True)
+class Omitted:
+    """What a notification's messages leave out: ``not_shown`` of the group's alerts, of which
+    ``marked_resolved`` resolved alerts whose own messages are marked resolved all the same."""
+
+    not_shown: int = 0
+    marked_resolved: int = 0
+
+    def text(self, cut: int) -> str:
+        """The note for a message that also cut ``cut`` of its own alerts ("" when nothing is)."""
+        more = cut + self.not_shown
+        if not more:
+            return ""
+        if self.not_shown and self.marked_resolved:
+            return (
+                f"and {more} more not shown ({self.marked_resolved} of them resolved: "
+                "each one's own message is marked resolved)"
+            )
+        return f"and {more} more not shown"
+
+
+NOTHING_OMITTED = Omitted()
+
+
 # The incident's buttons (answered by POST /v1/slack/interactions); the block is found by its id
 # when the message is updated after an action.
 INCIDENT_BLOCK_ID = "ion_incident"
@@ -108,10 +136,10 @@ def render_blocks(
     settings: FanoutSettings,
     *,
     mention: str | None,
-    not_shown: int = 0,
+    omitted: Omitted = NOTHING_OMITTED,
 ) -> list[dict[str, Any]]:
-    """The message's blocks; ``not_shown`` counts the group's alerts no message of this
-    notification shows (beyond what Slack messages can hold), said with those of ``alerts`` cut."""
+    """The message's blocks; ``omitted`` says what no message of this notification shows (beyond
+    what Slack messages can hold), said with those of ``alerts`` cut."""
     all_resolved = all(a.state == "resolved" for a in alerts)
     emoji = ":white_check_mark:" if all_resolved else EMOJI.get(notification.severity, "")
     title = notification.title() if notification.reminder else _title_for(notification, alerts)
@@ -157,11 +185,8 @@ def render_blocks(
             blocks.append(
                 {"type": "section", "text": {"type": "mrkdwn", "text": _clip(f"*Runbook*\n{steps}", 3000)}}
             )
-    more = max(0, len(alerts) - MAX_ALERTS_PER_MESSAGE) + not_shown
-    if more:
-        blocks.append(
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": f"and {more} more not shown"}]}
-        )
+    if more := omitted.text(max(0, len(alerts) - MAX_ALERTS_PER_MESSAGE)):
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
     first = alerts[0]
     dashboard = first.dashboard_url or settings.dashboard_url
     silences = settings.public_url.rstrip("/") + "/v1/silences"

@@ -12,7 +12,7 @@ from functions.fanout.channels.email import EmailChannel
 from functions.fanout.models import Notification
 from functions.fanout.settings import FanoutSettings
 from tests.fanout.conftest import make_transition
-from tests.fanout.standins import SmtpServer
+from tests.fanout.smtp_standin import SmtpServer
 
 
 def channel_for(smtp: SmtpServer) -> EmailChannel:

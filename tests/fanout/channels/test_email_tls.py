@@ -19,7 +19,7 @@ from functions.fanout.channels.email import EmailChannel
 from functions.fanout.models import Notification
 from functions.fanout.settings import FanoutSettings
 from tests.fanout.conftest import make_transition
-from tests.fanout.standins import SmtpServer, _SmtpHandler
+from tests.fanout.smtp_standin import SmtpServer, _SmtpHandler
 
 
 class StartTlsSmtpServer(SmtpServer):

@@ -12,7 +12,7 @@ from functions.fanout.channels.pagerduty import PagerDutyChannel
 from functions.fanout.models import Notification
 from functions.fanout.settings import FanoutSettings
 from tests.fanout.conftest import make_transition
-from tests.fanout.standins import PagerDutyStandIn
+from tests.fanout.pagerduty_standin import PagerDutyStandIn
 
 
 def channel_for(pd: PagerDutyStandIn, key: str | None = None) -> PagerDutyChannel:

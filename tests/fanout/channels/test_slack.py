@@ -13,7 +13,7 @@ from functions.fanout.channels.slack import SlackChannel
 from functions.fanout.models import Notification
 from functions.fanout.settings import FanoutSettings
 from tests.fanout.conftest import make_transition
-from tests.fanout.standins import SlackStandIn
+from tests.fanout.slack_standin import SlackStandIn
 
 pytestmark = pytest.mark.emulators
 

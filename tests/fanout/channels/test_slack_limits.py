@@ -11,7 +11,7 @@ import pytest
 from functions.fanout.channels.slack import SlackChannel
 from tests.fanout.channels.test_slack import notification, retrier, settings_for
 from tests.fanout.conftest import make_transition
-from tests.fanout.standins import SlackStandIn
+from tests.fanout.slack_standin import SlackStandIn
 
 pytestmark = pytest.mark.emulators
 

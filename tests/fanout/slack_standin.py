@@ -1,64 +1,18 @@
-"""Local stand-ins of the vendors fan-out talks to, each checking what it receives as the vendor
-would: Slack's Web API (chat.postMessage, chat.update), PagerDuty's Events API v2 and an SMTP
-server (aiosmtpd) receiving real mail. Each records what it accepted, for the tests to assert on.
-"""
+"""Slack's Web API stand-in (chat.postMessage, chat.update, views.open), checking what it receives
+as Slack would (token, JSON or form body, channel, Block Kit limits, ``thread_ts``) and answering
+like Slack, including ``429`` with ``Retry-After``. It records what it accepted for the tests."""
 
 from __future__ import annotations
 
-import contextlib
-import email
 import json
-import threading
 import time
 from dataclasses import dataclass, field
-from email.message import EmailMessage
-from email.policy import default as default_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
-from devtools.processes import free_port
+from tests.fanout.standin_http import JsonHandler, StandInServer
 
 BLOCK_TYPES = {"header", "section", "context", "actions", "divider", "image", "rich_text"}
-PD_SEVERITIES = {"critical", "error", "warning", "info"}
-
-
-class _Server:
-    """A threaded HTTP server on a free port, stopped by ``close``."""
-
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        self.port = free_port()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
-        self.httpd.standin = self  # type: ignore[attr-defined]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        self.lock = threading.Lock()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-    def _answer(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up waiting
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            for key, value in (headers or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-    def _body(self) -> bytes:
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-
-# --- Slack ------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -76,7 +30,7 @@ class SlackMessage:
         return json.dumps({"text": self.text, "blocks": self.blocks})
 
 
-class SlackStandIn(_Server):
+class SlackStandIn(StandInServer):
     """Slack's Web API at ``base_url``: Bearer token, JSON or form bodies, ``{"ok": ...}`` answers."""
 
     def __init__(self, token: str = "xoxb-test-token", channel: str = "C0ALERTS") -> None:
@@ -161,7 +115,7 @@ def _button_problem(button: dict[str, Any]) -> bool:
     return button.get("style") not in (None, "primary", "danger")
 
 
-class _SlackHandler(_Handler):
+class _SlackHandler(JsonHandler):
     @staticmethod
     def _open_view(slack: SlackStandIn, args: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
         """views.open: a trigger_id (from an interaction) and a modal view with a title of at most
@@ -252,136 +206,3 @@ class _SlackHandler(_Handler):
             target.updates.append({"text": args.get("text", ""), "blocks": args.get("blocks", [])})
             return 200, {"ok": True, "channel": channel, "ts": target.ts, "text": args.get("text", "")}, {}
         return 200, {"ok": False, "error": "unknown_method"}, {}
-
-
-# --- PagerDuty --------------------------------------------------------------------------------
-
-
-class PagerDutyStandIn(_Server):
-    """Events API v2 at ``url``: validates each event and answers 202 like PagerDuty."""
-
-    def __init__(self, routing_key: str = "R0UT1NGKEY0123456789ABCDEFGHIJKL") -> None:
-        super().__init__(_PagerDutyHandler)
-        self.routing_key = routing_key
-        self.events: list[dict[str, Any]] = []
-        self.received_at: list[float] = []  # monotonic time of each accepted event (benches)
-        self.rejected: list[dict[str, Any]] = []
-        self.fail_status: int | None = None
-        # An outage for some incidents only: dedup_key -> the status answered for its events.
-        self.fail_for: dict[str, int] = {}
-        # A slow PagerDuty: each request is answered this many seconds late (and then taken).
-        self.delay_seconds = 0.0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v2/enqueue"
-
-
-def pagerduty_errors(event: Any, routing_key: str) -> list[str]:
-    if not isinstance(event, dict):
-        return ["Event object is invalid"]
-    errors = []
-    if event.get("routing_key") != routing_key:
-        errors.append("Invalid routing key")
-    action = event.get("event_action")
-    if action not in {"trigger", "acknowledge", "resolve"}:
-        errors.append("'event_action' is invalid (must be one of: trigger, acknowledge, resolve)")
-    dedup = event.get("dedup_key")
-    if action in {"acknowledge", "resolve"} and not dedup:
-        errors.append("'dedup_key' is missing or blank")
-    if dedup is not None and (not isinstance(dedup, str) or len(dedup) > 255):
-        errors.append("'dedup_key' must be a string of at most 255 characters")
-    if action == "trigger":
-        payload = event.get("payload")
-        if not isinstance(payload, dict):
-            errors.append("'payload' is missing")
-        else:
-            summary = payload.get("summary")
-            if not isinstance(summary, str) or not summary or len(summary) > 1024:
-                errors.append("'payload.summary' is missing, blank or longer than 1024")
-            if not payload.get("source"):
-                errors.append("'payload.source' is missing or blank")
-            if payload.get("severity") not in PD_SEVERITIES:
-                errors.append(
-                    "'payload.severity' is invalid (must be one of: critical, error, warning, info)"
-                )
-            for optional in ("component", "group", "class"):
-                if optional in payload and not isinstance(payload[optional], str):
-                    errors.append(f"'payload.{optional}' must be a string when given")
-    return errors
-
-
-class _PagerDutyHandler(_Handler):
-    def do_POST(self) -> None:
-        pd: PagerDutyStandIn = self.server.standin  # type: ignore[attr-defined]
-        raw = self._body()
-        if pd.delay_seconds:
-            time.sleep(pd.delay_seconds)
-        if pd.fail_status:
-            self._answer(pd.fail_status, {"status": "unavailable", "message": "try again"})
-            return
-        try:
-            event = json.loads(raw)
-        except ValueError:
-            self._answer(
-                400, {"status": "invalid event", "message": "Event object is invalid", "errors": ["bad JSON"]}
-            )
-            return
-        failing = pd.fail_for.get(event.get("dedup_key")) if isinstance(event, dict) else None
-        if failing:
-            self._answer(failing, {"status": "unavailable", "message": "try again"})
-            return
-        errors = pagerduty_errors(event, pd.routing_key)
-        with pd.lock:
-            if errors:
-                pd.rejected.append(event)
-            else:
-                pd.events.append(event)
-                pd.received_at.append(time.monotonic())
-        if errors:
-            self._answer(
-                400, {"status": "invalid event", "message": "Event object is invalid", "errors": errors}
-            )
-            return
-        self._answer(
-            202, {"status": "success", "message": "Event processed", "dedup_key": event.get("dedup_key")}
-        )
-
-
-# --- SMTP -------------------------------------------------------------------------------------
-
-
-class SmtpServer:
-    """aiosmtpd on a free port, keeping every mail it accepts; ``refuse`` makes RCPT answer 550."""
-
-    def __init__(self) -> None:
-        from aiosmtpd.controller import Controller
-
-        self.port = free_port()
-        self.mails: list[EmailMessage] = []
-        self.envelopes: list[tuple[str, list[str]]] = []
-        self.refuse = False
-        self.controller = Controller(_SmtpHandler(self), hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def close(self) -> None:
-        self.controller.stop()
-
-
-class _SmtpHandler:
-    def __init__(self, server: SmtpServer) -> None:
-        self.server = server
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
-    ) -> str:
-        if self.server.refuse:
-            return "550 5.1.1 mailbox unavailable"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.content, policy=default_policy)
-        self.server.mails.append(message)  # type: ignore[arg-type]
-        self.server.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        return "250 Message accepted for delivery"
