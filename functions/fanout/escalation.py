@@ -24,6 +24,7 @@ from functions.fanout.incident_record import Incident
 from functions.fanout.incident_store import INCIDENTS, get_store, incident_document
 from functions.fanout.incidents import escalate
 from functions.fanout.models import Notification, doc_id
+from functions.fanout.notification_size import fit_alerts
 from functions.fanout.records import ALERTS, AlertRecord, store_notification
 from functions.fanout.records import collection as _col
 from shared.firestore import get_firestore, run_transaction
@@ -69,6 +70,7 @@ def escalate_incident(incident_id: str, now: datetime) -> str | None:
         if renotify:
             return _store_renotification(tx, incident, firing, now)
         step = policy.steps(incident.priority)[step_index]
+        carried, left_out = fit_alerts(firing)
         notification = Notification(
             notification_id=escalation_id(incident.id, incident.escalation_level),
             kind="escalation",
@@ -76,11 +78,12 @@ def escalate_incident(incident_id: str, now: datetime) -> str | None:
             group_labels=incident.labels,
             severity=incident.severity,
             mention=step.mention,
-            alerts=firing,
+            alerts=carried,
             created_at=now,
             incident_id=incident.id,
             escalation_level=incident.escalation_level,
             slack_channel=step.slack_channel,
+            alerts_left_out=left_out,
         )
         store_notification(tx, notification, list(step.channels), [])
         return notification.notification_id
@@ -122,6 +125,7 @@ def _store_renotification(tx: Any, incident: Incident, firing: list[Any], now: d
     if not channels or not firing:
         return None
     times = sum(1 for e in incident.timeline if e.kind == "unacknowledged")
+    carried, left_out = fit_alerts(firing)
     notification = Notification(
         notification_id=f"{incident.id}-u{times}",
         kind="unacknowledged",
@@ -129,11 +133,12 @@ def _store_renotification(tx: Any, incident: Incident, firing: list[Any], now: d
         group_labels=incident.labels,
         severity=incident.severity,
         mention=mention,
-        alerts=firing,
+        alerts=carried,
         created_at=now,
         incident_id=incident.id,
         escalation_level=level,
         slack_channel=slack_channel,
+        alerts_left_out=left_out,
     )
     store_notification(tx, notification, channels, [])
     return notification.notification_id

@@ -22,6 +22,7 @@ from functions.fanout.incident_record import Incident, incident_id, review_url
 from functions.fanout.incident_store import INCIDENTS, incident_document
 from functions.fanout.incidents import alerts_changed, open_incident
 from functions.fanout.models import NEVER_TOO_OLD, Notification, doc_id, mark_late
+from functions.fanout.notification_size import split_plan
 from functions.fanout.policy import Plan, admit, enqueue, plan
 from functions.fanout.records import (
     ALERTS,
@@ -208,6 +209,15 @@ def _commit(
 ) -> str | None:
     route = routing.route(group.severity)
     notification_id: str | None = None
+    # What one notification document cannot carry stays pending, due at once (the next flush).
+    plan, left_pending = split_plan(plan)
+    if left_pending:
+        log.warning(
+            "group %s: %d transitions left for the next flush (a notification's size limit)",
+            group.group_id,
+            len(left_pending),
+            extra={"group_id": group.group_id},
+        )
     if plan.notify:
         group.seq += 1
         notification_id = f"{group.group_id}-n{group.seq}"
@@ -251,8 +261,8 @@ def _commit(
     for item in plan.items:
         if item["outcome"] == "muted":
             tx.update(_col(ALERTS).document(doc_id(item["fingerprint"])), {"muted": item["reason"]})
-    group.pending = []
-    group.next_flush_at = None
+    group.pending = left_pending
+    group.next_flush_at = now if left_pending else None
     if plan.notify:
         group.last_flush_at = now
         group.firing = sorted(firing)

@@ -16,6 +16,7 @@ from functions.fanout import silences as silence_store
 from functions.fanout.delivery import deliver
 from functions.fanout.incident_store import get_store
 from functions.fanout.models import Notification, doc_id
+from functions.fanout.notification_size import fit_alerts
 from functions.fanout.pipeline import firing_alerts, flush
 from functions.fanout.policy import enqueue, mute_reason
 from functions.fanout.records import (
@@ -268,6 +269,7 @@ def repeat(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
             # and Grafana OnCall for a resolved alert group), paged and escalated like the first.
             retrigger = incident is not None and incident.state == "resolved"
             tracked = _retriggered(tx, current, still, now) if retrigger else incident
+            carried, left_out = fit_alerts(still)
             notification = Notification(
                 notification_id=notification_id,
                 kind="repeat",
@@ -275,9 +277,10 @@ def repeat(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
                 group_labels=current.labels,
                 severity=current.severity,
                 mention=route.mention,
-                alerts=still,
+                alerts=carried,
                 created_at=now,
                 incident_id=tracked.id if tracked else None,
+                alerts_left_out=left_out,
             )
             store_notification(tx, notification, list(route.channels), [])
         current.repeat_at = now + route.repeat_interval if current.firing else None

@@ -98,7 +98,8 @@ class EmailChannel:
             "alert",
             notification=notification,
             listed=notification.alerts[:MAX_ALERTS_MAILED],
-            not_listed=Counter(a.state for a in notification.alerts[MAX_ALERTS_MAILED:]),
+            not_listed=Counter(a.state for a in notification.alerts[MAX_ALERTS_MAILED:])
+            + Counter(firing=notification.alerts_left_out),
             silences_url=self.settings.public_url.rstrip("/") + "/v1/silences",
             dashboard_url=self.settings.dashboard_url,
         )

@@ -95,7 +95,10 @@ class SlackChannel:
             if ref := refs.get(alert.fingerprint):
                 silent[ref.message_id].append(alert)
         # A group bigger than five messages: the last message says how many no message shows.
-        note = Omitted(len(notification.alerts) - len(alerts), sum(map(len, silent.values())))
+        note = Omitted(
+            len(notification.alerts) - len(alerts) + notification.alerts_left_out,
+            sum(map(len, silent.values())),
+        )
         if notification.reminder:
             if notification.slack_channel:
                 # An escalation to a wider channel: a message of its own there, with the mention.
