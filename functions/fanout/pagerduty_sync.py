@@ -10,11 +10,12 @@ after 1, 2, 4, 8 and then every 15 minutes. It is given up when PagerDuty refuse
 timeline entry ``PagerDuty acknowledge NOT sent``, an ERROR log, and a reply in the incident's
 Slack threads saying to do it in PagerDuty. While it waits, the timeline says it is pending.
 
-One sender at a time: an attempt first claims its request on the incident for ``CLAIM_LEASE``
-(another instance or the tick finding it claimed leaves it), and its outcome, in the incident's
-transaction, removes it once sent. Only reads and writes: the public ``incident_webhooks`` may
-delete nothing. Its ``key`` (``acknowledge``, ``acknowledge-2`` for an acknowledgement after
-PagerDuty took the first back, ``resolve``) makes the request once per incident.
+One sender at a time: an attempt first claims its request on the incident for as long as it may
+take and a margin, ``CLAIM_LEASE`` at least (another instance or the tick finding it claimed
+leaves it), and its outcome, in the incident's transaction, removes it once sent. Only reads and
+writes: the public ``incident_webhooks`` may delete nothing. Its ``key`` (``acknowledge``,
+``acknowledge-2`` for an acknowledgement after PagerDuty took the first back, ``resolve``) makes
+the request once per incident.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ from shared.logging import get_logger
 
 Action = Literal["acknowledge", "resolve"]
 MAX_BACKOFF = timedelta(minutes=15)
-# Longer than an attempt can take (a timeout per event, bounded by the retry budget).
+# A claim's least lease; an attempt's own time (its deadline, up to the retry budget's 300 s) is
+# added to CLAIM_MARGIN when that is longer, so no second sender starts while one still may send.
 CLAIM_LEASE = timedelta(minutes=2)
+CLAIM_MARGIN = timedelta(seconds=30)
 log = get_logger("fanout.incidents")
 
 
@@ -106,7 +109,9 @@ def sync_incident(incident_id: str, now: datetime, *, seconds: float, due_only: 
     for entry in list(incident.pagerduty_sync):
         if due_only and entry.next_attempt_at > now:
             continue
-        if not _claim(incident.id, entry.key, now):
+        if not _claim(
+            incident.id, entry.key, now, lease=max(CLAIM_LEASE, timedelta(seconds=seconds) + CLAIM_MARGIN)
+        ):
             continue  # another instance is sending it: its outcome settles it
         attempt = _attempt(incident, entry, deadline)
         gave_up = _settle(incident.id, entry.key, attempt, len(incident.fingerprints), now)
@@ -117,7 +122,7 @@ def sync_incident(incident_id: str, now: datetime, *, seconds: float, due_only: 
     return sent
 
 
-def _claim(incident_id: str, key: str, now: datetime) -> bool:
+def _claim(incident_id: str, key: str, now: datetime, *, lease: timedelta = CLAIM_LEASE) -> bool:
     claimed: list[bool] = []
 
     def mutate(incident: Incident) -> Change:
@@ -125,7 +130,7 @@ def _claim(incident_id: str, key: str, now: datetime) -> bool:
         entry = next((s for s in incident.pagerduty_sync if s.key == key), None)
         if entry is None or (entry.claimed_until is not None and entry.claimed_until > now):
             return Change(False, "settled or being sent")
-        entry.claimed_until = now + CLAIM_LEASE
+        entry.claimed_until = now + lease
         claimed.append(True)
         return Change(True, "claimed")
 

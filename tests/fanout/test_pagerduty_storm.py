@@ -125,3 +125,43 @@ def test_an_acknowledgement_of_300_alerts_goes_on_from_where_the_rate_limit_cut_
     assert set(keys) == set(fingerprints)
     assert set(keys.values()) == {1}
     assert now - AT == timedelta(minutes=2)  # three tries, a minute apart
+
+
+@pytest.mark.parametrize(("seconds", "lease"), [(1.5, 120), (300, 330)])
+def test_a_claim_lasts_as_long_as_its_attempt_may_take(
+    memory_store: MemoryIncidentStore, monkeypatch: pytest.MonkeyPatch, seconds: float, lease: float
+) -> None:
+    """A tick's attempt may take the whole retry budget (up to 300 s): its claim outlasts it, so
+    no second sender starts on the same request while the first may still be sending."""
+    from functions.fanout import pagerduty_sync
+
+    incident = Incident(
+        id="i-slow",
+        priority="P1",
+        severity="critical",
+        state="acknowledged",
+        title="[CRITICAL] slow",
+        group_key="g",
+        opened_at=AT,
+        respond_by=AT + timedelta(minutes=15),
+        resolve_by=AT + timedelta(hours=4),
+        fingerprints=["fp-1"],
+        pagerduty_sync=[
+            PagerDutySync(action="acknowledge", key="acknowledge", requested_at=AT, next_attempt_at=AT)
+        ],
+        pagerduty_sync_at=AT,
+    )
+    memory_store.create(incident)
+    during: list[datetime | None] = []
+    second_sender: list[bool] = []
+
+    def attempt(incident: Incident, entry: PagerDutySync, deadline: float) -> pagerduty_sync.Attempt:
+        during.append(get_store().get(incident.id).pagerduty_sync[0].claimed_until)  # type: ignore[union-attr]
+        # Another instance, 150 s into this attempt (past the 2-minute floor):
+        second_sender.append(pagerduty_sync._claim(incident.id, entry.key, AT + timedelta(seconds=150)))
+        return pagerduty_sync.Attempt("sent", taken=("fp-1",))
+
+    monkeypatch.setattr(pagerduty_sync, "_attempt", attempt)
+    pagerduty_sync.sync_incident(incident.id, AT, seconds=seconds, due_only=False)
+    assert during == [AT + timedelta(seconds=lease)]
+    assert second_sender == [lease < 150]
