@@ -30,7 +30,7 @@ from shared.http import (
 )
 from shared.logging import get_logger
 from shared.metrics.query import run_query
-from shared.metrics.query_model import AGGREGATIONS, Agg, MetricQuery, QueryError
+from shared.metrics.query_model import AGGREGATIONS, Across, Agg, MetricQuery, QueryError
 from shared.settings import get_settings
 
 api = Api("ingestion")
@@ -130,6 +130,10 @@ class QueryParams(BaseModel):
     step: int | None = Field(default=None, gt=0, description="seconds per point (default: one point)")
     by: str | None = Field(default=None, max_length=1000, description="labels to group by, comma separated")
     resolution: Literal["auto", "minute", "hour"] | None = None
+    across: Across | None = Field(
+        default=None,
+        description="combine each group's series after aggregating each over time (sum, avg, min, max)",
+    )
 
 
 class QueryAnswer(BaseModel):

@@ -138,3 +138,12 @@ def test_an_empty_label_value_matches_the_series_without_the_label(client, store
     assert without.status_code == 200, without.get_data(as_text=True)
     values = [p[1] for s in without.get_json()["series"] for p in s["points"] if p[1] is not None]
     assert values == [5.0]
+
+
+def test_across_is_in_the_query_contract_and_refused_naming_its_values(client) -> None:  # type: ignore[no-untyped-def]
+    document = client.get("/openapi.json").get_json()
+    parameters = {p["name"]: p for p in document["paths"]["/v1/query"]["get"]["parameters"]}
+    assert parameters["across"]["schema"]["enum"] == ["sum", "avg", "min", "max"]
+    answer = client.get(f"/v1/query?metric=g&agg=count&{WINDOW}&across=median")
+    assert answer.status_code == 422
+    assert "across" in answer.get_data(as_text=True)
