@@ -212,16 +212,27 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     failures, notes = permissions.check_session(folder, PROJECT)
     calls = api_calls.read_calls(folder)
-    session.config._ion_permission_report = (calls, failures, notes)  # type: ignore[attr-defined]
-    if failures and session.exitstatus == pytest.ExitCode.OK:
+    index_failures = _index_problems(calls)
+    session.config._ion_permission_report = (calls, failures, notes, index_failures)  # type: ignore[attr-defined]
+    if (failures or index_failures) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _index_problems(calls: list[api_calls.ApiCall]) -> list[str]:
+    """The queries functions ran that production Firestore would refuse for want of an index
+    (the emulator serves any): each must be served by single-field indexes or one declared in
+    topology.yaml's composite_indexes (shared/firestore_indexes.py)."""
+    from shared.firestore_indexes import QueryShape, problems
+
+    shapes = [QueryShape.model_validate_json(c.query) for c in calls if c.query and not c.local_only]
+    return problems(shapes, load_topology())
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
     report = getattr(config, "_ion_permission_report", None)
     if report is None:
         return
-    calls, failures, notes = report
+    calls, failures, notes, index_failures = report
     methods = {call.method for call in calls}
     terminalreporter.write_sep("-", "permission check (devtools/permissions.py)")
     terminalreporter.write_line(
@@ -232,3 +243,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.write_line(f"permission check note: {note}", yellow=True)
     for failure in failures:
         terminalreporter.write_line(f"PERMISSION CHECK FAILED: {failure}", red=True)
+    queries = {call.query for call in calls if call.query}
+    terminalreporter.write_line(
+        f"{len(queries)} distinct Firestore query shapes checked against their indexes"
+    )
+    for failure in index_failures:
+        terminalreporter.write_line(f"FIRESTORE INDEX CHECK FAILED: {failure}", red=True)
