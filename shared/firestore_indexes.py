@@ -89,7 +89,9 @@ def _with_name(index: CompositeIndex) -> tuple[IndexedField, ...]:
     return (*index.fields, IndexedField(field=NAME, order=index.fields[-1].order))
 
 
-def _served_by_composites(shape: QueryShape, declared: Iterable[CompositeIndex]) -> bool:
+def _uncovered(shape: QueryShape, declared: Iterable[CompositeIndex]) -> set[str] | None:
+    """The query's equality fields no declared index (with the query's order after them) covers;
+    None when the query has no equality field and no index is its order exactly."""
     order = index_order(shape)
     equal = set(shape.equalities)
     prefixes: list[set[str]] = []
@@ -101,8 +103,8 @@ def _served_by_composites(shape: QueryShape, declared: Iterable[CompositeIndex])
         if len(fields) >= len(order) and tail == order and {f.field for f in head} <= equal:
             prefixes.append({f.field for f in head})
     if not equal:
-        return any(not prefix for prefix in prefixes)
-    return all(any(field in prefix for prefix in prefixes) for field in equal)
+        return set() if any(not prefix for prefix in prefixes) else None
+    return {field for field in equal if not any(field in prefix for prefix in prefixes)}
 
 
 def problem(shape: QueryShape, topology: Topology) -> str | None:
@@ -124,9 +126,11 @@ def problem(shape: QueryShape, topology: Topology) -> str | None:
         return (
             f"{where}: array-contains with an order or range needs an index with array_config, not declarable"
         )
-    if _served_by_composites(shape, topology.composite_indexes):
+    uncovered = _uncovered(shape, topology.composite_indexes)
+    if uncovered == set():
         return None
-    needed = required_index(shape)
+    # The fields no index covers yet (Firestore merges the new index with those that do).
+    needed = required_index(shape.model_copy(update={"equalities": tuple(sorted(uncovered or ()))}))
     assert needed is not None
     return f"{where}: no declared composite index serves it; add to topology.yaml:\n  {as_yaml(needed)}"
 

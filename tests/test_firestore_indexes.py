@@ -103,6 +103,13 @@ def test_a_declared_index_serves_and_merges_across_equality_fields() -> None:
     )
     other = cities(equalities=("country",), order_by=order(("pop", ASC)))
     assert problem(other, declared) is not None  # no index starts with country
+    # With state covered already, only country's index is asked for (merged with state's).
+    partly = problem(cities(equalities=("country", "state"), order_by=order(("pop", ASC))), declared)
+    assert partly is not None
+    assert partly.endswith(
+        "- {collection: cities, fields: [{field: country, order: ASCENDING}, {field: pop, order: ASCENDING}, "
+        "{field: __name__, order: ASCENDING}]}"
+    )
 
 
 def test_an_exempt_field_is_not_queryable_through_single_field_indexes() -> None:
