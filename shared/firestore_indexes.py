@@ -22,6 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.api_calls import ApiCall
 from shared.topology import CompositeIndex, IndexedField, Topology
 
 NAME = "__name__"
@@ -146,3 +147,12 @@ def problems(shapes: Iterable[QueryShape], topology: Topology) -> list[str]:
     """Each distinct problem of the queries, once."""
     found = (problem(shape, topology) for shape in set(shapes))
     return sorted({p for p in found if p is not None})
+
+
+def recorded_problems(calls: Iterable[ApiCall], topology: Topology) -> list[str]:
+    """The problems of the queries recorded with the calls (``shared/api_calls.py``); a call made
+    only locally (no deployed function makes it) is left out."""
+    shapes = [
+        QueryShape.model_validate_json(call.query) for call in calls if call.query and not call.local_only
+    ]
+    return problems(shapes, topology)

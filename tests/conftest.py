@@ -201,31 +201,25 @@ sys.path.insert(0, str(ROOT))
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Every call a function made in this session must be allowed by its grants: a gap fails the
     run however the tests went. Order-free: it reads the union of the calls recorded, whichever
-    tests ran. A need not yet in terraform/iam/needs.yaml is noted, not failed. Under pytest-xdist
-    the controller checks, once every worker has finished and recorded into the same folder."""
+    tests ran. A need not yet in terraform/iam/needs.yaml is noted, not failed. Every Firestore
+    query a function ran must be served by an index production has (single-field or declared in
+    topology.yaml's composite_indexes). Under pytest-xdist the controller checks, once every
+    worker has finished and recorded into the same folder."""
     if hasattr(session.config, "workerinput"):
         return
     folder = Path(os.environ.get(api_calls.ENV_VAR, API_CALLS_DIR))
     if not api_calls.recording() or not folder.is_dir():
         return
     from devtools import permissions
+    from shared.firestore_indexes import recorded_problems
 
     failures, notes = permissions.check_session(folder, PROJECT)
     calls = api_calls.read_calls(folder)
-    index_failures = _index_problems(calls)
+    # Queries production would refuse for want of an index (the emulator serves any).
+    index_failures = recorded_problems(calls, load_topology())
     session.config._ion_permission_report = (calls, failures, notes, index_failures)  # type: ignore[attr-defined]
     if (failures or index_failures) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def _index_problems(calls: list[api_calls.ApiCall]) -> list[str]:
-    """The queries functions ran that production Firestore would refuse for want of an index
-    (the emulator serves any): each must be served by single-field indexes or one declared in
-    topology.yaml's composite_indexes (shared/firestore_indexes.py)."""
-    from shared.firestore_indexes import QueryShape, problems
-
-    shapes = [QueryShape.model_validate_json(c.query) for c in calls if c.query and not c.local_only]
-    return problems(shapes, load_topology())
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]

@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from shared.firestore_indexes import QueryShape, as_yaml, problem, problems, required_index
+from shared.firestore_indexes import (
+    QueryShape,
+    as_yaml,
+    problem,
+    problems,
+    recorded_problems,
+    required_index,
+)
 from shared.topology import IndexedField, load_topology
 
 ASC, DESC = "ASCENDING", "DESCENDING"
@@ -221,3 +228,24 @@ def test_an_index_declared_twice_is_refused() -> None:
     raw["composite_indexes"] = [*raw["composite_indexes"], raw["composite_indexes"][0]]
     with pytest.raises(ValidationError, match="declared twice"):
         load_topology().model_validate(raw)
+
+
+def test_the_session_check_reads_the_recorded_queries() -> None:
+    from shared.api_calls import ApiCall
+
+    needing = QueryShape(collection="customers", equalities=("owner",), order_by=order(("health.score", ASC)))
+    call = {
+        "function": "score_health",
+        "api": "firestore.googleapis.com",
+        "method": "RunQuery",
+        "resource": "r",
+    }
+    recorded = [
+        ApiCall(**call, query=needing.model_dump_json()),
+        ApiCall(**call, query=QueryShape(collection="customers", equalities=("status",)).model_dump_json()),
+        ApiCall(**call, query=needing.model_dump_json(), local_only="emulator only"),
+        ApiCall(**call),
+    ]
+    found = recorded_problems(recorded, load_topology())
+    assert len(found) == 1
+    assert "{field: owner, order: ASCENDING}, {field: health.score, order: ASCENDING}" in found[0]
