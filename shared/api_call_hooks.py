@@ -11,6 +11,7 @@ from typing import Any
 
 from shared.api_calls import active_recorder, calls_of, current_function, explicit_caller, record_call
 from shared.api_methods import api_of, grpc_calls, rest_call
+from shared.firestore_query_shapes import query_shape
 
 
 def patch_clients() -> None:
@@ -42,8 +43,10 @@ def _on_grpc(method: str, request: Any) -> None:
         for function in sorted(callers | ({own} if own else set())):
             recorder.add(function, "pubsub.googleapis.com", method, request.topic)
         return
+    shape = query_shape(method, request)
+    query = shape.model_dump_json(exclude_defaults=True) if shape is not None else ""
     for resource, detail in grpc_calls(method, request):
-        record_call(api_of(method), method, resource, detail)
+        record_call(api_of(method), method, resource, detail, query)
 
 
 # --- gRPC: an interceptor on every channel -------------------------------------------------------

@@ -68,6 +68,7 @@ class ApiCall(BaseModel):
             self.detail,
             tuple(sorted(self.settings.items())),
             self.local_only,
+            self.query,
         )
 
     function: str
@@ -82,6 +83,9 @@ class ApiCall(BaseModel):
     local_only: str | None = None
     # The process's own project (GOOGLE_CLOUD_PROJECT): the check reads it as the deployed one.
     project: str | None = None
+    # A Firestore query's shape (``shared.firestore_indexes.QueryShape`` as JSON): the index
+    # check at the session's end reads it (the emulator needs no index, production does).
+    query: str = ""
 
 
 # --- attribution ---------------------------------------------------------------------------------
@@ -145,7 +149,9 @@ class Recorder:
         with self._lock:
             return self.pending_publishes.pop(topic, set())
 
-    def add(self, function: str, api: str, method: str, resource: str, detail: str = "") -> None:
+    def add(
+        self, function: str, api: str, method: str, resource: str, detail: str = "", *, query: str = ""
+    ) -> None:
         settings = _settings_behind(resource)
         project = os.environ.get("GOOGLE_CLOUD_PROJECT")
         key = (
@@ -157,6 +163,7 @@ class Recorder:
             detail,
             tuple(sorted(settings.items())),
             _local_only.get(),
+            query,
         )
         with self._lock:
             if key in self._seen:
@@ -169,8 +176,9 @@ class Recorder:
                 resource=resource,
                 detail=detail,
                 settings=settings,
-                local_only=key[-1],
+                local_only=key[-2],
                 project=project,
+                query=query,
             )
             line = call.model_dump_json(exclude_defaults=True) + "\n"
             # One O_APPEND write per line: processes sharing one file never interleave a line.
@@ -224,7 +232,7 @@ def _settings_behind(resource: str) -> dict[str, str]:
     return found
 
 
-def record_call(api: str, method: str, resource: str, detail: str = "") -> None:
+def record_call(api: str, method: str, resource: str, detail: str = "", query: str = "") -> None:
     if method == "google.longrunning.Operations/GetOperation":
         resource = resource.rsplit("/", 1)[0] + "/*"  # each operation's id is new: its place decides
     recorder = _recorder
@@ -233,7 +241,7 @@ def record_call(api: str, method: str, resource: str, detail: str = "") -> None:
     function = _caller.get() or recorder.default_function
     if function is None:
         return
-    recorder.add(function, api, method, resource, detail)
+    recorder.add(function, api, method, resource, detail, query=query)
 
 
 # --- switching on --------------------------------------------------------------------------------

@@ -149,6 +149,29 @@ class IndexExemption(_Strict):
     field: str
 
 
+class IndexedField(_Strict):
+    field: str = Field(min_length=1)
+    order: Literal["ASCENDING", "DESCENDING"]
+
+
+class CompositeIndex(_Strict):
+    """A Firestore composite index (query scope collection): production refuses a query that
+    needs one not declared, the emulator never does (``shared/firestore_indexes.py`` checks)."""
+
+    collection: str = Field(min_length=1)
+    database: Literal["(default)", "route"] = "(default)"
+    fields: tuple[IndexedField, ...] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _fields_well_formed(self) -> CompositeIndex:
+        paths = [f.field for f in self.fields]
+        if len(paths) != len(set(paths)):
+            raise ValueError(f"composite index on {self.collection}: a field is listed twice")
+        if "__name__" in paths[:-1]:
+            raise ValueError(f"composite index on {self.collection}: __name__ can only be the last field")
+        return self
+
+
 class Topology(_Strict):
     capabilities: dict[str, Capability]
     functions: dict[str, Function]
@@ -156,6 +179,7 @@ class Topology(_Strict):
     schedules: dict[str, Schedule]
     ttl_policies: list[TtlPolicy] = []
     index_exemptions: list[IndexExemption] = []
+    composite_indexes: list[CompositeIndex] = []
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Topology:
@@ -218,6 +242,8 @@ class Topology(_Strict):
                 if path in claimed:
                     raise ValueError(f"functions {claimed[path]} and {name} both claim public path {path}")
                 claimed[path] = name
+        if len(self.composite_indexes) != len(set(self.composite_indexes)):
+            raise ValueError("a composite index is declared twice")
         ports = [c.port for c in self.capabilities.values()]
         if len(ports) != len(set(ports)):
             raise ValueError("two capabilities share a port")

@@ -10,6 +10,7 @@ locals {
   schedules = try(local.topology.schedules, {})
   ttl       = try(local.topology.ttl_policies, [])
   no_index  = try(local.topology.index_exemptions, [])
+  composite = try(local.topology.composite_indexes, [])
   # Every topic gets a dead-letter topic; a push subscription moves a message there after
   # max_delivery_attempts, so no retry is unbounded.
   dead_letter_topics = { for name, _ in local.topics : name => "${name}-dead-letter" }
@@ -387,4 +388,26 @@ resource "google_firestore_field" "no_index" {
   collection = each.value.collection
   field      = each.value.field
   index_config {}
+}
+
+# Composite indexes: production Firestore refuses a query that needs one not declared (the
+# emulator never does; the tests check their queries against this list, shared/firestore_indexes.py).
+resource "google_firestore_index" "composite" {
+  for_each = {
+    for index in local.composite : join(" ", concat(
+      [try(index.database, "(default)"), index.collection],
+      [for f in index.fields : "${f.field}:${f.order}"],
+    )) => index
+  }
+  database    = try(each.value.database, "(default)") == "route" ? google_firestore_database.route.name : google_firestore_database.default.name
+  collection  = each.value.collection
+  query_scope = "COLLECTION"
+
+  dynamic "fields" {
+    for_each = each.value.fields
+    content {
+      field_path = fields.value.field
+      order      = fields.value.order
+    }
+  }
 }

@@ -201,19 +201,24 @@ sys.path.insert(0, str(ROOT))
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Every call a function made in this session must be allowed by its grants: a gap fails the
     run however the tests went. Order-free: it reads the union of the calls recorded, whichever
-    tests ran. A need not yet in terraform/iam/needs.yaml is noted, not failed. Under pytest-xdist
-    the controller checks, once every worker has finished and recorded into the same folder."""
+    tests ran. A need not yet in terraform/iam/needs.yaml is noted, not failed. Every Firestore
+    query a function ran must be served by an index production has (single-field or declared in
+    topology.yaml's composite_indexes). Under pytest-xdist the controller checks, once every
+    worker has finished and recorded into the same folder."""
     if hasattr(session.config, "workerinput"):
         return
     folder = Path(os.environ.get(api_calls.ENV_VAR, API_CALLS_DIR))
     if not api_calls.recording() or not folder.is_dir():
         return
     from devtools import permissions
+    from shared.firestore_indexes import recorded_problems
 
     failures, notes = permissions.check_session(folder, PROJECT)
     calls = api_calls.read_calls(folder)
-    session.config._ion_permission_report = (calls, failures, notes)  # type: ignore[attr-defined]
-    if failures and session.exitstatus == pytest.ExitCode.OK:
+    # Queries production would refuse for want of an index (the emulator serves any).
+    index_failures = recorded_problems(calls, load_topology())
+    session.config._ion_permission_report = (calls, failures, notes, index_failures)  # type: ignore[attr-defined]
+    if (failures or index_failures) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -221,7 +226,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     report = getattr(config, "_ion_permission_report", None)
     if report is None:
         return
-    calls, failures, notes = report
+    calls, failures, notes, index_failures = report
     methods = {call.method for call in calls}
     terminalreporter.write_sep("-", "permission check (devtools/permissions.py)")
     terminalreporter.write_line(
@@ -232,3 +237,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         terminalreporter.write_line(f"permission check note: {note}", yellow=True)
     for failure in failures:
         terminalreporter.write_line(f"PERMISSION CHECK FAILED: {failure}", red=True)
+    queries = {call.query for call in calls if call.query}
+    terminalreporter.write_line(
+        f"{len(queries)} distinct Firestore query shapes checked against their indexes"
+    )
+    for failure in index_failures:
+        terminalreporter.write_line(f"FIRESTORE INDEX CHECK FAILED: {failure}", red=True)

@@ -151,6 +151,9 @@ def test_schedules_and_ttl_policies_come_from_the_topology() -> None:
     assert resources[("google_cloud_scheduler_job", "jobs")]["for_each"] == "${local.schedules}"
     assert "local.ttl" in resources[("google_firestore_field", "ttl")]["for_each"]
     assert "local.no_index" in resources[("google_firestore_field", "no_index")]["for_each"]
+    composite = resources[("google_firestore_index", "composite")]
+    assert "local.composite" in composite["for_each"]
+    assert "google_firestore_database.route.name" in composite["database"]
 
 
 def test_index_exemptions_name_fields_the_metric_store_writes() -> None:
