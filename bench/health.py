@@ -228,6 +228,14 @@ def bench_pipeline(n: int) -> dict[str, Any]:
     os.environ["FIRESTORE_EMULATOR_HOST"] = f"127.0.0.1:{fs_port}"
     os.environ["PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{ps_port}"
     os.environ["ION_METRICS_UPDATES_TOPIC"] = ""
+    # The clients and settings an earlier part of this run cached point at its emulators (stopped
+    # since) and the project it read.
+    from shared import firestore, pubsub
+    from shared.settings import get_settings
+
+    get_settings.cache_clear()
+    firestore.reset_clients()
+    pubsub.reset_clients()
     try:
         return _bench_pipeline(n)
     finally:
