@@ -77,6 +77,26 @@ def test_a_group_of_500_triggers_goes_through_over_re_drives_each_event_once(
     assert set(keys.values()) == {1}  # every alert once, none again
 
 
+def acknowledged_incident(incident_id: str, fingerprints: list[str]) -> Incident:
+    """An incident acknowledged at ``AT`` whose acknowledgement PagerDuty is still to be told of."""
+    return Incident(
+        id=incident_id,
+        priority="P1",
+        severity="critical",
+        state="acknowledged",
+        title=f"[CRITICAL] {incident_id}",
+        group_key="g",
+        opened_at=AT,
+        respond_by=AT + timedelta(minutes=15),
+        resolve_by=AT + timedelta(hours=4),
+        fingerprints=fingerprints,
+        pagerduty_sync=[
+            PagerDutySync(action="acknowledge", key="acknowledge", requested_at=AT, next_attempt_at=AT)
+        ],
+        pagerduty_sync_at=AT,
+    )
+
+
 @pytest.fixture
 def memory_store() -> Iterator[MemoryIncidentStore]:
     store = MemoryIncidentStore()
@@ -91,22 +111,7 @@ def test_an_acknowledgement_of_300_alerts_goes_on_from_where_the_rate_limit_cut_
     from functions.fanout.pagerduty_sync import sync_due, sync_incident
 
     fingerprints = [f"fp-{i:03d}" for i in range(300)]
-    incident = Incident(
-        id="i-storm",
-        priority="P1",
-        severity="critical",
-        state="acknowledged",
-        title="[CRITICAL] storm",
-        group_key="g",
-        opened_at=AT,
-        respond_by=AT + timedelta(minutes=15),
-        resolve_by=AT + timedelta(hours=4),
-        fingerprints=fingerprints,
-        pagerduty_sync=[
-            PagerDutySync(action="acknowledge", key="acknowledge", requested_at=AT, next_attempt_at=AT)
-        ],
-        pagerduty_sync_at=AT,
-    )
+    incident = acknowledged_incident("i-storm", fingerprints)
     memory_store.create(incident)
     assert sync_incident(incident.id, AT, seconds=20, due_only=False) == []  # 120, then 429
     now = AT
@@ -135,22 +140,7 @@ def test_a_claim_lasts_as_long_as_its_attempt_may_take(
     no second sender starts on the same request while the first may still be sending."""
     from functions.fanout import pagerduty_sync
 
-    incident = Incident(
-        id="i-slow",
-        priority="P1",
-        severity="critical",
-        state="acknowledged",
-        title="[CRITICAL] slow",
-        group_key="g",
-        opened_at=AT,
-        respond_by=AT + timedelta(minutes=15),
-        resolve_by=AT + timedelta(hours=4),
-        fingerprints=["fp-1"],
-        pagerduty_sync=[
-            PagerDutySync(action="acknowledge", key="acknowledge", requested_at=AT, next_attempt_at=AT)
-        ],
-        pagerduty_sync_at=AT,
-    )
+    incident = acknowledged_incident("i-slow", ["fp-1"])
     memory_store.create(incident)
     during: list[datetime | None] = []
     second_sender: list[bool] = []
