@@ -23,7 +23,13 @@ TF_FILES = sorted(p for p in TERRAFORM.rglob("*.tf") if ".terraform" not in p.pa
 # What people open, by function (README: Deploy, "Opening dashboards and links").
 EXPECTED_PATHS = {
     "mail_reports": ["/dashboards", "/dashboards/*", "/v1/reports", "/v1/reports/*"],
-    "manage_alerts": ["/v1/silences", "/v1/silences/*", "/v1/incidents", "/v1/incidents/*"],
+    "manage_alerts": [
+        "/v1/silences",
+        "/v1/silences/*",
+        "/v1/transitions",
+        "/v1/incidents",
+        "/v1/incidents/*",
+    ],
     "manage_dead_letters": ["/v1/dead-letters", "/v1/dead-letters/*"],
     "score_health": ["/v1/health/customers", "/v1/health/customers/*", "/v1/health/personas"],
     "snapshot_cost": ["/v1/cost", "/v1/cost/forecast", "/v1/cost/anomalies"],

@@ -4,10 +4,10 @@ the incident answers built from the stored records."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from functions.fanout import silences
 from functions.fanout.incident_policy import Priority
@@ -103,6 +103,33 @@ class IncidentsQuery(BaseModel):
     priority: Literal["P1", "P2", "P3", "P4"] | None = Field(default=None, description="only this priority")
     since: QueryTime | None = Field(default=None, description="only incidents opened at or after this time")
     limit: int = Field(default=100, ge=1, le=500, description="at most this many, newest first")
+
+
+# A window of the transition log: a day by default, a week at most (the log keeps 30 days).
+TRANSITIONS_WINDOW = timedelta(days=1)
+TRANSITIONS_MAX_WINDOW = timedelta(days=7)
+
+
+class TransitionsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: QueryTime = Field(description="received at or after this time")
+    until: QueryTime | None = Field(
+        default=None, description="received before this time (default since + 24 h, at most since + 7 days)"
+    )
+    severity: Severity | None = Field(default=None, description="only this severity")
+    limit: int = Field(default=100, ge=1, le=500, description="at most this many, oldest first")
+    after: DocumentId(description="the `next` of the page before") | None = None  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _window(self) -> TransitionsQuery:
+        end = self.end()
+        if not self.since < end <= self.since + TRANSITIONS_MAX_WINDOW:
+            raise ValueError("until must be after since and at most 7 days after it")
+        return self
+
+    def end(self) -> datetime:
+        return self.until or self.since + TRANSITIONS_WINDOW
 
 
 class IncidentOut(BaseModel):

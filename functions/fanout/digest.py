@@ -169,13 +169,12 @@ def collect(day: date) -> Digest:
 
 
 def full_list_of(day: date) -> str:
-    """Where the day's every transition is: no API route lists transitions, so the collection."""
-    settings = get_fanout_settings()
-    incidents = f"{settings.public_url.rstrip('/')}/v1/incidents?since={day.isoformat()}T00:00:00Z"
+    """Where the day's every transition is: the transition log's route, and the incidents since."""
+    base = get_fanout_settings().public_url.rstrip("/")
+    since = f"{day.isoformat()}T00:00:00Z"
     return (
-        f"every transition of the day is in Firestore, collection {TRANSITIONS} (received_at on "
-        f"{day.isoformat()} UTC, kept {KEEP.days} days; no API route lists them); the incidents "
-        f"opened since: {incidents}"
+        f"every transition of the day: {base}/v1/transitions?since={since} (page by page, kept "
+        f"{KEEP.days} days); the incidents opened since: {base}/v1/incidents?since={since}"
     )
 
 

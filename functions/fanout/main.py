@@ -1,8 +1,7 @@
-"""The fan-out capability's entry points: ``handle_event`` (the ``alerts`` topic), ``handle_redrive``
-(``alert-deliveries``), ``handle`` (manage_alerts: group timers, silences, the flush tick, the
-digest, incidents) and ``handle_webhooks`` (the public incident_webhooks). Handlers only: the
-contract is in ``api_models.py`` and ``api_routes.py``, the work in the domain modules (Slack's and
-PagerDuty's requests taken in through ``webhook_vendors.py``)."""
+"""The fan-out capability's entry points: ``handle_event`` (topic ``alerts``), ``handle_redrive``
+(``alert-deliveries``), ``handle`` (manage_alerts: group timers, silences, the flush tick, the digest,
+the transition log, incidents) and ``handle_webhooks`` (the public incident_webhooks). Handlers only:
+the contract is in ``api_models.py`` and ``api_routes.py``, the work in the domain modules."""
 
 from __future__ import annotations
 
@@ -27,9 +26,11 @@ from functions.fanout.api_models import (
     SilenceOut,
     SilencePath,
     SilencesQuery,
+    TransitionsQuery,
     incident_action_out,
     incident_out,
 )
+from functions.fanout.transition_log import TransitionPage
 from functions.fanout.webhook_vendors import PAGERDUTY, SLACK, WebhookVendor
 from shared.audit import actor, audit
 from shared.clock import utcnow
@@ -119,8 +120,7 @@ def expire_silence(request: flask.Request, silence_id: str) -> dict[str, Any]:
 
 @api.route("/v1/flush", methods=["POST"])
 def flush_tick(_request: flask.Request) -> dict[str, Any]:
-    """The scheduler's tick (every minute), the timers' safety net: due groups, repeats, flapping
-    releases, re-drives."""
+    """The scheduler's tick (every minute), the timers' safety net (``ticks.tick`` says what it does)."""
     from functions.fanout.ticks import tick
 
     return tick()
@@ -128,8 +128,7 @@ def flush_tick(_request: flask.Request) -> dict[str, Any]:
 
 @api.route("/v1/flush/group", **api_routes.FLUSH_GROUP)
 def flush_group(_request: flask.Request, body: FlushGroupRequest) -> dict[str, Any]:
-    """One group's timer (Cloud Tasks, at the due time): flush it if due, send its repeat if due.
-    Early: 409 with Retry-After and nothing done (Cloud Tasks retries with the queue's backoff)."""
+    """One group's timer (Cloud Tasks): flush it and send its repeat if due; early, a 409 to retry."""
     from functions.fanout.ticks import NotDueYet
     from functions.fanout.ticks import flush_group as flush_one
 
@@ -159,6 +158,17 @@ def digest(request: flask.Request, body: DigestRequest) -> dict[str, Any]:
         raise Problem(
             503, f"The digest could not be mailed: {exc.reason}", headers={"Retry-After": "60"}
         ) from None
+
+
+@api.route("/v1/transitions", methods=["GET"], query=TransitionsQuery, response=TransitionPage)
+def list_transitions(_request: flask.Request, query: TransitionsQuery) -> TransitionPage:
+    """Transitions received in a window, oldest first: what a capped digest or note leaves out."""
+    from functions.fanout import transition_log
+
+    try:
+        return transition_log.page(query.since, query.end(), query.severity, query.limit, query.after)
+    except transition_log.UnknownCursor as exc:
+        raise Problem(422, str(exc)) from None
 
 
 # --- incidents ---------------------------------------------------------------------------------
@@ -297,13 +307,11 @@ def _take_webhook(request: flask.Request, vendor: WebhookVendor) -> dict[str, An
 
 
 def slack_interactions(request: flask.Request) -> dict[str, Any] | flask.Response:
-    """Slack's interactivity requests (form ``payload=<json>``), verified with SLACK_SIGNING_SECRET.
-
-    A button's request is answered with what it did; a dialog's submission with an empty 200,
-    which closes the dialog."""
+    """Slack's interactivity requests (form ``payload=<json>``), verified with SLACK_SIGNING_SECRET:
+    a button's answered with what it did; a dialog's submission with an empty 200, which closes the
+    dialog (a body would be read as a ``response_action``)."""
     answer = _take_webhook(request, SLACK)
     if answer.get("view_submission"):
-        # Slack closes the dialog on an empty 200; a body would be read as a response_action.
         return flask.Response(b"", status=200)
     return answer
 

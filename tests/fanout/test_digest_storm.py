@@ -104,7 +104,7 @@ def test_the_mail_of_a_storm_day_is_capped_and_says_where_the_whole_list_is(fano
     for part in (text, html):
         assert f"... and {left} more not listed (medium: {left})" in part
         assert "... and 11 more rules" in part
-        assert "collection fanout_transitions (received_at on 2026-03-01 UTC, kept 30 days" in part
+        assert "/v1/transitions?since=2026-03-01T00:00:00Z (page by page, kept 30 days)" in part
         assert "/v1/incidents?since=2026-03-01T00:00:00Z" in part
     listed = re.findall(r"^  \S+Z (?:medium|critical) (?:FIRING|RESOLVED) ", text, flags=re.MULTILINE)
     assert len(listed) == MAX_TRANSITIONS_LISTED
