@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from functions.fanout.channels.registry import kinds, missing_settings
+from functions.fanout.channels.registry import kinds, unset_variables
 from functions.fanout.incident_policy import PolicyError, load_policy
 from functions.fanout.routes import load_routing
 from functions.fanout.settings import FanoutSettings
@@ -36,11 +36,7 @@ def settings_problems(settings: FanoutSettings, channels: set[str], *, timers: b
     """What a deployed fan-out lacks: each routed channel's unset variables, link bases people
     could not open (not https, loopback, or a function's own internal URL: shared/links.py), and
     with ``timers`` what its group timers need."""
-    problems = []
-    for name in sorted(channels - {"log"}):
-        missing = missing_settings(name, settings)
-        if missing:
-            problems.append(f"channel {name} is routed to but {', '.join(missing)} is not set")
+    problems = channel_problems(settings, channels, "")
     if channels & {"email", "contact"} and settings.alert_email_from.endswith("@localhost"):
         problems.append(
             f"ALERT_EMAIL_FROM is {settings.alert_email_from}: mail from a localhost sender is "
@@ -71,14 +67,12 @@ def sends_with(target: str, channel: str) -> tuple[str, ...]:
     return kinds()[channel].requires
 
 
-def webhook_sending_problems(settings: FanoutSettings, channels: set[str]) -> list[str]:
-    """What the webhook function lacks to tell the routed or escalated-to Slack and PagerDuty of
-    what their requests changed; other channels it never sends to."""
-    fields = type(settings).model_fields
+def channel_problems(settings: FanoutSettings, channels: set[str], target: str) -> list[str]:
+    """The unset variables entry point ``target`` sends to each routed channel with (the webhook
+    function: Slack's and PagerDuty's it tells of what their requests changed, no other)."""
     problems = []
-    for name in sorted(channels & set(WEBHOOK_SENDS)):
-        needed = sends_with(WEBHOOK_FUNCTION, name)
-        missing = [str(fields[f].validation_alias or f.upper()) for f in needed if not getattr(settings, f)]
+    for name in sorted(channels - {"log"}):
+        missing = unset_variables(settings, sends_with(target, name))
         if missing:
             problems.append(f"channel {name} is routed to but {', '.join(missing)} is not set")
     return problems
@@ -129,7 +123,7 @@ def deployment_problems(target: str) -> list[str]:
         return [str(exc)]
     if target == WEBHOOK_FUNCTION:
         return (
-            webhook_sending_problems(settings, channels)
+            channel_problems(settings, channels, WEBHOOK_FUNCTION)
             + link_problems(settings)
             + webhook_problems(settings)
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -52,11 +52,15 @@ def kinds() -> dict[str, ChannelKind]:
     return dict(_KINDS)
 
 
+def unset_variables(settings: FanoutSettings, names: Iterable[str]) -> list[str]:
+    """The environment variables of the settings ``names`` (``FanoutSettings`` fields) left unset."""
+    fields = type(settings).model_fields
+    return [str(fields[f].validation_alias or f.upper()) for f in names if not getattr(settings, f)]
+
+
 def missing_settings(name: str, settings: FanoutSettings) -> list[str]:
     """The environment variables of the settings channel ``name`` needs that are unset."""
-    kind = kinds()[name]
-    fields = type(settings).model_fields
-    return [str(fields[f].validation_alias or f.upper()) for f in kind.requires if not getattr(settings, f)]
+    return unset_variables(settings, kinds()[name].requires)
 
 
 def configured(name: str, settings: FanoutSettings) -> bool:
