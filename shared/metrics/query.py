@@ -59,6 +59,7 @@ from shared.metrics.recording import (
     rule_for,
 )
 from shared.metrics.rule_reads import documents, folded_sources, range_of, tail_documents
+from shared.metrics.rule_reduce import minutes_by_rule
 from shared.metrics.sketch import Sketch
 from shared.metrics.store import (
     RESOLUTION_SECONDS,
@@ -162,13 +163,15 @@ def _fold_rollups(
                 tail = tail_documents(query.metric, rule, low, high, wants_sketch)
                 sources.append((tail, False, key))
     else:
-        sources.append(
-            (
-                range_of(rollups(query.metric, resolution), start, end),
-                False,
-                (query.metric, resolution, start, end),
-            )
-        )
+        window = range_of(rollups(query.metric, resolution), start, end)
+        key = (query.metric, resolution, start, end)
+        rule = rule_for(query.metric, query.labels, query.group_by, query.across)
+        if rule is None or current_build_reads() is None:
+            sources.append((window, False, key))
+        else:
+            # Inside a build: the window's minutes merged by the rule once, for all its queries.
+            merged = minutes_by_rule(lambda: documents(window, key, True), key, rule, wants_sketch)
+            sources.append((merged, False, key))
 
     shared = current_build_reads()
     for source, by_hour, key in sources:

@@ -18,10 +18,9 @@ from shared.metrics.recording import (
     FoldState,
     RecordingRule,
     reads_previous_tail,
-    recorded_key,
     rule_hour_id,
 )
-from shared.metrics.sketch import Sketch
+from shared.metrics.rule_reduce import Minutes, reducer
 from shared.metrics.stamps import (
     RollupsById,
     StampedMinute,
@@ -30,13 +29,7 @@ from shared.metrics.stamps import (
     written_digest,
 )
 from shared.metrics.store import (
-    SERIES_MAP,
-    SKETCHES,
     SUMMARY_FIELDS,
-    UNSUMMED,
-    Summary,
-    bucket_start,
-    entries,
     minutes_stamp,
     rollups,
     rule_hours,
@@ -77,7 +70,7 @@ def tail_documents(
         if by_id:
             named = [m.rollup for found in stamped.values() for m in found if start <= m.minute < end]
             source = RollupsById(minutes, sorted(named))
-        reduce = _reducer(source, minutes_key, rule)
+        reduce = reducer(_minutes_of(source, minutes_key), rule)
         out.extend(shared.reduced(minutes_key, rule.id, sketches=wants_sketch, reduce=reduce))
     return out
 
@@ -171,7 +164,7 @@ def _tail_by_aggregation(
     out: list[dict[str, Any]] = [recorded[hour] for hour in sorted(held)]
     for start, end, _ in _tail_pieces(held, set(), low, high):
         minutes_key: RangeKey = (metric, "minute", start, end)
-        reduce = _reducer(range_of(minutes, start, end), minutes_key, rule)
+        reduce = reducer(_minutes_of(range_of(minutes, start, end), minutes_key), rule)
         out.extend(shared.reduced(minutes_key, rule.id, sketches=wants_sketch, reduce=reduce))
     return out
 
@@ -214,55 +207,6 @@ def _holding(
     return held
 
 
-def _reducer(minutes: Any, key: RangeKey, rule: RecordingRule) -> Any:
-    """The minutes read once with their sketches (decoding the series maps is the cost, not the
-    sketch bytes), reduced with or without merging the sketches."""
-
-    def reduce(sketches: bool) -> list[dict[str, Any]]:
-        return _reduce(documents(minutes, key, True), rule, sketches)
-
-    return reduce
-
-
-def _reduce(docs: Iterable[dict[str, Any]], rule: RecordingRule, sketches: bool) -> list[dict[str, Any]]:
-    """Minute rollups merged per hour by ``rule``'s labels (and kind), as the downsampler records
-    a rule's hour: one document per hour whose ``sk`` holds decoded sketches."""
-    shared = current_build_reads()
-    hours: dict[datetime, dict[str, Any]] = {}
-    for doc in docs:
-        hour = bucket_start(doc["t"], "hour")
-        reduced = hours.get(hour)
-        if reduced is None:
-            reduced = hours[hour] = {"t": hour, SERIES_MAP: {}, SKETCHES: {}}
-        series, merged = reduced[SERIES_MAP], reduced[SKETCHES]
-        for _, summary, sketch_bytes in entries(doc):
-            labels: dict[str, str] = summary.get("labels") or {}
-            kind = str(summary.get("kind"))
-            kept = rule.kept(labels)
-            key = recorded_key(kept, kind)
-            stored = Summary.of(summary)
-            into = series.get(key)
-            if into is None:
-                into = series[key] = {"labels": kept, "kind": kind, "count": 0.0, "sum": 0.0}
-                into["min"] = into["max"] = None
-            into["count"] += stored.count
-            into["sum"] += stored.sum
-            if stored.unsummed:
-                into[UNSUMMED] = into.get(UNSUMMED, 0.0) + stored.unsummed
-            if stored.min is not None and (into["min"] is None or stored.min < into["min"]):
-                into["min"] = stored.min
-            if stored.max is not None and (into["max"] is None or stored.max > into["max"]):
-                into["max"] = stored.max
-            if sketches and sketch_bytes:
-                decode = Sketch.from_bytes
-                sketch = shared.sketch(sketch_bytes, decode) if shared else decode(sketch_bytes)
-                target = merged.get(key)
-                if target is None:
-                    target = merged[key] = Sketch()
-                target.merge(sketch)
-    return [hours[hour] for hour in sorted(hours)]
-
-
 def folded_sources(
     metric: str,
     rule: RecordingRule | None,
@@ -296,6 +240,10 @@ def folded_sources(
             after = hour + timedelta(hours=1)
             sources.append((range_of(raw, hour, after), False, (metric, "hour", hour, after)))
     return sources
+
+
+def _minutes_of(source: Any, key: RangeKey) -> Minutes:
+    return lambda: documents(source, key, True)
 
 
 def documents(source: Any, key: RangeKey, wants_sketch: bool) -> Iterable[dict[str, Any]]:
