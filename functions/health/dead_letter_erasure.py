@@ -11,7 +11,10 @@ redacted letter leaves the automatic re-drive queue and refuses a re-drive (410)
 The dead-letter store names the customers a letter is about in ``customers`` (every ``customer``
 label of its message), so one ``array_contains`` query finds them; letters stored before it did
 (kept ``ION_DEAD_LETTERS_KEEP_DAYS``, 30) are found by reading the notice topics' letters and their
-labels. Idempotent: a redacted letter names nobody any more.
+labels, until a scan finds none: the store names every letter's customers since, so none can
+appear again (``SCAN_DONE`` records it and later erasures skip the scan; a letter stored by an
+instance of the previous version still running at that moment of a deploy would be missed).
+Idempotent: a redacted letter names nobody any more.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ REDACTED_REASON = "redacted: the customer this message was about was erased"
 # Attributes that say nothing of the customer: how and when it failed, for on-call.
 KEPT_ATTRIBUTES = ("channel", "redrives", "first_published_at", "recoverable")
 KEPT_PREFIX = "CloudPubSubDeadLetterSource"
+# Health's record that the notice topics hold no letter without ``customers`` any more.
+SCAN_DONE = ("health_erasure", "older-dead-letters")
 
 
 def redact_dead_letters(customer_id: str) -> tuple[int, int]:
@@ -47,15 +52,24 @@ def redact_dead_letters(customer_id: str) -> tuple[int, int]:
     for snap in list(named.stream()):
         parts += _redact(client, snap.reference, snap.to_dict() or {})
         redacted += 1
+    done = client.collection(SCAN_DONE[0]).document(SCAN_DONE[1])
+    if done.get().exists:
+        return redacted, parts
     # Letters stored before the store named their customers: no ``customers`` field. Read whole
     # at once (a projection costs the same read, and each such letter was then read again): the
     # notice topics' letters are small, a large one's data is in its parts.
-    older = letters.where(filter=FieldFilter("topic", "in", NOTICE_TOPICS))
-    for snap in older.stream():
+    older_left = 0
+    for snap in letters.where(filter=FieldFilter("topic", "in", NOTICE_TOPICS)).stream():
         letter = snap.to_dict() or {}
-        if CUSTOMERS_FIELD not in letter and _names(_message(client, snap.id, letter), customer_id):
+        if CUSTOMERS_FIELD in letter:
+            continue
+        older_left += 1
+        if _names(_message(client, snap.id, letter), customer_id):
             parts += _redact(client, snap.reference, letter)
             redacted += 1
+            older_left -= 1  # redacted: it names nobody any more
+    if not older_left:
+        done.set({"found_none_at": utcnow()})
     return redacted, parts
 
 

@@ -149,3 +149,37 @@ def test_the_erasure_spells_the_dead_letter_store_s_names() -> None:
     assert dead_letter_erasure.CUSTOMERS_FIELD == letters.CUSTOMERS_FIELD
     assert "customers" in letters.DeadLetter.model_fields
     assert set(dead_letter_erasure.NOTICE_TOPICS) == {"alerts", "alert-deliveries"}
+
+
+def test_the_scan_for_older_letters_stops_once_none_is_left(fs, health_client) -> None:  # type: ignore[no-untyped-def]
+    from google.cloud import firestore
+
+    from functions.health.dead_letter_erasure import SCAN_DONE
+
+    def older(message_id: str, customer: dict[str, str]) -> str:
+        letter = _store(message_id, "alerts", _notice(customer))
+        fs.collection("dead_letters").document(letter.id).update({"customers": firestore.DELETE_FIELD})
+        return letter.id
+
+    done = fs.collection(SCAN_DONE[0]).document(SCAN_DONE[1])
+    gone_letter, kept_letter = older("201", GONE), older("202", KEPT)
+    for customer in (GONE, KEPT):
+        body = {"id": customer["id"], "name": customer["name"], "contact": customer["email"]}
+        assert health_client.post("/v1/customers", json=body).status_code == 201
+
+    # Another customer's older letter is left: the next erasure must scan again.
+    assert health_client.delete(f"/v1/customers/{GONE['id']}").get_json()["removed"]["dead_letters"] == 1
+    assert not done.get().exists
+    assert fs.collection("dead_letters").document(kept_letter).get().to_dict()["redacted_at"] is None
+    # The last older letter redacted: none is left, and later erasures skip the scan.
+    assert health_client.delete(f"/v1/customers/{KEPT['id']}").get_json()["removed"]["dead_letters"] == 1
+    assert done.get().to_dict()["found_none_at"]
+    assert fs.collection("dead_letters").document(gone_letter).get().to_dict()["redacted_at"]
+
+    # Proof of the skip: a letter without ``customers`` (none can be stored any more) is not read.
+    late = {"id": "late-co", "name": "Late Ltd", "email": "late@csm.example"}
+    body = {"id": late["id"], "name": late["name"], "contact": late["email"]}
+    assert health_client.post("/v1/customers", json=body).status_code == 201
+    unread = older("203", late)
+    assert health_client.delete(f"/v1/customers/{late['id']}").get_json()["removed"]["dead_letters"] == 0
+    assert fs.collection("dead_letters").document(unread).get().to_dict()["redacted_at"] is None
