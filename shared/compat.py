@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import InitErrorDetails
 
 SCHEMA_VERSION_FIELD = "schema_version"
@@ -82,6 +82,8 @@ class Versioned(BuiltStrictly):
     misreading it (``newer_schema``)."""
 
     SCHEMA_VERSION: ClassVar[int] = 1
+    # A subclass raising SCHEMA_VERSION raises this default with it.
+    schema_version: int = Field(default=1, ge=1)
 
 
 def newer_schema(model: type[BaseModel], raw: Any) -> str | None:

@@ -82,6 +82,10 @@ def publish_unreadable(
         RECOVERABLE: "true" if recoverable else "false",
         FIRST_PUBLISHED: format_rfc3339(first_published(attributes, published_at)),
     }
+    if redrives_of(attributes):
+        # A re-drive that fails again counts: a letter re-driven in vain is paged after a bound
+        # (a recoverable one re-driven every minute while its consumer stays old would never be).
+        added[REDRIVES] = str(redrives_of(attributes))
     if source_message_id:
         added[LETTER_KEY] = f"unreadable/{source_message_id}"
     message_id = publish(dead_letter_topic(topic), data, attributes={**kept, **added})

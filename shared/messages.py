@@ -27,7 +27,6 @@ class _Message(Versioned):
     See ``shared/compat.py``."""
 
     model_config = ConfigDict(frozen=True)
-    schema_version: int = Field(default=Versioned.SCHEMA_VERSION, ge=1)
 
 
 class MetricsIngested(_Message):

@@ -19,7 +19,6 @@ class Holder(BaseModel):
 
 
 class Message(Versioned):
-    schema_version: int = 1
     text: str
 
 
