@@ -67,19 +67,25 @@ def publish_unreadable(
     published_at: datetime,
     *,
     source_message_id: str | None = None,
+    recoverable: bool = False,
 ) -> str:
-    """Dead-letter a message of ``topic`` no retry can make readable, with its reason; raises if
+    """Dead-letter a message of ``topic`` its consumer cannot read, with its reason; raises if
     the publish fails (then the message is not acknowledged and Pub/Sub delivers it again).
     ``source_message_id``: its message id, so that the same message dead-lettered again (its
-    ack lost) is the same letter."""
+    ack lost) is the same letter. ``recoverable``: a re-drive may read it (a newer producer's
+    schema, once its consumer is deployed); else no retry can help and the store pages."""
     from shared.pubsub import publish
 
     kept = {k: v for k, v in attributes.items() if k not in REDRIVE_OWNED}
     added = {
         REASON: reason[:500],
-        RECOVERABLE: "false",
+        RECOVERABLE: "true" if recoverable else "false",
         FIRST_PUBLISHED: format_rfc3339(first_published(attributes, published_at)),
     }
+    if redrives_of(attributes):
+        # A re-drive that fails again counts: a letter re-driven in vain is paged after a bound
+        # (a recoverable one re-driven every minute while its consumer stays old would never be).
+        added[REDRIVES] = str(redrives_of(attributes))
     if source_message_id:
         added[LETTER_KEY] = f"unreadable/{source_message_id}"
     message_id = publish(dead_letter_topic(topic), data, attributes={**kept, **added})

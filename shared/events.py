@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared.clock import parse_rfc3339, utcnow
+from shared.compat import known_fields, newer_schema, unknown_fields
 from shared.logging import get_logger
 from shared.settings import get_settings
 
@@ -105,12 +106,21 @@ def decode_pubsub(
     """The typed JSON message of a Pub/Sub CloudEvent, or None when it is to be acknowledged
     without processing. With ``dead_letter``, a body that does not match ``model`` is published to
     the topic's dead-letter topic with the reason first (raising if that fails, so it is
-    delivered again), so the dead-letter store keeps it and alerts: nothing is acked unread."""
+    delivered again), so the dead-letter store keeps it and alerts: nothing is acked unread; so is
+    one whose ``schema_version`` is newer than ``model`` reads, marked recoverable."""
     message = read_pubsub(event, max_age=max_age)
     if message is None:
         return None
     try:
         body = _tolerant(model, message.data)
+    except _NewerSchema as exc:
+        # Written by a newer producer than this consumer: not misread, not lost, and recoverable
+        # (a re-drive once the consumer is deployed reads it).
+        if dead_letter:
+            dead_letter_unreadable(message, str(exc), recoverable=True)
+            return None
+        log.error("dropping event: %s", exc, extra={"event_id": message.event_id})
+        return None
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
         reason = f"message body does not match {model.__name__}: {_error_summary(errors)}"
@@ -127,11 +137,11 @@ def decode_pubsub(
     return PubSubDelivery[model](**envelope, body=body)  # type: ignore[valid-type]
 
 
-def dead_letter_unreadable(message: PubSubMessage, reason: str) -> None:
-    """Acknowledge a message no retry can make readable, but never unread: published to its
+def dead_letter_unreadable(message: PubSubMessage, reason: str, *, recoverable: bool = False) -> None:
+    """Acknowledge a message this consumer cannot read, but never unread: published to its
     topic's dead-letter topic with ``reason`` (raising if that fails, so Pub/Sub delivers it again),
-    where the dead-letter store keeps it and pages. Without a topic (not a push of ours) it can
-    only be logged."""
+    where the dead-letter store keeps it and pages (or, ``recoverable``, may re-drive it). Without
+    a topic (not a push of ours) it can only be logged."""
     if not message.topic:
         log.error(
             "dropping unreadable event of no topic: %s", reason[:500], extra={"event_id": message.event_id}
@@ -146,6 +156,7 @@ def dead_letter_unreadable(message: PubSubMessage, reason: str) -> None:
         reason,
         message.publish_time,
         source_message_id=message.message_id,
+        recoverable=recoverable,
     )
 
 
@@ -156,19 +167,27 @@ def _error_summary(errors: list[Any]) -> str:
     return "; ".join(parts) + more
 
 
+class _NewerSchema(ValueError):
+    """The message's ``schema_version`` is newer than its model reads."""
+
+
 def _tolerant(model: type[M], data: bytes) -> M:
-    """Validate a message body, ignoring top-level fields this version does not know: a producer
-    deployed before its consumers may add fields (producers stay strict, consumers tolerant)."""
+    """Validate a message body, ignoring top-level fields this version does not know (a producer
+    deployed before its consumers may add fields: producers stay strict, consumers tolerant), and
+    refusing one of a newer ``schema_version`` than ``model`` reads (``shared/compat.py``)."""
     try:
         raw = json.loads(data)
     except ValueError:
         return model.model_validate_json(data)  # raises the usual json_invalid error
-    if isinstance(raw, dict) and model.model_config.get("extra") == "forbid":
-        known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            log.info("ignoring unknown fields", extra={"model": model.__name__, "fields": unknown[:20]})
-            return model.model_validate_json(json.dumps({k: v for k, v in raw.items() if k in known}))
+    if not isinstance(raw, dict):
+        return model.model_validate_json(data)
+    newer = newer_schema(model, raw)
+    if newer:
+        raise _NewerSchema(newer)
+    unknown = unknown_fields(model, raw) if model.model_config.get("extra") != "allow" else []
+    if unknown:
+        log.info("ignoring unknown fields", extra={"model": model.__name__, "fields": unknown[:20]})
+        return model.model_validate_json(json.dumps(known_fields(model, raw)))
     return model.model_validate_json(data)
 
 

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, ConfigDict, Field
+
+from shared.compat import Versioned
 
 Severity = Literal["critical", "high", "medium", "low"]
 SEVERITY_ORDER: dict[str, int] = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 
 
-class _Message(BaseModel):
-    """Producers build messages strictly (an unknown field is an error); consumers read them
-    tolerantly (``shared.events.decode_pubsub`` ignores fields they do not know), so a producer
-    may be deployed before its consumers. ``schema_version`` rises when a field changes meaning;
-    adding a field keeps it."""
+class _Message(Versioned):
+    """Producers build messages strictly (an unknown keyword is an error); consumers, and every
+    reader of a message stored in Firestore, read them tolerantly (fields they do not know are
+    ignored), so a producer may be deployed before its consumers and old and new instances may
+    share stored transitions. ``schema_version`` rises when a field changes meaning (a consumer
+    of an older version dead-letters such a message with the reason); adding a field keeps it.
+    See ``shared/compat.py``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    schema_version: int = Field(default=1, ge=1)
+    model_config = ConfigDict(frozen=True)
 
 
 class MetricsIngested(_Message):

@@ -163,3 +163,38 @@ def test_copies_of_one_letter_stored_at_once_by_two_instances_are_one_letter_and
     assert pages
     assert {p["transition_id"] for p in pages} == {pages[0]["transition_id"]}
     assert {p["rule"] for p in pages} == {"deadletters-dead-letter"}
+
+
+NEWER_SCHEMA = [
+    pytest.param("fan_out_alerts", "alerts", id="alerts"),
+    pytest.param("redeliver_alerts", "alert-deliveries", id="alert-deliveries"),
+    pytest.param("evaluate_alerts_on_ingest", "metric-updates", id="metric-updates"),
+]
+
+
+@pytest.mark.parametrize(("target", "topic"), NEWER_SCHEMA)
+def test_a_message_of_a_newer_schema_version_is_dead_lettered_recoverable_never_misread(  # type: ignore[no-untyped-def]
+    wired, fs, target: str, topic: str
+) -> None:
+    """A producer deployed before its consumer publishes a version whose fields changed meaning:
+    the consumer does not read it as the version it knows; it goes to the dead-letter store with
+    the reason, recoverable, so a re-drive once the consumer is deployed delivers it."""
+    from functions.deadletters.store import DEAD_LETTERS
+
+    letters = watch(wired, f"{topic}-dead-letter")
+    data = json.dumps({"schema_version": 2, "meaning": "changed"}).encode()
+    # Re-driven twice already: still too new for this consumer, it counts as a third failure, so a
+    # consumer that stays old is paged about it after the recovery's bound, not re-driven forever.
+    answer = push(target, topic, data, {"origin": "t", "redrives": "2"}, message_id="v-2")
+    assert answer.status_code == 200
+    [letter] = pulled(letters, want=1)
+    assert letter.data == data
+    assert "schema_version 2 is newer" in letter.attributes["reason"]
+    assert letter.attributes["recoverable"] == "true"
+    assert letter.attributes["redrives"] == "2"
+    stored = push("store_dead_letters", f"{topic}-dead-letter", letter.data, dict(letter.attributes), "v-2")
+    assert stored.status_code == 200
+    [kept] = [d.to_dict() for d in fs.collection(DEAD_LETTERS).stream()]
+    assert kept["recoverable"] is True
+    assert kept["redrives"] == 2
+    assert kept["automatic"] is (topic != "metric-updates")  # the pipeline re-drives its own by itself

@@ -23,8 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
 from functions.fanout.channels.base import DeliveryFailed, Retrier
 from functions.fanout.channels.registry import build_channel
 from functions.fanout.models import NEVER_TOO_OLD, Notification, doc_id
@@ -32,6 +30,7 @@ from functions.fanout.records import ALERTS, NOTIFICATIONS, AlertRecord
 from functions.fanout.settings import FanoutSettings, get_fanout_settings
 from shared import dead_letters
 from shared.clock import format_rfc3339, utcnow
+from shared.compat import Versioned
 from shared.events import decode_pubsub
 from shared.firestore import get_firestore
 from shared.idempotency import once
@@ -44,8 +43,9 @@ Outcome = Literal["delivered", "logged_instead", "dead-lettered", "duplicate", "
 log = get_logger("fanout.delivery")
 
 
-class DeadLetter(BaseModel):
-    """What the dead-letter topic receives for a delivery given up."""
+class DeadLetter(Versioned):
+    """What the dead-letter topic receives for a delivery given up (re-driven, maybe months later,
+    to whichever version of fan-out runs then: ``shared/compat.py``)."""
 
     notification_id: str
     channel: str

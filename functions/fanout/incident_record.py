@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from functions.fanout.incident_policy import Priority
 from shared.messages import Severity
@@ -28,6 +28,14 @@ TimelineKind = Literal[
     "resolved",
     "review_drafted",
 ]
+# What an older instance reads of an incident a newer one wrote, during a deploy
+# (``shared/compat.py``): fields it does not know are kept (``extra="allow"``) and written back
+# with its own changes, and a timeline kind it does not know is kept as written, never a failure
+# to read the incident (acknowledging it, escalating it, listing incidents).
+_KEEPS_NEWER_FIELDS = ConfigDict(extra="allow")
+# Fields of the stored document that are not the incident's (``incident_document`` sets them).
+STORED_ONLY = frozenset({"expire_at"})
+
 # A timeline holds at most this many entries; the oldest notifications, then alert comings and
 # goings, make room (never the lifecycle entries): a group flapping for a week must not outgrow a
 # Firestore document (1 MiB).
@@ -35,8 +43,10 @@ MAX_TIMELINE = 500
 
 
 class TimelineEntry(BaseModel):
+    model_config = _KEEPS_NEWER_FIELDS
+
     at: datetime
-    kind: TimelineKind
+    kind: TimelineKind | str = Field(description="one of the kinds listed, or one a newer version added")
     by: str | None = None
     text: str | None = None
     # What the entry records, for idempotency: the same ref twice is recorded once.
@@ -45,6 +55,8 @@ class TimelineEntry(BaseModel):
 
 class IncidentAlert(BaseModel):
     """One alert of the incident as last seen: what the review's impact is drawn from."""
+
+    model_config = _KEEPS_NEWER_FIELDS
 
     fingerprint: str
     rule: str
@@ -66,6 +78,8 @@ class PagerDutySync(BaseModel):
     out (``pagerduty_sync.py``). ``key`` names it for exactly once (the n-th acknowledgement of an
     incident that PagerDuty unacknowledged in between is another)."""
 
+    model_config = _KEEPS_NEWER_FIELDS
+
     action: Literal["acknowledge", "resolve"]
     key: str
     requested_at: datetime
@@ -80,11 +94,15 @@ class PagerDutySync(BaseModel):
 
 
 class Review(BaseModel):
+    model_config = _KEEPS_NEWER_FIELDS
+
     markdown: str
     generated_at: datetime
 
 
 class Incident(BaseModel):
+    model_config = _KEEPS_NEWER_FIELDS
+
     id: str
     priority: Priority
     severity: Severity
@@ -123,7 +141,8 @@ class Incident(BaseModel):
         return [a for a in self.alerts if a.state == "firing"]
 
     def to_document(self) -> dict[str, object]:
-        return self.model_dump(mode="python")
+        """Its fields, and those a newer version added; never what the store set beside them."""
+        return self.model_dump(mode="python", exclude=set(STORED_ONLY))
 
 
 @dataclass(frozen=True)

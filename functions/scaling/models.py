@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from functions.scaling.forecast import Forecast
@@ -69,7 +69,13 @@ class ForecastView(BaseModel):
 class ScalingState(BaseModel):
     """What a region's decisions carry from one to the next (stored in Firestore per region).
     ``min/max_instances``, ``previous_*`` and ``changed_at`` are what was last *applied* (a dry
-    run never writes them); the rest is learning that any decision adds to."""
+    run never writes them); the rest is learning that any decision adds to.
+
+    Fields a newer version added are kept (``extra="allow"``): during a deploy an older instance
+    writes the state back, and would otherwise erase what the newer one learned
+    (``shared/compat.py``)."""
+
+    model_config = ConfigDict(extra="allow")
 
     min_instances: int | None = None
     max_instances: int | None = None

@@ -9,13 +9,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError, field_validator
 
 from functions.scaling.models import Decision, ScalingState
+from shared.logging import get_logger
 
 STATE_COLLECTION = "scaling_state"
 DECISIONS_COLLECTION = "scaling_decisions"
 KEEP_LAST = 12
+log = get_logger("scaling.store")
 
 # "failed": a passing fault, retried in the same slot; "misconfigured": the API refused for good
 # (no such service, no permission), reported once and tried again next slot, never retried at once.
@@ -33,11 +35,33 @@ class DecisionRecord(BaseModel):
 
 
 class StoredRegion(BaseModel):
+    """The region's document. During a deploy an older instance reads and writes back what a newer
+    one stored (``shared/compat.py``): fields it does not know are kept, an outcome it does not
+    know reads as a decision made (only ``failed`` is retried), and a recent decision it cannot
+    read (a newer binding or outcome) is left out of its list, never a failed cycle."""
+
+    model_config = ConfigDict(extra="allow")
+
     state: ScalingState = ScalingState()
     last_slot: str | None = None
-    last_outcome: Outcome | None = None
+    last_outcome: Outcome | str | None = None
     recent: list[DecisionRecord] = []
     updated_at: AwareDatetime | None = None
+
+    @field_validator("recent", mode="before")
+    @classmethod
+    def _readable(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        readable = []
+        for item in value:
+            try:
+                readable.append(DecisionRecord.model_validate(item))
+            except ValidationError as exc:
+                log.warning(
+                    "leaving out a recent decision this version cannot read", extra={"errors": str(exc)[:300]}
+                )
+        return readable
 
 
 class DecisionStore(Protocol):
@@ -48,6 +72,7 @@ class DecisionStore(Protocol):
 
 def _next(stored: StoredRegion, record: DecisionRecord, state: ScalingState) -> StoredRegion:
     return StoredRegion(
+        **(stored.model_extra or {}),
         state=state,
         last_slot=record.slot,
         last_outcome=record.outcome,
