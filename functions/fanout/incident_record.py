@@ -16,6 +16,7 @@ from functions.fanout.incident_policy import Priority
 from shared.messages import Severity
 
 State = Literal["triggered", "acknowledged", "resolved"]
+OPEN_STATES: tuple[State, ...] = ("triggered", "acknowledged")
 TimelineKind = Literal[
     "opened",
     "alert_joined",
