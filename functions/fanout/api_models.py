@@ -163,7 +163,9 @@ class IncidentOut(BaseModel):
 
     @classmethod
     def of(cls, incident: Incident, base_url: str) -> IncidentOut:
-        data = incident.model_dump(exclude={"fingerprints", "opened_on_demand", "updated_at"})
+        data = incident.model_dump(
+            exclude={"fingerprints", "unlisted_firing", "opened_on_demand", "updated_at"}
+        )
         data["review_url"] = review_url(base_url, incident.id) if incident.review else None
         return cls.model_validate(data)
 

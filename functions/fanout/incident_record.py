@@ -16,6 +16,7 @@ from functions.fanout.incident_policy import Priority
 from shared.messages import Severity
 
 State = Literal["triggered", "acknowledged", "resolved"]
+OPEN_STATES: tuple[State, ...] = ("triggered", "acknowledged")
 TimelineKind = Literal[
     "opened",
     "alert_joined",
@@ -40,6 +41,17 @@ STORED_ONLY = frozenset({"expire_at"})
 # goings, make room (never the lifecycle entries): a group flapping for a week must not outgrow a
 # Firestore document (1 MiB).
 MAX_TIMELINE = 500
+# An incident lists at most this many of its alerts whole (summary, values, runbook): a storm's
+# group of a thousand alerts is joined flush by flush in the transaction that stores each flush,
+# and must not outgrow the document. The others are in ``fingerprints`` (PagerDuty names them)
+# and, while they fire, in ``unlisted_firing``.
+MAX_LISTED_ALERTS = 100
+# An alert's summary as the incident keeps it (listed, and on the timeline), in characters.
+MAX_SUMMARY = 300
+
+
+def clipped(summary: str) -> str:
+    return summary if len(summary) <= MAX_SUMMARY else summary[: MAX_SUMMARY - 1] + "…"
 
 
 class TimelineEntry(BaseModel):
@@ -133,12 +145,20 @@ class Incident(BaseModel):
     alerts: list[IncidentAlert] = []
     # The alerts' fingerprints: PagerDuty's dedup_key / incident_key of each (its webhooks name it).
     fingerprints: list[str] = []
+    # The alerts past MAX_LISTED_ALERTS that fire: the incident resolves by itself when none does.
+    unlisted_firing: list[str] = []
     opened_on_demand: bool = False
     updated_at: datetime | None = None
 
     @property
     def firing(self) -> list[IncidentAlert]:
         return [a for a in self.alerts if a.state == "firing"]
+
+    @property
+    def unlisted(self) -> int:
+        """How many of its alerts the incident does not list (past ``MAX_LISTED_ALERTS``)."""
+        listed = {a.fingerprint for a in self.alerts}
+        return sum(1 for fingerprint in self.fingerprints if fingerprint not in listed)
 
     def to_document(self) -> dict[str, object]:
         """Its fields, and those a newer version added; never what the store set beside them."""

@@ -15,7 +15,7 @@ from functools import lru_cache
 from typing import Any, Protocol
 
 from functions.fanout.incident_policy import Priority
-from functions.fanout.incident_record import Change, Incident, State
+from functions.fanout.incident_record import OPEN_STATES, Change, Incident, State
 from functions.fanout.settings import get_fanout_settings
 from shared.clock import utcnow
 
@@ -87,16 +87,13 @@ class FirestoreIncidentStore:
 
         from functions.fanout.records import collection, field_filter
 
-        # Without a composite index: by state and priority with equality filters only (Firestore
-        # merges single-field indexes), sorted here; else the newest by opened_at.
+        # Resolved incidents are kept ION_INCIDENTS_KEEP_DAYS: whatever the filters, the query
+        # reads the page asked for, newest first (composite indexes on state and on priority, each
+        # then opened_at descending, in topology.yaml; Firestore merges them for both at once).
         query = collection(INCIDENTS)
-        if state is not None or priority is not None:
-            for field, value in (("state", state), ("priority", priority)):
-                if value is not None:
-                    query = query.where(filter=field_filter(field, "==", value))
-            found = [Incident.model_validate(s.to_dict()) for s in query.stream()]
-            found = [i for i in found if _matches(i, state, priority, since)]
-            return sorted(found, key=lambda i: i.opened_at, reverse=True)[:limit]
+        for field, value in (("state", state), ("priority", priority)):
+            if value is not None:
+                query = query.where(filter=field_filter(field, "==", value))
         if since is not None:
             query = query.where(filter=field_filter("opened_at", ">=", since))
         query = query.order_by("opened_at", direction=firestore.Query.DESCENDING).limit(limit)
@@ -141,11 +138,13 @@ class FirestoreIncidentStore:
     def open_with_fingerprint(self, fingerprint: str) -> list[Incident]:
         from functions.fanout.records import collection, field_filter
 
-        query = collection(INCIDENTS).where(
-            filter=field_filter("fingerprints", "array_contains", fingerprint)
-        )
-        found = [Incident.model_validate(s.to_dict()) for s in query.stream()]
-        return [i for i in found if i.state != "resolved"]
+        # The open incidents (a few: one per group firing), the alert looked for among them. Not
+        # every incident holding the alert: one that fires and resolves daily leaves an incident a
+        # day for ION_INCIDENTS_KEEP_DAYS, and every PagerDuty webhook about it asks here. One
+        # equality filter, which the automatic index serves (no index merge with array-contains).
+        query = collection(INCIDENTS).where(filter=field_filter("state", "in", list(OPEN_STATES)))
+        found = (Incident.model_validate(s.to_dict()) for s in query.stream())
+        return [i for i in found if fingerprint in i.fingerprints]
 
     def due_escalations(self, now: datetime) -> list[Incident]:
         from functions.fanout.records import collection, field_filter

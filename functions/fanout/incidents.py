@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from functions.fanout.incident_policy import IncidentPolicy
 from functions.fanout.incident_record import (
+    MAX_LISTED_ALERTS,
     MAX_TIMELINE,
     Change,
     Incident,
@@ -25,6 +26,7 @@ from functions.fanout.incident_record import (
     Review,
     TimelineEntry,
     TimelineKind,
+    clipped,
 )
 from functions.fanout.models import named_rules
 from shared.messages import AlertTransition, Severity
@@ -37,7 +39,7 @@ def _alert_of(transition: AlertTransition) -> IncidentAlert:
         rule=transition.rule,
         state=transition.state,
         metric=transition.metric,
-        summary=transition.annotations.get("summary") or transition.rule,
+        summary=clipped(transition.annotations.get("summary") or transition.rule),
         value=transition.value,
         peak=transition.value,
         threshold=transition.threshold,
@@ -143,8 +145,10 @@ def _join(incident: Incident, transition: AlertTransition, now: datetime) -> Non
         alert.peak = _peak(current.peak, alert.value, alert.op)
         alert.started_at = min(current.started_at, alert.started_at)
         incident.alerts[incident.alerts.index(current)] = alert
-    else:
+    elif len(incident.alerts) < MAX_LISTED_ALERTS:
         incident.alerts.append(alert)
+    elif alert.fingerprint not in incident.unlisted_firing:
+        incident.unlisted_firing.append(alert.fingerprint)
     if alert.fingerprint not in incident.fingerprints:
         incident.fingerprints.append(alert.fingerprint)
     if alert.rule not in incident.rules:
@@ -181,19 +185,23 @@ def alerts_changed(
             _join(incident, transition, now)
             continue
         current = next((a for a in incident.alerts if a.fingerprint == transition.fingerprint), None)
-        if current is None:
+        if current is not None:
+            current.state = "resolved"
+            current.value = transition.value
+            current.resolved_at = transition.ends_at or transition.evaluated_at
+        elif transition.fingerprint in incident.unlisted_firing:
+            incident.unlisted_firing.remove(transition.fingerprint)
+        else:
             continue
-        current.state = "resolved"
-        current.value = transition.value
-        current.resolved_at = transition.ends_at or transition.evaluated_at
+        summary = current.summary if current else _alert_of(transition).summary
         _add(
             incident,
             now,
             "alert_resolved",
-            text=f"{current.summary} resolved",
+            text=f"{summary} resolved",
             ref=f"transition:{transition.transition_id}",
         )
-    if incident.alerts and not incident.firing:
+    if incident.alerts and not incident.firing and not incident.unlisted_firing:
         resolve(incident, "alerts", now, policy, note="every alert of the incident resolved")
     return Change(True, "alerts recorded")
 

@@ -3,12 +3,14 @@
 - ``fanout_transitions/{transition_id}``: each transition received once, with its group, its
   outcome and the notification that announced it (also the source of the daily digest).
 - ``fanout_alerts/{fingerprint}``: each alert's current state, recent state changes (flapping),
-  whether a resolve is held, and what receivers were last told (``notified_state``).
+  whether a resolve is held, and what receivers were last told (``notified_state``); kept while
+  the alert fires or a resolve is held, ``KEEP`` after that.
 - ``fanout_groups/{group_id}``: the transitions waiting to be notified (``pending``), when the
   group is next flushed (``next_flush_at``) and re-notified (``repeat_at``), and its firing alerts.
 - ``fanout_notifications/{notification_id}``: each notification and its per-channel deliveries.
 - ``fanout_silences/{id}``: silences, kept a week after they end.
-- ``incidents/{incident_id}``: each incident (``incidents.py``; kept, no TTL: reports read them).
+- ``incidents/{incident_id}``: each incident (``incidents.py``; a resolved one is kept
+  ``ION_INCIDENTS_KEEP_DAYS``, an open one for good).
 - ``fanout_slack_threads/{fingerprint}``, ``fanout_slack_messages/{id}``: where each alert was
   posted in Slack, so later changes thread under it and updates edit it.
 
@@ -85,9 +87,17 @@ def group_document(group: GroupRecord, now: datetime) -> dict[str, Any]:
     return {**group.model_dump(mode="python"), "expire_at": now + KEEP}
 
 
+def alert_expiry(alert: AlertRecord, now: datetime) -> datetime | None:
+    """None (never deleted) while the alert fires or holds a resolve: an alert can fire for longer
+    than ``KEEP`` with no transition, and its resolve must still find that receivers were told it
+    fires (else it goes out to nobody), as the end of its silence must find it muted. ``KEEP`` from
+    ``now`` once it is over."""
+    return None if alert.state == "firing" or alert.held else now + KEEP
+
+
 def alert_document(alert: AlertRecord, now: datetime) -> dict[str, Any]:
-    """An alert record as stored, kept ``KEEP`` from ``now``."""
-    return {**alert.model_dump(mode="python"), "updated_at": now, "expire_at": now + KEEP}
+    """An alert record as stored, with its expiry (``alert_expiry``)."""
+    return {**alert.model_dump(mode="python"), "updated_at": now, "expire_at": alert_expiry(alert, now)}
 
 
 def store_notification(

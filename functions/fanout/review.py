@@ -81,6 +81,8 @@ def draft_review(incident: Incident, policy: IncidentPolicy) -> str:
             f"| {_number(alert.peak)} | {_at(alert.started_at)} | {_at(alert.resolved_at)} "
             f"| {_duration(lasted)} |"
         )
+    if incident.unlisted:
+        lines.append(f"| … and {incident.unlisted} more alerts, not listed by the incident | | | | | | |")
     if not incident.alerts:
         lines.append("| (opened on demand, no alert) | | | | | | |")
     lines += [

@@ -26,6 +26,7 @@ from functions.fanout.records import (
     TRANSITIONS,
     AlertRecord,
     GroupRecord,
+    alert_expiry,
     group_document,
     store_notification,
 )
@@ -179,7 +180,10 @@ def release_holds(now: datetime, routing: RoutingConfig) -> list[str]:
                 return False
             group = GroupRecord.model_validate(gsnap.to_dict())
             enqueue(group, current.latest.transition_id, now, timedelta(0), timedelta(0))
-            tx.update(aref, {"held": False})
+            tx.update(
+                aref,
+                {"held": False, "expire_at": alert_expiry(current.model_copy(update={"held": False}), now)},
+            )
             tx.update(
                 _col(TRANSITIONS).document(doc_id(current.latest.transition_id)), {"outcome": "pending"}
             )
@@ -239,8 +243,16 @@ def repeat(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
     group = GroupRecord.model_validate(snapshot.to_dict())
     if group.repeat_at is None or group.repeat_at > now:
         return None
-    snaps = client.get_all([client.collection(ALERTS).document(doc_id(fp)) for fp in group.firing])
-    alerts = [AlertRecord.model_validate(s.to_dict()) for s in snaps if s.exists]
+    refs = [client.collection(ALERTS).document(doc_id(fp)) for fp in group.firing]
+    stored = [s for s in client.get_all(refs) if s.exists]
+    alerts = [AlertRecord.model_validate(s.to_dict()) for s in stored]
+    # Records of firing alerts stored before such records were kept while they fire (they expired
+    # a month after the alert's last transition): kept from now on.
+    expiring = [
+        s.reference
+        for s, a in zip(stored, alerts, strict=True)
+        if a.state == "firing" and (s.to_dict() or {}).get("expire_at") is not None
+    ]
     firing = firing_alerts()
     active = silence_store.active(now)
     still = [
@@ -285,6 +297,8 @@ def repeat(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
             store_notification(tx, notification, list(route.channels), [])
         current.repeat_at = now + route.repeat_interval if current.firing else None
         tx.set(gref, group_document(current, now))
+        for ref in expiring:
+            tx.update(ref, {"expire_at": None})
         return notification_id
 
     return run_transaction(run)
