@@ -117,18 +117,15 @@ def _line_note(path: Path, loc: Sequence[str | int]) -> str:
     return f" (line {line})" if line else ""
 
 
-def _validated(path: Path, load: Callable[[], Any], *, within: str = "") -> Any:
-    """``load()``, its failures turned into located problems. ``within`` names what a model's
-    error locations are relative to (one dashboard or audience of the file), where no line is
-    looked up since the loader does not say which one."""
+def _validated(path: Path, load: Callable[[], Any]) -> Any:
+    """``load()``, its failures turned into located problems."""
     try:
         return load()
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False, include_input=False):
             where = ".".join(str(p) for p in err["loc"]) or "(file)"
-            line = "" if within else _line_note(path, err["loc"])
-            problems.append(f"{within}{where}{line}: {err['msg']}")
+            problems.append(f"{where}{_line_note(path, err['loc'])}: {err['msg']}")
         raise ConfigProblems(problems) from None
     except AlertRulesError as exc:
         problems = []
@@ -191,7 +188,7 @@ def check_incidents(path: Path, context: Context) -> str:
 
 
 def check_dashboards(path: Path, context: Context) -> str:
-    catalog = _validated(path, lambda: load_catalog(path), within="a dashboard: ")
+    catalog = _validated(path, lambda: load_catalog(path))
     problems = catalog.catalogue_problems(context.catalogue())
     if problems:
         raise ConfigProblems(
@@ -208,9 +205,7 @@ def check_audiences(path: Path, context: Context) -> str:
     except (OSError, yaml.YAMLError, ValidationError, ValueError):
         dashboards = shown(context.dashboards_file)
         raise ConfigProblems([f"not cross-checked: the dashboards {dashboards} do not load"]) from None
-    audiences = _validated(
-        path, lambda: load_audiences(path, context.dashboards_file), within="an audience: "
-    )
+    audiences = _validated(path, lambda: load_audiences(path, context.dashboards_file))
     count = _plural(len(audiences.audiences), "audience")
     return f"{count}, every section's panels in {shown(context.dashboards_file)}"
 

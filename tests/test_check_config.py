@@ -71,7 +71,7 @@ BROKEN: list[tuple[str, str, str, Callable[[str], str], str]] = [
     ("alert-rules", "functions/alerts/rules.yaml", "alerts/rules.yaml", _replace("threshold: ", "threshold: lots #"), "threshold"),
     ("routing", "functions/fanout/routing.yaml", "routing.yaml", _replace("group_interval: 1m", "group_interval: 1 minute"), "severities.critical.group_interval"),
     ("incidents", "functions/fanout/incidents.yaml", "incidents.yaml", _replace("after: 15m", "after: soon"), "'soon' is not a duration"),
-    ("dashboards", "functions/reports/dashboards.yaml", "dashboards.yaml", _yaml_edit(_first_panel_unit), "unit"),
+    ("dashboards", "functions/reports/dashboards.yaml", "dashboards.yaml", _yaml_edit(_first_panel_unit), "dashboards.overview.panels.0.unit (line "),
     ("audiences", "functions/reports/audiences.yaml", "audiences.yaml", _replace("overview.error_rate]", "overview.no_such_panel]"), "no panel 'no_such_panel'"),
     ("scaling-rules", "functions/scaling/rules.yaml", "scaling/rules.yaml", _replace('start: "12:00"', 'start: "25:00"'), "'25:00' is not a time of day"),
     ("metric-catalogue", "shared/metrics/catalogue.yaml", "catalogue.yaml", _replace("kind: counter", "kind: countr"), "kind"),

@@ -294,11 +294,9 @@ class Catalog(_Strict):
 
 
 def parse_catalog(data: dict[str, Any]) -> Catalog:
-    dashboards = {
-        name: Dashboard.model_validate({"name": name, **body})
-        for name, body in (data.get("dashboards") or {}).items()
-    }
-    return Catalog(regions=data.get("regions") or [], dashboards=dashboards)
+    # Validated as one document so that an error's location names its dashboard.
+    dashboards = {name: {"name": name, **body} for name, body in (data.get("dashboards") or {}).items()}
+    return Catalog.model_validate({"regions": data.get("regions") or [], "dashboards": dashboards})
 
 
 @lru_cache(maxsize=4)
