@@ -19,7 +19,7 @@ VARS ?= terraform/examples/production.tfvars
 # functions, so more processes than cores pay off; TEST_WORKERS=0 runs them in one process.
 TEST_WORKERS ?= 3
 
-.PHONY: rehearse run demo test lint fmt bench tf-fmt clean setup redis chromium checkov audit
+.PHONY: rehearse run demo test lint check-config fmt bench tf-fmt clean setup redis chromium checkov audit
 
 setup: $(STAMP) $(SCHEMA_STAMP) $(CHECKOV_STAMP) redis
 
@@ -88,6 +88,13 @@ lint: $(STAMP) checkov
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports --no-cache --no-logo
+	$(PY) -m devtools.check_config
+
+# Every operator configuration file (alert rules, routing, dashboards, ...) through its function's
+# own loader, cross-checked against the metric catalogue: `OK <path>: <summary>` or each error.
+# FILES=path... checks those only (kind by file name; --kind otherwise, see --help).
+check-config: $(STAMP)
+	$(PY) -m devtools.check_config $(FILES)
 
 fmt: $(STAMP)
 	$(PY) -m ruff check --fix .

@@ -93,11 +93,9 @@ class Audiences(_Strict):
 
 
 def parse_audiences(data: dict, catalog: Catalog) -> Audiences:
-    audiences = {
-        name: AudienceSpec.model_validate({"name": name, **body})
-        for name, body in (data.get("audiences") or {}).items()
-    }
-    return Audiences(audiences=audiences).check_against(catalog)
+    # Validated as one document so that an error's location names its audience.
+    audiences = {name: {"name": name, **body} for name, body in (data.get("audiences") or {}).items()}
+    return Audiences.model_validate({"audiences": audiences}).check_against(catalog)
 
 
 @lru_cache(maxsize=4)

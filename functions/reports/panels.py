@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.metrics.query_model import AGGREGATIONS, QUANTILES
 from shared.yaml_files import safe_load
+
+if TYPE_CHECKING:  # only the checks before a deploy read the catalogue, not a cold start
+    from shared.metrics.catalogue import Catalogue
 
 DEFAULT_DASHBOARDS_FILE = Path(__file__).resolve().parent / "dashboards.yaml"
 
@@ -275,13 +278,25 @@ class Catalog(_Strict):
     def metrics(self) -> set[str]:
         return {m for d in self.dashboards.values() for p in d.panels for m in p.metrics()}
 
+    def catalogue_problems(self, catalogue: Catalogue) -> list[str]:
+        """What panels read that the metric catalogue says no producer emits (metrics, label
+        names, matched values outside a bounded label's values), as ``dashboard.panel: problem``.
+        Such a panel loads and then always shows no data."""
+        problems: list[str] = []
+        for dashboard in self.dashboards.values():
+            for panel in dashboard.panels:
+                match = dict(panel.query.match) if panel.query else {}
+                names = sorted(set(panel.needed_labels()) - set(match))
+                for metric in panel.metrics():
+                    found = catalogue.check(metric, match) + catalogue.check(metric, names)
+                    problems += [f"{dashboard.name}.{panel.id}: {p}" for p in dict.fromkeys(found)]
+        return problems
+
 
 def parse_catalog(data: dict[str, Any]) -> Catalog:
-    dashboards = {
-        name: Dashboard.model_validate({"name": name, **body})
-        for name, body in (data.get("dashboards") or {}).items()
-    }
-    return Catalog(regions=data.get("regions") or [], dashboards=dashboards)
+    # Validated as one document so that an error's location names its dashboard.
+    dashboards = {name: {"name": name, **body} for name, body in (data.get("dashboards") or {}).items()}
+    return Catalog.model_validate({"regions": data.get("regions") or [], "dashboards": dashboards})
 
 
 @lru_cache(maxsize=4)
