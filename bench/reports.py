@@ -15,7 +15,9 @@ merged once per rule; *before* the same with the tail as read before stamp docum
 aggregation over the minute rollups' write stamps to check the provisional hours, range queries
 over the minute rollups for the minutes after them: ``recording.previous_tail()``); *snaps* as
 served, but every document read through the client's snapshots, as before
-``shared.firestore_reads`` (so are *raw* and *before*). ``mq`` is the number of queries over the
+``shared.firestore_reads`` (so are *raw* and *before*); *unmerged* as served, but a window charted
+by the minute (1h) folded from every stored series, as before its minutes were merged per minute by
+the rules (``rule_reduce.unmerged_minutes()``). ``mq`` is the number of queries over the
 minute rollups (``metric_minutes``) in one build: on the emulator each scans the collection
 (0.2-1 s under load, whatever it returns). The machine's load average is printed with the table.
 
@@ -289,6 +291,7 @@ def run(quick: bool, only: list[str] | None = None) -> None:
     from functions.reports.source import FirestoreAlertSource, StoreMetricSource
     from shared.metrics.build_reads import rollup_reads
     from shared.metrics.recording import previous_tail, raw_reads
+    from shared.metrics.rule_reduce import unmerged_minutes
 
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     started = time.perf_counter()
@@ -322,18 +325,25 @@ def run(quick: bool, only: list[str] | None = None) -> None:
     print(f"load average before the builds: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(
         f"{'dashboard':<15}{'window':<8}{'raw ms':>10}{'reads':>8}{'mq':>4}{'before ms':>10}{'reads':>8}"
-        + f"{'mq':>4}{'snaps ms':>10}{'reads':>8}{'mq':>4}{'rules ms':>10}{'reads':>8}{'mq':>4}"
+        + f"{'mq':>4}{'snaps ms':>10}{'reads':>8}{'mq':>4}{'unmerged':>10}{'reads':>8}{'mq':>4}"
+        + f"{'rules ms':>10}{'reads':>8}{'mq':>4}"
         + "".join(f"{f + ' ms':>12}" for f in FORMATS)
         + f"{'html KB':>9}"
     )
     worst = 0.0
     for name, dashboard in catalog.dashboards.items():
         for window in windows:
-            took_ms: dict[str, list[float]] = {"raw": [], "before": [], "snapshots": [], "rules": []}
+            took_ms: dict[str, list[float]] = {
+                "raw": [],
+                "before": [],
+                "snapshots": [],
+                "unmerged": [],
+                "rules": [],
+            }
             read_counts: dict[str, int] = {}
             minute_queries: dict[str, int] = {}
             for _ in range(3):
-                # Interleaved: the stored series, the tail as before, snapshots, as served.
+                # Interleaved: the stored series, the tail as before, snapshots, minutes unmerged, as served.
                 for mode, timings in took_ms.items():
                     before, queries = counter.documents, counter.minute_queries
                     t0 = time.perf_counter()
@@ -342,6 +352,8 @@ def run(quick: bool, only: list[str] | None = None) -> None:
                             stack.enter_context(raw_reads())
                         elif mode == "before":
                             stack.enter_context(previous_tail())
+                        elif mode == "unmerged":
+                            stack.enter_context(unmerged_minutes())
                         if mode in ("raw", "before", "snapshots"):
                             stack.enter_context(snapshot_reads())
                         view = build_dashboard(

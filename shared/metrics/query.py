@@ -59,7 +59,7 @@ from shared.metrics.recording import (
     rule_for,
 )
 from shared.metrics.rule_reads import documents, folded_sources, range_of, tail_documents
-from shared.metrics.rule_reduce import minutes_by_rule
+from shared.metrics.rule_reduce import merges_minutes, minutes_by_rule
 from shared.metrics.sketch import Sketch
 from shared.metrics.store import (
     RESOLUTION_SECONDS,
@@ -166,7 +166,7 @@ def _fold_rollups(
         window = range_of(rollups(query.metric, resolution), start, end)
         key = (query.metric, resolution, start, end)
         rule = rule_for(query.metric, query.labels, query.group_by, query.across)
-        if rule is None or current_build_reads() is None:
+        if rule is None or current_build_reads() is None or not merges_minutes():
             sources.append((window, False, key))
         else:
             # Inside a build: the window's minutes merged by the rule once, for all its queries.

@@ -6,7 +6,9 @@ series a minute per query)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, Literal
 
@@ -16,6 +18,23 @@ from shared.metrics.sketch import Sketch
 from shared.metrics.store import SERIES_MAP, SKETCHES, UNSUMMED, Summary, bucket_start, entries
 
 Bucket = Literal["hour", "minute"]
+# Minute windows folded from every stored series, as before the per-minute merge: only inside
+# ``unmerged_minutes()``, the bench's before-and-after.
+_unmerged: ContextVar[bool] = ContextVar("ion_unmerged_minutes", default=False)
+
+
+def merges_minutes() -> bool:
+    return not _unmerged.get()
+
+
+@contextmanager
+def unmerged_minutes() -> Iterator[None]:
+    """Fold this block's minute windows from every stored series (the bench only)."""
+    token = _unmerged.set(True)
+    try:
+        yield
+    finally:
+        _unmerged.reset(token)
 
 
 Minutes = Callable[[], Iterable[dict[str, Any]]]
