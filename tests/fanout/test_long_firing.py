@@ -7,6 +7,7 @@ emulator runs no TTL, so these tests delete what it would have deleted, day by d
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -80,3 +81,29 @@ def test_a_resolved_alerts_record_still_expires(fanout: Fanout, fs: Any) -> None
     record = fs.collection(ALERTS).document(doc_id(resolved.fingerprint)).get().to_dict()
     assert record["state"] == "resolved"
     assert record["expire_at"] == clock.now() - timedelta(minutes=10) + timedelta(days=30)
+
+
+def test_an_alert_firing_for_five_weeks_is_resolved_in_its_first_slack_message(
+    fanout: Fanout, fs: Any
+) -> None:
+    # Its message's thread references were kept 30 days from the first post: the repeat after that
+    # posted a new message, the resolve went there, and the first kept saying FIRING.
+    clock = fanout.freeze()
+    firing = make_transition(severity="critical", at=clock.now())
+    assert fanout.push(firing) == 200
+    fanout.tick()
+    [first] = fanout.slack.top_level()
+    for _ in range(35):
+        fanout.advance(timedelta(days=1))
+        fanout.tick()  # the day's repeat, broadcast in the thread
+        sweep_expired(fs, clock.now())
+
+    resolved = make_transition(severity="critical", state="resolved", at=clock.now())
+    assert fanout.push(resolved) == 200
+    fanout.tick()
+    assert [m.ts for m in fanout.slack.top_level()] == [first.ts]  # no second message
+    replies = fanout.slack.replies(first.ts)
+    assert len(replies) >= 35  # every repeat and the resolve in its thread
+    assert "RESOLVED" in replies[-1].all_text().upper()
+    # The message itself re-rendered resolved (chat.update).
+    assert "RESOLVED" in json.dumps(fanout.slack.find(first.ts).updates[-1]["blocks"])

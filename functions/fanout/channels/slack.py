@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -51,6 +52,7 @@ class ThreadRef(BaseModel):
     channel: str
     ts: str
     message_id: str
+    expire_at: datetime | None = None
 
 
 def message_doc_id(channel: str, ts: str) -> str:
@@ -209,6 +211,7 @@ class SlackChannel:
                 },
             )
             receipt["threaded"].append(ref.ts)
+            self._keep(message_id, [refs[a.fingerprint] for a in chunk])
             if not repeat:
                 self._update_parent(message_id, ref, [*chunk, *silent.pop(message_id, [])], retrier)
                 receipt["updated"].append(ref.ts)
@@ -286,6 +289,28 @@ class SlackChannel:
                 ref = ThreadRef.model_validate(snapshot.to_dict())
                 found[ref.fingerprint] = ref
         return found
+
+    def _keep(self, message_id: str, refs: list[ThreadRef]) -> None:
+        """A message still replied to is kept ``KEEP`` from now with its alerts' references (at
+        most one write each per half of it): an alert firing for longer than ``KEEP`` is repeated
+        and then resolved in its thread, and its message marked resolved, not a new message posted
+        while the first says it fires for ever."""
+        now = utcnow()
+        stale = [ref for ref in refs if ref.expire_at is None or ref.expire_at < now + KEEP / 2]
+        if not stale:
+            return
+        from google.api_core.exceptions import GoogleAPICallError
+
+        client = get_firestore()
+        kept = {"expire_at": now + KEEP}
+        batch = client.batch()
+        batch.update(client.collection(MESSAGES).document(message_id), kept)
+        for ref in stale:
+            batch.update(client.collection(THREADS).document(doc_id(ref.fingerprint)), kept)
+        try:
+            batch.commit()
+        except GoogleAPICallError:  # the reply went out (a document gone, a fault): the next tries again
+            log.warning("keeping a Slack message's references failed", exc_info=True)
 
     def _remember(self, notification: Notification, ts: str, alerts: list[AlertTransition]) -> None:
         # Stored with the message as first rendered, so chat.update can re-render it later.
