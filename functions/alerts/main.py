@@ -7,7 +7,7 @@ HTTP (``evaluate_alerts``; locally every path of the capability's port):
   heartbeat.py). Body optional: ``{"rules": [names]}`` evaluates only those (and pings nothing:
   the switch hears of full cycles only).
 - ``POST /v1/tune`` — the tuning job (daily): recommendations from the last 7 days, stored in
-  Firestore ``alert_recommendations/latest`` and returned.
+  Firestore (``recommendation_store``: a document per series) and returned.
 - ``GET /v1/recommendations`` — the latest stored recommendations.
 - ``GET /v1/alerts[?state=firing|pending|resolved|inactive][&rule=NAME]`` — current alert states
   (quiet ones are kept 35 days after they last went quiet, 1 day if they never fired).
@@ -44,7 +44,6 @@ from shared.messages import AlertTransition, MetricsIngested
 
 api = Api("alerts")
 log = get_logger("alerts")
-RECOMMENDATIONS = "alert_recommendations"
 
 
 _detectors = DetectorCache()
@@ -238,25 +237,25 @@ def list_rules(request: flask.Request) -> dict[str, Any]:
 
 @api.route("/v1/tune", methods=["POST"], response=Recommendations)
 def tune_job(request: flask.Request) -> dict[str, Any]:
+    from functions.alerts import recommendation_store
     from functions.alerts.source import QueryApiSource
     from functions.alerts.tune import recommend_for_rules
-    from shared.firestore import get_firestore
 
     now = utcnow()
     recs = recommend_for_rules(_rules(), QueryApiSource(), now, settings().tuning_days)
     payload = {"generated_at": now.isoformat(), "recommendations": [r.model_dump(mode="json") for r in recs]}
-    get_firestore().collection(RECOMMENDATIONS).document("latest").set(payload)
+    recommendation_store.store(now, payload["recommendations"])
     return payload
 
 
 @api.route("/v1/recommendations", methods=["GET"], response=Recommendations, problems=(404,))
 def latest_recommendations(request: flask.Request) -> dict[str, Any]:
-    from shared.firestore import get_firestore
+    from functions.alerts.recommendation_store import load_latest
 
-    snap = get_firestore().collection(RECOMMENDATIONS).document("latest").get()
-    if not snap.exists:
+    latest = load_latest()
+    if latest is None:
         raise Problem(404, "No recommendations yet; POST /v1/tune (scheduled daily) writes them.")
-    return dict(snap.to_dict())
+    return latest
 
 
 @api.route("/v1/schedules", methods=["GET"], response=ScheduleList)

@@ -13,7 +13,8 @@ long.
     python -m functions.alerts.tune [--days 7] [--rules FILE]           # the rules' metrics (query API)
 
 Both print the recommendations JSON. The scheduled job (``POST /v1/tune`` of evaluate_alerts)
-runs the second form and stores the result in Firestore ``alert_recommendations/latest``.
+runs the second form and stores the result in Firestore, a document per series
+(``recommendation_store.py``).
 """
 
 from __future__ import annotations
