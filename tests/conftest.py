@@ -65,6 +65,14 @@ LOG_DIR = ROOT / ".run" / "test-logs"
 
 def _reset_caches() -> None:
     get_settings.cache_clear()
+    # Each capability's settings too (``get_<capability>_settings``, cached per process): a test
+    # that set a variable (say ION_METRICS_UPDATES_TOPIC="") left its settings to whichever test
+    # ran next in the same worker, and that one's outcome hung on the order files were dealt.
+    for name, module in list(sys.modules.items()):
+        if name.startswith("functions.") and name.endswith(".settings"):
+            for value in vars(module).values():
+                if callable(getattr(value, "cache_clear", None)) and getattr(value, "__module__", "") == name:
+                    value.cache_clear()
     firestore.reset_clients()
     pubsub.reset_clients()
     shared_redis.reset_clients()
