@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import UTC, datetime
 
@@ -74,3 +75,23 @@ def test_a_refused_recipient_is_not_retried(smtp: SmtpServer) -> None:
         channel.send(notification, r)
     assert r.attempts == 1
     assert smtp.mails == []
+
+
+@pytest.mark.parametrize(
+    "refusal", ["450 4.2.1 mailbox busy", "550 5.1.1 <{address}>: Recipient address rejected"]
+)
+def test_a_refusal_names_no_recipient_in_the_log_or_the_reason(
+    smtp: SmtpServer, refusal: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A contact's address is personal data: logs and dead-letter reasons outlive its erasure.
+    smtp.refuse, smtp.refusal = True, refusal
+    channel = channel_for(smtp)
+    r = retrier()
+    with pytest.raises(DeliveryFailed) as failed:
+        channel.send_mail("subject", "text", "<p>html</p>", "n-refused", r, also=["alice@customer.example"])
+    logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert r.attempts == (3 if refusal.startswith("4") else 1)
+    assert logged or not refusal.startswith("4")  # the retries were logged, with their reason
+    for text in [failed.value.reason, *(json.dumps(line) for line in logged)]:
+        assert "@" not in text, text
+    assert "3 recipient(s)" in failed.value.reason
