@@ -9,6 +9,8 @@ from collections import Counter
 from email.message import EmailMessage
 from typing import Literal
 
+from shared.logging import redact
+
 TlsMode = Literal["starttls", "implicit", "none"]
 _ADDRESS = re.compile(r"<?[^\s<>@,;:\"']+@[^\s<>@,;:\"']+>?")
 
@@ -70,8 +72,10 @@ def send_message(
             retryable=all(400 <= c < 500 for c in codes),
         ) from None
     except smtplib.SMTPResponseException as exc:
+        # A reply to AUTH may quote what it was sent: the password goes, with every address.
+        answered = redact(without_addresses(exc.smtp_error), [password])
         raise SmtpError(
-            f"SMTP answered {exc.smtp_code} {without_addresses(exc.smtp_error)!r}",
+            f"SMTP answered {exc.smtp_code} {answered!r}",
             retryable=400 <= exc.smtp_code < 500,
         ) from None
     except (smtplib.SMTPException, OSError) as exc:
