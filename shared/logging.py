@@ -11,6 +11,7 @@ import contextvars
 import json
 import logging
 import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +28,19 @@ _SEVERITY = {
 }
 # Attributes every LogRecord has; anything else was passed through ``extra=`` and is logged.
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+REDACTED = "[redacted]"
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with each of ``secrets`` in it replaced by ``REDACTED``: for what a vendor answered
+    (an error body may quote the token or key it was sent) before it reaches a log line, a
+    dead-letter reason or a stored record. Redact before cutting the text short, so no half
+    of a secret is left behind the cut."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 def parse_trace_header(traceparent: str | None, cloud_trace: str | None) -> tuple[str, str | None] | None:

@@ -4,10 +4,15 @@ every failure told apart as worth retrying or not. smtplib and ssl are imported 
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from email.message import EmailMessage
 from typing import Literal
 
+from shared.logging import redact
+
 TlsMode = Literal["starttls", "implicit", "none"]
+_ADDRESS = re.compile(r"<?[^\s<>@,;:\"']+@[^\s<>@,;:\"']+>?")
 
 
 class SmtpError(Exception):
@@ -63,13 +68,32 @@ def send_message(
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
         raise SmtpError(
-            f"SMTP refused every recipient: {exc.recipients}", retryable=all(400 <= c < 500 for c in codes)
+            f"SMTP refused every recipient: {refusals(exc.recipients)}",
+            retryable=all(400 <= c < 500 for c in codes),
         ) from None
     except smtplib.SMTPResponseException as exc:
+        # A reply to AUTH may quote what it was sent: the password goes, with every address.
+        answered = redact(without_addresses(exc.smtp_error), [password])
         raise SmtpError(
-            f"SMTP answered {exc.smtp_code} {exc.smtp_error!r}", retryable=400 <= exc.smtp_code < 500
+            f"SMTP answered {exc.smtp_code} {answered!r}",
+            retryable=400 <= exc.smtp_code < 500,
         ) from None
     except (smtplib.SMTPException, OSError) as exc:
         raise SmtpError(f"SMTP failed: {exc}", retryable=True) from None
     if refused:
-        raise SmtpError(f"SMTP refused some recipients: {refused}", retryable=False)
+        raise SmtpError(f"SMTP refused some recipients: {refusals(refused)}", retryable=False)
+
+
+def without_addresses(reply: bytes | str) -> str:
+    """A server's reply with every mail address in it replaced (relays quote the recipient)."""
+    text = reply.decode(errors="replace") if isinstance(reply, bytes) else reply
+    return _ADDRESS.sub("<address>", text)
+
+
+def refusals(refused: dict[str, tuple[int, bytes]]) -> str:
+    """How many recipients the server refused with which codes, never who: the text goes to logs,
+    dead-letter reasons and incident timelines, which keep no customer's address (a contact's
+    address is personal data that erasure cannot reach there)."""
+    codes = Counter(code for code, _ in refused.values())
+    listed = ", ".join(f"{count} with {code}" for code, count in sorted(codes.items()))
+    return f"{len(refused)} recipient(s) ({listed})"

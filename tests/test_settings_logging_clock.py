@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from shared.clock import FrozenClock, SystemClock, get_clock, iana_time_zone, set_clock, utcnow
-from shared.logging import CloudLoggingFormatter, parse_trace_header, reset_trace, set_trace
+from shared.logging import CloudLoggingFormatter, parse_trace_header, redact, reset_trace, set_trace
 from shared.settings import Settings, get_settings
 
 
@@ -62,6 +62,15 @@ def test_log_lines_are_cloud_logging_json_with_trace_and_extra_fields() -> None:
     assert entry["logging.googleapis.com/spanId"] == "def"
     assert entry["logging.googleapis.com/sourceLocation"]["line"] == 7
     assert entry["rule"] == "HighLatency"
+
+
+def test_redact_replaces_every_secret_given_the_longest_first() -> None:
+    text = "key=abc123 url=https://x.example/abc123/more token=abc"
+    # The URL before its part: replacing the part first would leave the rest of the URL behind.
+    assert redact(text, ["abc123", None, "", "https://x.example/abc123/more"]) == (
+        "key=[redacted] url=[redacted] token=abc"
+    )
+    assert redact(text, []) == text
 
 
 def test_the_clock_is_injectable() -> None:

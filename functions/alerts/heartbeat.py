@@ -25,7 +25,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from shared.clock import utcnow
-from shared.logging import get_logger
+from shared.logging import get_logger, redact
 
 log = get_logger("alerts.heartbeat")
 USER_AGENT = "ion-ops-evaluate-alerts"
@@ -94,13 +94,14 @@ class HeartbeatPinger:
 
     def _send(self, body: bytes, outcome: list[tuple[bool, str]]) -> None:
         assert self.url is not None
-        request = urllib.request.Request(
-            self.url,
-            data=body if self.method == "POST" else None,
-            method=self.method,
-            headers={"User-Agent": USER_AGENT, "Content-Type": "text/plain; charset=utf-8"},
-        )
         try:
+            # Built inside the try: a URL urllib refuses (no scheme) fails the ping, not the thread.
+            request = urllib.request.Request(
+                self.url,
+                data=body if self.method == "POST" else None,
+                method=self.method,
+                headers={"User-Agent": USER_AGENT, "Content-Type": "text/plain; charset=utf-8"},
+            )
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
                 answer.read(1024)
                 outcome.append((200 <= answer.status < 300, f"HTTP {answer.status}"))
@@ -111,6 +112,16 @@ class HeartbeatPinger:
             if late:
                 outcome.append((False, f"timed out after {self.timeout:g} s"))
             else:
-                outcome.append((False, f"{type(exc).__name__}: {str(exc)[:200]}"))
+                outcome.append((False, self._failure(exc)))
         except Exception as exc:  # noqa: BLE001 - any failure is logged, never raised
-            outcome.append((False, f"{type(exc).__name__}: {str(exc)[:200]}"))
+            outcome.append((False, self._failure(exc)))
+
+    def _failure(self, exc: Exception) -> str:
+        """The error, logged and shown: urllib quotes the URL or its path (the secret) in some."""
+        assert self.url is not None
+        try:
+            parts = urlsplit(self.url)
+            secrets = [self.url, parts.path if len(parts.path) > 1 else None, parts.query]
+        except ValueError:  # not even a URL to split: the whole of it is the secret
+            secrets = [self.url]
+        return f"{type(exc).__name__}: {redact(str(exc), secrets)[:200]}"

@@ -19,6 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from functions.health.models import STORED, Event
 from shared.firestore import get_firestore
 from shared.logging import get_logger
+from shared.validation import validation_errors
 
 EVENTS_COLLECTION = "customer_events"
 # Imported events are kept this long (Firestore TTL on expire_at); scoring looks back 180 days.
@@ -131,10 +132,11 @@ def events_since(since: datetime) -> dict[str, list[Event]]:
             event = EVENT_ADAPTER.validate_python(_strip(data), context={STORED: True})
         except ValidationError as exc:
             # Imported by a newer version (a type or status this one does not know): scored
-            # without it, said in the log, rather than no customer scored at all.
+            # without it, said in the log, rather than no customer scored at all. Which fields
+            # failed, never their values: an event may name a respondent or carry a comment.
             log.warning(
                 "skipping a stored event this version cannot read",
-                extra={"doc_id": doc.id, "type": data.get("type"), "errors": str(exc)[:300]},
+                extra={"doc_id": doc.id, "type": data.get("type"), "errors": validation_errors(exc)[:5]},
             )
             continue
         found[data["customer_id"]].append(event)

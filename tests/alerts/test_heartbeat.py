@@ -77,6 +77,29 @@ def test_a_failing_switch_is_logged_not_raised(standin: Any) -> None:
     assert "URLError" in closed.detail
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:{port}/ping/switch-secret-0f3a the rest",  # a space pasted in: InvalidURL
+        "switch.invalid/ping/switch-secret-0f3a",  # the scheme left out: unknown url type
+    ],
+)
+def test_a_url_urllib_refuses_is_not_quoted_in_the_log_or_the_status(
+    url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pinger = HeartbeatPinger(url.format(port=free_port()), timeout=5)
+    ping = pinger.ping()
+    assert ping is not None
+    assert not ping.ok
+    captured = capsys.readouterr()
+    logged = [line for line in captured.out.splitlines() if line.startswith("{")]
+    assert logged
+    # stderr too: an exception escaping the ping's thread is printed there, traceback and all.
+    for text in [*logged, captured.err, json.dumps(pinger.status())]:
+        assert "switch-secret" not in text, text
+    assert "[redacted]" in ping.detail  # what went wrong is still said
+
+
 def test_a_hanging_switch_holds_the_cycle_no_longer_than_the_timeout(standin: Any) -> None:
     standin.delay_seconds = 5.0
     started = time.monotonic()

@@ -32,6 +32,8 @@ class PagerDutyStandIn(StandInServer):
         self.events_per_window: int | None = None
         self.window_taken = 0
         self.throttled = 0
+        # An error answer quoting the request it refuses, as some gateways' do (routing key and all).
+        self.echo_request = False
 
     def next_window(self) -> None:
         with self.lock:
@@ -82,8 +84,9 @@ class _PagerDutyHandler(JsonHandler):
         raw = self._body()
         if pd.delay_seconds:
             time.sleep(pd.delay_seconds)
+        echoed = {"request": raw.decode(errors="replace")} if pd.echo_request else {}
         if pd.fail_status:
-            self._answer(pd.fail_status, {"status": "unavailable", "message": "try again"})
+            self._answer(pd.fail_status, {"status": "unavailable", "message": "try again", **echoed})
             return
         try:
             event = json.loads(raw)
@@ -117,7 +120,8 @@ class _PagerDutyHandler(JsonHandler):
                 pd.received_at.append(time.monotonic())
         if errors:
             self._answer(
-                400, {"status": "invalid event", "message": "Event object is invalid", "errors": errors}
+                400,
+                {"status": "invalid event", "message": "Event object is invalid", "errors": errors, **echoed},
             )
             return
         self._answer(

@@ -11,7 +11,8 @@ from devtools.processes import free_port
 
 
 class SmtpServer:
-    """aiosmtpd on a free port, keeping every mail it accepts; ``refuse`` makes RCPT answer 550."""
+    """aiosmtpd on a free port, keeping every mail it accepts; ``refuse`` makes RCPT answer
+    ``refusal`` (``{address}`` in it is the recipient, as relays quote it)."""
 
     def __init__(self) -> None:
         from aiosmtpd.controller import Controller
@@ -20,6 +21,7 @@ class SmtpServer:
         self.mails: list[EmailMessage] = []
         self.envelopes: list[tuple[str, list[str]]] = []
         self.refuse = False
+        self.refusal = "550 5.1.1 mailbox unavailable"
         self.controller = Controller(_SmtpHandler(self), hostname="127.0.0.1", port=self.port)
         self.controller.start()
 
@@ -35,7 +37,7 @@ class _SmtpHandler:
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
     ) -> str:
         if self.server.refuse:
-            return "550 5.1.1 mailbox unavailable"
+            return self.server.refusal.format(address=address)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

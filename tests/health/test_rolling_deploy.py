@@ -85,3 +85,27 @@ def test_an_older_instance_scores_and_lists_what_a_newer_one_stored(fs, health_c
     refused = health_client.patch("/v1/customers/acme", json={"contact": {"email": "a@b.co", "phone": "1"}})
     assert refused.status_code == 422
     assert "phone" in refused.get_data(as_text=True)
+
+
+def test_an_event_left_out_is_logged_without_its_contents(fs, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    # A newer version's event (a type this one does not know) may carry a respondent or a comment:
+    # the warning names the document and what did not validate, never the values (logs outlive
+    # the customer's erasure).
+    fs.collection(EVENTS_COLLECTION).document(event_doc_id("acme", "s1")).create(
+        {
+            "type": "survey",
+            "event_id": "s1",
+            "at": AT,
+            "respondent": "pat.jones@acme.example",
+            "comment": "Pat finds the dashboards slow",
+            "customer_id": "acme",
+            "expire_at": AT + EVENT_RETENTION,
+        }
+    )
+    assert customer_events.events_since(datetime(2026, 11, 1, tzinfo=UTC)) == {}
+    logged = [line for line in capsys.readouterr().out.splitlines() if "cannot read" in line]
+    assert logged
+    for line in logged:
+        assert "pat.jones" not in line, line
+        assert "dashboards slow" not in line, line
+        assert event_doc_id("acme", "s1") in line

@@ -15,6 +15,7 @@ from functions.fanout.channels.base import DeliveryError, Retrier, parse_retry_a
 from functions.fanout.channels.registry import register, require
 from functions.fanout.models import Notification, iso, summary_of, value_text
 from functions.fanout.settings import FanoutSettings
+from shared.logging import redact
 from shared.messages import AlertTransition
 
 PD_SEVERITY = {"critical": "critical", "high": "error", "medium": "warning", "low": "info"}
@@ -112,7 +113,10 @@ class PagerDutyChannel:
                 body = response.read()
                 status = int(response.status)
         except urllib.error.HTTPError as exc:
-            detail = exc.read()[:500].decode(errors="replace")
+            # PagerDuty (or a proxy before it) may quote the event, routing key and all: the
+            # detail goes to logs, dead-letter reasons and the incident's timeline.
+            answered = exc.read()[:8192].decode(errors="replace")
+            detail = redact(answered, [self.settings.pagerduty_routing_key])[:500]
             retryable = exc.code == 429 or exc.code >= 500
             raise DeliveryError(
                 f"PagerDuty answered {exc.code}: {detail}",

@@ -93,3 +93,23 @@ def test_an_alert_without_service_or_region_labels_leaves_component_and_group_ou
     channel.send(notification(make_transition(severity="critical")), retrier())
     payload = pagerduty.events[-1]["payload"]
     assert (payload["component"], payload["group"]) == ("persona-router", "us-central1")
+
+
+@pytest.mark.parametrize("status", [400, 503])
+def test_an_answer_quoting_the_routing_key_leaves_it_out_of_the_reason_and_the_log(
+    pagerduty: PagerDutyStandIn, status: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The reason goes to the give-up log line, the dead letter and the incident's timeline.
+    pagerduty.echo_request = True
+    key = "not-the-key-but-a-secret-all-the-same" if status == 400 else pagerduty.routing_key
+    if status == 503:
+        pagerduty.fail_status = 503
+    channel = channel_for(pagerduty, key=key)
+    with pytest.raises(DeliveryFailed) as failed:
+        channel.send(notification(make_transition()), retrier())
+    logged = [line for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert logged or status == 400  # a 503 is retried, each retry logged with its reason
+    for text in [failed.value.reason, *logged]:
+        assert key not in text, text
+    assert str(status) in failed.value.reason
+    assert "[redacted]" in failed.value.reason  # the rest of the answer is kept
