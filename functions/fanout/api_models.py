@@ -103,6 +103,14 @@ class IncidentsQuery(BaseModel):
     priority: Literal["P1", "P2", "P3", "P4"] | None = Field(default=None, description="only this priority")
     since: QueryTime | None = Field(default=None, description="only incidents opened at or after this time")
     limit: int = Field(default=100, ge=1, le=500, description="at most this many, newest first")
+    after: (
+        DocumentId(  # type: ignore[valid-type]
+            max_length=48,
+            pattern=INCIDENT_ID_PATTERN,
+            description='the last incident of the page before (as the `Link: rel="next"` header gives it)',
+        )
+        | None
+    ) = None
 
 
 # A window of the transition log: a day by default, a week at most (the log keeps 30 days).

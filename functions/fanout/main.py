@@ -34,10 +34,26 @@ from functions.fanout.transition_log import TransitionPage
 from functions.fanout.webhook_vendors import PAGERDUTY, SLACK, WebhookVendor
 from shared.audit import actor, audit
 from shared.clock import utcnow
-from shared.http import HEALTH_ROUTE, Api, Problem, Reply, caller_of, json_response, read_body, scheduled_time
+from shared.http import (
+    HEALTH_ROUTE,
+    NEXT_HEADER,
+    Api,
+    Problem,
+    Reply,
+    bounded_page,
+    caller_of,
+    json_array_page,
+    json_response,
+    read_body,
+    scheduled_time,
+)
 from shared.logging import get_logger
 
 api = Api("fanout")
+INCIDENT_PAGE = (
+    "Incidents, newest first. A page holds at most `limit` and about 8 MiB; when more follow, "
+    '`Link: <...>; rel="next"` gives the next page\'s address (the same query with `after`).'
+)
 log = get_logger("fanout")
 
 
@@ -174,13 +190,29 @@ def list_transitions(_request: flask.Request, query: TransitionsQuery) -> Transi
 # --- incidents ---------------------------------------------------------------------------------
 
 
-@api.route("/v1/incidents", methods=["GET"], query=IncidentsQuery, response=IncidentList)
-def list_incidents(_request: flask.Request, query: IncidentsQuery) -> IncidentList:
-    """Incidents, newest first: all, or by state, priority and opening time."""
-    from functions.fanout.incident_store import get_store
+@api.route(
+    "/v1/incidents",
+    methods=["GET"],
+    query=IncidentsQuery,
+    responses={200: Reply(IncidentList, description=INCIDENT_PAGE, headers=(NEXT_HEADER,))},
+)
+def list_incidents(request: flask.Request, query: IncidentsQuery) -> flask.Response:
+    """Incidents, newest first: all, or by state, priority and opening time, a page at a time."""
+    from functions.fanout.incident_store import UnknownCursor, get_store
 
-    found = get_store().list(state=query.state, priority=query.priority, since=query.since, limit=query.limit)
-    return IncidentList([incident_out(i) for i in found])
+    try:
+        found = get_store().list(
+            state=query.state,
+            priority=query.priority,
+            since=query.since,
+            limit=query.limit,
+            after=query.after,
+        )
+    except UnknownCursor as exc:
+        raise Problem(422, str(exc), errors=[{"field": "after", "message": str(exc)}]) from None
+    serialised = ((i.id, incident_out(i).model_dump_json().encode()) for i in found)
+    page = bounded_page(serialised, query.limit, len)
+    return json_array_page(request, page.items, page.next)
 
 
 @api.route(
