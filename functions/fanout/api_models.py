@@ -77,6 +77,15 @@ class SilencePath(BaseModel):
 
 class SilencesQuery(BaseModel):
     state: silences.SilenceState | None = Field(default=None, description="only silences in this state")
+    limit: int = Field(default=100, ge=1, le=500, description="silences read for this page, by start")
+    after: (
+        DocumentId(  # type: ignore[valid-type]
+            max_length=64,
+            pattern=r"^[A-Za-z0-9-]+$",
+            description='the last silence read (as the `Link: rel="next"` header gives it)',
+        )
+        | None
+    ) = None
 
 
 class SilenceList(RootModel[list[SilenceOut]]):

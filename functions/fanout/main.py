@@ -5,6 +5,7 @@ the contract is in ``api_models.py`` and ``api_routes.py``, the work in the doma
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -53,6 +54,9 @@ api = Api("fanout")
 INCIDENT_PAGE = (
     "Incidents, newest first. A page holds at most `limit` and about 8 MiB; when more follow, "
     '`Link: <...>; rel="next"` gives the next page\'s address (the same query with `after`).'
+)
+SILENCE_PAGE = (
+    'Silences by start: of `limit` read, those in `state`; more follow while `Link: rel="next"` is given.'
 )
 log = get_logger("fanout")
 
@@ -109,11 +113,19 @@ def create_silence(request: flask.Request, body: silences.SilenceIn) -> flask.Re
     )
 
 
-@api.route("/v1/silences", methods=["GET"], query=SilencesQuery, response=SilenceList)
-def list_silences(_request: flask.Request, query: SilencesQuery) -> list[dict[str, Any]]:
-    """Every silence, or those in one state."""
-    now = utcnow()
-    return [s.to_api(now) for s in silences.list_all(query.state)]
+@api.route(
+    "/v1/silences",
+    methods=["GET"],
+    query=SilencesQuery,
+    responses={200: Reply(SilenceList, description=SILENCE_PAGE, headers=(NEXT_HEADER,))},
+)
+def list_silences(request: flask.Request, query: SilencesQuery) -> flask.Response:
+    """Silences, or those in one state, by start, a page at a time."""
+    try:
+        found, following = silences.page(query.state, query.limit, query.after)
+    except silences.UnknownCursor as exc:
+        raise Problem(422, str(exc), errors=[{"field": "after", "message": str(exc)}]) from None
+    return json_array_page(request, [json.dumps(s.to_api(utcnow())).encode() for s in found], following)
 
 
 @api.route("/v1/silences/<silence_id>", methods=["GET"], params=SilencePath, response=SilenceOut)
