@@ -39,7 +39,7 @@ from functions.alerts.retired_rules import retire_gone_rules
 from functions.alerts.rules import RulesError, configured_rules
 from functions.alerts.settings import settings
 from shared.clock import utcnow
-from shared.http import HEALTH_ROUTE, Api, Problem, json_response
+from shared.http import HEALTH_ROUTE, Api, Problem, bad_cursor, json_response
 from shared.logging import get_logger
 from shared.messages import AlertTransition, MetricsIngested
 
@@ -217,7 +217,7 @@ def list_alerts(_request: flask.Request, query: AlertsQuery) -> dict[str, Any]:
     try:
         found = alert_listing.page(query)
     except alert_listing.UnknownCursor as exc:
-        raise Problem(422, str(exc), errors=[{"field": "after", "message": str(exc)}]) from None
+        raise bad_cursor(exc) from None
     # A steady alert is not rewritten every cycle: its rule's newest completed cycle says how
     # recently it was evaluated (and, if active, last seen active), as the old rewrite did.
     done = {name: cycle.completed_at for name, cycle in FirestoreStateStore().cycles().items()}

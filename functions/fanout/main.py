@@ -37,11 +37,11 @@ from shared.audit import actor, audit
 from shared.clock import utcnow
 from shared.http import (
     HEALTH_ROUTE,
-    NEXT_HEADER,
     Api,
     Problem,
     Reply,
-    bounded_page,
+    array_page,
+    bad_cursor,
     caller_of,
     json_array_page,
     json_response,
@@ -51,13 +51,6 @@ from shared.http import (
 from shared.logging import get_logger
 
 api = Api("fanout")
-INCIDENT_PAGE = (
-    "Incidents, newest first. A page holds at most `limit` and about 8 MiB; when more follow, "
-    '`Link: <...>; rel="next"` gives the next page\'s address (the same query with `after`).'
-)
-SILENCE_PAGE = (
-    'Silences by start: of `limit` read, those in `state`; more follow while `Link: rel="next"` is given.'
-)
 log = get_logger("fanout")
 
 
@@ -114,17 +107,14 @@ def create_silence(request: flask.Request, body: silences.SilenceIn) -> flask.Re
 
 
 @api.route(
-    "/v1/silences",
-    methods=["GET"],
-    query=SilencesQuery,
-    responses={200: Reply(SilenceList, description=SILENCE_PAGE, headers=(NEXT_HEADER,))},
+    "/v1/silences", responses=array_page(SilenceList, api_routes.SILENCE_PAGE), **api_routes.LIST_SILENCES
 )
 def list_silences(request: flask.Request, query: SilencesQuery) -> flask.Response:
     """Silences, or those in one state, by start, a page at a time."""
     try:
         found, following = silences.page(query.state, query.limit, query.after)
     except silences.UnknownCursor as exc:
-        raise Problem(422, str(exc), errors=[{"field": "after", "message": str(exc)}]) from None
+        raise bad_cursor(exc) from None
     return json_array_page(request, [json.dumps(s.to_api(utcnow())).encode() for s in found], following)
 
 
@@ -203,27 +193,17 @@ def list_transitions(_request: flask.Request, query: TransitionsQuery) -> Transi
 
 
 @api.route(
-    "/v1/incidents",
-    methods=["GET"],
-    query=IncidentsQuery,
-    responses={200: Reply(IncidentList, description=INCIDENT_PAGE, headers=(NEXT_HEADER,))},
+    "/v1/incidents", responses=array_page(IncidentList, api_routes.INCIDENT_PAGE), **api_routes.LIST_INCIDENTS
 )
 def list_incidents(request: flask.Request, query: IncidentsQuery) -> flask.Response:
     """Incidents, newest first: all, or by state, priority and opening time, a page at a time."""
-    from functions.fanout.incident_store import UnknownCursor, get_store
+    from functions.fanout.incident_listing import incident_page
+    from functions.fanout.incident_store import UnknownCursor
 
     try:
-        found = get_store().list(
-            state=query.state,
-            priority=query.priority,
-            since=query.since,
-            limit=query.limit,
-            after=query.after,
-        )
+        page = incident_page(query)
     except UnknownCursor as exc:
-        raise Problem(422, str(exc), errors=[{"field": "after", "message": str(exc)}]) from None
-    serialised = ((i.id, incident_out(i).model_dump_json().encode()) for i in found)
-    page = bounded_page(serialised, query.limit, len)
+        raise bad_cursor(exc) from None
     return json_array_page(request, page.items, page.next)
 
 

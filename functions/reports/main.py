@@ -29,7 +29,16 @@ from functions.reports.render import MEDIA_TYPES
 from functions.reports.service import audiences, catalog, dashboard_view, health_report
 from functions.reports.settings import get_reports_settings
 from shared.clock import utcnow
-from shared.http import HEALTH_ROUTE, Api, Problem, Reply, json_response, scheduled_time, validation_errors
+from shared.http import (
+    HEALTH_ROUTE,
+    Api,
+    Problem,
+    Reply,
+    bad_cursor,
+    json_response,
+    scheduled_time,
+    validation_errors,
+)
 
 api = Api("reports")
 
@@ -213,7 +222,7 @@ def list_reports(_request: flask.Request, query: ArchiveQuery) -> dict[str, Any]
     try:
         rows = archive.list_runs(query.limit, query.audience, query.after)
     except archive.UnknownCursor as exc:
-        raise Problem(422, str(exc), errors=[{"field": "after", "message": str(exc)}]) from None
+        raise bad_cursor(exc) from None
     for row in rows:
         row["url"] = f"/v1/reports/{row.get('id')}"
     # A full page may be followed by an empty one: a page reads no run past its own.

@@ -25,7 +25,7 @@ from shared.http.operations import (
     caller_of,
     scheduled_time,
 )
-from shared.http.paging import NEXT_HEADER, PAGE_BYTES, Page, bounded_page, json_array_page, next_link
+from shared.http.paging import NEXT_HEADER, array_page, bad_cursor, json_array_page, next_link
 from shared.http.problems import PROBLEM_JSON, Problem, unavailable_when_transient
 from shared.http.push import MAX_PUSH_BYTES, PUSH_ENVELOPE, pubsub_push, push_event, serve_push
 from shared.http.responses import ReadyResponse, set_headers
@@ -36,20 +36,19 @@ __all__ = [
     "HEALTH_ROUTE",
     "MAX_PUSH_BYTES",
     "NEXT_HEADER",
-    "PAGE_BYTES",
     "PROBLEM_JSON",
     "PUSH_ENVELOPE",
     "Api",
     "Handler",
     "Operation",
-    "Page",
     "Problem",
     "ReadyResponse",
     "Reply",
     "ReplySpec",
+    "array_page",
+    "bad_cursor",
     "body_read_so_far",
     "bound_body",
-    "bounded_page",
     "caller_of",
     "drain_unread_body",
     "is_transient",

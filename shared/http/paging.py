@@ -1,60 +1,32 @@
-"""Pages of a list endpoint: at most ``limit`` items and about ``PAGE_BYTES`` of JSON, the rest a
-page away.
-
-A Cloud Function answers at most 32 MiB and holds its page in 256-512 MiB of memory, so a page
-of large items (an incident of ~1 MiB) ends early, with a cursor, rather than growing with the
-items. Where the answer is an object, the cursor is its ``next`` field; where it is a bare array
-(whose shape cannot change), an RFC 8288 ``Link: <...>; rel="next"`` header carries the next
-page's address: the same query with ``after`` set to the last item's id.
-"""
+"""A listing's next page over HTTP. Where the answer is an object, the cursor is its ``next``
+field; where it is a bare array (whose shape cannot change), an RFC 8288 ``Link: <...>;
+rel="next"`` header carries the next page's address: the same query with ``after`` set to the
+last item's id. A cursor that names nothing the listing holds is a 422 naming ``after``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
 from urllib.parse import urlencode
 
 import flask
+from pydantic import BaseModel
 
+from shared.http.operations import Reply
+from shared.http.problems import Problem
 from shared.http.responses import ReadyResponse
 
-T = TypeVar("T")
-
-# Well under the platform's 32 MiB, and a few of them fit a 256 MiB instance at once.
-PAGE_BYTES = 8 * 1024 * 1024
 CURSOR = "after"
 NEXT_HEADER = "Link"
 
 
-@dataclass(frozen=True)
-class Page(Generic[T]):
-    items: list[T]
-    next: str | None  # the last item's id when more follow, None on the last page
+def array_page(model: type[BaseModel], description: str) -> dict[int, Reply]:
+    """The ``responses`` of a route answering a page of a bare array, its next page in ``Link``."""
+    return {200: Reply(model, description=description, headers=(NEXT_HEADER,))}
 
 
-def bounded_page(
-    rows: Iterable[tuple[str, T]],
-    limit: int,
-    size: Callable[[T], int],
-    budget: int = PAGE_BYTES,
-) -> Page[T]:
-    """The first of ``rows`` (id, item; at most ``limit`` of them, read lazily) whose ``size``
-    adds up to at most ``budget`` (the first item always, whatever its size). The cursor is the
-    last item's id when the budget ended the page (the row that did not fit was read) or the
-    page is full: as health's customer pages, a full last page is followed by an empty one
-    rather than reading one row more than asked for."""
-    items: list[T] = []
-    last_id: str | None = None
-    used = 0
-    for row_id, item in rows:
-        cost = size(item)
-        if items and used + cost > budget:
-            return Page(items, last_id)
-        items.append(item)
-        last_id = row_id
-        used += cost
-    return Page(items, last_id if len(items) >= limit else None)
+def bad_cursor(exc: LookupError) -> Problem:
+    """The 422 of an ``after`` that names nothing the listing holds (``exc`` says what)."""
+    text = str(exc).strip("'\"")
+    return Problem(422, text, errors=[{"field": CURSOR, "message": text}])
 
 
 def next_link(request: flask.Request, cursor: str) -> str:

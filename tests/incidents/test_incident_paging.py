@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from functions.fanout.incident_record import Incident, TimelineEntry
-from shared.http.paging import PAGE_BYTES
+from shared.paging import PAGE_BYTES
 from tests.fanout.conftest import Fanout
 from tests.incidents.test_incident_reads_bounded import (  # noqa: F401 - the fixture
     past_incident,
