@@ -9,8 +9,9 @@ HTTP (``evaluate_alerts``; locally every path of the capability's port):
 - ``POST /v1/tune`` — the tuning job (daily): recommendations from the last 7 days, stored in
   Firestore (``recommendation_store``: a document per series) and returned.
 - ``GET /v1/recommendations`` — the latest stored recommendations.
-- ``GET /v1/alerts[?state=firing|pending|resolved|inactive][&rule=NAME]`` — current alert states
-  (quiet ones are kept 35 days after they last went quiet, 1 day if they never fired).
+- ``GET /v1/alerts[?state=firing|pending|resolved|inactive][&rule=NAME][&limit=][&after=]`` —
+  current alert states, a page at a time (quiet ones are kept 35 days after they last went quiet,
+  1 day if they never fired).
 - ``GET /v1/rules`` — the loaded rules. ``GET /health``.
 
 Pub/Sub (``evaluate_alerts_on_ingest``, topic ``metric-updates``): evaluates at once the rules
@@ -25,20 +26,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 import flask
 from pydantic import BaseModel, ConfigDict, Field
 
+from functions.alerts.alert_listing import AlertList, AlertsQuery
 from functions.alerts.engine import CycleResult, DetectorCache, Evaluator
 from functions.alerts.heartbeat import HeartbeatPinger
 from functions.alerts.jobs import JobWatch
 from functions.alerts.retired_rules import retire_gone_rules
 from functions.alerts.rules import RulesError, configured_rules
 from functions.alerts.settings import settings
-from functions.alerts.state import AlertState
 from shared.clock import utcnow
-from shared.http import HEALTH_ROUTE, Api, Problem, json_response
+from shared.http import HEALTH_ROUTE, Api, Problem, bad_cursor, json_response
 from shared.logging import get_logger
 from shared.messages import AlertTransition, MetricsIngested
 
@@ -206,28 +207,24 @@ class ScheduleList(BaseModel):
     jobs: list[dict[str, Any]]
 
 
-class AlertList(BaseModel):
-    alerts: list[AlertState]
-
-
-class AlertsQuery(BaseModel):
-    state: Literal["inactive", "pending", "firing", "resolved"] | None = None
-    rule: str | None = Field(default=None, max_length=255, description="only this rule's alerts")
-
-
 @api.route("/v1/alerts", methods=["GET"], query=AlertsQuery, response=AlertList)
 def list_alerts(_request: flask.Request, query: AlertsQuery) -> dict[str, Any]:
-    """Current alert states, by rule and label set."""
+    """Current alert states, by rule and label set, a page at a time."""
+    from functions.alerts import alert_listing
     from functions.alerts.state import effective
     from functions.alerts.state_store import FirestoreStateStore
 
-    store = FirestoreStateStore()
+    try:
+        found = alert_listing.page(query)
+    except alert_listing.UnknownCursor as exc:
+        raise bad_cursor(exc) from None
     # A steady alert is not rewritten every cycle: its rule's newest completed cycle says how
     # recently it was evaluated (and, if active, last seen active), as the old rewrite did.
-    done = {name: cycle.completed_at for name, cycle in store.cycles().items()}
-    states = [effective(s, done.get(s.rule)) for s in store.all_states(query.state, query.rule)]
-    states.sort(key=lambda s: (s.rule, s.fingerprint))
-    return {"alerts": [s.model_dump(mode="json") for s in states]}
+    done = {name: cycle.completed_at for name, cycle in FirestoreStateStore().cycles().items()}
+    return {
+        "alerts": [effective(s, done.get(s.rule)).model_dump(mode="json") for s in found],
+        "next": found[-1].fingerprint if len(found) == query.limit else None,
+    }
 
 
 @api.route("/v1/rules", methods=["GET"], response=RuleList)

@@ -77,6 +77,15 @@ class SilencePath(BaseModel):
 
 class SilencesQuery(BaseModel):
     state: silences.SilenceState | None = Field(default=None, description="only silences in this state")
+    limit: int = Field(default=100, ge=1, le=500, description="silences read for this page, by start")
+    after: (
+        DocumentId(  # type: ignore[valid-type]
+            max_length=64,
+            pattern=r"^[A-Za-z0-9-]+$",
+            description='the last silence read (as the `Link: rel="next"` header gives it)',
+        )
+        | None
+    ) = None
 
 
 class SilenceList(RootModel[list[SilenceOut]]):
@@ -103,6 +112,14 @@ class IncidentsQuery(BaseModel):
     priority: Literal["P1", "P2", "P3", "P4"] | None = Field(default=None, description="only this priority")
     since: QueryTime | None = Field(default=None, description="only incidents opened at or after this time")
     limit: int = Field(default=100, ge=1, le=500, description="at most this many, newest first")
+    after: (
+        DocumentId(  # type: ignore[valid-type]
+            max_length=48,
+            pattern=INCIDENT_ID_PATTERN,
+            description='the last incident of the page before (as the `Link: rel="next"` header gives it)',
+        )
+        | None
+    ) = None
 
 
 # A window of the transition log: a day by default, a week at most (the log keeps 30 days).

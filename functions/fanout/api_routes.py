@@ -15,7 +15,9 @@ from functions.fanout.api_models import (
     IncidentActionIn,
     IncidentActionOut,
     IncidentPath,
+    IncidentsQuery,
     OpenIncidentIn,
+    SilencesQuery,
     WebhookAnswer,
 )
 
@@ -27,6 +29,17 @@ SILENCE_LINKS = {
 INCIDENT_LINKS = {
     "get_incident": {"incident_id": "$response.body#/id"},
 }
+
+# The lists, a page at a time: a bare array (the contract's shape), the next page in a header.
+LIST_INCIDENTS: dict[str, Any] = {"methods": ["GET"], "query": IncidentsQuery}
+INCIDENT_PAGE = (
+    "Incidents, newest first. A page holds at most `limit` and about 8 MiB; when more follow, "
+    '`Link: <...>; rel="next"` gives the next page\'s address (the same query with `after`).'
+)
+LIST_SILENCES: dict[str, Any] = {"methods": ["GET"], "query": SilencesQuery}
+SILENCE_PAGE = (
+    'Silences by start: of `limit` read, those in `state`; more follow while `Link: rel="next"` is given.'
+)
 
 # A group's timer: a Cloud Tasks task, early answered 409 (with Retry-After) and retried.
 FLUSH_GROUP: dict[str, Any] = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
@@ -23,12 +23,25 @@ INCIDENTS = "incidents"
 Mutation = Callable[[Incident], Change]
 
 
+class UnknownCursor(LookupError):
+    """``after`` names no incident the listing's filters select."""
+
+
 class IncidentStore(Protocol):
     def get(self, incident_id: str) -> Incident | None: ...
 
     def list(
-        self, *, state: State | None, priority: Priority | None, since: datetime | None, limit: int
-    ) -> list[Incident]: ...
+        self,
+        *,
+        state: State | None,
+        priority: Priority | None,
+        since: datetime | None,
+        limit: int,
+        after: str | None = None,
+    ) -> Iterator[Incident]:
+        """At most ``limit`` incidents, newest first (ties by id), those after the incident
+        ``after`` (``UnknownCursor`` when the filters select none of that id), read lazily."""
+        ...
 
     def change(self, incident_id: str, mutate: Mutation) -> tuple[Incident, Change] | None:
         """Apply ``mutate`` to the stored incident atomically; None when there is none."""
@@ -81,8 +94,14 @@ class FirestoreIncidentStore:
         return Incident.model_validate(snapshot.to_dict()) if snapshot.exists else None
 
     def list(
-        self, *, state: State | None, priority: Priority | None, since: datetime | None, limit: int
-    ) -> list[Incident]:
+        self,
+        *,
+        state: State | None,
+        priority: Priority | None,
+        since: datetime | None,
+        limit: int,
+        after: str | None = None,
+    ) -> Iterator[Incident]:
         from google.cloud import firestore
 
         from functions.fanout.records import collection, field_filter
@@ -96,8 +115,22 @@ class FirestoreIncidentStore:
                 query = query.where(filter=field_filter(field, "==", value))
         if since is not None:
             query = query.where(filter=field_filter("opened_at", ">=", since))
-        query = query.order_by("opened_at", direction=firestore.Query.DESCENDING).limit(limit)
-        return [Incident.model_validate(s.to_dict()) for s in query.stream()]
+        query = query.order_by("opened_at", direction=firestore.Query.DESCENDING)
+        if after is not None:
+            # The cursor's fields the filters and the order need, not its timeline (up to ~1 MiB).
+            cursor = self._ref(after).get(field_paths=["opened_at", "state", "priority"])
+            fields = (cursor.to_dict() or {}) if cursor.exists else {}
+            opened_at = fields.get("opened_at")
+            if not (
+                isinstance(opened_at, datetime)
+                and (state is None or fields.get("state") == state)
+                and (priority is None or fields.get("priority") == priority)
+                and (since is None or opened_at >= since)
+            ):
+                raise UnknownCursor(f"after={after} is no incident these filters list")
+            query = query.start_after(cursor)
+        # Lazily: a page of large incidents stops reading when its byte budget is spent.
+        return (Incident.model_validate(s.to_dict()) for s in query.limit(limit).stream())
 
     def change(self, incident_id: str, mutate: Mutation) -> tuple[Incident, Change] | None:
         from google.cloud import firestore
@@ -172,11 +205,23 @@ class MemoryIncidentStore:
             return copy.deepcopy(found) if found else None
 
     def list(
-        self, *, state: State | None, priority: Priority | None, since: datetime | None, limit: int
-    ) -> list[Incident]:
+        self,
+        *,
+        state: State | None,
+        priority: Priority | None,
+        since: datetime | None,
+        limit: int,
+        after: str | None = None,
+    ) -> Iterator[Incident]:
         with self._lock:
             found = [copy.deepcopy(i) for i in self._items.values() if _matches(i, state, priority, since)]
-        return sorted(found, key=lambda i: i.opened_at, reverse=True)[:limit]
+        found.sort(key=lambda i: (i.opened_at, i.id), reverse=True)
+        if after is not None:
+            ids = [i.id for i in found]
+            if after not in ids:
+                raise UnknownCursor(f"after={after} is no incident these filters list")
+            found = found[ids.index(after) + 1 :]
+        return iter(found[:limit])
 
     def change(self, incident_id: str, mutate: Mutation) -> tuple[Incident, Change] | None:
         with self._lock:

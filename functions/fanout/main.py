@@ -5,6 +5,7 @@ the contract is in ``api_models.py`` and ``api_routes.py``, the work in the doma
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -34,7 +35,19 @@ from functions.fanout.transition_log import TransitionPage
 from functions.fanout.webhook_vendors import PAGERDUTY, SLACK, WebhookVendor
 from shared.audit import actor, audit
 from shared.clock import utcnow
-from shared.http import HEALTH_ROUTE, Api, Problem, Reply, caller_of, json_response, read_body, scheduled_time
+from shared.http import (
+    HEALTH_ROUTE,
+    Api,
+    Problem,
+    Reply,
+    array_page,
+    bad_cursor,
+    caller_of,
+    json_array_page,
+    json_response,
+    read_body,
+    scheduled_time,
+)
 from shared.logging import get_logger
 
 api = Api("fanout")
@@ -93,11 +106,16 @@ def create_silence(request: flask.Request, body: silences.SilenceIn) -> flask.Re
     )
 
 
-@api.route("/v1/silences", methods=["GET"], query=SilencesQuery, response=SilenceList)
-def list_silences(_request: flask.Request, query: SilencesQuery) -> list[dict[str, Any]]:
-    """Every silence, or those in one state."""
-    now = utcnow()
-    return [s.to_api(now) for s in silences.list_all(query.state)]
+@api.route(
+    "/v1/silences", responses=array_page(SilenceList, api_routes.SILENCE_PAGE), **api_routes.LIST_SILENCES
+)
+def list_silences(request: flask.Request, query: SilencesQuery) -> flask.Response:
+    """Silences, or those in one state, by start, a page at a time."""
+    try:
+        found, following = silences.page(query.state, query.limit, query.after)
+    except silences.UnknownCursor as exc:
+        raise bad_cursor(exc) from None
+    return json_array_page(request, [json.dumps(s.to_api(utcnow())).encode() for s in found], following)
 
 
 @api.route("/v1/silences/<silence_id>", methods=["GET"], params=SilencePath, response=SilenceOut)
@@ -174,13 +192,19 @@ def list_transitions(_request: flask.Request, query: TransitionsQuery) -> Transi
 # --- incidents ---------------------------------------------------------------------------------
 
 
-@api.route("/v1/incidents", methods=["GET"], query=IncidentsQuery, response=IncidentList)
-def list_incidents(_request: flask.Request, query: IncidentsQuery) -> IncidentList:
-    """Incidents, newest first: all, or by state, priority and opening time."""
-    from functions.fanout.incident_store import get_store
+@api.route(
+    "/v1/incidents", responses=array_page(IncidentList, api_routes.INCIDENT_PAGE), **api_routes.LIST_INCIDENTS
+)
+def list_incidents(request: flask.Request, query: IncidentsQuery) -> flask.Response:
+    """Incidents, newest first: all, or by state, priority and opening time, a page at a time."""
+    from functions.fanout.incident_listing import incident_page
+    from functions.fanout.incident_store import UnknownCursor
 
-    found = get_store().list(state=query.state, priority=query.priority, since=query.since, limit=query.limit)
-    return IncidentList([incident_out(i) for i in found])
+    try:
+        page = incident_page(query)
+    except UnknownCursor as exc:
+        raise bad_cursor(exc) from None
+    return json_array_page(request, page.items, page.next)
 
 
 @api.route(

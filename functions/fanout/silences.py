@@ -160,12 +160,27 @@ def get(silence_id: str, transaction: Any = None) -> Silence | None:
     return _load(snapshot.to_dict()) if snapshot.exists else None
 
 
-def list_all(state: SilenceState | None = None) -> list[Silence]:
+class UnknownCursor(LookupError):
+    """``after`` names no silence."""
+
+
+def page(state: SilenceState | None, limit: int, after: str | None) -> tuple[list[Silence], str | None]:
+    """Silences by start then id, those after the silence ``after``: of ``limit`` read, those in
+    ``state``, and the last read's id when more may follow. A state is a matter of the time now
+    (no stored field says it), so a filtered page may hold fewer than ``limit`` with more to come."""
     now = utcnow()
-    found = [_load(s.to_dict()) for s in get_firestore().collection(COLLECTION).stream()]
+    silences = get_firestore().collection(COLLECTION)
+    query = silences.order_by("startsAt").order_by("__name__")
+    if after is not None:
+        cursor = silences.document(after).get(field_paths=["startsAt"])
+        if not cursor.exists:
+            raise UnknownCursor(f"after={after} is no silence")
+        query = query.start_after(cursor)
+    read = list(query.limit(limit).stream())
+    found = [_load(s.to_dict()) for s in read]
     if state is not None:
         found = [s for s in found if s.state(now) == state]
-    return sorted(found, key=lambda s: (s.starts_at, s.id))
+    return found, read[-1].id if len(read) == limit else None
 
 
 def expire(silence_id: str) -> Silence | None:

@@ -67,6 +67,9 @@ class RunPath(BaseModel):
 class ArchiveQuery(BaseModel):
     limit: int = Field(default=50, ge=1, le=500, description="reports listed, newest first, 1 to 500")
     audience: AudienceName | None = Field(default=None, description="only this audience's reports")  # type: ignore[valid-type]
+    after: RunId | None = Field(  # type: ignore[valid-type]
+        default=None, description="the `next` of the page before: reports after this one"
+    )
 
 
 class RunQuery(BaseModel):
@@ -106,6 +109,11 @@ class AlreadyMailed(BaseModel):
 
 class ReportList(BaseModel):
     reports: list[ReportSummary]
+    next: str | None = Field(
+        default=None,
+        description="pass as `after` for the next page; null on the last (a full page may be followed "
+        "by an empty one)",
+    )
 
 
 class ReportRequest(BaseModel):

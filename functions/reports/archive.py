@@ -104,19 +104,31 @@ SUMMARY_FIELDS = [
 ]
 
 
-def list_runs(limit: int, audience: str | None = None) -> list[dict[str, Any]]:
+class UnknownCursor(LookupError):
+    """``after`` names no run the listing's filter selects."""
+
+
+def list_runs(limit: int, audience: str | None = None, after: str | None = None) -> list[dict[str, Any]]:
+    """At most ``limit`` runs' summaries, newest claim first (ties by id, newest first), those
+    after the run ``after``. Runs are kept 400 days: the query reads the page, never every run
+    (a composite index on audience then claimed_at in ``topology.yaml``)."""
+    from google.cloud import firestore
     from google.cloud.firestore_v1.base_query import FieldFilter
 
     query = get_firestore().collection(RUNS)
     if audience:
         query = query.where(filter=FieldFilter("audience", "==", audience))
-    docs = query.select([*SUMMARY_FIELDS, "claimed_at"]).stream()
-    rows = [doc.to_dict() or {} for doc in docs]
-    rows.sort(
-        key=lambda r: r["claimed_at"].timestamp() if isinstance(r.get("claimed_at"), datetime) else 0,
-        reverse=True,
-    )
-    return rows[:limit]
+    query = query.order_by("claimed_at", direction=firestore.Query.DESCENDING)
+    if after is not None:
+        cursor = _ref(after).get(field_paths=["claimed_at", "audience"])
+        fields = (cursor.to_dict() or {}) if cursor.exists else {}
+        if not isinstance(fields.get("claimed_at"), datetime) or (
+            audience and fields.get("audience") != audience
+        ):
+            raise UnknownCursor(f"after={after} is no report run this listing holds")
+        query = query.start_after(cursor)
+    docs = query.select([*SUMMARY_FIELDS, "claimed_at"]).limit(limit).stream()
+    return [{**(doc.to_dict() or {}), "id": doc.id} for doc in docs]
 
 
 def get_run(run_id: str) -> dict[str, Any] | None:

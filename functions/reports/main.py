@@ -29,7 +29,16 @@ from functions.reports.render import MEDIA_TYPES
 from functions.reports.service import audiences, catalog, dashboard_view, health_report
 from functions.reports.settings import get_reports_settings
 from shared.clock import utcnow
-from shared.http import HEALTH_ROUTE, Api, Problem, Reply, json_response, scheduled_time, validation_errors
+from shared.http import (
+    HEALTH_ROUTE,
+    Api,
+    Problem,
+    Reply,
+    bad_cursor,
+    json_response,
+    scheduled_time,
+    validation_errors,
+)
 
 api = Api("reports")
 
@@ -207,13 +216,17 @@ def mail_report(request: flask.Request, name: str, query: ReportQuery, body: Rep
 
 @api.route("/v1/reports", query=ArchiveQuery, response=ReportList)
 def list_reports(_request: flask.Request, query: ArchiveQuery) -> dict[str, Any]:
-    """The archive: reports mailed, newest first."""
+    """The archive: reports mailed, newest first, a page at a time."""
     from functions.reports import archive
 
-    rows = archive.list_runs(query.limit, query.audience)
+    try:
+        rows = archive.list_runs(query.limit, query.audience, query.after)
+    except archive.UnknownCursor as exc:
+        raise bad_cursor(exc) from None
     for row in rows:
         row["url"] = f"/v1/reports/{row.get('id')}"
-    return {"reports": rows}
+    # A full page may be followed by an empty one: a page reads no run past its own.
+    return {"reports": rows, "next": rows[-1]["id"] if len(rows) == query.limit else None}
 
 
 @api.route(

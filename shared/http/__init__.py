@@ -25,6 +25,7 @@ from shared.http.operations import (
     caller_of,
     scheduled_time,
 )
+from shared.http.paging import NEXT_HEADER, array_page, bad_cursor, json_array_page, next_link
 from shared.http.problems import PROBLEM_JSON, Problem, unavailable_when_transient
 from shared.http.push import MAX_PUSH_BYTES, PUSH_ENVELOPE, pubsub_push, push_event, serve_push
 from shared.http.responses import ReadyResponse, set_headers
@@ -34,6 +35,7 @@ from shared.validation import validation_errors
 __all__ = [
     "HEALTH_ROUTE",
     "MAX_PUSH_BYTES",
+    "NEXT_HEADER",
     "PROBLEM_JSON",
     "PUSH_ENVELOPE",
     "Api",
@@ -43,12 +45,16 @@ __all__ = [
     "ReadyResponse",
     "Reply",
     "ReplySpec",
+    "array_page",
+    "bad_cursor",
     "body_read_so_far",
     "bound_body",
     "caller_of",
     "drain_unread_body",
     "is_transient",
+    "json_array_page",
     "json_response",
+    "next_link",
     "pubsub_push",
     "push_event",
     "read_body",

@@ -12,7 +12,7 @@ def test_api_lists_rules_and_alerts_and_rejects_bad_input(fs, serve_capability) 
     live = serve_capability("alerts")
     rules = requests.get(f"{live.url}/v1/rules", timeout=10).json()["rules"]
     assert {"latency-p95-high", "availability-slo-fast-burn"} <= {r["name"] for r in rules}
-    assert requests.get(f"{live.url}/v1/alerts", timeout=10).json() == {"alerts": []}
+    assert requests.get(f"{live.url}/v1/alerts", timeout=10).json() == {"alerts": [], "next": None}
     bad = requests.get(f"{live.url}/v1/alerts?state=burning", timeout=10)
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "state"

@@ -1,0 +1,47 @@
+"""A page of a listing within a byte budget: at most ``limit`` items and about ``PAGE_BYTES`` of
+JSON, the rest a page away.
+
+A Cloud Function answers at most 32 MiB and holds its page in 256-512 MiB of memory, so a page
+of large items (an incident of ~1 MiB) ends early, with a cursor, rather than growing with the
+items (``shared.http.paging`` answers it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+# Well under the platform's 32 MiB, and a few of them fit a 256 MiB instance at once.
+PAGE_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next: str | None  # the last item's id when more follow, None on the last page
+
+
+def bounded_page(
+    rows: Iterable[tuple[str, T]],
+    limit: int,
+    size: Callable[[T], int],
+    budget: int = PAGE_BYTES,
+) -> Page[T]:
+    """The first of ``rows`` (id, item; at most ``limit`` of them, read lazily) whose ``size``
+    adds up to at most ``budget`` (the first item always, whatever its size). The cursor is the
+    last item's id when the budget ended the page (the row that did not fit was read) or the
+    page is full: as health's customer pages, a full last page is followed by an empty one
+    rather than reading one row more than asked for."""
+    items: list[T] = []
+    last_id: str | None = None
+    used = 0
+    for row_id, item in rows:
+        cost = size(item)
+        if items and used + cost > budget:
+            return Page(items, last_id)
+        items.append(item)
+        last_id = row_id
+        used += cost
+    return Page(items, last_id if len(items) >= limit else None)

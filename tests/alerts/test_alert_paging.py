@@ -1,0 +1,107 @@
+"""GET /v1/alerts a page at a time, on the served alert evaluation (functions-framework app,
+Firestore emulator). A state is kept per rule and label set, 35 days after it went quiet: a label
+that churns (a pod name, a customer) leaves thousands. Before, every state kept was read and
+answered at once, whatever the filters; now a page reads its states and says where the next
+starts (``next``, passed as ``after``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import functions_framework
+import pytest
+
+from functions.alerts.state import AlertState
+from functions.alerts.state_store import STATES_COLLECTION
+
+pytestmark = pytest.mark.emulators
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ("latency-p95-high", "error-rate-high")
+KEPT = 90
+
+
+@pytest.fixture
+def queried(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Documents returned by queries, counted at the client (gets by id are not counted)."""
+    from google.cloud.firestore_v1.query import Query
+
+    counted = [0]
+    real_stream = Query.stream
+
+    def stream(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        for snap in real_stream(self, *args, **kwargs):
+            counted[0] += 1
+            yield snap
+
+    monkeypatch.setattr(Query, "stream", stream)
+    return counted
+
+
+def seed_states(fs: Any) -> list[AlertState]:
+    states = [
+        AlertState(
+            fingerprint=f"{n:016x}",
+            rule=RULES[n % 2],
+            kind="threshold",
+            labels={"pod": f"api-{n}"},
+            state="firing" if n % 3 == 0 else "resolved",
+        )
+        for n in range(KEPT)
+    ]
+    batch = fs.batch()
+    for state in states:
+        batch.set(fs.collection(STATES_COLLECTION).document(state.fingerprint), state.model_dump())
+    batch.commit()
+    return sorted(states, key=lambda s: (s.rule, s.fingerprint))
+
+
+def listed(client: Any, query: str) -> list[list[str]]:
+    """Every page's fingerprints from ``/v1/alerts?query``, following ``next``."""
+    found = []
+    url = f"/v1/alerts?{query}"
+    while True:
+        answer = client.get(url)
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        body = answer.get_json()
+        found.append([a["fingerprint"] for a in body["alerts"]])
+        if body.get("next") is None:
+            return found
+        url = f"/v1/alerts?{query}&after={body['next']}"
+        assert len(found) < 50, "the pages never end"
+
+
+def test_alerts_are_listed_page_by_page_reading_each_page_only(fs: Any, queried: list[int]) -> None:
+    ordered = seed_states(fs)
+    client = functions_framework.create_app("evaluate_alerts", str(ROOT / "main.py"), "http").test_client()
+
+    queried[0] = 0
+    first = client.get("/v1/alerts?limit=10").get_json()
+    assert queried[0] <= 10 + len(RULES) + 1  # the page and the rules' cycle records; before: every state
+    assert [a["fingerprint"] for a in first["alerts"]] == [s.fingerprint for s in ordered[:10]]
+
+    pages = listed(client, "limit=40")
+    assert [len(p) for p in pages] == [40, 40, 10]
+    assert [f for p in pages for f in p] == [s.fingerprint for s in ordered]
+
+    for query, wanted in (
+        ("state=firing&limit=7", [s for s in ordered if s.state == "firing"]),
+        (f"rule={RULES[1]}&limit=20", [s for s in ordered if s.rule == RULES[1]]),
+        (
+            f"rule={RULES[0]}&state=resolved&limit=9",
+            [s for s in ordered if s.rule == RULES[0] and s.state == "resolved"],
+        ),
+    ):
+        assert [f for p in listed(client, query) for f in p] == [s.fingerprint for s in wanted], query
+
+
+def test_a_bad_cursor_is_a_422_naming_after(fs: Any) -> None:
+    ordered = seed_states(fs)
+    client = functions_framework.create_app("evaluate_alerts", str(ROOT / "main.py"), "http").test_client()
+    resolved = next(s for s in ordered if s.state == "resolved")
+    for query in ("after=ffffffffffffffff", f"state=firing&after={resolved.fingerprint}"):
+        answer = client.get(f"/v1/alerts?{query}")
+        assert answer.status_code == 422, (query, answer.get_data(as_text=True))
+        assert "after" in answer.get_data(as_text=True)
