@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -251,3 +252,21 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     )
     for failure in index_failures:
         terminalreporter.write_line(f"FIRESTORE INDEX CHECK FAILED: {failure}", red=True)
+
+
+@pytest.fixture
+def query_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Documents returned by queries, counted at the client (gets by id are not counted): a list
+    endpoint that reads its page only, not every document kept."""
+    from google.cloud.firestore_v1.query import Query
+
+    counted = [0]
+    real_stream = Query.stream
+
+    def stream(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        for snap in real_stream(self, *args, **kwargs):
+            counted[0] += 1
+            yield snap
+
+    monkeypatch.setattr(Query, "stream", stream)
+    return counted

@@ -14,7 +14,6 @@ import pytest
 from functions.fanout import silences
 from functions.fanout.records import SILENCES
 from tests.fanout.conftest import Fanout
-from tests.incidents.test_incident_reads_bounded import queried  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.emulators
 
@@ -62,14 +61,14 @@ def pages(fanout: Fanout, url: str) -> list[list[str]]:
 def test_silences_are_listed_page_by_page_reading_each_page_only(
     fanout: Fanout,
     fs: Any,
-    queried: list[int],  # noqa: F811 - the fixture
+    query_reads: list[int],
 ) -> None:
     ordered = seed(fs)
-    queried[0] = 0
+    query_reads[0] = 0
     first = pages(fanout, "/v1/silences?limit=12")
     assert [len(p) for p in first] == [12, 12, 6]
     assert [i for p in first for i in p] == [s.id for s in ordered]
-    assert queried[0] <= KEPT  # each page its own; before: every silence for each page
+    assert query_reads[0] <= KEPT  # each page its own; before: every silence for each page
 
     now = datetime.now(UTC)
     pending = [s.id for s in ordered if s.state(now) == "pending"]
