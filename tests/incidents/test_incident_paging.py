@@ -16,11 +16,7 @@ import pytest
 from functions.fanout.incident_record import Incident, TimelineEntry
 from shared.paging import PAGE_BYTES
 from tests.fanout.conftest import Fanout
-from tests.incidents.test_incident_reads_bounded import (  # noqa: F401 - the fixture
-    past_incident,
-    queried,
-    store,
-)
+from tests.incidents.test_incident_reads_bounded import past_incident, store
 
 pytestmark = pytest.mark.emulators
 
@@ -87,7 +83,7 @@ def large(incident: Incident, text_bytes: int) -> Incident:
 def test_a_page_of_large_incidents_ends_at_its_byte_budget_and_reads_no_more(
     fanout: Fanout,
     fs: Any,
-    queried: list[int],  # noqa: F811 - the fixture
+    query_reads: list[int],
 ) -> None:
     now = datetime.now(UTC)
     # 36 incidents of ~0.95 MiB: together past the 32 MiB a Cloud Function may answer.
@@ -99,10 +95,10 @@ def test_a_page_of_large_incidents_ends_at_its_byte_budget_and_reads_no_more(
     for incident in kept:  # one by one: a batch request is at most 10 MiB
         store(fs, [incident])
 
-    queried[0] = 0
+    query_reads[0] = 0
     got = pages(fanout, "/v1/incidents?limit=500")
     assert len(got) > 1
     assert all(size <= PAGE_BYTES for _, size in got)
     assert sorted(i["id"] for items, _ in got for i in items) == sorted(i.id for i in kept)
     # Each page reads its incidents and the one that did not fit, no more (and the empty last page).
-    assert queried[0] <= len(kept) + len(got)
+    assert query_reads[0] <= len(kept) + len(got)
