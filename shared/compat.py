@@ -20,6 +20,7 @@ fields) and configuration files.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -28,14 +29,16 @@ from pydantic_core import InitErrorDetails
 SCHEMA_VERSION_FIELD = "schema_version"
 
 
-def known_names(model: type[BaseModel]) -> set[str]:
-    """The keys ``model`` reads: its fields' names and aliases."""
+@cache
+def known_names(model: type[BaseModel]) -> frozenset[str]:
+    """The keys ``model`` reads: its fields' names and aliases (once per model: every message our
+    code builds asks)."""
     names = set(model.model_fields)
     for info in model.model_fields.values():
         for alias in (info.alias, info.validation_alias):
             if isinstance(alias, str):
                 names.add(alias)
-    return names
+    return frozenset(names)
 
 
 def unknown_fields(model: type[BaseModel], data: Mapping[str, Any]) -> list[str]:

@@ -14,6 +14,7 @@ import pytest
 
 from functions.alerts.state import AlertState
 from functions.alerts.state_store import STATES_COLLECTION
+from tests.paging import pages_by_next
 
 pytestmark = pytest.mark.emulators
 
@@ -41,18 +42,8 @@ def seed_states(fs: Any) -> list[AlertState]:
 
 
 def listed(client: Any, query: str) -> list[list[str]]:
-    """Every page's fingerprints from ``/v1/alerts?query``, following ``next``."""
-    found = []
-    url = f"/v1/alerts?{query}"
-    while True:
-        answer = client.get(url)
-        assert answer.status_code == 200, answer.get_data(as_text=True)
-        body = answer.get_json()
-        found.append([a["fingerprint"] for a in body["alerts"]])
-        if body.get("next") is None:
-            return found
-        url = f"/v1/alerts?{query}&after={body['next']}"
-        assert len(found) < 50, "the pages never end"
+    """Every page's fingerprints from ``/v1/alerts?query``."""
+    return [[a["fingerprint"] for a in page] for page in pages_by_next(client, "/v1/alerts", query, "alerts")]
 
 
 def test_alerts_are_listed_page_by_page_reading_each_page_only(fs: Any, query_reads: list[int]) -> None:

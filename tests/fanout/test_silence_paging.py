@@ -5,7 +5,6 @@ next page is an RFC 8288 ``Link: <...>; rel="next"`` header."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,10 +13,10 @@ import pytest
 from functions.fanout import silences
 from functions.fanout.records import SILENCES
 from tests.fanout.conftest import Fanout
+from tests.paging import pages_by_link
 
 pytestmark = pytest.mark.emulators
 
-NEXT = re.compile(r'^<(?P<url>[^>]+)>; rel="next"$')
 KEPT = 30
 
 
@@ -44,18 +43,7 @@ def seed(fs: Any) -> list[silences.Silence]:
 
 
 def pages(fanout: Fanout, url: str) -> list[list[str]]:
-    found = []
-    while True:
-        answer = fanout.http().get(url)
-        assert answer.status_code == 200, answer.get_data(as_text=True)
-        found.append([s["id"] for s in answer.get_json()])
-        link = answer.headers.get("Link")
-        if link is None:
-            return found
-        match = NEXT.match(link)
-        assert match, link
-        url = match["url"]
-        assert len(found) < 50, "the pages never end"
+    return [[s["id"] for s in answer.get_json()] for answer in pages_by_link(fanout.http(), url)]
 
 
 def test_silences_are_listed_page_by_page_reading_each_page_only(

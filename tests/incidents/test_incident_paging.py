@@ -7,7 +7,6 @@ memory at once."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,26 +16,14 @@ from functions.fanout.incident_record import Incident, TimelineEntry
 from shared.paging import PAGE_BYTES
 from tests.fanout.conftest import Fanout
 from tests.incidents.test_incident_reads_bounded import past_incident, store
+from tests.paging import pages_by_link
 
 pytestmark = pytest.mark.emulators
 
-NEXT = re.compile(r'^<(?P<url>[^>]+)>; rel="next"$')
-
 
 def pages(fanout: Fanout, url: str) -> list[tuple[list[dict[str, Any]], int]]:
-    """Every page from ``url``, following ``Link: rel="next"``: (items, body bytes) each."""
-    found = []
-    while True:
-        answer = fanout.http().get(url)
-        assert answer.status_code == 200, answer.get_data(as_text=True)
-        found.append((answer.get_json(), len(answer.get_data())))
-        link = answer.headers.get("Link")
-        if link is None:
-            return found
-        match = NEXT.match(link)
-        assert match, link
-        url = match["url"]
-        assert len(found) < 100, "the pages never end"
+    """Every page from ``url``: (items, body bytes) each."""
+    return [(answer.get_json(), len(answer.get_data())) for answer in pages_by_link(fanout.http(), url)]
 
 
 def test_every_incident_is_reached_page_by_page_newest_first(fanout: Fanout, fs: Any) -> None:

@@ -13,6 +13,7 @@ import functions_framework
 import pytest
 
 from functions.reports.archive import RUNS
+from tests.paging import pages_by_next
 
 pytestmark = pytest.mark.emulators
 
@@ -42,18 +43,8 @@ def seed_runs(fs: Any) -> list[dict[str, Any]]:
 
 
 def listed(client: Any, query: str) -> list[dict[str, Any]]:
-    """Every page from ``/v1/reports?query``, following ``next``."""
-    found = []
-    url = f"/v1/reports?{query}"
-    while True:
-        answer = client.get(url)
-        assert answer.status_code == 200, answer.get_data(as_text=True)
-        body = answer.get_json()
-        found.append(body["reports"])
-        if body.get("next") is None:
-            return found
-        url = f"/v1/reports?{query}&after={body['next']}"
-        assert len(found) < 50, "the pages never end"
+    """Every page from ``/v1/reports?query``."""
+    return pages_by_next(client, "/v1/reports", query, "reports")
 
 
 def test_the_archive_is_listed_page_by_page_reading_each_page_only(fs: Any, query_reads: list[int]) -> None:
