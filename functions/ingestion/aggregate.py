@@ -302,6 +302,9 @@ class Batch:
     min_t: int = 0
     max_t: int = 0
     senders: set[str] = field(default_factory=set)  # the resources that sent it (``writer.py``)
+    # sid -> its bucket, set by ``series_registry.register_series`` for every series kept (the
+    # instance's cache of buckets is bounded and may have forgotten some by the time of writing).
+    buckets: dict[str, int] = field(default_factory=dict)
     # Points of customer usage metrics refused before their series existed (late, NaN...), per
     # customer and day: marked in the customer usage store so the customer is not scored idle.
     customer_refusals: dict[tuple[str, date], int] = field(default_factory=dict)

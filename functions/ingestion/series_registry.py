@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from cachetools import LRUCache
 from google.api_core.exceptions import Aborted
 
 from functions.ingestion.aggregate import Batch, SeriesBatch
@@ -37,8 +38,9 @@ COMMIT_ROUNDS = 12
 T = TypeVar("T")
 
 # Process cache: sid -> (its bucket, monotonic time it was read from or written to the registry).
-# An entry older than a day is looked up again, and the registry entry refreshed if due.
-_known_series: dict[str, tuple[int, float]] = {}
+# An entry older than a day is looked up again, and the registry entry refreshed if due. Least
+# recently used first out: an instance living for weeks sees ever new series (revisions, pods).
+_known_series: LRUCache[str, tuple[int, float]] = LRUCache(maxsize=100_000)
 REFRESH_SECONDS = 86_400.0
 
 
@@ -59,8 +61,7 @@ def reset_caches() -> None:
 
 # Process cache of the (service, metric) pairs admitted by the per-service metric limit:
 # pair -> monotonic time it was admitted or refreshed (refreshed daily, like series).
-_known_metrics: dict[tuple[str, str], float] = {}
-_KNOWN_METRICS_MAX = 100_000
+_known_metrics: LRUCache[tuple[str, str], float] = LRUCache(maxsize=100_000)
 
 
 def service_id(service: str) -> str:
@@ -82,6 +83,8 @@ def register_series(batch: Batch) -> int:
     by_metric: dict[str, list[SeriesBatch]] = {}
     for series in batch.series.values():
         known = _known_series.get(series.sid)
+        if known is not None:
+            batch.buckets[series.sid] = known[0]
         if known is None or known[1] <= stale:
             by_metric.setdefault(series.metric, []).append(series)
     now = utcnow()
@@ -105,6 +108,7 @@ def register_series(batch: Batch) -> int:
                 new.append(series)
                 continue
             _known_series[series.sid] = (doc["bucket"], read_at)
+            batch.buckets[series.sid] = doc["bucket"]
             last_seen = doc.get("last_seen")
             if not isinstance(last_seen, datetime) or now - last_seen >= timedelta(seconds=REFRESH_SECONDS):
                 refresh.append(parent.document(series.sid))
@@ -180,8 +184,6 @@ def _admit_metrics(batch: Batch) -> int:
         admitted, over, count, written = _commit_if_unchanged(admit)
         writes += written
         at = time.monotonic()
-        if len(_known_metrics) > _KNOWN_METRICS_MAX:
-            _known_metrics.clear()
         for name in admitted:
             _known_metrics[(service, name)] = at
         for name in over:
@@ -288,6 +290,7 @@ def _register(batch: Batch, metric: str, new: list[SeriesBatch]) -> int:
         registered_at = time.monotonic()
         for sid, bucket in assigned.items():
             _known_series[sid] = (bucket, registered_at)
+            batch.buckets[sid] = bucket
         for series in over:
             _drop(
                 batch,
@@ -338,10 +341,3 @@ def _entry(series: SeriesBatch, bucket: int, now: datetime) -> dict[str, Any]:
         "last_seen": now,
         "expire_at": now + SERIES_RETENTION,
     }
-
-
-def bucket_of(sid: str) -> int:
-    known = _known_series.get(sid)
-    if known is None:
-        raise LookupError(f"series {sid} is not registered: register_series(batch) comes first")
-    return known[0]

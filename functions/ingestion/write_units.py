@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from functions.ingestion.aggregate import MINUTE_NANOS, Batch, SeriesBatch
-from functions.ingestion.series_registry import bucket_of
 from shared.metrics.store import APPLIED, bucket_key
 
 # Documents (rollups and stream groups) per transaction: a commit carries at most 10 MiB and each
@@ -60,7 +59,7 @@ def units_of(batch: Batch) -> list[Unit]:
     cells: dict[tuple[str, int], Unit] = {}
     groups: dict[tuple[str, str], Unit] = {}
     for series in batch.series.values():
-        bucket = bucket_of(series.sid)
+        bucket = batch.buckets[series.sid]
         key = bucket_key(series.metric, bucket)
         for minute in series.minutes:
             unit = cells.get((key, minute))

@@ -314,10 +314,29 @@ def test_a_series_registered_meanwhile_by_another_instance_keeps_its_bucket(
     # the registration finds them registered and takes their buckets, writing nothing.
     series_registry.reset_caches()
     stale = [SeriesBatch("lat", sid, doc["labels"], "gauge") for sid, doc in before.items()]
-    assert series_registry._register(Batch(), "lat", stale) == 0
-    assert {sid: series_registry.bucket_of(sid) for sid in before} == {
-        sid: d["bucket"] for sid, d in before.items()
-    }
+    batch = Batch()
+    assert series_registry._register(batch, "lat", stale) == 0
+    assert batch.buckets == {sid: d["bucket"] for sid, d in before.items()}
     assert registry("lat") == before
     state = metric_ref("lat").get().to_dict()
     assert (state["bucket_open"], state["bucket_fill"]) == (1, 1)
+
+
+def test_the_instance_cache_of_series_is_bounded_and_a_forgotten_series_keeps_its_bucket(  # type: ignore[no-untyped-def]
+    client, store, monkeypatch, commits
+) -> None:
+    from cachetools import LRUCache
+
+    bucket_size(monkeypatch, 2)
+    monkeypatch.setattr(series_registry, "_known_series", LRUCache(maxsize=3))
+    post(client, [gauge("lat", one_minute(5))])
+    # An instance living for weeks sees ever new series: it keeps the most recent only.
+    assert len(series_registry._known_series) == 3
+    before = registry("lat")
+    # The forgotten ones are looked up again (reads, no registry write) and keep their buckets.
+    mark = commits.writes
+    post(client, [gauge("lat", one_minute(5, value=2.0, second=4))])
+    assert registry("lat") == before
+    assert commits.since(mark) == 3 * 2  # three buckets' rollups and their hour stamps only
+    result = run_query(MetricQuery(metric="lat", agg="count", start=T0, end=NOW))
+    assert result.series[0].points[0][1] == 8 * 5
