@@ -54,6 +54,9 @@ def heartbeat_url_problem(url: str | None) -> str | None:
             f"{name} is not set: nothing outside ION would notice the evaluation cycle stop "
             "(the external dead man's switch; Terraform variable watchdog.heartbeat_url)"
         )
+    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in url):
+        # The HTTP client refuses such a URL at every ping: the switch would page at once.
+        return f"{name} contains a space or control character: percent-encode it (%20)"
     try:
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()

@@ -122,6 +122,8 @@ def test_a_hanging_switch_holds_the_cycle_no_longer_than_the_timeout(standin: An
         ("https://127.0.0.1:8693/ping", "loopback"),
         ("https://localhost/ping", "loopback"),
         ("https://evaluate-alerts-123456789012.us-central1.run.app/", "outside ION"),
+        ("https://hc-ping.com/0b7e 6f1c", "contains a space or control character"),
+        ("https://hc-ping.com/0b7e6f1c\n", "contains a space or control character"),
         ("https://hc-ping.com/0b7e6f1c", None),
     ],
 )
