@@ -5,6 +5,7 @@
     python -m devtools.check_config                      # every file the functions would load
     python -m devtools.check_config functions/alerts/rules.yaml other.yaml --kind alert-rules
     python -m devtools.check_config routes --labels severity=critical,service=routing
+    python -m devtools.check_config routes --labels severity=high,service=cost  # a label route
 
 Each file is read by its function's own loader (``devtools/config_kinds.py``) and cross-checked
 against the files that function reads at run time. One line per file, ``OK <path>: <summary>``
@@ -23,7 +24,8 @@ from pydantic import ValidationError
 
 from devtools.config_kinds import KINDS, ConfigProblems, Context, Kind, kind_of, shown
 from functions.fanout.matchers import Matcher, alert_labels, matches_all
-from functions.fanout.routes import SEVERITIES, RoutingConfig, RoutingError, load_routing
+from functions.fanout.route_models import SEVERITIES, ResolvedRoute
+from functions.fanout.routes import RoutingConfig, RoutingError, load_routing
 from functions.fanout.settings import DEFAULT_ROUTING_FILE
 from shared.messages import AlertTransition
 from shared.notices import NOTICE_KIND
@@ -127,14 +129,35 @@ def _matchers(matchers: list[Matcher]) -> str:
     return "{" + ", ".join(f"{m.name}{ops[(m.is_regex, m.is_equal)]}{m.value!r}" for m in matchers) + "}"
 
 
+def _receivers(route: ResolvedRoute, channels: list[str]) -> list[str]:
+    """Where the route's Slack messages and mails go: its own receivers, else the environment's."""
+    lines = []
+    if "slack" in channels:
+        default = f"SLACK_CHANNEL ({os.environ.get('SLACK_CHANNEL') or 'not set: the log stands in'})"
+        lines.append(f"slack channel: {route.slack_channel or default}")
+    if "email" in channels:
+        default = f"ALERT_EMAIL_TO ({os.environ.get('ALERT_EMAIL_TO') or 'not set: the log stands in'})"
+        lines.append(f"email to: {', '.join(route.email_to) or default}")
+    return lines
+
+
 def describe_route(routing: RoutingConfig, alert: AlertTransition) -> list[str]:
-    """What fan-out does with ``alert``: its route, channels, group and timing, and what could
-    mute it, each from fan-out's own routing code."""
-    route = routing.route(alert.severity)
+    """What fan-out does with ``alert``: its route, channels, receivers, group and timing, and
+    what could mute it, each from fan-out's own routing code."""
+    matched = routing.matched(alert)
+    label_route = matched.name if matched else None
+    route = routing.route(alert.severity, label_route)
     group = routing.group_labels(alert)
-    lines = [
-        f"route: severities.{alert.severity}",
-        f"channels: {', '.join(routing.channels_for(alert.severity, [alert]))}",
+    channels = routing.channels_for(alert.severity, [alert], label_route)
+    lines = [f"route: {route.name}"]
+    if matched is not None:
+        index = routing.routes.index(matched)
+        lines.append(
+            f"matched: routes[{index}] {_matchers(matched.matchers)}, over severities.{alert.severity}"
+        )
+    lines += [
+        f"channels: {', '.join(channels)}",
+        *_receivers(route, channels),
         f"group_by: {', '.join(routing.group_names(alert))}",
         f"group key: {{{', '.join(f'{k}={v!r}' for k, v in group.items())}}}",
         f"group id: {routing.group_id(alert)}",
@@ -146,7 +169,7 @@ def describe_route(routing: RoutingConfig, alert: AlertTransition) -> list[str]:
     if alert.kind == NOTICE_KIND:
         lines.append("a notice: sent once (never repeated), time intervals do not mute it")
     elif route.mute_time_intervals or route.active_time_intervals:
-        muted = routing.time_mute(alert.severity, datetime.now(UTC))
+        muted = routing.time_mute(alert.severity, datetime.now(UTC), label_route)
         lines.append(
             f"time intervals: mute {route.mute_time_intervals or '-'}, "
             f"active {route.active_time_intervals or '-'} (now: {muted or 'not muted'})"
@@ -174,7 +197,7 @@ def test_routes(labels_text: str, routing_file: str | None, kind: str) -> int:
         print(f"ERROR --labels: {_one_line(str(exc))}")
         return 1
     try:
-        routing = load_routing(path)
+        routing = load_routing(path, alert_email_to=os.environ.get("ALERT_EMAIL_TO"))
     except RoutingError as exc:
         print(f"ERROR {shown(path)}: {_one_line(str(exc))}")
         return 1

@@ -172,9 +172,12 @@ def check_alert_rules(path: Path, context: Context) -> str:
 
 
 def check_routing(path: Path, context: Context) -> str:
-    routing = _validated(path, lambda: load_routing(path))
+    # A route mailing without email_to mails ALERT_EMAIL_TO: checked against this environment's.
+    routing = _validated(path, lambda: load_routing(path, alert_email_to=os.environ.get("ALERT_EMAIL_TO")))
+    labelled = f"{_plural(len(routing.routes), 'label route')} first, " if routing.routes else ""
     return (
-        f"{_plural(len(routing.severities), 'route')} (one per severity), group_by {list(routing.group_by)}, "
+        f"{labelled}{_plural(len(routing.severities), 'route')} (one per severity), "
+        f"group_by {list(routing.group_by)}, "
         f"{_plural(len(routing.inhibit_rules), 'inhibit rule')}, "
         f"{_plural(len(routing.time_intervals), 'time interval')}, channels {sorted(routing.all_channels())}"
     )

@@ -16,7 +16,8 @@ import yaml
 
 from devtools.check_config import main
 from devtools.config_kinds import KINDS
-from functions.fanout.routes import load_routing, parse_duration
+from functions.fanout.route_models import parse_duration
+from functions.fanout.routes import load_routing
 from functions.fanout.settings import DEFAULT_ROUTING_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,3 +195,57 @@ def test_the_module_runs_as_a_command() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "route: severities.critical" in done.stdout
+
+
+def test_routes_names_the_label_route_its_channels_and_receivers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shipped = yaml.safe_load(DEFAULT_ROUTING_FILE.read_text())
+    finance = {
+        "name": "finance",
+        "matchers": [{"name": "service", "value": "cost"}],
+        "channels": ["slack", "email"],
+        "slack_channel": "C0FINANCE",
+        "email_to": ["finance@example.com", "cfo@example.com"],
+        "group_wait": "5m",
+    }
+    path = tmp_path / "routing.yaml"
+    path.write_text(yaml.safe_dump({**shipped, "routes": [finance]}))
+    monkeypatch.setenv("SLACK_CHANNEL", "C0ALERTS")
+    monkeypatch.setenv("ALERT_EMAIL_TO", "oncall@example.com")
+
+    code, lines = run(
+        ["routes", "--routing-file", str(path), "--labels", "severity=high,service=cost"], capsys
+    )
+    assert code == 0, lines
+    said = dict(line.split(": ", 1) for line in lines if ": " in line)
+    assert said["route"] == "routes.finance"
+    assert said["matched"] == "routes[0] {service='cost'}, over severities.high"
+    assert said["channels"] == "slack, email"
+    assert said["slack channel"] == "C0FINANCE"
+    assert said["email to"] == "finance@example.com, cfo@example.com"
+    assert said["timing"] == "group_wait 5m, group_interval 5m, repeat_interval 4h"
+    # Its own group: not the one the same labels make by severity alone.
+    _, by_severity = run(["routes", "--labels", "severity=high,service=cost"], capsys)
+    assert f"group id: {said['group id']}" not in by_severity
+    assert any(line.startswith("group id: high-") for line in by_severity)
+
+    # An alert no route takes: its severity's route, SLACK_CHANNEL and ALERT_EMAIL_TO.
+    code, lines = run(
+        ["routes", "--routing-file", str(path), "--labels", "severity=high,service=web"], capsys
+    )
+    said = dict(line.split(": ", 1) for line in lines if ": " in line)
+    assert (said["route"], "matched" in said) == ("severities.high", False)
+    assert said["slack channel"] == "SLACK_CHANNEL (C0ALERTS)"
+    assert said["email to"] == "ALERT_EMAIL_TO (oncall@example.com)"
+
+    # A route mailing nobody is refused, as fan-out itself refuses it.
+    monkeypatch.delenv("ALERT_EMAIL_TO")
+    del finance["email_to"]
+    path.write_text(yaml.safe_dump({**shipped, "routes": [finance]}))
+    code, lines = run(["routes", "--routing-file", str(path), "--labels", "severity=high"], capsys)
+    assert code == 1
+    assert "routes.finance sends email but names no email_to" in lines[0]
+    code, lines = run([str(path)], capsys)
+    assert code == 1
+    assert "routes.finance sends email but names no email_to" in lines[0]

@@ -198,12 +198,14 @@ def deliver_one(
 def recipient(name: str, notification: Notification, settings: FanoutSettings) -> str:
     """To whom a channel's notification went, in words for the incident's timeline."""
     if name == "slack":
-        where = notification.slack_channel or settings.slack_channel or "?"
+        where = (
+            notification.slack_channel or notification.route_slack_channel or settings.slack_channel or "?"
+        )
         return f"Slack channel {where}" + (f" naming {notification.mention}" if notification.mention else "")
     if name == "pagerduty":
         return "PagerDuty (the service of the routing key; its escalation policy pages on-call)"
     if name == "email":
-        return f"email to {settings.alert_email_to or '?'}"
+        return f"email to {', '.join(notification.route_email_to) or settings.alert_email_to or '?'}"
     return "the log and outbox"
 
 

@@ -115,7 +115,8 @@ def deployment_problems(target: str) -> list[str]:
     settings, problems = load_settings(FanoutSettings)
     if settings is None:
         return problems
-    channels = load_routing(settings.routing_file).all_channels()
+    routing = load_routing(settings.routing_file, alert_email_to=settings.alert_email_to)
+    channels = routing.all_channels()
     try:
         policy = load_policy(settings.incident_policy_file)
         channels |= {c for steps in policy.escalation.values() for step in steps for c in step.channels}

@@ -27,6 +27,7 @@ from functions.fanout.models import Notification, doc_id
 from functions.fanout.notification_size import fit_alerts
 from functions.fanout.records import ALERTS, AlertRecord, store_notification
 from functions.fanout.records import collection as _col
+from functions.fanout.route_models import ResolvedRoute
 from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
 
@@ -53,6 +54,7 @@ def escalate_incident(incident_id: str, now: datetime) -> str | None:
     snaps = client.get_all([client.collection(ALERTS).document(doc_id(fp)) for fp in before.fingerprints])
     alerts = [AlertRecord.model_validate(s.to_dict()) for s in snaps if s.exists]
     firing = [a.latest for a in alerts if a.state == "firing" or a.held]
+    route = group_route(before)
 
     def run(tx: firestore.Transaction) -> str | None:
         snapshot = ref.get(transaction=tx)
@@ -68,7 +70,7 @@ def escalate_incident(incident_id: str, now: datetime) -> str | None:
             return None
         tx.set(ref, incident_document(incident))
         if renotify:
-            return _store_renotification(tx, incident, firing, now)
+            return _store_renotification(tx, incident, firing, now, route)
         step = policy.steps(incident.priority)[step_index]
         carried, left_out = fit_alerts(firing)
         notification = Notification(
@@ -84,6 +86,7 @@ def escalate_incident(incident_id: str, now: datetime) -> str | None:
             escalation_level=incident.escalation_level,
             slack_channel=step.slack_channel,
             alerts_left_out=left_out,
+            **route.receivers(),
         )
         store_notification(tx, notification, list(step.channels), [])
         return notification.notification_id
@@ -105,18 +108,27 @@ def escalate_incident(incident_id: str, now: datetime) -> str | None:
     return notification_id
 
 
-def _store_renotification(tx: Any, incident: Incident, firing: list[Any], now: datetime) -> str | None:
+def group_route(incident: Incident) -> ResolvedRoute:
+    """The route of the incident's group: its label route's (receivers, level-0 channels) or its
+    severity's. Read outside the step's transaction, which writes before it stores the notification."""
+    from functions.fanout.records import GROUPS
+    from functions.fanout.routes import get_routing
+
+    stored = _col(GROUPS).document(incident.group_key).get().to_dict() or {}
+    return get_routing().route(incident.severity, stored.get("label_route"))
+
+
+def _store_renotification(
+    tx: Any, incident: Incident, firing: list[Any], now: datetime, route: ResolvedRoute
+) -> str | None:
     """The current level told again that nobody is on the incident: level 0 is the route's
     channels and mention, level n the n-th step's. PagerDuty is left out: it took the
     acknowledgement back itself and notifies its own responders again. The id
     ``<incident>-u<n>`` (the n-th time) makes it once."""
-    from functions.fanout.routes import get_routing
-
     level = incident.escalation_level
     # The level's step (a policy changed since may have fewer: its last step stands in).
     steps = get_policy().steps(incident.priority)[:level]
     if not steps:
-        route = get_routing().route(incident.severity)
         channels, mention, slack_channel = list(route.channels), route.mention, None
     else:
         step = steps[-1]
@@ -139,6 +151,7 @@ def _store_renotification(tx: Any, incident: Incident, firing: list[Any], now: d
         escalation_level=level,
         slack_channel=slack_channel,
         alerts_left_out=left_out,
+        **route.receivers(),
     )
     store_notification(tx, notification, channels, [])
     return notification.notification_id

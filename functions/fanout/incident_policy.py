@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from functions.fanout.config_files import load_model
-from functions.fanout.routes import SEVERITIES, ChannelName, Duration
+from functions.fanout.route_models import SEVERITIES, ChannelName, Duration
 from shared.messages import Severity
 
 if TYPE_CHECKING:

@@ -25,7 +25,8 @@ class Notification(BaseModel):
     ``notify`` announces the transitions collected since the group's last notification (each
     transition is in exactly one notify); ``repeat`` re-announces alerts still firing after the
     route's repeat interval; ``escalation`` re-announces them for an incident nobody acknowledged,
-    one step of the incident policy (``escalation_level``, a wider ``slack_channel`` maybe);
+    one step of the incident policy (``escalation_level``, a wider ``slack_channel`` maybe: a
+    message of its own there, where ``route_slack_channel`` is where the group's messages go);
     ``unacknowledged`` re-announces them to the incident's current level when PagerDuty took its
     acknowledgement back.
     ``notification_id`` is the exactly-once key per channel. ``incident_id``: the incident the
@@ -49,6 +50,12 @@ class Notification(BaseModel):
     # A reminder's alerts still firing that its document could not carry (Firestore's 1 MiB):
     # counted, not listed (``notification_size.py``).
     alerts_left_out: int = 0
+    # The label route of the group (routing.yaml ``routes``; None: its severity's) and the
+    # receivers it names, carried so that a retry or re-drive sends to the same place: its Slack
+    # channel and mail list instead of ``SLACK_CHANNEL`` and ``ALERT_EMAIL_TO``.
+    label_route: str | None = None
+    route_slack_channel: str | None = None
+    route_email_to: list[str] = []
 
     @property
     def reminder(self) -> bool:

@@ -59,7 +59,7 @@ def ingest(transition: AlertTransition, now: datetime, routing: RoutingConfig) -
 
     client = get_firestore()
     group_id = routing.group_id(transition)
-    route = routing.route(transition.severity)
+    route = routing.route_of(transition)
     tref = client.collection(TRANSITIONS).document(doc_id(transition.transition_id))
     aref = client.collection(ALERTS).document(doc_id(transition.fingerprint))
     gref = client.collection(GROUPS).document(group_id)
@@ -70,7 +70,10 @@ def ingest(transition: AlertTransition, now: datetime, routing: RoutingConfig) -
             GroupRecord.model_validate(gsnap.to_dict())
             if gsnap.exists
             else GroupRecord(
-                group_id=group_id, severity=transition.severity, labels=routing.group_labels(transition)
+                group_id=group_id,
+                severity=transition.severity,
+                labels=routing.group_labels(transition),
+                label_route=route.label_route,
             )
         )
         if tsnap.exists:
@@ -207,7 +210,7 @@ def _commit(
     *,
     incident: Incident | None = None,
 ) -> str | None:
-    route = routing.route(group.severity)
+    route = routing.route(group.severity, group.label_route)
     notification_id: str | None = None
     # What one notification document cannot carry stays pending, due at once (the next flush).
     plan, left_pending = split_plan(plan)
@@ -232,6 +235,7 @@ def _commit(
             group_labels=group.labels,
             severity=group.severity,
             mention=route.mention,
+            **route.receivers(),
             alerts=plan.notify,
             created_at=now,
             incident_id=tracked.id if tracked else None,
@@ -239,7 +243,8 @@ def _commit(
             if tracked and tracked.review
             else None,
         )
-        store_notification(tx, notification, routing.channels_for(group.severity, plan.notify), plan.items)
+        channels = routing.channels_for(group.severity, plan.notify, group.label_route)
+        store_notification(tx, notification, channels, plan.items)
     firing = set(group.firing)
     for item in plan.items:
         tx.update(

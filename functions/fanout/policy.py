@@ -84,7 +84,9 @@ def mute_reason(  # noqa: PLR0917 - one call shape, used in three places
     if silence:
         return f"silenced by {silence}"
     # Notices are one-off: muted by time they would never be sent, so time intervals skip them.
-    if transition.kind != NOTICE_KIND and (muted := routing.time_mute(transition.severity, now)):
+    label_route = routing.matched(transition)
+    name = label_route.name if label_route else None
+    if transition.kind != NOTICE_KIND and (muted := routing.time_mute(transition.severity, now, name)):
         return muted
     for source in firing:
         if source.fingerprint == transition.fingerprint:

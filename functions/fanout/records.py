@@ -70,6 +70,9 @@ class GroupRecord(BaseModel):
     seq: int = 0
     # The group's incident while its alerts fire (cleared when none fires any more).
     incident_id: str | None = None
+    # The label route its alerts took (routing.yaml ``routes``; part of the group id); None: the
+    # severity's route, as every group stored before label routes.
+    label_route: str | None = None
 
 
 def collection(name: str) -> Any:

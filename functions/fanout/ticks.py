@@ -210,18 +210,16 @@ def requeue_unmuted(now: datetime, routing: RoutingConfig) -> list[str]:
         if mute_reason(alert.latest, alert.labels, firing, active, routing, now):
             continue
         gref = client.collection(GROUPS).document(alert.group_id)
-        route = routing.route(alert.severity)
 
-        def run(
-            tx: firestore.Transaction, alert: AlertRecord = alert, gref: Any = gref, route: Any = route
-        ) -> bool:
+        def run(tx: firestore.Transaction, alert: AlertRecord = alert, gref: Any = gref) -> bool:
             aref = _col(ALERTS).document(doc_id(alert.fingerprint))
             current = AlertRecord.model_validate(aref.get(transaction=tx).to_dict())
             gsnap = gref.get(transaction=tx)
             if not current.muted or current.state != "firing" or not gsnap.exists:
                 return False
             group = GroupRecord.model_validate(gsnap.to_dict())
-            enqueue(group, current.latest.transition_id, now, timedelta(0), route.group_interval)
+            interval = routing.route(group.severity, group.label_route).group_interval
+            enqueue(group, current.latest.transition_id, now, timedelta(0), interval)
             tx.update(aref, {"muted": None})
             tx.set(gref, group_document(group, now))
             return True
@@ -261,7 +259,7 @@ def repeat(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
         if (a.state == "firing" or a.held)
         and not mute_reason(a.latest, a.labels, firing, active, routing, now)
     ]
-    route = routing.route(group.severity)
+    route = routing.route(group.severity, group.label_route)
     early = get_store().get(group.incident_id) if group.incident_id else None
     if early is not None and early.state == "acknowledged":
         still = []  # someone is on it: no more reminders
@@ -289,6 +287,7 @@ def repeat(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
                 group_labels=current.labels,
                 severity=current.severity,
                 mention=route.mention,
+                **route.receivers(),
                 alerts=carried,
                 created_at=now,
                 incident_id=tracked.id if tracked else None,

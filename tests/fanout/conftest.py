@@ -26,6 +26,7 @@ from tests.fanout.smtp_standin import SmtpServer
 from tests.pubsub_helpers import push_envelope
 
 PUSH_PATH = "/projects/ion-ops-test/topics/alerts"
+REDRIVE_PATH = "/projects/ion-ops-test/topics/alert-deliveries"
 DEAD_LETTER_TOPIC = "alert-deliveries-dead-letter"
 
 
@@ -106,6 +107,13 @@ class Fanout:
             transition.model_dump(mode="json"), message_id=message_id or uuid.uuid4().hex, publish_time=now
         )
         return self.app("fan_out_alerts", "cloudevent").post(PUSH_PATH, json=envelope).status_code
+
+    def redrive(self, dead: dict[str, Any], redrives: int) -> int:
+        """Push a dead letter (as ``dead_letters`` read it) to redeliver_alerts as the dead-letter
+        store re-drives it; returns the status."""
+        attributes = {**dead["attributes"], "redrives": str(redrives), "redriven_from": "letter-1"}
+        envelope = push_envelope(dead["data"], message_id=f"redrive-{redrives}", attributes=attributes)
+        return self.app("redeliver_alerts", "cloudevent").post(REDRIVE_PATH, json=envelope).status_code
 
     def http(self) -> Any:
         return self.app("manage_alerts", "http")

@@ -62,18 +62,6 @@ def test_a_resolve_is_not_repeated_when_the_message_record_fails_after_chat_upda
     assert [e["event_action"] for e in fanout.pagerduty.events] == ["trigger", "resolve"]
 
 
-REDRIVE_PATH = "/projects/ion-ops-test/topics/alert-deliveries"
-
-
-def redrive(fanout: Fanout, dead: dict, redrives: int) -> int:  # type: ignore[type-arg]
-    """Push a dead-lettered delivery to redeliver_alerts as the dead-letter store re-drives it."""
-    from tests.pubsub_helpers import push_envelope
-
-    attributes = {**dead["attributes"], "redrives": str(redrives), "redriven_from": "letter-1"}
-    envelope = push_envelope(dead["data"], message_id=f"redrive-{redrives}", attributes=attributes)
-    return fanout.app("redeliver_alerts", "cloudevent").post(REDRIVE_PATH, json=envelope).status_code
-
-
 def test_a_redriven_delivery_sends_only_what_the_vendor_did_not_accept_and_only_once(fanout: Fanout) -> None:
     clock = fanout.freeze()
     first = make_transition(severity="critical", endpoint="/v2/route", at=clock.now())
@@ -93,8 +81,8 @@ def test_a_redriven_delivery_sends_only_what_the_vendor_did_not_accept_and_only_
     assert [e["dedup_key"] for e in fanout.pagerduty.events] == [first.fingerprint, accepted.fingerprint]
 
     fanout.pagerduty.fail_for = {}
-    assert redrive(fanout, dead, redrives=1) == 200
-    assert redrive(fanout, dead, redrives=1) == 200  # Pub/Sub delivering the same re-drive again
+    assert fanout.redrive(dead, redrives=1) == 200
+    assert fanout.redrive(dead, redrives=1) == 200  # Pub/Sub delivering the same re-drive again
     assert [e["dedup_key"] for e in fanout.pagerduty.events] == [
         first.fingerprint,
         accepted.fingerprint,
@@ -115,5 +103,5 @@ def test_a_redriven_trigger_of_an_alert_resolved_since_is_not_sent(fanout: Fanou
     clock.advance(timedelta(minutes=2))
     assert fanout.push(make_transition(severity="critical", state="resolved", at=clock.now())) == 200
     assert [e["event_action"] for e in fanout.pagerduty.events] == ["resolve"]
-    assert redrive(fanout, dead, redrives=1) == 200
+    assert fanout.redrive(dead, redrives=1) == 200
     assert [e["event_action"] for e in fanout.pagerduty.events] == ["resolve"]

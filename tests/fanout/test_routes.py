@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from functions.fanout.routes import RoutingError, get_routing, load_routing, parse_duration
+from functions.fanout.route_models import parse_duration
+from functions.fanout.routes import RoutingError, get_routing, load_routing
 from functions.fanout.settings import DEFAULT_ROUTING_FILE
 from tests.fanout.conftest import make_transition, reset_fanout_caches
 

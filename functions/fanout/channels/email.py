@@ -1,10 +1,10 @@
 """Email over SMTP (smtplib): a multipart/alternative mail with a plain-text part and an HTML
-part rendered by Jinja2 (autoescaped), to ``ALERT_EMAIL_TO`` (comma-separated) from
-``ALERT_EMAIL_FROM``. TLS with a verified certificate when deployed (STARTTLS, or implicit TLS
-on port 465; ``SMTP_STARTTLS`` overrides, ``SMTP_CA_FILE`` names a private CA), and
-``SMTP_USER``/``SMTP_PASSWORD`` when the relay needs them. 4xx SMTP replies and connection
-failures are retried; 5xx replies, a certificate that does not verify and a server without
-STARTTLS are not.
+part rendered by Jinja2 (autoescaped), to ``ALERT_EMAIL_TO`` (comma-separated; a label route's
+``email_to`` instead, carried by the notification) from ``ALERT_EMAIL_FROM``. TLS with a verified
+certificate when deployed (STARTTLS, or implicit TLS on port 465; ``SMTP_STARTTLS`` overrides,
+``SMTP_CA_FILE`` names a private CA), and ``SMTP_USER``/``SMTP_PASSWORD`` when the relay needs
+them. 4xx SMTP replies and connection failures are retried; 5xx replies, a certificate that does
+not verify and a server without STARTTLS are not.
 
 The Message-ID is derived from the notification id, so a mail resent after a crash between the
 SMTP ``DATA`` and our bookkeeping carries the same Message-ID and mail clients thread it as one.
@@ -106,13 +106,28 @@ class EmailChannel:
         # A notice naming its recipient (a success manager) is mailed to them beside the team.
         named = [r for r in dict.fromkeys(map(recipient_of, notification.alerts)) if r and valid_address(r)]
         return self.send_mail(
-            notification.title(), text, html, notification.notification_id, retrier, also=named
+            notification.title(),
+            text,
+            html,
+            notification.notification_id,
+            retrier,
+            also=named,
+            to=notification.route_email_to or None,
         )
 
     def send_mail(
-        self, subject: str, text: str, html: str, key: str, retrier: Retrier, *, also: list[str] | None = None
+        self,
+        subject: str,
+        text: str,
+        html: str,
+        key: str,
+        retrier: Retrier,
+        *,
+        also: list[str] | None = None,
+        to: list[str] | None = None,
     ) -> dict[str, Any]:
-        recipients = list(dict.fromkeys([*self.recipients, *(also or [])]))
+        """Mail ``to`` (a label route's list; default ``ALERT_EMAIL_TO``) and ``also``."""
+        recipients = list(dict.fromkeys([*(to or self.recipients), *(also or [])]))
         message = EmailMessage()
         message["Subject"] = subject_line(subject)
         message["From"] = self.settings.alert_email_from

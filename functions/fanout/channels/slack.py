@@ -2,8 +2,9 @@
 
 Firing alerts of a notification are one ``chat.postMessage`` in Block Kit (severity, summary,
 value against threshold, runbook steps, links to the dashboard and the silence API; rendered by
-``slack_blocks.py``), with the route's mention. The message's channel and ``ts`` are stored per
-alert fingerprint in Firestore, so that the alert's resolve is posted in that message's thread
+``slack_blocks.py``), with the route's mention, in the route's channel (a label route's
+``slack_channel``, else ``SLACK_CHANNEL``). The message's channel and ``ts`` are stored per alert
+fingerprint in Firestore, so that the alert's resolve is posted in that message's thread
 and the message itself is re-rendered with ``chat.update`` to show it resolved; a repeat ("still
 firing") goes in the thread too, broadcast to the channel.
 
@@ -128,7 +129,7 @@ class SlackChannel:
                 mention=notification.mention,
                 omitted=note if last else NOTHING_OMITTED,
             )
-            self._remember(notification, ts, chunk)
+            self._remember(notification, ts, chunk, self.home(notification))
             receipt["posted"].append(ts)
         self._thread_replies(
             notification, resolved, refs, retrier, receipt, repeat=False, omitted=note, silent=silent
@@ -154,7 +155,7 @@ class SlackChannel:
                 "ts": str(
                     self._api(
                         "chat_postMessage",
-                        channel=channel or self.channel_id,
+                        channel=channel or self.home(notification),
                         text=text,
                         blocks=blocks,
                         unfurl_links=False,
@@ -163,6 +164,11 @@ class SlackChannel:
             },
         )
         return str(answer["ts"])
+
+    def home(self, notification: Notification) -> str:
+        """Where the group's messages go: its label route's channel, else ``SLACK_CHANNEL``
+        (replies go to the thread's own channel, wherever it is)."""
+        return notification.route_slack_channel or self.channel_id
 
     def _thread_replies(
         self,
@@ -312,15 +318,17 @@ class SlackChannel:
         except GoogleAPICallError:  # the reply went out (a document gone, a fault): the next tries again
             log.warning("keeping a Slack message's references failed", exc_info=True)
 
-    def _remember(self, notification: Notification, ts: str, alerts: list[AlertTransition]) -> None:
+    def _remember(
+        self, notification: Notification, ts: str, alerts: list[AlertTransition], channel: str
+    ) -> None:
         # Stored with the message as first rendered, so chat.update can re-render it later.
         client = get_firestore()
-        message_id = message_doc_id(self.channel_id, ts)
+        message_id = message_doc_id(channel, ts)
         batch = client.batch()
         batch.set(
             client.collection(MESSAGES).document(message_id),
             {
-                "channel": self.channel_id,
+                "channel": channel,
                 "ts": ts,
                 "notification": notification.model_dump(mode="json", exclude={"alerts"}),
                 "alerts": {doc_id(a.fingerprint): a.model_dump(mode="json") for a in alerts},
@@ -332,7 +340,7 @@ class SlackChannel:
                 client.collection(THREADS).document(doc_id(alert.fingerprint)),
                 {
                     **ThreadRef(
-                        fingerprint=alert.fingerprint, channel=self.channel_id, ts=ts, message_id=message_id
+                        fingerprint=alert.fingerprint, channel=channel, ts=ts, message_id=message_id
                     ).model_dump(),
                     "expire_at": utcnow() + KEEP,
                 },
