@@ -8,7 +8,7 @@ HTTP (``evaluate_alerts``; locally every path of the capability's port):
   the switch hears of full cycles only).
 - ``POST /v1/tune`` — the tuning job (daily): recommendations from the last 7 days, stored in
   Firestore (``recommendation_store``: a document per series) and returned.
-- ``GET /v1/recommendations`` — the latest stored recommendations.
+- ``GET /v1/recommendations[?limit=][&after=]`` — the latest stored recommendations, a page at a time.
 - ``GET /v1/alerts[?state=firing|pending|resolved|inactive][&rule=NAME][&limit=][&after=]`` —
   current alert states, a page at a time (quiet ones are kept 35 days after they last went quiet,
   1 day if they never fired).
@@ -24,6 +24,7 @@ malformed or stale message is dropped.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
@@ -35,6 +36,7 @@ from functions.alerts.alert_listing import AlertList, AlertsQuery
 from functions.alerts.engine import CycleResult, DetectorCache, Evaluator
 from functions.alerts.heartbeat import HeartbeatPinger
 from functions.alerts.jobs import JobWatch
+from functions.alerts.recommendation_listing import RecommendationList, Recommendations, RecommendationsQuery
 from functions.alerts.retired_rules import retire_gone_rules
 from functions.alerts.rules import RulesError, configured_rules
 from functions.alerts.settings import settings
@@ -191,11 +193,6 @@ def evaluate_cycle(_request: flask.Request, body: EvaluateBody) -> dict[str, Any
     return summary
 
 
-class Recommendations(BaseModel):
-    generated_at: str
-    recommendations: list[dict[str, Any]]
-
-
 class RuleList(BaseModel):
     rules: list[dict[str, Any]]
 
@@ -245,14 +242,21 @@ def tune_job(request: flask.Request) -> dict[str, Any]:
     return payload
 
 
-@api.route("/v1/recommendations", methods=["GET"], response=Recommendations, problems=(404,))
-def latest_recommendations(request: flask.Request) -> dict[str, Any]:
-    from functions.alerts.recommendation_store import load_latest
+_RECOMMENDATIONS = {"query": RecommendationsQuery, "response": RecommendationList, "problems": (404,)}
 
-    latest = load_latest()
+
+@api.route("/v1/recommendations", methods=["GET"], **_RECOMMENDATIONS)
+def latest_recommendations(_request: flask.Request, query: RecommendationsQuery) -> dict[str, Any]:
+    """The latest run's recommendations, by rule and labels, a page at a time."""
+    from functions.alerts.recommendation_store import UnknownSeries, load_page
+
+    try:
+        latest = load_page(query.limit, query.after)
+    except UnknownSeries as exc:
+        raise bad_cursor(exc) from None
     if latest is None:
         raise Problem(404, "No recommendations yet; POST /v1/tune (scheduled daily) writes them.")
-    return latest
+    return asdict(latest)
 
 
 @api.route("/v1/schedules", methods=["GET"], response=ScheduleList)

@@ -122,8 +122,41 @@ class PersonaHealth(BaseModel):
     drift_state: dict[str, Any]
 
 
+class KeyPageQuery(BaseModel):
+    limit: int = Field(default=100, ge=1, le=1000, description="keys per page, 1 to 1000")
+    after: (
+        DocumentId(  # type: ignore[valid-type]
+            max_length=64, description="the `next` of the previous page: keys issued after this key"
+        )
+        | None
+    ) = None
+
+
 class KeyList(BaseModel):
     keys: list[KeyView]
+    next: str | None = Field(
+        default=None,
+        description="pass as `after` for the next page; null on the last (a full page may be followed "
+        "by an empty one)",
+    )
+
+
+# OpenAPI links: where a created customer and an issued key are read back or acted on.
+CUSTOMER_LINKS = {
+    "get_customer": {"customer_id": "$response.body#/id"},
+    "list_keys": {"customer_id": "$response.body#/id"},
+    "issue_key": {"customer_id": "$response.body#/id"},
+}
+KEY_LINKS = {
+    201: {"revoke_key": {"customer_id": "$response.body#/customer_id", "key_id": "$response.body#/key_id"}}
+}
+# A customer's keys (revoked ones are kept: thousands after years of rotation), a page at a time.
+LIST_KEYS: dict[str, Any] = {
+    "methods": ["GET"],
+    "params": CustomerPath,
+    "query": KeyPageQuery,
+    "response": KeyList,
+}
 
 
 class EventOutcome(BaseModel):

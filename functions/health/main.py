@@ -16,13 +16,16 @@ import google.cloud.firestore  # noqa: F401
 
 from functions.health import admin, registry
 from functions.health.api_models import (
+    CUSTOMER_LINKS,
+    KEY_LINKS,
+    LIST_KEYS,
     CustomerHealth,
     CustomerPage,
     CustomerPath,
     DaysQuery,
     Erasure,
     ImportResult,
-    KeyList,
+    KeyPageQuery,
     KeyPath,
     PageQuery,
     PersonaHealth,
@@ -35,17 +38,11 @@ from functions.health.api_models import (
 from functions.health.models import Customer, CustomerIn, CustomerPatch, EventBatch, KeyIssued, KeyView
 from functions.health.views import changes, next_after, scored_view
 from shared.audit import audit
-from shared.http import HEALTH_ROUTE, Api, Problem, Reply, json_response
+from shared.http import HEALTH_ROUTE, Api, Problem, Reply, bad_cursor, json_response
 from shared.logging import get_logger
 
 api = Api("health")
 log = get_logger("health")
-
-_CUSTOMER_LINKS = {
-    "get_customer": {"customer_id": "$response.body#/id"},
-    "list_keys": {"customer_id": "$response.body#/id"},
-    "issue_key": {"customer_id": "$response.body#/id"},
-}
 
 
 def handle(request: flask.Request) -> flask.Response:
@@ -88,7 +85,7 @@ def _existing_customer(customer_id: str) -> Any:
         200: Reply(Customer, description="Existed with the same details."),
     },
     problems=(409,),
-    links={201: _CUSTOMER_LINKS, 200: _CUSTOMER_LINKS},
+    links={201: CUSTOMER_LINKS, 200: CUSTOMER_LINKS},
 )
 def create_customer(request: flask.Request, body: CustomerIn) -> flask.Response:
     """Create a customer (idempotent: the same details again answer 200)."""
@@ -213,11 +210,7 @@ def erase_customer(request: flask.Request, customer_id: str) -> dict[str, Any]:
     params=CustomerPath,
     responses={201: KeyIssued},
     problems=(409,),
-    links={
-        201: {
-            "revoke_key": {"customer_id": "$response.body#/customer_id", "key_id": "$response.body#/key_id"}
-        }
-    },
+    links=KEY_LINKS,
 )
 def issue_key(request: flask.Request, customer_id: str) -> flask.Response:
     try:
@@ -229,10 +222,15 @@ def issue_key(request: flask.Request, customer_id: str) -> flask.Response:
     return json_response(issued, status=201, headers={"Cache-Control": "no-store"})
 
 
-@api.route("/v1/customers/<customer_id>/keys", methods=["GET"], params=CustomerPath, response=KeyList)
-def list_keys(_request: flask.Request, customer_id: str) -> dict[str, Any]:
+@api.route("/v1/customers/<customer_id>/keys", **LIST_KEYS)
+def list_keys(_request: flask.Request, customer_id: str, query: KeyPageQuery) -> dict[str, Any]:
+    """The customer's keys, revoked ones too, oldest first, a page at a time."""
     _existing_customer(customer_id)
-    return {"keys": [key.model_dump(mode="json") for key in registry.list_keys(customer_id)]}
+    try:
+        keys, following = registry.key_page(customer_id, query.limit, query.after)
+    except registry.UnknownKey as exc:
+        raise bad_cursor(exc) from None
+    return {"keys": [key.model_dump(mode="json") for key in keys], "next": following}
 
 
 @api.route("/v1/customers/<customer_id>/keys/<key_id>", methods=["DELETE"], params=KeyPath, response=KeyView)

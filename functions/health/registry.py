@@ -36,6 +36,7 @@ from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
 
 log = get_logger("health.registry")
+KEY_READ_PAGE = 500  # keys a whole-list read (deactivation revokes every key) asks for at once
 
 
 class Conflict(Exception):
@@ -169,17 +170,37 @@ def issue_key(customer_id: str) -> KeyIssued:
     return KeyIssued(key_id=key_id, api_key=api_key, customer_id=customer_id, created_at=record.created_at)
 
 
-def list_keys(customer_id: str) -> list[KeyView]:
+class UnknownKey(LookupError):
+    """A page's ``after`` that is no key of the customer."""
+
+
+def key_page(customer_id: str, limit: int, after: str | None = None) -> tuple[list[KeyView], str | None]:
+    """At most ``limit`` of the customer's keys (revoked ones too: they are kept) issued after the
+    key ``after``, oldest first (an index on customer then created_at in ``topology.yaml``), and
+    the last one's id when the page is full (the next page's ``after``)."""
     from google.cloud.firestore_v1.base_query import FieldFilter
 
-    docs = (
-        get_firestore()
-        .collection(KEYS_COLLECTION)
-        .where(filter=FieldFilter("customer_id", "==", customer_id))
-        .stream()
-    )
-    keys = [KeyView.model_validate(doc.to_dict()) for doc in docs]
-    return sorted(keys, key=lambda key: key.created_at)
+    keys = get_firestore().collection(KEYS_COLLECTION)
+    query = keys.where(filter=FieldFilter("customer_id", "==", customer_id)).order_by("created_at")
+    query = query.order_by("__name__")
+    if after is not None:
+        cursor = keys.document(after).get()
+        if not cursor.exists or (cursor.to_dict() or {}).get("customer_id") != customer_id:
+            raise UnknownKey(f"after={after} is no key of customer {customer_id}")
+        query = query.start_after(cursor)
+    found = [KeyView.model_validate(doc.to_dict()) for doc in query.limit(limit).stream()]
+    return found, found[-1].key_id if len(found) == limit else None
+
+
+def list_keys(customer_id: str) -> list[KeyView]:
+    """Every key of the customer, oldest first, read a page at a time."""
+    found: list[KeyView] = []
+    following: str | None = None
+    while True:
+        page, following = key_page(customer_id, KEY_READ_PAGE, following)
+        found += page
+        if following is None:
+            return found
 
 
 def revoke_key(customer_id: str, key_id: str) -> KeyView | None:

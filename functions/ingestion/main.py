@@ -7,14 +7,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any
 
 import flask
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from functions.ingestion import query_api
 from functions.ingestion.aggregate import Batch
 from functions.ingestion.ingest import ingest_payload
 from functions.ingestion.otlp import PROTOBUF_TYPES, RejectedPayload, decompress, sniff_media_type
+from functions.ingestion.query_api import QUERY_PARAMS, QueryAnswer, QueryParams
 from functions.ingestion.series_registry import CardinalityExceeded
 from functions.ingestion.settings import QUERY_PAST_DAYS, get_ingestion_settings
 from shared.clock import format_rfc3339, parse_rfc3339, utcnow
@@ -30,7 +32,7 @@ from shared.http import (
 )
 from shared.logging import get_logger
 from shared.metrics.query import run_query
-from shared.metrics.query_model import AGGREGATIONS, Across, Agg, MetricQuery, QueryError
+from shared.metrics.query_model import AGGREGATIONS, MetricQuery, QueryError, TooManyDocuments
 from shared.settings import get_settings
 
 api = Api("ingestion")
@@ -113,37 +115,6 @@ def _otlp_response(request: flask.Request, batch: Batch) -> flask.Response:
     return json_response(payload)
 
 
-QUERY_PARAMS = ("metric", "agg", "start", "end", "step", "by", "resolution", "across")
-
-
-class QueryParams(BaseModel):
-    """``GET /v1/query``'s parameters; ``label.<name>=<value>`` (any number) filter by a label."""
-
-    model_config = ConfigDict(extra="allow")
-
-    metric: str = Field(
-        min_length=1, max_length=255, description="a metric name, e.g. http.server.request.duration"
-    )
-    agg: Agg
-    start: str = Field(max_length=64, description="an RFC 3339 time with a zone, e.g. 2026-03-02T08:00:00Z")
-    end: str = Field(max_length=64, description="an RFC 3339 time with a zone, after start")
-    step: int | None = Field(default=None, gt=0, description="seconds per point (default: one point)")
-    by: str | None = Field(default=None, max_length=1000, description="labels to group by, comma separated")
-    resolution: Literal["auto", "minute", "hour"] | None = None
-    across: Across | None = Field(
-        default=None,
-        description="combine each group's series after aggregating each over time (sum, avg, min, max)",
-    )
-
-
-class QueryAnswer(BaseModel):
-    metric: str
-    agg: str
-    resolution: str
-    series: list[dict[str, Any]] = Field(description='[{"labels": {...}, "points": [[RFC 3339, number]]}]')
-    notes: list[str] = Field(default=[], description="why some steps have no value (absent when none)")
-
-
 @api.route("/v1/query", methods=["GET"], query=QueryParams, response=QueryAnswer)
 def get_query(request: flask.Request, query: QueryParams) -> flask.Response:
     """Rollups of one metric, aggregated over the labels not given."""
@@ -195,9 +166,20 @@ def get_query(request: flask.Request, query: QueryParams) -> flask.Response:
             extra["allowed"] = list(AGGREGATIONS)
         told = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         raise Problem(422, f"Query parameters are not valid: {told}.", errors=errors, **extra) from None
+    limits = get_ingestion_settings()
+    steps = query_api.steps_of(query.start, query.end, query.step)
+    cap = query_api.series_cap(steps, limits.query_max_series, limits.query_max_points)
+    if cap < 1:
+        raise _too_many_points(steps, cap)
     try:
-        result = run_query(query, max_series=get_ingestion_settings().query_max_series)
+        result = run_query(query, max_series=cap, max_documents=limits.query_max_documents)
+    except TooManyDocuments as exc:
+        detail = f"{str(exc)[0].upper()}{str(exc)[1:]} (ION_QUERY_MAX_DOCUMENTS)."
+        errors = [{"field": exc.field, "message": str(exc)}]
+        raise Problem(422, detail, errors=errors, allowed={"max_documents": exc.limit}) from None
     except QueryError as exc:
+        if exc.field == "by" and cap < limits.query_max_series:  # the points, not the series, ran out
+            raise _too_many_points(steps, cap) from None
         raise Problem(422, str(exc), errors=[{"field": exc.field, "message": str(exc)}]) from None
     answer: dict[str, Any] = {"metric": result.metric, "agg": result.agg, "resolution": result.resolution}
     answer["series"] = [
@@ -206,6 +188,22 @@ def get_query(request: flask.Request, query: QueryParams) -> flask.Response:
     if result.notes:
         answer["notes"] = result.notes
     return json_response(answer)
+
+
+def _too_many_points(steps: int, cap: int) -> Problem:
+    limits = get_ingestion_settings()
+    detail = query_api.too_many_points(steps, max(cap, 0), limits.query_max_points)
+    allowed = {
+        "max_points": limits.query_max_points,
+        "max_series": limits.query_max_series,
+        "series_at_this_step": max(cap, 0),
+    }
+    return Problem(
+        422,
+        f"{detail[0].upper()}{detail[1:]}.",
+        errors=[{"field": "step", "message": detail}],
+        allowed=allowed,
+    )
 
 
 # How far ahead of the clock a query may end (clock skew, a dashboard's "now + a little").

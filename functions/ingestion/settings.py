@@ -46,6 +46,17 @@ class IngestionSettings(BaseSettings):
         default=92, ge=1, le=QUERY_PAST_DAYS, validation_alias="ION_QUERY_MAX_WINDOW_DAYS"
     )
     query_max_series: int = Field(default=1000, ge=1, le=100_000, validation_alias="ION_QUERY_MAX_SERIES")
+    # Points (series x steps) one answer may hold, ~40 bytes of JSON each: ~4 MB, well within the
+    # platform's 32 MiB answer (query_api.py: 1,000 series at a minute step over 72 h were ~200 MB).
+    query_max_points: int = Field(
+        default=100_000, ge=1000, le=1_000_000, validation_alias="ION_QUERY_MAX_POINTS"
+    )
+    # Rollup documents one query reads at most: a rollup holds up to 100 series (a bucket) of a
+    # minute (per writer shard) or an hour, so a metric of 1,500 series read over 92 days of hours
+    # is 33,000 documents, over 72 h of minutes up to 260,000 (4 shards): one request's reads.
+    query_max_documents: int = Field(
+        default=20_000, ge=100, le=1_000_000, validation_alias="ION_QUERY_MAX_DOCUMENTS"
+    )
     # Series per bucket: a rollup document holds one bucket of a metric's series, so a request
     # writes one document per bucket and minute instead of one per series. A series' entry is
     # ~0.1 KB of summary and labels plus its sketch (~1.2-1.8 KB compressed for values spread

@@ -12,6 +12,7 @@ sent with a customer key names the customer (``customer_id``), so erasing a cust
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -170,10 +171,18 @@ def _apply(total: Totals, record: FeedbackRecord, sign: int) -> None:
         total.rating_count += sign
 
 
-def read_totals() -> list[Totals]:
+def read_totals(
+    personas: Sequence[str], experiment: str | None = None, arms: Sequence[str] = ()
+) -> list[Totals]:
+    """The totals of these personas and of the experiment's arms, read by id: the collection also
+    keeps the totals of every arm of every experiment ever run (they name nobody, so they are
+    kept), which a summary of the current one never needs."""
+    client = get_route_firestore()
+    ids = [persona_totals_id(p) for p in personas]
+    ids += [arm_totals_id(experiment, arm) for arm in arms] if experiment is not None else []
+    refs = [client.collection(STATS_COLLECTION).document(i) for i in ids]
     return [
-        Totals.model_validate(doc.to_dict())
-        for doc in get_route_firestore().collection(STATS_COLLECTION).stream(**_bounded_retry())
+        Totals.model_validate(doc.to_dict()) for doc in client.get_all(refs, **_bounded_retry()) if doc.exists
     ]
 
 

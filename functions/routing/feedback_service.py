@@ -103,13 +103,16 @@ def submit_feedback(
 
 
 def summarise_feedback(config: WeightConfig, bandit: Bandit | None) -> dict[str, Any]:
+    experiment = config.experiment
     try:
-        totals = read_totals()
+        if experiment is None:
+            totals = read_totals(PERSONAS)
+        else:
+            totals = read_totals(PERSONAS, experiment.name, experiment.arms)
     except _store_errors() as exc:
         raise _unavailable(exc) from None
     personas: dict[str, Any] = {p: Totals(scope="persona", name=p).view() for p in PERSONAS}
     arms: dict[str, Any] = {}
-    experiment = config.experiment
     for total in totals:
         if total.scope == "persona" and total.name in personas:
             personas[total.name] = total.view()

@@ -54,7 +54,7 @@ from shared.clock import utcnow
 from shared.metrics.build_reads import RangeKey, current_build_reads
 from shared.metrics.catalogue import CustomerUsage
 from shared.metrics.fold import Fold
-from shared.metrics.query_model import QUANTILES, MetricQuery, QueryError, QueryResult
+from shared.metrics.query_model import QUANTILES, MetricQuery, QueryError, QueryResult, TooManyDocuments
 from shared.metrics.recording import (
     rule_for,
 )
@@ -79,25 +79,33 @@ def choose_resolution(query: MetricQuery, now: datetime | None = None) -> str:
     return "minute" if query.start >= now - RETENTION["minute"] else "hour"
 
 
-def run_query(query: MetricQuery, *, max_series: int | None = None) -> QueryResult:
+def run_query(
+    query: MetricQuery, *, max_series: int | None = None, max_documents: int | None = None
+) -> QueryResult:
     """Answer ``query`` from the Firestore rollups (see the module docstring for semantics); a
-    ``QueryError`` when the answer would hold more than ``max_series`` series. A metric the
-    catalogue keeps per customer is answered from the customer usage store (``_customer_usage``)."""
+    ``QueryError`` when the answer would hold more than ``max_series`` series, ``TooManyDocuments``
+    once more than ``max_documents`` rollups are read (none more is). A metric the catalogue
+    keeps per customer is answered from the customer usage store (``_customer_usage``)."""
     from shared.metrics.customer_usage import spec_of
 
     spec = spec_of(query.metric)
     if spec is not None:
-        return _customer_usage(query, spec, max_series)
+        return _customer_usage(query, spec, max_series, max_documents)
     fold = _fold(query)
-    resolution = _fold_rollups(fold, query, query.start, query.end, max_series)
+    resolution = _fold_rollups(fold, query, query.start, query.end, max_series, max_documents)
     series = fold.series()
     return QueryResult(
         metric=query.metric, agg=query.agg, series=series, resolution=resolution, notes=fold.notes
     )
 
 
-def _fold_rollups(
-    fold: Fold, query: MetricQuery, start: datetime, end: datetime, max_series: int | None
+def _fold_rollups(  # noqa: PLR0917 - the query, its window and its two bounds
+    fold: Fold,
+    query: MetricQuery,
+    start: datetime,
+    end: datetime,
+    max_series: int | None,
+    max_documents: int | None = None,
 ) -> str:
     """The rollups of ``query.metric`` whose buckets start in ``[start, end)`` folded into
     ``fold``; returns the resolution read."""
@@ -174,10 +182,14 @@ def _fold_rollups(
             sources.append((merged, False, key))
 
     shared = current_build_reads()
+    read = 0
     for source, by_hour, key in sources:
         # A rollup holds a bucket of series: each is filtered and grouped on its own labels.
         docs = source if isinstance(source, list) else documents(source, key, wants_sketch)
         for doc in docs:
+            read += 1
+            if max_documents is not None and read > max_documents:
+                raise TooManyDocuments(max_documents)
             at = bucket_start(doc["t"], "hour") if by_hour else doc["t"]
             index = fold.index((at - query.start).total_seconds())
             for _, summary, sketch_bytes in entries(doc):
@@ -202,7 +214,9 @@ DAY_SECONDS = 86_400
 USAGE_AGGS = ("sum", "rate")
 
 
-def _customer_usage(query: MetricQuery, spec: CustomerUsage, max_series: int | None) -> QueryResult:
+def _customer_usage(
+    query: MetricQuery, spec: CustomerUsage, max_series: int | None, max_documents: int | None
+) -> QueryResult:
     """A customer usage metric: daily counters, a day belonging to the window when its start
     (UTC midnight) lies in ``[start, end)``. Days before the store's first day come from the
     metric store's rollups, where the metric was kept before."""
@@ -237,7 +251,7 @@ def _customer_usage(query: MetricQuery, spec: CustomerUsage, max_series: int | N
     days = read_days(first, last, fields=[spec.field])
     since = day_start(days.since) if days.since is not None else None
     if since is None or query.start < since:
-        _fold_rollups(fold, query, query.start, min(query.end, since or query.end), max_series)
+        _fold_rollups(fold, query, query.start, min(query.end, since or query.end), max_series, max_documents)
     fold.bucket_seconds, fold.now = DAY_SECONDS, utcnow()
     for customer, by_day in days.counters.items():
         for day, fields in by_day.items():

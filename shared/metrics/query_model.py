@@ -33,6 +33,20 @@ class QueryError(ValueError):
         self.field = field
 
 
+class TooManyDocuments(QueryError):
+    """A window whose rollups are more documents than the caller allows one query to read (a
+    metric of many series fills a rollup document per 100 series, every minute or hour)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the window reads more than {limit} rollup documents, the most one query reads: "
+            "this metric's series fill many rollups each minute or hour; shorten the window "
+            "(or, within the last 72 h, ask resolution=hour: an hour is one rollup, not 60)",
+            field="start",
+        )
+        self.limit = limit
+
+
 class MetricQuery(BaseModel):
     metric: str = Field(min_length=1, max_length=255)
     agg: Agg

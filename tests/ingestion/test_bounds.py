@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from functions.ingestion.ingest import ingest_payload
+from shared.clock import format_rfc3339
 from shared.metrics.query_model import MetricQuery
 from shared.metrics.store import MINUTES, SERIES, document_size, metric_ref
 from tests.ingestion.conftest import NOW
@@ -244,3 +245,55 @@ def test_query_window_and_series_are_capped(client, store, monkeypatch) -> None:
     assert "more than 2 series" in body["detail"]
     assert body["errors"][0]["field"] == "by"
     assert query(client, by="k", **{"label.k": "1"}).status_code == 200
+
+
+def test_query_points_are_capped_the_more_steps_the_fewer_series(client, store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Series and window were bounded, not their product: 1,000 series at a minute step over 72 h
+    were 4.3 M points (~200 MB, past the 32 MiB a function may answer). ION_QUERY_MAX_POINTS (here
+    its least, 1,000) bounds series x steps, in a 422 naming `step` and what is allowed."""
+    monkeypatch.setenv("ION_QUERY_MAX_POINTS", "1000")
+    post(client, request([gauge("q", [(T0, 1.0, {"k": str(i)}) for i in range(30)])]))
+    assert len(query(client, by="k").get_json()["series"]) == 30  # one point each
+    # 60 steps a series: 16 series at most.
+    response = query(client, by="k", step="60")
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["errors"][0]["field"] == "step"
+    assert "more than 1000 points (ION_QUERY_MAX_POINTS)" in body["detail"]
+    assert body["allowed"] == {"max_points": 1000, "max_series": 1000, "series_at_this_step": 16}
+    assert query(client, by="k", step="3600").status_code == 200  # one step: 30 series fit
+    narrowed = query(client, by="k", step="60", **{"label.k": "7"})
+    assert narrowed.status_code == 200
+    assert len(narrowed.get_json()["series"]) == 1
+
+
+def test_query_reads_are_capped_naming_the_window(client, store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A rollup document holds a bucket of a metric's series for a minute (per writer shard) or an
+    hour: a metric of 1,500 series read over 92 days of hours was 33,000 documents a request.
+    ION_QUERY_MAX_DOCUMENTS (here its least, 100) stops the read there, in a 422 naming `start`."""
+    import shared.firestore_reads as reads
+
+    monkeypatch.setenv("ION_METRICS_BUCKET_SERIES", "1")  # a bucket, so a document, per series
+    monkeypatch.setenv("ION_QUERY_MAX_DOCUMENTS", "100")
+    points = [(T0 + timedelta(minutes=m), 1.0, {"k": str(i)}) for m in range(5) for i in range(25)]
+    post(client, request([gauge("q", points)]))
+    streamed = [0]
+    real = reads.stream_fields
+
+    def counted(query, **kwargs):  # type: ignore[no-untyped-def]
+        for row in real(query, **kwargs):
+            streamed[0] += 1
+            yield row
+
+    monkeypatch.setattr(reads, "stream_fields", counted)
+    response = query(client)  # 5 minutes x 25 buckets: 125 rollups
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["errors"][0]["field"] == "start"
+    assert "more than 100 rollup documents" in body["detail"]
+    assert body["allowed"] == {"max_documents": 100}
+    assert streamed[0] <= 101  # the read stopped at the bound
+    one_minute = {"start": format_rfc3339(T0), "end": format_rfc3339(T0 + timedelta(minutes=1))}
+    answer = query(client, **one_minute)
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["series"][0]["points"][0][1] == 25

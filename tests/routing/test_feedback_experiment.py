@@ -63,6 +63,35 @@ def test_feedback_is_stored_once_and_aggregated_per_persona(client: Any, fs: Any
     assert summary["personas"]["Elro"]["answers"] == 0
 
 
+def test_the_summary_reads_its_totals_by_id_not_every_experiment_ever_run(
+    make_client: Any, fs: Any, query_reads: list[int]
+) -> None:
+    """Arm totals name nobody and are kept: a new experiment every week leaves hundreds. Before,
+    the summary streamed the whole collection for the 4 personas and the current arms."""
+    stats = get_route_firestore().collection(STATS_COLLECTION)
+    batch = get_route_firestore().batch()
+    for week in range(150):
+        for arm in ("control", "candidate"):
+            old = Totals(scope="arm", name=arm, experiment=f"weights-w{week}", helpful=week)
+            batch.set(stats.document(f"arm:weights-w{week}:{arm}"), old.model_dump())
+    batch.set(stats.document("persona:Riri"), Totals(scope="persona", name="Riri", helpful=3).model_dump())
+    batch.set(
+        stats.document("arm:weights-2026a:tone_heavy"),
+        Totals(scope="arm", name="tone_heavy", experiment="weights-2026a", not_helpful=2).model_dump(),
+    )
+    batch.commit()
+
+    client = make_client(ION_ROUTING_EXPERIMENT="true")
+    query_reads[0] = 0
+    summary = client.get("/v2/feedback/summary").get_json()
+    assert query_reads[0] == 0  # read by id (4 personas, the current arms); before: 302 documents
+    assert summary["personas"]["Riri"]["helpful"] == 3
+    assert summary["personas"]["Lua"]["answers"] == 0
+    arms = summary["experiment"]["arms"]
+    assert set(arms) == set(load_weight_config(DEFAULT_WEIGHTS_FILE).experiment.arms)  # type: ignore[union-attr]
+    assert arms["tone_heavy"]["not_helpful"] == 2
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
