@@ -135,7 +135,10 @@ def _validated(path: Path, load: Callable[[], Any]) -> Any:
             problems.append(f"{err['rule']}: field '{err['field']}'{_line_note(path, loc)}: {err['message']}")
         raise ConfigProblems(problems) from None
     except ScalingRulesError as exc:
-        raise ConfigProblems(list(exc.errors)) from None
+        # A rule shared through a YAML anchor is found at the anchor's lines.
+        located = zip(exc.errors, exc.locations, strict=True)
+        problems = [f"{error}{_line_note(path, list(loc))}" for error, loc in located]
+        raise ConfigProblems(problems) from None
     except (RoutingError, PolicyError) as exc:
         # "routing file PATH is invalid: a.b: problem; c: problem" (or one sentence of its own)
         _, sep, listed = str(exc).partition(" is invalid: ")

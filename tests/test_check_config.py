@@ -249,3 +249,27 @@ def test_routes_names_the_label_route_its_channels_and_receivers(
     code, lines = run([str(path)], capsys)
     assert code == 1
     assert "routes.finance sends email but names no email_to" in lines[0]
+
+
+def test_a_scaling_rule_problem_names_its_line_also_through_an_anchor(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "scaling" / "rules.yaml"
+    broken.parent.mkdir()
+    broken.write_text(
+        "x-peaks: &peaks\n"
+        '  - {name: morning-peak, start: "08:00", end: "09:00", min: 4, max: 150}\n'
+        '  - {name: lunch-peak, start: "12:00", end: "13:00", min: four, max: 150}\n'
+        "regions:\n"
+        "  us-central1:\n"
+        "    time_zone: America/Chicago\n"
+        "    service: persona-router\n"
+        "    floor: x\n"
+        "    max_instances: 100\n"
+        "    rules: *peaks\n"
+    )
+    code, lines = run([str(broken)], capsys)
+    assert code == 1
+    assert any("field 'floor'" in line and line.endswith("(line 8)") for line in lines), lines
+    # The shared rule is found where the anchor defines it.
+    assert any("rule 'lunch-peak'" in line and line.endswith("(line 3)") for line in lines), lines

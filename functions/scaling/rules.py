@@ -43,9 +43,11 @@ CLOUD_RUN_MAX_INSTANCES = 1000
 class RulesError(ValueError):
     """A rule set that cannot be used; ``errors`` name the region, rule and field of each fault."""
 
-    def __init__(self, errors: list[str]) -> None:
+    def __init__(self, errors: list[str], locations: list[tuple[str | int, ...]] | None = None) -> None:
         super().__init__("; ".join(errors))
         self.errors = errors
+        # Each error's key path in the file (keys and list indexes), where it has one.
+        self.locations = locations or [() for _ in errors]
 
 
 def _minutes(text: str) -> int:
@@ -188,11 +190,9 @@ def parse_rules(data: Any) -> RuleSet:
     try:
         return RuleSet.model_validate(data)
     except ValidationError as exc:
-        errors = [
-            f"{_where(data, tuple(err['loc']))}: {err['msg']}"
-            for err in exc.errors(include_url=False, include_input=False)
-        ]
-        raise RulesError(errors) from None
+        found = exc.errors(include_url=False, include_input=False)
+        errors = [f"{_where(data, tuple(err['loc']))}: {err['msg']}" for err in found]
+        raise RulesError(errors, [tuple(err["loc"]) for err in found]) from None
 
 
 def load_rules(path: str | Path) -> RuleSet:
