@@ -136,8 +136,10 @@ def _validated(path: Path, load: Callable[[], Any]) -> Any:
         raise ConfigProblems(problems) from None
     except ScalingRulesError as exc:
         # A rule shared through a YAML anchor is found at the anchor's lines.
-        located = zip(exc.errors, exc.locations, strict=True)
-        problems = [f"{error}{_line_note(path, list(loc))}" for error, loc in located]
+        problems = []
+        for error, loc in zip(exc.errors, exc.locations, strict=True):
+            where, _, message = error.partition(": ")
+            problems.append(f"{where}{_line_note(path, list(loc))}: {message}")
         raise ConfigProblems(problems) from None
     except (RoutingError, PolicyError) as exc:
         # "routing file PATH is invalid: a.b: problem; c: problem" (or one sentence of its own)
