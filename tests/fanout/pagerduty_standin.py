@@ -1,16 +1,30 @@
 """PagerDuty's Events API v2 stand-in: validates each event as PagerDuty does and answers 202,
 or as told: an outage (for every event or some dedup_keys), a slow answer. It records what it
-accepted for the tests."""
+accepted for the tests, and the incidents PagerDuty would hold (``incidents``): a trigger opens
+one for its dedup_key unless one is open, which it joins; acknowledge and resolve apply to the open
+one and are dropped when there is none, as PagerDuty documents."""
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from tests.fanout.standin_http import JsonHandler, StandInServer
 
 PD_SEVERITIES = {"critical", "error", "warning", "info"}
+# "Events API payloads are limited to 512 KB" (PagerDuty's Events API v2 overview).
+MAX_EVENT_BYTES = 512 * 1024
+
+
+@dataclass
+class PagerDutyIncident:
+    """What PagerDuty holds for a dedup_key: opened by a trigger, later triggers appended."""
+
+    dedup_key: str
+    status: str = "triggered"
+    triggers: int = 1
 
 
 class PagerDutyStandIn(StandInServer):
@@ -34,6 +48,27 @@ class PagerDutyStandIn(StandInServer):
         self.throttled = 0
         # An error answer quoting the request it refuses, as some gateways' do (routing key and all).
         self.echo_request = False
+        # The incidents PagerDuty holds, oldest first (``take``).
+        self.incidents: list[PagerDutyIncident] = []
+
+    def take(self, event: dict[str, Any]) -> None:
+        """An accepted event applied to PagerDuty's incidents (under ``lock``)."""
+        key = event.get("dedup_key")
+        current = next(
+            (i for i in reversed(self.incidents) if i.dedup_key == key and i.status != "resolved"), None
+        )
+        action = event["event_action"]
+        if action == "trigger":
+            if current is None:
+                self.incidents.append(PagerDutyIncident(dedup_key=str(key)))
+            else:
+                current.triggers += 1
+        elif current is not None:  # acknowledge or resolve: dropped without an open incident
+            current.status = "acknowledged" if action == "acknowledge" else "resolved"
+
+    def open_incidents(self) -> list[PagerDutyIncident]:
+        with self.lock:
+            return [i for i in self.incidents if i.status != "resolved"]
 
     def next_window(self) -> None:
         with self.lock:
@@ -44,10 +79,22 @@ class PagerDutyStandIn(StandInServer):
         return f"http://127.0.0.1:{self.port}/v2/enqueue"
 
 
-def pagerduty_errors(event: Any, routing_key: str) -> list[str]:
+def about_alert(event: dict[str, Any], fingerprint: str) -> bool:
+    """An event about an alert: its group's trigger listing it (``custom_details.alerts``), or one
+    keyed by its fingerprint (a notice; the previous version's one event per alert)."""
+    details = (event.get("payload") or {}).get("custom_details") or {}
+    listed = details.get("alerts") if isinstance(details, dict) else None
+    return event.get("dedup_key") == fingerprint or any(
+        isinstance(a, dict) and a.get("fingerprint") == fingerprint for a in listed or []
+    )
+
+
+def pagerduty_errors(event: Any, routing_key: str, size: int = 0) -> list[str]:
     if not isinstance(event, dict):
         return ["Event object is invalid"]
     errors = []
+    if size > MAX_EVENT_BYTES:
+        errors.append(f"Event object is too large ({size} bytes; at most {MAX_EVENT_BYTES})")
     if event.get("routing_key") != routing_key:
         errors.append("Invalid routing key")
     action = event.get("event_action")
@@ -75,6 +122,11 @@ def pagerduty_errors(event: Any, routing_key: str) -> list[str]:
             for optional in ("component", "group", "class"):
                 if optional in payload and not isinstance(payload[optional], str):
                     errors.append(f"'payload.{optional}' must be a string when given")
+            if "custom_details" in payload and not isinstance(payload["custom_details"], dict):
+                errors.append("'payload.custom_details' must be an object when given")
+        links = event.get("links", [])
+        if not isinstance(links, list) or not all(isinstance(x, dict) and x.get("href") for x in links):
+            errors.append("'links' must be a list of objects with an 'href'")
     return errors
 
 
@@ -99,7 +151,7 @@ class _PagerDutyHandler(JsonHandler):
         if failing:
             self._answer(failing, {"status": "unavailable", "message": "try again"})
             return
-        errors = pagerduty_errors(event, pd.routing_key)
+        errors = pagerduty_errors(event, pd.routing_key, len(raw))
         with pd.lock:
             throttled = (
                 not errors and pd.events_per_window is not None and pd.window_taken >= pd.events_per_window
@@ -118,6 +170,7 @@ class _PagerDutyHandler(JsonHandler):
             else:
                 pd.events.append(event)
                 pd.received_at.append(time.monotonic())
+                pd.take(event)
         if errors:
             self._answer(
                 400,
