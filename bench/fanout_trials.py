@@ -19,7 +19,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.fanout_stack import BreachGoesOn, Stack, otlp_batch, post  # noqa: E402
-from tests.fanout.pagerduty_standin import PagerDutyStandIn  # noqa: E402
+from tests.fanout.pagerduty_standin import PagerDutyStandIn, about_alert  # noqa: E402
 from tests.fanout.slack_standin import SlackStandIn  # noqa: E402
 
 SEVERITIES = ("critical", "high", "medium")
@@ -182,7 +182,7 @@ def triple_redelivery(
     for t in transitions:
         slack_count = sum(1 for m in slack.messages if t.rule in m.all_text() and m.thread_ts is None)
         pd_count = sum(
-            1 for e in pd.events if e.get("dedup_key") == t.fingerprint and e["event_action"] == "trigger"
+            1 for e in pd.events if about_alert(e, t.fingerprint) and e["event_action"] == "trigger"
         )
         counts.append((slack_count, pd_count))
     publisher.stop()

@@ -22,7 +22,7 @@ from devtools.pubsub_setup import create_topics_and_subscriptions
 from shared.topology import load_topology
 from tests.conftest import PROJECT
 from tests.fanout.conftest import channel_env
-from tests.fanout.pagerduty_standin import PagerDutyStandIn
+from tests.fanout.pagerduty_standin import PagerDutyStandIn, about_alert
 from tests.fanout.slack_standin import SlackMessage, SlackStandIn
 from tests.fanout.smtp_standin import SmtpServer
 
@@ -178,8 +178,10 @@ class Pipeline:
     def slack_about(self, text: str) -> list[SlackMessage]:
         return [m for m in list(self.slack.messages) if text in m.all_text()]
 
-    def pagerduty_for(self, dedup_key: str) -> list[dict[str, Any]]:
-        return [e for e in list(self.pagerduty.events) if e.get("dedup_key") == dedup_key]
+    def pagerduty_for(self, fingerprint: str) -> list[dict[str, Any]]:
+        """PagerDuty's events about an alert: its group's triggers listing it, or those keyed by
+        its fingerprint (a notice; the previous version's one event per alert)."""
+        return [e for e in list(self.pagerduty.events) if about_alert(e, fingerprint)]
 
     def give_up_as_pubsub(self, topic: str, unsent: list[bytes], attributes: dict[str, str]) -> None:
         """Do what Pub/Sub does when a message has used its delivery attempts, for ``unsent``:

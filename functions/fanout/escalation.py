@@ -86,6 +86,8 @@ def escalate_incident(incident_id: str, now: datetime) -> str | None:
             escalation_level=incident.escalation_level,
             slack_channel=step.slack_channel,
             alerts_left_out=left_out,
+            pagerduty_key=incident.pagerduty_key,
+            group_firing=len(firing),
             **route.receivers(),
         )
         store_notification(tx, notification, list(step.channels), [])
@@ -151,6 +153,8 @@ def _store_renotification(
         escalation_level=level,
         slack_channel=slack_channel,
         alerts_left_out=left_out,
+        pagerduty_key=incident.pagerduty_key,
+        group_firing=len(firing),
         **route.receivers(),
     )
     store_notification(tx, notification, channels, [])

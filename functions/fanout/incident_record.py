@@ -43,7 +43,7 @@ STORED_ONLY = frozenset({"expire_at"})
 MAX_TIMELINE = 500
 # An incident lists at most this many of its alerts whole (summary, values, runbook): a storm's
 # group of a thousand alerts is joined flush by flush in the transaction that stores each flush,
-# and must not outgrow the document. The others are in ``fingerprints`` (PagerDuty names them)
+# and must not outgrow the document. The others are in ``fingerprints``
 # and, while they fire, in ``unlisted_firing``.
 MAX_LISTED_ALERTS = 100
 # An alert's summary as the incident keeps it (listed, and on the timeline), in characters.
@@ -143,8 +143,11 @@ class Incident(BaseModel):
     timeline: list[TimelineEntry] = []
     review: Review | None = None
     alerts: list[IncidentAlert] = []
-    # The alerts' fingerprints: PagerDuty's dedup_key / incident_key of each (its webhooks name it).
+    # The alerts' fingerprints (and the previous version's PagerDuty dedup_keys: ``pagerduty_keys``).
     fingerprints: list[str] = []
+    # The dedup_key of the incident's one PagerDuty incident (``pagerduty_keys.py``). None: opened
+    # by the previous version, which triggered one PagerDuty incident per alert, by fingerprint.
+    pagerduty_key: str | None = None
     # The alerts past MAX_LISTED_ALERTS that fire: the incident resolves by itself when none does.
     unlisted_firing: list[str] = []
     opened_on_demand: bool = False
@@ -159,6 +162,12 @@ class Incident(BaseModel):
         """How many of its alerts the incident does not list (past ``MAX_LISTED_ALERTS``)."""
         listed = {a.fingerprint for a in self.alerts}
         return sum(1 for fingerprint in self.fingerprints if fingerprint not in listed)
+
+    @property
+    def pagerduty_keys(self) -> list[str]:
+        """The dedup_keys PagerDuty holds this incident's alerts by: its own key, or for an incident
+        the previous version opened, one per alert (its fingerprints)."""
+        return [self.pagerduty_key] if self.pagerduty_key else list(self.fingerprints)
 
     def to_document(self) -> dict[str, object]:
         """Its fields, and those a newer version added; never what the store set beside them."""

@@ -51,8 +51,8 @@ class IncidentStore(Protocol):
         """Store a new incident unless one has its id (returned instead, with False)."""
         ...
 
-    def open_with_fingerprint(self, fingerprint: str) -> list[Incident]:
-        """Incidents not resolved that hold the alert (PagerDuty names it by its dedup_key)."""
+    def open_with_pagerduty_key(self, key: str) -> list[Incident]:
+        """Incidents not resolved whose PagerDuty incident has this dedup_key (``holds_key``)."""
         ...
 
     def due_escalations(self, now: datetime) -> list[Incident]: ...
@@ -71,6 +71,13 @@ def incident_document(incident: Incident, keep: timedelta | None = None) -> dict
             keep = timedelta(days=get_fanout_settings().incidents_keep_days)
         document["expire_at"] = incident.resolved_at + keep
     return document
+
+
+def holds_key(incident: Incident, key: str) -> bool:
+    """PagerDuty's incident of ``key`` is this one's: its own key, or one of its alerts'
+    fingerprints (the previous version's key per alert: an incident it opened, or a notification
+    an instance of it delivered during the deploy)."""
+    return key == incident.pagerduty_key or key in incident.fingerprints
 
 
 def _matches(
@@ -168,16 +175,16 @@ class FirestoreIncidentStore:
 
         return run_transaction(run)
 
-    def open_with_fingerprint(self, fingerprint: str) -> list[Incident]:
+    def open_with_pagerduty_key(self, key: str) -> list[Incident]:
         from functions.fanout.records import collection, field_filter
 
-        # The open incidents (a few: one per group firing), the alert looked for among them. Not
-        # every incident holding the alert: one that fires and resolves daily leaves an incident a
+        # The open incidents (a few: one per group firing), the key looked for among them. Not
+        # every incident holding an alert: one that fires and resolves daily leaves an incident a
         # day for ION_INCIDENTS_KEEP_DAYS, and every PagerDuty webhook about it asks here. One
         # equality filter, which the automatic index serves (no index merge with array-contains).
         query = collection(INCIDENTS).where(filter=field_filter("state", "in", list(OPEN_STATES)))
         found = (Incident.model_validate(s.to_dict()) for s in query.stream())
-        return [i for i in found if fingerprint in i.fingerprints]
+        return [i for i in found if holds_key(i, key)]
 
     def due_escalations(self, now: datetime) -> list[Incident]:
         from functions.fanout.records import collection, field_filter
@@ -242,12 +249,10 @@ class MemoryIncidentStore:
             self._items[incident.id] = copy.deepcopy(incident)
             return incident, True
 
-    def open_with_fingerprint(self, fingerprint: str) -> list[Incident]:
+    def open_with_pagerduty_key(self, key: str) -> list[Incident]:
         with self._lock:
             return [
-                copy.deepcopy(i)
-                for i in self._items.values()
-                if fingerprint in i.fingerprints and i.state != "resolved"
+                copy.deepcopy(i) for i in self._items.values() if holds_key(i, key) and i.state != "resolved"
             ]
 
     def due_escalations(self, now: datetime) -> list[Incident]:

@@ -29,6 +29,7 @@ from functions.fanout.incident_record import (
     clipped,
 )
 from functions.fanout.models import named_rules
+from functions.fanout.pagerduty_keys import opened_key
 from shared.messages import AlertTransition, Severity
 from shared.numbers import readable
 
@@ -89,6 +90,7 @@ def open_incident(
         respond_by=now + target.respond,
         resolve_by=now + target.resolve,
         opened_on_demand=on_demand,
+        pagerduty_key=opened_key(id_, group_id, on_demand=on_demand),
         updated_at=now,
     )
     text = f"{priority} opened: {len(firing)} alert(s) firing" if firing else f"{priority} opened on demand"

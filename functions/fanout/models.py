@@ -56,6 +56,12 @@ class Notification(BaseModel):
     label_route: str | None = None
     route_slack_channel: str | None = None
     route_email_to: list[str] = []
+    # The dedup_key of the group's PagerDuty incident this notification triggers or resolves, and
+    # how many of the group's alerts fire after it (a notify carries only the changes: a resolve
+    # goes out when this is 0). None: one PagerDuty event per alert, by fingerprint (stored by the
+    # previous version, or of an incident it opened: ``pagerduty_keys.py``).
+    pagerduty_key: str | None = None
+    group_firing: int | None = None
 
     @property
     def reminder(self) -> bool:

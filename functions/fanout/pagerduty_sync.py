@@ -1,5 +1,7 @@
 """PagerDuty told of an acknowledgement or resolve made here (the incidents API, a Slack button):
-an Events v2 ``acknowledge`` / ``resolve`` for each alert of the incident, its ``dedup_key``.
+one Events v2 ``acknowledge`` / ``resolve`` with the incident's ``dedup_key``, or, for an incident
+the previous version opened (one PagerDuty incident per alert), one per alert, by fingerprint
+(``Incident.pagerduty_keys``).
 
 Nothing is lost and nobody waits on PagerDuty: the request is recorded on the incident in the
 transaction that acknowledges or resolves it (a ``PagerDutySync`` in ``pagerduty_sync``), then
@@ -114,7 +116,7 @@ def sync_incident(incident_id: str, now: datetime, *, seconds: float, due_only: 
         ):
             continue  # another instance is sending it: its outcome settles it
         attempt = _attempt(incident, entry, deadline)
-        gave_up = _settle(incident.id, entry.key, attempt, len(incident.fingerprints), now)
+        gave_up = _settle(incident.id, entry.key, attempt, incident, now)
         if attempt.outcome == "sent":
             sent.append(f"{incident.id}/{entry.key}")
         elif gave_up:
@@ -139,10 +141,11 @@ def _claim(incident_id: str, key: str, now: datetime, *, lease: timedelta = CLAI
 
 
 def _attempt(incident: Incident, entry: PagerDutySync, deadline: float) -> Attempt:
-    """One try of each event PagerDuty has not taken yet, each within what is left of
-    ``deadline``. A try cut short keeps what PagerDuty took (``taken``), so the next goes on from
-    there: an incident of 500 alerts, at PagerDuty's 120 events a minute, is through in a few ticks
-    instead of sending its first alerts again every time until the request is given up."""
+    """One try of each event PagerDuty has not taken yet (one, but for an incident the previous
+    version opened: one per alert), each within what is left of ``deadline``. A try cut short
+    keeps what PagerDuty took (``taken``), so the next goes on from there: such an incident of 500
+    alerts, at PagerDuty's 120 events a minute, is through in a few ticks instead of sending its
+    first alerts again every time until the request is given up."""
     from functions.fanout.channels.base import DeliveryError
     from functions.fanout.channels.pagerduty import PagerDutyChannel
 
@@ -150,8 +153,8 @@ def _attempt(incident: Incident, entry: PagerDutySync, deadline: float) -> Attem
     taken: list[str] = []
     done = set(entry.taken)
     try:
-        for fingerprint in incident.fingerprints:
-            if fingerprint in done:
+        for key in incident.pagerduty_keys:
+            if key in done:
                 continue
             left = min(deadline - time.monotonic(), settings.request_timeout_seconds)
             if left <= 0.05:
@@ -160,18 +163,18 @@ def _attempt(incident: Incident, entry: PagerDutySync, deadline: float) -> Attem
             event = {
                 "routing_key": settings.pagerduty_routing_key,
                 "event_action": entry.action,
-                "dedup_key": fingerprint,
+                "dedup_key": key,
             }
             channel._post(event)
-            taken.append(fingerprint)
+            taken.append(key)
     except DeliveryError as exc:
         return Attempt("failed", exc.reason, exc.retryable, taken=tuple(taken))
     return Attempt("sent", taken=tuple(taken))
 
 
-def _settle(incident_id: str, key: str, attempt: Attempt, alerts: int, now: datetime) -> str | None:
-    """The attempt's outcome on the incident, in its transaction; returns the text of a request
-    given up (None otherwise)."""
+def _settle(incident_id: str, key: str, attempt: Attempt, sent: Incident, now: datetime) -> str | None:
+    """The attempt's outcome on the incident (``sent``: as the attempt read it), in its
+    transaction; returns the text of a request given up (None otherwise)."""
     given_up: list[str] = []
     give_up_after = timedelta(minutes=get_fanout_settings().pagerduty_sync_give_up_minutes)
 
@@ -182,12 +185,19 @@ def _settle(incident_id: str, key: str, attempt: Attempt, alerts: int, now: date
             return Change(False, "settled before")
         action, tries = entry.action, entry.attempts + 1
         entry.taken = list(dict.fromkeys([*entry.taken, *attempt.taken]))
+        per_alert = sent.pagerduty_key is None
+        alerts = len(sent.pagerduty_keys)
         # Said only when some of the alerts are taken: a request taken for none reads as before.
-        part = f" ({len(entry.taken)} of {alerts} alert(s) taken)" if entry.taken else ""
+        part = f" ({len(entry.taken)} of {alerts} alert(s) taken)" if entry.taken and per_alert else ""
         if attempt.outcome == "sent":
             incident.pagerduty_sync.remove(entry)
             after = f" (after {tries} attempts)" if tries > 1 else ""
-            text = f"PagerDuty {action} sent for {alerts} alert(s) (same dedup_key){after}"
+            what = (
+                f"for {alerts} alert(s) (same dedup_key)"
+                if per_alert
+                else f"(dedup_key {sent.pagerduty_key})"
+            )
+            text = f"PagerDuty {action} sent {what}{after}"
             record_notified(incident, f"pagerduty:{key}", text, now, by="pagerduty")
         elif not attempt.retryable or now - entry.requested_at >= give_up_after:
             incident.pagerduty_sync.remove(entry)
@@ -231,7 +241,7 @@ def _log_instead(incident: Incident, action: str, outbox_dir: str) -> None:
 
     from functions.fanout.channels.log import write_outbox
 
-    events = [{"event_action": action, "dedup_key": fingerprint} for fingerprint in incident.fingerprints]
+    events = [{"event_action": action, "dedup_key": key} for key in incident.pagerduty_keys]
     log.warning(
         "PagerDuty is not configured: its %s is logged instead",
         action,
@@ -240,7 +250,7 @@ def _log_instead(incident: Incident, action: str, outbox_dir: str) -> None:
     if outbox_dir:
         record = {"channel": "log", "instead_of": "pagerduty", "incident_id": incident.id, "events": events}
         write_outbox(Path(outbox_dir), f"{incident.id}-{action}-pagerduty", record)
-    text = f"PagerDuty {action} logged instead (PagerDuty not configured) for {len(events)} alert(s)"
+    text = f"PagerDuty {action} logged instead (PagerDuty not configured) for {len(events)} dedup_key(s)"
     get_store().change(
         incident.id, lambda i: record_notified(i, f"pagerduty:{action}", text, utcnow(), by="log")
     )

@@ -1,13 +1,14 @@
 """PagerDuty's webhooks (v3), already verified (``webhook_auth.verify_pagerduty``): what on-call
 did in PagerDuty comes back to the incident. ``incident.acknowledged`` acknowledges and
-``incident.resolved`` resolves the incident holding the alert whose ``dedup_key`` PagerDuty
-names as the incident's ``incident_key`` (by the PagerDuty user, its ``agent.summary``);
+``incident.resolved`` resolves the open incident whose ``dedup_key`` PagerDuty names as its
+``incident_key`` (the incident's own, or for one the previous version opened, an alert's
+fingerprint: ``incident_store.holds_key``), by the PagerDuty user (its ``agent.summary``);
 ``incident.unacknowledged`` (the acknowledgement timed out, or someone undid it) makes it
 triggered again, its current escalation level notified again and escalation resumed;
 ``incident.annotated`` becomes a note. None is sent back to PagerDuty. Other event types
 (``incident.triggered``, ``incident.escalated``, ...) are recorded as notes when they match an
 incident, ignored otherwise. An event that occurred before an incident opened is about an
-earlier incident of the same alert (a late or retried webhook) and leaves it alone; one delivered
+earlier incident (of the same alert or group: a late or retried webhook) and leaves it alone; one delivered
 late is recorded at its ``occurred_at``. Each webhook
 event (its ``event.id``) is handled once; an event older than an hour is refused as stale by the
 caller."""
@@ -90,9 +91,10 @@ def handle_webhook(event: WebhookEvent) -> dict[str, Any]:
             "handled": [],
             "detail": "names no incident_key: not an incident of ours",
         }
-    # A dedup_key outlives its incident (an alert that flaps opens a new one): an event that
-    # occurred before an incident opened is about an earlier incident (a late or retried webhook).
-    incidents = [i for i in get_store().open_with_fingerprint(key) if i.opened_at <= event.occurred_at]
+    # A dedup_key may outlive its incident (a group's key, or an alert's under the previous
+    # version, opens a new one after a resolve): an event that occurred before an incident opened
+    # is about an earlier incident (a late or retried webhook).
+    incidents = [i for i in get_store().open_with_pagerduty_key(key) if i.opened_at <= event.occurred_at]
     handled = []
     for incident in incidents:
         try:

@@ -23,6 +23,7 @@ from functions.fanout.incident_store import INCIDENTS, incident_document
 from functions.fanout.incidents import alerts_changed, open_incident
 from functions.fanout.models import NEVER_TOO_OLD, Notification, doc_id, mark_late
 from functions.fanout.notification_size import split_plan
+from functions.fanout.pagerduty_keys import notification_key
 from functions.fanout.policy import Plan, admit, enqueue, plan
 from functions.fanout.records import (
     ALERTS,
@@ -221,6 +222,15 @@ def _commit(
             len(left_pending),
             extra={"group_id": group.group_id},
         )
+    firing = set(group.firing)
+    for t in plan.notify:
+        # A notice is told once: it never stays firing, so it is never repeated or held.
+        lasting = t.state == "firing" and t.kind != NOTICE_KIND
+        firing.add(t.fingerprint) if lasting else firing.discard(t.fingerprint)
+        tx.update(
+            _col(ALERTS).document(doc_id(t.fingerprint)),
+            {"notified_state": "firing" if lasting else "resolved", "muted": None},
+        )
     if plan.notify:
         group.seq += 1
         notification_id = f"{group.group_id}-n{group.seq}"
@@ -242,10 +252,12 @@ def _commit(
             review_url=review_url(get_fanout_settings().public_url, tracked.id)
             if tracked and tracked.review
             else None,
+            # The group's PagerDuty incident, and whether any of its alerts still fires.
+            pagerduty_key=notification_key(group.group_id, tracked or incident),
+            group_firing=len(firing),
         )
         channels = routing.channels_for(group.severity, plan.notify, group.label_route)
         store_notification(tx, notification, channels, plan.items)
-    firing = set(group.firing)
     for item in plan.items:
         tx.update(
             _col(TRANSITIONS).document(doc_id(item["transition_id"])),
@@ -254,14 +266,6 @@ def _commit(
                 "reason": item["reason"],
                 "notification_id": notification_id if item["outcome"] == "notified" else None,
             },
-        )
-    for t in plan.notify:
-        # A notice is told once: it never stays firing, so it is never repeated or held.
-        lasting = t.state == "firing" and t.kind != NOTICE_KIND
-        firing.add(t.fingerprint) if lasting else firing.discard(t.fingerprint)
-        tx.update(
-            _col(ALERTS).document(doc_id(t.fingerprint)),
-            {"notified_state": "firing" if lasting else "resolved", "muted": None},
         )
     for item in plan.items:
         if item["outcome"] == "muted":

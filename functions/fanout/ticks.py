@@ -17,6 +17,7 @@ from functions.fanout.delivery import deliver
 from functions.fanout.incident_store import get_store
 from functions.fanout.models import Notification, doc_id
 from functions.fanout.notification_size import fit_alerts
+from functions.fanout.pagerduty_keys import notification_key
 from functions.fanout.pipeline import firing_alerts, flush
 from functions.fanout.policy import enqueue, mute_reason
 from functions.fanout.records import (
@@ -292,6 +293,8 @@ def repeat(group_id: str, now: datetime, routing: RoutingConfig) -> str | None:
                 created_at=now,
                 incident_id=tracked.id if tracked else None,
                 alerts_left_out=left_out,
+                pagerduty_key=notification_key(group_id, tracked),
+                group_firing=len(current.firing),
             )
             store_notification(tx, notification, list(route.channels), [])
         current.repeat_at = now + route.repeat_interval if current.firing else None

@@ -62,16 +62,24 @@ def test_a_resolve_is_not_repeated_when_the_message_record_fails_after_chat_upda
     assert [e["event_action"] for e in fanout.pagerduty.events] == ["trigger", "resolve"]
 
 
-def test_a_redriven_delivery_sends_only_what_the_vendor_did_not_accept_and_only_once(fanout: Fanout) -> None:
+def test_a_redriven_delivery_sends_only_what_the_vendor_did_not_accept_and_only_once(
+    fanout: Fanout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delivery of two PagerDuty events, one accepted: an incident the previous version opened,
+    whose alerts go per alert to its end (a group's incident of this version is one event)."""
+    from functions.fanout import incidents
+
     clock = fanout.freeze()
     first = make_transition(severity="critical", endpoint="/v2/route", at=clock.now())
-    assert fanout.push(first) == 200  # the group's first notification, at once
+    with monkeypatch.context() as previous:
+        previous.setattr(incidents, "opened_key", lambda *_args, **_kwargs: None)
+        assert fanout.push(first) == 200  # the group's first notification, at once
     clock.advance(timedelta(seconds=1))
     accepted = make_transition(severity="critical", endpoint="/v2/bulk", at=clock.now())
     refused = make_transition(severity="critical", endpoint="/v2/recommend", at=clock.now())
     assert fanout.push(accepted) == 200
     assert fanout.push(refused) == 200
-    fanout.pagerduty.fail_for = {refused.fingerprint: 503}  # an outage for this incident only
+    fanout.pagerduty.fail_for = {refused.fingerprint: 503}  # an outage for this alert's incident only
     clock.advance(timedelta(minutes=1))
     fanout.tick()  # group_interval: both in one notification; PagerDuty takes one of two events
     [dead] = fanout.dead_letters(expect=1)

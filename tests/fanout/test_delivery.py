@@ -20,7 +20,8 @@ def test_a_critical_transition_pages_and_posts_once_under_triple_redelivery(fano
         assert fanout.push(firing, message_id="m-1") == 200
     assert len(fanout.slack.top_level()) == 1
     assert [e["event_action"] for e in fanout.pagerduty.events] == ["trigger"]
-    assert fanout.pagerduty.events[0]["dedup_key"] == firing.fingerprint
+    [incident] = fanout.http().get("/v1/incidents").get_json()
+    assert fanout.pagerduty.events[0]["dedup_key"] == incident["id"]  # the group's incident
     assert fanout.smtp.mails == []  # critical routes to PagerDuty and Slack only
     # The same transition published again under another message id is still one notification.
     assert fanout.push(firing, message_id="m-2") == 200

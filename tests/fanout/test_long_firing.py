@@ -63,8 +63,8 @@ def test_an_alert_firing_for_five_weeks_is_still_resolved_at_pagerduty(fanout: F
     outcome = fs.collection(TRANSITIONS).document(doc_id(resolved.transition_id)).get().to_dict()
     assert outcome["outcome"] == "notified"
     resolves = [e for e in fanout.pagerduty.events if e["event_action"] == "resolve"]
-    assert [e["dedup_key"] for e in resolves] == [firing.fingerprint]
     [incident] = fanout.http().get("/v1/incidents").get_json()
+    assert [e["dedup_key"] for e in resolves] == [incident["id"]]
     assert (incident["state"], incident["resolved_by"]) == ("resolved", "alerts")
 
 

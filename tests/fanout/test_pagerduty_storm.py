@@ -1,9 +1,13 @@
 """PagerDuty in a storm, at its rate limit of 120 events a minute per routing key (429 without
-Retry-After past it): a group's 500 triggers and an incident's 300 acknowledgements each get
-through within a few minutes, every event once, none lost."""
+Retry-After past it). A group of 500 alerts is one PagerDuty incident, its notification one event:
+nothing comes near the limit. What still can: more than 120 groups changing in one minute (their
+events past the 120th are dead-lettered and re-driven the next minute, each once), and an incident
+or notification of the previous version, per alert (a 500-alert notification re-driven over five
+minutes, a 300-alert acknowledgement over three ticks, as before)."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -13,13 +17,14 @@ from typing import Any
 import pytest
 
 from functions.fanout.channels.base import DeliveryFailed, Retrier
-from functions.fanout.channels.pagerduty import PagerDutyChannel
+from functions.fanout.channels.pagerduty import DETAILED_ALERTS, PagerDutyChannel
 from functions.fanout.incident_record import Incident, PagerDutySync
 from functions.fanout.incident_store import MemoryIncidentStore, get_store, use_store
 from functions.fanout.models import Notification
 from functions.fanout.settings import FanoutSettings
-from tests.fanout.conftest import make_transition, reset_fanout_caches
-from tests.fanout.pagerduty_standin import PagerDutyStandIn
+from shared.messages import AlertTransition
+from tests.fanout.conftest import Fanout, make_transition, reset_fanout_caches
+from tests.fanout.pagerduty_standin import MAX_EVENT_BYTES, PagerDutyStandIn
 
 AT = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 
@@ -46,30 +51,146 @@ class DictJournal:
         self.sent[step] = answer
 
 
-def test_a_group_of_500_triggers_goes_through_over_re_drives_each_event_once(
-    limited: PagerDutyStandIn,
-) -> None:
-    alerts = [make_transition(service=f"svc-{i:03d}", at=AT) for i in range(500)]
-    notification = Notification(
-        notification_id="n-storm",
+def storm_alert(index: int, *, fat: bool = False) -> AlertTransition:
+    """One alert of a group (rule, service, region); ``fat``: a kilobyte summary and 30 labels of
+    600 characters, the worst a PagerDuty event may be asked to carry."""
+    alert = make_transition(endpoint=f"/e{index:03d}", at=AT)
+    if not fat:
+        return alert
+    labels = {**alert.labels, **{f"label_{n:02d}": "v" * 600 for n in range(30)}}
+    return alert.model_copy(update={"labels": labels, "annotations": {"summary": "s" * 1000}})
+
+
+def storm_notification(alerts: list[AlertTransition], key: str = "critical-storm-i1") -> Notification:
+    return Notification(
+        notification_id=f"{key}-n1",
         kind="notify",
-        group_id="g",
-        group_labels={},
+        group_id=key.removesuffix("-i1"),
+        group_labels={"rule": "p95-latency", "service": "persona-router", "region": "us-central1"},
         severity="critical",
         alerts=alerts,
         created_at=AT,
+        incident_id=key,
+        pagerduty_key=key,
+        group_firing=len(alerts),
     )
-    channel = PagerDutyChannel(FanoutSettings())
-    journal = DictJournal()
+
+
+def deliver_until_through(
+    channel: PagerDutyChannel, notification: Notification, limited: PagerDutyStandIn, journal: DictJournal
+) -> list[DeliveryFailed]:
+    """The first delivery, then the dead-letter store's re-drives a minute apart; the failures."""
     failures: list[DeliveryFailed] = []
-    while True:  # the first delivery, then the dead-letter store's re-drives
+    while True:
         retrier = Retrier(max_attempts=4, budget_seconds=20, base_delay=0.01, max_delay=0.05, journal=journal)
         try:
             channel.send(notification, retrier)
-            break
+            return failures
         except DeliveryFailed as exc:
             failures.append(exc)
         limited.next_window()  # a minute later
+
+
+@pytest.mark.parametrize("fat", [False, True])
+def test_a_group_of_500_alerts_is_one_event_and_one_pagerduty_incident(
+    limited: PagerDutyStandIn, fat: bool
+) -> None:
+    notification = storm_notification([storm_alert(i, fat=fat) for i in range(500)])
+    failures = deliver_until_through(PagerDutyChannel(FanoutSettings()), notification, limited, DictJournal())
+    assert failures == []
+    assert limited.throttled == 0  # one event: nowhere near 120 a minute
+    [event] = limited.events
+    assert (event["event_action"], event["dedup_key"]) == ("trigger", "critical-storm-i1")
+    assert event["payload"]["summary"].startswith("[FIRING:500] p95-latency (service=persona-router")
+    details = event["payload"]["custom_details"]
+    assert (details["firing"], details["resolved"]) == (500, 0)
+    shown = len(details["alerts"])
+    assert 0 < shown <= DETAILED_ALERTS
+    assert details["alerts_not_shown"] == 500 - shown
+    assert len(json.dumps(event)) < MAX_EVENT_BYTES / 4  # well under PagerDuty's 512 KB
+    [incident] = limited.incidents
+    assert (incident.dedup_key, incident.status) == ("critical-storm-i1", "triggered")
+
+
+def test_a_storm_through_the_pipeline_is_one_pagerduty_incident_resolved_once(fanout: Fanout) -> None:
+    """500 alerts of one group pushed as Pub/Sub would: the first is announced at once (critical
+    has no group_wait), the 499 others together a group_interval later, each announcement one
+    event; all but one resolve: no resolve; the last one: one resolve."""
+    fanout.pagerduty.events_per_window = 120
+    clock = fanout.freeze()
+    alerts = [make_transition(endpoint=f"/e{i:03d}", at=clock.now()) for i in range(500)]
+    for alert in alerts:
+        assert fanout.push(alert) == 200
+    clock.advance(timedelta(minutes=1))
+    fanout.tick()
+    [incident] = fanout.http().get("/v1/incidents").get_json()
+    assert [(e["event_action"], e["dedup_key"]) for e in fanout.pagerduty.events] == [
+        ("trigger", incident["id"])
+    ] * 2
+    assert fanout.pagerduty.events[-1]["payload"]["summary"].startswith("[FIRING:500] ")
+    assert fanout.pagerduty.throttled == 0
+
+    clock.advance(timedelta(minutes=5))
+    resolved = [make_transition(endpoint=f"/e{i:03d}", state="resolved", at=clock.now()) for i in range(500)]
+    for alert in resolved[:-1]:
+        assert fanout.push(alert) == 200
+    clock.advance(timedelta(minutes=1))
+    fanout.tick()
+    assert [e["event_action"] for e in fanout.pagerduty.events].count("resolve") == 0
+    assert fanout.pagerduty.events[-1]["payload"]["summary"].startswith("[FIRING:1] ")
+    clock.advance(timedelta(minutes=1))
+    assert fanout.push(resolved[-1]) == 200
+    fanout.tick()
+    actions = [(e["event_action"], e["dedup_key"]) for e in fanout.pagerduty.events]
+    assert actions[-1] == ("resolve", incident["id"])
+    assert len(actions) <= 5  # 2 triggers, 1-2 updates as the resolves came in, 1 resolve
+    assert len(fanout.pagerduty.incidents) == 1
+    assert fanout.pagerduty.open_incidents() == []
+
+
+def test_past_the_rate_limit_more_than_120_groups_in_a_minute_are_re_driven_each_once(
+    limited: PagerDutyStandIn,
+) -> None:
+    channel = PagerDutyChannel(FanoutSettings())
+    notifications = [storm_notification([storm_alert(0)], key=f"critical-g{g:03d}-i1") for g in range(150)]
+    late: list[tuple[Notification, DeliveryFailed]] = []
+    for notification in notifications:  # one minute: 150 groups' first notifications
+        retrier = Retrier(
+            max_attempts=4, budget_seconds=1, base_delay=0.01, max_delay=0.05, journal=DictJournal()
+        )
+        try:
+            channel.send(notification, retrier)
+        except DeliveryFailed as exc:
+            late.append((notification, exc))
+    assert len(late) == 30
+    assert all(exc.retryable and "429" in exc.reason for _, exc in late)  # re-driven by itself
+    limited.next_window()  # the re-drives, a minute later
+    for notification, _ in late:
+        assert deliver_until_through(channel, notification, limited, DictJournal()) == []
+    keys = Counter(e["dedup_key"] for e in limited.events)
+    assert len(keys) == 150
+    assert set(keys.values()) == {1}  # every group's trigger once
+
+
+def test_a_previous_version_notification_of_500_alerts_still_goes_per_alert_over_re_drives(
+    limited: PagerDutyStandIn,
+) -> None:
+    """Stored by the previous version (no ``pagerduty_key``) and re-driven by this one: one event
+    per alert as it was sent, 120 a minute, each once."""
+    alerts = [make_transition(service=f"svc-{i:03d}", at=AT) for i in range(500)]
+    notification = Notification.model_validate(
+        {
+            "notification_id": "n-storm",
+            "kind": "notify",
+            "group_id": "g",
+            "group_labels": {},
+            "severity": "critical",
+            "alerts": [a.model_dump(mode="json") for a in alerts],
+            "created_at": AT.isoformat(),
+        }
+    )
+    channel = PagerDutyChannel(FanoutSettings())
+    failures = deliver_until_through(channel, notification, limited, DictJournal())
     assert all(f.retryable and "429" in f.reason for f in failures)  # re-driven by itself, not dropped
     assert len(failures) == 4  # 120 a minute: 500 events in the fifth minute
     keys = Counter(e["dedup_key"] for e in limited.events)
@@ -78,7 +199,8 @@ def test_a_group_of_500_triggers_goes_through_over_re_drives_each_event_once(
 
 
 def acknowledged_incident(incident_id: str, fingerprints: list[str]) -> Incident:
-    """An incident acknowledged at ``AT`` whose acknowledgement PagerDuty is still to be told of."""
+    """An incident the previous version opened (no ``pagerduty_key``: one PagerDuty incident per
+    alert), acknowledged at ``AT``, whose acknowledgement PagerDuty is still to be told of."""
     return Incident(
         id=incident_id,
         priority="P1",

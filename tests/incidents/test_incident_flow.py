@@ -141,7 +141,7 @@ def test_acknowledged_from_slack_as_the_user_with_pagerduty_told_and_the_message
     acknowledge = [e for e in incidents.pagerduty.events if e["event_action"] == "acknowledge"]
     assert [e["dedup_key"] for e in acknowledge] == [incidents.pagerduty.events[0]["dedup_key"]]
     assert incidents.pagerduty.events[0]["event_action"] == "trigger"
-    assert firing.fingerprint == acknowledge[0]["dedup_key"]
+    assert acknowledge[0]["dedup_key"] == incident_id  # the group's incident, one PagerDuty incident
     # The message, updated in place: no Acknowledge button any more, who acknowledged instead.
     [message] = incidents.slack.top_level()
     [update] = message.updates
@@ -199,10 +199,11 @@ def test_pagerduty_acknowledgement_comes_back_signed_and_is_not_sent_back(incide
     firing = make_transition(severity="critical", at=clock.now())
     assert incidents.push(firing) == 200
     incident_id = only_incident(incidents)["id"]
+    key = incidents.pagerduty.events[0]["dedup_key"]  # what PagerDuty names as the incident_key
     # A secret being rotated: two signatures, the old one no longer ours.
     body, headers = pagerduty_request(
         "incident.acknowledged",
-        firing.fingerprint,
+        key,
         secrets=("the-old-secret", "ChNFWnhYb3JBUzBsZW5FUk5xUVdqSmhTYz"),
     )
     answer = post_pagerduty(incidents, body, headers)
@@ -219,13 +220,13 @@ def test_pagerduty_acknowledgement_comes_back_signed_and_is_not_sent_back(incide
     assert "handled before" in replay.get_json()["detail"]
 
     resolved_body, resolved_headers = pagerduty_request(
-        "incident.resolved", firing.fingerprint, event_id="01DEN4HPBQAAAG05V5QQYBRZMG"
+        "incident.resolved", key, event_id="01DEN4HPBQAAAG05V5QQYBRZMG"
     )
     forged = dict(resolved_headers, **{"X-PagerDuty-Signature": "v1=" + "0" * 64})
     assert post_pagerduty(incidents, resolved_body, forged).status_code == 401
     stale_body, stale_headers = pagerduty_request(
         "incident.resolved",
-        firing.fingerprint,
+        key,
         event_id="01DEN4HPBQAAAG05V5QQYBRZMH",
         occurred_at=(clock.now() - timedelta(hours=2)).isoformat(),
     )
@@ -434,7 +435,7 @@ def test_without_slack_and_pagerduty_the_outbox_shows_the_button_and_the_acknowl
     trigger = next(r for r in records if r.get("instead_of") == "pagerduty" and "notification" in r)
     [ack] = [r for r in records if r.get("incident_id") == incident_id]
     assert ack["instead_of"] == "pagerduty"
-    fingerprint = trigger["notification"]["alerts"][0]["fingerprint"]
-    assert ack["events"] == [{"event_action": "acknowledge", "dedup_key": fingerprint}]
+    assert trigger["notification"]["pagerduty_key"] == incident_id
+    assert ack["events"] == [{"event_action": "acknowledge", "dedup_key": incident_id}]
     assert "logged instead" in get(incidents, incident_id)["timeline"][-1]["text"]
     assert incidents.pagerduty.events == []

@@ -70,10 +70,10 @@ def test_a_slow_then_failing_pagerduty_never_delays_slack_and_gets_the_acknowled
     assert incidents.tick()["pagerduty_synced"] == []
     acknowledge = [e for e in incidents.pagerduty.events if e["event_action"] == "acknowledge"]
     assert acknowledge
-    assert {e["dedup_key"] for e in acknowledge} == {firing.fingerprint}
+    assert {e["dedup_key"] for e in acknowledge} == {incident_id}  # the incident's one PagerDuty incident
     incident = get(incidents, incident_id)
     assert incident["pagerduty_sync"] == []
-    assert "PagerDuty acknowledge sent for 1 alert(s) (same dedup_key) (after 3 attempts)" in _texts(incident)
+    assert f"PagerDuty acknowledge sent (dedup_key {incident_id}) (after 3 attempts)" in _texts(incident)
     assert incident["state"] == "acknowledged"
 
 
@@ -86,7 +86,7 @@ def test_pagerduty_that_never_takes_the_acknowledgement_is_reported_not_synced(
     assert incidents.push(firing) == 200
     incident_id = only_incident(incidents)["id"]
     [parent] = incidents.slack.top_level()
-    incidents.pagerduty.fail_for[firing.fingerprint] = status  # down (503) or refusing it (400)
+    incidents.pagerduty.fail_for[incident_id] = status  # down (503) or refusing it (400)
     assert _click_ack(incidents, incident_id) < SLACK_ANSWER_WITHIN
     for _ in range(ticks):  # an hour of ticks: down all along
         clock.advance(timedelta(minutes=15))

@@ -73,7 +73,7 @@ def test_the_store_behaves_the_same_in_firestore_and_in_memory(store: IncidentSt
     assert ids(state="triggered", since=T0 + timedelta(minutes=6)) == [third.id]
     assert ids(limit=1) == [third.id]
 
-    assert [i.id for i in store.open_with_fingerprint(second.fingerprints[0])] == [second.id]
+    assert [i.id for i in store.open_with_pagerduty_key(second.fingerprints[0])] == [second.id]
     # P2's first step is at respond_by (1 h); P3 has none; the acknowledged P1 none any more.
     assert [i.id for i in store.due_escalations(T0 + timedelta(hours=2))] == [second.id]
     assert store.due_escalations(T0 + timedelta(minutes=30)) == []

@@ -113,3 +113,51 @@ def test_an_answer_quoting_the_routing_key_leaves_it_out_of_the_reason_and_the_l
         assert key not in text, text
     assert str(status) in failed.value.reason
     assert "[redacted]" in failed.value.reason  # the rest of the answer is kept
+
+
+def group_notification(*alerts, group_firing: int, incident_id: str | None = "inc-1", kind="notify"):  # type: ignore[no-untyped-def]
+    """A notification of a group whose incident is one PagerDuty incident (``dedup_key`` inc-1)."""
+    return notification(*alerts, kind=kind).model_copy(
+        update={"pagerduty_key": "inc-1", "group_firing": group_firing, "incident_id": incident_id}
+    )
+
+
+def test_a_group_is_one_trigger_per_notification_and_one_resolve_after_its_last_alert(
+    pagerduty: PagerDutyStandIn,
+) -> None:
+    channel = channel_for(pagerduty)
+    firing = [make_transition(endpoint=f"/e{i}") for i in range(3)]
+    resolved = [make_transition(endpoint=f"/e{i}", state="resolved") for i in range(3)]
+    channel.send(group_notification(*firing, group_firing=3), retrier())
+    channel.send(group_notification(*resolved[:2], group_firing=1), retrier())  # one still fires
+    channel.send(group_notification(resolved[2], group_firing=0), retrier())
+    assert [(e["event_action"], e["dedup_key"]) for e in pagerduty.events] == [
+        ("trigger", "inc-1"),
+        ("trigger", "inc-1"),
+        ("resolve", "inc-1"),
+    ]
+    first, update, _ = pagerduty.events
+    assert first["payload"]["summary"].startswith("[FIRING:3] p95-latency")
+    assert first["payload"]["custom_details"]["firing"] == 3
+    assert update["payload"]["custom_details"]["resolved"] == 2
+    [incident] = pagerduty.incidents
+    assert (incident.triggers, incident.status) == (2, "resolved")
+
+
+def test_a_notice_is_its_own_trigger_and_resolves_of_a_group_resolved_by_hand_send_nothing(
+    pagerduty: PagerDutyStandIn,
+) -> None:
+    from shared.notices import NOTICE_KIND
+
+    channel = channel_for(pagerduty)
+    notice = make_transition(rule="budget-crossed").model_copy(update={"kind": NOTICE_KIND})
+    channel.send(group_notification(notice, make_transition(), group_firing=1), retrier())
+    assert [(e["event_action"], e["dedup_key"]) for e in pagerduty.events] == [
+        ("trigger", notice.fingerprint),
+        ("trigger", "inc-1"),
+    ]
+    # Its incident resolved here (and in PagerDuty), others still firing: the next repeat opens a
+    # new incident of each; until then a resolve re-triggering the old key would open one.
+    hand_resolved = make_transition(endpoint="/e9", state="resolved")
+    channel.send(group_notification(hand_resolved, group_firing=1, incident_id=None), retrier())
+    assert len(pagerduty.events) == 2
