@@ -43,8 +43,8 @@ STORED_ONLY = frozenset({"expire_at"})
 MAX_TIMELINE = 500
 # An incident lists at most this many of its alerts whole (summary, values, runbook): a storm's
 # group of a thousand alerts is joined flush by flush in the transaction that stores each flush,
-# and must not outgrow the document. The others are in ``fingerprints``
-# and, while they fire, in ``unlisted_firing``.
+# and must not outgrow the document. The others are in ``fingerprints`` and, while they fire, in
+# ``unlisted_firing``.
 MAX_LISTED_ALERTS = 100
 # An alert's summary as the incident keeps it (listed, and on the timeline), in characters.
 MAX_SUMMARY = 300
