@@ -53,11 +53,12 @@ class Attempt:
 
 
 def paged(incident: Incident) -> bool:
-    """PagerDuty holds incidents for these alerts: its route or an escalation step reached pages."""
+    """PagerDuty holds incidents for these alerts: its group's route (a label route's channels, or
+    its severity's) or an escalation step reached pages."""
+    from functions.fanout.escalation import group_route
     from functions.fanout.incident_policy import get_policy
-    from functions.fanout.routes import get_routing
 
-    if "pagerduty" in get_routing().route(incident.severity).channels:
+    if "pagerduty" in group_route(incident).channels:
         return True
     steps = get_policy().steps(incident.priority)[: incident.escalation_level]
     return any("pagerduty" in step.channels for step in steps)
