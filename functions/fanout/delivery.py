@@ -26,6 +26,7 @@ from typing import Any, Literal
 from functions.fanout.channels.base import DeliveryFailed, Retrier
 from functions.fanout.channels.registry import build_channel
 from functions.fanout.models import NEVER_TOO_OLD, Notification, doc_id
+from functions.fanout.pagerduty_keys import as_the_group_is_now
 from functions.fanout.records import ALERTS, NOTIFICATIONS, AlertRecord
 from functions.fanout.settings import FanoutSettings, get_fanout_settings
 from shared import dead_letters
@@ -302,6 +303,8 @@ def redeliver(letter: DeadLetter, redrive: int) -> Outcome:
             extra={"notification_id": letter.notification_id, "channel": letter.channel},
         )
         return "superseded"
+    if letter.channel == "pagerduty":
+        current = as_the_group_is_now(current)
     outcome = deliver_one(letter.channel, current, settings, redrive=redrive, recorded=stored is not None)
     log.info(
         "re-drive %d of %s to %s: %s",

@@ -20,6 +20,7 @@ key: our group id is that hash).
 from __future__ import annotations
 
 from functions.fanout.incident_record import Incident
+from functions.fanout.models import Notification
 
 
 def opened_key(incident_id: str, group_id: str, *, on_demand: bool) -> str:
@@ -35,3 +36,18 @@ def notification_key(group_id: str, incident: Incident | None) -> str | None:
     if incident is None:
         return group_id
     return incident.pagerduty_key
+
+
+def as_the_group_is_now(notification: Notification) -> Notification:
+    """A notification re-driven to PagerDuty later tells it the group as it is now: how many of
+    its alerts fire under the incident it was made for (none once that incident is over), not how
+    many fired when it was made; a late trigger would reopen what a later resolve closed."""
+    if notification.pagerduty_key is None or notification.group_firing is None:
+        return notification
+    from functions.fanout.records import GROUPS, GroupRecord, collection
+
+    stored = collection(GROUPS).document(notification.group_id).get().to_dict()
+    group = GroupRecord.model_validate(stored) if stored else None
+    same_incident = group is not None and group.incident_id == notification.incident_id
+    firing = len(group.firing) if group is not None and same_incident else 0
+    return notification.model_copy(update={"group_firing": firing})

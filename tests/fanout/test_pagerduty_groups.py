@@ -114,3 +114,39 @@ def test_an_incident_the_previous_version_opened_stays_per_alert_and_the_next_on
     new = next(i for i in incident_ids(fanout) if i != old)
     assert actions(fanout)[-2:] == [("trigger", new), ("trigger", new)]
     assert [i.dedup_key for i in fanout.pagerduty.open_incidents()] == [new]
+
+
+def resolved_now(fanout: Fanout, endpoint: str) -> Any:
+    assert fanout.clock is not None
+    return make_transition(severity="critical", endpoint=endpoint, state="resolved", at=fanout.clock.now())
+
+
+def test_a_late_redriven_trigger_never_reopens_the_incident_a_later_resolve_closed(fanout: Fanout) -> None:
+    """A notification (one alert resolved, another firing) whose PagerDuty delivery was dead-
+    lettered, re-driven after the group's last alert resolved and PagerDuty's incident closed: it
+    tells PagerDuty the group as it is now (nothing fires: a resolve it already holds), not the
+    two alerts firing it counted when it was made."""
+    clock = fanout.freeze()
+    flush_all(fanout, alerts_of(fanout, 2))
+    [key] = incident_ids(fanout)
+    fanout.pagerduty.fail_for[key] = 503
+    # Within the group_interval of the last notification: the two are one notification.
+    third = make_transition(severity="critical", endpoint="/e9", at=clock.now())
+    for alert in (resolved_now(fanout, "/e0"), third):
+        assert fanout.push(alert) == 200
+    fanout.advance(timedelta(minutes=1))
+    fanout.tick()
+    [letter] = [d for d in fanout.dead_letters(expect=1) if d["data"]["channel"] == "pagerduty"]
+    assert letter["data"]["notification"]["group_firing"] == 2
+
+    del fanout.pagerduty.fail_for[key]
+    for endpoint in ("/e1", "/e9"):
+        assert fanout.push(resolved_now(fanout, endpoint)) == 200
+    fanout.advance(timedelta(minutes=1))
+    fanout.tick()
+    assert actions(fanout)[-1] == ("resolve", key)
+    assert fanout.pagerduty.open_incidents() == []
+
+    assert fanout.redrive(letter, redrives=1) == 200
+    assert fanout.pagerduty.open_incidents() == []
+    assert actions(fanout)[-1] == ("resolve", key)
