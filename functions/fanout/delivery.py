@@ -234,8 +234,9 @@ def note_on_incident(
         )
 
 
-def deliver(notification_id: str) -> dict[str, str]:
-    """Deliver a stored notification to each of its channels not yet done; raise if any must retry."""
+def deliver(notification_id: str, *, late: bool = False) -> dict[str, str]:
+    """Deliver a stored notification to each of its channels not yet done; raise if any must retry.
+    ``late``: an unfinished one taken up again, whose PagerDuty event counts the group as it is now."""
     settings = get_fanout_settings()
     ref = get_firestore().collection(NOTIFICATIONS).document(notification_id)
     stored = ref.get().to_dict()
@@ -249,7 +250,10 @@ def deliver(notification_id: str) -> dict[str, str]:
     outcomes: dict[str, str] = {}
     errors: list[BaseException] = []
     with ThreadPoolExecutor(max_workers=len(channels), thread_name_prefix="fanout") as pool:
-        futures = {name: pool.submit(deliver_one, name, notification, settings) for name in channels}
+        futures = {
+            name: pool.submit(deliver_one, name, as_of(name, notification, late=late), settings)
+            for name in channels
+        }
         for name, future in futures.items():
             try:
                 outcomes[name] = future.result()
@@ -303,8 +307,7 @@ def redeliver(letter: DeadLetter, redrive: int) -> Outcome:
             extra={"notification_id": letter.notification_id, "channel": letter.channel},
         )
         return "superseded"
-    if letter.channel == "pagerduty":
-        current = as_the_group_is_now(current)
+    current = as_of(letter.channel, current, late=True)
     outcome = deliver_one(letter.channel, current, settings, redrive=redrive, recorded=stored is not None)
     log.info(
         "re-drive %d of %s to %s: %s",
@@ -315,6 +318,12 @@ def redeliver(letter: DeadLetter, redrive: int) -> Outcome:
         extra={"notification_id": letter.notification_id, "channel": letter.channel, "redrive": redrive},
     )
     return outcome
+
+
+def as_of(channel: str, notification: Notification, *, late: bool) -> Notification:
+    """What a channel is given of a notification delivered ``late`` (re-driven, or taken up again
+    unfinished): PagerDuty the group as it is now (a stale trigger would reopen its incident)."""
+    return as_the_group_is_now(notification) if late and channel == "pagerduty" else notification
 
 
 def still_current(notification: Notification) -> Notification:

@@ -64,9 +64,10 @@ def tick() -> dict[str, Any]:
     escalated = escalate_due(now)
     # What PagerDuty was not told when it was done (slow or down then): tried again.
     pagerduty_synced = sync_due(now)
+    late = set(redrive)
     for nid in [*flushed, *repeats, *redrive]:
         try:
-            deliver(nid)
+            deliver(nid, late=nid in late)
         except Exception:  # one notification's trouble must not stop the tick
             errors += 1
             log.exception("delivery of %s failed; the next tick re-drives it", nid)

@@ -150,3 +150,34 @@ def test_a_late_redriven_trigger_never_reopens_the_incident_a_later_resolve_clos
     assert fanout.redrive(letter, redrives=1) == 200
     assert fanout.pagerduty.open_incidents() == []
     assert actions(fanout)[-1] == ("resolve", key)
+
+
+def test_an_unfinished_trigger_taken_up_after_the_group_resolved_does_not_reopen_it(
+    fanout: Fanout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for a notification whose instance died before PagerDuty had it: the flush tick
+    delivers it again two minutes on, after the group's resolve went out."""
+    from functions.fanout.channels.pagerduty import PagerDutyChannel
+
+    clock = fanout.freeze()
+    flush_all(fanout, alerts_of(fanout, 2))
+    [key] = incident_ids(fanout)
+    with monkeypatch.context() as dying:
+        dying.setattr(
+            PagerDutyChannel, "send", lambda *_: (_ for _ in ()).throw(RuntimeError("instance died"))
+        )
+        third = make_transition(severity="critical", endpoint="/e9", at=clock.now())
+        for alert in (resolved_now(fanout, "/e0"), third):
+            assert fanout.push(alert) == 200
+        fanout.advance(timedelta(minutes=1))
+        assert fanout.tick()["errors"] == 1
+    for endpoint in ("/e1", "/e9"):
+        assert fanout.push(resolved_now(fanout, endpoint)) == 200
+    fanout.advance(timedelta(minutes=1))
+    fanout.tick()
+    assert actions(fanout)[-1] == ("resolve", key)
+
+    fanout.advance(timedelta(minutes=2))  # past ION_FANOUT_REDRIVE_AFTER_SECONDS
+    assert fanout.tick()["redriven"]
+    assert fanout.pagerduty.open_incidents() == []
+    assert actions(fanout)[-1] == ("resolve", key)
