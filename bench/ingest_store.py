@@ -170,11 +170,11 @@ _counters: dict[str, Any] = {}
 
 def measure_sdk_store(payloads: list[bytes], series: int) -> dict[str, float]:
     with _emulator():
-        from functions.ingestion import series_registry
+        from functions.ingestion import known_series
         from functions.ingestion.ingest import ingest_payload
         from shared.clock import FrozenClock, set_clock
 
-        series_registry.reset_caches()
+        known_series.reset()
         if not _counters:
             _counters["writes"], _counters["reads"] = _CountingCommits(), _CountingReads()
         writes, reads = _counters["writes"], _counters["reads"]

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from cachetools import LRUCache
 from google.api_core.exceptions import Aborted
 
+from functions.ingestion import known_series as known
 from functions.ingestion.aggregate import Batch, SeriesBatch
 from functions.ingestion.settings import get_ingestion_settings
 from shared.clock import utcnow
@@ -37,10 +37,7 @@ SERVICES = "metric_services"
 COMMIT_ROUNDS = 12
 T = TypeVar("T")
 
-# Process cache: sid -> (its bucket, monotonic time it was read from or written to the registry).
-# An entry older than a day is looked up again, and the registry entry refreshed if due. Least
-# recently used first out: an instance living for weeks sees ever new series (revisions, pods).
-_known_series: LRUCache[str, tuple[int, float]] = LRUCache(maxsize=100_000)
+# A known series' entry older than a day is looked up again, and refreshed in the registry if due.
 REFRESH_SECONDS = 86_400.0
 
 
@@ -52,16 +49,6 @@ class CardinalityExceeded(Exception):
         self.limit = limit
         names = ", ".join(f"{m} ({n} series)" for m, n in sorted(metrics.items()))
         super().__init__(f"series limit of {limit} per metric reached by {names}")
-
-
-def reset_caches() -> None:
-    _known_series.clear()
-    _known_metrics.clear()
-
-
-# Process cache of the (service, metric) pairs admitted by the per-service metric limit:
-# pair -> monotonic time it was admitted or refreshed (refreshed daily, like series).
-_known_metrics: LRUCache[tuple[str, str], float] = LRUCache(maxsize=100_000)
 
 
 def service_id(service: str) -> str:
@@ -82,10 +69,10 @@ def register_series(batch: Batch) -> int:
     stale = time.monotonic() - REFRESH_SECONDS
     by_metric: dict[str, list[SeriesBatch]] = {}
     for series in batch.series.values():
-        known = _known_series.get(series.sid)
-        if known is not None:
-            batch.buckets[series.sid] = known[0]
-        if known is None or known[1] <= stale:
+        cached = known.series.get(series.sid)
+        if cached is not None:
+            batch.buckets[series.sid] = cached[0]
+        if cached is None or cached[1] <= stale:
             by_metric.setdefault(series.metric, []).append(series)
     now = utcnow()
     for metric, unknown in by_metric.items():
@@ -104,10 +91,10 @@ def register_series(batch: Batch) -> int:
             if doc is None or not isinstance(doc.get("bucket"), int):
                 # Never registered, or its entry expired (silent for 90 days, so is every rollup
                 # of it): registered afresh, in whichever bucket is open.
-                _known_series.pop(series.sid, None)
+                known.series.pop(series.sid, None)
                 new.append(series)
                 continue
-            _known_series[series.sid] = (doc["bucket"], read_at)
+            known.remember(known.series, series.sid, (doc["bucket"], read_at))
             batch.buckets[series.sid] = doc["bucket"]
             last_seen = doc.get("last_seen")
             if not isinstance(last_seen, datetime) or now - last_seen >= timedelta(seconds=REFRESH_SECONDS):
@@ -122,6 +109,7 @@ def register_series(batch: Batch) -> int:
                 write.set(ref, {"last_seen": now, "expire_at": now + SERIES_RETENTION}, merge=True)
             write.commit()
         writes += len(refresh)
+    known.forget_oldest(known.series)  # the batch has its buckets (``batch.buckets``)
     return writes
 
 
@@ -142,7 +130,7 @@ def _admit_metrics(batch: Batch) -> int:
     wanted: dict[str, set[str]] = {}
     for series in batch.series.values():
         pair = (series.labels.get("service", ""), series.metric)
-        seen = _known_metrics.get(pair)
+        seen = known.metrics.get(pair)
         if seen is None or seen <= stale:
             wanted.setdefault(pair[0], set()).add(series.metric)
     if not wanted:
@@ -185,7 +173,7 @@ def _admit_metrics(batch: Batch) -> int:
         writes += written
         at = time.monotonic()
         for name in admitted:
-            _known_metrics[(service, name)] = at
+            known.remember(known.metrics, (service, name), at)
         for name in over:
             refused[(service, name)] = (
                 f"metric limit reached: service {service or '(no service.name)'} has {count} metric "
@@ -196,6 +184,7 @@ def _admit_metrics(batch: Batch) -> int:
             reason = refused.get((series.labels.get("service", ""), series.metric))
             if reason is not None:
                 _drop(batch, series, reason)
+    known.forget_oldest(known.metrics)
     return writes
 
 
@@ -289,7 +278,7 @@ def _register(batch: Batch, metric: str, new: list[SeriesBatch]) -> int:
         assigned, over, written, count = _commit_if_unchanged(register)
         registered_at = time.monotonic()
         for sid, bucket in assigned.items():
-            _known_series[sid] = (bucket, registered_at)
+            known.remember(known.series, sid, (bucket, registered_at))
             batch.buckets[sid] = bucket
         for series in over:
             _drop(

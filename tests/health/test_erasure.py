@@ -66,7 +66,7 @@ def _lifecycle(fanout: Fanout, health_client: Any, monkeypatch: pytest.MonkeyPat
     from functions.health.settings import DEFAULT_CONFIG_FILE
     from functions.health.store import FirestoreHealthStore
     from functions.health.usage import StoredUsage
-    from functions.ingestion import series_registry
+    from functions.ingestion import known_series
     from functions.ingestion.settings import get_ingestion_settings
     from functions.routing.service import reset_service
     from shared.customer_keys import CUSTOMER_REQUESTS_METRIC
@@ -77,7 +77,7 @@ def _lifecycle(fanout: Fanout, health_client: Any, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("ION_METRICS_FLUSH_SECONDS", "3600")
     monkeypatch.setenv("ION_CACHE_WARM_ITEMS", "0")
     get_ingestion_settings.cache_clear()
-    series_registry.reset_caches()
+    known_series.reset()
     clock = fanout.freeze()
     created = (clock.now() - timedelta(days=60)).isoformat()
     keys = {}

@@ -31,7 +31,7 @@ def _register(fs, ids: list[str], created_at: datetime) -> None:  # type: ignore
 
 
 def test_every_customer_is_counted_and_refused_usage_is_unknown(fs, health_client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from functions.ingestion import series_registry
+    from functions.ingestion import known_series
     from functions.ingestion.settings import get_ingestion_settings
 
     monkeypatch.setenv("ION_METRICS_UPDATES_TOPIC", "")
@@ -40,7 +40,7 @@ def test_every_customer_is_counted_and_refused_usage_is_unknown(fs, health_clien
     monkeypatch.setenv("ION_METRICS_MAX_DOCUMENT_BYTES", "10000")
     monkeypatch.setenv("ION_METRICS_WRITE_SHARDS", "1")
     get_ingestion_settings.cache_clear()
-    series_registry.reset_caches()
+    known_series.reset()
     now = datetime.now(UTC)
     ids = [f"customer-with-a-rather-long-name-{i:05d}" for i in range(3000)]
     _register(fs, ids, now - timedelta(days=40))

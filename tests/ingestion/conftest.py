@@ -17,11 +17,11 @@ NOW = datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC)
 
 
 def _reset() -> None:
-    from functions.ingestion import series_registry
+    from functions.ingestion import known_series
     from functions.ingestion.settings import get_ingestion_settings
 
     get_ingestion_settings.cache_clear()
-    series_registry.reset_caches()
+    known_series.reset()
 
 
 @pytest.fixture(autouse=True)

@@ -92,9 +92,9 @@ def test_metric_names_per_service_are_capped(client, store, monkeypatch) -> None
     assert count("m1") == 2
     assert count("m2") == 0
     # Known names keep being accepted, by a fresh instance too (the limit is stored, not cached).
-    from functions.ingestion import series_registry
+    from functions.ingestion import known_series
 
-    series_registry.reset_caches()
+    known_series.reset()
     again = request(
         [gauge("m1", [(T0 + timedelta(seconds=1), 1.0, {})]), gauge("m3", [(T0, 1.0, {})])], service="chatty"
     )

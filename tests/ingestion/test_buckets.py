@@ -13,7 +13,7 @@ import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 
 from functions.ingestion import downsample as ds
-from functions.ingestion import series_registry
+from functions.ingestion import known_series, series_registry
 from functions.ingestion.ingest import ingest_payload
 from functions.ingestion.settings import get_ingestion_settings
 from shared.clock import get_clock
@@ -134,7 +134,7 @@ def test_a_series_keeps_its_bucket(client, store, monkeypatch) -> None:  # type:
 
     # Another instance (nothing cached), another bound, two days later: the known series stay in
     # their buckets (their registry entries refreshed, not reassigned), the new one joins bucket 1.
-    series_registry.reset_caches()
+    known_series.reset()
     bucket_size(monkeypatch, 50)
     later = NOW + timedelta(days=2)
     get_clock().set(later)  # type: ignore[attr-defined]
@@ -312,7 +312,7 @@ def test_a_series_registered_meanwhile_by_another_instance_keeps_its_bucket(
     before = registry("lat")
     # This instance saw none of them, and registers them (its lookup raced the other's writes):
     # the registration finds them registered and takes their buckets, writing nothing.
-    series_registry.reset_caches()
+    known_series.reset()
     stale = [SeriesBatch("lat", sid, doc["labels"], "gauge") for sid, doc in before.items()]
     batch = Batch()
     assert series_registry._register(batch, "lat", stale) == 0
@@ -325,13 +325,11 @@ def test_a_series_registered_meanwhile_by_another_instance_keeps_its_bucket(
 def test_the_instance_cache_of_series_is_bounded_and_a_forgotten_series_keeps_its_bucket(  # type: ignore[no-untyped-def]
     client, store, monkeypatch, commits
 ) -> None:
-    from cachetools import LRUCache
-
     bucket_size(monkeypatch, 2)
-    monkeypatch.setattr(series_registry, "_known_series", LRUCache(maxsize=3))
+    monkeypatch.setattr(known_series, "KNOWN_MAX", 3)
     post(client, [gauge("lat", one_minute(5))])
     # An instance living for weeks sees ever new series: it keeps the most recent only.
-    assert len(series_registry._known_series) == 3
+    assert len(known_series.series) == 3
     before = registry("lat")
     # The forgotten ones are looked up again (reads, no registry write) and keep their buckets.
     mark = commits.writes

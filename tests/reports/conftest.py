@@ -48,7 +48,7 @@ def fs(emulators):  # type: ignore[no-untyped-def]
             time.sleep(2)
     _reset_caches()
     # The writer remembers which series it registered; the emptied database does not.
-    from functions.ingestion.series_registry import reset_caches as reset_writer_caches
+    from functions.ingestion.known_series import reset as reset_writer_caches
 
     reset_writer_caches()
     return firestore.get_firestore()
