@@ -48,6 +48,8 @@ def as_the_group_is_now(notification: Notification) -> Notification:
 
     stored = collection(GROUPS).document(notification.group_id).get().to_dict()
     group = GroupRecord.model_validate(stored) if stored else None
-    same_incident = group is not None and group.incident_id == notification.incident_id
-    firing = len(group.firing) if group is not None and same_incident else 0
+    # Made for no incident of ours, the key is the group's (an incident opened on demand since
+    # took that same key): the group's count is the key's.
+    same = group is not None and notification.incident_id in (None, group.incident_id)
+    firing = len(group.firing) if group is not None and same else 0
     return notification.model_copy(update={"group_firing": firing})
