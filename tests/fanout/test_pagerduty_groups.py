@@ -6,12 +6,16 @@ PagerDuty incident per alert) stays per alert to its end."""
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.fanout.conftest import Fanout, make_transition
+from functions.fanout.settings import DEFAULT_ROUTING_FILE
+from tests.fanout.conftest import Fanout, make_transition, reset_fanout_caches
 
 pytestmark = pytest.mark.emulators
 
@@ -181,3 +185,36 @@ def test_an_unfinished_trigger_taken_up_after_the_group_resolved_does_not_reopen
     assert fanout.tick()["redriven"]
     assert fanout.pagerduty.open_incidents() == []
     assert actions(fanout)[-1] == ("resolve", key)
+
+
+def test_a_late_event_of_a_group_without_incident_keeps_the_key_an_on_demand_incident_took(
+    fanout: Fanout, tmp_path: Path
+) -> None:
+    """Medium alerts routed to PagerDuty open no incident of ours: their group's key is the group
+    id, which an incident opened on demand takes over. A delivery re-driven after that still counts
+    the group's firing alerts (a trigger), not none (a resolve closing what is on fire)."""
+    raw = yaml.safe_load(DEFAULT_ROUTING_FILE.read_text())
+    paging = {"name": "db-pages", "matchers": [{"name": "service", "value": "db"}], "channels": ["pagerduty"]}
+    path = tmp_path / "routing.yaml"
+    path.write_text(yaml.safe_dump({**raw, "routes": [paging]}))
+    os.environ["ION_FANOUT_ROUTING_FILE"] = str(path)
+    reset_fanout_caches()
+    try:
+        clock = fanout.freeze()
+        alerts = [
+            make_transition(severity="medium", service="db", endpoint=f"/q{i}", at=clock.now())
+            for i in range(2)
+        ]
+        fanout.pagerduty.fail_status = 503
+        flush_all(fanout, alerts)
+        [letter, *_] = [d for d in fanout.dead_letters(expect=1) if d["data"]["channel"] == "pagerduty"]
+        group_id = letter["data"]["notification"]["group_id"]
+        fanout.pagerduty.fail_status = None
+        opened = fanout.http().post("/v1/incidents", json={"group_id": group_id, "note": "db slow"})
+        assert opened.status_code == 201, opened.get_data(as_text=True)
+        assert fanout.redrive(letter, redrives=1) == 200
+    finally:
+        os.environ.pop("ION_FANOUT_ROUTING_FILE", None)
+        reset_fanout_caches()
+    assert actions(fanout) == [("trigger", group_id)]
+    assert [i.dedup_key for i in fanout.pagerduty.open_incidents()] == [group_id]
