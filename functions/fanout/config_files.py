@@ -12,7 +12,16 @@ from pydantic import BaseModel, ValidationError
 M = TypeVar("M", bound=BaseModel)
 
 
-def load_model(path: Path, model: type[M], *, what: str, top: str, error: type[ValueError]) -> M:
+class ConfigFileError(ValueError):
+    """A file that cannot be used; ``problems`` lists each as (where, what), since a problem's own
+    text may hold the "; " the message joins them with."""
+
+    def __init__(self, message: str, problems: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
+def load_model(path: Path, model: type[M], *, what: str, top: str, error: type[ConfigFileError]) -> M:
     """``path`` read as ``model``; ``what`` names the file in errors ("routing file"), ``top`` the
     key a mapping must start with; every failure is raised as ``error``."""
     try:
@@ -26,8 +35,9 @@ def load_model(path: Path, model: type[M], *, what: str, top: str, error: type[V
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'file'}: {err['msg']}"
+        problems = [
+            (".".join(str(p) for p in err["loc"]) or "file", err["msg"])
             for err in exc.errors(include_url=False, include_input=False)
-        )
-        raise error(f"{what} {path} is invalid: {problems}") from None
+        ]
+        listed = "; ".join(f"{where}: {message}" for where, message in problems)
+        raise error(f"{what} {path} is invalid: {listed}", problems) from None
