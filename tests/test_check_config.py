@@ -311,3 +311,14 @@ def test_a_route_matching_no_severity_says_which_there_are(
     assert len(lines) == 1, lines
     assert f"routes.success (line {line_of(path, ['routes', 0])}): " in lines[0], lines
     assert "critical, high, medium, low" in lines[0], lines
+
+
+def test_routes_of_a_notice_names_no_inhibition(capsys: pytest.CaptureFixture[str]) -> None:
+    """Fan-out never inhibits a notice (nothing would send it later): `routes` says so."""
+    labels = "severity=medium,source=cost,notice=budget-threshold"
+    code, lines = run(["routes", "--kind", "notice", "--labels", labels], capsys)
+    assert code == 0, lines
+    assert not [line for line in lines if line.startswith("inhibited")], lines
+    assert "neither time intervals nor inhibition mute it" in lines[-1], lines
+    code, lines = run(["routes", "--labels", "severity=medium,source=cost"], capsys)
+    assert any(line.startswith("inhibited (inhibit_rules[0])") for line in lines), lines
