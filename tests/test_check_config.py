@@ -322,3 +322,19 @@ def test_routes_of_a_notice_names_no_inhibition(capsys: pytest.CaptureFixture[st
     assert "neither time intervals nor inhibition mute it" in lines[-1], lines
     code, lines = run(["routes", "--labels", "severity=medium,source=cost"], capsys)
     assert any(line.startswith("inhibited (inhibit_rules[0])") for line in lines), lines
+
+
+def test_a_misspelt_field_names_the_fields_there(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`slack_chanel` in a route: said with the field meant and the fields a route has."""
+    route = {
+        "name": "finance",
+        "matchers": [{"name": "source", "value": "cost"}],
+        "slack_chanel": "C0FINANCE",
+    }
+    path = _with_routes(tmp_path, route)
+    code, lines = run(["--kind", "routing", str(path)], capsys)
+    assert code == 1
+    assert len(lines) == 1, lines
+    assert "routes.0.slack_chanel (line " in lines[0], lines
+    assert "did you mean slack_channel?" in lines[0], lines
+    assert "email_to" in lines[0], lines  # the route's fields listed
