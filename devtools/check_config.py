@@ -167,7 +167,8 @@ def describe_route(routing: RoutingConfig, alert: AlertTransition) -> list[str]:
     if route.mention:
         lines.append(f"mention: {route.mention}")
     if alert.kind == NOTICE_KIND:
-        lines.append("a notice: sent once (never repeated), time intervals do not mute it")
+        lines.append("a notice: sent once (never repeated), neither time intervals nor inhibition mute it")
+        return lines
     elif route.mute_time_intervals or route.active_time_intervals:
         muted = routing.time_mute(alert.severity, datetime.now(UTC), label_route)
         lines.append(

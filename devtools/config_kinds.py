@@ -117,6 +117,26 @@ def _line_note(path: Path, loc: Sequence[str | int]) -> str:
     return f" (line {line})" if line else ""
 
 
+def _at_route(where: str, message: str) -> tuple[str, str]:
+    """A whole-file check's problem that names its route (``routes.finance: ...``) put there."""
+    message = message.removeprefix("Value error, ")
+    named = re.match(r"((?:routes|severities)\.[a-z0-9_-]+):? (.*)", message) if where == "file" else None
+    return (named.group(1), named.group(2)) if named else (where, message)
+
+
+def _yaml_loc(path: Path, where: str) -> list[str | int]:
+    """``where``'s keys, a route's name (``routes.finance``) as its index in the file's list."""
+    loc: list[str | int] = list(where.split("."))
+    if len(loc) > 1 and loc[0] == "routes" and not str(loc[1]).isdigit():
+        try:
+            routes = (yaml.safe_load(path.read_text()) or {}).get("routes") or []
+        except (OSError, yaml.YAMLError, AttributeError):
+            return loc
+        names = [route.get("name") if isinstance(route, dict) else None for route in routes]
+        loc[1] = names.index(loc[1]) if loc[1] in names else loc[1]
+    return loc
+
+
 def _validated(path: Path, load: Callable[[], Any]) -> Any:
     """``load()``, its failures turned into located problems."""
     try:
@@ -142,14 +162,11 @@ def _validated(path: Path, load: Callable[[], Any]) -> Any:
             problems.append(f"{where}{_line_note(path, list(loc))}: {message}")
         raise ConfigProblems(problems) from None
     except (RoutingError, PolicyError) as exc:
-        # "routing file PATH is invalid: a.b: problem; c: problem" (or one sentence of its own)
-        _, sep, listed = str(exc).partition(" is invalid: ")
-        if not sep:
+        if not exc.problems:  # one sentence of its own (unreadable, not YAML)
             raise ConfigProblems([str(exc)]) from None
         problems = []
-        for problem in listed.split("; "):
-            where, _, message = problem.partition(": ")
-            problems.append(f"{where}{_line_note(path, where.split('.'))}: {message}")
+        for where, message in (_at_route(*problem) for problem in exc.problems):
+            problems.append(f"{where}{_line_note(path, _yaml_loc(path, where))}: {message}")
         raise ConfigProblems(problems) from None
     except KeyError as exc:
         raise ConfigProblems([f"unknown key {exc}"]) from None

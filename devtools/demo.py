@@ -180,12 +180,18 @@ def business_day(reports: str) -> None:
     say(f"customer success: {reports}/dashboards/customer_success · finance: {reports}/dashboards/finance")
 
 
+def reports_outbox() -> Path:
+    """Where the reports function writes a report it does not mail (its ``ION_REPORTS_OUTBOX``)."""
+    folder = Path(os.environ.get("ION_REPORTS_OUTBOX") or "outbox/reports")
+    return folder if folder.is_absolute() else ROOT / folder  # the stack runs it in ROOT
+
+
 def report(reports: str, audience: str) -> None:
     """The audience's report of the current week so far (labelled partial), mailed again if asked twice."""
     status, answer = call("POST", f"{reports}/v1/reports/{audience}", {"partial": True, "resend": True})
     if status == 201 and answer.get("delivery") == "outbox":
         say(
-            f"{audience} report {answer['id']}: {ROOT / 'outbox' / 'reports' / answer['id']}.eml "
+            f"{audience} report {answer['id']}: {reports_outbox() / answer['id']}.eml "
             f"(no SMTP_HOST: written, not mailed) and {reports}/v1/reports/{answer['id']}"
         )
     else:
@@ -248,10 +254,10 @@ def drive(args: argparse.Namespace, stopping: threading.Event) -> int:
     # Before any customer traffic: the snapshot attributes this month's cost to customers' requests.
     cost_snapshot()
     say(f"dashboards: {reports}/dashboards (overview: {reports}/dashboards/overview)")
-    say(f"alerts: {url_of('alerts')}/v1/alerts · outbox: {ROOT / 'outbox'} · Ctrl-C stops")
+    outbox = Path(os.environ.get("ION_FANOUT_OUTBOX", ROOT / "outbox"))
+    say(f"alerts: {url_of('alerts')}/v1/alerts · outbox: {outbox} · Ctrl-C stops")
     started, started_at = time.monotonic(), time.time()  # elapsed time; file times are wall-clock
     last_ns = time.time_ns()
-    outbox = Path(os.environ.get("ION_FANOUT_OUTBOX", ROOT / "outbox"))
     seen_alert = reported = business = seen_action = False
     routed = {"with key": 0, "without key": 0}
     while not stopping.wait(TICK_SECONDS):

@@ -67,6 +67,19 @@ def cloudrun_standin(port: int, project: str) -> ManagedProcess:
     )
 
 
+def point_at_local_ports(ports: dict[str, int]) -> None:
+    """Each capability's address, and the link bases notifications and reports carry, on the ports
+    this stack serves on (the settings' defaults name the default ports: moved, they would link to
+    nothing, or to another stack); a variable already set is kept."""
+    for cap, port in ports.items():
+        os.environ.setdefault(f"ION_{cap.upper()}_URL", f"http://127.0.0.1:{port}")
+    if "fanout" in ports:
+        os.environ.setdefault("ION_FANOUT_PUBLIC_URL", f"http://127.0.0.1:{ports['fanout']}")
+    if "reports" in ports:
+        os.environ.setdefault("ION_REPORTS_PUBLIC_URL", f"http://127.0.0.1:{ports['reports']}")
+        os.environ.setdefault("ION_DASHBOARD_URL", f"http://127.0.0.1:{ports['reports']}/dashboards/overview")
+
+
 def main() -> int:
     started_at = time.monotonic()
     stop_with_parent()
@@ -114,8 +127,7 @@ def main() -> int:
             "REDIS_URL": os.environ.get("REDIS_URL", f"redis://127.0.0.1:{redis_port}/0"),
         }
     )
-    for cap, port in ports.items():
-        os.environ.setdefault(f"ION_{cap.upper()}_URL", f"http://127.0.0.1:{port}")
+    point_at_local_ports(ports)
     # Scaling applies through a local Cloud Run Admin API v2 stand-in (still dry-run by default).
     os.environ.setdefault("ION_SCALING_CLOUDRUN_ENDPOINT", f"http://127.0.0.1:{cloudrun_port}")
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from devtools.check_config import main
-from devtools.config_kinds import KINDS
+from devtools.config_kinds import KINDS, line_of
 from functions.fanout.route_models import parse_duration
 from functions.fanout.routes import load_routing
 from functions.fanout.settings import DEFAULT_ROUTING_FILE
@@ -248,7 +248,8 @@ def test_routes_names_the_label_route_its_channels_and_receivers(
     assert "routes.finance sends email but names no email_to" in lines[0]
     code, lines = run([str(path)], capsys)
     assert code == 1
-    assert "routes.finance sends email but names no email_to" in lines[0]
+    assert "routes.finance (line " in lines[0], lines
+    assert "sends email but names no email_to" in lines[0], lines
 
 
 def test_a_scaling_rule_problem_names_its_line_also_through_an_anchor(
@@ -273,3 +274,67 @@ def test_a_scaling_rule_problem_names_its_line_also_through_an_anchor(
     assert any("field 'floor' (line 8): Input should be" in line for line in lines), lines
     # The shared rule is found where the anchor defines it.
     assert any("rule 'lunch-peak' (rules[1]) field 'min' (line 3): " in line for line in lines), lines
+
+
+def _with_routes(tmp_path: Path, *routes: dict[str, Any]) -> Path:
+    shipped = yaml.safe_load(DEFAULT_ROUTING_FILE.read_text())
+    path = tmp_path / "routing.yaml"
+    path.write_text(yaml.safe_dump({**shipped, "routes": list(routes)}, sort_keys=False))
+    return path
+
+
+def test_a_route_problem_is_one_line_at_the_route(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A route naming an undefined time interval: one ERROR line (the message's own "; " is no
+    second problem), located at the route's line, saying what is defined."""
+    good = {"name": "finance", "matchers": [{"name": "source", "value": "cost"}]}
+    bad = {
+        "name": "success",
+        "matchers": [{"name": "team", "value": "cs"}],
+        "mute_time_intervals": ["weekends"],
+    }
+    path = _with_routes(tmp_path, good, bad)
+    code, lines = run(["--kind", "routing", str(path)], capsys)
+    assert code == 1
+    assert len(lines) == 1, lines
+    route_line = line_of(path, ["routes", 1])
+    assert lines[0].startswith(f"ERROR {path} (routing): routes.success (line {route_line}): "), lines
+    assert lines[0].endswith("names time interval 'weekends'; defined: none"), lines
+
+
+def test_a_route_matching_no_severity_says_which_there_are(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    route = {"name": "success", "matchers": [{"name": "severity", "value": "urgent"}]}
+    path = _with_routes(tmp_path, route)
+    code, lines = run(["--kind", "routing", str(path)], capsys)
+    assert code == 1
+    assert len(lines) == 1, lines
+    assert f"routes.success (line {line_of(path, ['routes', 0])}): " in lines[0], lines
+    assert "critical, high, medium, low" in lines[0], lines
+
+
+def test_routes_of_a_notice_names_no_inhibition(capsys: pytest.CaptureFixture[str]) -> None:
+    """Fan-out never inhibits a notice (nothing would send it later): `routes` says so."""
+    labels = "severity=medium,source=cost,notice=budget-threshold"
+    code, lines = run(["routes", "--kind", "notice", "--labels", labels], capsys)
+    assert code == 0, lines
+    assert not [line for line in lines if line.startswith("inhibited")], lines
+    assert "neither time intervals nor inhibition mute it" in lines[-1], lines
+    code, lines = run(["routes", "--labels", "severity=medium,source=cost"], capsys)
+    assert any(line.startswith("inhibited (inhibit_rules[0])") for line in lines), lines
+
+
+def test_a_misspelt_field_names_the_fields_there(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`slack_chanel` in a route: said with the field meant and the fields a route has."""
+    route = {
+        "name": "finance",
+        "matchers": [{"name": "source", "value": "cost"}],
+        "slack_chanel": "C0FINANCE",
+    }
+    path = _with_routes(tmp_path, route)
+    code, lines = run(["--kind", "routing", str(path)], capsys)
+    assert code == 1
+    assert len(lines) == 1, lines
+    assert "routes.0.slack_chanel (line " in lines[0], lines
+    assert "did you mean slack_channel?" in lines[0], lines
+    assert "email_to" in lines[0], lines  # the route's fields listed

@@ -55,3 +55,12 @@ def test_demo_batches_are_ingested_per_region(fs, emulators) -> None:  # type: i
     assert p95["us-central1"] < 0.1
     # The slow export is half of Europe's requests: its P95 is over the high threshold, under critical.
     assert 0.1 < p95["europe-west1"] < 0.2
+
+
+def test_the_demo_names_the_reports_outbox_the_function_writes_to(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from devtools.demo import ROOT, reports_outbox
+
+    monkeypatch.delenv("ION_REPORTS_OUTBOX", raising=False)
+    assert reports_outbox() == ROOT / "outbox" / "reports"
+    monkeypatch.setenv("ION_REPORTS_OUTBOX", str(tmp_path))
+    assert reports_outbox() == tmp_path

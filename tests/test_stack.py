@@ -179,3 +179,19 @@ def test_stack_names_what_to_install_when_gcloud_is_missing(tmp_path) -> None:  
     assert "cloud-firestore-emulator" in result.stdout
     assert "redis-server not found" in result.stdout
     assert "ready" not in result.stdout
+
+
+def test_links_follow_the_ports_the_stack_serves_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the ports moved (a second stack beside another), a notification's links (silence,
+    review, dashboard) and a report's point at this stack's functions, not at the default ports."""
+    from devtools.stack import point_at_local_ports
+
+    for name in ("ION_FANOUT_URL", "ION_FANOUT_PUBLIC_URL", "ION_REPORTS_PUBLIC_URL", "ION_DASHBOARD_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ION_REPORTS_URL", "http://127.0.0.1:18088")  # set by hand: kept
+    point_at_local_ports({"fanout": 18084, "reports": 28088})
+    assert os.environ["ION_FANOUT_URL"] == "http://127.0.0.1:18084"
+    assert os.environ["ION_FANOUT_PUBLIC_URL"] == "http://127.0.0.1:18084"
+    assert os.environ["ION_REPORTS_URL"] == "http://127.0.0.1:18088"
+    assert os.environ["ION_REPORTS_PUBLIC_URL"] == "http://127.0.0.1:28088"
+    assert os.environ["ION_DASHBOARD_URL"] == "http://127.0.0.1:28088/dashboards/overview"

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from functions.fanout.config_files import load_model
+from functions.fanout.config_files import ConfigFileError, load_model
 from functions.fanout.route_models import SEVERITIES, ChannelName, Duration
 from shared.messages import Severity
 
@@ -112,7 +112,7 @@ class IncidentPolicy(_Strict):
         return renotified + timeout
 
 
-class PolicyError(ValueError):
+class PolicyError(ConfigFileError):
     pass
 
 

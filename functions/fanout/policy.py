@@ -83,10 +83,13 @@ def mute_reason(  # noqa: PLR0917 - one call shape, used in three places
     silence = silenced_by(labels, silences, now)
     if silence:
         return f"silenced by {silence}"
-    # Notices are one-off: muted by time they would never be sent, so time intervals skip them.
+    # Notices are one-off: muted by time or inhibition they would never be sent (nothing re-sends
+    # them when the interval or the inhibiting alert ends), so only a silence mutes them.
+    if transition.kind == NOTICE_KIND:
+        return None
     label_route = routing.matched(transition)
     name = label_route.name if label_route else None
-    if transition.kind != NOTICE_KIND and (muted := routing.time_mute(transition.severity, now, name)):
+    if muted := routing.time_mute(transition.severity, now, name):
         return muted
     for source in firing:
         if source.fingerprint == transition.fingerprint:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import Field, ValidationError, model_validator
 
-from functions.fanout.config_files import load_model
+from functions.fanout.config_files import ConfigFileError, load_model
 from functions.fanout.matchers import LABEL_NAME, Matcher, alert_labels, matches_all
 from functions.fanout.route_models import (
     SEVERITIES,
@@ -128,7 +128,10 @@ class RoutingConfig(StrictModel):
         for route in self.routes:
             severities = route.severities()
             if not severities:
-                raise ValueError(f"routes.{route.name}: its severity matchers match no severity")
+                raise ValueError(
+                    f"routes.{route.name}: its severity matchers match no severity "
+                    f"(there are {', '.join(SEVERITIES)})"
+                )
             for severity in severities:  # over each severity it can take: still a sound route
                 try:
                     route.over(self.severities[severity])
@@ -255,7 +258,7 @@ class RoutingConfig(StrictModel):
         return f"{transition.severity}-{hashlib.sha256(key.encode()).hexdigest()[:24]}"
 
 
-class RoutingError(ValueError):
+class RoutingError(ConfigFileError):
     pass
 
 
@@ -265,7 +268,8 @@ def load_routing(path: Path, *, alert_email_to: str | None = None) -> RoutingCon
     routing = load_model(path, RoutingConfig, what="routing file", top="severities", error=RoutingError)
     problems = routing.unaddressed_mail(alert_email_to)
     if problems:
-        raise RoutingError(f"routing file {path} is invalid: {'; '.join(problems)}")
+        where = [("file", problem) for problem in problems]
+        raise RoutingError(f"routing file {path} is invalid: {'; '.join(problems)}", where)
     return routing
 
 

@@ -117,7 +117,8 @@ def _otlp_response(request: flask.Request, batch: Batch) -> flask.Response:
 
 @api.route("/v1/query", methods=["GET"], query=QueryParams, response=QueryAnswer)
 def get_query(request: flask.Request, query: QueryParams) -> flask.Response:
-    """Rollups of one metric, aggregated over the labels not given."""
+    """Rollups of one metric, aggregated over the labels not given; `label.<name>=<value>` (any
+    number, an empty value: the series without it) filters by a label and keeps it."""
     args = request.args
     unknown = sorted(k for k in args if k not in QUERY_PARAMS and not k.startswith("label."))
     if unknown:
@@ -170,7 +171,7 @@ def get_query(request: flask.Request, query: QueryParams) -> flask.Response:
     steps = query_api.steps_of(query.start, query.end, query.step)
     cap = query_api.series_cap(steps, limits.query_max_series, limits.query_max_points)
     if cap < 1:
-        raise _too_many_points(steps, cap)
+        raise _too_many_points(query, cap)
     try:
         result = run_query(query, max_series=cap, max_documents=limits.query_max_documents)
     except TooManyDocuments as exc:
@@ -179,7 +180,7 @@ def get_query(request: flask.Request, query: QueryParams) -> flask.Response:
         raise Problem(422, detail, errors=errors, allowed={"max_documents": exc.limit}) from None
     except QueryError as exc:
         if exc.field == "by" and cap < limits.query_max_series:  # the points, not the series, ran out
-            raise _too_many_points(steps, cap) from None
+            raise _too_many_points(query, cap) from None
         raise Problem(422, str(exc), errors=[{"field": exc.field, "message": str(exc)}]) from None
     answer: dict[str, Any] = {"metric": result.metric, "agg": result.agg, "resolution": result.resolution}
     answer["series"] = [
@@ -190,14 +191,12 @@ def get_query(request: flask.Request, query: QueryParams) -> flask.Response:
     return json_response(answer)
 
 
-def _too_many_points(steps: int, cap: int) -> Problem:
-    limits = get_ingestion_settings()
-    detail = query_api.too_many_points(steps, max(cap, 0), limits.query_max_points)
-    allowed = {
-        "max_points": limits.query_max_points,
-        "max_series": limits.query_max_series,
-        "series_at_this_step": max(cap, 0),
-    }
+def _too_many_points(query: MetricQuery, cap: int) -> Problem:
+    limits, steps = get_ingestion_settings(), query_api.steps_of(query.start, query.end, query.step)
+    least = query_api.least_step(query.start, query.end, query.step or 60, limits.query_max_points)
+    detail = query_api.too_many_points(steps, max(cap, 0), limits.query_max_points, least)
+    allowed = {"max_points": limits.query_max_points, "max_series": limits.query_max_series}
+    allowed |= {"series_at_this_step": max(cap, 0)} | ({"min_step": least} if cap < 1 else {})
     return Problem(
         422,
         f"{detail[0].upper()}{detail[1:]}.",

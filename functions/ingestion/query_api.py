@@ -31,7 +31,11 @@ class QueryParams(BaseModel):
     agg: Agg
     start: str = Field(max_length=64, description="an RFC 3339 time with a zone, e.g. 2026-03-02T08:00:00Z")
     end: str = Field(max_length=64, description="an RFC 3339 time with a zone, after start")
-    step: int | None = Field(default=None, gt=0, description="seconds per point (default: one point)")
+    step: int | None = Field(
+        default=None,
+        gt=0,
+        description="seconds per point (default: one point); series x steps at most ION_QUERY_MAX_POINTS",
+    )
     by: str | None = Field(default=None, max_length=1000, description="labels to group by, comma separated")
     resolution: Literal["auto", "minute", "hour"] | None = None
     across: Across | None = Field(
@@ -58,8 +62,21 @@ def series_cap(steps: int, max_series: int, max_points: int) -> int:
     return min(max_series, max_points // steps)
 
 
-def too_many_points(steps: int, cap: int, max_points: int) -> str:
-    """Why an answer of ``steps`` points a series, more than ``cap`` series, is refused."""
+def least_step(start: datetime, end: datetime, step: int, max_points: int) -> int:
+    """The least step (whole minutes, or hours for an hour step) at which one series of the window
+    holds at most ``max_points`` points."""
+    unit = 3600 if step % 3600 == 0 else 60
+    return math.ceil((end - start).total_seconds() / max_points / unit) * unit
+
+
+def too_many_points(steps: int, cap: int, max_points: int, least: int) -> str:
+    """Why an answer of ``steps`` points a series, more than ``cap`` series, is refused; ``least``
+    the step at which one series fits."""
+    if cap < 1:
+        return (
+            f"the answer would hold more than {max_points} points (ION_QUERY_MAX_POINTS): one series "
+            f"alone is {steps} points; use a step of at least {least} s or a shorter window"
+        )
     return (
         f"the answer would hold more than {max_points} points (ION_QUERY_MAX_POINTS): "
         f"{steps} steps a series allow at most {cap} series; use a larger step or a shorter "

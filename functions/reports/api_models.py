@@ -66,7 +66,9 @@ class RunPath(BaseModel):
 
 class ArchiveQuery(BaseModel):
     limit: int = Field(default=50, ge=1, le=500, description="reports listed, newest first, 1 to 500")
-    audience: AudienceName | None = Field(default=None, description="only this audience's reports")  # type: ignore[valid-type]
+    audience: AudienceName | None = Field(  # type: ignore[valid-type]
+        default=None, description="only this audience's reports (one of the audiences file's, else a 422)"
+    )
     after: RunId | None = Field(  # type: ignore[valid-type]
         default=None, description="the `next` of the page before: reports after this one"
     )

@@ -219,6 +219,15 @@ def list_reports(_request: flask.Request, query: ArchiveQuery) -> dict[str, Any]
     """The archive: reports mailed, newest first, a page at a time."""
     from functions.reports import archive
 
+    known = list(audiences().audiences)
+    if query.audience is not None and query.audience not in known:  # a typo listed nothing, a 200
+        message = f"no audience {query.audience!r}"
+        raise Problem(
+            422,
+            f"No audience {query.audience!r}.",
+            errors=[{"field": "audience", "message": message}],
+            allowed=known,
+        )
     try:
         rows = archive.list_runs(query.limit, query.audience, query.after)
     except archive.UnknownCursor as exc:

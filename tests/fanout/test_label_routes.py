@@ -72,7 +72,19 @@ def test_the_shipped_file_has_no_label_route_and_its_example_loads(tmp_path: Pat
     routes = yaml.safe_load("\n".join(example))["routes"]
     routing = with_routes(tmp_path, *routes)
     assert [r.name for r in routing.routes] == ["finance", "customer-success"]
-    assert routing.route_of(labelled(service="cost")).slack_channel == "C0FINANCE"
+    assert routing.route_of(labelled(source="cost")).slack_channel == "C0FINANCE"
+    # The example's finance route takes the cost function's notices, anomalies included (their
+    # `service` is the billed service, never `cost`).
+    anomaly = notice_transition(
+        notice_id="cost/anomaly/2026-12-06/Cloud Run",
+        source="cost",
+        name="cost-anomaly",
+        severity="medium",
+        summary="Cloud Run cost 42.00 USD on 2026-12-06 against 12.00 expected",
+        at=datetime.now(UTC),
+        labels={"service": "Cloud Run", "date": "2026-12-06"},
+    )
+    assert routing.route_of(anomaly).slack_channel == "C0FINANCE"
 
 
 def test_alerts_no_route_takes_keep_their_group_keys(tmp_path: Path) -> None:

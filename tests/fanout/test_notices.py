@@ -61,6 +61,31 @@ def test_a_critical_notice_inhibits_nothing(fanout: Fanout) -> None:
     assert len(fanout.smtp.mails) == 1
 
 
+def test_a_notice_is_never_inhibited_as_nothing_would_send_it_later(fanout: Fanout) -> None:
+    """A budget crossing carries neither service nor region; a critical alert lacking them too
+    (error-rate-critical has no group_by) inhibited it, and a notice does not stay firing, so the
+    resolve of that alert sent it never: the crossing was lost. Time intervals skip notices for
+    the same reason."""
+    clock = fanout.freeze()
+    critical = make_transition(
+        rule="error-rate-critical", severity="critical", at=clock.now(), service="", region=""
+    )
+    assert fanout.push(critical) == 200
+    crossing = notice_transition(
+        notice_id="cost/crossing/2026-12/b-1/actual-90",
+        source="cost",
+        name="budget-threshold",
+        severity="medium",
+        summary="Budget 'ion': actual cost passed 90% (2800 of 3000 USD) for 2026-12",
+        at=clock.now(),
+        labels={"month": "2026-12", "threshold": "actual-90", "budget_id": "b-1"},
+    )
+    assert fanout.push(crossing) == 200
+    clock.advance(timedelta(seconds=31))  # the medium route's group wait
+    fanout.tick()
+    assert any("passed 90%" in m.all_text() for m in fanout.slack.top_level()), fanout.slack.messages
+
+
 def test_success_actions_reach_their_own_csm_alone_one_customer_per_notice(fanout: Fanout) -> None:
     """Two success managers: Ann (acme, globex; mail and Slack) and Bob (initech; mail only).
     The daily run's notices through fan-out: each customer's own notices, to its own CSM only,

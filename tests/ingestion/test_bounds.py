@@ -267,6 +267,26 @@ def test_query_points_are_capped_the_more_steps_the_fewer_series(client, store, 
     assert len(narrowed.get_json()["series"]) == 1
 
 
+def test_query_too_many_steps_for_one_series_names_the_least_step(client, store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """One series alone past ION_QUERY_MAX_POINTS: the answer says the least step that fits (it
+    said "1200 steps a series allow at most 0 series", which names nothing to ask for instead)."""
+    monkeypatch.setenv("ION_QUERY_MAX_POINTS", "1000")
+    window = {"start": "2026-03-02T00:00:00Z", "end": "2026-03-02T20:00:00Z"}  # 1,200 minutes
+    response = query(client, step="60", **window)
+    assert response.status_code == 422
+    body = response.get_json()
+    assert body["errors"][0]["field"] == "step"
+    assert "one series alone is 1200 points" in body["detail"], body["detail"]
+    assert "a step of at least 120 s" in body["detail"], body["detail"]  # 72 s, in whole minutes
+    assert body["allowed"] == {
+        "max_points": 1000,
+        "max_series": 1000,
+        "series_at_this_step": 0,
+        "min_step": 120,
+    }
+    assert query(client, step="120", **window).status_code == 200
+
+
 def test_query_reads_are_capped_naming_the_window(client, store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A rollup document holds a bucket of a metric's series for a minute (per writer shard) or an
     hour: a metric of 1,500 series read over 92 days of hours was 33,000 documents a request.

@@ -147,3 +147,13 @@ def test_across_is_in_the_query_contract_and_refused_naming_its_values(client) -
     answer = client.get(f"/v1/query?metric=g&agg=count&{WINDOW}&across=median")
     assert answer.status_code == 422
     assert "across" in answer.get_data(as_text=True)
+
+
+def test_the_query_contract_tells_of_the_label_filters_and_the_bounds(client) -> None:  # type: ignore[no-untyped-def]
+    """``label.<name>`` filters are no listed parameter (any name): the operation says them, as the
+    README says it does, and the step's description names the points bound."""
+    document = client.get("/openapi.json").get_json()
+    operation = document["paths"]["/v1/query"]["get"]
+    assert "label.<name>=<value>" in operation["summary"], operation["summary"]
+    parameters = {p["name"]: p for p in operation["parameters"]}
+    assert "ION_QUERY_MAX_POINTS" in parameters["step"]["description"]

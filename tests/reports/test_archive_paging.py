@@ -79,3 +79,16 @@ def test_a_bad_cursor_is_a_422_naming_after(fs: Any) -> None:
         answer = client.get(f"/v1/reports?{query}")
         assert answer.status_code == 422, (query, answer.get_data(as_text=True))
         assert "after" in answer.get_data(as_text=True)
+
+
+def test_an_audience_no_report_is_for_is_a_422_naming_the_audiences(fs: Any) -> None:
+    """`audience=customer-success` (the audience is `customer_success`) listed nothing, a 200 a
+    client cannot tell from an audience not mailed yet: a 422 naming the audiences there are."""
+    seed_runs(fs)
+    client = functions_framework.create_app("mail_reports", str(ROOT / "main.py"), "http").test_client()
+    answer = client.get("/v1/reports?audience=customer-success")
+    assert answer.status_code == 422, answer.get_data(as_text=True)
+    problem = answer.get_json()
+    assert problem["errors"][0]["field"] == "audience"
+    assert "customer_success" in problem["allowed"]
+    assert client.get("/v1/reports?audience=finance").get_json() == {"reports": [], "next": None}
