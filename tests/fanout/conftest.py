@@ -42,6 +42,24 @@ def reset_fanout_caches() -> None:
     reset_timers()
 
 
+@contextlib.contextmanager
+def routing_file(path: Path, **changes: Any) -> Iterator[Path]:
+    """The shipped routing file with ``changes`` to its top-level keys (``routes=[...]`` for label
+    routes) written to ``path`` and in force (``ION_FANOUT_ROUTING_FILE``) while inside."""
+    import yaml
+
+    from functions.fanout.settings import DEFAULT_ROUTING_FILE
+
+    path.write_text(yaml.safe_dump({**yaml.safe_load(DEFAULT_ROUTING_FILE.read_text()), **changes}))
+    os.environ["ION_FANOUT_ROUTING_FILE"] = str(path)
+    reset_fanout_caches()
+    try:
+        yield path
+    finally:
+        os.environ.pop("ION_FANOUT_ROUTING_FILE", None)
+        reset_fanout_caches()
+
+
 def make_transition(
     *,
     rule: str = "p95-latency",

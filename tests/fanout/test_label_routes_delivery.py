@@ -5,17 +5,14 @@ it always went."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 
 from functions.fanout.records import GROUPS
-from functions.fanout.settings import DEFAULT_ROUTING_FILE
-from tests.fanout.conftest import Fanout, make_transition, reset_fanout_caches
+from tests.fanout.conftest import Fanout, make_transition, routing_file
 
 pytestmark = pytest.mark.emulators
 
@@ -36,15 +33,9 @@ FINANCE = {
 @pytest.fixture
 def routed(fanout: Fanout, tmp_path: Path) -> Iterator[Fanout]:
     """The rig with the shipped routing file plus the finance route, its channel in the stand-in."""
-    raw = yaml.safe_load(DEFAULT_ROUTING_FILE.read_text())
-    path = tmp_path / "routing.yaml"
-    path.write_text(yaml.safe_dump({**raw, "routes": [FINANCE]}))
-    os.environ["ION_FANOUT_ROUTING_FILE"] = str(path)
-    reset_fanout_caches()
-    fanout.slack.channels.add(FINANCE_CHANNEL)
-    yield fanout
-    os.environ.pop("ION_FANOUT_ROUTING_FILE", None)
-    reset_fanout_caches()
+    with routing_file(tmp_path / "routing.yaml", routes=[FINANCE]):
+        fanout.slack.channels.add(FINANCE_CHANNEL)
+        yield fanout
 
 
 def mailed_to(fanout: Fanout) -> list[list[str]]:

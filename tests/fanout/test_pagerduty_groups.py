@@ -6,16 +6,13 @@ PagerDuty incident per alert) stays per alert to its end."""
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from functions.fanout.settings import DEFAULT_ROUTING_FILE
-from tests.fanout.conftest import Fanout, make_transition, reset_fanout_caches
+from tests.fanout.conftest import Fanout, make_transition, routing_file
 
 pytestmark = pytest.mark.emulators
 
@@ -193,13 +190,8 @@ def test_a_late_event_of_a_group_without_incident_keeps_the_key_an_on_demand_inc
     """Medium alerts routed to PagerDuty open no incident of ours: their group's key is the group
     id, which an incident opened on demand takes over. A delivery re-driven after that still counts
     the group's firing alerts (a trigger), not none (a resolve closing what is on fire)."""
-    raw = yaml.safe_load(DEFAULT_ROUTING_FILE.read_text())
     paging = {"name": "db-pages", "matchers": [{"name": "service", "value": "db"}], "channels": ["pagerduty"]}
-    path = tmp_path / "routing.yaml"
-    path.write_text(yaml.safe_dump({**raw, "routes": [paging]}))
-    os.environ["ION_FANOUT_ROUTING_FILE"] = str(path)
-    reset_fanout_caches()
-    try:
+    with routing_file(tmp_path / "routing.yaml", routes=[paging]):
         clock = fanout.freeze()
         alerts = [
             make_transition(severity="medium", service="db", endpoint=f"/q{i}", at=clock.now())
@@ -213,8 +205,5 @@ def test_a_late_event_of_a_group_without_incident_keeps_the_key_an_on_demand_inc
         opened = fanout.http().post("/v1/incidents", json={"group_id": group_id, "note": "db slow"})
         assert opened.status_code == 201, opened.get_data(as_text=True)
         assert fanout.redrive(letter, redrives=1) == 200
-    finally:
-        os.environ.pop("ION_FANOUT_ROUTING_FILE", None)
-        reset_fanout_caches()
     assert actions(fanout) == [("trigger", group_id)]
     assert [i.dedup_key for i in fanout.pagerduty.open_incidents()] == [group_id]

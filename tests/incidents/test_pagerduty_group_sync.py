@@ -5,16 +5,13 @@ incident per alert) is still told per fingerprint, and found by a fingerprint.""
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from functions.fanout.settings import DEFAULT_ROUTING_FILE
-from tests.fanout.conftest import Fanout, make_transition, reset_fanout_caches
+from tests.fanout.conftest import Fanout, make_transition, routing_file
 from tests.incidents.conftest import pagerduty_request
 from tests.incidents.test_incident_flow import get, post_pagerduty
 
@@ -110,25 +107,17 @@ def test_an_incident_whose_label_route_does_not_page_is_not_told_to_pagerduty(
 ) -> None:
     """A label route taking critical alerts to Slack alone: PagerDuty never held the incident, so
     acknowledging and resolving it here send PagerDuty nothing (not an acknowledge it drops)."""
-    raw = yaml.safe_load(DEFAULT_ROUTING_FILE.read_text())
     quiet = {
         "name": "billing-slack",
         "matchers": [{"name": "service", "value": "billing"}],
         "channels": ["slack"],
     }
-    path = tmp_path / "routing.yaml"
-    path.write_text(yaml.safe_dump({**raw, "routes": [quiet]}))
-    os.environ["ION_FANOUT_ROUTING_FILE"] = str(path)
-    reset_fanout_caches()
-    try:
+    with routing_file(tmp_path / "routing.yaml", routes=[quiet]):
         incidents.freeze()
         incident_id, _ = open_group(incidents, "billing", 2)
         assert events(incidents, "trigger") == []
         acknowledged = act(incidents, incident_id, "ack")
         resolved = act(incidents, incident_id, "resolve")
-    finally:
-        os.environ.pop("ION_FANOUT_ROUTING_FILE", None)
-        reset_fanout_caches()
     assert incidents.pagerduty.events == []
     assert acknowledged["pagerduty_sync"] == []
     assert resolved["pagerduty_sync"] == []
