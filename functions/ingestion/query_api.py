@@ -1,11 +1,11 @@
 """``GET /v1/query``'s parameters and answer, and the bound on the answer's size (no HTTP: the
 handler in ``main.py`` turns what is refused here into a 422).
 
-A query answers ``series x steps`` points (~40 bytes of JSON each). The window (at most
-``ION_QUERY_MAX_WINDOW_DAYS``) and the series (at most ``ION_QUERY_MAX_SERIES``) were bounded
-but not their product: 1,000 series at a minute step over 72 h were 4.3 M points, ~200 MB, past
-the platform's 32 MiB answer and the instance's memory. ``ION_QUERY_MAX_POINTS`` bounds it: the
-more steps a series has, the fewer series one answer holds."""
+A query answers ``series x steps`` points (~40 bytes of JSON each). Bounding the window
+(``ION_QUERY_MAX_WINDOW_DAYS``) and the series (``ION_QUERY_MAX_SERIES``) leaves their product
+unbounded: 1,000 series at a minute step over 72 h would be 4.3 M points, ~200 MB, past the
+platform's 32 MiB answer and the instance's memory. ``ION_QUERY_MAX_POINTS`` bounds it: the more
+steps a series has, the fewer series one answer holds."""
 
 from __future__ import annotations
 
