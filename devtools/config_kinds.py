@@ -197,11 +197,20 @@ def check_routing(path: Path, context: Context) -> str:
     # A route mailing without email_to mails ALERT_EMAIL_TO: checked against this environment's.
     routing = _validated(path, lambda: load_routing(path, alert_email_to=os.environ.get("ALERT_EMAIL_TO")))
     labelled = f"{_plural(len(routing.routes), 'label route')} first, " if routing.routes else ""
+    # Valid, but worth a second look: critical alerts such a route takes page nobody.
+    quiet = [
+        f"; routes.{route.name} takes critical alerts without pagerduty"
+        for route in routing.routes
+        if "critical" in route.severities()
+        and "pagerduty" in routing.severities["critical"].channels
+        and "pagerduty" not in route.over(routing.severities["critical"]).channels
+    ]
     return (
         f"{labelled}{_plural(len(routing.severities), 'route')} (one per severity), "
         f"group_by {list(routing.group_by)}, "
         f"{_plural(len(routing.inhibit_rules), 'inhibit rule')}, "
         f"{_plural(len(routing.time_intervals), 'time interval')}, channels {sorted(routing.all_channels())}"
+        + "".join(quiet)
     )
 
 

@@ -338,3 +338,26 @@ def test_a_misspelt_field_names_the_fields_there(tmp_path: Path, capsys: pytest.
     assert "routes.0.slack_chanel (line " in lines[0], lines
     assert "did you mean slack_channel?" in lines[0], lines
     assert "email_to" in lines[0], lines  # the route's fields listed
+
+
+def test_a_route_taking_critical_alerts_without_pagerduty_is_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Valid (exit 0), but its critical alerts page nobody: the OK line says so; a route kept to
+    lower severities, or keeping PagerDuty, is not named."""
+    quiet = {"name": "db-slack", "matchers": [{"name": "service", "value": "db"}], "channels": ["slack"]}
+    lower = {
+        "name": "web-slack",
+        "matchers": [
+            {"name": "service", "value": "web"},
+            {"name": "severity", "value": "high|medium", "isRegex": True},
+        ],
+        "channels": ["slack"],
+    }
+    paging = {"name": "api", "matchers": [{"name": "service", "value": "api"}], "slack_channel": "C0API"}
+    path = _with_routes(tmp_path, quiet, lower, paging)
+    code, lines = run(["--kind", "routing", str(path)], capsys)
+    assert code == 0, lines
+    assert lines[0].endswith("; routes.db-slack takes critical alerts without pagerduty"), lines
+    assert "web-slack" not in lines[0]
+    assert "routes.api" not in lines[0]
