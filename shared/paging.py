@@ -9,12 +9,34 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
 # Well under the platform's 32 MiB, and a few of them fit a 256 MiB instance at once.
 PAGE_BYTES = 8 * 1024 * 1024
+
+
+class UnknownCursor(LookupError):
+    """A page's ``after`` that names nothing the listing holds (the message says what it is not):
+    the caller's 422."""
+
+
+def after_listed(
+    query: Any,
+    ref: Any,
+    listed: Callable[[dict[str, Any]], bool],
+    what: str,
+    field_paths: list[str] | None = None,
+) -> Any:
+    """``query`` resumed after the document ``ref`` (the last of the page before), which must be
+    one the listing holds (``listed`` of its fields, ``field_paths`` only when given); else
+    ``UnknownCursor``: "after=<id> is no <what>". Firestore's query and document reference as
+    they are (this module imports no client)."""
+    snapshot = ref.get(field_paths=field_paths) if field_paths else ref.get()
+    if not snapshot.exists or not listed(snapshot.to_dict() or {}):
+        raise UnknownCursor(f"after={ref.id} is no {what}")
+    return query.start_after(snapshot)
 
 
 @dataclass(frozen=True)

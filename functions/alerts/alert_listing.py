@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from functions.alerts.state import AlertState
 from shared.ids import DocumentId
+from shared.paging import after_listed
 
 
 class AlertList(BaseModel):
@@ -35,10 +36,6 @@ class AlertsQuery(BaseModel):
     ) = None
 
 
-class UnknownCursor(LookupError):
-    """``after`` names no alert state the listing's filters select."""
-
-
 def page(query: AlertsQuery) -> list[AlertState]:
     """The page ``query`` asks for, by rule then fingerprint: its states and no more read (an
     index on state then rule in ``topology.yaml``; an equality-filtered field is not ordered on)."""
@@ -57,13 +54,15 @@ def page(query: AlertsQuery) -> list[AlertState]:
         found = found.order_by("rule")
     found = found.order_by("__name__")
     if query.after is not None:
-        cursor = states.document(query.after).get(field_paths=["rule", "state"])
-        fields = (cursor.to_dict() or {}) if cursor.exists else {}
-        if not (
-            isinstance(fields.get("rule"), str)
-            and query.rule in (None, fields["rule"])
-            and query.state in (None, fields.get("state"))
-        ):
-            raise UnknownCursor(f"after={query.after} is no alert these filters list")
-        found = found.start_after(cursor)
+
+        def listed(fields: dict[str, Any]) -> bool:
+            rule = fields.get("rule")
+            return (
+                isinstance(rule, str)
+                and query.rule in (None, rule)
+                and query.state in (None, fields.get("state"))
+            )
+
+        ref = states.document(query.after)
+        found = after_listed(found, ref, listed, "alert these filters list", ["rule", "state"])
     return [AlertState.model_validate(doc.to_dict()) for doc in found.limit(query.limit).stream()]

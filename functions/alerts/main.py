@@ -44,6 +44,7 @@ from shared.clock import utcnow
 from shared.http import HEALTH_ROUTE, Api, Problem, bad_cursor, json_response
 from shared.logging import get_logger
 from shared.messages import AlertTransition, MetricsIngested
+from shared.paging import UnknownCursor
 
 api = Api("alerts")
 log = get_logger("alerts")
@@ -213,7 +214,7 @@ def list_alerts(_request: flask.Request, query: AlertsQuery) -> dict[str, Any]:
 
     try:
         found = alert_listing.page(query)
-    except alert_listing.UnknownCursor as exc:
+    except UnknownCursor as exc:
         raise bad_cursor(exc) from None
     # A steady alert is not rewritten every cycle: its rule's newest completed cycle says how
     # recently it was evaluated (and, if active, last seen active), as the old rewrite did.
@@ -248,11 +249,11 @@ _RECOMMENDATIONS = {"query": RecommendationsQuery, "response": RecommendationLis
 @api.route("/v1/recommendations", methods=["GET"], **_RECOMMENDATIONS)
 def latest_recommendations(_request: flask.Request, query: RecommendationsQuery) -> dict[str, Any]:
     """The latest run's recommendations, by rule and labels, a page at a time."""
-    from functions.alerts.recommendation_store import UnknownSeries, load_page
+    from functions.alerts.recommendation_store import load_page
 
     try:
         latest = load_page(query.limit, query.after)
-    except UnknownSeries as exc:
+    except UnknownCursor as exc:
         raise bad_cursor(exc) from None
     if latest is None:
         raise Problem(404, "No recommendations yet; POST /v1/tune (scheduled daily) writes them.")

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.paging import UnknownCursor, after_listed
+
 RECOMMENDATIONS = "alert_recommendations"
 LATEST = "latest"
 SERIES = "alert_recommendation_series"
@@ -44,10 +46,6 @@ class RecommendationPage:
     generated_at: str | None
     recommendations: list[dict[str, Any]]
     next: str | None  # the last series' id when the page is full, None on the last
-
-
-class UnknownSeries(LookupError):
-    """``after`` names no series of the latest run."""
 
 
 def store(generated_at: datetime, recommendations: list[dict[str, Any]]) -> None:
@@ -96,10 +94,8 @@ def load_page(limit: int, after: str | None = None) -> RecommendationPage | None
     query = query.order_by("rule").order_by("labels_key") if head.get("ordered") else query
     query = query.order_by("__name__")
     if after is not None:
-        cursor = series.document(after).get()
-        if not cursor.exists or (cursor.to_dict() or {}).get("run") != run:
-            raise UnknownSeries(f"after={after} is no series of the latest recommendations ({run})")
-        query = query.start_after(cursor)
+        what = f"series of the latest recommendations ({run})"
+        query = after_listed(query, series.document(after), lambda fields: fields.get("run") == run, what)
     docs = list(query.limit(limit).stream())
     found = [(doc.to_dict() or {}).get("recommendation") or {} for doc in docs]
     following = docs[-1].id if len(docs) == limit else None
@@ -112,7 +108,7 @@ def _page_of_whole(head: dict[str, Any], limit: int, after: str | None) -> Recom
     start = 0
     if after is not None:
         if after not in ids:
-            raise UnknownSeries(f"after={after} is no series of the latest recommendations")
+            raise UnknownCursor(f"after={after} is no series of the latest recommendations")
         start = ids.index(after) + 1
     found = held[start : start + limit]
     following = ids[start + limit - 1] if found and len(found) == limit else None

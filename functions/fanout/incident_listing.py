@@ -11,7 +11,7 @@ from shared.paging import Page, bounded_page
 
 
 def incident_page(query: IncidentsQuery) -> Page[bytes]:
-    """The page ``query`` asks for, each incident as JSON; ``incident_store.UnknownCursor`` when
+    """The page ``query`` asks for, each incident as JSON; ``shared.paging.UnknownCursor`` when
     ``after`` names no incident the filters list."""
     found = get_store().list(
         state=query.state, priority=query.priority, since=query.since, limit=query.limit, after=query.after

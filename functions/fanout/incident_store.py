@@ -18,13 +18,10 @@ from functions.fanout.incident_policy import Priority
 from functions.fanout.incident_record import OPEN_STATES, Change, Incident, State
 from functions.fanout.settings import get_fanout_settings
 from shared.clock import utcnow
+from shared.paging import UnknownCursor, after_listed
 
 INCIDENTS = "incidents"
 Mutation = Callable[[Incident], Change]
-
-
-class UnknownCursor(LookupError):
-    """``after`` names no incident the listing's filters select."""
 
 
 class IncidentStore(Protocol):
@@ -124,18 +121,19 @@ class FirestoreIncidentStore:
             query = query.where(filter=field_filter("opened_at", ">=", since))
         query = query.order_by("opened_at", direction=firestore.Query.DESCENDING)
         if after is not None:
+
+            def listed(fields: dict[str, Any]) -> bool:
+                opened_at = fields.get("opened_at")
+                return (
+                    isinstance(opened_at, datetime)
+                    and state in (None, fields.get("state"))
+                    and priority in (None, fields.get("priority"))
+                    and (since is None or opened_at >= since)
+                )
+
             # The cursor's fields the filters and the order need, not its timeline (up to ~1 MiB).
-            cursor = self._ref(after).get(field_paths=["opened_at", "state", "priority"])
-            fields = (cursor.to_dict() or {}) if cursor.exists else {}
-            opened_at = fields.get("opened_at")
-            if not (
-                isinstance(opened_at, datetime)
-                and (state is None or fields.get("state") == state)
-                and (priority is None or fields.get("priority") == priority)
-                and (since is None or opened_at >= since)
-            ):
-                raise UnknownCursor(f"after={after} is no incident these filters list")
-            query = query.start_after(cursor)
+            fields = ["opened_at", "state", "priority"]
+            query = after_listed(query, self._ref(after), listed, "incident these filters list", fields)
         # Lazily: a page of large incidents stops reading when its byte budget is spent.
         return (Incident.model_validate(s.to_dict()) for s in query.limit(limit).stream())
 

@@ -49,6 +49,7 @@ from shared.http import (
     scheduled_time,
 )
 from shared.logging import get_logger
+from shared.paging import UnknownCursor
 
 api = Api("fanout")
 log = get_logger("fanout")
@@ -113,7 +114,7 @@ def list_silences(request: flask.Request, query: SilencesQuery) -> flask.Respons
     """Silences, or those in one state, by start, a page at a time."""
     try:
         found, following = silences.page(query.state, query.limit, query.after)
-    except silences.UnknownCursor as exc:
+    except UnknownCursor as exc:
         raise bad_cursor(exc) from None
     return json_array_page(request, [json.dumps(s.to_api(utcnow())).encode() for s in found], following)
 
@@ -185,7 +186,7 @@ def list_transitions(_request: flask.Request, query: TransitionsQuery) -> Transi
 
     try:
         return transition_log.page(query.since, query.end(), query.severity, query.limit, query.after)
-    except transition_log.UnknownCursor as exc:
+    except UnknownCursor as exc:
         raise Problem(422, str(exc)) from None
 
 
@@ -198,7 +199,6 @@ def list_transitions(_request: flask.Request, query: TransitionsQuery) -> Transi
 def list_incidents(request: flask.Request, query: IncidentsQuery) -> flask.Response:
     """Incidents, newest first: all, or by state, priority and opening time, a page at a time."""
     from functions.fanout.incident_listing import incident_page
-    from functions.fanout.incident_store import UnknownCursor
 
     try:
         page = incident_page(query)

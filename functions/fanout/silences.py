@@ -20,6 +20,7 @@ from shared.clock import utcnow
 from shared.compat import known_fields, unknown_fields
 from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
+from shared.paging import after_listed
 
 MAX_DURATION = timedelta(days=365)
 SilenceState = Literal["active", "pending", "expired"]
@@ -160,10 +161,6 @@ def get(silence_id: str, transaction: Any = None) -> Silence | None:
     return _load(snapshot.to_dict()) if snapshot.exists else None
 
 
-class UnknownCursor(LookupError):
-    """``after`` names no silence."""
-
-
 def page(state: SilenceState | None, limit: int, after: str | None) -> tuple[list[Silence], str | None]:
     """Silences by start then id, those after the silence ``after``: of ``limit`` read, those in
     ``state``, and the last read's id when more may follow. A state is a matter of the time now
@@ -172,10 +169,7 @@ def page(state: SilenceState | None, limit: int, after: str | None) -> tuple[lis
     silences = get_firestore().collection(COLLECTION)
     query = silences.order_by("startsAt").order_by("__name__")
     if after is not None:
-        cursor = silences.document(after).get(field_paths=["startsAt"])
-        if not cursor.exists:
-            raise UnknownCursor(f"after={after} is no silence")
-        query = query.start_after(cursor)
+        query = after_listed(query, silences.document(after), lambda _: True, "silence", ["startsAt"])
     read = list(query.limit(limit).stream())
     found = [_load(s.to_dict()) for s in read]
     if state is not None:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from functions.fanout.records import TRANSITIONS, collection, field_filter
 from shared.messages import AlertTransition, Severity
+from shared.paging import after_listed
 
 
 class LoggedTransition(BaseModel):
@@ -41,10 +42,6 @@ class TransitionPage(BaseModel):
     next: str | None = Field(
         default=None, description="the last one's document id: pass it as `after` for the next page"
     )
-
-
-class UnknownCursor(LookupError):
-    """``after`` names no transition of the window asked for."""
 
 
 def logged(raw: dict[str, Any]) -> LoggedTransition:
@@ -79,11 +76,13 @@ def page(
         query = query.where(filter=field_filter("severity", "==", severity))
     query = query.order_by("received_at").order_by("__name__")
     if after is not None:
-        cursor = collection(TRANSITIONS).document(after).get()
-        received = (cursor.to_dict() or {}).get("received_at") if cursor.exists else None
-        if not isinstance(received, datetime) or not since <= received < until:
-            raise UnknownCursor(f"after={after} is no transition received in this window")
-        query = query.start_after(cursor)
+
+        def listed(fields: dict[str, Any]) -> bool:
+            received = fields.get("received_at")
+            return isinstance(received, datetime) and since <= received < until
+
+        ref = collection(TRANSITIONS).document(after)
+        query = after_listed(query, ref, listed, "transition received in this window")
     snapshots = list(query.limit(limit + 1).stream())
     page = [logged(s.to_dict() or {}) for s in snapshots[:limit]]
     return TransitionPage(transitions=page, next=snapshots[limit - 1].id if len(snapshots) > limit else None)

@@ -40,6 +40,7 @@ from functions.health.views import changes, next_after, scored_view
 from shared.audit import audit
 from shared.http import HEALTH_ROUTE, Api, Problem, Reply, bad_cursor, json_response
 from shared.logging import get_logger
+from shared.paging import UnknownCursor
 
 api = Api("health")
 log = get_logger("health")
@@ -228,7 +229,7 @@ def list_keys(_request: flask.Request, customer_id: str, query: KeyPageQuery) ->
     _existing_customer(customer_id)
     try:
         keys, following = registry.key_page(customer_id, query.limit, query.after)
-    except registry.UnknownKey as exc:
+    except UnknownCursor as exc:
         raise bad_cursor(exc) from None
     return {"keys": [key.model_dump(mode="json") for key in keys], "next": following}
 

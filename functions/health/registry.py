@@ -34,6 +34,7 @@ from shared.customer_keys import (
 )
 from shared.firestore import get_firestore, run_transaction
 from shared.logging import get_logger
+from shared.paging import after_listed
 
 log = get_logger("health.registry")
 KEY_READ_PAGE = 500  # keys a whole-list read (deactivation revokes every key) asks for at once
@@ -170,10 +171,6 @@ def issue_key(customer_id: str) -> KeyIssued:
     return KeyIssued(key_id=key_id, api_key=api_key, customer_id=customer_id, created_at=record.created_at)
 
 
-class UnknownKey(LookupError):
-    """A page's ``after`` that is no key of the customer."""
-
-
 def key_page(customer_id: str, limit: int, after: str | None = None) -> tuple[list[KeyView], str | None]:
     """At most ``limit`` of the customer's keys (revoked ones too: they are kept) issued after the
     key ``after``, oldest first (an index on customer then created_at in ``topology.yaml``), and
@@ -184,10 +181,12 @@ def key_page(customer_id: str, limit: int, after: str | None = None) -> tuple[li
     query = keys.where(filter=FieldFilter("customer_id", "==", customer_id)).order_by("created_at")
     query = query.order_by("__name__")
     if after is not None:
-        cursor = keys.document(after).get()
-        if not cursor.exists or (cursor.to_dict() or {}).get("customer_id") != customer_id:
-            raise UnknownKey(f"after={after} is no key of customer {customer_id}")
-        query = query.start_after(cursor)
+        query = after_listed(
+            query,
+            keys.document(after),
+            lambda fields: fields.get("customer_id") == customer_id,
+            f"key of customer {customer_id}",
+        )
     found = [KeyView.model_validate(doc.to_dict()) for doc in query.limit(limit).stream()]
     return found, found[-1].key_id if len(found) == limit else None
 

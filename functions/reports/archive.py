@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from shared.firestore import get_firestore, run_transaction
+from shared.paging import after_listed
 
 RUNS = "report_runs"
 KEEP = timedelta(days=400)
@@ -104,10 +105,6 @@ SUMMARY_FIELDS = [
 ]
 
 
-class UnknownCursor(LookupError):
-    """``after`` names no run the listing's filter selects."""
-
-
 def list_runs(limit: int, audience: str | None = None, after: str | None = None) -> list[dict[str, Any]]:
     """At most ``limit`` runs' summaries, newest claim first (ties by id, newest first), those
     after the run ``after``. Runs are kept 400 days: the query reads the page, never every run
@@ -120,13 +117,13 @@ def list_runs(limit: int, audience: str | None = None, after: str | None = None)
         query = query.where(filter=FieldFilter("audience", "==", audience))
     query = query.order_by("claimed_at", direction=firestore.Query.DESCENDING)
     if after is not None:
-        cursor = _ref(after).get(field_paths=["claimed_at", "audience"])
-        fields = (cursor.to_dict() or {}) if cursor.exists else {}
-        if not isinstance(fields.get("claimed_at"), datetime) or (
-            audience and fields.get("audience") != audience
-        ):
-            raise UnknownCursor(f"after={after} is no report run this listing holds")
-        query = query.start_after(cursor)
+
+        def listed(fields: dict[str, Any]) -> bool:
+            claimed = isinstance(fields.get("claimed_at"), datetime)
+            return claimed and (not audience or fields.get("audience") == audience)
+
+        fields = ["claimed_at", "audience"]
+        query = after_listed(query, _ref(after), listed, "report run this listing holds", fields)
     docs = query.select([*SUMMARY_FIELDS, "claimed_at"]).limit(limit).stream()
     return [{**(doc.to_dict() or {}), "id": doc.id} for doc in docs]
 

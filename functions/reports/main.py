@@ -39,6 +39,7 @@ from shared.http import (
     scheduled_time,
     validation_errors,
 )
+from shared.paging import UnknownCursor
 
 api = Api("reports")
 
@@ -230,7 +231,7 @@ def list_reports(_request: flask.Request, query: ArchiveQuery) -> dict[str, Any]
         )
     try:
         rows = archive.list_runs(query.limit, query.audience, query.after)
-    except archive.UnknownCursor as exc:
+    except UnknownCursor as exc:
         raise bad_cursor(exc) from None
     for row in rows:
         row["url"] = f"/v1/reports/{row.get('id')}"
