@@ -25,7 +25,9 @@ class AlertList(BaseModel):
 
 
 class AlertsQuery(BaseModel):
-    state: Literal["inactive", "pending", "firing", "resolved"] | None = None
+    state: Literal["inactive", "pending", "firing", "resolved"] | None = Field(
+        default=None, description="only alerts in this state"
+    )
     rule: str | None = Field(default=None, max_length=255, description="only this rule's alerts")
     limit: int = Field(default=100, ge=1, le=500, description="at most this many, by rule and fingerprint")
     after: (

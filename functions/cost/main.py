@@ -66,7 +66,7 @@ class ForecastQuery(_Query):
 
 
 class AnomaliesQuery(_Query):
-    days: int | None = Field(default=None, ge=1, le=MAX_DAYS, description="days back, 1 to 400 (default 35)")
+    days: int = Field(default=35, ge=1, le=MAX_DAYS, description="days back, 1 to 400")
 
 
 class CostAnswer(BaseModel):
@@ -242,7 +242,7 @@ def get_forecast(_request: flask.Request, query: ForecastQuery) -> dict[str, Any
 @api.route("/v1/cost/anomalies", query=AnomaliesQuery, response=AnomaliesAnswer)
 def get_anomalies(_request: flask.Request, query: AnomaliesQuery) -> dict[str, Any]:
     """Anomalies and budget crossings announced over the last days."""
-    days = query.days or 35
+    days = query.days
     # Events are dated by billing day (Pacific): count back from today there, not in UTC.
     since = utcnow().astimezone(get_cost_settings().zone).date() - timedelta(days=days)
     store = _store()
