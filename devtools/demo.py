@@ -180,10 +180,24 @@ def business_day(reports: str) -> None:
     say(f"customer success: {reports}/dashboards/customer_success · finance: {reports}/dashboards/finance")
 
 
+def _in_root(folder: str) -> Path:
+    path = Path(folder)
+    return path if path.is_absolute() else ROOT / path  # the stack runs the functions in ROOT
+
+
 def reports_outbox() -> Path:
-    """Where the reports function writes a report it does not mail (its ``ION_REPORTS_OUTBOX``)."""
-    folder = Path(os.environ.get("ION_REPORTS_OUTBOX") or "outbox/reports")
-    return folder if folder.is_absolute() else ROOT / folder  # the stack runs it in ROOT
+    """Where the reports function writes a report it does not mail (its ``ION_REPORTS_OUTBOX``,
+    read by its own settings model)."""
+    from functions.reports.settings import ReportsSettings
+
+    return _in_root(ReportsSettings().outbox_dir)
+
+
+def fanout_outbox() -> Path:
+    """Where fan-out's log channel writes (its ``ION_FANOUT_OUTBOX``)."""
+    from functions.fanout.settings import FanoutSettings
+
+    return _in_root(FanoutSettings().outbox_dir)
 
 
 def report(reports: str, audience: str) -> None:
@@ -254,7 +268,7 @@ def drive(args: argparse.Namespace, stopping: threading.Event) -> int:
     # Before any customer traffic: the snapshot attributes this month's cost to customers' requests.
     cost_snapshot()
     say(f"dashboards: {reports}/dashboards (overview: {reports}/dashboards/overview)")
-    outbox = Path(os.environ.get("ION_FANOUT_OUTBOX", ROOT / "outbox"))
+    outbox = fanout_outbox()
     say(f"alerts: {url_of('alerts')}/v1/alerts · outbox: {outbox} · Ctrl-C stops")
     started, started_at = time.monotonic(), time.time()  # elapsed time; file times are wall-clock
     last_ns = time.time_ns()
